@@ -1,0 +1,84 @@
+/* Argument parsing helpers: strict numbers, token lists, option values. */
+#include "args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int arg_int(const char *option, const char *text, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "laguna: %s: '%s' is not an integer in [%ld, %ld]\n", option, text, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int arg_u64(const char *option, const char *text, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-') {
+        fprintf(stderr, "laguna: %s: '%s' is not a non-negative integer\n", option, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int arg_float(const char *option, const char *text, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "laguna: %s: '%s' is not a number in [%g, %g]\n", option, text, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int arg_token_list(const char *option, const char *text, int32_t **out, size_t *n) {
+    size_t cap = 16, k = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return -1;
+    const char *p = text;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v > INT32_MAX || (*end && *end != ',' && *end != ' ')) {
+            fprintf(stderr, "laguna: %s: '%s' is not a list of token ids like 1,2,3\n", option, text);
+            free(ids);
+            return -1;
+        }
+        if (k == cap) {
+            int32_t *bigger = realloc(ids, 2 * cap * sizeof *ids);
+            if (!bigger) {
+                free(ids);
+                return -1;
+            }
+            ids = bigger;
+            cap *= 2;
+        }
+        ids[k++] = (int32_t)v;
+        p = end;
+    }
+    *out = ids;
+    *n = k;
+    return 0;
+}
+
+const char *arg_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "laguna: option %s needs a value\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}

@@ -1,0 +1,82 @@
+/* laguna verify DIR GOLDEN: per prompt, the relative error of logits and
+ * hidden states, expert agreement and greedy agreement against a reference
+ * file; exits 0 only when every prompt is within tolerance. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "verify/verify.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: laguna verify MODEL_DIR GOLDEN.safetensors [--tol REL] [--threads N]\n"
+               "  --tol REL     relative-error tolerance for logits and hidden states (default 1e-4)\n"
+               "  --threads N   compute threads (default: all cores)\n");
+}
+
+int cmd_verify(int argc, char **argv) {
+    const char *dir = NULL, *golden = NULL;
+    laguna_model_options mo = {0};
+    lg_verify_tolerance tol = {.rel_tol = 1e-4, .require_experts = true, .require_greedy = true};
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--tol")) {
+            float t;
+            if (!(v = arg_value(argc, argv, &i)) || arg_float("--tol", v, 0, 1e9, &t)) return 2;
+            tol.rel_tol = t;
+        } else if (!strcmp(argv[i], "--threads")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads)) return 2;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "laguna verify: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (!dir) {
+            dir = argv[i];
+        } else if (!golden) {
+            golden = argv[i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!dir || !golden) {
+        usage(stderr);
+        return 2;
+    }
+    laguna_error err = {0};
+    laguna_model *m;
+    if (laguna_model_open(dir, &mo, &m, &err)) {
+        fprintf(stderr, "laguna verify: %s\n", err.message);
+        return 1;
+    }
+    lg_verify_result *res;
+    int n;
+    if (lg_verify_run(m, golden, &res, &n, &err)) {
+        fprintf(stderr, "laguna verify: %s\n", err.message);
+        laguna_model_free(m);
+        return 1;
+    }
+    int failed = 0;
+    printf("%-8s %6s %12s %12s %8s %10s %12s %9s  %s\n", "prompt", "tokens", "logits_rel", "hidden_rel", "top1", "mean_kl",
+           "experts", "greedy", "verdict");
+    for (int i = 0; i < n; i++) {
+        const lg_verify_result *r = &res[i];
+        char hidden[32] = "-", experts[32] = "-", greedy[32] = "-";
+        if (r->has_hidden) snprintf(hidden, sizeof hidden, "%.3e", r->hidden_rel_err);
+        if (r->expert_rows) snprintf(experts, sizeof experts, "%d/%d", r->expert_rows - r->expert_mismatches, r->expert_rows);
+        if (r->has_greedy) snprintf(greedy, sizeof greedy, "%d/%d", r->greedy_match, r->greedy_len);
+        bool ok = lg_verify_passes(r, &tol);
+        failed += !ok;
+        printf("%-8s %6d %12.3e %12s %8.4f %10.2e %12s %9s  %s\n", r->prompt, r->n_tokens, r->logits_rel_err, hidden,
+               r->top1_agreement, r->mean_kl, experts, greedy, ok ? "ok" : "FAIL");
+    }
+    printf("%s: %d of %d prompts within tolerance (rel %.1e, identical experts and greedy tokens)\n",
+           failed ? "FAIL" : "PASS", n - failed, n, tol.rel_tol);
+    free(res);
+    laguna_model_free(m);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,11 @@
+/* The laguna program's subcommands: each takes argc/argv after the command
+ * name and returns the process exit status. One file per command in cli/. */
+#ifndef LAGUNA_CLI_COMMANDS_H
+#define LAGUNA_CLI_COMMANDS_H
+
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+#endif

@@ -1,0 +1,40 @@
+/* laguna: the command-line front end. Dispatches to one cli/cmd_*.c per command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"generate", cmd_generate, "generate text from a prompt (-m DIR -p TEXT | --tokens IDS)"},
+    {"info", cmd_info, "describe a model: layers, parameters, KV-cache size"},
+    {"verify", cmd_verify, "compare the engine with a golden reference file"},
+    // {"synth", cmd_synth, "write a random checkpoint in the real layout"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: laguna COMMAND [options]   (laguna COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "laguna: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,143 @@
+/* laguna.c public C API: load a Laguna checkpoint, run it, sample from it.
+ *
+ * Handles are opaque. Every call that can fail returns a laguna_status and, when
+ * given a laguna_error, fills it with a one-line message naming the file,
+ * tensor or field at fault. The library never prints, exits or aborts on user
+ * input. Ownership: whoever creates a handle frees it with the matching _free;
+ * pointers returned by getters are borrowed and live as long as their handle. */
+#ifndef LAGUNA_H
+#define LAGUNA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    LAGUNA_OK = 0,
+    LAGUNA_ERR_IO,          /* a file is missing, unreadable or truncated */
+    LAGUNA_ERR_FORMAT,      /* malformed JSON, safetensors, template, ... */
+    LAGUNA_ERR_SHAPE,       /* a tensor or size disagrees with the config */
+    LAGUNA_ERR_UNSUPPORTED, /* a valid but unsupported dtype, option or layout */
+    LAGUNA_ERR_ARGUMENT,    /* a bad argument from the caller (token id, size, ...) */
+    LAGUNA_ERR_NOMEM,       /* an allocation failed */
+    LAGUNA_ERR_CONTEXT,     /* the session's context length would be exceeded */
+} laguna_status;
+
+typedef struct {
+    laguna_status code;
+    char message[512];
+} laguna_error;
+
+/* ---- model ------------------------------------------------------------ */
+
+typedef struct laguna_model laguna_model;
+
+typedef struct {
+    int n_threads; /* worker threads for compute; 0 = all online cores */
+} laguna_model_options;
+
+/* Opens a Hugging Face Laguna checkpoint folder (config.json plus
+ * model.safetensors or sharded model-*.safetensors with its index). Weights are
+ * memory-mapped, every tensor is checked against the config before returning. */
+laguna_status laguna_model_open(const char *dir, const laguna_model_options *options,
+                                laguna_model **out, laguna_error *err);
+void laguna_model_free(laguna_model *model);
+
+/* What callers most often need to know about a model; filled from config.json. */
+typedef struct {
+    int vocab_size;
+    int hidden_size;
+    int n_layers;
+    int n_kv_heads;
+    int head_dim;
+    int n_experts;
+    int n_experts_per_token;
+    int sliding_window;        /* 0 when the model has no sliding layers */
+    int max_position_embeddings;
+    int bos_token_id;          /* -1 when absent */
+    int n_eos_token_ids;
+    const int32_t *eos_token_ids;
+    int64_t n_params_total;    /* every weight in the checkpoint */
+    int64_t n_params_active;   /* weights read for one token (chosen + shared experts) */
+} laguna_model_info;
+
+const laguna_model_info *laguna_model_get_info(const laguna_model *model);
+
+/* ---- session: one sequence with its KV cache ----------------------------- */
+
+typedef struct laguna_session laguna_session;
+
+typedef struct {
+    int n_ctx;     /* maximum positions this session may hold; 0 = max_position_embeddings */
+    int n_batch;   /* most tokens computed in one step while prefilling; 0 = 512 */
+} laguna_session_options;
+
+laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options,
+                                    laguna_session **out, laguna_error *err);
+void laguna_session_free(laguna_session *session);
+
+/* Appends tokens to the sequence and runs them through the model as batches.
+ * When all_logits is non-NULL it receives n_tokens * vocab_size logits, one row
+ * per fed token; the last token's logits are always kept for laguna_session_logits. */
+laguna_status laguna_session_feed(laguna_session *session, const int32_t *tokens, size_t n_tokens,
+                                  float *all_logits, laguna_error *err);
+
+/* Logits after the last fed token (vocab_size floats), or NULL before any feed. */
+const float *laguna_session_logits(const laguna_session *session);
+
+/* Number of positions held so far, and the session's maximum. */
+int laguna_session_position(const laguna_session *session);
+int laguna_session_capacity(const laguna_session *session);
+
+/* Forgets the sequence; the next feed starts at position 0. */
+void laguna_session_reset(laguna_session *session);
+
+/* Bytes of KV cache this session reserved (all layers). */
+size_t laguna_session_kv_bytes(const laguna_session *session);
+
+/* Optional observer for verification and analysis: the residual stream and
+ * the chosen experts as they are computed. hidden index 0 is the embeddings,
+ * index L+1 the stream after layer L, and index n_layers+1 the final norm's
+ * output; rows are n_tokens x hidden_size. Expert ids are n_tokens x top_k in
+ * descending order of selection score. Callbacks must not call back into the
+ * session. */
+typedef struct {
+    void (*on_hidden)(void *user, int index, const float *rows, int n_tokens, int hidden_size);
+    void (*on_experts)(void *user, int layer, const int32_t *ids, int n_tokens, int top_k);
+    void *user;
+} laguna_observer;
+
+void laguna_session_set_observer(laguna_session *session, const laguna_observer *observer);
+
+/* ---- sampling ------------------------------------------------------------ */
+
+typedef struct {
+    float temperature;        /* 0 = greedy */
+    int top_k;                /* 0 = off */
+    float top_p;              /* 1 = off */
+    float min_p;              /* 0 = off */
+    float repetition_penalty; /* 1 = off; applied to tokens seen (accepted) so far */
+    uint64_t seed;
+} laguna_sampler_params;
+
+typedef struct laguna_sampler laguna_sampler;
+
+/* Defaults: greedy, every filter off, seed 0. */
+laguna_sampler_params laguna_sampler_default_params(void);
+laguna_status laguna_sampler_create(const laguna_sampler_params *params, int vocab_size,
+                                    laguna_sampler **out, laguna_error *err);
+void laguna_sampler_free(laguna_sampler *sampler);
+/* Chooses the next token from logits (vocab_size floats; not modified). */
+int32_t laguna_sampler_sample(laguna_sampler *sampler, const float *logits);
+/* Records a token of the sequence (prompt or generated) for the repetition penalty. */
+void laguna_sampler_accept(laguna_sampler *sampler, int32_t token);
+
+const char *laguna_status_name(laguna_status status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* Storage types: names, sizes and conversion to float32. */
+#include "core/dtype.h"
+
+#include <string.h>
+
+const char *lg_dtype_name(lg_dtype dtype) {
+    switch (dtype) {
+    case LG_DTYPE_F32: return "F32";
+    case LG_DTYPE_BF16: return "BF16";
+    case LG_DTYPE_F16: return "F16";
+    case LG_DTYPE_I32: return "I32";
+    default: return "?";
+    }
+}
+
+int64_t lg_dtype_block_elems(lg_dtype dtype) {
+    (void)dtype;
+    return 1;
+}
+
+size_t lg_dtype_row_bytes(lg_dtype dtype, int64_t n) {
+    if (n < 0) return 0;
+    switch (dtype) {
+    case LG_DTYPE_F32:
+    case LG_DTYPE_I32: return (size_t)n * 4;
+    case LG_DTYPE_BF16:
+    case LG_DTYPE_F16: return (size_t)n * 2;
+    default: return 0;
+    }
+}
+
+float lg_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, u;
+    if (exp == 0) {
+        if (mant == 0) {
+            u = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                exp--;
+            }
+            u = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (mant << 13);
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t lg_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000;
+    int32_t exp = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+    uint32_t mant = u & 0x7fffff;
+    if (((u >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t half = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t h = sign | ((uint32_t)exp << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into exponent: correct */
+    return (uint16_t)h;
+}
+
+void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n) {
+    switch (dtype) {
+    case LG_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); break;
+    case LG_DTYPE_BF16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = lg_bf16_to_f32(s[i]);
+        break;
+    }
+    case LG_DTYPE_F16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = lg_f16_to_f32(s[i]);
+        break;
+    }
+    default: memset(dst, 0, (size_t)n * 4); break;
+    }
+}

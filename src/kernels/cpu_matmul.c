@@ -1,0 +1,114 @@
+/* Matrix product y = x W^T for weights in any storage dtype.
+ *
+ * Work is split into blocks of output rows, one task each. F32 and BF16 rows
+ * are read directly with the conversion fused into the dot product; other
+ * dtypes (F16, quantised blocks) are converted a block of rows at a time into
+ * the thread's scratch, so the conversion is paid once per row for all tokens
+ * of the batch. Accumulation is float32 with several partial sums. */
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#define ROWS_PER_TASK 16
+
+typedef struct {
+    lg_kernel_ctx *k;
+    float *y;
+    const float *x;
+    int n_tokens;
+    const lg_matrix *w;
+    const float *bias;
+} matmul_job;
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float dot_bf16(const uint16_t *w, const float *x, int64_t n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) {
+        union { uint32_t u; float f; } v = {.u = (uint32_t)w[i] << 16};
+        s += v.f * x[i];
+    }
+    return s;
+}
+
+/* Four rows against one x row: x is loaded once for four dot products. */
+static void dot4_f32(const float *w0, const float *w1, const float *w2, const float *w3, const float *x, int64_t n,
+                     float out[4]) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t i = 0; i < n; i++) {
+        s0 += w0[i] * x[i];
+        s1 += w1[i] * x[i];
+        s2 += w2[i] * x[i];
+        s3 += w3[i] * x[i];
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+static void dot4_bf16(const uint16_t *w0, const uint16_t *w1, const uint16_t *w2, const uint16_t *w3, const float *x,
+                      int64_t n, float out[4]) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t i = 0; i < n; i++) {
+        union { uint32_t u; float f; } a = {.u = (uint32_t)w0[i] << 16}, b = {.u = (uint32_t)w1[i] << 16},
+                                       c = {.u = (uint32_t)w2[i] << 16}, d = {.u = (uint32_t)w3[i] << 16};
+        s0 += a.f * x[i];
+        s1 += b.f * x[i];
+        s2 += c.f * x[i];
+        s3 += d.f * x[i];
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+/* rows r0..r1 of W (each `stride` bytes apart, as F32 or BF16) times every x row */
+static void block_product(const matmul_job *j, const uint8_t *rows, size_t stride, int bf16, int64_t r0, int64_t r1) {
+    int64_t n = j->w->cols, out_n = j->w->rows;
+    for (int t = 0; t < j->n_tokens; t++) {
+        const float *x = j->x + (size_t)t * n;
+        float *y = j->y + (size_t)t * out_n;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *p = rows + (size_t)(r - r0) * stride;
+            float o[4];
+            if (bf16)
+                dot4_bf16((const uint16_t *)p, (const uint16_t *)(p + stride), (const uint16_t *)(p + 2 * stride),
+                          (const uint16_t *)(p + 3 * stride), x, n, o);
+            else
+                dot4_f32((const float *)p, (const float *)(p + stride), (const float *)(p + 2 * stride),
+                         (const float *)(p + 3 * stride), x, n, o);
+            memcpy(&y[r], o, sizeof o);
+        }
+        for (; r < r1; r++) {
+            const uint8_t *p = rows + (size_t)(r - r0) * stride;
+            y[r] = bf16 ? dot_bf16((const uint16_t *)p, x, n) : dot_f32((const float *)p, x, n);
+        }
+        if (j->bias)
+            for (int64_t q = r0; q < r1; q++) y[q] += j->bias[q];
+    }
+}
+
+static void matmul_task(void *ctx, int task, int thread) {
+    const matmul_job *j = ctx;
+    const lg_matrix *w = j->w;
+    int64_t r0 = (int64_t)task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
+    if (r1 > w->rows) r1 = w->rows;
+    if (w->dtype == LG_DTYPE_F32 || w->dtype == LG_DTYPE_BF16) {
+        block_product(j, (const uint8_t *)lg_matrix_row(w, r0), w->row_bytes, w->dtype == LG_DTYPE_BF16, r0, r1);
+        return;
+    }
+    float *buf = j->k->scratch[thread]; /* sized for ROWS_PER_TASK rows of the widest matrix */
+    for (int64_t r = r0; r < r1; r++) lg_dtype_to_f32(w->dtype, lg_matrix_row(w, r), buf + (size_t)(r - r0) * w->cols, w->cols);
+    block_product(j, (const uint8_t *)buf, (size_t)w->cols * sizeof(float), 0, r0, r1);
+}
+
+void lg_matmul(lg_kernel_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias) {
+    matmul_job j = {k, y, x, n_tokens, w, bias};
+    int n_tasks = (int)((w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
+    lg_threadpool_run(k->pool, n_tasks, matmul_task, &j);
+}

@@ -1,0 +1,103 @@
+/* laguna_model_open/free: read config.json, map the weights, bind and check
+ * them, and fill the summary the public API reports. */
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/file_util.h"
+
+#define MAX_CONFIG_BYTES (4u << 20)
+
+void lg_model_count_params(const lg_config *c, int64_t *total, int64_t *active) {
+    int64_t h = c->hidden_size, hd = c->head_dim, kv = c->n_kv_heads;
+    int64_t t = (int64_t)c->vocab_size * h * (c->tie_word_embeddings ? 1 : 2) + h; /* + final norm */
+    int64_t a = t;
+    for (int l = 0; l < c->n_layers; l++) {
+        int64_t q = c->n_heads[l] * hd;
+        int64_t gate_rows = c->gate_mode == LG_GATE_NONE ? 0 : c->gate_mode == LG_GATE_PER_ELEMENT ? q : c->n_heads[l];
+        int64_t attn = q * h * 2 + kv * hd * h * 2 + gate_rows * h + 2 * hd + 2 * h;
+        t += attn;
+        a += attn;
+        if (c->mlp_kind[l] == LG_MLP_DENSE) {
+            t += 3 * h * c->intermediate_size;
+            a += 3 * h * c->intermediate_size;
+        } else {
+            int64_t expert = 3 * h * c->moe_intermediate_size;
+            int64_t fixed = (int64_t)c->n_experts * h + c->n_experts + 3 * h * c->shared_expert_intermediate_size;
+            t += fixed + expert * c->n_experts;
+            a += fixed + expert * c->n_experts_per_token;
+        }
+    }
+    *total = t;
+    *active = a;
+}
+
+static void fill_info(laguna_model *m) {
+    const lg_config *c = &m->cfg;
+    laguna_model_info *i = &m->info;
+    i->vocab_size = c->vocab_size;
+    i->hidden_size = c->hidden_size;
+    i->n_layers = c->n_layers;
+    i->n_kv_heads = c->n_kv_heads;
+    i->head_dim = c->head_dim;
+    i->n_experts = c->n_experts;
+    i->n_experts_per_token = c->n_experts_per_token;
+    i->sliding_window = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->attention_kind[l] == LG_ATTN_SLIDING) i->sliding_window = c->sliding_window;
+    i->max_position_embeddings = c->max_position_embeddings;
+    i->bos_token_id = c->bos_token_id;
+    i->n_eos_token_ids = c->n_eos;
+    i->eos_token_ids = c->eos_token_ids;
+    lg_model_count_params(c, &i->n_params_total, &i->n_params_active);
+}
+
+laguna_status laguna_model_open(const char *dir, const laguna_model_options *options, laguna_model **out,
+                                laguna_error *err) {
+    *out = NULL;
+    if (!dir) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model folder given");
+    char *config_path = lg_path_join(dir, "config.json");
+    if (!config_path) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    char *text = NULL;
+    laguna_status st = lg_read_file(config_path, MAX_CONFIG_BYTES, &text, NULL, err);
+    lg_config cfg;
+    if (!st) st = lg_config_parse(text, config_path, &cfg, err);
+    free(text);
+    free(config_path);
+    if (st) return st;
+
+    lg_tensor_source *tensors = NULL;
+    if ((st = lg_tensor_source_open_safetensors_dir(dir, &tensors, err))) {
+        lg_config_free(&cfg);
+        return st;
+    }
+    laguna_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        lg_config_free(&cfg);
+        lg_tensor_source_free(tensors);
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    }
+    st = lg_model_bind(m, &cfg, tensors, dir, err);
+    if (!st) {
+        m->pool = lg_threadpool_new(options ? options->n_threads : 0);
+        if (!m->pool) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory starting threads");
+    }
+    if (st) {
+        laguna_model_free(m);
+        return st;
+    }
+    fill_info(m);
+    *out = m;
+    return LAGUNA_OK;
+}
+
+void laguna_model_free(laguna_model *m) {
+    if (!m) return;
+    lg_threadpool_free(m->pool);
+    lg_model_unbind(m);
+    free(m);
+}
+
+const laguna_model_info *laguna_model_get_info(const laguna_model *m) { return &m->info; }

@@ -1,0 +1,58 @@
+/* The loaded model: config, weights bound per layer, RoPE tables.
+ *
+ * Weight matrices borrow memory-mapped tensor data (never copied); the small
+ * float vectors (norm weights, biases, expert bias) are float32 copies owned
+ * by the model. */
+#ifndef LAGUNA_MODEL_MODEL_H
+#define LAGUNA_MODEL_MODEL_H
+
+#include "io/tensor_source.h"
+#include "kernels/matrix.h"
+#include "model/config.h"
+#include "model/rope.h"
+#include "runtime/threadpool.h"
+
+typedef struct {
+    lg_matrix gate, up, down; /* SwiGLU: down(silu(gate h) * up h) */
+} lg_mlp_weights;
+
+typedef struct {
+    int n_heads;                 /* query heads of this layer */
+    lg_attention_kind attention_kind;
+    lg_mlp_kind mlp_kind;
+    lg_gate_mode gate_mode;      /* decided by g_proj's row count */
+    float *input_norm, *post_attention_norm, *q_norm, *k_norm;
+    lg_matrix q_proj, k_proj, v_proj, o_proj, g_proj;
+    float *q_bias, *k_bias, *v_bias, *o_bias, *g_bias; /* NULL when absent */
+
+    lg_mlp_weights dense;        /* dense layers */
+
+    lg_matrix router;            /* sparse layers: [n_experts, hidden] */
+    float *expert_bias;          /* e_score_correction_bias: selection only */
+    lg_mlp_weights *experts;     /* n_experts */
+    lg_mlp_weights shared_expert;
+    bool has_shared_expert;
+} lg_layer;
+
+struct laguna_model {
+    lg_config cfg;
+    lg_tensor_source *tensors;
+    lg_matrix embed_tokens;      /* [vocab, hidden] */
+    lg_matrix lm_head;           /* embed_tokens when tied */
+    float *final_norm;
+    lg_layer *layers;
+    lg_rope_table rope[2];       /* indexed by lg_attention_kind */
+    lg_threadpool *pool;
+    laguna_model_info info;
+};
+
+/* Binds every tensor the config calls for, checking names, shapes and dtypes.
+ * On success the model owns cfg's arrays and the tensor source. */
+laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_source *tensors,
+                            const char *source, laguna_error *err);
+void lg_model_unbind(laguna_model *model);
+
+/* Parameter counts: every weight, and the weights one token reads. */
+void lg_model_count_params(const lg_config *cfg, int64_t *total, int64_t *active);
+
+#endif

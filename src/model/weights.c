@@ -1,0 +1,215 @@
+/* Binds checkpoint tensors to the model's layers, checking each against the
+ * config: name present, shape as the config implies, dtype supported. Any
+ * mismatch is reported with the tensor name, expected and found shapes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model.h"
+
+typedef struct {
+    const lg_tensor_source *src;
+    const char *source; /* folder or file, for messages */
+    laguna_error *err;
+    laguna_model *model;
+} binder;
+
+static void shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static const lg_tensor *need(binder *b, const char *name, int nd, int64_t d0, int64_t d1, laguna_status *st) {
+    const lg_tensor *t = lg_tensor_source_find(b->src, name);
+    if (!t) {
+        *st = lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: missing tensor '%s'", b->source, name);
+        return NULL;
+    }
+    if (t->dtype == LG_DTYPE_I32) {
+        *st = lg_fail(b->err, LAGUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has integer dtype I32; weights must be floating point",
+                      t->file, name);
+        return NULL;
+    }
+    int64_t want[2] = {d0, d1};
+    bool ok = t->n_dims == nd;
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char w[64], f[96];
+        shape_str(w, sizeof w, want, nd);
+        shape_str(f, sizeof f, t->shape, t->n_dims);
+        *st = lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' has shape %s, the config implies %s", t->file, name, f, w);
+        return NULL;
+    }
+    return t;
+}
+
+static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int64_t rows, int64_t cols) {
+    laguna_status st = LAGUNA_OK;
+    const lg_tensor *t = need(b, name, 2, rows, cols, &st);
+    if (!t) return st;
+    size_t rb = lg_dtype_row_bytes(t->dtype, cols);
+    if (rb == 0)
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' (%s): %lld columns is not a whole number of blocks", t->file,
+                       name, lg_dtype_name(t->dtype), (long long)cols);
+    *m = (lg_matrix){.dtype = t->dtype, .rows = rows, .cols = cols, .row_bytes = rb, .data = t->data};
+    return LAGUNA_OK;
+}
+
+/* Copies a 1-D tensor to a new float32 array owned by the model. */
+static laguna_status bind_vector(binder *b, float **out, const char *name, int64_t n) {
+    laguna_status st = LAGUNA_OK;
+    const lg_tensor *t = need(b, name, 1, n, 0, &st);
+    if (!t) return st;
+    if (lg_dtype_block_elems(t->dtype) != 1 && n % lg_dtype_block_elems(t->dtype))
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' is not a whole number of blocks", t->file, name);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    if (!v || lg_tensor_source_keep_block(b->model->tensors, v)) {
+        free(v);
+        return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
+    }
+    lg_dtype_to_f32(t->dtype, t->data, v, n);
+    *out = v;
+    return LAGUNA_OK;
+}
+
+static laguna_status bind_mlp(binder *b, lg_mlp_weights *w, const char *prefix, int64_t hidden, int64_t inter) {
+    char name[256];
+    laguna_status st;
+    snprintf(name, sizeof name, "%s.gate_proj.weight", prefix);
+    if ((st = bind_matrix(b, &w->gate, name, inter, hidden))) return st;
+    snprintf(name, sizeof name, "%s.up_proj.weight", prefix);
+    if ((st = bind_matrix(b, &w->up, name, inter, hidden))) return st;
+    snprintf(name, sizeof name, "%s.down_proj.weight", prefix);
+    return bind_matrix(b, &w->down, name, hidden, inter);
+}
+
+/* The output gate's mode comes from g_proj's row count: heads rows = one gate
+ * per head, heads*head_dim rows = one per element (config.json's "gating"
+ * is not always explicit). */
+static laguna_status bind_gate(binder *b, lg_layer *l, int li, const char *prefix) {
+    const lg_config *c = &b->model->cfg;
+    char name[256];
+    snprintf(name, sizeof name, "%s.g_proj.weight", prefix);
+    const lg_tensor *t = lg_tensor_source_find(b->src, name);
+    if (c->gate_mode == LG_GATE_NONE) {
+        l->gate_mode = LG_GATE_NONE;
+        return LAGUNA_OK;
+    }
+    if (!t) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: missing tensor '%s' (config sets gating)", b->source, name);
+    int64_t per_head = l->n_heads, per_element = (int64_t)l->n_heads * c->head_dim;
+    if (t->n_dims == 2 && t->shape[0] == per_head) l->gate_mode = LG_GATE_PER_HEAD;
+    else if (t->n_dims == 2 && t->shape[0] == per_element) l->gate_mode = LG_GATE_PER_ELEMENT;
+    else
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' has %lld rows; layer %d needs %lld (per head) or %lld (per element)",
+                       t->file, name, (long long)t->shape[0], li, (long long)per_head, (long long)per_element);
+    if (c->gate_mode_from_config && l->gate_mode != c->gate_mode)
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' shape says %s gating but config.json says %s", t->file, name,
+                       l->gate_mode == LG_GATE_PER_HEAD ? "per-head" : "per-element",
+                       c->gate_mode == LG_GATE_PER_HEAD ? "per-head" : "per-element");
+    return bind_matrix(b, &l->g_proj, name, l->gate_mode == LG_GATE_PER_HEAD ? per_head : per_element, c->hidden_size);
+}
+
+static laguna_status bind_attention(binder *b, lg_layer *l, int li) {
+    const lg_config *c = &b->model->cfg;
+    char prefix[128], name[256];
+    snprintf(prefix, sizeof prefix, "model.layers.%d.self_attn", li);
+    int64_t hid = c->hidden_size, qd = (int64_t)l->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    laguna_status st;
+    struct { lg_matrix *m; float **bias; const char *part; int64_t rows, cols; } proj[] = {
+        {&l->q_proj, &l->q_bias, "q_proj", qd, hid},
+        {&l->k_proj, &l->k_bias, "k_proj", kvd, hid},
+        {&l->v_proj, &l->v_bias, "v_proj", kvd, hid},
+        {&l->o_proj, &l->o_bias, "o_proj", hid, qd},
+    };
+    for (size_t i = 0; i < sizeof proj / sizeof proj[0]; i++) {
+        snprintf(name, sizeof name, "%s.%s.weight", prefix, proj[i].part);
+        if ((st = bind_matrix(b, proj[i].m, name, proj[i].rows, proj[i].cols))) return st;
+        snprintf(name, sizeof name, "%s.%s.bias", prefix, proj[i].part);
+        if (c->attention_bias && (st = bind_vector(b, proj[i].bias, name, proj[i].rows))) return st;
+    }
+    snprintf(name, sizeof name, "%s.q_norm.weight", prefix);
+    if ((st = bind_vector(b, &l->q_norm, name, c->head_dim))) return st;
+    snprintf(name, sizeof name, "%s.k_norm.weight", prefix);
+    if ((st = bind_vector(b, &l->k_norm, name, c->head_dim))) return st;
+    if ((st = bind_gate(b, l, li, prefix))) return st;
+    snprintf(name, sizeof name, "%s.g_proj.bias", prefix);
+    if (l->gate_mode != LG_GATE_NONE && lg_tensor_source_find(b->src, name))
+        return bind_vector(b, &l->g_bias, name, l->g_proj.rows);
+    return LAGUNA_OK;
+}
+
+static laguna_status bind_sparse_mlp(binder *b, lg_layer *l, int li) {
+    const lg_config *c = &b->model->cfg;
+    char name[256], prefix[160];
+    laguna_status st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.gate.weight", li);
+    if ((st = bind_matrix(b, &l->router, name, c->n_experts, c->hidden_size))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.e_score_correction_bias", li);
+    if ((st = bind_vector(b, &l->expert_bias, name, c->n_experts))) return st;
+    l->experts = calloc((size_t)c->n_experts, sizeof *l->experts);
+    if (!l->experts) return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
+    for (int e = 0; e < c->n_experts; e++) {
+        snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.experts.%d", li, e);
+        if ((st = bind_mlp(b, &l->experts[e], prefix, c->hidden_size, c->moe_intermediate_size))) return st;
+    }
+    l->has_shared_expert = c->shared_expert_intermediate_size > 0;
+    if (l->has_shared_expert) {
+        snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.shared_expert", li);
+        if ((st = bind_mlp(b, &l->shared_expert, prefix, c->hidden_size, c->shared_expert_intermediate_size))) return st;
+    }
+    return LAGUNA_OK;
+}
+
+static laguna_status bind_layer(binder *b, int li) {
+    const lg_config *c = &b->model->cfg;
+    lg_layer *l = &b->model->layers[li];
+    l->n_heads = c->n_heads[li];
+    l->attention_kind = c->attention_kind[li];
+    l->mlp_kind = c->mlp_kind[li];
+    char name[256];
+    laguna_status st;
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", li);
+    if ((st = bind_vector(b, &l->input_norm, name, c->hidden_size))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", li);
+    if ((st = bind_vector(b, &l->post_attention_norm, name, c->hidden_size))) return st;
+    if ((st = bind_attention(b, l, li))) return st;
+    if (l->mlp_kind == LG_MLP_DENSE) {
+        snprintf(name, sizeof name, "model.layers.%d.mlp", li);
+        return bind_mlp(b, &l->dense, name, c->hidden_size, c->intermediate_size);
+    }
+    return bind_sparse_mlp(b, l, li);
+}
+
+laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_source *tensors, const char *source,
+                            laguna_error *err) {
+    model->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg); /* the model owns the per-layer arrays now */
+    model->tensors = tensors;
+    binder b = {tensors, source, err, model};
+    const lg_config *c = &model->cfg;
+    laguna_status st;
+    if ((st = bind_matrix(&b, &model->embed_tokens, "model.embed_tokens.weight", c->vocab_size, c->hidden_size))) return st;
+    if (c->tie_word_embeddings && !lg_tensor_source_find(tensors, "lm_head.weight")) model->lm_head = model->embed_tokens;
+    else if ((st = bind_matrix(&b, &model->lm_head, "lm_head.weight", c->vocab_size, c->hidden_size))) return st;
+    if ((st = bind_vector(&b, &model->final_norm, "model.norm.weight", c->hidden_size))) return st;
+    model->layers = calloc((size_t)c->n_layers, sizeof *model->layers);
+    if (!model->layers) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    for (int li = 0; li < c->n_layers; li++)
+        if ((st = bind_layer(&b, li))) return st;
+    for (int k = 0; k < 2; k++)
+        if (c->has_rope[k] && (st = lg_rope_table_init(&model->rope[k], &c->rope[k], c->head_dim, err))) return st;
+    return LAGUNA_OK;
+}
+
+void lg_model_unbind(laguna_model *model) {
+    if (model->layers)
+        for (int li = 0; li < model->cfg.n_layers; li++) free(model->layers[li].experts);
+    free(model->layers);
+    model->layers = NULL;
+    for (int k = 0; k < 2; k++) lg_rope_table_free(&model->rope[k]);
+    lg_tensor_source_free(model->tensors);
+    model->tensors = NULL;
+    lg_config_free(&model->cfg);
+}

@@ -1,0 +1,43 @@
+/* Per-layer key/value cache of one sequence.
+ *
+ * Global layers keep one slot per position up to the session's context
+ * length. Sliding layers only ever read the last sliding_window positions, so
+ * they keep a ring of exactly that many slots (position p lives in slot
+ * p % window): their memory does not grow with the context. Every layer
+ * stores n_kv_heads * head_dim floats per slot for keys and for values. */
+#ifndef LAGUNA_RUNTIME_KV_CACHE_H
+#define LAGUNA_RUNTIME_KV_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kernels/kernels.h"
+#include "model/config.h"
+
+typedef struct {
+    int capacity; /* slots */
+    bool ring;    /* sliding layer */
+    float *k, *v; /* [capacity][row_floats] */
+} lg_kv_layer;
+
+typedef struct {
+    int n_layers;
+    int row_floats; /* n_kv_heads * head_dim */
+    lg_kv_layer *layers;
+} lg_kv_cache;
+
+laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, laguna_error *err);
+void lg_kv_cache_free(lg_kv_cache *c);
+size_t lg_kv_cache_bytes(const lg_kv_cache *c);
+
+/* Bytes per position of a cache of n_ctx positions for this config: global
+ * layers grow with n_ctx, sliding layers are fixed. */
+size_t lg_kv_cache_bytes_for(const lg_config *cfg, int n_ctx);
+
+/* Spans of the cached positions [first, n_stored) of layer l (at most 2). */
+int lg_kv_cache_spans(const lg_kv_cache *c, int l, int first, int n_stored, lg_kv_span spans[2]);
+
+/* Stores rows for positions pos0 .. pos0+n-1 (a ring keeps only its last capacity). */
+void lg_kv_cache_store(lg_kv_cache *c, int l, int pos0, const float *k_rows, const float *v_rows, int n);
+
+#endif

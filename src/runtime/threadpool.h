@@ -1,0 +1,20 @@
+/* A fixed pool of worker threads that runs "for task in [0, n)" loops.
+ *
+ * The caller's thread takes part, so a pool of n threads starts n-1 workers.
+ * Tasks are handed out dynamically (an atomic counter), so uneven tasks
+ * balance. One loop runs at a time; run() returns when every task is done. */
+#ifndef LAGUNA_RUNTIME_THREADPOOL_H
+#define LAGUNA_RUNTIME_THREADPOOL_H
+
+typedef struct lg_threadpool lg_threadpool;
+
+/* fn(ctx, task, thread): thread is in [0, n_threads) and identifies scratch. */
+typedef void (*lg_task_fn)(void *ctx, int task, int thread);
+
+/* n_threads <= 0 means the number of online cores. NULL when out of memory. */
+lg_threadpool *lg_threadpool_new(int n_threads);
+void lg_threadpool_free(lg_threadpool *pool);
+int lg_threadpool_size(const lg_threadpool *pool);
+void lg_threadpool_run(lg_threadpool *pool, int n_tasks, lg_task_fn fn, void *ctx);
+
+#endif

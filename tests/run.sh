@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test program in $BUILD/tests from the repository root and prints
+# one closing line "N passed, N failed". A program that crashes or exits
+# non-zero without reporting a FAIL line counts as one failed case.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+passed=0; failed=0
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.d|*.o) continue;; esac
+    name=$(basename "$t")
+    log=$(mktemp)
+    "$t" >"$log" 2>&1
+    rc=$?
+    p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1; echo "FAIL $name: exited with status $rc"
+    fi
+    if [ "$f" -ne 0 ]; then cat "$log"; else echo "ok   $name ($p cases)"; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    rm -f "$log"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
