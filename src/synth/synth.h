@@ -1,0 +1,22 @@
+/* Writes a random checkpoint folder in the real Hugging Face layout and shapes
+ * (config.json, generation_config.json, safetensors shards + index). */
+#ifndef LAGUNA_SYNTH_SYNTH_H
+#define LAGUNA_SYNTH_SYNTH_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "model/config.h"
+
+typedef struct {
+    lg_dtype dtype;          /* F32, BF16 or F16 */
+    uint64_t seed;
+    uint64_t max_shard_bytes; /* 0 = one model.safetensors */
+    /* called after each tensor with bytes written so far and the total; may be NULL */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void *user;
+} lg_synth_options;
+
+laguna_status lg_synth_write(const lg_config *cfg, const char *out_dir, const lg_synth_options *opt, laguna_error *err);
+
+#endif

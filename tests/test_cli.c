@@ -1,0 +1,70 @@
+/* The laguna program as a user runs it: good commands succeed with the
+ * expected output, wrong input gives a message and a non-zero exit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+static void expect(const char *args, int want_rc, const char *needle) {
+    char *out = NULL;
+    int rc = tu_run_laguna(args, &out);
+    CHECKF(want_rc == 0 ? rc == 0 : (rc != 0 && rc < 128), "laguna %s: exit %d\n%s", args, rc, out ? out : "");
+    if (needle) CHECKF(out && strstr(out, needle), "laguna %s: output lacks '%s':\n%s", args, needle, out ? out : "");
+    free(out);
+}
+
+static void test_verify_command(void) {
+    expect("verify tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-xs/golden.safetensors", 0, "PASS: 3 of 3");
+    expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-m/golden.safetensors --threads 2", 0, "PASS");
+    /* the wrong golden file for the model: shapes differ or results fail */
+    expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-xs/golden.safetensors", 1, NULL);
+    expect("verify tests/fixtures/tiny-m /nonexistent.safetensors", 1, "nonexistent");
+    expect("verify tests/fixtures/tiny-m", 2, "usage");
+}
+
+static void test_generate_command(void) {
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1,2,3 -n 5", 0, NULL);
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1,2,99999 -n 5", 1, "outside the vocabulary");
+    expect("generate -m tests/fixtures/tiny-xs --tokens '' -n 5", 2, "empty");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1,x,3", 2, "token ids");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1 -n 300", 2, "context");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1 --temp -1", 2, "--temp");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1 --top-p 2", 2, "--top-p");
+    expect("generate -m /nonexistent --tokens 1", 1, "/nonexistent");
+    expect("generate --tokens 1", 2, "usage");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1 --bogus", 2, "unknown option");
+}
+
+static void test_info_and_synth(void) {
+    expect("info --preset xs2", 0, "33.44B");
+    expect("info --preset xs2", 0, "3.02B");
+    expect("info -m tests/fixtures/tiny-xs", 0, "sliding");
+    expect("info --preset nope", 2, "unknown preset");
+    char *d = tu_temp_dir();
+    char args[512];
+    snprintf(args, sizeof args, "synth --preset tiny --layers 3 --dtype f16 --shard-mb 1 --out %s/m", d);
+    expect(args, 0, "wrote");
+    snprintf(args, sizeof args, "generate -m %s/m --tokens 5,6,7 -n 4 --temp 0.8 --seed 3", d);
+    expect(args, 0, NULL);
+    snprintf(args, sizeof args, "info -m %s/m", d);
+    expect(args, 0, "layers                       3");
+    snprintf(args, sizeof args, "synth --preset tiny --dtype q3 --out %s/x", d);
+    expect(args, 2, "--dtype");
+    expect("synth --preset tiny --out /proc/laguna-cannot-write", 1, "cannot");
+    tu_remove_dir(d);
+}
+
+static void test_unknown_command(void) {
+    expect("frobnicate", 2, "unknown command");
+    expect("", 2, "usage");
+    expect("--help", 0, "commands");
+}
+
+int main(void) {
+    RUN(test_verify_command);
+    RUN(test_generate_command);
+    RUN(test_info_and_synth);
+    RUN(test_unknown_command);
+    return test_summary();
+}

@@ -1,0 +1,150 @@
+/* End-to-end engine tests against the transformers reference fixtures:
+ * verify on every fixture model, incremental and chunked decoding equal to
+ * one-batch prefill, context limits and bad feeds. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "io/tensor_source.h"
+#include "laguna.h"
+#include "model/model.h"
+#include "verify/verify.h"
+
+static const char *models[][2] = {
+    {"tests/fixtures/tiny-xs", "tests/fixtures/tiny-xs/golden.safetensors"},
+    {"tests/fixtures/tiny-xs/bf16", "tests/fixtures/tiny-xs/golden.safetensors"},
+    {"tests/fixtures/tiny-m", "tests/fixtures/tiny-m/golden.safetensors"},
+    {"tests/fixtures/tiny-m/bf16", "tests/fixtures/tiny-m/golden.safetensors"},
+};
+
+static laguna_model *open_model(const char *dir, int threads) {
+    laguna_error err = {0};
+    laguna_model *m = NULL;
+    laguna_status st = laguna_model_open(dir, &(laguna_model_options){.n_threads = threads}, &m, &err);
+    CHECKF(st == LAGUNA_OK, "%s: %s", dir, err.message);
+    return m;
+}
+
+static void verify_all(int threads) {
+    lg_verify_tolerance tol = {.rel_tol = 1e-4, .require_experts = true, .require_greedy = true};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        laguna_model *m = open_model(models[i][0], threads);
+        if (!m) continue;
+        lg_verify_result *r = NULL;
+        int n = 0;
+        laguna_error err = {0};
+        CHECKF(lg_verify_run(m, models[i][1], &r, &n, &err) == LAGUNA_OK, "%s", err.message);
+        CHECKF(n == 3, "%s: %d prompts", models[i][0], n);
+        for (int p = 0; p < n; p++) {
+            CHECKF(lg_verify_passes(&r[p], &tol), "%s %s: logits %.2e hidden %.2e experts %d/%d greedy %d/%d",
+                   models[i][0], r[p].prompt, r[p].logits_rel_err, r[p].hidden_rel_err, r[p].expert_mismatches,
+                   r[p].expert_rows, r[p].greedy_match, r[p].greedy_len);
+            if (r[p].has_hidden) CHECK(r[p].expert_rows > 0); /* p70 carries expert references */
+        }
+        free(r);
+        laguna_model_free(m);
+    }
+}
+
+static void test_verify_fixtures_one_thread(void) { verify_all(1); }
+static void test_verify_fixtures_three_threads(void) { verify_all(3); }
+
+/* Logits of every position of p70, fed in the given batch size. */
+static float *logits_fed_in_batches(laguna_model *m, const int32_t *tok, int T, int batch, int step) {
+    const laguna_model_info *info = laguna_model_get_info(m);
+    laguna_session *s = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = T, .n_batch = batch}, &s, &err) == 0, "%s", err.message);
+    float *out = malloc(sizeof(float) * (size_t)T * info->vocab_size);
+    for (int i = 0; s && i < T; i += step) {
+        int n = T - i < step ? T - i : step;
+        CHECKF(laguna_session_feed(s, tok + i, (size_t)n, out + (size_t)i * info->vocab_size, &err) == 0, "%s", err.message);
+    }
+    laguna_session_free(s);
+    return out;
+}
+
+static double rel(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += (a[i] - b[i]) * (double)(a[i] - b[i]), den += (double)b[i] * b[i];
+    return sqrt(num / den);
+}
+
+/* The sliding ring must give the same logits whatever the batch boundaries:
+ * one token at a time, feeds of 5 in batches of 3 (crossing the window of 8),
+ * and the whole prompt at once. */
+static void test_incremental_equals_batched(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    lg_tensor_source *g = lg_tensor_source_new();
+    laguna_error err = {0};
+    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", &err) == 0);
+    const lg_tensor *t = lg_tensor_source_find(g, "tokens.p70");
+    CHECK(t != NULL);
+    if (m && t) {
+        int T = (int)t->shape[0];
+        size_t n = (size_t)T * laguna_model_get_info(m)->vocab_size;
+        float *whole = logits_fed_in_batches(m, t->data, T, T, T);
+        float *single = logits_fed_in_batches(m, t->data, T, 1, 1);
+        float *mixed = logits_fed_in_batches(m, t->data, T, 3, 5);
+        const lg_tensor *ref = lg_tensor_source_find(g, "logits.p70");
+        CHECKF(rel(single, whole, n) < 1e-5, "token by token differs: %.3e", rel(single, whole, n));
+        CHECKF(rel(mixed, whole, n) < 1e-5, "batches of 3 differ: %.3e", rel(mixed, whole, n));
+        CHECKF(rel(single, ref->data, n) < 1e-4, "token by token vs reference: %.3e", rel(single, ref->data, n));
+        free(whole), free(single), free(mixed);
+    }
+    lg_tensor_source_free(g);
+    laguna_model_free(m);
+}
+
+static void test_context_limit_and_bad_feeds(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
+    if (!m) return;
+    laguna_session *s = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 4}, &s, &err) == LAGUNA_OK);
+    int32_t toks[5] = {5, 6, 7, 8, 9};
+    CHECK(laguna_session_feed(s, toks, 3, NULL, &err) == LAGUNA_OK);
+    CHECK(laguna_session_feed(s, toks, 2, NULL, &err) == LAGUNA_ERR_CONTEXT);
+    CHECKF(strstr(err.message, "context") != NULL, "%s", err.message);
+    CHECK(laguna_session_position(s) == 3); /* a refused feed changes nothing */
+    CHECK(laguna_session_feed(s, toks, 1, NULL, &err) == LAGUNA_OK);
+    laguna_session_reset(s);
+    CHECK(laguna_session_position(s) == 0);
+    CHECK(laguna_session_feed(s, toks, 0, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    int32_t bad[2] = {1, 1024};
+    CHECK(laguna_session_feed(s, bad, 2, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECKF(strstr(err.message, "1024") != NULL, "%s", err.message);
+    int32_t neg = -1;
+    CHECK(laguna_session_feed(s, &neg, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_session_free(s);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 100000}, &s, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_model_free(m);
+}
+
+/* A sliding layer's cache is window slots whatever the context; global layers grow. */
+static void test_kv_cache_sizes(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 1);
+    if (!m) return;
+    laguna_session *a = NULL, *b = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &a, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 128}, &b, &err) == 0);
+    const lg_config *c = &m->cfg;
+    size_t row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float) * 2;
+    /* tiny-xs: 2 global layers, 3 sliding with window 8 */
+    CHECK(laguna_session_kv_bytes(a) == row * (2 * 64 + 3 * 8));
+    CHECK(laguna_session_kv_bytes(b) - laguna_session_kv_bytes(a) == row * 2 * 64);
+    laguna_session_free(a);
+    laguna_session_free(b);
+    laguna_model_free(m);
+}
+
+int main(void) {
+    RUN(test_verify_fixtures_one_thread);
+    RUN(test_verify_fixtures_three_threads);
+    RUN(test_incremental_equals_batched);
+    RUN(test_context_limit_and_bad_feeds);
+    RUN(test_kv_cache_sizes);
+    return test_summary();
+}

@@ -1,0 +1,116 @@
+/* Sampling: greedy, seeds, and that each filter keeps exactly the tokens its
+ * definition allows (checked by sampling many times with fixed seeds). */
+#include <math.h>
+#include <string.h>
+
+#include "harness.h"
+#include "laguna.h"
+
+#define V 6
+/* probabilities after softmax of these logits: about .64 .24 .09 .02 .01 .00 */
+static const float logits[V] = {4.0f, 3.0f, 2.0f, 0.5f, 0.0f, -3.0f};
+
+static void histogram(laguna_sampler_params p, int n, int counts[V]) {
+    laguna_sampler *s = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_sampler_create(&p, V, &s, &err) == LAGUNA_OK, "%s", err.message);
+    memset(counts, 0, sizeof(int) * V);
+    for (int i = 0; s && i < n; i++) counts[laguna_sampler_sample(s, logits)]++;
+    laguna_sampler_free(s);
+}
+
+static void test_greedy_and_ties(void) {
+    laguna_sampler_params p = laguna_sampler_default_params();
+    int c[V];
+    histogram(p, 10, c);
+    CHECK(c[0] == 10);
+    laguna_sampler *s = NULL;
+    CHECK(laguna_sampler_create(&p, 4, &s, NULL) == LAGUNA_OK);
+    float tie[4] = {1, 5, 5, 2};
+    CHECK(laguna_sampler_sample(s, tie) == 1); /* lowest id among equals */
+    laguna_sampler_free(s);
+}
+
+static void test_temperature_follows_softmax(void) {
+    laguna_sampler_params p = laguna_sampler_default_params();
+    p.temperature = 1.0f;
+    p.seed = 7;
+    int c[V], n = 20000;
+    histogram(p, n, c);
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp(logits[i]);
+    for (int i = 0; i < V; i++) {
+        double want = exp(logits[i]) / z, got = (double)c[i] / n;
+        CHECKF(fabs(got - want) < 4 * sqrt(want * (1 - want) / n) + 1e-3, "token %d: %.4f vs %.4f", i, got, want);
+    }
+}
+
+static void test_seed_reproducible(void) {
+    laguna_sampler_params p = laguna_sampler_default_params();
+    p.temperature = 1.5f;
+    p.seed = 1234;
+    int a[V], b[V];
+    histogram(p, 500, a);
+    histogram(p, 500, b);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    p.seed = 99;
+    histogram(p, 500, b);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+static void test_filters_restrict_support(void) {
+    laguna_sampler_params p = laguna_sampler_default_params();
+    p.temperature = 1.0f;
+    p.seed = 3;
+    int c[V];
+    p.top_k = 2;
+    histogram(p, 3000, c);
+    CHECK(c[0] > 0 && c[1] > 0 && c[2] == 0 && c[3] == 0);
+    p.top_k = 0;
+    p.top_p = 0.8f; /* .64 < .8 <= .64 + .24: two tokens */
+    histogram(p, 3000, c);
+    CHECK(c[0] > 0 && c[1] > 0 && c[2] == 0);
+    p.top_p = 1.0f;
+    p.min_p = 0.1f; /* keeps p >= .064: tokens 0, 1, 2 */
+    histogram(p, 3000, c);
+    CHECK(c[0] > 0 && c[1] > 0 && c[2] > 0 && c[3] == 0 && c[4] == 0);
+}
+
+static void test_repetition_penalty(void) {
+    laguna_sampler_params p = laguna_sampler_default_params();
+    p.repetition_penalty = 2.0f; /* 4 -> 2 once seen: token 1 (3.0) wins */
+    laguna_sampler *s = NULL;
+    CHECK(laguna_sampler_create(&p, V, &s, NULL) == LAGUNA_OK);
+    CHECK(laguna_sampler_sample(s, logits) == 0);
+    laguna_sampler_accept(s, 0);
+    CHECK(laguna_sampler_sample(s, logits) == 1);
+    laguna_sampler_free(s);
+}
+
+static void test_bad_parameters(void) {
+    laguna_sampler *s = NULL;
+    laguna_error err = {0};
+    laguna_sampler_params p = laguna_sampler_default_params();
+    p.temperature = -1;
+    CHECK(laguna_sampler_create(&p, V, &s, &err) == LAGUNA_ERR_ARGUMENT && s == NULL);
+    p = laguna_sampler_default_params();
+    p.top_p = 0;
+    CHECK(laguna_sampler_create(&p, V, &s, &err) == LAGUNA_ERR_ARGUMENT);
+    p = laguna_sampler_default_params();
+    p.min_p = 2;
+    CHECK(laguna_sampler_create(&p, V, &s, &err) == LAGUNA_ERR_ARGUMENT);
+    p = laguna_sampler_default_params();
+    p.repetition_penalty = 0;
+    CHECK(laguna_sampler_create(&p, V, &s, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(strstr(err.message, "repetition") != NULL);
+}
+
+int main(void) {
+    RUN(test_greedy_and_ties);
+    RUN(test_temperature_follows_softmax);
+    RUN(test_seed_reproducible);
+    RUN(test_filters_restrict_support);
+    RUN(test_repetition_penalty);
+    RUN(test_bad_parameters);
+    return test_summary();
+}
