@@ -26,6 +26,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/liblaguna.a
 
 .PHONY: all test sanitize clean format
+.SECONDARY:
 all: $(LIB) $(BUILD)/laguna $(TEST_BIN)
 
 $(BUILD)/%.o: %.c

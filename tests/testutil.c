@@ -13,11 +13,13 @@ char *tu_temp_dir(void) {
     return d ? strdup(d) : NULL;
 }
 
-void tu_remove_dir(const char *dir) {
-    if (!dir || strncmp(dir, "/tmp/laguna-test-", 17)) return;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+void tu_remove_dir(char *dir) {
+    if (dir && !strncmp(dir, "/tmp/laguna-test-", 17)) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+    free(dir);
 }
 
 int tu_write_file(const char *dir, const char *name, const void *data, size_t n) {

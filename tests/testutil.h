@@ -7,8 +7,8 @@
 
 /* A new empty folder under /tmp (static buffer reused per call site is fine). */
 char *tu_temp_dir(void);
-/* Removes a folder made by tu_temp_dir and everything in it. */
-void tu_remove_dir(const char *dir);
+/* Removes a folder made by tu_temp_dir and everything in it, and frees dir. */
+void tu_remove_dir(char *dir);
 int tu_write_file(const char *dir, const char *name, const void *data, size_t n);
 /* Reads a whole file (caller frees); NULL on failure. */
 char *tu_read_file(const char *path, size_t *n);

@@ -141,6 +141,12 @@ laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const
         munmap(addr, len);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
+    char *owned_path = strdup(path); /* tensors name their file in messages */
+    if (!owned_path || lg_tensor_source_keep_block(src, owned_path)) {
+        free(owned_path);
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    }
+    path = owned_path;
     const uint8_t *bytes = addr;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | bytes[i];

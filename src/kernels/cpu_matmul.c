@@ -4,20 +4,22 @@
  * are read directly with the conversion fused into the dot product; other
  * dtypes (F16, quantised blocks) are converted a block of rows at a time into
  * the thread's scratch, so the conversion is paid once per row for all tokens
- * of the batch. Accumulation is float32 with several partial sums. */
+ * of the batch. Accumulation is float32 with several partial sums. Several
+ * independent products can share one dispatch (lg_matmul_many), which matters
+ * when decoding: a token's projections and experts are many small products. */
 #include <string.h>
 
 #include "kernels/kernels.h"
 
 #define ROWS_PER_TASK 16
 
+#define MAX_OPS 64
+
 typedef struct {
     lg_kernel_ctx *k;
-    float *y;
-    const float *x;
-    int n_tokens;
-    const lg_matrix *w;
-    const float *bias;
+    const lg_matmul_op *ops;
+    int n_ops;
+    int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
 } matmul_job;
 
 static float dot_f32(const float *a, const float *b, int64_t n) {
@@ -67,7 +69,7 @@ static void dot4_bf16(const uint16_t *w0, const uint16_t *w1, const uint16_t *w2
 }
 
 /* rows r0..r1 of W (each `stride` bytes apart, as F32 or BF16) times every x row */
-static void block_product(const matmul_job *j, const uint8_t *rows, size_t stride, int bf16, int64_t r0, int64_t r1) {
+static void block_product(const lg_matmul_op *j, const uint8_t *rows, size_t stride, int bf16, int64_t r0, int64_t r1) {
     int64_t n = j->w->cols, out_n = j->w->rows;
     for (int t = 0; t < j->n_tokens; t++) {
         const float *x = j->x + (size_t)t * n;
@@ -94,21 +96,34 @@ static void block_product(const matmul_job *j, const uint8_t *rows, size_t strid
 }
 
 static void matmul_task(void *ctx, int task, int thread) {
-    const matmul_job *j = ctx;
+    const matmul_job *job = ctx;
+    int op = 0;
+    while (task >= job->first_task[op + 1]) op++;
+    const lg_matmul_op *j = &job->ops[op];
     const lg_matrix *w = j->w;
-    int64_t r0 = (int64_t)task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
+    int64_t r0 = (int64_t)(task - job->first_task[op]) * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
     if (r1 > w->rows) r1 = w->rows;
     if (w->dtype == LG_DTYPE_F32 || w->dtype == LG_DTYPE_BF16) {
         block_product(j, (const uint8_t *)lg_matrix_row(w, r0), w->row_bytes, w->dtype == LG_DTYPE_BF16, r0, r1);
         return;
     }
-    float *buf = j->k->scratch[thread]; /* sized for ROWS_PER_TASK rows of the widest matrix */
+    float *buf = job->k->scratch[thread]; /* sized for ROWS_PER_TASK rows of the widest matrix */
     for (int64_t r = r0; r < r1; r++) lg_dtype_to_f32(w->dtype, lg_matrix_row(w, r), buf + (size_t)(r - r0) * w->cols, w->cols);
     block_product(j, (const uint8_t *)buf, (size_t)w->cols * sizeof(float), 0, r0, r1);
 }
 
+void lg_matmul_many(lg_kernel_ctx *k, const lg_matmul_op *ops, int n_ops) {
+    for (int done = 0; done < n_ops; done += MAX_OPS) { /* in groups of MAX_OPS */
+        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}};
+        for (int i = 0; i < job.n_ops; i++) {
+            int64_t rows = job.ops[i].n_tokens > 0 ? job.ops[i].w->rows : 0;
+            job.first_task[i + 1] = job.first_task[i] + (int)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
+        }
+        lg_threadpool_run(k->pool, job.first_task[job.n_ops], matmul_task, &job);
+    }
+}
+
 void lg_matmul(lg_kernel_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias) {
-    matmul_job j = {k, y, x, n_tokens, w, bias};
-    int n_tasks = (int)((w->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
-    lg_threadpool_run(k->pool, n_tasks, matmul_task, &j);
+    lg_matmul_op op = {y, x, n_tokens, w, bias};
+    lg_matmul_many(k, &op, 1);
 }

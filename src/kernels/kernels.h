@@ -27,6 +27,18 @@ void lg_kernel_ctx_free(lg_kernel_ctx *k);
  * x rows are w->cols long, y rows w->rows long. */
 void lg_matmul(lg_kernel_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias);
 
+/* One product of a batch given to lg_matmul_many. */
+typedef struct {
+    float *y;
+    const float *x;
+    int n_tokens; /* 0 = skip */
+    const lg_matrix *w;
+    const float *bias;
+} lg_matmul_op;
+
+/* Runs independent products together (one dispatch to the threads). */
+void lg_matmul_many(lg_kernel_ctx *k, const lg_matmul_op *ops, int n_ops);
+
 /* y = x / sqrt(mean(x^2) + eps) * weight over each row of n; y may equal x. */
 void lg_rmsnorm_rows(float *y, const float *x, const float *weight, int n_rows, int n, float eps);
 

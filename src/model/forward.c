@@ -27,7 +27,7 @@ laguna_status lg_activations_init(lg_activations *a, const lg_config *c, int B, 
     if ((size_t)c->moe_intermediate_size > I) I = (size_t)c->moe_intermediate_size;
     if ((size_t)c->shared_expert_intermediate_size > I) I = (size_t)c->shared_expert_intermediate_size;
     size_t E = (size_t)(c->n_experts > 0 ? c->n_experts : 1), K = (size_t)(c->n_experts_per_token > 0 ? c->n_experts_per_token : 1);
-    size_t b = (size_t)B;
+    size_t b = (size_t)B, rows = b * K + b; /* every routed (token, expert) pair plus the shared expert */
     a->x = alloc_floats(b * H);
     a->h = alloc_floats(b * H);
     a->q = alloc_floats(b * Q);
@@ -37,19 +37,20 @@ laguna_status lg_activations_init(lg_activations *a, const lg_config *c, int B, 
     a->gate = alloc_floats(b * Q);
     a->proj = alloc_floats(b * H);
     a->mlp = alloc_floats(b * H);
-    a->act_gate = alloc_floats(b * I);
-    a->act_up = alloc_floats(b * I);
-    a->expert_in = alloc_floats(b * H);
-    a->expert_out = alloc_floats(b * H);
+    a->act_gate = alloc_floats(rows * I);
+    a->act_up = alloc_floats(rows * I);
+    a->expert_in = alloc_floats(b * K * H);
+    a->expert_out = alloc_floats(rows * H);
     a->router_logits = alloc_floats(b * E);
     a->route_weight = alloc_floats(b * K);
     a->route_expert = malloc(sizeof(int32_t) * b * K);
     a->expert_count = malloc(sizeof(int) * E);
     a->expert_rows = malloc(sizeof(int) * b * K);
     a->pos = malloc(sizeof(int) * b);
+    a->ops = malloc(sizeof(lg_matmul_op) * 2 * (E + 1));
     if (!a->x || !a->h || !a->q || !a->k || !a->v || !a->attn || !a->gate || !a->proj || !a->mlp || !a->act_gate ||
         !a->act_up || !a->expert_in || !a->expert_out || !a->router_logits || !a->route_weight || !a->route_expert ||
-        !a->expert_count || !a->expert_rows || !a->pos) {
+        !a->expert_count || !a->expert_rows || !a->pos || !a->ops) {
         lg_activations_free(a);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for activations (batch %d)", B);
     }
@@ -59,7 +60,7 @@ laguna_status lg_activations_init(lg_activations *a, const lg_config *c, int B, 
 void lg_activations_free(lg_activations *a) {
     void *ptrs[] = {a->x, a->h, a->q, a->k, a->v, a->attn, a->gate, a->proj, a->mlp, a->act_gate, a->act_up,
                     a->expert_in, a->expert_out, a->router_logits, a->route_weight, a->route_expert,
-                    a->expert_count, a->expert_rows, a->pos};
+                    a->expert_count, a->expert_rows, a->pos, a->ops};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     memset(a, 0, sizeof *a);
 }
@@ -73,9 +74,14 @@ static void attention_block(const laguna_model *m, lg_kernel_ctx *k, lg_activati
     int hd = c->head_dim, nh = L->n_heads, nkv = c->n_kv_heads;
     float eps = (float)c->rms_norm_eps;
 
-    lg_matmul(k, a->q, a->h, n, &L->q_proj, L->q_bias);
-    lg_matmul(k, a->k, a->h, n, &L->k_proj, L->k_bias);
-    lg_matmul(k, a->v, a->h, n, &L->v_proj, L->v_bias);
+    bool gated = L->gate_mode != LG_GATE_NONE;
+    lg_matmul_op proj[4] = {
+        {a->q, a->h, n, &L->q_proj, L->q_bias},
+        {a->k, a->h, n, &L->k_proj, L->k_bias},
+        {a->v, a->h, n, &L->v_proj, L->v_bias},
+        {a->gate, a->h, gated ? n : 0, &L->g_proj, L->g_bias},
+    };
+    lg_matmul_many(k, proj, 4);
     lg_rmsnorm_rows(a->q, a->q, L->q_norm, n * nh, hd, eps);
     lg_rmsnorm_rows(a->k, a->k, L->k_norm, n * nkv, hd, eps);
 
@@ -93,8 +99,7 @@ static void attention_block(const laguna_model *m, lg_kernel_ctx *k, lg_activati
     lg_kv_cache_store(cache, li, pos0, a->k, a->v, n);
 
     /* output gate: softplus(Wg h), one value per head or per element */
-    if (L->gate_mode != LG_GATE_NONE) {
-        lg_matmul(k, a->gate, a->h, n, &L->g_proj, L->g_bias);
+    if (gated) {
         size_t q_width = (size_t)nh * hd;
         for (int t = 0; t < n; t++) {
             float *o = a->attn + (size_t)t * q_width;
@@ -155,12 +160,15 @@ static void route_token(const lg_config *c, float *logits_to_scores, const float
     for (int j = 0; j < K; j++) weights[j] /= sum;
 }
 
+/* Sparse MoE block. Tokens are grouped by expert so each chosen expert runs
+ * once per batch on all its tokens; all experts' (and the shared expert's)
+ * gate/up products share one dispatch, then all down products another. */
 static void sparse_mlp(const laguna_model *m, lg_kernel_ctx *k, lg_activations *a, int li, int n,
                        const laguna_observer *observer) {
     const lg_config *c = &m->cfg;
     const lg_layer *L = &m->layers[li];
-    int E = c->n_experts, K = c->n_experts_per_token;
-    size_t H = (size_t)c->hidden_size;
+    int E = c->n_experts, K = c->n_experts_per_token, pairs = n * K;
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->moe_intermediate_size;
 
     lg_matmul(k, a->router_logits, a->h, n, &L->router, NULL);
     for (int t = 0; t < n; t++)
@@ -168,43 +176,63 @@ static void sparse_mlp(const laguna_model *m, lg_kernel_ctx *k, lg_activations *
                     a->route_weight + (size_t)t * K);
     if (observer && observer->on_experts) observer->on_experts(observer->user, li, a->route_expert, n, K);
 
-    /* group the (token, slot) pairs by expert so each expert runs once per batch */
+    /* counting sort of the (token, slot) pairs by expert: expert e's pairs are
+     * expert_rows[start[e] .. start[e] + count) */
     memset(a->expert_count, 0, sizeof(int) * (size_t)E);
-    for (int i = 0; i < n * K; i++) a->expert_count[a->route_expert[i]]++;
-    int offset = 0;
-    for (int e = 0; e < E; e++) {
+    for (int i = 0; i < pairs; i++) a->expert_count[a->route_expert[i]]++;
+    for (int e = 0, offset = 0; e < E; e++) {
         int cnt = a->expert_count[e];
-        a->expert_count[e] = offset;
+        a->expert_count[e] = offset; /* start, advanced below to the end */
         offset += cnt;
     }
-    for (int i = 0; i < n * K; i++) a->expert_rows[a->expert_count[a->route_expert[i]]++] = i;
-    /* expert_count[e] is now the end of e's run; its start is the previous end */
+    for (int i = 0; i < pairs; i++) a->expert_rows[a->expert_count[a->route_expert[i]]++] = i;
+    for (int r = 0; r < pairs; r++)
+        memcpy(a->expert_in + (size_t)r * H, a->h + (size_t)(a->expert_rows[r] / K) * H, H * sizeof(float));
 
-    memset(a->mlp, 0, sizeof(float) * (size_t)n * H);
-    int start = 0;
-    for (int e = 0; e < E; e++) {
-        int end = a->expert_count[e], cnt = end - start;
-        if (cnt == 0) continue;
-        for (int r = 0; r < cnt; r++) {
-            int t = a->expert_rows[start + r] / K;
-            memcpy(a->expert_in + (size_t)r * H, a->h + (size_t)t * H, H * sizeof(float));
-        }
-        swiglu(k, a, &L->experts[e], a->expert_out, a->expert_in, cnt);
-        for (int r = 0; r < cnt; r++) {
-            int pair = a->expert_rows[start + r], t = pair / K;
-            float w = a->route_weight[pair];
-            float *dst = a->mlp + (size_t)t * H;
-            const float *src = a->expert_out + (size_t)r * H;
-            for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
+    /* the shared expert's rows follow the routed ones in the work buffers */
+    size_t S = (size_t)c->shared_expert_intermediate_size;
+    float *shared_gate = a->act_gate + (size_t)pairs * I, *shared_up = a->act_up + (size_t)pairs * I;
+    float *shared_out = a->expert_out + (size_t)pairs * H;
+    lg_matmul_op *ops = a->ops;
+    int n_ops = 0;
+    for (int e = 0, start = 0; e < E; e++) {
+        int end = a->expert_count[e];
+        if (end > start) {
+            ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, end - start, &L->experts[e].gate, NULL};
+            ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, end - start, &L->experts[e].up, NULL};
         }
         start = end;
     }
+    if (L->has_shared_expert) {
+        ops[n_ops++] = (lg_matmul_op){shared_gate, a->h, n, &L->shared_expert.gate, NULL};
+        ops[n_ops++] = (lg_matmul_op){shared_up, a->h, n, &L->shared_expert.up, NULL};
+    }
+    lg_matmul_many(k, ops, n_ops);
+    lg_silu_mul(a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
+    if (L->has_shared_expert) lg_silu_mul(shared_gate, shared_gate, shared_up, (size_t)n * S);
+    n_ops = 0;
+    for (int e = 0, start = 0; e < E; e++) {
+        int end = a->expert_count[e];
+        if (end > start)
+            ops[n_ops++] = (lg_matmul_op){a->expert_out + start * H, a->act_gate + start * I, end - start, &L->experts[e].down, NULL};
+        start = end;
+    }
+    if (L->has_shared_expert) ops[n_ops++] = (lg_matmul_op){shared_out, shared_gate, n, &L->shared_expert.down, NULL};
+    lg_matmul_many(k, ops, n_ops);
+
+    /* mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h) */
+    memset(a->mlp, 0, sizeof(float) * (size_t)n * H);
+    for (int r = 0; r < pairs; r++) {
+        int pair = a->expert_rows[r];
+        float w = a->route_weight[pair];
+        float *dst = a->mlp + (size_t)(pair / K) * H;
+        const float *src = a->expert_out + (size_t)r * H;
+        for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
+    }
     float scale = (float)c->routed_scaling_factor;
     for (size_t i = 0; i < (size_t)n * H; i++) a->mlp[i] *= scale;
-    if (L->has_shared_expert) {
-        swiglu(k, a, &L->shared_expert, a->expert_out, a->h, n);
-        for (size_t i = 0; i < (size_t)n * H; i++) a->mlp[i] += a->expert_out[i];
-    }
+    if (L->has_shared_expert)
+        for (size_t i = 0; i < (size_t)n * H; i++) a->mlp[i] += shared_out[i];
 }
 
 /* ---- the whole model ---------------------------------------------------------- */

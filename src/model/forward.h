@@ -15,6 +15,7 @@ typedef struct {
     int32_t *route_expert;          /* [n_batch][top_k] chosen experts */
     int *expert_count, *expert_rows; /* grouping of (token, slot) by expert */
     int *pos;
+    lg_matmul_op *ops;              /* 2 * (n_experts + 1) products of one MoE step */
 } lg_activations;
 
 laguna_status lg_activations_init(lg_activations *a, const lg_config *cfg, int n_batch, laguna_error *err);

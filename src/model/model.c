@@ -101,3 +101,26 @@ void laguna_model_free(laguna_model *m) {
 }
 
 const laguna_model_info *laguna_model_get_info(const laguna_model *m) { return &m->info; }
+
+static uint64_t matrix_bytes(const lg_matrix *m) { return (uint64_t)m->rows * m->row_bytes; }
+
+static uint64_t mlp_bytes(const lg_mlp_weights *w) {
+    return matrix_bytes(&w->gate) + matrix_bytes(&w->up) + matrix_bytes(&w->down);
+}
+
+uint64_t lg_model_decode_bytes(const laguna_model *m) {
+    const lg_config *c = &m->cfg;
+    uint64_t b = matrix_bytes(&m->lm_head) + m->embed_tokens.row_bytes;
+    for (int li = 0; li < c->n_layers; li++) {
+        const lg_layer *l = &m->layers[li];
+        b += matrix_bytes(&l->q_proj) + matrix_bytes(&l->k_proj) + matrix_bytes(&l->v_proj) + matrix_bytes(&l->o_proj);
+        if (l->gate_mode != LG_GATE_NONE) b += matrix_bytes(&l->g_proj);
+        if (l->mlp_kind == LG_MLP_DENSE) {
+            b += mlp_bytes(&l->dense);
+            continue;
+        }
+        b += matrix_bytes(&l->router) + (uint64_t)c->n_experts_per_token * mlp_bytes(&l->experts[0]);
+        if (l->has_shared_expert) b += mlp_bytes(&l->shared_expert);
+    }
+    return b;
+}

@@ -55,4 +55,9 @@ void lg_model_unbind(laguna_model *model);
 /* Parameter counts: every weight, and the weights one token reads. */
 void lg_model_count_params(const lg_config *cfg, int64_t *total, int64_t *active);
 
+/* Weight bytes one decoded token reads (attention, dense MLPs, router, top-k
+ * experts, shared expert, lm_head, one embedding row): the memory-bandwidth
+ * floor of decoding. */
+uint64_t lg_model_decode_bytes(const laguna_model *m);
+
 #endif

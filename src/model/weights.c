@@ -198,6 +198,7 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
     if (!model->layers) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (int li = 0; li < c->n_layers; li++)
         if ((st = bind_layer(&b, li))) return st;
+    if (!c->gate_mode_from_config) model->cfg.gate_mode = model->layers[0].gate_mode; /* "gating": true */
     for (int k = 0; k < 2; k++)
         if (c->has_rope[k] && (st = lg_rope_table_init(&model->rope[k], &c->rope[k], c->head_dim, err))) return st;
     return LAGUNA_OK;

@@ -1,20 +1,25 @@
-/* Thread pool: workers sleep on a condition variable between loops and pull
- * task indices from an atomic counter while a loop runs. */
+/* Thread pool: between loops workers first spin briefly on the loop counter
+ * (decoding issues hundreds of short loops per token, and a condition-variable
+ * wake-up costs more than many of them), then sleep on a condition variable.
+ * While a loop runs, every thread pulls task indices from an atomic counter. */
 #include "runtime/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#define SPIN_ROUNDS 20000 /* polls before sleeping (a few tens of microseconds) */
 
 struct lg_threadpool {
     int n_threads;
     pthread_t *workers;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    unsigned long generation; /* bumped for every loop */
-    int n_busy;               /* workers still inside the current loop */
-    int stopping;
+    atomic_ulong generation; /* bumped for every loop */
+    atomic_int n_busy;       /* workers still inside the current loop */
+    atomic_int stopping;
     /* the loop in progress */
     lg_task_fn fn;
     void *ctx;
@@ -26,6 +31,12 @@ typedef struct {
     lg_threadpool *pool;
     int index;
 } worker_arg;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void drain(lg_threadpool *p, int thread) {
     for (;;) {
@@ -40,17 +51,23 @@ static void *worker_main(void *arg) {
     free(arg);
     lg_threadpool *p = a.pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->generation == seen && !p->stopping) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stopping) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->lock);
+        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->generation) == seen && !atomic_load(&p->stopping); i++)
+            cpu_relax();
+        if (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping)) {
+            pthread_mutex_lock(&p->lock);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping)) pthread_cond_wait(&p->wake, &p->lock);
+            pthread_mutex_unlock(&p->lock);
+        }
+        if (atomic_load(&p->stopping)) break;
+        seen = atomic_load(&p->generation);
         drain(p, a.index);
-        pthread_mutex_lock(&p->lock);
-        if (--p->n_busy == 0) pthread_cond_signal(&p->done);
+        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
@@ -85,7 +102,7 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
 void lg_threadpool_free(lg_threadpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
-    p->stopping = 1;
+    atomic_store(&p->stopping, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
@@ -104,17 +121,20 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     atomic_store(&p->next_task, 0);
-    p->n_busy = p->n_threads - 1;
-    p->generation++;
+    atomic_store(&p->n_busy, p->n_threads - 1);
+    pthread_mutex_lock(&p->lock); /* pairs with the sleepers' check-then-wait */
+    atomic_fetch_add(&p->generation, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     drain(p, 0);
-    pthread_mutex_lock(&p->lock);
-    while (p->n_busy > 0) pthread_cond_wait(&p->done, &p->lock);
-    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_busy) > 0; i++) cpu_relax();
+    if (atomic_load(&p->n_busy) > 0) {
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load(&p->n_busy) > 0) pthread_cond_wait(&p->done, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
 }

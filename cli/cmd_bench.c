@@ -1,0 +1,158 @@
+/* laguna bench -m DIR: prefill and decode speed, as medians over repeats,
+ * beside the machine's memory-read bandwidth measured in the same run (the
+ * roofline of decoding, which reads every active weight once per token). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "commands.h"
+#include "model/model.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct {
+    const uint64_t *data;
+    size_t n;
+    uint64_t sum;
+} read_part;
+
+static void *read_worker(void *arg) {
+    read_part *p = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= p->n; i += 4) s0 += p->data[i], s1 += p->data[i + 1], s2 += p->data[i + 2], s3 += p->data[i + 3];
+    p->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/* GB/s of reading a buffer much larger than the caches with n_threads threads. */
+static double memory_read_gbps(int n_threads, int reps) {
+    size_t bytes = (size_t)1 << 30, n = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double t[16];
+    if (reps > 16) reps = 16;
+    pthread_t th[512];
+    read_part parts[512];
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (int k = 0; k < n_threads; k++) {
+            parts[k] = (read_part){buf + n / n_threads * k, n / n_threads, 0};
+            pthread_create(&th[k], NULL, read_worker, &parts[k]);
+        }
+        uint64_t s = 0;
+        for (int k = 0; k < n_threads; k++) pthread_join(th[k], NULL), s += parts[k].sum;
+        t[r] = bytes / (now_s() - t0) / 1e9;
+        if (s == 42) fprintf(stderr, " "); /* keep the sum alive */
+    }
+    free(buf);
+    return median(t, reps);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N]\n"
+               "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *dir = NULL;
+    int n_prompt = 256, n_gen = 32, reps = 3;
+    laguna_model_options mo = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int bad = 0;
+        if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
+        else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
+        else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
+        else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "laguna bench: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!dir) {
+        usage(stderr);
+        return 2;
+    }
+    laguna_error err = {0};
+    laguna_model *m;
+    if (laguna_model_open(dir, &mo, &m, &err)) {
+        fprintf(stderr, "laguna bench: %s\n", err.message);
+        return 1;
+    }
+    const laguna_model_info *info = laguna_model_get_info(m);
+    int n_threads = lg_threadpool_size(m->pool);
+    int n_ctx = n_prompt + n_gen;
+    if (n_ctx > info->max_position_embeddings) {
+        fprintf(stderr, "laguna bench: --prompt + --gen exceed the model's %d positions\n", info->max_position_embeddings);
+        laguna_model_free(m);
+        return 2;
+    }
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_prompt);
+    for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);
+    double pre[16], dec[16];
+    laguna_session *s = NULL;
+    int rc = 0;
+    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx}, &s, &err)) {
+        fprintf(stderr, "laguna bench: %s\n", err.message);
+        rc = 1;
+    }
+    /* one untimed run first: page in the memory-mapped weights */
+    for (int r = -1; r < reps && !rc; r++) {
+        laguna_session_reset(s);
+        double t0 = now_s();
+        laguna_session_feed(s, toks, (size_t)n_prompt, NULL, &err);
+        double t1 = now_s();
+        for (int g = 0; g < n_gen; g++) {
+            const float *lg = laguna_session_logits(s);
+            int32_t best = 0;
+            for (int v = 1; v < info->vocab_size; v++)
+                if (lg[v] > lg[best]) best = v;
+            laguna_session_feed(s, &best, 1, NULL, &err);
+        }
+        double t2 = now_s();
+        if (r >= 0) pre[r] = n_prompt / (t1 - t0), dec[r] = n_gen / (t2 - t1);
+    }
+    if (!rc) {
+        double bw = memory_read_gbps(n_threads, 5);
+        double p = median(pre, reps), d = median(dec, reps);
+        double bytes = (double)lg_model_decode_bytes(m);
+        printf("model %s, %d threads, %d runs (median)\n", dir, n_threads, reps);
+        printf("%-34s %12s %s\n", "what", "median", "ratio");
+        printf("%-34s %9.2f GB/s\n", "memory read bandwidth", bw);
+        printf("%-34s %8.1f tok/s\n", "prefill", p);
+        char label[64];
+        snprintf(label, sizeof label, "decode (%d tokens after %d)", n_gen, n_prompt);
+        printf("%-34s %8.2f tok/s\n", label, d);
+        printf("%-34s %9.3f GB\n", "weights read per decoded token", bytes / 1e9);
+        printf("%-34s %8.2f tok/s %.2f of the bandwidth roofline\n", "decode roofline (bytes / bandwidth)", bw * 1e9 / bytes,
+               d / (bw * 1e9 / bytes));
+    }
+    laguna_session_free(s);
+    free(toks);
+    laguna_model_free(m);
+    return rc;
+}
