@@ -15,6 +15,7 @@ static void usage(FILE *f) {
                "  --temp T               temperature, 0 = greedy (default 0)\n"
                "  --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
                "  --ctx N                context length (default: the model's maximum)\n"
+               "  --kv-type T            KV cache storage: f32 (default), f16, bf16\n"
                "  --threads N            compute threads (default: all cores)\n"
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stats                print timings to stderr\n");
@@ -34,7 +35,7 @@ static int is_eos(const laguna_model_info *info, int32_t t) {
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *tokens_text = NULL, *prompt = NULL;
-    int n_gen = 64, n_ctx = 0, ignore_eos = 0, stats = 0;
+    int n_gen = 64, n_ctx = 0, ignore_eos = 0, stats = 0, kv_type = LAGUNA_KV_F32;
     laguna_model_options mo = {0};
     laguna_sampler_params sp = laguna_sampler_default_params();
     for (int i = 1; i < argc; i++) {
@@ -57,6 +58,11 @@ int cmd_generate(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &n_gen);
         } else if (!strcmp(a, "--ctx")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 30, &n_ctx);
+        } else if (!strcmp(a, "--kv-type")) {
+            if ((bad = !(v = arg_value(argc, argv, &i))) == 0 && (kv_type = laguna_kv_type_from_name(v)) < 0) {
+                fprintf(stderr, "laguna generate: --kv-type must be f32, f16 or bf16 (got '%s')\n", v);
+                bad = 1;
+            }
         } else if (!strcmp(a, "--threads")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 512, &mo.n_threads);
         } else if (!strcmp(a, "--temp")) {
@@ -104,7 +110,7 @@ int cmd_generate(int argc, char **argv) {
     if (laguna_model_open(dir, &mo, &m, &err)) goto fail;
     t_load = now_s();
     const laguna_model_info *info = laguna_model_get_info(m);
-    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx}, &s, &err)) goto fail;
+    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = (laguna_kv_type)kv_type}, &s, &err)) goto fail;
     if (laguna_sampler_create(&sp, info->vocab_size, &smp, &err)) goto fail;
     if (n_ids + (size_t)n_gen > (size_t)laguna_session_capacity(s)) {
         fprintf(stderr, "laguna generate: prompt (%zu tokens) + %d new tokens exceed the context length %d\n", n_ids, n_gen,

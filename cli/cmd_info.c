@@ -48,16 +48,18 @@ static void describe(const lg_config *c, int n_ctx) {
     lg_model_count_params(c, &total, &active);
     printf("parameters total             %lld (%.2fB)\n", (long long)total, total / 1e9);
     printf("parameters active per token  %lld (%.2fB)\n", (long long)active, active / 1e9);
-    size_t at_ctx = lg_kv_cache_bytes_for(c, n_ctx);
-    size_t global_row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float) * 2;
     int n_global = 0;
     for (int l = 0; l < c->n_layers; l++) n_global += c->attention_kind[l] == LG_ATTN_GLOBAL || c->sliding_window >= n_ctx;
-    printf("KV cache (float32 entries)\n");
-    print_bytes("  per token (global layers)", (double)global_row * n_global);
-    char label[64];
-    snprintf(label, sizeof label, "  at context %d", n_ctx);
-    print_bytes(label, (double)at_ctx);
-    print_bytes("  all-global equivalent", (double)global_row * c->n_layers * n_ctx);
+    lg_dtype kv_types[2] = {LG_DTYPE_F32, LG_DTYPE_F16};
+    for (int k = 0; k < 2; k++) {
+        size_t global_row = lg_dtype_row_bytes(kv_types[k], (int64_t)c->n_kv_heads * c->head_dim) * 2;
+        printf("KV cache (%s entries; --kv-type %s)\n", lg_dtype_name(kv_types[k]), k ? "f16" : "f32");
+        print_bytes("  per token (global layers)", (double)global_row * n_global);
+        char label[64];
+        snprintf(label, sizeof label, "  at context %d", n_ctx);
+        print_bytes(label, (double)lg_kv_cache_bytes_for(c, n_ctx, kv_types[k]));
+        print_bytes("  all-global equivalent", (double)global_row * c->n_layers * n_ctx);
+    }
 }
 
 int cmd_info(int argc, char **argv) {

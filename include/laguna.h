@@ -70,10 +70,21 @@ const laguna_model_info *laguna_model_get_info(const laguna_model *model);
 
 typedef struct laguna_session laguna_session;
 
+/* Storage of the KV cache. F32 is exact; F16 and BF16 halve its memory. */
+typedef enum {
+    LAGUNA_KV_F32 = 0,
+    LAGUNA_KV_F16,
+    LAGUNA_KV_BF16,
+} laguna_kv_type;
+
 typedef struct {
     int n_ctx;     /* maximum positions this session may hold; 0 = max_position_embeddings */
     int n_batch;   /* most tokens computed in one step while prefilling; 0 = 512 */
+    laguna_kv_type kv_type;
 } laguna_session_options;
+
+/* Parses "f32", "f16", "bf16"; -1 when unknown. */
+int laguna_kv_type_from_name(const char *name);
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options,
                                     laguna_session **out, laguna_error *err);

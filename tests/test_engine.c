@@ -97,6 +97,30 @@ static void test_incremental_equals_batched(void) {
     laguna_model_free(m);
 }
 
+/* Half-size KV caches: logits stay close to the reference and greedy
+ * continuations of tiny-xs stay identical. Tolerance 1e-2 (f16/bf16 keys). */
+static void test_half_kv_cache(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    lg_tensor_source *g = lg_tensor_source_new();
+    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", NULL) == 0);
+    const lg_tensor *t = lg_tensor_source_find(g, "tokens.p70"), *ref = lg_tensor_source_find(g, "logits.p70");
+    laguna_kv_type types[2] = {LAGUNA_KV_F16, LAGUNA_KV_BF16};
+    for (int k = 0; m && t && ref && k < 2; k++) {
+        int T = (int)t->shape[0], V = laguna_model_get_info(m)->vocab_size;
+        laguna_session *s = NULL;
+        laguna_error err = {0};
+        CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = T, .n_batch = 4, .kv_type = types[k]}, &s, &err) == 0);
+        float *logits = malloc(sizeof(float) * (size_t)T * V);
+        CHECK(laguna_session_feed(s, t->data, (size_t)T, logits, &err) == 0);
+        double e = rel(logits, ref->data, (size_t)T * V);
+        CHECKF(e < 1e-2 && e > 0, "kv type %d: rel %.3e", (int)types[k], e);
+        free(logits);
+        laguna_session_free(s);
+    }
+    lg_tensor_source_free(g);
+    laguna_model_free(m);
+}
+
 static void test_context_limit_and_bad_feeds(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
     if (!m) return;
@@ -144,6 +168,7 @@ int main(void) {
     RUN(test_verify_fixtures_one_thread);
     RUN(test_verify_fixtures_three_threads);
     RUN(test_incremental_equals_batched);
+    RUN(test_half_kv_cache);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);
     return test_summary();

@@ -57,7 +57,7 @@ static void test_matmul_matches_reference(void) {
 
 /* The fast kernel reading keys from spans (a wrapped ring plus the batch)
  * equals the reference reading one contiguous array. */
-static void attention_case(int n_heads, int n_kv, int hd, int n_past, int n_new, int window, int threads) {
+static void attention_case(int n_heads, int n_kv, int hd, int n_past, int n_new, int window, int threads, lg_dtype cache) {
     int n_keys = n_past + n_new;
     size_t row = (size_t)n_kv * hd;
     float *keys = malloc(sizeof(float) * n_keys * row), *vals = malloc(sizeof(float) * n_keys * row);
@@ -66,39 +66,48 @@ static void attention_case(int n_heads, int n_kv, int hd, int n_past, int n_new,
     for (size_t i = 0; i < n_keys * row; i++) keys[i] = frand(), vals[i] = frand();
     for (size_t i = 0; i < (size_t)n_new * n_heads * hd; i++) q[i] = frand() * 3;
     /* cached positions live in a ring of `cap` slots (position p at p % cap) */
+    /* stored in the cache's dtype; the reference sees the same rounded values */
     int cap = window > 0 ? window : (n_past > 0 ? n_past : 1);
-    float *rk = calloc((size_t)cap * row, sizeof(float)), *rv = calloc((size_t)cap * row, sizeof(float));
+    size_t rb = lg_dtype_row_bytes(cache, (int64_t)row);
+    uint8_t *rk = calloc((size_t)cap, rb), *rv = calloc((size_t)cap, rb);
     for (int p = 0; p < n_past; p++) {
-        memcpy(rk + (size_t)(p % cap) * row, keys + p * row, row * sizeof(float));
-        memcpy(rv + (size_t)(p % cap) * row, vals + p * row, row * sizeof(float));
+        lg_dtype_from_f32(cache, keys + p * row, rk + (size_t)(p % cap) * rb, (int64_t)row);
+        lg_dtype_from_f32(cache, vals + p * row, rv + (size_t)(p % cap) * rb, (int64_t)row);
+        lg_dtype_to_f32(cache, rk + (size_t)(p % cap) * rb, keys + p * row, (int64_t)row);
+        lg_dtype_to_f32(cache, rv + (size_t)(p % cap) * rb, vals + p * row, (int64_t)row);
     }
     lg_kv_span spans[3];
     int ns = 0, first = n_past - cap > 0 ? n_past - cap : 0;
     for (int p = first; p < n_past;) {
         int slot = p % cap, run = cap - slot < n_past - p ? cap - slot : n_past - p;
-        spans[ns++] = (lg_kv_span){rk + (size_t)slot * row, rv + (size_t)slot * row, run, row, p};
+        spans[ns++] = (lg_kv_span){rk + (size_t)slot * rb, rv + (size_t)slot * rb, run, rb, p, cache};
         p += run;
     }
-    spans[ns++] = (lg_kv_span){keys + (size_t)n_past * row, vals + (size_t)n_past * row, n_new, row, n_past};
+    spans[ns++] = (lg_kv_span){keys + (size_t)n_past * row, vals + (size_t)n_past * row, n_new, row * sizeof(float), n_past,
+                               LG_DTYPE_F32};
     lg_threadpool *pool = lg_threadpool_new(threads);
     lg_kernel_ctx k;
-    CHECK(lg_kernel_ctx_init(&k, pool, (size_t)n_keys + 16) == 0);
+    CHECK(lg_kernel_ctx_init(&k, pool, (size_t)n_keys + 2 * (size_t)hd + 16) == 0);
     lg_attention(&k, out, q, n_new, n_heads, n_kv, hd, n_past, window, spans, ns);
     lg_ref_attention(ref, q, n_new, n_heads, n_kv, hd, n_past, window, keys, vals, n_keys);
     double e = rel(out, ref, (size_t)n_new * n_heads * hd);
-    CHECKF(e < 1e-5, "heads %d/%d hd %d past %d new %d window %d: rel %.3e", n_heads, n_kv, hd, n_past, n_new, window, e);
+    CHECKF(e < 1e-5, "heads %d/%d hd %d past %d new %d window %d cache %s: rel %.3e", n_heads, n_kv, hd, n_past, n_new,
+           window, lg_dtype_name(cache), e);
     lg_kernel_ctx_free(&k);
     lg_threadpool_free(pool);
     free(keys), free(vals), free(q), free(out), free(ref), free(rk), free(rv);
 }
 
 static void test_attention_matches_reference(void) {
-    attention_case(6, 2, 16, 0, 13, 0, 1);
-    attention_case(8, 2, 16, 0, 70, 8, 2);   /* sliding, batch longer than the window */
-    attention_case(8, 2, 16, 21, 1, 8, 1);   /* decode step with a wrapped ring */
-    attention_case(8, 2, 16, 19, 5, 8, 3);   /* batch after a wrapped ring */
-    attention_case(12, 4, 24, 37, 9, 0, 2);  /* global, odd sizes */
-    attention_case(3, 3, 7, 5, 3, 4, 1);     /* no grouping, odd head_dim */
+    lg_dtype dts[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        attention_case(6, 2, 16, 0, 13, 0, 1, dts[d]);
+        attention_case(8, 2, 16, 0, 70, 8, 2, dts[d]);  /* sliding, batch longer than the window */
+        attention_case(8, 2, 16, 21, 1, 8, 1, dts[d]);  /* decode step with a wrapped ring */
+        attention_case(8, 2, 16, 19, 5, 8, 3, dts[d]);  /* batch after a wrapped ring */
+        attention_case(12, 4, 24, 37, 9, 0, 2, dts[d]); /* global, odd sizes */
+        attention_case(3, 3, 7, 5, 3, 4, 1, dts[d]);    /* no grouping, odd head_dim */
+    }
 }
 
 /* Rotation of a pair must preserve its length times the scale, pass the

@@ -91,3 +91,16 @@ void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n) {
     default: memset(dst, 0, (size_t)n * 4); break;
     }
 }
+
+int lg_dtype_from_f32(lg_dtype dtype, const float *src, void *dst, int64_t n) {
+    switch (dtype) {
+    case LG_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); return 0;
+    case LG_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lg_f32_to_bf16(src[i]);
+        return 0;
+    case LG_DTYPE_F16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lg_f32_to_f16(src[i]);
+        return 0;
+    default: return -1;
+    }
+}

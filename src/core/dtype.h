@@ -30,6 +30,10 @@ size_t lg_dtype_row_bytes(lg_dtype dtype, int64_t n);
 /* Converts n elements (a whole number of blocks) starting at src to float32. */
 void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n);
 
+/* Converts (quantises) n float32 values to dtype; returns -1 for a dtype that
+ * cannot be written this way. */
+int lg_dtype_from_f32(lg_dtype dtype, const float *src, void *dst, int64_t n);
+
 static inline float lg_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16};
     return v.f;

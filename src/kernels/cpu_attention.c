@@ -2,7 +2,9 @@
  *
  * One task per (query token, query head). Scores for the visible keys go to
  * the thread's scratch, then a max-subtracted softmax and the weighted sum of
- * values, all in float32. Query head h reads KV head h / (n_heads / n_kv). */
+ * values, all in float32. Query head h reads KV head h / (n_heads / n_kv).
+ * Cached rows in another dtype (a half-size or 8-bit cache) are converted a
+ * head at a time. */
 #include <math.h>
 #include <string.h>
 
@@ -18,6 +20,14 @@ typedef struct {
     float scale;
 } attention_job;
 
+/* Head kv of row i of a span, as float32 (converted into tmp if needed). */
+static const float *head_row(const void *base, const lg_kv_span *sp, int i, int kv, int hd, float *tmp) {
+    const uint8_t *row = (const uint8_t *)base + (size_t)i * sp->stride_bytes;
+    if (sp->dtype == LG_DTYPE_F32) return (const float *)row + (size_t)kv * hd;
+    lg_dtype_to_f32(sp->dtype, row + lg_dtype_row_bytes(sp->dtype, (int64_t)kv * hd), tmp, hd);
+    return tmp;
+}
+
 static void attention_task(void *ctx, int task, int thread) {
     const attention_job *j = ctx;
     int t = task / j->n_heads, h = task % j->n_heads;
@@ -26,7 +36,7 @@ static void attention_task(void *ctx, int task, int thread) {
     int lo = j->window > 0 ? pos - j->window + 1 : 0;
     if (lo < 0) lo = 0;
     const float *q = j->q + ((size_t)t * j->n_heads + h) * hd;
-    float *scores = j->k->scratch[thread];
+    float *key_tmp = j->k->scratch[thread], *scores = key_tmp + hd;
     float *out = j->out + ((size_t)t * j->n_heads + h) * hd;
 
     float max = -INFINITY;
@@ -35,7 +45,7 @@ static void attention_task(void *ctx, int task, int thread) {
         for (int i = 0; i < sp->n; i++) {
             int p = sp->first_pos + i;
             if (p < lo || p > pos) continue;
-            const float *key = sp->k + (size_t)i * sp->stride + (size_t)kv * hd;
+            const float *key = head_row(sp->k, sp, i, kv, hd, key_tmp);
             float d = 0;
 #pragma omp simd reduction(+ : d)
             for (int e = 0; e < hd; e++) d += q[e] * key[e];
@@ -57,7 +67,7 @@ static void attention_task(void *ctx, int task, int thread) {
         for (int i = 0; i < sp->n; i++) {
             int p = sp->first_pos + i;
             if (p < lo || p > pos) continue;
-            const float *val = sp->v + (size_t)i * sp->stride + (size_t)kv * hd;
+            const float *val = head_row(sp->v, sp, i, kv, hd, key_tmp);
             float w = scores[p - lo] * inv;
 #pragma omp simd
             for (int e = 0; e < hd; e++) out[e] += w * val[e];

@@ -47,19 +47,22 @@ void lg_rmsnorm_rows(float *y, const float *x, const float *weight, int n_rows, 
 void lg_rope_rows(float *rows, int n_tokens, int n_heads, int head_dim, int n_rot, const float *inv_freq,
                   float scale, const int *pos);
 
-/* A run of cached keys and values: n entries, k[j*stride .. +head_dim] per KV head
- * kv at k + j*stride + kv*head_dim (likewise v), for positions first_pos + j. */
+/* A run of cached keys and values for positions first_pos .. first_pos+n-1:
+ * position j's row (n_kv_heads * head_dim values in `dtype`) starts at
+ * k + j*stride_bytes (likewise v). */
 typedef struct {
-    const float *k, *v;
+    const void *k, *v;
     int n;
-    size_t stride; /* floats between consecutive positions */
+    size_t stride_bytes;
     int first_pos;
+    lg_dtype dtype;
 } lg_kv_span;
 
 /* Causal grouped-query attention for n_tokens queries at positions
  * q_pos0 + t. Query t sees keys at positions in [q_pos - window + 1, q_pos]
  * (window 0 = unlimited) found in the spans, which must hold them. q is
- * [n_tokens][n_heads][head_dim]; out likewise. */
+ * [n_tokens][n_heads][head_dim]; out likewise. Needs scratch for the scores
+ * of one query plus 2 * head_dim floats. */
 void lg_attention(lg_kernel_ctx *k, float *out, const float *q, int n_tokens, int n_heads, int n_kv_heads,
                   int head_dim, int q_pos0, int window, const lg_kv_span *spans, int n_spans);
 

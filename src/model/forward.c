@@ -94,7 +94,7 @@ static void attention_block(const laguna_model *m, lg_kernel_ctx *k, lg_activati
     int first = window > 0 ? pos0 - window + 1 : 0;
     lg_kv_span spans[3];
     int n_spans = lg_kv_cache_spans(cache, li, first, pos0, spans);
-    spans[n_spans++] = (lg_kv_span){a->k, a->v, n, (size_t)nkv * hd, pos0};
+    spans[n_spans++] = (lg_kv_span){a->k, a->v, n, (size_t)nkv * hd * sizeof(float), pos0, LG_DTYPE_F32};
     lg_attention(k, a->attn, a->q, n, nh, nkv, hd, pos0, window, spans, n_spans);
     lg_kv_cache_store(cache, li, pos0, a->k, a->v, n);
 

@@ -10,29 +10,33 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/kernels.h"
 #include "model/config.h"
 
 typedef struct {
-    int capacity; /* slots */
-    bool ring;    /* sliding layer */
-    float *k, *v; /* [capacity][row_floats] */
+    int capacity;    /* slots */
+    bool ring;       /* sliding layer */
+    uint8_t *k, *v;  /* [capacity][row_bytes] */
 } lg_kv_layer;
 
 typedef struct {
     int n_layers;
-    int row_floats; /* n_kv_heads * head_dim */
+    int row_floats;   /* n_kv_heads * head_dim */
+    lg_dtype dtype;   /* storage of cached keys and values */
+    size_t row_bytes; /* one position's keys (or values) in dtype */
     lg_kv_layer *layers;
 } lg_kv_cache;
 
-laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, laguna_error *err);
+/* dtype: F32, BF16 or F16 (or a block type whose block divides head_dim). */
+laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, lg_dtype dtype, laguna_error *err);
 void lg_kv_cache_free(lg_kv_cache *c);
 size_t lg_kv_cache_bytes(const lg_kv_cache *c);
 
-/* Bytes per position of a cache of n_ctx positions for this config: global
- * layers grow with n_ctx, sliding layers are fixed. */
-size_t lg_kv_cache_bytes_for(const lg_config *cfg, int n_ctx);
+/* Bytes of a cache of n_ctx positions for this config: global layers grow
+ * with n_ctx, sliding layers are fixed. */
+size_t lg_kv_cache_bytes_for(const lg_config *cfg, int n_ctx, lg_dtype dtype);
 
 /* Spans of the cached positions [first, n_stored) of layer l (at most 2). */
 int lg_kv_cache_spans(const lg_kv_cache *c, int l, int first, int n_stored, lg_kv_span spans[2]);

@@ -49,11 +49,15 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
     s->model = model;
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
-    laguna_status st = lg_kv_cache_init(&s->cache, c, n_ctx, err);
+    laguna_kv_type kv = options ? options->kv_type : LAGUNA_KV_F32;
+    lg_dtype kv_dtype = kv == LAGUNA_KV_F16 ? LG_DTYPE_F16 : kv == LAGUNA_KV_BF16 ? LG_DTYPE_BF16 : LG_DTYPE_F32;
+    laguna_status st = (unsigned)kv > LAGUNA_KV_BF16 ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)kv)
+                                                      : lg_kv_cache_init(&s->cache, c, n_ctx, kv_dtype, err);
     if (!st) st = lg_activations_init(&s->act, c, n_batch, err);
     if (!st) {
         size_t scratch = (size_t)MATMUL_ROWS_PER_TASK * (size_t)widest_matrix(c);
-        if ((size_t)n_ctx + 16 > scratch) scratch = (size_t)n_ctx + 16; /* attention scores */
+        size_t attention = (size_t)n_ctx + 2 * (size_t)c->head_dim + 16; /* scores + a converted head */
+        if (attention > scratch) scratch = attention;
         s->logits = malloc(sizeof(float) * (size_t)c->vocab_size);
         if (!s->logits || lg_kernel_ctx_init(&s->kernels, model->pool, scratch))
             st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
@@ -115,4 +119,11 @@ void laguna_session_reset(laguna_session *s) {
 void laguna_session_set_observer(laguna_session *s, const laguna_observer *observer) {
     s->has_observer = observer != NULL;
     if (observer) s->observer = *observer;
+}
+
+int laguna_kv_type_from_name(const char *name) {
+    if (!strcmp(name, "f32")) return LAGUNA_KV_F32;
+    if (!strcmp(name, "f16")) return LAGUNA_KV_F16;
+    if (!strcmp(name, "bf16")) return LAGUNA_KV_BF16;
+    return -1;
 }
