@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "laguna.h"
 
 int arg_int(const char *option, const char *text, long lo, long hi, int *out) {
     char *end;
@@ -81,4 +84,15 @@ const char *arg_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+int arg_load_mode(const char *option, const char *text, int *out) {
+    if (!strcmp(text, "auto")) *out = LAGUNA_LOAD_AUTO;
+    else if (!strcmp(text, "mmap")) *out = LAGUNA_LOAD_MMAP;
+    else if (!strcmp(text, "copy")) *out = LAGUNA_LOAD_COPY;
+    else {
+        fprintf(stderr, "laguna: %s: '%s' is not auto, mmap or copy\n", option, text);
+        return -1;
+    }
+    return 0;
 }

@@ -12,6 +12,8 @@ int arg_u64(const char *option, const char *text, uint64_t *out);
 int arg_float(const char *option, const char *text, double lo, double hi, float *out);
 /* "1,2,3" or "1 2 3" -> a heap array (caller frees). */
 int arg_token_list(const char *option, const char *text, int32_t **out, size_t *n);
+/* "auto", "mmap" or "copy" -> laguna_load_mode. */
+int arg_load_mode(const char *option, const char *text, int *out);
 /* The value after option argv[*i], advancing *i; NULL (with a message) if missing. */
 const char *arg_value(int argc, char **argv, int *i);
 

@@ -67,7 +67,7 @@ static double memory_read_gbps(int n_threads, int reps) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N]\n"
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N] [--load auto|mmap|copy]\n"
                "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n");
 }
 
@@ -82,7 +82,11 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
-        else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
+        else if (!strcmp(argv[i], "--load")) {
+            int mode = 0;
+            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode);
+            mo.load_mode = (laguna_load_mode)mode;
+        } else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;

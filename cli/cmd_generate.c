@@ -17,6 +17,7 @@ static void usage(FILE *f) {
                "  --ctx N                context length (default: the model's maximum)\n"
                "  --kv-type T            KV cache storage: f32 (default), f16, bf16\n"
                "  --threads N            compute threads (default: all cores)\n"
+               "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stats                print timings to stderr\n");
 }
@@ -63,6 +64,10 @@ int cmd_generate(int argc, char **argv) {
                 fprintf(stderr, "laguna generate: --kv-type must be f32, f16 or bf16 (got '%s')\n", v);
                 bad = 1;
             }
+        } else if (!strcmp(a, "--load")) {
+            int mode = 0;
+            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
+            mo.load_mode = (laguna_load_mode)mode;
         } else if (!strcmp(a, "--threads")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 512, &mo.n_threads);
         } else if (!strcmp(a, "--temp")) {

@@ -10,7 +10,7 @@
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna verify MODEL_DIR GOLDEN.safetensors [--tol REL] [--threads N]\n"
+    fprintf(f, "usage: laguna verify MODEL_DIR GOLDEN.safetensors [--tol REL] [--threads N] [--load auto|mmap|copy]\n"
                "  --tol REL     relative-error tolerance for logits and hidden states (default 1e-4)\n"
                "  --threads N   compute threads (default: all cores)\n");
 }
@@ -28,6 +28,10 @@ int cmd_verify(int argc, char **argv) {
             float t;
             if (!(v = arg_value(argc, argv, &i)) || arg_float("--tol", v, 0, 1e9, &t)) return 2;
             tol.rel_tol = t;
+        } else if (!strcmp(argv[i], "--load")) {
+            int mode = 0;
+            if (!(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode)) return 2;
+            mo.load_mode = (laguna_load_mode)mode;
         } else if (!strcmp(argv[i], "--threads")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads)) return 2;
         } else if (argv[i][0] == '-') {

@@ -16,7 +16,9 @@ static void expect(const char *args, int want_rc, const char *needle) {
 
 static void test_verify_command(void) {
     expect("verify tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-xs/golden.safetensors", 0, "PASS: 3 of 3");
-    expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-m/golden.safetensors --threads 2", 0, "PASS");
+    expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-m/golden.safetensors --threads 2 --load mmap", 0, "PASS");
+    expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load copy", 0, "PASS");
+    expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load maybe", 2, "--load");
     /* the wrong golden file for the model: shapes differ or results fail */
     expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-xs/golden.safetensors", 1, NULL);
     expect("verify tests/fixtures/tiny-m /nonexistent.safetensors", 1, "nonexistent");

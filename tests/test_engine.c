@@ -78,7 +78,7 @@ static void test_incremental_equals_batched(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
     lg_tensor_source *g = lg_tensor_source_new();
     laguna_error err = {0};
-    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", &err) == 0);
+    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", false, &err) == 0);
     const lg_tensor *t = lg_tensor_source_find(g, "tokens.p70");
     CHECK(t != NULL);
     if (m && t) {
@@ -102,7 +102,7 @@ static void test_incremental_equals_batched(void) {
 static void test_half_kv_cache(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
     lg_tensor_source *g = lg_tensor_source_new();
-    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", NULL) == 0);
+    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", false, NULL) == 0);
     const lg_tensor *t = lg_tensor_source_find(g, "tokens.p70"), *ref = lg_tensor_source_find(g, "logits.p70");
     laguna_kv_type types[2] = {LAGUNA_KV_F16, LAGUNA_KV_BF16};
     for (int k = 0; m && t && ref && k < 2; k++) {

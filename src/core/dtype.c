@@ -1,7 +1,10 @@
-/* Storage types: names, sizes and conversion to float32. */
+/* Storage types: names, sizes and conversion to and from float32. The
+ * quantised types dispatch into their codecs under src/quant/. */
 #include "core/dtype.h"
 
 #include <string.h>
+
+#include "quant/quant.h"
 
 const char *lg_dtype_name(lg_dtype dtype) {
     switch (dtype) {
@@ -9,14 +12,23 @@ const char *lg_dtype_name(lg_dtype dtype) {
     case LG_DTYPE_BF16: return "BF16";
     case LG_DTYPE_F16: return "F16";
     case LG_DTYPE_I32: return "I32";
+    case LG_DTYPE_Q8_0: return "Q8_0";
+    case LG_DTYPE_Q4_0: return "Q4_0";
+    case LG_DTYPE_Q4_K: return "Q4_K";
+    case LG_DTYPE_Q5_K: return "Q5_K";
+    case LG_DTYPE_Q6_K: return "Q6_K";
+    case LG_DTYPE_Q5_0: return "Q5_0";
+    case LG_DTYPE_Q5_1: return "Q5_1";
     default: return "?";
     }
 }
 
 int64_t lg_dtype_block_elems(lg_dtype dtype) {
-    (void)dtype;
-    return 1;
+    int qk = lg_quant_block_elems(dtype);
+    return qk ? qk : 1;
 }
+
+int lg_dtype_is_quantized(lg_dtype dtype) { return lg_quant_block_elems(dtype) != 0; }
 
 size_t lg_dtype_row_bytes(lg_dtype dtype, int64_t n) {
     if (n < 0) return 0;
@@ -25,7 +37,11 @@ size_t lg_dtype_row_bytes(lg_dtype dtype, int64_t n) {
     case LG_DTYPE_I32: return (size_t)n * 4;
     case LG_DTYPE_BF16:
     case LG_DTYPE_F16: return (size_t)n * 2;
-    default: return 0;
+    default: {
+        int qk = lg_quant_block_elems(dtype);
+        if (qk == 0 || n % qk != 0) return 0;
+        return (size_t)(n / qk) * (size_t)lg_quant_block_bytes(dtype);
+    }
     }
 }
 
@@ -88,7 +104,7 @@ void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) dst[i] = lg_f16_to_f32(s[i]);
         break;
     }
-    default: memset(dst, 0, (size_t)n * 4); break;
+    default: lg_dequantize_row(dtype, src, dst, n); break;
     }
 }
 
@@ -101,6 +117,9 @@ int lg_dtype_from_f32(lg_dtype dtype, const float *src, void *dst, int64_t n) {
     case LG_DTYPE_F16:
         for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lg_f32_to_f16(src[i]);
         return 0;
-    default: return -1;
+    default:
+        if (!lg_dtype_is_quantized(dtype) || n % lg_quant_block_elems(dtype) != 0) return -1;
+        lg_quantize_row(dtype, src, dst, n);
+        return 0;
     }
 }

@@ -15,10 +15,19 @@ typedef enum {
     LG_DTYPE_BF16,
     LG_DTYPE_F16,
     LG_DTYPE_I32, /* integer data (reference files); never a weight type */
+    /* Quantised block types, byte-for-byte ggml's layouts (src/quant/quant.h). */
+    LG_DTYPE_Q8_0, /* 32 elements: f16 scale + 32 int8 */
+    LG_DTYPE_Q4_0, /* 32 elements: f16 scale + 16 bytes of nibbles */
+    LG_DTYPE_Q4_K, /* 256 elements: f16 d, dmin, 6-bit sub-block scales/mins, nibbles */
+    LG_DTYPE_Q5_K, /* 256 elements: as Q4_K plus one high bit per element */
+    LG_DTYPE_Q6_K, /* 256 elements: 6-bit values, int8 sub-block scales, f16 d */
+    LG_DTYPE_Q5_0, /* 32 elements: ggml's fallback for Q4_K rows not a multiple of 256 */
+    LG_DTYPE_Q5_1, /* 32 elements: ggml's fallback for Q5_K rows not a multiple of 256 */
     LG_DTYPE_COUNT
 } lg_dtype;
 
-/* Name as safetensors writes it ("F32", "BF16", ...). */
+/* Name as safetensors writes it ("F32", "BF16", ...); ggml's name for the
+ * quantised types ("Q4_K", ...). */
 const char *lg_dtype_name(lg_dtype dtype);
 
 /* Elements per block (1 for plain float types). */
@@ -30,8 +39,12 @@ size_t lg_dtype_row_bytes(lg_dtype dtype, int64_t n);
 /* Converts n elements (a whole number of blocks) starting at src to float32. */
 void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n);
 
-/* Converts (quantises) n float32 values to dtype; returns -1 for a dtype that
- * cannot be written this way. */
+/* True for the block-quantised types (Q8_0 ... Q5_1). */
+int lg_dtype_is_quantized(lg_dtype dtype);
+
+/* Converts (quantises) n float32 values (a whole number of blocks) to dtype,
+ * quantised types with ggml's reference quantisers; returns -1 for a dtype
+ * that cannot be written this way. */
 int lg_dtype_from_f32(lg_dtype dtype, const float *src, void *dst, int64_t n);
 
 static inline float lg_bf16_to_f32(uint16_t h) {

@@ -62,7 +62,35 @@ bool lg_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-laguna_status lg_map_file(const char *path, void **addr, size_t *len, laguna_error *err) {
+static laguna_status copy_to_anonymous(int fd, const char *path, size_t n, void **addr, laguna_error *err) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: cannot allocate %zu bytes to load it", path, n);
+    madvise(p, n, MADV_HUGEPAGE); /* advice only: fine if refused */
+    for (size_t got = 0; got < n;) {
+        ssize_t r = pread(fd, (char *)p + got, n - got, (off_t)got);
+        if (r <= 0) {
+            munmap(p, n);
+            return lg_fail(err, LAGUNA_ERR_IO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
+        }
+        got += (size_t)r;
+    }
+    mprotect(p, n, PROT_READ);
+    *addr = p;
+    return LAGUNA_OK;
+}
+
+size_t lg_memory_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+laguna_status lg_map_file(const char *path, bool copy, void **addr, size_t *len, laguna_error *err) {
     *addr = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY);
@@ -75,6 +103,12 @@ laguna_status lg_map_file(const char *path, void **addr, size_t *len, laguna_err
     if (st.st_size == 0) {
         close(fd);
         return LAGUNA_OK;
+    }
+    if (copy) {
+        laguna_status st_copy = copy_to_anonymous(fd, path, (size_t)st.st_size, addr, err);
+        close(fd);
+        if (!st_copy) *len = (size_t)st.st_size;
+        return st_copy;
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "io/file_util.h"
@@ -128,10 +129,10 @@ static laguna_status add_header_tensors(lg_tensor_source *src, const char *path,
     return st;
 }
 
-laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, laguna_error *err) {
+laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, bool copy, laguna_error *err) {
     void *addr;
     size_t len;
-    laguna_status st = lg_map_file(path, &addr, &len, err);
+    laguna_status st = lg_map_file(path, copy, &addr, &len, err);
     if (st) return st;
     if (len < 8) {
         if (addr) munmap(addr, len);
@@ -167,7 +168,20 @@ laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const
 
 /* Shards listed in the index, each loaded once; every indexed tensor must then
  * be present (a shard that lacks what the index promises is an error). */
-static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const char *index_path, laguna_error *err) {
+/* AUTO: copy when the checkpoint takes under half of the available memory. */
+static bool choose_copy(lg_load_mode mode, uint64_t total_bytes) {
+    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY;
+    size_t avail = lg_memory_available();
+    return avail > 0 && total_bytes < avail / 2;
+}
+
+static uint64_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const char *index_path, lg_load_mode mode,
+                                  laguna_error *err) {
     char *text;
     laguna_status st = lg_read_file(index_path, MAX_INDEX_BYTES, &text, NULL, err);
     if (st) return st;
@@ -180,6 +194,17 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
     }
     cJSON *loaded = cJSON_CreateObject(); /* set of shard names already read */
     const cJSON *e;
+    uint64_t total = 0;
+    cJSON_ArrayForEach(e, map) { /* sizes first, to choose how to load */
+        if (!cJSON_IsString(e) || cJSON_GetObjectItemCaseSensitive(loaded, e->valuestring)) continue;
+        char *shard = lg_path_join(dir, e->valuestring);
+        if (shard) total += file_size(shard);
+        free(shard);
+        cJSON_AddTrueToObject(loaded, e->valuestring);
+    }
+    bool copy = choose_copy(mode, total);
+    cJSON_Delete(loaded);
+    loaded = cJSON_CreateObject();
     cJSON_ArrayForEach(e, map) {
         if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..")) {
             st = lg_fail(err, LAGUNA_ERR_FORMAT, "%s: weight_map['%s'] must be a file name in the folder", index_path, e->string);
@@ -194,7 +219,7 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
         if (!lg_file_exists(shard))
             st = lg_fail(err, LAGUNA_ERR_IO, "%s: shard '%s' named in %s is missing", shard, e->valuestring, "model.safetensors.index.json");
         else
-            st = lg_tensor_source_add_safetensors_file(src, shard, err);
+            st = lg_tensor_source_add_safetensors_file(src, shard, copy, err);
         free(shard);
         if (st) break;
         cJSON_AddTrueToObject(loaded, e->valuestring);
@@ -213,15 +238,16 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
     return st;
 }
 
-laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_tensor_source **out, laguna_error *err) {
+laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mode mode, lg_tensor_source **out,
+                                                    laguna_error *err) {
     *out = NULL;
     lg_tensor_source *src = lg_tensor_source_new();
     char *single = lg_path_join(dir, "model.safetensors");
     char *index = lg_path_join(dir, "model.safetensors.index.json");
     laguna_status st;
     if (!src || !single || !index) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    else if (lg_file_exists(index)) st = open_sharded(src, dir, index, err);
-    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, err);
+    else if (lg_file_exists(index)) st = open_sharded(src, dir, index, mode, err);
+    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, choose_copy(mode, file_size(single)), err);
     else st = lg_fail(err, LAGUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     free(single);
     free(index);

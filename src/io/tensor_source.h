@@ -7,6 +7,7 @@
 #ifndef LAGUNA_IO_TENSOR_SOURCE_H
 #define LAGUNA_IO_TENSOR_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,12 +42,17 @@ const lg_tensor *lg_tensor_source_find(const lg_tensor_source *src, const char *
 size_t lg_tensor_source_count(const lg_tensor_source *src);
 const lg_tensor *lg_tensor_source_at(const lg_tensor_source *src, size_t i);
 
+/* How weight files reach memory: mapped (page cache, shared, any size) or
+ * copied into anonymous huge-page memory (faster kernels, costs RAM); AUTO
+ * copies when the files take under half of the available memory. */
+typedef enum { LG_LOAD_AUTO = 0, LG_LOAD_MMAP, LG_LOAD_COPY } lg_load_mode;
+
 /* Loads every safetensors file of a checkpoint folder: model.safetensors, or
  * the shards listed by model.safetensors.index.json. */
-laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_tensor_source **out,
+laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mode mode, lg_tensor_source **out,
                                                     laguna_error *err);
-/* Loads one safetensors file into an existing source. */
-laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path,
+/* Loads one safetensors file into an existing source (mapped; copied when copy). */
+laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, bool copy,
                                                     laguna_error *err);
 
 #endif

@@ -68,10 +68,59 @@ static void dot4_bf16(const uint16_t *w0, const uint16_t *w1, const uint16_t *w2
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
+/* Four rows against four x rows: 16 dot products from one pass over the
+ * weights, which halves the loads per multiply-add compared with dot4. */
+#define DOT4X4(NAME, WT, LOAD)                                                                                         \
+    static void NAME(const WT *w0, const WT *w1, const WT *w2, const WT *w3, const float *x0, const float *x1,          \
+                     const float *x2, const float *x3, int64_t n, float out[16]) {                                     \
+        float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;                                 \
+        float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;                                 \
+        _Pragma("omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)") \
+        for (int64_t i = 0; i < n; i++) {                                                                              \
+            float a = LOAD(w0[i]), b = LOAD(w1[i]), c = LOAD(w2[i]), d = LOAD(w3[i]);                                  \
+            s00 += a * x0[i], s01 += a * x1[i], s02 += a * x2[i], s03 += a * x3[i];                                    \
+            s10 += b * x0[i], s11 += b * x1[i], s12 += b * x2[i], s13 += b * x3[i];                                    \
+            s20 += c * x0[i], s21 += c * x1[i], s22 += c * x2[i], s23 += c * x3[i];                                    \
+            s30 += d * x0[i], s31 += d * x1[i], s32 += d * x2[i], s33 += d * x3[i];                                    \
+        }                                                                                                              \
+        float o[16] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};               \
+        memcpy(out, o, sizeof o);                                                                                      \
+    }
+
+static inline float load_f32(float v) { return v; }
+static inline float load_bf16(uint16_t h) { return lg_bf16_to_f32(h); }
+DOT4X4(dot4x4_f32, float, load_f32)
+DOT4X4(dot4x4_bf16, uint16_t, load_bf16)
+
 /* rows r0..r1 of W (each `stride` bytes apart, as F32 or BF16) times every x row */
 static void block_product(const lg_matmul_op *j, const uint8_t *rows, size_t stride, int bf16, int64_t r0, int64_t r1) {
     int64_t n = j->w->cols, out_n = j->w->rows;
-    for (int t = 0; t < j->n_tokens; t++) {
+    int t = 0;
+    for (; t + 4 <= j->n_tokens && r1 - r0 >= 4; t += 4) { /* 4 tokens x 4 rows at a time */
+        const float *x = j->x + (size_t)t * n;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *p = rows + (size_t)(r - r0) * stride;
+            float o[16];
+            if (bf16)
+                dot4x4_bf16((const uint16_t *)p, (const uint16_t *)(p + stride), (const uint16_t *)(p + 2 * stride),
+                            (const uint16_t *)(p + 3 * stride), x, x + n, x + 2 * n, x + 3 * n, n, o);
+            else
+                dot4x4_f32((const float *)p, (const float *)(p + stride), (const float *)(p + 2 * stride),
+                           (const float *)(p + 3 * stride), x, x + n, x + 2 * n, x + 3 * n, n, o);
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) j->y[(size_t)(t + b) * out_n + r + a] = o[a * 4 + b];
+        }
+        for (; r < r1; r++) { /* leftover rows */
+            const uint8_t *p = rows + (size_t)(r - r0) * stride;
+            for (int b = 0; b < 4; b++)
+                j->y[(size_t)(t + b) * out_n + r] = bf16 ? dot_bf16((const uint16_t *)p, x + b * n, n) : dot_f32((const float *)p, x + b * n, n);
+        }
+        if (j->bias)
+            for (int b = 0; b < 4; b++)
+                for (int64_t q = r0; q < r1; q++) j->y[(size_t)(t + b) * out_n + q] += j->bias[q];
+    }
+    for (; t < j->n_tokens; t++) {
         const float *x = j->x + (size_t)t * n;
         float *y = j->y + (size_t)t * out_n;
         int64_t r = r0;

@@ -69,7 +69,8 @@ laguna_status laguna_model_open(const char *dir, const laguna_model_options *opt
     if (st) return st;
 
     lg_tensor_source *tensors = NULL;
-    if ((st = lg_tensor_source_open_safetensors_dir(dir, &tensors, err))) {
+    lg_load_mode mode = options ? (lg_load_mode)options->load_mode : LG_LOAD_AUTO;
+    if ((st = lg_tensor_source_open_safetensors_dir(dir, mode, &tensors, err))) {
         lg_config_free(&cfg);
         return st;
     }

@@ -189,7 +189,7 @@ laguna_status lg_verify_run(laguna_model *m, const char *golden_path, lg_verify_
     *n_results = 0;
     lg_tensor_source *g = lg_tensor_source_new();
     if (!g) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    laguna_status st = lg_tensor_source_add_safetensors_file(g, golden_path, err);
+    laguna_status st = lg_tensor_source_add_safetensors_file(g, golden_path, false, err);
     size_t n = lg_tensor_source_count(g);
     lg_verify_result *res = calloc(n ? n : 1, sizeof *res);
     if (!st && !res) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
