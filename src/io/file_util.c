@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,17 +63,54 @@ bool lg_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+typedef struct {
+    int fd;
+    char *dst;
+    size_t begin, end;
+    int error; /* errno, or -1 for an early end of file */
+} read_range;
+
+static void *read_range_main(void *arg) {
+    read_range *r = arg;
+    for (size_t got = r->begin; got < r->end;) {
+        ssize_t k = pread(r->fd, r->dst + got, r->end - got, (off_t)got);
+        if (k <= 0) {
+            r->error = k < 0 ? errno : -1;
+            return NULL;
+        }
+        got += (size_t)k;
+    }
+    return NULL;
+}
+
+/* Reads the file in parallel ranges: the kernel zeroes each fresh page on
+ * first touch, which dominates a single-threaded copy. */
 static laguna_status copy_to_anonymous(int fd, const char *path, size_t n, void **addr, laguna_error *err) {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: cannot allocate %zu bytes to load it", path, n);
     madvise(p, n, MADV_HUGEPAGE); /* advice only: fine if refused */
-    for (size_t got = 0; got < n;) {
-        ssize_t r = pread(fd, (char *)p + got, n - got, (off_t)got);
-        if (r <= 0) {
-            munmap(p, n);
-            return lg_fail(err, LAGUNA_ERR_IO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
-        }
-        got += (size_t)r;
+    enum { MAX_READERS = 16 };
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int k = cores < 1 ? 1 : cores > MAX_READERS ? MAX_READERS : (int)cores;
+    if (n < ((size_t)64 << 20)) k = 1;
+    read_range ranges[MAX_READERS];
+    pthread_t threads[MAX_READERS];
+    size_t chunk = (n / (size_t)k + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1); /* whole huge pages */
+    int started = 0;
+    for (int i = 0; i < k; i++) {
+        size_t b = chunk * (size_t)i, e = b + chunk > n ? n : b + chunk;
+        ranges[i] = (read_range){fd, p, b < n ? b : n, e, 0};
+        if (i == 0 || pthread_create(&threads[i], NULL, read_range_main, &ranges[i]) != 0) read_range_main(&ranges[i]);
+        else started |= 1 << i;
+    }
+    int error = 0;
+    for (int i = 0; i < k; i++) {
+        if (started & (1 << i)) pthread_join(threads[i], NULL);
+        if (ranges[i].error) error = ranges[i].error;
+    }
+    if (error) {
+        munmap(p, n);
+        return lg_fail(err, LAGUNA_ERR_IO, "%s: read failed: %s", path, error > 0 ? strerror(error) : "unexpected end of file");
     }
     mprotect(p, n, PROT_READ);
     *addr = p;
