@@ -9,6 +9,7 @@
 #include "io/tensor_source.h"
 #include "laguna.h"
 #include "model/model.h"
+#include "verify/perplexity.h"
 #include "verify/verify.h"
 
 static const char *models[][2] = {
@@ -121,6 +122,42 @@ static void test_half_kv_cache(void) {
     laguna_model_free(m);
 }
 
+/* Perplexity of p70 from our logits equals the one from the reference logits. */
+static void test_perplexity_matches_reference_logits(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    lg_tensor_source *g = lg_tensor_source_new();
+    CHECK(lg_tensor_source_add_safetensors_file(g, "tests/fixtures/tiny-xs/golden.safetensors", false, NULL) == 0);
+    const lg_tensor *t = lg_tensor_source_find(g, "tokens.p70"), *ref = lg_tensor_source_find(g, "logits.p70");
+    if (m && t && ref) {
+        int T = (int)t->shape[0], V = (int)ref->shape[1];
+        const int32_t *tok = t->data;
+        double want = 0;
+        for (int i = 0; i + 1 < T; i++) {
+            const float *row = (const float *)ref->data + (size_t)i * V;
+            double max = row[0], z = 0;
+            for (int v = 1; v < V; v++) max = row[v] > max ? row[v] : max;
+            for (int v = 0; v < V; v++) z += exp(row[v] - max);
+            want += -(row[tok[i + 1]] - max - log(z));
+        }
+        lg_perplexity_result r;
+        laguna_error err = {0};
+        CHECKF(lg_perplexity(m, tok, (size_t)T, T, true, &r, &err) == 0, "%s", err.message);
+        CHECK(r.n_predicted == T - 1);
+        CHECKF(fabs(r.nll_sum - want) < 1e-4 * fabs(want), "nll %.6f vs reference %.6f", r.nll_sum, want);
+        /* every token chose top_k experts in each of the 4 sparse layers */
+        int64_t total = 0;
+        for (int i = 0; r.expert_load && i < 5 * 16; i++) total += r.expert_load[i];
+        CHECK(total == (int64_t)T * 4 * 4);
+        free(r.expert_load);
+        /* windows of 16: 5 windows, each predicting all but its last token */
+        CHECK(lg_perplexity(m, tok, (size_t)T, 16, false, &r, &err) == 0);
+        CHECK(r.n_predicted == T - 5);
+        CHECK(lg_perplexity(m, tok, 1, 16, false, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    }
+    lg_tensor_source_free(g);
+    laguna_model_free(m);
+}
+
 static void test_context_limit_and_bad_feeds(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
     if (!m) return;
@@ -169,6 +206,7 @@ int main(void) {
     RUN(test_verify_fixtures_three_threads);
     RUN(test_incremental_equals_batched);
     RUN(test_half_kv_cache);
+    RUN(test_perplexity_matches_reference_logits);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);
     return test_summary();
