@@ -14,6 +14,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt (-m DIR -p TEXT | --tokens IDS)"},
     {"info", cmd_info, "describe a model: layers, parameters, KV-cache size"},
     {"verify", cmd_verify, "compare the engine with a golden reference file"},
+    {"perplexity", cmd_perplexity, "perplexity of a text, and the experts' load"},
     {"bench", cmd_bench, "measure prefill and decode speed against the memory roofline"},
     {"synth", cmd_synth, "write a random checkpoint in the real layout"},
 };

@@ -1,0 +1,13 @@
+/* Turning user text into token ids with a checkpoint's tokenizer, for the
+ * commands that take text (generate -p, perplexity --file, chat). */
+#ifndef LAGUNA_CLI_TEXT_INPUT_H
+#define LAGUNA_CLI_TEXT_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads `path` and encodes it with DIR's tokenizer.json (no special tokens).
+ * Prints a message and returns -1 on failure. */
+int text_input_tokenize_file(const char *model_dir, const char *path, int32_t **ids, size_t *n);
+
+#endif
