@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "harness.h"
+#include "io/safetensors_write.h"
+#include "testutil.h"
 #include "io/tensor_source.h"
 #include "laguna.h"
 #include "model/model.h"
@@ -158,6 +160,77 @@ static void test_perplexity_matches_reference_logits(void) {
     laguna_model_free(m);
 }
 
+/* Rewrites tiny-xs with experts fused into 3-D tensors and the shared expert
+ * and router bias under transformers' in-memory names; it must verify too. */
+static void test_fused_expert_layout(void) {
+    lg_tensor_source *src = NULL;
+    laguna_error err = {0};
+    CHECK(lg_tensor_source_open_safetensors_dir("tests/fixtures/tiny-xs", LG_LOAD_MMAP, &src, &err) == 0);
+    if (!src) return;
+    size_t n = lg_tensor_source_count(src), k = 0;
+    lg_st_spec *specs = calloc(n, sizeof *specs);
+    const void **data = calloc(n, sizeof *data);
+    char (*names)[128] = calloc(n, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        const lg_tensor *t = lg_tensor_source_at(src, i);
+        int layer, expert;
+        char part[64];
+        if (sscanf(t->name, "model.layers.%d.mlp.experts.%d.%63s", &layer, &expert, part) == 3) continue;
+        snprintf(names[k], sizeof names[k], "%s", t->name);
+        char *p = strstr(names[k], "shared_expert.");
+        if (p) memmove(p + 14, p + 13, strlen(p + 13) + 1), p[13] = 's'; /* shared_expert. -> shared_experts. */
+        if ((p = strstr(names[k], "experts.e_score"))) memcpy(p - 0, "gate.", 5), memmove(p + 5, p + 8, strlen(p + 8) + 1);
+        specs[k] = (lg_st_spec){names[k], t->dtype, t->n_dims, {t->shape[0], t->shape[1]}};
+        data[k++] = t->data;
+    }
+    /* fused tensors per sparse layer (1-4), 16 experts of 32 x 64 */
+    float *gu[5] = {0}, *down[5] = {0};
+    for (int l = 1; l <= 4; l++) {
+        gu[l] = malloc(sizeof(float) * 16 * 64 * 64);
+        down[l] = malloc(sizeof(float) * 16 * 64 * 32);
+        for (int e = 0; e < 16; e++) {
+            char name[128];
+            const char *parts[3] = {"gate_proj", "up_proj", "down_proj"};
+            for (int q = 0; q < 3; q++) {
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", l, e, parts[q]);
+                const lg_tensor *t = lg_tensor_source_find(src, name);
+                CHECK(t && t->dtype == LG_DTYPE_F32);
+                if (!t) continue;
+                float *dst = q == 2 ? down[l] + (size_t)e * 64 * 32 : gu[l] + ((size_t)e * 64 + q * 32) * 64;
+                memcpy(dst, t->data, t->n_bytes);
+            }
+        }
+        snprintf(names[k], sizeof names[k], "model.layers.%d.mlp.experts.gate_up_proj", l);
+        specs[k] = (lg_st_spec){names[k], LG_DTYPE_F32, 3, {16, 64, 64}};
+        data[k++] = gu[l];
+        snprintf(names[k], sizeof names[k], "model.layers.%d.mlp.experts.down_proj", l);
+        specs[k] = (lg_st_spec){names[k], LG_DTYPE_F32, 3, {16, 64, 32}};
+        data[k++] = down[l];
+    }
+    char *d = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", d);
+    lg_st_writer *w = NULL;
+    CHECK(lg_st_writer_open(path, specs, k, &w, &err) == 0);
+    for (size_t i = 0; w && i < k; i++) CHECK(lg_st_writer_write(w, data[i], lg_st_spec_bytes(&specs[i]), &err) == 0);
+    if (w) CHECKF(lg_st_writer_finish(w, &err) == 0, "%s", err.message);
+    CHECK(tu_copy_file("tests/fixtures/tiny-xs/config.json", d, "config.json") == 0);
+    laguna_model *m = open_model(d, 2);
+    if (m) {
+        lg_verify_result *r = NULL;
+        int nr = 0;
+        lg_verify_tolerance tol = {1e-4, true, true};
+        CHECKF(lg_verify_run(m, "tests/fixtures/tiny-xs/golden.safetensors", &r, &nr, &err) == 0, "%s", err.message);
+        for (int i = 0; i < nr; i++) CHECKF(lg_verify_passes(&r[i], &tol), "%s: %.3e", r[i].prompt, r[i].logits_rel_err);
+        free(r);
+        laguna_model_free(m);
+    }
+    for (int l = 1; l <= 4; l++) free(gu[l]), free(down[l]);
+    free(specs), free(data), free(names);
+    tu_remove_dir(d);
+    lg_tensor_source_free(src);
+}
+
 static void test_context_limit_and_bad_feeds(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
     if (!m) return;
@@ -207,6 +280,7 @@ int main(void) {
     RUN(test_incremental_equals_batched);
     RUN(test_half_kv_cache);
     RUN(test_perplexity_matches_reference_logits);
+    RUN(test_fused_expert_layout);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);
     return test_summary();

@@ -1,8 +1,11 @@
 /* config.json -> lg_config, with transformers' defaults for absent keys.
  *
- * Defaults follow LagunaConfig in transformers 5.x: layer_types absent = all
- * full attention; mlp_layer_types absent = first layer dense, rest sparse;
- * num_attention_heads_per_layer absent = num_attention_heads everywhere. */
+ * Defaults follow LagunaConfig in transformers 5.17 (configuration_laguna.py):
+ * the scalar sizes default to Laguna-XS.2's; layer_types absent = all full
+ * attention; mlp_layer_types absent = first layer dense, rest sparse;
+ * num_attention_heads_per_layer absent = num_attention_heads everywhere;
+ * rope_parameters absent = default RoPE, theta 500000 on half the dims for
+ * full attention and theta 10000 on all dims for sliding attention. */
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
@@ -149,13 +152,16 @@ static laguna_status parse_layer_strings(parse_ctx *c, const cJSON *root, const 
     return LAGUNA_OK;
 }
 
+/* transformers always builds g_proj: true / absent / "per-head" mean one gate
+ * per head, anything else (false, "per-element") one per element. The
+ * checkpoint's g_proj shape is what the loader finally trusts. */
 static laguna_status parse_gating(parse_ctx *c, const cJSON *root, lg_config *cfg) {
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "gating");
     cfg->gate_mode_from_config = false;
-    if (!g || cJSON_IsNull(g) || cJSON_IsFalse(g)) {
-        cfg->gate_mode = LG_GATE_NONE;
-    } else if (cJSON_IsTrue(g)) {
+    if (!g || cJSON_IsNull(g) || cJSON_IsTrue(g)) {
         cfg->gate_mode = LG_GATE_PER_HEAD; /* the g_proj shape decides */
+    } else if (cJSON_IsFalse(g)) {
+        cfg->gate_mode = LG_GATE_PER_ELEMENT;
     } else if (cJSON_IsString(g) && !strcmp(g->valuestring, "per-head")) {
         cfg->gate_mode = LG_GATE_PER_HEAD;
         cfg->gate_mode_from_config = true;
@@ -173,19 +179,19 @@ static laguna_status parse_all(parse_ctx *c, const cJSON *root, lg_config *cfg) 
     laguna_status st;
 #define INT_FIELD(key, dst, def, req, lo, hi)                                                      \
     if ((st = get_int(c, root, key, &cfg->dst, def, req, lo, hi))) return st
-    INT_FIELD("vocab_size", vocab_size, 0, true, 1, LG_MAX_VOCAB);
-    INT_FIELD("hidden_size", hidden_size, 0, true, 1, LG_MAX_DIM);
-    INT_FIELD("num_hidden_layers", n_layers, 0, true, 1, LG_MAX_LAYERS);
-    INT_FIELD("num_attention_heads", n_heads_default, 0, true, 1, 65536);
-    INT_FIELD("num_key_value_heads", n_kv_heads, cfg->n_heads_default, false, 1, 65536);
-    INT_FIELD("head_dim", head_dim, cfg->hidden_size / cfg->n_heads_default, false, 1, 65536);
-    INT_FIELD("intermediate_size", intermediate_size, 0, false, 0, LG_MAX_DIM);
-    INT_FIELD("sliding_window", sliding_window, 0, false, 0, 1 << 30);
-    INT_FIELD("num_experts", n_experts, 0, false, 0, LG_MAX_EXPERTS);
-    INT_FIELD("num_experts_per_tok", n_experts_per_token, 0, false, 0, LG_MAX_EXPERTS);
-    INT_FIELD("moe_intermediate_size", moe_intermediate_size, 0, false, 0, LG_MAX_DIM);
-    INT_FIELD("shared_expert_intermediate_size", shared_expert_intermediate_size, 0, false, 0, LG_MAX_DIM);
-    INT_FIELD("max_position_embeddings", max_position_embeddings, 4096, false, 1, 1 << 30);
+    INT_FIELD("vocab_size", vocab_size, 100352, false, 1, LG_MAX_VOCAB);
+    INT_FIELD("hidden_size", hidden_size, 2048, false, 1, LG_MAX_DIM);
+    INT_FIELD("num_hidden_layers", n_layers, 40, false, 1, LG_MAX_LAYERS);
+    INT_FIELD("num_attention_heads", n_heads_default, 48, false, 1, 65536);
+    INT_FIELD("num_key_value_heads", n_kv_heads, 8, false, 1, 65536);
+    INT_FIELD("head_dim", head_dim, 128, false, 1, 65536);
+    INT_FIELD("intermediate_size", intermediate_size, 8192, false, 0, LG_MAX_DIM);
+    INT_FIELD("sliding_window", sliding_window, 512, false, 0, 1 << 30);
+    INT_FIELD("num_experts", n_experts, 256, false, 0, LG_MAX_EXPERTS);
+    INT_FIELD("num_experts_per_tok", n_experts_per_token, 8, false, 0, LG_MAX_EXPERTS);
+    INT_FIELD("moe_intermediate_size", moe_intermediate_size, 512, false, 0, LG_MAX_DIM);
+    INT_FIELD("shared_expert_intermediate_size", shared_expert_intermediate_size, 512, false, 0, LG_MAX_DIM);
+    INT_FIELD("max_position_embeddings", max_position_embeddings, 131072, false, 1, 1 << 30);
     INT_FIELD("bos_token_id", bos_token_id, -1, false, -1, LG_MAX_VOCAB);
 #undef INT_FIELD
     if ((st = get_double(c, root, "moe_routed_scaling_factor", &cfg->routed_scaling_factor, 1.0, false))) return st;
@@ -258,11 +264,9 @@ static laguna_status parse_all(parse_ctx *c, const cJSON *root, lg_config *cfg) 
         cfg->has_rope[0] = cfg->has_rope[1] = true;
     } else if (rp && !cJSON_IsNull(rp)) {
         return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: 'rope_parameters' must be an object", c->source);
-    } else {
-        double theta;
-        if ((st = get_double(c, root, "rope_theta", &theta, 10000.0, false))) return st;
-        cfg->rope[0] = (lg_rope_params){.type = LG_ROPE_DEFAULT, .theta = theta, .partial_rotary_factor = 1.0};
-        cfg->rope[1] = cfg->rope[0];
+    } else { /* LagunaConfig's defaults */
+        cfg->rope[LG_ATTN_GLOBAL] = (lg_rope_params){.type = LG_ROPE_DEFAULT, .theta = 500000.0, .partial_rotary_factor = 0.5};
+        cfg->rope[LG_ATTN_SLIDING] = (lg_rope_params){.type = LG_ROPE_DEFAULT, .theta = 10000.0, .partial_rotary_factor = 1.0};
         cfg->has_rope[0] = cfg->has_rope[1] = true;
     }
     for (int k = 0; k < 2; k++)

@@ -93,11 +93,7 @@ static laguna_status bind_gate(binder *b, lg_layer *l, int li, const char *prefi
     char name[256];
     snprintf(name, sizeof name, "%s.g_proj.weight", prefix);
     const lg_tensor *t = lg_tensor_source_find(b->src, name);
-    if (c->gate_mode == LG_GATE_NONE) {
-        l->gate_mode = LG_GATE_NONE;
-        return LAGUNA_OK;
-    }
-    if (!t) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: missing tensor '%s' (config sets gating)", b->source, name);
+    if (!t) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: missing tensor '%s'", b->source, name);
     int64_t per_head = l->n_heads, per_element = (int64_t)l->n_heads * c->head_dim;
     if (t->n_dims == 2 && t->shape[0] == per_head) l->gate_mode = LG_GATE_PER_HEAD;
     else if (t->n_dims == 2 && t->shape[0] == per_element) l->gate_mode = LG_GATE_PER_ELEMENT;
@@ -140,23 +136,69 @@ static laguna_status bind_attention(binder *b, lg_layer *l, int li) {
     return LAGUNA_OK;
 }
 
+/* transformers 5 keeps experts in memory as 3-D tensors (gate_up_proj
+ * [experts, 2*inter, hidden], down_proj [experts, hidden, inter]); a
+ * checkpoint saved in that layout is read as per-expert views of them. */
+static laguna_status bind_fused_experts(binder *b, lg_layer *l, int li) {
+    const lg_config *c = &b->model->cfg;
+    int64_t E = c->n_experts, I = c->moe_intermediate_size, H = c->hidden_size;
+    char name[256];
+    const lg_tensor *gu, *down;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.gate_up_proj", li);
+    gu = lg_tensor_source_find(b->src, name);
+    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.down_proj", li);
+    down = lg_tensor_source_find(b->src, name);
+    if (!gu || !down)
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: missing tensor 'model.layers.%d.mlp.experts.0.gate_proj.weight'", b->source, li);
+    if (gu->n_dims != 3 || gu->shape[0] != E || gu->shape[1] != 2 * I || gu->shape[2] != H || down->n_dims != 3 ||
+        down->shape[0] != E || down->shape[1] != H || down->shape[2] != I || gu->dtype == LG_DTYPE_I32 || down->dtype == LG_DTYPE_I32)
+        return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: layer %d's fused expert tensors do not have shapes [%lld, %lld, %lld] and [%lld, %lld, %lld]",
+                       gu->file, li, (long long)E, (long long)(2 * I), (long long)H, (long long)E, (long long)H, (long long)I);
+    size_t gu_row = lg_dtype_row_bytes(gu->dtype, H), down_row = lg_dtype_row_bytes(down->dtype, I);
+    if (!gu_row || !down_row) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: layer %d's fused experts are not whole blocks", gu->file, li);
+    for (int64_t e = 0; e < E; e++) {
+        const uint8_t *g0 = (const uint8_t *)gu->data + (size_t)(e * 2 * I) * gu_row;
+        l->experts[e].gate = (lg_matrix){gu->dtype, I, H, gu_row, g0};
+        l->experts[e].up = (lg_matrix){gu->dtype, I, H, gu_row, g0 + (size_t)I * gu_row};
+        l->experts[e].down = (lg_matrix){down->dtype, H, I, down_row, (const uint8_t *)down->data + (size_t)(e * H) * down_row};
+    }
+    return LAGUNA_OK;
+}
+
+/* Binds the first name that exists among a layer's alternatives (per-expert
+ * checkpoints and transformers' in-memory layout name some tensors apart). */
+static const char *pick(binder *b, char *buf, size_t n, int li, const char *a, const char *alt) {
+    snprintf(buf, n, a, li);
+    if (lg_tensor_source_find(b->src, buf)) return buf;
+    char other[256];
+    snprintf(other, sizeof other, alt, li);
+    if (lg_tensor_source_find(b->src, other)) snprintf(buf, n, "%s", other);
+    return buf;
+}
+
 static laguna_status bind_sparse_mlp(binder *b, lg_layer *l, int li) {
     const lg_config *c = &b->model->cfg;
     char name[256], prefix[160];
     laguna_status st;
     snprintf(name, sizeof name, "model.layers.%d.mlp.gate.weight", li);
     if ((st = bind_matrix(b, &l->router, name, c->n_experts, c->hidden_size))) return st;
-    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.e_score_correction_bias", li);
+    pick(b, name, sizeof name, li, "model.layers.%d.mlp.experts.e_score_correction_bias", "model.layers.%d.mlp.gate.e_score_correction_bias");
     if ((st = bind_vector(b, &l->expert_bias, name, c->n_experts))) return st;
     l->experts = calloc((size_t)c->n_experts, sizeof *l->experts);
     if (!l->experts) return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
-    for (int e = 0; e < c->n_experts; e++) {
-        snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.experts.%d", li, e);
-        if ((st = bind_mlp(b, &l->experts[e], prefix, c->hidden_size, c->moe_intermediate_size))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.0.gate_proj.weight", li);
+    if (!lg_tensor_source_find(b->src, name)) {
+        if ((st = bind_fused_experts(b, l, li))) return st;
+    } else {
+        for (int e = 0; e < c->n_experts; e++) {
+            snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.experts.%d", li, e);
+            if ((st = bind_mlp(b, &l->experts[e], prefix, c->hidden_size, c->moe_intermediate_size))) return st;
+        }
     }
     l->has_shared_expert = c->shared_expert_intermediate_size > 0;
     if (l->has_shared_expert) {
-        snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.shared_expert", li);
+        pick(b, name, sizeof name, li, "model.layers.%d.mlp.shared_expert.gate_proj.weight", "model.layers.%d.mlp.shared_experts.gate_proj.weight");
+        snprintf(prefix, sizeof prefix, "model.layers.%d.mlp.%s", li, strstr(name, "shared_experts") ? "shared_experts" : "shared_expert");
         if ((st = bind_mlp(b, &l->shared_expert, prefix, c->hidden_size, c->shared_expert_intermediate_size))) return st;
     }
     return LAGUNA_OK;
