@@ -1,5 +1,6 @@
-/* laguna generate: feed a prompt (token ids, or text once a tokenizer is
- * loaded) and sample a continuation, streaming it to stdout. */
+/* laguna generate: feed a prompt (text through the checkpoint's tokenizer, or
+ * token ids) and sample a continuation, streaming it to stdout as text (or
+ * as ids when the checkpoint has no tokenizer or --ids is given). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "generation.h"
+#include "laguna_tokenizer.h"
 #include "laguna.h"
 
 static void usage(FILE *f) {
@@ -19,6 +22,8 @@ static void usage(FILE *f) {
                "  --threads N            compute threads (default: all cores)\n"
                "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
                "  --ignore-eos           keep going after an end-of-sequence token\n"
+               "  --stop S               stop before the text S (repeatable)\n"
+               "  --ids                  print token ids instead of text\n"
                "  --stats                print timings to stderr\n");
 }
 
@@ -28,15 +33,16 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int is_eos(const laguna_model_info *info, int32_t t) {
-    for (int i = 0; i < info->n_eos_token_ids; i++)
-        if (info->eos_token_ids[i] == t) return 1;
-    return 0;
+static void emit_stdout(void *user, const char *text, size_t len) {
+    (void)user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
 }
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *tokens_text = NULL, *prompt = NULL;
-    int n_gen = 64, n_ctx = 0, ignore_eos = 0, stats = 0, kv_type = LAGUNA_KV_F32;
+    int n_gen = 64, n_ctx = 0, ignore_eos = 0, stats = 0, kv_type = LAGUNA_KV_F32, print_ids = 0, n_stops = 0;
+    const char *stops[16];
     laguna_model_options mo = {0};
     laguna_sampler_params sp = laguna_sampler_default_params();
     for (int i = 1; i < argc; i++) {
@@ -49,6 +55,14 @@ int cmd_generate(int argc, char **argv) {
             ignore_eos = 1;
         } else if (!strcmp(a, "--stats")) {
             stats = 1;
+        } else if (!strcmp(a, "--ids")) {
+            print_ids = 1;
+        } else if (!strcmp(a, "--stop")) {
+            if (n_stops == 16) {
+                fprintf(stderr, "laguna generate: at most 16 --stop strings\n");
+                return 2;
+            }
+            bad = !(stops[n_stops++] = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             bad = !(dir = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "--tokens")) {
@@ -93,23 +107,40 @@ int cmd_generate(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (prompt) {
-        fprintf(stderr, "laguna generate: -p needs the tokenizer, which is not built yet; use --tokens\n");
-        return 2;
-    }
+    laguna_error err = {0};
+    laguna_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (arg_token_list("--tokens", tokens_text, &ids, &n_ids)) return 2;
+    /* a checkpoint without tokenizer.json still runs on ids */
+    if (laguna_tokenizer_load(dir, &tok, &err) != LAGUNA_OK && (prompt || n_stops)) {
+        fprintf(stderr, "laguna generate: %s\n", err.message);
+        return 1;
+    }
+    if (prompt) {
+        int32_t *enc = NULL;
+        if (laguna_tokenizer_encode(tok, prompt, strlen(prompt), true, &enc, &n_ids, &err)) {
+            fprintf(stderr, "laguna generate: %s\n", err.message);
+            laguna_tokenizer_free(tok);
+            return 1;
+        }
+        ids = malloc(sizeof(int32_t) * (n_ids ? n_ids : 1));
+        if (ids) memcpy(ids, enc, sizeof(int32_t) * n_ids);
+        laguna_tokenizer_free_ids(enc);
+    } else if (arg_token_list("--tokens", tokens_text, &ids, &n_ids)) {
+        laguna_tokenizer_free(tok);
+        return 2;
+    }
     if (n_ids == 0) {
         fprintf(stderr, "laguna generate: the prompt is empty\n");
         free(ids);
+        laguna_tokenizer_free(tok);
         return 2;
     }
 
-    laguna_error err = {0};
     laguna_model *m = NULL;
     laguna_session *s = NULL;
     laguna_sampler *smp = NULL;
+    generation_result gen = {0};
     int rc = 1;
     double t0 = now_s(), t_load, t_prompt, t_end;
     if (laguna_model_open(dir, &mo, &m, &err)) goto fail;
@@ -125,32 +156,30 @@ int cmd_generate(int argc, char **argv) {
     for (size_t i = 0; i < n_ids; i++) laguna_sampler_accept(smp, ids[i]);
     if (laguna_session_feed(s, ids, n_ids, NULL, &err)) goto fail;
     t_prompt = now_s();
-    int produced = 0;
-    for (; produced < n_gen; produced++) {
-        int32_t t = laguna_sampler_sample(smp, laguna_session_logits(s));
-        laguna_sampler_accept(smp, t);
-        printf(produced ? ",%d" : "%d", t);
-        fflush(stdout);
-        if (!ignore_eos && is_eos(info, t)) {
-            produced++;
-            break;
-        }
-        if (produced + 1 < n_gen && laguna_session_feed(s, &t, 1, NULL, &err)) goto fail;
+    generation_params gp = {s, smp, info, print_ids ? NULL : tok, stops, n_stops, n_gen, ignore_eos, true, emit_stdout, NULL};
+    if (print_ids && n_stops) {
+        fprintf(stderr, "laguna generate: --stop works on text, not with --ids\n");
+        rc = 2;
+        goto done;
     }
+    if (run_generation(&gp, &gen, &err)) goto fail;
+    int produced = gen.n_generated;
     printf("\n");
     t_end = now_s();
     if (stats)
-        fprintf(stderr, "load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s)\n",
+        fprintf(stderr, "load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
                 t_load - t0, n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
-                produced / (t_end - t_prompt));
+                produced / (t_end - t_prompt), gen.finish);
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "laguna generate: %s\n", err.message);
 done:
+    free(gen.tokens);
     laguna_sampler_free(smp);
     laguna_session_free(s);
     laguna_model_free(m);
+    laguna_tokenizer_free(tok);
     free(ids);
     return rc;
 }

@@ -16,7 +16,10 @@ static const command commands[] = {
     {"verify", cmd_verify, "compare the engine with a golden reference file"},
     {"perplexity", cmd_perplexity, "perplexity of a text, and the experts' load"},
     {"bench", cmd_bench, "measure prefill and decode speed against the memory roofline"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text (DIR|tokenizer.json TEXT | --file F)"},
+    {"detokenize", cmd_detokenize, "print the text of token ids (DIR|tokenizer.json ID...)"},
     {"synth", cmd_synth, "write a random checkpoint in the real layout"},
+    {"quantize", cmd_quantize, "write a GGUF (q8_0, q4_k_m, q5_k_m, q6_k, bf16) from a checkpoint or GGUF"},
 };
 
 static void usage(FILE *f) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "laguna_tokenizer.h"
 #include "testutil.h"
 
 static void expect(const char *args, int want_rc, const char *needle) {
@@ -38,6 +39,34 @@ static void test_generate_command(void) {
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --bogus", 2, "unknown option");
 }
 
+/* Text output streams exactly the decoding of the ids the same run samples. */
+static void test_generate_text_matches_ids(void) {
+    char *ids_out = NULL, *text_out = NULL;
+    CHECK(tu_run_laguna("generate -m tests/fixtures/tiny-xs --tokens 5,6,7 -n 30 --ignore-eos --ids", &ids_out) == 0);
+    CHECK(tu_run_laguna("generate -m tests/fixtures/tiny-xs --tokens 5,6,7 -n 30 --ignore-eos", &text_out) == 0);
+    laguna_tokenizer *tok = NULL;
+    CHECK(laguna_tokenizer_load("tests/fixtures/tiny-xs", &tok, NULL) == LAGUNA_OK);
+    int32_t ids[64];
+    size_t n = 0;
+    for (char *p = ids_out; p && *p && n < 64;) {
+        ids[n++] = (int32_t)strtol(p, &p, 10);
+        while (*p == ',' || *p == '\n') p++;
+    }
+    CHECK(n == 30);
+    char *text = NULL;
+    size_t len = 0;
+    if (tok) CHECK(laguna_tokenizer_decode(tok, ids, n, true, &text, &len, NULL) == LAGUNA_OK);
+    CHECKF(text && text_out && strlen(text_out) == len + 1 && !memcmp(text_out, text, len), "decoded '%s' vs streamed '%s'",
+           text ? text : "", text_out ? text_out : "");
+    laguna_tokenizer_free_text(text);
+    laguna_tokenizer_free(tok);
+    free(ids_out);
+    free(text_out);
+    expect("generate -m tests/fixtures/tiny-xs -p 'def f(x):' -n 8", 0, NULL);
+    expect("generate -m tests/fixtures/tiny-xs -p '' -n 8", 2, "empty");
+    expect("generate -m tests/fixtures/tiny-xs --tokens 1 --ids --stop x", 2, "--stop");
+}
+
 static void test_info_and_synth(void) {
     expect("info --preset xs2", 0, "33.44B");
     expect("info --preset xs2", 0, "3.02B");
@@ -49,6 +78,8 @@ static void test_info_and_synth(void) {
     expect(args, 0, "wrote");
     snprintf(args, sizeof args, "generate -m %s/m --tokens 5,6,7 -n 4 --temp 0.8 --seed 3", d);
     expect(args, 0, NULL);
+    snprintf(args, sizeof args, "generate -m %s/m -p hello", d); /* no tokenizer.json */
+    expect(args, 1, "tokenizer");
     snprintf(args, sizeof args, "info -m %s/m", d);
     expect(args, 0, "layers                       3");
     snprintf(args, sizeof args, "synth --preset tiny --dtype q3 --out %s/x", d);
@@ -66,6 +97,7 @@ static void test_unknown_command(void) {
 int main(void) {
     RUN(test_verify_command);
     RUN(test_generate_command);
+    RUN(test_generate_text_matches_ids);
     RUN(test_info_and_synth);
     RUN(test_unknown_command);
     return test_summary();

@@ -7,6 +7,14 @@
  * Q6_K: sixteen symmetric sub-blocks of 16 (lg_make_qx_quants), scales as
  * int8 against d = max |s| / 128. This is ggml's quantize_row_q*_K_ref; the
  * dequantisers are ggml's dequantize_row_q*_K. Layouts: quant/quant.h. */
+/* Bit-exact agreement with ggml needs every multiply and add rounded on its
+ * own: no fused multiply-add, even when the build passes -ffp-contract=fast. */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <math.h>
 #include <string.h>
 

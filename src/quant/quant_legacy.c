@@ -6,6 +6,14 @@
  * bytes match. Q5_0 and Q5_1 exist because llama-quantize falls back to them
  * for Q4_K / Q5_K tensors whose rows are not a multiple of 256. Blocks are
  * copied through locals so any src/dst alignment is fine. */
+/* Bit-exact agreement with ggml needs every multiply and add rounded on its
+ * own: no fused multiply-add, even when the build passes -ffp-contract=fast. */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <math.h>
 #include <string.h>
 

@@ -1,6 +1,14 @@
 /* Scale searches for the k-quant reference quantisers (see quant_search.h).
  * The float expressions keep ggml's evaluation order on purpose: changing
  * (w*l)*l into w*(l*l) would change rounding and so the bytes written. */
+/* Bit-exact agreement with ggml needs every multiply and add rounded on its
+ * own: no fused multiply-add, even when the build passes -ffp-contract=fast. */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "quant/quant_search.h"
 
 #include <math.h>
