@@ -18,7 +18,7 @@ static void usage(FILE *f) {
                "  --temp T               temperature, 0 = greedy (default 0)\n"
                "  --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
                "  --ctx N                context length (default: the model's maximum)\n"
-               "  --kv-type T            KV cache storage: f32 (default), f16, bf16\n"
+               "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"
                "  --threads N            compute threads (default: all cores)\n"
                "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
                "  --ignore-eos           keep going after an end-of-sequence token\n"
@@ -75,7 +75,7 @@ int cmd_generate(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 30, &n_ctx);
         } else if (!strcmp(a, "--kv-type")) {
             if ((bad = !(v = arg_value(argc, argv, &i))) == 0 && (kv_type = laguna_kv_type_from_name(v)) < 0) {
-                fprintf(stderr, "laguna generate: --kv-type must be f32, f16 or bf16 (got '%s')\n", v);
+                fprintf(stderr, "laguna generate: --kv-type must be f32, f16, bf16 or q8_0 (got '%s')\n", v);
                 bad = 1;
             }
         } else if (!strcmp(a, "--load")) {

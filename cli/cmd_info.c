@@ -50,10 +50,12 @@ static void describe(const lg_config *c, int n_ctx) {
     printf("parameters active per token  %lld (%.2fB)\n", (long long)active, active / 1e9);
     int n_global = 0;
     for (int l = 0; l < c->n_layers; l++) n_global += c->attention_kind[l] == LG_ATTN_GLOBAL || c->sliding_window >= n_ctx;
-    lg_dtype kv_types[2] = {LG_DTYPE_F32, LG_DTYPE_F16};
-    for (int k = 0; k < 2; k++) {
+    lg_dtype kv_types[3] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_Q8_0};
+    const char *kv_names[3] = {"f32", "f16", "q8_0"};
+    for (int k = 0; k < 3; k++) {
+        if (c->head_dim % lg_dtype_block_elems(kv_types[k])) continue;
         size_t global_row = lg_dtype_row_bytes(kv_types[k], (int64_t)c->n_kv_heads * c->head_dim) * 2;
-        printf("KV cache (%s entries; --kv-type %s)\n", lg_dtype_name(kv_types[k]), k ? "f16" : "f32");
+        printf("KV cache (--kv-type %s)\n", kv_names[k]);
         print_bytes("  per token (global layers)", (double)global_row * n_global);
         char label[64];
         snprintf(label, sizeof label, "  at context %d", n_ctx);

@@ -12,9 +12,10 @@
 #include "gguf/gguf_quantize.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna quantize SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
-               "  SRC  a checkpoint folder (config.json, *.safetensors, tokenizer files) or a .gguf\n"
-               "  DST  the GGUF to write (through DST.tmp, renamed when complete)\n");
+    fprintf(f,
+            "usage: laguna quantize SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
+            "  SRC  a checkpoint folder (config.json, *.safetensors, tokenizer files) or a .gguf\n"
+            "  DST  the GGUF to write (through DST.tmp, renamed when complete)\n");
 }
 
 static void progress_bar(void *user, uint64_t done, uint64_t total, const char *tensor) {
@@ -28,7 +29,9 @@ static void progress_bar(void *user, uint64_t done, uint64_t total, const char *
     fflush(stderr);
 }
 
-static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
+static double mib(uint64_t b) {
+    return (double)b / (1024.0 * 1024.0);
+}
 
 int cmd_quantize(int argc, char **argv) {
     const char *src = NULL, *dst = NULL, *type = NULL;
@@ -61,7 +64,9 @@ int cmd_quantize(int argc, char **argv) {
         return 2;
     }
     if (lg_ftype_parse(type, &opt.ftype) != 0) {
-        fprintf(stderr, "laguna quantize: --type '%s' is not one of q8_0, q4_k_m, q5_k_m, q6_k, bf16\n", type);
+        fprintf(stderr,
+                "laguna quantize: --type '%s' is not one of q8_0, q4_k_m, q5_k_m, q6_k, bf16\n",
+                type);
         return 2;
     }
     if (isatty(STDERR_FILENO)) opt.progress = progress_bar;
@@ -77,14 +82,17 @@ int cmd_quantize(int argc, char **argv) {
         return 1;
     }
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    printf("wrote %s (%s): %zu tensors, %.1f MiB of weights -> %.1f MiB in %.1f s\n", dst, lg_ftype_name(opt.ftype),
-           stats.n_tensors, mib(stats.src_bytes), mib(stats.dst_bytes), secs);
+    printf("wrote %s (%s): %zu tensors, %.1f MiB of weights -> %.1f MiB in %.1f s\n", dst,
+           lg_ftype_name(opt.ftype), stats.n_tensors, mib(stats.src_bytes), mib(stats.dst_bytes),
+           secs);
     printf("types:");
     for (int t = 0; t < LG_DTYPE_COUNT; t++)
-        if (stats.count_by_type[t]) printf(" %s %zu", lg_dtype_name((lg_dtype)t), stats.count_by_type[t]);
+        if (stats.count_by_type[t])
+            printf(" %s %zu", lg_dtype_name((lg_dtype)t), stats.count_by_type[t]);
     printf("\n");
     if (stats.n_fallbacks)
-        printf("%zu tensors have rows that are not whole blocks of the chosen type and fell back as llama.cpp does\n",
+        printf("%zu tensors have rows that are not whole blocks of the chosen type and fell back "
+               "as llama.cpp does\n",
                stats.n_fallbacks);
     return 0;
 }

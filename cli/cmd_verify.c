@@ -10,24 +10,29 @@
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna verify MODEL_DIR GOLDEN.safetensors [--tol REL] [--threads N] [--load auto|mmap|copy]\n"
+    fprintf(f, "usage: laguna verify MODEL GOLDEN.safetensors [--tol REL] [--min-top1 F --max-kl F] [--threads N] [--load auto|mmap|copy]\n"
+               "  MODEL         a checkpoint folder or a GGUF file\n"
                "  --tol REL     relative-error tolerance for logits and hidden states (default 1e-4)\n"
+               "  --min-top1 F, --max-kl F  judge by top-1 agreement and mean KL over all positions instead\n"
+               "                (the default for quantised weights, with bounds per type)\n"
                "  --threads N   compute threads (default: all cores)\n");
 }
 
 int cmd_verify(int argc, char **argv) {
     const char *dir = NULL, *golden = NULL;
     laguna_model_options mo = {0};
-    lg_verify_tolerance tol = {.rel_tol = 1e-4, .require_experts = true, .require_greedy = true};
+    float user_tol = -1, min_top1 = -1, max_kl = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--tol")) {
-            float t;
-            if (!(v = arg_value(argc, argv, &i)) || arg_float("--tol", v, 0, 1e9, &t)) return 2;
-            tol.rel_tol = t;
+            if (!(v = arg_value(argc, argv, &i)) || arg_float("--tol", v, 0, 1e9, &user_tol)) return 2;
+        } else if (!strcmp(argv[i], "--min-top1")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_float("--min-top1", v, 0, 1, &min_top1)) return 2;
+        } else if (!strcmp(argv[i], "--max-kl")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_float("--max-kl", v, 0, 1e9, &max_kl)) return 2;
         } else if (!strcmp(argv[i], "--load")) {
             int mode = 0;
             if (!(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode)) return 2;
@@ -57,6 +62,14 @@ int cmd_verify(int argc, char **argv) {
         fprintf(stderr, "laguna verify: %s\n", err.message);
         return 1;
     }
+    lg_verify_tolerance tol = lg_verify_default_tolerance(m);
+    if (user_tol >= 0) tol.rel_tol = user_tol;
+    if (min_top1 >= 0 || max_kl >= 0) {
+        tol.distribution_only = true;
+        tol.name = "given";
+        if (min_top1 >= 0) tol.min_top1 = min_top1;
+        if (max_kl >= 0) tol.max_mean_kl = max_kl;
+    }
     lg_verify_result *res;
     int n;
     if (lg_verify_run(m, golden, &res, &n, &err)) {
@@ -74,12 +87,23 @@ int cmd_verify(int argc, char **argv) {
         if (r->expert_rows) snprintf(experts, sizeof experts, "%d/%d", r->expert_rows - r->expert_mismatches, r->expert_rows);
         if (r->has_greedy) snprintf(greedy, sizeof greedy, "%d/%d", r->greedy_match, r->greedy_len);
         bool ok = lg_verify_passes(r, &tol);
+        const char *verdict = tol.distribution_only ? "-" : ok ? "ok" : "FAIL";
         failed += !ok;
         printf("%-8s %6d %12.3e %12s %8.4f %10.2e %12s %9s  %s\n", r->prompt, r->n_tokens, r->logits_rel_err, hidden,
-               r->top1_agreement, r->mean_kl, experts, greedy, ok ? "ok" : "FAIL");
+               r->top1_agreement, r->mean_kl, experts, greedy, verdict);
     }
-    printf("%s: %d of %d prompts within tolerance (rel %.1e, identical experts and greedy tokens)\n",
-           failed ? "FAIL" : "PASS", n - failed, n, tol.rel_tol);
+    lg_verify_summary sum;
+    lg_verify_summarize(res, n, &sum);
+    printf("all      %6d %12.3e %12s %8.4f %10.2e\n", sum.n_positions, sum.max_logits_rel_err, "", sum.top1_agreement,
+           sum.mean_kl);
+    if (tol.distribution_only) {
+        failed = !lg_verify_summary_passes(&sum, &tol);
+        printf("%s: %s weights: top-1 agreement %.4f (need >= %.2f), mean KL %.2e (need <= %.2e)\n", failed ? "FAIL" : "PASS",
+               tol.name, sum.top1_agreement, tol.min_top1, sum.mean_kl, tol.max_mean_kl);
+    } else {
+        printf("%s: %d of %d prompts within tolerance (rel %.1e, identical experts and greedy tokens)\n",
+               failed ? "FAIL" : "PASS", n - failed, n, tol.rel_tol);
+    }
     free(res);
     laguna_model_free(m);
     return failed ? 1 : 0;

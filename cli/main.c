@@ -18,6 +18,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "measure prefill and decode speed against the memory roofline"},
     {"tokenize", cmd_tokenize, "print the token ids of a text (DIR|tokenizer.json TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "print the text of token ids (DIR|tokenizer.json ID...)"},
+    {"template", cmd_template, "print the chat-template prompt for a chat request (DIR REQUEST.json)"},
     {"synth", cmd_synth, "write a random checkpoint in the real layout"},
     {"quantize", cmd_quantize, "write a GGUF (q8_0, q4_k_m, q5_k_m, q6_k, bf16) from a checkpoint or GGUF"},
 };

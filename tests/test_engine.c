@@ -219,7 +219,7 @@ static void test_fused_expert_layout(void) {
     if (m) {
         lg_verify_result *r = NULL;
         int nr = 0;
-        lg_verify_tolerance tol = {1e-4, true, true};
+        lg_verify_tolerance tol = {.rel_tol = 1e-4, .require_experts = true, .require_greedy = true};
         CHECKF(lg_verify_run(m, "tests/fixtures/tiny-xs/golden.safetensors", &r, &nr, &err) == 0, "%s", err.message);
         for (int i = 0; i < nr; i++) CHECKF(lg_verify_passes(&r[i], &tol), "%s: %.3e", r[i].prompt, r[i].logits_rel_err);
         free(r);
@@ -253,6 +253,10 @@ static void test_context_limit_and_bad_feeds(void) {
     CHECK(laguna_session_feed(s, &neg, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
     laguna_session_free(s);
     CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 100000}, &s, &err) == LAGUNA_ERR_ARGUMENT);
+    /* tiny-m's head_dim 16 is not a whole number of Q8_0 blocks */
+    CHECK(laguna_session_create(m, &(laguna_session_options){.kv_type = LAGUNA_KV_Q8_0}, &s, &err) == LAGUNA_ERR_UNSUPPORTED);
+    CHECKF(strstr(err.message, "head_dim") != NULL, "%s", err.message);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.kv_type = (laguna_kv_type)9}, &s, &err) == LAGUNA_ERR_ARGUMENT);
     laguna_model_free(m);
 }
 

@@ -39,14 +39,17 @@ static char *path_in(const char *name) {
     return buf[k];
 }
 
-static bool file_exists(const char *p) { return access(p, F_OK) == 0; }
+static bool file_exists(const char *p) {
+    return access(p, F_OK) == 0;
+}
 
 /* ---- round trip ---------------------------------------------------------- */
 
 static const char *const strs[] = {"alpha", "", "ünïcode ✓", "a\nb"};
 
 static void fill(uint8_t *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 8));
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 8));
 }
 
 static void write_sample(const char *path, uint32_t alignment, int chunked) {
@@ -54,7 +57,8 @@ static void write_sample(const char *path, uint32_t alignment, int chunked) {
     lg_gguf_writer *w;
     CHECK(lg_gguf_writer_new(path, &w, &err) == LAGUNA_OK);
     if (!w) return;
-    if (alignment != LG_GGUF_DEFAULT_ALIGNMENT) CHECK(lg_gguf_set_u32(w, "general.alignment", alignment, &err) == 0);
+    if (alignment != LG_GGUF_DEFAULT_ALIGNMENT)
+        CHECK(lg_gguf_set_u32(w, "general.alignment", alignment, &err) == 0);
     CHECK(lg_gguf_set_str(w, "general.architecture", "laguna", &err) == 0);
     CHECK(lg_gguf_set_u32(w, "t.u32", 4000000000u, &err) == 0);
     CHECK(lg_gguf_set_i32(w, "t.i32", -7, &err) == 0);
@@ -74,7 +78,8 @@ static void write_sample(const char *path, uint32_t alignment, int chunked) {
     CHECK(lg_gguf_set_array(w, "t.arr_bool", LG_GGUF_BOOL, bools, 3, &err) == 0);
     CHECK(lg_gguf_set_array(w, "t.arr_empty", LG_GGUF_UINT32, NULL, 0, &err) == 0);
     CHECK(lg_gguf_set_str_array(w, "t.arr_str", strs, NULL, 4, &err) == 0);
-    int64_t ne_a[2] = {5, 3}, ne_b[3] = {7, 2, 3}, ne_c[2] = {64, 3}, ne_d[1] = {512}, ne_e[2] = {256, 2};
+    int64_t ne_a[2] = {5, 3}, ne_b[3] = {7, 2, 3}, ne_c[2] = {64, 3}, ne_d[1] = {512},
+            ne_e[2] = {256, 2};
     CHECK(lg_gguf_add_tensor(w, "a", LG_DTYPE_F32, 2, ne_a, &err) == 0);
     CHECK(lg_gguf_add_tensor(w, "b.bf16", LG_DTYPE_BF16, 3, ne_b, &err) == 0);
     CHECK(lg_gguf_add_tensor(w, "c.q8", LG_DTYPE_Q8_0, 2, ne_c, &err) == 0);
@@ -112,14 +117,18 @@ static void check_sample(const char *path, uint32_t alignment) {
     lg_gguf_str s;
     CHECK(lg_gguf_get_u32(f, "t.u32", &u32, &err) == 0 && u32 == 4000000000u);
     CHECK(lg_gguf_get_i64(f, "t.i32", &i64, &err) == 0 && i64 == -7);
-    CHECK(lg_gguf_get_u32(f, "t.i32", &u32, &err) == LAGUNA_ERR_FORMAT); /* negative: out of range */
+    CHECK(lg_gguf_get_u32(f, "t.i32", &u32, &err) ==
+          LAGUNA_ERR_FORMAT); /* negative: out of range */
     CHECK(lg_gguf_get_i64(f, "t.u64", &i64, &err) == 0 && i64 == (1ll << 40));
     CHECK(lg_gguf_get_f64(f, "t.f32", &f64, &err) == 0 && f64 == 0.25);
     CHECK(lg_gguf_get_f64(f, "t.f64", &f64, &err) == 0 && f64 == -1e-300);
     CHECK(lg_gguf_get_bool(f, "t.bool", &b, &err) == 0 && b);
-    CHECK(lg_gguf_get_str(f, "general.architecture", &s, &err) == 0 && s.len == 6 && !memcmp(s.ptr, "laguna", 6));
-    CHECK(lg_gguf_get_str(f, "t.u32", &s, &err) == LAGUNA_ERR_FORMAT && strstr(err.message, "t.u32"));
-    CHECK(lg_gguf_get_u32(f, "no.such.key", &u32, &err) == LAGUNA_ERR_FORMAT && strstr(err.message, "no.such.key"));
+    CHECK(lg_gguf_get_str(f, "general.architecture", &s, &err) == 0 && s.len == 6 &&
+          !memcmp(s.ptr, "laguna", 6));
+    CHECK(lg_gguf_get_str(f, "t.u32", &s, &err) == LAGUNA_ERR_FORMAT &&
+          strstr(err.message, "t.u32"));
+    CHECK(lg_gguf_get_u32(f, "no.such.key", &u32, &err) == LAGUNA_ERR_FORMAT &&
+          strstr(err.message, "no.such.key"));
     const lg_gguf_kv *kv = lg_gguf_find_kv(f, "t.arr_i32");
     CHECK(kv && kv->type == LG_GGUF_ARRAY && kv->elem_type == LG_GGUF_INT32 && kv->count == 5);
     if (kv) CHECK(lg_gguf_arr_int(kv, 0) == 6 && lg_gguf_arr_int(kv, 4) == -6);
@@ -130,7 +139,9 @@ static void check_sample(const char *path, uint32_t alignment) {
     kv = lg_gguf_find_kv(f, "t.arr_f32");
     if (kv) CHECK(lg_gguf_arr_f64(kv, 0) == 1.5 && lg_gguf_arr_f64(kv, 1) == -2.0);
     kv = lg_gguf_find_kv(f, "t.arr_bool");
-    if (kv) CHECK(kv->elem_type == LG_GGUF_BOOL && lg_gguf_arr_int(kv, 0) == 1 && lg_gguf_arr_int(kv, 1) == 0);
+    if (kv)
+        CHECK(kv->elem_type == LG_GGUF_BOOL && lg_gguf_arr_int(kv, 0) == 1 &&
+              lg_gguf_arr_int(kv, 1) == 0);
     kv = lg_gguf_find_kv(f, "t.arr_empty");
     CHECK(kv && kv->count == 0);
     kv = lg_gguf_find_kv(f, "t.arr_str");
@@ -157,7 +168,9 @@ static void check_sample(const char *path, uint32_t alignment) {
         CHECKF(!memcmp(ti->data, want, sizes[t]), "tensor %s data differs", names[t]);
     }
     const lg_gguf_tensor_info *tb = lg_gguf_find_tensor(f, "b.bf16");
-    if (tb) CHECK(tb->n_dims == 3 && tb->ne[0] == 7 && tb->ne[1] == 2 && tb->ne[2] == 3 && tb->ne[3] == 1);
+    if (tb)
+        CHECK(tb->n_dims == 3 && tb->ne[0] == 7 && tb->ne[1] == 2 && tb->ne[2] == 3 &&
+              tb->ne[3] == 1);
     CHECK(lg_gguf_find_tensor(f, "zz") == NULL);
     lg_gguf_close(f);
     munmap((void *)base, map_len);
@@ -182,14 +195,19 @@ static void put(bytes *b, const void *p, size_t n) {
     memcpy(b->p + b->n, p, n);
     b->n += n;
 }
-static void u32(bytes *b, uint32_t v) { put(b, &v, 4); }
-static void u64(bytes *b, uint64_t v) { put(b, &v, 8); }
+static void u32(bytes *b, uint32_t v) {
+    put(b, &v, 4);
+}
+static void u64(bytes *b, uint64_t v) {
+    put(b, &v, 8);
+}
 static void str(bytes *b, const char *s) {
     u64(b, strlen(s));
     put(b, s, strlen(s));
 }
 static void pad(bytes *b, size_t a) {
-    while (b->n % a) b->p[b->n++] = 0;
+    while (b->n % a)
+        b->p[b->n++] = 0;
 }
 
 /* A valid file: one string key and one F32 [4, 2] tensor. Knobs let each
@@ -289,7 +307,8 @@ static void test_absurd_counts(void) {
     expect_bad(&b, LAGUNA_ERR_FORMAT, "more than the file holds", "array count");
     b.n = 0; /* an array of 2^59 strings */
     u32(&b, LG_GGUF_MAGIC), u32(&b, 3), u64(&b, 0), u64(&b, 1);
-    str(&b, "tokens"), u32(&b, LG_GGUF_ARRAY), u32(&b, LG_GGUF_STRING), u64(&b, 1ull << 59), str(&b, "x");
+    str(&b, "tokens"), u32(&b, LG_GGUF_ARRAY), u32(&b, LG_GGUF_STRING), u64(&b, 1ull << 59),
+        str(&b, "x");
     expect_bad(&b, LAGUNA_ERR_FORMAT, "more than the file holds", "string array count");
 }
 
@@ -393,7 +412,8 @@ static void test_random_corruption(void) {
             for (size_t i = 0; i < lg_gguf_tensor_count(f); i++) {
                 const lg_gguf_tensor_info *t = lg_gguf_tensor_at(f, i);
                 volatile uint8_t sink = 0;
-                for (size_t j = 0; j < t->n_bytes; j++) sink ^= ((const uint8_t *)t->data)[j];
+                for (size_t j = 0; j < t->n_bytes; j++)
+                    sink ^= ((const uint8_t *)t->data)[j];
                 (void)sink;
             }
         } else {
@@ -428,7 +448,8 @@ static void test_writer_short_and_overlong(void) {
     CHECK(!file_exists(p) && !file_exists(path_in("short.gguf.tmp")));
     CHECK(lg_gguf_writer_new(p, &w, &err) == 0);
     CHECK(lg_gguf_set_u32(w, "k", 1, &err) == 0);
-    CHECK(lg_gguf_set_u32(w, "k", 2, &err) == LAGUNA_ERR_ARGUMENT && strstr(err.message, "'k' set twice"));
+    CHECK(lg_gguf_set_u32(w, "k", 2, &err) == LAGUNA_ERR_ARGUMENT &&
+          strstr(err.message, "'k' set twice"));
     CHECK(lg_gguf_writer_finish(w, &err) != LAGUNA_OK); /* a failed writer never completes */
     CHECK(!file_exists(p) && !file_exists(path_in("short.gguf.tmp")));
 
@@ -442,7 +463,8 @@ static void test_writer_short_and_overlong(void) {
     CHECK(lg_gguf_writer_new(p, &w, &err) == 0);
     CHECK(lg_gguf_add_tensor(w, "t", LG_DTYPE_F32, 2, ne, &err) == 0);
     CHECK(lg_gguf_writer_write(w, data, 16, &err) == 0);
-    CHECK(lg_gguf_writer_finish(w, &err) == LAGUNA_ERR_ARGUMENT && strstr(err.message, "'t' got 16 of its 32 bytes"));
+    CHECK(lg_gguf_writer_finish(w, &err) == LAGUNA_ERR_ARGUMENT &&
+          strstr(err.message, "'t' got 16 of its 32 bytes"));
     CHECK(!file_exists(p) && !file_exists(path_in("short.gguf.tmp")));
 
     CHECK(lg_gguf_writer_new(p, &w, &err) == 0);
@@ -474,7 +496,8 @@ static void test_writer_disk_full(void) {
     CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
     static float chunk[4096];
     laguna_status st = LAGUNA_OK;
-    for (int i = 0; i < (1 << 18) / 4096 && st == LAGUNA_OK; i++) st = lg_gguf_writer_write(w, chunk, sizeof chunk, &err);
+    for (int i = 0; i < (1 << 18) / 4096 && st == LAGUNA_OK; i++)
+        st = lg_gguf_writer_write(w, chunk, sizeof chunk, &err);
     laguna_status fin = lg_gguf_writer_finish(w, &err);
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, old_handler);
@@ -504,26 +527,32 @@ static void test_names(void) {
     char out[128];
     int expert;
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        CHECKF(lg_gguf_name_from_hf(pairs[i][0], out, sizeof out, &expert) == 0 && !strcmp(out, pairs[i][1]) && expert == -1,
+        CHECKF(lg_gguf_name_from_hf(pairs[i][0], out, sizeof out, &expert) == 0 &&
+                   !strcmp(out, pairs[i][1]) && expert == -1,
                "%s -> %s", pairs[i][0], out);
-        CHECKF(lg_gguf_name_to_hf(pairs[i][1], 0, out, sizeof out) == 0 && !strcmp(out, pairs[i][0]), "%s -> %s", pairs[i][1], out);
+        CHECKF(lg_gguf_name_to_hf(pairs[i][1], 0, out, sizeof out) == 0 &&
+                   !strcmp(out, pairs[i][0]),
+               "%s -> %s", pairs[i][1], out);
     }
-    CHECK(lg_gguf_name_from_hf("model.layers.7.mlp.experts.255.down_proj.weight", out, sizeof out, &expert) == 0);
+    CHECK(lg_gguf_name_from_hf("model.layers.7.mlp.experts.255.down_proj.weight", out, sizeof out,
+                               &expert) == 0);
     CHECK(!strcmp(out, "blk.7.ffn_down_exps.weight") && expert == 255);
     CHECK(lg_gguf_name_to_hf("blk.7.ffn_gate_exps.weight", 3, out, sizeof out) == 1);
     CHECK(!strcmp(out, "model.layers.7.mlp.experts.3.gate_proj.weight"));
     CHECK(lg_gguf_name_from_hf("model.layers.x.mlp.gate.weight", out, sizeof out, &expert) == -1);
-    CHECK(lg_gguf_name_from_hf("model.layers.1.mlp.experts.2.bogus.weight", out, sizeof out, &expert) == -1);
+    CHECK(lg_gguf_name_from_hf("model.layers.1.mlp.experts.2.bogus.weight", out, sizeof out,
+                               &expert) == -1);
     CHECK(lg_gguf_name_to_hf("blk.1.rope_freqs", 0, out, sizeof out) == -1);
-    CHECK(lg_gguf_name_from_hf("model.layers.3.self_attn.q_proj.weight", out, 8, &expert) == -1); /* too small */
+    CHECK(lg_gguf_name_from_hf("model.layers.3.self_attn.q_proj.weight", out, 8, &expert) ==
+          -1); /* too small */
 }
 
 /* Expectations written from llama.cpp's rules (llama-quant.cpp), for an
  * XS.2-shaped model: 40 layers, 256 experts, hidden 2048, expert width 512. */
 static void test_type_mix(void) {
     int fb;
-    const int64_t mat[2] = {2048, 4096}, exps[3] = {512, 2048, 256}, vec[1] = {2048}, odd[2] = {2080, 64},
-                  odd2[2] = {1000, 8};
+    const int64_t mat[2] = {2048, 4096}, exps[3] = {512, 2048, 256}, vec[1] = {2048},
+                  odd[2] = {2080, 64}, odd2[2] = {1000, 8};
 #define TYPE(ft, name, nd, ne) lg_ftype_tensor_type(ft, name, nd, ne, 40, 256, 0, &fb)
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.5.attn_q.weight", 2, mat) == LG_DTYPE_Q4_K);
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.5.attn_norm.weight", 1, vec) == LG_DTYPE_F32);
@@ -532,7 +561,8 @@ static void test_type_mix(void) {
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.5.exp_probs_b.bias", 1, vec) == LG_DTYPE_F32);
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "output.weight", 2, mat) == LG_DTYPE_Q6_K);
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "token_embd.weight", 2, mat) == LG_DTYPE_Q4_K); /* untied */
-    CHECK(lg_ftype_tensor_type(LG_FTYPE_Q4_K_M, "token_embd.weight", 2, mat, 40, 256, 1, &fb) == LG_DTYPE_Q6_K); /* tied */
+    CHECK(lg_ftype_tensor_type(LG_FTYPE_Q4_K_M, "token_embd.weight", 2, mat, 40, 256, 1, &fb) ==
+          LG_DTYPE_Q6_K); /* tied */
     CHECK(TYPE(LG_FTYPE_Q8_0, "output.weight", 2, mat) == LG_DTYPE_Q8_0);
     CHECK(TYPE(LG_FTYPE_Q6_K, "blk.9.ffn_up_exps.weight", 3, exps) == LG_DTYPE_Q6_K);
     CHECK(TYPE(LG_FTYPE_BF16, "blk.9.ffn_up_exps.weight", 3, exps) == LG_DTYPE_BF16);
@@ -556,7 +586,8 @@ static void test_type_mix(void) {
         snprintf(name, sizeof name, "blk.%d.ffn_down_exps.weight", fewer[i]);
         CHECKF(TYPE(LG_FTYPE_Q4_K_M, name, 3, exps) == LG_DTYPE_Q4_K, "%s", name);
     }
-    CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.7.ffn_up_exps.weight", 3, exps) == LG_DTYPE_Q4_K); /* only down gets more */
+    CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.7.ffn_up_exps.weight", 3, exps) ==
+          LG_DTYPE_Q4_K); /* only down gets more */
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.7.attn_k.weight", 2, mat) == LG_DTYPE_Q4_K);
     /* rows that are not whole 256-blocks fall back; 1000 is not even 32-blocks */
     CHECK(TYPE(LG_FTYPE_Q4_K_M, "blk.5.attn_q.weight", 2, odd) == LG_DTYPE_Q5_0 && fb);
@@ -567,10 +598,12 @@ static void test_type_mix(void) {
     CHECK(TYPE(LG_FTYPE_Q8_0, "blk.5.attn_q.weight", 2, odd2) == LG_DTYPE_F16 && fb);
     CHECK(TYPE(LG_FTYPE_Q8_0, "blk.5.attn_q.weight", 2, mat) == LG_DTYPE_Q8_0 && !fb);
     /* exactly 8 experts (not Laguna): attn_v and attn_k to Q8_0 */
-    CHECK(lg_ftype_tensor_type(LG_FTYPE_Q4_K_M, "blk.5.attn_k.weight", 2, mat, 40, 8, 0, &fb) == LG_DTYPE_Q8_0);
+    CHECK(lg_ftype_tensor_type(LG_FTYPE_Q4_K_M, "blk.5.attn_k.weight", 2, mat, 40, 8, 0, &fb) ==
+          LG_DTYPE_Q8_0);
 #undef TYPE
     lg_ftype ft;
-    CHECK(lg_ftype_parse("Q4_K_M", &ft) == 0 && ft == LG_FTYPE_Q4_K_M && lg_ftype_parse("q3_k", &ft) == -1);
+    CHECK(lg_ftype_parse("Q4_K_M", &ft) == 0 && ft == LG_FTYPE_Q4_K_M &&
+          lg_ftype_parse("q3_k", &ft) == -1);
 }
 
 /* ---- Laguna: checkpoints through GGUF ------------------------------------- */
@@ -593,40 +626,56 @@ static int parse_fixture_config(const char *fixture, lg_config *cfg) {
     return r;
 }
 
-static bool near(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
+static bool near(double a, double b) {
+    return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b));
+}
 
 static void compare_configs(const lg_config *a, const lg_config *b, const char *what) {
-    CHECKF(a->vocab_size == b->vocab_size && a->hidden_size == b->hidden_size && a->intermediate_size == b->intermediate_size &&
-               a->n_layers == b->n_layers && a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim,
+    CHECKF(a->vocab_size == b->vocab_size && a->hidden_size == b->hidden_size &&
+               a->intermediate_size == b->intermediate_size && a->n_layers == b->n_layers &&
+               a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim,
            "%s: sizes", what);
-    CHECKF(a->sliding_window == b->sliding_window && a->max_position_embeddings == b->max_position_embeddings, "%s: window", what);
+    CHECKF(a->sliding_window == b->sliding_window &&
+               a->max_position_embeddings == b->max_position_embeddings,
+           "%s: window", what);
     CHECKF(a->n_experts == b->n_experts && a->n_experts_per_token == b->n_experts_per_token &&
                a->moe_intermediate_size == b->moe_intermediate_size &&
                a->shared_expert_intermediate_size == b->shared_expert_intermediate_size,
            "%s: experts", what);
-    CHECKF(near(a->routed_scaling_factor, b->routed_scaling_factor) && near(a->router_logit_softcapping, b->router_logit_softcapping) &&
+    CHECKF(near(a->routed_scaling_factor, b->routed_scaling_factor) &&
+               near(a->router_logit_softcapping, b->router_logit_softcapping) &&
                near(a->rms_norm_eps, b->rms_norm_eps),
-           "%s: scaling %g/%g softcap %g/%g eps %g/%g", what, a->routed_scaling_factor, b->routed_scaling_factor,
-           a->router_logit_softcapping, b->router_logit_softcapping, a->rms_norm_eps, b->rms_norm_eps);
-    CHECKF(a->tie_word_embeddings == b->tie_word_embeddings && a->attention_bias == b->attention_bias, "%s: flags", what);
-    CHECKF(a->bos_token_id == b->bos_token_id && a->n_eos == b->n_eos, "%s: bos %d/%d eos count %d/%d", what, a->bos_token_id,
-           b->bos_token_id, a->n_eos, b->n_eos);
-    for (int i = 0; i < a->n_eos && i < b->n_eos; i++) CHECKF(a->eos_token_ids[i] == b->eos_token_ids[i], "%s: eos %d", what, i);
-    CHECKF(a->gate_mode == b->gate_mode, "%s: gate mode %d vs %d", what, a->gate_mode, b->gate_mode);
+           "%s: scaling %g/%g softcap %g/%g eps %g/%g", what, a->routed_scaling_factor,
+           b->routed_scaling_factor, a->router_logit_softcapping, b->router_logit_softcapping,
+           a->rms_norm_eps, b->rms_norm_eps);
+    CHECKF(a->tie_word_embeddings == b->tie_word_embeddings &&
+               a->attention_bias == b->attention_bias,
+           "%s: flags", what);
+    CHECKF(a->bos_token_id == b->bos_token_id && a->n_eos == b->n_eos,
+           "%s: bos %d/%d eos count %d/%d", what, a->bos_token_id, b->bos_token_id, a->n_eos,
+           b->n_eos);
+    for (int i = 0; i < a->n_eos && i < b->n_eos; i++)
+        CHECKF(a->eos_token_ids[i] == b->eos_token_ids[i], "%s: eos %d", what, i);
+    CHECKF(a->gate_mode == b->gate_mode, "%s: gate mode %d vs %d", what, a->gate_mode,
+           b->gate_mode);
     for (int l = 0; l < a->n_layers && l < b->n_layers; l++)
-        CHECKF(a->n_heads[l] == b->n_heads[l] && a->attention_kind[l] == b->attention_kind[l] && a->mlp_kind[l] == b->mlp_kind[l],
+        CHECKF(a->n_heads[l] == b->n_heads[l] && a->attention_kind[l] == b->attention_kind[l] &&
+                   a->mlp_kind[l] == b->mlp_kind[l],
                "%s: layer %d", what, l);
     for (int k = 0; k < 2; k++) {
         CHECKF(a->has_rope[k] == b->has_rope[k], "%s: has_rope[%d]", what, k);
         if (!a->has_rope[k] || !b->has_rope[k]) continue;
         const lg_rope_params *x = &a->rope[k], *y = &b->rope[k];
-        CHECKF(x->type == y->type && near(x->theta, y->theta) && near(x->partial_rotary_factor, y->partial_rotary_factor),
+        CHECKF(x->type == y->type && near(x->theta, y->theta) &&
+                   near(x->partial_rotary_factor, y->partial_rotary_factor),
                "%s: rope[%d] type/theta/partial", what, k);
         if (x->type == LG_ROPE_YARN)
-            CHECKF(near(x->factor, y->factor) && x->original_max_position_embeddings == y->original_max_position_embeddings &&
+            CHECKF(near(x->factor, y->factor) &&
+                       x->original_max_position_embeddings == y->original_max_position_embeddings &&
                        near(x->beta_fast, y->beta_fast) && near(x->beta_slow, y->beta_slow) &&
-                       near(x->attention_factor, y->attention_factor) && x->truncate == y->truncate &&
-                       near(x->mscale, y->mscale) && near(x->mscale_all_dim, y->mscale_all_dim),
+                       near(x->attention_factor, y->attention_factor) &&
+                       x->truncate == y->truncate && near(x->mscale, y->mscale) &&
+                       near(x->mscale_all_dim, y->mscale_all_dim),
                    "%s: rope[%d] yarn", what, k);
     }
 }
@@ -654,27 +703,35 @@ static void test_config_round_trip(void) {
 
 static double rel_err(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) num += (a[i] - b[i]) * (double)(a[i] - b[i]), den += (double)b[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        num += (a[i] - b[i]) * (double)(a[i] - b[i]), den += (double)b[i] * b[i];
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 static size_t elems(const lg_tensor *t) {
     size_t n = 1;
-    for (int d = 0; d < t->n_dims; d++) n *= (size_t)t->shape[d];
+    for (int d = 0; d < t->n_dims; d++)
+        n *= (size_t)t->shape[d];
     return n;
 }
 
 static double type_bound(lg_dtype t) {
     switch (t) {
     case LG_DTYPE_F32:
-    case LG_DTYPE_BF16: return 0;
-    case LG_DTYPE_F16: return 1e-3;
-    case LG_DTYPE_Q8_0: return 0.01;
-    case LG_DTYPE_Q6_K: return 0.03;
+    case LG_DTYPE_BF16:
+        return 0;
+    case LG_DTYPE_F16:
+        return 1e-3;
+    case LG_DTYPE_Q8_0:
+        return 0.01;
+    case LG_DTYPE_Q6_K:
+        return 0.03;
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q5_0:
-    case LG_DTYPE_Q5_1: return 0.06;
-    default: return 0.12;
+    case LG_DTYPE_Q5_1:
+        return 0.06;
+    default:
+        return 0.12;
     }
 }
 
@@ -684,31 +741,36 @@ static void compare_sources(const char *fixture, const char *gguf, double max_re
     laguna_error err = {0};
     lg_tensor_source *ref = NULL, *got = NULL;
     lg_config cfg;
-    CHECKF(lg_tensor_source_open_safetensors_dir(fixture, LG_LOAD_MMAP, &ref, &err) == 0, "%s", err.message);
+    CHECKF(lg_tensor_source_open_safetensors_dir(fixture, LG_LOAD_MMAP, &ref, &err) == 0, "%s",
+           err.message);
     CHECKF(lg_gguf_open_laguna(gguf, false, &cfg, &got, &err) == 0, "%s", err.message);
     if (!ref || !got) {
         lg_tensor_source_free(ref);
         lg_tensor_source_free(got);
         return;
     }
-    CHECKF(lg_tensor_source_count(got) == lg_tensor_source_count(ref), "%s: %zu tensors vs %zu", gguf,
-           lg_tensor_source_count(got), lg_tensor_source_count(ref));
+    CHECKF(lg_tensor_source_count(got) == lg_tensor_source_count(ref), "%s: %zu tensors vs %zu",
+           gguf, lg_tensor_source_count(got), lg_tensor_source_count(ref));
     size_t n_max = 0;
-    for (size_t i = 0; i < lg_tensor_source_count(ref); i++) n_max = elems(lg_tensor_source_at(ref, i)) > n_max ? elems(lg_tensor_source_at(ref, i)) : n_max;
+    for (size_t i = 0; i < lg_tensor_source_count(ref); i++)
+        n_max =
+            elems(lg_tensor_source_at(ref, i)) > n_max ? elems(lg_tensor_source_at(ref, i)) : n_max;
     float *a = malloc(n_max * sizeof(float)), *b = malloc(n_max * sizeof(float));
     for (size_t i = 0; i < lg_tensor_source_count(ref); i++) {
         const lg_tensor *r = lg_tensor_source_at(ref, i), *g = lg_tensor_source_find(got, r->name);
         CHECKF(g != NULL, "%s: no tensor %s", gguf, r->name);
         if (!g) continue;
         bool same_shape = g->n_dims == r->n_dims;
-        for (int d = 0; d < r->n_dims && same_shape; d++) same_shape = g->shape[d] == r->shape[d];
+        for (int d = 0; d < r->n_dims && same_shape; d++)
+            same_shape = g->shape[d] == r->shape[d];
         CHECKF(same_shape, "%s: %s shape differs", gguf, r->name);
         if (!same_shape) continue;
         size_t n = elems(r);
         lg_dtype_to_f32(r->dtype, r->data, b, (int64_t)n);
         lg_dtype_to_f32(g->dtype, g->data, a, (int64_t)n);
         double e = rel_err(a, b, n), bound = max_rel >= 0 ? max_rel : type_bound(g->dtype);
-        CHECKF(e <= bound, "%s: %s (%s) rel err %.3g > %.3g", gguf, r->name, lg_dtype_name(g->dtype), e, bound);
+        CHECKF(e <= bound, "%s: %s (%s) rel err %.3g > %.3g", gguf, r->name,
+               lg_dtype_name(g->dtype), e, bound);
     }
     free(a), free(b);
     lg_config_free(&cfg);
@@ -719,12 +781,14 @@ static void compare_sources(const char *fixture, const char *gguf, double max_re
 static void test_tensors_bf16_exact(void) {
     for (size_t f = 0; f < 2; f++) {
         laguna_error err = {0};
-        CHECKF(quantize(fixtures[f], path_in("bf16.gguf"), LG_FTYPE_BF16, &err) == 0, "%s", err.message);
+        CHECKF(quantize(fixtures[f], path_in("bf16.gguf"), LG_FTYPE_BF16, &err) == 0, "%s",
+               err.message);
         compare_sources(fixtures[f], path_in("bf16.gguf"), 0.0);
     }
     /* the float32 checkpoint gives the same file bytes for its tensors' values */
     laguna_error err = {0};
-    CHECKF(quantize("tests/fixtures/tiny-xs", path_in("f32.gguf"), LG_FTYPE_F32, &err) == 0, "%s", err.message);
+    CHECKF(quantize("tests/fixtures/tiny-xs", path_in("f32.gguf"), LG_FTYPE_F32, &err) == 0, "%s",
+           err.message);
     compare_sources("tests/fixtures/tiny-xs", path_in("f32.gguf"), 0.0);
 }
 
@@ -743,9 +807,10 @@ static void test_tensors_quantized(void) {
     CHECK(quantize(fixtures[0], path_in("q4.gguf"), LG_FTYPE_Q4_K_M, &err) == 0);
     CHECKF(lg_gguf_open(path_in("q4.gguf"), false, &g, &err) == 0, "%s", err.message);
     if (!g) return;
-    const char *q8[] = {"blk.2.attn_v.weight", "blk.4.attn_v.weight", "output.weight", "blk.4.ffn_down_exps.weight"};
-    const char *q50[] = {"blk.0.attn_v.weight", "blk.1.attn_v.weight", "blk.3.attn_v.weight", "token_embd.weight",
-                         "blk.1.ffn_down_exps.weight"};
+    const char *q8[] = {"blk.2.attn_v.weight", "blk.4.attn_v.weight", "output.weight",
+                        "blk.4.ffn_down_exps.weight"};
+    const char *q50[] = {"blk.0.attn_v.weight", "blk.1.attn_v.weight", "blk.3.attn_v.weight",
+                         "token_embd.weight", "blk.1.ffn_down_exps.weight"};
     for (size_t i = 0; i < 4; i++) {
         const lg_gguf_tensor_info *t = lg_gguf_find_tensor(g, q8[i]);
         CHECKF(t && t->dtype == LG_DTYPE_Q8_0, "%s", q8[i]);
@@ -782,16 +847,20 @@ static void check_tokenizer(const char *fixture, const char *gguf, bool jinja_fi
         return;
     }
     lg_gguf_str s;
-    CHECK(lg_gguf_get_str(g, "tokenizer.ggml.model", &s, &err) == 0 && s.len == 4 && !memcmp(s.ptr, "gpt2", 4));
-    CHECK(lg_gguf_get_str(g, "tokenizer.ggml.pre", &s, &err) == 0 && s.len == 6 && !memcmp(s.ptr, "laguna", 6));
-    const lg_gguf_kv *tokens = lg_gguf_find_kv(g, "tokenizer.ggml.tokens"), *types = lg_gguf_find_kv(g, "tokenizer.ggml.token_type");
+    CHECK(lg_gguf_get_str(g, "tokenizer.ggml.model", &s, &err) == 0 && s.len == 4 &&
+          !memcmp(s.ptr, "gpt2", 4));
+    CHECK(lg_gguf_get_str(g, "tokenizer.ggml.pre", &s, &err) == 0 && s.len == 6 &&
+          !memcmp(s.ptr, "laguna", 6));
+    const lg_gguf_kv *tokens = lg_gguf_find_kv(g, "tokenizer.ggml.tokens"),
+                     *types = lg_gguf_find_kv(g, "tokenizer.ggml.token_type");
     const lg_gguf_kv *merges = lg_gguf_find_kv(g, "tokenizer.ggml.merges");
     CHECK(tokens && types && merges && tokens->count == 1024 && types->count == 1024);
     if (tokens && types && tokens->count == 1024 && types->count == 1024) {
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(cJSON_GetObjectItem(tok, "model"), "vocab")) {
             lg_gguf_str t = lg_gguf_arr_str(tokens, (uint64_t)e->valuedouble);
-            CHECKF(t.len == strlen(e->string) && !memcmp(t.ptr, e->string, t.len), "token %d", (int)e->valuedouble);
+            CHECKF(t.len == strlen(e->string) && !memcmp(t.ptr, e->string, t.len), "token %d",
+                   (int)e->valuedouble);
         }
         CHECK(lg_gguf_arr_int(types, 500) == 1);  /* an ordinary token */
         CHECK(lg_gguf_arr_int(types, 2) == 3);    /* </s>: special */
@@ -807,12 +876,14 @@ static void check_tokenizer(const char *fixture, const char *gguf, bool jinja_fi
     if (merges && merges->count > 0) {
         const cJSON *m0 = cJSON_GetArrayItem(jm, 0);
         char want[64];
-        snprintf(want, sizeof want, "%s %s", cJSON_GetArrayItem(m0, 0)->valuestring, cJSON_GetArrayItem(m0, 1)->valuestring);
+        snprintf(want, sizeof want, "%s %s", cJSON_GetArrayItem(m0, 0)->valuestring,
+                 cJSON_GetArrayItem(m0, 1)->valuestring);
         lg_gguf_str m = lg_gguf_arr_str(merges, 0);
         CHECK(m.len == strlen(want) && !memcmp(m.ptr, want, m.len));
     }
     uint32_t id;
-    CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &id, &err) == 0 && id == 9); /* "<pad>" */
+    CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &id, &err) == 0 &&
+          id == 9); /* "<pad>" */
     CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &id, &err) == 0 && id == 1);
     CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &id, &err) == 0 && id == 2);
     char *tmpl;
@@ -827,8 +898,8 @@ static void check_tokenizer(const char *fixture, const char *gguf, bool jinja_fi
         cJSON_Delete(c);
         free(t);
     }
-    CHECK(tmpl && lg_gguf_get_str(g, "tokenizer.chat_template", &s, &err) == 0 && s.len == strlen(tmpl) &&
-          !memcmp(s.ptr, tmpl, s.len));
+    CHECK(tmpl && lg_gguf_get_str(g, "tokenizer.chat_template", &s, &err) == 0 &&
+          s.len == strlen(tmpl) && !memcmp(s.ptr, tmpl, s.len));
     free(tmpl);
     cJSON_Delete(tok);
     lg_gguf_close(g);
@@ -841,7 +912,8 @@ static void test_tokenizer_keys(void) {
     lg_gguf_file *g = NULL;
     uint32_t eot = 0;
     if (lg_gguf_open(path_in("tok.gguf"), false, &g, &err) == 0) {
-        CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &eot, &err) == 0 && eot == 24); /* eos [2, 24] */
+        CHECK(lg_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &eot, &err) == 0 &&
+              eot == 24); /* eos [2, 24] */
         lg_gguf_close(g);
     }
     CHECK(quantize(fixtures[1], path_in("tok.gguf"), LG_FTYPE_Q8_0, &err) == 0);
@@ -852,7 +924,8 @@ static void test_tokenizer_keys(void) {
 static void test_requantize_gguf(void) {
     laguna_error err = {0};
     CHECK(quantize(fixtures[0], path_in("src.gguf"), LG_FTYPE_BF16, &err) == 0);
-    CHECKF(quantize(path_in("src.gguf"), path_in("re.gguf"), LG_FTYPE_Q8_0, &err) == 0, "%s", err.message);
+    CHECKF(quantize(path_in("src.gguf"), path_in("re.gguf"), LG_FTYPE_Q8_0, &err) == 0, "%s",
+           err.message);
     compare_sources(fixtures[0], path_in("re.gguf"), -1);
     check_tokenizer(fixtures[0], path_in("re.gguf"), true);
     lg_config want, got;
@@ -877,22 +950,34 @@ static laguna_status open_meta(const char *drop, const char *arch, uint32_t gati
     struct {
         const char *key;
         uint32_t v;
-    } u[] = {{"laguna.block_count", 3},        {"laguna.embedding_length", 32},      {"laguna.feed_forward_length", 64},
-             {"laguna.vocab_size", 100},       {"laguna.attention.head_count_kv", 2}, {"laguna.attention.key_length", 8},
-             {"laguna.leading_dense_block_count", 1}, {"laguna.expert_count", 4},     {"laguna.expert_used_count", 2},
-             {"laguna.expert_feed_forward_length", 16}, {"laguna.expert_gating_func", gating}};
+    } u[] = {{"laguna.block_count", 3},
+             {"laguna.embedding_length", 32},
+             {"laguna.feed_forward_length", 64},
+             {"laguna.vocab_size", 100},
+             {"laguna.attention.head_count_kv", 2},
+             {"laguna.attention.key_length", 8},
+             {"laguna.leading_dense_block_count", 1},
+             {"laguna.expert_count", 4},
+             {"laguna.expert_used_count", 2},
+             {"laguna.expert_feed_forward_length", 16},
+             {"laguna.expert_gating_func", gating}};
     lg_gguf_set_str(w, "general.architecture", arch, &err);
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
         if (strcmp(u[i].key, drop)) lg_gguf_set_u32(w, u[i].key, u[i].v, &err);
-    if (strcmp("laguna.attention.layer_norm_rms_epsilon", drop)) lg_gguf_set_f32(w, "laguna.attention.layer_norm_rms_epsilon", 1e-6f, &err);
+    if (strcmp("laguna.attention.layer_norm_rms_epsilon", drop))
+        lg_gguf_set_f32(w, "laguna.attention.layer_norm_rms_epsilon", 1e-6f, &err);
     if (strcmp("laguna.attention.head_count", drop))
-        lg_gguf_set_array(w, "laguna.attention.head_count", LG_GGUF_INT32, heads, (size_t)heads_len, &err);
+        lg_gguf_set_array(w, "laguna.attention.head_count", LG_GGUF_INT32, heads, (size_t)heads_len,
+                          &err);
     if (lg_gguf_writer_finish(w, &err)) return LAGUNA_ERR_IO;
     lg_config cfg;
     lg_tensor_source *src = NULL;
     laguna_status st = lg_gguf_open_laguna(p, false, &cfg, &src, &err);
-    if (st == LAGUNA_OK) lg_config_free(&cfg);
-    else CHECKF(strstr(err.message, "meta.gguf") != NULL, "message without the file: %s", err.message);
+    if (st == LAGUNA_OK)
+        lg_config_free(&cfg);
+    else
+        CHECKF(strstr(err.message, "meta.gguf") != NULL, "message without the file: %s",
+               err.message);
     lg_tensor_source_free(src);
     return st;
 }
@@ -902,9 +987,10 @@ static void test_bad_laguna_metadata(void) {
     CHECK(open_meta("", "llama", 2, 3) == LAGUNA_ERR_UNSUPPORTED);
     CHECK(open_meta("laguna.block_count", "laguna", 2, 3) == LAGUNA_ERR_FORMAT);
     CHECK(open_meta("laguna.leading_dense_block_count", "laguna", 2, 3) == LAGUNA_ERR_FORMAT);
-    CHECK(open_meta("laguna.attention.layer_norm_rms_epsilon", "laguna", 2, 3) == LAGUNA_ERR_FORMAT);
+    CHECK(open_meta("laguna.attention.layer_norm_rms_epsilon", "laguna", 2, 3) ==
+          LAGUNA_ERR_FORMAT);
     CHECK(open_meta("", "laguna", 1, 3) == LAGUNA_ERR_UNSUPPORTED); /* softmax gating */
-    CHECK(open_meta("", "laguna", 2, 2) == LAGUNA_ERR_FORMAT);      /* head_count of the wrong length */
+    CHECK(open_meta("", "laguna", 2, 2) == LAGUNA_ERR_FORMAT); /* head_count of the wrong length */
 }
 
 /* A checkpoint in transformers' fused expert layout (gate_up_proj [E, 2I, H],
@@ -915,7 +1001,8 @@ static void test_fused_expert_layout(void) {
     laguna_error err = {0};
     lg_tensor_source *ref = NULL;
     lg_config cfg;
-    if (parse_fixture_config(fx, &cfg) || lg_tensor_source_open_safetensors_dir(fx, LG_LOAD_MMAP, &ref, &err)) {
+    if (parse_fixture_config(fx, &cfg) ||
+        lg_tensor_source_open_safetensors_dir(fx, LG_LOAD_MMAP, &ref, &err)) {
         CHECKF(0, "%s", err.message);
         lg_tensor_source_free(ref);
         return;
@@ -924,17 +1011,22 @@ static void test_fused_expert_layout(void) {
     const int E = cfg.n_experts, I = cfg.moe_intermediate_size, H = cfg.hidden_size;
     size_t n = lg_tensor_source_count(ref), k = 0;
     lg_st_spec *specs = calloc(n, sizeof *specs);
-    char (*names)[128] = calloc(n, sizeof *names);
-    for (size_t i = 0; i < n; i++) { /* every tensor but the per-expert ones, plus two fused per sparse layer */
+    char(*names)[128] = calloc(n, sizeof *names);
+    for (size_t i = 0; i < n;
+         i++) { /* every tensor but the per-expert ones, plus two fused per sparse layer */
         const lg_tensor *t = lg_tensor_source_at(ref, i);
         int l, e, used = 0;
-        if (sscanf(t->name, "model.layers.%d.mlp.experts.%d.%n", &l, &e, &used) == 2 && used) continue;
-        if (sscanf(t->name, "model.layers.%d.mlp.experts.e_score_correction_bias%n", &l, &used) == 1 && used) {
+        if (sscanf(t->name, "model.layers.%d.mlp.experts.%d.%n", &l, &e, &used) == 2 && used)
+            continue;
+        if (sscanf(t->name, "model.layers.%d.mlp.experts.e_score_correction_bias%n", &l, &used) ==
+                1 &&
+            used) {
             snprintf(names[k], 128, "model.layers.%d.mlp.gate.e_score_correction_bias", l);
         } else {
             snprintf(names[k], 128, "%s", t->name);
         }
-        specs[k] = (lg_st_spec){names[k], t->dtype, t->n_dims, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]}};
+        specs[k] = (lg_st_spec){
+            names[k], t->dtype, t->n_dims, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]}};
         k++;
     }
     size_t n_plain = k;
@@ -956,8 +1048,9 @@ static void test_fused_expert_layout(void) {
                 const lg_tensor *c = lg_tensor_source_at(ref, j);
                 int l, used = 0;
                 if (!strcmp(c->name, names[i]) ||
-                    (sscanf(names[i], "model.layers.%d.mlp.gate.e_score_correction_bias%n", &l, &used) == 1 && used &&
-                     strstr(c->name, "e_score_correction_bias") && atoi(c->name + 13) == l))
+                    (sscanf(names[i], "model.layers.%d.mlp.gate.e_score_correction_bias%n", &l,
+                            &used) == 1 &&
+                     used && strstr(c->name, "e_score_correction_bias") && atoi(c->name + 13) == l))
                     t = c;
             }
             lg_st_writer_write(sw, t->data, t->n_bytes, &err);
@@ -969,7 +1062,8 @@ static void test_fused_expert_layout(void) {
             const char *projs[2] = {gate_up ? "gate_proj" : "down_proj", "up_proj"};
             for (int pj = 0; pj < (gate_up ? 2 : 1); pj++) {
                 char name[128];
-                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", l, e, projs[pj]);
+                snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%d.%s.weight", l, e,
+                         projs[pj]);
                 const lg_tensor *t = lg_tensor_source_find(ref, name);
                 CHECK(t && t->dtype == LG_DTYPE_F32);
                 if (t) lg_st_writer_write(sw, t->data, t->n_bytes, &err);
@@ -998,7 +1092,8 @@ static void test_quantize_failures(void) {
     char bad_dst[600];
     snprintf(bad_dst, sizeof bad_dst, "%s/missing/dir/x.gguf", dir);
     CHECK(quantize(fixtures[0], bad_dst, LG_FTYPE_Q8_0, &err) == LAGUNA_ERR_IO);
-    CHECK(quantize("tests/fixtures/tiny-xs/config.json.gguf", dst, LG_FTYPE_Q8_0, &err) != LAGUNA_OK);
+    CHECK(quantize("tests/fixtures/tiny-xs/config.json.gguf", dst, LG_FTYPE_Q8_0, &err) !=
+          LAGUNA_OK);
     CHECK(!file_exists(dst) && !file_exists(path_in("fail.gguf.tmp")));
 }
 

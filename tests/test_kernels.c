@@ -108,6 +108,8 @@ static void test_attention_matches_reference(void) {
         attention_case(12, 4, 24, 37, 9, 0, 2, dts[d]); /* global, odd sizes */
         attention_case(3, 3, 7, 5, 3, 4, 1, dts[d]);    /* no grouping, odd head_dim */
     }
+    attention_case(8, 2, 32, 21, 3, 8, 2, LG_DTYPE_Q8_0); /* 8-bit cache, head_dim a multiple of its block */
+    attention_case(6, 3, 64, 40, 1, 0, 1, LG_DTYPE_Q8_0);
 }
 
 /* Rotation of a pair must preserve its length times the scale, pass the

@@ -21,7 +21,8 @@ static const lg_dtype all_quant[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_0, LG_DTYPE_Q5_0
 static uint64_t fnv1a(const void *p, size_t n) {
     const unsigned char *c = p;
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
     return h;
 }
 
@@ -32,7 +33,7 @@ static void golden_input(float *x) {
     for (int i = 0; i < GOLDEN_N; i++) {
         r ^= r << 13, r ^= r >> 7, r ^= r << 17;
         float v = (float)((int32_t)(r >> 40) - (1 << 23)) / (float)(1 << 23);
-        if (i >= 256 && i < 288) v = 0.0f; /* an all-zero 32-block */
+        if (i >= 256 && i < 288) v = 0.0f;  /* an all-zero 32-block */
         if (i >= 512 && i < 544) v = v * v; /* an all-positive 32-block */
         if (i % 131 == 5) v *= 16.0f;       /* outliers */
         x[i] = v * 0.0625f;
@@ -58,28 +59,35 @@ static void test_bytes_match_ggml(void) {
     golden_input(x);
     for (size_t k = 0; k < sizeof golden / sizeof golden[0]; k++) {
         lg_dtype t = golden[k].dtype;
-        CHECKF(lg_dtype_row_bytes(t, GOLDEN_N) == golden[k].bytes, "%s row bytes %zu", lg_dtype_name(t),
-               lg_dtype_row_bytes(t, GOLDEN_N));
+        CHECKF(lg_dtype_row_bytes(t, GOLDEN_N) == golden[k].bytes, "%s row bytes %zu",
+               lg_dtype_name(t), lg_dtype_row_bytes(t, GOLDEN_N));
         CHECK(lg_dtype_from_f32(t, x, q, GOLDEN_N) == 0);
-        CHECKF(fnv1a(q, golden[k].bytes) == golden[k].quant_hash, "%s: quantised bytes differ from ggml's", lg_dtype_name(t));
+        CHECKF(fnv1a(q, golden[k].bytes) == golden[k].quant_hash,
+               "%s: quantised bytes differ from ggml's", lg_dtype_name(t));
         lg_dtype_to_f32(t, q, y, GOLDEN_N);
-        CHECKF(fnv1a(y, sizeof y) == golden[k].dequant_hash, "%s: dequantised floats differ from ggml's", lg_dtype_name(t));
+        CHECKF(fnv1a(y, sizeof y) == golden[k].dequant_hash,
+               "%s: dequantised floats differ from ggml's", lg_dtype_name(t));
     }
 }
 
-static void put_f16(uint16_t *dst, float v) { *dst = lg_f32_to_f16(v); }
+static void put_f16(uint16_t *dst, float v) {
+    *dst = lg_f32_to_f16(v);
+}
 
 static void test_dequant_q8_0_q4_0_by_hand(void) {
     lg_block_q8_0 b8;
     put_f16(&b8.d, 0.25f);
-    for (int i = 0; i < 32; i++) b8.qs[i] = (int8_t)(i * 8 - 128);
+    for (int i = 0; i < 32; i++)
+        b8.qs[i] = (int8_t)(i * 8 - 128);
     float y[32];
     lg_dtype_to_f32(LG_DTYPE_Q8_0, &b8, y, 32);
-    for (int i = 0; i < 32; i++) CHECKF(y[i] == (i * 8 - 128) * 0.25f, "q8_0[%d] = %g", i, y[i]);
+    for (int i = 0; i < 32; i++)
+        CHECKF(y[i] == (i * 8 - 128) * 0.25f, "q8_0[%d] = %g", i, y[i]);
 
     lg_block_q4_0 b4;
     put_f16(&b4.d, -1.5f);
-    for (int j = 0; j < 16; j++) b4.qs[j] = (uint8_t)(j | ((15 - j) << 4)); /* element j: j, element j+16: 15-j */
+    for (int j = 0; j < 16; j++)
+        b4.qs[j] = (uint8_t)(j | ((15 - j) << 4)); /* element j: j, element j+16: 15-j */
     lg_dtype_to_f32(LG_DTYPE_Q4_0, &b4, y, 32);
     for (int j = 0; j < 16; j++) {
         CHECKF(y[j] == (j - 8) * -1.5f, "q4_0[%d] = %g", j, y[j]);
@@ -90,7 +98,8 @@ static void test_dequant_q8_0_q4_0_by_hand(void) {
 static void test_dequant_q5_0_q5_1_by_hand(void) {
     lg_block_q5_0 b;
     put_f16(&b.d, 0.5f);
-    for (int j = 0; j < 16; j++) b.qs[j] = (uint8_t)((j & 15) | ((j * 3 & 15) << 4));
+    for (int j = 0; j < 16; j++)
+        b.qs[j] = (uint8_t)((j & 15) | ((j * 3 & 15) << 4));
     uint32_t qh = 0xA5C3F00Fu; /* element i's fifth bit is bit i */
     memcpy(b.qh, &qh, 4);
     float y[32];
@@ -140,7 +149,8 @@ static void test_dequant_q4_K_q5_K_by_hand(void) {
     /* element e of the block has q = (e * 7) % 16 */
     for (int g = 0; g < 4; g++)
         for (int l = 0; l < 32; l++)
-            b.qs[32 * g + l] = (uint8_t)(((64 * g + l) * 7 % 16) | (((64 * g + 32 + l) * 7 % 16) << 4));
+            b.qs[32 * g + l] =
+                (uint8_t)(((64 * g + l) * 7 % 16) | (((64 * g + 32 + l) * 7 % 16) << 4));
     float y[256];
     lg_dtype_to_f32(LG_DTYPE_Q4_K, &b, y, 256);
     for (int e = 0; e < 256; e++) {
@@ -156,8 +166,10 @@ static void test_dequant_q4_K_q5_K_by_hand(void) {
     for (int e = 0; e < 256; e++) {
         int q = e * 11 % 32, g = e / 64, in_g = e % 64, l = in_g % 32;
         uint8_t *byte = &c.qs[32 * g + l];
-        if (in_g < 32) *byte = (uint8_t)((*byte & 0xF0) | (q & 15));
-        else *byte = (uint8_t)((*byte & 0x0F) | ((q & 15) << 4));
+        if (in_g < 32)
+            *byte = (uint8_t)((*byte & 0xF0) | (q & 15));
+        else
+            *byte = (uint8_t)((*byte & 0x0F) | ((q & 15) << 4));
         if (q & 16) c.qh[l] |= (uint8_t)(1u << (2 * g + (in_g >= 32)));
     }
     lg_dtype_to_f32(LG_DTYPE_Q5_K, &c, y, 256);
@@ -171,13 +183,16 @@ static void test_dequant_q6_K_by_hand(void) {
     lg_block_q6_K b;
     memset(&b, 0, sizeof b);
     put_f16(&b.d, 0.125f);
-    for (int j = 0; j < 16; j++) b.scales[j] = (int8_t)(j * 17 - 128);
+    for (int j = 0; j < 16; j++)
+        b.scales[j] = (int8_t)(j * 17 - 128);
     for (int e = 0; e < 256; e++) {
         int q = e * 13 % 64; /* stored value; x = d * scale * (q - 32) */
         int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
         uint8_t *ql = &b.ql[64 * half + l + (quarter & 1) * 32];
-        if (quarter < 2) *ql = (uint8_t)((*ql & 0xF0) | (q & 15));
-        else *ql = (uint8_t)((*ql & 0x0F) | ((q & 15) << 4));
+        if (quarter < 2)
+            *ql = (uint8_t)((*ql & 0xF0) | (q & 15));
+        else
+            *ql = (uint8_t)((*ql & 0x0F) | ((q & 15) << 4));
         b.qh[32 * half + l] |= (uint8_t)((q >> 4) << (2 * quarter));
     }
     float y[256];
@@ -206,23 +221,26 @@ static void test_round_trip_error(void) {
     static const struct {
         lg_dtype dtype;
         double max_rel_rmse;
-    } bound[] = {{LG_DTYPE_Q8_0, 0.007}, {LG_DTYPE_Q6_K, 0.022}, {LG_DTYPE_Q5_K, 0.042}, {LG_DTYPE_Q5_1, 0.045},
-                 {LG_DTYPE_Q5_0, 0.05},  {LG_DTYPE_Q4_K, 0.08},  {LG_DTYPE_Q4_0, 0.098}};
+    } bound[] = {{LG_DTYPE_Q8_0, 0.007}, {LG_DTYPE_Q6_K, 0.022}, {LG_DTYPE_Q5_K, 0.042},
+                 {LG_DTYPE_Q5_1, 0.045}, {LG_DTYPE_Q5_0, 0.05},  {LG_DTYPE_Q4_K, 0.08},
+                 {LG_DTYPE_Q4_0, 0.098}};
     const int sizes[] = {256, 3 * 256, 7 * 256, 13 * 256};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int n = sizes[s];
         float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
         unsigned char *q = malloc((size_t)n * 2);
-        for (int i = 0; i < n; i++) x[i] = gauss() * 0.02f;
+        for (int i = 0; i < n; i++)
+            x[i] = gauss() * 0.02f;
         for (size_t k = 0; k < sizeof bound / sizeof bound[0]; k++) {
             lg_dtype t = bound[k].dtype;
             CHECK(lg_dtype_from_f32(t, x, q, n) == 0);
             lg_dtype_to_f32(t, q, y, n);
             double se = 0, sx = 0;
-            for (int i = 0; i < n; i++) se += (y[i] - x[i]) * (double)(y[i] - x[i]), sx += (double)x[i] * x[i];
+            for (int i = 0; i < n; i++)
+                se += (y[i] - x[i]) * (double)(y[i] - x[i]), sx += (double)x[i] * x[i];
             double rel = sqrt(se / sx);
-            CHECKF(rel < bound[k].max_rel_rmse, "%s n=%d: relative rmse %.4f >= %.4f", lg_dtype_name(t), n, rel,
-                   bound[k].max_rel_rmse);
+            CHECKF(rel < bound[k].max_rel_rmse, "%s n=%d: relative rmse %.4f >= %.4f",
+                   lg_dtype_name(t), n, rel, bound[k].max_rel_rmse);
         }
         free(x), free(y), free(q);
     }
@@ -234,16 +252,19 @@ static void test_q8_0_elementwise_bound(void) {
     enum { n = 32 * 11 };
     float x[n], y[n];
     lg_block_q8_0 q[n / 32];
-    for (int i = 0; i < n; i++) x[i] = gauss() * (i < 32 ? 1e-3f : 3.0f);
+    for (int i = 0; i < n; i++)
+        x[i] = gauss() * (i < 32 ? 1e-3f : 3.0f);
     lg_quantize_row(LG_DTYPE_Q8_0, x, q, n);
     lg_dequantize_row(LG_DTYPE_Q8_0, q, y, n);
     for (int b = 0; b < n / 32; b++) {
         float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[32 * b + j]));
         double d = amax / 127.0, d16 = lg_f16_to_f32(q[b].d);
         for (int j = 0; j < 32; j++) {
             double err = fabs((double)y[32 * b + j] - x[32 * b + j]);
-            CHECKF(err <= 0.5 * d16 + 128 * fabs(d - d16) + 1e-12, "block %d elem %d err %g (d %g)", b, j, err, d);
+            CHECKF(err <= 0.5 * d16 + 128 * fabs(d - d16) + 1e-12, "block %d elem %d err %g (d %g)",
+                   b, j, err, d);
         }
     }
 }
@@ -256,28 +277,35 @@ static void test_zero_and_constant_rows(void) {
         lg_dtype_from_f32(all_quant[k], x, q, 512);
         lg_dtype_to_f32(all_quant[k], q, y, 512);
         int ok = 1;
-        for (int i = 0; i < 512; i++) ok &= y[i] == 0.0f;
+        for (int i = 0; i < 512; i++)
+            ok &= y[i] == 0.0f;
         CHECKF(ok, "%s: zeros do not round-trip", lg_dtype_name(all_quant[k]));
-        for (int i = 0; i < 512; i++) x[i] = 0.75f;
+        for (int i = 0; i < 512; i++)
+            x[i] = 0.75f;
         lg_dtype_from_f32(all_quant[k], x, q, 512);
         lg_dtype_to_f32(all_quant[k], q, y, 512);
         double worst = 0;
-        for (int i = 0; i < 512; i++) worst = fmax(worst, fabs(y[i] - 0.75));
-        CHECKF(worst < 0.75 * 0.02, "%s: constant row error %g", lg_dtype_name(all_quant[k]), worst);
+        for (int i = 0; i < 512; i++)
+            worst = fmax(worst, fabs(y[i] - 0.75));
+        CHECKF(worst < 0.75 * 0.02, "%s: constant row error %g", lg_dtype_name(all_quant[k]),
+               worst);
     }
 }
 
 static void test_dot_matches_dequantised_dot(void) {
     const int n = 5 * 256;
-    float *x = malloc(sizeof(float) * n), *v = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+    float *x = malloc(sizeof(float) * n), *v = malloc(sizeof(float) * n),
+          *w = malloc(sizeof(float) * n);
     unsigned char *q = malloc((size_t)n * 2);
-    for (int i = 0; i < n; i++) w[i] = gauss(), v[i] = gauss();
+    for (int i = 0; i < n; i++)
+        w[i] = gauss(), v[i] = gauss();
     for (size_t k = 0; k < N_QUANT; k++) {
         lg_dtype t = all_quant[k];
         lg_quantize_row(t, w, q, n);
         lg_dequantize_row(t, q, x, n);
         double ref = 0, mag = 0;
-        for (int i = 0; i < n; i++) ref += (double)x[i] * v[i], mag += fabs((double)x[i] * v[i]);
+        for (int i = 0; i < n; i++)
+            ref += (double)x[i] * v[i], mag += fabs((double)x[i] * v[i]);
         float got = lg_quant_dot(t, q, v, n);
         CHECKF(fabs(got - ref) <= 1e-5 * mag, "%s: dot %g want %g", lg_dtype_name(t), got, ref);
     }
@@ -294,7 +322,8 @@ static void test_sizes_and_names(void) {
     CHECK(lg_dtype_row_bytes(LG_DTYPE_Q6_K, 2048) == 8 * 210);
     CHECK(lg_dtype_row_bytes(LG_DTYPE_Q4_K, 100) == 0); /* not whole blocks */
     CHECK(lg_dtype_row_bytes(LG_DTYPE_Q8_0, 48) == 0);
-    CHECK(!strcmp(lg_dtype_name(LG_DTYPE_Q4_K), "Q4_K") && !strcmp(lg_dtype_name(LG_DTYPE_Q5_1), "Q5_1"));
+    CHECK(!strcmp(lg_dtype_name(LG_DTYPE_Q4_K), "Q4_K") &&
+          !strcmp(lg_dtype_name(LG_DTYPE_Q5_1), "Q5_1"));
     CHECK(lg_dtype_is_quantized(LG_DTYPE_Q5_0) && !lg_dtype_is_quantized(LG_DTYPE_F16));
     float x[48] = {0};
     unsigned char q[64];
@@ -309,14 +338,14 @@ static float f32_bits(uint32_t u) {
 }
 
 static void test_f16_edges(void) {
-    CHECK(lg_f32_to_f16(65504.0f) == 0x7bff);              /* largest finite */
-    CHECK(lg_f32_to_f16(65519.99f) == 0x7bff);             /* rounds down */
-    CHECK(lg_f32_to_f16(65520.0f) == 0x7c00);              /* tie rounds to even = inf */
+    CHECK(lg_f32_to_f16(65504.0f) == 0x7bff);  /* largest finite */
+    CHECK(lg_f32_to_f16(65519.99f) == 0x7bff); /* rounds down */
+    CHECK(lg_f32_to_f16(65520.0f) == 0x7c00);  /* tie rounds to even = inf */
     CHECK(lg_f32_to_f16(1e9f) == 0x7c00);
     CHECK(lg_f32_to_f16(-INFINITY) == 0xfc00);
     CHECK(lg_f32_to_f16(-0.0f) == 0x8000);
-    CHECK(lg_f32_to_f16(ldexpf(1, -24)) == 0x0001);        /* smallest subnormal */
-    CHECK(lg_f32_to_f16(ldexpf(1, -25)) == 0x0000);        /* tie to even: zero */
+    CHECK(lg_f32_to_f16(ldexpf(1, -24)) == 0x0001); /* smallest subnormal */
+    CHECK(lg_f32_to_f16(ldexpf(1, -25)) == 0x0000); /* tie to even: zero */
     CHECK(lg_f32_to_f16(ldexpf(1.5f, -25)) == 0x0001);
     CHECK(lg_f32_to_f16(ldexpf(3, -25)) == 0x0002);        /* 1.5 ulp: tie to even = 2 */
     CHECK(lg_f32_to_f16(ldexpf(1023, -24)) == 0x03ff);     /* largest subnormal */
@@ -324,7 +353,7 @@ static void test_f16_edges(void) {
     CHECK(lg_f32_to_f16(ldexpf(2047, -25)) == 0x0400);     /* rounds up into the normals */
     CHECK(lg_f32_to_f16(1.0f + ldexpf(1, -11)) == 0x3c00); /* tie to even */
     CHECK(lg_f32_to_f16(1.0f + ldexpf(3, -11)) == 0x3c02);
-    CHECK(lg_f32_to_f16(2047.5f) == 0x67ff + 1);           /* 2047.5 ties up to 2048 (even) */
+    CHECK(lg_f32_to_f16(2047.5f) == 0x67ff + 1); /* 2047.5 ties up to 2048 (even) */
     uint16_t nan = lg_f32_to_f16(NAN);
     CHECK((nan & 0x7c00) == 0x7c00 && (nan & 0x03ff) != 0);
     CHECK(lg_f16_to_f32(0x0001) == ldexpf(1, -24));
@@ -347,7 +376,7 @@ static void test_bf16_edges(void) {
     CHECK(lg_f32_to_bf16(f32_bits(0x7f7fffffu)) == 0x7f80); /* FLT_MAX rounds to inf */
     CHECK(lg_f32_to_bf16(-0.0f) == 0x8000);
     CHECK(lg_f32_to_bf16(f32_bits(0x00000001u)) == 0x0000); /* tiny subnormal to zero */
-    uint16_t nan = lg_f32_to_bf16(f32_bits(0x7f800001u)); /* signalling NaN stays NaN */
+    uint16_t nan = lg_f32_to_bf16(f32_bits(0x7f800001u));   /* signalling NaN stays NaN */
     CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x007f) != 0);
     CHECK(lg_bf16_to_f32(0xc0a0) == -5.0f);
     CHECK(lg_bf16_to_f32(0x0001) == f32_bits(0x00010000u));

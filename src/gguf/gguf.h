@@ -63,14 +63,14 @@ typedef struct {
 } lg_gguf_kv;
 
 typedef struct {
-    char *name;                    /* NUL-terminated copy */
+    char *name; /* NUL-terminated copy */
     int n_dims;
-    int64_t ne[LG_GGUF_MAX_DIMS];  /* ggml order: ne[0] is the row length; unused = 1 */
+    int64_t ne[LG_GGUF_MAX_DIMS]; /* ggml order: ne[0] is the row length; unused = 1 */
     uint32_t ggml_type;
     lg_dtype dtype;
-    uint64_t offset;               /* from the start of the data section */
+    uint64_t offset; /* from the start of the data section */
     size_t n_bytes;
-    const void *data;              /* in the mapping */
+    const void *data; /* in the mapping */
 } lg_gguf_tensor_info;
 
 typedef struct lg_gguf_file lg_gguf_file;
@@ -96,11 +96,16 @@ const lg_gguf_tensor_info *lg_gguf_find_tensor(const lg_gguf_file *f, const char
 /* Typed reads of a key. A missing key or a value of the wrong kind fails
  * with a message naming the file and key. Integers of any width convert when
  * the value fits; floats accept FLOAT32 or FLOAT64. */
-laguna_status lg_gguf_get_u32(const lg_gguf_file *f, const char *key, uint32_t *out, laguna_error *err);
-laguna_status lg_gguf_get_i64(const lg_gguf_file *f, const char *key, int64_t *out, laguna_error *err);
-laguna_status lg_gguf_get_f64(const lg_gguf_file *f, const char *key, double *out, laguna_error *err);
-laguna_status lg_gguf_get_bool(const lg_gguf_file *f, const char *key, bool *out, laguna_error *err);
-laguna_status lg_gguf_get_str(const lg_gguf_file *f, const char *key, lg_gguf_str *out, laguna_error *err);
+laguna_status lg_gguf_get_u32(const lg_gguf_file *f, const char *key, uint32_t *out,
+                              laguna_error *err);
+laguna_status lg_gguf_get_i64(const lg_gguf_file *f, const char *key, int64_t *out,
+                              laguna_error *err);
+laguna_status lg_gguf_get_f64(const lg_gguf_file *f, const char *key, double *out,
+                              laguna_error *err);
+laguna_status lg_gguf_get_bool(const lg_gguf_file *f, const char *key, bool *out,
+                               laguna_error *err);
+laguna_status lg_gguf_get_str(const lg_gguf_file *f, const char *key, lg_gguf_str *out,
+                              laguna_error *err);
 
 /* Element i of an array (i < count, type checked by the caller through
  * elem_type). Integer and bool elements read as int64, floats as double. */

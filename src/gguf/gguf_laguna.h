@@ -24,14 +24,14 @@
 /* Opens a Laguna GGUF: *cfg filled (free with lg_config_free) and *src
  * holding every tensor under its HF name (free with lg_tensor_source_free;
  * it owns the file mapping). `copy` as for lg_map_file. */
-laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg, lg_tensor_source **src,
-                                  laguna_error *err);
+laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg,
+                                  lg_tensor_source **src, laguna_error *err);
 
 /* The two halves of lg_gguf_open_laguna, for an already open file. */
 laguna_status lg_gguf_read_laguna_config(const lg_gguf_file *f, lg_config *cfg, laguna_error *err);
 /* Takes over the file's mapping (lg_gguf_close the file afterwards). */
-laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg, lg_tensor_source **src,
-                                           laguna_error *err);
+laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg,
+                                           lg_tensor_source **src, laguna_error *err);
 
 /* Writes the "general.architecture" and "laguna.*" keys for cfg. Fails with
  * LAGUNA_ERR_UNSUPPORTED for layouts llama.cpp's keys cannot express (dense

@@ -77,19 +77,24 @@ static const char *after_index(const char *s, const char *prefix, int *index) {
     return end + 1;
 }
 
-static int fits(int n, size_t cap) { return n >= 0 && (size_t)n < cap ? 0 : -1; }
+static int fits(int n, size_t cap) {
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
+}
 
 int lg_gguf_name_from_hf(const char *hf, char *out, size_t cap, int *expert) {
     *expert = -1;
     for (size_t i = 0; i < COUNT(global_names); i++)
-        if (!strcmp(hf, global_names[i].hf)) return fits(snprintf(out, cap, "%s", global_names[i].gguf), cap);
+        if (!strcmp(hf, global_names[i].hf))
+            return fits(snprintf(out, cap, "%s", global_names[i].gguf), cap);
     int layer, e;
     const char *rest = after_index(hf, "model.layers.", &layer);
     if (!rest) return -1;
     for (size_t i = 0; i < COUNT(layer_names); i++)
-        if (!strcmp(rest, layer_names[i].hf)) return fits(snprintf(out, cap, "blk.%d.%s", layer, layer_names[i].gguf), cap);
+        if (!strcmp(rest, layer_names[i].hf))
+            return fits(snprintf(out, cap, "blk.%d.%s", layer, layer_names[i].gguf), cap);
     for (size_t i = 0; i < COUNT(layer_aliases); i++)
-        if (!strcmp(rest, layer_aliases[i].hf)) return fits(snprintf(out, cap, "blk.%d.%s", layer, layer_aliases[i].gguf), cap);
+        if (!strcmp(rest, layer_aliases[i].hf))
+            return fits(snprintf(out, cap, "blk.%d.%s", layer, layer_aliases[i].gguf), cap);
     const char *proj = after_index(rest, "mlp.experts.", &e);
     if (!proj) return -1;
     for (size_t i = 0; i < COUNT(expert_names); i++)
@@ -102,7 +107,8 @@ int lg_gguf_name_from_hf(const char *hf, char *out, size_t cap, int *expert) {
 
 int lg_gguf_name_to_hf(const char *gguf, int expert, char *out, size_t cap) {
     for (size_t i = 0; i < COUNT(global_names); i++)
-        if (!strcmp(gguf, global_names[i].gguf)) return fits(snprintf(out, cap, "%s", global_names[i].hf), cap);
+        if (!strcmp(gguf, global_names[i].gguf))
+            return fits(snprintf(out, cap, "%s", global_names[i].hf), cap);
     int layer;
     const char *rest = after_index(gguf, "blk.", &layer);
     if (!rest) return -1;
@@ -111,7 +117,9 @@ int lg_gguf_name_to_hf(const char *gguf, int expert, char *out, size_t cap) {
             return fits(snprintf(out, cap, "model.layers.%d.%s", layer, layer_names[i].hf), cap);
     for (size_t i = 0; i < COUNT(expert_names); i++)
         if (!strcmp(rest, expert_names[i].gguf))
-            return fits(snprintf(out, cap, "model.layers.%d.mlp.experts.%d.%s", layer, expert, expert_names[i].hf_proj), cap)
+            return fits(snprintf(out, cap, "model.layers.%d.mlp.experts.%d.%s", layer, expert,
+                                 expert_names[i].hf_proj),
+                        cap)
                        ? -1
                        : 1;
     return -1;

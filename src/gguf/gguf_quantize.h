@@ -32,8 +32,8 @@ const char *lg_ftype_name(lg_ftype ftype);
  * length) identify it; n_layers and n_experts are the model's. Follows
  * llama.cpp's llama_tensor_get_type for these file types (see the .c file);
  * *fallback is set when the row length forced a smaller-block type. */
-lg_dtype lg_ftype_tensor_type(lg_ftype ftype, const char *gguf_name, int n_dims, const int64_t *ne, int n_layers,
-                              int n_experts, int tied_embeddings, int *fallback);
+lg_dtype lg_ftype_tensor_type(lg_ftype ftype, const char *gguf_name, int n_dims, const int64_t *ne,
+                              int n_layers, int n_experts, int tied_embeddings, int *fallback);
 
 typedef struct {
     lg_ftype ftype;
@@ -46,9 +46,9 @@ typedef struct {
 
 typedef struct {
     size_t n_tensors;
-    size_t n_fallbacks;  /* tensors that fell back to a smaller-block type */
-    uint64_t src_bytes;  /* weights read */
-    uint64_t dst_bytes;  /* tensor data written */
+    size_t n_fallbacks; /* tensors that fell back to a smaller-block type */
+    uint64_t src_bytes; /* weights read */
+    uint64_t dst_bytes; /* tensor data written */
     size_t count_by_type[LG_DTYPE_COUNT];
 } lg_quantize_stats;
 

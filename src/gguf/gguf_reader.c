@@ -23,7 +23,7 @@ struct lg_gguf_file {
     size_t n_kvs;
     lg_gguf_tensor_info *tensors;
     size_t n_tensors;
-    lg_gguf_kv **kv_sorted;             /* sorted by key, for lookups */
+    lg_gguf_kv **kv_sorted;              /* sorted by key, for lookups */
     lg_gguf_tensor_info **tensor_sorted; /* sorted by name */
 };
 
@@ -33,10 +33,13 @@ typedef struct {
     laguna_error *err;
 } cursor;
 
-static size_t left(const cursor *c) { return (size_t)(c->end - c->p); }
+static size_t left(const cursor *c) {
+    return (size_t)(c->end - c->p);
+}
 
 static laguna_status truncated(cursor *c, const char *what) {
-    return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: file ends inside %s (truncated GGUF)", c->path, what);
+    return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: file ends inside %s (truncated GGUF)", c->path,
+                   what);
 }
 
 static laguna_status read_bytes(cursor *c, void *dst, size_t n, const char *what) {
@@ -46,14 +49,19 @@ static laguna_status read_bytes(cursor *c, void *dst, size_t n, const char *what
     return LAGUNA_OK;
 }
 
-static laguna_status read_u32(cursor *c, uint32_t *v, const char *what) { return read_bytes(c, v, 4, what); }
-static laguna_status read_u64(cursor *c, uint64_t *v, const char *what) { return read_bytes(c, v, 8, what); }
+static laguna_status read_u32(cursor *c, uint32_t *v, const char *what) {
+    return read_bytes(c, v, 4, what);
+}
+static laguna_status read_u64(cursor *c, uint64_t *v, const char *what) {
+    return read_bytes(c, v, 8, what);
+}
 
 static laguna_status read_str(cursor *c, lg_gguf_str *s, const char *what) {
     laguna_status st = read_u64(c, &s->len, what);
     if (st) return st;
     if (s->len > left(c))
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: %s has length %llu, past the end of the file", c->path, what,
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT,
+                       "%s: %s has length %llu, past the end of the file", c->path, what,
                        (unsigned long long)s->len);
     s->ptr = (const char *)c->p;
     c->p += s->len;
@@ -72,16 +80,21 @@ static size_t fixed_size(lg_gguf_type t) {
     switch (t) {
     case LG_GGUF_UINT8:
     case LG_GGUF_INT8:
-    case LG_GGUF_BOOL: return 1;
+    case LG_GGUF_BOOL:
+        return 1;
     case LG_GGUF_UINT16:
-    case LG_GGUF_INT16: return 2;
+    case LG_GGUF_INT16:
+        return 2;
     case LG_GGUF_UINT32:
     case LG_GGUF_INT32:
-    case LG_GGUF_FLOAT32: return 4;
+    case LG_GGUF_FLOAT32:
+        return 4;
     case LG_GGUF_UINT64:
     case LG_GGUF_INT64:
-    case LG_GGUF_FLOAT64: return 8;
-    default: return 0;
+    case LG_GGUF_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -94,7 +107,8 @@ static laguna_status read_scalar(cursor *c, const char *key, lg_gguf_type t) {
     size_t n = fixed_size(t);
     if (left(c) < n) return truncated(c, key);
     if (t == LG_GGUF_BOOL && *c->p > 1)
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: key '%s': bool value %u is not 0 or 1", c->path, key, *c->p);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: key '%s': bool value %u is not 0 or 1",
+                       c->path, key, *c->p);
     c->p += n;
     return LAGUNA_OK;
 }
@@ -105,12 +119,15 @@ static laguna_status read_kv(cursor *c, lg_gguf_kv *kv, size_t index) {
     snprintf(what, sizeof what, "metadata key #%zu", index);
     laguna_status st = read_str(c, &key, what);
     if (st) return st;
-    if (key.len == 0) return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: metadata key #%zu is empty", c->path, index);
-    if (!(kv->key = str_dup(key))) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "%s: out of memory", c->path);
+    if (key.len == 0)
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: metadata key #%zu is empty", c->path, index);
+    if (!(kv->key = str_dup(key)))
+        return lg_fail(c->err, LAGUNA_ERR_NOMEM, "%s: out of memory", c->path);
     uint32_t type = 0;
     if ((st = read_u32(c, &type, kv->key))) return st;
     if (type >= LG_GGUF_TYPE_COUNT)
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: key '%s' has unknown value type %u", c->path, kv->key, type);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: key '%s' has unknown value type %u", c->path,
+                       kv->key, type);
     kv->type = kv->elem_type = (lg_gguf_type)type;
     kv->count = 1;
     if (type != LG_GGUF_ARRAY) {
@@ -121,24 +138,28 @@ static laguna_status read_kv(cursor *c, lg_gguf_kv *kv, size_t index) {
     uint64_t count = 0;
     if ((st = read_u32(c, &et, kv->key)) || (st = read_u64(c, &count, kv->key))) return st;
     if (et >= LG_GGUF_TYPE_COUNT)
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: array '%s' has unknown element type %u", c->path, kv->key, et);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: array '%s' has unknown element type %u",
+                       c->path, kv->key, et);
     if (et == LG_GGUF_ARRAY)
-        return lg_fail(c->err, LAGUNA_ERR_UNSUPPORTED, "%s: array '%s' holds arrays (nested arrays are not supported)",
-                       c->path, kv->key);
+        return lg_fail(c->err, LAGUNA_ERR_UNSUPPORTED,
+                       "%s: array '%s' holds arrays (nested arrays are not supported)", c->path,
+                       kv->key);
     kv->elem_type = (lg_gguf_type)et;
     kv->count = count;
     kv->data = c->p;
     /* Each element takes at least its fixed size (a string at least its u64 length). */
     size_t min_elem = et == LG_GGUF_STRING ? 8 : fixed_size(kv->elem_type);
     if (count > left(c) / min_elem)
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: array '%s' claims %llu elements, more than the file holds",
-                       c->path, kv->key, (unsigned long long)count);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT,
+                       "%s: array '%s' claims %llu elements, more than the file holds", c->path,
+                       kv->key, (unsigned long long)count);
     if (et != LG_GGUF_STRING) {
         if (et == LG_GGUF_BOOL)
             for (uint64_t i = 0; i < count; i++)
                 if (c->p[i] > 1)
-                    return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: array '%s': bool element %llu is %u", c->path,
-                                   kv->key, (unsigned long long)i, c->p[i]);
+                    return lg_fail(c->err, LAGUNA_ERR_FORMAT,
+                                   "%s: array '%s': bool element %llu is %u", c->path, kv->key,
+                                   (unsigned long long)i, c->p[i]);
         c->p += count * min_elem;
         return LAGUNA_OK;
     }
@@ -160,24 +181,30 @@ static laguna_status read_tensor_info(cursor *c, lg_gguf_tensor_info *t, size_t 
     laguna_status st = read_str(c, &name, what);
     if (st) return st;
     if (name.len == 0 || memchr(name.ptr, 0, name.len))
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor #%zu has an empty or malformed name", c->path, index);
-    if (!(t->name = str_dup(name))) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "%s: out of memory", c->path);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor #%zu has an empty or malformed name",
+                       c->path, index);
+    if (!(t->name = str_dup(name)))
+        return lg_fail(c->err, LAGUNA_ERR_NOMEM, "%s: out of memory", c->path);
     uint32_t n_dims = 0;
     if ((st = read_u32(c, &n_dims, t->name))) return st;
     if (n_dims < 1 || n_dims > LG_GGUF_MAX_DIMS)
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' has %u dimensions (1 to %d allowed)", c->path,
-                       t->name, n_dims, LG_GGUF_MAX_DIMS);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT,
+                       "%s: tensor '%s' has %u dimensions (1 to %d allowed)", c->path, t->name,
+                       n_dims, LG_GGUF_MAX_DIMS);
     t->n_dims = (int)n_dims;
-    for (int d = 0; d < LG_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (int d = 0; d < LG_GGUF_MAX_DIMS; d++)
+        t->ne[d] = 1;
     for (int d = 0; d < t->n_dims; d++) {
         uint64_t ne = 0;
         if ((st = read_u64(c, &ne, t->name))) return st;
         if (ne > (uint64_t)INT64_MAX / 2)
-            return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' dimension %d is absurd (%llu)", c->path, t->name,
-                           d, (unsigned long long)ne);
+            return lg_fail(c->err, LAGUNA_ERR_FORMAT,
+                           "%s: tensor '%s' dimension %d is absurd (%llu)", c->path, t->name, d,
+                           (unsigned long long)ne);
         t->ne[d] = (int64_t)ne;
     }
-    if ((st = read_u32(c, &t->ggml_type, t->name)) || (st = read_u64(c, &t->offset, t->name))) return st;
+    if ((st = read_u32(c, &t->ggml_type, t->name)) || (st = read_u64(c, &t->offset, t->name)))
+        return st;
     return LAGUNA_OK;
 }
 
@@ -186,22 +213,28 @@ static laguna_status check_tensor(cursor *c, lg_gguf_tensor_info *t) {
     if (!lg_gguf_dtype_from_ggml(t->ggml_type, &t->dtype)) {
         const char *name = lg_gguf_ggml_type_name(t->ggml_type);
         if (name)
-            return lg_fail(c->err, LAGUNA_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which laguna.c cannot read",
-                           c->path, t->name, name);
-        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", c->path, t->name,
-                       t->ggml_type);
+            return lg_fail(c->err, LAGUNA_ERR_UNSUPPORTED,
+                           "%s: tensor '%s' has type %s, which laguna.c cannot read", c->path,
+                           t->name, name);
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", c->path,
+                       t->name, t->ggml_type);
     }
     int64_t blk = lg_dtype_block_elems(t->dtype);
     if (t->ne[0] % blk != 0)
-        return lg_fail(c->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s': row length %lld is not a multiple of %s's block of %lld",
-                       c->path, t->name, (long long)t->ne[0], lg_dtype_name(t->dtype), (long long)blk);
+        return lg_fail(c->err, LAGUNA_ERR_SHAPE,
+                       "%s: tensor '%s': row length %lld is not a multiple of %s's block of %lld",
+                       c->path, t->name, (long long)t->ne[0], lg_dtype_name(t->dtype),
+                       (long long)blk);
     uint64_t bytes = lg_dtype_row_bytes(t->dtype, t->ne[0]);
     for (int d = 1; d < LG_GGUF_MAX_DIMS; d++) {
         if (t->ne[d] != 0 && bytes > UINT64_MAX / 2 / (uint64_t)t->ne[d])
-            return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' is absurdly large", c->path, t->name);
+            return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' is absurdly large", c->path,
+                           t->name);
         bytes *= (uint64_t)t->ne[d];
     }
-    if (bytes > SIZE_MAX / 2) return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' is absurdly large", c->path, t->name);
+    if (bytes > SIZE_MAX / 2)
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' is absurdly large", c->path,
+                       t->name);
     t->n_bytes = (size_t)bytes;
     return LAGUNA_OK;
 }
@@ -210,24 +243,30 @@ static int cmp_kv(const void *a, const void *b) {
     return strcmp((*(const lg_gguf_kv *const *)a)->key, (*(const lg_gguf_kv *const *)b)->key);
 }
 static int cmp_tensor(const void *a, const void *b) {
-    return strcmp((*(const lg_gguf_tensor_info *const *)a)->name, (*(const lg_gguf_tensor_info *const *)b)->name);
+    return strcmp((*(const lg_gguf_tensor_info *const *)a)->name,
+                  (*(const lg_gguf_tensor_info *const *)b)->name);
 }
 
 /* Builds the sorted views used for lookups and reports duplicates. */
 static laguna_status build_indices(lg_gguf_file *f, laguna_error *err) {
     f->kv_sorted = malloc((f->n_kvs ? f->n_kvs : 1) * sizeof *f->kv_sorted);
     f->tensor_sorted = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *f->tensor_sorted);
-    if (!f->kv_sorted || !f->tensor_sorted) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", f->path);
-    for (size_t i = 0; i < f->n_kvs; i++) f->kv_sorted[i] = &f->kvs[i];
-    for (size_t i = 0; i < f->n_tensors; i++) f->tensor_sorted[i] = &f->tensors[i];
+    if (!f->kv_sorted || !f->tensor_sorted)
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", f->path);
+    for (size_t i = 0; i < f->n_kvs; i++)
+        f->kv_sorted[i] = &f->kvs[i];
+    for (size_t i = 0; i < f->n_tensors; i++)
+        f->tensor_sorted[i] = &f->tensors[i];
     qsort(f->kv_sorted, f->n_kvs, sizeof *f->kv_sorted, cmp_kv);
     qsort(f->tensor_sorted, f->n_tensors, sizeof *f->tensor_sorted, cmp_tensor);
     for (size_t i = 1; i < f->n_kvs; i++)
         if (!strcmp(f->kv_sorted[i]->key, f->kv_sorted[i - 1]->key))
-            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: metadata key '%s' appears twice", f->path, f->kv_sorted[i]->key);
+            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: metadata key '%s' appears twice", f->path,
+                           f->kv_sorted[i]->key);
     for (size_t i = 1; i < f->n_tensors; i++)
         if (!strcmp(f->tensor_sorted[i]->name, f->tensor_sorted[i - 1]->name))
-            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' appears twice", f->path, f->tensor_sorted[i]->name);
+            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' appears twice", f->path,
+                           f->tensor_sorted[i]->name);
     return LAGUNA_OK;
 }
 
@@ -236,39 +275,48 @@ static laguna_status read_alignment(lg_gguf_file *f, laguna_error *err) {
     const lg_gguf_kv *kv = lg_gguf_find_kv(f, "general.alignment");
     if (!kv) return LAGUNA_OK;
     if (kv->type == LG_GGUF_ARRAY || !lg_gguf_type_is_int(kv->type) || kv->type == LG_GGUF_BOOL)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: general.alignment must be an integer, not %s", f->path,
-                       lg_gguf_value_type_name(kv->type));
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: general.alignment must be an integer, not %s",
+                       f->path, lg_gguf_value_type_name(kv->type));
     int64_t a = lg_gguf_kv_int(kv);
     if (a <= 0 || a > (1 << 30) || (a & (a - 1)) != 0)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: general.alignment = %lld is not a power of two", f->path, (long long)a);
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: general.alignment = %lld is not a power of two",
+                       f->path, (long long)a);
     f->alignment = (size_t)a;
     return LAGUNA_OK;
 }
 
 static laguna_status parse(lg_gguf_file *f, laguna_error *err) {
-    if (f->map_len == 0) return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: empty file, not GGUF", f->path);
+    if (f->map_len == 0)
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: empty file, not GGUF", f->path);
     cursor c = {f->map, f->map + f->map_len, f->path, err};
     uint32_t magic = 0;
     uint64_t n_tensors = 0, n_kvs = 0;
     laguna_status st = read_u32(&c, &magic, "the header");
     if (st) return st;
-    if (magic != LG_GGUF_MAGIC) return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: not a GGUF file (bad magic)", f->path);
+    if (magic != LG_GGUF_MAGIC)
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: not a GGUF file (bad magic)", f->path);
     if ((st = read_u32(&c, &f->version, "the header"))) return st;
     if (f->version != 2 && f->version != 3) {
-        if (f->version == 1) return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "%s: GGUF version 1 is not supported (2 or 3)", f->path);
+        if (f->version == 1)
+            return lg_fail(err, LAGUNA_ERR_UNSUPPORTED,
+                           "%s: GGUF version 1 is not supported (2 or 3)", f->path);
         if ((f->version & 0xffff) == 0)
-            return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "%s: GGUF version %u: a big-endian file? only little-endian is supported",
-                           f->path, f->version);
-        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "%s: unsupported GGUF version %u (2 or 3)", f->path, f->version);
+            return lg_fail(
+                err, LAGUNA_ERR_UNSUPPORTED,
+                "%s: GGUF version %u: a big-endian file? only little-endian is supported", f->path,
+                f->version);
+        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "%s: unsupported GGUF version %u (2 or 3)",
+                       f->path, f->version);
     }
-    if ((st = read_u64(&c, &n_tensors, "the header")) || (st = read_u64(&c, &n_kvs, "the header"))) return st;
+    if ((st = read_u64(&c, &n_tensors, "the header")) || (st = read_u64(&c, &n_kvs, "the header")))
+        return st;
     /* A key/value takes at least 13 bytes, a tensor info at least 32. */
     if (n_kvs > left(&c) / 13)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: absurd metadata count %llu for a %zu-byte file", f->path,
-                       (unsigned long long)n_kvs, f->map_len);
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: absurd metadata count %llu for a %zu-byte file",
+                       f->path, (unsigned long long)n_kvs, f->map_len);
     if (n_tensors > left(&c) / 32)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: absurd tensor count %llu for a %zu-byte file", f->path,
-                       (unsigned long long)n_tensors, f->map_len);
+        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: absurd tensor count %llu for a %zu-byte file",
+                       f->path, (unsigned long long)n_tensors, f->map_len);
     f->kvs = calloc(n_kvs ? n_kvs : 1, sizeof *f->kvs);
     f->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *f->tensors);
     if (!f->kvs || !f->tensors) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", f->path);
@@ -278,7 +326,8 @@ static laguna_status parse(lg_gguf_file *f, laguna_error *err) {
             return st;
         }
     for (size_t i = 0; i < n_tensors; i++, f->n_tensors++)
-        if ((st = read_tensor_info(&c, &f->tensors[i], i)) || (st = check_tensor(&c, &f->tensors[i]))) {
+        if ((st = read_tensor_info(&c, &f->tensors[i], i)) ||
+            (st = check_tensor(&c, &f->tensors[i]))) {
             f->n_tensors++;
             return st;
         }
@@ -287,18 +336,22 @@ static laguna_status parse(lg_gguf_file *f, laguna_error *err) {
     size_t header_end = (size_t)(c.p - f->map);
     size_t data_start = (header_end + f->alignment - 1) / f->alignment * f->alignment;
     if (n_tensors > 0 && data_start > f->map_len)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: file ends before the tensor data (truncated GGUF)", f->path);
+        return lg_fail(err, LAGUNA_ERR_FORMAT,
+                       "%s: file ends before the tensor data (truncated GGUF)", f->path);
     size_t data_len = f->map_len > data_start ? f->map_len - data_start : 0;
     /* ggml's rule: tensors follow one another, each padded to the alignment. */
     uint64_t expect = 0;
     for (size_t i = 0; i < f->n_tensors; i++) {
         lg_gguf_tensor_info *t = &f->tensors[i];
         if (t->offset != expect)
-            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' has offset %llu, expected %llu", f->path, t->name,
-                           (unsigned long long)t->offset, (unsigned long long)expect);
+            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' has offset %llu, expected %llu",
+                           f->path, t->name, (unsigned long long)t->offset,
+                           (unsigned long long)expect);
         if (t->offset > data_len || t->n_bytes > data_len - t->offset)
-            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s' (%zu bytes at offset %llu) runs past the end of the file",
-                           f->path, t->name, t->n_bytes, (unsigned long long)t->offset);
+            return lg_fail(
+                err, LAGUNA_ERR_FORMAT,
+                "%s: tensor '%s' (%zu bytes at offset %llu) runs past the end of the file", f->path,
+                t->name, t->n_bytes, (unsigned long long)t->offset);
         t->data = f->map + data_start + t->offset;
         expect += (t->n_bytes + f->alignment - 1) / f->alignment * f->alignment;
     }
@@ -331,7 +384,8 @@ void lg_gguf_close(lg_gguf_file *f) {
         free(f->kvs[i].key);
         free((void *)f->kvs[i].str_off);
     }
-    for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    for (size_t i = 0; i < f->n_tensors; i++)
+        free(f->tensors[i].name);
     if (f->owns_map && f->map) munmap(f->map, f->map_len);
     free(f->kvs);
     free(f->tensors);
@@ -347,12 +401,24 @@ void *lg_gguf_take_mapping(lg_gguf_file *f, size_t *len) {
     return f->map;
 }
 
-const char *lg_gguf_path(const lg_gguf_file *f) { return f->path; }
-uint32_t lg_gguf_version(const lg_gguf_file *f) { return f->version; }
-size_t lg_gguf_alignment(const lg_gguf_file *f) { return f->alignment; }
-size_t lg_gguf_kv_count(const lg_gguf_file *f) { return f->n_kvs; }
-const lg_gguf_kv *lg_gguf_kv_at(const lg_gguf_file *f, size_t i) { return i < f->n_kvs ? &f->kvs[i] : NULL; }
-size_t lg_gguf_tensor_count(const lg_gguf_file *f) { return f->n_tensors; }
+const char *lg_gguf_path(const lg_gguf_file *f) {
+    return f->path;
+}
+uint32_t lg_gguf_version(const lg_gguf_file *f) {
+    return f->version;
+}
+size_t lg_gguf_alignment(const lg_gguf_file *f) {
+    return f->alignment;
+}
+size_t lg_gguf_kv_count(const lg_gguf_file *f) {
+    return f->n_kvs;
+}
+const lg_gguf_kv *lg_gguf_kv_at(const lg_gguf_file *f, size_t i) {
+    return i < f->n_kvs ? &f->kvs[i] : NULL;
+}
+size_t lg_gguf_tensor_count(const lg_gguf_file *f) {
+    return f->n_tensors;
+}
 const lg_gguf_tensor_info *lg_gguf_tensor_at(const lg_gguf_file *f, size_t i) {
     return i < f->n_tensors ? &f->tensors[i] : NULL;
 }
@@ -363,8 +429,10 @@ const lg_gguf_kv *lg_gguf_find_kv(const lg_gguf_file *f, const char *key) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(f->kv_sorted[mid]->key, key);
         if (c == 0) return f->kv_sorted[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -375,8 +443,10 @@ const lg_gguf_tensor_info *lg_gguf_find_tensor(const lg_gguf_file *f, const char
         size_t mid = (lo + hi) / 2;
         int c = strcmp(f->tensor_sorted[mid]->name, name);
         if (c == 0) return f->tensor_sorted[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }

@@ -15,35 +15,47 @@
 #include "core/error.h"
 #include "gguf/gguf_laguna.h"
 
-static laguna_status add_view(lg_tensor_source *src, const lg_gguf_tensor_info *t, const char *name, int n_dims,
-                              const int64_t *shape, const void *data, size_t n_bytes, const char *file,
-                              laguna_error *err) {
-    lg_tensor v = {.name = (char *)name, .dtype = t->dtype, .n_dims = n_dims, .data = data, .n_bytes = n_bytes, .file = file};
-    for (int d = 0; d < n_dims; d++) v.shape[d] = shape[d];
+static laguna_status add_view(lg_tensor_source *src, const lg_gguf_tensor_info *t, const char *name,
+                              int n_dims, const int64_t *shape, const void *data, size_t n_bytes,
+                              const char *file, laguna_error *err) {
+    lg_tensor v = {.name = (char *)name,
+                   .dtype = t->dtype,
+                   .n_dims = n_dims,
+                   .data = data,
+                   .n_bytes = n_bytes,
+                   .file = file};
+    for (int d = 0; d < n_dims; d++)
+        v.shape[d] = shape[d];
     return lg_tensor_source_add(src, &v, err);
 }
 
-static laguna_status add_tensor(lg_tensor_source *src, const lg_gguf_tensor_info *t, const char *file, laguna_error *err) {
+static laguna_status add_tensor(lg_tensor_source *src, const lg_gguf_tensor_info *t,
+                                const char *file, laguna_error *err) {
     char name[256];
     int64_t shape[LG_MAX_DIMS];
-    for (int d = 0; d < t->n_dims; d++) shape[d] = t->ne[t->n_dims - 1 - d]; /* torch order */
+    for (int d = 0; d < t->n_dims; d++)
+        shape[d] = t->ne[t->n_dims - 1 - d]; /* torch order */
     int kind = lg_gguf_name_to_hf(t->name, 0, name, sizeof name);
-    if (kind < 0) return add_view(src, t, t->name, t->n_dims, shape, t->data, t->n_bytes, file, err);
+    if (kind < 0)
+        return add_view(src, t, t->name, t->n_dims, shape, t->data, t->n_bytes, file, err);
     if (kind == 0) return add_view(src, t, name, t->n_dims, shape, t->data, t->n_bytes, file, err);
     if (t->n_dims != 3)
-        return lg_fail(err, LAGUNA_ERR_SHAPE, "%s: merged expert tensor '%s' has %d dimensions, expected 3", file, t->name, t->n_dims);
+        return lg_fail(err, LAGUNA_ERR_SHAPE,
+                       "%s: merged expert tensor '%s' has %d dimensions, expected 3", file, t->name,
+                       t->n_dims);
     int64_t n_experts = t->ne[2];
     size_t slice = n_experts > 0 ? t->n_bytes / (size_t)n_experts : 0;
     for (int64_t e = 0; e < n_experts; e++) {
         lg_gguf_name_to_hf(t->name, (int)e, name, sizeof name);
-        laguna_status st = add_view(src, t, name, 2, shape + 1, (const uint8_t *)t->data + (size_t)e * slice, slice, file, err);
+        laguna_status st = add_view(src, t, name, 2, shape + 1,
+                                    (const uint8_t *)t->data + (size_t)e * slice, slice, file, err);
         if (st) return st;
     }
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg, lg_tensor_source **out,
-                                           laguna_error *err) {
+laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg,
+                                           lg_tensor_source **out, laguna_error *err) {
     (void)cfg;
     *out = NULL;
     lg_tensor_source *src = lg_tensor_source_new();
@@ -55,7 +67,8 @@ laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg
         free(file);
         st = lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", lg_gguf_path(f));
     }
-    for (size_t i = 0; i < lg_gguf_tensor_count(f) && !st; i++) st = add_tensor(src, lg_gguf_tensor_at(f, i), file, err);
+    for (size_t i = 0; i < lg_gguf_tensor_count(f) && !st; i++)
+        st = add_tensor(src, lg_gguf_tensor_at(f, i), file, err);
     if (!st) {
         size_t len;
         void *map = lg_gguf_take_mapping(f, &len);
@@ -72,8 +85,8 @@ laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg, lg_tensor_source **src,
-                                  laguna_error *err) {
+laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg,
+                                  lg_tensor_source **src, laguna_error *err) {
     *src = NULL;
     memset(cfg, 0, sizeof *cfg);
     lg_gguf_file *f;

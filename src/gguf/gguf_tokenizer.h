@@ -8,6 +8,7 @@
 
 /* vocab_size is the model's (config.json); ids the tokenizer leaves unused
  * become "[PAD<id>]" tokens. */
-laguna_status lg_gguf_put_tokenizer(lg_gguf_writer *w, const char *dir, int vocab_size, laguna_error *err);
+laguna_status lg_gguf_put_tokenizer(lg_gguf_writer *w, const char *dir, int vocab_size,
+                                    laguna_error *err);
 
 #endif

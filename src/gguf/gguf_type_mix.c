@@ -27,7 +27,8 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 static bool use_more_bits(int i_layer, int n_layers) {
-    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 ||
+           (i_layer - n_layers / 8) % 3 == 2;
 }
 
 static int layer_of(const char *name) {
@@ -37,33 +38,44 @@ static int layer_of(const char *name) {
 
 static lg_dtype default_type(lg_ftype ftype) {
     switch (ftype) {
-    case LG_FTYPE_Q8_0: return LG_DTYPE_Q8_0;
-    case LG_FTYPE_Q4_K_M: return LG_DTYPE_Q4_K;
-    case LG_FTYPE_Q5_K_M: return LG_DTYPE_Q5_K;
-    case LG_FTYPE_Q6_K: return LG_DTYPE_Q6_K;
-    case LG_FTYPE_BF16: return LG_DTYPE_BF16;
-    default: return LG_DTYPE_F32;
+    case LG_FTYPE_Q8_0:
+        return LG_DTYPE_Q8_0;
+    case LG_FTYPE_Q4_K_M:
+        return LG_DTYPE_Q4_K;
+    case LG_FTYPE_Q5_K_M:
+        return LG_DTYPE_Q5_K;
+    case LG_FTYPE_Q6_K:
+        return LG_DTYPE_Q6_K;
+    case LG_FTYPE_BF16:
+        return LG_DTYPE_BF16;
+    default:
+        return LG_DTYPE_F32;
     }
 }
 
 static lg_dtype fall_back(lg_dtype t, int64_t row, int *fallback) {
     if (row % lg_dtype_block_elems(t) == 0) return t;
     *fallback = 1;
-    lg_dtype f = t == LG_DTYPE_Q4_K ? LG_DTYPE_Q5_0 : t == LG_DTYPE_Q5_K ? LG_DTYPE_Q5_1 : LG_DTYPE_Q8_0;
+    lg_dtype f = t == LG_DTYPE_Q4_K   ? LG_DTYPE_Q5_0
+                 : t == LG_DTYPE_Q5_K ? LG_DTYPE_Q5_1
+                                      : LG_DTYPE_Q8_0;
     return row % lg_dtype_block_elems(f) == 0 ? f : LG_DTYPE_F16;
 }
 
-lg_dtype lg_ftype_tensor_type(lg_ftype ftype, const char *name, int n_dims, const int64_t *ne, int n_layers,
-                              int n_experts, int tied_embeddings, int *fallback) {
+lg_dtype lg_ftype_tensor_type(lg_ftype ftype, const char *name, int n_dims, const int64_t *ne,
+                              int n_layers, int n_experts, int tied_embeddings, int *fallback) {
     *fallback = 0;
-    if (n_dims < 2 || !ends_with(name, "weight") || ends_with(name, "_norm.weight") || strstr(name, "ffn_gate_inp.weight"))
+    if (n_dims < 2 || !ends_with(name, "weight") || ends_with(name, "_norm.weight") ||
+        strstr(name, "ffn_gate_inp.weight"))
         return LG_DTYPE_F32;
     lg_dtype t = default_type(ftype);
     if (!lg_dtype_is_quantized(t)) return t;
     const bool k_m = ftype == LG_FTYPE_Q4_K_M || ftype == LG_FTYPE_Q5_K_M;
     if (!strcmp(name, "output.weight") || (tied_embeddings && !strcmp(name, "token_embd.weight"))) {
-        if (ne[0] % lg_dtype_block_elems(t) != 0) t = LG_DTYPE_Q8_0;
-        else if (t != LG_DTYPE_Q8_0) t = LG_DTYPE_Q6_K;
+        if (ne[0] % lg_dtype_block_elems(t) != 0)
+            t = LG_DTYPE_Q8_0;
+        else if (t != LG_DTYPE_Q8_0)
+            t = LG_DTYPE_Q6_K;
     } else if (strstr(name, "attn_v.weight")) {
         if (k_m && use_more_bits(layer_of(name), n_layers)) t = LG_DTYPE_Q6_K;
         if (n_experts == 8) t = LG_DTYPE_Q8_0;
@@ -93,12 +105,19 @@ int lg_ftype_parse(const char *s, lg_ftype *out) {
 
 const char *lg_ftype_name(lg_ftype ftype) {
     switch (ftype) {
-    case LG_FTYPE_Q8_0: return "Q8_0";
-    case LG_FTYPE_Q4_K_M: return "Q4_K_M";
-    case LG_FTYPE_Q5_K_M: return "Q5_K_M";
-    case LG_FTYPE_Q6_K: return "Q6_K";
-    case LG_FTYPE_BF16: return "BF16";
-    case LG_FTYPE_F32: return "F32";
-    default: return "?";
+    case LG_FTYPE_Q8_0:
+        return "Q8_0";
+    case LG_FTYPE_Q4_K_M:
+        return "Q4_K_M";
+    case LG_FTYPE_Q5_K_M:
+        return "Q5_K_M";
+    case LG_FTYPE_Q6_K:
+        return "Q6_K";
+    case LG_FTYPE_BF16:
+        return "BF16";
+    case LG_FTYPE_F32:
+        return "F32";
+    default:
+        return "?";
     }
 }

@@ -39,11 +39,12 @@ struct lg_gguf_writer {
     uint64_t alignment, data_size;
     bool started, failed;
     laguna_error first_error; /* repeated by every call after a failure */
-    size_t cur;          /* tensor being written */
-    uint64_t cur_written; /* bytes of it so far */
+    size_t cur;               /* tensor being written */
+    uint64_t cur_written;     /* bytes of it so far */
 };
 
 static int buf_put(buffer *b, const void *p, size_t n) {
+    if (n == 0) return 0;
     if (n > SIZE_MAX - b->len) return -1;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
@@ -66,8 +67,8 @@ static int buf_str(buffer *b, const char *s, size_t len) {
 }
 
 /* Records the writer's failure and fills err. */
-__attribute__((format(printf, 4, 5))) static laguna_status fail(lg_gguf_writer *w, laguna_error *err,
-                                                                 laguna_status code, const char *fmt, ...) {
+__attribute__((format(printf, 4, 5))) static laguna_status
+fail(lg_gguf_writer *w, laguna_error *err, laguna_status code, const char *fmt, ...) {
     char msg[sizeof err->message];
     va_list ap;
     va_start(ap, fmt);
@@ -98,7 +99,8 @@ laguna_status lg_gguf_writer_new(const char *dst_path, lg_gguf_writer **out, lag
     w->alignment = LG_GGUF_DEFAULT_ALIGNMENT;
     w->fp = fopen(w->tmp, "wb");
     if (!w->fp) {
-        laguna_status st = lg_fail(err, LAGUNA_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+        laguna_status st =
+            lg_fail(err, LAGUNA_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
         free(w->tmp), free(w->dst), free(w);
         return st;
     }
@@ -107,19 +109,25 @@ laguna_status lg_gguf_writer_new(const char *dst_path, lg_gguf_writer **out, lag
 }
 
 /* Checks a new key and writes its name and type into the metadata buffer. */
-static laguna_status begin_kv(lg_gguf_writer *w, const char *key, lg_gguf_type type, laguna_error *err) {
+static laguna_status begin_kv(lg_gguf_writer *w, const char *key, lg_gguf_type type,
+                              laguna_error *err) {
     if (w->failed) return failed_before(w, err);
-    if (w->started) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: metadata key '%s' set after tensor data began", w->dst, key);
+    if (w->started)
+        return fail(w, err, LAGUNA_ERR_ARGUMENT,
+                    "%s: metadata key '%s' set after tensor data began", w->dst, key);
     if (!key[0]) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: empty metadata key", w->dst);
     for (size_t i = 0; i < w->n_keys; i++)
-        if (!strcmp(w->keys[i], key)) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: metadata key '%s' set twice", w->dst, key);
+        if (!strcmp(w->keys[i], key))
+            return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: metadata key '%s' set twice", w->dst,
+                        key);
     if (w->n_keys == w->cap_keys) {
         size_t cap = w->cap_keys ? w->cap_keys * 2 : 32;
         char **k = realloc(w->keys, cap * sizeof *k);
         if (!k) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
         w->keys = k, w->cap_keys = cap;
     }
-    if (!(w->keys[w->n_keys] = strdup(key))) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
+    if (!(w->keys[w->n_keys] = strdup(key)))
+        return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
     w->n_keys++;
     uint32_t t = type;
     if (buf_str(&w->kv, key, strlen(key)) || buf_put(&w->kv, &t, 4))
@@ -128,8 +136,8 @@ static laguna_status begin_kv(lg_gguf_writer *w, const char *key, lg_gguf_type t
     return LAGUNA_OK;
 }
 
-static laguna_status put_scalar(lg_gguf_writer *w, const char *key, lg_gguf_type type, const void *v, size_t n,
-                                laguna_error *err) {
+static laguna_status put_scalar(lg_gguf_writer *w, const char *key, lg_gguf_type type,
+                                const void *v, size_t n, laguna_error *err) {
     laguna_status st = begin_kv(w, key, type, err);
     if (st) return st;
     if (buf_put(&w->kv, v, n)) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
@@ -139,7 +147,8 @@ static laguna_status put_scalar(lg_gguf_writer *w, const char *key, lg_gguf_type
 laguna_status lg_gguf_set_u32(lg_gguf_writer *w, const char *key, uint32_t v, laguna_error *err) {
     if (!strcmp(key, "general.alignment")) {
         if (v == 0 || (v & (v - 1)) != 0 || v > (1u << 30))
-            return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: general.alignment must be a power of two", w->dst);
+            return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: general.alignment must be a power of two",
+                        w->dst);
         w->alignment = v;
     }
     return put_scalar(w, key, LG_GGUF_UINT32, &v, 4, err);
@@ -160,13 +169,15 @@ laguna_status lg_gguf_set_bool(lg_gguf_writer *w, const char *key, bool v, lagun
     uint8_t b = v ? 1 : 0;
     return put_scalar(w, key, LG_GGUF_BOOL, &b, 1, err);
 }
-laguna_status lg_gguf_set_str_n(lg_gguf_writer *w, const char *key, const char *v, size_t len, laguna_error *err) {
+laguna_status lg_gguf_set_str_n(lg_gguf_writer *w, const char *key, const char *v, size_t len,
+                                laguna_error *err) {
     laguna_status st = begin_kv(w, key, LG_GGUF_STRING, err);
     if (st) return st;
     if (buf_str(&w->kv, v, len)) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
     return LAGUNA_OK;
 }
-laguna_status lg_gguf_set_str(lg_gguf_writer *w, const char *key, const char *v, laguna_error *err) {
+laguna_status lg_gguf_set_str(lg_gguf_writer *w, const char *key, const char *v,
+                              laguna_error *err) {
     return lg_gguf_set_str_n(w, key, v, strlen(v), err);
 }
 
@@ -174,21 +185,26 @@ static size_t fixed_size(lg_gguf_type t) {
     switch (t) {
     case LG_GGUF_UINT8:
     case LG_GGUF_INT8:
-    case LG_GGUF_BOOL: return 1;
+    case LG_GGUF_BOOL:
+        return 1;
     case LG_GGUF_UINT16:
-    case LG_GGUF_INT16: return 2;
+    case LG_GGUF_INT16:
+        return 2;
     case LG_GGUF_UINT32:
     case LG_GGUF_INT32:
-    case LG_GGUF_FLOAT32: return 4;
+    case LG_GGUF_FLOAT32:
+        return 4;
     case LG_GGUF_UINT64:
     case LG_GGUF_INT64:
-    case LG_GGUF_FLOAT64: return 8;
-    default: return 0;
+    case LG_GGUF_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
-static laguna_status begin_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type, size_t n,
-                                 laguna_error *err) {
+static laguna_status begin_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type,
+                                 size_t n, laguna_error *err) {
     laguna_status st = begin_kv(w, key, LG_GGUF_ARRAY, err);
     if (st) return st;
     uint32_t et = elem_type;
@@ -198,10 +214,12 @@ static laguna_status begin_array(lg_gguf_writer *w, const char *key, lg_gguf_typ
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_set_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type, const void *data,
-                                size_t n, laguna_error *err) {
+laguna_status lg_gguf_set_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type,
+                                const void *data, size_t n, laguna_error *err) {
     size_t es = fixed_size(elem_type);
-    if (es == 0) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: array '%s' needs a fixed-size element type", w->dst, key);
+    if (es == 0)
+        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: array '%s' needs a fixed-size element type",
+                    w->dst, key);
     laguna_status st = begin_array(w, key, elem_type, n, err);
     if (st) return st;
     if (n > SIZE_MAX / es || buf_put(&w->kv, data, n * es))
@@ -209,8 +227,8 @@ laguna_status lg_gguf_set_array(lg_gguf_writer *w, const char *key, lg_gguf_type
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_set_str_array(lg_gguf_writer *w, const char *key, const char *const *strs, const size_t *lens,
-                                    size_t n, laguna_error *err) {
+laguna_status lg_gguf_set_str_array(lg_gguf_writer *w, const char *key, const char *const *strs,
+                                    const size_t *lens, size_t n, laguna_error *err) {
     laguna_status st = begin_array(w, key, LG_GGUF_STRING, n, err);
     if (st) return st;
     for (size_t i = 0; i < n; i++)
@@ -235,30 +253,42 @@ laguna_status lg_gguf_copy_kv(lg_gguf_writer *w, const lg_gguf_kv *kv, laguna_er
         memcpy(&len, kv->data + kv->str_off[kv->count - 1], 8);
         n = (size_t)kv->str_off[kv->count - 1] + 8 + (size_t)len;
     }
-    laguna_status st = kv->type == LG_GGUF_ARRAY ? begin_array(w, kv->key, kv->elem_type, (size_t)kv->count, err)
-                                                 : begin_kv(w, kv->key, kv->type, err);
+    laguna_status st = kv->type == LG_GGUF_ARRAY
+                           ? begin_array(w, kv->key, kv->elem_type, (size_t)kv->count, err)
+                           : begin_kv(w, kv->key, kv->type, err);
     if (st) return st;
-    if (buf_put(&w->kv, kv->data, n)) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
+    if (buf_put(&w->kv, kv->data, n))
+        return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_add_tensor(lg_gguf_writer *w, const char *name, lg_dtype dtype, int n_dims, const int64_t *ne,
-                                 laguna_error *err) {
+laguna_status lg_gguf_add_tensor(lg_gguf_writer *w, const char *name, lg_dtype dtype, int n_dims,
+                                 const int64_t *ne, laguna_error *err) {
     if (w->failed) return failed_before(w, err);
-    if (w->started) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' declared after tensor data began", w->dst, name);
+    if (w->started)
+        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' declared after tensor data began",
+                    w->dst, name);
     if (!name[0] || n_dims < 1 || n_dims > LG_GGUF_MAX_DIMS || lg_gguf_ggml_from_dtype(dtype) < 0)
-        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s': bad name, rank or dtype", w->dst, name);
+        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s': bad name, rank or dtype", w->dst,
+                    name);
     for (size_t i = 0; i < w->n_tensors; i++)
-        if (!strcmp(w->tensors[i].name, name)) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' declared twice", w->dst, name);
+        if (!strcmp(w->tensors[i].name, name))
+            return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' declared twice", w->dst,
+                        name);
     tensor_decl t = {.dtype = dtype, .n_dims = n_dims};
     uint64_t bytes = 0;
-    for (int d = 0; d < LG_GGUF_MAX_DIMS; d++) t.ne[d] = d < n_dims ? ne[d] : 1;
+    for (int d = 0; d < LG_GGUF_MAX_DIMS; d++)
+        t.ne[d] = d < n_dims ? ne[d] : 1;
     for (int d = 0; d < n_dims; d++)
-        if (t.ne[d] < 0) return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' has a negative dimension", w->dst, name);
+        if (t.ne[d] < 0)
+            return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' has a negative dimension",
+                        w->dst, name);
     bytes = lg_dtype_row_bytes(dtype, t.ne[0]);
     if (bytes == 0 && t.ne[0] != 0)
-        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s': row length is not a whole number of blocks", w->dst, name);
-    for (int d = 1; d < LG_GGUF_MAX_DIMS; d++) bytes *= (uint64_t)t.ne[d];
+        return fail(w, err, LAGUNA_ERR_ARGUMENT,
+                    "%s: tensor '%s': row length is not a whole number of blocks", w->dst, name);
+    for (int d = 1; d < LG_GGUF_MAX_DIMS; d++)
+        bytes *= (uint64_t)t.ne[d];
     t.n_bytes = bytes;
     t.offset = w->data_size;
     if (w->n_tensors == w->cap_tensors) {
@@ -267,14 +297,16 @@ laguna_status lg_gguf_add_tensor(lg_gguf_writer *w, const char *name, lg_dtype d
         if (!p) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
         w->tensors = p, w->cap_tensors = cap;
     }
-    if (!(t.name = strdup(name))) return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
+    if (!(t.name = strdup(name)))
+        return fail(w, err, LAGUNA_ERR_NOMEM, "%s: out of memory", w->dst);
     w->tensors[w->n_tensors++] = t;
     w->data_size += (bytes + w->alignment - 1) / w->alignment * w->alignment;
     return LAGUNA_OK;
 }
 
 static laguna_status write_out(lg_gguf_writer *w, const void *p, size_t n, laguna_error *err) {
-    if (n && fwrite(p, 1, n, w->fp) != n) return fail(w, err, LAGUNA_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
+    if (n && fwrite(p, 1, n, w->fp) != n)
+        return fail(w, err, LAGUNA_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
     return LAGUNA_OK;
 }
 
@@ -334,24 +366,29 @@ static laguna_status advance(lg_gguf_writer *w, laguna_error *err) {
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_writer_write(lg_gguf_writer *w, const void *data, size_t n, laguna_error *err) {
+laguna_status lg_gguf_writer_write(lg_gguf_writer *w, const void *data, size_t n,
+                                   laguna_error *err) {
     if (w->failed) return failed_before(w, err);
     laguna_status st;
     if (!w->started && ((st = write_header(w, err)) || (st = advance(w, err)))) return st;
     if (n == 0) return LAGUNA_OK;
     if (w->cur >= w->n_tensors)
-        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: more tensor data than the declared tensors hold", w->dst);
+        return fail(w, err, LAGUNA_ERR_ARGUMENT,
+                    "%s: more tensor data than the declared tensors hold", w->dst);
     tensor_decl *t = &w->tensors[w->cur];
     if (n > t->n_bytes - w->cur_written)
-        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: data chunk runs past the end of tensor '%s'", w->dst, t->name);
+        return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: data chunk runs past the end of tensor '%s'",
+                    w->dst, t->name);
     if ((st = write_out(w, data, n, err))) return st;
     w->cur_written += n;
     return advance(w, err);
 }
 
 static void free_writer(lg_gguf_writer *w) {
-    for (size_t i = 0; i < w->n_keys; i++) free(w->keys[i]);
-    for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (size_t i = 0; i < w->n_keys; i++)
+        free(w->keys[i]);
+    for (size_t i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->keys);
     free(w->tensors);
     free(w->kv.p);
@@ -372,17 +409,20 @@ laguna_status lg_gguf_writer_finish(lg_gguf_writer *w, laguna_error *err) {
     if (w->failed) st = failed_before(w, err);
     if (!st && !w->started && !(st = write_header(w, err))) st = advance(w, err);
     if (!st && w->cur < w->n_tensors)
-        st = lg_fail(err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' got %llu of its %llu bytes", w->dst, w->tensors[w->cur].name,
-                     (unsigned long long)w->cur_written, (unsigned long long)w->tensors[w->cur].n_bytes);
+        st = lg_fail(err, LAGUNA_ERR_ARGUMENT, "%s: tensor '%s' got %llu of its %llu bytes", w->dst,
+                     w->tensors[w->cur].name, (unsigned long long)w->cur_written,
+                     (unsigned long long)w->tensors[w->cur].n_bytes);
     if (!st && (fflush(w->fp) != 0 || fsync(fileno(w->fp)) != 0))
         st = lg_fail(err, LAGUNA_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
     if (!st) {
         int rc = fclose(w->fp);
         w->fp = NULL;
-        if (rc != 0) st = lg_fail(err, LAGUNA_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
+        if (rc != 0)
+            st = lg_fail(err, LAGUNA_ERR_IO, "%s: write failed: %s", w->tmp, strerror(errno));
     }
     if (!st && rename(w->tmp, w->dst) != 0)
-        st = lg_fail(err, LAGUNA_ERR_IO, "%s: cannot rename to %s: %s", w->tmp, w->dst, strerror(errno));
+        st = lg_fail(err, LAGUNA_ERR_IO, "%s: cannot rename to %s: %s", w->tmp, w->dst,
+                     strerror(errno));
     if (st) {
         lg_gguf_writer_abort(w);
         return st;

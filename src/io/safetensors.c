@@ -168,13 +168,6 @@ laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const
 
 /* Shards listed in the index, each loaded once; every indexed tensor must then
  * be present (a shard that lacks what the index promises is an error). */
-/* AUTO: copy when the checkpoint takes under half of the available memory. */
-static bool choose_copy(lg_load_mode mode, uint64_t total_bytes) {
-    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY;
-    size_t avail = lg_memory_available();
-    return avail > 0 && total_bytes < avail / 2;
-}
-
 static uint64_t file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
@@ -202,7 +195,7 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
         free(shard);
         cJSON_AddTrueToObject(loaded, e->valuestring);
     }
-    bool copy = choose_copy(mode, total);
+    bool copy = lg_load_mode_copies(mode, total);
     cJSON_Delete(loaded);
     loaded = cJSON_CreateObject();
     cJSON_ArrayForEach(e, map) {
@@ -247,7 +240,7 @@ laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mod
     laguna_status st;
     if (!src || !single || !index) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     else if (lg_file_exists(index)) st = open_sharded(src, dir, index, mode, err);
-    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, choose_copy(mode, file_size(single)), err);
+    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, lg_load_mode_copies(mode, file_size(single)), err);
     else st = lg_fail(err, LAGUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     free(single);
     free(index);

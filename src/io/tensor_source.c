@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "core/error.h"
+#include "io/file_util.h"
 
 typedef struct {
     void *addr;
@@ -110,4 +111,10 @@ size_t lg_tensor_source_count(const lg_tensor_source *src) { return src->n; }
 
 const lg_tensor *lg_tensor_source_at(const lg_tensor_source *src, size_t i) {
     return i < src->n ? &src->tensors[i] : NULL;
+}
+
+bool lg_load_mode_copies(lg_load_mode mode, uint64_t total_bytes) {
+    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY;
+    size_t avail = lg_memory_available();
+    return avail > 0 && total_bytes < avail / 2;
 }

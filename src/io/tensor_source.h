@@ -47,6 +47,9 @@ const lg_tensor *lg_tensor_source_at(const lg_tensor_source *src, size_t i);
  * copies when the files take under half of the available memory. */
 typedef enum { LG_LOAD_AUTO = 0, LG_LOAD_MMAP, LG_LOAD_COPY } lg_load_mode;
 
+/* Whether weights of total_bytes should be copied under this mode. */
+bool lg_load_mode_copies(lg_load_mode mode, uint64_t total_bytes);
+
 /* Loads every safetensors file of a checkpoint folder: model.safetensors, or
  * the shards listed by model.safetensors.index.json. */
 laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mode mode, lg_tensor_source **out,

@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "gguf/gguf_laguna.h"
 #include "io/file_util.h"
+
+#include <sys/stat.h>
 
 #define MAX_CONFIG_BYTES (4u << 20)
 
@@ -54,26 +57,36 @@ static void fill_info(laguna_model *m) {
     lg_model_count_params(c, &i->n_params_total, &i->n_params_active);
 }
 
-laguna_status laguna_model_open(const char *dir, const laguna_model_options *options, laguna_model **out,
-                                laguna_error *err) {
-    *out = NULL;
-    if (!dir) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model folder given");
+/* A Hugging Face folder: config.json plus safetensors. */
+static laguna_status open_folder(const char *dir, lg_load_mode mode, lg_config *cfg, lg_tensor_source **tensors,
+                                 laguna_error *err) {
     char *config_path = lg_path_join(dir, "config.json");
     if (!config_path) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     char *text = NULL;
     laguna_status st = lg_read_file(config_path, MAX_CONFIG_BYTES, &text, NULL, err);
-    lg_config cfg;
-    if (!st) st = lg_config_parse(text, config_path, &cfg, err);
+    if (!st) st = lg_config_parse(text, config_path, cfg, err);
     free(text);
     free(config_path);
     if (st) return st;
+    if ((st = lg_tensor_source_open_safetensors_dir(dir, mode, tensors, err))) lg_config_free(cfg);
+    return st;
+}
 
-    lg_tensor_source *tensors = NULL;
+laguna_status laguna_model_open(const char *path, const laguna_model_options *options, laguna_model **out,
+                                laguna_error *err) {
+    *out = NULL;
+    if (!path) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model folder or GGUF file given");
     lg_load_mode mode = options ? (lg_load_mode)options->load_mode : LG_LOAD_AUTO;
-    if ((st = lg_tensor_source_open_safetensors_dir(dir, mode, &tensors, err))) {
-        lg_config_free(&cfg);
-        return st;
-    }
+    lg_config cfg;
+    lg_tensor_source *tensors = NULL;
+    struct stat st_path;
+    laguna_status st;
+    if (stat(path, &st_path) == 0 && S_ISREG(st_path.st_mode))
+        st = lg_gguf_open_laguna(path, lg_load_mode_copies(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
+    else
+        st = open_folder(path, mode, &cfg, &tensors, err);
+    if (st) return st;
+    const char *dir = path;
     laguna_model *m = calloc(1, sizeof *m);
     if (!m) {
         lg_config_free(&cfg);

@@ -23,7 +23,9 @@
 
 #define GROUP_MAX_EPS 1e-15f
 
-static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clamp_int(int v, int lo, int hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 void lg_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
     if (j < 4) {
@@ -50,18 +52,21 @@ static void k4_pack_scale_min(int j, uint8_t ls, uint8_t lm, uint8_t *scales) {
 
 /* The shared part of Q4_K and Q5_K quantisation: levels L[256] in [0, nmax]
  * and the block header (d, dmin, scales). */
-static void k45_levels(const float *x, int nmax, float rmin, int nstep, uint16_t *d_out, uint16_t *dmin_out,
-                       uint8_t scales_out[12], uint8_t L[LG_QK_K]) {
+static void k45_levels(const float *x, int nmax, float rmin, int nstep, uint16_t *d_out,
+                       uint16_t *dmin_out, uint8_t scales_out[12], uint8_t L[LG_QK_K]) {
     uint8_t Laux[32];
     float weights[32], mins[LG_QK_K / 32], scales[LG_QK_K / 32];
     float max_scale = 0, max_min = 0; /* the min is subtracted, so scales are >= 0 */
     for (int j = 0; j < LG_QK_K / 32; ++j) {
         const float *xs = x + 32 * j;
         float sum_x2 = 0;
-        for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+        for (int l = 0; l < 32; ++l)
+            sum_x2 += xs[l] * xs[l];
         float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(xs[l]);
-        scales[j] = lg_make_qkx2_quants(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        for (int l = 0; l < 32; ++l)
+            weights[l] = av_x + fabsf(xs[l]);
+        scales[j] = lg_make_qkx2_quants(32, nmax, xs, weights, L + 32 * j, &mins[j], Laux, rmin,
+                                        0.1f, nstep);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -82,7 +87,8 @@ static void k45_levels(const float *x, int nmax, float rmin, int nstep, uint16_t
         const float d = lg_f16_to_f32(*d_out) * sc;
         if (d == 0) continue;
         const float dm = lg_f16_to_f32(*dmin_out) * m;
-        for (int ii = 0; ii < 32; ++ii) L[32 * j + ii] = (uint8_t)clamp_int(lg_nearest_int((x[32 * j + ii] + dm) / d), 0, nmax);
+        for (int ii = 0; ii < 32; ++ii)
+            L[32 * j + ii] = (uint8_t)clamp_int(lg_nearest_int((x[32 * j + ii] + dm) / d), 0, nmax);
     }
 }
 
@@ -93,7 +99,8 @@ void lg_quantize_q4_K(const float *src, void *dst, int64_t n) {
         k45_levels(src, 15, -1.f, 20, &blk.d, &blk.dmin, blk.scales, L);
         uint8_t *q = blk.qs;
         for (int j = 0; j < LG_QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+            for (int l = 0; l < 32; ++l)
+                q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
         memcpy(p, &blk, sizeof blk);
     }
 }
@@ -111,8 +118,10 @@ void lg_dequantize_q4_K(const void *src, float *y, int64_t n) {
             const float d1 = d * sc, m1 = min * m;
             lg_k4_scale_min(is + 1, blk.scales, &sc, &m);
             const float d2 = d * sc, m2 = min * m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+            for (int l = 0; l < 32; ++l)
+                *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; ++l)
+                *y++ = d2 * (q[l] >> 4) - m2;
         }
     }
 }
@@ -150,8 +159,10 @@ void lg_dequantize_q5_K(const void *src, float *y, int64_t n) {
             const float d1 = d * sc, m1 = min * m;
             lg_k4_scale_min(is + 1, blk.scales, &sc, &m);
             const float d2 = d * sc, m2 = min * m;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            for (int l = 0; l < 32; ++l)
+                *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; ++l)
+                *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
         }
     }
 }
@@ -166,7 +177,8 @@ void lg_quantize_q6_K(const float *src, void *dst, int64_t n) {
         float max_scale = 0, max_abs_scale = 0;
         for (int ib = 0; ib < LG_QK_K / 16; ++ib) {
             scales[ib] = lg_make_qx_quants(16, 32, src + 16 * ib, L + 16 * ib);
-            if (fabsf(scales[ib]) > max_abs_scale) max_abs_scale = fabsf(scales[ib]), max_scale = scales[ib];
+            if (fabsf(scales[ib]) > max_abs_scale)
+                max_abs_scale = fabsf(scales[ib]), max_scale = scales[ib];
         }
         if (max_abs_scale < GROUP_MAX_EPS) { /* all zero: an all-zero block */
             memcpy(p, &blk, sizeof blk);
@@ -182,7 +194,8 @@ void lg_quantize_q6_K(const float *src, void *dst, int64_t n) {
             float d = lg_f16_to_f32(blk.d) * blk.scales[j];
             if (d == 0) continue;
             for (int ii = 0; ii < 16; ++ii)
-                L[16 * j + ii] = (int8_t)(clamp_int(lg_nearest_int(src[16 * j + ii] / d), -32, 31) + 32);
+                L[16 * j + ii] =
+                    (int8_t)(clamp_int(lg_nearest_int(src[16 * j + ii] / d), -32, 31) + 32);
         }
         uint8_t *ql = blk.ql, *qh = blk.qh;
         for (int j = 0; j < LG_QK_K; j += 128, ql += 64, qh += 32) {
@@ -191,8 +204,8 @@ void lg_quantize_q6_K(const float *src, void *dst, int64_t n) {
                 const uint8_t q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
                 ql[l] = (uint8_t)(q1 | (q3 << 4));
                 ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
-                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                                  ((L[j + l + 96] >> 4) << 6));
+                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                                  ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
             }
         }
         memcpy(p, &blk, sizeof blk);

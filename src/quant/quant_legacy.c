@@ -19,7 +19,9 @@
 
 #include "quant/quant.h"
 
-static int min_int(int a, int b) { return a < b ? a : b; }
+static int min_int(int a, int b) {
+    return a < b ? a : b;
+}
 
 void lg_dequantize_q8_0(const void *src, float *dst, int64_t n) {
     const uint8_t *p = src;
@@ -27,7 +29,8 @@ void lg_dequantize_q8_0(const void *src, float *dst, int64_t n) {
         lg_block_q8_0 blk;
         memcpy(&blk, p, sizeof blk);
         const float d = lg_f16_to_f32(blk.d);
-        for (int j = 0; j < LG_QK; j++) dst[j] = blk.qs[j] * d;
+        for (int j = 0; j < LG_QK; j++)
+            dst[j] = blk.qs[j] * d;
     }
 }
 
@@ -35,12 +38,14 @@ void lg_quantize_q8_0(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
     for (int64_t b = 0; b < n / LG_QK; b++, p += sizeof(lg_block_q8_0), src += LG_QK) {
         float amax = 0.0f;
-        for (int j = 0; j < LG_QK; j++) amax = fmaxf(amax, fabsf(src[j]));
+        for (int j = 0; j < LG_QK; j++)
+            amax = fmaxf(amax, fabsf(src[j]));
         const float d = amax / 127;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         lg_block_q8_0 blk;
         blk.d = lg_f32_to_f16(d);
-        for (int j = 0; j < LG_QK; j++) blk.qs[j] = (int8_t)roundf(src[j] * id);
+        for (int j = 0; j < LG_QK; j++)
+            blk.qs[j] = (int8_t)roundf(src[j] * id);
         memcpy(p, &blk, sizeof blk);
     }
 }
@@ -139,7 +144,8 @@ void lg_quantize_q5_1(const float *src, void *dst, int64_t n) {
     uint8_t *p = dst;
     for (int64_t b = 0; b < n / LG_QK; b++, p += sizeof(lg_block_q5_1), src += LG_QK) {
         float min = src[0], max = src[0];
-        for (int j = 1; j < LG_QK; j++) min = src[j] < min ? src[j] : min, max = src[j] > max ? src[j] : max;
+        for (int j = 1; j < LG_QK; j++)
+            min = src[j] < min ? src[j] : min, max = src[j] > max ? src[j] : max;
         const float d = (max - min) / 31;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         lg_block_q5_1 blk;

@@ -16,7 +16,9 @@
 
 #define GROUP_MAX_EPS 1e-15f /* ggml: below this a group counts as all zero */
 
-static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clamp_int(int v, int lo, int hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 int lg_nearest_int(float x) {
     float v = x + 12582912.f;
@@ -66,8 +68,8 @@ float lg_make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     return scale;
 }
 
-float lg_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                          uint8_t *Laux, float rmin, float rdelta, int nstep) {
+float lg_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                          float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];

@@ -21,7 +21,7 @@ float lg_make_qx_quants(int n, int nmax, const float *x, int8_t *L);
  * grids iscale = (rmin + rdelta*is + nmax) / (max - min), each refined by
  * weighted least squares, and keeps the one of least weighted squared error
  * (ggml make_qkx2_quants with use_mad = false). Laux is n bytes of scratch. */
-float lg_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                          uint8_t *Laux, float rmin, float rdelta, int nstep);
+float lg_make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                          float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep);
 
 #endif

@@ -50,8 +50,9 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
     laguna_kv_type kv = options ? options->kv_type : LAGUNA_KV_F32;
-    lg_dtype kv_dtype = kv == LAGUNA_KV_F16 ? LG_DTYPE_F16 : kv == LAGUNA_KV_BF16 ? LG_DTYPE_BF16 : LG_DTYPE_F32;
-    laguna_status st = (unsigned)kv > LAGUNA_KV_BF16 ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)kv)
+    static const lg_dtype kv_dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
+    lg_dtype kv_dtype = (unsigned)kv <= LAGUNA_KV_Q8_0 ? kv_dtypes[kv] : LG_DTYPE_F32;
+    laguna_status st = (unsigned)kv > LAGUNA_KV_Q8_0 ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)kv)
                                                       : lg_kv_cache_init(&s->cache, c, n_ctx, kv_dtype, err);
     if (!st) st = lg_activations_init(&s->act, c, n_batch, err);
     if (!st) {
@@ -125,5 +126,6 @@ int laguna_kv_type_from_name(const char *name) {
     if (!strcmp(name, "f32")) return LAGUNA_KV_F32;
     if (!strcmp(name, "f16")) return LAGUNA_KV_F16;
     if (!strcmp(name, "bf16")) return LAGUNA_KV_BF16;
+    if (!strcmp(name, "q8_0")) return LAGUNA_KV_Q8_0;
     return -1;
 }

@@ -24,6 +24,7 @@ size_t jt_space_prefix(const char *s, size_t n);
 bool jt_py_isspace(int32_t cp);
 bool jt_py_isprintable(int32_t cp);
 bool jt_py_isalnum(int32_t cp);
+bool jt_py_isalpha(int32_t cp);
 bool jt_is_upper(int32_t cp);
 bool jt_is_lower(int32_t cp);
 bool jt_is_cased(int32_t cp);

@@ -106,7 +106,7 @@ jt_value jt_undef_msg(jt_arena *a, const char *message) {
 }
 
 jt_value jt_undef_unsafe(jt_arena *a, jt_value obj, const char *name) {
-    return make_undef(a, (jt_undef){.name = name, .obj_type = obj_type_repr(obj), .unsafe = true});
+    return make_undef(a, (jt_undef){.name = name, .obj_type = jt_type_name(obj), .unsafe = true});
 }
 
 const char *jt_undef_describe(jt_arena *a, jt_value v) {
@@ -115,7 +115,7 @@ const char *jt_undef_describe(jt_arena *a, jt_value v) {
     if (!u) return "value is undefined";
     if (u->message) return u->message;
     if (u->unsafe)
-        snprintf(buf, sizeof buf, "access to attribute '%s' of '%s' is unsafe.", u->name,
+        snprintf(buf, sizeof buf, "access to attribute '%s' of '%s' object is unsafe.", u->name,
                  u->obj_type);
     else if (!u->obj_type)
         snprintf(buf, sizeof buf, "'%s' is undefined", u->name ? u->name : "?");

@@ -21,8 +21,14 @@ struct lg_regex_scratch {
     pcre2_match_data *md;
 };
 
-/* Oniguruma's \w: Letter | Mark | Number | Connector_Punctuation. */
-#define ONIG_WORD "\\p{L}\\p{M}\\p{N}\\p{Pc}"
+/* Oniguruma's \w: Unicode's Word (Alphabetic, marks, decimal digits,
+ * connectors) plus the Latin-1 digits its ISO 8859-1 table also calls word
+ * characters (superscripts and fractions). */
+#define ONIG_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{B2}\\x{B3}\\x{B9}\\x{BC}-\\x{BE}"
+/* Word boundaries by that \w. */
+#define W_ "[" ONIG_WORD "]"
+#define WORD_BOUNDARY "(?:(?<=" W_ ")(?!" W_ ")|(?<!" W_ ")(?=" W_ "))"
+#define NOT_WORD_BOUNDARY "(?:(?<=" W_ ")(?=" W_ ")|(?<!" W_ ")(?!" W_ "))"
 /* Everything but [0-9A-Fa-f], for \H. */
 #define ONIG_NOT_HEX "\\x{0}-\\x{2f}\\x{3a}-\\x{40}\\x{47}-\\x{60}\\x{67}-\\x{10ffff}"
 
@@ -79,6 +85,16 @@ static void translate(lg_buf *out, const char *s, size_t n) {
                 if (!in) lg_buf_push(out, '[');
                 lg_buf_append(out, ONIG_NOT_HEX, strlen(ONIG_NOT_HEX));
                 if (!in) lg_buf_push(out, ']');
+                break;
+            case 'b':
+            case 'B':
+                if (in) { /* a backspace inside a class */
+                    lg_buf_push(out, '\\');
+                    lg_buf_push(out, d);
+                } else {
+                    lg_buf_append(out, d == 'b' ? WORD_BOUNDARY : NOT_WORD_BOUNDARY,
+                                  strlen(d == 'b' ? WORD_BOUNDARY : NOT_WORD_BOUNDARY));
+                }
                 break;
             case 'u':
                 if (i + 4 <= n && is_hex(s[i]) && is_hex(s[i + 1]) && is_hex(s[i + 2]) && is_hex(s[i + 3])) {

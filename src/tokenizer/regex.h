@@ -2,10 +2,11 @@
  * syntax), on PCRE2 with JIT in UTF + UCP mode.
  *
  * Patterns are translated where the two engines disagree: Oniguruma's \s also
- * matches U+0085, its \w is letters, marks, numbers and connectors, \h is a
- * hex digit, ^ and $ match at every line, (?m) means dot-all, and \uHHHH is a
- * code point. Matches are enumerated like rust-onig's find_iter: an empty
- * match right where the previous match ended is skipped. */
+ * matches U+0085, its \w (and so \b) is Unicode's Word set (plus a few
+ * Latin-1 digits), \h is a hex digit, ^ and $ match at every line, (?m) means
+ * dot-all, and \uHHHH is a code point. Matches are enumerated like
+ * rust-onig's find_iter: an empty match right where the previous match ended
+ * is skipped. */
 #ifndef LAGUNA_TOKENIZER_REGEX_H
 #define LAGUNA_TOKENIZER_REGEX_H
 

@@ -127,9 +127,10 @@ bool lg_uni_is_mark(uint32_t cp) {
 }
 
 bool lg_uni_is_other(uint32_t cp) {
+    /* unicode_categories' is_other: no table for unassigned code points */
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
-    return c == UTF8PROC_CATEGORY_CN || c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF ||
-           c == UTF8PROC_CATEGORY_CO || c == UTF8PROC_CATEGORY_CS;
+    return c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CO ||
+           c == UTF8PROC_CATEGORY_CS;
 }
 
 bool lg_uni_is_word(uint32_t cp) {

@@ -45,7 +45,8 @@ bool lg_uni_is_punctuation(uint32_t cp);
 bool lg_uni_is_word(uint32_t cp);
 /* General category M* (unicode-normalization's is_combining_mark). */
 bool lg_uni_is_mark(uint32_t cp);
-/* Unicode general category C* (control, format, unassigned, ...). */
+/* Categories Cc, Cf, Co, Cs (unicode_categories' is_other, which has no
+ * table for unassigned code points). */
 bool lg_uni_is_other(uint32_t cp);
 
 /* Appends Rust's char::to_lowercase(cp) (one or more characters). */

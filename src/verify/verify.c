@@ -212,9 +212,54 @@ laguna_status lg_verify_run(laguna_model *m, const char *golden_path, lg_verify_
 }
 
 bool lg_verify_passes(const lg_verify_result *r, const lg_verify_tolerance *tol) {
+    if (tol->distribution_only) return true; /* judged on the summary */
     if (!(r->logits_rel_err <= tol->rel_tol)) return false;
     if (r->has_hidden && !(r->hidden_rel_err <= tol->rel_tol)) return false;
     if (tol->require_experts && r->expert_mismatches) return false;
     if (tol->require_greedy && r->has_greedy && r->greedy_match != r->greedy_len) return false;
     return true;
+}
+
+void lg_verify_summarize(const lg_verify_result *r, int n, lg_verify_summary *s) {
+    memset(s, 0, sizeof *s);
+    double top1 = 0, kl = 0;
+    for (int i = 0; i < n; i++) {
+        s->n_positions += r[i].n_tokens;
+        top1 += r[i].top1_agreement * r[i].n_tokens;
+        kl += r[i].mean_kl * r[i].n_tokens;
+        if (r[i].logits_rel_err > s->max_logits_rel_err) s->max_logits_rel_err = r[i].logits_rel_err;
+    }
+    if (s->n_positions) {
+        s->top1_agreement = top1 / s->n_positions;
+        s->mean_kl = kl / s->n_positions;
+    }
+}
+
+bool lg_verify_summary_passes(const lg_verify_summary *s, const lg_verify_tolerance *tol) {
+    if (!tol->distribution_only) return true;
+    return s->top1_agreement >= tol->min_top1 && s->mean_kl <= tol->max_mean_kl;
+}
+
+/* Bounds measured on the fixtures (random tiny models whose near-tied
+ * sigmoid router scores flip under small weight changes, so these are loose;
+ * hidden size 64 also makes most K-quant tensors fall back to 32-blocks). */
+lg_verify_tolerance lg_verify_default_tolerance(const laguna_model *m) {
+    lg_verify_tolerance t = {.rel_tol = 1e-4, .require_experts = true, .require_greedy = true, .name = "float"};
+    lg_dtype d = LG_DTYPE_F32;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const lg_layer *L = &m->layers[l];
+        d = L->mlp_kind == LG_MLP_SPARSE ? L->experts[0].gate.dtype : L->dense.gate.dtype;
+        if (L->mlp_kind == LG_MLP_SPARSE) break;
+    }
+    switch (d) {
+    case LG_DTYPE_F32:
+    case LG_DTYPE_BF16: return t;
+    case LG_DTYPE_F16: /* float16 rounds weights that bfloat16 holds exactly */
+        return (lg_verify_tolerance){.distribution_only = true, .min_top1 = 0.95, .max_mean_kl = 1e-3, .name = "f16"};
+    case LG_DTYPE_Q8_0:
+    case LG_DTYPE_Q6_K:
+        return (lg_verify_tolerance){.distribution_only = true, .min_top1 = 0.80, .max_mean_kl = 0.02, .name = "8/6-bit"};
+    default:
+        return (lg_verify_tolerance){.distribution_only = true, .min_top1 = 0.45, .max_mean_kl = 0.12, .name = "4/5-bit"};
+    }
 }
