@@ -231,6 +231,49 @@ static void test_fused_expert_layout(void) {
     lg_tensor_source_free(src);
 }
 
+typedef struct {
+    float final[64];
+} final_capture;
+
+static void capture_final(void *user, int index, const float *rows, int n, int h) {
+    if (index == 5 && h == 64) memcpy(((final_capture *)user)->final, rows + (size_t)(n - 1) * h, sizeof(float) * 64);
+}
+
+/* tie_word_embeddings: logits are the embeddings times the final hidden
+ * state, even though the file also holds an lm_head (as transformers ties). */
+static void test_tied_embeddings(void) {
+    char *d = tu_temp_dir();
+    size_t n;
+    char *cfg = tu_read_file("tests/fixtures/tiny-m/config.json", &n);
+    char *at = cfg ? strstr(cfg, "\"tie_word_embeddings\": false") : NULL;
+    CHECK(at != NULL);
+    if (at) memcpy(at, "\"tie_word_embeddings\": true ", 27);
+    CHECK(tu_write_file(d, "config.json", cfg, n) == 0);
+    CHECK(tu_copy_file("tests/fixtures/tiny-m/model.safetensors", d, "model.safetensors") == 0);
+    laguna_model *m = open_model(d, 1);
+    if (m) {
+        laguna_session *s = NULL;
+        final_capture cap;
+        CHECK(laguna_session_create(m, NULL, &s, NULL) == 0);
+        laguna_session_set_observer(s, &(laguna_observer){capture_final, NULL, &cap});
+        int32_t toks[3] = {7, 8, 9};
+        CHECK(laguna_session_feed(s, toks, 3, NULL, NULL) == 0);
+        const float *logits = laguna_session_logits(s);
+        const float *embed = (const float *)m->embed_tokens.data;
+        double worst = 0;
+        for (int v = 0; v < 1024; v++) {
+            double dot = 0;
+            for (int i = 0; i < 64; i++) dot += (double)embed[(size_t)v * 64 + i] * cap.final[i];
+            worst = fmax(worst, fabs(dot - logits[v]));
+        }
+        CHECKF(worst < 1e-4, "tied logits differ by %.3e", worst);
+        laguna_session_free(s);
+        laguna_model_free(m);
+    }
+    free(cfg);
+    tu_remove_dir(d);
+}
+
 static void test_context_limit_and_bad_feeds(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
     if (!m) return;
@@ -285,6 +328,7 @@ int main(void) {
     RUN(test_half_kv_cache);
     RUN(test_perplexity_matches_reference_logits);
     RUN(test_fused_expert_layout);
+    RUN(test_tied_embeddings);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);
     return test_summary();

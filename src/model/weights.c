@@ -233,7 +233,8 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
     const lg_config *c = &model->cfg;
     laguna_status st;
     if ((st = bind_matrix(&b, &model->embed_tokens, "model.embed_tokens.weight", c->vocab_size, c->hidden_size))) return st;
-    if (c->tie_word_embeddings && !lg_tensor_source_find(tensors, "lm_head.weight")) model->lm_head = model->embed_tokens;
+    /* tied: transformers points lm_head at the embeddings, whatever the file holds */
+    if (c->tie_word_embeddings) model->lm_head = model->embed_tokens;
     else if ((st = bind_matrix(&b, &model->lm_head, "lm_head.weight", c->vocab_size, c->hidden_size))) return st;
     if ((st = bind_vector(&b, &model->final_norm, "model.norm.weight", c->hidden_size))) return st;
     model->layers = calloc((size_t)c->n_layers, sizeof *model->layers);
