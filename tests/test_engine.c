@@ -247,7 +247,7 @@ static void test_tied_embeddings(void) {
     char *cfg = tu_read_file("tests/fixtures/tiny-m/config.json", &n);
     char *at = cfg ? strstr(cfg, "\"tie_word_embeddings\": false") : NULL;
     CHECK(at != NULL);
-    if (at) memcpy(at, "\"tie_word_embeddings\": true ", 27);
+    if (at) memcpy(at, "\"tie_word_embeddings\": true ", 28);
     CHECK(tu_write_file(d, "config.json", cfg, n) == 0);
     CHECK(tu_copy_file("tests/fixtures/tiny-m/model.safetensors", d, "model.safetensors") == 0);
     laguna_model *m = open_model(d, 1);
