@@ -24,8 +24,9 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/liblaguna.a
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test sanitize clean format
+.PHONY: all test sanitize clean format bench
 .SECONDARY:
 all: $(LIB) $(BUILD)/laguna $(TEST_BIN)
 
@@ -43,6 +44,12 @@ $(BUILD)/laguna: $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB) $(LDLIBS)
 
+# Benchmark programs (bench/*.c), built on demand: `make bench`.
+bench: $(BENCH_BIN)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 test: all
 	BUILD=$(BUILD) tests/run.sh
 
@@ -55,4 +62,4 @@ format:
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_LIB_OBJ:.o=.d) $(BENCH_BIN:=.d)

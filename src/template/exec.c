@@ -203,13 +203,23 @@ static jt_value make_macro(jt_vm *vm, jt_scope *scope, const jt_node *n, const c
 
 /* ---- for loops ------------------------------------------------------------------------ */
 
+static bool defines_macro(const jt_nodes *body) {
+    for (size_t i = 0; i < body->n; i++) {
+        const jt_node *n = body->v[i];
+        if (n->kind == N_MACRO || n->kind == N_CALLBLOCK) return true;
+        if (defines_macro(&n->body) || defines_macro(&n->else_)) return true;
+    }
+    return false;
+}
+
 static int run_loop(jt_vm *vm, jt_scope *scope, const jt_node *n, jt_value iterable, int depth) {
     jt_value items = jt_iterate(vm, iterable);
     if (n->c) { /* `for x in xs if cond`: filter first, so loop.length counts the kept items */
         jt_list_builder kept;
         jt_lb_init(&kept, vm->arena);
+        jt_scope *tmp = jt_scope_new(vm, scope);
         for (size_t i = 0; i < items.as.l->n; i++) {
-            jt_scope *tmp = jt_scope_new(vm, scope);
+            tmp->n = 0;
             assign(vm, tmp, n->a, items.as.l->items[i]);
             if (jt_truthy(jt_eval(vm, tmp, n->c))) jt_lb_push(&kept, items.as.l->items[i]);
         }
@@ -222,10 +232,16 @@ static int run_loop(jt_vm *vm, jt_scope *scope, const jt_node *n, jt_value itera
     loop->for_node = n;
     loop->scope = scope;
     jt_value loop_value = {.kind = JT_LOOP, .as.loop = loop};
+    /* Each iteration starts from an empty scope (Jinja2: `set` does not carry
+     * over to the next iteration). The scope is reused so that long loops run
+     * in constant memory, unless the body defines macros, which keep it. */
+    bool fresh_scopes = defines_macro(&n->body);
+    jt_scope *it = jt_scope_new(vm, scope);
     for (size_t i = 0; i < items.as.l->n; i++) {
         jt_step(vm);
         loop->index0 = i;
-        jt_scope *it = jt_scope_new(vm, scope);
+        if (fresh_scopes) it = jt_scope_new(vm, scope);
+        it->n = 0;
         jt_scope_set(vm, it, "loop", loop_value);
         vm->line = n->line;
         assign(vm, it, n->a, items.as.l->items[i]);

@@ -31,6 +31,39 @@ typedef struct {
     size_t why_size;
 } compile_args;
 
+/* Jinja2 resolves filter and test names when it compiles: an unknown name
+ * fails the template even if it never runs, except inside an `if` or an
+ * inline if ("soft" frames, checked at run time instead); loop, macro and
+ * block bodies start hard again. */
+static bool check_names(const jt_node *n, bool soft, char *msg, size_t msg_size);
+
+static bool check_list(const jt_nodes *l, bool soft, char *msg, size_t msg_size) {
+    for (size_t i = 0; i < l->n; i++)
+        if (!check_names(l->v[i], soft, msg, msg_size)) return false;
+    return true;
+}
+
+static bool check_names(const jt_node *n, bool soft, char *msg, size_t msg_size) {
+    if (!n) return true;
+    if (!soft && n->kind == N_FILTER && !jt_has_filter(n->name)) {
+        snprintf(msg, msg_size, "line %d: No filter named '%s'.", n->line, n->name);
+        return false;
+    }
+    if (!soft && n->kind == N_TEST && !jt_has_test(n->name)) {
+        snprintf(msg, msg_size, "line %d: No test named '%s'.", n->line, n->name);
+        return false;
+    }
+    bool inner = soft;
+    if (n->kind == N_IF || n->kind == N_CONDEXPR) soft = inner = true;
+    if (n->kind == N_FOR || n->kind == N_MACRO || n->kind == N_CALLBLOCK || n->kind == N_WITH ||
+        n->kind == N_FILTERBLOCK || n->kind == N_SETBLOCK)
+        inner = false; /* bodies get a fresh frame */
+    return check_names(n->a, soft, msg, msg_size) && check_names(n->b, soft, msg, msg_size) &&
+           check_names(n->c, soft, msg, msg_size) && check_names(n->d, soft, msg, msg_size) &&
+           check_list(&n->args, soft, msg, msg_size) && check_list(&n->kwargs, soft, msg, msg_size) &&
+           check_list(&n->body, inner, msg, msg_size) && check_list(&n->else_, inner, msg, msg_size);
+}
+
 /* Everything that allocates, run under the arena's failure jump. */
 static bool compile_into(jt_template *t, const compile_args *c) {
     const char *source = c->source, *name = c->name, *base_dir = c->base_dir;
@@ -43,7 +76,8 @@ static bool compile_into(jt_template *t, const compile_args *c) {
     jt_tokens tokens;
     char msg[400];
     if (!jt_lex(&t->arena, source, len, &tokens, msg, sizeof msg) ||
-        !jt_parse(&t->arena, &tokens, &t->body, msg, sizeof msg)) {
+        !jt_parse(&t->arena, &tokens, &t->body, msg, sizeof msg) ||
+        !check_list(&t->body, false, msg, sizeof msg)) {
         snprintf(why, why_size, "%s %s", t->name, msg);
         return false;
     }

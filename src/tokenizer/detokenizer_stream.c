@@ -9,7 +9,10 @@
  * short window of recent ids, emit what follows the text already emitted for
  * that window once it no longer ends in U+FFFD, then slide the window. If the
  * window grows past LG_STREAM_MAX_WINDOW ids without settling (a long run of
- * invalid bytes), the pending text is emitted anyway. */
+ * invalid bytes), the pending text is emitted anyway. Where tokenizers'
+ * DecodeStream fails because a decoder rewrote text already returned
+ * (ByteFallback turning a complete character back into U+FFFDs when a stray
+ * byte token follows it), the new ids are decoded on their own instead. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,14 +105,22 @@ static laguna_status push_generic(laguna_detokenizer *d, int32_t id, laguna_erro
     const lg_buf *s = &d->scratch;
     bool settled = !ends_with_replacement(s) || d->window.n > LG_STREAM_MAX_WINDOW;
     if (s->len <= d->prefix.len || !settled) return LAGUNA_OK;
-    if (memcmp(s->data, d->prefix.data ? d->prefix.data : "", d->prefix.len) != 0)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "detokenizer: token %d changes text already returned", id);
-    lg_buf_append(&d->out, s->data + d->prefix.len, s->len - d->prefix.len);
-    size_t new_index = d->window.n - d->prefix_index;
-    memmove(d->window.v, d->window.v + d->prefix_index, new_index * sizeof *d->window.v);
-    d->window.n = new_index;
-    d->prefix_index = new_index;
-    return decode_window(d, 0, &d->prefix, err);
+    /* drop the ids whose text was returned before; keep the rest */
+    size_t keep = d->window.n - d->prefix_index;
+    if (memcmp(s->data, d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0) {
+        lg_buf_append(&d->out, s->data + d->prefix.len, s->len - d->prefix.len);
+        memmove(d->window.v, d->window.v + d->prefix_index, keep * sizeof *d->window.v);
+        d->window.n = keep;
+        d->prefix_index = keep;
+        return decode_window(d, 0, &d->prefix, err);
+    }
+    /* the earlier text changed under us: return the new ids' own text */
+    memmove(d->window.v, d->window.v + d->prefix_index, keep * sizeof *d->window.v);
+    d->window.n = keep;
+    d->prefix_index = keep;
+    if ((st = decode_window(d, 0, &d->prefix, err))) return st;
+    lg_buf_append(&d->out, d->prefix.data ? d->prefix.data : "", d->prefix.len);
+    return LAGUNA_OK;
 }
 
 laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text, size_t *len,
