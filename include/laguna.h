@@ -93,6 +93,9 @@ typedef struct {
     int n_ctx;     /* maximum positions this session may hold; 0 = max_position_embeddings */
     int n_batch;   /* most tokens computed in one step while prefilling; 0 = 512 */
     laguna_kv_type kv_type;
+    int n_rollback; /* positions laguna_session_truncate may take back beyond
+                       what the cache keeps anyway: sliding layers keep this
+                       many extra slots (0 = none; global layers need none) */
 } laguna_session_options;
 
 /* Parses "f32", "f16", "bf16", "q8_0"; -1 when unknown. */
@@ -114,6 +117,12 @@ const float *laguna_session_logits(const laguna_session *session);
 /* Number of positions held so far, and the session's maximum. */
 int laguna_session_position(const laguna_session *session);
 int laguna_session_capacity(const laguna_session *session);
+
+/* Keeps the first n_keep positions and forgets the rest (to re-feed a
+ * different continuation). Fails, changing nothing, when sliding layers no
+ * longer hold the window behind n_keep (see n_rollback). Logits are gone
+ * until the next feed. */
+laguna_status laguna_session_truncate(laguna_session *session, int n_keep, laguna_error *err);
 
 /* Forgets the sequence; the next feed starts at position 0. */
 void laguna_session_reset(laguna_session *session);

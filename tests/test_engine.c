@@ -274,6 +274,36 @@ static void test_tied_embeddings(void) {
     tu_remove_dir(d);
 }
 
+/* Taking positions back and feeding another continuation gives the logits a
+ * fresh session gets for the new sequence; beyond n_rollback it is refused. */
+static void test_truncate_and_refeed(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    if (!m) return;
+    int32_t a[20], b[20];
+    for (int i = 0; i < 20; i++) a[i] = b[i] = 100 + 7 * i;
+    b[17] = 5, b[18] = 6, b[19] = 7; /* b shares a's first 17 tokens */
+    laguna_session *s = NULL, *fresh = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64, .n_rollback = 4}, &s, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &fresh, &err) == 0);
+    CHECK(laguna_session_feed(s, a, 20, NULL, &err) == 0);
+    CHECK(laguna_session_truncate(s, 17, &err) == 0);
+    CHECK(laguna_session_logits(s) == NULL);
+    CHECK(laguna_session_feed(s, b + 17, 3, NULL, &err) == 0);
+    CHECK(laguna_session_feed(fresh, b, 20, NULL, &err) == 0);
+    const float *x = laguna_session_logits(s), *y = laguna_session_logits(fresh);
+    CHECKF(x && y && rel(x, y, 1024) < 1e-6, "after truncate: %.3e", x && y ? rel(x, y, 1024) : -1.0);
+    CHECK(laguna_session_truncate(s, 10, &err) == LAGUNA_ERR_ARGUMENT); /* 10 back > window slack 4 */
+    CHECKF(strstr(err.message, "n_rollback") != NULL, "%s", err.message);
+    CHECK(laguna_session_position(s) == 20);
+    CHECK(laguna_session_truncate(fresh, 19, &err) == LAGUNA_ERR_ARGUMENT); /* no slack at all */
+    CHECK(laguna_session_truncate(fresh, 21, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_session_truncate(fresh, 20, &err) == LAGUNA_OK);
+    laguna_session_free(s);
+    laguna_session_free(fresh);
+    laguna_model_free(m);
+}
+
 static void test_context_limit_and_bad_feeds(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
     if (!m) return;
@@ -329,6 +359,7 @@ int main(void) {
     RUN(test_perplexity_matches_reference_logits);
     RUN(test_fused_expert_layout);
     RUN(test_tied_embeddings);
+    RUN(test_truncate_and_refeed);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);
     return test_summary();

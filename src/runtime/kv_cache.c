@@ -6,18 +6,33 @@
 
 #include "core/error.h"
 
-static int layer_capacity(const lg_config *cfg, int l, int n_ctx) {
-    if (cfg->attention_kind[l] == LG_ATTN_SLIDING && cfg->sliding_window < n_ctx) return cfg->sliding_window;
+/* A sliding ring keeps `rollback` slots beyond its window so that many
+ * positions can be taken back (lg_kv_cache_rollback_ok) and still leave a
+ * full window behind the new end. */
+static int layer_capacity(const lg_config *cfg, int l, int n_ctx, int rollback) {
+    if (cfg->attention_kind[l] == LG_ATTN_SLIDING && cfg->sliding_window + rollback < n_ctx)
+        return cfg->sliding_window + rollback;
     return n_ctx;
 }
 
 size_t lg_kv_cache_bytes_for(const lg_config *cfg, int n_ctx, lg_dtype dtype) {
     size_t row = lg_dtype_row_bytes(dtype, (int64_t)cfg->n_kv_heads * cfg->head_dim) * 2, total = 0;
-    for (int l = 0; l < cfg->n_layers; l++) total += row * (size_t)layer_capacity(cfg, l, n_ctx);
+    for (int l = 0; l < cfg->n_layers; l++) total += row * (size_t)layer_capacity(cfg, l, n_ctx, 0);
     return total;
 }
 
-laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, lg_dtype dtype, laguna_error *err) {
+bool lg_kv_cache_rollback_ok(const lg_kv_cache *c, int n_stored, int n_keep) {
+    for (int l = 0; l < c->n_layers; l++) {
+        const lg_kv_layer *kl = &c->layers[l];
+        /* the ring holds [n_stored - capacity, n_stored); the kept end needs [n_keep - window, n_keep) */
+        int need = n_keep - kl->window > 0 ? n_keep - kl->window : 0;
+        if (kl->ring && need < n_stored - kl->capacity) return false;
+    }
+    return true;
+}
+
+laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, int rollback, lg_dtype dtype,
+                               laguna_error *err) {
     memset(c, 0, sizeof *c);
     if (cfg->head_dim % lg_dtype_block_elems(dtype) != 0 || lg_dtype_row_bytes(dtype, cfg->head_dim) == 0)
         return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "KV cache type %s needs head_dim (%d) to be a whole number of its blocks",
@@ -34,8 +49,9 @@ laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, 
     if (!c->layers) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for the KV cache");
     for (int l = 0; l < cfg->n_layers; l++) {
         lg_kv_layer *kl = &c->layers[l];
-        kl->capacity = layer_capacity(cfg, l, n_ctx);
+        kl->capacity = layer_capacity(cfg, l, n_ctx, rollback);
         kl->ring = cfg->attention_kind[l] == LG_ATTN_SLIDING;
+        kl->window = cfg->sliding_window;
         size_t n = (size_t)kl->capacity * c->row_bytes;
         kl->k = malloc(n);
         kl->v = malloc(n);

@@ -18,6 +18,7 @@
 typedef struct {
     int capacity;    /* slots */
     bool ring;       /* sliding layer */
+    int window;      /* positions a query sees (sliding layers) */
     uint8_t *k, *v;  /* [capacity][row_bytes] */
 } lg_kv_layer;
 
@@ -29,8 +30,14 @@ typedef struct {
     lg_kv_layer *layers;
 } lg_kv_cache;
 
-/* dtype: F32, BF16 or F16 (or a block type whose block divides head_dim). */
-laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, lg_dtype dtype, laguna_error *err);
+/* dtype: F32, BF16 or F16 (or a block type whose block divides head_dim).
+ * rollback: positions beyond the window that sliding rings keep, so that
+ * up to that many positions can be taken back. */
+laguna_status lg_kv_cache_init(lg_kv_cache *c, const lg_config *cfg, int n_ctx, int rollback, lg_dtype dtype,
+                               laguna_error *err);
+
+/* Whether a cache holding positions [0, n_stored) can go back to n_keep. */
+bool lg_kv_cache_rollback_ok(const lg_kv_cache *c, int n_stored, int n_keep);
 void lg_kv_cache_free(lg_kv_cache *c);
 size_t lg_kv_cache_bytes(const lg_kv_cache *c);
 

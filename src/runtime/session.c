@@ -43,6 +43,8 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
                        c->max_position_embeddings);
     if (n_batch < 1 || n_batch > 65536) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "batch size %d is outside [1, 65536]", n_batch);
     if (n_batch > n_ctx) n_batch = n_ctx;
+    if (options && (options->n_rollback < 0 || options->n_rollback > n_ctx))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rollback %d is outside [0, context length %d]", options->n_rollback, n_ctx);
 
     laguna_session *s = calloc(1, sizeof *s);
     if (!s) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
@@ -53,7 +55,7 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
     static const lg_dtype kv_dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
     lg_dtype kv_dtype = (unsigned)kv <= LAGUNA_KV_Q8_0 ? kv_dtypes[kv] : LG_DTYPE_F32;
     laguna_status st = (unsigned)kv > LAGUNA_KV_Q8_0 ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)kv)
-                                                      : lg_kv_cache_init(&s->cache, c, n_ctx, kv_dtype, err);
+                                                      : lg_kv_cache_init(&s->cache, c, n_ctx, options ? options->n_rollback : 0, kv_dtype, err);
     if (!st) st = lg_activations_init(&s->act, c, n_batch, err);
     if (!st) {
         size_t scratch = (size_t)MATMUL_ROWS_PER_TASK * (size_t)widest_matrix(c);
@@ -111,6 +113,19 @@ const float *laguna_session_logits(const laguna_session *s) { return s->has_logi
 int laguna_session_position(const laguna_session *s) { return s->n_past; }
 int laguna_session_capacity(const laguna_session *s) { return s->n_ctx; }
 size_t laguna_session_kv_bytes(const laguna_session *s) { return lg_kv_cache_bytes(&s->cache); }
+
+laguna_status laguna_session_truncate(laguna_session *s, int n_keep, laguna_error *err) {
+    if (n_keep < 0 || n_keep > s->n_past)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "cannot keep %d positions of %d", n_keep, s->n_past);
+    if (!lg_kv_cache_rollback_ok(&s->cache, s->n_past, n_keep))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "cannot take back %d positions: sliding layers no longer hold the window before position %d "
+                       "(raise the session's n_rollback)",
+                       s->n_past - n_keep, n_keep);
+    if (n_keep < s->n_past) s->has_logits = false; /* they belonged to a position now gone */
+    s->n_past = n_keep;
+    return LAGUNA_OK;
+}
 
 void laguna_session_reset(laguna_session *s) {
     s->n_past = 0;
