@@ -12,6 +12,7 @@ typedef struct {
 
 static const command commands[] = {
     {"generate", cmd_generate, "generate text from a prompt (-m DIR -p TEXT | --tokens IDS)"},
+    {"chat", cmd_chat, "interactive chat with the model's chat template"},
     {"info", cmd_info, "describe a model: layers, parameters, KV-cache size"},
     {"verify", cmd_verify, "compare the engine with a golden reference file"},
     {"perplexity", cmd_perplexity, "perplexity of a text, and the experts' load"},

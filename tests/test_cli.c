@@ -67,6 +67,46 @@ static void test_generate_text_matches_ids(void) {
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --ids --stop x", 2, "--stop");
 }
 
+/* The chat keeps its KV cache across turns: its transcript equals one that
+ * re-reads the whole conversation each turn, and it feeds fewer tokens. */
+static void test_chat_reuses_cache(void) {
+    const char *script = "printf 'hello there\\nhow are you?\\n/think on\\nwhy?\\n/reset\\nagain\\n/quit\\n' | ";
+    char cmd[1024], *with = NULL, *without = NULL, *stats = NULL;
+    snprintf(cmd, sizeof cmd, "%s%s/laguna chat -m tests/fixtures/tiny-xs -n 20 2>/dev/null", script,
+             getenv("BUILD") ? getenv("BUILD") : "build");
+    FILE *p = popen(cmd, "r");
+    char buf[8192];
+    size_t n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+    buf[n] = 0;
+    CHECK(p && pclose(p) == 0);
+    with = strdup(buf);
+    snprintf(cmd, sizeof cmd, "%s%s/laguna chat -m tests/fixtures/tiny-xs -n 20 --no-reuse 2>/dev/null", script,
+             getenv("BUILD") ? getenv("BUILD") : "build");
+    p = popen(cmd, "r");
+    n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+    buf[n] = 0;
+    CHECK(p && pclose(p) == 0);
+    without = strdup(buf);
+    CHECKF(!strcmp(with, without), "transcripts differ:\n%s\n---\n%s", with, without);
+    CHECK(strlen(with) > 10);
+    snprintf(cmd, sizeof cmd, "%s%s/laguna chat -m tests/fixtures/tiny-xs -n 20 --stats 2>&1 >/dev/null", script,
+             getenv("BUILD") ? getenv("BUILD") : "build");
+    p = popen(cmd, "r");
+    n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+    buf[n] = 0;
+    if (p) pclose(p);
+    stats = buf;
+    /* turn 2 must reuse the first turn's tokens */
+    const char *second = strstr(stats, "]\n[turn: prompt");
+    int total = 0, reused = 0;
+    CHECKF(second && sscanf(second, "]\n[turn: prompt %d tokens, %d reused", &total, &reused) == 2 && reused > 5,
+           "stats: %s", stats);
+    free(with);
+    free(without);
+    expect("chat -m tests/fixtures/tiny-xs --bogus", 2, "unknown option");
+    expect("chat -m /nonexistent", 1, "/nonexistent");
+}
+
 static void test_info_and_synth(void) {
     expect("info --preset xs2", 0, "33.44B");
     expect("info --preset xs2", 0, "3.02B");
@@ -98,6 +138,7 @@ int main(void) {
     RUN(test_verify_command);
     RUN(test_generate_command);
     RUN(test_generate_text_matches_ids);
+    RUN(test_chat_reuses_cache);
     RUN(test_info_and_synth);
     RUN(test_unknown_command);
     return test_summary();

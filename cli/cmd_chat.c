@@ -1,0 +1,278 @@
+/* laguna chat -m DIR: an interactive multi-turn chat. Each turn renders the
+ * whole conversation with the checkpoint's chat template, but only feeds
+ * the tokens after the longest prefix the session already holds (taking
+ * back the few the template rewrites, such as an empty <think></think>), so
+ * the KV cache carries over from turn to turn. Replies stream as they come. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "generation.h"
+#include "laguna_chat.h"
+#include "laguna_tokenizer.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: laguna chat -m MODEL_DIR [--system TEXT] [--think] [-n N] [sampling options]\n"
+               "  --system TEXT     system message\n"
+               "  --think           start with thinking on (toggle with /think on|off)\n"
+               "  -n N              most tokens per reply (default 1024)\n"
+               "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
+               "  --ctx N --kv-type f32|f16|bf16|q8_0 --threads N --load auto|mmap|copy\n"
+               "  --no-reuse        re-read the whole conversation every turn (for comparison)\n"
+               "  --stats           per-turn token counts and speed on stderr\n"
+               "commands in the chat: /think on|off, /reset, /quit, /help\n");
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} text_buf;
+
+static void emit_and_keep(void *user, const char *text, size_t len) {
+    text_buf *b = user;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    if (b->len + len + 1 > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 256) + len;
+        char *p = realloc(b->buf, nc);
+        if (!p) return;
+        b->buf = p;
+        b->cap = nc;
+    }
+    memcpy(b->buf + b->len, text, len);
+    b->len += len;
+    b->buf[b->len] = 0;
+}
+
+typedef struct {
+    laguna_model *model;
+    laguna_session *session;
+    laguna_sampler *sampler;
+    laguna_tokenizer *tok;
+    laguna_chat_template *tmpl;
+    cJSON *messages;
+    int32_t *fed; /* the tokens the session holds */
+    size_t n_fed, cap_fed;
+    int max_new, think, reuse, stats;
+} chat_state;
+
+static int remember_fed(chat_state *c, const int32_t *ids, size_t n) {
+    if (c->n_fed + n > c->cap_fed) {
+        size_t nc = (c->cap_fed ? c->cap_fed * 2 : 1024) + n;
+        int32_t *p = realloc(c->fed, nc * sizeof *p);
+        if (!p) return -1;
+        c->fed = p;
+        c->cap_fed = nc;
+    }
+    memcpy(c->fed + c->n_fed, ids, n * sizeof *ids);
+    c->n_fed += n;
+    return 0;
+}
+
+/* Brings the session to exactly `ids`, feeding as little as it can. */
+static laguna_status sync_prompt(chat_state *c, const int32_t *ids, size_t n, size_t *reused, laguna_error *err) {
+    size_t p = 0;
+    if (c->reuse)
+        while (p < n && p < c->n_fed && c->fed[p] == ids[p]) p++;
+    if (p == n) p = n - 1; /* feed at least one token to get fresh logits */
+    if (p < c->n_fed && laguna_session_truncate(c->session, (int)p, err) != LAGUNA_OK) {
+        laguna_session_reset(c->session); /* too far back for the sliding rings: start over */
+        p = 0;
+    }
+    c->n_fed = p;
+    *reused = p;
+    laguna_status st = laguna_session_feed(c->session, ids + p, n - p, NULL, err);
+    if (st) {
+        laguna_session_reset(c->session);
+        c->n_fed = 0;
+        return st;
+    }
+    return remember_fed(c, ids + p, n - p) ? LAGUNA_ERR_NOMEM : LAGUNA_OK;
+}
+
+static char *render(chat_state *c, laguna_error *err) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemReferenceToObject(req, "messages", c->messages);
+    cJSON_AddTrueToObject(req, "add_generation_prompt");
+    cJSON_AddBoolToObject(cJSON_AddObjectToObject(req, "chat_template_kwargs"), "enable_thinking", c->think);
+    char *json = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    char *out = NULL;
+    size_t len;
+    if (!json || laguna_chat_template_apply(c->tmpl, json, strlen(json), &out, &len, err)) out = NULL;
+    free(json);
+    return out;
+}
+
+static void add_message(cJSON *messages, const char *role, const char *content, const char *reasoning) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content);
+    if (reasoning) cJSON_AddStringToObject(m, "reasoning_content", reasoning);
+    cJSON_AddItemToArray(messages, m);
+}
+
+/* One user turn: render, sync, generate, record the reply. */
+static int turn(chat_state *c, const char *user_text) {
+    laguna_error err = {0};
+    add_message(c->messages, "user", user_text, NULL);
+    char *prompt = render(c, &err);
+    int32_t *ids = NULL;
+    size_t n = 0, reused = 0;
+    if (!prompt || laguna_tokenizer_encode(c->tok, prompt, strlen(prompt), false, &ids, &n, &err) ||
+        (n == 0 && !(err.code = LAGUNA_ERR_ARGUMENT, snprintf(err.message, sizeof err.message, "empty prompt")))) {
+        fprintf(stderr, "laguna chat: %s\n", err.message);
+        cJSON_DeleteItemFromArray(c->messages, cJSON_GetArraySize(c->messages) - 1);
+        free(prompt);
+        return -1;
+    }
+    free(prompt);
+    int capacity = laguna_session_capacity(c->session);
+    if (n + (size_t)c->max_new > (size_t)capacity) {
+        fprintf(stderr, "laguna chat: the conversation (%zu tokens) + a reply no longer fit the context (%d); /reset\n", n,
+                capacity);
+        cJSON_DeleteItemFromArray(c->messages, cJSON_GetArraySize(c->messages) - 1);
+        laguna_tokenizer_free_ids(ids);
+        return -1;
+    }
+    laguna_status st = sync_prompt(c, ids, n, &reused, &err);
+    laguna_tokenizer_free_ids(ids);
+    if (st) {
+        fprintf(stderr, "laguna chat: %s\n", err.message);
+        return -1;
+    }
+    text_buf reply = {0};
+    generation_params gp = {c->session, c->sampler, laguna_model_get_info(c->model), c->tok, NULL, 0, c->max_new, false,
+                            true, emit_and_keep, &reply};
+    generation_result gr;
+    if ((st = run_generation(&gp, &gr, &err))) {
+        fprintf(stderr, "\nlaguna chat: %s\n", err.message);
+        free(reply.buf);
+        return -1;
+    }
+    printf("\n");
+    remember_fed(c, gr.tokens, (size_t)(gr.fed_last ? gr.n_generated : gr.n_generated - 1));
+    const char *text = reply.buf ? reply.buf : "";
+    const char *end_think = c->think ? strstr(text, "</think>") : NULL;
+    if (end_think) {
+        char *reasoning = strndup(text, (size_t)(end_think - text));
+        const char *content = end_think + strlen("</think>");
+        add_message(c->messages, "assistant", content, reasoning);
+        free(reasoning);
+    } else {
+        add_message(c->messages, "assistant", text, NULL);
+    }
+    if (c->stats)
+        fprintf(stderr, "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed; reply %d tokens (%s)]\n", n, reused,
+                n - reused, gr.n_generated, gr.finish);
+    free(gr.tokens);
+    free(reply.buf);
+    return 0;
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *dir = NULL, *system_text = NULL;
+    int n_ctx = 0, kv_type = LAGUNA_KV_F32;
+    laguna_model_options mo = {0};
+    laguna_sampler_params sp = laguna_sampler_default_params();
+    chat_state c = {.max_new = 1024, .reuse = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int bad = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m")) bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--system")) bad = !(system_text = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--think")) c.think = 1;
+        else if (!strcmp(a, "--no-reuse")) c.reuse = 0;
+        else if (!strcmp(a, "--stats")) c.stats = 1;
+        else if (!strcmp(a, "-n")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &c.max_new);
+        else if (!strcmp(a, "--ctx")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 16, 1 << 30, &n_ctx);
+        else if (!strcmp(a, "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 512, &mo.n_threads);
+        else if (!strcmp(a, "--temp")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1e6, &sp.temperature);
+        else if (!strcmp(a, "--top-k")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &sp.top_k);
+        else if (!strcmp(a, "--top-p")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-9, 1, &sp.top_p);
+        else if (!strcmp(a, "--min-p")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1, &sp.min_p);
+        else if (!strcmp(a, "--repeat-penalty"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-6, 1e6, &sp.repetition_penalty);
+        else if (!strcmp(a, "--seed")) bad = !(v = arg_value(argc, argv, &i)) || arg_u64(a, v, &sp.seed);
+        else if (!strcmp(a, "--kv-type")) {
+            if (!(bad = !(v = arg_value(argc, argv, &i))) && (kv_type = laguna_kv_type_from_name(v)) < 0) {
+                fprintf(stderr, "laguna chat: --kv-type must be f32, f16, bf16 or q8_0\n");
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--load")) {
+            int mode = 0;
+            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
+            mo.load_mode = (laguna_load_mode)mode;
+        } else {
+            fprintf(stderr, "laguna chat: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!dir) {
+        usage(stderr);
+        return 2;
+    }
+    laguna_error err = {0};
+    int rc = 1;
+    if (laguna_tokenizer_load(dir, &c.tok, &err) || laguna_chat_template_load(dir, &c.tmpl, &err) ||
+        laguna_model_open(dir, &mo, &c.model, &err) ||
+        laguna_session_create(c.model,
+                              &(laguna_session_options){.n_ctx = n_ctx, .kv_type = (laguna_kv_type)kv_type,
+                                                        .n_rollback = c.max_new + 64},
+                              &c.session, &err) ||
+        laguna_sampler_create(&sp, laguna_model_get_info(c.model)->vocab_size, &c.sampler, &err)) {
+        fprintf(stderr, "laguna chat: %s\n", err.message);
+        goto done;
+    }
+    c.messages = cJSON_CreateArray();
+    if (system_text) add_message(c.messages, "system", system_text, NULL);
+    int interactive = isatty(0);
+    if (interactive) fprintf(stderr, "laguna chat: /think on|off, /reset, /quit. Thinking is %s.\n", c.think ? "on" : "off");
+    char *line = NULL;
+    size_t line_cap = 0;
+    rc = 0;
+    for (;;) {
+        if (interactive) fprintf(stderr, "> ");
+        ssize_t got = getline(&line, &line_cap, stdin);
+        if (got < 0) break;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        if (got == 0) continue;
+        if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/help")) {
+            usage(stderr);
+        } else if (!strcmp(line, "/think on") || !strcmp(line, "/think off")) {
+            c.think = line[8] == 'n';
+            fprintf(stderr, "thinking %s\n", c.think ? "on" : "off");
+        } else if (!strcmp(line, "/reset")) {
+            cJSON_Delete(c.messages);
+            c.messages = cJSON_CreateArray();
+            if (system_text) add_message(c.messages, "system", system_text, NULL);
+            laguna_session_reset(c.session);
+            c.n_fed = 0;
+            fprintf(stderr, "conversation cleared\n");
+        } else if (line[0] == '/') {
+            fprintf(stderr, "unknown command %s (/think on|off, /reset, /quit)\n", line);
+        } else if (turn(&c, line)) {
+            rc = 1;
+        }
+    }
+    free(line);
+done:
+    cJSON_Delete(c.messages);
+    free(c.fed);
+    laguna_sampler_free(c.sampler);
+    laguna_session_free(c.session);
+    laguna_model_free(c.model);
+    laguna_chat_template_free(c.tmpl);
+    laguna_tokenizer_free(c.tok);
+    return rc;
+}
