@@ -39,7 +39,8 @@ static char *fixture_text(size_t *len) {
     size_t n;
     laguna_error err = {0};
     if (lg_read_file("tests/fixtures/tokenizer/laguna-like/cases.json", 1 << 26, &json, &n, &err)) {
-        fprintf(stderr, "bench_tokenizer: %s (run from the repository root or pass --file)\n", err.message);
+        fprintf(stderr, "bench_tokenizer: %s (run from the repository root or pass --file)\n",
+                err.message);
         return NULL;
     }
     cJSON *root = cJSON_ParseWithLength(json, n), *c;
@@ -67,12 +68,18 @@ int main(int argc, char **argv) {
     int runs = 15;
     double hf_mbps = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) path = argv[++i];
-        else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--hf-mbps") && i + 1 < argc) hf_mbps = atof(argv[++i]);
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(argv[i], "--file") && i + 1 < argc)
+            file = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--hf-mbps") && i + 1 < argc)
+            hf_mbps = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_tokenizer [--tokenizer P] [--file TEXT] [--runs N] [--hf-mbps X]\n");
+            fprintf(
+                stderr,
+                "usage: bench_tokenizer [--tokenizer P] [--file TEXT] [--runs N] [--hf-mbps X]\n");
             return 2;
         }
     }
@@ -109,7 +116,8 @@ int main(int argc, char **argv) {
         laguna_tokenizer_free_ids(ids);
         if (r + 1 < runs) laguna_tokenizer_free(tok);
     }
-    printf("tokenizer %s (%zu tokens in the vocabulary); text %zu bytes\n", path, laguna_tokenizer_vocab_size(tok), len);
+    printf("tokenizer %s (%zu tokens in the vocabulary); text %zu bytes\n", path,
+           laguna_tokenizer_vocab_size(tok), len);
     printf("%-32s %10.3f ms\n", "load tokenizer.json", median(load, runs) * 1e3);
     row("encode, cold word cache", median(t, runs), len, hf_mbps);
     for (int r = 0; r < runs; r++) {
@@ -135,7 +143,8 @@ int main(int argc, char **argv) {
         const char *piece;
         size_t piece_len;
         double t0 = now_s();
-        for (size_t i = 0; i < n_ids; i++) laguna_detokenizer_push(d, ids[i], &piece, &piece_len, &err);
+        for (size_t i = 0; i < n_ids; i++)
+            laguna_detokenizer_push(d, ids[i], &piece, &piece_len, &err);
         laguna_detokenizer_flush(d, &piece, &piece_len, &err);
         t[r] = now_s() - t0;
         laguna_detokenizer_free(d);

@@ -18,12 +18,13 @@ static void usage(FILE *f) {
                "  --file TEXT        a text file, tokenized with the model's tokenizer (no special tokens)\n"
                "  --tokens-file IDS  a file of token ids separated by spaces, commas or newlines\n"
                "  --ctx N            score in windows of N positions (default: the whole file if it fits)\n"
-               "  --experts          print each sparse layer's expert load (max and mean choices)\n");
+               "  --experts          print each sparse layer's expert load (max and mean choices)\n"
+               "  --kv-type T        KV cache storage: f32 (default), f16, bf16, q8_0\n");
 }
 
 int cmd_perplexity(int argc, char **argv) {
     const char *dir = NULL, *text_file = NULL, *ids_file = NULL;
-    int window = 0, experts = 0;
+    int window = 0, experts = 0, kv_type = LAGUNA_KV_F32;
     laguna_model_options mo = {0};
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -34,6 +35,12 @@ int cmd_perplexity(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ctx")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--ctx", v, 2, 1 << 30, &window);
         else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
         else if (!strcmp(argv[i], "--experts")) experts = 1;
+        else if (!strcmp(argv[i], "--kv-type")) {
+            if (!(bad = !(v = arg_value(argc, argv, &i))) && (kv_type = laguna_kv_type_from_name(v)) < 0) {
+                fprintf(stderr, "laguna perplexity: --kv-type must be f32, f16, bf16 or q8_0\n");
+                bad = 1;
+            }
+        }
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -74,7 +81,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     lg_perplexity_result r;
     int rc = 0;
-    if (lg_perplexity(m, ids, n, window, experts, &r, &err)) {
+    if (lg_perplexity(m, ids, n, window, (laguna_kv_type)kv_type, experts, &r, &err)) {
         fprintf(stderr, "laguna perplexity: %s\n", err.message);
         rc = 1;
     } else {

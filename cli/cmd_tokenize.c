@@ -31,9 +31,10 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--no-special")) {
             special = false;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: laguna tokenize DIR|tokenizer.json [--no-special] (--file F | TEXT)\n"
-                   "prints the token ids of the text, space-separated; --no-special leaves out the\n"
-                   "post-processor's special tokens (add_special_tokens=False)\n");
+            printf(
+                "usage: laguna tokenize DIR|tokenizer.json [--no-special] (--file F | TEXT)\n"
+                "prints the token ids of the text, space-separated; --no-special leaves out the\n"
+                "post-processor's special tokens (add_special_tokens=False)\n");
             return 0;
         } else if (!dir) {
             dir = argv[i];
@@ -45,7 +46,8 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     if (!dir || (!file) == (!text)) {
-        fprintf(stderr, "usage: laguna tokenize DIR|tokenizer.json [--no-special] (--file F | TEXT)\n");
+        fprintf(stderr,
+                "usage: laguna tokenize DIR|tokenizer.json [--no-special] (--file F | TEXT)\n");
         return 2;
     }
     char *content = NULL;
@@ -65,7 +67,8 @@ int cmd_tokenize(int argc, char **argv) {
         size_t n;
         laguna_error err = {0};
         if (laguna_tokenizer_encode(tok, text, len, special, &ids, &n, &err) == LAGUNA_OK) {
-            for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+            for (size_t i = 0; i < n; i++)
+                printf(i ? " %d" : "%d", ids[i]);
             printf("\n");
             laguna_tokenizer_free_ids(ids);
             rc = 0;

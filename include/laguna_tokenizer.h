@@ -6,7 +6,9 @@
  * fuse_unk, continuing_subword_prefix, end_of_word_suffix, ignore_merges);
  * added tokens (special or not, lstrip, rstrip, single_word, normalized); the
  * usual normalizers, pre-tokenizers, post-processors and decoders. A
- * component of another type is a load error that names it.
+ * component of another type is a load error that names it. The file's
+ * "truncation" and "padding" settings are ignored (transformers disables them
+ * unless a call asks for them).
  *
  * Text is UTF-8. Invalid UTF-8 given to encode is read the way Python's
  * bytes.decode("utf-8", errors="replace") reads it: each invalid sequence
@@ -34,8 +36,8 @@ typedef struct laguna_tokenizer laguna_tokenizer;
 laguna_status laguna_tokenizer_load(const char *path, laguna_tokenizer **out, laguna_error *err);
 
 /* Loads tokenizer.json content from memory; `source` names it in messages. */
-laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const char *source, laguna_tokenizer **out,
-                                         laguna_error *err);
+laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const char *source,
+                                         laguna_tokenizer **out, laguna_error *err);
 
 void laguna_tokenizer_free(laguna_tokenizer *tok);
 
@@ -43,7 +45,8 @@ void laguna_tokenizer_free(laguna_tokenizer *tok);
  * laguna_tokenizer_free_ids). add_special_tokens applies the post-processor
  * (e.g. a BOS template), as tokenizers' encode(text, add_special_tokens). */
 laguna_status laguna_tokenizer_encode(const laguna_tokenizer *tok, const char *text, size_t len,
-                                      bool add_special_tokens, int32_t **ids, size_t *n_ids, laguna_error *err);
+                                      bool add_special_tokens, int32_t **ids, size_t *n_ids,
+                                      laguna_error *err);
 void laguna_tokenizer_free_ids(int32_t *ids);
 
 /* Decodes ids into NUL-terminated UTF-8 *text of *len bytes (free with
@@ -52,7 +55,8 @@ void laguna_tokenizer_free_ids(int32_t *ids);
  * them special, as transformers' decode does for Laguna). Ids the tokenizer
  * does not know are skipped, as tokenizers does. */
 laguna_status laguna_tokenizer_decode(const laguna_tokenizer *tok, const int32_t *ids, size_t n_ids,
-                                      bool skip_special_tokens, char **text, size_t *len, laguna_error *err);
+                                      bool skip_special_tokens, char **text, size_t *len,
+                                      laguna_error *err);
 void laguna_tokenizer_free_text(char *text);
 
 /* The id of a token string (added tokens first, then the model's vocabulary),
@@ -83,10 +87,11 @@ laguna_status laguna_detokenizer_new(const laguna_tokenizer *tok, bool skip_spec
                                      laguna_detokenizer **out, laguna_error *err);
 /* *text (borrowed until the next call on this detokenizer, NUL-terminated)
  * receives *len new bytes, possibly none. */
-laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text, size_t *len,
-                                      laguna_error *err);
+laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text,
+                                      size_t *len, laguna_error *err);
 /* Returns whatever is still held back and starts over. */
-laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text, size_t *len, laguna_error *err);
+laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text, size_t *len,
+                                       laguna_error *err);
 void laguna_detokenizer_free(laguna_detokenizer *d);
 
 #ifdef __cplusplus

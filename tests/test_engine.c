@@ -143,7 +143,7 @@ static void test_perplexity_matches_reference_logits(void) {
         }
         lg_perplexity_result r;
         laguna_error err = {0};
-        CHECKF(lg_perplexity(m, tok, (size_t)T, T, true, &r, &err) == 0, "%s", err.message);
+        CHECKF(lg_perplexity(m, tok, (size_t)T, T, LAGUNA_KV_F32, true, &r, &err) == 0, "%s", err.message);
         CHECK(r.n_predicted == T - 1);
         CHECKF(fabs(r.nll_sum - want) < 1e-4 * fabs(want), "nll %.6f vs reference %.6f", r.nll_sum, want);
         /* every token chose top_k experts in each of the 4 sparse layers */
@@ -152,9 +152,9 @@ static void test_perplexity_matches_reference_logits(void) {
         CHECK(total == (int64_t)T * 4 * 4);
         free(r.expert_load);
         /* windows of 16: 5 windows, each predicting all but its last token */
-        CHECK(lg_perplexity(m, tok, (size_t)T, 16, false, &r, &err) == 0);
+        CHECK(lg_perplexity(m, tok, (size_t)T, 16, LAGUNA_KV_F32, false, &r, &err) == 0);
         CHECK(r.n_predicted == T - 5);
-        CHECK(lg_perplexity(m, tok, 1, 16, false, &r, &err) == LAGUNA_ERR_ARGUMENT);
+        CHECK(lg_perplexity(m, tok, 1, 16, LAGUNA_KV_F32, false, &r, &err) == LAGUNA_ERR_ARGUMENT);
     }
     lg_tensor_source_free(g);
     laguna_model_free(m);

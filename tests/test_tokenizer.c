@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "laguna_tokenizer.h"
 #include "testutil.h"
+#include "tokenizer/regex.h"
 
 #define FIXTURE_JSON "tests/fixtures/tokenizer/laguna-like/tokenizer.json"
 #define FIXTURE_CASES "tests/fixtures/tokenizer/laguna-like/cases.json"
@@ -27,7 +28,8 @@ static cJSON *load_cases(void) {
 }
 
 /* Decodes ids one at a time through a detokenizer; the joined pieces. */
-static char *stream_decode(const laguna_tokenizer *tok, const int32_t *ids, size_t n, bool skip, size_t *len) {
+static char *stream_decode(const laguna_tokenizer *tok, const int32_t *ids, size_t n, bool skip,
+                           size_t *len) {
     laguna_detokenizer *d;
     if (laguna_detokenizer_new(tok, skip, &d, NULL)) return NULL;
     size_t cap = 64, k = 0;
@@ -40,7 +42,8 @@ static char *stream_decode(const laguna_tokenizer *tok, const int32_t *ids, size
                     : laguna_detokenizer_flush(d, &piece, &m, NULL)) == LAGUNA_OK;
         if (!ok) break;
         if (k + m + 1 > cap) {
-            while (k + m + 1 > cap) cap *= 2;
+            while (k + m + 1 > cap)
+                cap *= 2;
             char *bigger = realloc(out, cap);
             if (!(ok = bigger != NULL)) break;
             out = bigger;
@@ -82,8 +85,10 @@ static void check_fixture_cases(const char *path) {
             continue;
         }
         bool same = n == (size_t)cJSON_GetArraySize(want);
-        for (size_t i = 0; same && i < n; i++) same = ids[i] == cJSON_GetArrayItem(want, (int)i)->valueint;
-        CHECKF(same, "%s: ids of '%.40s' differ (%zu ids, want %d)", path, text, n, cJSON_GetArraySize(want));
+        for (size_t i = 0; same && i < n; i++)
+            same = ids[i] == cJSON_GetArrayItem(want, (int)i)->valueint;
+        CHECKF(same, "%s: ids of '%.40s' differ (%zu ids, want %d)", path, text, n,
+               cJSON_GetArraySize(want));
         const char *keys[2] = {"decoded", "decoded_skip_special"};
         for (int skip = 0; skip < 2; skip++) {
             const char *expect = cJSON_GetObjectItem(c, keys[skip])->valuestring;
@@ -93,8 +98,8 @@ static void check_fixture_cases(const char *path) {
             CHECKF(same_text(out, len, expect), "%s of '%.40s' is '%.60s'", keys[skip], text, out);
             laguna_tokenizer_free_text(out);
             char *streamed = stream_decode(tok, ids, n, skip, &len);
-            CHECKF(same_text(streamed, len, expect), "streamed %s of '%.40s' is '%.60s'", keys[skip], text,
-                   streamed ? streamed : "(error)");
+            CHECKF(same_text(streamed, len, expect), "streamed %s of '%.40s' is '%.60s'",
+                   keys[skip], text, streamed ? streamed : "(error)");
             free(streamed);
         }
         laguna_tokenizer_free_ids(ids);
@@ -122,7 +127,8 @@ static laguna_tokenizer *load_fixture(void) {
     return tok;
 }
 
-static bool encode_equal(const laguna_tokenizer *tok, const char *a, size_t na, const char *b, size_t nb) {
+static bool encode_equal(const laguna_tokenizer *tok, const char *a, size_t na, const char *b,
+                         size_t nb) {
     int32_t *x = NULL, *y = NULL;
     size_t n, m;
     bool ok = laguna_tokenizer_encode(tok, a, na, false, &x, &n, NULL) == LAGUNA_OK &&
@@ -141,14 +147,19 @@ static void test_invalid_utf8(void) {
     static const struct {
         const char *bad, *replaced;
     } cases[] = {
-        {"a\xff" "b", "a\xef\xbf\xbd" "b"},
-        {"x\xe2\x82", "x\xef\xbf\xbd"},                                   /* cut-off euro sign: one U+FFFD */
-        {"\xed\xa0\x80!", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!"},       /* surrogate: three */
-        {"\xf0\x9f\x98 ok", "\xef\xbf\xbd ok"},                           /* emoji missing its last byte */
-        {"\xc0\xaf<s>\x80", "\xef\xbf\xbd\xef\xbf\xbd<s>\xef\xbf\xbd"},  /* overlong, stray continuation */
+        {"a\xff"
+         "b",
+         "a\xef\xbf\xbd"
+         "b"},
+        {"x\xe2\x82", "x\xef\xbf\xbd"}, /* cut-off euro sign: one U+FFFD */
+        {"\xed\xa0\x80!", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!"}, /* surrogate: three */
+        {"\xf0\x9f\x98 ok", "\xef\xbf\xbd ok"}, /* emoji missing its last byte */
+        {"\xc0\xaf<s>\x80",
+         "\xef\xbf\xbd\xef\xbf\xbd<s>\xef\xbf\xbd"}, /* overlong, stray continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        CHECKF(encode_equal(tok, cases[i].bad, strlen(cases[i].bad), cases[i].replaced, strlen(cases[i].replaced)),
+        CHECKF(encode_equal(tok, cases[i].bad, strlen(cases[i].bad), cases[i].replaced,
+                            strlen(cases[i].replaced)),
                "case %zu", i);
     /* NUL is a valid character and survives the round trip */
     int32_t *ids;
@@ -168,8 +179,10 @@ static void test_empty_input(void) {
     int32_t *ids = NULL;
     size_t n = 99, len = 99;
     char *out = NULL;
-    CHECK(laguna_tokenizer_encode(tok, "", 0, true, &ids, &n, NULL) == LAGUNA_OK && n == 0 && ids != NULL);
-    CHECK(laguna_tokenizer_decode(tok, ids, 0, false, &out, &len, NULL) == LAGUNA_OK && len == 0 && out && !*out);
+    CHECK(laguna_tokenizer_encode(tok, "", 0, true, &ids, &n, NULL) == LAGUNA_OK && n == 0 &&
+          ids != NULL);
+    CHECK(laguna_tokenizer_decode(tok, ids, 0, false, &out, &len, NULL) == LAGUNA_OK && len == 0 &&
+          out && !*out);
     laguna_tokenizer_free_ids(ids);
     laguna_tokenizer_free_text(out);
     laguna_error err = {0};
@@ -186,7 +199,8 @@ static void test_large_input(void) {
     char *text = malloc(cap + 256);
     for (unsigned i = 0; len < cap; i++)
         len += (size_t)snprintf(text + len, 256,
-                                "line %u: The café's naïve übermensch said \"%u\" — 日本語 %s\n\tif (x[%u] != y) { return -%u; }\n",
+                                "line %u: The café's naïve übermensch said \"%u\" — 日本語 "
+                                "%s\n\tif (x[%u] != y) { return -%u; }\n",
                                 i, i * 7919u, i % 3 ? "and" : "or", i % 97, i % 13);
     clock_t t0 = clock();
     int32_t *ids;
@@ -215,7 +229,8 @@ static void *encode_thread(void *arg) {
     encode_job *j = arg;
     for (int r = 0; r < 3; r++) {
         laguna_tokenizer_free_ids(j->ids);
-        if (laguna_tokenizer_encode(j->tok, j->text, strlen(j->text), false, &j->ids, &j->n, NULL)) j->ids = NULL;
+        if (laguna_tokenizer_encode(j->tok, j->text, strlen(j->text), false, &j->ids, &j->n, NULL))
+            j->ids = NULL;
     }
     return NULL;
 }
@@ -234,11 +249,13 @@ static void test_concurrent_encode(void) {
         jobs[i] = (encode_job){tok, cJSON_GetObjectItem(last, "text")->valuestring, NULL, 0};
         pthread_create(&th[i], NULL, encode_thread, &jobs[i]);
     }
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     const cJSON *want = cJSON_GetObjectItem(last, "ids");
     for (int i = 0; i < 4; i++) {
         bool same = jobs[i].ids && jobs[i].n == (size_t)cJSON_GetArraySize(want);
-        for (size_t k = 0; same && k < jobs[i].n; k++) same = jobs[i].ids[k] == cJSON_GetArrayItem(want, (int)k)->valueint;
+        for (size_t k = 0; same && k < jobs[i].n; k++)
+            same = jobs[i].ids[k] == cJSON_GetArrayItem(want, (int)k)->valueint;
         CHECKF(same, "thread %d", i);
         laguna_tokenizer_free_ids(jobs[i].ids);
     }
@@ -277,10 +294,10 @@ static void test_lookups(void) {
 static void test_stream_bytes(void) {
     laguna_tokenizer *tok = load_fixture();
     if (!tok) return;
-    int32_t e2 = laguna_tokenizer_token_to_id(tok, "â", strlen("â"));    /* byte 0xE2 */
-    int32_t x82 = laguna_tokenizer_token_to_id(tok, "Ĥ", strlen("Ĥ"));   /* byte 0x82 */
-    int32_t xac = laguna_tokenizer_token_to_id(tok, "¬", strlen("¬"));   /* byte 0xAC */
-    int32_t xff = laguna_tokenizer_token_to_id(tok, "ÿ", strlen("ÿ"));   /* byte 0xFF */
+    int32_t e2 = laguna_tokenizer_token_to_id(tok, "â", strlen("â"));  /* byte 0xE2 */
+    int32_t x82 = laguna_tokenizer_token_to_id(tok, "Ĥ", strlen("Ĥ")); /* byte 0x82 */
+    int32_t xac = laguna_tokenizer_token_to_id(tok, "¬", strlen("¬")); /* byte 0xAC */
+    int32_t xff = laguna_tokenizer_token_to_id(tok, "ÿ", strlen("ÿ")); /* byte 0xFF */
     CHECK(e2 >= 0 && x82 >= 0 && xac >= 0 && xff >= 0);
     laguna_detokenizer *d;
     CHECK(laguna_detokenizer_new(tok, false, &d, NULL) == LAGUNA_OK);
@@ -289,9 +306,11 @@ static void test_stream_bytes(void) {
     CHECK(laguna_detokenizer_push(d, e2, &p, &n, NULL) == LAGUNA_OK && n == 0);
     CHECK(laguna_detokenizer_push(d, x82, &p, &n, NULL) == LAGUNA_OK && n == 0);
     CHECK(laguna_detokenizer_push(d, xac, &p, &n, NULL) == LAGUNA_OK && same_text(p, n, "€"));
-    CHECK(laguna_detokenizer_push(d, xff, &p, &n, NULL) == LAGUNA_OK && same_text(p, n, "\xef\xbf\xbd"));
+    CHECK(laguna_detokenizer_push(d, xff, &p, &n, NULL) == LAGUNA_OK &&
+          same_text(p, n, "\xef\xbf\xbd"));
     CHECK(laguna_detokenizer_push(d, e2, &p, &n, NULL) == LAGUNA_OK && n == 0);
-    CHECK(laguna_detokenizer_flush(d, &p, &n, NULL) == LAGUNA_OK && same_text(p, n, "\xef\xbf\xbd"));
+    CHECK(laguna_detokenizer_flush(d, &p, &n, NULL) == LAGUNA_OK &&
+          same_text(p, n, "\xef\xbf\xbd"));
     laguna_detokenizer_free(d);
     int32_t ids[] = {e2, x82, xac, xff, e2};
     char *all;
@@ -299,6 +318,52 @@ static void test_stream_bytes(void) {
     CHECK(same_text(all, n, "€\xef\xbf\xbd\xef\xbf\xbd"));
     laguna_tokenizer_free_text(all);
     laguna_tokenizer_free(tok);
+}
+
+/* The GPT-4 style split pattern (and the fixture's single-digit variant) on
+ * PCRE2 cut text as Oniguruma does in tokenizers: pieces derived by hand
+ * from the alternatives' order. Notes: ",\n\n" keeps its newlines; before
+ * " they" a run of two spaces gives one space alone (\s+(?!\S)); U+0085 is
+ * whitespace to Oniguruma, so "\u0085\u0085x" splits like two spaces and a
+ * letter; ſ case-folds to s, so 'ſ is a contraction. */
+static void check_pieces(const char *pattern, const char *text, const char *const *want,
+                         size_t n_want) {
+    char why[200];
+    lg_regex *re = lg_regex_compile(pattern, strlen(pattern), false, why, sizeof why);
+    CHECKF(re, "%s", why);
+    lg_regex_scratch *scratch = lg_regex_scratch_new();
+    lg_matches m = {0};
+    CHECK(re && scratch &&
+          lg_regex_find_matches(re, scratch, text, strlen(text), &m, NULL) == LAGUNA_OK);
+    CHECKF(m.n == n_want, "%zu pieces, want %zu", m.n, n_want);
+    for (size_t i = 0; i < m.n && i < n_want; i++) {
+        size_t len = m.items[i].end - m.items[i].start;
+        CHECKF(len == strlen(want[i]) && !memcmp(text + m.items[i].start, want[i], len),
+               "piece %zu is '%.*s', want '%s'", i, (int)len, text + m.items[i].start, want[i]);
+    }
+    lg_matches_free(&m);
+    lg_regex_scratch_free(scratch);
+    lg_regex_free(re);
+}
+
+static void test_split_patterns(void) {
+    static const char gpt4[] =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+        "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *const gpt4_pieces[] = {
+        "I",    "'M",       " sure",     " it",       "'s",       " ",   "123",
+        "45",   " apples",  ",\n\n",     " ",         " they",    "'LL", " ",
+        " say", "\xc2\x85", "\xc2\x85x", " \xc5\xbf", "'\xc5\xbf"};
+    check_pieces(gpt4,
+                 "I'M sure it's 12345 apples,\n\n  they'LL  say\xc2\x85\xc2\x85x \xc5\xbf'\xc5\xbf",
+                 gpt4_pieces, sizeof gpt4_pieces / sizeof *gpt4_pieces);
+    static const char fixture[] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^"
+                                  "\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+                                  "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *const fixture_pieces[] = {"x", "\t\t\n", "y", " ", "1",
+                                                 "2", "3",      "4", "5", " \r\n\r\n"};
+    check_pieces(fixture, "x\t\t\ny 12345 \r\n\r\n", fixture_pieces,
+                 sizeof fixture_pieces / sizeof *fixture_pieces);
 }
 
 /* ---- hand-made tokenizer.json files ---------------------------------------
@@ -322,68 +387,76 @@ static laguna_tokenizer *load_snippet(const char *single_quoted, laguna_error *e
  * decoder turns byte tokens back into text and ▁ into spaces, dropping the
  * first token's. */
 static const char SNIP_METASPACE[] =
-    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<unk>', 'special': true}],"
-    " 'pre_tokenizer': {'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': 'always', 'split': true},"
-    " 'decoder': {'type': 'Sequence', 'decoders': [{'type': 'ByteFallback'},"
-    "   {'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': 'always'}]},"
-    " 'model': {'type': 'BPE', 'unk_token': '<unk>', 'fuse_unk': true, 'byte_fallback': true,"
-    "  'vocab': {'<unk>': 0, '<s>': 1, '</s>': 2, '<0xC3>': 3, '<0xA9>': 4, '<0x21>': 5, '▁': 6, 'h': 7, 'e': 8,"
-    "   'l': 9, 'o': 10, 'w': 11, 'r': 12, 'd': 13, 'he': 14, 'll': 15, 'llo': 16, 'hello': 17, '▁hello': 18},"
-    "  'merges': [['h', 'e'], ['l', 'l'], ['ll', 'o'], ['he', 'llo'], ['▁', 'hello']]}}";
+    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<unk>', 'special': true}], "
+    "'pre_tokenizer': {'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': 'always', "
+    "'split': true}, 'decoder': {'type': 'Sequence', 'decoders': [{'type': 'ByteFallback'}, "
+    "  {'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': 'always'}]}, "
+    "'model': {'type': 'BPE', 'unk_token': '<unk>', 'fuse_unk': true, 'byte_fallback': true, "
+    " 'vocab': {'<unk>': 0, '<s>': 1, '</s>': 2, '<0xC3>': 3, '<0xA9>': 4, '<0x21>': 5, "
+    "'▁': 6, 'h': 7, 'e': 8,   'l': 9, 'o': 10, 'w': 11, 'r': 12, 'd': 13, 'he': 14, "
+    "'ll': 15, 'llo': 16, 'hello': 17, '▁hello': 18},  'merges': [['h', 'e'], ['l', 'l'], "
+    "['ll', 'o'], ['he', 'llo'], ['▁', 'hello']]}}";
 
 /* A Split pre-tokenizer on "-" with a given behaviour; merges a- -b -- a-b
  * show where the pieces end. No decoder: tokens are joined with spaces. */
-#define SPLIT_SNIPPET(pattern, behavior, invert)                                                                      \
-    "{'version': '1.0', 'pre_tokenizer': {'type': 'Split', 'pattern': " pattern ", 'behavior': '" behavior "',"      \
-    " 'invert': " invert "}, 'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1, '-': 2, 'a-': 3, '-b': 4, '--': 5,"   \
+#define SPLIT_SNIPPET(pattern, behavior, invert)                                                   \
+    "{'version': '1.0', 'pre_tokenizer': {'type': 'Split', 'pattern': " pattern                    \
+    ", 'behavior': '" behavior "',"                                                                \
+    " 'invert': " invert                                                                           \
+    "}, 'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1, '-': 2, 'a-': 3, '-b': 4, '--': 5,"     \
     " 'a-b': 6}, 'merges': ['a -', '- b', '- -', 'a- b']}}"
 
 /* NFKC makes fullwidth ＡＢ plain, Lowercase, Replace folds whitespace runs,
  * Strip trims, Prepend adds ^ to a non-empty result. */
 static const char SNIP_NORMALIZERS[] =
-    "{'version': '1.0', 'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'NFKC'}, {'type': 'Lowercase'},"
-    "  {'type': 'Replace', 'pattern': {'Regex': '\\\\s+'}, 'content': ' '}, {'type': 'Strip', 'strip_left': true,"
-    "  'strip_right': true}, {'type': 'Prepend', 'prepend': '^'}]},"
-    " 'decoder': {'type': 'Fuse'}, 'model': {'type': 'BPE', 'vocab': {'^': 0, 'a': 1, 'b': 2, ' ': 3, 'c': 4}, 'merges': []}}";
+    "{'version': '1.0', 'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'NFKC'}, "
+    "{'type': 'Lowercase'},  {'type': 'Replace', 'pattern': {'Regex': '\\\\s+'}, "
+    "'content': ' '}, {'type': 'Strip', 'strip_left': true,  'strip_right': true}, "
+    "{'type': 'Prepend', 'prepend': '^'}]}, 'decoder': {'type': 'Fuse'}, "
+    "'model': {'type': 'BPE', 'vocab': {'^': 0, 'a': 1, 'b': 2, ' ': 3, 'c': 4}, "
+    "'merges': []}}";
 
 /* NFD splits é into e + U+0301, StripAccents drops the mark. */
 static const char SNIP_NFD[] =
-    "{'version': '1.0', 'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'NFD'}, {'type': 'StripAccents'}]},"
-    " 'model': {'type': 'BPE', 'vocab': {'e': 0, '\xcc\x81': 1, 'x': 2}, 'merges': []}}";
+    "{'version': '1.0', 'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'NFD'}, "
+    "{'type': 'StripAccents'}]}, 'model': {'type': 'BPE', 'vocab': {'e': 0, '\xcc\x81': 1, "
+    "'x': 2}, 'merges': []}}";
 
 /* <mask> takes the spaces around it (lstrip, rstrip); "cat" only matches as
  * a whole word; "Hi" is normalized, so it matches the lowercased text and
  * decodes as "hi". The template adds <s> ... </s> with special tokens. */
 static const char SNIP_TEMPLATE[] =
-    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<s>', 'special': true},"
-    "  {'id': 1, 'content': '</s>', 'special': true},"
-    "  {'id': 2, 'content': '<mask>', 'lstrip': true, 'rstrip': true, 'special': true},"
-    "  {'id': 3, 'content': 'cat', 'single_word': true, 'special': false},"
-    "  {'id': 4, 'content': 'Hi', 'normalized': true, 'special': false}],"
-    " 'normalizer': {'type': 'Lowercase'}, 'pre_tokenizer': {'type': 'WhitespaceSplit'},"
-    " 'post_processor': {'type': 'TemplateProcessing', 'single': [{'SpecialToken': {'id': '<s>', 'type_id': 0}},"
-    "   {'Sequence': {'id': 'A', 'type_id': 0}}, {'SpecialToken': {'id': '</s>', 'type_id': 0}}],"
-    "  'special_tokens': {'<s>': {'id': '<s>', 'ids': [0], 'tokens': ['<s>']},"
-    "   '</s>': {'id': '</s>', 'ids': [1], 'tokens': ['</s>']}}},"
-    " 'model': {'type': 'BPE', 'vocab': {'<s>': 0, '</s>': 1, '<mask>': 2, 'cat': 3, 'Hi': 4, 'a': 5, 'b': 6, 'c': 7,"
-    "  'o': 8, 'n': 9, 't': 10, '.': 11, 'h': 12, 'i': 13}, 'merges': []}}";
+    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<s>', 'special': true}, "
+    " {'id': 1, 'content': '</s>', 'special': true},  {'id': 2, 'content': '<mask>', "
+    "'lstrip': true, 'rstrip': true, 'special': true},  {'id': 3, 'content': 'cat', "
+    "'single_word': true, 'special': false},  {'id': 4, 'content': 'Hi', 'normalized': true, "
+    "'special': false}], 'normalizer': {'type': 'Lowercase'}, "
+    "'pre_tokenizer': {'type': 'WhitespaceSplit'}, "
+    "'post_processor': {'type': 'TemplateProcessing', "
+    "'single': [{'SpecialToken': {'id': '<s>', 'type_id': 0}},   {'Sequence': {'id': 'A', "
+    "'type_id': 0}}, {'SpecialToken': {'id': '</s>', 'type_id': 0}}], 'pair': [], "
+    " 'special_tokens': {'<s>': {'id': '<s>', 'ids': [0], 'tokens': ['<s>']}, "
+    "  '</s>': {'id': '</s>', 'ids': [1], 'tokens': ['</s>']}}}, 'model': {'type': 'BPE', "
+    "'vocab': {'<s>': 0, '</s>': 1, '<mask>': 2, 'cat': 3, 'Hi': 4, 'a': 5, 'b': 6, 'c': 7, "
+    " 'o': 8, 'n': 9, 't': 10, '.': 11, 'h': 12, 'i': 13}, 'merges': []}}";
 
 /* ## on every character but the first, </w> on the last: "abc" merges to
  * abc</w>, "a" is a</w>, "ab" is a + ##b</w> (no merge for that pair); "," and
  * "x" are not in the vocabulary and there is no unk_token, so they vanish.
  * The BPE decoder turns </w> into spaces (none at the very end). */
 static const char SNIP_AFFIXES[] =
-    "{'version': '1.0', 'pre_tokenizer': {'type': 'Whitespace'}, 'decoder': {'type': 'BPEDecoder', 'suffix': '</w>'},"
-    " 'model': {'type': 'BPE', 'continuing_subword_prefix': '##', 'end_of_word_suffix': '</w>',"
-    "  'vocab': {'a': 0, '##b': 1, '##c</w>': 2, 'ab': 3, 'abc</w>': 4, 'a</w>': 5, '##b</w>': 6},"
-    "  'merges': [['a', '##b'], ['ab', '##c</w>']]}}";
+    "{'version': '1.0', 'pre_tokenizer': {'type': 'Whitespace'}, "
+    "'decoder': {'type': 'BPEDecoder', 'suffix': '</w>'}, 'model': {'type': 'BPE', "
+    "'continuing_subword_prefix': '##', 'end_of_word_suffix': '</w>',  'vocab': {'a': 0, "
+    "'##b': 1, '##c</w>': 2, 'ab': 3, 'abc</w>': 4, 'a</w>': 5, '##b</w>': 6}, "
+    " 'merges': [['a', '##b'], ['ab', '##c</w>']]}}";
 
 /* ignore_merges: a word in the vocabulary is one token whatever the merges
  * say; otherwise merges apply by rank: "b c" (rank 0) before "a b". */
 static const char SNIP_IGNORE_MERGES[] =
-    "{'version': '1.0', 'pre_tokenizer': {'type': 'WhitespaceSplit'},"
-    " 'model': {'type': 'BPE', 'ignore_merges': true, 'vocab': {'a': 0, 'b': 1, 'c': 2, 'ab': 3, 'abc': 4, 'bc': 5},"
-    "  'merges': ['b c', 'a b']}}";
+    "{'version': '1.0', 'pre_tokenizer': {'type': 'WhitespaceSplit'}, "
+    "'model': {'type': 'BPE', 'ignore_merges': true, 'vocab': {'a': 0, 'b': 1, 'c': 2, "
+    "'ab': 3, 'abc': 4, 'bc': 5},  'merges': ['b c', 'a b']}}";
 
 typedef struct {
     const char *json, *text;
@@ -398,9 +471,19 @@ static const snippet_case snippet_cases[] = {
     {SNIP_METASPACE, "é üü", false, {6, 3, 4, 6, 0}, 5, "é <unk>"},
     {SNIP_METASPACE, "", false, {0}, 0, ""},
     {SPLIT_SNIPPET("{'String': '-'}", "Isolated", "false"), "a-b", false, {0, 2, 1}, 3, "a - b"},
-    {SPLIT_SNIPPET("{'String': '-'}", "Isolated", "false"), "a--b", false, {0, 2, 2, 1}, 4, "a - - b"},
+    {SPLIT_SNIPPET("{'String': '-'}", "Isolated", "false"),
+     "a--b",
+     false,
+     {0, 2, 2, 1},
+     4,
+     "a - - b"},
     {SPLIT_SNIPPET("{'String': '-'}", "Removed", "false"), "a-b", false, {0, 1}, 2, "a b"},
-    {SPLIT_SNIPPET("{'String': '-'}", "MergedWithPrevious", "false"), "a-b", false, {3, 1}, 2, "a- b"},
+    {SPLIT_SNIPPET("{'String': '-'}", "MergedWithPrevious", "false"),
+     "a-b",
+     false,
+     {3, 1},
+     2,
+     "a- b"},
     {SPLIT_SNIPPET("{'Regex': '-'}", "MergedWithNext", "false"), "a-b", false, {0, 4}, 2, "a -b"},
     {SPLIT_SNIPPET("{'Regex': '-'}", "Contiguous", "false"), "a--b", false, {0, 5, 1}, 3, "a -- b"},
     {SPLIT_SNIPPET("{'String': '-'}", "Removed", "true"), "a-b", false, {2}, 1, "-"},
@@ -409,7 +492,12 @@ static const snippet_case snippet_cases[] = {
     {SNIP_NFD, "éx", false, {0, 2}, 2, "e x"},
     {SNIP_TEMPLATE, "a <mask> b", false, {5, 2, 6}, 3, "a <mask> b"},
     {SNIP_TEMPLATE, "a <mask> b", true, {0, 5, 2, 6, 1}, 5, "<s> a <mask> b </s>"},
-    {SNIP_TEMPLATE, "cat concat cat.", false, {3, 7, 8, 9, 7, 5, 10, 3, 11}, 9, "cat c o n c a t cat ."},
+    {SNIP_TEMPLATE,
+     "cat concat cat.",
+     false,
+     {3, 7, 8, 9, 7, 5, 10, 3, 11},
+     9,
+     "cat c o n c a t cat ."},
     {SNIP_TEMPLATE, "HI hi", false, {4, 4}, 2, "hi hi"},
     {SNIP_AFFIXES, "abc a ab, x", false, {4, 5, 0, 6}, 4, "abc a a##b"},
     {SNIP_IGNORE_MERGES, "abc abcabc", false, {4, 0, 5, 0, 5}, 5, "abc a bc a bc"},
@@ -424,14 +512,16 @@ static void test_hand_made_tokenizers(void) {
         if (!tok) continue;
         int32_t *ids;
         size_t n, len;
-        CHECK(laguna_tokenizer_encode(tok, c->text, strlen(c->text), c->add_special, &ids, &n, &err) == LAGUNA_OK);
+        CHECK(laguna_tokenizer_encode(tok, c->text, strlen(c->text), c->add_special, &ids, &n,
+                                      &err) == LAGUNA_OK);
         bool same = n == c->n_ids && memcmp(ids, c->ids, n * sizeof *ids) == 0;
         CHECKF(same, "case %zu ('%s'): got %zu ids, first %d", i, c->text, n, n ? ids[0] : -1);
         char *out;
         CHECK(laguna_tokenizer_decode(tok, ids, n, false, &out, &len, NULL) == LAGUNA_OK);
         CHECKF(same_text(out, len, c->decoded), "case %zu: decoded '%s'", i, out);
         char *streamed = stream_decode(tok, ids, n, false, &len);
-        CHECKF(same_text(streamed, len, c->decoded), "case %zu: streamed '%s'", i, streamed ? streamed : "(error)");
+        CHECKF(same_text(streamed, len, c->decoded), "case %zu: streamed '%s'", i,
+               streamed ? streamed : "(error)");
         free(streamed);
         laguna_tokenizer_free_text(out);
         laguna_tokenizer_free_ids(ids);
@@ -450,8 +540,10 @@ static void test_stream_generic(void) {
     static const struct {
         int32_t id; /* -1: flush */
         const char *piece;
-    } steps[] = {{18, "hello"}, {3, ""}, {4, "é"}, {6, " "}, {3, ""}, {18, "\xef\xbf\xbd hello"}, {3, ""},
-                 {-1, "\xef\xbf\xbd"}};
+    } steps[] = {{18, "hello"}, {3, ""},
+                 {4, "é"},      {6, " "},
+                 {3, ""},       {18, "\xef\xbf\xbd hello"},
+                 {3, ""},       {-1, "\xef\xbf\xbd"}};
     laguna_detokenizer *d;
     CHECK(laguna_detokenizer_new(tok, false, &d, NULL) == LAGUNA_OK);
     int32_t ids[8];
@@ -461,7 +553,8 @@ static void test_stream_generic(void) {
         size_t n;
         laguna_status st = steps[i].id < 0 ? laguna_detokenizer_flush(d, &p, &n, NULL)
                                            : laguna_detokenizer_push(d, steps[i].id, &p, &n, NULL);
-        CHECKF(st == LAGUNA_OK && same_text(p, n, steps[i].piece), "step %zu gave '%.*s'", i, (int)n, p);
+        CHECKF(st == LAGUNA_OK && same_text(p, n, steps[i].piece), "step %zu gave '%.*s'", i,
+               (int)n, p);
         if (steps[i].id >= 0) ids[n_ids++] = steps[i].id;
     }
     laguna_detokenizer_free(d);
@@ -478,49 +571,60 @@ static void test_stream_generic(void) {
 static void expect_load_error(const char *json, laguna_status code, const char *needle) {
     laguna_error err = {0};
     laguna_tokenizer *tok = load_snippet(json, &err);
-    CHECKF(!tok && err.code == code && strstr(err.message, needle), "want %d '%s', got %d '%s'", code, needle,
-           err.code, err.message);
+    CHECKF(!tok && err.code == code && strstr(err.message, needle), "want %d '%s', got %d '%s'",
+           code, needle, err.code, err.message);
     laguna_tokenizer_free(tok);
 }
 
 #define MODEL "'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': []}"
 
 static void test_load_errors(void) {
-    expect_load_error("{'version': '1.0', 'pre_tokenizer': {'type': 'Foo'}, " MODEL "}", LAGUNA_ERR_UNSUPPORTED,
+    expect_load_error("{'version': '1.0', 'pre_tokenizer': {'type': 'Foo'}, " MODEL "}",
+                      LAGUNA_ERR_UNSUPPORTED,
                       "snippet.json: pre_tokenizer: pre_tokenizer type 'Foo' is not supported");
-    expect_load_error("{'pre_tokenizer': {'type': 'Sequence', 'pretokenizers': [{'type': 'Digits'}, {'type': 'Bar'}]}, "
-                      MODEL "}", LAGUNA_ERR_UNSUPPORTED, "pre_tokenizer.pretokenizers[1]: pre_tokenizer type 'Bar'");
+    expect_load_error("{'pre_tokenizer': {'type': 'Sequence', 'pretokenizers': [{'type': "
+                      "'Digits'}, {'type': 'Bar'}]}, " MODEL "}",
+                      LAGUNA_ERR_UNSUPPORTED,
+                      "pre_tokenizer.pretokenizers[1]: pre_tokenizer type 'Bar'");
     expect_load_error("{'normalizer': {'type': 'Precompiled'}, " MODEL "}", LAGUNA_ERR_UNSUPPORTED,
                       "normalizer type 'Precompiled' is not supported");
-    expect_load_error("{'decoder': {'type': 'Nope'}, " MODEL "}", LAGUNA_ERR_UNSUPPORTED, "decoder type 'Nope'");
+    expect_load_error("{'decoder': {'type': 'Nope'}, " MODEL "}", LAGUNA_ERR_UNSUPPORTED,
+                      "decoder type 'Nope'");
     expect_load_error("{'post_processor': {'type': 'Nope'}, " MODEL "}", LAGUNA_ERR_UNSUPPORTED,
                       "post_processor type 'Nope'");
     expect_load_error("{'model': {'type': 'Unigram', 'vocab': []}}", LAGUNA_ERR_UNSUPPORTED,
                       "model type 'Unigram' is not supported");
-    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0}, 'merges': ['a b']}}", LAGUNA_ERR_FORMAT,
-                      "merge 0: token 'b' is not in the vocabulary");
-    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': ['a b']}}", LAGUNA_ERR_FORMAT,
-                      "token 'ab' is not in the vocabulary");
-    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': ['a b c']}}", LAGUNA_ERR_FORMAT,
-                      "not two tokens");
-    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': -1}, 'merges': []}}", LAGUNA_ERR_FORMAT,
-                      "token 'a' has no valid id");
-    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 2000000000}, 'merges': []}}", LAGUNA_ERR_FORMAT,
-                      "far beyond");
-    expect_load_error("{'pre_tokenizer': {'type': 'Split', 'pattern': {'Regex': '(a'}, 'behavior': 'Isolated',"
-                      " 'invert': false}, " MODEL "}", LAGUNA_ERR_FORMAT, "bad pattern '(a'");
-    expect_load_error("{'pre_tokenizer': {'type': 'Split', 'pattern': {'Regex': 'a'}, 'behavior': 'Sideways'}, "
-                      MODEL "}", LAGUNA_ERR_UNSUPPORTED, "split behavior 'Sideways'");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0}, 'merges': ['a b']}}",
+                      LAGUNA_ERR_FORMAT, "merge 0: token 'b' is not in the vocabulary");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': ['a b']}}",
+                      LAGUNA_ERR_FORMAT, "token 'ab' is not in the vocabulary");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': ['a b c']}}",
+                      LAGUNA_ERR_FORMAT, "not two tokens");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': -1}, 'merges': []}}",
+                      LAGUNA_ERR_FORMAT, "token 'a' has no valid id");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 2000000000}, 'merges': []}}",
+                      LAGUNA_ERR_FORMAT, "far beyond");
+    expect_load_error(
+        "{'pre_tokenizer': {'type': 'Split', 'pattern': {'Regex': '(a'}, 'behavior': 'Isolated',"
+        " 'invert': false}, " MODEL "}",
+        LAGUNA_ERR_FORMAT, "bad pattern '(a'");
+    expect_load_error("{'pre_tokenizer': {'type': 'Split', 'pattern': {'Regex': 'a'}, 'behavior': "
+                      "'Sideways'}, " MODEL "}",
+                      LAGUNA_ERR_UNSUPPORTED, "split behavior 'Sideways'");
     expect_load_error("{'version': '2.0', " MODEL "}", LAGUNA_ERR_UNSUPPORTED, "version");
-    expect_load_error("{'added_tokens': [{'id': 5}], " MODEL "}", LAGUNA_ERR_FORMAT, "added_tokens[0]: missing field 'content'");
+    expect_load_error("{'added_tokens': [{'id': 5}], " MODEL "}", LAGUNA_ERR_FORMAT,
+                      "added_tokens[0]: missing field 'content'");
     expect_load_error("{'version': '1.0', " MODEL, LAGUNA_ERR_FORMAT, "snippet.json: invalid JSON");
     expect_load_error("[1, 2]", LAGUNA_ERR_FORMAT, "expected a JSON object");
     expect_load_error("{}", LAGUNA_ERR_FORMAT, "missing field 'model'");
     laguna_error err = {0};
     laguna_tokenizer *tok = NULL;
     CHECK(laguna_tokenizer_load("tests/fixtures/no-such-dir", &tok, &err) == LAGUNA_ERR_IO && !tok);
-    CHECKF(strstr(err.message, "no-such-dir/tokenizer.json") || strstr(err.message, "no-such-dir"), "%s", err.message);
-    CHECK(laguna_tokenizer_load("tests/fixtures/tokenizer/laguna-like/cases.json", &tok, &err) != LAGUNA_OK && !tok);
+    CHECKF(strstr(err.message, "no-such-dir/tokenizer.json") || strstr(err.message, "no-such-dir"),
+           "%s", err.message);
+    CHECK(laguna_tokenizer_load("tests/fixtures/tokenizer/laguna-like/cases.json", &tok, &err) !=
+              LAGUNA_OK &&
+          !tok);
     CHECK(laguna_tokenizer_load(NULL, &tok, &err) == LAGUNA_ERR_ARGUMENT);
 }
 
@@ -529,8 +633,11 @@ static void test_load_errors(void) {
 static void expect_cli(const char *args, int want_rc, const char *needle) {
     char *out = NULL;
     int rc = tu_run_laguna(args, &out);
-    CHECKF(want_rc == 0 ? rc == 0 : (rc != 0 && rc < 128), "laguna %s: exit %d\n%s", args, rc, out ? out : "");
-    if (needle) CHECKF(out && strstr(out, needle), "laguna %s: output lacks '%s':\n%s", args, needle, out ? out : "");
+    CHECKF(want_rc == 0 ? rc == 0 : (rc != 0 && rc < 128), "laguna %s: exit %d\n%s", args, rc,
+           out ? out : "");
+    if (needle)
+        CHECKF(out && strstr(out, needle), "laguna %s: output lacks '%s':\n%s", args, needle,
+               out ? out : "");
     free(out);
 }
 
@@ -554,6 +661,7 @@ int main(void) {
     RUN(test_concurrent_encode);
     RUN(test_lookups);
     RUN(test_stream_bytes);
+    RUN(test_split_patterns);
     RUN(test_hand_made_tokenizers);
     RUN(test_stream_generic);
     RUN(test_load_errors);

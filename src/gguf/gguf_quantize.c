@@ -334,6 +334,8 @@ static laguna_status put_general(lg_gguf_writer *w, const char *src, lg_ftype ft
 laguna_status lg_quantize_model(const char *src_path, const char *dst,
                                 const lg_quantize_options *opt, lg_quantize_stats *stats,
                                 laguna_error *err) {
+    lg_quantize_stats ignored;
+    if (!stats) stats = &ignored; /* optional */
     memset(stats, 0, sizeof *stats);
     lg_config cfg;
     memset(&cfg, 0, sizeof cfg);

@@ -53,7 +53,8 @@ typedef struct {
 } lg_quantize_stats;
 
 /* src: a checkpoint folder (config.json, safetensors, tokenizer files) or a
- * .gguf file; dst is written through dst.tmp and renamed on success. */
+ * .gguf file; dst is written through dst.tmp and renamed on success.
+ * stats may be NULL. */
 laguna_status lg_quantize_model(const char *src, const char *dst, const lg_quantize_options *opt,
                                 lg_quantize_stats *stats, laguna_error *err);
 

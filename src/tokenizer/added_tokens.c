@@ -40,11 +40,15 @@ static char *dup_bytes(const char *s, size_t n) {
     return p;
 }
 
-bool lg_added_vocab_add(lg_added_vocab *v, const char *content, size_t len, int32_t id, bool single_word,
-                        bool lstrip, bool rstrip, bool normalized, bool special, const char *pattern,
-                        size_t pattern_len) {
-    lg_added_token t = {.id = id, .single_word = single_word, .lstrip = lstrip, .rstrip = rstrip,
-                        .normalized = normalized, .special = special};
+bool lg_added_vocab_add(lg_added_vocab *v, const char *content, size_t len, int32_t id,
+                        bool single_word, bool lstrip, bool rstrip, bool normalized, bool special,
+                        const char *pattern, size_t pattern_len) {
+    lg_added_token t = {.id = id,
+                        .single_word = single_word,
+                        .lstrip = lstrip,
+                        .rstrip = rstrip,
+                        .normalized = normalized,
+                        .special = special};
     t.content = dup_bytes(content, len);
     t.len = len;
     t.pattern = pattern ? dup_bytes(pattern, pattern_len) : t.content;
@@ -70,7 +74,8 @@ fail:
 }
 
 static int32_t trie_new_node(lg_token_trie *t) {
-    if (!lg_grow((void **)&t->terminal, &t->cap_nodes, t->n_nodes + 1, sizeof *t->terminal)) return -1;
+    if (!lg_grow((void **)&t->terminal, &t->cap_nodes, t->n_nodes + 1, sizeof *t->terminal))
+        return -1;
     t->terminal[t->n_nodes] = -1;
     return (int32_t)t->n_nodes++;
 }
@@ -107,8 +112,8 @@ bool lg_added_vocab_build(lg_added_vocab *v) {
 }
 
 /* The leftmost-longest match at or after `from`; false when none. */
-static bool trie_find(const lg_token_trie *t, const char *s, size_t n, size_t from, size_t *start, size_t *end,
-                      int32_t *token) {
+static bool trie_find(const lg_token_trie *t, const char *s, size_t n, size_t from, size_t *start,
+                      size_t *end, int32_t *token) {
     for (size_t i = from; i < n; i++) {
         if (!t->first_byte[(unsigned char)s[i]]) continue;
         int32_t node = 0, best = -1;
@@ -130,15 +135,16 @@ static bool trie_find(const lg_token_trie *t, const char *s, size_t n, size_t fr
 /* The character ending just before byte `at`. */
 static uint32_t char_before(const char *s, size_t at, size_t *start) {
     size_t j = at - 1;
-    while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+    while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80)
+        j--;
     uint32_t cp;
     lg_utf8_get(s + j, &cp);
     if (start) *start = j;
     return cp;
 }
 
-void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_piece *piece, const lg_buf *arena,
-                          lg_pieces *out) {
+void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_piece *piece,
+                          const lg_buf *arena, lg_pieces *out) {
     const lg_token_trie *t = normalized ? &v->normalized : &v->raw;
     const char *s = arena->data + piece->off;
     size_t n = piece->len;
@@ -162,7 +168,8 @@ void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_pie
             /* back over the whitespace before the match, but not into the
              * previous match */
             size_t j = start, k;
-            while (j > 0 && lg_uni_is_whitespace(char_before(s, j, &k))) j = k;
+            while (j > 0 && lg_uni_is_whitespace(char_before(s, j, &k)))
+                j = k;
             start = j > start_offset ? j : start_offset;
         }
         if (tok->rstrip)
@@ -172,12 +179,15 @@ void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_pie
                 stop += k;
             }
         if (start_offset < start)
-            lg_pieces_add(out, (lg_piece){piece->off + (uint32_t)start_offset, (uint32_t)(start - start_offset), -1,
+            lg_pieces_add(out, (lg_piece){piece->off + (uint32_t)start_offset,
+                                          (uint32_t)(start - start_offset), -1,
                                           piece->at_origin && start_offset == 0});
-        lg_pieces_add(out, (lg_piece){piece->off + (uint32_t)start, (uint32_t)(stop - start), tok->id, false});
+        lg_pieces_add(out, (lg_piece){piece->off + (uint32_t)start, (uint32_t)(stop - start),
+                                      tok->id, false});
         start_offset = stop;
     }
     if (start_offset < n)
-        lg_pieces_add(out, (lg_piece){piece->off + (uint32_t)start_offset, (uint32_t)(n - start_offset), -1,
-                                      piece->at_origin && start_offset == 0});
+        lg_pieces_add(out,
+                      (lg_piece){piece->off + (uint32_t)start_offset, (uint32_t)(n - start_offset),
+                                 -1, piece->at_origin && start_offset == 0});
 }

@@ -19,9 +19,9 @@
 #include "tokenizer/pretokenized.h"
 
 typedef struct {
-    char *content;   /* as written in tokenizer.json */
+    char *content; /* as written in tokenizer.json */
     size_t len;
-    char *pattern;   /* what is matched: content, or its normalized form */
+    char *pattern; /* what is matched: content, or its normalized form */
     size_t pattern_len;
     int32_t id;
     bool single_word, lstrip, rstrip, normalized, special;
@@ -49,9 +49,9 @@ void lg_added_vocab_free(lg_added_vocab *v);
 /* Adds or updates a token (AddedVocabulary::add_tokens with an id already
  * chosen); `pattern` is the normalized content or NULL. False when out of
  * memory. */
-bool lg_added_vocab_add(lg_added_vocab *v, const char *content, size_t len, int32_t id, bool single_word,
-                        bool lstrip, bool rstrip, bool normalized, bool special, const char *pattern,
-                        size_t pattern_len);
+bool lg_added_vocab_add(lg_added_vocab *v, const char *content, size_t len, int32_t id,
+                        bool single_word, bool lstrip, bool rstrip, bool normalized, bool special,
+                        const char *pattern, size_t pattern_len);
 
 /* The index of the token with this content, or -1. */
 int32_t lg_added_vocab_find(const lg_added_vocab *v, const char *content, size_t len);
@@ -61,7 +61,7 @@ bool lg_added_vocab_build(lg_added_vocab *v);
 
 /* Splits `piece` (text in arena) on the tokens of one trie, appending text
  * pieces and token pieces to out. */
-void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_piece *piece, const lg_buf *arena,
-                          lg_pieces *out);
+void lg_added_vocab_split(const lg_added_vocab *v, bool normalized, const lg_piece *piece,
+                          const lg_buf *arena, lg_pieces *out);
 
 #endif

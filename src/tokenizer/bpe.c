@@ -59,7 +59,8 @@ void lg_bpe_free(lg_bpe *bpe) {
 
 /* ---- loading -------------------------------------------------------------- */
 
-static laguna_status opt_string(const lg_json_ctx *c, const cJSON *model, const char *key, char **out) {
+static laguna_status opt_string(const lg_json_ctx *c, const cJSON *model, const char *key,
+                                char **out) {
     const char *s;
     laguna_status st = lg_json_string(c, model, "model", key, false, &s);
     if (st || !s) return st;
@@ -68,27 +69,30 @@ static laguna_status opt_string(const lg_json_ctx *c, const cJSON *model, const 
 }
 
 static laguna_status load_vocab(const lg_json_ctx *c, const cJSON *vocab, lg_bpe *bpe) {
-    if (!cJSON_IsObject(vocab)) return lg_json_fail(c, "model", LAGUNA_ERR_FORMAT, "field 'vocab' must be an object");
+    if (!cJSON_IsObject(vocab))
+        return lg_json_fail(c, "model", LAGUNA_ERR_FORMAT, "field 'vocab' must be an object");
     size_t count = 0;
     int64_t max_id = -1;
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         double v = e->valuedouble;
         if (!cJSON_IsNumber(e) || v != floor(v) || v < 0 || v > INT32_MAX)
-            return lg_json_fail(c, "model.vocab", LAGUNA_ERR_FORMAT, "token '%s' has no valid id", e->string);
+            return lg_json_fail(c, "model.vocab", LAGUNA_ERR_FORMAT, "token '%s' has no valid id",
+                                e->string);
         if (!lg_strmap_put(&bpe->vocab, e->string, strlen(e->string), (int32_t)v))
             return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory loading the vocabulary");
         if ((int64_t)v > max_id) max_id = (int64_t)v;
         count++;
     }
     if ((uint64_t)(max_id + 1) > count + LG_BPE_MAX_ID_HOLES)
-        return lg_json_fail(c, "model.vocab", LAGUNA_ERR_FORMAT, "id %lld is far beyond the %zu tokens",
-                            (long long)max_id, count);
+        return lg_json_fail(c, "model.vocab", LAGUNA_ERR_FORMAT,
+                            "id %lld is far beyond the %zu tokens", (long long)max_id, count);
     bpe->n_ids = (size_t)(max_id + 1);
     bpe->id_token = malloc((bpe->n_ids ? bpe->n_ids : 1) * sizeof *bpe->id_token);
     bpe->id_len = malloc((bpe->n_ids ? bpe->n_ids : 1) * sizeof *bpe->id_len);
     if (!bpe->id_token || !bpe->id_len) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < bpe->n_ids; i++) bpe->id_token[i] = UINT32_MAX, bpe->id_len[i] = 0;
+    for (size_t i = 0; i < bpe->n_ids; i++)
+        bpe->id_token[i] = UINT32_MAX, bpe->id_len[i] = 0;
     /* Two tokens sharing an id: the one stored first in the map keeps it. */
     for (size_t i = 0; i < bpe->vocab.cap; i++) {
         const lg_strmap_slot *s = &bpe->vocab.slots[i];
@@ -99,23 +103,25 @@ static laguna_status load_vocab(const lg_json_ctx *c, const cJSON *vocab, lg_bpe
     return LAGUNA_OK;
 }
 
-static laguna_status vocab_id(const lg_json_ctx *c, const lg_bpe *bpe, size_t rank, const char *s, size_t n,
-                              int32_t *id) {
+static laguna_status vocab_id(const lg_json_ctx *c, const lg_bpe *bpe, size_t rank, const char *s,
+                              size_t n, int32_t *id) {
     if (lg_strmap_get(&bpe->vocab, s, n, id)) return LAGUNA_OK;
-    return lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT, "merge %zu: token '%.*s' is not in the vocabulary",
-                        rank, (int)(n > 200 ? 200 : n), s);
+    return lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT,
+                        "merge %zu: token '%.*s' is not in the vocabulary", rank,
+                        (int)(n > 200 ? 200 : n), s);
 }
 
-static laguna_status add_merge(const lg_json_ctx *c, lg_bpe *bpe, size_t rank, const char *a, size_t na,
-                               const char *b, size_t nb, lg_buf *tmp) {
+static laguna_status add_merge(const lg_json_ctx *c, lg_bpe *bpe, size_t rank, const char *a,
+                               size_t na, const char *b, size_t nb, lg_buf *tmp) {
     int32_t ida, idb, idm;
     laguna_status st;
-    if ((st = vocab_id(c, bpe, rank, a, na, &ida)) || (st = vocab_id(c, bpe, rank, b, nb, &idb))) return st;
+    if ((st = vocab_id(c, bpe, rank, a, na, &ida)) || (st = vocab_id(c, bpe, rank, b, nb, &idb)))
+        return st;
     /* the merged token drops the right part's continuing_subword_prefix */
     size_t skip = bpe->prefix ? strlen(bpe->prefix) : 0;
     if (skip > nb)
-        return lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT, "merge %zu: '%.*s' is shorter than the prefix", rank,
-                            (int)nb, b);
+        return lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT,
+                            "merge %zu: '%.*s' is shorter than the prefix", rank, (int)nb, b);
     tmp->len = 0;
     lg_buf_append(tmp, a, na);
     lg_buf_append(tmp, b + skip, nb - skip);
@@ -127,7 +133,8 @@ static laguna_status add_merge(const lg_json_ctx *c, lg_bpe *bpe, size_t rank, c
 }
 
 static laguna_status load_merges(const lg_json_ctx *c, const cJSON *merges, lg_bpe *bpe) {
-    if (!cJSON_IsArray(merges)) return lg_json_fail(c, "model", LAGUNA_ERR_FORMAT, "field 'merges' must be an array");
+    if (!cJSON_IsArray(merges))
+        return lg_json_fail(c, "model", LAGUNA_ERR_FORMAT, "field 'merges' must be an array");
     lg_buf tmp = {0};
     laguna_status st = LAGUNA_OK;
     size_t rank = 0;
@@ -139,8 +146,9 @@ static laguna_status load_merges(const lg_json_ctx *c, const cJSON *merges, lg_b
             if (!strncmp(s, "#version", 8)) continue;
             const char *sp = strchr(s, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
-                st = lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT, "merge %zu: '%s' is not two tokens separated by a space",
-                                  rank, s);
+                st =
+                    lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT,
+                                 "merge %zu: '%s' is not two tokens separated by a space", rank, s);
                 break;
             }
             st = add_merge(c, bpe, rank, s, (size_t)(sp - s), sp + 1, strlen(sp + 1), &tmp);
@@ -149,7 +157,8 @@ static laguna_status load_merges(const lg_json_ctx *c, const cJSON *merges, lg_b
             const char *a = m->child->valuestring, *b = m->child->next->valuestring;
             st = add_merge(c, bpe, rank, a, strlen(a), b, strlen(b), &tmp);
         } else {
-            st = lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT, "merge %zu must be \"a b\" or [\"a\", \"b\"]", rank);
+            st = lg_json_fail(c, "model.merges", LAGUNA_ERR_FORMAT,
+                              "merge %zu must be \"a b\" or [\"a\", \"b\"]", rank);
         }
         if (st) break;
         rank++;
@@ -163,8 +172,8 @@ laguna_status lg_bpe_from_json(const lg_json_ctx *c, const cJSON *model, lg_bpe 
     laguna_status st;
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0)
-        return lg_json_fail(c, "model", LAGUNA_ERR_UNSUPPORTED, "BPE dropout %g is not supported (sampling)",
-                            dropout->valuedouble);
+        return lg_json_fail(c, "model", LAGUNA_ERR_UNSUPPORTED,
+                            "BPE dropout %g is not supported (sampling)", dropout->valuedouble);
     if ((st = opt_string(c, model, "unk_token", &bpe->unk_token)) ||
         (st = opt_string(c, model, "continuing_subword_prefix", &bpe->prefix)) ||
         (st = opt_string(c, model, "end_of_word_suffix", &bpe->suffix)) ||
@@ -184,7 +193,8 @@ laguna_status lg_bpe_from_json(const lg_json_ctx *c, const cJSON *model, lg_bpe 
     for (uint32_t cp = 0; cp < LG_BPE_CHAR_TABLE; cp++) {
         char s[4];
         size_t n = lg_utf8_encode(cp, s);
-        if (cp == 0 || !lg_strmap_get(&bpe->vocab, s, n, &bpe->char_ids[cp])) bpe->char_ids[cp] = -1;
+        if (cp == 0 || !lg_strmap_get(&bpe->vocab, s, n, &bpe->char_ids[cp]))
+            bpe->char_ids[cp] = -1;
     }
     return LAGUNA_OK;
 }
@@ -254,7 +264,9 @@ static void merge_all(const lg_bpe *bpe, symbols *w, struct lg_bpe_merge *heap) 
         if (right.next >= 0) w->s[right.next].prev = (int32_t)top.pos;
         if (cur->prev >= 0) {
             m = lg_pairmap_get(&bpe->merges, w->s[cur->prev].id, cur->id);
-            if (m) heap_push(heap, &n_heap, (struct lg_bpe_merge){m->rank, (uint32_t)cur->prev, m->new_id});
+            if (m)
+                heap_push(heap, &n_heap,
+                          (struct lg_bpe_merge){m->rank, (uint32_t)cur->prev, m->new_id});
         }
         if (cur->next >= 0) {
             m = lg_pairmap_get(&bpe->merges, cur->id, w->s[cur->next].id);
@@ -264,8 +276,8 @@ static void merge_all(const lg_bpe *bpe, symbols *w, struct lg_bpe_merge *heap) 
 }
 
 /* The id of one character (with prefix/suffix as merge_word adds them). */
-static bool char_id(const lg_bpe *bpe, const char *ch, size_t k, uint32_t cp, bool first, bool last, lg_buf *tmp,
-                    const char **s, size_t *n, int32_t *id) {
+static bool char_id(const lg_bpe *bpe, const char *ch, size_t k, uint32_t cp, bool first, bool last,
+                    lg_buf *tmp, const char **s, size_t *n, int32_t *id) {
     if (!bpe->prefix && !bpe->suffix) {
         *s = ch, *n = k;
         if (cp < LG_BPE_CHAR_TABLE) {
@@ -282,8 +294,8 @@ static bool char_id(const lg_bpe *bpe, const char *ch, size_t k, uint32_t cp, bo
     return !tmp->oom && lg_strmap_get(&bpe->vocab, tmp->data, tmp->len, id);
 }
 
-laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, lg_bpe_work *work, lg_ids *out,
-                              laguna_error *err) {
+laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, lg_bpe_work *work,
+                              lg_ids *out, laguna_error *err) {
     int32_t whole;
     if (bpe->ignore_merges && lg_strmap_get(&bpe->vocab, word, len, &whole)) {
         lg_ids_push(out, whole);
@@ -291,7 +303,8 @@ laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, l
     }
     /* at most one symbol per byte, plus byte-fallback expansions of prefixes
      * and suffixes; each merge queues at most two new entries */
-    size_t affix = (bpe->prefix ? strlen(bpe->prefix) : 0) + (bpe->suffix ? strlen(bpe->suffix) : 0);
+    size_t affix =
+        (bpe->prefix ? strlen(bpe->prefix) : 0) + (bpe->suffix ? strlen(bpe->suffix) : 0);
     size_t need = len * (1 + affix) + affix + 1;
     if (!lg_grow((void **)&work->symbols, &work->cap_symbols, need, sizeof *work->symbols) ||
         !lg_grow((void **)&work->heap, &work->cap_heap, 3 * need, sizeof *work->heap))
@@ -317,17 +330,20 @@ laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, l
         }
         if (bpe->byte_fallback) {
             bool all = true;
-            for (size_t j = 0; j < n && all; j++) all = bpe->byte_ids[(unsigned char)s[j]] >= 0;
+            for (size_t j = 0; j < n && all; j++)
+                all = bpe->byte_ids[(unsigned char)s[j]] >= 0;
             if (all) {
                 /* as in merge_word, a pending unknown token stays pending */
-                for (size_t j = 0; j < n; j++) add_symbol(&w, bpe->byte_ids[(unsigned char)s[j]], 1);
+                for (size_t j = 0; j < n; j++)
+                    add_symbol(&w, bpe->byte_ids[(unsigned char)s[j]], 1);
                 continue;
             }
         }
         if (!bpe->unk_token) continue; /* the character is dropped */
         int32_t uid;
         if (!lg_strmap_get(&bpe->vocab, bpe->unk_token, strlen(bpe->unk_token), &uid)) {
-            st = lg_fail(err, LAGUNA_ERR_FORMAT, "unk_token '%s' is not in the vocabulary", bpe->unk_token);
+            st = lg_fail(err, LAGUNA_ERR_FORMAT, "unk_token '%s' is not in the vocabulary",
+                         bpe->unk_token);
             break;
         }
         if (have_unk && bpe->fuse_unk) {

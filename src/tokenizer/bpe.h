@@ -26,13 +26,13 @@ typedef struct {
     lg_pairmap merges;  /* (left id, right id) -> rank, merged id */
     uint32_t *id_token; /* id -> offset of the token in vocab.keys, UINT32_MAX if unused */
     uint32_t *id_len;
-    size_t n_ids;       /* 1 + the largest id */
-    char *unk_token;    /* NULL when absent */
-    char *prefix;       /* continuing_subword_prefix or NULL */
-    char *suffix;       /* end_of_word_suffix or NULL */
+    size_t n_ids;    /* 1 + the largest id */
+    char *unk_token; /* NULL when absent */
+    char *prefix;    /* continuing_subword_prefix or NULL */
+    char *suffix;    /* end_of_word_suffix or NULL */
     bool fuse_unk, byte_fallback, ignore_merges;
-    int32_t byte_ids[256];                 /* <0xXX> tokens, -1 when absent */
-    int32_t char_ids[LG_BPE_CHAR_TABLE];   /* single-character tokens, -1 when absent */
+    int32_t byte_ids[256];               /* <0xXX> tokens, -1 when absent */
+    int32_t char_ids[LG_BPE_CHAR_TABLE]; /* single-character tokens, -1 when absent */
 } lg_bpe;
 
 laguna_status lg_bpe_from_json(const lg_json_ctx *c, const cJSON *model, lg_bpe *bpe);
@@ -67,7 +67,7 @@ void lg_bpe_work_free(lg_bpe_work *w);
 
 /* Appends the ids of one word (valid UTF-8, non-empty) to out. Fails only
  * when out of memory or when unk_token is needed but not in the vocabulary. */
-laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, lg_bpe_work *work, lg_ids *out,
-                              laguna_error *err);
+laguna_status lg_bpe_tokenize(const lg_bpe *bpe, const char *word, size_t len, lg_bpe_work *work,
+                              lg_ids *out, laguna_error *err);
 
 #endif

@@ -18,7 +18,8 @@ static inline uint32_t lg_byte_level_cp(unsigned char b) {
 
 /* The byte a character stands for, or -1 when it is not in the map. */
 static inline int lg_byte_level_byte(uint32_t cp) {
-    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF))
+        return (int)cp;
     if (cp >= 256 && cp <= 288) return (int)(cp - 256);
     if (cp >= 289 && cp <= 322) return (int)(cp - 162);
     if (cp == 323) return 0xAD;

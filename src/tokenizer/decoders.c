@@ -27,20 +27,21 @@ typedef enum {
 
 struct lg_decoder {
     dec_type type;
-    lg_decoder **children;     /* Sequence */
+    lg_decoder **children; /* Sequence */
     size_t n_children;
-    lg_regex *pattern;         /* Replace */
-    char *text;                /* Replace's content, BPE's suffix, WordPiece's prefix, CTC's pad token */
-    char *text2;               /* CTC's word delimiter */
-    uint32_t ch;               /* Strip's content, Metaspace's replacement */
-    uint32_t start, stop;      /* Strip */
+    lg_regex *pattern;    /* Replace */
+    char *text;           /* Replace's content, BPE's suffix, WordPiece's prefix, CTC's pad token */
+    char *text2;          /* CTC's word delimiter */
+    uint32_t ch;          /* Strip's content, Metaspace's replacement */
+    uint32_t start, stop; /* Strip */
     lg_prepend_scheme prepend; /* Metaspace */
     bool cleanup;              /* WordPiece, CTC */
 };
 
 void lg_decoder_free(lg_decoder *d) {
     if (!d) return;
-    for (size_t i = 0; i < d->n_children; i++) lg_decoder_free(d->children[i]);
+    for (size_t i = 0; i < d->n_children; i++)
+        lg_decoder_free(d->children[i]);
     free(d->children);
     lg_regex_free(d->pattern);
     free(d->text);
@@ -55,8 +56,8 @@ bool lg_decoder_is_byte_level(const lg_decoder *d) {
 
 /* ---- loading -------------------------------------------------------------- */
 
-static laguna_status dup_field(const lg_json_ctx *c, const cJSON *json, const char *where, const char *key,
-                               const char *def, char **out) {
+static laguna_status dup_field(const lg_json_ctx *c, const cJSON *json, const char *where,
+                               const char *key, const char *def, char **out) {
     const char *s;
     laguna_status st = lg_json_string(c, json, where, key, def == NULL, &s);
     if (st) return st;
@@ -64,7 +65,8 @@ static laguna_status dup_field(const lg_json_ctx *c, const cJSON *json, const ch
     return LAGUNA_OK;
 }
 
-laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, const char *where, lg_decoder **out) {
+laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
+                                   lg_decoder **out) {
     *out = NULL;
     const char *type;
     laguna_status st = lg_json_type(c, json, where, &type);
@@ -74,13 +76,23 @@ laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, cons
         const char *name;
         dec_type type;
     } names[] = {
-        {"ByteLevel", DEC_BYTE_LEVEL}, {"Sequence", DEC_SEQUENCE}, {"Replace", DEC_REPLACE},
-        {"Strip", DEC_STRIP}, {"Fuse", DEC_FUSE}, {"ByteFallback", DEC_BYTE_FALLBACK},
-        {"Metaspace", DEC_METASPACE}, {"BPEDecoder", DEC_BPE}, {"WordPiece", DEC_WORDPIECE}, {"CTC", DEC_CTC},
+        {"ByteLevel", DEC_BYTE_LEVEL},
+        {"Sequence", DEC_SEQUENCE},
+        {"Replace", DEC_REPLACE},
+        {"Strip", DEC_STRIP},
+        {"Fuse", DEC_FUSE},
+        {"ByteFallback", DEC_BYTE_FALLBACK},
+        {"Metaspace", DEC_METASPACE},
+        {"BPEDecoder", DEC_BPE},
+        {"WordPiece", DEC_WORDPIECE},
+        {"CTC", DEC_CTC},
     };
     size_t k = 0, n_names = sizeof names / sizeof names[0];
-    while (k < n_names && strcmp(names[k].name, type) != 0) k++;
-    if (k == n_names) return lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED, "decoder type '%s' is not supported", type);
+    while (k < n_names && strcmp(names[k].name, type) != 0)
+        k++;
+    if (k == n_names)
+        return lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED, "decoder type '%s' is not supported",
+                            type);
     lg_decoder *d = calloc(1, sizeof *d);
     if (!d) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     d->type = names[k].type;
@@ -116,7 +128,9 @@ laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, cons
         st = lg_metaspace_from_json(c, json, where, &d->ch, &d->prepend, &split);
         break;
     }
-    case DEC_BPE: st = dup_field(c, json, where, "suffix", "</w>", &d->text); break;
+    case DEC_BPE:
+        st = dup_field(c, json, where, "suffix", "</w>", &d->text);
+        break;
     case DEC_WORDPIECE:
         if ((st = dup_field(c, json, where, "prefix", "##", &d->text))) break;
         st = lg_json_bool(c, json, where, "cleanup", true, &d->cleanup);
@@ -126,7 +140,8 @@ laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, cons
         if ((st = dup_field(c, json, where, "word_delimiter_token", "|", &d->text2))) break;
         st = lg_json_bool(c, json, where, "cleanup", true, &d->cleanup);
         break;
-    default: break;
+    default:
+        break;
     }
     if (st) {
         lg_decoder_free(d);
@@ -182,15 +197,18 @@ static void str_replace(lg_buf *out, const char *s, size_t n, const char *from, 
 /* WordPiece's cleanup(): tidy spaces before punctuation and contractions. */
 static void wordpiece_cleanup(lg_buf *out, const char *s, size_t n) {
     static const char *rules[][2] = {
-        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
-        {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+        {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},
+        {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},   {" do not", " don't"},
+        {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
     };
     lg_buf a = {0}, b = {0};
     lg_buf_append(&a, s, n);
     for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
         b.len = 0;
         str_replace(&b, a.data ? a.data : "", a.len, rules[r][0], rules[r][1]);
-        lg_buf t = a; a = b; b = t;
+        lg_buf t = a;
+        a = b;
+        b = t;
     }
     lg_buf_append(out, a.data ? a.data : "", a.len);
     if (a.oom || b.oom) out->oom = true;
@@ -205,8 +223,10 @@ static int fallback_byte(const char *t, size_t n) {
     for (int i = 3; i < 5; i++) {
         char ch = t[i];
         if (i == 3 && ch == '+') continue; /* from_str_radix accepts a sign */
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -218,18 +238,21 @@ static void flush_fallback_bytes(lg_strlist *out, lg_buf *bytes) {
     if (lg_utf8_valid(bytes->data, bytes->len)) {
         lg_strlist_add(out, bytes->data, bytes->len);
     } else {
-        for (size_t i = 0; i < bytes->len; i++) lg_strlist_add(out, "\xEF\xBF\xBD", 3);
+        for (size_t i = 0; i < bytes->len; i++)
+            lg_strlist_add(out, "\xEF\xBF\xBD", 3);
     }
     bytes->len = 0;
 }
 
-static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist *out, laguna_error *err) {
+static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist *out,
+                          laguna_error *err) {
     lg_strlist_clear(out);
     lg_buf *a = &out->arena;
     switch (d->type) {
     case DEC_BYTE_LEVEL: {
         lg_buf bytes = {0};
-        for (size_t i = 0; i < in->n; i++) lg_byte_level_decode_token(&bytes, lg_strlist_at(in, i), in->items[i].len);
+        for (size_t i = 0; i < in->n; i++)
+            lg_byte_level_decode_token(&bytes, lg_strlist_at(in, i), in->items[i].len);
         uint32_t off = (uint32_t)a->len;
         lg_utf8_append_lossy(a, bytes.data ? bytes.data : "", bytes.len);
         if (bytes.oom) a->oom = true;
@@ -239,7 +262,8 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
     }
     case DEC_FUSE: {
         uint32_t off = (uint32_t)a->len;
-        for (size_t i = 0; i < in->n; i++) lg_buf_append(a, lg_strlist_at(in, i), in->items[i].len);
+        for (size_t i = 0; i < in->n; i++)
+            lg_buf_append(a, lg_strlist_at(in, i), in->items[i].len);
         lg_strlist_add_span(out, off, (uint32_t)(a->len - off));
         break;
     }
@@ -258,8 +282,10 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
             }
             uint32_t off = (uint32_t)a->len;
             for (size_t j = 0; j < m.n; j++) {
-                if (m.items[j].is_match) lg_buf_append(a, d->text, strlen(d->text));
-                else lg_buf_append(a, t + m.items[j].start, m.items[j].end - m.items[j].start);
+                if (m.items[j].is_match)
+                    lg_buf_append(a, d->text, strlen(d->text));
+                else
+                    lg_buf_append(a, t + m.items[j].start, m.items[j].end - m.items[j].start);
             }
             lg_strlist_add_span(out, off, (uint32_t)(a->len - off));
         }
@@ -279,7 +305,8 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
             }
             for (uint32_t k = 0; k < d->stop && b0 > 0; k++) {
                 size_t j = b0 - 1;
-                while (j > 0 && ((unsigned char)t[j] & 0xC0) == 0x80) j--;
+                while (j > 0 && ((unsigned char)t[j] & 0xC0) == 0x80)
+                    j--;
                 lg_utf8_get(t + j, &cp);
                 if (cp != d->ch) break;
                 b0 = j;
@@ -324,7 +351,8 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
     case DEC_BPE:
         for (size_t i = 0; i < in->n; i++) {
             uint32_t off = (uint32_t)a->len;
-            str_replace(a, lg_strlist_at(in, i), in->items[i].len, d->text, i + 1 == in->n ? "" : " ");
+            str_replace(a, lg_strlist_at(in, i), in->items[i].len, d->text,
+                        i + 1 == in->n ? "" : " ");
             lg_strlist_add_span(out, off, (uint32_t)(a->len - off));
         }
         break;
@@ -340,8 +368,10 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
                 lg_buf_append(&tok, t, n);
             }
             uint32_t off = (uint32_t)a->len;
-            if (d->cleanup) wordpiece_cleanup(a, tok.data ? tok.data : "", tok.len);
-            else lg_buf_append(a, tok.data ? tok.data : "", tok.len);
+            if (d->cleanup)
+                wordpiece_cleanup(a, tok.data ? tok.data : "", tok.len);
+            else
+                lg_buf_append(a, tok.data ? tok.data : "", tok.len);
             if (tok.oom) a->oom = true;
             lg_buf_free(&tok);
             lg_strlist_add_span(out, off, (uint32_t)(a->len - off));
@@ -351,7 +381,8 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
         for (size_t i = 0; i < in->n; i++) {
             const char *t = lg_strlist_at(in, i);
             size_t n = in->items[i].len;
-            if (i > 0 && in->items[i - 1].len == n && memcmp(lg_strlist_at(in, i - 1), t, n) == 0) continue;
+            if (i > 0 && in->items[i - 1].len == n && memcmp(lg_strlist_at(in, i - 1), t, n) == 0)
+                continue;
             lg_buf x = {0}, y = {0};
             str_replace(&x, t, n, d->text, "");
             if (d->cleanup) {
@@ -365,13 +396,15 @@ static laguna_status step(const lg_decoder *d, const lg_strlist *in, lg_strlist 
             lg_buf_free(&y);
         }
         break;
-    case DEC_SEQUENCE: break; /* handled by lg_decoder_decode */
+    case DEC_SEQUENCE:
+        break; /* handled by lg_decoder_decode */
     }
     if (lg_strlist_failed(out)) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory decoding");
     return LAGUNA_OK;
 }
 
-static laguna_status chain(const lg_decoder *d, lg_strlist *tokens, lg_strlist *spare, laguna_error *err) {
+static laguna_status chain(const lg_decoder *d, lg_strlist *tokens, lg_strlist *spare,
+                           laguna_error *err) {
     if (d->type == DEC_SEQUENCE) {
         for (size_t i = 0; i < d->n_children; i++) {
             laguna_status st = chain(d->children[i], tokens, spare, err);
@@ -387,11 +420,13 @@ static laguna_status chain(const lg_decoder *d, lg_strlist *tokens, lg_strlist *
     return LAGUNA_OK;
 }
 
-laguna_status lg_decoder_decode(const lg_decoder *d, lg_strlist *tokens, lg_buf *out, laguna_error *err) {
+laguna_status lg_decoder_decode(const lg_decoder *d, lg_strlist *tokens, lg_buf *out,
+                                laguna_error *err) {
     lg_strlist spare = {0};
     laguna_status st = chain(d, tokens, &spare, err);
     lg_strlist_free(&spare);
     if (st) return st;
-    for (size_t i = 0; i < tokens->n; i++) lg_buf_append(out, lg_strlist_at(tokens, i), tokens->items[i].len);
+    for (size_t i = 0; i < tokens->n; i++)
+        lg_buf_append(out, lg_strlist_at(tokens, i), tokens->items[i].len);
     return out->oom ? lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory decoding") : LAGUNA_OK;
 }

@@ -13,12 +13,14 @@
 
 typedef struct lg_decoder lg_decoder;
 
-laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, const char *where, lg_decoder **out);
+laguna_status lg_decoder_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
+                                   lg_decoder **out);
 void lg_decoder_free(lg_decoder *d);
 
 /* Decoder::decode: runs the decoder chain over `tokens` (consumed as
  * scratch) and appends the joined result to out. */
-laguna_status lg_decoder_decode(const lg_decoder *d, lg_strlist *tokens, lg_buf *out, laguna_error *err);
+laguna_status lg_decoder_decode(const lg_decoder *d, lg_strlist *tokens, lg_buf *out,
+                                laguna_error *err);
 
 /* True when the decoder is a lone ByteLevel (possibly inside a Sequence of
  * one): each token then decodes to bytes on its own, which the streaming

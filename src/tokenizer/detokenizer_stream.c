@@ -25,17 +25,18 @@
 struct laguna_detokenizer {
     const laguna_tokenizer *tok;
     bool skip_special, byte_level;
-    lg_buf out;        /* text returned by the last call */
-    lg_buf pending;    /* byte-level: bytes of an incomplete character */
-    lg_ids window;     /* generic: recent ids */
-    lg_buf prefix;     /* generic: the decoding of window[0..prefix_index) already emitted */
+    lg_buf out;     /* text returned by the last call */
+    lg_buf pending; /* byte-level: bytes of an incomplete character */
+    lg_ids window;  /* generic: recent ids */
+    lg_buf prefix;  /* generic: the decoding of window[0..prefix_index) already emitted */
     size_t prefix_index;
     lg_buf scratch;
 };
 
 laguna_status laguna_detokenizer_new(const laguna_tokenizer *tok, bool skip_special_tokens,
                                      laguna_detokenizer **out, laguna_error *err) {
-    if (!tok || !out) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_new: NULL argument");
+    if (!tok || !out)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_new: NULL argument");
     laguna_detokenizer *d = calloc(1, sizeof *d);
     if (!d) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     d->tok = tok;
@@ -55,7 +56,8 @@ void laguna_detokenizer_free(laguna_detokenizer *d) {
     free(d);
 }
 
-static laguna_status finish(laguna_detokenizer *d, const char **text, size_t *len, laguna_error *err) {
+static laguna_status finish(laguna_detokenizer *d, const char **text, size_t *len,
+                            laguna_error *err) {
     if (d->out.oom || d->pending.oom || d->window.oom || d->prefix.oom || d->scratch.oom)
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory in the detokenizer");
     *text = d->out.data ? d->out.data : "";
@@ -73,8 +75,10 @@ static void drain_utf8(laguna_detokenizer *d) {
         bool incomplete;
         size_t k = lg_utf8_decode(p + i, n - i, &cp, &incomplete);
         if (incomplete) break;
-        if (cp == LG_UTF8_INVALID) lg_buf_push_cp(&d->out, LG_REPLACEMENT_CHAR);
-        else lg_buf_append(&d->out, p + i, k);
+        if (cp == LG_UTF8_INVALID)
+            lg_buf_push_cp(&d->out, LG_REPLACEMENT_CHAR);
+        else
+            lg_buf_append(&d->out, p + i, k);
         i += k;
     }
     memmove(d->pending.data, d->pending.data + i, n - i);
@@ -85,9 +89,11 @@ static bool ends_with_replacement(const lg_buf *b) {
     return b->len >= 3 && memcmp(b->data + b->len - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
-static laguna_status decode_window(laguna_detokenizer *d, size_t from, lg_buf *out, laguna_error *err) {
+static laguna_status decode_window(laguna_detokenizer *d, size_t from, lg_buf *out,
+                                   laguna_error *err) {
     out->len = 0;
-    return lg_tokenizer_decode_into(d->tok, d->window.v + from, d->window.n - from, d->skip_special, out, err);
+    return lg_tokenizer_decode_into(d->tok, d->window.v + from, d->window.n - from, d->skip_special,
+                                    out, err);
 }
 
 /* tokenizers' step_decode_stream. */
@@ -96,7 +102,9 @@ static laguna_status push_generic(laguna_detokenizer *d, int32_t id, laguna_erro
     if (d->prefix.len == 0 && d->window.n > 0) {
         if ((st = decode_window(d, 0, &d->scratch, err))) return st;
         if (!ends_with_replacement(&d->scratch)) {
-            lg_buf t = d->prefix; d->prefix = d->scratch; d->scratch = t;
+            lg_buf t = d->prefix;
+            d->prefix = d->scratch;
+            d->scratch = t;
             d->prefix_index = d->window.n;
         }
     }
@@ -123,9 +131,10 @@ static laguna_status push_generic(laguna_detokenizer *d, int32_t id, laguna_erro
     return LAGUNA_OK;
 }
 
-laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text, size_t *len,
-                                      laguna_error *err) {
-    if (!d || !text || !len) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_push: NULL argument");
+laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text,
+                                      size_t *len, laguna_error *err) {
+    if (!d || !text || !len)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_push: NULL argument");
     d->out.len = 0;
     if (d->byte_level) {
         size_t n;
@@ -141,8 +150,10 @@ laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const c
     return finish(d, text, len, err);
 }
 
-laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text, size_t *len, laguna_error *err) {
-    if (!d || !text || !len) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_flush: NULL argument");
+laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text, size_t *len,
+                                       laguna_error *err) {
+    if (!d || !text || !len)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_detokenizer_flush: NULL argument");
     d->out.len = 0;
     if (d->byte_level) {
         /* a cut-off character decodes to one U+FFFD, as in from_utf8_lossy */
@@ -151,7 +162,8 @@ laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text,
     } else if (d->window.n) {
         laguna_status st = decode_window(d, 0, &d->scratch, err);
         if (st) return st;
-        if (d->scratch.len > d->prefix.len && memcmp(d->scratch.data, d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0)
+        if (d->scratch.len > d->prefix.len &&
+            memcmp(d->scratch.data, d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0)
             lg_buf_append(&d->out, d->scratch.data + d->prefix.len, d->scratch.len - d->prefix.len);
     }
     d->window.n = 0;

@@ -34,7 +34,8 @@ static lg_strmap_slot *strmap_find(const lg_strmap *m, uint64_t h, const char *k
     for (;;) {
         lg_strmap_slot *s = &m->slots[i];
         if (s->key_len == UINT32_MAX) return s;
-        if (s->hash == h && s->key_len == len && memcmp(m->keys.data + s->key_off, key, len) == 0) return s;
+        if (s->hash == h && s->key_len == len && memcmp(m->keys.data + s->key_off, key, len) == 0)
+            return s;
         i = (i + 1) & mask;
     }
 }
@@ -48,7 +49,8 @@ static bool strmap_resize(lg_strmap *m, size_t cap) {
         return false;
     }
     m->cap = cap;
-    for (size_t i = 0; i < cap; i++) m->slots[i].key_len = UINT32_MAX;
+    for (size_t i = 0; i < cap; i++)
+        m->slots[i].key_len = UINT32_MAX;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i].key_len == UINT32_MAX) continue;
         *strmap_find(m, old[i].hash, m->keys.data + old[i].key_off, old[i].key_len) = old[i];
@@ -91,7 +93,8 @@ void lg_pairmap_free(lg_pairmap *m) {
 static lg_pairmap_slot *pairmap_find(lg_pairmap *m, uint64_t key) {
     uint64_t h = key * 0x9E3779B97F4A7C15ull;
     size_t mask = m->cap - 1, i = (size_t)(h >> 32) & mask;
-    while (m->slots[i].key != key && m->slots[i].key != UINT64_MAX) i = (i + 1) & mask;
+    while (m->slots[i].key != key && m->slots[i].key != UINT64_MAX)
+        i = (i + 1) & mask;
     return &m->slots[i];
 }
 
@@ -106,7 +109,8 @@ bool lg_pairmap_put(lg_pairmap *m, int32_t left, int32_t right, uint32_t rank, i
             return false;
         }
         m->cap = cap;
-        for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
+        for (size_t i = 0; i < cap; i++)
+            m->slots[i].key = UINT64_MAX;
         for (size_t i = 0; i < old_cap; i++)
             if (old[i].key != UINT64_MAX) *pairmap_find(m, old[i].key) = old[i];
         free(old);

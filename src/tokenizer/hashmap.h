@@ -28,9 +28,6 @@ void lg_strmap_free(lg_strmap *m);
 /* Inserts or overwrites; false when out of memory. */
 bool lg_strmap_put(lg_strmap *m, const char *key, size_t len, int32_t value);
 bool lg_strmap_get(const lg_strmap *m, const char *key, size_t len, int32_t *value);
-static inline const char *lg_strmap_key(const lg_strmap *m, const lg_strmap_slot *s) {
-    return m->keys.data + s->key_off;
-}
 
 /* A BPE merge: the pair (left, right) becomes new_id with priority rank. */
 typedef struct {
@@ -51,7 +48,8 @@ static inline uint64_t lg_pair_key(int32_t left, int32_t right) {
     return ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
 }
 
-static inline const lg_pairmap_slot *lg_pairmap_get(const lg_pairmap *m, int32_t left, int32_t right) {
+static inline const lg_pairmap_slot *lg_pairmap_get(const lg_pairmap *m, int32_t left,
+                                                    int32_t right) {
     if (!m->cap) return NULL;
     uint64_t key = lg_pair_key(left, right);
     uint64_t h = key * 0x9E3779B97F4A7C15ull;

@@ -30,15 +30,16 @@ struct lg_normalizer {
     norm_type type;
     lg_normalizer **children; /* Sequence */
     size_t n_children;
-    lg_regex *pattern;        /* Replace */
-    char *content;            /* Replace's replacement, Prepend's prefix */
-    bool left, right;         /* Strip */
+    lg_regex *pattern; /* Replace */
+    char *content;     /* Replace's replacement, Prepend's prefix */
+    bool left, right;  /* Strip */
     bool clean_text, chinese_chars, strip_accents, lowercase; /* BertNormalizer */
 };
 
 void lg_normalizer_free(lg_normalizer *n) {
     if (!n) return;
-    for (size_t i = 0; i < n->n_children; i++) lg_normalizer_free(n->children[i]);
+    for (size_t i = 0; i < n->n_children; i++)
+        lg_normalizer_free(n->children[i]);
     free(n->children);
     lg_regex_free(n->pattern);
     free(n->content);
@@ -58,14 +59,26 @@ laguna_status lg_normalizer_from_json(const lg_json_ctx *c, const cJSON *json, c
         const char *name;
         norm_type type;
     } names[] = {
-        {"Sequence", NORM_SEQUENCE}, {"NFC", NORM_NFC}, {"NFD", NORM_NFD}, {"NFKC", NORM_NFKC},
-        {"NFKD", NORM_NFKD}, {"Lowercase", NORM_LOWERCASE}, {"Replace", NORM_REPLACE},
-        {"Prepend", NORM_PREPEND}, {"Strip", NORM_STRIP}, {"StripAccents", NORM_STRIP_ACCENTS},
-        {"ByteLevel", NORM_BYTE_LEVEL}, {"Nmt", NORM_NMT}, {"BertNormalizer", NORM_BERT},
+        {"Sequence", NORM_SEQUENCE},
+        {"NFC", NORM_NFC},
+        {"NFD", NORM_NFD},
+        {"NFKC", NORM_NFKC},
+        {"NFKD", NORM_NFKD},
+        {"Lowercase", NORM_LOWERCASE},
+        {"Replace", NORM_REPLACE},
+        {"Prepend", NORM_PREPEND},
+        {"Strip", NORM_STRIP},
+        {"StripAccents", NORM_STRIP_ACCENTS},
+        {"ByteLevel", NORM_BYTE_LEVEL},
+        {"Nmt", NORM_NMT},
+        {"BertNormalizer", NORM_BERT},
     };
     size_t k = 0, n_names = sizeof names / sizeof names[0];
-    while (k < n_names && strcmp(names[k].name, type) != 0) k++;
-    if (k == n_names) return lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED, "normalizer type '%s' is not supported", type);
+    while (k < n_names && strcmp(names[k].name, type) != 0)
+        k++;
+    if (k == n_names)
+        return lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED,
+                            "normalizer type '%s' is not supported", type);
     lg_normalizer *n = calloc(1, sizeof *n);
     if (!n) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     n->type = names[k].type;
@@ -92,13 +105,15 @@ laguna_status lg_normalizer_from_json(const lg_json_ctx *c, const cJSON *json, c
         const char *content;
         if ((st = lg_pattern_from_json(c, json, where, &n->pattern))) break;
         if ((st = lg_json_string(c, json, where, "content", true, &content))) break;
-        if (!(n->content = strdup(content))) st = lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+        if (!(n->content = strdup(content)))
+            st = lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
         break;
     }
     case NORM_PREPEND: {
         const char *prepend;
         if ((st = lg_json_string(c, json, where, "prepend", true, &prepend))) break;
-        if (!(n->content = strdup(prepend))) st = lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+        if (!(n->content = strdup(prepend)))
+            st = lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
         break;
     }
     case NORM_STRIP:
@@ -107,12 +122,14 @@ laguna_status lg_normalizer_from_json(const lg_json_ctx *c, const cJSON *json, c
         break;
     case NORM_BERT:
         if ((st = lg_json_bool(c, json, where, "clean_text", true, &n->clean_text))) break;
-        if ((st = lg_json_bool(c, json, where, "handle_chinese_chars", true, &n->chinese_chars))) break;
+        if ((st = lg_json_bool(c, json, where, "handle_chinese_chars", true, &n->chinese_chars)))
+            break;
         if ((st = lg_json_bool(c, json, where, "lowercase", true, &n->lowercase))) break;
         /* strip_accents: null means "same as lowercase" */
         st = lg_json_bool(c, json, where, "strip_accents", n->lowercase, &n->strip_accents);
         break;
-    default: break;
+    default:
+        break;
     }
     if (st) {
         lg_normalizer_free(n);
@@ -137,7 +154,8 @@ static void strip(lg_buf *out, const char *s, size_t n, bool left, bool right) {
     if (right)
         while (b > a) {
             size_t j = b - 1;
-            while (j > a && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+            while (j > a && ((unsigned char)s[j] & 0xC0) == 0x80)
+                j--;
             uint32_t cp;
             lg_utf8_get(s + j, &cp);
             if (!lg_uni_is_whitespace(cp)) break;
@@ -147,8 +165,9 @@ static void strip(lg_buf *out, const char *s, size_t n, bool left, bool right) {
 }
 
 static bool is_bert_chinese(uint32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
@@ -157,11 +176,12 @@ static void nmt(lg_buf *out, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         i += lg_utf8_get(s + i, &cp);
-        if ((cp >= 0x01 && cp <= 0x08) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F || cp == 0x8F ||
-            cp == 0x9F)
+        if ((cp >= 0x01 && cp <= 0x08) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
+            cp == 0x8F || cp == 0x9F)
             continue;
-        if (cp == 0x09 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 || (cp >= 0x200B && cp <= 0x200F) ||
-            cp == 0x2028 || cp == 0x2029 || cp == 0x2581 || cp == 0xFEFF || cp == 0xFFFD)
+        if (cp == 0x09 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
+            (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
+            cp == 0xFEFF || cp == 0xFFFD)
             cp = ' ';
         lg_buf_push_cp(out, cp);
     }
@@ -194,7 +214,8 @@ static void filter_marks(lg_buf *out, const char *s, size_t n, bool nonspacing_o
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = lg_utf8_get(s + i, &cp);
-        bool drop = nonspacing_only ? cp >= 0x300 && utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_MN
+        bool drop = nonspacing_only ? cp >= 0x300 && utf8proc_category((utf8proc_int32_t)cp) ==
+                                                         UTF8PROC_CATEGORY_MN
                                     : lg_uni_is_mark(cp);
         if (!drop) lg_buf_append(out, s + i, k);
         i += k;
@@ -211,7 +232,8 @@ static void lowercase(lg_buf *out, const char *s, size_t n) {
 
 /* ByteLevel: every byte becomes its printable stand-in. */
 static void byte_level(lg_buf *out, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) lg_byte_level_append(out, (unsigned char)s[i]);
+    for (size_t i = 0; i < n; i++)
+        lg_byte_level_append(out, (unsigned char)s[i]);
 }
 
 static laguna_status apply_bert(const lg_normalizer *nz, const char *s, size_t len, lg_buf *out) {
@@ -220,25 +242,35 @@ static laguna_status apply_bert(const lg_normalizer *nz, const char *s, size_t l
     if (nz->clean_text) {
         b.len = 0;
         bert_clean_text(&b, a.data, a.len);
-        lg_buf t = a; a = b; b = t;
+        lg_buf t = a;
+        a = b;
+        b = t;
     }
     if (nz->chinese_chars) {
         b.len = 0;
         bert_chinese_chars(&b, a.data, a.len);
-        lg_buf t = a; a = b; b = t;
+        lg_buf t = a;
+        a = b;
+        b = t;
     }
     if (nz->strip_accents) {
         b.len = 0;
         lg_uni_append_normalized(&b, a.data, a.len, LG_NF_NFD);
-        lg_buf t = a; a = b; b = t;
+        lg_buf t = a;
+        a = b;
+        b = t;
         b.len = 0;
         filter_marks(&b, a.data, a.len, true);
-        t = a; a = b; b = t;
+        t = a;
+        a = b;
+        b = t;
     }
     if (nz->lowercase) {
         b.len = 0;
         lowercase(&b, a.data, a.len);
-        lg_buf t = a; a = b; b = t;
+        lg_buf t = a;
+        a = b;
+        b = t;
     }
     bool oom = a.oom || b.oom;
     lg_buf_append(out, a.data, a.len);
@@ -274,29 +306,54 @@ laguna_status lg_normalizer_apply(const lg_normalizer *nz, const char *s, size_t
         lg_buf tmp = {0};
         lg_buf_append(out, s, len);
         for (size_t i = 0; i < nz->n_children && st == LAGUNA_OK && !out->oom; i++) {
-            lg_buf t = tmp; tmp = *out; *out = t; /* the input moves to tmp */
-            st = lg_normalizer_apply(nz->children[i], tmp.data ? tmp.data : "", tmp.len, out, scratch, err);
+            lg_buf t = tmp;
+            tmp = *out;
+            *out = t; /* the input moves to tmp */
+            st = lg_normalizer_apply(nz->children[i], tmp.data ? tmp.data : "", tmp.len, out,
+                                     scratch, err);
         }
         if (tmp.oom) out->oom = true;
         lg_buf_free(&tmp);
         break;
     }
-    case NORM_NFC: lg_uni_append_normalized(out, s, len, LG_NF_NFC); break;
-    case NORM_NFD: lg_uni_append_normalized(out, s, len, LG_NF_NFD); break;
-    case NORM_NFKC: lg_uni_append_normalized(out, s, len, LG_NF_NFKC); break;
-    case NORM_NFKD: lg_uni_append_normalized(out, s, len, LG_NF_NFKD); break;
-    case NORM_LOWERCASE: lowercase(out, s, len); break;
-    case NORM_REPLACE: st = replace(nz, s, len, out, scratch, err); break;
+    case NORM_NFC:
+        lg_uni_append_normalized(out, s, len, LG_NF_NFC);
+        break;
+    case NORM_NFD:
+        lg_uni_append_normalized(out, s, len, LG_NF_NFD);
+        break;
+    case NORM_NFKC:
+        lg_uni_append_normalized(out, s, len, LG_NF_NFKC);
+        break;
+    case NORM_NFKD:
+        lg_uni_append_normalized(out, s, len, LG_NF_NFKD);
+        break;
+    case NORM_LOWERCASE:
+        lowercase(out, s, len);
+        break;
+    case NORM_REPLACE:
+        st = replace(nz, s, len, out, scratch, err);
+        break;
     case NORM_PREPEND:
         /* prepend.rs: only a non-empty string gets the prefix */
         if (len) lg_buf_append(out, nz->content, strlen(nz->content));
         lg_buf_append(out, s, len);
         break;
-    case NORM_STRIP: strip(out, s, len, nz->left, nz->right); break;
-    case NORM_STRIP_ACCENTS: filter_marks(out, s, len, false); break;
-    case NORM_BYTE_LEVEL: byte_level(out, s, len); break;
-    case NORM_NMT: nmt(out, s, len); break;
-    case NORM_BERT: st = apply_bert(nz, s, len, out); break;
+    case NORM_STRIP:
+        strip(out, s, len, nz->left, nz->right);
+        break;
+    case NORM_STRIP_ACCENTS:
+        filter_marks(out, s, len, false);
+        break;
+    case NORM_BYTE_LEVEL:
+        byte_level(out, s, len);
+        break;
+    case NORM_NMT:
+        nmt(out, s, len);
+        break;
+    case NORM_BERT:
+        st = apply_bert(nz, s, len, out);
+        break;
     }
     if (st == LAGUNA_ERR_NOMEM || (st == LAGUNA_OK && out->oom))
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory normalizing text");

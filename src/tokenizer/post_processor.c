@@ -26,19 +26,23 @@ struct lg_post_processor {
 
 void lg_post_processor_free(lg_post_processor *p) {
     if (!p) return;
-    for (size_t i = 0; i < p->n_children; i++) lg_post_processor_free(p->children[i]);
+    for (size_t i = 0; i < p->n_children; i++)
+        lg_post_processor_free(p->children[i]);
     free(p->children);
-    for (size_t i = 0; i < p->n_pieces; i++) free(p->pieces[i].ids);
+    for (size_t i = 0; i < p->n_pieces; i++)
+        free(p->pieces[i].ids);
     free(p->pieces);
     free(p);
 }
 
 /* Appends a template piece: the sequence (ids == NULL) or special ids. */
-static laguna_status add_piece(const lg_json_ctx *c, lg_post_processor *p, const int32_t *ids, size_t n) {
+static laguna_status add_piece(const lg_json_ctx *c, lg_post_processor *p, const int32_t *ids,
+                               size_t n) {
     template_piece *t = &p->pieces[p->n_pieces];
     *t = (template_piece){.is_sequence = ids == NULL};
     if (ids) {
-        if (!(t->ids = malloc((n ? n : 1) * sizeof *t->ids))) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+        if (!(t->ids = malloc((n ? n : 1) * sizeof *t->ids)))
+            return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
         memcpy(t->ids, ids, n * sizeof *ids);
         t->n_ids = n;
     }
@@ -57,7 +61,8 @@ static laguna_status template_from_json(const lg_json_ctx *c, const cJSON *json,
     laguna_status st = lg_json_array(c, json, where, "single", &single);
     if (st) return st;
     size_t n = (size_t)cJSON_GetArraySize(single);
-    if (!(p->pieces = calloc(n ? n : 1, sizeof *p->pieces))) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (!(p->pieces = calloc(n ? n : 1, sizeof *p->pieces)))
+        return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     const cJSON *item;
     cJSON_ArrayForEach(item, single) {
         if (cJSON_GetObjectItemCaseSensitive(item, "Sequence")) {
@@ -67,12 +72,14 @@ static laguna_status template_from_json(const lg_json_ctx *c, const cJSON *json,
         const cJSON *tok = cJSON_GetObjectItemCaseSensitive(item, "SpecialToken");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(tok, "id");
         if (!cJSON_IsString(name))
-            return lg_json_fail(c, where, LAGUNA_ERR_FORMAT,
-                                "template pieces must be {\"Sequence\": ...} or {\"SpecialToken\": {\"id\": ...}}");
+            return lg_json_fail(
+                c, where, LAGUNA_ERR_FORMAT,
+                "template pieces must be {\"Sequence\": ...} or {\"SpecialToken\": {\"id\": ...}}");
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(specials, name->valuestring);
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(spec, "ids");
         if (!cJSON_IsArray(ids))
-            return lg_json_fail(c, where, LAGUNA_ERR_FORMAT, "special token '%s' of the template is not in special_tokens",
+            return lg_json_fail(c, where, LAGUNA_ERR_FORMAT,
+                                "special token '%s' of the template is not in special_tokens",
                                 name->valuestring);
         size_t k = (size_t)cJSON_GetArraySize(ids), i = 0;
         int32_t *v = malloc((k ? k : 1) * sizeof *v);
@@ -81,7 +88,8 @@ static laguna_status template_from_json(const lg_json_ctx *c, const cJSON *json,
         cJSON_ArrayForEach(e, ids) {
             if (!valid_id(e)) {
                 free(v);
-                return lg_json_fail(c, where, LAGUNA_ERR_FORMAT, "special token '%s' has an invalid id", name->valuestring);
+                return lg_json_fail(c, where, LAGUNA_ERR_FORMAT,
+                                    "special token '%s' has an invalid id", name->valuestring);
             }
             v[i++] = (int32_t)e->valuedouble;
         }
@@ -95,13 +103,15 @@ static laguna_status template_from_json(const lg_json_ctx *c, const cJSON *json,
 /* BertProcessing / RobertaProcessing: "cls": ["[CLS]", 101], "sep": [...]. */
 static laguna_status cls_sep_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
                                        lg_post_processor *p) {
-    if (!(p->pieces = calloc(3, sizeof *p->pieces))) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (!(p->pieces = calloc(3, sizeof *p->pieces)))
+        return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     const char *keys[2] = {"cls", "sep"};
     for (int k = 0; k < 2; k++) {
         const cJSON *pair = cJSON_GetObjectItemCaseSensitive(json, keys[k]);
         const cJSON *id = cJSON_GetArrayItem(pair, 1);
         if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !valid_id(id))
-            return lg_json_fail(c, where, LAGUNA_ERR_FORMAT, "field '%s' must be [token, id]", keys[k]);
+            return lg_json_fail(c, where, LAGUNA_ERR_FORMAT, "field '%s' must be [token, id]",
+                                keys[k]);
         int32_t v = (int32_t)id->valuedouble;
         laguna_status st = add_piece(c, p, &v, 1);
         if (st) return st;
@@ -110,8 +120,8 @@ static laguna_status cls_sep_from_json(const lg_json_ctx *c, const cJSON *json, 
     return LAGUNA_OK;
 }
 
-laguna_status lg_post_processor_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
-                                          lg_post_processor **out) {
+laguna_status lg_post_processor_from_json(const lg_json_ctx *c, const cJSON *json,
+                                          const char *where, lg_post_processor **out) {
     *out = NULL;
     const char *type;
     laguna_status st = lg_json_type(c, json, where, &type);
@@ -137,13 +147,15 @@ laguna_status lg_post_processor_from_json(const lg_json_ctx *c, const cJSON *jso
                 cJSON_ArrayForEach(item, arr) {
                     char w[256];
                     lg_json_where(w, sizeof w, where, "processors", (int)p->n_children);
-                    if ((st = lg_post_processor_from_json(c, item, w, &p->children[p->n_children]))) break;
+                    if ((st = lg_post_processor_from_json(c, item, w, &p->children[p->n_children])))
+                        break;
                     p->n_children++;
                 }
             }
         }
     } else {
-        st = lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED, "post_processor type '%s' is not supported", type);
+        st = lg_json_fail(c, where, LAGUNA_ERR_UNSUPPORTED,
+                          "post_processor type '%s' is not supported", type);
     }
     if (st) {
         lg_post_processor_free(p);
@@ -166,9 +178,11 @@ laguna_status lg_post_processor_apply(const lg_post_processor *p, lg_ids *ids, l
     for (size_t i = 0; i < p->n_pieces; i++) {
         const template_piece *t = &p->pieces[i];
         if (t->is_sequence)
-            for (size_t j = 0; j < ids->n; j++) lg_ids_push(&out, ids->v[j]);
+            for (size_t j = 0; j < ids->n; j++)
+                lg_ids_push(&out, ids->v[j]);
         else
-            for (size_t j = 0; j < t->n_ids; j++) lg_ids_push(&out, t->ids[j]);
+            for (size_t j = 0; j < t->n_ids; j++)
+                lg_ids_push(&out, t->ids[j]);
     }
     if (out.oom) {
         lg_ids_free(&out);

@@ -13,8 +13,8 @@
 
 typedef struct lg_post_processor lg_post_processor;
 
-laguna_status lg_post_processor_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
-                                          lg_post_processor **out);
+laguna_status lg_post_processor_from_json(const lg_json_ctx *c, const cJSON *json,
+                                          const char *where, lg_post_processor **out);
 void lg_post_processor_free(lg_post_processor *p);
 
 /* Replaces *ids with the processed sequence. */

@@ -38,7 +38,8 @@ laguna_status lg_metaspace_from_json(const lg_json_ctx *c, const cJSON *json, co
                                      uint32_t *replacement, lg_prepend_scheme *scheme, bool *split);
 
 /* A split behaviour name ("Isolated", ...) in field `key`. */
-laguna_status lg_split_behavior_from_json(const lg_json_ctx *c, const cJSON *json, const char *where,
-                                          const char *key, bool required, lg_split_behavior *out);
+laguna_status lg_split_behavior_from_json(const lg_json_ctx *c, const cJSON *json,
+                                          const char *where, const char *key, bool required,
+                                          lg_split_behavior *out);
 
 #endif

@@ -19,29 +19,20 @@ void lg_pieces_add(lg_pieces *p, lg_piece piece) {
     p->items[p->n++] = piece;
 }
 
-void lg_pieces_add_text(lg_pieces *p, lg_buf *arena, const char *text, size_t len, bool at_origin) {
-    if (arena->len + len > UINT32_MAX) {
-        p->oom = true;
-        return;
-    }
-    uint32_t off = (uint32_t)arena->len;
-    lg_buf_append(arena, text, len);
-    if (arena->oom) p->oom = true;
-    lg_pieces_add(p, (lg_piece){off, (uint32_t)len, -1, at_origin});
-}
-
 static void add_part(lg_pieces *out, const lg_piece *piece, uint32_t start, uint32_t end) {
-    lg_pieces_add(out, (lg_piece){piece->off + start, end - start, -1, piece->at_origin && start == 0});
+    lg_pieces_add(out,
+                  (lg_piece){piece->off + start, end - start, -1, piece->at_origin && start == 0});
 }
 
-void lg_pieces_split(lg_pieces *out, const lg_piece *piece, const lg_matches *matches, lg_split_behavior behavior,
-                     bool invert) {
+void lg_pieces_split(lg_pieces *out, const lg_piece *piece, const lg_matches *matches,
+                     lg_split_behavior behavior, bool invert) {
     size_t n = matches->n;
     const lg_match *m = matches->items;
 #define IS_MATCH(i) (m[i].is_match != invert)
     switch (behavior) {
     case LG_SPLIT_ISOLATED:
-        for (size_t i = 0; i < n; i++) add_part(out, piece, m[i].start, m[i].end);
+        for (size_t i = 0; i < n; i++)
+            add_part(out, piece, m[i].start, m[i].end);
         break;
     case LG_SPLIT_REMOVED:
         for (size_t i = 0; i < n; i++)
@@ -96,8 +87,8 @@ void lg_pieces_split(lg_pieces *out, const lg_piece *piece, const lg_matches *ma
 #undef IS_MATCH
 }
 
-void lg_matches_from_chars(lg_matches *out, const char *s, size_t n, bool (*pred)(uint32_t cp, const void *ctx),
-                           const void *ctx) {
+void lg_matches_from_chars(lg_matches *out, const char *s, size_t n,
+                           bool (*pred)(uint32_t cp, const void *ctx), const void *ctx) {
     out->n = 0;
     out->oom = false;
     size_t last = 0, i = 0;

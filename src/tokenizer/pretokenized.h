@@ -33,8 +33,6 @@ typedef struct {
 void lg_pieces_free(lg_pieces *p);
 /* Appends a piece unless it is empty text (tokenizers drops empty splits). */
 void lg_pieces_add(lg_pieces *p, lg_piece piece);
-/* Appends `text` to the arena and a text piece for it. */
-void lg_pieces_add_text(lg_pieces *p, lg_buf *arena, const char *text, size_t len, bool at_origin);
 
 /* tokenizers' SplitDelimiterBehavior. */
 typedef enum {
@@ -48,12 +46,12 @@ typedef enum {
 /* Cuts `piece` along `matches` (offsets relative to the piece, covering it)
  * as NormalizedString::split does, appending the parts to out. When invert
  * is set, matches and gaps swap roles. */
-void lg_pieces_split(lg_pieces *out, const lg_piece *piece, const lg_matches *matches, lg_split_behavior behavior,
-                     bool invert);
+void lg_pieces_split(lg_pieces *out, const lg_piece *piece, const lg_matches *matches,
+                     lg_split_behavior behavior, bool invert);
 
 /* Matches of a per-character predicate (tokenizers' `impl Pattern for
  * Fn(char) -> bool`): every character for which it holds is one match. */
-void lg_matches_from_chars(lg_matches *out, const char *s, size_t n, bool (*pred)(uint32_t cp, const void *ctx),
-                           const void *ctx);
+void lg_matches_from_chars(lg_matches *out, const char *s, size_t n,
+                           bool (*pred)(uint32_t cp, const void *ctx), const void *ctx);
 
 #endif

@@ -40,7 +40,8 @@ static bool is_hex(char c) {
 static size_t copy_braces(lg_buf *out, const char *s, size_t i, size_t n) {
     if (i < n && s[i] == '{') {
         size_t j = i;
-        while (j < n && s[j] != '}') j++;
+        while (j < n && s[j] != '}')
+            j++;
         if (j < n) j++;
         lg_buf_append(out, s + i, j - i);
         return j;
@@ -58,10 +59,14 @@ static void translate(lg_buf *out, const char *s, size_t n) {
             bool in = depth > 0;
             i += 2;
             switch (d) {
-            case 's': lg_buf_append(out, in ? "\\s\\x{85}" : "[\\s\\x{85}]", in ? 8 : 10); break;
+            case 's':
+                lg_buf_append(out, in ? "\\s\\x{85}" : "[\\s\\x{85}]", in ? 8 : 10);
+                break;
             case 'S':
-                if (in) lg_buf_append(out, "\\S", 2);
-                else lg_buf_append(out, "[^\\s\\x{85}]", 11);
+                if (in)
+                    lg_buf_append(out, "\\S", 2);
+                else
+                    lg_buf_append(out, "[^\\s\\x{85}]", 11);
                 break;
             case 'w':
                 if (!in) lg_buf_push(out, '[');
@@ -69,7 +74,8 @@ static void translate(lg_buf *out, const char *s, size_t n) {
                 if (!in) lg_buf_push(out, ']');
                 break;
             case 'W':
-                if (in) lg_buf_append(out, "\\W", 2);
+                if (in)
+                    lg_buf_append(out, "\\W", 2);
                 else {
                     lg_buf_append(out, "[^", 2);
                     lg_buf_append(out, ONIG_WORD, strlen(ONIG_WORD));
@@ -97,7 +103,8 @@ static void translate(lg_buf *out, const char *s, size_t n) {
                 }
                 break;
             case 'u':
-                if (i + 4 <= n && is_hex(s[i]) && is_hex(s[i + 1]) && is_hex(s[i + 2]) && is_hex(s[i + 3])) {
+                if (i + 4 <= n && is_hex(s[i]) && is_hex(s[i + 1]) && is_hex(s[i + 2]) &&
+                    is_hex(s[i + 3])) {
                     lg_buf_append(out, "\\x{", 3);
                     lg_buf_append(out, s + i, 4);
                     lg_buf_push(out, '}');
@@ -106,7 +113,9 @@ static void translate(lg_buf *out, const char *s, size_t n) {
                     lg_buf_append(out, "\\u", 2);
                 }
                 break;
-            case 'p': case 'P': case 'x':
+            case 'p':
+            case 'P':
+            case 'x':
                 lg_buf_push(out, '\\');
                 lg_buf_push(out, d);
                 i = copy_braces(out, s, i, n);
@@ -140,11 +149,13 @@ static void translate(lg_buf *out, const char *s, size_t n) {
             i++;
             continue;
         }
-        if (c == '(' && depth == 0 && i + 2 < n && s[i + 1] == '?' && s[i + 2] && strchr("imx-", s[i + 2])) {
+        if (c == '(' && depth == 0 && i + 2 < n && s[i + 1] == '?' && s[i + 2] &&
+            strchr("imx-", s[i + 2])) {
             /* option letters: Ruby's m is PCRE2's s (dot matches newline) */
             lg_buf_append(out, "(?", 2);
             i += 2;
-            while (i < n && s[i] && strchr("imx-", s[i])) lg_buf_push(out, s[i] == 'm' ? 's' : s[i]), i++;
+            while (i < n && s[i] && strchr("imx-", s[i]))
+                lg_buf_push(out, s[i] == 'm' ? 's' : s[i]), i++;
             continue;
         }
         lg_buf_push(out, c);
@@ -157,7 +168,8 @@ static void escape_literal(lg_buf *out, const char *s, size_t n) {
         unsigned char c = (unsigned char)s[i];
         if (c == 0) {
             lg_buf_append(out, "\\x{0}", 5);
-        } else if (c < 0x80 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+        } else if (c < 0x80 &&
+                   !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
             lg_buf_push(out, '\\');
             lg_buf_push(out, (char)c);
         } else {
@@ -166,10 +178,13 @@ static void escape_literal(lg_buf *out, const char *s, size_t n) {
     }
 }
 
-lg_regex *lg_regex_compile(const char *pattern, size_t len, bool literal, char *why, size_t why_cap) {
+lg_regex *lg_regex_compile(const char *pattern, size_t len, bool literal, char *why,
+                           size_t why_cap) {
     lg_buf src = {0};
-    if (literal) escape_literal(&src, pattern, len);
-    else translate(&src, pattern, len);
+    if (literal)
+        escape_literal(&src, pattern, len);
+    else
+        translate(&src, pattern, len);
     lg_buf_push(&src, 0); /* make data non-NULL even for an empty pattern */
     if (src.oom) {
         lg_buf_free(&src);
@@ -180,8 +195,9 @@ lg_regex *lg_regex_compile(const char *pattern, size_t len, bool literal, char *
     if (cc) pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)src.data, src.len - 1, PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE,
-                                     &errcode, &erroff, cc);
+    pcre2_code *code =
+        pcre2_compile((PCRE2_SPTR)src.data, src.len - 1, PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE,
+                      &errcode, &erroff, cc);
     pcre2_compile_context_free(cc);
     lg_buf_free(&src);
     if (!code) {
@@ -238,16 +254,19 @@ void lg_matches_add(lg_matches *m, uint32_t start, uint32_t end, bool is_match) 
     m->items[m->n++] = (lg_match){start, end, is_match};
 }
 
-static int run_match(const lg_regex *re, pcre2_match_data *md, const char *s, size_t n, size_t from) {
+static int run_match(const lg_regex *re, pcre2_match_data *md, const char *s, size_t n,
+                     size_t from) {
     int rc = PCRE2_ERROR_JIT_STACKLIMIT;
-    if (re->jit) rc = pcre2_jit_match(re->code, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, md, NULL);
+    if (re->jit)
+        rc = pcre2_jit_match(re->code, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK, md, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-        rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
+        rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md,
+                         NULL);
     return rc;
 }
 
-laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratch, const char *s, size_t n,
-                                    lg_matches *out, laguna_error *err) {
+laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratch, const char *s,
+                                    size_t n, lg_matches *out, laguna_error *err) {
     out->n = 0;
     out->oom = false;
     if (n == 0) return LAGUNA_OK;
@@ -258,7 +277,8 @@ laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratc
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(rc, msg, sizeof msg);
-            return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "regex match failed: %s", (const char *)msg);
+            return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "regex match failed: %s",
+                           (const char *)msg);
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(scratch->md);
         size_t start = ov[0], end = ov[1];

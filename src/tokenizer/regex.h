@@ -20,7 +20,8 @@ typedef struct lg_regex lg_regex;
 
 /* Compiles `pattern` (a literal string when `literal`). On failure returns
  * NULL and writes PCRE2's reason into why[0..why_cap). */
-lg_regex *lg_regex_compile(const char *pattern, size_t len, bool literal, char *why, size_t why_cap);
+lg_regex *lg_regex_compile(const char *pattern, size_t len, bool literal, char *why,
+                           size_t why_cap);
 void lg_regex_free(lg_regex *re);
 
 /* One piece of a subject: a match of the pattern or the gap between two. */
@@ -44,8 +45,8 @@ void lg_regex_scratch_free(lg_regex_scratch *scratch);
  * s[0..n): ordered, contiguous pieces covering s, each flagged as a match or
  * not (nothing for an empty s). Fails only when out of memory or when PCRE2
  * gives up (match limits). */
-laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratch, const char *s, size_t n,
-                                    lg_matches *out, laguna_error *err);
+laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratch, const char *s,
+                                    size_t n, lg_matches *out, laguna_error *err);
 
 void lg_matches_free(lg_matches *m);
 /* Appends a piece, merging nothing; sets oom on failure. */

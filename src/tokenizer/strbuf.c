@@ -26,7 +26,8 @@ void lg_buf_free(lg_buf *b) {
 
 bool lg_buf_reserve(lg_buf *b, size_t extra) {
     if (b->oom) return false;
-    if (extra > SIZE_MAX - b->len - 1 || !lg_grow((void **)&b->data, &b->cap, b->len + extra + 1, 1)) {
+    if (extra > SIZE_MAX - b->len - 1 ||
+        !lg_grow((void **)&b->data, &b->cap, b->len + extra + 1, 1)) {
         b->oom = true;
         return false;
     }

@@ -9,8 +9,9 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
-/* Inputs past this size are refused (offsets are 32-bit inside). */
-#define LG_ENCODE_MAX_BYTES ((size_t)1 << 30)
+/* Inputs past this size are refused: offsets inside are 32-bit, and the
+ * rewritten text (normalized, byte-level mapped) can take 3-4 times the input. */
+#define LG_ENCODE_MAX_BYTES ((size_t)256 << 20)
 
 typedef struct {
     lg_buf arena;
@@ -35,7 +36,8 @@ static laguna_status nomem(laguna_error *err) {
 }
 
 /* Steps 1-2: split on added tokens, normalizing the text between them. */
-static laguna_status split_added_and_normalize(const laguna_tokenizer *tok, encode_state *s, laguna_error *err) {
+static laguna_status split_added_and_normalize(const laguna_tokenizer *tok, encode_state *s,
+                                               laguna_error *err) {
     lg_pieces *out = &s->pretok.spare;
     out->n = 0;
     lg_piece whole = {0, (uint32_t)s->arena.len, -1, true};
@@ -49,8 +51,8 @@ static laguna_status split_added_and_normalize(const laguna_tokenizer *tok, enco
             continue;
         }
         if (tok->normalizer) {
-            laguna_status st = lg_normalizer_apply(tok->normalizer, s->arena.data + p.off, p.len, &s->normalized,
-                                                   s->pretok.regex, err);
+            laguna_status st = lg_normalizer_apply(tok->normalizer, s->arena.data + p.off, p.len,
+                                                   &s->normalized, s->pretok.regex, err);
             if (st) return st;
             if (s->arena.len + s->normalized.len > UINT32_MAX) return nomem(err);
             p.off = (uint32_t)s->arena.len;
@@ -68,7 +70,8 @@ static laguna_status split_added_and_normalize(const laguna_tokenizer *tok, enco
 }
 
 /* Step 4: the model on every word, through the word cache when it is free. */
-static laguna_status tokenize_words(const laguna_tokenizer *tok, encode_state *s, lg_ids *ids, laguna_error *err) {
+static laguna_status tokenize_words(const laguna_tokenizer *tok, encode_state *s, lg_ids *ids,
+                                    laguna_error *err) {
     lg_word_cache *cache = lg_word_cache_acquire(tok->cache) ? tok->cache : NULL;
     laguna_status st = LAGUNA_OK;
     for (size_t i = 0; i < s->pieces.n && st == LAGUNA_OK; i++) {
@@ -81,13 +84,15 @@ static laguna_status tokenize_words(const laguna_tokenizer *tok, encode_state *s
         const int32_t *hit;
         size_t n_hit;
         if (cache && lg_word_cache_get(cache, word, p->len, &hit, &n_hit)) {
-            for (size_t j = 0; j < n_hit; j++) lg_ids_push(ids, hit[j]);
+            for (size_t j = 0; j < n_hit; j++)
+                lg_ids_push(ids, hit[j]);
             continue;
         }
         s->word_ids.n = 0;
         st = lg_bpe_tokenize(&tok->bpe, word, p->len, &s->bpe, &s->word_ids, err);
         if (st) break;
-        for (size_t j = 0; j < s->word_ids.n; j++) lg_ids_push(ids, s->word_ids.v[j]);
+        for (size_t j = 0; j < s->word_ids.n; j++)
+            lg_ids_push(ids, s->word_ids.v[j]);
         if (cache) lg_word_cache_put(cache, word, p->len, s->word_ids.v, s->word_ids.n);
     }
     if (cache) lg_word_cache_release(cache);
@@ -96,22 +101,26 @@ static laguna_status tokenize_words(const laguna_tokenizer *tok, encode_state *s
 }
 
 laguna_status laguna_tokenizer_encode(const laguna_tokenizer *tok, const char *text, size_t len,
-                                      bool add_special_tokens, int32_t **ids, size_t *n_ids, laguna_error *err) {
+                                      bool add_special_tokens, int32_t **ids, size_t *n_ids,
+                                      laguna_error *err) {
     if (!tok || !ids || !n_ids || (!text && len))
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_encode: NULL argument");
     *ids = NULL;
     *n_ids = 0;
     if (len > LG_ENCODE_MAX_BYTES)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "text of %zu bytes is more than the %zu allowed", len,
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "text of %zu bytes is more than the %zu allowed (encode it in parts)", len,
                        LG_ENCODE_MAX_BYTES);
     encode_state s = {0};
     lg_ids out = {0};
     laguna_status st = LAGUNA_OK;
     /* Invalid UTF-8 reads as Python's errors="replace" would give it. */
-    if (!lg_buf_reserve(&s.arena, 2 * len + 16)) st = nomem(err);
-    else if (len && lg_utf8_valid(text, len)) lg_buf_append(&s.arena, text, len);
-    else if (len) lg_utf8_append_lossy(&s.arena, text, len);
-    if (st == LAGUNA_OK && s.arena.len > UINT32_MAX / 2) st = nomem(err);
+    if (!lg_buf_reserve(&s.arena, len + 16))
+        st = nomem(err);
+    else if (len && lg_utf8_valid(text, len))
+        lg_buf_append(&s.arena, text, len);
+    else if (len)
+        lg_utf8_append_lossy(&s.arena, text, len);
     if (st == LAGUNA_OK && s.arena.oom) st = nomem(err);
     if (st == LAGUNA_OK && s.arena.len) {
         st = split_added_and_normalize(tok, &s, err);
@@ -136,8 +145,9 @@ void laguna_tokenizer_free_ids(int32_t *ids) {
     free(ids);
 }
 
-laguna_status lg_tokenizer_decode_into(const laguna_tokenizer *tok, const int32_t *ids, size_t n_ids,
-                                       bool skip_special_tokens, lg_buf *out, laguna_error *err) {
+laguna_status lg_tokenizer_decode_into(const laguna_tokenizer *tok, const int32_t *ids,
+                                       size_t n_ids, bool skip_special_tokens, lg_buf *out,
+                                       laguna_error *err) {
     lg_strlist tokens = {0};
     for (size_t i = 0; i < n_ids; i++) {
         size_t len;
@@ -162,13 +172,16 @@ laguna_status lg_tokenizer_decode_into(const laguna_tokenizer *tok, const int32_
 }
 
 laguna_status laguna_tokenizer_decode(const laguna_tokenizer *tok, const int32_t *ids, size_t n_ids,
-                                      bool skip_special_tokens, char **text, size_t *len, laguna_error *err) {
-    if (!tok || !text || (!ids && n_ids)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_decode: NULL argument");
+                                      bool skip_special_tokens, char **text, size_t *len,
+                                      laguna_error *err) {
+    if (!tok || !text || (!ids && n_ids))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_decode: NULL argument");
     *text = NULL;
     if (len) *len = 0;
     lg_buf out = {0};
     laguna_status st = lg_tokenizer_decode_into(tok, ids, n_ids, skip_special_tokens, &out, err);
-    if (st == LAGUNA_OK && !out.data && !lg_buf_reserve(&out, 1)) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (st == LAGUNA_OK && !out.data && !lg_buf_reserve(&out, 1))
+        st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     if (st) {
         lg_buf_free(&out);
         return st;

@@ -21,10 +21,10 @@ enum {
 struct laguna_tokenizer {
     lg_bpe bpe;
     lg_added_vocab added;
-    lg_normalizer *normalizer;       /* NULL: none */
-    lg_pretokenizer *pre_tokenizer;  /* NULL: none */
+    lg_normalizer *normalizer;      /* NULL: none */
+    lg_pretokenizer *pre_tokenizer; /* NULL: none */
     lg_post_processor *post_processor;
-    lg_decoder *decoder;             /* NULL: tokens are joined with spaces */
+    lg_decoder *decoder; /* NULL: tokens are joined with spaces */
 
     /* What each id decodes from: an added token's (normalized) content or
      * the model's token; NULL for ids nobody uses. */
@@ -38,14 +38,16 @@ struct laguna_tokenizer {
 };
 
 /* The string an id decodes from, or NULL. */
-static inline const char *lg_tokenizer_id_str(const laguna_tokenizer *tok, int32_t id, size_t *len) {
+static inline const char *lg_tokenizer_id_str(const laguna_tokenizer *tok, int32_t id,
+                                              size_t *len) {
     if (id < 0 || (size_t)id >= tok->n_ids || !tok->id_str[id]) return NULL;
     *len = tok->id_len[id];
     return tok->id_str[id];
 }
 
 /* Decodes into out (appending), as laguna_tokenizer_decode. */
-laguna_status lg_tokenizer_decode_into(const laguna_tokenizer *tok, const int32_t *ids, size_t n_ids,
-                                       bool skip_special_tokens, lg_buf *out, laguna_error *err);
+laguna_status lg_tokenizer_decode_into(const laguna_tokenizer *tok, const int32_t *ids,
+                                       size_t n_ids, bool skip_special_tokens, lg_buf *out,
+                                       laguna_error *err);
 
 #endif

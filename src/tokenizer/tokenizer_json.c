@@ -3,8 +3,9 @@
  * a token already in the vocabulary keeps that id, a new one gets the next
  * free id), and fill the id -> string table for decoding.
  *
- * "truncation" and "padding" are ignored, as transformers ignores them (it
- * sets its own per call). */
+ * "truncation" and "padding" are ignored: transformers turns them off for a
+ * call that does not ask for them (set_truncation_and_padding), and an
+ * inference engine never does. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,20 +47,23 @@ static laguna_status load_model(const lg_json_ctx *c, const cJSON *root, laguna_
     if (st) return st;
     /* files from before "type" existed: a BPE model is the one with merges */
     if (!type && !cJSON_GetObjectItemCaseSensitive(model, "merges"))
-        return lg_json_fail(c, "model", LAGUNA_ERR_UNSUPPORTED, "model without 'type' or 'merges' is not a BPE model");
+        return lg_json_fail(c, "model", LAGUNA_ERR_UNSUPPORTED,
+                            "model without 'type' or 'merges' is not a BPE model");
     if (type && strcmp(type, "BPE") != 0)
-        return lg_json_fail(c, NULL, LAGUNA_ERR_UNSUPPORTED, "model type '%s' is not supported", type);
+        return lg_json_fail(c, NULL, LAGUNA_ERR_UNSUPPORTED, "model type '%s' is not supported",
+                            type);
     return lg_bpe_from_json(c, model, &tok->bpe);
 }
 
 /* Builds an optional component: absent or null leaves *out NULL. */
-#define LOAD_OPTIONAL(fn, key, out)                                                                                    \
-    do {                                                                                                               \
-        const cJSON *j_ = cJSON_GetObjectItemCaseSensitive(root, key);                                                 \
-        if (j_ && !cJSON_IsNull(j_) && (st = fn(c, j_, key, out))) return st;                                          \
+#define LOAD_OPTIONAL(fn, key, out)                                                                \
+    do {                                                                                           \
+        const cJSON *j_ = cJSON_GetObjectItemCaseSensitive(root, key);                             \
+        if (j_ && !cJSON_IsNull(j_) && (st = fn(c, j_, key, out))) return st;                      \
     } while (0)
 
-static laguna_status load_components(const lg_json_ctx *c, const cJSON *root, laguna_tokenizer *tok) {
+static laguna_status load_components(const lg_json_ctx *c, const cJSON *root,
+                                     laguna_tokenizer *tok) {
     laguna_status st;
     LOAD_OPTIONAL(lg_normalizer_from_json, "normalizer", &tok->normalizer);
     LOAD_OPTIONAL(lg_pretokenizer_from_json, "pre_tokenizer", &tok->pre_tokenizer);
@@ -68,8 +72,9 @@ static laguna_status load_components(const lg_json_ctx *c, const cJSON *root, la
     return LAGUNA_OK;
 }
 
-static laguna_status add_token(const lg_json_ctx *c, const cJSON *t, int index, laguna_tokenizer *tok,
-                               int32_t *next_id, lg_buf *normalized, lg_regex_scratch *scratch) {
+static laguna_status add_token(const lg_json_ctx *c, const cJSON *t, int index,
+                               laguna_tokenizer *tok, int32_t *next_id, lg_buf *normalized,
+                               lg_regex_scratch *scratch) {
     char where[64];
     lg_json_where(where, sizeof where, "", "added_tokens", index);
     const char *content;
@@ -85,27 +90,32 @@ static laguna_status add_token(const lg_json_ctx *c, const cJSON *t, int index, 
     size_t len = strlen(content);
     if (len == 0) return LAGUNA_OK; /* tokenizers ignores empty tokens */
     int32_t id, existing = lg_added_vocab_find(&tok->added, content, len);
-    if (existing >= 0) id = tok->added.tokens[existing].id;
-    else if (!lg_strmap_get(&tok->bpe.vocab, content, len, &id)) id = (*next_id)++;
+    if (existing >= 0)
+        id = tok->added.tokens[existing].id;
+    else if (!lg_strmap_get(&tok->bpe.vocab, content, len, &id))
+        id = (*next_id)++;
     const char *pattern = NULL;
     size_t pattern_len = 0;
     if (norm && tok->normalizer) {
         if (!lg_utf8_valid(content, len))
             return lg_json_fail(c, where, LAGUNA_ERR_FORMAT, "content is not valid UTF-8");
-        if ((st = lg_normalizer_apply(tok->normalizer, content, len, normalized, scratch, c->err))) return st;
+        if ((st = lg_normalizer_apply(tok->normalizer, content, len, normalized, scratch, c->err)))
+            return st;
         if (normalized->len != len || memcmp(normalized->data, content, len) != 0)
             pattern = normalized->data ? normalized->data : "", pattern_len = normalized->len;
     }
-    if (!lg_added_vocab_add(&tok->added, content, len, id, single_word, lstrip, rstrip, norm, special, pattern,
-                            pattern_len))
+    if (!lg_added_vocab_add(&tok->added, content, len, id, single_word, lstrip, rstrip, norm,
+                            special, pattern, pattern_len))
         return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     return LAGUNA_OK;
 }
 
-static laguna_status load_added_tokens(const lg_json_ctx *c, const cJSON *root, laguna_tokenizer *tok) {
+static laguna_status load_added_tokens(const lg_json_ctx *c, const cJSON *root,
+                                       laguna_tokenizer *tok) {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (!list || cJSON_IsNull(list)) return LAGUNA_OK;
-    if (!cJSON_IsArray(list)) return lg_json_fail(c, NULL, LAGUNA_ERR_FORMAT, "field 'added_tokens' must be an array");
+    if (!cJSON_IsArray(list))
+        return lg_json_fail(c, NULL, LAGUNA_ERR_FORMAT, "field 'added_tokens' must be an array");
     /* New ids continue after the model's vocabulary size (its entry count). */
     int32_t next_id = (int32_t)tok->bpe.vocab.n;
     lg_buf normalized = {0};
@@ -115,13 +125,16 @@ static laguna_status load_added_tokens(const lg_json_ctx *c, const cJSON *root, 
     const cJSON *t;
     cJSON_ArrayForEach(t, list) {
         if (st) break;
-        if (next_id == INT32_MAX) st = lg_json_fail(c, "added_tokens", LAGUNA_ERR_FORMAT, "too many tokens");
-        else st = add_token(c, t, index++, tok, &next_id, &normalized, scratch);
+        if (next_id == INT32_MAX)
+            st = lg_json_fail(c, "added_tokens", LAGUNA_ERR_FORMAT, "too many tokens");
+        else
+            st = add_token(c, t, index++, tok, &next_id, &normalized, scratch);
     }
     lg_buf_free(&normalized);
     lg_regex_scratch_free(scratch);
     if (st) return st;
-    if (!lg_added_vocab_build(&tok->added)) return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (!lg_added_vocab_build(&tok->added))
+        return lg_fail(c->err, LAGUNA_ERR_NOMEM, "out of memory");
     return LAGUNA_OK;
 }
 
@@ -146,7 +159,8 @@ static laguna_status build_id_table(const lg_json_ctx *c, laguna_tokenizer *tok)
     for (size_t i = 0; ok && i < tok->bpe.n_ids; i++) {
         const char *s;
         size_t len;
-        if (lg_bpe_id_to_token(&tok->bpe, (int32_t)i, &s, &len)) tok->id_str[i] = s, tok->id_len[i] = (uint32_t)len;
+        if (lg_bpe_id_to_token(&tok->bpe, (int32_t)i, &s, &len))
+            tok->id_str[i] = s, tok->id_len[i] = (uint32_t)len;
     }
     for (size_t i = 0; ok && i < tok->added.n; i++) {
         const lg_added_token *t = &tok->added.tokens[i];
@@ -168,7 +182,8 @@ static laguna_status build_id_table(const lg_json_ctx *c, laguna_tokenizer *tok)
 }
 
 static laguna_status load_root(const lg_json_ctx *c, const cJSON *root, laguna_tokenizer *tok) {
-    if (!cJSON_IsObject(root)) return lg_json_fail(c, NULL, LAGUNA_ERR_FORMAT, "expected a JSON object");
+    if (!cJSON_IsObject(root))
+        return lg_json_fail(c, NULL, LAGUNA_ERR_FORMAT, "expected a JSON object");
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (version && !(cJSON_IsString(version) && !strcmp(version->valuestring, "1.0")))
         return lg_json_fail(c, NULL, LAGUNA_ERR_UNSUPPORTED, "tokenizer version is not \"1.0\"");
@@ -179,8 +194,8 @@ static laguna_status load_root(const lg_json_ctx *c, const cJSON *root, laguna_t
     return LAGUNA_OK;
 }
 
-laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const char *source, laguna_tokenizer **out,
-                                         laguna_error *err) {
+laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const char *source,
+                                         laguna_tokenizer **out, laguna_error *err) {
     if (!out) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_load_json: out is NULL");
     *out = NULL;
     if (!json) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_load_json: json is NULL");
@@ -199,7 +214,8 @@ laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const cha
     }
     laguna_status st = load_root(&c, root, tok);
     cJSON_Delete(root);
-    if (st == LAGUNA_OK && !(tok->cache = lg_word_cache_new(LG_WORD_CACHE_WORDS, LG_WORD_CACHE_MAX_WORD)))
+    if (st == LAGUNA_OK &&
+        !(tok->cache = lg_word_cache_new(LG_WORD_CACHE_WORDS, LG_WORD_CACHE_MAX_WORD)))
         st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     if (st) {
         laguna_tokenizer_free(tok);
@@ -216,7 +232,8 @@ laguna_status laguna_tokenizer_load(const char *path, laguna_tokenizer **out, la
     struct stat sb;
     char *file = NULL;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        if (!(file = lg_path_join(path, "tokenizer.json"))) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+        if (!(file = lg_path_join(path, "tokenizer.json")))
+            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     } else if (!(file = strdup(path))) {
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }

@@ -53,9 +53,15 @@ size_t lg_utf8_get(const char *s, uint32_t *cp) {
     const unsigned char *u = (const unsigned char *)s;
     size_t n = lg_utf8_len(u[0]);
     switch (n) {
-    case 1: *cp = u[0]; break;
-    case 2: *cp = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F); break;
-    case 3: *cp = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F); break;
+    case 1:
+        *cp = u[0];
+        break;
+    case 2:
+        *cp = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
+        break;
+    case 3:
+        *cp = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
+        break;
     default:
         *cp = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) |
               ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
@@ -101,9 +107,17 @@ void lg_utf8_append_lossy(lg_buf *out, const char *s, size_t n) {
 bool lg_uni_is_whitespace(uint32_t cp) {
     if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
     switch (cp) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x3000: return true;
-    default: return cp >= 0x2000 && cp <= 0x200A;
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+        return true;
+    default:
+        return cp >= 0x2000 && cp <= 0x200A;
     }
 }
 
@@ -114,8 +128,9 @@ bool lg_uni_is_numeric(uint32_t cp) {
 }
 
 bool lg_uni_is_punctuation(uint32_t cp) {
-    if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) ||
-                          (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
+    if (cp < 0x80)
+        return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) ||
+               (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     return c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_PO;
 }
@@ -135,7 +150,8 @@ bool lg_uni_is_other(uint32_t cp) {
 
 bool lg_uni_is_word(uint32_t cp) {
     if (cp < 0x80)
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') || cp == '_';
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') ||
+               cp == '_';
     /* Alphabetic = letters, letter numbers and Other_Alphabetic (mostly marks,
      * plus the circled and squared Latin letters); utf8proc has no property
      * for it, so those symbol ranges are listed here. */
@@ -145,11 +161,20 @@ bool lg_uni_is_word(uint32_t cp) {
         return true;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     switch (c) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC: return true;
-    default: return false;
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_PC:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -172,10 +197,18 @@ void lg_uni_append_normalized(lg_buf *out, const char *s, size_t n, lg_norm_form
     if (n == 0) return;
     int opt = UTF8PROC_STABLE;
     switch (form) {
-    case LG_NF_NFC: opt |= UTF8PROC_COMPOSE; break;
-    case LG_NF_NFD: opt |= UTF8PROC_DECOMPOSE; break;
-    case LG_NF_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    case LG_NF_NFKD: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    case LG_NF_NFC:
+        opt |= UTF8PROC_COMPOSE;
+        break;
+    case LG_NF_NFD:
+        opt |= UTF8PROC_DECOMPOSE;
+        break;
+    case LG_NF_NFKC:
+        opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+        break;
+    case LG_NF_NFKD:
+        opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+        break;
     }
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,

@@ -31,7 +31,8 @@ lg_word_cache *lg_word_cache_new(size_t max_words, size_t max_word_bytes) {
     c->max_words = max_words;
     c->max_word_bytes = max_word_bytes;
     c->cap = 1;
-    while (c->cap < 2 * max_words) c->cap *= 2;
+    while (c->cap < 2 * max_words)
+        c->cap *= 2;
     /* room for the average word of source code and prose, several times over */
     c->keys_cap = max_words * 16;
     c->ids_cap = max_words * 8;
@@ -42,7 +43,8 @@ lg_word_cache *lg_word_cache_new(size_t max_words, size_t max_word_bytes) {
         lg_word_cache_free(c);
         return NULL;
     }
-    for (size_t i = 0; i < c->cap; i++) c->slots[i].key_len = UINT32_MAX;
+    for (size_t i = 0; i < c->cap; i++)
+        c->slots[i].key_len = UINT32_MAX;
     return c;
 }
 
@@ -68,12 +70,14 @@ static slot *find(const lg_word_cache *c, uint64_t h, const char *word, size_t l
     for (;;) {
         slot *s = &c->slots[i];
         if (s->key_len == UINT32_MAX) return s;
-        if (s->hash == h && s->key_len == len && memcmp(c->keys + s->key_off, word, len) == 0) return s;
+        if (s->hash == h && s->key_len == len && memcmp(c->keys + s->key_off, word, len) == 0)
+            return s;
         i = (i + 1) & mask;
     }
 }
 
-bool lg_word_cache_get(const lg_word_cache *c, const char *word, size_t len, const int32_t **ids, size_t *n_ids) {
+bool lg_word_cache_get(const lg_word_cache *c, const char *word, size_t len, const int32_t **ids,
+                       size_t *n_ids) {
     if (len >= c->max_word_bytes) return false;
     const slot *s = find(c, lg_hash_bytes(word, len), word, len);
     if (s->key_len == UINT32_MAX) return false;
@@ -82,10 +86,13 @@ bool lg_word_cache_get(const lg_word_cache *c, const char *word, size_t len, con
     return true;
 }
 
-void lg_word_cache_put(lg_word_cache *c, const char *word, size_t len, const int32_t *ids, size_t n_ids) {
+void lg_word_cache_put(lg_word_cache *c, const char *word, size_t len, const int32_t *ids,
+                       size_t n_ids) {
     if (len >= c->max_word_bytes || len > c->keys_cap || n_ids > c->ids_cap) return;
-    if (c->n >= c->max_words || c->keys_len + len > c->keys_cap || c->ids_len + n_ids > c->ids_cap) {
-        for (size_t i = 0; i < c->cap; i++) c->slots[i].key_len = UINT32_MAX;
+    if (c->n >= c->max_words || c->keys_len + len > c->keys_cap ||
+        c->ids_len + n_ids > c->ids_cap) {
+        for (size_t i = 0; i < c->cap; i++)
+            c->slots[i].key_len = UINT32_MAX;
         c->n = c->keys_len = c->ids_len = 0;
     }
     uint64_t h = lg_hash_bytes(word, len);

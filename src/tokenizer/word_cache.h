@@ -21,8 +21,10 @@ bool lg_word_cache_acquire(lg_word_cache *c);
 void lg_word_cache_release(lg_word_cache *c);
 
 /* The cached ids of a word (borrowed until the next put), or false. */
-bool lg_word_cache_get(const lg_word_cache *c, const char *word, size_t len, const int32_t **ids, size_t *n_ids);
+bool lg_word_cache_get(const lg_word_cache *c, const char *word, size_t len, const int32_t **ids,
+                       size_t *n_ids);
 /* Remembers a word's ids (silently skipped when too long or out of memory). */
-void lg_word_cache_put(lg_word_cache *c, const char *word, size_t len, const int32_t *ids, size_t n_ids);
+void lg_word_cache_put(lg_word_cache *c, const char *word, size_t len, const int32_t *ids,
+                       size_t n_ids);
 
 #endif

@@ -19,8 +19,8 @@ static void count_experts(void *user, int layer, const int32_t *ids, int n, int 
     for (int i = 0; i < n * k; i++) c->load[(size_t)layer * c->n_experts + ids[i]]++;
 }
 
-laguna_status lg_perplexity(laguna_model *m, const int32_t *tokens, size_t n_tokens, int window, bool want_load,
-                            lg_perplexity_result *r, laguna_error *err) {
+laguna_status lg_perplexity(laguna_model *m, const int32_t *tokens, size_t n_tokens, int window, laguna_kv_type kv_type,
+                            bool want_load, lg_perplexity_result *r, laguna_error *err) {
     memset(r, 0, sizeof *r);
     const lg_config *c = &m->cfg;
     int V = c->vocab_size;
@@ -28,7 +28,7 @@ laguna_status lg_perplexity(laguna_model *m, const int32_t *tokens, size_t n_tok
     if (n_tokens < 2) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "perplexity needs at least 2 tokens (got %zu)", n_tokens);
     int batch = window < 256 ? window : 256;
     laguna_session *s = NULL;
-    laguna_status st = laguna_session_create(m, &(laguna_session_options){.n_ctx = window, .n_batch = batch}, &s, err);
+    laguna_status st = laguna_session_create(m, &(laguna_session_options){.n_ctx = window, .n_batch = batch, .kv_type = kv_type}, &s, err);
     if (st) return st;
     float *logits = malloc(sizeof(float) * (size_t)batch * V);
     load_counter counter = {NULL, c->n_experts};

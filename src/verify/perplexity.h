@@ -19,7 +19,7 @@ typedef struct {
 /* Scores tokens in windows of `window` positions (0 = the model's maximum),
  * each window starting a fresh context; the first token of each window is
  * context only. With want_load, result->expert_load is allocated (caller frees). */
-laguna_status lg_perplexity(laguna_model *model, const int32_t *tokens, size_t n_tokens, int window, bool want_load,
-                            lg_perplexity_result *result, laguna_error *err);
+laguna_status lg_perplexity(laguna_model *model, const int32_t *tokens, size_t n_tokens, int window,
+                            laguna_kv_type kv_type, bool want_load, lg_perplexity_result *result, laguna_error *err);
 
 #endif
