@@ -12,6 +12,7 @@
 #include "args.h"
 #include "commands.h"
 #include "generation.h"
+#include "text_input.h"
 #include "laguna_chat.h"
 #include "laguna_tokenizer.h"
 
@@ -223,7 +224,7 @@ int cmd_chat(int argc, char **argv) {
     }
     laguna_error err = {0};
     int rc = 1;
-    if (laguna_tokenizer_load(dir, &c.tok, &err) || laguna_chat_template_load(dir, &c.tmpl, &err) ||
+    if (text_input_load_tokenizer(dir, &c.tok, &err) || text_input_load_template(dir, &c.tmpl, &err) ||
         laguna_model_open(dir, &mo, &c.model, &err) ||
         laguna_session_create(c.model,
                               &(laguna_session_options){.n_ctx = n_ctx, .kv_type = (laguna_kv_type)kv_type,

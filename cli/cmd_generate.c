@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "generation.h"
+#include "text_input.h"
 #include "laguna_tokenizer.h"
 #include "laguna.h"
 
@@ -112,7 +113,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     /* a checkpoint without tokenizer.json still runs on ids */
-    if (laguna_tokenizer_load(dir, &tok, &err) != LAGUNA_OK && (prompt || n_stops)) {
+    if (text_input_load_tokenizer(dir, &tok, &err) != LAGUNA_OK && (prompt || n_stops)) {
         fprintf(stderr, "laguna generate: %s\n", err.message);
         return 1;
     }

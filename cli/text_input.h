@@ -6,6 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "laguna_chat.h"
+#include "laguna_tokenizer.h"
+
+/* The tokenizer / chat template of a model: tokenizer.json and the template
+ * files of a checkpoint folder, or the keys embedded in a GGUF file. */
+laguna_status text_input_load_tokenizer(const char *model_path, laguna_tokenizer **out, laguna_error *err);
+laguna_status text_input_load_template(const char *model_path, laguna_chat_template **out, laguna_error *err);
+
 /* Reads `path` and encodes it with DIR's tokenizer.json (no special tokens).
  * Prints a message and returns -1 on failure. */
 int text_input_tokenize_file(const char *model_dir, const char *path, int32_t **ids, size_t *n);
