@@ -96,3 +96,35 @@ int arg_load_mode(const char *option, const char *text, int *out) {
     }
     return 0;
 }
+
+run_options run_options_default(void) {
+    run_options o = {0};
+    o.sampler = laguna_sampler_default_params();
+    return o;
+}
+
+int arg_run_option(int argc, char **argv, int *i, run_options *o) {
+    const char *a = argv[*i], *v;
+    int bad = 0, mode = 0;
+    if (!strcmp(a, "--temp")) bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 0, 1e6, &o->sampler.temperature);
+    else if (!strcmp(a, "--top-k")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 1 << 30, &o->sampler.top_k);
+    else if (!strcmp(a, "--top-p")) bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 1e-9, 1, &o->sampler.top_p);
+    else if (!strcmp(a, "--min-p")) bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 0, 1, &o->sampler.min_p);
+    else if (!strcmp(a, "--repeat-penalty"))
+        bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 1e-6, 1e6, &o->sampler.repetition_penalty);
+    else if (!strcmp(a, "--seed")) bad = !(v = arg_value(argc, argv, i)) || arg_u64(a, v, &o->sampler.seed);
+    else if (!strcmp(a, "--ctx")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 1 << 30, &o->session.n_ctx);
+    else if (!strcmp(a, "--threads")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 512, &o->model.n_threads);
+    else if (!strcmp(a, "--load")) {
+        bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
+        o->model.load_mode = (laguna_load_mode)mode;
+    } else if (!strcmp(a, "--kv-type")) {
+        if (!(bad = !(v = arg_value(argc, argv, i))) && (mode = laguna_kv_type_from_name(v)) < 0) {
+            fprintf(stderr, "laguna: --kv-type must be f32, f16, bf16 or q8_0 (got '%s')\n", v);
+            bad = 1;
+        }
+        if (!bad) o->session.kv_type = (laguna_kv_type)mode;
+    } else
+        return 0;
+    return bad ? -1 : 1;
+}

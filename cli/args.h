@@ -12,6 +12,28 @@ int arg_u64(const char *option, const char *text, uint64_t *out);
 int arg_float(const char *option, const char *text, double lo, double hi, float *out);
 /* "1,2,3" or "1 2 3" -> a heap array (caller frees). */
 int arg_token_list(const char *option, const char *text, int32_t **out, size_t *n);
+#include "laguna.h"
+
+/* Options shared by the commands that run a model. */
+typedef struct {
+    laguna_model_options model;     /* --threads, --load */
+    laguna_session_options session; /* --ctx, --kv-type */
+    laguna_sampler_params sampler;  /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+} run_options;
+
+run_options run_options_default(void);
+/* If argv[*i] is one of the shared options, parses it (advancing *i) and
+ * returns 1; returns 0 for any other argument and -1 (message printed) for a
+ * bad value. */
+int arg_run_option(int argc, char **argv, int *i, run_options *o);
+/* The usage lines for those options. */
+#define RUN_OPTIONS_USAGE                                                                                              \
+    "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S   sampling (default greedy)\n"              \
+    "  --ctx N                context length (default: the model's maximum)\n"                                      \
+    "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"                                   \
+    "  --threads N            compute threads (default: all cores)\n"                                               \
+    "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
+
 /* "auto", "mmap" or "copy" -> laguna_load_mode. */
 int arg_load_mode(const char *option, const char *text, int *out);
 /* The value after option argv[*i], advancing *i; NULL (with a message) if missing. */

@@ -67,26 +67,22 @@ static double memory_read_gbps(int n_threads, int reps) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N] [--load auto|mmap|copy]\n"
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N] [--load auto|mmap|copy] [--kv-type T]\n"
                "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n");
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
     int n_prompt = 256, n_gen = 32, reps = 3;
-    laguna_model_options mo = {0};
+    run_options ro = run_options_default(); /* --threads, --load, --kv-type */
     for (int i = 1; i < argc; i++) {
         const char *v;
-        int bad = 0;
+        int bad = 0, shared;
         if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
-        else if (!strcmp(argv[i], "--load")) {
-            int mode = 0;
-            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode);
-            mo.load_mode = (laguna_load_mode)mode;
-        } else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
+        else if ((shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -103,7 +99,7 @@ int cmd_bench(int argc, char **argv) {
     }
     laguna_error err = {0};
     laguna_model *m;
-    if (laguna_model_open(dir, &mo, &m, &err)) {
+    if (laguna_model_open(dir, &ro.model, &m, &err)) {
         fprintf(stderr, "laguna bench: %s\n", err.message);
         return 1;
     }
@@ -120,7 +116,7 @@ int cmd_bench(int argc, char **argv) {
     double pre[16], dec[16];
     laguna_session *s = NULL;
     int rc = 0;
-    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx}, &s, &err)) {
+    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = ro.session.kv_type}, &s, &err)) {
         fprintf(stderr, "laguna bench: %s\n", err.message);
         rc = 1;
     }

@@ -21,8 +21,7 @@ static void usage(FILE *f) {
                "  --system TEXT     system message\n"
                "  --think           start with thinking on (toggle with /think on|off)\n"
                "  -n N              most tokens per reply (default 1024)\n"
-               "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
-               "  --ctx N --kv-type f32|f16|bf16|q8_0 --threads N --load auto|mmap|copy\n"
+               RUN_OPTIONS_USAGE
                "  --no-reuse        re-read the whole conversation every turn (for comparison)\n"
                "  --stats           per-turn token counts and speed on stderr\n"
                "commands in the chat: /think on|off, /reset, /quit, /help\n");
@@ -177,41 +176,22 @@ static int turn(chat_state *c, const char *user_text) {
 
 int cmd_chat(int argc, char **argv) {
     const char *dir = NULL, *system_text = NULL;
-    int n_ctx = 0, kv_type = LAGUNA_KV_F32;
-    laguna_model_options mo = {0};
-    laguna_sampler_params sp = laguna_sampler_default_params();
+    run_options ro = run_options_default();
     chat_state c = {.max_new = 1024, .reuse = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int bad = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro);
+        if (!shared && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m")) bad = !(dir = arg_value(argc, argv, &i));
+        } else if (shared) bad = shared < 0;
+        else if (!strcmp(a, "-m")) bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--system")) bad = !(system_text = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--think")) c.think = 1;
         else if (!strcmp(a, "--no-reuse")) c.reuse = 0;
         else if (!strcmp(a, "--stats")) c.stats = 1;
         else if (!strcmp(a, "-n")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &c.max_new);
-        else if (!strcmp(a, "--ctx")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 16, 1 << 30, &n_ctx);
-        else if (!strcmp(a, "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 512, &mo.n_threads);
-        else if (!strcmp(a, "--temp")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1e6, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-9, 1, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-6, 1e6, &sp.repetition_penalty);
-        else if (!strcmp(a, "--seed")) bad = !(v = arg_value(argc, argv, &i)) || arg_u64(a, v, &sp.seed);
-        else if (!strcmp(a, "--kv-type")) {
-            if (!(bad = !(v = arg_value(argc, argv, &i))) && (kv_type = laguna_kv_type_from_name(v)) < 0) {
-                fprintf(stderr, "laguna chat: --kv-type must be f32, f16, bf16 or q8_0\n");
-                bad = 1;
-            }
-        } else if (!strcmp(a, "--load")) {
-            int mode = 0;
-            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
-            mo.load_mode = (laguna_load_mode)mode;
-        } else {
+        else {
             fprintf(stderr, "laguna chat: unknown option '%s'\n", a);
             usage(stderr);
             return 2;
@@ -225,12 +205,9 @@ int cmd_chat(int argc, char **argv) {
     laguna_error err = {0};
     int rc = 1;
     if (text_input_load_tokenizer(dir, &c.tok, &err) || text_input_load_template(dir, &c.tmpl, &err) ||
-        laguna_model_open(dir, &mo, &c.model, &err) ||
-        laguna_session_create(c.model,
-                              &(laguna_session_options){.n_ctx = n_ctx, .kv_type = (laguna_kv_type)kv_type,
-                                                        .n_rollback = c.max_new + 64},
-                              &c.session, &err) ||
-        laguna_sampler_create(&sp, laguna_model_get_info(c.model)->vocab_size, &c.sampler, &err)) {
+        laguna_model_open(dir, &ro.model, &c.model, &err) ||
+        (ro.session.n_rollback = c.max_new + 64, laguna_session_create(c.model, &ro.session, &c.session, &err)) ||
+        laguna_sampler_create(&ro.sampler, laguna_model_get_info(c.model)->vocab_size, &c.sampler, &err)) {
         fprintf(stderr, "laguna chat: %s\n", err.message);
         goto done;
     }

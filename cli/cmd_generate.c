@@ -16,12 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: laguna generate -m MODEL_DIR (--tokens 1,2,3 | -p TEXT) [-n N] [options]\n"
                "  -n N                   tokens to generate (default 64)\n"
-               "  --temp T               temperature, 0 = greedy (default 0)\n"
-               "  --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
-               "  --ctx N                context length (default: the model's maximum)\n"
-               "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"
-               "  --threads N            compute threads (default: all cores)\n"
-               "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
+               RUN_OPTIONS_USAGE
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stop S               stop before the text S (repeatable)\n"
                "  --ids                  print token ids instead of text\n"
@@ -42,14 +37,15 @@ static void emit_stdout(void *user, const char *text, size_t len) {
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *tokens_text = NULL, *prompt = NULL;
-    int n_gen = 64, n_ctx = 0, ignore_eos = 0, stats = 0, kv_type = LAGUNA_KV_F32, print_ids = 0, n_stops = 0;
+    int n_gen = 64, ignore_eos = 0, stats = 0, print_ids = 0, n_stops = 0;
     const char *stops[16];
-    laguna_model_options mo = {0};
-    laguna_sampler_params sp = laguna_sampler_default_params();
+    run_options ro = run_options_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int bad = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro);
+        if (shared) {
+            bad = shared < 0;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--ignore-eos")) {
@@ -72,31 +68,6 @@ int cmd_generate(int argc, char **argv) {
             bad = !(prompt = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-n")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &n_gen);
-        } else if (!strcmp(a, "--ctx")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 30, &n_ctx);
-        } else if (!strcmp(a, "--kv-type")) {
-            if ((bad = !(v = arg_value(argc, argv, &i))) == 0 && (kv_type = laguna_kv_type_from_name(v)) < 0) {
-                fprintf(stderr, "laguna generate: --kv-type must be f32, f16, bf16 or q8_0 (got '%s')\n", v);
-                bad = 1;
-            }
-        } else if (!strcmp(a, "--load")) {
-            int mode = 0;
-            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
-            mo.load_mode = (laguna_load_mode)mode;
-        } else if (!strcmp(a, "--threads")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 512, &mo.n_threads);
-        } else if (!strcmp(a, "--temp")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1e6, &sp.temperature);
-        } else if (!strcmp(a, "--top-k")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &sp.top_k);
-        } else if (!strcmp(a, "--top-p")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-9, 1, &sp.top_p);
-        } else if (!strcmp(a, "--min-p")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 0, 1, &sp.min_p);
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1e-6, 1e6, &sp.repetition_penalty);
-        } else if (!strcmp(a, "--seed")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_u64(a, v, &sp.seed);
         } else {
             fprintf(stderr, "laguna generate: unknown option '%s'\n", a);
             usage(stderr);
@@ -144,11 +115,11 @@ int cmd_generate(int argc, char **argv) {
     generation_result gen = {0};
     int rc = 1;
     double t0 = now_s(), t_load, t_prompt, t_end;
-    if (laguna_model_open(dir, &mo, &m, &err)) goto fail;
+    if (laguna_model_open(dir, &ro.model, &m, &err)) goto fail;
     t_load = now_s();
     const laguna_model_info *info = laguna_model_get_info(m);
-    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = (laguna_kv_type)kv_type}, &s, &err)) goto fail;
-    if (laguna_sampler_create(&sp, info->vocab_size, &smp, &err)) goto fail;
+    if (laguna_session_create(m, &ro.session, &s, &err)) goto fail;
+    if (laguna_sampler_create(&ro.sampler, info->vocab_size, &smp, &err)) goto fail;
     if (n_ids + (size_t)n_gen > (size_t)laguna_session_capacity(s)) {
         fprintf(stderr, "laguna generate: prompt (%zu tokens) + %d new tokens exceed the context length %d\n", n_ids, n_gen,
                 laguna_session_capacity(s));

@@ -24,23 +24,17 @@ static void usage(FILE *f) {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *dir = NULL, *text_file = NULL, *ids_file = NULL;
-    int window = 0, experts = 0, kv_type = LAGUNA_KV_F32;
-    laguna_model_options mo = {0};
+    int window = 0, experts = 0;
+    run_options ro = run_options_default(); /* --threads, --load, --kv-type */
     for (int i = 1; i < argc; i++) {
         const char *v;
-        int bad = 0;
+        int bad = 0, shared;
         if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--file")) bad = !(text_file = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--tokens-file")) bad = !(ids_file = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--ctx")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--ctx", v, 2, 1 << 30, &window);
-        else if (!strcmp(argv[i], "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads);
         else if (!strcmp(argv[i], "--experts")) experts = 1;
-        else if (!strcmp(argv[i], "--kv-type")) {
-            if (!(bad = !(v = arg_value(argc, argv, &i))) && (kv_type = laguna_kv_type_from_name(v)) < 0) {
-                fprintf(stderr, "laguna perplexity: --kv-type must be f32, f16, bf16 or q8_0\n");
-                bad = 1;
-            }
-        }
+        else if (strcmp(argv[i], "--ctx") && (shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -74,14 +68,14 @@ int cmd_perplexity(int argc, char **argv) {
     }
     laguna_error err = {0};
     laguna_model *m;
-    if (laguna_model_open(dir, &mo, &m, &err)) {
+    if (laguna_model_open(dir, &ro.model, &m, &err)) {
         fprintf(stderr, "laguna perplexity: %s\n", err.message);
         free(ids);
         return 1;
     }
     lg_perplexity_result r;
     int rc = 0;
-    if (lg_perplexity(m, ids, n, window, (laguna_kv_type)kv_type, experts, &r, &err)) {
+    if (lg_perplexity(m, ids, n, window, ro.session.kv_type, experts, &r, &err)) {
         fprintf(stderr, "laguna perplexity: %s\n", err.message);
         rc = 1;
     } else {

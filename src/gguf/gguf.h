@@ -110,6 +110,8 @@ laguna_status lg_gguf_get_str(const lg_gguf_file *f, const char *key, lg_gguf_st
 /* Element i of an array (i < count, type checked by the caller through
  * elem_type). Integer and bool elements read as int64, floats as double. */
 bool lg_gguf_type_is_int(lg_gguf_type t);
+/* Bytes of one value of a fixed-size type; 0 for strings and arrays. */
+size_t lg_gguf_value_size(lg_gguf_type t);
 int64_t lg_gguf_arr_int(const lg_gguf_kv *kv, uint64_t i);
 double lg_gguf_arr_f64(const lg_gguf_kv *kv, uint64_t i);
 lg_gguf_str lg_gguf_arr_str(const lg_gguf_kv *kv, uint64_t i);

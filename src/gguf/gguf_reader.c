@@ -76,27 +76,6 @@ static char *str_dup(lg_gguf_str s) {
     return out;
 }
 
-static size_t fixed_size(lg_gguf_type t) {
-    switch (t) {
-    case LG_GGUF_UINT8:
-    case LG_GGUF_INT8:
-    case LG_GGUF_BOOL:
-        return 1;
-    case LG_GGUF_UINT16:
-    case LG_GGUF_INT16:
-        return 2;
-    case LG_GGUF_UINT32:
-    case LG_GGUF_INT32:
-    case LG_GGUF_FLOAT32:
-        return 4;
-    case LG_GGUF_UINT64:
-    case LG_GGUF_INT64:
-    case LG_GGUF_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
 
 /* Reads one value of type t (not an array) at the cursor. */
 static laguna_status read_scalar(cursor *c, const char *key, lg_gguf_type t) {
@@ -104,7 +83,7 @@ static laguna_status read_scalar(cursor *c, const char *key, lg_gguf_type t) {
         lg_gguf_str s;
         return read_str(c, &s, key);
     }
-    size_t n = fixed_size(t);
+    size_t n = lg_gguf_value_size(t);
     if (left(c) < n) return truncated(c, key);
     if (t == LG_GGUF_BOOL && *c->p > 1)
         return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: key '%s': bool value %u is not 0 or 1",
@@ -148,7 +127,7 @@ static laguna_status read_kv(cursor *c, lg_gguf_kv *kv, size_t index) {
     kv->count = count;
     kv->data = c->p;
     /* Each element takes at least its fixed size (a string at least its u64 length). */
-    size_t min_elem = et == LG_GGUF_STRING ? 8 : fixed_size(kv->elem_type);
+    size_t min_elem = et == LG_GGUF_STRING ? 8 : lg_gguf_value_size(kv->elem_type);
     if (count > left(c) / min_elem)
         return lg_fail(c->err, LAGUNA_ERR_FORMAT,
                        "%s: array '%s' claims %llu elements, more than the file holds", c->path,

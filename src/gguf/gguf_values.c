@@ -81,8 +81,12 @@ static double float_at(lg_gguf_type t, const uint8_t *p) {
     return (double)int_at(t, p);
 }
 
-static size_t elem_size(lg_gguf_type t) {
+size_t lg_gguf_value_size(lg_gguf_type t) {
     switch (t) {
+    case LG_GGUF_UINT8:
+    case LG_GGUF_INT8:
+    case LG_GGUF_BOOL:
+        return 1;
     case LG_GGUF_UINT16:
     case LG_GGUF_INT16:
         return 2;
@@ -95,7 +99,7 @@ static size_t elem_size(lg_gguf_type t) {
     case LG_GGUF_FLOAT64:
         return 8;
     default:
-        return 1;
+        return 0;
     }
 }
 
@@ -106,10 +110,10 @@ double lg_gguf_kv_f64(const lg_gguf_kv *kv) {
     return float_at(kv->type, kv->data);
 }
 int64_t lg_gguf_arr_int(const lg_gguf_kv *kv, uint64_t i) {
-    return int_at(kv->elem_type, kv->data + i * elem_size(kv->elem_type));
+    return int_at(kv->elem_type, kv->data + i * lg_gguf_value_size(kv->elem_type));
 }
 double lg_gguf_arr_f64(const lg_gguf_kv *kv, uint64_t i) {
-    return float_at(kv->elem_type, kv->data + i * elem_size(kv->elem_type));
+    return float_at(kv->elem_type, kv->data + i * lg_gguf_value_size(kv->elem_type));
 }
 
 lg_gguf_str lg_gguf_arr_str(const lg_gguf_kv *kv, uint64_t i) {

@@ -181,27 +181,6 @@ laguna_status lg_gguf_set_str(lg_gguf_writer *w, const char *key, const char *v,
     return lg_gguf_set_str_n(w, key, v, strlen(v), err);
 }
 
-static size_t fixed_size(lg_gguf_type t) {
-    switch (t) {
-    case LG_GGUF_UINT8:
-    case LG_GGUF_INT8:
-    case LG_GGUF_BOOL:
-        return 1;
-    case LG_GGUF_UINT16:
-    case LG_GGUF_INT16:
-        return 2;
-    case LG_GGUF_UINT32:
-    case LG_GGUF_INT32:
-    case LG_GGUF_FLOAT32:
-        return 4;
-    case LG_GGUF_UINT64:
-    case LG_GGUF_INT64:
-    case LG_GGUF_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
 
 static laguna_status begin_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type,
                                  size_t n, laguna_error *err) {
@@ -216,7 +195,7 @@ static laguna_status begin_array(lg_gguf_writer *w, const char *key, lg_gguf_typ
 
 laguna_status lg_gguf_set_array(lg_gguf_writer *w, const char *key, lg_gguf_type elem_type,
                                 const void *data, size_t n, laguna_error *err) {
-    size_t es = fixed_size(elem_type);
+    size_t es = lg_gguf_value_size(elem_type);
     if (es == 0)
         return fail(w, err, LAGUNA_ERR_ARGUMENT, "%s: array '%s' needs a fixed-size element type",
                     w->dst, key);
@@ -244,9 +223,9 @@ laguna_status lg_gguf_copy_kv(lg_gguf_writer *w, const lg_gguf_kv *kv, laguna_er
         memcpy(&len, kv->data, 8);
         n = 8 + (size_t)len;
     } else if (kv->type != LG_GGUF_ARRAY) {
-        n = fixed_size(kv->type);
+        n = lg_gguf_value_size(kv->type);
     } else if (kv->elem_type != LG_GGUF_STRING) {
-        n = (size_t)kv->count * fixed_size(kv->elem_type);
+        n = (size_t)kv->count * lg_gguf_value_size(kv->elem_type);
     } else if (kv->count == 0) {
         n = 0;
     } else { /* up to the end of the last string */

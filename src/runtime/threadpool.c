@@ -1,12 +1,15 @@
-/* Thread pool: between loops workers first spin briefly on the loop counter
- * (decoding issues hundreds of short loops per token, and a condition-variable
- * wake-up costs more than many of them), then sleep on a condition variable.
- * While a loop runs, every thread pulls task indices from an atomic counter. */
+/* Thread pool: tasks are claimed from one atomic word that holds the loop's
+ * generation and the next task index, and the caller waits for the count of
+ * finished tasks, never for particular workers. So a worker that the OS has
+ * not scheduled (a busy machine) costs nothing: the caller and whoever is
+ * running take its share. Between loops workers spin briefly (decoding
+ * issues hundreds of short loops per token, and a condition-variable wake-up
+ * costs more than many of them), then sleep on a condition variable. */
 #include "runtime/threadpool.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,15 +19,16 @@ struct lg_threadpool {
     int n_threads;
     pthread_t *workers;
     pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    atomic_ulong generation; /* bumped for every loop */
-    atomic_int n_busy;       /* workers still inside the current loop */
+    pthread_cond_t wake, done_cond;
+    atomic_uint_least64_t claim; /* generation << 32 | next task index */
+    atomic_int n_done;           /* tasks finished in the current loop */
+    atomic_int n_sleeping;
     atomic_int stopping;
-    /* the loop in progress */
+    uint32_t generation;         /* written by the caller only */
+    /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
     int n_tasks;
-    atomic_int next_task;
 };
 
 typedef struct {
@@ -38,35 +42,43 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void drain(lg_threadpool *p, int thread) {
+/* Runs tasks of loop `gen` until none are left; a task counts as claimed
+ * only once the compare-exchange succeeds while `gen` is still current. */
+static void drain(lg_threadpool *p, uint32_t gen, int thread) {
     for (;;) {
-        int t = atomic_fetch_add(&p->next_task, 1);
-        if (t >= p->n_tasks) break;
-        p->fn(p->ctx, t, thread);
+        uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+        if ((uint32_t)(c >> 32) != gen) return;
+        int task = (int)(uint32_t)c;
+        if (task >= p->n_tasks) return;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
+        p->fn(p->ctx, task, thread);
+        if (atomic_fetch_add(&p->n_done, 1) + 1 == p->n_tasks) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->done_cond);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
 }
+
+static uint32_t current_gen(lg_threadpool *p) { return (uint32_t)(atomic_load(&p->claim) >> 32); }
 
 static void *worker_main(void *arg) {
     worker_arg a = *(worker_arg *)arg;
     free(arg);
     lg_threadpool *p = a.pool;
-    unsigned long seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->generation) == seen && !atomic_load(&p->stopping); i++)
-            cpu_relax();
-        if (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping)) {
+        for (int i = 0; i < SPIN_ROUNDS && current_gen(p) == seen && !atomic_load(&p->stopping); i++) cpu_relax();
+        if (current_gen(p) == seen && !atomic_load(&p->stopping)) {
             pthread_mutex_lock(&p->lock);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping)) pthread_cond_wait(&p->wake, &p->lock);
+            atomic_fetch_add(&p->n_sleeping, 1);
+            while (current_gen(p) == seen && !atomic_load(&p->stopping)) pthread_cond_wait(&p->wake, &p->lock);
+            atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->lock);
         }
         if (atomic_load(&p->stopping)) break;
-        seen = atomic_load(&p->generation);
-        drain(p, a.index);
-        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
-            pthread_mutex_lock(&p->lock);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->lock);
-        }
+        seen = current_gen(p);
+        drain(p, seen, a.index);
     }
     return NULL;
 }
@@ -87,7 +99,7 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
+    pthread_cond_init(&p->done_cond, NULL);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
         if (!a || (*a = (worker_arg){p, i}, pthread_create(&p->workers[i], NULL, worker_main, a)) != 0) {
@@ -108,7 +120,7 @@ void lg_threadpool_free(lg_threadpool *p) {
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->done_cond);
     free(p->workers);
     free(p);
 }
@@ -121,20 +133,23 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
+    /* every task of the previous loop is done, so no worker reads these now */
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
-    atomic_store(&p->next_task, 0);
-    atomic_store(&p->n_busy, p->n_threads - 1);
-    pthread_mutex_lock(&p->lock); /* pairs with the sleepers' check-then-wait */
-    atomic_fetch_add(&p->generation, 1);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
-    drain(p, 0);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_busy) > 0; i++) cpu_relax();
-    if (atomic_load(&p->n_busy) > 0) {
+    atomic_store(&p->n_done, 0);
+    uint32_t gen = ++p->generation;
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->lock); /* pairs with the sleepers' check-then-wait */
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+    drain(p, gen, 0);
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) cpu_relax();
+    if (atomic_load(&p->n_done) < n_tasks) {
         pthread_mutex_lock(&p->lock);
-        while (atomic_load(&p->n_busy) > 0) pthread_cond_wait(&p->done, &p->lock);
+        while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
     }
 }
