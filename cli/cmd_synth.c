@@ -8,10 +8,14 @@
 #include "commands.h"
 #include "synth/presets.h"
 #include "synth/synth.h"
+#include "gguf/gguf_quantize.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: laguna synth --preset xs2|m1|tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
                "                    [--seed S] [--shard-mb MB]\n"
+               "       laguna synth --preset ... --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 --out FILE.gguf [--threads N]\n"
+               "  --type T       write a GGUF quantised as `laguna quantize --type T` would quantise the\n"
+               "                 checkpoint above, without ever storing the float weights\n"
                "  --layers N     keep only the first N layers of the preset\n"
                "  --dtype        weight dtype (default bf16)\n"
                "  --shard-mb MB  split into shards of at most MB MiB with an index (default 4096; 0 = one file)\n");
@@ -23,9 +27,18 @@ static void progress(void *user, uint64_t done, uint64_t total) {
     if (done == total) fprintf(stderr, "\n");
 }
 
+static void generate(void *user, const lg_tensor *t, size_t offset, void *dst, size_t n) {
+    lg_synth_generate(*(const uint64_t *)user, t, offset, dst, n);
+}
+
+static void quantize_progress(void *user, uint64_t done, uint64_t total, const char *tensor) {
+    (void)tensor;
+    progress(user, done, total);
+}
+
 int cmd_synth(int argc, char **argv) {
-    const char *preset = NULL, *out = NULL, *dtype = "bf16";
-    int layers = 0, shard_mb = 4096;
+    const char *preset = NULL, *out = NULL, *dtype = "bf16", *type = NULL;
+    int layers = 0, shard_mb = 4096, threads = 0;
     lg_synth_options opt = {.dtype = LG_DTYPE_BF16, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -36,6 +49,10 @@ int cmd_synth(int argc, char **argv) {
             if (!(preset = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--out")) {
             if (!(out = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--type")) {
+            if (!(type = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--threads")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &threads)) return 2;
         } else if (!strcmp(argv[i], "--dtype")) {
             if (!(dtype = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--layers")) {
@@ -69,7 +86,22 @@ int cmd_synth(int argc, char **argv) {
         fprintf(stderr, "laguna synth: %s\n", err.message);
         return 2;
     }
-    laguna_status st = lg_synth_write(&cfg, out, &opt, &err);
+    laguna_status st;
+    if (type) {
+        lg_quantize_options qo = {.n_threads = threads, .generate = generate, .generate_user = &opt.seed};
+        lg_tensor_source *src = NULL;
+        if (lg_ftype_parse(type, &qo.ftype)) {
+            fprintf(stderr, "laguna synth: --type must be q8_0, q4_k_m, q5_k_m, q6_k or bf16 (got '%s')\n", type);
+            lg_config_free(&cfg);
+            return 2;
+        }
+        if (isatty(2)) qo.progress = quantize_progress;
+        st = lg_synth_tensor_source(&cfg, opt.dtype, &src, &err);
+        if (!st) st = lg_quantize_source(&cfg, src, preset, out, &qo, NULL, &err);
+        lg_tensor_source_free(src);
+    } else {
+        st = lg_synth_write(&cfg, out, &opt, &err);
+    }
     lg_config_free(&cfg);
     if (st) {
         fprintf(stderr, "laguna synth: %s\n", err.message);

@@ -3,8 +3,12 @@
  * float golden files (bf16 exactly to the float one). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "gguf/gguf_laguna.h"
 #include "gguf/gguf_quantize.h"
+#include "synth/presets.h"
+#include "synth/synth.h"
 #include "harness.h"
 #include "laguna.h"
 #include "testutil.h"
@@ -59,8 +63,52 @@ static void test_quantized_types_within_tolerance(void) {
         }
 }
 
+static void generate(void *user, const lg_tensor *t, size_t offset, void *dst, size_t n) {
+    lg_synth_generate(*(const uint64_t *)user, t, offset, dst, n);
+}
+
+/* `synth --type` (quantising generated values on the fly) writes the same
+ * tensors as synthesising bf16 files and quantising them. */
+static void test_synth_straight_to_gguf(void) {
+    lg_config cfg;
+    laguna_error err = {0};
+    CHECK(lg_synth_preset("tiny", &cfg, &err) == 0);
+    char *d = tu_temp_dir();
+    char folder[512], a[512], b[512];
+    snprintf(folder, sizeof folder, "%s/bf16", d);
+    snprintf(a, sizeof a, "%s/a.gguf", d);
+    snprintf(b, sizeof b, "%s/b.gguf", d);
+    uint64_t seed = 7;
+    lg_synth_options so = {.dtype = LG_DTYPE_BF16, .seed = seed};
+    CHECK(lg_synth_write(&cfg, folder, &so, &err) == 0);
+    lg_quantize_options qo = {.ftype = LG_FTYPE_Q4_K_M, .n_threads = 2, .generate = generate, .generate_user = &seed};
+    CHECK(lg_quantize_model(folder, a, &qo, NULL, &err) == 0);
+    lg_tensor_source *src = NULL;
+    CHECK(lg_synth_tensor_source(&cfg, LG_DTYPE_BF16, &src, &err) == 0);
+    CHECKF(lg_quantize_source(&cfg, src, "tiny", b, &qo, NULL, &err) == 0, "%s", err.message);
+    lg_tensor_source_free(src);
+    lg_config ca, cb;
+    lg_tensor_source *sa = NULL, *sb = NULL;
+    CHECK(lg_gguf_open_laguna(a, false, &ca, &sa, &err) == 0);
+    CHECK(lg_gguf_open_laguna(b, false, &cb, &sb, &err) == 0);
+    size_t n = sa ? lg_tensor_source_count(sa) : 0;
+    CHECK(n > 0 && sb && n == lg_tensor_source_count(sb));
+    for (size_t i = 0; sb && i < n; i++) {
+        const lg_tensor *x = lg_tensor_source_at(sa, i), *y = lg_tensor_source_find(sb, x->name);
+        CHECKF(y && x->dtype == y->dtype && x->n_bytes == y->n_bytes && !memcmp(x->data, y->data, x->n_bytes),
+               "tensor %s differs", x->name);
+    }
+    lg_tensor_source_free(sa);
+    lg_tensor_source_free(sb);
+    lg_config_free(&ca);
+    lg_config_free(&cb);
+    lg_config_free(&cfg);
+    tu_remove_dir(d);
+}
+
 int main(void) {
     RUN(test_bf16_gguf_is_exact);
     RUN(test_quantized_types_within_tolerance);
+    RUN(test_synth_straight_to_gguf);
     return test_summary();
 }

@@ -200,14 +200,22 @@ typedef struct {
     uint8_t *out; /* CHUNK_BYTES-ish output buffer */
     size_t out_cap;
     float *scratch;
+    uint8_t *gen; /* CHUNK_BYTES of generated source data */
     const lg_quantize_options *opt;
     uint64_t done, total;
     laguna_error *err;
 } stream;
 
+/* Source bytes [off, off + n) of a part: in the mapping, or generated into
+ * s->gen (synthetic sources have no data). */
+static const uint8_t *source_bytes(stream *s, const part *pa, size_t off, size_t n) {
+    if (pa->t->data) return (const uint8_t *)pa->t->data + pa->offset + off;
+    s->opt->generate(s->opt->generate_user, pa->t, pa->offset + off, s->gen, n);
+    return s->gen;
+}
+
 static laguna_status write_part(stream *s, const plan_tensor *pt, const part *pa) {
     const lg_tensor *t = pa->t;
-    const uint8_t *data = (const uint8_t *)t->data + pa->offset;
     const int64_t row_len = pt->ne[0];
     const size_t src_row = lg_dtype_row_bytes(t->dtype, row_len),
                  dst_row = lg_dtype_row_bytes(pt->dtype, row_len);
@@ -220,7 +228,7 @@ static laguna_status write_part(stream *s, const plan_tensor *pt, const part *pa
     if (t->dtype == pt->dtype) { /* same type: copy the bytes as they are */
         for (size_t off = 0; off < pa->n_bytes; off += CHUNK_BYTES) {
             size_t k = pa->n_bytes - off < CHUNK_BYTES ? pa->n_bytes - off : CHUNK_BYTES;
-            if ((st = lg_gguf_writer_write(s->w, data + off, k, s->err))) return st;
+            if ((st = lg_gguf_writer_write(s->w, source_bytes(s, pa, off, k), k, s->err))) return st;
             s->done += k;
             if (s->opt->progress) s->opt->progress(s->opt->user, s->done, s->total, pt->name);
         }
@@ -236,9 +244,8 @@ static laguna_status write_part(stream *s, const plan_tensor *pt, const part *pa
     }
     for (size_t r0 = 0; r0 < rows; r0 += chunk_rows) {
         size_t n = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
-        convert_job j = {
-            data + r0 * src_row, s->out, t->dtype, pt->dtype, row_len, src_row, dst_row,
-            s->scratch};
+        convert_job j = {source_bytes(s, pa, r0 * src_row, n * src_row), s->out, t->dtype, pt->dtype, row_len,
+                         src_row, dst_row, s->scratch};
         lg_threadpool_run(s->pool, (int)n, convert_row, &j);
         if ((st = lg_gguf_writer_write(s->w, s->out, n * dst_row, s->err))) return st;
         s->done += n * src_row;
@@ -259,13 +266,20 @@ static laguna_status write_data(lg_gguf_writer *w, const plan *p, const lg_quant
     s.pool = lg_threadpool_new(opt->n_threads);
     if (s.pool)
         s.scratch = malloc((size_t)lg_threadpool_size(s.pool) * (size_t)max_row * sizeof(float));
-    laguna_status st =
-        s.pool && s.scratch ? LAGUNA_OK : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    bool generated = false;
+    for (size_t i = 0; i < p->n; i++)
+        for (int e = 0; e < p->t[i].n_parts; e++) generated |= p->t[i].parts[e].t->data == NULL;
+    /* a chunk of rows is at most CHUNK_BYTES, or one row when a row is wider */
+    if (generated && opt->generate) s.gen = malloc(CHUNK_BYTES > (size_t)max_row * 4 ? CHUNK_BYTES : (size_t)max_row * 4);
+    laguna_status st = s.pool && s.scratch && (!generated || s.gen) ? LAGUNA_OK
+                       : generated && !opt->generate ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "a tensor has no data and no generator")
+                                                      : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < p->n && !st; i++)
         for (int e = 0; e < p->t[i].n_parts && !st; e++)
             st = write_part(&s, &p->t[i], &p->t[i].parts[e]);
     free(s.out);
     free(s.scratch);
+    free(s.gen);
     if (s.pool) lg_threadpool_free(s.pool);
     return st;
 }
@@ -331,6 +345,28 @@ static laguna_status put_general(lg_gguf_writer *w, const char *src, lg_ftype ft
     return st;
 }
 
+/* Plans the GGUF tensors of src, declares them with their target types and
+ * streams their data. */
+static laguna_status write_tensors(lg_gguf_writer *w, const lg_config *cfg, const lg_tensor_source *src,
+                                   const lg_quantize_options *opt, lg_quantize_stats *stats, laguna_error *err) {
+    plan p = {0};
+    laguna_status st = build_plan(src, cfg, &p, err);
+    for (size_t i = 0; i < p.n && !st; i++) {
+        plan_tensor *t = &p.t[i];
+        t->dtype = lg_ftype_tensor_type(opt->ftype, t->name, t->n_dims, t->ne, cfg->n_layers, cfg->n_experts,
+                                        cfg->tie_word_embeddings, &t->fallback);
+        st = lg_gguf_add_tensor(w, t->name, t->dtype, t->n_dims, t->ne, err);
+        stats->n_tensors++;
+        stats->n_fallbacks += t->fallback != 0;
+        stats->count_by_type[t->dtype]++;
+        stats->dst_bytes += lg_dtype_row_bytes(t->dtype, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+        for (int e = 0; e < t->n_parts; e++) stats->src_bytes += t->parts[e].n_bytes;
+    }
+    if (!st) st = write_data(w, &p, opt, err);
+    plan_free(&p);
+    return st;
+}
+
 laguna_status lg_quantize_model(const char *src_path, const char *dst,
                                 const lg_quantize_options *opt, lg_quantize_stats *stats,
                                 laguna_error *err) {
@@ -341,7 +377,6 @@ laguna_status lg_quantize_model(const char *src_path, const char *dst,
     memset(&cfg, 0, sizeof cfg);
     lg_tensor_source *src = NULL;
     lg_gguf_writer *w = NULL;
-    plan p = {0};
     bool is_gguf = ends_with(src_path, ".gguf");
     laguna_status st = lg_gguf_writer_new(dst, &w, err);
     if (!st) st = put_general(w, src_path, opt->ftype, err);
@@ -357,29 +392,31 @@ laguna_status lg_quantize_model(const char *src_path, const char *dst,
             st = lg_gguf_put_tokenizer(w, src_path, cfg.vocab_size, err);
         free(tok);
     }
-    if (!st) st = build_plan(src, &cfg, &p, err);
-    for (size_t i = 0; i < p.n && !st; i++) {
-        plan_tensor *t = &p.t[i];
-        t->dtype = lg_ftype_tensor_type(opt->ftype, t->name, t->n_dims, t->ne, cfg.n_layers,
-                                        cfg.n_experts, cfg.tie_word_embeddings, &t->fallback);
-        st = lg_gguf_add_tensor(w, t->name, t->dtype, t->n_dims, t->ne, err);
-        stats->n_tensors++;
-        stats->n_fallbacks += t->fallback != 0;
-        stats->count_by_type[t->dtype]++;
-        stats->dst_bytes +=
-            lg_dtype_row_bytes(t->dtype, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
-        for (int e = 0; e < t->n_parts; e++)
-            stats->src_bytes += t->parts[e].n_bytes;
-    }
-    if (!st) st = write_data(w, &p, opt, err);
+    if (!st) st = write_tensors(w, &cfg, src, opt, stats, err);
     if (w) {
         if (!st)
             st = lg_gguf_writer_finish(w, err);
         else
             lg_gguf_writer_abort(w);
     }
-    plan_free(&p);
     lg_tensor_source_free(src);
     lg_config_free(&cfg); /* a no-op on the zeroed config of a failed open */
+    return st;
+}
+
+laguna_status lg_quantize_source(const lg_config *cfg, const lg_tensor_source *src, const char *name, const char *dst,
+                                 const lg_quantize_options *opt, lg_quantize_stats *stats, laguna_error *err) {
+    lg_quantize_stats ignored;
+    if (!stats) stats = &ignored;
+    memset(stats, 0, sizeof *stats);
+    lg_gguf_writer *w = NULL;
+    laguna_status st = lg_gguf_writer_new(dst, &w, err);
+    if (!st) st = put_general(w, name, opt->ftype, err);
+    if (!st) st = lg_gguf_put_laguna_config(w, cfg, err);
+    if (!st) st = write_tensors(w, cfg, src, opt, stats, err);
+    if (w) {
+        if (!st) st = lg_gguf_writer_finish(w, err);
+        else lg_gguf_writer_abort(w);
+    }
     return st;
 }

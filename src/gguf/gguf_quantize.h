@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "io/tensor_source.h"
+#include "model/config.h"
 #include "laguna.h"
 
 /* The file types of llama-quantize that laguna.c writes, valued as
@@ -42,6 +44,10 @@ typedef struct {
      * in all, and the tensor being written (GGUF name). */
     void (*progress)(void *user, uint64_t done, uint64_t total, const char *tensor);
     void *user;
+    /* For sources whose tensors have no data (data == NULL): writes bytes
+     * [offset, offset + n) of tensor t's source data into dst. */
+    void (*generate)(void *user, const lg_tensor *t, size_t offset, void *dst, size_t n);
+    void *generate_user;
 } lg_quantize_options;
 
 typedef struct {
@@ -57,5 +63,11 @@ typedef struct {
  * stats may be NULL. */
 laguna_status lg_quantize_model(const char *src, const char *dst, const lg_quantize_options *opt,
                                 lg_quantize_stats *stats, laguna_error *err);
+
+/* The same from a config and a tensor source already in hand (no tokenizer
+ * is written); `name` becomes general.name. Tensors without data are
+ * produced by opt->generate. */
+laguna_status lg_quantize_source(const lg_config *cfg, const lg_tensor_source *src, const char *name, const char *dst,
+                                 const lg_quantize_options *opt, lg_quantize_stats *stats, laguna_error *err);
 
 #endif

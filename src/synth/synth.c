@@ -96,11 +96,15 @@ static uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* Uniform noise with standard deviation `std` around `mean`, stored as dtype. */
+#define STEP 0x9e3779b97f4a7c15ull
+
+/* Uniform noise with standard deviation `std` around `mean`, stored as dtype.
+ * Element i of a tensor is a function of the tensor's start state and i
+ * alone (a counter-based generator), so any range can be produced directly. */
 static void fill(void *dst, lg_dtype dt, size_t n, uint64_t *state, float mean, float std) {
     float a = std * 1.7320508f; /* uniform on [-a, a] has this std */
     for (size_t i = 0; i < n; i++) {
-        *state += 0x9e3779b97f4a7c15ull;
+        *state += STEP;
         float u = (float)(mix(*state) >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
         float v = mean + (2 * u - 1) * a;
         if (dt == LG_DTYPE_F32) ((float *)dst)[i] = v;
@@ -109,14 +113,31 @@ static void fill(void *dst, lg_dtype dt, size_t n, uint64_t *state, float mean, 
     }
 }
 
+/* The distribution and start state of a tensor's values. */
+static void tensor_noise(const char *name, uint64_t seed, float *mean, float *std, uint64_t *state) {
+    bool is_norm = strstr(name, "norm") != NULL, is_bias = strstr(name, "bias") != NULL;
+    *mean = is_norm ? 1.0f : 0.0f;
+    *std = is_norm ? 0.05f : is_bias ? 0.01f : 0.02f;
+    *state = seed;
+    for (const char *p = name; *p; p++) *state = mix(*state ^ (unsigned char)*p);
+}
+
+void lg_synth_generate(uint64_t seed, const lg_tensor *t, size_t offset, void *dst, size_t n_bytes) {
+    float mean, std;
+    uint64_t state;
+    tensor_noise(t->name, seed, &mean, &std, &state);
+    size_t esize = lg_dtype_row_bytes(t->dtype, 1);
+    state += STEP * (uint64_t)(offset / esize);
+    fill(dst, t->dtype, n_bytes / esize, &state, mean, std);
+}
+
 static laguna_status write_tensor(lg_st_writer *w, const lg_st_spec *s, uint64_t seed, void *buf, size_t buf_elems,
                                   laguna_error *err) {
     size_t n = 1;
     for (int d = 0; d < s->n_dims; d++) n *= (size_t)s->shape[d];
-    bool is_norm = strstr(s->name, "norm") != NULL, is_bias = strstr(s->name, "bias") != NULL;
-    float mean = is_norm ? 1.0f : 0.0f, std = is_norm ? 0.05f : is_bias ? 0.01f : 0.02f;
-    uint64_t state = seed;
-    for (const char *p = s->name; *p; p++) state = mix(state ^ (unsigned char)*p);
+    float mean, std;
+    uint64_t state;
+    tensor_noise(s->name, seed, &mean, &std, &state);
     size_t esize = lg_dtype_row_bytes(s->dtype, 1);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < buf_elems ? n - done : buf_elems;
@@ -221,4 +242,24 @@ laguna_status lg_synth_write(const lg_config *cfg, const char *dir, const lg_syn
     free(buf);
     free_list(&l);
     return st;
+}
+
+laguna_status lg_synth_tensor_source(const lg_config *cfg, lg_dtype dtype, lg_tensor_source **out, laguna_error *err) {
+    *out = NULL;
+    tensor_list l = {0};
+    lg_tensor_source *src = lg_tensor_source_new();
+    laguna_status st = src && !build_list(cfg, dtype, &l) ? LAGUNA_OK : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < l.n && !st; i++) {
+        lg_tensor t = {.name = (char *)l.specs[i].name, .dtype = dtype, .n_dims = l.specs[i].n_dims, .data = NULL,
+                       .n_bytes = lg_st_spec_bytes(&l.specs[i]), .file = "synthetic"};
+        memcpy(t.shape, l.specs[i].shape, sizeof t.shape);
+        st = lg_tensor_source_add(src, &t, err);
+    }
+    free_list(&l);
+    if (st) {
+        lg_tensor_source_free(src);
+        return st;
+    }
+    *out = src;
+    return LAGUNA_OK;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "io/tensor_source.h"
 #include "model/config.h"
 
 typedef struct {
@@ -18,5 +19,14 @@ typedef struct {
 } lg_synth_options;
 
 laguna_status lg_synth_write(const lg_config *cfg, const char *out_dir, const lg_synth_options *opt, laguna_error *err);
+
+/* The same checkpoint as a tensor source whose tensors have no data: values
+ * come from lg_synth_generate, so a quantiser can stream a model that would
+ * not fit on disk in float form (laguna synth --type). */
+laguna_status lg_synth_tensor_source(const lg_config *cfg, lg_dtype dtype, lg_tensor_source **out, laguna_error *err);
+
+/* Bytes [offset, offset + n_bytes) of tensor t's data as lg_synth_write would
+ * write them with this seed. */
+void lg_synth_generate(uint64_t seed, const lg_tensor *t, size_t offset, void *dst, size_t n_bytes);
 
 #endif
