@@ -1,10 +1,16 @@
 /* Thread pool: tasks are claimed from one atomic word that holds the loop's
- * generation and the next task index, and the caller waits for the count of
- * finished tasks, never for particular workers. So a worker that the OS has
- * not scheduled (a busy machine) costs nothing: the caller and whoever is
- * running take its share. Between loops workers spin briefly (decoding
- * issues hundreds of short loops per token, and a condition-variable wake-up
- * costs more than many of them), then sleep on a condition variable. */
+ * generation and the number of tasks not yet claimed, and the caller waits for
+ * the count of finished tasks, never for particular workers. So a worker that
+ * the OS has not scheduled (a busy machine) costs nothing: the caller and
+ * whoever is running take its share. Between loops workers spin briefly
+ * (decoding issues hundreds of short loops per token, and a condition-variable
+ * wake-up costs more than many of them), then sleep on a condition variable.
+ *
+ * Why the word counts what is left rather than the next index: a worker can
+ * still be inside drain() of the previous loop while the caller writes the
+ * next loop's fn, ctx and n_tasks. Deciding "is a task left?" from the claim
+ * word alone means such a worker never reads those fields before a successful
+ * compare-exchange, and a compare-exchange against a stale generation fails. */
 #include "runtime/threadpool.h"
 
 #include <pthread.h>
@@ -20,7 +26,7 @@ struct lg_threadpool {
     pthread_t *workers;
     pthread_mutex_t lock;
     pthread_cond_t wake, done_cond;
-    atomic_uint_least64_t claim; /* generation << 32 | next task index */
+    atomic_uint_least64_t claim; /* generation << 32 | tasks not yet claimed */
     atomic_int n_done;           /* tasks finished in the current loop */
     atomic_int n_sleeping;
     atomic_int stopping;
@@ -43,16 +49,19 @@ static inline void cpu_relax(void) {
 }
 
 /* Runs tasks of loop `gen` until none are left; a task counts as claimed
- * only once the compare-exchange succeeds while `gen` is still current. */
+ * only once the compare-exchange succeeds while `gen` is still current. Only
+ * then are the loop's fields read: until the claimed task finishes, the caller
+ * cannot start another loop, so they belong to `gen`. */
 static void drain(lg_threadpool *p, uint32_t gen, int thread) {
     for (;;) {
         uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
         if ((uint32_t)(c >> 32) != gen) return;
-        int task = (int)(uint32_t)c;
-        if (task >= p->n_tasks) return;
-        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
-        p->fn(p->ctx, task, thread);
-        if (atomic_fetch_add(&p->n_done, 1) + 1 == p->n_tasks) {
+        uint32_t left = (uint32_t)c;
+        if (left == 0) return;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c - 1)) continue;
+        int n_tasks = p->n_tasks; /* read before finishing: the caller may move on after */
+        p->fn(p->ctx, n_tasks - (int)left, thread);
+        if (atomic_fetch_add(&p->n_done, 1) + 1 == n_tasks) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done_cond);
             pthread_mutex_unlock(&p->lock);
@@ -139,7 +148,7 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
     p->n_tasks = n_tasks;
     atomic_store(&p->n_done, 0);
     uint32_t gen = ++p->generation;
-    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32 | (uint32_t)n_tasks, memory_order_release);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->lock); /* pairs with the sleepers' check-then-wait */
         pthread_cond_broadcast(&p->wake);
