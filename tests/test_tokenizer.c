@@ -3,7 +3,8 @@
  * and the checkpoints' copies, plus small hand-made tokenizer.json files
  * whose expected ids and text were derived by hand from tokenizers'
  * semantics (and checked against tokenizers 0.23 with
- * tools/tokenizer_crosscheck.py). Also: invalid UTF-8, a 10 MB input, empty
+ * tools/tokenizer_crosscheck.py) or, for the later ones, taken from
+ * tokenizers 0.23.2 itself. Also: invalid UTF-8, a 10 MB input, empty
  * input, load errors, the streaming detokenizer and the CLI commands. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -458,6 +459,55 @@ static const char SNIP_IGNORE_MERGES[] =
     "'model': {'type': 'BPE', 'ignore_merges': true, 'vocab': {'a': 0, 'b': 1, 'c': 2, "
     "'ab': 3, 'abc': 4, 'bc': 5},  'merges': ['b c', 'a b']}}";
 
+/* The snippets below (through META_SNIPPET) have expectations taken from
+ * tokenizers 0.23.2 (the npm package, through node), not derived by hand.
+ *
+ * NFC composes e + U+0301 to é (bytes C3 A9 -> "Ã©"); Digits splits digits
+ * one by one and ByteLevel, with its own GPT-2 regex and add_prefix_space,
+ * gives every piece a leading "Ġ"; the ByteLevel post-processor adds
+ * nothing. Added tokens match leftmost-longest: "<a><b><c" before "<a><b>"
+ * before "<a>"; a character outside the vocabulary (">", "<", "b") is
+ * dropped, as there is no unk_token. */
+static const char SNIP_BYTE_LEVEL[] =
+    "{'version': '1.0', 'added_tokens': [{'id': 11, 'content': '<a>', 'special': true}, "
+    " {'id': 12, 'content': '<a><b>', 'special': false, 'normalized': false}, "
+    " {'id': 13, 'content': '<a><b><c', 'special': false, 'normalized': false}], "
+    "'normalizer': {'type': 'NFC'}, 'pre_tokenizer': {'type': 'Sequence', 'pretokenizers': "
+    " [{'type': 'Digits', 'individual_digits': true}, {'type': 'ByteLevel', "
+    "'add_prefix_space': true, 'trim_offsets': true, 'use_regex': true}]}, "
+    "'post_processor': {'type': 'ByteLevel', 'add_prefix_space': true, 'trim_offsets': true, "
+    "'use_regex': true}, 'decoder': {'type': 'ByteLevel', 'add_prefix_space': true, "
+    "'trim_offsets': true, 'use_regex': true}, 'model': {'type': 'BPE', 'vocab': {'Ġ': 0, "
+    "'h': 1, 'i': 2, 'Ġh': 3, 'Ġhi': 4, '1': 5, '2': 6, 'Ġ1': 7, 'Ã': 8, '©': 9, 'Ã©': 10}, "
+    " 'merges': ['Ġ h', 'Ġh i', 'Ġ 1', 'Ã ©']}}";
+
+/* Llama-style: NFKD turns ﬁ into "fi" and é into e + U+0301, Prepend and
+ * Replace make spaces "▁"; U+0301 falls back to bytes <0xCC> <0x81>, "q" is
+ * <unk>. The decoder replaces "▁" by " ", joins the bytes (ByteFallback),
+ * fuses, and strips one leading space (Strip). */
+static const char SNIP_LLAMA[] =
+    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<unk>', 'special': true}, "
+    "{'id': 1, 'content': '<s>', 'special': true}], 'normalizer': {'type': 'Sequence', "
+    "'normalizers': [{'type': 'NFKD'}, {'type': 'Prepend', 'prepend': '▁'}, {'type': 'Replace', "
+    "'pattern': {'String': ' '}, 'content': '▁'}]}, 'decoder': {'type': 'Sequence', "
+    "'decoders': [{'type': 'Replace', 'pattern': {'String': '▁'}, 'content': ' '}, "
+    "{'type': 'ByteFallback'}, {'type': 'Fuse'}, {'type': 'Strip', 'content': ' ', 'start': 1, "
+    "'stop': 0}]}, 'model': {'type': 'BPE', 'unk_token': '<unk>', 'byte_fallback': true, "
+    "'vocab': {'<unk>': 0, '<s>': 1, '▁': 2, 'f': 3, 'i': 4, '▁f': 5, '▁fi': 6, 'e': 7, "
+    "'<0xCC>': 8, '<0x81>': 9, 'x': 10}, 'merges': [['▁', 'f'], ['▁f', 'i']]}}";
+
+/* Metaspace with a given prepend_scheme and split; "first" prepends only at
+ * the start of the text (not after an added token). The decoder's Strip
+ * drops one trailing "!" of every token. */
+#define META_SNIPPET(scheme, split)                                                                \
+    "{'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<s>', 'special': true}], "          \
+    "'pre_tokenizer': {'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': '" scheme        \
+    "', 'split': " split "}, 'decoder': {'type': 'Sequence', 'decoders': [{'type': 'Metaspace', "  \
+    "'replacement': '▁', 'prepend_scheme': '" scheme "', 'split': " split "}, {'type': "           \
+    "'Strip', 'content': '!', 'start': 0, 'stop': 1}]}, 'model': {'type': 'BPE', 'vocab': "        \
+    "{'<s>': 0, '▁': 1, 'a': 2, 'b': 3, '!': 4, '▁a': 5, 'b!': 6, 'a!': 7}, 'merges': "        \
+    "[['▁', 'a'], ['b', '!'], ['a', '!']]}}"
+
 typedef struct {
     const char *json, *text;
     bool add_special;
@@ -501,6 +551,16 @@ static const snippet_case snippet_cases[] = {
     {SNIP_TEMPLATE, "HI hi", false, {4, 4}, 2, "hi hi"},
     {SNIP_AFFIXES, "abc a ab, x", false, {4, 5, 0, 6}, 4, "abc a a##b"},
     {SNIP_IGNORE_MERGES, "abc abcabc", false, {4, 0, 5, 0, 5}, 5, "abc a bc a bc"},
+    {SNIP_BYTE_LEVEL, "hi 12 e\xcc\x81", false, {4, 0, 7, 0, 6, 0, 10}, 7, " hi  1 2 \xc3\xa9"},
+    {SNIP_BYTE_LEVEL, "hi 12 e\xcc\x81", true, {4, 0, 7, 0, 6, 0, 10}, 7, " hi  1 2 \xc3\xa9"},
+    {SNIP_BYTE_LEVEL, "<a><b><c><a>hi", false, {13, 0, 11, 4}, 4, "<a><b><c <a> hi"},
+    {SNIP_BYTE_LEVEL, "<a><b>hi<a><b", false, {12, 4, 11, 0}, 4, "<a><b> hi<a> "},
+    {SNIP_LLAMA, "\xef\xac\x81 \xc3\xa9 x", false, {6, 2, 7, 8, 9, 2, 10}, 7, "fi e\xcc\x81 x"},
+    {SNIP_LLAMA, "<s>fi  q", false, {1, 6, 2, 2, 0}, 5, "<s> fi  <unk>"},
+    {META_SNIPPET("first", "false"), "a b!", false, {5, 1, 6}, 3, "a b"},
+    {META_SNIPPET("first", "false"), "<s>a a!", false, {0, 2, 5, 4}, 4, "<s>a a"},
+    {META_SNIPPET("never", "true"), "a b! a", false, {2, 1, 6, 5}, 4, "a b a"},
+    {META_SNIPPET("always", "true"), "<s>a b!", false, {0, 5, 1, 6}, 4, "<s> a b"},
 };
 
 static void test_hand_made_tokenizers(void) {
@@ -563,6 +623,22 @@ static void test_stream_generic(void) {
     CHECK(laguna_tokenizer_decode(tok, ids, n_ids, false, &all, &len, NULL) == LAGUNA_OK);
     CHECK(same_text(all, len, "helloé \xef\xbf\xbd hello\xef\xbf\xbd"));
     laguna_tokenizer_free_text(all);
+    /* A stray <0xC3> after é makes ByteFallback rewrite the é already
+     * returned (tokenizers decodes 3 4 3 as three U+FFFD; its DecodeStream
+     * fails there). The flush must still return the stray byte, as
+     * tokenizers' decode of it alone: U+FFFD. */
+    static const int32_t stray[] = {3, 4, 3};
+    static const char *const stray_pieces[] = {"", "é", "", "\xef\xbf\xbd"};
+    CHECK(laguna_detokenizer_new(tok, false, &d, NULL) == LAGUNA_OK);
+    for (size_t i = 0; i < 4; i++) {
+        const char *p;
+        size_t n;
+        laguna_status st = i < 3 ? laguna_detokenizer_push(d, stray[i], &p, &n, NULL)
+                                 : laguna_detokenizer_flush(d, &p, &n, NULL);
+        CHECKF(st == LAGUNA_OK && same_text(p, n, stray_pieces[i]), "stray step %zu gave '%.*s'", i,
+               (int)n, p);
+    }
+    laguna_detokenizer_free(d);
     laguna_tokenizer_free(tok);
 }
 

@@ -162,9 +162,16 @@ laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text,
     } else if (d->window.n) {
         laguna_status st = decode_window(d, 0, &d->scratch, err);
         if (st) return st;
-        if (d->scratch.len > d->prefix.len &&
-            memcmp(d->scratch.data, d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0)
-            lg_buf_append(&d->out, d->scratch.data + d->prefix.len, d->scratch.len - d->prefix.len);
+        if (d->prefix.len == 0 || (d->scratch.len >= d->prefix.len &&
+                                   memcmp(d->scratch.data, d->prefix.data, d->prefix.len) == 0)) {
+            lg_buf_append(&d->out, d->scratch.data ? d->scratch.data + d->prefix.len : "",
+                          d->scratch.len - d->prefix.len);
+        } else if (d->prefix_index < d->window.n) {
+            /* the earlier text changed under us (as in push_generic): the
+             * pending ids' own text, so that no byte is lost */
+            if ((st = decode_window(d, d->prefix_index, &d->scratch, err))) return st;
+            lg_buf_append(&d->out, d->scratch.data ? d->scratch.data : "", d->scratch.len);
+        }
     }
     d->window.n = 0;
     d->prefix.len = 0;
