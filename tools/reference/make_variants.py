@@ -23,6 +23,12 @@ import sys
 
 import torch
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
+from golden import prompt_entries  # noqa: E402
+from train_laguna_tiny import RouterWatch  # noqa: E402  (its .last holds the chosen experts)
+
 BASE = dict(vocab_size=512, hidden_size=64, intermediate_size=96, num_key_value_heads=2, head_dim=16,
             num_experts=8, num_experts_per_tok=2, moe_intermediate_size=24, shared_expert_intermediate_size=32,
             max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=None)
@@ -66,22 +72,6 @@ VARIANTS = {
 STRIP = {"defaults-tied": ["layer_types", "num_attention_heads_per_layer", "mlp_layer_types", "rope_parameters",
                            "sliding_window", "gating", "moe_router_logit_softcapping", "moe_routed_scaling_factor",
                            "rms_norm_eps", "attention_bias", "moe_apply_router_weight_on_input"]}
-
-
-class RouterWatch:
-    """Records the experts each sparse layer's router selected in the last forward."""
-
-    def __init__(self, model):
-        self.last = {}
-        for i, layer in enumerate(model.model.layers):
-            gate = getattr(layer.mlp, "gate", None)
-            if gate is not None and hasattr(gate, "e_score_correction_bias"):
-                gate.register_forward_hook(self._hook(i))
-
-    def _hook(self, i):
-        def hook(module, inputs, output):
-            self.last[i] = output[2].detach()
-        return hook
 
 
 def randomise(model, gen):
@@ -129,24 +119,7 @@ def make_one(name, kwargs, out_dir, seed):
     golden = {}
     for p, n in (("p1", 1), ("p13", 13), ("p70", 70)):
         ids = torch.randint(3, V, (n,), generator=gen)
-        watch.last = {}
-        with torch.no_grad():
-            o = ref(input_ids=ids[None], output_hidden_states=True)
-        golden[f"tokens.{p}"] = ids.to(torch.int32)
-        golden[f"logits.{p}"] = o.logits[0].float().contiguous()
-        if p == "p70":
-            golden[f"hidden.{p}"] = torch.stack([h[0] for h in o.hidden_states]).float().contiguous()
-            for i, sel in watch.last.items():
-                golden[f"experts.L{i}.{p}"] = sel.to(torch.int32).contiguous()
-        out_ids, past, nxt = [], None, ids[None]
-        with torch.no_grad():
-            for _ in range(40):
-                o = ref(input_ids=nxt, past_key_values=past, use_cache=True)
-                past = o.past_key_values
-                t = int(o.logits[0, -1].argmax())
-                out_ids.append(t)
-                nxt = torch.tensor([[t]])
-        golden[f"greedy40.{p}"] = torch.tensor(out_ids, dtype=torch.int32)
+        golden.update(prompt_entries(ref, watch, ids, p, with_hidden=p == "p70")[0])
     save_file(golden, os.path.join(d, "golden.safetensors"))
     return {"variant": name, "config": json.load(open(os.path.join(d, "config.json")))}
 

@@ -25,6 +25,9 @@ import argparse, glob, hashlib, json, math, os, random, sys, sysconfig, time
 import torch
 from tokenizers import Tokenizer, trainers
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
+from golden import prompt_entries  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURE_TOKENIZER = os.path.join(REPO, "tests/fixtures/tokenizer/laguna-like/tokenizer.json")
 CHAT_TEMPLATE = os.path.join(REPO, "tests/fixtures/tiny-xs/chat_template.jinja")
@@ -267,25 +270,8 @@ def main():
     for k, text in enumerate(PROMPTS):
         p = f"p{k + 1}"
         ids = torch.tensor(tok.encode(text, add_special_tokens=False).ids)
-        watch.last = {}
-        with torch.no_grad():
-            o = ref(input_ids=ids[None], output_hidden_states=True)
-        golden[f"tokens.{p}"] = ids.to(torch.int32)
-        golden[f"logits.{p}"] = o.logits[0].float().contiguous()
-        if k == longest:
-            golden[f"hidden.{p}"] = torch.stack([h[0] for h in o.hidden_states]).float().contiguous()
-            for i, sel in watch.last.items():
-                golden[f"experts.L{i}.{p}"] = sel.to(torch.int32).contiguous()
-        # greedy with the KV cache, end-of-sequence ids not treated specially
-        out_ids, past, nxt = [], None, ids[None]
-        with torch.no_grad():
-            for _ in range(40):
-                o = ref(input_ids=nxt, past_key_values=past, use_cache=True)
-                past = o.past_key_values
-                t = int(o.logits[0, -1].argmax())
-                out_ids.append(t)
-                nxt = torch.tensor([[t]])
-        golden[f"greedy40.{p}"] = torch.tensor(out_ids, dtype=torch.int32)
+        entries, out_ids = prompt_entries(ref, watch, ids, p, with_hidden=k == longest)
+        golden.update(entries)
         continuations.append({"prompt": text, "greedy40_text": tok.decode(out_ids, skip_special_tokens=False)})
     from safetensors.torch import save_file
     save_file(golden, os.path.join(args.out, "golden.safetensors"))
