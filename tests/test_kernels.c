@@ -1,6 +1,7 @@
 /* Fast kernels against the reference ones on random inputs of awkward sizes
  * (odd, not multiples of any vector width), every weight dtype, 1-3 threads. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,63 @@ static void matmul_case(lg_dtype dt, int rows, int cols, int tokens, int threads
     lg_kernel_ctx_free(&k);
     lg_threadpool_free(pool);
     free(w), free(x), free(bias), free(y), free(ref);
+}
+
+/* Quantised weights: up to 8 tokens the product of the types quant_dot.h
+ * serves runs on 8-bit activations, so each output may differ from the float
+ * reference by what rounding every activation to half a step of its block's
+ * amax/127 can cost: sum_i |w_i| * step_i / 2 (plus float rounding). Other
+ * types and larger batches take the dequantising float path and match the
+ * reference to float rounding. */
+static void quant_matmul_case(lg_dtype dt, int rows, int cols, int tokens, int threads) {
+    float *wf = malloc(sizeof(float) * (size_t)rows * cols), *wd = malloc(sizeof(float) * (size_t)rows * cols);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wf[i] = frand();
+    size_t rb = lg_dtype_row_bytes(dt, cols);
+    uint8_t *w = malloc(rb * rows);
+    for (int r = 0; r < rows; r++) {
+        CHECK(lg_dtype_from_f32(dt, wf + (size_t)r * cols, w + r * rb, cols) == 0);
+        lg_dtype_to_f32(dt, w + r * rb, wd + (size_t)r * cols, cols);
+    }
+    lg_matrix m = {dt, rows, cols, rb, w};
+    float *x = malloc(sizeof(float) * (size_t)tokens * cols), *bias = malloc(sizeof(float) * rows);
+    float *y = malloc(sizeof(float) * (size_t)tokens * rows), *ref = malloc(sizeof(float) * (size_t)tokens * rows);
+    for (size_t i = 0; i < (size_t)tokens * cols; i++) x[i] = frand();
+    for (int i = 0; i < rows; i++) bias[i] = frand() * 0.01f;
+    for (size_t i = 0; i < (size_t)tokens * rows; i++) y[i] = NAN;
+    lg_threadpool *pool = lg_threadpool_new(threads);
+    lg_kernel_ctx k;
+    CHECK(lg_kernel_ctx_init(&k, pool, (size_t)16 * cols) == 0);
+    lg_matmul(&k, y, x, tokens, &m, bias);
+    lg_ref_matmul(ref, x, tokens, &m, bias);
+    bool q8_path = tokens <= 8 && dt != LG_DTYPE_Q4_0;
+    int bad = 0;
+    for (int t = 0; t < tokens; t++)
+        for (int r = 0; r < rows; r++) {
+            const float *xt = x + (size_t)t * cols, *wr = wd + (size_t)r * cols;
+            double bound = 0, mag = fabs(bias[r]);
+            for (int b = 0; b < cols / 32; b++) {
+                float amax = 0;
+                for (int i = 32 * b; i < 32 * b + 32; i++) amax = fmaxf(amax, fabsf(xt[i]));
+                for (int i = 32 * b; i < 32 * b + 32; i++) {
+                    bound += q8_path ? fabs(wr[i]) * 0.5 * amax / 127 : 0;
+                    mag += fabs(wr[i] * xt[i]);
+                }
+            }
+            bad += !(fabs(y[(size_t)t * rows + r] - ref[(size_t)t * rows + r]) <= bound * 1.0001 + 2e-6 * mag);
+        }
+    CHECKF(bad == 0, "%s %dx%d tokens %d threads %d: %d outputs outside the bound", lg_dtype_name(dt), rows, cols, tokens,
+           threads, bad);
+    lg_kernel_ctx_free(&k);
+    lg_threadpool_free(pool);
+    free(wf), free(wd), free(w), free(x), free(bias), free(y), free(ref);
+}
+
+static void test_quantized_matmul(void) {
+    lg_dtype dts[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q4_0};
+    int shapes[][3] = {{1, 256, 1}, {37, 512, 1}, {19, 768, 3}, {5, 1280, 8}, {33, 256, 9}, {17, 512, 13}};
+    for (int d = 0; d < 5; d++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int th = 1; th <= 3; th += 2) quant_matmul_case(dts[d], shapes[s][0], shapes[s][1], shapes[s][2], th);
 }
 
 static void test_matmul_matches_reference(void) {
@@ -163,6 +221,7 @@ static void test_dtype_conversions(void) {
 
 int main(void) {
     RUN(test_matmul_matches_reference);
+    RUN(test_quantized_matmul);
     RUN(test_attention_matches_reference);
     RUN(test_rope_rotates_pairs);
     RUN(test_rmsnorm_and_activations);

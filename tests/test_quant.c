@@ -13,6 +13,7 @@
 #include "core/dtype.h"
 #include "harness.h"
 #include "quant/quant.h"
+#include "quant/quant_dot.h"
 
 static const lg_dtype all_quant[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_0, LG_DTYPE_Q5_0, LG_DTYPE_Q5_1,
                                      LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
@@ -312,6 +313,65 @@ static void test_dot_matches_dequantised_dot(void) {
     free(x), free(v), free(w), free(q);
 }
 
+/* 8-bit activations: every element within half a step of its block's scale,
+ * the 16-element sums exact, an all-zero block with scale 0. */
+static void test_activation_quantisation(void) {
+    const int n = 4 * 32;
+    float x[4 * 32];
+    for (int i = 0; i < n; i++) x[i] = i < 32 ? 0.0f : gauss() * (i < 64 ? 1e-3f : 40.0f);
+    lg_block_q8x b[4];
+    lg_quantize_activations(x, n, b);
+    CHECK(b[0].d == 0 && b[0].sum[0] == 0 && b[0].sum[1] == 0);
+    for (int k = 0; k < 4; k++) {
+        int s0 = 0, s1 = 0, worst = 0;
+        for (int i = 0; i < 32; i++) {
+            if (i < 16) s0 += b[k].q[i];
+            else s1 += b[k].q[i];
+            worst |= fabsf(x[32 * k + i] - b[k].d * b[k].q[i]) > 0.5f * b[k].d * 1.0001f;
+            worst |= b[k].q[i] == -128;
+        }
+        CHECKF(!worst && s0 == b[k].sum[0] && s1 == b[k].sum[1], "block %d", k);
+    }
+}
+
+/* Quantised weights times 8-bit activations, for each type quant_dot.h serves
+ * and several row lengths: (1) the vector version equals the scalar reference
+ * up to float rounding; (2) both equal the float dot of the dequantised
+ * weights with the dequantised activations (the integer arithmetic is exact,
+ * so only float rounding separates them); (3) against the float activations the
+ * error stays within what 8-bit activations can cost: sum |w_i| * d_i / 2. */
+static void test_dot_with_8bit_activations(void) {
+    const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+    const int lengths[] = {256, 3 * 256, 7 * 256};
+    const int n_max = 7 * 256;
+    float *w = malloc(sizeof(float) * n_max), *wd = malloc(sizeof(float) * n_max), *x = malloc(sizeof(float) * n_max);
+    unsigned char *q = malloc((size_t)n_max * 2);
+    lg_block_q8x *xq = malloc(sizeof(lg_block_q8x) * (n_max / 32));
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (int L = 0; L < 3; L++) {
+            int n = lengths[L];
+            for (int i = 0; i < n; i++) w[i] = gauss(), x[i] = gauss() * ((i / 32) % 5 == 3 ? 10.0f : 1.0f);
+            for (int i = 64; i < 96 && i < n; i++) x[i] = 0; /* one all-zero activation block */
+            lg_quantize_row(types[t], w, q, n);
+            lg_dequantize_row(types[t], q, wd, n);
+            lg_quantize_activations(x, n, xq);
+            double exact = 0, vs_float = 0, mag = 0, bound = 0;
+            for (int i = 0; i < n; i++) {
+                float xd = xq[i / 32].d * xq[i / 32].q[i % 32];
+                exact += (double)wd[i] * xd, vs_float += (double)wd[i] * x[i];
+                mag += fabs((double)wd[i] * xd);
+                bound += fabs((double)wd[i]) * 0.5 * xq[i / 32].d;
+            }
+            float fast = lg_quant_dot_q8x(types[t], q, xq, n), slow = lg_quant_dot_q8x_reference(types[t], q, xq, n);
+            const char *name = lg_dtype_name(types[t]);
+            CHECKF(fabs(fast - slow) <= 1e-5 * mag, "%s n=%d: vector %g reference %g", name, n, fast, slow);
+            CHECKF(fabs(slow - exact) <= 1e-5 * mag, "%s n=%d: reference %g exact %g", name, n, slow, exact);
+            CHECKF(fabs(fast - vs_float) <= bound * 1.0001 + 1e-5 * mag, "%s n=%d: %g vs float %g (bound %g)", name, n,
+                   fast, vs_float, bound);
+        }
+    free(w), free(wd), free(x), free(q), free(xq);
+}
+
 static void test_sizes_and_names(void) {
     CHECK(lg_dtype_block_elems(LG_DTYPE_Q8_0) == 32 && lg_dtype_block_elems(LG_DTYPE_Q6_K) == 256);
     CHECK(lg_dtype_block_elems(LG_DTYPE_BF16) == 1);
@@ -392,6 +452,8 @@ int main(void) {
     RUN(test_q8_0_elementwise_bound);
     RUN(test_zero_and_constant_rows);
     RUN(test_dot_matches_dequantised_dot);
+    RUN(test_activation_quantisation);
+    RUN(test_dot_with_8bit_activations);
     RUN(test_sizes_and_names);
     RUN(test_f16_edges);
     RUN(test_bf16_edges);

@@ -4,14 +4,27 @@
  * are read directly with the conversion fused into the dot product; other
  * dtypes (F16, quantised blocks) are converted a block of rows at a time into
  * the thread's scratch, so the conversion is paid once per row for all tokens
- * of the batch. Accumulation is float32 with several partial sums. Several
+ * of the batch. Accumulation is float32 with several partial sums.
+ *
+ * Quantised weights of the types quant_dot.h handles take another path when
+ * the batch is small (decoding): the activation rows are quantised to 8 bits
+ * once per product, before the dispatch, and every weight row is multiplied
+ * block by block in integers; a whole-row dequantisation would cost more than
+ * reading the weights. Larger batches keep the dequantise-then-4x4 path, whose
+ * conversion is shared by all tokens. Several
  * independent products can share one dispatch (lg_matmul_many), which matters
  * when decoding: a token's projections and experts are many small products. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "quant/quant_dot.h"
 
 #define ROWS_PER_TASK 16
+
+/* Up to this many tokens a quantised product goes through 8-bit activations
+ * (see the header comment; measured in docs/performance.md). */
+#define Q8_ACT_MAX_TOKENS 8
 
 #define MAX_OPS 64
 
@@ -20,6 +33,7 @@ typedef struct {
     const lg_matmul_op *ops;
     int n_ops;
     int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
+    const lg_block_q8x *act_q8[MAX_OPS]; /* op i's quantised x rows, or NULL */
 } matmul_job;
 
 static float dot_f32(const float *a, const float *b, int64_t n) {
@@ -152,6 +166,16 @@ static void matmul_task(void *ctx, int task, int thread) {
     const lg_matrix *w = j->w;
     int64_t r0 = (int64_t)(task - job->first_task[op]) * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
     if (r1 > w->rows) r1 = w->rows;
+    if (job->act_q8[op]) {
+        int64_t n = w->cols, blocks = n / LG_Q8X_BLOCK;
+        for (int64_t r = r0; r < r1; r++) {
+            const void *row = lg_matrix_row(w, r);
+            for (int t = 0; t < j->n_tokens; t++)
+                j->y[(size_t)t * w->rows + r] = lg_quant_dot_q8x(w->dtype, row, job->act_q8[op] + t * blocks, n) +
+                                                 (j->bias ? j->bias[r] : 0.0f);
+        }
+        return;
+    }
     if (w->dtype == LG_DTYPE_F32 || w->dtype == LG_DTYPE_BF16) {
         block_product(j, (const uint8_t *)lg_matrix_row(w, r0), w->row_bytes, w->dtype == LG_DTYPE_BF16, r0, r1);
         return;
@@ -161,9 +185,46 @@ static void matmul_task(void *ctx, int task, int thread) {
     block_product(j, (const uint8_t *)buf, (size_t)w->cols * sizeof(float), 0, r0, r1);
 }
 
+static bool wants_q8_activations(const lg_matmul_op *op) {
+    return op->n_tokens > 0 && op->n_tokens <= Q8_ACT_MAX_TOKENS && lg_quant_dot_supported(op->w->dtype) &&
+           op->w->cols % LG_Q8X_BLOCK == 0;
+}
+
+/* Quantises the x rows of the ops that take the 8-bit path into k->act_q8
+ * (ops reading the same x share one copy). Ops it cannot serve (out of
+ * memory) keep act_q8 NULL and take the float path. */
+static void quantize_activations(lg_kernel_ctx *k, matmul_job *job) {
+    size_t need = 0;
+    for (int i = 0; i < job->n_ops; i++)
+        if (wants_q8_activations(&job->ops[i]))
+            need += (size_t)job->ops[i].n_tokens * (size_t)(job->ops[i].w->cols / LG_Q8X_BLOCK) * sizeof(lg_block_q8x);
+    if (need == 0) return;
+    if (need > k->act_q8_bytes) {
+        free(k->act_q8);
+        k->act_q8 = malloc(need);
+        k->act_q8_bytes = k->act_q8 ? need : 0;
+        if (!k->act_q8) return;
+    }
+    lg_block_q8x *next = k->act_q8;
+    for (int i = 0; i < job->n_ops; i++) {
+        const lg_matmul_op *op = &job->ops[i];
+        if (!wants_q8_activations(op)) continue;
+        for (int p = 0; p < i && !job->act_q8[i]; p++)
+            if (job->act_q8[p] && job->ops[p].x == op->x && job->ops[p].n_tokens == op->n_tokens &&
+                job->ops[p].w->cols == op->w->cols)
+                job->act_q8[i] = job->act_q8[p];
+        if (job->act_q8[i]) continue;
+        int64_t blocks = op->w->cols / LG_Q8X_BLOCK;
+        for (int t = 0; t < op->n_tokens; t++) lg_quantize_activations(op->x + (size_t)t * op->w->cols, op->w->cols, next + t * blocks);
+        job->act_q8[i] = next;
+        next += (size_t)op->n_tokens * blocks;
+    }
+}
+
 void lg_matmul_many(lg_kernel_ctx *k, const lg_matmul_op *ops, int n_ops) {
     for (int done = 0; done < n_ops; done += MAX_OPS) { /* in groups of MAX_OPS */
-        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}};
+        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}};
+        quantize_activations(k, &job);
         for (int i = 0; i < job.n_ops; i++) {
             int64_t rows = job.ops[i].n_tokens > 0 ? job.ops[i].w->rows : 0;
             job.first_task[i + 1] = job.first_task[i] + (int)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);

@@ -1,4 +1,5 @@
-/* Per-thread scratch buffers for the kernels. */
+/* Per-thread scratch buffers for the kernels, and the buffer of quantised
+ * activations that lg_matmul_many fills before each dispatch. */
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
@@ -7,6 +8,8 @@ int lg_kernel_ctx_init(lg_kernel_ctx *k, lg_threadpool *pool, size_t scratch_flo
     k->pool = pool;
     k->n_threads = lg_threadpool_size(pool);
     k->scratch_floats = scratch_floats;
+    k->act_q8 = NULL;
+    k->act_q8_bytes = 0;
     k->scratch = calloc((size_t)k->n_threads, sizeof *k->scratch);
     if (!k->scratch) return -1;
     for (int i = 0; i < k->n_threads; i++) {
@@ -21,4 +24,7 @@ void lg_kernel_ctx_free(lg_kernel_ctx *k) {
         for (int i = 0; i < k->n_threads; i++) free(k->scratch[i]);
     free(k->scratch);
     k->scratch = NULL;
+    free(k->act_q8);
+    k->act_q8 = NULL;
+    k->act_q8_bytes = 0;
 }

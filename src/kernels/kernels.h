@@ -18,6 +18,8 @@ typedef struct {
     int n_threads;
     float **scratch;       /* one buffer per thread */
     size_t scratch_floats; /* size of each */
+    void *act_q8;          /* activations quantised for one lg_matmul_many (grown on demand) */
+    size_t act_q8_bytes;
 } lg_kernel_ctx;
 
 int lg_kernel_ctx_init(lg_kernel_ctx *k, lg_threadpool *pool, size_t scratch_floats);

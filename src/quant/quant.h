@@ -99,8 +99,17 @@ void lg_quantize_row(lg_dtype dtype, const float *src, void *dst, int64_t n);
 /* dot(dequantised row, x) over n elements, accumulated in float32. */
 float lg_quant_dot(lg_dtype dtype, const void *row, const float *x, int64_t n);
 
-/* Sub-block j's 6-bit scale and min from a Q4_K / Q5_K scales[12]. */
-void lg_k4_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m);
+/* Sub-block j's 6-bit scale and min from a Q4_K / Q5_K scales[12] (inline:
+ * the dot products call it for every sub-block). */
+static inline void lg_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
 
 /* Per-family entry points (quant_legacy.c, quant_kquants.c). */
 void lg_dequantize_q8_0(const void *src, float *dst, int64_t n);
