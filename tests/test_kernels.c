@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "kernels/kernels.h"
 #include "kernels/reference.h"
+#include "quant/quant_dot.h"
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) {
@@ -48,12 +49,12 @@ static void matmul_case(lg_dtype dt, int rows, int cols, int tokens, int threads
     free(w), free(x), free(bias), free(y), free(ref);
 }
 
-/* Quantised weights: up to 8 tokens the product of the types quant_dot.h
- * serves runs on 8-bit activations, so each output may differ from the float
- * reference by what rounding every activation to half a step of its block's
- * amax/127 can cost: sum_i |w_i| * step_i / 2 (plus float rounding). Other
- * types and larger batches take the dequantising float path and match the
- * reference to float rounding. */
+/* Quantised weights: products of the types quant_dot.h serves run on 8-bit
+ * activations (all batch sizes with vector dots, up to 8 tokens without), so each output may differ from the float reference by what
+ * rounding every activation to half a step of its block's amax/127 can cost:
+ * sum_i |w_i| * step_i / 2 (plus float rounding). Other types (Q4_0 here)
+ * take the dequantising float path and match the reference to float
+ * rounding. */
 static void quant_matmul_case(lg_dtype dt, int rows, int cols, int tokens, int threads) {
     float *wf = malloc(sizeof(float) * (size_t)rows * cols), *wd = malloc(sizeof(float) * (size_t)rows * cols);
     for (size_t i = 0; i < (size_t)rows * cols; i++) wf[i] = frand();
@@ -74,7 +75,7 @@ static void quant_matmul_case(lg_dtype dt, int rows, int cols, int tokens, int t
     CHECK(lg_kernel_ctx_init(&k, pool, (size_t)16 * cols) == 0);
     lg_matmul(&k, y, x, tokens, &m, bias);
     lg_ref_matmul(ref, x, tokens, &m, bias);
-    bool q8_path = tokens <= 8 && dt != LG_DTYPE_Q4_0;
+    bool q8_path = dt != LG_DTYPE_Q4_0 && (tokens <= 8 || lg_quant_dot_vectorized(dt));
     int bad = 0;
     for (int t = 0; t < tokens; t++)
         for (int r = 0; r < rows; r++) {
@@ -99,10 +100,11 @@ static void quant_matmul_case(lg_dtype dt, int rows, int cols, int tokens, int t
 
 static void test_quantized_matmul(void) {
     lg_dtype dts[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q4_0};
-    int shapes[][3] = {{1, 256, 1}, {37, 512, 1}, {19, 768, 3}, {5, 1280, 8}, {33, 256, 9}, {17, 512, 13}};
+    int shapes[][3] = {{1, 256, 1},  {37, 512, 1}, {23, 512, 2}, {19, 768, 3}, {13, 256, 5}, {29, 768, 7},
+                       {5, 1280, 8}, {33, 256, 9}, {17, 512, 13}, {11, 512, 24}, {7, 256, 37}};
     for (int d = 0; d < 5; d++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            for (int th = 1; th <= 3; th += 2) quant_matmul_case(dts[d], shapes[s][0], shapes[s][1], shapes[s][2], th);
+            for (int th = 1; th <= 3; th++) quant_matmul_case(dts[d], shapes[s][0], shapes[s][1], shapes[s][2], th);
 }
 
 static void test_matmul_matches_reference(void) {

@@ -332,6 +332,13 @@ static void test_activation_quantisation(void) {
         }
         CHECKF(!worst && s0 == b[k].sum[0] && s1 == b[k].sum[1], "block %d", k);
     }
+    /* the vector quantiser equals the scalar one bit for bit (same float
+     * operations), including ties of x * (1/d) exactly halfway between integers */
+    lg_block_q8x r[4];
+    for (int i = 96; i < 104; i++) x[i] = (float)(i - 100) + 0.5f;
+    lg_quantize_activations(x, n, b);
+    lg_quantize_activations_reference(x, n, r);
+    CHECK(memcmp(b, r, sizeof b) == 0);
 }
 
 /* Quantised weights times 8-bit activations, for each type quant_dot.h serves
@@ -370,6 +377,40 @@ static void test_dot_with_8bit_activations(void) {
                    fast, vs_float, bound);
         }
     free(w), free(wd), free(x), free(q), free(xq);
+}
+
+/* Several activation rows at once (lg_quant_dot_q8x_tokens, which unpacks a
+ * weight block once for up to LG_Q8X_TOKENS rows): each output equals the
+ * scalar reference for its row up to float rounding, for 1-7 rows (so groups
+ * of 4 plus a remainder) and rows of 1, 3 and 5 super-blocks. */
+static void test_dot_with_several_token_rows(void) {
+    const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+    const int lengths[] = {256, 3 * 256, 5 * 256}, n_max = 5 * 256, t_max = 7;
+    float *w = malloc(sizeof(float) * n_max), *x = malloc(sizeof(float) * n_max * t_max);
+    unsigned char *q = malloc((size_t)n_max * 2);
+    lg_block_q8x *xq = malloc(sizeof(lg_block_q8x) * (n_max / 32) * t_max);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (int L = 0; L < 3; L++) {
+            int n = lengths[L], blocks = n / 32;
+            for (int i = 0; i < n; i++) w[i] = gauss();
+            for (int i = 0; i < n * t_max; i++) x[i] = gauss() * ((i / 32) % 7 == 2 ? 20.0f : 1.0f);
+            lg_quantize_row(types[t], w, q, n);
+            for (int r = 0; r < t_max; r++) lg_quantize_activations(x + (size_t)r * n, n, xq + r * blocks);
+            for (int nt = 1; nt <= t_max; nt++) {
+                float out[7];
+                lg_quant_dot_q8x_tokens(types[t], q, xq, blocks, nt, n, out);
+                int bad = 0;
+                for (int r = 0; r < nt; r++) {
+                    double mag = 0;
+                    for (int i = 0; i < n; i++) mag += fabs((double)w[i] * x[(size_t)r * n + i]);
+                    float slow = lg_quant_dot_q8x_reference(types[t], q, xq + r * blocks, n);
+                    bad += !(fabs(out[r] - slow) <= 1e-5 * mag);
+                }
+                CHECKF(bad == 0, "%s n=%d rows=%d: %d outputs differ from the reference", lg_dtype_name(types[t]), n, nt,
+                       bad);
+            }
+        }
+    free(w), free(x), free(q), free(xq);
 }
 
 static void test_sizes_and_names(void) {
@@ -454,6 +495,7 @@ int main(void) {
     RUN(test_dot_matches_dequantised_dot);
     RUN(test_activation_quantisation);
     RUN(test_dot_with_8bit_activations);
+    RUN(test_dot_with_several_token_rows);
     RUN(test_sizes_and_names);
     RUN(test_f16_edges);
     RUN(test_bf16_edges);

@@ -6,12 +6,14 @@
  * the thread's scratch, so the conversion is paid once per row for all tokens
  * of the batch. Accumulation is float32 with several partial sums.
  *
- * Quantised weights of the types quant_dot.h handles take another path when
- * the batch is small (decoding): the activation rows are quantised to 8 bits
- * once per product, before the dispatch, and every weight row is multiplied
- * block by block in integers; a whole-row dequantisation would cost more than
- * reading the weights. Larger batches keep the dequantise-then-4x4 path, whose
- * conversion is shared by all tokens. Several
+ * Quantised weights of the types quant_dot.h handles take another path, for
+ * every batch size where the integer dots are vectorised (small batches
+ * only otherwise): the activation rows are quantised to 8 bits once per
+ * product, before the dispatch, and every weight row is multiplied block by
+ * block in integers, a few tokens per pass over the row. It beat the
+ * dequantise-then-4x4 float path at every batch size measured, 1 to 128
+ * tokens (docs/performance.md); the float path stays for the other types and
+ * for when the activation buffer cannot be allocated. Several
  * independent products can share one dispatch (lg_matmul_many), which matters
  * when decoding: a token's projections and experts are many small products. */
 #include <stdlib.h>
@@ -22,9 +24,13 @@
 
 #define ROWS_PER_TASK 16
 
-/* Up to this many tokens a quantised product goes through 8-bit activations
- * (see the header comment; measured in docs/performance.md). */
-#define Q8_ACT_MAX_TOKENS 8
+/* Tokens per call of the integer dots (sizes a stack buffer of results). */
+#define Q8_ACT_TOKENS_PER_PASS 32
+
+/* Without vector integer dots (a build without AVX2) the scalar reference
+ * unpacks every weight block once per token, so only small batches take the
+ * 8-bit path there: up to this many tokens (4fea031's measured limit). */
+#define Q8_ACT_SCALAR_MAX_TOKENS 8
 
 #define MAX_OPS 64
 
@@ -168,11 +174,13 @@ static void matmul_task(void *ctx, int task, int thread) {
     if (r1 > w->rows) r1 = w->rows;
     if (job->act_q8[op]) {
         int64_t n = w->cols, blocks = n / LG_Q8X_BLOCK;
-        for (int64_t r = r0; r < r1; r++) {
-            const void *row = lg_matrix_row(w, r);
-            for (int t = 0; t < j->n_tokens; t++)
-                j->y[(size_t)t * w->rows + r] = lg_quant_dot_q8x(w->dtype, row, job->act_q8[op] + t * blocks, n) +
-                                                 (j->bias ? j->bias[r] : 0.0f);
+        float out[Q8_ACT_TOKENS_PER_PASS];
+        for (int t0 = 0; t0 < j->n_tokens; t0 += Q8_ACT_TOKENS_PER_PASS) {
+            int nt = j->n_tokens - t0 < Q8_ACT_TOKENS_PER_PASS ? j->n_tokens - t0 : Q8_ACT_TOKENS_PER_PASS;
+            for (int64_t r = r0; r < r1; r++) {
+                lg_quant_dot_q8x_tokens(w->dtype, lg_matrix_row(w, r), job->act_q8[op] + t0 * blocks, blocks, nt, n, out);
+                for (int t = 0; t < nt; t++) j->y[(size_t)(t0 + t) * w->rows + r] = out[t] + (j->bias ? j->bias[r] : 0.0f);
+            }
         }
         return;
     }
@@ -186,7 +194,8 @@ static void matmul_task(void *ctx, int task, int thread) {
 }
 
 static bool wants_q8_activations(const lg_matmul_op *op) {
-    return op->n_tokens > 0 && op->n_tokens <= Q8_ACT_MAX_TOKENS && lg_quant_dot_supported(op->w->dtype) &&
+    return op->n_tokens > 0 && lg_quant_dot_supported(op->w->dtype) &&
+           (op->n_tokens <= Q8_ACT_SCALAR_MAX_TOKENS || lg_quant_dot_vectorized(op->w->dtype)) &&
            op->w->cols % LG_Q8X_BLOCK == 0;
 }
 

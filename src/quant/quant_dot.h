@@ -32,12 +32,26 @@ typedef struct {
 /* Whether lg_quant_dot_q8x handles rows of this dtype. */
 bool lg_quant_dot_supported(lg_dtype dtype);
 
+/* Whether lg_quant_dot_q8x has a vector version for this dtype in this build
+ * (without one, the scalar reference serves, which is slower than the float
+ * path for large batches). */
+bool lg_quant_dot_vectorized(lg_dtype dtype);
+
 /* Quantises n activations (n a multiple of 32) into n/32 blocks. */
 void lg_quantize_activations(const float *x, int64_t n, lg_block_q8x *out);
+/* Its scalar version (the reference the vector one must equal exactly). */
+void lg_quantize_activations_reference(const float *x, int64_t n, lg_block_q8x *out);
 
 /* dot(dequantised weight row, activations) over n elements (a whole number of
  * the dtype's blocks). The vector version where available. */
 float lg_quant_dot_q8x(lg_dtype dtype, const void *row, const lg_block_q8x *x, int64_t n);
+
+/* out[t] = the same dot with activation row x + t * x_stride (in blocks), for
+ * t < n_tokens: each weight block is unpacked once for up to LG_Q8X_TOKENS
+ * rows, so a few tokens cost less than a few single dots. */
+#define LG_Q8X_TOKENS 4
+void lg_quant_dot_q8x_tokens(lg_dtype dtype, const void *row, const lg_block_q8x *x,
+                             int64_t x_stride, int n_tokens, int64_t n, float *out);
 
 /* The scalar version of the same sum (kept as the reference and fallback). */
 float lg_quant_dot_q8x_reference(lg_dtype dtype, const void *row, const lg_block_q8x *x, int64_t n);
