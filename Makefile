@@ -1,8 +1,8 @@
 # laguna.c build. `make` builds the library, the CLI and the tests into build/;
 # `make test` runs the suite; `make sanitize` builds and runs it under ASan+UBSan
-# in build-san/; `make tsan` runs the threaded tests under
-# ThreadSanitizer in build-tsan/. Every .c file under src/ belongs to the library, every
-# cli/*.c to the laguna program and every tests/test_*.c is its own test program.
+# in build-san/; `make tsan` runs the threaded tests under ThreadSanitizer in
+# build-tsan/. Every .c file under src/ belongs to the library, every cli/*.c
+# to the laguna program and every tests/test_*.c is its own test program.
 
 BUILD   ?= build
 CC      ?= cc

@@ -28,7 +28,7 @@ void lg_quantize_activations_reference(const float *x, int64_t n, lg_block_q8x *
         int sum[2] = {0, 0};
         for (int i = 0; i < LG_Q8X_BLOCK; i++) {
             int q = (int)lrintf(x[i] * id);
-            q = q > 127 ? 127 : q < -127 ? -127 : q; /* never -128: the sign trick below needs it */
+            q = q > 127 ? 127 : q < -127 ? -127 : q; /* never -128: dot_q8_0's sign trick needs it */
             out[b].q[i] = (int8_t)q;
             sum[i / 16] += q;
         }
@@ -207,14 +207,23 @@ static inline __m256i dot32_u8(__m256i w, const int8_t *x) {
 #define UNROLL _Pragma("GCC unroll 8")
 
 /* The vector dots take up to LG_Q8X_TOKENS activation rows (x + t * xs) and
- * unpack each weight block once for all of them. */
+ * unpack each weight block once for all of them, with one accumulator each. */
+static ALWAYS_INLINE void zero_acc(__m256 acc[LG_Q8X_TOKENS]) {
+    UNROLL
+    for (int t = 0; t < LG_Q8X_TOKENS; t++)
+        acc[t] = _mm256_setzero_ps();
+}
+
+static ALWAYS_INLINE void store_sums(const __m256 acc[LG_Q8X_TOKENS], int nt, float *out) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum_ps(acc[t]);
+}
 
 static ALWAYS_INLINE void dot_q8_0(const lg_block_q8_0 *w, const lg_block_q8x *x, int64_t xs,
                                    int nt, int64_t nb, float *out) {
     __m256 acc[LG_Q8X_TOKENS];
-    UNROLL
-    for (int t = 0; t < LG_Q8X_TOKENS; t++)
-        acc[t] = _mm256_setzero_ps();
+    zero_acc(acc);
     for (int64_t b = 0; b < nb; b++) {
         __m256i q = _mm256_loadu_si256((const __m256i *)w[b].qs), aq = _mm256_abs_epi8(q);
         float d = f16(w[b].d);
@@ -227,9 +236,7 @@ static ALWAYS_INLINE void dot_q8_0(const lg_block_q8_0 *w, const lg_block_q8x *x
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xb->d), acc[t]);
         }
     }
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum_ps(acc[t]);
+    store_sums(acc, nt, out);
 }
 
 /* Eight vectors p0..p7 of eight int32 to one whose lane j is the sum of pj's
@@ -267,9 +274,7 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
                                  int nt, int64_t nb, float *out) {
     const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc[LG_Q8X_TOKENS];
-    UNROLL
-    for (int t = 0; t < LG_Q8X_TOKENS; t++)
-        acc[t] = _mm256_setzero_ps();
+    zero_acc(acc);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * block_bytes;
         const uint16_t *dd = (const uint16_t *)blk;
@@ -317,9 +322,7 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
             acc[t] = _mm256_fmadd_ps(sub, act_scales8(x), acc[t]);
         }
     }
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum_ps(acc[t]);
+    store_sums(acc, nt, out);
 }
 
 /* Q6_K: per activation block k of a half, the two 16-element weight scales
@@ -331,9 +334,7 @@ static ALWAYS_INLINE void dot_q6_K(const lg_block_q6_K *w, const lg_block_q8x *x
                                    int nt, int64_t nb, float *out) {
     const __m256i nib = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
     __m256 acc[LG_Q8X_TOKENS];
-    UNROLL
-    for (int t = 0; t < LG_Q8X_TOKENS; t++)
-        acc[t] = _mm256_setzero_ps();
+    zero_acc(acc);
     for (int64_t b = 0; b < nb; b++) {
         __m256i pairs[LG_Q8X_TOKENS][4];
         UNROLL
@@ -385,9 +386,7 @@ static ALWAYS_INLINE void dot_q6_K(const lg_block_q6_K *w, const lg_block_q8x *x
                 _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(act_scales8(x), d), acc[t]);
         }
     }
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum_ps(acc[t]);
+    store_sums(acc, nt, out);
 }
 #endif
 

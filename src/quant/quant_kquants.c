@@ -27,7 +27,6 @@ static int clamp_int(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-
 /* Packs sub-block j's 6-bit scale and min into scales[12] (inverse of
  * lg_k4_scale_min); j must run 0..7 in order, as later j OR into earlier bytes. */
 static void k4_pack_scale_min(int j, uint8_t ls, uint8_t lm, uint8_t *scales) {

@@ -96,6 +96,23 @@ static laguna_status decode_window(laguna_detokenizer *d, size_t from, lg_buf *o
                                     out, err);
 }
 
+/* Appends to d->out the text of the ids after prefix_index, given d->scratch =
+ * the whole window's text: what follows the returned prefix, or, where the
+ * earlier text changed under us (a ByteFallback rewrite), the new ids' own
+ * text, so that no byte is lost. */
+static laguna_status append_new_text(laguna_detokenizer *d, laguna_error *err) {
+    const lg_buf *s = &d->scratch;
+    if (s->len >= d->prefix.len &&
+        memcmp(s->data ? s->data : "", d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0) {
+        lg_buf_append(&d->out, s->data ? s->data + d->prefix.len : "", s->len - d->prefix.len);
+        return LAGUNA_OK;
+    }
+    laguna_status st = decode_window(d, d->prefix_index, &d->scratch, err);
+    if (st) return st;
+    lg_buf_append(&d->out, d->scratch.data ? d->scratch.data : "", d->scratch.len);
+    return LAGUNA_OK;
+}
+
 /* tokenizers' step_decode_stream. */
 static laguna_status push_generic(laguna_detokenizer *d, int32_t id, laguna_error *err) {
     laguna_status st;
@@ -113,22 +130,13 @@ static laguna_status push_generic(laguna_detokenizer *d, int32_t id, laguna_erro
     const lg_buf *s = &d->scratch;
     bool settled = !ends_with_replacement(s) || d->window.n > LG_STREAM_MAX_WINDOW;
     if (s->len <= d->prefix.len || !settled) return LAGUNA_OK;
+    if ((st = append_new_text(d, err))) return st;
     /* drop the ids whose text was returned before; keep the rest */
     size_t keep = d->window.n - d->prefix_index;
-    if (memcmp(s->data, d->prefix.data ? d->prefix.data : "", d->prefix.len) == 0) {
-        lg_buf_append(&d->out, s->data + d->prefix.len, s->len - d->prefix.len);
-        memmove(d->window.v, d->window.v + d->prefix_index, keep * sizeof *d->window.v);
-        d->window.n = keep;
-        d->prefix_index = keep;
-        return decode_window(d, 0, &d->prefix, err);
-    }
-    /* the earlier text changed under us: return the new ids' own text */
     memmove(d->window.v, d->window.v + d->prefix_index, keep * sizeof *d->window.v);
     d->window.n = keep;
     d->prefix_index = keep;
-    if ((st = decode_window(d, 0, &d->prefix, err))) return st;
-    lg_buf_append(&d->out, d->prefix.data ? d->prefix.data : "", d->prefix.len);
-    return LAGUNA_OK;
+    return decode_window(d, 0, &d->prefix, err);
 }
 
 laguna_status laguna_detokenizer_push(laguna_detokenizer *d, int32_t id, const char **text,
@@ -161,17 +169,8 @@ laguna_status laguna_detokenizer_flush(laguna_detokenizer *d, const char **text,
         d->pending.len = 0;
     } else if (d->window.n) {
         laguna_status st = decode_window(d, 0, &d->scratch, err);
+        if (!st) st = append_new_text(d, err);
         if (st) return st;
-        if (d->prefix.len == 0 || (d->scratch.len >= d->prefix.len &&
-                                   memcmp(d->scratch.data, d->prefix.data, d->prefix.len) == 0)) {
-            lg_buf_append(&d->out, d->scratch.data ? d->scratch.data + d->prefix.len : "",
-                          d->scratch.len - d->prefix.len);
-        } else if (d->prefix_index < d->window.n) {
-            /* the earlier text changed under us (as in push_generic): the
-             * pending ids' own text, so that no byte is lost */
-            if ((st = decode_window(d, d->prefix_index, &d->scratch, err))) return st;
-            lg_buf_append(&d->out, d->scratch.data ? d->scratch.data : "", d->scratch.len);
-        }
     }
     d->window.n = 0;
     d->prefix.len = 0;
