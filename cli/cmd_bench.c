@@ -104,7 +104,7 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     const laguna_model_info *info = laguna_model_get_info(m);
-    int n_threads = lg_threadpool_size(m->pool);
+    int n_threads = m->backend->n_threads;
     int n_ctx = n_prompt + n_gen;
     if (n_ctx > info->max_position_embeddings) {
         fprintf(stderr, "laguna bench: --prompt + --gen exceed the model's %d positions\n", info->max_position_embeddings);

@@ -6,7 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "model/model.h"
-#include "runtime/kv_cache.h"
+#include "runtime/kv_pages.h"
 #include "synth/presets.h"
 
 static void usage(FILE *f) {
@@ -59,7 +59,9 @@ static void describe(const lg_config *c, int n_ctx) {
         print_bytes("  per token (global layers)", (double)global_row * n_global);
         char label[64];
         snprintf(label, sizeof label, "  at context %d", n_ctx);
-        print_bytes(label, (double)lg_kv_cache_bytes_for(c, n_ctx, kv_types[k]));
+        /* pages of 16 positions; sliding layers keep their window plus a decode step */
+        print_bytes(label, (double)lg_kv_pages_for_sequence(c, 16, n_ctx, c->sliding_window, 1) *
+                               (double)lg_kv_page_bytes(c, kv_types[k], 16));
         print_bytes("  all-global equivalent", (double)global_row * c->n_layers * n_ctx);
     }
 }

@@ -44,6 +44,7 @@ typedef enum { LAGUNA_LOAD_AUTO = 0, LAGUNA_LOAD_MMAP, LAGUNA_LOAD_COPY } laguna
 typedef struct {
     int n_threads; /* worker threads for compute; 0 = all online cores */
     laguna_load_mode load_mode;
+    const char *device; /* "cpu" (NULL = cpu) or "reference" (slow and exact, for tests) */
 } laguna_model_options;
 
 /* Opens a Hugging Face Laguna checkpoint folder (config.json plus
@@ -75,9 +76,10 @@ typedef struct {
 
 const laguna_model_info *laguna_model_get_info(const laguna_model *model);
 
-/* ---- session: one sequence with its KV cache ----------------------------- */
-
-typedef struct laguna_session laguna_session;
+/* Threads: a model may be shared by any number of contexts (and sessions),
+ * each used by one thread at a time; different contexts may run at the same
+ * time on different threads (they then take turns on the model's worker
+ * threads). Nothing else about a model changes after laguna_model_open. */
 
 /* Storage of the KV cache. F32 is exact; F16 and BF16 halve its memory;
  * Q8_0 (blocks of 32 int8 with an f16 scale, as ggml's) takes 0.27x of F32
@@ -89,6 +91,72 @@ typedef enum {
     LAGUNA_KV_Q8_0,
 } laguna_kv_type;
 
+/* Parses "f32", "f16", "bf16", "q8_0"; -1 when unknown. */
+int laguna_kv_type_from_name(const char *name);
+
+/* ---- context: many sequences decoded together ------------------------------ */
+
+typedef struct laguna_context laguna_context;
+
+/* The KV cache is one pool of pages (kv_page_size positions of one layer
+ * each) shared by the context's sequences: a sequence holds the pages it
+ * uses, global layers page by page as it grows, sliding layers only the
+ * window (plus n_rollback) behind its end. */
+typedef struct {
+    int n_seq_max;     /* sequences held at once; 0 = 1 */
+    int n_ctx;         /* most positions of one sequence; 0 = max_position_embeddings */
+    int n_batch;       /* most rows computed in one forward step; 0 = 512 */
+    laguna_kv_type kv_type;
+    int n_rollback;    /* positions laguna_seq_truncate may take back beyond the window (see there) */
+    size_t kv_bytes;   /* size of the KV pool; 0 = enough for n_seq_max sequences of n_ctx positions
+                          (reserved lazily on the CPU: pages never touched cost no memory) */
+    int kv_page_size;  /* positions per page; 0 = 16 */
+} laguna_context_options;
+
+/* One row of a batch: a token of sequence `seq` at position `pos`, which
+ * must be the sequence's next position (its length, plus the rows of the
+ * same sequence earlier in the batch). */
+typedef struct {
+    int32_t token;
+    int32_t pos;
+    int32_t seq;
+    int32_t logits; /* nonzero: this row's logits are wanted */
+} laguna_batch_row;
+
+laguna_status laguna_context_create(laguna_model *model, const laguna_context_options *options, laguna_context **out,
+                                    laguna_error *err);
+void laguna_context_free(laguna_context *ctx);
+
+/* A new empty sequence; *seq receives its id (in [0, n_seq_max)). */
+laguna_status laguna_seq_add(laguna_context *ctx, int *seq, laguna_error *err);
+/* A new sequence holding what `parent` holds; the two share the parent's
+ * cache pages until one of them writes into a shared page. */
+laguna_status laguna_seq_fork(laguna_context *ctx, int parent, int *child, laguna_error *err);
+/* Forgets a sequence and hands its pages back; unknown ids are ignored. */
+void laguna_seq_remove(laguna_context *ctx, int seq);
+/* Keeps the first n_keep positions of a sequence. Fails, changing nothing,
+ * when its sliding layers no longer hold the window behind n_keep: they keep
+ * n_rollback positions beyond the window for this. */
+laguna_status laguna_seq_truncate(laguna_context *ctx, int seq, int n_keep, laguna_error *err);
+/* Positions a sequence holds, or -1 when there is no such sequence. */
+int laguna_seq_length(const laguna_context *ctx, int seq);
+
+/* Runs a batch of rows from any mix of sequences. `logits` receives
+ * vocab_size floats for each row that wants them, in batch order (NULL when
+ * none does). A sequence's logits are bitwise the same whatever else is in
+ * the batch. All rows are checked, and the pages they need taken, before
+ * anything runs: on an error nothing changed. The pages for all rows are
+ * taken at once, so feed long prompts in calls of at most n_batch rows. */
+laguna_status laguna_context_decode(laguna_context *ctx, const laguna_batch_row *rows, int n_rows, float *logits,
+                                    laguna_error *err);
+
+/* KV pool pages in use and in all, and the bytes of one page. */
+void laguna_context_kv_pages(const laguna_context *ctx, int *used, int *total, size_t *page_bytes);
+
+/* ---- session: one sequence with its KV cache ----------------------------- */
+
+typedef struct laguna_session laguna_session;
+
 typedef struct {
     int n_ctx;     /* maximum positions this session may hold; 0 = max_position_embeddings */
     int n_batch;   /* most tokens computed in one step while prefilling; 0 = 512 */
@@ -97,9 +165,6 @@ typedef struct {
                        what the cache keeps anyway: sliding layers keep this
                        many extra slots (0 = none; global layers need none) */
 } laguna_session_options;
-
-/* Parses "f32", "f16", "bf16", "q8_0"; -1 when unknown. */
-int laguna_kv_type_from_name(const char *name);
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options,
                                     laguna_session **out, laguna_error *err);
@@ -127,8 +192,11 @@ laguna_status laguna_session_truncate(laguna_session *session, int n_keep, lagun
 /* Forgets the sequence; the next feed starts at position 0. */
 void laguna_session_reset(laguna_session *session);
 
-/* Bytes of KV cache this session reserved (all layers). */
+/* Bytes of KV cache pages this session holds now (all layers). */
 size_t laguna_session_kv_bytes(const laguna_session *session);
+
+/* The tokens the session holds (laguna_session_position of them). */
+const int32_t *laguna_session_tokens(const laguna_session *session, int *n);
 
 /* Optional observer for verification and analysis: the residual stream and
  * the chosen experts as they are computed. hidden index 0 is the embeddings,
@@ -143,6 +211,7 @@ typedef struct {
 } laguna_observer;
 
 void laguna_session_set_observer(laguna_session *session, const laguna_observer *observer);
+void laguna_context_set_observer(laguna_context *ctx, const laguna_observer *observer);
 
 /* ---- sampling ------------------------------------------------------------ */
 

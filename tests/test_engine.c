@@ -333,19 +333,42 @@ static void test_context_limit_and_bad_feeds(void) {
     laguna_model_free(m);
 }
 
-/* A sliding layer's cache is window slots whatever the context; global layers grow. */
+/* A session holds the KV pages its tokens use, whatever its context length:
+ * global layers one page per 16 positions, sliding layers only the pages
+ * that still hold the last `window` positions. */
+static size_t expected_kv_bytes(const lg_config *c, int n_pos) {
+    size_t page = (size_t)16 * c->n_kv_heads * c->head_dim * sizeof(float) * 2;
+    int floor = n_pos - c->sliding_window > 0 ? n_pos - c->sliding_window : 0;
+    size_t pages = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int first = 0; first < n_pos; first += 16)
+            pages += c->attention_kind[l] == LG_ATTN_GLOBAL || first + 16 > floor;
+    return pages * page;
+}
+
 static void test_kv_cache_sizes(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-xs", 1);
     if (!m) return;
     laguna_session *a = NULL, *b = NULL;
     laguna_error err = {0};
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &a, &err) == 0);
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 128}, &b, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 128}, &a, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 256}, &b, &err) == 0);
     const lg_config *c = &m->cfg;
-    size_t row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float) * 2;
+    CHECK(laguna_session_kv_bytes(a) == 0 && laguna_session_kv_bytes(b) == 0);
+    int32_t tok[120];
+    for (int i = 0; i < 120; i++) tok[i] = (i * 7 + 3) % laguna_model_get_info(m)->vocab_size;
     /* tiny-xs: 2 global layers, 3 sliding with window 8 */
-    CHECK(laguna_session_kv_bytes(a) == row * (2 * 64 + 3 * 8));
-    CHECK(laguna_session_kv_bytes(b) - laguna_session_kv_bytes(a) == row * 2 * 64);
+    CHECK(laguna_session_feed(a, tok, 100, NULL, &err) == 0 && laguna_session_feed(b, tok, 100, NULL, &err) == 0);
+    size_t page = (size_t)16 * c->n_kv_heads * c->head_dim * sizeof(float) * 2;
+    CHECKF(laguna_session_kv_bytes(a) == 20 * page, "%zu bytes, %zu pages", laguna_session_kv_bytes(a), laguna_session_kv_bytes(a) / page);
+    CHECK(laguna_session_kv_bytes(a) == expected_kv_bytes(c, 100));
+    CHECK(laguna_session_kv_bytes(b) == laguna_session_kv_bytes(a)); /* not the context length */
+    for (int i = 100; i < 120; i++) CHECK(laguna_session_feed(a, &tok[i], 1, NULL, &err) == 0);
+    CHECKF(laguna_session_kv_bytes(a) == expected_kv_bytes(c, 120), "%zu pages", laguna_session_kv_bytes(a) / page);
+    CHECK(laguna_session_truncate(a, 118, &err) == LAGUNA_ERR_ARGUMENT); /* no rollback allowance */
+    CHECK(laguna_session_kv_bytes(a) == expected_kv_bytes(c, 120));
+    laguna_session_reset(a);
+    CHECK(laguna_session_kv_bytes(a) == 0);
     laguna_session_free(a);
     laguna_session_free(b);
     laguna_model_free(m);

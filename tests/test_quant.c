@@ -13,7 +13,7 @@
 #include "core/dtype.h"
 #include "harness.h"
 #include "quant/quant.h"
-#include "quant/quant_dot.h"
+#include "backend/cpu/quant_dot.h"
 
 static const lg_dtype all_quant[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_0, LG_DTYPE_Q5_0, LG_DTYPE_Q5_1,
                                      LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};

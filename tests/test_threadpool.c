@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/threadpool.h"
+#include "backend/cpu/threadpool.h"
 
 #define MAX_TASKS 97
 

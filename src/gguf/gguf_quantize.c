@@ -15,7 +15,7 @@
 #include "gguf/gguf_tokenizer.h"
 #include "gguf/gguf_writer.h"
 #include "io/file_util.h"
-#include "runtime/threadpool.h"
+#include "backend/cpu/threadpool.h"
 
 #define CHUNK_BYTES ((size_t)8 << 20) /* per chunk of rows, input or output side */
 #define MAX_CONFIG_BYTES ((size_t)16 << 20)

@@ -1,77 +1,115 @@
 /* The Laguna forward pass, step by step as in docs/laguna-architecture.md.
  *
  * For each layer: RMSNorm -> attention (q/k/v projections, per-head q/k
- * RMSNorm, RoPE of the layer's kind, causal GQA over the cache, softplus
- * output gate) -> residual add -> RMSNorm -> dense SwiGLU MLP or the sparse
- * MoE (sigmoid router, bias-shifted top-k, normalised weights, routed scale,
- * shared expert) -> residual add. A batch of tokens goes through each step
- * together, so every projection is a matrix-matrix product. */
+ * RMSNorm, RoPE of the layer's kind, KV write, causal GQA over the paged
+ * cache, softplus output gate) -> residual add -> RMSNorm -> dense SwiGLU
+ * MLP or the sparse MoE (sigmoid router, bias-shifted top-k, normalised
+ * weights, routed scale, shared expert) -> residual add. Every row of a step
+ * goes through each op together, so each projection is one matrix-matrix
+ * product whatever sequences the rows belong to. Only backend ops are
+ * called here: no arithmetic, no threads, no device. */
 #include "model/forward.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 
-static float *alloc_floats(size_t n) { return malloc(sizeof(float) * (n ? n : 1)); }
+#define OP(bc) ((bc)->backend->ops)
+#define LOGIT_ROWS_PER_PASS 32 /* lm_head rows per product (bounds the logits buffer off the host) */
 
-laguna_status lg_activations_init(lg_activations *a, const lg_config *c, int B, laguna_error *err) {
-    memset(a, 0, sizeof *a);
-    a->n_batch = B;
+static int widest_row(const lg_config *c) {
+    int w = c->hidden_size;
+    int cols[] = {c->intermediate_size, c->moe_intermediate_size, c->shared_expert_intermediate_size};
+    for (size_t i = 0; i < 3; i++)
+        if (cols[i] > w) w = cols[i];
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->n_heads[l] * c->head_dim > w) w = c->n_heads[l] * c->head_dim;
+    return w;
+}
+
+lg_ctx_sizes lg_forward_ctx_sizes(const laguna_model *m, int max_keys) {
+    return (lg_ctx_sizes){widest_row(&m->cfg), max_keys, m->cfg.head_dim};
+}
+
+static bool any_layer(const lg_config *c, lg_mlp_kind kind) {
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->mlp_kind[l] == kind) return true;
+    return false;
+}
+
+/* Carves the buffers out of one block: pass 1 with base NULL counts bytes. */
+static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *base) {
+    const lg_config *c = &m->cfg;
+    size_t off = 0;
+#define TAKE(field, type, count)                                                                                       \
+    do {                                                                                                               \
+        a->field = base ? (type *)(base + off) : NULL;                                                                 \
+        off += ((sizeof(type) * (size_t)(count)) + 63) / 64 * 64;                                                      \
+    } while (0)
     int max_heads = 0;
     for (int l = 0; l < c->n_layers; l++)
         if (c->n_heads[l] > max_heads) max_heads = c->n_heads[l];
-    size_t H = (size_t)c->hidden_size, Q = (size_t)max_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
-    size_t I = (size_t)c->intermediate_size;
-    if ((size_t)c->moe_intermediate_size > I) I = (size_t)c->moe_intermediate_size;
-    if ((size_t)c->shared_expert_intermediate_size > I) I = (size_t)c->shared_expert_intermediate_size;
-    size_t E = (size_t)(c->n_experts > 0 ? c->n_experts : 1), K = (size_t)(c->n_experts_per_token > 0 ? c->n_experts_per_token : 1);
-    size_t b = (size_t)B, rows = b * K + b; /* every routed (token, expert) pair plus the shared expert */
-    a->x = alloc_floats(b * H);
-    a->h = alloc_floats(b * H);
-    a->q = alloc_floats(b * Q);
-    a->k = alloc_floats(b * KV);
-    a->v = alloc_floats(b * KV);
-    a->attn = alloc_floats(b * Q);
-    a->gate = alloc_floats(b * Q);
-    a->proj = alloc_floats(b * H);
-    a->mlp = alloc_floats(b * H);
-    a->act_gate = alloc_floats(rows * I);
-    a->act_up = alloc_floats(rows * I);
-    a->expert_in = alloc_floats(b * K * H);
-    a->expert_out = alloc_floats(rows * H);
-    a->router_logits = alloc_floats(b * E);
-    a->route_weight = alloc_floats(b * K);
-    a->route_expert = malloc(sizeof(int32_t) * b * K);
-    a->expert_count = malloc(sizeof(int) * E);
-    a->expert_rows = malloc(sizeof(int) * b * K);
-    a->pos = malloc(sizeof(int) * b);
-    a->ops = malloc(sizeof(lg_matmul_op) * 2 * (E + 1));
-    if (!a->x || !a->h || !a->q || !a->k || !a->v || !a->attn || !a->gate || !a->proj || !a->mlp || !a->act_gate ||
-        !a->act_up || !a->expert_in || !a->expert_out || !a->router_logits || !a->route_weight || !a->route_expert ||
-        !a->expert_count || !a->expert_rows || !a->pos || !a->ops) {
-        lg_activations_free(a);
-        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for activations (batch %d)", B);
-    }
+    size_t b = (size_t)B, H = (size_t)c->hidden_size, Q = (size_t)max_heads * c->head_dim;
+    size_t KV = (size_t)c->n_kv_heads * c->head_dim;
+    bool sparse = any_layer(c, LG_MLP_SPARSE), dense = any_layer(c, LG_MLP_DENSE);
+    size_t E = sparse ? (size_t)c->n_experts : 0, K = sparse ? (size_t)c->n_experts_per_token : 0;
+    /* gate/up work rows: the routed pairs of a sparse layer or the rows of a dense one */
+    size_t act = sparse ? b * K * (size_t)c->moe_intermediate_size : 0;
+    if (dense && b * (size_t)c->intermediate_size > act) act = b * (size_t)c->intermediate_size;
+    size_t S = sparse ? (size_t)c->shared_expert_intermediate_size : 0;
+    size_t logit_rows = b < LOGIT_ROWS_PER_PASS ? b : LOGIT_ROWS_PER_PASS;
+    TAKE(x, float, b * H);
+    TAKE(h, float, b * H);
+    TAKE(q, float, b * Q);
+    TAKE(k, float, b * KV);
+    TAKE(v, float, b * KV);
+    TAKE(attn, float, b * Q);
+    TAKE(gate, float, c->gate_mode == LG_GATE_NONE ? 0 : b * Q);
+    TAKE(proj, float, b * H);
+    TAKE(mlp, float, b * H);
+    TAKE(act_gate, float, act);
+    TAKE(act_up, float, act);
+    TAKE(expert_in, float, b * K * H);
+    TAKE(expert_out, float, b * K * H);
+    TAKE(shared_gate, float, b * S);
+    TAKE(shared_up, float, b * S);
+    TAKE(shared_out, float, S ? b * H : 0);
+    TAKE(router_logits, float, b * E);
+    TAKE(route_weight, float, b * K);
+    TAKE(route_expert, int32_t, b * K);
+    TAKE(plan.offsets, int32_t, E + 1);
+    TAKE(plan.rows, int32_t, b * K);
+    TAKE(head_in, float, logit_rows * H);
+    TAKE(logits, float, m->backend->ops->host_memory ? 0 : logit_rows * (size_t)c->vocab_size);
+#undef TAKE
+    a->n_rows = B;
+    a->n_logit_rows = (int)logit_rows;
+    return off;
+}
+
+laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int n_rows, laguna_error *err) {
+    memset(a, 0, sizeof *a);
+    a->bytes = carve(a, m, n_rows, NULL);
+    a->block = m->backend->ops->alloc(m->backend, a->bytes);
+    if (!a->block)
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of %s memory for activations (%d rows, %zu bytes)",
+                       m->backend->ops->name, n_rows, a->bytes);
+    carve(a, m, n_rows, a->block);
     return LAGUNA_OK;
 }
 
-void lg_activations_free(lg_activations *a) {
-    void *ptrs[] = {a->x, a->h, a->q, a->k, a->v, a->attn, a->gate, a->proj, a->mlp, a->act_gate, a->act_up,
-                    a->expert_in, a->expert_out, a->router_logits, a->route_weight, a->route_expert,
-                    a->expert_count, a->expert_rows, a->pos, a->ops};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+void lg_activations_free(lg_activations *a, lg_backend *be) {
+    if (a->block) be->ops->free(be, a->block, a->bytes);
     memset(a, 0, sizeof *a);
 }
 
 /* ---- attention -------------------------------------------------------------- */
 
-static void attention_block(const laguna_model *m, lg_kernel_ctx *k, lg_activations *a, lg_kv_cache *cache, int li,
-                            int n, int pos0) {
+static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
+                            const lg_step *s, int li) {
     const lg_config *c = &m->cfg;
     const lg_layer *L = &m->layers[li];
-    int hd = c->head_dim, nh = L->n_heads, nkv = c->n_kv_heads;
+    int hd = c->head_dim, nh = L->n_heads, nkv = c->n_kv_heads, n = s->n_rows;
     float eps = (float)c->rms_norm_eps;
 
     bool gated = L->gate_mode != LG_GATE_NONE;
@@ -81,196 +119,103 @@ static void attention_block(const laguna_model *m, lg_kernel_ctx *k, lg_activati
         {a->v, a->h, n, &L->v_proj, L->v_bias},
         {a->gate, a->h, gated ? n : 0, &L->g_proj, L->g_bias},
     };
-    lg_matmul_many(k, proj, 4);
-    lg_rmsnorm_rows(a->q, a->q, L->q_norm, n * nh, hd, eps);
-    lg_rmsnorm_rows(a->k, a->k, L->k_norm, n * nkv, hd, eps);
+    OP(bc)->matmul_many(bc, proj, 4);
+    OP(bc)->rmsnorm(bc, a->q, a->q, L->q_norm, n * nh, hd, eps);
+    OP(bc)->rmsnorm(bc, a->k, a->k, L->k_norm, n * nkv, hd, eps);
 
     const lg_rope_table *rope = &m->rope[L->attention_kind];
-    lg_rope_rows(a->q, n, nh, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, a->pos);
-    lg_rope_rows(a->k, n, nkv, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, a->pos);
+    OP(bc)->rope(bc, a->q, n, nh, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, s->pos);
+    OP(bc)->rope(bc, a->k, n, nkv, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, s->pos);
 
-    /* keys: cached positions still visible to the first query, then this batch */
-    int window = L->attention_kind == LG_ATTN_SLIDING ? c->sliding_window : 0;
-    int first = window > 0 ? pos0 - window + 1 : 0;
-    lg_kv_span spans[3];
-    int n_spans = lg_kv_cache_spans(cache, li, first, pos0, spans);
-    spans[n_spans++] = (lg_kv_span){a->k, a->v, n, (size_t)nkv * hd * sizeof(float), pos0, LG_DTYPE_F32};
-    lg_attention(k, a->attn, a->q, n, nh, nkv, hd, pos0, window, spans, n_spans);
-    lg_kv_cache_store(cache, li, pos0, a->k, a->v, n);
+    /* keys and values go into the cache; queries read what their sequence
+     * had before this step from the cache and this step's own positions
+     * from the float32 rows, so only the sequence's own chunking matters */
+    lg_kv_write_args w = {s->slots + (size_t)li * n, n};
+    OP(bc)->kv_write(bc, pool, &w, a->k, a->v);
+    lg_attention_args at = {n, s->pos, s->tables + (size_t)li * n, s->fresh_from, s->fresh_at, s->fresh_rows, a->k, a->v,
+                            nh, nkv, hd, L->attention_kind == LG_ATTN_SLIDING ? c->sliding_window : 0};
+    OP(bc)->attention(bc, pool, a->attn, a->q, &at);
 
-    /* output gate: softplus(Wg h), one value per head or per element */
-    if (gated) {
-        size_t q_width = (size_t)nh * hd;
-        for (int t = 0; t < n; t++) {
-            float *o = a->attn + (size_t)t * q_width;
-            if (L->gate_mode == LG_GATE_PER_HEAD) {
-                const float *g = a->gate + (size_t)t * nh;
-                for (int h = 0; h < nh; h++) {
-                    float s = lg_softplus(g[h]);
-                    for (int e = 0; e < hd; e++) o[h * hd + e] *= s;
-                }
-            } else {
-                const float *g = a->gate + (size_t)t * q_width;
-                for (size_t e = 0; e < q_width; e++) o[e] *= lg_softplus(g[e]);
-            }
-        }
-    }
-    lg_matmul(k, a->proj, a->attn, n, &L->o_proj, L->o_bias);
+    if (gated) OP(bc)->output_gate(bc, a->attn, a->gate, n, nh, hd, L->gate_mode == LG_GATE_PER_HEAD);
+    lg_matmul_op o = {a->proj, a->attn, n, &L->o_proj, L->o_bias};
+    OP(bc)->matmul_many(bc, &o, 1);
 }
 
 /* ---- MLP -------------------------------------------------------------------- */
 
-/* out[t] = down(silu(gate x[t]) * up x[t]) for n rows */
-static void swiglu(lg_kernel_ctx *k, lg_activations *a, const lg_mlp_weights *w, float *out, const float *x, int n) {
-    lg_matmul(k, a->act_gate, x, n, &w->gate, NULL);
-    lg_matmul(k, a->act_up, x, n, &w->up, NULL);
-    lg_silu_mul(a->act_gate, a->act_gate, a->act_up, (size_t)n * w->gate.rows);
-    lg_matmul(k, out, a->act_gate, n, &w->down, NULL);
+/* mlp = down(silu(gate h) * up h) */
+static void dense_mlp(lg_backend_ctx *bc, lg_activations *a, const lg_mlp_weights *w, int n) {
+    lg_matmul_op gate_up[2] = {{a->act_gate, a->h, n, &w->gate, NULL}, {a->act_up, a->h, n, &w->up, NULL}};
+    OP(bc)->matmul_many(bc, gate_up, 2);
+    OP(bc)->silu_mul(bc, a->act_gate, a->act_gate, a->act_up, (size_t)n * w->gate.rows);
+    lg_matmul_op down = {a->mlp, a->act_gate, n, &w->down, NULL};
+    OP(bc)->matmul_many(bc, &down, 1);
 }
 
-/* Chooses top_k experts of one token by sigmoid score + bias (the bias only
- * selects); weights are the chosen scores normalised to sum 1. The logits
- * row is overwritten with the scores. Ties keep the
- * lower expert id, as torch.topk does on CPU for equal values. */
-static void route_token(const lg_config *c, float *logits_to_scores, const float *bias, int32_t *ids, float *weights) {
-    int E = c->n_experts, K = c->n_experts_per_token;
-    float *score = logits_to_scores;
-    for (int e = 0; e < E; e++) {
-        float x = score[e];
-        if (c->router_logit_softcapping > 0) {
-            float cap = (float)c->router_logit_softcapping;
-            x = cap * tanhf(x / cap);
-        }
-        score[e] = lg_sigmoid(x);
-    }
-    float sum = 0;
-    for (int j = 0; j < K; j++) {
-        int best = -1;
-        float best_v = -INFINITY;
-        for (int e = 0; e < E; e++) {
-            bool taken = false;
-            for (int i = 0; i < j; i++) taken |= ids[i] == e;
-            float v = score[e] + bias[e];
-            if (!taken && (best < 0 || v > best_v)) best = e, best_v = v;
-        }
-        ids[j] = best;
-        weights[j] = score[best];
-        sum += score[best];
-    }
-    for (int j = 0; j < K; j++) weights[j] /= sum;
-}
-
-/* Sparse MoE block. Tokens are grouped by expert so each chosen expert runs
- * once per batch on all its tokens; all experts' (and the shared expert's)
- * gate/up products share one dispatch, then all down products another. */
-static void sparse_mlp(const laguna_model *m, lg_kernel_ctx *k, lg_activations *a, int li, int n,
+/* mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h) */
+static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, int li, int n,
                        const laguna_observer *observer) {
     const lg_config *c = &m->cfg;
     const lg_layer *L = &m->layers[li];
-    int E = c->n_experts, K = c->n_experts_per_token, pairs = n * K;
-    size_t H = (size_t)c->hidden_size, I = (size_t)c->moe_intermediate_size;
+    int E = c->n_experts, K = c->n_experts_per_token, H = c->hidden_size;
 
-    lg_matmul(k, a->router_logits, a->h, n, &L->router, NULL);
-    for (int t = 0; t < n; t++)
-        route_token(c, a->router_logits + (size_t)t * E, L->expert_bias, a->route_expert + (size_t)t * K,
-                    a->route_weight + (size_t)t * K);
+    lg_matmul_op router = {a->router_logits, a->h, n, &L->router, NULL};
+    OP(bc)->matmul_many(bc, &router, 1);
+    lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
+    OP(bc)->router(bc, &ra, a->router_logits, a->route_expert, a->route_weight, n);
     if (observer && observer->on_experts) observer->on_experts(observer->user, li, a->route_expert, n, K);
 
-    /* counting sort of the (token, slot) pairs by expert: expert e's pairs are
-     * expert_rows[start[e] .. start[e] + count) */
-    memset(a->expert_count, 0, sizeof(int) * (size_t)E);
-    for (int i = 0; i < pairs; i++) a->expert_count[a->route_expert[i]]++;
-    for (int e = 0, offset = 0; e < E; e++) {
-        int cnt = a->expert_count[e];
-        a->expert_count[e] = offset; /* start, advanced below to the end */
-        offset += cnt;
-    }
-    for (int i = 0; i < pairs; i++) a->expert_rows[a->expert_count[a->route_expert[i]]++] = i;
-    for (int r = 0; r < pairs; r++)
-        memcpy(a->expert_in + (size_t)r * H, a->h + (size_t)(a->expert_rows[r] / K) * H, H * sizeof(float));
-
-    /* the shared expert's rows follow the routed ones in the work buffers */
-    size_t S = (size_t)c->shared_expert_intermediate_size;
-    float *shared_gate = a->act_gate + (size_t)pairs * I, *shared_up = a->act_up + (size_t)pairs * I;
-    float *shared_out = a->expert_out + (size_t)pairs * H;
-    lg_matmul_op *ops = a->ops;
-    int n_ops = 0;
-    for (int e = 0, start = 0; e < E; e++) {
-        int end = a->expert_count[e];
-        if (end > start) {
-            ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, end - start, &L->experts[e].gate, NULL};
-            ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, end - start, &L->experts[e].up, NULL};
-        }
-        start = end;
-    }
-    if (L->has_shared_expert) {
-        ops[n_ops++] = (lg_matmul_op){shared_gate, a->h, n, &L->shared_expert.gate, NULL};
-        ops[n_ops++] = (lg_matmul_op){shared_up, a->h, n, &L->shared_expert.up, NULL};
-    }
-    lg_matmul_many(k, ops, n_ops);
-    lg_silu_mul(a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
-    if (L->has_shared_expert) lg_silu_mul(shared_gate, shared_gate, shared_up, (size_t)n * S);
-    n_ops = 0;
-    for (int e = 0, start = 0; e < E; e++) {
-        int end = a->expert_count[e];
-        if (end > start)
-            ops[n_ops++] = (lg_matmul_op){a->expert_out + start * H, a->act_gate + start * I, end - start, &L->experts[e].down, NULL};
-        start = end;
-    }
-    if (L->has_shared_expert) ops[n_ops++] = (lg_matmul_op){shared_out, shared_gate, n, &L->shared_expert.down, NULL};
-    lg_matmul_many(k, ops, n_ops);
-
-    /* mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h) */
-    memset(a->mlp, 0, sizeof(float) * (size_t)n * H);
-    for (int r = 0; r < pairs; r++) {
-        int pair = a->expert_rows[r];
-        float w = a->route_weight[pair];
-        float *dst = a->mlp + (size_t)(pair / K) * H;
-        const float *src = a->expert_out + (size_t)r * H;
-        for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
-    }
-    float scale = (float)c->routed_scaling_factor;
-    for (size_t i = 0; i < (size_t)n * H; i++) a->mlp[i] *= scale;
-    if (L->has_shared_expert)
-        for (size_t i = 0; i < (size_t)n * H; i++) a->mlp[i] += shared_out[i];
+    OP(bc)->moe_group(bc, &a->plan, a->expert_in, a->h, a->route_expert, n, K, E, H);
+    lg_moe_args ma = {&a->plan, n, E, K, L->experts, a->expert_in, a->act_gate, a->act_up, a->expert_out,
+                      L->has_shared_expert ? &L->shared_expert : NULL, a->h, a->shared_gate, a->shared_up, a->shared_out};
+    OP(bc)->moe_experts(bc, &ma);
+    OP(bc)->moe_combine(bc, a->mlp, &a->plan, a->expert_out, a->route_weight,
+                        L->has_shared_expert ? a->shared_out : NULL, n, K, H, (float)c->routed_scaling_factor);
 }
 
 /* ---- the whole model ---------------------------------------------------------- */
 
-static void add_rows(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+static void observe_hidden(const laguna_observer *o, int index, const float *rows, int n, int H) {
+    if (o && o->on_hidden) o->on_hidden(o->user, index, rows, n, H);
 }
 
-void lg_forward(const laguna_model *m, lg_kernel_ctx *k, lg_activations *a, lg_kv_cache *cache, const int32_t *tokens,
-                int n, int pos0, float *logits, bool all_logits, const laguna_observer *observer) {
-    const lg_config *c = &m->cfg;
-    size_t H = (size_t)c->hidden_size;
-    float eps = (float)c->rms_norm_eps;
-    bool watch_hidden = observer && observer->on_hidden;
-
-    for (int t = 0; t < n; t++) {
-        a->pos[t] = pos0 + t;
-        lg_dtype_to_f32(m->embed_tokens.dtype, lg_matrix_row(&m->embed_tokens, tokens[t]), a->x + (size_t)t * H,
-                        (int64_t)H);
+/* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time. */
+static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
+    int H = m->cfg.hidden_size;
+    size_t V = (size_t)m->cfg.vocab_size;
+    for (int done = 0; done < s->n_logit_rows; done += a->n_logit_rows) {
+        int n = s->n_logit_rows - done < a->n_logit_rows ? s->n_logit_rows - done : a->n_logit_rows;
+        OP(bc)->gather_rows(bc, a->head_in, a->h, s->logit_rows + done, n, H);
+        float *dst = OP(bc)->host_memory ? s->logits + (size_t)done * V : a->logits;
+        lg_matmul_op head = {dst, a->head_in, n, &m->lm_head, NULL};
+        OP(bc)->matmul_many(bc, &head, 1);
+        if (!OP(bc)->host_memory) OP(bc)->to_host(bc, s->logits + (size_t)done * V, a->logits, sizeof(float) * (size_t)n * V);
     }
-    if (watch_hidden) observer->on_hidden(observer->user, 0, a->x, n, (int)H);
+}
 
+void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
+                const lg_step *s, const laguna_observer *observer) {
+    const lg_config *c = &m->cfg;
+    int H = c->hidden_size, n = s->n_rows;
+    float eps = (float)c->rms_norm_eps;
+    /* observers read host memory; a device backend would copy first */
+    const laguna_observer *obs = OP(bc)->host_memory ? observer : NULL;
+
+    OP(bc)->embed(bc, a->x, &m->embed_tokens, s->tokens, n);
+    observe_hidden(obs, 0, a->x, n, H);
     for (int li = 0; li < c->n_layers; li++) {
         const lg_layer *L = &m->layers[li];
-        lg_rmsnorm_rows(a->h, a->x, L->input_norm, n, (int)H, eps);
-        attention_block(m, k, a, cache, li, n, pos0);
-        add_rows(a->x, a->proj, (size_t)n * H);
+        OP(bc)->rmsnorm(bc, a->h, a->x, L->input_norm, n, H, eps);
+        attention_block(m, bc, a, pool, s, li);
+        OP(bc)->add(bc, a->x, a->proj, (size_t)n * H);
 
-        lg_rmsnorm_rows(a->h, a->x, L->post_attention_norm, n, (int)H, eps);
-        if (L->mlp_kind == LG_MLP_DENSE) swiglu(k, a, &L->dense, a->mlp, a->h, n);
-        else sparse_mlp(m, k, a, li, n, observer);
-        add_rows(a->x, a->mlp, (size_t)n * H);
-        if (watch_hidden) observer->on_hidden(observer->user, li + 1, a->x, n, (int)H);
+        OP(bc)->rmsnorm(bc, a->h, a->x, L->post_attention_norm, n, H, eps);
+        if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
+        else sparse_mlp(m, bc, a, li, n, obs);
+        OP(bc)->add(bc, a->x, a->mlp, (size_t)n * H);
+        observe_hidden(obs, li + 1, a->x, n, H);
     }
-
-    lg_rmsnorm_rows(a->h, a->x, m->final_norm, n, (int)H, eps);
-    if (watch_hidden) observer->on_hidden(observer->user, c->n_layers + 1, a->h, n, (int)H);
-    if (!logits) return;
-    if (all_logits) lg_matmul(k, logits, a->h, n, &m->lm_head, NULL);
-    else lg_matmul(k, logits, a->h + (size_t)(n - 1) * H, 1, &m->lm_head, NULL);
+    OP(bc)->rmsnorm(bc, a->h, a->x, m->final_norm, n, H, eps);
+    observe_hidden(obs, c->n_layers + 1, a->h, n, H);
+    logits_of_rows(m, bc, a, s);
 }

@@ -1,31 +1,46 @@
-/* The Laguna forward pass over a batch of consecutive tokens. */
+/* The Laguna forward pass over one step: a batch of rows from any mix of
+ * sequences, each with its token, position and KV page tables. */
 #ifndef LAGUNA_MODEL_FORWARD_H
 #define LAGUNA_MODEL_FORWARD_H
 
-#include "kernels/kernels.h"
+#include "backend/backend.h"
 #include "model/model.h"
-#include "runtime/kv_cache.h"
 
-/* Work buffers for batches of up to n_batch tokens (allocated once per session). */
+/* Work buffers in backend memory for steps of up to n_rows rows, sized
+ * exactly for this model (allocated once per context). */
 typedef struct {
-    int n_batch;
-    float *x, *h, *q, *k, *v, *attn, *gate, *proj; /* residual, normed, attention */
-    float *mlp, *act_gate, *act_up, *expert_in, *expert_out; /* MLP */
+    int n_rows, n_logit_rows; /* capacity; lm_head runs n_logit_rows at a time */
+    size_t bytes;
+    void *block;              /* one backend allocation holding everything below */
+    float *x, *h, *q, *k, *v, *attn, *gate, *proj, *mlp; /* residual, normed, attention */
+    float *act_gate, *act_up, *expert_in, *expert_out;   /* routed experts: [rows * top_k] */
+    float *shared_gate, *shared_up, *shared_out;         /* shared expert: [rows] */
     float *router_logits, *route_weight;
-    int32_t *route_expert;          /* [n_batch][top_k] chosen experts */
-    int *expert_count, *expert_rows; /* grouping of (token, slot) by expert */
-    int *pos;
-    lg_matmul_op *ops;              /* 2 * (n_experts + 1) products of one MoE step */
+    int32_t *route_expert;
+    lg_moe_plan plan;
+    float *head_in, *logits;  /* lm_head's input rows, and its output when the backend is not host memory */
 } lg_activations;
 
-laguna_status lg_activations_init(lg_activations *a, const lg_config *cfg, int n_batch, laguna_error *err);
-void lg_activations_free(lg_activations *a);
+laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int n_rows, laguna_error *err);
+void lg_activations_free(lg_activations *a, lg_backend *be);
 
-/* Runs tokens[0..n) at positions pos0.. through the model, reading and
- * extending the cache (which holds positions [0, pos0)). Writes logits for
- * every token to `logits` when all_logits, else only the last token's, and
- * none when logits is NULL. */
-void lg_forward(const laguna_model *m, lg_kernel_ctx *k, lg_activations *a, lg_kv_cache *cache, const int32_t *tokens,
-                int n, int pos0, float *logits, bool all_logits, const laguna_observer *observer);
+typedef struct {
+    int n_rows;
+    const int32_t *tokens, *pos;  /* [n_rows] (host) */
+    const int32_t *slots;         /* [n_layers][n_rows] (host): each row's KV pool slot in each layer */
+    const int32_t *const *tables; /* [n_layers][n_rows] (host): each row's page table in each layer */
+    const int32_t *fresh_from, *fresh_at, *fresh_rows; /* [n_rows] (host): see lg_attention_args */
+    int n_logit_rows;
+    const int32_t *logit_rows;    /* rows whose logits are wanted, ascending (host) */
+    float *logits;                /* [n_logit_rows][vocab] (host) */
+} lg_step;
+
+/* Runs one step: writes every row's keys and values into the pool, attends
+ * over the pool and the step's own rows, and writes the wanted logits. */
+void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
+                const lg_step *step, const laguna_observer *observer);
+
+/* Per context: how large the backend's scratch must be. */
+lg_ctx_sizes lg_forward_ctx_sizes(const laguna_model *m, int max_keys);
 
 #endif

@@ -93,10 +93,12 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
         lg_tensor_source_free(tensors);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
-    st = lg_model_bind(m, &cfg, tensors, dir, err);
-    if (!st) {
-        m->pool = lg_threadpool_new(options ? options->n_threads : 0);
-        if (!m->pool) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory starting threads");
+    st = lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
+    if (st) {
+        lg_config_free(&cfg);
+        lg_tensor_source_free(tensors);
+    } else {
+        st = lg_model_bind(m, &cfg, tensors, dir, err);
     }
     if (st) {
         laguna_model_free(m);
@@ -109,8 +111,8 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
 
 void laguna_model_free(laguna_model *m) {
     if (!m) return;
-    lg_threadpool_free(m->pool);
     lg_model_unbind(m);
+    lg_backend_destroy(m->backend); /* after the weights it may hold */
     free(m);
 }
 

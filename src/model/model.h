@@ -1,20 +1,19 @@
-/* The loaded model: config, weights bound per layer, RoPE tables.
+/* The loaded model: config, weights bound per layer, RoPE tables, and the
+ * backend that runs it.
  *
- * Weight matrices borrow memory-mapped tensor data (never copied); the small
- * float vectors (norm weights, biases, expert bias) are float32 copies owned
- * by the model. */
+ * Weight matrices point into memory the backend adopted (for the CPU the
+ * mapped or copied tensor data itself); the small float vectors (norm
+ * weights, biases, expert bias) are float32 copies made by the model and
+ * adopted the same way. */
 #ifndef LAGUNA_MODEL_MODEL_H
 #define LAGUNA_MODEL_MODEL_H
 
+#include "backend/backend.h"
 #include "io/tensor_source.h"
-#include "kernels/matrix.h"
 #include "model/config.h"
 #include "model/rope.h"
-#include "runtime/threadpool.h"
 
-typedef struct {
-    lg_matrix gate, up, down; /* SwiGLU: down(silu(gate h) * up h) */
-} lg_mlp_weights;
+typedef lg_swiglu_weights lg_mlp_weights;
 
 typedef struct {
     int n_heads;                 /* query heads of this layer */
@@ -42,7 +41,7 @@ struct laguna_model {
     float *final_norm;
     lg_layer *layers;
     lg_rope_table rope[2];       /* indexed by lg_attention_kind */
-    lg_threadpool *pool;
+    lg_backend *backend;
     laguna_model_info info;
 };
 

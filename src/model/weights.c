@@ -45,6 +45,15 @@ static const lg_tensor *need(binder *b, const char *name, int nd, int64_t d0, in
     return t;
 }
 
+/* The tensor's bytes as the backend will read them (the CPU reads them in
+ * place; a GPU keeps an uploaded copy that it frees when destroyed). */
+static const uint8_t *adopt(binder *b, const void *host, size_t bytes, const char *name, laguna_status *st) {
+    lg_backend *be = b->model->backend;
+    const void *p = be->ops->adopt_weights(be, host, bytes);
+    if (!p) *st = lg_fail(b->err, LAGUNA_ERR_NOMEM, "%s: no %s memory for tensor '%s' (%zu bytes)", b->source, be->ops->name, name, bytes);
+    return p;
+}
+
 static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int64_t rows, int64_t cols) {
     laguna_status st = LAGUNA_OK;
     const lg_tensor *t = need(b, name, 2, rows, cols, &st);
@@ -53,8 +62,9 @@ static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int6
     if (rb == 0)
         return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' (%s): %lld columns is not a whole number of blocks", t->file,
                        name, lg_dtype_name(t->dtype), (long long)cols);
-    *m = (lg_matrix){.dtype = t->dtype, .rows = rows, .cols = cols, .row_bytes = rb, .data = t->data};
-    return LAGUNA_OK;
+    *m = (lg_matrix){.dtype = t->dtype, .rows = rows, .cols = cols, .row_bytes = rb,
+                     .data = adopt(b, t->data, (size_t)rows * rb, name, &st)};
+    return st;
 }
 
 /* Copies a 1-D tensor to a new float32 array owned by the model. */
@@ -70,8 +80,8 @@ static laguna_status bind_vector(binder *b, float **out, const char *name, int64
         return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
     }
     lg_dtype_to_f32(t->dtype, t->data, v, n);
-    *out = v;
-    return LAGUNA_OK;
+    *out = (float *)adopt(b, v, sizeof(float) * (size_t)n, name, &st);
+    return st;
 }
 
 static laguna_status bind_mlp(binder *b, lg_mlp_weights *w, const char *prefix, int64_t hidden, int64_t inter) {
@@ -156,11 +166,15 @@ static laguna_status bind_fused_experts(binder *b, lg_layer *l, int li) {
                        gu->file, li, (long long)E, (long long)(2 * I), (long long)H, (long long)E, (long long)H, (long long)I);
     size_t gu_row = lg_dtype_row_bytes(gu->dtype, H), down_row = lg_dtype_row_bytes(down->dtype, I);
     if (!gu_row || !down_row) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: layer %d's fused experts are not whole blocks", gu->file, li);
+    laguna_status st = LAGUNA_OK;
+    const uint8_t *gu_data = adopt(b, gu->data, (size_t)(E * 2 * I) * gu_row, "gate_up_proj", &st);
+    const uint8_t *down_data = gu_data ? adopt(b, down->data, (size_t)(E * H) * down_row, "down_proj", &st) : NULL;
+    if (st) return st;
     for (int64_t e = 0; e < E; e++) {
-        const uint8_t *g0 = (const uint8_t *)gu->data + (size_t)(e * 2 * I) * gu_row;
+        const uint8_t *g0 = gu_data + (size_t)(e * 2 * I) * gu_row;
         l->experts[e].gate = (lg_matrix){gu->dtype, I, H, gu_row, g0};
         l->experts[e].up = (lg_matrix){gu->dtype, I, H, gu_row, g0 + (size_t)I * gu_row};
-        l->experts[e].down = (lg_matrix){down->dtype, H, I, down_row, (const uint8_t *)down->data + (size_t)(e * H) * down_row};
+        l->experts[e].down = (lg_matrix){down->dtype, H, I, down_row, down_data + (size_t)(e * H) * down_row};
     }
     return LAGUNA_OK;
 }

@@ -1,69 +1,45 @@
-/* laguna_session: one sequence's KV cache, work buffers and last logits, and
- * the feed loop that splits a prompt into batches for the forward pass. */
+/* laguna_session: a context of one sequence, with the tokens it holds and
+ * the logits of the last one; feeds split prompts into steps of n_batch. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "model/forward.h"
-
-#define DEFAULT_BATCH 512
-#define MATMUL_ROWS_PER_TASK 16 /* must cover cpu_matmul.c's ROWS_PER_TASK */
+#include "runtime/context.h"
 
 struct laguna_session {
-    laguna_model *model;
-    int n_ctx, n_batch, n_past;
-    lg_kv_cache cache;
-    lg_activations act;
-    lg_kernel_ctx kernels;
+    laguna_context *ctx;
+    int seq, n_ctx, n_batch;
+    int32_t *tokens; /* the n_pos tokens held */
+    laguna_batch_row *rows;
     float *logits;
     bool has_logits;
-    laguna_observer observer;
-    bool has_observer;
 };
-
-static int widest_matrix(const lg_config *c) {
-    int w = c->hidden_size;
-    int cols[] = {c->intermediate_size, c->moe_intermediate_size, c->shared_expert_intermediate_size};
-    for (size_t i = 0; i < 3; i++)
-        if (cols[i] > w) w = cols[i];
-    for (int l = 0; l < c->n_layers; l++)
-        if (c->n_heads[l] * c->head_dim > w) w = c->n_heads[l] * c->head_dim;
-    return w;
-}
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options, laguna_session **out,
                                     laguna_error *err) {
     *out = NULL;
     if (!model) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model");
     const lg_config *c = &model->cfg;
-    int n_ctx = options && options->n_ctx ? options->n_ctx : c->max_position_embeddings;
-    int n_batch = options && options->n_batch ? options->n_batch : DEFAULT_BATCH;
-    if (n_ctx < 1 || n_ctx > c->max_position_embeddings)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "context length %d is outside [1, max_position_embeddings = %d]", n_ctx,
-                       c->max_position_embeddings);
-    if (n_batch < 1 || n_batch > 65536) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "batch size %d is outside [1, 65536]", n_batch);
-    if (n_batch > n_ctx) n_batch = n_ctx;
-    if (options && (options->n_rollback < 0 || options->n_rollback > n_ctx))
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rollback %d is outside [0, context length %d]", options->n_rollback, n_ctx);
-
+    laguna_context_options co = {
+        .n_seq_max = 1,
+        .n_ctx = options ? options->n_ctx : 0,
+        .n_batch = options ? options->n_batch : 0,
+        .kv_type = options ? options->kv_type : LAGUNA_KV_F32,
+        .n_rollback = options ? options->n_rollback : 0,
+    };
+    int n_ctx = co.n_ctx ? co.n_ctx : c->max_position_embeddings;
+    if (co.n_batch > n_ctx && n_ctx > 0) co.n_batch = n_ctx; /* no step is longer than the context */
     laguna_session *s = calloc(1, sizeof *s);
     if (!s) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    s->model = model;
-    s->n_ctx = n_ctx;
-    s->n_batch = n_batch;
-    laguna_kv_type kv = options ? options->kv_type : LAGUNA_KV_F32;
-    static const lg_dtype kv_dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
-    lg_dtype kv_dtype = (unsigned)kv <= LAGUNA_KV_Q8_0 ? kv_dtypes[kv] : LG_DTYPE_F32;
-    laguna_status st = (unsigned)kv > LAGUNA_KV_Q8_0 ? lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)kv)
-                                                      : lg_kv_cache_init(&s->cache, c, n_ctx, options ? options->n_rollback : 0, kv_dtype, err);
-    if (!st) st = lg_activations_init(&s->act, c, n_batch, err);
+    laguna_status st = laguna_context_create(model, &co, &s->ctx, err);
+    if (!st) st = laguna_seq_add(s->ctx, &s->seq, err);
     if (!st) {
-        size_t scratch = (size_t)MATMUL_ROWS_PER_TASK * (size_t)widest_matrix(c);
-        size_t attention = (size_t)n_ctx + 2 * (size_t)c->head_dim + 16; /* scores + a converted head */
-        if (attention > scratch) scratch = attention;
+        s->n_ctx = s->ctx->n_ctx;
+        s->n_batch = s->ctx->n_batch;
+        s->tokens = malloc(sizeof(int32_t) * (size_t)s->n_ctx);
+        s->rows = malloc(sizeof(laguna_batch_row) * (size_t)s->n_batch);
         s->logits = malloc(sizeof(float) * (size_t)c->vocab_size);
-        if (!s->logits || lg_kernel_ctx_init(&s->kernels, model->pool, scratch))
-            st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
+        if (!s->tokens || !s->rows || !s->logits) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
     }
     if (st) {
         laguna_session_free(s);
@@ -75,34 +51,38 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
 
 void laguna_session_free(laguna_session *s) {
     if (!s) return;
-    lg_kv_cache_free(&s->cache);
-    lg_activations_free(&s->act);
-    lg_kernel_ctx_free(&s->kernels);
+    laguna_context_free(s->ctx);
+    free(s->tokens);
+    free(s->rows);
     free(s->logits);
     free(s);
 }
 
 laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens, float *all_logits,
                                   laguna_error *err) {
-    const lg_config *c = &s->model->cfg;
+    const lg_config *c = &s->ctx->model->cfg;
+    int n_past = laguna_seq_length(s->ctx, s->seq);
     if (n_tokens == 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no tokens to feed (empty prompt)");
     if (!tokens) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "tokens is NULL");
     for (size_t i = 0; i < n_tokens; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return lg_fail(err, LAGUNA_ERR_ARGUMENT, "token %d at index %zu is outside the vocabulary [0, %d)", tokens[i], i,
                            c->vocab_size);
-    if (n_tokens > (size_t)(s->n_ctx - s->n_past))
+    if (n_tokens > (size_t)(s->n_ctx - n_past))
         return lg_fail(err, LAGUNA_ERR_CONTEXT, "%zu more tokens do not fit: %d of the context's %d positions are used",
-                       n_tokens, s->n_past, s->n_ctx);
-    const laguna_observer *obs = s->has_observer ? &s->observer : NULL;
+                       n_tokens, n_past, s->n_ctx);
+    size_t V = (size_t)c->vocab_size;
     for (size_t done = 0; done < n_tokens;) {
         int n = (int)(n_tokens - done < (size_t)s->n_batch ? n_tokens - done : (size_t)s->n_batch);
         bool last = done + (size_t)n == n_tokens;
-        float *dst = all_logits ? all_logits + done * (size_t)c->vocab_size : last ? s->logits : NULL;
-        lg_forward(s->model, &s->kernels, &s->act, &s->cache, tokens + done, n, s->n_past, dst, all_logits != NULL, obs);
-        if (last && all_logits)
-            memcpy(s->logits, dst + (size_t)(n - 1) * c->vocab_size, sizeof(float) * (size_t)c->vocab_size);
-        s->n_past += n;
+        for (int i = 0; i < n; i++)
+            s->rows[i] = (laguna_batch_row){tokens[done + i], n_past + i, s->seq, all_logits || (last && i == n - 1)};
+        float *dst = all_logits ? all_logits + done * V : last ? s->logits : NULL;
+        laguna_status st = laguna_context_decode(s->ctx, s->rows, n, dst, err);
+        if (st) return st;
+        memcpy(s->tokens + n_past, tokens + done, sizeof(int32_t) * (size_t)n);
+        if (last && all_logits) memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
+        n_past += n;
         done += (size_t)n;
     }
     s->has_logits = true;
@@ -110,31 +90,34 @@ laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size
 }
 
 const float *laguna_session_logits(const laguna_session *s) { return s->has_logits ? s->logits : NULL; }
-int laguna_session_position(const laguna_session *s) { return s->n_past; }
+int laguna_session_position(const laguna_session *s) { return laguna_seq_length(s->ctx, s->seq); }
 int laguna_session_capacity(const laguna_session *s) { return s->n_ctx; }
-size_t laguna_session_kv_bytes(const laguna_session *s) { return lg_kv_cache_bytes(&s->cache); }
+
+size_t laguna_session_kv_bytes(const laguna_session *s) {
+    const laguna_context *x = s->ctx;
+    return (size_t)lg_kv_seq_pages(&x->seqs[s->seq], x->model->cfg.n_layers) * x->pool.view.page_bytes;
+}
+
+const int32_t *laguna_session_tokens(const laguna_session *s, int *n) {
+    if (n) *n = laguna_session_position(s);
+    return s->tokens;
+}
 
 laguna_status laguna_session_truncate(laguna_session *s, int n_keep, laguna_error *err) {
-    if (n_keep < 0 || n_keep > s->n_past)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "cannot keep %d positions of %d", n_keep, s->n_past);
-    if (!lg_kv_cache_rollback_ok(&s->cache, s->n_past, n_keep))
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
-                       "cannot take back %d positions: sliding layers no longer hold the window before position %d "
-                       "(raise the session's n_rollback)",
-                       s->n_past - n_keep, n_keep);
-    if (n_keep < s->n_past) s->has_logits = false; /* they belonged to a position now gone */
-    s->n_past = n_keep;
-    return LAGUNA_OK;
+    int n_past = laguna_session_position(s);
+    laguna_status st = laguna_seq_truncate(s->ctx, s->seq, n_keep, err);
+    if (!st && n_keep < n_past) s->has_logits = false; /* they belonged to a position now gone */
+    return st;
 }
 
 void laguna_session_reset(laguna_session *s) {
-    s->n_past = 0;
+    laguna_seq_remove(s->ctx, s->seq);
+    laguna_seq_add(s->ctx, &s->seq, NULL); /* the slot just freed: cannot fail */
     s->has_logits = false;
 }
 
 void laguna_session_set_observer(laguna_session *s, const laguna_observer *observer) {
-    s->has_observer = observer != NULL;
-    if (observer) s->observer = *observer;
+    laguna_context_set_observer(s->ctx, observer);
 }
 
 int laguna_kv_type_from_name(const char *name) {

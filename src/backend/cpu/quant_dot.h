@@ -11,8 +11,8 @@
  * Each weight type has a plain scalar version (lg_quant_dot_q8x_reference:
  * unpack to integers, then one generic sum) and, where the build targets
  * AVX2, a vector version that the tests compare with it. */
-#ifndef LAGUNA_QUANT_QUANT_DOT_H
-#define LAGUNA_QUANT_QUANT_DOT_H
+#ifndef LAGUNA_BACKEND_CPU_QUANT_DOT_H
+#define LAGUNA_BACKEND_CPU_QUANT_DOT_H
 
 #include <stdbool.h>
 #include <stdint.h>

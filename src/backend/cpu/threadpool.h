@@ -2,9 +2,10 @@
  *
  * The caller's thread takes part, so a pool of n threads starts n-1 workers.
  * Tasks are handed out dynamically (an atomic counter), so uneven tasks
- * balance. One loop runs at a time; run() returns when every task is done. */
-#ifndef LAGUNA_RUNTIME_THREADPOOL_H
-#define LAGUNA_RUNTIME_THREADPOOL_H
+ * balance. One loop runs at a time: run() may be called from several threads,
+ * which then take turns; it returns when every task of its loop is done. */
+#ifndef LAGUNA_BACKEND_CPU_THREADPOOL_H
+#define LAGUNA_BACKEND_CPU_THREADPOOL_H
 
 typedef struct lg_threadpool lg_threadpool;
 

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
-#include "quant/quant_dot.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/quant_dot.h"
 
 #define ROWS_PER_TASK 16
 
@@ -35,7 +35,7 @@
 #define MAX_OPS 64
 
 typedef struct {
-    lg_kernel_ctx *k;
+    lg_cpu_ctx *k;
     const lg_matmul_op *ops;
     int n_ops;
     int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
@@ -202,7 +202,7 @@ static bool wants_q8_activations(const lg_matmul_op *op) {
 /* Quantises the x rows of the ops that take the 8-bit path into k->act_q8
  * (ops reading the same x share one copy). Ops it cannot serve (out of
  * memory) keep act_q8 NULL and take the float path. */
-static void quantize_activations(lg_kernel_ctx *k, matmul_job *job) {
+static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     size_t need = 0;
     for (int i = 0; i < job->n_ops; i++)
         if (wants_q8_activations(&job->ops[i]))
@@ -230,7 +230,8 @@ static void quantize_activations(lg_kernel_ctx *k, matmul_job *job) {
     }
 }
 
-void lg_matmul_many(lg_kernel_ctx *k, const lg_matmul_op *ops, int n_ops) {
+void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
+    lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     for (int done = 0; done < n_ops; done += MAX_OPS) { /* in groups of MAX_OPS */
         matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}};
         quantize_activations(k, &job);
@@ -242,7 +243,7 @@ void lg_matmul_many(lg_kernel_ctx *k, const lg_matmul_op *ops, int n_ops) {
     }
 }
 
-void lg_matmul(lg_kernel_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias) {
+void lg_cpu_matmul(lg_cpu_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias) {
     lg_matmul_op op = {y, x, n_tokens, w, bias};
-    lg_matmul_many(k, &op, 1);
+    lg_cpu_matmul_many(&k->base, &op, 1);
 }

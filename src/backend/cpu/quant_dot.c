@@ -1,7 +1,7 @@
 /* Quantised weights times 8-bit activations: the scalar reference (unpack a
  * block to integers with per-16-element scales, then one generic sum) and the
  * AVX2 versions. See quant_dot.h for why. */
-#include "quant/quant_dot.h"
+#include "backend/cpu/quant_dot.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@
  * next loop's fn, ctx and n_tasks. Deciding "is a task left?" from the claim
  * word alone means such a worker never reads those fields before a successful
  * compare-exchange, and a compare-exchange against a stale generation fails. */
-#include "runtime/threadpool.h"
+#include "backend/cpu/threadpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +25,7 @@ struct lg_threadpool {
     int n_threads;
     pthread_t *workers;
     pthread_mutex_t lock;
+    pthread_mutex_t run_lock;    /* one loop at a time: callers on several threads take turns */
     pthread_cond_t wake, done_cond;
     atomic_uint_least64_t claim; /* generation << 32 | tasks not yet claimed */
     atomic_int n_done;           /* tasks finished in the current loop */
@@ -107,6 +108,7 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
         return NULL;
     }
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->run_lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
     for (int i = 1; i < n_threads; i++) {
@@ -128,6 +130,7 @@ void lg_threadpool_free(lg_threadpool *p) {
     pthread_mutex_unlock(&p->lock);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->run_lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
     free(p->workers);
@@ -142,6 +145,7 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
+    pthread_mutex_lock(&p->run_lock);
     /* every task of the previous loop is done, so no worker reads these now */
     p->fn = fn;
     p->ctx = ctx;
@@ -161,4 +165,5 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
     }
+    pthread_mutex_unlock(&p->run_lock);
 }

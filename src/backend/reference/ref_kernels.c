@@ -1,5 +1,5 @@
 /* Reference kernels: the definitions, written plainly. */
-#include "kernels/reference.h"
+#include "backend/reference/ref_kernels.h"
 
 #include <math.h>
 #include <stdbool.h>

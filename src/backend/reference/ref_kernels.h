@@ -1,9 +1,9 @@
 /* Slow, obvious versions of the kernels, kept as the yardstick the fast ones
  * are tested against (double accumulation, no threads, no tricks). */
-#ifndef LAGUNA_KERNELS_REFERENCE_H
-#define LAGUNA_KERNELS_REFERENCE_H
+#ifndef LAGUNA_BACKEND_REFERENCE_KERNELS_H
+#define LAGUNA_BACKEND_REFERENCE_KERNELS_H
 
-#include "kernels/matrix.h"
+#include "backend/tensor.h"
 
 void lg_ref_matmul(float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias);
 

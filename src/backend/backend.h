@@ -1,0 +1,175 @@
+/* The seam between the model math and the hardware.
+ *
+ * A backend (lg_backend) is a device: it owns buffers (weights, activations,
+ * the KV pool) and runs ops. A backend context (lg_backend_ctx) is one
+ * stream of work on it with its own scratch memory; each laguna context has
+ * one, so several contexts can run on one model from several threads. Ops
+ * are immediate calls in the order given (no graph); pointers they take are
+ * backend memory (from lg_backend_alloc or weights adopted by the backend),
+ * except where a comment says "host". The forward pass (model/forward.c)
+ * calls only these ops, through the inline wrappers at the end of this file.
+ *
+ * Every op has a slow, obvious twin in the reference backend
+ * (src/backend/reference/), and tests compare the two. */
+#ifndef LAGUNA_BACKEND_BACKEND_H
+#define LAGUNA_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/tensor.h"
+#include "laguna.h"
+
+typedef struct lg_backend lg_backend;
+typedef struct lg_backend_ctx lg_backend_ctx;
+
+/* One product y[t] = W x[t] (+ bias) for t < n_tokens, of a batch of them. */
+typedef struct {
+    float *y;
+    const float *x;
+    int n_tokens; /* 0 = skip */
+    const lg_matrix *w;
+    const float *bias;
+} lg_matmul_op;
+
+/* The paged KV pool: page p holds page_size positions of keys, then as many
+ * of values, each position row_bytes (n_kv_heads * head_dim values in dtype). */
+typedef struct {
+    uint8_t *base;
+    int page_size;
+    int row_floats;
+    size_t row_bytes, page_bytes;
+    lg_dtype dtype;
+} lg_kv_pool_view;
+
+/* Where a row's keys and values go: pool slot = page * page_size + offset. */
+typedef struct {
+    const int32_t *slots; /* [n_rows] (host) */
+    int n_rows;
+} lg_kv_write_args;
+
+/* Causal grouped-query attention of n_rows queries, each with its own
+ * position and its sequence's page table for this layer (logical page ->
+ * pool page); row r sees positions [pos - window + 1, pos] (window 0 =
+ * unlimited). Positions its sequence had before this step come from the
+ * pool; those computed in this step come from the step's float32 key and
+ * value rows (as exact as they were computed, whatever the cache dtype):
+ * position p >= fresh_from[r] is step row fresh_rows[fresh_at[r] + p -
+ * fresh_from[r]]. */
+typedef struct {
+    int n_rows;
+    const int32_t *pos;            /* [n_rows] (host) */
+    const int32_t *const *tables;  /* [n_rows] (host) */
+    const int32_t *fresh_from, *fresh_at, *fresh_rows; /* [n_rows] each (host) */
+    const float *fresh_k, *fresh_v; /* [n_rows][n_kv_heads * head_dim] */
+    int n_heads, n_kv_heads, head_dim, window;
+} lg_attention_args;
+
+/* Sigmoid router: scores = sigmoid(softcap(logits)); top_k experts by
+ * score + bias (the bias only selects; ties keep the lower id); weights =
+ * chosen scores normalised to sum 1. */
+typedef struct {
+    int n_experts, top_k;
+    float softcap; /* 0 = none */
+    const float *bias;
+} lg_router_args;
+
+/* Grouping of a batch's (token, slot) pairs by expert: expert e's pairs are
+ * rows[offsets[e] .. offsets[e+1]); a pair is token * top_k + slot. */
+typedef struct {
+    int32_t *offsets; /* [n_experts + 1] */
+    int32_t *rows;    /* [n_rows * top_k] */
+} lg_moe_plan;
+
+/* The experts of one sparse layer over a grouped batch, and its shared
+ * expert over the token rows. */
+typedef struct {
+    const lg_moe_plan *plan;
+    int n_tokens, n_experts, top_k;
+    const lg_swiglu_weights *experts;   /* [n_experts] */
+    const float *expert_in;             /* [n_tokens * top_k] rows, grouped */
+    float *act_gate, *act_up;           /* work, [n_tokens * top_k] x intermediate */
+    float *expert_out;                  /* [n_tokens * top_k] x hidden, grouped */
+    const lg_swiglu_weights *shared;    /* NULL when the layer has none */
+    const float *h;                     /* [n_tokens] x hidden */
+    float *shared_gate, *shared_up;     /* work, [n_tokens] x shared intermediate */
+    float *shared_out;                  /* [n_tokens] x hidden */
+} lg_moe_args;
+
+/* What a context's scratch must hold. */
+typedef struct {
+    int widest_row;  /* most columns of any weight matrix */
+    int max_keys;    /* most positions one query attends to */
+    int head_dim;
+} lg_ctx_sizes;
+
+typedef struct {
+    const char *name;
+    bool host_memory; /* buffers are host memory the caller may read directly */
+
+    void (*destroy)(lg_backend *be);
+    /* Buffers hold zeroes until written. Large ones may be reserved lazily
+     * (untouched pages cost nothing on the CPU). */
+    void *(*alloc)(lg_backend *be, size_t bytes);
+    void (*free)(lg_backend *be, void *buf, size_t bytes);
+    /* Makes weight bytes in host memory usable by ops: the CPU uses them
+     * where they are; a GPU uploads them. NULL when out of memory. */
+    const void *(*adopt_weights)(lg_backend *be, const void *host, size_t bytes);
+
+    lg_backend_ctx *(*ctx_new)(lg_backend *be, const lg_ctx_sizes *sizes);
+    void (*ctx_free)(lg_backend_ctx *c);
+    void (*to_host)(lg_backend_ctx *c, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(lg_backend_ctx *c, void *dst, const void *src, size_t bytes);
+
+    /* x[t] = row tokens[t] of the table, as float32; tokens are host. */
+    void (*embed)(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n);
+    /* y = x / sqrt(mean(x^2) + eps) * w over each row of n; y may equal x. */
+    void (*rmsnorm)(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps);
+    /* Rotates the first n_rot dims of each head ("rotate half"), row t at pos[t] (host). */
+    void (*rope)(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int head_dim, int n_rot, const float *inv_freq,
+                 float scale, const int32_t *pos);
+    void (*matmul_many)(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops);
+    void (*kv_write)(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
+                     const float *v);
+    void (*attention)(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                      const lg_attention_args *a);
+    /* attn *= softplus(gate), one gate value per head or per element. */
+    void (*output_gate)(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
+                        bool per_head);
+    /* out = silu(gate) * up over n values. */
+    void (*silu_mul)(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
+    /* logits [n][n_experts] in, overwritten by scores; ids and weights [n][top_k] out. */
+    void (*router)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
+    /* Fills the plan from ids [n][top_k] and gathers each pair's token row of h into expert_in. */
+    void (*moe_group)(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h, const int32_t *ids,
+                      int n, int top_k, int n_experts, int hidden);
+    /* Every expert on its grouped rows, and the shared expert on every token. */
+    void (*moe_experts)(lg_backend_ctx *c, const lg_moe_args *a);
+    /* out[t] = scale * sum_k weights[t][k] * expert_out[pair (t,k)] (+ shared[t]), summed in expert order. */
+    void (*moe_combine)(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
+                        const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
+    /* x += y over n values. */
+    void (*add)(lg_backend_ctx *c, float *x, const float *y, size_t n);
+    /* dst[i] = src row rows[i] (host) for i < n. */
+    void (*gather_rows)(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
+} lg_backend_ops;
+
+struct lg_backend {
+    const lg_backend_ops *ops;
+    int n_threads;
+};
+
+struct lg_backend_ctx {
+    lg_backend *backend;
+};
+
+/* Backends by name: "cpu" (the default) and "reference" (slow, exact; for
+ * tests). n_threads is the CPU backend's worker count (0 = all cores). */
+laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
+void lg_backend_destroy(lg_backend *be);
+
+lg_backend *lg_cpu_backend_new(int n_threads);
+lg_backend *lg_reference_backend_new(void);
+
+#endif

@@ -1,0 +1,120 @@
+/* The CPU backend: host memory, a thread pool shared by every context of
+ * the backend (its run() takes one loop at a time, so contexts on several
+ * threads take turns loop by loop), per-context scratch, and the ops table. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "backend/cpu/cpu_kernels.h"
+
+#define MATMUL_ROWS_PER_TASK 16 /* must cover cpu_matmul.c's ROWS_PER_TASK */
+#define LAZY_BYTES (2u << 20)   /* buffers from this size are mapped, so untouched pages cost no memory */
+
+size_t lg_cpu_scratch_floats(const lg_ctx_sizes *s) {
+    size_t matmul = (size_t)MATMUL_ROWS_PER_TASK * (size_t)s->widest_row;
+    size_t attention = (size_t)s->max_keys + 2 * (size_t)s->head_dim + 16; /* scores + a converted head */
+    return matmul > attention ? matmul : attention;
+}
+
+static void *cpu_alloc(lg_backend *be, size_t bytes) {
+    (void)be;
+    if (bytes >= LAZY_BYTES) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void cpu_free(lg_backend *be, void *buf, size_t bytes) {
+    (void)be;
+    if (!buf) return;
+    if (bytes >= LAZY_BYTES) munmap(buf, bytes);
+    else free(buf);
+}
+
+static const void *cpu_adopt_weights(lg_backend *be, const void *host, size_t bytes) {
+    (void)be, (void)bytes;
+    return host;
+}
+
+static void cpu_ctx_free(lg_backend_ctx *c) {
+    lg_cpu_ctx *k = (lg_cpu_ctx *)c;
+    if (!k) return;
+    if (k->scratch)
+        for (int i = 0; i < k->n_threads; i++) free(k->scratch[i]);
+    free(k->scratch);
+    free(k->act_q8);
+    free(k->ops);
+    free(k);
+}
+
+static lg_backend_ctx *cpu_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
+    lg_cpu_ctx *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->base.backend = be;
+    k->pool = ((lg_cpu_backend *)be)->pool;
+    k->n_threads = lg_threadpool_size(k->pool);
+    k->scratch_floats = lg_cpu_scratch_floats(sizes);
+    k->scratch = calloc((size_t)k->n_threads, sizeof *k->scratch);
+    if (!k->scratch) {
+        cpu_ctx_free(&k->base);
+        return NULL;
+    }
+    for (int i = 0; i < k->n_threads; i++)
+        if (!(k->scratch[i] = aligned_alloc(64, (k->scratch_floats * sizeof(float) + 63) / 64 * 64))) {
+            cpu_ctx_free(&k->base);
+            return NULL;
+        }
+    return &k->base;
+}
+
+static void cpu_copy(lg_backend_ctx *c, void *dst, const void *src, size_t bytes) {
+    (void)c;
+    memmove(dst, src, bytes);
+}
+
+static void cpu_destroy(lg_backend *be) {
+    lg_cpu_backend *b = (lg_cpu_backend *)be;
+    lg_threadpool_free(b->pool);
+    free(b);
+}
+
+static const lg_backend_ops cpu_ops = {
+    .name = "cpu",
+    .host_memory = true,
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .adopt_weights = cpu_adopt_weights,
+    .ctx_new = cpu_ctx_new,
+    .ctx_free = cpu_ctx_free,
+    .to_host = cpu_copy,
+    .copy = cpu_copy,
+    .embed = lg_cpu_embed,
+    .rmsnorm = lg_cpu_rmsnorm,
+    .rope = lg_cpu_rope,
+    .matmul_many = lg_cpu_matmul_many,
+    .kv_write = lg_cpu_kv_write,
+    .attention = lg_cpu_attention,
+    .output_gate = lg_cpu_output_gate,
+    .silu_mul = lg_cpu_silu_mul,
+    .router = lg_cpu_router,
+    .moe_group = lg_cpu_moe_group,
+    .moe_experts = lg_cpu_moe_experts,
+    .moe_combine = lg_cpu_moe_combine,
+    .add = lg_cpu_add,
+    .gather_rows = lg_cpu_gather_rows,
+};
+
+lg_backend *lg_cpu_backend_new(int n_threads) {
+    lg_cpu_backend *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->pool = lg_threadpool_new(n_threads);
+    if (!b->pool) {
+        free(b);
+        return NULL;
+    }
+    b->base.ops = &cpu_ops;
+    b->base.n_threads = lg_threadpool_size(b->pool);
+    return &b->base;
+}

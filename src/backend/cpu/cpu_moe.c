@@ -1,0 +1,131 @@
+/* The sparse MoE block's kernels: router, grouping of (token, expert) pairs
+ * by expert, the experts' products, and the weighted combine.
+ *
+ * Every chosen expert runs once per batch on all its tokens: all experts'
+ * (and the shared expert's) gate/up products share one dispatch to the
+ * threads, then all down products another. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+
+void lg_cpu_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
+    (void)c;
+    int E = a->n_experts, K = a->top_k;
+    for (int t = 0; t < n; t++) {
+        float *score = logits + (size_t)t * E;
+        int32_t *id = ids + (size_t)t * K;
+        float *w = weights + (size_t)t * K;
+        for (int e = 0; e < E; e++) {
+            float x = score[e];
+            if (a->softcap > 0) x = a->softcap * tanhf(x / a->softcap);
+            score[e] = lg_sigmoid(x);
+        }
+        float sum = 0;
+        for (int j = 0; j < K; j++) { /* ties keep the lower id, as torch.topk on CPU */
+            int best = -1;
+            float best_v = -INFINITY;
+            for (int e = 0; e < E; e++) {
+                bool taken = false;
+                for (int i = 0; i < j; i++) taken |= id[i] == e;
+                float v = score[e] + a->bias[e];
+                if (!taken && (best < 0 || v > best_v)) best = e, best_v = v;
+            }
+            id[j] = best;
+            w[j] = score[best];
+            sum += score[best];
+        }
+        for (int j = 0; j < K; j++) w[j] /= sum;
+    }
+}
+
+void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h, const int32_t *ids,
+                      int n, int top_k, int n_experts, int hidden) {
+    (void)c;
+    int pairs = n * top_k;
+    int32_t *off = plan->offsets;
+    memset(off, 0, sizeof(int32_t) * (size_t)(n_experts + 1));
+    for (int i = 0; i < pairs; i++) off[ids[i] + 1]++;
+    for (int e = 0; e < n_experts; e++) off[e + 1] += off[e];
+    /* stable counting sort: a token's pairs land in ascending expert order */
+    for (int e = n_experts; e > 0; e--) off[e] = off[e - 1];
+    for (int i = 0; i < pairs; i++) plan->rows[off[ids[i] + 1]++] = i;
+    off[0] = 0;
+    for (int r = 0; r < pairs; r++)
+        memcpy(expert_in + (size_t)r * hidden, h + (size_t)(plan->rows[r] / top_k) * hidden, sizeof(float) * (size_t)hidden);
+}
+
+/* Room for n products in the context's op list (kept between calls). */
+static lg_matmul_op *op_list(lg_cpu_ctx *k, int n) {
+    if (n > k->ops_cap) {
+        lg_matmul_op *p = realloc(k->ops, sizeof *p * (size_t)n);
+        if (!p) return NULL;
+        k->ops = p;
+        k->ops_cap = n;
+    }
+    return k->ops;
+}
+
+void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
+    lg_cpu_ctx *k = (lg_cpu_ctx *)c;
+    const int32_t *off = a->plan->offsets;
+    int E = a->n_experts, pairs = a->n_tokens * a->top_k;
+    size_t I = (size_t)a->experts[0].gate.rows, H = (size_t)a->experts[0].gate.cols;
+    lg_matmul_op *ops = op_list(k, 2 * (E + 1));
+    if (!ops) { /* out of memory for the list: one product at a time */
+        lg_matmul_op one[2];
+        for (int e = 0; e < E; e++) {
+            int start = off[e], n = off[e + 1] - start;
+            one[0] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
+            one[1] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, n, &a->experts[e].up, NULL};
+            lg_cpu_matmul_many(c, one, 2);
+        }
+    }
+    int n_ops = 0;
+    for (int e = 0; ops && e < E; e++) {
+        int start = off[e], n = off[e + 1] - start;
+        if (n == 0) continue;
+        ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
+        ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, n, &a->experts[e].up, NULL};
+    }
+    lg_matmul_op shared[2];
+    lg_matmul_op *list = ops ? ops : shared;
+    if (!ops) n_ops = 0;
+    if (a->shared) {
+        list[n_ops++] = (lg_matmul_op){a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL};
+        list[n_ops++] = (lg_matmul_op){a->shared_up, a->h, a->n_tokens, &a->shared->up, NULL};
+    }
+    lg_cpu_matmul_many(c, list, n_ops);
+    lg_cpu_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
+    if (a->shared)
+        lg_cpu_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
+
+    n_ops = 0;
+    for (int e = 0; e < E; e++) {
+        int start = off[e], n = off[e + 1] - start;
+        if (n == 0) continue;
+        lg_matmul_op op = {a->expert_out + start * H, a->act_gate + start * I, n, &a->experts[e].down, NULL};
+        if (ops) ops[n_ops++] = op;
+        else lg_cpu_matmul_many(c, &op, 1);
+    }
+    if (a->shared) list[n_ops++] = (lg_matmul_op){a->shared_out, a->shared_gate, a->n_tokens, &a->shared->down, NULL};
+    lg_cpu_matmul_many(c, list, n_ops);
+}
+
+void lg_cpu_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
+                        const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
+    (void)c;
+    size_t H = (size_t)hidden;
+    memset(out, 0, sizeof(float) * (size_t)n * H);
+    for (int r = 0; r < n * top_k; r++) { /* grouped order: each token's pairs in ascending expert order */
+        int pair = plan->rows[r];
+        float w = weights[pair];
+        float *dst = out + (size_t)(pair / top_k) * H;
+        const float *src = expert_out + (size_t)r * H;
+        for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
+    }
+    for (size_t i = 0; i < (size_t)n * H; i++) out[i] *= scale;
+    if (shared)
+        for (size_t i = 0; i < (size_t)n * H; i++) out[i] += shared[i];
+}

@@ -1,0 +1,260 @@
+/* laguna_context: sequences in a paged KV pool, and the decode call that
+ * checks a batch, takes its pages and runs it through the forward pass in
+ * steps of at most n_batch rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "runtime/context.h"
+
+#define DEFAULT_BATCH 512
+#define DEFAULT_PAGE_SIZE 16
+
+int lg_kv_dtype(laguna_kv_type kv) {
+    static const lg_dtype dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
+    return (unsigned)kv <= LAGUNA_KV_Q8_0 ? (int)dtypes[kv] : -1;
+}
+
+static bool has_sliding(const lg_config *c) {
+    for (int l = 0; l < c->n_layers; l++)
+        if (c->attention_kind[l] == LG_ATTN_SLIDING) return true;
+    return false;
+}
+
+static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
+    size_t n = (size_t)x->n_batch, L = (size_t)x->model->cfg.n_layers;
+    x->tokens = malloc(sizeof(int32_t) * n);
+    x->pos = malloc(sizeof(int32_t) * n);
+    x->logit_rows = malloc(sizeof(int32_t) * n);
+    x->fresh_from = malloc(sizeof(int32_t) * n);
+    x->fresh_at = malloc(sizeof(int32_t) * n);
+    x->fresh_rows = malloc(sizeof(int32_t) * n);
+    x->seq_rows = malloc(sizeof(int32_t) * (size_t)x->n_seq_max);
+    x->seq_first = malloc(sizeof(int32_t) * (size_t)x->n_seq_max);
+    x->seq_at = malloc(sizeof(int32_t) * (size_t)x->n_seq_max);
+    x->slots = malloc(sizeof(int32_t) * n * L);
+    x->tables = malloc(sizeof(*x->tables) * n * L);
+    x->seqs = calloc((size_t)x->n_seq_max, sizeof *x->seqs);
+    x->seq_used = calloc((size_t)x->n_seq_max, sizeof *x->seq_used);
+    if (x->tokens && x->pos && x->logit_rows && x->fresh_from && x->fresh_at && x->fresh_rows && x->seq_rows &&
+        x->seq_first && x->seq_at && x->slots && x->tables && x->seqs && x->seq_used)
+        return LAGUNA_OK;
+    return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for a context");
+}
+
+laguna_status laguna_context_create(laguna_model *model, const laguna_context_options *o, laguna_context **out,
+                                    laguna_error *err) {
+    *out = NULL;
+    if (!model) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model");
+    const lg_config *c = &model->cfg;
+    laguna_context_options d = o ? *o : (laguna_context_options){0};
+    if (!d.n_seq_max) d.n_seq_max = 1;
+    if (!d.n_ctx) d.n_ctx = c->max_position_embeddings;
+    if (!d.n_batch) d.n_batch = DEFAULT_BATCH;
+    if (!d.kv_page_size) d.kv_page_size = DEFAULT_PAGE_SIZE;
+    if (d.n_seq_max < 1 || d.n_seq_max > 65536)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "n_seq_max %d is outside [1, 65536]", d.n_seq_max);
+    if (d.n_ctx < 1 || d.n_ctx > c->max_position_embeddings)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "context length %d is outside [1, max_position_embeddings = %d]", d.n_ctx,
+                       c->max_position_embeddings);
+    if (d.n_batch < 1 || d.n_batch > 65536) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "batch size %d is outside [1, 65536]", d.n_batch);
+    if (d.n_rollback < 0 || d.n_rollback > d.n_ctx)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rollback %d is outside [0, context length %d]", d.n_rollback, d.n_ctx);
+    if (d.kv_page_size < 1 || d.kv_page_size > 4096)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "KV page size %d is outside [1, 4096]", d.kv_page_size);
+    int kv_dtype = lg_kv_dtype(d.kv_type);
+    if (kv_dtype < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)d.kv_type);
+
+    laguna_context *x = calloc(1, sizeof *x);
+    if (!x) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    x->model = model;
+    x->n_seq_max = d.n_seq_max;
+    x->n_ctx = d.n_ctx;
+    x->n_batch = d.n_batch;
+    x->keep = has_sliding(c) ? c->sliding_window + d.n_rollback : d.n_ctx;
+    size_t page_bytes = lg_kv_page_bytes(c, (lg_dtype)kv_dtype, d.kv_page_size);
+    int64_t pages = d.kv_bytes ? (int64_t)(d.kv_bytes / (page_bytes ? page_bytes : 1))
+                               : (int64_t)d.n_seq_max * lg_kv_pages_for_sequence(c, d.kv_page_size, d.n_ctx, x->keep, d.n_batch);
+    laguna_status st = LAGUNA_OK;
+    if (pages < 1 || pages > INT32_MAX / d.kv_page_size)
+        st = lg_fail(err, LAGUNA_ERR_ARGUMENT, "a KV pool of %lld pages of %zu bytes is outside [1 page, 2^31 positions]",
+                     (long long)pages, page_bytes);
+    if (!st) st = lg_kv_pool_init(&x->pool, model->backend, c, (lg_dtype)kv_dtype, d.kv_page_size, (int)pages, err);
+    if (!st) st = alloc_step(x, err);
+    if (!st) st = lg_activations_init(&x->act, model, d.n_batch, err);
+    if (!st) {
+        lg_ctx_sizes sizes = lg_forward_ctx_sizes(model, d.n_ctx);
+        x->bc = model->backend->ops->ctx_new(model->backend, &sizes);
+        if (!x->bc) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for the %s backend's scratch", model->backend->ops->name);
+    }
+    if (st) {
+        laguna_context_free(x);
+        return st;
+    }
+    *out = x;
+    return LAGUNA_OK;
+}
+
+void laguna_context_free(laguna_context *x) {
+    if (!x) return;
+    lg_backend *be = x->model->backend;
+    if (x->seqs)
+        for (int s = 0; s < x->n_seq_max; s++) lg_kv_seq_clear(&x->seqs[s], &x->pool, x->model->cfg.n_layers);
+    lg_kv_pool_free(&x->pool, be);
+    lg_activations_free(&x->act, be);
+    if (x->bc) be->ops->ctx_free(x->bc);
+    void *ptrs[] = {x->tokens,  x->pos,       x->slots,  x->logit_rows, x->fresh_from, x->fresh_at, x->fresh_rows,
+                    x->seq_rows, x->seq_first, x->seq_at, x->tables,     x->seqs,       x->seq_used};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    free(x);
+}
+
+static bool valid_seq(const laguna_context *x, int seq) { return seq >= 0 && seq < x->n_seq_max && x->seq_used[seq]; }
+
+static laguna_status free_slot(laguna_context *x, int *seq, laguna_error *err) {
+    for (int s = 0; s < x->n_seq_max; s++)
+        if (!x->seq_used[s]) {
+            *seq = s;
+            return LAGUNA_OK;
+        }
+    return lg_fail(err, LAGUNA_ERR_CONTEXT, "all %d sequences of the context are in use", x->n_seq_max);
+}
+
+laguna_status laguna_seq_add(laguna_context *x, int *seq, laguna_error *err) {
+    laguna_status st = free_slot(x, seq, err);
+    if (st) return st;
+    lg_kv_seq_init(&x->seqs[*seq]);
+    x->seq_used[*seq] = true;
+    return LAGUNA_OK;
+}
+
+laguna_status laguna_seq_fork(laguna_context *x, int parent, int *child, laguna_error *err) {
+    if (!valid_seq(x, parent)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no sequence %d to fork", parent);
+    laguna_status st = free_slot(x, child, err);
+    if (!st) st = lg_kv_seq_fork(&x->seqs[*child], &x->seqs[parent], &x->pool, x->model->cfg.n_layers, err);
+    if (!st) x->seq_used[*child] = true;
+    return st;
+}
+
+void laguna_seq_remove(laguna_context *x, int seq) {
+    if (!valid_seq(x, seq)) return;
+    lg_kv_seq_clear(&x->seqs[seq], &x->pool, x->model->cfg.n_layers);
+    x->seq_used[seq] = false;
+}
+
+laguna_status laguna_seq_truncate(laguna_context *x, int seq, int n_keep, laguna_error *err) {
+    if (!valid_seq(x, seq)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no sequence %d", seq);
+    lg_kv_seq *s = &x->seqs[seq];
+    if (n_keep < 0 || n_keep > s->n_pos) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "cannot keep %d positions of %d", n_keep, s->n_pos);
+    if (!lg_kv_seq_can_truncate(s, &x->model->cfg, n_keep))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "cannot take back %d positions: sliding layers no longer hold the window before position %d "
+                       "(raise the session's n_rollback)",
+                       s->n_pos - n_keep, n_keep);
+    lg_kv_seq_truncate(s, &x->pool, x->model->cfg.n_layers, n_keep);
+    return LAGUNA_OK;
+}
+
+int laguna_seq_length(const laguna_context *x, int seq) { return valid_seq(x, seq) ? x->seqs[seq].n_pos : -1; }
+
+void laguna_context_kv_pages(const laguna_context *x, int *used, int *total, size_t *page_bytes) {
+    if (used) *used = lg_kv_pool_used(&x->pool);
+    if (total) *total = x->pool.n_pages;
+    if (page_bytes) *page_bytes = x->pool.view.page_bytes;
+}
+
+void laguna_context_set_observer(laguna_context *x, const laguna_observer *observer) {
+    x->has_observer = observer != NULL;
+    if (observer) x->observer = *observer;
+}
+
+/* Checks every row; seq_rows[s] counts each sequence's rows. */
+static laguna_status check_rows(laguna_context *x, const laguna_batch_row *rows, int n, laguna_error *err) {
+    int V = x->model->cfg.vocab_size;
+    memset(x->seq_rows, 0, sizeof(int32_t) * (size_t)x->n_seq_max);
+    for (int i = 0; i < n; i++) {
+        const laguna_batch_row *r = &rows[i];
+        if (!valid_seq(x, r->seq)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: no sequence %d", i, r->seq);
+        if (r->token < 0 || r->token >= V)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "token %d at index %d is outside the vocabulary [0, %d)", r->token, i, V);
+        int expect = x->seqs[r->seq].n_pos + x->seq_rows[r->seq];
+        if (r->pos != expect)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: sequence %d's next position is %d, not %d", i, r->seq, expect, r->pos);
+        if (r->pos >= x->n_ctx)
+            return lg_fail(err, LAGUNA_ERR_CONTEXT, "sequence %d is full: position %d is past the context length %d", r->seq,
+                           r->pos, x->n_ctx);
+        x->seq_rows[r->seq]++;
+    }
+    int need = 0, L = x->model->cfg.n_layers;
+    for (int s = 0; s < x->n_seq_max; s++)
+        if (x->seq_rows[s]) need += lg_kv_seq_pages_needed(&x->seqs[s], &x->pool, L, x->seqs[s].n_pos, x->seq_rows[s]);
+    if (need > x->pool.n_free)
+        return lg_fail(err, LAGUNA_ERR_CONTEXT, "the KV cache is full: this batch needs %d more pages, %d of %d are free", need,
+                       x->pool.n_free, x->pool.n_pages);
+    return LAGUNA_OK;
+}
+
+/* Where each row of a step finds the positions its sequence computes in
+ * the same step: fresh_rows lists each sequence's rows in position order. */
+static void index_fresh_rows(laguna_context *x, const laguna_batch_row *rows, int m) {
+    for (int i = 0; i < m; i++) x->seq_at[rows[i].seq] = -1;
+    for (int i = 0, at = 0; i < m; i++) {
+        int s = rows[i].seq;
+        if (x->seq_at[s] < 0) {
+            int count = 0;
+            for (int j = i; j < m; j++) count += rows[j].seq == s;
+            x->seq_at[s] = at;
+            x->seq_first[s] = rows[i].pos;
+            at += count;
+        }
+        x->fresh_from[i] = x->seq_first[s];
+        x->fresh_at[i] = x->seq_at[s];
+        x->fresh_rows[x->seq_at[s] + rows[i].pos - x->seq_first[s]] = i;
+    }
+}
+
+/* Forward steps over rows [0, n): the pages are reserved, positions checked. */
+static void run_steps(laguna_context *x, const laguna_batch_row *rows, int n, float *logits) {
+    const lg_config *c = &x->model->cfg;
+    size_t V = (size_t)c->vocab_size;
+    const laguna_observer *obs = x->has_observer ? &x->observer : NULL;
+    for (int done = 0; done < n;) {
+        int m = n - done < x->n_batch ? n - done : x->n_batch, n_logits = 0;
+        for (int i = 0; i < m; i++) {
+            const laguna_batch_row *r = &rows[done + i];
+            const lg_kv_seq *s = &x->seqs[r->seq];
+            x->tokens[i] = r->token;
+            x->pos[i] = r->pos;
+            if (r->logits) x->logit_rows[n_logits++] = i;
+            for (int l = 0; l < c->n_layers; l++) {
+                x->slots[(size_t)l * m + i] = lg_kv_seq_slot(s, &x->pool, l, r->pos);
+                x->tables[(size_t)l * m + i] = s->tables[l].pages;
+            }
+        }
+        index_fresh_rows(x, rows + done, m);
+        lg_step step = {m, x->tokens, x->pos, x->slots, x->tables, x->fresh_from, x->fresh_at, x->fresh_rows,
+                        n_logits, x->logit_rows, logits};
+        lg_forward(x->model, x->bc, &x->act, &x->pool.view, &step, obs);
+        if (logits) logits += (size_t)n_logits * V;
+        done += m;
+    }
+}
+
+laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                    laguna_error *err) {
+    if (n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
+    if (!rows) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rows is NULL");
+    laguna_status st = check_rows(x, rows, n, err);
+    if (st) return st;
+    for (int i = 0; i < n && !logits; i++)
+        if (rows[i].logits) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d wants logits but no logits buffer was given", i);
+    const lg_config *c = &x->model->cfg;
+    for (int s = 0; s < x->n_seq_max; s++)
+        if (x->seq_rows[s] &&
+            (st = lg_kv_seq_reserve(&x->seqs[s], &x->pool, x->bc, c->n_layers, x->seqs[s].n_pos, x->seq_rows[s], err)))
+            return st; /* out of memory for a page table: the pages taken stay with their sequences, unused */
+    run_steps(x, rows, n, logits);
+    for (int s = 0; s < x->n_seq_max; s++)
+        if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], x->keep);
+    return LAGUNA_OK;
+}

@@ -1,0 +1,364 @@
+/* Many sequences in one context: batch invariance (each sequence's logits
+ * bitwise equal to its solo run, whatever shares the batch and in whatever
+ * order), forks sharing prefix pages, pages handed back, a full pool, bad
+ * batches, and two contexts on one model from two threads. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf/gguf_quantize.h"
+#include "harness.h"
+#include "laguna.h"
+#include "testutil.h"
+
+#define STEPS 64
+#define N_SEQ 4
+
+static laguna_model *open_model(const char *path, int threads) {
+    laguna_error err = {0};
+    laguna_model *m = NULL;
+    CHECKF(laguna_model_open(path, &(laguna_model_options){.n_threads = threads}, &m, &err) == 0, "%s: %s", path, err.message);
+    return m;
+}
+
+static int32_t argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* The schedule every run follows. Sequences 0-2 start from their own
+ * prompts in call 1; sequence 3 is forked from sequence 0 after call 1 and
+ * gets its own extra tokens in call 2; then every sequence decodes greedily. */
+static const int prompt_len[N_SEQ] = {17, 5, 33, 6};
+
+static int32_t prompt_token(int seq, int i, int vocab) { return (int32_t)((seq * 131 + i * 29 + 7) % vocab); }
+
+typedef struct {
+    float *logits; /* [STEPS + 1][vocab]: after the prompt, then after each decoded token */
+} seq_trace;
+
+static void decode_ok(laguna_context *x, const laguna_batch_row *rows, int n, float *logits) {
+    laguna_error err = {0};
+    CHECKF(laguna_context_decode(x, rows, n, logits, &err) == 0, "%s", err.message);
+}
+
+/* One sequence alone in its own context, fed in the schedule's chunks. */
+static void solo_run(laguna_model *m, const laguna_context_options *o, int seq, seq_trace *t) {
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_context_create(m, o, &x, &err) == 0, "%s", err.message);
+    if (!x) return;
+    int id;
+    CHECK(laguna_seq_add(x, &id, &err) == 0);
+    laguna_batch_row rows[64];
+    int n = 0, pos = 0;
+    int first = seq == 3 ? 0 : seq; /* the fork starts with sequence 0's prompt */
+    for (int i = 0; i < prompt_len[first]; i++) rows[n++] = (laguna_batch_row){prompt_token(first, i, V), pos++, id, 0};
+    if (seq == 3) {
+        decode_ok(x, rows, n, NULL);
+        n = 0;
+        for (int i = 0; i < prompt_len[3]; i++) rows[n++] = (laguna_batch_row){prompt_token(3, i, V), pos++, id, 0};
+    }
+    rows[n - 1].logits = 1;
+    decode_ok(x, rows, n, t->logits);
+    for (int s = 0; s < STEPS; s++) {
+        laguna_batch_row r = {argmax(t->logits + (size_t)s * V, V), pos++, id, 1};
+        decode_ok(x, &r, 1, t->logits + (size_t)(s + 1) * V);
+    }
+    laguna_context_free(x);
+}
+
+/* All sequences in one context, rows interleaved and reordered every step. */
+static void batched_run(laguna_model *m, const laguna_context_options *o, seq_trace *t) {
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context_options bo = *o;
+    bo.n_seq_max = N_SEQ;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_context_create(m, &bo, &x, &err) == 0, "%s", err.message);
+    if (!x) return;
+    int id[N_SEQ], pos[N_SEQ] = {0};
+    for (int s = 0; s < 3; s++) CHECK(laguna_seq_add(x, &id[s], &err) == 0);
+    laguna_batch_row rows[128];
+    float *out = malloc(sizeof(float) * (size_t)N_SEQ * V);
+    /* call 1: the three prompts, round robin */
+    int n = 0;
+    for (int i = 0; i < 33; i++)
+        for (int s = 0; s < 3; s++)
+            if (i < prompt_len[s]) rows[n++] = (laguna_batch_row){prompt_token(s, i, V), pos[s]++, id[s], i == prompt_len[s] - 1};
+    decode_ok(x, rows, n, out);
+    int k = 0; /* logits come in batch order: sequence 1 ends first, then 0, then 2 */
+    for (int r = 0; r < n; r++)
+        if (rows[r].logits) memcpy(t[rows[r].seq].logits, out + (size_t)k++ * V, sizeof(float) * V);
+    /* fork, then call 2: the fork's own tokens beside the others' first decode */
+    CHECK(laguna_seq_fork(x, id[0], &id[3], &err) == 0);
+    pos[3] = pos[0];
+    n = 0;
+    for (int i = 0; i < prompt_len[3]; i++) {
+        rows[n++] = (laguna_batch_row){prompt_token(3, i, V), pos[3]++, id[3], i == prompt_len[3] - 1};
+        if (i < 3) rows[n++] = (laguna_batch_row){argmax(t[i].logits, V), pos[i]++, id[i], 1};
+    }
+    decode_ok(x, rows, n, out);
+    k = 0;
+    for (int r = 0; r < n; r++)
+        if (rows[r].logits) {
+            int s = rows[r].seq == id[3] ? 3 : rows[r].seq;
+            memcpy(t[s].logits + (size_t)(s == 3 ? 0 : 1) * V, out + (size_t)k++ * V, sizeof(float) * V);
+        }
+    /* then one row per sequence, in an order that changes every step */
+    int done[N_SEQ] = {1, 1, 1, 0}; /* tokens decoded so far */
+    while (done[3] < STEPS) {
+        n = 0;
+        for (int j = 0; j < N_SEQ; j++) {
+            int s = (j + done[3]) % N_SEQ;
+            if (done[s] >= STEPS) continue;
+            rows[n++] = (laguna_batch_row){argmax(t[s].logits + (size_t)done[s] * V, V), pos[s]++, id[s], 1};
+        }
+        decode_ok(x, rows, n, out);
+        for (int r = 0; r < n; r++) {
+            int s = 0;
+            while (id[s] != rows[r].seq) s++;
+            done[s]++;
+            memcpy(t[s].logits + (size_t)done[s] * V, out + (size_t)r * V, sizeof(float) * V);
+        }
+    }
+    free(out);
+    laguna_context_free(x);
+}
+
+static void check_invariance(const char *path, laguna_kv_type kv, int threads) {
+    laguna_model *m = open_model(path, threads);
+    if (!m) return;
+    size_t V = (size_t)laguna_model_get_info(m)->vocab_size;
+    laguna_context_options o = {.n_ctx = 160, .kv_type = kv};
+    seq_trace solo[N_SEQ], batch[N_SEQ];
+    for (int s = 0; s < N_SEQ; s++) {
+        solo[s].logits = calloc((STEPS + 1) * V, sizeof(float));
+        batch[s].logits = calloc((STEPS + 1) * V, sizeof(float));
+        solo_run(m, &o, s, &solo[s]);
+    }
+    batched_run(m, &o, batch);
+    for (int s = 0; s < N_SEQ; s++) {
+        int first_diff = -1;
+        for (int i = 0; i <= STEPS && first_diff < 0; i++)
+            if (memcmp(solo[s].logits + i * V, batch[s].logits + i * V, V * sizeof(float))) first_diff = i;
+        CHECKF(first_diff < 0, "%s kv %d: sequence %d differs from its solo run at step %d", path, (int)kv, s, first_diff);
+        free(solo[s].logits);
+        free(batch[s].logits);
+    }
+    laguna_model_free(m);
+}
+
+static void test_batch_invariance_float(void) {
+    check_invariance("tests/fixtures/tiny-xs", LAGUNA_KV_F32, 3);
+    check_invariance("tests/fixtures/tiny-xs/bf16", LAGUNA_KV_F16, 2);
+    check_invariance("tests/fixtures/tiny-m", LAGUNA_KV_BF16, 1);
+}
+
+/* Quantised weights take the 8-bit activation path of the CPU matmul. */
+static void test_batch_invariance_quantized(void) {
+    char *d = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/q4_k_m.gguf", d);
+    lg_quantize_options opt = {.n_threads = 2};
+    laguna_error err = {0};
+    CHECK(lg_ftype_parse("q4_k_m", &opt.ftype) == 0);
+    lg_quantize_stats stats;
+    CHECKF(lg_quantize_model("models/laguna-tiny", path, &opt, &stats, &err) == 0, "%s", err.message);
+    check_invariance(path, LAGUNA_KV_Q8_0, 2);
+    tu_remove_dir(d);
+}
+
+static void feed(laguna_context *x, int seq, int n, int vocab) {
+    laguna_batch_row rows[256];
+    int p0 = laguna_seq_length(x, seq);
+    for (int i = 0; i < n; i++) rows[i] = (laguna_batch_row){prompt_token(seq, p0 + i, vocab), p0 + i, seq, 0};
+    decode_ok(x, rows, n, NULL);
+}
+
+static int pages_used(const laguna_context *x) {
+    int used;
+    laguna_context_kv_pages(x, &used, NULL, NULL);
+    return used;
+}
+
+/* A fork shares every page; the first write into a shared page copies just that page. */
+static void test_fork_shares_pages(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-m", 1); /* all layers global */
+    if (!m) return;
+    int V = laguna_model_get_info(m)->vocab_size, L = laguna_model_get_info(m)->n_layers;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = 3, .n_ctx = 128}, &x, &err) == 0);
+    int a, b;
+    CHECK(laguna_seq_add(x, &a, &err) == 0);
+    feed(x, a, 40, V); /* pages 0, 1, 2 (partial) of every layer */
+    CHECK(pages_used(x) == 3 * L);
+    CHECK(laguna_seq_fork(x, a, &b, &err) == 0);
+    CHECK(laguna_seq_length(x, b) == 40);
+    CHECK(pages_used(x) == 3 * L);
+    feed(x, b, 1, V); /* writes into the shared partial page: copied */
+    CHECK(pages_used(x) == 4 * L);
+    feed(x, a, 1, V); /* the parent's page is its own again */
+    CHECK(pages_used(x) == 4 * L);
+    laguna_seq_remove(x, a);
+    CHECK(pages_used(x) == 3 * L);
+    CHECK(laguna_seq_length(x, a) == -1);
+    laguna_seq_remove(x, b);
+    CHECK(pages_used(x) == 0);
+    CHECK(laguna_seq_fork(x, a, &b, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_context_free(x);
+    laguna_model_free(m);
+}
+
+/* 1000 cycles of add / feed / fork / truncate / remove leave the pool as it was. */
+static void test_pages_handed_back(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 1);
+    if (!m) return;
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = 3, .n_ctx = 96, .n_rollback = 96}, &x, &err) == 0);
+    if (!x) return;
+    int total;
+    laguna_context_kv_pages(x, NULL, &total, NULL);
+    unsigned rng = 12345;
+    int high = 0;
+    for (int cycle = 0; cycle < 1000 && !test_case_failed; cycle++) {
+        int a, b;
+        CHECK(laguna_seq_add(x, &a, &err) == 0);
+        rng = rng * 1103515245u + 12345u;
+        int n = 1 + (int)(rng >> 16) % 40;
+        feed(x, a, n, V);
+        CHECK(laguna_seq_fork(x, a, &b, &err) == 0);
+        feed(x, b, 1 + (int)(rng >> 8) % 8, V);
+        int before = pages_used(x);
+        CHECK(laguna_seq_truncate(x, b, n / 2, &err) == 0);
+        CHECK(pages_used(x) <= before);
+        CHECK(laguna_seq_length(x, b) == n / 2);
+        if (pages_used(x) > high) high = pages_used(x);
+        laguna_seq_remove(x, cycle % 2 ? a : b);
+        laguna_seq_remove(x, cycle % 2 ? b : a);
+        CHECKF(pages_used(x) == 0, "cycle %d: %d pages still used", cycle, pages_used(x));
+    }
+    CHECK(high > 0 && high <= total);
+    laguna_context_free(x);
+    laguna_model_free(m);
+}
+
+/* A batch the pool cannot hold fails before anything changes. */
+static void test_pool_full(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-m", 1);
+    if (!m) return;
+    int V = laguna_model_get_info(m)->vocab_size, L = laguna_model_get_info(m)->n_layers;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    size_t page_bytes;
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = 2, .n_ctx = 128}, &x, &err) == 0);
+    laguna_context_kv_pages(x, NULL, NULL, &page_bytes);
+    laguna_context_free(x);
+    /* room for 2 pages per layer: 32 positions */
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = 2, .n_ctx = 128, .kv_bytes = 2 * L * page_bytes},
+                                &x, &err) == 0);
+    if (!x) return;
+    int a, b;
+    CHECK(laguna_seq_add(x, &a, &err) == 0 && laguna_seq_add(x, &b, &err) == 0);
+    feed(x, a, 20, V);
+    laguna_batch_row rows[20];
+    for (int i = 0; i < 20; i++) rows[i] = (laguna_batch_row){1, i, b, 0};
+    CHECK(laguna_context_decode(x, rows, 20, NULL, &err) == LAGUNA_ERR_CONTEXT);
+    CHECKF(strstr(err.message, "KV cache is full") != NULL, "%s", err.message);
+    CHECK(laguna_seq_length(x, b) == 0 && pages_used(x) == 2 * L);
+    laguna_seq_remove(x, a);
+    CHECK(laguna_context_decode(x, rows, 20, NULL, &err) == 0);
+    laguna_context_free(x);
+    laguna_model_free(m);
+}
+
+static void test_bad_batches(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 1);
+    if (!m) return;
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context *x = NULL;
+    laguna_error err = {0};
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = 2, .n_ctx = 8}, &x, &err) == 0);
+    if (!x) return;
+    int a, b, c;
+    CHECK(laguna_seq_add(x, &a, &err) == 0 && laguna_seq_add(x, &b, &err) == 0);
+    CHECK(laguna_seq_add(x, &c, &err) == LAGUNA_ERR_CONTEXT);
+    float logits[4096];
+    laguna_batch_row r = {1, 1, a, 0}; /* position 1 before 0 */
+    CHECK(laguna_context_decode(x, &r, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECKF(strstr(err.message, "next position is 0") != NULL, "%s", err.message);
+    r = (laguna_batch_row){1, 0, 7, 0};
+    CHECK(laguna_context_decode(x, &r, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    r = (laguna_batch_row){V, 0, a, 0};
+    CHECK(laguna_context_decode(x, &r, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    r = (laguna_batch_row){1, 0, a, 1};
+    CHECK(laguna_context_decode(x, &r, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT); /* logits wanted, no buffer */
+    CHECK(laguna_context_decode(x, &r, 0, logits, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_batch_row two[2] = {{1, 0, a, 0}, {1, 0, a, 0}}; /* the same position twice */
+    CHECK(laguna_context_decode(x, two, 2, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_seq_length(x, a) == 0 && pages_used(x) == 0);
+    feed(x, a, 8, V);
+    r = (laguna_batch_row){1, 8, a, 0};
+    CHECK(laguna_context_decode(x, &r, 1, NULL, &err) == LAGUNA_ERR_CONTEXT);
+    CHECK(laguna_seq_truncate(x, a, 9, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_seq_truncate(x, 5, 0, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_seq_remove(x, 99); /* ignored */
+    laguna_context_free(x);
+    CHECK(laguna_context_create(m, &(laguna_context_options){.n_seq_max = -1}, &x, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_context_create(m, &(laguna_context_options){.kv_page_size = -4}, &x, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_context_create(m, &(laguna_context_options){.kv_type = (laguna_kv_type)7}, &x, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_model_free(m);
+}
+
+/* Two contexts on one model, decoding from two threads at once. */
+typedef struct {
+    laguna_model *m;
+    int seq;
+    seq_trace t;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    laguna_context_options o = {.n_ctx = 160};
+    solo_run(j->m, &o, j->seq, &j->t);
+    return NULL;
+}
+
+static void test_two_threads_two_contexts(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    if (!m) return;
+    size_t V = (size_t)laguna_model_get_info(m)->vocab_size;
+    thread_job jobs[2] = {{m, 1, {0}}, {m, 2, {0}}};
+    seq_trace alone[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i].t.logits = calloc((STEPS + 1) * V, sizeof(float));
+        alone[i].logits = calloc((STEPS + 1) * V, sizeof(float));
+        solo_run(m, &(laguna_context_options){.n_ctx = 160}, jobs[i].seq, &alone[i]);
+    }
+    for (int round = 0; round < 3; round++) {
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, thread_main, &jobs[i]);
+        for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < 2; i++)
+            CHECKF(!memcmp(jobs[i].t.logits, alone[i].logits, (STEPS + 1) * V * sizeof(float)), "round %d thread %d", round, i);
+    }
+    for (int i = 0; i < 2; i++) free(jobs[i].t.logits), free(alone[i].logits);
+    laguna_model_free(m);
+}
+
+int main(void) {
+    RUN(test_batch_invariance_float);
+    RUN(test_batch_invariance_quantized);
+    RUN(test_fork_shares_pages);
+    RUN(test_pages_handed_back);
+    RUN(test_pool_full);
+    RUN(test_bad_batches);
+    RUN(test_two_threads_two_contexts);
+    return test_summary();
+}
