@@ -127,6 +127,14 @@ laguna_status laguna_session_truncate(laguna_session *session, int n_keep, lagun
 /* Forgets the sequence; the next feed starts at position 0. */
 void laguna_session_reset(laguna_session *session);
 
+/* The tokens the session holds, in order (*n = laguna_session_position):
+ * everything fed since the last reset, less what truncate took back. Borrowed;
+ * valid until the next feed, truncate, reset or free. */
+const int32_t *laguna_session_tokens(const laguna_session *session, int *n);
+
+/* The model the session runs (borrowed). */
+const laguna_model *laguna_session_model(const laguna_session *session);
+
 /* Bytes of KV cache this session reserved (all layers). */
 size_t laguna_session_kv_bytes(const laguna_session *session);
 

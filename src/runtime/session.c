@@ -19,6 +19,7 @@ struct laguna_session {
     bool has_logits;
     laguna_observer observer;
     bool has_observer;
+    int32_t *history; /* the tokens at positions [0, n_past): see "token history" below */
 };
 
 static int widest_matrix(const lg_config *c) {
@@ -62,7 +63,8 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
         size_t attention = (size_t)n_ctx + 2 * (size_t)c->head_dim + 16; /* scores + a converted head */
         if (attention > scratch) scratch = attention;
         s->logits = malloc(sizeof(float) * (size_t)c->vocab_size);
-        if (!s->logits || lg_kernel_ctx_init(&s->kernels, model->pool, scratch))
+        s->history = malloc(sizeof(int32_t) * (size_t)n_ctx);
+        if (!s->logits || !s->history || lg_kernel_ctx_init(&s->kernels, model->pool, scratch))
             st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
     }
     if (st) {
@@ -79,6 +81,7 @@ void laguna_session_free(laguna_session *s) {
     lg_activations_free(&s->act);
     lg_kernel_ctx_free(&s->kernels);
     free(s->logits);
+    free(s->history);
     free(s);
 }
 
@@ -100,6 +103,7 @@ laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size
         bool last = done + (size_t)n == n_tokens;
         float *dst = all_logits ? all_logits + done * (size_t)c->vocab_size : last ? s->logits : NULL;
         lg_forward(s->model, &s->kernels, &s->act, &s->cache, tokens + done, n, s->n_past, dst, all_logits != NULL, obs);
+        memcpy(s->history + s->n_past, tokens + done, sizeof(int32_t) * (size_t)n);
         if (last && all_logits)
             memcpy(s->logits, dst + (size_t)(n - 1) * c->vocab_size, sizeof(float) * (size_t)c->vocab_size);
         s->n_past += n;
@@ -131,6 +135,16 @@ void laguna_session_reset(laguna_session *s) {
     s->n_past = 0;
     s->has_logits = false;
 }
+
+/* ---- token history ----
+ * history[i] is the token at position i, written by feed. Truncate and reset
+ * cut it by moving n_past, so it needs no code of its own there. */
+const int32_t *laguna_session_tokens(const laguna_session *s, int *n) {
+    if (n) *n = s->n_past;
+    return s->history;
+}
+
+const laguna_model *laguna_session_model(const laguna_session *s) { return s->model; }
 
 void laguna_session_set_observer(laguna_session *s, const laguna_observer *observer) {
     s->has_observer = observer != NULL;
