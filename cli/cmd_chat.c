@@ -2,7 +2,8 @@
  * whole conversation with the checkpoint's chat template, but only feeds
  * the tokens after the longest prefix the session already holds (taking
  * back the few the template rewrites, such as an empty <think></think>), so
- * the KV cache carries over from turn to turn. Replies stream as they come. */
+ * the KV cache carries over from turn to turn (laguna_session_feed_reuse).
+ * Replies stream as they come (laguna_generate). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,9 @@
 
 #include "args.h"
 #include "commands.h"
-#include "generation.h"
 #include "text_input.h"
 #include "laguna_chat.h"
+#include "laguna_generate.h"
 #include "laguna_tokenizer.h"
 
 static void usage(FILE *f) {
@@ -32,20 +33,21 @@ typedef struct {
     size_t len, cap;
 } text_buf;
 
-static void emit_and_keep(void *user, const char *text, size_t len) {
+static int emit_and_keep(void *user, const char *text, size_t len) {
     text_buf *b = user;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
     if (b->len + len + 1 > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 256) + len;
         char *p = realloc(b->buf, nc);
-        if (!p) return;
+        if (!p) return 0;
         b->buf = p;
         b->cap = nc;
     }
     memcpy(b->buf + b->len, text, len);
     b->len += len;
     b->buf[b->len] = 0;
+    return 0;
 }
 
 typedef struct {
@@ -55,44 +57,8 @@ typedef struct {
     laguna_tokenizer *tok;
     laguna_chat_template *tmpl;
     cJSON *messages;
-    int32_t *fed; /* the tokens the session holds */
-    size_t n_fed, cap_fed;
     int max_new, think, reuse, stats;
 } chat_state;
-
-static int remember_fed(chat_state *c, const int32_t *ids, size_t n) {
-    if (c->n_fed + n > c->cap_fed) {
-        size_t nc = (c->cap_fed ? c->cap_fed * 2 : 1024) + n;
-        int32_t *p = realloc(c->fed, nc * sizeof *p);
-        if (!p) return -1;
-        c->fed = p;
-        c->cap_fed = nc;
-    }
-    memcpy(c->fed + c->n_fed, ids, n * sizeof *ids);
-    c->n_fed += n;
-    return 0;
-}
-
-/* Brings the session to exactly `ids`, feeding as little as it can. */
-static laguna_status sync_prompt(chat_state *c, const int32_t *ids, size_t n, size_t *reused, laguna_error *err) {
-    size_t p = 0;
-    if (c->reuse)
-        while (p < n && p < c->n_fed && c->fed[p] == ids[p]) p++;
-    if (p == n) p = n - 1; /* feed at least one token to get fresh logits */
-    if (p < c->n_fed && laguna_session_truncate(c->session, (int)p, err) != LAGUNA_OK) {
-        laguna_session_reset(c->session); /* too far back for the sliding rings: start over */
-        p = 0;
-    }
-    c->n_fed = p;
-    *reused = p;
-    laguna_status st = laguna_session_feed(c->session, ids + p, n - p, NULL, err);
-    if (st) {
-        laguna_session_reset(c->session);
-        c->n_fed = 0;
-        return st;
-    }
-    return remember_fed(c, ids + p, n - p) ? LAGUNA_ERR_NOMEM : LAGUNA_OK;
-}
 
 static char *render(chat_state *c, laguna_error *err) {
     cJSON *req = cJSON_CreateObject();
@@ -139,23 +105,29 @@ static int turn(chat_state *c, const char *user_text) {
         laguna_tokenizer_free_ids(ids);
         return -1;
     }
-    laguna_status st = sync_prompt(c, ids, n, &reused, &err);
+    if (!c->reuse) laguna_session_reset(c->session);
+    laguna_status st = laguna_session_feed_reuse(c->session, ids, n, &reused, &err);
     laguna_tokenizer_free_ids(ids);
     if (st) {
         fprintf(stderr, "laguna chat: %s\n", err.message);
         return -1;
     }
     text_buf reply = {0};
-    generation_params gp = {c->session, c->sampler, laguna_model_get_info(c->model), c->tok, NULL, 0, c->max_new, false,
-                            true, emit_and_keep, &reply};
-    generation_result gr;
-    if ((st = run_generation(&gp, &gr, &err))) {
+    laguna_generate_params gp = {.session = c->session,
+                                 .sampler = c->sampler,
+                                 .tokenizer = c->tok,
+                                 .max_new_tokens = c->max_new,
+                                 .skip_special = true,
+                                 .emit = emit_and_keep,
+                                 .user = &reply};
+    laguna_generate_result gr;
+    if ((st = laguna_generate(&gp, &gr, &err))) {
         fprintf(stderr, "\nlaguna chat: %s\n", err.message);
+        laguna_generate_result_free(&gr);
         free(reply.buf);
         return -1;
     }
     printf("\n");
-    remember_fed(c, gr.tokens, (size_t)(gr.fed_last ? gr.n_generated : gr.n_generated - 1));
     const char *text = reply.buf ? reply.buf : "";
     const char *end_think = c->think ? strstr(text, "</think>") : NULL;
     if (end_think) {
@@ -168,8 +140,8 @@ static int turn(chat_state *c, const char *user_text) {
     }
     if (c->stats)
         fprintf(stderr, "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed; reply %d tokens (%s)]\n", n, reused,
-                n - reused, gr.n_generated, gr.finish);
-    free(gr.tokens);
+                n - reused, gr.n_tokens, laguna_finish_reason_name(gr.finish));
+    laguna_generate_result_free(&gr);
     free(reply.buf);
     return 0;
 }
@@ -235,7 +207,6 @@ int cmd_chat(int argc, char **argv) {
             c.messages = cJSON_CreateArray();
             if (system_text) add_message(c.messages, "system", system_text, NULL);
             laguna_session_reset(c.session);
-            c.n_fed = 0;
             fprintf(stderr, "conversation cleared\n");
         } else if (line[0] == '/') {
             fprintf(stderr, "unknown command %s (/think on|off, /reset, /quit)\n", line);
@@ -246,7 +217,6 @@ int cmd_chat(int argc, char **argv) {
     free(line);
 done:
     cJSON_Delete(c.messages);
-    free(c.fed);
     laguna_sampler_free(c.sampler);
     laguna_session_free(c.session);
     laguna_model_free(c.model);

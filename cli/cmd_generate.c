@@ -8,14 +8,14 @@
 
 #include "args.h"
 #include "commands.h"
-#include "generation.h"
 #include "text_input.h"
 #include "laguna_tokenizer.h"
 #include "laguna.h"
+#include "laguna_generate.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: laguna generate -m MODEL_DIR (--tokens 1,2,3 | -p TEXT) [-n N] [options]\n"
-               "  -n N                   tokens to generate (default 64)\n"
+               "  -n N                   tokens to generate (default 64; -1: until eos or the context is full)\n"
                RUN_OPTIONS_USAGE
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stop S               stop before the text S (repeatable)\n"
@@ -29,10 +29,11 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void emit_stdout(void *user, const char *text, size_t len) {
+static int emit_stdout(void *user, const char *text, size_t len) {
     (void)user;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
+    return 0;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -67,7 +68,7 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             bad = !(prompt = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-n")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 30, &n_gen);
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &n_gen);
         } else {
             fprintf(stderr, "laguna generate: unknown option '%s'\n", a);
             usage(stderr);
@@ -112,7 +113,7 @@ int cmd_generate(int argc, char **argv) {
     laguna_model *m = NULL;
     laguna_session *s = NULL;
     laguna_sampler *smp = NULL;
-    generation_result gen = {0};
+    laguna_generate_result gen = {0};
     int rc = 1;
     double t0 = now_s(), t_load, t_prompt, t_end;
     if (laguna_model_open(dir, &ro.model, &m, &err)) goto fail;
@@ -120,7 +121,7 @@ int cmd_generate(int argc, char **argv) {
     const laguna_model_info *info = laguna_model_get_info(m);
     if (laguna_session_create(m, &ro.session, &s, &err)) goto fail;
     if (laguna_sampler_create(&ro.sampler, info->vocab_size, &smp, &err)) goto fail;
-    if (n_ids + (size_t)n_gen > (size_t)laguna_session_capacity(s)) {
+    if (n_gen >= 0 && n_ids + (size_t)n_gen > (size_t)laguna_session_capacity(s)) {
         fprintf(stderr, "laguna generate: prompt (%zu tokens) + %d new tokens exceed the context length %d\n", n_ids, n_gen,
                 laguna_session_capacity(s));
         goto done;
@@ -128,26 +129,34 @@ int cmd_generate(int argc, char **argv) {
     for (size_t i = 0; i < n_ids; i++) laguna_sampler_accept(smp, ids[i]);
     if (laguna_session_feed(s, ids, n_ids, NULL, &err)) goto fail;
     t_prompt = now_s();
-    generation_params gp = {s, smp, info, print_ids ? NULL : tok, stops, n_stops, n_gen, ignore_eos, true, emit_stdout, NULL};
+    laguna_generate_params gp = {.session = s,
+                                 .sampler = smp,
+                                 .tokenizer = print_ids ? NULL : tok,
+                                 .stops = stops,
+                                 .n_stops = (size_t)n_stops,
+                                 .max_new_tokens = n_gen,
+                                 .ignore_eos = ignore_eos,
+                                 .skip_special = true,
+                                 .emit = emit_stdout};
     if (print_ids && n_stops) {
         fprintf(stderr, "laguna generate: --stop works on text, not with --ids\n");
         rc = 2;
         goto done;
     }
-    if (run_generation(&gp, &gen, &err)) goto fail;
-    int produced = gen.n_generated;
+    if (laguna_generate(&gp, &gen, &err)) goto fail;
+    int produced = gen.n_tokens;
     printf("\n");
     t_end = now_s();
     if (stats)
         fprintf(stderr, "load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
                 t_load - t0, n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
-                produced / (t_end - t_prompt), gen.finish);
+                produced / (t_end - t_prompt), laguna_finish_reason_name(gen.finish));
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "laguna generate: %s\n", err.message);
 done:
-    free(gen.tokens);
+    laguna_generate_result_free(&gen);
     laguna_sampler_free(smp);
     laguna_session_free(s);
     laguna_model_free(m);

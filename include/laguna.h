@@ -192,11 +192,16 @@ laguna_status laguna_session_truncate(laguna_session *session, int n_keep, lagun
 /* Forgets the sequence; the next feed starts at position 0. */
 void laguna_session_reset(laguna_session *session);
 
+/* The tokens the session holds, in order (*n = laguna_session_position):
+ * everything fed since the last reset, less what truncate took back. Borrowed;
+ * valid until the next feed, truncate, reset or free. */
+const int32_t *laguna_session_tokens(const laguna_session *session, int *n);
+
+/* The model the session runs (borrowed). */
+const laguna_model *laguna_session_model(const laguna_session *session);
+
 /* Bytes of KV cache pages this session holds now (all layers). */
 size_t laguna_session_kv_bytes(const laguna_session *session);
-
-/* The tokens the session holds (laguna_session_position of them). */
-const int32_t *laguna_session_tokens(const laguna_session *session, int *n);
 
 /* Optional observer for verification and analysis: the residual stream and
  * the chosen experts as they are computed. hidden index 0 is the embeddings,

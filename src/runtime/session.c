@@ -98,6 +98,8 @@ size_t laguna_session_kv_bytes(const laguna_session *s) {
     return (size_t)lg_kv_seq_pages(&x->seqs[s->seq], x->model->cfg.n_layers) * x->pool.view.page_bytes;
 }
 
+const laguna_model *laguna_session_model(const laguna_session *s) { return s->ctx->model; }
+
 const int32_t *laguna_session_tokens(const laguna_session *s, int *n) {
     if (n) *n = laguna_session_position(s);
     return s->tokens;

@@ -1,0 +1,120 @@
+/* laguna.c generation API: the token loop (sample, stop, stream text, feed)
+ * that a program runs after feeding a prompt, the stop strings it uses, and
+ * prefix reuse, which lets a chat or a server re-feed only what changed.
+ *
+ * Same rules as laguna.h: every call that can fail returns a laguna_status
+ * and fills a laguna_error when given one; the library never prints; whoever
+ * creates a handle frees it. Text reaches the caller through a callback, so
+ * the caller decides where it goes (a terminal, a socket, a buffer). */
+#ifndef LAGUNA_GENERATE_H
+#define LAGUNA_GENERATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "laguna.h"
+#include "laguna_tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- stop strings ------------------------------------------------------- */
+
+/* Watches streamed text for stop strings. Text is released only once no stop
+ * string could still begin inside it; at the first complete stop string the
+ * text before it is released, the stop string itself never is, and the
+ * matcher reports the stop. The earliest match wins when several complete in
+ * one push. A matcher belongs to one thread. */
+typedef struct laguna_stop_matcher laguna_stop_matcher;
+
+/* stops: n_stops NUL-terminated strings, copied; empty strings are ignored,
+ * NULL entries are an error. n_stops may be 0 (the matcher then releases
+ * everything at once). */
+laguna_status laguna_stop_matcher_new(const char *const *stops, size_t n_stops,
+                                      laguna_stop_matcher **out, laguna_error *err);
+void laguna_stop_matcher_free(laguna_stop_matcher *m);
+
+/* Adds len bytes of text. *release receives the *release_len bytes now safe
+ * to show (borrowed until the next call on m, NUL-terminated, possibly empty).
+ * *stopped is set when a stop string completed: *release then ends just
+ * before it, whatever followed it is dropped, and the matcher starts over. */
+laguna_status laguna_stop_matcher_push(laguna_stop_matcher *m, const char *text, size_t len,
+                                       const char **release, size_t *release_len, bool *stopped,
+                                       laguna_error *err);
+
+/* At the end of the text: releases whatever was held back (a partial stop
+ * string that never completed) and starts over. */
+laguna_status laguna_stop_matcher_flush(laguna_stop_matcher *m, const char **release,
+                                        size_t *release_len, laguna_error *err);
+
+/* ---- prefix reuse ---------------------------------------------------------- */
+
+/* Brings the session to hold exactly ids[0..n), feeding only the tokens after
+ * the longest common prefix with what it holds (laguna_session_tokens), and
+ * always at least the last token so that laguna_session_logits belongs to
+ * ids. When the sliding layers can no longer take back that far (see
+ * laguna_session_options.n_rollback), the session is reset and every token is
+ * fed. *n_reused (optional) receives the number of tokens kept from before.
+ * Bad ids, n == 0 or n above the session's capacity fail before anything
+ * changes; on any error the session holds a prefix of what it held before. */
+laguna_status laguna_session_feed_reuse(laguna_session *session, const int32_t *ids, size_t n,
+                                        size_t *n_reused, laguna_error *err);
+
+/* ---- the generation loop --------------------------------------------------- */
+
+typedef enum {
+    LAGUNA_FINISH_EOS = 0,   /* sampled one of the model's eos_token_ids */
+    LAGUNA_FINISH_STOP,      /* a stop string completed */
+    LAGUNA_FINISH_LENGTH,    /* max_new_tokens were generated */
+    LAGUNA_FINISH_CONTEXT,   /* the session's context is full */
+    LAGUNA_FINISH_CANCELLED, /* emit returned non-zero */
+} laguna_finish_reason;
+
+/* "eos", "stop", "length", "context" or "cancelled". */
+const char *laguna_finish_reason_name(laguna_finish_reason reason);
+
+/* Receives generated text as it becomes final: once per generated token (the
+ * bytes that token released, possibly none) and once more at the end for what
+ * was held back. Return 0 to go on, non-zero to cancel: generation then ends
+ * before the next token with LAGUNA_FINISH_CANCELLED (a signal handler that
+ * sets a flag the callback reads gives Ctrl-C). */
+typedef int (*laguna_emit_fn)(void *user, const char *text, size_t len);
+
+typedef struct {
+    laguna_session *session;           /* holds the prompt; its logits give the first token */
+    laguna_sampler *sampler;           /* each sampled token is accepted into it */
+    const laguna_tokenizer *tokenizer; /* NULL: emit ids as "12,7,301" instead of text */
+    const char *const *stops;          /* stop strings (need a tokenizer); may be NULL */
+    size_t n_stops;
+    int max_new_tokens;  /* -1: until eos or the context is full */
+    bool ignore_eos;     /* keep going after an eos token */
+    bool skip_special;   /* leave special (added) tokens out of the text */
+    laguna_emit_fn emit; /* may be NULL (no text wanted, no cancellation) */
+    void *user;          /* passed to emit */
+} laguna_generate_params;
+
+typedef struct {
+    int32_t *tokens; /* every sampled token, a final eos included (free with _result_free) */
+    int n_tokens;
+    bool fed_last; /* whether the last sampled token went into the session; the others did */
+    laguna_finish_reason finish;
+} laguna_generate_result;
+
+/* Samples from the session's logits, streams the text through emit and feeds
+ * each token back, until eos, a stop string, max_new_tokens, a full context or
+ * cancellation. The token that ends generation is not fed (its logits would go
+ * unused), so afterwards the session holds the prompt and every generated
+ * token but possibly the last (see fed_last): laguna_session_feed_reuse can
+ * pick up from there. The session must have logits (a prompt fed). *r is
+ * filled in every case, on error with what was generated before it; free it
+ * with laguna_generate_result_free. */
+laguna_status laguna_generate(const laguna_generate_params *params, laguna_generate_result *r,
+                              laguna_error *err);
+void laguna_generate_result_free(laguna_generate_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

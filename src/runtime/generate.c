@@ -1,0 +1,168 @@
+/* The generation loop (laguna_generate): sample -> eos? -> streaming
+ * detokenizer -> stop strings -> emit -> feed, one token at a time, until
+ * eos, a stop string, the token budget, a full context or the caller cancels.
+ * The text side (detokenizer + stop matcher) is a small "text stream" so the
+ * loop itself reads as the list above. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+#include "laguna_generate.h"
+
+const char *laguna_finish_reason_name(laguna_finish_reason reason) {
+    switch (reason) {
+    case LAGUNA_FINISH_EOS:
+        return "eos";
+    case LAGUNA_FINISH_STOP:
+        return "stop";
+    case LAGUNA_FINISH_LENGTH:
+        return "length";
+    case LAGUNA_FINISH_CONTEXT:
+        return "context";
+    case LAGUNA_FINISH_CANCELLED:
+        return "cancelled";
+    }
+    return "unknown";
+}
+
+void laguna_generate_result_free(laguna_generate_result *r) {
+    if (!r) return;
+    free(r->tokens);
+    r->tokens = NULL;
+    r->n_tokens = 0;
+}
+
+/* ---- text stream: token -> text released to the caller --------------------- */
+
+typedef struct {
+    laguna_detokenizer *detok; /* NULL: the text is the ids, comma-separated */
+    laguna_stop_matcher *stops;
+    int n_pushed;
+    char id_text[16];
+} text_stream;
+
+static void text_stream_free(text_stream *ts) {
+    laguna_detokenizer_free(ts->detok);
+    laguna_stop_matcher_free(ts->stops);
+}
+
+/* The text token t releases (*out, *len) and whether a stop string completed. */
+static laguna_status text_stream_push(text_stream *ts, int32_t t, const char **out, size_t *len,
+                                      bool *stopped, laguna_error *err) {
+    *stopped = false;
+    if (!ts->detok) {
+        int n = snprintf(ts->id_text, sizeof ts->id_text, ts->n_pushed++ ? ",%d" : "%d", (int)t);
+        *out = ts->id_text;
+        *len = (size_t)n;
+        return LAGUNA_OK;
+    }
+    const char *text;
+    size_t text_len;
+    laguna_status st = laguna_detokenizer_push(ts->detok, t, &text, &text_len, err);
+    return st ? st : laguna_stop_matcher_push(ts->stops, text, text_len, out, len, stopped, err);
+}
+
+/* At the end: what the detokenizer held back goes through the stop strings
+ * (it may still complete one), then what they held back. */
+static laguna_status text_stream_flush(text_stream *ts, const laguna_generate_params *p,
+                                       bool *stopped, laguna_error *err) {
+    *stopped = false;
+    if (!ts->detok) return LAGUNA_OK;
+    const char *text, *out;
+    size_t len, out_len;
+    laguna_status st = laguna_detokenizer_flush(ts->detok, &text, &len, err);
+    if (!st) st = laguna_stop_matcher_push(ts->stops, text, len, &out, &out_len, stopped, err);
+    if (!st && out_len && p->emit) p->emit(p->user, out, out_len);
+    if (!st && !*stopped) st = laguna_stop_matcher_flush(ts->stops, &out, &out_len, err);
+    if (!st && !*stopped && out_len && p->emit) p->emit(p->user, out, out_len);
+    return st;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static bool is_eos(const laguna_model_info *info, int32_t t) {
+    for (int i = 0; i < info->n_eos_token_ids; i++)
+        if (info->eos_token_ids[i] == t) return true;
+    return false;
+}
+
+static laguna_status check_params(const laguna_generate_params *p, laguna_error *err) {
+    if (!p->session || !p->sampler)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "generate needs a session and a sampler");
+    if (p->max_new_tokens < -1)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "max_new_tokens %d is neither -1 nor a count",
+                       p->max_new_tokens);
+    if (p->n_stops && !p->tokenizer)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "stop strings work on text: they need a tokenizer");
+    if (!laguna_session_logits(p->session))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "the session has no logits: feed a prompt before generating");
+    return LAGUNA_OK;
+}
+
+laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_result *r,
+                              laguna_error *err) {
+    if (!r) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "result is NULL");
+    *r = (laguna_generate_result){NULL, 0, false, LAGUNA_FINISH_LENGTH};
+    if (!p) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "params is NULL");
+    laguna_status st = check_params(p, err);
+    if (st || p->max_new_tokens == 0) return st;
+
+    laguna_session *s = p->session;
+    const laguna_model_info *info = laguna_model_get_info(laguna_session_model(s));
+    /* the most tokens this call can sample: one per free position, plus one from the last logits */
+    size_t room = (size_t)(laguna_session_capacity(s) - laguna_session_position(s)) + 1;
+    size_t max_tokens = p->max_new_tokens < 0 || (size_t)p->max_new_tokens > room
+                            ? room
+                            : (size_t)p->max_new_tokens;
+    r->tokens = malloc(sizeof(int32_t) * max_tokens);
+    if (!r->tokens)
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for %zu generated tokens", max_tokens);
+
+    text_stream ts = {0};
+    if (p->tokenizer &&
+        (st = laguna_detokenizer_new(p->tokenizer, p->skip_special, &ts.detok, err)))
+        goto done;
+    if (p->tokenizer && (st = laguna_stop_matcher_new(p->stops, p->n_stops, &ts.stops, err)))
+        goto done;
+
+    for (;;) {
+        int32_t t = laguna_sampler_sample(p->sampler, laguna_session_logits(s));
+        laguna_sampler_accept(p->sampler, t);
+        r->tokens[r->n_tokens++] = t;
+        r->fed_last = false;
+        if (!p->ignore_eos && is_eos(info, t)) {
+            r->finish = LAGUNA_FINISH_EOS;
+            break;
+        }
+        const char *text;
+        size_t len;
+        bool stopped;
+        if ((st = text_stream_push(&ts, t, &text, &len, &stopped, err))) goto done;
+        int cancel = p->emit ? p->emit(p->user, text, len) : 0;
+        if (stopped) {
+            r->finish = LAGUNA_FINISH_STOP;
+            goto done; /* the stop string is the end: nothing held back is wanted */
+        }
+        if (cancel) {
+            r->finish = LAGUNA_FINISH_CANCELLED;
+            goto done; /* the caller wants nothing more, held-back text included */
+        }
+        if (p->max_new_tokens >= 0 && r->n_tokens == p->max_new_tokens) {
+            r->finish = LAGUNA_FINISH_LENGTH;
+            break;
+        }
+        if (laguna_session_position(s) == laguna_session_capacity(s)) {
+            r->finish = LAGUNA_FINISH_CONTEXT;
+            break;
+        }
+        if ((st = laguna_session_feed(s, &t, 1, NULL, err))) goto done;
+        r->fed_last = true;
+    }
+    bool stopped;
+    if (!(st = text_stream_flush(&ts, p, &stopped, err)) && stopped) r->finish = LAGUNA_FINISH_STOP;
+done:
+    text_stream_free(&ts);
+    return st;
+}

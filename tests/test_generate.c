@@ -1,0 +1,484 @@
+/* The generation API (laguna_generate.h) on the trained models/laguna-tiny:
+ * greedy generation equals feeding argmax by hand; each finish reason (eos,
+ * stop string, length, full context, cancellation) ends where it should with
+ * the right text; the session's token history follows feeds, truncation and
+ * reset; prefix reuse gives logits bitwise equal to a fresh feed and falls
+ * back to a full feed when the sliding layers refuse to roll back; bad
+ * arguments are errors. Expected values come from the session API and the
+ * tokenizer's one-shot decode, never from the loop under test. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "laguna.h"
+#include "laguna_generate.h"
+#include "laguna_tokenizer.h"
+
+#define MODEL "models/laguna-tiny"
+/* greedy on this prompt ends the "file" with </s> after a few tokens */
+#define EOS_PROMPT                                                                                 \
+    "def f(x):\n    return x\n\n\nif __name__ == \"__main__\":\n    unittest.main()\n"
+
+static laguna_model *model;
+static laguna_tokenizer *tokenizer;
+
+static laguna_session *new_session(int n_ctx, int n_rollback) {
+    laguna_session *s = NULL;
+    laguna_error err = {0};
+    laguna_session_options o = {.n_ctx = n_ctx, .n_rollback = n_rollback};
+    CHECKF(laguna_session_create(model, &o, &s, &err) == LAGUNA_OK, "%s", err.message);
+    return s;
+}
+
+static laguna_sampler *greedy(void) {
+    laguna_sampler *smp = NULL;
+    laguna_sampler_params sp = laguna_sampler_default_params();
+    CHECK(laguna_sampler_create(&sp, laguna_model_get_info(model)->vocab_size, &smp, NULL) ==
+          LAGUNA_OK);
+    return smp;
+}
+
+static int32_t *encode(const char *text, size_t *n) {
+    int32_t *ids = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_tokenizer_encode(tokenizer, text, strlen(text), true, &ids, n, &err) == LAGUNA_OK,
+           "%s", err.message);
+    return ids;
+}
+
+/* n pseudo-random ids above the control tokens (0-31), from a fixed seed. */
+static void random_ids(int32_t *ids, size_t n, uint32_t seed) {
+    int vocab = laguna_model_get_info(model)->vocab_size;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = 32 + (int32_t)((seed >> 8) % (uint32_t)(vocab - 32));
+    }
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void feed(laguna_session *s, const int32_t *ids, size_t n) {
+    laguna_error err = {0};
+    CHECKF(laguna_session_feed(s, ids, n, NULL, &err) == LAGUNA_OK, "%s", err.message);
+}
+
+static int holds(const laguna_session *s, const int32_t *ids, int n) {
+    int held = -1;
+    const int32_t *t = laguna_session_tokens(s, &held);
+    return held == n && (n == 0 || !memcmp(t, ids, sizeof(int32_t) * (size_t)n));
+}
+
+/* What emit saw: the text and the number of calls; cancels after cancel_after calls when > 0. */
+typedef struct {
+    char text[8192];
+    size_t len;
+    int calls, cancel_after;
+} sink;
+
+static int collect(void *user, const char *text, size_t len) {
+    sink *k = user;
+    if (k->len + len < sizeof k->text) {
+        memcpy(k->text + k->len, text, len);
+        k->len += len;
+        k->text[k->len] = 0;
+    }
+    k->calls++;
+    return k->cancel_after > 0 && k->calls >= k->cancel_after;
+}
+
+/* Runs laguna_generate on a fresh session fed `prompt`; the session is left in *out_s when asked.
+ */
+static laguna_status generate(const int32_t *prompt, size_t n_prompt, int n_ctx,
+                              laguna_generate_params p, laguna_generate_result *r, sink *k,
+                              laguna_session **out_s) {
+    laguna_session *s = new_session(n_ctx, 0);
+    laguna_sampler *smp = greedy();
+    laguna_error err = {0};
+    laguna_status st = LAGUNA_ERR_ARGUMENT;
+    if (s && smp) {
+        feed(s, prompt, n_prompt);
+        p.session = s;
+        p.sampler = smp;
+        p.emit = collect;
+        p.user = k;
+        st = laguna_generate(&p, r, &err);
+        CHECKF(st == LAGUNA_OK, "%s", err.message);
+    }
+    laguna_sampler_free(smp);
+    if (out_s)
+        *out_s = s;
+    else
+        laguna_session_free(s);
+    return st;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static void test_greedy_equals_argmax_by_hand(void) {
+    size_t n = 0;
+    int32_t *prompt = encode("def fibonacci(n):", &n);
+    const int n_new = 24, vocab = laguna_model_get_info(model)->vocab_size;
+    /* by hand: argmax of the session's logits, fed back one at a time */
+    int32_t want[64];
+    laguna_session *ref = new_session(256, 0);
+    if (!ref || !prompt) return;
+    feed(ref, prompt, n);
+    for (int i = 0; i < n_new; i++) {
+        want[i] = argmax(laguna_session_logits(ref), vocab);
+        if (i + 1 < n_new) feed(ref, &want[i], 1);
+    }
+    laguna_session_free(ref);
+
+    sink k = {0};
+    laguna_generate_result r = {0};
+    laguna_session *s = NULL;
+    laguna_generate_params p = {.max_new_tokens = n_new,
+                                .ignore_eos = true}; /* no tokenizer: ids */
+    generate(prompt, n, 256, p, &r, &k, &s);
+    CHECKF(r.n_tokens == n_new, "%d tokens", r.n_tokens);
+    CHECK(r.finish == LAGUNA_FINISH_LENGTH && !r.fed_last);
+    CHECK(r.n_tokens == n_new && !memcmp(r.tokens, want, sizeof(int32_t) * (size_t)n_new));
+    /* the ids as text, one emit per token */
+    char ids_text[1024] = "";
+    for (int i = 0; i < n_new; i++)
+        snprintf(ids_text + strlen(ids_text), sizeof ids_text - strlen(ids_text), i ? ",%d" : "%d",
+                 want[i]);
+    CHECKF(!strcmp(k.text, ids_text), "'%s' vs '%s'", k.text, ids_text);
+    CHECK(k.calls == n_new);
+    /* the session holds the prompt and every generated token but the last */
+    int32_t all[128];
+    memcpy(all, prompt, sizeof(int32_t) * n);
+    memcpy(all + n, want, sizeof(int32_t) * (size_t)(n_new - 1));
+    CHECK(s && holds(s, all, (int)n + n_new - 1));
+    CHECK(s && laguna_session_position(s) == (int)n + n_new - 1);
+    laguna_generate_result_free(&r);
+    CHECK(r.tokens == NULL && r.n_tokens == 0);
+    laguna_session_free(s);
+    laguna_tokenizer_free_ids(prompt);
+}
+
+/* The streamed text equals the one-shot decode of the tokens; a stop string
+ * taken from that text ends generation with exactly the text before it. */
+static void test_text_and_stop_string(void) {
+    size_t n = 0;
+    int32_t *prompt = encode("def fibonacci(n):", &n);
+    if (!prompt) return;
+    sink full = {0};
+    laguna_generate_result r = {0};
+    laguna_generate_params p = {
+        .tokenizer = tokenizer, .max_new_tokens = 48, .ignore_eos = true, .skip_special = true};
+    generate(prompt, n, 256, p, &r, &full, NULL);
+    char *decoded = NULL;
+    size_t decoded_len = 0;
+    CHECK(laguna_tokenizer_decode(tokenizer, r.tokens, (size_t)r.n_tokens, true, &decoded,
+                                  &decoded_len, NULL) == LAGUNA_OK);
+    CHECKF(decoded && decoded_len == full.len && !memcmp(decoded, full.text, full.len),
+           "'%s' vs '%s'", full.text, decoded ? decoded : "");
+    CHECKF(decoded_len >= 20, "only %zu bytes of text", decoded_len);
+    if (!decoded || decoded_len < 20) return;
+
+    /* a stop string from the middle of the text; the text before its first occurrence is expected
+     */
+    char stop[8] = {0};
+    memcpy(stop, decoded + decoded_len / 2, 5);
+    const char *at = strstr(decoded, stop);
+    size_t want_len = (size_t)(at - decoded);
+    const char *stops[] = {"never appears", stop};
+    sink k = {0};
+    laguna_generate_result rs = {0};
+    p.stops = stops;
+    p.n_stops = 2;
+    generate(prompt, n, 256, p, &rs, &k, NULL);
+    CHECKF(rs.finish == LAGUNA_FINISH_STOP, "finish %s", laguna_finish_reason_name(rs.finish));
+    CHECKF(k.len == want_len && !memcmp(k.text, decoded, want_len), "stop '%s': got '%s'", stop,
+           k.text);
+    CHECK(rs.n_tokens < r.n_tokens &&
+          !memcmp(rs.tokens, r.tokens, sizeof(int32_t) * (size_t)rs.n_tokens));
+    CHECK(!rs.fed_last);
+    laguna_generate_result_free(&rs);
+    laguna_generate_result_free(&r);
+    laguna_tokenizer_free_text(decoded);
+    laguna_tokenizer_free_ids(prompt);
+}
+
+static void test_eos_ends_generation(void) {
+    size_t n = 0;
+    int32_t *prompt = encode(EOS_PROMPT, &n);
+    if (!prompt) return;
+    const laguna_model_info *info = laguna_model_get_info(model);
+    sink k = {0};
+    laguna_generate_result all = {0}, r = {0};
+    /* first where the eos comes, with ignore_eos */
+    generate(prompt, n, 256, (laguna_generate_params){.max_new_tokens = 32, .ignore_eos = true},
+             &all, &k, NULL);
+    int first_eos = -1;
+    for (int i = 0; i < all.n_tokens && first_eos < 0; i++)
+        for (int e = 0; e < info->n_eos_token_ids; e++)
+            if (all.tokens[i] == info->eos_token_ids[e]) first_eos = i;
+    CHECKF(first_eos >= 0, "no eos in %d greedy tokens", all.n_tokens);
+    sink k2 = {0};
+    laguna_session *s = NULL;
+    generate(prompt, n, 256, (laguna_generate_params){.max_new_tokens = 32}, &r, &k2, &s);
+    CHECKF(r.finish == LAGUNA_FINISH_EOS, "finish %s", laguna_finish_reason_name(r.finish));
+    CHECKF(r.n_tokens == first_eos + 1, "%d tokens, eos at %d", r.n_tokens, first_eos);
+    CHECK(!memcmp(r.tokens, all.tokens, sizeof(int32_t) * (size_t)r.n_tokens));
+    CHECK(!r.fed_last && s && laguna_session_position(s) == (int)n + first_eos);
+    CHECK(k2.calls == first_eos); /* the eos token emits nothing */
+    laguna_session_free(s);
+    laguna_generate_result_free(&r);
+    laguna_generate_result_free(&all);
+    laguna_tokenizer_free_ids(prompt);
+}
+
+static void test_full_context_and_unbounded(void) {
+    int32_t prompt[10];
+    random_ids(prompt, 10, 7);
+    const int n_ctx = 16; /* room for 6 more positions: 7 tokens (the last from the final logits) */
+    int limits[] = {-1, 100};
+    for (int i = 0; i < 2; i++) {
+        sink k = {0};
+        laguna_generate_result r = {0};
+        laguna_session *s = NULL;
+        generate(prompt, 10, n_ctx,
+                 (laguna_generate_params){.max_new_tokens = limits[i], .ignore_eos = true}, &r, &k,
+                 &s);
+        CHECKF(r.finish == LAGUNA_FINISH_CONTEXT, "limit %d: finish %s", limits[i],
+               laguna_finish_reason_name(r.finish));
+        CHECKF(r.n_tokens == n_ctx - 10 + 1, "limit %d: %d tokens", limits[i], r.n_tokens);
+        CHECK(!r.fed_last && s && laguna_session_position(s) == n_ctx);
+        laguna_session_free(s);
+        laguna_generate_result_free(&r);
+    }
+    /* exactly filling the context is "length" when that is the limit */
+    sink k = {0};
+    laguna_generate_result r = {0};
+    generate(prompt, 10, n_ctx, (laguna_generate_params){.max_new_tokens = 7, .ignore_eos = true},
+             &r, &k, NULL);
+    CHECK(r.n_tokens == 7 && r.finish == LAGUNA_FINISH_LENGTH);
+    laguna_generate_result_free(&r);
+    /* zero tokens: nothing happens */
+    generate(prompt, 10, n_ctx, (laguna_generate_params){.max_new_tokens = 0}, &r, &k, NULL);
+    CHECK(r.n_tokens == 0 && r.finish == LAGUNA_FINISH_LENGTH);
+    laguna_generate_result_free(&r);
+}
+
+static void test_cancel_between_tokens(void) {
+    int32_t prompt[8];
+    random_ids(prompt, 8, 11);
+    sink k = {.cancel_after = 3};
+    laguna_generate_result r = {0};
+    laguna_session *s = NULL;
+    generate(prompt, 8, 128, (laguna_generate_params){.max_new_tokens = 50, .ignore_eos = true}, &r,
+             &k, &s);
+    CHECKF(r.finish == LAGUNA_FINISH_CANCELLED, "finish %s", laguna_finish_reason_name(r.finish));
+    CHECK(r.n_tokens == 3 && k.calls == 3 && !r.fed_last);
+    CHECK(s && laguna_session_position(s) == 8 + 2);
+    laguna_session_free(s);
+    laguna_generate_result_free(&r);
+}
+
+/* ---- token history and prefix reuse -------------------------------------------- */
+
+static void test_session_tokens_follow_feed_truncate_reset(void) {
+    laguna_session *s = new_session(64, 0);
+    if (!s) return;
+    int32_t ids[20];
+    random_ids(ids, 20, 3);
+    int n = -1;
+    laguna_session_tokens(s, &n);
+    CHECK(n == 0);
+    feed(s, ids, 12);
+    feed(s, ids + 12, 8);
+    CHECK(holds(s, ids, 20));
+    CHECK(laguna_session_truncate(s, 5, NULL) == LAGUNA_OK && holds(s, ids, 5));
+    int32_t other = ids[19];
+    feed(s, &other, 1);
+    int32_t want[6];
+    memcpy(want, ids, sizeof(int32_t) * 5);
+    want[5] = other;
+    CHECK(holds(s, want, 6));
+    laguna_session_reset(s);
+    CHECK(holds(s, NULL, 0));
+    CHECK(laguna_session_model(s) == model);
+    laguna_session_free(s);
+}
+
+/* Logits of a fresh session fed ids in chunks of the given sizes (0-terminated). */
+static float *fresh_logits(const int32_t *ids, const size_t *chunks) {
+    int vocab = laguna_model_get_info(model)->vocab_size;
+    laguna_session *s = new_session(512, 0);
+    if (!s) return NULL;
+    size_t at = 0;
+    for (const size_t *c = chunks; *c; c++)
+        feed(s, ids + at, *c), at += *c;
+    float *out = malloc(sizeof(float) * (size_t)vocab);
+    memcpy(out, laguna_session_logits(s), sizeof(float) * (size_t)vocab);
+    laguna_session_free(s);
+    return out;
+}
+
+static int logits_equal(const laguna_session *s, const float *want) {
+    size_t vocab = (size_t)laguna_model_get_info(model)->vocab_size;
+    return want && laguna_session_logits(s) &&
+           !memcmp(laguna_session_logits(s), want, sizeof(float) * vocab);
+}
+
+static void test_feed_reuse_keeps_the_common_prefix(void) {
+    enum { N_A = 40, COMMON = 25, N_B = 35 };
+    int32_t a[N_A], b[N_B];
+    random_ids(a, N_A, 21);
+    memcpy(b, a, sizeof(int32_t) * COMMON);
+    random_ids(b + COMMON, N_B - COMMON, 99);
+    if (b[COMMON] == a[COMMON]) b[COMMON] = a[COMMON] == 40 ? 41 : 40;
+    laguna_session *s = new_session(512, 0);
+    if (!s) return;
+    laguna_error err = {0};
+    size_t reused = 99;
+    CHECKF(laguna_session_feed_reuse(s, a, N_A, &reused, &err) == LAGUNA_OK, "%s", err.message);
+    CHECK(reused == 0 && holds(s, a, N_A));
+
+    /* a different continuation: the shared prefix stays, the rest is fed */
+    CHECKF(laguna_session_feed_reuse(s, b, N_B, &reused, &err) == LAGUNA_OK, "%s", err.message);
+    CHECKF(reused == COMMON, "reused %zu", reused);
+    CHECK(holds(s, b, N_B));
+    float *whole = fresh_logits(b, (size_t[]){N_B, 0});
+    float *same_chunks = fresh_logits(b, (size_t[]){COMMON, N_B - COMMON, 0});
+    CHECK(logits_equal(s, same_chunks)); /* the reused KV is exactly what a feed makes */
+    CHECK(logits_equal(s, whole));       /* and the batch split does not change the logits */
+    free(whole);
+    free(same_chunks);
+
+    /* the same ids again: only the last one is fed, for fresh logits */
+    CHECK(laguna_session_feed_reuse(s, b, N_B, &reused, NULL) == LAGUNA_OK && reused == N_B - 1);
+    float *again = fresh_logits(b, (size_t[]){N_B, 0});
+    CHECK(holds(s, b, N_B) && logits_equal(s, again));
+    free(again);
+
+    /* a strict prefix of what is held: truncated to it less one */
+    CHECK(laguna_session_feed_reuse(s, b, 30, &reused, NULL) == LAGUNA_OK && reused == 29);
+    float *prefix = fresh_logits(b, (size_t[]){30, 0});
+    CHECK(holds(s, b, 30) && logits_equal(s, prefix));
+    free(prefix);
+
+    /* an extension: everything held is kept */
+    CHECK(laguna_session_feed_reuse(s, b, N_B, &reused, NULL) == LAGUNA_OK && reused == 30);
+    CHECK(holds(s, b, N_B));
+    laguna_session_free(s);
+}
+
+/* With a window of 128 and no rollback slots, taking 200 positions back to
+ * 150 is refused; feed_reuse then starts over. With enough rollback slots the
+ * same call keeps the 150. */
+static void test_feed_reuse_falls_back_when_rollback_is_refused(void) {
+    enum { N_A = 200, COMMON = 150, N_B = 170 };
+    CHECK(laguna_model_get_info(model)->sliding_window == 128);
+    int32_t a[N_A], b[N_B];
+    random_ids(a, N_A, 5);
+    memcpy(b, a, sizeof(int32_t) * COMMON);
+    random_ids(b + COMMON, N_B - COMMON, 6);
+    if (b[COMMON] == a[COMMON]) b[COMMON] = a[COMMON] == 40 ? 41 : 40;
+    float *want = fresh_logits(b, (size_t[]){N_B, 0});
+    int rollbacks[] = {0, 100};
+    size_t want_reused[] = {0, COMMON};
+    for (int i = 0; i < 2; i++) {
+        laguna_session *s = new_session(512, rollbacks[i]);
+        if (!s) continue;
+        size_t reused = 99;
+        laguna_error err = {0};
+        CHECK(laguna_session_feed_reuse(s, a, N_A, &reused, NULL) == LAGUNA_OK);
+        if (!rollbacks[i]) /* the premise: truncation to the common prefix is refused, changing
+                              nothing */
+            CHECK(laguna_session_truncate(s, COMMON, NULL) == LAGUNA_ERR_ARGUMENT &&
+                  holds(s, a, N_A));
+        CHECKF(laguna_session_feed_reuse(s, b, N_B, &reused, &err) == LAGUNA_OK, "%s", err.message);
+        CHECKF(reused == want_reused[i], "rollback %d: reused %zu", rollbacks[i], reused);
+        CHECK(holds(s, b, N_B));
+        if (!rollbacks[i]) CHECK(logits_equal(s, want)); /* a full feed, as the fresh one */
+        laguna_session_free(s);
+    }
+    free(want);
+}
+
+/* ---- bad arguments --------------------------------------------------------------- */
+
+static void test_bad_arguments(void) {
+    laguna_session *s = new_session(32, 0);
+    laguna_sampler *smp = greedy();
+    if (!s || !smp) return;
+    laguna_error err = {0};
+    laguna_generate_result r = {.n_tokens = 5};
+    laguna_generate_params p = {.session = s, .sampler = smp, .max_new_tokens = 4};
+    CHECK(laguna_generate(NULL, &r, &err) == LAGUNA_ERR_ARGUMENT && r.n_tokens == 0 && !r.tokens);
+    CHECK(laguna_generate(&p, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_generate(&p, &r, &err) == LAGUNA_ERR_ARGUMENT); /* nothing fed: no logits */
+    CHECK(strstr(err.message, "feed a prompt") != NULL);
+    int32_t ids[8];
+    random_ids(ids, 8, 1);
+    feed(s, ids, 8);
+    laguna_generate_params q = p;
+    q.session = NULL;
+    CHECK(laguna_generate(&q, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    q = p;
+    q.sampler = NULL;
+    CHECK(laguna_generate(&q, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    q = p;
+    q.max_new_tokens = -2;
+    CHECK(laguna_generate(&q, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    const char *stops[] = {"x"};
+    q = p;
+    q.stops = stops;
+    q.n_stops = 1; /* stop strings without a tokenizer */
+    CHECK(laguna_generate(&q, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    const char *null_stop[] = {NULL};
+    q = p;
+    q.tokenizer = tokenizer;
+    q.stops = null_stop;
+    q.n_stops = 1;
+    CHECK(laguna_generate(&q, &r, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_generate_result_free(&r);
+    laguna_generate_result_free(NULL);
+    CHECK(holds(s, ids, 8)); /* none of this touched the session */
+
+    /* feed_reuse refuses before it changes anything */
+    size_t reused = 7;
+    int32_t bad[3] = {ids[0], ids[1], laguna_model_get_info(model)->vocab_size};
+    CHECK(laguna_session_feed_reuse(NULL, ids, 8, &reused, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_session_feed_reuse(s, NULL, 8, &reused, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_session_feed_reuse(s, ids, 0, &reused, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_session_feed_reuse(s, bad, 3, &reused, &err) == LAGUNA_ERR_ARGUMENT &&
+          reused == 0);
+    CHECK(strstr(err.message, "index 2") != NULL);
+    int32_t many[33];
+    random_ids(many, 33, 2);
+    CHECK(laguna_session_feed_reuse(s, many, 33, &reused, &err) == LAGUNA_ERR_CONTEXT);
+    CHECK(holds(s, ids, 8) && laguna_session_logits(s) != NULL);
+    laguna_sampler_free(smp);
+    laguna_session_free(s);
+}
+
+int main(void) {
+    laguna_error err = {0};
+    if (laguna_model_open(MODEL, &(laguna_model_options){.n_threads = 2}, &model, &err) ||
+        laguna_tokenizer_load(MODEL, &tokenizer, &err)) {
+        printf("FAIL setup: %s\n", err.message);
+        return 1;
+    }
+    RUN(test_greedy_equals_argmax_by_hand);
+    RUN(test_text_and_stop_string);
+    RUN(test_eos_ends_generation);
+    RUN(test_full_context_and_unbounded);
+    RUN(test_cancel_between_tokens);
+    RUN(test_session_tokens_follow_feed_truncate_reset);
+    RUN(test_feed_reuse_keeps_the_common_prefix);
+    RUN(test_feed_reuse_falls_back_when_rollback_is_refused);
+    RUN(test_bad_arguments);
+    laguna_tokenizer_free(tokenizer);
+    laguna_model_free(model);
+    return test_summary();
+}
