@@ -67,13 +67,75 @@ static double memory_read_gbps(int n_threads, int reps) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--threads N] [--load auto|mmap|copy] [--kv-type T]\n"
-               "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n");
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T]\n"
+               "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n"
+               "  --batch 1,4,16  B sequences (distinct prompts of --prompt tokens) decoded together: aggregate decode tok/s\n");
+}
+
+static int32_t argmax_row(const float *x, int n) {
+    int32_t best = 0;
+    for (int v = 1; v < n; v++)
+        if (x[v] > x[best]) best = v;
+    return best;
+}
+
+/* Aggregate decode speed of B sequences decoded together in one context:
+ * every step is one row per sequence, so each layer's shared weights are
+ * read once for all of them. Returns the median tok/s over reps, or -1. */
+static double batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, int reps, laguna_kv_type kv) {
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_error err = {0};
+    laguna_context *x = NULL;
+    if (laguna_context_create(m, &(laguna_context_options){.n_seq_max = B, .n_ctx = n_prompt + n_gen, .kv_type = kv}, &x,
+                              &err)) {
+        fprintf(stderr, "laguna bench: %s\n", err.message);
+        return -1;
+    }
+    laguna_batch_row *rows = malloc(sizeof *rows * (size_t)B * (size_t)n_prompt);
+    float *logits = malloc(sizeof(float) * (size_t)B * V);
+    double tps[16];
+    int ok = rows && logits;
+    for (int r = -1; r < reps && ok; r++) { /* one untimed run first */
+        for (int b = 0; b < B; b++) laguna_seq_remove(x, b);
+        int n = 0, seq;
+        for (int b = 0; b < B && ok; b++) {
+            ok = !laguna_seq_add(x, &seq, &err);
+            for (int i = 0; i < n_prompt; i++)
+                rows[n++] = (laguna_batch_row){(int32_t)((i * 7919 + b * 104729 + 13) % V), i, seq, i == n_prompt - 1};
+        }
+        for (int done = 0; ok && done < n; done += 512) /* prompts in calls of at most a step */
+            ok = !laguna_context_decode(x, rows + done, n - done < 512 ? n - done : 512,
+                                        logits + (size_t)(done / n_prompt) * V, &err);
+        double t0 = now_s();
+        for (int g = 0; g < n_gen && ok; g++) {
+            for (int b = 0; b < B; b++) rows[b] = (laguna_batch_row){argmax_row(logits + (size_t)b * V, V), n_prompt + g, b, 1};
+            ok = !laguna_context_decode(x, rows, B, logits, &err);
+        }
+        if (r >= 0) tps[r] = (double)B * n_gen / (now_s() - t0);
+    }
+    if (!ok) fprintf(stderr, "laguna bench: %s\n", err.message[0] ? err.message : "out of memory");
+    free(rows);
+    free(logits);
+    laguna_context_free(x);
+    return ok ? median(tps, reps) : -1;
+}
+
+/* Parses "1,4,16" into at most 16 batch sizes in [1, 1024]. */
+static int parse_batches(const char *v, int *out) {
+    int n = 0;
+    for (const char *p = v; *p && n < 16;) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < 1 || b > 1024 || (*end && *end != ',')) return -1;
+        out[n++] = (int)b;
+        p = *end ? end + 1 : end;
+    }
+    return n;
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
-    int n_prompt = 256, n_gen = 32, reps = 3;
+    int n_prompt = 256, n_gen = 32, reps = 3, batches[16], n_batches = 0;
     run_options ro = run_options_default(); /* --threads, --load, --kv-type */
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -82,6 +144,10 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
+        else if (!strcmp(argv[i], "--batch")) {
+            bad = !(v = arg_value(argc, argv, &i)) || (n_batches = parse_batches(v, batches)) < 1;
+            if (bad && v) fprintf(stderr, "laguna bench: --batch wants sizes like 1,4,16 (each 1 to 1024)\n");
+        }
         else if ((shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -110,6 +176,22 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "laguna bench: --prompt + --gen exceed the model's %d positions\n", info->max_position_embeddings);
         laguna_model_free(m);
         return 2;
+    }
+    if (n_batches) {
+        printf("model %s, %d threads, prompt %d, %d decode steps, %d runs (median)\n", dir, n_threads, n_prompt, n_gen, reps);
+        printf("%-6s %22s %16s %12s\n", "batch", "decode tok/s (all)", "per sequence", "vs first");
+        double first = 0;
+        int rc = 0;
+        for (int i = 0; i < n_batches && !rc; i++) {
+            double t = batched_decode_tps(m, batches[i], n_prompt, n_gen, reps, ro.session.kv_type);
+            if (t < 0) rc = 1;
+            else {
+                if (i == 0) first = t / batches[0];
+                printf("%-6d %22.2f %16.2f %12.2f\n", batches[i], t, t / batches[i], t / first / batches[0]);
+            }
+        }
+        laguna_model_free(m);
+        return rc;
     }
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_prompt);
     for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);

@@ -7,7 +7,7 @@
  * are immediate calls in the order given (no graph); pointers they take are
  * backend memory (from lg_backend_alloc or weights adopted by the backend),
  * except where a comment says "host". The forward pass (model/forward.c)
- * calls only these ops, through the inline wrappers at the end of this file.
+ * calls only these ops (through the table: bc->backend->ops->name(bc, ...)).
  *
  * Every op has a slow, obvious twin in the reference backend
  * (src/backend/reference/), and tests compare the two. */
