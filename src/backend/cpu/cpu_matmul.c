@@ -6,9 +6,8 @@
  * the thread's scratch, so the conversion is paid once per row for all tokens
  * of the batch. Accumulation is float32 with several partial sums.
  *
- * Quantised weights of the types quant_dot.h handles take another path, for
- * every batch size where the integer dots are vectorised (small batches
- * only otherwise): the activation rows are quantised to 8 bits once per
+ * Quantised weights of the types quant_dot.h handles take another path at
+ * every batch size: the activation rows are quantised to 8 bits once per
  * product, before the dispatch, and every weight row is multiplied block by
  * block in integers, a few tokens per pass over the row. It beat the
  * dequantise-then-4x4 float path at every batch size measured, 1 to 128
@@ -26,11 +25,6 @@
 
 /* Tokens per call of the integer dots (sizes a stack buffer of results). */
 #define Q8_ACT_TOKENS_PER_PASS 32
-
-/* Without vector integer dots (a build without AVX2) the scalar reference
- * unpacks every weight block once per token, so only small batches take the
- * 8-bit path there: up to this many tokens (4fea031's measured limit). */
-#define Q8_ACT_SCALAR_MAX_TOKENS 8
 
 #define MAX_OPS 64
 
@@ -193,9 +187,12 @@ static void matmul_task(void *ctx, int task, int thread) {
     block_product(j, (const uint8_t *)buf, (size_t)w->cols * sizeof(float), 0, r0, r1);
 }
 
+/* Every product of a supported type takes the 8-bit path, whatever its
+ * token count, so a row's result does not depend on the batch it is in.
+ * (Builds without vector integer dots once took it only up to 8 tokens;
+ * their larger batches are slower now, the price of batch invariance.) */
 static bool wants_q8_activations(const lg_matmul_op *op) {
     return op->n_tokens > 0 && lg_quant_dot_supported(op->w->dtype) &&
-           (op->n_tokens <= Q8_ACT_SCALAR_MAX_TOKENS || lg_quant_dot_vectorized(op->w->dtype)) &&
            op->w->cols % LG_Q8X_BLOCK == 0;
 }
 
