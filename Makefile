@@ -67,6 +67,52 @@ tsan:
 	    if build-tsan/tests/$$t >build-tsan/$$t.log 2>&1; then echo "tsan ok   $$t"; \
 	    else cat build-tsan/$$t.log; echo "tsan FAIL $$t"; exit 1; fi; done
 
+# Fuzzing (tests/fuzz/): one libFuzzer harness per parser. `make fuzz` builds
+# them with clang, ASan+UBSan and libFuzzer in build-fuzz/ and runs each for
+# FUZZ_SECONDS (new inputs go to build-fuzz/corpus/NAME, seeds come from
+# tests/fuzz/corpus/NAME); FUZZ=name runs one. `make fuzz-replay` builds the
+# same harnesses with the default compiler under ASan+UBSan (build-san/,
+# shared with `make sanitize`) and runs the committed corpus and the
+# regression inputs once each: deterministic, for CI.
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ       ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_SECONDS ?= 300
+FUZZ_CC    ?= clang
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+.PHONY: fuzz fuzz-replay
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) \
+	    OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	    $(FUZZ:%=build-fuzz/fuzz/%)
+	@for t in $(FUZZ); do \
+	    mkdir -p build-fuzz/corpus/$$t; \
+	    echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	        -dict=tests/fuzz/dict/$$t.dict -print_final_stats=1 \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	        >build-fuzz/$$t.log 2>&1 || { tail -60 build-fuzz/$$t.log; exit 1; }; \
+	    grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|cov:" build-fuzz/$$t.log | tail -2; \
+	done
+
+fuzz-replay:
+	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN)" \
+	    $(FUZZ:%=build-san/fuzz-replay/%)
+	@for t in $(FUZZ); do \
+	    printf "replay %-22s " $$t; \
+	    build-san/fuzz-replay/$$t tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	        >build-san/fuzz-replay/$$t.log 2>&1 || { echo; tail -40 build-san/fuzz-replay/$$t.log; exit 1; }; \
+	    tail -1 build-san/fuzz-replay/$$t.log; \
+	done
+
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(wildcard src/*/*.h include/*.h tests/*.h)
 

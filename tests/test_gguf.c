@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -21,6 +22,7 @@
 #include "gguf/gguf.h"
 #include "gguf/gguf_laguna.h"
 #include "gguf/gguf_quantize.h"
+#include "gguf/gguf_tokenizer_read.h"
 #include "gguf/gguf_writer.h"
 #include "harness.h"
 #include "io/file_util.h"
@@ -504,6 +506,65 @@ static void test_writer_disk_full(void) {
     CHECK(st != LAGUNA_OK || fin != LAGUNA_OK);
     CHECKF(strstr(err.message, "full.gguf.tmp") != NULL, "%s", err.message);
     CHECK(!file_exists(p) && !file_exists(path_in("full.gguf.tmp")));
+}
+
+/* ---- hostile tokenizers --------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A gpt2 tokenizer GGUF with the given token strings (no merges). */
+static void write_tokenizer_gguf(const char *p, const char *const *tokens, size_t n) {
+    laguna_error err = {0};
+    lg_gguf_writer *w = NULL;
+    CHECK(lg_gguf_writer_new(p, &w, &err) == 0);
+    CHECK(lg_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", &err) == 0);
+    CHECK(lg_gguf_set_str(w, "tokenizer.ggml.pre", "gpt2", &err) == 0);
+    CHECK(lg_gguf_set_str_array(w, "tokenizer.ggml.tokens", tokens, NULL, n, &err) == 0);
+    CHECK(lg_gguf_set_str_array(w, "tokenizer.ggml.merges", NULL, NULL, 0, &err) == 0);
+    CHECKF(lg_gguf_writer_finish(w, &err) == 0, "%s", err.message);
+}
+
+/* Each token's duplicate check used to scan a cJSON object (a linked list):
+ * 100k tokens, a real vocabulary's size, took ~16 s on every load. */
+static void test_tokenizer_load_is_linear(void) {
+    size_t n = 100000;
+    char **tokens = malloc(n * sizeof *tokens);
+    for (size_t i = 0; i < n; i++) {
+        tokens[i] = malloc(16);
+        snprintf(tokens[i], 16, "t%zu", i % 99990); /* a few duplicates: the first id wins */
+    }
+    const char *p = path_in("bigvocab.gguf");
+    write_tokenizer_gguf(p, (const char *const *)tokens, n);
+    for (size_t i = 0; i < n; i++) free(tokens[i]);
+    free(tokens);
+    laguna_tokenizer *tok = NULL;
+    laguna_error err = {0};
+    double t0 = now_s();
+    CHECKF(lg_gguf_load_tokenizer(p, &tok, &err) == LAGUNA_OK, "%s", err.message);
+    double secs = now_s() - t0;
+    printf("  100k-token GGUF tokenizer loaded in %.2f s\n", secs);
+    CHECK(secs < 5);
+    CHECK(tok && laguna_tokenizer_token_to_id(tok, "t12", 3) == 12);
+    laguna_tokenizer_free(tok);
+}
+
+/* A token that is not valid UTF-8 (a lone lead byte, half a character) is
+ * refused when the tokenizer is read, naming the token. */
+static void test_tokenizer_invalid_utf8(void) {
+    static const char *const bad[][2] = {{"a", "\xf0"}, {"b", "\x98"}, {"c", "x\xe2\x82"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = path_in("badtok.gguf");
+        write_tokenizer_gguf(p, bad[i], 2);
+        laguna_tokenizer *tok = NULL;
+        laguna_error err = {0};
+        CHECK(lg_gguf_load_tokenizer(p, &tok, &err) == LAGUNA_ERR_FORMAT && !tok);
+        CHECKF(strstr(err.message, "tokenizer.ggml.tokens[1] is not valid UTF-8"), "%s",
+               err.message);
+    }
 }
 
 /* ---- Laguna: names and type mix ------------------------------------------ */
@@ -1117,6 +1178,8 @@ int main(void) {
     RUN(test_tensors_bf16_exact);
     RUN(test_tensors_quantized);
     RUN(test_tokenizer_keys);
+    RUN(test_tokenizer_load_is_linear);
+    RUN(test_tokenizer_invalid_utf8);
     RUN(test_requantize_gguf);
     RUN(test_fused_expert_layout);
     RUN(test_bad_laguna_metadata);

@@ -105,7 +105,16 @@ static void test_bad_headers(void) {
     write_st(d, "model.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,64]}}", 16);
     expect_error(d, LAGUNA_ERR_FORMAT, "'w'");
     write_st(d, "model.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,8]}}", 16);
-    expect_error(d, LAGUNA_ERR_FORMAT, "need 16");
+    expect_error(d, LAGUNA_ERR_FORMAT, "need 4 elements of 4 bytes");
+    /* 2^62 elements of 4 bytes: the message used to say "needs 0" (the product wrapped) */
+    write_st(d, "model.safetensors",
+             "{\"w\":{\"dtype\":\"F32\",\"shape\":[2147483648,2147483648],\"data_offsets\":[0,16]}}", 16);
+    expect_error(d, LAGUNA_ERR_FORMAT, "need 4611686018427387904 elements of 4 bytes");
+    /* fractional byte offsets were truncated and accepted */
+    write_st(d, "model.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16.5]}}", 17);
+    expect_error(d, LAGUNA_ERR_FORMAT, "bad data_offsets");
+    write_st(d, "model.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0.5,16]}}", 16);
+    expect_error(d, LAGUNA_ERR_FORMAT, "bad data_offsets");
     write_st(d, "model.safetensors",
              "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
              "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
@@ -179,6 +188,13 @@ static void test_bad_configs(void) {
     expect_error(d, LAGUNA_ERR_UNSUPPORTED, "longrope");
     patch_config(d, "\"eos_token_id\": 2", "\"eos_token_id\": 5000");
     expect_error(d, LAGUNA_ERR_FORMAT, "eos_token_id");
+    /* out of int32 range: checked before the cast (was UB, then a garbage id) */
+    patch_config(d, "\"eos_token_id\": 2", "\"eos_token_id\": 1e20");
+    expect_error(d, LAGUNA_ERR_FORMAT, "eos_token_id 100000000000000000000 is not a token id");
+    patch_config(d, "\"eos_token_id\": 2", "\"eos_token_id\": [2, -1e20]");
+    expect_error(d, LAGUNA_ERR_FORMAT, "eos_token_id -100000000000000000000 is not a token id");
+    patch_config(d, "\"eos_token_id\": 2", "\"eos_token_id\": 2.5");
+    expect_error(d, LAGUNA_ERR_FORMAT, "eos_token_id entries must be integers");
     patch_config(d, "\"vocab_size\": 1024", "\"vocab_size\": 1024, \"vocab_size\": 1024");
     /* duplicate keys: cJSON takes the first; the model still loads */
     laguna_error err = {0};

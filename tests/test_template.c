@@ -310,6 +310,96 @@ static void test_limits_stop_runaway_templates(void) {
     free(out);
 }
 
+/* Renders src (a template) with an empty context and checks that it fails
+ * with an error containing want. */
+static void check_render_fails(const char *src, const char *want) {
+    laguna_error err = {0};
+    char *out = render_text(src, "{}", &err);
+    CHECKF(out == NULL && strstr(err.message, want), "[%.40s...]: got %s / %s", src,
+           out ? "output" : "error", err.message);
+    free(out);
+}
+
+/* A long left-associative chain (`1+1+...`, `a.b.b...`, `x|f|f...`,
+ * `a[0][0]...`, `f()()...`, elif chains): the parser builds it with a loop,
+ * but the tree is as deep as the chain is long, and the evaluator and the
+ * post-parse name check used to recurse down it until the C stack ran out
+ * (~60,000 links). Now every link counts against the nesting limit. */
+static char *chain(const char *head, const char *link, const char *tail, int n) {
+    size_t lh = strlen(head), ll = strlen(link), lt = strlen(tail);
+    char *s = malloc(lh + ll * (size_t)n + lt + 1), *p = s;
+    memcpy(p, head, lh), p += lh;
+    for (int i = 0; i < n; i++) memcpy(p, link, ll), p += ll;
+    memcpy(p, tail, lt + 1);
+    return s;
+}
+
+static void test_long_chains_fail_cleanly(void) {
+    static const char *const chains[][3] = {
+        {"{{ 1", "+1", " }}"},           {"{{ 2", "*1", " }}"},
+        {"{{ 2", "**1", " }}"},          {"{{ x", ".a", " }}"},
+        {"{{ x", "|e", " }}"},           {"{{ x", "[0]", " }}"},
+        {"{{ x", "()", " }}"},           {"{{ 1", " and 1", " }}"},
+        {"{{ 1", " or 1", " }}"},        {"{{ 1", " if 1 else 1", " }}"},
+        {"{{ x", " is defined and x", " }}"},
+        {"{% if 1 %}", "{% elif 1 %}", "{% endif %}"},
+        {"{{ x", "|e(1)(2)", " }}"},     {"{{ x", "|e|e|e|e|e|e|e()", " }}"},
+    };
+    for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+        char *src = chain(chains[i][0], chains[i][1], chains[i][2], 60000);
+        check_render_fails(src, "nested too deeply");
+        free(src);
+        /* a chain of 20 stays within the limits and compiles */
+        src = chain(chains[i][0], chains[i][1], chains[i][2], 20);
+        laguna_chat_template *t = NULL;
+        laguna_error err = {0};
+        CHECKF(laguna_chat_template_compile(src, strlen(src), "t", NULL, &t, &err) == LAGUNA_OK,
+               "%s: %s", chains[i][1], err.message);
+        laguna_chat_template_free(t);
+        free(src);
+    }
+    laguna_error err = {0};
+    char *src = chain("{{ 0", "+1", " }}", 150);
+    char *out = render_text(src, "{}", &err);
+    CHECKF(out && !strcmp(out, "150"), "%s", out ? out : err.message);
+    free(out);
+    free(src);
+}
+
+/* printf-style formatting with a width or precision from the template:
+ * "%9999999999s" does not fit an int (snprintf returned -1, then a huge
+ * memcpy), "%2147483647d" built 2 GB of padding in ~4 s, and "%d" % 1e300
+ * converted an out-of-range double to int64. */
+static void test_percent_format_hostile(void) {
+    check_render_fails("{{ \"%9999999999s\" | format(\"a\") }}", "width too big");
+    check_render_fails("{{ \"%.9999999999s\" % \"abc\" }}", "precision too big");
+    check_render_fails("{{ \"%2147483647d\" | format(1) }}", "width too big");
+    check_render_fails("{{ \"%.2147483647f\" % 1.5 }}", "precision too big");
+    check_render_fails("{{ \"%d\" % 1e300 }}", "too large");
+    check_render_fails("{{ \"%d\" % -1e300 }}", "too large");
+    check_render_fails("{{ \"%x\" % (1e300 * 1e300) }}", "infinity");
+    /* widths within the output limit still pad, and the render stays fast */
+    clock_t t0 = clock();
+    check_render_fails("{% for i in range(100000) %}{{ \"%16000000d\" | format(1) }}{% endfor %}",
+                       "exceeds");
+    CHECK((double)(clock() - t0) / CLOCKS_PER_SEC < 10);
+    static const char *const ok[][2] = {
+        {"{{ '%5s|%-5s|%.2s' % ('ab', 'cd', 'xyz') }}", "   ab|cd   |xy"},
+        {"{{ '%05d|%+d|% d|%-4d|%.3d' % (42, 5, 7, 3, 9) }}", "00042|+5| 7|3   |009"},
+        {"{{ '%x|%X|%#x|%#o|%o' % (255, 255, 255, 8, 8) }}", "ff|FF|0xff|0o10|10"},
+        {"{{ '%08.3f|%-8.2f|%e|%g' % (-3.14159, 2.5, 12345.678, 0.0001) }}",
+         "-003.142|2.50    |1.234568e+04|0.0001"},
+        {"{{ '%d' % 3.9 }} {{ '%d' % -2.5 }} {{ '%s' % 'é' }} {{ '%3s' % 'é' }}", "3 -2 é   é"},
+        {"{{ '%.1s' % 'éa' }}{{ '100%%' % () }}", "é100%"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        laguna_error err = {0};
+        char *out = render_text(ok[i][0], "{}", &err);
+        CHECKF(out && !strcmp(out, ok[i][1]), "%s: got [%s]", ok[i][0], out ? out : err.message);
+        free(out);
+    }
+}
+
 static void test_bad_input(void) {
     laguna_chat_template *t = compile_text("{{ messages|length }}", NULL);
     laguna_error err = {0};
@@ -462,6 +552,8 @@ int main(void) {
     RUN(test_syntax_error_has_line);
     RUN(test_runtime_error_has_line);
     RUN(test_limits_stop_runaway_templates);
+    RUN(test_long_chains_fail_cleanly);
+    RUN(test_percent_format_hostile);
     RUN(test_bad_input);
     RUN(test_request_string_arguments);
     RUN(test_number_kinds);

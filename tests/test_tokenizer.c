@@ -704,6 +704,90 @@ static void test_load_errors(void) {
     CHECK(laguna_tokenizer_load(NULL, &tok, &err) == LAGUNA_ERR_ARGUMENT);
 }
 
+/* ---- hostile tokenizer files (found by fuzzing) ----------------------------- */
+
+/* Token text that is not valid UTF-8: an added token that is a lone lead byte
+ * made decode and the streaming detokenizer read past the token; one that is
+ * a lone continuation byte split the input's characters, and the invalid
+ * UTF-8 reached PCRE2 under PCRE2_NO_UTF_CHECK (SEGV). JSON text must be
+ * UTF-8 (tokenizers' serde rejects such a file), so loading fails. */
+static void test_invalid_utf8_token_text(void) {
+    expect_load_error("{'added_tokens': [{'id': 2, 'content': '\xf0', 'special': false}], " MODEL "}",
+                      LAGUNA_ERR_FORMAT, "snippet.json: not valid UTF-8 at byte 40");
+    expect_load_error("{'added_tokens': [{'id': 2, 'content': '\x98', 'special': false}], " MODEL "}",
+                      LAGUNA_ERR_FORMAT, "not valid UTF-8");
+    expect_load_error("{'model': {'type': 'BPE', 'vocab': {'a': 0, '\xe2\x82': 1}, 'merges': []}}",
+                      LAGUNA_ERR_FORMAT, "not valid UTF-8");
+    /* escapes cannot smuggle a lone surrogate in either */
+    expect_load_error("{'added_tokens': [{'id': 2, 'content': '\\udc98'}], " MODEL "}",
+                      LAGUNA_ERR_FORMAT, "invalid JSON");
+    /* a valid multi-byte added token still matches whole characters only */
+    laguna_error err = {0};
+    laguna_tokenizer *tok = load_snippet(
+        "{'added_tokens': [{'id': 2, 'content': '\xc3\xa9', 'special': false}], "
+        "'pre_tokenizer': {'type': 'Split', 'pattern': {'Regex': '\\\\w+'}, 'behavior': "
+        "'Isolated', 'invert': false}, " MODEL "}",
+        &err);
+    CHECKF(tok != NULL, "%s", err.message);
+    if (!tok) return;
+    int32_t *ids = NULL;
+    size_t n = 0, len = 0;
+    CHECK(laguna_tokenizer_encode(tok, "a\xc3\xa9" "b", 4, false, &ids, &n, &err) == LAGUNA_OK);
+    CHECK(n == 3 && ids[0] == 0 && ids[1] == 2 && ids[2] == 1);
+    char *text = NULL;
+    CHECK(laguna_tokenizer_decode(tok, ids, n, false, &text, &len, &err) == LAGUNA_OK);
+    CHECK(text && strstr(text, "\xc3\xa9"));
+    laguna_tokenizer_free_text(text);
+    laguna_tokenizer_free_ids(ids);
+    laguna_tokenizer_free(tok);
+}
+
+/* A tokenizer with an empty vocabulary: every word encodes to no ids, and
+ * the word cache used to memcpy from NULL (UB under -fno-sanitize-recover). */
+static void test_empty_vocabulary(void) {
+    laguna_error err = {0};
+    laguna_tokenizer *tok =
+        load_snippet("{'model': {'type': 'BPE', 'vocab': {}, 'merges': []}}", &err);
+    CHECKF(tok != NULL, "%s", err.message);
+    if (!tok) return;
+    int32_t *ids = NULL;
+    size_t n = 99;
+    for (int round = 0; round < 2; round++) { /* the second round hits the cache */
+        CHECK(laguna_tokenizer_encode(tok, "abc abc", 7, false, &ids, &n, &err) == LAGUNA_OK);
+        CHECK(n == 0);
+        laguna_tokenizer_free_ids(ids);
+    }
+    laguna_tokenizer_free(tok);
+}
+
+/* A Replace normalizer with a large replacement expanded every match without
+ * bound (and a Sequence of them multiplied); normalised text is now limited
+ * relative to the input. */
+static void test_replace_expansion_bounded(void) {
+    size_t big = 100000;
+    const char *head = "{'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'Replace', "
+                       "'pattern': {'String': 'a'}, 'content': '";
+    const char *tail = "'}, {'type': 'Replace', 'pattern': {'String': 'b'}, 'content': 'bbbb'}]}, "
+                       "'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 1}, 'merges': []}}";
+    char *json = malloc(strlen(head) + big + strlen(tail) + 1);
+    strcpy(json, head);
+    memset(json + strlen(head), 'b', big);
+    strcpy(json + strlen(head) + big, tail);
+    laguna_error err = {0};
+    laguna_tokenizer *tok = load_snippet(json, &err);
+    free(json);
+    CHECKF(tok != NULL, "%s", err.message);
+    if (!tok) return;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK(laguna_tokenizer_encode(tok, "aaaa", 4, false, &ids, &n, &err) != LAGUNA_OK);
+    CHECKF(strstr(err.message, "normalizer output exceeds"), "%s", err.message);
+    /* text without the expanding character still encodes: b -> bbbb */
+    CHECK(laguna_tokenizer_encode(tok, "bb", 2, false, &ids, &n, &err) == LAGUNA_OK && n == 8);
+    laguna_tokenizer_free_ids(ids);
+    laguna_tokenizer_free(tok);
+}
+
 /* ---- the laguna tokenize / detokenize commands ----------------------------- */
 
 static void expect_cli(const char *args, int want_rc, const char *needle) {
@@ -741,6 +825,9 @@ int main(void) {
     RUN(test_hand_made_tokenizers);
     RUN(test_stream_generic);
     RUN(test_load_errors);
+    RUN(test_invalid_utf8_token_text);
+    RUN(test_empty_vocabulary);
+    RUN(test_replace_expansion_bounded);
     RUN(test_cli);
     return test_summary();
 }

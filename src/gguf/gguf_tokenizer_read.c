@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "template/chat.h"
+#include "tokenizer/hashmap.h"
+#include "tokenizer/unicode.h"
 
 enum { TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4 };
 
@@ -103,14 +105,30 @@ static laguna_status build_json(const lg_gguf_file *f, const char *path, char **
     cJSON *vocab = cJSON_AddObjectToObject(m, "vocab");
     cJSON *merge_list = cJSON_AddArrayToObject(m, "merges");
     laguna_status st = LAGUNA_OK;
+    /* The first id of each token string wins, as in llama.cpp; the strings
+     * seen go in a hash set, since asking the cJSON object (a linked list)
+     * made loading quadratic in the vocabulary size. */
+    lg_strmap seen = {0};
     for (uint64_t i = 0; i < tokens->count && !st; i++) {
         char *t = str_dup(lg_gguf_arr_str(tokens, i));
         if (!t) {
             st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
             break;
         }
+        size_t len = strlen(t);
+        /* token text is decoded and matched as UTF-8 everywhere after this */
+        if (!lg_utf8_valid(t, len)) {
+            st = lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%llu] is not valid UTF-8",
+                         path, (unsigned long long)i);
+            free(t);
+            break;
+        }
         int64_t type = types ? lg_gguf_arr_int(types, i) : 1;
-        if (!cJSON_GetObjectItemCaseSensitive(vocab, t)) cJSON_AddNumberToObject(vocab, t, (double)i);
+        int32_t first;
+        if (!lg_strmap_get(&seen, t, len, &first)) {
+            if (!lg_strmap_put(&seen, t, len, (int32_t)i)) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+            cJSON_AddNumberToObject(vocab, t, (double)i);
+        }
         if (type == TOKEN_CONTROL || type == TOKEN_USER_DEFINED) {
             cJSON *a = cJSON_CreateObject();
             cJSON_AddNumberToObject(a, "id", (double)i);
@@ -127,9 +145,13 @@ static laguna_status build_json(const lg_gguf_file *f, const char *path, char **
     for (uint64_t i = 0; i < merges->count && !st; i++) {
         char *t = str_dup(lg_gguf_arr_str(merges, i));
         if (!t) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+        else if (!lg_utf8_valid(t, strlen(t)))
+            st = lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] is not valid UTF-8", path,
+                         (unsigned long long)i);
         else cJSON_AddItemToArray(merge_list, cJSON_CreateString(t));
         free(t);
     }
+    lg_strmap_free(&seen);
     if (!st && !(*out = cJSON_PrintUnformatted(root))) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     cJSON_Delete(root);
     return st;

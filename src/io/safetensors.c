@@ -8,6 +8,7 @@
  * tensor is handed out. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -67,7 +68,7 @@ static laguna_status parse_entry(const cJSON *e, const char *path, const uint8_t
     }
     double b = cJSON_GetArrayItem(offs, 0)->valuedouble, en = cJSON_GetArrayItem(offs, 1)->valuedouble;
     if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b < 0 ||
-        en < b || en > 9.0e18)
+        en < b || en > 9.0e18 || b != floor(b) || en != floor(en)) /* byte offsets are whole numbers */
         return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s': bad data_offsets", path, name);
     ext->begin = (uint64_t)b;
     ext->end = (uint64_t)en;
@@ -76,9 +77,12 @@ static laguna_status parse_entry(const cJSON *e, const char *path, const uint8_t
         return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s': data_offsets end %" PRIu64 " is past the end of the data (%" PRIu64 " bytes; truncated file?)",
                        path, name, ext->end, data_len);
     uint64_t esize = lg_dtype_row_bytes(t->dtype, 1);
+    /* the message names elements and their size: their product may not fit 64 bits */
     if (elems > UINT64_MAX / esize || elems * esize != ext->end - ext->begin)
-        return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: tensor '%s': %" PRIu64 " bytes in the file but its shape and dtype need %" PRIu64,
-                       path, name, ext->end - ext->begin, elems * esize);
+        return lg_fail(err, LAGUNA_ERR_FORMAT,
+                       "%s: tensor '%s': %" PRIu64 " bytes in the file but its shape and dtype need %" PRIu64
+                       " elements of %" PRIu64 " bytes",
+                       path, name, ext->end - ext->begin, elems, esize);
     t->data = data + ext->begin;
     t->n_bytes = (size_t)(ext->end - ext->begin);
     t->file = path;

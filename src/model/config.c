@@ -107,23 +107,31 @@ static laguna_status parse_rope(parse_ctx *c, const cJSON *obj, const char *kind
     return LAGUNA_OK;
 }
 
+/* One eos id: an integral JSON number that fits an int32 (checked before the
+ * cast, which is undefined for 1e20); the vocabulary check comes later. */
+static laguna_status eos_id(parse_ctx *c, const cJSON *it, int32_t *out) {
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: eos_token_id entries must be integers", c->source);
+    if (it->valuedouble < (double)INT32_MIN || it->valuedouble > (double)INT32_MAX)
+        return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: eos_token_id %.0f is not a token id", c->source,
+                       it->valuedouble);
+    *out = (int32_t)it->valuedouble;
+    return LAGUNA_OK;
+}
+
 static laguna_status parse_eos(parse_ctx *c, const cJSON *root, lg_config *cfg) {
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
     cfg->n_eos = 0;
     if (!eos || cJSON_IsNull(eos)) return LAGUNA_OK;
-    if (cJSON_IsNumber(eos)) {
-        cfg->eos_token_ids[cfg->n_eos++] = (int32_t)eos->valuedouble;
-        return LAGUNA_OK;
-    }
+    if (cJSON_IsNumber(eos)) return eos_id(c, eos, &cfg->eos_token_ids[cfg->n_eos++]);
     if (!cJSON_IsArray(eos))
         return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: eos_token_id must be an integer or a list", c->source);
     const cJSON *it;
     cJSON_ArrayForEach(it, eos) {
-        if (!cJSON_IsNumber(it))
-            return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: eos_token_id entries must be integers", c->source);
         if (cfg->n_eos == LG_MAX_EOS)
             return lg_fail(c->err, LAGUNA_ERR_FORMAT, "%s: more than %d eos_token_id entries", c->source, LG_MAX_EOS);
-        cfg->eos_token_ids[cfg->n_eos++] = (int32_t)it->valuedouble;
+        laguna_status st = eos_id(c, it, &cfg->eos_token_ids[cfg->n_eos++]);
+        if (st) return st;
     }
     return LAGUNA_OK;
 }

@@ -165,77 +165,6 @@ static jt_value repeat(jt_vm *vm, jt_value seq, int64_t times) {
     return l;
 }
 
-/* Python's str % args for the common conversions (%s %r %d %i %f %x %%). */
-static jt_value percent_format(jt_vm *vm, jt_value fmt, jt_value args) {
-    size_t argc = 1, used = 0;
-    const jt_value *argv = &args;
-    if (args.kind == JT_TUPLE) {
-        argc = args.as.l->n;
-        argv = args.as.l->items;
-    }
-    jt_sb b;
-    jt_sb_init(&b, vm->arena);
-    const char *s = jt_sdata(fmt);
-    size_t n = jt_slen(fmt);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            jt_sb_addch(&b, s[i]);
-            continue;
-        }
-        char spec[32];
-        size_t k = 0;
-        spec[k++] = '%';
-        i++;
-        while (i < n && strchr("-+ #0123456789.", s[i]) && k < sizeof spec - 4) spec[k++] = s[i++];
-        if (i >= n) jt_raise(vm, "incomplete format");
-        char conv = s[i];
-        if (conv == '%') {
-            jt_sb_addch(&b, '%');
-            continue;
-        }
-        if (used >= argc) jt_raise(vm, "not enough arguments for format string");
-        jt_value a = argv[used++];
-        char out[128];
-        if (conv == 's' || conv == 'r') {
-            jt_sb tmp;
-            jt_sb_init(&tmp, vm->arena);
-            if (conv == 'r') jt_write_repr(&tmp, a, MAX_VALUE_DEPTH);
-            else {
-                jt_value str = jt_to_str(vm, a);
-                jt_sb_add(&tmp, jt_sdata(str), jt_slen(str));
-            }
-            spec[k++] = 's';
-            spec[k] = 0;
-            if (k == 2) jt_sb_add(&b, tmp.data ? tmp.data : "", tmp.len);
-            else {
-                int len = snprintf(NULL, 0, spec, tmp.data ? tmp.data : "");
-                char *buf = jt_alloc(vm->arena, (size_t)len + 1);
-                snprintf(buf, (size_t)len + 1, spec, tmp.data ? tmp.data : "");
-                jt_sb_add(&b, buf, (size_t)len);
-            }
-        } else if (strchr("diouxX", conv)) {
-            if (!jt_is_number(a)) jt_raise(vm, "%%%c format: a real number is required, not %s", conv, jt_type_name(a));
-            int64_t v = a.kind == JT_FLOAT ? (int64_t)a.as.f : as_int(a);
-            spec[k++] = 'l';
-            spec[k++] = 'l';
-            spec[k++] = conv == 'i' || conv == 'u' ? 'd' : conv;
-            spec[k] = 0;
-            snprintf(out, sizeof out, spec, (long long)v);
-            jt_sb_addc(&b, out);
-        } else if (strchr("eEfFgG", conv)) {
-            if (!jt_is_number(a)) jt_raise(vm, "must be real number, not %s", jt_type_name(a));
-            spec[k++] = conv;
-            spec[k] = 0;
-            snprintf(out, sizeof out, spec, jt_as_double(a));
-            jt_sb_addc(&b, out);
-        } else {
-            jt_raise(vm, "unsupported format character '%c'", conv);
-        }
-    }
-    if (used < argc && args.kind == JT_TUPLE) jt_raise(vm, "not all arguments converted during string formatting");
-    return jt_sb_value(&b);
-}
-
 jt_value jt_binop(jt_vm *vm, int op, jt_value a, jt_value b) {
     if (a.kind == JT_UNDEF) jt_raise_undefined(vm, a);
     if (b.kind == JT_UNDEF) jt_raise_undefined(vm, b);
@@ -321,7 +250,7 @@ jt_value jt_binop(jt_vm *vm, int op, jt_value a, jt_value b) {
             if (m != 0 && ((m < 0) != (fb < 0))) m += fb;
             return jt_float(m);
         }
-        if (a.kind == JT_STR) return percent_format(vm, a, b);
+        if (a.kind == JT_STR) return jt_percent_format(vm, a, b);
         break;
     case TK_POW:
         if (ints && y >= 0) {
@@ -589,20 +518,40 @@ jt_value jt_eval_call_with(jt_vm *vm, jt_scope *scope, const jt_node *call, cons
     return jt_call(vm, callee, &args);
 }
 
+/* Every expression level (filter chains included) passes through here, so
+ * the C stack an expression can use is bounded whatever the parser let
+ * through. */
+static void enter_expr(jt_vm *vm) {
+    if (++vm->expr_depth > JT_MAX_EXPR_DEPTH)
+        jt_raise(vm, "expression nested too deeply (more than %d levels)", JT_MAX_EXPR_DEPTH);
+}
+
 jt_value jt_eval_filter(jt_vm *vm, jt_scope *scope, const jt_node *n, jt_value hole) {
     if (!n) return hole;
+    enter_expr(vm);
     jt_value operand = !n->a ? hole
                        : n->a->kind == N_FILTER ? jt_eval_filter(vm, scope, n->a, hole)
                                                 : jt_eval(vm, scope, n->a);
     jt_args args;
     eval_args(vm, scope, n, &args, 0);
     vm->line = n->line;
-    return jt_apply_filter(vm, n->name, operand, &args);
+    jt_value v = jt_apply_filter(vm, n->name, operand, &args);
+    vm->expr_depth--;
+    return v;
 }
 
 /* ---- the evaluator ---------------------------------------------------------------- */
 
+static jt_value eval_node(jt_vm *vm, jt_scope *scope, const jt_node *n);
+
 jt_value jt_eval(jt_vm *vm, jt_scope *scope, const jt_node *n) {
+    enter_expr(vm);
+    jt_value v = eval_node(vm, scope, n);
+    vm->expr_depth--;
+    return v;
+}
+
+static jt_value eval_node(jt_vm *vm, jt_scope *scope, const jt_node *n) {
     vm->line = n->line;
     switch (n->kind) {
     case N_CONST: return n->value;

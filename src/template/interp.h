@@ -62,6 +62,7 @@ typedef struct jt_vm {
     size_t out_total;
     jt_limits limits;
     int depth;
+    int expr_depth; /* jt_eval calls in progress */
     uint64_t steps;
     jt_template **included; /* templates compiled by {% include %}, freed after the render */
     size_t n_included, cap_included;
@@ -118,6 +119,11 @@ struct jt_loop {
 
 /* ---- eval.c ------------------------------------------------------------------------ */
 
+/* Nested expression evaluations a render allows (the parser's nesting limit
+ * keeps real templates far below it); beyond it the render fails cleanly
+ * instead of overflowing the C stack. */
+#define JT_MAX_EXPR_DEPTH 1000
+
 jt_value jt_eval(jt_vm *vm, jt_scope *scope, const jt_node *n);
 /* Applies a filter chain whose innermost operand is missing (filter blocks,
  * block sets) to hole. */
@@ -137,6 +143,9 @@ jt_value jt_iterate(jt_vm *vm, jt_value v);
 int jt_compare(jt_vm *vm, jt_value a, jt_value b);
 bool jt_contains(jt_vm *vm, jt_value container, jt_value item);
 jt_value jt_binop(jt_vm *vm, int op, jt_value a, jt_value b);
+/* Python's `str % args` (also the format filter); width and precision are
+ * capped at the output limit. */
+jt_value jt_percent_format(jt_vm *vm, jt_value fmt, jt_value args);
 jt_value jt_slice(jt_vm *vm, jt_value obj, jt_value start, jt_value stop, jt_value step);
 /* len() of strings (code points), lists, dicts; raises for others. */
 int64_t jt_length(jt_vm *vm, jt_value v);

@@ -109,6 +109,17 @@ static void enter(parser *p) {
 }
 static void leave(parser *p) { p->nesting--; }
 
+/* Left-associative chains (a+b+c, a.b.c, a|f|g, a[0][0], f()(), elif) are
+ * parsed by loops, yet the tree they build is as deep as they are long and
+ * the evaluator and the name check recurse down it. Each link counts as one
+ * level of nesting until the chain ends, so the nesting limit bounds the
+ * depth of the tree, not only the parser's own recursion. */
+static void chain_link(parser *p, int *links) {
+    enter(p);
+    (*links)++;
+}
+static void chain_end(parser *p, int links) { p->nesting -= links; }
+
 /* ---- expressions ------------------------------------------------------------------ */
 
 static jt_node *parse_expression(parser *p, bool with_condexpr);
@@ -171,9 +182,11 @@ static const char *dotted_name(parser *p) {
     return name;
 }
 
-/* `| name(args)` chain; operand NULL for filter blocks and block sets. */
-static jt_node *parse_filter(parser *p, jt_node *operand, bool start_inline) {
+/* `| name(args)` chain; operand NULL for filter blocks and block sets. Each
+ * filter is a link of the caller's chain (*links). */
+static jt_node *parse_filter(parser *p, jt_node *operand, bool start_inline, int *links) {
     while (cur(p)->type == TK_PIPE || start_inline) {
+        chain_link(p, links);
         if (!start_inline) advance(p);
         int line = cur(p)->line;
         jt_node *f = node(p, N_FILTER, line);
@@ -279,22 +292,31 @@ static jt_node *parse_call(parser *p, jt_node *callee) {
 }
 
 static jt_node *parse_postfix(parser *p, jt_node *n) {
+    int links = 0;
     while (true) {
         jt_tok_type t = cur(p)->type;
-        if (t == TK_DOT || t == TK_LBRACKET) n = parse_subscript(p, n);
-        else if (t == TK_LPAREN) n = parse_call(p, n);
-        else return n;
+        if (t != TK_DOT && t != TK_LBRACKET && t != TK_LPAREN) break;
+        chain_link(p, &links);
+        n = t == TK_LPAREN ? parse_call(p, n) : parse_subscript(p, n);
     }
+    chain_end(p, links);
+    return n;
 }
 
 static jt_node *parse_filter_expr(parser *p, jt_node *n) {
+    int links = 0;
     while (true) {
         const jt_token *t = cur(p);
-        if (t->type == TK_PIPE) n = parse_filter(p, n, false);
-        else if (is_name(t, "is")) n = parse_test(p, n);
-        else if (t->type == TK_LPAREN) n = parse_call(p, n);
-        else return n;
+        if (t->type == TK_PIPE) {
+            n = parse_filter(p, n, false, &links);
+            continue;
+        }
+        if (!is_name(t, "is") && t->type != TK_LPAREN) break;
+        chain_link(p, &links);
+        n = t->type == TK_LPAREN ? parse_call(p, n) : parse_test(p, n);
     }
+    chain_end(p, links);
+    return n;
 }
 
 static jt_node *parse_list(parser *p) {
@@ -415,20 +437,26 @@ static jt_node *binop(parser *p, int op, jt_node *l, jt_node *r, int line) {
 
 static jt_node *parse_pow(parser *p) {
     jt_node *l = parse_unary(p, true);
+    int links = 0;
     while (cur(p)->type == TK_POW) {
+        chain_link(p, &links);
         int line = advance(p)->line;
         l = binop(p, TK_POW, l, parse_unary(p, true), line);
     }
+    chain_end(p, links);
     return l;
 }
 
 static jt_node *parse_math2(parser *p) {
     jt_node *l = parse_pow(p);
+    int links = 0;
     while (cur(p)->type == TK_MUL || cur(p)->type == TK_DIV || cur(p)->type == TK_FLOORDIV ||
            cur(p)->type == TK_MOD) {
+        chain_link(p, &links);
         const jt_token *t = advance(p);
         l = binop(p, t->type, l, parse_pow(p), t->line);
     }
+    chain_end(p, links);
     return l;
 }
 
@@ -446,10 +474,13 @@ static jt_node *parse_concat(parser *p) {
 
 static jt_node *parse_math1(parser *p) {
     jt_node *l = parse_concat(p);
+    int links = 0;
     while (cur(p)->type == TK_ADD || cur(p)->type == TK_SUB) {
+        chain_link(p, &links);
         const jt_token *t = advance(p);
         l = binop(p, t->type, l, parse_concat(p), t->line);
     }
+    chain_end(p, links);
     return l;
 }
 
@@ -498,32 +529,40 @@ static jt_node *parse_not(parser *p) {
 
 static jt_node *parse_and(parser *p) {
     jt_node *l = parse_not(p);
+    int links = 0;
     while (is_name(cur(p), "and")) {
+        chain_link(p, &links);
         int line = advance(p)->line;
         jt_node *n = node(p, N_AND, line);
         n->a = l;
         n->b = parse_not(p);
         l = n;
     }
+    chain_end(p, links);
     return l;
 }
 
 static jt_node *parse_or(parser *p) {
     jt_node *l = parse_and(p);
+    int links = 0;
     while (is_name(cur(p), "or")) {
+        chain_link(p, &links);
         int line = advance(p)->line;
         jt_node *n = node(p, N_OR, line);
         n->a = l;
         n->b = parse_and(p);
         l = n;
     }
+    chain_end(p, links);
     return l;
 }
 
 static jt_node *parse_condexpr(parser *p) {
     int line = cur(p)->line;
     jt_node *expr1 = parse_or(p);
+    int links = 0;
     while (skip_name(p, "if")) {
+        chain_link(p, &links);
         jt_node *n = node(p, N_CONDEXPR, line);
         n->a = parse_or(p);
         n->b = expr1;
@@ -535,6 +574,7 @@ static jt_node *parse_condexpr(parser *p) {
         expr1 = n;
         line = cur(p)->line;
     }
+    chain_end(p, links);
     return expr1;
 }
 
@@ -639,11 +679,13 @@ static jt_node *parse_if(parser *p) {
     static const char *const else_end[] = {"endif", NULL};
     jt_node *result = node(p, N_IF, advance(p)->line);
     jt_node *n = result;
+    int links = 0;
     while (true) {
         n->a = parse_tuple(p, false, false, NULL, false, false);
         n->body = parse_statements(p, body_end, false);
         const jt_token *t = advance(p);
         if (!strcmp(t->text, "elif")) {
+            chain_link(p, &links);
             jt_node *next = node(p, N_IF, t->line);
             jt_node **v = jt_alloc(p->arena, sizeof *v);
             v[0] = next;
@@ -652,6 +694,7 @@ static jt_node *parse_if(parser *p) {
             continue;
         }
         if (!strcmp(t->text, "else")) n->else_ = parse_statements(p, else_end, true);
+        chain_end(p, links);
         return result;
     }
 }
@@ -668,7 +711,9 @@ static jt_node *parse_set(parser *p) {
     }
     jt_node *n = node(p, N_SETBLOCK, line);
     n->a = target;
-    n->c = parse_filter(p, NULL, false);
+    int links = 0;
+    n->c = parse_filter(p, NULL, false, &links);
+    chain_end(p, links);
     n->body = parse_statements(p, end, true);
     return n;
 }
@@ -774,7 +819,9 @@ static jt_node *parse_statement(parser *p) {
     if (!strcmp(w, "filter")) {
         static const char *const end[] = {"endfilter", NULL};
         jt_node *n = node(p, N_FILTERBLOCK, advance(p)->line);
-        n->c = parse_filter(p, NULL, true);
+        int links = 0;
+        n->c = parse_filter(p, NULL, true, &links);
+        chain_end(p, links);
         n->body = parse_statements(p, end, true);
         return n;
     }

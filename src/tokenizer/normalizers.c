@@ -279,26 +279,66 @@ static laguna_status apply_bert(const lg_normalizer *nz, const char *s, size_t l
     return oom ? LAGUNA_ERR_NOMEM : LAGUNA_OK;
 }
 
+/* Normalised text may grow this many times the input (plus a little): real
+ * normalizers stay far below (NFKC's longest expansion is 11x in bytes,
+ * lowercasing 3x), while a Replace with a megabyte replacement, or a
+ * sequence of them, would otherwise multiply the input without bound. */
+#define LG_NORMALIZED_MAX_GROWTH 32
+#define LG_NORMALIZED_SLACK_BYTES 1024
+
+static size_t normalized_limit(size_t len) {
+    if (len > (SIZE_MAX - LG_NORMALIZED_SLACK_BYTES) / LG_NORMALIZED_MAX_GROWTH) return SIZE_MAX;
+    return len * LG_NORMALIZED_MAX_GROWTH + LG_NORMALIZED_SLACK_BYTES;
+}
+
+static laguna_status too_long(laguna_error *err, size_t len) {
+    return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                   "normalizer output exceeds %d times the input of %zu bytes (a Replace "
+                   "normalizer expanding without bound?)",
+                   LG_NORMALIZED_MAX_GROWTH, len);
+}
+
 static laguna_status replace(const lg_normalizer *nz, const char *s, size_t len, lg_buf *out,
-                             lg_regex_scratch *scratch, laguna_error *err) {
+                             lg_regex_scratch *scratch, size_t max_out, laguna_error *err) {
     lg_matches m = {0};
     laguna_status st = lg_regex_find_matches(nz->pattern, scratch, s, len, &m, err);
+    size_t content_len = strlen(nz->content);
     if (st == LAGUNA_OK) {
         size_t last = 0;
         for (size_t i = 0; i < m.n; i++) {
             if (!m.items[i].is_match) continue;
+            if (content_len > max_out - out->len ||
+                m.items[i].start - last > max_out - out->len - content_len) {
+                st = LAGUNA_ERR_ARGUMENT;
+                break;
+            }
             lg_buf_append(out, s + last, m.items[i].start - last);
-            lg_buf_append(out, nz->content, strlen(nz->content));
+            lg_buf_append(out, nz->content, content_len);
             last = m.items[i].end;
         }
-        lg_buf_append(out, s + last, len - last);
+        if (st == LAGUNA_OK) lg_buf_append(out, s + last, len - last);
     }
     lg_matches_free(&m);
     return st;
 }
 
+static laguna_status apply(const lg_normalizer *nz, const char *s, size_t len, lg_buf *out,
+                           lg_regex_scratch *scratch, size_t max_out, laguna_error *err);
+
 laguna_status lg_normalizer_apply(const lg_normalizer *nz, const char *s, size_t len, lg_buf *out,
                                   lg_regex_scratch *scratch, laguna_error *err) {
+    laguna_status st = apply(nz, s, len, out, scratch, normalized_limit(len), err);
+    if (st == LAGUNA_ERR_ARGUMENT || (st == LAGUNA_OK && out->len > normalized_limit(len)))
+        return too_long(err, len);
+    if (st == LAGUNA_ERR_NOMEM || (st == LAGUNA_OK && out->oom))
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory normalizing text");
+    return st;
+}
+
+/* Normalises into out, failing with LAGUNA_ERR_ARGUMENT (message left to the
+ * caller) once the output passes max_out bytes. */
+static laguna_status apply(const lg_normalizer *nz, const char *s, size_t len, lg_buf *out,
+                           lg_regex_scratch *scratch, size_t max_out, laguna_error *err) {
     out->len = 0;
     laguna_status st = LAGUNA_OK;
     switch (nz->type) {
@@ -309,8 +349,9 @@ laguna_status lg_normalizer_apply(const lg_normalizer *nz, const char *s, size_t
             lg_buf t = tmp;
             tmp = *out;
             *out = t; /* the input moves to tmp */
-            st = lg_normalizer_apply(nz->children[i], tmp.data ? tmp.data : "", tmp.len, out,
-                                     scratch, err);
+            st = apply(nz->children[i], tmp.data ? tmp.data : "", tmp.len, out, scratch, max_out,
+                       err);
+            if (st == LAGUNA_OK && out->len > max_out) st = LAGUNA_ERR_ARGUMENT;
         }
         if (tmp.oom) out->oom = true;
         lg_buf_free(&tmp);
@@ -332,7 +373,7 @@ laguna_status lg_normalizer_apply(const lg_normalizer *nz, const char *s, size_t
         lowercase(out, s, len);
         break;
     case NORM_REPLACE:
-        st = replace(nz, s, len, out, scratch, err);
+        st = replace(nz, s, len, out, scratch, max_out, err);
         break;
     case NORM_PREPEND:
         /* prepend.rs: only a non-empty string gets the prefix */
@@ -355,7 +396,6 @@ laguna_status lg_normalizer_apply(const lg_normalizer *nz, const char *s, size_t
         st = apply_bert(nz, s, len, out);
         break;
     }
-    if (st == LAGUNA_ERR_NOMEM || (st == LAGUNA_OK && out->oom))
-        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory normalizing text");
+    if (st == LAGUNA_OK && out->len > max_out) st = LAGUNA_ERR_ARGUMENT;
     return st;
 }

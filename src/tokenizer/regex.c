@@ -282,6 +282,10 @@ laguna_status lg_regex_find_matches(const lg_regex *re, lg_regex_scratch *scratc
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(scratch->md);
         size_t start = ov[0], end = ov[1];
+        /* the text is valid UTF-8 (PCRE2_NO_UTF_CHECK relies on it); a match
+         * outside it would mean it was not */
+        if (start > n || end > n)
+            return lg_fail(err, LAGUNA_ERR_FORMAT, "regex match outside the text (invalid UTF-8?)");
         if (end < start) end = start; /* \K inside a lookahead; not a real split */
         if (start == end && last_match_end == end) {
             /* rust-onig: no empty match right after the previous match */

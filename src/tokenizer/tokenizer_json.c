@@ -194,6 +194,23 @@ static laguna_status load_root(const lg_json_ctx *c, const cJSON *root, laguna_t
     return LAGUNA_OK;
 }
 
+/* Offset of the first byte that is not part of valid UTF-8; len if none. */
+static size_t first_invalid_utf8(const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = lg_utf8_decode(u + i, len - i, &cp, NULL);
+        if (cp == LG_UTF8_INVALID) return i;
+        i += k;
+    }
+    return len;
+}
+
 laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const char *source,
                                          laguna_tokenizer **out, laguna_error *err) {
     if (!out) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_load_json: out is NULL");
@@ -201,6 +218,12 @@ laguna_status laguna_tokenizer_load_json(const char *json, size_t len, const cha
     if (!json) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "laguna_tokenizer_load_json: json is NULL");
     if (!source) source = "tokenizer.json";
     lg_json_ctx c = {source, err};
+    /* Token strings are decoded and matched as UTF-8 from here on (an added
+     * token that is half a character would split the input's characters, and
+     * decoding a lone lead byte reads past the token); JSON text is UTF-8,
+     * and tokenizers (serde) rejects a file that is not. */
+    size_t bad = first_invalid_utf8(json, len);
+    if (bad < len) return lg_json_fail(&c, NULL, LAGUNA_ERR_FORMAT, "not valid UTF-8 at byte %zu", bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (!root) {

@@ -98,8 +98,9 @@ void lg_word_cache_put(lg_word_cache *c, const char *word, size_t len, const int
     uint64_t h = lg_hash_bytes(word, len);
     slot *s = find(c, h, word, len);
     if (s->key_len != UINT32_MAX) return;
-    memcpy(c->keys + c->keys_len, word, len);
-    memcpy(c->ids + c->ids_len, ids, n_ids * sizeof *ids);
+    /* a word may encode to no ids (an empty vocabulary), with ids NULL */
+    if (len) memcpy(c->keys + c->keys_len, word, len);
+    if (n_ids) memcpy(c->ids + c->ids_len, ids, n_ids * sizeof *ids);
     *s = (slot){h, (uint32_t)c->keys_len, (uint32_t)len, (uint32_t)c->ids_len, (uint32_t)n_ids};
     c->keys_len += len;
     c->ids_len += n_ids;
