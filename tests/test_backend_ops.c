@@ -915,15 +915,16 @@ static void test_moe_group(void) {
         float *h = frand_array((size_t)n * hidden, 1.0f);
         size_t pairs = (size_t)n * K, ob = sizeof(int32_t) * (E + 1), rb = sizeof(int32_t) * pairs;
         size_t hb = sizeof(float) * (size_t)n * hidden, eb = sizeof(float) * pairs * hidden;
-        int32_t *off[2], *rows[2];
+        int32_t *off[2], *rows[2], *inverse[2];
         float *gathered[2];
         for (int b = 0; b < 2; b++) {
-            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb)};
+            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb), put(t.be[b], NULL, rb)};
             float *dh = put(t.be[b], h, hb), *din = put(t.be[b], NULL, eb);
             int32_t *dids = put(t.be[b], ids, rb);
             t.be[b]->ops->moe_group(t.c[b], &plan, din, dh, dids, n, K, E, hidden);
             off[b] = get(t.c[b], plan.offsets, ob), rows[b] = get(t.c[b], plan.rows, rb),
-            gathered[b] = get(t.c[b], din, eb);
+            inverse[b] = get(t.c[b], plan.pair_rows, rb), gathered[b] = get(t.c[b], din, eb);
+            drop(t.be[b], plan.pair_rows, rb);
             drop(t.be[b], plan.offsets, ob), drop(t.be[b], plan.rows, rb), drop(t.be[b], dh, hb),
                 drop(t.be[b], din, eb);
             drop(t.be[b], dids, rb);
@@ -943,10 +944,12 @@ static void test_moe_group(void) {
         for (size_t r = 0; r < pairs; r++)
             bad += memcmp(gathered[CPU] + r * hidden, h + (size_t)(rows[CPU][r] / K) * hidden,
                           sizeof(float) * hidden) != 0;
+        for (size_t r = 0; r < pairs; r++) /* pair_rows inverts rows */
+            bad += inverse[CPU][rows[CPU][r]] != (int32_t)r || inverse[REF][rows[REF][r]] != (int32_t)r;
         CHECKF(bad == 0, "case %zu: %d offsets or rows wrong", ci, bad);
         free(ids), free(h);
         for (int b = 0; b < 2; b++)
-            free(off[b]), free(rows[b]), free(gathered[b]);
+            free(off[b]), free(rows[b]), free(inverse[b]), free(gathered[b]);
     }
     twin_close(&t);
 }
@@ -979,7 +982,8 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     float *h = frand_array((size_t)n * H, 1.0f);
     size_t pairs = (size_t)n * K;
     /* the plan and grouped rows, made once by the reference and given to both */
-    lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs)};
+    lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
+                        malloc(sizeof(int32_t) * pairs)};
     float *expert_in = malloc(sizeof(float) * pairs * H);
     t->be[REF]->ops->moe_group(t->c[REF], &plan, expert_in, h, ids, n, K, E, H);
     size_t inb = sizeof(float) * pairs * H, ib = sizeof(float) * pairs * I,
@@ -988,7 +992,8 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     float *act_gate[2], *act_up[2], *eout[2], *sout[2], *sgate[2], *sup[2];
     for (int b = 0; b < 2; b++) {
         lg_moe_plan dplan = {put(t->be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
-                             put(t->be[b], plan.rows, sizeof(int32_t) * pairs)};
+                             put(t->be[b], plan.rows, sizeof(int32_t) * pairs),
+                             put(t->be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
         lg_moe_args a = {&dplan,
                          n,
                          E,
@@ -1007,7 +1012,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
         act_gate[b] = get(t->c[b], a.act_gate, ib), act_up[b] = get(t->c[b], a.act_up, ib);
         eout[b] = get(t->c[b], a.expert_out, inb), sout[b] = get(t->c[b], a.shared_out, hb);
         sgate[b] = get(t->c[b], a.shared_gate, sib), sup[b] = get(t->c[b], a.shared_up, sib);
-        drop(t->be[b], dplan.offsets, sizeof(int32_t) * (E + 1)),
+        drop(t->be[b], dplan.pair_rows, sizeof(int32_t) * pairs), drop(t->be[b], dplan.offsets, sizeof(int32_t) * (E + 1)),
             drop(t->be[b], dplan.rows, sizeof(int32_t) * pairs);
         drop(t->be[b], (void *)a.expert_in, inb), drop(t->be[b], a.act_gate, ib),
             drop(t->be[b], a.act_up, ib);
@@ -1060,7 +1065,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     for (int b = 0; b < 2; b++)
         free(act_gate[b]), free(act_up[b]), free(eout[b]), free(sout[b]), free(sgate[b]),
             free(sup[b]);
-    free(w), free(experts), free(ids), free(h), free(plan.offsets), free(plan.rows),
+    free(w), free(experts), free(ids), free(h), free(plan.offsets), free(plan.rows), free(plan.pair_rows),
         free(expert_in);
 }
 
@@ -1095,7 +1100,8 @@ static void test_moe_combine(void) {
         size_t pairs = (size_t)n * K;
         int32_t *ids = random_ids(n, K, cases[ci].used);
         float *h = frand_array((size_t)n * H, 1.0f), *grouped = malloc(sizeof(float) * pairs * H);
-        lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs)};
+        lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
+                        malloc(sizeof(int32_t) * pairs)};
         t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h, ids, n, K, E, H);
         float *eo = frand_array(pairs * H, 1.0f), *wts = frand_array(pairs, 1.0f),
               *shared = frand_array((size_t)n * H, 1.0f);
@@ -1103,21 +1109,22 @@ static void test_moe_combine(void) {
         size_t ob = sizeof(float) * (size_t)n * H;
         for (int b = 0; b < 2; b++) {
             lg_moe_plan dp = {put(t.be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
-                              put(t.be[b], plan.rows, sizeof(int32_t) * pairs)};
+                              put(t.be[b], plan.rows, sizeof(int32_t) * pairs),
+                              put(t.be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
             float *deo = put(t.be[b], eo, sizeof(float) * pairs * H),
                   *dw = put(t.be[b], wts, sizeof(float) * pairs);
             float *ds = put(t.be[b], shared, ob), *dout = put(t.be[b], NULL, ob);
             t.be[b]->ops->moe_combine(t.c[b], dout, &dp, deo, dw, cases[ci].shared ? ds : NULL, n,
                                       K, H, cases[ci].scale);
             out[b] = get(t.c[b], dout, ob);
-            drop(t.be[b], dp.offsets, sizeof(int32_t) * (E + 1)),
+            drop(t.be[b], dp.pair_rows, sizeof(int32_t) * pairs), drop(t.be[b], dp.offsets, sizeof(int32_t) * (E + 1)),
                 drop(t.be[b], dp.rows, sizeof(int32_t) * pairs);
             drop(t.be[b], deo, sizeof(float) * pairs * H), drop(t.be[b], dw, sizeof(float) * pairs);
             drop(t.be[b], ds, ob), drop(t.be[b], dout, ob);
         }
         double e = rel(out[CPU], out[REF], (size_t)n * H);
         CHECKF(e < 1e-6, "case %zu: rel %.3e", ci, e);
-        free(ids), free(h), free(grouped), free(plan.offsets), free(plan.rows), free(eo), free(wts),
+        free(ids), free(h), free(grouped), free(plan.offsets), free(plan.rows), free(plan.pair_rows), free(eo), free(wts),
             free(shared);
         free(out[0]), free(out[1]);
     }

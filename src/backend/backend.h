@@ -76,10 +76,12 @@ typedef struct {
 } lg_router_args;
 
 /* Grouping of a batch's (token, slot) pairs by expert: expert e's pairs are
- * rows[offsets[e] .. offsets[e+1]); a pair is token * top_k + slot. */
+ * rows[offsets[e] .. offsets[e+1]); a pair is token * top_k + slot, and
+ * pair_rows is the inverse (the grouped row of each pair). */
 typedef struct {
-    int32_t *offsets; /* [n_experts + 1] */
-    int32_t *rows;    /* [n_rows * top_k] */
+    int32_t *offsets;   /* [n_experts + 1] */
+    int32_t *rows;      /* [n_rows * top_k] */
+    int32_t *pair_rows; /* [n_rows * top_k] */
 } lg_moe_plan;
 
 /* The experts of one sparse layer over a grouped batch, and its shared

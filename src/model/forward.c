@@ -79,6 +79,7 @@ static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *ba
     TAKE(route_expert, int32_t, b * K);
     TAKE(plan.offsets, int32_t, E + 1);
     TAKE(plan.rows, int32_t, b * K);
+    TAKE(plan.pair_rows, int32_t, b * K);
     TAKE(head_in, float, logit_rows * H);
     TAKE(logits, float, m->backend->ops->host_memory ? 0 : logit_rows * (size_t)c->vocab_size);
 #undef TAKE

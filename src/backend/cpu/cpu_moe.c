@@ -52,6 +52,7 @@ void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_
     for (int e = n_experts; e > 0; e--) off[e] = off[e - 1];
     for (int i = 0; i < pairs; i++) plan->rows[off[ids[i] + 1]++] = i;
     off[0] = 0;
+    for (int r = 0; r < pairs; r++) plan->pair_rows[plan->rows[r]] = r;
     for (int r = 0; r < pairs; r++)
         memcpy(expert_in + (size_t)r * hidden, h + (size_t)(plan->rows[r] / top_k) * hidden, sizeof(float) * (size_t)hidden);
 }

@@ -166,6 +166,7 @@ static void ref_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *exp
         for (int i = 0; i < n * top_k; i++)
             if (ids[i] == e) {
                 memcpy(expert_in + (size_t)r * hidden, h + (size_t)(i / top_k) * hidden, sizeof(float) * (size_t)hidden);
+                plan->pair_rows[i] = r;
                 plan->rows[r++] = i;
             }
     }
