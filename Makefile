@@ -11,8 +11,8 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc)
-ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) -MMD -MP
-LDLIBS  = $(DEPS_LIBS) -lm -pthread
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) $(CUDA_CFLAGS) -MMD -MP
+LDLIBS  = $(DEPS_LIBS) $(CUDA_LIBS) -lm -pthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -21,6 +21,23 @@ TEST_LIB_SRC := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+# The CUDA backend (src/backend/cuda/*.cu) is built when nvcc is found
+# (/usr/local/cuda/bin/nvcc or on PATH) unless NO_CUDA=1; without it
+# `--device cuda` says the build has no CUDA. The CUDA runtime is linked
+# statically, so the programs start (and report "no CUDA device") on
+# machines without a GPU or driver.
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+ifneq ($(NVCC),)
+ifneq ($(NO_CUDA),1)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O2 -std=c++20 $(CUDA_ARCH) -Xcompiler -Wall,-Wno-unused-parameter
+LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu))
+CUDA_CFLAGS := -DLAGUNA_CUDA
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
+endif
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -34,6 +51,10 @@ all: $(LIB) $(BUILD)/laguna $(TEST_BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(wildcard src/backend/cuda/*.h) src/backend/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Iinclude -Isrc $(DEPS_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -55,14 +76,14 @@ test: all
 	BUILD=$(BUILD) tests/run.sh
 
 sanitize:
-	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+	$(MAKE) BUILD=build-san NO_CUDA=1 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 # The threaded tests under ThreadSanitizer: the thread pool stress test and the
 # engine on every fixture at 1 and 3 threads (the whole suite takes ~20 minutes
 # under TSan on two cores; these take under a minute).
 TSAN_TESTS := test_threadpool test_engine test_variants test_context
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
+	$(MAKE) BUILD=build-tsan NO_CUDA=1 OPT="-O1 -g -fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
 	@for t in $(TSAN_TESTS); do \
 	    if build-tsan/tests/$$t >build-tsan/$$t.log 2>&1; then echo "tsan ok   $$t"; \
 	    else cat build-tsan/$$t.log; echo "tsan FAIL $$t"; exit 1; fi; done
@@ -90,7 +111,7 @@ $(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
 
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) \
+	$(MAKE) BUILD=build-fuzz NO_CUDA=1 CC=$(FUZZ_CC) \
 	    OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
 	    $(FUZZ:%=build-fuzz/fuzz/%)
 	@for t in $(FUZZ); do \
@@ -104,7 +125,7 @@ fuzz:
 	done
 
 fuzz-replay:
-	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN)" \
+	$(MAKE) BUILD=build-san NO_CUDA=1 OPT="-O1 -fno-omit-frame-pointer $(FUZZ_SAN)" \
 	    $(FUZZ:%=build-san/fuzz-replay/%)
 	@for t in $(FUZZ); do \
 	    printf "replay %-22s " $$t; \

@@ -115,6 +115,7 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     else if (!strcmp(a, "--seed")) bad = !(v = arg_value(argc, argv, i)) || arg_u64(a, v, &o->sampler.seed);
     else if (!strcmp(a, "--ctx")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 1 << 30, &o->session.n_ctx);
     else if (!strcmp(a, "--threads")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 512, &o->model.n_threads);
+    else if (!strcmp(a, "--device")) bad = !(o->model.device = arg_value(argc, argv, i));
     else if (!strcmp(a, "--load")) {
         bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
         o->model.load_mode = (laguna_load_mode)mode;

@@ -32,6 +32,7 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o);
     "  --ctx N                context length (default: the model's maximum)\n"                                      \
     "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"                                   \
     "  --threads N            compute threads (default: all cores)\n"                                               \
+    "  --device D             cpu (default) or cuda[:N]\n"                                                          \
     "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
 
 /* "auto", "mmap" or "copy" -> laguna_load_mode. */

@@ -219,19 +219,23 @@ int cmd_bench(int argc, char **argv) {
         if (r >= 0) pre[r] = n_prompt / (t1 - t0), dec[r] = n_gen / (t2 - t1);
     }
     if (!rc) {
-        double bw = memory_read_gbps(n_threads, 5);
+        /* the host memory probe is the roofline of the CPU only */
+        bool on_cpu = !ro.model.device || !strcmp(ro.model.device, "cpu");
+        double bw = on_cpu ? memory_read_gbps(n_threads, 5) : 0;
         double p = median(pre, reps), d = median(dec, reps);
         double bytes = (double)lg_model_decode_bytes(m);
-        printf("model %s, %d threads, %d runs (median)\n", dir, n_threads, reps);
+        printf("model %s, %s, %d runs (median)\n", dir, on_cpu ? "cpu" : ro.model.device, reps);
         printf("%-34s %12s %s\n", "what", "median", "ratio");
-        printf("%-34s %9.2f GB/s\n", "memory read bandwidth", bw);
+        if (on_cpu) printf("%-34s %9.2f GB/s (%d threads)\n", "memory read bandwidth", bw, n_threads);
         printf("%-34s %8.1f tok/s\n", "prefill", p);
         char label[64];
         snprintf(label, sizeof label, "decode (%d tokens after %d)", n_gen, n_prompt);
         printf("%-34s %8.2f tok/s\n", label, d);
         printf("%-34s %9.3f GB\n", "weights read per decoded token", bytes / 1e9);
-        printf("%-34s %8.2f tok/s %.2f of the bandwidth roofline\n", "decode roofline (bytes / bandwidth)", bw * 1e9 / bytes,
-               d / (bw * 1e9 / bytes));
+        printf("%-34s %9.1f GB/s\n", "weight bytes read while decoding", bytes * d / 1e9);
+        if (on_cpu)
+            printf("%-34s %8.2f tok/s %.2f of the bandwidth roofline\n", "decode roofline (bytes / bandwidth)", bw * 1e9 / bytes,
+                   d / (bw * 1e9 / bytes));
     }
     laguna_session_free(s);
     free(toks);

@@ -14,6 +14,8 @@
 extern int test_case_failed;
 
 void test_run(const char *name, void (*fn)(void));
+/* Marks the running case skipped (printed "SKIP name: why", counted apart). */
+void test_skip(const char *fmt, ...);
 int test_summary(void);
 
 /* Records a failure with its location and keeps going (so one run shows all). */

@@ -24,7 +24,7 @@ static const char *models[][2] = {
 static laguna_model *open_model(const char *dir, int threads) {
     laguna_error err = {0};
     laguna_model *m = NULL;
-    laguna_status st = laguna_model_open(dir, &(laguna_model_options){.n_threads = threads}, &m, &err);
+    laguna_status st = laguna_model_open(dir, &(laguna_model_options){.n_threads = threads, .device = tu_test_device()}, &m, &err);
     CHECKF(st == LAGUNA_OK, "%s: %s", dir, err.message);
     return m;
 }

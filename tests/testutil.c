@@ -83,3 +83,8 @@ int tu_run_laguna(const char *args, char **output) {
     else free(buf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
+
+const char *tu_test_device(void) {
+    const char *d = getenv("LAGUNA_TEST_DEVICE");
+    return d && *d ? d : NULL;
+}

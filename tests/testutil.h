@@ -16,5 +16,8 @@ int tu_copy_file(const char *from, const char *dir, const char *name);
 /* Runs `build/laguna ARGS` (BUILD env overrides build/), capturing stdout+stderr
  * into *output (caller frees). Returns the exit status. */
 int tu_run_laguna(const char *args, char **output);
+/* The device the engine tests open models on: $LAGUNA_TEST_DEVICE (e.g.
+ * "cuda" on the GPU machine), NULL (the CPU) when unset. */
+const char *tu_test_device(void);
 
 #endif

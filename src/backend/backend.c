@@ -1,6 +1,7 @@
 /* Backends by name. */
 #include "backend/backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -9,7 +10,19 @@ laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **ou
     *out = NULL;
     if (!name || !strcmp(name, "cpu")) *out = lg_cpu_backend_new(n_threads);
     else if (!strcmp(name, "reference")) *out = lg_reference_backend_new();
-    else return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "unknown device '%s' (this build has: cpu, reference)", name);
+    else if (!strncmp(name, "cuda", 4) && (name[4] == 0 || name[4] == ':')) {
+#ifdef LAGUNA_CUDA
+        char *end = NULL;
+        long dev = name[4] ? strtol(name + 5, &end, 10) : 0;
+        if (name[4] && (end == name + 5 || *end || dev < 0 || dev > 255))
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bad device '%s' (cuda or cuda:N)", name);
+        *out = lg_cuda_backend_new((int)dev, err);
+        return *out ? LAGUNA_OK : LAGUNA_ERR_UNSUPPORTED;
+#else
+        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "device '%s': this build has no CUDA backend (nvcc was not found when it was built)", name);
+#endif
+    } else
+        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "unknown device '%s' (cpu, cuda[:N] or reference)", name);
     return *out ? LAGUNA_OK : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory starting the %s backend", name ? name : "cpu");
 }
 

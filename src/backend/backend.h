@@ -118,10 +118,15 @@ typedef struct {
     /* Makes weight bytes in host memory usable by ops: the CPU uses them
      * where they are; a GPU uploads them. NULL when out of memory. */
     const void *(*adopt_weights)(lg_backend *be, const void *host, size_t bytes);
+    /* Whether matrices of this dtype can be multiplied (NULL = every dtype). */
+    bool (*weights_ok)(lg_dtype dtype);
 
     lg_backend_ctx *(*ctx_new)(lg_backend *be, const lg_ctx_sizes *sizes);
     void (*ctx_free)(lg_backend_ctx *c);
     void (*to_host)(lg_backend_ctx *c, void *host_dst, const void *src, size_t bytes);
+    /* Waits for the context's work and reports what failed in it (ops
+     * themselves return nothing); NULL when ops complete as they return. */
+    laguna_status (*sync)(lg_backend_ctx *c, laguna_error *err);
     void (*copy)(lg_backend_ctx *c, void *dst, const void *src, size_t bytes);
 
     /* x[t] = row tokens[t] of the table, as float32; tokens are host. */
@@ -166,12 +171,15 @@ struct lg_backend_ctx {
     lg_backend *backend;
 };
 
-/* Backends by name: "cpu" (the default) and "reference" (slow, exact; for
- * tests). n_threads is the CPU backend's worker count (0 = all cores). */
+/* Backends by name: "cpu" (the default), "cuda" (or "cuda:N", in builds
+ * with nvcc) and "reference" (slow, exact; for tests). n_threads is the CPU
+ * backend's worker count (0 = all cores). */
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
 void lg_backend_destroy(lg_backend *be);
 
 lg_backend *lg_cpu_backend_new(int n_threads);
 lg_backend *lg_reference_backend_new(void);
+/* NULL with the reason in err when there is no usable GPU. */
+lg_backend *lg_cuda_backend_new(int device, laguna_error *err);
 
 #endif

@@ -10,6 +10,7 @@
  * called here: no arithmetic, no threads, no device. */
 #include "model/forward.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -101,7 +102,28 @@ laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int 
 
 void lg_activations_free(lg_activations *a, lg_backend *be) {
     if (a->block) be->ops->free(be, a->block, a->bytes);
+    free(a->host_copy);
     memset(a, 0, sizeof *a);
+}
+
+/* Observers read host memory: off the host, rows are copied out first. */
+static const void *on_host(lg_backend_ctx *bc, lg_activations *a, const void *src, size_t bytes) {
+    if (OP(bc)->host_memory) return src;
+    if (bytes > a->host_copy_bytes) {
+        void *p = realloc(a->host_copy, bytes);
+        if (!p) return NULL;
+        a->host_copy = p;
+        a->host_copy_bytes = bytes;
+    }
+    OP(bc)->to_host(bc, a->host_copy, src, bytes);
+    return a->host_copy;
+}
+
+static void observe_hidden(lg_backend_ctx *bc, lg_activations *a, const laguna_observer *o, int index, const float *rows,
+                           int n, int H) {
+    if (!o || !o->on_hidden) return;
+    const float *host = on_host(bc, a, rows, sizeof(float) * (size_t)n * H);
+    if (host) o->on_hidden(o->user, index, host, n, H);
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -125,8 +147,9 @@ static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activa
     OP(bc)->rmsnorm(bc, a->k, a->k, L->k_norm, n * nkv, hd, eps);
 
     const lg_rope_table *rope = &m->rope[L->attention_kind];
-    OP(bc)->rope(bc, a->q, n, nh, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, s->pos);
-    OP(bc)->rope(bc, a->k, n, nkv, hd, rope->n_rot, rope->inv_freq, rope->attention_scale, s->pos);
+    const float *inv_freq = m->rope_inv_freq[L->attention_kind];
+    OP(bc)->rope(bc, a->q, n, nh, hd, rope->n_rot, inv_freq, rope->attention_scale, s->pos);
+    OP(bc)->rope(bc, a->k, n, nkv, hd, rope->n_rot, inv_freq, rope->attention_scale, s->pos);
 
     /* keys and values go into the cache; queries read what their sequence
      * had before this step from the cache and this step's own positions
@@ -164,7 +187,10 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     OP(bc)->matmul_many(bc, &router, 1);
     lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
     OP(bc)->router(bc, &ra, a->router_logits, a->route_expert, a->route_weight, n);
-    if (observer && observer->on_experts) observer->on_experts(observer->user, li, a->route_expert, n, K);
+    if (observer && observer->on_experts) {
+        const int32_t *ids = on_host(bc, a, a->route_expert, sizeof(int32_t) * (size_t)n * K);
+        if (ids) observer->on_experts(observer->user, li, ids, n, K);
+    }
 
     OP(bc)->moe_group(bc, &a->plan, a->expert_in, a->h, a->route_expert, n, K, E, H);
     lg_moe_args ma = {&a->plan, n, E, K, L->experts, a->expert_in, a->act_gate, a->act_up, a->expert_out,
@@ -175,10 +201,6 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 }
 
 /* ---- the whole model ---------------------------------------------------------- */
-
-static void observe_hidden(const laguna_observer *o, int index, const float *rows, int n, int H) {
-    if (o && o->on_hidden) o->on_hidden(o->user, index, rows, n, H);
-}
 
 /* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time. */
 static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
@@ -195,15 +217,13 @@ static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activat
 }
 
 void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
-                const lg_step *s, const laguna_observer *observer) {
+                const lg_step *s, const laguna_observer *obs) {
     const lg_config *c = &m->cfg;
     int H = c->hidden_size, n = s->n_rows;
     float eps = (float)c->rms_norm_eps;
-    /* observers read host memory; a device backend would copy first */
-    const laguna_observer *obs = OP(bc)->host_memory ? observer : NULL;
 
     OP(bc)->embed(bc, a->x, &m->embed_tokens, s->tokens, n);
-    observe_hidden(obs, 0, a->x, n, H);
+    observe_hidden(bc, a, obs, 0, a->x, n, H);
     for (int li = 0; li < c->n_layers; li++) {
         const lg_layer *L = &m->layers[li];
         OP(bc)->rmsnorm(bc, a->h, a->x, L->input_norm, n, H, eps);
@@ -214,9 +234,9 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
         OP(bc)->add(bc, a->x, a->mlp, (size_t)n * H);
-        observe_hidden(obs, li + 1, a->x, n, H);
+        observe_hidden(bc, a, obs, li + 1, a->x, n, H);
     }
     OP(bc)->rmsnorm(bc, a->h, a->x, m->final_norm, n, H, eps);
-    observe_hidden(obs, c->n_layers + 1, a->h, n, H);
+    observe_hidden(bc, a, obs, c->n_layers + 1, a->h, n, H);
     logits_of_rows(m, bc, a, s);
 }

@@ -19,6 +19,8 @@ typedef struct {
     int32_t *route_expert;
     lg_moe_plan plan;
     float *head_in, *logits;  /* lm_head's input rows, and its output when the backend is not host memory */
+    void *host_copy;          /* host memory for observers when the backend's is not */
+    size_t host_copy_bytes;
 } lg_activations;
 
 laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int n_rows, laguna_error *err);

@@ -41,6 +41,7 @@ struct laguna_model {
     float *final_norm;
     lg_layer *layers;
     lg_rope_table rope[2];       /* indexed by lg_attention_kind */
+    const float *rope_inv_freq[2]; /* the tables' inv_freq as the backend reads it */
     lg_backend *backend;
     laguna_model_info info;
 };

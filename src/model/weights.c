@@ -54,11 +54,20 @@ static const uint8_t *adopt(binder *b, const void *host, size_t bytes, const cha
     return p;
 }
 
+static laguna_status backend_runs(binder *b, const lg_tensor *t, const char *name) {
+    const lg_backend_ops *ops = b->model->backend->ops;
+    if (ops->weights_ok && !ops->weights_ok(t->dtype))
+        return lg_fail(b->err, LAGUNA_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which the %s backend does not run yet", t->file,
+                       name, lg_dtype_name(t->dtype), ops->name);
+    return LAGUNA_OK;
+}
+
 static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int64_t rows, int64_t cols) {
     laguna_status st = LAGUNA_OK;
     const lg_tensor *t = need(b, name, 2, rows, cols, &st);
     if (!t) return st;
     size_t rb = lg_dtype_row_bytes(t->dtype, cols);
+    if ((st = backend_runs(b, t, name))) return st;
     if (rb == 0)
         return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' (%s): %lld columns is not a whole number of blocks", t->file,
                        name, lg_dtype_name(t->dtype), (long long)cols);
@@ -166,7 +175,9 @@ static laguna_status bind_fused_experts(binder *b, lg_layer *l, int li) {
                        gu->file, li, (long long)E, (long long)(2 * I), (long long)H, (long long)E, (long long)H, (long long)I);
     size_t gu_row = lg_dtype_row_bytes(gu->dtype, H), down_row = lg_dtype_row_bytes(down->dtype, I);
     if (!gu_row || !down_row) return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: layer %d's fused experts are not whole blocks", gu->file, li);
-    laguna_status st = LAGUNA_OK;
+    laguna_status st = backend_runs(b, gu, "gate_up_proj");
+    if (!st) st = backend_runs(b, down, "down_proj");
+    if (st) return st;
     const uint8_t *gu_data = adopt(b, gu->data, (size_t)(E * 2 * I) * gu_row, "gate_up_proj", &st);
     const uint8_t *down_data = gu_data ? adopt(b, down->data, (size_t)(E * H) * down_row, "down_proj", &st) : NULL;
     if (st) return st;
@@ -257,7 +268,12 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
         if ((st = bind_layer(&b, li))) return st;
     if (!c->gate_mode_from_config) model->cfg.gate_mode = model->layers[0].gate_mode; /* "gating": true */
     for (int k = 0; k < 2; k++)
-        if (c->has_rope[k] && (st = lg_rope_table_init(&model->rope[k], &c->rope[k], c->head_dim, err))) return st;
+        if (c->has_rope[k]) {
+            if ((st = lg_rope_table_init(&model->rope[k], &c->rope[k], c->head_dim, err))) return st;
+            size_t bytes = sizeof(float) * (size_t)(model->rope[k].n_rot / 2);
+            model->rope_inv_freq[k] = (const float *)adopt(&b, model->rope[k].inv_freq, bytes, "rope tables", &st);
+            if (st) return st;
+        }
     return LAGUNA_OK;
 }
 

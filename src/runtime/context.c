@@ -256,5 +256,6 @@ laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *r
     run_steps(x, rows, n, logits);
     for (int s = 0; s < x->n_seq_max; s++)
         if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], x->keep);
-    return LAGUNA_OK;
+    const lg_backend_ops *ops = x->model->backend->ops;
+    return ops->sync ? ops->sync(x->bc, err) : LAGUNA_OK;
 }

@@ -1,0 +1,172 @@
+/* Paged attention and KV writes on the GPU.
+ *
+ * One block per (query row, head). Positions are scored in chunks of the
+ * block's width (one thread per position), with an online softmax: the
+ * running maximum and sum are rescaled chunk by chunk, each output
+ * dimension accumulated by one thread over positions in ascending order. A
+ * row's result depends only on its own sequence. Positions earlier than the
+ * step come from the pool through the row's page table; the step's own come
+ * from its float32 key and value rows, as lg_attention_args says. */
+#include "backend/cuda/cuda_internal.h"
+
+#define THREADS 128
+#define MAX_HEAD_DIM 512
+
+struct attn_args {
+    const uint8_t *pool;
+    size_t page_bytes, row_bytes;
+    int page_size, dtype;
+    const int32_t *pos, *table_at, *pages, *fresh_from, *fresh_at, *fresh_rows;
+    const float *q, *fresh_k, *fresh_v;
+    float *out;
+    int n_heads, n_kv_heads, head_dim, window;
+    float scale;
+};
+
+/* Head kv of the key (which 0) or value (1) row at position p, element e. */
+__device__ __forceinline__ float kv_at(const attn_args &a, int r, int p, int which, int kv, int e) {
+    if (p >= a.fresh_from[r]) {
+        int row = a.fresh_rows[a.fresh_at[r] + p - a.fresh_from[r]];
+        return (which ? a.fresh_v : a.fresh_k)[((size_t)row * a.n_kv_heads + kv) * a.head_dim + e];
+    }
+    int page = a.pages[a.table_at[r] + p / a.page_size];
+    const uint8_t *row = a.pool + (size_t)page * a.page_bytes +
+                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+    return lg_load(a.dtype, row, (int64_t)kv * a.head_dim + e);
+}
+
+__global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
+    __shared__ float q[MAX_HEAD_DIM];
+    __shared__ float p_chunk[THREADS];
+    __shared__ float red[THREADS];
+    int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, hd = a.head_dim;
+    int kv = h / (a.n_heads / a.n_kv_heads);
+    int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0;
+    for (int e = tid; e < hd; e += THREADS) q[e] = a.q[((size_t)r * a.n_heads + h) * hd + e];
+    float acc[MAX_HEAD_DIM / THREADS] = {0};
+    float m = -INFINITY, l = 0.0f;
+    __syncthreads();
+    for (int c0 = lo; c0 <= pos; c0 += THREADS) {
+        int p = c0 + tid;
+        float s = -INFINITY;
+        if (p <= pos) {
+            float d = 0.0f;
+            for (int e = 0; e < hd; e++) d = fmaf(q[e], kv_at(a, r, p, 0, kv, e), d);
+            s = d * a.scale;
+        }
+        red[tid] = s;
+        __syncthreads();
+        for (int w = THREADS / 2; w > 0; w >>= 1) {
+            if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
+            __syncthreads();
+        }
+        float m_new = fmaxf(m, red[0]);
+        __syncthreads();
+        float ex = p <= pos ? expf(s - m_new) : 0.0f;
+        p_chunk[tid] = ex;
+        red[tid] = ex;
+        __syncthreads();
+        for (int w = THREADS / 2; w > 0; w >>= 1) {
+            if (tid < w) red[tid] += red[tid + w];
+            __syncthreads();
+        }
+        float rescale = expf(m - m_new);
+        l = l * rescale + red[0];
+        int n = min(THREADS, pos - c0 + 1);
+        for (int i = 0, e = tid; e < hd; i++, e += THREADS) {
+            float v = acc[i] * rescale;
+            for (int j = 0; j < n; j++) v = fmaf(p_chunk[j], kv_at(a, r, c0 + j, 1, kv, e), v);
+            acc[i] = v;
+        }
+        m = m_new;
+        __syncthreads();
+    }
+    float inv = 1.0f / l;
+    for (int i = 0, e = tid; e < hd; i++, e += THREADS) a.out[((size_t)r * a.n_heads + h) * hd + e] = acc[i] * inv;
+}
+
+void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                       const lg_attention_args *a) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    int n = a->n_rows;
+    if (n <= 0) return;
+    /* the step's page tables, flattened: row r's pages start at table_at[r] */
+    int32_t *table_at = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+    size_t total = 0;
+    for (int r = 0; r < n; r++) total += (size_t)(a->pos[r] / pool->page_size + 1);
+    int32_t *pages = (int32_t *)malloc(sizeof(int32_t) * (total ? total : 1));
+    if (!table_at || !pages) {
+        free(table_at), free(pages);
+        return;
+    }
+    size_t at = 0;
+    for (int r = 0; r < n; r++) {
+        int np = a->pos[r] / pool->page_size + 1;
+        table_at[r] = (int32_t)at;
+        memcpy(pages + at, a->tables[r], sizeof(int32_t) * (size_t)np);
+        at += (size_t)np;
+    }
+    attn_args g;
+    g.pool = pool->base;
+    g.page_bytes = pool->page_bytes;
+    g.row_bytes = pool->row_bytes;
+    g.page_size = pool->page_size;
+    g.dtype = pool->dtype;
+    g.pos = (const int32_t *)lg_cuda_upload(k, a->pos, sizeof(int32_t) * n);
+    g.table_at = (const int32_t *)lg_cuda_upload(k, table_at, sizeof(int32_t) * n);
+    g.pages = (const int32_t *)lg_cuda_upload(k, pages, sizeof(int32_t) * total);
+    g.fresh_from = (const int32_t *)lg_cuda_upload(k, a->fresh_from, sizeof(int32_t) * n);
+    g.fresh_at = (const int32_t *)lg_cuda_upload(k, a->fresh_at, sizeof(int32_t) * n);
+    g.fresh_rows = (const int32_t *)lg_cuda_upload(k, a->fresh_rows, sizeof(int32_t) * n);
+    g.q = q;
+    g.fresh_k = a->fresh_k;
+    g.fresh_v = a->fresh_v;
+    g.out = out;
+    g.n_heads = a->n_heads;
+    g.n_kv_heads = a->n_kv_heads;
+    g.head_dim = a->head_dim;
+    g.window = a->window;
+    g.scale = 1.0f / sqrtf((float)a->head_dim);
+    free(table_at);
+    free(pages);
+    attention_kernel<<<dim3(n, a->n_heads), THREADS, 0, k->stream>>>(g);
+}
+
+/* One block per row: keys then values into the row's pool slot, converted
+ * to the pool's dtype (Q8_0 as ggml quantises: scale amax/127, round). */
+__device__ void store_row(int dtype, uint8_t *dst, const float *src, int n) {
+    if (dtype == LG_DTYPE_Q8_0) {
+        for (int b = threadIdx.x; b < n / 32; b += blockDim.x) {
+            const float *x = src + b * 32;
+            float amax = 0.0f;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
+            uint8_t *blk = dst + (size_t)b * 34;
+            *(__half *)blk = __float2half_rn(d);
+            for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+        }
+        return;
+    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        if (dtype == LG_DTYPE_F32) ((float *)dst)[i] = src[i];
+        else if (dtype == LG_DTYPE_BF16) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(src[i]);
+        else ((__half *)dst)[i] = __float2half_rn(src[i]);
+    }
+}
+
+__global__ void kv_write_kernel(uint8_t *pool, size_t page_bytes, size_t row_bytes, int page_size, int dtype,
+                                int row_floats, const int32_t *slots, const float *k, const float *v) {
+    int r = blockIdx.x, slot = slots[r];
+    uint8_t *kdst = pool + (size_t)(slot / page_size) * page_bytes + (size_t)(slot % page_size) * row_bytes;
+    store_row(dtype, kdst, k + (size_t)r * row_floats, row_floats);
+    store_row(dtype, kdst + (size_t)page_size * row_bytes, v + (size_t)r * row_floats, row_floats);
+}
+
+void lg_cuda_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
+                      const float *v) {
+    lg_cuda_ctx *x = LG_CUDA_CTX(c);
+    if (a->n_rows <= 0) return;
+    const int32_t *slots = (const int32_t *)lg_cuda_upload(x, a->slots, sizeof(int32_t) * (size_t)a->n_rows);
+    kv_write_kernel<<<a->n_rows, 128, 0, x->stream>>>(pool->base, pool->page_bytes, pool->row_bytes, pool->page_size,
+                                                     pool->dtype, pool->row_floats, slots, k, v);
+}

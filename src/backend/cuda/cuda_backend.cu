@@ -1,0 +1,192 @@
+/* The CUDA backend: plain device allocations (no managed memory), weights
+ * uploaded once when the model adopts them, one stream per context with an
+ * upload ring for the step's host arrays, and the ops table. Errors inside
+ * a step (a failed launch, an out-of-memory table) are kept by the context
+ * and reported by sync() at the end of the step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+extern "C" {
+#include "core/error.h"
+}
+
+#define RING_BYTES (8u << 20)
+
+static void *cuda_alloc(lg_backend *be, size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError(); /* clear it: the caller reports the failure */
+        return NULL;
+    }
+    cudaMemset(p, 0, bytes ? bytes : 1);
+    return p;
+}
+
+static void cuda_free(lg_backend *be, void *buf, size_t bytes) {
+    (void)be, (void)bytes;
+    if (buf) cudaFree(buf);
+}
+
+static const void *cuda_adopt_weights(lg_backend *be, const void *host, size_t bytes) {
+    lg_cuda_backend *b = (lg_cuda_backend *)be;
+    lg_weight_block *blk = (lg_weight_block *)malloc(sizeof *blk);
+    if (!blk) return NULL;
+    if (cudaMalloc(&blk->dev, bytes ? bytes : 1) != cudaSuccess ||
+        cudaMemcpy(blk->dev, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        cudaGetLastError();
+        free(blk);
+        return NULL;
+    }
+    blk->next = b->weights;
+    b->weights = blk;
+    b->weight_bytes += bytes;
+    return blk->dev;
+}
+
+static bool cuda_weights_ok(lg_dtype d) { return lg_cuda_weight_dtype_ok(d); }
+
+static void cuda_ctx_free(lg_backend_ctx *c) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (!k) return;
+    if (k->stream) cudaStreamSynchronize(k->stream), cudaStreamDestroy(k->stream);
+    if (k->ring_dev) cudaFree(k->ring_dev);
+    if (k->ring_host) cudaFreeHost(k->ring_host);
+    for (int i = 0; i < k->n_tables; i++) cudaFree((void *)k->tables[i].dev);
+    free(k->tables);
+    free(k);
+}
+
+static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
+    (void)sizes;
+    lg_cuda_ctx *k = (lg_cuda_ctx *)calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->base.backend = be;
+    k->ring_bytes = RING_BYTES;
+    if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
+        cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess) {
+        cudaGetLastError();
+        cuda_ctx_free(&k->base);
+        return NULL;
+    }
+    return &k->base;
+}
+
+const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {
+    size_t need = (n + 255) / 256 * 256;
+    if (need > k->ring_bytes) { /* larger than the ring: a buffer of its own for the rest of the step */
+        cudaStreamSynchronize(k->stream);
+        cudaFreeHost(k->ring_host);
+        cudaFree(k->ring_dev);
+        k->ring_bytes = need * 2;
+        k->ring_used = 0;
+        if (cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
+            cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess)
+            return NULL; /* sync() reports the error */
+    }
+    if (k->ring_used + need > k->ring_bytes) { /* wrap: earlier uploads must be consumed first */
+        cudaStreamSynchronize(k->stream);
+        k->ring_used = 0;
+    }
+    uint8_t *h = k->ring_host + k->ring_used, *d = k->ring_dev + k->ring_used;
+    memcpy(h, host, n);
+    cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice, k->stream);
+    k->ring_used += need;
+    return d;
+}
+
+static void cuda_to_host(lg_backend_ctx *c, void *host_dst, const void *src, size_t bytes) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, k->stream);
+    cudaStreamSynchronize(k->stream);
+}
+
+static void cuda_copy(lg_backend_ctx *c, void *dst, const void *src, size_t bytes) {
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, LG_CUDA_CTX(c)->stream);
+}
+
+static laguna_status cuda_sync(lg_backend_ctx *c, laguna_error *err) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    cudaError_t e = cudaStreamSynchronize(k->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    k->ring_used = 0; /* the step is done: its uploads are consumed */
+    if (e != cudaSuccess) return lg_fail(err, LAGUNA_ERR_NOMEM, "cuda: %s", cudaGetErrorString(e));
+    return LAGUNA_OK;
+}
+
+static void cuda_destroy(lg_backend *be) {
+    lg_cuda_backend *b = (lg_cuda_backend *)be;
+    for (lg_weight_block *w = b->weights, *next; w; w = next) {
+        next = w->next;
+        cudaFree(w->dev);
+        free(w);
+    }
+    free(b);
+}
+
+static lg_backend_ops make_ops(void) {
+    lg_backend_ops o;
+    memset(&o, 0, sizeof o);
+    o.name = "cuda";
+    o.host_memory = false;
+    o.destroy = cuda_destroy;
+    o.alloc = cuda_alloc;
+    o.free = cuda_free;
+    o.adopt_weights = cuda_adopt_weights;
+    o.weights_ok = cuda_weights_ok;
+    o.ctx_new = cuda_ctx_new;
+    o.ctx_free = cuda_ctx_free;
+    o.to_host = cuda_to_host;
+    o.sync = cuda_sync;
+    o.copy = cuda_copy;
+    o.embed = lg_cuda_embed;
+    o.rmsnorm = lg_cuda_rmsnorm;
+    o.rope = lg_cuda_rope;
+    o.matmul_many = lg_cuda_matmul_many;
+    o.kv_write = lg_cuda_kv_write;
+    o.attention = lg_cuda_attention;
+    o.output_gate = lg_cuda_output_gate;
+    o.silu_mul = lg_cuda_silu_mul;
+    o.router = lg_cuda_router;
+    o.moe_group = lg_cuda_moe_group;
+    o.moe_experts = lg_cuda_moe_experts;
+    o.moe_combine = lg_cuda_moe_combine;
+    o.add = lg_cuda_add;
+    o.gather_rows = lg_cuda_gather_rows;
+    return o;
+}
+
+static const lg_backend_ops cuda_ops = make_ops();
+
+extern "C" lg_backend *lg_cuda_backend_new(int device, laguna_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "no CUDA device found (%s)",
+                e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+        return NULL;
+    }
+    if (device >= n) {
+        lg_fail(err, LAGUNA_ERR_ARGUMENT, "cuda:%d does not exist: this machine has %d CUDA device%s", device, n,
+                n == 1 ? "" : "s");
+        return NULL;
+    }
+    if (cudaSetDevice(device) != cudaSuccess) {
+        lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "cuda:%d cannot be used: %s", device, cudaGetErrorString(cudaGetLastError()));
+        return NULL;
+    }
+    lg_cuda_backend *b = (lg_cuda_backend *)calloc(1, sizeof *b);
+    if (!b) {
+        lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    b->base.ops = &cuda_ops;
+    b->base.n_threads = 1;
+    b->device = device;
+    return &b->base;
+}

@@ -1,0 +1,110 @@
+/* Row-wise and element-wise kernels of the CUDA backend: embedding rows,
+ * RMSNorm, RoPE, the output gate, SiLU, residual adds, row gathers. Each
+ * row is computed the same way whatever else is in the step. */
+#include "backend/cuda/cuda_internal.h"
+
+#define THREADS 256
+
+static unsigned blocks_for(size_t n) { return (unsigned)((n + THREADS - 1) / THREADS); }
+
+__global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, int dtype, const int32_t *tokens, int n,
+                             int width) {
+    const uint8_t *row = table + (size_t)tokens[blockIdx.x] * row_bytes;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, row, i);
+}
+
+void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    const int32_t *dt = (const int32_t *)lg_cuda_upload(k, tokens, sizeof(int32_t) * (size_t)n);
+    embed_kernel<<<n, THREADS, 0, k->stream>>>(x, table->data, table->row_bytes, table->dtype, dt, n, (int)table->cols);
+}
+
+/* One block per row; the sum of squares in double, reduced in a fixed order. */
+__global__ void rmsnorm_kernel(float *y, const float *x, const float *w, int n, float eps) {
+    __shared__ double part[THREADS];
+    const float *xr = x + (size_t)blockIdx.x * n;
+    float *yr = y + (size_t)blockIdx.x * n;
+    double ss = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += (double)xr[i] * xr[i];
+    part[threadIdx.x] = ss;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    float inv = (float)(1.0 / sqrt(part[0] / n + eps));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
+}
+
+void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps) {
+    if (n_rows > 0) rmsnorm_kernel<<<n_rows, THREADS, 0, LG_CUDA_CTX(c)->stream>>>(y, x, w, n, eps);
+}
+
+/* One block per row, one thread per (head, rotated pair). */
+__global__ void rope_kernel(float *rows, int n_heads, int head_dim, int n_rot, const float *inv_freq, float scale,
+                            const int32_t *pos) {
+    int half = n_rot / 2, t = blockIdx.x;
+    for (int j = threadIdx.x; j < n_heads * half; j += blockDim.x) {
+        int h = j / half, i = j % half;
+        float angle = (float)pos[t] * inv_freq[i]; /* formed in float32, as transformers does */
+        float co = cosf(angle) * scale, si = sinf(angle) * scale;
+        float *v = rows + ((size_t)t * n_heads + h) * head_dim;
+        float a = v[i], b = v[i + half];
+        v[i] = a * co - b * si;
+        v[i + half] = b * co + a * si;
+    }
+}
+
+void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int head_dim, int n_rot,
+                  const float *inv_freq, float scale, const int32_t *pos) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (n_rows <= 0 || n_rot <= 0) return;
+    const int32_t *dp = (const int32_t *)lg_cuda_upload(k, pos, sizeof(int32_t) * (size_t)n_rows);
+    rope_kernel<<<n_rows, THREADS, 0, k->stream>>>(rows, n_heads, head_dim, n_rot, inv_freq, scale, dp);
+}
+
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__global__ void gate_kernel(float *attn, const float *gate, size_t n, int n_heads, int head_dim, bool per_head) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    size_t width = (size_t)n_heads * head_dim;
+    float g = per_head ? gate[(i / width) * n_heads + (i % width) / head_dim] : gate[i];
+    attn[i] *= softplus(g);
+}
+
+void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
+                         bool per_head) {
+    size_t n = (size_t)n_rows * n_heads * head_dim;
+    if (n) gate_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(attn, gate, n, n_heads, head_dim, per_head);
+}
+
+__global__ void silu_mul_kernel(float *out, const float *gate, const float *up, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
+    if (n) silu_mul_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(out, gate, up, n);
+}
+
+__global__ void add_kernel(float *x, const float *y, size_t n) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n) {
+    if (n) add_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(x, y, n);
+}
+
+__global__ void gather_kernel(float *dst, const float *src, const int32_t *rows, int width) {
+    for (int i = threadIdx.x; i < width; i += blockDim.x)
+        dst[(size_t)blockIdx.x * width + i] = src[(size_t)rows[blockIdx.x] * width + i];
+}
+
+void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (n <= 0) return;
+    const int32_t *dr = (const int32_t *)lg_cuda_upload(k, rows, sizeof(int32_t) * (size_t)n);
+    gather_kernel<<<n, THREADS, 0, k->stream>>>(dst, src, dr, width);
+}
