@@ -68,6 +68,9 @@ struct lg_chat_parser {
     int n_pairs;      /* pairs emitted in this call */
     int n_calls;
     const cJSON *schema_props; /* the current tool's parameters.properties */
+    char ws[64];   /* whitespace-only answer text held back: the newlines the */
+    size_t n_ws;   /* templates put around tags are not content */
+    int trim_lead; /* drop newlines opening a block (after <think>, </think>) */
 };
 
 static int32_t token_id(const laguna_tokenizer *tok, const char *s) {
@@ -88,6 +91,7 @@ int lg_chat_parser_new(const laguna_tokenizer *tok, const cJSON *tools, bool in_
     p->id_call = token_id(tok, "<tool_call>");
     p->id_end_call = token_id(tok, "</tool_call>");
     p->state = in_reasoning ? ST_REASONING : ST_CONTENT;
+    p->trim_lead = 1;
     *out = p;
     return 0;
 }
@@ -179,7 +183,7 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
                                      cJSON_GetObjectItemCaseSensitive(tool, "parameters"), "properties")
                                : NULL;
         p->name_done = 1;
-        p->scan = i;
+        p->scan = p->raw ? 0 : i; /* raw: the name goes out as text too */
         int rc = p->raw ? emit(out, LG_EV_CONTENT, 0, "<tool_call>", 11)
                         : emit(out, LG_EV_TOOL_START, idx, name, strlen(name));
         free(name);
@@ -268,9 +272,23 @@ static int append_body(lg_chat_parser *p, const char *t, size_t len) {
 
 /* Routes text to the current state's channel. */
 static int route_text(lg_chat_parser *p, const char *t, size_t len, lg_event_list *out) {
+    if (p->trim_lead && p->state != ST_TOOL) {
+        while (len && (*t == '\n' || *t == '\r')) t++, len--;
+        if (len) p->trim_lead = 0;
+    }
     if (!len) return 0;
     if (p->state == ST_TOOL) return append_body(p, t, len) || scan_call(p, out, 0) ? -1 : 0;
-    return emit(out, p->state == ST_REASONING ? LG_EV_REASONING : LG_EV_CONTENT, 0, t, len);
+    if (p->state == ST_REASONING) return emit(out, LG_EV_REASONING, 0, t, len);
+    size_t k = 0;
+    while (k < len && is_space(t[k])) k++;
+    if (k == len && p->n_ws + len <= sizeof p->ws) { /* whitespace only: hold it */
+        memcpy(p->ws + p->n_ws, t, len);
+        p->n_ws += len;
+        return 0;
+    }
+    if (p->n_ws && emit(out, LG_EV_CONTENT, 0, p->ws, p->n_ws)) return -1;
+    p->n_ws = 0;
+    return emit(out, LG_EV_CONTENT, 0, t, len);
 }
 
 static int flush_text(lg_chat_parser *p, lg_event_list *out) {
@@ -291,6 +309,7 @@ int lg_chat_parser_push(lg_chat_parser *p, int32_t id, lg_event_list *out) {
     }
     if (flush_text(p, out)) return -1;
     if (id == p->id_call) {
+        p->n_ws = 0; /* whitespace before a call is layout */
         if (p->state == ST_TOOL && end_call(p, out)) return -1; /* a call left open */
         p->state = ST_TOOL;
         p->body_len = p->scan = 0;
@@ -299,9 +318,13 @@ int lg_chat_parser_push(lg_chat_parser *p, int32_t id, lg_event_list *out) {
         p->n_calls++;
         return 0;
     }
-    if (id == p->id_end_call) return p->state == ST_TOOL ? end_call(p, out) : 0;
+    if (id == p->id_end_call) {
+        p->trim_lead = 1;
+        return p->state == ST_TOOL ? end_call(p, out) : 0;
+    }
     if (p->state == ST_TOOL) return 0; /* think tags inside a call: dropped */
     p->state = id == p->id_think ? ST_REASONING : ST_CONTENT;
+    p->trim_lead = 1;
     return 0;
 }
 

@@ -375,16 +375,22 @@ static void step(lg_sched *s) {
             job_publish(j, NULL, NULL);
         }
     }
+    pthread_mutex_lock(&s->mu);
+    s->stats.decode_seconds += t1 - t0;
+    s->stats.steps++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void publish_gauges(lg_sched *s) {
     int used, total;
     size_t pb;
     laguna_context_kv_pages(s->ctx, &used, &total, &pb);
     pthread_mutex_lock(&s->mu);
-    s->stats.decode_seconds += t1 - t0;
-    s->stats.steps++;
     s->stats.kv_pages_used = used;
     s->stats.kv_pages_total = total;
     s->stats.cached_seqs = s->n_cache;
     s->stats.running = s->n_running;
+    s->stats.queued = s->n_queued;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -408,6 +414,7 @@ static void *sched_main(void *arg) {
         admit(s);
         drop_cancelled(s);
         step(s);
+        publish_gauges(s);
     }
     for (int i = 0; i < s->n_running; i++) job_end(s, s->running[i], NULL, "the server is shutting down");
     s->n_running = 0;
