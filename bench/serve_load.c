@@ -5,7 +5,8 @@
  * concurrency, then the time to first token of turn 2 of an agent-like chat
  * (a long system prompt) with and without the prefix cache.
  *
- *   make build/bench/serve_load && build/bench/serve_load [MODEL] [requests per level] [max_tokens] */
+ *   make build/bench/serve_load && build/bench/serve_load [MODEL] [requests per level] [max_tokens]
+ */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,7 +28,8 @@ static int g_port;
 
 /* Sends a request; returns seconds to the first content byte of the reply
  * body (ttft) and to the end; -1 on failure. */
-static int timed_request(const char *path, const char *body, double *ttft, double *total, char **reply) {
+static int timed_request(const char *path, const char *body, double *ttft, double *total,
+                         char **reply) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
@@ -39,8 +41,10 @@ static int timed_request(const char *path, const char *body, double *ttft, doubl
         return -1;
     }
     char head[256];
-    int n = snprintf(head, sizeof head, "POST %s HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     path, strlen(body));
+    int n = snprintf(
+        head, sizeof head,
+        "POST %s HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", path,
+        strlen(body));
     if (write(fd, head, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) {
         close(fd);
         return -1;
@@ -64,8 +68,10 @@ static int timed_request(const char *path, const char *body, double *ttft, doubl
     buf[len] = 0;
     if (*ttft < 0) *ttft = *total;
     int ok = strstr(buf, " 200 ") != NULL;
-    if (reply) *reply = buf;
-    else free(buf);
+    if (reply)
+        *reply = buf;
+    else
+        free(buf);
     return ok ? 0 : -1;
 }
 
@@ -80,8 +86,9 @@ static void *work(void *arg) {
     for (int i = 0; i < w->n_requests; i++) {
         char body[256];
         snprintf(body, sizeof body,
-                 "{\"prompt\":\"def task_%d_%d(data):\\n    \",\"max_tokens\":%d,\"stream\":true,\"ignore\":0}", w->id, i,
-                 w->max_tokens);
+                 "{\"prompt\":\"def task_%d_%d(data):\\n    "
+                 "\",\"max_tokens\":%d,\"stream\":true,\"ignore\":0}",
+                 w->id, i, w->max_tokens);
         double total;
         if (timed_request("/v1/completions", body, &w->ttft[i], &total, NULL)) w->failed++;
     }
@@ -111,8 +118,9 @@ static void level(int conc, int n_total, int max_tokens) {
     double dt = lg_now() - t0;
     int n = per * conc;
     qsort(ttft, (size_t)n, sizeof *ttft, cmp);
-    printf("| %3d | %4d | %5d | %8.2f | %9.1f | %9.1f | %10.0f |\n", conc, n, failed, n / dt, 1e3 * ttft[n / 2],
-           1e3 * ttft[(int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1], (double)n * max_tokens / dt);
+    printf("| %3d | %4d | %5d | %8.2f | %9.1f | %9.1f | %10.0f |\n", conc, n, failed, n / dt,
+           1e3 * ttft[n / 2], 1e3 * ttft[(int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1],
+           (double)n * max_tokens / dt);
     free(w);
     free(th);
     free(ttft);
@@ -124,24 +132,32 @@ static double agent_turn2(void) {
     strcpy(sys, "You are a coding agent. Tools: ");
     for (int i = 0; i < 50; i++) {
         char t[128];
-        snprintf(t, sizeof t, "tool_%d(path: string, lines: integer) reads part of file number %d; ", i, i);
+        snprintf(t, sizeof t,
+                 "tool_%d(path: string, lines: integer) reads part of file number %d; ", i, i);
         strcat(sys, t);
     }
     char *body = malloc(60000);
     snprintf(body, 60000,
-             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"Fix the bug.\"}],"
-             "\"max_tokens\":16}", sys);
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\","
+             "\"content\":\"Fix the bug.\"}],"
+             "\"max_tokens\":16}",
+             sys);
     double ttft, total;
     char *reply = NULL;
-    if (timed_request("/v1/chat/completions", body, &ttft, &total, &reply)) fprintf(stderr, "turn 1 failed: %.300s\n", reply);
+    if (timed_request("/v1/chat/completions", body, &ttft, &total, &reply))
+        fprintf(stderr, "turn 1 failed: %.300s\n", reply);
     const char *pt = reply ? strstr(reply, "\"prompt_tokens\":") : NULL;
     if (pt) printf("  turn 1 prompt: %d tokens\n", atoi(pt + 16));
     free(reply);
     snprintf(body, 60000,
-             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"Fix the bug.\"},"
-             "{\"role\":\"assistant\",\"content\":\"Looking at it.\"},{\"role\":\"user\",\"content\":\"Go on.\"}],"
-             "\"max_tokens\":16,\"stream\":true}", sys);
-    if (timed_request("/v1/chat/completions", body, &ttft, &total, NULL)) fprintf(stderr, "turn 2 failed\n");
+             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\","
+             "\"content\":\"Fix the bug.\"},"
+             "{\"role\":\"assistant\",\"content\":\"Looking at "
+             "it.\"},{\"role\":\"user\",\"content\":\"Go on.\"}],"
+             "\"max_tokens\":16,\"stream\":true}",
+             sys);
+    if (timed_request("/v1/chat/completions", body, &ttft, &total, NULL))
+        fprintf(stderr, "turn 2 failed\n");
     free(body);
     free(sys);
     return 1e3 * ttft;
@@ -161,9 +177,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "serve_load: %s\n", err.message);
         return 1;
     }
-    printf("laguna serve load test: %s, %d streamed completions per level, %d tokens each, loopback\n\n", dir, n_total,
-           max_tokens);
-    printf("| concurrency | requests | failed | requests/s | TTFT p50 ms | TTFT p99 ms | aggregate tok/s |\n");
+    printf("laguna serve load test: %s, %d streamed completions per level, %d tokens each, "
+           "loopback\n\n",
+           dir, n_total, max_tokens);
+    printf("| concurrency | requests | failed | requests/s | TTFT p50 ms | TTFT p99 ms | aggregate "
+           "tok/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
     int levels[] = {1, 4, 16};
     for (int l = 0; l < 3; l++) {

@@ -13,17 +13,20 @@
 #include "text_input.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna serve -m MODEL [options]\n"
-               "  --host ADDR        IPv4 address to listen on (default 127.0.0.1)\n"
-               "  --port N           port (default 8080; 0 = any free port)\n"
-               "  --api-key KEY      require 'Authorization: Bearer KEY' (or x-api-key: KEY)\n"
-               "  --parallel N       requests decoded together (default 4)\n"
-               "  --ctx-size N       positions per request (default: the model's maximum)\n"
-               "  --queue N          requests waiting beyond --parallel before 503 (default 64)\n"
-               "  --cache-seqs N     finished conversations kept for prefix reuse (default --parallel; 0 = off)\n"
-               "  --name NAME        model id reported by /v1/models (default: the model folder's name)\n"
-               "  --threads N        compute threads (default: all cores)\n"
-               "  --load auto|mmap|copy\n");
+    fprintf(
+        f,
+        "usage: laguna serve -m MODEL [options]\n"
+        "  --host ADDR        IPv4 address to listen on (default 127.0.0.1)\n"
+        "  --port N           port (default 8080; 0 = any free port)\n"
+        "  --api-key KEY      require 'Authorization: Bearer KEY' (or x-api-key: KEY)\n"
+        "  --parallel N       requests decoded together (default 4)\n"
+        "  --ctx-size N       positions per request (default: the model's maximum)\n"
+        "  --queue N          requests waiting beyond --parallel before 503 (default 64)\n"
+        "  --cache-seqs N     finished conversations kept for prefix reuse (default --parallel; 0 "
+        "= off)\n"
+        "  --name NAME        model id reported by /v1/models (default: the model folder's name)\n"
+        "  --threads N        compute threads (default: all cores)\n"
+        "  --load auto|mmap|copy\n");
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -37,16 +40,26 @@ int cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-m")) bad = !(dir = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--host")) bad = !(so.host = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--api-key")) bad = !(so.api_key = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--name")) bad = !(so.model_name = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--port")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 65535, &so.port);
-        else if (!strcmp(a, "--parallel")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 256, &so.n_parallel);
-        else if (!strcmp(a, "--ctx-size")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 16, 1 << 24, &so.n_ctx);
-        else if (!strcmp(a, "--queue")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 100000, &so.max_queue);
-        else if (!strcmp(a, "--cache-seqs")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1024, &cache);
-        else if (!strcmp(a, "--threads")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
+        } else if (!strcmp(a, "-m"))
+            bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--host"))
+            bad = !(so.host = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--api-key"))
+            bad = !(so.api_key = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--name"))
+            bad = !(so.model_name = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--port"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 65535, &so.port);
+        else if (!strcmp(a, "--parallel"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 256, &so.n_parallel);
+        else if (!strcmp(a, "--ctx-size"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 16, 1 << 24, &so.n_ctx);
+        else if (!strcmp(a, "--queue"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 100000, &so.max_queue);
+        else if (!strcmp(a, "--cache-seqs"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1024, &cache);
+        else if (!strcmp(a, "--threads"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
         else if (!strcmp(a, "--load")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
             mo.load_mode = (laguna_load_mode)mode;
@@ -66,7 +79,8 @@ int cmd_serve(int argc, char **argv) {
     if (!so.model_name) {
         const char *base = strrchr(dir, '/');
         size_t len = strlen(dir);
-        while (len > 1 && dir[len - 1] == '/') len--;
+        while (len > 1 && dir[len - 1] == '/')
+            len--;
         base = dir;
         for (size_t k = 0; k + 1 < len; k++)
             if (dir[k] == '/') base = dir + k + 1;
@@ -87,12 +101,14 @@ int cmd_serve(int argc, char **argv) {
     lg_server *srv = NULL;
     int rc = 1;
     if (text_input_load_tokenizer(dir, &tok, &err) || text_input_load_template(dir, &tmpl, &err) ||
-        laguna_model_open(dir, &mo, &model, &err) || lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
+        laguna_model_open(dir, &mo, &model, &err) ||
+        lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
         fprintf(stderr, "laguna serve: %s\n", err.message);
         goto done;
     }
-    fprintf(stderr, "laguna serve: %s on http://%s:%d (parallel %d)\n", so.model_name, so.host ? so.host : "127.0.0.1",
-            lg_server_port(srv), so.n_parallel ? so.n_parallel : 4);
+    fprintf(stderr, "laguna serve: %s on http://%s:%d (parallel %d)\n", so.model_name,
+            so.host ? so.host : "127.0.0.1", lg_server_port(srv),
+            so.n_parallel ? so.n_parallel : 4);
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "laguna serve: stopping\n");

@@ -46,11 +46,14 @@ static int connect_port(int port) {
     return fd;
 }
 
-static int send_request(int fd, const char *method, const char *path, const char *key, const char *body) {
+static int send_request(int fd, const char *method, const char *path, const char *key,
+                        const char *body) {
     char head[512];
     size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof head, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n", method, path, key ? "Authorization: Bearer " : "", key ? key : "",
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, key ? "Authorization: Bearer " : "", key ? key : "",
                      key ? "\r\n" : "", blen);
     if (write(fd, head, (size_t)n) != n) return -1;
     size_t off = 0;
@@ -68,7 +71,8 @@ typedef struct {
 } http_reply;
 
 /* One request on a fresh connection, read to EOF. */
-static http_reply http_key(int port, const char *method, const char *path, const char *key, const char *body) {
+static http_reply http_key(int port, const char *method, const char *path, const char *key,
+                           const char *body) {
     http_reply r = {0};
     int fd = connect_port(port);
     if (fd < 0 || send_request(fd, method, path, key, body)) {
@@ -118,7 +122,8 @@ static double usage_field(const char *body, const char *a, const char *b) {
 }
 
 /* Joins the deltas of an SSE body; sets *done when it ended with [DONE]. */
-static char *sse_text(const char *body, const char *field, int *done, char *finish, size_t finish_cap, double *usage_prompt) {
+static char *sse_text(const char *body, const char *field, int *done, char *finish,
+                      size_t finish_cap, double *usage_prompt) {
     size_t cap = strlen(body) + 1, n = 0;
     char *out = calloc(cap, 1);
     *done = 0;
@@ -183,12 +188,14 @@ static void test_health_models_tokenize(void) {
     free(req);
     cJSON_Delete(j);
     r = http("GET", "/metrics", NULL);
-    CHECK(r.status == 200 && strstr(r.body, "laguna_kv_pages_used") && strstr(r.body, "laguna_time_to_first_token_seconds"));
+    CHECK(r.status == 200 && strstr(r.body, "laguna_kv_pages_used") &&
+          strstr(r.body, "laguna_time_to_first_token_seconds"));
     free(r.body);
 }
 
 static void test_completion(void) {
-    http_reply r = http("POST", "/v1/completions", "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20}");
+    http_reply r =
+        http("POST", "/v1/completions", "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20}");
     CHECKF(r.status == 200, "%d %s", r.status, r.body);
     char *text = reply_text(r.body, "text");
     CHECK(text && strlen(text) > 10);
@@ -196,7 +203,8 @@ static void test_completion(void) {
     CHECK(usage_field(r.body, "completion_tokens", NULL) == 20);
     free(r.body);
     /* streamed: the same text */
-    r = http("POST", "/v1/completions", "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20,\"stream\":true}");
+    r = http("POST", "/v1/completions",
+             "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20,\"stream\":true}");
     int done;
     char finish[32] = "";
     char *st = sse_text(r.body, "text", &done, finish, sizeof finish, NULL);
@@ -206,16 +214,19 @@ static void test_completion(void) {
     free(text);
     free(r.body);
     /* a stop string ends it early and is not shown */
-    r = http("POST", "/v1/completions", "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":40,\"stop\":[\"if\"]}");
+    r = http("POST", "/v1/completions",
+             "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":40,\"stop\":[\"if\"]}");
     char *t2 = reply_text(r.body, "text");
-    CHECK(r.status == 200 && t2 && !strstr(t2, "if") && strstr(r.body, "\"finish_reason\":\"stop\""));
+    CHECK(r.status == 200 && t2 && !strstr(t2, "if") &&
+          strstr(r.body, "\"finish_reason\":\"stop\""));
     free(t2);
     free(r.body);
 }
 
-static const char *CHAT1 = "{\"messages\":[{\"role\":\"system\",\"content\":\"You write Python.\"},"
-                           "{\"role\":\"user\",\"content\":\"Write a function that adds two numbers.\"}],"
-                           "\"max_tokens\":24%s}";
+static const char *CHAT1 =
+    "{\"messages\":[{\"role\":\"system\",\"content\":\"You write Python.\"},"
+    "{\"role\":\"user\",\"content\":\"Write a function that adds two numbers.\"}],"
+    "\"max_tokens\":24%s}";
 
 static void test_chat_stream_matches_whole(void) {
     char req[512];
@@ -226,7 +237,8 @@ static void test_chat_stream_matches_whole(void) {
     CHECK(whole && strstr(r.body, "\"object\":\"chat.completion\""));
     CHECK(!strstr(r.body, "</assistant>"));
     free(r.body);
-    snprintf(req, sizeof req, CHAT1, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    snprintf(req, sizeof req, CHAT1,
+             ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     r = http("POST", "/v1/chat/completions", req);
     int done;
     char finish[32] = "";
@@ -250,7 +262,9 @@ typedef struct {
 static void *stream_thread(void *arg) {
     stream_arg *a = arg;
     char req[256];
-    snprintf(req, sizeof req, "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}", a->i);
+    snprintf(req, sizeof req,
+             "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}",
+             a->i);
     http_reply r = http("POST", "/v1/completions", req);
     int done;
     a->text = r.status == 200 ? sse_text(r.body, "text", &done, NULL, 0, NULL) : NULL;
@@ -273,10 +287,12 @@ static void test_concurrent_streams_match_alone(void) {
         together[i] = (stream_arg){i, NULL};
         pthread_create(&th[i], NULL, stream_thread, &together[i]);
     }
-    for (int i = 0; i < N_STREAMS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N_STREAMS; i++)
+        pthread_join(th[i], NULL);
     for (int i = 0; i < N_STREAMS; i++) {
-        CHECKF(alone[i].text && together[i].text && !strcmp(alone[i].text, together[i].text), "stream %d: '%s' vs '%s'",
-               i, alone[i].text ? alone[i].text : "(none)", together[i].text ? together[i].text : "(none)");
+        CHECKF(alone[i].text && together[i].text && !strcmp(alone[i].text, together[i].text),
+               "stream %d: '%s' vs '%s'", i, alone[i].text ? alone[i].text : "(none)",
+               together[i].text ? together[i].text : "(none)");
         free(alone[i].text);
         free(together[i].text);
     }
@@ -287,7 +303,8 @@ static void test_concurrent_streams_match_alone(void) {
 static void test_disconnect_cancels(void) {
     double before = metric("laguna_requests_cancelled_total");
     int fd = connect_port(g_port);
-    send_request(fd, "POST", "/v1/completions", KEY, "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
+    send_request(fd, "POST", "/v1/completions", KEY,
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
     char buf[512];
     CHECK(read(fd, buf, sizeof buf) > 0); /* it started */
     close(fd);
@@ -300,7 +317,8 @@ static void test_disconnect_cancels(void) {
     CHECK(metric("laguna_requests_running") == 0);
     /* a non-streamed request whose client leaves is cancelled too */
     fd = connect_port(g_port);
-    send_request(fd, "POST", "/v1/completions", KEY, "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
+    send_request(fd, "POST", "/v1/completions", KEY,
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
     usleep(100 * 1000);
     close(fd);
     for (int k = 0; k < 100 && after <= before + 1; k++) {
@@ -313,14 +331,17 @@ static void test_disconnect_cancels(void) {
 /* ---- prefix cache across turns ----------------------------------------------------------- */
 
 static void test_prefix_cache_turn2(void) {
-    const char *t1 = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a careful Python programmer who writes "
-                     "short functions with docstrings.\"},{\"role\":\"user\",\"content\":\"Sort a list.\"}],\"max_tokens\":16}";
+    const char *t1 = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a careful Python "
+                     "programmer who writes "
+                     "short functions with docstrings.\"},{\"role\":\"user\",\"content\":\"Sort a "
+                     "list.\"}],\"max_tokens\":16}";
     http_reply r = http("POST", "/v1/chat/completions", t1);
     char *reply = reply_text(r.body, "content");
     double p1 = usage_field(r.body, "prompt_tokens", NULL);
     CHECK(r.status == 200 && reply);
     free(r.body);
-    cJSON *req = cJSON_Parse(t1), *msgs = cJSON_GetObjectItem(req, "messages"), *m = cJSON_CreateObject();
+    cJSON *req = cJSON_Parse(t1), *msgs = cJSON_GetObjectItem(req, "messages"),
+          *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", "assistant");
     cJSON_AddStringToObject(m, "content", reply ? reply : "");
     cJSON_AddItemToArray(msgs, m);
@@ -335,7 +356,8 @@ static void test_prefix_cache_turn2(void) {
     double cached = usage_field(r.body, "prompt_tokens_details", "cached_tokens");
     double p2 = usage_field(r.body, "prompt_tokens", NULL);
     /* all of turn 1 but the tail the template rewrites (its empty <think></think>) */
-    CHECKF(r.status == 200 && cached >= p1 - 4 && cached < p2, "turn 1 prompt %g, turn 2 prompt %g, cached %g", p1, p2, cached);
+    CHECKF(r.status == 200 && cached >= p1 - 4 && cached < p2,
+           "turn 1 prompt %g, turn 2 prompt %g, cached %g", p1, p2, cached);
     CHECK(metric("laguna_prefix_cache_hit_tokens_total") >= hits0 + cached);
     free(r.body);
     free(t2);
@@ -344,9 +366,11 @@ static void test_prefix_cache_turn2(void) {
 
 /* ---- bad input ------------------------------------------------------------------------------ */
 
-static void expect_status(const char *path, const char *key, const char *body, int status, const char *needle) {
+static void expect_status(const char *path, const char *key, const char *body, int status,
+                          const char *needle) {
     http_reply r = http_key(g_port, body ? "POST" : "GET", path, key, body);
-    CHECKF(r.status == status && r.body && strstr(r.body, "\"error\"") && (!needle || strstr(r.body, needle)),
+    CHECKF(r.status == status && r.body && strstr(r.body, "\"error\"") &&
+               (!needle || strstr(r.body, needle)),
            "%s %s: %d %s", path, body ? body : "", r.status, r.body ? r.body : "");
     free(r.body);
 }
@@ -358,20 +382,28 @@ static void test_bad_input(void) {
     expect_status(chat, KEY, "{}", 400, "messages");
     expect_status(chat, KEY, "{\"messages\":[]}", 400, "messages");
     expect_status(chat, KEY, "{\"messages\":\"hi\"}", 400, "messages");
-    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", 400, "wizard");
+    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", 400,
+                  "wizard");
     expect_status(chat, KEY, "{\"messages\":[{\"content\":\"hi\"}]}", 400, "role");
-    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}", 400,
-                  "temperature");
-    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}", 400, "max_tokens");
-    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-3}", 400, "max_tokens");
-    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 400, NULL);
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}",
+                  400, "temperature");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}", 400,
+                  "max_tokens");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-3}", 400,
+                  "max_tokens");
+    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 400,
+                  NULL);
     expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":42}]}", 400, NULL);
     expect_status("/v1/completions", KEY, "{\"prompt\":[1,2,999999999]}", 400, "prompt");
     expect_status("/v1/completions", KEY, "{\"prompt\":true}", 400, "prompt");
     /* a prompt longer than the context (512 in this server) */
     char *big = malloc(20000);
     strcpy(big, "{\"prompt\":\"");
-    for (int i = 0; i < 1500; i++) strcat(big, "word ");
+    for (int i = 0; i < 1500; i++)
+        strcat(big, "word ");
     strcat(big, "\"}");
     expect_status("/v1/completions", KEY, big, 400, "context");
     free(big);
@@ -385,7 +417,8 @@ static void test_bad_input(void) {
     free(huge);
     /* keys, routes, methods */
     expect_status(chat, NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 401, NULL);
-    expect_status(chat, "sk-wrong", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 401, NULL);
+    expect_status(chat, "sk-wrong", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 401,
+                  NULL);
     expect_status("/v1/nothing", KEY, "{}", 404, NULL);
     expect_status(chat, KEY, NULL, 405, NULL);
     /* and it keeps serving */
@@ -405,12 +438,15 @@ static void test_queue_full(void) {
     }
     int port = lg_server_port(s);
     int a = connect_port(port), b = connect_port(port);
-    send_request(a, "POST", "/v1/completions", NULL, "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
+    send_request(a, "POST", "/v1/completions", NULL,
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
     char buf[256];
     CHECK(read(a, buf, sizeof buf) > 0); /* a runs */
-    send_request(b, "POST", "/v1/completions", NULL, "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
+    send_request(b, "POST", "/v1/completions", NULL,
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
     usleep(200 * 1000); /* b waits in the queue */
-    http_reply r = http_key(port, "POST", "/v1/completions", NULL, "{\"prompt\":\"def h(x):\",\"max_tokens\":4}");
+    http_reply r = http_key(port, "POST", "/v1/completions", NULL,
+                            "{\"prompt\":\"def h(x):\",\"max_tokens\":4}");
     CHECKF(r.status == 503 && strstr(r.body, "queue"), "%d %s", r.status, r.body);
     free(r.body);
     close(a);
@@ -434,13 +470,17 @@ static void parse_ids(const char *text, bool in_reasoning, const cJSON *tools, p
     lg_chat_parser_new(g_tok, tools, in_reasoning, &p);
     lg_event_list evs = {0};
     int32_t end_turn = laguna_tokenizer_token_to_id(g_tok, "</assistant>", 12);
-    for (size_t i = 0; i < n && ids[i] != end_turn; i++) lg_chat_parser_push(p, ids[i], &evs);
+    for (size_t i = 0; i < n && ids[i] != end_turn; i++)
+        lg_chat_parser_push(p, ids[i], &evs);
     lg_chat_parser_finish(p, &evs);
     for (size_t i = 0; i < evs.n; i++) {
         lg_event *e = &evs.items[i];
-        if (e->kind == LG_EV_CONTENT) strncat(out->content, e->text, sizeof out->content - strlen(out->content) - 1);
-        if (e->kind == LG_EV_REASONING) strncat(out->reasoning, e->text, sizeof out->reasoning - strlen(out->reasoning) - 1);
-        if (e->kind == LG_EV_TOOL_START && out->n_calls < 4) snprintf(out->names[out->n_calls++], 64, "%s", e->text);
+        if (e->kind == LG_EV_CONTENT)
+            strncat(out->content, e->text, sizeof out->content - strlen(out->content) - 1);
+        if (e->kind == LG_EV_REASONING)
+            strncat(out->reasoning, e->text, sizeof out->reasoning - strlen(out->reasoning) - 1);
+        if (e->kind == LG_EV_TOOL_START && out->n_calls < 4)
+            snprintf(out->names[out->n_calls++], 64, "%s", e->text);
         if (e->kind == LG_EV_TOOL_ARGS && e->tool_index < 4)
             strncat(out->args[e->tool_index], e->text, 511 - strlen(out->args[e->tool_index]));
     }
@@ -452,7 +492,8 @@ static void parse_ids(const char *text, bool in_reasoning, const cJSON *tools, p
 /* The assistant turn that holds the tool call, cut out of a rendered fixture. */
 static char *assistant_call_turn(const char *rendered) {
     const char *a = strstr(rendered, "<tool_call>get_weather");
-    while (a > rendered && strncmp(a, "<assistant>", 11)) a--;
+    while (a > rendered && strncmp(a, "<assistant>", 11))
+        a--;
     const char *e = strstr(a, "</assistant>");
     return strndup(a + 11, (size_t)(e + 12 - a - 11));
 }
@@ -465,16 +506,20 @@ static void test_parser_on_released_templates(void) {
         return;
     }
     cJSON *root = cJSON_Parse(json);
-    const cJSON *tools = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "requests"), "tools"), "tools");
-    const char *names[] = {"poolside-Laguna-XS.2.jinja", "poolside-Laguna-XS-2.1.jinja", "poolside-Laguna-S-2.1.jinja"};
+    const cJSON *tools = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "requests"), "tools"), "tools");
+    const char *names[] = {"poolside-Laguna-XS.2.jinja", "poolside-Laguna-XS-2.1.jinja",
+                           "poolside-Laguna-S-2.1.jinja"};
     for (int t = 0; t < 3; t++) {
         cJSON *ex = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "expected"), names[t]);
         const char *rendered = cJSON_GetObjectItem(ex, "tools")->valuestring;
         char *turn = assistant_call_turn(rendered);
         parsed p;
         parse_ids(turn, false, tools, &p);
-        CHECKF(p.n_calls == 1 && !strcmp(p.names[0], "get_weather"), "%s: %d calls", names[t], p.n_calls);
-        CHECKF(!strcmp(p.args[0], "{\"city\": \"Paris\", \"days\": 2}"), "%s: args '%s'", names[t], p.args[0]);
+        CHECKF(p.n_calls == 1 && !strcmp(p.names[0], "get_weather"), "%s: %d calls", names[t],
+               p.n_calls);
+        CHECKF(!strcmp(p.args[0], "{\"city\": \"Paris\", \"days\": 2}"), "%s: args '%s'", names[t],
+               p.args[0]);
         CHECKF(p.content[0] == 0, "%s: content '%s'", names[t], p.content);
         free(turn);
         /* reasoning: the prompt ends in <think>; what follows up to </think> is reasoning */
@@ -482,9 +527,11 @@ static void test_parser_on_released_templates(void) {
         const char *r0 = strstr(think, "<think>") + 7, *r1 = strstr(think, "</assistant>");
         char *reply = strndup(r0, (size_t)(r1 - r0));
         parse_ids(reply, true, NULL, &p);
-        CHECKF(!strcmp(p.reasoning, "Think about light.\n") || !strcmp(p.reasoning, "Think about light."),
+        CHECKF(!strcmp(p.reasoning, "Think about light.\n") ||
+                   !strcmp(p.reasoning, "Think about light."),
                "%s: reasoning '%s'", names[t], p.reasoning);
-        CHECKF(!strcmp(p.content, "Rayleigh scattering.") || !strcmp(p.content, "Rayleigh scattering.\n"),
+        CHECKF(!strcmp(p.content, "Rayleigh scattering.") ||
+                   !strcmp(p.content, "Rayleigh scattering.\n"),
                "%s: content '%s'", names[t], p.content);
         free(reply);
     }
@@ -493,21 +540,29 @@ static void test_parser_on_released_templates(void) {
 }
 
 static void test_parser_cases(void) {
-    cJSON *tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"read_file\",\"parameters\":{\"type\":"
-                               "\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"lines\":{\"type\":\"integer\"},"
-                               "\"opts\":{\"type\":\"object\"}}}}},{\"type\":\"function\",\"function\":{\"name\":\"now\"}}]");
+    cJSON *tools = cJSON_Parse(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"read_file\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"lines\":{\"type\":\"integer\"}"
+        ","
+        "\"opts\":{\"type\":\"object\"}}}}},{\"type\":\"function\",\"function\":{\"name\":\"now\"}}"
+        "]");
     parsed p;
-    /* two calls, a string that looks like a number stays a string, whitespace kept, zero-argument call */
-    parse_ids("Let me look.\n<tool_call>read_file\n<arg_key>path</arg_key>\n<arg_value>  12 </arg_value>\n"
-              "<arg_key>lines</arg_key><arg_value>30</arg_value><arg_key>opts</arg_key><arg_value>{\"a\": [1]}</arg_value>"
+    /* two calls, a string that looks like a number stays a string, whitespace kept, zero-argument
+     * call */
+    parse_ids("Let me look.\n<tool_call>read_file\n<arg_key>path</arg_key>\n<arg_value>  12 "
+              "</arg_value>\n"
+              "<arg_key>lines</arg_key><arg_value>30</arg_value><arg_key>opts</"
+              "arg_key><arg_value>{\"a\": [1]}</arg_value>"
               "\n</tool_call>\n<tool_call>now</tool_call>",
               false, tools, &p);
     CHECKF(!strcmp(p.content, "Let me look."), "content '%s'", p.content);
     CHECK(p.n_calls == 2 && !strcmp(p.names[0], "read_file") && !strcmp(p.names[1], "now"));
-    CHECKF(!strcmp(p.args[0], "{\"path\": \"  12 \", \"lines\": 30, \"opts\": {\"a\":[1]}}"), "args '%s'", p.args[0]);
+    CHECKF(!strcmp(p.args[0], "{\"path\": \"  12 \", \"lines\": 30, \"opts\": {\"a\":[1]}}"),
+           "args '%s'", p.args[0]);
     CHECKF(!strcmp(p.args[1], "{}"), "args '%s'", p.args[1]);
     /* an unknown tool is reported as text, never as a call */
-    parse_ids("<tool_call>rm_rf<arg_key>x</arg_key><arg_value>1</arg_value></tool_call>", false, tools, &p);
+    parse_ids("<tool_call>rm_rf<arg_key>x</arg_key><arg_value>1</arg_value></tool_call>", false,
+              tools, &p);
     CHECK(p.n_calls == 0 && strstr(p.content, "rm_rf"));
     /* </think> in an earlier turn does not matter: the scan is scoped to the current turn */
     const char *prompt = "<user>a</think>b</user>\n<assistant>\n<think>";
@@ -527,12 +582,17 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     laguna_error err = {0};
     laguna_model_options mo = {.n_threads = 2};
-    if (laguna_tokenizer_load(MODEL, &g_tok, &err) || laguna_chat_template_load(MODEL, &g_tmpl, &err) ||
+    if (laguna_tokenizer_load(MODEL, &g_tok, &err) ||
+        laguna_chat_template_load(MODEL, &g_tmpl, &err) ||
         laguna_model_open(MODEL, &mo, &g_model, &err)) {
         printf("FAIL setup: %s\n", err.message);
         return 1;
     }
-    lg_server_options so = {.port = 0, .api_key = KEY, .model_name = "laguna-tiny", .n_parallel = 8, .n_ctx = 512,
+    lg_server_options so = {.port = 0,
+                            .api_key = KEY,
+                            .model_name = "laguna-tiny",
+                            .n_parallel = 8,
+                            .n_ctx = 512,
                             .max_body_bytes = 64 * 1024};
     if (lg_server_start(g_model, g_tok, g_tmpl, &so, &g_srv, &err)) {
         printf("FAIL setup: %s\n", err.message);

@@ -23,7 +23,9 @@ void lg_sbuf_add(lg_sbuf *b, const char *s, size_t len) {
     b->p[b->n] = 0;
 }
 
-void lg_sbuf_str(lg_sbuf *b, const char *s) { lg_sbuf_add(b, s, strlen(s)); }
+void lg_sbuf_str(lg_sbuf *b, const char *s) {
+    lg_sbuf_add(b, s, strlen(s));
+}
 
 void lg_sbuf_printf(lg_sbuf *b, const char *fmt, ...) {
     char small[512];

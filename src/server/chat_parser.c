@@ -10,7 +10,8 @@
 
 /* ---- event lists ------------------------------------------------------------ */
 
-int lg_events_add(lg_event_list *l, lg_event_kind kind, int tool_index, const char *text, size_t len) {
+int lg_events_add(lg_event_list *l, lg_event_kind kind, int tool_index, const char *text,
+                  size_t len) {
     if (l->n > 0 && (kind == LG_EV_CONTENT || kind == LG_EV_REASONING || kind == LG_EV_TOOL_ARGS)) {
         lg_event *last = &l->items[l->n - 1];
         if (last->kind == kind && last->tool_index == tool_index) {
@@ -39,7 +40,8 @@ int lg_events_add(lg_event_list *l, lg_event_kind kind, int tool_index, const ch
 }
 
 void lg_events_clear(lg_event_list *l) {
-    for (size_t i = 0; i < l->n; i++) free(l->items[i].text);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].text);
     l->n = 0;
 }
 
@@ -62,15 +64,15 @@ struct lg_chat_parser {
     /* the current tool call */
     char *body; /* text since <tool_call> */
     size_t body_len, body_cap;
-    size_t scan;      /* where the next key/value pair starts in body */
-    int name_done;    /* the name was found (and announced, unless raw) */
-    int raw;          /* unknown tool: the call goes out as content text */
-    int n_pairs;      /* pairs emitted in this call */
+    size_t scan;   /* where the next key/value pair starts in body */
+    int name_done; /* the name was found (and announced, unless raw) */
+    int raw;       /* unknown tool: the call goes out as content text */
+    int n_pairs;   /* pairs emitted in this call */
     int n_calls;
     const cJSON *schema_props; /* the current tool's parameters.properties */
-    char ws[64];   /* whitespace-only answer text held back: the newlines the */
-    size_t n_ws;   /* templates put around tags are not content */
-    int trim_lead; /* drop newlines opening a block (after <think>, </think>) */
+    char ws[64];               /* whitespace-only answer text held back: the newlines the */
+    size_t n_ws;               /* templates put around tags are not content */
+    int trim_lead;             /* drop newlines opening a block (after <think>, </think>) */
 };
 
 static int32_t token_id(const laguna_tokenizer *tok, const char *s) {
@@ -103,7 +105,9 @@ void lg_chat_parser_free(lg_chat_parser *p) {
     free(p);
 }
 
-int lg_chat_parser_n_calls(const lg_chat_parser *p) { return p->n_calls; }
+int lg_chat_parser_n_calls(const lg_chat_parser *p) {
+    return p->n_calls;
+}
 
 bool lg_prompt_ends_in_think(const laguna_tokenizer *tok, const int32_t *ids, size_t n) {
     int32_t think = token_id(tok, "<think>"), end_think = token_id(tok, "</think>");
@@ -128,7 +132,9 @@ static const cJSON *find_tool(const cJSON *tools, const char *name) {
     return NULL;
 }
 
-static int is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+static int is_space(char c) {
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
 
 /* Whether the schema gives `key` the type string (alone or among others). */
 static int schema_says_string(const cJSON *props, const char *key) {
@@ -136,7 +142,8 @@ static int schema_says_string(const cJSON *props, const char *key) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(prop, "type");
     if (cJSON_IsString(type)) return !strcmp(type->valuestring, "string");
     const cJSON *t;
-    cJSON_ArrayForEach(t, type) if (cJSON_IsString(t) && !strcmp(t->valuestring, "string")) return 1;
+    cJSON_ArrayForEach(t,
+                       type) if (cJSON_IsString(t) && !strcmp(t->valuestring, "string")) return 1;
     return 0;
 }
 
@@ -161,7 +168,9 @@ static char *value_json(const cJSON *props, const char *key, const char *v, size
 }
 
 static int emit(lg_event_list *out, lg_event_kind k, int idx, const char *t, size_t len) {
-    return len == 0 && k != LG_EV_TOOL_START && k != LG_EV_TOOL_END ? 0 : lg_events_add(out, k, idx, t, len);
+    return len == 0 && k != LG_EV_TOOL_START && k != LG_EV_TOOL_END
+               ? 0
+               : lg_events_add(out, k, idx, t, len);
 }
 
 /* Looks in the call body for the name and complete key/value pairs. */
@@ -169,19 +178,23 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
     int idx = p->n_calls - 1;
     if (!p->name_done) {
         size_t i = 0;
-        while (i < p->body_len && p->body[i] != '\n' && p->body[i] != '<') i++;
+        while (i < p->body_len && p->body[i] != '\n' && p->body[i] != '<')
+            i++;
         if (i == p->body_len && !at_end) return 0;
         size_t a = 0, b = i;
-        while (a < b && is_space(p->body[a])) a++;
-        while (b > a && is_space(p->body[b - 1])) b--;
+        while (a < b && is_space(p->body[a]))
+            a++;
+        while (b > a && is_space(p->body[b - 1]))
+            b--;
         char *name = strndup(p->body + a, b - a);
         if (!name) return -1;
         const cJSON *tool = find_tool(p->tools, name);
         p->raw = cJSON_GetArraySize(p->tools) > 0 && !tool;
         if (p->raw) p->n_calls--; /* reported as text, not counted as a call */
-        p->schema_props = tool ? cJSON_GetObjectItemCaseSensitive(
-                                     cJSON_GetObjectItemCaseSensitive(tool, "parameters"), "properties")
-                               : NULL;
+        p->schema_props =
+            tool ? cJSON_GetObjectItemCaseSensitive(
+                       cJSON_GetObjectItemCaseSensitive(tool, "parameters"), "properties")
+                 : NULL;
         p->name_done = 1;
         p->scan = p->raw ? 0 : i; /* raw: the name goes out as text too */
         int rc = p->raw ? emit(out, LG_EV_CONTENT, 0, "<tool_call>", 11)
@@ -194,10 +207,12 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
         p->scan = p->body_len;
         return 0;
     }
-    static const char K0[] = "<arg_key>", K1[] = "</arg_key>", V0[] = "<arg_value>", V1[] = "</arg_value>";
+    static const char K0[] = "<arg_key>", K1[] = "</arg_key>", V0[] = "<arg_value>",
+                      V1[] = "</arg_value>";
     for (;;) {
         const char *s = p->body + p->scan, *end = p->body + p->body_len;
-        while (s < end && is_space(*s)) s++;
+        while (s < end && is_space(*s))
+            s++;
         if (s == end) return 0;
         size_t have = (size_t)(end - s);
         if (have < sizeof K0 - 1) {
@@ -213,7 +228,8 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
         const char *ke = memmem(k, (size_t)(end - k), K1, sizeof K1 - 1);
         if (!ke) return 0;
         const char *v = ke + sizeof K1 - 1;
-        while (v < end && is_space(*v)) v++;
+        while (v < end && is_space(*v))
+            v++;
         if ((size_t)(end - v) < sizeof V0 - 1) return 0;
         if (memcmp(v, V0, sizeof V0 - 1)) {
             p->scan = (size_t)(v - p->body);
@@ -249,9 +265,11 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
 static int end_call(lg_chat_parser *p, lg_event_list *out) {
     if (scan_call(p, out, 1)) return -1;
     int idx = p->n_calls - 1, rc;
-    if (p->raw) rc = emit(out, LG_EV_CONTENT, 0, "</tool_call>", 12);
-    else rc = emit(out, LG_EV_TOOL_ARGS, idx, p->n_pairs ? "}" : "{}", p->n_pairs ? 1 : 2) ||
-              emit(out, LG_EV_TOOL_END, idx, "", 0);
+    if (p->raw)
+        rc = emit(out, LG_EV_CONTENT, 0, "</tool_call>", 12);
+    else
+        rc = emit(out, LG_EV_TOOL_ARGS, idx, p->n_pairs ? "}" : "{}", p->n_pairs ? 1 : 2) ||
+             emit(out, LG_EV_TOOL_END, idx, "", 0);
     p->state = ST_CONTENT;
     return rc ? -1 : 0;
 }
@@ -273,14 +291,16 @@ static int append_body(lg_chat_parser *p, const char *t, size_t len) {
 /* Routes text to the current state's channel. */
 static int route_text(lg_chat_parser *p, const char *t, size_t len, lg_event_list *out) {
     if (p->trim_lead && p->state != ST_TOOL) {
-        while (len && (*t == '\n' || *t == '\r')) t++, len--;
+        while (len && (*t == '\n' || *t == '\r'))
+            t++, len--;
         if (len) p->trim_lead = 0;
     }
     if (!len) return 0;
     if (p->state == ST_TOOL) return append_body(p, t, len) || scan_call(p, out, 0) ? -1 : 0;
     if (p->state == ST_REASONING) return emit(out, LG_EV_REASONING, 0, t, len);
     size_t k = 0;
-    while (k < len && is_space(t[k])) k++;
+    while (k < len && is_space(t[k]))
+        k++;
     if (k == len && p->n_ws + len <= sizeof p->ws) { /* whitespace only: hold it */
         memcpy(p->ws + p->n_ws, t, len);
         p->n_ws += len;

@@ -48,7 +48,8 @@ typedef struct {
 
 /* Appends an event (text copied); coalesces with the last one when both are
  * text of the same channel. Returns -1 when out of memory. */
-int lg_events_add(lg_event_list *l, lg_event_kind kind, int tool_index, const char *text, size_t len);
+int lg_events_add(lg_event_list *l, lg_event_kind kind, int tool_index, const char *text,
+                  size_t len);
 /* Frees the texts and empties the list (keeps the array). */
 void lg_events_clear(lg_event_list *l);
 void lg_events_free(lg_event_list *l);

@@ -32,15 +32,17 @@ static bool client_gone(int fd) {
 }
 
 static int conn_fd(struct MHD_Connection *c) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
 }
 
 /* ---- replies ------------------------------------------------------------------------ */
 
-static enum MHD_Result send_text(lg_server *srv, struct MHD_Connection *c, int status, const char *type,
-                                 const char *text, size_t len) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+static enum MHD_Result send_text(lg_server *srv, struct MHD_Connection *c, int status,
+                                 const char *type, const char *text, size_t len) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
@@ -51,7 +53,9 @@ static enum MHD_Result send_text(lg_server *srv, struct MHD_Connection *c, int s
 }
 
 static enum MHD_Result send_json(lg_server *srv, struct MHD_Connection *c, int status, char *json) {
-    if (!json) return send_text(srv, c, 500, "application/json", "{\"error\":{\"message\":\"out of memory\"}}", 38);
+    if (!json)
+        return send_text(srv, c, 500, "application/json",
+                         "{\"error\":{\"message\":\"out of memory\"}}", 38);
     enum MHD_Result rc = send_text(srv, c, status, "application/json", json, strlen(json));
     free(json);
     return rc;
@@ -61,7 +65,8 @@ static enum MHD_Result send_error(lg_server *srv, struct MHD_Connection *c, cons
     return send_json(srv, c, e->status, lg_openai_error_json(e));
 }
 
-static enum MHD_Result fail(lg_server *srv, struct MHD_Connection *c, int status, const char *type, const char *msg) {
+static enum MHD_Result fail(lg_server *srv, struct MHD_Connection *c, int status, const char *type,
+                            const char *msg) {
     lg_req_error e = {.type = type};
     lg_req_fail(&e, status, NULL, "%s", msg);
     return send_error(srv, c, &e);
@@ -128,7 +133,8 @@ static void stream_free(void *cls) {
     free(st);
 }
 
-static enum MHD_Result reply_stream(lg_server *srv, struct MHD_Connection *c, lg_job *job, const lg_reply_info *info) {
+static enum MHD_Result reply_stream(lg_server *srv, struct MHD_Connection *c, lg_job *job,
+                                    const lg_reply_info *info) {
     stream_state *st = calloc(1, sizeof *st);
     if (!st) {
         atomic_store(&job->cancelled, 1);
@@ -136,7 +142,8 @@ static enum MHD_Result reply_stream(lg_server *srv, struct MHD_Connection *c, lg
         return fail(srv, c, 500, "server_error", "out of memory");
     }
     *st = (stream_state){.srv = srv, .job = job, .info = *info, .fd = conn_fd(c)};
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
         stream_free(st);
         return MHD_NO;
@@ -150,12 +157,14 @@ static enum MHD_Result reply_stream(lg_server *srv, struct MHD_Connection *c, lg
 
 /* ---- generation: whole replies -------------------------------------------------------- */
 
-static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_job *j, const lg_reply_info *info) {
+static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_job *j,
+                                   const lg_reply_info *info) {
     int fd = conn_fd(c);
     lg_turn turn = {0};
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        for (size_t i = 0; i < j->events.n; i++) lg_turn_add(&turn, &j->events.items[i]);
+        for (size_t i = 0; i < j->events.n; i++)
+            lg_turn_add(&turn, &j->events.items[i]);
         lg_events_clear(&j->events);
         if (j->done) break;
         struct timespec ts;
@@ -173,27 +182,33 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
     }
     pthread_mutex_unlock(&j->mu);
     enum MHD_Result rc;
-    if (j->error[0]) rc = fail(srv, c, 500, "server_error", j->error);
-    else if (turn.failed) rc = fail(srv, c, 500, "server_error", "out of memory");
-    else rc = send_json(srv, c, 200, lg_openai_response(info, &turn, j));
+    if (j->error[0])
+        rc = fail(srv, c, 500, "server_error", j->error);
+    else if (turn.failed)
+        rc = fail(srv, c, 500, "server_error", "out of memory");
+    else
+        rc = send_json(srv, c, 200, lg_openai_response(info, &turn, j));
     lg_turn_free(&turn);
     lg_job_release(j);
     return rc;
 }
 
-static enum MHD_Result generate(lg_server *srv, struct MHD_Connection *c, const cJSON *body, lg_api api) {
+static enum MHD_Result generate(lg_server *srv, struct MHD_Connection *c, const cJSON *body,
+                                lg_api api) {
     lg_job *job = lg_job_new();
     if (!job) return fail(srv, c, 500, "server_error", "out of memory");
     lg_reply_info info = {0};
     lg_req_error e = {0};
-    int rc = api == LG_API_CHAT ? lg_parse_chat(srv, body, job, &info, &e) : lg_parse_completion(srv, body, job, &info, &e);
+    int rc = api == LG_API_CHAT ? lg_parse_chat(srv, body, job, &info, &e)
+                                : lg_parse_completion(srv, body, job, &info, &e);
     if (rc) {
         lg_job_release(job);
         return send_error(srv, c, &e);
     }
     if (lg_sched_submit(srv->sched, job)) {
         lg_job_release(job);
-        return fail(srv, c, 503, "server_overloaded", "the server is busy: the request queue is full; retry later");
+        return fail(srv, c, 503, "server_overloaded",
+                    "the server is busy: the request queue is full; retry later");
     }
     return info.stream ? reply_stream(srv, c, job, &info) : reply_whole(srv, c, job, &info);
 }
@@ -218,16 +233,19 @@ static enum MHD_Result tokenize(lg_server *srv, struct MHD_Connection *c, const 
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(body, "content");
     if (!text) text = cJSON_GetObjectItemCaseSensitive(body, "prompt");
     const cJSON *special = cJSON_GetObjectItemCaseSensitive(body, "add_special");
-    if (!cJSON_IsString(text)) return fail(srv, c, 400, "invalid_request_error", "'content' must be a string");
-    if (special && !cJSON_IsBool(special)) return fail(srv, c, 400, "invalid_request_error", "'add_special' must be a boolean");
+    if (!cJSON_IsString(text))
+        return fail(srv, c, 400, "invalid_request_error", "'content' must be a string");
+    if (special && !cJSON_IsBool(special))
+        return fail(srv, c, 400, "invalid_request_error", "'add_special' must be a boolean");
     int32_t *ids = NULL;
     size_t n = 0;
     laguna_error err = {0};
-    if (laguna_tokenizer_encode(srv->tok, text->valuestring, strlen(text->valuestring), cJSON_IsTrue(special), &ids, &n,
-                                &err))
+    if (laguna_tokenizer_encode(srv->tok, text->valuestring, strlen(text->valuestring),
+                                cJSON_IsTrue(special), &ids, &n, &err))
         return fail(srv, c, 400, "invalid_request_error", err.message);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "tokens");
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
     cJSON_AddNumberToObject(o, "count", (double)n);
     laguna_tokenizer_free_ids(ids);
     char *s = cJSON_PrintUnformatted(o);
@@ -237,16 +255,19 @@ static enum MHD_Result tokenize(lg_server *srv, struct MHD_Connection *c, const 
 
 static enum MHD_Result detokenize(lg_server *srv, struct MHD_Connection *c, const cJSON *body) {
     const cJSON *toks = cJSON_GetObjectItemCaseSensitive(body, "tokens");
-    if (!cJSON_IsArray(toks)) return fail(srv, c, 400, "invalid_request_error", "'tokens' must be an array of token ids");
+    if (!cJSON_IsArray(toks))
+        return fail(srv, c, 400, "invalid_request_error", "'tokens' must be an array of token ids");
     int n = cJSON_GetArraySize(toks), vocab = (int)laguna_tokenizer_vocab_size(srv->tok);
     int32_t *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
     if (!ids) return fail(srv, c, 500, "server_error", "out of memory");
     int i = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, toks) {
-        if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble >= vocab || t->valuedouble != (int)t->valuedouble) {
+        if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble >= vocab ||
+            t->valuedouble != (int)t->valuedouble) {
             free(ids);
-            return fail(srv, c, 400, "invalid_request_error", "'tokens' must hold token ids of this model");
+            return fail(srv, c, 400, "invalid_request_error",
+                        "'tokens' must hold token ids of this model");
         }
         ids[i++] = (int32_t)t->valuedouble;
     }
@@ -274,14 +295,15 @@ static bool authorized(lg_server *srv, struct MHD_Connection *c) {
     return xkey && !strcmp(xkey, srv->opt.api_key);
 }
 
-static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const char *url, const char *method,
-                             conn_state *cs) {
+static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const char *url,
+                             const char *method, conn_state *cs) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     if (!strcmp(url, "/health")) {
         if (!get) return fail(srv, c, 405, "invalid_request_error", "use GET /health");
         return send_text(srv, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
     }
-    if (!authorized(srv, c)) return fail(srv, c, 401, "authentication_error", "invalid or missing API key");
+    if (!authorized(srv, c))
+        return fail(srv, c, 401, "authentication_error", "invalid or missing API key");
     if (!strcmp(url, "/v1/models") || !strcmp(url, "/models")) {
         if (!get) return fail(srv, c, 405, "invalid_request_error", "use GET /v1/models");
         return models(srv, c);
@@ -290,30 +312,41 @@ static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const cha
         if (!get) return fail(srv, c, 405, "invalid_request_error", "use GET /metrics");
         lg_sbuf b = {0};
         lg_metrics_text(&b, srv);
-        enum MHD_Result rc = b.failed ? MHD_NO : send_text(srv, c, 200, "text/plain; version=0.0.4", b.p, b.n);
+        enum MHD_Result rc =
+            b.failed ? MHD_NO : send_text(srv, c, 200, "text/plain; version=0.0.4", b.p, b.n);
         lg_sbuf_free(&b);
         return rc;
     }
-    int which = !strcmp(url, "/v1/chat/completions") ? 1 : !strcmp(url, "/v1/completions") ? 2
-              : !strcmp(url, "/tokenize")            ? 3 : !strcmp(url, "/detokenize")     ? 4 : 0;
+    int which = !strcmp(url, "/v1/chat/completions") ? 1
+                : !strcmp(url, "/v1/completions")    ? 2
+                : !strcmp(url, "/tokenize")          ? 3
+                : !strcmp(url, "/detokenize")        ? 4
+                                                     : 0;
     if (!which) return fail(srv, c, 404, "not_found_error", "no such endpoint");
     if (!post) return fail(srv, c, 405, "invalid_request_error", "use POST for this endpoint");
-    if (cs->too_big) return fail(srv, c, 413, "invalid_request_error", "the request body is too large");
+    if (cs->too_big)
+        return fail(srv, c, 413, "invalid_request_error", "the request body is too large");
     cJSON *body = cs->body.p ? cJSON_ParseWithLength(cs->body.p, cs->body.n) : NULL;
-    if (!body) return fail(srv, c, 400, "invalid_request_error", "the request body is not valid JSON");
+    if (!body)
+        return fail(srv, c, 400, "invalid_request_error", "the request body is not valid JSON");
     enum MHD_Result rc;
-    if (!cJSON_IsObject(body)) rc = fail(srv, c, 400, "invalid_request_error", "the request body must be a JSON object");
-    else if (which == 1) rc = generate(srv, c, body, LG_API_CHAT);
-    else if (which == 2) rc = generate(srv, c, body, LG_API_COMPLETION);
-    else if (which == 3) rc = tokenize(srv, c, body);
-    else rc = detokenize(srv, c, body);
+    if (!cJSON_IsObject(body))
+        rc = fail(srv, c, 400, "invalid_request_error", "the request body must be a JSON object");
+    else if (which == 1)
+        rc = generate(srv, c, body, LG_API_CHAT);
+    else if (which == 2)
+        rc = generate(srv, c, body, LG_API_COMPLETION);
+    else if (which == 3)
+        rc = tokenize(srv, c, body);
+    else
+        rc = detokenize(srv, c, body);
     cJSON_Delete(body);
     return rc;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     lg_server *srv = cls;
     conn_state *cs = *con_cls;
     if (!cs) {
@@ -334,7 +367,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return route(srv, c, url, method, cs);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
     conn_state *cs = *con_cls;
     if (!cs) return;
     lg_sbuf_free(&cs->body);
@@ -342,10 +376,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
-/* ---- start and stop ---------------------------------------------------------------------------- */
+/* ---- start and stop ----------------------------------------------------------------------------
+ */
 
-int lg_server_start(laguna_model *model, const laguna_tokenizer *tok, const laguna_chat_template *tmpl,
-                    const lg_server_options *opt, lg_server **out, laguna_error *err) {
+int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
+                    const laguna_chat_template *tmpl, const lg_server_options *opt, lg_server **out,
+                    laguna_error *err) {
     lg_server *srv = calloc(1, sizeof *srv);
     if (!srv) return -1;
     srv->model = model;
@@ -354,7 +390,8 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok, const lagu
     srv->opt = *opt;
     if (!srv->opt.max_body_bytes) srv->opt.max_body_bytes = 8u << 20;
     snprintf(srv->host, sizeof srv->host, "%s", opt->host ? opt->host : "127.0.0.1");
-    snprintf(srv->model_name, sizeof srv->model_name, "%s", opt->model_name ? opt->model_name : "laguna");
+    snprintf(srv->model_name, sizeof srv->model_name, "%s",
+             opt->model_name ? opt->model_name : "laguna");
     pthread_mutex_init(&srv->tmpl_mu, NULL);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt->port)};
     if (inet_pton(AF_INET, srv->host, &addr.sin_addr) != 1) {
@@ -362,19 +399,22 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok, const lagu
         free(srv);
         return -1;
     }
-    lg_sched_options so = {.n_parallel = opt->n_parallel, .n_ctx = opt->n_ctx, .max_queue = opt->max_queue,
+    lg_sched_options so = {.n_parallel = opt->n_parallel,
+                           .n_ctx = opt->n_ctx,
+                           .max_queue = opt->max_queue,
                            .cache_seqs = opt->cache_seqs};
     if (lg_sched_create(model, tok, &so, &srv->sched, err)) {
         free(srv);
         return -1;
     }
-    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                                   on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
-                                   (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                                   (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+                                   on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!srv->daemon) {
-        snprintf(err->message, sizeof err->message, "cannot listen on %s:%d (in use, or not allowed)", srv->host,
-                 opt->port);
+        snprintf(err->message, sizeof err->message,
+                 "cannot listen on %s:%d (in use, or not allowed)", srv->host, opt->port);
         lg_sched_free(srv->sched);
         free(srv);
         return -1;
@@ -385,7 +425,9 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok, const lagu
     return 0;
 }
 
-int lg_server_port(const lg_server *srv) { return srv->port; }
+int lg_server_port(const lg_server *srv) {
+    return srv->port;
+}
 
 void lg_server_stop(lg_server *srv) {
     if (!srv) return;

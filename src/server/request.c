@@ -16,7 +16,10 @@
 int lg_req_fail(lg_req_error *e, int status, const char *param, const char *fmt, ...) {
     e->status = status;
     e->param = param;
-    if (!e->type) e->type = status == 401 ? "authentication_error" : status >= 500 ? "server_error" : "invalid_request_error";
+    if (!e->type)
+        e->type = status == 401   ? "authentication_error"
+                  : status >= 500 ? "server_error"
+                                  : "invalid_request_error";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
@@ -25,7 +28,8 @@ int lg_req_fail(lg_req_error *e, int status, const char *param, const char *fmt,
 }
 
 /* Optional number field in [lo, hi]; *present tells whether it was given. */
-static int get_number(const cJSON *body, const char *name, double lo, double hi, double *out, lg_req_error *e) {
+static int get_number(const cJSON *body, const char *name, double lo, double hi, double *out,
+                      lg_req_error *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
@@ -36,7 +40,8 @@ static int get_number(const cJSON *body, const char *name, double lo, double hi,
     return 0;
 }
 
-static int get_int(const cJSON *body, const char *name, double lo, double hi, int *out, lg_req_error *e) {
+static int get_int(const cJSON *body, const char *name, double lo, double hi, int *out,
+                   lg_req_error *e) {
     double d = NAN;
     if (get_number(body, name, lo, hi, &d, e)) return -1;
     if (isnan(d)) return 0;
@@ -54,15 +59,18 @@ static int get_bool(const cJSON *body, const char *name, bool *out, lg_req_error
 }
 
 /* Sampling, length, stop strings, stream flags: shared by both endpoints. */
-static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info, lg_req_error *e) {
+static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                        lg_req_error *e) {
     laguna_sampler_params *sp = &job->sampling;
     double temp = 1.0, top_p = 1.0, min_p = 0.0, rep = 1.0, seed = 0;
     int top_k = 0, n = 1, max_tokens = -1;
     bool logprobs = false;
-    if (get_number(body, "temperature", 0, 2, &temp, e) || get_number(body, "top_p", 0, 1, &top_p, e) ||
-        get_number(body, "min_p", 0, 1, &min_p, e) || get_number(body, "repetition_penalty", 0.01, 100, &rep, e) ||
-        get_number(body, "seed", -9.2e18, 9.2e18, &seed, e) || get_int(body, "top_k", -1, 1e9, &top_k, e) ||
-        get_int(body, "n", -1e9, 1e9, &n, e) || get_int(body, "max_tokens", -1e9, 1e9, &max_tokens, e) ||
+    if (get_number(body, "temperature", 0, 2, &temp, e) ||
+        get_number(body, "top_p", 0, 1, &top_p, e) || get_number(body, "min_p", 0, 1, &min_p, e) ||
+        get_number(body, "repetition_penalty", 0.01, 100, &rep, e) ||
+        get_number(body, "seed", -9.2e18, 9.2e18, &seed, e) ||
+        get_int(body, "top_k", -1, 1e9, &top_k, e) || get_int(body, "n", -1e9, 1e9, &n, e) ||
+        get_int(body, "max_tokens", -1e9, 1e9, &max_tokens, e) ||
         get_int(body, "max_completion_tokens", -1e9, 1e9, &max_tokens, e) ||
         get_bool(body, "stream", &info->stream, e) || get_bool(body, "logprobs", &logprobs, e))
         return -1;
@@ -81,18 +89,21 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
     sp->seed = (uint64_t)(int64_t)seed;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (so && !cJSON_IsNull(so)) {
-        if (!cJSON_IsObject(so)) return lg_req_fail(e, 400, "stream_options", "'stream_options' must be an object");
+        if (!cJSON_IsObject(so))
+            return lg_req_fail(e, 400, "stream_options", "'stream_options' must be an object");
         if (get_bool(so, "include_usage", &info->include_usage, e)) return -1;
     }
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
     if (stop && !cJSON_IsNull(stop)) {
         int count = cJSON_IsString(stop) ? 1 : cJSON_IsArray(stop) ? cJSON_GetArraySize(stop) : -1;
-        if (count < 0 || count > 16) return lg_req_fail(e, 400, "stop", "'stop' must be a string or up to 16 strings");
+        if (count < 0 || count > 16)
+            return lg_req_fail(e, 400, "stop", "'stop' must be a string or up to 16 strings");
         job->stops = calloc((size_t)count + 1, sizeof *job->stops);
         if (!job->stops) return lg_req_fail(e, 500, NULL, "out of memory");
         const cJSON *s = cJSON_IsString(stop) ? stop : stop->child;
         for (int i = 0; i < count; i++, s = s->next) {
-            if (!cJSON_IsString(s)) return lg_req_fail(e, 400, "stop", "'stop' entries must be strings");
+            if (!cJSON_IsString(s))
+                return lg_req_fail(e, 400, "stop", "'stop' entries must be strings");
             if (!(job->stops[job->n_stops++] = strdup(s->valuestring)))
                 return lg_req_fail(e, 500, NULL, "out of memory");
         }
@@ -107,9 +118,10 @@ static int check_prompt(lg_server *srv, lg_job *job, lg_req_error *e) {
     int n_ctx = lg_sched_n_ctx(srv->sched);
     if (job->n_prompt >= n_ctx) {
         e->type = "invalid_request_error";
-        return lg_req_fail(e, 400, "messages",
-                           "the prompt is %d tokens; this server's context is %d tokens (context_length_exceeded)",
-                           job->n_prompt, n_ctx);
+        return lg_req_fail(
+            e, 400, "messages",
+            "the prompt is %d tokens; this server's context is %d tokens (context_length_exceeded)",
+            job->n_prompt, n_ctx);
     }
     return 0;
 }
@@ -137,7 +149,8 @@ static int flatten_content(cJSON *msg, int index, lg_req_error *e) {
     cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
     if (!c || cJSON_IsNull(c) || cJSON_IsString(c)) return 0;
     if (!cJSON_IsArray(c))
-        return lg_req_fail(e, 400, "messages", "messages[%d].content must be a string or an array of parts", index);
+        return lg_req_fail(e, 400, "messages",
+                           "messages[%d].content must be a string or an array of parts", index);
     lg_sbuf b = {0};
     const cJSON *part;
     cJSON_ArrayForEach(part, c) {
@@ -145,7 +158,8 @@ static int flatten_content(cJSON *msg, int index, lg_req_error *e) {
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
             lg_sbuf_free(&b);
-            return lg_req_fail(e, 400, "messages", "messages[%d].content: only text parts are supported", index);
+            return lg_req_fail(e, 400, "messages",
+                               "messages[%d].content: only text parts are supported", index);
         }
         lg_sbuf_str(&b, text->valuestring);
     }
@@ -154,9 +168,11 @@ static int flatten_content(cJSON *msg, int index, lg_req_error *e) {
     return 0;
 }
 
-int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info, lg_req_error *e) {
+int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                  lg_req_error *e) {
     info->api = LG_API_CHAT;
-    if (!cJSON_IsObject(body)) return lg_req_fail(e, 400, NULL, "the request body must be a JSON object");
+    if (!cJSON_IsObject(body))
+        return lg_req_fail(e, 400, NULL, "the request body must be a JSON object");
     if (parse_common(srv, body, job, info, e)) return -1;
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!messages) return lg_req_fail(e, 400, "messages", "'messages' is required");
@@ -170,16 +186,18 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
             cJSON_Delete(req);
-            return lg_req_fail(e, 400, "messages", "messages[%d] must be an object with a string 'role'", i);
+            return lg_req_fail(e, 400, "messages",
+                               "messages[%d] must be an object with a string 'role'", i);
         }
         const char *r = role->valuestring;
-        if (strcmp(r, "system") && strcmp(r, "developer") && strcmp(r, "user") && strcmp(r, "assistant") &&
-            strcmp(r, "tool")) {
+        if (strcmp(r, "system") && strcmp(r, "developer") && strcmp(r, "user") &&
+            strcmp(r, "assistant") && strcmp(r, "tool")) {
             cJSON_Delete(req);
             return lg_req_fail(e, 400, "messages", "messages[%d]: unknown role '%.40s'", i, r);
         }
         cJSON *copy = cJSON_Duplicate(m, 1);
-        if (!strcmp(r, "developer")) cJSON_ReplaceItemInObjectCaseSensitive(copy, "role", cJSON_CreateString("system"));
+        if (!strcmp(r, "developer"))
+            cJSON_ReplaceItemInObjectCaseSensitive(copy, "role", cJSON_CreateString("system"));
         cJSON_AddItemToArray(msgs, copy);
         if (flatten_content(copy, i, e)) {
             cJSON_Delete(req);
@@ -205,7 +223,8 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
     if (kw && !cJSON_IsNull(kw)) {
         if (!cJSON_IsObject(kw)) {
             cJSON_Delete(req);
-            return lg_req_fail(e, 400, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
+            return lg_req_fail(e, 400, "chat_template_kwargs",
+                               "'chat_template_kwargs' must be an object");
         }
         cJSON_AddItemToObject(req, "chat_template_kwargs", cJSON_Duplicate(kw, 1));
     }
@@ -217,7 +236,8 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
     size_t len = 0;
     laguna_error err = {0};
     pthread_mutex_lock(&srv->tmpl_mu);
-    laguna_status st = laguna_chat_template_apply(srv->tmpl, json, strlen(json), &prompt, &len, &err);
+    laguna_status st =
+        laguna_chat_template_apply(srv->tmpl, json, strlen(json), &prompt, &len, &err);
     pthread_mutex_unlock(&srv->tmpl_mu);
     free(json);
     if (st) return lg_req_fail(e, 400, "messages", "chat template: %s", err.message);
@@ -230,9 +250,11 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
     return 0;
 }
 
-int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info, lg_req_error *e) {
+int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                        lg_req_error *e) {
     info->api = LG_API_COMPLETION;
-    if (!cJSON_IsObject(body)) return lg_req_fail(e, 400, NULL, "the request body must be a JSON object");
+    if (!cJSON_IsObject(body))
+        return lg_req_fail(e, 400, NULL, "the request body must be a JSON object");
     if (parse_common(srv, body, job, info, e)) return -1;
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
     if (!prompt) return lg_req_fail(e, 400, "prompt", "'prompt' is required");
@@ -246,9 +268,10 @@ int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
         if (!job->prompt) return lg_req_fail(e, 500, NULL, "out of memory");
         const cJSON *t;
         cJSON_ArrayForEach(t, prompt) {
-            if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 0 ||
-                t->valuedouble >= vocab)
-                return lg_req_fail(e, 400, "prompt", "'prompt' token ids must be integers in [0, %d)", vocab);
+            if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) ||
+                t->valuedouble < 0 || t->valuedouble >= vocab)
+                return lg_req_fail(e, 400, "prompt",
+                                   "'prompt' token ids must be integers in [0, %d)", vocab);
             job->prompt[job->n_prompt++] = (int32_t)t->valuedouble;
         }
     } else {

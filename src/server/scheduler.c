@@ -69,7 +69,8 @@ void lg_job_release(lg_job *j) {
     pthread_mutex_unlock(&j->mu);
     if (left) return;
     free(j->prompt);
-    for (int i = 0; i < j->n_stops; i++) free(j->stops[i]);
+    for (int i = 0; i < j->n_stops; i++)
+        free(j->stops[i]);
     free(j->stops);
     cJSON_Delete(j->tools);
     lg_events_free(&j->events);
@@ -118,7 +119,8 @@ static void cache_drop_lru(lg_sched *s) {
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     int n = na < nb ? na : nb, i = 0;
-    while (i < n && a[i] == b[i]) i++;
+    while (i < n && a[i] == b[i])
+        i++;
     return i;
 }
 
@@ -180,10 +182,12 @@ static int job_start(lg_sched *s, lg_job *j, laguna_error *err) {
     j->fed = malloc((size_t)j->fed_cap * sizeof *j->fed);
     if (!j->fed) return -1;
     if (laguna_sampler_create(&j->sampling, s->vocab, &j->sampler, err)) return -1;
-    for (int i = 0; i < j->n_prompt; i++) laguna_sampler_accept(j->sampler, j->prompt[i]);
+    for (int i = 0; i < j->n_prompt; i++)
+        laguna_sampler_accept(j->sampler, j->prompt[i]);
     if (j->chat && lg_chat_parser_new(s->tok, j->tools, j->in_reasoning, &j->parser)) return -1;
     if (!j->chat && laguna_detokenizer_new(s->tok, true, &j->detok, err)) return -1;
-    if (laguna_stop_matcher_new((const char *const *)j->stops, (size_t)j->n_stops, &j->stop, err)) return -1;
+    if (laguna_stop_matcher_new((const char *const *)j->stops, (size_t)j->n_stops, &j->stop, err))
+        return -1;
     int reused = seq_for_job(s, j, err);
     if (reused < 0) return -1;
     memcpy(j->fed, j->prompt, (size_t)reused * sizeof *j->fed);
@@ -262,7 +266,8 @@ static const char *job_take_token(lg_sched *s, lg_job *j, int32_t id) {
         }
     }
     if (eos || j->n_completion >= j->max_tokens) {
-        if (j->parser) lg_chat_parser_finish(j->parser, &evs);
+        if (j->parser)
+            lg_chat_parser_finish(j->parser, &evs);
         else {
             const char *t;
             size_t len;
@@ -313,7 +318,10 @@ static void admit(lg_sched *s) {
         j->seq = -1;
         laguna_error err = {0};
         if (atomic_load(&j->cancelled) || job_start(s, j, &err)) {
-            job_end(s, j, NULL, atomic_load(&j->cancelled) ? NULL : err.message[0] ? err.message : "could not start");
+            job_end(s, j, NULL,
+                    atomic_load(&j->cancelled) ? NULL
+                    : err.message[0]           ? err.message
+                                               : "could not start");
             s->running[i--] = s->running[--s->n_running];
         }
     }
@@ -335,7 +343,8 @@ static void step(lg_sched *s) {
         int start = j->n_fed, end = start + s->opt.prefill_chunk;
         if (end > j->n_prompt) end = j->n_prompt;
         if (end - start > budget) break; /* whole chunks only: the same cuts whatever else runs */
-        for (int p = start; p < end; p++) s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq, p == j->n_prompt - 1};
+        for (int p = start; p < end; p++)
+            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq, p == j->n_prompt - 1};
         if (end == j->n_prompt) s->row_job[n_logits++] = j;
         budget -= end - start;
     }
@@ -344,12 +353,14 @@ static void step(lg_sched *s) {
     laguna_error err = {0};
     laguna_status st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
     while (st && s->n_cache > 0) { /* make room: give back cached sequences */
-        while (s->n_cache) cache_drop(s, 0);
+        while (s->n_cache)
+            cache_drop(s, 0);
         st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
     }
     double t1 = lg_now();
     if (st) {
-        for (int i = 0; i < s->n_running; i++) job_end(s, s->running[i], NULL, err.message);
+        for (int i = 0; i < s->n_running; i++)
+            job_end(s, s->running[i], NULL, err.message);
         s->n_running = 0;
         return;
     }
@@ -407,7 +418,8 @@ static void *sched_main(void *arg) {
     lg_sched *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && !s->queue_head && s->n_running == 0) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stop && !s->queue_head && s->n_running == 0)
+            pthread_cond_wait(&s->cv, &s->mu);
         bool stop = s->stop;
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
@@ -416,7 +428,8 @@ static void *sched_main(void *arg) {
         step(s);
         publish_gauges(s);
     }
-    for (int i = 0; i < s->n_running; i++) job_end(s, s->running[i], NULL, "the server is shutting down");
+    for (int i = 0; i < s->n_running; i++)
+        job_end(s, s->running[i], NULL, "the server is shutting down");
     s->n_running = 0;
     pthread_mutex_lock(&s->mu);
     lg_job *q = s->queue_head;
@@ -443,7 +456,8 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     if (s->opt.n_parallel <= 0) s->opt.n_parallel = 4;
     if (s->opt.max_queue <= 0) s->opt.max_queue = 64;
     if (s->opt.prefill_chunk <= 0) s->opt.prefill_chunk = 128;
-    if (s->opt.prefill_budget < s->opt.prefill_chunk) s->opt.prefill_budget = 2 * s->opt.prefill_chunk;
+    if (s->opt.prefill_budget < s->opt.prefill_chunk)
+        s->opt.prefill_budget = 2 * s->opt.prefill_chunk;
     if (s->opt.cache_seqs == 0) s->opt.cache_seqs = s->opt.n_parallel;
     if (s->opt.n_rollback <= 0) s->opt.n_rollback = 256;
     s->n_ctx = opt->n_ctx > 0 ? opt->n_ctx : info->max_position_embeddings;
@@ -464,8 +478,10 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (!s->running || !s->cache || !s->rows || !s->row_job || !s->logits ||
-        laguna_context_create(model, &co, &s->ctx, err) || pthread_create(&s->thread, NULL, sched_main, s)) {
-        if (err && !err->message[0]) snprintf(err->message, sizeof err->message, "scheduler: out of memory");
+        laguna_context_create(model, &co, &s->ctx, err) ||
+        pthread_create(&s->thread, NULL, sched_main, s)) {
+        if (err && !err->message[0])
+            snprintf(err->message, sizeof err->message, "scheduler: out of memory");
         laguna_context_free(s->ctx);
         s->ctx = NULL;
         s->thread = 0;
@@ -494,7 +510,8 @@ void lg_sched_free(lg_sched *s) {
     if (!s) return;
     if (s->ctx) {
         lg_sched_stop(s);
-        while (s->n_cache) cache_drop(s, 0);
+        while (s->n_cache)
+            cache_drop(s, 0);
         laguna_context_free(s->ctx);
     }
     pthread_mutex_destroy(&s->mu);
@@ -507,7 +524,9 @@ void lg_sched_free(lg_sched *s) {
     free(s);
 }
 
-int lg_sched_n_ctx(const lg_sched *s) { return s->n_ctx; }
+int lg_sched_n_ctx(const lg_sched *s) {
+    return s->n_ctx;
+}
 
 int lg_sched_submit(lg_sched *s, lg_job *j) {
     int room = s->n_ctx - j->n_prompt;
@@ -523,8 +542,10 @@ int lg_sched_submit(lg_sched *s, lg_job *j) {
     pthread_mutex_unlock(&j->mu);
     j->t_submit = lg_now();
     j->next_in_queue = NULL;
-    if (s->queue_tail) s->queue_tail->next_in_queue = j;
-    else s->queue_head = j;
+    if (s->queue_tail)
+        s->queue_tail->next_in_queue = j;
+    else
+        s->queue_head = j;
     s->queue_tail = j;
     s->n_queued++;
     s->stats.requests++;

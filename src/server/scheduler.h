@@ -38,12 +38,12 @@ typedef struct lg_job {
     int32_t *prompt; /* owned (free()) */
     int n_prompt;
     laguna_sampler_params sampling;
-    int max_tokens;         /* > 0; clamped to the context by submit */
-    char **stops;           /* owned: n_stops strings */
+    int max_tokens; /* > 0; clamped to the context by submit */
+    char **stops;   /* owned: n_stops strings */
     int n_stops;
-    bool chat;              /* run the chat parser (reasoning, tool calls) */
-    bool in_reasoning;      /* the prompt ends inside <think> */
-    struct cJSON *tools;    /* owned, may be NULL: the request's tools */
+    bool chat;           /* run the chat parser (reasoning, tool calls) */
+    bool in_reasoning;   /* the prompt ends inside <think> */
+    struct cJSON *tools; /* owned, may be NULL: the request's tools */
 
     /* ---- shared, under mu ---- */
     pthread_mutex_t mu;
@@ -59,17 +59,17 @@ typedef struct lg_job {
     int refs;
 
     /* ---- the scheduler's own ---- */
-    int seq;          /* sequence id while running, -1 otherwise */
-    int n_fed;        /* prompt positions in the sequence */
-    int32_t *fed;     /* tokens in the sequence (prompt then generated) */
+    int seq;      /* sequence id while running, -1 otherwise */
+    int n_fed;    /* prompt positions in the sequence */
+    int32_t *fed; /* tokens in the sequence (prompt then generated) */
     int fed_cap;
-    int32_t next;     /* sampled token waiting to be fed (decode phase) */
-    bool decoding;    /* prompt done: feeding sampled tokens */
+    int32_t next;  /* sampled token waiting to be fed (decode phase) */
+    bool decoding; /* prompt done: feeding sampled tokens */
     laguna_sampler *sampler;
     lg_chat_parser *parser;
     laguna_detokenizer *detok; /* completions (no parser) */
     laguna_stop_matcher *stop;
-    lg_event_list pending;     /* events of this step, moved to events under mu */
+    lg_event_list pending; /* events of this step, moved to events under mu */
     struct lg_job *next_in_queue;
 } lg_job;
 
@@ -84,8 +84,8 @@ typedef struct {
     int max_queue;      /* requests waiting beyond n_parallel; default 64 */
     int prefill_chunk;  /* prompt rows of one request per step; default 128 */
     int prefill_budget; /* prompt rows of all requests per step; default 256 */
-    int cache_seqs;     /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */
-    int n_rollback;     /* positions a cached sequence may be cut back by; default 256 */
+    int cache_seqs; /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */
+    int n_rollback; /* positions a cached sequence may be cut back by; default 256 */
 } lg_sched_options;
 
 typedef struct {
@@ -93,7 +93,7 @@ typedef struct {
     uint64_t prompt_tokens, completion_tokens, cached_tokens;
     int running, queued, cached_seqs;
     int kv_pages_used, kv_pages_total;
-    double ttft_sum;   /* seconds, over ttft_count first tokens */
+    double ttft_sum; /* seconds, over ttft_count first tokens */
     uint64_t ttft_count;
     double decode_seconds; /* time spent in steps */
     uint64_t steps;

@@ -29,8 +29,9 @@ typedef struct {
 
 typedef struct lg_server lg_server;
 
-int lg_server_start(laguna_model *model, const laguna_tokenizer *tok, const laguna_chat_template *tmpl,
-                    const lg_server_options *opt, lg_server **out, laguna_error *err);
+int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
+                    const laguna_chat_template *tmpl, const lg_server_options *opt, lg_server **out,
+                    laguna_error *err);
 /* The port the server listens on. */
 int lg_server_port(const lg_server *srv);
 /* Stops accepting, ends every request, joins the threads and frees. */

@@ -54,8 +54,10 @@ typedef struct {
 } lg_reply_info;
 
 /* request.c: a request body into a ready-to-submit job. 0, or -1 with *e. */
-int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info, lg_req_error *e);
-int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info, lg_req_error *e);
+int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                  lg_req_error *e);
+int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                        lg_req_error *e);
 
 /* The whole output of a turn, gathered from events (non-streaming replies). */
 typedef struct {
