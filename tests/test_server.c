@@ -304,7 +304,7 @@ static void test_disconnect_cancels(void) {
     double before = metric("laguna_requests_cancelled_total");
     int fd = connect_port(g_port);
     send_request(fd, "POST", "/v1/completions", KEY,
-                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
     char buf[512];
     CHECK(read(fd, buf, sizeof buf) > 0); /* it started */
     close(fd);
@@ -318,7 +318,7 @@ static void test_disconnect_cancels(void) {
     /* a non-streamed request whose client leaves is cancelled too */
     fd = connect_port(g_port);
     send_request(fd, "POST", "/v1/completions", KEY,
-                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500,\"ignore_eos\":true}");
     usleep(100 * 1000);
     close(fd);
     for (int k = 0; k < 100 && after <= before + 1; k++) {
@@ -439,12 +439,18 @@ static void test_queue_full(void) {
     int port = lg_server_port(s);
     int a = connect_port(port), b = connect_port(port);
     send_request(a, "POST", "/v1/completions", NULL,
-                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"stream\":true}");
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
     char buf[256];
     CHECK(read(a, buf, sizeof buf) > 0); /* a runs */
     send_request(b, "POST", "/v1/completions", NULL,
-                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500}");
-    usleep(200 * 1000); /* b waits in the queue */
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500,\"ignore_eos\":true}");
+    for (int k = 0; k < 100; k++) { /* until b waits in the queue (bounded: 5 s) */
+        http_reply m = http_key(port, "GET", "/metrics", NULL, NULL);
+        int queued = m.body && strstr(m.body, "\nlaguna_requests_queued 1\n");
+        free(m.body);
+        if (queued) break;
+        usleep(50 * 1000);
+    }
     http_reply r = http_key(port, "POST", "/v1/completions", NULL,
                             "{\"prompt\":\"def h(x):\",\"max_tokens\":4}");
     CHECKF(r.status == 503 && strstr(r.body, "queue"), "%d %s", r.status, r.body);

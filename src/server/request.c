@@ -72,7 +72,8 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
         get_int(body, "top_k", -1, 1e9, &top_k, e) || get_int(body, "n", -1e9, 1e9, &n, e) ||
         get_int(body, "max_tokens", -1e9, 1e9, &max_tokens, e) ||
         get_int(body, "max_completion_tokens", -1e9, 1e9, &max_tokens, e) ||
-        get_bool(body, "stream", &info->stream, e) || get_bool(body, "logprobs", &logprobs, e))
+        get_bool(body, "stream", &info->stream, e) || get_bool(body, "logprobs", &logprobs, e) ||
+        get_bool(body, "ignore_eos", &job->ignore_eos, e))
         return -1;
     if (n != 1) return lg_req_fail(e, 400, "n", "only n=1 is supported");
     if (logprobs) return lg_req_fail(e, 400, "logprobs", "logprobs are not supported yet");

@@ -252,7 +252,7 @@ static const char *job_take_token(lg_sched *s, lg_job *j, int32_t id) {
     }
     j->n_completion++;
     laguna_sampler_accept(j->sampler, id);
-    bool eos = is_eos(s, id);
+    bool eos = !j->ignore_eos && is_eos(s, id);
     int stopped = 0;
     lg_event_list evs = {0};
     if (!eos) {
