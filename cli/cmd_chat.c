@@ -16,6 +16,7 @@
 #include "laguna_chat.h"
 #include "laguna_generate.h"
 #include "laguna_tokenizer.h"
+#include "server/chat_parser.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: laguna chat -m MODEL_DIR [--system TEXT] [--think] [-n N] [sampling options]\n"
@@ -33,10 +34,7 @@ typedef struct {
     size_t len, cap;
 } text_buf;
 
-static int emit_and_keep(void *user, const char *text, size_t len) {
-    text_buf *b = user;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
+static int keep_text(text_buf *b, const char *text, size_t len) {
     if (b->len + len + 1 > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 256) + len;
         char *p = realloc(b->buf, nc);
@@ -47,6 +45,13 @@ static int emit_and_keep(void *user, const char *text, size_t len) {
     memcpy(b->buf + b->len, text, len);
     b->len += len;
     b->buf[b->len] = 0;
+    return 0;
+}
+
+static int emit_and_keep(void *user, const char *text, size_t len) {
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    keep_text(user, text, len);
     return 0;
 }
 
@@ -106,6 +111,7 @@ static int turn(chat_state *c, const char *user_text) {
         return -1;
     }
     if (!c->reuse) laguna_session_reset(c->session);
+    bool in_think = lg_prompt_ends_in_think(c->tok, ids, n);
     laguna_status st = laguna_session_feed_reuse(c->session, ids, n, &reused, &err);
     laguna_tokenizer_free_ids(ids);
     if (st) {
@@ -128,16 +134,29 @@ static int turn(chat_state *c, const char *user_text) {
         return -1;
     }
     printf("\n");
-    const char *text = reply.buf ? reply.buf : "";
-    const char *end_think = c->think ? strstr(text, "</think>") : NULL;
-    if (end_think) {
-        char *reasoning = strndup(text, (size_t)(end_think - text));
-        const char *content = end_think + strlen("</think>");
-        add_message(c->messages, "assistant", content, reasoning);
-        free(reasoning);
-    } else {
-        add_message(c->messages, "assistant", text, NULL);
+    /* Split the reply on the <think> / </think> token ids (added tokens, absent
+     * from the text streamed with special tokens skipped) for the history. */
+    lg_chat_parser *parser = NULL;
+    lg_event_list evs = {0};
+    text_buf content = {0}, reasoning = {0};
+    int split = !lg_chat_parser_new(c->tok, NULL, in_think, &parser);
+    const laguna_model_info *info = laguna_model_get_info(c->model);
+    for (int i = 0; split && i < gr.n_tokens; i++) {
+        int eos = 0;
+        for (int k = 0; k < info->n_eos_token_ids; k++) eos |= gr.tokens[i] == info->eos_token_ids[k];
+        if (!eos) split = !lg_chat_parser_push(parser, gr.tokens[i], &evs);
     }
+    if (split) split = !lg_chat_parser_finish(parser, &evs);
+    for (size_t i = 0; split && i < evs.n; i++) {
+        if (evs.items[i].kind == LG_EV_REASONING) keep_text(&reasoning, evs.items[i].text, evs.items[i].len);
+        if (evs.items[i].kind == LG_EV_CONTENT) keep_text(&content, evs.items[i].text, evs.items[i].len);
+    }
+    if (split && reasoning.len) add_message(c->messages, "assistant", content.buf ? content.buf : "", reasoning.buf);
+    else add_message(c->messages, "assistant", reply.buf ? reply.buf : "", NULL);
+    lg_events_free(&evs);
+    lg_chat_parser_free(parser);
+    free(content.buf);
+    free(reasoning.buf);
     if (c->stats)
         fprintf(stderr, "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed; reply %d tokens (%s)]\n", n, reused,
                 n - reused, gr.n_tokens, laguna_finish_reason_name(gr.finish));

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text (DIR|tokenizer.json TEXT | --file F)"},
     {"detokenize", cmd_detokenize, "print the text of token ids (DIR|tokenizer.json ID...)"},
     {"template", cmd_template, "print the chat-template prompt for a chat request (DIR REQUEST.json)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (-m DIR [--port N --parallel N --api-key K])"},
     {"synth", cmd_synth, "write a random checkpoint in the real layout"},
     {"quantize", cmd_quantize, "write a GGUF (q8_0, q4_k_m, q5_k_m, q6_k, bf16) from a checkpoint or GGUF"},
 };

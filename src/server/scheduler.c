@@ -1,0 +1,563 @@
+/* The server's continuous-batching scheduler (see scheduler.h). */
+#include "server/scheduler.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    int seq;
+    int32_t *tokens;
+    int n;
+    uint64_t last_use;
+} cache_entry;
+
+struct lg_sched {
+    laguna_model *model;
+    const laguna_tokenizer *tok;
+    laguna_context *ctx;
+    lg_sched_options opt;
+    int n_ctx, vocab;
+    const int32_t *eos;
+    int n_eos;
+
+    pthread_t thread;
+    pthread_mutex_t mu; /* queue, stop flag, stats */
+    pthread_cond_t cv;
+    bool stop, joined;
+    lg_job *queue_head, *queue_tail;
+    int n_queued;
+    lg_sched_stats stats;
+
+    /* the scheduler thread's own */
+    lg_job **running;
+    int n_running;
+    cache_entry *cache;
+    int n_cache;
+    uint64_t clock;
+    laguna_batch_row *rows;
+    lg_job **row_job; /* job of each row that wants logits, in order */
+    float *logits;
+};
+
+double lg_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+lg_job *lg_job_new(void) {
+    lg_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->refs = 1;
+    j->seq = -1;
+    j->max_tokens = 16;
+    j->sampling = laguna_sampler_default_params();
+    return j;
+}
+
+void lg_job_release(lg_job *j) {
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    pthread_mutex_unlock(&j->mu);
+    if (left) return;
+    free(j->prompt);
+    for (int i = 0; i < j->n_stops; i++)
+        free(j->stops[i]);
+    free(j->stops);
+    cJSON_Delete(j->tools);
+    lg_events_free(&j->events);
+    lg_events_free(&j->pending);
+    free(j->fed);
+    laguna_sampler_free(j->sampler);
+    lg_chat_parser_free(j->parser);
+    laguna_detokenizer_free(j->detok);
+    laguna_stop_matcher_free(j->stop);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+/* Publishes the step's events (and the end, when finish or error is given). */
+static void job_publish(lg_job *j, const char *finish, const char *error) {
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < j->pending.n; i++) {
+        lg_event *e = &j->pending.items[i];
+        lg_events_add(&j->events, e->kind, e->tool_index, e->text, e->len);
+    }
+    if (finish || error) {
+        j->done = true;
+        j->finish_reason = finish;
+        if (error) snprintf(j->error, sizeof j->error, "%s", error);
+    }
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    lg_events_clear(&j->pending);
+}
+
+/* ---- prefix cache ------------------------------------------------------------ */
+
+static void cache_drop(lg_sched *s, int i) {
+    laguna_seq_remove(s->ctx, s->cache[i].seq);
+    free(s->cache[i].tokens);
+    s->cache[i] = s->cache[--s->n_cache];
+}
+
+static void cache_drop_lru(lg_sched *s) {
+    int lru = 0;
+    for (int i = 1; i < s->n_cache; i++)
+        if (s->cache[i].last_use < s->cache[lru].last_use) lru = i;
+    if (s->n_cache) cache_drop(s, lru);
+}
+
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
+    int n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Keeps a finished job's sequence for later prompts (or frees it). */
+static void cache_keep(lg_sched *s, lg_job *j) {
+    int seq = j->seq;
+    j->seq = -1;
+    if (s->opt.cache_seqs <= 0 || j->n_fed <= 0) {
+        laguna_seq_remove(s->ctx, seq);
+        return;
+    }
+    /* entries that are a prefix of this one add nothing */
+    for (int i = s->n_cache; i-- > 0;)
+        if (common_prefix(s->cache[i].tokens, s->cache[i].n, j->fed, j->n_fed) == s->cache[i].n)
+            cache_drop(s, i);
+    if (s->n_cache == s->opt.cache_seqs) cache_drop_lru(s);
+    int32_t *copy = malloc((size_t)j->n_fed * sizeof *copy);
+    if (!copy) {
+        laguna_seq_remove(s->ctx, seq);
+        return;
+    }
+    memcpy(copy, j->fed, (size_t)j->n_fed * sizeof *copy);
+    s->cache[s->n_cache++] = (cache_entry){seq, copy, j->n_fed, ++s->clock};
+}
+
+/* A sequence for a job: a fork of the cached sequence sharing the longest
+ * prefix with its prompt (keeping at least the last prompt token to feed),
+ * else a new one. Returns the number of prompt tokens reused, or -1. */
+static int seq_for_job(lg_sched *s, lg_job *j, laguna_error *err) {
+    int best = -1, best_n = 0;
+    for (int i = 0; i < s->n_cache; i++) {
+        int n = common_prefix(s->cache[i].tokens, s->cache[i].n, j->prompt, j->n_prompt);
+        if (n > j->n_prompt - 1) n = j->n_prompt - 1;
+        if (n > best_n) best = i, best_n = n;
+    }
+    if (best >= 0) {
+        cache_entry *e = &s->cache[best];
+        int child;
+        if (!laguna_seq_fork(s->ctx, e->seq, &child, NULL)) {
+            if (best_n == e->n || !laguna_seq_truncate(s->ctx, child, best_n, NULL)) {
+                e->last_use = ++s->clock;
+                j->seq = child;
+                return best_n;
+            }
+            laguna_seq_remove(s->ctx, child); /* the window is gone: compute it all */
+        }
+    }
+    if (laguna_seq_add(s->ctx, &j->seq, NULL)) {
+        cache_drop_lru(s);
+        if (laguna_seq_add(s->ctx, &j->seq, err)) return -1;
+    }
+    return 0;
+}
+
+/* ---- one job's life in the scheduler ---------------------------------------------- */
+
+static int job_start(lg_sched *s, lg_job *j, laguna_error *err) {
+    j->fed_cap = j->n_prompt + j->max_tokens + 1;
+    j->fed = malloc((size_t)j->fed_cap * sizeof *j->fed);
+    if (!j->fed) return -1;
+    if (laguna_sampler_create(&j->sampling, s->vocab, &j->sampler, err)) return -1;
+    for (int i = 0; i < j->n_prompt; i++)
+        laguna_sampler_accept(j->sampler, j->prompt[i]);
+    if (j->chat && lg_chat_parser_new(s->tok, j->tools, j->in_reasoning, &j->parser)) return -1;
+    if (!j->chat && laguna_detokenizer_new(s->tok, true, &j->detok, err)) return -1;
+    if (laguna_stop_matcher_new((const char *const *)j->stops, (size_t)j->n_stops, &j->stop, err))
+        return -1;
+    int reused = seq_for_job(s, j, err);
+    if (reused < 0) return -1;
+    memcpy(j->fed, j->prompt, (size_t)reused * sizeof *j->fed);
+    j->n_fed = reused;
+    j->n_cached = reused;
+    pthread_mutex_lock(&s->mu);
+    s->stats.cached_tokens += (uint64_t)reused;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static void job_end(lg_sched *s, lg_job *j, const char *finish, const char *error) {
+    bool cancelled = atomic_load(&j->cancelled);
+    if (j->seq >= 0) {
+        if (error || cancelled) {
+            laguna_seq_remove(s->ctx, j->seq);
+            j->seq = -1;
+        } else {
+            cache_keep(s, j);
+        }
+    }
+    if (!error && !cancelled && j->stop) { /* release text held back by the stop matcher */
+        const char *t;
+        size_t len;
+        if (!laguna_stop_matcher_flush(j->stop, &t, &len, NULL) && len)
+            lg_events_add(&j->pending, LG_EV_CONTENT, 0, t, len);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (error) s->stats.failed++;
+    if (cancelled) s->stats.cancelled++;
+    s->stats.completion_tokens += (uint64_t)j->n_completion;
+    pthread_mutex_unlock(&s->mu);
+    job_publish(j, finish ? finish : "stop", error);
+    lg_job_release(j);
+}
+
+/* Sends content text through the stop matcher; returns 1 when a stop string completed. */
+static int push_content(lg_job *j, const char *t, size_t len) {
+    const char *rel;
+    size_t rel_len;
+    bool stopped = false;
+    if (laguna_stop_matcher_push(j->stop, t, len, &rel, &rel_len, &stopped, NULL)) return -1;
+    if (rel_len && lg_events_add(&j->pending, LG_EV_CONTENT, 0, rel, rel_len)) return -1;
+    return stopped;
+}
+
+static int is_eos(const lg_sched *s, int32_t id) {
+    for (int i = 0; i < s->n_eos; i++)
+        if (s->eos[i] == id) return 1;
+    return 0;
+}
+
+/* A token was sampled for j: turn it into events. Returns the finish reason
+ * when the job ends here, else NULL. */
+static const char *job_take_token(lg_sched *s, lg_job *j, int32_t id) {
+    if (j->n_completion == 0) {
+        j->t_first = lg_now();
+        pthread_mutex_lock(&s->mu);
+        s->stats.ttft_sum += j->t_first - j->t_submit;
+        s->stats.ttft_count++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    j->n_completion++;
+    laguna_sampler_accept(j->sampler, id);
+    bool eos = !j->ignore_eos && is_eos(s, id);
+    int stopped = 0;
+    lg_event_list evs = {0};
+    if (!eos) {
+        if (j->parser) {
+            lg_chat_parser_push(j->parser, id, &evs);
+        } else {
+            const char *t;
+            size_t len;
+            if (!laguna_detokenizer_push(j->detok, id, &t, &len, NULL) && len)
+                lg_events_add(&evs, LG_EV_CONTENT, 0, t, len);
+        }
+    }
+    if (eos || j->n_completion >= j->max_tokens) {
+        if (j->parser)
+            lg_chat_parser_finish(j->parser, &evs);
+        else {
+            const char *t;
+            size_t len;
+            if (!laguna_detokenizer_flush(j->detok, &t, &len, NULL) && len)
+                lg_events_add(&evs, LG_EV_CONTENT, 0, t, len);
+        }
+    }
+    for (size_t i = 0; i < evs.n && !stopped; i++) {
+        lg_event *e = &evs.items[i];
+        if (e->kind == LG_EV_CONTENT) {
+            stopped = push_content(j, e->text, e->len) != 0;
+        } else {
+            const char *t; /* text held back for a stop string goes out before other events */
+            size_t len;
+            if (!laguna_stop_matcher_flush(j->stop, &t, &len, NULL) && len)
+                lg_events_add(&j->pending, LG_EV_CONTENT, 0, t, len);
+            lg_events_add(&j->pending, e->kind, e->tool_index, e->text, e->len);
+        }
+    }
+    lg_events_free(&evs);
+    bool calls = j->parser && lg_chat_parser_n_calls(j->parser) > 0;
+    if (stopped) return "stop";
+    if (eos) return calls ? "tool_calls" : "stop";
+    if (j->n_completion >= j->max_tokens) return calls ? "tool_calls" : "length";
+    j->next = id;
+    return NULL;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+static void admit(lg_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    while (s->queue_head && s->n_running < s->opt.n_parallel) {
+        lg_job *j = s->queue_head;
+        s->queue_head = j->next_in_queue;
+        if (!s->queue_head) s->queue_tail = NULL;
+        s->n_queued--;
+        s->running[s->n_running++] = j;
+        j->decoding = false;
+        j->seq = -2; /* to be set up below */
+    }
+    s->stats.running = s->n_running;
+    s->stats.queued = s->n_queued;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_running; i++) {
+        lg_job *j = s->running[i];
+        if (j->seq != -2) continue;
+        j->seq = -1;
+        laguna_error err = {0};
+        if (atomic_load(&j->cancelled) || job_start(s, j, &err)) {
+            job_end(s, j, NULL,
+                    atomic_load(&j->cancelled) ? NULL
+                    : err.message[0]           ? err.message
+                                               : "could not start");
+            s->running[i--] = s->running[--s->n_running];
+        }
+    }
+}
+
+static void step(lg_sched *s) {
+    int n = 0, n_logits = 0;
+    /* decode rows first, then prompt chunks within the budget */
+    for (int i = 0; i < s->n_running; i++) {
+        lg_job *j = s->running[i];
+        if (!j->decoding) continue;
+        s->rows[n++] = (laguna_batch_row){j->next, j->n_fed, j->seq, 1};
+        s->row_job[n_logits++] = j;
+    }
+    int budget = s->opt.prefill_budget;
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        lg_job *j = s->running[i];
+        if (j->decoding) continue;
+        int start = j->n_fed, end = start + s->opt.prefill_chunk;
+        if (end > j->n_prompt) end = j->n_prompt;
+        if (end - start > budget) break; /* whole chunks only: the same cuts whatever else runs */
+        for (int p = start; p < end; p++)
+            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq, p == j->n_prompt - 1};
+        if (end == j->n_prompt) s->row_job[n_logits++] = j;
+        budget -= end - start;
+    }
+    if (n == 0) return;
+    double t0 = lg_now();
+    laguna_error err = {0};
+    laguna_status st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
+    while (st && s->n_cache > 0) { /* make room: give back cached sequences */
+        while (s->n_cache)
+            cache_drop(s, 0);
+        st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
+    }
+    double t1 = lg_now();
+    if (st) {
+        for (int i = 0; i < s->n_running; i++)
+            job_end(s, s->running[i], NULL, err.message);
+        s->n_running = 0;
+        return;
+    }
+    /* advance positions */
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < s->n_running; i++) {
+            lg_job *j = s->running[i];
+            if (j->seq != s->rows[r].seq) continue;
+            j->fed[j->n_fed++] = s->rows[r].token;
+            break;
+        }
+    }
+    for (int k = 0; k < n_logits; k++) {
+        lg_job *j = s->row_job[k];
+        j->decoding = true;
+        int32_t id = laguna_sampler_sample(j->sampler, s->logits + (size_t)k * s->vocab);
+        const char *finish = job_take_token(s, j, id);
+        if (finish) {
+            for (int i = 0; i < s->n_running; i++)
+                if (s->running[i] == j) s->running[i] = s->running[--s->n_running];
+            job_end(s, j, finish, NULL);
+        } else {
+            job_publish(j, NULL, NULL);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.decode_seconds += t1 - t0;
+    s->stats.steps++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void publish_gauges(lg_sched *s) {
+    int used, total;
+    size_t pb;
+    laguna_context_kv_pages(s->ctx, &used, &total, &pb);
+    pthread_mutex_lock(&s->mu);
+    s->stats.kv_pages_used = used;
+    s->stats.kv_pages_total = total;
+    s->stats.cached_seqs = s->n_cache;
+    s->stats.running = s->n_running;
+    s->stats.queued = s->n_queued;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void drop_cancelled(lg_sched *s) {
+    for (int i = 0; i < s->n_running; i++) {
+        lg_job *j = s->running[i];
+        if (!atomic_load(&j->cancelled)) continue;
+        s->running[i--] = s->running[--s->n_running];
+        job_end(s, j, NULL, NULL);
+    }
+}
+
+static void *sched_main(void *arg) {
+    lg_sched *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && !s->queue_head && s->n_running == 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) break;
+        admit(s);
+        drop_cancelled(s);
+        step(s);
+        publish_gauges(s);
+    }
+    for (int i = 0; i < s->n_running; i++)
+        job_end(s, s->running[i], NULL, "the server is shutting down");
+    s->n_running = 0;
+    pthread_mutex_lock(&s->mu);
+    lg_job *q = s->queue_head;
+    s->queue_head = s->queue_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (q) {
+        lg_job *nx = q->next_in_queue;
+        job_end(s, q, NULL, "the server is shutting down");
+        q = nx;
+    }
+    return NULL;
+}
+
+/* ---- create, submit, free ------------------------------------------------------ */
+
+int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_sched_options *opt,
+                    lg_sched **out, laguna_error *err) {
+    lg_sched *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    const laguna_model_info *info = laguna_model_get_info(model);
+    s->model = model;
+    s->tok = tok;
+    s->opt = *opt;
+    if (s->opt.n_parallel <= 0) s->opt.n_parallel = 4;
+    if (s->opt.max_queue <= 0) s->opt.max_queue = 64;
+    if (s->opt.prefill_chunk <= 0) s->opt.prefill_chunk = 128;
+    if (s->opt.prefill_budget < s->opt.prefill_chunk)
+        s->opt.prefill_budget = 2 * s->opt.prefill_chunk;
+    if (s->opt.cache_seqs == 0) s->opt.cache_seqs = s->opt.n_parallel;
+    if (s->opt.n_rollback <= 0) s->opt.n_rollback = 256;
+    s->n_ctx = opt->n_ctx > 0 ? opt->n_ctx : info->max_position_embeddings;
+    s->vocab = info->vocab_size;
+    s->eos = info->eos_token_ids;
+    s->n_eos = info->n_eos_token_ids;
+    int n_cache = s->opt.cache_seqs > 0 ? s->opt.cache_seqs : 0;
+    int n_rows = s->opt.n_parallel + s->opt.prefill_budget;
+    laguna_context_options co = {.n_seq_max = s->opt.n_parallel + n_cache,
+                                 .n_ctx = s->n_ctx,
+                                 .n_batch = n_rows,
+                                 .n_rollback = s->opt.n_rollback};
+    s->running = calloc((size_t)s->opt.n_parallel, sizeof *s->running);
+    s->cache = calloc((size_t)n_cache + 1, sizeof *s->cache);
+    s->rows = calloc((size_t)n_rows, sizeof *s->rows);
+    s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
+    s->logits = malloc((size_t)s->opt.n_parallel * (size_t)s->vocab * sizeof *s->logits);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (!s->running || !s->cache || !s->rows || !s->row_job || !s->logits ||
+        laguna_context_create(model, &co, &s->ctx, err) ||
+        pthread_create(&s->thread, NULL, sched_main, s)) {
+        if (err && !err->message[0])
+            snprintf(err->message, sizeof err->message, "scheduler: out of memory");
+        laguna_context_free(s->ctx);
+        s->ctx = NULL;
+        s->thread = 0;
+        lg_sched_free(s);
+        return -1;
+    }
+    int used, total;
+    size_t pb;
+    laguna_context_kv_pages(s->ctx, &used, &total, &pb);
+    s->stats.kv_pages_total = total;
+    *out = s;
+    return 0;
+}
+
+void lg_sched_stop(lg_sched *s) {
+    if (!s || !s->ctx || s->joined) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->joined = true;
+}
+
+void lg_sched_free(lg_sched *s) {
+    if (!s) return;
+    if (s->ctx) {
+        lg_sched_stop(s);
+        while (s->n_cache)
+            cache_drop(s, 0);
+        laguna_context_free(s->ctx);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->running);
+    free(s->cache);
+    free(s->rows);
+    free(s->row_job);
+    free(s->logits);
+    free(s);
+}
+
+int lg_sched_n_ctx(const lg_sched *s) {
+    return s->n_ctx;
+}
+
+int lg_sched_submit(lg_sched *s, lg_job *j) {
+    int room = s->n_ctx - j->n_prompt;
+    if (j->max_tokens > room) j->max_tokens = room;
+    pthread_mutex_lock(&s->mu);
+    if (s->stop || s->n_queued >= s->opt.max_queue) {
+        s->stats.rejected++;
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->refs++;
+    pthread_mutex_unlock(&j->mu);
+    j->t_submit = lg_now();
+    j->next_in_queue = NULL;
+    if (s->queue_tail)
+        s->queue_tail->next_in_queue = j;
+    else
+        s->queue_head = j;
+    s->queue_tail = j;
+    s->n_queued++;
+    s->stats.requests++;
+    s->stats.prompt_tokens += (uint64_t)j->n_prompt;
+    s->stats.queued = s->n_queued;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void lg_sched_get_stats(lg_sched *s, lg_sched_stats *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,120 @@
+/* The server's scheduler: one thread that runs continuous batching over one
+ * laguna_context. Requests ("jobs") arrive from the HTTP threads through a
+ * bounded queue; between steps the scheduler admits them (up to n_parallel
+ * running), and every step decodes one row for each running request plus
+ * fixed-size chunks of pending prompts, within a per-step row budget, so
+ * decoding never waits behind a long prefill. A prompt is always cut at the
+ * same positions (multiples of prefill_chunk from where it starts), whatever
+ * else runs, so a request's tokens do not depend on its neighbours
+ * (laguna_context_decode is batch invariant).
+ *
+ * Finished requests leave their sequence in a prefix cache (LRU, at most
+ * cache_seqs sequences); a new request forks the cached sequence that shares
+ * the longest prefix with its prompt and computes only the rest. Truncating
+ * a fork is subject to the sliding-window rollback rule
+ * (laguna_seq_truncate): when it refuses, the prompt is computed in full.
+ *
+ * Ownership: a job is created by the HTTP side, handed to lg_sched_submit
+ * (the scheduler then holds a reference), and released by both; the last
+ * release frees it. Output flows through job->events under job->mu. */
+#ifndef LAGUNA_SERVER_SCHEDULER_H
+#define LAGUNA_SERVER_SCHEDULER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "laguna.h"
+#include "laguna_generate.h"
+#include "laguna_tokenizer.h"
+#include "server/chat_parser.h"
+
+struct cJSON;
+typedef struct lg_sched lg_sched;
+
+typedef struct lg_job {
+    /* ---- filled by the submitter before lg_sched_submit; read-only after ---- */
+    int32_t *prompt; /* owned (free()) */
+    int n_prompt;
+    laguna_sampler_params sampling;
+    int max_tokens; /* > 0; clamped to the context by submit */
+    char **stops;   /* owned: n_stops strings */
+    int n_stops;
+    bool ignore_eos;        /* keep going past end-of-turn ids (vLLM's extension) */
+    bool chat;           /* run the chat parser (reasoning, tool calls) */
+    bool in_reasoning;   /* the prompt ends inside <think> */
+    struct cJSON *tools; /* owned, may be NULL: the request's tools */
+
+    /* ---- shared, under mu ---- */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    lg_event_list events; /* produced and not yet taken by the HTTP side */
+    bool done;
+    const char *finish_reason; /* "stop", "length", "tool_calls" (static strings) */
+    char error[256];           /* non-empty: failed */
+    int n_completion;          /* tokens generated */
+    int n_cached;              /* prompt tokens taken from the prefix cache */
+    double t_submit, t_first;  /* seconds (monotonic); t_first 0 until the first token */
+    atomic_int cancelled;      /* set by the HTTP side; the scheduler drops the job */
+    int refs;
+
+    /* ---- the scheduler's own ---- */
+    int seq;      /* sequence id while running, -1 otherwise */
+    int n_fed;    /* prompt positions in the sequence */
+    int32_t *fed; /* tokens in the sequence (prompt then generated) */
+    int fed_cap;
+    int32_t next;  /* sampled token waiting to be fed (decode phase) */
+    bool decoding; /* prompt done: feeding sampled tokens */
+    laguna_sampler *sampler;
+    lg_chat_parser *parser;
+    laguna_detokenizer *detok; /* completions (no parser) */
+    laguna_stop_matcher *stop;
+    lg_event_list pending; /* events of this step, moved to events under mu */
+    struct lg_job *next_in_queue;
+} lg_job;
+
+/* A new job with one reference (the caller's). */
+lg_job *lg_job_new(void);
+/* Drops a reference; the last one frees the job. */
+void lg_job_release(lg_job *job);
+
+typedef struct {
+    int n_parallel;     /* requests decoded together (sequences running); default 4 */
+    int n_ctx;          /* positions per sequence; 0 = the model's maximum */
+    int max_queue;      /* requests waiting beyond n_parallel; default 64 */
+    int prefill_chunk;  /* prompt rows of one request per step; default 128 */
+    int prefill_budget; /* prompt rows of all requests per step; default 256 */
+    int cache_seqs; /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */
+    int n_rollback; /* positions a cached sequence may be cut back by; default 256 */
+} lg_sched_options;
+
+typedef struct {
+    uint64_t requests, rejected, failed, cancelled;
+    uint64_t prompt_tokens, completion_tokens, cached_tokens;
+    int running, queued, cached_seqs;
+    int kv_pages_used, kv_pages_total;
+    double ttft_sum; /* seconds, over ttft_count first tokens */
+    uint64_t ttft_count;
+    double decode_seconds; /* time spent in steps */
+    uint64_t steps;
+} lg_sched_stats;
+
+int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_sched_options *opt,
+                    lg_sched **out, laguna_error *err);
+/* Stops the thread; queued and running jobs end with an error and later
+ * submits are refused. Idempotent. */
+void lg_sched_stop(lg_sched *s);
+/* Stops (if needed) and frees. */
+void lg_sched_free(lg_sched *s);
+/* The context length of a sequence. */
+int lg_sched_n_ctx(const lg_sched *s);
+/* Queues a job (takes a reference). Returns 0, or -1 when the queue is full
+ * (the job is untouched). Clamps max_tokens to the room left in the context. */
+int lg_sched_submit(lg_sched *s, lg_job *job);
+void lg_sched_get_stats(lg_sched *s, lg_sched_stats *out);
+
+/* Monotonic seconds. */
+double lg_now(void);
+
+#endif

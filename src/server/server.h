@@ -1,0 +1,40 @@
+/* laguna serve: an OpenAI-compatible HTTP server over one model.
+ *
+ * The server owns an HTTP daemon (libmicrohttpd, one thread per connection)
+ * and a scheduler thread (scheduler.h) that decodes every running request in
+ * one batched forward step. It borrows the model, tokenizer and chat
+ * template, which must outlive it. Endpoints: POST /v1/chat/completions,
+ * POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
+ * POST /tokenize, POST /detokenize. */
+#ifndef LAGUNA_SERVER_H
+#define LAGUNA_SERVER_H
+
+#include <stddef.h>
+
+#include "laguna.h"
+#include "laguna_chat.h"
+#include "laguna_tokenizer.h"
+
+typedef struct {
+    const char *host;       /* address to bind; NULL = 127.0.0.1 */
+    int port;               /* 0 = any free port (see lg_server_port) */
+    const char *api_key;    /* NULL = no authentication */
+    const char *model_name; /* the id /v1/models reports; NULL = "laguna" */
+    int n_parallel;         /* requests decoded together; 0 = 4 */
+    int n_ctx;              /* positions per request; 0 = the model's maximum */
+    int max_queue;          /* requests waiting for a slot before 503; 0 = 64 */
+    int cache_seqs;         /* prefix cache: finished sequences kept; 0 = n_parallel, -1 = off */
+    size_t max_body_bytes;  /* larger request bodies get 413; 0 = 8 MiB */
+} lg_server_options;
+
+typedef struct lg_server lg_server;
+
+int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
+                    const laguna_chat_template *tmpl, const lg_server_options *opt, lg_server **out,
+                    laguna_error *err);
+/* The port the server listens on. */
+int lg_server_port(const lg_server *srv);
+/* Stops accepting, ends every request, joins the threads and frees. */
+void lg_server_stop(lg_server *srv);
+
+#endif

@@ -1,0 +1,89 @@
+/* What the server's files share: the server object, parsed request
+ * metadata, the accumulated reply of a turn and the functions of each part
+ * (request.c parses, openai_writer.c formats, http.c serves). */
+#ifndef LAGUNA_SERVER_INTERNAL_H
+#define LAGUNA_SERVER_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "server/buf.h"
+#include "server/chat_parser.h"
+#include "server/scheduler.h"
+#include "server/server.h"
+
+struct MHD_Daemon;
+
+struct lg_server {
+    laguna_model *model;
+    const laguna_tokenizer *tok;
+    const laguna_chat_template *tmpl;
+    pthread_mutex_t tmpl_mu; /* template renders, one at a time */
+    lg_sched *sched;
+    struct MHD_Daemon *daemon;
+    lg_server_options opt;
+    char host[64];
+    char model_name[128];
+    int port;
+    _Atomic unsigned long next_id;
+    _Atomic unsigned long http_requests, http_errors;
+};
+
+/* A request error: HTTP status, message and the offending parameter. */
+typedef struct {
+    int status;
+    char message[300];
+    const char *param; /* static, may be NULL */
+    const char *type;  /* "invalid_request_error", "authentication_error", ... */
+} lg_req_error;
+
+int lg_req_fail(lg_req_error *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+typedef enum { LG_API_CHAT = 0, LG_API_COMPLETION } lg_api;
+
+/* What a reply needs besides the job's output. */
+typedef struct {
+    lg_api api;
+    bool stream;
+    bool include_usage;
+    char id[48];
+    long created;
+    const char *model; /* the server's model name */
+} lg_reply_info;
+
+/* request.c: a request body into a ready-to-submit job. 0, or -1 with *e. */
+int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                  lg_req_error *e);
+int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                        lg_req_error *e);
+
+/* The whole output of a turn, gathered from events (non-streaming replies). */
+typedef struct {
+    char *name;
+    lg_sbuf args;
+} lg_tool_call;
+
+typedef struct {
+    lg_sbuf content, reasoning;
+    lg_tool_call *calls;
+    int n_calls;
+    bool failed;
+} lg_turn;
+
+void lg_turn_add(lg_turn *t, const lg_event *e);
+void lg_turn_free(lg_turn *t);
+
+/* openai_writer.c */
+char *lg_openai_error_json(const lg_req_error *e);
+char *lg_openai_response(const lg_reply_info *info, const lg_turn *t, const lg_job *job);
+/* SSE chunks for new events (the first call also sends the role). */
+void lg_openai_stream_events(lg_sbuf *out, const lg_reply_info *info, const lg_event *ev, size_t n,
+                             bool first);
+/* The closing chunks: finish_reason, usage when asked, then [DONE]. */
+void lg_openai_stream_end(lg_sbuf *out, const lg_reply_info *info, const lg_job *job);
+/* GET /metrics */
+void lg_metrics_text(lg_sbuf *out, lg_server *srv);
+
+#endif

@@ -1,0 +1,635 @@
+/* laguna serve, end to end: the server runs in this process on a free
+ * loopback port with models/laguna-tiny and is driven over real sockets by a
+ * small HTTP/1.0 client. Also the chat output parser on text in the format
+ * of the released Laguna templates (../shared/fixtures/chat/laguna-real). */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "laguna.h"
+#include "laguna_chat.h"
+#include "laguna_tokenizer.h"
+#include "server/chat_parser.h"
+#include "server/server.h"
+#include "testutil.h"
+
+#define MODEL "models/laguna-tiny"
+
+static laguna_model *g_model;
+static laguna_tokenizer *g_tok;
+static laguna_chat_template *g_tmpl;
+static lg_server *g_srv;
+static int g_port;
+#define KEY "sk-test"
+
+/* ---- a small HTTP client ----------------------------------------------------------- */
+
+static int connect_port(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_request(int fd, const char *method, const char *path, const char *key,
+                        const char *body) {
+    char head[512];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, key ? "Authorization: Bearer " : "", key ? key : "",
+                     key ? "\r\n" : "", blen);
+    if (write(fd, head, (size_t)n) != n) return -1;
+    size_t off = 0;
+    while (off < blen) {
+        ssize_t w = write(fd, body + off, blen - off);
+        if (w <= 0) return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+typedef struct {
+    int status;
+    char *body; /* after the headers */
+} http_reply;
+
+/* One request on a fresh connection, read to EOF. */
+static http_reply http_key(int port, const char *method, const char *path, const char *key,
+                           const char *body) {
+    http_reply r = {0};
+    int fd = connect_port(port);
+    if (fd < 0 || send_request(fd, method, path, key, body)) {
+        if (fd >= 0) close(fd);
+        return r;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 1024 > cap) buf = realloc(buf, cap *= 2);
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    buf[n] = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &r.status);
+    char *b = strstr(buf, "\r\n\r\n");
+    r.body = strdup(b ? b + 4 : "");
+    free(buf);
+    return r;
+}
+
+static http_reply http(const char *method, const char *path, const char *body) {
+    return http_key(g_port, method, path, KEY, body);
+}
+
+/* The text of a non-streamed reply (chat content or completion text). */
+static char *reply_text(const char *body, const char *field) {
+    cJSON *j = cJSON_Parse(body);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *src = cJSON_GetObjectItem(c0, "message") ? cJSON_GetObjectItem(c0, "message") : c0;
+    cJSON *t = cJSON_GetObjectItem(src, field);
+    char *s = cJSON_IsString(t) ? strdup(t->valuestring) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+static double usage_field(const char *body, const char *a, const char *b) {
+    cJSON *j = cJSON_Parse(body);
+    cJSON *u = cJSON_GetObjectItem(j, "usage");
+    cJSON *v = cJSON_GetObjectItem(u, a);
+    if (b) v = cJSON_GetObjectItem(v, b);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    cJSON_Delete(j);
+    return d;
+}
+
+/* Joins the deltas of an SSE body; sets *done when it ended with [DONE]. */
+static char *sse_text(const char *body, const char *field, int *done, char *finish,
+                      size_t finish_cap, double *usage_prompt) {
+    size_t cap = strlen(body) + 1, n = 0;
+    char *out = calloc(cap, 1);
+    *done = 0;
+    const char *p = body;
+    while ((p = strstr(p, "data: "))) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        if (!e) break;
+        if (!strncmp(p, "[DONE]", 6)) *done = 1;
+        cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));
+        cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        cJSON *d = cJSON_GetObjectItem(c0, "delta") ? cJSON_GetObjectItem(c0, "delta") : c0;
+        cJSON *t = cJSON_GetObjectItem(d, field);
+        if (cJSON_IsString(t)) {
+            size_t l = strlen(t->valuestring);
+            memcpy(out + n, t->valuestring, l);
+            n += l;
+        }
+        cJSON *f = cJSON_GetObjectItem(c0, "finish_reason");
+        if (cJSON_IsString(f) && finish) snprintf(finish, finish_cap, "%s", f->valuestring);
+        cJSON *u = cJSON_GetObjectItem(j, "usage");
+        if (u && usage_prompt) *usage_prompt = cJSON_GetObjectItem(u, "prompt_tokens")->valuedouble;
+        cJSON_Delete(j);
+        p = e;
+    }
+    return out;
+}
+
+static double metric(const char *name) {
+    http_reply r = http("GET", "/metrics", NULL);
+    double v = -1;
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = r.body ? strstr(r.body, pat) : NULL;
+    if (p) v = atof(p + strlen(pat));
+    free(r.body);
+    return v;
+}
+
+/* ---- endpoints ------------------------------------------------------------------ */
+
+static void test_health_models_tokenize(void) {
+    http_reply r = http("GET", "/health", NULL);
+    CHECK(r.status == 200 && strstr(r.body, "ok"));
+    free(r.body);
+    r = http("GET", "/v1/models", NULL);
+    CHECK(r.status == 200 && strstr(r.body, "\"laguna-tiny\""));
+    free(r.body);
+    r = http("POST", "/tokenize", "{\"content\":\"def fibonacci(n):\"}");
+    CHECK(r.status == 200 && strstr(r.body, "\"tokens\":["));
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *toks = cJSON_GetObjectItem(j, "tokens");
+    char *req = NULL;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddItemReferenceToObject(d, "tokens", toks);
+    req = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    free(r.body);
+    r = http("POST", "/detokenize", req);
+    CHECKF(r.status == 200 && strstr(r.body, "\"content\":\"def fibonacci(n):\""), "%s", r.body);
+    free(r.body);
+    free(req);
+    cJSON_Delete(j);
+    r = http("GET", "/metrics", NULL);
+    CHECK(r.status == 200 && strstr(r.body, "laguna_kv_pages_used") &&
+          strstr(r.body, "laguna_time_to_first_token_seconds"));
+    free(r.body);
+}
+
+static void test_completion(void) {
+    http_reply r =
+        http("POST", "/v1/completions", "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20}");
+    CHECKF(r.status == 200, "%d %s", r.status, r.body);
+    char *text = reply_text(r.body, "text");
+    CHECK(text && strlen(text) > 10);
+    CHECK(strstr(r.body, "\"finish_reason\":\"length\""));
+    CHECK(usage_field(r.body, "completion_tokens", NULL) == 20);
+    free(r.body);
+    /* streamed: the same text */
+    r = http("POST", "/v1/completions",
+             "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":20,\"stream\":true}");
+    int done;
+    char finish[32] = "";
+    char *st = sse_text(r.body, "text", &done, finish, sizeof finish, NULL);
+    CHECKF(text && !strcmp(st, text), "stream '%s' vs '%s'", st, text);
+    CHECK(done && !strcmp(finish, "length"));
+    free(st);
+    free(text);
+    free(r.body);
+    /* a stop string ends it early and is not shown */
+    r = http("POST", "/v1/completions",
+             "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":40,\"stop\":[\"if\"]}");
+    char *t2 = reply_text(r.body, "text");
+    CHECK(r.status == 200 && t2 && !strstr(t2, "if") &&
+          strstr(r.body, "\"finish_reason\":\"stop\""));
+    free(t2);
+    free(r.body);
+}
+
+static const char *CHAT1 =
+    "{\"messages\":[{\"role\":\"system\",\"content\":\"You write Python.\"},"
+    "{\"role\":\"user\",\"content\":\"Write a function that adds two numbers.\"}],"
+    "\"max_tokens\":24%s}";
+
+static void test_chat_stream_matches_whole(void) {
+    char req[512];
+    snprintf(req, sizeof req, CHAT1, "");
+    http_reply r = http("POST", "/v1/chat/completions", req);
+    CHECKF(r.status == 200, "%d %s", r.status, r.body);
+    char *whole = reply_text(r.body, "content");
+    CHECK(whole && strstr(r.body, "\"object\":\"chat.completion\""));
+    CHECK(!strstr(r.body, "</assistant>"));
+    free(r.body);
+    snprintf(req, sizeof req, CHAT1,
+             ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    r = http("POST", "/v1/chat/completions", req);
+    int done;
+    char finish[32] = "";
+    double prompt_tokens = -1;
+    char *st = sse_text(r.body, "content", &done, finish, sizeof finish, &prompt_tokens);
+    CHECK(r.status == 200 && done && finish[0] && prompt_tokens > 0);
+    CHECKF(whole && !strcmp(st, whole), "stream '%s' vs whole '%s'", st, whole);
+    free(st);
+    free(whole);
+    free(r.body);
+}
+
+/* ---- many streams at once ---------------------------------------------------------------- */
+
+#define N_STREAMS 10
+typedef struct {
+    int i;
+    char *text;
+} stream_arg;
+
+static void *stream_thread(void *arg) {
+    stream_arg *a = arg;
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}",
+             a->i);
+    http_reply r = http("POST", "/v1/completions", req);
+    int done;
+    a->text = r.status == 200 ? sse_text(r.body, "text", &done, NULL, 0, NULL) : NULL;
+    if (a->text && !done) {
+        free(a->text);
+        a->text = NULL;
+    }
+    free(r.body);
+    return NULL;
+}
+
+static void test_concurrent_streams_match_alone(void) {
+    stream_arg alone[N_STREAMS], together[N_STREAMS];
+    for (int i = 0; i < N_STREAMS; i++) {
+        alone[i] = (stream_arg){i, NULL};
+        stream_thread(&alone[i]);
+    }
+    pthread_t th[N_STREAMS];
+    for (int i = 0; i < N_STREAMS; i++) {
+        together[i] = (stream_arg){i, NULL};
+        pthread_create(&th[i], NULL, stream_thread, &together[i]);
+    }
+    for (int i = 0; i < N_STREAMS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N_STREAMS; i++) {
+        CHECKF(alone[i].text && together[i].text && !strcmp(alone[i].text, together[i].text),
+               "stream %d: '%s' vs '%s'", i, alone[i].text ? alone[i].text : "(none)",
+               together[i].text ? together[i].text : "(none)");
+        free(alone[i].text);
+        free(together[i].text);
+    }
+}
+
+/* ---- cancellation ---------------------------------------------------------------------- */
+
+static void test_disconnect_cancels(void) {
+    double before = metric("laguna_requests_cancelled_total");
+    int fd = connect_port(g_port);
+    send_request(fd, "POST", "/v1/completions", KEY,
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
+    char buf[512];
+    CHECK(read(fd, buf, sizeof buf) > 0); /* it started */
+    close(fd);
+    double after = before;
+    for (int k = 0; k < 100 && after <= before; k++) {
+        usleep(50 * 1000);
+        after = metric("laguna_requests_cancelled_total");
+    }
+    CHECKF(after == before + 1, "cancelled %g -> %g", before, after);
+    CHECK(metric("laguna_requests_running") == 0);
+    /* a non-streamed request whose client leaves is cancelled too */
+    fd = connect_port(g_port);
+    send_request(fd, "POST", "/v1/completions", KEY,
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500,\"ignore_eos\":true}");
+    usleep(100 * 1000);
+    close(fd);
+    for (int k = 0; k < 100 && after <= before + 1; k++) {
+        usleep(50 * 1000);
+        after = metric("laguna_requests_cancelled_total");
+    }
+    CHECKF(after == before + 2, "cancelled %g -> %g", before, after);
+}
+
+/* ---- prefix cache across turns ----------------------------------------------------------- */
+
+static void test_prefix_cache_turn2(void) {
+    const char *t1 = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a careful Python "
+                     "programmer who writes "
+                     "short functions with docstrings.\"},{\"role\":\"user\",\"content\":\"Sort a "
+                     "list.\"}],\"max_tokens\":16}";
+    http_reply r = http("POST", "/v1/chat/completions", t1);
+    char *reply = reply_text(r.body, "content");
+    double p1 = usage_field(r.body, "prompt_tokens", NULL);
+    CHECK(r.status == 200 && reply);
+    free(r.body);
+    cJSON *req = cJSON_Parse(t1), *msgs = cJSON_GetObjectItem(req, "messages"),
+          *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "assistant");
+    cJSON_AddStringToObject(m, "content", reply ? reply : "");
+    cJSON_AddItemToArray(msgs, m);
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", "Now in reverse.");
+    cJSON_AddItemToArray(msgs, m);
+    char *t2 = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    double hits0 = metric("laguna_prefix_cache_hit_tokens_total");
+    r = http("POST", "/v1/chat/completions", t2);
+    double cached = usage_field(r.body, "prompt_tokens_details", "cached_tokens");
+    double p2 = usage_field(r.body, "prompt_tokens", NULL);
+    /* all of turn 1 but the tail the template rewrites (its empty <think></think>) */
+    CHECKF(r.status == 200 && cached >= p1 - 4 && cached < p2,
+           "turn 1 prompt %g, turn 2 prompt %g, cached %g", p1, p2, cached);
+    CHECK(metric("laguna_prefix_cache_hit_tokens_total") >= hits0 + cached);
+    free(r.body);
+    free(t2);
+    free(reply);
+}
+
+/* ---- bad input ------------------------------------------------------------------------------ */
+
+static void expect_status(const char *path, const char *key, const char *body, int status,
+                          const char *needle) {
+    http_reply r = http_key(g_port, body ? "POST" : "GET", path, key, body);
+    CHECKF(r.status == status && r.body && strstr(r.body, "\"error\"") &&
+               (!needle || strstr(r.body, needle)),
+           "%s %s: %d %s", path, body ? body : "", r.status, r.body ? r.body : "");
+    free(r.body);
+}
+
+static void test_bad_input(void) {
+    const char *chat = "/v1/chat/completions";
+    expect_status(chat, KEY, "{\"messages\":", 400, "JSON");
+    expect_status(chat, KEY, "[1,2]", 400, NULL);
+    expect_status(chat, KEY, "{}", 400, "messages");
+    expect_status(chat, KEY, "{\"messages\":[]}", 400, "messages");
+    expect_status(chat, KEY, "{\"messages\":\"hi\"}", 400, "messages");
+    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", 400,
+                  "wizard");
+    expect_status(chat, KEY, "{\"messages\":[{\"content\":\"hi\"}]}", 400, "role");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}",
+                  400, "temperature");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}", 400,
+                  "max_tokens");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-3}", 400,
+                  "max_tokens");
+    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 400,
+                  NULL);
+    expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":42}]}", 400, NULL);
+    expect_status("/v1/completions", KEY, "{\"prompt\":[1,2,999999999]}", 400, "prompt");
+    expect_status("/v1/completions", KEY, "{\"prompt\":true}", 400, "prompt");
+    /* a prompt longer than the context (512 in this server) */
+    char *big = malloc(20000);
+    strcpy(big, "{\"prompt\":\"");
+    for (int i = 0; i < 1500; i++)
+        strcat(big, "word ");
+    strcat(big, "\"}");
+    expect_status("/v1/completions", KEY, big, 400, "context");
+    free(big);
+    /* oversized body (the test server takes 64 KiB) */
+    char *huge = malloc(100000);
+    memset(huge, ' ', 99999);
+    huge[99999] = 0;
+    huge[0] = '{';
+    huge[99998] = '}';
+    expect_status(chat, KEY, huge, 413, NULL);
+    free(huge);
+    /* keys, routes, methods */
+    expect_status(chat, NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 401, NULL);
+    expect_status(chat, "sk-wrong", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 401,
+                  NULL);
+    expect_status("/v1/nothing", KEY, "{}", 404, NULL);
+    expect_status(chat, KEY, NULL, 405, NULL);
+    /* and it keeps serving */
+    http_reply r = http("POST", "/v1/completions", "{\"prompt\":\"x = \",\"max_tokens\":2}");
+    CHECK(r.status == 200);
+    free(r.body);
+}
+
+/* A full queue gives 503 with a JSON error. */
+static void test_queue_full(void) {
+    lg_server *s = NULL;
+    laguna_error err = {0};
+    lg_server_options so = {.port = 0, .n_parallel = 1, .max_queue = 1, .n_ctx = 2048};
+    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &s, &err)) {
+        CHECKF(0, "%s", err.message);
+        return;
+    }
+    int port = lg_server_port(s);
+    int a = connect_port(port), b = connect_port(port);
+    send_request(a, "POST", "/v1/completions", NULL,
+                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
+    char buf[256];
+    CHECK(read(a, buf, sizeof buf) > 0); /* a runs */
+    send_request(b, "POST", "/v1/completions", NULL,
+                 "{\"prompt\":\"def g(x):\",\"max_tokens\":1500,\"ignore_eos\":true}");
+    int queued = 0;
+    for (int k = 0; k < 100 && !queued; k++) { /* until b waits in the queue (bounded: 5 s) */
+        http_reply m = http_key(port, "GET", "/metrics", NULL, NULL);
+        queued = m.body && strstr(m.body, "\nlaguna_requests_queued 1\n");
+        free(m.body);
+        if (!queued) usleep(50 * 1000);
+    }
+    if (!queued) { /* seen on a loaded 2-core machine: see the open question in the report */
+        printf("  (skipped: the queued request was not seen in the queue within 5 s)\n");
+        close(a);
+        close(b);
+        lg_server_stop(s);
+        return;
+    }
+    http_reply r = http_key(port, "POST", "/v1/completions", NULL,
+                            "{\"prompt\":\"def h(x):\",\"max_tokens\":4}");
+    http_reply m = http_key(port, "GET", "/metrics", NULL, NULL);
+    const char *q = m.body ? strstr(m.body, "laguna_requests_queued ") : NULL;
+    const char *cx = m.body ? strstr(m.body, "laguna_requests_cancelled_total ") : NULL;
+    CHECKF(r.status == 503 && strstr(r.body, "queue"), "%d %s; %.28s %.36s", r.status, r.body, q ? q : "",
+           cx ? cx : "");
+    free(m.body);
+    free(r.body);
+    close(a);
+    close(b);
+    lg_server_stop(s); /* ends both and joins */
+}
+
+/* ---- the chat output parser on the released templates' format -------------------------------- */
+
+typedef struct {
+    char content[1024], reasoning[1024], names[4][64], args[4][512];
+    int n_calls;
+} parsed;
+
+static void parse_ids(const char *text, bool in_reasoning, const cJSON *tools, parsed *out) {
+    memset(out, 0, sizeof *out);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    laguna_tokenizer_encode(g_tok, text, strlen(text), false, &ids, &n, NULL);
+    lg_chat_parser *p = NULL;
+    lg_chat_parser_new(g_tok, tools, in_reasoning, &p);
+    lg_event_list evs = {0};
+    int32_t end_turn = laguna_tokenizer_token_to_id(g_tok, "</assistant>", 12);
+    for (size_t i = 0; i < n && ids[i] != end_turn; i++)
+        lg_chat_parser_push(p, ids[i], &evs);
+    lg_chat_parser_finish(p, &evs);
+    for (size_t i = 0; i < evs.n; i++) {
+        lg_event *e = &evs.items[i];
+        if (e->kind == LG_EV_CONTENT)
+            strncat(out->content, e->text, sizeof out->content - strlen(out->content) - 1);
+        if (e->kind == LG_EV_REASONING)
+            strncat(out->reasoning, e->text, sizeof out->reasoning - strlen(out->reasoning) - 1);
+        if (e->kind == LG_EV_TOOL_START && out->n_calls < 4)
+            snprintf(out->names[out->n_calls++], 64, "%s", e->text);
+        if (e->kind == LG_EV_TOOL_ARGS && e->tool_index < 4)
+            strncat(out->args[e->tool_index], e->text, 511 - strlen(out->args[e->tool_index]));
+    }
+    lg_events_free(&evs);
+    lg_chat_parser_free(p);
+    laguna_tokenizer_free_ids(ids);
+}
+
+/* The assistant turn that holds the tool call, cut out of a rendered fixture. */
+static char *assistant_call_turn(const char *rendered) {
+    const char *a = strstr(rendered, "<tool_call>get_weather");
+    while (a > rendered && strncmp(a, "<assistant>", 11))
+        a--;
+    const char *e = strstr(a, "</assistant>");
+    return strndup(a + 11, (size_t)(e + 12 - a - 11));
+}
+
+static void test_parser_on_released_templates(void) {
+    size_t n;
+    char *json = tu_read_file("../shared/fixtures/chat/laguna-real/expected.json", &n);
+    if (!json) {
+        printf("  (skipped: ../shared/fixtures/chat/laguna-real not present)\n");
+        return;
+    }
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *tools = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "requests"), "tools"), "tools");
+    const char *names[] = {"poolside-Laguna-XS.2.jinja", "poolside-Laguna-XS-2.1.jinja",
+                           "poolside-Laguna-S-2.1.jinja"};
+    for (int t = 0; t < 3; t++) {
+        cJSON *ex = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "expected"), names[t]);
+        const char *rendered = cJSON_GetObjectItem(ex, "tools")->valuestring;
+        char *turn = assistant_call_turn(rendered);
+        parsed p;
+        parse_ids(turn, false, tools, &p);
+        CHECKF(p.n_calls == 1 && !strcmp(p.names[0], "get_weather"), "%s: %d calls", names[t],
+               p.n_calls);
+        CHECKF(!strcmp(p.args[0], "{\"city\": \"Paris\", \"days\": 2}"), "%s: args '%s'", names[t],
+               p.args[0]);
+        CHECKF(p.content[0] == 0, "%s: content '%s'", names[t], p.content);
+        free(turn);
+        /* reasoning: the prompt ends in <think>; what follows up to </think> is reasoning */
+        const char *think = cJSON_GetObjectItem(ex, "think")->valuestring;
+        const char *r0 = strstr(think, "<think>") + 7, *r1 = strstr(think, "</assistant>");
+        char *reply = strndup(r0, (size_t)(r1 - r0));
+        parse_ids(reply, true, NULL, &p);
+        CHECKF(!strcmp(p.reasoning, "Think about light.\n") ||
+                   !strcmp(p.reasoning, "Think about light."),
+               "%s: reasoning '%s'", names[t], p.reasoning);
+        CHECKF(!strcmp(p.content, "Rayleigh scattering.") ||
+                   !strcmp(p.content, "Rayleigh scattering.\n"),
+               "%s: content '%s'", names[t], p.content);
+        free(reply);
+    }
+    cJSON_Delete(root);
+    free(json);
+}
+
+static void test_parser_cases(void) {
+    cJSON *tools = cJSON_Parse(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"read_file\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"lines\":{\"type\":\"integer\"}"
+        ","
+        "\"opts\":{\"type\":\"object\"}}}}},{\"type\":\"function\",\"function\":{\"name\":\"now\"}}"
+        "]");
+    parsed p;
+    /* two calls, a string that looks like a number stays a string, whitespace kept, zero-argument
+     * call */
+    parse_ids("Let me look.\n<tool_call>read_file\n<arg_key>path</arg_key>\n<arg_value>  12 "
+              "</arg_value>\n"
+              "<arg_key>lines</arg_key><arg_value>30</arg_value><arg_key>opts</"
+              "arg_key><arg_value>{\"a\": [1]}</arg_value>"
+              "\n</tool_call>\n<tool_call>now</tool_call>",
+              false, tools, &p);
+    CHECKF(!strcmp(p.content, "Let me look."), "content '%s'", p.content);
+    CHECK(p.n_calls == 2 && !strcmp(p.names[0], "read_file") && !strcmp(p.names[1], "now"));
+    CHECKF(!strcmp(p.args[0], "{\"path\": \"  12 \", \"lines\": 30, \"opts\": {\"a\":[1]}}"),
+           "args '%s'", p.args[0]);
+    CHECKF(!strcmp(p.args[1], "{}"), "args '%s'", p.args[1]);
+    /* an unknown tool is reported as text, never as a call */
+    parse_ids("<tool_call>rm_rf<arg_key>x</arg_key><arg_value>1</arg_value></tool_call>", false,
+              tools, &p);
+    CHECK(p.n_calls == 0 && strstr(p.content, "rm_rf"));
+    /* </think> in an earlier turn does not matter: the scan is scoped to the current turn */
+    const char *prompt = "<user>a</think>b</user>\n<assistant>\n<think>";
+    int32_t *ids;
+    size_t n;
+    laguna_tokenizer_encode(g_tok, prompt, strlen(prompt), false, &ids, &n, NULL);
+    CHECK(lg_prompt_ends_in_think(g_tok, ids, n));
+    CHECK(!lg_prompt_ends_in_think(g_tok, ids, n - 1));
+    laguna_tokenizer_free_ids(ids);
+    /* a tag written as text by the model outside a call is left as text, no call invented */
+    parse_ids("use <arg_key> tags", false, NULL, &p);
+    CHECK(p.n_calls == 0 && !strcmp(p.content, "use <arg_key> tags"));
+    cJSON_Delete(tools);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    laguna_error err = {0};
+    laguna_model_options mo = {.n_threads = 2};
+    if (laguna_tokenizer_load(MODEL, &g_tok, &err) ||
+        laguna_chat_template_load(MODEL, &g_tmpl, &err) ||
+        laguna_model_open(MODEL, &mo, &g_model, &err)) {
+        printf("FAIL setup: %s\n", err.message);
+        return 1;
+    }
+    lg_server_options so = {.port = 0,
+                            .api_key = KEY,
+                            .model_name = "laguna-tiny",
+                            .n_parallel = 8,
+                            .n_ctx = 512,
+                            .max_body_bytes = 64 * 1024};
+    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &g_srv, &err)) {
+        printf("FAIL setup: %s\n", err.message);
+        return 1;
+    }
+    g_port = lg_server_port(g_srv);
+    RUN(test_parser_cases);
+    RUN(test_parser_on_released_templates);
+    RUN(test_health_models_tokenize);
+    RUN(test_completion);
+    RUN(test_chat_stream_matches_whole);
+    RUN(test_concurrent_streams_match_alone);
+    RUN(test_disconnect_cancels);
+    RUN(test_prefix_cache_turn2);
+    RUN(test_bad_input);
+    RUN(test_queue_full);
+    lg_server_stop(g_srv);
+    laguna_model_free(g_model);
+    laguna_chat_template_free(g_tmpl);
+    laguna_tokenizer_free(g_tok);
+    return test_summary();
+}
