@@ -44,7 +44,20 @@ struct lg_cuda_ctx {
  * step (stream-ordered); when the ring is full it waits for the stream. */
 const void *lg_cuda_upload(lg_cuda_ctx *c, const void *host, size_t n);
 
-/* Value i of a row stored in dtype (F32, BF16, F16 or Q8_0). */
+__device__ __forceinline__ float lg_half_at(const uint8_t *p) { return __half2float(*(const __half *)p); }
+
+/* 6-bit scale and min j of a Q4_K/Q5_K super-block (ggml's packing). */
+__device__ __forceinline__ void lg_k4_scale_min_dev(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63, *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Value i of a row stored in dtype: the float types, and ggml's blocks as
+ * src/quant/quant.h lays them out, dequantised with the CPU's arithmetic. */
 __device__ __forceinline__ float lg_load(int dtype, const uint8_t *row, int64_t i) {
     switch (dtype) {
     case LG_DTYPE_F32: return ((const float *)row)[i];
@@ -52,16 +65,48 @@ __device__ __forceinline__ float lg_load(int dtype, const uint8_t *row, int64_t 
     case LG_DTYPE_F16: return __half2float(((const __half *)row)[i]);
     case LG_DTYPE_Q8_0: {
         const uint8_t *b = row + (i / 32) * 34;
-        return __half2float(*(const __half *)b) * (float)(int8_t)b[2 + i % 32];
+        return lg_half_at(b) * (float)(int8_t)b[2 + i % 32];
+    }
+    case LG_DTYPE_Q4_0: {
+        const uint8_t *b = row + (i / 32) * 18;
+        int j = (int)(i % 32), q = j < 16 ? b[2 + j] & 0xF : b[2 + j - 16] >> 4;
+        return (float)(q - 8) * lg_half_at(b);
+    }
+    case LG_DTYPE_Q5_0:
+    case LG_DTYPE_Q5_1: {
+        bool with_min = dtype == LG_DTYPE_Q5_1;
+        const uint8_t *b = row + (i / 32) * (with_min ? 24 : 22);
+        const uint8_t *qh = b + (with_min ? 4 : 2), *qs = qh + 4;
+        uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+        int j = (int)(i % 32), q = (j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4) | (int)((h >> j) & 1) << 4;
+        return with_min ? (float)q * lg_half_at(b) + lg_half_at(b + 2) : (float)(q - 16) * lg_half_at(b);
+    }
+    case LG_DTYPE_Q4_K:
+    case LG_DTYPE_Q5_K: {
+        bool five = dtype == LG_DTYPE_Q5_K;
+        const uint8_t *b = row + (i / 256) * (five ? 176 : 144);
+        int e = (int)(i % 256), g = e / 64, w = e % 64, l = w % 32, sc, m;
+        lg_k4_scale_min_dev(2 * g + (w >= 32), b + 4, &sc, &m);
+        const uint8_t *qs = b + (five ? 48 : 16);
+        int q = w < 32 ? qs[32 * g + l] & 0xF : qs[32 * g + l] >> 4;
+        if (five && (b[16 + l] >> (2 * g + (w >= 32)) & 1)) q += 16;
+        return lg_half_at(b) * (float)sc * (float)q - lg_half_at(b + 2) * (float)m;
+    }
+    case LG_DTYPE_Q6_K: {
+        const uint8_t *b = row + (i / 256) * 210;
+        int e = (int)(i % 256), h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(b + 192) + 8 * h;
+        int lo = quarter & 1 ? ql[l + 32] : ql[l];
+        int q = (quarter < 2 ? lo & 0xF : lo >> 4) | ((qh[l] >> (2 * quarter)) & 3) << 4;
+        return lg_half_at(b + 208) * (float)sc[l / 16 + 2 * quarter] * (float)(q - 32);
     }
     default: return 0.0f;
     }
 }
 
-/* Weight dtypes the kernels read. */
-static inline bool lg_cuda_weight_dtype_ok(lg_dtype d) {
-    return d == LG_DTYPE_F32 || d == LG_DTYPE_BF16 || d == LG_DTYPE_F16 || d == LG_DTYPE_Q8_0;
-}
+/* Weight dtypes the kernels read: every dtype the model loader takes. */
+static inline bool lg_cuda_weight_dtype_ok(lg_dtype d) { return d != LG_DTYPE_I32 && d < LG_DTYPE_COUNT; }
 
 #define LG_CUDA_CTX(c) ((lg_cuda_ctx *)(c))
 
