@@ -788,6 +788,28 @@ static void test_replace_expansion_bounded(void) {
     laguna_tokenizer_free(tok);
 }
 
+/* A Sequence of twelve ByteLevel stages would double non-ASCII text twelve
+ * times (4096x); pre-tokenization stops at its growth bound instead. */
+static void test_pretokenizer_growth_bounded(void) {
+    char json[4096];
+    size_t k = (size_t)snprintf(json, sizeof json, "{'pre_tokenizer': {'type': 'Sequence', 'pretokenizers': [");
+    for (int i = 0; i < 12; i++)
+        k += (size_t)snprintf(json + k, sizeof json - k, "%s{'type': 'ByteLevel', 'add_prefix_space': false, 'use_regex': false}",
+                              i ? ", " : "");
+    snprintf(json + k, sizeof json - k, "]}, 'model': {'type': 'BPE', 'vocab': {'a': 0}, 'merges': []}}");
+    laguna_error err = {0};
+    laguna_tokenizer *tok = load_snippet(json, &err);
+    CHECKF(tok != NULL, "%s", err.message);
+    if (!tok) return;
+    char text[3000];
+    for (size_t i = 0; i + 2 < sizeof text; i += 2) text[i] = (char)0xc3, text[i + 1] = (char)0xa9; /* e-acute */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK(laguna_tokenizer_encode(tok, text, sizeof text - 2, false, &ids, &n, &err) == LAGUNA_ERR_FORMAT);
+    CHECKF(strstr(err.message, "pre-tokenized text exceeds"), "%s", err.message);
+    laguna_tokenizer_free(tok);
+}
+
 /* ---- the laguna tokenize / detokenize commands ----------------------------- */
 
 static void expect_cli(const char *args, int want_rc, const char *needle) {
@@ -828,6 +850,7 @@ int main(void) {
     RUN(test_invalid_utf8_token_text);
     RUN(test_empty_vocabulary);
     RUN(test_replace_expansion_bounded);
+    RUN(test_pretokenizer_growth_bounded);
     RUN(test_cli);
     return test_summary();
 }

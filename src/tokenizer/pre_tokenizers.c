@@ -377,14 +377,34 @@ static laguna_status apply_stage(const lg_pretokenizer *p, lg_pieces *pieces, lg
     return LAGUNA_OK;
 }
 
+/* Real pre-tokenizers grow text a little (ByteLevel's two-byte characters,
+ * Metaspace's three-byte marker); a hostile file's Sequence of rewriting
+ * stages could double it stage after stage. The text (the arena) may grow
+ * to this many times what it was before pre-tokenization, checked after
+ * every stage. */
+#define LG_PRETOKENIZED_MAX_GROWTH 8
+
+static laguna_status apply_tree(const lg_pretokenizer *p, lg_pieces *pieces, lg_buf *arena,
+                                lg_pretok_scratch *scratch, size_t limit, laguna_error *err) {
+    if (p->type != PRE_SEQUENCE) {
+        laguna_status st = apply_stage(p, pieces, arena, scratch, err);
+        if (st == LAGUNA_OK && arena->len > limit)
+            return lg_fail(err, LAGUNA_ERR_FORMAT,
+                           "pre-tokenized text exceeds %d times its input (%zu bytes): the tokenizer's "
+                           "pre-tokenizers keep rewriting the text",
+                           LG_PRETOKENIZED_MAX_GROWTH, arena->len);
+        return st;
+    }
+    for (size_t i = 0; i < p->n_children; i++) {
+        laguna_status st = apply_tree(p->children[i], pieces, arena, scratch, limit, err);
+        if (st) return st;
+    }
+    return LAGUNA_OK;
+}
+
 laguna_status lg_pretokenizer_apply(const lg_pretokenizer *p, lg_pieces *pieces, lg_buf *arena,
                                     lg_pretok_scratch *scratch, laguna_error *err) {
     if (!scratch->regex && !(scratch->regex = lg_regex_scratch_new()))
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory pre-tokenizing text");
-    if (p->type != PRE_SEQUENCE) return apply_stage(p, pieces, arena, scratch, err);
-    for (size_t i = 0; i < p->n_children; i++) {
-        laguna_status st = lg_pretokenizer_apply(p->children[i], pieces, arena, scratch, err);
-        if (st) return st;
-    }
-    return LAGUNA_OK;
+    return apply_tree(p, pieces, arena, scratch, LG_PRETOKENIZED_MAX_GROWTH * arena->len + 4096, err);
 }
