@@ -65,7 +65,12 @@ static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *ba
     TAKE(k, float, b * KV);
     TAKE(v, float, b * KV);
     TAKE(attn, float, b * Q);
-    TAKE(gate, float, c->gate_mode == LG_GATE_NONE ? 0 : b * Q);
+    size_t gate_width = 0; /* the widest output gate of any layer: one per head or per element */
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t w = m->layers[l].gate_mode == LG_GATE_PER_ELEMENT ? Q : m->layers[l].gate_mode == LG_GATE_PER_HEAD ? (size_t)max_heads : 0;
+        if (w > gate_width) gate_width = w;
+    }
+    TAKE(gate, float, b * gate_width);
     TAKE(proj, float, b * H);
     TAKE(mlp, float, b * H);
     TAKE(act_gate, float, act);
