@@ -1,16 +1,20 @@
 /* Paged attention and KV writes on the GPU.
  *
- * One block per (query row, head). Positions are scored in chunks of the
- * block's width (one thread per position), with an online softmax: the
- * running maximum and sum are rescaled chunk by chunk, each output
- * dimension accumulated by one thread over positions in ascending order. A
- * row's result depends only on its own sequence. Positions earlier than the
- * step come from the pool through the row's page table; the step's own come
- * from its float32 key and value rows, as lg_attention_args says. */
+ * One block of WARPS warps per (query row, head). Warp w takes positions
+ * lo + w, lo + w + WARPS, ... in ascending order: its lanes read a key row
+ * together (coalesced), the dot product is summed in a fixed butterfly, and
+ * the warp keeps an online softmax (running max, sum, and each lane's
+ * output dimensions). At the end the warps' partial results are merged in
+ * warp order. Every choice depends on the row's own positions only, so a
+ * row's result is the same in any batch. Positions earlier than the step
+ * come from the pool through the row's page table; the step's own come from
+ * its float32 key and value rows, as lg_attention_args says. */
 #include "backend/cuda/cuda_internal.h"
 
-#define THREADS 128
+#define WARPS 4
+#define THREADS (WARPS * 32)
 #define MAX_HEAD_DIM 512
+#define PER_LANE (MAX_HEAD_DIM / 32)
 
 struct attn_args {
     const uint8_t *pool;
@@ -23,66 +27,73 @@ struct attn_args {
     float scale;
 };
 
-/* Head kv of the key (which 0) or value (1) row at position p, element e. */
-__device__ __forceinline__ float kv_at(const attn_args &a, int r, int p, int which, int kv, int e) {
+/* Where head kv of the key (which 0) or value (1) row of position p starts,
+ * and in which dtype. */
+__device__ __forceinline__ const uint8_t *kv_row(const attn_args &a, int r, int p, int which, int kv, int *dtype,
+                                                 int64_t *first) {
     if (p >= a.fresh_from[r]) {
         int row = a.fresh_rows[a.fresh_at[r] + p - a.fresh_from[r]];
-        return (which ? a.fresh_v : a.fresh_k)[((size_t)row * a.n_kv_heads + kv) * a.head_dim + e];
+        *dtype = LG_DTYPE_F32;
+        *first = 0;
+        return (const uint8_t *)((which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kv) * a.head_dim);
     }
     int page = a.pages[a.table_at[r] + p / a.page_size];
-    const uint8_t *row = a.pool + (size_t)page * a.page_bytes +
-                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
-    return lg_load(a.dtype, row, (int64_t)kv * a.head_dim + e);
+    *dtype = a.dtype;
+    *first = (int64_t)kv * a.head_dim;
+    return a.pool + (size_t)page * a.page_bytes + ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
 }
 
 __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
-    __shared__ float q[MAX_HEAD_DIM];
-    __shared__ float p_chunk[THREADS];
-    __shared__ float red[THREADS];
-    int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, hd = a.head_dim;
+    __shared__ float part_m[WARPS], part_l[WARPS];
+    __shared__ float part_acc[WARPS][MAX_HEAD_DIM];
+    int r = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hd = a.head_dim;
     int kv = h / (a.n_heads / a.n_kv_heads);
     int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0;
-    for (int e = tid; e < hd; e += THREADS) q[e] = a.q[((size_t)r * a.n_heads + h) * hd + e];
-    float acc[MAX_HEAD_DIM / THREADS] = {0};
+    const float *q = a.q + ((size_t)r * a.n_heads + h) * hd;
+    float qv[PER_LANE], acc[PER_LANE];
+    for (int i = 0; i < PER_LANE; i++) {
+        int e = lane + 32 * i;
+        qv[i] = e < hd ? q[e] : 0.0f;
+        acc[i] = 0.0f;
+    }
     float m = -INFINITY, l = 0.0f;
-    __syncthreads();
-    for (int c0 = lo; c0 <= pos; c0 += THREADS) {
-        int p = c0 + tid;
-        float s = -INFINITY;
-        if (p <= pos) {
-            float d = 0.0f;
-            for (int e = 0; e < hd; e++) d = fmaf(q[e], kv_at(a, r, p, 0, kv, e), d);
-            s = d * a.scale;
+    for (int p = lo + warp; p <= pos; p += WARPS) {
+        int dtype;
+        int64_t first;
+        const uint8_t *krow = kv_row(a, r, p, 0, kv, &dtype, &first);
+        float d = 0.0f;
+        for (int i = 0; i < PER_LANE; i++) {
+            int e = lane + 32 * i;
+            if (e < hd) d = fmaf(qv[i], lg_load(dtype, krow, first + e), d);
         }
-        red[tid] = s;
-        __syncthreads();
-        for (int w = THREADS / 2; w > 0; w >>= 1) {
-            if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
-            __syncthreads();
-        }
-        float m_new = fmaxf(m, red[0]);
-        __syncthreads();
-        float ex = p <= pos ? expf(s - m_new) : 0.0f;
-        p_chunk[tid] = ex;
-        red[tid] = ex;
-        __syncthreads();
-        for (int w = THREADS / 2; w > 0; w >>= 1) {
-            if (tid < w) red[tid] += red[tid + w];
-            __syncthreads();
-        }
-        float rescale = expf(m - m_new);
-        l = l * rescale + red[0];
-        int n = min(THREADS, pos - c0 + 1);
-        for (int i = 0, e = tid; e < hd; i++, e += THREADS) {
-            float v = acc[i] * rescale;
-            for (int j = 0; j < n; j++) v = fmaf(p_chunk[j], kv_at(a, r, c0 + j, 1, kv, e), v);
-            acc[i] = v;
+        for (int off = 16; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+        float s = d * a.scale, m_new = fmaxf(m, s);
+        float rescale = expf(m - m_new), w = expf(s - m_new);
+        l = l * rescale + w;
+        const uint8_t *vrow = kv_row(a, r, p, 1, kv, &dtype, &first);
+        for (int i = 0; i < PER_LANE; i++) {
+            int e = lane + 32 * i;
+            if (e < hd) acc[i] = fmaf(w, lg_load(dtype, vrow, first + e), acc[i] * rescale);
         }
         m = m_new;
-        __syncthreads();
     }
-    float inv = 1.0f / l;
-    for (int i = 0, e = tid; e < hd; i++, e += THREADS) a.out[((size_t)r * a.n_heads + h) * hd + e] = acc[i] * inv;
+    if (lane == 0) part_m[warp] = m, part_l[warp] = l;
+    for (int i = 0; i < PER_LANE; i++)
+        if (lane + 32 * i < hd) part_acc[warp][lane + 32 * i] = acc[i];
+    __syncthreads();
+    if (warp != 0) return;
+    float gm = -INFINITY;
+    for (int w = 0; w < WARPS; w++) gm = fmaxf(gm, part_m[w]);
+    float gl = 0.0f;
+    for (int w = 0; w < WARPS; w++) gl += part_m[w] == -INFINITY ? 0.0f : part_l[w] * expf(part_m[w] - gm);
+    for (int i = 0; i < PER_LANE; i++) {
+        int e = lane + 32 * i;
+        if (e >= hd) continue;
+        float o = 0.0f;
+        for (int w = 0; w < WARPS; w++)
+            if (part_m[w] != -INFINITY) o += part_acc[w][e] * expf(part_m[w] - gm);
+        a.out[((size_t)r * a.n_heads + h) * hd + e] = o / gl;
+    }
 }
 
 void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
