@@ -231,6 +231,7 @@ static int push_content(lg_job *j, const char *t, size_t len) {
     bool stopped = false;
     if (laguna_stop_matcher_push(j->stop, t, len, &rel, &rel_len, &stopped, NULL)) return -1;
     if (rel_len && lg_events_add(&j->pending, LG_EV_CONTENT, 0, rel, rel_len)) return -1;
+    if (stopped) j->stop_sequence = laguna_stop_matcher_matched(j->stop);
     return stopped;
 }
 

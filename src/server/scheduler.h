@@ -52,6 +52,7 @@ typedef struct lg_job {
     lg_event_list events; /* produced and not yet taken by the HTTP side */
     bool done;
     const char *finish_reason; /* "stop", "length", "tool_calls" (static strings) */
+    const char *stop_sequence; /* the stop string that ended it, or NULL (the matcher's) */
     char error[256];           /* non-empty: failed */
     int n_completion;          /* tokens generated */
     int n_cached;              /* prompt tokens taken from the prefix cache */
