@@ -79,7 +79,7 @@ static void test_partial_match_is_held_then_released(void) {
     CHECK(laguna_stop_matcher_matched(m) && !strcmp(laguna_stop_matcher_matched(m), "STOP"));
     CHECK(laguna_stop_matcher_push(m, "cd", 2, &r, &len, &hit, NULL) == LAGUNA_OK && !hit);
     CHECK(laguna_stop_matcher_matched(m) == NULL); /* only the push that stopped names it */
-    CHECK(len == 2 && !memcmp(r, "cd", 2)); /* the "b" after the stop was dropped */
+    CHECK(len == 2 && !memcmp(r, "cd", 2));        /* the "b" after the stop was dropped */
     laguna_stop_matcher_free(m);
 }
 

@@ -41,7 +41,7 @@ typedef struct lg_job {
     int max_tokens; /* > 0; clamped to the context by submit */
     char **stops;   /* owned: n_stops strings */
     int n_stops;
-    bool ignore_eos;        /* keep going past end-of-turn ids (vLLM's extension) */
+    bool ignore_eos;     /* keep going past end-of-turn ids (vLLM's extension) */
     bool chat;           /* run the chat parser (reasoning, tool calls) */
     bool in_reasoning;   /* the prompt ends inside <think> */
     struct cJSON *tools; /* owned, may be NULL: the request's tools */

@@ -97,10 +97,10 @@ char *lg_anthropic_error_json(const lg_req_error *e);
 char *lg_anthropic_response(const lg_reply_info *info, const lg_turn *t, const lg_job *job);
 /* Where an Anthropic stream is: content blocks are numbered from 0; one is open at a time. */
 typedef struct {
-    bool started;   /* message_start sent */
-    int n_blocks;   /* blocks started so far */
-    int open_kind;  /* -1: none, else the lg_event_kind of the open block */
-    int open_tool;  /* tool_index of an open tool_use block */
+    bool started;  /* message_start sent */
+    int n_blocks;  /* blocks started so far */
+    int open_kind; /* -1: none, else the lg_event_kind of the open block */
+    int open_tool; /* tool_index of an open tool_use block */
 } lg_anthropic_stream;
 /* Events for new output (the first call also sends message_start). Call with
  * the job's lock not held; it reads the job's counts. */
