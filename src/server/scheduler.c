@@ -29,6 +29,7 @@ struct lg_sched {
     bool stop, joined;
     lg_job *queue_head, *queue_tail;
     int n_queued;
+    int n_active; /* jobs admitted and not yet ended (the thread's n_running, under mu) */
     lg_sched_stats stats;
 
     /* the scheduler thread's own */
@@ -216,6 +217,8 @@ static void job_end(lg_sched *s, lg_job *j, const char *finish, const char *erro
             lg_events_add(&j->pending, LG_EV_CONTENT, 0, t, len);
     }
     pthread_mutex_lock(&s->mu);
+    if (j->admitted) s->n_active--;
+    j->admitted = false;
     if (error) s->stats.failed++;
     if (cancelled) s->stats.cancelled++;
     s->stats.completion_tokens += (uint64_t)j->n_completion;
@@ -306,6 +309,8 @@ static void admit(lg_sched *s) {
         s->queue_head = j->next_in_queue;
         if (!s->queue_head) s->queue_tail = NULL;
         s->n_queued--;
+        s->n_active++;
+        j->admitted = true;
         s->running[s->n_running++] = j;
         j->decoding = false;
         j->seq = -2; /* to be set up below */
@@ -533,7 +538,12 @@ int lg_sched_submit(lg_sched *s, lg_job *j) {
     int room = s->n_ctx - j->n_prompt;
     if (j->max_tokens > room) j->max_tokens = room;
     pthread_mutex_lock(&s->mu);
-    if (s->stop || s->n_queued >= s->opt.max_queue) {
+    /* Waiting means waiting for a slot: a job that a free slot will take at the
+     * next step does not count, however late the scheduler thread wakes (it
+     * used to, so two requests sent at once to an idle server with one slot
+     * and a queue of one could be refused). */
+    int free_slots = s->opt.n_parallel - s->n_active;
+    if (s->stop || s->n_queued >= s->opt.max_queue + free_slots) {
         s->stats.rejected++;
         pthread_mutex_unlock(&s->mu);
         return -1;

@@ -67,6 +67,7 @@ typedef struct lg_job {
     int fed_cap;
     int32_t next;  /* sampled token waiting to be fed (decode phase) */
     bool decoding; /* prompt done: feeding sampled tokens */
+    bool admitted; /* counted in the scheduler's active jobs (under the scheduler's mu) */
     laguna_sampler *sampler;
     lg_chat_parser *parser;
     laguna_detokenizer *detok; /* completions (no parser) */
@@ -83,7 +84,7 @@ void lg_job_release(lg_job *job);
 typedef struct {
     int n_parallel;     /* requests decoded together (sequences running); default 4 */
     int n_ctx;          /* positions per sequence; 0 = the model's maximum */
-    int max_queue;      /* requests waiting beyond n_parallel; default 64 */
+    int max_queue;      /* requests waiting for a free slot; default 64 */
     int prefill_chunk;  /* prompt rows of one request per step; default 128 */
     int prefill_budget; /* prompt rows of all requests per step; default 256 */
     int cache_seqs; /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */
