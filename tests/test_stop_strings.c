@@ -124,6 +124,11 @@ static void test_bad_arguments(void) {
     CHECK(laguna_stop_matcher_flush(NULL, &r, &len, &err) == LAGUNA_ERR_ARGUMENT);
     laguna_stop_matcher_free(m);
     laguna_stop_matcher_free(NULL);
+    /* a flush before any push (a turn with no answer text) releases nothing */
+    const char *one[] = {"x"};
+    CHECK(laguna_stop_matcher_new(one, 1, &m, NULL) == LAGUNA_OK);
+    CHECK(laguna_stop_matcher_flush(m, &r, &len, NULL) == LAGUNA_OK && len == 0 && r[0] == 0);
+    laguna_stop_matcher_free(m);
 }
 
 int main(void) {

@@ -78,7 +78,8 @@ static laguna_status release(laguna_stop_matcher *m, size_t k, const char **out,
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for stop-string text");
     if (k) memcpy(m->out, m->pending, k);
     m->out[k] = 0;
-    memmove(m->pending, m->pending + k, m->pending_len - k);
+    if (m->pending_len > k) /* pending is NULL until the first push */
+        memmove(m->pending, m->pending + k, m->pending_len - k);
     m->pending_len -= k;
     *out = m->out;
     *out_len = k;
