@@ -4,6 +4,7 @@
  * of the released Laguna templates (../shared/fixtures/chat/laguna-real). */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -431,6 +432,107 @@ static void test_bad_input(void) {
     http_reply r = http("POST", "/v1/completions", "{\"prompt\":\"x = \",\"max_tokens\":2}");
     CHECK(r.status == 200);
     free(r.body);
+}
+
+/* ---- logprobs ------------------------------------------------------------------------------ */
+
+/* Greedy completion with 3 alternatives: the tokens spell the text, the chosen token is the best
+ * alternative (same logprob), alternatives are sorted and their probabilities sum to at most 1;
+ * streamed, the same tokens and numbers. */
+static void test_completion_logprobs(void) {
+    const char *req = "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":12,\"temperature\":0,"
+                      "\"logprobs\":3%s}";
+    char buf[256];
+    snprintf(buf, sizeof buf, req, "");
+    http_reply r = http("POST", "/v1/completions", buf);
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *lp = cJSON_GetObjectItem(c0, "logprobs");
+    cJSON *tokens = cJSON_GetObjectItem(lp, "tokens"),
+          *lps = cJSON_GetObjectItem(lp, "token_logprobs");
+    cJSON *tops = cJSON_GetObjectItem(lp, "top_logprobs");
+    CHECKF(r.status == 200 && cJSON_GetArraySize(tokens) == 12 && cJSON_GetArraySize(lps) == 12 &&
+               cJSON_GetArraySize(tops) == 12,
+           "%s", r.body);
+    char text[1024] = "";
+    for (int i = 0; i < cJSON_GetArraySize(tokens); i++) {
+        strncat(text, cJSON_GetArrayItem(tokens, i)->valuestring, sizeof text - strlen(text) - 1);
+        double chosen = cJSON_GetArrayItem(lps, i)->valuedouble, best = -1e30, prev = 1, sum = 0;
+        cJSON *alt;
+        int n_alt = 0;
+        bool sorted = true;
+        cJSON_ArrayForEach(alt, cJSON_GetArrayItem(tops, i)) {
+            if (alt->valuedouble > best) best = alt->valuedouble;
+            if (alt->valuedouble > prev) sorted = false;
+            prev = alt->valuedouble;
+            sum += exp(alt->valuedouble);
+            n_alt++;
+        }
+        CHECKF(chosen <= 0 && chosen == best && sorted && n_alt >= 1 && n_alt <= 3 &&
+                   sum <= 1 + 1e-5,
+               "token %d: chosen %g best %g sorted %d n %d sum %g", i, chosen, best, sorted, n_alt,
+               sum);
+    }
+    cJSON *t = cJSON_GetObjectItem(c0, "text");
+    CHECKF(cJSON_IsString(t) && !strcmp(text, t->valuestring), "'%s' vs '%s'", text,
+           cJSON_IsString(t) ? t->valuestring : "");
+    /* streamed */
+    snprintf(buf, sizeof buf, req, ",\"stream\":true");
+    http_reply rs = http("POST", "/v1/completions", buf);
+    cJSON *all = cJSON_CreateArray();
+    for (const char *p = rs.body; (p = strstr(p, "data: {"));) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        cJSON *ch = cJSON_ParseWithLength(p, (size_t)(e - p));
+        cJSON *l = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0),
+                                       "logprobs");
+        cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(l, "token_logprobs"))
+            cJSON_AddItemToArray(all, cJSON_Duplicate(x, 0));
+        cJSON_Delete(ch);
+        p = e;
+    }
+    CHECKF(cJSON_Compare(all, lps, true), "stream %s vs %s", cJSON_PrintUnformatted(all),
+           cJSON_PrintUnformatted(lps));
+    cJSON_Delete(all);
+    cJSON_Delete(j);
+    free(rs.body);
+    free(r.body);
+}
+
+static void test_chat_logprobs(void) {
+    http_reply r = http("POST", "/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Sort a list.\"}],"
+                        "\"max_tokens\":8,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":2}");
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "logprobs"), "content"), *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, content) {
+        cJSON *top = cJSON_GetObjectItem(e, "top_logprobs");
+        const char *tok = cJSON_GetStringValue(cJSON_GetObjectItem(e, "token"));
+        CHECKF(tok && cJSON_IsNumber(cJSON_GetObjectItem(e, "logprob")) &&
+                   cJSON_GetArraySize(top) == 2 &&
+                   cJSON_GetObjectItem(cJSON_GetArrayItem(top, 0), "logprob")->valuedouble ==
+                       cJSON_GetObjectItem(e, "logprob")->valuedouble &&
+                   cJSON_GetArraySize(cJSON_GetObjectItem(e, "bytes")) >= (int)strlen(tok) - 2,
+               "%s", r.body);
+        n++;
+    }
+    CHECKF(r.status == 200 && n == (int)usage_field(r.body, "completion_tokens", NULL), "%s",
+           r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    /* asked for wrongly */
+    const char *chat = "/v1/chat/completions";
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":2}", 400,
+                  "logprobs");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,"
+                  "\"top_logprobs\":21}",
+                  400, "top_logprobs");
+    expect_status("/v1/completions", KEY, "{\"prompt\":\"x\",\"logprobs\":true}", 400, "logprobs");
 }
 
 /* ---- Anthropic Messages ---------------------------------------------------------------------- */
@@ -1004,6 +1106,8 @@ int main(void) {
     RUN(test_disconnect_cancels);
     RUN(test_prefix_cache_turn2);
     RUN(test_bad_input);
+    RUN(test_completion_logprobs);
+    RUN(test_chat_logprobs);
     RUN(test_messages_stream_matches_whole);
     RUN(test_messages_thinking);
     RUN(test_messages_stop_sequence);

@@ -102,6 +102,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         st->out.n = st->sent = 0;
         lg_job *j = st->job;
         lg_event_list evs = {0};
+        lg_logprob_list lps = {0};
         pthread_mutex_lock(&j->mu);
         while (j->events.n == 0 && !j->done) {
             struct timespec ts;
@@ -115,16 +116,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
         }
-        evs = j->events; /* take the list */
+        evs = j->events; /* take the lists */
         j->events = (lg_event_list){0};
+        lps = j->lps;
+        j->lps = (lg_logprob_list){0};
         bool done = j->done;
         pthread_mutex_unlock(&j->mu);
         if (st->info.api == LG_API_MESSAGES)
             lg_anthropic_stream_events(&st->out, &st->anthropic, &st->info, j, evs.items, evs.n);
         else
-            lg_openai_stream_events(&st->out, &st->info, evs.items, evs.n, !st->started);
+            lg_openai_stream_events(&st->out, &st->info, evs.items, evs.n, &lps, !st->started);
         st->started = true;
         lg_events_free(&evs);
+        lg_logprobs_free(&lps);
         if (done) {
             if (st->info.api == LG_API_MESSAGES)
                 lg_anthropic_stream_end(&st->out, &st->anthropic, &st->info, j);
@@ -183,6 +187,7 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
         for (size_t i = 0; i < j->events.n; i++)
             lg_turn_add(&turn, &j->events.items[i]);
         lg_events_clear(&j->events);
+        if (lg_logprobs_move(&turn.lps, &j->lps)) turn.failed = true;
         if (j->done) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -52,7 +52,8 @@ typedef struct {
     bool include_usage;
     char id[48];
     long created;
-    const char *model; /* the server's model name */
+    const char *model;           /* the server's model name */
+    const laguna_tokenizer *tok; /* for the text of tokens in logprobs */
 } lg_reply_info;
 
 /* request.c: a request body into a ready-to-submit job. 0, or -1 with *e. */
@@ -78,6 +79,7 @@ typedef struct {
     lg_sbuf content, reasoning;
     lg_tool_call *calls;
     int n_calls;
+    lg_logprob_list lps; /* when logprobs were asked for */
     bool failed;
 } lg_turn;
 
@@ -87,9 +89,10 @@ void lg_turn_free(lg_turn *t);
 /* openai_writer.c */
 char *lg_openai_error_json(const lg_req_error *e);
 char *lg_openai_response(const lg_reply_info *info, const lg_turn *t, const lg_job *job);
-/* SSE chunks for new events (the first call also sends the role). */
+/* SSE chunks for new events (the first call also sends the role); the
+ * logprobs of the tokens behind them ride on the last chunk (lps may be NULL). */
 void lg_openai_stream_events(lg_sbuf *out, const lg_reply_info *info, const lg_event *ev, size_t n,
-                             bool first);
+                             const lg_logprob_list *lps, bool first);
 /* The closing chunks: finish_reason, usage when asked, then [DONE]. */
 void lg_openai_stream_end(lg_sbuf *out, const lg_reply_info *info, const lg_job *job);
 /* anthropic_writer.c */

@@ -88,6 +88,19 @@ await run("openai_completions", async () => {
   check(text === whole.choices[0].text, `stream ${JSON.stringify(text)} vs whole ${JSON.stringify(whole.choices[0].text)}`);
 });
 
+await run("openai_logprobs", async () => {
+  const r = await openai.chat.completions.create({
+    model, messages: chat, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3,
+  });
+  const content = r.choices[0].logprobs.content;
+  check(content.length === r.usage.completion_tokens, JSON.stringify(r.choices[0].logprobs));
+  for (const t of content)
+    check(t.logprob <= 0 && t.top_logprobs.length === 3 && t.top_logprobs[0].logprob === t.logprob,
+      JSON.stringify(t));
+  const c = await openai.completions.create({ model, prompt: "def f(x):", max_tokens: 4, temperature: 0, logprobs: 2 });
+  check(c.choices[0].logprobs.tokens.join("") === c.choices[0].text, JSON.stringify(c.choices[0]));
+});
+
 await run("openai_errors", async () => {
   await expectError(() => openai.chat.completions.create({ model, messages: chat, max_tokens: 0 }),
     OpenAI.BadRequestError, 400);
