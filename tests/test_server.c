@@ -761,6 +761,15 @@ static void test_messages_render_like_openai(void) {
     r = http("POST", "/v1/messages", buf);
     CHECKF(r.status == 200 && strstr(r.body, "\"stop_reason\""), "%d %s", r.status, r.body);
     free(r.body);
+    /* an empty text block is an empty user message, not a missing one */
+    r = http(
+        "POST", "/v1/messages/count_tokens",
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\"}]}]}");
+    o = http("POST", "/v1/messages/count_tokens",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}");
+    CHECKF(r.status == 200 && o.status == 200 && !strcmp(r.body, o.body), "%s vs %s", r.body,
+           o.body);
+    free(r.body), free(o.body);
 }
 
 /* The writer on a turn with reasoning, text and a tool call (as the parser gives them for a

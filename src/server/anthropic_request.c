@@ -77,7 +77,7 @@ static int user_message(cJSON *msgs, const cJSON *content, int index, lg_req_err
                                    index, k);
             }
             if (have_text) { /* keep the order of text and results */
-                cJSON_AddStringToObject(new_message(msgs, "user"), "content", text.p);
+                cJSON_AddStringToObject(new_message(msgs, "user"), "content", text.p ? text.p : "");
                 lg_sbuf_free(&text);
                 have_text = false;
             }
@@ -105,7 +105,8 @@ static int user_message(cJSON *msgs, const cJSON *content, int index, lg_req_err
         }
         k++;
     }
-    if (have_text) cJSON_AddStringToObject(new_message(msgs, "user"), "content", text.p);
+    if (have_text)
+        cJSON_AddStringToObject(new_message(msgs, "user"), "content", text.p ? text.p : "");
     bool failed = text.failed;
     lg_sbuf_free(&text);
     return failed ? lg_req_fail(e, 500, NULL, "out of memory") : 0;
