@@ -44,6 +44,10 @@ laguna_status laguna_stop_matcher_push(laguna_stop_matcher *m, const char *text,
                                        const char **release, size_t *release_len, bool *stopped,
                                        laguna_error *err);
 
+/* The stop string the last push completed (when it set *stopped), else NULL.
+ * Owned by the matcher: valid until it is freed. */
+const char *laguna_stop_matcher_matched(const laguna_stop_matcher *m);
+
 /* At the end of the text: releases whatever was held back (a partial stop
  * string that never completed) and starts over. */
 laguna_status laguna_stop_matcher_flush(laguna_stop_matcher *m, const char **release,

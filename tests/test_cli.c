@@ -128,6 +128,13 @@ static void test_info_and_synth(void) {
     tu_remove_dir(d);
 }
 
+/* serve's options reach the model: a device that does not exist is refused before listening */
+static void test_serve_options(void) {
+    expect("serve -m models/laguna-tiny --port 0 --device nonsense", 1, "nonsense");
+    expect("serve -m models/laguna-tiny --device", 2, "--device");
+    expect("serve --help", 0, "--device");
+}
+
 static void test_unknown_command(void) {
     expect("frobnicate", 2, "unknown command");
     expect("", 2, "usage");
@@ -140,6 +147,7 @@ int main(void) {
     RUN(test_generate_text_matches_ids);
     RUN(test_chat_reuses_cache);
     RUN(test_info_and_synth);
+    RUN(test_serve_options);
     RUN(test_unknown_command);
     return test_summary();
 }

@@ -4,6 +4,7 @@
  * of the released Laguna templates (../shared/fixtures/chat/laguna-real). */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "laguna_tokenizer.h"
 #include "server/chat_parser.h"
 #include "server/server.h"
+#include "server/server_internal.h"
 #include "testutil.h"
 
 #define MODEL "models/laguna-tiny"
@@ -50,11 +52,15 @@ static int send_request(int fd, const char *method, const char *path, const char
                         const char *body) {
     char head[512];
     size_t blen = body ? strlen(body) : 0;
+    bool x = key && !strncmp(key, "x:", 2); /* "x:KEY": Anthropic's x-api-key header */
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n",
-                     method, path, key ? "Authorization: Bearer " : "", key ? key : "",
-                     key ? "\r\n" : "", blen);
+                     method, path,
+                     x     ? "x-api-key: "
+                     : key ? "Authorization: Bearer "
+                           : "",
+                     key ? key + (x ? 2 : 0) : "", key ? "\r\n" : "", blen);
     if (write(fd, head, (size_t)n) != n) return -1;
     size_t off = 0;
     while (off < blen) {
@@ -303,8 +309,9 @@ static void test_concurrent_streams_match_alone(void) {
 static void test_disconnect_cancels(void) {
     double before = metric("laguna_requests_cancelled_total");
     int fd = connect_port(g_port);
-    send_request(fd, "POST", "/v1/completions", KEY,
-                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
+    send_request(
+        fd, "POST", "/v1/completions", KEY,
+        "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
     char buf[512];
     CHECK(read(fd, buf, sizeof buf) > 0); /* it started */
     close(fd);
@@ -427,7 +434,464 @@ static void test_bad_input(void) {
     free(r.body);
 }
 
-/* A full queue gives 503 with a JSON error. */
+/* ---- logprobs ------------------------------------------------------------------------------ */
+
+/* Greedy completion with 3 alternatives: the tokens spell the text, the chosen token is the best
+ * alternative (same logprob), alternatives are sorted and their probabilities sum to at most 1;
+ * streamed, the same tokens and numbers. */
+static void test_completion_logprobs(void) {
+    const char *req = "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":12,\"temperature\":0,"
+                      "\"logprobs\":3%s}";
+    char buf[256];
+    snprintf(buf, sizeof buf, req, "");
+    http_reply r = http("POST", "/v1/completions", buf);
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *lp = cJSON_GetObjectItem(c0, "logprobs");
+    cJSON *tokens = cJSON_GetObjectItem(lp, "tokens"),
+          *lps = cJSON_GetObjectItem(lp, "token_logprobs");
+    cJSON *tops = cJSON_GetObjectItem(lp, "top_logprobs");
+    CHECKF(r.status == 200 && cJSON_GetArraySize(tokens) == 12 && cJSON_GetArraySize(lps) == 12 &&
+               cJSON_GetArraySize(tops) == 12,
+           "%s", r.body);
+    char text[1024] = "";
+    for (int i = 0; i < cJSON_GetArraySize(tokens); i++) {
+        strncat(text, cJSON_GetArrayItem(tokens, i)->valuestring, sizeof text - strlen(text) - 1);
+        double chosen = cJSON_GetArrayItem(lps, i)->valuedouble, best = -1e30, prev = 1, sum = 0;
+        cJSON *alt;
+        int n_alt = 0;
+        bool sorted = true;
+        cJSON_ArrayForEach(alt, cJSON_GetArrayItem(tops, i)) {
+            if (alt->valuedouble > best) best = alt->valuedouble;
+            if (alt->valuedouble > prev) sorted = false;
+            prev = alt->valuedouble;
+            sum += exp(alt->valuedouble);
+            n_alt++;
+        }
+        CHECKF(chosen <= 0 && chosen == best && sorted && n_alt >= 1 && n_alt <= 3 &&
+                   sum <= 1 + 1e-5,
+               "token %d: chosen %g best %g sorted %d n %d sum %g", i, chosen, best, sorted, n_alt,
+               sum);
+    }
+    cJSON *t = cJSON_GetObjectItem(c0, "text");
+    CHECKF(cJSON_IsString(t) && !strcmp(text, t->valuestring), "'%s' vs '%s'", text,
+           cJSON_IsString(t) ? t->valuestring : "");
+    /* streamed */
+    snprintf(buf, sizeof buf, req, ",\"stream\":true");
+    http_reply rs = http("POST", "/v1/completions", buf);
+    cJSON *all = cJSON_CreateArray();
+    for (const char *p = rs.body; (p = strstr(p, "data: {"));) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        cJSON *ch = cJSON_ParseWithLength(p, (size_t)(e - p));
+        cJSON *l = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0),
+                                       "logprobs");
+        cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(l, "token_logprobs"))
+            cJSON_AddItemToArray(all, cJSON_Duplicate(x, 0));
+        cJSON_Delete(ch);
+        p = e;
+    }
+    CHECKF(cJSON_Compare(all, lps, true), "stream %s vs %s", cJSON_PrintUnformatted(all),
+           cJSON_PrintUnformatted(lps));
+    cJSON_Delete(all);
+    cJSON_Delete(j);
+    free(rs.body);
+    free(r.body);
+}
+
+static void test_chat_logprobs(void) {
+    http_reply r = http("POST", "/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Sort a list.\"}],"
+                        "\"max_tokens\":8,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":2}");
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "logprobs"), "content"), *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, content) {
+        cJSON *top = cJSON_GetObjectItem(e, "top_logprobs");
+        const char *tok = cJSON_GetStringValue(cJSON_GetObjectItem(e, "token"));
+        CHECKF(tok && cJSON_IsNumber(cJSON_GetObjectItem(e, "logprob")) &&
+                   cJSON_GetArraySize(top) == 2 &&
+                   cJSON_GetObjectItem(cJSON_GetArrayItem(top, 0), "logprob")->valuedouble ==
+                       cJSON_GetObjectItem(e, "logprob")->valuedouble &&
+                   cJSON_GetArraySize(cJSON_GetObjectItem(e, "bytes")) >= (int)strlen(tok) - 2,
+               "%s", r.body);
+        n++;
+    }
+    CHECKF(r.status == 200 && n == (int)usage_field(r.body, "completion_tokens", NULL), "%s",
+           r.body);
+    cJSON_Delete(j);
+    free(r.body);
+    /* asked for wrongly */
+    const char *chat = "/v1/chat/completions";
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":2}", 400,
+                  "logprobs");
+    expect_status(chat, KEY,
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,"
+                  "\"top_logprobs\":21}",
+                  400, "top_logprobs");
+    expect_status("/v1/completions", KEY, "{\"prompt\":\"x\",\"logprobs\":true}", 400, "logprobs");
+}
+
+/* ---- Anthropic Messages ---------------------------------------------------------------------- */
+
+/* An Anthropic event stream, summarised: the event names in order (runs of
+ * content_block_delta counted once), the text and thinking deltas joined,
+ * tool_use names and their input_json_delta joined, and message_delta's stop. */
+typedef struct {
+    char names[1024], text[2048], thinking[2048], tool_name[64], tool_json[512];
+    char stop_reason[32], stop_sequence[32];
+    int output_tokens, data_types_match;
+} anth_stream;
+
+static void anth_parse(const char *body, anth_stream *a) {
+    memset(a, 0, sizeof *a);
+    a->data_types_match = 1;
+    const char *p = body;
+    while ((p = strstr(p, "event: "))) {
+        p += 7;
+        const char *nl = strchr(p, '\n');
+        if (!nl || strncmp(nl, "\ndata: ", 7)) break;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(nl - p), p);
+        const char *d = nl + 7, *e = strstr(d, "\n\n");
+        if (!e) break;
+        cJSON *j = cJSON_ParseWithLength(d, (size_t)(e - d));
+        cJSON *type = cJSON_GetObjectItem(j, "type");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, name)) a->data_types_match = 0;
+        const char *last = strrchr(a->names, ',');
+        if (strcmp(name, "content_block_delta") || !last || strcmp(last + 1, name)) {
+            strncat(a->names, ",", sizeof a->names - strlen(a->names) - 1);
+            strncat(a->names, name, sizeof a->names - strlen(a->names) - 1);
+        }
+        cJSON *delta = cJSON_GetObjectItem(j, "delta");
+        const char *dt = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "type"));
+        const char *v;
+        if (dt && !strcmp(dt, "text_delta") &&
+            (v = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "text"))))
+            strncat(a->text, v, sizeof a->text - strlen(a->text) - 1);
+        if (dt && !strcmp(dt, "thinking_delta") &&
+            (v = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "thinking"))))
+            strncat(a->thinking, v, sizeof a->thinking - strlen(a->thinking) - 1);
+        if (dt && !strcmp(dt, "input_json_delta") &&
+            (v = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "partial_json"))))
+            strncat(a->tool_json, v, sizeof a->tool_json - strlen(a->tool_json) - 1);
+        cJSON *cb = cJSON_GetObjectItem(j, "content_block");
+        if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(cb, "type"))) && !strcmp(v, "tool_use"))
+            snprintf(a->tool_name, sizeof a->tool_name, "%s",
+                     cJSON_GetStringValue(cJSON_GetObjectItem(cb, "name")));
+        if (!strcmp(name, "message_delta")) {
+            if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "stop_reason"))))
+                snprintf(a->stop_reason, sizeof a->stop_reason, "%s", v);
+            if ((v = cJSON_GetStringValue(cJSON_GetObjectItem(delta, "stop_sequence"))))
+                snprintf(a->stop_sequence, sizeof a->stop_sequence, "%s", v);
+            cJSON *u = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "output_tokens");
+            a->output_tokens = cJSON_IsNumber(u) ? u->valueint : -1;
+        }
+        cJSON_Delete(j);
+        p = e;
+    }
+}
+
+/* The text of one content block type in a non-streamed message ("" when absent). */
+static char *anth_block(const char *body, const char *type, const char *field) {
+    cJSON *j = cJSON_Parse(body), *b;
+    char *out = NULL;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(j, "content")) {
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(b, "type"));
+        if (t && !strcmp(t, type) && !out)
+            out = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(b, field)));
+    }
+    cJSON_Delete(j);
+    return out ? out : strdup("");
+}
+
+static char *json_str(const char *body, const char *a, const char *b) {
+    cJSON *j = cJSON_Parse(body), *v = cJSON_GetObjectItem(j, a);
+    if (b) v = cJSON_GetObjectItem(v, b);
+    char *s = cJSON_IsString(v) ? strdup(v->valuestring) : cJSON_IsNumber(v) ? malloc(32) : NULL;
+    if (s && cJSON_IsNumber(v)) snprintf(s, 32, "%d", v->valueint);
+    cJSON_Delete(j);
+    return s;
+}
+
+static const char *MSG1 =
+    "{\"model\":\"laguna-tiny\",\"max_tokens\":24,\"system\":\"You write Python.\","
+    "\"messages\":[{\"role\":\"user\",\"content\":\"Write a function that adds two numbers.\"}]%s}";
+
+static void test_messages_stream_matches_whole(void) {
+    char req[600];
+    snprintf(req, sizeof req, MSG1, "");
+    http_reply r = http_key(g_port, "POST", "/v1/messages", "x:" KEY, req); /* x-api-key */
+    CHECKF(r.status == 200, "%d %s", r.status, r.body);
+    char *whole = anth_block(r.body, "text", "text");
+    char *type = json_str(r.body, "type", NULL), *role = json_str(r.body, "role", NULL);
+    char *stop = json_str(r.body, "stop_reason", NULL), *id = json_str(r.body, "id", NULL);
+    char *out = json_str(r.body, "usage", "output_tokens");
+    CHECK(type && !strcmp(type, "message") && role && !strcmp(role, "assistant"));
+    CHECK(id && !strncmp(id, "msg_", 4));
+    CHECKF(stop && !strcmp(stop, "max_tokens") && out && !strcmp(out, "24"), "%s", r.body);
+    CHECK(strlen(whole) > 5 && !strstr(r.body, "</assistant>") && !strstr(r.body, "thinking"));
+    free(type), free(role), free(stop), free(id), free(out);
+    free(r.body);
+    snprintf(req, sizeof req, MSG1, ",\"stream\":true");
+    r = http_key(g_port, "POST", "/v1/messages", "x:" KEY, req);
+    anth_stream a;
+    anth_parse(r.body, &a);
+    CHECKF(r.status == 200 && !strcmp(a.names, ",message_start,content_block_start,"
+                                               "content_block_delta,content_block_stop,"
+                                               "message_delta,message_stop"),
+           "%d events %s", r.status, a.names);
+    CHECK(a.data_types_match && !strcmp(a.stop_reason, "max_tokens") && a.output_tokens == 24);
+    CHECKF(!strcmp(a.text, whole), "stream '%s' vs whole '%s'", a.text, whole);
+    free(whole);
+    free(r.body);
+}
+
+/* thinking on: the template opens <think>, so the reply starts in a thinking block */
+static void test_messages_thinking(void) {
+    const char *req = "{\"max_tokens\":12,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":"
+                      "1024},\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                      "\"text\":\"Sort a list.\"}]}]%s}";
+    char buf[400];
+    snprintf(buf, sizeof buf, req, "");
+    http_reply r = http("POST", "/v1/messages", buf);
+    char *thinking = anth_block(r.body, "thinking", "thinking");
+    CHECKF(r.status == 200 && strlen(thinking) > 0, "%d %s", r.status, r.body);
+    free(r.body);
+    snprintf(buf, sizeof buf, req, ",\"stream\":true");
+    r = http("POST", "/v1/messages", buf);
+    anth_stream a;
+    anth_parse(r.body, &a);
+    CHECKF(!strcmp(a.thinking, thinking), "stream '%s' vs whole '%s'", a.thinking, thinking);
+    CHECK(strstr(r.body, "\"content_block\":{\"type\":\"thinking\""));
+    free(thinking);
+    free(r.body);
+    /* thinking off: no thinking block */
+    r = http("POST", "/v1/messages",
+             "{\"max_tokens\":6,\"thinking\":{\"type\":\"disabled\"},\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"}]}");
+    CHECKF(r.status == 200 && !strstr(r.body, "\"thinking\""), "%d %s", r.status, r.body);
+    free(r.body);
+}
+
+/* A stop sequence taken from the middle of the greedy reply ends it there. */
+static void test_messages_stop_sequence(void) {
+    char req[600];
+    snprintf(req, sizeof req, MSG1, "");
+    http_reply r = http("POST", "/v1/messages", req);
+    char *whole = anth_block(r.body, "text", "text");
+    free(r.body);
+    CHECK(strlen(whole) > 12);
+    if (strlen(whole) <= 12) {
+        free(whole);
+        return;
+    }
+    char stop[8];
+    snprintf(stop, sizeof stop, "%.4s", whole + strlen(whole) / 2);
+    if (strchr(stop, '"') || strchr(stop, '\\') || strchr(stop, '\n'))
+        snprintf(stop, sizeof stop, "%.1s", whole + 3);
+    cJSON *j = cJSON_Parse(req), *arr = cJSON_AddArrayToObject(j, "stop_sequences");
+    cJSON_AddItemToArray(arr, cJSON_CreateString("never-in-the-text"));
+    cJSON_AddItemToArray(arr, cJSON_CreateString(stop));
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    r = http("POST", "/v1/messages", body);
+    char *text = anth_block(r.body, "text", "text");
+    char *reason = json_str(r.body, "stop_reason", NULL),
+         *seq = json_str(r.body, "stop_sequence", NULL);
+    CHECKF(reason && !strcmp(reason, "stop_sequence") && seq && !strcmp(seq, stop), "%s", r.body);
+    CHECKF(!strncmp(text, whole, strlen(text)) && strlen(text) < strlen(whole) &&
+               !strstr(text, stop),
+           "'%s' stopped at '%s' of '%s'", text, stop, whole);
+    free(reason), free(seq), free(text), free(r.body);
+    /* streamed: the same */
+    j = cJSON_Parse(body);
+    cJSON_AddTrueToObject(j, "stream");
+    free(body);
+    body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    r = http("POST", "/v1/messages", body);
+    anth_stream a;
+    anth_parse(r.body, &a);
+    CHECKF(!strcmp(a.stop_reason, "stop_sequence") && !strcmp(a.stop_sequence, stop), "%s", r.body);
+    free(r.body);
+    free(body);
+    free(whole);
+}
+
+/* Tools, tool_use and tool_result blocks render exactly as the same conversation in OpenAI's
+ * shape: count_tokens equals the chat completion's prompt_tokens. */
+static void test_messages_render_like_openai(void) {
+    const char *anth =
+        "{\"model\":\"m\",\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}],"
+        "\"tools\":[{\"name\":\"get_weather\",\"description\":\"Weather of a city\","
+        "\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Let me look.\"},"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{\"city\":"
+        "\"Paris\"}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"Sunny, 21 C\"}]},{\"type\":\"text\",\"text\":"
+        "\"Thanks.\"}]}]%s}";
+    const char *oai =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+        "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\":[{\"id\":\"toolu_1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+        "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"toolu_1\",\"content\":\"Sunny, 21 C\"},"
+        "{\"role\":\"user\",\"content\":\"Thanks.\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"description\":\"Weather of a city\",\"parameters\":{\"type\":\"object\",\"properties\":"
+        "{\"city\":{\"type\":\"string\"}}}}}],\"max_tokens\":1}";
+    char buf[2048];
+    snprintf(buf, sizeof buf, anth, "");
+    http_reply r = http("POST", "/v1/messages/count_tokens", buf);
+    char *n = json_str(r.body, "input_tokens", NULL);
+    http_reply o = http("POST", "/v1/chat/completions", oai);
+    double p = usage_field(o.body, "prompt_tokens", NULL);
+    CHECKF(r.status == 200 && o.status == 200 && n && atoi(n) == (int)p && p > 40,
+           "count_tokens %s (%s), OpenAI prompt_tokens %g (%s)", n ? n : "-", r.body, p, o.body);
+    free(n), free(r.body), free(o.body);
+    /* and generation over it works */
+    snprintf(buf, sizeof buf, anth, ",\"max_tokens\":4");
+    r = http("POST", "/v1/messages", buf);
+    CHECKF(r.status == 200 && strstr(r.body, "\"stop_reason\""), "%d %s", r.status, r.body);
+    free(r.body);
+    /* an empty text block is an empty user message, not a missing one */
+    r = http(
+        "POST", "/v1/messages/count_tokens",
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\"}]}]}");
+    o = http("POST", "/v1/messages/count_tokens",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}");
+    CHECKF(r.status == 200 && o.status == 200 && !strcmp(r.body, o.body), "%s vs %s", r.body,
+           o.body);
+    free(r.body), free(o.body);
+}
+
+/* The writer on a turn with reasoning, text and a tool call (as the parser gives them for a
+ * released template's tool call): thinking, text and tool_use blocks, stop_reason tool_use. */
+static void test_messages_tool_use_blocks(void) {
+    lg_event_list ev = {0};
+    lg_events_add(&ev, LG_EV_REASONING, 0, "Need weather.", 13);
+    lg_events_add(&ev, LG_EV_CONTENT, 0, "Checking.", 9);
+    lg_events_add(&ev, LG_EV_TOOL_START, 0, "get_weather", 11);
+    lg_events_add(&ev, LG_EV_TOOL_ARGS, 0, "{\"city\": \"Paris\"", 16);
+    lg_events_add(&ev, LG_EV_TOOL_ARGS, 1, "x", 1); /* another call's fragment: not this block */
+    lg_events_add(&ev, LG_EV_TOOL_ARGS, 0, ", \"days\": 2}", 12);
+    lg_events_add(&ev, LG_EV_TOOL_END, 0, "", 0);
+    lg_job job = {.n_prompt = 30, .n_cached = 10, .n_completion = 7, .finish_reason = "tool_calls"};
+    lg_reply_info info = {.api = LG_API_MESSAGES, .id = "msg_7", .model = "m"};
+    lg_sbuf out = {0};
+    lg_anthropic_stream st = {.open_kind = -1};
+    lg_anthropic_stream_events(&out, &st, &info, &job, ev.items, 3);
+    lg_anthropic_stream_events(&out, &st, &info, &job, ev.items + 3, ev.n - 3);
+    lg_anthropic_stream_end(&out, &st, &info, &job);
+    anth_stream a;
+    anth_parse(out.p, &a);
+    CHECKF(!strcmp(a.names, ",message_start,content_block_start,content_block_delta,"
+                            "content_block_stop,content_block_start,content_block_delta,"
+                            "content_block_stop,content_block_start,content_block_delta,"
+                            "content_block_stop,message_delta,message_stop"),
+           "%s", a.names);
+    CHECK(!strcmp(a.thinking, "Need weather.") && !strcmp(a.text, "Checking."));
+    CHECKF(!strcmp(a.tool_name, "get_weather") &&
+               !strcmp(a.tool_json, "{\"city\": \"Paris\", \"days\": 2}"),
+           "%s %s", a.tool_name, a.tool_json);
+    CHECK(!strcmp(a.stop_reason, "tool_use") && a.output_tokens == 7);
+    CHECK(strstr(out.p, "\"input_tokens\":20") && strstr(out.p, "\"cache_read_input_tokens\":10"));
+    /* whole: the same blocks */
+    lg_turn t = {0};
+    for (size_t i = 0; i < ev.n; i++)
+        lg_turn_add(&t, &ev.items[i]);
+    char *whole = lg_anthropic_response(&info, &t, &job);
+    cJSON *j = cJSON_Parse(whole), *content = cJSON_GetObjectItem(j, "content");
+    cJSON *tu = cJSON_GetArrayItem(content, 2);
+    CHECKF(cJSON_GetArraySize(content) == 3 &&
+               !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(tu, "type")), "tool_use") &&
+               !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(tu, "id")), "toolu_msg_7_0") &&
+               cJSON_GetObjectItem(cJSON_GetObjectItem(tu, "input"), "days")->valueint == 2,
+           "%s", whole);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "stop_reason")), "tool_use"));
+    cJSON_Delete(j);
+    free(whole);
+    lg_turn_free(&t);
+    lg_sbuf_free(&out);
+    lg_events_free(&ev);
+}
+
+static void expect_anthropic_error(const char *path, const char *key, const char *body, int status,
+                                   const char *type, const char *needle) {
+    http_reply r = http_key(g_port, body ? "POST" : "GET", path, key, body);
+    cJSON *j = r.body ? cJSON_Parse(r.body) : NULL;
+    cJSON *err = cJSON_GetObjectItem(j, "error");
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(j, "type"));
+    const char *et = cJSON_GetStringValue(cJSON_GetObjectItem(err, "type"));
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(err, "message"));
+    CHECKF(r.status == status && t && !strcmp(t, "error") && et && !strcmp(et, type) && msg &&
+               (!needle || strstr(msg, needle)),
+           "%s %.80s: %d %s", path, body ? body : "", r.status, r.body ? r.body : "");
+    cJSON_Delete(j);
+    free(r.body);
+}
+
+static void test_messages_errors(void) {
+    const char *m = "/v1/messages", *inv = "invalid_request_error";
+    expect_anthropic_error(m, KEY, "{\"max_tokens\":", 400, inv, "JSON");
+    expect_anthropic_error(m, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400,
+                           inv, "max_tokens");
+    expect_anthropic_error(m, KEY, "{\"max_tokens\":5}", 400, inv, "messages");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":0,\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"hi\"}]}",
+                           400, inv, "max_tokens");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":"
+                           "\"hi\"}]}",
+                           400, inv, "role");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+                           "[{\"type\":\"image\",\"source\":{}}]}]}",
+                           400, inv, "image");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":"
+                           "[{\"type\":\"tool_result\"}]}]}",
+                           400, inv, "tool_use_id");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"thinking\":{\"type\":\"maybe\"},\"messages\":"
+                           "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                           400, inv, "thinking");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"tools\":[{\"type\":\"bash_20250124\",\"name\":"
+                           "\"bash\"}],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                           400, inv, "bash_20250124");
+    expect_anthropic_error(m, KEY,
+                           "{\"max_tokens\":5,\"stop_sequences\":\"x\",\"messages\":"
+                           "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                           400, inv, "stop");
+    expect_anthropic_error(m, "x:sk-wrong", "{\"max_tokens\":5,\"messages\":[]}", 401,
+                           "authentication_error", NULL);
+    expect_anthropic_error(m, NULL, "{}", 401, "authentication_error", NULL);
+    expect_anthropic_error(m, KEY, NULL, 405, inv, NULL);
+    expect_anthropic_error("/v1/messages/nothing", KEY, "{}", 404, "not_found_error", NULL);
+    expect_anthropic_error("/v1/messages/count_tokens", KEY, "{\"messages\":7}", 400, inv,
+                           "messages");
+    char *huge = malloc(100000);
+    memset(huge, ' ', 99999);
+    huge[99999] = 0;
+    huge[0] = '{';
+    huge[99998] = '}';
+    expect_anthropic_error(m, KEY, huge, 413, "request_too_large", NULL);
+    free(huge);
+}
+
+/* A full queue gives 503 with a JSON error. One slot and a queue of one: a takes the slot, b
+ * waits, h is refused. Whether the scheduler thread has admitted a yet does not matter (a job a
+ * free slot will take is not waiting), so once the server has accepted a and b the 503 is
+ * certain, however loaded the machine. */
 static void test_queue_full(void) {
     lg_server *s = NULL;
     laguna_error err = {0};
@@ -438,38 +902,63 @@ static void test_queue_full(void) {
     }
     int port = lg_server_port(s);
     int a = connect_port(port), b = connect_port(port);
-    send_request(a, "POST", "/v1/completions", NULL,
-                 "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
+    send_request(
+        a, "POST", "/v1/completions", NULL,
+        "{\"prompt\":\"def f(x):\",\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}");
     char buf[256];
-    CHECK(read(a, buf, sizeof buf) > 0); /* a runs */
+    CHECK(read(a, buf, sizeof buf) > 0); /* a was accepted (headers come before its first token) */
     send_request(b, "POST", "/v1/completions", NULL,
                  "{\"prompt\":\"def g(x):\",\"max_tokens\":1500,\"ignore_eos\":true}");
-    int queued = 0;
-    for (int k = 0; k < 100 && !queued; k++) { /* until b waits in the queue (bounded: 5 s) */
+    int accepted = 0; /* until b is accepted too (bounded: 20 s) */
+    for (int k = 0; k < 400 && !accepted; k++) {
         http_reply m = http_key(port, "GET", "/metrics", NULL, NULL);
-        queued = m.body && strstr(m.body, "\nlaguna_requests_queued 1\n");
+        accepted = m.body && strstr(m.body, "\nlaguna_requests_total 2\n");
         free(m.body);
-        if (!queued) usleep(50 * 1000);
+        if (!accepted) usleep(50 * 1000);
     }
-    if (!queued) { /* seen on a loaded 2-core machine: see the open question in the report */
-        printf("  (skipped: the queued request was not seen in the queue within 5 s)\n");
-        close(a);
-        close(b);
-        lg_server_stop(s);
-        return;
-    }
+    CHECK(accepted);
     http_reply r = http_key(port, "POST", "/v1/completions", NULL,
                             "{\"prompt\":\"def h(x):\",\"max_tokens\":4}");
-    http_reply m = http_key(port, "GET", "/metrics", NULL, NULL);
-    const char *q = m.body ? strstr(m.body, "laguna_requests_queued ") : NULL;
-    const char *cx = m.body ? strstr(m.body, "laguna_requests_cancelled_total ") : NULL;
-    CHECKF(r.status == 503 && strstr(r.body, "queue"), "%d %s; %.28s %.36s", r.status, r.body, q ? q : "",
-           cx ? cx : "");
-    free(m.body);
+    CHECKF(r.status == 503 && strstr(r.body, "queue"), "%d %s", r.status, r.body);
+    free(r.body);
+    /* the Anthropic route says it with 529 overloaded_error */
+    r = http_key(port, "POST", "/v1/messages", NULL,
+                 "{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    CHECKF(r.status == 529 && strstr(r.body, "\"overloaded_error\""), "%d %s", r.status, r.body);
     free(r.body);
     close(a);
     close(b);
     lg_server_stop(s); /* ends both and joins */
+}
+
+/* Two requests at once to an idle server with one slot and a queue of one: both are taken (the
+ * second waits), whenever the scheduler thread gets to run. It used to count the first as
+ * waiting until the scheduler admitted it, and refused the second when the machine was busy. */
+static void test_queue_counts_only_waiting(void) {
+    lg_server *s = NULL;
+    laguna_error err = {0};
+    lg_server_options so = {.port = 0, .n_parallel = 1, .max_queue = 1, .n_ctx = 256};
+    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &s, &err)) {
+        CHECKF(0, "%s", err.message);
+        return;
+    }
+    int port = lg_server_port(s);
+    for (int round = 0; round < 5; round++) {
+        stream_arg args[2] = {{0, NULL}, {1, NULL}};
+        pthread_t th[2];
+        int saved = g_port;
+        g_port = port; /* stream_thread talks to g_port; no other test runs meanwhile */
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, stream_thread, &args[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        g_port = saved;
+        for (int i = 0; i < 2; i++) {
+            CHECKF(args[i].text != NULL, "round %d: request %d was refused", round, i);
+            free(args[i].text);
+        }
+    }
+    lg_server_stop(s);
 }
 
 /* ---- the chat output parser on the released templates' format -------------------------------- */
@@ -626,7 +1115,16 @@ int main(void) {
     RUN(test_disconnect_cancels);
     RUN(test_prefix_cache_turn2);
     RUN(test_bad_input);
+    RUN(test_completion_logprobs);
+    RUN(test_chat_logprobs);
+    RUN(test_messages_stream_matches_whole);
+    RUN(test_messages_thinking);
+    RUN(test_messages_stop_sequence);
+    RUN(test_messages_render_like_openai);
+    RUN(test_messages_tool_use_blocks);
+    RUN(test_messages_errors);
     RUN(test_queue_full);
+    RUN(test_queue_counts_only_waiting);
     lg_server_stop(g_srv);
     laguna_model_free(g_model);
     laguna_chat_template_free(g_tmpl);

@@ -76,8 +76,10 @@ static void test_partial_match_is_held_then_released(void) {
     /* after a stop the matcher starts over on fresh text */
     CHECK(laguna_stop_matcher_push(m, "aSTOPb", 6, &r, &len, &hit, NULL) == LAGUNA_OK && hit);
     CHECK(len == 1 && r[0] == 'a');
+    CHECK(laguna_stop_matcher_matched(m) && !strcmp(laguna_stop_matcher_matched(m), "STOP"));
     CHECK(laguna_stop_matcher_push(m, "cd", 2, &r, &len, &hit, NULL) == LAGUNA_OK && !hit);
-    CHECK(len == 2 && !memcmp(r, "cd", 2)); /* the "b" after the stop was dropped */
+    CHECK(laguna_stop_matcher_matched(m) == NULL); /* only the push that stopped names it */
+    CHECK(len == 2 && !memcmp(r, "cd", 2));        /* the "b" after the stop was dropped */
     laguna_stop_matcher_free(m);
 }
 
@@ -87,6 +89,14 @@ static void test_earliest_of_several(void) {
     char out[64];
     CHECK(run(stops, 2, chunks, 1, out) == 1);
     CHECKF(!strcmp(out, "hel"), "'%s'", out);
+    laguna_stop_matcher *m = NULL; /* the earliest is the one named */
+    const char *r;
+    size_t len;
+    bool hit;
+    CHECK(laguna_stop_matcher_new(stops, 2, &m, NULL) == LAGUNA_OK);
+    CHECK(laguna_stop_matcher_push(m, chunks[0], 11, &r, &len, &hit, NULL) == LAGUNA_OK && hit);
+    CHECK(laguna_stop_matcher_matched(m) && !strcmp(laguna_stop_matcher_matched(m), "lo"));
+    laguna_stop_matcher_free(m);
     const char *none[] = {"zzz", ""};
     CHECK(run(none, 2, chunks, 1, out) == 0);
     CHECK(!strcmp(out, "hello world"));
@@ -114,6 +124,11 @@ static void test_bad_arguments(void) {
     CHECK(laguna_stop_matcher_flush(NULL, &r, &len, &err) == LAGUNA_ERR_ARGUMENT);
     laguna_stop_matcher_free(m);
     laguna_stop_matcher_free(NULL);
+    /* a flush before any push (a turn with no answer text) releases nothing */
+    const char *one[] = {"x"};
+    CHECK(laguna_stop_matcher_new(one, 1, &m, NULL) == LAGUNA_OK);
+    CHECK(laguna_stop_matcher_flush(m, &r, &len, NULL) == LAGUNA_OK && len == 0 && r[0] == 0);
+    laguna_stop_matcher_free(m);
 }
 
 int main(void) {

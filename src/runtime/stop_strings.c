@@ -16,6 +16,7 @@ struct laguna_stop_matcher {
     size_t pending_len, pending_cap;
     char *out; /* released text of the last call */
     size_t out_cap;
+    const char *matched; /* the stop string the last push completed, or NULL */
 };
 
 laguna_status laguna_stop_matcher_new(const char *const *stops, size_t n, laguna_stop_matcher **out,
@@ -77,7 +78,8 @@ static laguna_status release(laguna_stop_matcher *m, size_t k, const char **out,
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for stop-string text");
     if (k) memcpy(m->out, m->pending, k);
     m->out[k] = 0;
-    memmove(m->pending, m->pending + k, m->pending_len - k);
+    if (m->pending_len > k) /* pending is NULL until the first push */
+        memmove(m->pending, m->pending + k, m->pending_len - k);
     m->pending_len -= k;
     *out = m->out;
     *out_len = k;
@@ -101,23 +103,26 @@ laguna_status laguna_stop_matcher_push(laguna_stop_matcher *m, const char *text,
     if (!stopped || (len && !text))
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "text or stopped is NULL");
     *stopped = false;
+    m->matched = NULL;
     if (!reserve(&m->pending, &m->pending_cap, m->pending_len + len + 1))
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for stop-string text");
     if (len) memcpy(m->pending + m->pending_len, text, len);
     m->pending_len += len;
     /* earliest complete stop string */
-    size_t best = (size_t)-1;
+    size_t best = (size_t)-1, best_i = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (m->lens[i] > m->pending_len) continue;
         for (size_t at = 0; at + m->lens[i] <= m->pending_len && at < best; at++)
             if (!memcmp(m->pending + at, m->stops[i], m->lens[i])) {
                 best = at;
+                best_i = i;
                 break;
             }
     }
     if (best != (size_t)-1) {
         if ((st = release(m, best, out, out_len, err))) return st;
         m->pending_len = 0;
+        m->matched = m->stops[best_i];
         *stopped = true;
         return LAGUNA_OK;
     }
@@ -130,6 +135,10 @@ laguna_status laguna_stop_matcher_push(laguna_stop_matcher *m, const char *text,
                 break;
             }
     return release(m, m->pending_len - hold, out, out_len, err);
+}
+
+const char *laguna_stop_matcher_matched(const laguna_stop_matcher *m) {
+    return m ? m->matched : NULL;
 }
 
 laguna_status laguna_stop_matcher_flush(laguna_stop_matcher *m, const char **out, size_t *out_len,

@@ -2,6 +2,8 @@
  * connection. Reads and bounds request bodies, checks the API key, routes,
  * and sends replies: plain JSON, or server-sent events pulled from a job by
  * a content-reader callback that waits on the job's condition variable.
+ * Errors on the Anthropic routes (/v1/messages...) take Anthropic's shape,
+ * elsewhere OpenAI's.
  * While a request waits for its job it watches its socket, so a client that
  * goes away cancels the job and the scheduler frees its sequence. */
 #include <arpa/inet.h>
@@ -61,15 +63,22 @@ static enum MHD_Result send_json(lg_server *srv, struct MHD_Connection *c, int s
     return rc;
 }
 
-static enum MHD_Result send_error(lg_server *srv, struct MHD_Connection *c, const lg_req_error *e) {
+static enum MHD_Result send_error(lg_server *srv, struct MHD_Connection *c, lg_api api,
+                                  const lg_req_error *e) {
+    if (api == LG_API_MESSAGES) return send_json(srv, c, e->status, lg_anthropic_error_json(e));
     return send_json(srv, c, e->status, lg_openai_error_json(e));
+}
+
+static enum MHD_Result fail_as(lg_server *srv, struct MHD_Connection *c, lg_api api, int status,
+                               const char *type, const char *msg) {
+    lg_req_error e = {.type = type};
+    lg_req_fail(&e, status, NULL, "%s", msg);
+    return send_error(srv, c, api, &e);
 }
 
 static enum MHD_Result fail(lg_server *srv, struct MHD_Connection *c, int status, const char *type,
                             const char *msg) {
-    lg_req_error e = {.type = type};
-    lg_req_fail(&e, status, NULL, "%s", msg);
-    return send_error(srv, c, &e);
+    return fail_as(srv, c, LG_API_CHAT, status, type, msg);
 }
 
 /* ---- generation: streaming ---------------------------------------------------------- */
@@ -82,6 +91,7 @@ typedef struct {
     lg_sbuf out;
     size_t sent;
     bool started, finished;
+    lg_anthropic_stream anthropic;
 } stream_state;
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -92,6 +102,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         st->out.n = st->sent = 0;
         lg_job *j = st->job;
         lg_event_list evs = {0};
+        lg_logprob_list lps = {0};
         pthread_mutex_lock(&j->mu);
         while (j->events.n == 0 && !j->done) {
             struct timespec ts;
@@ -105,15 +116,24 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
         }
-        evs = j->events; /* take the list */
+        evs = j->events; /* take the lists */
         j->events = (lg_event_list){0};
+        lps = j->lps;
+        j->lps = (lg_logprob_list){0};
         bool done = j->done;
         pthread_mutex_unlock(&j->mu);
-        lg_openai_stream_events(&st->out, &st->info, evs.items, evs.n, !st->started);
+        if (st->info.api == LG_API_MESSAGES)
+            lg_anthropic_stream_events(&st->out, &st->anthropic, &st->info, j, evs.items, evs.n);
+        else
+            lg_openai_stream_events(&st->out, &st->info, evs.items, evs.n, &lps, !st->started);
         st->started = true;
         lg_events_free(&evs);
+        lg_logprobs_free(&lps);
         if (done) {
-            lg_openai_stream_end(&st->out, &st->info, j);
+            if (st->info.api == LG_API_MESSAGES)
+                lg_anthropic_stream_end(&st->out, &st->anthropic, &st->info, j);
+            else
+                lg_openai_stream_end(&st->out, &st->info, j);
             st->finished = true;
         }
         if (st->out.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -139,9 +159,10 @@ static enum MHD_Result reply_stream(lg_server *srv, struct MHD_Connection *c, lg
     if (!st) {
         atomic_store(&job->cancelled, 1);
         lg_job_release(job);
-        return fail(srv, c, 500, "server_error", "out of memory");
+        return fail_as(srv, c, info->api, 500, "server_error", "out of memory");
     }
     *st = (stream_state){.srv = srv, .job = job, .info = *info, .fd = conn_fd(c)};
+    st->anthropic.open_kind = -1;
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
@@ -166,6 +187,7 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
         for (size_t i = 0; i < j->events.n; i++)
             lg_turn_add(&turn, &j->events.items[i]);
         lg_events_clear(&j->events);
+        if (lg_logprobs_move(&turn.lps, &j->lps)) turn.failed = true;
         if (j->done) break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -183,9 +205,11 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
     pthread_mutex_unlock(&j->mu);
     enum MHD_Result rc;
     if (j->error[0])
-        rc = fail(srv, c, 500, "server_error", j->error);
+        rc = fail_as(srv, c, info->api, 500, "server_error", j->error);
     else if (turn.failed)
-        rc = fail(srv, c, 500, "server_error", "out of memory");
+        rc = fail_as(srv, c, info->api, 500, "server_error", "out of memory");
+    else if (info->api == LG_API_MESSAGES)
+        rc = send_json(srv, c, 200, lg_anthropic_response(info, &turn, j));
     else
         rc = send_json(srv, c, 200, lg_openai_response(info, &turn, j));
     lg_turn_free(&turn);
@@ -196,24 +220,44 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
 static enum MHD_Result generate(lg_server *srv, struct MHD_Connection *c, const cJSON *body,
                                 lg_api api) {
     lg_job *job = lg_job_new();
-    if (!job) return fail(srv, c, 500, "server_error", "out of memory");
+    if (!job) return fail_as(srv, c, api, 500, "server_error", "out of memory");
     lg_reply_info info = {0};
     lg_req_error e = {0};
-    int rc = api == LG_API_CHAT ? lg_parse_chat(srv, body, job, &info, &e)
-                                : lg_parse_completion(srv, body, job, &info, &e);
+    int rc = api == LG_API_CHAT       ? lg_parse_chat(srv, body, job, &info, &e)
+             : api == LG_API_MESSAGES ? lg_parse_messages(srv, body, false, job, &info, &e)
+                                      : lg_parse_completion(srv, body, job, &info, &e);
     if (rc) {
         lg_job_release(job);
-        return send_error(srv, c, &e);
+        return send_error(srv, c, api, &e);
     }
     if (lg_sched_submit(srv->sched, job)) {
         lg_job_release(job);
-        return fail(srv, c, 503, "server_overloaded",
-                    "the server is busy: the request queue is full; retry later");
+        /* Anthropic's status for "overloaded" is 529 */
+        return fail_as(srv, c, api, api == LG_API_MESSAGES ? 529 : 503, "server_overloaded",
+                       "the server is busy: the request queue is full; retry later");
     }
     return info.stream ? reply_stream(srv, c, job, &info) : reply_whole(srv, c, job, &info);
 }
 
 /* ---- the small endpoints ------------------------------------------------------------------ */
+
+/* POST /v1/messages/count_tokens: the prompt's length as /v1/messages would render it. */
+static enum MHD_Result count_tokens(lg_server *srv, struct MHD_Connection *c, const cJSON *body) {
+    lg_job *job = lg_job_new();
+    if (!job) return fail_as(srv, c, LG_API_MESSAGES, 500, "api_error", "out of memory");
+    lg_reply_info info = {0};
+    lg_req_error e = {0};
+    if (lg_parse_messages(srv, body, true, job, &info, &e)) {
+        lg_job_release(job);
+        return send_error(srv, c, LG_API_MESSAGES, &e);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "input_tokens", job->n_prompt);
+    lg_job_release(job);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return send_json(srv, c, 200, s);
+}
 
 static enum MHD_Result models(lg_server *srv, struct MHD_Connection *c) {
     cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
@@ -302,8 +346,9 @@ static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const cha
         if (!get) return fail(srv, c, 405, "invalid_request_error", "use GET /health");
         return send_text(srv, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
     }
+    lg_api api = !strncmp(url, "/v1/messages", 12) ? LG_API_MESSAGES : LG_API_CHAT;
     if (!authorized(srv, c))
-        return fail(srv, c, 401, "authentication_error", "invalid or missing API key");
+        return fail_as(srv, c, api, 401, "authentication_error", "invalid or missing API key");
     if (!strcmp(url, "/v1/models") || !strcmp(url, "/models")) {
         if (!get) return fail(srv, c, 405, "invalid_request_error", "use GET /v1/models");
         return models(srv, c);
@@ -317,29 +362,38 @@ static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const cha
         lg_sbuf_free(&b);
         return rc;
     }
-    int which = !strcmp(url, "/v1/chat/completions") ? 1
-                : !strcmp(url, "/v1/completions")    ? 2
-                : !strcmp(url, "/tokenize")          ? 3
-                : !strcmp(url, "/detokenize")        ? 4
-                                                     : 0;
-    if (!which) return fail(srv, c, 404, "not_found_error", "no such endpoint");
-    if (!post) return fail(srv, c, 405, "invalid_request_error", "use POST for this endpoint");
+    int which = !strcmp(url, "/v1/chat/completions")        ? 1
+                : !strcmp(url, "/v1/completions")           ? 2
+                : !strcmp(url, "/tokenize")                 ? 3
+                : !strcmp(url, "/detokenize")               ? 4
+                : !strcmp(url, "/v1/messages")              ? 5
+                : !strcmp(url, "/v1/messages/count_tokens") ? 6
+                                                            : 0;
+    if (!which) return fail_as(srv, c, api, 404, "not_found_error", "no such endpoint");
+    if (!post)
+        return fail_as(srv, c, api, 405, "invalid_request_error", "use POST for this endpoint");
     if (cs->too_big)
-        return fail(srv, c, 413, "invalid_request_error", "the request body is too large");
+        return fail_as(srv, c, api, 413, "invalid_request_error", "the request body is too large");
     cJSON *body = cs->body.p ? cJSON_ParseWithLength(cs->body.p, cs->body.n) : NULL;
     if (!body)
-        return fail(srv, c, 400, "invalid_request_error", "the request body is not valid JSON");
+        return fail_as(srv, c, api, 400, "invalid_request_error",
+                       "the request body is not valid JSON");
     enum MHD_Result rc;
     if (!cJSON_IsObject(body))
-        rc = fail(srv, c, 400, "invalid_request_error", "the request body must be a JSON object");
+        rc = fail_as(srv, c, api, 400, "invalid_request_error",
+                     "the request body must be a JSON object");
     else if (which == 1)
         rc = generate(srv, c, body, LG_API_CHAT);
     else if (which == 2)
         rc = generate(srv, c, body, LG_API_COMPLETION);
     else if (which == 3)
         rc = tokenize(srv, c, body);
-    else
+    else if (which == 4)
         rc = detokenize(srv, c, body);
+    else if (which == 5)
+        rc = generate(srv, c, body, LG_API_MESSAGES);
+    else
+        rc = count_tokens(srv, c, body);
     cJSON_Delete(body);
     return rc;
 }

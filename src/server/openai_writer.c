@@ -44,6 +44,7 @@ void lg_turn_free(lg_turn *t) {
         lg_sbuf_free(&t->calls[i].args);
     }
     free(t->calls);
+    lg_logprobs_free(&t->lps);
     *t = (lg_turn){0};
 }
 
@@ -53,6 +54,100 @@ static char *print_and_free(cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
+}
+
+/* ---- logprobs ------------------------------------------------------------------ */
+
+/* A token's text: its bytes, with any byte that is not part of valid UTF-8 (a token can
+ * hold part of a character) shown as U+FFFD, as OpenAI does; *raw gets the bytes. */
+static char *token_text(const laguna_tokenizer *tok, int32_t id, lg_sbuf *raw) {
+    char *text = NULL;
+    size_t len = 0;
+    if (laguna_tokenizer_decode(tok, &id, 1, false, &text, &len, NULL)) return strdup("");
+    lg_sbuf_add(raw, text, len);
+    lg_sbuf out = {0};
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        int n = p[i] < 0x80         ? 1
+                : (p[i] >> 5) == 6  ? 2
+                : (p[i] >> 4) == 14 ? 3
+                : (p[i] >> 3) == 30 ? 4
+                                    : 0;
+        int ok = n > 0 && i + (size_t)n <= len;
+        for (int k = 1; ok && k < n; k++)
+            ok = (p[i + k] & 0xC0) == 0x80;
+        if (ok) {
+            lg_sbuf_add(&out, text + i, (size_t)n);
+            i += (size_t)n;
+        } else {
+            lg_sbuf_str(&out, "\xEF\xBF\xBD");
+            i++;
+        }
+    }
+    laguna_tokenizer_free_text(text);
+    if (!out.p) return strdup("");
+    return out.p;
+}
+
+/* {"token", "logprob", "bytes"} of chat logprobs */
+static cJSON *chat_token(const laguna_tokenizer *tok, int32_t id, float logprob) {
+    cJSON *o = cJSON_CreateObject(), *bytes;
+    lg_sbuf raw = {0};
+    char *t = token_text(tok, id, &raw);
+    cJSON_AddStringToObject(o, "token", t ? t : "");
+    cJSON_AddNumberToObject(o, "logprob", logprob);
+    bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; i < raw.n; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)raw.p[i]));
+    free(t);
+    lg_sbuf_free(&raw);
+    return o;
+}
+
+/* Chat: {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]} */
+static cJSON *chat_logprobs(const lg_reply_info *info, const lg_logprob_list *l) {
+    cJSON *o = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(o, "content");
+    for (size_t i = 0; i < l->n; i++) {
+        const lg_token_logprob *lp = &l->items[i];
+        cJSON *e = chat_token(info->tok, lp->id, lp->logprob);
+        cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+        for (int k = 0; k < lp->n_top; k++)
+            cJSON_AddItemToArray(top, chat_token(info->tok, lp->top_id[k], lp->top_logprob[k]));
+        cJSON_AddItemToArray(content, e);
+    }
+    cJSON_AddNullToObject(o, "refusal");
+    return o;
+}
+
+/* Completions (the legacy shape): {"tokens", "token_logprobs", "top_logprobs": [{text: lp}]} */
+static cJSON *completion_logprobs(const lg_reply_info *info, const lg_logprob_list *l) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
+    cJSON *lps = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
+    for (size_t i = 0; i < l->n; i++) {
+        const lg_token_logprob *lp = &l->items[i];
+        lg_sbuf raw = {0};
+        char *t = token_text(info->tok, lp->id, &raw);
+        cJSON_AddItemToArray(tokens, cJSON_CreateString(t ? t : ""));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(lp->logprob));
+        free(t);
+        lg_sbuf_free(&raw);
+        cJSON *top = cJSON_CreateObject();
+        for (int k = 0; k < lp->n_top; k++) {
+            t = token_text(info->tok, lp->top_id[k], &raw);
+            if (!cJSON_GetObjectItemCaseSensitive(top, t ? t : "")) /* two ids, one text */
+                cJSON_AddNumberToObject(top, t ? t : "", lp->top_logprob[k]);
+            free(t);
+            lg_sbuf_free(&raw);
+        }
+        cJSON_AddItemToArray(tops, top);
+    }
+    return o;
+}
+
+static cJSON *logprobs_json(const lg_reply_info *info, const lg_logprob_list *l) {
+    return info->api == LG_API_COMPLETION ? completion_logprobs(info, l) : chat_logprobs(info, l);
 }
 
 static cJSON *usage_json(const lg_job *job) {
@@ -126,7 +221,10 @@ char *lg_openai_response(const lg_reply_info *info, const lg_turn *t, const lg_j
     } else {
         cJSON_AddStringToObject(c, "text", t->content.p ? t->content.p : "");
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    if (job->logprobs >= 0)
+        cJSON_AddItemToObject(c, "logprobs", logprobs_json(info, &t->lps));
+    else
+        cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", job->finish_reason ? job->finish_reason : "stop");
     cJSON_AddItemToObject(o, "usage", usage_json(job));
     return print_and_free(o);
@@ -162,18 +260,20 @@ static cJSON *chunk_with_choice(const lg_reply_info *info, cJSON **chunk, const 
 }
 
 void lg_openai_stream_events(lg_sbuf *out, const lg_reply_info *info, const lg_event *ev, size_t n,
-                             bool first) {
-    cJSON *chunk;
+                             const lg_logprob_list *lps, bool first) {
+    cJSON *chunk, *held = NULL; /* the last chunk waits for the logprobs */
     if (first && info->api == LG_API_CHAT) {
         cJSON *d = chunk_with_choice(info, &chunk, NULL);
         cJSON_AddStringToObject(d, "role", "assistant");
         cJSON_AddStringToObject(d, "content", "");
-        sse(out, chunk);
+        held = chunk;
     }
     for (size_t i = 0; i < n; i++) {
         const lg_event *e = &ev[i];
         if (e->kind == LG_EV_TOOL_END) continue;
+        if (held) sse(out, held);
         cJSON *d = chunk_with_choice(info, &chunk, NULL);
+        held = chunk;
         if (info->api == LG_API_COMPLETION) {
             cJSON_AddStringToObject(d, "text", e->text);
         } else if (e->kind == LG_EV_CONTENT) {
@@ -197,8 +297,16 @@ void lg_openai_stream_events(lg_sbuf *out, const lg_reply_info *info, const lg_e
                 cJSON_AddStringToObject(f, "arguments", e->text);
             }
         }
-        sse(out, chunk);
     }
+    if (lps && lps->n) {
+        if (!held) { /* tokens without text yet (held back by a parser or stop string) */
+            cJSON *d = chunk_with_choice(info, &held, NULL);
+            if (info->api == LG_API_COMPLETION) cJSON_AddStringToObject(d, "text", "");
+        }
+        cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(held, "choices"), 0);
+        cJSON_ReplaceItemInObjectCaseSensitive(c, "logprobs", logprobs_json(info, lps));
+    }
+    if (held) sse(out, held);
 }
 
 void lg_openai_stream_end(lg_sbuf *out, const lg_reply_info *info, const lg_job *job) {

@@ -64,7 +64,6 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
     laguna_sampler_params *sp = &job->sampling;
     double temp = 1.0, top_p = 1.0, min_p = 0.0, rep = 1.0, seed = 0;
     int top_k = 0, n = 1, max_tokens = -1;
-    bool logprobs = false;
     if (get_number(body, "temperature", 0, 2, &temp, e) ||
         get_number(body, "top_p", 0, 1, &top_p, e) || get_number(body, "min_p", 0, 1, &min_p, e) ||
         get_number(body, "repetition_penalty", 0.01, 100, &rep, e) ||
@@ -72,11 +71,22 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
         get_int(body, "top_k", -1, 1e9, &top_k, e) || get_int(body, "n", -1e9, 1e9, &n, e) ||
         get_int(body, "max_tokens", -1e9, 1e9, &max_tokens, e) ||
         get_int(body, "max_completion_tokens", -1e9, 1e9, &max_tokens, e) ||
-        get_bool(body, "stream", &info->stream, e) || get_bool(body, "logprobs", &logprobs, e) ||
+        get_bool(body, "stream", &info->stream, e) ||
         get_bool(body, "ignore_eos", &job->ignore_eos, e))
         return -1;
     if (n != 1) return lg_req_fail(e, 400, "n", "only n=1 is supported");
-    if (logprobs) return lg_req_fail(e, 400, "logprobs", "logprobs are not supported yet");
+    if (info->api == LG_API_COMPLETION) { /* logprobs: the number of alternatives, or null */
+        if (get_int(body, "logprobs", 0, LG_MAX_TOP_LOGPROBS, &job->logprobs, e)) return -1;
+    } else { /* logprobs: true, top_logprobs: the number of alternatives */
+        bool logprobs = false;
+        int top = -1;
+        if (get_bool(body, "logprobs", &logprobs, e) ||
+            get_int(body, "top_logprobs", 0, LG_MAX_TOP_LOGPROBS, &top, e))
+            return -1;
+        if (top >= 0 && !logprobs)
+            return lg_req_fail(e, 400, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        job->logprobs = logprobs ? (top > 0 ? top : 0) : -1;
+    }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens");
     if (!mt || cJSON_IsNull(mt)) mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
     if (mt && !cJSON_IsNull(mt) && max_tokens <= 0)
@@ -110,6 +120,7 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
         }
     }
     info->model = srv->model_name;
+    info->tok = srv->tok;
     info->created = (long)time(NULL);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "server/scheduler.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct lg_sched {
     bool stop, joined;
     lg_job *queue_head, *queue_tail;
     int n_queued;
+    int n_active; /* jobs admitted and not yet ended (the thread's n_running, under mu) */
     lg_sched_stats stats;
 
     /* the scheduler thread's own */
@@ -59,6 +61,7 @@ lg_job *lg_job_new(void) {
     j->seq = -1;
     j->max_tokens = 16;
     j->sampling = laguna_sampler_default_params();
+    j->logprobs = -1;
     return j;
 }
 
@@ -75,6 +78,8 @@ void lg_job_release(lg_job *j) {
     cJSON_Delete(j->tools);
     lg_events_free(&j->events);
     lg_events_free(&j->pending);
+    lg_logprobs_free(&j->lps);
+    lg_logprobs_free(&j->pending_lps);
     free(j->fed);
     laguna_sampler_free(j->sampler);
     lg_chat_parser_free(j->parser);
@@ -85,6 +90,56 @@ void lg_job_release(lg_job *j) {
     free(j);
 }
 
+int lg_logprobs_add(lg_logprob_list *l, const lg_token_logprob *lp) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 16;
+        lg_token_logprob *p = realloc(l->items, nc * sizeof *p);
+        if (!p) return -1;
+        l->items = p;
+        l->cap = nc;
+    }
+    l->items[l->n++] = *lp;
+    return 0;
+}
+
+int lg_logprobs_move(lg_logprob_list *dst, lg_logprob_list *src) {
+    for (size_t i = 0; i < src->n; i++)
+        if (lg_logprobs_add(dst, &src->items[i])) return -1;
+    src->n = 0;
+    return 0;
+}
+
+void lg_logprobs_free(lg_logprob_list *l) {
+    free(l->items);
+    *l = (lg_logprob_list){0};
+}
+
+/* log-softmax of one row of logits at id, and the n_top best entries. */
+static void token_logprob(const float *row, int vocab, int32_t id, int n_top,
+                          lg_token_logprob *out) {
+    float max = row[0];
+    for (int v = 1; v < vocab; v++)
+        if (row[v] > max) max = row[v];
+    double sum = 0;
+    for (int v = 0; v < vocab; v++)
+        sum += exp((double)row[v] - max);
+    float lse = max + (float)log(sum);
+    out->id = id;
+    out->logprob = row[id] - lse;
+    out->n_top = 0;
+    for (int v = 0; v < vocab && n_top > 0; v++) { /* insertion into the best n_top */
+        if (out->n_top == n_top && row[v] <= row[out->top_id[n_top - 1]]) continue;
+        int k = out->n_top < n_top ? out->n_top++ : n_top - 1; /* full: the last one goes */
+        while (k > 0 && row[out->top_id[k - 1]] < row[v]) {
+            out->top_id[k] = out->top_id[k - 1];
+            k--;
+        }
+        out->top_id[k] = v;
+    }
+    for (int k = 0; k < out->n_top; k++)
+        out->top_logprob[k] = row[out->top_id[k]] - lse;
+}
+
 /* Publishes the step's events (and the end, when finish or error is given). */
 static void job_publish(lg_job *j, const char *finish, const char *error) {
     pthread_mutex_lock(&j->mu);
@@ -92,6 +147,7 @@ static void job_publish(lg_job *j, const char *finish, const char *error) {
         lg_event *e = &j->pending.items[i];
         lg_events_add(&j->events, e->kind, e->tool_index, e->text, e->len);
     }
+    lg_logprobs_move(&j->lps, &j->pending_lps);
     if (finish || error) {
         j->done = true;
         j->finish_reason = finish;
@@ -216,6 +272,8 @@ static void job_end(lg_sched *s, lg_job *j, const char *finish, const char *erro
             lg_events_add(&j->pending, LG_EV_CONTENT, 0, t, len);
     }
     pthread_mutex_lock(&s->mu);
+    if (j->admitted) s->n_active--;
+    j->admitted = false;
     if (error) s->stats.failed++;
     if (cancelled) s->stats.cancelled++;
     s->stats.completion_tokens += (uint64_t)j->n_completion;
@@ -231,6 +289,7 @@ static int push_content(lg_job *j, const char *t, size_t len) {
     bool stopped = false;
     if (laguna_stop_matcher_push(j->stop, t, len, &rel, &rel_len, &stopped, NULL)) return -1;
     if (rel_len && lg_events_add(&j->pending, LG_EV_CONTENT, 0, rel, rel_len)) return -1;
+    if (stopped) j->stop_sequence = laguna_stop_matcher_matched(j->stop);
     return stopped;
 }
 
@@ -305,6 +364,8 @@ static void admit(lg_sched *s) {
         s->queue_head = j->next_in_queue;
         if (!s->queue_head) s->queue_tail = NULL;
         s->n_queued--;
+        s->n_active++;
+        j->admitted = true;
         s->running[s->n_running++] = j;
         j->decoding = false;
         j->seq = -2; /* to be set up below */
@@ -376,7 +437,13 @@ static void step(lg_sched *s) {
     for (int k = 0; k < n_logits; k++) {
         lg_job *j = s->row_job[k];
         j->decoding = true;
-        int32_t id = laguna_sampler_sample(j->sampler, s->logits + (size_t)k * s->vocab);
+        const float *row = s->logits + (size_t)k * s->vocab;
+        int32_t id = laguna_sampler_sample(j->sampler, row);
+        if (j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, id))) {
+            lg_token_logprob lp;
+            token_logprob(row, s->vocab, id, j->logprobs, &lp);
+            lg_logprobs_add(&j->pending_lps, &lp);
+        }
         const char *finish = job_take_token(s, j, id);
         if (finish) {
             for (int i = 0; i < s->n_running; i++)
@@ -532,7 +599,12 @@ int lg_sched_submit(lg_sched *s, lg_job *j) {
     int room = s->n_ctx - j->n_prompt;
     if (j->max_tokens > room) j->max_tokens = room;
     pthread_mutex_lock(&s->mu);
-    if (s->stop || s->n_queued >= s->opt.max_queue) {
+    /* Waiting means waiting for a slot: a job that a free slot will take at the
+     * next step does not count, however late the scheduler thread wakes (it
+     * used to, so two requests sent at once to an idle server with one slot
+     * and a queue of one could be refused). */
+    int free_slots = s->opt.n_parallel - s->n_active;
+    if (s->stop || s->n_queued >= s->opt.max_queue + free_slots) {
         s->stats.rejected++;
         pthread_mutex_unlock(&s->mu);
         return -1;

@@ -33,6 +33,28 @@
 struct cJSON;
 typedef struct lg_sched lg_sched;
 
+/* The log-probability of a generated token under the model (log-softmax of
+ * the raw logits, before any sampling transform) and the most likely
+ * alternatives at that position, best first. */
+#define LG_MAX_TOP_LOGPROBS 20
+typedef struct {
+    int32_t id;
+    float logprob;
+    int n_top;
+    int32_t top_id[LG_MAX_TOP_LOGPROBS];
+    float top_logprob[LG_MAX_TOP_LOGPROBS];
+} lg_token_logprob;
+
+typedef struct {
+    lg_token_logprob *items;
+    size_t n, cap;
+} lg_logprob_list;
+
+/* Appends (copying); -1 when out of memory. Moving all of src to the end of dst empties src. */
+int lg_logprobs_add(lg_logprob_list *l, const lg_token_logprob *lp);
+int lg_logprobs_move(lg_logprob_list *dst, lg_logprob_list *src);
+void lg_logprobs_free(lg_logprob_list *l);
+
 typedef struct lg_job {
     /* ---- filled by the submitter before lg_sched_submit; read-only after ---- */
     int32_t *prompt; /* owned (free()) */
@@ -41,17 +63,20 @@ typedef struct lg_job {
     int max_tokens; /* > 0; clamped to the context by submit */
     char **stops;   /* owned: n_stops strings */
     int n_stops;
-    bool ignore_eos;        /* keep going past end-of-turn ids (vLLM's extension) */
+    bool ignore_eos;     /* keep going past end-of-turn ids (vLLM's extension) */
     bool chat;           /* run the chat parser (reasoning, tool calls) */
     bool in_reasoning;   /* the prompt ends inside <think> */
+    int logprobs;        /* -1: off; else alternatives per token (0..LG_MAX_TOP_LOGPROBS) */
     struct cJSON *tools; /* owned, may be NULL: the request's tools */
 
     /* ---- shared, under mu ---- */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     lg_event_list events; /* produced and not yet taken by the HTTP side */
+    lg_logprob_list lps;  /* logprobs of generated tokens, not yet taken (when asked for) */
     bool done;
     const char *finish_reason; /* "stop", "length", "tool_calls" (static strings) */
+    const char *stop_sequence; /* the stop string that ended it, or NULL (the matcher's) */
     char error[256];           /* non-empty: failed */
     int n_completion;          /* tokens generated */
     int n_cached;              /* prompt tokens taken from the prefix cache */
@@ -66,11 +91,13 @@ typedef struct lg_job {
     int fed_cap;
     int32_t next;  /* sampled token waiting to be fed (decode phase) */
     bool decoding; /* prompt done: feeding sampled tokens */
+    bool admitted; /* counted in the scheduler's active jobs (under the scheduler's mu) */
     laguna_sampler *sampler;
     lg_chat_parser *parser;
     laguna_detokenizer *detok; /* completions (no parser) */
     laguna_stop_matcher *stop;
     lg_event_list pending; /* events of this step, moved to events under mu */
+    lg_logprob_list pending_lps;
     struct lg_job *next_in_queue;
 } lg_job;
 
@@ -82,7 +109,7 @@ void lg_job_release(lg_job *job);
 typedef struct {
     int n_parallel;     /* requests decoded together (sequences running); default 4 */
     int n_ctx;          /* positions per sequence; 0 = the model's maximum */
-    int max_queue;      /* requests waiting beyond n_parallel; default 64 */
+    int max_queue;      /* requests waiting for a free slot; default 64 */
     int prefill_chunk;  /* prompt rows of one request per step; default 128 */
     int prefill_budget; /* prompt rows of all requests per step; default 256 */
     int cache_seqs; /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */

@@ -1,11 +1,12 @@
-/* laguna serve: an OpenAI-compatible HTTP server over one model.
+/* laguna serve: an OpenAI- and Anthropic-compatible HTTP server over one model.
  *
  * The server owns an HTTP daemon (libmicrohttpd, one thread per connection)
  * and a scheduler thread (scheduler.h) that decodes every running request in
  * one batched forward step. It borrows the model, tokenizer and chat
  * template, which must outlive it. Endpoints: POST /v1/chat/completions,
  * POST /v1/completions, GET /v1/models, GET /health, GET /metrics,
- * POST /tokenize, POST /detokenize. */
+ * POST /tokenize, POST /detokenize, POST /v1/messages,
+ * POST /v1/messages/count_tokens. */
 #ifndef LAGUNA_SERVER_H
 #define LAGUNA_SERVER_H
 

@@ -1,6 +1,7 @@
 /* What the server's files share: the server object, parsed request
  * metadata, the accumulated reply of a turn and the functions of each part
- * (request.c parses, openai_writer.c formats, http.c serves). */
+ * (request.c and anthropic_request.c parse, openai_writer.c and
+ * anthropic_writer.c format, http.c serves). */
 #ifndef LAGUNA_SERVER_INTERNAL_H
 #define LAGUNA_SERVER_INTERNAL_H
 
@@ -41,7 +42,8 @@ typedef struct {
 int lg_req_fail(lg_req_error *e, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-typedef enum { LG_API_CHAT = 0, LG_API_COMPLETION } lg_api;
+/* LG_API_MESSAGES: Anthropic's Messages API, rendered as a chat request. */
+typedef enum { LG_API_CHAT = 0, LG_API_COMPLETION, LG_API_MESSAGES } lg_api;
 
 /* What a reply needs besides the job's output. */
 typedef struct {
@@ -50,7 +52,8 @@ typedef struct {
     bool include_usage;
     char id[48];
     long created;
-    const char *model; /* the server's model name */
+    const char *model;           /* the server's model name */
+    const laguna_tokenizer *tok; /* for the text of tokens in logprobs */
 } lg_reply_info;
 
 /* request.c: a request body into a ready-to-submit job. 0, or -1 with *e. */
@@ -58,6 +61,13 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
                   lg_req_error *e);
 int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
                         lg_req_error *e);
+
+/* anthropic_request.c: an Anthropic Messages body (POST /v1/messages, or
+ * /v1/messages/count_tokens when count_only: max_tokens is then not asked
+ * for) converted to the OpenAI-style chat request the template takes, then
+ * parsed as one. 0, or -1 with *e. */
+int lg_parse_messages(lg_server *srv, const cJSON *body, bool count_only, lg_job *job,
+                      lg_reply_info *info, lg_req_error *e);
 
 /* The whole output of a turn, gathered from events (non-streaming replies). */
 typedef struct {
@@ -69,6 +79,7 @@ typedef struct {
     lg_sbuf content, reasoning;
     lg_tool_call *calls;
     int n_calls;
+    lg_logprob_list lps; /* when logprobs were asked for */
     bool failed;
 } lg_turn;
 
@@ -78,11 +89,30 @@ void lg_turn_free(lg_turn *t);
 /* openai_writer.c */
 char *lg_openai_error_json(const lg_req_error *e);
 char *lg_openai_response(const lg_reply_info *info, const lg_turn *t, const lg_job *job);
-/* SSE chunks for new events (the first call also sends the role). */
+/* SSE chunks for new events (the first call also sends the role); the
+ * logprobs of the tokens behind them ride on the last chunk (lps may be NULL). */
 void lg_openai_stream_events(lg_sbuf *out, const lg_reply_info *info, const lg_event *ev, size_t n,
-                             bool first);
+                             const lg_logprob_list *lps, bool first);
 /* The closing chunks: finish_reason, usage when asked, then [DONE]. */
 void lg_openai_stream_end(lg_sbuf *out, const lg_reply_info *info, const lg_job *job);
+/* anthropic_writer.c */
+char *lg_anthropic_error_json(const lg_req_error *e);
+char *lg_anthropic_response(const lg_reply_info *info, const lg_turn *t, const lg_job *job);
+/* Where an Anthropic stream is: content blocks are numbered from 0; one is open at a time. */
+typedef struct {
+    bool started;  /* message_start sent */
+    int n_blocks;  /* blocks started so far */
+    int open_kind; /* -1: none, else the lg_event_kind of the open block */
+    int open_tool; /* tool_index of an open tool_use block */
+} lg_anthropic_stream;
+/* Events for new output (the first call also sends message_start). Call with
+ * the job's lock not held; it reads the job's counts. */
+void lg_anthropic_stream_events(lg_sbuf *out, lg_anthropic_stream *st, const lg_reply_info *info,
+                                const lg_job *job, const lg_event *ev, size_t n);
+/* Closes the open block, then message_delta and message_stop (or an error event). */
+void lg_anthropic_stream_end(lg_sbuf *out, lg_anthropic_stream *st, const lg_reply_info *info,
+                             const lg_job *job);
+
 /* GET /metrics */
 void lg_metrics_text(lg_sbuf *out, lg_server *srv);
 
