@@ -391,6 +391,8 @@ static void test_percent_format_hostile(void) {
          "-003.142|2.50    |1.234568e+04|0.0001"},
         {"{{ '%d' % 3.9 }} {{ '%d' % -2.5 }} {{ '%s' % 'é' }} {{ '%3s' % 'é' }}", "3 -2 é   é"},
         {"{{ '%.1s' % 'éa' }}{{ '100%%' % () }}", "é100%"},
+        /* found by fuzz_template: repeating an empty list (no items array) */
+        {"{{ 21 * [] }}{{ [] * 3 }}{{ () * 2 }}{{ [1] * 0 }}", "[][]()[]"},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         laguna_error err = {0};

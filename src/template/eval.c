@@ -161,7 +161,8 @@ static jt_value repeat(jt_vm *vm, jt_value seq, int64_t times) {
     size_t n = seq.as.l->n;
     if (times > 0 && n > (SIZE_MAX / 64) / (size_t)times) jt_raise(vm, "list too large");
     jt_value l = jt_list_new(vm->arena, n * (size_t)times, seq.kind == JT_TUPLE);
-    for (int64_t i = 0; i < times; i++) memcpy(jt_items(l) + (size_t)i * n, seq.as.l->items, n * sizeof(jt_value));
+    for (int64_t i = 0; n > 0 && i < times; i++) /* an empty list has no items array */
+        memcpy(jt_items(l) + (size_t)i * n, seq.as.l->items, n * sizeof(jt_value));
     return l;
 }
 
