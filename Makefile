@@ -9,8 +9,8 @@ CC      ?= cc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter
-DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc 2>/dev/null)
-DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc)
+DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc libedit 2>/dev/null)
+DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libedit 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -ledit)
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) -MMD -MP
 LDLIBS  = $(DEPS_LIBS) -lm -pthread
 

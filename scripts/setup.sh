@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what laguna.c needs to build and test on a fresh Debian machine.
 set -euo pipefail
-pkgs="build-essential pkg-config libcjson-dev libpcre2-dev libutf8proc-dev"
+pkgs="build-essential pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libedit-dev"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -2,6 +2,7 @@
  * expected output, wrong input gives a message and a non-zero exit. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "laguna_tokenizer.h"
@@ -97,7 +98,9 @@ static void test_chat_reuses_cache(void) {
     if (p) pclose(p);
     stats = buf;
     /* turn 2 must reuse the first turn's tokens */
-    const char *second = strstr(stats, "]\n[turn: prompt");
+    CHECKF(strstr(stats, "[seed ") && strstr(stats, "tok/s"), "stats: %s", stats);
+    const char *first = strstr(stats, "[turn: prompt");
+    const char *second = first ? strstr(first + 1, "]\n[turn: prompt") : NULL;
     int total = 0, reused = 0;
     CHECKF(second && sscanf(second, "]\n[turn: prompt %d tokens, %d reused", &total, &reused) == 2 && reused > 5,
            "stats: %s", stats);
@@ -105,7 +108,44 @@ static void test_chat_reuses_cache(void) {
     free(without);
     expect("chat -m tests/fixtures/tiny-xs --bogus", 2, "unknown option");
     expect("chat -m /nonexistent", 1, "/nonexistent");
+    expect("chat", 2, "laguna chat: missing -m MODEL");
+    expect("chat", 2, "--help");
 }
+
+/* Runs `laguna chat ARGS` on the lines of `input` (printf format); stdout and stderr together. */
+static char *chat_output(const char *input, const char *args, int want_rc) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "printf '%s' | %s/laguna chat %s 2>&1", input, getenv("BUILD") ? getenv("BUILD") : "build",
+             args);
+    FILE *p = popen(cmd, "r");
+    static char buf[1 << 16];
+    size_t n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+    buf[n] = 0;
+    int rc = p ? pclose(p) : -1;
+    CHECKF(p && WIFEXITED(rc) && WEXITSTATUS(rc) == want_rc, "%s: status %d\n%s", cmd, rc, buf);
+    return buf;
+}
+
+/* A context below -n + 64 works (the rollback allowance is clamped); a full
+ * context drops the oldest turns with a note and the chat goes on. */
+static void test_chat_small_context(void) {
+    const char *turns = "def add(a, b): return a + b\\nwrite a test for add\\n"
+                        "def sub(a, b): return a - b\\nwrite a test for sub\\n/history\\n";
+    char *out = chat_output(turns, "models/laguna-tiny --ctx-size 96 -n 24 --ignore-eos", 0);
+    CHECKF(strstr(out, "is full: dropped the oldest"), "%s", out);
+    /* the last message survives, the first is gone */
+    const char *history = strstr(out, "user: write a test for sub");
+    CHECKF(history && !strstr(out, "user: def add"), "%s", out);
+    out = chat_output("hello\\n", "-m models/laguna-tiny -c 1024", 0);                /* -n 1024 + 64 > 1024 */
+    CHECKF(!strstr(out, "rollback"), "%s", out);
+    out = chat_output("hello\\nhello again\\n", "-m models/laguna-tiny -c 300 -n -1 --ignore-eos", 0);
+    CHECKF(strstr(out, "context is full"), "%s", out);
+    /* one message too long for the context is refused, and the chat goes on */
+    out = chat_output("one two three four five six seven eight nine ten eleven twelve\\nhi\\n",
+                      "-m models/laguna-tiny -c 24 -n 4", 1);
+    CHECKF(strstr(out, "leaves no room for a reply"), "%s", out);
+}
+
 
 static void test_info_and_synth(void) {
     expect("info --preset xs2", 0, "33.44B");
@@ -139,6 +179,7 @@ int main(void) {
     RUN(test_generate_command);
     RUN(test_generate_text_matches_ids);
     RUN(test_chat_reuses_cache);
+    RUN(test_chat_small_context);
     RUN(test_info_and_synth);
     RUN(test_unknown_command);
     return test_summary();
