@@ -140,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int bad = 0, shared;
-        if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
@@ -152,17 +152,14 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
         } else {
-            fprintf(stderr, "laguna bench: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
         if (bad) return 2;
     }
-    if (!dir) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
     laguna_error err = {0};
     laguna_model *m;
     if (laguna_model_open(dir, &ro.model, &m, &err)) {

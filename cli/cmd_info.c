@@ -71,25 +71,23 @@ int cmd_info(int argc, char **argv) {
     int n_ctx = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
-        if (!strcmp(argv[i], "-m")) {
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
             if (!(dir = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--preset")) {
             if (!(preset = arg_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--ctx")) {
+        } else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c") || !strcmp(argv[i], "--ctx-size")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_int("--ctx", v, 1, 1 << 30, &n_ctx)) return 2;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
         } else {
-            fprintf(stderr, "laguna info: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    if (!dir == !preset) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir && !preset) return arg_usage_error("missing -m MODEL (or --preset NAME)");
+    if (dir && preset) return arg_usage_error("give -m MODEL or --preset NAME, not both");
     laguna_error err = {0};
     if (preset) {
         lg_config cfg;

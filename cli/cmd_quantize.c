@@ -13,7 +13,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: laguna quantize SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
+            "usage: laguna quantize [-m] SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
             "  SRC  a checkpoint folder (config.json, *.safetensors, tokenizer files) or a .gguf\n"
             "  DST  the GGUF to write (through DST.tmp, renamed when complete)\n");
 }
@@ -42,27 +42,25 @@ int cmd_quantize(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--type")) {
             if (!(type = arg_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--threads")) {
+        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!(src = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "-t")) {
             const char *v = arg_value(argc, argv, &i);
             if (!v || arg_int("--threads", v, 0, 1024, &threads)) return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "laguna quantize: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown option '%s'", argv[i]);
         } else if (!src) {
             src = argv[i];
         } else if (!dst) {
             dst = argv[i];
         } else {
-            fprintf(stderr, "laguna quantize: unexpected argument '%s'\n", argv[i]);
-            return 2;
+            return arg_usage_error("unexpected argument '%s'", argv[i]);
         }
     }
     lg_quantize_options opt = {.n_threads = threads};
-    if (!src || !dst || !type) {
-        usage(stderr);
-        return 2;
-    }
+    if (!src) return arg_usage_error("missing -m MODEL (the model to quantize)");
+    if (!dst) return arg_usage_error("missing the output file (DST.gguf)");
+    if (!type) return arg_usage_error("missing --type");
     if (lg_ftype_parse(type, &opt.ftype) != 0) {
         fprintf(stderr,
                 "laguna quantize: --type '%s' is not one of q8_0, q4_k_m, q5_k_m, q6_k, bf16\n",

@@ -62,15 +62,11 @@ int cmd_synth(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--seed")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_u64("--seed", v, &opt.seed)) return 2;
         } else {
-            fprintf(stderr, "laguna synth: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    if (!preset || !out) {
-        usage(stderr);
-        return 2;
-    }
+    if (!preset) return arg_usage_error("missing --preset NAME");
+    if (!out) return arg_usage_error("missing --out DIR");
     if (!strcmp(dtype, "f32")) opt.dtype = LG_DTYPE_F32;
     else if (!strcmp(dtype, "bf16")) opt.dtype = LG_DTYPE_BF16;
     else if (!strcmp(dtype, "f16")) opt.dtype = LG_DTYPE_F16;

@@ -24,7 +24,7 @@ static void test_verify_command(void) {
     /* the wrong golden file for the model: shapes differ or results fail */
     expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-xs/golden.safetensors", 1, NULL);
     expect("verify tests/fixtures/tiny-m /nonexistent.safetensors", 1, "nonexistent");
-    expect("verify tests/fixtures/tiny-m", 2, "usage");
+    expect("verify tests/fixtures/tiny-m", 2, "missing the golden file");
 }
 
 static void test_generate_command(void) {
@@ -36,7 +36,7 @@ static void test_generate_command(void) {
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --temp -1", 2, "--temp");
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --top-p 2", 2, "--top-p");
     expect("generate -m /nonexistent --tokens 1", 1, "/nonexistent");
-    expect("generate --tokens 1", 2, "usage");
+    expect("generate --tokens 1", 2, "missing -m MODEL");
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --bogus", 2, "unknown option");
 }
 
@@ -168,6 +168,105 @@ static void test_info_and_synth(void) {
     tu_remove_dir(d);
 }
 
+/* Every command takes -m MODEL (or the path first); tokenize, detokenize and
+ * template read the tokenizer and template from a GGUF as from a folder. */
+static void test_one_convention(void) {
+    char *d = tu_temp_dir(), args[1024], *a = NULL, *b = NULL;
+    snprintf(args, sizeof args, "quantize models/laguna-tiny %s/t.gguf --type q8_0", d);
+    expect(args, 0, NULL);
+    snprintf(args, sizeof args, "tokenize -m %s/t.gguf 'def f(x):'", d);
+    CHECK(tu_run_laguna(args, &a) == 0);
+    CHECK(tu_run_laguna("tokenize models/laguna-tiny 'def f(x):'", &b) == 0);
+    CHECKF(a && b && !strcmp(a, b) && strlen(a) > 4, "GGUF '%s' vs folder '%s'", a ? a : "", b ? b : "");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "detokenize -m %s/t.gguf 357 312 395 339", d);
+    expect(args, 0, "def f(x):");
+    expect("detokenize -m models/laguna-tiny 357,312,395,339", 0, "def f(x):");
+    snprintf(args, sizeof args, "detokenize -m %s/t.gguf 5 8192", d);
+    expect(args, 1, "token id 8192 is not in the vocabulary");
+    snprintf(args, sizeof args, "%s/r.json", d);
+    FILE *f = fopen(args, "w");
+    if (f) {
+        fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "template -m %s/t.gguf %s/r.json", d, d);
+    CHECK(tu_run_laguna(args, &a) == 0);
+    snprintf(args, sizeof args, "template models/laguna-tiny %s/r.json", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b) && strstr(a, "<user>hi</user>"), "GGUF '%s' vs folder '%s'", a ? a : "",
+           b ? b : "");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "generate %s/t.gguf -p 'def f(x):' -n 4 -t 0 -c 64", d);
+    expect(args, 0, NULL);
+    snprintf(args, sizeof args, "%s/p.txt", d);
+    if ((f = fopen(args, "w"))) {
+        fputs("def fibonacci(n):", f);
+        fclose(f);
+    }
+    /* the same prompt from -p, -f and stdin gives the same greedy text */
+    CHECK(tu_run_laguna("generate -m models/laguna-tiny -p 'def fibonacci(n):' -n 12", &a) == 0);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -f %s/p.txt -n 12", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(b);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p - -n 12 < %s/p.txt", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(b);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -n 12 < %s/p.txt", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(a);
+    free(b);
+    tu_remove_dir(d);
+    /* the seed: random by default and printed by --stats; a given one reproduces */
+    CHECK(tu_run_laguna("generate -m models/laguna-tiny -p def -n 16 --temp 1 --stats", &a) == 0);
+    unsigned long long seed = 0;
+    const char *at = a ? strstr(a, "seed ") : NULL;
+    CHECKF(at && sscanf(at, "seed %llu", &seed) == 1, "%s", a ? a : "");
+    char *text = a ? strndup(a, (size_t)(at - a)) : NULL;
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p def -n 16 --temp 1 --seed %llu", seed);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(text && b && !strcmp(text, b), "seed %llu: '%s' vs '%s'", seed, text ? text : "", b ? b : "");
+    free(text);
+    free(a);
+    free(b);
+    expect("generate -m models/laguna-tiny --tokens 5,6 -n -1 --ignore-eos -c 24", 0, NULL);
+    expect("--version", 0, "laguna ");
+}
+
+/* A usage error is one line naming what is wrong, then a hint to --help. */
+static void test_usage_errors(void) {
+    const char *cases[][2] = {
+        {"generate --tokens 1", "laguna generate: missing -m MODEL\nTry 'laguna generate --help'.\n"},
+        {"chat", "laguna chat: missing -m MODEL\nTry 'laguna chat --help'.\n"},
+        {"bench", "laguna bench: missing -m MODEL\nTry 'laguna bench --help'.\n"},
+        {"perplexity", "laguna perplexity: missing -m MODEL\nTry 'laguna perplexity --help'.\n"},
+        {"tokenize", "laguna tokenize: missing -m MODEL\nTry 'laguna tokenize --help'.\n"},
+        {"detokenize", "laguna detokenize: missing -m MODEL\nTry 'laguna detokenize --help'.\n"},
+        {"template", "laguna template: missing -m MODEL\nTry 'laguna template --help'.\n"},
+        {"verify", "laguna verify: missing -m MODEL\nTry 'laguna verify --help'.\n"},
+        {"quantize", "laguna quantize: missing -m MODEL (the model to quantize)\nTry 'laguna quantize --help'.\n"},
+        {"info", "laguna info: missing -m MODEL (or --preset NAME)\nTry 'laguna info --help'.\n"},
+        {"synth --out x", "laguna synth: missing --preset NAME\nTry 'laguna synth --help'.\n"},
+        {"generate -m x --frob", "laguna generate: unknown option '--frob'\nTry 'laguna generate --help'.\n"},
+        {"generate -m x --temp hot", "laguna generate: --temp: 'hot' is not a number in [0, 1e+06]\n"},
+        {"frobnicate", "laguna: unknown command 'frobnicate'\nTry 'laguna --help'.\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL;
+        char args[256];
+        snprintf(args, sizeof args, "%s </dev/null", cases[i][0]);
+        int rc = tu_run_laguna(args, &out);
+        CHECKF(rc == 2 && out && !strcmp(out, cases[i][1]), "laguna %s: exit %d, '%s'", cases[i][0], rc,
+               out ? out : "");
+        free(out);
+    }
+}
+
 static void test_unknown_command(void) {
     expect("frobnicate", 2, "unknown command");
     expect("", 2, "usage");
@@ -181,6 +280,8 @@ int main(void) {
     RUN(test_chat_reuses_cache);
     RUN(test_chat_small_context);
     RUN(test_info_and_synth);
+    RUN(test_one_convention);
+    RUN(test_usage_errors);
     RUN(test_unknown_command);
     return test_summary();
 }
