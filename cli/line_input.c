@@ -175,7 +175,8 @@ line_input *line_input_new(bool editing) {
     el_set(li->el, EL_PROMPT, prompt_fn);
     el_set(li->el, EL_HIST, history, li->hist);
     el_set(li->el, EL_GETCFN, read_char);
-    el_set(li->el, EL_ADDFN, "bracketed-paste", "take a bracketed paste as one message", paste_fn);
+    /* the wide form: el_set's narrow one leaks its copies of the two strings */
+    el_wset(li->el, EL_ADDFN, L"bracketed-paste", L"take a bracketed paste as one message", paste_fn);
     el_set(li->el, EL_BIND, PASTE_START, "bracketed-paste", NULL);
     li->editing = true;
     return li;

@@ -100,6 +100,12 @@ static int finish(tty_chat *c) {
     return -1;
 }
 
+static void exited_cleanly(tty_chat *c) {
+    size_t from = c->len;
+    int rc = finish(c);
+    CHECKF(rc == 0, "exit status %d after:\n%s", rc, c->out + (from > 2000 ? from - 2000 : 0));
+}
+
 /* Counts the occurrences of needle after position from. */
 static int count(const tty_chat *c, size_t from, const char *needle) {
     int k = 0;
@@ -121,7 +127,7 @@ static void test_arrow_keys_edit_and_recall(void) {
     wait_for(c, PROMPT);
     CHECKF(count(c, from, "user: world\r\n") == 2, "history:\n%s", c->out + from);
     type(c, "\004"); /* Ctrl-D leaves */
-    CHECK(finish(c) == 0);
+    exited_cleanly(c);
 }
 
 static void test_ctrl_c_stops_the_reply(void) {
@@ -154,7 +160,7 @@ static void test_ctrl_c_stops_the_reply(void) {
     wait_for(c, PROMPT);
     CHECKF(count(c, from, "user: ") == 2 && count(c, from, "assistant: ") == 2, "history:\n%s", c->out + from);
     type(c, "\003"); /* Ctrl-C on the empty line leaves */
-    CHECK(finish(c) == 0);
+    exited_cleanly(c);
     CHECK(strstr(c->out + from, "^C\r\n") != NULL);
 }
 
@@ -183,7 +189,7 @@ static void test_bracketed_paste_is_one_message(void) {
     wait_for(c, "/think on|off");
     wait_for(c, PROMPT);
     type(c, "/quit\r");
-    CHECK(finish(c) == 0);
+    exited_cleanly(c);
 }
 
 int main(void) {
