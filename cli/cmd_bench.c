@@ -229,7 +229,8 @@ int cmd_bench(int argc, char **argv) {
     laguna_sampler *smp = NULL;
     laguna_session *s = NULL;
     int rc = 0;
-    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = ro.session.kv_type}, &s, &err)) {
+    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = ro.session.kv_type, .n_rollback = n_gen + 1}, &s,
+                              &err)) {
         fprintf(stderr, "laguna bench: %s\n", err.message);
         rc = 1;
     }

@@ -267,6 +267,13 @@ static void test_usage_errors(void) {
     }
 }
 
+static void test_bench_sampled_line(void) {
+    char *out = NULL;
+    CHECK(tu_run_laguna("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 4 --reps 1", &out) == 0);
+    CHECKF(out && strstr(out, "decode, sampled") && strstr(out, "faster than sorting"), "%s", out ? out : "");
+    free(out);
+}
+
 static void test_unknown_command(void) {
     expect("frobnicate", 2, "unknown command");
     expect("", 2, "usage");
@@ -282,6 +289,7 @@ int main(void) {
     RUN(test_info_and_synth);
     RUN(test_one_convention);
     RUN(test_usage_errors);
+    RUN(test_bench_sampled_line);
     RUN(test_unknown_command);
     return test_summary();
 }
