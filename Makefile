@@ -11,7 +11,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc libedit 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libedit 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -ledit)
-ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) -MMD -MP
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fno-semantic-interposition -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) -MMD -MP
 LDLIBS  = $(DEPS_LIBS) -lm -pthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
@@ -25,19 +25,49 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/liblaguna.a
+SONAME   := liblaguna.so.0
+SHLIB    := $(BUILD)/$(SONAME)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test sanitize tsan clean format bench
+.PHONY: all test sanitize tsan clean format bench install uninstall
 .SECONDARY:
-all: $(LIB) $(BUILD)/laguna $(TEST_BIN)
+all: $(LIB) $(SHLIB) $(BUILD)/laguna $(TEST_BIN)
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the compiler or its flags change: $(BUILD)/cflags
+# keeps the command line they were built with.
+FLAGS_FILE := $(BUILD)/cflags
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $(FLAGS_FILE) || echo '$(CC) $(ALL_CFLAGS)' >$(FLAGS_FILE))
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library exports the laguna_* API and nothing else (src/liblaguna.map).
+$(SHLIB): $(LIB_OBJ) src/liblaguna.map
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/liblaguna.map -Wl,--as-needed \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: headers, both libraries, the
+# laguna program and laguna.pc (pkg-config) under $(DESTDIR)$(PREFIX).
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define LAGUNA_VERSION "\(.*\)"/\1/p' include/laguna.h)
+install: $(LIB) $(SHLIB) $(BUILD)/laguna
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liblaguna.so
+	install -m 755 $(BUILD)/laguna $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/laguna.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/laguna.pc
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(wildcard include/*.h))) \
+	    $(DESTDIR)$(PREFIX)/lib/liblaguna.a $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/liblaguna.so \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/laguna.pc $(DESTDIR)$(PREFIX)/bin/laguna
 
 $(BUILD)/laguna: $(CLI_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)

@@ -27,17 +27,17 @@
 #define ROLLBACK_SLACK 64
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna chat -m MODEL [options]     (or laguna chat MODEL)\n"
-               "  --system TEXT          system message (default none)\n"
-               "  --think                start with thinking on (default off; /think on|off)\n"
-               "  -n N                   most tokens per reply (default %d; -1: until eos or the\n"
-               "                         context is full)\n"
-               "  --ignore-eos           keep going after an end-of-sequence token\n"
-               RUN_OPTIONS_USAGE
-               "  --no-reuse             re-read the whole conversation every turn (for comparison)\n"
-               "  --stats                per turn: tokens, prompt and reply speed (tok/s), on stderr\n"
-               "In the chat, /help lists its commands. Ctrl-C stops a reply; Ctrl-C on an empty\n"
-               "line or Ctrl-D leaves.\n",
+    fprintf(f,
+            "usage: laguna chat -m MODEL [options]     (or laguna chat MODEL)\n"
+            "  --system TEXT          system message (default none)\n"
+            "  --think                start with thinking on (default off; /think on|off)\n"
+            "  -n N                   most tokens per reply (default %d; -1: until eos or the\n"
+            "                         context is full)\n"
+            "  --ignore-eos           keep going after an end-of-sequence token\n" RUN_OPTIONS_USAGE
+            "  --no-reuse             re-read the whole conversation every turn (for comparison)\n"
+            "  --stats                per turn: tokens, prompt and reply speed (tok/s), on stderr\n"
+            "In the chat, /help lists its commands. Ctrl-C stops a reply; Ctrl-C on an empty\n"
+            "line or Ctrl-D leaves.\n",
             DEFAULT_MAX_NEW);
 }
 
@@ -128,17 +128,20 @@ static char *render(chat_state *c, laguna_error *err) {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemReferenceToObject(req, "messages", c->messages);
     cJSON_AddTrueToObject(req, "add_generation_prompt");
-    cJSON_AddBoolToObject(cJSON_AddObjectToObject(req, "chat_template_kwargs"), "enable_thinking", c->think);
+    cJSON_AddBoolToObject(cJSON_AddObjectToObject(req, "chat_template_kwargs"), "enable_thinking",
+                          c->think);
     char *json = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     char *out = NULL;
     size_t len;
-    if (!json || laguna_chat_template_apply(c->tmpl, json, strlen(json), &out, &len, err)) out = NULL;
+    if (!json || laguna_chat_template_apply(c->tmpl, json, strlen(json), &out, &len, err))
+        out = NULL;
     free(json);
     return out;
 }
 
-static void add_message(cJSON *messages, const char *role, const char *content, const char *reasoning) {
+static void add_message(cJSON *messages, const char *role, const char *content,
+                        const char *reasoning) {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", role);
     cJSON_AddStringToObject(m, "content", content);
@@ -146,7 +149,9 @@ static void add_message(cJSON *messages, const char *role, const char *content, 
     cJSON_AddItemToArray(messages, m);
 }
 
-static const char *role_of(cJSON *m) { return cJSON_GetStringValue(cJSON_GetObjectItem(m, "role")); }
+static const char *role_of(cJSON *m) {
+    return cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
+}
 
 static void reset_messages(chat_state *c) {
     cJSON_Delete(c->messages);
@@ -159,11 +164,14 @@ static void reset_messages(chat_state *c) {
  * there is nothing left to drop. */
 static int drop_oldest_turn(chat_state *c) {
     int n = cJSON_GetArraySize(c->messages), first = 0;
-    while (first < n && !strcmp(role_of(cJSON_GetArrayItem(c->messages, first)), "system")) first++;
+    while (first < n && !strcmp(role_of(cJSON_GetArrayItem(c->messages, first)), "system"))
+        first++;
     int end = first + 1;
-    while (end < n && strcmp(role_of(cJSON_GetArrayItem(c->messages, end)), "user")) end++;
+    while (end < n && strcmp(role_of(cJSON_GetArrayItem(c->messages, end)), "user"))
+        end++;
     if (first >= n - 1 || end >= n) return 0;
-    for (int i = first; i < end; i++) cJSON_DeleteItemFromArray(c->messages, first);
+    for (int i = first; i < end; i++)
+        cJSON_DeleteItemFromArray(c->messages, first);
     return 1;
 }
 
@@ -190,7 +198,8 @@ static int encode_conversation(chat_state *c, int32_t **ids, size_t *n) {
     int capacity = laguna_session_capacity(c->session), dropped = 0;
     for (;;) {
         char *prompt = render(c, &err);
-        if (!prompt || laguna_tokenizer_encode(c->tok, prompt, strlen(prompt), false, ids, n, &err)) {
+        if (!prompt ||
+            laguna_tokenizer_encode(c->tok, prompt, strlen(prompt), false, ids, n, &err)) {
             fprintf(stderr, "laguna chat: %s\n", err.message);
             free(prompt);
             return -1;
@@ -200,15 +209,18 @@ static int encode_conversation(chat_state *c, int32_t **ids, size_t *n) {
         laguna_tokenizer_free_ids(*ids);
         *ids = NULL;
         if (!drop_oldest_turn(c)) {
-            fprintf(stderr, "laguna chat: the message (%zu tokens with the system message) leaves no room for a reply in "
-                    "the context (%d tokens; see --ctx-size and -n)\n", *n, capacity);
+            fprintf(stderr,
+                    "laguna chat: the message (%zu tokens with the system message) leaves no room "
+                    "for a reply in "
+                    "the context (%d tokens; see --ctx-size and -n)\n",
+                    *n, capacity);
             return -1;
         }
         dropped++;
     }
     if (dropped)
-        fprintf(stderr, "[the context (%d tokens) is full: dropped the oldest %d turn%s]\n", capacity, dropped,
-                dropped > 1 ? "s" : "");
+        fprintf(stderr, "[the context (%d tokens) is full: dropped the oldest %d turn%s]\n",
+                capacity, dropped, dropped > 1 ? "s" : "");
     return 0;
 }
 
@@ -249,19 +261,23 @@ static int turn(chat_state *c, const char *user_text) {
     reasoning_close(&r);
     printf("\n");
     fflush(stdout);
-    if (st) fprintf(stderr, "laguna chat: %s\n", err.message);
-    else if (gr.finish == LAGUNA_FINISH_CANCELLED) fprintf(stderr, "[reply stopped]\n");
+    if (st)
+        fprintf(stderr, "laguna chat: %s\n", err.message);
+    else if (gr.finish == LAGUNA_FINISH_CANCELLED)
+        fprintf(stderr, "[reply stopped]\n");
     else if (gr.finish == LAGUNA_FINISH_CONTEXT)
         fprintf(stderr, "[the context is full: the next turn drops the oldest turns]\n");
     /* what was said stays in the conversation, a stopped reply included */
-    add_message(c->messages, "assistant", r.answer.buf ? r.answer.buf : "", r.reasoning.len ? r.reasoning.buf : NULL);
+    add_message(c->messages, "assistant", r.answer.buf ? r.answer.buf : "",
+                r.reasoning.len ? r.reasoning.buf : NULL);
     if (c->stats) {
         size_t fed = n - reused;
-        fprintf(stderr,
-                "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed in %.3f s (%.1f tok/s); "
-                "reply %d tokens in %.3f s (%.1f tok/s), %s]\n",
-                n, reused, fed, t1 - t0, fed / (t1 - t0 > 0 ? t1 - t0 : 1e-9), gr.n_tokens, t2 - t1,
-                gr.n_tokens / (t2 - t1 > 0 ? t2 - t1 : 1e-9), laguna_finish_reason_name(gr.finish));
+        fprintf(
+            stderr,
+            "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed in %.3f s (%.1f tok/s); "
+            "reply %d tokens in %.3f s (%.1f tok/s), %s]\n",
+            n, reused, fed, t1 - t0, fed / (t1 - t0 > 0 ? t1 - t0 : 1e-9), gr.n_tokens, t2 - t1,
+            gr.n_tokens / (t2 - t1 > 0 ? t2 - t1 : 1e-9), laguna_finish_reason_name(gr.finish));
     }
     laguna_generate_result_free(&gr);
     free(r.answer.buf);
@@ -328,7 +344,8 @@ static int chat_loop(chat_state *c) {
     }
     line_input_catch_sigint();
     if (editing)
-        fprintf(stderr, "laguna chat: /help for commands, Ctrl-D to leave. Thinking is %s.\n", c->think ? "on" : "off");
+        fprintf(stderr, "laguna chat: /help for commands, Ctrl-D to leave. Thinking is %s.\n",
+                c->think ? "on" : "off");
     int rc = 0;
     for (;;) {
         char *line = NULL;
@@ -371,24 +388,34 @@ int cmd_chat(int argc, char **argv) {
         if (!shared && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             usage(stdout);
             return 0;
-        } else if (shared) bad = shared < 0;
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(dir = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--system")) bad = !(c.system_text = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--think")) c.think = 1;
-        else if (!strcmp(a, "--no-reuse")) c.reuse = 0;
-        else if (!strcmp(a, "--stats")) c.stats = 1;
-        else if (!strcmp(a, "--ignore-eos")) c.ignore_eos = 1;
+        } else if (shared)
+            bad = shared < 0;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--system"))
+            bad = !(c.system_text = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--think"))
+            c.think = 1;
+        else if (!strcmp(a, "--no-reuse"))
+            c.reuse = 0;
+        else if (!strcmp(a, "--stats"))
+            c.stats = 1;
+        else if (!strcmp(a, "--ignore-eos"))
+            c.ignore_eos = 1;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &c.max_new) ||
                   (c.max_new == 0 && arg_usage_error("-n must be -1 or a positive count"));
-        else if (a[0] != '-' && !dir) dir = a;
-        else return arg_usage_error("unknown option '%s'", a);
+        else if (a[0] != '-' && !dir)
+            dir = a;
+        else
+            return arg_usage_error("unknown option '%s'", a);
         if (bad) return 2;
     }
     if (!dir) return arg_usage_error("missing -m MODEL");
     laguna_error err = {0};
     int rc = 1;
-    if (text_input_load_tokenizer(dir, &c.tok, &err) || text_input_load_template(dir, &c.tmpl, &err) ||
+    if (text_input_load_tokenizer(dir, &c.tok, &err) ||
+        text_input_load_template(dir, &c.tmpl, &err) ||
         laguna_model_open(dir, &ro.model, &c.model, &err))
         goto fail;
     const laguna_model_info *info = laguna_model_get_info(c.model);

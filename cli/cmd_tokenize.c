@@ -39,8 +39,10 @@ int cmd_tokenize(int argc, char **argv) {
             special = false;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: laguna tokenize -m MODEL [--no-special] [TEXT | -p TEXT | -f FILE]\n"
-                   "prints the token ids of the text, space-separated (no text: stdin when it is not a\n"
-                   "terminal; -p - too). MODEL: a checkpoint folder, its tokenizer.json or a GGUF file.\n"
+                   "prints the token ids of the text, space-separated (no text: stdin when it is "
+                   "not a\n"
+                   "terminal; -p - too). MODEL: a checkpoint folder, its tokenizer.json or a GGUF "
+                   "file.\n"
                    "--no-special leaves out the post-processor's special tokens\n"
                    "(add_special_tokens=False)\n");
             return 0;
@@ -141,11 +143,14 @@ int cmd_detokenize(int argc, char **argv) {
         size_t len;
         laguna_error err = {0};
         size_t bad = 0;
-        while (bad < n && laguna_tokenizer_id_to_token(tok, ids[bad], NULL)) bad++;
+        while (bad < n && laguna_tokenizer_id_to_token(tok, ids[bad], NULL))
+            bad++;
         if (bad < n) {
-            fprintf(stderr, "laguna detokenize: token id %d is not in the vocabulary (%zu tokens)\n",
+            fprintf(stderr,
+                    "laguna detokenize: token id %d is not in the vocabulary (%zu tokens)\n",
                     (int)ids[bad], laguna_tokenizer_vocab_size(tok));
-        } else if (laguna_tokenizer_decode(tok, ids, n, skip_special, &text, &len, &err) == LAGUNA_OK) {
+        } else if (laguna_tokenizer_decode(tok, ids, n, skip_special, &text, &len, &err) ==
+                   LAGUNA_OK) {
             fwrite(text, 1, len, stdout);
             printf("\n");
             laguna_tokenizer_free_text(text);

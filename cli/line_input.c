@@ -36,8 +36,12 @@ void line_input_catch_sigint(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-bool line_input_interrupted(void) { return sigint_seen != 0; }
-void line_input_clear_interrupt(void) { sigint_seen = 0; }
+bool line_input_interrupted(void) {
+    return sigint_seen != 0;
+}
+void line_input_clear_interrupt(void) {
+    sigint_seen = 0;
+}
 
 typedef struct {
     char *buf;
@@ -64,7 +68,7 @@ struct line_input {
     History *hist;
     const char *prompt;
     bool interrupted, line_had_text; /* set by read_char when Ctrl-C ended the read */
-    bool pasted, paste_cr; /* paste_cr: the last pasted character was a CR */
+    bool pasted, paste_cr;           /* paste_cr: the last pasted character was a CR */
     byte_buf paste;
     char *plain_line; /* getline's buffer when not editing */
     size_t plain_cap;
@@ -78,7 +82,9 @@ static line_input *owner(EditLine *el) {
     return li;
 }
 
-static char *prompt_fn(EditLine *el) { return (char *)owner(el)->prompt; }
+static char *prompt_fn(EditLine *el) {
+    return (char *)owner(el)->prompt;
+}
 
 /* One UTF-8 character from stdin as a wide character: 1, 0 at the end of the
  * input, -1 when Ctrl-C interrupted the read. Bytes that are not UTF-8 come
@@ -104,7 +110,11 @@ static int read_char(EditLine *el, wchar_t *out) {
         if (got == 0) return 0;
         if (errno != EINTR) return -1;
     }
-    int n = c[0] < 0x80 ? 1 : (c[0] & 0xE0) == 0xC0 ? 2 : (c[0] & 0xF0) == 0xE0 ? 3 : (c[0] & 0xF8) == 0xF0 ? 4 : 1;
+    int n = c[0] < 0x80             ? 1
+            : (c[0] & 0xE0) == 0xC0 ? 2
+            : (c[0] & 0xF0) == 0xE0 ? 3
+            : (c[0] & 0xF8) == 0xF0 ? 4
+                                    : 1;
     wchar_t w = n == 1 ? c[0] : n == 2 ? (c[0] & 0x1F) : n == 3 ? (c[0] & 0x0F) : (c[0] & 0x07);
     for (int i = 1; i < n; i++) {
         if (read(STDIN_FILENO, c + i, 1) != 1 || (c[i] & 0xC0) != 0x80) {
@@ -122,7 +132,8 @@ static size_t utf8_encode(wchar_t w, char *s) {
     if (u < 0x80) return s[0] = (char)u, 1;
     if (u < 0x800) return s[0] = (char)(0xC0 | u >> 6), s[1] = (char)(0x80 | (u & 0x3F)), 2;
     if (u < 0x10000) {
-        s[0] = (char)(0xE0 | u >> 12), s[1] = (char)(0x80 | ((u >> 6) & 0x3F)), s[2] = (char)(0x80 | (u & 0x3F));
+        s[0] = (char)(0xE0 | u >> 12), s[1] = (char)(0x80 | ((u >> 6) & 0x3F)),
+        s[2] = (char)(0x80 | (u & 0x3F));
         return 3;
     }
     s[0] = (char)(0xF0 | u >> 18), s[1] = (char)(0x80 | ((u >> 12) & 0x3F));
@@ -142,11 +153,15 @@ static unsigned char paste_fn(EditLine *el, int ch) {
         char s[4];
         size_t n = utf8_encode(w, s);
         /* terminals send a pasted newline as CR (as for the Enter key) */
-        if (w == '\r') s[0] = '\n';
-        else if (w == '\n' && li->paste.len && li->paste.buf[li->paste.len - 1] == '\n' && li->paste_cr) n = 0;
+        if (w == '\r')
+            s[0] = '\n';
+        else if (w == '\n' && li->paste.len && li->paste.buf[li->paste.len - 1] == '\n' &&
+                 li->paste_cr)
+            n = 0;
         li->paste_cr = w == '\r';
         if (n && byte_buf_add(&li->paste, s, n)) break;
-        if (li->paste.len >= end_len && !memcmp(li->paste.buf + li->paste.len - end_len, PASTE_END, end_len)) {
+        if (li->paste.len >= end_len &&
+            !memcmp(li->paste.buf + li->paste.len - end_len, PASTE_END, end_len)) {
             li->paste.len -= end_len;
             li->paste.buf[li->paste.len] = 0;
             break;
@@ -176,7 +191,8 @@ line_input *line_input_new(bool editing) {
     el_set(li->el, EL_HIST, history, li->hist);
     el_set(li->el, EL_GETCFN, read_char);
     /* the wide form: el_set's narrow one leaks its copies of the two strings */
-    el_wset(li->el, EL_ADDFN, L"bracketed-paste", L"take a bracketed paste as one message", paste_fn);
+    el_wset(li->el, EL_ADDFN, L"bracketed-paste", L"take a bracketed paste as one message",
+            paste_fn);
     el_set(li->el, EL_BIND, PASTE_START, "bracketed-paste", NULL);
     li->editing = true;
     return li;
@@ -199,7 +215,8 @@ void line_input_add_history(line_input *li, const char *line) {
 static line_status read_plain(line_input *li, char **out) {
     ssize_t got = getline(&li->plain_line, &li->plain_cap, stdin);
     if (got < 0) return sigint_seen ? LINE_INTERRUPTED : LINE_EOF;
-    while (got > 0 && (li->plain_line[got - 1] == '\n' || li->plain_line[got - 1] == '\r')) li->plain_line[--got] = 0;
+    while (got > 0 && (li->plain_line[got - 1] == '\n' || li->plain_line[got - 1] == '\r'))
+        li->plain_line[--got] = 0;
     *out = strdup(li->plain_line);
     return *out ? LINE_TEXT : LINE_EOF;
 }
@@ -225,11 +242,13 @@ line_status line_input_read(line_input *li, const char *prompt, char **out, bool
     }
     byte_buf text = {0};
     size_t len = strlen(line);
-    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
     if (byte_buf_add(&text, line, len)) return LINE_EOF;
     if (li->pasted) {
         size_t plen = li->paste.len;
-        while (plen && (li->paste.buf[plen - 1] == '\n' || li->paste.buf[plen - 1] == '\r')) plen--;
+        while (plen && (li->paste.buf[plen - 1] == '\n' || li->paste.buf[plen - 1] == '\r'))
+            plen--;
         /* the editor did not show the paste: show it now, as it will be sent */
         if (plen) fwrite(li->paste.buf, 1, plen, stderr);
         fputs("\n", stderr);

@@ -4,8 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
-
-#define LAGUNA_VERSION "0.1.0"
+#include "laguna.h"
 
 typedef struct {
     const char *name;

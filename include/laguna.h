@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library's version; the laguna program prints it with --version. */
+#define LAGUNA_VERSION "0.1.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

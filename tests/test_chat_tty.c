@@ -68,7 +68,8 @@ static int wait_for(tty_chat *c, const char *needle) {
         char *at = strstr(c->out + c->mark, needle);
         if (at) {
             c->mark = (size_t)(at - c->out) + strlen(needle);
-            if (!strcmp(needle, PROMPT)) pump(c, 0.2); /* let the editor take the terminal, as a person would */
+            if (!strcmp(needle, PROMPT))
+                pump(c, 0.2); /* let the editor take the terminal, as a person would */
             return 1;
         }
         if (now_s() > end || c->len + 1 >= sizeof c->out) break;
@@ -109,7 +110,8 @@ static void exited_cleanly(tty_chat *c) {
 /* Counts the occurrences of needle after position from. */
 static int count(const tty_chat *c, size_t from, const char *needle) {
     int k = 0;
-    for (const char *p = c->out + from; (p = strstr(p, needle)); p += strlen(needle)) k++;
+    for (const char *p = c->out + from; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
     return k;
 }
 
@@ -144,8 +146,8 @@ static void test_ctrl_c_stops_the_reply(void) {
     size_t from = c->mark;
     type(c, "/history\r");
     wait_for(c, PROMPT);
-    CHECKF(count(c, from, "user: hello\r\n") == 1 && count(c, from, "assistant: ") == 1, "history:\n%s",
-           c->out + from);
+    CHECKF(count(c, from, "user: hello\r\n") == 1 && count(c, from, "assistant: ") == 1,
+           "history:\n%s", c->out + from);
     /* the conversation goes on from there */
     type(c, "again\r");
     wait_for(c, "again\r\n");
@@ -158,7 +160,8 @@ static void test_ctrl_c_stops_the_reply(void) {
     from = c->mark;
     type(c, "/history\r");
     wait_for(c, PROMPT);
-    CHECKF(count(c, from, "user: ") == 2 && count(c, from, "assistant: ") == 2, "history:\n%s", c->out + from);
+    CHECKF(count(c, from, "user: ") == 2 && count(c, from, "assistant: ") == 2, "history:\n%s",
+           c->out + from);
     type(c, "\003"); /* Ctrl-C on the empty line leaves */
     exited_cleanly(c);
     CHECK(strstr(c->out + from, "^C\r\n") != NULL);
@@ -173,8 +176,10 @@ static void test_bracketed_paste_is_one_message(void) {
     size_t from = c->mark;
     type(c, "/history\r");
     wait_for(c, PROMPT);
-    CHECKF(count(c, from, "user: ") == 1 && count(c, from, "assistant: ") == 1, "history:\n%s", c->out + from);
-    CHECKF(strstr(c->out + from, "user: explain: def f(x):\r\n    return x\r\n\r\nprint(f(1))\r\n") != NULL,
+    CHECKF(count(c, from, "user: ") == 1 && count(c, from, "assistant: ") == 1, "history:\n%s",
+           c->out + from);
+    CHECKF(strstr(c->out + from,
+                  "user: explain: def f(x):\r\n    return x\r\n\r\nprint(f(1))\r\n") != NULL,
            "history:\n%s", c->out + from);
     /* an explicit multi-line message between """ lines is one message too */
     type(c, "\"\"\"first line\r");
@@ -184,7 +189,8 @@ static void test_bracketed_paste_is_one_message(void) {
     from = c->mark;
     type(c, "/history\r");
     wait_for(c, PROMPT);
-    CHECKF(strstr(c->out + from, "user: first line\r\nsecond line\r\n") != NULL, "history:\n%s", c->out + from);
+    CHECKF(strstr(c->out + from, "user: first line\r\nsecond line\r\n") != NULL, "history:\n%s",
+           c->out + from);
     type(c, "/help\r");
     wait_for(c, "/think on|off");
     wait_for(c, PROMPT);
