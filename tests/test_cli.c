@@ -151,6 +151,10 @@ static void test_info_and_synth(void) {
     expect("info --preset xs2", 0, "33.44B");
     expect("info --preset xs2", 0, "3.02B");
     expect("info -m tests/fixtures/tiny-xs", 0, "sliding");
+    expect("info models/laguna-tiny", 0, "parameters total             12204912 (12.20M)");
+    expect("info -m models/laguna-tiny", 0, "weights                      BF16 x");
+    expect("info -m models/laguna-tiny", 0, "size on disk");
+    expect("info -m models/laguna-tiny -c 1024", 0, "memory (weights + f32 KV at 1024)");
     expect("info --preset nope", 2, "unknown preset");
     char *d = tu_temp_dir();
     char args[512];
