@@ -13,7 +13,7 @@
 #include "synth/presets.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna info (-m MODEL | --preset xs2|m1|tiny) [-c N]\n");
+    fprintf(f, "usage: laguna info (-m MODEL | --preset xs2|xs2.1|s2.1|m1|synth-tiny) [-c N]\n");
 }
 
 static void print_bytes(const char *label, double bytes) {

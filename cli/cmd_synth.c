@@ -1,4 +1,4 @@
-/* laguna synth --preset xs2|m1|tiny --out DIR: writes a random checkpoint in
+/* laguna synth --preset xs2|xs2.1|s2.1|m1|synth-tiny --out DIR: writes a random checkpoint in
  * the real layout and shapes, for benchmarks and demos. */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "gguf/gguf_quantize.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna synth --preset xs2|m1|tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
+    fprintf(f, "usage: laguna synth --preset xs2|xs2.1|s2.1|m1|synth-tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
                "                    [--seed S] [--shard-mb MB]\n"
                "       laguna synth --preset ... --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 --out FILE.gguf [--threads N]\n"
                "  --type T       write a GGUF quantised as `laguna quantize --type T` would quantise the\n"

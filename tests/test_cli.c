@@ -156,6 +156,10 @@ static void test_info_and_synth(void) {
     expect("info -m models/laguna-tiny", 0, "size on disk");
     expect("info -m models/laguna-tiny -c 1024", 0, "memory (weights + f32 KV at 1024)");
     expect("info --preset nope", 2, "unknown preset");
+    expect("info --preset s2.1", 0, "(117.56B)");  /* 118B total / ~8B active, as published */
+    expect("info --preset s2.1", 0, "yarn x128");
+    expect("info --preset xs2.1", 0, "yarn x32");
+    expect("info --preset synth-tiny", 0, "(693.41K)");
     char *d = tu_temp_dir();
     char args[512];
     snprintf(args, sizeof args, "synth --preset tiny --layers 3 --dtype f16 --shard-mb 1 --out %s/m", d);
