@@ -136,9 +136,18 @@ run_options run_options_default(void) {
     return o;
 }
 
+void run_options_note(const run_options *o) {
+    if (o->filters_given && o->sampler.temperature == 0)
+        fprintf(stderr,
+                "laguna %s: note: --top-k, --top-p and --min-p do nothing with greedy decoding "
+                "(--temp 0, the default); add --temp T to sample\n",
+                command_name);
+}
+
 int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     const char *a = argv[*i], *v;
     int bad = 0, mode = 0;
+    if (!strcmp(a, "--top-k") || !strcmp(a, "--top-p") || !strcmp(a, "--min-p")) o->filters_given = 1;
     if (!strcmp(a, "--temp")) bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 0, 1e6, &o->sampler.temperature);
     else if (!strcmp(a, "--top-k")) bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 1 << 30, &o->sampler.top_k);
     else if (!strcmp(a, "--top-p")) bad = !(v = arg_value(argc, argv, i)) || arg_float(a, v, 1e-9, 1, &o->sampler.top_p);

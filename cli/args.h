@@ -26,6 +26,7 @@ typedef struct {
     laguna_model_options model;     /* --threads, --load */
     laguna_session_options session; /* --ctx, --kv-type */
     laguna_sampler_params sampler;  /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+    int filters_given;              /* --top-k, --top-p or --min-p was given */
 } run_options;
 
 run_options run_options_default(void);
@@ -33,6 +34,9 @@ run_options run_options_default(void);
  * returns 1; returns 0 for any other argument and -1 (message printed) for a
  * bad value. */
 int arg_run_option(int argc, char **argv, int *i, run_options *o);
+/* After parsing: says on stderr when sampling filters were given that greedy
+ * decoding (no --temp) ignores. */
+void run_options_note(const run_options *o);
 /* The usage lines for those options. */
 #define RUN_OPTIONS_USAGE                                                                        \
     "  --temp T               sampling temperature (default 0: greedy, and then the filters\n"        \

@@ -412,6 +412,7 @@ int cmd_chat(int argc, char **argv) {
         if (bad) return 2;
     }
     if (!dir) return arg_usage_error("missing -m MODEL");
+    run_options_note(&ro);
     laguna_error err = {0};
     int rc = 1;
     if (text_input_load_tokenizer(dir, &c.tok, &err) ||

@@ -81,6 +81,7 @@ int cmd_generate(int argc, char **argv) {
         if (bad) return 2;
     }
     if (!dir) return arg_usage_error("missing -m MODEL");
+    run_options_note(&ro);
     if (!!tokens_text + !!prompt + !!prompt_file > 1) return arg_usage_error("give one of -p, -f and --tokens");
     laguna_error err = {0};
     char *prompt_text = NULL; /* read from a file or stdin */

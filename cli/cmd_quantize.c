@@ -2,6 +2,7 @@
  * writes a GGUF with llama.cpp's per-tensor type mix from a Hugging Face
  * checkpoint folder or another Laguna GGUF. A progress bar goes to stderr
  * only when stderr is a terminal; the summary goes to stdout. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include "args.h"
 #include "commands.h"
 #include "gguf/gguf_quantize.h"
+#include "model/model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -31,6 +33,26 @@ static void progress_bar(void *user, uint64_t done, uint64_t total, const char *
 
 static double mib(uint64_t b) {
     return (double)b / (1024.0 * 1024.0);
+}
+
+/* Quantising weights that are already quantised compounds the rounding (as
+ * llama.cpp's --allow-requantize warns): say so, naming the types found. */
+static void warn_if_quantized(const char *src) {
+    laguna_model *m = NULL;
+    laguna_model_options mo = {.n_threads = 1, .load_mode = LAGUNA_LOAD_MMAP};
+    if (laguna_model_open(src, &mo, &m, NULL) != LAGUNA_OK) return; /* the quantizer will say why */
+    bool seen[LG_DTYPE_COUNT] = {0}, any = false;
+    for (size_t i = 0; i < lg_tensor_source_count(m->tensors); i++) {
+        lg_dtype d = lg_tensor_source_at(m->tensors, i)->dtype;
+        if ((int)d >= 0 && d < LG_DTYPE_COUNT && lg_dtype_is_quantized(d)) seen[d] = any = true;
+    }
+    laguna_model_free(m);
+    if (!any) return;
+    fprintf(stderr, "laguna quantize: warning: %s is already quantised (", src);
+    for (int d = 0, first = 1; d < LG_DTYPE_COUNT; d++)
+        if (seen[d]) fprintf(stderr, first ? "%s" : ", %s", lg_dtype_name((lg_dtype)d)), first = 0;
+    fprintf(stderr, "); quantising it again loses more accuracy than quantising the original "
+                    "weights\n");
 }
 
 int cmd_quantize(int argc, char **argv) {
@@ -67,6 +89,7 @@ int cmd_quantize(int argc, char **argv) {
                 type);
         return 2;
     }
+    warn_if_quantized(src);
     if (isatty(STDERR_FILENO)) opt.progress = progress_bar;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

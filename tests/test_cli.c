@@ -182,6 +182,12 @@ static void test_one_convention(void) {
     char *d = tu_temp_dir(), args[1024], *a = NULL, *b = NULL;
     snprintf(args, sizeof args, "quantize models/laguna-tiny %s/t.gguf --type q8_0", d);
     expect(args, 0, NULL);
+    snprintf(args, sizeof args, "quantize %s/t.gguf %s/t2.gguf --type q4_k_m", d, d);
+    expect(args, 0, "warning: ");
+    expect(args, 0, "is already quantised (Q8_0)");
+    snprintf(args, sizeof args, "quantize models/laguna-tiny %s/t3.gguf --type q8_0", d);
+    CHECK(tu_run_laguna(args, &a) == 0 && a && !strstr(a, "warning")); /* BF16 weights: no warning */
+    free(a);
     snprintf(args, sizeof args, "tokenize -m %s/t.gguf 'def f(x):'", d);
     CHECK(tu_run_laguna(args, &a) == 0);
     CHECK(tu_run_laguna("tokenize models/laguna-tiny 'def f(x):'", &b) == 0);
@@ -244,6 +250,7 @@ static void test_one_convention(void) {
     free(b);
     expect("generate -m models/laguna-tiny --tokens 5,6 -n -1 --ignore-eos -c 24", 0, NULL);
     expect("--version", 0, "laguna ");
+    expect("generate -m models/laguna-tiny -p def -n 2 --top-k 5", 0, "do nothing with greedy decoding");
 }
 
 /* A usage error is one line naming what is wrong, then a hint to --help. */
