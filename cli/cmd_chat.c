@@ -226,6 +226,8 @@ static int encode_conversation(chat_state *c, int32_t **ids, size_t *n) {
 
 /* One user turn: render, sync, generate, record the reply. */
 static int turn(chat_state *c, const char *user_text) {
+    /* a Ctrl-C from here on (during the prompt's prefill too) stops the reply */
+    line_input_clear_interrupt();
     add_message(c->messages, "user", user_text, NULL);
     int32_t *ids = NULL;
     size_t n = 0, reused = 0;
@@ -255,7 +257,6 @@ static int turn(chat_state *c, const char *user_text) {
                                  .emit_reasoning = emit_reasoning,
                                  .user = &r};
     laguna_generate_result gr;
-    line_input_clear_interrupt();
     st = laguna_generate(&gp, &gr, &err);
     double t2 = now_s();
     reasoning_close(&r);
