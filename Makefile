@@ -9,10 +9,12 @@ CC      ?= cc
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter
-DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc libedit 2>/dev/null)
-DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libedit 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -ledit)
+DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc 2>/dev/null)
+DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc)
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fno-semantic-interposition -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) -MMD -MP
 LDLIBS  = $(DEPS_LIBS) -lm -pthread
+# The laguna program alone also needs libedit (line editing in chat).
+CLI_LIBS := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -70,7 +72,7 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/laguna.pc $(DESTDIR)$(PREFIX)/bin/laguna
 
 $(BUILD)/laguna: $(CLI_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB) $(LDLIBS)

@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "io/file_util.h"
 #include "laguna_chat.h"
+#include "template/chat.h"
 
 static char *read_text(const char *path) {
     char *text = NULL;
@@ -122,7 +123,7 @@ static void run_fixture_cases(laguna_chat_template *t, bool via_request) {
             free(req);
         } else {
             cJSON *ctx = fixture_context(fixture, c);
-            st = laguna_chat_template_render(t, ctx, &out, NULL, &err);
+            st = lg_chat_template_render_cjson(t, ctx, &out, NULL, &err);
             cJSON_Delete(ctx);
         }
         check_case(c, st, out, &err, via_request ? "request" : "context");
@@ -420,7 +421,7 @@ static void test_bad_input(void) {
     CHECK(laguna_chat_template_apply(NULL, "{}", 2, &out, NULL, &err) == LAGUNA_ERR_ARGUMENT);
     CHECK(laguna_chat_template_apply(t, NULL, 0, &out, NULL, &err) == LAGUNA_ERR_ARGUMENT);
     cJSON *arr = cJSON_CreateArray();
-    CHECK(laguna_chat_template_render(t, arr, &out, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(lg_chat_template_render_cjson(t, arr, &out, NULL, &err) == LAGUNA_ERR_ARGUMENT);
     cJSON_Delete(arr);
     laguna_chat_template_free(t);
     laguna_chat_template *none = NULL;
@@ -454,7 +455,7 @@ static void test_number_kinds(void) {
     cJSON *ctx = cJSON_Parse("{\"a\": 3, \"b\": 2.5}");
     char *out = NULL;
     laguna_error err = {0};
-    CHECK(laguna_chat_template_render(t, ctx, &out, NULL, &err) == LAGUNA_OK);
+    CHECK(lg_chat_template_render_cjson(t, ctx, &out, NULL, &err) == LAGUNA_OK);
     CHECK(out && !strcmp(out, "3 2.5 2.5"));
     free(out);
     cJSON_Delete(ctx);
