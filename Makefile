@@ -36,9 +36,16 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 all: $(LIB) $(SHLIB) $(BUILD)/laguna $(TEST_BIN)
 
 # Objects are rebuilt when the compiler or its flags change: $(BUILD)/cflags
-# keeps the command line they were built with.
+# keeps the command line they were built with. `make install` leaves it be:
+# it installs what was built (say by `make sanitize`), with the flags it was
+# built with, rather than rebuilding it with its own command line's.
 FLAGS_FILE := $(BUILD)/cflags
+ifeq ($(filter install uninstall,$(MAKECMDGOALS)),)
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $(FLAGS_FILE) || echo '$(CC) $(ALL_CFLAGS)' >$(FLAGS_FILE))
+endif
+$(FLAGS_FILE):
+	@mkdir -p $(dir $@)
+	echo '$(CC) $(ALL_CFLAGS)' >$@
 
 $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
