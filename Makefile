@@ -11,8 +11,10 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc libmicrohttpd 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libmicrohttpd 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -lmicrohttpd)
-ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) $(CUDA_CFLAGS) -MMD -MP
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fno-semantic-interposition -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) $(CUDA_CFLAGS) -MMD -MP
 LDLIBS  = $(DEPS_LIBS) $(CUDA_LIBS) -lm -pthread
+# The laguna program alone also needs libedit (line editing in chat).
+CLI_LIBS := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -32,7 +34,7 @@ ifneq ($(NVCC),)
 ifneq ($(NO_CUDA),1)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-NVCCFLAGS ?= -O2 -std=c++20 $(CUDA_ARCH) -Xcompiler -Wall,-Wno-unused-parameter
+NVCCFLAGS ?= -O2 -std=c++20 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wno-unused-parameter
 LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu))
 CUDA_CFLAGS := -DLAGUNA_CUDA
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
@@ -42,13 +44,27 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_LIB_OBJ := $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/liblaguna.a
+SONAME   := liblaguna.so.0
+SHLIB    := $(BUILD)/$(SONAME)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test sanitize tsan clean format bench
+.PHONY: all test sanitize tsan clean format bench install uninstall
 .SECONDARY:
-all: $(LIB) $(BUILD)/laguna $(TEST_BIN)
+all: $(LIB) $(SHLIB) $(BUILD)/laguna $(TEST_BIN)
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the compiler or its flags change: $(BUILD)/cflags
+# keeps the command line they were built with. `make install` leaves it be:
+# it installs what was built (say by `make sanitize`), with the flags it was
+# built with, rather than rebuilding it with its own command line's.
+FLAGS_FILE := $(BUILD)/cflags
+ifeq ($(filter install uninstall,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $(FLAGS_FILE) || echo '$(CC) $(ALL_CFLAGS)' >$(FLAGS_FILE))
+endif
+$(FLAGS_FILE):
+	@mkdir -p $(dir $@)
+	echo '$(CC) $(ALL_CFLAGS)' >$@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -60,8 +76,31 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The shared library exports the laguna_* API and nothing else (src/liblaguna.map).
+$(SHLIB): $(LIB_OBJ) src/liblaguna.map
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/liblaguna.map -Wl,--as-needed \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: headers, both libraries, the
+# laguna program and laguna.pc (pkg-config) under $(DESTDIR)$(PREFIX).
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define LAGUNA_VERSION "\(.*\)"/\1/p' include/laguna.h)
+install: $(LIB) $(SHLIB) $(BUILD)/laguna
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liblaguna.so
+	install -m 755 $(BUILD)/laguna $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@CUDA_LIBS@|$(CUDA_LIBS)|' src/laguna.pc.in >$(DESTDIR)$(PREFIX)/lib/pkgconfig/laguna.pc
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(wildcard include/*.h))) \
+	    $(DESTDIR)$(PREFIX)/lib/liblaguna.a $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/liblaguna.so \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/laguna.pc $(DESTDIR)$(PREFIX)/bin/laguna
+
 $(BUILD)/laguna: $(CLI_OBJ) $(LIB)
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_LIB_OBJ) $(LIB) $(LDLIBS)

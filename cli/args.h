@@ -6,7 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Each returns 0 on success; on failure prints "laguna: OPTION: why" and returns -1. */
+/* The command being run, for the "laguna CMD: " prefix of every message. */
+void arg_set_command(const char *name);
+const char *arg_command(void);
+/* Prints "laguna CMD: <message>" and a hint to --help; returns 2 (the exit
+ * status of a usage error). */
+int arg_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Each returns 0 on success; on failure prints "laguna CMD: OPTION: why" and returns -1. */
 int arg_int(const char *option, const char *text, long lo, long hi, int *out);
 int arg_u64(const char *option, const char *text, uint64_t *out);
 int arg_float(const char *option, const char *text, double lo, double hi, float *out);
@@ -19,6 +26,7 @@ typedef struct {
     laguna_model_options model;     /* --threads, --load */
     laguna_session_options session; /* --ctx, --kv-type */
     laguna_sampler_params sampler;  /* --temp --top-k --top-p --min-p --repeat-penalty --seed */
+    int filters_given;              /* --top-k, --top-p or --min-p was given */
 } run_options;
 
 run_options run_options_default(void);
@@ -26,13 +34,22 @@ run_options run_options_default(void);
  * returns 1; returns 0 for any other argument and -1 (message printed) for a
  * bad value. */
 int arg_run_option(int argc, char **argv, int *i, run_options *o);
+/* After parsing: says on stderr when sampling filters were given that greedy
+ * decoding (no --temp) ignores. */
+void run_options_note(const run_options *o);
 /* The usage lines for those options. */
-#define RUN_OPTIONS_USAGE                                                                                              \
-    "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S   sampling (default greedy)\n"              \
-    "  --ctx N                context length (default: the model's maximum)\n"                                      \
-    "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"                                   \
-    "  --threads N            compute threads (default: all cores)\n"                                               \
-    "  --device D             cpu (default) or cuda[:N]\n"                                                          \
+#define RUN_OPTIONS_USAGE                                                                        \
+    "  --temp T               sampling temperature (default 0: greedy, and then the filters\n"        \
+    "                         below do nothing)\n"                                                     \
+    "  --top-k K              keep the K likeliest tokens (default 0: off)\n"                          \
+    "  --top-p P              keep the likeliest tokens up to probability P (default 1: off)\n"        \
+    "  --min-p P              drop tokens below P x the likeliest one's probability (default 0: off)\n"\
+    "  --repeat-penalty R     penalise tokens already seen (default 1: off)\n"                         \
+    "  -s, --seed S           sampling seed (default random; --stats prints it)\n"                    \
+    "  -c, --ctx-size N       context length (default: the model's maximum)\n"                         \
+    "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"                      \
+    "  -t, --threads N        compute threads (default 0: all cores)\n"                                \
+    "  --device D             cpu (default) or cuda[:N]\n"                                            \
     "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
 
 /* "auto", "mmap" or "copy" -> laguna_load_mode. */

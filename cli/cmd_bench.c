@@ -10,6 +10,7 @@
 #include "args.h"
 #include "commands.h"
 #include "model/model.h"
+#include "runtime/sampler.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -120,6 +121,35 @@ static double batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen
     return ok ? median(tps, reps) : -1;
 }
 
+/* Microseconds per draw of a sampler over `vocab` ids (median of reps
+ * batches of draws on fixed pseudo-random logits); reference: sort the whole
+ * vocabulary, as the first version did. */
+static double sampling_us(const laguna_sampler_params *sp, int vocab, bool reference) {
+    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    laguna_sampler *smp = NULL;
+    if (!logits || laguna_sampler_create(sp, vocab, &smp, NULL)) {
+        free(logits);
+        return -1;
+    }
+    lg_sampler_use_reference(smp, reference);
+    uint64_t x = 12345;
+    for (int i = 0; i < vocab; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(x >> 11) / 9007199254740992.0;
+        logits[i] = (float)(14 * u * u * u * u - 4); /* a few favourites, a long tail */
+    }
+    double t[5];
+    int draws = reference ? 4 : 32;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        for (int d = 0; d < draws; d++) laguna_sampler_accept(smp, laguna_sampler_sample(smp, logits));
+        t[r] = (now_s() - t0) / draws * 1e6;
+    }
+    laguna_sampler_free(smp);
+    free(logits);
+    return median(t, 5);
+}
+
 /* Parses "1,4,16" into at most 16 batch sizes in [1, 1024]. */
 static int parse_batches(const char *v, int *out) {
     int n = 0;
@@ -140,7 +170,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int bad = 0, shared;
-        if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--prompt")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--prompt", v, 1, 1 << 20, &n_prompt);
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
@@ -152,17 +182,14 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
         } else {
-            fprintf(stderr, "laguna bench: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
         if (bad) return 2;
     }
-    if (!dir) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
     laguna_error err = {0};
     laguna_model *m;
     if (laguna_model_open(dir, &ro.model, &m, &err)) {
@@ -195,10 +222,15 @@ int cmd_bench(int argc, char **argv) {
     }
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_prompt);
     for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);
-    double pre[16], dec[16];
+    double pre[16], dec[16], dec_sampled[16];
+    /* llama.cpp's default sampling chain, for the sampled-decoding line */
+    laguna_sampler_params sampled = laguna_sampler_default_params();
+    sampled.temperature = 0.8f, sampled.top_k = 40, sampled.top_p = 0.95f, sampled.min_p = 0.05f, sampled.seed = 1;
+    laguna_sampler *smp = NULL;
     laguna_session *s = NULL;
     int rc = 0;
-    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = ro.session.kv_type}, &s, &err)) {
+    if (laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .kv_type = ro.session.kv_type, .n_rollback = n_gen + 1}, &s,
+                              &err)) {
         fprintf(stderr, "laguna bench: %s\n", err.message);
         rc = 1;
     }
@@ -216,8 +248,25 @@ int cmd_bench(int argc, char **argv) {
             laguna_session_feed(s, &best, 1, NULL, &err);
         }
         double t2 = now_s();
-        if (r >= 0) pre[r] = n_prompt / (t1 - t0), dec[r] = n_gen / (t2 - t1);
+        /* the same decode with a sampler in the loop (prompt kept: truncate back to it) */
+        laguna_sampler_free(smp);
+        smp = NULL;
+        if (laguna_session_truncate(s, n_prompt - 1, &err) || laguna_session_feed(s, toks + n_prompt - 1, 1, NULL, &err) ||
+            laguna_sampler_create(&sampled, info->vocab_size, &smp, &err)) {
+            fprintf(stderr, "laguna bench: %s\n", err.message);
+            rc = 1;
+            break;
+        }
+        double t3 = now_s();
+        for (int g = 0; g < n_gen; g++) {
+            int32_t t = laguna_sampler_sample(smp, laguna_session_logits(s));
+            laguna_sampler_accept(smp, t);
+            laguna_session_feed(s, &t, 1, NULL, &err);
+        }
+        double t4 = now_s();
+        if (r >= 0) pre[r] = n_prompt / (t1 - t0), dec[r] = n_gen / (t2 - t1), dec_sampled[r] = n_gen / (t4 - t3);
     }
+    laguna_sampler_free(smp);
     if (!rc) {
         /* the host memory probe is the roofline of the CPU only */
         bool on_cpu = !ro.model.device || !strcmp(ro.model.device, "cpu");
@@ -231,6 +280,20 @@ int cmd_bench(int argc, char **argv) {
         char label[64];
         snprintf(label, sizeof label, "decode (%d tokens after %d)", n_gen, n_prompt);
         printf("%-34s %8.2f tok/s\n", label, d);
+        printf("%-34s %8.2f tok/s %.2f of greedy\n", "decode, sampled (t .8 k 40 p .95)", median(dec_sampled, reps),
+               median(dec_sampled, reps) / d);
+        laguna_sampler_params temp_only = laguna_sampler_default_params();
+        temp_only.temperature = 1;
+        int vocabs[2] = {info->vocab_size, 100352};
+        for (int k = 0; k < 2; k++) {
+            if (k == 1 && vocabs[1] == vocabs[0]) break;
+            for (int chain = 0; chain < 2; chain++) {
+                const laguna_sampler_params *sp = chain ? &sampled : &temp_only;
+                double fast = sampling_us(sp, vocabs[k], false), sorted = sampling_us(sp, vocabs[k], true);
+                snprintf(label, sizeof label, "sampling alone, vocab %d, %s", vocabs[k], chain ? "t k p" : "t only");
+                printf("%-34s %8.1f us   %.1fx faster than sorting (%.1f us)\n", label, fast, sorted / fast, sorted);
+            }
+        }
         printf("%-34s %9.3f GB\n", "weights read per decoded token", bytes / 1e9);
         printf("%-34s %9.1f GB/s\n", "weight bytes read while decoding", bytes * d / 1e9);
         if (on_cpu)

@@ -1,32 +1,61 @@
-/* laguna chat -m DIR: an interactive multi-turn chat. Each turn renders the
- * whole conversation with the checkpoint's chat template, but only feeds
- * the tokens after the longest prefix the session already holds (taking
- * back the few the template rewrites, such as an empty <think></think>), so
- * the KV cache carries over from turn to turn (laguna_session_feed_reuse).
- * Replies stream as they come (laguna_generate). */
+/* laguna chat -m MODEL: an interactive multi-turn chat. Each turn renders the
+ * whole conversation with the model's chat template, but only feeds the
+ * tokens after the longest prefix the session already holds (taking back the
+ * few the template rewrites, such as an empty <think></think>), so the KV
+ * cache carries over from turn to turn (laguna_session_feed_reuse). Replies
+ * stream as they come (laguna_generate), the reasoning apart from the answer
+ * (its emit_reasoning). Ctrl-C stops a reply and keeps what was said; when
+ * the conversation outgrows the context the oldest turns are dropped. Input
+ * lines come from cli/line_input.c (libedit on a terminal). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
-#include "text_input.h"
 #include "laguna_chat.h"
 #include "laguna_generate.h"
 #include "laguna_tokenizer.h"
-#include "server/chat_parser.h"
+#include "line_input.h"
+#include "text_input.h"
+
+#define DEFAULT_MAX_NEW 1024
+/* positions the template may rewrite at the end of a turn, beyond the reply */
+#define ROLLBACK_SLACK 64
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna chat -m MODEL_DIR [--system TEXT] [--think] [-n N] [sampling options]\n"
-               "  --system TEXT     system message\n"
-               "  --think           start with thinking on (toggle with /think on|off)\n"
-               "  -n N              most tokens per reply (default 1024)\n"
-               RUN_OPTIONS_USAGE
-               "  --no-reuse        re-read the whole conversation every turn (for comparison)\n"
-               "  --stats           per-turn token counts and speed on stderr\n"
-               "commands in the chat: /think on|off, /reset, /quit, /help\n");
+    fprintf(f,
+            "usage: laguna chat -m MODEL [options]     (or laguna chat MODEL)\n"
+            "  --system TEXT          system message (default none)\n"
+            "  --think                start with thinking on (default off; /think on|off)\n"
+            "  -n N                   most tokens per reply (default %d; -1: until eos or the\n"
+            "                         context is full)\n"
+            "  --ignore-eos           keep going after an end-of-sequence token\n" RUN_OPTIONS_USAGE
+            "  --no-reuse             re-read the whole conversation every turn (for comparison)\n"
+            "  --stats                per turn: tokens, prompt and reply speed (tok/s), on stderr\n"
+            "In the chat, /help lists its commands. Ctrl-C stops a reply; Ctrl-C on an empty\n"
+            "line or Ctrl-D leaves.\n",
+            DEFAULT_MAX_NEW);
+}
+
+static void chat_help(void) {
+    fprintf(stderr, "  /help            this list\n"
+                    "  /think on|off    thinking before answering\n"
+                    "  /history         the conversation so far\n"
+                    "  /reset           forget the conversation (the system message stays)\n"
+                    "  /quit, /exit     leave (as do Ctrl-D and Ctrl-C on an empty line)\n"
+                    "  \"\"\"              start and end a message of several lines\n"
+                    "  Ctrl-C during a reply stops it; the conversation keeps what was said.\n"
+                    "  A pasted block is one message.\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 typedef struct {
@@ -34,11 +63,11 @@ typedef struct {
     size_t len, cap;
 } text_buf;
 
-static int keep_text(text_buf *b, const char *text, size_t len) {
+static int text_add(text_buf *b, const char *text, size_t len) {
     if (b->len + len + 1 > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 256) + len;
         char *p = realloc(b->buf, nc);
-        if (!p) return 0;
+        if (!p) return -1;
         b->buf = p;
         b->cap = nc;
     }
@@ -48,12 +77,41 @@ static int keep_text(text_buf *b, const char *text, size_t len) {
     return 0;
 }
 
-static int emit_and_keep(void *user, const char *text, size_t len) {
+/* ---- one reply on screen: reasoning (dim on a terminal) then the answer ---------- */
+
+typedef struct {
+    text_buf answer, reasoning;
+    bool tty, showing_reasoning;
+} reply;
+
+static void reasoning_close(reply *r) {
+    if (!r->showing_reasoning) return;
+    fputs(r->tty ? "\033[0m\n" : "</think>\n", stdout);
+    r->showing_reasoning = false;
+}
+
+static int emit_answer(void *user, const char *text, size_t len) {
+    reply *r = user;
+    reasoning_close(r);
     fwrite(text, 1, len, stdout);
     fflush(stdout);
-    keep_text(user, text, len);
-    return 0;
+    text_add(&r->answer, text, len);
+    return line_input_interrupted();
 }
+
+static int emit_reasoning(void *user, const char *text, size_t len) {
+    reply *r = user;
+    if (!r->showing_reasoning && len) {
+        fputs(r->tty ? "\033[2m" : "<think>", stdout);
+        r->showing_reasoning = true;
+    }
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    text_add(&r->reasoning, text, len);
+    return line_input_interrupted();
+}
+
+/* ---- the conversation ------------------------------------------------------------ */
 
 typedef struct {
     laguna_model *model;
@@ -62,24 +120,28 @@ typedef struct {
     laguna_tokenizer *tok;
     laguna_chat_template *tmpl;
     cJSON *messages;
-    int max_new, think, reuse, stats;
+    const char *system_text;
+    int max_new, think, reuse, stats, ignore_eos;
 } chat_state;
 
 static char *render(chat_state *c, laguna_error *err) {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemReferenceToObject(req, "messages", c->messages);
     cJSON_AddTrueToObject(req, "add_generation_prompt");
-    cJSON_AddBoolToObject(cJSON_AddObjectToObject(req, "chat_template_kwargs"), "enable_thinking", c->think);
+    cJSON_AddBoolToObject(cJSON_AddObjectToObject(req, "chat_template_kwargs"), "enable_thinking",
+                          c->think);
     char *json = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     char *out = NULL;
     size_t len;
-    if (!json || laguna_chat_template_apply(c->tmpl, json, strlen(json), &out, &len, err)) out = NULL;
+    if (!json || laguna_chat_template_apply(c->tmpl, json, strlen(json), &out, &len, err))
+        out = NULL;
     free(json);
     return out;
 }
 
-static void add_message(cJSON *messages, const char *role, const char *content, const char *reasoning) {
+static void add_message(cJSON *messages, const char *role, const char *content,
+                        const char *reasoning) {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", role);
     cJSON_AddStringToObject(m, "content", content);
@@ -87,153 +149,292 @@ static void add_message(cJSON *messages, const char *role, const char *content, 
     cJSON_AddItemToArray(messages, m);
 }
 
+static const char *role_of(cJSON *m) {
+    return cJSON_GetStringValue(cJSON_GetObjectItem(m, "role"));
+}
+
+static void reset_messages(chat_state *c) {
+    cJSON_Delete(c->messages);
+    c->messages = cJSON_CreateArray();
+    if (c->system_text) add_message(c->messages, "system", c->system_text, NULL);
+}
+
+/* Drops the oldest turn (a user message and the replies up to the next user
+ * message), never the system message nor the newest user message; 0 when
+ * there is nothing left to drop. */
+static int drop_oldest_turn(chat_state *c) {
+    int n = cJSON_GetArraySize(c->messages), first = 0;
+    while (first < n && !strcmp(role_of(cJSON_GetArrayItem(c->messages, first)), "system"))
+        first++;
+    int end = first + 1;
+    while (end < n && strcmp(role_of(cJSON_GetArrayItem(c->messages, end)), "user"))
+        end++;
+    if (first >= n - 1 || end >= n) return 0;
+    for (int i = first; i < end; i++)
+        cJSON_DeleteItemFromArray(c->messages, first);
+    return 1;
+}
+
+static void show_history(chat_state *c) {
+    int n = cJSON_GetArraySize(c->messages);
+    if (n == 0) fprintf(stderr, "(no messages yet)\n");
+    for (int i = 0; i < n; i++) {
+        cJSON *m = cJSON_GetArrayItem(c->messages, i);
+        const char *content = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+        fprintf(stderr, "%s: %s\n", role_of(m), content ? content : "");
+    }
+}
+
+/* Room kept free for the reply when the prompt is fitted into the context. */
+static size_t reply_room(const chat_state *c, int capacity) {
+    size_t want = c->max_new > 0 ? (size_t)c->max_new : (size_t)capacity / 4;
+    return want < (size_t)capacity / 2 ? want : (size_t)capacity / 2;
+}
+
+/* The conversation as token ids, dropping the oldest turns while it and the
+ * room for a reply do not fit the context. */
+static int encode_conversation(chat_state *c, int32_t **ids, size_t *n) {
+    laguna_error err = {0};
+    int capacity = laguna_session_capacity(c->session), dropped = 0;
+    for (;;) {
+        char *prompt = render(c, &err);
+        if (!prompt ||
+            laguna_tokenizer_encode(c->tok, prompt, strlen(prompt), false, ids, n, &err)) {
+            fprintf(stderr, "laguna chat: %s\n", err.message);
+            free(prompt);
+            return -1;
+        }
+        free(prompt);
+        if (*n > 0 && *n + reply_room(c, capacity) <= (size_t)capacity) break;
+        laguna_tokenizer_free_ids(*ids);
+        *ids = NULL;
+        if (!drop_oldest_turn(c)) {
+            fprintf(stderr,
+                    "laguna chat: the message (%zu tokens with the system message) leaves no room "
+                    "for a reply in "
+                    "the context (%d tokens; see --ctx-size and -n)\n",
+                    *n, capacity);
+            return -1;
+        }
+        dropped++;
+    }
+    if (dropped)
+        fprintf(stderr, "[the context (%d tokens) is full: dropped the oldest %d turn%s]\n",
+                capacity, dropped, dropped > 1 ? "s" : "");
+    return 0;
+}
+
 /* One user turn: render, sync, generate, record the reply. */
 static int turn(chat_state *c, const char *user_text) {
-    laguna_error err = {0};
+    /* a Ctrl-C from here on (during the prompt's prefill too) stops the reply */
+    line_input_clear_interrupt();
     add_message(c->messages, "user", user_text, NULL);
-    char *prompt = render(c, &err);
     int32_t *ids = NULL;
     size_t n = 0, reused = 0;
-    if (!prompt || laguna_tokenizer_encode(c->tok, prompt, strlen(prompt), false, &ids, &n, &err) ||
-        (n == 0 && !(err.code = LAGUNA_ERR_ARGUMENT, snprintf(err.message, sizeof err.message, "empty prompt")))) {
-        fprintf(stderr, "laguna chat: %s\n", err.message);
+    if (encode_conversation(c, &ids, &n)) {
         cJSON_DeleteItemFromArray(c->messages, cJSON_GetArraySize(c->messages) - 1);
-        free(prompt);
         return -1;
     }
-    free(prompt);
-    int capacity = laguna_session_capacity(c->session);
-    if (n + (size_t)c->max_new > (size_t)capacity) {
-        fprintf(stderr, "laguna chat: the conversation (%zu tokens) + a reply no longer fit the context (%d); /reset\n", n,
-                capacity);
-        cJSON_DeleteItemFromArray(c->messages, cJSON_GetArraySize(c->messages) - 1);
-        laguna_tokenizer_free_ids(ids);
-        return -1;
-    }
+    laguna_error err = {0};
     if (!c->reuse) laguna_session_reset(c->session);
-    bool in_think = lg_prompt_ends_in_think(c->tok, ids, n);
+    double t0 = now_s();
     laguna_status st = laguna_session_feed_reuse(c->session, ids, n, &reused, &err);
+    double t1 = now_s();
     laguna_tokenizer_free_ids(ids);
     if (st) {
         fprintf(stderr, "laguna chat: %s\n", err.message);
+        cJSON_DeleteItemFromArray(c->messages, cJSON_GetArraySize(c->messages) - 1);
         return -1;
     }
-    text_buf reply = {0};
+    reply r = {.tty = isatty(STDOUT_FILENO)};
     laguna_generate_params gp = {.session = c->session,
                                  .sampler = c->sampler,
                                  .tokenizer = c->tok,
                                  .max_new_tokens = c->max_new,
+                                 .ignore_eos = c->ignore_eos,
                                  .skip_special = true,
-                                 .emit = emit_and_keep,
-                                 .user = &reply};
+                                 .emit = emit_answer,
+                                 .emit_reasoning = emit_reasoning,
+                                 .user = &r};
     laguna_generate_result gr;
-    if ((st = laguna_generate(&gp, &gr, &err))) {
-        fprintf(stderr, "\nlaguna chat: %s\n", err.message);
-        laguna_generate_result_free(&gr);
-        free(reply.buf);
-        return -1;
-    }
+    st = laguna_generate(&gp, &gr, &err);
+    double t2 = now_s();
+    reasoning_close(&r);
     printf("\n");
-    /* Split the reply on the <think> / </think> token ids (added tokens, absent
-     * from the text streamed with special tokens skipped) for the history. */
-    lg_chat_parser *parser = NULL;
-    lg_event_list evs = {0};
-    text_buf content = {0}, reasoning = {0};
-    int split = !lg_chat_parser_new(c->tok, NULL, in_think, &parser);
-    const laguna_model_info *info = laguna_model_get_info(c->model);
-    for (int i = 0; split && i < gr.n_tokens; i++) {
-        int eos = 0;
-        for (int k = 0; k < info->n_eos_token_ids; k++) eos |= gr.tokens[i] == info->eos_token_ids[k];
-        if (!eos) split = !lg_chat_parser_push(parser, gr.tokens[i], &evs);
+    fflush(stdout);
+    if (st)
+        fprintf(stderr, "laguna chat: %s\n", err.message);
+    else if (gr.finish == LAGUNA_FINISH_CANCELLED)
+        fprintf(stderr, "[reply stopped]\n");
+    else if (gr.finish == LAGUNA_FINISH_CONTEXT)
+        fprintf(stderr, "[the context is full: the next turn drops the oldest turns]\n");
+    /* what was said stays in the conversation, a stopped reply included */
+    add_message(c->messages, "assistant", r.answer.buf ? r.answer.buf : "",
+                r.reasoning.len ? r.reasoning.buf : NULL);
+    if (c->stats) {
+        size_t fed = n - reused;
+        fprintf(
+            stderr,
+            "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed in %.3f s (%.1f tok/s); "
+            "reply %d tokens in %.3f s (%.1f tok/s), %s]\n",
+            n, reused, fed, t1 - t0, fed / (t1 - t0 > 0 ? t1 - t0 : 1e-9), gr.n_tokens, t2 - t1,
+            gr.n_tokens / (t2 - t1 > 0 ? t2 - t1 : 1e-9), laguna_finish_reason_name(gr.finish));
     }
-    if (split) split = !lg_chat_parser_finish(parser, &evs);
-    for (size_t i = 0; split && i < evs.n; i++) {
-        if (evs.items[i].kind == LG_EV_REASONING) keep_text(&reasoning, evs.items[i].text, evs.items[i].len);
-        if (evs.items[i].kind == LG_EV_CONTENT) keep_text(&content, evs.items[i].text, evs.items[i].len);
-    }
-    if (split && reasoning.len) add_message(c->messages, "assistant", content.buf ? content.buf : "", reasoning.buf);
-    else add_message(c->messages, "assistant", reply.buf ? reply.buf : "", NULL);
-    lg_events_free(&evs);
-    lg_chat_parser_free(parser);
-    free(content.buf);
-    free(reasoning.buf);
-    if (c->stats)
-        fprintf(stderr, "[turn: prompt %zu tokens, %zu reused from the cache, %zu fed; reply %d tokens (%s)]\n", n, reused,
-                n - reused, gr.n_tokens, laguna_finish_reason_name(gr.finish));
     laguna_generate_result_free(&gr);
-    free(reply.buf);
+    free(r.answer.buf);
+    free(r.reasoning.buf);
+    return st ? -1 : 0;
+}
+
+/* ---- input: commands, multi-line messages ----------------------------------------- */
+
+static bool ends_with_quotes(const char *s) {
+    size_t n = strlen(s);
+    return n >= 3 && !strcmp(s + n - 3, "\"\"\"");
+}
+
+/* A message between """ lines (the opening line is given, """ removed); NULL
+ * when Ctrl-C, Ctrl-D or the end of the input abandons it. */
+static char *read_multiline(line_input *in, const char *first) {
+    text_buf msg = {0};
+    text_add(&msg, first, strlen(first));
+    bool closed = ends_with_quotes(first);
+    while (!closed) {
+        char *line = NULL;
+        bool pasted;
+        line_status ls = line_input_read(in, "... ", &line, &pasted);
+        if (ls != LINE_TEXT) {
+            free(msg.buf);
+            return NULL;
+        }
+        text_add(&msg, "\n", 1);
+        text_add(&msg, line, strlen(line));
+        closed = ends_with_quotes(line);
+        free(line);
+    }
+    msg.buf[msg.len - 3] = 0; /* the closing """ */
+    return msg.buf;
+}
+
+/* A command line (starting with /); 1 when it asks to leave. */
+static int command(chat_state *c, const char *line) {
+    if (!strcmp(line, "/quit") || !strcmp(line, "/exit") || !strcmp(line, "/bye")) return 1;
+    if (!strcmp(line, "/help") || !strcmp(line, "/?")) {
+        chat_help();
+    } else if (!strcmp(line, "/think on") || !strcmp(line, "/think off")) {
+        c->think = line[8] == 'n';
+        fprintf(stderr, "thinking %s\n", c->think ? "on" : "off");
+    } else if (!strcmp(line, "/history")) {
+        show_history(c);
+    } else if (!strcmp(line, "/reset")) {
+        reset_messages(c);
+        laguna_session_reset(c->session);
+        fprintf(stderr, "conversation cleared\n");
+    } else {
+        fprintf(stderr, "unknown command %s (/help lists them)\n", line);
+    }
     return 0;
 }
 
+static int chat_loop(chat_state *c) {
+    bool editing = isatty(STDIN_FILENO);
+    line_input *in = line_input_new(editing);
+    if (!in) {
+        fprintf(stderr, "laguna chat: cannot set up line editing\n");
+        return 1;
+    }
+    line_input_catch_sigint();
+    if (editing)
+        fprintf(stderr, "laguna chat: /help for commands, Ctrl-D to leave. Thinking is %s.\n",
+                c->think ? "on" : "off");
+    int rc = 0;
+    for (;;) {
+        char *line = NULL;
+        bool pasted = false;
+        line_status ls = line_input_read(in, "> ", &line, &pasted);
+        if (ls == LINE_EOF || ls == LINE_INTERRUPTED) break;
+        if (ls == LINE_CANCELLED) continue;
+        if (!pasted && !strncmp(line, "\"\"\"", 3)) {
+            char *msg = read_multiline(in, line + 3);
+            free(line);
+            if (!msg) continue;
+            line = msg;
+            pasted = true; /* taken as it is */
+        }
+        if (!line[0]) {
+            free(line);
+            continue;
+        }
+        line_input_add_history(in, line);
+        if (!pasted && line[0] == '/') {
+            int leave = command(c, line);
+            free(line);
+            if (leave) break;
+            continue;
+        }
+        if (turn(c, line)) rc = 1;
+        free(line);
+    }
+    line_input_free(in);
+    return rc;
+}
+
 int cmd_chat(int argc, char **argv) {
-    const char *dir = NULL, *system_text = NULL;
+    const char *dir = NULL;
     run_options ro = run_options_default();
-    chat_state c = {.max_new = 1024, .reuse = 1};
+    chat_state c = {.max_new = DEFAULT_MAX_NEW, .reuse = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int bad = 0, shared = arg_run_option(argc, argv, &i, &ro);
         if (!shared && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             usage(stdout);
             return 0;
-        } else if (shared) bad = shared < 0;
-        else if (!strcmp(a, "-m")) bad = !(dir = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--system")) bad = !(system_text = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--think")) c.think = 1;
-        else if (!strcmp(a, "--no-reuse")) c.reuse = 0;
-        else if (!strcmp(a, "--stats")) c.stats = 1;
-        else if (!strcmp(a, "-n")) bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &c.max_new);
-        else {
-            fprintf(stderr, "laguna chat: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+        } else if (shared)
+            bad = shared < 0;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--system"))
+            bad = !(c.system_text = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--think"))
+            c.think = 1;
+        else if (!strcmp(a, "--no-reuse"))
+            c.reuse = 0;
+        else if (!strcmp(a, "--stats"))
+            c.stats = 1;
+        else if (!strcmp(a, "--ignore-eos"))
+            c.ignore_eos = 1;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &c.max_new) ||
+                  (c.max_new == 0 && arg_usage_error("-n must be -1 or a positive count"));
+        else if (a[0] != '-' && !dir)
+            dir = a;
+        else
+            return arg_usage_error("unknown option '%s'", a);
         if (bad) return 2;
     }
-    if (!dir) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
+    run_options_note(&ro);
     laguna_error err = {0};
     int rc = 1;
-    if (text_input_load_tokenizer(dir, &c.tok, &err) || text_input_load_template(dir, &c.tmpl, &err) ||
-        laguna_model_open(dir, &ro.model, &c.model, &err) ||
-        (ro.session.n_rollback = c.max_new + 64, laguna_session_create(c.model, &ro.session, &c.session, &err)) ||
-        laguna_sampler_create(&ro.sampler, laguna_model_get_info(c.model)->vocab_size, &c.sampler, &err)) {
-        fprintf(stderr, "laguna chat: %s\n", err.message);
-        goto done;
-    }
-    c.messages = cJSON_CreateArray();
-    if (system_text) add_message(c.messages, "system", system_text, NULL);
-    int interactive = isatty(0);
-    if (interactive) fprintf(stderr, "laguna chat: /think on|off, /reset, /quit. Thinking is %s.\n", c.think ? "on" : "off");
-    char *line = NULL;
-    size_t line_cap = 0;
-    rc = 0;
-    for (;;) {
-        if (interactive) fprintf(stderr, "> ");
-        ssize_t got = getline(&line, &line_cap, stdin);
-        if (got < 0) break;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        if (got == 0) continue;
-        if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
-        if (!strcmp(line, "/help")) {
-            usage(stderr);
-        } else if (!strcmp(line, "/think on") || !strcmp(line, "/think off")) {
-            c.think = line[8] == 'n';
-            fprintf(stderr, "thinking %s\n", c.think ? "on" : "off");
-        } else if (!strcmp(line, "/reset")) {
-            cJSON_Delete(c.messages);
-            c.messages = cJSON_CreateArray();
-            if (system_text) add_message(c.messages, "system", system_text, NULL);
-            laguna_session_reset(c.session);
-            fprintf(stderr, "conversation cleared\n");
-        } else if (line[0] == '/') {
-            fprintf(stderr, "unknown command %s (/think on|off, /reset, /quit)\n", line);
-        } else if (turn(&c, line)) {
-            rc = 1;
-        }
-    }
-    free(line);
+    if (text_input_load_tokenizer(dir, &c.tok, &err) ||
+        text_input_load_template(dir, &c.tmpl, &err) ||
+        laguna_model_open(dir, &ro.model, &c.model, &err))
+        goto fail;
+    const laguna_model_info *info = laguna_model_get_info(c.model);
+    /* the template may rewrite the whole last reply: keep it within reach of
+     * truncation when it fits the context (beyond that, feed_reuse re-feeds) */
+    int n_ctx = ro.session.n_ctx ? ro.session.n_ctx : info->max_position_embeddings;
+    int rollback = (c.max_new > 0 ? c.max_new : DEFAULT_MAX_NEW) + ROLLBACK_SLACK;
+    ro.session.n_rollback = rollback < n_ctx ? rollback : n_ctx;
+    if (laguna_session_create(c.model, &ro.session, &c.session, &err) ||
+        laguna_sampler_create(&ro.sampler, info->vocab_size, &c.sampler, &err))
+        goto fail;
+    if (c.stats) fprintf(stderr, "[seed %llu]\n", (unsigned long long)ro.sampler.seed);
+    reset_messages(&c);
+    rc = chat_loop(&c);
+    goto done;
+fail:
+    fprintf(stderr, "laguna chat: %s\n", err.message);
 done:
     cJSON_Delete(c.messages);
     laguna_sampler_free(c.sampler);

@@ -5,22 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
+#include "io/file_util.h"
 #include "text_input.h"
 #include "laguna_tokenizer.h"
 #include "laguna.h"
 #include "laguna_generate.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna generate -m MODEL_DIR (--tokens 1,2,3 | -p TEXT) [-n N] [options]\n"
+    fprintf(f, "usage: laguna generate -m MODEL [-p TEXT | -f FILE | --tokens 1,2,3] [-n N] [options]\n"
+               "  -p, --prompt TEXT      the prompt (-p - or none, with stdin not a terminal: read stdin)\n"
+               "  -f, --file FILE        read the prompt from FILE\n"
+               "  --tokens IDS           the prompt as token ids (1,2,3)\n"
                "  -n N                   tokens to generate (default 64; -1: until eos or the context is full)\n"
                RUN_OPTIONS_USAGE
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stop S               stop before the text S (repeatable)\n"
                "  --ids                  print token ids instead of text\n"
-               "  --stats                print timings to stderr\n");
+               "  --stats                print timings and the seed to stderr\n");
 }
 
 static double now_s(void) {
@@ -37,7 +42,7 @@ static int emit_stdout(void *user, const char *text, size_t len) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *tokens_text = NULL, *prompt = NULL;
+    const char *dir = NULL, *tokens_text = NULL, *prompt = NULL, *prompt_file = NULL;
     int n_gen = 64, ignore_eos = 0, stats = 0, print_ids = 0, n_stops = 0;
     const char *stops[16];
     run_options ro = run_options_default();
@@ -56,10 +61,7 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--ids")) {
             print_ids = 1;
         } else if (!strcmp(a, "--stop")) {
-            if (n_stops == 16) {
-                fprintf(stderr, "laguna generate: at most 16 --stop strings\n");
-                return 2;
-            }
+            if (n_stops == 16) return arg_usage_error("at most 16 --stop strings");
             bad = !(stops[n_stops++] = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             bad = !(dir = arg_value(argc, argv, &i));
@@ -67,33 +69,51 @@ int cmd_generate(int argc, char **argv) {
             bad = !(tokens_text = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             bad = !(prompt = arg_value(argc, argv, &i));
-        } else if (!strcmp(a, "-n")) {
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            bad = !(prompt_file = arg_value(argc, argv, &i));
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &n_gen);
+        } else if (a[0] != '-' && !dir) {
+            dir = a;
         } else {
-            fprintf(stderr, "laguna generate: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown option '%s'", a);
         }
         if (bad) return 2;
     }
-    if (!dir || (!tokens_text == !prompt)) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
+    run_options_note(&ro);
+    if (!!tokens_text + !!prompt + !!prompt_file > 1) return arg_usage_error("give one of -p, -f and --tokens");
     laguna_error err = {0};
+    char *prompt_text = NULL; /* read from a file or stdin */
+    size_t prompt_len = prompt ? strlen(prompt) : 0;
+    bool from_stdin = (prompt && !strcmp(prompt, "-")) || (!tokens_text && !prompt && !prompt_file && !isatty(0));
+    if (from_stdin && !(prompt = prompt_text = text_input_read_stdin((size_t)1 << 30, &prompt_len))) {
+        fprintf(stderr, "laguna generate: cannot read the prompt from stdin\n");
+        return 1;
+    }
+    if (prompt_file) {
+        if (lg_read_file(prompt_file, (size_t)1 << 30, &prompt_text, &prompt_len, &err)) {
+            fprintf(stderr, "laguna generate: %s\n", err.message);
+            return 1;
+        }
+        prompt = prompt_text;
+    }
+    if (!tokens_text && !prompt) return arg_usage_error("missing the prompt (-p TEXT, -f FILE or --tokens IDS)");
     laguna_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     /* a checkpoint without tokenizer.json still runs on ids */
     if (text_input_load_tokenizer(dir, &tok, &err) != LAGUNA_OK && (prompt || n_stops)) {
         fprintf(stderr, "laguna generate: %s\n", err.message);
+        free(prompt_text);
         return 1;
     }
     if (prompt) {
         int32_t *enc = NULL;
-        if (laguna_tokenizer_encode(tok, prompt, strlen(prompt), true, &enc, &n_ids, &err)) {
+        if (laguna_tokenizer_encode(tok, prompt, prompt_len, true, &enc, &n_ids, &err)) {
             fprintf(stderr, "laguna generate: %s\n", err.message);
             laguna_tokenizer_free(tok);
+            free(prompt_text);
             return 1;
         }
         ids = malloc(sizeof(int32_t) * (n_ids ? n_ids : 1));
@@ -103,6 +123,8 @@ int cmd_generate(int argc, char **argv) {
         laguna_tokenizer_free(tok);
         return 2;
     }
+    free(prompt_text);
+    prompt = prompt_text = NULL;
     if (n_ids == 0) {
         fprintf(stderr, "laguna generate: the prompt is empty\n");
         free(ids);
@@ -146,10 +168,11 @@ int cmd_generate(int argc, char **argv) {
     if (laguna_generate(&gp, &gen, &err)) goto fail;
     int produced = gen.n_tokens;
     printf("\n");
+    fflush(stdout); /* before the --stats line on stderr */
     t_end = now_s();
     if (stats)
-        fprintf(stderr, "load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
-                t_load - t0, n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
+        fprintf(stderr, "seed %llu | load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
+                (unsigned long long)ro.sampler.seed, t_load - t0, n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
                 produced / (t_end - t_prompt), laguna_finish_reason_name(gen.finish));
     rc = 0;
     goto done;

@@ -29,26 +29,25 @@ int cmd_perplexity(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int bad = 0, shared;
-        if (!strcmp(argv[i], "-m")) bad = !(dir = arg_value(argc, argv, &i));
-        else if (!strcmp(argv[i], "--file")) bad = !(text_file = arg_value(argc, argv, &i));
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) bad = !(dir = arg_value(argc, argv, &i));
+        else if (!strcmp(argv[i], "--file") || !strcmp(argv[i], "-f")) bad = !(text_file = arg_value(argc, argv, &i));
         else if (!strcmp(argv[i], "--tokens-file")) bad = !(ids_file = arg_value(argc, argv, &i));
-        else if (!strcmp(argv[i], "--ctx")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--ctx", v, 2, 1 << 30, &window);
+        else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c") || !strcmp(argv[i], "--ctx-size"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(argv[i - 1], v, 2, 1 << 30, &window);
         else if (!strcmp(argv[i], "--experts")) experts = 1;
-        else if (strcmp(argv[i], "--ctx") && (shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
+        else if ((shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        } else if (argv[i][0] != '-' && !dir) {
+            dir = argv[i];
         } else {
-            fprintf(stderr, "laguna perplexity: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
         if (bad) return 2;
     }
-    if (!dir || !text_file == !ids_file) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
+    if (!text_file == !ids_file) return arg_usage_error("give one of -f/--file TEXT and --tokens-file IDS");
     int32_t *ids = NULL;
     size_t n = 0;
     if (ids_file) {

@@ -2,6 +2,7 @@
  * writes a GGUF with llama.cpp's per-tensor type mix from a Hugging Face
  * checkpoint folder or another Laguna GGUF. A progress bar goes to stderr
  * only when stderr is a terminal; the summary goes to stdout. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,10 +11,11 @@
 #include "args.h"
 #include "commands.h"
 #include "gguf/gguf_quantize.h"
+#include "model/model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: laguna quantize SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
+            "usage: laguna quantize [-m] SRC DST --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 [--threads N]\n"
             "  SRC  a checkpoint folder (config.json, *.safetensors, tokenizer files) or a .gguf\n"
             "  DST  the GGUF to write (through DST.tmp, renamed when complete)\n");
 }
@@ -33,6 +35,26 @@ static double mib(uint64_t b) {
     return (double)b / (1024.0 * 1024.0);
 }
 
+/* Quantising weights that are already quantised compounds the rounding (as
+ * llama.cpp's --allow-requantize warns): say so, naming the types found. */
+static void warn_if_quantized(const char *src) {
+    laguna_model *m = NULL;
+    laguna_model_options mo = {.n_threads = 1, .load_mode = LAGUNA_LOAD_MMAP};
+    if (laguna_model_open(src, &mo, &m, NULL) != LAGUNA_OK) return; /* the quantizer will say why */
+    bool seen[LG_DTYPE_COUNT] = {0}, any = false;
+    for (size_t i = 0; i < lg_tensor_source_count(m->tensors); i++) {
+        lg_dtype d = lg_tensor_source_at(m->tensors, i)->dtype;
+        if ((int)d >= 0 && d < LG_DTYPE_COUNT && lg_dtype_is_quantized(d)) seen[d] = any = true;
+    }
+    laguna_model_free(m);
+    if (!any) return;
+    fprintf(stderr, "laguna quantize: warning: %s is already quantised (", src);
+    for (int d = 0, first = 1; d < LG_DTYPE_COUNT; d++)
+        if (seen[d]) fprintf(stderr, first ? "%s" : ", %s", lg_dtype_name((lg_dtype)d)), first = 0;
+    fprintf(stderr, "); quantising it again loses more accuracy than quantising the original "
+                    "weights\n");
+}
+
 int cmd_quantize(int argc, char **argv) {
     const char *src = NULL, *dst = NULL, *type = NULL;
     int threads = 0;
@@ -42,33 +64,32 @@ int cmd_quantize(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--type")) {
             if (!(type = arg_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--threads")) {
+        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!(src = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "-t")) {
             const char *v = arg_value(argc, argv, &i);
             if (!v || arg_int("--threads", v, 0, 1024, &threads)) return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "laguna quantize: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown option '%s'", argv[i]);
         } else if (!src) {
             src = argv[i];
         } else if (!dst) {
             dst = argv[i];
         } else {
-            fprintf(stderr, "laguna quantize: unexpected argument '%s'\n", argv[i]);
-            return 2;
+            return arg_usage_error("unexpected argument '%s'", argv[i]);
         }
     }
     lg_quantize_options opt = {.n_threads = threads};
-    if (!src || !dst || !type) {
-        usage(stderr);
-        return 2;
-    }
+    if (!src) return arg_usage_error("missing -m MODEL (the model to quantize)");
+    if (!dst) return arg_usage_error("missing the output file (DST.gguf)");
+    if (!type) return arg_usage_error("missing --type");
     if (lg_ftype_parse(type, &opt.ftype) != 0) {
         fprintf(stderr,
                 "laguna quantize: --type '%s' is not one of q8_0, q4_k_m, q5_k_m, q6_k, bf16\n",
                 type);
         return 2;
     }
+    warn_if_quantized(src);
     if (isatty(STDERR_FILENO)) opt.progress = progress_bar;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -1,4 +1,4 @@
-/* laguna synth --preset xs2|m1|tiny --out DIR: writes a random checkpoint in
+/* laguna synth --preset xs2|xs2.1|s2.1|m1|synth-tiny --out DIR: writes a random checkpoint in
  * the real layout and shapes, for benchmarks and demos. */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "gguf/gguf_quantize.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna synth --preset xs2|m1|tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
+    fprintf(f, "usage: laguna synth --preset xs2|xs2.1|s2.1|m1|synth-tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
                "                    [--seed S] [--shard-mb MB]\n"
                "       laguna synth --preset ... --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 --out FILE.gguf [--threads N]\n"
                "  --type T       write a GGUF quantised as `laguna quantize --type T` would quantise the\n"
@@ -62,15 +62,11 @@ int cmd_synth(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--seed")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_u64("--seed", v, &opt.seed)) return 2;
         } else {
-            fprintf(stderr, "laguna synth: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown argument '%s'", argv[i]);
         }
     }
-    if (!preset || !out) {
-        usage(stderr);
-        return 2;
-    }
+    if (!preset) return arg_usage_error("missing --preset NAME");
+    if (!out) return arg_usage_error("missing --out DIR");
     if (!strcmp(dtype, "f32")) opt.dtype = LG_DTYPE_F32;
     else if (!strcmp(dtype, "bf16")) opt.dtype = LG_DTYPE_BF16;
     else if (!strcmp(dtype, "f16")) opt.dtype = LG_DTYPE_F16;

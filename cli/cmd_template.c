@@ -7,41 +7,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "args.h"
 #include "commands.h"
+#include "text_input.h"
 #include "io/file_util.h"
 #include "laguna_chat.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna template MODEL_DIR|TEMPLATE.jinja REQUEST.json\n"
-               "  prints the chat template's rendering of the request (- reads it from stdin)\n");
-}
-
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n - 1, stdin);
-        n += k;
-        if (k == 0) break;
-        if (n + 1 == cap) {
-            if (cap >= ((size_t)64 << 20)) break;
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                return NULL;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
+    fprintf(f, "usage: laguna template -m MODEL REQUEST.json\n"
+               "  prints the chat template's rendering of the request (- reads it from stdin).\n"
+               "  MODEL: a checkpoint folder, a GGUF file or a template file (.jinja)\n");
 }
 
 static laguna_status open_template(const char *path, laguna_chat_template **out, laguna_error *err) {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+    size_t n = strlen(path);
+    bool gguf = n >= 5 && !strcmp(path + n - 5, ".gguf");
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && !gguf && !text_input_is_gguf(path)) {
         char *text = NULL;
         size_t len = 0;
         laguna_status s = lg_read_file(path, (size_t)16 << 20, &text, &len, err);
@@ -55,34 +37,45 @@ static laguna_status open_template(const char *path, laguna_chat_template **out,
         free(text);
         return s;
     }
-    return laguna_chat_template_load(path, out, err);
+    return text_input_load_template(path, out, err); /* a checkpoint folder or a GGUF */
 }
 
 int cmd_template(int argc, char **argv) {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
+    const char *model = NULL, *request_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!(model = arg_value(argc, argv, &i))) return 2;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return arg_usage_error("unknown option '%s'", argv[i]);
+        } else if (!model) {
+            model = argv[i];
+        } else if (!request_path) {
+            request_path = argv[i];
+        } else {
+            return arg_usage_error("unexpected argument '%s'", argv[i]);
+        }
     }
-    if (argc != 3) {
-        usage(stderr);
-        return 2;
-    }
+    if (!model) return arg_usage_error("missing -m MODEL");
+    if (!request_path) return arg_usage_error("missing REQUEST.json (- for stdin)");
     laguna_error err = {0};
     laguna_chat_template *tmpl = NULL;
-    if (open_template(argv[1], &tmpl, &err) != LAGUNA_OK) {
+    if (open_template(model, &tmpl, &err) != LAGUNA_OK) {
         fprintf(stderr, "laguna template: %s\n", err.message);
         return 1;
     }
     char *request = NULL;
     size_t request_len = 0;
-    if (!strcmp(argv[2], "-")) {
-        request = read_stdin(&request_len);
+    if (!strcmp(request_path, "-")) {
+        request = text_input_read_stdin((size_t)64 << 20, &request_len);
         if (!request) {
             fprintf(stderr, "laguna template: cannot read the request from stdin\n");
             laguna_chat_template_free(tmpl);
             return 1;
         }
-    } else if (lg_read_file(argv[2], (size_t)64 << 20, &request, &request_len, &err) != LAGUNA_OK) {
+    } else if (lg_read_file(request_path, (size_t)64 << 20, &request, &request_len, &err) != LAGUNA_OK) {
         fprintf(stderr, "laguna template: %s\n", err.message);
         laguna_chat_template_free(tmpl);
         return 1;

@@ -10,7 +10,7 @@
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna verify MODEL GOLDEN.safetensors [--tol REL] [--min-top1 F --max-kl F] [--threads N] [--device cpu|cuda[:N]] [--load auto|mmap|copy]\n"
+    fprintf(f, "usage: laguna verify [-m] MODEL GOLDEN.safetensors [--tol REL] [--min-top1 F --max-kl F] [--threads N] [--device cpu|cuda[:N]] [--load auto|mmap|copy]\n"
                "  MODEL         a checkpoint folder or a GGUF file\n"
                "  --tol REL     relative-error tolerance for logits and hidden states (default 1e-4)\n"
                "  --min-top1 F, --max-kl F  judge by top-1 agreement and mean KL over all positions instead\n"
@@ -37,27 +37,24 @@ int cmd_verify(int argc, char **argv) {
             int mode = 0;
             if (!(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode)) return 2;
             mo.load_mode = (laguna_load_mode)mode;
-        } else if (!strcmp(argv[i], "--threads")) {
-            if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &mo.n_threads)) return 2;
+        } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
+            if (!(dir = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "-t")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 0, 512, &mo.n_threads)) return 2;
         } else if (!strcmp(argv[i], "--device")) {
             if (!(mo.device = arg_value(argc, argv, &i))) return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "laguna verify: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unknown option '%s'", argv[i]);
         } else if (!dir) {
             dir = argv[i];
         } else if (!golden) {
             golden = argv[i];
         } else {
-            usage(stderr);
-            return 2;
+            return arg_usage_error("unexpected argument '%s'", argv[i]);
         }
     }
-    if (!dir || !golden) {
-        usage(stderr);
-        return 2;
-    }
+    if (!dir) return arg_usage_error("missing -m MODEL");
+    if (!golden) return arg_usage_error("missing the golden file (GOLDEN.safetensors)");
     laguna_error err = {0};
     laguna_model *m;
     if (laguna_model_open(dir, &mo, &m, &err)) {

@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
+#include "laguna.h"
 
 typedef struct {
     const char *name;
@@ -40,9 +42,15 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("laguna %s\n", LAGUNA_VERSION);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "laguna: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+        if (!strcmp(argv[1], commands[i].name)) {
+            arg_set_command(commands[i].name);
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "laguna: unknown command '%s'\nTry 'laguna --help'.\n", argv[1]);
     return 2;
 }

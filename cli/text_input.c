@@ -17,14 +17,49 @@ static bool is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool text_input_is_gguf(const char *path) {
+    if (!is_file(path)) return false;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    bool gguf = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    return gguf;
+}
+
 laguna_status text_input_load_tokenizer(const char *model_path, laguna_tokenizer **out, laguna_error *err) {
-    if (is_file(model_path) && strstr(model_path, ".json") == NULL) return lg_gguf_load_tokenizer(model_path, out, err);
+    if (text_input_is_gguf(model_path)) return lg_gguf_load_tokenizer(model_path, out, err);
     return laguna_tokenizer_load(model_path, out, err);
 }
 
 laguna_status text_input_load_template(const char *model_path, laguna_chat_template **out, laguna_error *err) {
-    if (is_file(model_path)) return lg_gguf_load_chat_template(model_path, out, err);
+    if (text_input_is_gguf(model_path)) return lg_gguf_load_chat_template(model_path, out, err);
     return laguna_chat_template_load(model_path, out, err);
+}
+
+char *text_input_read_stdin(size_t max_bytes, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t k = fread(buf + n, 1, cap - n - 1, stdin);
+        n += k;
+        if (k == 0) break;
+        if (n + 1 == cap) {
+            char *bigger = cap <= max_bytes ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) {
+                free(buf);
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    if (!buf || ferror(stdin) || n > max_bytes) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
 }
 
 int text_input_tokenize_file(const char *model_dir, const char *path, int32_t **ids, size_t *n) {

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library's version; the laguna program prints it with --version. */
+#define LAGUNA_VERSION "0.1.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -52,6 +55,7 @@ typedef struct {
  * Laguna GGUF file (llama.cpp's layout; F32/F16/BF16/Q8_0/Q4_0/Q5_0/Q5_1/
  * Q4_K/Q5_K/Q6_K tensors). Every tensor is checked against the config before
  * returning. */
+/* options may be NULL (all defaults). */
 laguna_status laguna_model_open(const char *dir, const laguna_model_options *options,
                                 laguna_model **out, laguna_error *err);
 void laguna_model_free(laguna_model *model);
@@ -166,6 +170,7 @@ typedef struct {
                        many extra slots (0 = none; global layers need none) */
 } laguna_session_options;
 
+/* options may be NULL (all defaults). */
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options,
                                     laguna_session **out, laguna_error *err);
 void laguna_session_free(laguna_session *session);

@@ -23,8 +23,6 @@
 extern "C" {
 #endif
 
-struct cJSON;
-
 typedef struct laguna_chat_template laguna_chat_template;
 
 /* Guards against runaway templates; 0 in a field means its default. */
@@ -56,16 +54,10 @@ const char *laguna_chat_template_token(const laguna_chat_template *tmpl, const c
 
 void laguna_chat_template_set_limits(laguna_chat_template *tmpl, const laguna_chat_limits *limits);
 
-/* Renders with a JSON object as the context (merged over the special
- * tokens). cJSON keeps numbers as doubles: integral numbers are taken as
- * ints. *out is a NUL-terminated heap string (caller frees); *out_len its
- * length (may be NULL). */
-laguna_status laguna_chat_template_render(const laguna_chat_template *tmpl,
-                                          const struct cJSON *context, char **out, size_t *out_len,
-                                          laguna_error *err);
-
-/* The same with the context as JSON text; numbers keep Python's int/float
- * distinction ("1.0" renders as 1.0, as in transformers). */
+/* Renders with the context given as the text of a JSON object (merged over
+ * the special tokens); numbers keep Python's int/float distinction ("1.0"
+ * renders as 1.0, as in transformers). *out is a NUL-terminated heap string
+ * (caller frees); *out_len its length (may be NULL). */
 laguna_status laguna_chat_template_render_json(const laguna_chat_template *tmpl,
                                                const char *context_json, size_t len, char **out,
                                                size_t *out_len, laguna_error *err);

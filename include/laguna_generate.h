@@ -66,6 +66,29 @@ laguna_status laguna_stop_matcher_flush(laguna_stop_matcher *m, const char **rel
 laguna_status laguna_session_feed_reuse(laguna_session *session, const int32_t *ids, size_t n,
                                         size_t *n_reused, laguna_error *err);
 
+/* ---- reasoning and answer ----------------------------------------------------- */
+
+/* Models that think write their reasoning between the added tokens <think>
+ * and </think>, then the answer. Being added (special) tokens, the tags never
+ * appear in text decoded with skip_special, so the split must be made on
+ * token ids, as here; a </think> typed as text inside the reasoning does not
+ * end it. */
+typedef struct {
+    int32_t open_id;  /* <think> */
+    int32_t close_id; /* </think> */
+} laguna_think_tokens;
+
+/* Finds the two tags in the tokenizer's vocabulary; LAGUNA_ERR_UNSUPPORTED
+ * when it has no such tokens (a model that does not think). */
+laguna_status laguna_think_tokens_find(const laguna_tokenizer *tok, laguna_think_tokens *out,
+                                       laguna_error *err);
+
+/* Whether text generated after ids[0..n) starts inside the reasoning: the
+ * last think tag among the ids is an opening one (a chat template with
+ * thinking on ends its generation prompt with <think>; with thinking off
+ * with <think></think>, and earlier turns' tags are closed). */
+bool laguna_think_open_at_end(const laguna_think_tokens *think, const int32_t *ids, size_t n);
+
 /* ---- the generation loop --------------------------------------------------- */
 
 typedef enum {
@@ -97,6 +120,13 @@ typedef struct {
     bool skip_special;   /* leave special (added) tokens out of the text */
     laguna_emit_fn emit; /* may be NULL (no text wanted, no cancellation) */
     void *user;          /* passed to emit */
+    /* When non-NULL (and the tokenizer has think tags), the text of the
+     * reasoning goes here instead of to emit, and the tags themselves to
+     * neither: generation starts inside the reasoning when the session's
+     * tokens end inside an open <think> (laguna_think_open_at_end), and each
+     * generated <think> / </think> switches between the two callbacks. Its
+     * return value cancels as emit's does. */
+    laguna_emit_fn emit_reasoning;
 } laguna_generate_params;
 
 typedef struct {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what laguna.c needs to build and test on a fresh Debian machine.
 set -euo pipefail
-pkgs="build-essential pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev curl"
+pkgs="build-essential pkg-config libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libedit-dev curl"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

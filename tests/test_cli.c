@@ -2,6 +2,7 @@
  * expected output, wrong input gives a message and a non-zero exit. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "laguna_tokenizer.h"
@@ -23,7 +24,7 @@ static void test_verify_command(void) {
     /* the wrong golden file for the model: shapes differ or results fail */
     expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-xs/golden.safetensors", 1, NULL);
     expect("verify tests/fixtures/tiny-m /nonexistent.safetensors", 1, "nonexistent");
-    expect("verify tests/fixtures/tiny-m", 2, "usage");
+    expect("verify tests/fixtures/tiny-m", 2, "missing the golden file");
 }
 
 static void test_generate_command(void) {
@@ -35,7 +36,7 @@ static void test_generate_command(void) {
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --temp -1", 2, "--temp");
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --top-p 2", 2, "--top-p");
     expect("generate -m /nonexistent --tokens 1", 1, "/nonexistent");
-    expect("generate --tokens 1", 2, "usage");
+    expect("generate --tokens 1", 2, "missing -m MODEL");
     expect("generate -m tests/fixtures/tiny-xs --tokens 1 --bogus", 2, "unknown option");
 }
 
@@ -97,7 +98,9 @@ static void test_chat_reuses_cache(void) {
     if (p) pclose(p);
     stats = buf;
     /* turn 2 must reuse the first turn's tokens */
-    const char *second = strstr(stats, "]\n[turn: prompt");
+    CHECKF(strstr(stats, "[seed ") && strstr(stats, "tok/s"), "stats: %s", stats);
+    const char *first = strstr(stats, "[turn: prompt");
+    const char *second = first ? strstr(first + 1, "]\n[turn: prompt") : NULL;
     int total = 0, reused = 0;
     CHECKF(second && sscanf(second, "]\n[turn: prompt %d tokens, %d reused", &total, &reused) == 2 && reused > 5,
            "stats: %s", stats);
@@ -105,13 +108,58 @@ static void test_chat_reuses_cache(void) {
     free(without);
     expect("chat -m tests/fixtures/tiny-xs --bogus", 2, "unknown option");
     expect("chat -m /nonexistent", 1, "/nonexistent");
+    expect("chat", 2, "laguna chat: missing -m MODEL");
+    expect("chat", 2, "--help");
 }
+
+/* Runs `laguna chat ARGS` on the lines of `input` (printf format); stdout and stderr together. */
+static char *chat_output(const char *input, const char *args, int want_rc) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "printf '%s' | %s/laguna chat %s 2>&1", input, getenv("BUILD") ? getenv("BUILD") : "build",
+             args);
+    FILE *p = popen(cmd, "r");
+    static char buf[1 << 16];
+    size_t n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+    buf[n] = 0;
+    int rc = p ? pclose(p) : -1;
+    CHECKF(p && WIFEXITED(rc) && WEXITSTATUS(rc) == want_rc, "%s: status %d\n%s", cmd, rc, buf);
+    return buf;
+}
+
+/* A context below -n + 64 works (the rollback allowance is clamped); a full
+ * context drops the oldest turns with a note and the chat goes on. */
+static void test_chat_small_context(void) {
+    const char *turns = "def add(a, b): return a + b\\nwrite a test for add\\n"
+                        "def sub(a, b): return a - b\\nwrite a test for sub\\n/history\\n";
+    char *out = chat_output(turns, "models/laguna-tiny --ctx-size 96 -n 24 --ignore-eos", 0);
+    CHECKF(strstr(out, "is full: dropped the oldest"), "%s", out);
+    /* the last message survives, the first is gone */
+    const char *history = strstr(out, "user: write a test for sub");
+    CHECKF(history && !strstr(out, "user: def add"), "%s", out);
+    out = chat_output("hello\\n", "-m models/laguna-tiny -c 1024", 0);                /* -n 1024 + 64 > 1024 */
+    CHECKF(!strstr(out, "rollback"), "%s", out);
+    out = chat_output("hello\\nhello again\\n", "-m models/laguna-tiny -c 300 -n -1 --ignore-eos", 0);
+    CHECKF(strstr(out, "context is full"), "%s", out);
+    /* one message too long for the context is refused, and the chat goes on */
+    out = chat_output("one two three four five six seven eight nine ten eleven twelve\\nhi\\n",
+                      "-m models/laguna-tiny -c 24 -n 4", 1);
+    CHECKF(strstr(out, "leaves no room for a reply"), "%s", out);
+}
+
 
 static void test_info_and_synth(void) {
     expect("info --preset xs2", 0, "33.44B");
     expect("info --preset xs2", 0, "3.02B");
     expect("info -m tests/fixtures/tiny-xs", 0, "sliding");
+    expect("info models/laguna-tiny", 0, "parameters total             12204912 (12.20M)");
+    expect("info -m models/laguna-tiny", 0, "weights                      BF16 x");
+    expect("info -m models/laguna-tiny", 0, "size on disk");
+    expect("info -m models/laguna-tiny -c 1024", 0, "memory (weights + f32 KV at 1024)");
     expect("info --preset nope", 2, "unknown preset");
+    expect("info --preset s2.1", 0, "(117.56B)");  /* 118B total / ~8B active, as published */
+    expect("info --preset s2.1", 0, "yarn x128");
+    expect("info --preset xs2.1", 0, "yarn x32");
+    expect("info --preset synth-tiny", 0, "(693.41K)");
     char *d = tu_temp_dir();
     char args[512];
     snprintf(args, sizeof args, "synth --preset tiny --layers 3 --dtype f16 --shard-mb 1 --out %s/m", d);
@@ -135,6 +183,119 @@ static void test_serve_options(void) {
     expect("serve --help", 0, "--device");
 }
 
+/* Every command takes -m MODEL (or the path first); tokenize, detokenize and
+ * template read the tokenizer and template from a GGUF as from a folder. */
+static void test_one_convention(void) {
+    char *d = tu_temp_dir(), args[1024], *a = NULL, *b = NULL;
+    snprintf(args, sizeof args, "quantize models/laguna-tiny %s/t.gguf --type q8_0", d);
+    expect(args, 0, NULL);
+    snprintf(args, sizeof args, "quantize %s/t.gguf %s/t2.gguf --type q4_k_m", d, d);
+    expect(args, 0, "warning: ");
+    expect(args, 0, "is already quantised (Q8_0)");
+    snprintf(args, sizeof args, "quantize models/laguna-tiny %s/t3.gguf --type q8_0", d);
+    CHECK(tu_run_laguna(args, &a) == 0 && a && !strstr(a, "warning")); /* BF16 weights: no warning */
+    free(a);
+    snprintf(args, sizeof args, "tokenize -m %s/t.gguf 'def f(x):'", d);
+    CHECK(tu_run_laguna(args, &a) == 0);
+    CHECK(tu_run_laguna("tokenize models/laguna-tiny 'def f(x):'", &b) == 0);
+    CHECKF(a && b && !strcmp(a, b) && strlen(a) > 4, "GGUF '%s' vs folder '%s'", a ? a : "", b ? b : "");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "detokenize -m %s/t.gguf 357 312 395 339", d);
+    expect(args, 0, "def f(x):");
+    expect("detokenize -m models/laguna-tiny 357,312,395,339", 0, "def f(x):");
+    snprintf(args, sizeof args, "detokenize -m %s/t.gguf 5 8192", d);
+    expect(args, 1, "token id 8192 is not in the vocabulary");
+    snprintf(args, sizeof args, "%s/r.json", d);
+    FILE *f = fopen(args, "w");
+    if (f) {
+        fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "template -m %s/t.gguf %s/r.json", d, d);
+    CHECK(tu_run_laguna(args, &a) == 0);
+    snprintf(args, sizeof args, "template models/laguna-tiny %s/r.json", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b) && strstr(a, "<user>hi</user>"), "GGUF '%s' vs folder '%s'", a ? a : "",
+           b ? b : "");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "generate %s/t.gguf -p 'def f(x):' -n 4 -t 0 -c 64", d);
+    expect(args, 0, NULL);
+    snprintf(args, sizeof args, "%s/p.txt", d);
+    if ((f = fopen(args, "w"))) {
+        fputs("def fibonacci(n):", f);
+        fclose(f);
+    }
+    /* the same prompt from -p, -f and stdin gives the same greedy text */
+    CHECK(tu_run_laguna("generate -m models/laguna-tiny -p 'def fibonacci(n):' -n 12", &a) == 0);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -f %s/p.txt -n 12", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(b);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p - -n 12 < %s/p.txt", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(b);
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -n 12 < %s/p.txt", d);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(a && b && !strcmp(a, b), "'%s' vs '%s'", a ? a : "", b ? b : "");
+    free(a);
+    free(b);
+    tu_remove_dir(d);
+    /* the seed: random by default and printed by --stats; a given one reproduces */
+    CHECK(tu_run_laguna("generate -m models/laguna-tiny -p def -n 16 --temp 1 --stats", &a) == 0);
+    unsigned long long seed = 0;
+    const char *at = a ? strstr(a, "seed ") : NULL;
+    CHECKF(at && sscanf(at, "seed %llu", &seed) == 1, "%s", a ? a : "");
+    char *text = a ? strndup(a, (size_t)(at - a)) : NULL;
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p def -n 16 --temp 1 --seed %llu", seed);
+    CHECK(tu_run_laguna(args, &b) == 0);
+    CHECKF(text && b && !strcmp(text, b), "seed %llu: '%s' vs '%s'", seed, text ? text : "", b ? b : "");
+    free(text);
+    free(a);
+    free(b);
+    expect("generate -m models/laguna-tiny --tokens 5,6 -n -1 --ignore-eos -c 24", 0, NULL);
+    expect("--version", 0, "laguna ");
+    expect("generate -m models/laguna-tiny -p def -n 2 --top-k 5", 0, "do nothing with greedy decoding");
+}
+
+/* A usage error is one line naming what is wrong, then a hint to --help. */
+static void test_usage_errors(void) {
+    const char *cases[][2] = {
+        {"generate --tokens 1", "laguna generate: missing -m MODEL\nTry 'laguna generate --help'.\n"},
+        {"chat", "laguna chat: missing -m MODEL\nTry 'laguna chat --help'.\n"},
+        {"bench", "laguna bench: missing -m MODEL\nTry 'laguna bench --help'.\n"},
+        {"perplexity", "laguna perplexity: missing -m MODEL\nTry 'laguna perplexity --help'.\n"},
+        {"tokenize", "laguna tokenize: missing -m MODEL\nTry 'laguna tokenize --help'.\n"},
+        {"detokenize", "laguna detokenize: missing -m MODEL\nTry 'laguna detokenize --help'.\n"},
+        {"template", "laguna template: missing -m MODEL\nTry 'laguna template --help'.\n"},
+        {"verify", "laguna verify: missing -m MODEL\nTry 'laguna verify --help'.\n"},
+        {"quantize", "laguna quantize: missing -m MODEL (the model to quantize)\nTry 'laguna quantize --help'.\n"},
+        {"info", "laguna info: missing -m MODEL (or --preset NAME)\nTry 'laguna info --help'.\n"},
+        {"synth --out x", "laguna synth: missing --preset NAME\nTry 'laguna synth --help'.\n"},
+        {"generate -m x --frob", "laguna generate: unknown option '--frob'\nTry 'laguna generate --help'.\n"},
+        {"generate -m x --temp hot", "laguna generate: --temp: 'hot' is not a number in [0, 1e+06]\n"},
+        {"frobnicate", "laguna: unknown command 'frobnicate'\nTry 'laguna --help'.\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL;
+        char args[256];
+        snprintf(args, sizeof args, "%s </dev/null", cases[i][0]);
+        int rc = tu_run_laguna(args, &out);
+        CHECKF(rc == 2 && out && !strcmp(out, cases[i][1]), "laguna %s: exit %d, '%s'", cases[i][0], rc,
+               out ? out : "");
+        free(out);
+    }
+}
+
+static void test_bench_sampled_line(void) {
+    char *out = NULL;
+    CHECK(tu_run_laguna("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 4 --reps 1", &out) == 0);
+    CHECKF(out && strstr(out, "decode, sampled") && strstr(out, "faster than sorting"), "%s", out ? out : "");
+    free(out);
+}
+
 static void test_unknown_command(void) {
     expect("frobnicate", 2, "unknown command");
     expect("", 2, "usage");
@@ -146,8 +307,12 @@ int main(void) {
     RUN(test_generate_command);
     RUN(test_generate_text_matches_ids);
     RUN(test_chat_reuses_cache);
+    RUN(test_chat_small_context);
     RUN(test_info_and_synth);
     RUN(test_serve_options);
+    RUN(test_one_convention);
+    RUN(test_usage_errors);
+    RUN(test_bench_sampled_line);
     RUN(test_unknown_command);
     return test_summary();
 }

@@ -462,6 +462,125 @@ static void test_bad_arguments(void) {
     laguna_session_free(s);
 }
 
+/* ---- reasoning split ------------------------------------------------------------ */
+
+static void test_think_open_at_end(void) {
+    laguna_think_tokens t = {0};
+    CHECK(laguna_think_tokens_find(tokenizer, &t, NULL) == LAGUNA_OK);
+    int32_t on[] = {5, t.open_id, 7, t.close_id, 9, t.open_id};
+    int32_t off[] = {5, t.open_id, t.close_id};
+    int32_t closed_then_text[] = {t.open_id, 7, t.close_id, 8, 9};
+    CHECK(laguna_think_open_at_end(&t, on, 6));
+    CHECK(!laguna_think_open_at_end(&t, off, 3));
+    CHECK(!laguna_think_open_at_end(&t, closed_then_text, 5));
+    CHECK(laguna_think_open_at_end(&t, on, 3)); /* open, then text */
+    CHECK(!laguna_think_open_at_end(&t, on, 0));
+    laguna_tokenizer *no_tags = NULL;
+    const char *json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}";
+    laguna_error err = {0};
+    CHECKF(laguna_tokenizer_load_json(json, strlen(json), "x", &no_tags, &err) == LAGUNA_OK, "%s",
+           err.message);
+    CHECK(laguna_think_tokens_find(no_tags, &t, NULL) == LAGUNA_ERR_UNSUPPORTED);
+    laguna_tokenizer_free(no_tags);
+}
+
+typedef struct {
+    sink answer, reasoning;
+} two_sinks;
+
+static int collect_answer(void *user, const char *text, size_t len) {
+    return collect(&((two_sinks *)user)->answer, text, len);
+}
+
+static int collect_reasoning(void *user, const char *text, size_t len) {
+    return collect(&((two_sinks *)user)->reasoning, text, len);
+}
+
+/* Appends the text of ids[0..n) (special tokens skipped) to k. */
+static void decode_into(laguna_tokenizer *tok, const int32_t *ids, size_t n, sink *k) {
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(laguna_tokenizer_decode(tok, ids, n, true, &text, &len, NULL) == LAGUNA_OK);
+    if (text && k->len + len < sizeof k->text) {
+        memcpy(k->text + k->len, text, len);
+        k->len += len;
+        k->text[k->len] = 0;
+    }
+    laguna_tokenizer_free_text(text);
+}
+
+/* Sampled text from the random tiny-xs fixture (vocabulary 1024, so the tags
+ * come up) goes to the two callbacks exactly as the ids split at the tags,
+ * each piece decoded on its own; a prompt ending in <think> starts inside. */
+static void test_reasoning_split_follows_the_tags(void) {
+    laguna_model *m = NULL;
+    laguna_tokenizer *tok = NULL;
+    laguna_error err = {0};
+    if (laguna_model_open("tests/fixtures/tiny-xs", NULL, &m, &err) ||
+        laguna_tokenizer_load("tests/fixtures/tiny-xs", &tok, &err)) {
+        CHECKF(0, "%s", err.message);
+        laguna_model_free(m);
+        return;
+    }
+    laguna_think_tokens t;
+    CHECK(laguna_think_tokens_find(tok, &t, NULL) == LAGUNA_OK);
+    int runs_with_both_tags = 0;
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        int32_t prompt[] = {1, 2, 3, t.open_id};
+        size_t n_prompt = seed % 2 ? 4 : 3; /* odd seeds start inside the reasoning */
+        laguna_session *s = NULL;
+        laguna_sampler *smp = NULL;
+        laguna_sampler_params sp = laguna_sampler_default_params();
+        sp.temperature = 3;
+        sp.seed = seed;
+        laguna_session_options so = {.n_ctx = 256};
+        if (laguna_session_create(m, &so, &s, &err) || laguna_sampler_create(&sp, 1024, &smp, &err) ||
+            laguna_session_feed(s, prompt, n_prompt, NULL, &err)) {
+            CHECKF(0, "%s", err.message);
+            laguna_sampler_free(smp);
+            laguna_session_free(s);
+            break;
+        }
+        two_sinks got = {0};
+        laguna_generate_params p = {.session = s,
+                                    .sampler = smp,
+                                    .tokenizer = tok,
+                                    .max_new_tokens = 200,
+                                    .ignore_eos = true,
+                                    .skip_special = true,
+                                    .emit = collect_answer,
+                                    .emit_reasoning = collect_reasoning,
+                                    .user = &got};
+        laguna_generate_result r = {0};
+        CHECK(laguna_generate(&p, &r, &err) == LAGUNA_OK);
+        two_sinks want = {0};
+        bool inside = n_prompt == 4, seen_open = false, seen_close = false;
+        size_t from = 0;
+        for (size_t i = 0; i <= (size_t)r.n_tokens; i++) {
+            bool end = i == (size_t)r.n_tokens;
+            if (!end && r.tokens[i] != t.open_id && r.tokens[i] != t.close_id) continue;
+            decode_into(tok, r.tokens + from, i - from, inside ? &want.reasoning : &want.answer);
+            if (end) break;
+            seen_open |= r.tokens[i] == t.open_id;
+            seen_close |= r.tokens[i] == t.close_id;
+            inside = r.tokens[i] == t.open_id;
+            from = i + 1;
+        }
+        runs_with_both_tags += seen_open && seen_close;
+        CHECKF(!strcmp(got.answer.text, want.answer.text), "seed %d answer '%s' vs '%s'", (int)seed,
+               got.answer.text, want.answer.text);
+        CHECKF(!strcmp(got.reasoning.text, want.reasoning.text), "seed %d reasoning '%s' vs '%s'",
+               (int)seed, got.reasoning.text, want.reasoning.text);
+        if (n_prompt == 4) CHECK(want.reasoning.len > 0);
+        laguna_generate_result_free(&r);
+        laguna_sampler_free(smp);
+        laguna_session_free(s);
+    }
+    CHECKF(runs_with_both_tags > 0, "no run sampled both tags: the test needs other seeds");
+    laguna_tokenizer_free(tok);
+    laguna_model_free(m);
+}
+
 int main(void) {
     laguna_error err = {0};
     if (laguna_model_open(MODEL, &(laguna_model_options){.n_threads = 2}, &model, &err) ||
@@ -478,6 +597,8 @@ int main(void) {
     RUN(test_feed_reuse_keeps_the_common_prefix);
     RUN(test_feed_reuse_falls_back_when_rollback_is_refused);
     RUN(test_bad_arguments);
+    RUN(test_think_open_at_end);
+    RUN(test_reasoning_split_follows_the_tags);
     laguna_tokenizer_free(tokenizer);
     laguna_model_free(model);
     return test_summary();

@@ -1,10 +1,12 @@
 /* Sampling: greedy, seeds, and that each filter keeps exactly the tokens its
  * definition allows (checked by sampling many times with fixed seeds). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "laguna.h"
+#include "runtime/sampler.h"
 
 #define V 6
 /* probabilities after softmax of these logits: about .64 .24 .09 .02 .01 .00 */
@@ -105,6 +107,74 @@ static void test_bad_parameters(void) {
     CHECK(strstr(err.message, "repetition") != NULL);
 }
 
+/* ---- the fast path chooses as the reference (sort everything) does ------------------ */
+
+static uint64_t lcg(uint64_t *x) {
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 11;
+}
+
+/* Logits of three shapes: peaked (a few clear favourites), flat (all near
+ * equal, top-p needs most of the vocabulary) and coarse (many exact ties). */
+static void random_logits(float *x, int n, int shape, uint64_t *rng) {
+    for (int i = 0; i < n; i++) {
+        double u = (double)lcg(rng) / 9007199254740992.0;
+        if (shape == 0) x[i] = (float)(12 * u * u * u * u - 3);
+        else if (shape == 1) x[i] = (float)(0.05 * u);
+        else x[i] = (float)((int)(u * 8)) * 0.5f;
+    }
+}
+
+static void test_fast_path_matches_reference(void) {
+    const int sizes[] = {1, 2, 7, 67, 1000, 8191, 100352};
+    const struct {
+        float temp;
+        int top_k;
+        float top_p, min_p, rep;
+    } params[] = {
+        {1, 0, 1, 0, 1},       {0.7f, 40, 1, 0, 1},  {0.8f, 0, 0.95f, 0, 1}, {1, 0, 1, 0.05f, 1},
+        {0.6f, 20, 0.9f, 0.1f, 1.3f}, {1.5f, 0, 0.5f, 0, 1}, {1, 5000, 0.99f, 0, 1}, {0.9f, 1, 1, 0, 1},
+        {2, 0, 0.999f, 0.01f, 1.1f},
+    };
+    uint64_t rng = 42;
+    int draws = 0, mismatches = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int n = sizes[si];
+        float *x = malloc(sizeof(float) * (size_t)n);
+        for (size_t pi = 0; pi < sizeof params / sizeof params[0]; pi++) {
+            laguna_sampler_params p = laguna_sampler_default_params();
+            p.temperature = params[pi].temp;
+            p.top_k = params[pi].top_k;
+            p.top_p = params[pi].top_p;
+            p.min_p = params[pi].min_p;
+            p.repetition_penalty = params[pi].rep;
+            p.seed = 1000 + pi;
+            laguna_sampler *fast = NULL, *ref = NULL;
+            if (laguna_sampler_create(&p, n, &fast, NULL) || laguna_sampler_create(&p, n, &ref, NULL)) {
+                CHECK(0);
+                break;
+            }
+            lg_sampler_use_reference(ref, true);
+            int reps = n > 10000 ? 6 : 40;
+            for (int r = 0; r < reps; r++) {
+                random_logits(x, n, r % 3, &rng);
+                int32_t a = laguna_sampler_sample(fast, x), b = laguna_sampler_sample(ref, x);
+                draws++;
+                if (a != b) {
+                    mismatches++;
+                    CHECKF(0, "vocab %d params %zu rep %d: fast %d, reference %d", n, pi, r, a, b);
+                }
+                laguna_sampler_accept(fast, a);
+                laguna_sampler_accept(ref, b);
+            }
+            laguna_sampler_free(fast);
+            laguna_sampler_free(ref);
+        }
+        free(x);
+    }
+    CHECKF(mismatches == 0, "%d of %d draws differ", mismatches, draws);
+}
+
 int main(void) {
     RUN(test_greedy_and_ties);
     RUN(test_temperature_follows_softmax);
@@ -112,5 +182,6 @@ int main(void) {
     RUN(test_filters_restrict_support);
     RUN(test_repetition_penalty);
     RUN(test_bad_parameters);
+    RUN(test_fast_path_matches_reference);
     return test_summary();
 }

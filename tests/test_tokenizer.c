@@ -830,7 +830,9 @@ static void test_cli(void) {
     expect_cli("detokenize tests/fixtures/tiny-xs --skip-special 1 493 113 2", 0, "user\n");
     expect_cli("tokenize tests/fixtures/tiny-xs --file /nonexistent.txt", 1, "/nonexistent.txt");
     expect_cli("tokenize /nonexistent 'x'", 1, "/nonexistent");
-    expect_cli("tokenize tests/fixtures/tiny-xs", 2, "usage");
+    expect_cli("tokenize -m tests/fixtures/tiny-xs -p 'Hello world'", 0, "71 373 353 392 296 107 99\n");
+    expect_cli("tokenize", 2, "missing -m MODEL");
+    expect_cli("tokenize tests/fixtures/tiny-xs < /dev/null", 0, NULL); /* the text from stdin */
     expect_cli("detokenize tests/fixtures/tiny-xs 1 x 3", 2, "token ids");
 }
 

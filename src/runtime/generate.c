@@ -62,9 +62,10 @@ static laguna_status text_stream_push(text_stream *ts, int32_t t, const char **o
     return st ? st : laguna_stop_matcher_push(ts->stops, text, text_len, out, len, stopped, err);
 }
 
-/* At the end: what the detokenizer held back goes through the stop strings
- * (it may still complete one), then what they held back. */
-static laguna_status text_stream_flush(text_stream *ts, const laguna_generate_params *p,
+/* At the end (or where the reasoning ends): what the detokenizer held back
+ * goes through the stop strings (it may still complete one), then what they
+ * held back; all of it to emit. */
+static laguna_status text_stream_flush(text_stream *ts, laguna_emit_fn emit, void *user,
                                        bool *stopped, laguna_error *err) {
     *stopped = false;
     if (!ts->detok) return LAGUNA_OK;
@@ -72,10 +73,32 @@ static laguna_status text_stream_flush(text_stream *ts, const laguna_generate_pa
     size_t len, out_len;
     laguna_status st = laguna_detokenizer_flush(ts->detok, &text, &len, err);
     if (!st) st = laguna_stop_matcher_push(ts->stops, text, len, &out, &out_len, stopped, err);
-    if (!st && out_len && p->emit) p->emit(p->user, out, out_len);
+    if (!st && out_len && emit) emit(user, out, out_len);
     if (!st && !*stopped) st = laguna_stop_matcher_flush(ts->stops, &out, &out_len, err);
-    if (!st && !*stopped && out_len && p->emit) p->emit(p->user, out, out_len);
+    if (!st && !*stopped && out_len && emit) emit(user, out, out_len);
     return st;
+}
+
+/* The reasoning split of one generation: which callback the text goes to. */
+typedef struct {
+    bool on, in_reasoning;
+    laguna_think_tokens think;
+} think_split;
+
+static think_split think_split_start(const laguna_generate_params *p) {
+    think_split ts = {0};
+    if (!p->emit_reasoning || !p->tokenizer ||
+        laguna_think_tokens_find(p->tokenizer, &ts.think, NULL) != LAGUNA_OK)
+        return ts;
+    int n;
+    const int32_t *held = laguna_session_tokens(p->session, &n);
+    ts.on = true;
+    ts.in_reasoning = laguna_think_open_at_end(&ts.think, held, (size_t)n);
+    return ts;
+}
+
+static bool think_split_is_tag(const think_split *ts, int32_t t) {
+    return ts->on && (t == ts->think.open_id || t == ts->think.close_id);
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -127,6 +150,7 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
     if (p->tokenizer && (st = laguna_stop_matcher_new(p->stops, p->n_stops, &ts.stops, err)))
         goto done;
 
+    think_split split = think_split_start(p);
     for (;;) {
         int32_t t = laguna_sampler_sample(p->sampler, laguna_session_logits(s));
         laguna_sampler_accept(p->sampler, t);
@@ -136,11 +160,19 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             r->finish = LAGUNA_FINISH_EOS;
             break;
         }
-        const char *text;
-        size_t len;
+        laguna_emit_fn emit = split.in_reasoning ? p->emit_reasoning : p->emit;
         bool stopped;
-        if ((st = text_stream_push(&ts, t, &text, &len, &stopped, err))) goto done;
-        int cancel = p->emit ? p->emit(p->user, text, len) : 0;
+        int cancel = 0;
+        if (think_split_is_tag(&split, t)) {
+            /* a think tag ends one kind of text: release what was held back to its callback */
+            if ((st = text_stream_flush(&ts, emit, p->user, &stopped, err))) goto done;
+            split.in_reasoning = t == split.think.open_id;
+        } else {
+            const char *text;
+            size_t len;
+            if ((st = text_stream_push(&ts, t, &text, &len, &stopped, err))) goto done;
+            cancel = emit ? emit(p->user, text, len) : 0;
+        }
         if (stopped) {
             r->finish = LAGUNA_FINISH_STOP;
             goto done; /* the stop string is the end: nothing held back is wanted */
@@ -161,7 +193,9 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         r->fed_last = true;
     }
     bool stopped;
-    if (!(st = text_stream_flush(&ts, p, &stopped, err)) && stopped) r->finish = LAGUNA_FINISH_STOP;
+    laguna_emit_fn emit = split.in_reasoning ? p->emit_reasoning : p->emit;
+    if (!(st = text_stream_flush(&ts, emit, p->user, &stopped, err)) && stopped)
+        r->finish = LAGUNA_FINISH_STOP;
 done:
     text_stream_free(&ts);
     return st;

@@ -1,16 +1,29 @@
 /* Token sampling: repetition penalty, temperature, top-k, top-p, min-p, in
  * the order transformers' generate applies them, then a draw from a seeded
- * xoshiro256** generator. Temperature 0 is greedy (argmax, lowest id on ties). */
+ * xoshiro256** generator. Temperature 0 is greedy (argmax, lowest id on ties).
+ *
+ * Every filter keeps a prefix of the candidates in "sorted order" (logit
+ * descending, id ascending on ties), and the draw walks that order
+ * subtracting weights from a uniform r. The obvious way sorts the whole
+ * vocabulary per token (sample_reference below, kept as the reference);
+ * the fast way never does: top-k by partial selection, min-p by a
+ * threshold, top-p by sorting only the group above a probability threshold
+ * that is lowered until the group holds top_p of the mass, and the draw by
+ * selection on cumulative weight. Both choose the same token for the same
+ * random draw; only the order of floating-point sums differs, which can
+ * matter only when r lands within rounding of a boundary. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "laguna.h"
+#include "runtime/sampler.h"
 
 typedef struct {
     float value;
     int32_t id;
+    double weight; /* exp(value - max), filled by the fast path */
 } candidate;
 
 struct laguna_sampler {
@@ -20,7 +33,10 @@ struct laguna_sampler {
     unsigned char *seen; /* tokens accepted so far (repetition penalty) */
     float *work;
     candidate *cand;
+    bool reference; /* sort the whole vocabulary (lg_sampler_use_reference) */
 };
+
+void lg_sampler_use_reference(laguna_sampler *s, bool on) { s->reference = on; }
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -91,25 +107,14 @@ static int by_value_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
-int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
+/* The reference: sort all candidates, then cut prefixes and walk them. */
+static int32_t sample_reference(laguna_sampler *s, const float *w) {
     int V = s->vocab;
-    float *w = s->work;
-    memcpy(w, logits, sizeof(float) * (size_t)V);
-    if (s->p.repetition_penalty != 1) /* as transformers: divide positive logits, multiply negative */
-        for (int i = 0; i < V; i++)
-            if (s->seen[i]) w[i] = w[i] > 0 ? w[i] / s->p.repetition_penalty : w[i] * s->p.repetition_penalty;
-    if (s->p.temperature == 0) {
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (w[i] > w[best]) best = i;
-        return best;
-    }
-    for (int i = 0; i < V; i++) w[i] /= s->p.temperature;
 
     /* candidates: all ids, or the top_k best; sorted by logit descending */
     int n = V;
     candidate *c = s->cand;
-    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i};
+    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
     qsort(c, (size_t)V, sizeof *c, by_value_desc);
     if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
 
@@ -145,4 +150,164 @@ int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
         if (r < 0) return c[i].id;
     }
     return c[n - 1].id;
+}
+
+/* ---- the fast path ---------------------------------------------------------------- */
+
+/* Whether a comes before b in sorted order. */
+static bool before(candidate a, candidate b) { return a.value > b.value || (a.value == b.value && a.id < b.id); }
+
+static void swap_cand(candidate *a, candidate *b) {
+    candidate t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Partitions c[lo, hi) around a median-of-three pivot: returns its final
+ * index p, with everything before it in sorted order in c[lo, p). */
+static int partition(candidate *c, int lo, int hi) {
+    int mid = lo + (hi - lo) / 2, last = hi - 1;
+    if (before(c[mid], c[lo])) swap_cand(&c[mid], &c[lo]);
+    if (before(c[last], c[lo])) swap_cand(&c[last], &c[lo]);
+    if (before(c[mid], c[last])) swap_cand(&c[mid], &c[last]); /* the median now sits at last */
+    candidate pivot = c[last];
+    int p = lo;
+    for (int i = lo; i < last; i++)
+        if (before(c[i], pivot)) swap_cand(&c[i], &c[p++]);
+    swap_cand(&c[p], &c[last]);
+    return p;
+}
+
+/* Puts the first k of c[0, n) in sorted order into c[0, k), in any order. */
+static void select_first(candidate *c, int n, int k) {
+    int lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int p = partition(c, lo, hi);
+        if (p == k || p == k - 1) return;
+        if (p > k) hi = p;
+        else lo = p + 1;
+    }
+}
+
+/* Moves the candidates whose weight exp(value - max) is at least `floor`
+ * among c[from, n) to c[from, ...); returns the new end of that group and
+ * adds their weights to *mass. */
+static int gather_above(candidate *c, int from, int n, float max, double floor, double *mass) {
+    int end = from;
+    for (int i = from; i < n; i++) {
+        double e = c[i].weight;
+        if (e >= floor) {
+            swap_cand(&c[i], &c[end++]);
+            *mass += e;
+        }
+    }
+    return end;
+}
+
+/* The candidate at which the walk in sorted order, subtracting weights from
+ * r, first goes below zero; the last one in sorted order if it never does. */
+static int32_t pick_by_weight(candidate *c, int n, float max, double r) {
+    int lo = 0, hi = n;
+    candidate last = c[0];
+    for (int i = 1; i < n; i++)
+        if (before(last, c[i])) last = c[i];
+    while (hi - lo > 64) {
+        int p = partition(c, lo, hi);
+        double mass = 0;
+        for (int i = lo; i < p; i++) mass += c[i].weight;
+        if (r < mass) {
+            hi = p;
+            continue;
+        }
+        r -= mass + c[p].weight;
+        if (r < 0) return c[p].id;
+        lo = p + 1;
+    }
+    qsort(c + lo, (size_t)(hi - lo), sizeof *c, by_value_desc);
+    for (int i = lo; i < hi; i++) {
+        r -= c[i].weight;
+        if (r < 0) return c[i].id;
+    }
+    return last.id;
+}
+
+static int32_t sample_fast(laguna_sampler *s, const float *w) {
+    int V = s->vocab, n = V;
+    candidate *c = s->cand;
+    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        select_first(c, n, s->p.top_k);
+        n = s->p.top_k;
+    }
+    float max = c[0].value;
+    for (int i = 1; i < n; i++)
+        if (c[i].value > max) max = c[i].value;
+    for (int i = 0; i < n; i++) c[i].weight = exp((double)c[i].value - max); /* once per candidate */
+    bool sorted = false; /* whether c[0, n) is in sorted order */
+    if (s->p.top_p < 1) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += c[i].weight;
+        /* the group of weights >= floor is a prefix of the sorted order: lower
+         * the floor until the group holds top_p of the mass, then sort only it */
+        double floor = 1e-2, mass = 0;
+        int group = 0;
+        for (;;) {
+            group = gather_above(c, group, n, max, floor, &mass);
+            if (group == n || mass / sum >= s->p.top_p) break;
+            floor = floor > 1e-300 ? floor * 1e-3 : 0;
+        }
+        qsort(c, (size_t)group, sizeof *c, by_value_desc);
+        int keep = -1;
+        double acc = 0;
+        for (int i = 0; i < group && keep < 0; i++) {
+            acc += c[i].weight / sum;
+            if (acc >= s->p.top_p) keep = i + 1;
+        }
+        if (keep < 0 && group < n) { /* rounding left the group just short: sort all */
+            qsort(c, (size_t)n, sizeof *c, by_value_desc);
+            acc = 0;
+            for (int i = 0; i < n && keep < 0; i++) {
+                acc += c[i].weight / sum;
+                if (acc >= s->p.top_p) keep = i + 1;
+            }
+        }
+        n = keep < 0 ? n : keep;
+        sorted = true;
+    }
+    if (s->p.min_p > 0) {
+        if (sorted) {
+            int keep = 1;
+            while (keep < n && c[keep].weight >= s->p.min_p) keep++;
+            n = keep;
+        } else {
+            double unused = 0;
+            n = gather_above(c, 0, n, max, s->p.min_p, &unused); /* the best has weight 1 >= min_p */
+        }
+    }
+    double total = 0;
+    for (int i = 0; i < n; i++) total += c[i].weight;
+    double r = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    if (!sorted) return pick_by_weight(c, n, max, r);
+    for (int i = 0; i < n; i++) {
+        r -= c[i].weight;
+        if (r < 0) return c[i].id;
+    }
+    return c[n - 1].id;
+}
+
+int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
+    int V = s->vocab;
+    float *w = s->work;
+    memcpy(w, logits, sizeof(float) * (size_t)V);
+    if (s->p.repetition_penalty != 1) /* as transformers: divide positive logits, multiply negative */
+        for (int i = 0; i < V; i++)
+            if (s->seen[i]) w[i] = w[i] > 0 ? w[i] / s->p.repetition_penalty : w[i] * s->p.repetition_penalty;
+    if (s->p.temperature == 0) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (w[i] > w[best]) best = i;
+        return best;
+    }
+    for (int i = 0; i < V; i++) w[i] /= s->p.temperature;
+    return s->reference ? sample_reference(s, w) : sample_fast(s, w);
 }

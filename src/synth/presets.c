@@ -4,7 +4,16 @@
  * docs/laguna-architecture.md). m1 follows Laguna-M.1's published layout (70
  * global layers, 64/8 heads, per-element gate, 256 experts top-16, dense
  * layers 0-2); its hidden and expert sizes are not published and are
- * estimated here so that total and active parameters land near 225B / 23B. */
+ * estimated here so that total and active parameters land near 225B / 23B.
+ * xs2.1 is XS.2's shapes with YaRN x32 (../shared/docs/laguna-family-and-chat.md).
+ * s2.1 follows what is published of Laguna-S-2.1 (48 layers mixing sliding
+ * and global attention, 72 query heads on sliding and 48 on global layers,
+ * top-10 routing, YaRN x128 to a 1M context, 118B total / ~8B active); its
+ * hidden size (3072), 256 experts of 1024 with a 1024 shared expert, the
+ * XS.2-style 1-in-4 global layout, window 512 and one dense layer are
+ * inferred (XS.2's choices, sized to land on 118B / 8B). synth-tiny is a
+ * toy of the same layout for tests ("tiny" names it too); it is not the
+ * trained models/laguna-tiny. */
 #include "synth/presets.h"
 
 #include <cjson/cJSON.h>
@@ -51,6 +60,21 @@ laguna_status lg_synth_preset_layers(const char *name, int n_layers, lg_config *
                          .n_experts = 256, .n_experts_per_token = 8, .moe_intermediate_size = 512,
                          .shared_expert_intermediate_size = 512, .routed_scaling_factor = 2.5,
                          .max_position_embeddings = 131072, .gate_mode = LG_GATE_PER_HEAD};
+    } else if (!strcmp(name, "xs2.1")) {
+        *c = (lg_config){.vocab_size = 100352, .hidden_size = 2048, .intermediate_size = 8192, .n_layers = 40,
+                         .n_heads_default = 64, .n_kv_heads = 8, .head_dim = 128, .sliding_window = 512,
+                         .n_experts = 256, .n_experts_per_token = 8, .moe_intermediate_size = 512,
+                         .shared_expert_intermediate_size = 512, .routed_scaling_factor = 2.5,
+                         .max_position_embeddings = 131072, .gate_mode = LG_GATE_PER_HEAD};
+        yarn.factor = 32;
+    } else if (!strcmp(name, "s2.1")) {
+        *c = (lg_config){.vocab_size = 100352, .hidden_size = 3072, .intermediate_size = 12288, .n_layers = 48,
+                         .n_heads_default = 72, .n_kv_heads = 8, .head_dim = 128, .sliding_window = 512,
+                         .n_experts = 256, .n_experts_per_token = 10, .moe_intermediate_size = 1024,
+                         .shared_expert_intermediate_size = 1024, .routed_scaling_factor = 2.5,
+                         .max_position_embeddings = 1048576, .gate_mode = LG_GATE_PER_HEAD};
+        yarn.factor = 128;
+        yarn.original_max_position_embeddings = 8192;
     } else if (!strcmp(name, "m1")) {
         *c = (lg_config){.vocab_size = 100352, .hidden_size = 4096, .intermediate_size = 16384, .n_layers = 70,
                          .n_heads_default = 64, .n_kv_heads = 8, .head_dim = 128, .sliding_window = 0,
@@ -60,7 +84,7 @@ laguna_status lg_synth_preset_layers(const char *name, int n_layers, lg_config *
                          .gate_mode = LG_GATE_PER_ELEMENT};
         yarn.partial_rotary_factor = 1.0;
         yarn.factor = 32;
-    } else if (!strcmp(name, "tiny")) {
+    } else if (!strcmp(name, "synth-tiny") || !strcmp(name, "tiny")) {
         *c = (lg_config){.vocab_size = 1024, .hidden_size = 64, .intermediate_size = 160, .n_layers = 5,
                          .n_heads_default = 8, .n_kv_heads = 2, .head_dim = 16, .sliding_window = 8, .n_experts = 16,
                          .n_experts_per_token = 4, .moe_intermediate_size = 32, .shared_expert_intermediate_size = 48,
@@ -68,7 +92,7 @@ laguna_status lg_synth_preset_layers(const char *name, int n_layers, lg_config *
         yarn.factor = 8;
         yarn.original_max_position_embeddings = 32;
     } else {
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown preset '%s' (xs2, m1, tiny)", name);
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown preset '%s' (xs2, xs2.1, s2.1, m1, synth-tiny)", name);
     }
     c->rms_norm_eps = !strcmp(name, "m1") ? 1e-5 : 1e-6;
     c->bos_token_id = 1;
@@ -93,8 +117,10 @@ laguna_status lg_synth_preset_layers(const char *name, int n_layers, lg_config *
             c->n_heads[l] = 64;
             c->mlp_kind[l] = l < 3 ? LG_MLP_DENSE : LG_MLP_SPARSE;
         }
-    } else if (!strcmp(name, "xs2")) {
+    } else if (!strcmp(name, "xs2") || !strcmp(name, "xs2.1")) {
         hybrid_layout(c, 48, 64, 1);
+    } else if (!strcmp(name, "s2.1")) {
+        hybrid_layout(c, 48, 72, 1);
     } else {
         hybrid_layout(c, 6, 8, 1);
     }

@@ -222,8 +222,8 @@ static laguna_status render(const laguna_chat_template *t, const ctx_source *src
     return LAGUNA_OK;
 }
 
-laguna_status laguna_chat_template_render(const laguna_chat_template *t, const cJSON *context,
-                                          char **out, size_t *out_len, laguna_error *err) {
+laguna_status lg_chat_template_render_cjson(const laguna_chat_template *t, const cJSON *context,
+                                            char **out, size_t *out_len, laguna_error *err) {
     ctx_source src = {.kind = CTX_CJSON, .cjson = context};
     return render(t, &src, out, out_len, err);
 }

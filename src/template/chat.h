@@ -17,6 +17,15 @@ struct laguna_chat_template {
     char *token_values[LG_CHAT_MAX_TOKENS];
 };
 
+struct cJSON;
+
+/* Renders with a parsed cJSON object as the context (inside the library
+ * only: the public API takes JSON text, laguna_chat_template_render_json).
+ * cJSON keeps numbers as doubles: integral numbers are taken as ints. */
+laguna_status lg_chat_template_render_cjson(const laguna_chat_template *tmpl,
+                                            const struct cJSON *context, char **out,
+                                            size_t *out_len, laguna_error *err);
+
 /* Adds (or replaces) a special token of the default context. */
 laguna_status lg_chat_set_token(laguna_chat_template *t, const char *name, const char *value,
                                 laguna_error *err);

@@ -179,12 +179,21 @@ jt_value jt_binop(jt_vm *vm, int op, jt_value a, jt_value b) {
             return jt_int(r);
         }
         if (nums) return jt_float(jt_as_double(a) + jt_as_double(b));
+        if (a.kind == JT_STR && b.kind == JT_STR && (a.markup || b.markup)) {
+            /* Markup + str (or str + Markup): the plain string is escaped,
+             * the sum is Markup (markupsafe's __add__ / __radd__) */
+            a = jt_html_escape(vm, a);
+            b = jt_html_escape(vm, b);
+        }
         if (a.kind == JT_STR && b.kind == JT_STR) {
+            bool markup = a.markup || b.markup;
             jt_sb s;
             jt_sb_init(&s, vm->arena);
             jt_sb_add(&s, jt_sdata(a), jt_slen(a));
             jt_sb_add(&s, jt_sdata(b), jt_slen(b));
-            return jt_sb_value(&s);
+            jt_value sum = jt_sb_value(&s);
+            sum.markup = markup;
+            return sum;
         }
         if (jt_is_seq(a) && a.kind == b.kind) {
             size_t n = a.as.l->n, m = b.as.l->n;

@@ -1,8 +1,8 @@
 /* Jinja2's builtin filters (jinja2/filters.py) as chat templates use them,
  * plus transformers' tojson (json.dumps with ensure_ascii=False, its own
  * indent/separators/sort_keys arguments; no HTML escaping). There is no
- * autoescaping in transformers, so `safe` is the identity and strings are
- * never Markup. */
+ * autoescaping in transformers, but `safe` and `escape` still return
+ * jinja2's Markup, whose + escapes a plain string added to it (jt_binop). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,12 +239,13 @@ static jt_value f_string(jt_vm *vm, jt_value v, const jt_args *a) {
 
 static jt_value f_safe(jt_vm *vm, jt_value v, const jt_args *a) {
     jt_check_args(vm, "safe", a, 0, NULL);
-    return v.kind == JT_STR ? v : soft_str(vm, v);
+    jt_value s = v.kind == JT_STR ? v : soft_str(vm, v);
+    s.markup = 1;
+    return s;
 }
 
-static jt_value f_escape(jt_vm *vm, jt_value v, const jt_args *a) {
-    jt_check_args(vm, "escape", a, 0, NULL);
-    jt_value s = soft_str(vm, v);
+jt_value jt_html_escape(jt_vm *vm, jt_value s) {
+    if (s.markup) return s;
     jt_sb b;
     jt_sb_init(&b, vm->arena);
     for (size_t i = 0; i < jt_slen(s); i++) {
@@ -258,7 +259,14 @@ static jt_value f_escape(jt_vm *vm, jt_value v, const jt_args *a) {
         default: jt_sb_addch(&b, c);
         }
     }
-    return jt_sb_value(&b);
+    jt_value out = jt_sb_value(&b);
+    out.markup = 1;
+    return out;
+}
+
+static jt_value f_escape(jt_vm *vm, jt_value v, const jt_args *a) {
+    jt_check_args(vm, "escape", a, 0, NULL);
+    return jt_html_escape(vm, v.kind == JT_STR ? v : soft_str(vm, v));
 }
 
 static jt_value f_indent(jt_vm *vm, jt_value v, const jt_args *a) {
@@ -479,6 +487,9 @@ static jt_value f_map(jt_vm *vm, jt_value v, const jt_args *a) {
 /* select/reject/selectattr/rejectattr share this: keep items whose test
  * (or truthiness) equals want. */
 static jt_value select_items(jt_vm *vm, jt_value v, const jt_args *a, bool want, bool by_attr) {
+    /* jinja2's select_or_reject starts with `if value:`: none (or any false
+     * value) selects nothing rather than failing to iterate */
+    if (v.kind != JT_UNDEF && !jt_truthy(v)) return jt_list_new(vm->arena, 0, false);
     jt_value items = jt_iterate(vm, v);
     size_t argi = 0;
     jt_value attr = jt_none();

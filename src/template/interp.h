@@ -143,6 +143,9 @@ jt_value jt_iterate(jt_vm *vm, jt_value v);
 int jt_compare(jt_vm *vm, jt_value a, jt_value b);
 bool jt_contains(jt_vm *vm, jt_value container, jt_value item);
 jt_value jt_binop(jt_vm *vm, int op, jt_value a, jt_value b);
+/* jinja2's escape(): & < > " ' as HTML entities; the result is Markup, and
+ * Markup comes back unchanged. */
+jt_value jt_html_escape(jt_vm *vm, jt_value str);
 /* Python's `str % args` (also the format filter); width and precision are
  * capped at the output limit. */
 jt_value jt_percent_format(jt_vm *vm, jt_value fmt, jt_value args);

@@ -66,7 +66,9 @@ typedef struct jt_loop jt_loop;
 
 typedef struct {
     uint8_t kind;
-    uint8_t view; /* JT_VIEW_* for lists */
+    uint8_t view;   /* JT_VIEW_* for lists */
+    uint8_t markup; /* strings: jinja2's Markup (from |safe or |escape), whose + escapes the
+                       other operand */
     union {
         bool b;
         int64_t i;
