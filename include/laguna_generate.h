@@ -76,6 +76,7 @@ laguna_status laguna_session_feed_reuse(laguna_session *session, const int32_t *
 typedef struct {
     int32_t open_id;  /* <think> */
     int32_t close_id; /* </think> */
+    int32_t turn_id;  /* <assistant>, where a turn starts (-1 when the vocabulary has none) */
 } laguna_think_tokens;
 
 /* Finds the two tags in the tokenizer's vocabulary; LAGUNA_ERR_UNSUPPORTED
@@ -84,9 +85,10 @@ laguna_status laguna_think_tokens_find(const laguna_tokenizer *tok, laguna_think
                                        laguna_error *err);
 
 /* Whether text generated after ids[0..n) starts inside the reasoning: the
- * last think tag among the ids is an opening one (a chat template with
- * thinking on ends its generation prompt with <think>; with thinking off
- * with <think></think>, and earlier turns' tags are closed). */
+ * last think tag of the current assistant turn (after the last <assistant>)
+ * is an opening one (a chat template with thinking on ends its generation
+ * prompt with <think>; with thinking off with <think></think>; an earlier
+ * turn's unclosed tag does not count). */
 bool laguna_think_open_at_end(const laguna_think_tokens *think, const int32_t *ids, size_t n);
 
 /* ---- the generation loop --------------------------------------------------- */

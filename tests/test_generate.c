@@ -475,6 +475,12 @@ static void test_think_open_at_end(void) {
     CHECK(!laguna_think_open_at_end(&t, closed_then_text, 5));
     CHECK(laguna_think_open_at_end(&t, on, 3)); /* open, then text */
     CHECK(!laguna_think_open_at_end(&t, on, 0));
+    /* scoped to the current assistant turn: an earlier turn's unclosed tag does not count */
+    CHECK(t.turn_id >= 0);
+    int32_t earlier_turn[] = {t.open_id, 7, t.turn_id, 9};
+    CHECK(!laguna_think_open_at_end(&t, earlier_turn, 4));
+    int32_t this_turn[] = {t.open_id, 7, t.turn_id, t.open_id};
+    CHECK(laguna_think_open_at_end(&t, this_turn, 4));
     laguna_tokenizer *no_tags = NULL;
     const char *json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}";
     laguna_error err = {0};

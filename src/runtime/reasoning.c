@@ -12,6 +12,7 @@ laguna_status laguna_think_tokens_find(const laguna_tokenizer *tok, laguna_think
     if (!tok || !out) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "think tokens: NULL argument");
     out->open_id = laguna_tokenizer_token_to_id(tok, "<think>", strlen("<think>"));
     out->close_id = laguna_tokenizer_token_to_id(tok, "</think>", strlen("</think>"));
+    out->turn_id = laguna_tokenizer_token_to_id(tok, "<assistant>", strlen("<assistant>"));
     if (out->open_id < 0 || out->close_id < 0)
         return lg_fail(err, LAGUNA_ERR_UNSUPPORTED,
                        "the tokenizer has no <think> and </think> tokens");
@@ -22,7 +23,7 @@ bool laguna_think_open_at_end(const laguna_think_tokens *think, const int32_t *i
     if (!think || !ids) return false;
     for (size_t i = n; i-- > 0;) {
         if (ids[i] == think->open_id) return true;
-        if (ids[i] == think->close_id) return false;
+        if (ids[i] == think->close_id || (think->turn_id >= 0 && ids[i] == think->turn_id)) return false;
     }
     return false;
 }

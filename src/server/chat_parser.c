@@ -3,6 +3,8 @@
  * call. */
 #include "server/chat_parser.h"
 
+#include "laguna_generate.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,14 +112,8 @@ int lg_chat_parser_n_calls(const lg_chat_parser *p) {
 }
 
 bool lg_prompt_ends_in_think(const laguna_tokenizer *tok, const int32_t *ids, size_t n) {
-    int32_t think = token_id(tok, "<think>"), end_think = token_id(tok, "</think>");
-    int32_t assistant = token_id(tok, "<assistant>");
-    for (size_t i = n; i-- > 0;) {
-        if (ids[i] == end_think) return false;
-        if (ids[i] == think) return true;
-        if (ids[i] == assistant) return false;
-    }
-    return false;
+    laguna_think_tokens think; /* the library's rule, which the chat uses too */
+    return laguna_think_tokens_find(tok, &think, NULL) == LAGUNA_OK && laguna_think_open_at_end(&think, ids, n);
 }
 
 /* The tool named `name` in the request's tools, or NULL. */
