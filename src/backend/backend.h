@@ -120,6 +120,8 @@ typedef struct {
     const void *(*adopt_weights)(lg_backend *be, const void *host, size_t bytes);
     /* Whether matrices of this dtype can be multiplied (NULL = every dtype). */
     bool (*weights_ok)(lg_dtype dtype);
+    /* Bytes of device memory free for weights (NULL: the host's, not checked here). */
+    size_t (*memory_free)(lg_backend *be);
 
     lg_backend_ctx *(*ctx_new)(lg_backend *be, const lg_ctx_sizes *sizes);
     void (*ctx_free)(lg_backend_ctx *c);

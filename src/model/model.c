@@ -72,6 +72,19 @@ static laguna_status open_folder(const char *dir, lg_load_mode mode, lg_config *
     return st;
 }
 
+/* A device backend holds every weight in its own memory: say up front how
+ * much the model needs when it cannot fit, rather than failing halfway. */
+static laguna_status check_device_room(lg_backend *be, const lg_tensor_source *tensors, const char *path,
+                                       laguna_error *err) {
+    if (!be->ops->memory_free) return LAGUNA_OK;
+    uint64_t need = 0;
+    for (size_t i = 0; i < lg_tensor_source_count(tensors); i++) need += lg_tensor_source_at(tensors, i)->n_bytes;
+    uint64_t have = be->ops->memory_free(be);
+    if (need <= have) return LAGUNA_OK;
+    return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: the weights need %.2f GiB of %s memory and %.2f GiB are free", path,
+                   need / 1073741824.0, be->ops->name, have / 1073741824.0);
+}
+
 laguna_status laguna_model_open(const char *path, const laguna_model_options *options, laguna_model **out,
                                 laguna_error *err) {
     *out = NULL;
@@ -94,7 +107,8 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
     st = lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
-    if (st) {
+    if (!st) st = check_device_room(m->backend, tensors, path, err);
+    if (st) { /* the model does not own them yet */
         lg_config_free(&cfg);
         lg_tensor_source_free(tensors);
     } else {

@@ -48,6 +48,15 @@ static const void *cuda_adopt_weights(lg_backend *be, const void *host, size_t b
 
 static bool cuda_weights_ok(lg_dtype d) { return lg_cuda_weight_dtype_ok(d); }
 
+static size_t cuda_memory_free(lg_backend *be) {
+    size_t free_bytes = 0, total = 0;
+    if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess || cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return free_bytes;
+}
+
 static void cuda_ctx_free(lg_backend_ctx *c) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (!k) return;
@@ -138,6 +147,7 @@ static lg_backend_ops make_ops(void) {
     o.free = cuda_free;
     o.adopt_weights = cuda_adopt_weights;
     o.weights_ok = cuda_weights_ok;
+    o.memory_free = cuda_memory_free;
     o.ctx_new = cuda_ctx_new;
     o.ctx_free = cuda_ctx_free;
     o.to_host = cuda_to_host;
