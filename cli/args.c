@@ -129,10 +129,23 @@ static uint64_t random_seed(void) {
     return x % 4294967296u; /* short enough to retype */
 }
 
+/* "loading weights  42%" on a terminal while a model is placed on its
+ * device (a GPU upload, or pages read from disk), erased when done. */
+static void show_load_progress(void *user, double fraction) {
+    int *shown = user, pct = (int)(fraction * 100);
+    if (pct == *shown) return;
+    *shown = pct;
+    if (fraction >= 1) fputs("\r\033[K", stderr);
+    else fprintf(stderr, "\rloading weights %3d%%", pct);
+    fflush(stderr);
+}
+
 run_options run_options_default(void) {
+    static int shown = -1;
     run_options o = {0};
     o.sampler = laguna_sampler_default_params();
     o.sampler.seed = random_seed();
+    if (isatty(STDERR_FILENO)) o.model.progress = show_load_progress, o.model.progress_user = &shown;
     return o;
 }
 

@@ -47,7 +47,11 @@ typedef enum { LAGUNA_LOAD_AUTO = 0, LAGUNA_LOAD_MMAP, LAGUNA_LOAD_COPY } laguna
 typedef struct {
     int n_threads; /* worker threads for compute; 0 = all online cores */
     laguna_load_mode load_mode;
-    const char *device; /* "cpu" (NULL = cpu) or "reference" (slow and exact, for tests) */
+    const char *device; /* "cpu" (NULL = cpu), "cuda" or "cuda:N", or "reference" (slow and exact, for tests) */
+    /* Called while the weights are placed on the device (uploaded to a GPU,
+     * read from disk as it goes), with the fraction done, ending at 1; NULL = none. */
+    void (*progress)(void *user, double fraction);
+    void *progress_user;
 } laguna_model_options;
 
 /* Opens a Hugging Face Laguna checkpoint folder (config.json plus

@@ -277,6 +277,30 @@ static void test_tied_embeddings(void) {
     tu_remove_dir(d);
 }
 
+/* The load progress callback reports a nondecreasing fraction that ends at 1. */
+typedef struct {
+    int calls, backwards;
+    double last;
+} progress_log;
+
+static void log_progress(void *user, double f) {
+    progress_log *p = user;
+    p->backwards += f < p->last || f < 0 || f > 1;
+    p->last = f;
+    p->calls++;
+}
+
+static void test_load_progress(void) {
+    progress_log p = {0};
+    laguna_model *m = NULL;
+    laguna_error err = {0};
+    laguna_model_options o = {.n_threads = 1, .device = tu_test_device(), .progress = log_progress, .progress_user = &p};
+    CHECKF(laguna_model_open("tests/fixtures/tiny-xs", &o, &m, &err) == 0, "%s", err.message);
+    CHECKF(p.calls > laguna_model_get_info(m)->n_layers && p.backwards == 0 && p.last == 1.0, "%d calls, %d backwards, last %f",
+           p.calls, p.backwards, p.last);
+    laguna_model_free(m);
+}
+
 /* Taking positions back and feeding another continuation gives the logits a
  * fresh session gets for the new sequence; beyond n_rollback it is refused. */
 static void test_truncate_and_refeed(void) {
@@ -385,6 +409,7 @@ int main(void) {
     RUN(test_perplexity_matches_reference_logits);
     RUN(test_fused_expert_layout);
     RUN(test_tied_embeddings);
+    RUN(test_load_progress);
     RUN(test_truncate_and_refeed);
     RUN(test_context_limit_and_bad_feeds);
     RUN(test_kv_cache_sizes);

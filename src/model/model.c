@@ -112,6 +112,8 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
         lg_config_free(&cfg);
         lg_tensor_source_free(tensors);
     } else {
+        m->progress = options ? options->progress : NULL;
+        m->progress_user = options ? options->progress_user : NULL;
         st = lg_model_bind(m, &cfg, tensors, dir, err);
     }
     if (st) {

@@ -43,6 +43,8 @@ struct laguna_model {
     lg_rope_table rope[2];       /* indexed by lg_attention_kind */
     const float *rope_inv_freq[2]; /* the tables' inv_freq as the backend reads it */
     lg_backend *backend;
+    void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
+    void *progress_user;
     laguna_model_info info;
 };
 

@@ -13,6 +13,7 @@ typedef struct {
     const char *source; /* folder or file, for messages */
     laguna_error *err;
     laguna_model *model;
+    uint64_t bytes_total, bytes_done; /* for the progress callback */
 } binder;
 
 static void shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
@@ -51,6 +52,11 @@ static const uint8_t *adopt(binder *b, const void *host, size_t bytes, const cha
     lg_backend *be = b->model->backend;
     const void *p = be->ops->adopt_weights(be, host, bytes);
     if (!p) *st = lg_fail(b->err, LAGUNA_ERR_NOMEM, "%s: no %s memory for tensor '%s' (%zu bytes)", b->source, be->ops->name, name, bytes);
+    b->bytes_done += bytes;
+    if (p && b->model->progress && b->bytes_total) {
+        double f = (double)b->bytes_done / (double)b->bytes_total;
+        b->model->progress(b->model->progress_user, f < 1 ? f : 1); /* float copies of vectors can exceed the file's bytes */
+    }
     return p;
 }
 
@@ -254,7 +260,8 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
     model->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg); /* the model owns the per-layer arrays now */
     model->tensors = tensors;
-    binder b = {tensors, source, err, model};
+    binder b = {tensors, source, err, model, 0, 0};
+    for (size_t i = 0; i < lg_tensor_source_count(tensors); i++) b.bytes_total += lg_tensor_source_at(tensors, i)->n_bytes;
     const lg_config *c = &model->cfg;
     laguna_status st;
     if ((st = bind_matrix(&b, &model->embed_tokens, "model.embed_tokens.weight", c->vocab_size, c->hidden_size))) return st;
@@ -274,6 +281,7 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
             model->rope_inv_freq[k] = (const float *)adopt(&b, model->rope[k].inv_freq, bytes, "rope tables", &st);
             if (st) return st;
         }
+    if (model->progress) model->progress(model->progress_user, 1.0);
     return LAGUNA_OK;
 }
 
