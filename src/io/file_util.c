@@ -63,24 +63,51 @@ bool lg_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+static _Thread_local void (*progress_fn)(void *user, uint64_t done, uint64_t total);
+static _Thread_local void *progress_user;
+
+void lg_map_file_set_progress(void (*fn)(void *user, uint64_t done, uint64_t total), void *user) {
+    progress_fn = fn;
+    progress_user = user;
+}
+
+#define READ_STEP ((size_t)64 << 20) /* bytes per pread, so progress moves */
+
 typedef struct {
     int fd;
     char *dst;
     size_t begin, end;
+    _Atomic size_t got;  /* bytes of the range read so far */
+    _Atomic int done;
     int error; /* errno, or -1 for an early end of file */
 } read_range;
 
 static void *read_range_main(void *arg) {
     read_range *r = arg;
     for (size_t got = r->begin; got < r->end;) {
-        ssize_t k = pread(r->fd, r->dst + got, r->end - got, (off_t)got);
+        size_t want = r->end - got < READ_STEP ? r->end - got : READ_STEP;
+        ssize_t k = pread(r->fd, r->dst + got, want, (off_t)got);
         if (k <= 0) {
             r->error = k < 0 ? errno : -1;
-            return NULL;
+            break;
         }
         got += (size_t)k;
+        r->got = got - r->begin;
     }
+    r->done = 1;
     return NULL;
+}
+
+/* Waits for the started readers, reporting progress meanwhile. */
+static void wait_for_readers(read_range *ranges, int k, size_t n) {
+    for (;;) {
+        size_t got = 0;
+        int running = 0;
+        for (int i = 0; i < k; i++) got += ranges[i].got, running += !ranges[i].done;
+        if (progress_fn) progress_fn(progress_user, got, n);
+        if (!running) return;
+        usleep(100000);
+    }
 }
 
 /* Reads the file in parallel ranges: the kernel zeroes each fresh page on
@@ -97,12 +124,16 @@ static laguna_status copy_to_anonymous(int fd, const char *path, size_t n, void 
     pthread_t threads[MAX_READERS];
     size_t chunk = (n / (size_t)k + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1); /* whole huge pages */
     int started = 0;
+    bool watch = progress_fn && n >= ((size_t)256 << 20); /* smaller files take well under a second */
     for (int i = 0; i < k; i++) {
         size_t b = chunk * (size_t)i, e = b + chunk > n ? n : b + chunk;
-        ranges[i] = (read_range){fd, p, b < n ? b : n, e, 0};
-        if (i == 0 || pthread_create(&threads[i], NULL, read_range_main, &ranges[i]) != 0) read_range_main(&ranges[i]);
-        else started |= 1 << i;
+        ranges[i] = (read_range){fd, p, b < n ? b : n, e, 0, 0, 0};
+        if ((i == 0 && !watch) || pthread_create(&threads[i], NULL, read_range_main, &ranges[i]) != 0)
+            read_range_main(&ranges[i]);
+        else
+            started |= 1 << i;
     }
+    if (watch) wait_for_readers(ranges, k, n);
     int error = 0;
     for (int i = 0; i < k; i++) {
         if (started & (1 << i)) pthread_join(threads[i], NULL);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "laguna.h"
 
@@ -23,6 +24,12 @@ bool lg_file_exists(const char *path);
  * kernels then run 2-3x faster than on 4 KiB page-cache pages (measured in
  * docs/performance.md). Either way release with munmap(addr, len). */
 laguna_status lg_map_file(const char *path, bool copy, void **addr, size_t *len, laguna_error *err);
+
+/* Progress of the copies lg_map_file makes on the calling thread: fn(user,
+ * bytes read, bytes of the file) a few times a second while one runs. Set
+ * by whoever opens a model around the open (thread-local, so loads on other
+ * threads are not reported); NULL fn = none. */
+void lg_map_file_set_progress(void (*fn)(void *user, uint64_t done, uint64_t total), void *user);
 
 /* Bytes of memory the system reports available (MemAvailable), 0 if unknown. */
 size_t lg_memory_available(void);

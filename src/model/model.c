@@ -72,6 +72,18 @@ static laguna_status open_folder(const char *dir, lg_load_mode mode, lg_config *
     return st;
 }
 
+typedef struct {
+    void (*fn)(void *user, double fraction);
+    void *user;
+} load_progress;
+
+/* Copies of the checkpoint's files into memory, one file at a time (each
+ * shard from 0 to 1 again: the total is not known until all are open). */
+static void report_reading(void *user, uint64_t done, uint64_t total) {
+    load_progress *p = user;
+    if (total) p->fn(p->user, (double)done / (double)total);
+}
+
 /* A device backend holds every weight in its own memory: say up front how
  * much the model needs when it cannot fit, rather than failing halfway. */
 static laguna_status check_device_room(lg_backend *be, const lg_tensor_source *tensors, const char *path,
@@ -94,10 +106,14 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
     lg_tensor_source *tensors = NULL;
     struct stat st_path;
     laguna_status st;
+    /* reading into memory (copy mode) is reported file by file, then placing the weights */
+    load_progress lp = {options ? options->progress : NULL, options ? options->progress_user : NULL};
+    if (lp.fn) lg_map_file_set_progress(report_reading, &lp);
     if (stat(path, &st_path) == 0 && S_ISREG(st_path.st_mode))
         st = lg_gguf_open_laguna(path, lg_load_mode_copies(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
     else
         st = open_folder(path, mode, &cfg, &tensors, err);
+    lg_map_file_set_progress(NULL, NULL);
     if (st) return st;
     const char *dir = path;
     laguna_model *m = calloc(1, sizeof *m);
