@@ -5,6 +5,7 @@
  * Ctrl-C on an empty line and Ctrl-D leave. /history shows what the chat
  * holds. */
 #include <poll.h>
+#include <stdbool.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ typedef struct {
     int fd;
     char out[1 << 18]; /* everything the terminal showed */
     size_t len, mark;  /* mark: where the next wait starts looking */
+    bool reaped;       /* the program ended (status holds how) */
+    int status;
 } tty_chat;
 
 static double now_s(void) {
@@ -40,6 +43,7 @@ static int start(tty_chat *c, const char *args) {
     struct winsize ws = {.ws_row = 40, .ws_col = 200};
     c->len = c->mark = 0;
     c->out[0] = 0;
+    c->reaped = false;
     c->pid = forkpty(&c->fd, NULL, NULL, &ws);
     if (c->pid < 0) return -1;
     if (c->pid == 0) {
@@ -73,7 +77,8 @@ static int wait_for(tty_chat *c, const char *needle) {
             return 1;
         }
         if (now_s() > end || c->len + 1 >= sizeof c->out) break;
-        pump(c, 0.1);
+        if (!pump(c, 0.1) && !c->reaped && waitpid(c->pid, &c->status, WNOHANG) == c->pid) c->reaped = true;
+        if (c->reaped && !pump(c, 0)) break; /* it ended and nothing more will come */
     }
     CHECKF(0, "the terminal never showed '%s'; it shows:\n%s", needle, c->out + c->mark);
     return 0;
@@ -87,10 +92,10 @@ static void type(tty_chat *c, const char *keys) {
 /* Waits for the program to end; its exit status, or -1. */
 static int finish(tty_chat *c) {
     double end = now_s() + TIMEOUT_S;
-    int status = 0;
+    int status = c->status;
     while (now_s() < end) {
         pump(c, 0.05);
-        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+        if (c->reaped || waitpid(c->pid, &status, WNOHANG) == c->pid) {
             close(c->fd);
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         }
