@@ -13,16 +13,16 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"generate", cmd_generate, "generate text from a prompt (-m DIR -p TEXT | --tokens IDS)"},
-    {"chat", cmd_chat, "interactive chat with the model's chat template"},
-    {"info", cmd_info, "describe a model: layers, parameters, KV-cache size"},
-    {"verify", cmd_verify, "compare the engine with a golden reference file"},
-    {"perplexity", cmd_perplexity, "perplexity of a text, and the experts' load"},
-    {"bench", cmd_bench, "measure prefill and decode speed against the memory roofline"},
-    {"tokenize", cmd_tokenize, "print the token ids of a text (DIR|tokenizer.json TEXT | --file F)"},
-    {"detokenize", cmd_detokenize, "print the text of token ids (DIR|tokenizer.json ID...)"},
-    {"template", cmd_template, "print the chat-template prompt for a chat request (DIR REQUEST.json)"},
-    {"serve", cmd_serve, "OpenAI-compatible HTTP server (-m DIR [--port N --parallel N --api-key K])"},
+    {"generate", cmd_generate, "generate text from a prompt (-m MODEL -p TEXT | -f FILE | --tokens IDS)"},
+    {"chat", cmd_chat, "interactive chat with the model's chat template (-m MODEL)"},
+    {"info", cmd_info, "describe a model: layers, parameters, memory (-m MODEL | --preset NAME)"},
+    {"verify", cmd_verify, "compare the engine with a golden reference file (-m MODEL GOLDEN)"},
+    {"perplexity", cmd_perplexity, "perplexity of a text, and the experts' load (-m MODEL -f TEXT)"},
+    {"bench", cmd_bench, "prefill and decode speed against the memory roofline (-m MODEL [--batch B,..])"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text (-m MODEL TEXT | -f FILE)"},
+    {"detokenize", cmd_detokenize, "print the text of token ids (-m MODEL ID...)"},
+    {"template", cmd_template, "print the chat-template prompt for a chat request (-m MODEL REQUEST.json)"},
+    {"serve", cmd_serve, "OpenAI- and Anthropic-compatible HTTP server (-m MODEL [--port N --parallel N])"},
     {"synth", cmd_synth, "write a random checkpoint in the real layout"},
     {"quantize", cmd_quantize, "write a GGUF (q8_0, q4_k_m, q5_k_m, q6_k, bf16) from a checkpoint or GGUF"},
 };
