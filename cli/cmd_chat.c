@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "text_buf.h"
 #include "commands.h"
 #include "laguna_chat.h"
 #include "laguna_generate.h"
@@ -56,25 +57,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} text_buf;
-
-static int text_add(text_buf *b, const char *text, size_t len) {
-    if (b->len + len + 1 > b->cap) {
-        size_t nc = (b->cap ? b->cap * 2 : 256) + len;
-        char *p = realloc(b->buf, nc);
-        if (!p) return -1;
-        b->buf = p;
-        b->cap = nc;
-    }
-    memcpy(b->buf + b->len, text, len);
-    b->len += len;
-    b->buf[b->len] = 0;
-    return 0;
 }
 
 /* ---- one reply on screen: reasoning (dim on a terminal) then the answer ---------- */

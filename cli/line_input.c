@@ -7,6 +7,8 @@
  * block is one message whatever newlines it holds. */
 #include "line_input.h"
 
+#include "text_buf.h"
+
 #include <errno.h>
 #include <histedit.h>
 #include <poll.h>
@@ -43,25 +45,6 @@ void line_input_clear_interrupt(void) {
     sigint_seen = 0;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} byte_buf;
-
-static int byte_buf_add(byte_buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
-        char *p = realloc(b->buf, cap);
-        if (!p) return -1;
-        b->buf = p;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = 0;
-    return 0;
-}
-
 struct line_input {
     bool editing;
     EditLine *el;
@@ -69,7 +52,7 @@ struct line_input {
     const char *prompt;
     bool interrupted, line_had_text; /* set by read_char when Ctrl-C ended the read */
     bool pasted, paste_cr;           /* paste_cr: the last pasted character was a CR */
-    byte_buf paste;
+    text_buf paste;
     char *plain_line; /* getline's buffer when not editing */
     size_t plain_cap;
 };
@@ -159,7 +142,7 @@ static unsigned char paste_fn(EditLine *el, int ch) {
                  li->paste_cr)
             n = 0;
         li->paste_cr = w == '\r';
-        if (n && byte_buf_add(&li->paste, s, n)) break;
+        if (n && text_add(&li->paste, s, n)) break;
         if (li->paste.len >= end_len &&
             !memcmp(li->paste.buf + li->paste.len - end_len, PASTE_END, end_len)) {
             li->paste.len -= end_len;
@@ -240,11 +223,11 @@ line_status line_input_read(line_input *li, const char *prompt, char **out, bool
         fputs("\n", stderr);
         return LINE_EOF;
     }
-    byte_buf text = {0};
+    text_buf text = {0};
     size_t len = strlen(line);
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (byte_buf_add(&text, line, len)) return LINE_EOF;
+    if (text_add(&text, line, len)) return LINE_EOF;
     if (li->pasted) {
         size_t plen = li->paste.len;
         while (plen && (li->paste.buf[plen - 1] == '\n' || li->paste.buf[plen - 1] == '\r'))
@@ -252,7 +235,7 @@ line_status line_input_read(line_input *li, const char *prompt, char **out, bool
         /* the editor did not show the paste: show it now, as it will be sent */
         if (plen) fwrite(li->paste.buf, 1, plen, stderr);
         fputs("\n", stderr);
-        if (plen && byte_buf_add(&text, li->paste.buf, plen)) {
+        if (plen && text_add(&text, li->paste.buf, plen)) {
             free(text.buf);
             return LINE_EOF;
         }

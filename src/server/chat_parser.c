@@ -3,6 +3,8 @@
  * call. */
 #include "server/chat_parser.h"
 
+#include "server/buf.h"
+
 #include "laguna_generate.h"
 
 #include <cjson/cJSON.h>
@@ -64,8 +66,7 @@ struct lg_chat_parser {
     int32_t id_think, id_end_think, id_call, id_end_call;
     parser_state state;
     /* the current tool call */
-    char *body; /* text since <tool_call> */
-    size_t body_len, body_cap;
+    lg_sbuf body; /* text since <tool_call> */
     size_t scan;   /* where the next key/value pair starts in body */
     int name_done; /* the name was found (and announced, unless raw) */
     int raw;       /* unknown tool: the call goes out as content text */
@@ -103,7 +104,7 @@ int lg_chat_parser_new(const laguna_tokenizer *tok, const cJSON *tools, bool in_
 void lg_chat_parser_free(lg_chat_parser *p) {
     if (!p) return;
     laguna_detokenizer_free(p->detok);
-    free(p->body);
+    lg_sbuf_free(&p->body);
     free(p);
 }
 
@@ -174,15 +175,15 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
     int idx = p->n_calls - 1;
     if (!p->name_done) {
         size_t i = 0;
-        while (i < p->body_len && p->body[i] != '\n' && p->body[i] != '<')
+        while (i < p->body.n && p->body.p[i] != '\n' && p->body.p[i] != '<')
             i++;
-        if (i == p->body_len && !at_end) return 0;
+        if (i == p->body.n && !at_end) return 0;
         size_t a = 0, b = i;
-        while (a < b && is_space(p->body[a]))
+        while (a < b && is_space(p->body.p[a]))
             a++;
-        while (b > a && is_space(p->body[b - 1]))
+        while (b > a && is_space(p->body.p[b - 1]))
             b--;
-        char *name = strndup(p->body + a, b - a);
+        char *name = strndup(p->body.p + a, b - a);
         if (!name) return -1;
         const cJSON *tool = find_tool(p->tools, name);
         p->raw = cJSON_GetArraySize(p->tools) > 0 && !tool;
@@ -199,25 +200,25 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
         if (rc) return -1;
     }
     if (p->raw) {
-        if (emit(out, LG_EV_CONTENT, 0, p->body + p->scan, p->body_len - p->scan)) return -1;
-        p->scan = p->body_len;
+        if (emit(out, LG_EV_CONTENT, 0, p->body.p + p->scan, p->body.n - p->scan)) return -1;
+        p->scan = p->body.n;
         return 0;
     }
     static const char K0[] = "<arg_key>", K1[] = "</arg_key>", V0[] = "<arg_value>",
                       V1[] = "</arg_value>";
     for (;;) {
-        const char *s = p->body + p->scan, *end = p->body + p->body_len;
+        const char *s = p->body.p + p->scan, *end = p->body.p + p->body.n;
         while (s < end && is_space(*s))
             s++;
         if (s == end) return 0;
         size_t have = (size_t)(end - s);
         if (have < sizeof K0 - 1) {
-            if (memcmp(s, K0, have)) p->scan = (size_t)(s - p->body) + 1; /* junk: skip it */
+            if (memcmp(s, K0, have)) p->scan = (size_t)(s - p->body.p) + 1; /* junk: skip it */
             if (memcmp(s, K0, have)) continue;
             return 0;
         }
         if (memcmp(s, K0, sizeof K0 - 1)) {
-            p->scan = (size_t)(s - p->body) + 1;
+            p->scan = (size_t)(s - p->body.p) + 1;
             continue;
         }
         const char *k = s + sizeof K0 - 1;
@@ -228,7 +229,7 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
             v++;
         if ((size_t)(end - v) < sizeof V0 - 1) return 0;
         if (memcmp(v, V0, sizeof V0 - 1)) {
-            p->scan = (size_t)(v - p->body);
+            p->scan = (size_t)(v - p->body.p);
             continue;
         }
         v += sizeof V0 - 1;
@@ -254,7 +255,7 @@ static int scan_call(lg_chat_parser *p, lg_event_list *out, int at_end) {
         cJSON_Delete(ks);
         if (rc) return -1;
         p->n_pairs++;
-        p->scan = (size_t)(ve + sizeof V1 - 1 - p->body);
+        p->scan = (size_t)(ve + sizeof V1 - 1 - p->body.p);
     }
 }
 
@@ -271,17 +272,8 @@ static int end_call(lg_chat_parser *p, lg_event_list *out) {
 }
 
 static int append_body(lg_chat_parser *p, const char *t, size_t len) {
-    if (p->body_len + len + 1 > p->body_cap) {
-        size_t nc = (p->body_cap ? p->body_cap * 2 : 256) + len;
-        char *b = realloc(p->body, nc);
-        if (!b) return -1;
-        p->body = b;
-        p->body_cap = nc;
-    }
-    memcpy(p->body + p->body_len, t, len);
-    p->body_len += len;
-    p->body[p->body_len] = 0;
-    return 0;
+    lg_sbuf_add(&p->body, t, len);
+    return p->body.failed ? -1 : 0;
 }
 
 /* Routes text to the current state's channel. */
@@ -328,7 +320,7 @@ int lg_chat_parser_push(lg_chat_parser *p, int32_t id, lg_event_list *out) {
         p->n_ws = 0; /* whitespace before a call is layout */
         if (p->state == ST_TOOL && end_call(p, out)) return -1; /* a call left open */
         p->state = ST_TOOL;
-        p->body_len = p->scan = 0;
+        p->body.n = p->scan = 0;
         p->name_done = p->raw = p->n_pairs = 0;
         p->schema_props = NULL;
         p->n_calls++;
