@@ -1,7 +1,8 @@
 /* laguna serve, end to end: the server runs in this process on a free
  * loopback port with models/laguna-tiny and is driven over real sockets by a
  * small HTTP/1.0 client. Also the chat output parser on text in the format
- * of the released Laguna templates (../shared/fixtures/chat/laguna-real). */
+ * of the released Laguna templates (tests/fixtures/chat/laguna-real, copied
+ * from the project's shared fixtures). */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -1007,11 +1008,9 @@ static char *assistant_call_turn(const char *rendered) {
 
 static void test_parser_on_released_templates(void) {
     size_t n;
-    char *json = tu_read_file("../shared/fixtures/chat/laguna-real/expected.json", &n);
-    if (!json) {
-        printf("  (skipped: ../shared/fixtures/chat/laguna-real not present)\n");
-        return;
-    }
+    char *json = tu_read_file("tests/fixtures/chat/laguna-real/expected.json", &n);
+    CHECK(json != NULL);
+    if (!json) return;
     cJSON *root = cJSON_Parse(json);
     const cJSON *tools = cJSON_GetObjectItem(
         cJSON_GetObjectItem(cJSON_GetObjectItem(root, "requests"), "tools"), "tools");
