@@ -810,6 +810,25 @@ static void test_pretokenizer_growth_bounded(void) {
     laguna_tokenizer_free(tok);
 }
 
+/* Found by fuzz_tokenizer_json: streaming a byte-level token whose text is
+ * empty (a "" vocabulary entry) moved bytes from a NULL pending buffer. */
+static void test_stream_empty_byte_level_token(void) {
+    const char *json = "{'decoder': {'type': 'ByteLevel'}, 'pre_tokenizer': {'type': 'ByteLevel', 'add_prefix_space': false}, "
+                       "'model': {'type': 'BPE', 'vocab': {'': 0, 'a': 1}, 'merges': []}}";
+    laguna_error err = {0};
+    laguna_tokenizer *tok = load_snippet(json, &err);
+    CHECKF(tok != NULL, "%s", err.message);
+    if (!tok) return;
+    laguna_detokenizer *d = NULL;
+    CHECK(laguna_detokenizer_new(tok, false, &d, &err) == LAGUNA_OK);
+    const char *text = NULL;
+    size_t len = 9;
+    CHECK(d && laguna_detokenizer_push(d, 0, &text, &len, &err) == LAGUNA_OK && len == 0);
+    CHECK(d && laguna_detokenizer_push(d, 1, &text, &len, &err) == LAGUNA_OK && len == 1 && text[0] == 'a');
+    laguna_detokenizer_free(d);
+    laguna_tokenizer_free(tok);
+}
+
 /* ---- the laguna tokenize / detokenize commands ----------------------------- */
 
 static void expect_cli(const char *args, int want_rc, const char *needle) {
@@ -853,6 +872,7 @@ int main(void) {
     RUN(test_empty_vocabulary);
     RUN(test_replace_expansion_bounded);
     RUN(test_pretokenizer_growth_bounded);
+    RUN(test_stream_empty_byte_level_token);
     RUN(test_cli);
     return test_summary();
 }

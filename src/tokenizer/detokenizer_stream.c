@@ -81,7 +81,7 @@ static void drain_utf8(laguna_detokenizer *d) {
             lg_buf_append(&d->out, p + i, k);
         i += k;
     }
-    memmove(d->pending.data, d->pending.data + i, n - i);
+    if (i > 0 && i < n) memmove(d->pending.data, d->pending.data + i, n - i); /* pending may be empty, data NULL */
     d->pending.len = n - i;
 }
 
