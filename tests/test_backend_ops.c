@@ -57,7 +57,7 @@ typedef struct {
     lg_backend_ctx *c[2];
 } twin;
 
-static const lg_ctx_sizes test_sizes = {.widest_row = 4096, .max_keys = 1024, .head_dim = 128};
+static const lg_ctx_sizes test_sizes = {.widest_row = 4096, .max_keys = 1024, .head_dim = 128, .n_experts = 64};
 
 static bool twin_open(twin *t, int cpu_threads) {
     memset(t, 0, sizeof *t);

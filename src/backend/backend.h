@@ -104,6 +104,7 @@ typedef struct {
     int widest_row;  /* most columns of any weight matrix */
     int max_keys;    /* most positions one query attends to */
     int head_dim;
+    int n_experts;   /* experts of a sparse layer (0 when none) */
 } lg_ctx_sizes;
 
 typedef struct {

@@ -28,15 +28,17 @@ static int widest_row(const lg_config *c) {
     return w;
 }
 
-lg_ctx_sizes lg_forward_ctx_sizes(const laguna_model *m, int max_keys) {
-    return (lg_ctx_sizes){widest_row(&m->cfg), max_keys, m->cfg.head_dim};
-}
-
 static bool any_layer(const lg_config *c, lg_mlp_kind kind) {
     for (int l = 0; l < c->n_layers; l++)
         if (c->mlp_kind[l] == kind) return true;
     return false;
 }
+
+lg_ctx_sizes lg_forward_ctx_sizes(const laguna_model *m, int max_keys) {
+    return (lg_ctx_sizes){widest_row(&m->cfg), max_keys, m->cfg.head_dim,
+                          any_layer(&m->cfg, LG_MLP_SPARSE) ? m->cfg.n_experts : 0};
+}
+
 
 /* Carves the buffers out of one block: pass 1 with base NULL counts bytes. */
 static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *base) {

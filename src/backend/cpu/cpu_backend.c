@@ -56,7 +56,8 @@ static lg_backend_ctx *cpu_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     k->n_threads = lg_threadpool_size(k->pool);
     k->scratch_floats = lg_cpu_scratch_floats(sizes);
     k->scratch = calloc((size_t)k->n_threads, sizeof *k->scratch);
-    if (!k->scratch) {
+    k->ops = malloc(sizeof *k->ops * 2 * (size_t)(sizes->n_experts + 1));
+    if (!k->scratch || !k->ops) {
         cpu_ctx_free(&k->base);
         return NULL;
     }

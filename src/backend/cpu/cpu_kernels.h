@@ -25,8 +25,7 @@ typedef struct {
     size_t scratch_floats; /* size of each */
     void *act_q8;          /* activations quantised for one matmul_many (grown on demand) */
     size_t act_q8_bytes;
-    lg_matmul_op *ops;     /* the products of one MoE step (grown on demand) */
-    int ops_cap;
+    lg_matmul_op *ops;     /* room for the products of one MoE step: 2 * (n_experts + 1) */
 } lg_cpu_ctx;
 
 /* Scratch floats per thread that the kernels need for these sizes. */

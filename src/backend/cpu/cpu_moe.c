@@ -5,7 +5,6 @@
  * (and the shared expert's) gate/up products share one dispatch to the
  * threads, then all down products another. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -57,47 +56,23 @@ void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_
         memcpy(expert_in + (size_t)r * hidden, h + (size_t)(plan->rows[r] / top_k) * hidden, sizeof(float) * (size_t)hidden);
 }
 
-/* Room for n products in the context's op list (kept between calls). */
-static lg_matmul_op *op_list(lg_cpu_ctx *k, int n) {
-    if (n > k->ops_cap) {
-        lg_matmul_op *p = realloc(k->ops, sizeof *p * (size_t)n);
-        if (!p) return NULL;
-        k->ops = p;
-        k->ops_cap = n;
-    }
-    return k->ops;
-}
-
 void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     const int32_t *off = a->plan->offsets;
-    int E = a->n_experts, pairs = a->n_tokens * a->top_k;
+    int E = a->n_experts, pairs = a->n_tokens * a->top_k, n_ops = 0;
     size_t I = (size_t)a->experts[0].gate.rows, H = (size_t)a->experts[0].gate.cols;
-    lg_matmul_op *ops = op_list(k, 2 * (E + 1));
-    if (!ops) { /* out of memory for the list: one product at a time */
-        lg_matmul_op one[2];
-        for (int e = 0; e < E; e++) {
-            int start = off[e], n = off[e + 1] - start;
-            one[0] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
-            one[1] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, n, &a->experts[e].up, NULL};
-            lg_cpu_matmul_many(c, one, 2);
-        }
-    }
-    int n_ops = 0;
-    for (int e = 0; ops && e < E; e++) {
+    lg_matmul_op *ops = k->ops; /* 2 * (E + 1) products, sized at ctx_new */
+    for (int e = 0; e < E; e++) {
         int start = off[e], n = off[e + 1] - start;
         if (n == 0) continue;
         ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
         ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, n, &a->experts[e].up, NULL};
     }
-    lg_matmul_op shared[2];
-    lg_matmul_op *list = ops ? ops : shared;
-    if (!ops) n_ops = 0;
     if (a->shared) {
-        list[n_ops++] = (lg_matmul_op){a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL};
-        list[n_ops++] = (lg_matmul_op){a->shared_up, a->h, a->n_tokens, &a->shared->up, NULL};
+        ops[n_ops++] = (lg_matmul_op){a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL};
+        ops[n_ops++] = (lg_matmul_op){a->shared_up, a->h, a->n_tokens, &a->shared->up, NULL};
     }
-    lg_cpu_matmul_many(c, list, n_ops);
+    lg_cpu_matmul_many(c, ops, n_ops);
     lg_cpu_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
     if (a->shared)
         lg_cpu_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
@@ -105,13 +80,10 @@ void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     n_ops = 0;
     for (int e = 0; e < E; e++) {
         int start = off[e], n = off[e + 1] - start;
-        if (n == 0) continue;
-        lg_matmul_op op = {a->expert_out + start * H, a->act_gate + start * I, n, &a->experts[e].down, NULL};
-        if (ops) ops[n_ops++] = op;
-        else lg_cpu_matmul_many(c, &op, 1);
+        if (n > 0) ops[n_ops++] = (lg_matmul_op){a->expert_out + start * H, a->act_gate + start * I, n, &a->experts[e].down, NULL};
     }
-    if (a->shared) list[n_ops++] = (lg_matmul_op){a->shared_out, a->shared_gate, a->n_tokens, &a->shared->down, NULL};
-    lg_cpu_matmul_many(c, list, n_ops);
+    if (a->shared) ops[n_ops++] = (lg_matmul_op){a->shared_out, a->shared_gate, a->n_tokens, &a->shared->down, NULL};
+    lg_cpu_matmul_many(c, ops, n_ops);
 }
 
 void lg_cpu_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
