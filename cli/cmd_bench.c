@@ -8,15 +8,10 @@
 #include <time.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "clock.h"
 #include "text_buf.h"
 #include "commands.h"
 #include "laguna_chat.h"
@@ -51,12 +52,6 @@ static void chat_help(void) {
                     "  \"\"\"              start and end a message of several lines\n"
                     "  Ctrl-C during a reply stops it; the conversation keeps what was said.\n"
                     "  A pasted block is one message.\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- one reply on screen: reasoning (dim on a terminal) then the answer ---------- */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "clock.h"
 #include "commands.h"
 #include "io/file_util.h"
 #include "text_input.h"
@@ -26,12 +27,6 @@ static void usage(FILE *f) {
                "  --stop S               stop before the text S (repeatable)\n"
                "  --ids                  print token ids instead of text\n"
                "  --stats                print timings and the seed to stderr\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int emit_stdout(void *user, const char *text, size_t len) {
