@@ -350,3 +350,9 @@ void lg_config_free(lg_config *cfg) {
     cfg->attention_kind = NULL;
     cfg->mlp_kind = NULL;
 }
+
+bool lg_config_has_sliding(const lg_config *cfg) {
+    for (int l = 0; l < cfg->n_layers; l++)
+        if (cfg->attention_kind[l] == LG_ATTN_SLIDING) return true;
+    return false;
+}

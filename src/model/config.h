@@ -73,4 +73,7 @@ laguna_status lg_config_parse(const char *json_text, const char *source, lg_conf
 laguna_status lg_config_validate(const lg_config *cfg, const char *source, laguna_error *err);
 void lg_config_free(lg_config *cfg);
 
+/* Whether any layer uses sliding-window attention. */
+bool lg_config_has_sliding(const lg_config *cfg);
+
 #endif

@@ -47,9 +47,7 @@ static void fill_info(laguna_model *m) {
     i->head_dim = c->head_dim;
     i->n_experts = c->n_experts;
     i->n_experts_per_token = c->n_experts_per_token;
-    i->sliding_window = 0;
-    for (int l = 0; l < c->n_layers; l++)
-        if (c->attention_kind[l] == LG_ATTN_SLIDING) i->sliding_window = c->sliding_window;
+    i->sliding_window = lg_config_has_sliding(c) ? c->sliding_window : 0;
     i->max_position_embeddings = c->max_position_embeddings;
     i->bos_token_id = c->bos_token_id;
     i->n_eos_token_ids = c->n_eos;

@@ -15,12 +15,6 @@ int lg_kv_dtype(laguna_kv_type kv) {
     return (unsigned)kv <= LAGUNA_KV_Q8_0 ? (int)dtypes[kv] : -1;
 }
 
-static bool has_sliding(const lg_config *c) {
-    for (int l = 0; l < c->n_layers; l++)
-        if (c->attention_kind[l] == LG_ATTN_SLIDING) return true;
-    return false;
-}
-
 static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
     size_t n = (size_t)x->n_batch, L = (size_t)x->model->cfg.n_layers;
     x->tokens = malloc(sizeof(int32_t) * n);
@@ -71,7 +65,7 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
     x->n_seq_max = d.n_seq_max;
     x->n_ctx = d.n_ctx;
     x->n_batch = d.n_batch;
-    x->keep = has_sliding(c) ? c->sliding_window + d.n_rollback : d.n_ctx;
+    x->keep = lg_config_has_sliding(c) ? c->sliding_window + d.n_rollback : d.n_ctx;
     size_t page_bytes = lg_kv_page_bytes(c, (lg_dtype)kv_dtype, d.kv_page_size);
     int64_t pages = d.kv_bytes ? (int64_t)(d.kv_bytes / (page_bytes ? page_bytes : 1))
                                : (int64_t)d.n_seq_max * lg_kv_pages_for_sequence(c, d.kv_page_size, d.n_ctx, x->keep, d.n_batch);

@@ -7,12 +7,6 @@
 
 #include "core/error.h"
 
-static bool has_sliding(const lg_config *cfg) {
-    for (int l = 0; l < cfg->n_layers; l++)
-        if (cfg->attention_kind[l] == LG_ATTN_SLIDING) return true;
-    return false;
-}
-
 size_t lg_kv_page_bytes(const lg_config *cfg, lg_dtype dtype, int page_size) {
     return 2 * (size_t)page_size * lg_dtype_row_bytes(dtype, (int64_t)cfg->n_kv_heads * cfg->head_dim);
 }
@@ -175,7 +169,7 @@ void lg_kv_seq_advance(lg_kv_seq *s, lg_kv_pool *p, const lg_config *cfg, int n_
 }
 
 bool lg_kv_seq_can_truncate(const lg_kv_seq *s, const lg_config *cfg, int n_keep) {
-    if (!has_sliding(cfg)) return true;
+    if (!lg_config_has_sliding(cfg)) return true;
     int need = n_keep - cfg->sliding_window > 0 ? n_keep - cfg->sliding_window : 0;
     return need >= s->floor;
 }
