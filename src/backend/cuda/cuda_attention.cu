@@ -8,7 +8,15 @@
  * warp order. Every choice depends on the row's own positions only, so a
  * row's result is the same in any batch. Positions earlier than the step
  * come from the pool through the row's page table; the step's own come from
- * its float32 key and value rows, as lg_attention_args says. */
+ * its float32 key and value rows, as lg_attention_args says.
+ *
+ * The split form (used whenever the layer's shape allows: see
+ * split_supported) is flash-decoding: a row's positions are cut into
+ * chunks, one block per (row, KV head, chunk) computes every query head of
+ * that KV group over its chunk (so each key and value row is read once for
+ * the group), and a second kernel merges the chunks in order. How a row is
+ * cut depends only on its own number of positions, so it too gives a row
+ * the same result in any batch. */
 #include "backend/cuda/cuda_internal.h"
 
 #define WARPS 4
@@ -96,6 +104,171 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
     }
 }
 
+
+#define SPLIT_MAX_GROUP 16  /* query heads per KV head */
+#define SPLIT_MAX_DIM 128
+#define SPLIT_PER_LANE (SPLIT_MAX_DIM / 32)
+#define SPLIT_MAX_CHUNKS 32
+#define SPLIT_MIN_CHUNK 64
+
+/* Chunks of a row with n positions: the same for a row in any batch. */
+__host__ __device__ __forceinline__ int split_chunks(int n) {
+    int c = (n + SPLIT_MIN_CHUNK - 1) / SPLIT_MIN_CHUNK;
+    return c < SPLIT_MAX_CHUNKS ? c : SPLIT_MAX_CHUNKS;
+}
+__host__ __device__ __forceinline__ int split_chunk_len(int n) { return (n + split_chunks(n) - 1) / split_chunks(n); }
+
+/* Partial results of a (row, head, chunk): running max, sum, then head_dim outputs. */
+struct split_args {
+    attn_args a;
+    float *part;    /* [n_rows][n_heads][SPLIT_MAX_CHUNKS][head_dim + 2] */
+};
+
+template <int DT>
+__device__ __forceinline__ float kv_load(bool fresh, const uint8_t *row, int64_t i) {
+    return fresh ? ((const float *)row)[i] : lg_load(DT, row, i);
+}
+
+template <int DT>
+__global__ void __launch_bounds__(THREADS) attention_split_kernel(split_args sa) {
+    const attn_args &a = sa.a;
+    __shared__ float q_s[SPLIT_MAX_GROUP][SPLIT_MAX_DIM];
+    __shared__ float part_m[WARPS][SPLIT_MAX_GROUP], part_l[WARPS][SPLIT_MAX_GROUP];
+    __shared__ float part_acc[WARPS][SPLIT_MAX_GROUP][SPLIT_MAX_DIM];
+    int r = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
+    int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0, n = pos - lo + 1;
+    if (chunk >= split_chunks(n)) return;
+    int len = split_chunk_len(n), begin = lo + chunk * len, end = min(begin + len - 1, pos);
+    for (int i = threadIdx.x; i < G * hd; i += THREADS)
+        q_s[i / hd][i % hd] = a.q[((size_t)r * a.n_heads + kvh * G + i / hd) * hd + i % hd];
+    __syncthreads();
+    float m[SPLIT_MAX_GROUP], l[SPLIT_MAX_GROUP], acc[SPLIT_MAX_GROUP][SPLIT_PER_LANE];
+#pragma unroll
+    for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
+        m[g] = -INFINITY, l[g] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < SPLIT_PER_LANE; i++) acc[g][i] = 0.0f;
+    }
+    for (int p = begin + warp; p <= end; p += WARPS) {
+        int dtype;
+        int64_t first;
+        const uint8_t *krow = kv_row(a, r, p, 0, kvh, &dtype, &first);
+        bool fresh = p >= a.fresh_from[r];
+        float kx[SPLIT_PER_LANE], vx[SPLIT_PER_LANE];
+#pragma unroll
+        for (int i = 0; i < SPLIT_PER_LANE; i++) {
+            int e = lane + 32 * i;
+            kx[i] = e < hd ? kv_load<DT>(fresh, krow, first + e) : 0.0f;
+        }
+        const uint8_t *vrow = kv_row(a, r, p, 1, kvh, &dtype, &first);
+#pragma unroll
+        for (int i = 0; i < SPLIT_PER_LANE; i++) {
+            int e = lane + 32 * i;
+            vx[i] = e < hd ? kv_load<DT>(fresh, vrow, first + e) : 0.0f;
+        }
+#pragma unroll
+        for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
+            if (g >= G) break;
+            float d = 0.0f;
+#pragma unroll
+            for (int i = 0; i < SPLIT_PER_LANE; i++) {
+                int e = lane + 32 * i;
+                if (e < hd) d = fmaf(q_s[g][e], kx[i], d);
+            }
+            for (int off = 16; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+            float s = d * a.scale, m_new = fmaxf(m[g], s);
+            float rescale = expf(m[g] - m_new), w = expf(s - m_new);
+            l[g] = l[g] * rescale + w;
+#pragma unroll
+            for (int i = 0; i < SPLIT_PER_LANE; i++) acc[g][i] = fmaf(w, vx[i], acc[g][i] * rescale);
+            m[g] = m_new;
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
+        if (g >= G) break;
+        if (lane == 0) part_m[warp][g] = m[g], part_l[warp][g] = l[g];
+#pragma unroll
+        for (int i = 0; i < SPLIT_PER_LANE; i++)
+            if (lane + 32 * i < hd) part_acc[warp][g][lane + 32 * i] = acc[g][i];
+    }
+    __syncthreads();
+    /* warps merged in warp order, one head per warp in turn */
+    for (int g = warp; g < G; g += WARPS) {
+        float gm = -INFINITY, gl = 0.0f;
+        for (int w = 0; w < WARPS; w++) gm = fmaxf(gm, part_m[w][g]);
+        for (int w = 0; w < WARPS; w++) gl += part_m[w][g] == -INFINITY ? 0.0f : part_l[w][g] * expf(part_m[w][g] - gm);
+        float *dst = sa.part + (((size_t)r * a.n_heads + kvh * G + g) * SPLIT_MAX_CHUNKS + chunk) * (hd + 2);
+        if (lane == 0) dst[0] = gm, dst[1] = gl;
+        for (int e = lane; e < hd; e += 32) {
+            float o = 0.0f;
+            for (int w = 0; w < WARPS; w++)
+                if (part_m[w][g] != -INFINITY) o += part_acc[w][g][e] * expf(part_m[w][g] - gm);
+            dst[2 + e] = o;
+        }
+    }
+}
+
+/* One block per (row, head): the row's chunks merged in chunk order. */
+__global__ void attention_merge_kernel(split_args sa) {
+    const attn_args &a = sa.a;
+    int r = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
+    int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0, chunks = split_chunks(pos - lo + 1);
+    const float *part = sa.part + ((size_t)r * a.n_heads + h) * SPLIT_MAX_CHUNKS * (hd + 2);
+    float gm = -INFINITY, gl = 0.0f;
+    for (int c = 0; c < chunks; c++) gm = fmaxf(gm, part[c * (hd + 2)]);
+    for (int c = 0; c < chunks; c++) {
+        float pm = part[c * (hd + 2)];
+        if (pm != -INFINITY) gl += part[c * (hd + 2) + 1] * expf(pm - gm);
+    }
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float o = 0.0f;
+        for (int c = 0; c < chunks; c++) {
+            float pm = part[c * (hd + 2)];
+            if (pm != -INFINITY) o += part[c * (hd + 2) + 2 + e] * expf(pm - gm);
+        }
+        a.out[((size_t)r * a.n_heads + h) * hd + e] = o / gl;
+    }
+}
+
+static bool split_supported(const lg_attention_args *a, int pool_dtype) {
+    int G = a->n_heads / a->n_kv_heads;
+    bool dtype_ok = pool_dtype == LG_DTYPE_F32 || pool_dtype == LG_DTYPE_BF16 || pool_dtype == LG_DTYPE_F16 ||
+                    pool_dtype == LG_DTYPE_Q8_0;
+    return dtype_ok && G <= SPLIT_MAX_GROUP && a->head_dim <= SPLIT_MAX_DIM;
+}
+
+/* Rows go in groups so the partial results fit a bounded scratch. */
+#define SPLIT_ROWS_PER_LAUNCH 256
+
+static void launch_split(lg_cuda_ctx *k, const attn_args &g, const lg_attention_args *a, int n) {
+    size_t per_row = (size_t)a->n_heads * SPLIT_MAX_CHUNKS * (a->head_dim + 2) * sizeof(float);
+    int rows_per = n < SPLIT_ROWS_PER_LAUNCH ? n : SPLIT_ROWS_PER_LAUNCH;
+    float *part = (float *)lg_cuda_scratch(k, per_row * (size_t)rows_per);
+    if (!part) return; /* sync() reports the failed allocation */
+    for (int r0 = 0; r0 < n; r0 += rows_per) {
+        int rows = n - r0 < rows_per ? n - r0 : rows_per, max_chunks = 1;
+        for (int r = r0; r < r0 + rows; r++) {
+            int lo = a->window > 0 && a->pos[r] - a->window + 1 > 0 ? a->pos[r] - a->window + 1 : 0;
+            int c = split_chunks(a->pos[r] - lo + 1);
+            if (c > max_chunks) max_chunks = c;
+        }
+        split_args sa = {g, part};
+        sa.a.pos += r0, sa.a.table_at += r0, sa.a.fresh_from += r0, sa.a.fresh_at += r0;
+        sa.a.q += (size_t)r0 * a->n_heads * a->head_dim;
+        sa.a.out += (size_t)r0 * a->n_heads * a->head_dim;
+        dim3 grid(rows, a->n_kv_heads, max_chunks);
+        switch (g.dtype) {
+        case LG_DTYPE_F32: attention_split_kernel<LG_DTYPE_F32><<<grid, THREADS, 0, k->stream>>>(sa); break;
+        case LG_DTYPE_BF16: attention_split_kernel<LG_DTYPE_BF16><<<grid, THREADS, 0, k->stream>>>(sa); break;
+        case LG_DTYPE_F16: attention_split_kernel<LG_DTYPE_F16><<<grid, THREADS, 0, k->stream>>>(sa); break;
+        default: attention_split_kernel<LG_DTYPE_Q8_0><<<grid, THREADS, 0, k->stream>>>(sa); break;
+        }
+        attention_merge_kernel<<<dim3(rows, a->n_heads), 128, 0, k->stream>>>(sa);
+    }
+}
+
 void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                        const lg_attention_args *a) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
@@ -140,7 +313,8 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
     g.scale = 1.0f / sqrtf((float)a->head_dim);
     free(table_at);
     free(pages);
-    attention_kernel<<<dim3(n, a->n_heads), THREADS, 0, k->stream>>>(g);
+    if (split_supported(a, pool->dtype)) launch_split(k, g, a, n);
+    else attention_kernel<<<dim3(n, a->n_heads), THREADS, 0, k->stream>>>(g);
 }
 
 /* One block per row: keys then values into the row's pool slot, converted

@@ -63,19 +63,22 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     if (k->stream) cudaStreamSynchronize(k->stream), cudaStreamDestroy(k->stream);
     if (k->ring_dev) cudaFree(k->ring_dev);
     if (k->ring_host) cudaFreeHost(k->ring_host);
+    if (k->scratch) cudaFree(k->scratch);
+    if (k->moe_active) cudaFree(k->moe_active);
     for (int i = 0; i < k->n_tables; i++) cudaFree((void *)k->tables[i].dev);
     free(k->tables);
     free(k);
 }
 
 static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
-    (void)sizes;
     lg_cuda_ctx *k = (lg_cuda_ctx *)calloc(1, sizeof *k);
     if (!k) return NULL;
     k->base.backend = be;
     k->ring_bytes = RING_BYTES;
+    k->n_experts = sizes->n_experts;
     if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
         cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaMalloc(&k->moe_active, sizeof(int32_t) * (size_t)(k->n_experts + 1)) != cudaSuccess ||
         cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
         cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess) {
         cudaGetLastError();
@@ -83,6 +86,16 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
         return NULL;
     }
     return &k->base;
+}
+
+void *lg_cuda_scratch(lg_cuda_ctx *k, size_t bytes) {
+    if (bytes <= k->scratch_bytes) return k->scratch;
+    if (k->scratch) cudaFreeAsync(k->scratch, k->stream);
+    k->scratch = NULL;
+    k->scratch_bytes = 0;
+    if (cudaMallocAsync(&k->scratch, bytes, k->stream) != cudaSuccess) return NULL; /* sync() reports it */
+    k->scratch_bytes = bytes;
+    return k->scratch;
 }
 
 const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {

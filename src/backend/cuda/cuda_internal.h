@@ -38,7 +38,15 @@ struct lg_cuda_ctx {
     size_t ring_bytes, ring_used;
     lg_expert_table *tables;
     int n_tables, cap_tables;
+    void *scratch;           /* an op's device work space (stream-ordered), grown on demand */
+    size_t scratch_bytes;
+    int32_t *moe_active;     /* [n_experts + 1]: count, then the experts with rows (moe_group -> moe_experts) */
+    int n_experts;
 };
+
+/* Device work space of at least bytes for the op being issued (contents
+ * undefined; the next op's call may reuse it). NULL when out of memory. */
+void *lg_cuda_scratch(lg_cuda_ctx *c, size_t bytes);
 
 /* Copies n bytes of host data to device memory valid for the rest of the
  * step (stream-ordered); when the ring is full it waits for the stream. */

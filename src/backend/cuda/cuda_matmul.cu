@@ -10,9 +10,10 @@
  * a prefill of n tokens reads them n / TOKENS times (from L2 when they fit).
  *
  * The grouped form runs every expert of a sparse layer in one launch:
- * blockIdx.z picks the expert, whose rows are [offsets[e], offsets[e+1]) of
- * the grouped activations; blocks past an expert's rows return at once, so
- * the host never needs the routing. */
+ * blockIdx.z picks the z-th expert that has rows (moe_group lists them on
+ * the device), whose rows are [offsets[e], offsets[e+1]) of the grouped
+ * activations; blocks past the listed experts or past an expert's rows
+ * return at once, so the host never needs the routing. */
 #include "backend/cuda/cuda_internal.h"
 
 #define WARPS 8    /* rows per block */
@@ -30,20 +31,22 @@ struct matmul_args {
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
     const float *bias;
     const int32_t *offsets;           /* grouped: [n_experts + 1] */
+    const int32_t *active;            /* grouped: count, then experts with rows */
 };
 
-/* 16-byte chunk c of a row as floats (vec of them). */
-__device__ __forceinline__ void load_chunk(int dtype, const uint8_t *row, int64_t c, float *out) {
-    uint4 raw = ((const uint4 *)row)[c];
-    if (dtype == LG_DTYPE_F32) {
+/* A 16-byte chunk of a row as floats: 4 of F32, 8 of BF16 or F16. */
+template <int DT>
+__device__ __forceinline__ void chunk_floats(uint4 raw, float *out) {
+    if (DT == LG_DTYPE_F32) {
         out[0] = __uint_as_float(raw.x), out[1] = __uint_as_float(raw.y);
         out[2] = __uint_as_float(raw.z), out[3] = __uint_as_float(raw.w);
         return;
     }
     uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
     for (int i = 0; i < 4; i++) {
         uint16_t lo = (uint16_t)(words[i] & 0xffff), hi = (uint16_t)(words[i] >> 16);
-        if (dtype == LG_DTYPE_BF16) {
+        if (DT == LG_DTYPE_BF16) {
             out[2 * i] = __uint_as_float((uint32_t)lo << 16), out[2 * i + 1] = __uint_as_float((uint32_t)hi << 16);
         } else {
             out[2 * i] = __half2float(__ushort_as_half(lo)), out[2 * i + 1] = __half2float(__ushort_as_half(hi));
@@ -51,11 +54,54 @@ __device__ __forceinline__ void load_chunk(int dtype, const uint8_t *row, int64_
     }
 }
 
+#define UNROLL 4 /* 16-byte weight loads a lane has in flight */
+
+/* acc[t] += chunk c of the row . the same elements of token t's x, element
+ * by element in order (x rows are 16-byte aligned: see vector_width). */
+template <int DT>
+__device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, int c, int nt, float *acc) {
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    float wv[V];
+    chunk_floats<DT>(raw, wv);
+#pragma unroll
+    for (int t = 0; t < TOKENS; t++) {
+        if (t >= nt) break;
+        const float4 *xt = (const float4 *)(x + (size_t)t * cols + (size_t)c * V);
+#pragma unroll
+        for (int j4 = 0; j4 < V / 4; j4++) {
+            float4 xv = xt[j4];
+            acc[t] = fmaf(wv[4 * j4], xv.x, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 1], xv.y, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 2], xv.z, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 3], xv.w, acc[t]);
+        }
+    }
+}
+
+/* A lane's chunks c = lane, lane + 32, ... in ascending order, UNROLL
+ * loads issued before their arithmetic (the order of additions is the
+ * same as one chunk at a time). */
+template <int DT>
+__device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int cols, int nt, int lane, float *acc) {
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    const uint4 *w = (const uint4 *)row;
+    int chunks = cols / V, c = lane;
+    for (; c + 32 * (UNROLL - 1) < chunks; c += 32 * UNROLL) {
+        uint4 raw[UNROLL];
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) raw[u] = __ldg(w + c + 32 * u);
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) fma_chunk<DT>(raw[u], x, cols, c + 32 * u, nt, acc);
+    }
+    for (; c < chunks; c += 32) fma_chunk<DT>(__ldg(w + c), x, cols, c, nt, acc);
+}
+
 __global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
     const uint8_t *w = a.w;
     int t_begin = 0, t_count = a.n_tokens;
     if (a.offsets) {
-        int e = blockIdx.z;
+        if ((int)blockIdx.z >= a.active[0]) return;
+        int e = a.active[1 + blockIdx.z];
         t_begin = a.offsets[e];
         t_count = a.offsets[e + 1] - t_begin;
         w = a.w_table[e];
@@ -70,17 +116,9 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
     float acc[TOKENS];
     for (int t = 0; t < TOKENS; t++) acc[t] = 0.0f;
     if (a.vec) {
-        int64_t chunks = a.cols / a.vec;
-        for (int64_t c = lane; c < chunks; c += 32) {
-            float wv[8];
-            load_chunk(a.dtype, row, c, wv);
-            for (int t = 0; t < TOKENS; t++) {
-                if (t >= nt) break;
-                const float *xt = x + (size_t)t * a.cols + c * a.vec;
-                for (int j = 0; j < 8; j++)
-                    if (j < a.vec) acc[t] = fmaf(wv[j], xt[j], acc[t]);
-            }
-        }
+        if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32>(row, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16>(row, x, a.cols, nt, lane, acc);
+        else row_dot<LG_DTYPE_F16>(row, x, a.cols, nt, lane, acc);
     } else {
         for (int k = lane; k < a.cols; k += 32) {
             float wk = lg_load(a.dtype, row, k);
@@ -100,10 +138,11 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
     }
 }
 
-/* Elements per 16-byte load for this matrix, or 0 for one at a time. */
-static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data) {
+/* Elements per 16-byte load for this matrix, or 0 for one at a time (the
+ * vector path also reads x four floats at a time). */
+static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data, const float *x) {
     int per = dtype == LG_DTYPE_F32 ? 4 : dtype == LG_DTYPE_BF16 || dtype == LG_DTYPE_F16 ? 8 : 0;
-    if (!per || cols % per || row_bytes % 16 || (uintptr_t)data % 16) return 0;
+    if (!per || cols % per || row_bytes % 16 || (uintptr_t)data % 16 || (uintptr_t)x % 16) return 0;
     return per;
 }
 
@@ -118,8 +157,8 @@ void lg_cuda_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) 
     for (int i = 0; i < n_ops; i++) {
         const lg_matmul_op *o = &ops[i];
         matmul_args a = {o->w->data, NULL, o->w->row_bytes, (int)o->w->dtype, (int)o->w->rows, (int)o->w->cols,
-                         vector_width(o->w->dtype, o->w->cols, o->w->row_bytes, o->w->data), o->x, o->y, o->n_tokens,
-                         o->bias, NULL};
+                         vector_width(o->w->dtype, o->w->cols, o->w->row_bytes, o->w->data, o->x), o->x, o->y, o->n_tokens,
+                         o->bias, NULL, NULL};
         launch(s, a, 1);
     }
 }
@@ -153,15 +192,17 @@ static const uint8_t *const *expert_table(lg_cuda_ctx *k, const lg_swiglu_weight
 /* Expert matrices share one shape and dtype; the vector path needs every
  * one of them aligned (host is the model's list, checked on the host). */
 static void grouped(cudaStream_t s, const uint8_t *const *table, const lg_swiglu_weights *experts, int which,
-                    const float *x, float *y, int max_rows, const int32_t *offsets, int n_experts) {
+                    const float *x, float *y, int max_rows, const int32_t *offsets, const int32_t *active, int n_experts,
+                    int n_pairs) {
     const lg_matrix *m = which == 0 ? &experts[0].gate : which == 1 ? &experts[0].up : &experts[0].down;
-    int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data);
+    int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
     for (int e = 1; e < n_experts && vec; e++) {
         const lg_matrix *me = which == 0 ? &experts[e].gate : which == 1 ? &experts[e].up : &experts[e].down;
         if ((uintptr_t)me->data % 16) vec = 0;
     }
-    matmul_args a = {NULL, table, m->row_bytes, (int)m->dtype, (int)m->rows, (int)m->cols, vec, x, y, max_rows, NULL, offsets};
-    launch(s, a, n_experts);
+    matmul_args a = {NULL, table, m->row_bytes, (int)m->dtype, (int)m->rows, (int)m->cols, vec, x, y, max_rows, NULL, offsets,
+                     active};
+    launch(s, a, n_pairs < n_experts ? n_pairs : n_experts); /* at most that many experts have rows */
 }
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
@@ -172,10 +213,11 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     const uint8_t *const *table = expert_table(k, a->experts, E);
     if (table && pairs > 0) {
         /* an expert has at most one pair per token */
-        grouped(k->stream, table, a->experts, 0, a->expert_in, a->act_gate, a->n_tokens, a->plan->offsets, E);
-        grouped(k->stream, table + E, a->experts, 1, a->expert_in, a->act_up, a->n_tokens, a->plan->offsets, E);
+        const int32_t *off = a->plan->offsets, *act = k->moe_active;
+        grouped(k->stream, table, a->experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
+        grouped(k->stream, table + E, a->experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
         lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
-        grouped(k->stream, table + 2 * E, a->experts, 2, a->act_gate, a->expert_out, a->n_tokens, a->plan->offsets, E);
+        grouped(k->stream, table + 2 * E, a->experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
     }
     if (a->shared) {
         lg_matmul_op gate_up[2] = {{a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL},

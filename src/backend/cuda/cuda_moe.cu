@@ -34,25 +34,95 @@ __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n
     for (int j = 0; j < K; j++) w[j] /= sum;
 }
 
-void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
-    if (n > 0)
-        router_kernel<<<(n + 127) / 128, 128, 0, LG_CUDA_CTX(c)->stream>>>(logits, ids, weights, n, a->n_experts, a->top_k,
-                                                                           a->softcap, a->bias);
+/* One warp per token, the same selection as router_kernel: each round the
+ * lanes offer their best untaken expert (lane l holds experts l, l + 32, ...)
+ * and a butterfly keeps the highest score + bias, ties to the lower id. The
+ * chosen scores are summed in round order as the CPU sums them. */
+#define ROUTER_WARP_MAX_EXPERTS 1024
+
+__global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
+                                   const float *bias) {
+    int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (t >= n) return;
+    float *score = logits + (size_t)t * E;
+    for (int e = lane; e < E; e += 32) {
+        float x = score[e];
+        if (softcap > 0) x = softcap * tanhf(x / softcap);
+        score[e] = 1.0f / (1.0f + expf(-x));
+    }
+    __syncwarp();
+    uint32_t taken = 0; /* bit i: expert lane + 32 i */
+    float sum = 0;
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        float best_v = -INFINITY;
+        for (int e = lane, i = 0; e < E; e += 32, i++) {
+            float v = score[e] + bias[e];
+            if (!(taken >> i & 1) && (best < 0 || v > best_v)) best = e, best_v = v;
+        }
+        for (int off = 16; off > 0; off >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, best_v, off);
+            int oid = __shfl_xor_sync(0xffffffffu, best, off);
+            if (oid >= 0 && (best < 0 || ov > best_v || (ov == best_v && oid < best))) best = oid, best_v = ov;
+        }
+        if ((best & 31) == lane) taken |= 1u << (best >> 5);
+        if (lane == 0) ids[(size_t)t * K + j] = best;
+        sum += score[best];
+    }
+    if (lane == 0)
+        for (int j = 0; j < K; j++) weights[(size_t)t * K + j] = score[ids[(size_t)t * K + j]] / sum;
 }
 
-/* A stable counting sort by one thread (a step has at most n_batch * top_k
- * pairs): grouped order is the CPU's, so results match it row for row. */
-__global__ void group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows, const int32_t *ids, int pairs, int E) {
-    for (int e = 0; e <= E; e++) off[e] = 0;
-    for (int i = 0; i < pairs; i++) off[ids[i] + 1]++;
-    for (int e = 0; e < E; e++) off[e + 1] += off[e];
-    for (int i = 0; i < pairs; i++) { /* off[e] is the next free row of e while placing */
-        int r = off[ids[i]]++;
+void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
+    if (n <= 0) return;
+    cudaStream_t s = LG_CUDA_CTX(c)->stream;
+    if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS)
+        router_warp_kernel<<<(n + 3) / 4, 128, 0, s>>>(logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+    else
+        router_kernel<<<(n + 127) / 128, 128, 0, s>>>(logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+}
+
+/* Grouping in one block: a histogram of the pairs per expert, a scan to
+ * the offsets, then each pair takes the next free row of its expert. The
+ * order of pairs within an expert is whatever the atomics give: it changes
+ * no value, since an expert's rows are computed independently of each other
+ * and combine_kernel adds a token's pairs in expert order. Also lists the
+ * experts that have rows (active[0] = how many, then the ids ascending), so
+ * the expert products launch blocks for those only. */
+#define GROUP_THREADS 1024
+
+__global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
+                                                              int32_t *active, const int32_t *ids, int pairs, int E) {
+    extern __shared__ int32_t next[]; /* [E] */
+    for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) atomicAdd(&next[ids[i]], 1);
+    __syncthreads();
+    if (threadIdx.x < 32) { /* warp 0: lane l scans a contiguous run of experts */
+        int lane = threadIdx.x, per = (E + 31) / 32, e0 = lane * per, e1 = min(e0 + per, E);
+        int count = 0, n_active = 0;
+        for (int e = e0; e < e1; e++) count += next[e], n_active += next[e] > 0;
+        int start = count, active_start = n_active; /* inclusive scans, then made exclusive */
+        for (int d = 1; d < 32; d <<= 1) {
+            int x = __shfl_up_sync(0xffffffffu, start, d), y = __shfl_up_sync(0xffffffffu, active_start, d);
+            if (lane >= d) start += x, active_start += y;
+        }
+        start -= count, active_start -= n_active;
+        for (int e = e0; e < e1; e++) {
+            int c = next[e];
+            off[e] = start;
+            if (c > 0) active[1 + active_start++] = e;
+            next[e] = start;
+            start += c;
+        }
+        if (lane == 31) off[E] = start, active[0] = active_start;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        int r = atomicAdd(&next[ids[i]], 1);
         rows[r] = i;
         pair_rows[i] = r;
     }
-    for (int e = E; e > 0; e--) off[e] = off[e - 1]; /* back to starts */
-    off[0] = 0;
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
@@ -64,7 +134,8 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
     cudaStream_t s = LG_CUDA_CTX(c)->stream;
     int pairs = n * top_k;
-    group_kernel<<<1, 1, 0, s>>>(plan->offsets, plan->rows, plan->pair_rows, ids, pairs, n_experts);
+    group_kernel<<<1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, s>>>(
+        plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts);
     if (pairs > 0) gather_pairs_kernel<<<pairs, 256, 0, s>>>(expert_in, h, plan->rows, top_k, hidden);
 }
 
