@@ -131,6 +131,10 @@ typedef struct {
      * themselves return nothing); NULL when ops complete as they return. */
     laguna_status (*sync)(lg_backend_ctx *c, laguna_error *err);
     void (*copy)(lg_backend_ctx *c, void *dst, const void *src, size_t bytes);
+    /* A forward step of n_rows rows begins (NULL = nothing to do): a GPU may
+     * record the step's ops and launch them together at the next to_host or
+     * sync. */
+    void (*step_begin)(lg_backend_ctx *c, int n_rows);
 
     /* x[t] = row tokens[t] of the table, as float32; tokens are host. */
     void (*embed)(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n);

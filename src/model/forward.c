@@ -229,6 +229,7 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
     int H = c->hidden_size, n = s->n_rows;
     float eps = (float)c->rms_norm_eps;
 
+    if (OP(bc)->step_begin) OP(bc)->step_begin(bc, n);
     OP(bc)->embed(bc, a->x, &m->embed_tokens, s->tokens, n);
     observe_hidden(bc, a, obs, 0, a->x, n, H);
     for (int li = 0; li < c->n_layers; li++) {

@@ -254,18 +254,23 @@ static void launch_split(lg_cuda_ctx *k, const attn_args &g, const lg_attention_
             int c = split_chunks(a->pos[r] - lo + 1);
             if (c > max_chunks) max_chunks = c;
         }
-        split_args sa = {g, part};
+        int grid_chunks = 1; /* a power of two, so a recorded step's grid rarely changes (extra blocks return) */
+        while (grid_chunks < max_chunks) grid_chunks *= 2;
+        max_chunks = grid_chunks < SPLIT_MAX_CHUNKS ? grid_chunks : SPLIT_MAX_CHUNKS;
+        split_args sa;
+        memset(&sa, 0, sizeof sa);
+        sa.a = g, sa.part = part;
         sa.a.pos += r0, sa.a.table_at += r0, sa.a.fresh_from += r0, sa.a.fresh_at += r0;
         sa.a.q += (size_t)r0 * a->n_heads * a->head_dim;
         sa.a.out += (size_t)r0 * a->n_heads * a->head_dim;
         dim3 grid(rows, a->n_kv_heads, max_chunks);
         switch (g.dtype) {
-        case LG_DTYPE_F32: attention_split_kernel<LG_DTYPE_F32><<<grid, THREADS, 0, k->stream>>>(sa); break;
-        case LG_DTYPE_BF16: attention_split_kernel<LG_DTYPE_BF16><<<grid, THREADS, 0, k->stream>>>(sa); break;
-        case LG_DTYPE_F16: attention_split_kernel<LG_DTYPE_F16><<<grid, THREADS, 0, k->stream>>>(sa); break;
-        default: attention_split_kernel<LG_DTYPE_Q8_0><<<grid, THREADS, 0, k->stream>>>(sa); break;
+        case LG_DTYPE_F32: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_F32>, grid, THREADS, 0, sa); break;
+        case LG_DTYPE_BF16: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_BF16>, grid, THREADS, 0, sa); break;
+        case LG_DTYPE_F16: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_F16>, grid, THREADS, 0, sa); break;
+        default: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_Q8_0>, grid, THREADS, 0, sa); break;
         }
-        attention_merge_kernel<<<dim3(rows, a->n_heads), 128, 0, k->stream>>>(sa);
+        lg_cuda_launch(k, attention_merge_kernel, dim3(rows, a->n_heads), 128, 0, sa);
     }
 }
 
@@ -291,6 +296,7 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
         at += (size_t)np;
     }
     attn_args g;
+    memset(&g, 0, sizeof g); /* padding too: a recorded step compares arguments bytewise */
     g.pool = pool->base;
     g.page_bytes = pool->page_bytes;
     g.row_bytes = pool->row_bytes;
@@ -314,7 +320,7 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
     free(table_at);
     free(pages);
     if (split_supported(a, pool->dtype)) launch_split(k, g, a, n);
-    else attention_kernel<<<dim3(n, a->n_heads), THREADS, 0, k->stream>>>(g);
+    else lg_cuda_launch(k, attention_kernel, dim3(n, a->n_heads), THREADS, 0, g);
 }
 
 /* One block per row: keys then values into the row's pool slot, converted
@@ -352,6 +358,6 @@ void lg_cuda_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_k
     lg_cuda_ctx *x = LG_CUDA_CTX(c);
     if (a->n_rows <= 0) return;
     const int32_t *slots = (const int32_t *)lg_cuda_upload(x, a->slots, sizeof(int32_t) * (size_t)a->n_rows);
-    kv_write_kernel<<<a->n_rows, 128, 0, x->stream>>>(pool->base, pool->page_bytes, pool->row_bytes, pool->page_size,
+    lg_cuda_launch(x, kv_write_kernel, a->n_rows, 128, 0, pool->base, pool->page_bytes, pool->row_bytes, pool->page_size,
                                                      pool->dtype, pool->row_floats, slots, k, v);
 }

@@ -16,7 +16,7 @@ __global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, i
 void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     const int32_t *dt = (const int32_t *)lg_cuda_upload(k, tokens, sizeof(int32_t) * (size_t)n);
-    embed_kernel<<<n, THREADS, 0, k->stream>>>(x, table->data, table->row_bytes, table->dtype, dt, n, (int)table->cols);
+    lg_cuda_launch(k, embed_kernel, n, THREADS, 0, x, table->data, table->row_bytes, table->dtype, dt, n, (int)table->cols);
 }
 
 /* One block per row; the sum of squares in double, reduced in a fixed order. */
@@ -37,7 +37,7 @@ __global__ void rmsnorm_kernel(float *y, const float *x, const float *w, int n, 
 }
 
 void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps) {
-    if (n_rows > 0) rmsnorm_kernel<<<n_rows, THREADS, 0, LG_CUDA_CTX(c)->stream>>>(y, x, w, n, eps);
+    if (n_rows > 0) lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel, n_rows, THREADS, 0, y, x, w, n, eps);
 }
 
 /* One block per row, one thread per (head, rotated pair). */
@@ -60,7 +60,7 @@ void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int h
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (n_rows <= 0 || n_rot <= 0) return;
     const int32_t *dp = (const int32_t *)lg_cuda_upload(k, pos, sizeof(int32_t) * (size_t)n_rows);
-    rope_kernel<<<n_rows, THREADS, 0, k->stream>>>(rows, n_heads, head_dim, n_rot, inv_freq, scale, dp);
+    lg_cuda_launch(k, rope_kernel, n_rows, THREADS, 0, rows, n_heads, head_dim, n_rot, inv_freq, scale, dp);
 }
 
 __device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
@@ -76,7 +76,7 @@ __global__ void gate_kernel(float *attn, const float *gate, size_t n, int n_head
 void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
                          bool per_head) {
     size_t n = (size_t)n_rows * n_heads * head_dim;
-    if (n) gate_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(attn, gate, n, n_heads, head_dim, per_head);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), gate_kernel, blocks_for(n), THREADS, 0, attn, gate, n, n_heads, head_dim, per_head);
 }
 
 __global__ void silu_mul_kernel(float *out, const float *gate, const float *up, size_t n) {
@@ -85,7 +85,7 @@ __global__ void silu_mul_kernel(float *out, const float *gate, const float *up, 
 }
 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
-    if (n) silu_mul_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(out, gate, up, n);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), silu_mul_kernel, blocks_for(n), THREADS, 0, out, gate, up, n);
 }
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {
@@ -94,7 +94,7 @@ __global__ void add_kernel(float *x, const float *y, size_t n) {
 }
 
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n) {
-    if (n) add_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(x, y, n);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), add_kernel, blocks_for(n), THREADS, 0, x, y, n);
 }
 
 __global__ void gather_kernel(float *dst, const float *src, const int32_t *rows, int width) {
@@ -106,5 +106,5 @@ void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const 
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (n <= 0) return;
     const int32_t *dr = (const int32_t *)lg_cuda_upload(k, rows, sizeof(int32_t) * (size_t)n);
-    gather_kernel<<<n, THREADS, 0, k->stream>>>(dst, src, dr, width);
+    lg_cuda_launch(k, gather_kernel, n, THREADS, 0, dst, src, dr, width);
 }

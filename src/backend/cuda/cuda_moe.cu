@@ -75,11 +75,10 @@ __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, 
 
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
     if (n <= 0) return;
-    cudaStream_t s = LG_CUDA_CTX(c)->stream;
     if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS)
-        router_warp_kernel<<<(n + 3) / 4, 128, 0, s>>>(logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+        lg_cuda_launch(LG_CUDA_CTX(c), router_warp_kernel, (n + 3) / 4, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
     else
-        router_kernel<<<(n + 127) / 128, 128, 0, s>>>(logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+        lg_cuda_launch(LG_CUDA_CTX(c), router_kernel, (n + 127) / 128, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
 }
 
 /* Grouping in one block: a histogram of the pairs per expert, a scan to
@@ -132,11 +131,10 @@ __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int3
 
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
-    cudaStream_t s = LG_CUDA_CTX(c)->stream;
     int pairs = n * top_k;
-    group_kernel<<<1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, s>>>(
+    lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, 
         plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts);
-    if (pairs > 0) gather_pairs_kernel<<<pairs, 256, 0, s>>>(expert_in, h, plan->rows, top_k, hidden);
+    if (pairs > 0) lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, pairs, 256, 0, expert_in, h, plan->rows, top_k, hidden);
 }
 
 /* One block per token: its pairs summed in ascending expert order (the
@@ -166,6 +164,6 @@ __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
     if (n > 0)
-        combine_kernel<<<n, 256, 0, LG_CUDA_CTX(c)->stream>>>(out, plan->pair_rows, expert_out, weights, shared, top_k,
+        lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, n, 256, 0, out, plan->pair_rows, expert_out, weights, shared, top_k,
                                                                hidden, scale);
 }
