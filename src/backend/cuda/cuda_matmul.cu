@@ -54,7 +54,7 @@ __device__ __forceinline__ void chunk_floats(uint4 raw, float *out) {
     }
 }
 
-#define UNROLL 4 /* 16-byte weight loads a lane has in flight */
+#define UNROLL 8 /* 16-byte weight loads a lane has in flight */
 
 /* acc[t] += chunk c of the row . the same elements of token t's x, element
  * by element in order (x rows are 16-byte aligned: see vector_width). */

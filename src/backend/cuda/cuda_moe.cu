@@ -38,7 +38,7 @@ __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n
  * lanes offer their best untaken expert (lane l holds experts l, l + 32, ...)
  * and a butterfly keeps the highest score + bias, ties to the lower id. The
  * chosen scores are summed in round order as the CPU sums them. */
-#define ROUTER_WARP_MAX_EXPERTS 1024
+#define ROUTER_WARP_MAX_EXPERTS 512 /* and top_k <= 32 */
 
 __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
                                    const float *bias) {
@@ -51,14 +51,23 @@ __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, 
         score[e] = 1.0f / (1.0f + expf(-x));
     }
     __syncwarp();
+    /* this lane's experts' selection values stay in registers for the rounds */
+    float sel[ROUTER_WARP_MAX_EXPERTS / 32];
+#pragma unroll
+    for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
+        int e = lane + 32 * i;
+        sel[i] = e < E ? score[e] + bias[e] : 0.0f;
+    }
     uint32_t taken = 0; /* bit i: expert lane + 32 i */
     float sum = 0;
+    int my_id = 0; /* lane j < K keeps the id of round j */
     for (int j = 0; j < K; j++) {
         int best = -1;
         float best_v = -INFINITY;
-        for (int e = lane, i = 0; e < E; e += 32, i++) {
-            float v = score[e] + bias[e];
-            if (!(taken >> i & 1) && (best < 0 || v > best_v)) best = e, best_v = v;
+#pragma unroll
+        for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
+            int e = lane + 32 * i;
+            if (e < E && !(taken >> i & 1) && (best < 0 || sel[i] > best_v)) best = e, best_v = sel[i];
         }
         for (int off = 16; off > 0; off >>= 1) {
             float ov = __shfl_xor_sync(0xffffffffu, best_v, off);
@@ -66,16 +75,18 @@ __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, 
             if (oid >= 0 && (best < 0 || ov > best_v || (ov == best_v && oid < best))) best = oid, best_v = ov;
         }
         if ((best & 31) == lane) taken |= 1u << (best >> 5);
-        if (lane == 0) ids[(size_t)t * K + j] = best;
+        if (lane == j) my_id = best;
         sum += score[best];
     }
-    if (lane == 0)
-        for (int j = 0; j < K; j++) weights[(size_t)t * K + j] = score[ids[(size_t)t * K + j]] / sum;
+    if (lane < K) {
+        ids[(size_t)t * K + lane] = my_id;
+        weights[(size_t)t * K + lane] = score[my_id] / sum;
+    }
 }
 
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
     if (n <= 0) return;
-    if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS)
+    if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS && a->top_k <= 32)
         lg_cuda_launch(LG_CUDA_CTX(c), router_warp_kernel, (n + 3) / 4, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
     else
         lg_cuda_launch(LG_CUDA_CTX(c), router_kernel, (n + 127) / 128, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
@@ -125,8 +136,8 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
-    const float *src = h + (size_t)(rows[blockIdx.x] / top_k) * hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) expert_in[(size_t)blockIdx.x * hidden + i] = src[i];
+    int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < hidden) expert_in[(size_t)blockIdx.x * hidden + i] = h[(size_t)(rows[blockIdx.x] / top_k) * hidden + i];
 }
 
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
@@ -134,7 +145,9 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
     int pairs = n * top_k;
     lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, 
         plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts);
-    if (pairs > 0) lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, pairs, 256, 0, expert_in, h, plan->rows, top_k, hidden);
+    if (pairs > 0)
+        lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, dim3(pairs, (hidden + 255) / 256), 256, 0, expert_in, h,
+                       plan->rows, top_k, hidden);
 }
 
 /* One block per token: its pairs summed in ascending expert order (the
@@ -143,27 +156,28 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
  * then the shared expert added. */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
                                const float *shared, int top_k, int hidden, float scale) {
-    int t = blockIdx.x;
-    int row[32], slot[32];
-    for (int k = 0; k < top_k; k++) row[k] = pair_rows[t * top_k + k], slot[k] = k;
-    for (int a = 1; a < top_k; a++) /* insertion sort by grouped row */
+    int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
+    int row[32];
+    float wt[32];
+    for (int k = 0; k < top_k; k++) row[k] = pair_rows[t * top_k + k], wt[k] = weights[t * top_k + k];
+    for (int a = 1; a < top_k; a++) /* insertion sort by grouped row, weights along */
         for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
-            int r = row[b], s = slot[b];
-            row[b] = row[b - 1], slot[b] = slot[b - 1];
-            row[b - 1] = r, slot[b - 1] = s;
+            int r = row[b];
+            float w = wt[b];
+            row[b] = row[b - 1], wt[b] = wt[b - 1];
+            row[b - 1] = r, wt[b - 1] = w;
         }
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-        float acc = 0;
-        for (int k = 0; k < top_k; k++) acc += weights[t * top_k + slot[k]] * expert_out[(size_t)row[k] * hidden + i];
-        acc *= scale;
-        if (shared) acc += shared[(size_t)t * hidden + i];
-        out[(size_t)t * hidden + i] = acc;
-    }
+    if (i >= hidden) return;
+    float acc = 0;
+    for (int k = 0; k < top_k; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
+    acc *= scale;
+    if (shared) acc += shared[(size_t)t * hidden + i];
+    out[(size_t)t * hidden + i] = acc;
 }
 
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
     if (n > 0)
-        lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, n, 256, 0, out, plan->pair_rows, expert_out, weights, shared, top_k,
-                                                               hidden, scale);
+        lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, dim3(n, (hidden + 255) / 256), 256, 0, out, plan->pair_rows,
+                       expert_out, weights, shared, top_k, hidden, scale);
 }
