@@ -191,7 +191,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!dir && !synth.preset) return arg_usage_error("missing -m MODEL");
     if (dir && synth.preset) return arg_usage_error("give -m MODEL or --synth PRESET, not both");
-    if (!synth.preset && (synth.type || synth.layers || synth.seed))
+    if (!synth.preset && (synth.type || synth.layers || synth.seed_given))
         return arg_usage_error("--type, --layers and --seed go with --synth PRESET");
     laguna_error err = {0};
     laguna_model *m;

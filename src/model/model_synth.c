@@ -15,13 +15,14 @@
 #include "synth/presets.h"
 #include "synth/synth.h"
 
-#define HUGE_BYTES ((size_t)2 << 20)     /* host matrices from this size get huge-page memory */
-#define TASK_ELEMS ((int64_t)1 << 16)    /* elements per task of host generation */
+#define HUGE_BYTES ((size_t)2 << 20)  /* host matrices from this size get huge-page memory */
+#define TASK_ELEMS ((int64_t)1 << 16) /* elements per task of host generation */
 
 /* The synth tensors with the dtype each gets in a GGUF of this file type:
  * the GGUF name and shape decide (llama.cpp's mix, gguf_type_mix.c); a
  * routed expert's matrix is a slice of its merged 3-D tensor. */
-static laguna_status retype(const lg_config *cfg, lg_ftype ftype, lg_tensor_source **io, laguna_error *err) {
+static laguna_status retype(const lg_config *cfg, lg_ftype ftype, lg_tensor_source **io,
+                            laguna_error *err) {
     lg_tensor_source *src = *io, *out = lg_tensor_source_new();
     laguna_status st = out ? LAGUNA_OK : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < lg_tensor_source_count(src) && !st; i++) {
@@ -46,13 +47,14 @@ static laguna_status retype(const lg_config *cfg, lg_ftype ftype, lg_tensor_sour
 }
 
 laguna_status lg_model_open_synth(const char *preset, int layers, const char *type, uint64_t seed,
-                                  const laguna_model_options *options, laguna_model **out, laguna_error *err) {
+                                  const laguna_model_options *options, laguna_model **out,
+                                  laguna_error *err) {
     *out = NULL;
     if (!preset) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no synth preset given");
     lg_ftype ftype = LG_FTYPE_BF16;
     if (type && lg_ftype_parse(type, &ftype) != 0)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown weight type '%s' (q8_0, q4_k_m, q5_k_m, q6_k, bf16, f32)",
-                       type);
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "unknown weight type '%s' (q8_0, q4_k_m, q5_k_m, q6_k, bf16, f32)", type);
     lg_config cfg;
     laguna_status st = lg_synth_preset_layers(preset, layers, &cfg, err);
     if (st) return st;
@@ -74,8 +76,8 @@ laguna_status lg_model_open_synth(const char *preset, int layers, const char *ty
 /* Rows [r0, r0 + n) of t in its dtype: the bf16 values `laguna synth`
  * writes, converted (quantised) row by row as `laguna quantize` does. bf and
  * x are scratch of cols values. */
-static void host_rows(uint64_t seed, const lg_tensor *t, int64_t cols, int64_t r0, int64_t n, uint8_t *dst,
-                      uint16_t *bf, float *x) {
+static void host_rows(uint64_t seed, const lg_tensor *t, int64_t cols, int64_t r0, int64_t n,
+                      uint8_t *dst, uint16_t *bf, float *x) {
     lg_tensor src = *t;
     src.dtype = LG_DTYPE_BF16;
     size_t row_bytes = lg_dtype_row_bytes(t->dtype, cols), src_row = (size_t)cols * 2;
@@ -104,9 +106,10 @@ typedef struct {
 
 static void fill_task(void *ctx, int task, int thread) {
     fill_job *j = ctx;
-    int64_t r0 = (int64_t)task * j->rows_per_task, n = j->rows - r0 < j->rows_per_task ? j->rows - r0 : j->rows_per_task;
-    host_rows(j->seed, j->t, j->cols, r0, n, j->dst + (size_t)r0 * j->row_bytes, j->bf + (size_t)thread * j->cols,
-              j->x + (size_t)thread * j->cols);
+    int64_t r0 = (int64_t)task * j->rows_per_task,
+            n = j->rows - r0 < j->rows_per_task ? j->rows - r0 : j->rows_per_task;
+    host_rows(j->seed, j->t, j->cols, r0, n, j->dst + (size_t)r0 * j->row_bytes,
+              j->bf + (size_t)thread * j->cols, j->x + (size_t)thread * j->cols);
 }
 
 /* Host memory the source keeps for the model's life: huge pages for the
@@ -126,18 +129,26 @@ static uint8_t *host_matrix(lg_tensor_source *keep, size_t bytes) {
     return NULL;
 }
 
-static const uint8_t *host_generated(laguna_model *m, const lg_tensor *t, int64_t rows, int64_t cols, size_t row_bytes) {
+static const uint8_t *host_generated(laguna_model *m, const lg_tensor *t, int64_t rows,
+                                     int64_t cols, size_t row_bytes) {
     lg_backend *be = m->backend;
     if (!m->synth_pool && !(m->synth_pool = lg_threadpool_new(be->n_threads))) return NULL;
     int threads = lg_threadpool_size(m->synth_pool);
     size_t bytes = (size_t)rows * row_bytes;
     uint8_t *dst = host_matrix(m->tensors, bytes);
-    fill_job j = {m->synth_seed, t, rows, cols, TASK_ELEMS / cols > 0 ? TASK_ELEMS / cols : 1, row_bytes, dst,
+    fill_job j = {m->synth_seed,
+                  t,
+                  rows,
+                  cols,
+                  TASK_ELEMS / cols > 0 ? TASK_ELEMS / cols : 1,
+                  row_bytes,
+                  dst,
                   malloc(sizeof(uint16_t) * (size_t)cols * (size_t)threads),
                   malloc(sizeof(float) * (size_t)cols * (size_t)threads)};
     const uint8_t *p = NULL;
     if (dst && j.bf && j.x) {
-        lg_threadpool_run(m->synth_pool, (int)((rows + j.rows_per_task - 1) / j.rows_per_task), fill_task, &j);
+        lg_threadpool_run(m->synth_pool, (int)((rows + j.rows_per_task - 1) / j.rows_per_task),
+                          fill_task, &j);
         p = be->ops->adopt_weights(be, dst, bytes); /* the host's own memory on the CPU */
     }
     free(j.bf);
@@ -145,8 +156,8 @@ static const uint8_t *host_generated(laguna_model *m, const lg_tensor *t, int64_
     return p;
 }
 
-const uint8_t *lg_model_synth_matrix(laguna_model *m, const lg_tensor *t, int64_t rows, int64_t cols,
-                                     size_t row_bytes, laguna_error *err) {
+const uint8_t *lg_model_synth_matrix(laguna_model *m, const lg_tensor *t, int64_t rows,
+                                     int64_t cols, size_t row_bytes, laguna_error *err) {
     lg_backend *be = m->backend;
     size_t bytes = (size_t)rows * row_bytes;
     const uint8_t *p;
@@ -158,7 +169,9 @@ const uint8_t *lg_model_synth_matrix(laguna_model *m, const lg_tensor *t, int64_
     } else {
         p = host_generated(m, t, rows, cols, row_bytes);
     }
-    if (!p) lg_fail(err, LAGUNA_ERR_NOMEM, "no %s memory to make tensor '%s' (%zu bytes)", be->ops->name, t->name, bytes);
+    if (!p)
+        lg_fail(err, LAGUNA_ERR_NOMEM, "no %s memory to make tensor '%s' (%zu bytes)",
+                be->ops->name, t->name, bytes);
     return p;
 }
 

@@ -26,12 +26,13 @@
  * "q4_k_m", "q5_k_m", "q6_k", "bf16", "f32"). A device that cannot hold the
  * weights is refused before anything is made, saying how much they need. */
 laguna_status lg_model_open_synth(const char *preset, int layers, const char *type, uint64_t seed,
-                                  const laguna_model_options *options, laguna_model **out, laguna_error *err);
+                                  const laguna_model_options *options, laguna_model **out,
+                                  laguna_error *err);
 
 /* For the binder (weights.c), tensors without data. A matrix in backend
  * memory (NULL with err set when out of memory); row_bytes is its dtype's. */
-const uint8_t *lg_model_synth_matrix(laguna_model *m, const lg_tensor *t, int64_t rows, int64_t cols,
-                                     size_t row_bytes, laguna_error *err);
+const uint8_t *lg_model_synth_matrix(laguna_model *m, const lg_tensor *t, int64_t rows,
+                                     int64_t cols, size_t row_bytes, laguna_error *err);
 /* A vector's n values as float32, into dst (host); -1 when out of memory. */
 int lg_model_synth_vector(const laguna_model *m, const lg_tensor *t, float *dst, int64_t n);
 /* Frees what host generation kept between tensors (a thread pool); after binding. */

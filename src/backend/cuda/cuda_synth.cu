@@ -24,22 +24,29 @@ __device__ __forceinline__ uint64_t synth_mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-__device__ __forceinline__ uint64_t synth_rand(uint64_t seed, uint64_t i) { return synth_mix(seed + (i + 1) * GOLDEN); }
+__device__ __forceinline__ uint64_t synth_rand(uint64_t seed, uint64_t i) {
+    return synth_mix(seed + (i + 1) * GOLDEN);
+}
 
 /* Float types: element i uniform on [-a, a]. */
 __global__ void synth_float_kernel(uint8_t *dst, int dtype, uint64_t n, uint64_t seed, float a) {
-    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n; i += (uint64_t)gridDim.x * blockDim.x) {
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n;
+         i += (uint64_t)gridDim.x * blockDim.x) {
         float u = (float)(synth_rand(seed, i) >> 40) * (1.0f / 16777216.0f);
         float v = (2 * u - 1) * a;
-        if (dtype == LG_DTYPE_F32) ((float *)dst)[i] = v;
-        else if (dtype == LG_DTYPE_BF16) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16(v);
-        else ((__half *)dst)[i] = __float2half(v);
+        if (dtype == LG_DTYPE_F32)
+            ((float *)dst)[i] = v;
+        else if (dtype == LG_DTYPE_BF16)
+            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16(v);
+        else
+            ((__half *)dst)[i] = __float2half(v);
     }
 }
 
 /* Block types, first pass: every 32-bit word random. */
 __global__ void synth_words_kernel(uint32_t *dst, uint64_t n_words, uint64_t seed) {
-    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n_words; i += (uint64_t)gridDim.x * blockDim.x)
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n_words;
+         i += (uint64_t)gridDim.x * blockDim.x)
         dst[i] = (uint32_t)(synth_rand(seed, i) >> 32);
 }
 
@@ -50,9 +57,10 @@ __device__ __forceinline__ void put_half(uint8_t *p, float v) {
 
 /* Block types, second pass: the f16 scales of each block (d at d_at, a
  * second value m at m_at when m_at >= 0). */
-__global__ void synth_scales_kernel(uint8_t *dst, uint64_t n_blocks, int block_bytes, int d_at, float d, int m_at,
-                                    float m) {
-    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n_blocks; i += (uint64_t)gridDim.x * blockDim.x) {
+__global__ void synth_scales_kernel(uint8_t *dst, uint64_t n_blocks, int block_bytes, int d_at,
+                                    float d, int m_at, float m) {
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < n_blocks;
+         i += (uint64_t)gridDim.x * blockDim.x) {
         uint8_t *b = dst + i * (uint64_t)block_bytes;
         put_half(b + d_at, d);
         if (m_at >= 0) put_half(b + m_at, m);
@@ -76,14 +84,29 @@ struct synth_block_layout {
 
 static bool block_layout(lg_dtype dtype, synth_block_layout *l) {
     switch (dtype) {
-    case LG_DTYPE_Q8_0: *l = {0, -1, 1 / 73.9f, 0}; return true;
-    case LG_DTYPE_Q4_0: *l = {0, -1, 1 / 4.61f, 0}; return true;
-    case LG_DTYPE_Q5_0: *l = {0, -1, 1 / 9.23f, 0}; return true;
-    case LG_DTYPE_Q5_1: *l = {0, 2, 1 / 9.23f, -15.5f}; return true;
-    case LG_DTYPE_Q4_K: *l = {0, 2, 1 / 258.3f, 7.5f}; return true;
-    case LG_DTYPE_Q5_K: *l = {0, 2, 1 / 526.9f, 15.5f}; return true;
-    case LG_DTYPE_Q6_K: *l = {208, -1, 1 / 1365.7f, 0}; return true;
-    default: return false;
+    case LG_DTYPE_Q8_0:
+        *l = {0, -1, 1 / 73.9f, 0};
+        return true;
+    case LG_DTYPE_Q4_0:
+        *l = {0, -1, 1 / 4.61f, 0};
+        return true;
+    case LG_DTYPE_Q5_0:
+        *l = {0, -1, 1 / 9.23f, 0};
+        return true;
+    case LG_DTYPE_Q5_1:
+        *l = {0, 2, 1 / 9.23f, -15.5f};
+        return true;
+    case LG_DTYPE_Q4_K:
+        *l = {0, 2, 1 / 258.3f, 7.5f};
+        return true;
+    case LG_DTYPE_Q5_K:
+        *l = {0, 2, 1 / 526.9f, 15.5f};
+        return true;
+    case LG_DTYPE_Q6_K:
+        *l = {208, -1, 1 / 1365.7f, 0};
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -92,8 +115,8 @@ static unsigned grid_for(uint64_t n) {
     return (unsigned)(blocks < 8192 ? (blocks ? blocks : 1) : 8192);
 }
 
-const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
-                                  uint64_t seed) {
+const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols,
+                                  size_t bytes, float std, uint64_t seed) {
     lg_cuda_backend *b = (lg_cuda_backend *)be;
     synth_block_layout layout = {0, -1, 0, 0};
     bool blocks = lg_dtype_is_quantized(dtype);
@@ -110,15 +133,16 @@ const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, 
     uint8_t *dst = (uint8_t *)blk->dev;
     if (floats) {
         uint64_t n = (uint64_t)rows * (uint64_t)cols;
-        synth_float_kernel<<<grid_for(n), 256>>>(dst, dtype, n, seed, std * 1.7320508f); /* uniform: sd = a / sqrt 3 */
+        synth_float_kernel<<<grid_for(n), 256>>>(dst, dtype, n, seed,
+                                                 std * 1.7320508f); /* uniform: sd = a / sqrt 3 */
     } else {
         int64_t block_elems = lg_dtype_block_elems(dtype);
         size_t block_bytes = lg_dtype_row_bytes(dtype, block_elems);
         uint64_t n_words = padded / 4, n_blocks = bytes / block_bytes;
         float d = std * layout.d_per_sd;
         synth_words_kernel<<<grid_for(n_words), 256>>>((uint32_t *)dst, n_words, seed);
-        synth_scales_kernel<<<grid_for(n_blocks), 256>>>(dst, n_blocks, (int)block_bytes, layout.d_at, d, layout.m_at,
-                                                          d * layout.m_per_d);
+        synth_scales_kernel<<<grid_for(n_blocks), 256>>>(
+            dst, n_blocks, (int)block_bytes, layout.d_at, d, layout.m_at, d * layout.m_per_d);
     }
     /* contexts run on their own non-blocking streams: finish here */
     if (cudaStreamSynchronize(0) != cudaSuccess || cudaGetLastError() != cudaSuccess) {
@@ -151,13 +175,16 @@ double lg_cuda_copy_bandwidth_gbps(lg_backend *be) {
     cudaEvent_t t0 = NULL, t1 = NULL;
     if (src && dst && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
         cudaEventCreate(&t0) == cudaSuccess && cudaEventCreate(&t1) == cudaSuccess &&
-        cudaMemsetAsync(src, 1, bytes, s) == cudaSuccess && cudaMemsetAsync(dst, 0, bytes, s) == cudaSuccess) {
+        cudaMemsetAsync(src, 1, bytes, s) == cudaSuccess &&
+        cudaMemsetAsync(dst, 0, bytes, s) == cudaSuccess) {
         for (int r = -1; r < 5; r++) {
             float ms = 0;
             cudaEventRecord(t0, s);
             cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s);
             cudaEventRecord(t1, s);
-            if (cudaEventSynchronize(t1) != cudaSuccess || cudaEventElapsedTime(&ms, t0, t1) != cudaSuccess) break;
+            if (cudaEventSynchronize(t1) != cudaSuccess ||
+                cudaEventElapsedTime(&ms, t0, t1) != cudaSuccess)
+                break;
             double gbps = 2.0 * (double)bytes / (ms * 1e-3) / 1e9;
             if (r >= 0 && ms > 0 && gbps > best) best = gbps;
         }
