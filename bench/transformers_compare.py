@@ -112,28 +112,36 @@ def build_model(torch, cfg_dir, attn, experts, seed):
     except ImportError as e:
         raise RuntimeError(f"this transformers has no LagunaForCausalLM ({e})")
     cfg = AutoConfig.from_pretrained(cfg_dir)
-    kwargs = {"attn_implementation": attn}
-    if experts != "default":
-        kwargs["experts_implementation"] = experts
-    model = None
-    with torch.device("cuda"):
+
+    def make(kwargs):
         for dtype_kw in ("dtype", "torch_dtype"):  # transformers 5 says dtype, 4 torch_dtype
             try:
-                model = LagunaForCausalLM._from_config(cfg, **{dtype_kw: torch.bfloat16}, **kwargs)
-                break
+                return LagunaForCausalLM._from_config(cfg, **{dtype_kw: torch.bfloat16}, **kwargs)
             except TypeError as e:
-                if "experts_implementation" in str(e):
-                    raise RuntimeError(f"experts_implementation='{experts}' not accepted: {e}")
-                last = e
-        if model is None:
-            raise RuntimeError(f"cannot build the model: {last}")
+                if f"'{dtype_kw}'" not in str(e):
+                    raise
+        raise RuntimeError("_from_config takes neither dtype nor torch_dtype")
+
+    kwargs = {"attn_implementation": attn}
+    with torch.device("cuda"):
+        if experts == "default":
+            model = make(kwargs)
+        else:
+            try:
+                model = make({**kwargs, "experts_implementation": experts})
+            except TypeError:  # no such keyword here: the model's setter, or the config attribute
+                model = make(kwargs)
+                if hasattr(model, "set_experts_implementation"):
+                    model.set_experts_implementation(experts)
+                else:
+                    model.config._experts_implementation = experts
+    used = getattr(model.config, "_experts_implementation", None)
+    if experts != "default" and used is not None and used != experts:
+        raise RuntimeError(f"asked experts_implementation='{experts}', the model uses '{used}'")
     model.eval()
     first = next(model.parameters())
     if first.dtype != torch.bfloat16 or first.device.type != "cuda":
         raise RuntimeError(f"the model was built as {first.dtype} on {first.device}, not bf16 on cuda")
-    used = getattr(model.config, "_experts_implementation", None)
-    if experts != "default" and used not in (None, experts):
-        raise RuntimeError(f"asked experts_implementation='{experts}', the model uses '{used}'")
     gen = torch.Generator(device="cuda").manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
