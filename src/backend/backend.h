@@ -123,6 +123,19 @@ typedef struct {
     bool (*weights_ok)(lg_dtype dtype);
     /* Bytes of device memory free for weights (NULL: the host's, not checked here). */
     size_t (*memory_free)(lg_backend *be);
+    /* Optional (NULL: the model generates such weights on the host and
+     * adopts them). A rows x cols matrix of dtype (bytes in all) made in
+     * backend memory, freed with the backend like adopted weights, holding
+     * random values valid for the dtype with mean 0 and about this standard
+     * deviation (finite, positive block scales), a function of seed alone:
+     * the weights of a model with no checkpoint (lg_model_open_synth). NULL
+     * when out of memory. */
+    const void *(*synth_weights)(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
+                                 uint64_t seed);
+    /* Optional: GB/s of a large device-to-device copy, bytes read plus bytes
+     * written, best of a few; 0 when it cannot be measured. Decoding reads
+     * every active weight once per token, so this is a device's roofline. */
+    double (*copy_bandwidth_gbps)(lg_backend *be);
 
     lg_backend_ctx *(*ctx_new)(lg_backend *be, const lg_ctx_sizes *sizes);
     void (*ctx_free)(lg_backend_ctx *c);

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "gguf/gguf_laguna.h"
 #include "io/file_util.h"
+#include "model/model_synth.h"
 
 #include <sys/stat.h>
 
@@ -113,22 +114,30 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
         st = open_folder(path, mode, &cfg, &tensors, err);
     lg_map_file_set_progress(NULL, NULL);
     if (st) return st;
-    const char *dir = path;
+    return lg_model_open_source(&cfg, tensors, path, 0, options, out, err);
+}
+
+laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
+                                   const laguna_model_options *options, laguna_model **out, laguna_error *err) {
+    *out = NULL;
     laguna_model *m = calloc(1, sizeof *m);
     if (!m) {
-        lg_config_free(&cfg);
+        lg_config_free(cfg);
         lg_tensor_source_free(tensors);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
-    st = lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
-    if (!st) st = check_device_room(m->backend, tensors, path, err);
+    laguna_status st =
+        lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
+    if (!st) st = check_device_room(m->backend, tensors, source, err);
     if (st) { /* the model does not own them yet */
-        lg_config_free(&cfg);
+        lg_config_free(cfg);
         lg_tensor_source_free(tensors);
     } else {
         m->progress = options ? options->progress : NULL;
         m->progress_user = options ? options->progress_user : NULL;
-        st = lg_model_bind(m, &cfg, tensors, dir, err);
+        m->synth_seed = synth_seed;
+        st = lg_model_bind(m, cfg, tensors, source, err);
+        lg_model_synth_finish(m);
     }
     if (st) {
         laguna_model_free(m);

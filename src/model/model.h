@@ -43,10 +43,20 @@ struct laguna_model {
     lg_rope_table rope[2];       /* indexed by lg_attention_kind */
     const float *rope_inv_freq[2]; /* the tables' inv_freq as the backend reads it */
     lg_backend *backend;
+    uint64_t synth_seed;         /* tensors without data are generated from it (model_synth.c) */
+    struct lg_threadpool *synth_pool; /* while generating them on the host */
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
     void *progress_user;
     laguna_model_info info;
 };
+
+/* The end of laguna_model_open, for any config and tensor source: makes the
+ * backend of options->device, checks that the weights fit a device's memory,
+ * binds the tensors (`source` names them in messages) and fills the info.
+ * Tensors without data are generated from synth_seed (model_synth.h). Takes
+ * cfg's arrays and the source in every case (freed on failure). */
+laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
+                                   const laguna_model_options *options, laguna_model **out, laguna_error *err);
 
 /* Binds every tensor the config calls for, checking names, shapes and dtypes.
  * On success the model owns cfg's arrays and the tensor source. */

@@ -188,6 +188,8 @@ static lg_backend_ops make_ops(void) {
     o.adopt_weights = cuda_adopt_weights;
     o.weights_ok = cuda_weights_ok;
     o.memory_free = cuda_memory_free;
+    o.synth_weights = lg_cuda_synth_weights;
+    o.copy_bandwidth_gbps = lg_cuda_copy_bandwidth_gbps;
     o.ctx_new = cuda_ctx_new;
     o.ctx_free = cuda_ctx_free;
     o.to_host = cuda_to_host;

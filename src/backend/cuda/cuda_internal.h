@@ -173,6 +173,10 @@ void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n);
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
+/* cuda_synth.cu */
+const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
+                                  uint64_t seed);
+double lg_cuda_copy_bandwidth_gbps(lg_backend *be);
 /* cuda_moe.cu */
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
