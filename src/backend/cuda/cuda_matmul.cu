@@ -166,16 +166,19 @@ static void grouped(cudaStream_t s, const uint8_t *const *table, const lg_swiglu
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
-    int E = a->n_experts, pairs = a->n_tokens * a->top_k;
-    const lg_swiglu_weights *e0 = &a->experts[0];
-    size_t I = (size_t)e0->gate.rows;
-    const uint8_t *const *table = expert_table(k, a->experts, E);
+    int first, last, pairs = a->n_tokens * a->top_k;
+    lg_moe_plan_experts(a->plan, a->n_experts, &first, &last); /* this device's experts */
+    int E = last - first;
+    const lg_swiglu_weights *experts = a->experts + first;
+    const int32_t *offsets = a->plan->offsets + first; /* offsets stay absolute grouped rows */
+    size_t I = (size_t)experts[0].gate.rows;
+    const uint8_t *const *table = expert_table(k, experts, E);
     if (table && pairs > 0) {
         /* an expert has at most one pair per token */
-        grouped(k->stream, table, a->experts, 0, a->expert_in, a->act_gate, a->n_tokens, a->plan->offsets, E);
-        grouped(k->stream, table + E, a->experts, 1, a->expert_in, a->act_up, a->n_tokens, a->plan->offsets, E);
+        grouped(k->stream, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, offsets, E);
+        grouped(k->stream, table + E, experts, 1, a->expert_in, a->act_up, a->n_tokens, offsets, E);
         lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
-        grouped(k->stream, table + 2 * E, a->experts, 2, a->act_gate, a->expert_out, a->n_tokens, a->plan->offsets, E);
+        grouped(k->stream, table + 2 * E, experts, 2, a->act_gate, a->expert_out, a->n_tokens, offsets, E);
     }
     if (a->shared) {
         lg_matmul_op gate_up[2] = {{a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL},

@@ -71,13 +71,18 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
 /* One block per token: its pairs summed in ascending expert order (the
  * order the CPU's grouped loop adds them in; grouped rows ascend with the
  * expert, so sorting a token's pairs by grouped row gives it), then scaled,
- * then the shared expert added. */
+ * then the shared expert added. Under expert parallelism only the pairs of
+ * this device's experts (grouped rows [offsets[first], offsets[last])) count. */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
-                               const float *shared, int top_k, int hidden, float scale) {
+                               const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
+                               int first, int last) {
     int t = blockIdx.x;
-    int row[32], slot[32];
-    for (int k = 0; k < top_k; k++) row[k] = pair_rows[t * top_k + k], slot[k] = k;
-    for (int a = 1; a < top_k; a++) /* insertion sort by grouped row */
+    int row[32], slot[32], lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30, kept = 0;
+    for (int k = 0; k < top_k; k++) {
+        int r = pair_rows[t * top_k + k];
+        if (r >= lo && r < hi) row[kept] = r, slot[kept++] = k;
+    }
+    for (int a = 1; a < kept; a++) /* insertion sort by grouped row */
         for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
             int r = row[b], s = slot[b];
             row[b] = row[b - 1], slot[b] = slot[b - 1];
@@ -85,7 +90,7 @@ __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float
         }
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
         float acc = 0;
-        for (int k = 0; k < top_k; k++) acc += weights[t * top_k + slot[k]] * expert_out[(size_t)row[k] * hidden + i];
+        for (int k = 0; k < kept; k++) acc += weights[t * top_k + slot[k]] * expert_out[(size_t)row[k] * hidden + i];
         acc *= scale;
         if (shared) acc += shared[(size_t)t * hidden + i];
         out[(size_t)t * hidden + i] = acc;
@@ -94,7 +99,9 @@ __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float
 
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
     if (n > 0)
         combine_kernel<<<n, 256, 0, LG_CUDA_CTX(c)->stream>>>(out, plan->pair_rows, expert_out, weights, shared, top_k,
-                                                               hidden, scale);
+                                                               hidden, scale, all ? NULL : plan->offsets,
+                                                               plan->expert_begin, plan->expert_end);
 }
