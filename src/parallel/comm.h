@@ -27,7 +27,8 @@ typedef struct {
     void (*all_reduce)(lg_comm *c, lg_backend_ctx *bc, float *x, size_t n);
     /* host_dst [n_rows][n_ranks * width] (host) receives rank r's src
      * [n_rows][width] (backend memory) in columns [r * width, (r+1) * width). */
-    void (*gather_columns)(lg_comm *c, lg_backend_ctx *bc, float *host_dst, const float *src, int n_rows, int width);
+    void (*gather_columns)(lg_comm *c, lg_backend_ctx *bc, float *host_dst, const float *src,
+                           int n_rows, int width);
     /* LAGUNA_OK, or the first failure since the communicator was made. */
     laguna_status (*status)(lg_comm *c, laguna_error *err);
     void (*free)(lg_comm *c);
@@ -41,11 +42,13 @@ struct lg_comm {
 static inline void lg_comm_all_reduce(lg_comm *c, lg_backend_ctx *bc, float *x, size_t n) {
     c->ops->all_reduce(c, bc, x, n);
 }
-static inline void lg_comm_gather_columns(lg_comm *c, lg_backend_ctx *bc, float *host_dst, const float *src,
-                                          int n_rows, int width) {
+static inline void lg_comm_gather_columns(lg_comm *c, lg_backend_ctx *bc, float *host_dst,
+                                          const float *src, int n_rows, int width) {
     c->ops->gather_columns(c, bc, host_dst, src, n_rows, width);
 }
-static inline laguna_status lg_comm_status(lg_comm *c, laguna_error *err) { return c->ops->status(c, err); }
+static inline laguna_status lg_comm_status(lg_comm *c, laguna_error *err) {
+    return c->ops->status(c, err);
+}
 static inline void lg_comm_free(lg_comm *c) {
     if (c) c->ops->free(c);
 }
@@ -82,7 +85,8 @@ laguna_status lg_nccl_layout_from_env(int n_local, lg_nccl_layout *out, laguna_e
  * (make_id fills a new id; written to a temporary name, then renamed) and
  * the others wait for (LAGUNA_NCCL_ID_WAIT seconds, default 300), else,
  * for a job of one process, a new id from make_id. */
-laguna_status lg_nccl_id_exchange(const lg_nccl_layout *layout, int (*make_id)(void *id, void *user), void *user,
+laguna_status lg_nccl_id_exchange(const lg_nccl_layout *layout,
+                                  int (*make_id)(void *id, void *user), void *user,
                                   unsigned char *id, size_t id_bytes, laguna_error *err);
 
 /* Makes the communicators of this process's ranks, comms[i] for global
@@ -91,7 +95,8 @@ laguna_status lg_nccl_id_exchange(const lg_nccl_layout *layout, int (*make_id)(v
  * (NVLink multicast can put shared GPUs out of service). Fails with
  * LAGUNA_ERR_UNSUPPORTED in builds without CUDA or when libnccl cannot be
  * loaded. */
-laguna_status lg_nccl_comms_new(const lg_nccl_layout *layout, const int *devices, lg_comm **comms, laguna_error *err);
+laguna_status lg_nccl_comms_new(const lg_nccl_layout *layout, const int *devices, lg_comm **comms,
+                                laguna_error *err);
 
 /* Makes `device` the calling thread's current GPU (each CUDA rank's thread
  * calls it first); nothing in builds without CUDA. */

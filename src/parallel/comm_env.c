@@ -12,14 +12,16 @@
 #include "core/error.h"
 #include "parallel/comm.h"
 
-static laguna_status env_int(const char *name, int fallback, int lo, int hi, int *out, laguna_error *err) {
+static laguna_status env_int(const char *name, int fallback, int lo, int hi, int *out,
+                             laguna_error *err) {
     const char *v = getenv(name);
     *out = fallback;
     if (!v || !*v) return LAGUNA_OK;
     char *end = NULL;
     long x = strtol(v, &end, 10);
     if (*end || x < lo || x > hi)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "%s='%s' is not a whole number in [%d, %d]", name, v, lo, hi);
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "%s='%s' is not a whole number in [%d, %d]", name,
+                       v, lo, hi);
     *out = (int)x;
     return LAGUNA_OK;
 }
@@ -30,7 +32,8 @@ laguna_status lg_nccl_layout_from_env(int n_local, lg_nccl_layout *l, laguna_err
     if (!st) st = env_int("LAGUNA_FIRST_RANK", 0, 0, 1 << 20, &l->first_rank, err);
     if (!st && l->first_rank + n_local > l->world_size)
         st = lg_fail(err, LAGUNA_ERR_ARGUMENT,
-                     "this process drives ranks [%d, %d) but LAGUNA_WORLD_SIZE is %d (set LAGUNA_FIRST_RANK and "
+                     "this process drives ranks [%d, %d) but LAGUNA_WORLD_SIZE is %d (set "
+                     "LAGUNA_FIRST_RANK and "
                      "LAGUNA_WORLD_SIZE for a job over several hosts)",
                      l->first_rank, l->first_rank + n_local, l->world_size);
     return st;
@@ -45,17 +48,20 @@ static int hex_digit(char c) {
 
 static laguna_status id_from_hex(const char *hex, unsigned char *id, size_t n, laguna_error *err) {
     if (strlen(hex) != 2 * n)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "LAGUNA_NCCL_ID has %zu characters; a unique id is %zu hex digits",
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "LAGUNA_NCCL_ID has %zu characters; a unique id is %zu hex digits",
                        strlen(hex), 2 * n);
     for (size_t i = 0; i < n; i++) {
         int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "LAGUNA_NCCL_ID is not hexadecimal");
+        if (hi < 0 || lo < 0)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "LAGUNA_NCCL_ID is not hexadecimal");
         id[i] = (unsigned char)(hi * 16 + lo);
     }
     return LAGUNA_OK;
 }
 
-static laguna_status write_id(const char *path, const unsigned char *id, size_t n, laguna_error *err) {
+static laguna_status write_id(const char *path, const unsigned char *id, size_t n,
+                              laguna_error *err) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "LAGUNA_NCCL_ID_FILE is too long a path");
@@ -65,7 +71,8 @@ static laguna_status write_id(const char *path, const unsigned char *id, size_t 
     if (!ok || rename(tmp, path)) {
         int e = errno;
         remove(tmp);
-        return lg_fail(err, LAGUNA_ERR_IO, "cannot write the NCCL unique id to %s: %s", path, strerror(e));
+        return lg_fail(err, LAGUNA_ERR_IO, "cannot write the NCCL unique id to %s: %s", path,
+                       strerror(e));
     }
     return LAGUNA_OK;
 }
@@ -80,24 +87,30 @@ static laguna_status wait_for_id(const char *path, unsigned char *id, size_t n, 
             size_t got = fread(id, 1, n, f);
             fclose(f);
             if (got == n) return LAGUNA_OK;
-            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s holds %zu bytes; a NCCL unique id is %zu", path, got, n);
+            return lg_fail(err, LAGUNA_ERR_FORMAT, "%s holds %zu bytes; a NCCL unique id is %zu",
+                           path, got, n);
         }
         if (tenths >= wait_s * 10)
-            return lg_fail(err, LAGUNA_ERR_IO, "no NCCL unique id appeared in %s after %d s (the process with "
-                           "LAGUNA_FIRST_RANK=0 writes it)", path, wait_s);
+            return lg_fail(err, LAGUNA_ERR_IO,
+                           "no NCCL unique id appeared in %s after %d s (the process with "
+                           "LAGUNA_FIRST_RANK=0 writes it)",
+                           path, wait_s);
         nanosleep(&(struct timespec){0, 100000000}, NULL);
     }
 }
 
-laguna_status lg_nccl_id_exchange(const lg_nccl_layout *l, int (*make_id)(void *id, void *user), void *user,
-                                  unsigned char *id, size_t n, laguna_error *err) {
+laguna_status lg_nccl_id_exchange(const lg_nccl_layout *l, int (*make_id)(void *id, void *user),
+                                  void *user, unsigned char *id, size_t n, laguna_error *err) {
     const char *hex = getenv("LAGUNA_NCCL_ID"), *path = getenv("LAGUNA_NCCL_ID_FILE");
     if (hex && *hex) return id_from_hex(hex, id, n, err);
     bool leader = l->first_rank == 0;
     if (path && *path && !leader) return wait_for_id(path, id, n, err);
     if ((!path || !*path) && l->world_size != l->n_local)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "a job of %d ranks over several processes needs LAGUNA_NCCL_ID or "
-                       "LAGUNA_NCCL_ID_FILE to share NCCL's unique id", l->world_size);
-    if (make_id(id, user)) return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "NCCL could not make a unique id");
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                       "a job of %d ranks over several processes needs LAGUNA_NCCL_ID or "
+                       "LAGUNA_NCCL_ID_FILE to share NCCL's unique id",
+                       l->world_size);
+    if (make_id(id, user))
+        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "NCCL could not make a unique id");
     return path && *path ? write_id(path, id, n, err) : LAGUNA_OK;
 }

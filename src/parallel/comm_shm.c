@@ -25,7 +25,9 @@ typedef struct {
     lg_shm_world *world;
 } shm_comm;
 
-static lg_shm_world *world_of(lg_comm *c) { return ((shm_comm *)c)->world; }
+static lg_shm_world *world_of(lg_comm *c) {
+    return ((shm_comm *)c)->world;
+}
 
 static void slice(size_t n, int N, int r, size_t *begin, size_t *end) {
     *begin = n * (size_t)r / (size_t)N;
@@ -42,14 +44,16 @@ static void shm_all_reduce(lg_comm *c, lg_backend_ctx *bc, float *x, size_t n) {
     slice(n, N, c->rank, &b, &e);
     for (size_t i = b; i < e; i++) {
         float s = w->bufs[0][i];
-        for (int r = 1; r < N; r++) s += w->bufs[r][i];
-        for (int r = 0; r < N; r++) ((float *)w->bufs[r])[i] = s;
+        for (int r = 1; r < N; r++)
+            s += w->bufs[r][i];
+        for (int r = 0; r < N; r++)
+            ((float *)w->bufs[r])[i] = s;
     }
     pthread_barrier_wait(&w->barrier);
 }
 
-static void shm_gather_columns(lg_comm *c, lg_backend_ctx *bc, float *host_dst, const float *src, int n_rows,
-                               int width) {
+static void shm_gather_columns(lg_comm *c, lg_backend_ctx *bc, float *host_dst, const float *src,
+                               int n_rows, int width) {
     (void)bc;
     lg_shm_world *w = world_of(c);
     int N = w->n_ranks;
@@ -59,7 +63,8 @@ static void shm_gather_columns(lg_comm *c, lg_backend_ctx *bc, float *host_dst, 
     for (int t = 0; t < n_rows; t++)
         for (int r = 0; r < N; r++)
             memcpy(host_dst + t * row + r * W, w->bufs[r] + t * W, sizeof(float) * W);
-    pthread_barrier_wait(&w->barrier); /* the sources stay untouched until every rank has copied them */
+    pthread_barrier_wait(
+        &w->barrier); /* the sources stay untouched until every rank has copied them */
 }
 
 static laguna_status shm_status(lg_comm *c, laguna_error *err) {
@@ -67,9 +72,12 @@ static laguna_status shm_status(lg_comm *c, laguna_error *err) {
     return LAGUNA_OK;
 }
 
-static void shm_free(lg_comm *c) { free(c); }
+static void shm_free(lg_comm *c) {
+    free(c);
+}
 
-static const lg_comm_ops shm_ops = {"shared memory", shm_all_reduce, shm_gather_columns, shm_status, shm_free};
+static const lg_comm_ops shm_ops = {"shared memory", shm_all_reduce, shm_gather_columns, shm_status,
+                                    shm_free};
 
 lg_shm_world *lg_shm_world_new(int n_ranks) {
     lg_shm_world *w = calloc(1, sizeof *w);

@@ -24,23 +24,28 @@ laguna_status lg_devices_parse(const char *text, lg_device_list *d, laguna_error
     if (!strncmp(text, "cpu:", 4)) {
         d->kind = LG_DEVICES_CPU;
         if (!number(text + 4, &end, LG_MAX_RANKS, &d->n) || *end || d->n < 1)
-            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bad device list '%s': cpu:N takes N in [1, %d] ranks", text,
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                           "bad device list '%s': cpu:N takes N in [1, %d] ranks", text,
                            LG_MAX_RANKS);
         return LAGUNA_OK;
     }
     d->kind = LG_DEVICES_CUDA;
     for (const char *s = text;;) {
         if (strncmp(s, "cuda:", 5))
-            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
-                           "bad device list '%s': give cuda:0,cuda:1,... (one entry per GPU) or cpu:N", text);
+            return lg_fail(
+                err, LAGUNA_ERR_ARGUMENT,
+                "bad device list '%s': give cuda:0,cuda:1,... (one entry per GPU) or cpu:N", text);
         int id;
         if (!number(s + 5, &end, 255, &id) || (*end && *end != ','))
-            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bad device list '%s': '%.*s' is not cuda:N", text,
-                           (int)strcspn(s, ","), s);
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bad device list '%s': '%.*s' is not cuda:N",
+                           text, (int)strcspn(s, ","), s);
         for (int i = 0; i < d->n; i++)
-            if (d->ids[i] == id) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "device list '%s' names cuda:%d twice", text, id);
+            if (d->ids[i] == id)
+                return lg_fail(err, LAGUNA_ERR_ARGUMENT, "device list '%s' names cuda:%d twice",
+                               text, id);
         if (d->n == LG_MAX_RANKS)
-            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "device list '%s' has more than %d devices", text, LG_MAX_RANKS);
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "device list '%s' has more than %d devices",
+                           text, LG_MAX_RANKS);
         d->ids[d->n++] = id;
         if (!*end) return LAGUNA_OK;
         s = end + 1;

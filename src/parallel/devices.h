@@ -11,8 +11,8 @@ typedef enum { LG_DEVICES_CPU, LG_DEVICES_CUDA } lg_device_kind;
 
 typedef struct {
     lg_device_kind kind;
-    int n;                  /* ranks */
-    int ids[LG_MAX_RANKS];  /* cuda: the GPU of each rank */
+    int n;                 /* ranks */
+    int ids[LG_MAX_RANKS]; /* cuda: the GPU of each rank */
 } lg_device_list;
 
 /* Parses text; a clear message for anything else (unknown names, mixed

@@ -22,16 +22,17 @@ typedef struct {
 
 struct lg_group {
     lg_device_list devices;
-    int n, threads_per_rank;  /* ranks driven by this process */
-    lg_nccl_layout layout;    /* where they sit among all ranks of the job (several hosts: docs/multi-gpu.md) */
+    int n, threads_per_rank; /* ranks driven by this process */
+    lg_nccl_layout
+        layout; /* where they sit among all ranks of the job (several hosts: docs/multi-gpu.md) */
     laguna_model *full;
     lg_rank_part *parts;
     lg_backend **backends;
     lg_comm **comms;
     laguna_model **ranks;
-    laguna_error *errs;   /* per rank, for the setup jobs */
+    laguna_error *errs; /* per rank, for the setup jobs */
     laguna_status *codes;
-    lg_shm_world *world;  /* cpu:N */
+    lg_shm_world *world; /* cpu:N */
 
     pthread_t *threads;
     rank_thread *args;
@@ -54,7 +55,8 @@ static void *rank_main(void *arg) {
     unsigned long seen = 0;
     pthread_mutex_lock(&g->mu);
     for (;;) {
-        while (g->generation == seen && !g->quit) pthread_cond_wait(&g->go, &g->mu);
+        while (g->generation == seen && !g->quit)
+            pthread_cond_wait(&g->go, &g->mu);
         if (g->quit) break;
         seen = g->generation;
         void (*fn)(void *, int) = g->fn;
@@ -76,13 +78,18 @@ void lg_group_run(lg_group *g, void (*fn)(void *user, int rank), void *user) {
     g->pending = g->n;
     g->generation++;
     pthread_cond_broadcast(&g->go);
-    while (g->pending > 0) pthread_cond_wait(&g->done, &g->mu);
+    while (g->pending > 0)
+        pthread_cond_wait(&g->done, &g->mu);
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&g->run_lock);
 }
 
-int lg_group_size(const lg_group *g) { return g->n; }
-laguna_model *lg_group_rank(lg_group *g, int rank) { return g->ranks[rank]; }
+int lg_group_size(const lg_group *g) {
+    return g->n;
+}
+laguna_model *lg_group_rank(lg_group *g, int rank) {
+    return g->ranks[rank];
+}
 
 laguna_status lg_group_status(lg_group *g, laguna_error *err) {
     for (int r = 0; r < g->n; r++) {
@@ -105,29 +112,34 @@ static laguna_status first_failure(lg_group *g, laguna_error *err) {
 static void make_backend(void *user, int r) {
     lg_group *g = user;
     char name[32];
-    if (g->devices.kind == LG_DEVICES_CUDA) snprintf(name, sizeof name, "cuda:%d", g->devices.ids[r]);
-    else snprintf(name, sizeof name, "cpu");
+    if (g->devices.kind == LG_DEVICES_CUDA)
+        snprintf(name, sizeof name, "cuda:%d", g->devices.ids[r]);
+    else
+        snprintf(name, sizeof name, "cpu");
     g->codes[r] = lg_backend_create(name, g->threads_per_rank, &g->backends[r], &g->errs[r]);
 }
 
 static void make_rank_model(void *user, int r) {
     lg_group *g = user;
-    g->codes[r] = lg_rank_model_new(g->full, &g->parts[r], g->backends[r], g->comms[r], &g->ranks[r], &g->errs[r]);
+    g->codes[r] = lg_rank_model_new(g->full, &g->parts[r], g->backends[r], g->comms[r],
+                                    &g->ranks[r], &g->errs[r]);
 }
 
 static laguna_status make_comms(lg_group *g, laguna_error *err) {
     if (g->devices.kind == LG_DEVICES_CPU) {
-        if (!(g->world = lg_shm_world_new(g->n))) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+        if (!(g->world = lg_shm_world_new(g->n)))
+            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
         for (int r = 0; r < g->n; r++)
-            if (!(g->comms[r] = lg_shm_comm_new(g->world, r))) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+            if (!(g->comms[r] = lg_shm_comm_new(g->world, r)))
+                return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
         return LAGUNA_OK;
     }
     return lg_nccl_comms_new(&g->layout, g->devices.ids, g->comms, err);
 }
 
 static laguna_status start_threads(lg_group *g, laguna_error *err) {
-    if (pthread_mutex_init(&g->run_lock, NULL) || pthread_mutex_init(&g->mu, NULL) || pthread_cond_init(&g->go, NULL) ||
-        pthread_cond_init(&g->done, NULL))
+    if (pthread_mutex_init(&g->run_lock, NULL) || pthread_mutex_init(&g->mu, NULL) ||
+        pthread_cond_init(&g->go, NULL) || pthread_cond_init(&g->done, NULL))
         return lg_fail(err, LAGUNA_ERR_NOMEM, "cannot make the rank threads' locks");
     g->locks_made = true;
     for (int r = 0; r < g->n; r++) {
@@ -165,12 +177,14 @@ laguna_status lg_group_new(laguna_model *full, const char *devices, int n_thread
     g->codes = calloc((size_t)N, sizeof *g->codes);
     g->threads = calloc((size_t)N, sizeof *g->threads);
     g->args = calloc((size_t)N, sizeof *g->args);
-    if (!g->parts || !g->backends || !g->comms || !g->ranks || !g->errs || !g->codes || !g->threads || !g->args)
+    if (!g->parts || !g->backends || !g->comms || !g->ranks || !g->errs || !g->codes ||
+        !g->threads || !g->args)
         st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     g->layout = (lg_nccl_layout){N, 0, N};
     if (!st && g->devices.kind == LG_DEVICES_CUDA) st = lg_nccl_layout_from_env(N, &g->layout, err);
     for (int r = 0; r < N && !st; r++)
-        st = lg_partition(&full->cfg, g->layout.world_size, g->layout.first_rank + r, &g->parts[r], err);
+        st = lg_partition(&full->cfg, g->layout.world_size, g->layout.first_rank + r, &g->parts[r],
+                          err);
     if (!st) st = start_threads(g, err);
     if (!st) { /* a CUDA backend is made on its rank's thread, which keeps that GPU current */
         lg_group_run(g, make_backend, g);
@@ -201,15 +215,18 @@ static void free_rank(void *user, int r) {
 
 void lg_group_free(lg_group *g) {
     if (!g) return;
-    if (g->n_threads_started == g->n) lg_group_run(g, free_rank, g); /* on the threads that made them */
+    if (g->n_threads_started == g->n)
+        lg_group_run(g, free_rank, g); /* on the threads that made them */
     else
-        for (int r = 0; g->backends && r < g->n; r++) free_rank(g, r);
+        for (int r = 0; g->backends && r < g->n; r++)
+            free_rank(g, r);
     if (g->n_threads_started) {
         pthread_mutex_lock(&g->mu);
         g->quit = true;
         pthread_cond_broadcast(&g->go);
         pthread_mutex_unlock(&g->mu);
-        for (int r = 0; r < g->n_threads_started; r++) pthread_join(g->threads[r], NULL);
+        for (int r = 0; r < g->n_threads_started; r++)
+            pthread_join(g->threads[r], NULL);
     }
     if (g->locks_made) {
         pthread_mutex_destroy(&g->run_lock);
@@ -218,8 +235,11 @@ void lg_group_free(lg_group *g) {
         pthread_cond_destroy(&g->done);
     }
     lg_shm_world_free(g->world);
-    for (int r = 0; g->parts && r < g->n; r++) lg_rank_part_free(&g->parts[r]);
-    void *ptrs[] = {g->parts, g->backends, g->comms, g->ranks, g->errs, g->codes, g->threads, g->args};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    for (int r = 0; g->parts && r < g->n; r++)
+        lg_rank_part_free(&g->parts[r]);
+    void *ptrs[] = {g->parts, g->backends, g->comms,   g->ranks,
+                    g->errs,  g->codes,    g->threads, g->args};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        free(ptrs[i]);
     free(g);
 }

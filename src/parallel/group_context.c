@@ -52,9 +52,12 @@ static laguna_status with_job(laguna_context *x, rank_job *j, laguna_error *err)
     return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
 }
 
-static void end_job(rank_job *j) { free(j->codes), free(j->errs); }
+static void end_job(rank_job *j) {
+    free(j->codes), free(j->errs);
+}
 
-laguna_status lg_group_context_create(laguna_context *x, const laguna_context_options *d, laguna_error *err) {
+laguna_status lg_group_context_create(laguna_context *x, const laguna_context_options *d,
+                                      laguna_error *err) {
     lg_group *g = x->model->group;
     rank_job j = {.options = d};
     laguna_status st = with_job(x, &j, err);
@@ -81,7 +84,8 @@ void lg_group_context_free(laguna_context *x) {
 
 static void decode_on_rank(void *user, int r) {
     rank_job *j = user;
-    float *logits = r == 0 || !j->logits ? j->logits : j->x->rank_logits + (size_t)(r - 1) * j->logits_floats;
+    float *logits =
+        r == 0 || !j->logits ? j->logits : j->x->rank_logits + (size_t)(r - 1) * j->logits_floats;
     laguna_context *rx = j->x->ranks[r];
     j->codes[r] = j->run ? lg_context_decode_run(rx, j->rows, j->n, logits, &j->errs[r])
                          : lg_context_decode_prepare(rx, j->rows, j->n, logits, &j->errs[r]);
@@ -92,16 +96,22 @@ laguna_status lg_group_decode(laguna_context *x, const laguna_batch_row *rows, i
     lg_group *g = x->model->group;
     int N = lg_group_size(g);
     size_t wanted = 0;
-    for (int i = 0; rows && i < n; i++) wanted += rows[i].logits != 0;
-    rank_job j = {.rows = rows, .n = n, .logits = logits, .logits_floats = wanted * (size_t)x->model->cfg.vocab_size};
+    for (int i = 0; rows && i < n; i++)
+        wanted += rows[i].logits != 0;
+    rank_job j = {.rows = rows,
+                  .n = n,
+                  .logits = logits,
+                  .logits_floats = wanted * (size_t)x->model->cfg.vocab_size};
     laguna_status st = with_job(x, &j, err);
     if (st) return st;
     size_t need = j.logits_floats * (size_t)(N - 1); /* ranks 1.. gather the logits too */
     if (logits && need > x->rank_logits_floats) {
         free(x->rank_logits);
         x->rank_logits_floats = 0;
-        if (!(x->rank_logits = malloc(sizeof(float) * need))) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-        else x->rank_logits_floats = need;
+        if (!(x->rank_logits = malloc(sizeof(float) * need)))
+            st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+        else
+            x->rank_logits_floats = need;
     }
     for (int run = 0; run < 2 && !st; run++) { /* every rank prepares before any runs */
         j.run = run;

@@ -40,25 +40,28 @@ typedef struct {
     int begin, end;
 } lg_range;
 
-static inline int lg_range_len(lg_range r) { return r.end - r.begin; }
+static inline int lg_range_len(lg_range r) {
+    return r.end - r.begin;
+}
 
 /* What one rank owns. Ranges of heads and columns are contiguous. */
 typedef struct {
     int rank, n_ranks;
-    lg_range kv_heads;       /* the same in every layer (every layer has one KV shape) */
-    int kv_replicas;         /* ranks holding each KV head: 1 when split, N/n_kv_heads otherwise */
-    lg_range *q_heads;       /* [n_layers]: query heads of each layer */
-    lg_range dense_cols;     /* intermediate columns of the dense MLPs (empty when none) */
-    lg_range shared_cols;    /* intermediate columns of the shared expert (empty when none) */
-    lg_range experts;        /* routed experts (empty when no sparse layer) */
-    lg_range vocab;          /* lm_head rows, logits columns */
+    lg_range kv_heads;    /* the same in every layer (every layer has one KV shape) */
+    int kv_replicas;      /* ranks holding each KV head: 1 when split, N/n_kv_heads otherwise */
+    lg_range *q_heads;    /* [n_layers]: query heads of each layer */
+    lg_range dense_cols;  /* intermediate columns of the dense MLPs (empty when none) */
+    lg_range shared_cols; /* intermediate columns of the shared expert (empty when none) */
+    lg_range experts;     /* routed experts (empty when no sparse layer) */
+    lg_range vocab;       /* lm_head rows, logits columns */
     int n_layers;
 } lg_rank_part;
 
 /* Fills *out with rank `rank` of `n_ranks`. Fails (LAGUNA_ERR_UNSUPPORTED,
  * naming the count that does not divide) when the config cannot be split
  * that way. out->q_heads is allocated: free with lg_rank_part_free. */
-laguna_status lg_partition(const lg_config *cfg, int n_ranks, int rank, lg_rank_part *out, laguna_error *err);
+laguna_status lg_partition(const lg_config *cfg, int n_ranks, int rank, lg_rank_part *out,
+                           laguna_error *err);
 void lg_rank_part_free(lg_rank_part *p);
 
 #endif

@@ -14,8 +14,8 @@
  * is copied into contiguous memory and adopted by `be`, so only the rank's
  * share reaches it. `full`, `be` and `comm` must outlive the view. Fails
  * when a slice does not fall on a whole block of a quantised matrix. */
-laguna_status lg_rank_model_new(const laguna_model *full, const lg_rank_part *p, lg_backend *be, lg_comm *comm,
-                                laguna_model **out, laguna_error *err);
+laguna_status lg_rank_model_new(const laguna_model *full, const lg_rank_part *p, lg_backend *be,
+                                lg_comm *comm, laguna_model **out, laguna_error *err);
 void lg_rank_model_free(laguna_model *rank_model);
 
 #endif
