@@ -27,7 +27,16 @@
  *               are replicated.
  *
  * So a layer costs exactly two all-reduces of n_rows x hidden floats, and a
- * step one all-gather of the wanted rows' logits. */
+ * step one all-gather of the wanted rows' logits.
+ *
+ * Exactness: everything before a reduction (q/k/v, attention, the routing,
+ * each expert's output) is computed as one device computes it. The sums
+ * differ in order: a row-parallel product (o_proj, the dense and shared
+ * down projections) adds N partial dot products where one device runs one
+ * loop over the row, and each rank combines its own experts before the
+ * ranks' partials are added, where one device adds a token's experts in one
+ * sequence. So N > 1 ranks match one device to float32 rounding (about
+ * 5e-7 relative on the fixtures), not bitwise; one rank is bitwise. */
 #ifndef LAGUNA_PARALLEL_PARTITION_H
 #define LAGUNA_PARALLEL_PARTITION_H
 
