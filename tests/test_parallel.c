@@ -300,7 +300,7 @@ static bool run_model(const char *dir, const char *devices, const int32_t *tok, 
         rows[i] = (laguna_batch_row){tok[i], i, seq, 1};
     CHECKF(x && laguna_context_decode(x, rows, T, out->logits, &err) == LAGUNA_OK, "%s",
            err.message);
-    if (x && x->ranks) { /* what the other ranks gathered */
+    if (x && x->ranks && x->rank_logits_floats) { /* what the other ranks gathered */
         size_t n = x->rank_logits_floats;
         out->rank_logits = malloc(sizeof(float) * n);
         memcpy(out->rank_logits, x->rank_logits, sizeof(float) * n);
