@@ -918,7 +918,7 @@ static void test_moe_group(void) {
         int32_t *off[2], *rows[2], *inverse[2];
         float *gathered[2];
         for (int b = 0; b < 2; b++) {
-            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb), put(t.be[b], NULL, rb)};
+            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb), put(t.be[b], NULL, rb), 0, 0};
             float *dh = put(t.be[b], h, hb), *din = put(t.be[b], NULL, eb);
             int32_t *dids = put(t.be[b], ids, rb);
             t.be[b]->ops->moe_group(t.c[b], &plan, din, dh, dids, n, K, E, hidden);
@@ -983,7 +983,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     size_t pairs = (size_t)n * K;
     /* the plan and grouped rows, made once by the reference and given to both */
     lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
-                        malloc(sizeof(int32_t) * pairs)};
+                        malloc(sizeof(int32_t) * pairs), 0, 0};
     float *expert_in = malloc(sizeof(float) * pairs * H);
     t->be[REF]->ops->moe_group(t->c[REF], &plan, expert_in, h, ids, n, K, E, H);
     size_t inb = sizeof(float) * pairs * H, ib = sizeof(float) * pairs * I,
@@ -993,7 +993,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     for (int b = 0; b < 2; b++) {
         lg_moe_plan dplan = {put(t->be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
                              put(t->be[b], plan.rows, sizeof(int32_t) * pairs),
-                             put(t->be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
+                             put(t->be[b], plan.pair_rows, sizeof(int32_t) * pairs), 0, 0};
         lg_moe_args a = {&dplan,
                          n,
                          E,
@@ -1091,17 +1091,20 @@ static void test_moe_combine(void) {
         int n, K, E, used, hidden;
         float scale;
         bool shared;
-    } cases[] = {{1, 1, 4, 4, 7, 1.0f, false},
-                 {7, 2, 8, 5, 33, 2.5f, true},
-                 {300, 4, 16, 11, 9, 1.0f, true},
-                 {5, 3, 3, 3, 1, 0.5f, false}};
+        int first, last; /* expert parallelism: the device's experts (0, 0 = all) */
+    } cases[] = {{1, 1, 4, 4, 7, 1.0f, false, 0, 0},
+                 {7, 2, 8, 5, 33, 2.5f, true, 0, 0},
+                 {300, 4, 16, 11, 9, 1.0f, true, 0, 0},
+                 {5, 3, 3, 3, 1, 0.5f, false, 0, 0},
+                 {7, 2, 8, 8, 33, 2.5f, true, 2, 6},
+                 {300, 4, 16, 11, 9, 1.0f, false, 12, 16}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].hidden;
         size_t pairs = (size_t)n * K;
         int32_t *ids = random_ids(n, K, cases[ci].used);
         float *h = frand_array((size_t)n * H, 1.0f), *grouped = malloc(sizeof(float) * pairs * H);
         lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
-                        malloc(sizeof(int32_t) * pairs)};
+                        malloc(sizeof(int32_t) * pairs), 0, 0};
         t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h, ids, n, K, E, H);
         float *eo = frand_array(pairs * H, 1.0f), *wts = frand_array(pairs, 1.0f),
               *shared = frand_array((size_t)n * H, 1.0f);
@@ -1110,7 +1113,8 @@ static void test_moe_combine(void) {
         for (int b = 0; b < 2; b++) {
             lg_moe_plan dp = {put(t.be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
                               put(t.be[b], plan.rows, sizeof(int32_t) * pairs),
-                              put(t.be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
+                              put(t.be[b], plan.pair_rows, sizeof(int32_t) * pairs), cases[ci].first,
+                              cases[ci].last};
             float *deo = put(t.be[b], eo, sizeof(float) * pairs * H),
                   *dw = put(t.be[b], wts, sizeof(float) * pairs);
             float *ds = put(t.be[b], shared, ob), *dout = put(t.be[b], NULL, ob);

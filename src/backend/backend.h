@@ -77,12 +77,23 @@ typedef struct {
 
 /* Grouping of a batch's (token, slot) pairs by expert: expert e's pairs are
  * rows[offsets[e] .. offsets[e+1]); a pair is token * top_k + slot, and
- * pair_rows is the inverse (the grouped row of each pair). */
+ * pair_rows is the inverse (the grouped row of each pair). Under expert
+ * parallelism (src/parallel/) a device owns experts [expert_begin,
+ * expert_end): moe_experts runs only those and moe_combine adds only their
+ * pairs (a partial sum the devices then add up); both 0 = every expert. */
 typedef struct {
     int32_t *offsets;   /* [n_experts + 1] */
     int32_t *rows;      /* [n_rows * top_k] */
     int32_t *pair_rows; /* [n_rows * top_k] */
+    int expert_begin, expert_end; /* (host) */
 } lg_moe_plan;
+
+/* The experts a plan's device owns, as [*begin, *end). */
+static inline void lg_moe_plan_experts(const lg_moe_plan *p, int n_experts, int *begin, int *end) {
+    bool all = p->expert_begin == 0 && p->expert_end == 0;
+    *begin = all ? 0 : p->expert_begin;
+    *end = all ? n_experts : p->expert_end;
+}
 
 /* The experts of one sparse layer over a grouped batch, and its shared
  * expert over the token rows. */

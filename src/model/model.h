@@ -14,6 +14,8 @@
 #include "model/rope.h"
 
 typedef lg_swiglu_weights lg_mlp_weights;
+typedef struct lg_comm lg_comm;   /* parallel/comm.h */
+typedef struct lg_group lg_group; /* parallel/group.h */
 
 typedef struct {
     int n_heads;                 /* query heads of this layer */
@@ -29,6 +31,7 @@ typedef struct {
     lg_matrix router;            /* sparse layers: [n_experts, hidden] */
     float *expert_bias;          /* e_score_correction_bias: selection only */
     lg_mlp_weights *experts;     /* n_experts */
+    int expert_begin, expert_end; /* the experts this device runs; both 0 = all (see lg_moe_plan) */
     lg_mlp_weights shared_expert;
     bool has_shared_expert;
 } lg_layer;
@@ -48,6 +51,15 @@ struct laguna_model {
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
     void *progress_user;
     laguna_model_info info;
+    /* Several devices (src/parallel/). On one rank's view of the model, its
+     * matrices are the rank's slices and cfg's head counts and widths the
+     * rank's; the attention and MLP outputs are partial sums that forward.c
+     * adds up over comm, and lm_head holds the rank's share of the
+     * vocabulary. NULL on one device. */
+    lg_comm *comm;
+    /* On the model laguna_model_open returns for several devices: the ranks
+     * that run it (contexts run their steps there). NULL on one device. */
+    lg_group *group;
 };
 
 /* The end of laguna_model_open, for any config and tensor source: makes the

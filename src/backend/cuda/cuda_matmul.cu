@@ -253,11 +253,14 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table,
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
-    int E = a->n_experts, pairs = a->n_tokens * a->top_k;
-    const lg_swiglu_weights *e0 = &a->experts[0];
-    size_t I = (size_t)e0->gate.rows;
-    const uint8_t *const *table = expert_table(k, a->experts, E);
-    const int32_t *off = a->plan->offsets, *act = k->moe_active;
+    int first, last, pairs = a->n_tokens * a->top_k;
+    lg_moe_plan_experts(a->plan, a->n_experts, &first, &last); /* this device's experts */
+    int E = last - first;
+    const lg_swiglu_weights *experts = a->experts + first;
+    size_t I = (size_t)experts[0].gate.rows;
+    const uint8_t *const *table = expert_table(k, experts, E);
+    /* offsets stay absolute grouped rows; the active list counts from first */
+    const int32_t *off = a->plan->offsets + first, *act = k->moe_active;
     bool routed = table && pairs > 0;
     /* gate and up of the routed and the shared experts in one launch, the
      * two silu products, then both down products in one launch; an expert
@@ -268,15 +271,15 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_matmul_op shared_up = {a->shared_up, a->h, a->n_tokens, a->shared ? &a->shared->up : NULL, NULL};
     lg_matmul_op shared_down = {a->shared_out, a->shared_gate, a->n_tokens, a->shared ? &a->shared->down : NULL, NULL};
     if (routed) {
-        grouped(k, &b, table, a->experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
-        grouped(k, &b, table + E, a->experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
+        grouped(k, &b, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
+        grouped(k, &b, table + E, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
     }
     if (a->shared) add_plain(k, &b, &shared_gate), add_plain(k, &b, &shared_up);
     set_launch(k, &b);
     if (routed) lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
     if (a->shared)
         lg_cuda_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
-    if (routed) grouped(k, &b, table + 2 * E, a->experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
+    if (routed) grouped(k, &b, table + 2 * E, experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
     if (a->shared) add_plain(k, &b, &shared_down);
     set_launch(k, &b);
 }

@@ -98,11 +98,13 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
  * no value, since an expert's rows are computed independently of each other
  * and combine_kernel adds a token's pairs in expert order. Also lists the
  * experts that have rows (active[0] = how many, then the ids ascending), so
- * the expert products launch blocks for those only. */
+ * the expert products launch blocks for those only (under expert
+ * parallelism, those of this device's range, counted from its first). */
 #define GROUP_THREADS 1024
 
 __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
-                                                              int32_t *active, const int32_t *ids, int pairs, int E) {
+                                                              int32_t *active, const int32_t *ids, int pairs, int E,
+                                                              int first, int last) {
     extern __shared__ int32_t next[]; /* [E] */
     for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
     __syncthreads();
@@ -111,7 +113,7 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
     if (threadIdx.x < 32) { /* warp 0: lane l scans a contiguous run of experts */
         int lane = threadIdx.x, per = (E + 31) / 32, e0 = lane * per, e1 = min(e0 + per, E);
         int count = 0, n_active = 0;
-        for (int e = e0; e < e1; e++) count += next[e], n_active += next[e] > 0;
+        for (int e = e0; e < e1; e++) count += next[e], n_active += next[e] > 0 && e >= first && e < last;
         int start = count, active_start = n_active; /* inclusive scans, then made exclusive */
         for (int d = 1; d < 32; d <<= 1) {
             int x = __shfl_up_sync(0xffffffffu, start, d), y = __shfl_up_sync(0xffffffffu, active_start, d);
@@ -121,7 +123,7 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
         for (int e = e0; e < e1; e++) {
             int c = next[e];
             off[e] = start;
-            if (c > 0) active[1 + active_start++] = e;
+            if (c > 0 && e >= first && e < last) active[1 + active_start++] = e - first;
             next[e] = start;
             start += c;
         }
@@ -143,8 +145,10 @@ __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int3
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
     int pairs = n * top_k;
+    int first, last; /* the active list holds this device's experts only, from first */
+    lg_moe_plan_experts(plan, n_experts, &first, &last);
     lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, 
-        plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts);
+        plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts, first, last);
     if (pairs > 0)
         lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, dim3(pairs, (hidden + 255) / 256), 256, 0, expert_in, h,
                        plan->rows, top_k, hidden);
@@ -153,14 +157,19 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
 /* One block per token: its pairs summed in ascending expert order (the
  * order the CPU's grouped loop adds them in; grouped rows ascend with the
  * expert, so sorting a token's pairs by grouped row gives it), then scaled,
- * then the shared expert added. */
+ * then the shared expert added. Under expert parallelism only the pairs of
+ * this device's experts (grouped rows [offsets[first], offsets[last])) count. */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
-                               const float *shared, int top_k, int hidden, float scale) {
+                               const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
+                               int first, int last) {
     int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
-    int row[32];
+    int row[32], lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30, kept = 0;
     float wt[32];
-    for (int k = 0; k < top_k; k++) row[k] = pair_rows[t * top_k + k], wt[k] = weights[t * top_k + k];
-    for (int a = 1; a < top_k; a++) /* insertion sort by grouped row, weights along */
+    for (int k = 0; k < top_k; k++) {
+        int r = pair_rows[t * top_k + k];
+        if (r >= lo && r < hi) row[kept] = r, wt[kept++] = weights[t * top_k + k];
+    }
+    for (int a = 1; a < kept; a++) /* insertion sort by grouped row, weights along */
         for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
             int r = row[b];
             float w = wt[b];
@@ -169,7 +178,7 @@ __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float
         }
     if (i >= hidden) return;
     float acc = 0;
-    for (int k = 0; k < top_k; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
+    for (int k = 0; k < kept; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
     acc *= scale;
     if (shared) acc += shared[(size_t)t * hidden + i];
     out[(size_t)t * hidden + i] = acc;
@@ -177,7 +186,9 @@ __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float
 
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
     if (n > 0)
         lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, dim3(n, (hidden + 255) / 256), 256, 0, out, plan->pair_rows,
-                       expert_out, weights, shared, top_k, hidden, scale);
+                       expert_out, weights, shared, top_k, hidden, scale, all ? (const int32_t *)NULL : plan->offsets,
+                       plan->expert_begin, plan->expert_end);
 }
