@@ -3,13 +3,13 @@
  * instruction set whatever the build's -march, and called only when cpuid
  * says the CPU has it (quant_dot.c).
  *
- * Per 256-element K-quant super-block and token: four vpdpbusd (64 unsigned
- * weights x 64 signed activations each, lanes of four products) and four
- * vpdpwssd that multiply each lane by its sub-block's scale and add it to one
- * integer accumulator; then one float multiply-add applies d_w * d_x and one
- * more the mins (Q4_K, Q5_K) through the activation's 16-element sums. The
- * integer sums are exact (a vpdpbusd lane is at most 4 * 63 * 127 = 32004,
- * which vpdpwssd reads as int16). The weight block is unpacked once per pass
+ * Per 256-element K-quant super-block and token: four vpmaddubsw (64
+ * unsigned weights x 64 signed activations each, pairs into int16: at most
+ * 2 * 63 * 127, exact) and four vpdpwssd that multiply each pair by its
+ * sub-block's scale and add it to one int32 accumulator; then one float
+ * multiply-add applies d_w * d_x and one more the mins (Q4_K, Q5_K) through
+ * the activation's 16-element sums. (vpdpbusd then vpdpwssd needs a zeroed
+ * register per step and measured slower.) The weight block is unpacked once per pass
  * for every token of the tile; each token has its own float accumulator and
  * the same instructions whatever the tile holds, so results do not depend on
  * the batch. Q8_0 works on pairs of 32-element blocks. */
@@ -80,15 +80,14 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
-        uint16_t dd[2];
-        uint32_t s[3];
-        memcpy(dd, blk, 4);
-        memcpy(s, blk + 4, 12); /* the 6-bit scales and mins of lg_k4_scale_min */
-        uint32_t sc_lo = s[0] & 0x3f3f3f3f,
-                 sc_hi = (s[2] & 0x0f0f0f0f) | ((s[0] >> 6 & 0x03030303) << 4);
-        uint32_t m_lo = s[1] & 0x3f3f3f3f,
-                 m_hi = (s[2] >> 4 & 0x0f0f0f0f) | ((s[1] >> 6 & 0x03030303) << 4);
+        uint16_t d16, dmin16;
+        uint32_t s0, s1, s2; /* the 6-bit scales and mins of lg_k4_scale_min */
+        memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
+        memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
+        uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
+        uint32_t m_lo = s1 & 0x3f3f3f3f, m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
         __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+        scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
         __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
         __m512i S[4], W[4];
@@ -112,14 +111,14 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
                 W[k] = _mm512_or_si512(W[k], _mm512_slli_epi16(bit, 4));
             }
         }
-        float d = f16(dd[0]), dmin = f16(dd[1]);
+        float d = f16(d16), dmin = f16(dmin16);
         UNROLL
         for (int t = 0; t < nt; t++) {
             const int8_t *xq = a[t].q + 256 * b;
             __m512i isum = zero;
             UNROLL
             for (int k = 0; k < 4; k++) {
-                __m512i p = _mm512_dpbusd_epi32(zero, W[k], _mm512_loadu_si512(xq + 64 * k));
+                __m512i p = _mm512_maddubs_epi16(W[k], _mm512_loadu_si512(xq + 64 * k));
                 isum = _mm512_dpwssd_epi32(isum, p, S[k]);
             }
             __m256i mins =
@@ -154,8 +153,9 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
     const lg_block_q6_K *w = (const lg_block_q6_K *)row;
     for (int64_t b = 0; b < n / 256; b++) {
         __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
-        /* the signed scales as int16 in the low half of each lane (vpdpwssd reads both halves) */
-        __m512i scv = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), low16);
+        /* the signed scales as int16 in both halves of each lane */
+        __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+        __m512i scv = _mm512_or_si512(_mm512_and_si512(sc32, low16), _mm512_slli_epi32(sc32, 16));
         __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         __m512i S[4], W[4];
         UNROLL
@@ -178,7 +178,7 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
             __m512i isum = zero;
             UNROLL
             for (int c = 0; c < 4; c++) {
-                __m512i p = _mm512_dpbusd_epi32(zero, W[c], _mm512_loadu_si512(xq + 64 * c));
+                __m512i p = _mm512_maddubs_epi16(W[c], _mm512_loadu_si512(xq + 64 * c));
                 isum = _mm512_dpwssd_epi32(isum, p, S[c]);
             }
             /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
