@@ -8,11 +8,12 @@
  *
  * Quantised weights of the types quant_dot.h handles take another path at
  * every batch size: the activation rows are quantised to 8 bits once per
- * product, before the dispatch, and every weight row is multiplied block by
- * block in integers, a few tokens per pass over the row. It beat the
- * dequantise-then-4x4 float path at every batch size measured, 1 to 128
- * tokens (docs/performance.md); the float path stays for the other types and
- * for when the activation buffer cannot be allocated. Several
+ * product, before the dispatch, and each task runs its block of weight rows
+ * against every token through lg_qgemm (int8 tiles: AVX512-VNNI or AVX2,
+ * chosen at run time). It beat the dequantise-then-4x4 float path at every
+ * batch size measured, 1 to 128 tokens (docs/performance.md); the float path
+ * stays for the other types and for when the activation buffer cannot be
+ * allocated. Several
  * independent products can share one dispatch (lg_matmul_many), which matters
  * when decoding: a token's projections and experts are many small products. */
 #include <stdlib.h>

@@ -13,27 +13,33 @@
 
 /* ---- which kernels ---------------------------------------------------------- */
 
-static bool isa_supported(lg_isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    switch (isa) {
-    case LG_ISA_SCALAR:
-        return true;
-    case LG_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
-    case LG_ISA_AVX512_VNNI:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    default:
-        return false;
-    }
-#else
-    return isa == LG_ISA_SCALAR;
-#endif
+#include <cpuid.h>
+
+/* cpuid feature bits, and xgetbv for whether the OS saves the vector
+ * registers (AVX: XCR0 bits 1-2; AVX-512: also bits 5-7). */
+static bool isa_supported(lg_isa isa) {
+    if (isa == LG_ISA_SCALAR) return true;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    bool fma = c >> 12 & 1, osxsave = c >> 27 & 1, f16c = c >> 29 & 1;
+    if (!fma || !osxsave || !f16c) return false;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 0x6) != 0x6) return false;
+    if (__get_cpuid_max(0, NULL) < 7) return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    bool avx2 = b >> 5 & 1;
+    if (isa == LG_ISA_AVX2) return avx2;
+    bool avx512 = (b >> 16 & 1) && (b >> 17 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* F DQ BW VL */
+    bool vnni = c >> 11 & 1;
+    return isa == LG_ISA_AVX512_VNNI && avx2 && avx512 && vnni && (xcr0_lo & 0xE6) == 0xE6;
 }
+#else
+static bool isa_supported(lg_isa isa) {
+    return isa == LG_ISA_SCALAR;
+}
+#endif
 
 bool lg_qgemm_isa_available(lg_isa isa) {
     return isa >= 0 && isa < LG_ISA_COUNT && isa_supported(isa);
