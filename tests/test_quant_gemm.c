@@ -118,7 +118,8 @@ static void test_reference_is_exact(void) {
             int block = lg_q8_block(types[k]);
             float *wd = malloc(sizeof(float) * n), *x = activations(1, n), y;
             uint8_t *w = weights(types[k], 1, n, wd), *q = q8_rows(x, 1, n, block);
-            lg_qgemm_isa(LG_ISA_SCALAR, &(lg_qgemm_args){types[k], w, 0, 1, q, 0, 1, n, &y, 1, NULL});
+            lg_qgemm_isa(LG_ISA_SCALAR,
+                         &(lg_qgemm_args){types[k], w, 0, 1, q, 0, 1, n, &y, 1, NULL});
             const int8_t *xq = (const int8_t *)q;
             const float *d = lg_q8_scales(q, n);
             double exact = 0, vs_float = 0, mag = 0, bound = 0;
@@ -128,10 +129,10 @@ static void test_reference_is_exact(void) {
                 bound += fabs((double)wd[i]) * 0.5 * d[i / block];
             }
             const char *name = lg_dtype_name(types[k]);
-            CHECKF(fabs(y - exact) <= 1e-5 * mag, "%s n=%lld: reference %g exact %g", name, (long long)n,
-                   y, exact);
-            CHECKF(fabs(y - vs_float) <= bound * 1.0001 + 1e-5 * mag, "%s n=%lld: %g vs float %g (bound %g)",
-                   name, (long long)n, y, vs_float, bound);
+            CHECKF(fabs(y - exact) <= 1e-5 * mag, "%s n=%lld: reference %g exact %g", name,
+                   (long long)n, y, exact);
+            CHECKF(fabs(y - vs_float) <= bound * 1.0001 + 1e-5 * mag,
+                   "%s n=%lld: %g vs float %g (bound %g)", name, (long long)n, y, vs_float, bound);
             free(wd), free(x), free(w), free(q);
         }
 }
@@ -143,8 +144,9 @@ static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const
     for (int i = 0; i < rows * tokens; i++)
         y[i] = NAN; /* every output must be written */
     int block = lg_q8_block(dt);
-    lg_qgemm_isa(isa, &(lg_qgemm_args){dt, w, lg_dtype_row_bytes(dt, n), rows, q,
-                                       lg_q8_row_bytes(n, block), tokens, n, y, (size_t)rows, bias});
+    lg_qgemm_isa(isa,
+                 &(lg_qgemm_args){dt, w, lg_dtype_row_bytes(dt, n), rows, q,
+                                  lg_q8_row_bytes(n, block), tokens, n, y, (size_t)rows, bias});
     return y;
 }
 
@@ -167,7 +169,8 @@ static void test_kernels_match_reference(void) {
                         if (rows * tokens * n > 17 * 300 * 768) continue; /* keep it quick */
                         float *wd = malloc(sizeof(float) * n * rows), *x = activations(tokens, n);
                         float *bias = activations(1, rows < 32 ? 32 : rows);
-                        uint8_t *w = weights(dt, rows, n, wd), *q = q8_rows(x, tokens, n, lg_q8_block(dt));
+                        uint8_t *w = weights(dt, rows, n, wd),
+                                *q = q8_rows(x, tokens, n, lg_q8_block(dt));
                         float *fast = product(isa, dt, w, rows, q, tokens, n, bias);
                         float *slow = product(LG_ISA_SCALAR, dt, w, rows, q, tokens, n, bias);
                         int bad = 0;
@@ -179,8 +182,9 @@ static void test_kernels_match_reference(void) {
                                 size_t o = (size_t)t * rows + r;
                                 bad += !(fabs(fast[o] - slow[o]) <= 1e-5 * mag);
                             }
-                        CHECKF(bad == 0, "%s %s n=%lld rows=%d tokens=%d: %d outputs off", lg_qgemm_isa_name(isa),
-                               lg_dtype_name(dt), (long long)n, rows, tokens, bad);
+                        CHECKF(bad == 0, "%s %s n=%lld rows=%d tokens=%d: %d outputs off",
+                               lg_qgemm_isa_name(isa), lg_dtype_name(dt), (long long)n, rows,
+                               tokens, bad);
                         free(wd), free(x), free(bias), free(w), free(q), free(fast), free(slow);
                     }
         }
@@ -207,11 +211,12 @@ static void test_batch_invariance(void) {
             for (int s = 0; s < 3; s++)
                 for (int t0 = s; t0 + sizes[s] <= tokens; t0 += sizes[s] + 5) {
                     float *part = product(isa, dt, w, rows, q + (size_t)t0 * xs, sizes[s], n, NULL);
-                    bad += memcmp(part, all + (size_t)t0 * rows, sizeof(float) * rows * sizes[s]) != 0;
+                    bad +=
+                        memcmp(part, all + (size_t)t0 * rows, sizeof(float) * rows * sizes[s]) != 0;
                     free(part);
                 }
-            CHECKF(bad == 0, "%s %s: %d sub-batches differ from the full batch", lg_qgemm_isa_name(isa),
-                   lg_dtype_name(dt), bad);
+            CHECKF(bad == 0, "%s %s: %d sub-batches differ from the full batch",
+                   lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
             free(x), free(w), free(q), free(all);
         }
     }

@@ -117,8 +117,10 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
 }
 
 void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *out) {
-    if (lg_qgemm_isa_best() >= LG_ISA_AVX2) lg_q8_quantize_avx2(x, n_rows, n, block, out);
-    else lg_q8_quantize_reference(x, n_rows, n, block, out);
+    if (lg_qgemm_isa_best() >= LG_ISA_AVX2)
+        lg_q8_quantize_avx2(x, n_rows, n, block, out);
+    else
+        lg_q8_quantize_reference(x, n_rows, n, block, out);
 }
 
 /* ---- the scalar reference product --------------------------------------------- */

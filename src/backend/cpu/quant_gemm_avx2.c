@@ -61,16 +61,20 @@ void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8
             for (int c = 0; c < block; c += 32) {
                 __m256i v[4];
                 for (int i = 0; i < 4; i++) {
-                    __m256 s = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + c + 8 * i), _mm256_set1_ps(id)),
-                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    __m256 s = _mm256_round_ps(
+                        _mm256_mul_ps(_mm256_loadu_ps(xb + c + 8 * i), _mm256_set1_ps(id)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                     v[i] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(s), lim),
                                             _mm256_sub_epi32(_mm256_setzero_si256(), lim));
                 }
                 __m256i s0 = _mm256_add_epi32(v[0], v[1]), s1 = _mm256_add_epi32(v[2], v[3]);
-                __m256i s01 = _mm256_hadd_epi32(s0, s1); /* lanes 0,1,4,5: the first 16; 2,3,6,7: the next */
+                __m256i s01 =
+                    _mm256_hadd_epi32(s0, s1); /* lanes 0,1,4,5: the first 16; 2,3,6,7: the next */
                 s01 = _mm256_hadd_epi32(s01, s01);
-                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s01), _mm256_extracti128_si256(s01, 1));
-                /* int32 -> int8 in element order: packs work per 128-bit lane, the permute undoes it */
+                __m128i t =
+                    _mm_add_epi32(_mm256_castsi256_si128(s01), _mm256_extracti128_si256(s01, 1));
+                /* int32 -> int8 in element order: packs work per 128-bit lane, the permute undoes
+                 * it */
                 __m256i p16 = _mm256_packs_epi32(v[0], v[1]), p16b = _mm256_packs_epi32(v[2], v[3]);
                 __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16b), perm);
                 _mm256_storeu_si256((__m256i *)(q + b * block + c), p8);
@@ -114,7 +118,8 @@ static ALWAYS_INLINE void store(const __m256 *acc, int nt, float *y, size_t ys) 
 
 /* 32 unsigned weights times 32 activations, each 16-element half times its scale (int16 lanes). */
 static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)), scale);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)),
+                             scale);
 }
 
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
@@ -140,16 +145,19 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
         __m256i W[8];
-        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
+        __m256i qh =
+            five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
         UNROLL
         for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
             __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
             W[2 * g] = _mm256_and_si256(v, nib);
             W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
             if (five) {
-                W[2 * g] = _mm256_or_si256(W[2 * g], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                W[2 * g] =
+                    _mm256_or_si256(W[2 * g], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
                 W[2 * g + 1] = _mm256_or_si256(
-                    W[2 * g + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                    W[2 * g + 1],
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
                 qh = _mm256_srli_epi16(qh, 2);
             }
         }
@@ -187,15 +195,19 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
                     l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
-            W[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, nib), _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
-            W[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, nib), _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
-            W[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib), _mm256_and_si256(qh, two));
+            W[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, nib),
+                                       _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+            W[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, nib),
+                                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+            W[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
+                                           _mm256_and_si256(qh, two));
             W[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
                                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
         }
         UNROLL
         for (int k = 0; k < 8; k++) /* [sc[2k] x8 | sc[2k+1] x8] as int16 */
-            S[k] = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[2 * k + 1]), _mm_set1_epi16(w[b].scales[2 * k]));
+            S[k] = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[2 * k + 1]),
+                                    _mm_set1_epi16(w[b].scales[2 * k]));
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
         float d = f16(w[b].d);
         UNROLL
@@ -206,9 +218,11 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
             for (int k = 1; k < 8; k++)
                 isum = _mm256_add_epi32(isum, dot32(W[k], xq + 32 * k, S[k]));
             /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
-            __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
+            __m256i off =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
             isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
         }
     }
     store(acc, nt, y, ys);
@@ -228,7 +242,8 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
         UNROLL
         for (int t = 0; t < nt; t++) {
             /* the sign of w onto x, so that |w| is the unsigned operand */
-            __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)), q);
+            __m256i sx =
+                _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)), q);
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
         }
@@ -240,10 +255,18 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
                      size_t ys) {                                                                  \
         switch (nt) {                                                                              \
-        case 1: CALL(1); break;                                                                    \
-        case 2: CALL(2); break;                                                                    \
-        case 3: CALL(3); break;                                                                    \
-        default: CALL(4); break;                                                                   \
+        case 1:                                                                                    \
+            CALL(1);                                                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            CALL(2);                                                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            CALL(3);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(4);                                                                               \
+            break;                                                                                 \
         }                                                                                          \
     }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)

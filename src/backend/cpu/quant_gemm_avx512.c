@@ -16,7 +16,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(                                                                      \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))),         \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))),        \
     apply_to = function)
 #else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
@@ -85,7 +85,8 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
         memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
         uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
-        uint32_t m_lo = s1 & 0x3f3f3f3f, m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
+        uint32_t m_lo = s1 & 0x3f3f3f3f,
+                 m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
         __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
         scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
         __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
@@ -97,13 +98,15 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         UNROLL
         for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
             __m512i v = _mm512_loadu_si512(qs + 64 * h);
-            __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+            __m512i lo = _mm512_and_si512(v, nib),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
             /* into element order: [lo of group | hi of group] per 64 elements */
             W[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);
             W[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);
         }
         if (five) {
-            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
+            __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
             UNROLL
             for (int k = 0; k < 4; k++) {
                 __m512i bit = _mm512_and_si512(
@@ -142,8 +145,8 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
     __m512i idx[4];
     for (int c = 0; c < 4; c++) /* lane i: 16-element group 4c + i/4 */
         idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1,
-                                   4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2,
-                                   4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3);
+                                   4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3,
+                                   4 * c + 3, 4 * c + 3, 4 * c + 3);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m512 acc[TILE];
@@ -164,8 +167,10 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
         UNROLL
         for (int h = 0; h < 2; h++) { /* 128-element halves */
             __m512i l = _mm512_loadu_si512(w[b].ql + 64 * h);
-            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h)));
-            __m512i lo = _mm512_and_si512(l, nib), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
+            __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h)));
+            __m512i lo = _mm512_and_si512(l, nib),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
             __m512i hb_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_lo), three);
             __m512i hb_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_hi), three);
             W[2 * h] = _mm512_or_si512(lo, _mm512_slli_epi16(hb_lo, 4));
@@ -185,7 +190,8 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
             __m256i off =
                 _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
             isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * a[t].d[b]), acc[t]);
+            acc[t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * a[t].d[b]), acc[t]);
         }
     }
     store(acc, nt, y, ys);
@@ -221,11 +227,13 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
         UNROLL
         for (int t = 0; t < nt; t++) {
             __m512i xq = two ? _mm512_loadu_si512(a[t].q + 32 * b)
-                             : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)));
+                             : _mm512_zextsi256_si512(
+                                   _mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)));
             __m512i sx = _mm512_mask_sub_epi8(xq, neg, zero, xq);
             __m512i p = _mm512_dpbusd_epi32(zero, aw, sx);
             __m512 dx = two ? _mm512_permutexvar_ps(
-                                  pair, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(a[t].d + b)))))
+                                  pair, _mm512_castps128_ps512(_mm_castsi128_ps(
+                                            _mm_loadl_epi64((const __m128i *)(a[t].d + b)))))
                             : _mm512_set1_ps(a[t].d[b]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx), acc[t]);
         }
@@ -239,14 +247,30 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
                      size_t ys) {                                                                  \
         switch (nt) {                                                                              \
-        case 1: CALL(1); break;                                                                    \
-        case 2: CALL(2); break;                                                                    \
-        case 3: CALL(3); break;                                                                    \
-        case 4: CALL(4); break;                                                                    \
-        case 5: CALL(5); break;                                                                    \
-        case 6: CALL(6); break;                                                                    \
-        case 7: CALL(7); break;                                                                    \
-        default: CALL(8); break;                                                                   \
+        case 1:                                                                                    \
+            CALL(1);                                                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            CALL(2);                                                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            CALL(3);                                                                               \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            CALL(4);                                                                               \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            CALL(5);                                                                               \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            CALL(6);                                                                               \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            CALL(7);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(8);                                                                               \
+            break;                                                                                 \
         }                                                                                          \
     }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
