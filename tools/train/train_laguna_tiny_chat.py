@@ -189,9 +189,12 @@ def parse_reply(text, tools, think):
     return reasoning.strip(), content, calls
 
 
-def check_case(case, reasoning, content, calls):
-    """What the case expects (tests/data/tinychat_cases.json), as a list of failures."""
+def check_case(case, reasoning, content, calls, ended):
+    """What the case expects (tests/data/tinychat_cases.json), as a list of failures; the same
+    checks as tests/test_tinychat.c."""
     e, bad = case["expect"], []
+    if not ended:
+        bad.append("no end of turn")
     want = [(c["name"], c["arguments"]) for c in e.get("tool_calls", [])]
     if calls != want:
         bad.append("tool calls %r, expected %r" % (calls, want))
@@ -202,7 +205,11 @@ def check_case(case, reasoning, content, calls):
         bad.append("content too short")
     if len(reasoning) < e.get("reasoning_min", 0):
         bad.append("reasoning too short")
-    if any(t in content + reasoning for t in ("<think>", "</think>", "<tool_call>", "</assistant>", "<arg_")):
+    if "reasoning_min" not in e and reasoning:
+        bad.append("reasoning with thinking off")
+    if any(t in content + reasoning for t in ("<think>", "</think>", "<tool_call>", "</tool_call>", "<arg_",
+                                              "<assistant>", "</assistant>", "<tool_response>", "<user>",
+                                              "<system>", "〈|EOS|〉")):
         bad.append("tags in the text")
     return bad
 
@@ -376,7 +383,7 @@ def main():
         text = tok.decode(out, skip_special_tokens=False)
         think = bool((req.get("chat_template_kwargs") or {}).get("enable_thinking"))
         reasoning, content, calls = parse_reply(text, req.get("tools"), think)
-        bad = check_case(c, reasoning, content, calls)
+        bad = check_case(c, reasoning, content, calls, bool(out) and out[-1] in eos)
         n_ok += not bad
         results.append({"name": c["name"], "prompt_tokens": len(ids), "greedy_ids": out, "text": text,
                         "ok": not bad, "problems": bad})
@@ -464,7 +471,12 @@ def write_readme(args, r, cfg, results):
                                             c["text"].replace("\n", "\\n")[:160]))
     lines += ["", "- `golden.safetensors`: prompts %s in the fixtures' format; `laguna verify" % (
         ", ".join("%s (%s)" % kv for kv in r["golden_prompts"].items())),
-        "  models/laguna-tiny-chat models/laguna-tiny-chat/golden.safetensors` checks laguna.c against it.", ""]
+        "  models/laguna-tiny-chat models/laguna-tiny-chat/golden.safetensors` checks laguna.c against it.", "",
+        "## Tests that use it",
+        "tests/test_tinychat.c (every case through the engine and the server's chat parser, against these",
+        "greedy ids; agent round trips; the golden file), tests/test_tinychat_server.c (round trips over HTTP",
+        "on both APIs, streamed and not; the reasoning split), tests/test_tinychat_node.c with",
+        "tests/node/tinychat_test.mjs (the same through the openai and @anthropic-ai/sdk packages).", ""]
     open(os.path.join(args.out, "README.md"), "w").write("\n".join(lines))
 
 
