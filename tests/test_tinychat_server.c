@@ -1,0 +1,491 @@
+/* laguna serve with models/laguna-tiny-chat, over HTTP on a loopback port: full agent round trips
+ * on both APIs, streamed and not (a request with tools -> structured tool_calls / tool_use blocks
+ * -> the tool's result sent back -> a final answer that uses it, with no tags in the text), the
+ * streamed turns equal to the whole ones, turn 2 served from the prefix cache, and the reasoning
+ * split with thinking on (reasoning_content / thinking blocks apart from the answer). The requests
+ * come from tests/data/tinychat_cases.json. Skipped while the model is absent. */
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "http_client.h"
+#include "laguna.h"
+#include "laguna_chat.h"
+#include "laguna_tokenizer.h"
+#include "server/server.h"
+#include "testutil.h"
+
+#define MODEL "models/laguna-tiny-chat"
+#define KEY "sk-tinychat"
+
+static int g_port;
+static cJSON *g_cases;
+
+static const char *TAGS[] = {"<think>",      "</think>",        "<tool_call>",
+                             "</tool_call>", "<arg_key>",       "<arg_value>",
+                             "</assistant>", "<tool_response>", "〈|EOS|〉"};
+
+static bool has_tag(const char *s) {
+    for (size_t i = 0; i < sizeof TAGS / sizeof *TAGS; i++)
+        if (strstr(s, TAGS[i])) return true;
+    return false;
+}
+
+static cJSON *case_request(const char *name) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(g_cases, "cases")) {
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c, "name")), name))
+            return cJSON_Duplicate(cJSON_GetObjectItem(c, "request"), 1);
+    }
+    CHECKF(0, "no case %s", name);
+    return cJSON_CreateObject();
+}
+
+static const char *str(const cJSON *o, const char *name) {
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, name));
+    return s ? s : "";
+}
+
+static void cat(char *dst, size_t cap, const char *s) {
+    if (s) strncat(dst, s, cap - strlen(dst) - 1);
+}
+
+/* One assistant turn as a client sees it, from either API, streamed or not. */
+typedef struct {
+    int status;
+    char content[2048], reasoning[2048], stop[32];
+    int n_calls;
+    char ids[4][64], names[4][64], args[4][512];
+    int cached;    /* usage: prompt tokens served from the prefix cache (-1 absent) */
+    cJSON *blocks; /* /v1/messages: the content blocks to send back */
+} turn;
+
+static void turn_free(turn *t) {
+    cJSON_Delete(t->blocks);
+}
+
+static http_reply post(const char *path, cJSON *body) {
+    char *json = cJSON_PrintUnformatted(body);
+    http_reply r = http_request(g_port, "POST", path, "Authorization: Bearer " KEY, json);
+    free(json);
+    return r;
+}
+
+/* ---- OpenAI ------------------------------------------------------------------------------ */
+
+static void openai_turn(const cJSON *request, bool stream, turn *t) {
+    memset(t, 0, sizeof *t);
+    t->cached = -1;
+    cJSON *req = cJSON_Duplicate(request, 1);
+    cJSON_AddStringToObject(req, "model", "laguna-tiny-chat");
+    cJSON_AddNumberToObject(req, "max_tokens", 160);
+    cJSON_AddNumberToObject(req, "temperature", 0);
+    if (stream) {
+        cJSON_AddTrueToObject(req, "stream");
+        cJSON_AddTrueToObject(cJSON_AddObjectToObject(req, "stream_options"), "include_usage");
+    }
+    http_reply r = post("/v1/chat/completions", req);
+    cJSON_Delete(req);
+    t->status = r.status;
+    CHECKF(r.status == 200, "%d %s", r.status, r.body ? r.body : "");
+    if (r.status != 200) {
+        free(r.body);
+        return;
+    }
+    if (!stream) {
+        cJSON *j = cJSON_Parse(r.body),
+              *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        cJSON *m = cJSON_GetObjectItem(c0, "message"), *tc;
+        cat(t->content, sizeof t->content, cJSON_GetStringValue(cJSON_GetObjectItem(m, "content")));
+        cat(t->reasoning, sizeof t->reasoning, str(m, "reasoning_content"));
+        snprintf(t->stop, sizeof t->stop, "%s", str(c0, "finish_reason"));
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItem(m, "tool_calls")) {
+            if (t->n_calls == 4) break;
+            cJSON *f = cJSON_GetObjectItem(tc, "function");
+            CHECK(!strcmp(str(tc, "type"), "function"));
+            snprintf(t->ids[t->n_calls], 64, "%s", str(tc, "id"));
+            snprintf(t->names[t->n_calls], 64, "%s", str(f, "name"));
+            snprintf(t->args[t->n_calls++], 512, "%s", str(f, "arguments"));
+        }
+        cJSON *ct = cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens_details"),
+            "cached_tokens");
+        if (cJSON_IsNumber(ct)) t->cached = ct->valueint;
+        cJSON_Delete(j);
+    } else {
+        bool done;
+        cJSON *chunks = sse_payloads(r.body, &done), *ch;
+        CHECKF(done, "the stream did not end with [DONE]");
+        cJSON_ArrayForEach(ch, chunks) {
+            cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0);
+            cJSON *d = cJSON_GetObjectItem(c0, "delta"), *tc;
+            cat(t->content, sizeof t->content,
+                cJSON_GetStringValue(cJSON_GetObjectItem(d, "content")));
+            cat(t->reasoning, sizeof t->reasoning, str(d, "reasoning_content"));
+            if (cJSON_IsString(cJSON_GetObjectItem(c0, "finish_reason")))
+                snprintf(t->stop, sizeof t->stop, "%s", str(c0, "finish_reason"));
+            cJSON_ArrayForEach(tc, cJSON_GetObjectItem(d, "tool_calls")) {
+                int k = cJSON_GetObjectItem(tc, "index")
+                            ? cJSON_GetObjectItem(tc, "index")->valueint
+                            : -1;
+                CHECKF(k >= 0 && k < 4 && k <= t->n_calls, "tool call delta index %d", k);
+                if (k < 0 || k >= 4 || k > t->n_calls) continue;
+                if (k == t->n_calls) t->n_calls++;
+                cJSON *f = cJSON_GetObjectItem(tc, "function");
+                cat(t->ids[k], 64, cJSON_GetStringValue(cJSON_GetObjectItem(tc, "id")));
+                cat(t->names[k], 64, cJSON_GetStringValue(cJSON_GetObjectItem(f, "name")));
+                cat(t->args[k], 512, cJSON_GetStringValue(cJSON_GetObjectItem(f, "arguments")));
+            }
+            cJSON *ct = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "usage"), "prompt_tokens_details"),
+                "cached_tokens");
+            if (cJSON_IsNumber(ct)) t->cached = ct->valueint;
+        }
+        cJSON_Delete(chunks);
+    }
+    free(r.body);
+}
+
+/* The request of the next turn: the assistant's message as the openai SDK sends it back (content
+ * null, tool_calls with string arguments) and a tool message per call. */
+static cJSON *openai_next(const cJSON *request, const turn *t, const char *const *results) {
+    cJSON *next = cJSON_Duplicate(request, 1), *msgs = cJSON_GetObjectItem(next, "messages");
+    cJSON *a = cJSON_CreateObject(), *calls;
+    cJSON_AddStringToObject(a, "role", "assistant");
+    if (t->content[0])
+        cJSON_AddStringToObject(a, "content", t->content);
+    else
+        cJSON_AddNullToObject(a, "content");
+    if (t->reasoning[0]) cJSON_AddStringToObject(a, "reasoning_content", t->reasoning);
+    calls = cJSON_AddArrayToObject(a, "tool_calls");
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *tc = cJSON_CreateObject(), *f;
+        cJSON_AddStringToObject(tc, "id", t->ids[k]);
+        cJSON_AddStringToObject(tc, "type", "function");
+        f = cJSON_AddObjectToObject(tc, "function");
+        cJSON_AddStringToObject(f, "name", t->names[k]);
+        cJSON_AddStringToObject(f, "arguments", t->args[k]);
+        cJSON_AddItemToArray(calls, tc);
+    }
+    cJSON_AddItemToArray(msgs, a);
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "tool");
+        cJSON_AddStringToObject(m, "tool_call_id", t->ids[k]);
+        cJSON_AddStringToObject(m, "content", results[k]);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    return next;
+}
+
+/* ---- Anthropic --------------------------------------------------------------------------- */
+
+/* A case's OpenAI-style request in the Messages API's shape. */
+static cJSON *to_anthropic(const cJSON *request) {
+    cJSON *out = cJSON_CreateObject(), *tools = cJSON_AddArrayToObject(out, "tools"), *t;
+    cJSON_AddStringToObject(out, "model", "laguna-tiny-chat");
+    cJSON_AddNumberToObject(out, "max_tokens", 160);
+    cJSON_AddNumberToObject(out, "temperature", 0);
+    cJSON_AddItemToObject(out, "messages",
+                          cJSON_Duplicate(cJSON_GetObjectItem(request, "messages"), 1));
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(request, "tools")) {
+        cJSON *f = cJSON_GetObjectItem(t, "function"), *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "name", str(f, "name"));
+        cJSON_AddStringToObject(a, "description", str(f, "description"));
+        cJSON_AddItemToObject(a, "input_schema",
+                              cJSON_Duplicate(cJSON_GetObjectItem(f, "parameters"), 1));
+        cJSON_AddItemToArray(tools, a);
+    }
+    const cJSON *kw = cJSON_GetObjectItem(request, "chat_template_kwargs");
+    if (cJSON_IsTrue(cJSON_GetObjectItem(kw, "enable_thinking"))) {
+        cJSON *th = cJSON_AddObjectToObject(out, "thinking");
+        cJSON_AddStringToObject(th, "type", "enabled");
+        cJSON_AddNumberToObject(th, "budget_tokens", 1024);
+    }
+    return out;
+}
+
+static void anth_block(turn *t, const cJSON *b) {
+    const char *type = str(b, "type");
+    if (!strcmp(type, "text")) cat(t->content, sizeof t->content, str(b, "text"));
+    if (!strcmp(type, "thinking")) cat(t->reasoning, sizeof t->reasoning, str(b, "thinking"));
+    if (!strcmp(type, "tool_use") && t->n_calls < 4) {
+        snprintf(t->ids[t->n_calls], 64, "%s", str(b, "id"));
+        snprintf(t->names[t->n_calls], 64, "%s", str(b, "name"));
+        char *in = cJSON_PrintUnformatted(cJSON_GetObjectItem(b, "input"));
+        snprintf(t->args[t->n_calls++], 512, "%s", in ? in : "");
+        free(in);
+    }
+}
+
+static void anthropic_turn(const cJSON *request, bool stream, turn *t) {
+    memset(t, 0, sizeof *t);
+    t->cached = -1;
+    cJSON *req = cJSON_Duplicate(request, 1);
+    if (stream) cJSON_AddTrueToObject(req, "stream");
+    http_reply r = post("/v1/messages", req);
+    cJSON_Delete(req);
+    t->status = r.status;
+    CHECKF(r.status == 200, "%d %s", r.status, r.body ? r.body : "");
+    if (r.status != 200) {
+        free(r.body);
+        return;
+    }
+    if (!stream) {
+        cJSON *j = cJSON_Parse(r.body), *b;
+        cJSON_ArrayForEach(b, cJSON_GetObjectItem(j, "content")) anth_block(t, b);
+        t->blocks = cJSON_Duplicate(cJSON_GetObjectItem(j, "content"), 1);
+        snprintf(t->stop, sizeof t->stop, "%s", str(j, "stop_reason"));
+        cJSON *cr = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "cache_read_input_tokens");
+        if (cJSON_IsNumber(cr)) t->cached = cr->valueint;
+        cJSON_Delete(j);
+    } else { /* rebuild the blocks from the events, as the SDK's stream helper does */
+        bool done;
+        cJSON *events = sse_payloads(r.body, &done), *ev;
+        t->blocks = cJSON_CreateArray();
+        cJSON *input_json[8] = {0};
+        cJSON_ArrayForEach(ev, events) {
+            const char *type = str(ev, "type");
+            int k =
+                cJSON_GetObjectItem(ev, "index") ? cJSON_GetObjectItem(ev, "index")->valueint : -1;
+            if (!strcmp(type, "content_block_start")) {
+                CHECKF(k == cJSON_GetArraySize(t->blocks) && k < 8, "block index %d", k);
+                cJSON_AddItemToArray(t->blocks,
+                                     cJSON_Duplicate(cJSON_GetObjectItem(ev, "content_block"), 1));
+            } else if (!strcmp(type, "content_block_delta") && k >= 0 && k < 8) {
+                cJSON *b = cJSON_GetArrayItem(t->blocks, k), *d = cJSON_GetObjectItem(ev, "delta");
+                const char *dt = str(d, "type");
+                const char *field = !strcmp(dt, "text_delta")       ? "text"
+                                    : !strcmp(dt, "thinking_delta") ? "thinking"
+                                                                    : NULL;
+                if (b && field) {
+                    char *joined = NULL;
+                    size_t n = strlen(str(b, field)) + strlen(str(d, field)) + 1;
+                    joined = malloc(n);
+                    snprintf(joined, n, "%s%s", str(b, field), str(d, field));
+                    cJSON_ReplaceItemInObject(b, field, cJSON_CreateString(joined));
+                    free(joined);
+                }
+                if (b && !strcmp(dt, "input_json_delta")) {
+                    if (!input_json[k]) input_json[k] = cJSON_CreateString("");
+                    size_t n =
+                        strlen(input_json[k]->valuestring) + strlen(str(d, "partial_json")) + 1;
+                    char *joined = malloc(n);
+                    snprintf(joined, n, "%s%s", input_json[k]->valuestring, str(d, "partial_json"));
+                    cJSON_Delete(input_json[k]);
+                    input_json[k] = cJSON_CreateString(joined);
+                    free(joined);
+                }
+            } else if (!strcmp(type, "content_block_stop") && k >= 0 && k < 8 && input_json[k]) {
+                cJSON *in = cJSON_Parse(input_json[k]->valuestring);
+                CHECKF(in != NULL, "input_json_delta does not join to JSON: %s",
+                       input_json[k]->valuestring);
+                cJSON_ReplaceItemInObject(cJSON_GetArrayItem(t->blocks, k), "input",
+                                          in ? in : cJSON_CreateObject());
+            } else if (!strcmp(type, "message_delta")) {
+                snprintf(t->stop, sizeof t->stop, "%s",
+                         str(cJSON_GetObjectItem(ev, "delta"), "stop_reason"));
+            } else if (!strcmp(type, "message_start")) {
+                cJSON *u = cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "message"), "usage");
+                cJSON *cr = cJSON_GetObjectItem(u, "cache_read_input_tokens");
+                if (cJSON_IsNumber(cr)) t->cached = cr->valueint;
+            }
+        }
+        const char *last = str(cJSON_GetArrayItem(events, cJSON_GetArraySize(events) - 1), "type");
+        CHECKF(!strcmp(last, "message_stop"), "the stream ended with '%s'", last);
+        for (int k = 0; k < 8; k++)
+            cJSON_Delete(input_json[k]);
+        cJSON *b;
+        cJSON_ArrayForEach(b, t->blocks) anth_block(t, b);
+        cJSON_Delete(events);
+    }
+    free(r.body);
+}
+
+static cJSON *anthropic_next(const cJSON *request, const turn *t, const char *const *results) {
+    cJSON *next = cJSON_Duplicate(request, 1), *msgs = cJSON_GetObjectItem(next, "messages");
+    cJSON *a = cJSON_CreateObject(), *u = cJSON_CreateObject(), *content;
+    cJSON_AddStringToObject(a, "role", "assistant");
+    cJSON_AddItemToObject(a, "content", cJSON_Duplicate(t->blocks, 1));
+    cJSON_AddItemToArray(msgs, a);
+    cJSON_AddStringToObject(u, "role", "user");
+    content = cJSON_AddArrayToObject(u, "content");
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "tool_result");
+        cJSON_AddStringToObject(b, "tool_use_id", t->ids[k]);
+        cJSON_AddStringToObject(b, "content", results[k]);
+        cJSON_AddItemToArray(content, b);
+    }
+    cJSON_AddItemToArray(msgs, u);
+    return next;
+}
+
+/* ---- the round trips --------------------------------------------------------------------- */
+
+static void same_turn(const char *what, const turn *a, const turn *b) {
+    CHECKF(
+        !strcmp(a->content, b->content) && !strcmp(a->reasoning, b->reasoning) &&
+            !strcmp(a->stop, b->stop) && a->n_calls == b->n_calls,
+        "%s: streamed ('%s' / '%s', %s, %d calls) differs from whole ('%s' / '%s', %s, %d calls)",
+        what, a->reasoning, a->content, a->stop, a->n_calls, b->reasoning, b->content, b->stop,
+        b->n_calls);
+    for (int k = 0; k < a->n_calls && k < b->n_calls; k++) {
+        cJSON *x = cJSON_Parse(a->args[k]), *y = cJSON_Parse(b->args[k]);
+        CHECKF(!strcmp(a->names[k], b->names[k]) && x && y && cJSON_Compare(x, y, true),
+               "%s: streamed call %s(%s) vs whole %s(%s)", what, a->names[k], a->args[k],
+               b->names[k], b->args[k]);
+        cJSON_Delete(x);
+        cJSON_Delete(y);
+    }
+}
+
+/* Turn 1 of case weather_call (or think_weather_call): one get_weather call for the case's city.
+ * Turn 2, after the result: an answer that uses it. Both, streamed and not, on one API. */
+static void round_trip(bool anthropic, const char *case_name, const char *city) {
+    const char *tool_stop = anthropic ? "tool_use" : "tool_calls";
+    const char *end_stop = anthropic ? "end_turn" : "stop";
+    cJSON *oa = case_request(case_name);
+    cJSON *req = anthropic ? to_anthropic(oa) : cJSON_Duplicate(oa, 1);
+    bool think = cJSON_IsTrue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(oa, "chat_template_kwargs"), "enable_thinking"));
+    turn t1[2], t2[2];
+    char result[256];
+    snprintf(result, sizeof result,
+             "{\"city\": \"%s\", \"temperature\": 17, \"unit\": \"celsius\", \"condition\": "
+             "\"cloudy\"}",
+             city);
+    const char *results[] = {result};
+    cJSON *next = NULL;
+    for (int s = 0; s < 2; s++) {
+        turn *t = &t1[s];
+        (anthropic ? anthropic_turn : openai_turn)(req, s == 1, t);
+        CHECKF(!strcmp(t->stop, tool_stop) && t->n_calls == 1 &&
+                   !strcmp(t->names[0], "get_weather"),
+               "%s stream=%d: stop %s, %d calls, '%s' / '%s'", case_name, s, t->stop, t->n_calls,
+               t->reasoning, t->content);
+        cJSON *args = cJSON_Parse(t->args[0]);
+        CHECKF(args && !strcmp(str(args, "city"), city) && cJSON_GetArraySize(args) == 1,
+               "%s stream=%d: arguments %s", case_name, s, t->args[0]);
+        cJSON_Delete(args);
+        CHECKF(t->ids[0][0], "%s: the call has no id", case_name);
+        CHECKF(!has_tag(t->content) && !has_tag(t->reasoning), "%s: tags in '%s' / '%s'", case_name,
+               t->reasoning, t->content);
+        CHECKF(think == (t->reasoning[0] != 0), "%s: reasoning '%s' with thinking %s", case_name,
+               t->reasoning, think ? "on" : "off");
+    }
+    same_turn(case_name, &t1[1], &t1[0]);
+    if (t1[0].n_calls != 1) goto done;
+    next = anthropic ? anthropic_next(req, &t1[0], results) : openai_next(req, &t1[0], results);
+    for (int s = 0; s < 2; s++) {
+        turn *t = &t2[s];
+        (anthropic ? anthropic_turn : openai_turn)(next, s == 1, t);
+        CHECKF(!strcmp(t->stop, end_stop) && t->n_calls == 0, "%s turn 2 stream=%d: %s, %d calls",
+               case_name, s, t->stop, t->n_calls);
+        CHECKF(strstr(t->content, city) && strstr(t->content, "17") &&
+                   strstr(t->content, "cloudy") && !has_tag(t->content) && !has_tag(t->reasoning),
+               "%s turn 2 stream=%d: the answer '%s' / '%s'", case_name, s, t->reasoning,
+               t->content);
+        CHECKF(think == (t->reasoning[0] != 0), "%s turn 2: reasoning '%s'", case_name,
+               t->reasoning);
+        /* turn 2's prompt starts with turn 1's prompt and reply: served from the prefix cache */
+        if (!think)
+            CHECKF(t->cached > 0, "%s turn 2 stream=%d: %d prompt tokens from the prefix cache",
+                   case_name, s, t->cached);
+    }
+    same_turn(case_name, &t2[1], &t2[0]);
+    for (int s = 0; s < 2; s++)
+        turn_free(&t2[s]);
+done:
+    for (int s = 0; s < 2; s++)
+        turn_free(&t1[s]);
+    cJSON_Delete(next);
+    cJSON_Delete(req);
+    cJSON_Delete(oa);
+}
+
+static void test_openai_agent_round_trip(void) {
+    round_trip(false, "weather_call", "Lisbon");
+}
+static void test_anthropic_agent_round_trip(void) {
+    round_trip(true, "weather_call", "Lisbon");
+}
+static void test_openai_thinking_round_trip(void) {
+    round_trip(false, "think_weather_call", "Berlin");
+}
+static void test_anthropic_thinking_round_trip(void) {
+    round_trip(true, "think_weather_call", "Berlin");
+}
+
+/* Thinking on, no tools: the reasoning apart from the answer, on both APIs, streamed and not. */
+static void test_reasoning_split(void) {
+    cJSON *oa = case_request("think_greeting");
+    for (int api = 0; api < 2; api++) {
+        cJSON *req = api ? to_anthropic(oa) : cJSON_Duplicate(oa, 1);
+        turn t[2];
+        for (int s = 0; s < 2; s++) {
+            (api ? anthropic_turn : openai_turn)(req, s == 1, &t[s]);
+            CHECKF(strlen(t[s].reasoning) >= 3 && strlen(t[s].content) >= 3 &&
+                       !has_tag(t[s].reasoning) && !has_tag(t[s].content) && t[s].n_calls == 0,
+                   "api %d stream=%d: reasoning '%s', answer '%s'", api, s, t[s].reasoning,
+                   t[s].content);
+            CHECKF(!strcmp(t[s].stop, api ? "end_turn" : "stop"), "stop %s", t[s].stop);
+        }
+        if (api) { /* the thinking block comes first */
+            CHECKF(!strcmp(str(cJSON_GetArrayItem(t[0].blocks, 0), "type"), "thinking") &&
+                       !strcmp(str(cJSON_GetArrayItem(t[0].blocks, 1), "type"), "text"),
+                   "blocks in the wrong order");
+        }
+        same_turn(api ? "messages" : "chat", &t[1], &t[0]);
+        turn_free(&t[0]);
+        turn_free(&t[1]);
+        cJSON_Delete(req);
+    }
+    cJSON_Delete(oa);
+}
+
+static void skip_no_model(void) {
+    test_skip(MODEL " is absent");
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    if (access(MODEL "/config.json", R_OK)) {
+        RUN(skip_no_model);
+        return test_summary();
+    }
+    laguna_error err = {0};
+    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()};
+    laguna_tokenizer *tok = NULL;
+    laguna_chat_template *tmpl = NULL;
+    laguna_model *model = NULL;
+    lg_server *srv = NULL;
+    char *cases = tu_read_file("tests/data/tinychat_cases.json", NULL);
+    g_cases = cases ? cJSON_Parse(cases) : NULL;
+    free(cases);
+    lg_server_options so = {
+        .api_key = KEY, .model_name = "laguna-tiny-chat", .n_parallel = 4, .n_ctx = 2048};
+    if (!g_cases || laguna_tokenizer_load(MODEL, &tok, &err) ||
+        laguna_chat_template_load(MODEL, &tmpl, &err) ||
+        laguna_model_open(MODEL, &mo, &model, &err) ||
+        lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
+        printf("FAIL setup: %s\n", g_cases ? err.message : "cannot read the cases");
+        return 1;
+    }
+    g_port = lg_server_port(srv);
+    RUN(test_openai_agent_round_trip);
+    RUN(test_anthropic_agent_round_trip);
+    RUN(test_openai_thinking_round_trip);
+    RUN(test_anthropic_thinking_round_trip);
+    RUN(test_reasoning_split);
+    lg_server_stop(srv);
+    laguna_model_free(model);
+    laguna_chat_template_free(tmpl);
+    laguna_tokenizer_free(tok);
+    cJSON_Delete(g_cases);
+    return test_summary();
+}
