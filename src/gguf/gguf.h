@@ -122,6 +122,8 @@ double lg_gguf_kv_f64(const lg_gguf_kv *kv);
 /* Hands the file mapping to the caller (who munmaps it); lg_gguf_close then
  * leaves it mapped. Tensor data pointers stay valid while it is mapped. */
 void *lg_gguf_take_mapping(lg_gguf_file *f, size_t *len);
+/* Whether the file was read into anonymous memory (copy) rather than mapped. */
+bool lg_gguf_is_copy(const lg_gguf_file *f);
 
 /* ggml tensor type ids <-> engine dtypes (gguf_types.c). */
 #define LG_GGML_TYPE_F32 0

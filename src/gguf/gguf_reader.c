@@ -17,6 +17,7 @@ struct lg_gguf_file {
     uint8_t *map;
     size_t map_len;
     bool owns_map;
+    bool copied; /* map is an anonymous copy, not the page cache */
     uint32_t version;
     size_t alignment;
     lg_gguf_kv *kvs;
@@ -348,6 +349,7 @@ laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, lagu
     laguna_status st = lg_map_file(path, copy, &addr, &f->map_len, err);
     f->map = addr;
     f->owns_map = true;
+    f->copied = copy;
     if (!st) st = parse(f, err);
     if (st) {
         lg_gguf_close(f);
@@ -378,6 +380,10 @@ void *lg_gguf_take_mapping(lg_gguf_file *f, size_t *len) {
     f->owns_map = false;
     *len = f->map_len;
     return f->map;
+}
+
+bool lg_gguf_is_copy(const lg_gguf_file *f) {
+    return f->copied;
 }
 
 const char *lg_gguf_path(const lg_gguf_file *f) {

@@ -72,7 +72,7 @@ laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg
     if (!st) {
         size_t len;
         void *map = lg_gguf_take_mapping(f, &len);
-        if (map && lg_tensor_source_keep_mapping(src, map, len)) {
+        if (map && lg_tensor_source_keep_mapping(src, map, len, lg_gguf_is_copy(f))) {
             munmap(map, len);
             st = lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", lg_gguf_path(f));
         }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "sys/huge_pages.h"
 
 laguna_status lg_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                            laguna_error *err) {
@@ -91,6 +92,9 @@ static void *read_range_main(void *arg) {
             r->error = k < 0 ? errno : -1;
             break;
         }
+        /* the bytes now live in our copy: drop the page cache's, so a file
+         * near the size of RAM is not held twice while it loads */
+        posix_fadvise(r->fd, (off_t)got, k, POSIX_FADV_DONTNEED);
         got += (size_t)k;
         r->got = got - r->begin;
     }
@@ -111,11 +115,16 @@ static void wait_for_readers(read_range *ranges, int k, size_t n) {
 }
 
 /* Reads the file in parallel ranges: the kernel zeroes each fresh page on
- * first touch, which dominates a single-threaded copy. */
+ * first touch, which dominates a single-threaded copy. The copy starts on a
+ * 2 MiB boundary so transparent huge pages can back all of it; it is not
+ * taken from the hugetlbfs pool, whose mappings munmap only in whole 2 MiB
+ * pages (the tensor source frees `n` bytes). */
 static laguna_status copy_to_anonymous(int fd, const char *path, size_t n, void **addr, laguna_error *err) {
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: cannot allocate %zu bytes to load it", path, n);
-    madvise(p, n, MADV_HUGEPAGE); /* advice only: fine if refused */
+    size_t map_bytes;
+    lg_page_source source;
+    char *p = lg_huge_alloc(n, false, &map_bytes, &source);
+    if (!p) return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: cannot allocate %zu bytes to load it", path, n);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* larger read-ahead */
     enum { MAX_READERS = 16 };
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int k = cores < 1 ? 1 : cores > MAX_READERS ? MAX_READERS : (int)cores;
@@ -148,16 +157,21 @@ static laguna_status copy_to_anonymous(int fd, const char *path, size_t n, void 
     return LAGUNA_OK;
 }
 
-size_t lg_memory_available(void) {
+/* A "Name: N kB" line of /proc/meminfo in bytes; 0 if absent. */
+static size_t meminfo_bytes(const char *name) {
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f) return 0;
     char line[256];
-    size_t kb = 0;
+    size_t kb = 0, len = strlen(name);
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+        if (!strncmp(line, name, len) && line[len] == ':' && sscanf(line + len + 1, "%zu kB", &kb) == 1) break;
     fclose(f);
     return kb * 1024;
 }
+
+size_t lg_memory_available(void) { return meminfo_bytes("MemAvailable"); }
+
+size_t lg_memory_total(void) { return meminfo_bytes("MemTotal"); }
 
 laguna_status lg_map_file(const char *path, bool copy, void **addr, size_t *len, laguna_error *err) {
     *addr = NULL;
@@ -182,6 +196,11 @@ laguna_status lg_map_file(const char *path, bool copy, void **addr, size_t *len,
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return lg_fail(err, LAGUNA_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+#ifdef MADV_HUGEPAGE
+    /* Page cache on 2 MiB folios where the file system and kernel allow it
+     * (read-ahead in huge steps, PMD mappings): advice, fine if refused. */
+    madvise(p, (size_t)st.st_size, MADV_HUGEPAGE);
+#endif
     *addr = p;
     *len = (size_t)st.st_size;
     return LAGUNA_OK;

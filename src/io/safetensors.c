@@ -142,7 +142,7 @@ laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const
         if (addr) munmap(addr, len);
         return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", path, len);
     }
-    if (lg_tensor_source_keep_mapping(src, addr, len)) {
+    if (lg_tensor_source_keep_mapping(src, addr, len, copy)) {
         munmap(addr, len);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }

@@ -53,6 +53,10 @@ static void fill_info(laguna_model *m) {
     i->n_eos_token_ids = c->n_eos;
     i->eos_token_ids = c->eos_token_ids;
     lg_model_count_params(c, &i->n_params_total, &i->n_params_active);
+    lg_tensor_memory mem = lg_tensor_source_memory(m->tensors);
+    i->weights_load = mem.copied_bytes && !mem.mapped_bytes ? LAGUNA_LOAD_COPY : LAGUNA_LOAD_MMAP;
+    i->weights_bytes = mem.copied_bytes + mem.mapped_bytes;
+    i->weights_huge_bytes = mem.huge_bytes;
 }
 
 /* A Hugging Face folder: config.json plus safetensors. */
