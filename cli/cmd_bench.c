@@ -344,6 +344,10 @@ int cmd_bench(int argc, char **argv) {
         print_row("decode sampled (t .8 k 40 p .95)", dec_sampled, reps, "tok/s", 2);
         printf(" %.2f of greedy\n", ds / d);
         print_sampling(info->vocab_size, &sampled);
+        /* mapped pages count once read: the kernel may have put the page cache on 2 MiB folios */
+        lg_tensor_memory mem = lg_tensor_source_memory(m->tensors);
+        uint64_t all = mem.mapped_bytes + mem.copied_bytes;
+        if (all) printf("%-36s %9.0f %%\n", "weights on 2 MiB pages after the runs", 100.0 * (double)mem.huge_bytes / (double)all);
         printf("%-36s %9.3f GB\n", "weights read per decoded token", bytes / 1e9);
         printf("%-36s %9.1f GB/s\n", "weight bytes read, greedy decode", bytes * d / 1e9);
         if (bw.reps)
