@@ -25,7 +25,8 @@ static void test_huge_alloc(void) {
         CHECK(p[0] == 0 && p[sizes[i] - 1] == 0); /* zero-filled, writable to the end */
         memset(p, 0xab, sizes[i]);
         int64_t huge = lg_huge_bytes_in(p, sizes[i]);
-        CHECKF(huge >= -1 && huge <= (int64_t)sizes[i], "%lld huge bytes of %zu", (long long)huge, sizes[i]);
+        CHECKF(huge >= -1 && huge <= (int64_t)sizes[i], "%lld huge bytes of %zu", (long long)huge,
+               sizes[i]);
         CHECK(munmap(p, map_bytes) == 0);
     }
     size_t map_bytes = 1;
@@ -58,22 +59,26 @@ static void test_bandwidth_probe(void) {
             lg_bandwidth bw;
             laguna_error err = {0};
             /* an awkward size: rounded down to whole 4 KiB shares per thread */
-            laguna_status st = lg_measure_read_bandwidth(threads[t], ((size_t)5 << 20) + 777, 3, isas[i], &bw, &err);
+            laguna_status st = lg_measure_read_bandwidth(threads[t], ((size_t)5 << 20) + 777, 3,
+                                                         isas[i], &bw, &err);
             CHECKF(st == LAGUNA_OK, "%s: %s", lg_read_isa_name(isas[i]), err.message);
             if (st) continue;
-            CHECK(bw.bytes % (4096 * (size_t)threads[t]) == 0 && bw.bytes <= ((size_t)5 << 20) + 777);
+            CHECK(bw.bytes % (4096 * (size_t)threads[t]) == 0 &&
+                  bw.bytes <= ((size_t)5 << 20) + 777);
             CHECK(bw.bytes > ((size_t)5 << 20) - 4096 * (size_t)threads[t]);
-            CHECKF(bw.checksum == expected_checksum(bw.bytes), "%s, %d threads: checksum %llx", lg_read_isa_name(bw.isa),
-                   threads[t], (unsigned long long)bw.checksum);
+            CHECKF(bw.checksum == expected_checksum(bw.bytes), "%s, %d threads: checksum %llx",
+                   lg_read_isa_name(bw.isa), threads[t], (unsigned long long)bw.checksum);
             CHECK(bw.reps == 3 && bw.n_threads == threads[t] && bw.best_gbps > 0);
             double best = 0;
-            for (int r = 0; r < bw.reps; r++) best = bw.gbps[r] > best ? bw.gbps[r] : best;
+            for (int r = 0; r < bw.reps; r++)
+                best = bw.gbps[r] > best ? bw.gbps[r] : best;
             CHECK(best == bw.best_gbps);
             CHECK(isas[i] == LG_READ_AUTO ? bw.isa != LG_READ_AUTO : bw.isa == isas[i]);
             CHECK(bw.huge_bytes >= -1 && bw.huge_bytes <= (int64_t)bw.bytes);
         }
     }
-    CHECK(lg_bandwidth_default_bytes() >= ((size_t)256 << 20) && lg_bandwidth_default_bytes() <= ((size_t)4 << 30));
+    CHECK(lg_bandwidth_default_bytes() >= ((size_t)256 << 20) &&
+          lg_bandwidth_default_bytes() <= ((size_t)4 << 30));
 }
 
 static void test_bandwidth_probe_rejects_bad_arguments(void) {
@@ -82,9 +87,10 @@ static void test_bandwidth_probe_rejects_bad_arguments(void) {
     CHECK(lg_measure_read_bandwidth(0, 1 << 20, 1, LG_READ_AUTO, &bw, &err) == LAGUNA_ERR_ARGUMENT);
     CHECK(strstr(err.message, "threads") != NULL);
     CHECK(lg_measure_read_bandwidth(1, 1 << 20, 0, LG_READ_AUTO, &bw, &err) == LAGUNA_ERR_ARGUMENT);
-    CHECK(lg_measure_read_bandwidth(1, 1 << 20, LG_BANDWIDTH_MAX_REPS + 1, LG_READ_AUTO, &bw, &err) ==
+    CHECK(lg_measure_read_bandwidth(1, 1 << 20, LG_BANDWIDTH_MAX_REPS + 1, LG_READ_AUTO, &bw,
+                                    &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(lg_measure_read_bandwidth(1, 1 << 20, 1, (lg_read_isa)99, &bw, &err) ==
           LAGUNA_ERR_ARGUMENT);
-    CHECK(lg_measure_read_bandwidth(1, 1 << 20, 1, (lg_read_isa)99, &bw, &err) == LAGUNA_ERR_ARGUMENT);
 }
 
 static void test_copy_or_map_rule(void) {
@@ -98,7 +104,7 @@ static void test_copy_or_map_rule(void) {
     CHECK(!lg_load_copy_fits(189 * GiB / 10, 21 * GiB, 24 * GiB)); /* others took 2 GiB */
     CHECK(lg_load_copy_fits(6 * GiB, 8 * GiB, 8 * GiB));
     CHECK(!lg_load_copy_fits(6 * GiB + 1, 8 * GiB, 8 * GiB));
-    CHECK(!lg_load_copy_fits(1, 0, 0));       /* unknown memory: map */
+    CHECK(!lg_load_copy_fits(1, 0, 0));          /* unknown memory: map */
     CHECK(!lg_load_copy_fits(1, GiB, 64 * GiB)); /* less free than the headroom */
     CHECK(lg_load_mode_copies(LG_LOAD_COPY, UINT64_MAX) && !lg_load_mode_copies(LG_LOAD_MMAP, 1));
 }

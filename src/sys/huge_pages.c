@@ -7,7 +7,9 @@
 
 #define SMALL_PAGE_BYTES ((size_t)4096)
 
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+static size_t round_up(size_t n, size_t to) {
+    return (n + to - 1) / to * to;
+}
 
 void *lg_huge_alloc(size_t bytes, bool try_hugetlb, size_t *map_bytes, lg_page_source *source) {
     *map_bytes = 0;
@@ -16,7 +18,8 @@ void *lg_huge_alloc(size_t bytes, bool try_hugetlb, size_t *map_bytes, lg_page_s
 #ifdef MAP_HUGETLB
     if (try_hugetlb) {
         size_t n = round_up(bytes, LG_HUGE_PAGE_BYTES);
-        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+        void *p =
+            mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
         if (p != MAP_FAILED) {
             *map_bytes = n;
             *source = LG_PAGES_HUGETLB;
@@ -54,7 +57,8 @@ int64_t lg_huge_bytes_in(const void *addr, size_t len) {
         unsigned long a, b;
         unsigned long long kb;
         char c = line[0];
-        if (((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) && sscanf(line, "%lx-%lx", &a, &b) == 2) {
+        if (((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) &&
+            sscanf(line, "%lx-%lx", &a, &b) == 2) {
             /* a mapping may extend past the range (the kernel merges
              * neighbours with the same flags): count its huge pages in
              * proportion to the overlap */
@@ -63,8 +67,10 @@ int64_t lg_huge_bytes_in(const void *addr, size_t len) {
             continue;
         }
         if (share == 0) continue;
-        if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1 || sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1 ||
-            sscanf(line, "Private_Hugetlb: %llu kB", &kb) == 1 || sscanf(line, "Shared_Hugetlb: %llu kB", &kb) == 1) {
+        if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1 ||
+            sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1 ||
+            sscanf(line, "Private_Hugetlb: %llu kB", &kb) == 1 ||
+            sscanf(line, "Shared_Hugetlb: %llu kB", &kb) == 1) {
             huge += share * (double)kb * 1024;
             seen_field = true;
         }

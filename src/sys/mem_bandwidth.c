@@ -3,9 +3,9 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -32,21 +32,29 @@ size_t lg_bandwidth_default_bytes(void) {
 int lg_read_isa_supported(lg_read_isa isa) {
     switch (isa) {
     case LG_READ_AUTO:
-    case LG_READ_PORTABLE: return 1;
+    case LG_READ_PORTABLE:
+        return 1;
 #ifdef HAVE_X86
-    case LG_READ_AVX2: return __builtin_cpu_supports("avx2");
-    case LG_READ_AVX512: return __builtin_cpu_supports("avx512f");
+    case LG_READ_AVX2:
+        return __builtin_cpu_supports("avx2");
+    case LG_READ_AVX512:
+        return __builtin_cpu_supports("avx512f");
 #endif
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
 const char *lg_read_isa_name(lg_read_isa isa) {
     switch (isa) {
-    case LG_READ_PORTABLE: return "64-bit loads";
-    case LG_READ_AVX2: return "AVX2 loads";
-    case LG_READ_AVX512: return "AVX-512 loads";
-    default: return "auto";
+    case LG_READ_PORTABLE:
+        return "64-bit loads";
+    case LG_READ_AVX2:
+        return "AVX2 loads";
+    case LG_READ_AVX512:
+        return "AVX-512 loads";
+    default:
+        return "auto";
     }
 }
 
@@ -54,7 +62,8 @@ const char *lg_read_isa_name(lg_read_isa isa) {
 
 static uint64_t sum_portable(const uint64_t *p, size_t bytes) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0, n = bytes / 8; i + 4 <= n; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+    for (size_t i = 0, n = bytes / 8; i + 4 <= n; i += 4)
+        s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
     return s0 + s1 + s2 + s3;
 }
 
@@ -83,7 +92,8 @@ __attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p,
         a2 = _mm512_add_epi64(a2, _mm512_load_si512(v + i + 2));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512(v + i + 3));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    return (uint64_t)_mm512_reduce_add_epi64(
+        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
 }
 #endif
 
@@ -132,7 +142,8 @@ static void run_job(part *pt) {
     uint64_t *w = pr->buf + pt->begin / 8;
     size_t n = pt->bytes / 8;
     if (pr->job == JOB_FILL)
-        for (size_t i = 0, first = pt->begin / 8; i < n; i++) w[i] = (first + i) * FILL_MULTIPLIER;
+        for (size_t i = 0, first = pt->begin / 8; i < n; i++)
+            w[i] = (first + i) * FILL_MULTIPLIER;
     else
         pt->sum = sum_words(pr->isa, w, pt->bytes);
 }
@@ -142,7 +153,8 @@ static void *worker_main(void *arg) {
     probe *pr = pt->pr;
     for (unsigned seen = 0;;) {
         unsigned spins = 0;
-        while (atomic_load_explicit(&pr->generation, memory_order_acquire) == seen) pause_briefly(&spins);
+        while (atomic_load_explicit(&pr->generation, memory_order_acquire) == seen)
+            pause_briefly(&spins);
         seen++;
         if (pr->job == JOB_QUIT) return NULL;
         run_job(pt);
@@ -158,7 +170,8 @@ static void run_all(probe *pr, int job) {
     if (job == JOB_QUIT) return;
     run_job(&pr->parts[0]);
     unsigned spins = 0;
-    while (atomic_load_explicit(&pr->finished, memory_order_acquire) < pr->n_threads - 1) pause_briefly(&spins);
+    while (atomic_load_explicit(&pr->finished, memory_order_acquire) < pr->n_threads - 1)
+        pause_briefly(&spins);
 }
 
 static double now_seconds(void) {
@@ -167,19 +180,22 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, lg_read_isa isa, lg_bandwidth *out,
-                                        laguna_error *err) {
+laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, lg_read_isa isa,
+                                        lg_bandwidth *out, laguna_error *err) {
     memset(out, 0, sizeof *out);
     if (n_threads < 1 || n_threads > MAX_THREADS)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: %d threads (1 to %d)", n_threads, MAX_THREADS);
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: %d threads (1 to %d)", n_threads,
+                       MAX_THREADS);
     if (reps < 1 || reps > LG_BANDWIDTH_MAX_REPS)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: %d repeats (1 to %d)", reps, LG_BANDWIDTH_MAX_REPS);
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: %d repeats (1 to %d)", reps,
+                       LG_BANDWIDTH_MAX_REPS);
     if (isa == LG_READ_AUTO)
         isa = lg_read_isa_supported(LG_READ_AVX512) ? LG_READ_AVX512
               : lg_read_isa_supported(LG_READ_AVX2) ? LG_READ_AVX2
                                                     : LG_READ_PORTABLE;
     if (!lg_read_isa_supported(isa))
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: this CPU cannot run %s", lg_read_isa_name(isa));
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "bandwidth probe: this CPU cannot run %s",
+                       lg_read_isa_name(isa));
     size_t unit = PART_ALIGN * (size_t)n_threads, share;
     if (bytes < ((size_t)1 << 20)) bytes = (size_t)1 << 20;
     bytes = bytes / unit * unit;
@@ -199,7 +215,8 @@ laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, l
     pr->n_threads = n_threads;
     pthread_t threads[MAX_THREADS];
     int started = 1;
-    for (int k = 0; k < n_threads; k++) pr->parts[k] = (part){pr, k, share * (size_t)k, share, 0};
+    for (int k = 0; k < n_threads; k++)
+        pr->parts[k] = (part){pr, k, share * (size_t)k, share, 0};
     for (; started < n_threads; started++)
         if (pthread_create(&threads[started], NULL, worker_main, &pr->parts[started]) != 0) break;
     laguna_status st = LAGUNA_OK;
@@ -213,7 +230,8 @@ laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, l
             run_all(pr, JOB_READ);
             double dt = now_seconds() - t0;
             uint64_t sum = 0;
-            for (int k = 0; k < n_threads; k++) sum += pr->parts[k].sum;
+            for (int k = 0; k < n_threads; k++)
+                sum += pr->parts[k].sum;
             out->checksum = sum;
             out->gbps[r] = dt > 0 ? (double)bytes / dt / 1e9 : 0;
             if (out->gbps[r] > out->best_gbps) out->best_gbps = out->gbps[r];
@@ -221,7 +239,8 @@ laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, l
     }
     pr->n_threads = started; /* the threads that exist */
     run_all(pr, JOB_QUIT);
-    for (int k = 1; k < started; k++) pthread_join(threads[k], NULL);
+    for (int k = 1; k < started; k++)
+        pthread_join(threads[k], NULL);
     munmap(buf, map_bytes);
     free(pr);
     if (st) return st;

@@ -29,14 +29,14 @@ typedef enum {
 } lg_read_isa;
 
 typedef struct {
-    double best_gbps;                    /* 1e9 bytes per second, best repeat */
-    double gbps[LG_BANDWIDTH_MAX_REPS];  /* every repeat, in order */
+    double best_gbps;                   /* 1e9 bytes per second, best repeat */
+    double gbps[LG_BANDWIDTH_MAX_REPS]; /* every repeat, in order */
     int reps;
     int n_threads;
-    size_t bytes;                        /* buffer size */
-    int64_t huge_bytes;                  /* of the buffer on huge pages after filling; -1 unknown */
-    lg_read_isa isa;                     /* the loads used */
-    uint64_t checksum;                   /* sum of the buffer's 64-bit words: the same for every isa */
+    size_t bytes;       /* buffer size */
+    int64_t huge_bytes; /* of the buffer on huge pages after filling; -1 unknown */
+    lg_read_isa isa;    /* the loads used */
+    uint64_t checksum;  /* sum of the buffer's 64-bit words: the same for every isa */
 } lg_bandwidth;
 
 /* The buffer size to use: 4 GiB, or a quarter of the available memory if
@@ -51,7 +51,7 @@ const char *lg_read_isa_name(lg_read_isa isa);
 /* Measures reading `bytes` (rounded down to a multiple of 4 KiB x n_threads;
  * at least 1 MiB) with n_threads threads, reps times (1 to
  * LG_BANDWIDTH_MAX_REPS). Word i of the buffer holds i * 0x9E3779B97F4A7C15. */
-laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, lg_read_isa isa, lg_bandwidth *out,
-                                        laguna_error *err);
+laguna_status lg_measure_read_bandwidth(int n_threads, size_t bytes, int reps, lg_read_isa isa,
+                                        lg_bandwidth *out, laguna_error *err);
 
 #endif
