@@ -90,7 +90,7 @@ static void test_auto_reports_its_choice(void) {
     laguna_model *m = open_as("tests/fixtures/tiny-xs", LAGUNA_LOAD_AUTO);
     if (!m) return;
     const laguna_model_info *info = laguna_model_get_info(m);
-    laguna_load_mode want = lg_load_mode_copies(LG_LOAD_AUTO, info->weights_bytes)
+    laguna_load_mode want = lg_load_mode_placement(LG_LOAD_AUTO, info->weights_bytes) != LG_PLACE_MAP
                                 ? LAGUNA_LOAD_COPY
                                 : LAGUNA_LOAD_MMAP;
     CHECK(info->weights_load == want);

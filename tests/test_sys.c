@@ -106,7 +106,9 @@ static void test_copy_or_map_rule(void) {
     CHECK(!lg_load_copy_fits(6 * GiB + 1, 8 * GiB, 8 * GiB));
     CHECK(!lg_load_copy_fits(1, 0, 0));          /* unknown memory: map */
     CHECK(!lg_load_copy_fits(1, GiB, 64 * GiB)); /* less free than the headroom */
-    CHECK(lg_load_mode_copies(LG_LOAD_COPY, UINT64_MAX) && !lg_load_mode_copies(LG_LOAD_MMAP, 1));
+    CHECK(lg_load_mode_placement(LG_LOAD_COPY, UINT64_MAX) == LG_PLACE_COPY);
+    CHECK(lg_load_mode_placement(LG_LOAD_MMAP, 1) == LG_PLACE_MAP);
+    CHECK(lg_load_mode_placement(LG_LOAD_AUTO, UINT64_MAX) == LG_PLACE_MAP);
 }
 
 int main(void) {

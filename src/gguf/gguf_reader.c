@@ -338,7 +338,7 @@ static laguna_status parse(lg_gguf_file *f, laguna_error *err) {
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, laguna_error *err) {
+laguna_status lg_gguf_open(const char *path, lg_placement place, lg_gguf_file **out, laguna_error *err) {
     *out = NULL;
     lg_gguf_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
@@ -346,10 +346,9 @@ laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, lagu
         return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", path);
     }
     void *addr = NULL;
-    laguna_status st = lg_map_file(path, copy, &addr, &f->map_len, err);
+    laguna_status st = lg_map_file(path, place, &addr, &f->map_len, &f->copied, err);
     f->map = addr;
     f->owns_map = true;
-    f->copied = copy;
     if (!st) st = parse(f, err);
     if (st) {
         lg_gguf_close(f);

@@ -136,7 +136,8 @@ bool lg_load_copy_fits(uint64_t total_bytes, uint64_t available_bytes, uint64_t 
     return available_bytes > headroom && total_bytes <= available_bytes - headroom;
 }
 
-bool lg_load_mode_copies(lg_load_mode mode, uint64_t total_bytes) {
-    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY;
-    return lg_load_copy_fits(total_bytes, lg_memory_available(), lg_memory_total());
+lg_placement lg_load_mode_placement(lg_load_mode mode, uint64_t total_bytes) {
+    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY ? LG_PLACE_COPY : LG_PLACE_MAP;
+    return lg_load_copy_fits(total_bytes, lg_memory_available(), lg_memory_total()) ? LG_PLACE_COPY_OR_MAP
+                                                                                     : LG_PLACE_MAP;
 }

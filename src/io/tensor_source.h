@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "io/file_util.h"
 #include "laguna.h"
 
 #define LG_MAX_DIMS 4
@@ -68,16 +69,17 @@ uint64_t lg_load_headroom_bytes(uint64_t total_memory_bytes);
  * MemAvailable counts the page cache the kernel can reclaim, which includes
  * the file's own cached pages: the copy drops those as it reads. */
 bool lg_load_copy_fits(uint64_t total_bytes, uint64_t available_bytes, uint64_t total_memory_bytes);
-/* Whether weights of total_bytes should be copied under this mode (AUTO asks
- * /proc/meminfo; unknown memory = map). */
-bool lg_load_mode_copies(lg_load_mode mode, uint64_t total_bytes);
+/* Where weights of total_bytes go under this mode: COPY copies, MMAP maps,
+ * AUTO copies if they fit (asking /proc/meminfo; unknown memory = map) and
+ * then backs off to mapping if memory runs short during the copy. */
+lg_placement lg_load_mode_placement(lg_load_mode mode, uint64_t total_bytes);
 
 /* Loads every safetensors file of a checkpoint folder: model.safetensors, or
  * the shards listed by model.safetensors.index.json. */
 laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mode mode, lg_tensor_source **out,
                                                     laguna_error *err);
-/* Loads one safetensors file into an existing source (mapped; copied when copy). */
-laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, bool copy,
+/* Loads one safetensors file into an existing source (mapped, or copied: see lg_map_file). */
+laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, lg_placement place,
                                                     laguna_error *err);
 
 #endif

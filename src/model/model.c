@@ -112,7 +112,7 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
     load_progress lp = {options ? options->progress : NULL, options ? options->progress_user : NULL};
     if (lp.fn) lg_map_file_set_progress(report_reading, &lp);
     if (stat(path, &st_path) == 0 && S_ISREG(st_path.st_mode))
-        st = lg_gguf_open_laguna(path, lg_load_mode_copies(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
+        st = lg_gguf_open_laguna(path, lg_load_mode_placement(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
     else
         st = open_folder(path, mode, &cfg, &tensors, err);
     lg_map_file_set_progress(NULL, NULL);
