@@ -92,8 +92,12 @@ __attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p,
         a2 = _mm512_add_epi64(a2, _mm512_load_si512(v + i + 2));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512(v + i + 3));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    /* summed as unsigned here: GCC's _mm512_reduce_add_epi64 adds signed lanes
+     * in C, which UBSan rightly reports when they wrap */
+    uint64_t lanes[8], sum = 0;
+    _mm512_storeu_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+    return sum;
 }
 #endif
 
