@@ -44,7 +44,8 @@ typedef struct laguna_model laguna_model;
  * of the weights (the file's pages are dropped from the page cache as they
  * are read, so the file is not held twice); AUTO copies when they fit in
  * the available RAM leaving 10% of the machine's memory (at least 2 GiB)
- * free, and maps them otherwise. laguna_model_info says which happened. */
+ * free, and maps them otherwise, or after all when other programs take that
+ * room while it copies. laguna_model_info says which happened. */
 typedef enum { LAGUNA_LOAD_AUTO = 0, LAGUNA_LOAD_MMAP, LAGUNA_LOAD_COPY } laguna_load_mode;
 
 typedef struct {
