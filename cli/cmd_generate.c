@@ -166,8 +166,9 @@ int cmd_generate(int argc, char **argv) {
     fflush(stdout); /* before the --stats line on stderr */
     t_end = now_s();
     if (stats)
-        fprintf(stderr, "seed %llu | load %.3f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
-                (unsigned long long)ro.sampler.seed, t_load - t0, n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
+        fprintf(stderr, "seed %llu | load %.3f s (weights %s) | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s) | finish: %s\n",
+                (unsigned long long)ro.sampler.seed, t_load - t0,
+                laguna_model_get_info(m)->weights_load == LAGUNA_LOAD_COPY ? "copied to RAM" : "memory-mapped", n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
                 produced / (t_end - t_prompt), laguna_finish_reason_name(gen.finish));
     rc = 0;
     goto done;

@@ -19,6 +19,8 @@ static void usage(FILE *f) {
                "                 tools that build the same model elsewhere, e.g. bench/transformers_compare.py)\n"
                "  --type T       write a GGUF quantised as `laguna quantize --type T` would quantise the\n"
                "                 checkpoint above, without ever storing the float weights\n"
+               "  --tokenizer D  with --type: put folder D's tokenizer.json into the GGUF (ids it leaves\n"
+               "                 unused become padding tokens), so tools that need one (llama.cpp) load it\n"
                "  --layers N     keep only the first N layers of the preset\n"
                "  --dtype        weight dtype (default bf16)\n"
                "  --shard-mb MB  split into shards of at most MB MiB with an index (default 4096; 0 = one file)\n");
@@ -40,7 +42,7 @@ static void quantize_progress(void *user, uint64_t done, uint64_t total, const c
 }
 
 int cmd_synth(int argc, char **argv) {
-    const char *preset = NULL, *out = NULL, *dtype = "bf16", *type = NULL;
+    const char *preset = NULL, *out = NULL, *dtype = "bf16", *type = NULL, *tokenizer = NULL;
     int layers = 0, shard_mb = 4096, threads = 0, config_only = 0;
     lg_synth_options opt = {.dtype = LG_DTYPE_BF16, .seed = 1};
     for (int i = 1; i < argc; i++) {
@@ -56,6 +58,8 @@ int cmd_synth(int argc, char **argv) {
             config_only = 1;
         } else if (!strcmp(argv[i], "--type")) {
             if (!(type = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--tokenizer")) {
+            if (!(tokenizer = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--threads")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 1, 512, &threads)) return 2;
         } else if (!strcmp(argv[i], "--dtype")) {
@@ -72,6 +76,7 @@ int cmd_synth(int argc, char **argv) {
     }
     if (!preset) return arg_usage_error("missing --preset NAME");
     if (!out) return arg_usage_error("missing --out DIR");
+    if (tokenizer && !type) return arg_usage_error("--tokenizer goes with --type (a GGUF)");
     if (!strcmp(dtype, "f32")) opt.dtype = LG_DTYPE_F32;
     else if (!strcmp(dtype, "bf16")) opt.dtype = LG_DTYPE_BF16;
     else if (!strcmp(dtype, "f16")) opt.dtype = LG_DTYPE_F16;
@@ -95,7 +100,8 @@ int cmd_synth(int argc, char **argv) {
         }
         st = lg_synth_write_config(&cfg, out, &err);
     } else if (type) {
-        lg_quantize_options qo = {.n_threads = threads, .generate = generate, .generate_user = &opt.seed};
+        lg_quantize_options qo = {
+            .n_threads = threads, .generate = generate, .generate_user = &opt.seed, .tokenizer_dir = tokenizer};
         lg_tensor_source *src = NULL;
         if (lg_ftype_parse(type, &qo.ftype)) {
             fprintf(stderr, "laguna synth: --type must be q8_0, q4_k_m, q5_k_m, q6_k or bf16 (got '%s')\n", type);

@@ -41,7 +41,11 @@ typedef struct laguna_model laguna_model;
 /* How weights reach memory. MMAP maps the files (shared page cache, any
  * size); COPY reads them into anonymous huge-page memory, which makes the
  * kernels 2-3x faster on machines where 4 KiB pages are costly, for the RAM
- * of the weights; AUTO copies when they take under half the available RAM. */
+ * of the weights (the file's pages are dropped from the page cache as they
+ * are read, so the file is not held twice); AUTO copies when they fit in
+ * the available RAM leaving 10% of the machine's memory (at least 2 GiB)
+ * free, and maps them otherwise, or after all when other programs take that
+ * room while it copies. laguna_model_info says which happened. */
 typedef enum { LAGUNA_LOAD_AUTO = 0, LAGUNA_LOAD_MMAP, LAGUNA_LOAD_COPY } laguna_load_mode;
 
 typedef struct {
@@ -87,6 +91,12 @@ typedef struct {
     const int32_t *eos_token_ids;
     int64_t n_params_total;    /* every weight in the checkpoint */
     int64_t n_params_active;   /* weights read for one token (chosen + shared experts) */
+    /* How the weight files reached host memory (what LAGUNA_LOAD_AUTO chose):
+     * LAGUNA_LOAD_COPY = read into anonymous memory, LAGUNA_LOAD_MMAP = mapped. */
+    laguna_load_mode weights_load;
+    uint64_t weights_bytes;      /* bytes of the weight files */
+    uint64_t weights_huge_bytes; /* of those, on 2 MiB pages when the model opened (0 if unknown;
+                                    mapped pages only count once read) */
 } laguna_model_info;
 
 const laguna_model_info *laguna_model_get_info(const laguna_model *model);

@@ -21,6 +21,18 @@ static void test_verify_command(void) {
     expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-m/golden.safetensors --threads 2 --load mmap", 0, "PASS");
     expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load copy", 0, "PASS");
     expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load maybe", 2, "--load");
+    expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load mmap", 0, "PASS");
+    expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load auto", 0, "PASS");
+    /* a GGUF under both load paths (bf16: exact to the float golden file) */
+    char *d = tu_temp_dir(), cmd[1024];
+    snprintf(cmd, sizeof cmd, "quantize tests/fixtures/tiny-xs %s/x.gguf --type bf16", d);
+    expect(cmd, 0, NULL);
+    const char *modes[] = {"copy", "mmap"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "verify %s/x.gguf tests/fixtures/tiny-xs/golden.safetensors --load %s", d, modes[i]);
+        expect(cmd, 0, "PASS: 3 of 3");
+    }
+    tu_remove_dir(d);
     /* the wrong golden file for the model: shapes differ or results fail */
     expect("verify tests/fixtures/tiny-m tests/fixtures/tiny-xs/golden.safetensors", 1, NULL);
     expect("verify tests/fixtures/tiny-m /nonexistent.safetensors", 1, "nonexistent");
@@ -289,11 +301,36 @@ static void test_usage_errors(void) {
     }
 }
 
-static void test_bench_sampled_line(void) {
+/* Number of samples in the "[a b c]" at the end of output line starting with `label`. */
+static int samples_on_line(const char *out, const char *label) {
+    const char *line = strstr(out, label), *open = line ? strchr(line, '[') : NULL;
+    const char *close = open ? strchr(open, ']') : NULL, *eol = line ? strchr(line, '\n') : NULL;
+    if (!close || (eol && close > eol)) return -1;
+    int n = close > open + 1;
+    for (const char *p = open; p < close; p++) n += *p == ' ';
+    return n;
+}
+
+static void test_bench_output(void) {
     char *out = NULL;
-    CHECK(tu_run_laguna("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 4 --reps 1", &out) == 0);
-    CHECKF(out && strstr(out, "decode, sampled") && strstr(out, "faster than sorting"), "%s", out ? out : "");
+    CHECK(tu_run_laguna("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 4 --reps 2 --probe-mib 64 --kv-type bf16 "
+                        "--load copy",
+                        &out) == 0);
+    const char *want[] = {"KV cache bf16", "copied into memory", "memory read bandwidth", "0.06 GiB buffer",
+                          "decode sampled (t .8 k 40 p .95)", "faster than sorting", "decode roofline"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECKF(out && strstr(out, want[i]), "no '%s' in:\n%s", want[i], out ? out : "");
+    if (out) { /* every repeat printed: 2 runs, 5 probe repeats */
+        CHECKF(samples_on_line(out, "prefill (8 tokens)") == 2, "%s", out);
+        CHECKF(samples_on_line(out, "decode greedy (4 after 8)") == 2, "%s", out);
+        CHECKF(samples_on_line(out, "decode sampled") == 2, "%s", out);
+        CHECKF(samples_on_line(out, "memory read bandwidth") == 5, "%s", out);
+    }
     free(out);
+    expect("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 2 --reps 1 --probe-mib 0 --load mmap", 0, "memory-mapped");
+    expect("bench -m tests/fixtures/tiny-xs --load sometimes", 2, "is not auto, mmap or copy");
+    expect("bench -m tests/fixtures/tiny-xs --probe-mib -5", 2, "--probe-mib");
+    expect("synth --preset synth-tiny --out /tmp/never --tokenizer models/laguna-tiny", 2, "--tokenizer goes with --type");
 }
 
 static void test_unknown_command(void) {
@@ -312,7 +349,7 @@ int main(void) {
     RUN(test_serve_options);
     RUN(test_one_convention);
     RUN(test_usage_errors);
-    RUN(test_bench_sampled_line);
+    RUN(test_bench_output);
     RUN(test_unknown_command);
     return test_summary();
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "io/file_util.h"
 #include "laguna.h"
 
 #define LG_GGUF_MAGIC 0x46554747u /* "GGUF" read as a little-endian u32 */
@@ -75,9 +76,9 @@ typedef struct {
 
 typedef struct lg_gguf_file lg_gguf_file;
 
-/* `copy` as for lg_map_file: read into (huge-page) anonymous memory instead
- * of mapping the page cache. */
-laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, laguna_error *err);
+/* `place` as for lg_map_file: mapped (LG_PLACE_MAP, or false), or read into
+ * (huge-page) anonymous memory instead of the page cache. */
+laguna_status lg_gguf_open(const char *path, lg_placement place, lg_gguf_file **out, laguna_error *err);
 /* Unmaps the file unless the mapping was taken with lg_gguf_take_mapping. */
 void lg_gguf_close(lg_gguf_file *f);
 
@@ -122,6 +123,8 @@ double lg_gguf_kv_f64(const lg_gguf_kv *kv);
 /* Hands the file mapping to the caller (who munmaps it); lg_gguf_close then
  * leaves it mapped. Tensor data pointers stay valid while it is mapped. */
 void *lg_gguf_take_mapping(lg_gguf_file *f, size_t *len);
+/* Whether the file was read into anonymous memory (copy) rather than mapped. */
+bool lg_gguf_is_copy(const lg_gguf_file *f);
 
 /* ggml tensor type ids <-> engine dtypes (gguf_types.c). */
 #define LG_GGML_TYPE_F32 0

@@ -23,8 +23,8 @@
 
 /* Opens a Laguna GGUF: *cfg filled (free with lg_config_free) and *src
  * holding every tensor under its HF name (free with lg_tensor_source_free;
- * it owns the file mapping). `copy` as for lg_map_file. */
-laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg,
+ * it owns the file mapping). `place` as for lg_map_file. */
+laguna_status lg_gguf_open_laguna(const char *path, lg_placement place, lg_config *cfg,
                                   lg_tensor_source **src, laguna_error *err);
 
 /* The two halves of lg_gguf_open_laguna, for an already open file. */

@@ -413,6 +413,7 @@ laguna_status lg_quantize_source(const lg_config *cfg, const lg_tensor_source *s
     laguna_status st = lg_gguf_writer_new(dst, &w, err);
     if (!st) st = put_general(w, name, opt->ftype, err);
     if (!st) st = lg_gguf_put_laguna_config(w, cfg, err);
+    if (!st && opt->tokenizer_dir) st = lg_gguf_put_tokenizer(w, opt->tokenizer_dir, cfg->vocab_size, err);
     if (!st) st = write_tensors(w, cfg, src, opt, stats, err);
     if (w) {
         if (!st) st = lg_gguf_writer_finish(w, err);

@@ -48,6 +48,9 @@ typedef struct {
      * [offset, offset + n) of tensor t's source data into dst. */
     void (*generate)(void *user, const lg_tensor *t, size_t offset, void *dst, size_t n);
     void *generate_user;
+    /* lg_quantize_source only: a folder whose tokenizer.json (and
+     * tokenizer_config.json) to write into the GGUF; NULL = none. */
+    const char *tokenizer_dir;
 } lg_quantize_options;
 
 typedef struct {
@@ -64,8 +67,8 @@ typedef struct {
 laguna_status lg_quantize_model(const char *src, const char *dst, const lg_quantize_options *opt,
                                 lg_quantize_stats *stats, laguna_error *err);
 
-/* The same from a config and a tensor source already in hand (no tokenizer
- * is written); `name` becomes general.name. Tensors without data are
+/* The same from a config and a tensor source already in hand (the tokenizer
+ * of opt->tokenizer_dir, if any); `name` becomes general.name. Tensors without data are
  * produced by opt->generate. */
 laguna_status lg_quantize_source(const lg_config *cfg, const lg_tensor_source *src, const char *name, const char *dst,
                                  const lg_quantize_options *opt, lg_quantize_stats *stats, laguna_error *err);

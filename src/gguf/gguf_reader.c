@@ -17,6 +17,7 @@ struct lg_gguf_file {
     uint8_t *map;
     size_t map_len;
     bool owns_map;
+    bool copied; /* map is an anonymous copy, not the page cache */
     uint32_t version;
     size_t alignment;
     lg_gguf_kv *kvs;
@@ -337,7 +338,7 @@ static laguna_status parse(lg_gguf_file *f, laguna_error *err) {
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, laguna_error *err) {
+laguna_status lg_gguf_open(const char *path, lg_placement place, lg_gguf_file **out, laguna_error *err) {
     *out = NULL;
     lg_gguf_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
@@ -345,7 +346,7 @@ laguna_status lg_gguf_open(const char *path, bool copy, lg_gguf_file **out, lagu
         return lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", path);
     }
     void *addr = NULL;
-    laguna_status st = lg_map_file(path, copy, &addr, &f->map_len, err);
+    laguna_status st = lg_map_file(path, place, &addr, &f->map_len, &f->copied, err);
     f->map = addr;
     f->owns_map = true;
     if (!st) st = parse(f, err);
@@ -378,6 +379,10 @@ void *lg_gguf_take_mapping(lg_gguf_file *f, size_t *len) {
     f->owns_map = false;
     *len = f->map_len;
     return f->map;
+}
+
+bool lg_gguf_is_copy(const lg_gguf_file *f) {
+    return f->copied;
 }
 
 const char *lg_gguf_path(const lg_gguf_file *f) {

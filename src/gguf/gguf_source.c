@@ -72,7 +72,7 @@ laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg
     if (!st) {
         size_t len;
         void *map = lg_gguf_take_mapping(f, &len);
-        if (map && lg_tensor_source_keep_mapping(src, map, len)) {
+        if (map && lg_tensor_source_keep_mapping(src, map, len, lg_gguf_is_copy(f))) {
             munmap(map, len);
             st = lg_fail(err, LAGUNA_ERR_NOMEM, "%s: out of memory", lg_gguf_path(f));
         }
@@ -85,12 +85,12 @@ laguna_status lg_gguf_laguna_tensor_source(lg_gguf_file *f, const lg_config *cfg
     return LAGUNA_OK;
 }
 
-laguna_status lg_gguf_open_laguna(const char *path, bool copy, lg_config *cfg,
+laguna_status lg_gguf_open_laguna(const char *path, lg_placement place, lg_config *cfg,
                                   lg_tensor_source **src, laguna_error *err) {
     *src = NULL;
     memset(cfg, 0, sizeof *cfg);
     lg_gguf_file *f;
-    laguna_status st = lg_gguf_open(path, copy, &f, err);
+    laguna_status st = lg_gguf_open(path, place, &f, err);
     if (st) return st;
     st = lg_gguf_read_laguna_config(f, cfg, err);
     if (!st) st = lg_gguf_laguna_tensor_source(f, cfg, src, err);

@@ -133,16 +133,18 @@ static laguna_status add_header_tensors(lg_tensor_source *src, const char *path,
     return st;
 }
 
-laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, bool copy, laguna_error *err) {
+laguna_status lg_tensor_source_add_safetensors_file(lg_tensor_source *src, const char *path, lg_placement place,
+                                                    laguna_error *err) {
     void *addr;
     size_t len;
-    laguna_status st = lg_map_file(path, copy, &addr, &len, err);
+    bool copy;
+    laguna_status st = lg_map_file(path, place, &addr, &len, &copy, err);
     if (st) return st;
     if (len < 8) {
         if (addr) munmap(addr, len);
         return lg_fail(err, LAGUNA_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", path, len);
     }
-    if (lg_tensor_source_keep_mapping(src, addr, len)) {
+    if (lg_tensor_source_keep_mapping(src, addr, len, copy)) {
         munmap(addr, len);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
@@ -199,7 +201,7 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
         free(shard);
         cJSON_AddTrueToObject(loaded, e->valuestring);
     }
-    bool copy = lg_load_mode_copies(mode, total);
+    lg_placement place = lg_load_mode_placement(mode, total);
     cJSON_Delete(loaded);
     loaded = cJSON_CreateObject();
     cJSON_ArrayForEach(e, map) {
@@ -216,7 +218,7 @@ static laguna_status open_sharded(lg_tensor_source *src, const char *dir, const 
         if (!lg_file_exists(shard))
             st = lg_fail(err, LAGUNA_ERR_IO, "%s: shard '%s' named in %s is missing", shard, e->valuestring, "model.safetensors.index.json");
         else
-            st = lg_tensor_source_add_safetensors_file(src, shard, copy, err);
+            st = lg_tensor_source_add_safetensors_file(src, shard, place, err);
         free(shard);
         if (st) break;
         cJSON_AddTrueToObject(loaded, e->valuestring);
@@ -244,7 +246,7 @@ laguna_status lg_tensor_source_open_safetensors_dir(const char *dir, lg_load_mod
     laguna_status st;
     if (!src || !single || !index) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     else if (lg_file_exists(index)) st = open_sharded(src, dir, index, mode, err);
-    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, lg_load_mode_copies(mode, file_size(single)), err);
+    else if (lg_file_exists(single)) st = lg_tensor_source_add_safetensors_file(src, single, lg_load_mode_placement(mode, file_size(single)), err);
     else st = lg_fail(err, LAGUNA_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
     free(single);
     free(index);

@@ -8,10 +8,12 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "sys/huge_pages.h"
 
 typedef struct {
     void *addr;
     size_t len;
+    bool copied;
 } mapping;
 
 struct lg_tensor_source {
@@ -56,10 +58,21 @@ void lg_tensor_source_free(lg_tensor_source *src) {
     free(src);
 }
 
-int lg_tensor_source_keep_mapping(lg_tensor_source *src, void *addr, size_t len) {
+int lg_tensor_source_keep_mapping(lg_tensor_source *src, void *addr, size_t len, bool copied) {
     if (grow((void **)&src->maps, &src->cap_maps, src->n_maps + 1, sizeof(mapping))) return -1;
-    src->maps[src->n_maps++] = (mapping){addr, len};
+    src->maps[src->n_maps++] = (mapping){addr, len, copied};
     return 0;
+}
+
+lg_tensor_memory lg_tensor_source_memory(const lg_tensor_source *src) {
+    lg_tensor_memory m = {0};
+    for (size_t i = 0; i < src->n_maps; i++) {
+        const mapping *p = &src->maps[i];
+        *(p->copied ? &m.copied_bytes : &m.mapped_bytes) += p->len;
+        int64_t huge = lg_huge_bytes_in(p->addr, p->len);
+        if (huge > 0) m.huge_bytes += (uint64_t)huge;
+    }
+    return m;
 }
 
 int lg_tensor_source_keep_block(lg_tensor_source *src, void *block) {
@@ -113,8 +126,18 @@ const lg_tensor *lg_tensor_source_at(const lg_tensor_source *src, size_t i) {
     return i < src->n ? &src->tensors[i] : NULL;
 }
 
-bool lg_load_mode_copies(lg_load_mode mode, uint64_t total_bytes) {
-    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY;
-    size_t avail = lg_memory_available();
-    return avail > 0 && total_bytes < avail / 2;
+uint64_t lg_load_headroom_bytes(uint64_t total_memory_bytes) {
+    uint64_t floor = (uint64_t)2 << 30, tenth = total_memory_bytes / 10;
+    return tenth > floor ? tenth : floor;
+}
+
+bool lg_load_copy_fits(uint64_t total_bytes, uint64_t available_bytes, uint64_t total_memory_bytes) {
+    uint64_t headroom = lg_load_headroom_bytes(total_memory_bytes);
+    return available_bytes > headroom && total_bytes <= available_bytes - headroom;
+}
+
+lg_placement lg_load_mode_placement(lg_load_mode mode, uint64_t total_bytes) {
+    if (mode != LG_LOAD_AUTO) return mode == LG_LOAD_COPY ? LG_PLACE_COPY : LG_PLACE_MAP;
+    return lg_load_copy_fits(total_bytes, lg_memory_available(), lg_memory_total()) ? LG_PLACE_COPY_OR_MAP
+                                                                                     : LG_PLACE_MAP;
 }

@@ -55,6 +55,10 @@ static void fill_info(laguna_model *m) {
     i->n_eos_token_ids = c->n_eos;
     i->eos_token_ids = c->eos_token_ids;
     lg_model_count_params(c, &i->n_params_total, &i->n_params_active);
+    lg_tensor_memory mem = lg_tensor_source_memory(m->tensors);
+    i->weights_load = mem.copied_bytes && !mem.mapped_bytes ? LAGUNA_LOAD_COPY : LAGUNA_LOAD_MMAP;
+    i->weights_bytes = mem.copied_bytes + mem.mapped_bytes;
+    i->weights_huge_bytes = mem.huge_bytes;
 }
 
 /* A Hugging Face folder: config.json plus safetensors. */
@@ -140,7 +144,7 @@ static laguna_status open_one(const char *path, const laguna_model_options *opti
     load_progress lp = {options ? options->progress : NULL, options ? options->progress_user : NULL};
     if (lp.fn) lg_map_file_set_progress(report_reading, &lp);
     if (stat(path, &st_path) == 0 && S_ISREG(st_path.st_mode))
-        st = lg_gguf_open_laguna(path, lg_load_mode_copies(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
+        st = lg_gguf_open_laguna(path, lg_load_mode_placement(mode, (uint64_t)st_path.st_size), &cfg, &tensors, err);
     else
         st = open_folder(path, mode, &cfg, &tensors, err);
     lg_map_file_set_progress(NULL, NULL);

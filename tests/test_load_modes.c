@@ -1,0 +1,106 @@
+/* The two ways weights reach memory (mapped, or copied into huge-page
+ * memory while the page cache drops what was read) hold the same bytes, say
+ * which one happened, and compute the same logits; for safetensors folders
+ * (one file and sharded) and GGUF. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf/gguf_quantize.h"
+#include "harness.h"
+#include "io/tensor_source.h"
+#include "laguna.h"
+#include "model/model.h"
+#include "testutil.h"
+
+static laguna_model *open_as(const char *path, laguna_load_mode mode) {
+    laguna_error err = {0};
+    laguna_model *m = NULL;
+    laguna_model_options o = {.n_threads = 2, .load_mode = mode};
+    CHECKF(laguna_model_open(path, &o, &m, &err) == LAGUNA_OK, "%s: %s", path, err.message);
+    return m;
+}
+
+/* Logits of a short prompt, for comparing two loads of one model. */
+static float *logits_of(laguna_model *m) {
+    laguna_error err = {0};
+    laguna_session *s = NULL;
+    int V = laguna_model_get_info(m)->vocab_size;
+    float *out = malloc(sizeof(float) * (size_t)V);
+    int32_t toks[5] = {1, 7, 42, 3, 9};
+    CHECK(out &&
+          laguna_session_create(m, &(laguna_session_options){.n_ctx = 16}, &s, &err) == LAGUNA_OK);
+    CHECKF(laguna_session_feed(s, toks, 5, NULL, &err) == LAGUNA_OK, "%s", err.message);
+    if (out) memcpy(out, laguna_session_logits(s), sizeof(float) * (size_t)V);
+    laguna_session_free(s);
+    return out;
+}
+
+static void check_same_weights(const char *path) {
+    laguna_model *a = open_as(path, LAGUNA_LOAD_MMAP), *b = open_as(path, LAGUNA_LOAD_COPY);
+    if (!a || !b) goto done;
+    const laguna_model_info *ia = laguna_model_get_info(a), *ib = laguna_model_get_info(b);
+    CHECKF(ia->weights_load == LAGUNA_LOAD_MMAP && ib->weights_load == LAGUNA_LOAD_COPY,
+           "%s: %d %d", path, ia->weights_load, ib->weights_load);
+    CHECK(ia->weights_bytes > 0 && ia->weights_bytes == ib->weights_bytes);
+    CHECK(ib->weights_huge_bytes <= ib->weights_bytes);
+    size_t n = lg_tensor_source_count(a->tensors);
+    CHECK(n > 0 && n == lg_tensor_source_count(b->tensors));
+    for (size_t i = 0; i < n; i++) {
+        const lg_tensor *ta = lg_tensor_source_at(a->tensors, i);
+        const lg_tensor *tb = lg_tensor_source_find(b->tensors, ta->name);
+        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == ta->dtype, "%s: tensor %s", path,
+               ta->name);
+        if (tb && tb->n_bytes == ta->n_bytes)
+            CHECKF(tb->data != ta->data && !memcmp(ta->data, tb->data, ta->n_bytes),
+                   "%s: tensor %s differs", path, ta->name);
+    }
+    float *la = logits_of(a), *lb = logits_of(b);
+    if (la && lb)
+        CHECKF(!memcmp(la, lb, sizeof(float) * (size_t)ia->vocab_size), "%s: logits differ", path);
+    free(la);
+    free(lb);
+done:
+    laguna_model_free(a);
+    laguna_model_free(b);
+}
+
+static void test_safetensors_file(void) {
+    check_same_weights("tests/fixtures/tiny-xs");
+}
+
+static void test_sharded_safetensors(void) {
+    check_same_weights("tests/fixtures/tiny-m");
+}
+
+static void test_gguf(void) {
+    char *d = tu_temp_dir(), dst[512];
+    snprintf(dst, sizeof dst, "%s/tiny-xs-q8_0.gguf", d);
+    lg_quantize_options opt = {.n_threads = 2};
+    laguna_error err = {0};
+    CHECK(lg_ftype_parse("q8_0", &opt.ftype) == 0);
+    CHECKF(lg_quantize_model("tests/fixtures/tiny-xs", dst, &opt, NULL, &err) == LAGUNA_OK, "%s",
+           err.message);
+    check_same_weights(dst);
+    tu_remove_dir(d);
+}
+
+/* AUTO copies small weights on any machine with 2 GiB to spare, and says so. */
+static void test_auto_reports_its_choice(void) {
+    laguna_model *m = open_as("tests/fixtures/tiny-xs", LAGUNA_LOAD_AUTO);
+    if (!m) return;
+    const laguna_model_info *info = laguna_model_get_info(m);
+    laguna_load_mode want = lg_load_mode_placement(LG_LOAD_AUTO, info->weights_bytes) != LG_PLACE_MAP
+                                ? LAGUNA_LOAD_COPY
+                                : LAGUNA_LOAD_MMAP;
+    CHECK(info->weights_load == want);
+    laguna_model_free(m);
+}
+
+int main(void) {
+    RUN(test_safetensors_file);
+    RUN(test_sharded_safetensors);
+    RUN(test_gguf);
+    RUN(test_auto_reports_its_choice);
+    return test_summary();
+}
