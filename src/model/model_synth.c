@@ -119,7 +119,7 @@ static uint8_t *host_matrix(lg_tensor_source *keep, size_t bytes) {
         void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return NULL;
         madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
-        if (lg_tensor_source_keep_mapping(keep, p, bytes) == 0) return p;
+        if (lg_tensor_source_keep_mapping(keep, p, bytes, true) == 0) return p; /* anonymous: counted as copied */
         munmap(p, bytes);
         return NULL;
     }
