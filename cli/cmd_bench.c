@@ -296,7 +296,6 @@ int cmd_bench(int argc, char **argv) {
         int probe_threads = ro.model.n_threads > 0 ? ro.model.n_threads : cores > 0 ? (int)cores : 1;
         if (probe_bandwidth(probe_threads, bytes, &bw)) return 1;
     }
-    laguna_error err = {0};
     laguna_model *m;
     if (bench_open_model(dir, &synth, &ro.model, &m)) return 1;
     dir = synth.label;
