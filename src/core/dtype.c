@@ -2,9 +2,29 @@
  * quantised types dispatch into their codecs under src/quant/. */
 #include "core/dtype.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "quant/quant.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LG_HAVE_F16C_PATH 1
+
+/* F16 rows with the F16C instruction (exact, as the scalar conversion): a
+ * half-size KV cache converts every cached head row once per query head,
+ * and the scalar path made decoding over a long f16 cache 2.5x slower. */
+__attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, float *d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    for (; i < n; i++) d[i] = lg_f16_to_f32(s[i]);
+}
+
+static bool have_f16c(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+}
+#endif
 
 const char *lg_dtype_name(lg_dtype dtype) {
     switch (dtype) {
@@ -101,6 +121,12 @@ void lg_dtype_to_f32(lg_dtype dtype, const void *src, float *dst, int64_t n) {
     }
     case LG_DTYPE_F16: {
         const uint16_t *s = src;
+#ifdef LG_HAVE_F16C_PATH
+        if (have_f16c()) {
+            f16_row_f16c(s, dst, n);
+            break;
+        }
+#endif
         for (int64_t i = 0; i < n; i++) dst[i] = lg_f16_to_f32(s[i]);
         break;
     }
