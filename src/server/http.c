@@ -267,7 +267,7 @@ static enum MHD_Result models(lg_server *srv, struct MHD_Connection *c) {
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", 0);
     cJSON_AddStringToObject(m, "owned_by", "laguna.c");
-    cJSON_AddNumberToObject(m, "context_length", lg_sched_n_ctx(srv->sched));
+    cJSON_AddNumberToObject(m, "context_length", srv->n_ctx);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return send_json(srv, c, 200, s);
@@ -465,6 +465,8 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
         free(srv);
         return -1;
     }
+    srv->n_ctx = lg_sched_n_ctx(srv->sched);
+    srv->vocab = laguna_model_get_info(model)->vocab_size;
     /* One thread per connection (poll, not select, so descriptors past 1024
      * work). The idle timeout closes connections that stop sending (slow or
      * vanished clients) and covers keep-alive connections between requests;
