@@ -139,7 +139,8 @@ static void level(int conc, int n_total, int max_tokens) {
     free(ttft);
 }
 
-/* ---- agent turn 2 ------------------------------------------------------------------------------ */
+/* ---- agent turn 2 ------------------------------------------------------------------------------
+ */
 
 /* Conversation k's request: a system prompt with ~50 tool descriptions (its
  * own first line, so conversations share nothing), then its turns. */
@@ -151,17 +152,16 @@ static char *agent_body(int k, int turn) {
                           "coding agent. Tools: ",
                           k);
     for (int i = 0; i < 50; i++)
-        n += (size_t)snprintf(b + n, cap - n,
-                              "tool_%d(path: string, lines: integer) reads part of file number %d; ",
-                              i, i);
+        n += (size_t)snprintf(
+            b + n, cap - n, "tool_%d(path: string, lines: integer) reads part of file number %d; ",
+            i, i);
     n += (size_t)snprintf(b + n, cap - n,
                           "\"},{\"role\":\"user\",\"content\":\"Fix the bug in module %d.\"}", k);
     if (turn == 2)
         n += (size_t)snprintf(b + n, cap - n,
                               ",{\"role\":\"assistant\",\"content\":\"Looking at it.\"},"
                               "{\"role\":\"user\",\"content\":\"Go on.\"}");
-    snprintf(b + n, cap - n,
-             "],\"max_tokens\":16,\"ignore_eos\":true%s}",
+    snprintf(b + n, cap - n, "],\"max_tokens\":16,\"ignore_eos\":true%s}",
              turn == 2 ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "");
     return b;
 }
@@ -196,7 +196,8 @@ static void agent_turn2(int n_conv, bool cache) {
     free(ttft);
 }
 
-/* ---- main ------------------------------------------------------------------------------------------ */
+/* ---- main
+ * ------------------------------------------------------------------------------------------ */
 
 static int usage(void) {
     fprintf(stderr, "usage: serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N] "

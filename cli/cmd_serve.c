@@ -23,7 +23,8 @@ static void usage(FILE *f) {
         "  --parallel N       requests decoded together (default 4)\n"
         "  --ctx-size N       positions per request (default: the model's maximum)\n"
         "  --queue N          requests waiting beyond --parallel before 503 (default 64)\n"
-        "  --cache-mb N       prefix cache: MiB of KV pages finished conversations may keep, least\n"
+        "  --cache-mb N       prefix cache: MiB of KV pages finished conversations may keep, "
+        "least\n"
         "                     recently used evicted first (default: as much as --parallel full\n"
         "                     contexts; 0 = off)\n"
         "  --cache-seqs N     most finished conversations kept (default 64; 0 = off)\n"
@@ -85,7 +86,8 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--cache-mb"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 24, &cache_mb);
         else if (!strcmp(a, "--max-connections"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &so.max_connections);
+            bad =
+                !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &so.max_connections);
         else if (!strcmp(a, "--max-connections-per-ip"))
             bad = !(v = arg_value(argc, argv, &i)) ||
                   arg_int(a, v, 0, 1 << 20, &so.max_connections_per_ip);

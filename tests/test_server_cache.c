@@ -200,8 +200,10 @@ static void test_eviction_under_page_pressure(void) {
         lg_sched_free(s);
         CHECK(px > 0 && px2 > px);
         /* room for x' and its steps, not for x' and x besides */
-        s = new_sched((lg_sched_options){
-            .n_parallel = 1, .n_rollback = rollback, .cache_bytes = 1ll << 40, .kv_pages = px2 + 64});
+        s = new_sched((lg_sched_options){.n_parallel = 1,
+                                         .n_rollback = rollback,
+                                         .cache_bytes = 1ll << 40,
+                                         .kv_pages = px2 + 64});
         if (!s) break;
         CHECK(stats(s).cache_pages_budget > stats(s).kv_pages_total); /* pressure, not budget */
         r = run(s, x, N, GEN);

@@ -130,8 +130,8 @@ static double metric(int port, const char *name) {
 /* ---- the clients ----------------------------------------------------------------------------- */
 
 typedef enum { IDLE, SLOW, VANISH_BODY, VANISH_STREAM, STALLED, REAL, N_KINDS } client_kind;
-static const char *const KIND_NAME[N_KINDS] = {"idle",  "slow sender",    "vanishing mid-body",
-                                               "vanishing mid-stream", "stalled reader", "real"};
+static const char *const KIND_NAME[N_KINDS] = {
+    "idle", "slow sender", "vanishing mid-body", "vanishing mid-stream", "stalled reader", "real"};
 static const int KIND_COUNT[N_KINDS] = {80, 50, 50, 40, 20, 60};
 
 #define REAL_BODY "{\"prompt\":\"def add(a, b):\",\"max_tokens\":8,\"temperature\":0}"
@@ -333,11 +333,10 @@ done:
  * unanswered; when the idle ones time out the server takes new ones again. */
 static void test_connection_limits(void) {
     for (int per_ip = 0; per_ip < 2; per_ip++) {
-        lg_server *srv =
-            start((lg_server_options){.n_ctx = 512,
-                                      .max_connections = per_ip ? 100 : 4,
-                                      .max_connections_per_ip = per_ip ? 4 : 0,
-                                      .timeout_s = TIMEOUT_S});
+        lg_server *srv = start((lg_server_options){.n_ctx = 512,
+                                                   .max_connections = per_ip ? 100 : 4,
+                                                   .max_connections_per_ip = per_ip ? 4 : 0,
+                                                   .timeout_s = TIMEOUT_S});
         if (!srv) return;
         int port = lg_server_port(srv), idle[4];
         for (int i = 0; i < 4; i++)

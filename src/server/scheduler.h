@@ -113,11 +113,11 @@ lg_job *lg_job_new(void);
 void lg_job_release(lg_job *job);
 
 typedef struct {
-    int n_parallel;     /* requests decoded together (sequences running); default 4 */
-    int n_ctx;          /* positions per sequence; 0 = the model's maximum */
-    int max_queue;      /* requests waiting for a free slot; default 64 */
-    int prefill_chunk;  /* prompt rows of one request per step; default 128 */
-    int prefill_budget; /* prompt rows of all requests per step; default 256 */
+    int n_parallel;      /* requests decoded together (sequences running); default 4 */
+    int n_ctx;           /* positions per sequence; 0 = the model's maximum */
+    int max_queue;       /* requests waiting for a free slot; default 64 */
+    int prefill_chunk;   /* prompt rows of one request per step; default 128 */
+    int prefill_budget;  /* prompt rows of all requests per step; default 256 */
     int64_t cache_bytes; /* prefix cache budget (KV bytes only cached sequences hold); 0 = as
                             much as n_parallel full sequences; -1 = no cache */
     int cache_seqs;      /* most finished sequences kept; 0 = 64; -1 = no cache */
@@ -133,7 +133,7 @@ typedef struct {
     int kv_pages_used, kv_pages_total;
     int cache_pages, cache_pages_budget; /* pages only cached sequences hold, and their budget */
     uint64_t cache_evictions;            /* cached sequences dropped for the budget or for room */
-    double ttft_sum; /* seconds, over ttft_count first tokens */
+    double ttft_sum;                     /* seconds, over ttft_count first tokens */
     uint64_t ttft_count;
     double decode_seconds; /* time spent in steps */
     uint64_t steps;

@@ -53,9 +53,8 @@ static lg_server *fuzz_server(unsigned k) {
                                                           &fuzz_tmpls[i], &err))
                 fuzz_die(FUZZ_TEMPLATES[i], err.message);
             free(text);
-            laguna_chat_limits lim = {.max_output_bytes = 1 << 20,
-                                      .max_memory_bytes = 64 << 20,
-                                      .max_steps = 200000};
+            laguna_chat_limits lim = {
+                .max_output_bytes = 1 << 20, .max_memory_bytes = 64 << 20, .max_steps = 200000};
             laguna_chat_template_set_limits(fuzz_tmpls[i], &lim);
             lg_server *s = &fuzz_srvs[i];
             s->tok = fuzz_tok;
@@ -104,10 +103,10 @@ static void fuzz_reply(lg_server *srv, lg_job *job, const lg_reply_info *info, c
     lg_event_list evs = {0}, out = {0};
     lg_chat_parser *parser = NULL;
     laguna_stop_matcher *stop = NULL;
-    if (laguna_stop_matcher_new((const char *const *)job->stops, (size_t)job->n_stops, &stop,
-                                &err))
+    if (laguna_stop_matcher_new((const char *const *)job->stops, (size_t)job->n_stops, &stop, &err))
         goto done;
-    if (job->chat && lg_chat_parser_new(srv->tok, job->tools, job->in_reasoning, &parser)) goto done;
+    if (job->chat && lg_chat_parser_new(srv->tok, job->tools, job->in_reasoning, &parser))
+        goto done;
     bool stopped = false;
     for (size_t i = 0; i < n_ids && !stopped; i++) {
         job->n_completion++;
@@ -142,9 +141,9 @@ static void fuzz_reply(lg_server *srv, lg_job *job, const lg_reply_info *info, c
         if (!laguna_stop_matcher_flush(stop, &t, &len, NULL) && len)
             lg_events_add(&out, LG_EV_CONTENT, 0, t, len);
     }
-    job->finish_reason = stopped                                     ? "stop"
+    job->finish_reason = stopped                                    ? "stop"
                          : parser && lg_chat_parser_n_calls(parser) ? "tool_calls"
-                                                                     : "length";
+                                                                    : "length";
     job->stop_sequence = stopped ? laguna_stop_matcher_matched(stop) : NULL;
     job->n_cached = job->n_prompt / 2;
     job->done = true;
