@@ -35,8 +35,11 @@ ifneq ($(NO_CUDA),1)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O2 -std=c++20 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wno-unused-parameter
-LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu))
+LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu src/parallel/*.cu))
 CUDA_CFLAGS := -DLAGUNA_CUDA
+# Several GPUs (src/parallel/comm_nccl.cu) when the toolkit has nccl.h; libnccl
+# itself is opened at run time, so nothing more is linked.
+NCCL_FLAGS := $(if $(wildcard $(CUDA_HOME)/include/nccl.h),-DLAGUNA_NCCL)
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 endif
 endif
@@ -68,9 +71,9 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(wildcard src/backend/cuda/*.h) src/backend/backend.h
+$(BUILD)/%.o: %.cu $(wildcard src/backend/cuda/*.h) src/backend/backend.h src/parallel/comm.h
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -Iinclude -Isrc $(DEPS_CFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(NCCL_FLAGS) -Iinclude -Isrc $(DEPS_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -120,7 +123,7 @@ sanitize:
 # The threaded tests under ThreadSanitizer: the thread pool stress test and the
 # engine on every fixture at 1 and 3 threads (the whole suite takes ~20 minutes
 # under TSan on two cores; these take under a minute).
-TSAN_TESTS := test_threadpool test_engine test_variants test_context
+TSAN_TESTS := test_threadpool test_engine test_variants test_context test_parallel
 tsan:
 	$(MAKE) BUILD=build-tsan NO_CUDA=1 OPT="-O1 -g -fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
 	@for t in $(TSAN_TESTS); do \

@@ -174,6 +174,7 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 512, &o->model.n_threads);
     else if (!strcmp(a, "--device")) bad = !(o->model.device = arg_value(argc, argv, i));
+    else if (!strcmp(a, "--devices")) bad = !(o->model.devices = arg_value(argc, argv, i));
     else if (!strcmp(a, "--load")) {
         bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
         o->model.load_mode = (laguna_load_mode)mode;

@@ -50,6 +50,8 @@ void run_options_note(const run_options *o);
     "  --kv-type T            KV cache storage: f32 (default), f16, bf16, q8_0\n"                      \
     "  -t, --threads N        compute threads (default 0: all cores)\n"                                \
     "  --device D             cpu (default) or cuda[:N]\n"                                            \
+    "  --devices LIST         split the model over several GPUs, cuda:0,cuda:1,... (one per GPU;\n"   \
+    "                         not yet run on real GPUs), or cpu:N to simulate N of them on the CPU\n" \
     "  --load auto|mmap|copy  map the weights or copy them into RAM (default auto)\n"
 
 /* "auto", "mmap" or "copy" -> laguna_load_mode. */

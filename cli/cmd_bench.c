@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "bench_synth.h"
 #include "clock.h"
 #include "commands.h"
 #include "model/model.h"
@@ -64,8 +65,10 @@ static double memory_read_gbps(int n_threads, int reps) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T]\n"
+               "       laguna bench --synth PRESET [--layers N] [--type T] [--seed S] [--device cuda] [same options]\n"
                "  prefill of N tokens (default 256) and decode of N tokens (default 32), median of R runs (default 3)\n"
-               "  --batch 1,4,16  B sequences (distinct prompts of --prompt tokens) decoded together: aggregate decode tok/s\n");
+               "  --batch 1,4,16  B sequences (distinct prompts of --prompt tokens) decoded together: aggregate decode tok/s\n"
+               BENCH_SYNTH_USAGE);
 }
 
 static int32_t argmax_row(const float *x, int n) {
@@ -162,6 +165,7 @@ int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
     int n_prompt = 256, n_gen = 32, reps = 3, batches[16], n_batches = 0;
     run_options ro = run_options_default(); /* --threads, --load, --kv-type */
+    bench_synth synth = {0};                /* --synth, --layers, --type, --seed */
     for (int i = 1; i < argc; i++) {
         const char *v;
         int bad = 0, shared;
@@ -173,6 +177,7 @@ int cmd_bench(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || (n_batches = parse_batches(v, batches)) < 1;
             if (bad && v) fprintf(stderr, "laguna bench: --batch wants sizes like 1,4,16 (each 1 to 1024)\n");
         }
+        else if ((shared = bench_synth_option(argc, argv, &i, &synth))) bad = shared < 0;
         else if ((shared = arg_run_option(argc, argv, &i, &ro))) bad = shared < 0;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -184,13 +189,14 @@ int cmd_bench(int argc, char **argv) {
         }
         if (bad) return 2;
     }
-    if (!dir) return arg_usage_error("missing -m MODEL");
+    if (!dir && !synth.preset) return arg_usage_error("missing -m MODEL");
+    if (dir && synth.preset) return arg_usage_error("give -m MODEL or --synth PRESET, not both");
+    if (!synth.preset && (synth.type || synth.layers || synth.seed_given))
+        return arg_usage_error("--type, --layers and --seed go with --synth PRESET");
     laguna_error err = {0};
     laguna_model *m;
-    if (laguna_model_open(dir, &ro.model, &m, &err)) {
-        fprintf(stderr, "laguna bench: %s\n", err.message);
-        return 1;
-    }
+    if (bench_open_model(dir, &synth, &ro.model, &m)) return 1;
+    dir = synth.label;
     const laguna_model_info *info = laguna_model_get_info(m);
     int n_threads = m->backend->n_threads;
     int n_ctx = n_prompt + n_gen;
@@ -294,6 +300,8 @@ int cmd_bench(int argc, char **argv) {
         if (on_cpu)
             printf("%-34s %8.2f tok/s %.2f of the bandwidth roofline\n", "decode roofline (bytes / bandwidth)", bw * 1e9 / bytes,
                    d / (bw * 1e9 / bytes));
+        else
+            bench_print_device_roofline(m, bytes, d);
     }
     laguna_session_free(s);
     free(toks);

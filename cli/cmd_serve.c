@@ -34,6 +34,7 @@ static void usage(FILE *f) {
         "  --name NAME        model id reported by /v1/models (default: the model folder's name)\n"
         "  --threads N        compute threads (default: all cores)\n"
         "  --device D         cpu (default) or cuda[:N]\n"
+        "  --devices LIST     several GPUs, cuda:0,cuda:1,... (not yet run on real GPUs), or cpu:N\n"
         "  --load auto|mmap|copy\n");
 }
 
@@ -95,6 +96,8 @@ int cmd_serve(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 86400, &so.timeout_s);
         else if (!strcmp(a, "--device"))
             bad = !(mo.device = arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--devices"))
+            bad = !(mo.devices = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
         else if (!strcmp(a, "--load")) {
@@ -147,7 +150,7 @@ int cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "laguna serve: %s on http://%s:%d (parallel %d, device %s)\n", so.model_name,
             so.host ? so.host : "127.0.0.1", lg_server_port(srv), so.n_parallel ? so.n_parallel : 4,
-            mo.device ? mo.device : "cpu");
+            mo.devices ? mo.devices : mo.device ? mo.device : "cpu");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "laguna serve: stopping\n");

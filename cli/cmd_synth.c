@@ -14,6 +14,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: laguna synth --preset xs2|xs2.1|s2.1|m1|synth-tiny --out DIR [--layers N] [--dtype f32|bf16|f16]\n"
                "                    [--seed S] [--shard-mb MB]\n"
                "       laguna synth --preset ... --type q8_0|q4_k_m|q5_k_m|q6_k|bf16 --out FILE.gguf [--threads N]\n"
+               "       laguna synth --preset ... [--layers N] --config-only --out DIR\n"
+               "  --config-only  write only config.json and generation_config.json (the shapes, for\n"
+               "                 tools that build the same model elsewhere, e.g. bench/transformers_compare.py)\n"
                "  --type T       write a GGUF quantised as `laguna quantize --type T` would quantise the\n"
                "                 checkpoint above, without ever storing the float weights\n"
                "  --layers N     keep only the first N layers of the preset\n"
@@ -38,7 +41,7 @@ static void quantize_progress(void *user, uint64_t done, uint64_t total, const c
 
 int cmd_synth(int argc, char **argv) {
     const char *preset = NULL, *out = NULL, *dtype = "bf16", *type = NULL;
-    int layers = 0, shard_mb = 4096, threads = 0;
+    int layers = 0, shard_mb = 4096, threads = 0, config_only = 0;
     lg_synth_options opt = {.dtype = LG_DTYPE_BF16, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -49,6 +52,8 @@ int cmd_synth(int argc, char **argv) {
             if (!(preset = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--out")) {
             if (!(out = arg_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--config-only")) {
+            config_only = 1;
         } else if (!strcmp(argv[i], "--type")) {
             if (!(type = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--threads")) {
@@ -83,7 +88,13 @@ int cmd_synth(int argc, char **argv) {
         return 2;
     }
     laguna_status st;
-    if (type) {
+    if (config_only) {
+        if (type) {
+            lg_config_free(&cfg);
+            return arg_usage_error("--config-only writes no weights: drop --type");
+        }
+        st = lg_synth_write_config(&cfg, out, &err);
+    } else if (type) {
         lg_quantize_options qo = {.n_threads = threads, .generate = generate, .generate_user = &opt.seed};
         lg_tensor_source *src = NULL;
         if (lg_ftype_parse(type, &qo.ftype)) {

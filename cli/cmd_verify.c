@@ -10,7 +10,7 @@
 #include "verify/verify.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna verify [-m] MODEL GOLDEN.safetensors [--tol REL] [--min-top1 F --max-kl F] [--threads N] [--device cpu|cuda[:N]] [--load auto|mmap|copy]\n"
+    fprintf(f, "usage: laguna verify [-m] MODEL GOLDEN.safetensors [--tol REL] [--min-top1 F --max-kl F] [--threads N] [--device cpu|cuda[:N]] [--devices cuda:0,cuda:1,...|cpu:N] [--load auto|mmap|copy]\n"
                "  MODEL         a checkpoint folder or a GGUF file\n"
                "  --tol REL     relative-error tolerance for logits and hidden states (default 1e-4)\n"
                "  --min-top1 F, --max-kl F  judge by top-1 agreement and mean KL over all positions instead\n"
@@ -41,6 +41,8 @@ int cmd_verify(int argc, char **argv) {
             if (!(dir = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "-t")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 0, 512, &mo.n_threads)) return 2;
+        } else if (!strcmp(argv[i], "--devices")) {
+            if (!(mo.devices = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--device")) {
             if (!(mo.device = arg_value(argc, argv, &i))) return 2;
         } else if (argv[i][0] == '-') {

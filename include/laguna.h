@@ -52,6 +52,13 @@ typedef struct {
      * read from disk as it goes), with the fraction done, ending at 1; NULL = none. */
     void (*progress)(void *user, double fraction);
     void *progress_user;
+    /* Several devices (NULL = one, `device`): "cuda:0,cuda:1,..." splits the
+     * model over those GPUs (attention heads and dense MLPs by tensor
+     * parallelism, experts by expert parallelism, over NCCL; one GPU per
+     * entry; not yet run on real GPUs), "cpu:N" runs the same split as N
+     * threads on the CPU (for tests). Fails, naming the count, when the
+     * model's heads, widths, experts or vocabulary do not divide. */
+    const char *devices;
 } laguna_model_options;
 
 /* Opens a Hugging Face Laguna checkpoint folder (config.json plus

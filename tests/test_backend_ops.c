@@ -141,29 +141,30 @@ static void adopt(twin *t, test_weight *w) {
 }
 
 /* Outputs of products with quantised weights that the CPU runs on 8-bit
- * activations (the types quant_dot.h serves, at every batch size) may differ from the float reference by what
- * rounding every activation to half a step of its block's amax/127 can cost:
- * sum_i |w_i| * step_i / 2, plus float rounding (2e-6 of sum |w_i x_i|).
- * Other types (Q4_0) take the dequantising float path and must match to float
- * rounding. The bound of the old tests/test_kernels.c. Returns how many
- * outputs fall outside it. */
-static bool takes_q8_path(lg_dtype dt, int tokens) {
+ * activations (the types quant_dot.h serves, at every batch size) may differ
+ * from the float reference by what rounding every activation to half a step
+ * of its block's amax/127 can cost (blocks of lg_q8_block: 32 for Q8_0, 256
+ * for the K-quants): sum_i |w_i| * step_i / 2, plus float rounding (2e-6 of
+ * sum |w_i x_i|). Other types (Q4_0) take the dequantising float path and must
+ * match to float rounding. Returns how many outputs fall outside it.
+ * takes_q8_path gives the activation block, 0 for the float path. */
+static int takes_q8_path(lg_dtype dt, int tokens) {
     (void)tokens;
-    return lg_quant_dot_supported(dt);
+    return lg_q8_block(dt);
 }
 static int outside_q8_bound(const float *y, const float *ref, const float *x, const float *wd,
-                            const float *bias, int rows, int cols, int tokens, bool q8_path) {
-    int bad = 0;
+                            const float *bias, int rows, int cols, int tokens, int q8_block) {
+    int bad = 0, block = q8_block > 0 ? q8_block : 32;
     for (int t = 0; t < tokens; t++)
         for (int r = 0; r < rows; r++) {
             const float *xt = x + (size_t)t * cols, *wr = wd + (size_t)r * cols;
             double bound = 0, mag = bias ? fabs(bias[r]) : 0;
-            for (int b = 0; b < cols / 32; b++) {
+            for (int b = 0; b < cols / block; b++) {
                 float amax = 0;
-                for (int i = 32 * b; i < 32 * b + 32; i++)
+                for (int i = block * b; i < block * b + block; i++)
                     amax = fmaxf(amax, fabsf(xt[i]));
-                for (int i = 32 * b; i < 32 * b + 32; i++) {
-                    bound += q8_path ? fabs(wr[i]) * 0.5 * amax / 127 : 0;
+                for (int i = block * b; i < block * b + block; i++) {
+                    bound += q8_block ? fabs(wr[i]) * 0.5 * amax / 127 : 0;
                     mag += fabs(wr[i] * xt[i]);
                 }
             }
@@ -918,7 +919,7 @@ static void test_moe_group(void) {
         int32_t *off[2], *rows[2], *inverse[2];
         float *gathered[2];
         for (int b = 0; b < 2; b++) {
-            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb), put(t.be[b], NULL, rb)};
+            lg_moe_plan plan = {put(t.be[b], NULL, ob), put(t.be[b], NULL, rb), put(t.be[b], NULL, rb), 0, 0};
             float *dh = put(t.be[b], h, hb), *din = put(t.be[b], NULL, eb);
             int32_t *dids = put(t.be[b], ids, rb);
             t.be[b]->ops->moe_group(t.c[b], &plan, din, dh, dids, n, K, E, hidden);
@@ -983,7 +984,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     size_t pairs = (size_t)n * K;
     /* the plan and grouped rows, made once by the reference and given to both */
     lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
-                        malloc(sizeof(int32_t) * pairs)};
+                        malloc(sizeof(int32_t) * pairs), 0, 0};
     float *expert_in = malloc(sizeof(float) * pairs * H);
     t->be[REF]->ops->moe_group(t->c[REF], &plan, expert_in, h, ids, n, K, E, H);
     size_t inb = sizeof(float) * pairs * H, ib = sizeof(float) * pairs * I,
@@ -993,7 +994,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     for (int b = 0; b < 2; b++) {
         lg_moe_plan dplan = {put(t->be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
                              put(t->be[b], plan.rows, sizeof(int32_t) * pairs),
-                             put(t->be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
+                             put(t->be[b], plan.pair_rows, sizeof(int32_t) * pairs), 0, 0};
         lg_moe_args a = {&dplan,
                          n,
                          E,
@@ -1033,7 +1034,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
         for (int e = 0; e < E; e++) {
             int start = plan.offsets[e], rows = plan.offsets[e + 1] - start;
             if (rows == 0) continue;
-            bool q8 = takes_q8_path(dt, rows);
+            int q8 = takes_q8_path(dt, rows);
             bad += outside_q8_bound(act_up[CPU] + (size_t)start * I,
                                     act_up[REF] + (size_t)start * I, expert_in + (size_t)start * H,
                                     w[3 * e + 1].deq, NULL, I, H, rows, q8);
@@ -1046,7 +1047,7 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
                                     rows, q8);
         }
         if (with_shared) { /* the shared expert the same way, over the token rows */
-            bool q8 = takes_q8_path(dt, n);
+            int q8 = takes_q8_path(dt, n);
             bad += outside_q8_bound(sup[CPU], sup[REF], h, sw[1].deq, NULL, I_shared, H, n, q8);
             float *swant = malloc(hb);
             t->be[REF]->ops->matmul_many(
@@ -1091,17 +1092,20 @@ static void test_moe_combine(void) {
         int n, K, E, used, hidden;
         float scale;
         bool shared;
-    } cases[] = {{1, 1, 4, 4, 7, 1.0f, false},
-                 {7, 2, 8, 5, 33, 2.5f, true},
-                 {300, 4, 16, 11, 9, 1.0f, true},
-                 {5, 3, 3, 3, 1, 0.5f, false}};
+        int first, last; /* expert parallelism: the device's experts (0, 0 = all) */
+    } cases[] = {{1, 1, 4, 4, 7, 1.0f, false, 0, 0},
+                 {7, 2, 8, 5, 33, 2.5f, true, 0, 0},
+                 {300, 4, 16, 11, 9, 1.0f, true, 0, 0},
+                 {5, 3, 3, 3, 1, 0.5f, false, 0, 0},
+                 {7, 2, 8, 8, 33, 2.5f, true, 2, 6},
+                 {300, 4, 16, 11, 9, 1.0f, false, 12, 16}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].hidden;
         size_t pairs = (size_t)n * K;
         int32_t *ids = random_ids(n, K, cases[ci].used);
         float *h = frand_array((size_t)n * H, 1.0f), *grouped = malloc(sizeof(float) * pairs * H);
         lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
-                        malloc(sizeof(int32_t) * pairs)};
+                        malloc(sizeof(int32_t) * pairs), 0, 0};
         t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h, ids, n, K, E, H);
         float *eo = frand_array(pairs * H, 1.0f), *wts = frand_array(pairs, 1.0f),
               *shared = frand_array((size_t)n * H, 1.0f);
@@ -1110,7 +1114,8 @@ static void test_moe_combine(void) {
         for (int b = 0; b < 2; b++) {
             lg_moe_plan dp = {put(t.be[b], plan.offsets, sizeof(int32_t) * (E + 1)),
                               put(t.be[b], plan.rows, sizeof(int32_t) * pairs),
-                              put(t.be[b], plan.pair_rows, sizeof(int32_t) * pairs)};
+                              put(t.be[b], plan.pair_rows, sizeof(int32_t) * pairs), cases[ci].first,
+                              cases[ci].last};
             float *deo = put(t.be[b], eo, sizeof(float) * pairs * H),
                   *dw = put(t.be[b], wts, sizeof(float) * pairs);
             float *ds = put(t.be[b], shared, ob), *dout = put(t.be[b], NULL, ob);

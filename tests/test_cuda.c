@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "gguf/gguf_quantize.h"
 #include "harness.h"
 #include "laguna.h"
+#include "model/model_synth.h"
 #include "testutil.h"
 #include "verify/verify.h"
 
@@ -149,9 +151,98 @@ static void test_kv_types_and_gguf_beside_cpu(void) {
     tu_remove_dir(d);
 }
 
+/* The GPU's weight generator (cuda_synth.cu), every dtype: the bytes read
+ * back and dequantised on the host are finite with mean ~0 and the asked
+ * standard deviation (each block type's scales are set from its moments);
+ * a seed gives the same bytes again, another seed others. */
+static void test_synth_weights_every_dtype_on_cuda(void) {
+    if (skip()) return;
+    lg_backend *be = NULL;
+    laguna_error err = {0};
+    CHECKF(lg_backend_create("cuda", 0, &be, &err) == 0, "%s", err.message);
+    if (!be) return;
+    lg_backend_ctx *c = be->ops->ctx_new(be, &(lg_ctx_sizes){.widest_row = 512, .max_keys = 16, .head_dim = 16});
+    CHECK(c && be->ops->synth_weights);
+    const lg_dtype types[] = {LG_DTYPE_F32,  LG_DTYPE_BF16, LG_DTYPE_F16,  LG_DTYPE_Q8_0, LG_DTYPE_Q4_0,
+                              LG_DTYPE_Q5_0, LG_DTYPE_Q5_1, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+    const int64_t rows = 24, cols = 768; /* three K-quant super-blocks per row */
+    float *x = malloc(sizeof(float) * rows * cols);
+    for (size_t k = 0; c && be->ops->synth_weights && k < sizeof types / sizeof types[0]; k++) {
+        lg_dtype dt = types[k];
+        size_t row_bytes = lg_dtype_row_bytes(dt, cols), bytes = (size_t)rows * row_bytes;
+        const void *d1 = be->ops->synth_weights(be, dt, rows, cols, bytes, 0.02f, 77);
+        const void *d2 = be->ops->synth_weights(be, dt, rows, cols, bytes, 0.02f, 77);
+        const void *d3 = be->ops->synth_weights(be, dt, rows, cols, bytes, 0.02f, 78);
+        uint8_t *h1 = malloc(bytes), *h2 = malloc(bytes), *h3 = malloc(bytes);
+        CHECK(d1 && d2 && d3);
+        if (!d1 || !d2 || !d3) continue;
+        be->ops->to_host(c, h1, d1, bytes);
+        be->ops->to_host(c, h2, d2, bytes);
+        be->ops->to_host(c, h3, d3, bytes);
+        double sum = 0, sq = 0;
+        int finite = 1;
+        for (int64_t r = 0; r < rows; r++) lg_dtype_to_f32(dt, h1 + r * row_bytes, x + r * cols, cols);
+        for (int64_t i = 0; i < rows * cols; i++) finite &= isfinite(x[i]) != 0, sum += x[i], sq += (double)x[i] * x[i];
+        double n = (double)(rows * cols), mean = sum / n, sd = sqrt(sq / n - mean * mean);
+        printf("  %-5s mean %+.5f sd %.5f\n", lg_dtype_name(dt), mean, sd);
+        CHECKF(finite && fabs(mean) < 0.003 && sd > 0.016 && sd < 0.024, "%s: mean %g sd %g", lg_dtype_name(dt), mean, sd);
+        CHECKF(memcmp(h1, h2, bytes) == 0 && memcmp(h1, h3, bytes) != 0, "%s: seeds", lg_dtype_name(dt));
+        free(h1), free(h2), free(h3);
+    }
+    free(x);
+    if (c) be->ops->ctx_free(c);
+    lg_backend_destroy(be);
+}
+
+/* XS.2's shapes (2 layers: the dense one and a sparse one of 256 experts)
+ * with weights made on the GPU, in every file type `laguna bench --synth`
+ * takes: finite logits that differ across the vocabulary. */
+static void test_synth_models_run_on_cuda(void) {
+    if (skip()) return;
+    const char *types[] = {NULL, "q8_0", "q4_k_m", "q5_k_m", "q6_k", "f32"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        laguna_model *m = NULL;
+        laguna_error err = {0};
+        CHECKF(lg_model_open_synth("xs2", 2, types[k], 3, &(laguna_model_options){.device = "cuda"}, &m, &err) == 0,
+               "%s: %s", types[k] ? types[k] : "bf16", err.message);
+        if (!m) continue;
+        int V = laguna_model_get_info(m)->vocab_size;
+        int32_t tok[40];
+        for (int i = 0; i < 40; i++) tok[i] = (i * 7919 + 13) % V;
+        laguna_session *s = NULL;
+        CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &s, &err) == 0, "%s", err.message);
+        if (s && laguna_session_feed(s, tok, 40, NULL, &err) == 0) {
+            const float *lg = laguna_session_logits(s);
+            double lo = lg[0], hi = lg[0];
+            int finite = 1;
+            for (int v = 0; v < V; v++) finite &= isfinite(lg[v]) != 0, lo = fmin(lo, lg[v]), hi = fmax(hi, lg[v]);
+            printf("  xs2 x2 %-6s logits in [%.3f, %.3f]\n", types[k] ? types[k] : "bf16", lo, hi);
+            CHECKF(finite && hi > lo && hi - lo < 1e4, "%s: logits [%g, %g]", types[k] ? types[k] : "bf16", lo, hi);
+        } else {
+            CHECKF(0, "%s", err.message);
+        }
+        laguna_session_free(s);
+        laguna_model_free(m);
+    }
+}
+
+/* A synthetic model too large for the GPU is refused before anything is made. */
+static void test_synth_too_large_for_cuda(void) {
+    if (skip()) return;
+    laguna_model *m = NULL;
+    laguna_error err = {0};
+    CHECK(lg_model_open_synth("m1", 0, NULL, 1, &(laguna_model_options){.device = "cuda"}, &m, &err) ==
+              LAGUNA_ERR_NOMEM && !m);
+    CHECKF(strstr(err.message, "synthetic m1: the weights need") && strstr(err.message, "GiB are free"), "%s",
+           err.message);
+}
+
 int main(void) {
     have_cuda();
     RUN(test_fixtures_match_transformers_on_cuda);
     RUN(test_kv_types_and_gguf_beside_cpu);
+    RUN(test_synth_weights_every_dtype_on_cuda);
+    RUN(test_synth_models_run_on_cuda);
+    RUN(test_synth_too_large_for_cuda);
     return test_summary();
 }

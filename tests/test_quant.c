@@ -1,7 +1,8 @@
 /* Quantised weight formats (src/quant/, core/dtype): ggml's bytes for a fixed
  * input, dequantisation of hand-built blocks against hand-computed values,
  * round-trip error bounds on random data of awkward sizes, the quantised dot
- * product, and float16 / bfloat16 conversion edge cases.
+ * product, and float16 / bfloat16 conversion edge cases. (The 8-bit
+ * activation kernels: tests/test_quant_gemm.c.)
  *
  * The golden hashes below were produced by ggml itself (ggml-org/ggml at
  * d99724f, ggml_quantize_chunk without importance matrix and the type's
@@ -13,7 +14,6 @@
 #include "core/dtype.h"
 #include "harness.h"
 #include "quant/quant.h"
-#include "backend/cpu/quant_dot.h"
 
 static const lg_dtype all_quant[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_0, LG_DTYPE_Q5_0, LG_DTYPE_Q5_1,
                                      LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
@@ -313,106 +313,6 @@ static void test_dot_matches_dequantised_dot(void) {
     free(x), free(v), free(w), free(q);
 }
 
-/* 8-bit activations: every element within half a step of its block's scale,
- * the 16-element sums exact, an all-zero block with scale 0. */
-static void test_activation_quantisation(void) {
-    const int n = 4 * 32;
-    float x[4 * 32];
-    for (int i = 0; i < n; i++) x[i] = i < 32 ? 0.0f : gauss() * (i < 64 ? 1e-3f : 40.0f);
-    lg_block_q8x b[4];
-    lg_quantize_activations(x, n, b);
-    CHECK(b[0].d == 0 && b[0].sum[0] == 0 && b[0].sum[1] == 0);
-    for (int k = 0; k < 4; k++) {
-        int s0 = 0, s1 = 0, worst = 0;
-        for (int i = 0; i < 32; i++) {
-            if (i < 16) s0 += b[k].q[i];
-            else s1 += b[k].q[i];
-            worst |= fabsf(x[32 * k + i] - b[k].d * b[k].q[i]) > 0.5f * b[k].d * 1.0001f;
-            worst |= b[k].q[i] == -128;
-        }
-        CHECKF(!worst && s0 == b[k].sum[0] && s1 == b[k].sum[1], "block %d", k);
-    }
-    /* the vector quantiser equals the scalar one bit for bit (same float
-     * operations), including ties of x * (1/d) exactly halfway between integers */
-    lg_block_q8x r[4];
-    for (int i = 96; i < 104; i++) x[i] = (float)(i - 100) + 0.5f;
-    lg_quantize_activations(x, n, b);
-    lg_quantize_activations_reference(x, n, r);
-    CHECK(memcmp(b, r, sizeof b) == 0);
-}
-
-/* Quantised weights times 8-bit activations, for each type quant_dot.h serves
- * and several row lengths: (1) the vector version equals the scalar reference
- * up to float rounding; (2) both equal the float dot of the dequantised
- * weights with the dequantised activations (the integer arithmetic is exact,
- * so only float rounding separates them); (3) against the float activations the
- * error stays within what 8-bit activations can cost: sum |w_i| * d_i / 2. */
-static void test_dot_with_8bit_activations(void) {
-    const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
-    const int lengths[] = {256, 3 * 256, 7 * 256};
-    const int n_max = 7 * 256;
-    float *w = malloc(sizeof(float) * n_max), *wd = malloc(sizeof(float) * n_max), *x = malloc(sizeof(float) * n_max);
-    unsigned char *q = malloc((size_t)n_max * 2);
-    lg_block_q8x *xq = malloc(sizeof(lg_block_q8x) * (n_max / 32));
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-        for (int L = 0; L < 3; L++) {
-            int n = lengths[L];
-            for (int i = 0; i < n; i++) w[i] = gauss(), x[i] = gauss() * ((i / 32) % 5 == 3 ? 10.0f : 1.0f);
-            for (int i = 64; i < 96 && i < n; i++) x[i] = 0; /* one all-zero activation block */
-            lg_quantize_row(types[t], w, q, n);
-            lg_dequantize_row(types[t], q, wd, n);
-            lg_quantize_activations(x, n, xq);
-            double exact = 0, vs_float = 0, mag = 0, bound = 0;
-            for (int i = 0; i < n; i++) {
-                float xd = xq[i / 32].d * xq[i / 32].q[i % 32];
-                exact += (double)wd[i] * xd, vs_float += (double)wd[i] * x[i];
-                mag += fabs((double)wd[i] * xd);
-                bound += fabs((double)wd[i]) * 0.5 * xq[i / 32].d;
-            }
-            float fast = lg_quant_dot_q8x(types[t], q, xq, n), slow = lg_quant_dot_q8x_reference(types[t], q, xq, n);
-            const char *name = lg_dtype_name(types[t]);
-            CHECKF(fabs(fast - slow) <= 1e-5 * mag, "%s n=%d: vector %g reference %g", name, n, fast, slow);
-            CHECKF(fabs(slow - exact) <= 1e-5 * mag, "%s n=%d: reference %g exact %g", name, n, slow, exact);
-            CHECKF(fabs(fast - vs_float) <= bound * 1.0001 + 1e-5 * mag, "%s n=%d: %g vs float %g (bound %g)", name, n,
-                   fast, vs_float, bound);
-        }
-    free(w), free(wd), free(x), free(q), free(xq);
-}
-
-/* Several activation rows at once (lg_quant_dot_q8x_tokens, which unpacks a
- * weight block once for up to LG_Q8X_TOKENS rows): each output equals the
- * scalar reference for its row up to float rounding, for 1-7 rows (so groups
- * of 4 plus a remainder) and rows of 1, 3 and 5 super-blocks. */
-static void test_dot_with_several_token_rows(void) {
-    const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
-    const int lengths[] = {256, 3 * 256, 5 * 256}, n_max = 5 * 256, t_max = 7;
-    float *w = malloc(sizeof(float) * n_max), *x = malloc(sizeof(float) * n_max * t_max);
-    unsigned char *q = malloc((size_t)n_max * 2);
-    lg_block_q8x *xq = malloc(sizeof(lg_block_q8x) * (n_max / 32) * t_max);
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-        for (int L = 0; L < 3; L++) {
-            int n = lengths[L], blocks = n / 32;
-            for (int i = 0; i < n; i++) w[i] = gauss();
-            for (int i = 0; i < n * t_max; i++) x[i] = gauss() * ((i / 32) % 7 == 2 ? 20.0f : 1.0f);
-            lg_quantize_row(types[t], w, q, n);
-            for (int r = 0; r < t_max; r++) lg_quantize_activations(x + (size_t)r * n, n, xq + r * blocks);
-            for (int nt = 1; nt <= t_max; nt++) {
-                float out[7];
-                lg_quant_dot_q8x_tokens(types[t], q, xq, blocks, nt, n, out);
-                int bad = 0;
-                for (int r = 0; r < nt; r++) {
-                    double mag = 0;
-                    for (int i = 0; i < n; i++) mag += fabs((double)w[i] * x[(size_t)r * n + i]);
-                    float slow = lg_quant_dot_q8x_reference(types[t], q, xq + r * blocks, n);
-                    bad += !(fabs(out[r] - slow) <= 1e-5 * mag);
-                }
-                CHECKF(bad == 0, "%s n=%d rows=%d: %d outputs differ from the reference", lg_dtype_name(types[t]), n, nt,
-                       bad);
-            }
-        }
-    free(w), free(x), free(q), free(xq);
-}
-
 static void test_sizes_and_names(void) {
     CHECK(lg_dtype_block_elems(LG_DTYPE_Q8_0) == 32 && lg_dtype_block_elems(LG_DTYPE_Q6_K) == 256);
     CHECK(lg_dtype_block_elems(LG_DTYPE_BF16) == 1);
@@ -493,9 +393,6 @@ int main(void) {
     RUN(test_q8_0_elementwise_bound);
     RUN(test_zero_and_constant_rows);
     RUN(test_dot_matches_dequantised_dot);
-    RUN(test_activation_quantisation);
-    RUN(test_dot_with_8bit_activations);
-    RUN(test_dot_with_several_token_rows);
     RUN(test_sizes_and_names);
     RUN(test_f16_edges);
     RUN(test_bf16_edges);

@@ -77,12 +77,23 @@ typedef struct {
 
 /* Grouping of a batch's (token, slot) pairs by expert: expert e's pairs are
  * rows[offsets[e] .. offsets[e+1]); a pair is token * top_k + slot, and
- * pair_rows is the inverse (the grouped row of each pair). */
+ * pair_rows is the inverse (the grouped row of each pair). Under expert
+ * parallelism (src/parallel/) a device owns experts [expert_begin,
+ * expert_end): moe_experts runs only those and moe_combine adds only their
+ * pairs (a partial sum the devices then add up); both 0 = every expert. */
 typedef struct {
     int32_t *offsets;   /* [n_experts + 1] */
     int32_t *rows;      /* [n_rows * top_k] */
     int32_t *pair_rows; /* [n_rows * top_k] */
+    int expert_begin, expert_end; /* (host) */
 } lg_moe_plan;
+
+/* The experts a plan's device owns, as [*begin, *end). */
+static inline void lg_moe_plan_experts(const lg_moe_plan *p, int n_experts, int *begin, int *end) {
+    bool all = p->expert_begin == 0 && p->expert_end == 0;
+    *begin = all ? 0 : p->expert_begin;
+    *end = all ? n_experts : p->expert_end;
+}
 
 /* The experts of one sparse layer over a grouped batch, and its shared
  * expert over the token rows. */
@@ -123,6 +134,19 @@ typedef struct {
     bool (*weights_ok)(lg_dtype dtype);
     /* Bytes of device memory free for weights (NULL: the host's, not checked here). */
     size_t (*memory_free)(lg_backend *be);
+    /* Optional (NULL: the model generates such weights on the host and
+     * adopts them). A rows x cols matrix of dtype (bytes in all) made in
+     * backend memory, freed with the backend like adopted weights, holding
+     * random values valid for the dtype with mean 0 and about this standard
+     * deviation (finite, positive block scales), a function of seed alone:
+     * the weights of a model with no checkpoint (lg_model_open_synth). NULL
+     * when out of memory. */
+    const void *(*synth_weights)(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
+                                 uint64_t seed);
+    /* Optional: GB/s of a large device-to-device copy, bytes read plus bytes
+     * written, best of a few; 0 when it cannot be measured. Decoding reads
+     * every active weight once per token, so this is a device's roofline. */
+    double (*copy_bandwidth_gbps)(lg_backend *be);
 
     lg_backend_ctx *(*ctx_new)(lg_backend *be, const lg_ctx_sizes *sizes);
     void (*ctx_free)(lg_backend_ctx *c);
@@ -131,6 +155,10 @@ typedef struct {
      * themselves return nothing); NULL when ops complete as they return. */
     laguna_status (*sync)(lg_backend_ctx *c, laguna_error *err);
     void (*copy)(lg_backend_ctx *c, void *dst, const void *src, size_t bytes);
+    /* A forward step of n_rows rows begins (NULL = nothing to do): a GPU may
+     * record the step's ops and launch them together at the next to_host or
+     * sync. */
+    void (*step_begin)(lg_backend_ctx *c, int n_rows);
 
     /* x[t] = row tokens[t] of the table, as float32; tokens are host. */
     void (*embed)(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n);

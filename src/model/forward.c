@@ -7,13 +7,19 @@
  * weights, routed scale, shared expert) -> residual add. Every row of a step
  * goes through each op together, so each projection is one matrix-matrix
  * product whatever sequences the rows belong to. Only backend ops are
- * called here: no arithmetic, no threads, no device. */
+ * called here: no arithmetic, no threads, no device.
+ *
+ * On a model split over several devices (src/parallel/), m is one rank's
+ * view: the same steps on the rank's heads, columns and experts, and the
+ * attention and MLP outputs are partial sums that sum_over_ranks adds up,
+ * the two reduction points of a layer; the logits are gathered likewise. */
 #include "model/forward.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "parallel/comm.h"
 
 #define OP(bc) ((bc)->backend->ops)
 #define LOGIT_ROWS_PER_PASS 32 /* lm_head rows per product (bounds the logits buffer off the host) */
@@ -89,7 +95,8 @@ static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *ba
     TAKE(plan.rows, int32_t, b * K);
     TAKE(plan.pair_rows, int32_t, b * K);
     TAKE(head_in, float, logit_rows * H);
-    TAKE(logits, float, m->backend->ops->host_memory ? 0 : logit_rows * (size_t)c->vocab_size);
+    /* lm_head's output off the host, or a rank's share of the vocabulary before it is gathered */
+    TAKE(logits, float, m->backend->ops->host_memory && !m->comm ? 0 : logit_rows * (size_t)m->lm_head.rows);
 #undef TAKE
     a->n_rows = B;
     a->n_logit_rows = (int)logit_rows;
@@ -133,6 +140,12 @@ static void observe_hidden(lg_backend_ctx *bc, lg_activations *a, const laguna_o
     if (host) o->on_hidden(o->user, index, host, n, H);
 }
 
+/* Several devices: x holds this rank's partial sum of a block's output;
+ * afterwards, the sum over all ranks (the same on each). */
+static void sum_over_ranks(const laguna_model *m, lg_backend_ctx *bc, float *x, int n_rows) {
+    if (m->comm) lg_comm_all_reduce(m->comm, bc, x, (size_t)n_rows * m->cfg.hidden_size);
+}
+
 /* ---- attention -------------------------------------------------------------- */
 
 static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
@@ -170,6 +183,7 @@ static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activa
     if (gated) OP(bc)->output_gate(bc, a->attn, a->gate, n, nh, hd, L->gate_mode == LG_GATE_PER_HEAD);
     lg_matmul_op o = {a->proj, a->attn, n, &L->o_proj, L->o_bias};
     OP(bc)->matmul_many(bc, &o, 1);
+    sum_over_ranks(m, bc, a->proj, n);
 }
 
 /* ---- MLP -------------------------------------------------------------------- */
@@ -200,6 +214,7 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     }
 
     OP(bc)->moe_group(bc, &a->plan, a->expert_in, a->h, a->route_expert, n, K, E, H);
+    a->plan.expert_begin = L->expert_begin, a->plan.expert_end = L->expert_end;
     lg_moe_args ma = {&a->plan, n, E, K, L->experts, a->expert_in, a->act_gate, a->act_up, a->expert_out,
                       L->has_shared_expert ? &L->shared_expert : NULL, a->h, a->shared_gate, a->shared_up, a->shared_out};
     OP(bc)->moe_experts(bc, &ma);
@@ -209,17 +224,19 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 
 /* ---- the whole model ---------------------------------------------------------- */
 
-/* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time. */
+/* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time (on several
+ * devices, each rank's share of the vocabulary, then gathered). */
 static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
     int H = m->cfg.hidden_size;
     size_t V = (size_t)m->cfg.vocab_size;
     for (int done = 0; done < s->n_logit_rows; done += a->n_logit_rows) {
         int n = s->n_logit_rows - done < a->n_logit_rows ? s->n_logit_rows - done : a->n_logit_rows;
         OP(bc)->gather_rows(bc, a->head_in, a->h, s->logit_rows + done, n, H);
-        float *dst = OP(bc)->host_memory ? s->logits + (size_t)done * V : a->logits;
+        float *dst = OP(bc)->host_memory && !m->comm ? s->logits + (size_t)done * V : a->logits;
         lg_matmul_op head = {dst, a->head_in, n, &m->lm_head, NULL};
         OP(bc)->matmul_many(bc, &head, 1);
-        if (!OP(bc)->host_memory) OP(bc)->to_host(bc, s->logits + (size_t)done * V, a->logits, sizeof(float) * (size_t)n * V);
+        if (m->comm) lg_comm_gather_columns(m->comm, bc, s->logits + (size_t)done * V, a->logits, n, (int)m->lm_head.rows);
+        else if (!OP(bc)->host_memory) OP(bc)->to_host(bc, s->logits + (size_t)done * V, a->logits, sizeof(float) * (size_t)n * V);
     }
 }
 
@@ -229,6 +246,7 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
     int H = c->hidden_size, n = s->n_rows;
     float eps = (float)c->rms_norm_eps;
 
+    if (OP(bc)->step_begin) OP(bc)->step_begin(bc, n);
     OP(bc)->embed(bc, a->x, &m->embed_tokens, s->tokens, n);
     observe_hidden(bc, a, obs, 0, a->x, n, H);
     for (int li = 0; li < c->n_layers; li++) {
@@ -240,6 +258,7 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
         OP(bc)->rmsnorm(bc, a->h, a->x, L->post_attention_norm, n, H, eps);
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
+        sum_over_ranks(m, bc, a->mlp, n);
         OP(bc)->add(bc, a->x, a->mlp, (size_t)n * H);
         observe_hidden(bc, a, obs, li + 1, a->x, n, H);
     }

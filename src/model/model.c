@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "gguf/gguf_laguna.h"
 #include "io/file_util.h"
+#include "model/model_synth.h"
+#include "parallel/group.h"
 
 #include <sys/stat.h>
 
@@ -95,8 +97,38 @@ static laguna_status check_device_room(lg_backend *be, const lg_tensor_source *t
                    need / 1073741824.0, be->ops->name, have / 1073741824.0);
 }
 
+static laguna_status open_one(const char *path, const laguna_model_options *options, laguna_model **out,
+                              laguna_error *err);
+
+/* Several devices: the model is opened on the CPU (mapped, for GPUs: only
+ * each rank's slices are copied, to its GPU) and split by parallel/group.c. */
+static laguna_status open_split(const char *path, const laguna_model_options *options, laguna_model **out,
+                                laguna_error *err) {
+    if (options->device && strcmp(options->device, "cpu"))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "give one device or a list of devices, not both ('%s' and '%s')",
+                       options->device, options->devices);
+    laguna_model_options one = *options;
+    one.devices = NULL;
+    one.device = "cpu";
+    if (strncmp(options->devices, "cpu:", 4)) one.load_mode = LAGUNA_LOAD_MMAP;
+    laguna_status st = open_one(path, &one, out, err);
+    if (!st) st = lg_group_new(*out, options->devices, options->n_threads, &(*out)->group, err);
+    if (st) {
+        laguna_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 laguna_status laguna_model_open(const char *path, const laguna_model_options *options, laguna_model **out,
                                 laguna_error *err) {
+    *out = NULL;
+    if (options && options->devices) return open_split(path, options, out, err);
+    return open_one(path, options, out, err);
+}
+
+static laguna_status open_one(const char *path, const laguna_model_options *options, laguna_model **out,
+                              laguna_error *err) {
     *out = NULL;
     if (!path) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model folder or GGUF file given");
     lg_load_mode mode = options ? (lg_load_mode)options->load_mode : LG_LOAD_AUTO;
@@ -113,22 +145,30 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
         st = open_folder(path, mode, &cfg, &tensors, err);
     lg_map_file_set_progress(NULL, NULL);
     if (st) return st;
-    const char *dir = path;
+    return lg_model_open_source(&cfg, tensors, path, 0, options, out, err);
+}
+
+laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
+                                   const laguna_model_options *options, laguna_model **out, laguna_error *err) {
+    *out = NULL;
     laguna_model *m = calloc(1, sizeof *m);
     if (!m) {
-        lg_config_free(&cfg);
+        lg_config_free(cfg);
         lg_tensor_source_free(tensors);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
-    st = lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
-    if (!st) st = check_device_room(m->backend, tensors, path, err);
+    laguna_status st =
+        lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
+    if (!st) st = check_device_room(m->backend, tensors, source, err);
     if (st) { /* the model does not own them yet */
-        lg_config_free(&cfg);
+        lg_config_free(cfg);
         lg_tensor_source_free(tensors);
     } else {
         m->progress = options ? options->progress : NULL;
         m->progress_user = options ? options->progress_user : NULL;
-        st = lg_model_bind(m, &cfg, tensors, dir, err);
+        m->synth_seed = synth_seed;
+        st = lg_model_bind(m, cfg, tensors, source, err);
+        lg_model_synth_finish(m);
     }
     if (st) {
         laguna_model_free(m);
@@ -141,6 +181,7 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
 
 void laguna_model_free(laguna_model *m) {
     if (!m) return;
+    lg_group_free(m->group); /* its ranks view this model's weights */
     lg_model_unbind(m);
     lg_backend_destroy(m->backend); /* after the weights it may hold */
     free(m);

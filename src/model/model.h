@@ -14,6 +14,8 @@
 #include "model/rope.h"
 
 typedef lg_swiglu_weights lg_mlp_weights;
+typedef struct lg_comm lg_comm;   /* parallel/comm.h */
+typedef struct lg_group lg_group; /* parallel/group.h */
 
 typedef struct {
     int n_heads;                 /* query heads of this layer */
@@ -29,6 +31,7 @@ typedef struct {
     lg_matrix router;            /* sparse layers: [n_experts, hidden] */
     float *expert_bias;          /* e_score_correction_bias: selection only */
     lg_mlp_weights *experts;     /* n_experts */
+    int expert_begin, expert_end; /* the experts this device runs; both 0 = all (see lg_moe_plan) */
     lg_mlp_weights shared_expert;
     bool has_shared_expert;
 } lg_layer;
@@ -43,10 +46,29 @@ struct laguna_model {
     lg_rope_table rope[2];       /* indexed by lg_attention_kind */
     const float *rope_inv_freq[2]; /* the tables' inv_freq as the backend reads it */
     lg_backend *backend;
+    uint64_t synth_seed;         /* tensors without data are generated from it (model_synth.c) */
+    struct lg_threadpool *synth_pool; /* while generating them on the host */
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
     void *progress_user;
     laguna_model_info info;
+    /* Several devices (src/parallel/). On one rank's view of the model, its
+     * matrices are the rank's slices and cfg's head counts and widths the
+     * rank's; the attention and MLP outputs are partial sums that forward.c
+     * adds up over comm, and lm_head holds the rank's share of the
+     * vocabulary. NULL on one device. */
+    lg_comm *comm;
+    /* On the model laguna_model_open returns for several devices: the ranks
+     * that run it (contexts run their steps there). NULL on one device. */
+    lg_group *group;
 };
+
+/* The end of laguna_model_open, for any config and tensor source: makes the
+ * backend of options->device, checks that the weights fit a device's memory,
+ * binds the tensors (`source` names them in messages) and fills the info.
+ * Tensors without data are generated from synth_seed (model_synth.h). Takes
+ * cfg's arrays and the source in every case (freed on failure). */
+laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
+                                   const laguna_model_options *options, laguna_model **out, laguna_error *err);
 
 /* Binds every tensor the config calls for, checking names, shapes and dtypes.
  * On success the model owns cfg's arrays and the tensor source. */

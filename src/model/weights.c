@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
+#include "model/model_synth.h"
 
 typedef struct {
     const lg_tensor_source *src;
@@ -48,16 +49,31 @@ static const lg_tensor *need(binder *b, const char *name, int nd, int64_t d0, in
 
 /* The tensor's bytes as the backend will read them (the CPU reads them in
  * place; a GPU keeps an uploaded copy that it frees when destroyed). */
+static void advance(binder *b, size_t bytes);
+
 static const uint8_t *adopt(binder *b, const void *host, size_t bytes, const char *name, laguna_status *st) {
     lg_backend *be = b->model->backend;
     const void *p = be->ops->adopt_weights(be, host, bytes);
     if (!p) *st = lg_fail(b->err, LAGUNA_ERR_NOMEM, "%s: no %s memory for tensor '%s' (%zu bytes)", b->source, be->ops->name, name, bytes);
+    else advance(b, bytes);
+    return p;
+}
+
+/* A matrix of a model with no checkpoint: made by the backend or on the host (model_synth.c). */
+static const uint8_t *synthesize(binder *b, const lg_tensor *t, int64_t rows, int64_t cols, size_t row_bytes,
+                                 laguna_status *st) {
+    const uint8_t *p = lg_model_synth_matrix(b->model, t, rows, cols, row_bytes, b->err);
+    if (!p) *st = LAGUNA_ERR_NOMEM;
+    else advance(b, (size_t)rows * row_bytes);
+    return p;
+}
+
+static void advance(binder *b, size_t bytes) {
     b->bytes_done += bytes;
-    if (p && b->model->progress && b->bytes_total) {
+    if (b->model->progress && b->bytes_total) {
         double f = (double)b->bytes_done / (double)b->bytes_total;
         b->model->progress(b->model->progress_user, f < 1 ? f : 1); /* float copies of vectors can exceed the file's bytes */
     }
-    return p;
 }
 
 static laguna_status backend_runs(binder *b, const lg_tensor *t, const char *name) {
@@ -78,7 +94,7 @@ static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int6
         return lg_fail(b->err, LAGUNA_ERR_SHAPE, "%s: tensor '%s' (%s): %lld columns is not a whole number of blocks", t->file,
                        name, lg_dtype_name(t->dtype), (long long)cols);
     *m = (lg_matrix){.dtype = t->dtype, .rows = rows, .cols = cols, .row_bytes = rb,
-                     .data = adopt(b, t->data, (size_t)rows * rb, name, &st)};
+                     .data = t->data ? adopt(b, t->data, (size_t)rows * rb, name, &st) : synthesize(b, t, rows, cols, rb, &st)};
     return st;
 }
 
@@ -94,7 +110,8 @@ static laguna_status bind_vector(binder *b, float **out, const char *name, int64
         free(v);
         return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
     }
-    lg_dtype_to_f32(t->dtype, t->data, v, n);
+    if (!t->data && lg_model_synth_vector(b->model, t, v, n)) return lg_fail(b->err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (t->data) lg_dtype_to_f32(t->dtype, t->data, v, n);
     *out = (float *)adopt(b, v, sizeof(float) * (size_t)n, name, &st);
     return st;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "parallel/group.h"
 #include "runtime/context.h"
 
 #define DEFAULT_BATCH 512
@@ -69,6 +70,8 @@ static laguna_status resolve_options(const laguna_model *model, const laguna_con
 
 laguna_status laguna_context_kv_bytes_for(const laguna_model *model, const laguna_context_options *options, int n_seqs,
                                           size_t *bytes, size_t *page_bytes, laguna_error *err) {
+    /* several devices: kv_bytes sizes each rank's pool, so a rank's numbers (all alike) */
+    if (model && model->group) return laguna_context_kv_bytes_for(lg_group_rank(model->group, 0), options, n_seqs, bytes, page_bytes, err);
     laguna_context_options d;
     int keep;
     size_t pb;
@@ -99,6 +102,15 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
     x->n_seq_max = d.n_seq_max;
     x->n_ctx = d.n_ctx;
     x->n_batch = d.n_batch;
+    if (model->group) { /* several devices: the ranks' contexts do the work */
+        st = lg_group_context_create(x, &d, err);
+        if (st) {
+            if (x->ranks) lg_group_context_free(x);
+            free(x);
+        } else
+            *out = x;
+        return st;
+    }
     x->keep = keep;
     int64_t pages = d.kv_bytes ? (int64_t)(d.kv_bytes / (page_bytes ? page_bytes : 1)) : (int64_t)d.n_seq_max * seq_pages;
     if (pages < 1 || pages > INT32_MAX / d.kv_page_size)
@@ -122,6 +134,11 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
 
 void laguna_context_free(laguna_context *x) {
     if (!x) return;
+    if (x->ranks) {
+        lg_group_context_free(x);
+        free(x);
+        return;
+    }
     lg_backend *be = x->model->backend;
     if (x->seqs)
         for (int s = 0; s < x->n_seq_max; s++) lg_kv_seq_clear(&x->seqs[s], &x->pool, x->model->cfg.n_layers);
@@ -145,8 +162,15 @@ static laguna_status free_slot(laguna_context *x, int *seq, laguna_error *err) {
     return lg_fail(err, LAGUNA_ERR_CONTEXT, "all %d sequences of the context are in use", x->n_seq_max);
 }
 
+/* Several devices: sequence calls go to every rank's context alike (they
+ * fail alike, before changing anything), so ids and pages stay in step. */
+static int n_ranks(const laguna_context *x) { return lg_group_size(x->model->group); }
+
 laguna_status laguna_seq_add(laguna_context *x, int *seq, laguna_error *err) {
-    laguna_status st = free_slot(x, seq, err);
+    laguna_status st = LAGUNA_OK;
+    for (int r = 0; x->ranks && r < n_ranks(x) && !st; r++) st = laguna_seq_add(x->ranks[r], seq, err);
+    if (x->ranks) return st;
+    st = free_slot(x, seq, err);
     if (st) return st;
     lg_kv_seq_init(&x->seqs[*seq]);
     x->seq_used[*seq] = true;
@@ -154,6 +178,11 @@ laguna_status laguna_seq_add(laguna_context *x, int *seq, laguna_error *err) {
 }
 
 laguna_status laguna_seq_fork(laguna_context *x, int parent, int *child, laguna_error *err) {
+    if (x->ranks) {
+        laguna_status st = LAGUNA_OK;
+        for (int r = 0; r < n_ranks(x) && !st; r++) st = laguna_seq_fork(x->ranks[r], parent, child, err);
+        return st;
+    }
     if (!valid_seq(x, parent)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no sequence %d to fork", parent);
     laguna_status st = free_slot(x, child, err);
     if (!st) st = lg_kv_seq_fork(&x->seqs[*child], &x->seqs[parent], &x->pool, x->model->cfg.n_layers, err);
@@ -162,12 +191,21 @@ laguna_status laguna_seq_fork(laguna_context *x, int parent, int *child, laguna_
 }
 
 void laguna_seq_remove(laguna_context *x, int seq) {
+    if (x->ranks) {
+        for (int r = 0; r < n_ranks(x); r++) laguna_seq_remove(x->ranks[r], seq);
+        return;
+    }
     if (!valid_seq(x, seq)) return;
     lg_kv_seq_clear(&x->seqs[seq], &x->pool, x->model->cfg.n_layers);
     x->seq_used[seq] = false;
 }
 
 laguna_status laguna_seq_truncate(laguna_context *x, int seq, int n_keep, laguna_error *err) {
+    if (x->ranks) {
+        laguna_status st = LAGUNA_OK;
+        for (int r = 0; r < n_ranks(x) && !st; r++) st = laguna_seq_truncate(x->ranks[r], seq, n_keep, err);
+        return st;
+    }
     if (!valid_seq(x, seq)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no sequence %d", seq);
     lg_kv_seq *s = &x->seqs[seq];
     if (n_keep < 0 || n_keep > s->n_pos) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "cannot keep %d positions of %d", n_keep, s->n_pos);
@@ -180,15 +218,24 @@ laguna_status laguna_seq_truncate(laguna_context *x, int seq, int n_keep, laguna
     return LAGUNA_OK;
 }
 
-int laguna_seq_length(const laguna_context *x, int seq) { return valid_seq(x, seq) ? x->seqs[seq].n_pos : -1; }
+int laguna_seq_length(const laguna_context *x, int seq) {
+    if (x->ranks) return laguna_seq_length(x->ranks[0], seq);
+    return valid_seq(x, seq) ? x->seqs[seq].n_pos : -1;
+}
 
+/* On several devices: rank 0's pool (every rank holds as many pages, of its own KV heads). */
 void laguna_context_kv_pages(const laguna_context *x, int *used, int *total, size_t *page_bytes) {
+    if (x->ranks) {
+        laguna_context_kv_pages(x->ranks[0], used, total, page_bytes);
+        return;
+    }
     if (used) *used = lg_kv_pool_used(&x->pool);
     if (total) *total = x->pool.n_pages;
     if (page_bytes) *page_bytes = x->pool.view.page_bytes;
 }
 
 int laguna_seqs_exclusive_pages(laguna_context *x, const int *seqs, int n) {
+    if (x->ranks) return laguna_seqs_exclusive_pages(x->ranks[0], seqs, n); /* every rank holds as many pages */
     int L = x->model->cfg.n_layers, count = 0;
     if (!x->page_marks && !(x->page_marks = calloc((size_t)x->pool.n_pages, sizeof *x->page_marks))) return -1;
     /* marks[page] counts the given sequences holding it; the page goes back
@@ -214,6 +261,7 @@ int laguna_seqs_exclusive_pages(laguna_context *x, const int *seqs, int n) {
 }
 
 void laguna_context_set_observer(laguna_context *x, const laguna_observer *observer) {
+    if (x->ranks) x = x->ranks[0]; /* every rank sees the same residual stream and routing */
     x->has_observer = observer != NULL;
     if (observer) x->observer = *observer;
 }
@@ -290,8 +338,8 @@ static void run_steps(laguna_context *x, const laguna_batch_row *rows, int n, fl
     }
 }
 
-laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
-                                    laguna_error *err) {
+laguna_status lg_context_decode_prepare(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                        laguna_error *err) {
     if (n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
     if (!rows) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rows is NULL");
     laguna_status st = check_rows(x, rows, n, err);
@@ -303,9 +351,22 @@ laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *r
         if (x->seq_rows[s] &&
             (st = lg_kv_seq_reserve(&x->seqs[s], &x->pool, x->bc, c->n_layers, x->seqs[s].n_pos, x->seq_rows[s], err)))
             return st; /* out of memory for a page table: the pages taken stay with their sequences, unused */
+    return LAGUNA_OK;
+}
+
+laguna_status lg_context_decode_run(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                    laguna_error *err) {
+    const lg_config *c = &x->model->cfg;
     run_steps(x, rows, n, logits);
     for (int s = 0; s < x->n_seq_max; s++)
         if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], x->keep);
     const lg_backend_ops *ops = x->model->backend->ops;
     return ops->sync ? ops->sync(x->bc, err) : LAGUNA_OK;
+}
+
+laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                    laguna_error *err) {
+    if (x->ranks) return lg_group_decode(x, rows, n, logits, err);
+    laguna_status st = lg_context_decode_prepare(x, rows, n, logits, err);
+    return st ? st : lg_context_decode_run(x, rows, n, logits, err);
 }

@@ -20,7 +20,26 @@ struct laguna_context {
     int32_t *page_marks; /* laguna_seqs_exclusive_pages' scratch, one per pool page (made on first use) */
     laguna_observer observer;
     bool has_observer;
+    /* A model on several devices: one context per rank, which hold the KV
+     * cache and run the steps (src/parallel/group_context.c); the fields
+     * above other than model, n_seq_max, n_ctx and n_batch are then unused. */
+    laguna_context **ranks;
+    float *rank_logits; /* where ranks other than 0 put the logits they gather */
+    size_t rank_logits_floats;
 };
+
+/* laguna_context_decode in its two halves: checking the rows and taking
+ * their pages (nothing has run when it fails), then running them. */
+laguna_status lg_context_decode_prepare(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                        laguna_error *err);
+laguna_status lg_context_decode_run(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+                                    laguna_error *err);
+
+/* Several devices (group_context.c): the ranks' contexts, made with the
+ * checked options d; freeing them; a decode on all ranks at once. */
+laguna_status lg_group_context_create(laguna_context *x, const laguna_context_options *d, laguna_error *err);
+void lg_group_context_free(laguna_context *x);
+laguna_status lg_group_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits, laguna_error *err);
 
 /* The KV type's storage dtype; -1 when unknown. */
 int lg_kv_dtype(laguna_kv_type kv);

@@ -94,7 +94,7 @@ int laguna_session_position(const laguna_session *s) { return laguna_seq_length(
 int laguna_session_capacity(const laguna_session *s) { return s->n_ctx; }
 
 size_t laguna_session_kv_bytes(const laguna_session *s) {
-    const laguna_context *x = s->ctx;
+    const laguna_context *x = s->ctx->ranks ? s->ctx->ranks[0] : s->ctx; /* several devices: what each holds */
     return (size_t)lg_kv_seq_pages(&x->seqs[s->seq], x->model->cfg.n_layers) * x->pool.view.page_bytes;
 }
 

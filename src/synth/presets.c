@@ -17,6 +17,7 @@
 #include "synth/presets.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,17 +132,27 @@ laguna_status lg_synth_preset(const char *name, lg_config *cfg, laguna_error *er
     return lg_synth_preset_layers(name, 0, cfg, err);
 }
 
+/* A float field written with a decimal point (cJSON writes 0.0 as 0, which
+ * transformers' config validation rejects where it expects a float). */
+static void add_float(cJSON *o, const char *key, double v) {
+    char text[64];
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v) snprintf(text, sizeof text, "%.17g", v); /* the shortest that reads back */
+    if (!strpbrk(text, ".eEn")) strncat(text, ".0", sizeof text - strlen(text) - 1);
+    cJSON_AddRawToObject(o, key, text);
+}
+
 static cJSON *rope_json(const lg_rope_params *r) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "rope_type", r->type == LG_ROPE_YARN ? "yarn" : "default");
-    cJSON_AddNumberToObject(o, "rope_theta", r->theta);
-    cJSON_AddNumberToObject(o, "partial_rotary_factor", r->partial_rotary_factor);
+    add_float(o, "rope_theta", r->theta);
+    add_float(o, "partial_rotary_factor", r->partial_rotary_factor);
     if (r->type == LG_ROPE_YARN) {
-        cJSON_AddNumberToObject(o, "factor", r->factor);
+        add_float(o, "factor", r->factor);
         cJSON_AddNumberToObject(o, "original_max_position_embeddings", r->original_max_position_embeddings);
-        cJSON_AddNumberToObject(o, "beta_fast", r->beta_fast);
-        cJSON_AddNumberToObject(o, "beta_slow", r->beta_slow);
-        if (r->attention_factor >= 0) cJSON_AddNumberToObject(o, "attention_factor", r->attention_factor);
+        add_float(o, "beta_fast", r->beta_fast);
+        add_float(o, "beta_slow", r->beta_slow);
+        if (r->attention_factor >= 0) add_float(o, "attention_factor", r->attention_factor);
         if (!r->truncate) cJSON_AddFalseToObject(o, "truncate");
     }
     return o;
@@ -165,10 +176,10 @@ char *lg_config_to_json(const lg_config *c) {
     cJSON_AddNumberToObject(o, "num_experts_per_tok", c->n_experts_per_token);
     cJSON_AddNumberToObject(o, "moe_intermediate_size", c->moe_intermediate_size);
     cJSON_AddNumberToObject(o, "shared_expert_intermediate_size", c->shared_expert_intermediate_size);
-    cJSON_AddNumberToObject(o, "moe_routed_scaling_factor", c->routed_scaling_factor);
-    cJSON_AddNumberToObject(o, "moe_router_logit_softcapping", c->router_logit_softcapping);
+    add_float(o, "moe_routed_scaling_factor", c->routed_scaling_factor);
+    add_float(o, "moe_router_logit_softcapping", c->router_logit_softcapping);
     cJSON_AddFalseToObject(o, "moe_apply_router_weight_on_input");
-    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
+    add_float(o, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
     cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);

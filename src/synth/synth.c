@@ -113,8 +113,7 @@ static void fill(void *dst, lg_dtype dt, size_t n, uint64_t *state, float mean, 
     }
 }
 
-/* The distribution and start state of a tensor's values. */
-static void tensor_noise(const char *name, uint64_t seed, float *mean, float *std, uint64_t *state) {
+void lg_synth_noise(const char *name, uint64_t seed, float *mean, float *std, uint64_t *state) {
     bool is_norm = strstr(name, "norm") != NULL, is_bias = strstr(name, "bias") != NULL;
     *mean = is_norm ? 1.0f : 0.0f;
     *std = is_norm ? 0.05f : is_bias ? 0.01f : 0.02f;
@@ -125,7 +124,7 @@ static void tensor_noise(const char *name, uint64_t seed, float *mean, float *st
 void lg_synth_generate(uint64_t seed, const lg_tensor *t, size_t offset, void *dst, size_t n_bytes) {
     float mean, std;
     uint64_t state;
-    tensor_noise(t->name, seed, &mean, &std, &state);
+    lg_synth_noise(t->name, seed, &mean, &std, &state);
     size_t esize = lg_dtype_row_bytes(t->dtype, 1);
     state += STEP * (uint64_t)(offset / esize);
     fill(dst, t->dtype, n_bytes / esize, &state, mean, std);
@@ -137,7 +136,7 @@ static laguna_status write_tensor(lg_st_writer *w, const lg_st_spec *s, uint64_t
     for (int d = 0; d < s->n_dims; d++) n *= (size_t)s->shape[d];
     float mean, std;
     uint64_t state;
-    tensor_noise(s->name, seed, &mean, &std, &state);
+    lg_synth_noise(s->name, seed, &mean, &std, &state);
     size_t esize = lg_dtype_row_bytes(s->dtype, 1);
     for (size_t done = 0; done < n;) {
         size_t k = n - done < buf_elems ? n - done : buf_elems;
@@ -173,15 +172,19 @@ static laguna_status write_generation_config(const char *dir, const lg_config *c
     return st;
 }
 
-laguna_status lg_synth_write(const lg_config *cfg, const char *dir, const lg_synth_options *opt, laguna_error *err) {
-    if (opt->dtype != LG_DTYPE_F32 && opt->dtype != LG_DTYPE_BF16 && opt->dtype != LG_DTYPE_F16)
-        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "synth writes F32, BF16 or F16 weights");
+laguna_status lg_synth_write_config(const lg_config *cfg, const char *dir, laguna_error *err) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return lg_fail(err, LAGUNA_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     char *config = lg_config_to_json(cfg);
     if (!config) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     laguna_status st = write_text(dir, "config.json", config, err);
     free(config);
-    if (!st) st = write_generation_config(dir, cfg, err);
+    return st ? st : write_generation_config(dir, cfg, err);
+}
+
+laguna_status lg_synth_write(const lg_config *cfg, const char *dir, const lg_synth_options *opt, laguna_error *err) {
+    if (opt->dtype != LG_DTYPE_F32 && opt->dtype != LG_DTYPE_BF16 && opt->dtype != LG_DTYPE_F16)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "synth writes F32, BF16 or F16 weights");
+    laguna_status st = lg_synth_write_config(cfg, dir, err);
     if (st) return st;
 
     tensor_list l = {0};

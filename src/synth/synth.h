@@ -20,6 +20,10 @@ typedef struct {
 
 laguna_status lg_synth_write(const lg_config *cfg, const char *out_dir, const lg_synth_options *opt, laguna_error *err);
 
+/* Only the checkpoint's config.json and generation_config.json (the shapes,
+ * for tools that build the same model elsewhere: `laguna synth --config-only`). */
+laguna_status lg_synth_write_config(const lg_config *cfg, const char *out_dir, laguna_error *err);
+
 /* The same checkpoint as a tensor source whose tensors have no data: values
  * come from lg_synth_generate, so a quantiser can stream a model that would
  * not fit on disk in float form (laguna synth --type). */
@@ -28,5 +32,11 @@ laguna_status lg_synth_tensor_source(const lg_config *cfg, lg_dtype dtype, lg_te
 /* Bytes [offset, offset + n_bytes) of tensor t's data as lg_synth_write would
  * write them with this seed. */
 void lg_synth_generate(uint64_t seed, const lg_tensor *t, size_t offset, void *dst, size_t n_bytes);
+
+/* The distribution of a tensor's values (uniform noise of this mean and
+ * standard deviation: norm weights near 1, biases 0.01, weights 0.02) and
+ * the generator's start state, from the seed and the tensor's name. A
+ * device that generates weights itself starts from the same state. */
+void lg_synth_noise(const char *name, uint64_t seed, float *mean, float *std, uint64_t *state);
 
 #endif

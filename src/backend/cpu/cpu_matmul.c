@@ -8,11 +8,12 @@
  *
  * Quantised weights of the types quant_dot.h handles take another path at
  * every batch size: the activation rows are quantised to 8 bits once per
- * product, before the dispatch, and every weight row is multiplied block by
- * block in integers, a few tokens per pass over the row. It beat the
- * dequantise-then-4x4 float path at every batch size measured, 1 to 128
- * tokens (docs/performance.md); the float path stays for the other types and
- * for when the activation buffer cannot be allocated. Several
+ * product, before the dispatch, and each task runs its block of weight rows
+ * against every token through lg_qgemm (int8 tiles: AVX512-VNNI or AVX2,
+ * chosen at run time). It beat the dequantise-then-4x4 float path at every
+ * batch size measured, 1 to 128 tokens (docs/performance.md); the float path
+ * stays for the other types and for when the activation buffer cannot be
+ * allocated. Several
  * independent products can share one dispatch (lg_matmul_many), which matters
  * when decoding: a token's projections and experts are many small products. */
 #include <stdlib.h>
@@ -23,9 +24,6 @@
 
 #define ROWS_PER_TASK 16
 
-/* Tokens per call of the integer dots (sizes a stack buffer of results). */
-#define Q8_ACT_TOKENS_PER_PASS 32
-
 #define MAX_OPS 64
 
 typedef struct {
@@ -33,7 +31,8 @@ typedef struct {
     const lg_matmul_op *ops;
     int n_ops;
     int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
-    const lg_block_q8x *act_q8[MAX_OPS]; /* op i's quantised x rows, or NULL */
+    const uint8_t *act_q8[MAX_OPS]; /* op i's x as q8 rows (quant_dot.h), or NULL */
+    size_t act_stride[MAX_OPS];
 } matmul_job;
 
 static float dot_f32(const float *a, const float *b, int64_t n) {
@@ -167,15 +166,9 @@ static void matmul_task(void *ctx, int task, int thread) {
     int64_t r0 = (int64_t)(task - job->first_task[op]) * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
     if (r1 > w->rows) r1 = w->rows;
     if (job->act_q8[op]) {
-        int64_t n = w->cols, blocks = n / LG_Q8X_BLOCK;
-        float out[Q8_ACT_TOKENS_PER_PASS];
-        for (int t0 = 0; t0 < j->n_tokens; t0 += Q8_ACT_TOKENS_PER_PASS) {
-            int nt = j->n_tokens - t0 < Q8_ACT_TOKENS_PER_PASS ? j->n_tokens - t0 : Q8_ACT_TOKENS_PER_PASS;
-            for (int64_t r = r0; r < r1; r++) {
-                lg_quant_dot_q8x_tokens(w->dtype, lg_matrix_row(w, r), job->act_q8[op] + t0 * blocks, blocks, nt, n, out);
-                for (int t = 0; t < nt; t++) j->y[(size_t)(t0 + t) * w->rows + r] = out[t] + (j->bias ? j->bias[r] : 0.0f);
-            }
-        }
+        lg_qgemm(&(lg_qgemm_args){w->dtype, lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0),
+                                  job->act_q8[op], job->act_stride[op], j->n_tokens, w->cols,
+                                  j->y + r0, (size_t)w->rows, j->bias ? j->bias + r0 : NULL});
         return;
     }
     if (w->dtype == LG_DTYPE_F32 || w->dtype == LG_DTYPE_BF16) {
@@ -192,45 +185,48 @@ static void matmul_task(void *ctx, int task, int thread) {
  * (Builds without vector integer dots once took it only up to 8 tokens;
  * their larger batches are slower now, the price of batch invariance.) */
 static bool wants_q8_activations(const lg_matmul_op *op) {
-    return op->n_tokens > 0 && lg_quant_dot_supported(op->w->dtype) &&
-           op->w->cols % LG_Q8X_BLOCK == 0;
+    int block = lg_q8_block(op->w->dtype);
+    return op->n_tokens > 0 && block > 0 && op->w->cols % block == 0;
 }
 
 /* Quantises the x rows of the ops that take the 8-bit path into k->act_q8
- * (ops reading the same x share one copy). Ops it cannot serve (out of
- * memory) keep act_q8 NULL and take the float path. */
+ * (ops reading the same x in the same block size share one copy). Ops it
+ * cannot serve (out of memory) keep act_q8 NULL and take the float path. */
 static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     size_t need = 0;
     for (int i = 0; i < job->n_ops; i++)
         if (wants_q8_activations(&job->ops[i]))
-            need += (size_t)job->ops[i].n_tokens * (size_t)(job->ops[i].w->cols / LG_Q8X_BLOCK) * sizeof(lg_block_q8x);
+            need += (size_t)job->ops[i].n_tokens *
+                    lg_q8_row_bytes(job->ops[i].w->cols, lg_q8_block(job->ops[i].w->dtype));
     if (need == 0) return;
     if (need > k->act_q8_bytes) {
         free(k->act_q8);
-        k->act_q8 = malloc(need);
+        k->act_q8 = aligned_alloc(64, need);
         k->act_q8_bytes = k->act_q8 ? need : 0;
         if (!k->act_q8) return;
     }
-    lg_block_q8x *next = k->act_q8;
+    uint8_t *next = k->act_q8;
     for (int i = 0; i < job->n_ops; i++) {
         const lg_matmul_op *op = &job->ops[i];
         if (!wants_q8_activations(op)) continue;
+        int block = lg_q8_block(op->w->dtype);
+        size_t stride = lg_q8_row_bytes(op->w->cols, block);
         for (int p = 0; p < i && !job->act_q8[i]; p++)
             if (job->act_q8[p] && job->ops[p].x == op->x && job->ops[p].n_tokens == op->n_tokens &&
-                job->ops[p].w->cols == op->w->cols)
+                job->ops[p].w->cols == op->w->cols && lg_q8_block(job->ops[p].w->dtype) == block)
                 job->act_q8[i] = job->act_q8[p];
+        job->act_stride[i] = stride;
         if (job->act_q8[i]) continue;
-        int64_t blocks = op->w->cols / LG_Q8X_BLOCK;
-        for (int t = 0; t < op->n_tokens; t++) lg_quantize_activations(op->x + (size_t)t * op->w->cols, op->w->cols, next + t * blocks);
+        lg_q8_quantize(op->x, op->n_tokens, op->w->cols, block, next);
         job->act_q8[i] = next;
-        next += (size_t)op->n_tokens * blocks;
+        next += (size_t)op->n_tokens * stride;
     }
 }
 
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     for (int done = 0; done < n_ops; done += MAX_OPS) { /* in groups of MAX_OPS */
-        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}};
+        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}, {0}};
         quantize_activations(k, &job);
         for (int i = 0; i < job.n_ops; i++) {
             int64_t rows = job.ops[i].n_tokens > 0 ? job.ops[i].w->rows : 0;

@@ -59,10 +59,11 @@ void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_
 void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     const int32_t *off = a->plan->offsets;
-    int E = a->n_experts, pairs = a->n_tokens * a->top_k, n_ops = 0;
-    size_t I = (size_t)a->experts[0].gate.rows, H = (size_t)a->experts[0].gate.cols;
+    int first, last, n_ops = 0;
+    lg_moe_plan_experts(a->plan, a->n_experts, &first, &last); /* this device's experts */
+    size_t I = (size_t)a->experts[first].gate.rows, H = (size_t)a->experts[first].gate.cols;
     lg_matmul_op *ops = k->ops; /* 2 * (E + 1) products, sized at ctx_new */
-    for (int e = 0; e < E; e++) {
+    for (int e = first; e < last; e++) {
         int start = off[e], n = off[e + 1] - start;
         if (n == 0) continue;
         ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
@@ -73,12 +74,13 @@ void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
         ops[n_ops++] = (lg_matmul_op){a->shared_up, a->h, a->n_tokens, &a->shared->up, NULL};
     }
     lg_cpu_matmul_many(c, ops, n_ops);
-    lg_cpu_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
+    size_t lo = (size_t)off[first], hi = (size_t)off[last]; /* the grouped rows of those experts */
+    lg_cpu_silu_mul(c, a->act_gate + lo * I, a->act_gate + lo * I, a->act_up + lo * I, (hi - lo) * I);
     if (a->shared)
         lg_cpu_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
 
     n_ops = 0;
-    for (int e = 0; e < E; e++) {
+    for (int e = first; e < last; e++) {
         int start = off[e], n = off[e + 1] - start;
         if (n > 0) ops[n_ops++] = (lg_matmul_op){a->expert_out + start * H, a->act_gate + start * I, n, &a->experts[e].down, NULL};
     }
@@ -91,7 +93,9 @@ void lg_cpu_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, 
     (void)c;
     size_t H = (size_t)hidden;
     memset(out, 0, sizeof(float) * (size_t)n * H);
-    for (int r = 0; r < n * top_k; r++) { /* grouped order: each token's pairs in ascending expert order */
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
+    int lo = all ? 0 : plan->offsets[plan->expert_begin], hi = all ? n * top_k : plan->offsets[plan->expert_end];
+    for (int r = lo; r < hi; r++) { /* grouped order: each token's pairs in ascending expert order */
         int pair = plan->rows[r];
         float w = weights[pair];
         float *dst = out + (size_t)(pair / top_k) * H;

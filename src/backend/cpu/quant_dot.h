@@ -1,59 +1,96 @@
-/* Dot products of quantised weight rows with 8-bit quantised activations.
+/* Products of quantised weight rows with 8-bit quantised activations.
  *
  * Why: dequantising a K-quant row to float and then multiplying costs far
- * more than reading it, so decoding a 4-bit MoE was compute-bound at a tenth
- * of the memory roofline. Quantising the activation row once per product
- * (blocks of 32 int8 with a float scale, as ggml's Q8 activations) lets the
- * inner loops multiply small integers exactly and apply the float scales once
- * per sub-block. Integer sums inside a sub-block are exact; across sub-blocks
- * and blocks the accumulation is float32.
+ * more than reading it, so a 4-bit MoE decoded at a tenth of the memory
+ * roofline that way. Quantising each activation row once per product lets
+ * the inner loops multiply small integers exactly (vpdpbusd with AVX512-VNNI,
+ * vpmaddubsw with AVX2) and apply the float scales once per block.
  *
- * Each weight type has a plain scalar version (lg_quant_dot_q8x_reference:
- * unpack to integers, then one generic sum) and, where the build targets
- * AVX2, a vector version that the tests compare with it. */
+ * Activation rows ("q8 rows"). A row of n floats becomes, at one 64-byte
+ * aligned address, rows lg_q8_row_bytes(n, block) apart:
+ *   int8  q[n]              x[i] ~= d[i / block] * q[i], q in [-127, 127]
+ *   float d[n / block]      the block scales (amax / 127)
+ *   int16 bsum[n / 16]      the sum of q over each 16 elements
+ * The block is the weight type's (lg_q8_block): 32 for Q8_0 (as llama.cpp's
+ * Q8_0 x Q8_0), 256 for the K-quants (as its Q8_K), so that a K-quant
+ * super-block reduces to one integer sum before any float arithmetic.
+ *
+ * The product (lg_qgemm) takes a tile of weight rows times a tile of
+ * activation rows. Every (row, token) output is computed with the same
+ * instruction sequence whatever the tile's size or the output's place in it,
+ * so a token's result does not depend on the batch (tests/test_context.c).
+ * The kernels are chosen once, at run time, from what the CPU has
+ * (lg_qgemm_isa_best): AVX512-VNNI, AVX2, or the scalar reference, which stays
+ * the yardstick the tests compare the others with. */
 #ifndef LAGUNA_BACKEND_CPU_QUANT_DOT_H
 #define LAGUNA_BACKEND_CPU_QUANT_DOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/dtype.h"
 
-/* 32 activations: x ~= d * q, q in [-127, 127]; sum[h] = the sum of q over
- * elements 16h .. 16h+15 (for the offset / min terms of the weight formats). */
+/* Instruction sets the kernels come in, slowest first. */
+typedef enum { LG_ISA_SCALAR = 0, LG_ISA_AVX2, LG_ISA_AVX512_VNNI, LG_ISA_COUNT } lg_isa;
+
+/* The best the CPU running us supports (cpuid, asked once). LAGUNA_CPU_ISA=
+ * scalar|avx2|avx512 in the environment lowers it (for measurements). */
+lg_isa lg_qgemm_isa_best(void);
+bool lg_qgemm_isa_available(lg_isa isa);
+const char *lg_qgemm_isa_name(lg_isa isa);
+
+/* Activation block size for weights of this dtype: 32, 256, or 0 when the
+ * integer path does not serve the dtype. */
+int lg_q8_block(lg_dtype weights);
+
+/* Bytes of one q8 row of n elements (n a multiple of block), a multiple of 64. */
+size_t lg_q8_row_bytes(int64_t n, int block);
+
+static inline const float *lg_q8_scales(const uint8_t *row, int64_t n) {
+    return (const float *)(row + n);
+}
+static inline const int16_t *lg_q8_bsums(const uint8_t *row, int64_t n, int block) {
+    return (const int16_t *)(row + n + 4 * (n / block));
+}
+
+/* Quantises n_rows rows of n floats (x rows n apart) into q8 rows at out,
+ * lg_q8_row_bytes(n, block) apart. The vector version equals the reference
+ * bit for bit. */
+void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
+void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
+
+/* y[t * y_stride + r] = dot(weight row r, activation row t) (+ bias[r]) for
+ * r < n_rows, t < n_tokens; weight rows w_stride bytes apart, q8 rows x_stride
+ * bytes apart, quantised with lg_q8_block(dtype); n a whole number of the
+ * dtype's blocks. */
 typedef struct {
-    float d;
-    int16_t sum[2];
-    int8_t q[32];
-} lg_block_q8x;
+    lg_dtype dtype;
+    const uint8_t *w;
+    size_t w_stride;
+    int n_rows;
+    const uint8_t *x;
+    size_t x_stride;
+    int n_tokens;
+    int64_t n;
+    float *y;
+    size_t y_stride;
+    const float *bias;
+} lg_qgemm_args;
 
-#define LG_Q8X_BLOCK 32
+void lg_qgemm(const lg_qgemm_args *a);
+/* The same with a given instruction set (lg_qgemm_isa_available(isa)). */
+void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a);
 
-/* Whether lg_quant_dot_q8x handles rows of this dtype. */
-bool lg_quant_dot_supported(lg_dtype dtype);
-
-/* Whether lg_quant_dot_q8x has a vector version for this dtype in this build
- * (without one, the scalar reference serves, which is slower than the float
- * path for large batches). */
-bool lg_quant_dot_vectorized(lg_dtype dtype);
-
-/* Quantises n activations (n a multiple of 32) into n/32 blocks. */
-void lg_quantize_activations(const float *x, int64_t n, lg_block_q8x *out);
-/* Its scalar version (the reference the vector one must equal exactly). */
-void lg_quantize_activations_reference(const float *x, int64_t n, lg_block_q8x *out);
-
-/* dot(dequantised weight row, activations) over n elements (a whole number of
- * the dtype's blocks). The vector version where available. */
-float lg_quant_dot_q8x(lg_dtype dtype, const void *row, const lg_block_q8x *x, int64_t n);
-
-/* out[t] = the same dot with activation row x + t * x_stride (in blocks), for
- * t < n_tokens: each weight block is unpacked once for up to LG_Q8X_TOKENS
- * rows, so a few tokens cost less than a few single dots. */
-#define LG_Q8X_TOKENS 4
-void lg_quant_dot_q8x_tokens(lg_dtype dtype, const void *row, const lg_block_q8x *x,
-                             int64_t x_stride, int n_tokens, int64_t n, float *out);
-
-/* The scalar version of the same sum (kept as the reference and fallback). */
-float lg_quant_dot_q8x_reference(lg_dtype dtype, const void *row, const lg_block_q8x *x, int64_t n);
+/* The per-ISA kernels (quant_gemm_avx2.c, quant_gemm_avx512.c): every token of
+ * one weight row; the caller adds the bias. */
+typedef void (*lg_qgemm_row_fn)(lg_dtype dtype, const uint8_t *row, const uint8_t *x,
+                                size_t x_stride, int n_tokens, int64_t n, float *y,
+                                size_t y_stride);
+void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                       int n_tokens, int64_t n, float *y, size_t y_stride);
+void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                         int n_tokens, int64_t n, float *y, size_t y_stride);
+void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
 #endif

@@ -60,33 +60,62 @@ static size_t cuda_memory_free(lg_backend *be) {
 static void cuda_ctx_free(lg_backend_ctx *c) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (!k) return;
-    if (k->stream) cudaStreamSynchronize(k->stream), cudaStreamDestroy(k->stream);
+    lg_cuda_tape_flush(k);
+    if (k->stream) cudaStreamSynchronize(k->stream);
+    lg_cuda_tape_free(k->tape);
+    lg_cuda_profile_report(k);
+    if (k->stream) cudaStreamDestroy(k->stream);
     if (k->ring_dev) cudaFree(k->ring_dev);
     if (k->ring_host) cudaFreeHost(k->ring_host);
+    if (k->scratch) cudaFree(k->scratch);
+    if (k->moe_active) cudaFree(k->moe_active);
     for (int i = 0; i < k->n_tables; i++) cudaFree((void *)k->tables[i].dev);
     free(k->tables);
     free(k);
 }
 
 static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
-    (void)sizes;
     lg_cuda_ctx *k = (lg_cuda_ctx *)calloc(1, sizeof *k);
     if (!k) return NULL;
     k->base.backend = be;
     k->ring_bytes = RING_BYTES;
+    k->n_experts = sizes->n_experts;
     if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
         cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaMalloc(&k->moe_active, sizeof(int32_t) * (size_t)(k->n_experts + 1)) != cudaSuccess ||
         cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
         cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess) {
         cudaGetLastError();
         cuda_ctx_free(&k->base);
         return NULL;
     }
+    const char *graphs = getenv("LAGUNA_CUDA_GRAPHS");
+    if (be->ops->step_begin && !(graphs && !strcmp(graphs, "0")) && !(k->tape = lg_cuda_tape_new())) {
+        cuda_ctx_free(&k->base);
+        return NULL;
+    }
     return &k->base;
 }
 
+void *lg_cuda_scratch(lg_cuda_ctx *k, size_t bytes) {
+    if (bytes <= k->scratch_bytes) return k->scratch;
+    if (k->scratch && lg_cuda_taping(k)) lg_cuda_tape_defer_free(k, k->scratch); /* recorded ops still use it */
+    else if (k->scratch) cudaFreeAsync(k->scratch, k->stream);
+    k->scratch = NULL;
+    k->scratch_bytes = 0;
+    if (cudaMallocAsync(&k->scratch, bytes, k->stream) != cudaSuccess) return NULL; /* sync() reports it */
+    k->scratch_bytes = bytes;
+    return k->scratch;
+}
+
+/* While recording, uploads are rounded up to UPLOAD_ROUND_TAPED so that a
+ * page table growing by a page rarely moves the offsets after it (a moved
+ * offset is a new graph); the step's range goes up in one copy at flush. */
+#define UPLOAD_ROUND_TAPED 4096
+
 const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {
-    size_t need = (n + 255) / 256 * 256;
+    size_t round = lg_cuda_taping(k) ? UPLOAD_ROUND_TAPED : 256, need = (n + round - 1) / round * round;
+    if (lg_cuda_taping(k) && k->ring_used + need > k->ring_bytes) lg_cuda_tape_flush(k); /* the rest goes direct */
     if (need > k->ring_bytes) { /* larger than the ring: a buffer of its own for the rest of the step */
         cudaStreamSynchronize(k->stream);
         cudaFreeHost(k->ring_host);
@@ -103,26 +132,37 @@ const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {
     }
     uint8_t *h = k->ring_host + k->ring_used, *d = k->ring_dev + k->ring_used;
     memcpy(h, host, n);
-    cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice, k->stream);
+    if (!lg_cuda_taping(k)) cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice, k->stream);
     k->ring_used += need;
     return d;
 }
 
 static void cuda_to_host(lg_backend_ctx *c, void *host_dst, const void *src, size_t bytes) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    lg_cuda_tape_flush(k);
     cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, k->stream);
     cudaStreamSynchronize(k->stream);
 }
 
 static void cuda_copy(lg_backend_ctx *c, void *dst, const void *src, size_t bytes) {
-    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, LG_CUDA_CTX(c)->stream);
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (!lg_cuda_taping(k)) {
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, k->stream);
+        return;
+    }
+    lg_cuda_tape_hash(k, &dst, sizeof dst);
+    lg_cuda_tape_hash(k, &src, sizeof src);
+    lg_cuda_tape_hash(k, &bytes, sizeof bytes);
+    lg_cuda_tape_add(k, [=](cudaStream_t s) { cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s); });
 }
 
 static laguna_status cuda_sync(lg_backend_ctx *c, laguna_error *err) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    lg_cuda_tape_flush(k);
     cudaError_t e = cudaStreamSynchronize(k->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
     k->ring_used = 0; /* the step is done: its uploads are consumed */
+    if (k->profile) lg_cuda_profile_collect(k);
     if (e != cudaSuccess) return lg_fail(err, LAGUNA_ERR_NOMEM, "cuda: %s", cudaGetErrorString(e));
     return LAGUNA_OK;
 }
@@ -148,11 +188,14 @@ static lg_backend_ops make_ops(void) {
     o.adopt_weights = cuda_adopt_weights;
     o.weights_ok = cuda_weights_ok;
     o.memory_free = cuda_memory_free;
+    o.synth_weights = lg_cuda_synth_weights;
+    o.copy_bandwidth_gbps = lg_cuda_copy_bandwidth_gbps;
     o.ctx_new = cuda_ctx_new;
     o.ctx_free = cuda_ctx_free;
     o.to_host = cuda_to_host;
     o.sync = cuda_sync;
     o.copy = cuda_copy;
+    o.step_begin = lg_cuda_step_begin;
     o.embed = lg_cuda_embed;
     o.rmsnorm = lg_cuda_rmsnorm;
     o.rope = lg_cuda_rope;
@@ -171,6 +214,15 @@ static lg_backend_ops make_ops(void) {
 }
 
 static const lg_backend_ops cuda_ops = make_ops();
+
+static lg_backend_ops make_profiled_ops(void) {
+    lg_backend_ops o = make_ops();
+    lg_cuda_profile_wrap(&o);
+    o.step_begin = NULL; /* ops timed one by one, so not recorded as graphs */
+    return o;
+}
+
+static const lg_backend_ops cuda_profiled_ops = make_profiled_ops();
 
 extern "C" lg_backend *lg_cuda_backend_new(int device, laguna_error *err) {
     int n = 0;
@@ -195,7 +247,8 @@ extern "C" lg_backend *lg_cuda_backend_new(int device, laguna_error *err) {
         lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    b->base.ops = &cuda_ops;
+    const char *profile = getenv("LAGUNA_CUDA_PROFILE");
+    b->base.ops = profile && *profile && strcmp(profile, "0") ? &cuda_profiled_ops : &cuda_ops;
     b->base.n_threads = 1;
     b->device = device;
     return &b->base;

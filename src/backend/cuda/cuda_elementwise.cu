@@ -7,60 +7,84 @@
 
 static unsigned blocks_for(size_t n) { return (unsigned)((n + THREADS - 1) / THREADS); }
 
+/* Grids of (row, slice of THREADS elements), one element per thread: a
+ * block looping over a row serialises its loads behind its stores. */
+static dim3 row_grid(int n_rows, int width) { return dim3((unsigned)n_rows, blocks_for((size_t)width)); }
+
 __global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, int dtype, const int32_t *tokens, int n,
                              int width) {
-    const uint8_t *row = table + (size_t)tokens[blockIdx.x] * row_bytes;
-    for (int i = threadIdx.x; i < width; i += blockDim.x) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, row, i);
+    int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < width) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, table + (size_t)tokens[blockIdx.x] * row_bytes, i);
 }
 
 void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (n <= 0) return;
     const int32_t *dt = (const int32_t *)lg_cuda_upload(k, tokens, sizeof(int32_t) * (size_t)n);
-    embed_kernel<<<n, THREADS, 0, k->stream>>>(x, table->data, table->row_bytes, table->dtype, dt, n, (int)table->cols);
+    lg_cuda_launch(k, embed_kernel, row_grid(n, (int)table->cols), THREADS, 0, x, table->data, table->row_bytes,
+                   table->dtype, dt, n, (int)table->cols);
 }
 
-/* One block per row; the sum of squares in double, reduced in a fixed order. */
+/* One block per row; the sum of squares in double, reduced in a fixed
+ * order (lanes by butterfly, then warps in order). A thread loads all its
+ * elements before storing any (y may be x). */
+#define NORM_PER_THREAD 16
+
 __global__ void rmsnorm_kernel(float *y, const float *x, const float *w, int n, float eps) {
-    __shared__ double part[THREADS];
+    __shared__ double warp_sum[THREADS / 32];
     const float *xr = x + (size_t)blockIdx.x * n;
     float *yr = y + (size_t)blockIdx.x * n;
+    float xv[NORM_PER_THREAD];
     double ss = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += (double)xr[i] * xr[i];
-    part[threadIdx.x] = ss;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
-        __syncthreads();
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) {
+        int i = threadIdx.x + u * THREADS;
+        xv[u] = i < n ? xr[i] : 0.0f;
     }
-    float inv = (float)(1.0 / sqrt(part[0] / n + eps));
-    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * inv * w[i];
+    for (int i = threadIdx.x + NORM_PER_THREAD * THREADS; i < n; i += THREADS) ss += (double)xr[i] * xr[i];
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) ss += (double)xv[u] * xv[u];
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    double total = 0;
+    for (int wi = 0; wi < THREADS / 32; wi++) total += warp_sum[wi];
+    float inv = (float)(1.0 / sqrt(total / n + eps));
+    for (int i = threadIdx.x + NORM_PER_THREAD * THREADS; i < n; i += THREADS) yr[i] = xr[i] * inv * w[i];
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) {
+        int i = threadIdx.x + u * THREADS;
+        if (i < n) yr[i] = xv[u] * inv * w[i];
+    }
 }
 
 void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps) {
-    if (n_rows > 0) rmsnorm_kernel<<<n_rows, THREADS, 0, LG_CUDA_CTX(c)->stream>>>(y, x, w, n, eps);
+    if (n_rows > 0) lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel, n_rows, THREADS, 0, y, x, w, n, eps);
 }
 
-/* One block per row, one thread per (head, rotated pair). */
+/* Grid (row, group of heads); one thread per (head, rotated pair). */
 __global__ void rope_kernel(float *rows, int n_heads, int head_dim, int n_rot, const float *inv_freq, float scale,
                             const int32_t *pos) {
-    int half = n_rot / 2, t = blockIdx.x;
-    for (int j = threadIdx.x; j < n_heads * half; j += blockDim.x) {
-        int h = j / half, i = j % half;
-        float angle = (float)pos[t] * inv_freq[i]; /* formed in float32, as transformers does */
-        float co = cosf(angle) * scale, si = sinf(angle) * scale;
-        float *v = rows + ((size_t)t * n_heads + h) * head_dim;
-        float a = v[i], b = v[i + half];
-        v[i] = a * co - b * si;
-        v[i + half] = b * co + a * si;
-    }
+    int half = n_rot / 2, t = blockIdx.x, per_block = blockDim.x / half;
+    int h = blockIdx.y * per_block + threadIdx.x / half, i = threadIdx.x % half;
+    if (threadIdx.x >= per_block * half || h >= n_heads) return;
+    float angle = (float)pos[t] * inv_freq[i]; /* formed in float32, as transformers does */
+    float co = cosf(angle) * scale, si = sinf(angle) * scale;
+    float *v = rows + ((size_t)t * n_heads + h) * head_dim;
+    float a = v[i], b = v[i + half];
+    v[i] = a * co - b * si;
+    v[i + half] = b * co + a * si;
 }
 
 void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int head_dim, int n_rot,
                   const float *inv_freq, float scale, const int32_t *pos) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
-    if (n_rows <= 0 || n_rot <= 0) return;
+    if (n_rows <= 0 || n_rot < 2) return;
     const int32_t *dp = (const int32_t *)lg_cuda_upload(k, pos, sizeof(int32_t) * (size_t)n_rows);
-    rope_kernel<<<n_rows, THREADS, 0, k->stream>>>(rows, n_heads, head_dim, n_rot, inv_freq, scale, dp);
+    int half = n_rot / 2, per_block = half < THREADS ? THREADS / half : 1;
+    int threads = half < THREADS ? per_block * half : half;
+    lg_cuda_launch(k, rope_kernel, dim3(n_rows, (n_heads + per_block - 1) / per_block), threads, 0, rows, n_heads, head_dim,
+                   n_rot, inv_freq, scale, dp);
 }
 
 __device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
@@ -76,7 +100,7 @@ __global__ void gate_kernel(float *attn, const float *gate, size_t n, int n_head
 void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
                          bool per_head) {
     size_t n = (size_t)n_rows * n_heads * head_dim;
-    if (n) gate_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(attn, gate, n, n_heads, head_dim, per_head);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), gate_kernel, blocks_for(n), THREADS, 0, attn, gate, n, n_heads, head_dim, per_head);
 }
 
 __global__ void silu_mul_kernel(float *out, const float *gate, const float *up, size_t n) {
@@ -85,7 +109,7 @@ __global__ void silu_mul_kernel(float *out, const float *gate, const float *up, 
 }
 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
-    if (n) silu_mul_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(out, gate, up, n);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), silu_mul_kernel, blocks_for(n), THREADS, 0, out, gate, up, n);
 }
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {
@@ -94,17 +118,17 @@ __global__ void add_kernel(float *x, const float *y, size_t n) {
 }
 
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n) {
-    if (n) add_kernel<<<blocks_for(n), THREADS, 0, LG_CUDA_CTX(c)->stream>>>(x, y, n);
+    if (n) lg_cuda_launch(LG_CUDA_CTX(c), add_kernel, blocks_for(n), THREADS, 0, x, y, n);
 }
 
 __global__ void gather_kernel(float *dst, const float *src, const int32_t *rows, int width) {
-    for (int i = threadIdx.x; i < width; i += blockDim.x)
-        dst[(size_t)blockIdx.x * width + i] = src[(size_t)rows[blockIdx.x] * width + i];
+    int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < width) dst[(size_t)blockIdx.x * width + i] = src[(size_t)rows[blockIdx.x] * width + i];
 }
 
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (n <= 0) return;
     const int32_t *dr = (const int32_t *)lg_cuda_upload(k, rows, sizeof(int32_t) * (size_t)n);
-    gather_kernel<<<n, THREADS, 0, k->stream>>>(dst, src, dr, width);
+    lg_cuda_launch(k, gather_kernel, row_grid(n, width), THREADS, 0, dst, src, dr, width);
 }

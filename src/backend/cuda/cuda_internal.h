@@ -8,6 +8,11 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
+
+#include <functional>
+#include <new>
+#include <vector>
 
 extern "C" {
 #include "backend/backend.h"
@@ -31,6 +36,9 @@ struct lg_expert_table {
     const uint8_t **dev;           /* [3][n_experts]: gate, up, down data pointers */
 };
 
+struct lg_cuda_profile;
+struct lg_cuda_tape;
+
 struct lg_cuda_ctx {
     lg_backend_ctx base;
     cudaStream_t stream;
@@ -38,7 +46,44 @@ struct lg_cuda_ctx {
     size_t ring_bytes, ring_used;
     lg_expert_table *tables;
     int n_tables, cap_tables;
+    void *scratch;           /* an op's device work space (stream-ordered), grown on demand */
+    size_t scratch_bytes;
+    int32_t *moe_active;     /* [n_experts + 1]: count, then the experts with rows (moe_group -> moe_experts) */
+    int n_experts;
+    lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
+    lg_cuda_tape *tape;       /* decode steps as graphs (cuda_tape.cu); NULL = off */
 };
+
+/* cuda_tape.cu */
+lg_cuda_tape *lg_cuda_tape_new(void);
+void lg_cuda_tape_free(lg_cuda_tape *t);
+bool lg_cuda_taping(const lg_cuda_ctx *k);
+void lg_cuda_tape_hash(lg_cuda_ctx *k, const void *bytes, size_t n);
+void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op);
+void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p);
+void lg_cuda_tape_flush(lg_cuda_ctx *k);
+void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows);
+
+/* Every kernel launch of the backend: on the stream, or on the tape while
+ * a step is being recorded (kernel, grid, block and argument bytes hashed;
+ * struct arguments are built with their padding zeroed for that). */
+template <typename... P, typename... A>
+void lg_cuda_launch(lg_cuda_ctx *k, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+    if (!lg_cuda_taping(k)) {
+        kernel<<<grid, block, smem, k->stream>>>(args...);
+        return;
+    }
+    lg_cuda_tape_hash(k, &kernel, sizeof kernel);
+    lg_cuda_tape_hash(k, &grid, sizeof grid);
+    lg_cuda_tape_hash(k, &block, sizeof block);
+    lg_cuda_tape_hash(k, &smem, sizeof smem);
+    (lg_cuda_tape_hash(k, &args, sizeof args), ...);
+    lg_cuda_tape_add(k, [=](cudaStream_t s) { kernel<<<grid, block, smem, s>>>(args...); });
+}
+
+/* Device work space of at least bytes for the op being issued (contents
+ * undefined; the next op's call may reuse it). NULL when out of memory. */
+void *lg_cuda_scratch(lg_cuda_ctx *c, size_t bytes);
 
 /* Copies n bytes of host data to device memory valid for the rest of the
  * step (stream-ordered); when the ring is full it waits for the stream. */
@@ -128,11 +173,20 @@ void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n);
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
+/* cuda_synth.cu */
+const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
+                                  uint64_t seed);
+double lg_cuda_copy_bandwidth_gbps(lg_backend *be);
 /* cuda_moe.cu */
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden);
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
+
+/* cuda_profile.cu (LAGUNA_CUDA_PROFILE=1) */
+void lg_cuda_profile_wrap(lg_backend_ops *o);
+void lg_cuda_profile_collect(lg_cuda_ctx *k);
+void lg_cuda_profile_report(lg_cuda_ctx *k);
 
 #endif

@@ -10,9 +10,10 @@
  * a prefill of n tokens reads them n / TOKENS times (from L2 when they fit).
  *
  * The grouped form runs every expert of a sparse layer in one launch:
- * blockIdx.z picks the expert, whose rows are [offsets[e], offsets[e+1]) of
- * the grouped activations; blocks past an expert's rows return at once, so
- * the host never needs the routing. */
+ * blockIdx.z picks the z-th expert that has rows (moe_group lists them on
+ * the device), whose rows are [offsets[e], offsets[e+1]) of the grouped
+ * activations; blocks past the listed experts or past an expert's rows
+ * return at once, so the host never needs the routing. */
 #include "backend/cuda/cuda_internal.h"
 
 #define WARPS 8    /* rows per block */
@@ -30,20 +31,22 @@ struct matmul_args {
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
     const float *bias;
     const int32_t *offsets;           /* grouped: [n_experts + 1] */
+    const int32_t *active;            /* grouped: count, then experts with rows */
 };
 
-/* 16-byte chunk c of a row as floats (vec of them). */
-__device__ __forceinline__ void load_chunk(int dtype, const uint8_t *row, int64_t c, float *out) {
-    uint4 raw = ((const uint4 *)row)[c];
-    if (dtype == LG_DTYPE_F32) {
+/* A 16-byte chunk of a row as floats: 4 of F32, 8 of BF16 or F16. */
+template <int DT>
+__device__ __forceinline__ void chunk_floats(uint4 raw, float *out) {
+    if (DT == LG_DTYPE_F32) {
         out[0] = __uint_as_float(raw.x), out[1] = __uint_as_float(raw.y);
         out[2] = __uint_as_float(raw.z), out[3] = __uint_as_float(raw.w);
         return;
     }
     uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
     for (int i = 0; i < 4; i++) {
         uint16_t lo = (uint16_t)(words[i] & 0xffff), hi = (uint16_t)(words[i] >> 16);
-        if (dtype == LG_DTYPE_BF16) {
+        if (DT == LG_DTYPE_BF16) {
             out[2 * i] = __uint_as_float((uint32_t)lo << 16), out[2 * i + 1] = __uint_as_float((uint32_t)hi << 16);
         } else {
             out[2 * i] = __half2float(__ushort_as_half(lo)), out[2 * i + 1] = __half2float(__ushort_as_half(hi));
@@ -51,18 +54,75 @@ __device__ __forceinline__ void load_chunk(int dtype, const uint8_t *row, int64_
     }
 }
 
-__global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
+#define UNROLL 8 /* 16-byte weight loads a lane has in flight */
+
+/* acc[t] += chunk c of the row . the same elements of token t's x, element
+ * by element in order (x rows are 16-byte aligned: see vector_width). */
+template <int DT>
+__device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, int c, int nt, float *acc) {
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    float wv[V];
+    chunk_floats<DT>(raw, wv);
+#pragma unroll
+    for (int t = 0; t < TOKENS; t++) {
+        if (t >= nt) break;
+        const float4 *xt = (const float4 *)(x + (size_t)t * cols + (size_t)c * V);
+#pragma unroll
+        for (int j4 = 0; j4 < V / 4; j4++) {
+            float4 xv = xt[j4];
+            acc[t] = fmaf(wv[4 * j4], xv.x, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 1], xv.y, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 2], xv.z, acc[t]);
+            acc[t] = fmaf(wv[4 * j4 + 3], xv.w, acc[t]);
+        }
+    }
+}
+
+/* A lane's chunks c = lane, lane + 32, ... in ascending order, UNROLL
+ * loads issued before their arithmetic (the order of additions is the
+ * same as one chunk at a time). */
+template <int DT>
+__device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int cols, int nt, int lane, float *acc) {
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    const uint4 *w = (const uint4 *)row;
+    int chunks = cols / V, c = lane;
+    for (; c + 32 * (UNROLL - 1) < chunks; c += 32 * UNROLL) {
+        uint4 raw[UNROLL];
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) raw[u] = __ldg(w + c + 32 * u);
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) fma_chunk<DT>(raw[u], x, cols, c + 32 * u, nt, acc);
+    }
+    for (; c < chunks; c += 32) fma_chunk<DT>(__ldg(w + c), x, cols, c, nt, acc);
+}
+
+/* Up to SET_MAX products in one launch: op i owns blocks
+ * [first_block[i], first_block[i + 1]) along x; a plain op uses z = 0 only. */
+#define SET_MAX 4
+struct matmul_set {
+    matmul_args op[SET_MAX];
+    int first_block[SET_MAX + 1];
+    int n;
+};
+
+__global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__ matmul_set set) {
+    int i = 0;
+    while (i + 1 < set.n && (int)blockIdx.x >= set.first_block[i + 1]) i++;
+    const matmul_args &a = set.op[i];
+    int block_x = blockIdx.x - set.first_block[i];
     const uint8_t *w = a.w;
     int t_begin = 0, t_count = a.n_tokens;
+    if (!a.offsets && blockIdx.z > 0) return;
     if (a.offsets) {
-        int e = blockIdx.z;
+        if ((int)blockIdx.z >= a.active[0]) return;
+        int e = a.active[1 + blockIdx.z];
         t_begin = a.offsets[e];
         t_count = a.offsets[e + 1] - t_begin;
         w = a.w_table[e];
     }
     int t0 = blockIdx.y * TOKENS;
     if (t0 >= t_count) return;
-    int lane = threadIdx.x & 31, r = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31, r = block_x * WARPS + (threadIdx.x >> 5);
     if (r >= a.rows) return;
     int nt = min(TOKENS, t_count - t0);
     const uint8_t *row = w + (size_t)r * a.row_bytes;
@@ -70,17 +130,9 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
     float acc[TOKENS];
     for (int t = 0; t < TOKENS; t++) acc[t] = 0.0f;
     if (a.vec) {
-        int64_t chunks = a.cols / a.vec;
-        for (int64_t c = lane; c < chunks; c += 32) {
-            float wv[8];
-            load_chunk(a.dtype, row, c, wv);
-            for (int t = 0; t < TOKENS; t++) {
-                if (t >= nt) break;
-                const float *xt = x + (size_t)t * a.cols + c * a.vec;
-                for (int j = 0; j < 8; j++)
-                    if (j < a.vec) acc[t] = fmaf(wv[j], xt[j], acc[t]);
-            }
-        }
+        if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32>(row, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16>(row, x, a.cols, nt, lane, acc);
+        else row_dot<LG_DTYPE_F16>(row, x, a.cols, nt, lane, acc);
     } else {
         for (int k = lane; k < a.cols; k += 32) {
             float wk = lg_load(a.dtype, row, k);
@@ -100,28 +152,61 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(matmul_args a) {
     }
 }
 
-/* Elements per 16-byte load for this matrix, or 0 for one at a time. */
-static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data) {
+/* Elements per 16-byte load for this matrix, or 0 for one at a time (the
+ * vector path also reads x four floats at a time). */
+static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data, const float *x) {
     int per = dtype == LG_DTYPE_F32 ? 4 : dtype == LG_DTYPE_BF16 || dtype == LG_DTYPE_F16 ? 8 : 0;
-    if (!per || cols % per || row_bytes % 16 || (uintptr_t)data % 16) return 0;
+    if (!per || cols % per || row_bytes % 16 || (uintptr_t)data % 16 || (uintptr_t)x % 16) return 0;
     return per;
 }
 
-static void launch(cudaStream_t s, const matmul_args &a, int n_groups) {
+/* Products to launch together (padding zeroed: see lg_cuda_launch). */
+struct set_builder {
+    matmul_set set;
+    int max_tiles, max_groups;
+};
+
+static void set_begin(set_builder *b) {
+    memset(b, 0, sizeof *b);
+    b->max_groups = 1;
+}
+
+static void set_launch(lg_cuda_ctx *k, set_builder *b) {
+    if (b->set.n && b->set.first_block[b->set.n] > 0 && b->max_tiles > 0)
+        lg_cuda_launch(k, matmul_kernel, dim3(b->set.first_block[b->set.n], b->max_tiles, b->max_groups), THREADS, 0, b->set);
+    set_begin(b);
+}
+
+/* Adds a product over n_groups expert groups (1 for a plain one). */
+static void set_add(lg_cuda_ctx *k, set_builder *b, const matmul_args &a, int n_groups) {
     if (a.n_tokens <= 0 || a.rows <= 0) return;
-    dim3 grid((a.rows + WARPS - 1) / WARPS, (a.n_tokens + TOKENS - 1) / TOKENS, n_groups);
-    matmul_kernel<<<grid, THREADS, 0, s>>>(a);
+    if (b->set.n == SET_MAX) set_launch(k, b);
+    int i = b->set.n++, tiles = (a.n_tokens + TOKENS - 1) / TOKENS;
+    b->set.op[i] = a;
+    b->set.first_block[i + 1] = b->set.first_block[i] + (a.rows + WARPS - 1) / WARPS;
+    if (tiles > b->max_tiles) b->max_tiles = tiles;
+    if (n_groups > b->max_groups) b->max_groups = n_groups;
+}
+
+/* Arguments with their padding zeroed (a recorded step compares them bytewise). */
+static matmul_args plain_args(const lg_matrix *w, const float *x, float *y, int n_tokens, const float *bias, int vec) {
+    matmul_args a;
+    memset(&a, 0, sizeof a);
+    a.w = w->data, a.row_bytes = w->row_bytes, a.dtype = (int)w->dtype, a.rows = (int)w->rows, a.cols = (int)w->cols;
+    a.vec = vec, a.x = x, a.y = y, a.n_tokens = n_tokens, a.bias = bias;
+    return a;
+}
+
+static void add_plain(lg_cuda_ctx *k, set_builder *b, const lg_matmul_op *o) {
+    int vec = vector_width(o->w->dtype, o->w->cols, o->w->row_bytes, o->w->data, o->x);
+    set_add(k, b, plain_args(o->w, o->x, o->y, o->n_tokens, o->bias, vec), 1);
 }
 
 void lg_cuda_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
-    cudaStream_t s = LG_CUDA_CTX(c)->stream;
-    for (int i = 0; i < n_ops; i++) {
-        const lg_matmul_op *o = &ops[i];
-        matmul_args a = {o->w->data, NULL, o->w->row_bytes, (int)o->w->dtype, (int)o->w->rows, (int)o->w->cols,
-                         vector_width(o->w->dtype, o->w->cols, o->w->row_bytes, o->w->data), o->x, o->y, o->n_tokens,
-                         o->bias, NULL};
-        launch(s, a, 1);
-    }
+    set_builder b;
+    set_begin(&b);
+    for (int i = 0; i < n_ops; i++) add_plain(LG_CUDA_CTX(c), &b, &ops[i]);
+    set_launch(LG_CUDA_CTX(c), &b);
 }
 
 /* The device table of an expert list's gate, up and down pointers, made on
@@ -152,37 +237,49 @@ static const uint8_t *const *expert_table(lg_cuda_ctx *k, const lg_swiglu_weight
 
 /* Expert matrices share one shape and dtype; the vector path needs every
  * one of them aligned (host is the model's list, checked on the host). */
-static void grouped(cudaStream_t s, const uint8_t *const *table, const lg_swiglu_weights *experts, int which,
-                    const float *x, float *y, int max_rows, const int32_t *offsets, int n_experts) {
+static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table, const lg_swiglu_weights *experts, int which,
+                    const float *x, float *y, int max_rows, const int32_t *offsets, const int32_t *active, int n_experts,
+                    int n_pairs) {
     const lg_matrix *m = which == 0 ? &experts[0].gate : which == 1 ? &experts[0].up : &experts[0].down;
-    int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data);
+    int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
     for (int e = 1; e < n_experts && vec; e++) {
         const lg_matrix *me = which == 0 ? &experts[e].gate : which == 1 ? &experts[e].up : &experts[e].down;
         if ((uintptr_t)me->data % 16) vec = 0;
     }
-    matmul_args a = {NULL, table, m->row_bytes, (int)m->dtype, (int)m->rows, (int)m->cols, vec, x, y, max_rows, NULL, offsets};
-    launch(s, a, n_experts);
+    matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
+    a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active;
+    set_add(k, b, a, n_pairs < n_experts ? n_pairs : n_experts); /* at most that many experts have rows */
 }
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
-    int E = a->n_experts, pairs = a->n_tokens * a->top_k;
-    const lg_swiglu_weights *e0 = &a->experts[0];
-    size_t I = (size_t)e0->gate.rows;
-    const uint8_t *const *table = expert_table(k, a->experts, E);
-    if (table && pairs > 0) {
-        /* an expert has at most one pair per token */
-        grouped(k->stream, table, a->experts, 0, a->expert_in, a->act_gate, a->n_tokens, a->plan->offsets, E);
-        grouped(k->stream, table + E, a->experts, 1, a->expert_in, a->act_up, a->n_tokens, a->plan->offsets, E);
-        lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
-        grouped(k->stream, table + 2 * E, a->experts, 2, a->act_gate, a->expert_out, a->n_tokens, a->plan->offsets, E);
+    int first, last, pairs = a->n_tokens * a->top_k;
+    lg_moe_plan_experts(a->plan, a->n_experts, &first, &last); /* this device's experts */
+    int E = last - first;
+    const lg_swiglu_weights *experts = a->experts + first;
+    size_t I = (size_t)experts[0].gate.rows;
+    const uint8_t *const *table = expert_table(k, experts, E);
+    /* offsets stay absolute grouped rows; the active list counts from first */
+    const int32_t *off = a->plan->offsets + first, *act = k->moe_active;
+    bool routed = table && pairs > 0;
+    /* gate and up of the routed and the shared experts in one launch, the
+     * two silu products, then both down products in one launch; an expert
+     * has at most one pair per token, hence n_tokens rows at most */
+    set_builder b;
+    set_begin(&b);
+    lg_matmul_op shared_gate = {a->shared_gate, a->h, a->n_tokens, a->shared ? &a->shared->gate : NULL, NULL};
+    lg_matmul_op shared_up = {a->shared_up, a->h, a->n_tokens, a->shared ? &a->shared->up : NULL, NULL};
+    lg_matmul_op shared_down = {a->shared_out, a->shared_gate, a->n_tokens, a->shared ? &a->shared->down : NULL, NULL};
+    if (routed) {
+        grouped(k, &b, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
+        grouped(k, &b, table + E, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
     }
-    if (a->shared) {
-        lg_matmul_op gate_up[2] = {{a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL},
-                                   {a->shared_up, a->h, a->n_tokens, &a->shared->up, NULL}};
-        lg_cuda_matmul_many(c, gate_up, 2);
+    if (a->shared) add_plain(k, &b, &shared_gate), add_plain(k, &b, &shared_up);
+    set_launch(k, &b);
+    if (routed) lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
+    if (a->shared)
         lg_cuda_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
-        lg_matmul_op down = {a->shared_out, a->shared_gate, a->n_tokens, &a->shared->down, NULL};
-        lg_cuda_matmul_many(c, &down, 1);
-    }
+    if (routed) grouped(k, &b, table + 2 * E, experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
+    if (a->shared) add_plain(k, &b, &shared_down);
+    set_launch(k, &b);
 }

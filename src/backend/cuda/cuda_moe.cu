@@ -34,67 +34,161 @@ __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n
     for (int j = 0; j < K; j++) w[j] /= sum;
 }
 
-void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
-    if (n > 0)
-        router_kernel<<<(n + 127) / 128, 128, 0, LG_CUDA_CTX(c)->stream>>>(logits, ids, weights, n, a->n_experts, a->top_k,
-                                                                           a->softcap, a->bias);
+/* One warp per token, the same selection as router_kernel: each round the
+ * lanes offer their best untaken expert (lane l holds experts l, l + 32, ...)
+ * and a butterfly keeps the highest score + bias, ties to the lower id. The
+ * chosen scores are summed in round order as the CPU sums them. */
+#define ROUTER_WARP_MAX_EXPERTS 512 /* and top_k <= 32 */
+
+__global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
+                                   const float *bias) {
+    int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (t >= n) return;
+    float *score = logits + (size_t)t * E;
+    for (int e = lane; e < E; e += 32) {
+        float x = score[e];
+        if (softcap > 0) x = softcap * tanhf(x / softcap);
+        score[e] = 1.0f / (1.0f + expf(-x));
+    }
+    __syncwarp();
+    /* this lane's experts' selection values stay in registers for the rounds */
+    float sel[ROUTER_WARP_MAX_EXPERTS / 32];
+#pragma unroll
+    for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
+        int e = lane + 32 * i;
+        sel[i] = e < E ? score[e] + bias[e] : 0.0f;
+    }
+    uint32_t taken = 0; /* bit i: expert lane + 32 i */
+    float sum = 0;
+    int my_id = 0; /* lane j < K keeps the id of round j */
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        float best_v = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
+            int e = lane + 32 * i;
+            if (e < E && !(taken >> i & 1) && (best < 0 || sel[i] > best_v)) best = e, best_v = sel[i];
+        }
+        for (int off = 16; off > 0; off >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, best_v, off);
+            int oid = __shfl_xor_sync(0xffffffffu, best, off);
+            if (oid >= 0 && (best < 0 || ov > best_v || (ov == best_v && oid < best))) best = oid, best_v = ov;
+        }
+        if ((best & 31) == lane) taken |= 1u << (best >> 5);
+        if (lane == j) my_id = best;
+        sum += score[best];
+    }
+    if (lane < K) {
+        ids[(size_t)t * K + lane] = my_id;
+        weights[(size_t)t * K + lane] = score[my_id] / sum;
+    }
 }
 
-/* A stable counting sort by one thread (a step has at most n_batch * top_k
- * pairs): grouped order is the CPU's, so results match it row for row. */
-__global__ void group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows, const int32_t *ids, int pairs, int E) {
-    for (int e = 0; e <= E; e++) off[e] = 0;
-    for (int i = 0; i < pairs; i++) off[ids[i] + 1]++;
-    for (int e = 0; e < E; e++) off[e + 1] += off[e];
-    for (int i = 0; i < pairs; i++) { /* off[e] is the next free row of e while placing */
-        int r = off[ids[i]]++;
+void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
+    if (n <= 0) return;
+    if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS && a->top_k <= 32)
+        lg_cuda_launch(LG_CUDA_CTX(c), router_warp_kernel, (n + 3) / 4, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+    else
+        lg_cuda_launch(LG_CUDA_CTX(c), router_kernel, (n + 127) / 128, 128, 0, logits, ids, weights, n, a->n_experts, a->top_k, a->softcap, a->bias);
+}
+
+/* Grouping in one block: a histogram of the pairs per expert, a scan to
+ * the offsets, then each pair takes the next free row of its expert. The
+ * order of pairs within an expert is whatever the atomics give: it changes
+ * no value, since an expert's rows are computed independently of each other
+ * and combine_kernel adds a token's pairs in expert order. Also lists the
+ * experts that have rows (active[0] = how many, then the ids ascending), so
+ * the expert products launch blocks for those only (under expert
+ * parallelism, those of this device's range, counted from its first). */
+#define GROUP_THREADS 1024
+
+__global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
+                                                              int32_t *active, const int32_t *ids, int pairs, int E,
+                                                              int first, int last) {
+    extern __shared__ int32_t next[]; /* [E] */
+    for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) atomicAdd(&next[ids[i]], 1);
+    __syncthreads();
+    if (threadIdx.x < 32) { /* warp 0: lane l scans a contiguous run of experts */
+        int lane = threadIdx.x, per = (E + 31) / 32, e0 = lane * per, e1 = min(e0 + per, E);
+        int count = 0, n_active = 0;
+        for (int e = e0; e < e1; e++) count += next[e], n_active += next[e] > 0 && e >= first && e < last;
+        int start = count, active_start = n_active; /* inclusive scans, then made exclusive */
+        for (int d = 1; d < 32; d <<= 1) {
+            int x = __shfl_up_sync(0xffffffffu, start, d), y = __shfl_up_sync(0xffffffffu, active_start, d);
+            if (lane >= d) start += x, active_start += y;
+        }
+        start -= count, active_start -= n_active;
+        for (int e = e0; e < e1; e++) {
+            int c = next[e];
+            off[e] = start;
+            if (c > 0 && e >= first && e < last) active[1 + active_start++] = e - first;
+            next[e] = start;
+            start += c;
+        }
+        if (lane == 31) off[E] = start, active[0] = active_start;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        int r = atomicAdd(&next[ids[i]], 1);
         rows[r] = i;
         pair_rows[i] = r;
     }
-    for (int e = E; e > 0; e--) off[e] = off[e - 1]; /* back to starts */
-    off[0] = 0;
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
-    const float *src = h + (size_t)(rows[blockIdx.x] / top_k) * hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) expert_in[(size_t)blockIdx.x * hidden + i] = src[i];
+    int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < hidden) expert_in[(size_t)blockIdx.x * hidden + i] = h[(size_t)(rows[blockIdx.x] / top_k) * hidden + i];
 }
 
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
-    cudaStream_t s = LG_CUDA_CTX(c)->stream;
     int pairs = n * top_k;
-    group_kernel<<<1, 1, 0, s>>>(plan->offsets, plan->rows, plan->pair_rows, ids, pairs, n_experts);
-    if (pairs > 0) gather_pairs_kernel<<<pairs, 256, 0, s>>>(expert_in, h, plan->rows, top_k, hidden);
+    int first, last; /* the active list holds this device's experts only, from first */
+    lg_moe_plan_experts(plan, n_experts, &first, &last);
+    lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, 
+        plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts, first, last);
+    if (pairs > 0)
+        lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, dim3(pairs, (hidden + 255) / 256), 256, 0, expert_in, h,
+                       plan->rows, top_k, hidden);
 }
 
 /* One block per token: its pairs summed in ascending expert order (the
  * order the CPU's grouped loop adds them in; grouped rows ascend with the
  * expert, so sorting a token's pairs by grouped row gives it), then scaled,
- * then the shared expert added. */
+ * then the shared expert added. Under expert parallelism only the pairs of
+ * this device's experts (grouped rows [offsets[first], offsets[last])) count. */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
-                               const float *shared, int top_k, int hidden, float scale) {
-    int t = blockIdx.x;
-    int row[32], slot[32];
-    for (int k = 0; k < top_k; k++) row[k] = pair_rows[t * top_k + k], slot[k] = k;
-    for (int a = 1; a < top_k; a++) /* insertion sort by grouped row */
-        for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
-            int r = row[b], s = slot[b];
-            row[b] = row[b - 1], slot[b] = slot[b - 1];
-            row[b - 1] = r, slot[b - 1] = s;
-        }
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-        float acc = 0;
-        for (int k = 0; k < top_k; k++) acc += weights[t * top_k + slot[k]] * expert_out[(size_t)row[k] * hidden + i];
-        acc *= scale;
-        if (shared) acc += shared[(size_t)t * hidden + i];
-        out[(size_t)t * hidden + i] = acc;
+                               const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
+                               int first, int last) {
+    int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
+    int row[32], lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30, kept = 0;
+    float wt[32];
+    for (int k = 0; k < top_k; k++) {
+        int r = pair_rows[t * top_k + k];
+        if (r >= lo && r < hi) row[kept] = r, wt[kept++] = weights[t * top_k + k];
     }
+    for (int a = 1; a < kept; a++) /* insertion sort by grouped row, weights along */
+        for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
+            int r = row[b];
+            float w = wt[b];
+            row[b] = row[b - 1], wt[b] = wt[b - 1];
+            row[b - 1] = r, wt[b - 1] = w;
+        }
+    if (i >= hidden) return;
+    float acc = 0;
+    for (int k = 0; k < kept; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
+    acc *= scale;
+    if (shared) acc += shared[(size_t)t * hidden + i];
+    out[(size_t)t * hidden + i] = acc;
 }
 
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
     if (n > 0)
-        combine_kernel<<<n, 256, 0, LG_CUDA_CTX(c)->stream>>>(out, plan->pair_rows, expert_out, weights, shared, top_k,
-                                                               hidden, scale);
+        lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, dim3(n, (hidden + 255) / 256), 256, 0, out, plan->pair_rows,
+                       expert_out, weights, shared, top_k, hidden, scale, all ? (const int32_t *)NULL : plan->offsets,
+                       plan->expert_begin, plan->expert_end);
 }

@@ -183,8 +183,10 @@ static void swiglu_rows(const lg_swiglu_weights *w, float *out, const float *x, 
 
 static void ref_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     (void)c;
-    size_t I = (size_t)a->experts[0].gate.rows, H = (size_t)a->experts[0].gate.cols;
-    for (int e = 0; e < a->n_experts; e++) {
+    int first, last;
+    lg_moe_plan_experts(a->plan, a->n_experts, &first, &last);
+    size_t I = (size_t)a->experts[first].gate.rows, H = (size_t)a->experts[first].gate.cols;
+    for (int e = first; e < last; e++) {
         int start = a->plan->offsets[e], n = a->plan->offsets[e + 1] - start;
         if (n > 0)
             swiglu_rows(&a->experts[e], a->expert_out + start * H, a->expert_in + start * H, a->act_gate + start * I,
@@ -196,11 +198,12 @@ static void ref_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
 static void ref_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                             const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
     (void)c;
-    int pairs = n * top_k;
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
+    int lo = all ? 0 : plan->offsets[plan->expert_begin], hi = all ? n * top_k : plan->offsets[plan->expert_end];
     for (int t = 0; t < n; t++)
         for (int i = 0; i < hidden; i++) {
             double s = 0;
-            for (int r = 0; r < pairs; r++)
+            for (int r = lo; r < hi; r++)
                 if (plan->rows[r] / top_k == t) s += (double)weights[plan->rows[r]] * expert_out[(size_t)r * hidden + i];
             out[(size_t)t * hidden + i] = (float)(s * scale + (shared ? shared[(size_t)t * hidden + i] : 0.0));
         }

@@ -1,0 +1,310 @@
+/* The quantised products and the activation quantiser with AVX2 (vpmaddubsw,
+ * vpmaddwd): one weight row against up to TILE activation rows per pass.
+ * Compiled for AVX2/FMA/F16C whatever the build's -march, and called only
+ * when cpuid says the CPU has them (quant_dot.c).
+ *
+ * Per 32 weights and token: vpmaddubsw (unsigned weights x signed
+ * activations, pairs into int16: at most 2 * 63 * 127, exact) and vpmaddwd by
+ * the 16-element scales into int32, summed over the K-quant super-block in
+ * integers; then float multiply-adds apply d_w * d_x and the mins, as in the
+ * AVX-512 version. Each token has its own accumulator and the same
+ * instructions whatever the tile holds. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "backend/cpu/quant_dot.h"
+#include "quant/quant.h"
+
+#define TILE 4 /* tokens per pass over a weight row */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+static inline float f16(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- the activation quantiser ------------------------------------------------------ */
+
+/* The reference's operations (amax, d = amax / 127, q = round-to-nearest-even(x
+ * * (1 / d)), clamp), eight lanes at a time: identical output. */
+void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lim = _mm256_set1_epi32(127), perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t stride = lg_q8_row_bytes(n, block);
+    for (int r = 0; r < n_rows; r++, x += n, out += stride) {
+        int8_t *q = (int8_t *)out;
+        float *dst_d = (float *)(out + n);
+        int16_t *bsum = (int16_t *)(out + n + 4 * (n / block));
+        for (int64_t b = 0; b < n / block; b++) {
+            const float *xb = x + b * block;
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < block; i += 8)
+                m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xb + i), abs_mask));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            float amax = _mm_cvtss_f32(m4), d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+            for (int c = 0; c < block; c += 32) {
+                __m256i v[4];
+                for (int i = 0; i < 4; i++) {
+                    __m256 s = _mm256_round_ps(
+                        _mm256_mul_ps(_mm256_loadu_ps(xb + c + 8 * i), _mm256_set1_ps(id)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    v[i] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(s), lim),
+                                            _mm256_sub_epi32(_mm256_setzero_si256(), lim));
+                }
+                __m256i s0 = _mm256_add_epi32(v[0], v[1]), s1 = _mm256_add_epi32(v[2], v[3]);
+                __m256i s01 =
+                    _mm256_hadd_epi32(s0, s1); /* lanes 0,1,4,5: the first 16; 2,3,6,7: the next */
+                s01 = _mm256_hadd_epi32(s01, s01);
+                __m128i t =
+                    _mm_add_epi32(_mm256_castsi256_si128(s01), _mm256_extracti128_si256(s01, 1));
+                /* int32 -> int8 in element order: packs work per 128-bit lane, the permute undoes
+                 * it */
+                __m256i p16 = _mm256_packs_epi32(v[0], v[1]), p16b = _mm256_packs_epi32(v[2], v[3]);
+                __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16b), perm);
+                _mm256_storeu_si256((__m256i *)(q + b * block + c), p8);
+                int64_t g = (b * block + c) / 16;
+                bsum[g] = (int16_t)_mm_cvtsi128_si32(t);
+                bsum[g + 1] = (int16_t)_mm_extract_epi32(t, 1);
+            }
+            dst_d[b] = d;
+        }
+    }
+}
+
+/* ---- the products ---------------------------------------------------------------------- */
+
+typedef struct {
+    const int8_t *q;
+    const float *d;
+    const int16_t *bsum;
+} act;
+
+static ALWAYS_INLINE void tokens(act *a, const uint8_t *x, size_t xs, int nt, int64_t n,
+                                 int block) {
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *row = x + (size_t)t * xs;
+        a[t] = (act){(const int8_t *)row, lg_q8_scales(row, n), lg_q8_bsums(row, n, block)};
+    }
+}
+
+static ALWAYS_INLINE void start(__m256 *acc, int nt) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+}
+
+static ALWAYS_INLINE void store(const __m256 *acc, int nt, float *y, size_t ys) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ys] = hsum_ps(acc[t]);
+}
+
+/* 32 unsigned weights times 32 activations, each 16-element half times its scale (int16 lanes). */
+static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)),
+                             scale);
+}
+
+static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
+                                 size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
+                                 int64_t n, float *y, size_t ys) {
+    const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 256);
+    __m256 acc[TILE];
+    start(acc, nt);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
+        uint16_t dd[2];
+        uint32_t s[3];
+        memcpy(dd, blk, 4);
+        memcpy(s, blk + 4, 12);
+        uint32_t sc_lo = s[0] & 0x3f3f3f3f,
+                 sc_hi = (s[2] & 0x0f0f0f0f) | ((s[0] >> 6 & 0x03030303) << 4);
+        uint32_t m_lo = s[1] & 0x3f3f3f3f,
+                 m_hi = (s[2] >> 4 & 0x0f0f0f0f) | ((s[1] >> 6 & 0x03030303) << 4);
+        uint8_t sc[8];
+        memcpy(sc, &sc_lo, 4), memcpy(sc + 4, &sc_hi, 4);
+        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
+        __m256i W[8];
+        __m256i qh =
+            five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
+        UNROLL
+        for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            W[2 * g] = _mm256_and_si256(v, nib);
+            W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+            if (five) {
+                W[2 * g] =
+                    _mm256_or_si256(W[2 * g], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                W[2 * g + 1] = _mm256_or_si256(
+                    W[2 * g + 1],
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+        }
+        float d = f16(dd[0]), dmin = f16(dd[1]);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            const int8_t *xq = a[t].q + 256 * b;
+            __m256i isum = dot32(W[0], xq, _mm256_set1_epi16(sc[0]));
+            UNROLL
+            for (int j = 1; j < 8; j++)
+                isum = _mm256_add_epi32(isum, dot32(W[j], xq + 32 * j, _mm256_set1_epi16(sc[j])));
+            __m256i mins =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), m16);
+            float dx = a[t].d[b];
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * dx), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
+    const __m256i nib = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 256);
+    __m256 acc[TILE];
+    start(acc, nt);
+    const lg_block_q6_K *w = (const lg_block_q6_K *)row;
+    for (int64_t b = 0; b < n / 256; b++) {
+        __m256i W[8], S[8];
+        UNROLL
+        for (int h = 0; h < 2; h++) { /* 128-element halves: 32-element chunks 4h .. 4h+3 */
+            const uint8_t *ql = w[b].ql + 64 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
+                    l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            W[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, nib),
+                                       _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+            W[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, nib),
+                                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+            W[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
+                                           _mm256_and_si256(qh, two));
+            W[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
+                                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+        }
+        UNROLL
+        for (int k = 0; k < 8; k++) /* [sc[2k] x8 | sc[2k+1] x8] as int16 */
+            S[k] = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[2 * k + 1]),
+                                    _mm_set1_epi16(w[b].scales[2 * k]));
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        float d = f16(w[b].d);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            const int8_t *xq = a[t].q + 256 * b;
+            __m256i isum = dot32(W[0], xq, S[0]);
+            UNROLL
+            for (int k = 1; k < 8; k++)
+                isum = _mm256_add_epi32(isum, dot32(W[k], xq + 32 * k, S[k]));
+            /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
+            __m256i off =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 32);
+    __m256 acc[TILE];
+    start(acc, nt);
+    const lg_block_q8_0 *w = (const lg_block_q8_0 *)row;
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)w[b].qs), aq = _mm256_abs_epi8(q);
+        float d = f16(w[b].d);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            /* the sign of w onto x, so that |w| is the unsigned operand */
+            __m256i sx =
+                _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)), q);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+#define PER_COUNT(NAME, CALL)                                                                      \
+    static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
+                     size_t ys) {                                                                  \
+        switch (nt) {                                                                              \
+        case 1:                                                                                    \
+            CALL(1);                                                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            CALL(2);                                                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            CALL(3);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(4);                                                                               \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
+#define CALL_Q4_K(NT)                                                                              \
+    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)
+#define CALL_Q5_K(NT)                                                                              \
+    dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
+           true, x, xs, NT, n, y, ys)
+#define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
+PER_COUNT(row_q8_0, CALL_Q8_0)
+PER_COUNT(row_q4_K, CALL_Q4_K)
+PER_COUNT(row_q5_K, CALL_Q5_K)
+PER_COUNT(row_q6_K, CALL_Q6_K)
+
+void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                       int n_tokens, int64_t n, float *y, size_t y_stride) {
+    void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
+        dtype == LG_DTYPE_Q8_0   ? row_q8_0
+        : dtype == LG_DTYPE_Q4_K ? row_q4_K
+        : dtype == LG_DTYPE_Q5_K ? row_q5_K
+                                 : row_q6_K;
+    for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
+        int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
+        fn(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else /* not x86-64: never chosen */
+#include "backend/cpu/quant_dot.h"
+void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                       int n_tokens, int64_t n, float *y, size_t y_stride) {
+    (void)dtype, (void)row, (void)x, (void)x_stride, (void)n_tokens, (void)n, (void)y,
+        (void)y_stride;
+}
+void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out) {
+    lg_q8_quantize_reference(x, n_rows, n, block, out);
+}
+#endif

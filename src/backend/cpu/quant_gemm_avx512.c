@@ -1,0 +1,311 @@
+/* The quantised products with AVX-512 and VNNI (vpdpbusd, vpdpwssd): one
+ * weight row against up to TILE activation rows per pass. Compiled for that
+ * instruction set whatever the build's -march, and called only when cpuid
+ * says the CPU has it (quant_dot.c).
+ *
+ * Per 256-element K-quant super-block and token: four vpmaddubsw (64
+ * unsigned weights x 64 signed activations each, pairs into int16: at most
+ * 2 * 63 * 127, exact) and four vpdpwssd that multiply each pair by its
+ * sub-block's scale and add it to one int32 accumulator; then one float
+ * multiply-add applies d_w * d_x and one more the mins (Q4_K, Q5_K) through
+ * the activation's 16-element sums. (vpdpbusd then vpdpwssd needs a zeroed
+ * register per step and measured slower.) The weight block is unpacked once per pass
+ * for every token of the tile; each token has its own float accumulator and
+ * the same instructions whatever the tile holds, so results do not depend on
+ * the batch. Q8_0 works on pairs of 32-element blocks. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__clang__)
+#pragma clang attribute push(                                                                      \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))),        \
+    apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#endif
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "backend/cpu/quant_dot.h"
+#include "quant/quant.h"
+
+#define TILE 8 /* tokens per pass over a weight row */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+static inline float f16(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* [a x16 words | b x16 words] */
+static inline __m512i halves_epi16(short a, short b) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+}
+
+typedef struct {
+    const int8_t *q; /* the token's q8 row */
+    const float *d;
+    const int16_t *bsum;
+} act;
+
+static ALWAYS_INLINE void tokens(act *a, const uint8_t *x, size_t xs, int nt, int64_t n,
+                                 int block) {
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *row = x + (size_t)t * xs;
+        a[t] = (act){(const int8_t *)row, lg_q8_scales(row, n), lg_q8_bsums(row, n, block)};
+    }
+}
+
+static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ys] = _mm512_reduce_add_ps(acc[t]);
+}
+
+/* ---- Q4_K and Q5_K ------------------------------------------------------------ */
+
+static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
+                                 size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
+                                 int64_t n, float *y, size_t ys) {
+    const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i idx[4];
+    for (int k = 0; k < 4; k++) /* lanes 0-7: sub-block 2k, 8-15: 2k+1 */
+        idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 256);
+    __m512 acc[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
+        uint16_t d16, dmin16;
+        uint32_t s0, s1, s2; /* the 6-bit scales and mins of lg_k4_scale_min */
+        memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
+        memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
+        uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
+        uint32_t m_lo = s1 & 0x3f3f3f3f,
+                 m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
+        __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+        scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
+        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
+        __m512i S[4], W[4];
+        UNROLL
+        for (int k = 0; k < 4; k++)
+            S[k] = _mm512_permutexvar_epi32(idx[k], scv);
+        UNROLL
+        for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
+            __m512i v = _mm512_loadu_si512(qs + 64 * h);
+            __m512i lo = _mm512_and_si512(v, nib),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+            /* into element order: [lo of group | hi of group] per 64 elements */
+            W[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);
+            W[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);
+        }
+        if (five) {
+            __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
+            UNROLL
+            for (int k = 0; k < 4; k++) {
+                __m512i bit = _mm512_and_si512(
+                    _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
+                W[k] = _mm512_or_si512(W[k], _mm512_slli_epi16(bit, 4));
+            }
+        }
+        float d = f16(d16), dmin = f16(dmin16);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            const int8_t *xq = a[t].q + 256 * b;
+            __m512i isum = zero;
+            UNROLL
+            for (int k = 0; k < 4; k++) {
+                __m512i p = _mm512_maddubs_epi16(W[k], _mm512_loadu_si512(xq + 64 * k));
+                isum = _mm512_dpwssd_epi32(isum, p, S[k]);
+            }
+            __m256i mins =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), m16);
+            float dx = a[t].d[b];
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * dx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
+                                      _mm512_set1_ps(dmin * dx), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+/* ---- Q6_K ---------------------------------------------------------------------- */
+
+static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
+    const __m512i nib = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const __m512i zero = _mm512_setzero_si512(), low16 = _mm512_set1_epi32(0xFFFF);
+    const __m512i cnt_lo = halves_epi16(0, 2), cnt_hi = halves_epi16(4, 6);
+    __m512i idx[4];
+    for (int c = 0; c < 4; c++) /* lane i: 16-element group 4c + i/4 */
+        idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1,
+                                   4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3,
+                                   4 * c + 3, 4 * c + 3, 4 * c + 3);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 256);
+    __m512 acc[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    const lg_block_q6_K *w = (const lg_block_q6_K *)row;
+    for (int64_t b = 0; b < n / 256; b++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
+        /* the signed scales as int16 in both halves of each lane */
+        __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+        __m512i scv = _mm512_or_si512(_mm512_and_si512(sc32, low16), _mm512_slli_epi32(sc32, 16));
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i S[4], W[4];
+        UNROLL
+        for (int c = 0; c < 4; c++)
+            S[c] = _mm512_permutexvar_epi32(idx[c], scv);
+        UNROLL
+        for (int h = 0; h < 2; h++) { /* 128-element halves */
+            __m512i l = _mm512_loadu_si512(w[b].ql + 64 * h);
+            __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h)));
+            __m512i lo = _mm512_and_si512(l, nib),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
+            __m512i hb_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_lo), three);
+            __m512i hb_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_hi), three);
+            W[2 * h] = _mm512_or_si512(lo, _mm512_slli_epi16(hb_lo, 4));
+            W[2 * h + 1] = _mm512_or_si512(hi, _mm512_slli_epi16(hb_hi, 4));
+        }
+        float d = f16(w[b].d);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            const int8_t *xq = a[t].q + 256 * b;
+            __m512i isum = zero;
+            UNROLL
+            for (int c = 0; c < 4; c++) {
+                __m512i p = _mm512_maddubs_epi16(W[c], _mm512_loadu_si512(xq + 64 * c));
+                isum = _mm512_dpwssd_epi32(isum, p, S[c]);
+            }
+            /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
+            __m256i off =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
+            isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+            acc[t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * a[t].d[b]), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+/* ---- Q8_0 ---------------------------------------------------------------------- */
+
+/* Two 32-element blocks per vector (a last odd block in the low half, the
+ * high half zero). The sign of each weight moves onto the activation so that
+ * vpdpbusd can take |w| as its unsigned operand (|w| <= 128, |x| <= 127). */
+static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+    act a[TILE];
+    tokens(a, x, xs, nt, n, 32);
+    __m512 acc[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    const lg_block_q8_0 *w = (const lg_block_q8_0 *)row;
+    int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; b += 2) {
+        bool two = b + 1 < nb;
+        __m512i wq = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs));
+        __m512 dw = _mm512_zextps256_ps512(_mm256_set1_ps(f16(w[b].d)));
+        if (two) {
+            wq = _mm512_inserti64x4(wq, _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
+            dw = _mm512_insertf32x8(dw, _mm256_set1_ps(f16(w[b + 1].d)), 1);
+        }
+        __mmask64 neg = _mm512_movepi8_mask(wq);
+        __m512i aw = _mm512_abs_epi8(wq);
+        UNROLL
+        for (int t = 0; t < nt; t++) {
+            __m512i xq = two ? _mm512_loadu_si512(a[t].q + 32 * b)
+                             : _mm512_zextsi256_si512(
+                                   _mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)));
+            __m512i sx = _mm512_mask_sub_epi8(xq, neg, zero, xq);
+            __m512i p = _mm512_dpbusd_epi32(zero, aw, sx);
+            __m512 dx = two ? _mm512_permutexvar_ps(
+                                  pair, _mm512_castps128_ps512(_mm_castsi128_ps(
+                                            _mm_loadl_epi64((const __m128i *)(a[t].d + b)))))
+                            : _mm512_set1_ps(a[t].d[b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx), acc[t]);
+        }
+    }
+    store(acc, nt, y, ys);
+}
+
+/* ---- one copy per token count --------------------------------------------------- */
+
+#define PER_COUNT(NAME, CALL)                                                                      \
+    static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
+                     size_t ys) {                                                                  \
+        switch (nt) {                                                                              \
+        case 1:                                                                                    \
+            CALL(1);                                                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            CALL(2);                                                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            CALL(3);                                                                               \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            CALL(4);                                                                               \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            CALL(5);                                                                               \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            CALL(6);                                                                               \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            CALL(7);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(8);                                                                               \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
+#define CALL_Q4_K(NT)                                                                              \
+    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)
+#define CALL_Q5_K(NT)                                                                              \
+    dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
+           true, x, xs, NT, n, y, ys)
+#define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
+PER_COUNT(row_q8_0, CALL_Q8_0)
+PER_COUNT(row_q4_K, CALL_Q4_K)
+PER_COUNT(row_q5_K, CALL_Q5_K)
+PER_COUNT(row_q6_K, CALL_Q6_K)
+
+void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                         int n_tokens, int64_t n, float *y, size_t y_stride) {
+    void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
+        dtype == LG_DTYPE_Q8_0   ? row_q8_0
+        : dtype == LG_DTYPE_Q4_K ? row_q4_K
+        : dtype == LG_DTYPE_Q5_K ? row_q5_K
+                                 : row_q6_K;
+    for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
+        int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
+        fn(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else /* not x86-64: never chosen */
+#include "backend/cpu/quant_dot.h"
+void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
+                         int n_tokens, int64_t n, float *y, size_t y_stride) {
+    (void)dtype, (void)row, (void)x, (void)x_stride, (void)n_tokens, (void)n, (void)y,
+        (void)y_stride;
+}
+#endif

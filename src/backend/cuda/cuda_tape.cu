@@ -1,0 +1,135 @@
+/* Decode steps replayed as CUDA graphs.
+ *
+ * A decode step is ~25 small kernels per layer; launched one by one, each
+ * costs the GPU a few microseconds of launch latency, more than many of them
+ * take to run. When a step of few rows begins (step_begin), the context
+ * records it instead of launching it: every launch goes on a tape together
+ * with a hash of the kernel, its grid and its argument bytes, and the step's
+ * uploads all land in one range of the upload ring. At the first point the
+ * host needs results (to_host, sync) the tape is flushed: when a graph made
+ * from an identical tape exists, that graph is launched (one launch for the
+ * whole step, with one copy of the upload range at its start); otherwise the
+ * tape is captured into a graph (updating the least recently used one when
+ * the shapes allow, instantiating otherwise) and launched. Identical tapes
+ * are the common case: decode steps of one batch size differ only in the
+ * contents of their uploads (tokens, positions, page tables), which the
+ * graph's copy brings in, while the upload sizes are rounded so that their
+ * offsets rarely move. Arguments are compared bytewise, so a changed pointer
+ * or size can never replay a stale graph. LAGUNA_CUDA_GRAPHS=0 turns it off. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+#define GRAPHS 8              /* graphs kept per context */
+#define TAPE_MAX_ROWS 256     /* larger steps (prefill) launch directly */
+#define FNV_OFFSET 1469598103934665603ull
+
+struct graph_entry {
+    uint64_t hash, used;
+    cudaGraphExec_t exec;
+};
+
+struct lg_cuda_tape {
+    bool on;
+    uint64_t hash;
+    size_t ring_start; /* the step's uploads: ring [ring_start, ring_used) */
+    std::vector<std::function<void(cudaStream_t)>> ops;
+    std::vector<void *> deferred_free;
+    graph_entry graphs[GRAPHS];
+    uint64_t clock;
+    long replays, captures, direct;
+};
+
+lg_cuda_tape *lg_cuda_tape_new(void) { return new (std::nothrow) lg_cuda_tape(); }
+
+void lg_cuda_tape_free(lg_cuda_tape *t) {
+    if (!t) return;
+    if (getenv("LAGUNA_CUDA_GRAPH_STATS"))
+        fprintf(stderr, "laguna cuda graphs: %ld replays, %ld captures, %ld direct\n", t->replays, t->captures, t->direct);
+    for (auto &g : t->graphs)
+        if (g.exec) cudaGraphExecDestroy(g.exec);
+    for (void *p : t->deferred_free) cudaFree(p);
+    delete t;
+}
+
+bool lg_cuda_taping(const lg_cuda_ctx *k) { return k->tape && k->tape->on; }
+
+void lg_cuda_tape_hash(lg_cuda_ctx *k, const void *bytes, size_t n) {
+    const uint8_t *p = (const uint8_t *)bytes;
+    uint64_t h = k->tape->hash;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    k->tape->hash = h;
+}
+
+void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op) { k->tape->ops.push_back(std::move(op)); }
+
+void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p) { k->tape->deferred_free.push_back(p); }
+
+void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    lg_cuda_tape *t = k->tape;
+    if (!t || t->on || n_rows > TAPE_MAX_ROWS) return;
+    t->on = true;
+    t->hash = FNV_OFFSET;
+    t->ring_start = k->ring_used;
+}
+
+/* The step's upload range, then its ops, on the stream. */
+static void issue(lg_cuda_ctx *k, cudaStream_t s) {
+    lg_cuda_tape *t = k->tape;
+    size_t n = k->ring_used - t->ring_start;
+    if (n) cudaMemcpyAsync(k->ring_dev + t->ring_start, k->ring_host + t->ring_start, n, cudaMemcpyHostToDevice, s);
+    for (auto &op : t->ops) op(s);
+}
+
+static graph_entry *capture(lg_cuda_ctx *k) {
+    lg_cuda_tape *t = k->tape;
+    graph_entry *lru = &t->graphs[0];
+    for (auto &g : t->graphs)
+        if (g.used < lru->used) lru = &g;
+    cudaGraph_t graph = NULL;
+    if (cudaStreamBeginCapture(k->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return NULL;
+    issue(k, k->stream);
+    if (cudaStreamEndCapture(k->stream, &graph) != cudaSuccess || !graph) return NULL;
+    cudaGraphExecUpdateResultInfo info;
+    if (lru->exec && cudaGraphExecUpdate(lru->exec, graph, &info) != cudaSuccess) {
+        cudaGetLastError();
+        cudaGraphExecDestroy(lru->exec);
+        lru->exec = NULL;
+    }
+    if (!lru->exec && cudaGraphInstantiate(&lru->exec, graph, 0) != cudaSuccess) lru->exec = NULL;
+    cudaGraphDestroy(graph);
+    if (!lru->exec) return NULL;
+    lru->hash = t->hash;
+    return lru;
+}
+
+void lg_cuda_tape_flush(lg_cuda_ctx *k) {
+    lg_cuda_tape *t = k->tape;
+    if (!t || !t->on) return;
+    t->on = false;
+    if (!t->ops.empty()) {
+        lg_cuda_tape_hash(k, &t->ring_start, sizeof t->ring_start);
+        lg_cuda_tape_hash(k, &k->ring_used, sizeof k->ring_used);
+        graph_entry *g = NULL;
+        for (auto &e : t->graphs)
+            if (e.exec && e.hash == t->hash) g = &e;
+        if (g) {
+            t->replays++;
+        } else if ((g = capture(k))) {
+            t->captures++;
+        } else { /* not capturable: launch the ops as they are */
+            cudaGetLastError();
+            issue(k, k->stream);
+            t->direct++;
+        }
+        if (g) {
+            g->used = ++t->clock;
+            cudaGraphLaunch(g->exec, k->stream);
+        }
+        t->ops.clear();
+    }
+    for (void *p : t->deferred_free) cudaFreeAsync(p, k->stream);
+    t->deferred_free.clear();
+}

@@ -1,0 +1,232 @@
+/* The 8-bit activation kernels of backend/cpu/quant_dot.h: the activation
+ * quantiser (the vector one equals the scalar reference bit for bit), the
+ * scalar reference product (equal to the float product of what the weight
+ * and activation bytes decode to), and every vector kernel this CPU can run
+ * (AVX2, AVX512-VNNI) against the reference on awkward sizes: 1, 3, 17 and 300
+ * tokens, row counts that are no multiple of any tile, rows of 1, 3 and 5
+ * super-blocks (Q8_0: an odd number of 32-blocks), with a bias. And batch
+ * invariance: every token's output, computed alone, is bitwise the one it gets
+ * in a batch, wherever it sits in the tiles. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/quant_dot.h"
+#include "core/dtype.h"
+#include "harness.h"
+#include "quant/quant.h"
+
+static const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+#define N_TYPES (int)(sizeof types / sizeof types[0])
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float uniform(void) { /* (0, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)(((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0));
+}
+static float gauss(void) {
+    return sqrtf(-2.0f * logf(uniform())) * cosf(6.2831853f * uniform());
+}
+
+/* n random floats with blocks of very different size, an all-zero 32-block
+ * and a few outliers. */
+static float *activations(int rows, int64_t n) {
+    float *x = malloc(sizeof(float) * (size_t)rows * (size_t)n);
+    for (int64_t i = 0; i < rows * n; i++) {
+        int64_t blk = (i % n) / 32;
+        x[i] = gauss() * (blk % 5 == 3 ? 10.0f : blk % 7 == 1 ? 0.01f : 1.0f);
+        if (i % 97 == 13) x[i] *= 30.0f;
+        if (blk == 2) x[i] = 0.0f;
+    }
+    return x;
+}
+
+/* rows weight rows of n elements quantised to dt; deq gets what they decode to. */
+static uint8_t *weights(lg_dtype dt, int rows, int64_t n, float *deq) {
+    size_t rb = lg_dtype_row_bytes(dt, n);
+    uint8_t *w = malloc(rb * (size_t)rows);
+    float *src = malloc(sizeof(float) * (size_t)n);
+    for (int r = 0; r < rows; r++) {
+        for (int64_t i = 0; i < n; i++)
+            src[i] = gauss() * (i % 64 < 8 ? 3.0f : 1.0f);
+        lg_quantize_row(dt, src, w + (size_t)r * rb, n);
+        if (deq) lg_dequantize_row(dt, w + (size_t)r * rb, deq + (size_t)r * n, n);
+    }
+    free(src);
+    return w;
+}
+
+static uint8_t *q8_rows(const float *x, int rows, int64_t n, int block) {
+    uint8_t *q = aligned_alloc(64, lg_q8_row_bytes(n, block) * (size_t)(rows ? rows : 1));
+    lg_q8_quantize(x, rows, n, block, q);
+    return q;
+}
+
+/* q8 rows: every value within half a step of its block's scale, never -128,
+ * the 16-element sums exact, an all-zero block with scale 0; and the vector
+ * quantiser equal to the reference byte for byte, ties of x / d halfway
+ * between integers included. */
+static void test_activation_rows(void) {
+    const int blocks[] = {32, 256};
+    for (int k = 0; k < 2; k++) {
+        int block = blocks[k], rows = 3;
+        int64_t n = 3 * 256;
+        size_t stride = lg_q8_row_bytes(n, block);
+        CHECK(stride % 64 == 0 && stride >= (size_t)n + 4 * (n / block) + 2 * (n / 16));
+        float *x = activations(rows, n);
+        for (int i = 0; i < 8; i++)
+            x[n + 300 + i] = (float)(i - 4) + 0.5f;
+        for (int i = 0; i < 256; i++)
+            x[2 * n + i] = 0.0f; /* a whole zero super-block */
+        uint8_t *fast = q8_rows(x, rows, n, block), *slow = aligned_alloc(64, stride * rows);
+        memset(slow, 0, stride * rows);
+        lg_q8_quantize_reference(x, rows, n, block, slow);
+        int bad = 0;
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *row = slow + r * stride;
+            const int8_t *q = (const int8_t *)row;
+            const float *d = lg_q8_scales(row, n);
+            const int16_t *bs = lg_q8_bsums(row, n, block);
+            for (int64_t i = 0; i < n; i++) {
+                float xi = x[r * n + i], di = d[i / block];
+                bad += q[i] == -128 || fabsf(xi - di * q[i]) > 0.5f * di * 1.0001f;
+            }
+            for (int64_t g = 0; g < n / 16; g++) {
+                int s = 0;
+                for (int i = 0; i < 16; i++)
+                    s += q[16 * g + i];
+                bad += s != bs[g];
+            }
+            if (r == 2) bad += d[0] != 0.0f || (block == 32 && d[2] != 0.0f);
+            /* the used bytes are equal (the padding is not written) */
+            bad += memcmp(fast + r * stride, row, (size_t)n + 4 * (n / block) + 2 * (n / 16)) != 0;
+        }
+        CHECKF(bad == 0, "block %d: %d bad values", block, bad);
+        free(x), free(fast), free(slow);
+    }
+}
+
+/* The reference equals the float dot of the dequantised weights with the
+ * dequantised activations up to float rounding (its integer sums are exact),
+ * and stays within what 8-bit activations can cost of the float dot:
+ * sum |w_i| * d_i / 2. */
+static void test_reference_is_exact(void) {
+    const int64_t lengths[] = {256, 3 * 256, 7 * 256};
+    for (int k = 0; k < N_TYPES; k++)
+        for (int L = 0; L < 3; L++) {
+            int64_t n = lengths[L];
+            int block = lg_q8_block(types[k]);
+            float *wd = malloc(sizeof(float) * n), *x = activations(1, n), y;
+            uint8_t *w = weights(types[k], 1, n, wd), *q = q8_rows(x, 1, n, block);
+            lg_qgemm_isa(LG_ISA_SCALAR,
+                         &(lg_qgemm_args){types[k], w, 0, 1, q, 0, 1, n, &y, 1, NULL});
+            const int8_t *xq = (const int8_t *)q;
+            const float *d = lg_q8_scales(q, n);
+            double exact = 0, vs_float = 0, mag = 0, bound = 0;
+            for (int64_t i = 0; i < n; i++) {
+                double xd = (double)d[i / block] * xq[i];
+                exact += wd[i] * xd, vs_float += (double)wd[i] * x[i], mag += fabs(wd[i] * xd);
+                bound += fabs((double)wd[i]) * 0.5 * d[i / block];
+            }
+            const char *name = lg_dtype_name(types[k]);
+            CHECKF(fabs(y - exact) <= 1e-5 * mag, "%s n=%lld: reference %g exact %g", name,
+                   (long long)n, y, exact);
+            CHECKF(fabs(y - vs_float) <= bound * 1.0001 + 1e-5 * mag,
+                   "%s n=%lld: %g vs float %g (bound %g)", name, (long long)n, y, vs_float, bound);
+            free(wd), free(x), free(w), free(q);
+        }
+}
+
+/* Runs rows x tokens through one ISA; y[t * rows + r]. */
+static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const uint8_t *q,
+                      int tokens, int64_t n, const float *bias) {
+    float *y = malloc(sizeof(float) * (size_t)rows * tokens);
+    for (int i = 0; i < rows * tokens; i++)
+        y[i] = NAN; /* every output must be written */
+    int block = lg_q8_block(dt);
+    lg_qgemm_isa(isa,
+                 &(lg_qgemm_args){dt, w, lg_dtype_row_bytes(dt, n), rows, q,
+                                  lg_q8_row_bytes(n, block), tokens, n, y, (size_t)rows, bias});
+    return y;
+}
+
+/* Every vector kernel against the reference: |fast - slow| <= 1e-5 * sum |w_i x_i|
+ * per output (float rounding only: both sum the same exact integers). */
+static void test_kernels_match_reference(void) {
+    const int row_counts[] = {1, 3, 17}, token_counts[] = {1, 3, 17, 300};
+    int tested = 0;
+    for (lg_isa isa = LG_ISA_AVX2; isa < LG_ISA_COUNT; isa++) {
+        if (!lg_qgemm_isa_available(isa)) continue;
+        tested++;
+        for (int k = 0; k < N_TYPES; k++) {
+            lg_dtype dt = types[k];
+            int64_t lengths[] = {256, 3 * 256, dt == LG_DTYPE_Q8_0 ? 96 : 5 * 256};
+            for (int L = 0; L < 3; L++)
+                for (int R = 0; R < 3; R++)
+                    for (int T = 0; T < 4; T++) {
+                        int64_t n = lengths[L];
+                        int rows = row_counts[R], tokens = token_counts[T];
+                        if (rows * tokens * n > 17 * 300 * 768) continue; /* keep it quick */
+                        float *wd = malloc(sizeof(float) * n * rows), *x = activations(tokens, n);
+                        float *bias = activations(1, rows < 32 ? 32 : rows);
+                        uint8_t *w = weights(dt, rows, n, wd),
+                                *q = q8_rows(x, tokens, n, lg_q8_block(dt));
+                        float *fast = product(isa, dt, w, rows, q, tokens, n, bias);
+                        float *slow = product(LG_ISA_SCALAR, dt, w, rows, q, tokens, n, bias);
+                        int bad = 0;
+                        for (int t = 0; t < tokens; t++)
+                            for (int r = 0; r < rows; r++) {
+                                double mag = fabs(bias[r]);
+                                for (int64_t i = 0; i < n; i++)
+                                    mag += fabs((double)wd[r * n + i] * x[t * n + i]);
+                                size_t o = (size_t)t * rows + r;
+                                bad += !(fabs(fast[o] - slow[o]) <= 1e-5 * mag);
+                            }
+                        CHECKF(bad == 0, "%s %s n=%lld rows=%d tokens=%d: %d outputs off",
+                               lg_qgemm_isa_name(isa), lg_dtype_name(dt), (long long)n, rows,
+                               tokens, bad);
+                        free(wd), free(x), free(bias), free(w), free(q), free(fast), free(slow);
+                    }
+        }
+    }
+    if (!tested) test_skip("this CPU has no AVX2: only the scalar reference runs");
+}
+
+/* Batch invariance per ISA: 300 tokens in one product, then each token
+ * alone and in batches of 3 and 17 at other offsets; bitwise equal. */
+static void test_batch_invariance(void) {
+    const int tokens = 300, rows = 5;
+    for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
+        if (!lg_qgemm_isa_available(isa)) continue;
+        for (int k = 0; k < N_TYPES; k++) {
+            lg_dtype dt = types[k];
+            int64_t n = 512;
+            int block = lg_q8_block(dt);
+            size_t xs = lg_q8_row_bytes(n, block);
+            float *x = activations(tokens, n);
+            uint8_t *w = weights(dt, rows, n, NULL), *q = q8_rows(x, tokens, n, block);
+            float *all = product(isa, dt, w, rows, q, tokens, n, NULL);
+            int bad = 0;
+            const int sizes[] = {1, 3, 17};
+            for (int s = 0; s < 3; s++)
+                for (int t0 = s; t0 + sizes[s] <= tokens; t0 += sizes[s] + 5) {
+                    float *part = product(isa, dt, w, rows, q + (size_t)t0 * xs, sizes[s], n, NULL);
+                    bad +=
+                        memcmp(part, all + (size_t)t0 * rows, sizeof(float) * rows * sizes[s]) != 0;
+                    free(part);
+                }
+            CHECKF(bad == 0, "%s %s: %d sub-batches differ from the full batch",
+                   lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
+            free(x), free(w), free(q), free(all);
+        }
+    }
+}
+
+int main(void) {
+    printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
+    RUN(test_activation_rows);
+    RUN(test_reference_is_exact);
+    RUN(test_kernels_match_reference);
+    RUN(test_batch_invariance);
+    return test_summary();
+}
