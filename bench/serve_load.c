@@ -1,11 +1,15 @@
 /* Load test of laguna serve, bounded and loopback only: starts the server in
- * this process on a free 127.0.0.1 port and drives it with C client threads
- * (C = 1, 4, 16), each sending streamed completions of a fixed length.
- * Prints requests/s, p50/p99 time to first token and aggregate tokens/s per
- * concurrency, then the time to first token of turn 2 of an agent-like chat
- * (a long system prompt) with and without the prefix cache.
+ * this process on a free 127.0.0.1 port (the model on --device) and drives
+ * it with C client threads, each sending streamed completions of a fixed
+ * length (ignore_eos, so every request generates exactly --max-tokens), at
+ * each --concurrency level (the server's --parallel set to the level). Then
+ * agent conversations: turn 1 with a long system prompt (tool schemas), turn
+ * 2 resending it all, timed to its first token, with the prefix cache off
+ * and on. One table: requests/s, p50/p99 time to first token, aggregate
+ * generated tokens/s.
  *
- *   make build/bench/serve_load && build/bench/serve_load [MODEL] [requests per level] [max_tokens]
+ *   make bench && build/bench/serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N]
+ *       [--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] [--ctx-size N]
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,14 +30,14 @@
 
 static int g_port;
 
-/* Sends a request; returns seconds to the first content byte of the reply
- * body (ttft) and to the end; -1 on failure. */
+/* Sends a request; seconds to the first generated text of the reply (ttft)
+ * and to the end; -1 on failure. The reply (headers and body) in *reply. */
 static int timed_request(const char *path, const char *body, double *ttft, double *total,
                          char **reply) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    struct timeval tv = {.tv_sec = 120};
+    struct timeval tv = {.tv_sec = 600};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     double t0 = lg_now();
     if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
@@ -58,7 +62,7 @@ static int timed_request(const char *path, const char *body, double *ttft, doubl
         if (got <= 0) break;
         len += (size_t)got;
         buf[len] = 0;
-        /* the first chunk that carries text (streamed), or the whole body */
+        /* the first chunk that carries generated text (streamed), or the whole body */
         if (*ttft < 0 && (strstr(buf, "\"text\":\"") || strstr(buf, "\"content\":\"") ||
                           strstr(buf, "\"reasoning_content\":\"")))
             *ttft = lg_now() - t0;
@@ -67,13 +71,28 @@ static int timed_request(const char *path, const char *body, double *ttft, doubl
     close(fd);
     buf[len] = 0;
     if (*ttft < 0) *ttft = *total;
-    int ok = strstr(buf, " 200 ") != NULL;
+    int ok = strstr(buf, " 200 ") != NULL && !strstr(buf, "\"error\"");
     if (reply)
         *reply = buf;
     else
         free(buf);
     return ok ? 0 : -1;
 }
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void row(const char *what, int n, int failed, double seconds, double *ttft, long tokens) {
+    qsort(ttft, (size_t)n, sizeof *ttft, cmp);
+    int p99 = (int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1;
+    printf("| %-34s | %4d | %3d | %8.2f | %9.1f | %9.1f | %9.0f |\n", what, n, failed, n / seconds,
+           1e3 * ttft[n / 2], 1e3 * ttft[p99], tokens / seconds);
+    fflush(stdout);
+}
+
+/* ---- concurrency levels ------------------------------------------------------------------ */
 
 typedef struct {
     int id, n_requests, max_tokens;
@@ -86,18 +105,13 @@ static void *work(void *arg) {
     for (int i = 0; i < w->n_requests; i++) {
         char body[256];
         snprintf(body, sizeof body,
-                 "{\"prompt\":\"def task_%d_%d(data):\\n    "
-                 "\",\"max_tokens\":%d,\"stream\":true,\"ignore\":0}",
+                 "{\"prompt\":\"def task_%d_%d(data):\\n    \",\"max_tokens\":%d,\"stream\":true,"
+                 "\"ignore_eos\":true}",
                  w->id, i, w->max_tokens);
         double total;
         if (timed_request("/v1/completions", body, &w->ttft[i], &total, NULL)) w->failed++;
     }
     return NULL;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static void level(int conc, int n_total, int max_tokens) {
@@ -116,96 +130,168 @@ static void level(int conc, int n_total, int max_tokens) {
         failed += w[i].failed;
     }
     double dt = lg_now() - t0;
+    char what[64];
+    snprintf(what, sizeof what, "concurrency %d", conc);
     int n = per * conc;
-    qsort(ttft, (size_t)n, sizeof *ttft, cmp);
-    printf("| %3d | %4d | %5d | %8.2f | %9.1f | %9.1f | %10.0f |\n", conc, n, failed, n / dt,
-           1e3 * ttft[n / 2], 1e3 * ttft[(int)(n * 0.99) < n ? (int)(n * 0.99) : n - 1],
-           (double)n * max_tokens / dt);
+    row(what, n, failed, dt, ttft, (long)(n - failed) * max_tokens);
     free(w);
     free(th);
     free(ttft);
 }
 
-/* Turn 2 of a chat with a long system prompt: ms to the first token. */
-static double agent_turn2(void) {
-    char *sys = malloc(40000);
-    strcpy(sys, "You are a coding agent. Tools: ");
-    for (int i = 0; i < 50; i++) {
-        char t[128];
-        snprintf(t, sizeof t,
-                 "tool_%d(path: string, lines: integer) reads part of file number %d; ", i, i);
-        strcat(sys, t);
+/* ---- agent turn 2 ------------------------------------------------------------------------------
+ */
+
+/* Conversation k's request: a system prompt with ~50 tool descriptions (its
+ * own first line, so conversations share nothing), then its turns. */
+static char *agent_body(int k, int turn) {
+    size_t cap = 80000, n = 0;
+    char *b = malloc(cap);
+    n += (size_t)snprintf(b + n, cap - n,
+                          "{\"messages\":[{\"role\":\"system\",\"content\":\"Session %d. You are a "
+                          "coding agent. Tools: ",
+                          k);
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(
+            b + n, cap - n, "tool_%d(path: string, lines: integer) reads part of file number %d; ",
+            i, i);
+    n += (size_t)snprintf(b + n, cap - n,
+                          "\"},{\"role\":\"user\",\"content\":\"Fix the bug in module %d.\"}", k);
+    if (turn == 2)
+        n += (size_t)snprintf(b + n, cap - n,
+                              ",{\"role\":\"assistant\",\"content\":\"Looking at it.\"},"
+                              "{\"role\":\"user\",\"content\":\"Go on.\"}");
+    snprintf(b + n, cap - n, "],\"max_tokens\":16,\"ignore_eos\":true%s}",
+             turn == 2 ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "");
+    return b;
+}
+
+static double json_number_after(const char *s, const char *key) {
+    const char *p = s ? strstr(s, key) : NULL;
+    return p ? atof(p + strlen(key)) : -1;
+}
+
+static void agent_turn2(int n_conv, bool cache) {
+    double *ttft = calloc((size_t)n_conv, sizeof *ttft), seconds = 0, prompt = 0, cached = 0;
+    int failed = 0;
+    for (int k = 0; k < n_conv; k++) {
+        double t1, total;
+        char *body = agent_body(k, 1), *reply = NULL;
+        if (timed_request("/v1/chat/completions", body, &t1, &total, &reply)) failed++;
+        free(reply);
+        free(body);
+        body = agent_body(k, 2);
+        reply = NULL;
+        if (timed_request("/v1/chat/completions", body, &ttft[k], &total, &reply)) failed++;
+        seconds += total;
+        prompt += json_number_after(reply, "\"prompt_tokens\":");
+        cached += json_number_after(reply, "\"cached_tokens\":");
+        free(reply);
+        free(body);
     }
-    char *body = malloc(60000);
-    snprintf(body, 60000,
-             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\","
-             "\"content\":\"Fix the bug.\"}],"
-             "\"max_tokens\":16}",
-             sys);
-    double ttft, total;
-    char *reply = NULL;
-    if (timed_request("/v1/chat/completions", body, &ttft, &total, &reply))
-        fprintf(stderr, "turn 1 failed: %.300s\n", reply);
-    const char *pt = reply ? strstr(reply, "\"prompt_tokens\":") : NULL;
-    if (pt) printf("  turn 1 prompt: %d tokens\n", atoi(pt + 16));
-    free(reply);
-    snprintf(body, 60000,
-             "{\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\","
-             "\"content\":\"Fix the bug.\"},"
-             "{\"role\":\"assistant\",\"content\":\"Looking at "
-             "it.\"},{\"role\":\"user\",\"content\":\"Go on.\"}],"
-             "\"max_tokens\":16,\"stream\":true}",
-             sys);
-    if (timed_request("/v1/chat/completions", body, &ttft, &total, NULL))
-        fprintf(stderr, "turn 2 failed\n");
-    free(body);
-    free(sys);
-    return 1e3 * ttft;
+    char what[80];
+    snprintf(what, sizeof what, "agent turn 2, cache %s (%.0f/%.0f)", cache ? "on" : "off",
+             cached / n_conv, prompt / n_conv);
+    row(what, n_conv, failed, seconds, ttft, (long)(n_conv - failed) * 16);
+    free(ttft);
+}
+
+/* ---- main
+ * ------------------------------------------------------------------------------------------ */
+
+static int usage(void) {
+    fprintf(stderr, "usage: serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N] "
+                    "[--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] "
+                    "[--ctx-size N]\n");
+    return 2;
+}
+
+static int positive(const char *opt, const char *v, int *out) {
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || x < 1 || x > 1000000) {
+        fprintf(stderr, "serve_load: %s needs a positive integer\n", opt);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
 }
 
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : "models/laguna-tiny";
-    int n_total = argc > 2 ? atoi(argv[2]) : 32, max_tokens = argc > 3 ? atoi(argv[3]) : 64;
+    const char *dir = "models/laguna-tiny", *conc_list = "1,4,16";
+    int n_total = 32, max_tokens = 64, n_conv = 5, n_ctx = 2048;
+    laguna_model_options mo = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "-m"))
+            bad = !(dir = v);
+        else if (!strcmp(a, "--device"))
+            bad = !(mo.device = v);
+        else if (!strcmp(a, "--concurrency"))
+            bad = !(conc_list = v);
+        else if (!strcmp(a, "--threads"))
+            bad = positive(a, v, &mo.n_threads);
+        else if (!strcmp(a, "--requests"))
+            bad = positive(a, v, &n_total);
+        else if (!strcmp(a, "--max-tokens"))
+            bad = positive(a, v, &max_tokens);
+        else if (!strcmp(a, "--conversations"))
+            bad = positive(a, v, &n_conv);
+        else if (!strcmp(a, "--ctx-size"))
+            bad = positive(a, v, &n_ctx);
+        else
+            return usage();
+        if (bad) return usage();
+        i++;
+    }
+    int levels[16], n_levels = 0;
+    for (const char *p = conc_list; *p && n_levels < 16;) {
+        char *end;
+        long c = strtol(p, &end, 10);
+        if (end == p || c < 1 || c > 256) return usage();
+        levels[n_levels++] = (int)c;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return usage();
+    }
     signal(SIGPIPE, SIG_IGN);
     laguna_error err = {0};
     laguna_model *model = NULL;
     laguna_tokenizer *tok = NULL;
     laguna_chat_template *tmpl = NULL;
-    laguna_model_options mo = {0};
     if (laguna_tokenizer_load(dir, &tok, &err) || laguna_chat_template_load(dir, &tmpl, &err) ||
         laguna_model_open(dir, &mo, &model, &err)) {
         fprintf(stderr, "serve_load: %s\n", err.message);
         return 1;
     }
-    printf("laguna serve load test: %s, %d streamed completions per level, %d tokens each, "
-           "loopback\n\n",
-           dir, n_total, max_tokens);
-    printf("| concurrency | requests | failed | requests/s | TTFT p50 ms | TTFT p99 ms | aggregate "
-           "tok/s |\n");
+    printf("laguna serve load test: %s on %s, %d streamed completions of %d tokens per level "
+           "(--parallel = the level), %d agent conversations; loopback\n\n",
+           dir, mo.device ? mo.device : "cpu", n_total, max_tokens, n_conv);
+    printf("| what (turn 2: cached/prompt tokens) | reqs | err | req/s | TTFT p50 ms | TTFT p99 "
+           "ms | tok/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
-    int levels[] = {1, 4, 16};
-    for (int l = 0; l < 3; l++) {
+    int rc = 0;
+    for (int l = 0; l < n_levels + 2 && !rc; l++) {
         lg_server *srv = NULL;
-        lg_server_options so = {.n_parallel = levels[l], .max_queue = 256, .n_ctx = 2048};
+        bool agent = l >= n_levels, cache = l == n_levels + 1;
+        lg_server_options so = {.n_parallel = agent ? 4 : levels[l],
+                                .max_queue = 1024,
+                                .n_ctx = n_ctx,
+                                .cache_bytes = agent && !cache ? -1 : 0};
         if (lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
             fprintf(stderr, "serve_load: %s\n", err.message);
-            return 1;
+            rc = 1;
+            break;
         }
         g_port = lg_server_port(srv);
-        level(levels[l], n_total, max_tokens);
-        lg_server_stop(srv);
-    }
-    printf("\nagent turn 2 (long system prompt), time to first token:\n");
-    for (int cache = 0; cache < 2; cache++) {
-        lg_server *srv = NULL;
-        lg_server_options so = {.n_parallel = 4, .n_ctx = 2048, .cache_seqs = cache ? 0 : -1};
-        if (lg_server_start(model, tok, tmpl, &so, &srv, &err)) return 1;
-        g_port = lg_server_port(srv);
-        printf("  prefix cache %-3s: %.1f ms\n", cache ? "on" : "off", agent_turn2());
+        if (agent)
+            agent_turn2(n_conv, cache);
+        else
+            level(levels[l], n_total, max_tokens);
         lg_server_stop(srv);
     }
     laguna_model_free(model);
     laguna_chat_template_free(tmpl);
     laguna_tokenizer_free(tok);
-    return 0;
+    return rc;
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "args.h"
 #include "commands.h"
@@ -22,8 +23,14 @@ static void usage(FILE *f) {
         "  --parallel N       requests decoded together (default 4)\n"
         "  --ctx-size N       positions per request (default: the model's maximum)\n"
         "  --queue N          requests waiting beyond --parallel before 503 (default 64)\n"
-        "  --cache-seqs N     finished conversations kept for prefix reuse (default --parallel; 0 "
-        "= off)\n"
+        "  --cache-mb N       prefix cache: MiB of KV pages finished conversations may keep, "
+        "least\n"
+        "                     recently used evicted first (default: as much as --parallel full\n"
+        "                     contexts; 0 = off)\n"
+        "  --cache-seqs N     most finished conversations kept (default 64; 0 = off)\n"
+        "  --max-connections N  open HTTP connections at once (default 512)\n"
+        "  --max-connections-per-ip N  from one address (default 0: no limit)\n"
+        "  --timeout S        close a connection idle for S seconds (default 60)\n"
         "  --name NAME        model id reported by /v1/models (default: the model folder's name)\n"
         "  --threads N        compute threads (default: all cores)\n"
         "  --device D         cpu (default) or cuda[:N]\n"
@@ -31,11 +38,28 @@ static void usage(FILE *f) {
         "  --load auto|mmap|copy\n");
 }
 
+/* Each connection is a descriptor: lifts the soft limit towards the hard one
+ * so that --max-connections can be reached (the default soft limit, 1024,
+ * is near the default connection limit). */
+static void raise_fd_limit(int max_connections) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr,
+                "laguna serve: note: %lu open files allowed (ulimit -n), fewer than "
+                "--max-connections %d needs\n",
+                (unsigned long)rl.rlim_cur, max_connections);
+}
+
 int cmd_serve(int argc, char **argv) {
     const char *dir = NULL;
     lg_server_options so = {.port = 8080};
     laguna_model_options mo = {0};
-    int cache = -2;
+    int cache = -2, cache_mb = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int bad = 0, mode = 0;
@@ -60,6 +84,16 @@ int cmd_serve(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 100000, &so.max_queue);
         else if (!strcmp(a, "--cache-seqs"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1024, &cache);
+        else if (!strcmp(a, "--cache-mb"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 1 << 24, &cache_mb);
+        else if (!strcmp(a, "--max-connections"))
+            bad =
+                !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 1 << 20, &so.max_connections);
+        else if (!strcmp(a, "--max-connections-per-ip"))
+            bad = !(v = arg_value(argc, argv, &i)) ||
+                  arg_int(a, v, 0, 1 << 20, &so.max_connections_per_ip);
+        else if (!strcmp(a, "--timeout"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 86400, &so.timeout_s);
         else if (!strcmp(a, "--device"))
             bad = !(mo.device = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--devices"))
@@ -81,6 +115,8 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (cache != -2) so.cache_seqs = cache == 0 ? -1 : cache;
+    if (cache_mb >= 0) so.cache_bytes = cache_mb == 0 ? -1 : (int64_t)cache_mb << 20;
+    raise_fd_limit(so.max_connections ? so.max_connections : 512);
     char name[128];
     if (!so.model_name) {
         const char *base = strrchr(dir, '/');

@@ -177,6 +177,15 @@ laguna_status laguna_context_decode(laguna_context *ctx, const laguna_batch_row 
 
 /* KV pool pages in use and in all, and the bytes of one page. */
 void laguna_context_kv_pages(const laguna_context *ctx, int *used, int *total, size_t *page_bytes);
+/* The KV pool bytes that n_seqs sequences of these options can hold at once
+ * (what kv_bytes = 0 reserves for n_seq_max of them), and the bytes of one
+ * page: for sizing kv_bytes as some sequences plus a budget. */
+laguna_status laguna_context_kv_bytes_for(const laguna_model *model, const laguna_context_options *options, int n_seqs,
+                                          size_t *bytes, size_t *page_bytes, laguna_error *err);
+/* KV pages that removing the n given (distinct) sequences would hand back to
+ * the pool: the pages they hold that no other sequence shares. Unknown ids
+ * are skipped; -1 when out of memory. */
+int laguna_seqs_exclusive_pages(laguna_context *ctx, const int *seqs, int n);
 
 /* ---- session: one sequence with its KV cache ----------------------------- */
 

@@ -216,7 +216,8 @@ static void test_fork_shares_pages(void) {
     laguna_model_free(m);
 }
 
-/* 1000 cycles of add / feed / fork / truncate / remove leave the pool as it was. */
+/* 1000 cycles of add / feed / fork / truncate / remove leave the pool as it
+ * was; the pages only a sequence holds are what removing it hands back. */
 static void test_pages_handed_back(void) {
     laguna_model *m = open_model("tests/fixtures/tiny-xs", 1);
     if (!m) return;
@@ -242,11 +243,24 @@ static void test_pages_handed_back(void) {
         CHECK(pages_used(x) <= before);
         CHECK(laguna_seq_length(x, b) == n / 2);
         if (pages_used(x) > high) high = pages_used(x);
-        laguna_seq_remove(x, cycle % 2 ? a : b);
+        int both[2] = {a, b}, first = cycle % 2 ? a : b, used = pages_used(x);
+        CHECK(laguna_seqs_exclusive_pages(x, both, 2) == used);
+        int own = laguna_seqs_exclusive_pages(x, &first, 1);
+        CHECK(own >= 0 && own <= used);
+        laguna_seq_remove(x, first);
+        CHECKF(used - pages_used(x) == own, "cycle %d: %d pages only its own, %d handed back", cycle, own,
+               used - pages_used(x));
         laguna_seq_remove(x, cycle % 2 ? b : a);
         CHECKF(pages_used(x) == 0, "cycle %d: %d pages still used", cycle, pages_used(x));
     }
     CHECK(high > 0 && high <= total);
+    size_t bytes = 0, page_bytes = 0, pb;
+    laguna_context_kv_pages(x, NULL, NULL, &pb);
+    CHECK(laguna_context_kv_bytes_for(m, &(laguna_context_options){.n_ctx = 96, .n_rollback = 96}, 3, &bytes, &page_bytes,
+                                      &err) == 0);
+    CHECKF(page_bytes == pb && bytes == (size_t)total * pb, "%zu bytes for 3 sequences, pool %d x %zu", bytes, total, pb);
+    CHECK(laguna_context_kv_bytes_for(m, &(laguna_context_options){.n_ctx = 1 << 30}, 1, &bytes, NULL, &err) ==
+          LAGUNA_ERR_ARGUMENT);
     laguna_context_free(x);
     laguna_model_free(m);
 }

@@ -367,6 +367,11 @@ static void test_prefix_cache_turn2(void) {
     CHECKF(r.status == 200 && cached >= p1 - 4 && cached < p2,
            "turn 1 prompt %g, turn 2 prompt %g, cached %g", p1, p2, cached);
     CHECK(metric("laguna_prefix_cache_hit_tokens_total") >= hits0 + cached);
+    /* the conversation's pages stay, within the budget, and are the pages in use */
+    double pages = metric("laguna_prefix_cache_pages");
+    CHECKF(pages > 0 && pages <= metric("laguna_prefix_cache_pages_budget") &&
+               pages <= metric("laguna_kv_pages_used"),
+           "%g cache pages", pages);
     free(r.body);
     free(t2);
     free(reply);

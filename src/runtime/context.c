@@ -37,9 +37,11 @@ static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
     return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for a context");
 }
 
-laguna_status laguna_context_create(laguna_model *model, const laguna_context_options *o, laguna_context **out,
-                                    laguna_error *err) {
-    *out = NULL;
+/* The options with their defaults filled in and checked; keep (positions
+ * sliding layers hold behind the end), a page's bytes and the pages one
+ * sequence can hold at once. */
+static laguna_status resolve_options(const laguna_model *model, const laguna_context_options *o, laguna_context_options *out,
+                                     int *keep, size_t *page_bytes, int64_t *seq_pages, laguna_error *err) {
     if (!model) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model");
     const lg_config *c = &model->cfg;
     laguna_context_options d = o ? *o : (laguna_context_options){0};
@@ -59,6 +61,40 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "KV page size %d is outside [1, 4096]", d.kv_page_size);
     int kv_dtype = lg_kv_dtype(d.kv_type);
     if (kv_dtype < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "unknown KV cache type %d", (int)d.kv_type);
+    *keep = lg_config_has_sliding(c) ? c->sliding_window + d.n_rollback : d.n_ctx;
+    *page_bytes = lg_kv_page_bytes(c, (lg_dtype)kv_dtype, d.kv_page_size);
+    *seq_pages = lg_kv_pages_for_sequence(c, d.kv_page_size, d.n_ctx, *keep, d.n_batch);
+    *out = d;
+    return LAGUNA_OK;
+}
+
+laguna_status laguna_context_kv_bytes_for(const laguna_model *model, const laguna_context_options *options, int n_seqs,
+                                          size_t *bytes, size_t *page_bytes, laguna_error *err) {
+    /* several devices: kv_bytes sizes each rank's pool, so a rank's numbers (all alike) */
+    if (model && model->group) return laguna_context_kv_bytes_for(lg_group_rank(model->group, 0), options, n_seqs, bytes, page_bytes, err);
+    laguna_context_options d;
+    int keep;
+    size_t pb;
+    int64_t seq_pages;
+    laguna_status st = resolve_options(model, options, &d, &keep, &pb, &seq_pages, err);
+    if (st) return st;
+    if (n_seqs < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "%d sequences", n_seqs);
+    if (bytes) *bytes = (size_t)n_seqs * (size_t)seq_pages * pb;
+    if (page_bytes) *page_bytes = pb;
+    return LAGUNA_OK;
+}
+
+laguna_status laguna_context_create(laguna_model *model, const laguna_context_options *o, laguna_context **out,
+                                    laguna_error *err) {
+    *out = NULL;
+    laguna_context_options d;
+    int keep;
+    size_t page_bytes;
+    int64_t seq_pages;
+    laguna_status st = resolve_options(model, o, &d, &keep, &page_bytes, &seq_pages, err);
+    if (st) return st;
+    const lg_config *c = &model->cfg;
+    int kv_dtype = lg_kv_dtype(d.kv_type);
 
     laguna_context *x = calloc(1, sizeof *x);
     if (!x) return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
@@ -67,7 +103,7 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
     x->n_ctx = d.n_ctx;
     x->n_batch = d.n_batch;
     if (model->group) { /* several devices: the ranks' contexts do the work */
-        laguna_status st = lg_group_context_create(x, &d, err);
+        st = lg_group_context_create(x, &d, err);
         if (st) {
             if (x->ranks) lg_group_context_free(x);
             free(x);
@@ -75,11 +111,8 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
             *out = x;
         return st;
     }
-    x->keep = lg_config_has_sliding(c) ? c->sliding_window + d.n_rollback : d.n_ctx;
-    size_t page_bytes = lg_kv_page_bytes(c, (lg_dtype)kv_dtype, d.kv_page_size);
-    int64_t pages = d.kv_bytes ? (int64_t)(d.kv_bytes / (page_bytes ? page_bytes : 1))
-                               : (int64_t)d.n_seq_max * lg_kv_pages_for_sequence(c, d.kv_page_size, d.n_ctx, x->keep, d.n_batch);
-    laguna_status st = LAGUNA_OK;
+    x->keep = keep;
+    int64_t pages = d.kv_bytes ? (int64_t)(d.kv_bytes / (page_bytes ? page_bytes : 1)) : (int64_t)d.n_seq_max * seq_pages;
     if (pages < 1 || pages > INT32_MAX / d.kv_page_size)
         st = lg_fail(err, LAGUNA_ERR_ARGUMENT, "a KV pool of %lld pages of %zu bytes is outside [1 page, 2^31 positions]",
                      (long long)pages, page_bytes);
@@ -113,7 +146,7 @@ void laguna_context_free(laguna_context *x) {
     lg_activations_free(&x->act, be);
     if (x->bc) be->ops->ctx_free(x->bc);
     void *ptrs[] = {x->tokens,  x->pos,       x->slots,  x->logit_rows, x->fresh_from, x->fresh_at, x->fresh_rows,
-                    x->seq_rows, x->seq_first, x->seq_at, x->tables,     x->seqs,       x->seq_used};
+                    x->seq_rows, x->seq_first, x->seq_at, x->tables,     x->seqs,       x->seq_used, x->page_marks};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     free(x);
 }
@@ -199,6 +232,32 @@ void laguna_context_kv_pages(const laguna_context *x, int *used, int *total, siz
     if (used) *used = lg_kv_pool_used(&x->pool);
     if (total) *total = x->pool.n_pages;
     if (page_bytes) *page_bytes = x->pool.view.page_bytes;
+}
+
+int laguna_seqs_exclusive_pages(laguna_context *x, const int *seqs, int n) {
+    if (x->ranks) return laguna_seqs_exclusive_pages(x->ranks[0], seqs, n); /* every rank holds as many pages */
+    int L = x->model->cfg.n_layers, count = 0;
+    if (!x->page_marks && !(x->page_marks = calloc((size_t)x->pool.n_pages, sizeof *x->page_marks))) return -1;
+    /* marks[page] counts the given sequences holding it; the page goes back
+     * with them when that is all its holders. The second pass clears. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < n; k++) {
+            if (!valid_seq(x, seqs[k]) || !x->seqs[seqs[k]].tables) continue;
+            for (int l = 0; l < L; l++) {
+                const lg_page_table *t = &x->seqs[seqs[k]].tables[l];
+                for (int i = 0; i < t->n; i++) {
+                    int32_t page = t->pages[i];
+                    if (page < 0) continue;
+                    if (pass == 0) {
+                        x->page_marks[page]++;
+                    } else {
+                        count += x->page_marks[page] && x->page_marks[page] == x->pool.refs[page];
+                        x->page_marks[page] = 0;
+                    }
+                }
+            }
+        }
+    return count;
 }
 
 void laguna_context_set_observer(laguna_context *x, const laguna_observer *observer) {

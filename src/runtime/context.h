@@ -17,6 +17,7 @@ struct laguna_context {
     int32_t *tokens, *pos, *slots, *logit_rows, *fresh_from, *fresh_at, *fresh_rows;
     int32_t *seq_rows, *seq_first, *seq_at; /* per sequence: rows in the call; first position and offset in a step */
     const int32_t **tables;
+    int32_t *page_marks; /* laguna_seqs_exclusive_pages' scratch, one per pool page (made on first use) */
     laguna_observer observer;
     bool has_observer;
     /* A model on several devices: one context per rank, which hold the KV

@@ -267,7 +267,7 @@ static enum MHD_Result models(lg_server *srv, struct MHD_Connection *c) {
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", 0);
     cJSON_AddStringToObject(m, "owned_by", "laguna.c");
-    cJSON_AddNumberToObject(m, "context_length", lg_sched_n_ctx(srv->sched));
+    cJSON_AddNumberToObject(m, "context_length", srv->n_ctx);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return send_json(srv, c, 200, s);
@@ -443,6 +443,9 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
     srv->tmpl = tmpl;
     srv->opt = *opt;
     if (!srv->opt.max_body_bytes) srv->opt.max_body_bytes = 8u << 20;
+    if (srv->opt.max_connections <= 0) srv->opt.max_connections = 512;
+    if (srv->opt.max_connections_per_ip < 0) srv->opt.max_connections_per_ip = 0;
+    if (srv->opt.timeout_s <= 0) srv->opt.timeout_s = 60;
     snprintf(srv->host, sizeof srv->host, "%s", opt->host ? opt->host : "127.0.0.1");
     snprintf(srv->model_name, sizeof srv->model_name, "%s",
              opt->model_name ? opt->model_name : "laguna");
@@ -456,16 +459,27 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
     lg_sched_options so = {.n_parallel = opt->n_parallel,
                            .n_ctx = opt->n_ctx,
                            .max_queue = opt->max_queue,
+                           .cache_bytes = opt->cache_bytes,
                            .cache_seqs = opt->cache_seqs};
     if (lg_sched_create(model, tok, &so, &srv->sched, err)) {
         free(srv);
         return -1;
     }
-    srv->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                                   0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                                   (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                                   on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    srv->n_ctx = lg_sched_n_ctx(srv->sched);
+    srv->vocab = laguna_model_get_info(model)->vocab_size;
+    /* One thread per connection (poll, not select, so descriptors past 1024
+     * work). The idle timeout closes connections that stop sending (slow or
+     * vanished clients) and covers keep-alive connections between requests;
+     * a connection waiting on its job is not idle: it runs in our callbacks,
+     * which watch the socket. Beyond the connection limits MHD refuses new
+     * connections; the scheduler never waits on a connection. */
+    srv->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+        NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)srv->opt.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)srv->opt.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)srv->opt.timeout_s, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err->message, sizeof err->message,
                  "cannot listen on %s:%d (in use, or not allowed)", srv->host, opt->port);

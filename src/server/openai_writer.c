@@ -365,6 +365,14 @@ void lg_metrics_text(lg_sbuf *out, lg_server *srv) {
     METRIC("requests_queued", "gauge", "Requests waiting for a sequence.", "%d", st.queued);
     METRIC("prefix_cache_sequences", "gauge", "Finished sequences kept for prefix reuse.", "%d",
            st.cached_seqs);
+    METRIC("prefix_cache_pages", "gauge",
+           "KV-cache pages only cached sequences hold (what evicting them all frees).", "%d",
+           st.cache_pages);
+    METRIC("prefix_cache_pages_budget", "gauge", "Most pages the prefix cache may hold.", "%d",
+           st.cache_pages_budget);
+    METRIC("prefix_cache_evictions_total", "counter",
+           "Cached sequences evicted (least recently used first) for the budget or for room.",
+           "%llu", (unsigned long long)st.cache_evictions);
     METRIC("kv_pages_used", "gauge", "KV-cache pages in use.", "%d", st.kv_pages_used);
     METRIC("kv_pages_total", "gauge", "KV-cache pages in the pool.", "%d", st.kv_pages_total);
     lg_sbuf_printf(out,

@@ -91,7 +91,7 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
     if (!mt || cJSON_IsNull(mt)) mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
     if (mt && !cJSON_IsNull(mt) && max_tokens <= 0)
         return lg_req_fail(e, 400, "max_tokens", "'max_tokens' must be at least 1");
-    job->max_tokens = max_tokens > 0 ? max_tokens : lg_sched_n_ctx(srv->sched);
+    job->max_tokens = max_tokens > 0 ? max_tokens : srv->n_ctx;
     sp->temperature = (float)temp;
     sp->top_p = (float)top_p;
     sp->top_k = top_k > 0 ? top_k : 0;
@@ -127,7 +127,7 @@ static int parse_common(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
 
 static int check_prompt(lg_server *srv, lg_job *job, lg_req_error *e) {
     if (job->n_prompt == 0) return lg_req_fail(e, 400, "prompt", "the prompt is empty");
-    int n_ctx = lg_sched_n_ctx(srv->sched);
+    int n_ctx = srv->n_ctx;
     if (job->n_prompt >= n_ctx) {
         e->type = "invalid_request_error";
         return lg_req_fail(
@@ -275,7 +275,7 @@ int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
     if (cJSON_IsString(prompt)) {
         if (encode(srv, prompt->valuestring, true, job, e)) return -1;
     } else if (cJSON_IsArray(prompt)) { /* token ids */
-        int n = cJSON_GetArraySize(prompt), vocab = laguna_model_get_info(srv->model)->vocab_size;
+        int n = cJSON_GetArraySize(prompt), vocab = srv->vocab;
         job->prompt = malloc((size_t)(n ? n : 1) * sizeof *job->prompt);
         if (!job->prompt) return lg_req_fail(e, 500, NULL, "out of memory");
         const cJSON *t;

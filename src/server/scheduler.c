@@ -38,6 +38,8 @@ struct lg_sched {
     int n_running;
     cache_entry *cache;
     int n_cache;
+    int *cache_ids;   /* scratch: the cached sequences' ids */
+    int cache_budget; /* pages only cached sequences may hold */
     uint64_t clock;
     laguna_batch_row *rows;
     lg_job **row_job; /* job of each row that wants logits, in order */
@@ -166,11 +168,36 @@ static void cache_drop(lg_sched *s, int i) {
     s->cache[i] = s->cache[--s->n_cache];
 }
 
+/* Drops the least recently used entry (an eviction). */
 static void cache_drop_lru(lg_sched *s) {
+    if (!s->n_cache) return;
     int lru = 0;
     for (int i = 1; i < s->n_cache; i++)
         if (s->cache[i].last_use < s->cache[lru].last_use) lru = i;
-    if (s->n_cache) cache_drop(s, lru);
+    cache_drop(s, lru);
+    pthread_mutex_lock(&s->mu);
+    s->stats.cache_evictions++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Pages only cached sequences hold: what dropping them all would free. */
+static int cache_pages(lg_sched *s) {
+    for (int i = 0; i < s->n_cache; i++)
+        s->cache_ids[i] = s->cache[i].seq;
+    int n = s->n_cache ? laguna_seqs_exclusive_pages(s->ctx, s->cache_ids, s->n_cache) : 0;
+    return n < 0 ? INT32_MAX : n; /* out of memory for the count: treat as over budget */
+}
+
+/* Evicts least recently used entries until the cache is within its budget.
+ * Needed after any change: an entry's pages become its own alone when the
+ * running fork that shared them ends. Returns the pages the cache holds. */
+static int cache_trim(lg_sched *s) {
+    int pages = cache_pages(s);
+    while (s->n_cache && pages > s->cache_budget) {
+        cache_drop_lru(s);
+        pages = cache_pages(s);
+    }
+    return pages;
 }
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
@@ -184,7 +211,7 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
 static void cache_keep(lg_sched *s, lg_job *j) {
     int seq = j->seq;
     j->seq = -1;
-    if (s->opt.cache_seqs <= 0 || j->n_fed <= 0) {
+    if (s->opt.cache_seqs <= 0 || s->cache_budget <= 0 || j->n_fed <= 0) {
         laguna_seq_remove(s->ctx, seq);
         return;
     }
@@ -200,6 +227,7 @@ static void cache_keep(lg_sched *s, lg_job *j) {
     }
     memcpy(copy, j->fed, (size_t)j->n_fed * sizeof *copy);
     s->cache[s->n_cache++] = (cache_entry){seq, copy, j->n_fed, ++s->clock};
+    cache_trim(s);
 }
 
 /* A sequence for a job: a fork of the cached sequence sharing the longest
@@ -255,6 +283,8 @@ static int job_start(lg_sched *s, lg_job *j, laguna_error *err) {
     return 0;
 }
 
+static void publish_gauges(lg_sched *s);
+
 static void job_end(lg_sched *s, lg_job *j, const char *finish, const char *error) {
     bool cancelled = atomic_load(&j->cancelled);
     if (j->seq >= 0) {
@@ -278,6 +308,7 @@ static void job_end(lg_sched *s, lg_job *j, const char *finish, const char *erro
     if (cancelled) s->stats.cancelled++;
     s->stats.completion_tokens += (uint64_t)j->n_completion;
     pthread_mutex_unlock(&s->mu);
+    publish_gauges(s); /* so a client that sees the end sees the pages it left */
     job_publish(j, finish ? finish : "stop", error);
     lg_job_release(j);
 }
@@ -413,9 +444,8 @@ static void step(lg_sched *s) {
     double t0 = lg_now();
     laguna_error err = {0};
     laguna_status st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
-    while (st && s->n_cache > 0) { /* make room: give back cached sequences */
-        while (s->n_cache)
-            cache_drop(s, 0);
+    while (st == LAGUNA_ERR_CONTEXT && s->n_cache > 0) { /* make room: evict, oldest first */
+        cache_drop_lru(s); /* (a failed decode only checked the rows: nothing changed) */
         st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
     }
     double t1 = lg_now();
@@ -462,12 +492,14 @@ static void step(lg_sched *s) {
 static void publish_gauges(lg_sched *s) {
     int used, total;
     size_t pb;
+    int cached = cache_trim(s);
     laguna_context_kv_pages(s->ctx, &used, &total, &pb);
     pthread_mutex_lock(&s->mu);
+    s->stats.cache_pages = cached;
     s->stats.kv_pages_used = used;
     s->stats.kv_pages_total = total;
     s->stats.cached_seqs = s->n_cache;
-    s->stats.running = s->n_running;
+    s->stats.running = s->n_active; /* admitted and not ended */
     s->stats.queued = s->n_queued;
     pthread_mutex_unlock(&s->mu);
 }
@@ -492,6 +524,7 @@ static void *sched_main(void *arg) {
         if (stop) break;
         admit(s);
         drop_cancelled(s);
+        cache_trim(s);
         step(s);
         publish_gauges(s);
     }
@@ -525,26 +558,44 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     if (s->opt.prefill_chunk <= 0) s->opt.prefill_chunk = 128;
     if (s->opt.prefill_budget < s->opt.prefill_chunk)
         s->opt.prefill_budget = 2 * s->opt.prefill_chunk;
-    if (s->opt.cache_seqs == 0) s->opt.cache_seqs = s->opt.n_parallel;
-    if (s->opt.n_rollback <= 0) s->opt.n_rollback = 256;
+    if (s->opt.cache_seqs == 0) s->opt.cache_seqs = 64;
     s->n_ctx = opt->n_ctx > 0 ? opt->n_ctx : info->max_position_embeddings;
+    if (s->opt.n_rollback <= 0) s->opt.n_rollback = 256;
+    if (s->opt.n_rollback > s->n_ctx) s->opt.n_rollback = s->n_ctx;
     s->vocab = info->vocab_size;
     s->eos = info->eos_token_ids;
     s->n_eos = info->n_eos_token_ids;
-    int n_cache = s->opt.cache_seqs > 0 ? s->opt.cache_seqs : 0;
+    bool cache_on = s->opt.cache_seqs > 0 && s->opt.cache_bytes >= 0;
+    int n_cache = cache_on ? s->opt.cache_seqs : 0;
     int n_rows = s->opt.n_parallel + s->opt.prefill_budget;
     laguna_context_options co = {.n_seq_max = s->opt.n_parallel + n_cache,
                                  .n_ctx = s->n_ctx,
                                  .n_batch = n_rows,
                                  .n_rollback = s->opt.n_rollback};
+    /* the pool: n_parallel full sequences, and the cache's budget besides */
+    size_t running_bytes = 0, page_bytes = 1;
+    if (laguna_context_kv_bytes_for(model, &co, s->opt.n_parallel, &running_bytes, &page_bytes,
+                                    err)) {
+        free(s);
+        return -1;
+    }
+    int64_t running_pages = (int64_t)(running_bytes / page_bytes), budget = 0;
+    if (cache_on)
+        budget = s->opt.cache_bytes ? s->opt.cache_bytes / (int64_t)page_bytes : running_pages;
+    if (budget > INT32_MAX / 2) budget = INT32_MAX / 2;
+    s->cache_budget = (int)budget;
+    int64_t pool = s->opt.kv_pages > 0 ? s->opt.kv_pages : running_pages + budget;
+    co.kv_bytes = (size_t)pool * page_bytes;
+    s->stats.cache_pages_budget = s->cache_budget;
     s->running = calloc((size_t)s->opt.n_parallel, sizeof *s->running);
     s->cache = calloc((size_t)n_cache + 1, sizeof *s->cache);
+    s->cache_ids = calloc((size_t)n_cache + 1, sizeof *s->cache_ids);
     s->rows = calloc((size_t)n_rows, sizeof *s->rows);
     s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
     s->logits = malloc((size_t)s->opt.n_parallel * (size_t)s->vocab * sizeof *s->logits);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->running || !s->cache || !s->rows || !s->row_job || !s->logits ||
+    if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->logits ||
         laguna_context_create(model, &co, &s->ctx, err) ||
         pthread_create(&s->thread, NULL, sched_main, s)) {
         if (err && !err->message[0])
@@ -585,6 +636,7 @@ void lg_sched_free(lg_sched *s) {
     pthread_cond_destroy(&s->cv);
     free(s->running);
     free(s->cache);
+    free(s->cache_ids);
     free(s->rows);
     free(s->row_job);
     free(s->logits);

@@ -8,11 +8,17 @@
  * else runs, so a request's tokens do not depend on its neighbours
  * (laguna_context_decode is batch invariant).
  *
- * Finished requests leave their sequence in a prefix cache (LRU, at most
- * cache_seqs sequences); a new request forks the cached sequence that shares
- * the longest prefix with its prompt and computes only the rest. Truncating
- * a fork is subject to the sliding-window rollback rule
- * (laguna_seq_truncate): when it refuses, the prompt is computed in full.
+ * Finished requests leave their sequence in a prefix cache; a new request
+ * forks the cached sequence that shares the longest prefix with its prompt
+ * and computes only the rest. The cache is bounded by a page budget: the KV
+ * pages that only cached sequences hold (pages a running fork shares are the
+ * running request's) stay within cache_bytes, least recently used sequences
+ * going first; the pool holds n_parallel full sequences besides the budget,
+ * so a running request never waits for, or fails on, pages the cache holds
+ * (and should a step still lack pages, cached sequences are dropped, least
+ * recently used first, until it fits). Truncating a fork is subject to the
+ * sliding-window rollback rule (laguna_seq_truncate): when it refuses, the
+ * prompt is computed in full.
  *
  * Ownership: a job is created by the HTTP side, handed to lg_sched_submit
  * (the scheduler then holds a reference), and released by both; the last
@@ -107,13 +113,17 @@ lg_job *lg_job_new(void);
 void lg_job_release(lg_job *job);
 
 typedef struct {
-    int n_parallel;     /* requests decoded together (sequences running); default 4 */
-    int n_ctx;          /* positions per sequence; 0 = the model's maximum */
-    int max_queue;      /* requests waiting for a free slot; default 64 */
-    int prefill_chunk;  /* prompt rows of one request per step; default 128 */
-    int prefill_budget; /* prompt rows of all requests per step; default 256 */
-    int cache_seqs; /* finished sequences kept for prefix reuse; default n_parallel; -1 = none */
-    int n_rollback; /* positions a cached sequence may be cut back by; default 256 */
+    int n_parallel;      /* requests decoded together (sequences running); default 4 */
+    int n_ctx;           /* positions per sequence; 0 = the model's maximum */
+    int max_queue;       /* requests waiting for a free slot; default 64 */
+    int prefill_chunk;   /* prompt rows of one request per step; default 128 */
+    int prefill_budget;  /* prompt rows of all requests per step; default 256 */
+    int64_t cache_bytes; /* prefix cache budget (KV bytes only cached sequences hold); 0 = as
+                            much as n_parallel full sequences; -1 = no cache */
+    int cache_seqs;      /* most finished sequences kept; 0 = 64; -1 = no cache */
+    int n_rollback;      /* positions a cached sequence may be cut back by; default 256 */
+    int kv_pages;        /* pages in the KV pool; 0 = n_parallel full sequences plus the cache
+                            budget (fewer: tests of eviction under page pressure) */
 } lg_sched_options;
 
 typedef struct {
@@ -121,7 +131,9 @@ typedef struct {
     uint64_t prompt_tokens, completion_tokens, cached_tokens;
     int running, queued, cached_seqs;
     int kv_pages_used, kv_pages_total;
-    double ttft_sum; /* seconds, over ttft_count first tokens */
+    int cache_pages, cache_pages_budget; /* pages only cached sequences hold, and their budget */
+    uint64_t cache_evictions;            /* cached sequences dropped for the budget or for room */
+    double ttft_sum;                     /* seconds, over ttft_count first tokens */
     uint64_t ttft_count;
     double decode_seconds; /* time spent in steps */
     uint64_t steps;

@@ -11,21 +11,27 @@
 #define LAGUNA_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "laguna.h"
 #include "laguna_chat.h"
 #include "laguna_tokenizer.h"
 
 typedef struct {
-    const char *host;       /* address to bind; NULL = 127.0.0.1 */
-    int port;               /* 0 = any free port (see lg_server_port) */
-    const char *api_key;    /* NULL = no authentication */
-    const char *model_name; /* the id /v1/models reports; NULL = "laguna" */
-    int n_parallel;         /* requests decoded together; 0 = 4 */
-    int n_ctx;              /* positions per request; 0 = the model's maximum */
-    int max_queue;          /* requests waiting for a slot before 503; 0 = 64 */
-    int cache_seqs;         /* prefix cache: finished sequences kept; 0 = n_parallel, -1 = off */
-    size_t max_body_bytes;  /* larger request bodies get 413; 0 = 8 MiB */
+    const char *host;           /* address to bind; NULL = 127.0.0.1 */
+    int port;                   /* 0 = any free port (see lg_server_port) */
+    const char *api_key;        /* NULL = no authentication */
+    const char *model_name;     /* the id /v1/models reports; NULL = "laguna" */
+    int n_parallel;             /* requests decoded together; 0 = 4 */
+    int n_ctx;                  /* positions per request; 0 = the model's maximum */
+    int max_queue;              /* requests waiting for a slot before 503; 0 = 64 */
+    int64_t cache_bytes;        /* prefix cache budget: KV bytes only finished sequences hold;
+                                   0 = as much as n_parallel full sequences, -1 = off */
+    int cache_seqs;             /* prefix cache: most finished sequences kept; 0 = 64, -1 = off */
+    size_t max_body_bytes;      /* larger request bodies get 413; 0 = 8 MiB */
+    int max_connections;        /* open connections at once (one thread each); 0 = 512 */
+    int max_connections_per_ip; /* from one address; 0 = no limit */
+    int timeout_s;              /* a connection idle this long is closed; 0 = 60 */
 } lg_server_options;
 
 typedef struct lg_server lg_server;

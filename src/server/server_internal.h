@@ -22,6 +22,7 @@ struct lg_server {
     const laguna_chat_template *tmpl;
     pthread_mutex_t tmpl_mu; /* template renders, one at a time */
     lg_sched *sched;
+    int n_ctx, vocab; /* what the request parsers check against (the sched's and model's) */
     struct MHD_Daemon *daemon;
     lg_server_options opt;
     char host[64];
