@@ -11,7 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static int write_all(int fd, const char *p, size_t n) {
+int http_write_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w <= 0) return -1;
@@ -21,28 +21,25 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-http_reply http_request(int port, const char *method, const char *path, const char *header,
-                        const char *body) {
-    http_reply r = {0};
+int http_connect(int port, int recv_timeout_s) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return r;
+    if (fd < 0) return -1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    struct timeval tv = {.tv_sec = 60};
+    struct timeval tv = {.tv_sec = recv_timeout_s};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char head[512];
-    size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%sContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     method, path, header ? header : "", header ? "\r\n" : "", blen);
-    if (n < 0 || (size_t)n >= sizeof head || connect(fd, (struct sockaddr *)&a, sizeof a) ||
-        write_all(fd, head, (size_t)n) || write_all(fd, body ? body : "", blen)) {
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
         close(fd);
-        return r;
+        return -1;
     }
+    return fd;
+}
+
+http_reply http_read_reply(int fd) {
+    http_reply r = {0};
     size_t cap = 8192, len = 0;
     char *buf = malloc(cap);
+    if (!buf) return r;
     for (;;) {
         if (len + 4096 > cap) {
             char *b = realloc(buf, cap * 2);
@@ -54,12 +51,28 @@ http_reply http_request(int port, const char *method, const char *path, const ch
         if (got <= 0) break;
         len += (size_t)got;
     }
-    close(fd);
     buf[len] = 0;
     sscanf(buf, "HTTP/1.%*d %d", &r.status);
     const char *b = strstr(buf, "\r\n\r\n");
     r.body = strdup(b ? b + 4 : "");
     free(buf);
+    return r;
+}
+
+http_reply http_request(int port, const char *method, const char *path, const char *header,
+                        const char *body) {
+    http_reply r = {0};
+    char head[512];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s%sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, header ? header : "", header ? "\r\n" : "", blen);
+    if (n < 0 || (size_t)n >= sizeof head) return r;
+    int fd = http_connect(port, 60);
+    if (fd < 0) return r;
+    if (!http_write_all(fd, head, (size_t)n) && !http_write_all(fd, body ? body : "", blen)) r = http_read_reply(fd);
+    close(fd);
     return r;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "http_client.h"
 #include "laguna.h"
 #include "laguna_chat.h"
 #include "laguna_tokenizer.h"
@@ -46,20 +47,6 @@ static void sleep_ms(int ms) {
 
 /* ---- a small client ------------------------------------------------------------------------ */
 
-static int connect_port(int port, int recv_timeout_s) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    struct timeval tv = {.tv_sec = recv_timeout_s};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* "POST path" with a JSON body, as one string. */
 static char *request_text(const char *path, const char *body) {
     size_t n = strlen(body) + 256;
@@ -71,59 +58,30 @@ static char *request_text(const char *path, const char *body) {
     return s;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads to EOF (or the receive timeout); the status, and the body in *body. */
 static int read_reply(int fd, char **body) {
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (n + 1024 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t got = read(fd, buf + n, cap - n - 1);
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    buf[n] = 0;
-    int status = 0;
-    sscanf(buf, "HTTP/1.%*d %d", &status);
-    char *b = strstr(buf, "\r\n\r\n");
-    if (body) *body = strdup(b ? b + 4 : "");
-    free(buf);
-    return status;
+    http_reply r = http_read_reply(fd);
+    if (body) *body = r.body;
+    else free(r.body);
+    return r.status;
 }
 
 static int request(int port, const char *path, const char *body, char **reply) {
-    int fd = connect_port(port, 60);
-    if (fd < 0) return -1;
-    char *req = request_text(path, body);
-    int status = write_all(fd, req, strlen(req)) ? -1 : read_reply(fd, reply);
-    free(req);
-    close(fd);
-    return status;
+    http_reply r = http_request(port, "POST", path, NULL, body);
+    *reply = r.body;
+    return r.status;
 }
 
 static double metric(int port, const char *name) {
-    int fd = connect_port(port, 30);
+    http_reply r = http_request(port, "GET", "/metrics", NULL, NULL);
     double v = -1;
-    if (fd < 0) return v;
-    const char *get = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    char *body = NULL;
-    if (!write_all(fd, get, strlen(get)) && read_reply(fd, &body) == 200) {
+    if (r.status == 200) {
         char pat[128];
         snprintf(pat, sizeof pat, "\n%s ", name);
-        const char *p = strstr(body, pat);
+        const char *p = strstr(r.body, pat);
         if (p) v = atof(p + strlen(pat));
     }
-    free(body);
-    close(fd);
+    free(r.body);
     return v;
 }
 
@@ -161,7 +119,7 @@ static char *text_of(const char *reply) {
 static void *client_main(void *arg) {
     client *c = arg;
     c->ok = 0;
-    int fd = connect_port(c->port, 60);
+    int fd = http_connect(c->port, 60);
     if (fd < 0) {
         snprintf(c->why, sizeof c->why, "cannot connect: %s", strerror(errno));
         return NULL;
@@ -196,21 +154,21 @@ static void *client_main(void *arg) {
         const char *head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                            "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
                            "{\"messages\":[{\"role\":\"user\",\"cont";
-        c->ok = write_all(fd, head, strlen(head)) == 0;
+        c->ok = http_write_all(fd, head, strlen(head)) == 0;
         sleep_ms(c->index % 50);
         break;
     }
     case VANISH_STREAM: { /* reads the start of a long stream, goes */
         char *req = request_text("/v1/completions", STREAM_BODY);
         char buf[256];
-        c->ok = write_all(fd, req, strlen(req)) == 0 && read(fd, buf, sizeof buf) > 0;
+        c->ok = http_write_all(fd, req, strlen(req)) == 0 && read(fd, buf, sizeof buf) > 0;
         snprintf(c->why, sizeof c->why, "no reply");
         free(req);
         break;
     }
     case STALLED: { /* asks for a stream and reads nothing until released */
         char *req = request_text("/v1/completions", STREAM_BODY);
-        c->ok = write_all(fd, req, strlen(req)) == 0;
+        c->ok = http_write_all(fd, req, strlen(req)) == 0;
         free(req);
         while (!atomic_load(c->release))
             sleep_ms(20);
@@ -219,7 +177,7 @@ static void *client_main(void *arg) {
     case REAL: {
         sleep_ms(c->index * 20);
         char *req = request_text("/v1/completions", REAL_BODY), *reply = NULL;
-        int status = write_all(fd, req, strlen(req)) ? -1 : read_reply(fd, &reply);
+        int status = http_write_all(fd, req, strlen(req)) ? -1 : read_reply(fd, &reply);
         char *text = text_of(reply);
         c->ok = status == 200 && text && !strcmp(text, c->want_real);
         snprintf(c->why, sizeof c->why, "%d %.100s", status, reply ? reply : "");
@@ -340,7 +298,7 @@ static void test_connection_limits(void) {
         if (!srv) return;
         int port = lg_server_port(srv), idle[4];
         for (int i = 0; i < 4; i++)
-            idle[i] = connect_port(port, 10);
+            idle[i] = http_connect(port, 10);
         sleep_ms(200);
         char *reply = NULL;
         int status = request(port, "/v1/completions", REAL_BODY, &reply);
