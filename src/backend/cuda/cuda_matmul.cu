@@ -14,25 +14,11 @@
  * the device), whose rows are [offsets[e], offsets[e+1]) of the grouped
  * activations; blocks past the listed experts or past an expert's rows
  * return at once, so the host never needs the routing. */
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_matmul.h"
 
 #define WARPS 8    /* rows per block */
 #define TOKENS 8   /* tokens per warp */
 #define THREADS (WARPS * 32)
-
-struct matmul_args {
-    const uint8_t *w;                 /* plain: the matrix */
-    const uint8_t *const *w_table;    /* grouped: one matrix per expert */
-    size_t row_bytes;
-    int dtype, rows, cols;
-    int vec;                          /* elements per 16-byte load (0: one element at a time) */
-    const float *x;
-    float *y;
-    int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
-    const float *bias;
-    const int32_t *offsets;           /* grouped: [n_experts + 1] */
-    const int32_t *active;            /* grouped: count, then experts with rows */
-};
 
 /* A 16-byte chunk of a row as floats: 4 of F32, 8 of BF16 or F16. */
 template <int DT>
@@ -96,30 +82,11 @@ __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int 
     for (; c < chunks; c += 32) fma_chunk<DT>(__ldg(w + c), x, cols, c, nt, acc);
 }
 
-/* Up to SET_MAX products in one launch: op i owns blocks
- * [first_block[i], first_block[i + 1]) along x; a plain op uses z = 0 only. */
-#define SET_MAX 4
-struct matmul_set {
-    matmul_args op[SET_MAX];
-    int first_block[SET_MAX + 1];
-    int n;
-};
-
 __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__ matmul_set set) {
-    int i = 0;
-    while (i + 1 < set.n && (int)blockIdx.x >= set.first_block[i + 1]) i++;
-    const matmul_args &a = set.op[i];
-    int block_x = blockIdx.x - set.first_block[i];
-    const uint8_t *w = a.w;
-    int t_begin = 0, t_count = a.n_tokens;
-    if (!a.offsets && blockIdx.z > 0) return;
-    if (a.offsets) {
-        if ((int)blockIdx.z >= a.active[0]) return;
-        int e = a.active[1 + blockIdx.z];
-        t_begin = a.offsets[e];
-        t_count = a.offsets[e + 1] - t_begin;
-        w = a.w_table[e];
-    }
+    int block_x, t_begin, t_count;
+    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    const uint8_t *w;
+    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
     int t0 = blockIdx.y * TOKENS;
     if (t0 >= t_count) return;
     int lane = threadIdx.x & 31, r = block_x * WARPS + (threadIdx.x >> 5);
@@ -160,32 +127,56 @@ static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const vo
     return per;
 }
 
-/* Products to launch together (padding zeroed: see lg_cuda_launch). */
-struct set_builder {
+/* Products to launch together (padding zeroed: see lg_cuda_launch): BF16
+ * matrices that allow 16-byte loads go to the tensor-core kernel, the rest
+ * to matmul_kernel; each kind is one launch. */
+struct pending_set {
     matmul_set set;
-    int max_tiles, max_groups;
+    int max_tokens, max_groups;
+};
+struct set_builder {
+    pending_set cores, mma;
 };
 
+static void pending_begin(pending_set *p) {
+    memset(p, 0, sizeof *p);
+    p->max_groups = 1;
+}
+
 static void set_begin(set_builder *b) {
-    memset(b, 0, sizeof *b);
-    b->max_groups = 1;
+    pending_begin(&b->cores);
+    pending_begin(&b->mma);
+}
+
+static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
+    matmul_set &s = p->set;
+    s.first_block[0] = 0;
+    for (int i = 0; i < s.n; i++) s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + WARPS - 1) / WARPS;
+    int tiles = (p->max_tokens + TOKENS - 1) / TOKENS;
+    if (s.n && s.first_block[s.n] > 0 && tiles > 0)
+        lg_cuda_launch(k, matmul_kernel, dim3(s.first_block[s.n], tiles, p->max_groups), THREADS, 0, s);
+    pending_begin(p);
+}
+
+static void launch_mma(lg_cuda_ctx *k, pending_set *p) {
+    lg_cuda_mma_launch(k, &p->set, p->max_tokens, p->max_groups);
+    pending_begin(p);
 }
 
 static void set_launch(lg_cuda_ctx *k, set_builder *b) {
-    if (b->set.n && b->set.first_block[b->set.n] > 0 && b->max_tiles > 0)
-        lg_cuda_launch(k, matmul_kernel, dim3(b->set.first_block[b->set.n], b->max_tiles, b->max_groups), THREADS, 0, b->set);
-    set_begin(b);
+    launch_cores(k, &b->cores);
+    launch_mma(k, &b->mma);
 }
 
 /* Adds a product over n_groups expert groups (1 for a plain one). */
 static void set_add(lg_cuda_ctx *k, set_builder *b, const matmul_args &a, int n_groups) {
     if (a.n_tokens <= 0 || a.rows <= 0) return;
-    if (b->set.n == SET_MAX) set_launch(k, b);
-    int i = b->set.n++, tiles = (a.n_tokens + TOKENS - 1) / TOKENS;
-    b->set.op[i] = a;
-    b->set.first_block[i + 1] = b->set.first_block[i] + (a.rows + WARPS - 1) / WARPS;
-    if (tiles > b->max_tiles) b->max_tiles = tiles;
-    if (n_groups > b->max_groups) b->max_groups = n_groups;
+    bool mma = a.dtype == LG_DTYPE_BF16 && a.vec == 8 && lg_cuda_mma_enabled();
+    pending_set *p = mma ? &b->mma : &b->cores;
+    if (p->set.n == SET_MAX) mma ? launch_mma(k, p) : launch_cores(k, p);
+    p->set.op[p->set.n++] = a;
+    if (a.n_tokens > p->max_tokens) p->max_tokens = a.n_tokens;
+    if (n_groups > p->max_groups) p->max_groups = n_groups;
 }
 
 /* Arguments with their padding zeroed (a recorded step compares them bytewise). */

@@ -1,0 +1,62 @@
+/* The product launch description shared by the two product kernels: the
+ * CUDA-core one (cuda_matmul.cu, every dtype) and the tensor-core one
+ * (cuda_matmul_mma.cu, BF16 weights). */
+#ifndef LAGUNA_BACKEND_CUDA_MATMUL_H
+#define LAGUNA_BACKEND_CUDA_MATMUL_H
+
+#include "backend/cuda/cuda_internal.h"
+
+struct matmul_args {
+    const uint8_t *w;                 /* plain: the matrix */
+    const uint8_t *const *w_table;    /* grouped: one matrix per expert */
+    size_t row_bytes;
+    int dtype, rows, cols;
+    int vec;                          /* elements per 16-byte load (0: one element at a time) */
+    const float *x;
+    float *y;
+    int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
+    const float *bias;
+    const int32_t *offsets;           /* grouped: [n_experts + 1] */
+    const int32_t *active;            /* grouped: count, then experts with rows */
+};
+
+/* Up to SET_MAX products in one launch: op i owns blocks
+ * [first_block[i], first_block[i + 1]) along x; a plain op uses z = 0 only. */
+#define SET_MAX 4
+struct matmul_set {
+    matmul_args op[SET_MAX];
+    int first_block[SET_MAX + 1];
+    int n;
+};
+
+/* The op a block of a set works on, and its block index within that op. */
+__device__ __forceinline__ int set_op_of_block(const matmul_set &set, int *block_x) {
+    int i = 0;
+    while (i + 1 < set.n && (int)blockIdx.x >= set.first_block[i + 1]) i++;
+    *block_x = blockIdx.x - set.first_block[i];
+    return i;
+}
+
+/* The matrix and token range [t_begin, t_begin + t_count) of a block's
+ * blockIdx.z: the op's own for a plain op (z = 0 only), the z-th listed
+ * expert's for a grouped one. False when the block has nothing to do. */
+__device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8_t **w, int *t_begin, int *t_count) {
+    *w = a.w, *t_begin = 0, *t_count = a.n_tokens;
+    if (!a.offsets) return blockIdx.z == 0;
+    if ((int)blockIdx.z >= a.active[0]) return false;
+    int e = a.active[1 + blockIdx.z];
+    *t_begin = a.offsets[e];
+    *t_count = a.offsets[e + 1] - *t_begin;
+    *w = a.w_table[e];
+    return true;
+}
+
+/* Launches the BF16 products of set on tensor cores (cuda_matmul_mma.cu);
+ * first_block is filled in there. max_tokens: most rows any op or expert
+ * has; max_groups: blockIdx.z extent. */
+void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
+
+/* Whether BF16 products go to the tensor-core kernel (LAGUNA_CUDA_MMA=0: no). */
+bool lg_cuda_mma_enabled(void);
+
+#endif
