@@ -180,7 +180,7 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
         o->model.load_mode = (laguna_load_mode)mode;
     } else if (!strcmp(a, "--kv-type")) {
         if (!(bad = !(v = arg_value(argc, argv, i))) && (mode = laguna_kv_type_from_name(v)) < 0) {
-            fprintf(stderr, "laguna %s: --kv-type must be f32, f16, bf16 or q8_0 (got '%s')\n", command_name, v);
+            fprintf(stderr, "laguna %s: --kv-type must be auto, f32, f16, bf16 or q8_0 (got '%s')\n", command_name, v);
             bad = 1;
         }
         if (!bad) o->session.kv_type = (laguna_kv_type)mode;

@@ -43,11 +43,6 @@ static void print_row(const char *label, const double *v, int n, const char *uni
     print_samples(v, n, decimals);
 }
 
-static const char *kv_type_name(laguna_kv_type t) {
-    static const char *names[] = {"f32", "f16", "bf16", "q8_0"};
-    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
-}
-
 /* The CPU roofline: best of 5 reads of a buffer far larger than the caches
  * on n_threads threads (method in sys/mem_bandwidth.h). Run before the model
  * is loaded, so the buffer does not compete with the weights for memory. */
@@ -306,8 +301,9 @@ int cmd_bench(int argc, char **argv) {
         laguna_model_free(m);
         return 2;
     }
+    if (ro.session.kv_type == LAGUNA_KV_AUTO) ro.session.kv_type = laguna_model_default_kv_type(m);
     printf("model %s: %s, %d threads, KV cache %s; ", dir, on_cpu ? "cpu" : ro.model.device, n_threads,
-           kv_type_name(ro.session.kv_type));
+           laguna_kv_type_name(ro.session.kv_type));
     print_weights_line(info, ro.model.load_mode);
     printf("\nprompt %d tokens, %d decode steps; %d timed runs after one untimed (median, then every run)\n",
            n_prompt, n_gen, reps);

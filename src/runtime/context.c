@@ -12,8 +12,16 @@
 #define DEFAULT_PAGE_SIZE 16
 
 int lg_kv_dtype(laguna_kv_type kv) {
-    static const lg_dtype dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
-    return (unsigned)kv <= LAGUNA_KV_Q8_0 ? (int)dtypes[kv] : -1;
+    static const lg_dtype dtypes[] = {LG_DTYPE_F32, LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
+    return kv != LAGUNA_KV_AUTO && (unsigned)kv <= LAGUNA_KV_Q8_0 ? (int)dtypes[kv] : -1;
+}
+
+/* Half the memory traffic of attention on a GPU, where bf16 rounding of
+ * keys and values is what the reference implementations do anyway; exact
+ * float32 on the CPU, whose tests compare against transformers at 1e-6. */
+laguna_kv_type laguna_model_default_kv_type(const laguna_model *model) {
+    if (model && model->group) model = lg_group_rank(model->group, 0);
+    return model && model->backend && !model->backend->ops->host_memory ? LAGUNA_KV_BF16 : LAGUNA_KV_F32;
 }
 
 static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
@@ -57,6 +65,7 @@ static laguna_status resolve_options(const laguna_model *model, const laguna_con
     if (d.n_batch < 1 || d.n_batch > 65536) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "batch size %d is outside [1, 65536]", d.n_batch);
     if (d.n_rollback < 0 || d.n_rollback > d.n_ctx)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rollback %d is outside [0, context length %d]", d.n_rollback, d.n_ctx);
+    if (d.kv_type == LAGUNA_KV_AUTO) d.kv_type = laguna_model_default_kv_type(model);
     if (d.kv_page_size < 1 || d.kv_page_size > 4096)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "KV page size %d is outside [1, 4096]", d.kv_page_size);
     int kv_dtype = lg_kv_dtype(d.kv_type);

@@ -24,7 +24,7 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
         .n_seq_max = 1,
         .n_ctx = options ? options->n_ctx : 0,
         .n_batch = options ? options->n_batch : 0,
-        .kv_type = options ? options->kv_type : LAGUNA_KV_F32,
+        .kv_type = options ? options->kv_type : LAGUNA_KV_AUTO,
         .n_rollback = options ? options->n_rollback : 0,
     };
     int n_ctx = co.n_ctx ? co.n_ctx : c->max_position_embeddings;
@@ -123,9 +123,15 @@ void laguna_session_set_observer(laguna_session *s, const laguna_observer *obser
 }
 
 int laguna_kv_type_from_name(const char *name) {
+    if (!strcmp(name, "auto")) return LAGUNA_KV_AUTO;
     if (!strcmp(name, "f32")) return LAGUNA_KV_F32;
     if (!strcmp(name, "f16")) return LAGUNA_KV_F16;
     if (!strcmp(name, "bf16")) return LAGUNA_KV_BF16;
     if (!strcmp(name, "q8_0")) return LAGUNA_KV_Q8_0;
     return -1;
+}
+
+const char *laguna_kv_type_name(laguna_kv_type type) {
+    static const char *const names[] = {"auto", "f32", "f16", "bf16", "q8_0"};
+    return (unsigned)type <= LAGUNA_KV_Q8_0 ? names[type] : "?";
 }
