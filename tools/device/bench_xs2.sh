@@ -1,22 +1,41 @@
 #!/usr/bin/env bash
-# Dev-only, through the device tool: CUDA tests, then the issue's table on
-# full 40-layer XS.2 shapes with random weights made on the GPU (bf16 and
-# Q4_K_M), batched decode, and transformers beside laguna.c.
+# Dev-only, through the device tool: the issue-10 table on the H200. PARTS
+# picks what runs (default all, in this order):
+#   tests        CUDA tests (fixtures, per-op, engine/generate/context on cuda)
+#   bench        full 40-layer XS.2 shapes, weights made on the GPU: bf16 and
+#                Q4_K_M decode after 1024, prefill of 4096, batched decode
+#   profile      per-op GPU times of decode steps (LAGUNA_CUDA_PROFILE=1)
+#   serve        the server's load test on the GPU (laguna-tiny)
+#   transformers bench/transformers_compare.py: both engines in one table
 set -uo pipefail
-T="build/tests/test_cuda build/tests/test_context"
-tools/device/build.sh all $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-{ build/tests/test_cuda; LAGUNA_TEST_DEVICE=cuda build/tests/test_context; } > "$OUT/tests.txt" 2>&1
-echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-grep -B3 -A3 "^FAIL" "$OUT/tests.txt" | head -20
-[ "${TESTS_ONLY:-0}" = 1 ] && exit 0
+PARTS=${PARTS:-"tests bench profile serve transformers"}
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+T="build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
+[ -f tests/test_cuda_ops.c ] && T="$T build/tests/test_cuda_ops"
+tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+if has tests; then
+    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done > "$OUT/tests.txt" 2>&1
+    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
+    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
+fi
 B="build/laguna bench --device cuda --synth xs2"
-{
-    $B --prompt 1024 --gen 64 --reps 3
-    $B --type q4_k_m --prompt 1024 --gen 64 --reps 3
-    $B --prompt 4096 --gen 32 --reps 1
-    $B --prompt 256 --gen 32 --reps 1 --batch 1,8,32,128
-} > "$OUT/bench.txt" 2>&1
-grep -vE "^sampling" "$OUT/bench.txt"
-[ "${NO_TRANSFORMERS:-0}" = 1 ] && exit 0
-timeout 300 python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 32 --prefill 4096 --reps ${REPS:-2} > "$OUT/compare.txt" 2>&1
-tail -15 "$OUT/compare.txt"
+if has bench; then
+    {
+        $B --prompt 1024 --gen 64 --reps 3
+        $B --type q4_k_m --prompt 1024 --gen 64 --reps 3
+        $B --prompt 4096 --gen 4 --reps 1
+        $B --prompt 1024 --gen 16 --reps 1 --batch 1,8,32,128
+    } > "$OUT/bench.txt" 2>&1
+    grep -vE "^sampling" "$OUT/bench.txt"
+fi
+if has profile; then
+    LAGUNA_CUDA_PROFILE=1 $B --prompt 8 --gen 256 --reps 1 --probe-mib 0 2>&1 | grep -vE "^sampling|^weight" | head -24
+fi
+if has serve; then
+    timeout 120 build/bench/serve_load -m models/laguna-tiny --device cuda --requests 48 --max-tokens 64 2>&1 | tail -12
+fi
+if has transformers; then
+    timeout ${TF_TIMEOUT:-300} python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 32 --prefill 4096 \
+        --reps ${REPS:-2} > "$OUT/compare.txt" 2>&1
+    tail -15 "$OUT/compare.txt"
+fi
