@@ -260,7 +260,7 @@ static void test_chat_stream_matches_whole(void) {
 
 /* ---- many streams at once ---------------------------------------------------------------- */
 
-#define N_STREAMS 10
+#define N_STREAMS 16
 typedef struct {
     int i;
     char *text;
@@ -1102,7 +1102,7 @@ int main(void) {
     lg_server_options so = {.port = 0,
                             .api_key = KEY,
                             .model_name = "laguna-tiny",
-                            .n_parallel = 8,
+                            .n_parallel = 16,
                             .n_ctx = 512,
                             .max_body_bytes = 64 * 1024};
     if (lg_server_start(g_model, g_tok, g_tmpl, &so, &g_srv, &err)) {
