@@ -95,23 +95,31 @@ static void settle(twin *t, int b, const char *what) {
     CHECKF(st == LAGUNA_OK, "%s on %s: %s", what, t->be[b]->ops->name, err.message);
 }
 
-/* Host bytes into backend memory through the ops table. backend.h has no
+/* The CUDA backend's alloc zeroes with cudaMemset and its adopt_weights
+ * copies with a blocking cudaMemcpy, both on the default stream, where a
+ * pageable copy may return before its DMA lands; contexts run on
+ * non-blocking streams that do not wait for that stream. synth_weights ends
+ * by synchronising it, so a one-value synth is the barrier that orders a
+ * buffer's zeroes and staged bytes before the ops that use them. */
+static void default_stream_barrier(twin *t, int b) {
+    lg_backend *be = t->be[b];
+    if (!be->ops->host_memory && be->ops->synth_weights)
+        CHECK(be->ops->synth_weights(be, LG_DTYPE_F32, 1, 1, sizeof(float), 1.0f, 1) != NULL);
+}
+
+/* Host bytes in backend memory through the ops table: backend.h has no
  * upload for activation buffers (the engine's host inputs travel as op
- * arguments), so the bytes go up as adopted weights, held until the backend
- * is destroyed (each case opens its own), and copy moves them. The CUDA
- * adopt_weights copies with a blocking cudaMemcpy on the default stream,
- * which may return before a pageable copy's DMA lands, and contexts run on
- * non-blocking streams that do not wait for it; synth_weights ends by
- * synchronising that stream, so a one-value synth is the barrier. */
+ * arguments), so they go up as adopted weights, held until the backend is
+ * destroyed (each case opens its own). */
 static const void *stage(twin *t, int b, const void *src, size_t bytes) {
     lg_backend *be = t->be[b];
     const void *p = be->ops->adopt_weights(be, src, bytes ? bytes : 1);
     CHECKF(p != NULL, "%s: adopting %zu bytes", be->ops->name, bytes);
-    if (p && !be->ops->host_memory && be->ops->synth_weights)
-        CHECK(be->ops->synth_weights(be, LG_DTYPE_F32, 1, 1, sizeof(float), 1.0f, 1) != NULL);
+    default_stream_barrier(t, b);
     return p;
 }
 
+/* Host bytes into a buffer: staged, then moved with copy. */
 static void write_bytes(twin *t, int b, void *dst, const void *src, size_t bytes) {
     if (!bytes || !dst) return;
     const void *staged = stage(t, b, src, bytes);
@@ -122,7 +130,10 @@ static void write_bytes(twin *t, int b, void *dst, const void *src, size_t bytes
 static void *put(twin *t, int b, const void *src, size_t bytes) {
     void *p = t->be[b]->ops->alloc(t->be[b], bytes ? bytes : 1);
     CHECKF(p != NULL, "%s: alloc of %zu bytes", t->be[b]->ops->name, bytes);
-    if (src) write_bytes(t, b, p, src, bytes);
+    if (!src)
+        default_stream_barrier(t, b); /* (write_bytes has one) */
+    else
+        write_bytes(t, b, p, src, bytes);
     return p;
 }
 
