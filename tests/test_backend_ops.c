@@ -19,34 +19,11 @@
 #include "backend/cpu/quant_dot.h"
 #include "harness.h"
 #include "laguna.h"
+#include "op_inputs.h"
 #include "quant/quant.h"
 #include "verify/verify.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t rng = 88172645463325252ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
-}
-static int irand(int n) {
-    return (int)((frand() + 1) * 0.5f * (float)n) % n;
-}
-
-static float *frand_array(size_t n, float amp) {
-    float *a = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++)
-        a[i] = frand() * amp;
-    return a;
-}
-
-/* ||a - b|| / ||b||; a NaN anywhere gives NaN, which fails every `< tol`. */
-static double rel(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++)
-        num += (a[i] - b[i]) * (double)(a[i] - b[i]), den += (double)b[i] * b[i];
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 enum { CPU = 0, REF = 1 };
 static const char *const side_name[2] = {"cpu", "reference"};
@@ -98,43 +75,9 @@ static void *get(lg_backend_ctx *c, const void *src, size_t bytes) {
     return h;
 }
 
-/* A weight matrix built from random floats with the project's converters and
- * quantisers; deq holds the values the stored bytes decode to. */
-typedef struct {
-    lg_matrix m;
-    uint8_t *bytes;
-    float *deq;
-} test_weight;
-
-static test_weight weight_new(lg_dtype dt, int rows, int cols, float amp) {
-    test_weight w = {0};
-    size_t rb = lg_dtype_row_bytes(dt, cols);
-    CHECK(rb > 0);
-    float *src = frand_array((size_t)rows * cols, amp);
-    w.bytes = malloc(rb * (size_t)rows);
-    w.deq = malloc(sizeof(float) * (size_t)rows * cols);
-    for (int r = 0; r < rows; r++) {
-        const float *s = src + (size_t)r * cols;
-        uint8_t *d = w.bytes + (size_t)r * rb;
-        if (lg_dtype_is_quantized(dt))
-            lg_quantize_row(dt, s, d, cols),
-                lg_dequantize_row(dt, d, w.deq + (size_t)r * cols, cols);
-        else {
-            CHECK(lg_dtype_from_f32(dt, s, d, cols) == 0);
-            lg_dtype_to_f32(dt, d, w.deq + (size_t)r * cols, cols);
-        }
-    }
-    free(src);
-    w.m = (lg_matrix){dt, rows, cols, rb, w.bytes};
-    return w;
-}
-static void weight_free(test_weight *w) {
-    free(w->bytes), free(w->deq);
-}
-
 /* Both backends adopt weights where they lie (host memory), so one lg_matrix
  * serves both; checked, since the tests rely on it. */
-static void adopt(twin *t, test_weight *w) {
+static void adopt(twin *t, op_weight *w) {
     size_t bytes = w->m.row_bytes * (size_t)w->m.rows;
     for (int b = 0; b < 2; b++)
         CHECK(t->be[b]->ops->adopt_weights(t->be[b], w->bytes, bytes) == w->bytes);
@@ -146,32 +89,12 @@ static void adopt(twin *t, test_weight *w) {
  * of its block's amax/127 can cost (blocks of lg_q8_block: 32 for Q8_0, 256
  * for the K-quants): sum_i |w_i| * step_i / 2, plus float rounding (2e-6 of
  * sum |w_i x_i|). Other types (Q4_0) take the dequantising float path and must
- * match to float rounding. Returns how many outputs fall outside it.
+ * match to float rounding (op_outside_q8_bound counts the outputs outside it).
  * takes_q8_path gives the activation block, 0 for the float path. */
+#define FLOAT_ROUNDING 2e-6
 static int takes_q8_path(lg_dtype dt, int tokens) {
     (void)tokens;
     return lg_q8_block(dt);
-}
-static int outside_q8_bound(const float *y, const float *ref, const float *x, const float *wd,
-                            const float *bias, int rows, int cols, int tokens, int q8_block) {
-    int bad = 0, block = q8_block > 0 ? q8_block : 32;
-    for (int t = 0; t < tokens; t++)
-        for (int r = 0; r < rows; r++) {
-            const float *xt = x + (size_t)t * cols, *wr = wd + (size_t)r * cols;
-            double bound = 0, mag = bias ? fabs(bias[r]) : 0;
-            for (int b = 0; b < cols / block; b++) {
-                float amax = 0;
-                for (int i = block * b; i < block * b + block; i++)
-                    amax = fmaxf(amax, fabsf(xt[i]));
-                for (int i = block * b; i < block * b + block; i++) {
-                    bound += q8_block ? fabs(wr[i]) * 0.5 * amax / 127 : 0;
-                    mag += fabs(wr[i] * xt[i]);
-                }
-            }
-            bad += !(fabs(y[(size_t)t * rows + r] - ref[(size_t)t * rows + r]) <=
-                     bound * 1.0001 + 2e-6 * mag);
-        }
-    return bad;
 }
 
 /* ---- embed, rmsnorm, rope ------------------------------------------------ */
@@ -189,13 +112,13 @@ static void test_embed(void) {
     int counts[] = {1, 7, 300};
     for (size_t d = 0; d < sizeof tables / sizeof tables[0]; d++) {
         int rows = 53, cols = tables[d].cols;
-        test_weight w = weight_new(tables[d].dt, rows, cols, 1.0f);
+        op_weight w = op_weight_new(tables[d].dt, rows, cols, 1.0f);
         adopt(&t, &w);
         for (int ci = 0; ci < 3; ci++) {
             int n = counts[ci];
             int32_t *tok = malloc(sizeof(int32_t) * n);
             for (int i = 0; i < n; i++)
-                tok[i] = i == 0 ? rows - 1 : i == 1 ? 0 : irand(rows);
+                tok[i] = i == 0 ? rows - 1 : i == 1 ? 0 : op_irand(rows);
             size_t bytes = sizeof(float) * (size_t)n * cols;
             float *out[2];
             for (int b = 0; b < 2; b++) {
@@ -212,7 +135,7 @@ static void test_embed(void) {
                        "%s row %d (token %d)", lg_dtype_name(tables[d].dt), i, tok[i]);
             free(out[0]), free(out[1]), free(tok);
         }
-        weight_free(&w);
+        op_weight_free(&w);
     }
     twin_close(&t);
 }
@@ -228,7 +151,7 @@ static void test_rmsnorm(void) {
         for (int in_place = 0; in_place < 2; in_place++) {
             int rows = shapes[s][0], n = shapes[s][1];
             size_t bytes = sizeof(float) * (size_t)rows * n;
-            float *x = frand_array((size_t)rows * n, 1.0f), *w = frand_array((size_t)n, 2.0f);
+            float *x = op_frand_array((size_t)rows * n, 1.0f), *w = op_frand_array((size_t)n, 2.0f);
             for (int r = 0; r < rows; r++) /* rows of very different magnitude */
                 for (int i = 0; i < n; i++)
                     x[(size_t)r * n + i] *= powf(10.0f, (float)(r % 7) - 3);
@@ -242,7 +165,7 @@ static void test_rmsnorm(void) {
                 drop(t.be[b], dx, bytes), drop(t.be[b], dw, sizeof(float) * n);
             }
             for (int r = 0; r < rows; r++) {
-                double e = rel(out[CPU] + (size_t)r * n, out[REF] + (size_t)r * n, (size_t)n);
+                double e = op_rel(out[CPU] + (size_t)r * n, out[REF] + (size_t)r * n, (size_t)n);
                 CHECKF(e < 1e-6, "%d x %d%s row %d: rel %.3e", rows, n, in_place ? " in place" : "",
                        r, e);
             }
@@ -266,12 +189,12 @@ static void test_rope(void) {
         int rows = cases[ci].rows, heads = cases[ci].heads, hd = cases[ci].hd,
             n_rot = cases[ci].n_rot;
         size_t n = (size_t)rows * heads * hd, bytes = sizeof(float) * n;
-        float *x = frand_array(n, 1.0f), inv[64];
+        float *x = op_frand_array(n, 1.0f), inv[64];
         for (int i = 0; i < n_rot / 2; i++)
             inv[i] = powf(10000.0f, -2.0f * i / n_rot);
         int32_t *pos = malloc(sizeof(int32_t) * rows);
         for (int r = 0; r < rows; r++)
-            pos[r] = r == 0 ? 0 : irand(r % 2 ? 100 : 100000);
+            pos[r] = r == 0 ? 0 : op_irand(r % 2 ? 100 : 100000);
         float *out[2];
         for (int b = 0; b < 2; b++) {
             float *d = put(t.be[b], x, bytes), *dinv = put(t.be[b], inv, sizeof inv);
@@ -279,7 +202,7 @@ static void test_rope(void) {
             out[b] = get(t.c[b], d, bytes);
             drop(t.be[b], d, bytes), drop(t.be[b], dinv, sizeof inv);
         }
-        double e = rel(out[CPU], out[REF], n);
+        double e = op_rel(out[CPU], out[REF], n);
         CHECKF(e < 2e-6, "case %zu: rel %.3e", ci, e);
         int moved = 0;
         for (size_t v = 0; v < (size_t)rows * heads; v++)
@@ -317,19 +240,19 @@ static void test_matmul_many(void) {
     for (int round = 0; round < 2;
          round++) { /* round 1: 70 products, past the CPU's 64 per dispatch */
         int n_ops = round ? 70 : n_spec;
-        test_weight *w = calloc((size_t)n_ops, sizeof *w);
+        op_weight *w = calloc((size_t)n_ops, sizeof *w);
         float **x = calloc((size_t)n_ops, sizeof *x), **bias = calloc((size_t)n_ops, sizeof *bias);
         float *out[2][70];
         for (int i = 0; i < n_ops; i++) {
             int s = i % n_spec;
-            w[i] = weight_new(spec[s].dt, spec[s].rows, spec[s].cols, 1.0f);
+            w[i] = op_weight_new(spec[s].dt, spec[s].rows, spec[s].cols, 1.0f);
             adopt(&t, &w[i]);
             int src = spec[s].same_x_as;
             x[i] = src >= 0
                        ? NULL
-                       : frand_array((size_t)(spec[s].tokens ? spec[s].tokens : 1) * spec[s].cols,
-                                     1.0f);
-            if (spec[s].bias) bias[i] = frand_array((size_t)spec[s].rows, 0.5f);
+                       : op_frand_array(
+                             (size_t)(spec[s].tokens ? spec[s].tokens : 1) * spec[s].cols, 1.0f);
+            if (spec[s].bias) bias[i] = op_frand_array((size_t)spec[s].rows, 0.5f);
         }
         for (int b = 0; b < 2; b++) {
             lg_matmul_op ops[70];
@@ -372,18 +295,18 @@ static void test_matmul_many(void) {
                         changed += out[b][i][e] != 12345.0f;
                 CHECKF(changed == 0, "op %d of 0 tokens wrote %d values", i, changed);
             } else if (lg_dtype_is_quantized(dt)) {
-                int bad = outside_q8_bound(out[CPU][i], out[REF][i], xi, w[i].deq, bias[i], rows,
-                                           cols, tok, takes_q8_path(dt, tok));
+                int bad = op_outside_q8_bound(out[CPU][i], out[REF][i], xi, w[i].deq, bias[i], rows,
+                                              cols, tok, takes_q8_path(dt, tok), FLOAT_ROUNDING);
                 CHECKF(bad == 0, "op %d %s %dx%d tokens %d: %d outputs outside the bound", i,
                        lg_dtype_name(dt), rows, cols, tok, bad);
             } else {
-                double e = rel(out[CPU][i], out[REF][i], (size_t)tok * rows);
+                double e = op_rel(out[CPU][i], out[REF][i], (size_t)tok * rows);
                 CHECKF(e < 2e-6, "op %d %s %dx%d tokens %d: rel %.3e", i, lg_dtype_name(dt), rows,
                        cols, tok, e);
             }
         }
         for (int i = 0; i < n_ops; i++) {
-            weight_free(&w[i]), free(x[i]), free(bias[i]);
+            op_weight_free(&w[i]), free(x[i]), free(bias[i]);
             free(out[0][i]), free(out[1][i]);
         }
         free(w), free(x), free(bias);
@@ -395,8 +318,9 @@ static void test_matmul_many(void) {
  * against the reference backend's product, float weights, 2e-6 norm-wise. */
 static void matmul_case(lg_backend *cpu, lg_backend_ctx *ref, lg_dtype dt, int rows, int cols,
                         int tokens, int with_bias) {
-    test_weight w = weight_new(dt, rows, cols, 1.0f);
-    float *x = frand_array((size_t)tokens * cols, 1.0f), *bias = frand_array((size_t)rows, 1.0f);
+    op_weight w = op_weight_new(dt, rows, cols, 1.0f);
+    float *x = op_frand_array((size_t)tokens * cols, 1.0f),
+          *bias = op_frand_array((size_t)rows, 1.0f);
     float *y = malloc(sizeof(float) * (size_t)tokens * rows),
           *want = malloc(sizeof(float) * (size_t)tokens * rows);
     for (size_t i = 0; i < (size_t)tokens * rows; i++)
@@ -407,17 +331,18 @@ static void matmul_case(lg_backend *cpu, lg_backend_ctx *ref, lg_dtype dt, int r
     if (c) lg_cpu_matmul((lg_cpu_ctx *)c, y, x, tokens, &w.m, with_bias ? bias : NULL);
     ref->backend->ops->matmul_many(
         ref, &(lg_matmul_op){want, x, tokens, &w.m, with_bias ? bias : NULL}, 1);
-    double e = rel(y, want, (size_t)tokens * rows);
+    double e = op_rel(y, want, (size_t)tokens * rows);
     CHECKF(e < 2e-6, "%s %dx%d tokens %d threads %d: rel %.3e", lg_dtype_name(dt), rows, cols,
            tokens, cpu->n_threads, e);
     if (c) cpu->ops->ctx_free(c);
-    weight_free(&w), free(x), free(bias), free(y), free(want);
+    op_weight_free(&w), free(x), free(bias), free(y), free(want);
 }
 
 static void quant_matmul_case(lg_backend *cpu, lg_backend_ctx *ref, lg_dtype dt, int rows, int cols,
                               int tokens) {
-    test_weight w = weight_new(dt, rows, cols, 1.0f);
-    float *x = frand_array((size_t)tokens * cols, 1.0f), *bias = frand_array((size_t)rows, 0.01f);
+    op_weight w = op_weight_new(dt, rows, cols, 1.0f);
+    float *x = op_frand_array((size_t)tokens * cols, 1.0f),
+          *bias = op_frand_array((size_t)rows, 0.01f);
     float *y = malloc(sizeof(float) * (size_t)tokens * rows),
           *want = malloc(sizeof(float) * (size_t)tokens * rows);
     for (size_t i = 0; i < (size_t)tokens * rows; i++)
@@ -427,12 +352,12 @@ static void quant_matmul_case(lg_backend *cpu, lg_backend_ctx *ref, lg_dtype dt,
     CHECK(c != NULL);
     if (c) lg_cpu_matmul((lg_cpu_ctx *)c, y, x, tokens, &w.m, bias);
     ref->backend->ops->matmul_many(ref, &(lg_matmul_op){want, x, tokens, &w.m, bias}, 1);
-    int bad =
-        outside_q8_bound(y, want, x, w.deq, bias, rows, cols, tokens, takes_q8_path(dt, tokens));
+    int bad = op_outside_q8_bound(y, want, x, w.deq, bias, rows, cols, tokens,
+                                  takes_q8_path(dt, tokens), FLOAT_ROUNDING);
     CHECKF(bad == 0, "%s %dx%d tokens %d threads %d: %d outputs outside the bound",
            lg_dtype_name(dt), rows, cols, tokens, cpu->n_threads, bad);
     if (c) cpu->ops->ctx_free(c);
-    weight_free(&w), free(x), free(bias), free(y), free(want);
+    op_weight_free(&w), free(x), free(bias), free(y), free(want);
 }
 
 static void test_matmul_matches_reference(void) {
@@ -501,7 +426,7 @@ static void attention_case(twin *t, const attention_spec *sp) {
     for (int i = 0; i < total_pages - 1; i++)
         perm[i] = i + 1;
     for (int i = total_pages - 2; i > 0; i--) {
-        int j = irand(i + 1), tmp = perm[i];
+        int j = op_irand(i + 1), tmp = perm[i];
         perm[i] = perm[j], perm[j] = tmp;
     }
     int32_t *table[3], *att_table[3];
@@ -515,8 +440,8 @@ static void attention_case(twin *t, const attention_spec *sp) {
             table[s][p] = perm[next++];
             att_table[s][p] = (p + 1) * ps - 1 < lo ? 0 : table[s][p];
         }
-        kf[s] = frand_array((size_t)len[s] * width, 1.0f);
-        vf[s] = frand_array((size_t)len[s] * width, 1.0f);
+        kf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
+        vf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
     }
 
     /* the writes: past rows of all sequences interleaved, then garbage rows into this step's slots
@@ -534,8 +459,8 @@ static void attention_case(twin *t, const attention_spec *sp) {
             slots[w] = table[s][p / ps] * ps + p % ps;
             bool past = p < sp->past[s];
             for (int e = 0; e < width; e++) {
-                wk[(size_t)w * width + e] = past ? kf[s][(size_t)p * width + e] : 3 * frand();
-                wv[(size_t)w * width + e] = past ? vf[s][(size_t)p * width + e] : 3 * frand();
+                wk[(size_t)w * width + e] = past ? kf[s][(size_t)p * width + e] : 3 * op_frand();
+                wv[(size_t)w * width + e] = past ? vf[s][(size_t)p * width + e] : 3 * op_frand();
             }
             w++;
         }
@@ -565,7 +490,7 @@ static void attention_case(twin *t, const attention_spec *sp) {
             memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
             r++;
         }
-    float *q = frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
+    float *q = op_frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
 
     size_t pool_bytes = (size_t)total_pages * page_bytes,
            fbytes = sizeof(float) * (size_t)(n_rows + 1) * width;
@@ -613,7 +538,7 @@ static void attention_case(twin *t, const attention_spec *sp) {
         misplaced += memcmp(kdst + (size_t)ps * row_bytes, conv, row_bytes) != 0;
     }
     CHECKF(misplaced == 0, "%s: %d rows not where kv_write should put them", what, misplaced);
-    double e = rel(out[CPU], out[REF], (size_t)n_rows * q_width);
+    double e = op_rel(out[CPU], out[REF], (size_t)n_rows * q_width);
     CHECKF(e < 1e-5, "%s: rel %.3e", what, e);
 
     free(conv), free(pool_host[0]), free(pool_host[1]), free(out[0]), free(out[1]);
@@ -673,7 +598,7 @@ static void test_output_gate(void) {
         for (int per_head = 0; per_head < 2; per_head++) {
             int rows = shapes[s][0], heads = shapes[s][1], hd = shapes[s][2];
             size_t n = (size_t)rows * heads * hd, ng = per_head ? (size_t)rows * heads : n;
-            float *attn = frand_array(n, 1.0f), *gate = frand_array(ng, 25.0f), *out[2];
+            float *attn = op_frand_array(n, 1.0f), *gate = op_frand_array(ng, 25.0f), *out[2];
             for (int b = 0; b < 2; b++) {
                 float *da = put(t.be[b], attn, sizeof(float) * n),
                       *dg = put(t.be[b], gate, sizeof(float) * ng);
@@ -681,7 +606,7 @@ static void test_output_gate(void) {
                 out[b] = get(t.c[b], da, sizeof(float) * n);
                 drop(t.be[b], da, sizeof(float) * n), drop(t.be[b], dg, sizeof(float) * ng);
             }
-            double e = rel(out[CPU], out[REF], n);
+            double e = op_rel(out[CPU], out[REF], n);
             CHECKF(e < 1e-6, "%d x %d x %d per_head %d: rel %.3e", rows, heads, hd, per_head, e);
             free(attn), free(gate), free(out[0]), free(out[1]);
         }
@@ -697,7 +622,7 @@ static void test_silu_mul(void) {
     for (int si = 0; si < 3; si++)
         for (int in_place = 0; in_place < 2; in_place++) {
             size_t n = sizes[si], bytes = sizeof(float) * n;
-            float *g = frand_array(n, 30.0f), *u = frand_array(n, 2.0f), *out[2];
+            float *g = op_frand_array(n, 30.0f), *u = op_frand_array(n, 2.0f), *out[2];
             for (int b = 0; b < 2; b++) {
                 float *dg = put(t.be[b], g, bytes), *du = put(t.be[b], u, bytes);
                 float *dout = in_place ? dg : put(t.be[b], NULL, bytes);
@@ -706,7 +631,7 @@ static void test_silu_mul(void) {
                 if (!in_place) drop(t.be[b], dout, bytes);
                 drop(t.be[b], dg, bytes), drop(t.be[b], du, bytes);
             }
-            double e = rel(out[CPU], out[REF], n);
+            double e = op_rel(out[CPU], out[REF], n);
             CHECKF(e < 1e-6, "n %zu in_place %d: rel %.3e", n, in_place, e);
             free(g), free(u), free(out[0]), free(out[1]);
         }
@@ -720,7 +645,7 @@ static void test_add(void) {
     size_t sizes[] = {1, 7, 1001};
     for (int si = 0; si < 3; si++) {
         size_t n = sizes[si], bytes = sizeof(float) * n;
-        float *x = frand_array(n, 1.0f), *y = frand_array(n, 100.0f), *want = malloc(bytes);
+        float *x = op_frand_array(n, 1.0f), *y = op_frand_array(n, 100.0f), *want = malloc(bytes);
         for (size_t i = 0; i < n; i++)
             want[i] = x[i] + y[i];
         for (int b = 0; b < 2; b++) {
@@ -743,10 +668,10 @@ static void test_gather_rows(void) {
         {1, 1, 1}, {9, 4, 37}, {300, 300, 5}, {5, 17, 1}}; /* src rows, gathered rows, width */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int src_rows = shapes[s][0], n = shapes[s][1], width = shapes[s][2];
-        float *src = frand_array((size_t)src_rows * width, 1.0f);
+        float *src = op_frand_array((size_t)src_rows * width, 1.0f);
         int32_t *rows = malloc(sizeof(int32_t) * n);
         for (int i = 0; i < n; i++)
-            rows[i] = i == 0 ? src_rows - 1 : irand(src_rows);
+            rows[i] = i == 0 ? src_rows - 1 : op_irand(src_rows);
         size_t sb = sizeof(float) * (size_t)src_rows * width,
                db = sizeof(float) * (size_t)n * width;
         for (int b = 0; b < 2; b++) {
@@ -820,11 +745,11 @@ static void test_router(void) {
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci].n, E = cases[ci].E, K = cases[ci].K;
-        float *logits = frand_array((size_t)n * E, cases[ci].amp),
+        float *logits = op_frand_array((size_t)n * E, cases[ci].amp),
               *bias = calloc((size_t)E, sizeof(float));
         if (cases[ci].bias_kind == 1)
             for (int e = 0; e < E; e++)
-                bias[e] = frand() * 0.01f;
+                bias[e] = op_frand() * 0.01f;
         int boosted = E - 1;
         if (cases[ci].bias_kind == 2)
             bias[boosted] = 2.0f; /* more than any score gap: always chosen first */
@@ -848,8 +773,8 @@ static void test_router(void) {
             drop(t.be[b], dl, lb), drop(t.be[b], dw, kb), drop(t.be[b], db, sizeof(float) * E);
             drop(t.be[b], di, sizeof(int32_t) * (size_t)n * K);
         }
-        double e = rel(scores[CPU], scores[REF], (size_t)n * E),
-               ew = rel(weights[CPU], weights[REF], (size_t)n * K);
+        double e = op_rel(scores[CPU], scores[REF], (size_t)n * E),
+               ew = op_rel(weights[CPU], weights[REF], (size_t)n * K);
         CHECKF(e < 1e-6 && ew < 1e-6, "case %zu: scores rel %.3e, weights rel %.3e", ci, e, ew);
         CHECKF(memcmp(ids[CPU], ids[REF], sizeof(int32_t) * (size_t)n * K) == 0,
                "case %zu: chosen experts differ", ci);
@@ -884,23 +809,6 @@ static void test_router(void) {
     twin_close(&t);
 }
 
-/* Distinct experts per token, drawn from the first `used` of n_experts (the
- * rest get no rows). */
-static int32_t *random_ids(int n, int top_k, int used) {
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n * top_k);
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < top_k; j++) {
-            int e, dup;
-            do {
-                e = irand(used), dup = 0;
-                for (int i = 0; i < j; i++)
-                    dup |= ids[(size_t)t * top_k + i] == e;
-            } while (dup);
-            ids[(size_t)t * top_k + j] = e;
-        }
-    return ids;
-}
-
 /* The plan (offsets and rows) exactly the reference's, and the gathered rows
  * bitwise the token rows; the offsets also match a histogram made here. */
 static void test_moe_group(void) {
@@ -912,8 +820,8 @@ static void test_moe_group(void) {
                       {5, 3, 3, 3, 1}}; /* n, K, E, used, hidden */
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci][0], K = cases[ci][1], E = cases[ci][2], hidden = cases[ci][4];
-        int32_t *ids = random_ids(n, K, cases[ci][3]);
-        float *h = frand_array((size_t)n * hidden, 1.0f);
+        int32_t *ids = op_random_ids(n, K, cases[ci][3]);
+        float *h = op_frand_array((size_t)n * hidden, 1.0f);
         size_t pairs = (size_t)n * K, ob = sizeof(int32_t) * (E + 1), rb = sizeof(int32_t) * pairs;
         size_t hb = sizeof(float) * (size_t)n * hidden, eb = sizeof(float) * pairs * hidden;
         int32_t *off[2], *rows[2], *inverse[2];
@@ -965,22 +873,22 @@ static void test_moe_group(void) {
  * silu_mul). */
 static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used, int H, int I,
                              int I_shared, bool with_shared) {
-    test_weight *w = calloc((size_t)E, sizeof *w * 3), sw[3] = {0};
+    op_weight *w = calloc((size_t)E, sizeof *w * 3), sw[3] = {0};
     lg_swiglu_weights *experts = calloc((size_t)E, sizeof *experts), shared;
     for (int e = 0; e < E; e++) {
-        w[3 * e] = weight_new(dt, I, H, 0.3f), w[3 * e + 1] = weight_new(dt, I, H, 0.3f),
-              w[3 * e + 2] = weight_new(dt, H, I, 0.3f);
+        w[3 * e] = op_weight_new(dt, I, H, 0.3f), w[3 * e + 1] = op_weight_new(dt, I, H, 0.3f),
+              w[3 * e + 2] = op_weight_new(dt, H, I, 0.3f);
         for (int k = 0; k < 3; k++)
             adopt(t, &w[3 * e + k]);
         experts[e] = (lg_swiglu_weights){w[3 * e].m, w[3 * e + 1].m, w[3 * e + 2].m};
     }
     if (with_shared) {
-        sw[0] = weight_new(dt, I_shared, H, 0.3f), sw[1] = weight_new(dt, I_shared, H, 0.3f),
-        sw[2] = weight_new(dt, H, I_shared, 0.3f);
+        sw[0] = op_weight_new(dt, I_shared, H, 0.3f), sw[1] = op_weight_new(dt, I_shared, H, 0.3f),
+        sw[2] = op_weight_new(dt, H, I_shared, 0.3f);
         shared = (lg_swiglu_weights){sw[0].m, sw[1].m, sw[2].m};
     }
-    int32_t *ids = random_ids(n, K, used);
-    float *h = frand_array((size_t)n * H, 1.0f);
+    int32_t *ids = op_random_ids(n, K, used);
+    float *h = op_frand_array((size_t)n * H, 1.0f);
     size_t pairs = (size_t)n * K;
     /* the plan and grouped rows, made once by the reference and given to both */
     lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
@@ -1025,8 +933,8 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
     snprintf(what, sizeof what, "%s n %d top_k %d experts %d (%d used) H %d I %d shared %d",
              lg_dtype_name(dt), n, K, E, used, H, I, with_shared ? I_shared : 0);
     if (!lg_dtype_is_quantized(dt)) {
-        double e = rel(eout[CPU], eout[REF], pairs * H),
-               es = with_shared ? rel(sout[CPU], sout[REF], (size_t)n * H) : 0;
+        double e = op_rel(eout[CPU], eout[REF], pairs * H),
+               es = with_shared ? op_rel(sout[CPU], sout[REF], (size_t)n * H) : 0;
         CHECKF(e < 1e-5 && es < 1e-5, "%s: experts rel %.3e, shared rel %.3e", what, e, es);
     } else {
         int bad = 0;
@@ -1035,34 +943,36 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
             int start = plan.offsets[e], rows = plan.offsets[e + 1] - start;
             if (rows == 0) continue;
             int q8 = takes_q8_path(dt, rows);
-            bad += outside_q8_bound(act_up[CPU] + (size_t)start * I,
+            bad +=
+                op_outside_q8_bound(act_up[CPU] + (size_t)start * I,
                                     act_up[REF] + (size_t)start * I, expert_in + (size_t)start * H,
-                                    w[3 * e + 1].deq, NULL, I, H, rows, q8);
+                                    w[3 * e + 1].deq, NULL, I, H, rows, q8, FLOAT_ROUNDING);
             t->be[REF]->ops->matmul_many(t->c[REF],
                                          &(lg_matmul_op){want, act_gate[CPU] + (size_t)start * I,
                                                          rows, &experts[e].down, NULL},
                                          1);
-            bad += outside_q8_bound(eout[CPU] + (size_t)start * H, want,
-                                    act_gate[CPU] + (size_t)start * I, w[3 * e + 2].deq, NULL, H, I,
-                                    rows, q8);
+            bad += op_outside_q8_bound(eout[CPU] + (size_t)start * H, want,
+                                       act_gate[CPU] + (size_t)start * I, w[3 * e + 2].deq, NULL, H,
+                                       I, rows, q8, FLOAT_ROUNDING);
         }
         if (with_shared) { /* the shared expert the same way, over the token rows */
             int q8 = takes_q8_path(dt, n);
-            bad += outside_q8_bound(sup[CPU], sup[REF], h, sw[1].deq, NULL, I_shared, H, n, q8);
+            bad += op_outside_q8_bound(sup[CPU], sup[REF], h, sw[1].deq, NULL, I_shared, H, n, q8,
+                                       FLOAT_ROUNDING);
             float *swant = malloc(hb);
             t->be[REF]->ops->matmul_many(
                 t->c[REF], &(lg_matmul_op){swant, sgate[CPU], n, &shared.down, NULL}, 1);
-            bad +=
-                outside_q8_bound(sout[CPU], swant, sgate[CPU], sw[2].deq, NULL, H, I_shared, n, q8);
+            bad += op_outside_q8_bound(sout[CPU], swant, sgate[CPU], sw[2].deq, NULL, H, I_shared,
+                                       n, q8, FLOAT_ROUNDING);
             free(swant);
         }
         CHECKF(bad == 0, "%s: %d outputs outside the 8-bit activation bound", what, bad);
         free(want);
     }
     for (int e = 0; e < 3 * E; e++)
-        weight_free(&w[e]);
+        op_weight_free(&w[e]);
     for (int k = 0; k < 3 && with_shared; k++)
-        weight_free(&sw[k]);
+        op_weight_free(&sw[k]);
     for (int b = 0; b < 2; b++)
         free(act_gate[b]), free(act_up[b]), free(eout[b]), free(sout[b]), free(sgate[b]),
             free(sup[b]);
@@ -1102,13 +1012,14 @@ static void test_moe_combine(void) {
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].hidden;
         size_t pairs = (size_t)n * K;
-        int32_t *ids = random_ids(n, K, cases[ci].used);
-        float *h = frand_array((size_t)n * H, 1.0f), *grouped = malloc(sizeof(float) * pairs * H);
+        int32_t *ids = op_random_ids(n, K, cases[ci].used);
+        float *h = op_frand_array((size_t)n * H, 1.0f),
+              *grouped = malloc(sizeof(float) * pairs * H);
         lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
                         malloc(sizeof(int32_t) * pairs), 0, 0};
         t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h, ids, n, K, E, H);
-        float *eo = frand_array(pairs * H, 1.0f), *wts = frand_array(pairs, 1.0f),
-              *shared = frand_array((size_t)n * H, 1.0f);
+        float *eo = op_frand_array(pairs * H, 1.0f), *wts = op_frand_array(pairs, 1.0f),
+              *shared = op_frand_array((size_t)n * H, 1.0f);
         float *out[2];
         size_t ob = sizeof(float) * (size_t)n * H;
         for (int b = 0; b < 2; b++) {
@@ -1127,7 +1038,7 @@ static void test_moe_combine(void) {
             drop(t.be[b], deo, sizeof(float) * pairs * H), drop(t.be[b], dw, sizeof(float) * pairs);
             drop(t.be[b], ds, ob), drop(t.be[b], dout, ob);
         }
-        double e = rel(out[CPU], out[REF], (size_t)n * H);
+        double e = op_rel(out[CPU], out[REF], (size_t)n * H);
         CHECKF(e < 1e-6, "case %zu: rel %.3e", ci, e);
         free(ids), free(h), free(grouped), free(plan.offsets), free(plan.rows), free(plan.pair_rows), free(eo), free(wts),
             free(shared);
@@ -1148,7 +1059,7 @@ static void test_rope_rotates_pairs(void) {
     int32_t pos[3] = {0, 5, 77};
     float orig[3 * 2 * 10];
     for (int i = 0; i < 60; i++)
-        orig[i] = frand();
+        orig[i] = op_frand();
     for (int be = 0; be < 2; be++) {
         float *v = put(t.be[be], orig, sizeof orig), *dinv = put(t.be[be], inv, sizeof inv);
         t.be[be]->ops->rope(t.c[be], v, T, heads, hd, n_rot, dinv, 1.5f, pos);

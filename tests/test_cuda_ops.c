@@ -1,0 +1,1496 @@
+/* Every op of the backend ops table (backend/backend.h) on the CUDA backend
+ * against the reference backend (issue 10), on random inputs of awkward
+ * sizes: odd row and column counts (not multiples of the kernels' 8-row,
+ * 8-token, 32-lane or 256-value tiles), 1 and 300 tokens, odd head counts
+ * with GQA groups 1/2/3 and past the split kernel's limits, sliding windows
+ * around page edges of paged pools (page sizes 16 and 5) in every cache
+ * dtype, contexts long enough for the split (flash-decoding) path, every
+ * weight dtype the loader takes, top_k 1..8 with experts that get no rows,
+ * RoPE tables made from real configs. Also that the GPU is batch invariant:
+ * a token's product, expert outputs and combined row are bitwise the same
+ * alone as inside batches of 17, 64 and 300.
+ *
+ * Inputs go to the device and results come back through the backend's own
+ * ops only (alloc, adopt_weights + copy, to_host); each check states its
+ * tolerance and why. Without a GPU, or in a build without nvcc, every case
+ * prints SKIP with the reason. LAGUNA_OPS_DEVICE names another backend to
+ * hold to the same checks (default "cuda"; "cuda:1" for a second GPU, or
+ * "cpu" to exercise this test itself on a machine without one). */
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/quant_dot.h"
+#include "harness.h"
+#include "laguna.h"
+#include "model/config.h"
+#include "model/rope.h"
+#include "op_inputs.h"
+#include "synth/presets.h"
+#include "testutil.h"
+
+/* ---- the two backends and their memory ----------------------------------- */
+
+enum { DEV = 0, REF = 1 };
+
+typedef struct {
+    lg_backend *be[2];
+    lg_backend_ctx *c[2];
+} twin;
+
+/* Room for every case: 9000-position contexts, head_dim 160, 128 experts. */
+static const lg_ctx_sizes test_sizes = {
+    .widest_row = 8192, .max_keys = 16384, .head_dim = 256, .n_experts = 128};
+
+static const char *device_name(void) {
+    const char *d = getenv("LAGUNA_OPS_DEVICE");
+    return d && *d ? d : "cuda";
+}
+
+static void twin_close(twin *t) {
+    for (int b = 0; b < 2; b++) {
+        if (t->c[b]) t->be[b]->ops->ctx_free(t->c[b]);
+        if (t->be[b]) t->be[b]->ops->destroy(t->be[b]);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* Both backends with a context each; false (the case skipped when there is
+ * no device, failed otherwise) when they cannot be had. */
+static bool twin_open(twin *t) {
+    memset(t, 0, sizeof *t);
+    laguna_error err = {0};
+    if (lg_backend_create(device_name(), 1, &t->be[DEV], &err) != LAGUNA_OK) {
+        test_skip("%s", err.message);
+        return false;
+    }
+    t->be[REF] = lg_reference_backend_new();
+    CHECK(t->be[REF] != NULL);
+    for (int b = 0; b < 2 && t->be[REF]; b++) {
+        t->c[b] = t->be[b]->ops->ctx_new(t->be[b], &test_sizes);
+        CHECKF(t->c[b] != NULL, "%s: no context", t->be[b]->ops->name);
+    }
+    if (t->c[DEV] && t->c[REF]) return true;
+    twin_close(t);
+    return false;
+}
+
+/* A new device context, as a fresh engine context would start. The CUDA
+ * context keeps each expert list's device table by the list's host address,
+ * so a case whose list may reuse a freed one's address starts a new one. */
+static void fresh_dev_ctx(twin *t) {
+    if (t->c[DEV]) t->be[DEV]->ops->ctx_free(t->c[DEV]);
+    t->c[DEV] = t->be[DEV]->ops->ctx_new(t->be[DEV], &test_sizes);
+    CHECK(t->c[DEV] != NULL);
+}
+
+/* Waits for side b's work and fails the case on an error it reports (a
+ * launch that failed, an allocation in an op). */
+static void settle(twin *t, int b, const char *what) {
+    if (!t->c[b] || !t->be[b]->ops->sync) return;
+    laguna_error err = {0};
+    laguna_status st = t->be[b]->ops->sync(t->c[b], &err);
+    CHECKF(st == LAGUNA_OK, "%s on %s: %s", what, t->be[b]->ops->name, err.message);
+}
+
+/* The CUDA backend's alloc zeroes with cudaMemset and its adopt_weights
+ * copies with a blocking cudaMemcpy, both on the default stream, where a
+ * pageable copy may return before its DMA lands; contexts run on
+ * non-blocking streams that do not wait for that stream. synth_weights ends
+ * by synchronising it, so a one-value synth is the barrier that orders a
+ * buffer's zeroes and staged bytes before the ops that use them. */
+static void default_stream_barrier(twin *t, int b) {
+    lg_backend *be = t->be[b];
+    if (!be->ops->host_memory && be->ops->synth_weights)
+        CHECK(be->ops->synth_weights(be, LG_DTYPE_F32, 1, 1, sizeof(float), 1.0f, 1) != NULL);
+}
+
+/* Host bytes in backend memory through the ops table: backend.h has no
+ * upload for activation buffers (the engine's host inputs travel as op
+ * arguments), so they go up as adopted weights, held until the backend is
+ * destroyed (each case opens its own). */
+static const void *stage(twin *t, int b, const void *src, size_t bytes) {
+    lg_backend *be = t->be[b];
+    const void *p = be->ops->adopt_weights(be, src, bytes ? bytes : 1);
+    CHECKF(p != NULL, "%s: adopting %zu bytes", be->ops->name, bytes);
+    default_stream_barrier(t, b);
+    return p;
+}
+
+/* Host bytes into a buffer: staged, then moved with copy. */
+static void write_bytes(twin *t, int b, void *dst, const void *src, size_t bytes) {
+    if (!bytes || !dst) return;
+    const void *staged = stage(t, b, src, bytes);
+    if (staged) t->be[b]->ops->copy(t->c[b], dst, staged, bytes);
+}
+
+/* A new buffer holding a copy of src (zeroes when src is NULL). */
+static void *put(twin *t, int b, const void *src, size_t bytes) {
+    void *p = t->be[b]->ops->alloc(t->be[b], bytes ? bytes : 1);
+    CHECKF(p != NULL, "%s: alloc of %zu bytes", t->be[b]->ops->name, bytes);
+    if (!src)
+        default_stream_barrier(t, b); /* (write_bytes has one) */
+    else
+        write_bytes(t, b, p, src, bytes);
+    return p;
+}
+
+static void drop(twin *t, int b, const void *p, size_t bytes) {
+    if (p) t->be[b]->ops->free(t->be[b], (void *)p, bytes ? bytes : 1);
+}
+
+/* Result bytes in a new host array (caller frees), through to_host. */
+static void *get(twin *t, int b, const void *src, size_t bytes) {
+    void *h = calloc(1, bytes ? bytes : 1);
+    if (src && bytes) t->be[b]->ops->to_host(t->c[b], h, src, bytes);
+    return h;
+}
+
+/* A test matrix as each side reads it: the reference its host bytes, the
+ * device its own copy made by adopt_weights, as the model loader makes it. */
+typedef struct {
+    op_weight w;
+    lg_matrix m[2];
+} twin_weight;
+
+static twin_weight twin_weight_new(twin *t, lg_dtype dt, int rows, int cols, float amp) {
+    twin_weight tw = {.w = op_weight_new(dt, rows, cols, amp)};
+    for (int b = 0; b < 2; b++) {
+        tw.m[b] = tw.w.m;
+        tw.m[b].data = stage(t, b, tw.w.bytes, tw.w.m.row_bytes * (size_t)rows);
+    }
+    return tw;
+}
+
+static bool is_float_dtype(lg_dtype dt) {
+    return dt == LG_DTYPE_F32 || dt == LG_DTYPE_BF16 || dt == LG_DTYPE_F16;
+}
+
+/* Tolerances of products (lg_matmul_op), used below.
+ * Float weights: float32 accumulation in another order than the reference's
+ * double costs a few 1e-7 of the result (norm-wise); a GPU may also run bf16
+ * products on tensor cores with each activation split into two bf16 halves,
+ * at most 2^-16 relative per term, about 5e-6 norm-wise over terms of random
+ * sign: 1e-5 norm-wise.
+ * Quantised weights, per output: the bound the CPU is held to
+ * (tests/test_backend_ops.c), what 8-bit activations in blocks of
+ * lg_q8_block(dtype) can cost (nothing where that is 0), since a GPU kernel
+ * may quantise activations likewise; plus 2e-5 of sum |w x| for float
+ * rounding (the halves' 2^-16 and the accumulation). */
+#define FLOAT_PRODUCT_TOL 1e-5
+#define QUANT_FLOAT_TOL 2e-5
+
+/* Every weight dtype the model loader takes (src/core/dtype.h less I32). */
+static const lg_dtype all_weight_dtypes[] = {
+    LG_DTYPE_F32,  LG_DTYPE_BF16, LG_DTYPE_F16,  LG_DTYPE_Q8_0, LG_DTYPE_Q4_0, LG_DTYPE_Q5_0,
+    LG_DTYPE_Q5_1, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_COUNT};
+
+/* ---- embed, rmsnorm, rope ------------------------------------------------ */
+
+/* Embedding rows are table rows decoded: bitwise the reference's, except
+ * where the decoding is a product plus an offset (Q5_1, Q4_K, Q5_K), which
+ * nvcc may fuse into one fma, a rounding fewer: 1e-6 of each row
+ * (norm-wise) there, while a wrong nibble or scale is off by 1e-2 and more. */
+static void test_embed(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    static const int cols_of[] = {37, 1000, 37, 96, 96, 96, 96, 256, 512, 256};
+    int counts[] = {1, 7, 300};
+    for (int d = 0; all_weight_dtypes[d] != LG_DTYPE_COUNT; d++) {
+        lg_dtype dt = all_weight_dtypes[d];
+        int rows = 53, cols = cols_of[d];
+        bool fused = dt == LG_DTYPE_Q5_1 || dt == LG_DTYPE_Q4_K || dt == LG_DTYPE_Q5_K;
+        twin_weight w = twin_weight_new(&t, dt, rows, cols, 1.0f);
+        for (int ci = 0; ci < 3; ci++) {
+            int n = counts[ci];
+            int32_t *tok = malloc(sizeof(int32_t) * n);
+            for (int i = 0; i < n; i++)
+                tok[i] = i == 0 ? rows - 1 : i == 1 ? 0 : op_irand(rows);
+            size_t bytes = sizeof(float) * (size_t)n * cols;
+            float *out[2];
+            for (int b = 0; b < 2; b++) {
+                float *x = put(&t, b, NULL, bytes);
+                t.be[b]->ops->embed(t.c[b], x, &w.m[b], tok, n);
+                out[b] = get(&t, b, x, bytes);
+                settle(&t, b, "embed");
+                drop(&t, b, x, bytes);
+            }
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                const float *a = out[DEV] + (size_t)i * cols, *r = out[REF] + (size_t)i * cols;
+                bad += fused ? !(op_rel(a, r, (size_t)cols) < 1e-6)
+                             : memcmp(a, r, sizeof(float) * cols) != 0;
+            }
+            CHECKF(bad == 0, "%s %d tokens: %d rows differ", lg_dtype_name(dt), n, bad);
+            free(out[0]), free(out[1]), free(tok);
+        }
+        op_weight_free(&w.w);
+    }
+    twin_close(&t);
+}
+
+/* The GPU sums squares in double like the reference, then rounds x * scale
+ * * w in float32 twice where the reference rounds once: a few ulp, 1e-6 of
+ * each row (norm-wise), while a wrong mean or eps is off by far more. Rows
+ * of the hidden size and the q/k head norms' many short rows (tokens x heads
+ * rows of head_dim), rows longer than a block's registers (4096), in place
+ * and not. */
+static void test_rmsnorm(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    int shapes[][2] = {{1, 1},        {1, 33},   {7, 1000}, {300, 37},  {5, 4099},
+                       {300 * 7, 24}, {48, 128}, {3, 5000}, {9 * 3, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int in_place = 0; in_place < 2; in_place++) {
+            int rows = shapes[s][0], n = shapes[s][1];
+            size_t bytes = sizeof(float) * (size_t)rows * n;
+            float *x = op_frand_array((size_t)rows * n, 1.0f), *w = op_frand_array((size_t)n, 2.0f);
+            for (int r = 0; r < rows; r++) /* rows of very different magnitude */
+                for (int i = 0; i < n; i++)
+                    x[(size_t)r * n + i] *= powf(10.0f, (float)(r % 7) - 3);
+            float *out[2];
+            for (int b = 0; b < 2; b++) {
+                float *dx = put(&t, b, x, bytes), *dw = put(&t, b, w, sizeof(float) * n);
+                float *dy = in_place ? dx : put(&t, b, NULL, bytes);
+                t.be[b]->ops->rmsnorm(t.c[b], dy, dx, dw, rows, n, 1e-6f);
+                out[b] = get(&t, b, dy, bytes);
+                settle(&t, b, "rmsnorm");
+                if (!in_place) drop(&t, b, dy, bytes);
+                drop(&t, b, dx, bytes), drop(&t, b, dw, sizeof(float) * n);
+            }
+            int bad = 0;
+            double worst = 0;
+            for (int r = 0; r < rows; r++) {
+                double e = op_rel(out[DEV] + (size_t)r * n, out[REF] + (size_t)r * n, (size_t)n);
+                bad += !(e < 1e-6), worst = e > worst || isnan(e) ? e : worst;
+            }
+            CHECKF(bad == 0, "%d x %d%s: %d rows off, worst rel %.3e", rows, n,
+                   in_place ? " in place" : "", bad, worst);
+            free(out[0]), free(out[1]), free(x), free(w);
+        }
+    twin_close(&t);
+}
+
+/* One rope call on both sides; checks 2e-6 norm-wise (both form the angle
+ * pos * inv_freq in float32; the GPU's cosf/sinf and float products against
+ * the reference's double: a few ulp per element) and that the dims past
+ * n_rot come back bitwise untouched. */
+static void rope_case(twin *t, const char *what, int rows, int heads, int hd, int n_rot,
+                      const float *inv, float scale, const int32_t *pos) {
+    size_t n = (size_t)rows * heads * hd, bytes = sizeof(float) * n;
+    size_t inv_bytes = sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1);
+    float *x = op_frand_array(n, 1.0f), *out[2];
+    for (int b = 0; b < 2; b++) {
+        float *d = put(t, b, x, bytes), *dinv = put(t, b, inv, inv_bytes);
+        t->be[b]->ops->rope(t->c[b], d, rows, heads, hd, n_rot, dinv, scale, pos);
+        out[b] = get(t, b, d, bytes);
+        settle(t, b, "rope");
+        drop(t, b, d, bytes), drop(t, b, dinv, inv_bytes);
+    }
+    double e = op_rel(out[DEV], out[REF], n);
+    CHECKF(e < 2e-6, "%s (%d rows, %d heads, head_dim %d, n_rot %d): rel %.3e", what, rows, heads,
+           hd, n_rot, e);
+    int moved = 0;
+    for (size_t v = 0; v < (size_t)rows * heads; v++)
+        moved += memcmp(out[DEV] + v * hd + n_rot, x + v * hd + n_rot,
+                        sizeof(float) * (size_t)(hd - n_rot)) != 0;
+    CHECKF(moved == 0, "%s: %d heads' unrotated dims changed", what, moved);
+    free(out[0]), free(out[1]), free(x);
+}
+
+/* Awkward shapes with made-up tables: odd head counts, partial rotation,
+ * a single pair, more pairs than a block has threads. */
+static void test_rope_shapes(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    struct {
+        int rows, heads, hd, n_rot;
+        float scale;
+    } cases[] = {{1, 3, 10, 6, 1.0f},    {7, 5, 16, 16, 1.0f}, {300, 3, 24, 24, 1.3f},
+                 {13, 1, 18, 8, 0.7f},   {5, 7, 2, 2, 1.0f},   {3, 2, 600, 520, 1.1f},
+                 {300, 9, 128, 64, 1.0f}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int rows = cases[ci].rows, n_rot = cases[ci].n_rot;
+        float *inv = malloc(sizeof(float) * (size_t)(n_rot / 2));
+        for (int i = 0; i < n_rot / 2; i++)
+            inv[i] = powf(10000.0f, -2.0f * i / n_rot);
+        int32_t *pos = malloc(sizeof(int32_t) * rows);
+        for (int r = 0; r < rows; r++)
+            pos[r] = r == 0 ? 0 : op_irand(r % 2 ? 100 : 100000);
+        char what[32];
+        snprintf(what, sizeof what, "case %zu", ci);
+        rope_case(&t, what, rows, cases[ci].heads, cases[ci].hd, n_rot, inv, cases[ci].scale, pos);
+        free(inv), free(pos);
+    }
+    twin_close(&t);
+}
+
+/* The two kinds of RoPE as the models use them: tables built by the model
+ * code (lg_rope_table_init) from the fixtures' config.json files (tiny-xs:
+ * YaRN on half the dims of global layers, plain RoPE on sliding ones;
+ * tiny-m: YaRN on all dims) and from the XS.2 and M.1 presets' shapes
+ * (head_dim 128, YaRN factors 64 and 32), on the query heads of the first
+ * layer of each kind and on the KV heads. Positions: one decode row at the
+ * last position the model takes, and 300 prefill rows across YaRN's
+ * original context length. */
+static void rope_config_cases(twin *t, const char *what, const lg_config *cfg) {
+    for (int kind = 0; kind < 2; kind++) {
+        if (!cfg->has_rope[kind]) continue;
+        int layer = -1;
+        for (int l = 0; l < cfg->n_layers && layer < 0; l++)
+            if ((int)cfg->attention_kind[l] == kind) layer = l;
+        if (layer < 0) continue;
+        lg_rope_table tab = {0};
+        laguna_error err = {0};
+        CHECKF(lg_rope_table_init(&tab, &cfg->rope[kind], cfg->head_dim, &err) == LAGUNA_OK,
+               "%s: %s", what, err.message);
+        if (!tab.inv_freq) continue;
+        int orig = cfg->rope[kind].original_max_position_embeddings;
+        int start = orig > 150 ? orig - 150 : 0, last = cfg->max_position_embeddings - 1;
+        int32_t pos[300];
+        for (int r = 0; r < 300; r++)
+            pos[r] = start + r;
+        int heads[2] = {cfg->n_heads[layer], cfg->n_kv_heads};
+        for (int h = 0; h < 2; h++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s %s layer %d %s", what, kind ? "sliding" : "global",
+                     layer, h ? "keys" : "queries");
+            int32_t one = last > 0 ? last : 0;
+            rope_case(t, name, 1, heads[h], cfg->head_dim, tab.n_rot, tab.inv_freq,
+                      tab.attention_scale, &one);
+            rope_case(t, name, 300, heads[h], cfg->head_dim, tab.n_rot, tab.inv_freq,
+                      tab.attention_scale, pos);
+        }
+        lg_rope_table_free(&tab);
+    }
+}
+
+static void test_rope_as_configured(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    const char *files[] = {"tests/fixtures/tiny-xs/config.json",
+                           "tests/fixtures/tiny-m/config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *text = tu_read_file(files[i], NULL);
+        CHECKF(text != NULL, "%s unreadable", files[i]);
+        if (!text) continue;
+        lg_config cfg = {0};
+        laguna_error err = {0};
+        CHECKF(lg_config_parse(text, files[i], &cfg, &err) == LAGUNA_OK, "%s", err.message);
+        if (cfg.n_heads) rope_config_cases(&t, files[i], &cfg);
+        lg_config_free(&cfg), free(text);
+    }
+    const char *presets[] = {"xs2", "m1"};
+    for (int i = 0; i < 2; i++) {
+        lg_config cfg = {0};
+        laguna_error err = {0};
+        CHECKF(lg_synth_preset_layers(presets[i], 0, &cfg, &err) == LAGUNA_OK, "%s", err.message);
+        if (cfg.n_heads) rope_config_cases(&t, presets[i], &cfg);
+        lg_config_free(&cfg);
+    }
+    twin_close(&t);
+}
+
+/* ---- matmul_many ---------------------------------------------------------- */
+
+/* One product as both sides get it; x and bias host arrays. */
+typedef struct {
+    lg_dtype dt;
+    int rows, cols, tokens;
+    bool bias;
+    int x_offset; /* floats into the device's x buffer (1: not 16-byte aligned) */
+} product_spec;
+
+/* Runs products in one matmul_many call on each side and checks each at its
+ * tolerance (FLOAT_PRODUCT_TOL, or the quantised bound); a product of 0
+ * tokens must leave its y alone. */
+static void matmul_products(twin *t, const product_spec *spec, int n) {
+    twin_weight *w = calloc((size_t)n, sizeof *w);
+    float **x = calloc((size_t)n, sizeof *x), **bias = calloc((size_t)n, sizeof *bias);
+    float **out[2] = {calloc((size_t)n, sizeof(float *)), calloc((size_t)n, sizeof(float *))};
+    lg_matmul_op *ops = calloc((size_t)n, sizeof *ops);
+    float **dx = calloc((size_t)n, sizeof *dx), **dbias = calloc((size_t)n, sizeof *dbias);
+    for (int i = 0; i < n; i++) {
+        w[i] = twin_weight_new(t, spec[i].dt, spec[i].rows, spec[i].cols, 1.0f);
+        x[i] = op_frand_array((size_t)(spec[i].tokens ? spec[i].tokens : 1) * spec[i].cols, 1.0f);
+        if (spec[i].bias) bias[i] = op_frand_array((size_t)spec[i].rows, 0.5f);
+    }
+    for (int b = 0; b < 2; b++) {
+        for (int i = 0; i < n; i++) {
+            size_t tok = (size_t)(spec[i].tokens ? spec[i].tokens : 1), off = spec[i].x_offset;
+            size_t xb = sizeof(float) * tok * spec[i].cols, yn = tok * spec[i].rows;
+            dx[i] = put(t, b, NULL, xb + sizeof(float) * off);
+            write_bytes(t, b, dx[i] + off, x[i], xb);
+            dbias[i] = bias[i] ? put(t, b, bias[i], sizeof(float) * spec[i].rows) : NULL;
+            float *poison = malloc(sizeof(float) * yn);
+            for (size_t e = 0; e < yn; e++)
+                poison[e] = 12345.0f; /* must stay where tokens is 0 */
+            ops[i] = (lg_matmul_op){put(t, b, poison, sizeof(float) * yn), dx[i] + off,
+                                    spec[i].tokens, &w[i].m[b], dbias[i]};
+            free(poison);
+        }
+        t->be[b]->ops->matmul_many(t->c[b], ops, n);
+        for (int i = 0; i < n; i++) {
+            size_t tok = (size_t)(spec[i].tokens ? spec[i].tokens : 1);
+            size_t yb = sizeof(float) * tok * spec[i].rows;
+            out[b][i] = get(t, b, ops[i].y, yb);
+            drop(t, b, ops[i].y, yb);
+            drop(t, b, dx[i], sizeof(float) * (tok * spec[i].cols + spec[i].x_offset));
+            drop(t, b, dbias[i], sizeof(float) * spec[i].rows);
+        }
+        settle(t, b, "matmul_many");
+    }
+    for (int i = 0; i < n; i++) {
+        int rows = spec[i].rows, cols = spec[i].cols, tok = spec[i].tokens;
+        lg_dtype dt = spec[i].dt;
+        char what[96];
+        snprintf(what, sizeof what, "product %d of %d: %s %dx%d, %d tokens%s%s", i, n,
+                 lg_dtype_name(dt), rows, cols, tok, bias[i] ? ", bias" : "",
+                 spec[i].x_offset ? ", unaligned x" : "");
+        if (tok == 0) {
+            int changed = 0;
+            for (int e = 0; e < rows; e++)
+                changed += out[DEV][i][e] != 12345.0f;
+            CHECKF(changed == 0, "%s: wrote %d values", what, changed);
+        } else if (is_float_dtype(dt)) {
+            double e = op_rel(out[DEV][i], out[REF][i], (size_t)tok * rows);
+            CHECKF(e < FLOAT_PRODUCT_TOL, "%s: rel %.3e", what, e);
+        } else {
+            int bad = op_outside_q8_bound(out[DEV][i], out[REF][i], x[i], w[i].w.deq, bias[i], rows,
+                                          cols, tok, lg_q8_block(dt), QUANT_FLOAT_TOL);
+            CHECKF(bad == 0, "%s: %d outputs outside the bound", what, bad);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        op_weight_free(&w[i].w), free(x[i]), free(bias[i]), free(out[0][i]), free(out[1][i]);
+    free(w), free(x), free(bias), free(out[0]), free(out[1]), free(ops), free(dx), free(dbias);
+}
+
+/* Per weight dtype, one call of seven products of 1, 3, 9, 17, 64, 65 and
+ * 300 tokens (the kernels' 8-token tiles cut and uncut), rows not multiples
+ * of 8 or 16, columns not multiples of 32 or 256 where the dtype allows
+ * (for float weights both the 16-byte vector path, columns a multiple of 8,
+ * and the element path), every other one with a bias. */
+static void test_matmul_every_dtype(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    static const int tokens[7] = {1, 3, 9, 17, 64, 65, 300};
+    static const int rows[7] = {37, 1, 19, 3, 65, 9, 129};
+    static const int float_cols[7] = {33, 1000, 7, 1, 264, 129, 2048};
+    static const int block32_cols[7] = {96, 32, 160, 1024, 64, 288, 32};
+    static const int k_cols[7] = {256, 512, 768, 256, 1280, 256, 512};
+    for (int d = 0; all_weight_dtypes[d] != LG_DTYPE_COUNT; d++) {
+        lg_dtype dt = all_weight_dtypes[d];
+        const int *cols = is_float_dtype(dt)                ? float_cols
+                          : lg_dtype_block_elems(dt) == 256 ? k_cols
+                                                            : block32_cols;
+        product_spec spec[7];
+        for (int i = 0; i < 7; i++)
+            spec[i] = (product_spec){dt, rows[i], cols[i], tokens[i], i % 2 == 1, 0};
+        matmul_products(&t, spec, 7);
+    }
+    twin_close(&t);
+}
+
+/* A call mixing dtypes (more products than one launch takes), products of
+ * 0 tokens, and x not 16-byte aligned where the float vector path would
+ * otherwise be taken. */
+static void test_matmul_mixed_call(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    product_spec spec[] = {
+        {LG_DTYPE_F32, 37, 33, 5, true, 0},   {LG_DTYPE_BF16, 17, 128, 300, false, 1},
+        {LG_DTYPE_F16, 1, 7, 1, true, 0},     {LG_DTYPE_Q8_0, 23, 96, 7, true, 0},
+        {LG_DTYPE_Q8_0, 9, 96, 0, false, 0},  {LG_DTYPE_Q4_K, 19, 256, 3, false, 0},
+        {LG_DTYPE_Q5_K, 13, 512, 1, true, 0}, {LG_DTYPE_Q6_K, 29, 256, 37, false, 0},
+        {LG_DTYPE_F32, 5, 36, 0, true, 0},    {LG_DTYPE_Q4_K, 31, 256, 2, true, 0},
+        {LG_DTYPE_F32, 3, 1, 2, false, 0},    {LG_DTYPE_Q6_K, 3, 256, 0, false, 0},
+        {LG_DTYPE_F32, 11, 64, 17, true, 3},  {LG_DTYPE_F16, 65, 256, 65, false, 2},
+    };
+    matmul_products(&t, spec, (int)(sizeof spec / sizeof spec[0]));
+    twin_close(&t);
+}
+
+/* Batch invariance: a token's product alone (a decode step) is bitwise its
+ * row of the same product over 17, 64 and 300 tokens (a prefill), for bf16
+ * weights on the vector path (1000 columns) and the element path (1001),
+ * and Q4_K. The single-token products read x where the batch keeps that
+ * token (row starts stay 16-byte aligned where the batch's are). */
+static void test_matmul_batch_invariant(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    struct {
+        lg_dtype dt;
+        int rows, cols;
+    } mats[] = {{LG_DTYPE_BF16, 37, 1000}, {LG_DTYPE_BF16, 19, 1001}, {LG_DTYPE_Q4_K, 37, 768}};
+    int batches[] = {17, 64, 300};
+    for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {
+        int rows = mats[m].rows, cols = mats[m].cols;
+        twin_weight w = twin_weight_new(&t, mats[m].dt, rows, cols, 1.0f);
+        float *bias = op_frand_array((size_t)rows, 0.5f),
+              *dbias = put(&t, DEV, bias, sizeof(float) * rows);
+        for (int bi = 0; bi < 3; bi++) {
+            int n = batches[bi];
+            size_t xb = sizeof(float) * (size_t)n * cols, yb = sizeof(float) * (size_t)n * rows;
+            float *x = op_frand_array((size_t)n * cols, 1.0f);
+            float *dx = put(&t, DEV, x, xb), *dy = put(&t, DEV, NULL, yb),
+                  *dy1 = put(&t, DEV, NULL, yb);
+            lg_matmul_op whole = {dy, dx, n, &w.m[DEV], dbias};
+            t.be[DEV]->ops->matmul_many(t.c[DEV], &whole, 1);
+            for (int i = 0; i < n; i++) {
+                lg_matmul_op one = {dy1 + (size_t)i * rows, dx + (size_t)i * cols, 1, &w.m[DEV],
+                                    dbias};
+                t.be[DEV]->ops->matmul_many(t.c[DEV], &one, 1);
+            }
+            float *y = get(&t, DEV, dy, yb), *y1 = get(&t, DEV, dy1, yb);
+            settle(&t, DEV, "matmul_many");
+            int differ = 0;
+            for (int i = 0; i < n; i++)
+                differ +=
+                    memcmp(y + (size_t)i * rows, y1 + (size_t)i * rows, sizeof(float) * rows) != 0;
+            CHECKF(differ == 0, "%s %dx%d: %d of %d tokens differ alone from in the batch",
+                   lg_dtype_name(mats[m].dt), rows, cols, differ, n);
+            drop(&t, DEV, dx, xb), drop(&t, DEV, dy, yb), drop(&t, DEV, dy1, yb);
+            free(x), free(y), free(y1);
+        }
+        drop(&t, DEV, dbias, sizeof(float) * rows);
+        op_weight_free(&w.w), free(bias);
+    }
+    twin_close(&t);
+}
+
+/* ---- kv_write and attention over a paged pool ----------------------------- */
+
+typedef struct {
+    int n_heads, n_kv, hd, page_size, window;
+    lg_dtype cache;
+    int n_seq;
+    int past[3], fresh[3]; /* per sequence: positions already in the pool, positions of this step */
+} attention_spec;
+
+/* As tests/test_backend_ops.c lays it out: sequences over their own
+ * shuffled pages of one pool; past positions written with kv_write, this
+ * step's slots given garbage rows (reading them from the pool instead of
+ * the step's float rows shows), pages wholly before every window pointing
+ * at a page of NaN (reading outside the window shows), rows of the
+ * sequences interleaved.
+ * kv_write: the pools bitwise equal (the GPU converts with the same
+ * arithmetic: bf16/f16 round to nearest even, Q8_0 amax / 127 and roundf).
+ * attention: float32 scores, exponentials and an online softmax merged
+ * across warps and chunks against the reference's double, 1e-5 norm-wise. */
+static void attention_case(twin *t, const attention_spec *sp) {
+    int width = sp->n_kv * sp->hd, ps = sp->page_size, q_width = sp->n_heads * sp->hd;
+    size_t row_bytes = lg_dtype_row_bytes(sp->cache, width),
+           page_bytes = 2 * (size_t)ps * row_bytes;
+    int len[3], n_lp[3], total_pages = 1; /* page 0: the NaN page */
+    for (int s = 0; s < sp->n_seq; s++) {
+        len[s] = sp->past[s] + sp->fresh[s];
+        n_lp[s] = (len[s] + ps - 1) / ps;
+        total_pages += n_lp[s];
+    }
+    total_pages += 2; /* unused pages */
+    int *perm = malloc(sizeof(int) * total_pages), next = 0;
+    for (int i = 0; i < total_pages - 1; i++)
+        perm[i] = i + 1;
+    for (int i = total_pages - 2; i > 0; i--) {
+        int j = op_irand(i + 1), tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    int32_t *table[3], *att_table[3];
+    float *kf[3], *vf[3];
+    for (int s = 0; s < sp->n_seq; s++) {
+        table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
+        att_table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
+        int lo = sp->window > 0 ? sp->past[s] - sp->window + 1 : 0; /* lowest position seen */
+        for (int p = 0; p < n_lp[s]; p++) {
+            table[s][p] = perm[next++];
+            att_table[s][p] = (p + 1) * ps - 1 < lo ? 0 : table[s][p];
+        }
+        kf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
+        vf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
+    }
+    /* the writes: past rows of all sequences interleaved, garbage into this step's slots */
+    int n_write = 0;
+    for (int s = 0; s < sp->n_seq; s++)
+        n_write += len[s];
+    int32_t *slots = malloc(sizeof(int32_t) * (n_write + 1));
+    float *wk = malloc(sizeof(float) * (size_t)(n_write + 1) * width),
+          *wv = malloc(sizeof(float) * (size_t)(n_write + 1) * width);
+    int w = 0;
+    for (int p = 0; w < n_write; p++)
+        for (int s = 0; s < sp->n_seq; s++) {
+            if (p >= len[s]) continue;
+            slots[w] = table[s][p / ps] * ps + p % ps;
+            bool past = p < sp->past[s];
+            for (int e = 0; e < width; e++) {
+                wk[(size_t)w * width + e] = past ? kf[s][(size_t)p * width + e] : 3 * op_frand();
+                wv[(size_t)w * width + e] = past ? vf[s][(size_t)p * width + e] : 3 * op_frand();
+            }
+            w++;
+        }
+    /* the step's rows, interleaved; per sequence its rows in position order */
+    int n_rows = 0, max_fresh = 0, at = 0;
+    for (int s = 0; s < sp->n_seq; s++)
+        n_rows += sp->fresh[s], max_fresh = sp->fresh[s] > max_fresh ? sp->fresh[s] : max_fresh;
+    int32_t *pos = malloc(sizeof(int32_t) * (n_rows + 1)),
+            *from = malloc(sizeof(int32_t) * (n_rows + 1));
+    int32_t *fat = malloc(sizeof(int32_t) * (n_rows + 1)),
+            *frows = malloc(sizeof(int32_t) * (n_rows + 1));
+    const int32_t **tabs = malloc(sizeof(int32_t *) * (n_rows + 1));
+    float *fk = malloc(sizeof(float) * (size_t)(n_rows + 1) * width),
+          *fv = malloc(sizeof(float) * (size_t)(n_rows + 1) * width);
+    int seq_at[3];
+    for (int s = 0; s < sp->n_seq; s++)
+        seq_at[s] = at, at += sp->fresh[s];
+    int r = 0;
+    for (int i = 0; i < max_fresh; i++)
+        for (int s = 0; s < sp->n_seq; s++) {
+            if (i >= sp->fresh[s]) continue;
+            int p = sp->past[s] + i;
+            pos[r] = p, from[r] = sp->past[s], fat[r] = seq_at[s], tabs[r] = att_table[s];
+            frows[seq_at[s] + i] = r;
+            memcpy(fk + (size_t)r * width, kf[s] + (size_t)p * width, sizeof(float) * width);
+            memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
+            r++;
+        }
+    float *q = op_frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
+    uint8_t *nan_page = malloc(page_bytes);
+    memset(nan_page, 0xff, page_bytes); /* NaN in every cache dtype */
+
+    size_t pool_bytes = (size_t)total_pages * page_bytes,
+           wbytes = sizeof(float) * (size_t)(n_write + 1) * width,
+           fbytes = sizeof(float) * (size_t)(n_rows + 1) * width,
+           out_bytes = sizeof(float) * (size_t)(n_rows + 1) * q_width;
+    uint8_t *pool_host[2];
+    float *out[2];
+    for (int b = 0; b < 2; b++) {
+        uint8_t *base = put(t, b, NULL, pool_bytes);
+        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, sp->cache};
+        float *dk = put(t, b, wk, wbytes), *dv = put(t, b, wv, wbytes);
+        t->be[b]->ops->kv_write(t->c[b], &view, &(lg_kv_write_args){slots, n_write}, dk, dv);
+        pool_host[b] = get(t, b, base, pool_bytes);
+        write_bytes(t, b, base, nan_page, page_bytes);
+        float *dfk = put(t, b, fk, fbytes), *dfv = put(t, b, fv, fbytes),
+              *dq = put(t, b, q, out_bytes), *dout = put(t, b, NULL, out_bytes);
+        lg_attention_args a = {n_rows, pos, tabs,        from,     fat,    frows,
+                               dfk,    dfv, sp->n_heads, sp->n_kv, sp->hd, sp->window};
+        t->be[b]->ops->attention(t->c[b], &view, dout, dq, &a);
+        out[b] = get(t, b, dout, out_bytes);
+        settle(t, b, "kv_write and attention");
+        drop(t, b, base, pool_bytes), drop(t, b, dk, wbytes), drop(t, b, dv, wbytes);
+        drop(t, b, dfk, fbytes), drop(t, b, dfv, fbytes), drop(t, b, dq, out_bytes);
+        drop(t, b, dout, out_bytes);
+    }
+    char what[160];
+    snprintf(what, sizeof what,
+             "heads %d/%d hd %d page %d window %d cache %s seqs %d (%d+%d, %d+%d, %d+%d)",
+             sp->n_heads, sp->n_kv, sp->hd, ps, sp->window, lg_dtype_name(sp->cache), sp->n_seq,
+             sp->past[0], sp->fresh[0], sp->past[1], sp->fresh[1], sp->past[2], sp->fresh[2]);
+    CHECKF(memcmp(pool_host[DEV], pool_host[REF], pool_bytes) == 0,
+           "%s: pools differ after kv_write", what);
+    double e = op_rel(out[DEV], out[REF], (size_t)n_rows * q_width);
+    CHECKF(e < 1e-5, "%s: rel %.3e", what, e);
+
+    free(pool_host[0]), free(pool_host[1]), free(out[0]), free(out[1]), free(nan_page);
+    for (int s = 0; s < sp->n_seq; s++)
+        free(table[s]), free(att_table[s]), free(kf[s]), free(vf[s]);
+    free(perm), free(slots), free(wk), free(wv), free(pos), free(from), free(fat), free(frows);
+    free(tabs), free(fk), free(fv), free(q);
+}
+
+/* The shapes of tests/test_backend_ops.c in the float caches (f32, f16,
+ * bf16): page sizes 16 and 5, GQA groups 1/2/3 with odd head counts and
+ * head_dim, windows inside a page, of one page and larger than the context,
+ * rows starting on page edges, 1 and 300 query rows. */
+static void test_attention_shapes(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    lg_dtype dts[] = {LG_DTYPE_F32, LG_DTYPE_F16, LG_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        lg_dtype c = dts[d];
+        attention_spec cases[] = {
+            {6, 2, 16, 16, 0, c, 1, {0}, {13}},
+            {8, 2, 16, 16, 8, c, 1, {0}, {70}},  /* sliding, batch longer than the window */
+            {8, 2, 16, 5, 8, c, 1, {21}, {1}},   /* decode step, window inside a page */
+            {8, 2, 16, 5, 8, c, 1, {19}, {5}},   /* batch after a slid window */
+            {12, 4, 24, 16, 0, c, 1, {37}, {9}}, /* global, odd sizes */
+            {3, 3, 7, 5, 4, c, 1, {5}, {3}},     /* no grouping, odd head_dim */
+            {5, 5, 12, 5, 0, c, 3, {7, 0, 16}, {3, 11, 1}},
+            {6, 3, 10, 16, 16, c, 2, {33, 15}, {4, 2}}, /* window of one page, across edges */
+            {9, 3, 8, 5, 6, c, 3, {12, 4, 30}, {1, 7, 2}},
+            {7, 7, 9, 16, 1000, c, 2, {40, 2}, {1, 5}},  /* window larger than the context */
+            {6, 2, 20, 5, 5, c, 2, {10, 25}, {5, 1}},    /* window = page, rows on page edges */
+            {4, 2, 16, 16, 0, c, 2, {0, 300}, {300, 1}}, /* 300 rows of prefill beside a decode */
+            {6, 2, 16, 5, 37, c, 1, {0}, {300}}, /* 300 rows sliding over 5-position pages */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            attention_case(&t, &cases[i]);
+    }
+    twin_close(&t);
+}
+
+/* Contexts past 256 positions (many chunks of the split kernel, up to its
+ * 256-chunk cap at 9000), windows of XS.2's 512 over longer contexts with a
+ * window edge inside a page, the Q8_0 cache (head_dim a multiple of its
+ * block), and shapes the split kernel does not take (head_dim 160 > 128,
+ * 17 query heads per KV head > 16), which run the one-pass kernel. */
+static void test_attention_long_and_unsplit(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    lg_dtype dts[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_F16};
+    for (int d = 0; d < 3; d++) {
+        lg_dtype c = dts[d];
+        attention_spec cases[] = {
+            {8, 2, 64, 16, 0, c, 1, {700}, {1}},
+            {6, 3, 32, 5, 0, c, 2, {300, 0}, {1, 300}},
+            {12, 4, 128, 16, 512, c, 2, {900, 517}, {3, 1}},
+            {2, 1, 32, 16, 0, c, 1, {9000}, {1}},
+            {17, 1, 16, 16, 0, c, 1, {40}, {3}},
+            {4, 2, 160, 5, 7, c, 2, {30, 300}, {2, 1}},
+            {34, 2, 24, 5, 0, c, 2, {260, 3}, {1, 4}},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            attention_case(&t, &cases[i]);
+    }
+    lg_dtype q8 = LG_DTYPE_Q8_0;
+    attention_spec q8_cases[] = {
+        {8, 2, 32, 16, 8, q8, 1, {21}, {3}},
+        {6, 3, 64, 16, 0, q8, 1, {40}, {1}},
+        {6, 2, 32, 5, 7, q8, 3, {9, 0, 23}, {2, 6, 1}},
+        {3, 1, 32, 5, 0, q8, 2, {11, 3}, {4, 4}},
+        {8, 2, 64, 16, 0, q8, 1, {400}, {1}},
+        {6, 2, 32, 16, 0, q8, 2, {0, 333}, {300, 1}},
+        {12, 4, 128, 16, 512, q8, 1, {1000}, {2}},
+        {17, 1, 32, 5, 0, q8, 1, {50}, {2}},
+        {4, 2, 160, 16, 0, q8, 1, {300}, {1}},
+    };
+    for (size_t i = 0; i < sizeof q8_cases / sizeof q8_cases[0]; i++)
+        attention_case(&t, &q8_cases[i]);
+    twin_close(&t);
+}
+
+/* ---- output gate, silu_mul, add, gather_rows, buffers --------------------- */
+
+/* softplus in float32 (log1pf(expf), x past 20 as is) against double, then
+ * one product: a few ulp per element, 1e-6 norm-wise; gates span the cut. */
+static void test_output_gate(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    int shapes[][3] = {{1, 5, 13}, {7, 3, 16}, {300, 1, 9}, {11, 9, 1}, {300, 48, 128}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int per_head = 0; per_head < 2; per_head++) {
+            int rows = shapes[s][0], heads = shapes[s][1], hd = shapes[s][2];
+            size_t n = (size_t)rows * heads * hd, ng = per_head ? (size_t)rows * heads : n;
+            float *attn = op_frand_array(n, 1.0f), *gate = op_frand_array(ng, 25.0f), *out[2];
+            for (int b = 0; b < 2; b++) {
+                float *da = put(&t, b, attn, sizeof(float) * n),
+                      *dg = put(&t, b, gate, sizeof(float) * ng);
+                t.be[b]->ops->output_gate(t.c[b], da, dg, rows, heads, hd, per_head);
+                out[b] = get(&t, b, da, sizeof(float) * n);
+                settle(&t, b, "output_gate");
+                drop(&t, b, da, sizeof(float) * n), drop(&t, b, dg, sizeof(float) * ng);
+            }
+            double e = op_rel(out[DEV], out[REF], n);
+            CHECKF(e < 1e-6, "%d x %d x %d per_head %d: rel %.3e", rows, heads, hd, per_head, e);
+            free(attn), free(gate), free(out[0]), free(out[1]);
+        }
+    twin_close(&t);
+}
+
+/* silu in float32 against double: a few ulp, 1e-6 norm-wise; also in place
+ * (out == gate), as the MoE block calls it. */
+static void test_silu_mul(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    size_t sizes[] = {1, 7, 1001, (1u << 20) + 3};
+    for (int si = 0; si < 4; si++)
+        for (int in_place = 0; in_place < 2; in_place++) {
+            size_t n = sizes[si], bytes = sizeof(float) * n;
+            float *g = op_frand_array(n, 30.0f), *u = op_frand_array(n, 2.0f), *out[2];
+            for (int b = 0; b < 2; b++) {
+                float *dg = put(&t, b, g, bytes), *du = put(&t, b, u, bytes);
+                float *dout = in_place ? dg : put(&t, b, NULL, bytes);
+                t.be[b]->ops->silu_mul(t.c[b], dout, dg, du, n);
+                out[b] = get(&t, b, dout, bytes);
+                settle(&t, b, "silu_mul");
+                if (!in_place) drop(&t, b, dout, bytes);
+                drop(&t, b, dg, bytes), drop(&t, b, du, bytes);
+            }
+            double e = op_rel(out[DEV], out[REF], n);
+            CHECKF(e < 1e-6, "n %zu in_place %d: rel %.3e", n, in_place, e);
+            free(g), free(u), free(out[0]), free(out[1]);
+        }
+    twin_close(&t);
+}
+
+/* One float32 add per element: bitwise x + y computed here. */
+static void test_add(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    size_t sizes[] = {1, 7, 1001, (1u << 20) + 3};
+    for (int si = 0; si < 4; si++) {
+        size_t n = sizes[si], bytes = sizeof(float) * n;
+        float *x = op_frand_array(n, 1.0f), *y = op_frand_array(n, 100.0f), *want = malloc(bytes);
+        for (size_t i = 0; i < n; i++)
+            want[i] = x[i] + y[i];
+        float *dx = put(&t, DEV, x, bytes), *dy = put(&t, DEV, y, bytes);
+        t.be[DEV]->ops->add(t.c[DEV], dx, dy, n);
+        float *got = get(&t, DEV, dx, bytes);
+        settle(&t, DEV, "add");
+        CHECKF(memcmp(got, want, bytes) == 0, "n %zu", n);
+        free(got), drop(&t, DEV, dx, bytes), drop(&t, DEV, dy, bytes);
+        free(x), free(y), free(want);
+    }
+    twin_close(&t);
+}
+
+/* Rows copied exactly, repeats and any order allowed. */
+static void test_gather_rows(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    int shapes[][3] = {{1, 1, 1}, {9, 4, 37}, {300, 300, 5}, {5, 17, 1}, {3, 300, 4099}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int src_rows = shapes[s][0], n = shapes[s][1], width = shapes[s][2];
+        float *src = op_frand_array((size_t)src_rows * width, 1.0f);
+        int32_t *rows = malloc(sizeof(int32_t) * n);
+        for (int i = 0; i < n; i++)
+            rows[i] = i == 0 ? src_rows - 1 : op_irand(src_rows);
+        size_t sb = sizeof(float) * (size_t)src_rows * width,
+               db = sizeof(float) * (size_t)n * width;
+        float *ds = put(&t, DEV, src, sb), *dd = put(&t, DEV, NULL, db);
+        t.be[DEV]->ops->gather_rows(t.c[DEV], dd, ds, rows, n, width);
+        float *got = get(&t, DEV, dd, db);
+        settle(&t, DEV, "gather_rows");
+        int bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += memcmp(got + (size_t)i * width, src + (size_t)rows[i] * width,
+                          sizeof(float) * width) != 0;
+        CHECKF(bad == 0, "%d rows of %d: %d wrong", n, width, bad);
+        free(got), drop(&t, DEV, ds, sb), drop(&t, DEV, dd, db);
+        free(src), free(rows);
+    }
+    twin_close(&t);
+}
+
+/* Buffers start zeroed, copy moves bytes between buffers (and to an offset
+ * within one, not overlapping: backend.h does not promise memmove) and
+ * to_host brings them back unchanged. */
+static void test_buffers(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    size_t sizes[] = {1, 4099, (size_t)5 << 20};
+    for (int si = 0; si < 3; si++) {
+        size_t n = sizes[si];
+        uint8_t *a = put(&t, DEV, NULL, n), *c = put(&t, DEV, NULL, 2 * n + 3);
+        if (!a || !c) continue;
+        uint8_t *host = get(&t, DEV, a, n);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++)
+            nonzero += host[i] != 0;
+        CHECKF(nonzero == 0, "fresh buffer of %zu bytes has %zu nonzero", n, nonzero);
+        for (size_t i = 0; i < n; i++)
+            host[i] = (uint8_t)(i * 2654435761u >> 13);
+        write_bytes(&t, DEV, a, host, n);
+        t.be[DEV]->ops->copy(t.c[DEV], c, a, n);
+        t.be[DEV]->ops->copy(t.c[DEV], c + n + 3, c, n);
+        uint8_t *back = get(&t, DEV, c, 2 * n + 3);
+        settle(&t, DEV, "copy");
+        CHECKF(memcmp(back, host, n) == 0 && memcmp(back + n + 3, host, n) == 0 && back[n] == 0 &&
+                   back[n + 2] == 0,
+               "%zu bytes through copy and to_host", n);
+        free(host), free(back), drop(&t, DEV, a, n), drop(&t, DEV, c, 2 * n + 3);
+    }
+    twin_close(&t);
+}
+
+/* ---- router and MoE ------------------------------------------------------- */
+
+/* Whether row r's choice is a near tie on the reference: two of its top
+ * top_k + 1 selection values (score + bias) within 1e-6 but not equal.
+ * The GPU's expf differs from the reference's exp by an ulp or two, so
+ * there either choice is right; exact ties (equal logits) stay exact. */
+static bool near_tie(const float *score, const float *bias, const int32_t *ids, int E, int K) {
+    float prev = score[ids[0]] + bias[ids[0]], rest = -INFINITY;
+    for (int j = 1; j < K; j++) {
+        float v = score[ids[j]] + bias[ids[j]];
+        if (prev != v && prev - v < 1e-6f) return true;
+        prev = v;
+    }
+    for (int e = 0; e < E; e++) {
+        bool chosen = false;
+        for (int j = 0; j < K; j++)
+            chosen |= ids[j] == e;
+        if (!chosen && score[e] + bias[e] > rest) rest = score[e] + bias[e];
+    }
+    return rest != -INFINITY && prev != rest && prev - rest < 1e-6f;
+}
+
+/* Scores: sigmoid(softcap) in float32 against double, 1e-6 norm-wise; the
+ * chosen experts exactly (but near ties, see near_tie), their weights 1e-6
+ * norm-wise; exact ties keep the lower id, a bias changes the choice but not
+ * the weights. Expert counts on both sides of the warp kernel's limits (512
+ * experts, top_k 32), top_k 1..8 and 32 and 40. */
+static void test_router(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    struct {
+        int n, E, K;
+        float softcap, amp;
+        int bias_kind;
+    } cases[] = {
+        {1, 7, 1, 0, 4, 0},     {7, 16, 2, 0, 4, 1},      {300, 8, 4, 0, 4, 2},
+        {13, 7, 3, 2.5f, 8, 0}, {5, 16, 4, 2.5f, 8, 2},   {9, 5, 5, 0, 4, 1},
+        {11, 9, 2, 0, 4, 0},    {300, 64, 8, 0, 4, 1},    {17, 33, 8, 30.0f, 4, 0},
+        {5, 600, 8, 0, 4, 0},   {3, 600, 8, 30.0f, 4, 2}, {7, 512, 32, 0, 4, 0},
+        {4, 1000, 40, 0, 4, 1}, {64, 128, 6, 0, 4, 0},    {3, 256, 7, 0, 4, 2},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci].n, E = cases[ci].E, K = cases[ci].K;
+        float *logits = op_frand_array((size_t)n * E, cases[ci].amp),
+              *bias = calloc((size_t)E, sizeof(float));
+        if (cases[ci].bias_kind == 1)
+            for (int e = 0; e < E; e++)
+                bias[e] = op_frand() * 0.01f;
+        int boosted = E - 1;
+        if (cases[ci].bias_kind == 2) bias[boosted] = 2.0f; /* past any score gap: always first */
+        if (n > 1)
+            for (int e = 0; e < E; e++)
+                logits[(size_t)1 * E + e] = 0.25f; /* row 1: all tied */
+        if (n > 2 && E > 5) logits[(size_t)2 * E + 3] = logits[(size_t)2 * E + 5] = 10.0f;
+        size_t lb = sizeof(float) * (size_t)n * E, kb = sizeof(float) * (size_t)n * K,
+               ib = sizeof(int32_t) * (size_t)n * K;
+        float *scores[2], *weights[2];
+        int32_t *ids[2];
+        for (int b = 0; b < 2; b++) {
+            float *dl = put(&t, b, logits, lb), *dw = put(&t, b, NULL, kb),
+                  *db = put(&t, b, bias, sizeof(float) * E);
+            int32_t *di = put(&t, b, NULL, ib);
+            lg_router_args a = {E, K, cases[ci].softcap, db};
+            t.be[b]->ops->router(t.c[b], &a, dl, di, dw, n);
+            scores[b] = get(&t, b, dl, lb), weights[b] = get(&t, b, dw, kb);
+            ids[b] = get(&t, b, di, ib);
+            settle(&t, b, "router");
+            drop(&t, b, dl, lb), drop(&t, b, dw, kb), drop(&t, b, db, sizeof(float) * E);
+            drop(&t, b, di, ib);
+        }
+        double e = op_rel(scores[DEV], scores[REF], (size_t)n * E);
+        CHECKF(e < 1e-6, "case %zu: scores rel %.3e", ci, e);
+        int differ = 0, near = 0;
+        double num = 0, den = 0;
+        for (int r = 0; r < n; r++) {
+            const int32_t *ri = ids[REF] + (size_t)r * K;
+            if (near_tie(scores[REF] + (size_t)r * E, bias, ri, E, K)) {
+                near++;
+                continue;
+            }
+            differ += memcmp(ids[DEV] + (size_t)r * K, ri, sizeof(int32_t) * K) != 0;
+            for (int j = 0; j < K; j++) {
+                double d = weights[DEV][(size_t)r * K + j] - weights[REF][(size_t)r * K + j];
+                num += d * d, den += (double)weights[REF][(size_t)r * K + j] *
+                                     weights[REF][(size_t)r * K + j];
+            }
+        }
+        CHECKF(differ == 0,
+               "case %zu (%d experts, top %d): %d of %d rows chose other experts "
+               "(%d near ties not compared)",
+               ci, E, K, differ, n, near);
+        CHECKF(sqrt(num / (den > 0 ? den : 1)) < 1e-6, "case %zu: weights rel %.3e", ci,
+               sqrt(num / (den > 0 ? den : 1)));
+        /* properties of the device's own answer */
+        const int32_t *di = ids[DEV];
+        const float *dw = weights[DEV], *ds = scores[DEV];
+        if (n > 1 && cases[ci].bias_kind == 0)
+            for (int j = 0; j < K; j++)
+                CHECKF(di[K + j] == j && fabsf(dw[K + j] - 1.0f / K) < 1e-6f,
+                       "case %zu tied row: slot %d id %d", ci, j, di[K + j]);
+        if (n > 2 && E > 5 && cases[ci].bias_kind == 0 && K >= 2)
+            CHECKF(di[2 * K] == 3 && di[2 * K + 1] == 5, "case %zu top tie: %d %d", ci, di[2 * K],
+                   di[2 * K + 1]);
+        int unranked = 0, unsummed = 0, ignored = 0;
+        for (int r = 0; r < n; r++) {
+            double sum = 0;
+            for (int j = 0; j < K; j++) {
+                int32_t id = di[(size_t)r * K + j], before = j ? di[(size_t)r * K + j - 1] : id;
+                sum += dw[(size_t)r * K + j];
+                unranked +=
+                    id < 0 || id >= E ||
+                    ds[(size_t)r * E + before] + bias[before] < ds[(size_t)r * E + id] + bias[id];
+            }
+            unsummed += !(fabs(sum - 1) < 1e-5);
+            ignored += cases[ci].bias_kind == 2 && di[(size_t)r * K] != boosted;
+        }
+        CHECKF(unranked + unsummed + ignored == 0,
+               "case %zu: %d choices out of rank, %d rows' weights not summing to 1, %d rows "
+               "ignoring the bias",
+               ci, unranked, unsummed, ignored);
+        free(logits), free(bias);
+        for (int b = 0; b < 2; b++)
+            free(scores[b]), free(weights[b]), free(ids[b]);
+    }
+    twin_close(&t);
+}
+
+/* A plan in device memory and its host copy. */
+typedef struct {
+    lg_moe_plan dev, host;
+    int n_experts;
+    size_t pairs;
+} twin_plan;
+
+static twin_plan plan_alloc(twin *t, int b, int E, size_t pairs, int first, int last) {
+    twin_plan p = {.n_experts = E, .pairs = pairs};
+    p.dev = (lg_moe_plan){put(t, b, NULL, sizeof(int32_t) * (E + 1)),
+                          put(t, b, NULL, sizeof(int32_t) * pairs),
+                          put(t, b, NULL, sizeof(int32_t) * pairs), first, last};
+    return p;
+}
+static void plan_fetch(twin *t, int b, twin_plan *p) {
+    p->host = (lg_moe_plan){get(t, b, p->dev.offsets, sizeof(int32_t) * (p->n_experts + 1)),
+                            get(t, b, p->dev.rows, sizeof(int32_t) * p->pairs),
+                            get(t, b, p->dev.pair_rows, sizeof(int32_t) * p->pairs),
+                            p->dev.expert_begin, p->dev.expert_end};
+}
+static void plan_free(twin *t, int b, twin_plan *p) {
+    drop(t, b, p->dev.offsets, sizeof(int32_t) * (p->n_experts + 1));
+    drop(t, b, p->dev.rows, sizeof(int32_t) * p->pairs);
+    drop(t, b, p->dev.pair_rows, sizeof(int32_t) * p->pairs);
+    free(p->host.offsets), free(p->host.rows), free(p->host.pair_rows);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether a plan is a grouping of pairs pairs over E experts at all:
+ * offsets rising from 0 to pairs, rows a permutation with pair_rows its
+ * inverse (a broken one would send the checks out of bounds). */
+static bool plan_valid(const lg_moe_plan *p, int E, size_t pairs) {
+    bool ok = p->offsets[0] == 0 && p->offsets[E] == (int32_t)pairs;
+    for (int e = 0; e < E && ok; e++)
+        ok = p->offsets[e] <= p->offsets[e + 1];
+    for (size_t i = 0; i < pairs && ok; i++)
+        ok =
+            p->rows[i] >= 0 && (size_t)p->rows[i] < pairs && p->pair_rows[p->rows[i]] == (int32_t)i;
+    return ok;
+}
+
+/* The device groups pairs with atomics, so the order of an expert's rows
+ * is its own: offsets exactly the reference's, each expert's set of pairs
+ * the reference's, pair_rows the inverse of rows, and each gathered row
+ * bitwise its token's row. top_k 1..8, experts with no rows, every token on
+ * one expert. */
+static void test_moe_group(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    int cases[][5] = {{1, 1, 4, 4, 7},   {7, 2, 8, 5, 33},     {300, 4, 16, 11, 9},
+                      {5, 3, 3, 3, 1},   {300, 8, 64, 64, 37}, {9, 8, 8, 8, 5},
+                      {17, 5, 40, 7, 3}, {64, 6, 128, 20, 16}, {300, 1, 2, 1, 4099},
+                      {65, 7, 9, 9, 24}}; /* n, K, E, used, hidden */
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci][0], K = cases[ci][1], E = cases[ci][2], hidden = cases[ci][4];
+        int32_t *ids = op_random_ids(n, K, cases[ci][3]);
+        float *h = op_frand_array((size_t)n * hidden, 1.0f);
+        size_t pairs = (size_t)n * K, hb = sizeof(float) * (size_t)n * hidden,
+               eb = sizeof(float) * pairs * hidden;
+        twin_plan plan[2];
+        float *gathered[2];
+        for (int b = 0; b < 2; b++) {
+            plan[b] = plan_alloc(&t, b, E, pairs, 0, 0);
+            float *dh = put(&t, b, h, hb), *din = put(&t, b, NULL, eb);
+            int32_t *dids = put(&t, b, ids, sizeof(int32_t) * pairs);
+            t.be[b]->ops->moe_group(t.c[b], &plan[b].dev, din, dh, dids, n, K, E, hidden);
+            plan_fetch(&t, b, &plan[b]);
+            gathered[b] = get(&t, b, din, eb);
+            settle(&t, b, "moe_group");
+            drop(&t, b, dh, hb), drop(&t, b, din, eb), drop(&t, b, dids, sizeof(int32_t) * pairs);
+        }
+        const lg_moe_plan *d = &plan[DEV].host, *r = &plan[REF].host;
+        CHECKF(memcmp(d->offsets, r->offsets, sizeof(int32_t) * (E + 1)) == 0,
+               "case %zu: offsets differ", ci);
+        int bad_sets = 0, bad_rows = 0;
+        bool valid = plan_valid(d, E, pairs);
+        CHECKF(valid, "case %zu: the device's plan is not a grouping", ci);
+        for (size_t p = 0; p < pairs && valid; p++) /* the device's rows in its own order */
+            bad_rows += memcmp(gathered[DEV] + p * hidden, h + (size_t)(d->rows[p] / K) * hidden,
+                               sizeof(float) * hidden) != 0;
+        for (int e = 0; e < E && valid; e++) { /* then sorted */
+            int lo = r->offsets[e], cnt = r->offsets[e + 1] - lo;
+            if (cnt <= 0) continue;
+            qsort(d->rows + lo, (size_t)cnt, sizeof(int32_t), cmp_i32);
+            qsort(r->rows + lo, (size_t)cnt, sizeof(int32_t), cmp_i32);
+            bad_sets += memcmp(d->rows + lo, r->rows + lo, sizeof(int32_t) * cnt) != 0;
+        }
+        CHECKF(bad_sets == 0 && bad_rows == 0,
+               "case %zu (%d tokens, top %d of %d): %d experts' pairs differ, %d rows wrong", ci, n,
+               K, E, bad_sets, bad_rows);
+        for (int b = 0; b < 2; b++)
+            plan_free(&t, b, &plan[b]), free(gathered[b]);
+        free(ids), free(h);
+    }
+    twin_close(&t);
+}
+
+/* A sparse layer's experts and shared expert, as both sides see them. */
+typedef struct {
+    int E, H, I, I_shared;
+    lg_dtype dt;
+    twin_weight *w;    /* [3 * E]: gate, up, down of each */
+    twin_weight sw[3]; /* the shared expert's, when I_shared > 0 */
+    lg_swiglu_weights *experts[2], shared[2];
+} twin_experts;
+
+static twin_experts experts_new(twin *t, lg_dtype dt, int E, int H, int I, int I_shared) {
+    twin_experts x = {.E = E, .H = H, .I = I, .I_shared = I_shared, .dt = dt};
+    x.w = calloc((size_t)E * 3, sizeof(twin_weight));
+    for (int b = 0; b < 2; b++)
+        x.experts[b] = calloc((size_t)E, sizeof(lg_swiglu_weights));
+    for (int e = 0; e < E; e++) {
+        x.w[3 * e] = twin_weight_new(t, dt, I, H, 0.3f);
+        x.w[3 * e + 1] = twin_weight_new(t, dt, I, H, 0.3f);
+        x.w[3 * e + 2] = twin_weight_new(t, dt, H, I, 0.3f);
+        for (int b = 0; b < 2; b++)
+            x.experts[b][e] =
+                (lg_swiglu_weights){x.w[3 * e].m[b], x.w[3 * e + 1].m[b], x.w[3 * e + 2].m[b]};
+    }
+    if (I_shared) {
+        x.sw[0] = twin_weight_new(t, dt, I_shared, H, 0.3f);
+        x.sw[1] = twin_weight_new(t, dt, I_shared, H, 0.3f);
+        x.sw[2] = twin_weight_new(t, dt, H, I_shared, 0.3f);
+        for (int b = 0; b < 2; b++)
+            x.shared[b] = (lg_swiglu_weights){x.sw[0].m[b], x.sw[1].m[b], x.sw[2].m[b]};
+    }
+    return x;
+}
+
+static void experts_free(twin_experts *x) {
+    for (int i = 0; i < 3 * x->E; i++)
+        op_weight_free(&x->w[i].w);
+    for (int k = 0; k < 3 && x->I_shared; k++)
+        op_weight_free(&x->sw[k].w);
+    free(x->w), free(x->experts[0]), free(x->experts[1]);
+}
+
+/* The buffers of one moe_experts call on one side. */
+typedef struct {
+    lg_moe_args a;
+    size_t in_b, act_b, h_b, sact_b;
+} moe_buffers;
+
+static moe_buffers moe_buffers_new(twin *t, int b, const twin_experts *x, const lg_moe_plan *plan,
+                                   int n, int K, const float *expert_in, const float *h) {
+    size_t pairs = (size_t)n * K;
+    moe_buffers m = {.in_b = sizeof(float) * pairs * x->H,
+                     .act_b = sizeof(float) * pairs * x->I,
+                     .h_b = sizeof(float) * (size_t)n * x->H,
+                     .sact_b = sizeof(float) * (size_t)n * (x->I_shared ? x->I_shared : 1)};
+    m.a = (lg_moe_args){plan,
+                        n,
+                        x->E,
+                        K,
+                        x->experts[b],
+                        expert_in ? expert_in : put(t, b, NULL, m.in_b),
+                        put(t, b, NULL, m.act_b),
+                        put(t, b, NULL, m.act_b),
+                        put(t, b, NULL, m.in_b),
+                        x->I_shared ? &x->shared[b] : NULL,
+                        h ? h : put(t, b, NULL, m.h_b),
+                        put(t, b, NULL, m.sact_b),
+                        put(t, b, NULL, m.sact_b),
+                        put(t, b, NULL, m.h_b)};
+    return m;
+}
+
+/* Frees what moe_buffers_new allocated (not the given expert_in and h). */
+static void moe_buffers_free(twin *t, int b, moe_buffers *m, bool own_in, bool own_h) {
+    if (own_in) drop(t, b, m->a.expert_in, m->in_b);
+    if (own_h) drop(t, b, m->a.h, m->h_b);
+    drop(t, b, m->a.act_gate, m->act_b), drop(t, b, m->a.act_up, m->act_b);
+    drop(t, b, m->a.expert_out, m->in_b), drop(t, b, m->a.shared_gate, m->sact_b);
+    drop(t, b, m->a.shared_up, m->sact_b), drop(t, b, m->a.shared_out, m->h_b);
+}
+
+/* The device groups (moe_group fills its list of experts with rows, which
+ * moe_experts reads) and runs the experts; the reference runs its experts on
+ * the device's own plan and grouped rows. Float weights: two chained
+ * products (FLOAT_PRODUCT_TOL each) and a silu, 2e-5 norm-wise over the
+ * rows of the experts run and over the shared expert's. Quantised weights,
+ * whose error compounds through the chain: each product on its own within
+ * the quantised bound, the up products against the reference's and the down
+ * products against the reference's product of the device's own hidden
+ * activations. Under expert parallelism (first..last) only the rows of
+ * those experts are compared. */
+static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used, int H, int I,
+                             int I_shared, int first, int last) {
+    fresh_dev_ctx(t);
+    if (!t->c[DEV]) return;
+    twin_experts x = experts_new(t, dt, E, H, I, I_shared);
+    int32_t *ids = op_random_ids(n, K, used);
+    float *h = op_frand_array((size_t)n * H, 1.0f);
+    size_t pairs = (size_t)n * K;
+    /* the device: group, then the experts */
+    twin_plan dplan = plan_alloc(t, DEV, E, pairs, first, last);
+    int32_t *dids = put(t, DEV, ids, sizeof(int32_t) * pairs);
+    moe_buffers dm = moe_buffers_new(t, DEV, &x, &dplan.dev, n, K, NULL, NULL);
+    write_bytes(t, DEV, (void *)dm.a.h, h, dm.h_b);
+    t->be[DEV]->ops->moe_group(t->c[DEV], &dplan.dev, (float *)dm.a.expert_in, dm.a.h, dids, n, K,
+                               E, H);
+    t->be[DEV]->ops->moe_experts(t->c[DEV], &dm.a);
+    plan_fetch(t, DEV, &dplan);
+    float *expert_in = get(t, DEV, dm.a.expert_in, dm.in_b);
+    float *act_gate[2], *act_up[2], *eout[2], *sgate[2], *sout[2], *sup[2];
+    act_gate[DEV] = get(t, DEV, dm.a.act_gate, dm.act_b),
+    act_up[DEV] = get(t, DEV, dm.a.act_up, dm.act_b);
+    eout[DEV] = get(t, DEV, dm.a.expert_out, dm.in_b),
+    sout[DEV] = get(t, DEV, dm.a.shared_out, dm.h_b);
+    sgate[DEV] = get(t, DEV, dm.a.shared_gate, dm.sact_b),
+    sup[DEV] = get(t, DEV, dm.a.shared_up, dm.sact_b);
+    settle(t, DEV, "moe_group and moe_experts");
+    char what[140];
+    snprintf(what, sizeof what, "%s %d tokens top %d of %d experts (%d used) H %d I %d shared %d%s",
+             lg_dtype_name(dt), n, K, E, used, H, I, I_shared, first || last ? " (a range)" : "");
+    bool plan_ok = plan_valid(&dplan.host, E, pairs);
+    CHECKF(plan_ok, "%s: the device's plan is not a grouping", what);
+    /* the reference on the device's plan */
+    lg_moe_plan rplan = dplan.host;
+    moe_buffers rm = moe_buffers_new(t, REF, &x, &rplan, n, K, expert_in, h);
+    if (plan_ok) t->be[REF]->ops->moe_experts(t->c[REF], &rm.a);
+    act_gate[REF] = get(t, REF, rm.a.act_gate, rm.act_b),
+    act_up[REF] = get(t, REF, rm.a.act_up, rm.act_b);
+    eout[REF] = get(t, REF, rm.a.expert_out, rm.in_b),
+    sout[REF] = get(t, REF, rm.a.shared_out, rm.h_b);
+    sgate[REF] = get(t, REF, rm.a.shared_gate, rm.sact_b),
+    sup[REF] = get(t, REF, rm.a.shared_up, rm.sact_b);
+
+    int e0, e1;
+    lg_moe_plan_experts(&dplan.host, E, &e0, &e1);
+    const int32_t *off = dplan.host.offsets;
+    if (plan_ok && is_float_dtype(dt)) {
+        size_t lo = (size_t)off[e0], cnt = (size_t)(off[e1] - off[e0]);
+        double e = op_rel(eout[DEV] + lo * H, eout[REF] + lo * H, cnt * H),
+               es = I_shared ? op_rel(sout[DEV], sout[REF], (size_t)n * H) : 0;
+        CHECKF(e < 2e-5 && es < 2e-5, "%s: experts rel %.3e, shared rel %.3e", what, e, es);
+    } else if (plan_ok) {
+        int bad = 0, q8 = lg_q8_block(dt);
+        float *want = malloc(sizeof(float) * pairs * H + sizeof(float) * (size_t)n * H);
+        for (int e = e0; e < e1; e++) {
+            int start = off[e], rows = off[e + 1] - start;
+            if (rows == 0) continue;
+            bad +=
+                op_outside_q8_bound(act_up[DEV] + (size_t)start * I,
+                                    act_up[REF] + (size_t)start * I, expert_in + (size_t)start * H,
+                                    x.w[3 * e + 1].w.deq, NULL, I, H, rows, q8, QUANT_FLOAT_TOL);
+            lg_matmul_op down = {want, act_gate[DEV] + (size_t)start * I, rows,
+                                 &x.experts[REF][e].down, NULL};
+            t->be[REF]->ops->matmul_many(t->c[REF], &down, 1);
+            bad += op_outside_q8_bound(eout[DEV] + (size_t)start * H, want,
+                                       act_gate[DEV] + (size_t)start * I, x.w[3 * e + 2].w.deq,
+                                       NULL, H, I, rows, q8, QUANT_FLOAT_TOL);
+        }
+        if (I_shared) {
+            bad += op_outside_q8_bound(sup[DEV], sup[REF], h, x.sw[1].w.deq, NULL, I_shared, H, n,
+                                       q8, QUANT_FLOAT_TOL);
+            lg_matmul_op down = {want, sgate[DEV], n, &x.shared[REF].down, NULL};
+            t->be[REF]->ops->matmul_many(t->c[REF], &down, 1);
+            bad += op_outside_q8_bound(sout[DEV], want, sgate[DEV], x.sw[2].w.deq, NULL, H,
+                                       I_shared, n, q8, QUANT_FLOAT_TOL);
+        }
+        CHECKF(bad == 0, "%s: %d outputs outside the quantised bound", what, bad);
+        free(want);
+    }
+    moe_buffers_free(t, DEV, &dm, true, true);
+    moe_buffers_free(t, REF, &rm, false, false);
+    drop(t, DEV, dids, sizeof(int32_t) * pairs);
+    plan_free(t, DEV, &dplan);
+    for (int b = 0; b < 2; b++)
+        free(act_gate[b]), free(act_up[b]), free(eout[b]), free(sout[b]), free(sgate[b]),
+            free(sup[b]);
+    free(expert_in), free(ids), free(h);
+    experts_free(&x);
+}
+
+/* Every weight dtype; top_k 1..8; experts with no rows (used < experts);
+ * many tokens on one expert (300 tokens over 6); 1, 17 and 300 tokens;
+ * sizes on and off the kernels' tiles; with and without a shared expert;
+ * an expert range as under expert parallelism. */
+static void test_moe_experts(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    moe_experts_case(&t, LG_DTYPE_F32, 7, 2, 6, 4, 37, 23, 29, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_F32, 1, 1, 5, 5, 33, 9, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_BF16, 300, 4, 9, 6, 136, 40, 24, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_BF16, 17, 8, 16, 16, 264, 40, 48, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_F16, 13, 3, 8, 8, 21, 19, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_F16, 65, 5, 12, 7, 64, 33, 16, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q8_0, 9, 2, 5, 3, 96, 64, 128, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q4_0, 17, 6, 10, 8, 64, 96, 32, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q5_0, 3, 3, 4, 4, 32, 64, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q5_1, 5, 2, 6, 2, 96, 32, 64, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q4_K, 5, 2, 4, 3, 256, 256, 256, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q4_K, 300, 7, 12, 9, 256, 256, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q5_K, 17, 4, 8, 5, 512, 256, 256, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q6_K, 1, 3, 6, 4, 256, 256, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_Q6_K, 64, 8, 10, 10, 256, 256, 256, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_BF16, 300, 1, 6, 6, 40, 24, 0, 0, 0);
+    moe_experts_case(&t, LG_DTYPE_F32, 17, 4, 12, 12, 33, 17, 9, 3, 9);
+    moe_experts_case(&t, LG_DTYPE_Q4_K, 9, 3, 8, 8, 256, 256, 256, 6, 8);
+    twin_close(&t);
+}
+
+/* Weighted sums of up to top_k rows in float32 against double, scaled, the
+ * shared row added: a few ulp, 1e-6 norm-wise; top_k 1..8, expert ranges
+ * as under expert parallelism. */
+static void test_moe_combine(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    struct {
+        int n, K, E, used, hidden;
+        float scale;
+        bool shared;
+        int first, last; /* expert parallelism: the device's experts (0, 0 = all) */
+    } cases[] = {{1, 1, 4, 4, 7, 1.0f, false, 0, 0},      {7, 2, 8, 5, 33, 2.5f, true, 0, 0},
+                 {300, 4, 16, 11, 9, 1.0f, true, 0, 0},   {5, 3, 3, 3, 1, 0.5f, false, 0, 0},
+                 {7, 2, 8, 8, 33, 2.5f, true, 2, 6},      {300, 4, 16, 11, 9, 1.0f, false, 12, 16},
+                 {300, 8, 64, 40, 300, 2.5f, true, 0, 0}, {17, 6, 9, 9, 4099, 1.0f, true, 0, 0},
+                 {64, 5, 32, 32, 64, 2.5f, true, 8, 24},  {9, 7, 7, 7, 13, 1.5f, false, 0, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].hidden;
+        size_t pairs = (size_t)n * K, ob = sizeof(float) * (size_t)n * H;
+        int32_t *ids = op_random_ids(n, K, cases[ci].used);
+        float *h = op_frand_array((size_t)n * H, 1.0f),
+              *grouped = malloc(sizeof(float) * pairs * H);
+        lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
+                            malloc(sizeof(int32_t) * pairs), 0, 0};
+        t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h, ids, n, K, E, H);
+        float *eo = op_frand_array(pairs * H, 1.0f), *wts = op_frand_array(pairs, 1.0f),
+              *shared = op_frand_array((size_t)n * H, 1.0f), *out[2];
+        for (int b = 0; b < 2; b++) {
+            lg_moe_plan dp = {put(&t, b, plan.offsets, sizeof(int32_t) * (E + 1)),
+                              put(&t, b, plan.rows, sizeof(int32_t) * pairs),
+                              put(&t, b, plan.pair_rows, sizeof(int32_t) * pairs), cases[ci].first,
+                              cases[ci].last};
+            float *deo = put(&t, b, eo, sizeof(float) * pairs * H),
+                  *dw = put(&t, b, wts, sizeof(float) * pairs);
+            float *ds = put(&t, b, shared, ob), *dout = put(&t, b, NULL, ob);
+            t.be[b]->ops->moe_combine(t.c[b], dout, &dp, deo, dw, cases[ci].shared ? ds : NULL, n,
+                                      K, H, cases[ci].scale);
+            out[b] = get(&t, b, dout, ob);
+            settle(&t, b, "moe_combine");
+            drop(&t, b, dp.offsets, sizeof(int32_t) * (E + 1));
+            drop(&t, b, dp.rows, sizeof(int32_t) * pairs);
+            drop(&t, b, dp.pair_rows, sizeof(int32_t) * pairs);
+            drop(&t, b, deo, sizeof(float) * pairs * H), drop(&t, b, dw, sizeof(float) * pairs);
+            drop(&t, b, ds, ob), drop(&t, b, dout, ob);
+        }
+        double e = op_rel(out[DEV], out[REF], (size_t)n * H);
+        CHECKF(e < 1e-6, "case %zu (%d tokens, top %d, hidden %d): rel %.3e", ci, n, K, H, e);
+        free(ids), free(h), free(grouped), free(plan.offsets), free(plan.rows),
+            free(plan.pair_rows);
+        free(eo), free(wts), free(shared), free(out[0]), free(out[1]);
+    }
+    twin_close(&t);
+}
+
+/* Batch invariance of the sparse block: a token's expert outputs, shared
+ * expert output and combined row, grouped and run alone (a decode step),
+ * are bitwise the same as inside batches of 17, 64 and 300 tokens where its
+ * experts have many rows; bf16 and Q4_K weights. The single-token runs read
+ * the token's ids, row and weights where the batch keeps them. */
+static void test_moe_batch_invariant(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    struct {
+        lg_dtype dt;
+        int H, I, I_shared;
+    } mats[] = {{LG_DTYPE_BF16, 264, 136, 48}, {LG_DTYPE_Q4_K, 256, 256, 256}};
+    int batches[] = {17, 64, 300}, E = 16, K = 4;
+    for (int m = 0; m < 2; m++) {
+        fresh_dev_ctx(&t);
+        if (!t.c[DEV]) break;
+        int H = mats[m].H;
+        twin_experts x = experts_new(&t, mats[m].dt, E, H, mats[m].I, mats[m].I_shared);
+        for (int bi = 0; bi < 3; bi++) {
+            int n = batches[bi];
+            size_t pairs = (size_t)n * K, hb = sizeof(float) * (size_t)n * H;
+            int32_t *ids = op_random_ids(n, K, E);
+            float *h = op_frand_array((size_t)n * H, 1.0f), *wts = op_frand_array(pairs, 1.0f);
+            int32_t *dids = put(&t, DEV, ids, sizeof(int32_t) * pairs);
+            float *dh = put(&t, DEV, h, hb), *dw = put(&t, DEV, wts, sizeof(float) * pairs);
+            float *dout = put(&t, DEV, NULL, hb), *dout1 = put(&t, DEV, NULL, sizeof(float) * H);
+            /* the batch */
+            twin_plan plan = plan_alloc(&t, DEV, E, pairs, 0, 0);
+            moe_buffers mb = moe_buffers_new(&t, DEV, &x, &plan.dev, n, K, NULL, dh);
+            t.be[DEV]->ops->moe_group(t.c[DEV], &plan.dev, (float *)mb.a.expert_in, dh, dids, n, K,
+                                      E, H);
+            t.be[DEV]->ops->moe_experts(t.c[DEV], &mb.a);
+            t.be[DEV]->ops->moe_combine(t.c[DEV], dout, &plan.dev, mb.a.expert_out, dw,
+                                        mb.a.shared_out, n, K, H, 2.5f);
+            plan_fetch(&t, DEV, &plan);
+            float *eout = get(&t, DEV, mb.a.expert_out, mb.in_b),
+                  *sout = get(&t, DEV, mb.a.shared_out, mb.h_b), *out = get(&t, DEV, dout, hb);
+            /* each token alone */
+            twin_plan plan1 = plan_alloc(&t, DEV, E, (size_t)K, 0, 0);
+            int differ = 0;
+            for (int tk = 0; tk < n; tk++) {
+                moe_buffers m1 =
+                    moe_buffers_new(&t, DEV, &x, &plan1.dev, 1, K, NULL, dh + (size_t)tk * H);
+                t.be[DEV]->ops->moe_group(t.c[DEV], &plan1.dev, (float *)m1.a.expert_in, m1.a.h,
+                                          dids + (size_t)tk * K, 1, K, E, H);
+                t.be[DEV]->ops->moe_experts(t.c[DEV], &m1.a);
+                t.be[DEV]->ops->moe_combine(t.c[DEV], dout1, &plan1.dev, m1.a.expert_out,
+                                            dw + (size_t)tk * K, m1.a.shared_out, 1, K, H, 2.5f);
+                int32_t *pr1 = get(&t, DEV, plan1.dev.pair_rows, sizeof(int32_t) * K);
+                float *eout1 = get(&t, DEV, m1.a.expert_out, m1.in_b),
+                      *sout1 = get(&t, DEV, m1.a.shared_out, m1.h_b),
+                      *out1 = get(&t, DEV, dout1, sizeof(float) * H);
+                bool same = memcmp(sout1, sout + (size_t)tk * H, sizeof(float) * H) == 0 &&
+                            memcmp(out1, out + (size_t)tk * H, sizeof(float) * H) == 0;
+                for (int k = 0; k < K; k++) {
+                    int32_t r1 = pr1[k], r = plan.host.pair_rows[(size_t)tk * K + k];
+                    same = same && r1 >= 0 && r1 < K && r >= 0 && (size_t)r < pairs &&
+                           memcmp(eout1 + (size_t)r1 * H, eout + (size_t)r * H,
+                                  sizeof(float) * H) == 0;
+                }
+                differ += !same;
+                free(pr1), free(eout1), free(sout1), free(out1);
+                moe_buffers_free(&t, DEV, &m1, true, false);
+            }
+            settle(&t, DEV, "moe_group, moe_experts and moe_combine");
+            CHECKF(differ == 0, "%s: %d of %d tokens differ alone from in the batch",
+                   lg_dtype_name(mats[m].dt), differ, n);
+            moe_buffers_free(&t, DEV, &mb, true, false);
+            plan_free(&t, DEV, &plan), plan_free(&t, DEV, &plan1);
+            drop(&t, DEV, dids, sizeof(int32_t) * pairs), drop(&t, DEV, dh, hb);
+            drop(&t, DEV, dw, sizeof(float) * pairs), drop(&t, DEV, dout, hb);
+            drop(&t, DEV, dout1, sizeof(float) * H);
+            free(ids), free(h), free(wts), free(eout), free(sout), free(out);
+        }
+        experts_free(&x);
+    }
+    twin_close(&t);
+}
+
+int main(void) {
+    RUN(test_embed);
+    RUN(test_rmsnorm);
+    RUN(test_rope_shapes);
+    RUN(test_rope_as_configured);
+    RUN(test_matmul_every_dtype);
+    RUN(test_matmul_mixed_call);
+    RUN(test_matmul_batch_invariant);
+    RUN(test_attention_shapes);
+    RUN(test_attention_long_and_unsplit);
+    RUN(test_output_gate);
+    RUN(test_silu_mul);
+    RUN(test_add);
+    RUN(test_gather_rows);
+    RUN(test_buffers);
+    RUN(test_router);
+    RUN(test_moe_group);
+    RUN(test_moe_experts);
+    RUN(test_moe_combine);
+    RUN(test_moe_batch_invariant);
+    return test_summary();
+}
