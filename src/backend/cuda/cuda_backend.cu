@@ -21,7 +21,10 @@ static void *cuda_alloc(lg_backend *be, size_t bytes) {
         cudaGetLastError(); /* clear it: the caller reports the failure */
         return NULL;
     }
+    /* the contexts' streams do not wait for the default stream: the zeroes
+     * must have landed before any of them uses the buffer */
     cudaMemset(p, 0, bytes ? bytes : 1);
+    cudaStreamSynchronize(0);
     return p;
 }
 
@@ -35,7 +38,8 @@ static const void *cuda_adopt_weights(lg_backend *be, const void *host, size_t b
     lg_weight_block *blk = (lg_weight_block *)malloc(sizeof *blk);
     if (!blk) return NULL;
     if (cudaMalloc(&blk->dev, bytes ? bytes : 1) != cudaSuccess ||
-        cudaMemcpy(blk->dev, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        cudaMemcpy(blk->dev, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+        cudaStreamSynchronize(0) != cudaSuccess) { /* a pageable copy may return before it lands */
         cudaGetLastError();
         free(blk);
         return NULL;
