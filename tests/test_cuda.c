@@ -2,6 +2,8 @@
  * verified against transformers' reference at the CPU's tolerance (identical
  * experts and greedy continuations), and Q8_0 and Q4_K_M GGUFs beside the CPU. Without
  * a GPU (or in a build without nvcc) each case prints SKIP with the reason.
+ * The quantised products are also checked op by op against the CPU's
+ * dequantisation (every weight exactly, sums to float rounding).
  * The engine and context tests run on the GPU too with
  * LAGUNA_TEST_DEVICE=cuda (tests/testutil.h). */
 #include <math.h>
@@ -13,6 +15,7 @@
 #include "harness.h"
 #include "laguna.h"
 #include "model/model_synth.h"
+#include "quant/quant.h"
 #include "testutil.h"
 #include "verify/verify.h"
 
@@ -194,6 +197,150 @@ static void test_synth_weights_every_dtype_on_cuda(void) {
     lg_backend_destroy(be);
 }
 
+/* ---- quantised products, op by op --------------------------------------- */
+
+static uint64_t qrng = 0x9E3779B97F4A7C15ull;
+static float qrand(void) { /* uniform in [-1, 1) */
+    qrng ^= qrng << 13, qrng ^= qrng >> 7, qrng ^= qrng << 17;
+    return (float)((qrng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+}
+
+/* Host bytes on the device (kept until the backend goes); pad bytes of
+ * zeroes go in front, so the returned pointer is pad bytes past an aligned one. */
+static const void *upload(lg_backend *be, const void *host, size_t bytes, size_t pad) {
+    uint8_t *tmp = calloc(1, bytes + pad);
+    memcpy(tmp + pad, host, bytes);
+    const uint8_t *d = be->ops->adopt_weights(be, tmp, bytes + pad);
+    free(tmp);
+    CHECK(d != NULL);
+    return d ? d + pad : NULL;
+}
+
+/* y = W x on the GPU for n tokens; x_pad floats in front of x (1 leaves x
+ * unaligned: the element-by-element path). Returns y [n][rows] on the host. */
+static float *gpu_product(lg_backend *be, lg_backend_ctx *c, const lg_matrix *w, const float *x,
+                          int n, int x_pad, const float *bias_dev) {
+    const float *dx =
+        upload(be, x, sizeof(float) * (size_t)n * w->cols, sizeof(float) * (size_t)x_pad);
+    size_t ybytes = sizeof(float) * (size_t)n * w->rows;
+    float *dy = be->ops->alloc(be, ybytes), *y = malloc(ybytes);
+    CHECK(dx && dy);
+    if (dx && dy) {
+        be->ops->matmul_many(c, &(lg_matmul_op){dy, dx, n, w, bias_dev}, 1);
+        be->ops->to_host(c, y, dy, ybytes);
+    }
+    laguna_error err = {0};
+    CHECKF(!be->ops->sync || be->ops->sync(c, &err) == LAGUNA_OK, "%s", err.message);
+    if (dy) be->ops->free(be, dy, ybytes);
+    return y;
+}
+
+/* Q8_0, Q4_K, Q5_K and Q6_K matrices of awkward shapes (rows not multiples
+ * of the 8 rows of a block, 1-9 super-blocks, Q8_0 and Q6_K rows that start
+ * 2 bytes past a 4-byte boundary, matrices placed off alignment), on the
+ * block-wise path and element by element (x unaligned; Q4_K data 4 bytes
+ * off). Checked against the CPU's lg_dequantize_row:
+ *   - exactly: token t = the unit vector e_t, so y[t][r] is weight (r, t)
+ *     alone (every other term is +-0): the GPU's decoding, bit for bit;
+ *   - to float rounding on random x, n = 1, 3, 9, 17 tokens, with bias:
+ *     a lane adds cols/32 terms in float32, the butterfly 5 more, so
+ *     |y - exact| <= (cols/32 + 6) 2^-24 sum|w x| (twice that as margin);
+ *   - batch invariance, bitwise: the first n tokens of the 17 alone give
+ *     the same rows, and token 9 (a copy of token 0, in another group of
+ *     8) the same as token 0. */
+static void test_quantised_products_beside_cpu(void) {
+    if (skip()) return;
+    lg_backend *be = NULL;
+    laguna_error err = {0};
+    CHECKF(lg_backend_create("cuda", 0, &be, &err) == 0, "%s", err.message);
+    if (!be) return;
+    lg_backend_ctx *c =
+        be->ops->ctx_new(be, &(lg_ctx_sizes){.widest_row = 2304, .max_keys = 16, .head_dim = 16});
+    CHECK(c != NULL);
+    const struct {
+        lg_dtype dt;
+        int rows, cols, w_pad;
+    } cases[] = {
+        {LG_DTYPE_Q8_0, 37, 96, 0},  {LG_DTYPE_Q8_0, 3, 32, 2},   {LG_DTYPE_Q8_0, 9, 2048, 0},
+        {LG_DTYPE_Q8_0, 5, 96, 2},   {LG_DTYPE_Q4_K, 37, 256, 0}, {LG_DTYPE_Q4_K, 13, 2304, 0},
+        {LG_DTYPE_Q4_K, 6, 512, 4},  {LG_DTYPE_Q5_K, 21, 512, 0}, {LG_DTYPE_Q5_K, 5, 1280, 0},
+        {LG_DTYPE_Q6_K, 29, 256, 0}, {LG_DTYPE_Q6_K, 11, 768, 0}, {LG_DTYPE_Q6_K, 7, 2048, 2},
+        {LG_DTYPE_Q6_K, 1, 512, 0},
+    };
+    for (size_t ci = 0; c && ci < sizeof cases / sizeof cases[0]; ci++) {
+        lg_dtype dt = cases[ci].dt;
+        int rows = cases[ci].rows, cols = cases[ci].cols;
+        size_t rb = lg_dtype_row_bytes(dt, cols);
+        uint8_t *bytes = malloc(rb * rows);
+        float *src = malloc(sizeof(float) * cols),
+              *deq = malloc(sizeof(float) * (size_t)rows * cols);
+        /* rows of different scales, some with an offset (the K-quant mins) */
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++)
+                src[i] = qrand() * (float)(1 + r % 5) + (r % 3 ? 0.25f : 0.0f);
+            lg_quantize_row(dt, src, bytes + r * rb, cols);
+            lg_dequantize_row(dt, bytes + r * rb, deq + (size_t)r * cols, cols);
+        }
+        lg_matrix w = {dt, rows, cols, rb, upload(be, bytes, rb * rows, (size_t)cases[ci].w_pad)};
+        float *bias = malloc(sizeof(float) * rows);
+        for (int r = 0; r < rows; r++)
+            bias[r] = qrand();
+        const float *dbias = upload(be, bias, sizeof(float) * rows, 0);
+        char what[96];
+        snprintf(what, sizeof what, "%s %dx%d (data +%d)", lg_dtype_name(dt), rows, cols,
+                 cases[ci].w_pad);
+        float *onehot = calloc((size_t)cols * cols, sizeof(float)),
+              *x = malloc(sizeof(float) * 17 * cols);
+        for (int t = 0; t < cols; t++)
+            onehot[(size_t)t * cols + t] = 1;
+        for (int i = 0; i < 17 * cols; i++)
+            x[i] = qrand();
+        memcpy(x + 9 * cols, x, sizeof(float) * cols);
+        for (int x_pad = 0; x_pad < 2 && w.data && dbias; x_pad++) {
+            float *y = gpu_product(be, c, &w, onehot, cols, x_pad, NULL);
+            int wrong = 0;
+            for (int t = 0; t < cols; t++)
+                for (int r = 0; r < rows; r++)
+                    wrong += !(y[(size_t)t * rows + r] == deq[(size_t)r * cols + t]);
+            CHECKF(wrong == 0, "%s x +%d: %d of %d weights decode differently from the CPU", what,
+                   x_pad, wrong, rows * cols);
+            free(y);
+            float *y17 = gpu_product(be, c, &w, x, 17, x_pad, dbias);
+            double worst = 0;
+            int outside = 0;
+            for (int t = 0; t < 17; t++)
+                for (int r = 0; r < rows; r++) {
+                    double exact = bias[r], mag = fabs(bias[r]);
+                    for (int i = 0; i < cols; i++) {
+                        double p = (double)deq[(size_t)r * cols + i] * x[(size_t)t * cols + i];
+                        exact += p, mag += fabs(p);
+                    }
+                    double e = fabs(y17[(size_t)t * rows + r] - exact),
+                           bound = 2 * (cols / 32 + 6) * 0x1p-24 * mag;
+                    outside += !(e <= bound);
+                    if (e / mag > worst) worst = e / mag;
+                }
+            printf("  %-26s x %s: %d weights off, 17 tokens max err %.2e of sum|wx|\n", what,
+                   x_pad ? "unaligned" : "aligned  ", wrong, worst);
+            CHECKF(outside == 0, "%s x +%d: %d outputs outside the float rounding bound", what,
+                   x_pad, outside);
+            const int ns[] = {1, 3, 9};
+            for (int k = 0; k < 3; k++) {
+                float *yn = gpu_product(be, c, &w, x, ns[k], x_pad, dbias);
+                CHECKF(memcmp(yn, y17, sizeof(float) * (size_t)ns[k] * rows) == 0,
+                       "%s x +%d: %d tokens differ from 17", what, x_pad, ns[k]);
+                free(yn);
+            }
+            CHECKF(memcmp(y17 + 9 * rows, y17, sizeof(float) * rows) == 0,
+                   "%s x +%d: token 9 differs from token 0", what, x_pad);
+            free(y17);
+        }
+        free(bytes), free(src), free(deq), free(bias), free(onehot), free(x);
+    }
+    if (c) be->ops->ctx_free(c);
+    lg_backend_destroy(be);
+}
+
 /* XS.2's shapes (2 layers: the dense one and a sparse one of 256 experts)
  * with weights made on the GPU, in every file type `laguna bench --synth`
  * takes: finite logits that differ across the vocabulary. */
@@ -242,6 +389,7 @@ int main(void) {
     RUN(test_fixtures_match_transformers_on_cuda);
     RUN(test_kv_types_and_gguf_beside_cpu);
     RUN(test_synth_weights_every_dtype_on_cuda);
+    RUN(test_quantised_products_beside_cpu);
     RUN(test_synth_models_run_on_cuda);
     RUN(test_synth_too_large_for_cuda);
     return test_summary();

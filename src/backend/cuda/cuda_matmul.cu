@@ -1,5 +1,5 @@
-/* Matrix products on the GPU: y[t] = W x[t] (+ bias), W in F32, BF16, F16 or
- * Q8_0, float32 arithmetic.
+/* Matrix products on the GPU: y[t] = W x[t] (+ bias), W in any weight dtype,
+ * float32 arithmetic.
  *
  * One warp per weight row and group of up to TOKENS tokens: the warp streams
  * the row once (16-byte loads where the row allows), each lane multiplying
@@ -8,6 +8,8 @@
  * every addition, depend only on the matrix, never on the batch, so a row's
  * result is the same in any batch. Decoding reads every weight byte once;
  * a prefill of n tokens reads them n / TOKENS times (from L2 when they fit).
+ * Q8_0, Q4_K, Q5_K and Q6_K rows go block by block (cuda_quant_dot.h), other
+ * quantised types and unaligned matrices element by element (lg_load).
  *
  * The grouped form runs every expert of a sparse layer in one launch:
  * blockIdx.z picks the z-th expert that has rows (moe_group lists them on
@@ -15,6 +17,7 @@
  * activations; blocks past the listed experts or past an expert's rows
  * return at once, so the host never needs the routing. */
 #include "backend/cuda/cuda_matmul.h"
+#include "backend/cuda/cuda_quant_dot.h"
 
 #define WARPS 8    /* rows per block */
 #define TOKENS 8   /* tokens per warp */
@@ -99,7 +102,8 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__
     if (a.vec) {
         if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32>(row, x, a.cols, nt, lane, acc);
         else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16>(row, x, a.cols, nt, lane, acc);
-        else row_dot<LG_DTYPE_F16>(row, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_F16) row_dot<LG_DTYPE_F16>(row, x, a.cols, nt, lane, acc);
+        else lg_quant_row_dot<TOKENS>(a.dtype, row, x, a.cols, nt, lane, acc);
     } else {
         for (int k = lane; k < a.cols; k += 32) {
             float wk = lg_load(a.dtype, row, k);
@@ -119,9 +123,20 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__
     }
 }
 
-/* Elements per 16-byte load for this matrix, or 0 for one at a time (the
- * vector path also reads x four floats at a time). */
+/* Alignment of the matrix data the vector path needs. */
+static int vector_align(lg_dtype dtype) {
+    int quant = lg_quant_unit_align(dtype);
+    return quant ? quant : 16;
+}
+
+/* Elements per 16-byte load for this matrix (per unit of the block path for
+ * a quantised one), or 0 for one at a time (the vector path also reads x
+ * four floats at a time). */
 static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data, const float *x) {
+    if (int align = lg_quant_unit_align(dtype)) {
+        bool ok = cols % QUNIT == 0 && row_bytes % align == 0 && (uintptr_t)data % align == 0;
+        return ok && (uintptr_t)x % 16 == 0 ? QUNIT : 0;
+    }
     int per = dtype == LG_DTYPE_F32 ? 4 : dtype == LG_DTYPE_BF16 || dtype == LG_DTYPE_F16 ? 8 : 0;
     if (!per || cols % per || row_bytes % 16 || (uintptr_t)data % 16 || (uintptr_t)x % 16) return 0;
     return per;
@@ -235,7 +250,7 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table,
     int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
     for (int e = 1; e < n_experts && vec; e++) {
         const lg_matrix *me = which == 0 ? &experts[e].gate : which == 1 ? &experts[e].up : &experts[e].down;
-        if ((uintptr_t)me->data % 16) vec = 0;
+        if ((uintptr_t)me->data % vector_align(m->dtype)) vec = 0;
     }
     matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
     a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active;

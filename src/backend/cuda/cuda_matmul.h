@@ -11,7 +11,7 @@ struct matmul_args {
     const uint8_t *const *w_table;    /* grouped: one matrix per expert */
     size_t row_bytes;
     int dtype, rows, cols;
-    int vec;                          /* elements per 16-byte load (0: one element at a time) */
+    int vec;                          /* elements per 16-byte load or quant unit (0: one at a time) */
     const float *x;
     float *y;
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
