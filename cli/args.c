@@ -171,6 +171,8 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
         bad = !(v = arg_value(argc, argv, i)) || arg_u64(a, v, &o->sampler.seed);
     else if (!strcmp(a, "--ctx") || !strcmp(a, "-c") || !strcmp(a, "--ctx-size"))
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 1 << 30, &o->session.n_ctx);
+    else if (!strcmp(a, "--batch-size") || !strcmp(a, "-b"))
+        bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 65536, &o->session.n_batch);
     else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 512, &o->model.n_threads);
     else if (!strcmp(a, "--device")) bad = !(o->model.device = arg_value(argc, argv, i));

@@ -47,8 +47,8 @@ void run_options_note(const run_options *o);
     "  --repeat-penalty R     penalise tokens already seen (default 1: off)\n"                         \
     "  -s, --seed S           sampling seed (default random; --stats prints it)\n"                    \
     "  -c, --ctx-size N       context length (default: the model's maximum)\n"                         \
-    "  --kv-type T            KV cache storage: auto (default: bf16 on a GPU, f32 on the CPU),\n"       \
-    "                         f32, f16, bf16, q8_0\n"                                                   \
+    "  --kv-type T            KV cache storage: auto (default: f32 for now), f32, f16, bf16, q8_0\n"   \
+    "  -b, --batch-size N     most prompt tokens per forward step (default 2048 on a GPU, 512 on the CPU)\n" \
     "  -t, --threads N        compute threads (default 0: all cores)\n"                                \
     "  --device D             cpu (default) or cuda[:N]\n"                                            \
     "  --devices LIST         split the model over several GPUs, cuda:0,cuda:1,... (one per GPU;\n"   \

@@ -77,7 +77,7 @@ static void print_weights_line(const laguna_model_info *info, laguna_load_mode a
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T]\n"
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T] [-b N]\n"
                "       laguna bench --synth PRESET [--layers N] [--type T] [--seed S] [--device cuda] [same options]\n"
                "  prefill of N tokens (default 256), then N tokens decoded greedily and again sampled (default 32);\n"
                "  R timed runs after one untimed (default 3), each printed, and their median; the CPU's memory\n"
@@ -194,7 +194,7 @@ static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt,
         return 1;
     }
     for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);
-    laguna_session_options so = {.n_ctx = n_prompt + n_gen, .kv_type = ro->session.kv_type, .n_rollback = n_gen + 1};
+    laguna_session_options so = {.n_ctx = n_prompt + n_gen, .n_batch = ro->session.n_batch, .kv_type = ro->session.kv_type, .n_rollback = n_gen + 1};
     if (laguna_session_create(m, &so, &s, &err)) rc = 1;
     for (int r = -1; r < reps && !rc; r++) {
         laguna_session_reset(s);

@@ -109,7 +109,7 @@ const laguna_model_info *laguna_model_get_info(const laguna_model *model);
 /* Storage of the KV cache. F32 is exact; F16 and BF16 halve its memory;
  * Q8_0 (blocks of 32 int8 with an f16 scale, as ggml's) takes 0.27x of F32
  * and needs head_dim to be a multiple of 32. AUTO (what zeroed options
- * give): BF16 on a GPU, F32 on the CPU (laguna_model_default_kv_type). */
+ * give): laguna_model_default_kv_type, F32 today. */
 typedef enum {
     LAGUNA_KV_AUTO = 0,
     LAGUNA_KV_F32,
@@ -122,7 +122,8 @@ typedef enum {
 int laguna_kv_type_from_name(const char *name);
 /* The name of a KV type ("auto", "f32", ...); "?" when unknown. */
 const char *laguna_kv_type_name(laguna_kv_type type);
-/* What LAGUNA_KV_AUTO means for this model: BF16 on a GPU, F32 on the CPU. */
+/* What LAGUNA_KV_AUTO means for this model (F32 today; BF16 on GPUs once
+ * their bf16 attention is as fast as their f32 one). */
 laguna_kv_type laguna_model_default_kv_type(const laguna_model *model);
 
 /* ---- context: many sequences decoded together ------------------------------ */

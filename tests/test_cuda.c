@@ -357,7 +357,7 @@ static void test_synth_models_run_on_cuda(void) {
         int32_t tok[40];
         for (int i = 0; i < 40; i++) tok[i] = (i * 7919 + 13) % V;
         laguna_session *s = NULL;
-        CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &s, &err) == 0, "%s", err.message);
+        CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64, .kv_type = LAGUNA_KV_F32}, &s, &err) == 0, "%s", err.message);
         if (s && laguna_session_feed(s, tok, 40, NULL, &err) == 0) {
             const float *lg = laguna_session_logits(s);
             double lo = lg[0], hi = lg[0];

@@ -58,7 +58,7 @@ static float *logits_fed_in_batches(laguna_model *m, const int32_t *tok, int T, 
     const laguna_model_info *info = laguna_model_get_info(m);
     laguna_session *s = NULL;
     laguna_error err = {0};
-    CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = T, .n_batch = batch}, &s, &err) == 0, "%s", err.message);
+    CHECKF(laguna_session_create(m, &(laguna_session_options){.n_ctx = T, .n_batch = batch, .kv_type = LAGUNA_KV_F32}, &s, &err) == 0, "%s", err.message);
     float *out = malloc(sizeof(float) * (size_t)T * info->vocab_size);
     for (int i = 0; s && i < T; i += step) {
         int n = T - i < step ? T - i : step;
@@ -311,8 +311,8 @@ static void test_truncate_and_refeed(void) {
     b[17] = 5, b[18] = 6, b[19] = 7; /* b shares a's first 17 tokens */
     laguna_session *s = NULL, *fresh = NULL;
     laguna_error err = {0};
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64, .n_rollback = 4}, &s, &err) == 0);
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64}, &fresh, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64, .n_rollback = 4, .kv_type = LAGUNA_KV_F32}, &s, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 64, .kv_type = LAGUNA_KV_F32}, &fresh, &err) == 0);
     CHECK(laguna_session_feed(s, a, 20, NULL, &err) == 0);
     CHECK(laguna_session_truncate(s, 17, &err) == 0);
     CHECK(laguna_session_logits(s) == NULL);
@@ -378,8 +378,8 @@ static void test_kv_cache_sizes(void) {
     if (!m) return;
     laguna_session *a = NULL, *b = NULL;
     laguna_error err = {0};
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 128}, &a, &err) == 0);
-    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 256}, &b, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 128, .kv_type = LAGUNA_KV_F32}, &a, &err) == 0);
+    CHECK(laguna_session_create(m, &(laguna_session_options){.n_ctx = 256, .kv_type = LAGUNA_KV_F32}, &b, &err) == 0);
     const lg_config *c = &m->cfg;
     CHECK(laguna_session_kv_bytes(a) == 0 && laguna_session_kv_bytes(b) == 0);
     int32_t tok[120];

@@ -114,7 +114,7 @@ static laguna_status verify_prompt(laguna_model *m, const lg_tensor_source *g, c
     cap.expert_seen = calloc((size_t)L, sizeof(bool));
     laguna_session *s = NULL;
     if (!logits || !cap.hidden || !cap.experts || !cap.expert_seen) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    if (!st) st = laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .n_batch = T}, &s, err);
+    if (!st) st = laguna_session_create(m, &(laguna_session_options){.n_ctx = n_ctx, .n_batch = T, .kv_type = LAGUNA_KV_F32}, &s, err);
     if (!st) {
         laguna_observer obs = {on_hidden, on_experts, &cap};
         laguna_session_set_observer(s, &obs);

@@ -12,13 +12,13 @@
  * An output element of the mma depends only on its own row and column, so
  * which other tokens share the 8-token tile, and which kernel below ran,
  * change nothing. Two kernels compute exactly that:
- * - narrow (decoding, and experts' products): a block of 8 warps takes 16
- *   weight rows and up to 64 tokens, one slice per warp (split K, so a
- *   decode step has enough warps streaming weights), the slices' sums meet
- *   in shared memory;
- * - wide (plain products of more than 64 tokens): a warp takes 16 rows x 64
- *   tokens and runs the slices one after the other, 4 warps sharing the
- *   activations through L1.
+ * - narrow (up to 64 tokens: decoding): a block of 8 warps takes 16 weight
+ *   rows and up to 64 tokens, one slice per warp (split K, so a decode step
+ *   has enough warps streaming weights), the slices' sums meet in shared
+ *   memory;
+ * - wide (more than 64 tokens): a warp takes 16 rows x 64 tokens and runs
+ *   the slices one after the other, 4 warps sharing the activations through
+ *   L1.
  * The k order inside a 32-wide step is permuted the same way for W and x: a
  * lane loads 8 consecutive k of its rows (one 16-byte load) and of its token,
  * which the fragments use as k {2q, 2q+1, 2q+8, 2q+9} of the first mma and
@@ -204,12 +204,10 @@ static void launch_narrow(lg_cuda_ctx *k, const matmul_set &set, int max_tokens,
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     if (set->n == 0 || max_tokens <= 0) return;
-    /* wide only pays for plain products of many tokens: an expert's rows are
-     * few even in a long prefill (tokens x top_k / experts), and narrow
-     * blocks keep far more weight loads in flight */
-    bool grouped = false;
-    for (int i = 0; i < set->n; i++) grouped |= set->op[i].offsets != NULL;
-    bool wide = max_tokens > 8 * NARROW_MAX_TILES && !grouped;
+    /* (narrow for experts' products in a long prefill too, whose rows per
+     * expert are few, measured slower: XS.2 prefill of 1024, 1737 -> 1391
+     * tok/s on the H200) */
+    bool wide = max_tokens > 8 * NARROW_MAX_TILES;
     int rows_per_block = wide ? 16 * WIDE_WARPS : 16;
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
