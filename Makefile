@@ -123,7 +123,7 @@ sanitize:
 # The threaded tests under ThreadSanitizer: the thread pool stress test and the
 # engine on every fixture at 1 and 3 threads (the whole suite takes ~20 minutes
 # under TSan on two cores; these take under a minute).
-TSAN_TESTS := test_threadpool test_engine test_variants test_context test_parallel
+TSAN_TESTS := test_threadpool test_engine test_variants test_context test_parallel test_server
 tsan:
 	$(MAKE) BUILD=build-tsan NO_CUDA=1 OPT="-O1 -g -fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
 	@for t in $(TSAN_TESTS); do \
