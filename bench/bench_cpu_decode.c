@@ -1,0 +1,143 @@
+/* bench_cpu_decode: the CPU kernels of one decoded token, alone.
+ *
+ * For each quantised type, one activation row times a weight matrix of 2048
+ * columns through the backend's int8 kernels (lg_qgemm, the ISA it picks),
+ * split over the thread pool in blocks of rows as a decode step does:
+ *   - "stream": a matrix far larger than the caches (--mib, default 512 MiB,
+ *     on 2 MiB pages), read once per repeat: what decode sees;
+ *   - "cached": a 512 x 2048 matrix (an XS.2 expert's gate) read again and
+ *     again: the kernel's arithmetic speed with no memory stall;
+ * and, for reference, the machine's streaming read bandwidth with the same
+ * threads. Prints GB/s of weight bytes (1e9 B/s), best of --reps.
+ *
+ * usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--dealt]
+ * (--dealt: row blocks dealt out to the threads in turn, as before
+ * lg_threadpool_run_contiguous, for comparison) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "backend/cpu/quant_dot.h"
+#include "backend/cpu/threadpool.h"
+#include "core/dtype.h"
+#include "sys/huge_pages.h"
+#include "sys/mem_bandwidth.h"
+
+#define COLS 2048
+#define ROWS_PER_TASK 16
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    lg_dtype dtype;
+    const uint8_t *w;
+    size_t row_bytes;
+    int rows;
+    const uint8_t *x;
+    size_t x_stride;
+    int tokens;
+    float *y;
+} job;
+
+static void task(void *ctx, int t, int thread) {
+    (void)thread;
+    const job *j = ctx;
+    int r0 = t * ROWS_PER_TASK, n = j->rows - r0 < ROWS_PER_TASK ? j->rows - r0 : ROWS_PER_TASK;
+    lg_qgemm(&(lg_qgemm_args){j->dtype, j->w + (size_t)r0 * j->row_bytes, j->row_bytes, n, j->x,
+                              j->x_stride, j->tokens, COLS, j->y + r0, (size_t)j->rows, NULL});
+}
+
+static int dealt; /* --dealt: tasks dealt out in turn (lg_threadpool_run), not contiguous */
+
+static double run(lg_threadpool *pool, job *j, int passes) {
+    double t0 = now_s();
+    int n = (j->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    for (int p = 0; p < passes; p++)
+        (dealt ? lg_threadpool_run : lg_threadpool_run_contiguous)(pool, n, task, j);
+    return now_s() - t0;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, mib = 512, reps = 5, tokens = 1;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--mib")) mib = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dealt")) dealt = 1;
+        else {
+            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--dealt]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64) {
+        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64\n");
+        return 2;
+    }
+    lg_threadpool *pool = lg_threadpool_new(threads);
+    lg_bandwidth bw;
+    laguna_error err = {0};
+    if (lg_measure_read_bandwidth(threads, (size_t)mib << 20, reps, LG_READ_AUTO, &bw, &err) ==
+        LAGUNA_OK)
+        printf("read bandwidth (%s loads, %d threads, %d MiB): %.1f GB/s\n", lg_read_isa_name(bw.isa),
+               threads, mib, bw.best_gbps);
+    printf("kernels: %s, %d token(s), %d threads, weights %d columns, row blocks %s\n",
+           lg_qgemm_isa_name(lg_qgemm_isa_best()), tokens, threads, COLS,
+           dealt ? "dealt in turn" : "contiguous per thread");
+    printf("%-6s %12s %12s\n", "type", "stream GB/s", "cached GB/s");
+
+    const lg_dtype types[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+    float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
+    for (int i = 0; i < COLS * tokens; i++) xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        lg_dtype dt = types[k];
+        int block = lg_q8_block(dt);
+        size_t rb = lg_dtype_row_bytes(dt, COLS), xs = lg_q8_row_bytes(COLS, block);
+        int rows = (int)(((size_t)mib << 20) / rb);
+        size_t map_bytes;
+        lg_page_source src;
+        uint8_t *w = lg_huge_alloc(rb * (size_t)rows, false, &map_bytes, &src);
+        uint8_t *x = aligned_alloc(64, xs * (size_t)tokens);
+        float *y = malloc(sizeof(float) * (size_t)rows * (size_t)tokens);
+        if (!w || !x || !y) {
+            fprintf(stderr, "bench_cpu_decode: out of memory\n");
+            return 1;
+        }
+        /* random bytes with small f16 scales (0x1000-0x13ff: ~6e-5..1e-4) in the
+         * first words of every block: only the timing matters here */
+        uint64_t s = 88172645463325252ull;
+        for (size_t i = 0; i < rb * (size_t)rows; i += 8) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            memcpy(w + i, &s, 8);
+        }
+        lg_q8_quantize(xf, tokens, COLS, block, x);
+        job j = {dt, w, rb, rows, x, xs, tokens, y};
+        double stream = 1e30, cached = 1e30;
+        run(pool, &j, 1);
+        for (int r = 0; r < reps; r++) {
+            double t = run(pool, &j, 1);
+            if (t < stream) stream = t;
+        }
+        job c = j;
+        c.rows = 512;
+        int passes = 200;
+        run(pool, &c, 2);
+        for (int r = 0; r < reps; r++) {
+            double t = run(pool, &c, passes) / passes;
+            if (t < cached) cached = t;
+        }
+        printf("%-6s %12.1f %12.1f\n", lg_dtype_name(dt), rb * (double)rows / stream * 1e-9,
+               rb * 512.0 / cached * 1e-9);
+        free(x), free(y);
+        munmap(w, map_bytes);
+    }
+    free(xf);
+    lg_threadpool_free(pool);
+    return 0;
+}
