@@ -12,7 +12,7 @@
 
 size_t lg_cpu_scratch_floats(const lg_ctx_sizes *s) {
     size_t matmul = (size_t)MATMUL_ROWS_PER_TASK * (size_t)s->widest_row;
-    size_t attention = (size_t)s->max_keys + 2 * (size_t)s->head_dim + 16; /* scores + a converted head */
+    size_t attention = lg_cpu_attention_scratch_floats(s->head_dim);
     return matmul > attention ? matmul : attention;
 }
 

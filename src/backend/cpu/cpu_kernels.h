@@ -33,6 +33,8 @@ size_t lg_cpu_scratch_floats(const lg_ctx_sizes *sizes);
 
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops);
 void lg_cpu_matmul(lg_cpu_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias);
+/* Scratch floats per thread that lg_cpu_attention needs. */
+size_t lg_cpu_attention_scratch_floats(int head_dim);
 void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                       const lg_attention_args *a);
 void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
