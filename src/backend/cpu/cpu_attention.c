@@ -13,7 +13,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/quant_dot.h"
 
 #define CHUNK 32     /* positions per pass (keys and values of one KV head, in L1) */
 #define MAX_GROUP 16 /* query heads per task at most */
@@ -28,6 +30,7 @@ typedef struct {
     int group;      /* query heads per KV head */
     int task_heads; /* of them per task */
     int splits;     /* tasks per (row, KV head) */
+    lg_attention_chunk_fn fast; /* the AVX-512 step, or NULL for chunk_c */
 } attention_job;
 
 /* Head kv of the key (which = 0) or value (1) row of position p for query
@@ -45,6 +48,69 @@ static const float *kv_head(const lg_kv_pool_view *pool, const lg_attention_args
     if (pool->dtype == LG_DTYPE_F32) return (const float *)row + (size_t)kv * hd;
     lg_dtype_to_f32(pool->dtype, row + lg_dtype_row_bytes(pool->dtype, (int64_t)kv * hd), tmp, hd);
     return tmp;
+}
+
+/* Asks for the cache lines of the keys and values of positions [p0, p0 +
+ * CHUNK) that sit in the pool, while the current chunk is computed: a task
+ * reads one head's slice of each row, a strided walk the hardware
+ * prefetchers do not follow. */
+static void prefetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p0, int pos, int kv) {
+    size_t head_bytes = lg_dtype_row_bytes(pool->dtype, a->head_dim);
+    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * a->head_dim);
+    for (int p = p0; p < p0 + CHUNK && p <= pos && p < a->fresh_from[r]; p++) {
+        const uint8_t *row = pool->base + (size_t)a->tables[r][p / pool->page_size] * pool->page_bytes +
+                             (size_t)(p % pool->page_size) * pool->row_bytes + at;
+        for (size_t b = 0; b < head_bytes; b += 64) {
+            __builtin_prefetch(row + b);
+            __builtin_prefetch(row + (size_t)pool->page_size * pool->row_bytes + b);
+        }
+    }
+}
+
+/* The plain C step (lg_attention_chunk_fn) for any head_dim. */
+static void chunk_c(const float *q, const float *const *key, const float *const *val, int n, int hd, float scale,
+                    float *s, float *out, float *run_max, float *run_sum) {
+    float m = *run_max;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) { /* four keys per pass over q */
+        const float *k0 = key[i], *k1 = key[i + 1], *k2 = key[i + 2], *k3 = key[i + 3];
+        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+        for (int e = 0; e < hd; e++)
+            d0 += q[e] * k0[e], d1 += q[e] * k1[e], d2 += q[e] * k2[e], d3 += q[e] * k3[e];
+        s[i] = d0 * scale, s[i + 1] = d1 * scale, s[i + 2] = d2 * scale, s[i + 3] = d3 * scale;
+    }
+    for (; i < n; i++) {
+        const float *kr = key[i];
+        float d = 0;
+#pragma omp simd reduction(+ : d)
+        for (int e = 0; e < hd; e++) d += q[e] * kr[e];
+        s[i] = d * scale;
+    }
+    for (i = 0; i < n; i++)
+        if (s[i] > m) m = s[i];
+    /* rescale what the earlier chunks summed to the new maximum */
+    float keep = expf(*run_max - m), sum = *run_sum * keep;
+    if (keep != 1.0f)
+#pragma omp simd
+        for (int e = 0; e < hd; e++) out[e] *= keep;
+    for (i = 0; i < n; i++) {
+        s[i] = expf(s[i] - m);
+        sum += s[i];
+    }
+    for (i = 0; i + 4 <= n; i += 4) { /* four values per pass over out */
+        const float *v0 = val[i], *v1 = val[i + 1], *v2 = val[i + 2], *v3 = val[i + 3];
+        float w0 = s[i], w1 = s[i + 1], w2 = s[i + 2], w3 = s[i + 3];
+#pragma omp simd
+        for (int e = 0; e < hd; e++) out[e] += w0 * v0[e] + w1 * v1[e] + w2 * v2[e] + w3 * v3[e];
+    }
+    for (; i < n; i++) {
+        const float *vr = val[i];
+        float w = s[i];
+#pragma omp simd
+        for (int e = 0; e < hd; e++) out[e] += w * vr[e];
+    }
+    *run_max = m, *run_sum = sum;
 }
 
 static void attention_task(void *ctx, int task, int thread) {
@@ -71,31 +137,14 @@ static void attention_task(void *ctx, int task, int thread) {
             key[i] = kv_head(j->pool, a, r, c0 + i, 0, kv, kbuf + (size_t)i * hd);
             val[i] = kv_head(j->pool, a, r, c0 + i, 1, kv, vbuf + (size_t)i * hd);
         }
+        if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
         for (int h = 0; h < nh; h++) {
             const float *q = j->q + ((size_t)r * a->n_heads + h0 + h) * hd;
             float *out = j->out + ((size_t)r * a->n_heads + h0 + h) * hd, *s = score + (size_t)h * CHUNK;
-            float m = run_max[h];
-            for (int i = 0; i < n; i++) {
-                const float *kr = key[i];
-                float d = 0;
-#pragma omp simd reduction(+ : d)
-                for (int e = 0; e < hd; e++) d += q[e] * kr[e];
-                s[i] = d * j->scale;
-                if (s[i] > m) m = s[i];
-            }
-            /* rescale what the earlier chunks summed to the new maximum */
-            float keep = expf(run_max[h] - m), sum = run_sum[h] * keep;
-            if (keep != 1.0f)
-#pragma omp simd
-                for (int e = 0; e < hd; e++) out[e] *= keep;
-            for (int i = 0; i < n; i++) {
-                float w = expf(s[i] - m);
-                const float *vr = val[i];
-                sum += w;
-#pragma omp simd
-                for (int e = 0; e < hd; e++) out[e] += w * vr[e];
-            }
-            run_max[h] = m, run_sum[h] = sum;
+            if (j->fast)
+                j->fast(q, key, val, n, j->scale, s, out, &run_max[h], &run_sum[h]);
+            else
+                chunk_c(q, key, val, n, hd, j->scale, s, out, &run_max[h], &run_sum[h]);
         }
     }
     for (int h = 0; h < nh; h++) {
@@ -120,7 +169,10 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
     while (task_heads > 1 && a->n_rows * a->n_kv_heads * ((group + task_heads - 1) / task_heads) < 2 * k->n_threads)
         task_heads = (task_heads + 1) / 2;
     int splits = (group + task_heads - 1) / task_heads;
-    attention_job j = {k, pool, out, q, a, 1.0f / sqrtf((float)a->head_dim), group, task_heads, splits};
+    /* the ISA is decided once per process, so every row takes the same step */
+    lg_attention_chunk_fn fast =
+        lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim) : NULL;
+    attention_job j = {k, pool, out, q, a, 1.0f / sqrtf((float)a->head_dim), group, task_heads, splits, fast};
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }
 

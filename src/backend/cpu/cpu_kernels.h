@@ -26,7 +26,13 @@ typedef struct {
     void *act_q8;          /* activations quantised for one matmul_many (grown on demand) */
     size_t act_q8_bytes;
     lg_matmul_op *ops;     /* room for the products of one MoE step: 2 * (n_experts + 1) */
+    struct lg_cpu_profile *profile; /* LAGUNA_CPU_PROFILE=1 only (cpu_profile.c) */
 } lg_cpu_ctx;
+
+typedef struct lg_cpu_profile lg_cpu_profile;
+/* LAGUNA_CPU_PROFILE: ops timed one by one, reported when the context is freed. */
+void lg_cpu_profile_wrap(lg_backend_ops *ops);
+void lg_cpu_profile_report(lg_cpu_ctx *k);
 
 /* Scratch floats per thread that the kernels need for these sizes. */
 size_t lg_cpu_scratch_floats(const lg_ctx_sizes *sizes);
