@@ -10,7 +10,7 @@
  * and, for reference, the machine's streaming read bandwidth with the same
  * threads. Prints GB/s of weight bytes (1e9 B/s), best of --reps.
  *
- * usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--dealt]
+ * usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--cols C] [--dealt]
  * (--dealt: row blocks dealt out to the threads in turn, as before
  * lg_threadpool_run_contiguous, for comparison) */
 #include <stdio.h>
@@ -26,7 +26,7 @@
 #include "sys/huge_pages.h"
 #include "sys/mem_bandwidth.h"
 
-#define COLS 2048
+static int COLS = 2048; /* --cols */
 #define ROWS_PER_TASK 16
 
 static double now_s(void) {
@@ -113,13 +113,14 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dealt")) dealt = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--cols")) COLS = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--dealt]\n");
+            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--cols C] [--dealt]\n");
             return 2;
         }
     }
-    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64) {
-        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64\n");
+    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64 || COLS < 256 || COLS % 256) {
+        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64, cols a multiple of 256\n");
         return 2;
     }
     lg_threadpool *pool = lg_threadpool_new(threads);
@@ -167,7 +168,7 @@ int main(int argc, char **argv) {
             if (t < stream) stream = t;
         }
         job c = j;
-        c.rows = 512;
+        c.rows = (int)((576u << 10) / rb); /* an XS.2 expert matrix's bytes in Q4_K */
         int passes = 200;
         run(pool, &c, 2);
         for (int r = 0; r < reps; r++) {
@@ -175,7 +176,7 @@ int main(int argc, char **argv) {
             if (t < cached) cached = t;
         }
         printf("%-6s %12.1f %12.1f\n", lg_dtype_name(dt), rb * (double)rows / stream * 1e-9,
-               rb * 512.0 / cached * 1e-9);
+               rb * (double)c.rows / cached * 1e-9);
         free(x), free(y);
         munmap(w, map_bytes);
     }
