@@ -81,11 +81,14 @@ static double attention_ms(int threads, int pos, int reps) {
         memcpy(pool + i, &h, 2);
     }
     int32_t *table = malloc(sizeof(int32_t) * (size_t)n_pages);
-    for (int p = 0; p < n_pages; p++) table[p] = (int32_t)((p * 7919) % (2 * n_pages));
+    for (int p = 0; p < n_pages; p++)
+        table[p] = (int32_t)((p * 7919) % (2 * n_pages));
     float *q = malloc(sizeof(float) * n_heads * hd), *out = malloc(sizeof(float) * n_heads * hd);
     float *fk = malloc(sizeof(float) * n_kv * hd), *fv = malloc(sizeof(float) * n_kv * hd);
-    for (int i = 0; i < n_heads * hd; i++) q[i] = (float)(i % 17) / 17.0f;
-    for (int i = 0; i < n_kv * hd; i++) fk[i] = fv[i] = 0.5f;
+    for (int i = 0; i < n_heads * hd; i++)
+        q[i] = (float)(i % 17) / 17.0f;
+    for (int i = 0; i < n_kv * hd; i++)
+        fk[i] = fv[i] = 0.5f;
     int32_t pos32 = pos, from = pos, at = 0, rows = 0;
     const int32_t *tables[1] = {table};
     lg_kv_pool_view view = {pool, ps, n_kv * hd, row_bytes, page_bytes, LG_DTYPE_F16};
@@ -94,7 +97,8 @@ static double attention_ms(int threads, int pos, int reps) {
     be->ops->attention(c, &view, out, q, &a);
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        for (int i = 0; i < 20; i++) be->ops->attention(c, &view, out, q, &a);
+        for (int i = 0; i < 20; i++)
+            be->ops->attention(c, &view, out, q, &a);
         double t = (now_s() - t0) / 20;
         if (t < best) best = t;
     }
@@ -108,19 +112,28 @@ static double attention_ms(int threads, int pos, int reps) {
 int main(int argc, char **argv) {
     int threads = 2, mib = 512, reps = 5, tokens = 1;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--mib")) mib = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
-        else if (i + 1 < argc && !strcmp(argv[i], "--tokens")) tokens = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--dealt")) dealt = 1;
-        else if (i + 1 < argc && !strcmp(argv[i], "--cols")) COLS = atoi(argv[++i]);
+        if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+            threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--mib"))
+            mib = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps"))
+            reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--tokens"))
+            tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dealt"))
+            dealt = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--cols"))
+            COLS = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--cols C] [--dealt]\n");
+            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens "
+                            "T] [--cols C] [--dealt]\n");
             return 2;
         }
     }
-    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64 || COLS < 256 || COLS % 256) {
-        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64, cols a multiple of 256\n");
+    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64 || COLS < 256 ||
+        COLS % 256) {
+        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64, "
+                        "cols a multiple of 256\n");
         return 2;
     }
     lg_threadpool *pool = lg_threadpool_new(threads);
@@ -128,8 +141,8 @@ int main(int argc, char **argv) {
     laguna_error err = {0};
     if (lg_measure_read_bandwidth(threads, (size_t)mib << 20, reps, LG_READ_AUTO, &bw, &err) ==
         LAGUNA_OK)
-        printf("read bandwidth (%s loads, %d threads, %d MiB): %.1f GB/s\n", lg_read_isa_name(bw.isa),
-               threads, mib, bw.best_gbps);
+        printf("read bandwidth (%s loads, %d threads, %d MiB): %.1f GB/s\n",
+               lg_read_isa_name(bw.isa), threads, mib, bw.best_gbps);
     printf("kernels: %s, %d token(s), %d threads, weights %d columns, row blocks %s\n",
            lg_qgemm_isa_name(lg_qgemm_isa_best()), tokens, threads, COLS,
            dealt ? "dealt in turn" : "contiguous per thread");
@@ -137,7 +150,8 @@ int main(int argc, char **argv) {
 
     const lg_dtype types[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
     float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
-    for (int i = 0; i < COLS * tokens; i++) xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
+    for (int i = 0; i < COLS * tokens; i++)
+        xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         lg_dtype dt = types[k];
         int block = lg_q8_block(dt);

@@ -9,7 +9,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))),        \
+                             apply_to = function)
 #else
 #pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
 #endif
@@ -36,16 +37,19 @@ static ALWAYS_INLINE __m512 exp_neg(__m512 x) {
     return _mm512_scalef_ps(y, n);
 }
 
-static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key, const float *const *val,
-                                int n, float scale, float *s, float *out, float *run_max, float *run_sum) {
+static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
+                                const float *const *val, int n, float scale, float *s, float *out,
+                                float *run_max, float *run_sum) {
     __m512 qv[16], o[16];
     UNROLL
-    for (int v = 0; v < NV; v++) qv[v] = _mm512_loadu_ps(q + 16 * v);
+    for (int v = 0; v < NV; v++)
+        qv[v] = _mm512_loadu_ps(q + 16 * v);
     float m = *run_max;
     for (int i = 0; i < n; i++) {
         __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(key[i]));
         UNROLL
-        for (int v = 1; v < NV; v++) acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i] + 16 * v), acc);
+        for (int v = 1; v < NV; v++)
+            acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i] + 16 * v), acc);
         s[i] = _mm512_reduce_add_ps(acc) * scale;
         m = s[i] > m ? s[i] : m;
     }
@@ -53,7 +57,8 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     __m512 sum = _mm512_setzero_ps(), mv = _mm512_set1_ps(m);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 e = _mm512_maskz_mov_ps(k, exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
+        __m512 e =
+            _mm512_maskz_mov_ps(k, exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
         _mm512_mask_storeu_ps(s + i, k, e);
         sum = _mm512_add_ps(sum, e);
     }
@@ -61,31 +66,37 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     *run_max = m;
     __m512 kv = _mm512_set1_ps(keep);
     UNROLL
-    for (int v = 0; v < NV; v++) o[v] = _mm512_mul_ps(_mm512_loadu_ps(out + 16 * v), kv);
+    for (int v = 0; v < NV; v++)
+        o[v] = _mm512_mul_ps(_mm512_loadu_ps(out + 16 * v), kv);
     for (int i = 0; i < n; i++) {
         __m512 w = _mm512_set1_ps(s[i]);
         UNROLL
-    for (int v = 0; v < NV; v++) o[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(val[i] + 16 * v), o[v]);
+        for (int v = 0; v < NV; v++)
+            o[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(val[i] + 16 * v), o[v]);
     }
     UNROLL
-    for (int v = 0; v < NV; v++) _mm512_storeu_ps(out + 16 * v, o[v]);
+    for (int v = 0; v < NV; v++)
+        _mm512_storeu_ps(out + 16 * v, o[v]);
 }
 
-static void chunk_64(const float *q, const float *const *key, const float *const *val, int n, float scale, float *s,
-                     float *out, float *run_max, float *run_sum) {
+static void chunk_64(const float *q, const float *const *key, const float *const *val, int n,
+                     float scale, float *s, float *out, float *run_max, float *run_sum) {
     chunk(4, q, key, val, n, scale, s, out, run_max, run_sum);
 }
-static void chunk_128(const float *q, const float *const *key, const float *const *val, int n, float scale, float *s,
-                      float *out, float *run_max, float *run_sum) {
+static void chunk_128(const float *q, const float *const *key, const float *const *val, int n,
+                      float scale, float *s, float *out, float *run_max, float *run_sum) {
     chunk(8, q, key, val, n, scale, s, out, run_max, run_sum);
 }
-static void chunk_256(const float *q, const float *const *key, const float *const *val, int n, float scale, float *s,
-                      float *out, float *run_max, float *run_sum) {
+static void chunk_256(const float *q, const float *const *key, const float *const *val, int n,
+                      float scale, float *s, float *out, float *run_max, float *run_sum) {
     chunk(16, q, key, val, n, scale, s, out, run_max, run_sum);
 }
 
 lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim) {
-    return head_dim == 64 ? chunk_64 : head_dim == 128 ? chunk_128 : head_dim == 256 ? chunk_256 : NULL;
+    return head_dim == 64    ? chunk_64
+           : head_dim == 128 ? chunk_128
+           : head_dim == 256 ? chunk_256
+                             : NULL;
 }
 
 #if defined(__clang__)

@@ -65,8 +65,9 @@ static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) 
 /* ---- Q4_K and Q5_K ------------------------------------------------------------ */
 
 typedef struct { /* one K-quant super-block of one weight row, unpacked */
-    __m512i W[4], S[4]; /* 64 weights each in element order; their sub-blocks' scales as int16 pairs */
-    __m256i m16;        /* the mins, one per 16 elements (Q4_K, Q5_K) or the scales (Q6_K) */
+    __m512i W[4],
+        S[4];    /* 64 weights each in element order; their sub-blocks' scales as int16 pairs */
+    __m256i m16; /* the mins, one per 16 elements (Q4_K, Q5_K) or the scales (Q6_K) */
     float d, dmin;
 } unpacked;
 
@@ -75,8 +76,8 @@ static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
         idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
 }
 
-static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t qh_offset, bool five,
-                                    const __m512i idx[4], unpacked *u) {
+static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
+                                    bool five, const __m512i idx[4], unpacked *u) {
     const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     const uint8_t *qs = blk + qs_offset;
     uint16_t d16, dmin16;
@@ -104,8 +105,8 @@ static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t
         __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
         UNROLL
         for (int k = 0; k < 4; k++) {
-            __m512i bit =
-                _mm512_and_si512(_mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
+            __m512i bit = _mm512_and_si512(
+                _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
             u->W[k] = _mm512_or_si512(u->W[k], _mm512_slli_epi16(bit, 4));
         }
     }
@@ -121,14 +122,17 @@ static ALWAYS_INLINE __m512 token_k4(const unpacked *u, const act *a, int64_t b,
         __m512i p = _mm512_maddubs_epi16(u->W[k], _mm512_loadu_si512(xq + 64 * k));
         isum = _mm512_dpwssd_epi32(isum, p, u->S[k]);
     }
-    __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
+    __m256i mins =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
     float dx = a->d[b];
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * dx), acc);
-    return _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)), _mm512_set1_ps(u->dmin * dx), acc);
+    return _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
+                            _mm512_set1_ps(u->dmin * dx), acc);
 }
 
-static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset, size_t qh_offset,
-                                 bool five, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, size_t ys) {
+static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
+                                 size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
+                                 int64_t n, float *y, size_t ys) {
     __m512i idx[4];
     k4_index(idx);
     act a[TILE];
@@ -155,9 +159,9 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
  * share the activation loads; 2 ran faster from the cache but streamed from
  * memory at half the speed (two interleaved streams per core), so 1. */
 #define ROWS 1
-static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows, size_t block_bytes,
-                                   size_t qs_offset, size_t qh_offset, bool five, const uint8_t *x, int64_t n,
-                                   float *y) {
+static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows,
+                                   size_t block_bytes, size_t qs_offset, size_t qh_offset,
+                                   bool five, const uint8_t *x, int64_t n, float *y) {
     __m512i idx[4];
     k4_index(idx);
     act a;
@@ -172,23 +176,25 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
             UNROLL
             for (int i = 0; i < ROWS; i++) {
                 unpacked u;
-                unpack_k4(w + (size_t)(r + i) * w_stride + b * block_bytes, qs_offset, qh_offset, five, idx, &u);
+                unpack_k4(w + (size_t)(r + i) * w_stride + b * block_bytes, qs_offset, qh_offset,
+                          five, idx, &u);
                 acc[i] = token_k4(&u, &a, b, acc[i]);
             }
         }
         store(acc, ROWS, y + r, 1);
     }
     for (; r < n_rows; r++)
-        dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r, 1);
+        dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r,
+               1);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------- */
 
 static ALWAYS_INLINE void q6_index(__m512i idx[4]) {
     for (int c = 0; c < 4; c++) /* lane i: 16-element group 4c + i/4 */
-        idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
-                                   4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3, 4 * c + 3, 4 * c + 3,
-                                   4 * c + 3);
+        idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1,
+                                   4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3,
+                                   4 * c + 3, 4 * c + 3, 4 * c + 3);
 }
 
 static ALWAYS_INLINE void unpack_q6(const lg_block_q6_K *w, const __m512i idx[4], unpacked *u) {
@@ -225,13 +231,14 @@ static ALWAYS_INLINE __m512 token_q6(const unpacked *u, const act *a, int64_t b,
         isum = _mm512_dpwssd_epi32(isum, p, u->S[c]);
     }
     /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
-    __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
+    __m256i off =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
     isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * a->d[b]), acc);
 }
 
-static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y,
-                                   size_t ys) {
+static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
     __m512i idx[4];
     q6_index(idx);
     act a[TILE];
@@ -252,8 +259,8 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
 }
 
 /* rows1_k4 for Q6_K */
-static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,
-                                   float *y) {
+static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                   int64_t n, float *y) {
     __m512i idx[4];
     q6_index(idx);
     act a;
@@ -379,15 +386,16 @@ void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, s
     }
 }
 
-bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                           int64_t n, float *y) {
+bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                           const uint8_t *x, int64_t n, float *y) {
     switch (dtype) {
     case LG_DTYPE_Q4_K:
-        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, n, y);
+        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false,
+                 x, n, y);
         return true;
     case LG_DTYPE_Q5_K:
-        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),
-                 true, x, n, y);
+        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
+                 offsetof(lg_block_q5_K, qh), true, x, n, y);
         return true;
     case LG_DTYPE_Q6_K:
         rows1_q6(w, w_stride, n_rows, x, n, y);
@@ -401,8 +409,8 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
-bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                           int64_t n, float *y) {
+bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                           const uint8_t *x, int64_t n, float *y) {
     (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)n, (void)y;
     return false;
 }
