@@ -52,7 +52,10 @@ static void stress(int n_threads, int n_loops) {
         if (loop % 3 == 1) n = 1 + (int)((x >> 8) % 3); /* short loops between long ones */
         memset(r, 0, sizeof *r);
         r->loop = loop, r->n_tasks = n, r->n_threads = n_threads;
-        lg_threadpool_run(pool, n, (loop & 1) ? count_task_other : count_task, r);
+        if (loop % 4 >= 2) /* half the loops in contiguous lanes, mixed with dealt ones */
+            lg_threadpool_run_contiguous(pool, n, (loop & 1) ? count_task_other : count_task, r);
+        else
+            lg_threadpool_run(pool, n, (loop & 1) ? count_task_other : count_task, r);
         int ok = atomic_load(&r->out_of_range) == 0 && atomic_load(&r->wrong_thread) == 0;
         for (int t = 0; t < n; t++) ok &= atomic_load(&r->runs[t]) == 1;
         for (int t = n; t < MAX_TASKS; t++) ok &= atomic_load(&r->runs[t]) == 0;
@@ -84,8 +87,52 @@ static void test_zero_and_single_task_loops(void) {
     free(r);
 }
 
+/* Contiguous lanes: every task exactly once at every size (fewer tasks than
+ * threads included), and on a pool of one thread all of them in order.
+ * Which thread runs which lane depends on the scheduler, so on several
+ * threads only the counts are checked. */
+typedef struct {
+    int n_tasks;
+    atomic_int runs[4096];
+    int order[16][4096];
+    atomic_int n_order[16];
+} lane_record;
+
+static void lane_count(void *ctx, int task, int thread) {
+    lane_record *r = ctx;
+    atomic_fetch_add(&r->runs[task], 1);
+    r->order[thread][atomic_fetch_add(&r->n_order[thread], 1)] = task;
+}
+
+static void test_contiguous_lanes(void) {
+    int threads[] = {1, 3, 16};
+    lane_record *r = calloc(1, sizeof *r);
+    for (int k = 0; k < 3; k++) {
+        lg_threadpool *pool = lg_threadpool_new(threads[k]);
+        CHECK(pool != NULL);
+        if (!pool) continue;
+        for (int n = 1; n <= 4096; n = n * 3 + 1) {
+            memset(r, 0, sizeof *r);
+            r->n_tasks = n;
+            lg_threadpool_run_contiguous(pool, n, lane_count, r);
+            int once = 1, shape = 1;
+            for (int t = 0; t < n; t++) once &= atomic_load(&r->runs[t]) == 1;
+            for (int th = 0; th < threads[k]; th++) {
+                int m = atomic_load(&r->n_order[th]), i = 1;
+                while (i < m && r->order[th][i] > r->order[th][i - 1]) i++;
+                if (threads[k] == 1) shape &= i == m && m == n;
+            }
+            CHECKF(once && shape, "%d threads, %d tasks: a task not run exactly once or out of order",
+                   threads[k], n);
+        }
+        lg_threadpool_free(pool);
+    }
+    free(r);
+}
+
 int main(void) {
     RUN(test_many_short_loops);
+    RUN(test_contiguous_lanes);
     RUN(test_zero_and_single_task_loops);
     return test_summary();
 }

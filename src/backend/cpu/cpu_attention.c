@@ -1,15 +1,24 @@
 /* Causal grouped-query attention over the paged KV pool, and KV writes.
  *
- * One task per (query row, query head). Scores for the visible keys go to
- * the thread's scratch, then a max-subtracted softmax and the weighted sum of
- * values, all in float32, positions in ascending order whatever the batch,
- * so a row's result does not depend on rows of other sequences. Query head h reads
- * KV head h / (n_heads / n_kv). Cached rows in another dtype (a half-size or
- * 8-bit cache) are converted a head at a time. */
+ * One task per (query row, KV head, group of the query heads that read that
+ * KV head): the keys and values are fetched (and converted from a half-size
+ * or 8-bit cache) once for all the task's heads, CHUNK positions at a time
+ * into the thread's scratch, so an f16 cache is converted once per KV head
+ * rather than once per query head. Per head, an online softmax over the
+ * chunks (running max, rescaled sum and output), all float32, positions in
+ * ascending order from the row's first visible one: each head's arithmetic
+ * depends only on its own row, whatever the batch and whichever heads share
+ * its task, so a row's result does not depend on rows of other sequences or
+ * on the number of threads. Query head h reads KV head h / (n_heads / n_kv). */
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/quant_dot.h"
+
+#define CHUNK 32     /* positions per pass (keys and values of one KV head, in L1) */
+#define MAX_GROUP 16 /* query heads per task at most */
 
 typedef struct {
     lg_cpu_ctx *k;
@@ -18,72 +27,171 @@ typedef struct {
     const float *q;
     const lg_attention_args *a;
     float scale;
+    int group;                  /* query heads per KV head */
+    int task_heads;             /* of them per task */
+    int splits;                 /* tasks per (row, KV head) */
+    lg_attention_chunk_fn fast; /* the AVX-512 step, or NULL for chunk_c */
 } attention_job;
 
 /* Head kv of the key (which = 0) or value (1) row of position p for query
  * row r, as float32 (converted into tmp when the pool stores another dtype). */
-static const float *kv_head(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p, int which, int kv,
-                            float *tmp) {
+static const float *kv_head(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p,
+                            int which, int kv, float *tmp) {
     int hd = a->head_dim;
     if (p >= a->fresh_from[r]) {
         int row = a->fresh_rows[a->fresh_at[r] + p - a->fresh_from[r]];
         return (which ? a->fresh_v : a->fresh_k) + ((size_t)row * a->n_kv_heads + kv) * hd;
     }
     const int32_t *table = a->tables[r];
-    const uint8_t *row = pool->base + (size_t)table[p / pool->page_size] * pool->page_bytes +
-                         ((size_t)which * pool->page_size + (size_t)(p % pool->page_size)) * pool->row_bytes;
+    const uint8_t *row =
+        pool->base + (size_t)table[p / pool->page_size] * pool->page_bytes +
+        ((size_t)which * pool->page_size + (size_t)(p % pool->page_size)) * pool->row_bytes;
     if (pool->dtype == LG_DTYPE_F32) return (const float *)row + (size_t)kv * hd;
     lg_dtype_to_f32(pool->dtype, row + lg_dtype_row_bytes(pool->dtype, (int64_t)kv * hd), tmp, hd);
     return tmp;
 }
 
+/* Asks for the cache lines of the keys and values of positions [p0, p0 +
+ * CHUNK) that sit in the pool, while the current chunk is computed: a task
+ * reads one head's slice of each row, a strided walk the hardware
+ * prefetchers do not follow. */
+static void prefetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p0,
+                           int pos, int kv) {
+    size_t head_bytes = lg_dtype_row_bytes(pool->dtype, a->head_dim);
+    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * a->head_dim);
+    for (int p = p0; p < p0 + CHUNK && p <= pos && p < a->fresh_from[r]; p++) {
+        const uint8_t *row = pool->base +
+                             (size_t)a->tables[r][p / pool->page_size] * pool->page_bytes +
+                             (size_t)(p % pool->page_size) * pool->row_bytes + at;
+        for (size_t b = 0; b < head_bytes; b += 64) {
+            __builtin_prefetch(row + b);
+            __builtin_prefetch(row + (size_t)pool->page_size * pool->row_bytes + b);
+        }
+    }
+}
+
+/* The plain C step (lg_attention_chunk_fn) for any head_dim. */
+static void chunk_c(const float *q, const float *const *key, const float *const *val, int n, int hd,
+                    float scale, float *s, float *out, float *run_max, float *run_sum) {
+    float m = *run_max;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) { /* four keys per pass over q */
+        const float *k0 = key[i], *k1 = key[i + 1], *k2 = key[i + 2], *k3 = key[i + 3];
+        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+        for (int e = 0; e < hd; e++)
+            d0 += q[e] * k0[e], d1 += q[e] * k1[e], d2 += q[e] * k2[e], d3 += q[e] * k3[e];
+        s[i] = d0 * scale, s[i + 1] = d1 * scale, s[i + 2] = d2 * scale, s[i + 3] = d3 * scale;
+    }
+    for (; i < n; i++) {
+        const float *kr = key[i];
+        float d = 0;
+#pragma omp simd reduction(+ : d)
+        for (int e = 0; e < hd; e++)
+            d += q[e] * kr[e];
+        s[i] = d * scale;
+    }
+    for (i = 0; i < n; i++)
+        if (s[i] > m) m = s[i];
+    /* rescale what the earlier chunks summed to the new maximum */
+    float keep = expf(*run_max - m), sum = *run_sum * keep;
+    if (keep != 1.0f)
+#pragma omp simd
+        for (int e = 0; e < hd; e++)
+            out[e] *= keep;
+    for (i = 0; i < n; i++) {
+        s[i] = expf(s[i] - m);
+        sum += s[i];
+    }
+    for (i = 0; i + 4 <= n; i += 4) { /* four values per pass over out */
+        const float *v0 = val[i], *v1 = val[i + 1], *v2 = val[i + 2], *v3 = val[i + 3];
+        float w0 = s[i], w1 = s[i + 1], w2 = s[i + 2], w3 = s[i + 3];
+#pragma omp simd
+        for (int e = 0; e < hd; e++)
+            out[e] += w0 * v0[e] + w1 * v1[e] + w2 * v2[e] + w3 * v3[e];
+    }
+    for (; i < n; i++) {
+        const float *vr = val[i];
+        float w = s[i];
+#pragma omp simd
+        for (int e = 0; e < hd; e++)
+            out[e] += w * vr[e];
+    }
+    *run_max = m, *run_sum = sum;
+}
+
 static void attention_task(void *ctx, int task, int thread) {
     const attention_job *j = ctx;
     const lg_attention_args *a = j->a;
-    int r = task / a->n_heads, h = task % a->n_heads;
-    int kv = h / (a->n_heads / a->n_kv_heads), hd = a->head_dim;
+    int hd = a->head_dim;
+    int split = task % j->splits, kv = task / j->splits % a->n_kv_heads,
+        r = task / j->splits / a->n_kv_heads;
+    int h0 = kv * j->group + split * j->task_heads;
+    int nh = j->group - split * j->task_heads < j->task_heads ? j->group - split * j->task_heads
+                                                              : j->task_heads;
     int pos = a->pos[r];
     int lo = a->window > 0 ? pos - a->window + 1 : 0;
     if (lo < 0) lo = 0;
-    const float *q = j->q + ((size_t)r * a->n_heads + h) * hd;
-    float *tmp = j->k->scratch[thread], *scores = tmp + hd;
-    float *out = j->out + ((size_t)r * a->n_heads + h) * hd;
-
-    float max = -INFINITY;
-    for (int p = lo; p <= pos; p++) {
-        const float *key = kv_head(j->pool, a, r, p, 0, kv, tmp);
-        float d = 0;
-#pragma omp simd reduction(+ : d)
-        for (int e = 0; e < hd; e++) d += q[e] * key[e];
-        d *= j->scale;
-        scores[p - lo] = d;
-        if (d > max) max = d;
+    /* scratch: CHUNK converted keys, CHUNK values, then the scores of the task's heads */
+    float *kbuf = j->k->scratch[thread], *vbuf = kbuf + (size_t)CHUNK * hd,
+          *score = vbuf + (size_t)CHUNK * hd;
+    const float *key[CHUNK], *val[CHUNK];
+    float run_max[MAX_GROUP], run_sum[MAX_GROUP];
+    for (int h = 0; h < nh; h++) {
+        run_max[h] = -INFINITY, run_sum[h] = 0;
+        memset(j->out + ((size_t)r * a->n_heads + h0 + h) * hd, 0, sizeof(float) * (size_t)hd);
     }
-    int n = pos - lo + 1;
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        scores[i] = expf(scores[i] - max);
-        sum += scores[i];
+    for (int c0 = lo; c0 <= pos; c0 += CHUNK) {
+        int n = pos + 1 - c0 < CHUNK ? pos + 1 - c0 : CHUNK;
+        for (int i = 0; i < n; i++) {
+            key[i] = kv_head(j->pool, a, r, c0 + i, 0, kv, kbuf + (size_t)i * hd);
+            val[i] = kv_head(j->pool, a, r, c0 + i, 1, kv, vbuf + (size_t)i * hd);
+        }
+        if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
+        for (int h = 0; h < nh; h++) {
+            const float *q = j->q + ((size_t)r * a->n_heads + h0 + h) * hd;
+            float *out = j->out + ((size_t)r * a->n_heads + h0 + h) * hd,
+                  *s = score + (size_t)h * CHUNK;
+            if (j->fast)
+                j->fast(q, key, val, n, j->scale, s, out, &run_max[h], &run_sum[h]);
+            else
+                chunk_c(q, key, val, n, hd, j->scale, s, out, &run_max[h], &run_sum[h]);
+        }
     }
-    float inv = 1.0f / sum;
-    memset(out, 0, sizeof(float) * (size_t)hd);
-    for (int p = lo; p <= pos; p++) {
-        const float *val = kv_head(j->pool, a, r, p, 1, kv, tmp);
-        float w = scores[p - lo] * inv;
+    for (int h = 0; h < nh; h++) {
+        float *out = j->out + ((size_t)r * a->n_heads + h0 + h) * hd, inv = 1.0f / run_sum[h];
 #pragma omp simd
-        for (int e = 0; e < hd; e++) out[e] += w * val[e];
+        for (int e = 0; e < hd; e++)
+            out[e] *= inv;
     }
+}
+
+size_t lg_cpu_attention_scratch_floats(int head_dim) {
+    return 2 * (size_t)CHUNK * (size_t)head_dim + (size_t)MAX_GROUP * CHUNK;
 }
 
 void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                       const lg_attention_args *a) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
-    attention_job j = {k, pool, out, q, a, 1.0f / sqrtf((float)a->head_dim)};
-    lg_threadpool_run(k->pool, a->n_rows * a->n_heads, attention_task, &j);
+    int group = a->n_heads / a->n_kv_heads, task_heads = group;
+    /* a task's heads: at most MAX_GROUP, and fewer when that leaves threads idle
+     * (a decode step has only n_kv_heads (row, KV head) pairs); each head's
+     * arithmetic is the same either way */
+    if (task_heads > MAX_GROUP) task_heads = MAX_GROUP;
+    while (task_heads > 1 &&
+           a->n_rows * a->n_kv_heads * ((group + task_heads - 1) / task_heads) < 2 * k->n_threads)
+        task_heads = (task_heads + 1) / 2;
+    int splits = (group + task_heads - 1) / task_heads;
+    /* the ISA is decided once per process, so every row takes the same step */
+    lg_attention_chunk_fn fast =
+        lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim) : NULL;
+    attention_job j = {k,     pool,       out,    q,   a, 1.0f / sqrtf((float)a->head_dim),
+                       group, task_heads, splits, fast};
+    lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }
 
-void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
-                     const float *v) {
+void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a,
+                     const float *k, const float *v) {
     (void)c;
     size_t n = (size_t)pool->row_floats;
     for (int r = 0; r < a->n_rows; r++) {
@@ -91,6 +199,7 @@ void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv
         uint8_t *kdst = pool->base + (size_t)(slot / pool->page_size) * pool->page_bytes +
                         (size_t)(slot % pool->page_size) * pool->row_bytes;
         lg_dtype_from_f32(pool->dtype, k + (size_t)r * n, kdst, (int64_t)n);
-        lg_dtype_from_f32(pool->dtype, v + (size_t)r * n, kdst + (size_t)pool->page_size * pool->row_bytes, (int64_t)n);
+        lg_dtype_from_f32(pool->dtype, v + (size_t)r * n,
+                          kdst + (size_t)pool->page_size * pool->row_bytes, (int64_t)n);
     }
 }

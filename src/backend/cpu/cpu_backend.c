@@ -12,7 +12,7 @@
 
 size_t lg_cpu_scratch_floats(const lg_ctx_sizes *s) {
     size_t matmul = (size_t)MATMUL_ROWS_PER_TASK * (size_t)s->widest_row;
-    size_t attention = (size_t)s->max_keys + 2 * (size_t)s->head_dim + 16; /* scores + a converted head */
+    size_t attention = lg_cpu_attention_scratch_floats(s->head_dim);
     return matmul > attention ? matmul : attention;
 }
 
@@ -40,6 +40,7 @@ static const void *cpu_adopt_weights(lg_backend *be, const void *host, size_t by
 static void cpu_ctx_free(lg_backend_ctx *c) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     if (!k) return;
+    lg_cpu_profile_report(k);
     if (k->scratch)
         for (int i = 0; i < k->n_threads; i++) free(k->scratch[i]);
     free(k->scratch);
@@ -107,6 +108,8 @@ static const lg_backend_ops cpu_ops = {
     .gather_rows = lg_cpu_gather_rows,
 };
 
+static lg_backend_ops cpu_profiled_ops;
+
 lg_backend *lg_cpu_backend_new(int n_threads) {
     lg_cpu_backend *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -115,7 +118,13 @@ lg_backend *lg_cpu_backend_new(int n_threads) {
         free(b);
         return NULL;
     }
+    const char *profile = getenv("LAGUNA_CPU_PROFILE");
     b->base.ops = &cpu_ops;
+    if (profile && *profile && strcmp(profile, "0")) {
+        cpu_profiled_ops = cpu_ops; /* the same table every time: a benign repeated write */
+        lg_cpu_profile_wrap(&cpu_profiled_ops);
+        b->base.ops = &cpu_profiled_ops;
+    }
     b->base.n_threads = lg_threadpool_size(b->pool);
     return &b->base;
 }

@@ -26,13 +26,21 @@ typedef struct {
     void *act_q8;          /* activations quantised for one matmul_many (grown on demand) */
     size_t act_q8_bytes;
     lg_matmul_op *ops;     /* room for the products of one MoE step: 2 * (n_experts + 1) */
+    struct lg_cpu_profile *profile; /* LAGUNA_CPU_PROFILE=1 only (cpu_profile.c) */
 } lg_cpu_ctx;
+
+typedef struct lg_cpu_profile lg_cpu_profile;
+/* LAGUNA_CPU_PROFILE: ops timed one by one, reported when the context is freed. */
+void lg_cpu_profile_wrap(lg_backend_ops *ops);
+void lg_cpu_profile_report(lg_cpu_ctx *k);
 
 /* Scratch floats per thread that the kernels need for these sizes. */
 size_t lg_cpu_scratch_floats(const lg_ctx_sizes *sizes);
 
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops);
 void lg_cpu_matmul(lg_cpu_ctx *k, float *y, const float *x, int n_tokens, const lg_matrix *w, const float *bias);
+/* Scratch floats per thread that lg_cpu_attention needs. */
+size_t lg_cpu_attention_scratch_floats(int head_dim);
 void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                       const lg_attention_args *a);
 void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,

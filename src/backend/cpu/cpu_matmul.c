@@ -232,7 +232,7 @@ void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
             int64_t rows = job.ops[i].n_tokens > 0 ? job.ops[i].w->rows : 0;
             job.first_task[i + 1] = job.first_task[i] + (int)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
         }
-        lg_threadpool_run(k->pool, job.first_task[job.n_ops], matmul_task, &job);
+        lg_threadpool_run_contiguous(k->pool, job.first_task[job.n_ops], matmul_task, &job);
     }
 }
 

@@ -64,14 +64,77 @@ static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) 
 
 /* ---- Q4_K and Q5_K ------------------------------------------------------------ */
 
+typedef struct { /* one K-quant super-block of one weight row, unpacked */
+    __m512i W[4],
+        S[4];    /* 64 weights each in element order; their sub-blocks' scales as int16 pairs */
+    __m256i m16; /* the mins, one per 16 elements (Q4_K, Q5_K) or the scales (Q6_K) */
+    float d, dmin;
+} unpacked;
+
+static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
+    for (int k = 0; k < 4; k++) /* lanes 0-7: sub-block 2k, 8-15: 2k+1 */
+        idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+}
+
+static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
+                                    bool five, const __m512i idx[4], unpacked *u) {
+    const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const uint8_t *qs = blk + qs_offset;
+    uint16_t d16, dmin16;
+    uint32_t s0, s1, s2; /* the 6-bit scales and mins of lg_k4_scale_min */
+    memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
+    memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
+    uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
+    uint32_t m_lo = s1 & 0x3f3f3f3f, m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
+    __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+    scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
+    __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
+    u->m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
+    UNROLL
+    for (int k = 0; k < 4; k++)
+        u->S[k] = _mm512_permutexvar_epi32(idx[k], scv);
+    UNROLL
+    for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
+        __m512i v = _mm512_loadu_si512(qs + 64 * h);
+        __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        /* into element order: [lo of group | hi of group] per 64 elements */
+        u->W[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);
+        u->W[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);
+    }
+    if (five) {
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
+        UNROLL
+        for (int k = 0; k < 4; k++) {
+            __m512i bit = _mm512_and_si512(
+                _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
+            u->W[k] = _mm512_or_si512(u->W[k], _mm512_slli_epi16(bit, 4));
+        }
+    }
+    u->d = f16(d16), u->dmin = f16(dmin16);
+}
+
+/* super-block b of one token into its accumulator */
+static ALWAYS_INLINE __m512 token_k4(const unpacked *u, const act *a, int64_t b, __m512 acc) {
+    const int8_t *xq = a->q + 256 * b;
+    __m512i isum = _mm512_setzero_si512();
+    UNROLL
+    for (int k = 0; k < 4; k++) {
+        __m512i p = _mm512_maddubs_epi16(u->W[k], _mm512_loadu_si512(xq + 64 * k));
+        isum = _mm512_dpwssd_epi32(isum, p, u->S[k]);
+    }
+    __m256i mins =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
+    float dx = a->d[b];
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * dx), acc);
+    return _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
+                            _mm512_set1_ps(u->dmin * dx), acc);
+}
+
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
                                  size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
                                  int64_t n, float *y, size_t ys) {
-    const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    const __m512i zero = _mm512_setzero_si512();
     __m512i idx[4];
-    for (int k = 0; k < 4; k++) /* lanes 0-7: sub-block 2k, 8-15: 2k+1 */
-        idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+    k4_index(idx);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m512 acc[TILE];
@@ -79,74 +142,105 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
-        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
-        uint16_t d16, dmin16;
-        uint32_t s0, s1, s2; /* the 6-bit scales and mins of lg_k4_scale_min */
-        memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
-        memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
-        uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
-        uint32_t m_lo = s1 & 0x3f3f3f3f,
-                 m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
-        __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
-        scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
-        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
-        __m512i S[4], W[4];
+        unpacked u;
+        unpack_k4(row + b * block_bytes, qs_offset, qh_offset, five, idx, &u);
         UNROLL
-        for (int k = 0; k < 4; k++)
-            S[k] = _mm512_permutexvar_epi32(idx[k], scv);
-        UNROLL
-        for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
-            __m512i v = _mm512_loadu_si512(qs + 64 * h);
-            __m512i lo = _mm512_and_si512(v, nib),
-                    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-            /* into element order: [lo of group | hi of group] per 64 elements */
-            W[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);
-            W[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);
-        }
-        if (five) {
-            __m512i qh =
-                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
-            UNROLL
-            for (int k = 0; k < 4; k++) {
-                __m512i bit = _mm512_and_si512(
-                    _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
-                W[k] = _mm512_or_si512(W[k], _mm512_slli_epi16(bit, 4));
-            }
-        }
-        float d = f16(d16), dmin = f16(dmin16);
-        UNROLL
-        for (int t = 0; t < nt; t++) {
-            const int8_t *xq = a[t].q + 256 * b;
-            __m512i isum = zero;
-            UNROLL
-            for (int k = 0; k < 4; k++) {
-                __m512i p = _mm512_maddubs_epi16(W[k], _mm512_loadu_si512(xq + 64 * k));
-                isum = _mm512_dpwssd_epi32(isum, p, S[k]);
-            }
-            __m256i mins =
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), m16);
-            float dx = a[t].d[b];
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * dx), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
-                                      _mm512_set1_ps(dmin * dx), acc[t]);
-        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = token_k4(&u, &a[t], b, acc[t]);
     }
     store(acc, nt, y, ys);
 }
 
+/* One token against many rows: the same arithmetic per (row, token) as
+ * dot_k4 (so the same bits), with the set-up (constants, activation
+ * pointers) paid once for all rows rather than per row through the
+ * per-token-count dispatch. For decode, where a row as short as an expert's
+ * down projection (two super-blocks) was mostly set-up. ROWS rows per pass
+ * share the activation loads; 2 ran faster from the cache but streamed from
+ * memory at half the speed (two interleaved streams per core), so 1. */
+#define ROWS 1
+static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows,
+                                   size_t block_bytes, size_t qs_offset, size_t qh_offset,
+                                   bool five, const uint8_t *x, int64_t n, float *y) {
+    __m512i idx[4];
+    k4_index(idx);
+    act a;
+    tokens(&a, x, 0, 1, n, 256);
+    int r = 0;
+    for (; r + ROWS <= n_rows; r += ROWS) {
+        __m512 acc[ROWS];
+        UNROLL
+        for (int i = 0; i < ROWS; i++)
+            acc[i] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < n / 256; b++) {
+            UNROLL
+            for (int i = 0; i < ROWS; i++) {
+                unpacked u;
+                unpack_k4(w + (size_t)(r + i) * w_stride + b * block_bytes, qs_offset, qh_offset,
+                          five, idx, &u);
+                acc[i] = token_k4(&u, &a, b, acc[i]);
+            }
+        }
+        store(acc, ROWS, y + r, 1);
+    }
+    for (; r < n_rows; r++)
+        dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r,
+               1);
+}
+
 /* ---- Q6_K ---------------------------------------------------------------------- */
 
-static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys) {
-    const __m512i nib = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
-    const __m512i zero = _mm512_setzero_si512(), low16 = _mm512_set1_epi32(0xFFFF);
-    const __m512i cnt_lo = halves_epi16(0, 2), cnt_hi = halves_epi16(4, 6);
-    __m512i idx[4];
+static ALWAYS_INLINE void q6_index(__m512i idx[4]) {
     for (int c = 0; c < 4; c++) /* lane i: 16-element group 4c + i/4 */
         idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1,
                                    4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3,
                                    4 * c + 3, 4 * c + 3, 4 * c + 3);
+}
+
+static ALWAYS_INLINE void unpack_q6(const lg_block_q6_K *w, const __m512i idx[4], unpacked *u) {
+    const __m512i nib = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const __m512i low16 = _mm512_set1_epi32(0xFFFF);
+    const __m512i cnt_lo = halves_epi16(0, 2), cnt_hi = halves_epi16(4, 6);
+    __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+    /* the signed scales as int16 in both halves of each lane */
+    __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+    __m512i scv = _mm512_or_si512(_mm512_and_si512(sc32, low16), _mm512_slli_epi32(sc32, 16));
+    u->m16 = _mm256_cvtepi8_epi16(sc8);
+    UNROLL
+    for (int c = 0; c < 4; c++)
+        u->S[c] = _mm512_permutexvar_epi32(idx[c], scv);
+    UNROLL
+    for (int h = 0; h < 2; h++) { /* 128-element halves */
+        __m512i l = _mm512_loadu_si512(w->ql + 64 * h);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w->qh + 32 * h)));
+        __m512i lo = _mm512_and_si512(l, nib), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
+        __m512i hb_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_lo), three);
+        __m512i hb_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_hi), three);
+        u->W[2 * h] = _mm512_or_si512(lo, _mm512_slli_epi16(hb_lo, 4));
+        u->W[2 * h + 1] = _mm512_or_si512(hi, _mm512_slli_epi16(hb_hi, 4));
+    }
+    u->d = f16(w->d);
+}
+
+static ALWAYS_INLINE __m512 token_q6(const unpacked *u, const act *a, int64_t b, __m512 acc) {
+    const int8_t *xq = a->q + 256 * b;
+    __m512i isum = _mm512_setzero_si512();
+    UNROLL
+    for (int c = 0; c < 4; c++) {
+        __m512i p = _mm512_maddubs_epi16(u->W[c], _mm512_loadu_si512(xq + 64 * c));
+        isum = _mm512_dpwssd_epi32(isum, p, u->S[c]);
+    }
+    /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
+    __m256i off =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
+    isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * a->d[b]), acc);
+}
+
+static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
+                                   int64_t n, float *y, size_t ys) {
+    __m512i idx[4];
+    q6_index(idx);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m512 acc[TILE];
@@ -155,46 +249,40 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
         acc[t] = _mm512_setzero_ps();
     const lg_block_q6_K *w = (const lg_block_q6_K *)row;
     for (int64_t b = 0; b < n / 256; b++) {
-        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
-        /* the signed scales as int16 in both halves of each lane */
-        __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
-        __m512i scv = _mm512_or_si512(_mm512_and_si512(sc32, low16), _mm512_slli_epi32(sc32, 16));
-        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        __m512i S[4], W[4];
+        unpacked u;
+        unpack_q6(&w[b], idx, &u);
         UNROLL
-        for (int c = 0; c < 4; c++)
-            S[c] = _mm512_permutexvar_epi32(idx[c], scv);
-        UNROLL
-        for (int h = 0; h < 2; h++) { /* 128-element halves */
-            __m512i l = _mm512_loadu_si512(w[b].ql + 64 * h);
-            __m512i qh =
-                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h)));
-            __m512i lo = _mm512_and_si512(l, nib),
-                    hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
-            __m512i hb_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_lo), three);
-            __m512i hb_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_hi), three);
-            W[2 * h] = _mm512_or_si512(lo, _mm512_slli_epi16(hb_lo, 4));
-            W[2 * h + 1] = _mm512_or_si512(hi, _mm512_slli_epi16(hb_hi, 4));
-        }
-        float d = f16(w[b].d);
-        UNROLL
-        for (int t = 0; t < nt; t++) {
-            const int8_t *xq = a[t].q + 256 * b;
-            __m512i isum = zero;
-            UNROLL
-            for (int c = 0; c < 4; c++) {
-                __m512i p = _mm512_maddubs_epi16(W[c], _mm512_loadu_si512(xq + 64 * c));
-                isum = _mm512_dpwssd_epi32(isum, p, S[c]);
-            }
-            /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
-            __m256i off =
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
-            isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-            acc[t] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * a[t].d[b]), acc[t]);
-        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = token_q6(&u, &a[t], b, acc[t]);
     }
     store(acc, nt, y, ys);
+}
+
+/* rows1_k4 for Q6_K */
+static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                   int64_t n, float *y) {
+    __m512i idx[4];
+    q6_index(idx);
+    act a;
+    tokens(&a, x, 0, 1, n, 256);
+    int r = 0;
+    for (; r + ROWS <= n_rows; r += ROWS) {
+        __m512 acc[ROWS];
+        UNROLL
+        for (int i = 0; i < ROWS; i++)
+            acc[i] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < n / 256; b++) {
+            UNROLL
+            for (int i = 0; i < ROWS; i++) {
+                unpacked u;
+                unpack_q6((const lg_block_q6_K *)(w + (size_t)(r + i) * w_stride) + b, idx, &u);
+                acc[i] = token_q6(&u, &a, b, acc[i]);
+            }
+        }
+        store(acc, ROWS, y + r, 1);
+    }
+    for (; r < n_rows; r++)
+        dot_q6_K(w + (size_t)r * w_stride, x, 0, 1, n, y + r, 1);
 }
 
 /* ---- Q8_0 ---------------------------------------------------------------------- */
@@ -298,10 +386,34 @@ void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, s
     }
 }
 
+bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                           const uint8_t *x, int64_t n, float *y) {
+    switch (dtype) {
+    case LG_DTYPE_Q4_K:
+        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false,
+                 x, n, y);
+        return true;
+    case LG_DTYPE_Q5_K:
+        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
+                 offsetof(lg_block_q5_K, qh), true, x, n, y);
+        return true;
+    case LG_DTYPE_Q6_K:
+        rows1_q6(w, w_stride, n_rows, x, n, y);
+        return true;
+    default:
+        return false;
+    }
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
+bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                           const uint8_t *x, int64_t n, float *y) {
+    (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)n, (void)y;
+    return false;
+}
 #include "backend/cpu/quant_dot.h"
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride) {

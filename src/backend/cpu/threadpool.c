@@ -15,14 +15,25 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #define SPIN_ROUNDS 20000 /* polls before sleeping (a few tens of microseconds) */
 
+/* One lane of a contiguous run: tasks [front, back) not yet taken, in one
+ * word so that the owner (from the front) and thieves (from the back) agree
+ * through one compare-exchange. A cache line each. */
+typedef struct {
+    _Alignas(64) atomic_uint_least64_t span; /* front << 32 | back */
+} lane;
+
 struct lg_threadpool {
     int n_threads;
+    lane *lanes; /* n_threads of them, for run_contiguous (under run_lock) */
+    lg_task_fn lane_fn;
+    void *lane_ctx;
     pthread_t *workers;
     pthread_mutex_t lock;
     pthread_mutex_t run_lock;    /* one loop at a time: callers on several threads take turns */
@@ -103,7 +114,10 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     if (!p) return NULL;
     p->n_threads = n_threads;
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
-    if (!p->workers) {
+    p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
+    if (!p->workers || !p->lanes) {
+        free(p->workers);
+        free(p->lanes);
         free(p);
         return NULL;
     }
@@ -134,18 +148,14 @@ void lg_threadpool_free(lg_threadpool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
     free(p->workers);
+    free(p->lanes);
     free(p);
 }
 
 int lg_threadpool_size(const lg_threadpool *p) { return p->n_threads; }
 
-void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
-    if (n_tasks <= 0) return;
-    if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
-        return;
-    }
-    pthread_mutex_lock(&p->run_lock);
+/* The loop itself; the caller holds run_lock. */
+static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     /* every task of the previous loop is done, so no worker reads these now */
     p->fn = fn;
     p->ctx = ctx;
@@ -165,5 +175,72 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
     }
+}
+
+void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (p->n_threads == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->run_lock);
+    run_locked(p, n_tasks, fn, ctx);
+    pthread_mutex_unlock(&p->run_lock);
+}
+
+/* ---- contiguous lanes --------------------------------------------------------- */
+
+static bool take_front(lane *l, uint32_t *task) {
+    uint64_t s = atomic_load_explicit(&l->span, memory_order_relaxed);
+    for (;;) {
+        uint32_t front = (uint32_t)(s >> 32), back = (uint32_t)s;
+        if (front >= back) return false;
+        if (atomic_compare_exchange_weak(&l->span, &s, (uint64_t)(front + 1) << 32 | back)) {
+            *task = front;
+            return true;
+        }
+    }
+}
+
+static bool take_back(lane *l, uint32_t *task) {
+    uint64_t s = atomic_load_explicit(&l->span, memory_order_relaxed);
+    for (;;) {
+        uint32_t front = (uint32_t)(s >> 32), back = (uint32_t)s;
+        if (front >= back) return false;
+        if (atomic_compare_exchange_weak(&l->span, &s, (uint64_t)front << 32 | (back - 1))) {
+            *task = back - 1;
+            return true;
+        }
+    }
+}
+
+/* Pool task i: lane i front to back, then the other lanes' leftovers from
+ * their backs, nearest lane first. */
+static void lane_task(void *ctx, int i, int thread) {
+    lg_threadpool *p = ctx;
+    uint32_t t;
+    while (take_front(&p->lanes[i], &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
+    for (int k = 1; k < p->n_threads; k++) {
+        lane *other = &p->lanes[(i + k) % p->n_threads];
+        while (take_back(other, &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
+    }
+}
+
+void lg_threadpool_run_contiguous(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (p->n_threads == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->run_lock);
+    int n = p->n_threads;
+    for (int i = 0; i < n; i++) { /* lane i: [n_tasks * i / n, n_tasks * (i + 1) / n) */
+        uint64_t front = (uint64_t)n_tasks * (uint64_t)i / (uint64_t)n;
+        uint64_t back = (uint64_t)n_tasks * (uint64_t)(i + 1) / (uint64_t)n;
+        atomic_store_explicit(&p->lanes[i].span, front << 32 | back, memory_order_relaxed);
+    }
+    p->lane_fn = fn;
+    p->lane_ctx = ctx;
+    run_locked(p, n, lane_task, p); /* its release store publishes the lanes */
     pthread_mutex_unlock(&p->run_lock);
 }

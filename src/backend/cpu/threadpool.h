@@ -18,4 +18,15 @@ void lg_threadpool_free(lg_threadpool *pool);
 int lg_threadpool_size(const lg_threadpool *pool);
 void lg_threadpool_run(lg_threadpool *pool, int n_tasks, lg_task_fn fn, void *ctx);
 
+/* The same loop, but each thread walks a contiguous stretch of the tasks in
+ * order: the tasks are cut into one lane per thread, a lane's taker runs it
+ * front to back, and a thread whose lane is done takes tasks one at a time
+ * from the back of the others. For loops whose tasks read consecutive memory
+ * (the rows of a weight matrix): each core then streams forward through its
+ * own range, which the hardware prefetchers follow, where tasks dealt out in
+ * turn (lg_threadpool_run) leave every core a gap after each task. Still
+ * dynamic: a thread the OS does not run costs nothing, its lane is taken by
+ * the others. */
+void lg_threadpool_run_contiguous(lg_threadpool *pool, int n_tasks, lg_task_fn fn, void *ctx);
+
 #endif

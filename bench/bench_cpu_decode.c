@@ -1,0 +1,203 @@
+/* bench_cpu_decode: the CPU kernels of one decoded token, alone.
+ *
+ * For each quantised type, one activation row times a weight matrix of 2048
+ * columns through the backend's int8 kernels (lg_qgemm, the ISA it picks),
+ * split over the thread pool in blocks of rows as a decode step does:
+ *   - "stream": a matrix far larger than the caches (--mib, default 512 MiB,
+ *     on 2 MiB pages), read once per repeat: what decode sees;
+ *   - "cached": a 512 x 2048 matrix (an XS.2 expert's gate) read again and
+ *     again: the kernel's arithmetic speed with no memory stall;
+ * and, for reference, the machine's streaming read bandwidth with the same
+ * threads. Prints GB/s of weight bytes (1e9 B/s), best of --reps.
+ *
+ * usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--cols C] [--dealt]
+ * (--dealt: row blocks dealt out to the threads in turn, as before
+ * lg_threadpool_run_contiguous, for comparison) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/quant_dot.h"
+#include "backend/cpu/threadpool.h"
+#include "core/dtype.h"
+#include "sys/huge_pages.h"
+#include "sys/mem_bandwidth.h"
+
+static int COLS = 2048; /* --cols */
+#define ROWS_PER_TASK 16
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    lg_dtype dtype;
+    const uint8_t *w;
+    size_t row_bytes;
+    int rows;
+    const uint8_t *x;
+    size_t x_stride;
+    int tokens;
+    float *y;
+} job;
+
+static void task(void *ctx, int t, int thread) {
+    (void)thread;
+    const job *j = ctx;
+    int r0 = t * ROWS_PER_TASK, n = j->rows - r0 < ROWS_PER_TASK ? j->rows - r0 : ROWS_PER_TASK;
+    lg_qgemm(&(lg_qgemm_args){j->dtype, j->w + (size_t)r0 * j->row_bytes, j->row_bytes, n, j->x,
+                              j->x_stride, j->tokens, COLS, j->y + r0, (size_t)j->rows, NULL});
+}
+
+static int dealt; /* --dealt: tasks dealt out in turn (lg_threadpool_run), not contiguous */
+
+static double run(lg_threadpool *pool, job *j, int passes) {
+    double t0 = now_s();
+    int n = (j->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    for (int p = 0; p < passes; p++)
+        (dealt ? lg_threadpool_run : lg_threadpool_run_contiguous)(pool, n, task, j);
+    return now_s() - t0;
+}
+
+/* One decode row's attention at position `pos` over an f16 pool of the XS.2
+ * layout (64 query heads, 8 KV heads of 128, pages of 16 positions spread in
+ * a shuffled order, as a long-running pool has them); ms per call. */
+static double attention_ms(int threads, int pos, int reps) {
+    const int n_heads = 64, n_kv = 8, hd = 128, ps = 16, n_pages = pos / ps + 1;
+    lg_backend *be = lg_cpu_backend_new(threads);
+    lg_ctx_sizes sizes = {n_heads * hd, pos + 1, hd, 0};
+    lg_backend_ctx *c = be->ops->ctx_new(be, &sizes);
+    size_t row_bytes = lg_dtype_row_bytes(LG_DTYPE_F16, n_kv * hd), page_bytes = 2 * ps * row_bytes;
+    size_t map_bytes;
+    lg_page_source src;
+    uint8_t *pool = lg_huge_alloc(page_bytes * (size_t)(2 * n_pages), false, &map_bytes, &src);
+    for (size_t i = 0; i < page_bytes * (size_t)(2 * n_pages); i += 2) {
+        uint16_t h = (uint16_t)(0x3000 + (i * 2654435761u >> 20) % 0x800); /* 0.125..1 */
+        memcpy(pool + i, &h, 2);
+    }
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)n_pages);
+    for (int p = 0; p < n_pages; p++)
+        table[p] = (int32_t)((p * 7919) % (2 * n_pages));
+    float *q = malloc(sizeof(float) * n_heads * hd), *out = malloc(sizeof(float) * n_heads * hd);
+    float *fk = malloc(sizeof(float) * n_kv * hd), *fv = malloc(sizeof(float) * n_kv * hd);
+    for (int i = 0; i < n_heads * hd; i++)
+        q[i] = (float)(i % 17) / 17.0f;
+    for (int i = 0; i < n_kv * hd; i++)
+        fk[i] = fv[i] = 0.5f;
+    int32_t pos32 = pos, from = pos, at = 0, rows = 0;
+    const int32_t *tables[1] = {table};
+    lg_kv_pool_view view = {pool, ps, n_kv * hd, row_bytes, page_bytes, LG_DTYPE_F16};
+    lg_attention_args a = {1, &pos32, tables, &from, &at, &rows, fk, fv, n_heads, n_kv, hd, 0};
+    double best = 1e30;
+    be->ops->attention(c, &view, out, q, &a);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < 20; i++)
+            be->ops->attention(c, &view, out, q, &a);
+        double t = (now_s() - t0) / 20;
+        if (t < best) best = t;
+    }
+    be->ops->ctx_free(c);
+    be->ops->destroy(be);
+    munmap(pool, map_bytes);
+    free(table), free(q), free(out), free(fk), free(fv);
+    return best * 1e3;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, mib = 512, reps = 5, tokens = 1;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--threads"))
+            threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--mib"))
+            mib = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps"))
+            reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--tokens"))
+            tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dealt"))
+            dealt = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--cols"))
+            COLS = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens "
+                            "T] [--cols C] [--dealt]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || mib < 16 || reps < 1 || tokens < 1 || tokens > 64 || COLS < 256 ||
+        COLS % 256) {
+        fprintf(stderr, "bench_cpu_decode: threads >= 1, mib >= 16, reps >= 1, 1 <= tokens <= 64, "
+                        "cols a multiple of 256\n");
+        return 2;
+    }
+    lg_threadpool *pool = lg_threadpool_new(threads);
+    lg_bandwidth bw;
+    laguna_error err = {0};
+    if (lg_measure_read_bandwidth(threads, (size_t)mib << 20, reps, LG_READ_AUTO, &bw, &err) ==
+        LAGUNA_OK)
+        printf("read bandwidth (%s loads, %d threads, %d MiB): %.1f GB/s\n",
+               lg_read_isa_name(bw.isa), threads, mib, bw.best_gbps);
+    printf("kernels: %s, %d token(s), %d threads, weights %d columns, row blocks %s\n",
+           lg_qgemm_isa_name(lg_qgemm_isa_best()), tokens, threads, COLS,
+           dealt ? "dealt in turn" : "contiguous per thread");
+    printf("%-6s %12s %12s\n", "type", "stream GB/s", "cached GB/s");
+
+    const lg_dtype types[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+    float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
+    for (int i = 0; i < COLS * tokens; i++)
+        xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        lg_dtype dt = types[k];
+        int block = lg_q8_block(dt);
+        size_t rb = lg_dtype_row_bytes(dt, COLS), xs = lg_q8_row_bytes(COLS, block);
+        int rows = (int)(((size_t)mib << 20) / rb);
+        size_t map_bytes;
+        lg_page_source src;
+        uint8_t *w = lg_huge_alloc(rb * (size_t)rows, false, &map_bytes, &src);
+        uint8_t *x = aligned_alloc(64, xs * (size_t)tokens);
+        float *y = malloc(sizeof(float) * (size_t)rows * (size_t)tokens);
+        if (!w || !x || !y) {
+            fprintf(stderr, "bench_cpu_decode: out of memory\n");
+            return 1;
+        }
+        /* random bytes with small f16 scales (0x1000-0x13ff: ~6e-5..1e-4) in the
+         * first words of every block: only the timing matters here */
+        uint64_t s = 88172645463325252ull;
+        for (size_t i = 0; i < rb * (size_t)rows; i += 8) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            memcpy(w + i, &s, 8);
+        }
+        lg_q8_quantize(xf, tokens, COLS, block, x);
+        job j = {dt, w, rb, rows, x, xs, tokens, y};
+        double stream = 1e30, cached = 1e30;
+        run(pool, &j, 1);
+        for (int r = 0; r < reps; r++) {
+            double t = run(pool, &j, 1);
+            if (t < stream) stream = t;
+        }
+        job c = j;
+        c.rows = (int)((576u << 10) / rb); /* an XS.2 expert matrix's bytes in Q4_K */
+        int passes = 200;
+        run(pool, &c, 2);
+        for (int r = 0; r < reps; r++) {
+            double t = run(pool, &c, passes) / passes;
+            if (t < cached) cached = t;
+        }
+        printf("%-6s %12.1f %12.1f\n", lg_dtype_name(dt), rb * (double)rows / stream * 1e-9,
+               rb * (double)c.rows / cached * 1e-9);
+        free(x), free(y);
+        munmap(w, map_bytes);
+    }
+    free(xf);
+    lg_threadpool_free(pool);
+    for (int pos = 512; pos <= 4096; pos *= 8)
+        printf("attention, 1 row at %d (64/8 heads of 128, f16 cache): %.3f ms per layer\n", pos,
+               attention_ms(threads, pos, reps));
+    return 0;
+}

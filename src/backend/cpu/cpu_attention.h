@@ -1,0 +1,16 @@
+/* The inner step of the CPU attention (cpu_attention.c): one query head
+ * against up to a chunk of keys and values, updating its online softmax
+ * (running maximum and sum) and its unnormalised output. A plain C version
+ * there, an AVX-512 one in cpu_attention_avx512.c, chosen once per process. */
+#ifndef LAGUNA_BACKEND_CPU_ATTENTION_H
+#define LAGUNA_BACKEND_CPU_ATTENTION_H
+
+/* s: room for n scores; out: head_dim floats, the running output. */
+typedef void (*lg_attention_chunk_fn)(const float *q, const float *const *key,
+                                      const float *const *val, int n, float scale, float *s,
+                                      float *out, float *run_max, float *run_sum);
+
+/* The AVX-512 step for this head_dim (64, 128 or 256), or NULL. */
+lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim);
+
+#endif
