@@ -8,10 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "laguna.h"
-#include "laguna_chat.h"
-#include "laguna_tokenizer.h"
-#include "server/server.h"
+#include "served_model.h"
 #include "testutil.h"
 
 void run_node_script(const node_run *r) {
@@ -25,19 +22,14 @@ void run_node_script(const node_run *r) {
         return;
     }
     laguna_error err = {0};
-    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()};
-    laguna_tokenizer *tok = NULL;
-    laguna_chat_template *tmpl = NULL;
-    laguna_model *model = NULL;
-    lg_server *srv = NULL;
+    served_model sm;
     lg_server_options so = {.api_key = r->api_key, .model_name = r->model_name, .n_ctx = r->n_ctx};
-    if (laguna_tokenizer_load(r->model_dir, &tok, &err) || laguna_chat_template_load(r->model_dir, &tmpl, &err) ||
-        laguna_model_open(r->model_dir, &mo, &model, &err) || lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
+    if (served_model_open(&sm, r->model_dir, tu_test_device(), &so, &err)) {
         CHECKF(0, "setup: %s", err.message);
         goto done;
     }
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "timeout 300 node %s %d %s 2>&1", r->script, lg_server_port(srv), r->api_key);
+    snprintf(cmd, sizeof cmd, "timeout 300 node %s %d %s 2>&1", r->script, lg_server_port(sm.srv), r->api_key);
     FILE *p = popen(cmd, "r");
     if (!p) {
         CHECKF(0, "cannot run node");
@@ -55,8 +47,5 @@ void run_node_script(const node_run *r) {
            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     CHECKF(n_pass >= r->min_pass, "only %d SDK cases passed", n_pass);
 done:
-    lg_server_stop(srv);
-    laguna_model_free(model);
-    laguna_chat_template_free(tmpl);
-    laguna_tokenizer_free(tok);
+    served_model_close(&sm);
 }

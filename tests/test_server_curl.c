@@ -13,10 +13,7 @@
 
 #include "harness.h"
 #include "http_client.h"
-#include "laguna.h"
-#include "laguna_chat.h"
-#include "laguna_tokenizer.h"
-#include "server/server.h"
+#include "served_model.h"
 #include "testutil.h"
 
 #define MODEL "models/laguna-tiny-chat"
@@ -218,25 +215,18 @@ int main(void) {
         return test_summary();
     }
     laguna_error err = {0};
-    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()};
-    laguna_tokenizer *tok = NULL;
-    laguna_chat_template *tmpl = NULL;
-    laguna_model *model = NULL;
-    lg_server *srv = NULL;
+    served_model sm;
     lg_server_options so = {.api_key = KEY, .model_name = "laguna-tiny-chat", .n_parallel = 2, .n_ctx = 2048};
-    if (laguna_tokenizer_load(MODEL, &tok, &err) || laguna_chat_template_load(MODEL, &tmpl, &err) ||
-        laguna_model_open(MODEL, &mo, &model, &err) || lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
+    if (served_model_open(&sm, MODEL, tu_test_device(), &so, &err)) {
         printf("FAIL setup: %s\n", err.message);
+        served_model_close(&sm);
         return 1;
     }
-    g_port = lg_server_port(srv);
+    g_port = lg_server_port(sm.srv);
     RUN(test_openai_tool_round_trip);
     RUN(test_openai_tool_call_streamed);
     RUN(test_messages_tool_use);
     RUN(test_errors);
-    lg_server_stop(srv);
-    laguna_chat_template_free(tmpl);
-    laguna_tokenizer_free(tok);
-    laguna_model_free(model);
+    served_model_close(&sm);
     return test_summary();
 }

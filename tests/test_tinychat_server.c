@@ -13,10 +13,7 @@
 
 #include "harness.h"
 #include "http_client.h"
-#include "laguna.h"
-#include "laguna_chat.h"
-#include "laguna_tokenizer.h"
-#include "server/server.h"
+#include "served_model.h"
 #include "testutil.h"
 
 #define MODEL "models/laguna-tiny-chat"
@@ -459,33 +456,24 @@ int main(void) {
         return test_summary();
     }
     laguna_error err = {0};
-    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()};
-    laguna_tokenizer *tok = NULL;
-    laguna_chat_template *tmpl = NULL;
-    laguna_model *model = NULL;
-    lg_server *srv = NULL;
+    served_model sm = {0};
     char *cases = tu_read_file("tests/data/tinychat_cases.json", NULL);
     g_cases = cases ? cJSON_Parse(cases) : NULL;
     free(cases);
     lg_server_options so = {
         .api_key = KEY, .model_name = "laguna-tiny-chat", .n_parallel = 4, .n_ctx = 2048};
-    if (!g_cases || laguna_tokenizer_load(MODEL, &tok, &err) ||
-        laguna_chat_template_load(MODEL, &tmpl, &err) ||
-        laguna_model_open(MODEL, &mo, &model, &err) ||
-        lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
+    if (!g_cases || served_model_open(&sm, MODEL, tu_test_device(), &so, &err)) {
         printf("FAIL setup: %s\n", g_cases ? err.message : "cannot read the cases");
+        served_model_close(&sm);
         return 1;
     }
-    g_port = lg_server_port(srv);
+    g_port = lg_server_port(sm.srv);
     RUN(test_openai_agent_round_trip);
     RUN(test_anthropic_agent_round_trip);
     RUN(test_openai_thinking_round_trip);
     RUN(test_anthropic_thinking_round_trip);
     RUN(test_reasoning_split);
-    lg_server_stop(srv);
-    laguna_model_free(model);
-    laguna_chat_template_free(tmpl);
-    laguna_tokenizer_free(tok);
+    served_model_close(&sm);
     cJSON_Delete(g_cases);
     return test_summary();
 }
