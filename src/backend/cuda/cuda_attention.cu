@@ -52,6 +52,7 @@ __device__ __forceinline__ const uint8_t *kv_row(const attn_args &a, int r, int 
 }
 
 __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
+    lg_cuda_kernel_begin();
     __shared__ float part_m[WARPS], part_l[WARPS];
     __shared__ float part_acc[WARPS][MAX_HEAD_DIM];
     int r = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hd = a.head_dim;
@@ -152,6 +153,7 @@ __device__ __forceinline__ void load_kv(const attn_args &a, int r, int p, int kv
 
 template <int DT>
 __global__ void __launch_bounds__(THREADS) attention_split_kernel(split_args sa) {
+    lg_cuda_kernel_begin();
     const attn_args &a = sa.a;
     __shared__ float q_s[SPLIT_MAX_GROUP][SPLIT_MAX_DIM];
     __shared__ float part_m[WARPS][SPLIT_MAX_GROUP], part_l[WARPS][SPLIT_MAX_GROUP];
@@ -225,6 +227,7 @@ __global__ void __launch_bounds__(THREADS) attention_split_kernel(split_args sa)
 
 /* One block per (row, head): the row's chunks merged in chunk order. */
 __global__ void attention_merge_kernel(split_args sa) {
+    lg_cuda_kernel_begin();
     const attn_args &a = sa.a;
     int r = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
     int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0, chunks = split_chunks(pos - lo + 1);
@@ -345,6 +348,7 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
 
 __global__ void kv_write_kernel(uint8_t *pool, size_t page_bytes, size_t row_bytes, int page_size, int dtype,
                                 int row_floats, const int32_t *slots, const float *k, const float *v) {
+    lg_cuda_kernel_begin();
     int r = blockIdx.x, slot = slots[r], which = blockIdx.y, i = blockIdx.z * KV_THREADS + threadIdx.x;
     uint8_t *dst = pool + (size_t)(slot / page_size) * page_bytes + (size_t)(slot % page_size) * row_bytes +
                    (size_t)which * page_size * row_bytes;

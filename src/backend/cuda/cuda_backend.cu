@@ -101,6 +101,15 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     return &k->base;
 }
 
+bool lg_cuda_pdl_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("LAGUNA_CUDA_PDL");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 void *lg_cuda_scratch(lg_cuda_ctx *k, size_t bytes) {
     if (bytes <= k->scratch_bytes) return k->scratch;
     if (k->scratch && lg_cuda_taping(k)) lg_cuda_tape_defer_free(k, k->scratch); /* recorded ops still use it */

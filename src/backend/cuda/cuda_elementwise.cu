@@ -13,6 +13,7 @@ static dim3 row_grid(int n_rows, int width) { return dim3((unsigned)n_rows, bloc
 
 __global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, int dtype, const int32_t *tokens, int n,
                              int width) {
+    lg_cuda_kernel_begin();
     int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < width) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, table + (size_t)tokens[blockIdx.x] * row_bytes, i);
 }
@@ -31,6 +32,7 @@ void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const in
 #define NORM_PER_THREAD 16
 
 __global__ void rmsnorm_kernel(float *y, const float *x, const float *w, int n, float eps) {
+    lg_cuda_kernel_begin();
     __shared__ double warp_sum[THREADS / 32];
     const float *xr = x + (size_t)blockIdx.x * n;
     float *yr = y + (size_t)blockIdx.x * n;
@@ -65,6 +67,7 @@ void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w
 /* Grid (row, group of heads); one thread per (head, rotated pair). */
 __global__ void rope_kernel(float *rows, int n_heads, int head_dim, int n_rot, const float *inv_freq, float scale,
                             const int32_t *pos) {
+    lg_cuda_kernel_begin();
     int half = n_rot / 2, t = blockIdx.x, per_block = blockDim.x / half;
     int h = blockIdx.y * per_block + threadIdx.x / half, i = threadIdx.x % half;
     if (threadIdx.x >= per_block * half || h >= n_heads) return;
@@ -90,6 +93,7 @@ void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int h
 __device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 __global__ void gate_kernel(float *attn, const float *gate, size_t n, int n_heads, int head_dim, bool per_head) {
+    lg_cuda_kernel_begin();
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= n) return;
     size_t width = (size_t)n_heads * head_dim;
@@ -104,6 +108,7 @@ void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int 
 }
 
 __global__ void silu_mul_kernel(float *out, const float *gate, const float *up, size_t n) {
+    lg_cuda_kernel_begin();
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
@@ -113,6 +118,7 @@ void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const fl
 }
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {
+    lg_cuda_kernel_begin();
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
 }
@@ -122,6 +128,7 @@ void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n) {
 }
 
 __global__ void gather_kernel(float *dst, const float *src, const int32_t *rows, int width) {
+    lg_cuda_kernel_begin();
     int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < width) dst[(size_t)blockIdx.x * width + i] = src[(size_t)rows[blockIdx.x] * width + i];
 }

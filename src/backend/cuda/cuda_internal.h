@@ -64,13 +64,41 @@ void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p);
 void lg_cuda_tape_flush(lg_cuda_ctx *k);
 void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows);
 
+/* Programmatic dependent launch (Hopper): every kernel is launched so that
+ * the next one may be scheduled while it drains, which hides most of the
+ * few microseconds between two small kernels. So every kernel of the
+ * backend starts with lg_cuda_kernel_begin(), before anything else (an
+ * early return before it would let the kernel finish before its
+ * predecessor): it waits until the previous kernel has finished and its
+ * writes are visible, then lets the next kernel launch. LAGUNA_CUDA_PDL=0
+ * launches kernels plainly (the wait is then a no-op). */
+__device__ __forceinline__ void lg_cuda_kernel_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+bool lg_cuda_pdl_enabled(void);
+
+template <typename... P, typename... A>
+void lg_cuda_launch_on(cudaStream_t s, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
+    cfg.attrs = attr, cfg.numAttrs = lg_cuda_pdl_enabled() ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 /* Every kernel launch of the backend: on the stream, or on the tape while
  * a step is being recorded (kernel, grid, block and argument bytes hashed;
  * struct arguments are built with their padding zeroed for that). */
 template <typename... P, typename... A>
 void lg_cuda_launch(lg_cuda_ctx *k, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
     if (!lg_cuda_taping(k)) {
-        kernel<<<grid, block, smem, k->stream>>>(args...);
+        lg_cuda_launch_on(k->stream, kernel, grid, block, smem, args...);
         return;
     }
     lg_cuda_tape_hash(k, &kernel, sizeof kernel);
@@ -78,7 +106,7 @@ void lg_cuda_launch(lg_cuda_ctx *k, void (*kernel)(P...), dim3 grid, dim3 block,
     lg_cuda_tape_hash(k, &block, sizeof block);
     lg_cuda_tape_hash(k, &smem, sizeof smem);
     (lg_cuda_tape_hash(k, &args, sizeof args), ...);
-    lg_cuda_tape_add(k, [=](cudaStream_t s) { kernel<<<grid, block, smem, s>>>(args...); });
+    lg_cuda_tape_add(k, [=](cudaStream_t s) { lg_cuda_launch_on(s, kernel, grid, block, smem, args...); });
 }
 
 /* Device work space of at least bytes for the op being issued (contents

@@ -86,6 +86,7 @@ __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int 
 }
 
 __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__ matmul_set set) {
+    lg_cuda_kernel_begin();
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     const uint8_t *w;

@@ -126,6 +126,7 @@ __device__ __forceinline__ void store_tile(const matmul_args &a, float *y, int r
 
 template <int NT>
 __global__ void __launch_bounds__(NARROW_WARPS * 32) mma_narrow_kernel(const __grid_constant__ matmul_set set) {
+    lg_cuda_kernel_begin();
     extern __shared__ float part[]; /* [slice][16 rows][8 NT tokens] */
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
@@ -159,6 +160,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32) mma_narrow_kernel(const __g
 }
 
 __global__ void __launch_bounds__(WIDE_WARPS * 32) mma_wide_kernel(const __grid_constant__ matmul_set set) {
+    lg_cuda_kernel_begin();
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     const uint8_t *w;

@@ -7,6 +7,7 @@
 /* One thread per token: the same sequential selection as the CPU. */
 __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
                               const float *bias) {
+    lg_cuda_kernel_begin();
     int t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= n) return;
     float *score = logits + (size_t)t * E;
@@ -42,6 +43,7 @@ __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n
 
 __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
                                    const float *bias) {
+    lg_cuda_kernel_begin();
     int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (t >= n) return;
     float *score = logits + (size_t)t * E;
@@ -105,6 +107,7 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
 __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
                                                               int32_t *active, const int32_t *ids, int pairs, int E,
                                                               int first, int last) {
+    lg_cuda_kernel_begin();
     extern __shared__ int32_t next[]; /* [E] */
     for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
     __syncthreads();
@@ -138,6 +141,7 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
+    lg_cuda_kernel_begin();
     int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < hidden) expert_in[(size_t)blockIdx.x * hidden + i] = h[(size_t)(rows[blockIdx.x] / top_k) * hidden + i];
 }
@@ -162,6 +166,7 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
                                const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
                                int first, int last) {
+    lg_cuda_kernel_begin();
     int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
     int row[32], lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30, kept = 0;
     float wt[32];

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Dev-only, through the device tool: every kernel of a short XS.2-shaped run
+# (4 layers, weights made on the GPU) under Nsight Compute, one pass each:
+# duration and DRAM bytes read, summed per kernel name and grid, so decode's
+# kernels show beside the prefill's. Needs a built build/laguna.
+# Usage: LAYERS=4 PROMPT=1024 GEN=4 bash tools/device/ncu_decode.sh
+set -uo pipefail
+LAYERS=${LAYERS:-4} PROMPT=${PROMPT:-1024} GEN=${GEN:-4}
+K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|fused'
+ncu --clock-control none --csv --print-units base --kernel-name "$K" \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \
+    build/laguna bench --device cuda --synth xs2 --layers "$LAYERS" --prompt "$PROMPT" --gen "$GEN" --reps 1 \
+    --probe-mib 0 > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+python3 - "$OUT/ncu.csv" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head, rows = rows[0], rows[1:]
+col = {n: i for i, n in enumerate(head)}
+k = collections.defaultdict(lambda: [0, 0.0, 0.0])
+launch = collections.defaultdict(dict)
+for r in rows:
+    key = (r[col["ID"]], r[col["Kernel Name"]].split("(")[0][:40])
+    launch[key][r[col["Metric Name"]]] = r[col["Metric Value"]].replace(",", "")
+for (i, name), m in launch.items():
+    g = (name, m.get("launch__grid_size", "?"), m.get("launch__block_size", "?"))
+    k[g][0] += 1
+    k[g][1] += float(m.get("gpu__time_duration.sum", 0))
+    k[g][2] += float(m.get("dram__bytes_read.sum", 0))
+print("%-40s %8s %5s %6s %10s %8s %8s" % ("kernel", "grid", "block", "count", "us each", "MB each", "GB/s"))
+for g, (n, t, b) in sorted(k.items(), key=lambda kv: -kv[1][1]):
+    print("%-40s %8s %5s %6d %10.2f %8.2f %8.0f" % (g[0], g[1], g[2], n, t / n / 1e3, b / n / 1e6, b / t if t else 0))
+PY
+tail -3 "$OUT/ncu.err"
