@@ -1478,6 +1478,152 @@ static void test_moe_batch_invariant(void) {
     twin_close(&t);
 }
 
+
+/* ---- fused ops: add_rmsnorm, attention_inputs ---------------------------- */
+
+/* add_rmsnorm against the reference's add then rmsnorm: the sum x + y is
+ * one float addition on both sides (bitwise), the norm held as test_rmsnorm
+ * holds it (1e-6 per row). */
+static void test_add_rmsnorm(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    if (!t.be[DEV]->ops->add_rmsnorm) {
+        test_skip("%s has no add_rmsnorm", t.be[DEV]->ops->name);
+        twin_close(&t);
+        return;
+    }
+    int shapes[][2] = {{1, 2048}, {1, 33}, {7, 1000}, {300, 37}, {5, 4099}, {3, 5000}, {64, 2048}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int rows = shapes[s][0], n = shapes[s][1];
+        size_t bytes = sizeof(float) * (size_t)rows * n;
+        float *x = op_frand_array((size_t)rows * n, 1.0f), *y = op_frand_array((size_t)rows * n, 1.0f);
+        float *w = op_frand_array((size_t)n, 2.0f);
+        float *hx[2], *hh[2];
+        for (int b = 0; b < 2; b++) {
+            float *dx = put(&t, b, x, bytes), *dy = put(&t, b, y, bytes), *dw = put(&t, b, w, sizeof(float) * n);
+            float *dh = put(&t, b, NULL, bytes);
+            if (b == DEV) {
+                t.be[b]->ops->add_rmsnorm(t.c[b], dx, dy, dh, dw, rows, n, 1e-6f);
+            } else {
+                t.be[b]->ops->add(t.c[b], dx, dy, (size_t)rows * n);
+                t.be[b]->ops->rmsnorm(t.c[b], dh, dx, dw, rows, n, 1e-6f);
+            }
+            hx[b] = get(&t, b, dx, bytes), hh[b] = get(&t, b, dh, bytes);
+            settle(&t, b, "add_rmsnorm");
+            drop(&t, b, dx, bytes), drop(&t, b, dy, bytes), drop(&t, b, dh, bytes), drop(&t, b, dw, sizeof(float) * n);
+        }
+        CHECKF(memcmp(hx[DEV], hx[REF], bytes) == 0, "%d x %d: x + y differs", rows, n);
+        int bad = 0;
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            double e = op_rel(hh[DEV] + (size_t)r * n, hh[REF] + (size_t)r * n, (size_t)n);
+            bad += !(e < 1e-6), worst = e > worst || isnan(e) ? e : worst;
+        }
+        CHECKF(bad == 0, "%d x %d: %d rows off, worst rel %.3e", rows, n, bad, worst);
+        for (int b = 0; b < 2; b++) free(hx[b]), free(hh[b]);
+        free(x), free(y), free(w);
+    }
+    twin_close(&t);
+}
+
+/* attention_inputs against the reference's rmsnorm, rope and kv_write in
+ * turn, on a pool of every cache dtype with page sizes 16 and 5 and rows
+ * written to shuffled slots: q and k 4e-6 norm-wise per head kind (the norm's
+ * 1e-6 and rope's 2e-6 of test_rmsnorm and rope_case); the pool's value
+ * rows bitwise (the same conversion of the same floats); its key rows
+ * decoded, within one rounding step of the cache dtype of each other (the
+ * keys may differ in their last bits before they are rounded). */
+static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, lg_dtype cache, int ps) {
+    int width = nkv * hd;
+    size_t row_bytes = lg_dtype_row_bytes(cache, width), page_bytes = 2 * (size_t)ps * row_bytes;
+    int pages = (rows + ps - 1) / ps + 2;
+    size_t pool_bytes = (size_t)pages * page_bytes;
+    int32_t *pos = malloc(sizeof(int32_t) * rows), *slots = malloc(sizeof(int32_t) * rows);
+    int *perm = malloc(sizeof(int) * (size_t)pages * ps);
+    for (int i = 0; i < pages * ps; i++) perm[i] = i;
+    for (int i = pages * ps - 1; i > 0; i--) {
+        int j = op_irand(i + 1), tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    for (int r = 0; r < rows; r++) pos[r] = r == 0 ? 0 : op_irand(r % 2 ? 100 : 100000), slots[r] = perm[r];
+    float *inv = malloc(sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
+    for (int i = 0; i < n_rot / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / n_rot);
+    size_t qn = (size_t)rows * nh * hd, kn = (size_t)rows * width;
+    float *q = op_frand_array(qn, 2.0f), *k = op_frand_array(kn, 2.0f), *v = op_frand_array(kn, 2.0f);
+    float *qw = op_frand_array((size_t)hd, 2.0f), *kw = op_frand_array((size_t)hd, 2.0f);
+    float *hq[2], *hk[2];
+    uint8_t *hpool[2];
+    for (int b = 0; b < 2; b++) {
+        float *dq = put(t, b, q, sizeof(float) * qn), *dk = put(t, b, k, sizeof(float) * kn);
+        float *dv = put(t, b, v, sizeof(float) * kn);
+        float *dqw = put(t, b, qw, sizeof(float) * hd), *dkw = put(t, b, kw, sizeof(float) * hd);
+        float *dinv = put(t, b, inv, sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
+        uint8_t *base = put(t, b, NULL, pool_bytes);
+        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, cache};
+        lg_attention_inputs_args a = {dq, dk, dv, rows, nh, nkv, hd, dqw, dkw, 1e-6f, n_rot, dinv, 1.1f, pos,
+                                      &view, {slots, rows}};
+        if (b == DEV) {
+            t->be[b]->ops->attention_inputs(t->c[b], &a);
+        } else {
+            t->be[b]->ops->rmsnorm(t->c[b], dq, dq, dqw, rows * nh, hd, 1e-6f);
+            t->be[b]->ops->rmsnorm(t->c[b], dk, dk, dkw, rows * nkv, hd, 1e-6f);
+            t->be[b]->ops->rope(t->c[b], dq, rows, nh, hd, n_rot, dinv, 1.1f, pos);
+            t->be[b]->ops->rope(t->c[b], dk, rows, nkv, hd, n_rot, dinv, 1.1f, pos);
+            t->be[b]->ops->kv_write(t->c[b], &view, &a.write, dk, dv);
+        }
+        hq[b] = get(t, b, dq, sizeof(float) * qn), hk[b] = get(t, b, dk, sizeof(float) * kn);
+        hpool[b] = get(t, b, base, pool_bytes);
+        settle(t, b, "attention_inputs");
+        drop(t, b, dq, sizeof(float) * qn), drop(t, b, dk, sizeof(float) * kn), drop(t, b, dv, sizeof(float) * kn);
+        drop(t, b, dqw, sizeof(float) * hd), drop(t, b, dkw, sizeof(float) * hd), drop(t, b, base, pool_bytes);
+        drop(t, b, dinv, sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
+    }
+    char what[120];
+    snprintf(what, sizeof what, "%d rows, heads %d/%d, hd %d, n_rot %d, cache %s, page %d", rows, nh, nkv, hd, n_rot,
+             lg_dtype_name(cache), ps);
+    double eq = op_rel(hq[DEV], hq[REF], qn), ek = op_rel(hk[DEV], hk[REF], kn);
+    CHECKF(eq < 4e-6 && ek < 4e-6, "%s: q rel %.3e, k rel %.3e", what, eq, ek);
+    /* the pool, row by row of the written slots */
+    float step = cache == LG_DTYPE_F32 ? 0 : cache == LG_DTYPE_F16 ? 1.0f / 1024 : cache == LG_DTYPE_BF16 ? 1.0f / 128 : 0;
+    float *kd[2] = {malloc(sizeof(float) * width), malloc(sizeof(float) * width)};
+    int v_differ = 0, k_far = 0;
+    for (int r = 0; r < rows; r++) {
+        size_t at = (size_t)(slots[r] / ps) * page_bytes + (size_t)(slots[r] % ps) * row_bytes;
+        v_differ += memcmp(hpool[DEV] + at + (size_t)ps * row_bytes, hpool[REF] + at + (size_t)ps * row_bytes, row_bytes) != 0;
+        for (int b = 0; b < 2; b++) lg_dtype_to_f32(cache, hpool[b] + at, kd[b], width);
+        float amax = 0;
+        for (int e = 0; e < width; e++) amax = fabsf(kd[REF][e]) > amax ? fabsf(kd[REF][e]) : amax;
+        for (int e = 0; e < width; e++) {
+            float ref = kd[REF][e], tol = cache == LG_DTYPE_Q8_0 ? amax / 127 * 1.01f : step * fabsf(ref) + 1e-6f * amax;
+            k_far += !(fabsf(kd[DEV][e] - ref) <= tol);
+        }
+    }
+    CHECKF(v_differ == 0, "%s: %d value rows differ in the pool", what, v_differ);
+    CHECKF(k_far == 0, "%s: %d key values beyond a rounding step", what, k_far);
+    for (int b = 0; b < 2; b++) free(hq[b]), free(hk[b]), free(hpool[b]), free(kd[b]);
+    free(pos), free(slots), free(perm), free(inv), free(q), free(k), free(v), free(qw), free(kw);
+}
+
+static void test_attention_inputs(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    if (!t.be[DEV]->ops->attention_inputs) {
+        test_skip("%s has no attention_inputs", t.be[DEV]->ops->name);
+        twin_close(&t);
+        return;
+    }
+    lg_dtype caches[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_F16, LG_DTYPE_Q8_0};
+    for (int c = 0; c < 4; c++) {
+        inputs_case(&t, 1, 64, 8, 128, 128, caches[c], 16);   /* XS.2 sliding layer, one decode row */
+        inputs_case(&t, 300, 48, 8, 128, 64, caches[c], 16);  /* XS.2 global layer (half rotated), prefill */
+        inputs_case(&t, 17, 7, 3, 96, 32, caches[c], 5);      /* odd heads, page size 5 */
+        inputs_case(&t, 9, 4, 2, 48, 48, caches[c], 5);       /* Q8_0 blocks across heads: the unfused write */
+        if (caches[c] != LG_DTYPE_Q8_0)                        /* (rows of 99 values: no Q8_0 cache) */
+            inputs_case(&t, 3, 3, 3, 33, 10, caches[c], 16);  /* head_dim not a multiple of 32 */
+    }
+    twin_close(&t);
+}
+
 int main(void) {
     RUN(test_embed);
     RUN(test_rmsnorm);
@@ -1498,5 +1644,7 @@ int main(void) {
     RUN(test_moe_experts);
     RUN(test_moe_combine);
     RUN(test_moe_batch_invariant);
+    RUN(test_add_rmsnorm);
+    RUN(test_attention_inputs);
     return test_summary();
 }

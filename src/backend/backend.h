@@ -66,6 +66,24 @@ typedef struct {
     int n_heads, n_kv_heads, head_dim, window;
 } lg_attention_args;
 
+/* The inputs of a layer's attention, prepared in place (attention_inputs):
+ * each query and key head RMS-normed over head_dim (q_norm, k_norm), then
+ * both rotated by RoPE at the rows' positions, then the keys and values
+ * written to the pool: what rmsnorm, rope and kv_write do in turn. */
+typedef struct {
+    float *q, *k;
+    const float *v;
+    int n_rows, n_heads, n_kv_heads, head_dim;
+    const float *q_norm, *k_norm;
+    float eps;
+    int n_rot;
+    const float *inv_freq;
+    float rope_scale;
+    const int32_t *pos; /* [n_rows] (host) */
+    const lg_kv_pool_view *pool;
+    lg_kv_write_args write;
+} lg_attention_inputs_args;
+
 /* Sigmoid router: scores = sigmoid(softcap(logits)); top_k experts by
  * score + bias (the bias only selects; ties keep the lower id); weights =
  * chosen scores normalised to sum 1. */
@@ -191,6 +209,15 @@ typedef struct {
     void (*add)(lg_backend_ctx *c, float *x, const float *y, size_t n);
     /* dst[i] = src row rows[i] (host) for i < n. */
     void (*gather_rows)(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
+
+    /* Optional fused ops (NULL: the forward pass calls the ops they stand
+     * for, in turn), for devices where each op is a launch that costs more
+     * than the work of a small one.
+     * x += y, then h = rmsnorm(x) with w, over n_rows rows of n (add, rmsnorm). */
+    void (*add_rmsnorm)(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,
+                        float eps);
+    /* rmsnorm of every q and k head, rope of both, kv_write (see the args). */
+    void (*attention_inputs)(lg_backend_ctx *c, const lg_attention_inputs_args *a);
 } lg_backend_ops;
 
 struct lg_backend {

@@ -148,6 +148,18 @@ static void sum_over_ranks(const laguna_model *m, lg_backend_ctx *bc, float *x, 
 
 /* ---- attention -------------------------------------------------------------- */
 
+static void attention_inputs(lg_backend_ctx *bc, const lg_attention_inputs_args *a) {
+    if (OP(bc)->attention_inputs) {
+        OP(bc)->attention_inputs(bc, a);
+        return;
+    }
+    OP(bc)->rmsnorm(bc, a->q, a->q, a->q_norm, a->n_rows * a->n_heads, a->head_dim, a->eps);
+    OP(bc)->rmsnorm(bc, a->k, a->k, a->k_norm, a->n_rows * a->n_kv_heads, a->head_dim, a->eps);
+    OP(bc)->rope(bc, a->q, a->n_rows, a->n_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
+    OP(bc)->rope(bc, a->k, a->n_rows, a->n_kv_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
+    OP(bc)->kv_write(bc, a->pool, &a->write, a->k, a->v);
+}
+
 static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
                             const lg_step *s, int li) {
     const lg_config *c = &m->cfg;
@@ -163,19 +175,16 @@ static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activa
         {a->gate, a->h, gated ? n : 0, &L->g_proj, L->g_bias},
     };
     OP(bc)->matmul_many(bc, proj, 4);
-    OP(bc)->rmsnorm(bc, a->q, a->q, L->q_norm, n * nh, hd, eps);
-    OP(bc)->rmsnorm(bc, a->k, a->k, L->k_norm, n * nkv, hd, eps);
 
+    /* per-head q/k norms, RoPE of the layer's kind, then keys and values
+     * into the cache; queries read what their sequence had before this step
+     * from the cache and this step's own positions from the float32 rows, so
+     * only the sequence's own chunking matters */
     const lg_rope_table *rope = &m->rope[L->attention_kind];
-    const float *inv_freq = m->rope_inv_freq[L->attention_kind];
-    OP(bc)->rope(bc, a->q, n, nh, hd, rope->n_rot, inv_freq, rope->attention_scale, s->pos);
-    OP(bc)->rope(bc, a->k, n, nkv, hd, rope->n_rot, inv_freq, rope->attention_scale, s->pos);
-
-    /* keys and values go into the cache; queries read what their sequence
-     * had before this step from the cache and this step's own positions
-     * from the float32 rows, so only the sequence's own chunking matters */
-    lg_kv_write_args w = {s->slots + (size_t)li * n, n};
-    OP(bc)->kv_write(bc, pool, &w, a->k, a->v);
+    lg_attention_inputs_args in = {a->q, a->k, a->v, n, nh, nkv, hd, L->q_norm, L->k_norm, eps,
+                                   rope->n_rot, m->rope_inv_freq[L->attention_kind], rope->attention_scale, s->pos,
+                                   pool, {s->slots + (size_t)li * n, n}};
+    attention_inputs(bc, &in);
     lg_attention_args at = {n, s->pos, s->tables + (size_t)li * n, s->fresh_from, s->fresh_at, s->fresh_rows, a->k, a->v,
                             nh, nkv, hd, L->attention_kind == LG_ATTN_SLIDING ? c->sliding_window : 0};
     OP(bc)->attention(bc, pool, a->attn, a->q, &at);
@@ -224,6 +233,15 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 
 /* ---- the whole model ---------------------------------------------------------- */
 
+static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, const float *w, int n, int H, float eps) {
+    if (OP(bc)->add_rmsnorm) {
+        OP(bc)->add_rmsnorm(bc, x, y, h, w, n, H, eps);
+        return;
+    }
+    OP(bc)->add(bc, x, y, (size_t)n * H);
+    OP(bc)->rmsnorm(bc, h, x, w, n, H, eps);
+}
+
 /* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time (on several
  * devices, each rank's share of the vocabulary, then gathered). */
 static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
@@ -249,20 +267,19 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
     if (OP(bc)->step_begin) OP(bc)->step_begin(bc, n);
     OP(bc)->embed(bc, a->x, &m->embed_tokens, s->tokens, n);
     observe_hidden(bc, a, obs, 0, a->x, n, H);
+    /* each residual add is followed by the next norm: x += block output, h = norm(x) */
+    OP(bc)->rmsnorm(bc, a->h, a->x, c->n_layers ? m->layers[0].input_norm : m->final_norm, n, H, eps);
     for (int li = 0; li < c->n_layers; li++) {
         const lg_layer *L = &m->layers[li];
-        OP(bc)->rmsnorm(bc, a->h, a->x, L->input_norm, n, H, eps);
         attention_block(m, bc, a, pool, s, li);
-        OP(bc)->add(bc, a->x, a->proj, (size_t)n * H);
-
-        OP(bc)->rmsnorm(bc, a->h, a->x, L->post_attention_norm, n, H, eps);
+        add_rmsnorm(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, eps);
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
         sum_over_ranks(m, bc, a->mlp, n);
-        OP(bc)->add(bc, a->x, a->mlp, (size_t)n * H);
+        const float *next_norm = li + 1 < c->n_layers ? m->layers[li + 1].input_norm : m->final_norm;
+        add_rmsnorm(bc, a->x, a->mlp, a->h, next_norm, n, H, eps);
         observe_hidden(bc, a, obs, li + 1, a->x, n, H);
     }
-    OP(bc)->rmsnorm(bc, a->h, a->x, m->final_norm, n, H, eps);
     observe_hidden(bc, a, obs, c->n_layers + 1, a->h, n, H);
     logits_of_rows(m, bc, a, s);
 }

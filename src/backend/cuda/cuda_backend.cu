@@ -223,6 +223,8 @@ static lg_backend_ops make_ops(void) {
     o.moe_combine = lg_cuda_moe_combine;
     o.add = lg_cuda_add;
     o.gather_rows = lg_cuda_gather_rows;
+    o.add_rmsnorm = lg_cuda_add_rmsnorm;
+    o.attention_inputs = lg_cuda_attention_inputs;
     return o;
 }
 

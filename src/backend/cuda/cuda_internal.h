@@ -201,6 +201,10 @@ void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n);
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
+void lg_cuda_add_rmsnorm(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,
+                         float eps);
+/* cuda_attention_inputs.cu */
+void lg_cuda_attention_inputs(lg_backend_ctx *c, const lg_attention_inputs_args *a);
 /* cuda_synth.cu */
 const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, int64_t cols, size_t bytes, float std,
                                   uint64_t seed);

@@ -47,42 +47,44 @@ __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, 
     int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (t >= n) return;
     float *score = logits + (size_t)t * E;
-    for (int e = lane; e < E; e += 32) {
-        float x = score[e];
-        if (softcap > 0) x = softcap * tanhf(x / softcap);
-        score[e] = 1.0f / (1.0f + expf(-x));
-    }
-    __syncwarp();
-    /* this lane's experts' selection values stay in registers for the rounds */
-    float sel[ROUTER_WARP_MAX_EXPERTS / 32];
+    /* this lane's experts' scores and selection values stay in registers for the rounds */
+    float sc[ROUTER_WARP_MAX_EXPERTS / 32], sel[ROUTER_WARP_MAX_EXPERTS / 32];
 #pragma unroll
     for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
         int e = lane + 32 * i;
-        sel[i] = e < E ? score[e] + bias[e] : 0.0f;
+        if (e >= E) {
+            sc[i] = sel[i] = 0.0f;
+            continue;
+        }
+        float x = score[e];
+        if (softcap > 0) x = softcap * tanhf(x / softcap);
+        sc[i] = 1.0f / (1.0f + expf(-x));
+        score[e] = sc[i];
+        sel[i] = sc[i] + bias[e];
     }
     uint32_t taken = 0; /* bit i: expert lane + 32 i */
-    float sum = 0;
-    int my_id = 0; /* lane j < K keeps the id of round j */
+    float sum = 0, my_score = 0;
+    int my_id = 0; /* lane j < K keeps the id (and score) of round j */
     for (int j = 0; j < K; j++) {
         int best = -1;
-        float best_v = -INFINITY;
+        float best_v = -INFINITY, best_s = 0;
 #pragma unroll
         for (int i = 0; i < ROUTER_WARP_MAX_EXPERTS / 32; i++) {
             int e = lane + 32 * i;
-            if (e < E && !(taken >> i & 1) && (best < 0 || sel[i] > best_v)) best = e, best_v = sel[i];
+            if (e < E && !(taken >> i & 1) && (best < 0 || sel[i] > best_v)) best = e, best_v = sel[i], best_s = sc[i];
         }
         for (int off = 16; off > 0; off >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, best_v, off);
+            float ov = __shfl_xor_sync(0xffffffffu, best_v, off), os = __shfl_xor_sync(0xffffffffu, best_s, off);
             int oid = __shfl_xor_sync(0xffffffffu, best, off);
-            if (oid >= 0 && (best < 0 || ov > best_v || (ov == best_v && oid < best))) best = oid, best_v = ov;
+            if (oid >= 0 && (best < 0 || ov > best_v || (ov == best_v && oid < best))) best = oid, best_v = ov, best_s = os;
         }
         if ((best & 31) == lane) taken |= 1u << (best >> 5);
-        if (lane == j) my_id = best;
-        sum += score[best];
+        if (lane == j) my_id = best, my_score = best_s;
+        sum += best_s;
     }
     if (lane < K) {
         ids[(size_t)t * K + lane] = my_id;
-        weights[(size_t)t * K + lane] = score[my_id] / sum;
+        weights[(size_t)t * K + lane] = my_score / sum;
     }
 }
 
@@ -103,10 +105,12 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
  * the expert products launch blocks for those only (under expert
  * parallelism, those of this device's range, counted from its first). */
 #define GROUP_THREADS 1024
+#define GROUP_GATHER_MAX (64 << 10) /* values the grouping block gathers itself (a decode step's) */
 
 __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
                                                               int32_t *active, const int32_t *ids, int pairs, int E,
-                                                              int first, int last) {
+                                                              int first, int last, float *expert_in, const float *h,
+                                                              int top_k, int hidden) {
     lg_cuda_kernel_begin();
     extern __shared__ int32_t next[]; /* [E] */
     for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
@@ -138,6 +142,13 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
         rows[r] = i;
         pair_rows[i] = r;
     }
+    if (!expert_in) return;
+    /* few pairs (decoding): their rows gathered here rather than in a launch of their own */
+    __syncthreads();
+    for (int i = threadIdx.x; i < pairs * hidden; i += blockDim.x) {
+        int r = i / hidden, c = i % hidden;
+        expert_in[i] = h[(size_t)(rows[r] / top_k) * hidden + c];
+    }
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
@@ -151,9 +162,11 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
     int pairs = n * top_k;
     int first, last; /* the active list holds this device's experts only, from first */
     lg_moe_plan_experts(plan, n_experts, &first, &last);
-    lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, 
-        plan->offsets, plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts, first, last);
-    if (pairs > 0)
+    bool gather_here = (size_t)pairs * hidden <= GROUP_GATHER_MAX;
+    lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, plan->offsets,
+                   plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts, first, last,
+                   gather_here ? expert_in : (float *)NULL, h, top_k, hidden);
+    if (pairs > 0 && !gather_here)
         lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, dim3(pairs, (hidden + 255) / 256), 256, 0, expert_in, h,
                        plan->rows, top_k, hidden);
 }

@@ -14,11 +14,11 @@
 
 enum {
     P_EMBED, P_RMSNORM, P_ROPE, P_MATMUL, P_KV_WRITE, P_ATTENTION, P_GATE, P_SILU, P_ROUTER, P_GROUP, P_EXPERTS,
-    P_COMBINE, P_ADD, P_GATHER, P_COUNT
+    P_COMBINE, P_ADD, P_GATHER, P_ADD_NORM, P_ATTN_INPUTS, P_COUNT
 };
 static const char *const op_names[P_COUNT] = {"embed", "rmsnorm", "rope", "matmul_many", "kv_write", "attention",
                                               "output_gate", "silu_mul", "router", "moe_group", "moe_experts",
-                                              "moe_combine", "add", "gather_rows"};
+                                              "moe_combine", "add", "gather_rows", "add_rmsnorm", "attn_inputs"};
 
 struct lg_cuda_profile {
     cudaEvent_t *events; /* pairs: begin, end */
@@ -115,4 +115,6 @@ extern "C++" void lg_cuda_profile_wrap(lg_backend_ops *o) {
     o->moe_combine = timed<lg_cuda_moe_combine, P_COMBINE>;
     o->add = timed<lg_cuda_add, P_ADD>;
     o->gather_rows = timed<lg_cuda_gather_rows, P_GATHER>;
+    o->add_rmsnorm = timed<lg_cuda_add_rmsnorm, P_ADD_NORM>;
+    o->attention_inputs = timed<lg_cuda_attention_inputs, P_ATTN_INPUTS>;
 }
