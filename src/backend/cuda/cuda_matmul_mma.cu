@@ -187,6 +187,153 @@ __global__ void __launch_bounds__(WIDE_WARPS * 32) mma_wide_kernel(const __grid_
         if (8 * j < nt) store_tile(a, y, r0, 8 * j, nt, total[j]);
 }
 
+
+/* The narrow kernel's work for up to 8 tokens (decoding), streamed: each
+ * block walks tiles (16 rows of one op, for one listed expert) with a
+ * stride of the grid, each warp its slice of the tile's K in chunks of
+ * LOADS steps, and the weights of the next chunk (the next tile's first
+ * when this tile is done) are loaded while this one's mma steps run, so a
+ * warp always has loads in flight. The arithmetic is the narrow kernel's:
+ * per slice one chain of mma steps in k order from zero, slices added in
+ * order through shared memory, so the results are bitwise the same. */
+#define STREAM_LOADS 8
+
+struct stream_tile {
+    const matmul_args *a;
+    const uint8_t *w;
+    int r0, t_begin, nt, k0, k1, n_slices, n_chunks;
+    bool live;
+};
+
+__device__ __forceinline__ stream_tile stream_tile_at(const matmul_set &set, int tile, int tiles_x) {
+    stream_tile t;
+    t.live = false, t.n_chunks = 0, t.a = &set.op[0], t.w = NULL, t.r0 = t.t_begin = t.nt = t.k0 = t.k1 = 0, t.n_slices = 0;
+    int z = tile / tiles_x, x = tile % tiles_x, i = 0;
+    while (i + 1 < set.n && x >= set.first_block[i + 1]) i++;
+    const matmul_args &a = set.op[i];
+    t.a = &a;
+    int t_count = a.n_tokens;
+    t.w = a.w;
+    if (a.offsets) {
+        if (z >= a.active[0]) return t;
+        int e = a.active[1 + z];
+        t.t_begin = a.offsets[e];
+        t_count = a.offsets[e + 1] - t.t_begin;
+        t.w = a.w_table[e];
+    } else if (z != 0) {
+        return t;
+    }
+    if (t_count <= 0) return t;
+    t.nt = min(8, t_count);
+    t.r0 = (x - set.first_block[i]) * 16;
+    int steps;
+    slicing(a.cols, &steps, &t.n_slices);
+    int warp = threadIdx.x >> 5;
+    t.k0 = warp * steps * 32, t.k1 = warp < t.n_slices ? min(a.cols, t.k0 + steps * 32) : t.k0;
+    t.n_chunks = (steps + STREAM_LOADS - 1) / STREAM_LOADS; /* the same for every warp of the block */
+    t.live = true;
+    return t;
+}
+
+__device__ __forceinline__ void stream_load(const stream_tile &t, int chunk, uint4 *wa, uint4 *wb) {
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const matmul_args &a = *t.a;
+    const uint4 *ra = t.r0 + g < a.rows ? (const uint4 *)(t.w + (size_t)(t.r0 + g) * a.row_bytes) : NULL;
+    const uint4 *rb = t.r0 + g + 8 < a.rows ? (const uint4 *)(t.w + (size_t)(t.r0 + g + 8) * a.row_bytes) : NULL;
+    int kb = t.k0 + chunk * 32 * STREAM_LOADS;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < STREAM_LOADS; u++) {
+        int k = kb + 32 * u + 8 * q;
+        bool in = k < t.k1;
+        wa[u] = in && ra ? __ldg(ra + k / 8) : zero;
+        wb[u] = in && rb ? __ldg(rb + k / 8) : zero;
+    }
+}
+
+__global__ void __launch_bounds__(NARROW_WARPS * 32, 1) mma_stream_kernel(const __grid_constant__ matmul_set set,
+                                                                          int tiles_x, int n_tiles) {
+    lg_cuda_kernel_begin();
+    __shared__ float part[MMA_MAX_SLICES * 16 * 8];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int tile = blockIdx.x;
+    while (tile < n_tiles && !stream_tile_at(set, tile, tiles_x).live) tile += gridDim.x;
+    if (tile >= n_tiles) return;
+    stream_tile cur = stream_tile_at(set, tile, tiles_x);
+    uint4 wa[STREAM_LOADS], wb[STREAM_LOADS];
+    stream_load(cur, 0, wa, wb);
+    int chunk = 0;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const float4 fzero = make_float4(0, 0, 0, 0);
+    for (;;) {
+        /* the next chunk: this tile's, or the first of the next live tile */
+        int next_tile = tile, next_chunk = chunk + 1;
+        stream_tile nxt = cur;
+        if (next_chunk >= cur.n_chunks) {
+            next_chunk = 0;
+            for (next_tile = tile + gridDim.x; next_tile < n_tiles; next_tile += gridDim.x)
+                if ((nxt = stream_tile_at(set, next_tile, tiles_x)).live) break;
+        }
+        uint4 na[STREAM_LOADS], nb[STREAM_LOADS];
+        if (next_tile < n_tiles) stream_load(nxt, next_chunk, na, nb);
+        /* this chunk's mma steps, as slice_chain takes them */
+        const float *x = cur.a->x + (size_t)cur.t_begin * cur.a->cols;
+        int kb = cur.k0 + chunk * 32 * STREAM_LOADS;
+#pragma unroll
+        for (int u = 0; u < STREAM_LOADS; u++) {
+            if (kb + 32 * u >= cur.k1) break;
+            int k = kb + 32 * u + 8 * q;
+            float4 xa = fzero, xb = fzero;
+            if (g < cur.nt && k < cur.k1) {
+                const float4 *xp = (const float4 *)(x + (size_t)g * cur.a->cols + k);
+                xa = __ldg(xp), xb = __ldg(xp + 1);
+            }
+            mma_step(acc, wa[u], wb[u], xa, xb);
+        }
+        if (chunk + 1 == cur.n_chunks) { /* the tile's slices meet in shared memory */
+            if (warp < cur.n_slices)
+#pragma unroll
+                for (int i = 0; i < 4; i++) part[warp * 128 + (g + (i >= 2 ? 8 : 0)) * 8 + 2 * q + (i & 1)] = acc[i];
+            __syncthreads();
+            const matmul_args &a = *cur.a;
+            float *y = a.y + (size_t)cur.t_begin * a.rows;
+            for (int i = threadIdx.x; i < 128; i += blockDim.x) {
+                int r = cur.r0 + i / 8, t = i % 8;
+                float v = part[i];
+                for (int s = 1; s < cur.n_slices; s++) v += part[s * 128 + i];
+                if (r < a.rows && t < cur.nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+            }
+            __syncthreads();
+            acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
+        }
+        if (next_tile >= n_tiles) break;
+        tile = next_tile, chunk = next_chunk, cur = nxt;
+#pragma unroll
+        for (int u = 0; u < STREAM_LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
+    }
+}
+
+static int stream_grid(void) {
+    static int blocks = 0;
+    if (!blocks) {
+        int dev = 0, sms = 0, per_sm = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mma_stream_kernel, NARROW_WARPS * 32, 0);
+        blocks = (sms > 0 ? sms : 1) * (per_sm > 0 ? per_sm : 1);
+    }
+    return blocks;
+}
+
+bool lg_cuda_mma_stream_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("LAGUNA_CUDA_STREAM");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
 bool lg_cuda_mma_enabled(void) {
     static int on = -1;
     if (on < 0) {
@@ -219,6 +366,10 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
         int blocks_y = (max_tokens + 8 * WIDE_TILES - 1) / (8 * WIDE_TILES);
         lg_cuda_launch(k, mma_wide_kernel, dim3(set->first_block[set->n], blocks_y, max_groups), WIDE_WARPS * 32, 0,
                        *set);
+    } else if (max_tokens <= 8 && lg_cuda_mma_stream_enabled()) {
+        int tiles_x = set->first_block[set->n], n_tiles = tiles_x * max_groups;
+        int grid = stream_grid() < n_tiles ? stream_grid() : n_tiles;
+        lg_cuda_launch(k, mma_stream_kernel, grid, NARROW_WARPS * 32, 0, *set, tiles_x, n_tiles);
     } else if (max_tokens <= 8) {
         launch_narrow<1>(k, *set, max_tokens, max_groups);
     } else if (max_tokens <= 16) {
