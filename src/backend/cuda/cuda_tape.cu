@@ -126,7 +126,12 @@ void lg_cuda_tape_flush(lg_cuda_ctx *k) {
         }
         if (g) {
             g->used = ++t->clock;
-            cudaGraphLaunch(g->exec, k->stream);
+            /* LAGUNA_CUDA_REPLAY=N (measuring only): each step's graph runs N times (a step
+             * recomputes the same values), so the GPU's share of a step's time shows apart
+             * from the host's */
+            static int replays = -1;
+            if (replays < 0) replays = getenv("LAGUNA_CUDA_REPLAY") ? atoi(getenv("LAGUNA_CUDA_REPLAY")) : 1;
+            for (int i = 0; i < (replays > 1 ? replays : 1); i++) cudaGraphLaunch(g->exec, k->stream);
         }
         t->ops.clear();
     }
