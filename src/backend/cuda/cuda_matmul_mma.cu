@@ -251,65 +251,75 @@ __device__ __forceinline__ void stream_load(const stream_tile &t, int chunk, uin
     }
 }
 
+/* One chunk of a streaming warp: the next chunk's weights are loaded into
+ * (na, nb) (this tile's next chunk, or the first of the next live tile),
+ * then this chunk's mma steps run on (wa, wb), as slice_chain takes them;
+ * at a tile's last chunk the slices meet in shared memory and the outputs
+ * are stored. Moves to the next chunk; false when there is none. The two
+ * buffers swap roles from call to call, so no register waits on a load
+ * it does not use yet. */
+__device__ __forceinline__ bool stream_chunk(const matmul_set &set, int tiles_x, int n_tiles, int &tile, int &chunk,
+                                             stream_tile &cur, float *acc, float *part, const uint4 (&wa)[STREAM_LOADS],
+                                             const uint4 (&wb)[STREAM_LOADS], uint4 (&na)[STREAM_LOADS],
+                                             uint4 (&nb)[STREAM_LOADS]) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int next_tile = tile, next_chunk = chunk + 1;
+    stream_tile nxt = cur;
+    if (next_chunk >= cur.n_chunks) {
+        next_chunk = 0;
+        for (next_tile = tile + gridDim.x; next_tile < n_tiles; next_tile += gridDim.x)
+            if ((nxt = stream_tile_at(set, next_tile, tiles_x)).live) break;
+    }
+    if (next_tile < n_tiles) stream_load(nxt, next_chunk, na, nb);
+    const float *x = cur.a->x + (size_t)cur.t_begin * cur.a->cols;
+    int kb = cur.k0 + chunk * 32 * STREAM_LOADS;
+    const float4 fzero = make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < STREAM_LOADS; u++) {
+        if (kb + 32 * u >= cur.k1) break;
+        int k = kb + 32 * u + 8 * q;
+        float4 xa = fzero, xb = fzero;
+        if (g < cur.nt && k < cur.k1) {
+            const float4 *xp = (const float4 *)(x + (size_t)g * cur.a->cols + k);
+            xa = __ldg(xp), xb = __ldg(xp + 1);
+        }
+        mma_step(acc, wa[u], wb[u], xa, xb);
+    }
+    if (chunk + 1 == cur.n_chunks) { /* the tile's slices meet in shared memory */
+        if (warp < cur.n_slices)
+#pragma unroll
+            for (int i = 0; i < 4; i++) part[warp * 128 + (g + (i >= 2 ? 8 : 0)) * 8 + 2 * q + (i & 1)] = acc[i];
+        __syncthreads();
+        const matmul_args &a = *cur.a;
+        float *y = a.y + (size_t)cur.t_begin * a.rows;
+        for (int i = threadIdx.x; i < 128; i += blockDim.x) {
+            int r = cur.r0 + i / 8, t = i % 8;
+            float v = part[i];
+            for (int sl = 1; sl < cur.n_slices; sl++) v += part[sl * 128 + i];
+            if (r < a.rows && t < cur.nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+        }
+        __syncthreads();
+        acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
+    }
+    if (next_tile >= n_tiles) return false;
+    tile = next_tile, chunk = next_chunk, cur = nxt;
+    return true;
+}
+
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1) mma_stream_kernel(const __grid_constant__ matmul_set set,
                                                                           int tiles_x, int n_tiles) {
     lg_cuda_kernel_begin();
     __shared__ float part[MMA_MAX_SLICES * 16 * 8];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     int tile = blockIdx.x;
     while (tile < n_tiles && !stream_tile_at(set, tile, tiles_x).live) tile += gridDim.x;
     if (tile >= n_tiles) return;
     stream_tile cur = stream_tile_at(set, tile, tiles_x);
-    uint4 wa[STREAM_LOADS], wb[STREAM_LOADS];
-    stream_load(cur, 0, wa, wb);
+    uint4 a0[STREAM_LOADS], b0[STREAM_LOADS], a1[STREAM_LOADS], b1[STREAM_LOADS];
+    stream_load(cur, 0, a0, b0);
     int chunk = 0;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const float4 fzero = make_float4(0, 0, 0, 0);
-    for (;;) {
-        /* the next chunk: this tile's, or the first of the next live tile */
-        int next_tile = tile, next_chunk = chunk + 1;
-        stream_tile nxt = cur;
-        if (next_chunk >= cur.n_chunks) {
-            next_chunk = 0;
-            for (next_tile = tile + gridDim.x; next_tile < n_tiles; next_tile += gridDim.x)
-                if ((nxt = stream_tile_at(set, next_tile, tiles_x)).live) break;
-        }
-        uint4 na[STREAM_LOADS], nb[STREAM_LOADS];
-        if (next_tile < n_tiles) stream_load(nxt, next_chunk, na, nb);
-        /* this chunk's mma steps, as slice_chain takes them */
-        const float *x = cur.a->x + (size_t)cur.t_begin * cur.a->cols;
-        int kb = cur.k0 + chunk * 32 * STREAM_LOADS;
-#pragma unroll
-        for (int u = 0; u < STREAM_LOADS; u++) {
-            if (kb + 32 * u >= cur.k1) break;
-            int k = kb + 32 * u + 8 * q;
-            float4 xa = fzero, xb = fzero;
-            if (g < cur.nt && k < cur.k1) {
-                const float4 *xp = (const float4 *)(x + (size_t)g * cur.a->cols + k);
-                xa = __ldg(xp), xb = __ldg(xp + 1);
-            }
-            mma_step(acc, wa[u], wb[u], xa, xb);
-        }
-        if (chunk + 1 == cur.n_chunks) { /* the tile's slices meet in shared memory */
-            if (warp < cur.n_slices)
-#pragma unroll
-                for (int i = 0; i < 4; i++) part[warp * 128 + (g + (i >= 2 ? 8 : 0)) * 8 + 2 * q + (i & 1)] = acc[i];
-            __syncthreads();
-            const matmul_args &a = *cur.a;
-            float *y = a.y + (size_t)cur.t_begin * a.rows;
-            for (int i = threadIdx.x; i < 128; i += blockDim.x) {
-                int r = cur.r0 + i / 8, t = i % 8;
-                float v = part[i];
-                for (int s = 1; s < cur.n_slices; s++) v += part[s * 128 + i];
-                if (r < a.rows && t < cur.nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-            }
-            __syncthreads();
-            acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
-        }
-        if (next_tile >= n_tiles) break;
-        tile = next_tile, chunk = next_chunk, cur = nxt;
-#pragma unroll
-        for (int u = 0; u < STREAM_LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
+    while (stream_chunk(set, tiles_x, n_tiles, tile, chunk, cur, acc, part, a0, b0, a1, b1) &&
+           stream_chunk(set, tiles_x, n_tiles, tile, chunk, cur, acc, part, a1, b1, a0, b0)) {
     }
 }
 
