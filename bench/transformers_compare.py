@@ -86,8 +86,8 @@ def run_laguna(cmd):
         raise SystemExit(f"laguna bench failed (exit {r.returncode})")
     out = {}
     patterns = {
-        "prefill": r"^prefill\s+([\d.]+) tok/s",
-        "decode": r"^decode \(\d+ tokens after \d+\)\s+([\d.]+) tok/s",
+        "prefill": r"^prefill \(\d+ tokens\)\s+([\d.]+) tok/s",
+        "decode": r"^decode greedy \(\d+ after \d+\)\s+([\d.]+) tok/s",
         "copy_gbps": r"^device copy bandwidth\s+([\d.]+) GB/s",
         "roofline": r"^decode vs roofline\s+[\d.]+ tok/s ([\d.]+) of the HBM roofline",
         "floor": r"^decode roofline \(bytes / copy bw\)\s+([\d.]+) tok/s",
