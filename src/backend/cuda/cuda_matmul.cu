@@ -47,13 +47,13 @@ __device__ __forceinline__ void chunk_floats(uint4 raw, float *out) {
 
 /* acc[t] += chunk c of the row . the same elements of token t's x, element
  * by element in order (x rows are 16-byte aligned: see vector_width). */
-template <int DT>
+template <int DT, int TOK>
 __device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, int c, int nt, float *acc) {
     constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
     float wv[V];
     chunk_floats<DT>(raw, wv);
 #pragma unroll
-    for (int t = 0; t < TOKENS; t++) {
+    for (int t = 0; t < TOK; t++) {
         if (t >= nt) break;
         const float4 *xt = (const float4 *)(x + (size_t)t * cols + (size_t)c * V);
 #pragma unroll
@@ -70,7 +70,7 @@ __device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, i
 /* A lane's chunks c = lane, lane + 32, ... in ascending order, UNROLL
  * loads issued before their arithmetic (the order of additions is the
  * same as one chunk at a time). */
-template <int DT>
+template <int DT, int TOK>
 __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int cols, int nt, int lane, float *acc) {
     constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
     const uint4 *w = (const uint4 *)row;
@@ -80,45 +80,48 @@ __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int 
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) raw[u] = __ldg(w + c + 32 * u);
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++) fma_chunk<DT>(raw[u], x, cols, c + 32 * u, nt, acc);
+        for (int u = 0; u < UNROLL; u++) fma_chunk<DT, TOK>(raw[u], x, cols, c + 32 * u, nt, acc);
     }
-    for (; c < chunks; c += 32) fma_chunk<DT>(__ldg(w + c), x, cols, c, nt, acc);
+    for (; c < chunks; c += 32) fma_chunk<DT, TOK>(__ldg(w + c), x, cols, c, nt, acc);
 }
 
+/* TOK: tokens per warp (TOKENS, or 1 for a step of one token: fewer
+ * registers, more loads in flight). */
+template <int TOK>
 __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__ matmul_set set) {
     lg_cuda_kernel_begin();
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     const uint8_t *w;
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
-    int t0 = blockIdx.y * TOKENS;
+    int t0 = blockIdx.y * TOK;
     if (t0 >= t_count) return;
     int lane = threadIdx.x & 31, r = block_x * WARPS + (threadIdx.x >> 5);
     if (r >= a.rows) return;
-    int nt = min(TOKENS, t_count - t0);
+    int nt = min(TOK, t_count - t0);
     const uint8_t *row = w + (size_t)r * a.row_bytes;
     const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
-    float acc[TOKENS];
-    for (int t = 0; t < TOKENS; t++) acc[t] = 0.0f;
+    float acc[TOK];
+    for (int t = 0; t < TOK; t++) acc[t] = 0.0f;
     if (a.vec) {
-        if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32>(row, x, a.cols, nt, lane, acc);
-        else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16>(row, x, a.cols, nt, lane, acc);
-        else if (a.dtype == LG_DTYPE_F16) row_dot<LG_DTYPE_F16>(row, x, a.cols, nt, lane, acc);
-        else lg_quant_row_dot<TOKENS>(a.dtype, row, x, a.cols, nt, lane, acc);
+        if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32, TOK>(row, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16, TOK>(row, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_F16) row_dot<LG_DTYPE_F16, TOK>(row, x, a.cols, nt, lane, acc);
+        else lg_quant_row_dot<TOK>(a.dtype, row, x, a.cols, nt, lane, acc);
     } else {
         for (int k = lane; k < a.cols; k += 32) {
             float wk = lg_load(a.dtype, row, k);
             for (int t = 0; t < nt; t++) acc[t] = fmaf(wk, x[(size_t)t * a.cols + k], acc[t]);
         }
     }
-    for (int t = 0; t < TOKENS; t++) {
+    for (int t = 0; t < TOK; t++) {
         float v = acc[t];
         for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
         acc[t] = v;
     }
     if (lane < nt) {
         float v = acc[0];
-        for (int t = 1; t < TOKENS; t++)
+        for (int t = 1; t < TOK; t++)
             if (lane == t) v = acc[t];
         a.y[(size_t)(t_begin + t0 + lane) * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
     }
@@ -169,8 +172,12 @@ static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
     s.first_block[0] = 0;
     for (int i = 0; i < s.n; i++) s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + WARPS - 1) / WARPS;
     int tiles = (p->max_tokens + TOKENS - 1) / TOKENS;
-    if (s.n && s.first_block[s.n] > 0 && tiles > 0)
-        lg_cuda_launch(k, matmul_kernel, dim3(s.first_block[s.n], tiles, p->max_groups), THREADS, 0, s);
+    if (s.n && s.first_block[s.n] > 0 && tiles > 0) {
+        if (p->max_tokens == 1)
+            lg_cuda_launch(k, matmul_kernel<1>, dim3(s.first_block[s.n], 1, p->max_groups), THREADS, 0, s);
+        else
+            lg_cuda_launch(k, matmul_kernel<TOKENS>, dim3(s.first_block[s.n], tiles, p->max_groups), THREADS, 0, s);
+    }
     pending_begin(p);
 }
 

@@ -24,10 +24,12 @@
 #include "backend/cuda/cuda_internal.h"
 
 #define QUNIT 16 /* elements a lane decodes at a time */
-/* Units a lane has in flight. 2 keeps matmul_kernel at 80 registers with
- * no spills (nvcc 13, sm_90: `-Xptxas -v`), 3 blocks of 256 threads per SM
- * as before the block path; 4 takes it to 98-128 registers, 2 blocks. */
-#define QUNROLL 2
+/* Units a lane has in flight. With 8 tokens, 2 keeps matmul_kernel at 80
+ * registers with no spills (nvcc 13, sm_90: `-Xptxas -v`), 3 blocks of 256
+ * threads per SM; 4 takes it to 98-128 registers, 2 blocks. With one token
+ * (decoding) there are registers to spare and nothing but the loads to
+ * wait for: 4 units in flight (a 2048-wide row's whole share at once). */
+template <int TOKENS_MAX> __host__ __device__ constexpr int lg_qunroll() { return TOKENS_MAX == 1 ? 4 : 2; }
 
 /* Alignment the block path needs of a matrix's data and row stride (0: not a
  * type it serves). */
@@ -217,6 +219,7 @@ __device__ __forceinline__ void qunit_fma(const U &unit, int u, const float *x, 
 template <int TOKENS_MAX, typename U>
 __device__ __forceinline__ void quant_row_dot_t(const uint8_t *row, const float *x, int cols,
                                                 int nt, int lane, float *acc) {
+    constexpr int QUNROLL = lg_qunroll<TOKENS_MAX>();
     int units = cols / QUNIT, u = lane;
     for (; u + 32 * (QUNROLL - 1) < units; u += 32 * QUNROLL) {
         U unit[QUNROLL];
