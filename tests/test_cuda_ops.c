@@ -741,11 +741,11 @@ static void test_attention_shapes(void) {
     twin_close(&t);
 }
 
-/* Contexts past 256 positions (many chunks of the split kernel, up to its
- * 256-chunk cap at 9000), windows of XS.2's 512 over longer contexts with a
- * window edge inside a page, the Q8_0 cache (head_dim a multiple of its
- * block), and shapes the split kernel does not take (head_dim 160 > 128,
- * 17 query heads per KV head > 16), which run the one-pass kernel. */
+/* Contexts past 256 positions (many chunks of 32 positions: 282 at 9000,
+ * merged by the last block), windows of XS.2's 512 over longer contexts
+ * with a window edge inside a page, the Q8_0 cache (head_dim a multiple of
+ * its block), head_dim 160 (two groups of 128 dims per lane), and 17 query
+ * heads per KV head (> 16: the one-pass kernel). */
 static void test_attention_long_and_unsplit(void) {
     twin t;
     if (!twin_open(&t)) return;
