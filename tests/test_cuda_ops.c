@@ -586,7 +586,7 @@ typedef struct {
  * arithmetic: bf16/f16 round to nearest even, Q8_0 amax / 127 and roundf).
  * attention: float32 scores, exponentials and an online softmax merged
  * across warps and chunks against the reference's double, 1e-5 norm-wise. */
-static void attention_case(twin *t, const attention_spec *sp) {
+static void attention_case_laid(twin *t, const attention_spec *sp, bool by_sequence) {
     int width = sp->n_kv * sp->hd, ps = sp->page_size, q_width = sp->n_heads * sp->hd;
     size_t row_bytes = lg_dtype_row_bytes(sp->cache, width),
            page_bytes = 2 * (size_t)ps * row_bytes;
@@ -651,16 +651,17 @@ static void attention_case(twin *t, const attention_spec *sp) {
     for (int s = 0; s < sp->n_seq; s++)
         seq_at[s] = at, at += sp->fresh[s];
     int r = 0;
-    for (int i = 0; i < max_fresh; i++)
-        for (int s = 0; s < sp->n_seq; s++) {
-            if (i >= sp->fresh[s]) continue;
-            int p = sp->past[s] + i;
-            pos[r] = p, from[r] = sp->past[s], fat[r] = seq_at[s], tabs[r] = att_table[s];
-            frows[seq_at[s] + i] = r;
-            memcpy(fk + (size_t)r * width, kf[s] + (size_t)p * width, sizeof(float) * width);
-            memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
-            r++;
-        }
+    for (int k = 0; k < max_fresh * sp->n_seq; k++) {
+        int s = by_sequence ? k / max_fresh : k % sp->n_seq,
+            i = by_sequence ? k % max_fresh : k / sp->n_seq;
+        if (i >= sp->fresh[s]) continue;
+        int p = sp->past[s] + i;
+        pos[r] = p, from[r] = sp->past[s], fat[r] = seq_at[s], tabs[r] = att_table[s];
+        frows[seq_at[s] + i] = r;
+        memcpy(fk + (size_t)r * width, kf[s] + (size_t)p * width, sizeof(float) * width);
+        memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
+        r++;
+    }
     float *q = op_frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
     uint8_t *nan_page = malloc(page_bytes);
     memset(nan_page, 0xff, page_bytes); /* NaN in every cache dtype */
@@ -706,6 +707,9 @@ static void attention_case(twin *t, const attention_spec *sp) {
     free(tabs), free(fk), free(fv), free(q);
 }
 
+/* The step's rows interleaved across sequences. */
+static void attention_case(twin *t, const attention_spec *sp) { attention_case_laid(t, sp, false); }
+
 /* The shapes of tests/test_backend_ops.c in the float caches (f32, f16,
  * bf16): page sizes 16 and 5, GQA groups 1/2/3 with odd head counts and
  * head_dim, windows inside a page, of one page and larger than the context,
@@ -737,11 +741,11 @@ static void test_attention_shapes(void) {
     twin_close(&t);
 }
 
-/* Contexts past 256 positions (many chunks of the split kernel, up to its
- * 256-chunk cap at 9000), windows of XS.2's 512 over longer contexts with a
- * window edge inside a page, the Q8_0 cache (head_dim a multiple of its
- * block), and shapes the split kernel does not take (head_dim 160 > 128,
- * 17 query heads per KV head > 16), which run the one-pass kernel. */
+/* Contexts past 256 positions (many chunks of 32 positions: 282 at 9000,
+ * merged by the last block), windows of XS.2's 512 over longer contexts
+ * with a window edge inside a page, the Q8_0 cache (head_dim a multiple of
+ * its block), head_dim 160 (two groups of 128 dims per lane), and 17 query
+ * heads per KV head (> 16: the one-pass kernel). */
 static void test_attention_long_and_unsplit(void) {
     twin t;
     if (!twin_open(&t)) return;
@@ -774,6 +778,163 @@ static void test_attention_long_and_unsplit(void) {
     };
     for (size_t i = 0; i < sizeof q8_cases / sizeof q8_cases[0]; i++)
         attention_case(&t, &q8_cases[i]);
+    twin_close(&t);
+}
+
+/* Prompts laid out as the engine lays them out (each sequence's rows
+ * together, at consecutive positions): the chunked kernel's tiles, run as
+ * one block per tile walking its chunks (at least 256 blocks of (tile, KV
+ * head)) or split over chunks (fewer), tiles cut by windows and page edges,
+ * with decode rows of other sequences around them; and many single rows
+ * (1024 blocks and more walk their chunks too). */
+static void test_attention_tiles(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    lg_dtype dts[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_Q8_0};
+    for (int d = 0; d < 3; d++) {
+        lg_dtype c = dts[d];
+        attention_spec cases[] = {
+            {48, 8, 64, 16, 100, c, 1, {50}, {330}},          /* 33 tiles x 8: loop */
+            {64, 8, 32, 5, 0, c, 2, {0, 61}, {290, 1}},       /* 37 tiles x 8: loop */
+            {8, 2, 64, 5, 37, c, 3, {3, 90, 0}, {1, 75, 40}}, /* split, window cuts tiles */
+            {16, 1, 32, 16, 0, c, 2, {33, 7}, {21, 2}},       /* group 16: 4-row tiles */
+            {6, 6, 32, 5, 9, c, 2, {100, 0}, {130, 3}},       /* group 1: 64-row tiles */
+            {4, 2, 160, 5, 0, c, 1, {40}, {45}},              /* head_dim 160 */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            attention_case_laid(&t, &cases[i], true);
+        /* 380 decode-like rows of three sequences interleaved, x 8 KV heads: single-row tiles
+         * walking their chunks in one block each */
+        attention_case(&t, &(attention_spec){16, 8, 32, 5, 20, c, 3, {10, 0, 40}, {130, 120, 130}});
+    }
+    twin_close(&t);
+}
+
+/* Batch invariance of attention: each row's output is bitwise the same
+ * whatever else the step holds: alone (a decode step, its earlier positions
+ * from the pool), in a whole prompt, in a prompt that starts at another
+ * position (tiles cut elsewhere), behind decode rows of another sequence.
+ * The pool is float32, so a position reads the same float from the pool as
+ * from the step's rows; every call gives each row the same inputs. Shapes
+ * of XS.2 (64 or 48 heads over 8 KV heads, head_dim 128, window 512) and
+ * awkward ones (page 5, windows inside tiles, groups 1-16, odd head_dim,
+ * head_dim 160); calls of many tiles run as loops, calls of few split. */
+typedef struct {
+    int n_heads, n_kv, hd, page_size, window, n;
+} invariance_shape;
+
+typedef struct {
+    invariance_shape sh;
+    int width, q_width, nb;   /* nb: positions of the second sequence */
+    float *k[2], *v[2], *q[2]; /* per sequence, per position */
+    int32_t *table[2];
+    lg_kv_pool_view view;
+    size_t pool_bytes;
+} invariance_setup;
+
+/* Query rows: `other` rows of sequence 1 (its last positions), then
+ * sequence 0's positions [first, first + count); sequence 0's rows of the
+ * output into out (count x q_width). */
+static void invariance_call(twin *t, const invariance_setup *u, int first, int count, int other,
+                            float *out) {
+    int n_rows = other + count, width = u->width, q_width = u->q_width;
+    int32_t *pos = malloc(sizeof(int32_t) * n_rows), *from = malloc(sizeof(int32_t) * n_rows);
+    int32_t *fat = malloc(sizeof(int32_t) * n_rows), *frows = malloc(sizeof(int32_t) * n_rows);
+    const int32_t **tabs = malloc(sizeof(int32_t *) * n_rows);
+    float *fk = malloc(sizeof(float) * (size_t)n_rows * width),
+          *fv = malloc(sizeof(float) * (size_t)n_rows * width),
+          *q = malloc(sizeof(float) * (size_t)n_rows * q_width);
+    for (int r = 0; r < n_rows; r++) {
+        int s = r < other ? 1 : 0, p = s ? u->nb - other + r : first + r - other;
+        pos[r] = p, from[r] = s ? u->nb - other : first, fat[r] = s ? 0 : other;
+        frows[r] = r, tabs[r] = u->table[s];
+        memcpy(fk + (size_t)r * width, u->k[s] + (size_t)p * width, sizeof(float) * width);
+        memcpy(fv + (size_t)r * width, u->v[s] + (size_t)p * width, sizeof(float) * width);
+        memcpy(q + (size_t)r * q_width, u->q[s] + (size_t)p * q_width, sizeof(float) * q_width);
+    }
+    size_t kv_bytes = sizeof(float) * (size_t)n_rows * width,
+           q_bytes = sizeof(float) * (size_t)n_rows * q_width;
+    float *dk = put(t, DEV, fk, kv_bytes), *dv = put(t, DEV, fv, kv_bytes),
+          *dq = put(t, DEV, q, q_bytes), *dout = put(t, DEV, NULL, q_bytes);
+    lg_attention_args a = {n_rows, pos, tabs, from, fat, frows, dk, dv, u->sh.n_heads, u->sh.n_kv,
+                           u->sh.hd, u->sh.window};
+    t->be[DEV]->ops->attention(t->c[DEV], &u->view, dout, dq, &a);
+    float *o = get(t, DEV, dout, q_bytes);
+    settle(t, DEV, "attention");
+    memcpy(out, o + (size_t)other * q_width, sizeof(float) * (size_t)count * q_width);
+    drop(t, DEV, dk, kv_bytes), drop(t, DEV, dv, kv_bytes), drop(t, DEV, dq, q_bytes);
+    drop(t, DEV, dout, q_bytes);
+    free(o), free(pos), free(from), free(fat), free(frows), free(tabs), free(fk), free(fv), free(q);
+}
+
+static void test_attention_batch_invariant(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    const invariance_shape shapes[] = {
+        {64, 8, 128, 16, 512, 300}, {48, 8, 128, 16, 0, 400}, {8, 2, 64, 5, 0, 300},
+        {12, 2, 24, 5, 40, 200},    {16, 1, 36, 16, 0, 150},  {6, 6, 20, 5, 0, 100},
+        {4, 2, 160, 5, 37, 120},    {3, 1, 7, 16, 0, 90},
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        invariance_setup u = {.sh = shapes[si], .nb = 40};
+        int n = u.sh.n, ps = u.sh.page_size, len[2] = {n, u.nb};
+        u.width = u.sh.n_kv * u.sh.hd, u.q_width = u.sh.n_heads * u.sh.hd;
+        size_t row_bytes = sizeof(float) * (size_t)u.width, page_bytes = 2 * (size_t)ps * row_bytes;
+        int n_pages = (n + ps - 1) / ps + (u.nb + ps - 1) / ps, next = 0;
+        int *perm = malloc(sizeof(int) * n_pages);
+        for (int i = 0; i < n_pages; i++)
+            perm[i] = i;
+        for (int i = n_pages - 1; i > 0; i--) {
+            int j = op_irand(i + 1), tmp = perm[i];
+            perm[i] = perm[j], perm[j] = tmp;
+        }
+        u.pool_bytes = (size_t)n_pages * page_bytes;
+        uint8_t *base = put(&t, DEV, NULL, u.pool_bytes);
+        u.view = (lg_kv_pool_view){base, ps, u.width, row_bytes, page_bytes, LG_DTYPE_F32};
+        for (int s = 0; s < 2; s++) {
+            u.table[s] = malloc(sizeof(int32_t) * ((len[s] + ps - 1) / ps));
+            for (int p = 0; p < (len[s] + ps - 1) / ps; p++)
+                u.table[s][p] = perm[next++];
+            u.k[s] = op_frand_array((size_t)len[s] * u.width, 1.0f);
+            u.v[s] = op_frand_array((size_t)len[s] * u.width, 1.0f);
+            u.q[s] = op_frand_array((size_t)len[s] * u.q_width, 3.0f);
+            int32_t *slots = malloc(sizeof(int32_t) * len[s]);
+            for (int p = 0; p < len[s]; p++)
+                slots[p] = u.table[s][p / ps] * ps + p % ps;
+            size_t bytes = sizeof(float) * (size_t)len[s] * u.width;
+            float *dk = put(&t, DEV, u.k[s], bytes), *dv = put(&t, DEV, u.v[s], bytes);
+            t.be[DEV]->ops->kv_write(t.c[DEV], &u.view, &(lg_kv_write_args){slots, len[s]}, dk, dv);
+            settle(&t, DEV, "kv_write");
+            drop(&t, DEV, dk, bytes), drop(&t, DEV, dv, bytes);
+            free(slots);
+        }
+        size_t row_floats = (size_t)u.q_width;
+        float *whole = malloc(sizeof(float) * (size_t)n * row_floats),
+              *part = malloc(sizeof(float) * (size_t)n * row_floats);
+        invariance_call(&t, &u, 0, n, 0, whole);
+        const int calls[][3] = {/* first, count, other rows before */
+                                {n - 1, 1, 0},  {0, 1, 0},           {n / 2, 1, 2},
+                                {5, 1, 1},      {1, n - 1, 0},       {7, 30, 3},
+                                {n - 17, 17, 1}, {n / 3, n - n / 3, 0}, {n - 70, 70, 2}};
+        for (size_t ci = 0; ci < sizeof calls / sizeof calls[0]; ci++) {
+            int first = calls[ci][0], count = calls[ci][1];
+            invariance_call(&t, &u, first, count, calls[ci][2], part);
+            int differ = 0;
+            for (int r = 0; r < count; r++)
+                differ += memcmp(part + (size_t)r * row_floats,
+                                 whole + (size_t)(first + r) * row_floats,
+                                 sizeof(float) * row_floats) != 0;
+            CHECKF(differ == 0,
+                   "heads %d/%d hd %d page %d window %d: %d of rows [%d, %d) (after %d rows of "
+                   "another sequence) differ from the whole prompt's",
+                   u.sh.n_heads, u.sh.n_kv, u.sh.hd, ps, u.sh.window, differ, first, first + count,
+                   calls[ci][2]);
+        }
+        drop(&t, DEV, base, u.pool_bytes);
+        for (int s = 0; s < 2; s++)
+            free(u.table[s]), free(u.k[s]), free(u.v[s]), free(u.q[s]);
+        free(perm), free(whole), free(part);
+    }
     twin_close(&t);
 }
 
@@ -1634,6 +1795,8 @@ int main(void) {
     RUN(test_matmul_batch_invariant);
     RUN(test_attention_shapes);
     RUN(test_attention_long_and_unsplit);
+    RUN(test_attention_tiles);
+    RUN(test_attention_batch_invariant);
     RUN(test_output_gate);
     RUN(test_silu_mul);
     RUN(test_add);

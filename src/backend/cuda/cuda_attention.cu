@@ -1,23 +1,46 @@
 /* Paged attention and KV writes on the GPU.
  *
- * One block of WARPS warps per (query row, head). Warp w takes positions
- * lo + w, lo + w + WARPS, ... in ascending order: its lanes read a key row
- * together (coalesced), the dot product is summed in a fixed butterfly, and
- * the warp keeps an online softmax (running max, sum, and each lane's
- * output dimensions). At the end the warps' partial results are merged in
- * warp order. Every choice depends on the row's own positions only, so a
- * row's result is the same in any batch. Positions earlier than the step
- * come from the pool through the row's page table; the step's own come from
- * its float32 key and value rows, as lg_attention_args says.
+ * The chunked kernel (attention_chunk_kernel) takes every shape with at most
+ * CK_MAX_GROUP query heads per KV head and head_dim up to CK_MAX_DIM. A
+ * row's visible positions are cut into chunks at ABSOLUTE positions (chunk c
+ * is [c * CHUNK, c * CHUNK + CHUNK), clipped to the row's window). A block
+ * takes a tile (consecutive step rows of one sequence at consecutive
+ * positions, found on the host) and one KV head: it stages a chunk's keys
+ * and values in shared memory as float32 (from the pool's dtype, or the
+ * step's own float32 rows) and computes, for every (row, query head) pair of
+ * the tile, the chunk's partial result:
+ *   s_j = (q . k_j) * scale     the dot in ascending dims, one fma chain
+ *   m   = max_j s_j;  p_j = exp(s_j - m)
+ *   l   = sum_j p_j             ascending j
+ *   o   = sum_j p_j v_j         ascending j, one fma chain per dim
+ * Chunk results are merged in ascending chunk order into a running (M, L, O)
+ * (merge_chunk), and the row's output is O / L. Every operation is written
+ * with explicit rounding (fmaf, __fmul_rn, ...), so the compiler contracts
+ * nothing, and none depends on which block, tile or lane computes it: a
+ * row's result is bitwise the same alone (a decode step), in a tile of a
+ * long prompt, or beside any other rows. (Keys of a chunk outside a row's
+ * range enter its sums with p_j = 0, which adds an exact zero.)
  *
- * The split form (used whenever the layer's shape allows: see
- * split_supported) is flash-decoding: a row's positions are cut into
- * chunks, one block per (row, KV head, chunk) computes every query head of
- * that KV group over its chunk (so each key and value row is read once for
- * the group), and a second kernel merges the chunks in order. How a row is
- * cut depends only on its own number of positions, so it too gives a row
- * the same result in any batch. */
+ * Two ways to run a launch, same arithmetic:
+ *   - loop: one block per (tile, KV head) walks the tile's chunks in order,
+ *     merging in registers. For prompts: each staged chunk serves every row
+ *     and head of the tile.
+ *   - split (flash-decoding): one block per (tile, KV head, chunk) writes its
+ *     chunk's partials to scratch; the last block of a (tile, KV head) to
+ *     finish (an atomic counter, reset by that block for the next launch)
+ *     merges them in chunk order. For decode steps, where a loop would give
+ *     too few blocks.
+ *
+ * Shapes past those limits run the one-pass kernel (attention_kernel): one
+ * block of WARPS warps per (query row, head), warps over positions, merged
+ * in warp order; it is batch invariant too (it depends on the row alone).
+ *
+ * Positions earlier than the step come from the pool through the page
+ * table; the step's own from its float32 key and value rows, as
+ * lg_attention_args says. */
 #include "backend/cuda/cuda_internal.h"
+
+/* ---- the one-pass kernel (shapes the chunked kernel does not take) ------- */
 
 #define WARPS 4
 #define THREADS (WARPS * 32)
@@ -105,199 +128,422 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
     }
 }
 
+/* ---- the chunked kernel ---------------------------------------------------- */
 
-#define SPLIT_MAX_GROUP 16  /* query heads per KV head */
-#define SPLIT_MAX_DIM 128
-#define SPLIT_PER_LANE (SPLIT_MAX_DIM / 32)
-#define SPLIT_MAX_CHUNKS 256
-#define SPLIT_MIN_CHUNK 32
+#define CHUNK 32 /* keys per chunk, one per lane */
+#define CK_WARPS 8
+#define CK_THREADS (CK_WARPS * 32)
+#define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
+#define CK_MAX_GROUP 16
+#define CK_MAX_DIM 256
+/* A launch of fewer (tile, KV head) blocks than this runs split (guesses, to be measured):
+ * decode rows walking their chunks alone have little to overlap with */
+#define CK_LOOP_MIN_DECODE 1024
+#define CK_LOOP_MIN_TILES 256
+#define CK_SCRATCH_BYTES ((size_t)256 << 20) /* split partials of one launch at most */
 
-/* Chunks of a row with n positions: the same for a row in any batch. */
-__host__ __device__ __forceinline__ int split_chunks(int n) {
-    int c = (n + SPLIT_MIN_CHUNK - 1) / SPLIT_MIN_CHUNK;
-    return c < SPLIT_MAX_CHUNKS ? c : SPLIT_MAX_CHUNKS;
-}
-__host__ __device__ __forceinline__ int split_chunk_len(int n) { return (n + split_chunks(n) - 1) / split_chunks(n); }
-
-/* Partial results of a (row, head, chunk): running max, sum, then head_dim outputs. */
-struct split_args {
-    attn_args a;
-    float *part;      /* [n_rows][n_heads][chunk_stride][head_dim + 2] */
-    int chunk_stride; /* the launch's most chunks of a row */
+struct chunk_args {
+    const uint8_t *pool;
+    size_t page_bytes, row_bytes;
+    int page_size, dtype;
+    const int32_t *pos, *fresh_from, *fresh_at, *fresh_rows, *pages; /* per step row; pages flat */
+    const int4 *tiles; /* (first step row, rows, page table offset, 0) */
+    const float *q, *fresh_k, *fresh_v;
+    float *out;
+    float *part;        /* split: [tile][KV head][chunk slot][pair slot][rec] */
+    unsigned *counters; /* split: [tile][KV head], zero between launches */
+    int split, chunk_slots, pair_slots, rec;
+    int n_heads, n_kv_heads, head_dim, group;
+    int window;
+    int hdp;    /* head_dim rounded up to 4 */
+    int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
+    float scale;
 };
 
-template <int DT>
-__device__ __forceinline__ float kv_load(bool fresh, const uint8_t *row, int64_t i) {
-    return fresh ? ((const float *)row)[i] : lg_load(DT, row, i);
+__host__ __device__ __forceinline__ int row_lo(int pos, int window) {
+    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
 }
 
-/* This lane's elements of head kv's key and value rows at position p. */
-template <int DT>
-__device__ __forceinline__ void load_kv(const attn_args &a, int r, int p, int kv, int lane, float *kx, float *vx) {
-    int dtype;
-    int64_t first;
-    bool fresh = p >= a.fresh_from[r];
-    const uint8_t *krow = kv_row(a, r, p, 0, kv, &dtype, &first);
+/* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
+ * 0) or value (1) row at position p of the tile's sequence, as float32. */
+__device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_at, int p, int which, int kvh,
+                                        int d) {
+    int hd = a.head_dim;
+    float x[4];
+    if (p >= a.fresh_from[r0]) {
+        int row = a.fresh_rows[a.fresh_at[r0] + p - a.fresh_from[r0]];
+        const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kvh) * hd + d;
+        if ((hd & 3) == 0) return *(const float4 *)src;
 #pragma unroll
-    for (int i = 0; i < SPLIT_PER_LANE; i++) {
-        int e = lane + 32 * i;
-        kx[i] = e < a.head_dim ? kv_load<DT>(fresh, krow, first + e) : 0.0f;
+        for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
+        return make_float4(x[0], x[1], x[2], x[3]);
     }
-    const uint8_t *vrow = kv_row(a, r, p, 1, kv, &dtype, &first);
+    const uint8_t *row = a.pool + (size_t)a.pages[table_at + p / a.page_size] * a.page_bytes +
+                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+    int64_t e = (int64_t)kvh * hd + d;
+    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
+    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
+        uint2 u = *(const uint2 *)(row + e * 2);
+        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                           __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+    }
 #pragma unroll
-    for (int i = 0; i < SPLIT_PER_LANE; i++) {
-        int e = lane + 32 * i;
-        vx[i] = e < a.head_dim ? kv_load<DT>(fresh, vrow, first + e) : 0.0f;
-    }
+    for (int i = 0; i < 4; i++) x[i] = d + i < hd ? lg_load(a.dtype, row, e + i) : 0.0f;
+    return make_float4(x[0], x[1], x[2], x[3]);
 }
 
-template <int DT>
-__global__ void __launch_bounds__(THREADS) attention_split_kernel(split_args sa) {
+/* A chunk's (max m, sum l) into the running (M, L); *old_w and *new_w are
+ * what the running outputs and the chunk's outputs are multiplied by:
+ * O = fmaf(O, old_w, o * new_w). From the start (M = -inf, L = 0, O = 0) a
+ * chunk is taken exactly (weights 0 and 1). */
+__device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l, float *old_w, float *new_w) {
+    float mn = fmaxf(M, m);
+    *old_w = expf(__fsub_rn(M, mn));
+    *new_w = expf(__fsub_rn(m, mn));
+    L = fmaf(L, *old_w, __fmul_rn(l, *new_w));
+    M = mn;
+}
+
+/* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
+ * split one. Warp w takes pairs [w * PT, w * PT + PT) of the tile (pair = row
+ * in tile * group + head in group): for the scores its lanes are the chunk's
+ * keys, for the outputs its lanes are dims (4 each, DG groups of 128). */
+template <int PT, int DG>
+__global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_chunk_kernel(chunk_args a) {
     lg_cuda_kernel_begin();
-    const attn_args &a = sa.a;
-    __shared__ float q_s[SPLIT_MAX_GROUP][SPLIT_MAX_DIM];
-    __shared__ float part_m[WARPS][SPLIT_MAX_GROUP], part_l[WARPS][SPLIT_MAX_GROUP];
-    __shared__ float part_acc[WARPS][SPLIT_MAX_GROUP][SPLIT_MAX_DIM];
-    int r = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
-    int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0, n = pos - lo + 1;
-    if (chunk >= split_chunks(n)) return;
-    int len = split_chunk_len(n), begin = lo + chunk * len, end = min(begin + len - 1, pos);
-    for (int i = threadIdx.x; i < G * hd; i += THREADS)
-        q_s[i / hd][i % hd] = a.q[((size_t)r * a.n_heads + kvh * G + i / hd) * hd + i % hd];
-    __syncthreads();
-    float m[SPLIT_MAX_GROUP], l[SPLIT_MAX_GROUP], acc[SPLIT_MAX_GROUP][SPLIT_PER_LANE];
-#pragma unroll
-    for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
-        m[g] = -INFINITY, l[g] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < SPLIT_PER_LANE; i++) acc[g][i] = 0.0f;
+    extern __shared__ float4 ck_smem4[];
+    __shared__ int ck_last;
+    int4 tile = a.tiles[blockIdx.x];
+    int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0 = row_lo(pos0, a.window);
+    int c_first = lo0 / CHUNK, c_last = pos_end / CHUNK, c_begin = c_first, c_end = c_last;
+    if (a.split) {
+        c_begin = c_end = c_first + (int)blockIdx.z;
+        if (c_begin > c_last) return;
     }
-    /* the next position's key and value are loaded while this one is used */
-    float kx[SPLIT_PER_LANE], vx[SPLIT_PER_LANE];
-    int p = begin + warp;
-    if (p <= end) load_kv<DT>(a, r, p, kvh, lane, kx, vx);
-    for (; p <= end; p += WARPS) {
-        float kn[SPLIT_PER_LANE], vn[SPLIT_PER_LANE];
-        if (p + WARPS <= end) load_kv<DT>(a, r, p + WARPS, kvh, lane, kn, vn);
+    /* one chunk: merging its partial from scratch would give these same bits */
+    bool direct = !a.split || c_first == c_last;
+    const int PP = CK_WARPS * PT, PS = PP + 1;
+    int S = a.stride, n4 = a.hdp / 4, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    float *k_s = (float *)ck_smem4, *v_s = k_s + CHUNK * S, *q_s = v_s + CHUNK * S, *p_s = q_s + PP * S;
+    for (int i = tid; i < PP * n4; i += CK_THREADS) {
+        int pr = i / n4, d = (i % n4) * 4;
+        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (pr < P) {
+            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
 #pragma unroll
-        for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
-            if (g >= G) break;
-            float d = 0.0f;
+            for (int e = 0; e < 4; e++) x[e] = d + e < hd ? src[d + e] : 0.0f;
+        }
+        *(float4 *)(q_s + pr * S + d) = make_float4(x[0], x[1], x[2], x[3]);
+    }
+    int pa = warp * PT; /* this warp's first pair */
+    float M[PT], L[PT], O[PT][4 * DG];
 #pragma unroll
-            for (int i = 0; i < SPLIT_PER_LANE; i++) {
-                int e = lane + 32 * i;
-                if (e < hd) d = fmaf(q_s[g][e], kx[i], d);
+    for (int i = 0; i < PT; i++) {
+        M[i] = -INFINITY, L[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4 * DG; e++) O[i][e] = 0.0f;
+    }
+    for (int c = c_begin; c <= c_end; c++) {
+        __syncthreads(); /* the previous chunk's rows are read */
+        int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
+        for (int i = tid; i < CHUNK * n4; i += CK_THREADS) {
+            int j = i / n4, d = (i % n4) * 4, p = c * CHUNK + j;
+            float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
+            if (p >= st_lo && p <= st_hi) {
+                kx = load4(a, r0, tile.z, p, 0, kvh, d);
+                vx = load4(a, r0, tile.z, p, 1, kvh, d);
             }
-            for (int off = 16; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
-            float s = d * a.scale, m_new = fmaxf(m[g], s);
-            float rescale = expf(m[g] - m_new), w = expf(s - m_new);
-            l[g] = l[g] * rescale + w;
+            *(float4 *)(k_s + j * S + d) = kx;
+            *(float4 *)(v_s + j * S + d) = vx;
+        }
+        __syncthreads();
+        if (pa >= P) continue;
+        /* scores: lane = key */
+        float acc[PT];
 #pragma unroll
-            for (int i = 0; i < SPLIT_PER_LANE; i++) acc[g][i] = fmaf(w, vx[i], acc[g][i] * rescale);
-            m[g] = m_new;
+        for (int i = 0; i < PT; i++) acc[i] = 0.0f;
+        for (int d = 0; d < a.hdp; d += 4) {
+            float4 kx = *(const float4 *)(k_s + lane * S + d);
+#pragma unroll
+            for (int i = 0; i < PT; i++) {
+                float4 qx = *(const float4 *)(q_s + (pa + i) * S + d);
+                acc[i] = fmaf(qx.x, kx.x, acc[i]);
+                acc[i] = fmaf(qx.y, kx.y, acc[i]);
+                acc[i] = fmaf(qx.z, kx.z, acc[i]);
+                acc[i] = fmaf(qx.w, kx.w, acc[i]);
+            }
+        }
+        int p = c * CHUNK + lane;
+        float mc[PT], lc[PT];
+#pragma unroll
+        for (int i = 0; i < PT; i++) {
+            int pr = pa + i, pt = pos0 + pr / G;
+            bool valid = pr < P && p >= row_lo(pt, a.window) && p <= pt;
+            float s = valid ? __fmul_rn(acc[i], a.scale) : -INFINITY, m = s;
+            for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+            p_s[lane * PS + pr] = valid ? expf(__fsub_rn(s, m)) : 0.0f;
+            mc[i] = m;
+        }
+        __syncwarp();
+        float lsum = 0.0f;
+        if (lane < PT)
+            for (int j = 0; j < CHUNK; j++) lsum = __fadd_rn(lsum, p_s[j * PS + pa + lane]);
+#pragma unroll
+        for (int i = 0; i < PT; i++) lc[i] = __shfl_sync(0xffffffffu, lsum, i);
+        /* outputs: lane = dims 4 * lane + 128 * k */
+        float o[PT][4 * DG];
+#pragma unroll
+        for (int i = 0; i < PT; i++)
+#pragma unroll
+            for (int e = 0; e < 4 * DG; e++) o[i][e] = 0.0f;
+        for (int j = 0; j < CHUNK; j++) {
+            float4 vx[DG];
+#pragma unroll
+            for (int k = 0; k < DG; k++) {
+                int d = 4 * lane + 128 * k;
+                vx[k] = d < a.hdp ? *(const float4 *)(v_s + j * S + d) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int i = 0; i < PT; i++) {
+                float w = p_s[j * PS + pa + i];
+#pragma unroll
+                for (int k = 0; k < DG; k++) {
+                    o[i][4 * k + 0] = fmaf(w, vx[k].x, o[i][4 * k + 0]);
+                    o[i][4 * k + 1] = fmaf(w, vx[k].y, o[i][4 * k + 1]);
+                    o[i][4 * k + 2] = fmaf(w, vx[k].z, o[i][4 * k + 2]);
+                    o[i][4 * k + 3] = fmaf(w, vx[k].w, o[i][4 * k + 3]);
+                }
+            }
         }
 #pragma unroll
-        for (int i = 0; i < SPLIT_PER_LANE; i++) kx[i] = kn[i], vx[i] = vn[i];
-    }
+        for (int i = 0; i < PT; i++) {
+            int pr = pa + i;
+            if (pr >= P || mc[i] == -INFINITY) continue; /* no key of this row in the chunk */
+            if (direct) {
+                float ow, nw;
+                merge_chunk(M[i], L[i], mc[i], lc[i], &ow, &nw);
 #pragma unroll
-    for (int g = 0; g < SPLIT_MAX_GROUP; g++) {
-        if (g >= G) break;
-        if (lane == 0) part_m[warp][g] = m[g], part_l[warp][g] = l[g];
+                for (int e = 0; e < 4 * DG; e++) O[i][e] = fmaf(O[i][e], ow, __fmul_rn(o[i][e], nw));
+                continue;
+            }
+            float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + (c - c_first)) *
+                                       a.pair_slots + pr) * a.rec;
 #pragma unroll
-        for (int i = 0; i < SPLIT_PER_LANE; i++)
-            if (lane + 32 * i < hd) part_acc[warp][g][lane + 32 * i] = acc[g][i];
+            for (int k = 0; k < DG; k++) {
+                int d = 4 * lane + 128 * k;
+                if (d < a.hdp)
+                    *(float4 *)(rec + d) = make_float4(o[i][4 * k], o[i][4 * k + 1], o[i][4 * k + 2], o[i][4 * k + 3]);
+            }
+            if (lane == 0) rec[a.hdp] = mc[i], rec[a.hdp + 1] = lc[i];
+        }
     }
-    __syncthreads();
-    /* warps merged in warp order, one head per warp in turn */
-    for (int g = warp; g < G; g += WARPS) {
-        float gm = -INFINITY, gl = 0.0f;
-        for (int w = 0; w < WARPS; w++) gm = fmaxf(gm, part_m[w][g]);
-        for (int w = 0; w < WARPS; w++) gl += part_m[w][g] == -INFINITY ? 0.0f : part_l[w][g] * expf(part_m[w][g] - gm);
-        float *dst = sa.part + (((size_t)r * a.n_heads + kvh * G + g) * sa.chunk_stride + chunk) * (hd + 2);
-        if (lane == 0) dst[0] = gm, dst[1] = gl;
-        for (int e = lane; e < hd; e += 32) {
-            float o = 0.0f;
-            for (int w = 0; w < WARPS; w++)
-                if (part_m[w][g] != -INFINITY) o += part_acc[w][g][e] * expf(part_m[w][g] - gm);
-            dst[2 + e] = o;
+    if (!direct) {
+        /* the last block of this (tile, KV head) merges the chunks in order */
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) {
+            unsigned *counter = a.counters + (size_t)blockIdx.x * a.n_kv_heads + kvh;
+            unsigned done = atomicAdd(counter, 1u) + 1u;
+            ck_last = done == (unsigned)(c_last - c_first + 1);
+            if (ck_last) atomicExch(counter, 0u); /* every block has counted: ready for the next launch */
+        }
+        __syncthreads();
+        if (!ck_last || pa >= P) return;
+        __threadfence();
+#pragma unroll
+        for (int i = 0; i < PT; i++) {
+            int pr = pa + i, pt = pos0 + pr / G;
+            if (pr >= P) continue;
+            for (int c = row_lo(pt, a.window) / CHUNK; c <= pt / CHUNK; c++) {
+                const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
+                                              (c - c_first)) * a.pair_slots + pr) * a.rec;
+                float ow, nw;
+                merge_chunk(M[i], L[i], __ldcg(rec + a.hdp), __ldcg(rec + a.hdp + 1), &ow, &nw);
+#pragma unroll
+                for (int k = 0; k < DG; k++) {
+                    int d = 4 * lane + 128 * k;
+                    float4 ox = d < a.hdp ? __ldcg((const float4 *)(rec + d)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    O[i][4 * k + 0] = fmaf(O[i][4 * k + 0], ow, __fmul_rn(ox.x, nw));
+                    O[i][4 * k + 1] = fmaf(O[i][4 * k + 1], ow, __fmul_rn(ox.y, nw));
+                    O[i][4 * k + 2] = fmaf(O[i][4 * k + 2], ow, __fmul_rn(ox.z, nw));
+                    O[i][4 * k + 3] = fmaf(O[i][4 * k + 3], ow, __fmul_rn(ox.w, nw));
+                }
+            }
+        }
+    }
+    if (pa >= P) return;
+#pragma unroll
+    for (int i = 0; i < PT; i++) {
+        int pr = pa + i;
+        if (pr >= P) continue;
+        float *dst = a.out + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+#pragma unroll
+        for (int e = 0; e < 4 * DG; e++) {
+            int d = 4 * lane + 128 * (e / 4) + e % 4;
+            if (d < hd) dst[d] = __fdiv_rn(O[i][e], L[i]);
         }
     }
 }
 
-/* One block per (row, head): the row's chunks merged in chunk order. */
-__global__ void attention_merge_kernel(split_args sa) {
-    lg_cuda_kernel_begin();
-    const attn_args &a = sa.a;
-    int r = blockIdx.x, h = blockIdx.y, hd = a.head_dim;
-    int pos = a.pos[r], lo = a.window > 0 ? max(pos - a.window + 1, 0) : 0, chunks = split_chunks(pos - lo + 1);
-    const float *part = sa.part + ((size_t)r * a.n_heads + h) * sa.chunk_stride * (hd + 2);
-    float gm = -INFINITY, gl = 0.0f;
-    for (int c = 0; c < chunks; c++) gm = fmaxf(gm, part[c * (hd + 2)]);
-    for (int c = 0; c < chunks; c++) {
-        float pm = part[c * (hd + 2)];
-        if (pm != -INFINITY) gl += part[c * (hd + 2) + 1] * expf(pm - gm);
+/* ---- launches -------------------------------------------------------------- */
+
+static bool chunked_supported(const lg_attention_args *a) {
+    return a->n_heads / a->n_kv_heads <= CK_MAX_GROUP && a->head_dim <= CK_MAX_DIM;
+}
+
+static int tile_chunks(const lg_attention_args *a, int4 t) {
+    return (a->pos[t.x] + t.y - 1) / CHUNK - row_lo(a->pos[t.x], a->window) / CHUNK + 1;
+}
+
+template <int PT>
+static void launch_chunk_pt(lg_cuda_ctx *k, dim3 grid, size_t smem, const chunk_args &ca) {
+    if (ca.hdp > 128) {
+        if (smem > 48 * 1024)
+            cudaFuncSetAttribute(attention_chunk_kernel<PT, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        lg_cuda_launch(k, attention_chunk_kernel<PT, 2>, grid, CK_THREADS, smem, ca);
+    } else {
+        if (smem > 48 * 1024)
+            cudaFuncSetAttribute(attention_chunk_kernel<PT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        lg_cuda_launch(k, attention_chunk_kernel<PT, 1>, grid, CK_THREADS, smem, ca);
     }
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float o = 0.0f;
-        for (int c = 0; c < chunks; c++) {
-            float pm = part[c * (hd + 2)];
-            if (pm != -INFINITY) o += part[c * (hd + 2) + 2 + e] * expf(pm - gm);
+}
+
+/* Zeroed counters (the split kernel leaves them zero), at least n. */
+static unsigned *chunk_counters(lg_cuda_ctx *k, size_t n) {
+    if (n <= k->attn_counters_n) return k->attn_counters;
+    size_t want = 1024;
+    while (want < n) want *= 2;
+    if (k->attn_counters && lg_cuda_taping(k)) lg_cuda_tape_defer_free(k, k->attn_counters);
+    else if (k->attn_counters) cudaFreeAsync(k->attn_counters, k->stream);
+    k->attn_counters = NULL;
+    k->attn_counters_n = 0;
+    if (cudaMallocAsync(&k->attn_counters, want * sizeof(unsigned), k->stream) != cudaSuccess) return NULL;
+    if (cudaMemsetAsync(k->attn_counters, 0, want * sizeof(unsigned), k->stream) != cudaSuccess) return NULL;
+    k->attn_counters_n = want;
+    return k->attn_counters;
+}
+
+/* One launch (or, split, a few, each within the scratch) over tiles. */
+static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_args *a, const int4 *tiles,
+                           int n_tiles, int loop_min_blocks) {
+    if (n_tiles <= 0) return;
+    int pairs = 1, most_chunks = 1;
+    for (int t = 0; t < n_tiles; t++) {
+        if (tiles[t].y * ca.group > pairs) pairs = tiles[t].y * ca.group;
+        if (tile_chunks(a, tiles[t]) > most_chunks) most_chunks = tile_chunks(a, tiles[t]);
+    }
+    int pt = pairs <= 8 ? 1 : pairs <= 16 ? 2 : pairs <= 32 ? 4 : 8, pp = CK_WARPS * pt;
+    size_t smem = sizeof(float) * ((size_t)(2 * CHUNK + pp) * ca.stride + (size_t)CHUNK * (pp + 1));
+    /* slots rounded so that a decode step's grid (and graph) changes every 16 chunks only */
+    int slots = (most_chunks + 15) / 16 * 16;
+    ca.split = (long)n_tiles * a->n_kv_heads < loop_min_blocks && most_chunks > 1 && slots <= 65535;
+    const int4 *dev_tiles = (const int4 *)lg_cuda_upload(k, tiles, sizeof(int4) * (size_t)n_tiles);
+    int per_launch = n_tiles;
+    if (ca.split) {
+        ca.chunk_slots = slots, ca.pair_slots = pairs, ca.rec = ca.hdp + 4;
+        size_t per_tile = sizeof(float) * (size_t)a->n_kv_heads * slots * pairs * ca.rec;
+        size_t fit = CK_SCRATCH_BYTES / per_tile;
+        per_launch = fit < 1 ? 1 : fit < (size_t)n_tiles ? (int)fit : n_tiles;
+        ca.part = (float *)lg_cuda_scratch(k, per_tile * (size_t)per_launch);
+        ca.counters = chunk_counters(k, (size_t)per_launch * a->n_kv_heads);
+        if (!ca.part || !ca.counters) return; /* sync() reports the failed allocation */
+    }
+    for (int t0 = 0; t0 < n_tiles; t0 += per_launch) {
+        int n = n_tiles - t0 < per_launch ? n_tiles - t0 : per_launch;
+        ca.tiles = dev_tiles + t0;
+        dim3 grid(n, a->n_kv_heads, ca.split ? slots : 1);
+        switch (pt) {
+        case 1: launch_chunk_pt<1>(k, grid, smem, ca); break;
+        case 2: launch_chunk_pt<2>(k, grid, smem, ca); break;
+        case 4: launch_chunk_pt<4>(k, grid, smem, ca); break;
+        default: launch_chunk_pt<8>(k, grid, smem, ca); break;
         }
-        a.out[((size_t)r * a.n_heads + h) * hd + e] = o / gl;
     }
 }
 
-static bool split_supported(const lg_attention_args *a, int pool_dtype) {
-    int G = a->n_heads / a->n_kv_heads;
-    bool dtype_ok = pool_dtype == LG_DTYPE_F32 || pool_dtype == LG_DTYPE_BF16 || pool_dtype == LG_DTYPE_F16 ||
-                    pool_dtype == LG_DTYPE_Q8_0;
-    return dtype_ok && G <= SPLIT_MAX_GROUP && a->head_dim <= SPLIT_MAX_DIM;
-}
-
-/* Rows go in groups so the partial results fit a bounded scratch. */
-#define SPLIT_SCRATCH_BYTES ((size_t)256 << 20)
-
-static void launch_split(lg_cuda_ctx *k, const attn_args &g, const lg_attention_args *a, int n) {
-    int max_chunks = 1;
+/* Tiles: runs of step rows of one sequence (same page table and fresh rows)
+ * at consecutive positions, CK_MAX_PAIRS / group rows at most. Page tables
+ * go up once per run of tiles with the same table. Single-row tiles (decode
+ * rows) and longer ones launch apart, each as loop or split by its count. */
+static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
+                              const lg_attention_args *a) {
+    int n = a->n_rows, G = a->n_heads / a->n_kv_heads, max_rows = CK_MAX_PAIRS / G;
+    int4 *tiles = (int4 *)malloc(sizeof(int4) * (size_t)n * 2);
+    int32_t *need = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+    if (!tiles || !need) {
+        free(tiles), free(need);
+        return;
+    }
+    int n_tiles = 0;
     for (int r = 0; r < n; r++) {
-        int lo = a->window > 0 && a->pos[r] - a->window + 1 > 0 ? a->pos[r] - a->window + 1 : 0;
-        int c = split_chunks(a->pos[r] - lo + 1);
-        if (c > max_chunks) max_chunks = c;
+        bool joins = r > 0 && tiles[n_tiles - 1].y < max_rows && a->tables[r] == a->tables[r - 1] &&
+                     a->fresh_from[r] == a->fresh_from[r - 1] && a->fresh_at[r] == a->fresh_at[r - 1] &&
+                     a->pos[r] == a->pos[r - 1] + 1;
+        if (joins) tiles[n_tiles - 1].y++;
+        else tiles[n_tiles++] = make_int4(r, 1, 0, 0);
     }
-    int grid_chunks = 1; /* a power of two, so a recorded step's grid rarely changes (extra blocks return) */
-    while (grid_chunks < max_chunks) grid_chunks *= 2;
-    max_chunks = grid_chunks < SPLIT_MAX_CHUNKS ? grid_chunks : SPLIT_MAX_CHUNKS;
-    size_t per_row = (size_t)a->n_heads * (size_t)max_chunks * (size_t)(a->head_dim + 2) * sizeof(float);
-    size_t fit = SPLIT_SCRATCH_BYTES / per_row;
-    int rows_per = fit < 1 ? 1 : fit < (size_t)n ? (int)fit : n;
-    float *part = (float *)lg_cuda_scratch(k, per_row * (size_t)rows_per);
-    if (!part) return; /* sync() reports the failed allocation */
-    for (int r0 = 0; r0 < n; r0 += rows_per) {
-        int rows = n - r0 < rows_per ? n - r0 : rows_per;
-        split_args sa;
-        memset(&sa, 0, sizeof sa);
-        sa.a = g, sa.part = part, sa.chunk_stride = max_chunks;
-        sa.a.pos += r0, sa.a.table_at += r0, sa.a.fresh_from += r0, sa.a.fresh_at += r0;
-        sa.a.q += (size_t)r0 * a->n_heads * a->head_dim;
-        sa.a.out += (size_t)r0 * a->n_heads * a->head_dim;
-        dim3 grid(rows, a->n_kv_heads, max_chunks);
-        switch (g.dtype) {
-        case LG_DTYPE_F32: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_F32>, grid, THREADS, 0, sa); break;
-        case LG_DTYPE_BF16: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_BF16>, grid, THREADS, 0, sa); break;
-        case LG_DTYPE_F16: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_F16>, grid, THREADS, 0, sa); break;
-        default: lg_cuda_launch(k, attention_split_kernel<LG_DTYPE_Q8_0>, grid, THREADS, 0, sa); break;
+    /* table runs: tile t uses run entries [0, pos_end / page_size] */
+    size_t total = 0;
+    for (int t = 0, run = -1; t < n_tiles; t++) {
+        int entries = (a->pos[tiles[t].x] + tiles[t].y - 1) / pool->page_size + 1;
+        if (run < 0 || a->tables[tiles[t].x] != a->tables[tiles[run].x]) {
+            if (run >= 0) total += (size_t)need[run];
+            run = t, need[run] = 0;
         }
-        lg_cuda_launch(k, attention_merge_kernel, dim3(rows, a->n_heads), 128, 0, sa);
+        tiles[t].z = (int)total;
+        if (entries > need[run]) need[run] = entries;
+        if (t == n_tiles - 1) total += (size_t)need[run];
     }
+    int32_t *pages = (int32_t *)malloc(sizeof(int32_t) * (total ? total : 1));
+    if (!pages) {
+        free(tiles), free(need);
+        return;
+    }
+    for (int t = 0; t < n_tiles; t++)
+        if (t == 0 || tiles[t].z != tiles[t - 1].z)
+            memcpy(pages + tiles[t].z, a->tables[tiles[t].x], sizeof(int32_t) * (size_t)need[t]);
+    chunk_args ca;
+    memset(&ca, 0, sizeof ca); /* padding too: a recorded step compares arguments bytewise */
+    ca.pool = pool->base;
+    ca.page_bytes = pool->page_bytes;
+    ca.row_bytes = pool->row_bytes;
+    ca.page_size = pool->page_size;
+    ca.dtype = pool->dtype;
+    ca.pos = (const int32_t *)lg_cuda_upload(k, a->pos, sizeof(int32_t) * n);
+    ca.fresh_from = (const int32_t *)lg_cuda_upload(k, a->fresh_from, sizeof(int32_t) * n);
+    ca.fresh_at = (const int32_t *)lg_cuda_upload(k, a->fresh_at, sizeof(int32_t) * n);
+    ca.fresh_rows = (const int32_t *)lg_cuda_upload(k, a->fresh_rows, sizeof(int32_t) * n);
+    ca.pages = (const int32_t *)lg_cuda_upload(k, pages, sizeof(int32_t) * (total ? total : 1));
+    ca.q = q;
+    ca.fresh_k = a->fresh_k;
+    ca.fresh_v = a->fresh_v;
+    ca.out = out;
+    ca.n_heads = a->n_heads;
+    ca.n_kv_heads = a->n_kv_heads;
+    ca.head_dim = a->head_dim;
+    ca.group = G;
+    ca.window = a->window;
+    ca.hdp = (a->head_dim + 3) / 4 * 4;
+    ca.stride = ca.hdp / 4 % 2 ? ca.hdp : ca.hdp + 4; /* float4 rows read by 8 lanes at once hit distinct banks */
+    ca.scale = 1.0f / sqrtf((float)a->head_dim);
+    /* single-row tiles first, then the others, each group contiguous */
+    int4 *sorted = tiles + n;
+    int n_single = 0;
+    for (int t = 0; t < n_tiles; t++)
+        if (tiles[t].y == 1) sorted[n_single++] = tiles[t];
+    int n_sorted = n_single;
+    for (int t = 0; t < n_tiles; t++)
+        if (tiles[t].y > 1) sorted[n_sorted++] = tiles[t];
+    launch_chunked(k, ca, a, sorted, n_single, CK_LOOP_MIN_DECODE);
+    launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES);
+    free(tiles), free(need), free(pages);
 }
 
-void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
-                       const lg_attention_args *a) {
-    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+/* The one-pass kernel's launch: each row's page table uploaded in full. */
+static void attention_one_pass(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
+                               const lg_attention_args *a) {
     int n = a->n_rows;
-    if (n <= 0) return;
-    /* the step's page tables, flattened: row r's pages start at table_at[r] */
     int32_t *table_at = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     size_t total = 0;
     for (int r = 0; r < n; r++) total += (size_t)(a->pos[r] / pool->page_size + 1);
@@ -337,8 +583,15 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
     g.scale = 1.0f / sqrtf((float)a->head_dim);
     free(table_at);
     free(pages);
-    if (split_supported(a, pool->dtype)) launch_split(k, g, a, n);
-    else lg_cuda_launch(k, attention_kernel, dim3(n, a->n_heads), THREADS, 0, g);
+    lg_cuda_launch(k, attention_kernel, dim3(n, a->n_heads), THREADS, 0, g);
+}
+
+void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                       const lg_attention_args *a) {
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    if (a->n_rows <= 0) return;
+    if (chunked_supported(a)) attention_chunked(k, pool, out, q, a);
+    else attention_one_pass(k, pool, out, q, a);
 }
 
 /* Grid (row, keys or values, slice): each thread converts one element (or

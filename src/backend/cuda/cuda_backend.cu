@@ -72,6 +72,7 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     if (k->ring_dev) cudaFree(k->ring_dev);
     if (k->ring_host) cudaFreeHost(k->ring_host);
     if (k->scratch) cudaFree(k->scratch);
+    if (k->attn_counters) cudaFree(k->attn_counters);
     if (k->moe_active) cudaFree(k->moe_active);
     for (int i = 0; i < k->n_tables; i++) cudaFree((void *)k->tables[i].dev);
     free(k->tables);

@@ -48,6 +48,8 @@ struct lg_cuda_ctx {
     int n_tables, cap_tables;
     void *scratch;           /* an op's device work space (stream-ordered), grown on demand */
     size_t scratch_bytes;
+    unsigned *attn_counters; /* the split attention kernel's, zero between launches */
+    size_t attn_counters_n;
     int32_t *moe_active;     /* [n_experts + 1]: count, then the experts with rows (moe_group -> moe_experts) */
     int n_experts;
     lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
