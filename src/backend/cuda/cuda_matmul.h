@@ -15,6 +15,7 @@ struct matmul_args {
     const float *x;
     float *y;
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
+    int typical_rows;                 /* grouped: rows per listed expert, rounded up (grid size) */
     const float *bias;
     const int32_t *offsets;           /* grouped: [n_experts + 1] */
     const int32_t *active;            /* grouped: count, then experts with rows */

@@ -1,76 +1,19 @@
-/* BF16 matrix products on tensor cores: y[t] = W x[t] (+ bias).
+/* BF16 matrix products on tensor cores for few tokens (decoding), and the
+ * choice between this kernel and the tiled GEMM (cuda_matmul_gemm.cu) for
+ * many. Both keep the slice contract of cuda_mma.h, so they give the same
+ * bits and a token's result does not depend on its batch.
  *
- * mma.sync m16n8k16 with W as the 16-row operand and 8 tokens as the other,
- * accumulating in float32. The activations stay float32 in memory; each is
- * split into two bf16 halves, hi = bf16(x) and lo = bf16(x - hi), and both
- * are multiplied (x = hi + lo to ~16 bits of mantissa, so the products are
- * as exact as the CUDA-core kernel's rather than bf16-rounded).
- *
- * Batch invariance by construction: a row's K is cut into slices that depend
- * only on K (slicing()); a slice's sum is one chain of mma steps in k order
- * starting from zero (slice_chain), and the slices are added left to right.
- * An output element of the mma depends only on its own row and column, so
- * which other tokens share the 8-token tile, and which kernel below ran,
- * change nothing. Two kernels compute exactly that:
- * - narrow (up to 64 tokens: decoding): a block of 8 warps takes 16 weight
- *   rows and up to 64 tokens, one slice per warp (split K, so a decode step
- *   has enough warps streaming weights), the slices' sums meet in shared
- *   memory;
- * - wide (more than 64 tokens): a warp takes 16 rows x 64 tokens and runs
- *   the slices one after the other, 4 warps sharing the activations through
- *   L1.
- * The k order inside a 32-wide step is permuted the same way for W and x: a
- * lane loads 8 consecutive k of its rows (one 16-byte load) and of its token,
- * which the fragments use as k {2q, 2q+1, 2q+8, 2q+9} of the first mma and
- * the same of the second. */
-#include "backend/cuda/cuda_matmul.h"
+ * narrow (up to 64 tokens): a block of 8 warps takes 16 weight rows and up
+ * to 64 tokens, one slice per warp (split K, so a decode step has enough
+ * warps streaming weights), each lane loading its 8 consecutive k of rows
+ * g and g + 8 and of its token straight from global memory; the slices'
+ * sums meet in shared memory and are added in slice order. */
+#include "backend/cuda/cuda_mma.h"
 
 #include <stdlib.h>
 
-#define MMA_MAX_SLICES 8
 #define NARROW_WARPS 8
 #define NARROW_MAX_TILES 8 /* 64 tokens */
-#define WIDE_WARPS 4
-#define WIDE_TILES 8       /* 64 tokens per warp */
-
-/* K in steps of 32, cut into at most MMA_MAX_SLICES slices of equal steps. */
-__device__ __forceinline__ void slicing(int cols, int *steps_per_slice, int *n_slices) {
-    int steps = (cols + 31) / 32;
-    int s = steps < MMA_MAX_SLICES ? steps : MMA_MAX_SLICES;
-    *steps_per_slice = (steps + s - 1) / s;
-    *n_slices = (steps + *steps_per_slice - 1) / *steps_per_slice;
-}
-
-__device__ __forceinline__ void mma_bf16(float *c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                         uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-/* Two floats as packed bf16 hi (rounded) and lo (the rest, rounded). */
-__device__ __forceinline__ void split_pair(float x0, float x1, uint32_t *hi, uint32_t *lo) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(x0, x1);
-    float2 hf = __bfloat1622float2(h);
-    __nv_bfloat162 l = __floats2bfloat162_rn(x0 - hf.x, x1 - hf.y);
-    *hi = *(uint32_t *)&h;
-    *lo = *(uint32_t *)&l;
-}
-
-/* One 32-wide k step of one 8-token tile: wa/wb are the lane's 8 weights of
- * rows g and g + 8, xa/xb its token's 8 activations at the same k. */
-__device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, float4 xa, float4 xb) {
-    uint32_t h0, l0, h1, l1, h2, l2, h3, l3;
-    split_pair(xa.x, xa.y, &h0, &l0);
-    split_pair(xa.z, xa.w, &h1, &l1);
-    split_pair(xb.x, xb.y, &h2, &l2);
-    split_pair(xb.z, xb.w, &h3, &l3);
-    mma_bf16(c, wa.x, wb.x, wa.y, wb.y, h0, h1);
-    mma_bf16(c, wa.x, wb.x, wa.y, wb.y, l0, l1);
-    mma_bf16(c, wa.z, wb.z, wa.w, wb.w, h2, h3);
-    mma_bf16(c, wa.z, wb.z, wa.w, wb.w, l2, l3);
-}
 
 /* acc[j] = the sum over k in [k0, k1) for rows r0.. r0 + 15 and tokens
  * 8j .. 8j + 7 of x (tiles with no token below nt are left alone). LOADS:
@@ -108,19 +51,9 @@ __device__ __forceinline__ void slice_chain(const uint8_t *w, size_t row_bytes, 
                     const float4 *xp = (const float4 *)(x + (size_t)tok * cols + k);
                     xa = __ldg(xp), xb = __ldg(xp + 1);
                 }
-                mma_step(acc[j], wa[u], wb[u], xa, xb);
+                mma_step(acc[j], wa[u], wb[u], mma_split(xa, xb));
             }
         }
-    }
-}
-
-/* Stores c (tile j of rows r0..) as y[token][row] + bias. */
-__device__ __forceinline__ void store_tile(const matmul_args &a, float *y, int r0, int tok0, int nt, const float *c) {
-    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int r = r0 + g + (i >= 2 ? 8 : 0), t = tok0 + 2 * q + (i & 1);
-        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = c[i] + (a.bias ? a.bias[r] : 0.0f);
     }
 }
 
@@ -159,34 +92,6 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32) mma_narrow_kernel(const __g
     }
 }
 
-__global__ void __launch_bounds__(WIDE_WARPS * 32) mma_wide_kernel(const __grid_constant__ matmul_set set) {
-    lg_cuda_kernel_begin();
-    int block_x, t_begin, t_count;
-    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
-    const uint8_t *w;
-    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
-    int t0 = blockIdx.y * 8 * WIDE_TILES;
-    int r0 = (block_x * WIDE_WARPS + (threadIdx.x >> 5)) * 16;
-    if (t0 >= t_count || r0 >= a.rows) return;
-    int nt = min(8 * WIDE_TILES, t_count - t0);
-    int steps, n_slices;
-    slicing(a.cols, &steps, &n_slices);
-    const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
-    float total[WIDE_TILES][4], acc[WIDE_TILES][4];
-    for (int s = 0; s < n_slices; s++) {
-        int k0 = s * steps * 32, k1 = min(a.cols, k0 + steps * 32);
-        slice_chain<WIDE_TILES, 2>(w, a.row_bytes, a.rows, r0, x, a.cols, nt, k0, k1, acc);
-#pragma unroll
-        for (int j = 0; j < WIDE_TILES; j++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) total[j][i] = s == 0 ? acc[j][i] : total[j][i] + acc[j][i];
-    }
-    float *y = a.y + (size_t)(t_begin + t0) * a.rows;
-#pragma unroll
-    for (int j = 0; j < WIDE_TILES; j++)
-        if (8 * j < nt) store_tile(a, y, r0, 8 * j, nt, total[j]);
-}
-
 bool lg_cuda_mma_enabled(void) {
     static int on = -1;
     if (on < 0) {
@@ -206,20 +111,15 @@ static void launch_narrow(lg_cuda_ctx *k, const matmul_set &set, int max_tokens,
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     if (set->n == 0 || max_tokens <= 0) return;
-    /* (narrow for experts' products in a long prefill too, whose rows per
-     * expert are few, measured slower: XS.2 prefill of 1024, 1737 -> 1391
-     * tok/s on the H200) */
-    bool wide = max_tokens > 8 * NARROW_MAX_TILES;
-    int rows_per_block = wide ? 16 * WIDE_WARPS : 16;
+    if (max_tokens > 8 * NARROW_MAX_TILES) {
+        lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
+        return;
+    }
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
-        set->first_block[i + 1] = set->first_block[i] + (set->op[i].rows + rows_per_block - 1) / rows_per_block;
+        set->first_block[i + 1] = set->first_block[i] + (set->op[i].rows + 15) / 16;
     if (set->first_block[set->n] == 0) return;
-    if (wide) {
-        int blocks_y = (max_tokens + 8 * WIDE_TILES - 1) / (8 * WIDE_TILES);
-        lg_cuda_launch(k, mma_wide_kernel, dim3(set->first_block[set->n], blocks_y, max_groups), WIDE_WARPS * 32, 0,
-                       *set);
-    } else if (max_tokens <= 8) {
+    if (max_tokens <= 8) {
         launch_narrow<1>(k, *set, max_tokens, max_groups);
     } else if (max_tokens <= 16) {
         launch_narrow<2>(k, *set, max_tokens, max_groups);
