@@ -33,6 +33,8 @@
  * the grid is not sized for an expert holding every token. */
 #include "backend/cuda/cuda_mma.h"
 
+#include <atomic>
+
 template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES> struct gemm_shape {
     static constexpr int threads = 32 * WARPS_M * WARPS_N;
     static constexpr int bm = 16 * RT * WARPS_M, bn = 8 * TT * WARPS_N;
@@ -180,18 +182,17 @@ static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks
         s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
     if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
     void (*kernel)(matmul_set) = gemm_kernel<WARPS_M, WARPS_N, RT, TT, STAGES>;
-    /* per device, so on every launch (a host-side attribute write) */
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::smem);
+    /* more than 48 KB of shared memory: allowed per device, once each */
+    static std::atomic<unsigned long long> raised{0};
+    int dev = 0;
+    cudaGetDevice(&dev);
+    unsigned long long bit = dev < 64 ? 1ull << dev : 0;
+    if (!(raised.load() & bit)) {
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::smem);
+        if (bit) raised.fetch_or(bit);
+    }
     lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads,
                    (size_t)S::smem, *s);
-}
-
-static int sm_count(void) {
-    int dev = 0, n = 0;
-    cudaGetDevice(&dev);
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0)
-        n = 1;
-    return n;
 }
 
 /* Rows of one block of a shape along x over a set's products. */
@@ -223,7 +224,7 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
     int most = pick_ops(*set, false, &part);
     if (part.n && most > 0) {
         int dense_blocks = blocks_x(part, D::bm) * ((most + D::bn - 1) / D::bn);
-        if (dense_blocks >= sm_count())
+        if (dense_blocks >= lg_cuda_sm_count())
             launch_shape<DENSE_SHAPE>(k, &part, (most + D::bn - 1) / D::bn, 1);
         else
             launch_shape<NARROW_SHAPE>(k, &part, (most + N::bn - 1) / N::bn, 1);

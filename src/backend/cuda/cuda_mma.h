@@ -96,6 +96,9 @@ __device__ __forceinline__ void mma_store_tile(const matmul_args &a, float *y, i
     }
 }
 
+/* Streaming multiprocessors of the current device (cuda_matmul_mma.cu). */
+int lg_cuda_sm_count(void);
+
 /* The tiled GEMM for many tokens (cuda_matmul_gemm.cu); first_block is
  * filled in there. */
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
