@@ -99,7 +99,8 @@ __device__ __forceinline__ void compute_stage(const uint8_t *ws, int warp_row, i
     for (int j = 0; j < TT; j++) {
         if (j >= tok_tiles) break;
         int t = warp_tok + 8 * j + g; /* t & 1 == g & 1 */
-        mma_xfrag f = mma_split(xs[t * 8 + ((2 * q) ^ (g & 1))], xs[t * 8 + ((2 * q + 1) ^ (g & 1))]);
+        mma_xfrag f =
+            mma_split(xs[t * 8 + ((2 * q) ^ (g & 1))], xs[t * 8 + ((2 * q + 1) ^ (g & 1))]);
 #pragma unroll
         for (int i = 0; i < RT; i++) {
             if (i >= row_tiles) break;
@@ -109,7 +110,7 @@ __device__ __forceinline__ void compute_stage(const uint8_t *ws, int warp_row, i
 }
 
 template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES>
-__global__ void __launch_bounds__(32 * WARPS_M *WARPS_N)
+__global__ void __launch_bounds__(32 * WARPS_M * WARPS_N)
     gemm_kernel(const __grid_constant__ matmul_set set) {
     using S = gemm_shape<WARPS_M, WARPS_N, RT, TT, STAGES>;
     lg_cuda_kernel_begin();
@@ -133,7 +134,8 @@ __global__ void __launch_bounds__(32 * WARPS_M *WARPS_N)
 #pragma unroll
             for (int j = 0; j < TT; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f, total[i][j][e] = -0.0f;
+                for (int e = 0; e < 4; e++)
+                    acc[i][j][e] = 0.0f, total[i][j][e] = -0.0f;
         __syncthreads(); /* every warp is done with the previous tile's stages */
 #pragma unroll
         for (int s = 0; s < STAGES - 1; s++) {
@@ -144,7 +146,8 @@ __global__ void __launch_bounds__(32 * WARPS_M *WARPS_N)
         for (int s = 0; s < steps; s++) {
             cp_async_wait<STAGES - 2>(); /* step s has landed (this thread's copies) */
             __syncthreads();             /* everyone's; and step s - 1's stage is free */
-            if (s + STAGES - 1 < steps) load_stage<S, STAGES>(smem, a, w, r0, x, nt, s + STAGES - 1);
+            if (s + STAGES - 1 < steps)
+                load_stage<S, STAGES>(smem, a, w, r0, x, nt, s + STAGES - 1);
             cp_async_commit();
             compute_stage<S, WARPS_M, RT, TT>(smem + (s % STAGES) * S::stage_bytes, warp_row,
                                               warp_tok, row_tiles, tok_tiles, acc);
@@ -155,7 +158,8 @@ __global__ void __launch_bounds__(32 * WARPS_M *WARPS_N)
 #pragma unroll
                     for (int j = 0; j < TT; j++)
 #pragma unroll
-                        for (int e = 0; e < 4; e++) total[i][j][e] += acc[i][j][e], acc[i][j][e] = 0.0f;
+                        for (int e = 0; e < 4; e++)
+                            total[i][j][e] += acc[i][j][e], acc[i][j][e] = 0.0f;
             }
         }
         float *y = a.y + (size_t)(t_begin + t0) * a.rows;
@@ -198,7 +202,8 @@ static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks
 /* Rows of one block of a shape along x over a set's products. */
 static int blocks_x(const matmul_set &s, int bm) {
     int n = 0;
-    for (int i = 0; i < s.n; i++) n += (s.op[i].rows + bm - 1) / bm;
+    for (int i = 0; i < s.n; i++)
+        n += (s.op[i].rows + bm - 1) / bm;
     return n;
 }
 

@@ -23,11 +23,13 @@
 #include <atomic>
 
 #define NARROW_WARPS 8
-#define NARROW_MAX_TILES 8 /* 64 tokens */
+#define NARROW_MAX_TILES 8      /* 64 tokens */
 #define NARROW_PART_BYTES 32768 /* shared memory for the parked sums */
 
 /* Sums parked per tile: [slice][16 rows][8 NT tokens]. */
-template <int NT> __host__ __device__ constexpr int narrow_tile_floats() { return MMA_MAX_SLICES * 16 * 8 * NT; }
+template <int NT> __host__ __device__ constexpr int narrow_tile_floats() {
+    return MMA_MAX_SLICES * 16 * 8 * NT;
+}
 /* Most row tiles a block takes. */
 template <int NT> __host__ __device__ constexpr int narrow_max_tiles() {
     return NARROW_PART_BYTES / (int)sizeof(float) / narrow_tile_floats<NT>();
@@ -91,13 +93,15 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
     const float4 fzero = make_float4(0, 0, 0, 0);
     float acc[NT][4];
 #pragma unroll
-    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    for (int j = 0; j < NT; j++)
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     stream_pos at = {0, 0}, loaded = {0, 0};
     uint4 wa[LOADS], wb[LOADS], na[LOADS], nb[LOADS];
     if (total > 0) load_steps<LOADS>(a, w, tile0, n_tiles, k0, k1, steps, &loaded, na, nb);
     for (int done = 0; done < total; done += LOADS) {
 #pragma unroll
-        for (int u = 0; u < LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
+        for (int u = 0; u < LOADS; u++)
+            wa[u] = na[u], wb[u] = nb[u];
         if (done + LOADS < total)
             load_steps<LOADS>(a, w, tile0, n_tiles, k0, k1, steps, &loaded, na, nb);
 #pragma unroll
@@ -135,7 +139,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
         int r = (tile0 + tile) * 16 + e / (8 * NT), t = e % (8 * NT);
         const float *p = part + (size_t)tile * narrow_tile_floats<NT>() + e;
         float v = p[0];
-        for (int s = 1; s < n_slices; s++) v += p[(size_t)s * 16 * 8 * NT];
+        for (int s = 1; s < n_slices; s++)
+            v += p[(size_t)s * 16 * 8 * NT];
         if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
     }
 }
@@ -185,12 +190,14 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int m
     per = per < 1 ? 1 : per > narrow_max_tiles<NT>() ? narrow_max_tiles<NT>() : per;
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
-        set->first_block[i + 1] = set->first_block[i] + ((set->op[i].rows + 15) / 16 + per - 1) / per;
+        set->first_block[i + 1] =
+            set->first_block[i] + ((set->op[i].rows + 15) / 16 + per - 1) / per;
     if (set->first_block[set->n] == 0) return;
     int blocks_y = (max_tokens + 8 * NT - 1) / (8 * NT);
     size_t smem = sizeof(float) * (size_t)narrow_tile_floats<NT>() * per;
-    lg_cuda_launch(k, mma_narrow_kernel<NT, LOADS>, dim3(set->first_block[set->n], blocks_y, max_groups),
-                   NARROW_WARPS * 32, smem, *set);
+    lg_cuda_launch(k, mma_narrow_kernel<NT, LOADS>,
+                   dim3(set->first_block[set->n], blocks_y, max_groups), NARROW_WARPS * 32, smem,
+                   *set);
 }
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
