@@ -519,35 +519,49 @@ static void test_matmul_mixed_call(void) {
     twin_close(&t);
 }
 
-/* Batch invariance: a token's product alone (a decode step) is bitwise its
- * row of the same product over 17, 64 and 300 tokens (a prefill), for bf16
- * weights on the vector path (1000 columns) and the element path (1001),
- * and Q4_K. The single-token products read x where the batch keeps that
- * token (row starts stay 16-byte aligned where the batch's are). */
+/* Batch invariance: a token's product alone (a decode step, the narrow
+ * kernel) is bitwise its row of the same product over a prefill's tokens
+ * (the tiled GEMM above 64 tokens), for bf16 weights on the vector path and
+ * the element path (1001 columns), and Q4_K. The GEMM's edges: rows not a
+ * multiple of its 128-row blocks or 16-row tiles, 65/129/300 tokens (its
+ * 32- and 128-token blocks cut), K not a multiple of the 32-wide step (264:
+ * slices of 2 steps, the last short; 8: one partial step) and long K (2056:
+ * 8 slices of 9 steps, the last of 2); the last matrix is large enough
+ * (2100 x 1290 tokens) for its dense 128 x 128 blocks. The single-token
+ * products read x where the batch keeps that token (row starts stay
+ * 16-byte aligned where the batch's are). */
 static void test_matmul_batch_invariant(void) {
     twin t;
     if (!twin_open(&t)) return;
     struct {
         lg_dtype dt;
         int rows, cols;
-    } mats[] = {{LG_DTYPE_BF16, 37, 1000}, {LG_DTYPE_BF16, 19, 1001}, {LG_DTYPE_Q4_K, 37, 768}};
-    int batches[] = {17, 64, 300};
+        int batches[5]; /* 0 ends */
+    } mats[] = {
+        {LG_DTYPE_BF16, 37, 1000, {17, 64, 65, 300, 0}},
+        {LG_DTYPE_BF16, 19, 1001, {17, 64, 300, 0}},
+        {LG_DTYPE_BF16, 129, 264, {65, 129, 300, 0}},
+        {LG_DTYPE_BF16, 200, 8, {66, 129, 0}},
+        {LG_DTYPE_BF16, 16, 2056, {129, 0}},
+        {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
+        {LG_DTYPE_BF16, 2100, 264, {1290, 0}},
+    };
     for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {
         int rows = mats[m].rows, cols = mats[m].cols;
         twin_weight w = twin_weight_new(&t, mats[m].dt, rows, cols, 1.0f);
         float *bias = op_frand_array((size_t)rows, 0.5f),
               *dbias = put(&t, DEV, bias, sizeof(float) * rows);
-        for (int bi = 0; bi < 3; bi++) {
-            int n = batches[bi];
+        for (int bi = 0; bi < 5 && mats[m].batches[bi]; bi++) {
+            int n = mats[m].batches[bi];
             size_t xb = sizeof(float) * (size_t)n * cols, yb = sizeof(float) * (size_t)n * rows;
             float *x = op_frand_array((size_t)n * cols, 1.0f);
             float *dx = put(&t, DEV, x, xb), *dy = put(&t, DEV, NULL, yb),
                   *dy1 = put(&t, DEV, NULL, yb);
-            lg_matmul_op whole = {dy, dx, n, &w.m[DEV], dbias};
+            lg_matmul_op whole = {dy, dx, n, &w.m[DEV], bi % 2 ? NULL : dbias};
             t.be[DEV]->ops->matmul_many(t.c[DEV], &whole, 1);
             for (int i = 0; i < n; i++) {
                 lg_matmul_op one = {dy1 + (size_t)i * rows, dx + (size_t)i * cols, 1, &w.m[DEV],
-                                    dbias};
+                                    whole.bias};
                 t.be[DEV]->ops->matmul_many(t.c[DEV], &one, 1);
             }
             float *y = get(&t, DEV, dy, yb), *y1 = get(&t, DEV, dy1, yb);
@@ -1563,25 +1577,30 @@ static void test_moe_combine(void) {
 /* Batch invariance of the sparse block: a token's expert outputs, shared
  * expert output and combined row, grouped and run alone (a decode step),
  * are bitwise the same as inside batches of 17, 64 and 300 tokens where its
- * experts have many rows; bf16 and Q4_K weights. The single-token runs read
- * the token's ids, row and weights where the batch keeps them. */
+ * experts have many rows; bf16 and Q4_K weights. The last case routes to 3
+ * of 16 experts (13 listed with no rows; ~200 rows each at 300 tokens, so
+ * the GEMM's blocks loop over several token tiles of one expert), with no
+ * shared expert. The single-token runs read the token's ids, row and
+ * weights where the batch keeps them. */
 static void test_moe_batch_invariant(void) {
     twin t;
     if (!twin_open(&t)) return;
     struct {
         lg_dtype dt;
-        int H, I, I_shared;
-    } mats[] = {{LG_DTYPE_BF16, 264, 136, 48}, {LG_DTYPE_Q4_K, 256, 256, 256}};
-    int batches[] = {17, 64, 300}, E = 16, K = 4;
-    for (int m = 0; m < 2; m++) {
+        int H, I, I_shared, K, used;
+    } mats[] = {{LG_DTYPE_BF16, 264, 136, 48, 4, 16},
+                {LG_DTYPE_Q4_K, 256, 256, 256, 4, 16},
+                {LG_DTYPE_BF16, 136, 264, 0, 2, 3}};
+    int batches[] = {17, 64, 300}, E = 16;
+    for (int m = 0; m < 3; m++) {
         fresh_dev_ctx(&t);
         if (!t.c[DEV]) break;
-        int H = mats[m].H;
+        int H = mats[m].H, K = mats[m].K;
         twin_experts x = experts_new(&t, mats[m].dt, E, H, mats[m].I, mats[m].I_shared);
         for (int bi = 0; bi < 3; bi++) {
             int n = batches[bi];
             size_t pairs = (size_t)n * K, hb = sizeof(float) * (size_t)n * H;
-            int32_t *ids = op_random_ids(n, K, E);
+            int32_t *ids = op_random_ids(n, K, mats[m].used);
             float *h = op_frand_array((size_t)n * H, 1.0f), *wts = op_frand_array(pairs, 1.0f);
             int32_t *dids = put(&t, DEV, ids, sizeof(int32_t) * pairs);
             float *dh = put(&t, DEV, h, hb), *dw = put(&t, DEV, wts, sizeof(float) * pairs);

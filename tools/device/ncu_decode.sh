@@ -6,7 +6,7 @@
 # Usage: LAYERS=4 PROMPT=1024 GEN=4 bash tools/device/ncu_decode.sh
 set -uo pipefail
 LAYERS=${LAYERS:-4} PROMPT=${PROMPT:-1024} GEN=${GEN:-4}
-K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|fused'
+K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|gemm_kernel|fused'
 ncu --clock-control none --csv --print-units base --kernel-name "$K" \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \
     build/laguna bench --device cuda --synth xs2 --layers "$LAYERS" --prompt "$PROMPT" --gen "$GEN" --reps 1 \

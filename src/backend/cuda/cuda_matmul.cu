@@ -262,7 +262,9 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table,
     }
     matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
     a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active;
-    set_add(k, b, a, n_pairs < n_experts ? n_pairs : n_experts); /* at most that many experts have rows */
+    int listed = n_pairs < n_experts ? n_pairs : n_experts;
+    a.typical_rows = listed > 0 ? (n_pairs + listed - 1) / listed : 1;
+    set_add(k, b, a, listed); /* at most that many experts have rows */
 }
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {

@@ -15,6 +15,7 @@ struct matmul_args {
     const float *x;
     float *y;
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
+    int typical_rows;                 /* grouped: rows per listed expert, rounded up (grid size) */
     const float *bias;
     const int32_t *offsets;           /* grouped: [n_experts + 1] */
     const int32_t *active;            /* grouped: count, then experts with rows */
@@ -55,10 +56,6 @@ __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8
  * first_block is filled in there. max_tokens: most rows any op or expert
  * has; max_groups: blockIdx.z extent. */
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
-
-/* Whether products of up to 8 tokens stream through persistent blocks
- * (LAGUNA_CUDA_STREAM=0: the narrow kernel's one-shot blocks). */
-bool lg_cuda_mma_stream_enabled(void);
 
 /* Whether BF16 products go to the tensor-core kernel (LAGUNA_CUDA_MMA=0: no). */
 bool lg_cuda_mma_enabled(void);
