@@ -109,7 +109,7 @@ const laguna_model_info *laguna_model_get_info(const laguna_model *model);
 /* Storage of the KV cache. F32 is exact; F16 and BF16 halve its memory;
  * Q8_0 (blocks of 32 int8 with an f16 scale, as ggml's) takes 0.27x of F32
  * and needs head_dim to be a multiple of 32. AUTO (what zeroed options
- * give): laguna_model_default_kv_type, F32 today. */
+ * give): laguna_model_default_kv_type, BF16 on a GPU and F32 on the CPU. */
 typedef enum {
     LAGUNA_KV_AUTO = 0,
     LAGUNA_KV_F32,
