@@ -187,6 +187,10 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int m
         units += (long)((set->op[i].rows + 15) / 16) * (set->op[i].offsets ? max_groups : 1);
     long slots = (long)lg_cuda_sm_count() * narrow_resident<NT, LOADS>();
     int per = (int)((units + slots - 1) / slots);
+    /* LAGUNA_CUDA_NARROW_TILES=N: N tiles per block (0 = one wave, as above) */
+    static int forced = -1;
+    if (forced < 0) forced = getenv("LAGUNA_CUDA_NARROW_TILES") ? atoi(getenv("LAGUNA_CUDA_NARROW_TILES")) : 0;
+    if (forced > 0) per = forced;
     per = per < 1 ? 1 : per > narrow_max_tiles<NT>() ? narrow_max_tiles<NT>() : per;
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
