@@ -2,8 +2,9 @@
 # Dev-only, through the device tool: the issue-10 table on the H200. PARTS
 # picks what runs (default all, in this order):
 #   tests        CUDA tests (fixtures, per-op, engine/generate/context on cuda)
-#   bench        full 40-layer XS.2 shapes, weights made on the GPU: bf16 and
-#                Q4_K_M decode after 1024, prefill of 4096, batched decode
+#   bench        full 40-layer XS.2 shapes, weights made on the GPU: bf16 (bf16
+#                and f32 KV) and Q4_K_M decode after 1024, prefill of 4096 and
+#                32768 (decode after it), batched decode at ctx 1024
 #   profile      per-op GPU times of decode steps (LAGUNA_CUDA_PROFILE=1)
 #   serve        the server's load test on the GPU (laguna-tiny)
 #   transformers bench/transformers_compare.py: both engines in one table
@@ -22,11 +23,13 @@ B="build/laguna bench --device cuda --synth xs2"
 if has bench; then
     {
         $B --prompt 1024 --gen 64 --reps 3
-        $B --type q4_k_m --prompt 1024 --gen 64 --reps 3
-        $B --prompt 4096 --gen 4 --reps 1
-        $B --prompt 1024 --gen 16 --reps 1 --batch 1,8,32,128
+        $B --prompt 1024 --gen 64 --reps 2 --kv-type f32 --probe-mib 0
+        $B --type q4_k_m --prompt 1024 --gen 64 --reps 3 --probe-mib 0
+        $B --prompt 4096 --gen 4 --reps 2 --probe-mib 0
+        $B --prompt 32768 --gen 32 --reps 1 --probe-mib 0
+        $B --prompt 1024 --gen 16 --reps 1 --batch 1,8,32,128 --probe-mib 0
     } > "$OUT/bench.txt" 2>&1
-    grep -vE "^sampling" "$OUT/bench.txt"
+    grep -E "^model|^prefill|decode greedy|device copy|vs roofline|^[0-9]+ +[0-9.]+ " "$OUT/bench.txt"
 fi
 if has profile; then
     LAGUNA_CUDA_PROFILE=1 $B --prompt 8 --gen 256 --reps 1 --probe-mib 0 2>&1 | grep -vE "^sampling|^weight" | head -24
@@ -35,7 +38,7 @@ if has serve; then
     timeout 120 build/bench/serve_load -m models/laguna-tiny --device cuda --requests 48 --max-tokens 64 2>&1 | tail -12
 fi
 if has transformers; then
-    timeout ${TF_TIMEOUT:-300} python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 32 --prefill 4096 \
-        --reps ${REPS:-2} > "$OUT/compare.txt" 2>&1
+    timeout ${TF_TIMEOUT:-300} python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 8 --prefill 4096 \
+        --reps ${REPS:-1} > "$OUT/compare.txt" 2>&1
     tail -15 "$OUT/compare.txt"
 fi
