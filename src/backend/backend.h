@@ -10,7 +10,9 @@
  * calls only these ops (through the table: bc->backend->ops->name(bc, ...)).
  *
  * Every op has a slow, obvious twin in the reference backend
- * (src/backend/reference/), and tests compare the two. */
+ * (src/backend/reference/), and tests compare the two; the optional fused
+ * ops have none: their twin is the plain ops they stand for, in turn (as
+ * forward.c calls them for a backend without the fused op). */
 #ifndef LAGUNA_BACKEND_BACKEND_H
 #define LAGUNA_BACKEND_BACKEND_H
 
