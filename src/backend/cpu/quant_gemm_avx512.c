@@ -71,9 +71,14 @@ typedef struct { /* one K-quant super-block of one weight row, unpacked */
     float d, dmin;
 } unpacked;
 
+/* Byte shuffles (within 128-bit lanes) that spread the scales of
+ * k4_scales_mins, broadcast to every lane, as unpack_k4's S[k] wants them:
+ * sub-block 2k's scale in both int16 halves of dwords 0-7, 2k+1's in 8-15. */
 static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
-    for (int k = 0; k < 4; k++) /* lanes 0-7: sub-block 2k, 8-15: 2k+1 */
-        idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+    for (int k = 0; k < 4; k++)
+        idx[k] = _mm512_inserti64x4(
+            _mm512_set1_epi32((int)(0x80008000u | 0x00010001u * (2 * k))),
+            _mm256_set1_epi32((int)(0x80008000u | 0x00010001u * (2 * k + 1))), 1);
 }
 
 /* The eight 6-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K
@@ -101,13 +106,16 @@ static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t
     const uint8_t *qs = blk + qs_offset;
     __m128i head = _mm_loadu_si128((const __m128i *)blk);
     __m128i sm = k4_scales_mins(head);
-    __m128 dd = _mm_cvtph_ps(head);                         /* d, dmin */
-    __m512i scv = _mm512_cvtepu8_epi32(sm);                 /* lanes 0-7 the scales (8-15 unused) */
-    scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
-    u->m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)); /* m0 m0 m1 m1 ... */
+    __m128 dd = _mm_cvtph_ps(head); /* d, dmin */
+    __m512i all = _mm512_broadcast_i32x4(sm);
+    /* m0 m0 m1 m1 ... m7 m7 as int16: bytes 8 + i/2 of sm, zero high bytes */
+    const __m256i m_at =
+        _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1, 12, -1,
+                         13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+    u->m16 = _mm256_shuffle_epi8(_mm512_castsi512_si256(all), m_at);
     UNROLL
     for (int k = 0; k < 4; k++)
-        u->S[k] = _mm512_permutexvar_epi32(idx[k], scv);
+        u->S[k] = _mm512_shuffle_epi8(all, idx[k]);
     UNROLL
     for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
         __m512i v = _mm512_loadu_si512(qs + 64 * h);
