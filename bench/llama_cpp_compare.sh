@@ -20,6 +20,8 @@
 #   --laguna PATH   the laguna program (default build/laguna)
 #   --load MODE     laguna's --load (default auto); llama.cpp keeps its default (mmap)
 #   --kv-type T     KV cache type of both engines: f16 (default, llama.cpp's default) or q8_0
+#   --busy-core C   contention: while each engine runs, a CPU-bound loop pinned to core C
+#                   (taskset) competes with it, as another program on a desktop would
 #   --build-only    fetch and build llama.cpp, then stop
 # The GGUF needs a tokenizer for llama.cpp: for a synthetic model use
 #   laguna synth --preset xs2 --layers 8 --type q4_k_m --tokenizer models/laguna-tiny --out x.gguf
@@ -28,7 +30,7 @@ set -euo pipefail
 NODE_LLAMA_CPP_VERSION=3.22.1
 repo=$(cd "$(dirname "$0")/.." && pwd)
 threads=2 prompt=512 gen=64 rounds=3 reps=3 scratch=/tmp/llamacpp laguna=$repo/build/laguna load=auto kv=f16
-model="" build_only=0
+model="" build_only=0 busy=""
 
 die() { echo "llama_cpp_compare: $*" >&2; exit 1; }
 need_int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive whole number (got '$2')"; }
@@ -43,6 +45,8 @@ while [ $# -gt 0 ]; do
         --load) [ $# -ge 2 ] || die "$1 needs a value"; load=$2; shift 2 ;;
         --kv-type) [ $# -ge 2 ] || die "$1 needs a value"; kv=$2; shift 2
             [ "$kv" = f16 ] || [ "$kv" = q8_0 ] || die "--kv-type must be f16 or q8_0 (got '$kv')" ;;
+        --busy-core) [ $# -ge 2 ] || die "$1 needs a value"; busy=$2; shift 2
+            [[ $busy =~ ^[0-9]+$ ]] || die "--busy-core wants a core number (got '$busy')" ;;
         --build-only) build_only=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
@@ -87,7 +91,21 @@ build_llama_cpp() {
 
 # ---- rounds --------------------------------------------------------------------------
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+spinner=""
+# --busy-core: one spinning shell pinned to the core, started and ended around each engine's run
+busy_start() {
+    [ -n "$busy" ] || return 0
+    taskset -c "$busy" sh -c 'while :; do :; done' &
+    spinner=$!
+}
+busy_stop() {
+    [ -n "$spinner" ] || return 0
+    kill "$spinner" 2>/dev/null || true
+    wait "$spinner" 2>/dev/null || true
+    spinner=""
+}
+trap 'busy_stop; rm -rf "$logs"' EXIT
+[ -z "$busy" ] || command -v taskset >/dev/null || die "--busy-core needs taskset (util-linux)"
 
 # Every sample of a `laguna bench` line ("prefill (512 tokens)  78.1 tok/s [77.2 78.1 80.3]").
 laguna_samples() { sed -n "s/^$1.*tok\/s \[\([0-9. ]*\)\].*/\1/p" "$2"; }
@@ -101,16 +119,20 @@ fmt() { tr ' ' '\n' | grep . | awk '{printf "%s%.1f", (NR>1?" ":""), $1}'; }
 ours_pre="" ours_dec="" theirs_pre="" theirs_dec=""
 for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds: laguna.c" >&2
+    busy_start
     "$laguna" bench -m "$model" --threads "$threads" --prompt "$prompt" --gen "$gen" --reps "$reps" --load "$load" \
         --kv-type "$kv" \
         >"$logs/ours$r.txt" 2>"$logs/ours$r.err" || { cat "$logs/ours$r.err" >&2; die "laguna bench failed"; }
+    busy_stop
     ours_pre+=" $(laguna_samples prefill "$logs/ours$r.txt")"
     ours_dec+=" $(laguna_samples 'decode greedy' "$logs/ours$r.txt")"
     echo "round $r/$rounds: llama.cpp" >&2
+    busy_start
     # prefill from an empty cache; decode after a cache of --prompt tokens, as laguna bench does
     "$llama_bench" -m "$model" -t "$threads" -p "$prompt" -n 0 -r "$reps" -ctk "$kv" -ctv "$kv" -o jsonl >"$logs/theirs$r.jsonl" 2>"$logs/theirs$r.err" &&
         "$llama_bench" -m "$model" -t "$threads" -p 0 -n "$gen" -d "$prompt" -r "$reps" -ctk "$kv" -ctv "$kv" -o jsonl >>"$logs/theirs$r.jsonl" \
             2>>"$logs/theirs$r.err" || { tail -20 "$logs/theirs$r.err" >&2; die "llama-bench failed"; }
+    busy_stop
     theirs_pre+=" $(llama_samples "$prompt" 0 "$logs/theirs$r.jsonl")"
     theirs_dec+=" $(llama_samples 0 "$gen" "$logs/theirs$r.jsonl")"
 done
@@ -124,6 +146,7 @@ roof() { awk -v d="$1" -v b="$bw" -v g="$gb_per_token" 'BEGIN { if (b > 0 && g >
 
 echo "file $model ($(du -h "$model" | cut -f1)), $threads threads, prompt $prompt, decode $gen after $prompt"
 echo "$rounds interleaved rounds x $reps repeats per engine; medians over all $((rounds * reps)) samples"
+[ -z "$busy" ] || echo "contention: a CPU-bound loop pinned to core $busy during every run"
 head -1 "$last" | sed 's/^/laguna.c: /'
 echo "llama.cpp: node-llama-cpp $NODE_LLAMA_CPP_VERSION's bundled source, CPU build (OpenMP, native), mmap"
 echo "bandwidth probe (laguna bench, last round): $bw GB/s; weights read per decoded token: $gb_per_token GB"

@@ -48,6 +48,8 @@ struct laguna_model {
     lg_backend *backend;
     uint64_t synth_seed;         /* tensors without data are generated from it (model_synth.c) */
     struct lg_threadpool *synth_pool; /* while generating them on the host */
+    uint8_t *synth_chunk;        /* host huge-page chunk the small generated matrices share */
+    size_t synth_chunk_used, synth_chunk_bytes;
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
     void *progress_user;
     laguna_model_info info;

@@ -14,8 +14,10 @@
 #include "gguf/gguf_quantize.h"
 #include "synth/presets.h"
 #include "synth/synth.h"
+#include "sys/huge_pages.h"
 
-#define HUGE_BYTES ((size_t)2 << 20)  /* host matrices from this size get huge-page memory */
+#define CHUNK_BYTES ((size_t)64 << 20) /* host memory shared by the smaller matrices */
+#define SLICE_ALIGN ((size_t)4096)     /* where each of them starts in a chunk */
 #define TASK_ELEMS ((int64_t)1 << 16) /* elements per task of host generation */
 
 /* The synth tensors with the dtype each gets in a GGUF of this file type:
@@ -112,21 +114,40 @@ static void fill_task(void *ctx, int task, int thread) {
               j->bf + (size_t)thread * j->cols, j->x + (size_t)thread * j->cols);
 }
 
-/* Host memory the source keeps for the model's life: huge pages for the
- * large matrices (the CPU kernels run faster on them, docs/performance.md). */
-static uint8_t *host_matrix(lg_tensor_source *keep, size_t bytes) {
-    if (bytes >= HUGE_BYTES) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return NULL;
-        madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
-        if (lg_tensor_source_keep_mapping(keep, p, bytes, true) == 0) return p; /* anonymous: counted as copied */
-        munmap(p, bytes);
+/* Host memory the source keeps for the model's life, all of it on
+ * 2 MiB-aligned huge-page mappings: the CPU kernels stream weights at a
+ * fraction of the speed from 4 KiB pages (docs/performance.md). Matrices
+ * smaller than a chunk (a routed expert's is ~0.6-1.1 MB at XS.2 shapes) are
+ * laid side by side in shared chunks, as a file's merged expert tensors are;
+ * each used to be its own malloc block, on 4 KiB pages and not counted in the
+ * model's memory report. */
+static uint8_t *host_matrix(laguna_model *m, size_t bytes) {
+    size_t need = (bytes + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+    if (need > CHUNK_BYTES / 4 || !need) {
+        size_t map_bytes;
+        lg_page_source source;
+        void *p = lg_huge_alloc(bytes ? bytes : 1, false, &map_bytes, &source);
+        if (!p) return NULL;
+        if (lg_tensor_source_keep_mapping(m->tensors, p, map_bytes, true) == 0) return p; /* anonymous: counted as copied */
+        munmap(p, map_bytes);
         return NULL;
     }
-    void *p = malloc(bytes ? bytes : 1);
-    if (p && lg_tensor_source_keep_block(keep, p) == 0) return p;
-    free(p);
-    return NULL;
+    if (!m->synth_chunk || m->synth_chunk_bytes - m->synth_chunk_used < need) {
+        size_t map_bytes;
+        lg_page_source source;
+        void *p = lg_huge_alloc(CHUNK_BYTES, false, &map_bytes, &source);
+        if (!p) return NULL;
+        if (lg_tensor_source_keep_mapping(m->tensors, p, map_bytes, true)) {
+            munmap(p, map_bytes);
+            return NULL;
+        }
+        m->synth_chunk = p;
+        m->synth_chunk_bytes = map_bytes;
+        m->synth_chunk_used = 0;
+    }
+    uint8_t *p = m->synth_chunk + m->synth_chunk_used;
+    m->synth_chunk_used += need;
+    return p;
 }
 
 static const uint8_t *host_generated(laguna_model *m, const lg_tensor *t, int64_t rows,
@@ -135,7 +156,7 @@ static const uint8_t *host_generated(laguna_model *m, const lg_tensor *t, int64_
     if (!m->synth_pool && !(m->synth_pool = lg_threadpool_new(be->n_threads))) return NULL;
     int threads = lg_threadpool_size(m->synth_pool);
     size_t bytes = (size_t)rows * row_bytes;
-    uint8_t *dst = host_matrix(m->tensors, bytes);
+    uint8_t *dst = host_matrix(m, bytes);
     fill_job j = {m->synth_seed,
                   t,
                   rows,
@@ -190,4 +211,6 @@ int lg_model_synth_vector(const laguna_model *m, const lg_tensor *t, float *dst,
 void lg_model_synth_finish(laguna_model *m) {
     if (m->synth_pool) lg_threadpool_free(m->synth_pool);
     m->synth_pool = NULL;
+    m->synth_chunk = NULL; /* the source keeps it */
+    m->synth_chunk_used = m->synth_chunk_bytes = 0;
 }

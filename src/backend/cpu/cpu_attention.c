@@ -31,24 +31,48 @@ typedef struct {
     int task_heads;             /* of them per task */
     int splits;                 /* tasks per (row, KV head) */
     lg_attention_chunk_fn fast; /* the AVX-512 step, or NULL for chunk_c */
+    lg_attention_f16_fn f16;    /* the AVX-512 f16 converter, or NULL */
 } attention_job;
 
-/* Head kv of the key (which = 0) or value (1) row of position p for query
- * row r, as float32 (converted into tmp when the pool stores another dtype). */
-static const float *kv_head(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p,
-                            int which, int kv, float *tmp) {
+/* The keys and values of KV head kv at positions [c0, c0 + n) for query
+ * row r, as float32 row pointers: rows of this step straight from the fresh
+ * K/V, cached rows from the pool (converted into kbuf/vbuf, n x head_dim,
+ * when it stores another dtype; f16 by the AVX-512 converter when the CPU
+ * has it). Consecutive positions walk the page table one page at a time, with
+ * no division per position. */
+static void fetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int c0,
+                        int n, int kv, float *kbuf, float *vbuf, const float **key,
+                        const float **val, lg_attention_f16_fn f16) {
     int hd = a->head_dim;
-    if (p >= a->fresh_from[r]) {
-        int row = a->fresh_rows[a->fresh_at[r] + p - a->fresh_from[r]];
-        return (which ? a->fresh_v : a->fresh_k) + ((size_t)row * a->n_kv_heads + kv) * hd;
-    }
+    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * hd),
+           v_off = (size_t)pool->page_size * pool->row_bytes;
     const int32_t *table = a->tables[r];
-    const uint8_t *row =
-        pool->base + (size_t)table[p / pool->page_size] * pool->page_bytes +
-        ((size_t)which * pool->page_size + (size_t)(p % pool->page_size)) * pool->row_bytes;
-    if (pool->dtype == LG_DTYPE_F32) return (const float *)row + (size_t)kv * hd;
-    lg_dtype_to_f32(pool->dtype, row + lg_dtype_row_bytes(pool->dtype, (int64_t)kv * hd), tmp, hd);
-    return tmp;
+    int page = c0 / pool->page_size, in_page = c0 % pool->page_size;
+    for (int i = 0; i < n; i++) {
+        int p = c0 + i;
+        if (p >= a->fresh_from[r]) {
+            int row = a->fresh_rows[a->fresh_at[r] + p - a->fresh_from[r]];
+            key[i] = a->fresh_k + ((size_t)row * a->n_kv_heads + kv) * hd;
+            val[i] = a->fresh_v + ((size_t)row * a->n_kv_heads + kv) * hd;
+        } else {
+            const uint8_t *row = pool->base + (size_t)table[page] * pool->page_bytes +
+                                 (size_t)in_page * pool->row_bytes + at;
+            if (pool->dtype == LG_DTYPE_F32) {
+                key[i] = (const float *)row, val[i] = (const float *)(row + v_off);
+            } else {
+                float *kd = kbuf + (size_t)i * hd, *vd = vbuf + (size_t)i * hd;
+                if (f16) {
+                    f16((const uint16_t *)row, kd, hd);
+                    f16((const uint16_t *)(row + v_off), vd, hd);
+                } else {
+                    lg_dtype_to_f32(pool->dtype, row, kd, hd);
+                    lg_dtype_to_f32(pool->dtype, row + v_off, vd, hd);
+                }
+                key[i] = kd, val[i] = vd;
+            }
+        }
+        if (++in_page == pool->page_size) in_page = 0, page++;
+    }
 }
 
 /* Asks for the cache lines of the keys and values of positions [p0, p0 +
@@ -58,15 +82,17 @@ static const float *kv_head(const lg_kv_pool_view *pool, const lg_attention_args
 static void prefetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int p0,
                            int pos, int kv) {
     size_t head_bytes = lg_dtype_row_bytes(pool->dtype, a->head_dim);
-    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * a->head_dim);
+    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * a->head_dim),
+           v_off = (size_t)pool->page_size * pool->row_bytes;
+    int page = p0 / pool->page_size, in_page = p0 % pool->page_size;
     for (int p = p0; p < p0 + CHUNK && p <= pos && p < a->fresh_from[r]; p++) {
-        const uint8_t *row = pool->base +
-                             (size_t)a->tables[r][p / pool->page_size] * pool->page_bytes +
-                             (size_t)(p % pool->page_size) * pool->row_bytes + at;
+        const uint8_t *row = pool->base + (size_t)a->tables[r][page] * pool->page_bytes +
+                             (size_t)in_page * pool->row_bytes + at;
         for (size_t b = 0; b < head_bytes; b += 64) {
             __builtin_prefetch(row + b);
-            __builtin_prefetch(row + (size_t)pool->page_size * pool->row_bytes + b);
+            __builtin_prefetch(row + v_off + b);
         }
+        if (++in_page == pool->page_size) in_page = 0, page++;
     }
 }
 
@@ -143,10 +169,7 @@ static void attention_task(void *ctx, int task, int thread) {
     }
     for (int c0 = lo; c0 <= pos; c0 += CHUNK) {
         int n = pos + 1 - c0 < CHUNK ? pos + 1 - c0 : CHUNK;
-        for (int i = 0; i < n; i++) {
-            key[i] = kv_head(j->pool, a, r, c0 + i, 0, kv, kbuf + (size_t)i * hd);
-            val[i] = kv_head(j->pool, a, r, c0 + i, 1, kv, vbuf + (size_t)i * hd);
-        }
+        fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
         if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
         for (int h = 0; h < nh; h++) {
             const float *q = j->q + ((size_t)r * a->n_heads + h0 + h) * hd;
@@ -183,10 +206,12 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
         task_heads = (task_heads + 1) / 2;
     int splits = (group + task_heads - 1) / task_heads;
     /* the ISA is decided once per process, so every row takes the same step */
-    lg_attention_chunk_fn fast =
-        lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim) : NULL;
-    attention_job j = {k,     pool,       out,    q,   a, 1.0f / sqrtf((float)a->head_dim),
-                       group, task_heads, splits, fast};
+    bool avx512 = lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI;
+    lg_attention_chunk_fn fast = avx512 ? lg_attention_chunk_avx512(a->head_dim) : NULL;
+    lg_attention_f16_fn f16 =
+        avx512 && pool->dtype == LG_DTYPE_F16 ? lg_attention_f16_avx512(a->head_dim) : NULL;
+    attention_job j = {k,     pool,       out,    q,    a,  1.0f / sqrtf((float)a->head_dim),
+                       group, task_heads, splits, fast, f16};
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }
 

@@ -5,6 +5,8 @@
 #ifndef LAGUNA_BACKEND_CPU_ATTENTION_H
 #define LAGUNA_BACKEND_CPU_ATTENTION_H
 
+#include <stdint.h>
+
 /* s: room for n scores; out: head_dim floats, the running output. */
 typedef void (*lg_attention_chunk_fn)(const float *q, const float *const *key,
                                       const float *const *val, int n, float scale, float *s,
@@ -12,5 +14,10 @@ typedef void (*lg_attention_chunk_fn)(const float *q, const float *const *key,
 
 /* The AVX-512 step for this head_dim (64, 128 or 256), or NULL. */
 lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim);
+
+/* Converts one head's n = head_dim f16 values to float32, exactly (every f16
+ * is a float); the AVX-512 one when head_dim is a multiple of 16, or NULL. */
+typedef void (*lg_attention_f16_fn)(const uint16_t *src, float *dst, int n);
+lg_attention_f16_fn lg_attention_f16_avx512(int head_dim);
 
 #endif

@@ -45,14 +45,36 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     for (int v = 0; v < NV; v++)
         qv[v] = _mm512_loadu_ps(q + 16 * v);
     float m = *run_max;
-    for (int i = 0; i < n; i++) {
+    /* Scores of KB keys side by side: each key's chain of multiply-adds and
+     * its horizontal sum are the same instructions as one key alone (so the
+     * bits do not change), but KB independent chains keep the FMA unit busy
+     * where a single chain waited on each multiply-add's latency. */
+    const int KB = NV <= 8 ? 8 : 4;
+    int i = 0;
+    for (; i + KB <= n; i += KB) {
+        __m512 acc[8];
+        UNROLL
+        for (int b = 0; b < KB; b++)
+            acc[b] = _mm512_mul_ps(qv[0], _mm512_loadu_ps(key[i + b]));
+        UNROLL
+        for (int v = 1; v < NV; v++) {
+            UNROLL
+            for (int b = 0; b < KB; b++)
+                acc[b] = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i + b] + 16 * v), acc[b]);
+        }
+        UNROLL
+        for (int b = 0; b < KB; b++)
+            s[i + b] = _mm512_reduce_add_ps(acc[b]) * scale;
+    }
+    for (; i < n; i++) {
         __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(key[i]));
         UNROLL
         for (int v = 1; v < NV; v++)
             acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i] + 16 * v), acc);
         s[i] = _mm512_reduce_add_ps(acc) * scale;
-        m = s[i] > m ? s[i] : m;
     }
+    for (i = 0; i < n; i++)
+        m = s[i] > m ? s[i] : m;
     float keep = expf(*run_max - m); /* rescales what the earlier chunks summed */
     __m512 sum = _mm512_setzero_ps(), mv = _mm512_set1_ps(m);
     for (int i = 0; i < n; i += 16) {
@@ -99,10 +121,23 @@ lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim) {
                              : NULL;
 }
 
+static void f16_row(const uint16_t *src, float *dst, int n) {
+    for (int i = 0; i < n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+}
+
+lg_attention_f16_fn lg_attention_f16_avx512(int head_dim) {
+    return head_dim > 0 && head_dim % 16 == 0 ? f16_row : NULL;
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
+lg_attention_f16_fn lg_attention_f16_avx512(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
 lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim) {
     (void)head_dim;
     return NULL;

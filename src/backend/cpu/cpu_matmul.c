@@ -23,6 +23,11 @@
 #include "backend/cpu/quant_dot.h"
 
 #define ROWS_PER_TASK 16
+/* Quantised products take at least this many weight bytes per task: an
+ * expert's down projection at XS.2 shapes has rows of two super-blocks
+ * (288-420 bytes), so 16 rows were 5-7 KB and the per-task costs (taking the
+ * task, the kernel's set-up) a sizeable share of reading them. */
+#define MIN_TASK_BYTES ((size_t)16 << 10)
 
 #define MAX_OPS 64
 
@@ -31,6 +36,7 @@ typedef struct {
     const lg_matmul_op *ops;
     int n_ops;
     int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
+    int rows_per_task[MAX_OPS];  /* a multiple of ROWS_PER_TASK */
     const uint8_t *act_q8[MAX_OPS]; /* op i's x as q8 rows (quant_dot.h), or NULL */
     size_t act_stride[MAX_OPS];
 } matmul_job;
@@ -163,7 +169,8 @@ static void matmul_task(void *ctx, int task, int thread) {
     while (task >= job->first_task[op + 1]) op++;
     const lg_matmul_op *j = &job->ops[op];
     const lg_matrix *w = j->w;
-    int64_t r0 = (int64_t)(task - job->first_task[op]) * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK;
+    int64_t r0 = (int64_t)(task - job->first_task[op]) * job->rows_per_task[op],
+            r1 = r0 + job->rows_per_task[op];
     if (r1 > w->rows) r1 = w->rows;
     if (job->act_q8[op]) {
         lg_qgemm(&(lg_qgemm_args){w->dtype, lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0),
@@ -226,11 +233,16 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     for (int done = 0; done < n_ops; done += MAX_OPS) { /* in groups of MAX_OPS */
-        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}, {0}};
+        matmul_job job = {k, ops + done, n_ops - done < MAX_OPS ? n_ops - done : MAX_OPS, {0}, {0}, {0}, {0}};
         quantize_activations(k, &job);
         for (int i = 0; i < job.n_ops; i++) {
-            int64_t rows = job.ops[i].n_tokens > 0 ? job.ops[i].w->rows : 0;
-            job.first_task[i + 1] = job.first_task[i] + (int)((rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
+            const lg_matrix *w = job.ops[i].w;
+            int64_t rows = job.ops[i].n_tokens > 0 ? w->rows : 0;
+            int per = ROWS_PER_TASK; /* the float path's scratch holds ROWS_PER_TASK rows */
+            while (job.act_q8[i] && (size_t)per * w->row_bytes < MIN_TASK_BYTES && per < rows)
+                per += ROWS_PER_TASK;
+            job.rows_per_task[i] = per;
+            job.first_task[i + 1] = job.first_task[i] + (int)((rows + per - 1) / per);
         }
         lg_threadpool_run_contiguous(k->pool, job.first_task[job.n_ops], matmul_task, &job);
     }

@@ -225,8 +225,11 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
 
 void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
     /* one token (decode): all the rows in one call, the same bits as below */
-    if (isa == LG_ISA_AVX512_VNNI && a->n_tokens == 1 &&
-        lg_qgemm_rows1_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)) {
+    if (a->n_tokens == 1 &&
+        ((isa == LG_ISA_AVX512_VNNI &&
+          lg_qgemm_rows1_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)) ||
+         (isa == LG_ISA_AVX2 &&
+          lg_qgemm_rows1_avx2(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)))) {
         if (a->bias)
             for (int r = 0; r < a->n_rows; r++) a->y[r] += a->bias[r];
         return;

@@ -92,10 +92,12 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride);
 /* One token against n_rows weight rows (y[r], no bias), the same bits per
- * row as lg_qgemm_row_avx512 with one token; false for a dtype it does not
- * take (then nothing is written). */
+ * row as lg_qgemm_row_avx512 (avx2) with one token; false for a dtype it
+ * does not take (then nothing is written). */
 bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                            int64_t n, float *y);
+bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                         int64_t n, float *y);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
 #endif

@@ -71,28 +71,51 @@ typedef struct { /* one K-quant super-block of one weight row, unpacked */
     float d, dmin;
 } unpacked;
 
+/* Byte shuffles (within 128-bit lanes) that spread the scales of
+ * k4_scales_mins, broadcast to every lane, as unpack_k4's S[k] wants them:
+ * sub-block 2k's scale in both int16 halves of dwords 0-7, 2k+1's in 8-15. */
 static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
-    for (int k = 0; k < 4; k++) /* lanes 0-7: sub-block 2k, 8-15: 2k+1 */
-        idx[k] = _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1);
+    for (int k = 0; k < 4; k++)
+        idx[k] = _mm512_inserti64x4(
+            _mm512_set1_epi32((int)(0x80008000u | 0x00010001u * (2 * k))),
+            _mm256_set1_epi32((int)(0x80008000u | 0x00010001u * (2 * k + 1))), 1);
+}
+
+/* The eight 6-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K
+ * super-block from its first 16 bytes (d, dmin, the 12 packed bytes s[]), as
+ * lg_k4_scale_min unpacks them, in a dozen vector instructions rather than
+ * twenty scalar ones and the moves between the two: for j < 4 the scale is
+ * s[j] & 63 and the min s[j+4] & 63; for j >= 4 the low four bits come from
+ * s[j+4] (its low nibble for the scale, high for the min) and the top two
+ * from bits 6-7 of s[j-4] (scale) or s[j] (min). */
+static ALWAYS_INLINE __m128i k4_scales_mins(__m128i head) {
+    const __m128i low_at = _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i top_at = _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11);
+    const __m128i low_mask =
+        _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    const __m128i high_nib = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+    __m128i low = _mm_and_si128(_mm_shuffle_epi8(head, low_at), low_mask);
+    __m128i nib = _mm_and_si128(_mm_shuffle_epi8(_mm_srli_epi16(head, 4), low_at), high_nib);
+    __m128i top = _mm_and_si128(_mm_shuffle_epi8(head, top_at), _mm_set1_epi8((char)0xC0));
+    return _mm_or_si128(_mm_or_si128(low, nib), _mm_srli_epi16(top, 2));
 }
 
 static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
                                     bool five, const __m512i idx[4], unpacked *u) {
     const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     const uint8_t *qs = blk + qs_offset;
-    uint16_t d16, dmin16;
-    uint32_t s0, s1, s2; /* the 6-bit scales and mins of lg_k4_scale_min */
-    memcpy(&d16, blk, 2), memcpy(&dmin16, blk + 2, 2);
-    memcpy(&s0, blk + 4, 4), memcpy(&s1, blk + 8, 4), memcpy(&s2, blk + 12, 4);
-    uint32_t sc_lo = s0 & 0x3f3f3f3f, sc_hi = (s2 & 0x0f0f0f0f) | ((s0 >> 6 & 0x03030303) << 4);
-    uint32_t m_lo = s1 & 0x3f3f3f3f, m_hi = (s2 >> 4 & 0x0f0f0f0f) | ((s1 >> 6 & 0x03030303) << 4);
-    __m512i scv = _mm512_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
-    scv = _mm512_or_si512(scv, _mm512_slli_epi32(scv, 16)); /* the scale in both int16 halves */
-    __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
-    u->m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
+    __m128i head = _mm_loadu_si128((const __m128i *)blk);
+    __m128i sm = k4_scales_mins(head);
+    __m128 dd = _mm_cvtph_ps(head); /* d, dmin */
+    __m512i all = _mm512_broadcast_i32x4(sm);
+    /* m0 m0 m1 m1 ... m7 m7 as int16: bytes 8 + i/2 of sm, zero high bytes */
+    const __m256i m_at =
+        _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1, 12, -1,
+                         13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+    u->m16 = _mm256_shuffle_epi8(_mm512_castsi512_si256(all), m_at);
     UNROLL
     for (int k = 0; k < 4; k++)
-        u->S[k] = _mm512_permutexvar_epi32(idx[k], scv);
+        u->S[k] = _mm512_shuffle_epi8(all, idx[k]);
     UNROLL
     for (int h = 0; h < 2; h++) { /* 64 bytes of qs: groups 2h and 2h+1 */
         __m512i v = _mm512_loadu_si512(qs + 64 * h);
@@ -110,7 +133,7 @@ static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t
             u->W[k] = _mm512_or_si512(u->W[k], _mm512_slli_epi16(bit, 4));
         }
     }
-    u->d = f16(d16), u->dmin = f16(dmin16);
+    u->d = _mm_cvtss_f32(dd), u->dmin = _mm_cvtss_f32(_mm_shuffle_ps(dd, dd, 1));
 }
 
 /* super-block b of one token into its accumulator */
@@ -159,6 +182,20 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
  * share the activation loads; 2 ran faster from the cache but streamed from
  * memory at half the speed (two interleaved streams per core), so 1. */
 #define ROWS 1
+
+/* Asks for the weight bytes PREFETCH_AHEAD past the block being unpacked:
+ * a task's rows are contiguous (and the next task of a lane follows them),
+ * so this runs ahead of the stream by more than the hardware prefetchers do
+ * and keeps loads in flight while the core computes. Past the end of a
+ * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. */
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 2048
+#endif
+static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
+    const char *p = (const char *)blk + PREFETCH_AHEAD;
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch(p + o, _MM_HINT_T0);
+}
 static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows,
                                    size_t block_bytes, size_t qs_offset, size_t qh_offset,
                                    bool five, const uint8_t *x, int64_t n, float *y) {
@@ -176,8 +213,9 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
             UNROLL
             for (int i = 0; i < ROWS; i++) {
                 unpacked u;
-                unpack_k4(w + (size_t)(r + i) * w_stride + b * block_bytes, qs_offset, qh_offset,
-                          five, idx, &u);
+                const uint8_t *blk = w + (size_t)(r + i) * w_stride + b * block_bytes;
+                prefetch_ahead(blk, block_bytes);
+                unpack_k4(blk, qs_offset, qh_offset, five, idx, &u);
                 acc[i] = token_k4(&u, &a, b, acc[i]);
             }
         }
@@ -275,7 +313,10 @@ static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows
             UNROLL
             for (int i = 0; i < ROWS; i++) {
                 unpacked u;
-                unpack_q6((const lg_block_q6_K *)(w + (size_t)(r + i) * w_stride) + b, idx, &u);
+                const lg_block_q6_K *blk =
+                    (const lg_block_q6_K *)(w + (size_t)(r + i) * w_stride) + b;
+                prefetch_ahead(blk, sizeof *blk);
+                unpack_q6(blk, idx, &u);
                 acc[i] = token_q6(&u, &a, b, acc[i]);
             }
         }
@@ -327,6 +368,18 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
         }
     }
     store(acc, nt, y, ys);
+}
+
+/* rows1_k4 for Q8_0: dot_q8_0's instructions for one token, row after row,
+ * with the weights asked for ahead. */
+static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows,
+                                     const uint8_t *x, int64_t n, float *y) {
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (size_t o = 0; o < w_stride; o += 64)
+            _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);
+        dot_q8_0(row, x, 0, 1, n, y + r, 1);
+    }
 }
 
 /* ---- one copy per token count --------------------------------------------------- */
@@ -399,6 +452,9 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
         return true;
     case LG_DTYPE_Q6_K:
         rows1_q6(w, w_stride, n_rows, x, n, y);
+        return true;
+    case LG_DTYPE_Q8_0:
+        rows1_q8_0(w, w_stride, n_rows, x, n, y);
         return true;
     default:
         return false;
