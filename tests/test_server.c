@@ -17,20 +17,14 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "laguna.h"
-#include "laguna_chat.h"
-#include "laguna_tokenizer.h"
+#include "served_model.h"
 #include "server/chat_parser.h"
-#include "server/server.h"
 #include "server/server_internal.h"
 #include "testutil.h"
 
 #define MODEL "models/laguna-tiny"
 
-static laguna_model *g_model;
-static laguna_tokenizer *g_tok;
-static laguna_chat_template *g_tmpl;
-static lg_server *g_srv;
+static served_model g_sm; /* its server: the one most tests talk to, on g_port */
 static int g_port;
 #define KEY "sk-test"
 
@@ -902,7 +896,7 @@ static void test_queue_full(void) {
     lg_server *s = NULL;
     laguna_error err = {0};
     lg_server_options so = {.port = 0, .n_parallel = 1, .max_queue = 1, .n_ctx = 2048};
-    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &s, &err)) {
+    if (served_model_start(&g_sm, &so, &s, &err)) {
         CHECKF(0, "%s", err.message);
         return;
     }
@@ -944,7 +938,7 @@ static void test_queue_counts_only_waiting(void) {
     lg_server *s = NULL;
     laguna_error err = {0};
     lg_server_options so = {.port = 0, .n_parallel = 1, .max_queue = 1, .n_ctx = 256};
-    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &s, &err)) {
+    if (served_model_start(&g_sm, &so, &s, &err)) {
         CHECKF(0, "%s", err.message);
         return;
     }
@@ -978,11 +972,11 @@ static void parse_ids(const char *text, bool in_reasoning, const cJSON *tools, p
     memset(out, 0, sizeof *out);
     int32_t *ids = NULL;
     size_t n = 0;
-    laguna_tokenizer_encode(g_tok, text, strlen(text), false, &ids, &n, NULL);
+    laguna_tokenizer_encode(g_sm.tok, text, strlen(text), false, &ids, &n, NULL);
     lg_chat_parser *p = NULL;
-    lg_chat_parser_new(g_tok, tools, in_reasoning, &p);
+    lg_chat_parser_new(g_sm.tok, tools, in_reasoning, &p);
     lg_event_list evs = {0};
-    int32_t end_turn = laguna_tokenizer_token_to_id(g_tok, "</assistant>", 12);
+    int32_t end_turn = laguna_tokenizer_token_to_id(g_sm.tok, "</assistant>", 12);
     for (size_t i = 0; i < n && ids[i] != end_turn; i++)
         lg_chat_parser_push(p, ids[i], &evs);
     lg_chat_parser_finish(p, &evs);
@@ -1079,9 +1073,9 @@ static void test_parser_cases(void) {
     const char *prompt = "<user>a</think>b</user>\n<assistant>\n<think>";
     int32_t *ids;
     size_t n;
-    laguna_tokenizer_encode(g_tok, prompt, strlen(prompt), false, &ids, &n, NULL);
-    CHECK(lg_prompt_ends_in_think(g_tok, ids, n));
-    CHECK(!lg_prompt_ends_in_think(g_tok, ids, n - 1));
+    laguna_tokenizer_encode(g_sm.tok, prompt, strlen(prompt), false, &ids, &n, NULL);
+    CHECK(lg_prompt_ends_in_think(g_sm.tok, ids, n));
+    CHECK(!lg_prompt_ends_in_think(g_sm.tok, ids, n - 1));
     laguna_tokenizer_free_ids(ids);
     /* a tag written as text by the model outside a call is left as text, no call invented */
     parse_ids("use <arg_key> tags", false, NULL, &p);
@@ -1092,24 +1086,18 @@ static void test_parser_cases(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     laguna_error err = {0};
-    laguna_model_options mo = {.n_threads = 2};
-    if (laguna_tokenizer_load(MODEL, &g_tok, &err) ||
-        laguna_chat_template_load(MODEL, &g_tmpl, &err) ||
-        laguna_model_open(MODEL, &mo, &g_model, &err)) {
-        printf("FAIL setup: %s\n", err.message);
-        return 1;
-    }
     lg_server_options so = {.port = 0,
                             .api_key = KEY,
                             .model_name = "laguna-tiny",
                             .n_parallel = 16,
                             .n_ctx = 512,
                             .max_body_bytes = 64 * 1024};
-    if (lg_server_start(g_model, g_tok, g_tmpl, &so, &g_srv, &err)) {
+    if (served_model_open(&g_sm, MODEL, NULL, &so, &err)) {
         printf("FAIL setup: %s\n", err.message);
+        served_model_close(&g_sm);
         return 1;
     }
-    g_port = lg_server_port(g_srv);
+    g_port = lg_server_port(g_sm.srv);
     RUN(test_parser_cases);
     RUN(test_parser_on_released_templates);
     RUN(test_health_models_tokenize);
@@ -1129,9 +1117,6 @@ int main(void) {
     RUN(test_messages_errors);
     RUN(test_queue_full);
     RUN(test_queue_counts_only_waiting);
-    lg_server_stop(g_srv);
-    laguna_model_free(g_model);
-    laguna_chat_template_free(g_tmpl);
-    laguna_tokenizer_free(g_tok);
+    served_model_close(&g_sm);
     return test_summary();
 }

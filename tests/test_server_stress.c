@@ -22,17 +22,12 @@
 
 #include "harness.h"
 #include "http_client.h"
-#include "laguna.h"
-#include "laguna_chat.h"
-#include "laguna_tokenizer.h"
-#include "server/server.h"
+#include "served_model.h"
 
 #define MODEL "models/laguna-tiny"
 #define TIMEOUT_S 2 /* the server's idle timeout in this test */
 
-static laguna_model *g_model;
-static laguna_tokenizer *g_tok;
-static laguna_chat_template *g_tmpl;
+static served_model g_sm; /* no server of its own: each test starts its own */
 
 static double now_s(void) {
     struct timespec ts;
@@ -61,8 +56,10 @@ static char *request_text(const char *path, const char *body) {
 /* Reads to EOF (or the receive timeout); the status, and the body in *body. */
 static int read_reply(int fd, char **body) {
     http_reply r = http_read_reply(fd);
-    if (body) *body = r.body;
-    else free(r.body);
+    if (body)
+        *body = r.body;
+    else
+        free(r.body);
     return r.status;
 }
 
@@ -196,7 +193,7 @@ static void *client_main(void *arg) {
 static lg_server *start(lg_server_options so) {
     lg_server *srv = NULL;
     laguna_error err = {0};
-    CHECKF(lg_server_start(g_model, g_tok, g_tmpl, &so, &srv, &err) == 0, "%s", err.message);
+    CHECKF(served_model_start(&g_sm, &so, &srv, &err) == 0, "%s", err.message);
     return srv;
 }
 
@@ -319,17 +316,13 @@ static void test_connection_limits(void) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     laguna_error err = {0};
-    laguna_model_options mo = {.n_threads = 2};
-    if (laguna_tokenizer_load(MODEL, &g_tok, &err) ||
-        laguna_chat_template_load(MODEL, &g_tmpl, &err) ||
-        laguna_model_open(MODEL, &mo, &g_model, &err)) {
+    if (served_model_open(&g_sm, MODEL, NULL, NULL, &err)) {
         printf("FAIL setup: %s\n", err.message);
+        served_model_close(&g_sm);
         return 1;
     }
     RUN(test_three_hundred_connections);
     RUN(test_connection_limits);
-    laguna_model_free(g_model);
-    laguna_chat_template_free(g_tmpl);
-    laguna_tokenizer_free(g_tok);
+    served_model_close(&g_sm);
     return test_summary();
 }

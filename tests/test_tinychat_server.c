@@ -65,18 +65,25 @@ static void turn_free(turn *t) {
     cJSON_Delete(t->blocks);
 }
 
-static http_reply post(const char *path, cJSON *body) {
-    char *json = cJSON_PrintUnformatted(body);
+/* Starts a turn: t emptied, the request posted to path (and freed), the status checked. The
+ * reply's body (caller frees), or NULL when the status is not 200 and there is nothing to read. */
+static char *post_turn(const char *path, cJSON *req, turn *t) {
+    memset(t, 0, sizeof *t);
+    t->cached = -1;
+    char *json = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
     http_reply r = http_request(g_port, "POST", path, "Authorization: Bearer " KEY, json);
     free(json);
-    return r;
+    t->status = r.status;
+    CHECKF(r.status == 200, "%d %s", r.status, r.body ? r.body : "");
+    if (r.status == 200) return r.body;
+    free(r.body);
+    return NULL;
 }
 
 /* ---- OpenAI ------------------------------------------------------------------------------ */
 
 static void openai_turn(const cJSON *request, bool stream, turn *t) {
-    memset(t, 0, sizeof *t);
-    t->cached = -1;
     cJSON *req = cJSON_Duplicate(request, 1);
     cJSON_AddStringToObject(req, "model", "laguna-tiny-chat");
     cJSON_AddNumberToObject(req, "max_tokens", 160);
@@ -85,16 +92,10 @@ static void openai_turn(const cJSON *request, bool stream, turn *t) {
         cJSON_AddTrueToObject(req, "stream");
         cJSON_AddTrueToObject(cJSON_AddObjectToObject(req, "stream_options"), "include_usage");
     }
-    http_reply r = post("/v1/chat/completions", req);
-    cJSON_Delete(req);
-    t->status = r.status;
-    CHECKF(r.status == 200, "%d %s", r.status, r.body ? r.body : "");
-    if (r.status != 200) {
-        free(r.body);
-        return;
-    }
+    char *body = post_turn("/v1/chat/completions", req, t);
+    if (!body) return;
     if (!stream) {
-        cJSON *j = cJSON_Parse(r.body),
+        cJSON *j = cJSON_Parse(body),
               *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
         cJSON *m = cJSON_GetObjectItem(c0, "message"), *tc;
         cat(t->content, sizeof t->content, cJSON_GetStringValue(cJSON_GetObjectItem(m, "content")));
@@ -115,7 +116,7 @@ static void openai_turn(const cJSON *request, bool stream, turn *t) {
         cJSON_Delete(j);
     } else {
         bool done;
-        cJSON *chunks = sse_payloads(r.body, &done), *ch;
+        cJSON *chunks = sse_payloads(body, &done), *ch;
         CHECKF(done, "the stream did not end with [DONE]");
         cJSON_ArrayForEach(ch, chunks) {
             cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ch, "choices"), 0);
@@ -144,7 +145,7 @@ static void openai_turn(const cJSON *request, bool stream, turn *t) {
         }
         cJSON_Delete(chunks);
     }
-    free(r.body);
+    free(body);
 }
 
 /* The request of the next turn: the assistant's message as the openai SDK sends it back (content
@@ -220,20 +221,12 @@ static void anth_block(turn *t, const cJSON *b) {
 }
 
 static void anthropic_turn(const cJSON *request, bool stream, turn *t) {
-    memset(t, 0, sizeof *t);
-    t->cached = -1;
     cJSON *req = cJSON_Duplicate(request, 1);
     if (stream) cJSON_AddTrueToObject(req, "stream");
-    http_reply r = post("/v1/messages", req);
-    cJSON_Delete(req);
-    t->status = r.status;
-    CHECKF(r.status == 200, "%d %s", r.status, r.body ? r.body : "");
-    if (r.status != 200) {
-        free(r.body);
-        return;
-    }
+    char *body = post_turn("/v1/messages", req, t);
+    if (!body) return;
     if (!stream) {
-        cJSON *j = cJSON_Parse(r.body), *b;
+        cJSON *j = cJSON_Parse(body), *b;
         cJSON_ArrayForEach(b, cJSON_GetObjectItem(j, "content")) anth_block(t, b);
         t->blocks = cJSON_Duplicate(cJSON_GetObjectItem(j, "content"), 1);
         snprintf(t->stop, sizeof t->stop, "%s", str(j, "stop_reason"));
@@ -242,7 +235,7 @@ static void anthropic_turn(const cJSON *request, bool stream, turn *t) {
         cJSON_Delete(j);
     } else { /* rebuild the blocks from the events, as the SDK's stream helper does */
         bool done;
-        cJSON *events = sse_payloads(r.body, &done), *ev;
+        cJSON *events = sse_payloads(body, &done), *ev;
         t->blocks = cJSON_CreateArray();
         cJSON *input_json[8] = {0};
         cJSON_ArrayForEach(ev, events) {
@@ -300,7 +293,7 @@ static void anthropic_turn(const cJSON *request, bool stream, turn *t) {
         cJSON_ArrayForEach(b, t->blocks) anth_block(t, b);
         cJSON_Delete(events);
     }
-    free(r.body);
+    free(body);
 }
 
 static cJSON *anthropic_next(const cJSON *request, const turn *t, const char *const *results) {
