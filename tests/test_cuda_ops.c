@@ -1685,8 +1685,7 @@ static void test_add_rmsnorm(void) {
             if (b == DEV) {
                 t.be[b]->ops->add_rmsnorm(t.c[b], dx, dy, dh, dw, rows, n, 1e-6f);
             } else {
-                t.be[b]->ops->add(t.c[b], dx, dy, (size_t)rows * n);
-                t.be[b]->ops->rmsnorm(t.c[b], dh, dx, dw, rows, n, 1e-6f);
+                lg_backend_add_rmsnorm_by_parts(t.c[b], dx, dy, dh, dw, rows, n, 1e-6f);
             }
             hx[b] = get(&t, b, dx, bytes), hh[b] = get(&t, b, dh, bytes);
             settle(&t, b, "add_rmsnorm");
@@ -1745,11 +1744,7 @@ static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, l
         if (b == DEV) {
             t->be[b]->ops->attention_inputs(t->c[b], &a);
         } else {
-            t->be[b]->ops->rmsnorm(t->c[b], dq, dq, dqw, rows * nh, hd, 1e-6f);
-            t->be[b]->ops->rmsnorm(t->c[b], dk, dk, dkw, rows * nkv, hd, 1e-6f);
-            t->be[b]->ops->rope(t->c[b], dq, rows, nh, hd, n_rot, dinv, 1.1f, pos);
-            t->be[b]->ops->rope(t->c[b], dk, rows, nkv, hd, n_rot, dinv, 1.1f, pos);
-            t->be[b]->ops->kv_write(t->c[b], &view, &a.write, dk, dv);
+            lg_backend_attention_inputs_by_parts(t->c[b], &a);
         }
         hq[b] = get(t, b, dq, sizeof(float) * qn), hk[b] = get(t, b, dk, sizeof(float) * kn);
         hpool[b] = get(t, b, base, pool_bytes);

@@ -29,3 +29,19 @@ laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **ou
 void lg_backend_destroy(lg_backend *be) {
     if (be) be->ops->destroy(be);
 }
+
+void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
+                                     int n, float eps) {
+    const lg_backend_ops *o = c->backend->ops;
+    o->add(c, x, y, (size_t)n_rows * n);
+    o->rmsnorm(c, h, x, w, n_rows, n, eps);
+}
+
+void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a) {
+    const lg_backend_ops *o = c->backend->ops;
+    o->rmsnorm(c, a->q, a->q, a->q_norm, a->n_rows * a->n_heads, a->head_dim, a->eps);
+    o->rmsnorm(c, a->k, a->k, a->k_norm, a->n_rows * a->n_kv_heads, a->head_dim, a->eps);
+    o->rope(c, a->q, a->n_rows, a->n_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
+    o->rope(c, a->k, a->n_rows, a->n_kv_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
+    o->kv_write(c, a->pool, &a->write, a->k, a->v);
+}

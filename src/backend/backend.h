@@ -234,6 +234,13 @@ struct lg_backend_ctx {
 /* Backends by name: "cpu" (the default), "cuda" (or "cuda:N", in builds
  * with nvcc) and "reference" (slow, exact; for tests). n_threads is the CPU
  * backend's worker count (0 = all cores). */
+/* The optional fused ops done by the plain ops they stand for, in turn
+ * (through c's ops table): what the forward pass runs on a backend without
+ * them, and what the fused ops are tested against. */
+void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
+                                     int n, float eps);
+void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
 void lg_backend_destroy(lg_backend *be);
 

@@ -149,15 +149,8 @@ static void sum_over_ranks(const laguna_model *m, lg_backend_ctx *bc, float *x, 
 /* ---- attention -------------------------------------------------------------- */
 
 static void attention_inputs(lg_backend_ctx *bc, const lg_attention_inputs_args *a) {
-    if (OP(bc)->attention_inputs) {
-        OP(bc)->attention_inputs(bc, a);
-        return;
-    }
-    OP(bc)->rmsnorm(bc, a->q, a->q, a->q_norm, a->n_rows * a->n_heads, a->head_dim, a->eps);
-    OP(bc)->rmsnorm(bc, a->k, a->k, a->k_norm, a->n_rows * a->n_kv_heads, a->head_dim, a->eps);
-    OP(bc)->rope(bc, a->q, a->n_rows, a->n_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
-    OP(bc)->rope(bc, a->k, a->n_rows, a->n_kv_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
-    OP(bc)->kv_write(bc, a->pool, &a->write, a->k, a->v);
+    if (OP(bc)->attention_inputs) OP(bc)->attention_inputs(bc, a);
+    else lg_backend_attention_inputs_by_parts(bc, a);
 }
 
 static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
@@ -234,12 +227,8 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 /* ---- the whole model ---------------------------------------------------------- */
 
 static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, const float *w, int n, int H, float eps) {
-    if (OP(bc)->add_rmsnorm) {
-        OP(bc)->add_rmsnorm(bc, x, y, h, w, n, H, eps);
-        return;
-    }
-    OP(bc)->add(bc, x, y, (size_t)n * H);
-    OP(bc)->rmsnorm(bc, h, x, w, n, H, eps);
+    if (OP(bc)->add_rmsnorm) OP(bc)->add_rmsnorm(bc, x, y, h, w, n, H, eps);
+    else lg_backend_add_rmsnorm_by_parts(bc, x, y, h, w, n, H, eps);
 }
 
 /* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time (on several

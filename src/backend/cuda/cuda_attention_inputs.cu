@@ -95,11 +95,7 @@ void lg_cuda_attention_inputs(lg_backend_ctx *c, const lg_attention_inputs_args 
     bool q8 = a->pool->dtype == LG_DTYPE_Q8_0;
     bool fused_write = !q8 || hd % 32 == 0; /* a Q8_0 block must be one warp's */
     if (hd > MAX_HEAD_DIM || a->n_rot > hd) { /* the ops one by one */
-        lg_cuda_rmsnorm(c, a->q, a->q, a->q_norm, n * a->n_heads, hd, a->eps);
-        lg_cuda_rmsnorm(c, a->k, a->k, a->k_norm, n * a->n_kv_heads, hd, a->eps);
-        lg_cuda_rope(c, a->q, n, a->n_heads, hd, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
-        lg_cuda_rope(c, a->k, n, a->n_kv_heads, hd, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
-        lg_cuda_kv_write(c, a->pool, &a->write, a->k, a->v);
+        lg_backend_attention_inputs_by_parts(c, a);
         return;
     }
     inputs_args g;

@@ -94,20 +94,20 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
         cuda_ctx_free(&k->base);
         return NULL;
     }
-    const char *graphs = getenv("LAGUNA_CUDA_GRAPHS");
-    if (be->ops->step_begin && !(graphs && !strcmp(graphs, "0")) && !(k->tape = lg_cuda_tape_new())) {
+    if (be->ops->step_begin && lg_cuda_switch_on("LAGUNA_CUDA_GRAPHS") && !(k->tape = lg_cuda_tape_new())) {
         cuda_ctx_free(&k->base);
         return NULL;
     }
     return &k->base;
 }
 
+bool lg_cuda_switch_on(const char *name) {
+    const char *e = getenv(name);
+    return !(e && e[0] == '0');
+}
+
 bool lg_cuda_pdl_enabled(void) {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("LAGUNA_CUDA_PDL");
-        on = !(e && e[0] == '0');
-    }
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_PDL");
     return on;
 }
 

@@ -81,6 +81,8 @@ __device__ __forceinline__ void lg_cuda_kernel_begin() {
 #endif
 }
 
+/* An environment switch that is on unless set to 0 (LAGUNA_CUDA_PDL, _MMA, _GRAPHS). */
+bool lg_cuda_switch_on(const char *name);
 bool lg_cuda_pdl_enabled(void);
 
 template <typename... P, typename... A>

@@ -146,11 +146,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
 }
 
 bool lg_cuda_mma_enabled(void) {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("LAGUNA_CUDA_MMA");
-        on = !(e && e[0] == '0');
-    }
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_MMA");
     return on;
 }
 
