@@ -265,6 +265,13 @@ extern "C" lg_backend *lg_cuda_backend_new(int device, laguna_error *err) {
     }
     const char *profile = getenv("LAGUNA_CUDA_PROFILE");
     b->base.ops = profile && *profile && strcmp(profile, "0") ? &cuda_profiled_ops : &cuda_ops;
+    const char *skip = getenv("LAGUNA_CUDA_SKIP");
+    if (skip && *skip) { /* measuring only (cuda_profile.cu) */
+        static lg_backend_ops skipping;
+        skipping = *b->base.ops;
+        lg_cuda_skip_wrap(&skipping, skip);
+        b->base.ops = &skipping;
+    }
     b->base.n_threads = 1;
     b->device = device;
     return &b->base;

@@ -222,6 +222,7 @@ void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan,
 
 /* cuda_profile.cu (LAGUNA_CUDA_PROFILE=1) */
 void lg_cuda_profile_wrap(lg_backend_ops *o);
+void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list);
 void lg_cuda_profile_collect(lg_cuda_ctx *k);
 void lg_cuda_profile_report(lg_cuda_ctx *k);
 
