@@ -11,7 +11,7 @@ VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf
 T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
 tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 if [ "${TESTS:-1}" = 1 ]; then
-    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done > "$OUT/tests.txt" 2>&1
+    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout ${TEST_TIMEOUT:-300} $t; done > "$OUT/tests.txt" 2>&1
     echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
     grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
 fi
@@ -20,12 +20,12 @@ for v in $VARIANTS; do
     (
         [ "$v" = - ] || for kv in ${v//,/ }; do export "$kv"; done
         echo "== $v"
-        $B --type $TYPE --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy|^prefill"
+        timeout 90 $B --type $TYPE --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy|^prefill"
     )
 done
 for l in ${LAYERS_SCAN:-}; do
     echo "== layers $l"
-    $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy"
+    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy"
 done
 [ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -45 "$OUT/ncu.txt"
 exit 0

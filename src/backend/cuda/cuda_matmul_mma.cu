@@ -215,12 +215,12 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int m
  * bits. */
 #define ONESHOT_LOADS 8
 
-/* Tiles of a one-shot block for a product of K = cols. */
-__host__ __device__ __forceinline__ int oneshot_tiles(int cols) {
+/* Tiles of a one-shot block for a product of K = cols (at most most). */
+__host__ __device__ __forceinline__ int oneshot_tiles(int cols, int most) {
     int per_slice, n_slices;
     slicing(cols, &per_slice, &n_slices);
     int t = ONESHOT_LOADS / (per_slice > 0 ? per_slice : 1);
-    return t < 1 ? 1 : t;
+    return t < 1 ? 1 : t > most ? most : t;
 }
 
 /* A warp's work: its slice (steps of 32 from k0, up to k1) of n_t tiles
@@ -254,7 +254,7 @@ __device__ __forceinline__ void oneshot_load(const oneshot_stream &s, int base, 
  * dependent launch the loads of blocks already resident overlap that
  * kernel's tail. A grouped product learns its expert only after the wait. */
 template <bool EARLY, bool PIPE>
-__global__ void __launch_bounds__(NARROW_WARPS * 32) mma_oneshot_kernel(const __grid_constant__ matmul_set set) {
+__global__ void __launch_bounds__(NARROW_WARPS * 32) mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
     extern __shared__ float part[]; /* [tile][slice][16 rows][8 tokens] */
     int block_x;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
@@ -263,7 +263,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32) mma_oneshot_kernel(const __
     slicing(a.cols, &per_slice, &n_slices);
     oneshot_stream st;
     st.row_bytes = a.row_bytes, st.rows = a.rows, st.w = a.w;
-    int per_block = oneshot_tiles(a.cols);
+    int per_block = oneshot_tiles(a.cols, most_tiles);
     st.tile0 = block_x * per_block;
     int n_t = max(0, min(per_block, (a.rows + 15) / 16 - st.tile0));
     st.k0 = warp * per_slice * 32, st.k1 = min(a.cols, st.k0 + per_slice * 32);
@@ -327,11 +327,14 @@ static bool oneshot_enabled(void) {
 }
 
 static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
+    /* LAGUNA_CUDA_ONESHOT_TILES=N: up to N tiles a block when K is short
+     * (measured: 1, the default, decodes faster than 8) */
+    static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 1;
     int most_tiles = 1;
     bool long_k = false; /* a slice longer than one batch of loads */
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++) {
-        int per_block = oneshot_tiles(set->op[i].cols), per_slice, n_slices;
+        int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most), per_slice, n_slices;
         slicing(set->op[i].cols, &per_slice, &n_slices);
         long_k |= per_slice > ONESHOT_LOADS;
         most_tiles = per_block > most_tiles ? per_block : most_tiles;
@@ -344,10 +347,10 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
     dim3 grid(set->first_block[set->n], 1, max_groups);
     if (long_k && pipe)
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, true> : mma_oneshot_kernel<false, true>, grid,
-                       NARROW_WARPS * 32, smem, *set);
+                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
     else
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, false> : mma_oneshot_kernel<false, false>, grid,
-                       NARROW_WARPS * 32, smem, *set);
+                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
 }
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
@@ -356,7 +359,9 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
-    if (max_tokens <= 8 && oneshot_enabled()) {
+    if (max_tokens <= 8 && lg_cuda_stream_enabled()) {
+        lg_cuda_stream_launch(k, set, max_groups);
+    } else if (max_tokens <= 8 && oneshot_enabled()) {
         launch_oneshot(k, set, max_groups);
     } else if (max_tokens <= 8) {
         launch_narrow<1, 8>(k, set, max_tokens, max_groups);
