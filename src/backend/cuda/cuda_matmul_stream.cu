@@ -21,19 +21,23 @@
  * it); grouped products need the expert list, so it waits first there. */
 #include "backend/cuda/cuda_mma.h"
 
+#include <stdlib.h>
+
 #include <atomic>
 
 #define STREAM_WARPS 8 /* consumers; one more warp produces */
 #define STREAM_THREADS ((STREAM_WARPS + 1) * 32)
-#define STREAM_CHUNK_K 512
-#define STREAM_ROW_STRIDE (STREAM_CHUNK_K * 2 + 64) /* padded: rows g and g + 1 on the other 16 banks */
-#define STREAM_UNIT_BYTES (16 * STREAM_ROW_STRIDE)
-#define STREAM_STAGES 12
+#define STREAM_RING_BYTES 215000 /* of the 227 KB a block may have */
 
-static constexpr size_t stream_smem_bytes() {
-    return (size_t)STREAM_STAGES * STREAM_UNIT_BYTES + 2 * sizeof(float) * MMA_MAX_SLICES * 128 +
-           2 * sizeof(uint64_t) * STREAM_STAGES;
-}
+/* The ring for units of 16 rows x CHUNK columns: a row's piece padded by 64
+ * bytes (rows g and g + 1 on the other 16 banks), as many stages as fit. */
+template <int CHUNK> struct ring {
+    static constexpr int row_stride = CHUNK * 2 + 64;
+    static constexpr int unit_bytes = 16 * row_stride;
+    static constexpr int stages = STREAM_RING_BYTES / unit_bytes;
+    static constexpr size_t smem_bytes =
+        (size_t)stages * unit_bytes + 2 * sizeof(float) * MMA_MAX_SLICES * 128 + 2 * sizeof(uint64_t) * stages;
+};
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
@@ -98,8 +102,11 @@ __device__ __forceinline__ bool stream_rows(const matmul_args &a, int z, const u
     return *t_count > 0;
 }
 
+template <int CHUNK>
 __global__ void __launch_bounds__(STREAM_THREADS, 1)
     mma_stream_kernel(const __grid_constant__ matmul_set set, int max_groups, long n_items) {
+    constexpr int STREAM_CHUNK_K = CHUNK, STREAM_ROW_STRIDE = ring<CHUNK>::row_stride;
+    constexpr int STREAM_UNIT_BYTES = ring<CHUNK>::unit_bytes, STREAM_STAGES = ring<CHUNK>::stages;
     extern __shared__ __align__(128) uint8_t smem[];
     uint8_t *stages = smem;
     float *part = (float *)(smem + (size_t)STREAM_STAGES * STREAM_UNIT_BYTES); /* [2][slice][16 rows][8 tokens] */
@@ -112,8 +119,7 @@ __global__ void __launch_bounds__(STREAM_THREADS, 1)
     __syncthreads();
     long first = n_items * blockIdx.x / gridDim.x, last = n_items * (blockIdx.x + 1) / gridDim.x;
 
-    if (warp == STREAM_WARPS) { /* the producer */
-        if (lane != 0) return;
+    if (warp == STREAM_WARPS) { /* the producer: lane 0 keeps the barriers, lane r copies row r */
         bool waited = false;
         uint32_t u = 0;
         for (long i = first; i < last; i++) {
@@ -127,13 +133,15 @@ __global__ void __launch_bounds__(STREAM_THREADS, 1)
             for (int kc = 0; kc < a.cols; kc += STREAM_CHUNK_K, u++) {
                 int slot = u % STREAM_STAGES;
                 uint32_t round = u / STREAM_STAGES;
-                if (round > 0) mbar_wait(&empty[slot], (round - 1) & 1);
                 uint32_t bytes = 2u * (uint32_t)min(STREAM_CHUNK_K, a.cols - kc);
-                mbar_expect_tx(&full[slot], bytes * (uint32_t)rows);
-                uint8_t *dst = stages + (size_t)slot * STREAM_UNIT_BYTES;
-                const uint8_t *src = w + (size_t)tile * 16 * a.row_bytes + (size_t)kc * 2;
-                for (int r = 0; r < rows; r++)
-                    bulk_copy(dst + r * STREAM_ROW_STRIDE, src + (size_t)r * a.row_bytes, bytes, &full[slot]);
+                if (lane == 0) {
+                    if (round > 0) mbar_wait(&empty[slot], (round - 1) & 1);
+                    mbar_expect_tx(&full[slot], bytes * (uint32_t)rows);
+                }
+                __syncwarp();
+                if (lane < rows)
+                    bulk_copy(stages + (size_t)slot * STREAM_UNIT_BYTES + lane * STREAM_ROW_STRIDE,
+                              w + (size_t)(tile * 16 + lane) * a.row_bytes + (size_t)kc * 2, bytes, &full[slot]);
             }
         }
         if (!waited) grid_wait();
@@ -200,18 +208,27 @@ bool lg_cuda_stream_enabled(void) {
     return on;
 }
 
-void lg_cuda_stream_launch(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
+template <int CHUNK> static void launch_chunk(lg_cuda_ctx *k, matmul_set *set, int max_groups, long items) {
     static std::atomic<int> ready{0};
     if (!ready.load()) {
-        cudaFuncSetAttribute(mma_stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)stream_smem_bytes());
+        cudaFuncSetAttribute(mma_stream_kernel<CHUNK>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)ring<CHUNK>::smem_bytes);
         ready.store(1);
     }
+    long blocks = lg_cuda_sm_count();
+    if (blocks > items) blocks = items;
+    lg_cuda_launch(k, mma_stream_kernel<CHUNK>, dim3((unsigned)blocks), STREAM_THREADS, ring<CHUNK>::smem_bytes, *set,
+                   max_groups, items);
+}
+
+void lg_cuda_stream_launch(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
     long items = 0;
     for (int i = 0; i < set->n; i++) items += (long)((set->op[i].rows + 15) / 16) * (set->op[i].offsets ? max_groups : 1);
     if (items == 0) return;
     for (int i = 0; i <= set->n; i++) set->first_block[i] = 0; /* unused here; zeroed for the tape's hash */
-    long blocks = lg_cuda_sm_count();
-    if (blocks > items) blocks = items;
-    lg_cuda_launch(k, mma_stream_kernel, dim3((unsigned)blocks), STREAM_THREADS, stream_smem_bytes(), *set, max_groups,
-                   items);
+    /* LAGUNA_CUDA_STREAM_CHUNK: columns of a unit (512, 1024 or 2048) */
+    static const int chunk = getenv("LAGUNA_CUDA_STREAM_CHUNK") ? atoi(getenv("LAGUNA_CUDA_STREAM_CHUNK")) : 1024;
+    if (chunk == 512) launch_chunk<512>(k, set, max_groups, items);
+    else if (chunk == 2048) launch_chunk<2048>(k, set, max_groups, items);
+    else launch_chunk<1024>(k, set, max_groups, items);
 }
