@@ -226,6 +226,7 @@ static lg_backend_ops make_ops(void) {
     o.gather_rows = lg_cuda_gather_rows;
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
     o.attention_inputs = lg_cuda_attention_inputs;
+    o.route = lg_cuda_route;
     return o;
 }
 

@@ -215,6 +215,8 @@ const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, 
 double lg_cuda_copy_bandwidth_gbps(lg_backend *be);
 /* cuda_moe.cu */
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
+void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
+                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden);
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,

@@ -57,11 +57,6 @@ __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8
  * has; max_groups: blockIdx.z extent. */
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
 
-/* Decode products (up to 8 tokens) streamed through shared memory
- * (cuda_matmul_stream.cu); LAGUNA_CUDA_STREAM=0 turns it off. */
-bool lg_cuda_stream_enabled(void);
-void lg_cuda_stream_launch(lg_cuda_ctx *k, matmul_set *set, int max_groups);
-
 /* Whether BF16 products go to the tensor-core kernel (LAGUNA_CUDA_MMA=0: no). */
 bool lg_cuda_mma_enabled(void);
 

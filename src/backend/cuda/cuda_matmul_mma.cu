@@ -359,9 +359,7 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
-    if (max_tokens <= 8 && lg_cuda_stream_enabled()) {
-        lg_cuda_stream_launch(k, set, max_groups);
-    } else if (max_tokens <= 8 && oneshot_enabled()) {
+    if (max_tokens <= 8 && oneshot_enabled()) {
         launch_oneshot(k, set, max_groups);
     } else if (max_tokens <= 8) {
         launch_narrow<1, 8>(k, set, max_tokens, max_groups);

@@ -14,11 +14,12 @@
 
 enum {
     P_EMBED, P_RMSNORM, P_ROPE, P_MATMUL, P_KV_WRITE, P_ATTENTION, P_GATE, P_SILU, P_ROUTER, P_GROUP, P_EXPERTS,
-    P_COMBINE, P_ADD, P_GATHER, P_ADD_NORM, P_ATTN_INPUTS, P_COUNT
+    P_COMBINE, P_ADD, P_GATHER, P_ADD_NORM, P_ATTN_INPUTS, P_ROUTE, P_COUNT
 };
 static const char *const op_names[P_COUNT] = {"embed", "rmsnorm", "rope", "matmul_many", "kv_write", "attention",
                                               "output_gate", "silu_mul", "router", "moe_group", "moe_experts",
-                                              "moe_combine", "add", "gather_rows", "add_rmsnorm", "attn_inputs"};
+                                              "moe_combine", "add", "gather_rows", "add_rmsnorm", "attn_inputs",
+                                              "route"};
 
 struct lg_cuda_profile {
     cudaEvent_t *events; /* pairs: begin, end */
@@ -117,6 +118,7 @@ extern "C++" void lg_cuda_profile_wrap(lg_backend_ops *o) {
     o->gather_rows = timed<lg_cuda_gather_rows, P_GATHER>;
     o->add_rmsnorm = timed<lg_cuda_add_rmsnorm, P_ADD_NORM>;
     o->attention_inputs = timed<lg_cuda_attention_inputs, P_ATTN_INPUTS>;
+    o->route = NULL; /* its fallback calls the (timed) router and moe_group: timings would nest */
 }
 
 /* LAGUNA_CUDA_SKIP=name,name or name+name (measuring only: the output is wrong): the
@@ -155,5 +157,6 @@ extern "C++" void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list) {
     SKIP(gather_rows, lg_cuda_gather_rows, P_GATHER);
     SKIP(add_rmsnorm, lg_cuda_add_rmsnorm, P_ADD_NORM);
     SKIP(attention_inputs, lg_cuda_attention_inputs, P_ATTN_INPUTS);
+    SKIP(route, lg_cuda_route, P_ROUTE);
 }
 #undef SKIP
