@@ -4,7 +4,8 @@
 # TESTS=0), then for each VARIANTS entry (space-separated; each a
 # comma-separated list of NAME=VALUE environment switches, "-" for none)
 # decode after PROMPT tokens, medians of REPS; then decode at LAYERS_SCAN
-# depths with the defaults; then NCU=1: every kernel of a 4-layer run under
+# depths with the defaults; LONG=1: decode after 32768; Q4=1: Q4_K_M
+# decode; then NCU=1: every kernel of a 4-layer run under
 # Nsight Compute (tools/device/ncu_decode.sh).
 set -uo pipefail
 VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16}
@@ -27,5 +28,13 @@ for l in ${LAYERS_SCAN:-}; do
     echo "== layers $l"
     timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy"
 done
+if [ "${LONG:-0}" = 1 ]; then
+    echo "== decode after 32768"
+    timeout 150 $B --prompt 32768 --gen 32 --reps 1 2>&1 | grep -E "decode greedy|^prefill"
+fi
+if [ "${Q4:-0}" = 1 ]; then
+    echo "== q4_k_m"
+    timeout 120 $B --type q4_k_m --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill"
+fi
 [ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -45 "$OUT/ncu.txt"
 exit 0
