@@ -2,6 +2,7 @@
  * expert) pairs by expert, and the weighted combine. The grouped expert
  * products are in cuda_matmul.cu. All of it runs without the host looking at
  * the routing, so a step needs no synchronisation. */
+#include <stdint.h>
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
@@ -114,6 +115,8 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
  * parallelism, those of this device's range, counted from its first). */
 #define GROUP_THREADS 1024
 #define GROUP_GATHER_MAX (64 << 10) /* values the grouping block gathers itself (a decode step's) */
+#define GROUP_GATHER_PAIRS 1024    /* and pairs (their tokens sit in shared memory) */
+#define GATHER_LOADS 4
 
 struct group_args {
     int32_t *off, *rows, *pair_rows, *active;
@@ -131,7 +134,7 @@ __device__ void group_pairs(const group_args &g) {
     int pairs = g.pairs, E = g.E, first = g.first, last = g.last, top_k = g.top_k, hidden = g.hidden;
     float *expert_in = g.expert_in;
     const float *h = g.h;
-    extern __shared__ int32_t next[]; /* [E] */
+    extern __shared__ int32_t next[]; /* [E], then token [pairs] */
     for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
     __syncthreads();
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) atomicAdd(&next[ids[i]], 1);
@@ -156,17 +159,38 @@ __device__ void group_pairs(const group_args &g) {
         if (lane == 31) off[E] = start, active[0] = active_start;
     }
     __syncthreads();
+    int32_t *token = next + E; /* [pairs] when gathering: each grouped row's token */
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         int r = atomicAdd(&next[ids[i]], 1);
         rows[r] = i;
         pair_rows[i] = r;
+        if (expert_in) token[r] = i / top_k;
     }
     if (!expert_in) return;
-    /* few pairs (decoding): their rows gathered here rather than in a launch of their own */
+    /* few pairs (decoding): their rows gathered here rather than in a launch of
+     * their own, GATHER_LOADS pieces a thread in flight at once */
     __syncthreads();
-    for (int i = threadIdx.x; i < pairs * hidden; i += blockDim.x) {
-        int r = i / hidden, c = i % hidden;
-        expert_in[i] = h[(size_t)(rows[r] / top_k) * hidden + c];
+    const float *__restrict__ src = h;
+    float *__restrict__ dst = expert_in;
+    bool vec = (hidden & 3) == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)dst & 15) == 0;
+    int width = vec ? hidden / 4 : hidden, total = pairs * width;
+    for (int i0 = threadIdx.x; i0 < total; i0 += blockDim.x * GATHER_LOADS) {
+        float4 v[GATHER_LOADS];
+#pragma unroll
+        for (int u = 0; u < GATHER_LOADS; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i >= total) break;
+            size_t from = (size_t)token[i / width] * width + i % width;
+            if (vec) v[u] = __ldg((const float4 *)src + from);
+            else v[u].x = __ldg(src + from);
+        }
+#pragma unroll
+        for (int u = 0; u < GATHER_LOADS; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i >= total) break;
+            if (vec) ((float4 *)dst)[i] = v[u];
+            else dst[i] = v[u].x;
+        }
     }
 }
 
@@ -200,8 +224,14 @@ static group_args grouping(lg_cuda_ctx *k, const lg_moe_plan *plan, float *exper
     lg_moe_plan_experts(plan, n_experts, &g.first, &g.last); /* the active list: this device's experts, from first */
     g.off = plan->offsets, g.rows = plan->rows, g.pair_rows = plan->pair_rows, g.active = k->moe_active;
     g.ids = ids, g.E = n_experts, g.h = h, g.top_k = top_k, g.hidden = hidden;
-    g.expert_in = (size_t)g.pairs * hidden <= GROUP_GATHER_MAX ? expert_in : NULL;
+    g.expert_in = (size_t)g.pairs * hidden <= GROUP_GATHER_MAX && g.pairs <= GROUP_GATHER_PAIRS ? expert_in : NULL;
     return g;
+}
+
+/* The grouping block's shared memory: a counter per expert, and a token per
+ * pair when it gathers. */
+static size_t group_smem(const group_args &g) {
+    return sizeof(int32_t) * ((size_t)g.E + (g.expert_in ? (size_t)g.pairs : 0));
 }
 
 static void gather_rest(lg_cuda_ctx *k, const group_args &g, float *expert_in) {
@@ -214,7 +244,7 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, top_k, n_experts, hidden);
-    lg_cuda_launch(k, group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, g);
+    lg_cuda_launch(k, group_kernel, 1, GROUP_THREADS, group_smem(g), g);
     gather_rest(k, g, expert_in);
 }
 
@@ -228,7 +258,7 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
-    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)a->n_experts, logits, weights,
+    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g), logits, weights,
                    a->softcap, a->bias, n, g);
     gather_rest(k, g, expert_in);
 }
