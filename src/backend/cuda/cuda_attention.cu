@@ -134,7 +134,6 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 #define CK_WARPS 8
 #define CK_THREADS (CK_WARPS * 32)
 #define MERGE_AHEAD 8 /* chunk records the merging block loads before merging them */
-#define STAGE_LOADS 4 /* key/value pieces a thread loads at once when staging a chunk */
 #define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
 #define CK_MAX_GROUP 16
 #define CK_MAX_DIM 256
@@ -249,25 +248,15 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     for (int c = c_begin; c <= c_end; c++) {
         __syncthreads(); /* the previous chunk's rows are read */
         int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
-        /* STAGE_LOADS pieces a thread at once: each is a page lookup, then the
-         * rows, so one at a time would be two round trips each */
-        constexpr int SL = PT * DG >= 8 ? 2 : STAGE_LOADS; /* wide tiles: registers */
-        for (int base = tid; base < CHUNK * n4; base += CK_THREADS * SL) {
-            float4 kx[SL], vx[SL];
-#pragma unroll
-            for (int u = 0; u < SL; u++) {
-                int i = base + u * CK_THREADS, j = i / n4, d = (i % n4) * 4, p = c * CHUNK + j;
-                kx[u] = vx[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                if (i < CHUNK * n4 && p >= st_lo && p <= st_hi) {
-                    kx[u] = load4(a, r0, tile.z, p, 0, kvh, d);
-                    vx[u] = load4(a, r0, tile.z, p, 1, kvh, d);
-                }
+        for (int i = tid; i < CHUNK * n4; i += CK_THREADS) {
+            int j = i / n4, d = (i % n4) * 4, p = c * CHUNK + j;
+            float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
+            if (p >= st_lo && p <= st_hi) {
+                kx = load4(a, r0, tile.z, p, 0, kvh, d);
+                vx = load4(a, r0, tile.z, p, 1, kvh, d);
             }
-#pragma unroll
-            for (int u = 0; u < SL; u++) {
-                int i = base + u * CK_THREADS, j = i / n4, d = (i % n4) * 4;
-                if (i < CHUNK * n4) *(float4 *)(k_s + j * S + d) = kx[u], *(float4 *)(v_s + j * S + d) = vx[u];
-            }
+            *(float4 *)(k_s + j * S + d) = kx;
+            *(float4 *)(v_s + j * S + d) = vx;
         }
         __syncthreads();
         if (pa >= P) continue;
