@@ -1314,6 +1314,67 @@ static void test_moe_group(void) {
     twin_close(&t);
 }
 
+/* The fused route op (router + moe_group in one launch for few tokens) on
+ * the device against the device's own two ops: the same scores, ids and
+ * weights bit for bit, the same offsets, and a valid grouping whose rows
+ * hold their tokens' hidden rows. Token counts on both sides of the fused
+ * path's limit (32), and expert counts past the warp router's (512). */
+static void test_route(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    if (!t.be[DEV]->ops->route) {
+        test_skip("%s has no fused route op", t.be[DEV]->ops->name);
+        twin_close(&t);
+        return;
+    }
+    int cases[][4] = {{1, 256, 8, 2048}, {3, 256, 8, 64}, {8, 16, 4, 33}, {32, 64, 8, 16},
+                      {33, 64, 8, 16},   {300, 128, 8, 8}, {2, 600, 8, 16}}; /* n, E, K, hidden */
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci][0], E = cases[ci][1], K = cases[ci][2], hidden = cases[ci][3];
+        size_t pairs = (size_t)n * K, lb = sizeof(float) * (size_t)n * E, kb = sizeof(float) * pairs,
+               ib = sizeof(int32_t) * pairs, hb = sizeof(float) * (size_t)n * hidden, eb = kb * hidden;
+        float *logits = op_frand_array((size_t)n * E, 4.0f), *bias = op_frand_array((size_t)E, 0.01f);
+        float *h = op_frand_array((size_t)n * hidden, 1.0f);
+        float *db = put(&t, DEV, bias, sizeof(float) * E), *dh = put(&t, DEV, h, hb);
+        lg_router_args a = {E, K, 0.0f, db};
+        float *scores[2], *weights[2], *gathered[2];
+        int32_t *ids[2];
+        twin_plan plan[2];
+        for (int fused = 0; fused < 2; fused++) {
+            float *dl = put(&t, DEV, logits, lb), *dw = put(&t, DEV, NULL, kb), *din = put(&t, DEV, NULL, eb);
+            int32_t *di = put(&t, DEV, NULL, ib);
+            plan[fused] = plan_alloc(&t, DEV, E, pairs, 0, 0);
+            if (fused) t.be[DEV]->ops->route(t.c[DEV], &a, dl, di, dw, n, &plan[fused].dev, din, dh, hidden);
+            else lg_backend_route_by_parts(t.c[DEV], &a, dl, di, dw, n, &plan[fused].dev, din, dh, hidden);
+            scores[fused] = get(&t, DEV, dl, lb), weights[fused] = get(&t, DEV, dw, kb);
+            ids[fused] = get(&t, DEV, di, ib), gathered[fused] = get(&t, DEV, din, eb);
+            plan_fetch(&t, DEV, &plan[fused]);
+            settle(&t, DEV, "route");
+            drop(&t, DEV, dl, lb), drop(&t, DEV, dw, kb), drop(&t, DEV, din, eb), drop(&t, DEV, di, ib);
+        }
+        CHECKF(memcmp(scores[0], scores[1], lb) == 0 && memcmp(weights[0], weights[1], kb) == 0 &&
+                   memcmp(ids[0], ids[1], ib) == 0,
+               "case %zu (%d tokens, top %d of %d): fused routing differs", ci, n, K, E);
+        const lg_moe_plan *d = &plan[1].host;
+        CHECKF(memcmp(d->offsets, plan[0].host.offsets, sizeof(int32_t) * (E + 1)) == 0,
+               "case %zu: fused offsets differ", ci);
+        bool valid = plan_valid(d, E, pairs);
+        CHECKF(valid, "case %zu: the fused plan is not a grouping", ci);
+        int bad_rows = 0;
+        for (size_t p = 0; p < pairs && valid; p++)
+            bad_rows += memcmp(gathered[1] + p * hidden, h + (size_t)(d->rows[p] / K) * hidden,
+                               sizeof(float) * hidden) != 0;
+        CHECKF(bad_rows == 0, "case %zu: %d gathered rows wrong", ci, bad_rows);
+        for (int f = 0; f < 2; f++) {
+            plan_free(&t, DEV, &plan[f]);
+            free(scores[f]), free(weights[f]), free(ids[f]), free(gathered[f]);
+        }
+        drop(&t, DEV, db, sizeof(float) * E), drop(&t, DEV, dh, hb);
+        free(logits), free(bias), free(h);
+    }
+    twin_close(&t);
+}
+
 /* A sparse layer's experts and shared expert, as both sides see them. */
 typedef struct {
     int E, H, I, I_shared;
@@ -1818,6 +1879,7 @@ int main(void) {
     RUN(test_buffers);
     RUN(test_router);
     RUN(test_moe_group);
+    RUN(test_route);
     RUN(test_moe_experts);
     RUN(test_moe_combine);
     RUN(test_moe_batch_invariant);

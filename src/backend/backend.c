@@ -45,3 +45,10 @@ void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_
     o->rope(c, a->k, a->n_rows, a->n_kv_heads, a->head_dim, a->n_rot, a->inv_freq, a->rope_scale, a->pos);
     o->kv_write(c, a->pool, &a->write, a->k, a->v);
 }
+
+void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,
+                               int n, const lg_moe_plan *plan, float *expert_in, const float *h, int hidden) {
+    const lg_backend_ops *o = c->backend->ops;
+    o->router(c, a, logits, ids, weights, n);
+    o->moe_group(c, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
+}

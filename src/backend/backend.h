@@ -220,6 +220,9 @@ typedef struct {
                         float eps);
     /* rmsnorm of every q and k head, rope of both, kv_write (see the args). */
     void (*attention_inputs)(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+    /* router, then moe_group over its ids (same arguments as those two). */
+    void (*route)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
+                  const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 } lg_backend_ops;
 
 struct lg_backend {
@@ -240,6 +243,8 @@ struct lg_backend_ctx {
 void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
                                      int n, float eps);
 void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,
+                               int n, const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
 void lg_backend_destroy(lg_backend *be);

@@ -133,6 +133,7 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 #define CHUNK 32 /* keys per chunk, one per lane */
 #define CK_WARPS 8
 #define CK_THREADS (CK_WARPS * 32)
+#define MERGE_AHEAD 8 /* chunk records the merging block loads before merging them */
 #define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
 #define CK_MAX_GROUP 16
 #define CK_MAX_DIM 256
@@ -355,19 +356,37 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
         for (int i = 0; i < PT; i++) {
             int pr = pa + i, pt = pos0 + pr / G;
             if (pr >= P) continue;
-            for (int c = row_lo(pt, a.window) / CHUNK; c <= pt / CHUNK; c++) {
-                const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
-                                              (c - c_first)) * a.pair_slots + pr) * a.rec;
-                float ow, nw;
-                merge_chunk(M[i], L[i], __ldcg(rec + a.hdp), __ldcg(rec + a.hdp + 1), &ow, &nw);
+            /* in chunk order, as the loop mode merges; each record a round trip to L2, so
+             * MERGE_AHEAD of them are loaded before they are merged */
+            constexpr int AHEAD = PT * DG >= 8 ? 2 : MERGE_AHEAD; /* wide tiles: registers */
+            int c_hi = pt / CHUNK;
+            for (int cb = row_lo(pt, a.window) / CHUNK; cb <= c_hi; cb += AHEAD) {
+                float mm[AHEAD], ll[AHEAD];
+                float4 ox[AHEAD][DG];
 #pragma unroll
-                for (int k = 0; k < DG; k++) {
-                    int d = 4 * lane + 128 * k;
-                    float4 ox = d < a.hdp ? __ldcg((const float4 *)(rec + d)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    O[i][4 * k + 0] = fmaf(O[i][4 * k + 0], ow, __fmul_rn(ox.x, nw));
-                    O[i][4 * k + 1] = fmaf(O[i][4 * k + 1], ow, __fmul_rn(ox.y, nw));
-                    O[i][4 * k + 2] = fmaf(O[i][4 * k + 2], ow, __fmul_rn(ox.z, nw));
-                    O[i][4 * k + 3] = fmaf(O[i][4 * k + 3], ow, __fmul_rn(ox.w, nw));
+                for (int u = 0; u < AHEAD; u++) {
+                    int c = min(cb + u, c_hi);
+                    const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
+                                                  (c - c_first)) * a.pair_slots + pr) * a.rec;
+                    mm[u] = __ldcg(rec + a.hdp), ll[u] = __ldcg(rec + a.hdp + 1);
+#pragma unroll
+                    for (int k = 0; k < DG; k++) {
+                        int d = 4 * lane + 128 * k;
+                        ox[u][k] = d < a.hdp ? __ldcg((const float4 *)(rec + d)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < AHEAD; u++) {
+                    if (cb + u > c_hi) break;
+                    float ow, nw;
+                    merge_chunk(M[i], L[i], mm[u], ll[u], &ow, &nw);
+#pragma unroll
+                    for (int k = 0; k < DG; k++) {
+                        O[i][4 * k + 0] = fmaf(O[i][4 * k + 0], ow, __fmul_rn(ox[u][k].x, nw));
+                        O[i][4 * k + 1] = fmaf(O[i][4 * k + 1], ow, __fmul_rn(ox[u][k].y, nw));
+                        O[i][4 * k + 2] = fmaf(O[i][4 * k + 2], ow, __fmul_rn(ox[u][k].z, nw));
+                        O[i][4 * k + 3] = fmaf(O[i][4 * k + 3], ow, __fmul_rn(ox[u][k].w, nw));
+                    }
                 }
             }
         }

@@ -226,6 +226,7 @@ static lg_backend_ops make_ops(void) {
     o.gather_rows = lg_cuda_gather_rows;
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
     o.attention_inputs = lg_cuda_attention_inputs;
+    o.route = lg_cuda_route;
     return o;
 }
 
@@ -265,6 +266,13 @@ extern "C" lg_backend *lg_cuda_backend_new(int device, laguna_error *err) {
     }
     const char *profile = getenv("LAGUNA_CUDA_PROFILE");
     b->base.ops = profile && *profile && strcmp(profile, "0") ? &cuda_profiled_ops : &cuda_ops;
+    const char *skip = getenv("LAGUNA_CUDA_SKIP");
+    if (skip && *skip) { /* measuring only (cuda_profile.cu) */
+        static lg_backend_ops skipping;
+        skipping = *b->base.ops;
+        lg_cuda_skip_wrap(&skipping, skip);
+        b->base.ops = &skipping;
+    }
     b->base.n_threads = 1;
     b->device = device;
     return &b->base;

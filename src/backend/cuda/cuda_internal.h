@@ -215,6 +215,8 @@ const void *lg_cuda_synth_weights(lg_backend *be, lg_dtype dtype, int64_t rows, 
 double lg_cuda_copy_bandwidth_gbps(lg_backend *be);
 /* cuda_moe.cu */
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
+void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
+                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden);
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
@@ -222,6 +224,7 @@ void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan,
 
 /* cuda_profile.cu (LAGUNA_CUDA_PROFILE=1) */
 void lg_cuda_profile_wrap(lg_backend_ops *o);
+void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list);
 void lg_cuda_profile_collect(lg_cuda_ctx *k);
 void lg_cuda_profile_report(lg_cuda_ctx *k);
 

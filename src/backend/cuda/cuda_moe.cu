@@ -2,6 +2,9 @@
  * expert) pairs by expert, and the weighted combine. The grouped expert
  * products are in cuda_matmul.cu. All of it runs without the host looking at
  * the routing, so a step needs no synchronisation. */
+#include <stdint.h>
+#include <string.h>
+
 #include "backend/cuda/cuda_internal.h"
 
 /* One thread per token: the same sequential selection as the CPU. */
@@ -41,11 +44,10 @@ __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n
  * chosen scores are summed in round order as the CPU sums them. */
 #define ROUTER_WARP_MAX_EXPERTS 512 /* and top_k <= 32 */
 
-__global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
-                                   const float *bias) {
-    lg_cuda_kernel_begin();
-    int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (t >= n) return;
+/* Token t's selection by the calling warp. */
+__device__ void route_token(float *logits, int32_t *ids, float *weights, int t, int E, int K, float softcap,
+                            const float *bias) {
+    int lane = threadIdx.x & 31;
     float *score = logits + (size_t)t * E;
     /* this lane's experts' scores and selection values stay in registers for the rounds */
     float sc[ROUTER_WARP_MAX_EXPERTS / 32], sel[ROUTER_WARP_MAX_EXPERTS / 32];
@@ -88,6 +90,13 @@ __global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, 
     }
 }
 
+__global__ void router_warp_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
+                                   const float *bias) {
+    lg_cuda_kernel_begin();
+    int t = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (t < n) route_token(logits, ids, weights, t, E, K, softcap, bias);
+}
+
 void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
     if (n <= 0) return;
     if (a->n_experts <= ROUTER_WARP_MAX_EXPERTS && a->top_k <= 32)
@@ -106,13 +115,26 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
  * parallelism, those of this device's range, counted from its first). */
 #define GROUP_THREADS 1024
 #define GROUP_GATHER_MAX (64 << 10) /* values the grouping block gathers itself (a decode step's) */
+#define GROUP_GATHER_PAIRS 1024    /* and pairs (their tokens sit in shared memory) */
+#define GATHER_LOADS 4
 
-__global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int32_t *rows, int32_t *pair_rows,
-                                                              int32_t *active, const int32_t *ids, int pairs, int E,
-                                                              int first, int last, float *expert_in, const float *h,
-                                                              int top_k, int hidden) {
-    lg_cuda_kernel_begin();
-    extern __shared__ int32_t next[]; /* [E] */
+struct group_args {
+    int32_t *off, *rows, *pair_rows, *active;
+    const int32_t *ids;
+    int pairs, E, first, last;
+    float *expert_in; /* NULL: gathered by gather_pairs_kernel */
+    const float *h;
+    int top_k, hidden;
+};
+
+/* The grouping, by the whole block. */
+__device__ void group_pairs(const group_args &g) {
+    int32_t *off = g.off, *rows = g.rows, *pair_rows = g.pair_rows, *active = g.active;
+    const int32_t *ids = g.ids;
+    int pairs = g.pairs, E = g.E, first = g.first, last = g.last, top_k = g.top_k, hidden = g.hidden;
+    float *expert_in = g.expert_in;
+    const float *h = g.h;
+    extern __shared__ int32_t next[]; /* [E], then token [pairs] */
     for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] = 0;
     __syncthreads();
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) atomicAdd(&next[ids[i]], 1);
@@ -137,18 +159,55 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(int32_t *off, int3
         if (lane == 31) off[E] = start, active[0] = active_start;
     }
     __syncthreads();
+    int32_t *token = next + E; /* [pairs] when gathering: each grouped row's token */
     for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
         int r = atomicAdd(&next[ids[i]], 1);
         rows[r] = i;
         pair_rows[i] = r;
+        if (expert_in) token[r] = i / top_k;
     }
     if (!expert_in) return;
-    /* few pairs (decoding): their rows gathered here rather than in a launch of their own */
+    /* few pairs (decoding): their rows gathered here rather than in a launch of
+     * their own, GATHER_LOADS pieces a thread in flight at once */
     __syncthreads();
-    for (int i = threadIdx.x; i < pairs * hidden; i += blockDim.x) {
-        int r = i / hidden, c = i % hidden;
-        expert_in[i] = h[(size_t)(rows[r] / top_k) * hidden + c];
+    const float *__restrict__ src = h;
+    float *__restrict__ dst = expert_in;
+    bool vec = (hidden & 3) == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)dst & 15) == 0;
+    int width = vec ? hidden / 4 : hidden, total = pairs * width;
+    for (int i0 = threadIdx.x; i0 < total; i0 += blockDim.x * GATHER_LOADS) {
+        float4 v[GATHER_LOADS];
+#pragma unroll
+        for (int u = 0; u < GATHER_LOADS; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i >= total) break;
+            size_t from = (size_t)token[i / width] * width + i % width;
+            if (vec) v[u] = __ldg((const float4 *)src + from);
+            else v[u].x = __ldg(src + from);
+        }
+#pragma unroll
+        for (int u = 0; u < GATHER_LOADS; u++) {
+            int i = i0 + u * blockDim.x;
+            if (i >= total) break;
+            if (vec) ((float4 *)dst)[i] = v[u];
+            else dst[i] = v[u].x;
+        }
     }
+}
+
+__global__ void __launch_bounds__(GROUP_THREADS) group_kernel(const group_args g) {
+    lg_cuda_kernel_begin();
+    group_pairs(g);
+}
+
+/* router_warp_kernel and group_kernel in one launch, for few tokens (a
+ * decode step): warp t selects token t's experts, then the block groups. */
+__global__ void __launch_bounds__(GROUP_THREADS) route_group_kernel(float *logits, float *weights, float softcap,
+                                                                    const float *bias, int n, const group_args g) {
+    lg_cuda_kernel_begin();
+    int t = threadIdx.x >> 5;
+    if (t < n) route_token(logits, (int32_t *)g.ids, weights, t, g.E, g.top_k, softcap, bias);
+    __syncthreads(); /* the ids, written by this block, are visible to it */
+    group_pairs(g);
 }
 
 __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int32_t *rows, int top_k, int hidden) {
@@ -157,18 +216,51 @@ __global__ void gather_pairs_kernel(float *expert_in, const float *h, const int3
     if (i < hidden) expert_in[(size_t)blockIdx.x * hidden + i] = h[(size_t)(rows[blockIdx.x] / top_k) * hidden + i];
 }
 
+static group_args grouping(lg_cuda_ctx *k, const lg_moe_plan *plan, float *expert_in, const float *h,
+                           const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
+    group_args g;
+    memset(&g, 0, sizeof g); /* padding too: a recorded step compares arguments bytewise */
+    g.pairs = n * top_k;
+    lg_moe_plan_experts(plan, n_experts, &g.first, &g.last); /* the active list: this device's experts, from first */
+    g.off = plan->offsets, g.rows = plan->rows, g.pair_rows = plan->pair_rows, g.active = k->moe_active;
+    g.ids = ids, g.E = n_experts, g.h = h, g.top_k = top_k, g.hidden = hidden;
+    g.expert_in = (size_t)g.pairs * hidden <= GROUP_GATHER_MAX && g.pairs <= GROUP_GATHER_PAIRS ? expert_in : NULL;
+    return g;
+}
+
+/* The grouping block's shared memory: a counter per expert, and a token per
+ * pair when it gathers. */
+static size_t group_smem(const group_args &g) {
+    return sizeof(int32_t) * ((size_t)g.E + (g.expert_in ? (size_t)g.pairs : 0));
+}
+
+static void gather_rest(lg_cuda_ctx *k, const group_args &g, float *expert_in) {
+    if (g.pairs > 0 && !g.expert_in)
+        lg_cuda_launch(k, gather_pairs_kernel, dim3(g.pairs, (g.hidden + 255) / 256), 256, 0, expert_in, g.h, g.rows,
+                       g.top_k, g.hidden);
+}
+
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden) {
-    int pairs = n * top_k;
-    int first, last; /* the active list holds this device's experts only, from first */
-    lg_moe_plan_experts(plan, n_experts, &first, &last);
-    bool gather_here = (size_t)pairs * hidden <= GROUP_GATHER_MAX;
-    lg_cuda_launch(LG_CUDA_CTX(c), group_kernel, 1, GROUP_THREADS, sizeof(int32_t) * (size_t)n_experts, plan->offsets,
-                   plan->rows, plan->pair_rows, LG_CUDA_CTX(c)->moe_active, ids, pairs, n_experts, first, last,
-                   gather_here ? expert_in : (float *)NULL, h, top_k, hidden);
-    if (pairs > 0 && !gather_here)
-        lg_cuda_launch(LG_CUDA_CTX(c), gather_pairs_kernel, dim3(pairs, (hidden + 255) / 256), 256, 0, expert_in, h,
-                       plan->rows, top_k, hidden);
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    group_args g = grouping(k, plan, expert_in, h, ids, n, top_k, n_experts, hidden);
+    lg_cuda_launch(k, group_kernel, 1, GROUP_THREADS, group_smem(g), g);
+    gather_rest(k, g, expert_in);
+}
+
+void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
+                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden) {
+    static const bool fused = lg_cuda_switch_on("LAGUNA_CUDA_ROUTE");
+    bool few = n > 0 && n <= GROUP_THREADS / 32 && a->n_experts <= ROUTER_WARP_MAX_EXPERTS && a->top_k <= 32;
+    if (!fused || !few) {
+        lg_backend_route_by_parts(c, a, logits, ids, weights, n, plan, expert_in, h, hidden);
+        return;
+    }
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
+    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g), logits, weights,
+                   a->softcap, a->bias, n, g);
+    gather_rest(k, g, expert_in);
 }
 
 /* One block per token: its pairs summed in ascending expert order (the

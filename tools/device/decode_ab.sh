@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Dev-only, through the device tool: decode-step experiments on full XS.2
+# shapes (weights made on the GPU). Builds, runs the CUDA tests (unless
+# TESTS=0), then for each VARIANTS entry (space-separated; each a
+# comma-separated list of NAME=VALUE environment switches, "-" for none)
+# decode after PROMPT tokens, medians of REPS; then decode at LAYERS_SCAN
+# depths with the defaults; LONG=1: decode after 32768; Q4=1: Q4_K_M
+# decode; then NCU=1: every kernel of a 4-layer run under
+# Nsight Compute (tools/device/ncu_decode.sh).
+set -uo pipefail
+VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16}
+T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
+tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+if [ "${TESTS:-1}" = 1 ]; then
+    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout ${TEST_TIMEOUT:-300} $t; done > "$OUT/tests.txt" 2>&1
+    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
+    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
+fi
+B="build/laguna bench --device cuda --synth xs2 --probe-mib 0"
+for v in $VARIANTS; do
+    (
+        [ "$v" = - ] || for kv in ${v//,/ }; do export "$kv"; done
+        echo "== $v"
+        timeout 90 $B --type $TYPE --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy|^prefill"
+    )
+done
+for l in ${LAYERS_SCAN:-}; do
+    echo "== layers $l"
+    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy"
+done
+if [ "${LONG:-0}" = 1 ]; then
+    echo "== decode after 32768"
+    timeout 150 $B --prompt 32768 --gen 32 --reps 1 2>&1 | grep -E "decode greedy|^prefill"
+fi
+if [ "${Q4:-0}" = 1 ]; then
+    echo "== q4_k_m"
+    timeout 120 $B --type q4_k_m --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill"
+fi
+[ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -45 "$OUT/ncu.txt"
+exit 0
