@@ -77,6 +77,15 @@ static bool twin_open(twin *t) {
     return false;
 }
 
+/* Whether the device's ops table has an optional op; the case skipped (and
+ * t closed) when not. */
+static bool twin_has(twin *t, bool has, const char *op) {
+    if (has) return true;
+    test_skip("%s has no %s op", t->be[DEV]->ops->name, op);
+    twin_close(t);
+    return false;
+}
+
 /* A new device context, as a fresh engine context would start. The CUDA
  * context keeps each expert list's device table by the list's host address,
  * so a case whose list may reuse a freed one's address starts a new one. */
@@ -1321,12 +1330,7 @@ static void test_moe_group(void) {
  * path's limit (32), and expert counts past the warp router's (512). */
 static void test_route(void) {
     twin t;
-    if (!twin_open(&t)) return;
-    if (!t.be[DEV]->ops->route) {
-        test_skip("%s has no fused route op", t.be[DEV]->ops->name);
-        twin_close(&t);
-        return;
-    }
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->route != NULL, "route")) return;
     int cases[][4] = {{1, 256, 8, 2048}, {3, 256, 8, 64}, {8, 16, 4, 33}, {32, 64, 8, 16},
                       {33, 64, 8, 16},   {300, 128, 8, 8}, {2, 600, 8, 16}}; /* n, E, K, hidden */
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
@@ -1727,12 +1731,7 @@ static void test_moe_batch_invariant(void) {
  * holds it (1e-6 per row). */
 static void test_add_rmsnorm(void) {
     twin t;
-    if (!twin_open(&t)) return;
-    if (!t.be[DEV]->ops->add_rmsnorm) {
-        test_skip("%s has no add_rmsnorm", t.be[DEV]->ops->name);
-        twin_close(&t);
-        return;
-    }
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->add_rmsnorm != NULL, "add_rmsnorm")) return;
     int shapes[][2] = {{1, 2048}, {1, 33}, {7, 1000}, {300, 37}, {5, 4099}, {3, 5000}, {64, 2048}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int rows = shapes[s][0], n = shapes[s][1];
@@ -1842,12 +1841,7 @@ static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, l
 
 static void test_attention_inputs(void) {
     twin t;
-    if (!twin_open(&t)) return;
-    if (!t.be[DEV]->ops->attention_inputs) {
-        test_skip("%s has no attention_inputs", t.be[DEV]->ops->name);
-        twin_close(&t);
-        return;
-    }
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->attention_inputs != NULL, "attention_inputs")) return;
     lg_dtype caches[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_F16, LG_DTYPE_Q8_0};
     for (int c = 0; c < 4; c++) {
         inputs_case(&t, 1, 64, 8, 128, 128, caches[c], 16);   /* XS.2 sliding layer, one decode row */

@@ -255,7 +255,8 @@ __device__ __forceinline__ void oneshot_load(const oneshot_stream &s, int base, 
  * dependent launch the loads of blocks already resident overlap that
  * kernel's tail. A grouped product learns its expert only after the wait. */
 template <bool EARLY, bool PIPE>
-__global__ void __launch_bounds__(NARROW_WARPS * 32) mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+__global__ void __launch_bounds__(NARROW_WARPS * 32)
+    mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
     extern __shared__ float part[]; /* [tile][slice][16 rows][8 tokens] */
     int block_x;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
