@@ -18,9 +18,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SPIN_ROUNDS 20000 /* polls before sleeping (a few tens of microseconds) */
+/* Contention: when the caller, its own share done, waits longer than
+ * STALL_NS and longer than that share took, a worker was most likely
+ * descheduled in the middle of a task (another program wants its core) and
+ * will hold the loop up to a time slice, again and again. After a second
+ * such wait within STALL_AGAIN_NS, loops run on the caller alone for
+ * SOLO_NS before the workers are tried again. A quiet machine does not wait
+ * that long twice so soon (stealing leaves at most one task to wait for; a
+ * lone hiccup of the OS is not contention), so it stays parallel. Which
+ * thread runs a task changes no result. Off unless LAGUNA_CPU_SOLO=1: on this
+ * project's VM the hypervisor's own hiccups trigger it often enough on a
+ * quiet machine to cost 5-15% of decode (docs/performance.md). */
+#define STALL_NS 300000
+#define STALL_AGAIN_NS 20000000
+#define SOLO_NS 200000000
 
 /* One lane of a contiguous run: tasks [front, back) not yet taken, in one
  * word so that the owner (from the front) and thieves (from the back) agree
@@ -43,6 +58,9 @@ struct lg_threadpool {
     atomic_int n_sleeping;
     atomic_int stopping;
     uint32_t generation;         /* written by the caller only */
+    int64_t solo_until;          /* monotonic ns: loops run on the caller alone until then (under run_lock) */
+    int64_t last_stall;          /* when the caller last waited that long */
+    bool may_go_solo;            /* LAGUNA_CPU_SOLO=1 only */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -113,6 +131,8 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     lg_threadpool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
+    const char *solo_env = getenv("LAGUNA_CPU_SOLO");
+    p->may_go_solo = solo_env && solo_env[0] == '1';
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
     if (!p->workers || !p->lanes) {
@@ -154,8 +174,15 @@ void lg_threadpool_free(lg_threadpool *p) {
 
 int lg_threadpool_size(const lg_threadpool *p) { return p->n_threads; }
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The loop itself; the caller holds run_lock. */
 static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
+    int64_t t0 = now_ns();
     /* every task of the previous loop is done, so no worker reads these now */
     p->fn = fn;
     p->ctx = ctx;
@@ -169,13 +196,22 @@ static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         pthread_mutex_unlock(&p->lock);
     }
     drain(p, gen, 0);
+    int64_t t1 = now_ns();
     for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) cpu_relax();
     if (atomic_load(&p->n_done) < n_tasks) {
         pthread_mutex_lock(&p->lock);
         while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
     }
+    int64_t t2 = now_ns();
+    if (t2 - t1 > STALL_NS && t2 - t1 > t1 - t0 && p->may_go_solo) {
+        if (p->last_stall && t2 - p->last_stall < STALL_AGAIN_NS) p->solo_until = t2 + SOLO_NS;
+        p->last_stall = t2;
+    }
 }
+
+/* Whether loops run on the caller alone now (see STALL_NS); under run_lock. */
+static bool solo(lg_threadpool *p) { return p->solo_until && now_ns() < p->solo_until; }
 
 void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
@@ -184,7 +220,10 @@ void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    run_locked(p, n_tasks, fn, ctx);
+    if (solo(p))
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+    else
+        run_locked(p, n_tasks, fn, ctx);
     pthread_mutex_unlock(&p->run_lock);
 }
 
@@ -233,6 +272,11 @@ void lg_threadpool_run_contiguous(lg_threadpool *p, int n_tasks, lg_task_fn fn, 
         return;
     }
     pthread_mutex_lock(&p->run_lock);
+    if (solo(p)) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        pthread_mutex_unlock(&p->run_lock);
+        return;
+    }
     int n = p->n_threads;
     for (int i = 0; i < n; i++) { /* lane i: [n_tasks * i / n, n_tasks * (i + 1) / n) */
         uint64_t front = (uint64_t)n_tasks * (uint64_t)i / (uint64_t)n;
