@@ -5,14 +5,20 @@
  * function and context, and never with an index outside the loop. A worker
  * still finishing the previous loop while the next one is being set up once
  * ran a stale task with the new loop's fields (a crash seen on 16 cores);
- * `make tsan` runs this under ThreadSanitizer. */
+ * `make tsan` runs this under ThreadSanitizer. Last, a worker that keeps
+ * waiting for a core (the pool confined to one CPU) must be made to sit out,
+ * every task still run exactly once. */
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "harness.h"
+#include "backend/cpu/run_delay.h"
 #include "backend/cpu/threadpool.h"
+#include "harness.h"
 
 #define MAX_TASKS 97
 
@@ -27,14 +33,18 @@ typedef struct {
 
 static void count_task(void *ctx, int task, int thread) {
     loop_record *r = ctx;
-    if (task < 0 || task >= r->n_tasks) atomic_fetch_add(&r->out_of_range, 1);
-    else atomic_fetch_add(&r->runs[task], 1);
+    if (task < 0 || task >= r->n_tasks)
+        atomic_fetch_add(&r->out_of_range, 1);
+    else
+        atomic_fetch_add(&r->runs[task], 1);
     if (thread < 0 || thread >= r->n_threads) atomic_fetch_add(&r->wrong_thread, 1);
 }
 
 /* The same work through a second function, so a task run with the wrong
  * function shows up as a count in the wrong record. */
-static void count_task_other(void *ctx, int task, int thread) { count_task(ctx, task, thread); }
+static void count_task_other(void *ctx, int task, int thread) {
+    count_task(ctx, task, thread);
+}
 
 static void stress(int n_threads, int n_loops) {
     lg_threadpool *pool = lg_threadpool_new(n_threads);
@@ -57,11 +67,14 @@ static void stress(int n_threads, int n_loops) {
         else
             lg_threadpool_run(pool, n, (loop & 1) ? count_task_other : count_task, r);
         int ok = atomic_load(&r->out_of_range) == 0 && atomic_load(&r->wrong_thread) == 0;
-        for (int t = 0; t < n; t++) ok &= atomic_load(&r->runs[t]) == 1;
-        for (int t = n; t < MAX_TASKS; t++) ok &= atomic_load(&r->runs[t]) == 0;
+        for (int t = 0; t < n; t++)
+            ok &= atomic_load(&r->runs[t]) == 1;
+        for (int t = n; t < MAX_TASKS; t++)
+            ok &= atomic_load(&r->runs[t]) == 0;
         bad_loops += !ok;
     }
-    CHECKF(bad_loops == 0, "%d threads: %d of %d loops ran a task not exactly once", n_threads, bad_loops, n_loops);
+    CHECKF(bad_loops == 0, "%d threads: %d of %d loops ran a task not exactly once", n_threads,
+           bad_loops, n_loops);
     lg_threadpool_free(pool);
     free(rec);
 }
@@ -116,23 +129,102 @@ static void test_contiguous_lanes(void) {
             r->n_tasks = n;
             lg_threadpool_run_contiguous(pool, n, lane_count, r);
             int once = 1, shape = 1;
-            for (int t = 0; t < n; t++) once &= atomic_load(&r->runs[t]) == 1;
+            for (int t = 0; t < n; t++)
+                once &= atomic_load(&r->runs[t]) == 1;
             for (int th = 0; th < threads[k]; th++) {
                 int m = atomic_load(&r->n_order[th]), i = 1;
-                while (i < m && r->order[th][i] > r->order[th][i - 1]) i++;
+                while (i < m && r->order[th][i] > r->order[th][i - 1])
+                    i++;
                 if (threads[k] == 1) shape &= i == m && m == n;
             }
-            CHECKF(once && shape, "%d threads, %d tasks: a task not run exactly once or out of order",
-                   threads[k], n);
+            CHECKF(once && shape,
+                   "%d threads, %d tasks: a task not run exactly once or out of order", threads[k],
+                   n);
         }
         lg_threadpool_free(pool);
     }
     free(r);
 }
 
+/* Sitting out. Two threads confined to one CPU: whenever the worker is
+ * inside a task and the caller has finished the rest, the worker waits on
+ * the run queue behind the caller, which is what another program on its core
+ * looks like. The pool must notice within a few seconds and run the loops on
+ * the caller alone, with every task still run once; with
+ * LAGUNA_CPU_SIT_OUT=0 it must never do so. */
+static void busy_task(void *ctx, int task, int thread) {
+    loop_record *r = ctx;
+    uint32_t x = (uint32_t)task + 1;
+    for (int i = 0; i < 200000; i++)
+        x = x * 1664525u + 1013904223u;                /* ~0.25 ms */
+    if (x == 0) atomic_fetch_add(&r->wrong_thread, 0); /* keeps the loop */
+    count_task(ctx, task, thread);
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Loops on a 2-thread pool for up to `limit` s; returns whether a worker sat
+ * out, counting loops that ran a task not exactly once into *bad. */
+static int loops_until_sitting_out(double limit, int *bad) {
+    lg_threadpool *pool = lg_threadpool_new(2);
+    CHECK(pool != NULL);
+    if (!pool) return 0;
+    loop_record *r = calloc(1, sizeof *r);
+    int sat_out = 0, after = 0;
+    double start = seconds_now();
+    for (int loop = 0; seconds_now() - start < limit && after < 50; loop++) {
+        int n = 4 + loop % 5;
+        memset(r, 0, sizeof *r);
+        r->n_tasks = n, r->n_threads = 2;
+        if (loop & 1)
+            lg_threadpool_run_contiguous(pool, n, busy_task, r);
+        else
+            lg_threadpool_run(pool, n, busy_task, r);
+        int ok = atomic_load(&r->out_of_range) == 0 && atomic_load(&r->wrong_thread) == 0;
+        for (int t = 0; t < n; t++)
+            ok &= atomic_load(&r->runs[t]) == 1;
+        *bad += !ok;
+        if (lg_threadpool_sitting_out(pool) > 0) sat_out = 1;
+        after += sat_out; /* a few loops more while it sits out */
+    }
+    lg_threadpool_free(pool);
+    free(r);
+    return sat_out;
+}
+
+static void test_sits_out_a_worker_without_a_core(void) {
+    int probe = lg_run_delay_open(lg_thread_id());
+    if (probe < 0) {
+        test_skip("this system does not report run-queue waits (/proc/self/task/*/schedstat)");
+        return;
+    }
+    close(probe);
+    cpu_set_t old, one;
+    int cpu = sched_getcpu();
+    CPU_ZERO(&one);
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    if (sched_getaffinity(0, sizeof old, &old) != 0 ||
+        sched_setaffinity(0, sizeof one, &one) != 0) {
+        test_skip("cannot confine this thread to one CPU");
+        return;
+    }
+    int bad = 0;
+    CHECKF(loops_until_sitting_out(10.0, &bad), "no worker sat out within 10 s on one CPU");
+    setenv("LAGUNA_CPU_SIT_OUT", "0", 1);
+    CHECKF(!loops_until_sitting_out(0.5, &bad), "a worker sat out with LAGUNA_CPU_SIT_OUT=0");
+    unsetenv("LAGUNA_CPU_SIT_OUT");
+    CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
+    sched_setaffinity(0, sizeof old, &old);
+}
+
 int main(void) {
     RUN(test_many_short_loops);
     RUN(test_contiguous_lanes);
     RUN(test_zero_and_single_task_loops);
+    RUN(test_sits_out_a_worker_without_a_core);
     return test_summary();
 }

@@ -13,6 +13,8 @@
  * compare-exchange, and a compare-exchange against a stale generation fails. */
 #include "backend/cpu/threadpool.h"
 
+#include "backend/cpu/run_delay.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,21 +23,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 20000 /* polls before sleeping (a few tens of microseconds) */
-/* Contention: when the caller, its own share done, waits longer than
- * STALL_NS and longer than that share took, a worker was most likely
- * descheduled in the middle of a task (another program wants its core) and
- * will hold the loop up to a time slice, again and again. After a second
- * such wait within STALL_AGAIN_NS, loops run on the caller alone for
- * SOLO_NS before the workers are tried again. A quiet machine does not wait
- * that long twice so soon (stealing leaves at most one task to wait for; a
- * lone hiccup of the OS is not contention), so it stays parallel. Which
- * thread runs a task changes no result. Off unless LAGUNA_CPU_SOLO=1: on this
- * project's VM the hypervisor's own hiccups trigger it often enough on a
- * quiet machine to cost 5-15% of decode (docs/performance.md). */
+#define SPIN_ROUNDS 20000 /* polls before sleeping (a few hundred microseconds) */
+
+/* Sitting out. A loop ends when its last task is done, so a worker that the
+ * OS takes off its core in the middle of a task (another program wants that
+ * core) holds the loop for a time slice, again and again. When the caller,
+ * its own share done, has waited STALL_NS, it notes the run-queue wait of
+ * each worker still inside a task (run_delay.h), and when the loop is over
+ * looks again: a worker whose wait grew by half of that time or more was
+ * ready to run and had no core, which the hypervisor's own hiccups (the
+ * whole virtual CPU stopped) and slow tasks never show. After a second such
+ * stall within AGAIN_NS the worker sits out: it takes no tasks for
+ * SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention comes back
+ * as soon as it returns) and the others share the loops; with one worker the
+ * caller runs them alone. Which thread runs a task changes no result.
+ * LAGUNA_CPU_SIT_OUT=0 turns it off (for measurements). */
 #define STALL_NS 300000
-#define STALL_AGAIN_NS 20000000
-#define SOLO_NS 200000000
+#define AGAIN_NS 100000000
+#define SIT_OUT_NS 100000000
+#define SIT_OUT_MAX_NS 1600000000
 
 /* One lane of a contiguous run: tasks [front, back) not yet taken, in one
  * word so that the owner (from the front) and thieves (from the back) agree
@@ -44,23 +50,38 @@ typedef struct {
     _Alignas(64) atomic_uint_least64_t span; /* front << 32 | back */
 } lane;
 
+/* What the caller knows of worker i (slot 0, the caller's own, is unused). */
+typedef struct {
+    _Alignas(64) atomic_int in_task;    /* inside a task of the current loop */
+    atomic_int tid;                     /* its kernel thread id, 0 until it runs */
+    atomic_int_least64_t sit_out_until; /* monotonic ns; 0: takes part in loops */
+    int delay_fd;                       /* the caller's: -2 not opened yet, -1 unreadable */
+    int64_t delay_seen;                 /* the caller's: run-queue wait at the stall, -1 none */
+} worker_slot;
+
 struct lg_threadpool {
     int n_threads;
     lane *lanes; /* n_threads of them, for run_contiguous (under run_lock) */
+    int n_lanes; /* in the current contiguous run */
     lg_task_fn lane_fn;
     void *lane_ctx;
     pthread_t *workers;
+    worker_slot *slots;
     pthread_mutex_t lock;
-    pthread_mutex_t run_lock;    /* one loop at a time: callers on several threads take turns */
+    pthread_mutex_t run_lock; /* one loop at a time: callers on several threads take turns */
     pthread_cond_t wake, done_cond;
+    pthread_cond_t sit_cond;     /* sitting-out workers wait on it (monotonic clock) */
     atomic_uint_least64_t claim; /* generation << 32 | tasks not yet claimed */
     atomic_int n_done;           /* tasks finished in the current loop */
     atomic_int n_sleeping;
     atomic_int stopping;
-    uint32_t generation;         /* written by the caller only */
-    int64_t solo_until;          /* monotonic ns: loops run on the caller alone until then (under run_lock) */
-    int64_t last_stall;          /* when the caller last waited that long */
-    bool may_go_solo;            /* LAGUNA_CPU_SOLO=1 only */
+    uint32_t generation; /* written by the caller only */
+    /* sitting out (under run_lock) */
+    bool may_sit_out;    /* unless LAGUNA_CPU_SIT_OUT=0 */
+    int n_sitting_out;   /* slots with sit_out_until set, expired or not */
+    int64_t last_stall;  /* when a worker was last seen waiting for a core */
+    int64_t sit_out_ns;  /* the length of the last sitting out */
+    int64_t sit_out_end; /* when the last sitting out ends */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -78,11 +99,18 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Runs tasks of loop `gen` until none are left; a task counts as claimed
  * only once the compare-exchange succeeds while `gen` is still current. Only
  * then are the loop's fields read: until the claimed task finishes, the caller
  * cannot start another loop, so they belong to `gen`. */
 static void drain(lg_threadpool *p, uint32_t gen, int thread) {
+    atomic_int *in_task = &p->slots[thread].in_task;
     for (;;) {
         uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
         if ((uint32_t)(c >> 32) != gen) return;
@@ -90,7 +118,9 @@ static void drain(lg_threadpool *p, uint32_t gen, int thread) {
         if (left == 0) return;
         if (!atomic_compare_exchange_weak(&p->claim, &c, c - 1)) continue;
         int n_tasks = p->n_tasks; /* read before finishing: the caller may move on after */
+        atomic_store_explicit(in_task, 1, memory_order_relaxed);
         p->fn(p->ctx, n_tasks - (int)left, thread);
+        atomic_store_explicit(in_task, 0, memory_order_relaxed);
         if (atomic_fetch_add(&p->n_done, 1) + 1 == n_tasks) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done_cond);
@@ -99,24 +129,47 @@ static void drain(lg_threadpool *p, uint32_t gen, int thread) {
     }
 }
 
-static uint32_t current_gen(lg_threadpool *p) { return (uint32_t)(atomic_load(&p->claim) >> 32); }
+static uint32_t current_gen(lg_threadpool *p) {
+    return (uint32_t)(atomic_load(&p->claim) >> 32);
+}
+
+/* A worker told to sit out waits until its time is up (or the pool stops). */
+static void sit_out(lg_threadpool *p, worker_slot *s) {
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        int64_t until = atomic_load(&s->sit_out_until);
+        if (!until || atomic_load(&p->stopping) || now_ns() >= until) break;
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        pthread_cond_timedwait(&p->sit_cond, &p->lock, &ts);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
 
 static void *worker_main(void *arg) {
     worker_arg a = *(worker_arg *)arg;
     free(arg);
     lg_threadpool *p = a.pool;
+    worker_slot *slot = &p->slots[a.index];
+    atomic_store(&slot->tid, lg_thread_id());
     uint32_t seen = 0;
     for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS && current_gen(p) == seen && !atomic_load(&p->stopping); i++) cpu_relax();
+        for (int i = 0; i < SPIN_ROUNDS && current_gen(p) == seen && !atomic_load(&p->stopping);
+             i++)
+            cpu_relax();
         if (current_gen(p) == seen && !atomic_load(&p->stopping)) {
             pthread_mutex_lock(&p->lock);
             atomic_fetch_add(&p->n_sleeping, 1);
-            while (current_gen(p) == seen && !atomic_load(&p->stopping)) pthread_cond_wait(&p->wake, &p->lock);
+            while (current_gen(p) == seen && !atomic_load(&p->stopping))
+                pthread_cond_wait(&p->wake, &p->lock);
             atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->lock);
         }
         if (atomic_load(&p->stopping)) break;
         seen = current_gen(p);
+        if (atomic_load_explicit(&slot->sit_out_until, memory_order_relaxed)) {
+            sit_out(p, slot); /* this loop goes on without it */
+            continue;
+        }
         drain(p, seen, a.index);
     }
     return NULL;
@@ -131,23 +184,39 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     lg_threadpool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
-    const char *solo_env = getenv("LAGUNA_CPU_SOLO");
-    p->may_go_solo = solo_env && solo_env[0] == '1';
+    const char *sit_env = getenv("LAGUNA_CPU_SIT_OUT");
+    p->may_sit_out = !(sit_env && sit_env[0] == '0');
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
-    if (!p->workers || !p->lanes) {
+    p->slots = aligned_alloc(_Alignof(worker_slot), sizeof(worker_slot) * (size_t)n_threads);
+    if (!p->workers || !p->lanes || !p->slots) {
         free(p->workers);
         free(p->lanes);
+        free(p->slots);
         free(p);
         return NULL;
+    }
+    for (int i = 0; i < n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        atomic_init(&s->in_task, 0);
+        atomic_init(&s->tid, 0);
+        atomic_init(&s->sit_out_until, 0);
+        s->delay_fd = -2;
+        s->delay_seen = -1;
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->sit_cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
-        if (!a || (*a = (worker_arg){p, i}, pthread_create(&p->workers[i], NULL, worker_main, a)) != 0) {
+        if (!a ||
+            (*a = (worker_arg){p, i}, pthread_create(&p->workers[i], NULL, worker_main, a)) != 0) {
             free(a);
             p->n_threads = i; /* run with the workers that did start */
             break;
@@ -161,28 +230,127 @@ void lg_threadpool_free(lg_threadpool *p) {
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->stopping, 1);
     pthread_cond_broadcast(&p->wake);
+    pthread_cond_broadcast(&p->sit_cond);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
+    for (int i = 1; i < p->n_threads; i++) {
+        pthread_join(p->workers[i], NULL);
+        if (p->slots[i].delay_fd >= 0) close(p->slots[i].delay_fd);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->run_lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
+    pthread_cond_destroy(&p->sit_cond);
     free(p->workers);
     free(p->lanes);
+    free(p->slots);
     free(p);
 }
 
-int lg_threadpool_size(const lg_threadpool *p) { return p->n_threads; }
+int lg_threadpool_size(const lg_threadpool *p) {
+    return p->n_threads;
+}
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+int lg_threadpool_sitting_out(lg_threadpool *p) {
+    int64_t now = now_ns();
+    int n = 0;
+    for (int i = 1; i < p->n_threads; i++) {
+        int64_t until = atomic_load(&p->slots[i].sit_out_until);
+        n += until && now < until;
+    }
+    return n;
+}
+
+/* ---- sitting out (the caller's side, under run_lock) --------------------------- */
+
+/* The threads that take part in the next loop, the caller included; a
+ * worker whose time is up takes part again. */
+static int threads_taking_part(lg_threadpool *p) {
+    if (p->n_sitting_out == 0) return p->n_threads;
+    int64_t now = now_ns();
+    int n = p->n_threads;
+    for (int i = 1; i < p->n_threads; i++) {
+        int64_t until = atomic_load_explicit(&p->slots[i].sit_out_until, memory_order_relaxed);
+        if (!until) continue;
+        if (now < until) {
+            n--;
+        } else {
+            atomic_store(&p->slots[i].sit_out_until, 0);
+            p->n_sitting_out--;
+        }
+    }
+    return n;
+}
+
+/* The caller has waited STALL_NS: note the run-queue wait of every worker
+ * still inside a task. */
+static void note_waits(lg_threadpool *p) {
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        s->delay_seen = -1;
+        if (!atomic_load_explicit(&s->in_task, memory_order_relaxed)) continue;
+        if (s->delay_fd == -2) {
+            int tid = atomic_load(&s->tid);
+            if (!tid) continue;
+            s->delay_fd = lg_run_delay_open(tid);
+        }
+        if (s->delay_fd >= 0) s->delay_seen = lg_run_delay_ns(s->delay_fd);
+    }
+}
+
+/* The loop is over, `waited` ns after note_waits: a worker whose run-queue
+ * wait grew by half of that (and by STALL_NS / 2 at least) lost its core. */
+static void judge_waits(lg_threadpool *p, int64_t waited, int64_t now) {
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        if (s->delay_seen < 0) continue;
+        int64_t grew = lg_run_delay_ns(s->delay_fd) - s->delay_seen;
+        s->delay_seen = -1;
+        if (grew < STALL_NS / 2 || 2 * grew < waited) continue;
+        bool again = (p->last_stall && now - p->last_stall < AGAIN_NS) ||
+                     (p->sit_out_end && now - p->sit_out_end < AGAIN_NS);
+        p->last_stall = now;
+        if (!again || atomic_load(&s->sit_out_until)) continue;
+        bool soon = p->sit_out_end && now - p->sit_out_end < AGAIN_NS;
+        p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
+        if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
+        p->sit_out_end = now + p->sit_out_ns;
+        atomic_store(&s->sit_out_until, p->sit_out_end);
+        p->n_sitting_out++;
+    }
+}
+
+/* ---- loops ------------------------------------------------------------------------ */
+
+/* The caller, its own share done, waits for the workers' last tasks: spins a
+ * while, then sleeps; a long wait is looked into (see STALL_NS). */
+static void wait_for_workers(lg_threadpool *p, int n_tasks) {
+    int64_t start = p->may_sit_out ? now_ns() : 0, noted = 0;
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) {
+        cpu_relax();
+        if (start && !noted && (i & 255) == 255 && now_ns() - start > STALL_NS) {
+            note_waits(p);
+            noted = now_ns();
+        }
+    }
+    if (atomic_load(&p->n_done) < n_tasks) {
+        if (start && !noted) {
+            note_waits(p);
+            noted = now_ns();
+        }
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load(&p->n_done) < n_tasks)
+            pthread_cond_wait(&p->done_cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (noted) {
+        int64_t now = now_ns();
+        judge_waits(p, now - noted, now);
+    }
 }
 
 /* The loop itself; the caller holds run_lock. */
 static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
-    int64_t t0 = now_ns();
     /* every task of the previous loop is done, so no worker reads these now */
     p->fn = fn;
     p->ctx = ctx;
@@ -196,32 +364,20 @@ static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         pthread_mutex_unlock(&p->lock);
     }
     drain(p, gen, 0);
-    int64_t t1 = now_ns();
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) cpu_relax();
-    if (atomic_load(&p->n_done) < n_tasks) {
-        pthread_mutex_lock(&p->lock);
-        while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
-        pthread_mutex_unlock(&p->lock);
-    }
-    int64_t t2 = now_ns();
-    if (t2 - t1 > STALL_NS && t2 - t1 > t1 - t0 && p->may_go_solo) {
-        if (p->last_stall && t2 - p->last_stall < STALL_AGAIN_NS) p->solo_until = t2 + SOLO_NS;
-        p->last_stall = t2;
-    }
+    if (atomic_load(&p->n_done) < n_tasks) wait_for_workers(p, n_tasks);
 }
-
-/* Whether loops run on the caller alone now (see STALL_NS); under run_lock. */
-static bool solo(lg_threadpool *p) { return p->solo_until && now_ns() < p->solo_until; }
 
 void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    if (solo(p))
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+    if (threads_taking_part(p) == 1)
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
     else
         run_locked(p, n_tasks, fn, ctx);
     pthread_mutex_unlock(&p->run_lock);
@@ -257,32 +413,38 @@ static bool take_back(lane *l, uint32_t *task) {
  * their backs, nearest lane first. */
 static void lane_task(void *ctx, int i, int thread) {
     lg_threadpool *p = ctx;
+    int n = p->n_lanes;
     uint32_t t;
-    while (take_front(&p->lanes[i], &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
-    for (int k = 1; k < p->n_threads; k++) {
-        lane *other = &p->lanes[(i + k) % p->n_threads];
-        while (take_back(other, &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
+    while (take_front(&p->lanes[i], &t))
+        p->lane_fn(p->lane_ctx, (int)t, thread);
+    for (int k = 1; k < n; k++) {
+        lane *other = &p->lanes[(i + k) % n];
+        while (take_back(other, &t))
+            p->lane_fn(p->lane_ctx, (int)t, thread);
     }
 }
 
 void lg_threadpool_run_contiguous(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    if (solo(p)) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+    int n = threads_taking_part(p); /* one lane each */
+    if (n == 1) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         pthread_mutex_unlock(&p->run_lock);
         return;
     }
-    int n = p->n_threads;
     for (int i = 0; i < n; i++) { /* lane i: [n_tasks * i / n, n_tasks * (i + 1) / n) */
         uint64_t front = (uint64_t)n_tasks * (uint64_t)i / (uint64_t)n;
         uint64_t back = (uint64_t)n_tasks * (uint64_t)(i + 1) / (uint64_t)n;
         atomic_store_explicit(&p->lanes[i].span, front << 32 | back, memory_order_relaxed);
     }
+    p->n_lanes = n;
     p->lane_fn = fn;
     p->lane_ctx = ctx;
     run_locked(p, n, lane_task, p); /* its release store publishes the lanes */
