@@ -8,6 +8,7 @@
  * `make tsan` runs this under ThreadSanitizer. Last, a worker that keeps
  * waiting for a core (the pool confined to one CPU) must be made to sit out,
  * every task still run exactly once. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -146,19 +147,26 @@ static void test_contiguous_lanes(void) {
     free(r);
 }
 
-/* Sitting out. Two threads confined to one CPU: whenever the worker is
- * inside a task and the caller has finished the rest, the worker waits on
- * the run queue behind the caller, which is what another program on its core
- * looks like. The pool must notice within a few seconds and run the loops on
- * the caller alone, with every task still run once; with
- * LAGUNA_CPU_SIT_OUT=0 it must never do so. */
+/* Sitting out, as `bench/llama_cpp_compare.sh --busy-core` sees it: the
+ * pool's worker confined to one CPU beside a thread that spins there, the
+ * caller on another CPU. Loops of short tasks (decode's shape) then stall
+ * whenever the spinner takes the worker's CPU in the middle of a task; the
+ * pool must notice within seconds and run the loops on the caller alone,
+ * every task still run once. With LAGUNA_CPU_SIT_OUT=0 it must never do so. */
 static void busy_task(void *ctx, int task, int thread) {
     loop_record *r = ctx;
     uint32_t x = (uint32_t)task + 1;
-    for (int i = 0; i < 200000; i++)
-        x = x * 1664525u + 1013904223u;                /* ~0.25 ms */
+    for (int i = 0; i < 20000; i++)
+        x = x * 1664525u + 1013904223u;                /* ~25 us */
     if (x == 0) atomic_fetch_add(&r->wrong_thread, 0); /* keeps the loop */
     count_task(ctx, task, thread);
+}
+
+static void *spin_until_told(void *arg) {
+    atomic_int *stop = arg;
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+    }
+    return NULL;
 }
 
 static double seconds_now(void) {
@@ -167,17 +175,28 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Loops on a 2-thread pool for up to `limit` s; returns whether a worker sat
- * out, counting loops that ran a task not exactly once into *bad. */
-static int loops_until_sitting_out(double limit, int *bad) {
-    lg_threadpool *pool = lg_threadpool_new(2);
-    CHECK(pool != NULL);
-    if (!pool) return 0;
+/* Loops on a 2-thread pool whose worker shares CPU `shared` with a spinning
+ * thread while the caller runs on `own`, for up to `limit` s; returns whether
+ * the worker sat out, counting loops that ran a task not exactly once into
+ * *bad. */
+static int loops_until_sitting_out(int shared, int own, double limit, int *bad) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(shared, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    lg_threadpool *pool = lg_threadpool_new(2); /* the worker and the spinner keep this CPU */
+    atomic_int stop = 0;
+    pthread_t spinner;
+    int spinning = pthread_create(&spinner, NULL, spin_until_told, &stop) == 0;
+    CPU_ZERO(&set);
+    CPU_SET(own, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    CHECK(pool != NULL && spinning);
     loop_record *r = calloc(1, sizeof *r);
     int sat_out = 0, after = 0;
     double start = seconds_now();
-    for (int loop = 0; seconds_now() - start < limit && after < 50; loop++) {
-        int n = 4 + loop % 5;
+    for (int loop = 0; pool && seconds_now() - start < limit && after < 200; loop++) {
+        int n = 8 + loop % 9;
         memset(r, 0, sizeof *r);
         r->n_tasks = n, r->n_threads = 2;
         if (loop & 1)
@@ -189,8 +208,10 @@ static int loops_until_sitting_out(double limit, int *bad) {
             ok &= atomic_load(&r->runs[t]) == 1;
         *bad += !ok;
         if (lg_threadpool_sitting_out(pool) > 0) sat_out = 1;
-        after += sat_out; /* a few loops more while it sits out */
+        after += sat_out; /* loops more while it sits out */
     }
+    atomic_store(&stop, 1);
+    if (spinning) pthread_join(spinner, NULL);
     lg_threadpool_free(pool);
     free(r);
     return sat_out;
@@ -203,19 +224,21 @@ static void test_sits_out_a_worker_without_a_core(void) {
         return;
     }
     close(probe);
-    cpu_set_t old, one;
-    int cpu = sched_getcpu();
-    CPU_ZERO(&one);
-    CPU_SET(cpu < 0 ? 0 : cpu, &one);
-    if (sched_getaffinity(0, sizeof old, &old) != 0 ||
-        sched_setaffinity(0, sizeof one, &one) != 0) {
-        test_skip("cannot confine this thread to one CPU");
+    cpu_set_t old;
+    int cpus[2], n = 0;
+    if (sched_getaffinity(0, sizeof old, &old) != 0) CPU_ZERO(&old);
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &old)) cpus[n++] = c;
+    if (n < 2) {
+        test_skip("needs two CPUs");
         return;
     }
     int bad = 0;
-    CHECKF(loops_until_sitting_out(10.0, &bad), "no worker sat out within 10 s on one CPU");
+    CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad),
+           "the worker did not sit out within 10 s beside a spinning thread");
     setenv("LAGUNA_CPU_SIT_OUT", "0", 1);
-    CHECKF(!loops_until_sitting_out(0.5, &bad), "a worker sat out with LAGUNA_CPU_SIT_OUT=0");
+    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
+           "the worker sat out with LAGUNA_CPU_SIT_OUT=0");
     unsetenv("LAGUNA_CPU_SIT_OUT");
     CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
     sched_setaffinity(0, sizeof old, &old);

@@ -31,16 +31,20 @@
  * its own share done, has waited STALL_NS, it notes the run-queue wait of
  * each worker still inside a task (run_delay.h), and when the loop is over
  * looks again: a worker whose wait grew by half of that time or more was
- * ready to run and had no core, which the hypervisor's own hiccups (the
- * whole virtual CPU stopped) and slow tasks never show. After a second such
- * stall within AGAIN_NS the worker sits out: it takes no tasks for
- * SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention comes back
- * as soon as it returns) and the others share the loops; with one worker the
- * caller runs them alone. Which thread runs a task changes no result.
+ * ready to run and had no core. The hypervisor's own hiccups (the whole
+ * virtual CPU stopped) and slow tasks never show that way. Such stalls are
+ * summed over WINDOW_NS or more of wall time; when they took STALLED_PCT% of
+ * it, the worker costs more than a half-shared core gives, and it sits out:
+ * it takes no tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the
+ * stalls come back as soon as it returns) and the others share the loops;
+ * with one worker the caller runs them alone. Decode (short loops) sits out
+ * under a CPU-bound neighbour; prefill (long loops, a stall at most at each
+ * end) keeps both cores' share. Which thread runs a task changes no result.
  * LAGUNA_CPU_SIT_OUT=0 turns it off (for measurements). */
 #define STALL_NS 300000
-#define AGAIN_NS 100000000
-#define SIT_OUT_NS 100000000
+#define WINDOW_NS 30000000
+#define STALLED_PCT 30
+#define SIT_OUT_NS 200000000
 #define SIT_OUT_MAX_NS 1600000000
 
 /* One lane of a contiguous run: tasks [front, back) not yet taken, in one
@@ -77,11 +81,12 @@ struct lg_threadpool {
     atomic_int stopping;
     uint32_t generation; /* written by the caller only */
     /* sitting out (under run_lock) */
-    bool may_sit_out;    /* unless LAGUNA_CPU_SIT_OUT=0 */
-    int n_sitting_out;   /* slots with sit_out_until set, expired or not */
-    int64_t last_stall;  /* when a worker was last seen waiting for a core */
-    int64_t sit_out_ns;  /* the length of the last sitting out */
-    int64_t sit_out_end; /* when the last sitting out ends */
+    bool may_sit_out;       /* unless LAGUNA_CPU_SIT_OUT=0 */
+    int n_sitting_out;      /* slots with sit_out_until set, expired or not */
+    int64_t window_start;   /* when the first stall of the window began, 0: none yet */
+    int64_t window_stalled; /* ns the caller waited for workers without a core since */
+    int64_t sit_out_ns;     /* the length of the last sitting out */
+    int64_t sit_out_end;    /* when the last sitting out ends */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -298,20 +303,35 @@ static void note_waits(lg_threadpool *p) {
     }
 }
 
-/* The loop is over, `waited` ns after note_waits: a worker whose run-queue
- * wait grew by half of that (and by STALL_NS / 2 at least) lost its core. */
-static void judge_waits(lg_threadpool *p, int64_t waited, int64_t now) {
+/* The loop is over: the caller waited `stalled` ns for the workers, the last
+ * `waited` of them after note_waits. A worker whose run-queue wait grew by
+ * half of `waited` (and by STALL_NS / 2 at least) lost its core; see
+ * STALLED_PCT for when it sits out. */
+static void judge_waits(lg_threadpool *p, int64_t stalled, int64_t waited, int64_t now) {
+    bool lost = false;
     for (int i = 1; i < p->n_threads; i++) {
         worker_slot *s = &p->slots[i];
         if (s->delay_seen < 0) continue;
         int64_t grew = lg_run_delay_ns(s->delay_fd) - s->delay_seen;
+        s->delay_seen = grew >= STALL_NS / 2 && 2 * grew >= waited ? 0 : -1; /* 0: lost it */
+        lost |= s->delay_seen == 0;
+    }
+    if (!lost) return;
+    if (!p->window_start) {
+        p->window_start = now - stalled;
+        p->window_stalled = 0;
+    }
+    p->window_stalled += stalled;
+    int64_t span = now - p->window_start;
+    if (span < WINDOW_NS) return;
+    bool pays = p->window_stalled * 100 >= span * STALLED_PCT;
+    p->window_start = 0;
+    bool soon = p->sit_out_end && now - p->sit_out_end < 2 * WINDOW_NS;
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        if (s->delay_seen != 0) continue;
         s->delay_seen = -1;
-        if (grew < STALL_NS / 2 || 2 * grew < waited) continue;
-        bool again = (p->last_stall && now - p->last_stall < AGAIN_NS) ||
-                     (p->sit_out_end && now - p->sit_out_end < AGAIN_NS);
-        p->last_stall = now;
-        if (!again || atomic_load(&s->sit_out_until)) continue;
-        bool soon = p->sit_out_end && now - p->sit_out_end < AGAIN_NS;
+        if (!pays || atomic_load(&s->sit_out_until)) continue;
         p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
         if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
         p->sit_out_end = now + p->sit_out_ns;
@@ -345,7 +365,7 @@ static void wait_for_workers(lg_threadpool *p, int n_tasks) {
     }
     if (noted) {
         int64_t now = now_ns();
-        judge_waits(p, now - noted, now);
+        judge_waits(p, now - start, now - noted, now);
     }
 }
 
