@@ -25,25 +25,27 @@
 
 #define SPIN_ROUNDS 20000 /* polls before sleeping (a few hundred microseconds) */
 
-/* Sitting out. A loop ends when its last task is done, so a worker that the
- * OS takes off its core in the middle of a task (another program wants that
- * core) holds the loop for a time slice, again and again. When the caller,
- * its own share done, has waited STALL_NS, it notes the run-queue wait of
- * each worker still inside a task (run_delay.h), and when the loop is over
- * looks again: a worker whose wait grew by half of that time or more was
- * ready to run and had no core. The hypervisor's own hiccups (the whole
- * virtual CPU stopped) and slow tasks never show that way. Such stalls are
- * summed over WINDOW_NS or more of wall time; when they took STALLED_PCT% of
- * it, the worker costs more than a half-shared core gives, and it sits out:
- * it takes no tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the
- * stalls come back as soon as it returns) and the others share the loops;
- * with one worker the caller runs them alone. Decode (short loops) sits out
- * under a CPU-bound neighbour; prefill (long loops, a stall at most at each
- * end) keeps both cores' share. Which thread runs a task changes no result.
- * LAGUNA_CPU_SIT_OUT=0 turns it off (for measurements). */
-#define STALL_NS 300000
+/* Sitting out. When another program wants one of our cores, short loops
+ * (decode: ~50 per token) suffer twice: a worker taken off its core in the
+ * middle of a task holds the loop for a time slice, and two of our threads
+ * put on the one core left spin-wait for each other. Every WINDOW_NS the
+ * caller reads how long each thread of the pool waited on a run queue
+ * meanwhile (run_delay.h: ready to run, no CPU; the hypervisor's own
+ * hiccups, which stop the whole virtual CPU, do not count). When a thread
+ * waited CONTENDED_PCT% of the window or more and the loops were short (a
+ * SHORT_LOOP_NS average) or the caller spent WAITING_PCT% of the window
+ * waiting for workers at their ends, the workers that waited for a CPU (or,
+ * when only the caller did, the one that waited most) sit out: they take no
+ * tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention
+ * comes back as soon as they return) and the other threads share the loops;
+ * with one worker the caller runs them alone, and the scheduler gives it the
+ * free core. Long loops (prefill) keep every thread: their ends are few.
+ * Which thread runs a task changes no result. LAGUNA_CPU_SIT_OUT=0 turns it
+ * off. */
 #define WINDOW_NS 30000000
-#define STALLED_PCT 30
+#define CONTENDED_PCT 10
+#define SHORT_LOOP_NS 1000000
+#define WAITING_PCT 25
 #define SIT_OUT_NS 200000000
 #define SIT_OUT_MAX_NS 1600000000
 
@@ -56,11 +58,11 @@ typedef struct {
 
 /* What the caller knows of worker i (slot 0, the caller's own, is unused). */
 typedef struct {
-    _Alignas(64) atomic_int in_task;    /* inside a task of the current loop */
-    atomic_int tid;                     /* its kernel thread id, 0 until it runs */
-    atomic_int_least64_t sit_out_until; /* monotonic ns; 0: takes part in loops */
-    int delay_fd;                       /* the caller's: -2 not opened yet, -1 unreadable */
-    int64_t delay_seen;                 /* the caller's: run-queue wait at the stall, -1 none */
+    _Alignas(64) atomic_int_least64_t sit_out_until; /* monotonic ns; 0: takes part in loops */
+    atomic_int tid;                                  /* its kernel thread id, 0 until it runs */
+    int delay_fd;       /* the caller's: -2 not opened yet, -1 unreadable */
+    int64_t delay_last; /* the caller's: run-queue wait at the window's start */
+    int64_t delay_grew; /* the caller's: how much in the last window, -1 unknown */
 } worker_slot;
 
 struct lg_threadpool {
@@ -81,12 +83,15 @@ struct lg_threadpool {
     atomic_int stopping;
     uint32_t generation; /* written by the caller only */
     /* sitting out (under run_lock) */
-    bool may_sit_out;       /* unless LAGUNA_CPU_SIT_OUT=0 */
-    int n_sitting_out;      /* slots with sit_out_until set, expired or not */
-    int64_t window_start;   /* when the first stall of the window began, 0: none yet */
-    int64_t window_stalled; /* ns the caller waited for workers without a core since */
-    int64_t sit_out_ns;     /* the length of the last sitting out */
-    int64_t sit_out_end;    /* when the last sitting out ends */
+    bool may_sit_out;          /* unless LAGUNA_CPU_SIT_OUT=0 */
+    int n_sitting_out;         /* slots with sit_out_until set, expired or not */
+    int64_t window_start;      /* monotonic ns, 0: not started */
+    int64_t window_waited;     /* ns the caller waited for workers at loops' ends since */
+    int window_loops;          /* loops run since */
+    int caller_tid;            /* the thread that read caller_delay_last (callers may change) */
+    int64_t caller_delay_last; /* its run-queue wait at the window's start, -1 unknown */
+    int64_t sit_out_ns;        /* the length of the last sitting out */
+    int64_t sit_out_end;       /* when the last sitting out ends */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -115,7 +120,6 @@ static int64_t now_ns(void) {
  * then are the loop's fields read: until the claimed task finishes, the caller
  * cannot start another loop, so they belong to `gen`. */
 static void drain(lg_threadpool *p, uint32_t gen, int thread) {
-    atomic_int *in_task = &p->slots[thread].in_task;
     for (;;) {
         uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
         if ((uint32_t)(c >> 32) != gen) return;
@@ -123,9 +127,7 @@ static void drain(lg_threadpool *p, uint32_t gen, int thread) {
         if (left == 0) return;
         if (!atomic_compare_exchange_weak(&p->claim, &c, c - 1)) continue;
         int n_tasks = p->n_tasks; /* read before finishing: the caller may move on after */
-        atomic_store_explicit(in_task, 1, memory_order_relaxed);
         p->fn(p->ctx, n_tasks - (int)left, thread);
-        atomic_store_explicit(in_task, 0, memory_order_relaxed);
         if (atomic_fetch_add(&p->n_done, 1) + 1 == n_tasks) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done_cond);
@@ -203,12 +205,13 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     }
     for (int i = 0; i < n_threads; i++) {
         worker_slot *s = &p->slots[i];
-        atomic_init(&s->in_task, 0);
         atomic_init(&s->tid, 0);
         atomic_init(&s->sit_out_until, 0);
         s->delay_fd = -2;
-        s->delay_seen = -1;
+        s->delay_last = -1;
+        s->delay_grew = -1;
     }
+    p->caller_delay_last = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -268,11 +271,71 @@ int lg_threadpool_sitting_out(lg_threadpool *p) {
 
 /* ---- sitting out (the caller's side, under run_lock) --------------------------- */
 
+/* The run-queue wait of worker i (i > 0) or of the calling thread (i = 0)
+ * so far, -1 when it cannot be read. */
+static int64_t run_delay_of(lg_threadpool *p, int i) {
+    if (i == 0) {
+        int fd = lg_run_delay_open(lg_thread_id());
+        int64_t d = fd >= 0 ? lg_run_delay_ns(fd) : -1;
+        if (fd >= 0) close(fd);
+        return d;
+    }
+    worker_slot *s = &p->slots[i];
+    if (s->delay_fd == -2) {
+        int tid = atomic_load(&s->tid);
+        if (!tid) return -1;
+        s->delay_fd = lg_run_delay_open(tid);
+    }
+    return s->delay_fd >= 0 ? lg_run_delay_ns(s->delay_fd) : -1;
+}
+
+/* A window is over: decides which workers sit out (see WINDOW_NS). */
+static void end_window(lg_threadpool *p, int64_t now) {
+    int64_t span = now - p->window_start;
+    bool costly = p->window_waited * 100 >= span * WAITING_PCT ||
+                  (int64_t)p->window_loops * SHORT_LOOP_NS >= span;
+    int64_t contended = span * CONTENDED_PCT / 100;
+    int me = lg_thread_id(), most = 0;
+    int64_t d = run_delay_of(p, 0), most_grew = -1;
+    bool caller_lost = me == p->caller_tid && p->caller_delay_last >= 0 && d >= 0 &&
+                       d - p->caller_delay_last >= contended;
+    p->caller_tid = me;
+    p->caller_delay_last = d;
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        s->delay_grew = -1;
+        if (atomic_load_explicit(&s->sit_out_until, memory_order_relaxed)) continue;
+        d = run_delay_of(p, i);
+        if (d >= 0 && s->delay_last >= 0) s->delay_grew = d - s->delay_last;
+        s->delay_last = d;
+        if (s->delay_grew > most_grew) most_grew = s->delay_grew, most = i;
+    }
+    p->window_start = now;
+    p->window_waited = 0;
+    p->window_loops = 0;
+    if (!costly) return;
+    bool soon = p->sit_out_end && now - p->sit_out_end < 2 * WINDOW_NS;
+    for (int i = 1; i < p->n_threads; i++) {
+        int64_t grew = p->slots[i].delay_grew;
+        if (!(grew >= contended || (caller_lost && i == most && grew >= 0))) continue;
+        p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
+        if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
+        p->sit_out_end = now + p->sit_out_ns;
+        atomic_store(&p->slots[i].sit_out_until, p->sit_out_end);
+        p->slots[i].delay_last = -1;
+        p->n_sitting_out++;
+    }
+}
+
 /* The threads that take part in the next loop, the caller included; a
  * worker whose time is up takes part again. */
 static int threads_taking_part(lg_threadpool *p) {
-    if (p->n_sitting_out == 0) return p->n_threads;
+    if (!p->may_sit_out) return p->n_threads;
     int64_t now = now_ns();
+    if (!p->window_start) p->window_start = now;
+    p->window_loops++;
+    if (now - p->window_start >= WINDOW_NS) end_window(p, now);
+    if (p->n_sitting_out == 0) return p->n_threads;
     int n = p->n_threads;
     for (int i = 1; i < p->n_threads; i++) {
         int64_t until = atomic_load_explicit(&p->slots[i].sit_out_until, memory_order_relaxed);
@@ -287,86 +350,21 @@ static int threads_taking_part(lg_threadpool *p) {
     return n;
 }
 
-/* The caller has waited STALL_NS: note the run-queue wait of every worker
- * still inside a task. */
-static void note_waits(lg_threadpool *p) {
-    for (int i = 1; i < p->n_threads; i++) {
-        worker_slot *s = &p->slots[i];
-        s->delay_seen = -1;
-        if (!atomic_load_explicit(&s->in_task, memory_order_relaxed)) continue;
-        if (s->delay_fd == -2) {
-            int tid = atomic_load(&s->tid);
-            if (!tid) continue;
-            s->delay_fd = lg_run_delay_open(tid);
-        }
-        if (s->delay_fd >= 0) s->delay_seen = lg_run_delay_ns(s->delay_fd);
-    }
-}
-
-/* The loop is over: the caller waited `stalled` ns for the workers, the last
- * `waited` of them after note_waits. A worker whose run-queue wait grew by
- * half of `waited` (and by STALL_NS / 2 at least) lost its core; see
- * STALLED_PCT for when it sits out. */
-static void judge_waits(lg_threadpool *p, int64_t stalled, int64_t waited, int64_t now) {
-    bool lost = false;
-    for (int i = 1; i < p->n_threads; i++) {
-        worker_slot *s = &p->slots[i];
-        if (s->delay_seen < 0) continue;
-        int64_t grew = lg_run_delay_ns(s->delay_fd) - s->delay_seen;
-        s->delay_seen = grew >= STALL_NS / 2 && 2 * grew >= waited ? 0 : -1; /* 0: lost it */
-        lost |= s->delay_seen == 0;
-    }
-    if (!lost) return;
-    if (!p->window_start) {
-        p->window_start = now - stalled;
-        p->window_stalled = 0;
-    }
-    p->window_stalled += stalled;
-    int64_t span = now - p->window_start;
-    if (span < WINDOW_NS) return;
-    bool pays = p->window_stalled * 100 >= span * STALLED_PCT;
-    p->window_start = 0;
-    bool soon = p->sit_out_end && now - p->sit_out_end < 2 * WINDOW_NS;
-    for (int i = 1; i < p->n_threads; i++) {
-        worker_slot *s = &p->slots[i];
-        if (s->delay_seen != 0) continue;
-        s->delay_seen = -1;
-        if (!pays || atomic_load(&s->sit_out_until)) continue;
-        p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
-        if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
-        p->sit_out_end = now + p->sit_out_ns;
-        atomic_store(&s->sit_out_until, p->sit_out_end);
-        p->n_sitting_out++;
-    }
-}
-
 /* ---- loops ------------------------------------------------------------------------ */
 
 /* The caller, its own share done, waits for the workers' last tasks: spins a
- * while, then sleeps; a long wait is looked into (see STALL_NS). */
+ * while, then sleeps; the time counts towards WAITING_PCT. */
 static void wait_for_workers(lg_threadpool *p, int n_tasks) {
-    int64_t start = p->may_sit_out ? now_ns() : 0, noted = 0;
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) {
+    int64_t start = p->may_sit_out ? now_ns() : 0;
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++)
         cpu_relax();
-        if (start && !noted && (i & 255) == 255 && now_ns() - start > STALL_NS) {
-            note_waits(p);
-            noted = now_ns();
-        }
-    }
     if (atomic_load(&p->n_done) < n_tasks) {
-        if (start && !noted) {
-            note_waits(p);
-            noted = now_ns();
-        }
         pthread_mutex_lock(&p->lock);
         while (atomic_load(&p->n_done) < n_tasks)
             pthread_cond_wait(&p->done_cond, &p->lock);
         pthread_mutex_unlock(&p->lock);
     }
-    if (noted) {
-        int64_t now = now_ns();
-        judge_waits(p, now - start, now - noted, now);
-    }
+    if (start) p->window_waited += now_ns() - start;
 }
 
 /* The loop itself; the caller holds run_lock. */
