@@ -32,8 +32,8 @@
  * caller reads how long each thread of the pool waited on a run queue
  * meanwhile (run_delay.h: ready to run, no CPU; the hypervisor's own
  * hiccups, which stop the whole virtual CPU, do not count). When a thread
- * waited CONTENDED_PCT% of the window or more and the loops were short (a
- * SHORT_LOOP_NS average) or the caller spent WAITING_PCT% of the window
+ * waited CONTENDED_PCT% of the window or more and the loops were short (at
+ * most SHORT_LOOP_NS on average) or the caller spent WAITING_PCT% of the window
  * waiting for workers at their ends, the workers that waited for a CPU (or,
  * when only the caller did, the one that waited most) sit out: they take no
  * tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention
@@ -44,7 +44,7 @@
  * off. */
 #define WINDOW_NS 30000000
 #define CONTENDED_PCT 10
-#define SHORT_LOOP_NS 1000000
+#define SHORT_LOOP_NS 4000000
 #define WAITING_PCT 25
 #define SIT_OUT_NS 200000000
 #define SIT_OUT_MAX_NS 1600000000
@@ -289,54 +289,64 @@ static int64_t run_delay_of(lg_threadpool *p, int i) {
     return s->delay_fd >= 0 ? lg_run_delay_ns(s->delay_fd) : -1;
 }
 
-/* A window is over: decides which workers sit out (see WINDOW_NS). */
+/* A window starts: the run-queue waits of the caller and of the workers
+ * taking part so far. */
+static void start_window(lg_threadpool *p, int64_t now) {
+    p->window_start = now;
+    p->window_waited = 0;
+    p->window_loops = 0;
+    p->caller_tid = lg_thread_id();
+    p->caller_delay_last = run_delay_of(p, 0);
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        bool sits = atomic_load_explicit(&s->sit_out_until, memory_order_relaxed) != 0;
+        s->delay_last = sits ? -1 : run_delay_of(p, i);
+    }
+}
+
+/* A window is over: which workers sit out (see WINDOW_NS), then the next. */
 static void end_window(lg_threadpool *p, int64_t now) {
     int64_t span = now - p->window_start;
     bool costly = p->window_waited * 100 >= span * WAITING_PCT ||
                   (int64_t)p->window_loops * SHORT_LOOP_NS >= span;
-    int64_t contended = span * CONTENDED_PCT / 100;
-    int me = lg_thread_id(), most = 0;
-    int64_t d = run_delay_of(p, 0), most_grew = -1;
-    bool caller_lost = me == p->caller_tid && p->caller_delay_last >= 0 && d >= 0 &&
+    int64_t contended = span * CONTENDED_PCT / 100, most_grew = -1;
+    int64_t d = run_delay_of(p, 0);
+    bool caller_lost = lg_thread_id() == p->caller_tid && p->caller_delay_last >= 0 && d >= 0 &&
                        d - p->caller_delay_last >= contended;
-    p->caller_tid = me;
-    p->caller_delay_last = d;
+    int most = 0;
     for (int i = 1; i < p->n_threads; i++) {
         worker_slot *s = &p->slots[i];
         s->delay_grew = -1;
-        if (atomic_load_explicit(&s->sit_out_until, memory_order_relaxed)) continue;
+        if (s->delay_last < 0 || atomic_load_explicit(&s->sit_out_until, memory_order_relaxed))
+            continue;
         d = run_delay_of(p, i);
-        if (d >= 0 && s->delay_last >= 0) s->delay_grew = d - s->delay_last;
-        s->delay_last = d;
+        if (d >= 0) s->delay_grew = d - s->delay_last;
         if (s->delay_grew > most_grew) most_grew = s->delay_grew, most = i;
     }
-    p->window_start = now;
-    p->window_waited = 0;
-    p->window_loops = 0;
-    if (!costly) return;
-    bool soon = p->sit_out_end && now - p->sit_out_end < 2 * WINDOW_NS;
-    for (int i = 1; i < p->n_threads; i++) {
+    bool soon = p->sit_out_end && now - p->sit_out_end < 3 * WINDOW_NS;
+    for (int i = 1; costly && i < p->n_threads; i++) {
         int64_t grew = p->slots[i].delay_grew;
         if (!(grew >= contended || (caller_lost && i == most && grew >= 0))) continue;
         p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
         if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
         p->sit_out_end = now + p->sit_out_ns;
         atomic_store(&p->slots[i].sit_out_until, p->sit_out_end);
-        p->slots[i].delay_last = -1;
         p->n_sitting_out++;
     }
+    start_window(p, now);
 }
 
 /* The threads that take part in the next loop, the caller included; a
- * worker whose time is up takes part again. */
+ * worker whose time is up takes part again, from a fresh window. */
 static int threads_taking_part(lg_threadpool *p) {
     if (!p->may_sit_out) return p->n_threads;
     int64_t now = now_ns();
-    if (!p->window_start) p->window_start = now;
+    if (!p->window_start) start_window(p, now);
     p->window_loops++;
     if (now - p->window_start >= WINDOW_NS) end_window(p, now);
     if (p->n_sitting_out == 0) return p->n_threads;
     int n = p->n_threads;
+    bool back = false;
     for (int i = 1; i < p->n_threads; i++) {
         int64_t until = atomic_load_explicit(&p->slots[i].sit_out_until, memory_order_relaxed);
         if (!until) continue;
@@ -345,8 +355,10 @@ static int threads_taking_part(lg_threadpool *p) {
         } else {
             atomic_store(&p->slots[i].sit_out_until, 0);
             p->n_sitting_out--;
+            back = true;
         }
     }
+    if (back) start_window(p, now);
     return n;
 }
 
