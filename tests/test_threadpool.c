@@ -152,7 +152,8 @@ static void test_contiguous_lanes(void) {
  * caller on another CPU. Loops of short tasks (decode's shape) then stall
  * whenever the spinner takes the worker's CPU in the middle of a task; the
  * pool must notice within seconds and run the loops on the caller alone,
- * every task still run once. With LAGUNA_CPU_SIT_OUT=0 it must never do so. */
+ * every task still run once, with LAGUNA_CPU_SIT_OUT=1. With it 0 or unset
+ * (the default) it must never do so. */
 static void busy_task(void *ctx, int task, int thread) {
     loop_record *r = ctx;
     uint32_t x = (uint32_t)task + 1;
@@ -234,12 +235,15 @@ static void test_sits_out_a_worker_without_a_core(void) {
         return;
     }
     int bad = 0;
+    setenv("LAGUNA_CPU_SIT_OUT", "1", 1);
     CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad),
            "the worker did not sit out within 10 s beside a spinning thread");
     setenv("LAGUNA_CPU_SIT_OUT", "0", 1);
     CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
            "the worker sat out with LAGUNA_CPU_SIT_OUT=0");
     unsetenv("LAGUNA_CPU_SIT_OUT");
+    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
+           "the worker sat out by default (it is off unless LAGUNA_CPU_SIT_OUT=1)");
     CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
     sched_setaffinity(0, sizeof old, &old);
 }

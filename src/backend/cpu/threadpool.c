@@ -40,8 +40,9 @@
  * comes back as soon as they return) and the other threads share the loops;
  * with one worker the caller runs them alone, and the scheduler gives it the
  * free core. Long loops (prefill) keep every thread: their ends are few.
- * Which thread runs a task changes no result. LAGUNA_CPU_SIT_OUT=0 turns it
- * off. */
+ * Which thread runs a task changes no result. Off unless LAGUNA_CPU_SIT_OUT=1:
+ * on a quiet VM the hypervisor's and neighbours' noise set it off too, and
+ * decode measured 58-69 tok/s with it against 72-74 without (docs/performance.md). */
 #define WINDOW_NS 30000000
 #define CONTENDED_PCT 10
 #define SHORT_LOOP_NS 4000000
@@ -83,7 +84,7 @@ struct lg_threadpool {
     atomic_int stopping;
     uint32_t generation; /* written by the caller only */
     /* sitting out (under run_lock) */
-    bool may_sit_out;          /* unless LAGUNA_CPU_SIT_OUT=0 */
+    bool may_sit_out;          /* LAGUNA_CPU_SIT_OUT=1 */
     int n_sitting_out;         /* slots with sit_out_until set, expired or not */
     int64_t window_start;      /* monotonic ns, 0: not started */
     int64_t window_waited;     /* ns the caller waited for workers at loops' ends since */
@@ -192,7 +193,7 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     if (!p) return NULL;
     p->n_threads = n_threads;
     const char *sit_env = getenv("LAGUNA_CPU_SIT_OUT");
-    p->may_sit_out = !(sit_env && sit_env[0] == '0');
+    p->may_sit_out = sit_env && sit_env[0] == '1';
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
     p->slots = aligned_alloc(_Alignof(worker_slot), sizeof(worker_slot) * (size_t)n_threads);
