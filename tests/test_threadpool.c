@@ -5,14 +5,21 @@
  * function and context, and never with an index outside the loop. A worker
  * still finishing the previous loop while the next one is being set up once
  * ran a stale task with the new loop's fields (a crash seen on 16 cores);
- * `make tsan` runs this under ThreadSanitizer. */
+ * `make tsan` runs this under ThreadSanitizer. Last, a worker that keeps
+ * waiting for a core (the pool confined to one CPU) must be made to sit out,
+ * every task still run exactly once. */
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "harness.h"
+#include "backend/cpu/run_delay.h"
 #include "backend/cpu/threadpool.h"
+#include "harness.h"
 
 #define MAX_TASKS 97
 
@@ -27,14 +34,18 @@ typedef struct {
 
 static void count_task(void *ctx, int task, int thread) {
     loop_record *r = ctx;
-    if (task < 0 || task >= r->n_tasks) atomic_fetch_add(&r->out_of_range, 1);
-    else atomic_fetch_add(&r->runs[task], 1);
+    if (task < 0 || task >= r->n_tasks)
+        atomic_fetch_add(&r->out_of_range, 1);
+    else
+        atomic_fetch_add(&r->runs[task], 1);
     if (thread < 0 || thread >= r->n_threads) atomic_fetch_add(&r->wrong_thread, 1);
 }
 
 /* The same work through a second function, so a task run with the wrong
  * function shows up as a count in the wrong record. */
-static void count_task_other(void *ctx, int task, int thread) { count_task(ctx, task, thread); }
+static void count_task_other(void *ctx, int task, int thread) {
+    count_task(ctx, task, thread);
+}
 
 static void stress(int n_threads, int n_loops) {
     lg_threadpool *pool = lg_threadpool_new(n_threads);
@@ -57,11 +68,14 @@ static void stress(int n_threads, int n_loops) {
         else
             lg_threadpool_run(pool, n, (loop & 1) ? count_task_other : count_task, r);
         int ok = atomic_load(&r->out_of_range) == 0 && atomic_load(&r->wrong_thread) == 0;
-        for (int t = 0; t < n; t++) ok &= atomic_load(&r->runs[t]) == 1;
-        for (int t = n; t < MAX_TASKS; t++) ok &= atomic_load(&r->runs[t]) == 0;
+        for (int t = 0; t < n; t++)
+            ok &= atomic_load(&r->runs[t]) == 1;
+        for (int t = n; t < MAX_TASKS; t++)
+            ok &= atomic_load(&r->runs[t]) == 0;
         bad_loops += !ok;
     }
-    CHECKF(bad_loops == 0, "%d threads: %d of %d loops ran a task not exactly once", n_threads, bad_loops, n_loops);
+    CHECKF(bad_loops == 0, "%d threads: %d of %d loops ran a task not exactly once", n_threads,
+           bad_loops, n_loops);
     lg_threadpool_free(pool);
     free(rec);
 }
@@ -116,23 +130,128 @@ static void test_contiguous_lanes(void) {
             r->n_tasks = n;
             lg_threadpool_run_contiguous(pool, n, lane_count, r);
             int once = 1, shape = 1;
-            for (int t = 0; t < n; t++) once &= atomic_load(&r->runs[t]) == 1;
+            for (int t = 0; t < n; t++)
+                once &= atomic_load(&r->runs[t]) == 1;
             for (int th = 0; th < threads[k]; th++) {
                 int m = atomic_load(&r->n_order[th]), i = 1;
-                while (i < m && r->order[th][i] > r->order[th][i - 1]) i++;
+                while (i < m && r->order[th][i] > r->order[th][i - 1])
+                    i++;
                 if (threads[k] == 1) shape &= i == m && m == n;
             }
-            CHECKF(once && shape, "%d threads, %d tasks: a task not run exactly once or out of order",
-                   threads[k], n);
+            CHECKF(once && shape,
+                   "%d threads, %d tasks: a task not run exactly once or out of order", threads[k],
+                   n);
         }
         lg_threadpool_free(pool);
     }
     free(r);
 }
 
+/* Sitting out, as `bench/llama_cpp_compare.sh --busy-core` sees it: the
+ * pool's worker confined to one CPU beside a thread that spins there, the
+ * caller on another CPU. Loops of short tasks (decode's shape) then stall
+ * whenever the spinner takes the worker's CPU in the middle of a task; the
+ * pool must notice within seconds and run the loops on the caller alone,
+ * every task still run once, with LAGUNA_CPU_SIT_OUT=1. With it 0 or unset
+ * (the default) it must never do so. */
+static void busy_task(void *ctx, int task, int thread) {
+    loop_record *r = ctx;
+    uint32_t x = (uint32_t)task + 1;
+    for (int i = 0; i < 20000; i++)
+        x = x * 1664525u + 1013904223u;                /* ~25 us */
+    if (x == 0) atomic_fetch_add(&r->wrong_thread, 0); /* keeps the loop */
+    count_task(ctx, task, thread);
+}
+
+static void *spin_until_told(void *arg) {
+    atomic_int *stop = arg;
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+    }
+    return NULL;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Loops on a 2-thread pool whose worker shares CPU `shared` with a spinning
+ * thread while the caller runs on `own`, for up to `limit` s; returns whether
+ * the worker sat out, counting loops that ran a task not exactly once into
+ * *bad. */
+static int loops_until_sitting_out(int shared, int own, double limit, int *bad) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(shared, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    lg_threadpool *pool = lg_threadpool_new(2); /* the worker and the spinner keep this CPU */
+    atomic_int stop = 0;
+    pthread_t spinner;
+    int spinning = pthread_create(&spinner, NULL, spin_until_told, &stop) == 0;
+    CPU_ZERO(&set);
+    CPU_SET(own, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    CHECK(pool != NULL && spinning);
+    loop_record *r = calloc(1, sizeof *r);
+    int sat_out = 0, after = 0;
+    double start = seconds_now();
+    for (int loop = 0; pool && seconds_now() - start < limit && after < 200; loop++) {
+        int n = 8 + loop % 9;
+        memset(r, 0, sizeof *r);
+        r->n_tasks = n, r->n_threads = 2;
+        if (loop & 1)
+            lg_threadpool_run_contiguous(pool, n, busy_task, r);
+        else
+            lg_threadpool_run(pool, n, busy_task, r);
+        int ok = atomic_load(&r->out_of_range) == 0 && atomic_load(&r->wrong_thread) == 0;
+        for (int t = 0; t < n; t++)
+            ok &= atomic_load(&r->runs[t]) == 1;
+        *bad += !ok;
+        if (lg_threadpool_sitting_out(pool) > 0) sat_out = 1;
+        after += sat_out; /* loops more while it sits out */
+    }
+    atomic_store(&stop, 1);
+    if (spinning) pthread_join(spinner, NULL);
+    lg_threadpool_free(pool);
+    free(r);
+    return sat_out;
+}
+
+static void test_sits_out_a_worker_without_a_core(void) {
+    int probe = lg_run_delay_open(lg_thread_id());
+    if (probe < 0) {
+        test_skip("this system does not report run-queue waits (/proc/self/task/*/schedstat)");
+        return;
+    }
+    close(probe);
+    cpu_set_t old;
+    int cpus[2], n = 0;
+    if (sched_getaffinity(0, sizeof old, &old) != 0) CPU_ZERO(&old);
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &old)) cpus[n++] = c;
+    if (n < 2) {
+        test_skip("needs two CPUs");
+        return;
+    }
+    int bad = 0;
+    setenv("LAGUNA_CPU_SIT_OUT", "1", 1);
+    CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad),
+           "the worker did not sit out within 10 s beside a spinning thread");
+    setenv("LAGUNA_CPU_SIT_OUT", "0", 1);
+    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
+           "the worker sat out with LAGUNA_CPU_SIT_OUT=0");
+    unsetenv("LAGUNA_CPU_SIT_OUT");
+    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
+           "the worker sat out by default (it is off unless LAGUNA_CPU_SIT_OUT=1)");
+    CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
+    sched_setaffinity(0, sizeof old, &old);
+}
+
 int main(void) {
     RUN(test_many_short_loops);
     RUN(test_contiguous_lanes);
     RUN(test_zero_and_single_task_loops);
+    RUN(test_sits_out_a_worker_without_a_core);
     return test_summary();
 }

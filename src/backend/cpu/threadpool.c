@@ -13,14 +13,42 @@
  * compare-exchange, and a compare-exchange against a stale generation fails. */
 #include "backend/cpu/threadpool.h"
 
+#include "backend/cpu/run_delay.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 20000 /* polls before sleeping (a few tens of microseconds) */
+#define SPIN_ROUNDS 20000 /* polls before sleeping (a few hundred microseconds) */
+
+/* Sitting out. When another program wants one of our cores, short loops
+ * (decode: ~50 per token) suffer twice: a worker taken off its core in the
+ * middle of a task holds the loop for a time slice, and two of our threads
+ * put on the one core left spin-wait for each other. Every WINDOW_NS the
+ * caller reads how long each thread of the pool waited on a run queue
+ * meanwhile (run_delay.h: ready to run, no CPU; the hypervisor's own
+ * hiccups, which stop the whole virtual CPU, do not count). When a thread
+ * waited CONTENDED_PCT% of the window or more and the loops were short (at
+ * most SHORT_LOOP_NS on average) or the caller spent WAITING_PCT% of the window
+ * waiting for workers at their ends, the workers that waited for a CPU (or,
+ * when only the caller did, the one that waited most) sit out: they take no
+ * tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention
+ * comes back as soon as they return) and the other threads share the loops;
+ * with one worker the caller runs them alone, and the scheduler gives it the
+ * free core. Long loops (prefill) keep every thread: their ends are few.
+ * Which thread runs a task changes no result. Off unless LAGUNA_CPU_SIT_OUT=1:
+ * on a quiet VM the hypervisor's and neighbours' noise set it off too, and
+ * decode measured 58-69 tok/s with it against 72-74 without (docs/performance.md). */
+#define WINDOW_NS 30000000
+#define CONTENDED_PCT 10
+#define SHORT_LOOP_NS 4000000
+#define WAITING_PCT 25
+#define SIT_OUT_NS 200000000
+#define SIT_OUT_MAX_NS 1600000000
 
 /* One lane of a contiguous run: tasks [front, back) not yet taken, in one
  * word so that the owner (from the front) and thieves (from the back) agree
@@ -29,20 +57,42 @@ typedef struct {
     _Alignas(64) atomic_uint_least64_t span; /* front << 32 | back */
 } lane;
 
+/* What the caller knows of worker i (slot 0, the caller's own, is unused). */
+typedef struct {
+    _Alignas(64) atomic_int_least64_t sit_out_until; /* monotonic ns; 0: takes part in loops */
+    atomic_int tid;                                  /* its kernel thread id, 0 until it runs */
+    int delay_fd;       /* the caller's: -2 not opened yet, -1 unreadable */
+    int64_t delay_last; /* the caller's: run-queue wait at the window's start */
+    int64_t delay_grew; /* the caller's: how much in the last window, -1 unknown */
+} worker_slot;
+
 struct lg_threadpool {
     int n_threads;
     lane *lanes; /* n_threads of them, for run_contiguous (under run_lock) */
+    int n_lanes; /* in the current contiguous run */
     lg_task_fn lane_fn;
     void *lane_ctx;
     pthread_t *workers;
+    worker_slot *slots;
     pthread_mutex_t lock;
-    pthread_mutex_t run_lock;    /* one loop at a time: callers on several threads take turns */
+    pthread_mutex_t run_lock; /* one loop at a time: callers on several threads take turns */
     pthread_cond_t wake, done_cond;
+    pthread_cond_t sit_cond;     /* sitting-out workers wait on it (monotonic clock) */
     atomic_uint_least64_t claim; /* generation << 32 | tasks not yet claimed */
     atomic_int n_done;           /* tasks finished in the current loop */
     atomic_int n_sleeping;
     atomic_int stopping;
-    uint32_t generation;         /* written by the caller only */
+    uint32_t generation; /* written by the caller only */
+    /* sitting out (under run_lock) */
+    bool may_sit_out;          /* LAGUNA_CPU_SIT_OUT=1 */
+    int n_sitting_out;         /* slots with sit_out_until set, expired or not */
+    int64_t window_start;      /* monotonic ns, 0: not started */
+    int64_t window_waited;     /* ns the caller waited for workers at loops' ends since */
+    int window_loops;          /* loops run since */
+    int caller_tid;            /* the thread that read caller_delay_last (callers may change) */
+    int64_t caller_delay_last; /* its run-queue wait at the window's start, -1 unknown */
+    int64_t sit_out_ns;        /* the length of the last sitting out */
+    int64_t sit_out_end;       /* when the last sitting out ends */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -58,6 +108,12 @@ static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Runs tasks of loop `gen` until none are left; a task counts as claimed
@@ -81,24 +137,47 @@ static void drain(lg_threadpool *p, uint32_t gen, int thread) {
     }
 }
 
-static uint32_t current_gen(lg_threadpool *p) { return (uint32_t)(atomic_load(&p->claim) >> 32); }
+static uint32_t current_gen(lg_threadpool *p) {
+    return (uint32_t)(atomic_load(&p->claim) >> 32);
+}
+
+/* A worker told to sit out waits until its time is up (or the pool stops). */
+static void sit_out(lg_threadpool *p, worker_slot *s) {
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        int64_t until = atomic_load(&s->sit_out_until);
+        if (!until || atomic_load(&p->stopping) || now_ns() >= until) break;
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        pthread_cond_timedwait(&p->sit_cond, &p->lock, &ts);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
 
 static void *worker_main(void *arg) {
     worker_arg a = *(worker_arg *)arg;
     free(arg);
     lg_threadpool *p = a.pool;
+    worker_slot *slot = &p->slots[a.index];
+    atomic_store(&slot->tid, lg_thread_id());
     uint32_t seen = 0;
     for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS && current_gen(p) == seen && !atomic_load(&p->stopping); i++) cpu_relax();
+        for (int i = 0; i < SPIN_ROUNDS && current_gen(p) == seen && !atomic_load(&p->stopping);
+             i++)
+            cpu_relax();
         if (current_gen(p) == seen && !atomic_load(&p->stopping)) {
             pthread_mutex_lock(&p->lock);
             atomic_fetch_add(&p->n_sleeping, 1);
-            while (current_gen(p) == seen && !atomic_load(&p->stopping)) pthread_cond_wait(&p->wake, &p->lock);
+            while (current_gen(p) == seen && !atomic_load(&p->stopping))
+                pthread_cond_wait(&p->wake, &p->lock);
             atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->lock);
         }
         if (atomic_load(&p->stopping)) break;
         seen = current_gen(p);
+        if (atomic_load_explicit(&slot->sit_out_until, memory_order_relaxed)) {
+            sit_out(p, slot); /* this loop goes on without it */
+            continue;
+        }
         drain(p, seen, a.index);
     }
     return NULL;
@@ -113,21 +192,40 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     lg_threadpool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
+    const char *sit_env = getenv("LAGUNA_CPU_SIT_OUT");
+    p->may_sit_out = sit_env && sit_env[0] == '1';
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
-    if (!p->workers || !p->lanes) {
+    p->slots = aligned_alloc(_Alignof(worker_slot), sizeof(worker_slot) * (size_t)n_threads);
+    if (!p->workers || !p->lanes || !p->slots) {
         free(p->workers);
         free(p->lanes);
+        free(p->slots);
         free(p);
         return NULL;
     }
+    for (int i = 0; i < n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        atomic_init(&s->tid, 0);
+        atomic_init(&s->sit_out_until, 0);
+        s->delay_fd = -2;
+        s->delay_last = -1;
+        s->delay_grew = -1;
+    }
+    p->caller_delay_last = -1;
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cond, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->sit_cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
-        if (!a || (*a = (worker_arg){p, i}, pthread_create(&p->workers[i], NULL, worker_main, a)) != 0) {
+        if (!a ||
+            (*a = (worker_arg){p, i}, pthread_create(&p->workers[i], NULL, worker_main, a)) != 0) {
             free(a);
             p->n_threads = i; /* run with the workers that did start */
             break;
@@ -141,18 +239,146 @@ void lg_threadpool_free(lg_threadpool *p) {
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->stopping, 1);
     pthread_cond_broadcast(&p->wake);
+    pthread_cond_broadcast(&p->sit_cond);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
+    for (int i = 1; i < p->n_threads; i++) {
+        pthread_join(p->workers[i], NULL);
+        if (p->slots[i].delay_fd >= 0) close(p->slots[i].delay_fd);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->run_lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
+    pthread_cond_destroy(&p->sit_cond);
     free(p->workers);
     free(p->lanes);
+    free(p->slots);
     free(p);
 }
 
-int lg_threadpool_size(const lg_threadpool *p) { return p->n_threads; }
+int lg_threadpool_size(const lg_threadpool *p) {
+    return p->n_threads;
+}
+
+int lg_threadpool_sitting_out(lg_threadpool *p) {
+    int64_t now = now_ns();
+    int n = 0;
+    for (int i = 1; i < p->n_threads; i++) {
+        int64_t until = atomic_load(&p->slots[i].sit_out_until);
+        n += until && now < until;
+    }
+    return n;
+}
+
+/* ---- sitting out (the caller's side, under run_lock) --------------------------- */
+
+/* The run-queue wait of worker i (i > 0) or of the calling thread (i = 0)
+ * so far, -1 when it cannot be read. */
+static int64_t run_delay_of(lg_threadpool *p, int i) {
+    if (i == 0) {
+        int fd = lg_run_delay_open(lg_thread_id());
+        int64_t d = fd >= 0 ? lg_run_delay_ns(fd) : -1;
+        if (fd >= 0) close(fd);
+        return d;
+    }
+    worker_slot *s = &p->slots[i];
+    if (s->delay_fd == -2) {
+        int tid = atomic_load(&s->tid);
+        if (!tid) return -1;
+        s->delay_fd = lg_run_delay_open(tid);
+    }
+    return s->delay_fd >= 0 ? lg_run_delay_ns(s->delay_fd) : -1;
+}
+
+/* A window starts: the run-queue waits of the caller and of the workers
+ * taking part so far. */
+static void start_window(lg_threadpool *p, int64_t now) {
+    p->window_start = now;
+    p->window_waited = 0;
+    p->window_loops = 0;
+    p->caller_tid = lg_thread_id();
+    p->caller_delay_last = run_delay_of(p, 0);
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        bool sits = atomic_load_explicit(&s->sit_out_until, memory_order_relaxed) != 0;
+        s->delay_last = sits ? -1 : run_delay_of(p, i);
+    }
+}
+
+/* A window is over: which workers sit out (see WINDOW_NS), then the next. */
+static void end_window(lg_threadpool *p, int64_t now) {
+    int64_t span = now - p->window_start;
+    bool costly = p->window_waited * 100 >= span * WAITING_PCT ||
+                  (int64_t)p->window_loops * SHORT_LOOP_NS >= span;
+    int64_t contended = span * CONTENDED_PCT / 100, most_grew = -1;
+    int64_t d = run_delay_of(p, 0);
+    bool caller_lost = lg_thread_id() == p->caller_tid && p->caller_delay_last >= 0 && d >= 0 &&
+                       d - p->caller_delay_last >= contended;
+    int most = 0;
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        s->delay_grew = -1;
+        if (s->delay_last < 0 || atomic_load_explicit(&s->sit_out_until, memory_order_relaxed))
+            continue;
+        d = run_delay_of(p, i);
+        if (d >= 0) s->delay_grew = d - s->delay_last;
+        if (s->delay_grew > most_grew) most_grew = s->delay_grew, most = i;
+    }
+    bool soon = p->sit_out_end && now - p->sit_out_end < 3 * WINDOW_NS;
+    for (int i = 1; costly && i < p->n_threads; i++) {
+        int64_t grew = p->slots[i].delay_grew;
+        if (!(grew >= contended || (caller_lost && i == most && grew >= 0))) continue;
+        p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
+        if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
+        p->sit_out_end = now + p->sit_out_ns;
+        atomic_store(&p->slots[i].sit_out_until, p->sit_out_end);
+        p->n_sitting_out++;
+    }
+    start_window(p, now);
+}
+
+/* The threads that take part in the next loop, the caller included; a
+ * worker whose time is up takes part again, from a fresh window. */
+static int threads_taking_part(lg_threadpool *p) {
+    if (!p->may_sit_out) return p->n_threads;
+    int64_t now = now_ns();
+    if (!p->window_start) start_window(p, now);
+    p->window_loops++;
+    if (now - p->window_start >= WINDOW_NS) end_window(p, now);
+    if (p->n_sitting_out == 0) return p->n_threads;
+    int n = p->n_threads;
+    bool back = false;
+    for (int i = 1; i < p->n_threads; i++) {
+        int64_t until = atomic_load_explicit(&p->slots[i].sit_out_until, memory_order_relaxed);
+        if (!until) continue;
+        if (now < until) {
+            n--;
+        } else {
+            atomic_store(&p->slots[i].sit_out_until, 0);
+            p->n_sitting_out--;
+            back = true;
+        }
+    }
+    if (back) start_window(p, now);
+    return n;
+}
+
+/* ---- loops ------------------------------------------------------------------------ */
+
+/* The caller, its own share done, waits for the workers' last tasks: spins a
+ * while, then sleeps; the time counts towards WAITING_PCT. */
+static void wait_for_workers(lg_threadpool *p, int n_tasks) {
+    int64_t start = p->may_sit_out ? now_ns() : 0;
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++)
+        cpu_relax();
+    if (atomic_load(&p->n_done) < n_tasks) {
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load(&p->n_done) < n_tasks)
+            pthread_cond_wait(&p->done_cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (start) p->window_waited += now_ns() - start;
+}
 
 /* The loop itself; the caller holds run_lock. */
 static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
@@ -169,22 +395,22 @@ static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
         pthread_mutex_unlock(&p->lock);
     }
     drain(p, gen, 0);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->n_done) < n_tasks; i++) cpu_relax();
-    if (atomic_load(&p->n_done) < n_tasks) {
-        pthread_mutex_lock(&p->lock);
-        while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done_cond, &p->lock);
-        pthread_mutex_unlock(&p->lock);
-    }
+    if (atomic_load(&p->n_done) < n_tasks) wait_for_workers(p, n_tasks);
 }
 
 void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    run_locked(p, n_tasks, fn, ctx);
+    if (threads_taking_part(p) == 1)
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+    else
+        run_locked(p, n_tasks, fn, ctx);
     pthread_mutex_unlock(&p->run_lock);
 }
 
@@ -218,27 +444,38 @@ static bool take_back(lane *l, uint32_t *task) {
  * their backs, nearest lane first. */
 static void lane_task(void *ctx, int i, int thread) {
     lg_threadpool *p = ctx;
+    int n = p->n_lanes;
     uint32_t t;
-    while (take_front(&p->lanes[i], &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
-    for (int k = 1; k < p->n_threads; k++) {
-        lane *other = &p->lanes[(i + k) % p->n_threads];
-        while (take_back(other, &t)) p->lane_fn(p->lane_ctx, (int)t, thread);
+    while (take_front(&p->lanes[i], &t))
+        p->lane_fn(p->lane_ctx, (int)t, thread);
+    for (int k = 1; k < n; k++) {
+        lane *other = &p->lanes[(i + k) % n];
+        while (take_back(other, &t))
+            p->lane_fn(p->lane_ctx, (int)t, thread);
     }
 }
 
 void lg_threadpool_run_contiguous(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    int n = p->n_threads;
+    int n = threads_taking_part(p); /* one lane each */
+    if (n == 1) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        pthread_mutex_unlock(&p->run_lock);
+        return;
+    }
     for (int i = 0; i < n; i++) { /* lane i: [n_tasks * i / n, n_tasks * (i + 1) / n) */
         uint64_t front = (uint64_t)n_tasks * (uint64_t)i / (uint64_t)n;
         uint64_t back = (uint64_t)n_tasks * (uint64_t)(i + 1) / (uint64_t)n;
         atomic_store_explicit(&p->lanes[i].span, front << 32 | back, memory_order_relaxed);
     }
+    p->n_lanes = n;
     p->lane_fn = fn;
     p->lane_ctx = ctx;
     run_locked(p, n, lane_task, p); /* its release store publishes the lanes */

@@ -3,7 +3,10 @@
  * The caller's thread takes part, so a pool of n threads starts n-1 workers.
  * Tasks are handed out dynamically (an atomic counter), so uneven tasks
  * balance. One loop runs at a time: run() may be called from several threads,
- * which then take turns; it returns when every task of its loop is done. */
+ * which then take turns; it returns when every task of its loop is done.
+ * A worker that keeps losing its core to another program in the middle of
+ * tasks sits out the loops for a while (threadpool.c says how that is told
+ * from a hiccup); the other threads do its share. */
 #ifndef LAGUNA_BACKEND_CPU_THREADPOOL_H
 #define LAGUNA_BACKEND_CPU_THREADPOOL_H
 
@@ -16,6 +19,8 @@ typedef void (*lg_task_fn)(void *ctx, int task, int thread);
 lg_threadpool *lg_threadpool_new(int n_threads);
 void lg_threadpool_free(lg_threadpool *pool);
 int lg_threadpool_size(const lg_threadpool *pool);
+/* How many workers sit out loops now (contention; for tests and reports). */
+int lg_threadpool_sitting_out(lg_threadpool *pool);
 void lg_threadpool_run(lg_threadpool *pool, int n_tasks, lg_task_fn fn, void *ctx);
 
 /* The same loop, but each thread walks a contiguous stretch of the tasks in
