@@ -380,6 +380,13 @@ static void wait_for_workers(lg_threadpool *p, int n_tasks) {
     if (start) p->window_waited += now_ns() - start;
 }
 
+/* A loop on the calling thread alone (one thread, one task, or every worker
+ * sitting out). */
+static void run_here(int n_tasks, lg_task_fn fn, void *ctx) {
+    for (int t = 0; t < n_tasks; t++)
+        fn(ctx, t, 0);
+}
+
 /* The loop itself; the caller holds run_lock. */
 static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     /* every task of the previous loop is done, so no worker reads these now */
@@ -401,14 +408,12 @@ static void run_locked(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) 
 void lg_threadpool_run(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++)
-            fn(ctx, t, 0);
+        run_here(n_tasks, fn, ctx);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
     if (threads_taking_part(p) == 1)
-        for (int t = 0; t < n_tasks; t++)
-            fn(ctx, t, 0);
+        run_here(n_tasks, fn, ctx);
     else
         run_locked(p, n_tasks, fn, ctx);
     pthread_mutex_unlock(&p->run_lock);
@@ -458,15 +463,13 @@ static void lane_task(void *ctx, int i, int thread) {
 void lg_threadpool_run_contiguous(lg_threadpool *p, int n_tasks, lg_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (p->n_threads == 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++)
-            fn(ctx, t, 0);
+        run_here(n_tasks, fn, ctx);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
     int n = threads_taking_part(p); /* one lane each */
     if (n == 1) {
-        for (int t = 0; t < n_tasks; t++)
-            fn(ctx, t, 0);
+        run_here(n_tasks, fn, ctx);
         pthread_mutex_unlock(&p->run_lock);
         return;
     }
