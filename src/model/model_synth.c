@@ -114,6 +114,17 @@ static void fill_task(void *ctx, int task, int thread) {
               j->bf + (size_t)thread * j->cols, j->x + (size_t)thread * j->cols);
 }
 
+/* bytes of anonymous huge-page memory the source keeps (and counts as
+ * copied); *map_bytes: what was mapped. NULL when either fails. */
+static uint8_t *kept_huge(laguna_model *m, size_t bytes, size_t *map_bytes) {
+    lg_page_source source;
+    void *p = lg_huge_alloc(bytes, false, map_bytes, &source);
+    if (!p) return NULL;
+    if (lg_tensor_source_keep_mapping(m->tensors, p, *map_bytes, true) == 0) return p;
+    munmap(p, *map_bytes);
+    return NULL;
+}
+
 /* Host memory the source keeps for the model's life, all of it on
  * 2 MiB-aligned huge-page mappings: the CPU kernels stream weights at a
  * fraction of the speed from 4 KiB pages (docs/performance.md). Matrices
@@ -122,25 +133,11 @@ static void fill_task(void *ctx, int task, int thread) {
  * each used to be its own malloc block, on 4 KiB pages and not counted in the
  * model's memory report. */
 static uint8_t *host_matrix(laguna_model *m, size_t bytes) {
-    size_t need = (bytes + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
-    if (need > CHUNK_BYTES / 4 || !need) {
-        size_t map_bytes;
-        lg_page_source source;
-        void *p = lg_huge_alloc(bytes ? bytes : 1, false, &map_bytes, &source);
-        if (!p) return NULL;
-        if (lg_tensor_source_keep_mapping(m->tensors, p, map_bytes, true) == 0) return p; /* anonymous: counted as copied */
-        munmap(p, map_bytes);
-        return NULL;
-    }
+    size_t need = (bytes + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN, map_bytes;
+    if (need > CHUNK_BYTES / 4 || !need) return kept_huge(m, bytes ? bytes : 1, &map_bytes);
     if (!m->synth_chunk || m->synth_chunk_bytes - m->synth_chunk_used < need) {
-        size_t map_bytes;
-        lg_page_source source;
-        void *p = lg_huge_alloc(CHUNK_BYTES, false, &map_bytes, &source);
+        uint8_t *p = kept_huge(m, CHUNK_BYTES, &map_bytes);
         if (!p) return NULL;
-        if (lg_tensor_source_keep_mapping(m->tensors, p, map_bytes, true)) {
-            munmap(p, map_bytes);
-            return NULL;
-        }
         m->synth_chunk = p;
         m->synth_chunk_bytes = map_bytes;
         m->synth_chunk_used = 0;
