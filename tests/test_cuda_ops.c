@@ -834,9 +834,11 @@ static void test_attention_tiles(void) {
 }
 
 /* Batch invariance of attention: each row's output is bitwise the same
- * whatever else the step holds: alone (a decode step, its earlier positions
- * from the pool), in a whole prompt, in a prompt that starts at another
- * position (tiles cut elsewhere), behind decode rows of another sequence.
+ * whatever else the step holds. A run of a sequence's rows: in the whole
+ * prompt, in a prompt that starts at another position (tiles cut
+ * elsewhere), behind decode rows of another sequence. A sequence's single
+ * row (a decode step, its earlier positions from the pool; the GPU computes
+ * it on CUDA cores, runs on tensor cores): alone and behind other rows.
  * The pool is float32, so a position reads the same float from the pool as
  * from the step's rows; every call gives each row the same inputs. Shapes
  * of XS.2 (64 or 48 heads over 8 KV heads, head_dim 128, window 512) and
@@ -933,30 +935,36 @@ static void test_attention_batch_invariant(void) {
         }
         size_t row_floats = (size_t)u.q_width;
         float *whole = malloc(sizeof(float) * (size_t)n * row_floats),
-              *part = malloc(sizeof(float) * (size_t)n * row_floats);
+              *part = malloc(sizeof(float) * (size_t)n * row_floats), *alone = malloc(sizeof(float) * row_floats);
         invariance_call(&t, &u, 0, n, 0, whole);
         const int calls[][3] = {/* first, count, other rows before */
-                                {n - 1, 1, 0},  {0, 1, 0},           {n / 2, 1, 2},
+                                {n - 1, 1, 3},  {0, 1, 2},           {n / 2, 1, 2},
                                 {5, 1, 1},      {1, n - 1, 0},       {7, 30, 3},
-                                {n - 17, 17, 1}, {n / 3, n - n / 3, 0}, {n - 70, 70, 2}};
+                                {n - 17, 17, 1}, {n / 3, n - n / 3, 0}, {n - 70, 70, 2},
+                                {n - 2, 2, 1},  {9, 11, 0},          {n / 2, 2, 0}};
         for (size_t ci = 0; ci < sizeof calls / sizeof calls[0]; ci++) {
             int first = calls[ci][0], count = calls[ci][1];
+            /* a single row (a decode row) against itself alone, runs of rows against the whole prompt */
+            const float *want = whole + (size_t)first * row_floats;
+            if (count == 1) {
+                invariance_call(&t, &u, first, 1, 0, alone);
+                want = alone;
+            }
             invariance_call(&t, &u, first, count, calls[ci][2], part);
             int differ = 0;
             for (int r = 0; r < count; r++)
-                differ += memcmp(part + (size_t)r * row_floats,
-                                 whole + (size_t)(first + r) * row_floats,
+                differ += memcmp(part + (size_t)r * row_floats, want + (size_t)r * row_floats,
                                  sizeof(float) * row_floats) != 0;
             CHECKF(differ == 0,
                    "heads %d/%d hd %d page %d window %d: %d of rows [%d, %d) (after %d rows of "
-                   "another sequence) differ from the whole prompt's",
+                   "another sequence) differ from the %s",
                    u.sh.n_heads, u.sh.n_kv, u.sh.hd, ps, u.sh.window, differ, first, first + count,
-                   calls[ci][2]);
+                   calls[ci][2], count == 1 ? "row alone" : "whole prompt's");
         }
         drop(&t, DEV, base, u.pool_bytes);
         for (int s = 0; s < 2; s++)
             free(u.table[s]), free(u.k[s]), free(u.v[s]), free(u.q[s]);
-        free(perm), free(whole), free(part);
+        free(perm), free(whole), free(part), free(alone);
     }
     twin_close(&t);
 }

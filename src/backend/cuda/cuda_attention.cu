@@ -17,9 +17,17 @@
  * (merge_chunk), and the row's output is O / L. Every operation is written
  * with explicit rounding (fmaf, __fmul_rn, ...), so the compiler contracts
  * nothing, and none depends on which block, tile or lane computes it: a
- * row's result is bitwise the same alone (a decode step), in a tile of a
- * long prompt, or beside any other rows. (Keys of a chunk outside a row's
- * range enter its sums with p_j = 0, which adds an exact zero.)
+ * row's result is bitwise the same in any tile, launch mode or batch. (Keys
+ * of a chunk outside a row's range enter its sums with p_j = 0, which adds
+ * an exact zero.)
+ *
+ * Rows of a sequence with two or more rows in the step (prompts) take the
+ * same chunks on tensor cores when the head size allows
+ * (cuda_attention_mma.cu, its own fixed arithmetic, as invariant); a
+ * sequence's only row in a step (a decode row) runs here on CUDA cores,
+ * whose latency is lower for one row. So which kernel computes a row
+ * depends on how many rows its own sequence has in the step, never on the
+ * other sequences' rows.
  *
  * Two ways to run a launch, same arithmetic:
  *   - loop: one block per (tile, KV head) walks the tile's chunks in order,
@@ -38,7 +46,7 @@
  * Positions earlier than the step come from the pool through the page
  * table; the step's own from its float32 key and value rows, as
  * lg_attention_args says. */
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_attention.h"
 
 /* ---- the one-pass kernel (shapes the chunked kernel does not take) ------- */
 
@@ -130,11 +138,9 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 
 /* ---- the chunked kernel ---------------------------------------------------- */
 
-#define CHUNK 32 /* keys per chunk, one per lane */
 #define CK_WARPS 8
 #define CK_THREADS (CK_WARPS * 32)
 #define MERGE_AHEAD 8 /* chunk records the merging block loads before merging them */
-#define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
 #define CK_MAX_GROUP 16
 #define CK_MAX_DIM 256
 /* A launch of fewer (tile, KV head) blocks than this runs split (guesses, to be measured):
@@ -142,68 +148,6 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 #define CK_LOOP_MIN_DECODE 1024
 #define CK_LOOP_MIN_TILES 256
 #define CK_SCRATCH_BYTES ((size_t)256 << 20) /* split partials of one launch at most */
-
-struct chunk_args {
-    const uint8_t *pool;
-    size_t page_bytes, row_bytes;
-    int page_size, dtype;
-    const int32_t *pos, *fresh_from, *fresh_at, *fresh_rows, *pages; /* per step row; pages flat */
-    const int4 *tiles; /* (first step row, rows, page table offset, 0) */
-    const float *q, *fresh_k, *fresh_v;
-    float *out;
-    float *part;        /* split: [tile][KV head][chunk slot][pair slot][rec] */
-    unsigned *counters; /* split: [tile][KV head], zero between launches */
-    int split, chunk_slots, pair_slots, rec;
-    int n_heads, n_kv_heads, head_dim, group;
-    int window;
-    int hdp;    /* head_dim rounded up to 4 */
-    int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
-    float scale;
-};
-
-__host__ __device__ __forceinline__ int row_lo(int pos, int window) {
-    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-}
-
-/* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
- * 0) or value (1) row at position p of the tile's sequence, as float32. */
-__device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_at, int p, int which, int kvh,
-                                        int d) {
-    int hd = a.head_dim;
-    float x[4];
-    if (p >= a.fresh_from[r0]) {
-        int row = a.fresh_rows[a.fresh_at[r0] + p - a.fresh_from[r0]];
-        const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kvh) * hd + d;
-        if ((hd & 3) == 0) return *(const float4 *)src;
-#pragma unroll
-        for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
-        return make_float4(x[0], x[1], x[2], x[3]);
-    }
-    const uint8_t *row = a.pool + (size_t)a.pages[table_at + p / a.page_size] * a.page_bytes +
-                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
-    int64_t e = (int64_t)kvh * hd + d;
-    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
-    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
-        uint2 u = *(const uint2 *)(row + e * 2);
-        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
-                           __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) x[i] = d + i < hd ? lg_load(a.dtype, row, e + i) : 0.0f;
-    return make_float4(x[0], x[1], x[2], x[3]);
-}
-
-/* A chunk's (max m, sum l) into the running (M, L); *old_w and *new_w are
- * what the running outputs and the chunk's outputs are multiplied by:
- * O = fmaf(O, old_w, o * new_w). From the start (M = -inf, L = 0, O = 0) a
- * chunk is taken exactly (weights 0 and 1). */
-__device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l, float *old_w, float *new_w) {
-    float mn = fmaxf(M, m);
-    *old_w = expf(__fsub_rn(M, mn));
-    *new_w = expf(__fsub_rn(m, mn));
-    L = fmaf(L, *old_w, __fmul_rn(l, *new_w));
-    M = mn;
-}
 
 /* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
  * split one. Warp w takes pairs [w * PT, w * PT + PT) of the tile (pair = row
@@ -445,7 +389,7 @@ static unsigned *chunk_counters(lg_cuda_ctx *k, size_t n) {
 
 /* One launch (or, split, a few, each within the scratch) over tiles. */
 static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_args *a, const int4 *tiles,
-                           int n_tiles, int loop_min_blocks) {
+                           int n_tiles, int loop_min_blocks, bool tensor_cores) {
     if (n_tiles <= 0) return;
     int pairs = 1, most_chunks = 1;
     for (int t = 0; t < n_tiles; t++) {
@@ -460,7 +404,8 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
     const int4 *dev_tiles = (const int4 *)lg_cuda_upload(k, tiles, sizeof(int4) * (size_t)n_tiles);
     int per_launch = n_tiles;
     if (ca.split) {
-        ca.chunk_slots = slots, ca.pair_slots = pairs, ca.rec = ca.hdp + 4;
+        ca.chunk_slots = slots, ca.pair_slots = pairs;
+        ca.rec = tensor_cores ? lg_cuda_attention_mma_rec(a->head_dim) : ca.hdp + 4;
         size_t per_tile = sizeof(float) * (size_t)a->n_kv_heads * slots * pairs * ca.rec;
         size_t fit = CK_SCRATCH_BYTES / per_tile;
         per_launch = fit < 1 ? 1 : fit < (size_t)n_tiles ? (int)fit : n_tiles;
@@ -472,6 +417,10 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
         int n = n_tiles - t0 < per_launch ? n_tiles - t0 : per_launch;
         ca.tiles = dev_tiles + t0;
         dim3 grid(n, a->n_kv_heads, ca.split ? slots : 1);
+        if (tensor_cores) {
+            lg_cuda_attention_mma_launch(k, grid, ca, pairs);
+            continue;
+        }
         switch (pt) {
         case 1: launch_chunk_pt<1>(k, grid, smem, ca); break;
         case 2: launch_chunk_pt<2>(k, grid, smem, ca); break;
@@ -479,6 +428,29 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
         default: launch_chunk_pt<8>(k, grid, smem, ca); break;
         }
     }
+}
+
+/* lone[r]: whether row r is the only row of its sequence (page table) in the step. */
+typedef struct {
+    const int32_t *table;
+    int row;
+} row_table;
+
+static int by_table(const void *x, const void *y) {
+    uintptr_t a = (uintptr_t)((const row_table *)x)->table, b = (uintptr_t)((const row_table *)y)->table;
+    return a < b ? -1 : a > b;
+}
+
+static bool lone_rows(const lg_attention_args *a, bool *lone) {
+    int n = a->n_rows;
+    row_table *rt = (row_table *)malloc(sizeof(row_table) * (size_t)n);
+    if (!rt) return false;
+    for (int r = 0; r < n; r++) rt[r] = (row_table){a->tables[r], r};
+    qsort(rt, (size_t)n, sizeof *rt, by_table);
+    for (int i = 0; i < n; i++)
+        lone[rt[i].row] = (i == 0 || rt[i - 1].table != rt[i].table) && (i + 1 == n || rt[i + 1].table != rt[i].table);
+    free(rt);
+    return true;
 }
 
 /* Tiles: runs of step rows of one sequence (same page table and fresh rows)
@@ -490,8 +462,9 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     int n = a->n_rows, G = a->n_heads / a->n_kv_heads, max_rows = CK_MAX_PAIRS / G;
     int4 *tiles = (int4 *)malloc(sizeof(int4) * (size_t)n * 2);
     int32_t *need = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
-    if (!tiles || !need) {
-        free(tiles), free(need);
+    bool *lone = (bool *)malloc(sizeof(bool) * (size_t)n);
+    if (!tiles || !need || !lone || !lone_rows(a, lone)) {
+        free(tiles), free(need), free(lone);
         return;
     }
     int n_tiles = 0;
@@ -516,7 +489,7 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     }
     int32_t *pages = (int32_t *)malloc(sizeof(int32_t) * (total ? total : 1));
     if (!pages) {
-        free(tiles), free(need);
+        free(tiles), free(need), free(lone);
         return;
     }
     for (int t = 0; t < n_tiles; t++)
@@ -546,17 +519,18 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     ca.hdp = (a->head_dim + 3) / 4 * 4;
     ca.stride = ca.hdp / 4 % 2 ? ca.hdp : ca.hdp + 4; /* float4 rows read by 8 lanes at once hit distinct banks */
     ca.scale = 1.0f / sqrtf((float)a->head_dim);
-    /* single-row tiles first, then the others, each group contiguous */
+    /* lone rows (their sequence's only row in the step: decode rows) first, then the others */
     int4 *sorted = tiles + n;
     int n_single = 0;
     for (int t = 0; t < n_tiles; t++)
-        if (tiles[t].y == 1) sorted[n_single++] = tiles[t];
+        if (tiles[t].y == 1 && lone[tiles[t].x]) sorted[n_single++] = tiles[t];
     int n_sorted = n_single;
     for (int t = 0; t < n_tiles; t++)
-        if (tiles[t].y > 1) sorted[n_sorted++] = tiles[t];
-    launch_chunked(k, ca, a, sorted, n_single, CK_LOOP_MIN_DECODE);
-    launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES);
-    free(tiles), free(need), free(pages);
+        if (tiles[t].y > 1 || !lone[tiles[t].x]) sorted[n_sorted++] = tiles[t];
+    launch_chunked(k, ca, a, sorted, n_single, CK_LOOP_MIN_DECODE, false);
+    launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES,
+                   lg_cuda_attention_mma_takes(a->head_dim));
+    free(tiles), free(need), free(pages), free(lone);
 }
 
 /* The one-pass kernel's launch: each row's page table uploaded in full. */

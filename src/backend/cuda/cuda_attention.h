@@ -1,0 +1,82 @@
+/* What the chunked attention kernels share (cuda_attention.cu: float32
+ * arithmetic on CUDA cores; cuda_attention_mma.cu: the same chunks on tensor
+ * cores): the launch arguments, a row's window, the staging load and the
+ * merge of a chunk's partial result into a row's running one. */
+#ifndef LAGUNA_BACKEND_CUDA_ATTENTION_H
+#define LAGUNA_BACKEND_CUDA_ATTENTION_H
+
+#include "backend/cuda/cuda_internal.h"
+
+#define CHUNK 32 /* keys per chunk */
+#define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
+
+struct chunk_args {
+    const uint8_t *pool;
+    size_t page_bytes, row_bytes;
+    int page_size, dtype;
+    const int32_t *pos, *fresh_from, *fresh_at, *fresh_rows, *pages; /* per step row; pages flat */
+    const int4 *tiles; /* (first step row, rows, page table offset, 0) */
+    const float *q, *fresh_k, *fresh_v;
+    float *out;
+    float *part;        /* split: [tile][KV head][chunk slot][pair slot][rec] */
+    unsigned *counters; /* split: [tile][KV head], zero between launches */
+    int split, chunk_slots, pair_slots, rec;
+    int n_heads, n_kv_heads, head_dim, group;
+    int window;
+    int hdp;    /* head_dim rounded up to 4 */
+    int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
+    float scale;
+};
+
+__host__ __device__ __forceinline__ int row_lo(int pos, int window) {
+    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
+
+/* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
+ * 0) or value (1) row at position p of the tile's sequence, as float32. */
+__device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_at, int p, int which, int kvh,
+                                        int d) {
+    int hd = a.head_dim;
+    float x[4];
+    if (p >= a.fresh_from[r0]) {
+        int row = a.fresh_rows[a.fresh_at[r0] + p - a.fresh_from[r0]];
+        const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kvh) * hd + d;
+        if ((hd & 3) == 0) return *(const float4 *)src;
+#pragma unroll
+        for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
+        return make_float4(x[0], x[1], x[2], x[3]);
+    }
+    const uint8_t *row = a.pool + (size_t)a.pages[table_at + p / a.page_size] * a.page_bytes +
+                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+    int64_t e = (int64_t)kvh * hd + d;
+    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
+    if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
+        uint2 u = *(const uint2 *)(row + e * 2);
+        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                           __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) x[i] = d + i < hd ? lg_load(a.dtype, row, e + i) : 0.0f;
+    return make_float4(x[0], x[1], x[2], x[3]);
+}
+
+/* A chunk's (max m, sum l) into the running (M, L); *old_w and *new_w are
+ * what the running outputs and the chunk's outputs are multiplied by:
+ * O = fmaf(O, old_w, o * new_w). From the start (M = -inf, L = 0, O = 0) a
+ * chunk is taken exactly (weights 0 and 1). */
+__device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l, float *old_w, float *new_w) {
+    float mn = fmaxf(M, m);
+    *old_w = expf(__fsub_rn(M, mn));
+    *new_w = expf(__fsub_rn(m, mn));
+    L = fmaf(L, *old_w, __fmul_rn(l, *new_w));
+    M = mn;
+}
+
+/* The tensor-core kernel (cuda_attention_mma.cu): whether it takes a head
+ * size, the record length of its split partials, and a launch of grid
+ * (tiles, KV heads, chunk slots or 1) over tiles of at most `pairs` pairs. */
+bool lg_cuda_attention_mma_takes(int head_dim);
+int lg_cuda_attention_mma_rec(int head_dim);
+void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs);
+
+#endif

@@ -1,0 +1,449 @@
+/* The chunked attention on tensor cores: the same tiles, chunks, loop and
+ * split launches and chunk merges as the CUDA-core kernel
+ * (cuda_attention.cu), with a chunk's scores and outputs computed by
+ * mma.sync m16n8k16 (bf16 in, float32 accumulators) for head sizes up to
+ * 128. A warp takes 16 (row, query head) pairs of the tile.
+ *
+ * Every float32 operand is split into two bf16 halves, x = hi + lo (lo the
+ * rounded rest: x to ~2^-17), and a product is hi*hi + lo*hi + hi*lo, so a
+ * chunk's result stays near float32 rather than bf16-rounded (a bf16 pool
+ * row has lo = 0). For one chunk and one pair, with d in steps of 16:
+ *   s_j = (q . k_j) * scale   per key j, three mma chains over the steps
+ *                             of d, q_hi k_hi, q_lo k_hi and q_hi k_lo, added
+ *                             in that order
+ *   m   = max_j s_j;  p_j = exp(s_j - m)
+ *   l   = sum of p_j          each lane's 8 keys in order, then the 4 lanes
+ *                             of the pair's quad, pairwise
+ *   o   = sum_j p_j v_j       per dim, one mma chain over the two 16-key
+ *                             halves, each (p_hi v_hi, p_lo v_hi, p_hi v_lo)
+ * and chunks merge into (M, L, O) with merge_chunk, as in the CUDA-core
+ * kernel. An element of an mma depends only on its own row of the first
+ * operand and column of the second, so a pair's result is bitwise the same
+ * whichever tile, warp row, launch mode or batch computes it. The hi * lo
+ * step of a whole chunk is left out when every staged lo is zero (a bf16
+ * pool): it would add exact zeros. */
+#include "backend/cuda/cuda_attention.h"
+#include "backend/cuda/cuda_mma.h"
+
+#define TC_MAX_DIM 128
+#define TC_MERGE_AHEAD 4
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x2(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+
+__device__ __forceinline__ void cp_async8(void *dst, const void *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+/* Four elements copied raw into a 16-byte slot (8 bytes of it for 16-bit dtypes), as float32. */
+__device__ __forceinline__ float4 raw_float4(const float *slot, int dtype) {
+    if (dtype == LG_DTYPE_F32) return *(const float4 *)slot;
+    uint2 u = *(const uint2 *)slot;
+    if (dtype == LG_DTYPE_BF16)
+        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                           __uint_as_float(u.y & 0xffff0000u));
+    float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
+/* Four floats as bf16 hi and lo halves (two packed pairs each); *any_lo is
+ * set when a lo is not zero. */
+__device__ __forceinline__ void split4(float4 x, uint2 *hi, uint2 *lo, bool *any_lo) {
+    split_pair(x.x, x.y, &hi->x, &lo->x);
+    split_pair(x.z, x.w, &hi->y, &lo->y);
+    *any_lo |= (lo->x | lo->y) & 0x7fff7fffu;
+}
+
+/* Grid as the CUDA-core kernel's. NT: 8-dim column tiles of the padded head
+ * (head_dim rounded up to NT * 8, zeros past it). WARPS / WPM mma row tiles
+ * of 16 pairs a block, WPM warps on each: a warp computes its share of the
+ * 4 key column tiles of the scores (the tile's warps exchange them through
+ * shared memory when WPM > 1, and each then runs the same softmax) and its
+ * share of the output's dims. Shared memory, bf16 rows of NT * 8 + 8
+ * elements (an odd number of 16-byte units: ldmatrix rows hit distinct
+ * banks): q hi/lo per pair, k hi/lo and v hi/lo per key; then, float32,
+ * the scores' exchange and the next chunk's raw keys and values. */
+template <int NT, int WARPS, int WPM>
+__global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_kernel(chunk_args a) {
+    lg_cuda_kernel_begin();
+    constexpr int D = NT * 8, RS = D + 8, KSTEPS = D / 16, THREADS = WARPS * 32, PAIRS = WARPS / WPM * 16;
+    constexpr int SN = 4 / WPM, ON = NT / WPM; /* the warp's key tiles of the scores, dim tiles of the output */
+    constexpr int SX = CHUNK + 1;                /* floats per pair in the exchange */
+    static_assert(WPM > 1 && WPM <= 4 && ON >= 2 && ON % 2 == 0, "a warp's share: whole key tiles, dim tile pairs");
+    static_assert(CHUNK * (D / 4) % THREADS == 0, "a chunk's staging: the same loads for every thread");
+    extern __shared__ uint4 tc_smem4[];
+    __shared__ int tc_last;
+    __nv_bfloat16 *q_hi = (__nv_bfloat16 *)tc_smem4, *q_lo = q_hi + PAIRS * RS;
+    __nv_bfloat16 *k_hi = q_lo + PAIRS * RS, *k_lo = k_hi + CHUNK * RS;
+    __nv_bfloat16 *v_hi = k_lo + CHUNK * RS, *v_lo = v_hi + CHUNK * RS;
+    float *s_x = (float *)(v_lo + CHUNK * RS);
+    int4 tile = a.tiles[blockIdx.x];
+    int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0 = row_lo(pos0, a.window);
+    int c_first = lo0 / CHUNK, c_last = pos_end / CHUNK, c_begin = c_first, c_end = c_last;
+    if (a.split) {
+        c_begin = c_end = c_first + (int)blockIdx.z;
+        if (c_begin > c_last) return;
+    }
+    bool direct = !a.split || c_first == c_last;
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
+    int part = warp % WPM, pa = warp / WPM * 16; /* the warp's share, its row tile's first pair */
+    bool active = pa < P;
+    /* the tile's queries, split; pairs past P are zero */
+    for (int i = tid; i < PAIRS * (D / 4); i += THREADS) {
+        int pr = i / (D / 4), d = (i % (D / 4)) * 4;
+        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (pr < P) {
+            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+#pragma unroll
+            for (int e = 0; e < 4; e++) x[e] = d + e < hd ? src[d + e] : 0.0f;
+        }
+        uint2 h, l;
+        bool unused = false;
+        split4(make_float4(x[0], x[1], x[2], x[3]), &h, &l, &unused);
+        *(uint2 *)(q_hi + pr * RS + d) = h;
+        *(uint2 *)(q_lo + pr * RS + d) = l;
+    }
+    /* this lane's two pairs: rows g and g + 8 of the warp's mma tiles */
+    int prs[2] = {pa + g, pa + g + 8}, pts[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) pts[h] = pos0 + prs[h] / G;
+    float M[2] = {-INFINITY, -INFINITY}, L[2] = {0.0f, 0.0f}, O[ON][4];
+#pragma unroll
+    for (int n = 0; n < ON; n++) O[n][0] = O[n][1] = O[n][2] = O[n][3] = 0.0f;
+    /* Staging, one chunk ahead: the thread's keys' row indices (a pool page or
+     * a fresh row) are found two chunks ahead, their bytes copied into raw
+     * shared memory one chunk ahead (cp.async), and turned into hi/lo halves
+     * when the chunk is taken. Q8_0 pools and odd head sizes load directly. */
+    constexpr int PER = CHUNK * (D / 4) / THREADS;
+    const int fresh_from = a.fresh_from[r0], fresh_at = a.fresh_at[r0];
+    const bool hd4 = (hd & 3) == 0;
+    float *raw = s_x + PAIRS * SX; /* keys [CHUNK][D], then values */
+    int idx[PER];
+    auto in_chunk = [&](int c, int p, int d) {
+        return c <= c_end && p >= max(c * CHUNK, lo0) && p <= min(c * CHUNK + CHUNK - 1, pos_end) && d < a.hdp;
+    };
+    auto copies = [&](int p) { return hd4 && (p >= fresh_from || a.dtype != LG_DTYPE_Q8_0); };
+    auto find_rows = [&](int c) {
+#pragma unroll
+        for (int u = 0; u < PER; u++) {
+            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+            idx[u] = -1;
+            if (in_chunk(c, p, d) && copies(p))
+                idx[u] = p >= fresh_from ? a.fresh_rows[fresh_at + p - fresh_from] : a.pages[tile.z + p / a.page_size];
+        }
+    };
+    auto copy_chunk = [&](int c) {
+#pragma unroll
+        for (int u = 0; u < PER; u++) {
+            if (idx[u] < 0) continue;
+            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+#pragma unroll
+            for (int which = 0; which < 2; which++) {
+                float *dst = raw + which * CHUNK * D + j * D + d;
+                if (p >= fresh_from) {
+                    const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)idx[u] * a.n_kv_heads + kvh) * hd + d;
+                    cp_async16(dst, src);
+                    continue;
+                }
+                const uint8_t *row = a.pool + (size_t)idx[u] * a.page_bytes +
+                                     ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+                size_t e = (size_t)kvh * hd + d;
+                if (a.dtype == LG_DTYPE_F32) cp_async16(dst, row + e * 4);
+                else cp_async8(dst, row + e * 2);
+            }
+        }
+        cp_async_commit();
+    };
+    find_rows(c_begin);
+    copy_chunk(c_begin);
+    find_rows(c_begin + 1);
+    for (int c = c_begin; c <= c_end; c++) {
+        cp_async_wait_all();
+        __syncthreads(); /* the chunk's bytes are in; the previous chunk's halves are read */
+        bool k_lo_any = false, v_lo_any = false;
+#pragma unroll
+        for (int u = 0; u < PER; u++) {
+            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+            float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
+            if (in_chunk(c, p, d)) {
+                if (!copies(p)) {
+                    kx = load4(a, r0, tile.z, p, 0, kvh, d);
+                    vx = load4(a, r0, tile.z, p, 1, kvh, d);
+                } else {
+                    int dt = p >= fresh_from ? LG_DTYPE_F32 : a.dtype;
+                    kx = raw_float4(raw + j * D + d, dt);
+                    vx = raw_float4(raw + CHUNK * D + j * D + d, dt);
+                }
+            }
+            uint2 h, l;
+            split4(kx, &h, &l, &k_lo_any);
+            *(uint2 *)(k_hi + j * RS + d) = h, *(uint2 *)(k_lo + j * RS + d) = l;
+            split4(vx, &h, &l, &v_lo_any);
+            *(uint2 *)(v_hi + j * RS + d) = h, *(uint2 *)(v_lo + j * RS + d) = l;
+        }
+        k_lo_any = __syncthreads_or(k_lo_any);
+        v_lo_any = __syncthreads_or(v_lo_any); /* and the raw bytes are taken */
+        if (c < c_end) {
+            copy_chunk(c + 1);
+            find_rows(c + 2);
+        }
+        /* scores: 16 pairs x 32 keys, four 8-key column tiles; this warp's SN of them */
+        float sa[SN][3][4]; /* q_hi k_hi, q_lo k_hi, q_hi k_lo: three chains, a third as long */
+#pragma unroll
+        for (int i = 0; i < SN; i++)
+#pragma unroll
+            for (int t = 0; t < 3; t++) sa[i][t][0] = sa[i][t][1] = sa[i][t][2] = sa[i][t][3] = 0.0f;
+        if (active) {
+#pragma unroll
+            for (int ks = 0; ks < KSTEPS; ks++) {
+                uint32_t ah[4], al[4];
+                const int qoff = (pa + (lane & 15)) * RS + ks * 16 + (lane >> 4) * 8;
+                ldsm_x4(ah, q_hi + qoff);
+                ldsm_x4(al, q_lo + qoff);
+#pragma unroll
+                for (int i = 0; i < SN; i++) {
+                    uint32_t bh[2], bl[2];
+                    const int koff = ((part * SN + i) * 8 + (lane & 7)) * RS + ks * 16 + ((lane >> 3) & 1) * 8;
+                    ldsm_x2(bh, k_hi + koff);
+                    mma_bf16(sa[i][0], ah[0], ah[1], ah[2], ah[3], bh[0], bh[1]);
+                    mma_bf16(sa[i][1], al[0], al[1], al[2], al[3], bh[0], bh[1]);
+                    if (k_lo_any) {
+                        ldsm_x2(bl, k_lo + koff);
+                        mma_bf16(sa[i][2], ah[0], ah[1], ah[2], ah[3], bl[0], bl[1]);
+                    }
+                }
+            }
+        }
+        /* every warp of the row tile takes all four key tiles */
+        float *x = s_x + (warp / WPM) * 16 * SX, s[4][4];
+        if (active)
+#pragma unroll
+            for (int i = 0; i < SN; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    x[(g + (e >> 1) * 8) * SX + (part * SN + i) * 8 + 2 * qd + (e & 1)] =
+                        __fadd_rn(__fadd_rn(sa[i][0][e], sa[i][1][e]), sa[i][2][e]);
+        __syncthreads();
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[n][e] = x[(g + (e >> 1) * 8) * SX + n * 8 + 2 * qd + (e & 1)];
+        if (!active) continue;
+        /* softmax pieces of the lane's two pairs; key of s[n][2h + e]: c * CHUNK + 8n + 2qd + e */
+        float mc[2], lc[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int pr = prs[h], lo = row_lo(pts[h], a.window);
+            float m = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < 4; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int p = c * CHUNK + 8 * n + 2 * qd + e;
+                    bool valid = pr < P && p >= lo && p <= pts[h];
+                    float x = valid ? __fmul_rn(s[n][2 * h + e], a.scale) : -INFINITY;
+                    s[n][2 * h + e] = x;
+                    m = fmaxf(m, x);
+                }
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+            float l = 0.0f;
+#pragma unroll
+            for (int n = 0; n < 4; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float x = s[n][2 * h + e];
+                    float w = x == -INFINITY ? 0.0f : expf(__fsub_rn(x, m));
+                    s[n][2 * h + e] = w;
+                    l = __fadd_rn(l, w);
+                }
+            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 1));
+            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 2));
+            mc[h] = m, lc[h] = l;
+        }
+        /* p as the first operand: keys 16kk .. 16kk + 15 are column tiles 2kk and 2kk + 1 */
+        uint32_t ph[2][4], pl[2][4];
+#pragma unroll
+        for (int kk = 0; kk < 2; kk++) {
+            split_pair(s[2 * kk][0], s[2 * kk][1], &ph[kk][0], &pl[kk][0]);
+            split_pair(s[2 * kk][2], s[2 * kk][3], &ph[kk][1], &pl[kk][1]);
+            split_pair(s[2 * kk + 1][0], s[2 * kk + 1][1], &ph[kk][2], &pl[kk][2]);
+            split_pair(s[2 * kk + 1][2], s[2 * kk + 1][3], &ph[kk][3], &pl[kk][3]);
+        }
+        float ow[2], nw[2];
+        bool take[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            take[h] = prs[h] < P && mc[h] != -INFINITY; /* some key of the pair in the chunk */
+            ow[h] = 1.0f, nw[h] = 0.0f;
+            if (take[h] && direct) merge_chunk(M[h], L[h], mc[h], lc[h], &ow[h], &nw[h]);
+        }
+        float *rec[2] = {NULL, NULL};
+        if (!direct)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                rec[h] = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + (c - c_first)) *
+                                       a.pair_slots + prs[h]) * a.rec;
+        /* outputs: 16 pairs x this warp's ON dim tiles, two at a time */
+#pragma unroll
+        for (int i2 = 0; i2 < ON / 2; i2++) {
+            int n2 = part * (ON / 2) + i2;
+            float o[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+            for (int kk = 0; kk < 2; kk++) {
+                uint32_t bh[4], bl[4];
+                const int voff = (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * RS + n2 * 16 + (lane >> 4) * 8;
+                ldsm_x4_trans(bh, v_hi + voff);
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    mma_bf16(o[u], ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], bh[2 * u], bh[2 * u + 1]);
+                    mma_bf16(o[u], pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], bh[2 * u], bh[2 * u + 1]);
+                }
+                if (v_lo_any) {
+                    ldsm_x4_trans(bl, v_lo + voff);
+#pragma unroll
+                    for (int u = 0; u < 2; u++)
+                        mma_bf16(o[u], ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], bl[2 * u], bl[2 * u + 1]);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    if (!take[h]) continue;
+                    float *Ou = O[2 * i2 + u];
+                    if (direct) {
+                        Ou[2 * h] = fmaf(Ou[2 * h], ow[h], __fmul_rn(o[u][2 * h], nw[h]));
+                        Ou[2 * h + 1] = fmaf(Ou[2 * h + 1], ow[h], __fmul_rn(o[u][2 * h + 1], nw[h]));
+                    } else {
+                        *(float2 *)(rec[h] + (2 * n2 + u) * 8 + 2 * qd) = make_float2(o[u][2 * h], o[u][2 * h + 1]);
+                    }
+                }
+        }
+        if (!direct && qd == 0 && part == 0)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                if (take[h]) rec[h][D] = mc[h], rec[h][D + 1] = lc[h];
+    }
+    if (!direct) {
+        /* the last block of this (tile, KV head) merges the chunks in order */
+        __threadfence();
+        __syncthreads();
+        if (tid == 0) {
+            unsigned *counter = a.counters + (size_t)blockIdx.x * a.n_kv_heads + kvh;
+            unsigned done = atomicAdd(counter, 1u) + 1u;
+            tc_last = done == (unsigned)(c_last - c_first + 1);
+            if (tc_last) atomicExch(counter, 0u); /* every block has counted: ready for the next launch */
+        }
+        __syncthreads();
+        if (!tc_last || !active) return;
+        __threadfence();
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            if (prs[h] >= P) continue;
+            int c_hi = pts[h] / CHUNK;
+            /* in chunk order, as the loop mode merges; every chunk of the pair's range has a record */
+            for (int cb = row_lo(pts[h], a.window) / CHUNK; cb <= c_hi; cb += TC_MERGE_AHEAD) {
+                float mm[TC_MERGE_AHEAD], ll[TC_MERGE_AHEAD];
+                float2 ox[TC_MERGE_AHEAD][ON];
+#pragma unroll
+                for (int u = 0; u < TC_MERGE_AHEAD; u++) {
+                    int c = min(cb + u, c_hi);
+                    const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
+                                                  (c - c_first)) * a.pair_slots + prs[h]) * a.rec;
+                    mm[u] = __ldcg(rec + D), ll[u] = __ldcg(rec + D + 1);
+#pragma unroll
+                    for (int n = 0; n < ON; n++)
+                        ox[u][n] = __ldcg((const float2 *)(rec + (part * ON + n) * 8 + 2 * qd));
+                }
+#pragma unroll
+                for (int u = 0; u < TC_MERGE_AHEAD; u++) {
+                    if (cb + u > c_hi) break;
+                    float o_w, n_w;
+                    merge_chunk(M[h], L[h], mm[u], ll[u], &o_w, &n_w);
+#pragma unroll
+                    for (int n = 0; n < ON; n++) {
+                        O[n][2 * h] = fmaf(O[n][2 * h], o_w, __fmul_rn(ox[u][n].x, n_w));
+                        O[n][2 * h + 1] = fmaf(O[n][2 * h + 1], o_w, __fmul_rn(ox[u][n].y, n_w));
+                    }
+                }
+            }
+        }
+    }
+    if (!active) return;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        int pr = prs[h];
+        if (pr >= P) continue;
+        float *dst = a.out + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+#pragma unroll
+        for (int n = 0; n < ON; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                int d = (part * ON + n) * 8 + 2 * qd + e;
+                if (d < hd) dst[d] = __fdiv_rn(O[n][2 * h + e], L[h]);
+            }
+    }
+}
+
+static int tiles_of(int head_dim) { return head_dim <= 32 ? 4 : head_dim <= 64 ? 8 : 16; }
+
+/* LAGUNA_CUDA_ATTN_MMA=0 runs the CUDA-core kernel instead (for measuring) */
+bool lg_cuda_attention_mma_takes(int head_dim) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_MMA");
+    return head_dim <= TC_MAX_DIM && on;
+}
+
+int lg_cuda_attention_mma_rec(int head_dim) { return tiles_of(head_dim) * 8 + 4; }
+
+/* Tiles of one row (decode: at most 16 pairs) take 4 warps on one row tile
+ * (2 on each of two for the smallest heads); longer tiles 8 warps, 2 on each
+ * of 4 row tiles. */
+template <int NT, int WARPS, int WPM>
+static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
+    constexpr int PAIRS = WARPS / WPM * 16;
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(NT * 8 + 8) * (2 * PAIRS + 4 * CHUNK) +
+                  sizeof(float) * ((size_t)PAIRS * (CHUNK + 1) + 2 * (size_t)CHUNK * NT * 8);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(attention_mma_kernel<NT, WARPS, WPM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    lg_cuda_launch(k, attention_mma_kernel<NT, WARPS, WPM>, grid, WARPS * 32, smem, ca);
+}
+
+template <int NT>
+static void launch_nt(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs) {
+    if (pairs <= 16) launch_shape<NT, 4, NT >= 8 ? 4 : 2>(k, grid, ca);
+    else launch_shape<NT, 8, 2>(k, grid, ca);
+}
+
+void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs) {
+    switch (tiles_of(ca.head_dim)) {
+    case 4: launch_nt<4>(k, grid, ca, pairs); break;
+    case 8: launch_nt<8>(k, grid, ca, pairs); break;
+    default: launch_nt<16>(k, grid, ca, pairs); break;
+    }
+}
