@@ -104,7 +104,8 @@ static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, i
         return -1;
     }
     laguna_batch_row *rows = malloc(sizeof *rows * (size_t)B * (size_t)n_prompt);
-    int32_t *next = malloc(sizeof(int32_t) * (size_t)B * (size_t)n_prompt), *last = malloc(sizeof(int32_t) * (size_t)B);
+    int32_t *next = malloc(sizeof(int32_t) * (size_t)B * (size_t)n_prompt),
+            *last = malloc(sizeof(int32_t) * (size_t)B);
     int ok = rows && next && last;
     for (int r = -1; r < reps && ok; r++) { /* one untimed run first */
         for (int b = 0; b < B; b++) laguna_seq_remove(x, b);
@@ -116,11 +117,14 @@ static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, i
                                                i == n_prompt - 1 ? LAGUNA_ROW_ARGMAX : 0};
         }
         for (int done = 0; ok && done < n; done += 512) /* prompts in calls of at most a step */
-            ok = !laguna_context_decode_argmax(x, rows + done, n - done < 512 ? n - done : 512, NULL, next + done, &err);
-        for (int b = 0; b < B; b++) last[b] = next[(size_t)(b + 1) * n_prompt - 1];
+            ok = !laguna_context_decode_argmax(x, rows + done, n - done < 512 ? n - done : 512,
+                                               NULL, next + done, &err);
+        for (int b = 0; b < B; b++)
+            last[b] = next[(size_t)(b + 1) * n_prompt - 1];
         double t0 = now_s();
         for (int g = 0; g < n_gen && ok; g++) {
-            for (int b = 0; b < B; b++) rows[b] = (laguna_batch_row){last[b], n_prompt + g, b, LAGUNA_ROW_ARGMAX};
+            for (int b = 0; b < B; b++)
+                rows[b] = (laguna_batch_row){last[b], n_prompt + g, b, LAGUNA_ROW_ARGMAX};
             ok = !laguna_context_decode_argmax(x, rows, B, NULL, last, &err);
         }
         if (r >= 0) tps[r] = (double)B * n_gen / (now_s() - t0);

@@ -199,8 +199,9 @@ laguna_status laguna_context_decode(laguna_context *ctx, const laguna_batch_row 
  * found on the device (the GPU's argmax), so its logits never cross to the
  * host. argmax has n_rows entries; those of rows without the flag are set to
  * -1. Either buffer may be NULL when no row asks for it. */
-laguna_status laguna_context_decode_argmax(laguna_context *ctx, const laguna_batch_row *rows, int n_rows,
-                                           float *logits, int32_t *argmax, laguna_error *err);
+laguna_status laguna_context_decode_argmax(laguna_context *ctx, const laguna_batch_row *rows,
+                                           int n_rows, float *logits, int32_t *argmax,
+                                           laguna_error *err);
 
 /* KV pool pages in use and in all, and the bytes of one page. */
 void laguna_context_kv_pages(const laguna_context *ctx, int *used, int *total, size_t *page_bytes);
@@ -242,8 +243,8 @@ laguna_status laguna_session_feed(laguna_session *session, const int32_t *tokens
  * after the last fed token (what laguna_context_decode_argmax gives for it),
  * found on the device, so no logits come to the host; laguna_session_logits
  * then returns NULL until the next laguna_session_feed. */
-laguna_status laguna_session_feed_greedy(laguna_session *session, const int32_t *tokens, size_t n_tokens,
-                                         int32_t *next, laguna_error *err);
+laguna_status laguna_session_feed_greedy(laguna_session *session, const int32_t *tokens,
+                                         size_t n_tokens, int32_t *next, laguna_error *err);
 
 /* Logits after the last fed token (vocab_size floats), or NULL before any
  * feed and after laguna_session_feed_greedy. */

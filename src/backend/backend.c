@@ -54,8 +54,8 @@ void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float
     o->moe_group(c, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
 }
 
-void lg_backend_argmax_rows_by_parts(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows, int n_cols,
-                                     float *host_scratch) {
+void lg_backend_argmax_rows_by_parts(lg_backend_ctx *c, int32_t *host_out, const float *logits,
+                                     int n_rows, int n_cols, float *host_scratch) {
     const lg_backend_ops *o = c->backend->ops;
     const float *rows = logits;
     if (!o->host_memory) {

@@ -11,5 +11,6 @@ int32_t lg_argmax_f32(const float *x, int n) {
 }
 
 void lg_argmax_rows_f32(int32_t *out, const float *rows, int n_rows, int n_cols) {
-    for (int r = 0; r < n_rows; r++) out[r] = lg_argmax_f32(rows + (size_t)r * (size_t)n_cols, n_cols);
+    for (int r = 0; r < n_rows; r++)
+        out[r] = lg_argmax_f32(rows + (size_t)r * (size_t)n_cols, n_cols);
 }

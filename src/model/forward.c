@@ -115,10 +115,12 @@ laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int 
     carve(a, m, n_rows, a->block);
     const lg_backend_ops *o = m->backend->ops;
     if (m->comm || (!o->host_memory && !o->argmax_rows)) {
-        a->host_logits = malloc(sizeof(float) * (size_t)a->n_logit_rows * (size_t)m->cfg.vocab_size);
+        a->host_logits =
+            malloc(sizeof(float) * (size_t)a->n_logit_rows * (size_t)m->cfg.vocab_size);
         if (!a->host_logits) {
             lg_activations_free(a, m->backend);
-            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for the host's logits (%d rows)", n_rows);
+            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for the host's logits (%d rows)",
+                           n_rows);
         }
     }
     return LAGUNA_OK;
@@ -263,10 +265,12 @@ static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activat
  * on the device, so only the tokens come back. On several devices the
  * logits are gathered to the host and the argmax taken there (a per-rank
  * argmax and a max over ranks would spare that copy; not done yet). */
-static void argmax_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
+static void argmax_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a,
+                           const lg_step *s) {
     int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
     for (int done = 0; done < s->n_argmax_rows; done += a->n_logit_rows) {
-        int n = s->n_argmax_rows - done < a->n_logit_rows ? s->n_argmax_rows - done : a->n_logit_rows;
+        int n =
+            s->n_argmax_rows - done < a->n_logit_rows ? s->n_argmax_rows - done : a->n_logit_rows;
         OP(bc)->gather_rows(bc, a->head_in, a->h, s->argmax_rows + done, n, H);
         lg_matmul_op head = {a->logits, a->head_in, n, &m->lm_head, NULL};
         OP(bc)->matmul_many(bc, &head, 1);

@@ -18,10 +18,11 @@ typedef struct {
     float *router_logits, *route_weight;
     int32_t *route_expert;
     lg_moe_plan plan;
-    float *head_in, *logits;  /* lm_head's input rows, and its output (a rank's columns on several devices) */
-    float *host_logits;       /* [n_logit_rows][vocab] host memory (malloc) for argmax rows whose logits
-                                 must come to the host: gathered over devices, or a backend without
-                                 argmax_rows off the host; NULL when not needed */
+    float *head_in,
+        *logits; /* lm_head's input rows, and its output (a rank's columns on several devices) */
+    float *host_logits; /* [n_logit_rows][vocab] host memory (malloc) for argmax rows whose logits
+                           must come to the host: gathered over devices, or a backend without
+                           argmax_rows off the host; NULL when not needed */
     void *host_copy;          /* host memory for observers when the backend's is not */
     size_t host_copy_bytes;
 } lg_activations;
@@ -39,8 +40,8 @@ typedef struct {
     const int32_t *logit_rows;    /* rows whose logits are wanted, ascending (host) */
     float *logits;                /* [n_logit_rows][vocab] (host) */
     int n_argmax_rows;
-    const int32_t *argmax_rows;   /* rows whose greedy token alone is wanted, ascending (host) */
-    int32_t *argmax;              /* [n_argmax_rows] (host): their tokens (lg_argmax_f32 of their logits) */
+    const int32_t *argmax_rows; /* rows whose greedy token alone is wanted, ascending (host) */
+    int32_t *argmax; /* [n_argmax_rows] (host): their tokens (lg_argmax_f32 of their logits) */
 } lg_step;
 
 /* Runs one step: writes every row's keys and values into the pool, attends

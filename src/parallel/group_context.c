@@ -87,8 +87,10 @@ static void decode_on_rank(void *user, int r) {
     rank_job *j = user;
     lg_decode_call call = *j->call;
     if (r > 0 && call.logits)
-        call.logits = j->logits_floats ? j->x->rank_logits + (size_t)(r - 1) * j->logits_floats : NULL;
-    if (r > 0 && call.argmax) call.argmax = call.n > 0 ? j->x->rank_argmax + (size_t)(r - 1) * (size_t)call.n : NULL;
+        call.logits =
+            j->logits_floats ? j->x->rank_logits + (size_t)(r - 1) * j->logits_floats : NULL;
+    if (r > 0 && call.argmax)
+        call.argmax = call.n > 0 ? j->x->rank_argmax + (size_t)(r - 1) * (size_t)call.n : NULL;
     laguna_context *rx = j->x->ranks[r];
     j->codes[r] = j->run ? lg_context_decode_run(rx, &call, &j->errs[r])
                          : lg_context_decode_prepare(rx, &call, &j->errs[r]);
@@ -114,12 +116,14 @@ laguna_status lg_group_decode(laguna_context *x, const lg_decode_call *call, lag
     laguna_status st = with_job(x, &j, err);
     if (st) return st;
     /* ranks 1.. gather the logits too */
-    size_t need = j.logits_floats * (size_t)(N - 1), need_argmax = call->n > 0 ? (size_t)call->n * (size_t)(N - 1) : 0;
+    size_t need = j.logits_floats * (size_t)(N - 1),
+           need_argmax = call->n > 0 ? (size_t)call->n * (size_t)(N - 1) : 0;
     if (call->logits && need &&
         !(x->rank_logits = with_room(x->rank_logits, &x->rank_logits_floats, need, sizeof(float))))
         st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     if (!st && call->argmax && need_argmax &&
-        !(x->rank_argmax = with_room(x->rank_argmax, &x->rank_argmax_n, need_argmax, sizeof(int32_t))))
+        !(x->rank_argmax =
+              with_room(x->rank_argmax, &x->rank_argmax_n, need_argmax, sizeof(int32_t))))
         st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (int run = 0; run < 2 && !st; run++) { /* every rank prepares before any runs */
         j.run = run;

@@ -38,7 +38,8 @@ typedef struct {
     int n;
     float *logits;   /* [rows wanting logits][vocab] */
     int32_t *argmax; /* [n] or NULL */
-    bool flags;      /* `logits` holds LAGUNA_ROW_* flags (laguna_context_decode_argmax); else nonzero = logits */
+    bool flags; /* `logits` holds LAGUNA_ROW_* flags (laguna_context_decode_argmax); else nonzero =
+                   logits */
 } lg_decode_call;
 
 /* What row i of the call wants, as LAGUNA_ROW_* flags. */
@@ -49,8 +50,10 @@ static inline int lg_row_wants(const lg_decode_call *c, int i) {
 
 /* laguna_context_decode(_argmax) in its two halves: checking the rows and
  * taking their pages (nothing has run when it fails), then running them. */
-laguna_status lg_context_decode_prepare(laguna_context *x, const lg_decode_call *call, laguna_error *err);
-laguna_status lg_context_decode_run(laguna_context *x, const lg_decode_call *call, laguna_error *err);
+laguna_status lg_context_decode_prepare(laguna_context *x, const lg_decode_call *call,
+                                        laguna_error *err);
+laguna_status lg_context_decode_run(laguna_context *x, const lg_decode_call *call,
+                                    laguna_error *err);
 
 /* Several devices (group_context.c): the ranks' contexts, made with the
  * checked options d; freeing them; a decode on all ranks at once. */

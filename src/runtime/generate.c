@@ -121,7 +121,8 @@ static laguna_status check_params(const laguna_generate_params *p, laguna_error 
     if (p->n_stops && !p->tokenizer)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT,
                        "stop strings work on text: they need a tokenizer");
-    bool greedy_next = laguna_sampler_is_greedy(p->sampler) && lg_session_greedy_token(p->session) >= 0;
+    bool greedy_next =
+        laguna_sampler_is_greedy(p->sampler) && lg_session_greedy_token(p->session) >= 0;
     if (!laguna_session_logits(p->session) && !greedy_next)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT,
                        "the session has no logits: feed a prompt before generating");
@@ -197,7 +198,8 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             break;
         }
         int32_t next;
-        if ((st = greedy ? laguna_session_feed_greedy(s, &t, 1, &next, err) : laguna_session_feed(s, &t, 1, NULL, err)))
+        if ((st = greedy ? laguna_session_feed_greedy(s, &t, 1, &next, err)
+                         : laguna_session_feed(s, &t, 1, NULL, err)))
             goto done;
         r->fed_last = true;
     }

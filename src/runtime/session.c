@@ -16,7 +16,8 @@ struct laguna_session {
     int32_t *row_argmax; /* [n_batch]: laguna_context_decode_argmax's output */
     float *logits;
     bool has_logits;
-    int32_t greedy; /* after laguna_session_feed_greedy: the greedy token after the last fed one; else -1 */
+    int32_t greedy; /* after laguna_session_feed_greedy: the greedy token after the last fed one;
+                       else -1 */
 };
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options, laguna_session **out,
@@ -45,7 +46,8 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
         s->row_argmax = malloc(sizeof(int32_t) * (size_t)s->n_batch);
         s->logits = malloc(sizeof(float) * (size_t)c->vocab_size);
         s->greedy = -1;
-        if (!s->tokens || !s->rows || !s->row_argmax || !s->logits) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
+        if (!s->tokens || !s->rows || !s->row_argmax || !s->logits)
+            st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
     }
     if (st) {
         laguna_session_free(s);
@@ -67,8 +69,8 @@ void laguna_session_free(laguna_session *s) {
 
 /* Feeds tokens; the last one's logits are kept, or with next its greedy
  * token alone (found where the logits are: on the device for a GPU). */
-static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tokens, float *all_logits, int32_t *next,
-                          laguna_error *err) {
+static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                          float *all_logits, int32_t *next, laguna_error *err) {
     const lg_config *c = &s->ctx->model->cfg;
     int n_past = laguna_seq_length(s->ctx, s->seq);
     if (n_tokens == 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no tokens to feed (empty prompt)");
@@ -86,14 +88,17 @@ static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tok
         bool last = done + (size_t)n == n_tokens;
         int32_t last_wants = next ? LAGUNA_ROW_ARGMAX : LAGUNA_ROW_LOGITS;
         for (int i = 0; i < n; i++) {
-            int32_t wants = (all_logits ? LAGUNA_ROW_LOGITS : 0) | (last && i == n - 1 ? last_wants : 0);
+            int32_t wants =
+                (all_logits ? LAGUNA_ROW_LOGITS : 0) | (last && i == n - 1 ? last_wants : 0);
             s->rows[i] = (laguna_batch_row){tokens[done + i], n_past + i, s->seq, wants};
         }
         float *dst = all_logits ? all_logits + done * V : last && !next ? s->logits : NULL;
-        laguna_status st = laguna_context_decode_argmax(s->ctx, s->rows, n, dst, s->row_argmax, err);
+        laguna_status st =
+            laguna_context_decode_argmax(s->ctx, s->rows, n, dst, s->row_argmax, err);
         if (st) return st;
         memcpy(s->tokens + n_past, tokens + done, sizeof(int32_t) * (size_t)n);
-        if (last && all_logits && !next) memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
+        if (last && all_logits && !next)
+            memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
         if (last && next) *next = s->row_argmax[n - 1];
         n_past += n;
         done += (size_t)n;
@@ -103,18 +108,20 @@ static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tok
     return LAGUNA_OK;
 }
 
-laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens, float *all_logits,
-                                  laguna_error *err) {
+laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                                  float *all_logits, laguna_error *err) {
     return feed(s, tokens, n_tokens, all_logits, NULL, err);
 }
 
-laguna_status laguna_session_feed_greedy(laguna_session *s, const int32_t *tokens, size_t n_tokens, int32_t *next,
-                                         laguna_error *err) {
+laguna_status laguna_session_feed_greedy(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                                         int32_t *next, laguna_error *err) {
     if (!next) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "next is NULL");
     return feed(s, tokens, n_tokens, NULL, next, err);
 }
 
-int32_t lg_session_greedy_token(const laguna_session *s) { return s->greedy; }
+int32_t lg_session_greedy_token(const laguna_session *s) {
+    return s->greedy;
+}
 
 const float *laguna_session_logits(const laguna_session *s) { return s->has_logits ? s->logits : NULL; }
 int laguna_session_position(const laguna_session *s) { return laguna_seq_length(s->ctx, s->seq); }

@@ -425,7 +425,8 @@ static void admit(lg_sched *s) {
  * alone when the job samples exactly greedily and wants nothing more of the
  * logits (the argmax is then taken on the device), else the logits. */
 static int32_t row_wants(const lg_job *j) {
-    return laguna_sampler_is_greedy(j->sampler) && j->logprobs < 0 ? LAGUNA_ROW_ARGMAX : LAGUNA_ROW_LOGITS;
+    return laguna_sampler_is_greedy(j->sampler) && j->logprobs < 0 ? LAGUNA_ROW_ARGMAX
+                                                                   : LAGUNA_ROW_LOGITS;
 }
 
 static void step(lg_sched *s) {
@@ -446,7 +447,8 @@ static void step(lg_sched *s) {
         if (end > j->n_prompt) end = j->n_prompt;
         if (end - start > budget) break; /* whole chunks only: the same cuts whatever else runs */
         for (int p = start; p < end; p++)
-            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq, p == j->n_prompt - 1 ? row_wants(j) : 0};
+            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq,
+                                              p == j->n_prompt - 1 ? row_wants(j) : 0};
         if (end == j->n_prompt) s->row_of[n_logits] = n - 1, s->row_job[n_logits++] = j;
         budget -= end - start;
     }
@@ -478,7 +480,9 @@ static void step(lg_sched *s) {
         lg_job *j = s->row_job[k];
         j->decoding = true;
         int r = s->row_of[k];
-        const float *row = s->rows[r].logits == LAGUNA_ROW_LOGITS ? s->logits + (size_t)with_logits++ * s->vocab : NULL;
+        const float *row = s->rows[r].logits == LAGUNA_ROW_LOGITS
+                               ? s->logits + (size_t)with_logits++ * s->vocab
+                               : NULL;
         int32_t id = row ? laguna_sampler_sample(j->sampler, row) : s->argmax[r];
         if (row && j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, id))) {
             lg_token_logprob lp;
@@ -608,8 +612,8 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->logits = malloc((size_t)s->opt.n_parallel * (size_t)s->vocab * sizeof *s->logits);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->row_of || !s->argmax || !s->logits ||
-        laguna_context_create(model, &co, &s->ctx, err) ||
+    if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->row_of ||
+        !s->argmax || !s->logits || laguna_context_create(model, &co, &s->ctx, err) ||
         pthread_create(&s->thread, NULL, sched_main, s)) {
         if (err && !err->message[0])
             snprintf(err->message, sizeof err->message, "scheduler: out of memory");

@@ -77,7 +77,8 @@ static void cpu_copy(lg_backend_ctx *c, void *dst, const void *src, size_t bytes
 }
 
 /* The greedy token of each row, in host memory where the logits already are. */
-static void cpu_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows, int n_cols) {
+static void cpu_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                            int n_cols) {
     (void)c;
     lg_argmax_rows_f32(host_out, logits, n_rows, n_cols);
 }

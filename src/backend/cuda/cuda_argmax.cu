@@ -40,7 +40,8 @@ __global__ void argmax_rows_kernel(int32_t *out, const float *logits, int n_cols
     /* scalar up to a 16-byte boundary, float4 loads through the middle, scalar tail */
     int head = (int)(((16 - ((uintptr_t)row & 15)) & 15) / sizeof(float));
     if (head > n_cols) head = n_cols;
-    for (int i = threadIdx.x; i < head; i += blockDim.x) keep_first(row[i], i, best, at);
+    for (int i = threadIdx.x; i < head; i += blockDim.x)
+        keep_first(row[i], i, best, at);
     int n4 = (n_cols - head) / 4;
     const float4 *row4 = (const float4 *)(row + head);
 #pragma unroll 4
@@ -52,7 +53,8 @@ __global__ void argmax_rows_kernel(int32_t *out, const float *logits, int n_cols
         keep_first(q.z, i + 2, best, at);
         keep_first(q.w, i + 3, best, at);
     }
-    for (int i = head + 4 * n4 + threadIdx.x; i < n_cols; i += blockDim.x) keep_first(row[i], i, best, at);
+    for (int i = head + 4 * n4 + threadIdx.x; i < n_cols; i += blockDim.x)
+        keep_first(row[i], i, best, at);
 
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     warp_first(best, at);
@@ -66,16 +68,20 @@ __global__ void argmax_rows_kernel(int32_t *out, const float *logits, int n_cols
     if (lane == 0) out[blockIdx.x] = isnan(row[0]) || at == INT_MAX ? 0 : at;
 }
 
-void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows, int n_cols) {
+void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                         int n_cols) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (n_rows <= 0) return;
     int32_t *dev_out = (int32_t *)lg_cuda_scratch(k, sizeof(int32_t) * (size_t)n_rows);
-    if (!dev_out) { /* out of device memory: sync() reports it; the caller gets a valid token id meanwhile */
+    if (!dev_out) { /* out of device memory: sync() reports it; the caller gets a valid token id
+                       meanwhile */
         memset(host_out, 0, sizeof(int32_t) * (size_t)n_rows);
         return;
     }
-    lg_cuda_launch(k, argmax_rows_kernel, dim3((unsigned)n_rows), dim3(ARGMAX_THREADS), 0, dev_out, logits, n_cols);
+    lg_cuda_launch(k, argmax_rows_kernel, dim3((unsigned)n_rows), dim3(ARGMAX_THREADS), 0, dev_out,
+                   logits, n_cols);
     lg_cuda_tape_flush(k); /* the host needs the results now: a recorded step is launched here */
-    cudaMemcpyAsync(host_out, dev_out, sizeof(int32_t) * (size_t)n_rows, cudaMemcpyDeviceToHost, k->stream);
+    cudaMemcpyAsync(host_out, dev_out, sizeof(int32_t) * (size_t)n_rows, cudaMemcpyDeviceToHost,
+                    k->stream);
     cudaStreamSynchronize(k->stream);
 }

@@ -223,7 +223,8 @@ void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
 
 /* cuda_argmax.cu */
-void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows, int n_cols);
+void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                         int n_cols);
 
 /* cuda_profile.cu (LAGUNA_CUDA_PROFILE=1) */
 void lg_cuda_profile_wrap(lg_backend_ops *o);
