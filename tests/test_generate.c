@@ -14,6 +14,7 @@
 #include "laguna.h"
 #include "laguna_generate.h"
 #include "laguna_tokenizer.h"
+#include "testutil.h"
 
 #define MODEL "models/laguna-tiny"
 /* greedy on this prompt ends the "file" with </s> after a few tokens */
@@ -652,7 +653,8 @@ static void test_reasoning_split_follows_the_tags(void) {
 
 int main(void) {
     laguna_error err = {0};
-    if (laguna_model_open(MODEL, &(laguna_model_options){.n_threads = 2}, &model, &err) ||
+    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()}; /* LAGUNA_TEST_DEVICE */
+    if (laguna_model_open(MODEL, &mo, &model, &err) ||
         laguna_tokenizer_load(MODEL, &tokenizer, &err)) {
         printf("FAIL setup: %s\n", err.message);
         return 1;
