@@ -197,7 +197,8 @@ laguna_status laguna_context_decode(laguna_context *ctx, const laguna_batch_row 
  * - exactly what a temperature-0 laguna_sampler without repetition penalty
  * chooses from the row's logits. A row with only that flag has its token
  * found on the device (the GPU's argmax), so its logits never cross to the
- * host. argmax has n_rows entries; those of rows without the flag are set to
+ * host (on a model split over several devices they are still gathered to
+ * the host, where the argmax is then taken). argmax has n_rows entries; those of rows without the flag are set to
  * -1. Either buffer may be NULL when no row asks for it. */
 laguna_status laguna_context_decode_argmax(laguna_context *ctx, const laguna_batch_row *rows,
                                            int n_rows, float *logits, int32_t *argmax,
