@@ -88,17 +88,11 @@ static void usage(FILE *f) {
                BENCH_SYNTH_USAGE);
 }
 
-static int32_t argmax_row(const float *x, int n) {
-    int32_t best = 0;
-    for (int v = 1; v < n; v++)
-        if (x[v] > x[best]) best = v;
-    return best;
-}
-
 /* Aggregate decode speed of B sequences decoded together in one context:
  * every step is one row per sequence, so each layer's shared weights are
- * read once for all of them. Fills tps[0..reps) with each run's aggregate
- * tok/s; returns 0, or -1 (message printed). */
+ * read once for all of them; each row asks for its greedy token alone
+ * (LAGUNA_ROW_ARGMAX: no logits leave the device). Fills tps[0..reps) with
+ * each run's aggregate tok/s; returns 0, or -1 (message printed). */
 static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, int reps, laguna_kv_type kv,
                               double *tps) {
     int V = laguna_model_get_info(m)->vocab_size;
@@ -110,29 +104,35 @@ static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, i
         return -1;
     }
     laguna_batch_row *rows = malloc(sizeof *rows * (size_t)B * (size_t)n_prompt);
-    float *logits = malloc(sizeof(float) * (size_t)B * V);
-    int ok = rows && logits;
+    int32_t *next = malloc(sizeof(int32_t) * (size_t)B * (size_t)n_prompt),
+            *last = malloc(sizeof(int32_t) * (size_t)B);
+    int ok = rows && next && last;
     for (int r = -1; r < reps && ok; r++) { /* one untimed run first */
         for (int b = 0; b < B; b++) laguna_seq_remove(x, b);
         int n = 0, seq;
         for (int b = 0; b < B && ok; b++) {
             ok = !laguna_seq_add(x, &seq, &err);
             for (int i = 0; i < n_prompt; i++)
-                rows[n++] = (laguna_batch_row){(int32_t)((i * 7919 + b * 104729 + 13) % V), i, seq, i == n_prompt - 1};
+                rows[n++] = (laguna_batch_row){(int32_t)((i * 7919 + b * 104729 + 13) % V), i, seq,
+                                               i == n_prompt - 1 ? LAGUNA_ROW_ARGMAX : 0};
         }
         for (int done = 0; ok && done < n; done += 512) /* prompts in calls of at most a step */
-            ok = !laguna_context_decode(x, rows + done, n - done < 512 ? n - done : 512,
-                                        logits + (size_t)(done / n_prompt) * V, &err);
+            ok = !laguna_context_decode_argmax(x, rows + done, n - done < 512 ? n - done : 512,
+                                               NULL, next + done, &err);
+        for (int b = 0; b < B; b++)
+            last[b] = next[(size_t)(b + 1) * n_prompt - 1];
         double t0 = now_s();
         for (int g = 0; g < n_gen && ok; g++) {
-            for (int b = 0; b < B; b++) rows[b] = (laguna_batch_row){argmax_row(logits + (size_t)b * V, V), n_prompt + g, b, 1};
-            ok = !laguna_context_decode(x, rows, B, logits, &err);
+            for (int b = 0; b < B; b++)
+                rows[b] = (laguna_batch_row){last[b], n_prompt + g, b, LAGUNA_ROW_ARGMAX};
+            ok = !laguna_context_decode_argmax(x, rows, B, NULL, last, &err);
         }
         if (r >= 0) tps[r] = (double)B * n_gen / (now_s() - t0);
     }
     if (!ok) fprintf(stderr, "laguna bench: %s\n", err.message[0] ? err.message : "out of memory");
     free(rows);
-    free(logits);
+    free(next);
+    free(last);
     laguna_context_free(x);
     return ok ? 0 : -1;
 }
@@ -199,11 +199,12 @@ static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt,
     for (int r = -1; r < reps && !rc; r++) {
         laguna_session_reset(s);
         double t0 = now_s();
-        rc |= laguna_session_feed(s, toks, (size_t)n_prompt, NULL, &err) != LAGUNA_OK;
+        int32_t best = -1, next; /* greedy: only the chosen token leaves the device */
+        rc |= laguna_session_feed_greedy(s, toks, (size_t)n_prompt, &best, &err) != LAGUNA_OK;
         double t1 = now_s();
         for (int g = 0; g < n_gen && !rc; g++) {
-            int32_t best = argmax_row(laguna_session_logits(s), info->vocab_size);
-            rc |= laguna_session_feed(s, &best, 1, NULL, &err) != LAGUNA_OK;
+            rc |= laguna_session_feed_greedy(s, &best, 1, &next, &err) != LAGUNA_OK;
+            best = next;
         }
         double t2 = now_s();
         /* the same decode with the sampler in the loop (prompt kept: truncate back to it) */

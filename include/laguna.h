@@ -152,8 +152,14 @@ typedef struct {
     int32_t token;
     int32_t pos;
     int32_t seq;
-    int32_t logits; /* nonzero: this row's logits are wanted */
+    /* What the row wants. laguna_context_decode: nonzero = its logits.
+     * laguna_context_decode_argmax: LAGUNA_ROW_* flags, 0 = nothing. */
+    int32_t logits;
 } laguna_batch_row;
+
+/* Flags of laguna_batch_row.logits for laguna_context_decode_argmax. */
+#define LAGUNA_ROW_LOGITS 1 /* the row's vocab_size logits */
+#define LAGUNA_ROW_ARGMAX 2 /* the row's greedy token (see laguna_context_decode_argmax) */
 
 laguna_status laguna_context_create(laguna_model *model, const laguna_context_options *options, laguna_context **out,
                                     laguna_error *err);
@@ -181,6 +187,22 @@ int laguna_seq_length(const laguna_context *ctx, int seq);
  * taken at once, so feed long prompts in calls of at most n_batch rows. */
 laguna_status laguna_context_decode(laguna_context *ctx, const laguna_batch_row *rows, int n_rows, float *logits,
                                     laguna_error *err);
+
+/* laguna_context_decode for callers that decode greedily: each row's
+ * `logits` holds LAGUNA_ROW_* flags (any other bit is an error).
+ * LAGUNA_ROW_LOGITS rows get their logits in `logits`, in batch order, as
+ * laguna_context_decode gives them. For each LAGUNA_ROW_ARGMAX row i,
+ * argmax[i] receives its greedy token: the id of its largest logit, the
+ * lowest id on ties, NaN never chosen except at id 0 (nothing beats it there)
+ * - exactly what a temperature-0 laguna_sampler without repetition penalty
+ * chooses from the row's logits. A row with only that flag has its token
+ * found on the device (the GPU's argmax), so its logits never cross to the
+ * host (on a model split over several devices they are still gathered to
+ * the host, where the argmax is then taken). argmax has n_rows entries; those of rows without the flag are set to
+ * -1. Either buffer may be NULL when no row asks for it. */
+laguna_status laguna_context_decode_argmax(laguna_context *ctx, const laguna_batch_row *rows,
+                                           int n_rows, float *logits, int32_t *argmax,
+                                           laguna_error *err);
 
 /* KV pool pages in use and in all, and the bytes of one page. */
 void laguna_context_kv_pages(const laguna_context *ctx, int *used, int *total, size_t *page_bytes);
@@ -218,7 +240,15 @@ void laguna_session_free(laguna_session *session);
 laguna_status laguna_session_feed(laguna_session *session, const int32_t *tokens, size_t n_tokens,
                                   float *all_logits, laguna_error *err);
 
-/* Logits after the last fed token (vocab_size floats), or NULL before any feed. */
+/* laguna_session_feed for greedy decoding: *next receives the greedy token
+ * after the last fed token (what laguna_context_decode_argmax gives for it),
+ * found on the device, so no logits come to the host; laguna_session_logits
+ * then returns NULL until the next laguna_session_feed. */
+laguna_status laguna_session_feed_greedy(laguna_session *session, const int32_t *tokens,
+                                         size_t n_tokens, int32_t *next, laguna_error *err);
+
+/* Logits after the last fed token (vocab_size floats), or NULL before any
+ * feed and after laguna_session_feed_greedy. */
 const float *laguna_session_logits(const laguna_session *session);
 
 /* Number of positions held so far, and the session's maximum. */
@@ -280,6 +310,10 @@ laguna_status laguna_sampler_create(const laguna_sampler_params *params, int voc
 void laguna_sampler_free(laguna_sampler *sampler);
 /* Chooses the next token from logits (vocab_size floats; not modified). */
 int32_t laguna_sampler_sample(laguna_sampler *sampler, const float *logits);
+/* Nonzero when the sampler chooses the plain argmax of the logits
+ * (temperature 0, no repetition penalty): LAGUNA_ROW_ARGMAX and
+ * laguna_session_feed_greedy then give its token without the logits. */
+int laguna_sampler_is_greedy(const laguna_sampler *sampler);
 /* Records a token of the sequence (prompt or generated) for the repetition penalty. */
 void laguna_sampler_accept(laguna_sampler *sampler, int32_t token);
 

@@ -143,7 +143,11 @@ typedef struct {
  * cancellation. The token that ends generation is not fed (its logits would go
  * unused), so afterwards the session holds the prompt and every generated
  * token but possibly the last (see fed_last): laguna_session_feed_reuse can
- * pick up from there. The session must have logits (a prompt fed). *r is
+ * pick up from there. The session must have logits (a prompt fed), or with
+ * a greedy sampler the token of a laguna_session_feed_greedy. With a greedy
+ * sampler (laguna_sampler_is_greedy) each token goes in through
+ * laguna_session_feed_greedy, so the logits stay on the device and
+ * laguna_session_logits is NULL afterwards when a token was fed. *r is
  * filled in every case, on error with what was generated before it; free it
  * with laguna_generate_result_free. */
 laguna_status laguna_generate(const laguna_generate_params *params, laguna_generate_result *r,

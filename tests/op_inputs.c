@@ -98,3 +98,61 @@ int32_t *op_random_ids(int n, int top_k, int used) {
         }
     return ids;
 }
+
+float *op_argmax_rows_input(int n_rows, int n_cols) {
+    float *x = op_frand_array((size_t)n_rows * n_cols, 8.0f);
+    for (int r = 0; r < n_rows; r++) {
+        float *row = x + (size_t)r * n_cols;
+        int kind = r % 9, n = n_cols;
+        switch (kind) {
+        case 1: /* the maximum at several places */
+            for (int k = 0; k < 4; k++)
+                row[op_irand(n)] = 9.0f;
+            row[n / 2 + op_irand(n - n / 2)] = 9.0f;
+            break;
+        case 2: /* few distinct values */
+            for (int i = 0; i < n; i++)
+                row[i] = (float)(op_irand(3) - 1);
+            break;
+        case 3:
+            row[n - 1] = 9.0f;
+            break;
+        case 4:
+            for (int i = 0; i < n; i++)
+                row[i] = -INFINITY;
+            break;
+        case 5:
+            for (int i = 0; i < n; i++)
+                row[i] = -INFINITY;
+            for (int k = 0; k < 3; k++)
+                row[op_irand(n)] = op_frand();
+            break;
+        case 6:
+            for (int k = 0; k < 1 + n / 16; k++)
+                row[op_irand(n)] = NAN;
+            if (r % 2) row[0] = NAN;
+            break;
+        case 7:
+            row[op_irand(n)] = INFINITY, row[op_irand(n)] = INFINITY;
+            break;
+        case 8:
+            for (int i = 0; i < n; i++)
+                row[i] = -fabsf(row[i]) - 1.0f;
+            row[op_irand(n)] = -0.0f, row[op_irand(n)] = 0.0f, row[op_irand(n)] = -0.0f;
+            break;
+        default:
+            break;
+        }
+    }
+    return x;
+}
+
+int32_t op_argmax_plain(const float *row, int n) {
+    if (isnan(row[0])) return 0;
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (!isnan(row[i]) && row[i] > max) max = row[i];
+    for (int i = 0; i < n; i++)
+        if (row[i] == max) return i;
+    return 0; /* unreachable: row[0] is a candidate */
+}

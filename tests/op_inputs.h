@@ -48,4 +48,16 @@ int op_outside_q8_bound(const float *y, const float *ref, const float *x, const 
  * (the rest get no rows); caller frees. */
 int32_t *op_random_ids(int n, int top_k, int used);
 
+/* Rows of logits [n_rows][n_cols] for greedy argmax tests (caller frees),
+ * each of one kind in turn: random values; its maximum repeated at several
+ * places (ties, the first maybe past the middle); few distinct values (ties
+ * everywhere); the maximum at the last column; every value -inf; -inf with a
+ * few finite values; NaN sprinkled in (at column 0 too in every other such
+ * row); +inf twice; -0 and +0 as the maximum. */
+float *op_argmax_rows_input(int n_rows, int n_cols);
+/* The greedy token of a row, defined plainly (the lowest column holding the
+ * largest non-NaN value; 0 when column 0 is NaN, as a left-to-right scan
+ * keeping strict improvements gives), written apart from the engine's. */
+int32_t op_argmax_plain(const float *row, int n);
+
 #endif

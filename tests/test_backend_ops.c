@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/quant_dot.h"
+#include "core/argmax.h"
 #include "harness.h"
 #include "laguna.h"
 #include "op_inputs.h"
@@ -696,6 +697,46 @@ static void test_gather_rows(void) {
     twin_close(&t);
 }
 
+/* Greedy tokens of rows of logits: the CPU's argmax_rows op and, on the
+ * reference backend (which has none), the forward pass's fallback, both
+ * against the plain definition, on rows with ties, -inf, NaN, +inf and
+ * signed zeros, vocab-sized and awkward widths; and lg_argmax_f32 itself. */
+static void test_argmax_rows(void) {
+    twin t;
+    if (!twin_open(&t, 2)) return twin_close(&t);
+    CHECK(t.be[CPU]->ops->argmax_rows != NULL);
+    int shapes[][2] = {{1, 1},     {9, 2},      {18, 7},
+                       {27, 1001}, {9, 100352}, {3, 4097}}; /* rows, cols */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int n_rows = shapes[s][0], n_cols = shapes[s][1];
+        float *x = op_argmax_rows_input(n_rows, n_cols);
+        int32_t *want = malloc(sizeof(int32_t) * n_rows), *got = malloc(sizeof(int32_t) * n_rows);
+        for (int r = 0; r < n_rows; r++)
+            want[r] = op_argmax_plain(x + (size_t)r * n_cols, n_cols);
+        for (int b = 0; b < 2; b++) {
+            size_t bytes = sizeof(float) * (size_t)n_rows * n_cols;
+            float *dx = put(t.be[b], x, bytes);
+            memset(got, 0x7f, sizeof(int32_t) * n_rows);
+            if (t.be[b]->ops->argmax_rows)
+                t.be[b]->ops->argmax_rows(t.c[b], got, dx, n_rows, n_cols);
+            else
+                lg_backend_argmax_rows_by_parts(t.c[b], got, dx, n_rows, n_cols, NULL);
+            int bad = 0, first_bad = -1;
+            for (int r = 0; r < n_rows; r++)
+                if (got[r] != want[r]) bad++, first_bad = first_bad < 0 ? r : first_bad;
+            CHECKF(bad == 0, "%s %d x %d: %d rows wrong, first row %d: %d, want %d", side_name[b],
+                   n_rows, n_cols, bad, first_bad, first_bad < 0 ? 0 : got[first_bad],
+                   first_bad < 0 ? 0 : want[first_bad]);
+            drop(t.be[b], dx, bytes);
+        }
+        for (int r = 0; r < n_rows; r++)
+            CHECKF(lg_argmax_f32(x + (size_t)r * n_cols, n_cols) == want[r],
+                   "lg_argmax_f32, %d x %d row %d", n_rows, n_cols, r);
+        free(x), free(want), free(got);
+    }
+    twin_close(&t);
+}
+
 /* Buffers start zeroed (small ones and the lazily mapped large ones), copy
  * moves bytes between buffers and to_host brings them back unchanged. */
 static void test_buffers_copy_to_host(void) {
@@ -1184,5 +1225,6 @@ int main(void) {
     RUN(test_rmsnorm_and_activations);
     RUN(test_dtype_conversions);
     RUN(test_fixtures_on_reference_backend);
+    RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
     return test_summary();
 }

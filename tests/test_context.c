@@ -9,6 +9,7 @@
 #include "gguf/gguf_quantize.h"
 #include "harness.h"
 #include "laguna.h"
+#include "op_inputs.h"
 #include "testutil.h"
 
 #define STEPS 64
@@ -332,6 +333,136 @@ static void test_bad_batches(void) {
     laguna_model_free(m);
 }
 
+/* ---- greedy tokens without logits (laguna_context_decode_argmax) ---------- */
+
+/* The argmax path against the logits path on the same schedule: context a
+ * gets every row's logits; context b, on the same rows, a mix of what rows
+ * may want (nothing, the token, the logits, both) that changes from row to
+ * row and step to step. b's tokens must be the plain argmax of a's logits of
+ * the same row, its logits a's bitwise, and rows not asking get -1. A long
+ * prompt of token-only rows crosses lm_head's 32-row passes; n_batch cuts
+ * the calls into several steps. */
+static const int32_t wants_cycle[4] = {0, LAGUNA_ROW_ARGMAX, LAGUNA_ROW_LOGITS,
+                                       LAGUNA_ROW_LOGITS | LAGUNA_ROW_ARGMAX};
+
+static void check_argmax_call(laguna_context *a, laguna_context *b, laguna_batch_row *rows, int n,
+                              int V, float *la, float *lb, int32_t *tok, const char *what) {
+    laguna_error err = {0};
+    laguna_batch_row all[64] = {{0}}; /* n <= 64 */
+    for (int r = 0; r < n; r++)
+        all[r] = rows[r], all[r].logits = 1;
+    CHECKF(laguna_context_decode(a, all, n, la, &err) == 0, "%s", err.message);
+    for (int r = 0; r < n; r++)
+        tok[r] = 12345;
+    CHECKF(laguna_context_decode_argmax(b, rows, n, lb, tok, &err) == 0, "%s", err.message);
+    int bad_tok = 0, bad_logits = 0, k = 0;
+    for (int r = 0; r < n; r++) {
+        const float *row = la + (size_t)r * V;
+        int32_t want = rows[r].logits & LAGUNA_ROW_ARGMAX ? op_argmax_plain(row, V) : -1;
+        bad_tok += tok[r] != want;
+        if (rows[r].logits & LAGUNA_ROW_LOGITS)
+            bad_logits += memcmp(lb + (size_t)k++ * V, row, sizeof(float) * V) != 0;
+    }
+    CHECKF(bad_tok == 0, "%s: %d of %d rows' tokens differ from the argmax of their logits", what,
+           bad_tok, n);
+    CHECKF(bad_logits == 0, "%s: %d rows' logits differ", what, bad_logits);
+}
+
+static void check_argmax_rows(laguna_model *m, const char *what) {
+    enum { SEQS = 3, STEPS_ARGMAX = 12 };
+    static const int plen[SEQS] = {40, 7, 13};
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context_options o = {.n_seq_max = SEQS, .n_ctx = 96, .n_batch = 48};
+    laguna_context *a = NULL, *b = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_context_create(m, &o, &a, &err) == 0 &&
+               laguna_context_create(m, &o, &b, &err) == 0,
+           "%s", err.message);
+    float *la = malloc(sizeof(float) * 64 * V), *lb = malloc(sizeof(float) * 64 * V);
+    laguna_batch_row rows[64];
+    int32_t tok[64], id[SEQS], pos[SEQS] = {0}, next[SEQS];
+    for (int s = 0; a && b && s < SEQS; s++)
+        CHECK(laguna_seq_add(a, &id[s], &err) == 0 && laguna_seq_add(b, &id[s], &err) == 0);
+    if (!a || !b) goto done;
+    /* the long prompt alone, every row wanting its token only */
+    int n = 0;
+    for (int i = 0; i < plen[0]; i++)
+        rows[n++] = (laguna_batch_row){prompt_token(0, i, V), pos[0]++, id[0], LAGUNA_ROW_ARGMAX};
+    check_argmax_call(a, b, rows, n, V, la, lb, tok, what);
+    next[0] = tok[n - 1];
+    /* the other prompts interleaved, wants cycling */
+    n = 0;
+    for (int i = 0; i < 13; i++)
+        for (int s = 1; s < SEQS; s++)
+            if (i < plen[s])
+                rows[n] =
+                    (laguna_batch_row){prompt_token(s, i, V), pos[s]++, id[s], wants_cycle[n % 4]},
+                n++;
+    for (int s = 1; s < SEQS; s++) /* the last row of each prompt gives the first token */
+        for (int r = n - 1; r >= 0; r--)
+            if (rows[r].seq == id[s]) {
+                rows[r].logits |= LAGUNA_ROW_ARGMAX;
+                break;
+            }
+    check_argmax_call(a, b, rows, n, V, la, lb, tok, what);
+    for (int s = 1; s < SEQS; s++)
+        for (int r = n - 1; r >= 0; r--)
+            if (rows[r].seq == id[s]) {
+                next[s] = tok[r];
+                break;
+            }
+    /* greedy decoding, one row per sequence, each step's mix different */
+    for (int step = 0; step < STEPS_ARGMAX; step++) {
+        for (int s = 0; s < SEQS; s++)
+            rows[s] = (laguna_batch_row){next[s], pos[s]++, id[s],
+                                         wants_cycle[(step + s) % 4] | LAGUNA_ROW_ARGMAX};
+        if (step % 3 == 2) rows[1].logits = LAGUNA_ROW_LOGITS; /* a row that samples for itself */
+        check_argmax_call(a, b, rows, SEQS, V, la, lb, tok, what);
+        for (int s = 0; s < SEQS; s++)
+            next[s] = rows[s].logits & LAGUNA_ROW_ARGMAX ? tok[s]
+                                                         : op_argmax_plain(la + (size_t)s * V, V);
+    }
+    /* what the buffers and flags must be */
+    laguna_batch_row r = {next[0], pos[0], id[0], LAGUNA_ROW_ARGMAX};
+    CHECK(laguna_context_decode_argmax(b, &r, 1, lb, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECKF(strstr(err.message, "no argmax buffer") != NULL, "%s", err.message);
+    r.logits = LAGUNA_ROW_LOGITS;
+    CHECK(laguna_context_decode_argmax(b, &r, 1, NULL, tok, &err) == LAGUNA_ERR_ARGUMENT);
+    r.logits = 4;
+    CHECK(laguna_context_decode_argmax(b, &r, 1, lb, tok, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECKF(strstr(err.message, "LAGUNA_ROW_ARGMAX") != NULL, "%s", err.message);
+    r.logits = -1;
+    CHECK(laguna_context_decode_argmax(b, &r, 1, lb, tok, &err) == LAGUNA_ERR_ARGUMENT);
+    r.logits = 2; /* laguna_context_decode reads any nonzero value as logits, as it always did */
+    CHECK(laguna_context_decode(b, &r, 1, lb, &err) == 0);
+    CHECK(laguna_seq_length(b, id[0]) == pos[0] + 1);
+done:
+    free(la), free(lb);
+    laguna_context_free(a);
+    laguna_context_free(b);
+}
+
+static void test_argmax_rows_match_logits(void) {
+    const char *paths[] = {"tests/fixtures/tiny-xs", "tests/fixtures/tiny-m"};
+    for (int i = 0; i < 2; i++) {
+        laguna_model *m = open_model(paths[i], 2);
+        if (m) check_argmax_rows(m, paths[i]);
+        laguna_model_free(m);
+    }
+}
+
+/* On a model split over devices the tokens come from the gathered logits. */
+static void test_argmax_rows_split_model(void) {
+    laguna_model *m = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_model_open("tests/fixtures/tiny-xs",
+                             &(laguna_model_options){.n_threads = 2, .devices = "cpu:2"}, &m,
+                             &err) == 0,
+           "%s", err.message);
+    if (m) check_argmax_rows(m, "tiny-xs on cpu:2");
+    laguna_model_free(m);
+}
+
 /* Two contexts on one model, decoding from two threads at once. */
 typedef struct {
     laguna_model *m;
@@ -375,6 +506,8 @@ int main(void) {
     RUN(test_pages_handed_back);
     RUN(test_pool_full);
     RUN(test_bad_batches);
+    RUN(test_argmax_rows_match_logits);
+    RUN(test_argmax_rows_split_model);
     RUN(test_two_threads_two_contexts);
     return test_summary();
 }

@@ -1072,6 +1072,55 @@ static void test_gather_rows(void) {
     twin_close(&t);
 }
 
+/* Greedy tokens of rows of logits (argmax_rows) against the CPU's op, which
+ * is lg_argmax_f32 on each row, and the plain definition: exactly, since
+ * both compare float32 values only. Rows of XS.2's vocabulary (100,352) and
+ * awkward widths, starting at every alignment (the kernel loads 16 bytes at
+ * a time between scalar edges), with ties, -inf, NaN (at column 0 too),
+ * +inf and signed zeros; once more while a step is being recorded (the op
+ * must launch the recording before it copies its results back), twice so
+ * the second replays the graph. */
+static void test_argmax_rows(void) {
+    twin t;
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->argmax_rows != NULL, "argmax_rows")) return;
+    lg_backend *cpu = lg_cpu_backend_new(1);
+    lg_backend_ctx *cc = cpu ? cpu->ops->ctx_new(cpu, &test_sizes) : NULL;
+    CHECK(cc && cpu->ops->argmax_rows);
+    int shapes[][3] = {
+        {1, 100352, 0}, {18, 100352, 0}, {9, 100352, 1}, {32, 100352, 3}, {1, 1, 0},
+        {9, 5, 1},      {27, 1023, 2},   {45, 4097, 3},  {300, 37, 1}}; /* rows, cols, offset */
+    for (size_t s = 0; cc && s < sizeof shapes / sizeof shapes[0]; s++) {
+        int n_rows = shapes[s][0], n_cols = shapes[s][1], off = shapes[s][2];
+        float *x = op_argmax_rows_input(n_rows, n_cols);
+        int32_t *want = malloc(sizeof(int32_t) * n_rows), *got = malloc(sizeof(int32_t) * n_rows);
+        cpu->ops->argmax_rows(cc, want, x, n_rows, n_cols);
+        int plain_bad = 0;
+        for (int r = 0; r < n_rows; r++)
+            plain_bad += want[r] != op_argmax_plain(x + (size_t)r * n_cols, n_cols);
+        CHECKF(plain_bad == 0, "the CPU op: %d rows differ from the plain argmax", plain_bad);
+        size_t bytes = sizeof(float) * ((size_t)n_rows * n_cols + (size_t)off);
+        float *dx = put(&t, DEV, NULL, bytes);
+        write_bytes(&t, DEV, dx + off, x, sizeof(float) * (size_t)n_rows * n_cols);
+        for (int taped = 0; taped < 3; taped++) {
+            memset(got, 0x7f, sizeof(int32_t) * n_rows);
+            if (taped && t.be[DEV]->ops->step_begin) t.be[DEV]->ops->step_begin(t.c[DEV], n_rows);
+            t.be[DEV]->ops->argmax_rows(t.c[DEV], got, dx + off, n_rows, n_cols);
+            settle(&t, DEV, "argmax_rows");
+            int bad = 0, first = -1;
+            for (int r = 0; r < n_rows; r++)
+                if (got[r] != want[r]) bad++, first = first < 0 ? r : first;
+            CHECKF(bad == 0, "%d x %d at +%d%s: %d rows wrong, first row %d (kind %d): %d, want %d",
+                   n_rows, n_cols, off, taped ? " (recorded)" : "", bad, first, first % 9,
+                   first < 0 ? 0 : got[first], first < 0 ? 0 : want[first]);
+        }
+        drop(&t, DEV, dx, bytes);
+        free(x), free(want), free(got);
+    }
+    if (cc) cpu->ops->ctx_free(cc);
+    if (cpu) cpu->ops->destroy(cpu);
+    twin_close(&t);
+}
+
 /* Buffers start zeroed, copy moves bytes between buffers (and to an offset
  * within one, not overlapping: backend.h does not promise memmove) and
  * to_host brings them back unchanged. */
@@ -1887,5 +1936,6 @@ int main(void) {
     RUN(test_moe_batch_invariant);
     RUN(test_add_rmsnorm);
     RUN(test_attention_inputs);
+    RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
     return test_summary();
 }

@@ -14,6 +14,7 @@
 #include "laguna.h"
 #include "laguna_generate.h"
 #include "laguna_tokenizer.h"
+#include "testutil.h"
 
 #define MODEL "models/laguna-tiny"
 /* greedy on this prompt ends the "file" with </s> after a few tokens */
@@ -159,6 +160,69 @@ static void test_greedy_equals_argmax_by_hand(void) {
     CHECK(s && laguna_session_position(s) == (int)n + n_new - 1);
     laguna_generate_result_free(&r);
     CHECK(r.tokens == NULL && r.n_tokens == 0);
+    laguna_session_free(s);
+    laguna_tokenizer_free_ids(prompt);
+}
+
+/* A greedy sampler feeds each token asking only for the next one
+ * (laguna_session_feed_greedy): the tokens are those of argmax by hand, the
+ * session keeps no logits afterwards, and a second generate picks up from
+ * the token it kept. A sampler that is not exactly greedy (a repetition
+ * penalty) needs the logits: it is refused on such a session and keeps
+ * logits when it generates. */
+static void test_greedy_feeds_without_logits(void) {
+    size_t n = 0;
+    int32_t *prompt = encode("def fibonacci(n):", &n);
+    enum { FIRST = 12, MORE = 8 };
+    const int vocab = laguna_model_get_info(model)->vocab_size;
+    int32_t want[FIRST + MORE];
+    laguna_session *ref = new_session(256, 0);
+    if (!ref || !prompt) return;
+    feed(ref, prompt, n);
+    for (int i = 0; i < FIRST + MORE; i++) {
+        want[i] = argmax(laguna_session_logits(ref), vocab);
+        feed(ref, &want[i], 1);
+    }
+    laguna_session_free(ref);
+
+    laguna_session *s = NULL;
+    sink k = {0};
+    laguna_generate_result r = {0};
+    generate(prompt, n, 256, (laguna_generate_params){.max_new_tokens = FIRST, .ignore_eos = true},
+             &r, &k, &s);
+    CHECK(r.n_tokens == FIRST && !memcmp(r.tokens, want, sizeof(int32_t) * FIRST));
+    CHECK(s && laguna_session_logits(s) == NULL); /* they stayed where they were computed */
+    laguna_generate_result_free(&r);
+    if (!s) return;
+
+    laguna_error err = {0};
+    laguna_sampler *smp = greedy();
+    laguna_generate_params p = {
+        .session = s, .sampler = smp, .max_new_tokens = MORE, .ignore_eos = true};
+    CHECKF(laguna_generate(&p, &r, &err) == LAGUNA_OK, "%s", err.message);
+    /* the session held FIRST - 1 generated tokens and the greedy token after them */
+    CHECK(r.n_tokens == MORE && !memcmp(r.tokens, want + FIRST - 1, sizeof(int32_t) * MORE));
+    CHECK(laguna_session_position(s) == (int)n + FIRST - 1 + MORE - 1);
+    laguna_generate_result_free(&r);
+    laguna_sampler_free(smp);
+
+    laguna_sampler_params sp = laguna_sampler_default_params();
+    sp.repetition_penalty = 1.3f;
+    CHECK(laguna_sampler_create(&sp, vocab, &smp, NULL) == LAGUNA_OK);
+    CHECK(!laguna_sampler_is_greedy(smp));
+    p.sampler = smp;
+    CHECK(laguna_generate(&p, &r, &err) ==
+          LAGUNA_ERR_ARGUMENT); /* no logits to apply the penalty to */
+    CHECKF(strstr(err.message, "no logits") != NULL, "%s", err.message);
+    laguna_generate_result_free(&r);
+    int32_t next = -1;
+    CHECK(laguna_session_feed_greedy(s, want, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_session_feed_greedy(s, NULL, 1, &next, &err) == LAGUNA_ERR_ARGUMENT && next == -1);
+    feed(s, want, 1);
+    CHECKF(laguna_generate(&p, &r, &err) == LAGUNA_OK, "%s", err.message);
+    CHECK(r.n_tokens == MORE && laguna_session_logits(s) != NULL);
+    laguna_generate_result_free(&r);
+    laguna_sampler_free(smp);
     laguna_session_free(s);
     laguna_tokenizer_free_ids(prompt);
 }
@@ -589,12 +653,14 @@ static void test_reasoning_split_follows_the_tags(void) {
 
 int main(void) {
     laguna_error err = {0};
-    if (laguna_model_open(MODEL, &(laguna_model_options){.n_threads = 2}, &model, &err) ||
+    laguna_model_options mo = {.n_threads = 2, .device = tu_test_device()}; /* LAGUNA_TEST_DEVICE */
+    if (laguna_model_open(MODEL, &mo, &model, &err) ||
         laguna_tokenizer_load(MODEL, &tokenizer, &err)) {
         printf("FAIL setup: %s\n", err.message);
         return 1;
     }
     RUN(test_greedy_equals_argmax_by_hand);
+    RUN(test_greedy_feeds_without_logits);
     RUN(test_text_and_stop_string);
     RUN(test_eos_ends_generation);
     RUN(test_full_context_and_unbounded);

@@ -6,6 +6,7 @@
 
 #include "harness.h"
 #include "laguna.h"
+#include "op_inputs.h"
 #include "runtime/sampler.h"
 
 #define V 6
@@ -31,6 +32,36 @@ static void test_greedy_and_ties(void) {
     float tie[4] = {1, 5, 5, 2};
     CHECK(laguna_sampler_sample(s, tie) == 1); /* lowest id among equals */
     laguna_sampler_free(s);
+}
+
+/* The greedy sampler is the plain argmax, with its NaN and -inf rules (what
+ * the argmax_rows ops and LAGUNA_ROW_ARGMAX are held to), and says so through
+ * laguna_sampler_is_greedy; anything that changes the choice says it is not. */
+static void test_greedy_is_plain_argmax(void) {
+    enum { ROWS = 27, COLS = 301 };
+    float *x = op_argmax_rows_input(ROWS, COLS);
+    laguna_sampler_params p = laguna_sampler_default_params();
+    laguna_sampler *s = NULL;
+    CHECK(laguna_sampler_create(&p, COLS, &s, NULL) == LAGUNA_OK);
+    CHECK(s && laguna_sampler_is_greedy(s));
+    for (int r = 0; s && r < ROWS; r++) {
+        const float *row = x + (size_t)r * COLS;
+        int32_t got = laguna_sampler_sample(s, row), want = op_argmax_plain(row, COLS);
+        CHECKF(got == want, "row %d: %d, want %d", r, got, want);
+    }
+    laguna_sampler_free(s);
+    free(x);
+    laguna_sampler_params not_greedy[3] = {p, p, p};
+    not_greedy[0].temperature = 0.5f;
+    not_greedy[1].repetition_penalty = 1.3f;
+    not_greedy[2].top_k = 5, not_greedy[2].seed = 9; /* filters alone leave temperature 0 greedy */
+    for (int k = 0; k < 3; k++) {
+        s = NULL;
+        CHECK(laguna_sampler_create(&not_greedy[k], COLS, &s, NULL) == LAGUNA_OK);
+        CHECKF(s && laguna_sampler_is_greedy(s) == (k == 2), "case %d", k);
+        laguna_sampler_free(s);
+    }
+    CHECK(!laguna_sampler_is_greedy(NULL));
 }
 
 static void test_temperature_follows_softmax(void) {
@@ -177,6 +208,7 @@ static void test_fast_path_matches_reference(void) {
 
 int main(void) {
     RUN(test_greedy_and_ties);
+    RUN(test_greedy_is_plain_argmax);
     RUN(test_temperature_follows_softmax);
     RUN(test_seed_reproducible);
     RUN(test_filters_restrict_support);

@@ -500,6 +500,28 @@ static void test_completion_logprobs(void) {
     free(r.body);
 }
 
+/* A greedy request without logprobs has its tokens chosen on the device
+ * (LAGUNA_ROW_ARGMAX: no logits leave it); with logprobs the scheduler takes
+ * the logits and samples them itself. Both give the same text. */
+static void test_greedy_text_with_and_without_logprobs(void) {
+    const char *req = "{\"prompt\":\"def fibonacci(n):\",\"max_tokens\":16,\"temperature\":0%s}";
+    char buf[256];
+    char *text[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        snprintf(buf, sizeof buf, req, k ? ",\"logprobs\":1" : "");
+        http_reply r = http("POST", "/v1/completions", buf);
+        cJSON *j = cJSON_Parse(r.body);
+        cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "text");
+        CHECKF(r.status == 200 && cJSON_IsString(t), "%s", r.body);
+        if (cJSON_IsString(t)) text[k] = strdup(t->valuestring);
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    CHECKF(text[0] && text[1] && *text[0] && !strcmp(text[0], text[1]), "'%s' vs '%s'",
+           text[0] ? text[0] : "", text[1] ? text[1] : "");
+    free(text[0]), free(text[1]);
+}
+
 static void test_chat_logprobs(void) {
     http_reply r = http("POST", "/v1/chat/completions",
                         "{\"messages\":[{\"role\":\"user\",\"content\":\"Sort a list.\"}],"
@@ -1109,6 +1131,7 @@ int main(void) {
     RUN(test_bad_input);
     RUN(test_completion_logprobs);
     RUN(test_chat_logprobs);
+    RUN(test_greedy_text_with_and_without_logprobs);
     RUN(test_messages_stream_matches_whole);
     RUN(test_messages_thinking);
     RUN(test_messages_stop_sequence);

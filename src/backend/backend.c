@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argmax.h"
 #include "core/error.h"
 
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err) {
@@ -51,4 +52,15 @@ void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float
     const lg_backend_ops *o = c->backend->ops;
     o->router(c, a, logits, ids, weights, n);
     o->moe_group(c, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
+}
+
+void lg_backend_argmax_rows_by_parts(lg_backend_ctx *c, int32_t *host_out, const float *logits,
+                                     int n_rows, int n_cols, float *host_scratch) {
+    const lg_backend_ops *o = c->backend->ops;
+    const float *rows = logits;
+    if (!o->host_memory) {
+        o->to_host(c, host_scratch, logits, sizeof(float) * (size_t)n_rows * (size_t)n_cols);
+        rows = host_scratch;
+    }
+    lg_argmax_rows_f32(host_out, rows, n_rows, n_cols);
 }

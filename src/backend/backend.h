@@ -223,6 +223,15 @@ typedef struct {
     /* router, then moe_group over its ids (same arguments as those two). */
     void (*route)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
+
+    /* Optional (NULL: the forward pass copies the rows to the host and takes
+     * lg_argmax_f32 there, lg_backend_argmax_rows_by_parts): host_out[r] =
+     * the greedy choice over row r of logits [n_rows][n_cols], exactly
+     * lg_argmax_f32's (core/argmax.h: the largest float32, the lowest index on
+     * ties, NaN only at index 0). Only the n_rows results reach the host, and
+     * they are there when the op returns. */
+    void (*argmax_rows)(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                        int n_cols);
 } lg_backend_ops;
 
 struct lg_backend {
@@ -245,6 +254,11 @@ void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y
 void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a);
 void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,
                                int n, const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
+/* argmax_rows without the op: to_host into host_scratch ([n_rows][n_cols]
+ * floats; unused, and may be NULL, on a host-memory backend), then
+ * lg_argmax_f32 on each row. */
+void lg_backend_argmax_rows_by_parts(lg_backend_ctx *c, int32_t *host_out, const float *logits,
+                                     int n_rows, int n_cols, float *host_scratch);
 
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
 void lg_backend_destroy(lg_backend *be);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argmax.h"
 #include "core/error.h"
 #include "parallel/comm.h"
 
@@ -95,8 +96,9 @@ static size_t carve(lg_activations *a, const laguna_model *m, int B, uint8_t *ba
     TAKE(plan.rows, int32_t, b * K);
     TAKE(plan.pair_rows, int32_t, b * K);
     TAKE(head_in, float, logit_rows * H);
-    /* lm_head's output off the host, or a rank's share of the vocabulary before it is gathered */
-    TAKE(logits, float, m->backend->ops->host_memory && !m->comm ? 0 : logit_rows * (size_t)m->lm_head.rows);
+    /* lm_head's output where the caller does not take it directly: rows wanting only their greedy
+     * token, rows off the host, a rank's share of the vocabulary before it is gathered */
+    TAKE(logits, float, logit_rows * (size_t)m->lm_head.rows);
 #undef TAKE
     a->n_rows = B;
     a->n_logit_rows = (int)logit_rows;
@@ -111,12 +113,23 @@ laguna_status lg_activations_init(lg_activations *a, const laguna_model *m, int 
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of %s memory for activations (%d rows, %zu bytes)",
                        m->backend->ops->name, n_rows, a->bytes);
     carve(a, m, n_rows, a->block);
+    const lg_backend_ops *o = m->backend->ops;
+    if (m->comm || (!o->host_memory && !o->argmax_rows)) {
+        a->host_logits =
+            malloc(sizeof(float) * (size_t)a->n_logit_rows * (size_t)m->cfg.vocab_size);
+        if (!a->host_logits) {
+            lg_activations_free(a, m->backend);
+            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for the host's logits (%d rows)",
+                           n_rows);
+        }
+    }
     return LAGUNA_OK;
 }
 
 void lg_activations_free(lg_activations *a, lg_backend *be) {
     if (a->block) be->ops->free(be, a->block, a->bytes);
     free(a->host_copy);
+    free(a->host_logits);
     memset(a, 0, sizeof *a);
 }
 
@@ -248,6 +261,31 @@ static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activat
     }
 }
 
+/* The greedy token of rows that want nothing else: lm_head and argmax_rows
+ * on the device, so only the tokens come back. On several devices the
+ * logits are gathered to the host and the argmax taken there (a per-rank
+ * argmax and a max over ranks would spare that copy; not done yet). */
+static void argmax_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a,
+                           const lg_step *s) {
+    int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    for (int done = 0; done < s->n_argmax_rows; done += a->n_logit_rows) {
+        int n =
+            s->n_argmax_rows - done < a->n_logit_rows ? s->n_argmax_rows - done : a->n_logit_rows;
+        OP(bc)->gather_rows(bc, a->head_in, a->h, s->argmax_rows + done, n, H);
+        lg_matmul_op head = {a->logits, a->head_in, n, &m->lm_head, NULL};
+        OP(bc)->matmul_many(bc, &head, 1);
+        int32_t *out = s->argmax + done;
+        if (m->comm) {
+            lg_comm_gather_columns(m->comm, bc, a->host_logits, a->logits, n, (int)m->lm_head.rows);
+            lg_argmax_rows_f32(out, a->host_logits, n, V);
+        } else if (OP(bc)->argmax_rows) {
+            OP(bc)->argmax_rows(bc, out, a->logits, n, V);
+        } else {
+            lg_backend_argmax_rows_by_parts(bc, out, a->logits, n, V, a->host_logits);
+        }
+    }
+}
+
 void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
                 const lg_step *s, const laguna_observer *obs) {
     const lg_config *c = &m->cfg;
@@ -272,4 +310,5 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
     }
     observe_hidden(bc, a, obs, c->n_layers + 1, a->h, n, H);
     logits_of_rows(m, bc, a, s);
+    argmax_of_rows(m, bc, a, s);
 }

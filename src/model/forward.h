@@ -18,7 +18,11 @@ typedef struct {
     float *router_logits, *route_weight;
     int32_t *route_expert;
     lg_moe_plan plan;
-    float *head_in, *logits;  /* lm_head's input rows, and its output when the backend is not host memory */
+    float *head_in,
+        *logits; /* lm_head's input rows, and its output (a rank's columns on several devices) */
+    float *host_logits; /* [n_logit_rows][vocab] host memory (malloc) for argmax rows whose logits
+                           must come to the host: gathered over devices, or a backend without
+                           argmax_rows off the host; NULL when not needed */
     void *host_copy;          /* host memory for observers when the backend's is not */
     size_t host_copy_bytes;
 } lg_activations;
@@ -35,10 +39,14 @@ typedef struct {
     int n_logit_rows;
     const int32_t *logit_rows;    /* rows whose logits are wanted, ascending (host) */
     float *logits;                /* [n_logit_rows][vocab] (host) */
+    int n_argmax_rows;
+    const int32_t *argmax_rows; /* rows whose greedy token alone is wanted, ascending (host) */
+    int32_t *argmax; /* [n_argmax_rows] (host): their tokens (lg_argmax_f32 of their logits) */
 } lg_step;
 
 /* Runs one step: writes every row's keys and values into the pool, attends
- * over the pool and the step's own rows, and writes the wanted logits. */
+ * over the pool and the step's own rows, and writes the wanted logits and
+ * greedy tokens (the latter found on the device when the backend can). */
 void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_kv_pool_view *pool,
                 const lg_step *step, const laguna_observer *observer);
 

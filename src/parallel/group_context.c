@@ -3,7 +3,7 @@
  * and freed on the ranks' threads. A decode checks the rows and takes their
  * pages on every rank first, and runs the forward pass (whose collectives
  * need every rank) only when all ranks got that far; rank 0 writes the
- * caller's logits. */
+ * caller's logits and greedy tokens. */
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -13,9 +13,7 @@
 typedef struct {
     laguna_context *x;
     const laguna_context_options *options;
-    const laguna_batch_row *rows;
-    int n;
-    float *logits;
+    const lg_decode_call *call;
     size_t logits_floats; /* per rank */
     bool run;             /* false: prepare */
     laguna_status *codes;
@@ -79,40 +77,54 @@ void lg_group_context_free(laguna_context *x) {
     }
     free(x->ranks);
     free(x->rank_logits);
+    free(x->rank_argmax);
     x->ranks = NULL;
 }
 
+/* Rank 0 writes the caller's buffers; the others, which compute the same
+ * logits and tokens, their own. */
 static void decode_on_rank(void *user, int r) {
     rank_job *j = user;
-    float *logits =
-        r == 0 || !j->logits ? j->logits : j->x->rank_logits + (size_t)(r - 1) * j->logits_floats;
+    lg_decode_call call = *j->call;
+    if (r > 0 && call.logits)
+        call.logits =
+            j->logits_floats ? j->x->rank_logits + (size_t)(r - 1) * j->logits_floats : NULL;
+    if (r > 0 && call.argmax)
+        call.argmax = call.n > 0 ? j->x->rank_argmax + (size_t)(r - 1) * (size_t)call.n : NULL;
     laguna_context *rx = j->x->ranks[r];
-    j->codes[r] = j->run ? lg_context_decode_run(rx, j->rows, j->n, logits, &j->errs[r])
-                         : lg_context_decode_prepare(rx, j->rows, j->n, logits, &j->errs[r]);
+    j->codes[r] = j->run ? lg_context_decode_run(rx, &call, &j->errs[r])
+                         : lg_context_decode_prepare(rx, &call, &j->errs[r]);
 }
 
-laguna_status lg_group_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
-                              laguna_error *err) {
+/* buf with room for n items (of *have): itself, or a new one (the old freed);
+ * NULL, with *have 0, when out of memory. */
+static void *with_room(void *buf, size_t *have, size_t n, size_t item_bytes) {
+    if (n <= *have) return buf;
+    free(buf);
+    buf = malloc(item_bytes * n);
+    *have = buf ? n : 0;
+    return buf;
+}
+
+laguna_status lg_group_decode(laguna_context *x, const lg_decode_call *call, laguna_error *err) {
     lg_group *g = x->model->group;
     int N = lg_group_size(g);
     size_t wanted = 0;
-    for (int i = 0; rows && i < n; i++)
-        wanted += rows[i].logits != 0;
-    rank_job j = {.rows = rows,
-                  .n = n,
-                  .logits = logits,
-                  .logits_floats = wanted * (size_t)x->model->cfg.vocab_size};
+    for (int i = 0; call->rows && i < call->n; i++)
+        wanted += (lg_row_wants(call, i) & LAGUNA_ROW_LOGITS) != 0;
+    rank_job j = {.call = call, .logits_floats = wanted * (size_t)x->model->cfg.vocab_size};
     laguna_status st = with_job(x, &j, err);
     if (st) return st;
-    size_t need = j.logits_floats * (size_t)(N - 1); /* ranks 1.. gather the logits too */
-    if (logits && need > x->rank_logits_floats) {
-        free(x->rank_logits);
-        x->rank_logits_floats = 0;
-        if (!(x->rank_logits = malloc(sizeof(float) * need)))
-            st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-        else
-            x->rank_logits_floats = need;
-    }
+    /* ranks 1.. gather the logits too */
+    size_t need = j.logits_floats * (size_t)(N - 1),
+           need_argmax = call->n > 0 ? (size_t)call->n * (size_t)(N - 1) : 0;
+    if (call->logits && need &&
+        !(x->rank_logits = with_room(x->rank_logits, &x->rank_logits_floats, need, sizeof(float))))
+        st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    if (!st && call->argmax && need_argmax &&
+        !(x->rank_argmax =
+              with_room(x->rank_argmax, &x->rank_argmax_n, need_argmax, sizeof(int32_t))))
+        st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (int run = 0; run < 2 && !st; run++) { /* every rank prepares before any runs */
         j.run = run;
         lg_group_run(g, decode_on_rank, &j);

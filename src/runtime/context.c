@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argmax.h"
 #include "core/error.h"
 #include "parallel/group.h"
 #include "runtime/context.h"
@@ -38,6 +39,8 @@ static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
     x->tokens = malloc(sizeof(int32_t) * n);
     x->pos = malloc(sizeof(int32_t) * n);
     x->logit_rows = malloc(sizeof(int32_t) * n);
+    x->argmax_rows = malloc(sizeof(int32_t) * n);
+    x->step_argmax = malloc(sizeof(int32_t) * n);
     x->fresh_from = malloc(sizeof(int32_t) * n);
     x->fresh_at = malloc(sizeof(int32_t) * n);
     x->fresh_rows = malloc(sizeof(int32_t) * n);
@@ -48,8 +51,9 @@ static laguna_status alloc_step(laguna_context *x, laguna_error *err) {
     x->tables = malloc(sizeof(*x->tables) * n * L);
     x->seqs = calloc((size_t)x->n_seq_max, sizeof *x->seqs);
     x->seq_used = calloc((size_t)x->n_seq_max, sizeof *x->seq_used);
-    if (x->tokens && x->pos && x->logit_rows && x->fresh_from && x->fresh_at && x->fresh_rows && x->seq_rows &&
-        x->seq_first && x->seq_at && x->slots && x->tables && x->seqs && x->seq_used)
+    if (x->tokens && x->pos && x->logit_rows && x->argmax_rows && x->step_argmax && x->fresh_from &&
+        x->fresh_at && x->fresh_rows && x->seq_rows && x->seq_first && x->seq_at && x->slots &&
+        x->tables && x->seqs && x->seq_used)
         return LAGUNA_OK;
     return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for a context");
 }
@@ -163,8 +167,10 @@ void laguna_context_free(laguna_context *x) {
     lg_kv_pool_free(&x->pool, be);
     lg_activations_free(&x->act, be);
     if (x->bc) be->ops->ctx_free(x->bc);
-    void *ptrs[] = {x->tokens,  x->pos,       x->slots,  x->logit_rows, x->fresh_from, x->fresh_at, x->fresh_rows,
-                    x->seq_rows, x->seq_first, x->seq_at, x->tables,     x->seqs,       x->seq_used, x->page_marks};
+    void *ptrs[] = {x->tokens,     x->pos,        x->slots,       x->logit_rows,
+                    x->fresh_from, x->fresh_at,   x->fresh_rows,  x->seq_rows,
+                    x->seq_first,  x->seq_at,     x->tables,      x->seqs,
+                    x->seq_used,   x->page_marks, x->argmax_rows, x->step_argmax};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     free(x);
 }
@@ -329,41 +335,80 @@ static void index_fresh_rows(laguna_context *x, const laguna_batch_row *rows, in
     }
 }
 
-/* Forward steps over rows [0, n): the pages are reserved, positions checked. */
-static void run_steps(laguna_context *x, const laguna_batch_row *rows, int n, float *logits) {
+/* Forward steps over the call's rows: the pages are reserved, positions
+ * checked. A row wanting its logits gets its greedy token (if it wants that
+ * too) from them on the host; a row wanting only its token has it found in
+ * the forward pass (on the device, when the backend can). */
+static void run_steps(laguna_context *x, const lg_decode_call *call) {
     const lg_config *c = &x->model->cfg;
     size_t V = (size_t)c->vocab_size;
     const laguna_observer *obs = x->has_observer ? &x->observer : NULL;
-    for (int done = 0; done < n;) {
-        int m = n - done < x->n_batch ? n - done : x->n_batch, n_logits = 0;
+    float *logits = call->logits;
+    for (int done = 0; done < call->n;) {
+        int m = call->n - done < x->n_batch ? call->n - done : x->n_batch, n_logits = 0,
+            n_argmax = 0;
+        const laguna_batch_row *rows = call->rows + done;
         for (int i = 0; i < m; i++) {
-            const laguna_batch_row *r = &rows[done + i];
+            const laguna_batch_row *r = &rows[i];
             const lg_kv_seq *s = &x->seqs[r->seq];
+            int want = lg_row_wants(call, done + i);
             x->tokens[i] = r->token;
             x->pos[i] = r->pos;
-            if (r->logits) x->logit_rows[n_logits++] = i;
+            if (want & LAGUNA_ROW_LOGITS)
+                x->logit_rows[n_logits++] = i;
+            else if (want & LAGUNA_ROW_ARGMAX)
+                x->argmax_rows[n_argmax++] = i;
             for (int l = 0; l < c->n_layers; l++) {
                 x->slots[(size_t)l * m + i] = lg_kv_seq_slot(s, &x->pool, l, r->pos);
                 x->tables[(size_t)l * m + i] = s->tables[l].pages;
             }
         }
-        index_fresh_rows(x, rows + done, m);
-        lg_step step = {m, x->tokens, x->pos, x->slots, x->tables, x->fresh_from, x->fresh_at, x->fresh_rows,
-                        n_logits, x->logit_rows, logits};
+        index_fresh_rows(x, rows, m);
+        lg_step step = {m, x->tokens, x->pos, x->slots, x->tables, x->fresh_from, x->fresh_at,
+                        x->fresh_rows, n_logits, x->logit_rows, logits, n_argmax, x->argmax_rows,
+                        x->step_argmax};
         lg_forward(x->model, x->bc, &x->act, &x->pool.view, &step, obs);
+        if (call->argmax) {
+            int32_t *out = call->argmax + done;
+            for (int i = 0; i < m; i++)
+                out[i] = -1;
+            for (int k = 0; k < n_argmax; k++)
+                out[x->argmax_rows[k]] = x->step_argmax[k];
+            for (int k = 0; k < n_logits; k++)
+                if (lg_row_wants(call, done + x->logit_rows[k]) & LAGUNA_ROW_ARGMAX)
+                    out[x->logit_rows[k]] = lg_argmax_f32(logits + (size_t)k * V, (int)V);
+        }
         if (logits) logits += (size_t)n_logits * V;
         done += m;
     }
 }
 
-laguna_status lg_context_decode_prepare(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+/* Checks what each row wants against the buffers given. */
+static laguna_status check_wants(const lg_decode_call *call, laguna_error *err) {
+    for (int i = 0; i < call->n; i++) {
+        int want = lg_row_wants(call, i);
+        if (want & ~(LAGUNA_ROW_LOGITS | LAGUNA_ROW_ARGMAX))
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                           "row %d: logits = %d is not a combination of LAGUNA_ROW_LOGITS (1) and "
+                           "LAGUNA_ROW_ARGMAX (2)",
+                           i, call->rows[i].logits);
+        if ((want & LAGUNA_ROW_LOGITS) && !call->logits)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                           "row %d wants logits but no logits buffer was given", i);
+        if ((want & LAGUNA_ROW_ARGMAX) && !call->argmax)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                           "row %d wants its greedy token but no argmax buffer was given", i);
+    }
+    return LAGUNA_OK;
+}
+
+laguna_status lg_context_decode_prepare(laguna_context *x, const lg_decode_call *call,
                                         laguna_error *err) {
-    if (n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
-    if (!rows) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rows is NULL");
-    laguna_status st = check_rows(x, rows, n, err);
+    if (call->n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
+    if (!call->rows) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rows is NULL");
+    laguna_status st = check_rows(x, call->rows, call->n, err);
+    if (!st) st = check_wants(call, err);
     if (st) return st;
-    for (int i = 0; i < n && !logits; i++)
-        if (rows[i].logits) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d wants logits but no logits buffer was given", i);
     const lg_config *c = &x->model->cfg;
     for (int s = 0; s < x->n_seq_max; s++)
         if (x->seq_rows[s] &&
@@ -372,19 +417,28 @@ laguna_status lg_context_decode_prepare(laguna_context *x, const laguna_batch_ro
     return LAGUNA_OK;
 }
 
-laguna_status lg_context_decode_run(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
+laguna_status lg_context_decode_run(laguna_context *x, const lg_decode_call *call,
                                     laguna_error *err) {
     const lg_config *c = &x->model->cfg;
-    run_steps(x, rows, n, logits);
+    run_steps(x, call);
     for (int s = 0; s < x->n_seq_max; s++)
         if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], x->keep);
     const lg_backend_ops *ops = x->model->backend->ops;
     return ops->sync ? ops->sync(x->bc, err) : LAGUNA_OK;
 }
 
+static laguna_status decode(laguna_context *x, const lg_decode_call *call, laguna_error *err) {
+    if (x->ranks) return lg_group_decode(x, call, err);
+    laguna_status st = lg_context_decode_prepare(x, call, err);
+    return st ? st : lg_context_decode_run(x, call, err);
+}
+
 laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
                                     laguna_error *err) {
-    if (x->ranks) return lg_group_decode(x, rows, n, logits, err);
-    laguna_status st = lg_context_decode_prepare(x, rows, n, logits, err);
-    return st ? st : lg_context_decode_run(x, rows, n, logits, err);
+    return decode(x, &(lg_decode_call){rows, n, logits, NULL, false}, err);
+}
+
+laguna_status laguna_context_decode_argmax(laguna_context *x, const laguna_batch_row *rows, int n,
+                                           float *logits, int32_t *argmax, laguna_error *err) {
+    return decode(x, &(lg_decode_call){rows, n, logits, argmax, true}, err);
 }

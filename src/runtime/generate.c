@@ -2,12 +2,15 @@
  * detokenizer -> stop strings -> emit -> feed, one token at a time, until
  * eos, a stop string, the token budget, a full context or the caller cancels.
  * The text side (detokenizer + stop matcher) is a small "text stream" so the
- * loop itself reads as the list above. */
+ * loop itself reads as the list above. With a greedy sampler each feed asks
+ * for the next token alone (laguna_session_feed_greedy): the logits stay on
+ * the device and the sampler's argmax is taken there. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/error.h"
 #include "laguna_generate.h"
+#include "runtime/session.h"
 
 const char *laguna_finish_reason_name(laguna_finish_reason reason) {
     switch (reason) {
@@ -118,7 +121,9 @@ static laguna_status check_params(const laguna_generate_params *p, laguna_error 
     if (p->n_stops && !p->tokenizer)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT,
                        "stop strings work on text: they need a tokenizer");
-    if (!laguna_session_logits(p->session))
+    bool greedy_next =
+        laguna_sampler_is_greedy(p->sampler) && lg_session_greedy_token(p->session) >= 0;
+    if (!laguna_session_logits(p->session) && !greedy_next)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT,
                        "the session has no logits: feed a prompt before generating");
     return LAGUNA_OK;
@@ -151,8 +156,11 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         goto done;
 
     think_split split = think_split_start(p);
+    bool greedy = laguna_sampler_is_greedy(p->sampler);
     for (;;) {
-        int32_t t = laguna_sampler_sample(p->sampler, laguna_session_logits(s));
+        /* the session holds the logits after its last token, or (greedy) the token they choose */
+        const float *logits = laguna_session_logits(s);
+        int32_t t = logits ? laguna_sampler_sample(p->sampler, logits) : lg_session_greedy_token(s);
         laguna_sampler_accept(p->sampler, t);
         r->tokens[r->n_tokens++] = t;
         r->fed_last = false;
@@ -189,7 +197,10 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             r->finish = LAGUNA_FINISH_CONTEXT;
             break;
         }
-        if ((st = laguna_session_feed(s, &t, 1, NULL, err))) goto done;
+        int32_t next;
+        if ((st = greedy ? laguna_session_feed_greedy(s, &t, 1, &next, err)
+                         : laguna_session_feed(s, &t, 1, NULL, err)))
+            goto done;
         r->fed_last = true;
     }
     bool stopped;

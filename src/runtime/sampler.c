@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/argmax.h"
 #include "core/error.h"
 #include "laguna.h"
 #include "runtime/sampler.h"
@@ -295,6 +296,10 @@ static int32_t sample_fast(laguna_sampler *s, const float *w) {
     return c[n - 1].id;
 }
 
+int laguna_sampler_is_greedy(const laguna_sampler *s) {
+    return s && s->p.temperature == 0 && s->p.repetition_penalty == 1;
+}
+
 int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
     int V = s->vocab;
     float *w = s->work;
@@ -302,12 +307,7 @@ int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
     if (s->p.repetition_penalty != 1) /* as transformers: divide positive logits, multiply negative */
         for (int i = 0; i < V; i++)
             if (s->seen[i]) w[i] = w[i] > 0 ? w[i] / s->p.repetition_penalty : w[i] * s->p.repetition_penalty;
-    if (s->p.temperature == 0) {
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (w[i] > w[best]) best = i;
-        return best;
-    }
+    if (s->p.temperature == 0) return lg_argmax_f32(w, V);
     for (int i = 0; i < V; i++) w[i] /= s->p.temperature;
     return s->reference ? sample_reference(s, w) : sample_fast(s, w);
 }

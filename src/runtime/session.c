@@ -1,18 +1,23 @@
 /* laguna_session: a context of one sequence, with the tokens it holds and
- * the logits of the last one; feeds split prompts into steps of n_batch. */
+ * the logits of the last one (or, after a greedy feed, its greedy token
+ * alone); feeds split prompts into steps of n_batch. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "runtime/context.h"
+#include "runtime/session.h"
 
 struct laguna_session {
     laguna_context *ctx;
     int seq, n_ctx, n_batch;
     int32_t *tokens; /* the n_pos tokens held */
     laguna_batch_row *rows;
+    int32_t *row_argmax; /* [n_batch]: laguna_context_decode_argmax's output */
     float *logits;
     bool has_logits;
+    int32_t greedy; /* after laguna_session_feed_greedy: the greedy token after the last fed one;
+                       else -1 */
 };
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options, laguna_session **out,
@@ -38,8 +43,11 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
         s->n_batch = s->ctx->n_batch;
         s->tokens = malloc(sizeof(int32_t) * (size_t)s->n_ctx);
         s->rows = malloc(sizeof(laguna_batch_row) * (size_t)s->n_batch);
+        s->row_argmax = malloc(sizeof(int32_t) * (size_t)s->n_batch);
         s->logits = malloc(sizeof(float) * (size_t)c->vocab_size);
-        if (!s->tokens || !s->rows || !s->logits) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
+        s->greedy = -1;
+        if (!s->tokens || !s->rows || !s->row_argmax || !s->logits)
+            st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for session buffers");
     }
     if (st) {
         laguna_session_free(s);
@@ -54,12 +62,15 @@ void laguna_session_free(laguna_session *s) {
     laguna_context_free(s->ctx);
     free(s->tokens);
     free(s->rows);
+    free(s->row_argmax);
     free(s->logits);
     free(s);
 }
 
-laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens, float *all_logits,
-                                  laguna_error *err) {
+/* Feeds tokens; the last one's logits are kept, or with next its greedy
+ * token alone (found where the logits are: on the device for a GPU). */
+static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                          float *all_logits, int32_t *next, laguna_error *err) {
     const lg_config *c = &s->ctx->model->cfg;
     int n_past = laguna_seq_length(s->ctx, s->seq);
     if (n_tokens == 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no tokens to feed (empty prompt)");
@@ -75,18 +86,41 @@ laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size
     for (size_t done = 0; done < n_tokens;) {
         int n = (int)(n_tokens - done < (size_t)s->n_batch ? n_tokens - done : (size_t)s->n_batch);
         bool last = done + (size_t)n == n_tokens;
-        for (int i = 0; i < n; i++)
-            s->rows[i] = (laguna_batch_row){tokens[done + i], n_past + i, s->seq, all_logits || (last && i == n - 1)};
-        float *dst = all_logits ? all_logits + done * V : last ? s->logits : NULL;
-        laguna_status st = laguna_context_decode(s->ctx, s->rows, n, dst, err);
+        int32_t last_wants = next ? LAGUNA_ROW_ARGMAX : LAGUNA_ROW_LOGITS;
+        for (int i = 0; i < n; i++) {
+            int32_t wants =
+                (all_logits ? LAGUNA_ROW_LOGITS : 0) | (last && i == n - 1 ? last_wants : 0);
+            s->rows[i] = (laguna_batch_row){tokens[done + i], n_past + i, s->seq, wants};
+        }
+        float *dst = all_logits ? all_logits + done * V : last && !next ? s->logits : NULL;
+        laguna_status st =
+            laguna_context_decode_argmax(s->ctx, s->rows, n, dst, s->row_argmax, err);
         if (st) return st;
         memcpy(s->tokens + n_past, tokens + done, sizeof(int32_t) * (size_t)n);
-        if (last && all_logits) memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
+        if (last && all_logits && !next)
+            memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
+        if (last && next) *next = s->row_argmax[n - 1];
         n_past += n;
         done += (size_t)n;
     }
-    s->has_logits = true;
+    s->has_logits = !next;
+    s->greedy = next ? *next : -1;
     return LAGUNA_OK;
+}
+
+laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                                  float *all_logits, laguna_error *err) {
+    return feed(s, tokens, n_tokens, all_logits, NULL, err);
+}
+
+laguna_status laguna_session_feed_greedy(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                                         int32_t *next, laguna_error *err) {
+    if (!next) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "next is NULL");
+    return feed(s, tokens, n_tokens, NULL, next, err);
+}
+
+int32_t lg_session_greedy_token(const laguna_session *s) {
+    return s->greedy;
 }
 
 const float *laguna_session_logits(const laguna_session *s) { return s->has_logits ? s->logits : NULL; }
@@ -108,7 +142,10 @@ const int32_t *laguna_session_tokens(const laguna_session *s, int *n) {
 laguna_status laguna_session_truncate(laguna_session *s, int n_keep, laguna_error *err) {
     int n_past = laguna_session_position(s);
     laguna_status st = laguna_seq_truncate(s->ctx, s->seq, n_keep, err);
-    if (!st && n_keep < n_past) s->has_logits = false; /* they belonged to a position now gone */
+    if (!st && n_keep < n_past) { /* they belonged to a position now gone */
+        s->has_logits = false;
+        s->greedy = -1;
+    }
     return st;
 }
 
@@ -116,6 +153,7 @@ void laguna_session_reset(laguna_session *s) {
     laguna_seq_remove(s->ctx, s->seq);
     laguna_seq_add(s->ctx, &s->seq, NULL); /* the slot just freed: cannot fail */
     s->has_logits = false;
+    s->greedy = -1;
 }
 
 void laguna_session_set_observer(laguna_session *s, const laguna_observer *observer) {

@@ -42,8 +42,10 @@ struct lg_sched {
     int cache_budget; /* pages only cached sequences may hold */
     uint64_t clock;
     laguna_batch_row *rows;
-    lg_job **row_job; /* job of each row that wants logits, in order */
-    float *logits;
+    lg_job **row_job; /* job of each row that wants a token chosen, in order */
+    int *row_of;      /* and that row's index in the batch */
+    float *logits;    /* the rows wanting logits, in order */
+    int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
 };
 
 double lg_now(void) {
@@ -419,14 +421,23 @@ static void admit(lg_sched *s) {
     }
 }
 
+/* What j's row wants when a token is to be chosen from it: the greedy token
+ * alone when the job samples exactly greedily and wants nothing more of the
+ * logits (the argmax is then taken on the device), else the logits. */
+static int32_t row_wants(const lg_job *j) {
+    return laguna_sampler_is_greedy(j->sampler) && j->logprobs < 0 ? LAGUNA_ROW_ARGMAX
+                                                                   : LAGUNA_ROW_LOGITS;
+}
+
 static void step(lg_sched *s) {
     int n = 0, n_logits = 0;
     /* decode rows first, then prompt chunks within the budget */
     for (int i = 0; i < s->n_running; i++) {
         lg_job *j = s->running[i];
         if (!j->decoding) continue;
-        s->rows[n++] = (laguna_batch_row){j->next, j->n_fed, j->seq, 1};
+        s->row_of[n_logits] = n;
         s->row_job[n_logits++] = j;
+        s->rows[n++] = (laguna_batch_row){j->next, j->n_fed, j->seq, row_wants(j)};
     }
     int budget = s->opt.prefill_budget;
     for (int i = 0; i < s->n_running && budget > 0; i++) {
@@ -436,17 +447,18 @@ static void step(lg_sched *s) {
         if (end > j->n_prompt) end = j->n_prompt;
         if (end - start > budget) break; /* whole chunks only: the same cuts whatever else runs */
         for (int p = start; p < end; p++)
-            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq, p == j->n_prompt - 1};
-        if (end == j->n_prompt) s->row_job[n_logits++] = j;
+            s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq,
+                                              p == j->n_prompt - 1 ? row_wants(j) : 0};
+        if (end == j->n_prompt) s->row_of[n_logits] = n - 1, s->row_job[n_logits++] = j;
         budget -= end - start;
     }
     if (n == 0) return;
     double t0 = lg_now();
     laguna_error err = {0};
-    laguna_status st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
+    laguna_status st = laguna_context_decode_argmax(s->ctx, s->rows, n, s->logits, s->argmax, &err);
     while (st == LAGUNA_ERR_CONTEXT && s->n_cache > 0) { /* make room: evict, oldest first */
         cache_drop_lru(s); /* (a failed decode only checked the rows: nothing changed) */
-        st = laguna_context_decode(s->ctx, s->rows, n, s->logits, &err);
+        st = laguna_context_decode_argmax(s->ctx, s->rows, n, s->logits, s->argmax, &err);
     }
     double t1 = lg_now();
     if (st) {
@@ -464,12 +476,15 @@ static void step(lg_sched *s) {
             break;
         }
     }
-    for (int k = 0; k < n_logits; k++) {
+    for (int k = 0, with_logits = 0; k < n_logits; k++) {
         lg_job *j = s->row_job[k];
         j->decoding = true;
-        const float *row = s->logits + (size_t)k * s->vocab;
-        int32_t id = laguna_sampler_sample(j->sampler, row);
-        if (j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, id))) {
+        int r = s->row_of[k];
+        const float *row = s->rows[r].logits == LAGUNA_ROW_LOGITS
+                               ? s->logits + (size_t)with_logits++ * s->vocab
+                               : NULL;
+        int32_t id = row ? laguna_sampler_sample(j->sampler, row) : s->argmax[r];
+        if (row && j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, id))) {
             lg_token_logprob lp;
             token_logprob(row, s->vocab, id, j->logprobs, &lp);
             lg_logprobs_add(&j->pending_lps, &lp);
@@ -592,11 +607,13 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->cache_ids = calloc((size_t)n_cache + 1, sizeof *s->cache_ids);
     s->rows = calloc((size_t)n_rows, sizeof *s->rows);
     s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
+    s->row_of = calloc((size_t)s->opt.n_parallel, sizeof *s->row_of);
+    s->argmax = calloc((size_t)n_rows, sizeof *s->argmax);
     s->logits = malloc((size_t)s->opt.n_parallel * (size_t)s->vocab * sizeof *s->logits);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->logits ||
-        laguna_context_create(model, &co, &s->ctx, err) ||
+    if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->row_of ||
+        !s->argmax || !s->logits || laguna_context_create(model, &co, &s->ctx, err) ||
         pthread_create(&s->thread, NULL, sched_main, s)) {
         if (err && !err->message[0])
             snprintf(err->message, sizeof err->message, "scheduler: out of memory");
@@ -639,6 +656,8 @@ void lg_sched_free(lg_sched *s) {
     free(s->cache_ids);
     free(s->rows);
     free(s->row_job);
+    free(s->row_of);
+    free(s->argmax);
     free(s->logits);
     free(s);
 }

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "core/argmax.h"
 
 #define MATMUL_ROWS_PER_TASK 16 /* must cover cpu_matmul.c's ROWS_PER_TASK */
 #define LAZY_BYTES (2u << 20)   /* buffers from this size are mapped, so untouched pages cost no memory */
@@ -75,6 +76,13 @@ static void cpu_copy(lg_backend_ctx *c, void *dst, const void *src, size_t bytes
     memmove(dst, src, bytes);
 }
 
+/* The greedy token of each row, in host memory where the logits already are. */
+static void cpu_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                            int n_cols) {
+    (void)c;
+    lg_argmax_rows_f32(host_out, logits, n_rows, n_cols);
+}
+
 static void cpu_destroy(lg_backend *be) {
     lg_cpu_backend *b = (lg_cpu_backend *)be;
     lg_threadpool_free(b->pool);
@@ -106,6 +114,7 @@ static const lg_backend_ops cpu_ops = {
     .moe_combine = lg_cpu_moe_combine,
     .add = lg_cpu_add,
     .gather_rows = lg_cpu_gather_rows,
+    .argmax_rows = cpu_argmax_rows,
 };
 
 static lg_backend_ops cpu_profiled_ops;

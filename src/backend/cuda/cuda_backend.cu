@@ -227,6 +227,7 @@ static lg_backend_ops make_ops(void) {
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
     o.attention_inputs = lg_cuda_attention_inputs;
     o.route = lg_cuda_route;
+    o.argmax_rows = lg_cuda_argmax_rows;
     return o;
 }
 

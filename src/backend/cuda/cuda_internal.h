@@ -222,6 +222,10 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
 
+/* cuda_argmax.cu */
+void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
+                         int n_cols);
+
 /* cuda_profile.cu (LAGUNA_CUDA_PROFILE=1) */
 void lg_cuda_profile_wrap(lg_backend_ops *o);
 void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list);

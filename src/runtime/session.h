@@ -1,0 +1,13 @@
+/* Inside the library: what the generation loop (generate.c) reads of a
+ * session beyond the public API. */
+#ifndef LAGUNA_RUNTIME_SESSION_H
+#define LAGUNA_RUNTIME_SESSION_H
+
+#include "laguna.h"
+
+/* After laguna_session_feed_greedy, the greedy token after the last fed
+ * token (what it returned in *next); -1 after any other feed, a truncate
+ * that took positions back, or a reset. */
+int32_t lg_session_greedy_token(const laguna_session *s);
+
+#endif
