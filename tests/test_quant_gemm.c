@@ -62,6 +62,13 @@ static uint8_t *q8_rows(const float *x, int rows, int64_t n, int block) {
     return q;
 }
 
+/* q8 rows as the kernels of `isa` read them for weights of dt (their order) */
+static uint8_t *q8_rows_for(lg_isa isa, lg_dtype dt, const float *x, int rows, int64_t n) {
+    uint8_t *q = aligned_alloc(64, lg_q8_row_bytes(n, lg_q8_block(dt)) * (size_t)(rows ? rows : 1));
+    lg_q8_quantize_for(isa, dt, x, rows, n, q);
+    return q;
+}
+
 /* q8 rows: every value within half a step of its block's scale, never -128,
  * the 16-element sums exact, an all-zero block with scale 0; and the vector
  * quantiser equal to the reference byte for byte, ties of x / d halfway
@@ -137,16 +144,19 @@ static void test_reference_is_exact(void) {
         }
 }
 
-/* Runs rows x tokens through one ISA; y[t * rows + r]. */
-static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const uint8_t *q,
+/* Runs rows x tokens of float activations x (quantised as isa reads them)
+ * through one ISA; y[t * rows + r]. */
+static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const float *x,
                       int tokens, int64_t n, const float *bias) {
     float *y = malloc(sizeof(float) * (size_t)rows * tokens);
     for (int i = 0; i < rows * tokens; i++)
         y[i] = NAN; /* every output must be written */
     int block = lg_q8_block(dt);
+    uint8_t *q = q8_rows_for(isa, dt, x, tokens, n);
     lg_qgemm_isa(isa,
                  &(lg_qgemm_args){dt, w, lg_dtype_row_bytes(dt, n), rows, q,
                                   lg_q8_row_bytes(n, block), tokens, n, y, (size_t)rows, bias});
+    free(q);
     return y;
 }
 
@@ -169,10 +179,9 @@ static void test_kernels_match_reference(void) {
                         if (rows * tokens * n > 17 * 300 * 768) continue; /* keep it quick */
                         float *wd = malloc(sizeof(float) * n * rows), *x = activations(tokens, n);
                         float *bias = activations(1, rows < 32 ? 32 : rows);
-                        uint8_t *w = weights(dt, rows, n, wd),
-                                *q = q8_rows(x, tokens, n, lg_q8_block(dt));
-                        float *fast = product(isa, dt, w, rows, q, tokens, n, bias);
-                        float *slow = product(LG_ISA_SCALAR, dt, w, rows, q, tokens, n, bias);
+                        uint8_t *w = weights(dt, rows, n, wd);
+                        float *fast = product(isa, dt, w, rows, x, tokens, n, bias);
+                        float *slow = product(LG_ISA_SCALAR, dt, w, rows, x, tokens, n, bias);
                         int bad = 0;
                         for (int t = 0; t < tokens; t++)
                             for (int r = 0; r < rows; r++) {
@@ -185,7 +194,7 @@ static void test_kernels_match_reference(void) {
                         CHECKF(bad == 0, "%s %s n=%lld rows=%d tokens=%d: %d outputs off",
                                lg_qgemm_isa_name(isa), lg_dtype_name(dt), (long long)n, rows,
                                tokens, bad);
-                        free(wd), free(x), free(bias), free(w), free(q), free(fast), free(slow);
+                        free(wd), free(x), free(bias), free(w), free(fast), free(slow);
                     }
         }
     }
@@ -201,23 +210,21 @@ static void test_batch_invariance(void) {
         for (int k = 0; k < N_TYPES; k++) {
             lg_dtype dt = types[k];
             int64_t n = 512;
-            int block = lg_q8_block(dt);
-            size_t xs = lg_q8_row_bytes(n, block);
             float *x = activations(tokens, n);
-            uint8_t *w = weights(dt, rows, n, NULL), *q = q8_rows(x, tokens, n, block);
-            float *all = product(isa, dt, w, rows, q, tokens, n, NULL);
+            uint8_t *w = weights(dt, rows, n, NULL);
+            float *all = product(isa, dt, w, rows, x, tokens, n, NULL);
             int bad = 0;
             const int sizes[] = {1, 3, 17};
             for (int s = 0; s < 3; s++)
                 for (int t0 = s; t0 + sizes[s] <= tokens; t0 += sizes[s] + 5) {
-                    float *part = product(isa, dt, w, rows, q + (size_t)t0 * xs, sizes[s], n, NULL);
+                    float *part = product(isa, dt, w, rows, x + (size_t)t0 * n, sizes[s], n, NULL);
                     bad +=
                         memcmp(part, all + (size_t)t0 * rows, sizeof(float) * rows * sizes[s]) != 0;
                     free(part);
                 }
             CHECKF(bad == 0, "%s %s: %d sub-batches differ from the full batch",
                    lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
-            free(x), free(w), free(q), free(all);
+            free(x), free(w), free(all);
         }
     }
 }

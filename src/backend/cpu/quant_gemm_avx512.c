@@ -226,6 +226,156 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
                1);
 }
 
+/* ---- Q4_K in lane order ---------------------------------------------------------- */
+
+/* Q4_K takes the activations in lane order (quant_dot.h) so that vpdpbusd
+ * can sum whole sub-blocks in integers: the weight bytes are rearranged in
+ * registers into four step vectors whose 8-byte piece p holds 8 nibbles of
+ * sub-block {0, 2, 4, 6, 1, 3, 5, 7}[p], the same sub-block in every step.
+ * Four vpdpbusd (64 unsigned 4-bit weights x 64 signed activations into 16
+ * int32 lanes) then leave each lane the sum of 16 products of one sub-block,
+ * at most 16 * 15 * 127 = 30480: an int16, so one vpdpwssd against (scale, 0)
+ * pairs applies the eight 6-bit scales exactly; one float multiply by d and a
+ * multiply-add by the token's d_x follow. Five integer multiplies per 256
+ * weights and token where the element-order kernel (Q5_K's) needs eight.
+ * The mins go to a second accumulator two super-blocks at a time (one
+ * vpmaddwd of both blocks' 16-element sums by their mins, one multiply-add by
+ * dmin * d_x per lane), which halves what they cost; the two accumulators
+ * are subtracted lane by lane before the final sum. */
+typedef struct {
+    __m512i V[4]; /* the four steps: unsigned nibbles in lane order */
+    __m512i S;    /* per int32 lane: its sub-block's scale as int16, then 0 */
+    __m512 D;     /* d in every lane */
+    __m256i m16;  /* the mins as int16 pairs: m0 m0 m1 m1 ... (element order) */
+    float dmin;
+} unpacked4;
+
+static ALWAYS_INLINE void unpack_q4(const lg_block_q4_K *w, unpacked4 *u) {
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    /* qs byte 32g + i: low nibble element i of sub-block 2g, high of 2g + 1.
+     * a: 8-byte pieces 0 of groups 0-3, then pieces 1; b: pieces 2, then 3 */
+    const __m512i at_a = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
+    const __m512i at_b = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i z0 = _mm512_loadu_si512(w->qs), z1 = _mm512_loadu_si512(w->qs + 64);
+    __m512i a = _mm512_permutex2var_epi64(z0, at_a, z1);
+    __m512i b = _mm512_permutex2var_epi64(z0, at_b, z1);
+    __m512i alo = _mm512_and_si512(a, nib), ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), nib);
+    __m512i blo = _mm512_and_si512(b, nib), bhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
+    u->V[0] = _mm512_shuffle_i64x2(alo, ahi, 0x44);
+    u->V[1] = _mm512_shuffle_i64x2(alo, ahi, 0xEE);
+    u->V[2] = _mm512_shuffle_i64x2(blo, bhi, 0x44);
+    u->V[3] = _mm512_shuffle_i64x2(blo, bhi, 0xEE);
+    __m128i head = _mm_loadu_si128((const __m128i *)w);
+    __m128i sm = k4_scales_mins(head);
+    __m128 dd = _mm_cvtph_ps(head); /* d, dmin */
+    /* lane l's scale: sub-block {0, 2, 4, 6, 1, 3, 5, 7}[l / 2] */
+    const __m128i s_at = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
+    u->S = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(sm, s_at));
+    const __m256i m_at =
+        _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1, 12, -1,
+                         13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+    u->m16 = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sm), m_at);
+    u->D = _mm512_broadcastss_ps(dd);
+    u->dmin = _mm_cvtss_f32(_mm_shuffle_ps(dd, dd, 1));
+}
+
+/* The tokens of a pass: each token's q8 row, and where its scales and sums
+ * start in it (the same for all: one register for each rather than three
+ * pointers per token, which left too few registers for eight tokens). */
+typedef struct {
+    const uint8_t *row[TILE];
+    size_t d_at, bsum_at;
+} acts;
+
+static ALWAYS_INLINE void acts_of(acts *a, const uint8_t *x, size_t xs, int nt, int64_t n) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        a->row[t] = x + (size_t)t * xs;
+    a->d_at = (size_t)n, a->bsum_at = (size_t)n + 4 * (size_t)(n / 256);
+}
+
+/* super-block b of token row x, all but the mins */
+static ALWAYS_INLINE __m512 token_q4(const unpacked4 *u, const uint8_t *x, size_t d_at, int64_t b,
+                                     __m512 acc) {
+    const uint8_t *xq = x + 256 * b;
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u->V[0], _mm512_loadu_si512(xq));
+    p = _mm512_dpbusd_epi32(p, u->V[1], _mm512_loadu_si512(xq + 64));
+    p = _mm512_dpbusd_epi32(p, u->V[2], _mm512_loadu_si512(xq + 128));
+    p = _mm512_dpbusd_epi32(p, u->V[3], _mm512_loadu_si512(xq + 192));
+    __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), p, u->S);
+    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), u->D),
+                           _mm512_set1_ps(((const float *)(x + d_at))[b]), acc);
+}
+
+/* The mins of super-blocks b and b + 1 (two: false, only b) of token row x:
+ * lanes 0-7 block b's eight sub-blocks, 8-15 block b + 1's. dmin2 holds
+ * [dmin_b x 8 | dmin_b+1 x 8] (0 for a missing second block). */
+static ALWAYS_INLINE __m512 token_q4_mins(__m512i m16x2, __m512 dmin2, const uint8_t *x,
+                                          const acts *a, int64_t b, bool two, __m512 acc) {
+    const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+    const int16_t *bsum = (const int16_t *)(x + a->bsum_at) + 16 * b;
+    const float *d = (const float *)(x + a->d_at) + b;
+    __m512i bs = two ? _mm512_loadu_si512(bsum)
+                     : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)bsum));
+    __m512 dx = two ? _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castsi128_ps(
+                                                      _mm_loadl_epi64((const __m128i *)d))))
+                    : _mm512_set1_ps(*d);
+    __m512i m = _mm512_madd_epi16(bs, m16x2);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin2, dx), acc);
+}
+
+/* One weight row against nt tokens (all of them, or one with the weights
+ * asked for ahead: decode); the same instructions per token either way. */
+static ALWAYS_INLINE void row_q4(const uint8_t *row, const acts *a, int nt, int64_t n, float *y,
+                                 size_t ys, bool prefetch) {
+    __m512 acc[TILE], accm[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps(), accm[t] = _mm512_setzero_ps();
+    const lg_block_q4_K *w = (const lg_block_q4_K *)row;
+    int64_t nb = n / 256;
+    for (int64_t b = 0; b < nb; b += 2) {
+        bool two = b + 1 < nb;
+        unpacked4 u;
+        if (prefetch) prefetch_ahead(&w[b], two ? 2 * sizeof w[b] : sizeof w[b]);
+        unpack_q4(&w[b], &u);
+        UNROLL
+        for (int t = 0; t < nt; t++)
+            acc[t] = token_q4(&u, a->row[t], a->d_at, b, acc[t]);
+        __m512i m16x2 = _mm512_zextsi256_si512(u.m16);
+        __m512 dmin2 = _mm512_zextps256_ps512(_mm256_set1_ps(u.dmin));
+        if (two) {
+            unpack_q4(&w[b + 1], &u);
+            UNROLL
+            for (int t = 0; t < nt; t++)
+                acc[t] = token_q4(&u, a->row[t], a->d_at, b + 1, acc[t]);
+            m16x2 = _mm512_inserti64x4(m16x2, u.m16, 1);
+            dmin2 = _mm512_insertf32x8(dmin2, _mm256_set1_ps(u.dmin), 1);
+        }
+        UNROLL
+        for (int t = 0; t < nt; t++)
+            accm[t] = token_q4_mins(m16x2, dmin2, a->row[t], a, b, two, accm[t]);
+    }
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        y[(size_t)t * ys] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[t], accm[t]));
+}
+
+static ALWAYS_INLINE void dot_q4(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n,
+                                 float *y, size_t ys) {
+    acts a;
+    acts_of(&a, x, xs, nt, n);
+    row_q4(row, &a, nt, n, y, ys, false);
+}
+
+static ALWAYS_INLINE void rows1_q4(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                   int64_t n, float *y) {
+    acts a;
+    acts_of(&a, x, 0, 1, n);
+    for (int r = 0; r < n_rows; r++)
+        row_q4(w + (size_t)r * w_stride, &a, 1, n, y + r, 1, true);
+}
+
 /* ---- Q6_K ---------------------------------------------------------------------- */
 
 static ALWAYS_INLINE void q6_index(__m512i idx[4]) {
@@ -415,8 +565,7 @@ static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_ro
         }                                                                                          \
     }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
-#define CALL_Q4_K(NT)                                                                              \
-    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)
+#define CALL_Q4_K(NT) dot_q4(row, x, xs, NT, n, y, ys)
 #define CALL_Q5_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
            true, x, xs, NT, n, y, ys)
@@ -443,8 +592,7 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            const uint8_t *x, int64_t n, float *y) {
     switch (dtype) {
     case LG_DTYPE_Q4_K:
-        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false,
-                 x, n, y);
+        rows1_q4(w, w_stride, n_rows, x, n, y);
         return true;
     case LG_DTYPE_Q5_K:
         rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
