@@ -170,8 +170,9 @@ static void test_kernels_match_reference(void) {
         tested++;
         for (int k = 0; k < N_TYPES; k++) {
             lg_dtype dt = types[k];
-            int64_t lengths[] = {256, 3 * 256, dt == LG_DTYPE_Q8_0 ? 96 : 5 * 256};
-            for (int L = 0; L < 3; L++)
+            /* 9 super-blocks: wider than one column block of the AVX-512 tiles */
+            int64_t lengths[] = {256, 3 * 256, dt == LG_DTYPE_Q8_0 ? 96 : 5 * 256, 9 * 256};
+            for (int L = 0; L < 4; L++)
                 for (int R = 0; R < 3; R++)
                     for (int T = 0; T < 4; T++) {
                         int64_t n = lengths[L];
@@ -202,14 +203,15 @@ static void test_kernels_match_reference(void) {
 }
 
 /* Batch invariance per ISA: 300 tokens in one product, then each token
- * alone and in batches of 3 and 17 at other offsets; bitwise equal. */
+ * alone and in batches of 3 and 17 at other offsets; bitwise equal. Rows of
+ * 512 and of 2304 (wider than one column block of the AVX-512 tiles). */
 static void test_batch_invariance(void) {
     const int tokens = 300, rows = 5;
     for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
         if (!lg_qgemm_isa_available(isa)) continue;
-        for (int k = 0; k < N_TYPES; k++) {
-            lg_dtype dt = types[k];
-            int64_t n = 512;
+        for (int k = 0; k < 2 * N_TYPES; k++) {
+            lg_dtype dt = types[k % N_TYPES];
+            int64_t n = k < N_TYPES ? 512 : 2304;
             float *x = activations(tokens, n);
             uint8_t *w = weights(dt, rows, n, NULL);
             float *all = product(isa, dt, w, rows, x, tokens, n, NULL);

@@ -270,6 +270,15 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
     for (int t0 = 0; t0 < a->n_tokens; t0 += TOKEN_CHUNK) {
         int nt = a->n_tokens - t0 < TOKEN_CHUNK ? a->n_tokens - t0 : TOKEN_CHUNK;
         const uint8_t *x = a->x + (size_t)t0 * a->x_stride;
+        if (isa == LG_ISA_AVX512_VNNI &&
+            lg_qgemm_tile_avx512(a->dtype, a->w, a->w_stride, a->n_rows, x, a->x_stride, nt, a->n,
+                                 a->y + (size_t)t0 * a->y_stride, a->y_stride)) {
+            if (a->bias)
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < a->n_rows; r++)
+                        a->y[(size_t)(t0 + t) * a->y_stride + r] += a->bias[r];
+            continue;
+        }
         for (int r = 0; r < a->n_rows; r++) {
             float *y = a->y + (size_t)t0 * a->y_stride + r;
             fn(a->dtype, a->w + (size_t)r * a->w_stride, x, a->x_stride, nt, a->n, y, a->y_stride);

@@ -113,6 +113,14 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            int64_t n, float *y);
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          int64_t n, float *y);
+/* Up to 8 (the AVX-512 tile) tokens against n_rows weight rows (y[t *
+ * y_stride + r], no bias), the same bits per (row, token) as
+ * lg_qgemm_row_avx512; false for a case it does not take (nothing written):
+ * it takes the rows too wide for a tile's activations to stay in the L1
+ * cache, which it goes through in blocks of columns. */
+bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
+                          size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
 #endif
