@@ -222,6 +222,8 @@ static void quantize_rows(void *ctx, int r0, int r1) {
     }
 }
 
+#define QUANTIZE_ALONE_VALUES ((size_t)64 << 10)
+
 /* Quantises the x rows of the ops that take the 8-bit path into k->act_q8
  * (ops reading the same x in the same block size and order share one copy),
  * spread over the threads. Ops it cannot serve (out of memory) keep act_q8
@@ -241,6 +243,7 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     }
     uint8_t *next = k->act_q8;
     quantize_job q = {job, lg_qgemm_isa_best(), 0, {0}, {0}};
+    size_t values = 0;
     for (int i = 0; i < job->n_ops; i++) {
         const lg_matmul_op *op = &job->ops[i];
         if (!wants_q8_activations(op)) continue;
@@ -255,11 +258,18 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
         if (job->act_q8[i]) continue;
         job->act_q8[i] = next;
         next += (size_t)op->n_tokens * stride;
+        values += (size_t)op->n_tokens * (size_t)op->w->cols;
         q.seg_op[q.n_segs] = i;
         q.first_row[q.n_segs + 1] = q.first_row[q.n_segs] + op->n_tokens;
         q.n_segs++;
     }
-    lg_cpu_for_rows(k, q.first_row[q.n_segs], 4, quantize_rows, &q);
+    /* a decode step's few rows (an MoE layer's eight copies of one token) on
+     * this thread: a hand-off to the pool costs more than quantising them */
+    int rows = q.first_row[q.n_segs];
+    if (values < QUANTIZE_ALONE_VALUES)
+        quantize_rows(&q, 0, rows);
+    else
+        lg_cpu_for_rows(k, rows, 4, quantize_rows, &q);
 }
 
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {
