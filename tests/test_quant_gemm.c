@@ -113,6 +113,38 @@ static void test_activation_rows(void) {
     }
 }
 
+/* The AVX-512 Q4_K kernel's activation rows (lane order, quant_dot.h): the
+ * element-order bytes moved in 8-byte pieces, scales and 16-element sums
+ * unchanged; every other (ISA, type) in element order. */
+static void test_lane_order(void) {
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K) == LG_Q8_K4_LANE_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K) == LG_Q8_ELEMENT_ORDER);
+    if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
+        test_skip("this CPU has no AVX512-VNNI");
+        return;
+    }
+    const int rows = 2;
+    const int64_t n = 3 * 256;
+    size_t stride = lg_q8_row_bytes(n, 256);
+    float *x = activations(rows, n);
+    uint8_t *elem = q8_rows(x, rows, n, 256),
+            *lane = q8_rows_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, x, rows, n);
+    static const int sub_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *e = elem + r * stride, *l = lane + r * stride;
+        for (int64_t b = 0; b < n / 256; b++)
+            for (int st = 0; st < 4; st++)
+                for (int p = 0; p < 8; p++)
+                    bad += memcmp(l + 256 * b + 64 * st + 8 * p,
+                                  e + 256 * b + 32 * sub_block[p] + 8 * st, 8) != 0;
+        bad += memcmp(l + n, e + n, 4 * (n / 256) + 2 * (n / 16)) != 0;
+    }
+    CHECKF(bad == 0, "%d pieces out of place", bad);
+    free(x), free(elem), free(lane);
+}
+
 /* The reference equals the float dot of the dequantised weights with the
  * dequantised activations up to float rounding (its integer sums are exact),
  * and stays within what 8-bit activations can cost of the float dot:
@@ -234,6 +266,7 @@ static void test_batch_invariance(void) {
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
+    RUN(test_lane_order);
     RUN(test_reference_is_exact);
     RUN(test_kernels_match_reference);
     RUN(test_batch_invariance);
