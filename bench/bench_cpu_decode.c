@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
             memcpy(w + i, &s, 8);
         }
-        lg_q8_quantize(xf, tokens, COLS, block, x);
+        lg_q8_quantize_for(lg_qgemm_isa_best(), dt, xf, tokens, COLS, x);
         job j = {dt, w, rb, rows, x, xs, tokens, y};
         double stream = 1e30, cached = 1e30;
         run(pool, &j, 1);

@@ -62,6 +62,13 @@ static uint8_t *q8_rows(const float *x, int rows, int64_t n, int block) {
     return q;
 }
 
+/* q8 rows as the kernels of `isa` read them for weights of dt (their order) */
+static uint8_t *q8_rows_for(lg_isa isa, lg_dtype dt, const float *x, int rows, int64_t n) {
+    uint8_t *q = aligned_alloc(64, lg_q8_row_bytes(n, lg_q8_block(dt)) * (size_t)(rows ? rows : 1));
+    lg_q8_quantize_for(isa, dt, x, rows, n, q);
+    return q;
+}
+
 /* q8 rows: every value within half a step of its block's scale, never -128,
  * the 16-element sums exact, an all-zero block with scale 0; and the vector
  * quantiser equal to the reference byte for byte, ties of x / d halfway
@@ -106,6 +113,38 @@ static void test_activation_rows(void) {
     }
 }
 
+/* The AVX-512 Q4_K kernel's activation rows (lane order, quant_dot.h): the
+ * element-order bytes moved in 8-byte pieces, scales and 16-element sums
+ * unchanged; every other (ISA, type) in element order. */
+static void test_lane_order(void) {
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K) == LG_Q8_K4_LANE_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K) == LG_Q8_ELEMENT_ORDER);
+    if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
+        test_skip("this CPU has no AVX512-VNNI");
+        return;
+    }
+    const int rows = 2;
+    const int64_t n = 3 * 256;
+    size_t stride = lg_q8_row_bytes(n, 256);
+    float *x = activations(rows, n);
+    uint8_t *elem = q8_rows(x, rows, n, 256),
+            *lane = q8_rows_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, x, rows, n);
+    static const int sub_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *e = elem + r * stride, *l = lane + r * stride;
+        for (int64_t b = 0; b < n / 256; b++)
+            for (int st = 0; st < 4; st++)
+                for (int p = 0; p < 8; p++)
+                    bad += memcmp(l + 256 * b + 64 * st + 8 * p,
+                                  e + 256 * b + 32 * sub_block[p] + 8 * st, 8) != 0;
+        bad += memcmp(l + n, e + n, 4 * (n / 256) + 2 * (n / 16)) != 0;
+    }
+    CHECKF(bad == 0, "%d pieces out of place", bad);
+    free(x), free(elem), free(lane);
+}
+
 /* The reference equals the float dot of the dequantised weights with the
  * dequantised activations up to float rounding (its integer sums are exact),
  * and stays within what 8-bit activations can cost of the float dot:
@@ -137,16 +176,19 @@ static void test_reference_is_exact(void) {
         }
 }
 
-/* Runs rows x tokens through one ISA; y[t * rows + r]. */
-static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const uint8_t *q,
+/* Runs rows x tokens of float activations x (quantised as isa reads them)
+ * through one ISA; y[t * rows + r]. */
+static float *product(lg_isa isa, lg_dtype dt, const uint8_t *w, int rows, const float *x,
                       int tokens, int64_t n, const float *bias) {
     float *y = malloc(sizeof(float) * (size_t)rows * tokens);
     for (int i = 0; i < rows * tokens; i++)
         y[i] = NAN; /* every output must be written */
     int block = lg_q8_block(dt);
+    uint8_t *q = q8_rows_for(isa, dt, x, tokens, n);
     lg_qgemm_isa(isa,
                  &(lg_qgemm_args){dt, w, lg_dtype_row_bytes(dt, n), rows, q,
                                   lg_q8_row_bytes(n, block), tokens, n, y, (size_t)rows, bias});
+    free(q);
     return y;
 }
 
@@ -160,8 +202,9 @@ static void test_kernels_match_reference(void) {
         tested++;
         for (int k = 0; k < N_TYPES; k++) {
             lg_dtype dt = types[k];
-            int64_t lengths[] = {256, 3 * 256, dt == LG_DTYPE_Q8_0 ? 96 : 5 * 256};
-            for (int L = 0; L < 3; L++)
+            /* 9 super-blocks: wider than one column block of the AVX-512 tiles */
+            int64_t lengths[] = {256, 3 * 256, dt == LG_DTYPE_Q8_0 ? 96 : 5 * 256, 9 * 256};
+            for (int L = 0; L < 4; L++)
                 for (int R = 0; R < 3; R++)
                     for (int T = 0; T < 4; T++) {
                         int64_t n = lengths[L];
@@ -169,10 +212,9 @@ static void test_kernels_match_reference(void) {
                         if (rows * tokens * n > 17 * 300 * 768) continue; /* keep it quick */
                         float *wd = malloc(sizeof(float) * n * rows), *x = activations(tokens, n);
                         float *bias = activations(1, rows < 32 ? 32 : rows);
-                        uint8_t *w = weights(dt, rows, n, wd),
-                                *q = q8_rows(x, tokens, n, lg_q8_block(dt));
-                        float *fast = product(isa, dt, w, rows, q, tokens, n, bias);
-                        float *slow = product(LG_ISA_SCALAR, dt, w, rows, q, tokens, n, bias);
+                        uint8_t *w = weights(dt, rows, n, wd);
+                        float *fast = product(isa, dt, w, rows, x, tokens, n, bias);
+                        float *slow = product(LG_ISA_SCALAR, dt, w, rows, x, tokens, n, bias);
                         int bad = 0;
                         for (int t = 0; t < tokens; t++)
                             for (int r = 0; r < rows; r++) {
@@ -185,7 +227,7 @@ static void test_kernels_match_reference(void) {
                         CHECKF(bad == 0, "%s %s n=%lld rows=%d tokens=%d: %d outputs off",
                                lg_qgemm_isa_name(isa), lg_dtype_name(dt), (long long)n, rows,
                                tokens, bad);
-                        free(wd), free(x), free(bias), free(w), free(q), free(fast), free(slow);
+                        free(wd), free(x), free(bias), free(w), free(fast), free(slow);
                     }
         }
     }
@@ -193,31 +235,30 @@ static void test_kernels_match_reference(void) {
 }
 
 /* Batch invariance per ISA: 300 tokens in one product, then each token
- * alone and in batches of 3 and 17 at other offsets; bitwise equal. */
+ * alone and in batches of 3 and 17 at other offsets; bitwise equal. Rows of
+ * 512 and of 2304 (wider than one column block of the AVX-512 tiles). */
 static void test_batch_invariance(void) {
     const int tokens = 300, rows = 5;
     for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
         if (!lg_qgemm_isa_available(isa)) continue;
-        for (int k = 0; k < N_TYPES; k++) {
-            lg_dtype dt = types[k];
-            int64_t n = 512;
-            int block = lg_q8_block(dt);
-            size_t xs = lg_q8_row_bytes(n, block);
+        for (int k = 0; k < 2 * N_TYPES; k++) {
+            lg_dtype dt = types[k % N_TYPES];
+            int64_t n = k < N_TYPES ? 512 : 2304;
             float *x = activations(tokens, n);
-            uint8_t *w = weights(dt, rows, n, NULL), *q = q8_rows(x, tokens, n, block);
-            float *all = product(isa, dt, w, rows, q, tokens, n, NULL);
+            uint8_t *w = weights(dt, rows, n, NULL);
+            float *all = product(isa, dt, w, rows, x, tokens, n, NULL);
             int bad = 0;
             const int sizes[] = {1, 3, 17};
             for (int s = 0; s < 3; s++)
                 for (int t0 = s; t0 + sizes[s] <= tokens; t0 += sizes[s] + 5) {
-                    float *part = product(isa, dt, w, rows, q + (size_t)t0 * xs, sizes[s], n, NULL);
+                    float *part = product(isa, dt, w, rows, x + (size_t)t0 * n, sizes[s], n, NULL);
                     bad +=
                         memcmp(part, all + (size_t)t0 * rows, sizeof(float) * rows * sizes[s]) != 0;
                     free(part);
                 }
             CHECKF(bad == 0, "%s %s: %d sub-batches differ from the full batch",
                    lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
-            free(x), free(w), free(q), free(all);
+            free(x), free(w), free(all);
         }
     }
 }
@@ -225,6 +266,7 @@ static void test_batch_invariance(void) {
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
+    RUN(test_lane_order);
     RUN(test_reference_is_exact);
     RUN(test_kernels_match_reference);
     RUN(test_batch_invariance);

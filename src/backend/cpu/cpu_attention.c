@@ -215,16 +215,29 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }
 
-void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a,
-                     const float *k, const float *v) {
-    (void)c;
+typedef struct {
+    const lg_kv_pool_view *pool;
+    const lg_kv_write_args *a;
+    const float *k, *v;
+} kv_write_job;
+
+static void kv_write_rows(void *ctx, int r0, int r1) {
+    const kv_write_job *j = ctx;
+    const lg_kv_pool_view *pool = j->pool;
     size_t n = (size_t)pool->row_floats;
-    for (int r = 0; r < a->n_rows; r++) {
-        int32_t slot = a->slots[r];
+    for (int r = r0; r < r1; r++) {
+        int32_t slot = j->a->slots[r];
         uint8_t *kdst = pool->base + (size_t)(slot / pool->page_size) * pool->page_bytes +
                         (size_t)(slot % pool->page_size) * pool->row_bytes;
-        lg_dtype_from_f32(pool->dtype, k + (size_t)r * n, kdst, (int64_t)n);
-        lg_dtype_from_f32(pool->dtype, v + (size_t)r * n,
+        lg_dtype_from_f32(pool->dtype, j->k + (size_t)r * n, kdst, (int64_t)n);
+        lg_dtype_from_f32(pool->dtype, j->v + (size_t)r * n,
                           kdst + (size_t)pool->page_size * pool->row_bytes, (int64_t)n);
     }
+}
+
+/* A prompt's rows spread over the threads: every row goes to its own slot. */
+void lg_cpu_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a,
+                     const float *k, const float *v) {
+    kv_write_job j = {pool, a, k, v};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, a->n_rows, 8, kv_write_rows, &j);
 }

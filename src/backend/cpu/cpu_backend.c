@@ -17,6 +17,35 @@ size_t lg_cpu_scratch_floats(const lg_ctx_sizes *s) {
     return matmul > attention ? matmul : attention;
 }
 
+typedef struct {
+    lg_rows_fn fn;
+    void *ctx;
+    int n_rows, n_blocks;
+} rows_job;
+
+static void rows_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const rows_job *j = ctx;
+    int r0 = (int)((int64_t)j->n_rows * task / j->n_blocks),
+        r1 = (int)((int64_t)j->n_rows * (task + 1) / j->n_blocks);
+    if (r1 > r0) j->fn(j->ctx, r0, r1);
+}
+
+/* Four blocks per thread, so a thread that the OS holds back costs a
+ * quarter of its share rather than all of it. */
+void lg_cpu_for_rows(lg_cpu_ctx *k, int n_rows, int min_rows, lg_rows_fn fn, void *ctx) {
+    if (n_rows <= 0) return;
+    int blocks = 4 * k->n_threads;
+    if (min_rows < 1) min_rows = 1;
+    if (blocks > n_rows / min_rows) blocks = n_rows / min_rows;
+    if (k->n_threads == 1 || n_rows < 2 * min_rows || blocks < 2) {
+        fn(ctx, 0, n_rows);
+        return;
+    }
+    rows_job j = {fn, ctx, n_rows, blocks};
+    lg_threadpool_run(k->pool, blocks, rows_task, &j);
+}
+
 static void *cpu_alloc(lg_backend *be, size_t bytes) {
     (void)be;
     if (bytes >= LAZY_BYTES) {

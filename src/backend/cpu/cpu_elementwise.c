@@ -1,6 +1,7 @@
 /* Row-wise and element-wise kernels: embedding rows, RMSNorm, RoPE, the
  * output gate, activations, residual adds, row gathers. Each row is computed
- * the same way whatever else is in the batch. */
+ * the same way whatever else is in the batch; a prompt's rows are spread over
+ * the threads (lg_cpu_for_rows), a decode row runs on the caller. */
 #include <math.h>
 #include <string.h>
 
@@ -10,29 +11,73 @@ float lg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 float lg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
-void lg_cpu_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
-    (void)c;
-    for (int t = 0; t < n; t++)
-        lg_dtype_to_f32(table->dtype, lg_matrix_row(table, tokens[t]), x + (size_t)t * table->cols, table->cols);
+/* Rows per block below which a row-wise op stays on one thread: a block
+ * should be worth a hand-off to another thread (a few microseconds). */
+#define MIN_ROWS 4
+/* Element-wise ops (silu, add) are cut into "rows" of this many values. */
+#define SPAN 4096
+
+typedef struct {
+    float *x;
+    const lg_matrix *table;
+    const int32_t *tokens;
+} embed_job;
+
+static void embed_rows(void *ctx, int r0, int r1) {
+    const embed_job *j = ctx;
+    for (int t = r0; t < r1; t++)
+        lg_dtype_to_f32(j->table->dtype, lg_matrix_row(j->table, j->tokens[t]), j->x + (size_t)t * j->table->cols,
+                        j->table->cols);
 }
 
-void lg_cpu_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *weight, int n_rows, int n, float eps) {
-    (void)c;
-    for (int r = 0; r < n_rows; r++) {
-        const float *xr = x + (size_t)r * n;
-        float *yr = y + (size_t)r * n;
+void lg_cpu_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
+    embed_job j = {x, table, tokens};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n, MIN_ROWS, embed_rows, &j);
+}
+
+typedef struct {
+    float *y;
+    const float *x, *weight;
+    int n;
+    float eps;
+} rmsnorm_job;
+
+static void rmsnorm_rows(void *ctx, int r0, int r1) {
+    const rmsnorm_job *j = ctx;
+    int n = j->n;
+    for (int r = r0; r < r1; r++) {
+        const float *xr = j->x + (size_t)r * n;
+        float *yr = j->y + (size_t)r * n;
         double ss = 0;
         for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
-        float inv = (float)(1.0 / sqrt(ss / n + eps));
-        for (int i = 0; i < n; i++) yr[i] = xr[i] * inv * weight[i];
+        float inv = (float)(1.0 / sqrt(ss / n + j->eps));
+        for (int i = 0; i < n; i++) yr[i] = xr[i] * inv * j->weight[i];
     }
 }
 
-void lg_cpu_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int head_dim, int n_rot, const float *inv_freq,
-                 float scale, const int32_t *pos) {
-    (void)c;
-    int half = n_rot / 2;
-    for (int t = 0; t < n_rows; t++) {
+void lg_cpu_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *weight, int n_rows, int n, float eps) {
+    rmsnorm_job j = {y, x, weight, n, eps};
+    /* q and k heads come as many short rows (a decode row's 64 heads of 128
+     * stay on this thread): blocks of at least MIN_ROWS * 2048 values */
+    int min_rows = n < 2048 ? MIN_ROWS * (2048 / n) : MIN_ROWS;
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n_rows, min_rows, rmsnorm_rows, &j);
+}
+
+typedef struct {
+    float *rows;
+    int n_heads, head_dim, n_rot;
+    const float *inv_freq;
+    float scale;
+    const int32_t *pos;
+} rope_job;
+
+static void rope_rows(void *ctx, int r0, int r1) {
+    const rope_job *j = ctx;
+    int half = j->n_rot / 2, n_heads = j->n_heads, head_dim = j->head_dim;
+    const float *inv_freq = j->inv_freq;
+    float *rows = j->rows, scale = j->scale;
+    const int32_t *pos = j->pos;
+    for (int t = r0; t < r1; t++) {
         for (int i = 0; i < half; i++) {
             /* transformers forms the angle in float32: pos * inv_freq */
             float angle = (float)pos[t] * inv_freq[i];
@@ -47,11 +92,27 @@ void lg_cpu_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int he
     }
 }
 
-void lg_cpu_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
-                        bool per_head) {
-    (void)c;
+void lg_cpu_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int head_dim, int n_rot, const float *inv_freq,
+                 float scale, const int32_t *pos) {
+    rope_job j = {rows, n_heads, head_dim, n_rot, inv_freq, scale, pos};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n_rows, MIN_ROWS, rope_rows, &j);
+}
+
+typedef struct {
+    float *attn;
+    const float *gate;
+    int n_heads, head_dim;
+    bool per_head;
+} gate_job;
+
+static void gate_rows(void *ctx, int r0, int r1) {
+    const gate_job *j = ctx;
+    int n_heads = j->n_heads, head_dim = j->head_dim;
     size_t width = (size_t)n_heads * head_dim;
-    for (int t = 0; t < n_rows; t++) {
+    for (int t = r0; t < r1; t++) {
+        float *attn = j->attn;
+        const float *gate = j->gate;
+        bool per_head = j->per_head;
         float *o = attn + (size_t)t * width;
         if (per_head) {
             const float *g = gate + (size_t)t * n_heads;
@@ -66,14 +127,42 @@ void lg_cpu_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n
     }
 }
 
+void lg_cpu_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
+                        bool per_head) {
+    gate_job j = {attn, gate, n_heads, head_dim, per_head};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n_rows, MIN_ROWS, gate_rows, &j);
+}
+
+typedef struct {
+    float *out;
+    const float *a, *b;
+    size_t n;
+} span_job;
+
+static void silu_spans(void *ctx, int s0, int s1) {
+    const span_job *j = ctx;
+    size_t i1 = (size_t)s1 * SPAN < j->n ? (size_t)s1 * SPAN : j->n;
+    float *out = j->out;
+    const float *gate = j->a, *up = j->b;
+    for (size_t i = (size_t)s0 * SPAN; i < i1; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 void lg_cpu_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
-    (void)c;
-    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    span_job j = {out, gate, up, n};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, (int)((n + SPAN - 1) / SPAN), MIN_ROWS, silu_spans, &j);
+}
+
+static void add_spans(void *ctx, int s0, int s1) {
+    const span_job *j = ctx;
+    size_t i1 = (size_t)s1 * SPAN < j->n ? (size_t)s1 * SPAN : j->n;
+    float *x = j->out;
+    const float *y = j->a;
+    for (size_t i = (size_t)s0 * SPAN; i < i1; i++) x[i] += y[i];
 }
 
 void lg_cpu_add(lg_backend_ctx *c, float *x, const float *y, size_t n) {
-    (void)c;
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+    span_job j = {x, y, NULL, n};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, (int)((n + SPAN - 1) / SPAN), MIN_ROWS, add_spans, &j);
 }
 
 void lg_cpu_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width) {

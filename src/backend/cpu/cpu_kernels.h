@@ -63,6 +63,13 @@ void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a);
 void lg_cpu_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                         const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
 
+/* Calls fn(ctx, r0, r1) on blocks of rows covering [0, n_rows), spread over
+ * the pool's threads when each thread gets at least min_rows rows, else
+ * once on this thread (a decode step's single row). Row-wise ops compute
+ * each row alone, so how the rows are cut changes no result. */
+typedef void (*lg_rows_fn)(void *ctx, int r0, int r1);
+void lg_cpu_for_rows(lg_cpu_ctx *k, int n_rows, int min_rows, lg_rows_fn fn, void *ctx);
+
 /* Scalar helpers shared by the CPU kernels and the reference backend. */
 float lg_softplus(float x); /* torch's default threshold: x > 20 gives x */
 float lg_sigmoid(float x);

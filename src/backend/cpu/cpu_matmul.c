@@ -196,9 +196,38 @@ static bool wants_q8_activations(const lg_matmul_op *op) {
     return op->n_tokens > 0 && block > 0 && op->w->cols % block == 0;
 }
 
+/* The activation rows to quantise for one dispatch: segment i is op
+ * seg_op[i]'s x, its rows numbered from first_row[i] in one count over all
+ * segments, so that a single loop over the threads quantises them all (an
+ * MoE step has hundreds of small ones). */
+typedef struct {
+    const matmul_job *job;
+    lg_isa isa;
+    int n_segs;
+    int seg_op[MAX_OPS];
+    int first_row[MAX_OPS + 1];
+} quantize_job;
+
+static void quantize_rows(void *ctx, int r0, int r1) {
+    const quantize_job *q = ctx;
+    int s = 0;
+    while (q->first_row[s + 1] <= r0) s++;
+    for (; s < q->n_segs && q->first_row[s] < r1; s++) {
+        int i = q->seg_op[s];
+        const lg_matmul_op *op = &q->job->ops[i];
+        int a = r0 > q->first_row[s] ? r0 - q->first_row[s] : 0,
+            b = (r1 < q->first_row[s + 1] ? r1 : q->first_row[s + 1]) - q->first_row[s];
+        lg_q8_quantize_for(q->isa, op->w->dtype, op->x + (size_t)a * op->w->cols, b - a, op->w->cols,
+                           (uint8_t *)q->job->act_q8[i] + (size_t)a * q->job->act_stride[i]);
+    }
+}
+
+#define QUANTIZE_ALONE_VALUES ((size_t)64 << 10)
+
 /* Quantises the x rows of the ops that take the 8-bit path into k->act_q8
- * (ops reading the same x in the same block size share one copy). Ops it
- * cannot serve (out of memory) keep act_q8 NULL and take the float path. */
+ * (ops reading the same x in the same block size and order share one copy),
+ * spread over the threads. Ops it cannot serve (out of memory) keep act_q8
+ * NULL and take the float path. */
 static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     size_t need = 0;
     for (int i = 0; i < job->n_ops; i++)
@@ -213,6 +242,8 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
         if (!k->act_q8) return;
     }
     uint8_t *next = k->act_q8;
+    quantize_job q = {job, lg_qgemm_isa_best(), 0, {0}, {0}};
+    size_t values = 0;
     for (int i = 0; i < job->n_ops; i++) {
         const lg_matmul_op *op = &job->ops[i];
         if (!wants_q8_activations(op)) continue;
@@ -220,14 +251,25 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
         size_t stride = lg_q8_row_bytes(op->w->cols, block);
         for (int p = 0; p < i && !job->act_q8[i]; p++)
             if (job->act_q8[p] && job->ops[p].x == op->x && job->ops[p].n_tokens == op->n_tokens &&
-                job->ops[p].w->cols == op->w->cols && lg_q8_block(job->ops[p].w->dtype) == block)
+                job->ops[p].w->cols == op->w->cols && lg_q8_block(job->ops[p].w->dtype) == block &&
+                lg_q8_order_for(q.isa, job->ops[p].w->dtype) == lg_q8_order_for(q.isa, op->w->dtype))
                 job->act_q8[i] = job->act_q8[p];
         job->act_stride[i] = stride;
         if (job->act_q8[i]) continue;
-        lg_q8_quantize(op->x, op->n_tokens, op->w->cols, block, next);
         job->act_q8[i] = next;
         next += (size_t)op->n_tokens * stride;
+        values += (size_t)op->n_tokens * (size_t)op->w->cols;
+        q.seg_op[q.n_segs] = i;
+        q.first_row[q.n_segs + 1] = q.first_row[q.n_segs] + op->n_tokens;
+        q.n_segs++;
     }
+    /* a decode step's few rows (an MoE layer's eight copies of one token) on
+     * this thread: a hand-off to the pool costs more than quantising them */
+    int rows = q.first_row[q.n_segs];
+    if (values < QUANTIZE_ALONE_VALUES)
+        quantize_rows(&q, 0, rows);
+    else
+        lg_cpu_for_rows(k, rows, 4, quantize_rows, &q);
 }
 
 void lg_cpu_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) {

@@ -4,15 +4,29 @@
  * Every chosen expert runs once per batch on all its tokens: all experts'
  * (and the shared expert's) gate/up products share one dispatch to the
  * threads, then all down products another. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
 
-void lg_cpu_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
-    (void)c;
+/* A prompt's rows are spread over the threads (lg_cpu_for_rows); each row's
+ * arithmetic is the same wherever it runs. */
+#define MIN_ROWS 4
+
+typedef struct {
+    const lg_router_args *a;
+    float *logits, *weights;
+    int32_t *ids;
+} router_job;
+
+static void router_rows(void *ctx, int r0, int r1) {
+    const router_job *j = ctx;
+    const lg_router_args *a = j->a;
+    float *logits = j->logits, *weights = j->weights;
+    int32_t *ids = j->ids;
     int E = a->n_experts, K = a->top_k;
-    for (int t = 0; t < n; t++) {
+    for (int t = r0; t < r1; t++) {
         float *score = logits + (size_t)t * E;
         int32_t *id = ids + (size_t)t * K;
         float *w = weights + (size_t)t * K;
@@ -39,9 +53,27 @@ void lg_cpu_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
 }
 
+void lg_cpu_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n) {
+    router_job j = {a, logits, weights, ids};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n, MIN_ROWS, router_rows, &j);
+}
+
+typedef struct {
+    const lg_moe_plan *plan;
+    float *expert_in;
+    const float *h;
+    int top_k, hidden;
+} group_job;
+
+static void group_rows(void *ctx, int r0, int r1) {
+    const group_job *j = ctx;
+    size_t H = (size_t)j->hidden;
+    for (int r = r0; r < r1; r++)
+        memcpy(j->expert_in + (size_t)r * H, j->h + (size_t)(j->plan->rows[r] / j->top_k) * H, sizeof(float) * H);
+}
+
 void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h, const int32_t *ids,
                       int n, int top_k, int n_experts, int hidden) {
-    (void)c;
     int pairs = n * top_k;
     int32_t *off = plan->offsets;
     memset(off, 0, sizeof(int32_t) * (size_t)(n_experts + 1));
@@ -52,8 +84,8 @@ void lg_cpu_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_
     for (int i = 0; i < pairs; i++) plan->rows[off[ids[i] + 1]++] = i;
     off[0] = 0;
     for (int r = 0; r < pairs; r++) plan->pair_rows[plan->rows[r]] = r;
-    for (int r = 0; r < pairs; r++)
-        memcpy(expert_in + (size_t)r * hidden, h + (size_t)(plan->rows[r] / top_k) * hidden, sizeof(float) * (size_t)hidden);
+    group_job j = {plan, expert_in, h, top_k, hidden};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, pairs, 4 * MIN_ROWS, group_rows, &j);
 }
 
 void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
@@ -88,21 +120,48 @@ void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_cpu_matmul_many(c, ops, n_ops);
 }
 
+typedef struct {
+    float *out;
+    const lg_moe_plan *plan;
+    const float *expert_out, *weights, *shared;
+    int top_k, hidden, lo, hi;
+    float scale;
+} combine_job;
+
+/* Token by token, each token's pairs in grouped order (ascending expert),
+ * which is the order one pass over the grouped rows visits them in. */
+static void combine_rows(void *ctx, int t0, int t1) {
+    const combine_job *j = ctx;
+    size_t H = (size_t)j->hidden;
+    int K = j->top_k;
+    for (int t = t0; t < t1; t++) {
+        float *dst = j->out + (size_t)t * H;
+        memset(dst, 0, sizeof(float) * H);
+        /* the token's grouped rows in ascending order: the least above the last (top_k is small) */
+        for (int last = -1;;) {
+            int next = INT_MAX;
+            for (int i = 0; i < K; i++) {
+                int r = j->plan->pair_rows[t * K + i];
+                if (r > last && r < next && r >= j->lo && r < j->hi) next = r; /* else another device's */
+            }
+            if (next == INT_MAX) break;
+            float w = j->weights[j->plan->rows[next]];
+            const float *src = j->expert_out + (size_t)next * H;
+            for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
+            last = next;
+        }
+        for (size_t i = 0; i < H; i++) dst[i] *= j->scale;
+        if (j->shared) {
+            const float *sh = j->shared + (size_t)t * H;
+            for (size_t i = 0; i < H; i++) dst[i] += sh[i];
+        }
+    }
+}
+
 void lg_cpu_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                         const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
-    (void)c;
-    size_t H = (size_t)hidden;
-    memset(out, 0, sizeof(float) * (size_t)n * H);
     bool all = plan->expert_begin == 0 && plan->expert_end == 0;
     int lo = all ? 0 : plan->offsets[plan->expert_begin], hi = all ? n * top_k : plan->offsets[plan->expert_end];
-    for (int r = lo; r < hi; r++) { /* grouped order: each token's pairs in ascending expert order */
-        int pair = plan->rows[r];
-        float w = weights[pair];
-        float *dst = out + (size_t)(pair / top_k) * H;
-        const float *src = expert_out + (size_t)r * H;
-        for (size_t i = 0; i < H; i++) dst[i] += w * src[i];
-    }
-    for (size_t i = 0; i < (size_t)n * H; i++) out[i] *= scale;
-    if (shared)
-        for (size_t i = 0; i < (size_t)n * H; i++) out[i] += shared[i];
+    combine_job j = {out, plan, expert_out, weights, shared, top_k, hidden, lo, hi, scale};
+    lg_cpu_for_rows((lg_cpu_ctx *)c, n, MIN_ROWS, combine_rows, &j);
 }

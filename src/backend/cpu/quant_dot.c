@@ -123,6 +123,36 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
         lg_q8_quantize_reference(x, n_rows, n, block, out);
 }
 
+lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights) {
+    return isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K ? LG_Q8_K4_LANE_ORDER
+                                                                 : LG_Q8_ELEMENT_ORDER;
+}
+
+/* Element order to lane order (quant_dot.h), one 256-element block in place. */
+static void to_k4_lane_order(int8_t *q) {
+    static const int sub_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    int8_t in[256];
+    memcpy(in, q, sizeof in);
+    for (int s = 0; s < 4; s++)
+        for (int p = 0; p < 8; p++)
+            memcpy(q + 64 * s + 8 * p, in + 32 * sub_block[p] + 8 * s, 8);
+}
+
+void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows, int64_t n,
+                        uint8_t *out) {
+    int block = lg_q8_block(weights);
+    if (isa >= LG_ISA_AVX2)
+        lg_q8_quantize_avx2(x, n_rows, n, block, out);
+    else
+        lg_q8_quantize_reference(x, n_rows, n, block, out);
+    if (lg_q8_order_for(isa, weights) == LG_Q8_K4_LANE_ORDER) {
+        size_t stride = lg_q8_row_bytes(n, block);
+        for (int r = 0; r < n_rows; r++)
+            for (int64_t b = 0; b < n / 256; b++)
+                to_k4_lane_order((int8_t *)(out + (size_t)r * stride) + 256 * b);
+    }
+}
+
 /* ---- the scalar reference product --------------------------------------------- */
 
 /* One weight block as integers: w[i] = scale[i/16] * q[i] + offset[i/16]. */
@@ -240,6 +270,15 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
     for (int t0 = 0; t0 < a->n_tokens; t0 += TOKEN_CHUNK) {
         int nt = a->n_tokens - t0 < TOKEN_CHUNK ? a->n_tokens - t0 : TOKEN_CHUNK;
         const uint8_t *x = a->x + (size_t)t0 * a->x_stride;
+        if (isa == LG_ISA_AVX512_VNNI &&
+            lg_qgemm_tile_avx512(a->dtype, a->w, a->w_stride, a->n_rows, x, a->x_stride, nt, a->n,
+                                 a->y + (size_t)t0 * a->y_stride, a->y_stride)) {
+            if (a->bias)
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < a->n_rows; r++)
+                        a->y[(size_t)(t0 + t) * a->y_stride + r] += a->bias[r];
+            continue;
+        }
         for (int r = 0; r < a->n_rows; r++) {
             float *y = a->y + (size_t)t0 * a->y_stride + r;
             fn(a->dtype, a->w + (size_t)r * a->w_stride, x, a->x_stride, nt, a->n, y, a->y_stride);

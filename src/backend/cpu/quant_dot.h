@@ -60,10 +60,25 @@ static inline const int16_t *lg_q8_bsums(const uint8_t *row, int64_t n, int bloc
 void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
+/* The order of a q8 row's int8 values that the kernels of one instruction
+ * set read for one weight type. Element order everywhere except the AVX-512
+ * Q4_K kernel, which reads each 256-element block in "lane order": its
+ * 64-byte step s (0..3) holds, in 8-byte piece p, elements
+ * 32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + 8 s .. + 7, so that every int32 lane of
+ * the kernel's vpdpbusd sums one 32-element sub-block over the four steps
+ * (quant_gemm_avx512.c says why). Scales and 16-element sums stay in element
+ * order. */
+typedef enum { LG_Q8_ELEMENT_ORDER = 0, LG_Q8_K4_LANE_ORDER } lg_q8_order;
+lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights);
+/* lg_q8_quantize in the order lg_q8_order_for(isa, weights) gives, with the
+ * weight type's block: what lg_qgemm_isa(isa, ...) takes as x. */
+void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows, int64_t n,
+                        uint8_t *out);
+
 /* y[t * y_stride + r] = dot(weight row r, activation row t) (+ bias[r]) for
  * r < n_rows, t < n_tokens; weight rows w_stride bytes apart, q8 rows x_stride
- * bytes apart, quantised with lg_q8_block(dtype); n a whole number of the
- * dtype's blocks. */
+ * bytes apart, quantised by lg_q8_quantize_for(isa, dtype) (lg_qgemm: the
+ * best ISA); n a whole number of the dtype's blocks. */
 typedef struct {
     lg_dtype dtype;
     const uint8_t *w;
@@ -98,6 +113,14 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            int64_t n, float *y);
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          int64_t n, float *y);
+/* Up to 8 (the AVX-512 tile) tokens against n_rows weight rows (y[t *
+ * y_stride + r], no bias), the same bits per (row, token) as
+ * lg_qgemm_row_avx512; false for a case it does not take (nothing written):
+ * it takes the rows too wide for a tile's activations to stay in the L1
+ * cache, which it goes through in blocks of columns. */
+bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
+                          size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
 #endif

@@ -56,10 +56,44 @@ static ALWAYS_INLINE void tokens(act *a, const uint8_t *x, size_t xs, int nt, in
     }
 }
 
+/* The sums of several tokens' accumulators at once, each with the pairing
+ * of _mm512_reduce_add_ps (lane i + i+8, then + i+4, then + i+2, then the
+ * last two: float addition is commutative, so the same bits) but sharing the
+ * shuffles: 8 tokens in ~23 instructions rather than ~64, which matters for
+ * short rows (an expert's down projection is two super-blocks). */
+static ALWAYS_INLINE __m512 halves(__m512 a, __m512 b) { /* [a_i + a_i+8 | b_i + b_i+8] */
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+}
+
 static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) {
+    if (nt == 1) {
+        y[0] = _mm512_reduce_add_ps(acc[0]);
+        return;
+    }
+    __m512 v[TILE];
+    UNROLL
+    for (int t = 0; t < TILE; t++)
+        v[t] = t < nt ? acc[t] : _mm512_setzero_ps();
+    /* level 1: token pairs (0,1) (2,3) (4,5) (6,7), 8 lanes each */
+    __m512 p01 = halves(v[0], v[1]), p23 = halves(v[2], v[3]);
+    __m512 p45 = halves(v[4], v[5]), p67 = halves(v[6], v[7]);
+    /* level 2: 4 lanes per token: [0 | 1 | 2 | 3] and [4 | 5 | 6 | 7] */
+    __m512 q0 =
+        _mm512_add_ps(_mm512_shuffle_f32x4(p01, p23, 0x88), _mm512_shuffle_f32x4(p01, p23, 0xDD));
+    __m512 q1 =
+        _mm512_add_ps(_mm512_shuffle_f32x4(p45, p67, 0x88), _mm512_shuffle_f32x4(p45, p67, 0xDD));
+    /* level 3: lanes 0,1 + lanes 2,3 of each token: [t0 t0 t4 t4 | t1 t1 t5 t5 | ...] */
+    __m512d a = _mm512_castps_pd(q0), b = _mm512_castps_pd(q1);
+    __m512 r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    /* level 4: the two left of each token, in lanes 0 (t0), 2 (t4), 4 (t1), 6 (t5), ... */
+    r = _mm512_add_ps(r, _mm512_permute_ps(r, 0xB1));
+    float out[16];
+    _mm512_storeu_ps(out, r);
+    static const int lane[TILE] = {0, 4, 8, 12, 2, 6, 10, 14};
     UNROLL
     for (int t = 0; t < nt; t++)
-        y[(size_t)t * ys] = _mm512_reduce_add_ps(acc[t]);
+        y[(size_t)t * ys] = out[lane[t]];
 }
 
 /* ---- Q4_K and Q5_K ------------------------------------------------------------ */
@@ -187,9 +221,12 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
  * a task's rows are contiguous (and the next task of a lane follows them),
  * so this runs ahead of the stream by more than the hardware prefetchers do
  * and keeps loads in flight while the core computes. Past the end of a
- * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. */
+ * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. 4 KB
+ * streamed Q4_K/Q6_K/Q8_0 one-token products ~10% faster than 2 KB on the
+ * 2-core EPYC VM (bench_cpu_decode, 2 threads): ~20 GB/s per core times a
+ * DRAM latency of ~100-150 ns is more than 2 KB. */
 #ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 2048
+#define PREFETCH_AHEAD 4096
 #endif
 static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
     const char *p = (const char *)blk + PREFETCH_AHEAD;
@@ -224,6 +261,210 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
     for (; r < n_rows; r++)
         dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r,
                1);
+}
+
+/* ---- Q4_K in lane order ---------------------------------------------------------- */
+
+/* Q4_K takes the activations in lane order (quant_dot.h) so that vpdpbusd
+ * can sum whole sub-blocks in integers: the weight bytes are rearranged in
+ * registers into four step vectors whose 8-byte piece p holds 8 nibbles of
+ * sub-block {0, 2, 4, 6, 1, 3, 5, 7}[p], the same sub-block in every step.
+ * Four vpdpbusd (64 unsigned 4-bit weights x 64 signed activations into 16
+ * int32 lanes) then leave each lane the sum of 16 products of one sub-block,
+ * at most 16 * 15 * 127 = 30480: an int16, so one vpdpwssd against (scale, 0)
+ * pairs applies the eight 6-bit scales exactly; one float multiply by d and a
+ * multiply-add by the token's d_x follow. Five integer multiplies per 256
+ * weights and token where the element-order kernel (Q5_K's) needs eight.
+ * The mins go to a second accumulator two super-blocks at a time (one
+ * vpmaddwd of both blocks' 16-element sums by their mins, one multiply-add by
+ * dmin * d_x per lane), which halves what they cost; the two accumulators
+ * are subtracted lane by lane before the final sum. */
+typedef struct {
+    __m512i V[4]; /* the four steps: unsigned nibbles in lane order */
+    __m512i S;    /* per int32 lane: its sub-block's scale as int16, then 0 */
+    __m512 D;     /* d in every lane */
+    __m256i m16;  /* the mins as int16 pairs: m0 m0 m1 m1 ... (element order) */
+    float dmin;
+} unpacked4;
+
+static ALWAYS_INLINE void unpack_q4(const lg_block_q4_K *w, unpacked4 *u) {
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    /* qs byte 32g + i: low nibble element i of sub-block 2g, high of 2g + 1.
+     * a: 8-byte pieces 0 of groups 0-3, then pieces 1; b: pieces 2, then 3 */
+    const __m512i at_a = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
+    const __m512i at_b = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i z0 = _mm512_loadu_si512(w->qs), z1 = _mm512_loadu_si512(w->qs + 64);
+    __m512i a = _mm512_permutex2var_epi64(z0, at_a, z1);
+    __m512i b = _mm512_permutex2var_epi64(z0, at_b, z1);
+    __m512i alo = _mm512_and_si512(a, nib), ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), nib);
+    __m512i blo = _mm512_and_si512(b, nib), bhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
+    u->V[0] = _mm512_shuffle_i64x2(alo, ahi, 0x44);
+    u->V[1] = _mm512_shuffle_i64x2(alo, ahi, 0xEE);
+    u->V[2] = _mm512_shuffle_i64x2(blo, bhi, 0x44);
+    u->V[3] = _mm512_shuffle_i64x2(blo, bhi, 0xEE);
+    __m128i head = _mm_loadu_si128((const __m128i *)w);
+    __m128i sm = k4_scales_mins(head);
+    __m128 dd = _mm_cvtph_ps(head); /* d, dmin */
+    /* lane l's scale: sub-block {0, 2, 4, 6, 1, 3, 5, 7}[l / 2] */
+    const __m128i s_at = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
+    u->S = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(sm, s_at));
+    const __m256i m_at =
+        _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1, 12, -1,
+                         13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+    u->m16 = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sm), m_at);
+    u->D = _mm512_broadcastss_ps(dd);
+    u->dmin = _mm_cvtss_f32(_mm_shuffle_ps(dd, dd, 1));
+}
+
+/* The tokens of a pass: each token's q8 row, and where its scales and sums
+ * start in it (the same for all: one register for each rather than three
+ * pointers per token, which left too few registers for eight tokens). */
+typedef struct {
+    const uint8_t *row[TILE];
+    size_t d_at, bsum_at;
+} acts;
+
+static ALWAYS_INLINE void acts_of(acts *a, const uint8_t *x, size_t xs, int nt, int64_t n) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        a->row[t] = x + (size_t)t * xs;
+    a->d_at = (size_t)n, a->bsum_at = (size_t)n + 4 * (size_t)(n / 256);
+}
+
+/* super-block b of token row x, all but the mins */
+static ALWAYS_INLINE __m512 token_q4(const unpacked4 *u, const uint8_t *x, size_t d_at, int64_t b,
+                                     __m512 acc) {
+    const uint8_t *xq = x + 256 * b;
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u->V[0], _mm512_loadu_si512(xq));
+    p = _mm512_dpbusd_epi32(p, u->V[1], _mm512_loadu_si512(xq + 64));
+    p = _mm512_dpbusd_epi32(p, u->V[2], _mm512_loadu_si512(xq + 128));
+    p = _mm512_dpbusd_epi32(p, u->V[3], _mm512_loadu_si512(xq + 192));
+    __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), p, u->S);
+    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), u->D),
+                           _mm512_set1_ps(((const float *)(x + d_at))[b]), acc);
+}
+
+/* The mins of super-blocks b and b + 1 (two: false, only b) of token row x:
+ * lanes 0-7 block b's eight sub-blocks, 8-15 block b + 1's. dmin2 holds
+ * [dmin_b x 8 | dmin_b+1 x 8] (0 for a missing second block). */
+static ALWAYS_INLINE __m512 token_q4_mins(__m512i m16x2, __m512 dmin2, const uint8_t *x,
+                                          const acts *a, int64_t b, bool two, __m512 acc) {
+    const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+    const int16_t *bsum = (const int16_t *)(x + a->bsum_at) + 16 * b;
+    const float *d = (const float *)(x + a->d_at) + b;
+    __m512i bs = two ? _mm512_loadu_si512(bsum)
+                     : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)bsum));
+    __m512 dx = two ? _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castsi128_ps(
+                                                      _mm_loadl_epi64((const __m128i *)d))))
+                    : _mm512_set1_ps(*d);
+    __m512i m = _mm512_madd_epi16(bs, m16x2);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin2, dx), acc);
+}
+
+/* What a pass has summed for one weight row: each token's accumulator and
+ * its mins' (held in registers for a whole row, in memory between the
+ * column blocks of rows_q4). */
+typedef struct {
+    __m512 acc[TILE], accm[TILE];
+} q4_sums;
+
+/* Super-blocks [b0, b1) of one weight row (b0 even) into s; nb is the row's
+ * count (the last pair may be a single block). */
+static ALWAYS_INLINE void row_q4_part(const lg_block_q4_K *w, const acts *a, int nt, int64_t b0,
+                                      int64_t b1, int64_t nb, q4_sums *s, bool prefetch) {
+    for (int64_t b = b0; b < b1; b += 2) {
+        bool two = b + 1 < nb;
+        unpacked4 u;
+        if (prefetch) prefetch_ahead(&w[b], two ? 2 * sizeof w[b] : sizeof w[b]);
+        unpack_q4(&w[b], &u);
+        UNROLL
+        for (int t = 0; t < nt; t++)
+            s->acc[t] = token_q4(&u, a->row[t], a->d_at, b, s->acc[t]);
+        __m512i m16x2 = _mm512_zextsi256_si512(u.m16);
+        __m512 dmin2 = _mm512_zextps256_ps512(_mm256_set1_ps(u.dmin));
+        if (two) {
+            unpack_q4(&w[b + 1], &u);
+            UNROLL
+            for (int t = 0; t < nt; t++)
+                s->acc[t] = token_q4(&u, a->row[t], a->d_at, b + 1, s->acc[t]);
+            m16x2 = _mm512_inserti64x4(m16x2, u.m16, 1);
+            dmin2 = _mm512_insertf32x8(dmin2, _mm256_set1_ps(u.dmin), 1);
+        }
+        UNROLL
+        for (int t = 0; t < nt; t++)
+            s->accm[t] = token_q4_mins(m16x2, dmin2, a->row[t], a, b, two, s->accm[t]);
+    }
+}
+
+static ALWAYS_INLINE void q4_sums_zero(q4_sums *s, int nt) {
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        s->acc[t] = _mm512_setzero_ps(), s->accm[t] = _mm512_setzero_ps();
+}
+
+static ALWAYS_INLINE void q4_sums_store(const q4_sums *s, int nt, float *y, size_t ys) {
+    __m512 v[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        v[t] = _mm512_sub_ps(s->acc[t], s->accm[t]);
+    store(v, nt, y, ys);
+}
+
+/* One weight row against nt tokens (all of them, or one with the weights
+ * asked for ahead: decode); the same instructions per token either way. */
+static ALWAYS_INLINE void row_q4(const uint8_t *row, const acts *a, int nt, int64_t n, float *y,
+                                 size_t ys, bool prefetch) {
+    q4_sums s;
+    q4_sums_zero(&s, nt);
+    row_q4_part((const lg_block_q4_K *)row, a, nt, 0, n / 256, n / 256, &s, prefetch);
+    q4_sums_store(&s, nt, y, ys);
+}
+
+static ALWAYS_INLINE void dot_q4(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n,
+                                 float *y, size_t ys) {
+    acts a;
+    acts_of(&a, x, xs, nt, n);
+    row_q4(row, &a, nt, n, y, ys, true);
+}
+
+/* Many rows against nt tokens, for rows wider than COL_BLOCK super-blocks
+ * (an o_proj's 8192 columns): eight tokens' activation rows of 8 KB no
+ * longer fit the L1 cache beside the weights, so each group of ROW_GROUP
+ * rows goes through the columns COL_BLOCK super-blocks at a time (2 KB of
+ * every token's row), its sums kept in memory in between. Every sum takes
+ * the same steps in the same order as in row_q4, so the same bits. */
+#define COL_BLOCK 8
+#define ROW_GROUP 8
+static ALWAYS_INLINE void rows_q4(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                  size_t xs, int nt, int64_t n, float *y, size_t ys) {
+    acts a;
+    acts_of(&a, x, xs, nt, n);
+    int64_t nb = n / 256;
+    q4_sums sums[ROW_GROUP];
+    for (int r0 = 0; r0 < n_rows; r0 += ROW_GROUP) {
+        int nr = n_rows - r0 < ROW_GROUP ? n_rows - r0 : ROW_GROUP;
+        for (int i = 0; i < nr; i++)
+            q4_sums_zero(&sums[i], nt);
+        for (int64_t b0 = 0; b0 < nb; b0 += COL_BLOCK) {
+            int64_t b1 = b0 + COL_BLOCK < nb ? b0 + COL_BLOCK : nb;
+            for (int i = 0; i < nr; i++) {
+                q4_sums s = sums[i];
+                row_q4_part((const lg_block_q4_K *)(w + (size_t)(r0 + i) * w_stride), &a, nt, b0,
+                            b1, nb, &s, true);
+                sums[i] = s;
+            }
+        }
+        for (int i = 0; i < nr; i++)
+            q4_sums_store(&sums[i], nt, y + r0 + i, ys);
+    }
+}
+
+static ALWAYS_INLINE void rows1_q4(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                   int64_t n, float *y) {
+    acts a;
+    acts_of(&a, x, 0, 1, n);
+    for (int r = 0; r < n_rows; r++)
+        row_q4(w + (size_t)r * w_stride, &a, 1, n, y + r, 1, true);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------- */
@@ -332,7 +573,7 @@ static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows
  * high half zero). The sign of each weight moves onto the activation so that
  * vpdpbusd can take |w| as its unsigned operand (|w| <= 128, |x| <= 127). */
 static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys) {
+                                   int64_t n, float *y, size_t ys, bool prefetch) {
     const __m512i zero = _mm512_setzero_si512();
     const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
     act a[TILE];
@@ -345,6 +586,8 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     int64_t nb = n / 32;
     for (int64_t b = 0; b < nb; b += 2) {
         bool two = b + 1 < nb;
+        if (prefetch) /* 68 bytes a pass: two lines keep every line asked for */
+            prefetch_ahead(&w[b], 2 * sizeof w[b]);
         __m512i wq = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs));
         __m512 dw = _mm512_zextps256_ps512(_mm256_set1_ps(f16(w[b].d)));
         if (two) {
@@ -370,15 +613,56 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     store(acc, nt, y, ys);
 }
 
-/* rows1_k4 for Q8_0: dot_q8_0's instructions for one token, row after row,
- * with the weights asked for ahead. */
+/* rows1_k4 for Q8_0: one token against many rows, the same bits per row as
+ * dot_q8_0 (the same integer sums and the same float steps on the same
+ * values) with less work per pair of blocks, since every row meets the same
+ * activation: the weights go in as w + 128 (unsigned, one xor) against
+ * sums that start at -128 times each lane's four activations, instead of
+ * moving each weight's sign onto the activation (three instructions), and
+ * the activation scales are spread over the lanes once per call rather than
+ * once per row. The weights are asked for ahead as the pass goes (asking for
+ * a whole row at its start issued up to 136 prefetches at once). Rows of an
+ * odd number of blocks or wider than Q8_PAIRS_MAX pairs take dot_q8_0. */
+#define Q8_PAIRS_MAX 256
 static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows,
                                      const uint8_t *x, int64_t n, float *y) {
+    int64_t nb = n / 32, np = nb / 2;
+    if (nb % 2 || np > Q8_PAIRS_MAX) {
+        for (int r = 0; r < n_rows; r++)
+            dot_q8_0(w + (size_t)r * w_stride, x, 0, 1, n, y + r, 1, true);
+        return;
+    }
+    const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    const int8_t *xq = (const int8_t *)x;
+    const float *xd = lg_q8_scales(x, n);
+    __m512i start[Q8_PAIRS_MAX];
+    __m512 dx[Q8_PAIRS_MAX];
+    for (int64_t p = 0; p < np; p++) {
+        __m512i s =
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, _mm512_loadu_si512(xq + 64 * p));
+        start[p] = _mm512_sub_epi32(_mm512_setzero_si512(), s);
+        dx[p] = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castsi128_ps(
+                                                _mm_loadl_epi64((const __m128i *)(xd + 2 * p)))));
+    }
     for (int r = 0; r < n_rows; r++) {
-        const uint8_t *row = w + (size_t)r * w_stride;
-        for (size_t o = 0; o < w_stride; o += 64)
-            _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);
-        dot_q8_0(row, x, 0, 1, n, y + r, 1);
+        const lg_block_q8_0 *wr = (const lg_block_q8_0 *)(w + (size_t)r * w_stride);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t p = 0; p < np; p++) {
+            const lg_block_q8_0 *b0 = &wr[2 * p], *b1 = &wr[2 * p + 1];
+            prefetch_ahead(b0, 2 * sizeof *b0);
+            __m512i wq = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b0->qs)),
+                _mm256_loadu_si256((const __m256i *)b1->qs), 1);
+            __m512i pv = _mm512_dpbusd_epi32(start[p], _mm512_xor_si512(wq, bias),
+                                             _mm512_loadu_si512(xq + 64 * p));
+            __m256i dh =
+                _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)b0->d)),
+                                        _mm_set1_epi16((short)b1->d), 1);
+            __m512 dw = _mm512_cvtph_ps(dh);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pv), _mm512_mul_ps(dw, dx[p]), acc);
+        }
+        y[r] = _mm512_reduce_add_ps(acc);
     }
 }
 
@@ -414,14 +698,43 @@ static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_ro
             break;                                                                                 \
         }                                                                                          \
     }
-#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
-#define CALL_Q4_K(NT)                                                                              \
-    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)
+#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys, false)
+#define CALL_Q4_K(NT) dot_q4(row, x, xs, NT, n, y, ys)
 #define CALL_Q5_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
            true, x, xs, NT, n, y, ys)
 #define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
 PER_COUNT(row_q8_0, CALL_Q8_0)
+#define CALL_Q4_ROWS(NT) rows_q4(w, w_stride, n_rows, x, xs, NT, n, y, ys)
+static void tile_q4_K(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, size_t xs,
+                      int nt, int64_t n, float *y, size_t ys) {
+    switch (nt) {
+    case 1:
+        CALL_Q4_ROWS(1);
+        break;
+    case 2:
+        CALL_Q4_ROWS(2);
+        break;
+    case 3:
+        CALL_Q4_ROWS(3);
+        break;
+    case 4:
+        CALL_Q4_ROWS(4);
+        break;
+    case 5:
+        CALL_Q4_ROWS(5);
+        break;
+    case 6:
+        CALL_Q4_ROWS(6);
+        break;
+    case 7:
+        CALL_Q4_ROWS(7);
+        break;
+    default:
+        CALL_Q4_ROWS(8);
+        break;
+    }
+}
 PER_COUNT(row_q4_K, CALL_Q4_K)
 PER_COUNT(row_q5_K, CALL_Q5_K)
 PER_COUNT(row_q6_K, CALL_Q6_K)
@@ -439,12 +752,20 @@ void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, s
     }
 }
 
+bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
+                          size_t y_stride) {
+    if (dtype != LG_DTYPE_Q4_K || n / 256 <= COL_BLOCK || n_tokens < 1 || n_tokens > TILE)
+        return false;
+    tile_q4_K(w, w_stride, n_rows, x, x_stride, n_tokens, n, y, y_stride);
+    return true;
+}
+
 bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                            const uint8_t *x, int64_t n, float *y) {
     switch (dtype) {
     case LG_DTYPE_Q4_K:
-        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false,
-                 x, n, y);
+        rows1_q4(w, w_stride, n_rows, x, n, y);
         return true;
     case LG_DTYPE_Q5_K:
         rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
@@ -465,6 +786,13 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
+bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
+                          size_t y_stride) {
+    (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)x_stride, (void)n_tokens,
+        (void)n, (void)y, (void)y_stride;
+    return false;
+}
 bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                            const uint8_t *x, int64_t n, float *y) {
     (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)n, (void)y;
