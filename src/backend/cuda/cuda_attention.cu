@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
             if (pr >= P) continue;
             /* in chunk order, as the loop mode merges; each record a round trip to L2, so
              * MERGE_AHEAD of them are loaded before they are merged */
-            constexpr int AHEAD = PT * DG >= 8 ? 2 : MERGE_AHEAD; /* wide tiles: registers */
+            constexpr int AHEAD = PT * DG >= 8 ? 2 : PT * DG == 1 ? 2 * MERGE_AHEAD : MERGE_AHEAD; /* registers */
             int c_hi = pt / CHUNK;
             for (int cb = row_lo(pt, a.window) / CHUNK; cb <= c_hi; cb += AHEAD) {
                 float mm[AHEAD], ll[AHEAD];
