@@ -6,6 +6,7 @@
  * back to a full feed when the sliding layers refuse to roll back; bad
  * arguments are errors. Expected values come from the session API and the
  * tokenizer's one-shot decode, never from the loop under test. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +394,25 @@ static int logits_equal(const laguna_session *s, const float *want) {
            !memcmp(laguna_session_logits(s), want, sizeof(float) * vocab);
 }
 
+/* Logits after a feed that ended with one row against a feed that ended
+ * with a run of rows. On the CPU the two are bitwise equal. The GPU computes a
+ * sequence's only row in a step on CUDA cores and a run of rows on tensor
+ * cores (src/backend/cuda/cuda_attention.cu), so there they agree to float
+ * rounding: 1e-5 relative to the largest logit. */
+static int logits_match_single_row(const laguna_session *s, const float *want) {
+    const char *device = tu_test_device();
+    if (!device || strncmp(device, "cpu", 3) == 0) return logits_equal(s, want);
+    size_t vocab = (size_t)laguna_model_get_info(model)->vocab_size;
+    const float *got = laguna_session_logits(s);
+    if (!want || !got) return 0;
+    double err = 0, top = 0;
+    for (size_t i = 0; i < vocab; i++) {
+        err = fmax(err, fabs((double)got[i] - want[i]));
+        top = fmax(top, fabs((double)want[i]));
+    }
+    return err <= 1e-5 * top;
+}
+
 static void test_feed_reuse_keeps_the_common_prefix(void) {
     enum { N_A = 40, COMMON = 25, N_B = 35 };
     int32_t a[N_A], b[N_B];
@@ -421,13 +441,13 @@ static void test_feed_reuse_keeps_the_common_prefix(void) {
     /* the same ids again: only the last one is fed, for fresh logits */
     CHECK(laguna_session_feed_reuse(s, b, N_B, &reused, NULL) == LAGUNA_OK && reused == N_B - 1);
     float *again = fresh_logits(b, (size_t[]){N_B, 0});
-    CHECK(holds(s, b, N_B) && logits_equal(s, again));
+    CHECK(holds(s, b, N_B) && logits_match_single_row(s, again));
     free(again);
 
     /* a strict prefix of what is held: truncated to it less one */
     CHECK(laguna_session_feed_reuse(s, b, 30, &reused, NULL) == LAGUNA_OK && reused == 29);
     float *prefix = fresh_logits(b, (size_t[]){30, 0});
-    CHECK(holds(s, b, 30) && logits_equal(s, prefix));
+    CHECK(holds(s, b, 30) && logits_match_single_row(s, prefix));
     free(prefix);
 
     /* an extension: everything held is kept */
