@@ -25,10 +25,13 @@
 static laguna_model *model;
 static laguna_tokenizer *tokenizer;
 
+/* Sessions keep float32 KV (the CPU's default; a GPU's is bf16, where a
+ * position read back from the cache differs from the step's own float row,
+ * so how a prompt is split into feeds would change the logits). */
 static laguna_session *new_session(int n_ctx, int n_rollback) {
     laguna_session *s = NULL;
     laguna_error err = {0};
-    laguna_session_options o = {.n_ctx = n_ctx, .n_rollback = n_rollback};
+    laguna_session_options o = {.n_ctx = n_ctx, .n_rollback = n_rollback, .kv_type = LAGUNA_KV_F32};
     CHECKF(laguna_session_create(model, &o, &s, &err) == LAGUNA_OK, "%s", err.message);
     return s;
 }
