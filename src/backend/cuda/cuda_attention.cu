@@ -157,7 +157,6 @@ template <int PT, int DG>
 __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_chunk_kernel(chunk_args a) {
     lg_cuda_kernel_begin();
     extern __shared__ float4 ck_smem4[];
-    __shared__ int ck_last;
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
     int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0 = row_lo(pos0, a.window);
@@ -285,17 +284,7 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     }
     if (!direct) {
         /* the last block of this (tile, KV head) merges the chunks in order */
-        __threadfence();
-        __syncthreads();
-        if (tid == 0) {
-            unsigned *counter = a.counters + (size_t)blockIdx.x * a.n_kv_heads + kvh;
-            unsigned done = atomicAdd(counter, 1u) + 1u;
-            ck_last = done == (unsigned)(c_last - c_first + 1);
-            if (ck_last) atomicExch(counter, 0u); /* every block has counted: ready for the next launch */
-        }
-        __syncthreads();
-        if (!ck_last || pa >= P) return;
-        __threadfence();
+        if (!last_to_finish(a, kvh, c_last - c_first + 1) || pa >= P) return;
 #pragma unroll
         for (int i = 0; i < PT; i++) {
             int pr = pa + i, pt = pos0 + pr / G;

@@ -72,6 +72,26 @@ __device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l
     M = mn;
 }
 
+/* A split launch, after a block wrote its chunk partials: whether it is the
+ * last of its (tile, KV head)'s n_chunks blocks to finish, which then merges
+ * them (it also resets the counter for the next launch). Every thread of
+ * the block calls it. */
+__device__ __forceinline__ bool last_to_finish(const chunk_args &a, int kvh, int n_chunks) {
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned *counter = a.counters + (size_t)blockIdx.x * a.n_kv_heads + kvh;
+        unsigned done = atomicAdd(counter, 1u) + 1u;
+        last = done == (unsigned)n_chunks;
+        if (last) atomicExch(counter, 0u); /* every block has counted: ready for the next launch */
+    }
+    __syncthreads();
+    if (!last) return false;
+    __threadfence();
+    return true;
+}
+
 /* The tensor-core kernel (cuda_attention_mma.cu): whether it takes a head
  * size, the record length of its split partials, and a launch of grid
  * (tiles, KV heads, chunk slots or 1) over tiles of at most `pairs` pairs. */

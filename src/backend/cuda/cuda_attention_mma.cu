@@ -95,7 +95,6 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     static_assert(WPM > 1 && WPM <= 4 && ON >= 2 && ON % 2 == 0, "a warp's share: whole key tiles, dim tile pairs");
     static_assert(CHUNK * (D / 4) % THREADS == 0, "a chunk's staging: the same loads for every thread");
     extern __shared__ uint4 tc_smem4[];
-    __shared__ int tc_last;
     __nv_bfloat16 *q_hi = (__nv_bfloat16 *)tc_smem4, *q_lo = q_hi + PAIRS * RS;
     __nv_bfloat16 *k_hi = q_lo + PAIRS * RS, *k_lo = k_hi + CHUNK * RS;
     __nv_bfloat16 *v_hi = k_lo + CHUNK * RS, *v_lo = v_hi + CHUNK * RS;
@@ -351,17 +350,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     }
     if (!direct) {
         /* the last block of this (tile, KV head) merges the chunks in order */
-        __threadfence();
-        __syncthreads();
-        if (tid == 0) {
-            unsigned *counter = a.counters + (size_t)blockIdx.x * a.n_kv_heads + kvh;
-            unsigned done = atomicAdd(counter, 1u) + 1u;
-            tc_last = done == (unsigned)(c_last - c_first + 1);
-            if (tc_last) atomicExch(counter, 0u); /* every block has counted: ready for the next launch */
-        }
-        __syncthreads();
-        if (!tc_last || !active) return;
-        __threadfence();
+        if (!last_to_finish(a, kvh, c_last - c_first + 1) || !active) return;
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             if (prs[h] >= P) continue;
