@@ -159,12 +159,8 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     extern __shared__ float4 ck_smem4[];
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
-    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0 = row_lo(pos0, a.window);
-    int c_first = lo0 / CHUNK, c_last = pos_end / CHUNK, c_begin = c_first, c_end = c_last;
-    if (a.split) {
-        c_begin = c_end = c_first + (int)blockIdx.z;
-        if (c_begin > c_last) return;
-    }
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
+    if (!block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end)) return;
     /* one chunk: merging its partial from scratch would give these same bits */
     bool direct = !a.split || c_first == c_last;
     const int PP = CK_WARPS * PT, PS = PP + 1;

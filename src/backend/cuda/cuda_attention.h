@@ -32,6 +32,12 @@ __host__ __device__ __forceinline__ int row_lo(int pos, int window) {
     return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
 }
 
+/* Four packed bf16 (two per word, the lower first) as float32. */
+__device__ __forceinline__ float4 bf16x4_float4(uint2 u) {
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+}
+
 /* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
  * 0) or value (1) row at position p of the tile's sequence, as float32. */
 __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_at, int p, int which, int kvh,
@@ -51,9 +57,7 @@ __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_a
     int64_t e = (int64_t)kvh * hd + d;
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
-        uint2 u = *(const uint2 *)(row + e * 2);
-        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
-                           __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+        return bf16x4_float4(*(const uint2 *)(row + e * 2));
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) x[i] = d + i < hd ? lg_load(a.dtype, row, e + i) : 0.0f;
@@ -70,6 +74,19 @@ __device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l
     *new_w = expf(__fsub_rn(m, mn));
     L = fmaf(L, *old_w, __fmul_rn(l, *new_w));
     M = mn;
+}
+
+/* The chunks a block of a chunked launch takes, for its tile of positions
+ * [pos0, pos_end]: the tile's chunks [c_first, c_last] (from lo0, the
+ * first row's window start) and of them the ones it computes, [c_begin,
+ * c_end]: all in a loop launch, chunk c_first + blockIdx.z in a split one.
+ * False when that is past c_last (the block has nothing to do). */
+__device__ __forceinline__ bool block_chunks(const chunk_args &a, int pos0, int pos_end, int *lo0, int *c_first,
+                                             int *c_last, int *c_begin, int *c_end) {
+    *lo0 = row_lo(pos0, a.window);
+    *c_first = *lo0 / CHUNK, *c_last = pos_end / CHUNK, *c_begin = *c_first, *c_end = *c_last;
+    if (a.split) *c_begin = *c_end = *c_first + (int)blockIdx.z;
+    return *c_begin <= *c_last;
 }
 
 /* A split launch, after a block wrote its chunk partials: whether it is the

@@ -62,9 +62,7 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 __device__ __forceinline__ float4 raw_float4(const float *slot, int dtype) {
     if (dtype == LG_DTYPE_F32) return *(const float4 *)slot;
     uint2 u = *(const uint2 *)slot;
-    if (dtype == LG_DTYPE_BF16)
-        return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
-                           __uint_as_float(u.y & 0xffff0000u));
+    if (dtype == LG_DTYPE_BF16) return bf16x4_float4(u);
     float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
     return make_float4(a.x, a.y, b.x, b.y);
 }
@@ -101,12 +99,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     float *s_x = (float *)(v_lo + CHUNK * RS);
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
-    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0 = row_lo(pos0, a.window);
-    int c_first = lo0 / CHUNK, c_last = pos_end / CHUNK, c_begin = c_first, c_end = c_last;
-    if (a.split) {
-        c_begin = c_end = c_first + (int)blockIdx.z;
-        if (c_begin > c_last) return;
-    }
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
+    if (!block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end)) return;
     bool direct = !a.split || c_first == c_last;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
     int part = warp % WPM, pa = warp / WPM * 16; /* the warp's share, its row tile's first pair */
