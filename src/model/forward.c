@@ -245,17 +245,22 @@ static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, 
     else lg_backend_add_rmsnorm_by_parts(bc, x, y, h, w, n, H, eps);
 }
 
+/* lm_head on n (<= a->n_logit_rows) of the step's rows into dst. */
+static void head_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const int32_t *rows, int n,
+                         float *dst) {
+    OP(bc)->gather_rows(bc, a->head_in, a->h, rows, n, m->cfg.hidden_size);
+    lg_matmul_op head = {dst, a->head_in, n, &m->lm_head, NULL};
+    OP(bc)->matmul_many(bc, &head, 1);
+}
+
 /* lm_head on the wanted rows, LOGIT_ROWS_PER_PASS at a time (on several
  * devices, each rank's share of the vocabulary, then gathered). */
 static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const lg_step *s) {
-    int H = m->cfg.hidden_size;
     size_t V = (size_t)m->cfg.vocab_size;
     for (int done = 0; done < s->n_logit_rows; done += a->n_logit_rows) {
         int n = s->n_logit_rows - done < a->n_logit_rows ? s->n_logit_rows - done : a->n_logit_rows;
-        OP(bc)->gather_rows(bc, a->head_in, a->h, s->logit_rows + done, n, H);
         float *dst = OP(bc)->host_memory && !m->comm ? s->logits + (size_t)done * V : a->logits;
-        lg_matmul_op head = {dst, a->head_in, n, &m->lm_head, NULL};
-        OP(bc)->matmul_many(bc, &head, 1);
+        head_of_rows(m, bc, a, s->logit_rows + done, n, dst);
         if (m->comm) lg_comm_gather_columns(m->comm, bc, s->logits + (size_t)done * V, a->logits, n, (int)m->lm_head.rows);
         else if (!OP(bc)->host_memory) OP(bc)->to_host(bc, s->logits + (size_t)done * V, a->logits, sizeof(float) * (size_t)n * V);
     }
@@ -267,13 +272,11 @@ static void logits_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activat
  * argmax and a max over ranks would spare that copy; not done yet). */
 static void argmax_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a,
                            const lg_step *s) {
-    int H = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    int V = m->cfg.vocab_size;
     for (int done = 0; done < s->n_argmax_rows; done += a->n_logit_rows) {
         int n =
             s->n_argmax_rows - done < a->n_logit_rows ? s->n_argmax_rows - done : a->n_logit_rows;
-        OP(bc)->gather_rows(bc, a->head_in, a->h, s->argmax_rows + done, n, H);
-        lg_matmul_op head = {a->logits, a->head_in, n, &m->lm_head, NULL};
-        OP(bc)->matmul_many(bc, &head, 1);
+        head_of_rows(m, bc, a, s->argmax_rows + done, n, a->logits);
         int32_t *out = s->argmax + done;
         if (m->comm) {
             lg_comm_gather_columns(m->comm, bc, a->host_logits, a->logits, n, (int)m->lm_head.rows);
