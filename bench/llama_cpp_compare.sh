@@ -23,6 +23,8 @@
 #   --busy-core C   contention: while each engine runs, a CPU-bound loop pinned to core C
 #                   (taskset) competes with it, as another program on a desktop would
 #   --build-only    fetch and build llama.cpp, then stop
+#   --llama-src S   build from this llama.cpp source (a folder, or a .tar.xz/.tar.gz of one)
+#                   instead of fetching the npm package (for machines with no network)
 # The GGUF needs a tokenizer for llama.cpp: for a synthetic model use
 #   laguna synth --preset xs2 --layers 8 --type q4_k_m --tokenizer models/laguna-tiny --out x.gguf
 set -euo pipefail
@@ -30,7 +32,7 @@ set -euo pipefail
 NODE_LLAMA_CPP_VERSION=3.22.1
 repo=$(cd "$(dirname "$0")/.." && pwd)
 threads=2 prompt=512 gen=64 rounds=3 reps=3 scratch=/tmp/llamacpp laguna=$repo/build/laguna load=auto kv=f16
-model="" build_only=0 busy=""
+model="" build_only=0 busy="" llama_src=""
 
 die() { echo "llama_cpp_compare: $*" >&2; exit 1; }
 need_int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive whole number (got '$2')"; }
@@ -48,6 +50,8 @@ while [ $# -gt 0 ]; do
         --busy-core) [ $# -ge 2 ] || die "$1 needs a value"; busy=$2; shift 2
             [[ $busy =~ ^[0-9]+$ ]] || die "--busy-core wants a core number (got '$busy')" ;;
         --build-only) build_only=1; shift ;;
+        --llama-src) [ $# -ge 2 ] || die "$1 needs a value"; llama_src=$(realpath "$2") || die "$2: no such source"; shift 2
+            [ -e "$llama_src" ] || die "$llama_src: no such source" ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
         *) [ -z "$model" ] || die "one model only (got '$model' and '$1')"; model=$1; shift ;;
@@ -69,17 +73,24 @@ build_llama_cpp() {
         local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
         $sudo apt-get install -y cmake >&2 || die "cannot install cmake"
     fi
-    command -v npm >/dev/null || die "npm is needed to fetch node-llama-cpp@$NODE_LLAMA_CPP_VERSION"
-    command -v git >/dev/null || die "git is needed to unpack llama.cpp's source"
     cd "$scratch"
-    local tgz=node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz
-    [ -f "$tgz" ] || npm pack "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >&2 || die "npm pack failed"
-    [ -d package ] || tar xzf "$tgz"
-    # the package carries llama.cpp's source as a git bundle
-    [ -d src ] || git clone -q package/llama/gitRelease.bundle src || die "cannot unpack package/llama/gitRelease.bundle"
+    if [ -n "$llama_src" ] && [ -d "$llama_src" ]; then
+        [ -d src ] || cp -r "$llama_src" src || die "cannot copy $llama_src"
+    elif [ -n "$llama_src" ]; then
+        # a tarball whose top folder is the source
+        [ -d src ] || { mkdir src && tar xf "$llama_src" -C src --strip-components=1; } || die "cannot unpack $llama_src"
+    else
+        command -v npm >/dev/null || die "npm is needed to fetch node-llama-cpp@$NODE_LLAMA_CPP_VERSION"
+        command -v git >/dev/null || die "git is needed to unpack llama.cpp's source"
+        local tgz=node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz
+        [ -f "$tgz" ] || npm pack "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >&2 || die "npm pack failed"
+        [ -d package ] || tar xzf "$tgz"
+        # the package carries llama.cpp's source as a git bundle
+        [ -d src ] || git clone -q package/llama/gitRelease.bundle src || die "cannot unpack package/llama/gitRelease.bundle"
+    fi
     echo "llama_cpp_compare: building llama-bench in $scratch/build (CPU backend; this takes a while)" >&2
     cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DBUILD_SHARED_LIBS=OFF \
         >build.log 2>&1 || { tail -20 build.log >&2; die "cmake configure failed (log: $scratch/build.log)"; }
     cmake --build build --target llama-bench -j "$(nproc)" >>build.log 2>&1 ||
         { tail -20 build.log >&2; die "build failed (log: $scratch/build.log)"; }
