@@ -892,6 +892,50 @@ static void invariance_call(twin *t, const invariance_setup *u, int first, int c
     free(o), free(pos), free(from), free(fat), free(frows), free(tabs), free(fk), free(fv), free(q);
 }
 
+/* Both sequences' keys, values and queries (random), written into a float32
+ * pool over shuffled pages of the device. */
+static void invariance_setup_new(twin *t, invariance_setup *u, invariance_shape sh) {
+    *u = (invariance_setup){.sh = sh, .nb = 40};
+    int n = u->sh.n, ps = u->sh.page_size, len[2] = {n, u->nb};
+    u->width = u->sh.n_kv * u->sh.hd, u->q_width = u->sh.n_heads * u->sh.hd;
+    size_t row_bytes = sizeof(float) * (size_t)u->width, page_bytes = 2 * (size_t)ps * row_bytes;
+    int n_pages = (n + ps - 1) / ps + (u->nb + ps - 1) / ps, next = 0;
+    int *perm = malloc(sizeof(int) * n_pages);
+    for (int i = 0; i < n_pages; i++)
+        perm[i] = i;
+    for (int i = n_pages - 1; i > 0; i--) {
+        int j = op_irand(i + 1), tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    u->pool_bytes = (size_t)n_pages * page_bytes;
+    uint8_t *base = put(t, DEV, NULL, u->pool_bytes);
+    u->view = (lg_kv_pool_view){base, ps, u->width, row_bytes, page_bytes, LG_DTYPE_F32};
+    for (int s = 0; s < 2; s++) {
+        u->table[s] = malloc(sizeof(int32_t) * ((len[s] + ps - 1) / ps));
+        for (int p = 0; p < (len[s] + ps - 1) / ps; p++)
+            u->table[s][p] = perm[next++];
+        u->k[s] = op_frand_array((size_t)len[s] * u->width, 1.0f);
+        u->v[s] = op_frand_array((size_t)len[s] * u->width, 1.0f);
+        u->q[s] = op_frand_array((size_t)len[s] * u->q_width, 3.0f);
+        int32_t *slots = malloc(sizeof(int32_t) * len[s]);
+        for (int p = 0; p < len[s]; p++)
+            slots[p] = u->table[s][p / ps] * ps + p % ps;
+        size_t bytes = sizeof(float) * (size_t)len[s] * u->width;
+        float *dk = put(t, DEV, u->k[s], bytes), *dv = put(t, DEV, u->v[s], bytes);
+        t->be[DEV]->ops->kv_write(t->c[DEV], &u->view, &(lg_kv_write_args){slots, len[s]}, dk, dv);
+        settle(t, DEV, "kv_write");
+        drop(t, DEV, dk, bytes), drop(t, DEV, dv, bytes);
+        free(slots);
+    }
+    free(perm);
+}
+
+static void invariance_setup_free(twin *t, invariance_setup *u) {
+    drop(t, DEV, u->view.base, u->pool_bytes);
+    for (int s = 0; s < 2; s++)
+        free(u->table[s]), free(u->k[s]), free(u->v[s]), free(u->q[s]);
+}
+
 static void test_attention_batch_invariant(void) {
     twin t;
     if (!twin_open(&t)) return;
@@ -901,38 +945,9 @@ static void test_attention_batch_invariant(void) {
         {4, 2, 160, 5, 37, 120},    {3, 1, 7, 16, 0, 90},
     };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        invariance_setup u = {.sh = shapes[si], .nb = 40};
-        int n = u.sh.n, ps = u.sh.page_size, len[2] = {n, u.nb};
-        u.width = u.sh.n_kv * u.sh.hd, u.q_width = u.sh.n_heads * u.sh.hd;
-        size_t row_bytes = sizeof(float) * (size_t)u.width, page_bytes = 2 * (size_t)ps * row_bytes;
-        int n_pages = (n + ps - 1) / ps + (u.nb + ps - 1) / ps, next = 0;
-        int *perm = malloc(sizeof(int) * n_pages);
-        for (int i = 0; i < n_pages; i++)
-            perm[i] = i;
-        for (int i = n_pages - 1; i > 0; i--) {
-            int j = op_irand(i + 1), tmp = perm[i];
-            perm[i] = perm[j], perm[j] = tmp;
-        }
-        u.pool_bytes = (size_t)n_pages * page_bytes;
-        uint8_t *base = put(&t, DEV, NULL, u.pool_bytes);
-        u.view = (lg_kv_pool_view){base, ps, u.width, row_bytes, page_bytes, LG_DTYPE_F32};
-        for (int s = 0; s < 2; s++) {
-            u.table[s] = malloc(sizeof(int32_t) * ((len[s] + ps - 1) / ps));
-            for (int p = 0; p < (len[s] + ps - 1) / ps; p++)
-                u.table[s][p] = perm[next++];
-            u.k[s] = op_frand_array((size_t)len[s] * u.width, 1.0f);
-            u.v[s] = op_frand_array((size_t)len[s] * u.width, 1.0f);
-            u.q[s] = op_frand_array((size_t)len[s] * u.q_width, 3.0f);
-            int32_t *slots = malloc(sizeof(int32_t) * len[s]);
-            for (int p = 0; p < len[s]; p++)
-                slots[p] = u.table[s][p / ps] * ps + p % ps;
-            size_t bytes = sizeof(float) * (size_t)len[s] * u.width;
-            float *dk = put(&t, DEV, u.k[s], bytes), *dv = put(&t, DEV, u.v[s], bytes);
-            t.be[DEV]->ops->kv_write(t.c[DEV], &u.view, &(lg_kv_write_args){slots, len[s]}, dk, dv);
-            settle(&t, DEV, "kv_write");
-            drop(&t, DEV, dk, bytes), drop(&t, DEV, dv, bytes);
-            free(slots);
-        }
+        invariance_setup u;
+        invariance_setup_new(&t, &u, shapes[si]);
+        int n = u.sh.n, ps = u.sh.page_size;
         size_t row_floats = (size_t)u.q_width;
         float *whole = malloc(sizeof(float) * (size_t)n * row_floats),
               *part = malloc(sizeof(float) * (size_t)n * row_floats), *alone = malloc(sizeof(float) * row_floats);
@@ -961,11 +976,80 @@ static void test_attention_batch_invariant(void) {
                    u.sh.n_heads, u.sh.n_kv, u.sh.hd, ps, u.sh.window, differ, first, first + count,
                    calls[ci][2], count == 1 ? "row alone" : "whole prompt's");
         }
-        drop(&t, DEV, base, u.pool_bytes);
-        for (int s = 0; s < 2; s++)
-            free(u.table[s]), free(u.k[s]), free(u.v[s]), free(u.q[s]);
-        free(perm), free(whole), free(part), free(alone);
+        invariance_setup_free(&t, &u);
+        free(whole), free(part), free(alone);
     }
+    twin_close(&t);
+}
+
+/* A device context made with an environment switch set (the CUDA backend
+ * reads its attention settings when a context is made); NULL to unset. */
+static lg_backend_ctx *ctx_with(twin *t, const char *name, const char *value) {
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+    lg_backend_ctx *c = t->be[DEV]->ops->ctx_new(t->be[DEV], &test_sizes);
+    unsetenv(name);
+    CHECKF(c != NULL, "%s: no context with %s=%s", t->be[DEV]->ops->name, name, value ? value : "");
+    return c;
+}
+
+/* Decode rows (their sequence's only row in the step) merge their chunks in
+ * groups (CUDA: LAGUNA_CUDA_ATTN_GROUPS, ~128 groups by default, so one chunk
+ * a group below 4096 positions): with 3 groups a row, groups of many chunks at
+ * short contexts, against the reference (float32, bf16 read raw and fetched
+ * ahead, f16, Q8_0; windows; head_dim 160; 16 query heads per KV head); and a
+ * row's bits the same split over its groups (few rows) and walked by one
+ * block (many rows: LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN=1 makes one row do it). */
+static void test_attention_decode_groups(void) {
+    setenv("LAGUNA_CUDA_ATTN_GROUPS", "3", 1);
+    twin t;
+    bool open = twin_open(&t);
+    unsetenv("LAGUNA_CUDA_ATTN_GROUPS");
+    if (!open) return;
+    lg_dtype dts[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_F16, LG_DTYPE_Q8_0};
+    for (int d = 0; d < 4; d++) {
+        lg_dtype c = dts[d];
+        attention_spec cases[] = {
+            {8, 2, 64, 16, 0, c, 1, {700}, {1}},
+            {2, 1, 32, 16, 0, c, 1, {9000}, {1}},
+            {12, 4, 128, 16, 512, c, 2, {900, 517}, {1, 1}},
+            {6, 2, 32, 5, 37, c, 3, {100, 3, 64}, {1, 1, 1}},
+            {16, 1, 32, 16, 0, c, 1, {333}, {1}},
+            {4, 2, 160, 5, 70, c, 2, {30, 300}, {1, 1}},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            attention_case(&t, &cases[i]); /* head_dim a multiple of 32: whole Q8_0 blocks */
+    }
+    const invariance_shape shapes[] = {
+        {64, 8, 128, 16, 512, 1100}, {48, 8, 128, 16, 0, 2000}, {12, 2, 24, 5, 40, 300},
+        {16, 1, 36, 16, 0, 500},     {4, 2, 160, 5, 0, 400},    {3, 1, 7, 16, 0, 90},
+    };
+    lg_backend_ctx *split = ctx_with(&t, "LAGUNA_CUDA_ATTN_GROUPS", "3");
+    setenv("LAGUNA_CUDA_ATTN_GROUPS", "3", 1);
+    lg_backend_ctx *walk = ctx_with(&t, "LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN", "1");
+    unsetenv("LAGUNA_CUDA_ATTN_GROUPS");
+    lg_backend_ctx *plain = t.c[DEV];
+    for (size_t si = 0; split && walk && si < sizeof shapes / sizeof shapes[0]; si++) {
+        invariance_setup u;
+        invariance_setup_new(&t, &u, shapes[si]);
+        size_t bytes = sizeof(float) * (size_t)u.q_width;
+        float *a = malloc(bytes), *b = malloc(bytes);
+        int rows[] = {u.sh.n - 1, u.sh.n / 2, 33, 0};
+        for (int k = 0; k < 4; k++) {
+            t.c[DEV] = split;
+            invariance_call(&t, &u, rows[k], 1, 0, a);
+            t.c[DEV] = walk;
+            invariance_call(&t, &u, rows[k], 1, 0, b);
+            t.c[DEV] = plain;
+            CHECKF(memcmp(a, b, bytes) == 0, "heads %d/%d hd %d window %d: row %d split over groups and walked differ",
+                   u.sh.n_heads, u.sh.n_kv, u.sh.hd, u.sh.window, rows[k]);
+        }
+        invariance_setup_free(&t, &u);
+        free(a), free(b);
+    }
+    t.c[DEV] = plain;
+    if (split) t.be[DEV]->ops->ctx_free(split);
+    if (walk) t.be[DEV]->ops->ctx_free(walk);
     twin_close(&t);
 }
 
@@ -1943,6 +2027,7 @@ int main(void) {
     RUN(test_attention_long_and_unsplit);
     RUN(test_attention_tiles);
     RUN(test_attention_batch_invariant);
+    RUN(test_attention_decode_groups);
     RUN(test_output_gate);
     RUN(test_silu_mul);
     RUN(test_add);

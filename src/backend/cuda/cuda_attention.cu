@@ -38,6 +38,15 @@
  *     finish (an atomic counter, reset by that block for the next launch)
  *     merges them in chunk order. For decode steps, where a loop would give
  *     too few blocks.
+ * Lone rows (decode) merge their chunks in groups instead (group_size in
+ * cuda_attention.h: at most ~128 groups of consecutive chunks at absolute
+ * chunk indices, one chunk a group up to 4096 positions): within a group,
+ * then the groups in order, in both modes; a split launch then takes one
+ * block per group, which walks the group's chunks fetching the next while
+ * computing the current, and the last block merges one record per group.
+ * (One record per chunk made a decode step after 32k positions spend
+ * ~0.6 ms in each global layer's attention: 1024 short blocks per KV head
+ * and a serial merge of 1024 records.)
  *
  * Shapes past those limits run the one-pass kernel (attention_kernel): one
  * block of WARPS warps per (query row, head), warps over positions, merged
@@ -144,16 +153,24 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 #define CK_MAX_GROUP 16
 #define CK_MAX_DIM 256
 /* A launch of fewer (tile, KV head) blocks than this runs split (guesses, to be measured):
- * decode rows walking their chunks alone have little to overlap with */
-#define CK_LOOP_MIN_DECODE 1024
+ * decode rows walking their chunks alone have little to overlap with
+ * (lone rows: the context's attn_decode_loop_min, default 1024) */
 #define CK_LOOP_MIN_TILES 256
 #define CK_SCRATCH_BYTES ((size_t)256 << 20) /* split partials of one launch at most */
+#define CK_GROUPS 128 /* default attn_groups */
 
 /* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
  * split one. Warp w takes pairs [w * PT, w * PT + PT) of the tile (pair = row
  * in tile * group + head in group): for the scores its lanes are the chunk's
- * keys, for the outputs its lanes are dims (4 each, DG groups of 128). */
-template <int PT, int DG>
+ * keys, for the outputs its lanes are dims (4 each, DG groups of 128).
+ *
+ * GROUPED (launches of lone rows, one row a tile): a row's chunks are merged
+ * in groups (group_size), first within a group, then the groups in order;
+ * a split launch's slot is a group, whose block walks the group's chunks,
+ * each fetched while the previous one is computed. Not grouped: every
+ * chunk is merged into the row's result at once, a split launch's slot is
+ * a chunk (group size 1 is the same arithmetic). */
+template <int PT, int DG, bool GROUPED>
 __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_chunk_kernel(chunk_args a) {
     lg_cuda_kernel_begin();
     extern __shared__ float4 ck_smem4[];
@@ -161,8 +178,15 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
     int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
     if (!block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end)) return;
-    /* one chunk: merging its partial from scratch would give these same bits */
-    bool direct = !a.split || c_first == c_last;
+    /* groups: [g_first, g_last] of gs chunks (gs 1 when not grouped: a group is a chunk) */
+    int gs = GROUPED ? group_size(c_first, c_last, a.groups) : 1, g_first = c_first / gs, g_last = c_last / gs;
+    if (GROUPED && a.split) {
+        int g = g_first + (int)blockIdx.z;
+        if (g > g_last) return;
+        c_begin = max(g * gs, c_first), c_end = min(g * gs + gs - 1, c_last);
+    }
+    /* one group: merging its partial from scratch would give these same bits */
+    bool direct = !a.split || g_first == g_last;
     const int PP = CK_WARPS * PT, PS = PP + 1;
     int S = a.stride, n4 = a.hdp / 4, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     float *k_s = (float *)ck_smem4, *v_s = k_s + CHUNK * S, *q_s = v_s + CHUNK * S, *p_s = q_s + PP * S;
@@ -177,25 +201,66 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
         *(float4 *)(q_s + pr * S + d) = make_float4(x[0], x[1], x[2], x[3]);
     }
     int pa = warp * PT; /* this warp's first pair */
-    float M[PT], L[PT], O[PT][4 * DG];
+    /* the row's result (M, L, O) and, grouped, the current group's (Mg, Lg, Og) */
+    constexpr int GP = GROUPED ? PT : 1;
+    float M[PT], L[PT], O[PT][4 * DG], Mg[GP], Lg[GP], Og[GP][4 * DG];
 #pragma unroll
     for (int i = 0; i < PT; i++) {
         M[i] = -INFINITY, L[i] = 0.0f;
 #pragma unroll
         for (int e = 0; e < 4 * DG; e++) O[i][e] = 0.0f;
     }
+#pragma unroll
+    for (int i = 0; i < GP; i++) {
+        Mg[i] = -INFINITY, Lg[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4 * DG; e++) Og[i][e] = 0.0f;
+    }
+    /* this thread's share of a chunk's keys and values (head_dim <= 128 DG: at most 4 DG
+     * float4 of each), fetched one chunk ahead; their pool pages two ahead */
+    constexpr int FU = 4 * DG;
+    uint4 fk[FU], fv[FU];
+    int page[FU], fresh_from = a.fresh_from[r0];
+    unsigned packed = 0;
+    auto pages_of = [&](int c) {
+        int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
+#pragma unroll
+        for (int u = 0; u < FU; u++) {
+            int i = tid + u * CK_THREADS, p = c * CHUNK + i / n4;
+            bool pooled = i < CHUNK * n4 && p >= st_lo && p <= st_hi && p < fresh_from;
+            page[u] = pooled ? a.pages[tile.z + p / a.page_size] : 0;
+        }
+    };
+    auto fetch = [&](int c) {
+        int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
+        packed = 0;
+#pragma unroll
+        for (int u = 0; u < FU; u++) {
+            int i = tid + u * CK_THREADS, d = (i % n4) * 4, p = c * CHUNK + i / n4;
+            fk[u] = fv[u] = make_uint4(0u, 0u, 0u, 0u);
+            if (i < CHUNK * n4 && p >= st_lo && p <= st_hi) {
+                bool pk, pv;
+                fk[u] = fetch4(a, r0, tile.z, page[u], fresh_from, p, 0, kvh, d, &pk);
+                fv[u] = fetch4(a, r0, tile.z, page[u], fresh_from, p, 1, kvh, d, &pv);
+                packed |= (pk ? 1u : 0u) << (2 * u) | (pv ? 2u : 0u) << (2 * u);
+            }
+        }
+    };
+    pages_of(c_begin);
+    fetch(c_begin);
+    if (c_begin < c_end) pages_of(c_begin + 1);
     for (int c = c_begin; c <= c_end; c++) {
         __syncthreads(); /* the previous chunk's rows are read */
-        int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
-        for (int i = tid; i < CHUNK * n4; i += CK_THREADS) {
-            int j = i / n4, d = (i % n4) * 4, p = c * CHUNK + j;
-            float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
-            if (p >= st_lo && p <= st_hi) {
-                kx = load4(a, r0, tile.z, p, 0, kvh, d);
-                vx = load4(a, r0, tile.z, p, 1, kvh, d);
-            }
-            *(float4 *)(k_s + j * S + d) = kx;
-            *(float4 *)(v_s + j * S + d) = vx;
+#pragma unroll
+        for (int u = 0; u < FU; u++) {
+            int i = tid + u * CK_THREADS, j = i / n4, d = (i % n4) * 4;
+            if (i >= CHUNK * n4) break;
+            *(float4 *)(k_s + j * S + d) = unpack4(fk[u], packed >> (2 * u) & 1u);
+            *(float4 *)(v_s + j * S + d) = unpack4(fv[u], packed >> (2 * u) & 2u);
+        }
+        if (c < c_end) { /* in flight while this chunk is computed */
+            fetch(c + 1);
+            if (c + 1 < c_end) pages_of(c + 2);
         }
         __syncthreads();
         if (pa >= P) continue;
@@ -256,47 +321,71 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
                 }
             }
         }
+        /* a group ends at a multiple of gs or at the block's last chunk */
+        bool group_ends = (c + 1) % gs == 0 || c == c_end;
 #pragma unroll
         for (int i = 0; i < PT; i++) {
             int pr = pa + i;
-            if (pr >= P || mc[i] == -INFINITY) continue; /* no key of this row in the chunk */
-            if (direct) {
+            if (pr >= P) continue;
+            float *m_to = GROUPED ? &Mg[i % GP] : &M[i], *l_to = GROUPED ? &Lg[i % GP] : &L[i];
+            float *o_to = GROUPED ? Og[i % GP] : O[i];
+            if (mc[i] != -INFINITY && (GROUPED || direct)) { /* -inf: no key of this row in the chunk */
                 float ow, nw;
-                merge_chunk(M[i], L[i], mc[i], lc[i], &ow, &nw);
+                merge_chunk(*m_to, *l_to, mc[i], lc[i], &ow, &nw);
 #pragma unroll
-                for (int e = 0; e < 4 * DG; e++) O[i][e] = fmaf(O[i][e], ow, __fmul_rn(o[i][e], nw));
-                continue;
+                for (int e = 0; e < 4 * DG; e++) o_to[e] = fmaf(o_to[e], ow, __fmul_rn(o[i][e], nw));
             }
-            float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + (c - c_first)) *
-                                       a.pair_slots + pr) * a.rec;
+            if (!GROUPED && (direct || mc[i] == -INFINITY)) continue;
+            if (GROUPED && !group_ends) continue;
+            /* the partial to pass on: the chunk's (not grouped, split) or the group's */
+            float pm = GROUPED ? Mg[i % GP] : mc[i], pl = GROUPED ? Lg[i % GP] : lc[i];
+            const float *po = GROUPED ? Og[i % GP] : o[i];
+            if (GROUPED && direct) { /* fold the group into the row's result */
+                if (pm != -INFINITY) {
+                    float ow, nw;
+                    merge_chunk(M[i], L[i], pm, pl, &ow, &nw);
 #pragma unroll
-            for (int k = 0; k < DG; k++) {
-                int d = 4 * lane + 128 * k;
-                if (d < a.hdp)
-                    *(float4 *)(rec + d) = make_float4(o[i][4 * k], o[i][4 * k + 1], o[i][4 * k + 2], o[i][4 * k + 3]);
+                    for (int e = 0; e < 4 * DG; e++) O[i][e] = fmaf(O[i][e], ow, __fmul_rn(po[e], nw));
+                }
+            } else {
+                int slot = GROUPED ? (int)blockIdx.z : c - c_first;
+                float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + slot) *
+                                           a.pair_slots + pr) * a.rec;
+#pragma unroll
+                for (int k = 0; k < DG; k++) {
+                    int d = 4 * lane + 128 * k;
+                    if (d < a.hdp)
+                        *(float4 *)(rec + d) = make_float4(po[4 * k], po[4 * k + 1], po[4 * k + 2], po[4 * k + 3]);
+                }
+                if (lane == 0) rec[a.hdp] = pm, rec[a.hdp + 1] = pl;
             }
-            if (lane == 0) rec[a.hdp] = mc[i], rec[a.hdp + 1] = lc[i];
+            if (GROUPED) {
+                Mg[i % GP] = -INFINITY, Lg[i % GP] = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 4 * DG; e++) Og[i % GP][e] = 0.0f;
+            }
         }
     }
     if (!direct) {
-        /* the last block of this (tile, KV head) merges the chunks in order */
-        if (!last_to_finish(a, kvh, c_last - c_first + 1) || pa >= P) return;
+        /* the last block of this (tile, KV head) merges the chunks (groups) in order */
+        if (!last_to_finish(a, kvh, g_last - g_first + 1) || pa >= P) return;
 #pragma unroll
         for (int i = 0; i < PT; i++) {
             int pr = pa + i, pt = pos0 + pr / G;
             if (pr >= P) continue;
-            /* in chunk order, as the loop mode merges; each record a round trip to L2, so
-             * MERGE_AHEAD of them are loaded before they are merged */
+            /* in chunk (group) order, as the loop mode merges; each record a round trip to L2,
+             * so MERGE_AHEAD of them are loaded before they are merged */
             constexpr int AHEAD = PT * DG >= 8 ? 2 : PT * DG == 1 ? 2 * MERGE_AHEAD : MERGE_AHEAD; /* registers */
-            int c_hi = pt / CHUNK;
-            for (int cb = row_lo(pt, a.window) / CHUNK; cb <= c_hi; cb += AHEAD) {
+            int u_lo = GROUPED ? g_first : row_lo(pt, a.window) / CHUNK, u_hi = GROUPED ? g_last : pt / CHUNK;
+            int slot0 = GROUPED ? g_first : c_first;
+            for (int cb = u_lo; cb <= u_hi; cb += AHEAD) {
                 float mm[AHEAD], ll[AHEAD];
                 float4 ox[AHEAD][DG];
 #pragma unroll
                 for (int u = 0; u < AHEAD; u++) {
-                    int c = min(cb + u, c_hi);
+                    int c = min(cb + u, u_hi);
                     const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
-                                                  (c - c_first)) * a.pair_slots + pr) * a.rec;
+                                                  (c - slot0)) * a.pair_slots + pr) * a.rec;
                     mm[u] = __ldcg(rec + a.hdp), ll[u] = __ldcg(rec + a.hdp + 1);
 #pragma unroll
                     for (int k = 0; k < DG; k++) {
@@ -306,7 +395,8 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
                 }
 #pragma unroll
                 for (int u = 0; u < AHEAD; u++) {
-                    if (cb + u > c_hi) break;
+                    if (cb + u > u_hi) break;
+                    if (GROUPED && mm[u] == -INFINITY) continue;
                     float ow, nw;
                     merge_chunk(M[i], L[i], mm[u], ll[u], &ow, &nw);
 #pragma unroll
@@ -344,17 +434,33 @@ static int tile_chunks(const lg_attention_args *a, int4 t) {
     return (a->pos[t.x] + t.y - 1) / CHUNK - row_lo(a->pos[t.x], a->window) / CHUNK + 1;
 }
 
-template <int PT>
+/* The slots a split launch gives a tile: its chunks, or (grouped: a lone row) its groups. */
+static int tile_slots(const lg_attention_args *a, int4 t, int groups) {
+    if (!groups) return tile_chunks(a, t);
+    int c_first = row_lo(a->pos[t.x], a->window) / CHUNK, c_last = a->pos[t.x] / CHUNK;
+    int gs = group_size(c_first, c_last, groups);
+    return c_last / gs - c_first / gs + 1;
+}
+
+template <int PT, bool GROUPED>
 static void launch_chunk_pt(lg_cuda_ctx *k, dim3 grid, size_t smem, const chunk_args &ca) {
     if (ca.hdp > 128) {
         if (smem > 48 * 1024)
-            cudaFuncSetAttribute(attention_chunk_kernel<PT, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        lg_cuda_launch(k, attention_chunk_kernel<PT, 2>, grid, CK_THREADS, smem, ca);
+            cudaFuncSetAttribute(attention_chunk_kernel<PT, 2, GROUPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)smem);
+        lg_cuda_launch(k, attention_chunk_kernel<PT, 2, GROUPED>, grid, CK_THREADS, smem, ca);
     } else {
         if (smem > 48 * 1024)
-            cudaFuncSetAttribute(attention_chunk_kernel<PT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        lg_cuda_launch(k, attention_chunk_kernel<PT, 1>, grid, CK_THREADS, smem, ca);
+            cudaFuncSetAttribute(attention_chunk_kernel<PT, 1, GROUPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)smem);
+        lg_cuda_launch(k, attention_chunk_kernel<PT, 1, GROUPED>, grid, CK_THREADS, smem, ca);
     }
+}
+
+void lg_cuda_attention_settings(lg_cuda_ctx *k) {
+    const char *g = getenv("LAGUNA_CUDA_ATTN_GROUPS"), *l = getenv("LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN");
+    k->attn_groups = g && atoi(g) > 0 ? atoi(g) : CK_GROUPS;
+    k->attn_decode_loop_min = l && atoi(l) > 0 ? atoi(l) : 1024;
 }
 
 /* Zeroed counters (the split kernel leaves them zero), at least n. */
@@ -372,20 +478,22 @@ static unsigned *chunk_counters(lg_cuda_ctx *k, size_t n) {
     return k->attn_counters;
 }
 
-/* One launch (or, split, a few, each within the scratch) over tiles. */
+/* One launch (or, split, a few, each within the scratch) over tiles; grouped
+ * (tiles of one lone row each): their chunks merged in groups. */
 static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_args *a, const int4 *tiles,
-                           int n_tiles, int loop_min_blocks, bool tensor_cores) {
+                           int n_tiles, int loop_min_blocks, bool tensor_cores, bool grouped) {
     if (n_tiles <= 0) return;
-    int pairs = 1, most_chunks = 1;
+    ca.groups = grouped ? k->attn_groups : 0;
+    int pairs = 1, most_slots = 1;
     for (int t = 0; t < n_tiles; t++) {
         if (tiles[t].y * ca.group > pairs) pairs = tiles[t].y * ca.group;
-        if (tile_chunks(a, tiles[t]) > most_chunks) most_chunks = tile_chunks(a, tiles[t]);
+        if (tile_slots(a, tiles[t], ca.groups) > most_slots) most_slots = tile_slots(a, tiles[t], ca.groups);
     }
     int pt = pairs <= 8 ? 1 : pairs <= 16 ? 2 : pairs <= 32 ? 4 : 8, pp = CK_WARPS * pt;
     size_t smem = sizeof(float) * ((size_t)(2 * CHUNK + pp) * ca.stride + (size_t)CHUNK * (pp + 1));
     /* slots rounded so that a decode step's grid (and graph) changes every 16 chunks only */
-    int slots = (most_chunks + 15) / 16 * 16;
-    ca.split = (long)n_tiles * a->n_kv_heads < loop_min_blocks && most_chunks > 1 && slots <= 65535;
+    int slots = (most_slots + 15) / 16 * 16;
+    ca.split = (long)n_tiles * a->n_kv_heads < loop_min_blocks && most_slots > 1 && slots <= 65535;
     const int4 *dev_tiles = (const int4 *)lg_cuda_upload(k, tiles, sizeof(int4) * (size_t)n_tiles);
     int per_launch = n_tiles;
     if (ca.split) {
@@ -406,11 +514,16 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
             lg_cuda_attention_mma_launch(k, grid, ca, pairs);
             continue;
         }
+        if (grouped) { /* a lone row's pairs are one group of query heads: at most 16 */
+            if (pt == 1) launch_chunk_pt<1, true>(k, grid, smem, ca);
+            else launch_chunk_pt<2, true>(k, grid, smem, ca);
+            continue;
+        }
         switch (pt) {
-        case 1: launch_chunk_pt<1>(k, grid, smem, ca); break;
-        case 2: launch_chunk_pt<2>(k, grid, smem, ca); break;
-        case 4: launch_chunk_pt<4>(k, grid, smem, ca); break;
-        default: launch_chunk_pt<8>(k, grid, smem, ca); break;
+        case 1: launch_chunk_pt<1, false>(k, grid, smem, ca); break;
+        case 2: launch_chunk_pt<2, false>(k, grid, smem, ca); break;
+        case 4: launch_chunk_pt<4, false>(k, grid, smem, ca); break;
+        default: launch_chunk_pt<8, false>(k, grid, smem, ca); break;
         }
     }
 }
@@ -512,9 +625,9 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     int n_sorted = n_single;
     for (int t = 0; t < n_tiles; t++)
         if (tiles[t].y > 1 || !lone[tiles[t].x]) sorted[n_sorted++] = tiles[t];
-    launch_chunked(k, ca, a, sorted, n_single, CK_LOOP_MIN_DECODE, false);
+    launch_chunked(k, ca, a, sorted, n_single, k->attn_decode_loop_min, false, true);
     launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES,
-                   lg_cuda_attention_mma_takes(a->head_dim));
+                   lg_cuda_attention_mma_takes(a->head_dim), false);
     free(tiles), free(need), free(pages), free(lone);
 }
 

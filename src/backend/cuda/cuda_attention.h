@@ -23,6 +23,7 @@ struct chunk_args {
     int split, chunk_slots, pair_slots, rec;
     int n_heads, n_kv_heads, head_dim, group;
     int window;
+    int groups; /* grouped launches (lone rows): a row's chunks merge in at most ~this many groups */
     int hdp;    /* head_dim rounded up to 4 */
     int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
     float scale;
@@ -36,6 +37,12 @@ __host__ __device__ __forceinline__ int row_lo(int pos, int window) {
 __device__ __forceinline__ float4 bf16x4_float4(uint2 u) {
     return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
                        __uint_as_float(u.y & 0xffff0000u));
+}
+
+/* The start of the key (which 0) or value (1) row at pool position p,
+ * which lies in pool page `page`. */
+__device__ __forceinline__ const uint8_t *pool_row(const chunk_args &a, int page, int p, int which) {
+    return a.pool + (size_t)page * a.page_bytes + ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
 }
 
 /* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
@@ -52,8 +59,7 @@ __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_a
         for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
         return make_float4(x[0], x[1], x[2], x[3]);
     }
-    const uint8_t *row = a.pool + (size_t)a.pages[table_at + p / a.page_size] * a.page_bytes +
-                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+    const uint8_t *row = pool_row(a, a.pages[table_at + p / a.page_size], p, which);
     int64_t e = (int64_t)kvh * hd + d;
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
@@ -62,6 +68,42 @@ __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_a
 #pragma unroll
     for (int i = 0; i < 4; i++) x[i] = d + i < hd ? lg_load(a.dtype, row, e + i) : 0.0f;
     return make_float4(x[0], x[1], x[2], x[3]);
+}
+
+/* load4 split in two, so that a chunk can be fetched while the previous
+ * one is computed: fetch4 issues the load of a position before the step
+ * (p < fresh_from) from its pool page, found beforehand, and keeps the raw
+ * bits (a bf16 pool: four bf16 in .x and .y, *packed set); other rows come
+ * from load4, as four float32. unpack4 makes float32 of them when they are
+ * staged. The values are load4's, bit for bit. */
+__device__ __forceinline__ uint4 fetch4(const chunk_args &a, int r0, int table_at, int page, int fresh_from, int p,
+                                        int which, int kvh, int d, bool *packed) {
+    int64_t e = (int64_t)kvh * a.head_dim + d;
+    *packed = false;
+    if ((a.head_dim & 3) == 0 && p < fresh_from && a.dtype == LG_DTYPE_BF16) {
+        uint2 u = *(const uint2 *)(pool_row(a, page, p, which) + e * 2);
+        *packed = true;
+        return make_uint4(u.x, u.y, 0u, 0u);
+    }
+    if ((a.head_dim & 3) == 0 && p < fresh_from && a.dtype == LG_DTYPE_F32)
+        return *(const uint4 *)(pool_row(a, page, p, which) + e * 4);
+    float4 x = load4(a, r0, table_at, p, which, kvh, d);
+    return make_uint4(__float_as_uint(x.x), __float_as_uint(x.y), __float_as_uint(x.z), __float_as_uint(x.w));
+}
+
+__device__ __forceinline__ float4 unpack4(uint4 r, bool packed) {
+    if (packed) return bf16x4_float4(make_uint2(r.x, r.y));
+    return make_float4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
+}
+
+/* A lone row's chunks [c_first, c_last] are merged in groups of this many
+ * chunks at absolute chunk indices (group g: chunks g * size .. g * size +
+ * size - 1): within a group in chunk order, then the groups in order. The
+ * size depends on the row alone, so the row's bits do not depend on the
+ * batch; a split launch gives each group a block, so the last block merges
+ * at most ~`groups` records instead of one per chunk. */
+__host__ __device__ __forceinline__ int group_size(int c_first, int c_last, int groups) {
+    return (c_last - c_first + groups) / groups;
 }
 
 /* A chunk's (max m, sum l) into the running (M, L); *old_w and *new_w are

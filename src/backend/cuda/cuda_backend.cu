@@ -85,6 +85,7 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     k->base.backend = be;
     k->ring_bytes = RING_BYTES;
     k->n_experts = sizes->n_experts;
+    lg_cuda_attention_settings(k);
     if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
         cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking) != cudaSuccess ||
         cudaMalloc(&k->moe_active, sizeof(int32_t) * (size_t)(k->n_experts + 1)) != cudaSuccess ||

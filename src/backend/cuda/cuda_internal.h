@@ -54,6 +54,10 @@ struct lg_cuda_ctx {
     int n_experts;
     lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
     lg_cuda_tape *tape;       /* decode steps as graphs (cuda_tape.cu); NULL = off */
+    /* decode attention (cuda_attention.cu), read from the environment when
+     * the context is made so that tests can set them per context */
+    int attn_groups;            /* a lone row's chunks merge in at most ~this many groups */
+    int attn_decode_loop_min;   /* lone-row launches of fewer (row, KV head) blocks split */
 };
 
 /* cuda_tape.cu */
@@ -195,6 +199,9 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
                        const lg_attention_args *a);
 void lg_cuda_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
                       const float *v);
+/* Reads LAGUNA_CUDA_ATTN_GROUPS (default 128) and LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN
+ * (default 1024) into the context: for tests and measuring. */
+void lg_cuda_attention_settings(lg_cuda_ctx *k);
 /* cuda_elementwise.cu */
 void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n);
 void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps);
