@@ -7,7 +7,7 @@
  * ran a stale task with the new loop's fields (a crash seen on 16 cores);
  * `make tsan` runs this under ThreadSanitizer. Last, a worker that keeps
  * waiting for a core (the pool confined to one CPU) must be made to sit out,
- * every task still run exactly once. */
+ * every task still run exactly once, and come back once the core is free. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/cpu/cpu_idle.h"
 #include "backend/cpu/run_delay.h"
 #include "backend/cpu/threadpool.h"
 #include "harness.h"
@@ -152,8 +153,9 @@ static void test_contiguous_lanes(void) {
  * caller on another CPU. Loops of short tasks (decode's shape) then stall
  * whenever the spinner takes the worker's CPU in the middle of a task; the
  * pool must notice within seconds and run the loops on the caller alone,
- * every task still run once, with LAGUNA_CPU_SIT_OUT=1. With it 0 or unset
- * (the default) it must never do so. */
+ * every task still run once, by default; once the spinner stops, the CPU it
+ * held goes idle and the worker must take part again (where idle can be read).
+ * With LAGUNA_CPU_SIT_OUT=0 it must never sit out. */
 static void busy_task(void *ctx, int task, int thread) {
     loop_record *r = ctx;
     uint32_t x = (uint32_t)task + 1;
@@ -179,13 +181,19 @@ static double seconds_now(void) {
 /* Loops on a 2-thread pool whose worker shares CPU `shared` with a spinning
  * thread while the caller runs on `own`, for up to `limit` s; returns whether
  * the worker sat out, counting loops that ran a task not exactly once into
- * *bad. */
-static int loops_until_sitting_out(int shared, int own, double limit, int *bad) {
+ * *bad. With `came_back`, the spinner then stops and the loops go on for up to
+ * `limit` s more until the worker takes part again: *came_back says whether
+ * it did, *idle_share how much of that time CPU `shared` was idle (-1 unknown;
+ * other programs may have taken it). */
+static int loops_until_sitting_out(int shared, int own, double limit, int *bad, int *came_back,
+                                   double *idle_share) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(shared, &set);
     CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
     lg_threadpool *pool = lg_threadpool_new(2); /* the worker and the spinner keep this CPU */
+    lg_cpu_idle *shared_idle = came_back ? lg_cpu_idle_open() : NULL; /* of `shared` alone */
+    int64_t idle_at_free = -1;
     atomic_int stop = 0;
     pthread_t spinner;
     int spinning = pthread_create(&spinner, NULL, spin_until_told, &stop) == 0;
@@ -194,9 +202,21 @@ static int loops_until_sitting_out(int shared, int own, double limit, int *bad) 
     CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
     CHECK(pool != NULL && spinning);
     loop_record *r = calloc(1, sizeof *r);
-    int sat_out = 0, after = 0;
+    int sat_out = 0, after = 0, freed = 0;
     double start = seconds_now();
-    for (int loop = 0; pool && seconds_now() - start < limit && after < 200; loop++) {
+    if (came_back) *came_back = 0;
+    for (int loop = 0; pool && seconds_now() - start < limit; loop++) {
+        if (!came_back && after >= 200) break;
+        if (came_back && sat_out && !freed) { /* the core is free from now on */
+            atomic_store(&stop, 1);
+            pthread_join(spinner, NULL);
+            spinning = 0, freed = 1, start = seconds_now();
+            idle_at_free = shared_idle ? lg_cpu_idle_ns(shared_idle) : -1;
+        }
+        if (freed && lg_threadpool_sitting_out(pool) == 0) {
+            *came_back = 1;
+            break;
+        }
         int n = 8 + loop % 9;
         memset(r, 0, sizeof *r);
         r->n_tasks = n, r->n_threads = 2;
@@ -211,6 +231,12 @@ static int loops_until_sitting_out(int shared, int own, double limit, int *bad) 
         if (lg_threadpool_sitting_out(pool) > 0) sat_out = 1;
         after += sat_out; /* loops more while it sits out */
     }
+    if (idle_share) {
+        int64_t idle = idle_at_free >= 0 ? lg_cpu_idle_ns(shared_idle) : -1;
+        *idle_share =
+            idle >= 0 ? 1e-9 * (double)(idle - idle_at_free) / (seconds_now() - start) : -1;
+    }
+    lg_cpu_idle_close(shared_idle);
     atomic_store(&stop, 1);
     if (spinning) pthread_join(spinner, NULL);
     lg_threadpool_free(pool);
@@ -218,32 +244,62 @@ static int loops_until_sitting_out(int shared, int own, double limit, int *bad) 
     return sat_out;
 }
 
-static void test_sits_out_a_worker_without_a_core(void) {
+/* Two CPUs of this process's mask for the sitting-out cases, or 0 with the
+ * case marked skipped. */
+static int two_cpus(int cpus[2], cpu_set_t *old) {
     int probe = lg_run_delay_open(lg_thread_id());
     if (probe < 0) {
         test_skip("this system does not report run-queue waits (/proc/self/task/*/schedstat)");
-        return;
+        return 0;
     }
     close(probe);
-    cpu_set_t old;
-    int cpus[2], n = 0;
-    if (sched_getaffinity(0, sizeof old, &old) != 0) CPU_ZERO(&old);
+    int n = 0;
+    if (sched_getaffinity(0, sizeof *old, old) != 0) CPU_ZERO(old);
     for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
-        if (CPU_ISSET(c, &old)) cpus[n++] = c;
-    if (n < 2) {
-        test_skip("needs two CPUs");
-        return;
-    }
-    int bad = 0;
+        if (CPU_ISSET(c, old)) cpus[n++] = c;
+    if (n < 2) test_skip("needs two CPUs");
+    return n == 2;
+}
+
+static void test_sits_out_a_worker_without_a_core(void) {
+    cpu_set_t old;
+    int cpus[2], bad = 0;
+    if (!two_cpus(cpus, &old)) return;
+    unsetenv("LAGUNA_CPU_SIT_OUT");
+    CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad, NULL, NULL),
+           "the worker did not sit out within 10 s beside a spinning thread (the default)");
     setenv("LAGUNA_CPU_SIT_OUT", "1", 1);
-    CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad),
-           "the worker did not sit out within 10 s beside a spinning thread");
+    CHECKF(loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad, NULL, NULL),
+           "the worker did not sit out within 10 s with LAGUNA_CPU_SIT_OUT=1");
     setenv("LAGUNA_CPU_SIT_OUT", "0", 1);
-    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
+    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad, NULL, NULL),
            "the worker sat out with LAGUNA_CPU_SIT_OUT=0");
     unsetenv("LAGUNA_CPU_SIT_OUT");
-    CHECKF(!loops_until_sitting_out(cpus[1], cpus[0], 0.5, &bad),
-           "the worker sat out by default (it is off unless LAGUNA_CPU_SIT_OUT=1)");
+    CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
+    sched_setaffinity(0, sizeof old, &old);
+}
+
+/* Once the spinner stops, the worker's CPU goes idle and the worker must
+ * take part again within seconds. Another program that keeps that CPU busy
+ * all the while (a shared machine) rightly keeps it out: then the case is
+ * skipped, not failed. */
+static void test_comes_back_when_its_core_is_free(void) {
+    cpu_set_t old;
+    int cpus[2], bad = 0, came_back = 0;
+    double idle_share = -1;
+    if (!two_cpus(cpus, &old)) return;
+    unsetenv("LAGUNA_CPU_SIT_OUT");
+    int sat_out = loops_until_sitting_out(cpus[1], cpus[0], 10.0, &bad, &came_back, &idle_share);
+    CHECKF(sat_out, "the worker did not sit out within 10 s beside a spinning thread");
+    if (sat_out && !came_back && idle_share >= 0 && idle_share < 0.5)
+        test_skip("CPU %d was idle only %.0f%% of the 10 s after the spinner stopped (another "
+                  "program's), so the worker rightly stayed out",
+                  cpus[1], 100 * idle_share);
+    else
+        CHECKF(!sat_out || came_back,
+               "the worker did not come back within 10 s of its CPU "
+               "going free (idle %.0f%% of the time)",
+               100 * idle_share);
     CHECKF(bad == 0, "%d loops ran a task not exactly once", bad);
     sched_setaffinity(0, sizeof old, &old);
 }
@@ -253,5 +309,6 @@ int main(void) {
     RUN(test_contiguous_lanes);
     RUN(test_zero_and_single_task_loops);
     RUN(test_sits_out_a_worker_without_a_core);
+    RUN(test_comes_back_when_its_core_is_free);
     return test_summary();
 }

@@ -13,6 +13,7 @@
  * compare-exchange, and a compare-exchange against a stale generation fails. */
 #include "backend/cpu/threadpool.h"
 
+#include "backend/cpu/cpu_idle.h"
 #include "backend/cpu/run_delay.h"
 
 #include <pthread.h>
@@ -36,19 +37,37 @@
  * most SHORT_LOOP_NS on average) or the caller spent WAITING_PCT% of the window
  * waiting for workers at their ends, the workers that waited for a CPU (or,
  * when only the caller did, the one that waited most) sit out: they take no
- * tasks for SIT_OUT_NS (doubled, up to SIT_OUT_MAX_NS, while the contention
- * comes back as soon as they return) and the other threads share the loops;
- * with one worker the caller runs them alone, and the scheduler gives it the
- * free core. Long loops (prefill) keep every thread: their ends are few.
- * Which thread runs a task changes no result. Off unless LAGUNA_CPU_SIT_OUT=1:
- * on a quiet VM the hypervisor's and neighbours' noise set it off too, and
- * decode measured 58-69 tok/s with it against 72-74 without (docs/performance.md). */
+ * tasks and the other threads share the loops; with one worker the caller
+ * runs them alone, and the scheduler gives it the free core. Long loops
+ * (prefill) keep every thread: their ends are few.
+ *
+ * When to come back is what makes this safe to leave on. A sit-out lasts one
+ * window; at each window's end the caller reads how long this process's CPUs
+ * were idle meanwhile (cpu_idle.h): a CPU idle FREE_CPU_PCT% of the window or
+ * more is a core nobody wants, and one worker per such core comes back at
+ * once; otherwise (the other program still holds it) they stay out another
+ * window. So a neighbour's burst of a few ms on an otherwise quiet machine
+ * costs one window of running on fewer threads, not the 200 ms+ that a fixed
+ * sit-out cost (docs/performance.md). If the contention is back within
+ * 3 windows of a return (a neighbour with pauses), the next sit-out lasts at
+ * least twice as long as the last, up to SIT_OUT_MAX_NS, before idle is looked
+ * at again; where idle cannot be read, that length is all there is.
+ * When the caller itself waits for a CPU while the workers sit out, more
+ * programs want the cores than there are (every thread of ours gets a share
+ * at best): sitting out then only shrinks our share, so the workers come back
+ * and nobody sits out for CROWDED_NS (doubled while that repeats, up to
+ * CROWDED_MAX_NS). CONTENDED_PCT is 30: a lone worker beside a CPU-bound
+ * program waits ~50% of the time, and the kernel's and other tenants' blips
+ * on a quiet machine stayed under 8 ms of a 30 ms window (under 25%).
+ * Which thread runs a task changes no result. On unless LAGUNA_CPU_SIT_OUT=0. */
 #define WINDOW_NS 30000000
-#define CONTENDED_PCT 10
+#define CONTENDED_PCT 30
 #define SHORT_LOOP_NS 4000000
 #define WAITING_PCT 25
-#define SIT_OUT_NS 200000000
-#define SIT_OUT_MAX_NS 1600000000
+#define FREE_CPU_PCT 50
+#define SIT_OUT_MAX_NS (8 * WINDOW_NS)
+#define CROWDED_NS 250000000
+#define CROWDED_MAX_NS 2000000000
 
 /* One lane of a contiguous run: tasks [front, back) not yet taken, in one
  * word so that the owner (from the front) and thieves (from the back) agree
@@ -84,15 +103,20 @@ struct lg_threadpool {
     atomic_int stopping;
     uint32_t generation; /* written by the caller only */
     /* sitting out (under run_lock) */
-    bool may_sit_out;          /* LAGUNA_CPU_SIT_OUT=1 */
+    bool may_sit_out;          /* unless LAGUNA_CPU_SIT_OUT=0 */
     int n_sitting_out;         /* slots with sit_out_until set, expired or not */
+    lg_cpu_idle *cpu_idle;     /* NULL: idle unreadable, sit-outs of fixed length */
+    int64_t idle_last;         /* the CPUs' idle ns at the window's start, -1 unknown */
     int64_t window_start;      /* monotonic ns, 0: not started */
     int64_t window_waited;     /* ns the caller waited for workers at loops' ends since */
     int window_loops;          /* loops run since */
     int caller_tid;            /* the thread that read caller_delay_last (callers may change) */
     int64_t caller_delay_last; /* its run-queue wait at the window's start, -1 unknown */
-    int64_t sit_out_ns;        /* the length of the last sitting out */
-    int64_t sit_out_end;       /* when the last sitting out ends */
+    int64_t sit_out_ns;        /* the least length of the last sitting out */
+    int64_t sit_out_min_end;   /* before this, idle is not looked at */
+    int64_t returned_at;       /* when workers last came back, 0: never */
+    int64_t crowded_until;     /* no sitting out before this (CROWDED_NS) */
+    int64_t crowded_ns;        /* the length of the last such pause */
     /* the loop in progress (valid while its generation is in `claim`) */
     lg_task_fn fn;
     void *ctx;
@@ -193,7 +217,9 @@ lg_threadpool *lg_threadpool_new(int n_threads) {
     if (!p) return NULL;
     p->n_threads = n_threads;
     const char *sit_env = getenv("LAGUNA_CPU_SIT_OUT");
-    p->may_sit_out = sit_env && sit_env[0] == '1';
+    p->may_sit_out = !(sit_env && sit_env[0] == '0');
+    p->cpu_idle = p->may_sit_out ? lg_cpu_idle_open() : NULL;
+    p->idle_last = -1;
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     p->lanes = aligned_alloc(_Alignof(lane), sizeof(lane) * (size_t)n_threads);
     p->slots = aligned_alloc(_Alignof(worker_slot), sizeof(worker_slot) * (size_t)n_threads);
@@ -250,6 +276,7 @@ void lg_threadpool_free(lg_threadpool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cond);
     pthread_cond_destroy(&p->sit_cond);
+    lg_cpu_idle_close(p->cpu_idle);
     free(p->workers);
     free(p->lanes);
     free(p->slots);
@@ -291,13 +318,14 @@ static int64_t run_delay_of(lg_threadpool *p, int i) {
 }
 
 /* A window starts: the run-queue waits of the caller and of the workers
- * taking part so far. */
+ * taking part so far, and the CPUs' idle time if someone sits out. */
 static void start_window(lg_threadpool *p, int64_t now) {
     p->window_start = now;
     p->window_waited = 0;
     p->window_loops = 0;
     p->caller_tid = lg_thread_id();
     p->caller_delay_last = run_delay_of(p, 0);
+    p->idle_last = p->n_sitting_out && p->cpu_idle ? lg_cpu_idle_ns(p->cpu_idle) : -1;
     for (int i = 1; i < p->n_threads; i++) {
         worker_slot *s = &p->slots[i];
         bool sits = atomic_load_explicit(&s->sit_out_until, memory_order_relaxed) != 0;
@@ -305,15 +333,53 @@ static void start_window(lg_threadpool *p, int64_t now) {
     }
 }
 
-/* A window is over: which workers sit out (see WINDOW_NS), then the next. */
+/* Workers sitting out: one per CPU that was idle FREE_CPU_PCT% of the
+ * window comes back now; the rest stay out another window (or, idle
+ * unknown, until their least length is up). */
+static void back_to_free_cores(lg_threadpool *p, int64_t now, int64_t span, bool crowded) {
+    int64_t idle = p->idle_last >= 0 ? lg_cpu_idle_ns(p->cpu_idle) : -1;
+    int64_t free_cpus = p->n_threads;
+    if (crowded) { /* see CROWDED_NS */
+        bool again = p->crowded_until && now - p->crowded_until < CROWDED_MAX_NS;
+        p->crowded_ns = again ? 2 * p->crowded_ns : CROWDED_NS;
+        if (p->crowded_ns > CROWDED_MAX_NS) p->crowded_ns = CROWDED_MAX_NS;
+        p->crowded_until = now + p->crowded_ns;
+    } else if (idle < 0 || now < p->sit_out_min_end) {
+        return;
+    } else {
+        free_cpus = (idle - p->idle_last + span * (100 - FREE_CPU_PCT) / 100) / span;
+    }
+    bool woke = false;
+    for (int i = 1; i < p->n_threads; i++) {
+        worker_slot *s = &p->slots[i];
+        int64_t until = atomic_load_explicit(&s->sit_out_until, memory_order_relaxed);
+        if (!until || until <= now) continue;
+        if (free_cpus > 0) {
+            free_cpus--;
+            atomic_store(&s->sit_out_until, now); /* threads_taking_part takes it back */
+            woke = true;
+        } else {
+            atomic_store(&s->sit_out_until, now + 2 * WINDOW_NS); /* the next window decides */
+        }
+    }
+    if (woke) { /* it sleeps until its old time: wake it */
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->sit_cond);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+/* A window is over: who comes back and who sits out (see WINDOW_NS), then
+ * the next. */
 static void end_window(lg_threadpool *p, int64_t now) {
     int64_t span = now - p->window_start;
-    bool costly = p->window_waited * 100 >= span * WAITING_PCT ||
-                  (int64_t)p->window_loops * SHORT_LOOP_NS >= span;
+    bool costly = now >= p->crowded_until && (p->window_waited * 100 >= span * WAITING_PCT ||
+                                              (int64_t)p->window_loops * SHORT_LOOP_NS >= span);
     int64_t contended = span * CONTENDED_PCT / 100, most_grew = -1;
     int64_t d = run_delay_of(p, 0);
     bool caller_lost = lg_thread_id() == p->caller_tid && p->caller_delay_last >= 0 && d >= 0 &&
                        d - p->caller_delay_last >= contended;
+    if (p->n_sitting_out) back_to_free_cores(p, now, span, caller_lost);
     int most = 0;
     for (int i = 1; i < p->n_threads; i++) {
         worker_slot *s = &p->slots[i];
@@ -324,14 +390,19 @@ static void end_window(lg_threadpool *p, int64_t now) {
         if (d >= 0) s->delay_grew = d - s->delay_last;
         if (s->delay_grew > most_grew) most_grew = s->delay_grew, most = i;
     }
-    bool soon = p->sit_out_end && now - p->sit_out_end < 3 * WINDOW_NS;
+    bool soon = p->returned_at && now - p->returned_at < 3 * WINDOW_NS;
     for (int i = 1; costly && i < p->n_threads; i++) {
         int64_t grew = p->slots[i].delay_grew;
         if (!(grew >= contended || (caller_lost && i == most && grew >= 0))) continue;
-        p->sit_out_ns = soon ? p->sit_out_ns * 2 : SIT_OUT_NS;
-        if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
-        p->sit_out_end = now + p->sit_out_ns;
-        atomic_store(&p->slots[i].sit_out_until, p->sit_out_end);
+        if (p->n_sitting_out == 0) { /* a new sit-out: its least length */
+            p->sit_out_ns = soon ? p->sit_out_ns * 2 : WINDOW_NS;
+            if (p->sit_out_ns > SIT_OUT_MAX_NS) p->sit_out_ns = SIT_OUT_MAX_NS;
+            p->sit_out_min_end = now + p->sit_out_ns;
+        }
+        /* with idle readable, the windows' ends renew it until a core is free */
+        int64_t until = p->sit_out_min_end > now + WINDOW_NS ? p->sit_out_min_end : now + WINDOW_NS;
+        if (p->cpu_idle) until += WINDOW_NS;
+        atomic_store(&p->slots[i].sit_out_until, until);
         p->n_sitting_out++;
     }
     start_window(p, now);
@@ -359,7 +430,10 @@ static int threads_taking_part(lg_threadpool *p) {
             back = true;
         }
     }
-    if (back) start_window(p, now);
+    if (back) {
+        p->returned_at = now;
+        start_window(p, now);
+    }
     return n;
 }
 

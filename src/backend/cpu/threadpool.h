@@ -5,8 +5,9 @@
  * balance. One loop runs at a time: run() may be called from several threads,
  * which then take turns; it returns when every task of its loop is done.
  * A worker that keeps losing its core to another program in the middle of
- * tasks sits out the loops for a while (threadpool.c says how that is told
- * from a hiccup); the other threads do its share. */
+ * tasks sits out the loops until a core is free again (threadpool.c says how
+ * that is told from a hiccup); the other threads do its share. On by default;
+ * LAGUNA_CPU_SIT_OUT=0 turns it off. */
 #ifndef LAGUNA_BACKEND_CPU_THREADPOOL_H
 #define LAGUNA_BACKEND_CPU_THREADPOOL_H
 
