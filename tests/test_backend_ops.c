@@ -578,9 +578,10 @@ static void test_kv_write_and_attention(void) {
             {40, 2, 12, 16, 0, c, 1, {70}, {1}}, /* 20 query heads per KV head: a task holds at most
                                                     16 */
             {20, 1, 12, 5, 0, c, 2, {65, 3}, {2, 40}},
-            /* head_dim 64 and 128: the AVX-512 step where the CPU has it */
+            /* head_dim 64, 128 and 256: the AVX-512 or AVX2 step where the CPU has one */
             {16, 2, 128, 16, 0, c, 2, {45, 3}, {1, 37}},
             {6, 2, 64, 5, 20, c, 1, {70}, {3}},
+            {4, 2, 256, 16, 0, c, 1, {50}, {2}},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             attention_case(&t, &cases[i]);

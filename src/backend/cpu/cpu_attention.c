@@ -30,15 +30,15 @@ typedef struct {
     int group;                  /* query heads per KV head */
     int task_heads;             /* of them per task */
     int splits;                 /* tasks per (row, KV head) */
-    lg_attention_chunk_fn fast; /* the AVX-512 step, or NULL for chunk_c */
-    lg_attention_f16_fn f16;    /* the AVX-512 f16 converter, or NULL */
+    lg_attention_chunk_fn fast; /* the AVX-512 or AVX2 step, or NULL for chunk_c */
+    lg_attention_f16_fn f16;    /* the AVX-512 or AVX2 f16 converter, or NULL */
 } attention_job;
 
 /* The keys and values of KV head kv at positions [c0, c0 + n) for query
  * row r, as float32 row pointers: rows of this step straight from the fresh
  * K/V, cached rows from the pool (converted into kbuf/vbuf, n x head_dim,
- * when it stores another dtype; f16 by the AVX-512 converter when the CPU
- * has it). Consecutive positions walk the page table one page at a time, with
+ * when it stores another dtype; f16 by the AVX-512 or AVX2 converter when
+ * the CPU has one). Consecutive positions walk the page table one page at a time, with
  * no division per position. */
 static void fetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int c0,
                         int n, int kv, float *kbuf, float *vbuf, const float **key,
@@ -206,10 +206,14 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
         task_heads = (task_heads + 1) / 2;
     int splits = (group + task_heads - 1) / task_heads;
     /* the ISA is decided once per process, so every row takes the same step */
-    bool avx512 = lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI;
-    lg_attention_chunk_fn fast = avx512 ? lg_attention_chunk_avx512(a->head_dim) : NULL;
-    lg_attention_f16_fn f16 =
-        avx512 && pool->dtype == LG_DTYPE_F16 ? lg_attention_f16_avx512(a->head_dim) : NULL;
+    lg_isa isa = lg_qgemm_isa_best();
+    lg_attention_chunk_fn fast = isa == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim)
+                                 : isa == LG_ISA_AVX2      ? lg_attention_chunk_avx2(a->head_dim)
+                                                           : NULL;
+    lg_attention_f16_fn f16 = pool->dtype != LG_DTYPE_F16  ? NULL
+                              : isa == LG_ISA_AVX512_VNNI ? lg_attention_f16_avx512(a->head_dim)
+                              : isa == LG_ISA_AVX2        ? lg_attention_f16_avx2(a->head_dim)
+                                                          : NULL;
     attention_job j = {k,     pool,       out,    q,    a,  1.0f / sqrtf((float)a->head_dim),
                        group, task_heads, splits, fast, f16};
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);

@@ -1,7 +1,8 @@
 /* The inner step of the CPU attention (cpu_attention.c): one query head
  * against up to a chunk of keys and values, updating its online softmax
  * (running maximum and sum) and its unnormalised output. A plain C version
- * there, an AVX-512 one in cpu_attention_avx512.c, chosen once per process. */
+ * there, an AVX-512 one in cpu_attention_avx512.c and an AVX2 one in
+ * cpu_attention_avx2.c, chosen once per process. */
 #ifndef LAGUNA_BACKEND_CPU_ATTENTION_H
 #define LAGUNA_BACKEND_CPU_ATTENTION_H
 
@@ -12,12 +13,15 @@ typedef void (*lg_attention_chunk_fn)(const float *q, const float *const *key,
                                       const float *const *val, int n, float scale, float *s,
                                       float *out, float *run_max, float *run_sum);
 
-/* The AVX-512 step for this head_dim (64, 128 or 256), or NULL. */
+/* The AVX-512 (AVX2) step for this head_dim (64, 128 or 256), or NULL. */
 lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim);
+lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim);
 
 /* Converts one head's n = head_dim f16 values to float32, exactly (every f16
  * is a float); the AVX-512 one when head_dim is a multiple of 16, or NULL. */
 typedef void (*lg_attention_f16_fn)(const uint16_t *src, float *dst, int n);
 lg_attention_f16_fn lg_attention_f16_avx512(int head_dim);
+/* The same with AVX2 and F16C, head_dim a multiple of 8. */
+lg_attention_f16_fn lg_attention_f16_avx2(int head_dim);
 
 #endif

@@ -1,0 +1,157 @@
+/* One query head against one chunk of keys and values, with AVX2 and FMA:
+ * the inner step of cpu_attention.c's online softmax (lg_attention_chunk_fn)
+ * for CPUs without AVX-512, compiled for AVX2 whatever the build's -march
+ * and called only when the CPU has it. What the plain C step leaves slow
+ * there is exp: one libm call per score. Here exp is the vector polynomial
+ * of cpu_attention_avx512.c (Cephes' expf) on 8 lanes, scores are 4 keys
+ * side by side (each key one chain of multiply-adds and one fixed
+ * horizontal sum), and the output is updated 8 vectors (64 dims) at a time,
+ * so that with the 16 registers AVX2 has the running output, the weight and
+ * a value fit. Every row's arithmetic depends on its own inputs only. */
+#include "backend/cpu/cpu_attention.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
+#include <immintrin.h>
+#include <math.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* exp(x) for x <= 0 (scores minus their maximum); below -87 it gives ~1e-38 */
+static ALWAYS_INLINE __m256 exp_neg(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* y * 2^n: n >= -126 here, so 2^n is a normal float built from its exponent bits */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* The 8 lanes of v summed in a fixed order. */
+static ALWAYS_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* NV vectors of 8 dims: head_dim 8 NV. */
+static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
+                                const float *const *val, int n, float scale, float *s, float *out,
+                                float *run_max, float *run_sum) {
+    float m = *run_max;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256 acc[4];
+        __m256 q0 = _mm256_loadu_ps(q);
+        UNROLL
+        for (int b = 0; b < 4; b++)
+            acc[b] = _mm256_mul_ps(q0, _mm256_loadu_ps(key[i + b]));
+        for (int v = 1; v < NV; v++) {
+            __m256 qv = _mm256_loadu_ps(q + 8 * v);
+            UNROLL
+            for (int b = 0; b < 4; b++)
+                acc[b] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(key[i + b] + 8 * v), acc[b]);
+        }
+        UNROLL
+        for (int b = 0; b < 4; b++)
+            s[i + b] = hsum(acc[b]) * scale;
+    }
+    for (; i < n; i++) {
+        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(key[i]));
+        for (int v = 1; v < NV; v++)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * v), _mm256_loadu_ps(key[i] + 8 * v), acc);
+        s[i] = hsum(acc) * scale;
+    }
+    for (i = 0; i < n; i++)
+        m = s[i] > m ? s[i] : m;
+    float keep = expf(*run_max - m); /* rescales what the earlier chunks summed */
+    __m256 sum = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        _mm256_storeu_ps(s + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float tail = 0.0f;
+    for (; i < n; i++) { /* the chunk's last few scores: the same polynomial, one lane */
+        float e = _mm256_cvtss_f32(exp_neg(_mm256_set1_ps(s[i] - m)));
+        s[i] = e;
+        tail += e;
+    }
+    *run_sum = *run_sum * keep + (hsum(sum) + tail);
+    *run_max = m;
+    __m256 kv = _mm256_set1_ps(keep);
+    for (int v0 = 0; v0 < NV; v0 += 8) { /* 64 dims of the output at a time */
+        int nv = NV - v0 < 8 ? NV - v0 : 8;
+        __m256 o[8];
+        UNROLL
+        for (int v = 0; v < 8; v++)
+            if (v < nv) o[v] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * (v0 + v)), kv);
+        for (int j = 0; j < n; j++) {
+            __m256 w = _mm256_set1_ps(s[j]);
+            UNROLL
+            for (int v = 0; v < 8; v++)
+                if (v < nv) o[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(val[j] + 8 * (v0 + v)), o[v]);
+        }
+        UNROLL
+        for (int v = 0; v < 8; v++)
+            if (v < nv) _mm256_storeu_ps(out + 8 * (v0 + v), o[v]);
+    }
+}
+
+static void chunk_64(const float *q, const float *const *key, const float *const *val, int n,
+                     float scale, float *s, float *out, float *run_max, float *run_sum) {
+    chunk(8, q, key, val, n, scale, s, out, run_max, run_sum);
+}
+static void chunk_128(const float *q, const float *const *key, const float *const *val, int n,
+                      float scale, float *s, float *out, float *run_max, float *run_sum) {
+    chunk(16, q, key, val, n, scale, s, out, run_max, run_sum);
+}
+static void chunk_256(const float *q, const float *const *key, const float *const *val, int n,
+                      float scale, float *s, float *out, float *run_max, float *run_sum) {
+    chunk(32, q, key, val, n, scale, s, out, run_max, run_sum);
+}
+
+lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim) {
+    return head_dim == 64    ? chunk_64
+           : head_dim == 128 ? chunk_128
+           : head_dim == 256 ? chunk_256
+                             : NULL;
+}
+
+static void f16_row(const uint16_t *src, float *dst, int n) {
+    for (int i = 0; i < n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+}
+
+lg_attention_f16_fn lg_attention_f16_avx2(int head_dim) {
+    return head_dim > 0 && head_dim % 8 == 0 ? f16_row : NULL;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else /* not x86-64: never chosen */
+lg_attention_f16_fn lg_attention_f16_avx2(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
+lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
+#endif
