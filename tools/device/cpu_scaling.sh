@@ -15,7 +15,9 @@ bench/llama_cpp_compare.sh --build-only --scratch /tmp/llb --llama-src "$LLAMA_S
 M=/tmp/x${LAYERS}q4.gguf
 [ -f $M ] || build/laguna synth --preset xs2 --layers $LAYERS --type q4_k_m --tokenizer models/laguna-tiny --out $M \
     > "$OUT/synth.log" 2>&1 || { tail -5 "$OUT/synth.log"; exit 1; }
-lscpu | grep -E "^Model name|^CPU\(s\)|^Thread|^Core|^Socket|^Flags" | sed 's/^Flags:.*\(avx512_vnni\).*/Flags: ... \1 .../'
+lscpu | grep -E "^Model name|^CPU\(s\)|^Thread|^Core|^Socket"
+# the flags that decide the quantised products' paths (llama.cpp's CPU backend uses AMX where it exists)
+echo "Flags: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_int8|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 for t in $THREADS; do
     echo "== $t threads"
     bench/llama_cpp_compare.sh $M --scratch /tmp/llb --threads $t --prompt $PROMPT --gen $GEN --rounds $ROUNDS --reps $REPS \

@@ -153,8 +153,9 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
 #define CK_MAX_GROUP 16
 #define CK_MAX_DIM 256
 /* A launch of fewer (tile, KV head) blocks than this runs split (guesses, to be measured):
- * decode rows walking their chunks alone have little to overlap with
- * (lone rows: the context's attn_decode_loop_min, default 1024) */
+ * decode rows walking their chunks alone have little to overlap with (lone rows: the
+ * context's attn_decode_loop_min, CK_LOOP_MIN_DECODE unless the environment says) */
+#define CK_LOOP_MIN_DECODE 1024
 #define CK_LOOP_MIN_TILES 256
 #define CK_SCRATCH_BYTES ((size_t)256 << 20) /* split partials of one launch at most */
 #define CK_GROUPS 128 /* default attn_groups */
@@ -460,7 +461,7 @@ static void launch_chunk_pt(lg_cuda_ctx *k, dim3 grid, size_t smem, const chunk_
 void lg_cuda_attention_settings(lg_cuda_ctx *k) {
     const char *g = getenv("LAGUNA_CUDA_ATTN_GROUPS"), *l = getenv("LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN");
     k->attn_groups = g && atoi(g) > 0 ? atoi(g) : CK_GROUPS;
-    k->attn_decode_loop_min = l && atoi(l) > 0 ? atoi(l) : 1024;
+    k->attn_decode_loop_min = l && atoi(l) > 0 ? atoi(l) : CK_LOOP_MIN_DECODE;
 }
 
 /* Zeroed counters (the split kernel leaves them zero), at least n. */
@@ -486,8 +487,9 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
     ca.groups = grouped ? k->attn_groups : 0;
     int pairs = 1, most_slots = 1;
     for (int t = 0; t < n_tiles; t++) {
+        int slots = tile_slots(a, tiles[t], ca.groups);
         if (tiles[t].y * ca.group > pairs) pairs = tiles[t].y * ca.group;
-        if (tile_slots(a, tiles[t], ca.groups) > most_slots) most_slots = tile_slots(a, tiles[t], ca.groups);
+        if (slots > most_slots) most_slots = slots;
     }
     int pt = pairs <= 8 ? 1 : pairs <= 16 ? 2 : pairs <= 32 ? 4 : 8, pp = CK_WARPS * pt;
     size_t smem = sizeof(float) * ((size_t)(2 * CHUNK + pp) * ca.stride + (size_t)CHUNK * (pp + 1));
