@@ -223,13 +223,23 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     uint4 fk[FU], fv[FU];
     int page[FU], fresh_from = a.fresh_from[r0];
     unsigned packed = 0;
+    /* unit u of this thread: key j0 + u * j_step of a chunk, dims d0 .. d0 + 3 (when n4
+     * divides the block; otherwise computed per unit) */
+    bool regular = CK_THREADS % n4 == 0;
+    int j0 = tid / n4, j_step = CK_THREADS / n4, d0 = (tid % n4) * 4;
+    auto unit = [&](int u, int *j, int *d) {
+        int i = tid + u * CK_THREADS;
+        *j = regular ? j0 + u * j_step : i / n4, *d = regular ? d0 : (i % n4) * 4;
+        return i < CHUNK * n4;
+    };
     auto pages_of = [&](int c) {
         int st_lo = max(c * CHUNK, lo0), st_hi = min(c * CHUNK + CHUNK - 1, pos_end);
 #pragma unroll
         for (int u = 0; u < FU; u++) {
-            int i = tid + u * CK_THREADS, p = c * CHUNK + i / n4;
-            bool pooled = i < CHUNK * n4 && p >= st_lo && p <= st_hi && p < fresh_from;
-            page[u] = pooled ? a.pages[tile.z + p / a.page_size] : 0;
+            int j, d;
+            bool in = unit(u, &j, &d);
+            int p = c * CHUNK + j;
+            page[u] = in && p >= st_lo && p <= st_hi && p < fresh_from ? a.pages[tile.z + page_of(a, p)] : 0;
         }
     };
     auto fetch = [&](int c) {
@@ -237,9 +247,11 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
         packed = 0;
 #pragma unroll
         for (int u = 0; u < FU; u++) {
-            int i = tid + u * CK_THREADS, d = (i % n4) * 4, p = c * CHUNK + i / n4;
+            int j, d;
+            bool in = unit(u, &j, &d);
+            int p = c * CHUNK + j;
             fk[u] = fv[u] = make_uint4(0u, 0u, 0u, 0u);
-            if (i < CHUNK * n4 && p >= st_lo && p <= st_hi) {
+            if (in && p >= st_lo && p <= st_hi) {
                 bool pk, pv;
                 fk[u] = fetch4(a, r0, tile.z, page[u], fresh_from, p, 0, kvh, d, &pk);
                 fv[u] = fetch4(a, r0, tile.z, page[u], fresh_from, p, 1, kvh, d, &pv);
@@ -254,8 +266,8 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
         __syncthreads(); /* the previous chunk's rows are read */
 #pragma unroll
         for (int u = 0; u < FU; u++) {
-            int i = tid + u * CK_THREADS, j = i / n4, d = (i % n4) * 4;
-            if (i >= CHUNK * n4) break;
+            int j, d;
+            if (!unit(u, &j, &d)) break;
             *(float4 *)(k_s + j * S + d) = unpack4(fk[u], packed >> (2 * u) & 1u);
             *(float4 *)(v_s + j * S + d) = unpack4(fv[u], packed >> (2 * u) & 2u);
         }
@@ -601,6 +613,9 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     ca.page_bytes = pool->page_bytes;
     ca.row_bytes = pool->row_bytes;
     ca.page_size = pool->page_size;
+    ca.page_shift = -1;
+    for (int b = 0; b < 31; b++)
+        if (pool->page_size == 1 << b) ca.page_shift = b;
     ca.dtype = pool->dtype;
     ca.pos = (const int32_t *)lg_cuda_upload(k, a->pos, sizeof(int32_t) * n);
     ca.fresh_from = (const int32_t *)lg_cuda_upload(k, a->fresh_from, sizeof(int32_t) * n);

@@ -14,6 +14,7 @@ struct chunk_args {
     const uint8_t *pool;
     size_t page_bytes, row_bytes;
     int page_size, dtype;
+    int page_shift; /* log2(page_size) when a power of two, else -1 */
     const int32_t *pos, *fresh_from, *fresh_at, *fresh_rows, *pages; /* per step row; pages flat */
     const int4 *tiles; /* (first step row, rows, page table offset, 0) */
     const float *q, *fresh_k, *fresh_v;
@@ -39,10 +40,20 @@ __device__ __forceinline__ float4 bf16x4_float4(uint2 u) {
                        __uint_as_float(u.y & 0xffff0000u));
 }
 
+/* Position p's page in its sequence's table and its place in that page
+ * (shifts for the usual power-of-two pages: a division is ~20 instructions,
+ * and a decode block computes a few per chunk and thread). */
+__device__ __forceinline__ int page_of(const chunk_args &a, int p) {
+    return a.page_shift >= 0 ? p >> a.page_shift : p / a.page_size;
+}
+__device__ __forceinline__ int in_page(const chunk_args &a, int p) {
+    return a.page_shift >= 0 ? p & (a.page_size - 1) : p % a.page_size;
+}
+
 /* The start of the key (which 0) or value (1) row at pool position p,
  * which lies in pool page `page`. */
 __device__ __forceinline__ const uint8_t *pool_row(const chunk_args &a, int page, int p, int which) {
-    return a.pool + (size_t)page * a.page_bytes + ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+    return a.pool + (size_t)page * a.page_bytes + ((size_t)which * a.page_size + (size_t)in_page(a, p)) * a.row_bytes;
 }
 
 /* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
@@ -59,7 +70,7 @@ __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_a
         for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
         return make_float4(x[0], x[1], x[2], x[3]);
     }
-    const uint8_t *row = pool_row(a, a.pages[table_at + p / a.page_size], p, which);
+    const uint8_t *row = pool_row(a, a.pages[table_at + page_of(a, p)], p, which);
     int64_t e = (int64_t)kvh * hd + d;
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_BF16) {
