@@ -8,7 +8,7 @@
  * horizontal sum), and the output is updated 8 vectors (64 dims) at a time,
  * so that with the 16 registers AVX2 has the running output, the weight and
  * a value fit. Every row's arithmetic depends on its own inputs only. */
-#include "backend/cpu/cpu_attention.h"
+#include "backend/cpu/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
@@ -18,9 +18,6 @@
 #endif
 #include <immintrin.h>
 #include <math.h>
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
 
 /* exp(x) for x <= 0 (scores minus their maximum); below -87 it gives ~1e-38 */
 static ALWAYS_INLINE __m256 exp_neg(__m256 x) {
@@ -113,45 +110,16 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     }
 }
 
-static void chunk_64(const float *q, const float *const *key, const float *const *val, int n,
-                     float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(8, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-static void chunk_128(const float *q, const float *const *key, const float *const *val, int n,
-                      float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(16, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-static void chunk_256(const float *q, const float *const *key, const float *const *val, int n,
-                      float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(32, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-
-lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim) {
-    return head_dim == 64    ? chunk_64
-           : head_dim == 128 ? chunk_128
-           : head_dim == 256 ? chunk_256
-                             : NULL;
-}
-
 static void f16_row(const uint16_t *src, float *dst, int n) {
     for (int i = 0; i < n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
 }
 
-lg_attention_f16_fn lg_attention_f16_avx2(int head_dim) {
-    return head_dim > 0 && head_dim % 8 == 0 ? f16_row : NULL;
-}
+LG_ATTENTION_ISA_ENTRIES(avx2, 8)
 
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
-lg_attention_f16_fn lg_attention_f16_avx2(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
-lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
+LG_ATTENTION_ISA_STUBS(avx2)
 #endif

@@ -5,7 +5,7 @@
  * 64, 128 or 256); each score is one chain of multiply-adds and one
  * horizontal sum; exp is a vector polynomial (Cephes' expf: within 2 ulp of
  * libm's over the range a softmax uses). */
-#include "backend/cpu/cpu_attention.h"
+#include "backend/cpu/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
@@ -16,9 +16,6 @@
 #endif
 #include <immintrin.h>
 #include <math.h>
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#define UNROLL _Pragma("GCC unroll 16")
 
 /* exp(x) for x <= 0 (scores minus their maximum); below -87 it gives ~1e-38 */
 static ALWAYS_INLINE __m512 exp_neg(__m512 x) {
@@ -101,45 +98,16 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
         _mm512_storeu_ps(out + 16 * v, o[v]);
 }
 
-static void chunk_64(const float *q, const float *const *key, const float *const *val, int n,
-                     float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(4, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-static void chunk_128(const float *q, const float *const *key, const float *const *val, int n,
-                      float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(8, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-static void chunk_256(const float *q, const float *const *key, const float *const *val, int n,
-                      float scale, float *s, float *out, float *run_max, float *run_sum) {
-    chunk(16, q, key, val, n, scale, s, out, run_max, run_sum);
-}
-
-lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim) {
-    return head_dim == 64    ? chunk_64
-           : head_dim == 128 ? chunk_128
-           : head_dim == 256 ? chunk_256
-                             : NULL;
-}
-
 static void f16_row(const uint16_t *src, float *dst, int n) {
     for (int i = 0; i < n; i += 16)
         _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
 }
 
-lg_attention_f16_fn lg_attention_f16_avx512(int head_dim) {
-    return head_dim > 0 && head_dim % 16 == 0 ? f16_row : NULL;
-}
+LG_ATTENTION_ISA_ENTRIES(avx512, 16)
 
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
-lg_attention_f16_fn lg_attention_f16_avx512(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
-lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
+LG_ATTENTION_ISA_STUBS(avx512)
 #endif
