@@ -531,7 +531,7 @@ static void test_matmul_mixed_call(void) {
 /* Batch invariance: a token's product alone (a decode step, the narrow
  * kernel) is bitwise its row of the same product over a prefill's tokens
  * (the tiled GEMM above 64 tokens), for bf16 weights on the vector path and
- * the element path (1001 columns), and Q4_K. The GEMM's edges: rows not a
+ * the element path (1001 columns), and the quantised block path. The GEMM's edges: rows not a
  * multiple of its 128-row blocks or 16-row tiles, 65/129/300 tokens (its
  * 32- and 128-token blocks cut), K not a multiple of the 32-wide step (264:
  * slices of 2 steps, the last short; 8: one partial step) and long K (2056:
@@ -553,6 +553,11 @@ static void test_matmul_batch_invariant(void) {
         {LG_DTYPE_BF16, 200, 8, {66, 129, 0}},
         {LG_DTYPE_BF16, 16, 2056, {129, 0}},
         {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
+        /* one-token quantised products take 1, 2, 4 or 8 rows a warp by
+         * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096) */
+        {LG_DTYPE_Q6_K, 21, 512, {17, 300, 0}},
+        {LG_DTYPE_Q5_K, 13, 2048, {17, 65, 0}},
+        {LG_DTYPE_Q8_0, 23, 4096, {17, 0}},
         {LG_DTYPE_BF16, 2100, 264, {1290, 0}},
     };
     for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {

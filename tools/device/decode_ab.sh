@@ -36,5 +36,5 @@ if [ "${Q4:-0}" = 1 ]; then
     echo "== q4_k_m"
     timeout 120 $B --type q4_k_m --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill"
 fi
-[ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -45 "$OUT/ncu.txt"
+[ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -60 "$OUT/ncu.txt"
 exit 0

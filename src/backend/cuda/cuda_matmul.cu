@@ -85,10 +85,46 @@ __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int 
     for (; c < chunks; c += 32) fma_chunk<DT, TOK>(__ldg(w + c), x, cols, c, nt, acc);
 }
 
+/* The sum of v over the warp's lanes, in a fixed butterfly. */
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* One token, a quantised matrix on the block path: the warp's R rows from
+ * row r on (fewer at the matrix's end), QU units a row in flight. */
+template <typename U, int R, int QU>
+__device__ __forceinline__ void quant_rows_1(const matmul_args &a, const uint8_t *w, const float *x, float *y, int r,
+                                             int lane) {
+    int n_rows = min(R, a.rows - r);
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) acc[i] = 0.0f;
+    lg_quant_rows_dot_1<U, R, QU>(w + (size_t)r * a.row_bytes, a.row_bytes, n_rows, x, a.cols, lane, acc);
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        float v = warp_sum(acc[i]);
+        if (lane == i && i < n_rows) y[r + i] = v + (a.bias ? a.bias[r + i] : 0.0f);
+    }
+}
+
+/* quant_rows_1 with a.rows_per_warp rows (~8 units a lane in flight). */
+template <typename U>
+__device__ __forceinline__ void quant_rows_1_any(const matmul_args &a, const uint8_t *w, const float *x, float *y,
+                                                 int r, int lane) {
+    switch (a.rows_per_warp) {
+    case 1: quant_rows_1<U, 1, 8>(a, w, x, y, r, lane); break;
+    case 2: quant_rows_1<U, 2, 4>(a, w, x, y, r, lane); break;
+    case 4: quant_rows_1<U, 4, 2>(a, w, x, y, r, lane); break;
+    default: quant_rows_1<U, 8, 1>(a, w, x, y, r, lane); break;
+    }
+}
+
 /* TOK: tokens per warp (TOKENS, or 1 for a step of one token: fewer
- * registers, more loads in flight). */
+ * registers, more loads in flight; 2 blocks an SM, at most 128 registers:
+ * 3 made the rows path spill and decode 11% slower on the H200). */
 template <int TOK>
-__global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__ matmul_set set) {
+__global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const __grid_constant__ matmul_set set) {
     lg_cuda_kernel_begin();
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
@@ -96,7 +132,21 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
     int t0 = blockIdx.y * TOK;
     if (t0 >= t_count) return;
-    int lane = threadIdx.x & 31, r = block_x * WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (TOK == 1 && a.rows_per_warp) {
+        int r = (block_x * WARPS + (threadIdx.x >> 5)) * a.rows_per_warp;
+        if (r >= a.rows) return;
+        const float *x = a.x + (size_t)t_begin * a.cols;
+        float *y = a.y + (size_t)t_begin * a.rows;
+        switch (a.dtype) {
+        case LG_DTYPE_Q8_0: quant_rows_1_any<q8_0_unit>(a, w, x, y, r, lane); break;
+        case LG_DTYPE_Q4_K: quant_rows_1_any<qk45_unit<false>>(a, w, x, y, r, lane); break;
+        case LG_DTYPE_Q5_K: quant_rows_1_any<qk45_unit<true>>(a, w, x, y, r, lane); break;
+        default: quant_rows_1_any<q6_k_unit>(a, w, x, y, r, lane); break;
+        }
+        return;
+    }
+    int r = block_x * WARPS + (threadIdx.x >> 5);
     if (r >= a.rows) return;
     int nt = min(TOK, t_count - t0);
     const uint8_t *row = w + (size_t)r * a.row_bytes;
@@ -114,11 +164,7 @@ __global__ void __launch_bounds__(THREADS) matmul_kernel(const __grid_constant__
             for (int t = 0; t < nt; t++) acc[t] = fmaf(wk, x[(size_t)t * a.cols + k], acc[t]);
         }
     }
-    for (int t = 0; t < TOK; t++) {
-        float v = acc[t];
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-        acc[t] = v;
-    }
+    for (int t = 0; t < TOK; t++) acc[t] = warp_sum(acc[t]);
     if (lane < nt) {
         float v = acc[0];
         for (int t = 1; t < TOK; t++)
@@ -167,10 +213,25 @@ static void set_begin(set_builder *b) {
     pending_begin(&b->mma);
 }
 
+/* Rows a warp takes in a launch of one token (0: one, the plain path).
+ * LAGUNA_CUDA_QROWS=0 (measuring) keeps quantised matrices on the plain
+ * path. (Tried on the H200 and not kept: a warp taking its rows in several
+ * rounds, 2 or 4, decoded 5-15% slower; asking L2 for a plain op's rows
+ * before the programmatic-launch wait changed nothing.) */
+static int rows_per_warp(const matmul_args &a, int max_tokens) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_QROWS");
+    bool block_path = a.vec && lg_quant_unit_align((lg_dtype)a.dtype);
+    return max_tokens == 1 && block_path && on ? lg_quant_rows_per_warp(a.cols) : 0;
+}
+
 static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
     matmul_set &s = p->set;
     s.first_block[0] = 0;
-    for (int i = 0; i < s.n; i++) s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + WARPS - 1) / WARPS;
+    for (int i = 0; i < s.n; i++) {
+        s.op[i].rows_per_warp = rows_per_warp(s.op[i], p->max_tokens);
+        int rows_per_block = WARPS * (s.op[i].rows_per_warp ? s.op[i].rows_per_warp : 1);
+        s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + rows_per_block - 1) / rows_per_block;
+    }
     int tiles = (p->max_tokens + TOKENS - 1) / TOKENS;
     if (s.n && s.first_block[s.n] > 0 && tiles > 0) {
         if (p->max_tokens == 1)

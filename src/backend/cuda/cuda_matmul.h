@@ -12,6 +12,7 @@ struct matmul_args {
     size_t row_bytes;
     int dtype, rows, cols;
     int vec;                          /* elements per 16-byte load or quant unit (0: one at a time) */
+    int rows_per_warp;                /* one token, quant block path: rows a warp takes (0: one, the plain path) */
     const float *x;
     float *y;
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */

@@ -81,6 +81,9 @@ struct q8_0_unit {
             word[i] = __ldg(a + i);
         word[4] = shift ? __ldg((const unsigned short *)(a + 4)) : 0u;
     }
+    __device__ __forceinline__ void pin() {
+        asm volatile("" : "+r"(word[0]), "+r"(word[1]), "+r"(word[2]), "+r"(word[3]), "+r"(word[4]));
+    }
     __device__ __forceinline__ void decode(int u, float *w, int *off) const {
         float dd = __half2float(__ushort_as_half(d)), q[4];
 #pragma unroll
@@ -111,6 +114,10 @@ template <bool FIVE> struct qk45_unit {
         head = __ldg((const uint4 *)blk);
         qs = __ldg((const uint2 *)(blk + (FIVE ? 48 : 16) + 32 * g + 8 * p));
         if (FIVE) qh = __ldg((const uint2 *)(blk + 16 + 8 * p));
+    }
+    __device__ __forceinline__ void pin() {
+        asm volatile("" : "+r"(head.x), "+r"(head.y), "+r"(head.z), "+r"(head.w), "+r"(qs.x), "+r"(qs.y));
+        if (FIVE) asm volatile("" : "+r"(qh.x), "+r"(qh.y));
     }
     __device__ __forceinline__ void decode(int u, float *w, int *off) const {
         int g = (u >> 2) & 3, p = u & 3, s = 16 * (g & 1);
@@ -170,6 +177,9 @@ struct q6_k_unit {
         for (int k = 0; k < 4; k++)
             sc[k] = __ldg(scales + 2 * k);
         d = __ldg((const unsigned short *)(blk + 208));
+    }
+    __device__ __forceinline__ void pin() {
+        asm volatile("" : "+r"(ql_a[0]), "+r"(ql_a[1]), "+r"(ql_b[0]), "+r"(ql_b[1]), "+r"(qh[0]), "+r"(qh[1]));
     }
     __device__ __forceinline__ void decode(int u, float *w, int *off) const {
         uint32_t a = qjoin(ql_a[0], ql_a[1], shift), b = qjoin(ql_b[0], ql_b[1], shift),
@@ -235,6 +245,46 @@ __device__ __forceinline__ void quant_row_dot_t(const uint8_t *row, const float 
         unit.load(row, u);
         qunit_fma<TOKENS_MAX>(unit, u, x, cols, nt, acc);
     }
+}
+
+/* One token (decoding), R consecutive rows a warp: a lane issues the loads
+ * of QU units of each of its rows before their arithmetic. Each row's sum
+ * takes its units in the same order as quant_row_dot_t (units lane, lane +
+ * 32, ... ascending), so a row's bits do not depend on R: only how many
+ * bytes a warp has in flight does. (A warp per row left the experts' down
+ * products, 2 units a row, with one 9-byte load a lane in flight.) */
+template <typename U, int R, int QU>
+__device__ __forceinline__ void lg_quant_rows_dot_1(const uint8_t *row0, size_t row_bytes, int n_rows, const float *x,
+                                                 int cols, int lane, float *acc) {
+    int units = cols / QUNIT;
+    for (int u = lane; u < units; u += 32 * QU) {
+        U unit[R][QU];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int i = 0; i < QU; i++)
+                if (r < n_rows && u + 32 * i < units) unit[r][i].load(row0 + (size_t)r * row_bytes, u + 32 * i);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int i = 0; i < QU; i++)
+                if (r < n_rows && u + 32 * i < units) {
+                    /* one unit decoded at a time: ordered volatile asm ties
+                     * this unit's bits to the previous unit's sum (decoding
+                     * all of them at once took 230 registers) */
+                    unit[r][i].pin();
+                    qunit_fma<1>(unit[r][i], u + 32 * i, x, cols, 1, &acc[r]);
+                    asm volatile("" : "+f"(acc[r]));
+                }
+    }
+}
+
+/* Rows a warp takes for a one-token product of a block-path matrix of this
+ * many columns: ~8 units a lane in flight (a lane has ceil(units / 32) of
+ * each row). 1 also for rows long enough to keep a warp busy alone. */
+static inline int lg_quant_rows_per_warp(int cols) {
+    int per_lane = (cols / QUNIT + 31) / 32;
+    return per_lane >= 4 ? (per_lane >= 8 ? 1 : 2) : per_lane >= 2 ? 4 : 8;
 }
 
 /* acc[t] (t < nt) += this lane's share of row . x[t] for a dtype that
