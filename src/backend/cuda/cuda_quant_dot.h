@@ -252,7 +252,7 @@ __device__ __forceinline__ void quant_row_dot_t(const uint8_t *row, const float 
  * takes its units in the same order as quant_row_dot_t (units lane, lane +
  * 32, ... ascending), so a row's bits do not depend on R: only how many
  * bytes a warp has in flight does. (A warp per row left the experts' down
- * products, 2 units a row, with one 9-byte load a lane in flight.) */
+ * products, 512-wide rows, with one unit a lane in flight.) */
 template <typename U, int R, int QU>
 __device__ __forceinline__ void lg_quant_rows_dot_1(const uint8_t *row0, size_t row_bytes, int n_rows, const float *x,
                                                  int cols, int lane, float *acc) {
@@ -270,8 +270,10 @@ __device__ __forceinline__ void lg_quant_rows_dot_1(const uint8_t *row0, size_t 
             for (int i = 0; i < QU; i++)
                 if (r < n_rows && u + 32 * i < units) {
                     /* one unit decoded at a time: ordered volatile asm ties
-                     * this unit's bits to the previous unit's sum (decoding
-                     * all of them at once took 230 registers) */
+                     * this unit's bits to the previous unit's sum, so the
+                     * compiler does not decode them all at once (under the
+                     * 128-register cap that spilled more: Q6_K 136 bytes
+                     * against 80) */
                     unit[r][i].pin();
                     qunit_fma<1>(unit[r][i], u + 32 * i, x, cols, 1, &acc[r]);
                     asm volatile("" : "+f"(acc[r]));
