@@ -6,7 +6,8 @@
  * tokens, row counts that are no multiple of any tile, rows of 1, 3 and 5
  * super-blocks (Q8_0: an odd number of 32-blocks), with a bias. And batch
  * invariance: every token's output, computed alone, is bitwise the one it gets
- * in a batch, wherever it sits in the tiles. */
+ * in a batch, wherever it sits in the tiles, for any number of rows (the
+ * one-token kernels take several rows a pass). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,36 @@ static void test_batch_invariance(void) {
     }
 }
 
+/* One token goes through the decode kernels (several rows a pass where a
+ * type has them, the rest one by one); in a batch of 3 it goes row by row
+ * through the prefill kernels. Its outputs are bitwise equal either way, for
+ * every row count up to 13 (none, one and several passes plus leftovers). */
+static void test_one_token_rows(void) {
+    const int tokens = 3;
+    const int64_t n = 768;
+    for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
+        if (!lg_qgemm_isa_available(isa)) continue;
+        for (int k = 0; k < N_TYPES; k++) {
+            lg_dtype dt = types[k];
+            float *x = activations(tokens, n);
+            uint8_t *w = weights(dt, 13, n, NULL);
+            int bad = 0;
+            for (int rows = 1; rows <= 13; rows++) {
+                float *batch = product(isa, dt, w, rows, x, tokens, n, NULL);
+                for (int t = 0; t < tokens; t++) {
+                    float *one = product(isa, dt, w, rows, x + (size_t)t * n, 1, n, NULL);
+                    bad += memcmp(one, batch + (size_t)t * rows, sizeof(float) * rows) != 0;
+                    free(one);
+                }
+                free(batch);
+            }
+            CHECKF(bad == 0, "%s %s: %d one-token products differ from the batch",
+                   lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
+            free(x), free(w);
+        }
+    }
+}
+
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
@@ -270,5 +301,6 @@ int main(void) {
     RUN(test_reference_is_exact);
     RUN(test_kernels_match_reference);
     RUN(test_batch_invariance);
+    RUN(test_one_token_rows);
     return test_summary();
 }

@@ -17,6 +17,7 @@
 #endif
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "backend/cpu/quant_dot.h"
@@ -122,61 +123,105 @@ static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
                              scale);
 }
 
+/* The int16 lanes of the result all hold byte i of each 128-bit lane of v
+ * (vpshufb; the control's high bytes have bit 7 set, which writes zero). */
+static inline __m256i byte_to_all16(__m256i v, int i) {
+    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(INT16_MIN | i)));
+}
+
+/* A Q4_K / Q5_K super-block's twelve bytes of 6-bit scales and mins as bytes
+ * [sc0..3 m0..3 sc4..7 m4..7] in both 128-bit lanes: ggml's unpacking done
+ * on two 64-bit words, so that each sub-block's scale vector is then one
+ * vpshufb (byte_to_all16) instead of a scalar extract and a broadcast. */
+static inline __m256i k4_scales_mins(const uint8_t *packed) {
+    uint64_t a;
+    uint32_t c;
+    memcpy(&a, packed, 8), memcpy(&c, packed + 8, 4);
+    uint64_t lo = a & 0x3f3f3f3f3f3f3f3full; /* sc0..3, m0..3 */
+    uint64_t hi = (c & 0x0f0f0f0fu) | (uint64_t)(c >> 4 & 0x0f0f0f0fu) << 32 |
+                  (a >> 6 & 0x0303030303030303ull) << 4; /* sc4..7, m4..7 */
+    return _mm256_broadcastsi128_si256(_mm_set_epi64x((long long)hi, (long long)lo));
+}
+
+/* One Q4_K / Q5_K super-block unpacked: the weights of sub-block j as 32
+ * unsigned bytes in W[j], the scales and mins as k4_scales_mins gives them,
+ * the mins as int16 pairs m0 m0 m1 m1 .. m7 m7, and [d, dmin] as floats.
+ * Sub-block j's scale vector is made in k4_accumulate, where it is used:
+ * eight of them made here all at once spilled to the stack. */
+typedef struct {
+    __m256i W[8], sm, m16;
+    __m128 d_dmin;
+} k4_block;
+
+static ALWAYS_INLINE void k4_unpack(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
+                                    bool five, k4_block *u) {
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    /* the bytes of k4_scales_mins that make m16 */
+    const __m256i min_pairs = _mm256_setr_epi16(
+        INT16_MIN | 4, INT16_MIN | 4, INT16_MIN | 5, INT16_MIN | 5, INT16_MIN | 6, INT16_MIN | 6,
+        INT16_MIN | 7, INT16_MIN | 7, INT16_MIN | 12, INT16_MIN | 12, INT16_MIN | 13,
+        INT16_MIN | 13, INT16_MIN | 14, INT16_MIN | 14, INT16_MIN | 15, INT16_MIN | 15);
+    const uint8_t *qs = blk + qs_offset;
+    uint32_t dd_dmin;
+    memcpy(&dd_dmin, blk, 4);
+    u->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
+    u->sm = k4_scales_mins(blk + 4);
+    u->m16 = _mm256_shuffle_epi8(u->sm, min_pairs);
+    UNROLL
+    for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
+        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+        u->W[2 * g] = _mm256_and_si256(v, nib);
+        u->W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+    }
+    if (five) { /* bit j of qh to bit 4 of sub-block j: one shift each, no bit leaves its byte */
+        const __m256i bit4 = _mm256_set1_epi8(0x10);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + qh_offset));
+        UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+            u->W[j] = _mm256_or_si256(u->W[j], _mm256_and_si256(h, bit4));
+        }
+    }
+}
+
+/* acc + one token's super-block b against an unpacked weight block: the
+ * scaled integer sum times d * d_x, then the mins times dmin * d_x off. */
+static ALWAYS_INLINE __m256 k4_accumulate(__m256 acc, const k4_block *u, const act *x, int64_t b) {
+    const int8_t *xq = x->q + 256 * b;
+    __m256i isum = dot32(u->W[0], xq, byte_to_all16(u->sm, 0));
+    UNROLL
+    for (int j = 1; j < 8; j++)
+        isum = _mm256_add_epi32(
+            isum, dot32(u->W[j], xq + 32 * j, byte_to_all16(u->sm, j < 4 ? j : j + 4)));
+    __m256i mins =
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x->bsum + 16 * b)), u->m16);
+    __m128 f = _mm_mul_ps(u->d_dmin, _mm_broadcast_ss(x->d + b)); /* d * dx, dmin * dx */
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(f), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(f)),
+                            acc);
+}
+
+/* One weight row against nt tokens. */
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
                                  size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
                                  int64_t n, float *y, size_t ys) {
-    const __m256i nib = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m256 acc[TILE];
     start(acc, nt);
     for (int64_t b = 0; b < n / 256; b++) {
-        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
-        uint16_t dd[2];
-        uint32_t s[3];
-        memcpy(dd, blk, 4);
-        memcpy(s, blk + 4, 12);
-        uint32_t sc_lo = s[0] & 0x3f3f3f3f,
-                 sc_hi = (s[2] & 0x0f0f0f0f) | ((s[0] >> 6 & 0x03030303) << 4);
-        uint32_t m_lo = s[1] & 0x3f3f3f3f,
-                 m_hi = (s[2] >> 4 & 0x0f0f0f0f) | ((s[1] >> 6 & 0x03030303) << 4);
-        uint8_t sc[8];
-        memcpy(sc, &sc_lo, 4), memcpy(sc + 4, &sc_hi, 4);
-        __m128i m8 = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)); /* m0 m0 m1 m1 ... */
-        __m256i W[8];
-        __m256i qh =
-            five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
+        k4_block u;
+        k4_unpack(row + b * block_bytes, qs_offset, qh_offset, five, &u);
         UNROLL
-        for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-            W[2 * g] = _mm256_and_si256(v, nib);
-            W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-            if (five) {
-                W[2 * g] =
-                    _mm256_or_si256(W[2 * g], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
-                W[2 * g + 1] = _mm256_or_si256(
-                    W[2 * g + 1],
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
-                qh = _mm256_srli_epi16(qh, 2);
-            }
-        }
-        float d = f16(dd[0]), dmin = f16(dd[1]);
-        UNROLL
-        for (int t = 0; t < nt; t++) {
-            const int8_t *xq = a[t].q + 256 * b;
-            __m256i isum = dot32(W[0], xq, _mm256_set1_epi16(sc[0]));
-            UNROLL
-            for (int j = 1; j < 8; j++)
-                isum = _mm256_add_epi32(isum, dot32(W[j], xq + 32 * j, _mm256_set1_epi16(sc[j])));
-            __m256i mins =
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), m16);
-            float dx = a[t].d[b];
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * dx), acc[t]);
-        }
+        for (int t = 0; t < nt; t++)
+            acc[t] = k4_accumulate(acc[t], &u, &a[t], b);
     }
     store(acc, nt, y, ys);
+}
+
+/* the vpshufb control bytes that pick int16 element i % 8 of a 128-bit lane */
+static inline short word_bytes(int i) {
+    return (short)((2 * (i % 8) + 1) << 8 | 2 * (i % 8));
 }
 
 static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
@@ -204,11 +249,16 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
             W[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
                                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
         }
-        UNROLL
-        for (int k = 0; k < 8; k++) /* [sc[2k] x8 | sc[2k+1] x8] as int16 */
-            S[k] = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[2 * k + 1]),
-                                    _mm_set1_epi16(w[b].scales[2 * k]));
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        /* S[k] = [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb each from sc 0-7 or 8-15
+         * in both 128-bit lanes */
+        __m256i first = _mm256_permute2x128_si256(sc16, sc16, 0x00),
+                second = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        UNROLL
+        for (int k = 0; k < 8; k++)
+            S[k] = _mm256_shuffle_epi8(k < 4 ? first : second,
+                                       _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
+                                                        _mm_set1_epi16(word_bytes(2 * k))));
         float d = f16(w[b].d);
         UNROLL
         for (int t = 0; t < nt; t++) {
@@ -299,7 +349,15 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
  * per-row dispatch, and the K-quants' weights PREFETCH_AHEAD bytes ahead
  * asked for (a task's rows are contiguous, the next task of a lane follows
  * them). Not Q8_0: this way measured slower for it than row by row (26 against 30
- * GB/s from the cache), so it stays on lg_qgemm_row_avx2. */
+ * GB/s from the cache), so it stays on lg_qgemm_row_avx2.
+ *
+ * Several rows a pass (each with its own accumulator, the token's loads
+ * shared) measured no faster here (2026-12-03, docs/performance.md): for the
+ * K-quants a row's unpacking is the work and the token's bytes are memory
+ * operands either way; for Q8_0 four rows a pass ran 10-15% faster from the
+ * cache but ~5% slower from memory (four short streams a thread instead of
+ * one long one; two rows with prefetches in the loop: no change), and decode
+ * reads from memory. */
 #define PREFETCH_AHEAD 2048
 #define ROWS1(NAME, CALL)                                                                          \
     static void NAME(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,   \
