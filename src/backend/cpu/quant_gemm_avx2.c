@@ -23,9 +23,14 @@
 #include "backend/cpu/quant_dot.h"
 #include "quant/quant.h"
 
-#define TILE 4 /* tokens per pass over a weight row */
+#define TILE 8 /* tokens per pass over a weight row */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
+
+/* Keeps v in a register as it is: without it GCC re-associates a token's
+ * integer sum over the sub-blocks into a tree, which holds every product
+ * (8 tokens x 8 sub-blocks) live and spills them to the stack. */
+#define KEEP(v) __asm__("" : "+x"(v))
 
 static inline float f16(uint16_t h) {
     return _cvtsh_ss(h);
@@ -143,56 +148,31 @@ static inline __m256i k4_scales_mins(const uint8_t *packed) {
     return _mm256_broadcastsi128_si256(_mm_set_epi64x((long long)hi, (long long)lo));
 }
 
-/* One Q4_K / Q5_K super-block unpacked: the weights of sub-block j as 32
- * unsigned bytes in W[j], the scales and mins as k4_scales_mins gives them,
- * the mins as int16 pairs m0 m0 m1 m1 .. m7 m7, and [d, dmin] as floats.
- * Sub-block j's scale vector is made in k4_accumulate, where it is used:
- * eight of them made here all at once spilled to the stack. */
+/* The per-super-block parts of a Q4_K / Q5_K block that every token uses:
+ * the scales and mins as k4_scales_mins gives them, the mins as int16 pairs
+ * m0 m0 m1 m1 .. m7 m7, and [d, dmin] as floats. */
 typedef struct {
-    __m256i W[8], sm, m16;
+    __m256i sm, m16;
     __m128 d_dmin;
-} k4_block;
+} k4_header;
 
-static ALWAYS_INLINE void k4_unpack(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
-                                    bool five, k4_block *u) {
-    const __m256i nib = _mm256_set1_epi8(0x0F);
+static ALWAYS_INLINE void k4_unpack_header(const uint8_t *blk, k4_header *u) {
     /* the bytes of k4_scales_mins that make m16 */
     const __m256i min_pairs = _mm256_setr_epi16(
         INT16_MIN | 4, INT16_MIN | 4, INT16_MIN | 5, INT16_MIN | 5, INT16_MIN | 6, INT16_MIN | 6,
         INT16_MIN | 7, INT16_MIN | 7, INT16_MIN | 12, INT16_MIN | 12, INT16_MIN | 13,
         INT16_MIN | 13, INT16_MIN | 14, INT16_MIN | 14, INT16_MIN | 15, INT16_MIN | 15);
-    const uint8_t *qs = blk + qs_offset;
     uint32_t dd_dmin;
     memcpy(&dd_dmin, blk, 4);
     u->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
     u->sm = k4_scales_mins(blk + 4);
     u->m16 = _mm256_shuffle_epi8(u->sm, min_pairs);
-    UNROLL
-    for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
-        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-        u->W[2 * g] = _mm256_and_si256(v, nib);
-        u->W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-    }
-    if (five) { /* bit j of qh to bit 4 of sub-block j: one shift each, no bit leaves its byte */
-        const __m256i bit4 = _mm256_set1_epi8(0x10);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + qh_offset));
-        UNROLL
-        for (int j = 0; j < 8; j++) {
-            __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
-            u->W[j] = _mm256_or_si256(u->W[j], _mm256_and_si256(h, bit4));
-        }
-    }
 }
 
-/* acc + one token's super-block b against an unpacked weight block: the
- * scaled integer sum times d * d_x, then the mins times dmin * d_x off. */
-static ALWAYS_INLINE __m256 k4_accumulate(__m256 acc, const k4_block *u, const act *x, int64_t b) {
-    const int8_t *xq = x->q + 256 * b;
-    __m256i isum = dot32(u->W[0], xq, byte_to_all16(u->sm, 0));
-    UNROLL
-    for (int j = 1; j < 8; j++)
-        isum = _mm256_add_epi32(
-            isum, dot32(u->W[j], xq + 32 * j, byte_to_all16(u->sm, j < 4 ? j : j + 4)));
+/* acc + one token's super-block b, its scaled integer sum isum done: isum
+ * times d * d_x, then the mins times dmin * d_x off. */
+static ALWAYS_INLINE __m256 k4_finish(__m256 acc, __m256i isum, const k4_header *u, const act *x,
+                                      int64_t b) {
     __m256i mins =
         _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x->bsum + 16 * b)), u->m16);
     __m128 f = _mm_mul_ps(u->d_dmin, _mm_broadcast_ss(x->d + b)); /* d * dx, dmin * dx */
@@ -201,20 +181,46 @@ static ALWAYS_INLINE __m256 k4_accumulate(__m256 acc, const k4_block *u, const a
                             acc);
 }
 
-/* One weight row against nt tokens. */
+/* One weight row against nt tokens. Sub-block by sub-block, each unpacked
+ * once (32 weights, their scale vector) for all nt tokens, whose integer
+ * sums stay in registers: the unpacking was as much work as the products
+ * when it was done per token or per 4 tokens. A token's integer sum has the
+ * same value in each lane whatever the order it is added up in, so its
+ * float operations, and bits, do not depend on nt. */
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
                                  size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
                                  int64_t n, float *y, size_t ys) {
+    const __m256i nib = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m256 acc[TILE];
     start(acc, nt);
     for (int64_t b = 0; b < n / 256; b++) {
-        k4_block u;
-        k4_unpack(row + b * block_bytes, qs_offset, qh_offset, five, &u);
+        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
+        k4_header u;
+        k4_unpack_header(blk, &u);
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset))
+                          : _mm256_setzero_si256();
+        __m256i isum[TILE];
+        UNROLL
+        for (int j = 0; j < 8; j++) { /* sub-block j: the low (j even) or high nibbles of 32 bytes */
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
+            __m256i w = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, nib);
+            if (five) { /* bit j of qh to bit 4: one shift, no bit leaves its byte */
+                __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+                w = _mm256_or_si256(w, _mm256_and_si256(h, bit4));
+            }
+            __m256i scale = byte_to_all16(u.sm, j < 4 ? j : j + 4);
+            UNROLL
+            for (int t = 0; t < nt; t++) {
+                __m256i p = dot32(w, a[t].q + 256 * b + 32 * j, scale);
+                isum[t] = j == 0 ? p : _mm256_add_epi32(isum[t], p);
+                KEEP(isum[t]);
+            }
+        }
         UNROLL
         for (int t = 0; t < nt; t++)
-            acc[t] = k4_accumulate(acc[t], &u, &a[t], b);
+            acc[t] = k4_finish(acc[t], isum[t], &u, &a[t], b);
     }
     store(acc, nt, y, ys);
 }
@@ -224,6 +230,7 @@ static inline short word_bytes(int i) {
     return (short)((2 * (i % 8) + 1) << 8 | 2 * (i % 8));
 }
 
+/* As dot_k4: each 32 weights and their scales unpacked once for nt tokens. */
 static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
                                    int64_t n, float *y, size_t ys) {
     const __m256i nib = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
@@ -233,46 +240,43 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
     start(acc, nt);
     const lg_block_q6_K *w = (const lg_block_q6_K *)row;
     for (int64_t b = 0; b < n / 256; b++) {
-        __m256i W[8], S[8];
-        UNROLL
-        for (int h = 0; h < 2; h++) { /* 128-element halves: 32-element chunks 4h .. 4h+3 */
-            const uint8_t *ql = w[b].ql + 64 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
-                    l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
-            W[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, nib),
-                                       _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
-            W[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, nib),
-                                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
-            W[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
-                                           _mm256_and_si256(qh, two));
-            W[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
-                                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
-        }
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
-        /* S[k] = [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb each from sc 0-7 or 8-15
-         * in both 128-bit lanes */
+        /* chunk k's scales [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb from sc 0-7 or
+         * 8-15 in both 128-bit lanes */
         __m256i first = _mm256_permute2x128_si256(sc16, sc16, 0x00),
                 second = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        __m256i isum[TILE];
         UNROLL
-        for (int k = 0; k < 8; k++)
-            S[k] = _mm256_shuffle_epi8(k < 4 ? first : second,
-                                       _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
-                                                        _mm_set1_epi16(word_bytes(2 * k))));
+        for (int k = 0; k < 8; k++) { /* 32-element chunk k of half h = k / 4 */
+            int h = k / 4, c = k % 4;
+            const uint8_t *ql = w[b].ql + 64 * h + 32 * (c % 2);
+            __m256i l = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+            __m256i lo = _mm256_and_si256(c < 2 ? l : _mm256_srli_epi16(l, 4), nib);
+            __m256i hi = c == 0   ? _mm256_slli_epi16(qh, 4)
+                         : c == 1 ? _mm256_slli_epi16(qh, 2)
+                         : c == 2 ? qh
+                                  : _mm256_srli_epi16(qh, 2);
+            __m256i wk = _mm256_or_si256(lo, _mm256_and_si256(hi, two));
+            __m256i scale =
+                _mm256_shuffle_epi8(k < 4 ? first : second,
+                                    _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
+                                                     _mm_set1_epi16(word_bytes(2 * k))));
+            UNROLL
+            for (int t = 0; t < nt; t++) {
+                __m256i p = dot32(wk, a[t].q + 256 * b + 32 * k, scale);
+                isum[t] = k == 0 ? p : _mm256_add_epi32(isum[t], p);
+                KEEP(isum[t]);
+            }
+        }
         float d = f16(w[b].d);
         UNROLL
         for (int t = 0; t < nt; t++) {
-            const int8_t *xq = a[t].q + 256 * b;
-            __m256i isum = dot32(W[0], xq, S[0]);
-            UNROLL
-            for (int k = 1; k < 8; k++)
-                isum = _mm256_add_epi32(isum, dot32(W[k], xq + 32 * k, S[k]));
             /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
             __m256i off =
                 _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
-            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+            __m256i s = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
         }
     }
     store(acc, nt, y, ys);
@@ -305,18 +309,14 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
                      size_t ys) {                                                                  \
         switch (nt) {                                                                              \
-        case 1:                                                                                    \
-            CALL(1);                                                                               \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            CALL(2);                                                                               \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            CALL(3);                                                                               \
-            break;                                                                                 \
-        default:                                                                                   \
-            CALL(4);                                                                               \
-            break;                                                                                 \
+        case 1: CALL(1); break;                                                                    \
+        case 2: CALL(2); break;                                                                    \
+        case 3: CALL(3); break;                                                                    \
+        case 4: CALL(4); break;                                                                    \
+        case 5: CALL(5); break;                                                                    \
+        case 6: CALL(6); break;                                                                    \
+        case 7: CALL(7); break;                                                                    \
+        default: CALL(8); break;                                                                   \
         }                                                                                          \
     }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
