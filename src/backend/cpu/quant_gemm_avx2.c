@@ -93,6 +93,20 @@ void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8
     }
 }
 
+/* Element order to pair order (quant_dot.h) in place: each 64 bytes (two
+ * 32-element sub-blocks j, k) as A then B, 4-byte lane l of A holding
+ * x_j[4l], x_j[4l+1], x_k[4l], x_k[4l+1] and of B the next two of each. */
+void lg_q8_pair_order_avx2(uint8_t *q, int64_t n) {
+    for (int64_t o = 0; o < n; o += 64) {
+        __m256i xj = _mm256_loadu_si256((const __m256i *)(q + o)),
+                xk = _mm256_loadu_si256((const __m256i *)(q + o + 32));
+        __m256i a = _mm256_blend_epi16(xj, _mm256_slli_epi32(xk, 16), 0xAA),
+                b = _mm256_blend_epi16(_mm256_srli_epi32(xj, 16), xk, 0xAA);
+        _mm256_storeu_si256((__m256i *)(q + o), a);
+        _mm256_storeu_si256((__m256i *)(q + o + 32), b);
+    }
+}
+
 /* ---- the products ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -122,22 +136,31 @@ static ALWAYS_INLINE void store(const __m256 *acc, int nt, float *y, size_t ys) 
         y[(size_t)t * ys] = hsum_ps(acc[t]);
 }
 
-/* 32 unsigned weights times 32 activations, each 16-element half times its scale (int16 lanes). */
-static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)),
-                             scale);
+/* Two sub-blocks j, k of 32 unsigned weights in pair order (as the
+ * activations, quant_dot.h): A = the first two bytes of each 4-byte lane of
+ * j then of k, B = the last two. */
+static inline void to_pairs(__m256i wj, __m256i wk, __m256i *a, __m256i *b) {
+    *a = _mm256_blend_epi16(wj, _mm256_slli_epi32(wk, 16), 0xAA);
+    *b = _mm256_blend_epi16(_mm256_srli_epi32(wj, 16), wk, 0xAA);
 }
 
-/* The int16 lanes of the result all hold byte i of each 128-bit lane of v
- * (vpshufb; the control's high bytes have bit 7 set, which writes zero). */
-static inline __m256i byte_to_all16(__m256i v, int i) {
-    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(INT16_MIN | i)));
+/* Sub-blocks j, k against 64 pair-order activations: int32 lane l gets
+ * sc_j * (4-element dot l of j) + sc_k * (that of k), the same as two dot32
+ * (j and k in element order) added, with 2 vpmaddubsw, one vpaddw and one
+ * vpmaddwd instead of 4 and 2 and 1. The int16 4-element dots are exact:
+ * at most 4 * 63 * 127 < 2^15 (Q6_K's 6-bit weights). scales: int16
+ * [sc_j, sc_k] pairs. */
+static inline __m256i dot64(__m256i a, __m256i b, const int8_t *x, __m256i scales) {
+    __m256i p = _mm256_add_epi16(
+        _mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)x)),
+        _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(x + 32))));
+    return _mm256_madd_epi16(p, scales);
 }
 
 /* A Q4_K / Q5_K super-block's twelve bytes of 6-bit scales and mins as bytes
  * [sc0..3 m0..3 sc4..7 m4..7] in both 128-bit lanes: ggml's unpacking done
- * on two 64-bit words, so that each sub-block's scale vector is then one
- * vpshufb (byte_to_all16) instead of a scalar extract and a broadcast. */
+ * on two 64-bit words, so that each pair of sub-blocks' scale vector is then
+ * one vpshufb instead of scalar extracts and broadcasts. */
 static inline __m256i k4_scales_mins(const uint8_t *packed) {
     uint64_t a;
     uint32_t c;
@@ -150,10 +173,10 @@ static inline __m256i k4_scales_mins(const uint8_t *packed) {
 
 /* The per-super-block parts of a Q4_K / Q5_K block that every token uses:
  * the scales and mins as k4_scales_mins gives them, the mins as int16 pairs
- * m0 m0 m1 m1 .. m7 m7, and [d, dmin] as floats. */
+ * m0 m0 m1 m1 .. m7 m7, and d, dmin as floats in every lane. */
 typedef struct {
     __m256i sm, m16;
-    __m128 d_dmin;
+    __m256 d, dmin;
 } k4_header;
 
 static ALWAYS_INLINE void k4_unpack_header(const uint8_t *blk, k4_header *u) {
@@ -164,21 +187,23 @@ static ALWAYS_INLINE void k4_unpack_header(const uint8_t *blk, k4_header *u) {
         INT16_MIN | 13, INT16_MIN | 14, INT16_MIN | 14, INT16_MIN | 15, INT16_MIN | 15);
     uint32_t dd_dmin;
     memcpy(&dd_dmin, blk, 4);
-    u->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
+    u->d = _mm256_broadcastss_ps(f);
+    u->dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(f));
     u->sm = k4_scales_mins(blk + 4);
     u->m16 = _mm256_shuffle_epi8(u->sm, min_pairs);
 }
 
 /* acc + one token's super-block b, its scaled integer sum isum done: isum
- * times d * d_x, then the mins times dmin * d_x off. */
+ * times d * d_x, then the mins times dmin * d_x off (each product rounded
+ * to float, as in every lane). */
 static ALWAYS_INLINE __m256 k4_finish(__m256 acc, __m256i isum, const k4_header *u, const act *x,
                                       int64_t b) {
     __m256i mins =
         _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x->bsum + 16 * b)), u->m16);
-    __m128 f = _mm_mul_ps(u->d_dmin, _mm_broadcast_ss(x->d + b)); /* d * dx, dmin * dx */
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(f), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(f)),
-                            acc);
+    __m256 dx = _mm256_broadcast_ss(x->d + b);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(u->d, dx), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(u->dmin, dx), acc);
 }
 
 /* One weight row against nt tokens. Sub-block by sub-block, each unpacked
@@ -203,18 +228,26 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
                           : _mm256_setzero_si256();
         __m256i isum[TILE];
         UNROLL
-        for (int j = 0; j < 8; j++) { /* sub-block j: the low (j even) or high nibbles of 32 bytes */
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
-            __m256i w = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, nib);
-            if (five) { /* bit j of qh to bit 4: one shift, no bit leaves its byte */
-                __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
-                w = _mm256_or_si256(w, _mm256_and_si256(h, bit4));
-            }
-            __m256i scale = byte_to_all16(u.sm, j < 4 ? j : j + 4);
+        for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            __m256i w[2] = {_mm256_and_si256(v, nib),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), nib)};
+            if (five) /* bit j of qh to bit 4: one shift each, no bit leaves its byte */
+                for (int i = 0; i < 2; i++) {
+                    int j = 2 * g + i;
+                    __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+                    w[i] = _mm256_or_si256(w[i], _mm256_and_si256(h, bit4));
+                }
+            __m256i pa, pb;
+            to_pairs(w[0], w[1], &pa, &pb);
+            /* int16 [sc_2g, sc_2g+1] pairs: bytes 2g, 2g+1 (g < 2) or 2g+4, 2g+5 of u.sm */
+            int at = g < 2 ? 2 * g : 2 * g + 4;
+            __m256i scale = _mm256_shuffle_epi8(
+                u.sm, _mm256_set1_epi32((int)((0x8000u | (at + 1)) << 16 | 0x8000u | at)));
             UNROLL
             for (int t = 0; t < nt; t++) {
-                __m256i p = dot32(w, a[t].q + 256 * b + 32 * j, scale);
-                isum[t] = j == 0 ? p : _mm256_add_epi32(isum[t], p);
+                __m256i p = dot64(pa, pb, a[t].q + 256 * b + 64 * g, scale);
+                isum[t] = g == 0 ? p : _mm256_add_epi32(isum[t], p);
                 KEEP(isum[t]);
             }
         }
@@ -247,25 +280,40 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
                 second = _mm256_permute2x128_si256(sc16, sc16, 0x11);
         __m256i isum[TILE];
         UNROLL
-        for (int k = 0; k < 8; k++) { /* 32-element chunk k of half h = k / 4 */
-            int h = k / 4, c = k % 4;
-            const uint8_t *ql = w[b].ql + 64 * h + 32 * (c % 2);
-            __m256i l = _mm256_loadu_si256((const __m256i *)ql);
+        for (int g = 0; g < 4; g++) { /* chunks 2g, 2g+1 of 32 elements, in half h = g / 2 */
+            int h = g / 2;
+            const uint8_t *ql = w[b].ql + 64 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
+                    l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
-            __m256i lo = _mm256_and_si256(c < 2 ? l : _mm256_srli_epi16(l, 4), nib);
-            __m256i hi = c == 0   ? _mm256_slli_epi16(qh, 4)
-                         : c == 1 ? _mm256_slli_epi16(qh, 2)
-                         : c == 2 ? qh
-                                  : _mm256_srli_epi16(qh, 2);
-            __m256i wk = _mm256_or_si256(lo, _mm256_and_si256(hi, two));
-            __m256i scale =
-                _mm256_shuffle_epi8(k < 4 ? first : second,
-                                    _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
-                                                     _mm_set1_epi16(word_bytes(2 * k))));
+            __m256i w0, w1;
+            if (g % 2 == 0) { /* chunks 4h, 4h+1: low nibbles, qh bits 0-1 and 2-3 */
+                w0 = _mm256_or_si256(_mm256_and_si256(l0, nib),
+                                     _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+                w1 = _mm256_or_si256(_mm256_and_si256(l1, nib),
+                                     _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+            } else { /* chunks 4h+2, 4h+3: high nibbles, qh bits 4-5 and 6-7 */
+                w0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
+                                     _mm256_and_si256(qh, two));
+                w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
+                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+            }
+            __m256i pa, pb;
+            to_pairs(w0, w1, &pa, &pb);
+            /* int16 pairs [sc of chunk 2g, of 2g+1]: the 16-element scales 4g, 4g+2 in the
+             * low 128-bit lane, 4g+1, 4g+3 in the high one */
+            int k = 2 * g;
+            __m256i scale = _mm256_shuffle_epi8(
+                k < 4 ? first : second,
+                _mm256_set_m128i(
+                    _mm_set1_epi32((int)((unsigned)(uint16_t)word_bytes(2 * k + 3) << 16 |
+                                         (uint16_t)word_bytes(2 * k + 1))),
+                    _mm_set1_epi32((int)((unsigned)(uint16_t)word_bytes(2 * k + 2) << 16 |
+                                         (uint16_t)word_bytes(2 * k)))));
             UNROLL
             for (int t = 0; t < nt; t++) {
-                __m256i p = dot32(wk, a[t].q + 256 * b + 32 * k, scale);
-                isum[t] = k == 0 ? p : _mm256_add_epi32(isum[t], p);
+                __m256i p = dot64(pa, pb, a[t].q + 256 * b + 64 * g, scale);
+                isum[t] = g == 0 ? p : _mm256_add_epi32(isum[t], p);
                 KEEP(isum[t]);
             }
         }
@@ -410,5 +458,8 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 }
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out) {
     lg_q8_quantize_reference(x, n_rows, n, block, out);
+}
+void lg_q8_pair_order_avx2(uint8_t *q, int64_t n) {
+    (void)q, (void)n;
 }
 #endif
