@@ -349,7 +349,8 @@ static void test_token_tiles(void) {
                     int tokens = token_counts[T];
                     float *batch = product(isa, dt, w, rows, x, tokens, n, NULL);
                     for (int t = 0; t < tokens; t++)
-                        bad += memcmp(alone[t], batch + (size_t)t * rows, sizeof(float) * rows) != 0;
+                        bad +=
+                            memcmp(alone[t], batch + (size_t)t * rows, sizeof(float) * rows) != 0;
                     free(batch);
                 }
                 for (int t = 0; t < 300; t++)

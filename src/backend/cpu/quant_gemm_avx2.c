@@ -8,7 +8,15 @@
  * the 16-element scales into int32, summed over the K-quant super-block in
  * integers; then float multiply-adds apply d_w * d_x and the mins, as in the
  * AVX-512 version. Each token has its own accumulator and the same
- * instructions whatever the tile holds. */
+ * instructions whatever the tile holds.
+ *
+ * Prefill (2026-12-03): each 64 weights (two sub-blocks) are unpacked once
+ * per pass for all TILE = 8 tokens, whose integer sums stay in registers,
+ * and the K-quants read their activations in pair order (quant_dot.h) so
+ * that one vpmaddwd scales two sub-blocks. Every lane's integer and every
+ * float operation per token are what they were with one token a pass, so
+ * a token's bits do not depend on its batch (docs/performance.md, "CPU
+ * prefill with AVX2"). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -151,9 +159,9 @@ static inline void to_pairs(__m256i wj, __m256i wk, __m256i *a, __m256i *b) {
  * at most 4 * 63 * 127 < 2^15 (Q6_K's 6-bit weights). scales: int16
  * [sc_j, sc_k] pairs. */
 static inline __m256i dot64(__m256i a, __m256i b, const int8_t *x, __m256i scales) {
-    __m256i p = _mm256_add_epi16(
-        _mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)x)),
-        _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(x + 32))));
+    __m256i p =
+        _mm256_add_epi16(_mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)x)),
+                         _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(x + 32))));
     return _mm256_madd_epi16(p, scales);
 }
 
@@ -224,8 +232,8 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
         k4_header u;
         k4_unpack_header(blk, &u);
-        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset))
-                          : _mm256_setzero_si256();
+        __m256i qh =
+            five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
         __m256i isum[TILE];
         UNROLL
         for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
@@ -357,14 +365,30 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
                      size_t ys) {                                                                  \
         switch (nt) {                                                                              \
-        case 1: CALL(1); break;                                                                    \
-        case 2: CALL(2); break;                                                                    \
-        case 3: CALL(3); break;                                                                    \
-        case 4: CALL(4); break;                                                                    \
-        case 5: CALL(5); break;                                                                    \
-        case 6: CALL(6); break;                                                                    \
-        case 7: CALL(7); break;                                                                    \
-        default: CALL(8); break;                                                                   \
+        case 1:                                                                                    \
+            CALL(1);                                                                               \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            CALL(2);                                                                               \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            CALL(3);                                                                               \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            CALL(4);                                                                               \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            CALL(5);                                                                               \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            CALL(6);                                                                               \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            CALL(7);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(8);                                                                               \
+            break;                                                                                 \
         }                                                                                          \
     }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
