@@ -120,7 +120,8 @@ static void test_activation_rows(void) {
 static void test_lane_order(void) {
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K) == LG_Q8_K4_LANE_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K) == LG_Q8_ELEMENT_ORDER);
-    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K) == LG_Q8_PAIR_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q8_0) == LG_Q8_ELEMENT_ORDER);
     if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
         test_skip("this CPU has no AVX512-VNNI");
         return;
@@ -144,6 +145,36 @@ static void test_lane_order(void) {
     }
     CHECKF(bad == 0, "%d pieces out of place", bad);
     free(x), free(elem), free(lane);
+}
+
+/* The AVX2 K-quant kernels' activation rows (pair order, quant_dot.h): each
+ * 64 elements (sub-blocks j, k) as A then B, 4-byte lane l of A = elements
+ * 4l, 4l+1 of j and of k, of B = 4l+2, 4l+3 of each; scales and 16-element
+ * sums unchanged. */
+static void test_pair_order(void) {
+    if (!lg_qgemm_isa_available(LG_ISA_AVX2)) {
+        test_skip("this CPU has no AVX2");
+        return;
+    }
+    const int rows = 2;
+    const int64_t n = 3 * 256;
+    size_t stride = lg_q8_row_bytes(n, 256);
+    float *x = activations(rows, n);
+    uint8_t *elem = q8_rows(x, rows, n, 256),
+            *pair = q8_rows_for(LG_ISA_AVX2, LG_DTYPE_Q5_K, x, rows, n);
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *e = elem + r * stride, *p = pair + r * stride;
+        for (int64_t o = 0; o < n; o += 64)
+            for (int l = 0; l < 8; l++)
+                for (int half = 0; half < 2; half++) /* A, B */
+                    for (int s = 0; s < 2; s++)      /* sub-block j, k */
+                        bad += memcmp(p + o + 32 * half + 4 * l + 2 * s,
+                                      e + o + 32 * s + 4 * l + 2 * half, 2) != 0;
+        bad += memcmp(p + n, e + n, 4 * (n / 256) + 2 * (n / 16)) != 0;
+    }
+    CHECKF(bad == 0, "%d pieces out of place", bad);
+    free(x), free(elem), free(pair);
 }
 
 /* The reference equals the float dot of the dequantised weights with the
@@ -294,13 +325,53 @@ static void test_one_token_rows(void) {
     }
 }
 
+/* The prefill kernels' token tiles (AVX2: 8 tokens a pass over a row, the
+ * sub-block unpacked once for all of them): batches of 1, 5, 17, 33 and 300
+ * tokens, which end in part-filled tiles, on row counts that are no multiple
+ * of any row blocking; every token's outputs bitwise equal to the same token
+ * alone (the one-token decode kernels). */
+static void test_token_tiles(void) {
+    const int token_counts[] = {1, 5, 17, 33, 300}, row_counts[] = {1, 3, 7};
+    for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
+        if (!lg_qgemm_isa_available(isa)) continue;
+        for (int k = 0; k < N_TYPES; k++) {
+            lg_dtype dt = types[k];
+            const int64_t n = 3 * 256;
+            float *x = activations(300, n);
+            uint8_t *w = weights(dt, 7, n, NULL);
+            float **alone = malloc(sizeof(float *) * 300);
+            int bad = 0;
+            for (int R = 0; R < 3; R++) {
+                int rows = row_counts[R];
+                for (int t = 0; t < 300; t++)
+                    alone[t] = product(isa, dt, w, rows, x + (size_t)t * n, 1, n, NULL);
+                for (int T = 0; T < 5; T++) {
+                    int tokens = token_counts[T];
+                    float *batch = product(isa, dt, w, rows, x, tokens, n, NULL);
+                    for (int t = 0; t < tokens; t++)
+                        bad +=
+                            memcmp(alone[t], batch + (size_t)t * rows, sizeof(float) * rows) != 0;
+                    free(batch);
+                }
+                for (int t = 0; t < 300; t++)
+                    free(alone[t]);
+            }
+            CHECKF(bad == 0, "%s %s: %d tokens differ between alone and a batch",
+                   lg_qgemm_isa_name(isa), lg_dtype_name(dt), bad);
+            free(alone), free(x), free(w);
+        }
+    }
+}
+
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
     RUN(test_lane_order);
+    RUN(test_pair_order);
     RUN(test_reference_is_exact);
     RUN(test_kernels_match_reference);
     RUN(test_batch_invariance);
     RUN(test_one_token_rows);
+    RUN(test_token_tiles);
     return test_summary();
 }

@@ -124,8 +124,10 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 }
 
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights) {
-    return isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K ? LG_Q8_K4_LANE_ORDER
-                                                                 : LG_Q8_ELEMENT_ORDER;
+    bool k_quant = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
+    if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K) return LG_Q8_K4_LANE_ORDER;
+    if (isa == LG_ISA_AVX2 && k_quant) return LG_Q8_PAIR_ORDER;
+    return LG_Q8_ELEMENT_ORDER;
 }
 
 /* Element order to lane order (quant_dot.h), one 256-element block in place. */
@@ -145,12 +147,14 @@ void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows
         lg_q8_quantize_avx2(x, n_rows, n, block, out);
     else
         lg_q8_quantize_reference(x, n_rows, n, block, out);
-    if (lg_q8_order_for(isa, weights) == LG_Q8_K4_LANE_ORDER) {
-        size_t stride = lg_q8_row_bytes(n, block);
+    size_t stride = lg_q8_row_bytes(n, block);
+    if (lg_q8_order_for(isa, weights) == LG_Q8_K4_LANE_ORDER)
         for (int r = 0; r < n_rows; r++)
             for (int64_t b = 0; b < n / 256; b++)
                 to_k4_lane_order((int8_t *)(out + (size_t)r * stride) + 256 * b);
-    }
+    if (lg_q8_order_for(isa, weights) == LG_Q8_PAIR_ORDER)
+        for (int r = 0; r < n_rows; r++)
+            lg_q8_pair_order_avx2(out + (size_t)r * stride, n);
 }
 
 /* ---- the scalar reference product --------------------------------------------- */

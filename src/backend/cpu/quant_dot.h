@@ -61,14 +61,20 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 
 /* The order of a q8 row's int8 values that the kernels of one instruction
- * set read for one weight type. Element order everywhere except the AVX-512
- * Q4_K kernel, which reads each 256-element block in "lane order": its
- * 64-byte step s (0..3) holds, in 8-byte piece p, elements
- * 32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + 8 s .. + 7, so that every int32 lane of
- * the kernel's vpdpbusd sums one 32-element sub-block over the four steps
- * (quant_gemm_avx512.c says why). Scales and 16-element sums stay in element
- * order. */
-typedef enum { LG_Q8_ELEMENT_ORDER = 0, LG_Q8_K4_LANE_ORDER } lg_q8_order;
+ * set read for one weight type. Element order except:
+ * - the AVX-512 Q4_K kernel reads each 256-element block in "lane order":
+ *   its 64-byte step s (0..3) holds, in 8-byte piece p, elements
+ *   32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + 8 s .. + 7, so that every int32 lane of
+ *   the kernel's vpdpbusd sums one 32-element sub-block over the four steps
+ *   (quant_gemm_avx512.c says why);
+ * - the AVX2 K-quant kernels read "pair order": each 64 elements (sub-blocks
+ *   j and k = j + 1 of 32) as 32 bytes A then 32 bytes B, the 4-byte lane l
+ *   (0..7) of A holding elements 4l, 4l+1 of j then 4l, 4l+1 of k, that of B
+ *   4l+2, 4l+3 of j then of k, so that one vpmaddubsw pair and a vpaddw give
+ *   each int16 lane a whole 4-element dot of one sub-block and one vpmaddwd
+ *   scales two sub-blocks (quant_gemm_avx2.c).
+ * Scales and 16-element sums stay in element order. */
+typedef enum { LG_Q8_ELEMENT_ORDER = 0, LG_Q8_K4_LANE_ORDER, LG_Q8_PAIR_ORDER } lg_q8_order;
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights);
 /* lg_q8_quantize in the order lg_q8_order_for(isa, weights) gives, with the
  * weight type's block: what lg_qgemm_isa(isa, ...) takes as x. */
@@ -122,5 +128,7 @@ bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int
                           const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
                           size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
+/* Element order to pair order, the n int8 values of one q8 row in place. */
+void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
 
 #endif

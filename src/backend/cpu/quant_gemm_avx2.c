@@ -8,7 +8,15 @@
  * the 16-element scales into int32, summed over the K-quant super-block in
  * integers; then float multiply-adds apply d_w * d_x and the mins, as in the
  * AVX-512 version. Each token has its own accumulator and the same
- * instructions whatever the tile holds. */
+ * instructions whatever the tile holds.
+ *
+ * Prefill (2026-12-03): each 64 weights (two sub-blocks) are unpacked once
+ * per pass for all TILE = 8 tokens, whose integer sums stay in registers,
+ * and the K-quants read their activations in pair order (quant_dot.h) so
+ * that one vpmaddwd scales two sub-blocks. Every lane's integer and every
+ * float operation per token are what they were with one token a pass, so
+ * a token's bits do not depend on its batch (docs/performance.md, "CPU
+ * prefill with AVX2"). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -23,9 +31,14 @@
 #include "backend/cpu/quant_dot.h"
 #include "quant/quant.h"
 
-#define TILE 4 /* tokens per pass over a weight row */
+#define TILE 8 /* tokens per pass over a weight row */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
+
+/* Keeps v in a register as it is: without it GCC re-associates a token's
+ * integer sum over the sub-blocks into a tree, which holds every product
+ * (8 tokens x 8 sub-blocks) live and spills them to the stack. */
+#define KEEP(v) __asm__("" : "+x"(v))
 
 static inline float f16(uint16_t h) {
     return _cvtsh_ss(h);
@@ -88,6 +101,20 @@ void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8
     }
 }
 
+/* Element order to pair order (quant_dot.h) in place: each 64 bytes (two
+ * 32-element sub-blocks j, k) as A then B, 4-byte lane l of A holding
+ * x_j[4l], x_j[4l+1], x_k[4l], x_k[4l+1] and of B the next two of each. */
+void lg_q8_pair_order_avx2(uint8_t *q, int64_t n) {
+    for (int64_t o = 0; o < n; o += 64) {
+        __m256i xj = _mm256_loadu_si256((const __m256i *)(q + o)),
+                xk = _mm256_loadu_si256((const __m256i *)(q + o + 32));
+        __m256i a = _mm256_blend_epi16(xj, _mm256_slli_epi32(xk, 16), 0xAA),
+                b = _mm256_blend_epi16(_mm256_srli_epi32(xj, 16), xk, 0xAA);
+        _mm256_storeu_si256((__m256i *)(q + o), a);
+        _mm256_storeu_si256((__m256i *)(q + o + 32), b);
+    }
+}
+
 /* ---- the products ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -117,22 +144,31 @@ static ALWAYS_INLINE void store(const __m256 *acc, int nt, float *y, size_t ys) 
         y[(size_t)t * ys] = hsum_ps(acc[t]);
 }
 
-/* 32 unsigned weights times 32 activations, each 16-element half times its scale (int16 lanes). */
-static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)),
-                             scale);
+/* Two sub-blocks j, k of 32 unsigned weights in pair order (as the
+ * activations, quant_dot.h): A = the first two bytes of each 4-byte lane of
+ * j then of k, B = the last two. */
+static inline void to_pairs(__m256i wj, __m256i wk, __m256i *a, __m256i *b) {
+    *a = _mm256_blend_epi16(wj, _mm256_slli_epi32(wk, 16), 0xAA);
+    *b = _mm256_blend_epi16(_mm256_srli_epi32(wj, 16), wk, 0xAA);
 }
 
-/* The int16 lanes of the result all hold byte i of each 128-bit lane of v
- * (vpshufb; the control's high bytes have bit 7 set, which writes zero). */
-static inline __m256i byte_to_all16(__m256i v, int i) {
-    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(INT16_MIN | i)));
+/* Sub-blocks j, k against 64 pair-order activations: int32 lane l gets
+ * sc_j * (4-element dot l of j) + sc_k * (that of k), the same as two dot32
+ * (j and k in element order) added, with 2 vpmaddubsw, one vpaddw and one
+ * vpmaddwd instead of 4 and 2 and 1. The int16 4-element dots are exact:
+ * at most 4 * 63 * 127 < 2^15 (Q6_K's 6-bit weights). scales: int16
+ * [sc_j, sc_k] pairs. */
+static inline __m256i dot64(__m256i a, __m256i b, const int8_t *x, __m256i scales) {
+    __m256i p =
+        _mm256_add_epi16(_mm256_maddubs_epi16(a, _mm256_loadu_si256((const __m256i *)x)),
+                         _mm256_maddubs_epi16(b, _mm256_loadu_si256((const __m256i *)(x + 32))));
+    return _mm256_madd_epi16(p, scales);
 }
 
 /* A Q4_K / Q5_K super-block's twelve bytes of 6-bit scales and mins as bytes
  * [sc0..3 m0..3 sc4..7 m4..7] in both 128-bit lanes: ggml's unpacking done
- * on two 64-bit words, so that each sub-block's scale vector is then one
- * vpshufb (byte_to_all16) instead of a scalar extract and a broadcast. */
+ * on two 64-bit words, so that each pair of sub-blocks' scale vector is then
+ * one vpshufb instead of scalar extracts and broadcasts. */
 static inline __m256i k4_scales_mins(const uint8_t *packed) {
     uint64_t a;
     uint32_t c;
@@ -143,78 +179,89 @@ static inline __m256i k4_scales_mins(const uint8_t *packed) {
     return _mm256_broadcastsi128_si256(_mm_set_epi64x((long long)hi, (long long)lo));
 }
 
-/* One Q4_K / Q5_K super-block unpacked: the weights of sub-block j as 32
- * unsigned bytes in W[j], the scales and mins as k4_scales_mins gives them,
- * the mins as int16 pairs m0 m0 m1 m1 .. m7 m7, and [d, dmin] as floats.
- * Sub-block j's scale vector is made in k4_accumulate, where it is used:
- * eight of them made here all at once spilled to the stack. */
+/* The per-super-block parts of a Q4_K / Q5_K block that every token uses:
+ * the scales and mins as k4_scales_mins gives them, the mins as int16 pairs
+ * m0 m0 m1 m1 .. m7 m7, and d, dmin as floats in every lane. */
 typedef struct {
-    __m256i W[8], sm, m16;
-    __m128 d_dmin;
-} k4_block;
+    __m256i sm, m16;
+    __m256 d, dmin;
+} k4_header;
 
-static ALWAYS_INLINE void k4_unpack(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
-                                    bool five, k4_block *u) {
-    const __m256i nib = _mm256_set1_epi8(0x0F);
+static ALWAYS_INLINE void k4_unpack_header(const uint8_t *blk, k4_header *u) {
     /* the bytes of k4_scales_mins that make m16 */
     const __m256i min_pairs = _mm256_setr_epi16(
         INT16_MIN | 4, INT16_MIN | 4, INT16_MIN | 5, INT16_MIN | 5, INT16_MIN | 6, INT16_MIN | 6,
         INT16_MIN | 7, INT16_MIN | 7, INT16_MIN | 12, INT16_MIN | 12, INT16_MIN | 13,
         INT16_MIN | 13, INT16_MIN | 14, INT16_MIN | 14, INT16_MIN | 15, INT16_MIN | 15);
-    const uint8_t *qs = blk + qs_offset;
     uint32_t dd_dmin;
     memcpy(&dd_dmin, blk, 4);
-    u->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_dmin));
+    u->d = _mm256_broadcastss_ps(f);
+    u->dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(f));
     u->sm = k4_scales_mins(blk + 4);
     u->m16 = _mm256_shuffle_epi8(u->sm, min_pairs);
-    UNROLL
-    for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
-        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-        u->W[2 * g] = _mm256_and_si256(v, nib);
-        u->W[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-    }
-    if (five) { /* bit j of qh to bit 4 of sub-block j: one shift each, no bit leaves its byte */
-        const __m256i bit4 = _mm256_set1_epi8(0x10);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + qh_offset));
-        UNROLL
-        for (int j = 0; j < 8; j++) {
-            __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
-            u->W[j] = _mm256_or_si256(u->W[j], _mm256_and_si256(h, bit4));
-        }
-    }
 }
 
-/* acc + one token's super-block b against an unpacked weight block: the
- * scaled integer sum times d * d_x, then the mins times dmin * d_x off. */
-static ALWAYS_INLINE __m256 k4_accumulate(__m256 acc, const k4_block *u, const act *x, int64_t b) {
-    const int8_t *xq = x->q + 256 * b;
-    __m256i isum = dot32(u->W[0], xq, byte_to_all16(u->sm, 0));
-    UNROLL
-    for (int j = 1; j < 8; j++)
-        isum = _mm256_add_epi32(
-            isum, dot32(u->W[j], xq + 32 * j, byte_to_all16(u->sm, j < 4 ? j : j + 4)));
+/* acc + one token's super-block b, its scaled integer sum isum done: isum
+ * times d * d_x, then the mins times dmin * d_x off (each product rounded
+ * to float, as in every lane). */
+static ALWAYS_INLINE __m256 k4_finish(__m256 acc, __m256i isum, const k4_header *u, const act *x,
+                                      int64_t b) {
     __m256i mins =
         _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x->bsum + 16 * b)), u->m16);
-    __m128 f = _mm_mul_ps(u->d_dmin, _mm_broadcast_ss(x->d + b)); /* d * dx, dmin * dx */
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(f), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(f)),
-                            acc);
+    __m256 dx = _mm256_broadcast_ss(x->d + b);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(u->d, dx), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(u->dmin, dx), acc);
 }
 
-/* One weight row against nt tokens. */
+/* One weight row against nt tokens. Sub-block by sub-block, each unpacked
+ * once (32 weights, their scale vector) for all nt tokens, whose integer
+ * sums stay in registers: the unpacking was as much work as the products
+ * when it was done per token or per 4 tokens. A token's integer sum has the
+ * same value in each lane whatever the order it is added up in, so its
+ * float operations, and bits, do not depend on nt. */
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
                                  size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
                                  int64_t n, float *y, size_t ys) {
+    const __m256i nib = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
     __m256 acc[TILE];
     start(acc, nt);
     for (int64_t b = 0; b < n / 256; b++) {
-        k4_block u;
-        k4_unpack(row + b * block_bytes, qs_offset, qh_offset, five, &u);
+        const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
+        k4_header u;
+        k4_unpack_header(blk, &u);
+        __m256i qh =
+            five ? _mm256_loadu_si256((const __m256i *)(blk + qh_offset)) : _mm256_setzero_si256();
+        __m256i isum[TILE];
+        UNROLL
+        for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g+1 (high) */
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            __m256i w[2] = {_mm256_and_si256(v, nib),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), nib)};
+            if (five) /* bit j of qh to bit 4: one shift each, no bit leaves its byte */
+                for (int i = 0; i < 2; i++) {
+                    int j = 2 * g + i;
+                    __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+                    w[i] = _mm256_or_si256(w[i], _mm256_and_si256(h, bit4));
+                }
+            __m256i pa, pb;
+            to_pairs(w[0], w[1], &pa, &pb);
+            /* int16 [sc_2g, sc_2g+1] pairs: bytes 2g, 2g+1 (g < 2) or 2g+4, 2g+5 of u.sm */
+            int at = g < 2 ? 2 * g : 2 * g + 4;
+            __m256i scale = _mm256_shuffle_epi8(
+                u.sm, _mm256_set1_epi32((int)((0x8000u | (at + 1)) << 16 | 0x8000u | at)));
+            UNROLL
+            for (int t = 0; t < nt; t++) {
+                __m256i p = dot64(pa, pb, a[t].q + 256 * b + 64 * g, scale);
+                isum[t] = g == 0 ? p : _mm256_add_epi32(isum[t], p);
+                KEEP(isum[t]);
+            }
+        }
         UNROLL
         for (int t = 0; t < nt; t++)
-            acc[t] = k4_accumulate(acc[t], &u, &a[t], b);
+            acc[t] = k4_finish(acc[t], isum[t], &u, &a[t], b);
     }
     store(acc, nt, y, ys);
 }
@@ -224,6 +271,7 @@ static inline short word_bytes(int i) {
     return (short)((2 * (i % 8) + 1) << 8 | 2 * (i % 8));
 }
 
+/* As dot_k4: each 32 weights and their scales unpacked once for nt tokens. */
 static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
                                    int64_t n, float *y, size_t ys) {
     const __m256i nib = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
@@ -233,46 +281,58 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
     start(acc, nt);
     const lg_block_q6_K *w = (const lg_block_q6_K *)row;
     for (int64_t b = 0; b < n / 256; b++) {
-        __m256i W[8], S[8];
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+        /* chunk k's scales [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb from sc 0-7 or
+         * 8-15 in both 128-bit lanes */
+        __m256i first = _mm256_permute2x128_si256(sc16, sc16, 0x00),
+                second = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+        __m256i isum[TILE];
         UNROLL
-        for (int h = 0; h < 2; h++) { /* 128-element halves: 32-element chunks 4h .. 4h+3 */
+        for (int g = 0; g < 4; g++) { /* chunks 2g, 2g+1 of 32 elements, in half h = g / 2 */
+            int h = g / 2;
             const uint8_t *ql = w[b].ql + 64 * h;
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql),
                     l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
-            W[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, nib),
-                                       _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
-            W[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, nib),
-                                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
-            W[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
-                                           _mm256_and_si256(qh, two));
-            W[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
-                                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+            __m256i w0, w1;
+            if (g % 2 == 0) { /* chunks 4h, 4h+1: low nibbles, qh bits 0-1 and 2-3 */
+                w0 = _mm256_or_si256(_mm256_and_si256(l0, nib),
+                                     _mm256_and_si256(_mm256_slli_epi16(qh, 4), two));
+                w1 = _mm256_or_si256(_mm256_and_si256(l1, nib),
+                                     _mm256_and_si256(_mm256_slli_epi16(qh, 2), two));
+            } else { /* chunks 4h+2, 4h+3: high nibbles, qh bits 4-5 and 6-7 */
+                w0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib),
+                                     _mm256_and_si256(qh, two));
+                w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
+                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
+            }
+            __m256i pa, pb;
+            to_pairs(w0, w1, &pa, &pb);
+            /* int16 pairs [sc of chunk 2g, of 2g+1]: the 16-element scales 4g, 4g+2 in the
+             * low 128-bit lane, 4g+1, 4g+3 in the high one */
+            int k = 2 * g;
+            __m256i scale = _mm256_shuffle_epi8(
+                k < 4 ? first : second,
+                _mm256_set_m128i(
+                    _mm_set1_epi32((int)((unsigned)(uint16_t)word_bytes(2 * k + 3) << 16 |
+                                         (uint16_t)word_bytes(2 * k + 1))),
+                    _mm_set1_epi32((int)((unsigned)(uint16_t)word_bytes(2 * k + 2) << 16 |
+                                         (uint16_t)word_bytes(2 * k)))));
+            UNROLL
+            for (int t = 0; t < nt; t++) {
+                __m256i p = dot64(pa, pb, a[t].q + 256 * b + 64 * g, scale);
+                isum[t] = g == 0 ? p : _mm256_add_epi32(isum[t], p);
+                KEEP(isum[t]);
+            }
         }
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
-        /* S[k] = [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb each from sc 0-7 or 8-15
-         * in both 128-bit lanes */
-        __m256i first = _mm256_permute2x128_si256(sc16, sc16, 0x00),
-                second = _mm256_permute2x128_si256(sc16, sc16, 0x11);
-        UNROLL
-        for (int k = 0; k < 8; k++)
-            S[k] = _mm256_shuffle_epi8(k < 4 ? first : second,
-                                       _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
-                                                        _mm_set1_epi16(word_bytes(2 * k))));
         float d = f16(w[b].d);
         UNROLL
         for (int t = 0; t < nt; t++) {
-            const int8_t *xq = a[t].q + 256 * b;
-            __m256i isum = dot32(W[0], xq, S[0]);
-            UNROLL
-            for (int k = 1; k < 8; k++)
-                isum = _mm256_add_epi32(isum, dot32(W[k], xq + 32 * k, S[k]));
             /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
             __m256i off =
                 _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a[t].bsum + 16 * b)), sc16);
-            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+            __m256i s = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
         }
     }
     store(acc, nt, y, ys);
@@ -314,8 +374,20 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
         case 3:                                                                                    \
             CALL(3);                                                                               \
             break;                                                                                 \
-        default:                                                                                   \
+        case 4:                                                                                    \
             CALL(4);                                                                               \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            CALL(5);                                                                               \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            CALL(6);                                                                               \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            CALL(7);                                                                               \
+            break;                                                                                 \
+        default:                                                                                   \
+            CALL(8);                                                                               \
             break;                                                                                 \
         }                                                                                          \
     }
@@ -410,5 +482,8 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 }
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out) {
     lg_q8_quantize_reference(x, n_rows, n, block, out);
+}
+void lg_q8_pair_order_avx2(uint8_t *q, int64_t n) {
+    (void)q, (void)n;
 }
 #endif
