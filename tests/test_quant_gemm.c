@@ -7,7 +7,7 @@
  * super-blocks (Q8_0: an odd number of 32-blocks), with a bias. And batch
  * invariance: every token's output, computed alone, is bitwise the one it gets
  * in a batch, wherever it sits in the tiles, for any number of rows (the
- * one-token kernels take several rows a pass). */
+ * one-token kernels walk many rows in one call). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,7 +295,7 @@ static void test_batch_invariance(void) {
     }
 }
 
-/* One token goes through the decode kernels (several rows a pass where a
+/* One token goes through the decode kernels (many rows in one call where a
  * type has them, the rest one by one); in a batch of 3 it goes row by row
  * through the prefill kernels. Its outputs are bitwise equal either way, for
  * every row count up to 13 (none, one and several passes plus leftovers). */

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "backend/cpu/quant_dot.h"
+#include "backend/cpu/quant_gemm_isa.h"
 #include "quant/quant.h"
 
 #define TILE 8 /* tokens per pass over a weight row */
@@ -101,15 +102,23 @@ void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8
     }
 }
 
+/* Two 32-byte sub-blocks j, k (unsigned weights, or int8 activations) in
+ * pair order (quant_dot.h): A = the first two bytes of each 4-byte lane of
+ * j then of k, B = the last two. */
+static inline void to_pairs(__m256i wj, __m256i wk, __m256i *a, __m256i *b) {
+    *a = _mm256_blend_epi16(wj, _mm256_slli_epi32(wk, 16), 0xAA);
+    *b = _mm256_blend_epi16(_mm256_srli_epi32(wj, 16), wk, 0xAA);
+}
+
 /* Element order to pair order (quant_dot.h) in place: each 64 bytes (two
  * 32-element sub-blocks j, k) as A then B, 4-byte lane l of A holding
- * x_j[4l], x_j[4l+1], x_k[4l], x_k[4l+1] and of B the next two of each. */
+ * x_j[4l], x_j[4l+1], x_k[4l], x_k[4l+1] and of B the next two of each
+ * (to_pairs, as the kernels do to the weights). */
 void lg_q8_pair_order_avx2(uint8_t *q, int64_t n) {
     for (int64_t o = 0; o < n; o += 64) {
-        __m256i xj = _mm256_loadu_si256((const __m256i *)(q + o)),
-                xk = _mm256_loadu_si256((const __m256i *)(q + o + 32));
-        __m256i a = _mm256_blend_epi16(xj, _mm256_slli_epi32(xk, 16), 0xAA),
-                b = _mm256_blend_epi16(_mm256_srli_epi32(xj, 16), xk, 0xAA);
+        __m256i a, b, xj = _mm256_loadu_si256((const __m256i *)(q + o)),
+                      xk = _mm256_loadu_si256((const __m256i *)(q + o + 32));
+        to_pairs(xj, xk, &a, &b);
         _mm256_storeu_si256((__m256i *)(q + o), a);
         _mm256_storeu_si256((__m256i *)(q + o + 32), b);
     }
@@ -144,13 +153,6 @@ static ALWAYS_INLINE void store(const __m256 *acc, int nt, float *y, size_t ys) 
         y[(size_t)t * ys] = hsum_ps(acc[t]);
 }
 
-/* Two sub-blocks j, k of 32 unsigned weights in pair order (as the
- * activations, quant_dot.h): A = the first two bytes of each 4-byte lane of
- * j then of k, B = the last two. */
-static inline void to_pairs(__m256i wj, __m256i wk, __m256i *a, __m256i *b) {
-    *a = _mm256_blend_epi16(wj, _mm256_slli_epi32(wk, 16), 0xAA);
-    *b = _mm256_blend_epi16(_mm256_srli_epi32(wj, 16), wk, 0xAA);
-}
 
 /* Sub-blocks j, k against 64 pair-order activations: int32 lane l gets
  * sc_j * (4-element dot l of j) + sc_k * (that of k), the same as two dot32
@@ -361,36 +363,6 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     store(acc, nt, y, ys);
 }
 
-#define PER_COUNT(NAME, CALL)                                                                      \
-    static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
-                     size_t ys) {                                                                  \
-        switch (nt) {                                                                              \
-        case 1:                                                                                    \
-            CALL(1);                                                                               \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            CALL(2);                                                                               \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            CALL(3);                                                                               \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            CALL(4);                                                                               \
-            break;                                                                                 \
-        case 5:                                                                                    \
-            CALL(5);                                                                               \
-            break;                                                                                 \
-        case 6:                                                                                    \
-            CALL(6);                                                                               \
-            break;                                                                                 \
-        case 7:                                                                                    \
-            CALL(7);                                                                               \
-            break;                                                                                 \
-        default:                                                                                   \
-            CALL(8);                                                                               \
-            break;                                                                                 \
-        }                                                                                          \
-    }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
 #define CALL_Q4_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)

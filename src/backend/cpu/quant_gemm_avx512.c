@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "backend/cpu/quant_dot.h"
+#include "backend/cpu/quant_gemm_isa.h"
 #include "quant/quant.h"
 
 #define TILE 8 /* tokens per pass over a weight row */
@@ -668,36 +669,6 @@ static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_ro
 
 /* ---- one copy per token count --------------------------------------------------- */
 
-#define PER_COUNT(NAME, CALL)                                                                      \
-    static void NAME(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n, float *y, \
-                     size_t ys) {                                                                  \
-        switch (nt) {                                                                              \
-        case 1:                                                                                    \
-            CALL(1);                                                                               \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            CALL(2);                                                                               \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            CALL(3);                                                                               \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            CALL(4);                                                                               \
-            break;                                                                                 \
-        case 5:                                                                                    \
-            CALL(5);                                                                               \
-            break;                                                                                 \
-        case 6:                                                                                    \
-            CALL(6);                                                                               \
-            break;                                                                                 \
-        case 7:                                                                                    \
-            CALL(7);                                                                               \
-            break;                                                                                 \
-        default:                                                                                   \
-            CALL(8);                                                                               \
-            break;                                                                                 \
-        }                                                                                          \
-    }
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys, false)
 #define CALL_Q4_K(NT) dot_q4(row, x, xs, NT, n, y, ys)
 #define CALL_Q5_K(NT)                                                                              \
