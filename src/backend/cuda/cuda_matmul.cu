@@ -8,8 +8,13 @@
  * every addition, depend only on the matrix, never on the batch, so a row's
  * result is the same in any batch. Decoding reads every weight byte once;
  * a prefill of n tokens reads them n / TOKENS times (from L2 when they fit).
- * Q8_0, Q4_K, Q5_K and Q6_K rows go block by block (cuda_quant_dot.h), other
- * quantised types and unaligned matrices element by element (lg_load).
+ * Q8_0, Q4_K, Q5_K and Q6_K rows go block by block against 8-bit
+ * activations, which a block quantises into shared memory first
+ * (cuda_quant_dot.h: integer dot products, a few float operations per 16
+ * weights); other quantised types, rows wider than QX_MAX_COLS and
+ * unaligned matrices element by element against float32 x (lg_load). Which
+ * path a matrix takes depends on the matrix and x's alignment only, so a
+ * token's result is the same alone and in any batch.
  *
  * The grouped form runs every expert of a sparse layer in one launch:
  * blockIdx.z picks the z-th expert that has rows (moe_group lists them on
@@ -92,72 +97,103 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 /* One token, a quantised matrix on the block path: the warp's R rows from
- * row r on (fewer at the matrix's end), QU units a row in flight. */
+ * r = (block_x * WARPS + warp) * R on (fewer at the matrix's end), QU units
+ * a row in flight. A plain op's first units are loaded before waiting for
+ * the previous kernel (weights never depend on it; a grouped op learns its
+ * expert only after the wait) and stay in flight while the block quantises
+ * the activations. */
 template <typename U, int R, int QU>
-__device__ __forceinline__ void quant_rows_1(const matmul_args &a, const uint8_t *w, const float *x, float *y, int r,
-                                             int lane) {
-    int n_rows = min(R, a.rows - r);
+__device__ __forceinline__ void quant_rows_1(const matmul_args &a, int block_x, int lane, int8_t *xq, float *xd) {
+    int r = (block_x * WARPS + (int)(threadIdx.x >> 5)) * R;
+    lg_quant_rows_1<U, R, QU> rows;
+    rows.row_bytes = a.row_bytes, rows.units = a.cols / QUNIT, rows.n_rows = max(0, min(R, a.rows - r));
+    bool early = !a.offsets;
+    if (early) {
+        rows.row0 = a.w + (size_t)r * a.row_bytes;
+        rows.load(lane);
+    }
+    lg_cuda_kernel_begin();
+    const uint8_t *w;
+    int t_begin, t_count;
+    if (!set_block_rows(a, &w, &t_begin, &t_count) || t_count <= 0) return;
+    lg_qx_quantize_rows(a.x + (size_t)t_begin * a.cols, 1, a.cols, xq, xd);
+    __syncthreads();
+    if (rows.n_rows <= 0) return;
+    if (!early) {
+        rows.row0 = w + (size_t)r * a.row_bytes;
+        rows.load(lane);
+    }
     float acc[R];
 #pragma unroll
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
-    lg_quant_rows_dot_1<U, R, QU>(w + (size_t)r * a.row_bytes, a.row_bytes, n_rows, x, a.cols, lane, acc);
+    rows.add(lane, xq, xd, acc);
+    for (int u = lane + 32 * QU; u < rows.units; u += 32 * QU) {
+        rows.load(u);
+        rows.add(u, xq, xd, acc);
+    }
+    float *y = a.y + (size_t)t_begin * a.rows;
 #pragma unroll
     for (int i = 0; i < R; i++) {
         float v = warp_sum(acc[i]);
-        if (lane == i && i < n_rows) y[r + i] = v + (a.bias ? a.bias[r + i] : 0.0f);
+        if (lane == i && i < rows.n_rows) y[r + i] = v + (a.bias ? a.bias[r + i] : 0.0f);
     }
 }
 
-/* quant_rows_1 with a.rows_per_warp rows (~8 units a lane in flight). */
+/* quant_rows_1 with a.rows_per_warp rows (~8 units a lane in flight: QU = 8 / R). */
 template <typename U>
-__device__ __forceinline__ void quant_rows_1_any(const matmul_args &a, const uint8_t *w, const float *x, float *y,
-                                                 int r, int lane) {
+__device__ __forceinline__ void quant_rows_1_any(const matmul_args &a, int block_x, int lane, int8_t *xq,
+                                                 float *xd) {
     switch (a.rows_per_warp) {
-    case 1: quant_rows_1<U, 1, 8>(a, w, x, y, r, lane); break;
-    case 2: quant_rows_1<U, 2, 4>(a, w, x, y, r, lane); break;
-    case 4: quant_rows_1<U, 4, 2>(a, w, x, y, r, lane); break;
-    default: quant_rows_1<U, 8, 1>(a, w, x, y, r, lane); break;
+    case 1: quant_rows_1<U, 1, 8>(a, block_x, lane, xq, xd); break;
+    case 2: quant_rows_1<U, 2, 4>(a, block_x, lane, xq, xd); break;
+    case 4: quant_rows_1<U, 4, 2>(a, block_x, lane, xq, xd); break;
+    default: quant_rows_1<U, 8, 1>(a, block_x, lane, xq, xd); break;
     }
+}
+
+/* Whether an op goes block by block with 8-bit activations (vector_width). */
+__host__ __device__ __forceinline__ bool quant_block_path(const matmul_args &a) {
+    return a.vec && lg_quant_unit_align(a.dtype);
 }
 
 /* TOK: tokens per warp (TOKENS, or 1 for a step of one token: fewer
  * registers, more loads in flight; 2 blocks an SM, at most 128 registers:
- * 3 made the rows path spill and decode 11% slower on the H200). */
+ * 3 made the rows path spill and decode 11% slower on the H200). A block
+ * of a quantised op first quantises its tokens' activations into shared
+ * memory (lg_qx_quantize_rows), which all its warps read. */
 template <int TOK>
 __global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const __grid_constant__ matmul_set set) {
-    lg_cuda_kernel_begin();
-    int block_x, t_begin, t_count;
+    extern __shared__ int4 qx_smem[];
+    int block_x, t_begin, t_count, lane = threadIdx.x & 31;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    int8_t *xq = (int8_t *)qx_smem;
+    float *xd = (float *)(xq + (size_t)TOK * a.cols);
+    if (TOK == 1 && a.rows_per_warp) { /* waits for the previous kernel itself */
+        lg_quant_with_unit(a.dtype, [&](auto unit) { quant_rows_1_any<decltype(unit)>(a, block_x, lane, xq, xd); });
+        return;
+    }
+    lg_cuda_kernel_begin();
     const uint8_t *w;
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
     int t0 = blockIdx.y * TOK;
     if (t0 >= t_count) return;
-    int lane = threadIdx.x & 31;
-    if (TOK == 1 && a.rows_per_warp) {
-        int r = (block_x * WARPS + (threadIdx.x >> 5)) * a.rows_per_warp;
-        if (r >= a.rows) return;
-        const float *x = a.x + (size_t)t_begin * a.cols;
-        float *y = a.y + (size_t)t_begin * a.rows;
-        switch (a.dtype) {
-        case LG_DTYPE_Q8_0: quant_rows_1_any<q8_0_unit>(a, w, x, y, r, lane); break;
-        case LG_DTYPE_Q4_K: quant_rows_1_any<qk45_unit<false>>(a, w, x, y, r, lane); break;
-        case LG_DTYPE_Q5_K: quant_rows_1_any<qk45_unit<true>>(a, w, x, y, r, lane); break;
-        default: quant_rows_1_any<q6_k_unit>(a, w, x, y, r, lane); break;
-        }
-        return;
+    int nt = min(TOK, t_count - t0);
+    if (quant_block_path(a)) {
+        lg_qx_quantize_rows(a.x + (size_t)(t_begin + t0) * a.cols, nt, a.cols, xq, xd);
+        __syncthreads();
     }
     int r = block_x * WARPS + (threadIdx.x >> 5);
     if (r >= a.rows) return;
-    int nt = min(TOK, t_count - t0);
     const uint8_t *row = w + (size_t)r * a.row_bytes;
     const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
     float acc[TOK];
     for (int t = 0; t < TOK; t++) acc[t] = 0.0f;
-    if (a.vec) {
+    if (quant_block_path(a)) {
+        lg_quant_row_dot<TOK>(a.dtype, row, xq, xd, a.cols, nt, lane, acc);
+    } else if (a.vec) {
         if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32, TOK>(row, x, a.cols, nt, lane, acc);
         else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16, TOK>(row, x, a.cols, nt, lane, acc);
-        else if (a.dtype == LG_DTYPE_F16) row_dot<LG_DTYPE_F16, TOK>(row, x, a.cols, nt, lane, acc);
-        else lg_quant_row_dot<TOK>(a.dtype, row, x, a.cols, nt, lane, acc);
+        else row_dot<LG_DTYPE_F16, TOK>(row, x, a.cols, nt, lane, acc);
     } else {
         for (int k = lane; k < a.cols; k += 32) {
             float wk = lg_load(a.dtype, row, k);
@@ -184,7 +220,8 @@ static int vector_align(lg_dtype dtype) {
  * four floats at a time). */
 static int vector_width(lg_dtype dtype, int64_t cols, size_t row_bytes, const void *data, const float *x) {
     if (int align = lg_quant_unit_align(dtype)) {
-        bool ok = cols % QUNIT == 0 && row_bytes % align == 0 && (uintptr_t)data % align == 0;
+        bool ok = cols % QX_BLOCK == 0 && cols <= QX_MAX_COLS && row_bytes % align == 0 &&
+                  (uintptr_t)data % align == 0;
         return ok && (uintptr_t)x % 16 == 0 ? QUNIT : 0;
     }
     int per = dtype == LG_DTYPE_F32 ? 4 : dtype == LG_DTYPE_BF16 || dtype == LG_DTYPE_F16 ? 8 : 0;
@@ -220,8 +257,17 @@ static void set_begin(set_builder *b) {
  * before the programmatic-launch wait changed nothing.) */
 static int rows_per_warp(const matmul_args &a, int max_tokens) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_QROWS");
-    bool block_path = a.vec && lg_quant_unit_align((lg_dtype)a.dtype);
-    return max_tokens == 1 && block_path && on ? lg_quant_rows_per_warp(a.cols) : 0;
+    return max_tokens == 1 && quant_block_path(a) && on ? lg_quant_rows_per_warp(a.cols) : 0;
+}
+
+/* A launch of matmul_kernel<TOK> with room for the quantised ops' activations. */
+template <int TOK> static void launch_tok(lg_cuda_ctx *k, const matmul_set &s, dim3 grid) {
+    size_t smem = 0;
+    for (int i = 0; i < s.n; i++)
+        if (quant_block_path(s.op[i]) && lg_qx_bytes(TOK, s.op[i].cols) > smem) smem = lg_qx_bytes(TOK, s.op[i].cols);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(matmul_kernel<TOK>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    lg_cuda_launch(k, matmul_kernel<TOK>, grid, THREADS, smem, s);
 }
 
 static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
@@ -234,10 +280,8 @@ static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
     }
     int tiles = (p->max_tokens + TOKENS - 1) / TOKENS;
     if (s.n && s.first_block[s.n] > 0 && tiles > 0) {
-        if (p->max_tokens == 1)
-            lg_cuda_launch(k, matmul_kernel<1>, dim3(s.first_block[s.n], 1, p->max_groups), THREADS, 0, s);
-        else
-            lg_cuda_launch(k, matmul_kernel<TOKENS>, dim3(s.first_block[s.n], tiles, p->max_groups), THREADS, 0, s);
+        if (p->max_tokens == 1) launch_tok<1>(k, s, dim3(s.first_block[s.n], 1, p->max_groups));
+        else launch_tok<TOKENS>(k, s, dim3(s.first_block[s.n], tiles, p->max_groups));
     }
     pending_begin(p);
 }

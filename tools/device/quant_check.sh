@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Dev-only, through the device tool: build, the CUDA tests, `laguna verify
+# --device cuda` on every fixture, then Q4_K_M and Q8_0 decode after 1024,
+# prefill of 1024 and 4096, and Q4_K_M batched decode (full XS.2 shapes,
+# weights made on the GPU). Usage: bash tools/device/quant_check.sh
+set -uo pipefail
+T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
+tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done > "$OUT/tests.txt" 2>&1
+echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
+grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -30
+grep -E "summary|passed|failed" "$OUT/tests.txt" | tail -6
+for m in tests/fixtures/tiny-xs tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-m tests/fixtures/tiny-m/bf16 models/laguna-tiny; do
+  g=$m/golden.safetensors; [ -f $g ] || g=$(dirname $m)/golden.safetensors
+  echo "verify $m: $(timeout 120 build/laguna verify -m $m $g --device cuda 2>&1 | tail -1)"
+done
+B="build/laguna bench --device cuda --synth xs2 --probe-mib 0"
+for ty in q4_k_m q8_0; do
+  echo "== $ty"; timeout 100 $B --type $ty --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill|roofline"
+  timeout 100 $B --type $ty --prompt 4096 --gen 2 --reps 1 2>&1 | grep -E "^prefill"
+done
+echo "== q4_k_m batch"; timeout 240 $B --type q4_k_m --prompt 256 --gen 32 --reps 1 --batch 1,8,32 2>&1 | tail -5
