@@ -5,14 +5,9 @@
 # CUDA-core ones). TYPES: weight types to time (default bf16).
 set -uo pipefail
 AB=${AB:-LAGUNA_CUDA_MMA}
-T="build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
-[ -f tests/test_cuda_ops.c ] && T="$T build/tests/test_cuda_ops"
-tools/device/build.sh all $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-{
-    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done
-} > "$OUT/tests.txt" 2>&1
-echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
+. tools/device/cuda_tests.sh
+cuda_build
+cuda_run_tests
 [ "${TESTS_ONLY:-0}" = 1 ] && exit 0
 B="build/laguna bench --device cuda --synth xs2"
 for type in ${TYPES:-bf16}; do

@@ -8,16 +8,12 @@
 # ROUNDS rounds of (base, this), each line printed.
 set -uo pipefail
 TYPES=${TYPES:-"q4_k_m"} PROMPT=${PROMPT:-1024} PREFILL=${PREFILL:-1024} ROUNDS=${ROUNDS:-2}
-T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
-tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+. tools/device/cuda_tests.sh
+cuda_build bench
 rm -rf /tmp/base && mkdir -p /tmp/base && tar -xzf old_src.tar.gz -C /tmp/base && cp -r .debs /tmp/base/old/ &&
     (cd /tmp/base/old && tools/device/build.sh build/laguna) > "$OUT/build_base.log" 2>&1 ||
     { tail -40 "$OUT/build_base.log"; exit 1; }
-if [ "${TESTS:-1}" = 1 ]; then
-    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout ${TEST_TIMEOUT:-300} $t; done > "$OUT/tests.txt" 2>&1
-    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
-fi
+[ "${TESTS:-1}" = 1 ] && cuda_run_tests
 A="--device cuda --synth xs2 --probe-mib 0"
 for type in $TYPES; do
     for round in $(seq "$ROUNDS"); do

@@ -11,14 +11,9 @@
 set -uo pipefail
 PARTS=${PARTS:-"tests bench profile serve transformers"}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
-T="build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
-[ -f tests/test_cuda_ops.c ] && T="$T build/tests/test_cuda_ops"
-tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-if has tests; then
-    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done > "$OUT/tests.txt" 2>&1
-    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
-fi
+. tools/device/cuda_tests.sh
+cuda_build bench
+has tests && cuda_run_tests
 B="build/laguna bench --device cuda --synth xs2"
 if has bench; then
     {

@@ -9,13 +9,9 @@
 # Nsight Compute (tools/device/ncu_decode.sh).
 set -uo pipefail
 VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16}
-T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
-tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-if [ "${TESTS:-1}" = 1 ]; then
-    for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout ${TEST_TIMEOUT:-300} $t; done > "$OUT/tests.txt" 2>&1
-    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
-fi
+. tools/device/cuda_tests.sh
+cuda_build bench
+[ "${TESTS:-1}" = 1 ] && cuda_run_tests
 B="build/laguna bench --device cuda --synth xs2 --probe-mib 0"
 for v in $VARIANTS; do
     (

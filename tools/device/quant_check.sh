@@ -4,12 +4,9 @@
 # prefill of 1024 and 4096, and Q4_K_M batched decode (full XS.2 shapes,
 # weights made on the GPU). Usage: bash tools/device/quant_check.sh
 set -uo pipefail
-T="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
-tools/device/build.sh all bench $T > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-for t in $T; do LAGUNA_TEST_DEVICE=cuda timeout 300 $t; done > "$OUT/tests.txt" 2>&1
-echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
-grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -30
-grep -E "summary|passed|failed" "$OUT/tests.txt" | tail -6
+. tools/device/cuda_tests.sh
+cuda_build bench
+cuda_run_tests
 for m in tests/fixtures/tiny-xs tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-m tests/fixtures/tiny-m/bf16 models/laguna-tiny; do
   g=$m/golden.safetensors; [ -f $g ] || g=$(dirname $m)/golden.safetensors
   echo "verify $m: $(timeout 120 build/laguna verify -m $m $g --device cuda 2>&1 | tail -1)"

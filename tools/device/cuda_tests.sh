@@ -1,0 +1,13 @@
+# Dev-only, sourced by the device scripts (tools/device/*.sh): the CUDA test
+# binaries (CUDA_TESTS), cuda_build [more make targets] (the build with them,
+# its log in $OUT/build.log; exits on failure) and cuda_run_tests (each test
+# on the GPU, output in $OUT/tests.txt; prints the counts and any failure).
+CUDA_TESTS="build/tests/test_cuda_ops build/tests/test_cuda build/tests/test_context build/tests/test_engine build/tests/test_generate"
+cuda_build() {
+    tools/device/build.sh all "$@" $CUDA_TESTS > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+}
+cuda_run_tests() {
+    for t in $CUDA_TESTS; do LAGUNA_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-300}" $t; done > "$OUT/tests.txt" 2>&1
+    echo "tests: $(grep -c '^PASS' "$OUT/tests.txt") passed, $(grep -c '^FAIL' "$OUT/tests.txt") failed"
+    grep -B2 -A6 "^FAIL" "$OUT/tests.txt" | head -40
+}
