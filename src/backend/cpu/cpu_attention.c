@@ -4,12 +4,15 @@
  * KV head): the keys and values are fetched (and converted from a half-size
  * or 8-bit cache) once for all the task's heads, CHUNK positions at a time
  * into the thread's scratch, so an f16 cache is converted once per KV head
- * rather than once per query head. Per head, an online softmax over the
- * chunks (running max, rescaled sum and output), all float32, positions in
- * ascending order from the row's first visible one: each head's arithmetic
- * depends only on its own row, whatever the batch and whichever heads share
- * its task, so a row's result does not depend on rows of other sequences or
- * on the number of threads. Query head h reads KV head h / (n_heads / n_kv). */
+ * rather than once per query head (with AVX2 the task's heads then run
+ * through one step that loads each key and value vector once for all of
+ * them, and an f16 pool is read in place, with no converted copy). Per
+ * head, an online softmax over the chunks (running max, rescaled sum and
+ * output), all float32, positions in ascending order from the row's first
+ * visible one: each head's arithmetic depends only on its own row, whatever
+ * the batch and whichever heads share its task, so a row's result does not
+ * depend on rows of other sequences or on the number of threads. Query
+ * head h reads KV head h / (n_heads / n_kv). */
 #include <math.h>
 #include <string.h>
 
