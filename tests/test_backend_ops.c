@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/quant_dot.h"
 #include "core/argmax.h"
@@ -738,6 +739,99 @@ static void test_argmax_rows(void) {
     twin_close(&t);
 }
 
+/* lg_argmax_f32 against the plain scan it replaces (`best = 0; if (x[i] >
+ * x[best]) best = i`) at every width 1..200, so every tail after the vector
+ * lanes and the switch to them at 64 are met, on op_argmax_rows_input's
+ * rows (ties, -inf rows, NaN, +inf, signed zeros). */
+static void test_argmax_widths(void) {
+    int bad = 0;
+    for (int n = 1; n <= 200; n++) {
+        float *x = op_argmax_rows_input(18, n);
+        for (int r = 0; r < 18; r++) {
+            const float *row = x + (size_t)r * n;
+            int32_t best = 0;
+            for (int32_t i = 1; i < n; i++)
+                if (row[i] > row[best]) best = i;
+            if (lg_argmax_f32(row, n) != best && bad++ < 5)
+                CHECKF(false, "width %d row %d: %d, the plain scan %d", n, r, lg_argmax_f32(row, n),
+                       best);
+        }
+        free(x);
+    }
+    CHECKF(bad == 0, "%d rows differ from the plain scan", bad);
+}
+
+/* The AVX2 attention step for several heads at once (lg_attention_heads_fn)
+ * against the one-head step run head by head, and its f16 twin against it
+ * on f16 rows: bitwise the same scores,
+ * outputs, running maxima and sums, for 1..9 and 16 heads (groups of 8, the
+ * shared-load path from 4 heads, the per-head path below), chunks of 1..32
+ * keys (tails of the 8- and 4-key passes), head_dim 64/128/256, starting
+ * from an earlier chunk's state so that the rescaling is exercised. */
+static void test_attention_heads_avx2(void) {
+    if (!lg_qgemm_isa_available(LG_ISA_AVX2)) return;
+    const int dims[] = {64, 128, 256}, counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16},
+              keys[] = {1, 3, 8, 13, 32};
+    for (int di = 0; di < 3; di++) {
+        int hd = dims[di];
+        lg_attention_heads_fn heads = lg_attention_heads_avx2(hd);
+        lg_attention_chunk_fn one = lg_attention_chunk_avx2(hd);
+        CHECKF(heads && one, "head_dim %d: no AVX2 step", hd);
+        if (!heads || !one) continue;
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
+            for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
+                int nh = counts[ci], n = keys[ki], stride = 32;
+                float *q = op_frand_array((size_t)nh * hd, 2.0f);
+                float *kv = op_frand_array((size_t)2 * n * hd, 1.0f);
+                const float *key[32], *val[32];
+                for (int i = 0; i < n; i++)
+                    key[i] = kv + (size_t)i * hd, val[i] = kv + (size_t)(n + i) * hd;
+                float *out[2], *s[2], mx[2][16], sum[2][16];
+                for (int w = 0; w < 2; w++) {
+                    out[w] = op_frand_array((size_t)nh * hd, 1.0f);
+                    s[w] = calloc((size_t)nh * stride, sizeof(float));
+                }
+                memcpy(out[1], out[0], sizeof(float) * (size_t)nh * hd);
+                for (int h = 0; h < nh; h++) /* an earlier chunk's state, the max above or below */
+                    mx[0][h] = mx[1][h] = h % 2 ? -INFINITY : op_frand() * 3.0f,
+                    sum[0][h] = sum[1][h] = h % 2 ? 0.0f : 1.0f + op_frand() * op_frand();
+                heads(nh, q, key, val, n, 0.125f, s[0], stride, out[0], mx[0], sum[0]);
+                for (int h = 0; h < nh; h++)
+                    one(q + (size_t)h * hd, key, val, n, 0.125f, s[1] + h * stride,
+                        out[1] + (size_t)h * hd, &mx[1][h], &sum[1][h]);
+                bool same = !memcmp(out[0], out[1], sizeof(float) * (size_t)nh * hd) &&
+                            !memcmp(s[0], s[1], sizeof(float) * (size_t)nh * stride) &&
+                            !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
+                            !memcmp(sum[0], sum[1], sizeof(float) * nh);
+                CHECKF(same, "head_dim %d, %d heads, %d keys: not bitwise the one-head step", hd,
+                       nh, n);
+                /* the f16 twin on f16 rows against the float32 step on the same values */
+                lg_attention_heads_f16_fn heads16 = lg_attention_heads_f16_avx2(hd);
+                CHECKF(heads16 != NULL, "head_dim %d: no AVX2 f16 step", hd);
+                uint16_t *kv16 = malloc(sizeof(uint16_t) * 2 * n * hd);
+                const uint16_t *key16[32], *val16[32];
+                for (int i = 0; i < 2 * n * hd; i++)
+                    kv16[i] = lg_f32_to_f16(kv[i]), kv[i] = lg_f16_to_f32(kv16[i]);
+                for (int i = 0; i < n; i++)
+                    key16[i] = kv16 + (size_t)i * hd, val16[i] = kv16 + (size_t)(n + i) * hd;
+                memcpy(out[1], out[0], sizeof(float) * (size_t)nh * hd);
+                memcpy(mx[1], mx[0], sizeof mx[0]), memcpy(sum[1], sum[0], sizeof sum[0]);
+                heads(nh, q, key, val, n, 0.125f, s[0], stride, out[0], mx[0], sum[0]);
+                if (heads16)
+                    heads16(nh, q, key16, val16, n, 0.125f, s[1], stride, out[1], mx[1], sum[1]);
+                same = !memcmp(out[0], out[1], sizeof(float) * (size_t)nh * hd) &&
+                       !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
+                       !memcmp(sum[0], sum[1], sizeof(float) * nh);
+                CHECKF(same, "head_dim %d, %d heads, %d keys: f16 step not bitwise the float32 one",
+                       hd, nh, n);
+                free(kv16);
+                free(q), free(kv);
+                for (int w = 0; w < 2; w++)
+                    free(out[w]), free(s[w]);
+            }
+    }
+}
+
 /* Buffers start zeroed (small ones and the lazily mapped large ones), copy
  * moves bytes between buffers and to_host brings them back unchanged. */
 static void test_buffers_copy_to_host(void) {
@@ -1227,5 +1321,7 @@ int main(void) {
     RUN(test_dtype_conversions);
     RUN(test_fixtures_on_reference_backend);
     RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
+    RUN(test_argmax_widths);
+    RUN(test_attention_heads_avx2);
     return test_summary();
 }

@@ -121,7 +121,7 @@ typedef struct {
     const lg_moe_plan *plan;
     int n_tokens, n_experts, top_k;
     const lg_swiglu_weights *experts;   /* [n_experts] */
-    const float *expert_in;             /* [n_tokens * top_k] rows, grouped */
+    const float *expert_in;             /* [n_tokens * top_k] rows of h, grouped (moe_group) */
     float *act_gate, *act_up;           /* work, [n_tokens * top_k] x intermediate */
     float *expert_out;                  /* [n_tokens * top_k] x hidden, grouped */
     const lg_swiglu_weights *shared;    /* NULL when the layer has none */

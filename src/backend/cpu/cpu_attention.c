@@ -4,12 +4,15 @@
  * KV head): the keys and values are fetched (and converted from a half-size
  * or 8-bit cache) once for all the task's heads, CHUNK positions at a time
  * into the thread's scratch, so an f16 cache is converted once per KV head
- * rather than once per query head. Per head, an online softmax over the
- * chunks (running max, rescaled sum and output), all float32, positions in
- * ascending order from the row's first visible one: each head's arithmetic
- * depends only on its own row, whatever the batch and whichever heads share
- * its task, so a row's result does not depend on rows of other sequences or
- * on the number of threads. Query head h reads KV head h / (n_heads / n_kv). */
+ * rather than once per query head (with AVX2 the task's heads then run
+ * through one step that loads each key and value vector once for all of
+ * them, and an f16 pool is read in place, with no converted copy). Per
+ * head, an online softmax over the chunks (running max, rescaled sum and
+ * output), all float32, positions in ascending order from the row's first
+ * visible one: each head's arithmetic depends only on its own row, whatever
+ * the batch and whichever heads share its task, so a row's result does not
+ * depend on rows of other sequences or on the number of threads. Query
+ * head h reads KV head h / (n_heads / n_kv). */
 #include <math.h>
 #include <string.h>
 
@@ -27,11 +30,13 @@ typedef struct {
     const float *q;
     const lg_attention_args *a;
     float scale;
-    int group;                  /* query heads per KV head */
-    int task_heads;             /* of them per task */
-    int splits;                 /* tasks per (row, KV head) */
-    lg_attention_chunk_fn fast; /* the AVX-512 or AVX2 step, or NULL for chunk_c */
-    lg_attention_f16_fn f16;    /* the AVX-512 or AVX2 f16 converter, or NULL */
+    int group;                   /* query heads per KV head */
+    int task_heads;              /* of them per task */
+    int splits;                  /* tasks per (row, KV head) */
+    lg_attention_chunk_fn fast;  /* the AVX-512 or AVX2 step, or NULL for chunk_c */
+    lg_attention_heads_fn heads; /* the AVX2 step for all the task's heads at once, or NULL */
+    lg_attention_heads_f16_fn heads_f16; /* the same reading an f16 pool directly, or NULL */
+    lg_attention_f16_fn f16;             /* the AVX-512 or AVX2 f16 converter, or NULL */
 } attention_job;
 
 /* The keys and values of KV head kv at positions [c0, c0 + n) for query
@@ -71,6 +76,23 @@ static void fetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args *a,
                 key[i] = kd, val[i] = vd;
             }
         }
+        if (++in_page == pool->page_size) in_page = 0, page++;
+    }
+}
+
+/* The f16 rows of KV head kv at positions [c0, c0 + n), all in the pool
+ * (none of this step's own), as row pointers into it: for a step that
+ * reads f16 itself (lg_attention_heads_f16_fn). */
+static void chunk_rows_f16(const lg_kv_pool_view *pool, const lg_attention_args *a, int r, int c0,
+                           int n, int kv, const uint16_t **key, const uint16_t **val) {
+    size_t at = lg_dtype_row_bytes(pool->dtype, (int64_t)kv * a->head_dim),
+           v_off = (size_t)pool->page_size * pool->row_bytes;
+    const int32_t *table = a->tables[r];
+    int page = c0 / pool->page_size, in_page = c0 % pool->page_size;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = pool->base + (size_t)table[page] * pool->page_bytes +
+                             (size_t)in_page * pool->row_bytes + at;
+        key[i] = (const uint16_t *)row, val[i] = (const uint16_t *)(row + v_off);
         if (++in_page == pool->page_size) in_page = 0, page++;
     }
 }
@@ -162,6 +184,7 @@ static void attention_task(void *ctx, int task, int thread) {
     float *kbuf = j->k->scratch[thread], *vbuf = kbuf + (size_t)CHUNK * hd,
           *score = vbuf + (size_t)CHUNK * hd;
     const float *key[CHUNK], *val[CHUNK];
+    const uint16_t *key16[CHUNK], *val16[CHUNK];
     float run_max[MAX_GROUP], run_sum[MAX_GROUP];
     for (int h = 0; h < nh; h++) {
         run_max[h] = -INFINITY, run_sum[h] = 0;
@@ -169,8 +192,25 @@ static void attention_task(void *ctx, int task, int thread) {
     }
     for (int c0 = lo; c0 <= pos; c0 += CHUNK) {
         int n = pos + 1 - c0 < CHUNK ? pos + 1 - c0 : CHUNK;
-        fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
+        /* a chunk all in an f16 pool: read in place, no converted copy */
+        bool in_place = j->heads_f16 && c0 + n <= a->fresh_from[r];
+        if (in_place)
+            chunk_rows_f16(j->pool, a, r, c0, n, kv, key16, val16);
+        else
+            fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
         if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
+        if (in_place) {
+            size_t first = ((size_t)r * a->n_heads + h0) * hd;
+            j->heads_f16(nh, j->q + first, key16, val16, n, j->scale, score, CHUNK, j->out + first,
+                         run_max, run_sum);
+            continue;
+        }
+        if (j->heads) {
+            size_t first = ((size_t)r * a->n_heads + h0) * hd;
+            j->heads(nh, j->q + first, key, val, n, j->scale, score, CHUNK, j->out + first, run_max,
+                     run_sum);
+            continue;
+        }
         for (int h = 0; h < nh; h++) {
             const float *q = j->q + ((size_t)r * a->n_heads + h0 + h) * hd;
             float *out = j->out + ((size_t)r * a->n_heads + h0 + h) * hd,
@@ -210,12 +250,17 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
     lg_attention_chunk_fn fast = isa == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim)
                                  : isa == LG_ISA_AVX2      ? lg_attention_chunk_avx2(a->head_dim)
                                                            : NULL;
-    lg_attention_f16_fn f16 = pool->dtype != LG_DTYPE_F16  ? NULL
+    lg_attention_f16_fn f16 = pool->dtype != LG_DTYPE_F16 ? NULL
                               : isa == LG_ISA_AVX512_VNNI ? lg_attention_f16_avx512(a->head_dim)
                               : isa == LG_ISA_AVX2        ? lg_attention_f16_avx2(a->head_dim)
                                                           : NULL;
-    attention_job j = {k,     pool,       out,    q,    a,  1.0f / sqrtf((float)a->head_dim),
-                       group, task_heads, splits, fast, f16};
+    lg_attention_heads_fn heads = isa == LG_ISA_AVX2 ? lg_attention_heads_avx2(a->head_dim) : NULL;
+    lg_attention_heads_f16_fn heads_f16 = isa == LG_ISA_AVX2 && pool->dtype == LG_DTYPE_F16
+                                              ? lg_attention_heads_f16_avx2(a->head_dim)
+                                              : NULL;
+    attention_job j = {k,     pool,       out,    q,    a,     1.0f / sqrtf((float)a->head_dim),
+                       group, task_heads, splits, fast, heads, heads_f16,
+                       f16};
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }
 

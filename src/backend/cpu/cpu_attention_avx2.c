@@ -3,7 +3,7 @@
  * for CPUs without AVX-512, compiled for AVX2 whatever the build's -march
  * and called only when the CPU has it. What the plain C step leaves slow
  * there is exp: one libm call per score. Here exp is the vector polynomial
- * of cpu_attention_avx512.c (Cephes' expf) on 8 lanes, scores are 4 keys
+ * of cpu_attention_avx512.c (Cephes' expf) on 8 lanes, scores are 8 keys
  * side by side (each key one chain of multiply-adds and one fixed
  * horizontal sum), and the output is updated 8 vectors (64 dims) at a time,
  * so that with the 16 registers AVX2 has the running output, the weight and
@@ -34,7 +34,8 @@ static ALWAYS_INLINE __m256 exp_neg(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     /* y * 2^n: n >= -126 here, so 2^n is a normal float built from its exponent bits */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
@@ -46,37 +47,58 @@ static ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* NV vectors of 8 dims: head_dim 8 NV. */
-static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
-                                const float *const *val, int n, float scale, float *s, float *out,
-                                float *run_max, float *run_sum) {
-    float m = *run_max;
+/* Vector v (8 dims) of a key or value row: float32, or f16 (F16) converted
+ * on the way, which is exact, so the arithmetic after it is the same. */
+static ALWAYS_INLINE __m256 row_vec(const int F16, const void *row, int v) {
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + 8 * v)))
+               : _mm256_loadu_ps((const float *)row + 8 * v);
+}
+
+/* The scores of NK keys side by side: per key one multiply and a chain of
+ * multiply-adds over the NV vectors of q, then a fixed horizontal sum, the
+ * same operations whatever NK. Eight keys a pass (was four) keep the two FMA
+ * pipes busy: a chain waits 4 cycles per multiply-add, so four chains left
+ * half the issue slots empty. */
+static ALWAYS_INLINE void scores(const int F16, const int NK, const int NV, const float *q,
+                                 const void *const *key, float scale, float *s) {
+    __m256 acc[8];
+    __m256 q0 = _mm256_loadu_ps(q);
+    UNROLL
+    for (int b = 0; b < NK; b++)
+        acc[b] = _mm256_mul_ps(q0, row_vec(F16, key[b], 0));
+    for (int v = 1; v < NV; v++) {
+        __m256 qv = _mm256_loadu_ps(q + 8 * v);
+        UNROLL
+        for (int b = 0; b < NK; b++)
+            acc[b] = _mm256_fmadd_ps(qv, row_vec(F16, key[b], v), acc[b]);
+    }
+    UNROLL
+    for (int b = 0; b < NK; b++)
+        s[b] = hsum(acc[b]) * scale;
+}
+
+/* One head's scores of keys [0, n) (s[i] = q . key[i] * scale), per key the
+ * chain of scores(): 8 keys side by side, then 4, then one. */
+static ALWAYS_INLINE void head_scores(const int F16, const int NV, const float *q,
+                                      const void *const *key, int n, float scale, float *s) {
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256 acc[4];
-        __m256 q0 = _mm256_loadu_ps(q);
-        UNROLL
-        for (int b = 0; b < 4; b++)
-            acc[b] = _mm256_mul_ps(q0, _mm256_loadu_ps(key[i + b]));
-        for (int v = 1; v < NV; v++) {
-            __m256 qv = _mm256_loadu_ps(q + 8 * v);
-            UNROLL
-            for (int b = 0; b < 4; b++)
-                acc[b] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(key[i + b] + 8 * v), acc[b]);
-        }
-        UNROLL
-        for (int b = 0; b < 4; b++)
-            s[i + b] = hsum(acc[b]) * scale;
-    }
-    for (; i < n; i++) {
-        __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(key[i]));
-        for (int v = 1; v < NV; v++)
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * v), _mm256_loadu_ps(key[i] + 8 * v), acc);
-        s[i] = hsum(acc) * scale;
-    }
+    for (; i + 8 <= n; i += 8)
+        scores(F16, 8, NV, q, key + i, scale, s + i);
+    for (; i + 4 <= n; i += 4)
+        scores(F16, 4, NV, q, key + i, scale, s + i);
+    for (; i < n; i++)
+        scores(F16, 1, NV, q, key + i, scale, s + i);
+}
+
+/* The online softmax's step for one head's n scores in s: the running
+ * maximum and sum updated, s turned into the weights exp(s - max); returns
+ * the factor that rescales what the earlier chunks summed. */
+static ALWAYS_INLINE float softmax_step(float *s, int n, float *run_max, float *run_sum) {
+    float m = *run_max;
+    int i;
     for (i = 0; i < n; i++)
         m = s[i] > m ? s[i] : m;
-    float keep = expf(*run_max - m); /* rescales what the earlier chunks summed */
+    float keep = expf(*run_max - m);
     __m256 sum = _mm256_setzero_ps(), mv = _mm256_set1_ps(m);
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
@@ -91,23 +113,137 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     }
     *run_sum = *run_sum * keep + (hsum(sum) + tail);
     *run_max = m;
-    __m256 kv = _mm256_set1_ps(keep);
-    for (int v0 = 0; v0 < NV; v0 += 8) { /* 64 dims of the output at a time */
-        int nv = NV - v0 < 8 ? NV - v0 : 8;
+    return keep;
+}
+
+/* G (a constant, 1..8) query heads of NV vectors of 8 dims (head_dim 8 NV)
+ * that read the same keys and values, against one chunk, with float32 or
+ * (F16) f16 rows. Per (head, key) the score is scores()'s chain; per (head,
+ * output vector) the output is rescaled by the head's keep, then gets one
+ * multiply-add per position in order. With 4 heads or more each key and
+ * value vector is loaded (and converted) once for all G, the heads' chains
+ * side by side, instead of once per head (2026-12-03, docs/performance.md,
+ * "CPU decode with AVX2"). */
+static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const float *q,
+                                const void *const *key, const void *const *val, int n, float scale,
+                                float *s, int s_stride, float *out, float *run_max,
+                                float *run_sum) {
+    const int hd = 8 * NV;
+    if (G < 4) {
+        for (int h = 0; h < G; h++)
+            head_scores(F16, NV, q + h * hd, key, n, scale, s + h * s_stride);
+    } else {
+        for (int i = 0; i < n; i++) {
+            const void *k = key[i];
+            __m256 acc[8], kv = row_vec(F16, k, 0);
+            UNROLL
+            for (int h = 0; h < G; h++)
+                acc[h] = _mm256_mul_ps(_mm256_loadu_ps(q + h * hd), kv);
+            for (int v = 1; v < NV; v++) {
+                kv = row_vec(F16, k, v);
+                UNROLL
+                for (int h = 0; h < G; h++)
+                    acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * hd + 8 * v), kv, acc[h]);
+            }
+            UNROLL
+            for (int h = 0; h < G; h++)
+                s[h * s_stride + i] = hsum(acc[h]) * scale;
+        }
+    }
+    float keep[8];
+    UNROLL
+    for (int h = 0; h < G; h++)
+        keep[h] = softmax_step(s + h * s_stride, n, &run_max[h], &run_sum[h]);
+    for (int v = 0; v < NV; v++) {
         __m256 o[8];
         UNROLL
-        for (int v = 0; v < 8; v++)
-            if (v < nv) o[v] = _mm256_mul_ps(_mm256_loadu_ps(out + 8 * (v0 + v)), kv);
+        for (int h = 0; h < G; h++)
+            o[h] = _mm256_mul_ps(_mm256_loadu_ps(out + h * hd + 8 * v), _mm256_set1_ps(keep[h]));
         for (int j = 0; j < n; j++) {
-            __m256 w = _mm256_set1_ps(s[j]);
+            __m256 x = row_vec(F16, val[j], v);
             UNROLL
-            for (int v = 0; v < 8; v++)
-                if (v < nv) o[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(val[j] + 8 * (v0 + v)), o[v]);
+            for (int h = 0; h < G; h++)
+                o[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + h * s_stride + j), x, o[h]);
         }
         UNROLL
-        for (int v = 0; v < 8; v++)
-            if (v < nv) _mm256_storeu_ps(out + 8 * (v0 + v), o[v]);
+        for (int h = 0; h < G; h++)
+            _mm256_storeu_ps(out + h * hd + 8 * v, o[h]);
     }
+}
+
+/* One head (lg_attention_chunk_fn). */
+static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
+                                const float *const *val, int n, float scale, float *s, float *out,
+                                float *run_max, float *run_sum) {
+    heads(0, 1, NV, q, (const void *const *)key, (const void *const *)val, n, scale, s, 0, out,
+          run_max, run_sum);
+}
+
+/* Any number of heads, in groups of up to 8 (G a constant per group). */
+static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const float *q,
+                                      const void *const *k, const void *const *v, int n,
+                                      float scale, float *s, int s_stride, float *out,
+                                      float *run_max, float *run_sum) {
+    for (int h0 = 0; h0 < nh; h0 += 8) {
+        const float *qh = q + h0 * 8 * NV;
+        float *sh = s + h0 * s_stride, *oh = out + h0 * 8 * NV, *mh = run_max + h0,
+              *rh = run_sum + h0;
+        switch (nh - h0 < 8 ? nh - h0 : 8) {
+        case 1:
+            heads(F16, 1, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 2:
+            heads(F16, 2, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 3:
+            heads(F16, 3, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 4:
+            heads(F16, 4, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 5:
+            heads(F16, 5, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 6:
+            heads(F16, 6, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        case 7:
+            heads(F16, 7, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        default:
+            heads(F16, 8, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
+            break;
+        }
+    }
+}
+
+/* lg_attention_heads_fn (float32 rows) and lg_attention_heads_f16_fn per head_dim */
+#define HEADS_ENTRY(NAME, F16, T, NV)                                                              \
+    static void NAME(int nh, const float *q, const T *const *key, const T *const *val, int n,      \
+                     float scale, float *s, int s_stride, float *out, float *run_max,              \
+                     float *run_sum) {                                                             \
+        head_groups(F16, NV, nh, q, (const void *const *)key, (const void *const *)val, n, scale,  \
+                    s, s_stride, out, run_max, run_sum);                                           \
+    }
+HEADS_ENTRY(heads_8, 0, float, 8)
+HEADS_ENTRY(heads_16, 0, float, 16)
+HEADS_ENTRY(heads_32, 0, float, 32)
+HEADS_ENTRY(heads_f16_8, 1, uint16_t, 8)
+HEADS_ENTRY(heads_f16_16, 1, uint16_t, 16)
+HEADS_ENTRY(heads_f16_32, 1, uint16_t, 32)
+
+lg_attention_heads_fn lg_attention_heads_avx2(int head_dim) {
+    return head_dim == 64    ? heads_8
+           : head_dim == 128 ? heads_16
+           : head_dim == 256 ? heads_32
+                             : NULL;
+}
+
+lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim) {
+    return head_dim == 64    ? heads_f16_8
+           : head_dim == 128 ? heads_f16_16
+           : head_dim == 256 ? heads_f16_32
+                             : NULL;
 }
 
 static void f16_row(const uint16_t *src, float *dst, int n) {
@@ -122,4 +258,12 @@ LG_ATTENTION_ISA_ENTRIES(avx2, 8)
 #endif
 #else /* not x86-64: never chosen */
 LG_ATTENTION_ISA_STUBS(avx2)
+lg_attention_heads_fn lg_attention_heads_avx2(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
+lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
 #endif

@@ -95,11 +95,16 @@ void lg_cpu_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_moe_plan_experts(a->plan, a->n_experts, &first, &last); /* this device's experts */
     size_t I = (size_t)a->experts[first].gate.rows, H = (size_t)a->experts[first].gate.cols;
     lg_matmul_op *ops = k->ops; /* 2 * (E + 1) products, sized at ctx_new */
+    /* One token (decode): each chosen expert's row is a copy of h (moe_group),
+     * so they all read h itself, and matmul_many quantises it once for all of
+     * them and the shared expert instead of once per expert. */
+    bool one_token = a->n_tokens == 1;
     for (int e = first; e < last; e++) {
         int start = off[e], n = off[e + 1] - start;
         if (n == 0) continue;
-        ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, a->expert_in + start * H, n, &a->experts[e].gate, NULL};
-        ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, a->expert_in + start * H, n, &a->experts[e].up, NULL};
+        const float *x = one_token ? a->h : a->expert_in + start * H;
+        ops[n_ops++] = (lg_matmul_op){a->act_gate + start * I, x, n, &a->experts[e].gate, NULL};
+        ops[n_ops++] = (lg_matmul_op){a->act_up + start * I, x, n, &a->experts[e].up, NULL};
     }
     if (a->shared) {
         ops[n_ops++] = (lg_matmul_op){a->shared_gate, a->h, a->n_tokens, &a->shared->gate, NULL};

@@ -390,10 +390,14 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 
 /* One token against many rows, for decode: each row through the same
  * inlined instructions as row_X with one token (so the same bits), with no
- * per-row dispatch, and the K-quants' weights PREFETCH_AHEAD bytes ahead
- * asked for (a task's rows are contiguous, the next task of a lane follows
- * them). Not Q8_0: this way measured slower for it than row by row (26 against 30
- * GB/s from the cache), so it stays on lg_qgemm_row_avx2.
+ * per-row dispatch, and the weights PREFETCH_AHEAD bytes ahead asked for (a
+ * task's rows are contiguous, the next task of a lane follows them). Q8_0
+ * too since 2026-12-03: an expert's down projection has rows of 544 bytes
+ * (16 blocks), where the per-row calls of lg_qgemm_row_avx2 cost a quarter
+ * of the row; streaming 512-column Q8_0 rows on 2 threads, median of 20
+ * passes alternated in one process: 19.3 GB/s row by row, 26.5 this way
+ * (2048 columns: 24.3 and 25.3). An earlier measurement from the cache had
+ * found it slower (26 against 30 GB/s); decode reads from memory.
  *
  * Several rows a pass (each with its own accumulator, the token's loads
  * shared) measured no faster here (2026-12-03, docs/performance.md): for the
@@ -403,12 +407,23 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
  * one long one; two rows with prefetches in the loop: no change), and decode
  * reads from memory. */
 #define PREFETCH_AHEAD 2048
+/* Rows longer than this are not prefetched: a row's worth of prefetches
+ * issued at once at its start then stalls the loads behind it, and the
+ * hardware prefetchers follow a long row by themselves. Streaming one token
+ * on 2 threads, median of 16-20 passes alternated in one process, GB/s with
+ * / without the prefetches (2026-12-03): 8192 columns (the attention output
+ * projection, a dense down projection) Q4_K 17.2 / 20.3, Q6_K 16.0 / 18.3,
+ * Q8_0 17.7 / 21.3; 2048 columns Q4_K 20.8 / 19.3, Q6_K 21.7 / 18.9, Q8_0
+ * 25.3 / 24.0; 512 columns Q8_0 26.5 / 22.5; Q4_K at 4096 columns (2304-byte
+ * rows) 17.9 / 16.1. */
+#define PREFETCH_MAX_ROW 4096
 #define ROWS1(NAME, CALL)                                                                          \
     static void NAME(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,   \
                      float *y) {                                                                   \
+        size_t ahead = w_stride <= PREFETCH_MAX_ROW ? w_stride : 0;                                \
         for (int r = 0; r < n_rows; r++) {                                                         \
             const uint8_t *row = w + (size_t)r * w_stride;                                         \
-            for (size_t o = 0; o < w_stride; o += 64)                                              \
+            for (size_t o = 0; o < ahead; o += 64)                                                 \
                 _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);                 \
             float *yr = y + r;                                                                     \
             CALL;                                                                                  \
@@ -419,6 +434,7 @@ ROWS1(rows1_q4_K,
 ROWS1(rows1_q5_K, dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
                          offsetof(lg_block_q5_K, qh), true, x, 0, 1, n, yr, 1))
 ROWS1(rows1_q6_K, dot_q6_K(row, x, 0, 1, n, yr, 1))
+ROWS1(rows1_q8_0, dot_q8_0(row, x, 0, 1, n, yr, 1))
 
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                          const uint8_t *x, int64_t n, float *y) {
@@ -431,6 +447,9 @@ bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int 
         return true;
     case LG_DTYPE_Q6_K:
         rows1_q6_K(w, w_stride, n_rows, x, n, y);
+        return true;
+    case LG_DTYPE_Q8_0:
+        rows1_q8_0(w, w_stride, n_rows, x, n, y);
         return true;
     default:
         return false;
