@@ -188,31 +188,13 @@ static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const
         const float *qh = q + h0 * 8 * NV;
         float *sh = s + h0 * s_stride, *oh = out + h0 * 8 * NV, *mh = run_max + h0,
               *rh = run_sum + h0;
+        /* G must be a constant for heads(): one case per group size */
+#define HEADS_CASE(G)                                                                              \
+    case G: heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh); break;
         switch (nh - h0 < 8 ? nh - h0 : 8) {
-        case 1:
-            heads(F16, 1, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 2:
-            heads(F16, 2, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 3:
-            heads(F16, 3, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 4:
-            heads(F16, 4, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 5:
-            heads(F16, 5, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 6:
-            heads(F16, 6, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        case 7:
-            heads(F16, 7, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
-        default:
-            heads(F16, 8, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);
-            break;
+            HEADS_CASE(1) HEADS_CASE(2) HEADS_CASE(3) HEADS_CASE(4)
+            HEADS_CASE(5) HEADS_CASE(6) HEADS_CASE(7) HEADS_CASE(8)
+#undef HEADS_CASE
         }
     }
 }
