@@ -173,50 +173,23 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
  * a chunk (group size 1 is the same arithmetic). */
 template <int PT, int DG, bool GROUPED>
 __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_chunk_kernel(chunk_args a) {
-    lg_cuda_kernel_begin();
     extern __shared__ float4 ck_smem4[];
+    /* tiles, positions and page tables come with the step's uploads, and the
+     * pool's rows before the step from earlier steps: none of it depends on
+     * the previous kernel, so they are read before waiting for it */
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
     int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
-    if (!block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end)) return;
+    bool work = block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end);
     /* groups: [g_first, g_last] of gs chunks (gs 1 when not grouped: a group is a chunk) */
     int gs = GROUPED ? group_size(c_first, c_last, a.groups) : 1, g_first = c_first / gs, g_last = c_last / gs;
-    if (GROUPED && a.split) {
+    if (work && GROUPED && a.split) {
         int g = g_first + (int)blockIdx.z;
-        if (g > g_last) return;
+        work = g <= g_last;
         c_begin = max(g * gs, c_first), c_end = min(g * gs + gs - 1, c_last);
     }
-    /* one group: merging its partial from scratch would give these same bits */
-    bool direct = !a.split || g_first == g_last;
     const int PP = CK_WARPS * PT, PS = PP + 1;
     int S = a.stride, n4 = a.hdp / 4, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    float *k_s = (float *)ck_smem4, *v_s = k_s + CHUNK * S, *q_s = v_s + CHUNK * S, *p_s = q_s + PP * S;
-    for (int i = tid; i < PP * n4; i += CK_THREADS) {
-        int pr = i / n4, d = (i % n4) * 4;
-        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if (pr < P) {
-            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
-#pragma unroll
-            for (int e = 0; e < 4; e++) x[e] = d + e < hd ? src[d + e] : 0.0f;
-        }
-        *(float4 *)(q_s + pr * S + d) = make_float4(x[0], x[1], x[2], x[3]);
-    }
-    int pa = warp * PT; /* this warp's first pair */
-    /* the row's result (M, L, O) and, grouped, the current group's (Mg, Lg, Og) */
-    constexpr int GP = GROUPED ? PT : 1;
-    float M[PT], L[PT], O[PT][4 * DG], Mg[GP], Lg[GP], Og[GP][4 * DG];
-#pragma unroll
-    for (int i = 0; i < PT; i++) {
-        M[i] = -INFINITY, L[i] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 4 * DG; e++) O[i][e] = 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < GP; i++) {
-        Mg[i] = -INFINITY, Lg[i] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 4 * DG; e++) Og[i][e] = 0.0f;
-    }
     /* this thread's share of a chunk's keys and values (head_dim <= 128 DG: at most 4 DG
      * float4 of each), fetched one chunk ahead; their pool pages two ahead */
     constexpr int FU = 4 * DG;
@@ -259,8 +232,47 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
             }
         }
     };
-    pages_of(c_begin);
-    fetch(c_begin);
+    /* a first chunk wholly before the step's own rows is in the pool already */
+    bool early = a.early && work && min(c_begin * CHUNK + CHUNK - 1, pos_end) < fresh_from;
+    if (early) {
+        pages_of(c_begin);
+        fetch(c_begin);
+    }
+    lg_cuda_kernel_begin();
+    if (!work) return;
+    /* one group: merging its partial from scratch would give these same bits */
+    bool direct = !a.split || g_first == g_last;
+    float *k_s = (float *)ck_smem4, *v_s = k_s + CHUNK * S, *q_s = v_s + CHUNK * S, *p_s = q_s + PP * S;
+    for (int i = tid; i < PP * n4; i += CK_THREADS) {
+        int pr = i / n4, d = (i % n4) * 4;
+        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (pr < P) {
+            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+#pragma unroll
+            for (int e = 0; e < 4; e++) x[e] = d + e < hd ? src[d + e] : 0.0f;
+        }
+        *(float4 *)(q_s + pr * S + d) = make_float4(x[0], x[1], x[2], x[3]);
+    }
+    int pa = warp * PT; /* this warp's first pair */
+    /* the row's result (M, L, O) and, grouped, the current group's (Mg, Lg, Og) */
+    constexpr int GP = GROUPED ? PT : 1;
+    float M[PT], L[PT], O[PT][4 * DG], Mg[GP], Lg[GP], Og[GP][4 * DG];
+#pragma unroll
+    for (int i = 0; i < PT; i++) {
+        M[i] = -INFINITY, L[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4 * DG; e++) O[i][e] = 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < GP; i++) {
+        Mg[i] = -INFINITY, Lg[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4 * DG; e++) Og[i][e] = 0.0f;
+    }
+    if (!early) {
+        pages_of(c_begin);
+        fetch(c_begin);
+    }
     if (c_begin < c_end) pages_of(c_begin + 1);
     for (int c = c_begin; c <= c_end; c++) {
         __syncthreads(); /* the previous chunk's rows are read */
@@ -474,6 +486,7 @@ void lg_cuda_attention_settings(lg_cuda_ctx *k) {
     const char *g = getenv("LAGUNA_CUDA_ATTN_GROUPS"), *l = getenv("LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN");
     k->attn_groups = g && atoi(g) > 0 ? atoi(g) : CK_GROUPS;
     k->attn_decode_loop_min = l && atoi(l) > 0 ? atoi(l) : CK_LOOP_MIN_DECODE;
+    k->attn_early = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_EARLY");
 }
 
 /* Zeroed counters (the split kernel leaves them zero), at least n. */
@@ -497,6 +510,7 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
                            int n_tiles, int loop_min_blocks, bool tensor_cores, bool grouped) {
     if (n_tiles <= 0) return;
     ca.groups = grouped ? k->attn_groups : 0;
+    ca.early = k->attn_early;
     int pairs = 1, most_slots = 1;
     for (int t = 0; t < n_tiles; t++) {
         int slots = tile_slots(a, tiles[t], ca.groups);

@@ -25,6 +25,7 @@ struct chunk_args {
     int n_heads, n_kv_heads, head_dim, group;
     int window;
     int groups; /* grouped launches (lone rows): a row's chunks merge in at most ~this many groups */
+    int early;  /* a block whose first chunk lies in the pool fetches it before waiting for the previous kernel */
     int hdp;    /* head_dim rounded up to 4 */
     int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
     float scale;

@@ -58,6 +58,7 @@ struct lg_cuda_ctx {
      * the context is made so that tests can set them per context */
     int attn_groups;            /* a lone row's chunks merge in at most ~this many groups */
     int attn_decode_loop_min;   /* lone-row launches of fewer (row, KV head) blocks split */
+    bool attn_early;            /* blocks fetch pool-only first chunks before the PDL wait */
 };
 
 /* cuda_tape.cu */
