@@ -3,22 +3,26 @@
 # shapes (weights made on the GPU). Builds, runs the CUDA tests (unless
 # TESTS=0), then for each VARIANTS entry (space-separated; each a
 # comma-separated list of NAME=VALUE environment switches, "-" for none)
-# decode after PROMPT tokens, medians of REPS; then decode at LAYERS_SCAN
+# decode after PROMPT tokens, medians of REPS (EXTRA: more bench arguments,
+# e.g. "--batch 32"; ROUNDS: the variants that many times, interleaved); then decode at LAYERS_SCAN
 # depths with the defaults; LONG=1: decode after 32768; Q4=1: Q4_K_M
 # decode; then NCU=1: every kernel of a 4-layer run under
 # Nsight Compute (tools/device/ncu_decode.sh).
 set -uo pipefail
-VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16}
+VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16} EXTRA=${EXTRA:-} ROUNDS=${ROUNDS:-1}
 . tools/device/cuda_tests.sh
 cuda_build bench
 [ "${TESTS:-1}" = 1 ] && cuda_run_tests
 B="build/laguna bench --device cuda --synth xs2 --probe-mib 0"
-for v in $VARIANTS; do
-    (
-        [ "$v" = - ] || for kv in ${v//,/ }; do export "$kv"; done
-        echo "== $v"
-        timeout 90 $B --type $TYPE --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy|^prefill"
-    )
+for round in $(seq "$ROUNDS"); do
+    for v in $VARIANTS; do
+        (
+            [ "$v" = - ] || for kv in ${v//,/ }; do export "$kv"; done
+            echo "== $v"
+            timeout 120 $B --type $TYPE --prompt $PROMPT --gen ${GEN:-64} --reps $REPS $EXTRA 2>&1 |
+                grep -E "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
+        )
+    done
 done
 for l in ${LAYERS_SCAN:-}; do
     echo "== layers $l"
