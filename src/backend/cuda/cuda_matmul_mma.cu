@@ -19,7 +19,6 @@
 #include "backend/cuda/cuda_mma.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include <atomic>
 
@@ -202,8 +201,7 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int m
 }
 
 
-/* One-shot blocks for up to 8 tokens (decoding; and grouped products with
- * few rows an expert, 8 a round: take_few_per_expert): a block of 8 warps takes
+/* One-shot blocks for up to 8 tokens (decoding): a block of 8 warps takes
  * a few 16-row tiles, warp w slice w of each, and a warp issues the weight
  * loads of ONESHOT_LOADS steps at once: one tile when K is long (K = 2048:
  * 8 steps a slice), several when it is short (the experts' down products,
@@ -279,53 +277,48 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
     lg_cuda_kernel_begin();
     int t_begin, t_count;
     if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) return;
-    /* 8 tokens a round; more only in a grouped product's rare crowded
-     * expert, whose weights the next round reads again (from L2) */
-    for (int t0 = 0; t0 < t_count; t0 += 8) {
-        if (t0 > 0) __syncthreads(); /* the last round's sums are read out of part */
-        int nt = min(8, t_count - t0);
-        const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
-        const float4 fzero = make_float4(0, 0, 0, 0);
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int base = 0; base < st.total; base += ONESHOT_LOADS) {
-            if (base == 0 ? t0 > 0 || !early : !PIPE) oneshot_load(st, base, g, q, wa, wb);
-            uint4 na[PIPE ? ONESHOT_LOADS : 1], nb[PIPE ? ONESHOT_LOADS : 1];
-            if (PIPE && base + ONESHOT_LOADS < st.total) oneshot_load(st, base + ONESHOT_LOADS, g, q, na, nb);
+    int nt = min(8, t_count);
+    const float *x = a.x + (size_t)t_begin * a.cols;
+    const float4 fzero = make_float4(0, 0, 0, 0);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int base = 0; base < st.total; base += ONESHOT_LOADS) {
+        if (base == 0 ? !early : !PIPE) oneshot_load(st, base, g, q, wa, wb);
+        uint4 na[PIPE ? ONESHOT_LOADS : 1], nb[PIPE ? ONESHOT_LOADS : 1];
+        if (PIPE && base + ONESHOT_LOADS < st.total) oneshot_load(st, base + ONESHOT_LOADS, g, q, na, nb);
 #pragma unroll
-            for (int u = 0; u < ONESHOT_LOADS; u++) {
-                int i = base + u;
-                if (i >= st.total) break;
-                int tile = i / st.steps, step = i - tile * st.steps;
-                int k = st.k0 + 32 * step + 8 * q;
-                float4 xa = fzero, xb = fzero;
-                if (g < nt && k < st.k1) {
-                    const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
-                    xa = __ldg(xp), xb = __ldg(xp + 1);
-                }
-                mma_step(acc, wa[u], wb[u], mma_split(xa, xb));
-                if (step == st.steps - 1) { /* this tile's slice is done: park it */
-                    float *p = part + (size_t)(tile * MMA_MAX_SLICES + warp) * 128;
+        for (int u = 0; u < ONESHOT_LOADS; u++) {
+            int i = base + u;
+            if (i >= st.total) break;
+            int tile = i / st.steps, step = i - tile * st.steps;
+            int k = st.k0 + 32 * step + 8 * q;
+            float4 xa = fzero, xb = fzero;
+            if (g < nt && k < st.k1) {
+                const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
+                xa = __ldg(xp), xb = __ldg(xp + 1);
+            }
+            mma_step(acc, wa[u], wb[u], mma_split(xa, xb));
+            if (step == st.steps - 1) { /* this tile's slice is done: park it */
+                float *p = part + (size_t)(tile * MMA_MAX_SLICES + warp) * 128;
 #pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
-                        acc[e] = 0.0f;
-                    }
+                for (int e = 0; e < 4; e++) {
+                    p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
+                    acc[e] = 0.0f;
                 }
             }
-            if (PIPE)
+        }
+        if (PIPE)
 #pragma unroll
-                for (int u = 0; u < ONESHOT_LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
-        }
-        __syncthreads();
-        float *y = a.y + (size_t)(t_begin + t0) * a.rows;
-        for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
-            int tile = i / 128, e = i % 128;
-            int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
-            const float *p = part + (size_t)tile * MMA_MAX_SLICES * 128 + e;
-            float v = p[0];
-            for (int sl = 1; sl < n_slices; sl++) v += p[sl * 128];
-            if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-        }
+            for (int u = 0; u < ONESHOT_LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
+    }
+    __syncthreads();
+    float *y = a.y + (size_t)t_begin * a.rows;
+    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
+        int tile = i / 128, e = i % 128;
+        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
+        const float *p = part + (size_t)tile * MMA_MAX_SLICES * 128 + e;
+        float v = p[0];
+        for (int sl = 1; sl < n_slices; sl++) v += p[sl * 128];
+        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
     }
 }
 
@@ -362,43 +355,8 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
                        NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
 }
 
-/* Grouped products whose experts hold few rows each (a batched decode step:
- * 32 sequences give ~1 row per chosen expert) go to the one-shot blocks,
- * 8 rows a round, instead of the kernels sized for the most rows any expert
- * could hold. LAGUNA_CUDA_ONESHOT_GROUPED=0 (measuring): not. */
-#define ONESHOT_GROUPED_MAX_TYPICAL 8
-
-/* Moves set's grouped products with at most ONESHOT_GROUPED_MAX_TYPICAL
- * typical rows into few, bytes as they are (a recorded step hashes them);
- * the rest stay in set. Returns the most tokens of what stays. */
-static int take_few_per_expert(matmul_set *set, matmul_set *few) {
-    matmul_set rest;
-    memset(few, 0, sizeof *few);
-    memset(&rest, 0, sizeof rest);
-    int most = 0;
-    for (int i = 0; i < set->n; i++) {
-        const matmul_args &a = set->op[i];
-        bool is_few = a.offsets && a.typical_rows <= ONESHOT_GROUPED_MAX_TYPICAL;
-        matmul_set *to = is_few ? few : &rest;
-        memcpy(&to->op[to->n++], &a, sizeof a);
-        if (!is_few && a.n_tokens > most) most = a.n_tokens;
-    }
-    *set = rest;
-    return most;
-}
-
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     if (set->n == 0 || max_tokens <= 0) return;
-    static const bool grouped_oneshot = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_GROUPED");
-    if (max_tokens > 8 && grouped_oneshot && oneshot_enabled()) {
-        matmul_set few;
-        int most = take_few_per_expert(set, &few);
-        if (few.n) {
-            launch_oneshot(k, &few, max_groups);
-            lg_cuda_mma_launch(k, set, most, max_groups);
-            return;
-        }
-    }
     if (max_tokens > 8 * NARROW_MAX_TILES) {
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
