@@ -201,7 +201,7 @@ void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *ou
 void lg_cuda_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
                       const float *v);
 /* Reads LAGUNA_CUDA_ATTN_GROUPS (default 128) and LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN
- * (default 1024) into the context: for tests and measuring. */
+ * (default 256 blocks) into the context: for tests and measuring. */
 void lg_cuda_attention_settings(lg_cuda_ctx *k);
 /* cuda_elementwise.cu */
 void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n);
