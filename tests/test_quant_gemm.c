@@ -118,10 +118,14 @@ static void test_activation_rows(void) {
  * element-order bytes moved in 8-byte pieces, scales and 16-element sums
  * unchanged; every other (ISA, type) in element order. */
 static void test_lane_order(void) {
-    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K) == LG_Q8_K4_LANE_ORDER);
-    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K) == LG_Q8_ELEMENT_ORDER);
-    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K) == LG_Q8_PAIR_ORDER);
-    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q8_0) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 1) == LG_Q8_K4_LANE_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 5) == LG_Q8_K4_LANE_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K, 5) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 2) == LG_Q8_PAIR_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q6_K, 300) == LG_Q8_PAIR_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 1) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q5_K, 1) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q8_0, 5) == LG_Q8_ELEMENT_ORDER);
     if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
         test_skip("this CPU has no AVX512-VNNI");
         return;
@@ -325,6 +329,42 @@ static void test_one_token_rows(void) {
     }
 }
 
+/* The AVX2 one-token K-quant kernels (element-order activations, each
+ * sub-block with its own vpmaddwd) against the pair-order kernel that
+ * decode used before them (lg_qgemm_row_avx2 with one token, which the
+ * prefill tiles still run): bitwise equal on random blocks, 1..13 rows, rows
+ * of 1, 5, 9 and 32 super-blocks. */
+static void test_one_token_element_order(void) {
+    if (!lg_qgemm_isa_available(LG_ISA_AVX2)) {
+        test_skip("this CPU has no AVX2");
+        return;
+    }
+    const lg_dtype k_types[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+    const int64_t lengths[] = {256, 1280, 2304, 8192};
+    for (int k = 0; k < 3; k++)
+        for (int L = 0; L < 4; L++) {
+            lg_dtype dt = k_types[k];
+            int64_t n = lengths[L];
+            size_t rb = lg_dtype_row_bytes(dt, n), xs = lg_q8_row_bytes(n, 256);
+            float *x = activations(1, n);
+            uint8_t *w = weights(dt, 13, n, NULL);
+            uint8_t *elem = aligned_alloc(64, xs), *pair = aligned_alloc(64, xs);
+            lg_q8_quantize_in(LG_Q8_ELEMENT_ORDER, LG_ISA_AVX2, dt, x, 1, n, elem);
+            lg_q8_quantize_in(LG_Q8_PAIR_ORDER, LG_ISA_AVX2, dt, x, 1, n, pair);
+            int bad = 0;
+            for (int rows = 1; rows <= 13; rows++) {
+                float fast[13], old[13];
+                CHECK(lg_qgemm_rows1_avx2(dt, w, rb, rows, elem, n, fast));
+                for (int r = 0; r < rows; r++)
+                    lg_qgemm_row_avx2(dt, w + (size_t)r * rb, pair, xs, 1, n, &old[r], 1);
+                bad += memcmp(fast, old, sizeof(float) * rows) != 0;
+            }
+            CHECKF(bad == 0, "%s n=%lld: %d row counts differ from the pair-order kernel",
+                   lg_dtype_name(dt), (long long)n, bad);
+            free(x), free(w), free(elem), free(pair);
+        }
+}
+
 /* The prefill kernels' token tiles (AVX2: 8 tokens a pass over a row, the
  * sub-block unpacked once for all of them): batches of 1, 5, 17, 33 and 300
  * tokens, which end in part-filled tiles, on row counts that are no multiple
@@ -372,6 +412,7 @@ int main(void) {
     RUN(test_kernels_match_reference);
     RUN(test_batch_invariance);
     RUN(test_one_token_rows);
+    RUN(test_one_token_element_order);
     RUN(test_token_tiles);
     return test_summary();
 }

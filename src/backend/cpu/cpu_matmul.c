@@ -217,8 +217,9 @@ static void quantize_rows(void *ctx, int r0, int r1) {
         const lg_matmul_op *op = &q->job->ops[i];
         int a = r0 > q->first_row[s] ? r0 - q->first_row[s] : 0,
             b = (r1 < q->first_row[s + 1] ? r1 : q->first_row[s + 1]) - q->first_row[s];
-        lg_q8_quantize_for(q->isa, op->w->dtype, op->x + (size_t)a * op->w->cols, b - a, op->w->cols,
-                           (uint8_t *)q->job->act_q8[i] + (size_t)a * q->job->act_stride[i]);
+        lg_q8_quantize_in(lg_q8_order_for(q->isa, op->w->dtype, op->n_tokens), q->isa, op->w->dtype,
+                          op->x + (size_t)a * op->w->cols, b - a, op->w->cols,
+                          (uint8_t *)q->job->act_q8[i] + (size_t)a * q->job->act_stride[i]);
     }
 }
 
@@ -252,7 +253,8 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
         for (int p = 0; p < i && !job->act_q8[i]; p++)
             if (job->act_q8[p] && job->ops[p].x == op->x && job->ops[p].n_tokens == op->n_tokens &&
                 job->ops[p].w->cols == op->w->cols && lg_q8_block(job->ops[p].w->dtype) == block &&
-                lg_q8_order_for(q.isa, job->ops[p].w->dtype) == lg_q8_order_for(q.isa, op->w->dtype))
+                lg_q8_order_for(q.isa, job->ops[p].w->dtype, op->n_tokens) ==
+                    lg_q8_order_for(q.isa, op->w->dtype, op->n_tokens))
                 job->act_q8[i] = job->act_q8[p];
         job->act_stride[i] = stride;
         if (job->act_q8[i]) continue;

@@ -123,10 +123,10 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
         lg_q8_quantize_reference(x, n_rows, n, block, out);
 }
 
-lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights) {
+lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     bool k_quant = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K) return LG_Q8_K4_LANE_ORDER;
-    if (isa == LG_ISA_AVX2 && k_quant) return LG_Q8_PAIR_ORDER;
+    if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
 }
 
@@ -142,17 +142,22 @@ static void to_k4_lane_order(int8_t *q) {
 
 void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows, int64_t n,
                         uint8_t *out) {
+    lg_q8_quantize_in(lg_q8_order_for(isa, weights, n_rows), isa, weights, x, n_rows, n, out);
+}
+
+void lg_q8_quantize_in(lg_q8_order order, lg_isa isa, lg_dtype weights, const float *x, int n_rows,
+                       int64_t n, uint8_t *out) {
     int block = lg_q8_block(weights);
     if (isa >= LG_ISA_AVX2)
         lg_q8_quantize_avx2(x, n_rows, n, block, out);
     else
         lg_q8_quantize_reference(x, n_rows, n, block, out);
     size_t stride = lg_q8_row_bytes(n, block);
-    if (lg_q8_order_for(isa, weights) == LG_Q8_K4_LANE_ORDER)
+    if (order == LG_Q8_K4_LANE_ORDER)
         for (int r = 0; r < n_rows; r++)
             for (int64_t b = 0; b < n / 256; b++)
                 to_k4_lane_order((int8_t *)(out + (size_t)r * stride) + 256 * b);
-    if (lg_q8_order_for(isa, weights) == LG_Q8_PAIR_ORDER)
+    if (order == LG_Q8_PAIR_ORDER)
         for (int r = 0; r < n_rows; r++)
             lg_q8_pair_order_avx2(out + (size_t)r * stride, n);
 }

@@ -67,19 +67,28 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
  *   32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + 8 s .. + 7, so that every int32 lane of
  *   the kernel's vpdpbusd sums one 32-element sub-block over the four steps
  *   (quant_gemm_avx512.c says why);
- * - the AVX2 K-quant kernels read "pair order": each 64 elements (sub-blocks
- *   j and k = j + 1 of 32) as 32 bytes A then 32 bytes B, the 4-byte lane l
- *   (0..7) of A holding elements 4l, 4l+1 of j then 4l, 4l+1 of k, that of B
- *   4l+2, 4l+3 of j then of k, so that one vpmaddubsw pair and a vpaddw give
- *   each int16 lane a whole 4-element dot of one sub-block and one vpmaddwd
- *   scales two sub-blocks (quant_gemm_avx2.c).
+ * - the AVX2 K-quant kernels read "pair order" in products of more than one
+ *   token: each 64 elements (sub-blocks j and k = j + 1 of 32) as 32 bytes A
+ *   then 32 bytes B, the 4-byte lane l (0..7) of A holding elements 4l, 4l+1
+ *   of j then 4l, 4l+1 of k, that of B 4l+2, 4l+3 of j then of k, so that one
+ *   vpmaddubsw pair and a vpaddw give each int16 lane a whole 4-element dot
+ *   of one sub-block and one vpmaddwd scales two sub-blocks
+ *   (quant_gemm_avx2.c). With one token (decode) they read element order:
+ *   the weights' pair blends, shared by the tokens of a batch, would be paid
+ *   for that one token alone (docs/performance.md, "CPU one-token K-quant
+ *   products").
  * Scales and 16-element sums stay in element order. */
 typedef enum { LG_Q8_ELEMENT_ORDER = 0, LG_Q8_K4_LANE_ORDER, LG_Q8_PAIR_ORDER } lg_q8_order;
-lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights);
-/* lg_q8_quantize in the order lg_q8_order_for(isa, weights) gives, with the
- * weight type's block: what lg_qgemm_isa(isa, ...) takes as x. */
+/* The order for a product of n_tokens activation rows. */
+lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens);
+/* lg_q8_quantize in the order lg_q8_order_for(isa, weights, n_rows) gives,
+ * with the weight type's block: what lg_qgemm_isa(isa, ...) takes as x for
+ * a product of these n_rows tokens. */
 void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows, int64_t n,
                         uint8_t *out);
+/* The same in a given order: for some of a product's rows at a time. */
+void lg_q8_quantize_in(lg_q8_order order, lg_isa isa, lg_dtype weights, const float *x, int n_rows,
+                       int64_t n, uint8_t *out);
 
 /* y[t * y_stride + r] = dot(weight row r, activation row t) (+ bias[r]) for
  * r < n_rows, t < n_tokens; weight rows w_stride bytes apart, q8 rows x_stride

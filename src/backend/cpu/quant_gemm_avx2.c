@@ -16,7 +16,13 @@
  * that one vpmaddwd scales two sub-blocks. Every lane's integer and every
  * float operation per token are what they were with one token a pass, so
  * a token's bits do not depend on its batch (docs/performance.md, "CPU
- * prefill with AVX2"). */
+ * prefill with AVX2").
+ *
+ * Decode (one token, lg_qgemm_rows1_avx2): there the weights' pair blends
+ * would be paid for one token alone, so its K-quant activations stay in
+ * element order and each sub-block gets its own vpmaddwd; every lane's
+ * integer is the same as in pair order, so are the bits (docs/performance.md,
+ * "CPU one-token K-quant products: element order, prefetches spread"). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -167,6 +173,33 @@ static inline __m256i dot64(__m256i a, __m256i b, const int8_t *x, __m256i scale
     return _mm256_madd_epi16(p, scales);
 }
 
+/* One token's sub-block of 32 weights against its 32 activations in element
+ * order, times the int16 scale vector: int32 lane l gets scale * (4-element
+ * dot l), what dot64 puts in lane l for that sub-block (the int16 pair sums
+ * are exact: at most 2 * 63 * 127). Two of these are one vpmaddwd more than
+ * a dot64 but spare the weights' two pair blends (to_pairs), which with one
+ * token are not shared with other tokens. */
+static inline __m256i dot32(__m256i w, const int8_t *x, __m256i scale) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x)),
+                             scale);
+}
+
+/* Decode asks for its weights this many bytes ahead of where it reads (a
+ * task's rows are contiguous, the next task of a lane follows them). */
+#define PREFETCH_AHEAD 2048
+
+/* One prefetch per 64 bytes of a weight block about to be read: the
+ * one-token K-quant loops call it once per super-block, so the prefetches
+ * are spread through the row however long it is. Asking for a whole row at
+ * its start had stalled the loads behind the prefetches on long rows, so
+ * rows over 4 KB went without; spread, streaming one token on 2 threads
+ * (2026-12-03, docs/performance.md) went from 22-23 to 26-28 GB/s at 8192
+ * columns and from 23-25 to 26-28 at 2048. */
+static ALWAYS_INLINE void prefetch_ahead(const void *block, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)block + PREFETCH_AHEAD + o, _MM_HINT_T0);
+}
+
 /* A Q4_K / Q5_K super-block's twelve bytes of 6-bit scales and mins as bytes
  * [sc0..3 m0..3 sc4..7 m4..7] in both 128-bit lanes: ggml's unpacking done
  * on two 64-bit words, so that each pair of sub-blocks' scale vector is then
@@ -221,10 +254,13 @@ static ALWAYS_INLINE __m256 k4_finish(__m256 acc, __m256i isum, const k4_header 
  * sums stay in registers: the unpacking was as much work as the products
  * when it was done per token or per 4 tokens. A token's integer sum has the
  * same value in each lane whatever the order it is added up in, so its
- * float operations, and bits, do not depend on nt. */
+ * float operations, and bits, do not depend on nt. element: one token (nt
+ * 1) whose activations are in element order (the decode path, quant_dot.h),
+ * each sub-block through dot32 with its own scale vector; the integer in
+ * every lane, and so the bits, are those of the pair-order path. */
 static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
-                                 size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
-                                 int64_t n, float *y, size_t ys) {
+                                 size_t qh_offset, bool five, bool element, const uint8_t *x,
+                                 size_t xs, int nt, int64_t n, float *y, size_t ys) {
     const __m256i nib = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
@@ -232,6 +268,7 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
     start(acc, nt);
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *blk = row + b * block_bytes, *qs = blk + qs_offset;
+        if (element) prefetch_ahead(blk, block_bytes);
         k4_header u;
         k4_unpack_header(blk, &u);
         __m256i qh =
@@ -248,10 +285,20 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
                     __m256i h = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
                     w[i] = _mm256_or_si256(w[i], _mm256_and_si256(h, bit4));
                 }
+            /* sc_2g, sc_2g+1: bytes at, at + 1 of u.sm */
+            int at = g < 2 ? 2 * g : 2 * g + 4;
+            if (element) {
+                const int8_t *xg = a[0].q + 256 * b + 64 * g;
+                __m256i p = _mm256_add_epi32(
+                    dot32(w[0], xg, _mm256_shuffle_epi8(u.sm, _mm256_set1_epi16(INT16_MIN | at))),
+                    dot32(w[1], xg + 32,
+                          _mm256_shuffle_epi8(u.sm, _mm256_set1_epi16(INT16_MIN | (at + 1)))));
+                isum[0] = g == 0 ? p : _mm256_add_epi32(isum[0], p);
+                continue;
+            }
             __m256i pa, pb;
             to_pairs(w[0], w[1], &pa, &pb);
-            /* int16 [sc_2g, sc_2g+1] pairs: bytes 2g, 2g+1 (g < 2) or 2g+4, 2g+5 of u.sm */
-            int at = g < 2 ? 2 * g : 2 * g + 4;
+            /* int16 [sc_2g, sc_2g+1] pairs */
             __m256i scale = _mm256_shuffle_epi8(
                 u.sm, _mm256_set1_epi32((int)((0x8000u | (at + 1)) << 16 | 0x8000u | at)));
             UNROLL
@@ -273,9 +320,10 @@ static inline short word_bytes(int i) {
     return (short)((2 * (i % 8) + 1) << 8 | 2 * (i % 8));
 }
 
-/* As dot_k4: each 32 weights and their scales unpacked once for nt tokens. */
-static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys) {
+/* As dot_k4: each 32 weights and their scales unpacked once for nt tokens;
+ * element: one token in element order, as there. */
+static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, bool element, const uint8_t *x, size_t xs,
+                                   int nt, int64_t n, float *y, size_t ys) {
     const __m256i nib = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x30);
     act a[TILE];
     tokens(a, x, xs, nt, n, 256);
@@ -283,6 +331,7 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
     start(acc, nt);
     const lg_block_q6_K *w = (const lg_block_q6_K *)row;
     for (int64_t b = 0; b < n / 256; b++) {
+        if (element) prefetch_ahead(w + b, sizeof(lg_block_q6_K));
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
         /* chunk k's scales [sc[2k] x8 | sc[2k+1] x8] as int16: one vpshufb from sc 0-7 or
          * 8-15 in both 128-bit lanes */
@@ -308,11 +357,26 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t 
                 w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
                                      _mm256_and_si256(_mm256_srli_epi16(qh, 2), two));
             }
+            int k = 2 * g;
+            if (element) { /* chunk c's scales [sc[2c] x8 | sc[2c+1] x8] */
+                const int8_t *xg = a[0].q + 256 * b + 64 * g;
+                __m256i from = k < 4 ? first : second;
+                __m256i p = _mm256_add_epi32(
+                    dot32(w0, xg,
+                          _mm256_shuffle_epi8(
+                              from, _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 1)),
+                                                     _mm_set1_epi16(word_bytes(2 * k))))),
+                    dot32(w1, xg + 32,
+                          _mm256_shuffle_epi8(
+                              from, _mm256_set_m128i(_mm_set1_epi16(word_bytes(2 * k + 3)),
+                                                     _mm_set1_epi16(word_bytes(2 * k + 2))))));
+                isum[0] = g == 0 ? p : _mm256_add_epi32(isum[0], p);
+                continue;
+            }
             __m256i pa, pb;
             to_pairs(w0, w1, &pa, &pb);
             /* int16 pairs [sc of chunk 2g, of 2g+1]: the 16-element scales 4g, 4g+2 in the
              * low 128-bit lane, 4g+1, 4g+3 in the high one */
-            int k = 2 * g;
             __m256i scale = _mm256_shuffle_epi8(
                 k < 4 ? first : second,
                 _mm256_set_m128i(
@@ -365,11 +429,12 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
 
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
 #define CALL_Q4_K(NT)                                                                              \
-    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, xs, NT, n, y, ys)
+    dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, false, x, xs, NT, n, \
+           y, ys)
 #define CALL_Q5_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
-           true, x, xs, NT, n, y, ys)
-#define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
+           true, false, x, xs, NT, n, y, ys)
+#define CALL_Q6_K(NT) dot_q6_K(row, false, x, xs, NT, n, y, ys)
 PER_COUNT(row_q8_0, CALL_Q8_0)
 PER_COUNT(row_q4_K, CALL_Q4_K)
 PER_COUNT(row_q5_K, CALL_Q5_K)
@@ -390,14 +455,15 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 
 /* One token against many rows, for decode: each row through the same
  * inlined instructions as row_X with one token (so the same bits), with no
- * per-row dispatch, and the weights PREFETCH_AHEAD bytes ahead asked for (a
- * task's rows are contiguous, the next task of a lane follows them). Q8_0
- * too since 2026-12-03: an expert's down projection has rows of 544 bytes
- * (16 blocks), where the per-row calls of lg_qgemm_row_avx2 cost a quarter
- * of the row; streaming 512-column Q8_0 rows on 2 threads, median of 20
- * passes alternated in one process: 19.3 GB/s row by row, 26.5 this way
- * (2048 columns: 24.3 and 25.3). An earlier measurement from the cache had
- * found it slower (26 against 30 GB/s); decode reads from memory.
+ * per-row dispatch. The K-quants read their activations in element order
+ * (dot_k4's element) and prefetch as they go (prefetch_ahead); Q8_0 asks
+ * for each row's weights at the row's start. Q8_0 too since 2026-12-03: an
+ * expert's down projection has rows of 544 bytes (16 blocks), where the
+ * per-row calls of lg_qgemm_row_avx2 cost a quarter of the row; streaming
+ * 512-column Q8_0 rows on 2 threads, median of 20 passes alternated in one
+ * process: 19.3 GB/s row by row, 26.5 this way (2048 columns: 24.3 and
+ * 25.3). An earlier measurement from the cache had found it slower (26
+ * against 30 GB/s); decode reads from memory.
  *
  * Several rows a pass (each with its own accumulator, the token's loads
  * shared) measured no faster here (2026-12-03, docs/performance.md): for the
@@ -406,35 +472,39 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
  * cache but ~5% slower from memory (four short streams a thread instead of
  * one long one; two rows with prefetches in the loop: no change), and decode
  * reads from memory. */
-#define PREFETCH_AHEAD 2048
-/* Rows longer than this are not prefetched: a row's worth of prefetches
- * issued at once at its start then stalls the loads behind it, and the
- * hardware prefetchers follow a long row by themselves. Streaming one token
- * on 2 threads, median of 16-20 passes alternated in one process, GB/s with
- * / without the prefetches (2026-12-03): 8192 columns (the attention output
- * projection, a dense down projection) Q4_K 17.2 / 20.3, Q6_K 16.0 / 18.3,
- * Q8_0 17.7 / 21.3; 2048 columns Q4_K 20.8 / 19.3, Q6_K 21.7 / 18.9, Q8_0
- * 25.3 / 24.0; 512 columns Q8_0 26.5 / 22.5; Q4_K at 4096 columns (2304-byte
- * rows) 17.9 / 16.1. */
-#define PREFETCH_MAX_ROW 4096
 #define ROWS1(NAME, CALL)                                                                          \
     static void NAME(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,   \
                      float *y) {                                                                   \
-        size_t ahead = w_stride <= PREFETCH_MAX_ROW ? w_stride : 0;                                \
         for (int r = 0; r < n_rows; r++) {                                                         \
             const uint8_t *row = w + (size_t)r * w_stride;                                         \
-            for (size_t o = 0; o < ahead; o += 64)                                                 \
-                _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);                 \
             float *yr = y + r;                                                                     \
             CALL;                                                                                  \
         }                                                                                          \
     }
-ROWS1(rows1_q4_K,
-      dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, x, 0, 1, n, yr, 1))
+ROWS1(rows1_q4_K, dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, true, x,
+                         0, 1, n, yr, 1))
 ROWS1(rows1_q5_K, dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
-                         offsetof(lg_block_q5_K, qh), true, x, 0, 1, n, yr, 1))
-ROWS1(rows1_q6_K, dot_q6_K(row, x, 0, 1, n, yr, 1))
-ROWS1(rows1_q8_0, dot_q8_0(row, x, 0, 1, n, yr, 1))
+                         offsetof(lg_block_q5_K, qh), true, true, x, 0, 1, n, yr, 1))
+ROWS1(rows1_q6_K, dot_q6_K(row, true, x, 0, 1, n, yr, 1))
+
+/* Q8_0 rows longer than this are not prefetched: a row's worth of
+ * prefetches issued at once at its start then stalls the loads behind it,
+ * and the hardware prefetchers follow a long row by themselves. Streaming
+ * one token on 2 threads, median of 16-20 passes alternated in one process,
+ * GB/s with / without the prefetches (2026-12-03): 8192 columns Q8_0 17.7 /
+ * 21.3 (Q4_K 17.2 / 20.3, Q6_K 16.0 / 18.3 before prefetch_ahead); 2048
+ * columns Q8_0 25.3 / 24.0; 512 columns 26.5 / 22.5. */
+#define PREFETCH_MAX_ROW 4096
+static void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,
+                       float *y) {
+    size_t ahead = w_stride <= PREFETCH_MAX_ROW ? w_stride : 0;
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        for (size_t o = 0; o < ahead; o += 64)
+            _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);
+        dot_q8_0(row, x, 0, 1, n, y + r, 1);
+    }
+}
 
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                          const uint8_t *x, int64_t n, float *y) {
