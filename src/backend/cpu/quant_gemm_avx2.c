@@ -500,8 +500,7 @@ static void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows, const uint
     size_t ahead = w_stride <= PREFETCH_MAX_ROW ? w_stride : 0;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = w + (size_t)r * w_stride;
-        for (size_t o = 0; o < ahead; o += 64)
-            _mm_prefetch((const char *)row + PREFETCH_AHEAD + o, _MM_HINT_T0);
+        prefetch_ahead(row, ahead); /* the whole row at its start */
         dot_q8_0(row, x, 0, 1, n, y + r, 1);
     }
 }
