@@ -175,38 +175,54 @@ __global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const
     lg_cuda_kernel_begin();
     const uint8_t *w;
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
-    int t0 = blockIdx.y * TOK;
-    if (t0 >= t_count) return;
-    int nt = min(TOK, t_count - t0);
-    if (quant_block_path(a)) {
-        lg_qx_quantize_rows(a.x + (size_t)(t_begin + t0) * a.cols, nt, a.cols, xq, xd);
-        __syncthreads();
-    }
     int r = block_x * WARPS + (threadIdx.x >> 5);
-    if (r >= a.rows) return;
+    bool quant = quant_block_path(a), has_row = r < a.rows;
     const uint8_t *row = w + (size_t)r * a.row_bytes;
-    const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
-    float acc[TOK];
-    for (int t = 0; t < TOK; t++) acc[t] = 0.0f;
-    if (quant_block_path(a)) {
-        lg_quant_row_dot<TOK>(a.dtype, row, xq, xd, a.cols, nt, lane, acc);
-    } else if (a.vec) {
-        if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32, TOK>(row, x, a.cols, nt, lane, acc);
-        else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16, TOK>(row, x, a.cols, nt, lane, acc);
-        else row_dot<LG_DTYPE_F16, TOK>(row, x, a.cols, nt, lane, acc);
-    } else {
-        for (int k = lane; k < a.cols; k += 32) {
-            float wk = lg_load(a.dtype, row, k);
-            for (int t = 0; t < nt; t++) acc[t] = fmaf(wk, x[(size_t)t * a.cols + k], acc[t]);
+    /* a grouped op's grid covers its typical expert: blocks loop over the rest */
+    for (int t0 = blockIdx.y * TOK; t0 < t_count; t0 += gridDim.y * TOK) {
+        int nt = min(TOK, t_count - t0);
+        size_t tok = (size_t)(t_begin + t0);
+        if (quant) {
+            __syncthreads(); /* every warp is done with the previous tile's activations */
+            if (a.xq) lg_qx_copy_rows(a.xq + tok * a.cols, a.xd + tok * (a.cols / QX_BLOCK), nt, a.cols, xq, xd);
+            else lg_qx_quantize_rows(a.x + tok * a.cols, nt, a.cols, xq, xd);
+            __syncthreads();
+        }
+        if (!has_row) continue;
+        const float *x = a.x + tok * a.cols;
+        float acc[TOK];
+        for (int t = 0; t < TOK; t++) acc[t] = 0.0f;
+        if (quant) {
+            lg_quant_row_dot<TOK>(a.dtype, row, xq, xd, a.cols, nt, lane, acc);
+        } else if (a.vec) {
+            if (a.dtype == LG_DTYPE_F32) row_dot<LG_DTYPE_F32, TOK>(row, x, a.cols, nt, lane, acc);
+            else if (a.dtype == LG_DTYPE_BF16) row_dot<LG_DTYPE_BF16, TOK>(row, x, a.cols, nt, lane, acc);
+            else row_dot<LG_DTYPE_F16, TOK>(row, x, a.cols, nt, lane, acc);
+        } else {
+            for (int k = lane; k < a.cols; k += 32) {
+                float wk = lg_load(a.dtype, row, k);
+                for (int t = 0; t < nt; t++) acc[t] = fmaf(wk, x[(size_t)t * a.cols + k], acc[t]);
+            }
+        }
+        for (int t = 0; t < TOK; t++) acc[t] = warp_sum(acc[t]);
+        if (lane < nt) {
+            float v = acc[0];
+            for (int t = 1; t < TOK; t++)
+                if (lane == t) v = acc[t];
+            a.y[(tok + lane) * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
         }
     }
-    for (int t = 0; t < TOK; t++) acc[t] = warp_sum(acc[t]);
-    if (lane < nt) {
-        float v = acc[0];
-        for (int t = 1; t < TOK; t++)
-            if (lane == t) v = acc[t];
-        a.y[(size_t)(t_begin + t0 + lane) * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-    }
+}
+
+/* Quantises rows [blockIdx.x * QX_ROWS_PER_BLOCK, ...) of x (n_rows x cols)
+ * into xq / xd the way a product's block would (lg_qx_quantize_rows). */
+#define QX_ROWS_PER_BLOCK 4
+__global__ void __launch_bounds__(THREADS) qx_quantize_kernel(const float *x, int n_rows, int cols, int8_t *xq,
+                                                             float *xd) {
+    lg_cuda_kernel_begin();
+    int r0 = blockIdx.x * QX_ROWS_PER_BLOCK, nr = min(QX_ROWS_PER_BLOCK, n_rows - r0);
+    if (nr <= 0) return;
+    lg_qx_quantize_rows(x + (size_t)r0 * cols, nr, cols, xq + (size_t)r0 * cols, xd + (size_t)r0 * (cols / QX_BLOCK));
 }
 
 /* Alignment of the matrix data the vector path needs. */
@@ -270,19 +286,74 @@ template <int TOK> static void launch_tok(lg_cuda_ctx *k, const matmul_set &s, d
     lg_cuda_launch(k, matmul_kernel<TOK>, grid, THREADS, smem, s);
 }
 
+/* Quantises, once for the launch, the activations of its ops on the quant
+ * block path (ops reading the same x share one copy), so that a block
+ * copies its tokens' bytes instead of quantising them again (each of an
+ * op's rows / WARPS blocks would). Without room an op's blocks quantise
+ * their own, which gives the same bytes. */
+static void quantise_activations(lg_cuda_ctx *k, matmul_set *s) {
+    const float *x[SET_MAX];
+    size_t at[SET_MAX], need = 0;
+    int n_x = 0, which[SET_MAX];
+    for (int i = 0; i < s->n; i++) {
+        const matmul_args &a = s->op[i];
+        which[i] = -1;
+        if (!quant_block_path(a) || a.x_rows <= 0) continue;
+        for (int j = 0; j < i && which[i] < 0; j++)
+            if (which[j] >= 0 && s->op[j].x == a.x && s->op[j].cols == a.cols) which[i] = which[j];
+        if (which[i] >= 0) continue;
+        x[n_x] = a.x, at[n_x] = need, which[i] = n_x++;
+        need += (lg_qx_bytes(a.x_rows, a.cols) + 15) / 16 * 16;
+    }
+    uint8_t *base = n_x ? (uint8_t *)lg_cuda_scratch(k, need) : NULL;
+    if (!base) return;
+    for (int i = 0; i < s->n; i++) {
+        matmul_args &a = s->op[i];
+        if (which[i] < 0) continue;
+        int8_t *q = (int8_t *)(base + at[which[i]]);
+        float *d = (float *)(q + (size_t)a.x_rows * a.cols);
+        bool first = true;
+        for (int j = 0; j < i; j++) first = first && which[j] != which[i];
+        if (first)
+            lg_cuda_launch(k, qx_quantize_kernel, dim3((a.x_rows + QX_ROWS_PER_BLOCK - 1) / QX_ROWS_PER_BLOCK), THREADS,
+                           0, x[which[i]], a.x_rows, a.cols, q, d);
+        a.xq = q, a.xd = d;
+    }
+}
+
+/* A launch of several tokens a warp over blocks_y token tiles (blocks loop
+ * over tiles past the grid) and blocks_z listed experts. */
+static void launch_tokens(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks_z) {
+    s->first_block[0] = 0;
+    for (int i = 0; i < s->n; i++) s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + WARPS - 1) / WARPS;
+    if (!s->n || s->first_block[s->n] == 0 || blocks_y <= 0) return;
+    quantise_activations(k, s);
+    launch_tok<TOKENS>(k, *s, dim3(s->first_block[s->n], blocks_y, blocks_z));
+}
+
 static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
     matmul_set &s = p->set;
+    if (p->max_tokens > 1) {
+        /* plain products over all their token tiles; grouped ones apart,
+         * their grid sized for the typical expert (sized for an expert
+         * holding every token, nearly all its blocks would start only to
+         * find no rows) */
+        matmul_set part;
+        int most = set_pick_ops(s, false, &part);
+        if (part.n && most > 0) launch_tokens(k, &part, (most + TOKENS - 1) / TOKENS, 1);
+        most = set_pick_ops(s, true, &part);
+        if (part.n && most > 0) launch_tokens(k, &part, set_grouped_tiles(part, most, TOKENS), p->max_groups);
+        pending_begin(p);
+        return;
+    }
     s.first_block[0] = 0;
     for (int i = 0; i < s.n; i++) {
         s.op[i].rows_per_warp = rows_per_warp(s.op[i], p->max_tokens);
         int rows_per_block = WARPS * (s.op[i].rows_per_warp ? s.op[i].rows_per_warp : 1);
         s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + rows_per_block - 1) / rows_per_block;
     }
-    int tiles = (p->max_tokens + TOKENS - 1) / TOKENS;
-    if (s.n && s.first_block[s.n] > 0 && tiles > 0) {
-        if (p->max_tokens == 1) launch_tok<1>(k, s, dim3(s.first_block[s.n], 1, p->max_groups));
-        else launch_tok<TOKENS>(k, s, dim3(s.first_block[s.n], tiles, p->max_groups));
-    }
+    if (s.n && s.first_block[s.n] > 0 && p->max_tokens == 1)
+        launch_tok<1>(k, s, dim3(s.first_block[s.n], 1, p->max_groups));
     pending_begin(p);
 }
 
@@ -312,7 +383,7 @@ static matmul_args plain_args(const lg_matrix *w, const float *x, float *y, int 
     matmul_args a;
     memset(&a, 0, sizeof a);
     a.w = w->data, a.row_bytes = w->row_bytes, a.dtype = (int)w->dtype, a.rows = (int)w->rows, a.cols = (int)w->cols;
-    a.vec = vec, a.x = x, a.y = y, a.n_tokens = n_tokens, a.bias = bias;
+    a.vec = vec, a.x = x, a.y = y, a.n_tokens = n_tokens, a.bias = bias, a.x_rows = n_tokens;
     return a;
 }
 
@@ -366,7 +437,7 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table,
         if ((uintptr_t)me->data % vector_align(m->dtype)) vec = 0;
     }
     matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
-    a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active;
+    a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active, a.x_rows = n_pairs;
     int listed = n_pairs < n_experts ? n_pairs : n_experts;
     a.typical_rows = listed > 0 ? (n_pairs + listed - 1) / listed : 1;
     set_add(k, b, a, listed); /* at most that many experts have rows */

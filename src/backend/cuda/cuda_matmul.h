@@ -20,6 +20,9 @@ struct matmul_args {
     const float *bias;
     const int32_t *offsets;           /* grouped: [n_experts + 1] */
     const int32_t *active;            /* grouped: count, then experts with rows */
+    int x_rows;                       /* rows of x the op may read (grouped: every pair) */
+    const int8_t *xq;                 /* x quantised once for the whole op (quant block path, */
+    const float *xd;                  /* several tokens a warp; NULL: each block quantises its own) */
 };
 
 /* Up to SET_MAX products in one launch: op i owns blocks
@@ -51,6 +54,30 @@ __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8
     *t_count = a.offsets[e + 1] - *t_begin;
     *w = a.w_table[e];
     return true;
+}
+
+/* Takes ops of set that are grouped (or not) into out, bytes as they are
+ * (a recorded step hashes them). Returns the most tokens of one. */
+static inline int set_pick_ops(const matmul_set &set, bool grouped, matmul_set *out) {
+    memset(out, 0, sizeof *out);
+    int most = 0;
+    for (int i = 0; i < set.n; i++) {
+        if ((set.op[i].offsets != NULL) != grouped) continue;
+        memcpy(&out->op[out->n++], &set.op[i], sizeof set.op[i]);
+        most = set.op[i].n_tokens > most ? set.op[i].n_tokens : most;
+    }
+    return most;
+}
+
+/* Token tiles of tile_tokens the grid of a grouped launch covers: 1.5x the
+ * typical expert's rows (its blocks loop over the rest), at most what the
+ * most rows of one expert need. */
+static inline int set_grouped_tiles(const matmul_set &set, int most, int tile_tokens) {
+    int typical = 1;
+    for (int i = 0; i < set.n; i++)
+        typical = set.op[i].typical_rows > typical ? set.op[i].typical_rows : typical;
+    int tiles = (most + tile_tokens - 1) / tile_tokens, cover = (3 * typical / 2 + tile_tokens - 1) / tile_tokens;
+    return cover < tiles ? cover : tiles;
 }
 
 /* Launches the BF16 products of set on tensor cores (cuda_matmul_mma.cu);

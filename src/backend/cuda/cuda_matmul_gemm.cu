@@ -207,26 +207,13 @@ static int blocks_x(const matmul_set &s, int bm) {
     return n;
 }
 
-/* Takes ops of set that are grouped (or not) into out, bytes as they are
- * (a recorded step hashes them). Returns the most tokens of one. */
-static int pick_ops(const matmul_set &set, bool grouped, matmul_set *out) {
-    memset(out, 0, sizeof *out);
-    int most = 0;
-    for (int i = 0; i < set.n; i++) {
-        if ((set.op[i].offsets != NULL) != grouped) continue;
-        memcpy(&out->op[out->n++], &set.op[i], sizeof set.op[i]);
-        most = set.op[i].n_tokens > most ? set.op[i].n_tokens : most;
-    }
-    return most;
-}
-
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     using D = gemm_shape<DENSE_SHAPE>;
     using N = gemm_shape<NARROW_SHAPE>;
     (void)max_tokens;
     matmul_set part;
     /* plain products: dense blocks when they make at least a wave */
-    int most = pick_ops(*set, false, &part);
+    int most = set_pick_ops(*set, false, &part);
     if (part.n && most > 0) {
         int dense_blocks = blocks_x(part, D::bm) * ((most + D::bn - 1) / D::bn);
         if (dense_blocks >= lg_cuda_sm_count())
@@ -235,12 +222,8 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
             launch_shape<NARROW_SHAPE>(k, &part, (most + N::bn - 1) / N::bn, 1);
     }
     /* grouped products: the grid covers 1.5x the typical expert's rows */
-    most = pick_ops(*set, true, &part);
+    most = set_pick_ops(*set, true, &part);
     if (part.n && most > 0) {
-        int typical = 1;
-        for (int i = 0; i < part.n; i++)
-            typical = part.op[i].typical_rows > typical ? part.op[i].typical_rows : typical;
-        int tiles = (most + N::bn - 1) / N::bn, cover = (3 * typical / 2 + N::bn - 1) / N::bn;
-        launch_shape<NARROW_SHAPE>(k, &part, cover < tiles ? cover : tiles, max_groups);
+        launch_shape<NARROW_SHAPE>(k, &part, set_grouped_tiles(part, most, N::bn), max_groups);
     }
 }

@@ -92,6 +92,19 @@ __device__ __forceinline__ void lg_qx_quantize_rows(const float *x, int nt, int 
     }
 }
 
+/* nt rows of activations quantised by lg_qx_quantize_rows elsewhere (row
+ * stride cols) into this block's xq / xd: the same bytes it would have
+ * made, for a fraction of the work; every thread calls it, and a barrier
+ * follows. */
+__device__ __forceinline__ void lg_qx_copy_rows(const int8_t *src_q, const float *src_d, int nt, int cols, int8_t *xq,
+                                                float *xd) {
+    int chunks = nt * cols / 16, scales = nt * (cols / QX_BLOCK);
+    for (int i = (int)threadIdx.x; i < chunks; i += blockDim.x)
+        ((uint4 *)xq)[i] = __ldg((const uint4 *)src_q + i);
+    for (int i = (int)threadIdx.x; i < scales; i += blockDim.x)
+        xd[i] = __ldg(src_d + i);
+}
+
 /* The 4 bytes at p (any even address) from aligned words: lo is the word
  * holding p, hi_half the 2 bytes after it when p is not 4-byte aligned. */
 __device__ __forceinline__ void qload_word(const uint8_t *p, uint32_t *lo, uint32_t *hi_half) {
