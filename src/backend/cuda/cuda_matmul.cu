@@ -9,9 +9,12 @@
  * result is the same in any batch. Decoding reads every weight byte once;
  * a prefill of n tokens reads them n / TOKENS times (from L2 when they fit).
  * Q8_0, Q4_K, Q5_K and Q6_K rows go block by block against 8-bit
- * activations, which a block quantises into shared memory first
- * (cuda_quant_dot.h: integer dot products, a few float operations per 16
- * weights); other quantised types, rows wider than QX_MAX_COLS and
+ * activations in shared memory (cuda_quant_dot.h: integer dot products, a
+ * few float operations per 16 weights): a one-token block quantises its x
+ * itself; launches of several tokens a warp quantise each x once first
+ * (qx_quantize_kernel) and their blocks copy their tokens' bytes, the same
+ * bytes (each of an op's rows / WARPS blocks quantising its tokens again
+ * cost as much as the products); other quantised types, rows wider than QX_MAX_COLS and
  * unaligned matrices element by element against float32 x (lg_load). Which
  * path a matrix takes depends on the matrix and x's alignment only, so a
  * token's result is the same alone and in any batch.
