@@ -404,8 +404,13 @@ static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, bool element, const uint8
     store(acc, nt, y, ys);
 }
 
-static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys) {
+/* One weight row against nt tokens. prefetch: ask for the weights
+ * PREFETCH_AHEAD bytes ahead as they go (the one-token rows, which read
+ * from memory): one prefetch a 34-byte block, so two a line; asking once a
+ * line, by a branch on the address, streamed slower (2026-12-03,
+ * docs/performance.md, "CPU Q8_0 with AVX2"). */
+static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, bool prefetch, const uint8_t *x, size_t xs,
+                                   int nt, int64_t n, float *y, size_t ys) {
     const __m256i ones = _mm256_set1_epi16(1);
     act a[TILE];
     tokens(a, x, xs, nt, n, 32);
@@ -413,21 +418,28 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
     start(acc, nt);
     const lg_block_q8_0 *w = (const lg_block_q8_0 *)row;
     for (int64_t b = 0; b < n / 32; b++) {
+        if (prefetch) _mm_prefetch((const char *)(w + b) + PREFETCH_AHEAD, _MM_HINT_T0);
         __m256i q = _mm256_loadu_si256((const __m256i *)w[b].qs), aq = _mm256_abs_epi8(q);
         float d = f16(w[b].d);
+        __m256 d8 = _mm256_set1_ps(d);
         UNROLL
         for (int t = 0; t < nt; t++) {
             /* the sign of w onto x, so that |w| is the unsigned operand */
             __m256i sx =
                 _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a[t].q + 32 * b)), q);
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a[t].d[b]), acc[t]);
+            /* d * d_x, the same product either way; with several tokens d is
+             * broadcast once and each d_x by its load (no shuffle): ~5% more
+             * GMAC/s (2026-12-03, docs/performance.md, "CPU Q8_0 with AVX2") */
+            __m256 s = nt > 1 ? _mm256_mul_ps(d8, _mm256_broadcast_ss(a[t].d + b))
+                              : _mm256_set1_ps(d * a[t].d[b]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[t]);
         }
     }
     store(acc, nt, y, ys);
 }
 
-#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys)
+#define CALL_Q8_0(NT) dot_q8_0(row, false, x, xs, NT, n, y, ys)
 #define CALL_Q4_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q4_K), offsetof(lg_block_q4_K, qs), 0, false, false, x, xs, NT, n, \
            y, ys)
@@ -456,14 +468,20 @@ void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, siz
 /* One token against many rows, for decode: each row through the same
  * inlined instructions as row_X with one token (so the same bits), with no
  * per-row dispatch. The K-quants read their activations in element order
- * (dot_k4's element) and prefetch as they go (prefetch_ahead); Q8_0 asks
- * for each row's weights at the row's start. Q8_0 too since 2026-12-03: an
- * expert's down projection has rows of 544 bytes (16 blocks), where the
- * per-row calls of lg_qgemm_row_avx2 cost a quarter of the row; streaming
- * 512-column Q8_0 rows on 2 threads, median of 20 passes alternated in one
- * process: 19.3 GB/s row by row, 26.5 this way (2048 columns: 24.3 and
- * 25.3). An earlier measurement from the cache had found it slower (26
- * against 30 GB/s); decode reads from memory.
+ * (dot_k4's element). Every type asks for its weights PREFETCH_AHEAD bytes
+ * ahead as it goes (prefetch_ahead; Q8_0 in dot_q8_0). Q8_0 had asked for
+ * a whole row at the row's start and for none over 4 KB; spread through the
+ * row it streams faster on 2 threads (2026-12-03, medians of 25 passes
+ * alternated in one process, 512 / 2048 / 8192 columns): 26.1 / 22.3 / 21.5
+ * -> 27.5 / 25.4 / 28.9 GB/s.
+ *
+ * Q8_0 takes this path since 2026-12-03: an expert's down projection has
+ * rows of 544 bytes (16 blocks), where the per-row calls of
+ * lg_qgemm_row_avx2 cost a quarter of the row; streaming 512-column Q8_0
+ * rows on 2 threads, median of 20 passes alternated in one process: 19.3
+ * GB/s row by row, 26.5 this way (2048 columns: 24.3 and 25.3). An earlier
+ * measurement from the cache had found it slower (26 against 30 GB/s);
+ * decode reads from memory.
  *
  * Several rows a pass (each with its own accumulator, the token's loads
  * shared) measured no faster here (2026-12-03, docs/performance.md): for the
@@ -487,23 +505,7 @@ ROWS1(rows1_q5_K, dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs)
                          offsetof(lg_block_q5_K, qh), true, true, x, 0, 1, n, yr, 1))
 ROWS1(rows1_q6_K, dot_q6_K(row, true, x, 0, 1, n, yr, 1))
 
-/* Q8_0 rows longer than this are not prefetched: a row's worth of
- * prefetches issued at once at its start then stalls the loads behind it,
- * and the hardware prefetchers follow a long row by themselves. Streaming
- * one token on 2 threads, median of 16-20 passes alternated in one process,
- * GB/s with / without the prefetches (2026-12-03): 8192 columns Q8_0 17.7 /
- * 21.3 (Q4_K 17.2 / 20.3, Q6_K 16.0 / 18.3 before prefetch_ahead); 2048
- * columns Q8_0 25.3 / 24.0; 512 columns 26.5 / 22.5. */
-#define PREFETCH_MAX_ROW 4096
-static void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,
-                       float *y) {
-    size_t ahead = w_stride <= PREFETCH_MAX_ROW ? w_stride : 0;
-    for (int r = 0; r < n_rows; r++) {
-        const uint8_t *row = w + (size_t)r * w_stride;
-        prefetch_ahead(row, ahead); /* the whole row at its start */
-        dot_q8_0(row, x, 0, 1, n, y + r, 1);
-    }
-}
+ROWS1(rows1_q8_0, dot_q8_0(row, true, x, 0, 1, n, yr, 1))
 
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                          const uint8_t *x, int64_t n, float *y) {
