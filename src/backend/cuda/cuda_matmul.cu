@@ -295,32 +295,31 @@ template <int TOK> static void launch_tok(lg_cuda_ctx *k, const matmul_set &s, d
  * op's rows / WARPS blocks would). Without room an op's blocks quantise
  * their own, which gives the same bytes. */
 static void quantise_activations(lg_cuda_ctx *k, matmul_set *s) {
-    const float *x[SET_MAX];
+    int owner[SET_MAX], which[SET_MAX], n_x = 0; /* owner: the first op of each distinct x */
     size_t at[SET_MAX], need = 0;
-    int n_x = 0, which[SET_MAX];
     for (int i = 0; i < s->n; i++) {
         const matmul_args &a = s->op[i];
         which[i] = -1;
         if (!quant_block_path(a) || a.x_rows <= 0) continue;
-        for (int j = 0; j < i && which[i] < 0; j++)
-            if (which[j] >= 0 && s->op[j].x == a.x && s->op[j].cols == a.cols) which[i] = which[j];
+        for (int j = 0; j < n_x && which[i] < 0; j++)
+            if (s->op[owner[j]].x == a.x && s->op[owner[j]].cols == a.cols) which[i] = j;
         if (which[i] >= 0) continue;
-        x[n_x] = a.x, at[n_x] = need, which[i] = n_x++;
+        owner[n_x] = i, at[n_x] = need, which[i] = n_x++;
         need += (lg_qx_bytes(a.x_rows, a.cols) + 15) / 16 * 16;
     }
     uint8_t *base = n_x ? (uint8_t *)lg_cuda_scratch(k, need) : NULL;
     if (!base) return;
+    for (int j = 0; j < n_x; j++) {
+        const matmul_args &a = s->op[owner[j]];
+        int8_t *q = (int8_t *)(base + at[j]);
+        lg_cuda_launch(k, qx_quantize_kernel, dim3((a.x_rows + QX_ROWS_PER_BLOCK - 1) / QX_ROWS_PER_BLOCK), THREADS, 0,
+                       a.x, a.x_rows, a.cols, q, (float *)(q + (size_t)a.x_rows * a.cols));
+    }
     for (int i = 0; i < s->n; i++) {
-        matmul_args &a = s->op[i];
         if (which[i] < 0) continue;
-        int8_t *q = (int8_t *)(base + at[which[i]]);
-        float *d = (float *)(q + (size_t)a.x_rows * a.cols);
-        bool first = true;
-        for (int j = 0; j < i; j++) first = first && which[j] != which[i];
-        if (first)
-            lg_cuda_launch(k, qx_quantize_kernel, dim3((a.x_rows + QX_ROWS_PER_BLOCK - 1) / QX_ROWS_PER_BLOCK), THREADS,
-                           0, x[which[i]], a.x_rows, a.cols, q, d);
-        a.xq = q, a.xd = d;
+        matmul_args &a = s->op[i];
+        a.xq = (const int8_t *)(base + at[which[i]]);
+        a.xd = (const float *)(a.xq + (size_t)a.x_rows * a.cols);
     }
 }
 
