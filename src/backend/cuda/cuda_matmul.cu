@@ -302,7 +302,8 @@ static void quantise_activations(lg_cuda_ctx *k, matmul_set *s) {
         which[i] = -1;
         if (!quant_block_path(a) || a.x_rows <= 0) continue;
         for (int j = 0; j < n_x && which[i] < 0; j++)
-            if (s->op[owner[j]].x == a.x && s->op[owner[j]].cols == a.cols) which[i] = j;
+            if (s->op[owner[j]].x == a.x && s->op[owner[j]].cols == a.cols && s->op[owner[j]].x_rows == a.x_rows)
+                which[i] = j;
         if (which[i] >= 0) continue;
         owner[n_x] = i, at[n_x] = need, which[i] = n_x++;
         need += (lg_qx_bytes(a.x_rows, a.cols) + 15) / 16 * 16;
