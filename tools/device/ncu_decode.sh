@@ -3,14 +3,14 @@
 # (4 layers, weights made on the GPU) under Nsight Compute, one pass each:
 # duration and DRAM bytes read, summed per kernel name and grid, so decode's
 # kernels show beside the prefill's. Needs a built build/laguna.
-# Usage: LAYERS=4 PROMPT=1024 GEN=4 TYPE=bf16 bash tools/device/ncu_decode.sh
+# Usage: LAYERS=4 PROMPT=1024 GEN=4 TYPE=bf16 [EXTRA="--batch 32"] bash tools/device/ncu_decode.sh
 set -uo pipefail
 LAYERS=${LAYERS:-4} PROMPT=${PROMPT:-1024} GEN=${GEN:-4} TYPE=${TYPE:-bf16}
 K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|gemm_kernel|fused'
 ncu --clock-control none --csv --print-units base --kernel-name "$K" \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \
     build/laguna bench --device cuda --synth xs2 --type "$TYPE" --layers "$LAYERS" --prompt "$PROMPT" --gen "$GEN" --reps 1 \
-    --probe-mib 0 > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+    --probe-mib 0 ${EXTRA:-} > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
 python3 - "$OUT/ncu.csv" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]

@@ -7,10 +7,7 @@ set -uo pipefail
 . tools/device/cuda_tests.sh
 cuda_build bench
 cuda_run_tests
-for m in tests/fixtures/tiny-xs tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-m tests/fixtures/tiny-m/bf16 models/laguna-tiny; do
-  g=$m/golden.safetensors; [ -f $g ] || g=$(dirname $m)/golden.safetensors
-  echo "verify $m: $(timeout 120 build/laguna verify -m $m $g --device cuda 2>&1 | tail -1)"
-done
+bash tools/device/verify_all.sh
 B="build/laguna bench --device cuda --synth xs2 --probe-mib 0"
 for ty in q4_k_m q8_0; do
   echo "== $ty"; timeout 100 $B --type $ty --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill|roofline"

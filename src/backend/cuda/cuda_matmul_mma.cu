@@ -65,31 +65,19 @@ __device__ __forceinline__ void load_steps(const matmul_args &a, const uint8_t *
     }
 }
 
+/* One block's n_tiles row tiles from tile0 for tokens t0 .. t0 + nt - 1 of its
+ * matrix w (nt at most 8 NT): the stream, the parked slices, their sums. */
 template <int NT, int LOADS>
-__global__ void __launch_bounds__(NARROW_WARPS * 32)
-    mma_narrow_kernel(const __grid_constant__ matmul_set set) {
-    lg_cuda_kernel_begin();
-    extern __shared__ float part[]; /* [tile][slice][16 rows][8 NT tokens] */
-    int block_x, t_begin, t_count;
-    int op = set_op_of_block(set, &block_x);
-    const matmul_args &a = set.op[op];
-    const uint8_t *w;
-    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
-    int t0 = blockIdx.y * 8 * NT;
-    if (t0 >= t_count) return;
-    /* this op's blocks split its tiles evenly (the host sized them) */
-    int tiles = (a.rows + 15) / 16, blocks = set.first_block[op + 1] - set.first_block[op];
-    int per_block = (tiles + blocks - 1) / blocks, tile0 = block_x * per_block;
-    int n_tiles = min(per_block, tiles - tile0);
-    if (n_tiles <= 0) return;
-    int nt = min(8 * NT, t_count - t0), warp = threadIdx.x >> 5;
+__device__ __forceinline__ void narrow_tokens(const matmul_args &a, const uint8_t *w, int t0, int nt, int tile0,
+                                              int n_tiles, float *part) {
+    int warp = threadIdx.x >> 5;
     int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     int per_slice, n_slices;
     slicing(a.cols, &per_slice, &n_slices);
     int k0 = warp * per_slice * 32, k1 = min(a.cols, k0 + per_slice * 32);
     int steps = warp < n_slices ? (k1 - k0 + 31) / 32 : 0; /* this warp's, per tile */
     int total = n_tiles * steps;
-    const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
+    const float *x = a.x + (size_t)t0 * a.cols;
     const float4 fzero = make_float4(0, 0, 0, 0);
     float acc[NT][4];
 #pragma unroll
@@ -133,7 +121,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
         }
     }
     __syncthreads();
-    float *y = a.y + (size_t)(t_begin + t0) * a.rows;
+    float *y = a.y + (size_t)t0 * a.rows;
     for (int i = threadIdx.x; i < n_tiles * 16 * 8 * NT; i += blockDim.x) {
         int tile = i / (16 * 8 * NT), e = i % (16 * 8 * NT);
         int r = (tile0 + tile) * 16 + e / (8 * NT), t = e % (8 * NT);
@@ -142,6 +130,30 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
         for (int s = 1; s < n_slices; s++)
             v += p[(size_t)s * 16 * 8 * NT];
         if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+    }
+}
+
+/* Grid (blocks over the ops' row tiles, token tiles of 8 NT, listed experts);
+ * a block takes its token tile and every gridDim.y-th after it (a grouped
+ * launch's grid covers the typical expert, not the largest). */
+template <int NT, int LOADS>
+__global__ void __launch_bounds__(NARROW_WARPS * 32)
+    mma_narrow_kernel(const __grid_constant__ matmul_set set) {
+    lg_cuda_kernel_begin();
+    extern __shared__ float part[]; /* [tile][slice][16 rows][8 NT tokens] */
+    int block_x, t_begin, t_count;
+    int op = set_op_of_block(set, &block_x);
+    const matmul_args &a = set.op[op];
+    const uint8_t *w;
+    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
+    /* this op's blocks split its tiles evenly (the host sized them) */
+    int tiles = (a.rows + 15) / 16, blocks = set.first_block[op + 1] - set.first_block[op];
+    int per_block = (tiles + blocks - 1) / blocks, tile0 = block_x * per_block;
+    int n_tiles = min(per_block, tiles - tile0);
+    if (n_tiles <= 0) return;
+    for (int t0 = blockIdx.y * 8 * NT; t0 < t_count; t0 += gridDim.y * 8 * NT) {
+        narrow_tokens<NT, LOADS>(a, w, t_begin + t0, min(8 * NT, t_count - t0), tile0, n_tiles, part);
+        __syncthreads(); /* the parked sums are read before the next tile parks its own */
     }
 }
 
@@ -177,7 +189,7 @@ int lg_cuda_sm_count(void) {
 /* Tiles per block: enough that the grid is one wave of resident blocks,
  * at most what the parked sums' shared memory holds. */
 template <int NT, int LOADS>
-static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
+static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int blocks_y, int max_groups) {
     long units = 0;
     for (int i = 0; i < set->n; i++)
         units += (long)((set->op[i].rows + 15) / 16) * (set->op[i].offsets ? max_groups : 1);
@@ -193,7 +205,6 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int m
         set->first_block[i + 1] =
             set->first_block[i] + ((set->op[i].rows + 15) / 16 + per - 1) / per;
     if (set->first_block[set->n] == 0) return;
-    int blocks_y = (max_tokens + 8 * NT - 1) / (8 * NT);
     size_t smem = sizeof(float) * (size_t)narrow_tile_floats<NT>() * per;
     lg_cuda_launch(k, mma_narrow_kernel<NT, LOADS>,
                    dim3(set->first_block[set->n], blocks_y, max_groups), NARROW_WARPS * 32, smem,
@@ -355,23 +366,53 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
                        NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
 }
 
-void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
-    if (set->n == 0 || max_tokens <= 0) return;
+/* Plain products, or grouped ones whose experts may each hold max_tokens. */
+static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     /* (Tried on the H200: sending 17-64 tokens to the tiled GEMM too; 32
      * sequences decoded 629 tok/s against 823.) */
     if (max_tokens > 8 * NARROW_MAX_TILES) {
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
+    int tiles8 = (max_tokens + 7) / 8;
     if (max_tokens <= 8 && oneshot_enabled()) {
         launch_oneshot(k, set, max_groups);
     } else if (max_tokens <= 8) {
-        launch_narrow<1, 8>(k, set, max_tokens, max_groups);
+        launch_narrow<1, 8>(k, set, tiles8, max_groups);
     } else if (max_tokens <= 16) {
-        launch_narrow<2, 8>(k, set, max_tokens, max_groups);
+        launch_narrow<2, 8>(k, set, (tiles8 + 1) / 2, max_groups);
     } else if (max_tokens <= 32) {
-        launch_narrow<4, 4>(k, set, max_tokens, max_groups);
+        launch_narrow<4, 4>(k, set, (tiles8 + 3) / 4, max_groups);
     } else {
-        launch_narrow<8, 4>(k, set, max_tokens, max_groups);
+        launch_narrow<8, 4>(k, set, (tiles8 + 7) / 8, max_groups);
     }
+}
+
+/* Grouped products of a batched decode step (more than 8 tokens, a few an
+ * expert): 8 tokens a block and the most row tiles a block takes (8), its
+ * token tiles looped, 4 loads in flight a lane (115 registers: two blocks an
+ * SM). Sized for the largest expert (every token), a block of 32 tokens
+ * parked 4x the sums, so took 2 tiles (64 tokens: 1): with ~160 of 256
+ * experts holding one or two tokens each, blocks of 32-128 KB spent much of
+ * their life on the wait and the expert lookups before their first load.
+ * Measured on the H200 (XS.2, bf16, after 1024): 16 / 32 / 64 sequences
+ * 705 / 1038 / 1288 tok/s against 522 / 876 / 591; with 8 loads a lane (177
+ * registers, one block an SM) 603 / 848 / 1097.
+ * LAGUNA_CUDA_GROUPED_STREAM=0 (measuring): as plain products. */
+static bool grouped_stream(int max_tokens) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_GROUPED_STREAM");
+    return on && max_tokens > 8 && max_tokens <= 8 * NARROW_MAX_TILES;
+}
+
+void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
+    if (set->n == 0 || max_tokens <= 0) return;
+    if (!grouped_stream(max_tokens)) {
+        launch_by_tokens(k, set, max_tokens, max_groups);
+        return;
+    }
+    matmul_set part;
+    int most = set_pick_ops(*set, false, &part);
+    if (part.n && most > 0) launch_by_tokens(k, &part, most, 1);
+    most = set_pick_ops(*set, true, &part);
+    if (part.n && most > 0) launch_narrow<1, 4>(k, &part, set_grouped_tiles(part, most, 8), max_groups);
 }

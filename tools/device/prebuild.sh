@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Dev-only: builds, on the development machine, what the device scripts run
+# (build-dev/, portable x86-64-v3 host code, the CUDA objects for sm_90) and
+# packs it as .devbins.tar.xz for the device tool's carry; the device scripts
+# unpack it instead of building (tools/device/cuda_tests.sh: only `all` and the CUDA
+# tests, so scripts needing other targets build on the device; one xz thread with a
+# dictionary larger than a binary, so the six binaries pack to ~13 MB). Usage:
+# tools/device/prebuild.sh, then run(..., carry: [".devbins.tar.xz"]).
+set -euo pipefail
+. tools/device/cuda_tests.sh
+tests=${CUDA_TESTS//build\//build-dev/}
+make -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" all $tests
+tar cf - build-dev/laguna $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
+ls -la .devbins.tar.xz
