@@ -187,9 +187,10 @@ int lg_cuda_sm_count(void) {
 }
 
 /* Tiles per block: enough that the grid is one wave of resident blocks,
- * at most what the parked sums' shared memory holds. */
+ * at most what the parked sums' shared memory holds. The grid's token tiles
+ * cover grid_tokens (blocks loop over an expert's tokens past them). */
 template <int NT, int LOADS>
-static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int blocks_y, int max_groups) {
+static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int grid_tokens, int max_groups) {
     long units = 0;
     for (int i = 0; i < set->n; i++)
         units += (long)((set->op[i].rows + 15) / 16) * (set->op[i].offsets ? max_groups : 1);
@@ -205,6 +206,7 @@ static void launch_narrow(lg_cuda_ctx *k, matmul_set *set, int blocks_y, int max
         set->first_block[i + 1] =
             set->first_block[i] + ((set->op[i].rows + 15) / 16 + per - 1) / per;
     if (set->first_block[set->n] == 0) return;
+    int blocks_y = (grid_tokens + 8 * NT - 1) / (8 * NT);
     size_t smem = sizeof(float) * (size_t)narrow_tile_floats<NT>() * per;
     lg_cuda_launch(k, mma_narrow_kernel<NT, LOADS>,
                    dim3(set->first_block[set->n], blocks_y, max_groups), NARROW_WARPS * 32, smem,
@@ -374,17 +376,16 @@ static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, in
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
-    int tiles8 = (max_tokens + 7) / 8;
     if (max_tokens <= 8 && oneshot_enabled()) {
         launch_oneshot(k, set, max_groups);
     } else if (max_tokens <= 8) {
-        launch_narrow<1, 8>(k, set, tiles8, max_groups);
+        launch_narrow<1, 8>(k, set, max_tokens, max_groups);
     } else if (max_tokens <= 16) {
-        launch_narrow<2, 8>(k, set, (tiles8 + 1) / 2, max_groups);
+        launch_narrow<2, 8>(k, set, max_tokens, max_groups);
     } else if (max_tokens <= 32) {
-        launch_narrow<4, 4>(k, set, (tiles8 + 3) / 4, max_groups);
+        launch_narrow<4, 4>(k, set, max_tokens, max_groups);
     } else {
-        launch_narrow<8, 4>(k, set, (tiles8 + 7) / 8, max_groups);
+        launch_narrow<8, 4>(k, set, max_tokens, max_groups);
     }
 }
 
@@ -414,5 +415,5 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
     int most = set_pick_ops(*set, false, &part);
     if (part.n && most > 0) launch_by_tokens(k, &part, most, 1);
     most = set_pick_ops(*set, true, &part);
-    if (part.n && most > 0) launch_narrow<1, 4>(k, &part, set_grouped_tiles(part, most, 8), max_groups);
+    if (part.n && most > 0) launch_narrow<1, 4>(k, &part, 8 * set_grouped_tiles(part, most, 8), max_groups);
 }
