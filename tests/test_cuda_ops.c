@@ -843,14 +843,16 @@ static void test_attention_tiles(void) {
  * prompt, in a prompt that starts at another position (tiles cut
  * elsewhere), behind decode rows of another sequence. A sequence's single
  * row (a decode step, its earlier positions from the pool; the GPU computes
- * it on CUDA cores, runs on tensor cores): alone and behind other rows.
- * The pool is float32, so a position reads the same float from the pool as
- * from the step's rows; every call gives each row the same inputs. Shapes
+ * it in groups of chunks, runs chunk by chunk): alone and behind other rows.
+ * The pool is float32 (unless the shape says otherwise), so a position reads
+ * the same float from the pool as from the step's rows; every call gives
+ * each row the same inputs. Shapes
  * of XS.2 (64 or 48 heads over 8 KV heads, head_dim 128, window 512) and
  * awkward ones (page 5, windows inside tiles, groups 1-16, odd head_dim,
  * head_dim 160); calls of many tiles run as loops, calls of few split. */
 typedef struct {
     int n_heads, n_kv, hd, page_size, window, n;
+    lg_dtype pool; /* LG_DTYPE_F32 unless set */
 } invariance_shape;
 
 typedef struct {
@@ -903,7 +905,7 @@ static void invariance_setup_new(twin *t, invariance_setup *u, invariance_shape 
     *u = (invariance_setup){.sh = sh, .nb = 40};
     int n = u->sh.n, ps = u->sh.page_size, len[2] = {n, u->nb};
     u->width = u->sh.n_kv * u->sh.hd, u->q_width = u->sh.n_heads * u->sh.hd;
-    size_t row_bytes = sizeof(float) * (size_t)u->width, page_bytes = 2 * (size_t)ps * row_bytes;
+    size_t row_bytes = lg_dtype_row_bytes(sh.pool, u->width), page_bytes = 2 * (size_t)ps * row_bytes;
     int n_pages = (n + ps - 1) / ps + (u->nb + ps - 1) / ps, next = 0;
     int *perm = malloc(sizeof(int) * n_pages);
     for (int i = 0; i < n_pages; i++)
@@ -914,7 +916,7 @@ static void invariance_setup_new(twin *t, invariance_setup *u, invariance_shape 
     }
     u->pool_bytes = (size_t)n_pages * page_bytes;
     uint8_t *base = put(t, DEV, NULL, u->pool_bytes);
-    u->view = (lg_kv_pool_view){base, ps, u->width, row_bytes, page_bytes, LG_DTYPE_F32};
+    u->view = (lg_kv_pool_view){base, ps, u->width, row_bytes, page_bytes, sh.pool};
     for (int s = 0; s < 2; s++) {
         u->table[s] = malloc(sizeof(int32_t) * ((len[s] + ps - 1) / ps));
         for (int p = 0; p < (len[s] + ps - 1) / ps; p++)
@@ -945,9 +947,10 @@ static void test_attention_batch_invariant(void) {
     twin t;
     if (!twin_open(&t)) return;
     const invariance_shape shapes[] = {
-        {64, 8, 128, 16, 512, 300}, {48, 8, 128, 16, 0, 400}, {8, 2, 64, 5, 0, 300},
-        {12, 2, 24, 5, 40, 200},    {16, 1, 36, 16, 0, 150},  {6, 6, 20, 5, 0, 100},
-        {4, 2, 160, 5, 37, 120},    {3, 1, 7, 16, 0, 90},
+        {64, 8, 128, 16, 512, 300, LG_DTYPE_F32}, {48, 8, 128, 16, 0, 400, LG_DTYPE_F32},
+        {8, 2, 64, 5, 0, 300, LG_DTYPE_F32}, {12, 2, 24, 5, 40, 200, LG_DTYPE_F32},
+        {16, 1, 36, 16, 0, 150, LG_DTYPE_F32}, {6, 6, 20, 5, 0, 100, LG_DTYPE_F32},
+        {4, 2, 160, 5, 37, 120, LG_DTYPE_F32}, {3, 1, 7, 16, 0, 90, LG_DTYPE_F32},
     };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         invariance_setup u;
@@ -1004,7 +1007,9 @@ static lg_backend_ctx *ctx_with(twin *t, const char *name, const char *value) {
  * short contexts, against the reference (float32, bf16 read raw and fetched
  * ahead, f16, Q8_0; windows; head_dim 160; 16 query heads per KV head); and a
  * row's bits the same split over its groups (few rows) and walked by one
- * block (many rows: LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN=1 makes one row do it). */
+ * block (many rows: LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN=1 makes one row do it),
+ * over float32 and bf16 pools (CUDA: a bf16 pool's rows copied straight into
+ * the tensor-core kernel's stages). */
 static void test_attention_decode_groups(void) {
     setenv("LAGUNA_CUDA_ATTN_GROUPS", "3", 1);
     twin t;
@@ -1026,8 +1031,11 @@ static void test_attention_decode_groups(void) {
             attention_case(&t, &cases[i]); /* head_dim a multiple of 32: whole Q8_0 blocks */
     }
     const invariance_shape shapes[] = {
-        {64, 8, 128, 16, 512, 1100}, {48, 8, 128, 16, 0, 2000}, {12, 2, 24, 5, 40, 300},
-        {16, 1, 36, 16, 0, 500},     {4, 2, 160, 5, 0, 400},    {3, 1, 7, 16, 0, 90},
+        {64, 8, 128, 16, 512, 1100, LG_DTYPE_F32}, {48, 8, 128, 16, 0, 2000, LG_DTYPE_F32},
+        {64, 8, 128, 16, 512, 1100, LG_DTYPE_BF16}, {48, 8, 128, 16, 0, 2000, LG_DTYPE_BF16},
+        {8, 2, 64, 5, 37, 300, LG_DTYPE_BF16}, {2, 1, 32, 16, 0, 700, LG_DTYPE_BF16},
+        {12, 2, 24, 5, 40, 300, LG_DTYPE_F32}, {16, 1, 36, 16, 0, 500, LG_DTYPE_F32},
+        {4, 2, 160, 5, 0, 400, LG_DTYPE_F32}, {3, 1, 7, 16, 0, 90, LG_DTYPE_F32},
     };
     lg_backend_ctx *split = ctx_with(&t, "LAGUNA_CUDA_ATTN_GROUPS", "3");
     setenv("LAGUNA_CUDA_ATTN_GROUPS", "3", 1);
@@ -1046,8 +1054,9 @@ static void test_attention_decode_groups(void) {
             t.c[DEV] = walk;
             invariance_call(&t, &u, rows[k], 1, 0, b);
             t.c[DEV] = plain;
-            CHECKF(memcmp(a, b, bytes) == 0, "heads %d/%d hd %d window %d: row %d split over groups and walked differ",
-                   u.sh.n_heads, u.sh.n_kv, u.sh.hd, u.sh.window, rows[k]);
+            CHECKF(memcmp(a, b, bytes) == 0,
+                   "heads %d/%d hd %d window %d pool %s: row %d split over groups and walked differ", u.sh.n_heads,
+                   u.sh.n_kv, u.sh.hd, u.sh.window, lg_dtype_name(u.sh.pool), rows[k]);
         }
         invariance_setup_free(&t, &u);
         free(a), free(b);

@@ -21,13 +21,14 @@
  * of a chunk outside a row's range enter its sums with p_j = 0, which adds
  * an exact zero.)
  *
- * Rows of a sequence with two or more rows in the step (prompts) take the
- * same chunks on tensor cores when the head size allows
- * (cuda_attention_mma.cu, its own fixed arithmetic, as invariant); a
- * sequence's only row in a step (a decode row) runs here on CUDA cores,
- * whose latency is lower for one row. So which kernel computes a row
- * depends on how many rows its own sequence has in the step, never on the
- * other sequences' rows.
+ * Rows take the same chunks on tensor cores when the head size allows
+ * (cuda_attention_mma.cu, its own fixed arithmetic, as invariant): prompts'
+ * rows in tiles, and a sequence's only row in a step (a decode row) in its
+ * own launch with chunk groups (lg_cuda_attention_mma_takes(hd, true);
+ * LAGUNA_CUDA_ATTN_MMA_DECODE=0 keeps decode rows here on CUDA cores). So
+ * which kernel computes a row depends on the head size and on how many
+ * rows its own sequence has in the step, never on the other sequences'
+ * rows.
  *
  * Two ways to run a launch, same arithmetic:
  *   - loop: one block per (tile, KV head) walks the tile's chunks in order,
@@ -181,15 +182,11 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
      * the previous kernel, so they are read before waiting for it */
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
-    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
-    bool work = block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end);
-    /* groups: [g_first, g_last] of gs chunks (gs 1 when not grouped: a group is a chunk) */
-    int gs = GROUPED ? group_size(c_first, c_last, a.groups) : 1, g_first = c_first / gs, g_last = c_last / gs;
-    if (work && GROUPED && a.split) {
-        int g = g_first + (int)blockIdx.z;
-        work = g <= g_last;
-        c_begin = max(g * gs, c_first), c_end = min(g * gs + gs - 1, c_last);
-    }
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1;
+    block_span span;
+    bool work = block_chunks(a, GROUPED, pos0, pos_end, &span);
+    const int lo0 = span.lo0, c_first = span.c_first, c_last = span.c_last, c_begin = span.c_begin,
+              c_end = span.c_end, gs = span.gs, g_first = span.g_first, g_last = span.g_last;
     const int PP = CK_WARPS * PT, PS = PP + 1;
     int S = a.stride, n4 = a.hdp / 4, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     /* this thread's share of a chunk's keys and values (head_dim <= 128 DG: at most 4 DG
@@ -658,9 +655,10 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     int n_sorted = n_single;
     for (int t = 0; t < n_tiles; t++)
         if (tiles[t].y > 1 || !lone[tiles[t].x]) sorted[n_sorted++] = tiles[t];
-    launch_chunked(k, ca, a, sorted, n_single, k->attn_decode_loop_min, false, true);
+    launch_chunked(k, ca, a, sorted, n_single, k->attn_decode_loop_min,
+                   lg_cuda_attention_mma_takes(a->head_dim, true), true);
     launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES,
-                   lg_cuda_attention_mma_takes(a->head_dim), false);
+                   lg_cuda_attention_mma_takes(a->head_dim, false), false);
     free(tiles), free(need), free(pages), free(lone);
 }
 

@@ -132,15 +132,25 @@ __device__ __forceinline__ void merge_chunk(float &M, float &L, float m, float l
 
 /* The chunks a block of a chunked launch takes, for its tile of positions
  * [pos0, pos_end]: the tile's chunks [c_first, c_last] (from lo0, the
- * first row's window start) and of them the ones it computes, [c_begin,
- * c_end]: all in a loop launch, chunk c_first + blockIdx.z in a split one.
- * False when that is past c_last (the block has nothing to do). */
-__device__ __forceinline__ bool block_chunks(const chunk_args &a, int pos0, int pos_end, int *lo0, int *c_first,
-                                             int *c_last, int *c_begin, int *c_end) {
-    *lo0 = row_lo(pos0, a.window);
-    *c_first = *lo0 / CHUNK, *c_last = pos_end / CHUNK, *c_begin = *c_first, *c_end = *c_last;
-    if (a.split) *c_begin = *c_end = *c_first + (int)blockIdx.z;
-    return *c_begin <= *c_last;
+ * first row's window start), as groups [g_first, g_last] of gs chunks (gs 1
+ * unless grouped: a group is a chunk), and of them the ones it computes,
+ * [c_begin, c_end]: all in a loop launch, group g_first + blockIdx.z in a
+ * split one. False when that is past the last (the block has nothing to
+ * do). */
+struct block_span {
+    int lo0, c_first, c_last, c_begin, c_end, gs, g_first, g_last;
+};
+
+__device__ __forceinline__ bool block_chunks(const chunk_args &a, bool grouped, int pos0, int pos_end,
+                                             block_span *b) {
+    b->lo0 = row_lo(pos0, a.window);
+    b->c_first = b->lo0 / CHUNK, b->c_last = pos_end / CHUNK, b->c_begin = b->c_first, b->c_end = b->c_last;
+    b->gs = grouped ? group_size(b->c_first, b->c_last, a.groups) : 1;
+    b->g_first = b->c_first / b->gs, b->g_last = b->c_last / b->gs;
+    if (!a.split) return true;
+    int g = b->g_first + (int)blockIdx.z;
+    b->c_begin = max(g * b->gs, b->c_first), b->c_end = min(g * b->gs + b->gs - 1, b->c_last);
+    return g <= b->g_last;
 }
 
 /* A split launch, after a block wrote its chunk partials: whether it is the
@@ -164,9 +174,10 @@ __device__ __forceinline__ bool last_to_finish(const chunk_args &a, int kvh, int
 }
 
 /* The tensor-core kernel (cuda_attention_mma.cu): whether it takes a head
- * size, the record length of its split partials, and a launch of grid
- * (tiles, KV heads, chunk slots or 1) over tiles of at most `pairs` pairs. */
-bool lg_cuda_attention_mma_takes(int head_dim);
+ * size (for lone rows or for the others), the record length of its split
+ * partials, and a launch of grid (tiles, KV heads, chunk slots or 1) over
+ * tiles of at most `pairs` pairs (ca.groups set: lone rows, merged in groups). */
+bool lg_cuda_attention_mma_takes(int head_dim, bool lone_rows);
 int lg_cuda_attention_mma_rec(int head_dim);
 void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs);
 

@@ -1,6 +1,7 @@
 /* The chunked attention on tensor cores: the same tiles, chunks, loop and
  * split launches and chunk merges as the CUDA-core kernel
- * (cuda_attention.cu), with a chunk's scores and outputs computed by
+ * (cuda_attention.cu; decode rows' chunks merged in groups there too), with
+ * a chunk's scores and outputs computed by
  * mma.sync m16n8k16 (bf16 in, float32 accumulators) for head sizes up to
  * 128. A warp takes 16 (row, query head) pairs of the tile.
  *
@@ -83,28 +84,128 @@ __device__ __forceinline__ void split4(float4 x, uint2 *hi, uint2 *lo, bool *any
  * share of the output's dims. Shared memory, bf16 rows of NT * 8 + 8
  * elements (an odd number of 16-byte units: ldmatrix rows hit distinct
  * banks): q hi/lo per pair, k hi/lo and v hi/lo per key; then, float32,
- * the scores' exchange and the next chunk's raw keys and values. */
-template <int NT, int WARPS, int WPM>
+ * the scores' exchange and the next chunk's raw keys and values.
+ *
+ * DIRECT (lone rows over a bf16 pool, head_dim = D): a pool row's bf16 is
+ * its hi half and its lo is zero, so the pool's rows are copied (cp.async)
+ * straight into two stages of k and v hi rows, one chunk ahead, and only
+ * the step's own row (float32) and rows outside the row's range are
+ * written when a chunk is taken; lo rows are used (and written) only in
+ * chunks that hold step rows. The same halves as staging through raw
+ * bytes, with less shared memory (3 blocks an SM) and two barriers a chunk
+ * instead of four. */
+template <int NT, int WARPS, int WPM, bool GROUPED, bool DIRECT>
 __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_kernel(chunk_args a) {
-    lg_cuda_kernel_begin();
     constexpr int D = NT * 8, RS = D + 8, KSTEPS = D / 16, THREADS = WARPS * 32, PAIRS = WARPS / WPM * 16;
     constexpr int SN = 4 / WPM, ON = NT / WPM; /* the warp's key tiles of the scores, dim tiles of the output */
     constexpr int SX = CHUNK + 1;                /* floats per pair in the exchange */
     static_assert(WPM > 1 && WPM <= 4 && ON >= 2 && ON % 2 == 0, "a warp's share: whole key tiles, dim tile pairs");
     static_assert(CHUNK * (D / 4) % THREADS == 0, "a chunk's staging: the same loads for every thread");
+    static_assert(!DIRECT || CHUNK * (D / 8) % THREADS == 0, "direct copies: the same for every thread");
     extern __shared__ uint4 tc_smem4[];
+    /* q hi/lo, k hi/lo, v hi/lo, the exchange, raw bytes; DIRECT: q hi/lo, k lo,
+     * v lo, then per stage k hi and v hi, then the exchange */
     __nv_bfloat16 *q_hi = (__nv_bfloat16 *)tc_smem4, *q_lo = q_hi + PAIRS * RS;
     __nv_bfloat16 *k_hi = q_lo + PAIRS * RS, *k_lo = k_hi + CHUNK * RS;
     __nv_bfloat16 *v_hi = k_lo + CHUNK * RS, *v_lo = v_hi + CHUNK * RS;
     float *s_x = (float *)(v_lo + CHUNK * RS);
+    __nv_bfloat16 *stages = q_lo + PAIRS * RS + 2 * CHUNK * RS; /* DIRECT: [2][k, v][CHUNK * RS] */
+    if (DIRECT) {
+        k_lo = q_lo + PAIRS * RS, v_lo = k_lo + CHUNK * RS;
+        s_x = (float *)(stages + 4 * CHUNK * RS);
+    }
+    /* tiles, positions and page tables come with the step's uploads, and the
+     * pool's rows before the step from earlier steps: none of it depends on
+     * the previous kernel (the queries and the step's own rows do) */
     int4 tile = a.tiles[blockIdx.x];
     int kvh = blockIdx.y, r0 = tile.x, G = a.group, P = tile.y * G, hd = a.head_dim;
-    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1, lo0, c_first, c_last, c_begin, c_end;
-    if (!block_chunks(a, pos0, pos_end, &lo0, &c_first, &c_last, &c_begin, &c_end)) return;
-    bool direct = !a.split || c_first == c_last;
+    int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1;
+    block_span span;
+    bool work = block_chunks(a, GROUPED, pos0, pos_end, &span);
+    const int lo0 = span.lo0, c_first = span.c_first, c_last = span.c_last, c_begin = span.c_begin,
+              c_end = span.c_end, gs = span.gs, g_first = span.g_first, g_last = span.g_last;
+    bool direct = !a.split || g_first == g_last;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
     int part = warp % WPM, pa = warp / WPM * 16; /* the warp's share, its row tile's first pair */
     bool active = pa < P;
+    /* Staging, one chunk ahead: the thread's keys' row indices (a pool page or
+     * a fresh row) are found two chunks ahead, their bytes copied into raw
+     * shared memory one chunk ahead (cp.async), and turned into hi/lo halves
+     * when the chunk is taken. Q8_0 pools and odd head sizes load directly. */
+    constexpr int PER = CHUNK * (D / 4) / THREADS;
+    const int fresh_from = work ? a.fresh_from[r0] : 0, fresh_at = work ? a.fresh_at[r0] : 0;
+    const bool hd4 = (hd & 3) == 0;
+    float *raw = s_x + PAIRS * SX; /* keys [CHUNK][D], then values */
+    int idx[PER];
+    auto in_chunk = [&](int c, int p, int d) {
+        return c <= c_end && p >= max(c * CHUNK, lo0) && p <= min(c * CHUNK + CHUNK - 1, pos_end) && d < a.hdp;
+    };
+    auto copies = [&](int p) { return hd4 && (p >= fresh_from || a.dtype != LG_DTYPE_Q8_0); };
+    /* DIRECT: U8 units of 8 dims a thread; the pool page of each, -1 for none */
+    constexpr int U8 = DIRECT ? CHUNK * (D / 8) / THREADS : 1;
+    int page8[U8];
+    auto find_rows = [&](int c) {
+        if constexpr (DIRECT) {
+#pragma unroll
+            for (int u = 0; u < U8; u++) {
+                int i = tid + u * THREADS, j = i / (D / 8), p = c * CHUNK + j;
+                page8[u] = in_chunk(c, p, 0) && p < fresh_from ? a.pages[tile.z + page_of(a, p)] : -1;
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < PER; u++) {
+                int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+                idx[u] = -1;
+                if (in_chunk(c, p, d) && copies(p))
+                    idx[u] = p >= fresh_from ? a.fresh_rows[fresh_at + p - fresh_from]
+                                             : a.pages[tile.z + p / a.page_size];
+            }
+        }
+    };
+    auto copy_chunk = [&](int c) {
+        if constexpr (DIRECT) {
+            __nv_bfloat16 *st = stages + (c & 1) * 2 * CHUNK * RS;
+#pragma unroll
+            for (int u = 0; u < U8; u++) {
+                if (page8[u] < 0) continue;
+                int i = tid + u * THREADS, j = i / (D / 8), d = (i % (D / 8)) * 8, p = c * CHUNK + j;
+                size_t e = ((size_t)kvh * hd + d) * 2;
+                cp_async16(st + j * RS + d, pool_row(a, page8[u], p, 0) + e);
+                cp_async16(st + CHUNK * RS + j * RS + d, pool_row(a, page8[u], p, 1) + e);
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < PER; u++) {
+                if (idx[u] < 0) continue;
+                int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+#pragma unroll
+                for (int which = 0; which < 2; which++) {
+                    float *dst = raw + which * CHUNK * D + j * D + d;
+                    if (p >= fresh_from) {
+                        const float *src =
+                            (which ? a.fresh_v : a.fresh_k) + ((size_t)idx[u] * a.n_kv_heads + kvh) * hd + d;
+                        cp_async16(dst, src);
+                        continue;
+                    }
+                    const uint8_t *row = a.pool + (size_t)idx[u] * a.page_bytes +
+                                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+                    size_t e = (size_t)kvh * hd + d;
+                    if (a.dtype == LG_DTYPE_F32) cp_async16(dst, row + e * 4);
+                    else cp_async8(dst, row + e * 2);
+                }
+            }
+        }
+        cp_async_commit();
+    };
+    /* a first chunk wholly in the pool (before the step's own rows) is fetched
+     * before waiting for the previous kernel */
+    bool early = a.early && work && min(c_begin * CHUNK + CHUNK - 1, pos_end) < fresh_from;
+    if (early) {
+        find_rows(c_begin);
+        copy_chunk(c_begin);
+    }
+    lg_cuda_kernel_begin();
+    if (!work) return;
     /* the tile's queries, split; pairs past P are zero */
     for (int i = tid; i < PAIRS * (D / 4); i += THREADS) {
         int pr = i / (D / 4), d = (i % (D / 4)) * 4;
@@ -127,57 +228,17 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     float M[2] = {-INFINITY, -INFINITY}, L[2] = {0.0f, 0.0f}, O[ON][4];
 #pragma unroll
     for (int n = 0; n < ON; n++) O[n][0] = O[n][1] = O[n][2] = O[n][3] = 0.0f;
-    /* Staging, one chunk ahead: the thread's keys' row indices (a pool page or
-     * a fresh row) are found two chunks ahead, their bytes copied into raw
-     * shared memory one chunk ahead (cp.async), and turned into hi/lo halves
-     * when the chunk is taken. Q8_0 pools and odd head sizes load directly. */
-    constexpr int PER = CHUNK * (D / 4) / THREADS;
-    const int fresh_from = a.fresh_from[r0], fresh_at = a.fresh_at[r0];
-    const bool hd4 = (hd & 3) == 0;
-    float *raw = s_x + PAIRS * SX; /* keys [CHUNK][D], then values */
-    int idx[PER];
-    auto in_chunk = [&](int c, int p, int d) {
-        return c <= c_end && p >= max(c * CHUNK, lo0) && p <= min(c * CHUNK + CHUNK - 1, pos_end) && d < a.hdp;
-    };
-    auto copies = [&](int p) { return hd4 && (p >= fresh_from || a.dtype != LG_DTYPE_Q8_0); };
-    auto find_rows = [&](int c) {
+    /* grouped: the current group's (Mg, Lg, Og), folded into (M, L, O) or
+     * passed on as the block's record when the group ends */
+    constexpr int GO = GROUPED ? ON : 1;
+    float Mg[2] = {-INFINITY, -INFINITY}, Lg[2] = {0.0f, 0.0f}, Og[GO][4];
 #pragma unroll
-        for (int u = 0; u < PER; u++) {
-            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
-            idx[u] = -1;
-            if (in_chunk(c, p, d) && copies(p))
-                idx[u] = p >= fresh_from ? a.fresh_rows[fresh_at + p - fresh_from] : a.pages[tile.z + p / a.page_size];
-        }
-    };
-    auto copy_chunk = [&](int c) {
-#pragma unroll
-        for (int u = 0; u < PER; u++) {
-            if (idx[u] < 0) continue;
-            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
-#pragma unroll
-            for (int which = 0; which < 2; which++) {
-                float *dst = raw + which * CHUNK * D + j * D + d;
-                if (p >= fresh_from) {
-                    const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)idx[u] * a.n_kv_heads + kvh) * hd + d;
-                    cp_async16(dst, src);
-                    continue;
-                }
-                const uint8_t *row = a.pool + (size_t)idx[u] * a.page_bytes +
-                                     ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
-                size_t e = (size_t)kvh * hd + d;
-                if (a.dtype == LG_DTYPE_F32) cp_async16(dst, row + e * 4);
-                else cp_async8(dst, row + e * 2);
-            }
-        }
-        cp_async_commit();
-    };
-    find_rows(c_begin);
-    copy_chunk(c_begin);
-    find_rows(c_begin + 1);
-    for (int c = c_begin; c <= c_end; c++) {
+    for (int n = 0; n < GO; n++) Og[n][0] = Og[n][1] = Og[n][2] = Og[n][3] = 0.0f;
+    /* a chunk taken (its halves in k_hi/k_lo, v_hi/v_lo) through raw bytes;
+     * *_lo_any: whether some staged lo is not zero */
+    auto take_raw = [&](int c, bool *k_lo_any, bool *v_lo_any) {
         cp_async_wait_all();
         __syncthreads(); /* the chunk's bytes are in; the previous chunk's halves are read */
-        bool k_lo_any = false, v_lo_any = false;
 #pragma unroll
         for (int u = 0; u < PER; u++) {
             int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
@@ -193,13 +254,47 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                 }
             }
             uint2 h, l;
-            split4(kx, &h, &l, &k_lo_any);
+            split4(kx, &h, &l, k_lo_any);
             *(uint2 *)(k_hi + j * RS + d) = h, *(uint2 *)(k_lo + j * RS + d) = l;
-            split4(vx, &h, &l, &v_lo_any);
+            split4(vx, &h, &l, v_lo_any);
             *(uint2 *)(v_hi + j * RS + d) = h, *(uint2 *)(v_lo + j * RS + d) = l;
         }
-        k_lo_any = __syncthreads_or(k_lo_any);
-        v_lo_any = __syncthreads_or(v_lo_any); /* and the raw bytes are taken */
+        *k_lo_any = __syncthreads_or(*k_lo_any);
+        *v_lo_any = __syncthreads_or(*v_lo_any); /* and the raw bytes are taken */
+    };
+    /* DIRECT: the chunk's stage, with the rows no copy brings written (the
+     * step's own, split; outside the row's range, zeros); lo rows only in a
+     * chunk that holds step rows */
+    auto take_direct = [&](int c, bool *k_lo_any, bool *v_lo_any) {
+        k_hi = stages + (c & 1) * 2 * CHUNK * RS, v_hi = k_hi + CHUNK * RS;
+        *k_lo_any = *v_lo_any = c * CHUNK + CHUNK - 1 >= fresh_from;
+        /* step rows in the chunk before too (not a lone row's case): its lo rows are read first */
+        if (*k_lo_any && c > c_begin && c * CHUNK - 1 >= fresh_from) __syncthreads();
+#pragma unroll
+        for (int u = 0; u < PER; u++) {
+            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+            bool in = in_chunk(c, p, d), pooled = in && p < fresh_from;
+            uint2 kh = make_uint2(0u, 0u), kl = kh, vh = kh, vl = kh;
+            if (in && !pooled) {
+                bool unused = false;
+                split4(load4(a, r0, tile.z, p, 0, kvh, d), &kh, &kl, &unused);
+                split4(load4(a, r0, tile.z, p, 1, kvh, d), &vh, &vl, &unused);
+            }
+            if (!pooled) *(uint2 *)(k_hi + j * RS + d) = kh, *(uint2 *)(v_hi + j * RS + d) = vh;
+            if (*k_lo_any) *(uint2 *)(k_lo + j * RS + d) = kl, *(uint2 *)(v_lo + j * RS + d) = vl;
+        }
+        cp_async_wait_all();
+        __syncthreads(); /* the chunk is in; the chunk before it (the other stage) is read */
+    };
+    if (!early) {
+        find_rows(c_begin);
+        copy_chunk(c_begin);
+    }
+    find_rows(c_begin + 1);
+    for (int c = c_begin; c <= c_end; c++) {
+        bool k_lo_any = false, v_lo_any = false;
+        if (DIRECT) take_direct(c, &k_lo_any, &v_lo_any);
+        else take_raw(c, &k_lo_any, &v_lo_any);
         if (c < c_end) {
             copy_chunk(c + 1);
             find_rows(c + 2);
@@ -293,10 +388,11 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
         for (int h = 0; h < 2; h++) {
             take[h] = prs[h] < P && mc[h] != -INFINITY; /* some key of the pair in the chunk */
             ow[h] = 1.0f, nw[h] = 0.0f;
-            if (take[h] && direct) merge_chunk(M[h], L[h], mc[h], lc[h], &ow[h], &nw[h]);
+            if (take[h] && GROUPED) merge_chunk(Mg[h], Lg[h], mc[h], lc[h], &ow[h], &nw[h]);
+            else if (take[h] && direct) merge_chunk(M[h], L[h], mc[h], lc[h], &ow[h], &nw[h]);
         }
         float *rec[2] = {NULL, NULL};
-        if (!direct)
+        if (!direct && !GROUPED)
 #pragma unroll
             for (int h = 0; h < 2; h++)
                 rec[h] = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + (c - c_first)) *
@@ -328,8 +424,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     if (!take[h]) continue;
-                    float *Ou = O[2 * i2 + u];
-                    if (direct) {
+                    float *Ou = GROUPED ? Og[(2 * i2 + u) % GO] : O[2 * i2 + u];
+                    if (GROUPED || direct) {
                         Ou[2 * h] = fmaf(Ou[2 * h], ow[h], __fmul_rn(o[u][2 * h], nw[h]));
                         Ou[2 * h + 1] = fmaf(Ou[2 * h + 1], ow[h], __fmul_rn(o[u][2 * h + 1], nw[h]));
                     } else {
@@ -337,27 +433,53 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                     }
                 }
         }
-        if (!direct && qd == 0 && part == 0)
+        if (!direct && !GROUPED && qd == 0 && part == 0)
 #pragma unroll
             for (int h = 0; h < 2; h++)
                 if (take[h]) rec[h][D] = mc[h], rec[h][D + 1] = lc[h];
+        /* a group ends at a multiple of gs or at the block's last chunk */
+        if (GROUPED && ((c + 1) % gs == 0 || c == c_end))
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                if (prs[h] >= P) continue;
+                if (direct && Mg[h] != -INFINITY) { /* fold the group into the row's result */
+                    float o_w, n_w;
+                    merge_chunk(M[h], L[h], Mg[h], Lg[h], &o_w, &n_w);
+#pragma unroll
+                    for (int n = 0; n < GO; n++) {
+                        O[n][2 * h] = fmaf(O[n][2 * h], o_w, __fmul_rn(Og[n][2 * h], n_w));
+                        O[n][2 * h + 1] = fmaf(O[n][2 * h + 1], o_w, __fmul_rn(Og[n][2 * h + 1], n_w));
+                    }
+                } else if (!direct) { /* the group's record (m = -inf: no key of the pair in it) */
+                    float *r = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + blockIdx.z) *
+                                             a.pair_slots + prs[h]) * a.rec;
+#pragma unroll
+                    for (int n = 0; n < GO; n++)
+                        *(float2 *)(r + (part * ON + n) * 8 + 2 * qd) = make_float2(Og[n][2 * h], Og[n][2 * h + 1]);
+                    if (qd == 0 && part == 0) r[D] = Mg[h], r[D + 1] = Lg[h];
+                }
+                Mg[h] = -INFINITY, Lg[h] = 0.0f;
+#pragma unroll
+                for (int n = 0; n < GO; n++) Og[n][2 * h] = Og[n][2 * h + 1] = 0.0f;
+            }
     }
     if (!direct) {
-        /* the last block of this (tile, KV head) merges the chunks in order */
-        if (!last_to_finish(a, kvh, c_last - c_first + 1) || !active) return;
+        /* the last block of this (tile, KV head) merges the chunks (groups) in order */
+        if (!last_to_finish(a, kvh, GROUPED ? g_last - g_first + 1 : c_last - c_first + 1) || !active) return;
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             if (prs[h] >= P) continue;
-            int c_hi = pts[h] / CHUNK;
-            /* in chunk order, as the loop mode merges; every chunk of the pair's range has a record */
-            for (int cb = row_lo(pts[h], a.window) / CHUNK; cb <= c_hi; cb += TC_MERGE_AHEAD) {
+            /* in chunk (group) order, as the loop mode merges; not grouped, every chunk of the
+             * pair's range has a record */
+            int c_hi = GROUPED ? g_last : pts[h] / CHUNK, slot0 = GROUPED ? g_first : c_first;
+            for (int cb = GROUPED ? g_first : row_lo(pts[h], a.window) / CHUNK; cb <= c_hi; cb += TC_MERGE_AHEAD) {
                 float mm[TC_MERGE_AHEAD], ll[TC_MERGE_AHEAD];
                 float2 ox[TC_MERGE_AHEAD][ON];
 #pragma unroll
                 for (int u = 0; u < TC_MERGE_AHEAD; u++) {
                     int c = min(cb + u, c_hi);
                     const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
-                                                  (c - c_first)) * a.pair_slots + prs[h]) * a.rec;
+                                                  (c - slot0)) * a.pair_slots + prs[h]) * a.rec;
                     mm[u] = __ldcg(rec + D), ll[u] = __ldcg(rec + D + 1);
 #pragma unroll
                     for (int n = 0; n < ON; n++)
@@ -366,6 +488,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
 #pragma unroll
                 for (int u = 0; u < TC_MERGE_AHEAD; u++) {
                     if (cb + u > c_hi) break;
+                    if (GROUPED && mm[u] == -INFINITY) continue;
                     float o_w, n_w;
                     merge_chunk(M[h], L[h], mm[u], ll[u], &o_w, &n_w);
 #pragma unroll
@@ -395,32 +518,44 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
 
 static int tiles_of(int head_dim) { return head_dim <= 32 ? 4 : head_dim <= 64 ? 8 : 16; }
 
-/* LAGUNA_CUDA_ATTN_MMA=0 runs the CUDA-core kernel instead (for measuring) */
-bool lg_cuda_attention_mma_takes(int head_dim) {
+/* LAGUNA_CUDA_ATTN_MMA=0 runs the CUDA-core kernel instead (for measuring);
+ * LAGUNA_CUDA_ATTN_MMA_DECODE=0 only for lone (decode) rows. */
+bool lg_cuda_attention_mma_takes(int head_dim, bool lone_rows) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_MMA");
-    return head_dim <= TC_MAX_DIM && on;
+    static const bool decode = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_MMA_DECODE");
+    return head_dim <= TC_MAX_DIM && on && (decode || !lone_rows);
 }
 
 int lg_cuda_attention_mma_rec(int head_dim) { return tiles_of(head_dim) * 8 + 4; }
 
 /* Tiles of one row (decode: at most 16 pairs) take 4 warps on one row tile
  * (2 on each of two for the smallest heads); longer tiles 8 warps, 2 on each
- * of 4 row tiles. */
-template <int NT, int WARPS, int WPM>
+ * of 4 row tiles. A launch with groups set (lone rows) merges in groups. */
+template <int NT, int WARPS, int WPM, bool GROUPED, bool DIRECT>
 static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
     constexpr int PAIRS = WARPS / WPM * 16;
-    size_t smem = sizeof(__nv_bfloat16) * (size_t)(NT * 8 + 8) * (2 * PAIRS + 4 * CHUNK) +
-                  sizeof(float) * ((size_t)PAIRS * (CHUNK + 1) + 2 * (size_t)CHUNK * NT * 8);
+    size_t rows = DIRECT ? 2 * PAIRS + 6 * CHUNK : 2 * PAIRS + 4 * CHUNK, raw = DIRECT ? 0 : 2 * CHUNK * NT * 8;
+    size_t smem = sizeof(__nv_bfloat16) * (size_t)(NT * 8 + 8) * rows + sizeof(float) * (PAIRS * (CHUNK + 1) + raw);
     if (smem > 48 * 1024)
-        cudaFuncSetAttribute(attention_mma_kernel<NT, WARPS, WPM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)smem);
-    lg_cuda_launch(k, attention_mma_kernel<NT, WARPS, WPM>, grid, WARPS * 32, smem, ca);
+        cudaFuncSetAttribute(attention_mma_kernel<NT, WARPS, WPM, GROUPED, DIRECT>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    lg_cuda_launch(k, attention_mma_kernel<NT, WARPS, WPM, GROUPED, DIRECT>, grid, WARPS * 32, smem, ca);
+}
+
+/* Lone rows over a bf16 pool whose rows copy in 16-byte pieces (LAGUNA_CUDA_ATTN_DIRECT=0: not). */
+static bool direct_staging(const chunk_args &ca, int d) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_DIRECT");
+    return on && ca.groups && ca.dtype == LG_DTYPE_BF16 && ca.head_dim == d && ca.row_bytes % 16 == 0 &&
+           ca.page_bytes % 16 == 0 && (uintptr_t)ca.pool % 16 == 0;
 }
 
 template <int NT>
 static void launch_nt(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs) {
-    if (pairs <= 16) launch_shape<NT, 4, NT >= 8 ? 4 : 2>(k, grid, ca);
-    else launch_shape<NT, 8, 2>(k, grid, ca);
+    constexpr int WPM = NT >= 8 ? 4 : 2;
+    if (pairs <= 16 && direct_staging(ca, NT * 8)) launch_shape<NT, 4, WPM, true, true>(k, grid, ca);
+    else if (pairs <= 16 && ca.groups) launch_shape<NT, 4, WPM, true, false>(k, grid, ca);
+    else if (pairs <= 16) launch_shape<NT, 4, WPM, false, false>(k, grid, ca);
+    else launch_shape<NT, 8, 2, false, false>(k, grid, ca);
 }
 
 void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs) {
