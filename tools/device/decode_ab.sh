@@ -2,7 +2,8 @@
 # Dev-only, through the device tool: decode-step experiments on full XS.2
 # shapes (weights made on the GPU). Builds, runs the CUDA tests (unless
 # TESTS=0), then for each VARIANTS entry (space-separated; each a
-# comma-separated list of NAME=VALUE environment switches, "-" for none)
+# comma-separated list of NAME=VALUE environment switches, "-" for none;
+# BIN=path runs that binary, e.g. BIN=build/laguna-base from prebuild.sh's BASE)
 # decode after PROMPT tokens, medians of REPS (EXTRA: more bench arguments,
 # e.g. "--batch 32"; ROUNDS: the variants that many times, interleaved); then decode at LAYERS_SCAN
 # depths with the defaults; LONG=1: decode after 32768; Q4=1: Q4_K_M
@@ -19,6 +20,7 @@ for round in $(seq "$ROUNDS"); do
         (
             [ "$v" = - ] || for kv in ${v//,/ }; do export "$kv"; done
             echo "== $v"
+            B=${B/build\/laguna/${BIN:-build/laguna}}
             timeout 120 $B --type $TYPE --prompt $PROMPT --gen ${GEN:-64} --reps $REPS $EXTRA 2>&1 |
                 grep -E "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
         )

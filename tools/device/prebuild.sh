@@ -6,9 +6,21 @@
 # tests, so scripts needing other targets build on the device; one xz thread with a
 # dictionary larger than a binary, so the six binaries pack to ~13 MB). Usage:
 # tools/device/prebuild.sh, then run(..., carry: [".devbins.tar.xz"]).
+# BASE=<commit>: also that commit's laguna, built in a worktree under /tmp
+# (kept for the next call), as build/laguna-base there, for interleaved A/B
+# runs (tools/device/decode_ab.sh, variant BIN=build/laguna-base).
 set -euo pipefail
 . tools/device/cuda_tests.sh
 tests=${CUDA_TESTS//build\//build-dev/}
 make -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" all $tests
-tar cf - build-dev/laguna $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
+extra=
+if [ -n "${BASE:-}" ]; then
+    sha=$(git rev-parse --short "$BASE")
+    wt=/tmp/laguna-base-$sha
+    [ -d "$wt" ] || git worktree add --detach "$wt" "$sha"
+    make -C "$wt" -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" build-dev/laguna
+    cp "$wt/build-dev/laguna" build-dev/laguna-base
+    extra=build-dev/laguna-base
+fi
+tar cf - build-dev/laguna $extra $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
 ls -la .devbins.tar.xz

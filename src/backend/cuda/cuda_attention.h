@@ -57,20 +57,26 @@ __device__ __forceinline__ const uint8_t *pool_row(const chunk_args &a, int page
     return a.pool + (size_t)page * a.page_bytes + ((size_t)which * a.page_size + (size_t)in_page(a, p)) * a.row_bytes;
 }
 
+/* load4 of a position of the step itself (p >= fresh_from[r0]): from the
+ * step's float32 key or value rows. */
+__device__ __forceinline__ float4 fresh4(const chunk_args &a, int r0, int p, int which, int kvh, int d) {
+    int hd = a.head_dim;
+    int row = a.fresh_rows[a.fresh_at[r0] + p - a.fresh_from[r0]];
+    const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kvh) * hd + d;
+    if ((hd & 3) == 0) return *(const float4 *)src;
+    float x[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
+    return make_float4(x[0], x[1], x[2], x[3]);
+}
+
 /* Elements d .. d + 3 (zero past head_dim) of KV head kvh of the key (which
  * 0) or value (1) row at position p of the tile's sequence, as float32. */
 __device__ __forceinline__ float4 load4(const chunk_args &a, int r0, int table_at, int p, int which, int kvh,
                                         int d) {
     int hd = a.head_dim;
     float x[4];
-    if (p >= a.fresh_from[r0]) {
-        int row = a.fresh_rows[a.fresh_at[r0] + p - a.fresh_from[r0]];
-        const float *src = (which ? a.fresh_v : a.fresh_k) + ((size_t)row * a.n_kv_heads + kvh) * hd + d;
-        if ((hd & 3) == 0) return *(const float4 *)src;
-#pragma unroll
-        for (int i = 0; i < 4; i++) x[i] = d + i < hd ? src[i] : 0.0f;
-        return make_float4(x[0], x[1], x[2], x[3]);
-    }
+    if (p >= a.fresh_from[r0]) return fresh4(a, r0, p, which, kvh, d);
     const uint8_t *row = pool_row(a, a.pages[table_at + page_of(a, p)], p, which);
     int64_t e = (int64_t)kvh * hd + d;
     if ((hd & 3) == 0 && a.dtype == LG_DTYPE_F32) return *(const float4 *)(row + e * 4);

@@ -236,28 +236,37 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     for (int n = 0; n < GO; n++) Og[n][0] = Og[n][1] = Og[n][2] = Og[n][3] = 0.0f;
     /* a chunk taken (its halves in k_hi/k_lo, v_hi/v_lo) through raw bytes;
      * *_lo_any: whether some staged lo is not zero */
+    auto take_unit = [&](int c, int u, bool all_copied, bool *k_lo_any, bool *v_lo_any) {
+        int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
+        float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
+        if (in_chunk(c, p, d)) {
+            if (!all_copied && !copies(p)) {
+                kx = load4(a, r0, tile.z, p, 0, kvh, d);
+                vx = load4(a, r0, tile.z, p, 1, kvh, d);
+            } else {
+                int dt = p >= fresh_from ? LG_DTYPE_F32 : a.dtype;
+                kx = raw_float4(raw + j * D + d, dt);
+                vx = raw_float4(raw + CHUNK * D + j * D + d, dt);
+            }
+        }
+        uint2 h, l;
+        split4(kx, &h, &l, k_lo_any);
+        *(uint2 *)(k_hi + j * RS + d) = h, *(uint2 *)(k_lo + j * RS + d) = l;
+        split4(vx, &h, &l, v_lo_any);
+        *(uint2 *)(v_hi + j * RS + d) = h, *(uint2 *)(v_lo + j * RS + d) = l;
+    };
     auto take_raw = [&](int c, bool *k_lo_any, bool *v_lo_any) {
         cp_async_wait_all();
         __syncthreads(); /* the chunk's bytes are in; the previous chunk's halves are read */
+        /* rows staging cannot copy (Q8_0 pools, odd head sizes) take load4,
+         * in a loop kept rolled: load4's dtype cases inlined into every
+         * unrolled step made the kernel larger than an SM's instruction cache */
+        if (hd4 && a.dtype != LG_DTYPE_Q8_0) {
 #pragma unroll
-        for (int u = 0; u < PER; u++) {
-            int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
-            float4 kx = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vx = kx;
-            if (in_chunk(c, p, d)) {
-                if (!copies(p)) {
-                    kx = load4(a, r0, tile.z, p, 0, kvh, d);
-                    vx = load4(a, r0, tile.z, p, 1, kvh, d);
-                } else {
-                    int dt = p >= fresh_from ? LG_DTYPE_F32 : a.dtype;
-                    kx = raw_float4(raw + j * D + d, dt);
-                    vx = raw_float4(raw + CHUNK * D + j * D + d, dt);
-                }
-            }
-            uint2 h, l;
-            split4(kx, &h, &l, k_lo_any);
-            *(uint2 *)(k_hi + j * RS + d) = h, *(uint2 *)(k_lo + j * RS + d) = l;
-            split4(vx, &h, &l, v_lo_any);
-            *(uint2 *)(v_hi + j * RS + d) = h, *(uint2 *)(v_lo + j * RS + d) = l;
+            for (int u = 0; u < PER; u++) take_unit(c, u, true, k_lo_any, v_lo_any);
+        } else {
+#pragma unroll 1
+            for (int u = 0; u < PER; u++) take_unit(c, u, false, k_lo_any, v_lo_any);
         }
         *k_lo_any = __syncthreads_or(*k_lo_any);
         *v_lo_any = __syncthreads_or(*v_lo_any); /* and the raw bytes are taken */
@@ -277,8 +286,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
             uint2 kh = make_uint2(0u, 0u), kl = kh, vh = kh, vl = kh;
             if (in && !pooled) {
                 bool unused = false;
-                split4(load4(a, r0, tile.z, p, 0, kvh, d), &kh, &kl, &unused);
-                split4(load4(a, r0, tile.z, p, 1, kvh, d), &vh, &vl, &unused);
+                split4(fresh4(a, r0, p, 0, kvh, d), &kh, &kl, &unused);
+                split4(fresh4(a, r0, p, 1, kvh, d), &vh, &vl, &unused);
             }
             if (!pooled) *(uint2 *)(k_hi + j * RS + d) = kh, *(uint2 *)(v_hi + j * RS + d) = vh;
             if (*k_lo_any) *(uint2 *)(k_lo + j * RS + d) = kl, *(uint2 *)(v_lo + j * RS + d) = vl;

@@ -35,7 +35,6 @@ void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const in
 
 template <bool ADD>
 __global__ void rmsnorm_kernel(float *y, float *x, const float *add, const float *w, int n, float eps) {
-    lg_cuda_kernel_begin();
     __shared__ double warp_sum[THREADS / 32];
     float *xr = x + (size_t)blockIdx.x * n;
     const float *ar = ADD ? add + (size_t)blockIdx.x * n : NULL;
@@ -43,10 +42,13 @@ __global__ void rmsnorm_kernel(float *y, float *x, const float *add, const float
     float xv[NORM_PER_THREAD], wv[NORM_PER_THREAD];
     double ss = 0;
 #pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) /* the norm's weights: before the wait (no kernel writes them) */
+        wv[u] = threadIdx.x + u * THREADS < n ? w[threadIdx.x + u * THREADS] : 0.0f;
+    lg_cuda_kernel_begin();
+#pragma unroll
     for (int u = 0; u < NORM_PER_THREAD; u++) {
         int i = threadIdx.x + u * THREADS;
         xv[u] = i < n ? xr[i] : 0.0f;
-        wv[u] = i < n ? w[i] : 0.0f;
         if (ADD && i < n) xv[u] += ar[i];
     }
     for (int i = threadIdx.x + NORM_PER_THREAD * THREADS; i < n; i += THREADS) {

@@ -48,8 +48,10 @@ __device__ __forceinline__ int set_op_of_block(const matmul_set &set, int *block
 __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8_t **w, int *t_begin, int *t_count) {
     *w = a.w, *t_begin = 0, *t_count = a.n_tokens;
     if (!a.offsets) return blockIdx.z == 0;
-    if ((int)blockIdx.z >= a.active[0]) return false;
-    int e = a.active[1 + blockIdx.z];
+    /* the count and the entry read together (one L2 round trip, not two;
+     * the list has a slot for every expert, so the entry is in it) */
+    int n_active = a.active[0], e = a.active[1 + blockIdx.z];
+    if ((int)blockIdx.z >= n_active) return false;
     *t_begin = a.offsets[e];
     *t_count = a.offsets[e + 1] - *t_begin;
     *w = a.w_table[e];
