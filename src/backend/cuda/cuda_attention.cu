@@ -185,8 +185,8 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1;
     block_span span;
     bool work = block_chunks(a, GROUPED, pos0, pos_end, &span);
-    const int lo0 = span.lo0, c_first = span.c_first, c_last = span.c_last, c_begin = span.c_begin,
-              c_end = span.c_end, gs = span.gs, g_first = span.g_first, g_last = span.g_last;
+    const int lo0 = span.lo0, c_first = span.c_first, c_begin = span.c_begin, c_end = span.c_end, gs = span.gs,
+              g_first = span.g_first, g_last = span.g_last;
     const int PP = CK_WARPS * PT, PS = PP + 1;
     int S = a.stride, n4 = a.hdp / 4, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     /* this thread's share of a chunk's keys and values (head_dim <= 128 DG: at most 4 DG
@@ -231,8 +231,7 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
             }
         }
     };
-    /* a first chunk wholly before the step's own rows is in the pool already */
-    bool early = a.early && work && min(c_begin * CHUNK + CHUNK - 1, pos_end) < fresh_from;
+    bool early = first_chunk_pooled(a, work, c_begin, pos_end, fresh_from);
     if (early) {
         pages_of(c_begin);
         fetch(c_begin);

@@ -159,6 +159,14 @@ __device__ __forceinline__ bool block_chunks(const chunk_args &a, bool grouped, 
     return g <= b->g_last;
 }
 
+/* Whether a block's first chunk lies wholly in the pool (before the step's
+ * own rows, which the previous kernel writes), so that the block fetches it
+ * before waiting for that kernel. */
+__device__ __forceinline__ bool first_chunk_pooled(const chunk_args &a, bool work, int c_begin, int pos_end,
+                                                   int fresh_from) {
+    return a.early && work && min(c_begin * CHUNK + CHUNK - 1, pos_end) < fresh_from;
+}
+
 /* A split launch, after a block wrote its chunk partials: whether it is the
  * last of its (tile, KV head)'s n_chunks blocks to finish, which then merges
  * them (it also resets the counter for the next launch). Every thread of

@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                 idx[u] = -1;
                 if (in_chunk(c, p, d) && copies(p))
                     idx[u] = p >= fresh_from ? a.fresh_rows[fresh_at + p - fresh_from]
-                                             : a.pages[tile.z + p / a.page_size];
+                                             : a.pages[tile.z + page_of(a, p)];
             }
         }
     };
@@ -187,8 +187,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                         cp_async16(dst, src);
                         continue;
                     }
-                    const uint8_t *row = a.pool + (size_t)idx[u] * a.page_bytes +
-                                         ((size_t)which * a.page_size + (size_t)(p % a.page_size)) * a.row_bytes;
+                    const uint8_t *row = pool_row(a, idx[u], p, which);
                     size_t e = (size_t)kvh * hd + d;
                     if (a.dtype == LG_DTYPE_F32) cp_async16(dst, row + e * 4);
                     else cp_async8(dst, row + e * 2);
@@ -197,9 +196,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
         }
         cp_async_commit();
     };
-    /* a first chunk wholly in the pool (before the step's own rows) is fetched
-     * before waiting for the previous kernel */
-    bool early = a.early && work && min(c_begin * CHUNK + CHUNK - 1, pos_end) < fresh_from;
+    bool early = first_chunk_pooled(a, work, c_begin, pos_end, fresh_from);
     if (early) {
         find_rows(c_begin);
         copy_chunk(c_begin);
