@@ -554,10 +554,16 @@ static void test_matmul_batch_invariant(void) {
         {LG_DTYPE_BF16, 16, 2056, {129, 0}},
         {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
         /* one-token quantised products take 1, 2, 4 or 8 rows a warp by
-         * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096) */
+         * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096);
+         * staged through shared memory, a warp's rows start at any even
+         * byte (Q8_0 4128: 4386-byte rows, Q6_K 4352: 3570), its last
+         * piece short (rows x row bytes not a multiple of 16) */
         {LG_DTYPE_Q6_K, 21, 512, {17, 300, 0}},
         {LG_DTYPE_Q5_K, 13, 2048, {17, 65, 0}},
         {LG_DTYPE_Q8_0, 23, 4096, {17, 0}},
+        {LG_DTYPE_Q8_0, 9, 4128, {17, 0}},
+        {LG_DTYPE_Q6_K, 7, 4352, {17, 0}},
+        {LG_DTYPE_Q4_K, 45, 1024, {17, 0}},
         {LG_DTYPE_BF16, 2100, 264, {1290, 0}},
     };
     for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {
@@ -591,6 +597,57 @@ static void test_matmul_batch_invariant(void) {
         }
         drop(&t, DEV, dbias, sizeof(float) * rows);
         op_weight_free(&w.w), free(bias);
+    }
+    twin_close(&t);
+}
+
+/* One-token quantised products of a recorded step (a decode step's graph),
+ * each launch needing less shared memory than the one before, all above
+ * the 48 KiB a kernel gets by default (staged rows): the step's launches are
+ * issued only after all of them were set up, so each must still find room
+ * then. The results are bitwise those of the same products not recorded. */
+static void test_matmul_recorded_smem(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    if (!t.be[DEV]->ops->step_begin) { /* a backend that records no steps */
+        twin_close(&t);
+        return;
+    }
+    struct {
+        lg_dtype dt;
+        int rows, cols;
+    } mats[] = {{LG_DTYPE_Q8_0, 9, 8192}, {LG_DTYPE_Q8_0, 9, 4128}, {LG_DTYPE_Q6_K, 7, 4352}};
+    enum { N = sizeof mats / sizeof mats[0] };
+    twin_weight w[N];
+    float *dx[N], *dy[N], *plain[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = twin_weight_new(&t, mats[i].dt, mats[i].rows, mats[i].cols, 1.0f);
+        float *x = op_frand_array((size_t)mats[i].cols, 1.0f);
+        dx[i] = put(&t, DEV, x, sizeof(float) * mats[i].cols);
+        dy[i] = put(&t, DEV, NULL, sizeof(float) * mats[i].rows);
+        free(x);
+        lg_matmul_op op = {dy[i], dx[i], 1, &w[i].m[DEV], NULL};
+        t.be[DEV]->ops->matmul_many(t.c[DEV], &op, 1);
+        plain[i] = get(&t, DEV, dy[i], sizeof(float) * mats[i].rows);
+    }
+    settle(&t, DEV, "matmul_many");
+    for (int round = 0; round < 2; round++) { /* recorded, then replayed */
+        t.be[DEV]->ops->step_begin(t.c[DEV], 1);
+        for (int i = 0; i < N; i++) {
+            lg_matmul_op op = {dy[i], dx[i], 1, &w[i].m[DEV], NULL};
+            t.be[DEV]->ops->matmul_many(t.c[DEV], &op, 1);
+        }
+        settle(&t, DEV, "recorded matmul_many");
+        for (int i = 0; i < N; i++) {
+            float *y = get(&t, DEV, dy[i], sizeof(float) * mats[i].rows);
+            CHECKF(memcmp(y, plain[i], sizeof(float) * mats[i].rows) == 0, "%s %dx%d, round %d: recorded differs",
+                   lg_dtype_name(mats[i].dt), mats[i].rows, mats[i].cols, round);
+            free(y);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        drop(&t, DEV, dx[i], sizeof(float) * mats[i].cols), drop(&t, DEV, dy[i], sizeof(float) * mats[i].rows);
+        op_weight_free(&w[i].w), free(plain[i]);
     }
     twin_close(&t);
 }
@@ -2037,6 +2094,7 @@ int main(void) {
     RUN(test_matmul_every_dtype);
     RUN(test_matmul_mixed_call);
     RUN(test_matmul_batch_invariant);
+    RUN(test_matmul_recorded_smem);
     RUN(test_attention_shapes);
     RUN(test_attention_long_and_unsplit);
     RUN(test_attention_tiles);

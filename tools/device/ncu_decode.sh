@@ -3,15 +3,17 @@
 # (4 layers, weights made on the GPU) under Nsight Compute, one pass each:
 # duration and DRAM bytes read, summed per kernel name and grid, so decode's
 # kernels show beside the prefill's. Needs a built build/laguna.
-# Usage: LAYERS=4 PROMPT=1024 GEN=4 TYPE=bf16 [EXTRA="--batch 32"] bash tools/device/ncu_decode.sh
+# LAST=N: also the run's last N launches in order (the last decode step's ops
+# one by one, where one kernel serves several ops).
+# Usage: LAYERS=4 PROMPT=1024 GEN=4 TYPE=bf16 [EXTRA="--batch 32"] [LAST=30] bash tools/device/ncu_decode.sh
 set -uo pipefail
 LAYERS=${LAYERS:-4} PROMPT=${PROMPT:-1024} GEN=${GEN:-4} TYPE=${TYPE:-bf16}
-K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|gemm_kernel|fused'
+K='regex:rmsnorm|mma_|rope|kv_write|attention|gate_kernel|add_kernel|router|group_kernel|gather|silu|combine|embed|matmul_kernel|matmul_staged|gemm_kernel|fused'
 ncu --clock-control none --csv --print-units base --kernel-name "$K" \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \
     build/laguna bench --device cuda --synth xs2 --type "$TYPE" --layers "$LAYERS" --prompt "$PROMPT" --gen "$GEN" --reps 1 \
     --probe-mib 0 ${EXTRA:-} > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
-python3 - "$OUT/ncu.csv" <<'PY'
+python3 - "$OUT/ncu.csv" "${LAST:-0}" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head, rows = rows[0], rows[1:]
@@ -29,5 +31,11 @@ for (i, name), m in launch.items():
 print("%-40s %8s %5s %6s %10s %8s %8s" % ("kernel", "grid", "block", "count", "us each", "MB each", "GB/s"))
 for g, (n, t, b) in sorted(k.items(), key=lambda kv: -kv[1][1]):
     print("%-40s %8s %5s %6d %10.2f %8.2f %8.0f" % (g[0], g[1], g[2], n, t / n / 1e3, b / n / 1e6, b / t if t else 0))
+last = int(sys.argv[2])
+if last:
+    print("the last %d launches:" % last)
+    for (i, name), m in sorted(launch.items(), key=lambda kv: int(kv[0][0]))[-last:]:
+        t, b = float(m.get("gpu__time_duration.sum", 0)), float(m.get("dram__bytes_read.sum", 0))
+        print("%-40s %8s %10.2f %8.2f %8.0f" % (name, m.get("launch__grid_size", "?"), t / 1e3, b / 1e6, b / t if t else 0))
 PY
 tail -3 "$OUT/ncu.err"

@@ -9,6 +9,8 @@
 # BASE=<commit>: also that commit's laguna, built in a worktree under /tmp
 # (kept for the next call), as build/laguna-base there, for interleaved A/B
 # runs (tools/device/decode_ab.sh, variant BIN=build/laguna-base).
+# BASE_BIN=<file>: that binary as build/laguna-base instead (one built
+# earlier, e.g. before the working tree's changes).
 set -euo pipefail
 . tools/device/cuda_tests.sh
 tests=${CUDA_TESTS//build\//build-dev/}
@@ -20,6 +22,9 @@ if [ -n "${BASE:-}" ]; then
     [ -d "$wt" ] || git worktree add --detach "$wt" "$sha"
     make -C "$wt" -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" build-dev/laguna
     cp "$wt/build-dev/laguna" build-dev/laguna-base
+    extra=build-dev/laguna-base
+elif [ -n "${BASE_BIN:-}" ]; then
+    cp "$BASE_BIN" build-dev/laguna-base
     extra=build-dev/laguna-base
 fi
 tar cf - build-dev/laguna $extra $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz

@@ -23,13 +23,12 @@
  * whichever tile, warp row, launch mode or batch computes it. The hi * lo
  * step of a whole chunk is left out when every staged lo is zero (a bf16
  * pool): it would add exact zeros. */
+#include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_attention.h"
 #include "backend/cuda/cuda_mma.h"
 
 #define TC_MAX_DIM 128
 #define TC_MERGE_AHEAD 4
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -46,18 +45,6 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const void *p) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_addr(p)));
 }
-
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
-}
-
-__device__ __forceinline__ void cp_async8(void *dst, const void *src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 /* Four elements copied raw into a 16-byte slot (8 bytes of it for 16-bit dtypes), as float32. */
 __device__ __forceinline__ float4 raw_float4(const float *slot, int dtype) {

@@ -17,7 +17,9 @@
  * cost as much as the products); other quantised types, rows wider than QX_MAX_COLS and
  * unaligned matrices element by element against float32 x (lg_load). Which
  * path a matrix takes depends on the matrix and x's alignment only, so a
- * token's result is the same alone and in any batch.
+ * token's result is the same alone and in any batch. One-token launches of
+ * block-path matrices go to matmul_staged_kernel, whose warps copy their
+ * rows into shared memory first (quant_rows_staged).
  *
  * The grouped form runs every expert of a sparse layer in one launch:
  * blockIdx.z picks the z-th expert that has rows (moe_group lists them on
@@ -25,6 +27,7 @@
  * activations; blocks past the listed experts or past an expert's rows
  * return at once, so the host never needs the routing. */
 #include "backend/cuda/cuda_matmul.h"
+#include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_quant_dot.h"
 
 #define WARPS 8    /* rows per block */
@@ -154,6 +157,34 @@ __device__ __forceinline__ void quant_rows_1_any(const matmul_args &a, int block
     }
 }
 
+/* Shared-memory bytes a warp's copy of R rows takes: the rows and up to 15
+ * bytes before the first (the copy starts at a 16-byte boundary). */
+__host__ __device__ __forceinline__ int staged_rows_bytes(int rows, size_t row_bytes) {
+    return (int)(((size_t)rows * row_bytes + 15 + 15) / 16 * 16);
+}
+
+/* Where a block's staged rows start in its shared memory: after the
+ * activations (lg_qx_bytes), at a 16-byte boundary. */
+__host__ __device__ __forceinline__ size_t staged_rows_at(int cols) {
+    return (lg_qx_bytes(1, cols) + 15) / 16 * 16;
+}
+
+/* Copies the bytes [first, first + bytes) of a matrix that starts 16-byte
+ * aligned into stage from the 16-byte boundary at or before first, 16
+ * bytes a lane at a time (the last piece only up to the end: nothing past
+ * the rows is read), as one cp.async group. Returns where first landed. */
+__device__ __forceinline__ int stage_rows(const uint8_t *first, size_t bytes, uint8_t *stage, int lane) {
+    uintptr_t from = (uintptr_t)first & ~(uintptr_t)15, end = (uintptr_t)first + bytes;
+    int pieces = (int)((end - from + 15) / 16);
+#pragma unroll 1
+    for (int p = lane; p < pieces; p += 32) {
+        uintptr_t src = from + 16 * (uintptr_t)p;
+        cp_async16_n(stage + 16 * p, (const void *)src, (int)min((uintptr_t)16, end - src));
+    }
+    cp_async_commit();
+    return (int)((uintptr_t)first & 15);
+}
+
 /* Whether an op goes block by block with 8-bit activations (vector_width). */
 __host__ __device__ __forceinline__ bool quant_block_path(const matmul_args &a) {
     return a.vec && lg_quant_unit_align(a.dtype);
@@ -215,6 +246,70 @@ __global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const
             a.y[(tok + lane) * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
         }
     }
+}
+
+/* One token, the rows a warp takes staged in shared memory: the one-token
+ * quantised products' fast path (quant_rows_1 stays for matrices it cannot
+ * take). Why: quant_rows_1's R x QU unrolled unit dots are ~2k instructions
+ * that a warp runs once, all fetched cold (no_instruction stalls,
+ * docs/performance.md, thirteenth pass); here a warp copies its R =
+ * rows_per_warp rows with cp.async (a plain op's before the
+ * programmatic-launch wait, while the block quantises x) and adds their
+ * units in rolled loops, a few hundred instructions that run many times:
+ * the same units in the same order as quant_row_dot_t, so the same bits. */
+template <typename U>
+__device__ __forceinline__ void quant_rows_staged(const matmul_args &a, int block_x, int lane, int8_t *xq, float *xd,
+                                                  uint8_t *stage) {
+    int warp = (int)(threadIdx.x >> 5), r = (block_x * WARPS + warp) * a.rows_per_warp;
+    int n_rows = max(0, min(a.rows_per_warp, a.rows - r)), units = a.cols / QUNIT, at = 0;
+    size_t bytes = (size_t)n_rows * a.row_bytes;
+    stage += (size_t)warp * a.stage_bytes;
+    bool early = !a.offsets; /* a grouped op learns its expert only after the wait */
+    if (early && n_rows > 0) at = stage_rows(a.w + (size_t)r * a.row_bytes, bytes, stage, lane);
+    lg_cuda_kernel_begin();
+    const uint8_t *w;
+    int t_begin, t_count;
+    if (!set_block_rows(a, &w, &t_begin, &t_count) || t_count <= 0) {
+        cp_async_wait_all(); /* no copy outlives its block */
+        return;
+    }
+    lg_qx_quantize_rows(a.x + (size_t)t_begin * a.cols, 1, a.cols, xq, xd);
+    __syncthreads();
+    if (n_rows <= 0) return;
+    if (!early) at = stage_rows(w + (size_t)r * a.row_bytes, bytes, stage, lane);
+    cp_async_wait_all();
+    __syncwarp(); /* every lane's pieces visible to the whole warp */
+    float mine = 0.0f;
+#pragma unroll 1
+    for (int i = 0; i < n_rows; i++) {
+        const uint8_t *row = stage + at + (size_t)i * a.row_bytes;
+        float acc = 0.0f;
+#pragma unroll 1
+        for (int u = lane; u < units; u += 32) {
+            U unit;
+            unit.template load<true>(row, u);
+            acc = __fadd_rn(acc, unit.dot(u, xq, xd));
+        }
+        acc = warp_sum(acc);
+        if (lane == i) mine = acc;
+    }
+    if (lane < n_rows) (a.y + (size_t)t_begin * a.rows)[r + lane] = mine + (a.bias ? a.bias[r + lane] : 0.0f);
+}
+
+/* The staged ops of a one-token launch: a kernel of its own, since its few
+ * registers let 4 blocks share an SM, one block's copies in flight while
+ * another's warps add. (Tried and not kept: persistent blocks, as many as
+ * fit the GPU, each warp copying its next rows while adding the current
+ * ones: the same per-kernel times under Nsight Compute and a slower decode,
+ * docs/performance.md, fourteenth pass.) */
+__global__ void __launch_bounds__(THREADS, 4) matmul_staged_kernel(const __grid_constant__ matmul_set set) {
+    extern __shared__ int4 qx_smem[];
+    int block_x, lane = threadIdx.x & 31;
+    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    int8_t *xq = (int8_t *)qx_smem;
+    float *xd = (float *)(xq + a.cols);
+    uint8_t *stage = (uint8_t *)qx_smem + staged_rows_at(a.cols);
+    lg_quant_with_unit(a.dtype, [&](auto unit) { quant_rows_staged<decltype(unit)>(a, block_x, lane, xq, xd, stage); });
 }
 
 /* Quantises rows [blockIdx.x * QX_ROWS_PER_BLOCK, ...) of x (n_rows x cols)
@@ -279,14 +374,55 @@ static int rows_per_warp(const matmul_args &a, int max_tokens) {
     return max_tokens == 1 && quant_block_path(a) && on ? lg_quant_rows_per_warp(a.cols) : 0;
 }
 
-/* A launch of matmul_kernel<TOK> with room for the quantised ops' activations. */
-template <int TOK> static void launch_tok(lg_cuda_ctx *k, const matmul_set &s, dim3 grid) {
+/* A staged block's shared memory at most: x and its warps' copies. */
+#define STAGED_SMEM_MAX (200 * 1024)
+
+static size_t staged_smem(int cols, int bytes) { return staged_rows_at(cols) + (size_t)WARPS * bytes; }
+
+/* Bytes of a warp's staged rows for an op with rows_per_warp set (0: the
+ * rows go through registers, quant_rows_1): the matrix must start 16-byte
+ * aligned (the copy starts at the boundary before a warp's first row) and
+ * the block's copies fit STAGED_SMEM_MAX. LAGUNA_CUDA_QSTAGE=0 (measuring)
+ * keeps registers. */
+static int stage_bytes(const matmul_args &a) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_QSTAGE");
+    if (!on || !a.rows_per_warp || !a.aligned16) return 0;
+    int bytes = staged_rows_bytes(a.rows_per_warp, a.row_bytes);
+    return staged_smem(a.cols, bytes) <= STAGED_SMEM_MAX ? bytes : 0;
+}
+
+/* Shared memory an op's block of matmul_kernel<TOK> needs: its activations,
+ * and its warps' staged rows. */
+template <int TOK> static size_t op_smem(const matmul_args &a) {
+    if (!quant_block_path(a)) return 0;
+    return a.stage_bytes ? staged_smem(a.cols, a.stage_bytes) : lg_qx_bytes(TOK, a.cols);
+}
+
+/* Lets kernel launch with smem bytes of dynamic shared memory. The limit is
+ * a property of the kernel, not of a launch, and a recorded step issues its
+ * launches only after all of them were set up, so it is only ever raised (set
+ * for a smaller launch after a larger one was recorded, the larger fails). */
+static void allow_smem(void (*kernel)(matmul_set), size_t smem) {
+    static struct {
+        void (*kernel)(matmul_set);
+        size_t bytes;
+    } allowed[4];
+    if (smem <= 48 * 1024) return;
+    int i = 0;
+    while (i < 3 && allowed[i].kernel && allowed[i].kernel != kernel) i++;
+    if (allowed[i].kernel == kernel && allowed[i].bytes >= smem) return;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) == cudaSuccess)
+        allowed[i].kernel = kernel, allowed[i].bytes = smem;
+}
+
+/* A launch of kernel (matmul_kernel<TOK> or matmul_staged_kernel) with
+ * room for its ops' shared memory. */
+template <int TOK> static void launch_tok(lg_cuda_ctx *k, void (*kernel)(matmul_set), const matmul_set &s, dim3 grid) {
     size_t smem = 0;
     for (int i = 0; i < s.n; i++)
-        if (quant_block_path(s.op[i]) && lg_qx_bytes(TOK, s.op[i].cols) > smem) smem = lg_qx_bytes(TOK, s.op[i].cols);
-    if (smem > 48 * 1024)
-        cudaFuncSetAttribute(matmul_kernel<TOK>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    lg_cuda_launch(k, matmul_kernel<TOK>, grid, THREADS, smem, s);
+        if (op_smem<TOK>(s.op[i]) > smem) smem = op_smem<TOK>(s.op[i]);
+    allow_smem(kernel, smem);
+    lg_cuda_launch(k, kernel, grid, THREADS, smem, s);
 }
 
 /* Quantises, once for the launch, the activations of its ops on the quant
@@ -331,7 +467,17 @@ static void launch_tokens(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int block
     for (int i = 0; i < s->n; i++) s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + WARPS - 1) / WARPS;
     if (!s->n || s->first_block[s->n] == 0 || blocks_y <= 0) return;
     quantise_activations(k, s);
-    launch_tok<TOKENS>(k, *s, dim3(s->first_block[s->n], blocks_y, blocks_z));
+    launch_tok<TOKENS>(k, matmul_kernel<TOKENS>, *s, dim3(s->first_block[s->n], blocks_y, blocks_z));
+}
+
+/* A launch of one token a warp: rows_per_warp rows a warp (1 when 0). */
+static void launch_one_token(lg_cuda_ctx *k, void (*kernel)(matmul_set), matmul_set *s, int max_groups) {
+    s->first_block[0] = 0;
+    for (int i = 0; i < s->n; i++) {
+        int rows_per_block = WARPS * (s->op[i].rows_per_warp ? s->op[i].rows_per_warp : 1);
+        s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + rows_per_block - 1) / rows_per_block;
+    }
+    if (s->n && s->first_block[s->n] > 0) launch_tok<1>(k, kernel, *s, dim3(s->first_block[s->n], 1, max_groups));
 }
 
 static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
@@ -349,14 +495,17 @@ static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
         pending_begin(p);
         return;
     }
-    s.first_block[0] = 0;
-    for (int i = 0; i < s.n; i++) {
-        s.op[i].rows_per_warp = rows_per_warp(s.op[i], p->max_tokens);
-        int rows_per_block = WARPS * (s.op[i].rows_per_warp ? s.op[i].rows_per_warp : 1);
-        s.first_block[i + 1] = s.first_block[i] + (s.op[i].rows + rows_per_block - 1) / rows_per_block;
+    if (p->max_tokens == 1) {
+        for (int i = 0; i < s.n; i++) {
+            s.op[i].rows_per_warp = rows_per_warp(s.op[i], p->max_tokens);
+            s.op[i].stage_bytes = stage_bytes(s.op[i]);
+        }
+        matmul_set part;
+        set_pick_ops_if(s, [](const matmul_args &a) { return a.stage_bytes > 0; }, &part);
+        launch_one_token(k, matmul_staged_kernel, &part, p->max_groups);
+        set_pick_ops_if(s, [](const matmul_args &a) { return a.stage_bytes == 0; }, &part);
+        launch_one_token(k, matmul_kernel<1>, &part, p->max_groups);
     }
-    if (s.n && s.first_block[s.n] > 0 && p->max_tokens == 1)
-        launch_tok<1>(k, s, dim3(s.first_block[s.n], 1, p->max_groups));
     pending_begin(p);
 }
 
@@ -387,6 +536,7 @@ static matmul_args plain_args(const lg_matrix *w, const float *x, float *y, int 
     memset(&a, 0, sizeof a);
     a.w = w->data, a.row_bytes = w->row_bytes, a.dtype = (int)w->dtype, a.rows = (int)w->rows, a.cols = (int)w->cols;
     a.vec = vec, a.x = x, a.y = y, a.n_tokens = n_tokens, a.bias = bias, a.x_rows = n_tokens;
+    a.aligned16 = (uintptr_t)w->data % 16 == 0;
     return a;
 }
 
@@ -435,11 +585,14 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table,
                     int n_pairs) {
     const lg_matrix *m = which == 0 ? &experts[0].gate : which == 1 ? &experts[0].up : &experts[0].down;
     int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
-    for (int e = 1; e < n_experts && vec; e++) {
+    bool aligned16 = true;
+    for (int e = 1; e < n_experts; e++) {
         const lg_matrix *me = which == 0 ? &experts[e].gate : which == 1 ? &experts[e].up : &experts[e].down;
         if ((uintptr_t)me->data % vector_align(m->dtype)) vec = 0;
+        if ((uintptr_t)me->data % 16) aligned16 = false;
     }
     matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
+    a.aligned16 = a.aligned16 && aligned16;
     a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active, a.x_rows = n_pairs;
     int listed = n_pairs < n_experts ? n_pairs : n_experts;
     a.typical_rows = listed > 0 ? (n_pairs + listed - 1) / listed : 1;

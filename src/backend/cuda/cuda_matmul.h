@@ -13,6 +13,8 @@ struct matmul_args {
     int dtype, rows, cols;
     int vec;                          /* elements per 16-byte load or quant unit (0: one at a time) */
     int rows_per_warp;                /* one token, quant block path: rows a warp takes (0: one, the plain path) */
+    int stage_bytes;                  /* rows_per_warp > 0: a warp's shared-memory copy of its rows (0: registers) */
+    int aligned16;                    /* the matrix (every expert's) starts 16-byte aligned */
     const float *x;
     float *y;
     int n_tokens;                     /* plain: tokens; grouped: most rows of one expert */
@@ -58,17 +60,22 @@ __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8
     return true;
 }
 
-/* Takes ops of set that are grouped (or not) into out, bytes as they are
- * (a recorded step hashes them). Returns the most tokens of one. */
-static inline int set_pick_ops(const matmul_set &set, bool grouped, matmul_set *out) {
+/* Takes the ops of set that keep(op) says into out, bytes as they are (a
+ * recorded step hashes them). Returns the most tokens of one. */
+template <typename F> static inline int set_pick_ops_if(const matmul_set &set, F keep, matmul_set *out) {
     memset(out, 0, sizeof *out);
     int most = 0;
     for (int i = 0; i < set.n; i++) {
-        if ((set.op[i].offsets != NULL) != grouped) continue;
+        if (!keep(set.op[i])) continue;
         memcpy(&out->op[out->n++], &set.op[i], sizeof set.op[i]);
         most = set.op[i].n_tokens > most ? set.op[i].n_tokens : most;
     }
     return most;
+}
+
+/* Takes the ops of set that are grouped (or not) into out. */
+static inline int set_pick_ops(const matmul_set &set, bool grouped, matmul_set *out) {
+    return set_pick_ops_if(set, [grouped](const matmul_args &a) { return (a.offsets != NULL) == grouped; }, out);
 }
 
 /* Token tiles of tile_tokens the grid of a grouped launch covers: 1.5x the

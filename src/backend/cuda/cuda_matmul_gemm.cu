@@ -31,6 +31,7 @@
  * few tokens spends little beyond its weight reads. Grouped blocks loop
  * over an expert's token tiles (the grid covers the typical expert), so
  * the grid is not sized for an expert holding every token. */
+#include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 
 #include <atomic>
@@ -41,20 +42,6 @@ template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES> struct gemm_shap
     static constexpr int w_bytes = bm * 64, x_bytes = bn * 128; /* one stage: W bf16, x float */
     static constexpr int stage_bytes = w_bytes + x_bytes, smem = STAGES * stage_bytes;
 };
-
-/* 16 bytes global -> shared, or 16 zero bytes when !valid (src unread). */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 /* Issues the copies of step `step` (k = 32 step ..) into its stage. */
 template <typename S, int STAGES>
@@ -69,7 +56,7 @@ __device__ __forceinline__ void load_stage(uint8_t *smem, const matmul_args &a, 
         int row = i >> 2, c = i & 3, r = r0 + row, kk = k + 8 * c;
         bool ok = r < a.rows && kk < a.cols;
         const uint8_t *src = ok ? w + (size_t)r * a.row_bytes + (size_t)kk * 2 : w;
-        cp_async16(ws + row * 64 + c * 16, src, ok);
+        cp_async16_n(ws + row * 64 + c * 16, src, ok ? 16 : 0);
     }
 #pragma unroll
     for (int u = 0; u < S::bn * 8 / S::threads; u++) {
@@ -77,7 +64,7 @@ __device__ __forceinline__ void load_stage(uint8_t *smem, const matmul_args &a, 
         int t = i >> 3, c = i & 7, kk = k + 4 * c;
         bool ok = t < nt && kk < a.cols;
         const float *src = ok ? x + (size_t)t * a.cols + kk : x;
-        cp_async16(xs + t * 128 + ((c ^ (t & 1)) * 16), src, ok);
+        cp_async16_n(xs + t * 128 + ((c ^ (t & 1)) * 16), src, ok ? 16 : 0);
     }
 }
 

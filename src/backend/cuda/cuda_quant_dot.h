@@ -105,12 +105,21 @@ __device__ __forceinline__ void lg_qx_copy_rows(const int8_t *src_q, const float
         xd[i] = __ldg(src_d + i);
 }
 
+/* A weight load: from global memory through the read-only cache, or from
+ * a copy of the rows in shared memory (SH: cuda_matmul.cu's staged one-token
+ * products), which
+ * keeps each byte's address modulo 16, so the same code reads both. */
+template <bool SH, typename T> __device__ __forceinline__ T qld(const T *p) {
+    if constexpr (SH) return *p;
+    else return __ldg(p);
+}
+
 /* The 4 bytes at p (any even address) from aligned words: lo is the word
  * holding p, hi_half the 2 bytes after it when p is not 4-byte aligned. */
-__device__ __forceinline__ void qload_word(const uint8_t *p, uint32_t *lo, uint32_t *hi_half) {
+template <bool SH> __device__ __forceinline__ void qload_word(const uint8_t *p, uint32_t *lo, uint32_t *hi_half) {
     const uint32_t *a = (const uint32_t *)((uintptr_t)p & ~(uintptr_t)3);
-    *lo = __ldg(a);
-    *hi_half = (uintptr_t)p & 2 ? __ldg((const unsigned short *)(a + 1)) : 0u;
+    *lo = qld<SH>(a);
+    *hi_half = (uintptr_t)p & 2 ? qld<SH>((const unsigned short *)(a + 1)) : 0u;
 }
 __device__ __forceinline__ uint32_t qjoin(uint32_t lo, uint32_t hi, int shift) {
     return __funnelshift_r(lo, hi, shift);
@@ -128,15 +137,15 @@ struct q8_0_unit {
     int shift;        /* bits the quants start into word[0] (0 or 16) */
     unsigned short d;
 
-    __device__ __forceinline__ void load(const uint8_t *row, int u) {
+    template <bool SH = false> __device__ __forceinline__ void load(const uint8_t *row, int u) {
         const uint8_t *blk = row + (size_t)(u >> 1) * 34, *q = blk + 2 + 16 * (u & 1);
         const uint32_t *a = (const uint32_t *)((uintptr_t)q & ~(uintptr_t)3);
         shift = (int)((uintptr_t)q & 2) * 8;
-        d = __ldg((const unsigned short *)blk);
+        d = qld<SH>((const unsigned short *)blk);
 #pragma unroll
         for (int i = 0; i < 4; i++)
-            word[i] = __ldg(a + i);
-        word[4] = shift ? __ldg((const unsigned short *)(a + 4)) : 0u;
+            word[i] = qld<SH>(a + i);
+        word[4] = shift ? qld<SH>((const unsigned short *)(a + 4)) : 0u;
     }
     __device__ __forceinline__ void pin() {
         asm volatile("" : "+r"(word[0]), "+r"(word[1]), "+r"(word[2]), "+r"(word[3]), "+r"(word[4]));
@@ -161,12 +170,12 @@ template <bool FIVE> struct qk45_unit {
     uint4 head; /* d, dmin, scales[12] */
     uint2 qs, qh;
 
-    __device__ __forceinline__ void load(const uint8_t *row, int u) {
+    template <bool SH = false> __device__ __forceinline__ void load(const uint8_t *row, int u) {
         const uint8_t *blk = row + (size_t)(u >> 4) * (FIVE ? 176 : 144);
         int g = (u >> 2) & 3, p = u & 3;
-        head = __ldg((const uint4 *)blk);
-        qs = __ldg((const uint2 *)(blk + (FIVE ? 48 : 16) + 32 * g + 8 * p));
-        if (FIVE) qh = __ldg((const uint2 *)(blk + 16 + 8 * p));
+        head = qld<SH>((const uint4 *)blk);
+        qs = qld<SH>((const uint2 *)(blk + (FIVE ? 48 : 16) + 32 * g + 8 * p));
+        if (FIVE) qh = qld<SH>((const uint2 *)(blk + 16 + 8 * p));
     }
     __device__ __forceinline__ void pin() {
         asm volatile("" : "+r"(head.x), "+r"(head.y), "+r"(head.z), "+r"(head.w), "+r"(qs.x), "+r"(qs.y));
@@ -212,18 +221,18 @@ struct q6_k_unit {
     signed char sc[4];
     unsigned short d;
 
-    __device__ __forceinline__ void load(const uint8_t *row, int u) {
+    template <bool SH = false> __device__ __forceinline__ void load(const uint8_t *row, int u) {
         const uint8_t *blk = row + (size_t)(u >> 4) * 210;
         int h = (u >> 3) & 1, l0 = 4 * (u & 7);
         shift = (int)((uintptr_t)blk & 2) * 8;
-        qload_word(blk + 64 * h + l0, &ql_a[0], &ql_a[1]);
-        qload_word(blk + 64 * h + 32 + l0, &ql_b[0], &ql_b[1]);
-        qload_word(blk + 128 + 32 * h + l0, &qh[0], &qh[1]);
+        qload_word<SH>(blk + 64 * h + l0, &ql_a[0], &ql_a[1]);
+        qload_word<SH>(blk + 64 * h + 32 + l0, &ql_b[0], &ql_b[1]);
+        qload_word<SH>(blk + 128 + 32 * h + l0, &qh[0], &qh[1]);
         const signed char *scales = (const signed char *)blk + 192 + 8 * h + (l0 >> 4);
 #pragma unroll
         for (int k = 0; k < 4; k++)
-            sc[k] = __ldg(scales + 2 * k);
-        d = __ldg((const unsigned short *)(blk + 208));
+            sc[k] = qld<SH>(scales + 2 * k);
+        d = qld<SH>((const unsigned short *)(blk + 208));
     }
     __device__ __forceinline__ void pin() {
         asm volatile("" : "+r"(ql_a[0]), "+r"(ql_a[1]), "+r"(ql_b[0]), "+r"(ql_b[1]), "+r"(qh[0]), "+r"(qh[1]));

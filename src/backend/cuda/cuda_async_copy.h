@@ -1,0 +1,38 @@
+/* Asynchronous global -> shared copies (cp.async, sm_80 and later), shared
+ * by the kernels that stage their operands in shared memory: the tensor-core
+ * attention, the tiled GEMM and the one-token quantised products. */
+#ifndef LAGUNA_BACKEND_CUDA_ASYNC_COPY_H
+#define LAGUNA_BACKEND_CUDA_ASYNC_COPY_H
+
+#include "backend/cuda/cuda_internal.h"
+
+/* A generic pointer into shared memory as the 32-bit shared address. */
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16 bytes (src 16-byte aligned), bypassing L1. */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+
+/* The first src_bytes (0..16) of the 16 at src, the rest of dst zeroed;
+ * nothing past them is read. */
+__device__ __forceinline__ void cp_async16_n(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+
+/* 8 bytes (src 8-byte aligned), through L1. */
+__device__ __forceinline__ void cp_async8(void *dst, const void *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+/* Waits until at most N of this thread's committed groups are in flight. */
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
+
+#endif
