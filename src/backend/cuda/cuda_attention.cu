@@ -468,14 +468,10 @@ static int tile_slots(const lg_attention_args *a, int4 t, int groups) {
 template <int PT, bool GROUPED>
 static void launch_chunk_pt(lg_cuda_ctx *k, dim3 grid, size_t smem, const chunk_args &ca) {
     if (ca.hdp > 128) {
-        if (smem > 48 * 1024)
-            cudaFuncSetAttribute(attention_chunk_kernel<PT, 2, GROUPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)smem);
+        lg_cuda_allow_smem(attention_chunk_kernel<PT, 2, GROUPED>, smem);
         lg_cuda_launch(k, attention_chunk_kernel<PT, 2, GROUPED>, grid, CK_THREADS, smem, ca);
     } else {
-        if (smem > 48 * 1024)
-            cudaFuncSetAttribute(attention_chunk_kernel<PT, 1, GROUPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)smem);
+        lg_cuda_allow_smem(attention_chunk_kernel<PT, 1, GROUPED>, smem);
         lg_cuda_launch(k, attention_chunk_kernel<PT, 1, GROUPED>, grid, CK_THREADS, smem, ca);
     }
 }

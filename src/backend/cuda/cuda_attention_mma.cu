@@ -529,9 +529,7 @@ static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
     constexpr int PAIRS = WARPS / WPM * 16;
     size_t rows = DIRECT ? 2 * PAIRS + 6 * CHUNK : 2 * PAIRS + 4 * CHUNK, raw = DIRECT ? 0 : 2 * CHUNK * NT * 8;
     size_t smem = sizeof(__nv_bfloat16) * (size_t)(NT * 8 + 8) * rows + sizeof(float) * (PAIRS * (CHUNK + 1) + raw);
-    if (smem > 48 * 1024)
-        cudaFuncSetAttribute(attention_mma_kernel<NT, WARPS, WPM, GROUPED, DIRECT>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    lg_cuda_allow_smem(attention_mma_kernel<NT, WARPS, WPM, GROUPED, DIRECT>, smem);
     lg_cuda_launch(k, attention_mma_kernel<NT, WARPS, WPM, GROUPED, DIRECT>, grid, WARPS * 32, smem, ca);
 }
 

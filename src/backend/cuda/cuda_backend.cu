@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mutex>
+
 #include "backend/cuda/cuda_internal.h"
 
 extern "C" {
@@ -105,6 +107,29 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
 bool lg_cuda_switch_on(const char *name) {
     const char *e = getenv(name);
     return !(e && e[0] == '0');
+}
+
+void lg_cuda_allow_smem_on(const void *kernel, size_t smem) {
+    struct allowed {
+        const void *kernel;
+        int device;
+        size_t bytes;
+    };
+    static std::mutex lock;
+    static std::vector<allowed> done;
+    if (smem <= 48 * 1024) return;
+    int dev = 0;
+    cudaGetDevice(&dev);
+    std::lock_guard<std::mutex> hold(lock);
+    for (allowed &a : done)
+        if (a.kernel == kernel && a.device == dev) {
+            if (a.bytes < smem && cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       (int)smem) == cudaSuccess)
+                a.bytes = smem;
+            return;
+        }
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) == cudaSuccess)
+        done.push_back({kernel, dev, smem});
 }
 
 bool lg_cuda_pdl_enabled(void) {

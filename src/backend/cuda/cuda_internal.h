@@ -90,6 +90,16 @@ __device__ __forceinline__ void lg_cuda_kernel_begin() {
 bool lg_cuda_switch_on(const char *name);
 bool lg_cuda_pdl_enabled(void);
 
+/* Lets kernel launch with smem bytes of dynamic shared memory on the current
+ * device (above the default 48 KB a kernel must ask). The limit belongs to
+ * the kernel on a device, not to a launch, and a recorded step issues its
+ * launches only after all of them were set up, so it is only ever raised: set
+ * lower for a later launch, an earlier, larger one would fail. */
+void lg_cuda_allow_smem_on(const void *kernel, size_t smem);
+template <typename... P> void lg_cuda_allow_smem(void (*kernel)(P...), size_t smem) {
+    lg_cuda_allow_smem_on((const void *)kernel, smem);
+}
+
 template <typename... P, typename... A>
 void lg_cuda_launch_on(cudaStream_t s, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
     cudaLaunchAttribute attr[1];

@@ -159,7 +159,7 @@ __device__ __forceinline__ void quant_rows_1_any(const matmul_args &a, int block
 
 /* Shared-memory bytes a warp's copy of R rows takes: the rows and up to 15
  * bytes before the first (the copy starts at a 16-byte boundary). */
-__host__ __device__ __forceinline__ int staged_rows_bytes(int rows, size_t row_bytes) {
+static int staged_rows_bytes(int rows, size_t row_bytes) {
     return (int)(((size_t)rows * row_bytes + 15 + 15) / 16 * 16);
 }
 
@@ -398,30 +398,13 @@ template <int TOK> static size_t op_smem(const matmul_args &a) {
     return a.stage_bytes ? staged_smem(a.cols, a.stage_bytes) : lg_qx_bytes(TOK, a.cols);
 }
 
-/* Lets kernel launch with smem bytes of dynamic shared memory. The limit is
- * a property of the kernel, not of a launch, and a recorded step issues its
- * launches only after all of them were set up, so it is only ever raised (set
- * for a smaller launch after a larger one was recorded, the larger fails). */
-static void allow_smem(void (*kernel)(matmul_set), size_t smem) {
-    static struct {
-        void (*kernel)(matmul_set);
-        size_t bytes;
-    } allowed[4];
-    if (smem <= 48 * 1024) return;
-    int i = 0;
-    while (i < 3 && allowed[i].kernel && allowed[i].kernel != kernel) i++;
-    if (allowed[i].kernel == kernel && allowed[i].bytes >= smem) return;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) == cudaSuccess)
-        allowed[i].kernel = kernel, allowed[i].bytes = smem;
-}
-
 /* A launch of kernel (matmul_kernel<TOK> or matmul_staged_kernel) with
  * room for its ops' shared memory. */
 template <int TOK> static void launch_tok(lg_cuda_ctx *k, void (*kernel)(matmul_set), const matmul_set &s, dim3 grid) {
     size_t smem = 0;
     for (int i = 0; i < s.n; i++)
         if (op_smem<TOK>(s.op[i]) > smem) smem = op_smem<TOK>(s.op[i]);
-    allow_smem(kernel, smem);
+    lg_cuda_allow_smem(kernel, smem);
     lg_cuda_launch(k, kernel, grid, THREADS, smem, s);
 }
 

@@ -34,7 +34,6 @@
 #include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 
-#include <atomic>
 
 template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES> struct gemm_shape {
     static constexpr int threads = 32 * WARPS_M * WARPS_N;
@@ -173,15 +172,7 @@ static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks
         s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
     if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
     void (*kernel)(matmul_set) = gemm_kernel<WARPS_M, WARPS_N, RT, TT, STAGES>;
-    /* more than 48 KB of shared memory: allowed per device, once each */
-    static std::atomic<unsigned long long> raised{0};
-    int dev = 0;
-    cudaGetDevice(&dev);
-    unsigned long long bit = dev < 64 ? 1ull << dev : 0;
-    if (!(raised.load() & bit)) {
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, S::smem);
-        if (bit) raised.fetch_or(bit);
-    }
+    lg_cuda_allow_smem(kernel, S::smem);
     lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads,
                    (size_t)S::smem, *s);
 }
