@@ -34,6 +34,8 @@ struct lg_cuda_backend {
 struct lg_expert_table {
     const lg_swiglu_weights *host; /* the model's array this mirrors */
     const uint8_t **dev;           /* [3][n_experts]: gate, up, down data pointers */
+    uintptr_t address_bits[3];     /* gate, up, down: every expert's data address or-ed (p % 2^k == 0 for
+                                    * all p iff their or is), so a step need not walk the experts */
 };
 
 struct lg_cuda_profile;

@@ -537,9 +537,9 @@ void lg_cuda_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) 
 
 /* The device table of an expert list's gate, up and down pointers, made on
  * first use and kept for the context's life (weights never move). */
-static const uint8_t *const *expert_table(lg_cuda_ctx *k, const lg_swiglu_weights *experts, int n) {
+static const lg_expert_table *expert_table(lg_cuda_ctx *k, const lg_swiglu_weights *experts, int n) {
     for (int i = 0; i < k->n_tables; i++)
-        if (k->tables[i].host == experts) return k->tables[i].dev;
+        if (k->tables[i].host == experts) return &k->tables[i];
     if (k->n_tables == k->cap_tables) {
         int cap = k->cap_tables ? 2 * k->cap_tables : 16;
         lg_expert_table *t = (lg_expert_table *)realloc(k->tables, sizeof *t * (size_t)cap);
@@ -553,30 +553,32 @@ static const uint8_t *const *expert_table(lg_cuda_ctx *k, const lg_swiglu_weight
         free(host);
         return NULL;
     }
-    for (int e = 0; e < n; e++) host[e] = experts[e].gate.data, host[n + e] = experts[e].up.data, host[2 * n + e] = experts[e].down.data;
+    lg_expert_table *t = &k->tables[k->n_tables];
+    *t = (lg_expert_table){experts, dev, {0, 0, 0}};
+    for (int e = 0; e < n; e++) {
+        host[e] = experts[e].gate.data, host[n + e] = experts[e].up.data, host[2 * n + e] = experts[e].down.data;
+        for (int which = 0; which < 3; which++) t->address_bits[which] |= (uintptr_t)host[which * n + e];
+    }
     cudaMemcpyAsync(dev, host, sizeof *dev * 3 * (size_t)n, cudaMemcpyHostToDevice, k->stream);
     cudaStreamSynchronize(k->stream);
     free(host);
-    k->tables[k->n_tables++] = (lg_expert_table){experts, dev};
-    return dev;
+    k->n_tables++;
+    return t;
 }
 
 /* Expert matrices share one shape and dtype; the vector path needs every
- * one of them aligned (host is the model's list, checked on the host). */
-static void grouped(lg_cuda_ctx *k, set_builder *b, const uint8_t *const *table, const lg_swiglu_weights *experts, int which,
-                    const float *x, float *y, int max_rows, const int32_t *offsets, const int32_t *active, int n_experts,
-                    int n_pairs) {
+ * one of them aligned (the table knows their addresses' common alignment). */
+static void grouped(lg_cuda_ctx *k, set_builder *b, const lg_expert_table *table, const lg_swiglu_weights *experts,
+                    int which, const float *x, float *y, int max_rows, const int32_t *offsets, const int32_t *active,
+                    int n_experts, int n_pairs) {
     const lg_matrix *m = which == 0 ? &experts[0].gate : which == 1 ? &experts[0].up : &experts[0].down;
     int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
-    bool aligned16 = true;
-    for (int e = 1; e < n_experts; e++) {
-        const lg_matrix *me = which == 0 ? &experts[e].gate : which == 1 ? &experts[e].up : &experts[e].down;
-        if ((uintptr_t)me->data % vector_align(m->dtype)) vec = 0;
-        if ((uintptr_t)me->data % 16) aligned16 = false;
-    }
+    uintptr_t bits = table->address_bits[which];
+    if (bits % (uintptr_t)vector_align(m->dtype)) vec = 0;
     matmul_args a = plain_args(m, x, y, max_rows, NULL, vec);
-    a.aligned16 = a.aligned16 && aligned16;
-    a.w = NULL, a.w_table = table, a.offsets = offsets, a.active = active, a.x_rows = n_pairs;
+    a.aligned16 = a.aligned16 && bits % 16 == 0;
+    a.w = NULL, a.w_table = table->dev + (size_t)which * n_experts, a.offsets = offsets, a.active = active;
+    a.x_rows = n_pairs;
     int listed = n_pairs < n_experts ? n_pairs : n_experts;
     a.typical_rows = listed > 0 ? (n_pairs + listed - 1) / listed : 1;
     set_add(k, b, a, listed); /* at most that many experts have rows */
@@ -589,7 +591,7 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     int E = last - first;
     const lg_swiglu_weights *experts = a->experts + first;
     size_t I = (size_t)experts[0].gate.rows;
-    const uint8_t *const *table = expert_table(k, experts, E);
+    const lg_expert_table *table = expert_table(k, experts, E);
     /* offsets stay absolute grouped rows; the active list counts from first */
     const int32_t *off = a->plan->offsets + first, *act = k->moe_active;
     bool routed = table && pairs > 0;
@@ -603,14 +605,14 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_matmul_op shared_down = {a->shared_out, a->shared_gate, a->n_tokens, a->shared ? &a->shared->down : NULL, NULL};
     if (routed) {
         grouped(k, &b, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
-        grouped(k, &b, table + E, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
+        grouped(k, &b, table, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
     }
     if (a->shared) add_plain(k, &b, &shared_gate), add_plain(k, &b, &shared_up);
     set_launch(k, &b);
     if (routed) lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
     if (a->shared)
         lg_cuda_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
-    if (routed) grouped(k, &b, table + 2 * E, experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
+    if (routed) grouped(k, &b, table, experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
     if (a->shared) add_plain(k, &b, &shared_down);
     set_launch(k, &b);
 }

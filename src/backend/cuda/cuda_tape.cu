@@ -14,16 +14,24 @@
  * are the common case: decode steps of one batch size differ only in the
  * contents of their uploads (tokens, positions, page tables), which the
  * graph's copy brings in, while the upload sizes are rounded so that their
- * offsets rarely move. Arguments are compared bytewise, so a changed pointer
- * or size can never replay a stale graph. LAGUNA_CUDA_GRAPHS=0 turns it off. */
+ * offsets rarely move. Tapes are compared by a 64-bit hash of every
+ * argument byte (lg_cuda_tape_hash): two that differ in one 8-byte word never
+ * hash alike, others with a chance of ~2^-64, so a changed pointer or size
+ * does not replay a stale graph. The host's recording is on the critical
+ * path between two steps (the GPU waits for it), so it is kept cheap.
+ * LAGUNA_CUDA_GRAPHS=0 turns it off; LAGUNA_CUDA_GRAPH_STATS=1 prints the
+ * counts and the host's time a step at exit. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "backend/cuda/cuda_internal.h"
 
 #define GRAPHS 8              /* graphs kept per context */
 #define TAPE_MAX_ROWS 256     /* larger steps (prefill) launch directly */
 #define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME 1099511628211ull
 
 struct graph_entry {
     uint64_t hash, used;
@@ -39,14 +47,25 @@ struct lg_cuda_tape {
     graph_entry graphs[GRAPHS];
     uint64_t clock;
     long replays, captures, direct;
+    /* host time (LAGUNA_CUDA_GRAPH_STATS): recording steps, and flushing them (lookup, capture, launch) */
+    double begun_at, record_s, flush_s;
+    long steps, hashed;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 lg_cuda_tape *lg_cuda_tape_new(void) { return new (std::nothrow) lg_cuda_tape(); }
 
 void lg_cuda_tape_free(lg_cuda_tape *t) {
     if (!t) return;
     if (getenv("LAGUNA_CUDA_GRAPH_STATS"))
-        fprintf(stderr, "laguna cuda graphs: %ld replays, %ld captures, %ld direct\n", t->replays, t->captures, t->direct);
+        fprintf(stderr, "laguna cuda graphs: %ld replays, %ld captures, %ld direct; host per step: %.1f us recording (%.0f bytes hashed), %.1f us flushing\n",
+                t->replays, t->captures, t->direct, t->steps ? 1e6 * t->record_s / (double)t->steps : 0.0,
+                t->steps ? (double)t->hashed / (double)t->steps : 0.0, t->steps ? 1e6 * t->flush_s / (double)t->steps : 0.0);
     for (auto &g : t->graphs)
         if (g.exec) cudaGraphExecDestroy(g.exec);
     for (void *p : t->deferred_free) cudaFree(p);
@@ -55,11 +74,26 @@ void lg_cuda_tape_free(lg_cuda_tape *t) {
 
 bool lg_cuda_taping(const lg_cuda_ctx *k) { return k->tape && k->tape->on; }
 
+/* Eight bytes a round (a step hashes ~100 KB of arguments, on the host's
+ * critical path between two steps): xor, multiply, fold; each round is a
+ * bijection of the state, so tapes that differ in one word never collide. */
 void lg_cuda_tape_hash(lg_cuda_ctx *k, const void *bytes, size_t n) {
     const uint8_t *p = (const uint8_t *)bytes;
-    uint64_t h = k->tape->hash;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = k->tape->hash, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * FNV_PRIME;
+        h ^= h >> 32;
+    }
+    if (i < n) {
+        w = (uint64_t)(n - i) << 56;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * FNV_PRIME;
+        h ^= h >> 32;
+    }
     k->tape->hash = h;
+    k->tape->hashed += n;
 }
 
 void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op) { k->tape->ops.push_back(std::move(op)); }
@@ -71,6 +105,7 @@ void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows) {
     lg_cuda_tape *t = k->tape;
     if (!t || t->on || n_rows > TAPE_MAX_ROWS) return;
     t->on = true;
+    t->begun_at = now_s();
     t->hash = FNV_OFFSET;
     t->ring_start = k->ring_used;
 }
@@ -109,6 +144,9 @@ void lg_cuda_tape_flush(lg_cuda_ctx *k) {
     lg_cuda_tape *t = k->tape;
     if (!t || !t->on) return;
     t->on = false;
+    double flush_at = now_s();
+    t->record_s += flush_at - t->begun_at;
+    t->steps++;
     if (!t->ops.empty()) {
         lg_cuda_tape_hash(k, &t->ring_start, sizeof t->ring_start);
         lg_cuda_tape_hash(k, &k->ring_used, sizeof k->ring_used);
@@ -137,4 +175,5 @@ void lg_cuda_tape_flush(lg_cuda_ctx *k) {
     }
     for (void *p : t->deferred_free) cudaFreeAsync(p, k->stream);
     t->deferred_free.clear();
+    t->flush_s += now_s() - flush_at;
 }
