@@ -16,6 +16,7 @@
  * the block adds each tile's slices in order. R is chosen so that the grid
  * is about one wave of resident blocks (a grid of several short waves
  * idles most SMs in its last one). */
+#include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 
 #include <stdlib.h>
@@ -335,6 +336,110 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
     }
 }
 
+/* The staged one-shot block (products whose warps each take at most one
+ * batch of ONESHOT_LOADS units): the same units, tiles and mma order as
+ * mma_oneshot_kernel, so the same bits, but a warp copies its units into
+ * shared memory with cp.async instead of holding them in registers. The
+ * register kernel keeps 64 KB in flight a block at 2 blocks an SM (115
+ * registers a thread); staged, a block needs 64 KB of shared memory and few
+ * registers, so 3 blocks an SM keep 192 KB in flight. A unit is 16 rows of
+ * 64 bytes (32 k): lane (g, q) reads rows g and g + 8 at byte 16 q, eight
+ * lanes a contiguous 128 bytes (no bank conflicts). A tile's finished slice
+ * is parked over the warp's first unit of that tile (already read). */
+#define STAGE_UNIT_BYTES 1024
+#define STAGE_WARP_BYTES (ONESHOT_LOADS * STAGE_UNIT_BYTES)
+#define STAGE_SMEM (NARROW_WARPS * STAGE_WARP_BYTES)
+
+/* Issues the cp.async copies of a warp's units (rows past the matrix and k
+ * past the slice are zero-filled, nothing outside the matrix is read). */
+__device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *wst, int lane) {
+#pragma unroll
+    for (int u = 0; u < ONESHOT_LOADS; u++) {
+        if (u >= s.total) break;
+        int tile = u / s.steps, step = u - tile * s.steps;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int piece = lane + 32 * h, row = piece >> 2, c = piece & 3;
+            int r = (s.tile0 + tile) * 16 + row, k = s.k0 + 32 * step + 8 * c;
+            bool in = r < s.rows && k < s.k1;
+            const uint8_t *src = in ? s.w + (size_t)r * s.row_bytes + (size_t)k * 2 : s.w;
+            cp_async16_n(wst + u * STAGE_UNIT_BYTES + piece * 16, src, in ? 16 : 0);
+        }
+    }
+    cp_async_commit();
+}
+
+template <bool EARLY>
+__global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
+    mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+    extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes] */
+    int block_x;
+    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int per_slice, n_slices;
+    slicing(a.cols, &per_slice, &n_slices);
+    oneshot_stream st;
+    st.row_bytes = a.row_bytes, st.rows = a.rows, st.w = a.w;
+    int per_block = oneshot_tiles(a.cols, most_tiles);
+    st.tile0 = block_x * per_block;
+    int n_t = max(0, min(per_block, (a.rows + 15) / 16 - st.tile0));
+    st.k0 = warp * per_slice * 32, st.k1 = min(a.cols, st.k0 + per_slice * 32);
+    st.steps = warp < n_slices ? (st.k1 - st.k0 + 31) / 32 : 0;
+    st.total = n_t * st.steps;
+    uint8_t *wst = stage + warp * STAGE_WARP_BYTES;
+    bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
+    if (early) oneshot_stage(st, wst, lane);
+    lg_cuda_kernel_begin();
+    int t_begin, t_count;
+    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) {
+        cp_async_wait_all(); /* no copy may land after the block is gone */
+        return;
+    }
+    if (!early && st.total > 0) oneshot_stage(st, wst, lane);
+    int nt = min(8, t_count);
+    const float *x = a.x + (size_t)t_begin * a.cols;
+    const float4 fzero = make_float4(0, 0, 0, 0);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    cp_async_wait_all();
+    __syncwarp();
+#pragma unroll
+    for (int u = 0; u < ONESHOT_LOADS; u++) {
+        if (u >= st.total) break;
+        int tile = u / st.steps, step = u - tile * st.steps;
+        int k = st.k0 + 32 * step + 8 * q;
+        float4 xa = fzero, xb = fzero;
+        if (g < nt && k < st.k1) {
+            const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
+            xa = __ldg(xp), xb = __ldg(xp + 1);
+        }
+        const uint8_t *unit = wst + u * STAGE_UNIT_BYTES;
+        uint4 wa = *(const uint4 *)(unit + g * 64 + q * 16), wb = *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
+        mma_step(acc, wa, wb, mma_split(xa, xb));
+        if (step == st.steps - 1) { /* this tile's slice is done: park it over the tile's first unit */
+            __syncwarp();
+            float *p = (float *)(wst + (tile * st.steps) * STAGE_UNIT_BYTES);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
+                acc[e] = 0.0f;
+            }
+        }
+    }
+    __syncthreads();
+    float *y = a.y + (size_t)t_begin * a.rows;
+    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
+        int tile = i / 128, e = i % 128;
+        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
+        float v = 0.0f;
+        for (int sl = 0; sl < n_slices; sl++) { /* slice sl's steps: its own k range */
+            int k0 = sl * per_slice * 32, steps = (min(a.cols, k0 + per_slice * 32) - k0 + 31) / 32;
+            float pv = ((const float *)(stage + sl * STAGE_WARP_BYTES + (tile * steps) * STAGE_UNIT_BYTES))[e];
+            v = sl == 0 ? pv : v + pv;
+        }
+        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+    }
+}
+
 /* LAGUNA_CUDA_ONESHOT=0: one-token steps stream (launch_narrow) instead. */
 static bool oneshot_enabled(void) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT");
@@ -360,7 +465,13 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
     static const bool pipe = lg_cuda_switch_on("LAGUNA_CUDA_PIPE");
     size_t smem = sizeof(float) * MMA_MAX_SLICES * 128 * (size_t)most_tiles;
     dim3 grid(set->first_block[set->n], 1, max_groups);
-    if (long_k && pipe)
+    /* LAGUNA_CUDA_ONESHOT_STAGE=0: the register kernel for every product */
+    static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
+    if (staged && !long_k) { /* a warp's units fit one batch */
+        auto kernel = early ? mma_oneshot_staged_kernel<true> : mma_oneshot_staged_kernel<false>;
+        lg_cuda_allow_smem(kernel, STAGE_SMEM);
+        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most);
+    } else if (long_k && pipe)
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, true> : mma_oneshot_kernel<false, true>, grid,
                        NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
     else
