@@ -264,6 +264,56 @@ __device__ __forceinline__ void oneshot_load(const oneshot_stream &s, int base, 
     }
 }
 
+/* A one-shot block's op (set's op of this block) and the calling warp's
+ * stream: the block's tiles, the warp's slice of K. */
+struct oneshot_block {
+    const matmul_args *a;
+    oneshot_stream st;
+    int n_t, per_slice, n_slices;
+};
+
+__device__ __forceinline__ oneshot_block oneshot_block_of(const matmul_set &set, int most_tiles, int warp) {
+    oneshot_block b;
+    int block_x;
+    b.a = &set.op[set_op_of_block(set, &block_x)];
+    const matmul_args &a = *b.a;
+    slicing(a.cols, &b.per_slice, &b.n_slices);
+    oneshot_stream &st = b.st;
+    st.row_bytes = a.row_bytes, st.rows = a.rows, st.w = a.w;
+    int per_block = oneshot_tiles(a.cols, most_tiles);
+    st.tile0 = block_x * per_block;
+    b.n_t = max(0, min(per_block, (a.rows + 15) / 16 - st.tile0));
+    st.k0 = warp * b.per_slice * 32, st.k1 = min(a.cols, st.k0 + b.per_slice * 32);
+    st.steps = warp < b.n_slices ? (st.k1 - st.k0 + 31) / 32 : 0;
+    st.total = b.n_t * st.steps;
+    return b;
+}
+
+/* One unit (a 32-wide k step of a tile) of the warp's stream: the lane's
+ * activations of token g at the unit's k, then the four mma. */
+__device__ __forceinline__ void oneshot_unit(float *acc, const oneshot_stream &st, const matmul_args &a, const float *x,
+                                             int nt, int step, uint4 wa, uint4 wb) {
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int k = st.k0 + 32 * step + 8 * q;
+    float4 xa = make_float4(0, 0, 0, 0), xb = xa;
+    if (g < nt && k < st.k1) {
+        const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
+        xa = __ldg(xp), xb = __ldg(xp + 1);
+    }
+    mma_step(acc, wa, wb, mma_split(xa, xb));
+}
+
+/* A tile's finished slice (the warp's accumulators) to p[16 rows][8 tokens];
+ * the accumulators start again at zero. */
+__device__ __forceinline__ void oneshot_park(float *acc, float *p) {
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
+        acc[e] = 0.0f;
+    }
+}
+
 /* EARLY: a plain product's first weights are loaded before waiting for the
  * previous kernel (weights never depend on it), so with programmatic
  * dependent launch the loads of blocks already resident overlap that
@@ -272,19 +322,11 @@ template <bool EARLY, bool PIPE>
 __global__ void __launch_bounds__(NARROW_WARPS * 32)
     mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
     extern __shared__ float part[]; /* [tile][slice][16 rows][8 tokens] */
-    int block_x;
-    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    int per_slice, n_slices;
-    slicing(a.cols, &per_slice, &n_slices);
-    oneshot_stream st;
-    st.row_bytes = a.row_bytes, st.rows = a.rows, st.w = a.w;
-    int per_block = oneshot_tiles(a.cols, most_tiles);
-    st.tile0 = block_x * per_block;
-    int n_t = max(0, min(per_block, (a.rows + 15) / 16 - st.tile0));
-    st.k0 = warp * per_slice * 32, st.k1 = min(a.cols, st.k0 + per_slice * 32);
-    st.steps = warp < n_slices ? (st.k1 - st.k0 + 31) / 32 : 0;
-    st.total = n_t * st.steps;
+    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    const matmul_args &a = *blk.a;
+    oneshot_stream &st = blk.st;
+    int n_t = blk.n_t, n_slices = blk.n_slices;
     uint4 wa[ONESHOT_LOADS], wb[ONESHOT_LOADS];
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
     if (early) oneshot_load(st, 0, g, q, wa, wb);
@@ -293,7 +335,6 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
     if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) return;
     int nt = min(8, t_count);
     const float *x = a.x + (size_t)t_begin * a.cols;
-    const float4 fzero = make_float4(0, 0, 0, 0);
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int base = 0; base < st.total; base += ONESHOT_LOADS) {
         if (base == 0 ? !early : !PIPE) oneshot_load(st, base, g, q, wa, wb);
@@ -304,21 +345,9 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
             int i = base + u;
             if (i >= st.total) break;
             int tile = i / st.steps, step = i - tile * st.steps;
-            int k = st.k0 + 32 * step + 8 * q;
-            float4 xa = fzero, xb = fzero;
-            if (g < nt && k < st.k1) {
-                const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
-                xa = __ldg(xp), xb = __ldg(xp + 1);
-            }
-            mma_step(acc, wa[u], wb[u], mma_split(xa, xb));
-            if (step == st.steps - 1) { /* this tile's slice is done: park it */
-                float *p = part + (size_t)(tile * MMA_MAX_SLICES + warp) * 128;
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
-                    acc[e] = 0.0f;
-                }
-            }
+            oneshot_unit(acc, st, a, x, nt, step, wa[u], wb[u]);
+            if (step == st.steps - 1) /* this tile's slice is done: park it */
+                oneshot_park(acc, part + (size_t)(tile * MMA_MAX_SLICES + warp) * 128);
         }
         if (PIPE)
 #pragma unroll
@@ -373,19 +402,11 @@ template <bool EARLY>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
     extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes] */
-    int block_x;
-    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    int per_slice, n_slices;
-    slicing(a.cols, &per_slice, &n_slices);
-    oneshot_stream st;
-    st.row_bytes = a.row_bytes, st.rows = a.rows, st.w = a.w;
-    int per_block = oneshot_tiles(a.cols, most_tiles);
-    st.tile0 = block_x * per_block;
-    int n_t = max(0, min(per_block, (a.rows + 15) / 16 - st.tile0));
-    st.k0 = warp * per_slice * 32, st.k1 = min(a.cols, st.k0 + per_slice * 32);
-    st.steps = warp < n_slices ? (st.k1 - st.k0 + 31) / 32 : 0;
-    st.total = n_t * st.steps;
+    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    const matmul_args &a = *blk.a;
+    oneshot_stream &st = blk.st;
+    int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
     uint8_t *wst = stage + warp * STAGE_WARP_BYTES;
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
     if (early) oneshot_stage(st, wst, lane);
@@ -398,7 +419,6 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     if (!early && st.total > 0) oneshot_stage(st, wst, lane);
     int nt = min(8, t_count);
     const float *x = a.x + (size_t)t_begin * a.cols;
-    const float4 fzero = make_float4(0, 0, 0, 0);
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     cp_async_wait_all();
     __syncwarp();
@@ -406,23 +426,12 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     for (int u = 0; u < ONESHOT_LOADS; u++) {
         if (u >= st.total) break;
         int tile = u / st.steps, step = u - tile * st.steps;
-        int k = st.k0 + 32 * step + 8 * q;
-        float4 xa = fzero, xb = fzero;
-        if (g < nt && k < st.k1) {
-            const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
-            xa = __ldg(xp), xb = __ldg(xp + 1);
-        }
         const uint8_t *unit = wst + u * STAGE_UNIT_BYTES;
         uint4 wa = *(const uint4 *)(unit + g * 64 + q * 16), wb = *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
-        mma_step(acc, wa, wb, mma_split(xa, xb));
+        oneshot_unit(acc, st, a, x, nt, step, wa, wb);
         if (step == st.steps - 1) { /* this tile's slice is done: park it over the tile's first unit */
             __syncwarp();
-            float *p = (float *)(wst + (tile * st.steps) * STAGE_UNIT_BYTES);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                p[(g + (e >= 2 ? 8 : 0)) * 8 + 2 * q + (e & 1)] = acc[e];
-                acc[e] = 0.0f;
-            }
+            oneshot_park(acc, (float *)(wst + (tile * st.steps) * STAGE_UNIT_BYTES));
         }
     }
     __syncthreads();
