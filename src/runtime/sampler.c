@@ -6,10 +6,12 @@
  * descending, id ascending on ties), and the draw walks that order
  * subtracting weights from a uniform r. The obvious way sorts the whole
  * vocabulary per token (sample_reference below, kept as the reference);
- * the fast way never does: top-k by partial selection, min-p by a
- * threshold, top-p by sorting only the group above a probability threshold
- * that is lowered until the group holds top_p of the mass, and the draw by
- * selection on cumulative weight. Both choose the same token for the same
+ * the fast way never does: top-k by one pass that turns away what cannot
+ * be among the best, then partial selection; min-p by a threshold; top-p by
+ * sorting only the group above a probability threshold that is lowered
+ * until the group holds top_p of the mass; the draw by selection on
+ * cumulative weight, or with no filter at all by buckets of values whose
+ * masses are walked before one bucket is sorted. Both choose the same token for the same
  * random draw; only the order of floating-point sums differs, which can
  * matter only when r lands within rounding of a boundary. */
 #include <math.h>
@@ -20,6 +22,8 @@
 #include "core/error.h"
 #include "laguna.h"
 #include "runtime/sampler.h"
+
+#define DRAW_BUCKETS 2048 /* draw_unfiltered */
 
 typedef struct {
     float value;
@@ -34,6 +38,7 @@ struct laguna_sampler {
     unsigned char *seen; /* tokens accepted so far (repetition penalty) */
     float *work;
     candidate *cand;
+    double *bucket_mass; /* [DRAW_BUCKETS] (draw_unfiltered) */
     bool reference; /* sort the whole vocabulary (lg_sampler_use_reference) */
 };
 
@@ -80,7 +85,8 @@ laguna_status laguna_sampler_create(const laguna_sampler_params *p, int vocab, l
     s->seen = calloc((size_t)vocab, 1);
     s->work = malloc(sizeof(float) * (size_t)vocab);
     s->cand = malloc(sizeof(candidate) * (size_t)vocab);
-    if (!s->seen || !s->work || !s->cand) {
+    s->bucket_mass = malloc(sizeof(double) * DRAW_BUCKETS);
+    if (!s->seen || !s->work || !s->cand || !s->bucket_mass) {
         laguna_sampler_free(s);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
@@ -95,6 +101,7 @@ void laguna_sampler_free(laguna_sampler *s) {
     free(s->seen);
     free(s->work);
     free(s->cand);
+    free(s->bucket_mass);
     free(s);
 }
 
@@ -190,6 +197,32 @@ static void select_first(candidate *c, int n, int k) {
     }
 }
 
+/* The top k of w[0, V) in sorted order into c[0, k), in any order, without
+ * making a candidate of every id: one pass keeps a buffer of those that can
+ * still be among the best; when it fills, its best k are selected and the
+ * last of them in sorted order becomes the bar an id must come before to
+ * enter (any other already has k before it). For a 100k vocabulary and k =
+ * 40 nearly every id is turned away by one comparison. */
+static void top_k_candidates(candidate *c, const float *w, int V, int k) {
+    int cap = 4 * k > 1024 ? 4 * k : 1024, n = 0;
+    bool barred = false;
+    candidate bar = {0, 0, 0};
+    for (int i = 0; i < V; i++) {
+        float v = w[i];
+        if (barred && !(v > bar.value || (v == bar.value && i < bar.id))) continue;
+        c[n++] = (candidate){v, i, 0};
+        if (n == cap && i + 1 < V) {
+            select_first(c, n, k);
+            bar = c[0];
+            for (int j = 1; j < k; j++)
+                if (before(bar, c[j])) bar = c[j];
+            barred = true;
+            n = k;
+        }
+    }
+    if (n > k) select_first(c, n, k);
+}
+
 /* Moves the candidates whose weight exp(value - max) is at least `floor`
  * among c[from, n) to c[from, ...); returns the new end of that group and
  * adds their weights to *mass. */
@@ -232,13 +265,65 @@ static int32_t pick_by_weight(candidate *c, int n, float max, double r) {
     return last.id;
 }
 
+/* A draw with no filter (temperature alone): the weights go into DRAW_BUCKETS
+ * buckets by value (bucket b holds values whose distance below the max
+ * falls in its slice, so the buckets follow sorted order and equal values
+ * share one); the walk subtracts whole buckets' masses until r falls inside
+ * one, and only that bucket is sorted and walked. Two passes over the
+ * logits and no candidate per id. When rounding lets r run past the bucket,
+ * or the bucket is huge (many equal logits), the selection walk over every
+ * candidate decides (same r). */
+#define DRAW_BUCKET_SORT_MAX 4096
+
+static int draw_bucket(float max, float scale, float v) {
+    float d = (max - v) * scale;
+    if (!(d >= 0)) return 0; /* NaN too */
+    return d >= DRAW_BUCKETS - 1 ? DRAW_BUCKETS - 1 : (int)d;
+}
+
+static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
+    float max = w[0], min = w[0];
+    for (int i = 1; i < V; i++) {
+        max = w[i] > max ? w[i] : max;
+        min = w[i] < min ? w[i] : min;
+    }
+    float scale = max > min ? (float)(DRAW_BUCKETS - 1) / (max - min) : 0.0f;
+    double *mass = s->bucket_mass, total = 0;
+    memset(mass, 0, sizeof(double) * DRAW_BUCKETS);
+    for (int i = 0; i < V; i++) {
+        double e = exp((double)w[i] - max);
+        total += e;
+        mass[draw_bucket(max, scale, w[i])] += e;
+    }
+    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total, r = r0;
+    int b = 0;
+    while (b < DRAW_BUCKETS && r >= mass[b]) r -= mass[b++];
+    candidate *c = s->cand;
+    if (b < DRAW_BUCKETS) {
+        int n = 0;
+        for (int i = 0; i < V && n <= DRAW_BUCKET_SORT_MAX; i++)
+            if (draw_bucket(max, scale, w[i]) == b) c[n++] = (candidate){w[i], i, exp((double)w[i] - max)};
+        if (n <= DRAW_BUCKET_SORT_MAX) {
+            qsort(c, (size_t)n, sizeof *c, by_value_desc);
+            for (int i = 0; i < n; i++) {
+                r -= c[i].weight;
+                if (r < 0) return c[i].id;
+            }
+        }
+    }
+    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, exp((double)w[i] - max)};
+    return pick_by_weight(c, V, max, r0);
+}
+
 static int32_t sample_fast(laguna_sampler *s, const float *w) {
     int V = s->vocab, n = V;
     candidate *c = s->cand;
-    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
+    if (!(s->p.top_k > 0 && s->p.top_k < n) && !(s->p.top_p < 1) && !(s->p.min_p > 0)) return draw_unfiltered(s, w, V);
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        select_first(c, n, s->p.top_k);
+        top_k_candidates(c, w, V, s->p.top_k);
         n = s->p.top_k;
+    } else {
+        for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
     }
     float max = c[0].value;
     for (int i = 1; i < n; i++)
