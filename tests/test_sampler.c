@@ -145,14 +145,17 @@ static uint64_t lcg(uint64_t *x) {
     return *x >> 11;
 }
 
-/* Logits of three shapes: peaked (a few clear favourites), flat (all near
- * equal, top-p needs most of the vocabulary) and coarse (many exact ties). */
+/* Logits of four shapes: peaked (a few clear favourites), flat (all near
+ * equal, top-p needs most of the vocabulary), coarse (many exact ties) and
+ * a plateau (10% of the ids tie at the top, the rest spread below: the fast
+ * path's value buckets then hold one bucket too large to sort). */
 static void random_logits(float *x, int n, int shape, uint64_t *rng) {
     for (int i = 0; i < n; i++) {
         double u = (double)lcg(rng) / 9007199254740992.0;
         if (shape == 0) x[i] = (float)(12 * u * u * u * u - 3);
         else if (shape == 1) x[i] = (float)(0.05 * u);
-        else x[i] = (float)((int)(u * 8)) * 0.5f;
+        else if (shape == 2) x[i] = (float)((int)(u * 8)) * 0.5f;
+        else x[i] = u < 0.1 ? 3.0f : (float)(2 * u - 1);
     }
 }
 
@@ -188,7 +191,7 @@ static void test_fast_path_matches_reference(void) {
             lg_sampler_use_reference(ref, true);
             int reps = n > 10000 ? 6 : 40;
             for (int r = 0; r < reps; r++) {
-                random_logits(x, n, r % 3, &rng);
+                random_logits(x, n, r % 4, &rng);
                 int32_t a = laguna_sampler_sample(fast, x), b = laguna_sampler_sample(ref, x);
                 draws++;
                 if (a != b) {

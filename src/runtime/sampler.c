@@ -265,60 +265,131 @@ static int32_t pick_by_weight(candidate *c, int n, float max, double r) {
     return last.id;
 }
 
-/* A draw with no filter (temperature alone): the weights go into DRAW_BUCKETS
- * buckets by value (bucket b holds values whose distance below the max
- * falls in its slice, so the buckets follow sorted order and equal values
- * share one); the walk subtracts whole buckets' masses until r falls inside
- * one, and only that bucket is sorted and walked. Two passes over the
- * logits and no candidate per id. When rounding lets r run past the bucket,
- * or the bucket is huge (many equal logits), the selection walk over every
- * candidate decides (same r). */
+/* ---- draws by value buckets (no top-k, no min-p) ------------------------------------
+ *
+ * The weights go into DRAW_BUCKETS buckets by value: bucket b holds the
+ * values whose distance below the max falls in its slice, so the buckets
+ * follow sorted order and equal values share one. A walk over sorted order
+ * then subtracts (or adds) whole buckets' masses, and only the bucket where
+ * it stops is sorted and walked candidate by candidate: two or three passes
+ * over the logits and no candidate per id. Where rounding lets a walk run
+ * past its bucket, or a bucket is huge (many equal logits), the caller
+ * falls back to the candidate path (nothing drawn yet, or the same r). */
 #define DRAW_BUCKET_SORT_MAX 4096
 
-static int draw_bucket(float max, float scale, float v) {
-    float d = (max - v) * scale;
+typedef struct {
+    float max, scale;
+    double sum; /* every weight, in id order */
+} buckets;
+
+static int bucket_of(const buckets *bk, float v) {
+    float d = (bk->max - v) * bk->scale;
     if (!(d >= 0)) return 0; /* NaN too */
     return d >= DRAW_BUCKETS - 1 ? DRAW_BUCKETS - 1 : (int)d;
 }
 
-static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
-    float max = w[0], min = w[0];
+/* The weights exp(w - max) summed into s->bucket_mass. */
+static buckets fill_buckets(laguna_sampler *s, const float *w, int V) {
+    buckets bk = {w[0], 0, 0};
+    float min = w[0];
     for (int i = 1; i < V; i++) {
-        max = w[i] > max ? w[i] : max;
+        bk.max = w[i] > bk.max ? w[i] : bk.max;
         min = w[i] < min ? w[i] : min;
     }
-    float scale = max > min ? (float)(DRAW_BUCKETS - 1) / (max - min) : 0.0f;
-    double *mass = s->bucket_mass, total = 0;
-    memset(mass, 0, sizeof(double) * DRAW_BUCKETS);
+    bk.scale = bk.max > min ? (float)(DRAW_BUCKETS - 1) / (bk.max - min) : 0.0f;
+    memset(s->bucket_mass, 0, sizeof(double) * DRAW_BUCKETS);
     for (int i = 0; i < V; i++) {
-        double e = exp((double)w[i] - max);
-        total += e;
-        mass[draw_bucket(max, scale, w[i])] += e;
+        double e = exp((double)w[i] - bk.max);
+        bk.sum += e;
+        s->bucket_mass[bucket_of(&bk, w[i])] += e;
     }
-    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total, r = r0;
+    return bk;
+}
+
+/* Bucket b's candidates into c, in sorted order; -1 when there are more
+ * than DRAW_BUCKET_SORT_MAX. */
+static int bucket_sorted(const buckets *bk, const float *w, int V, int b, candidate *c) {
+    int n = 0;
+    for (int i = 0; i < V; i++)
+        if (bucket_of(bk, w[i]) == b) {
+            if (n == DRAW_BUCKET_SORT_MAX) return -1;
+            c[n++] = (candidate){w[i], i, exp((double)w[i] - bk->max)};
+        }
+    qsort(c, (size_t)n, sizeof *c, by_value_desc);
+    return n;
+}
+
+/* Temperature alone: the draw over every id. */
+static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
+    buckets bk = fill_buckets(s, w, V);
+    const double *mass = s->bucket_mass;
+    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * bk.sum, r = r0;
     int b = 0;
     while (b < DRAW_BUCKETS && r >= mass[b]) r -= mass[b++];
     candidate *c = s->cand;
-    if (b < DRAW_BUCKETS) {
-        int n = 0;
-        for (int i = 0; i < V && n <= DRAW_BUCKET_SORT_MAX; i++)
-            if (draw_bucket(max, scale, w[i]) == b) c[n++] = (candidate){w[i], i, exp((double)w[i] - max)};
-        if (n <= DRAW_BUCKET_SORT_MAX) {
-            qsort(c, (size_t)n, sizeof *c, by_value_desc);
-            for (int i = 0; i < n; i++) {
-                r -= c[i].weight;
-                if (r < 0) return c[i].id;
-            }
-        }
+    int n = b < DRAW_BUCKETS ? bucket_sorted(&bk, w, V, b, c) : -1;
+    for (int i = 0; i < n; i++) {
+        r -= c[i].weight;
+        if (r < 0) return c[i].id;
     }
-    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, exp((double)w[i] - max)};
-    return pick_by_weight(c, V, max, r0);
+    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, exp((double)w[i] - bk.max)};
+    return pick_by_weight(c, V, bk.max, r0);
+}
+
+/* Top-p alone: the smallest sorted prefix whose probability reaches top_p
+ * ends in bucket `cut` (whole buckets before it, then that bucket's sorted
+ * candidates one by one), then the draw walks the prefix the same way.
+ * Returns -1 (nothing drawn) where the walk must fall back. */
+static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
+    buckets bk = fill_buckets(s, w, V);
+    const double *mass = s->bucket_mass;
+    double acc = 0;
+    int cut = 0;
+    while (cut < DRAW_BUCKETS - 1 && acc + mass[cut] / bk.sum < s->p.top_p) acc += mass[cut++] / bk.sum;
+    candidate *c = s->cand; /* c[0, n_cut): the cut bucket, sorted; the first keep of them are kept */
+    int n_cut = bucket_sorted(&bk, w, V, cut, c), keep = -1;
+    for (int i = 0; i < n_cut && keep < 0; i++) {
+        acc += c[i].weight / bk.sum;
+        if (acc >= s->p.top_p) keep = i + 1;
+    }
+    if (keep < 0) return -1;
+    double total = 0; /* the kept mass: whole buckets before the cut, then the cut's kept ones */
+    for (int b = 0; b < cut; b++) total += mass[b];
+    for (int i = 0; i < keep; i++) total += c[i].weight;
+    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total, r = r0;
+    for (int b = 0;; b++) { /* whole buckets before the cut; one that r falls in is sorted (after the cut's) */
+        while (b < cut && r >= mass[b]) r -= mass[b++];
+        if (b >= cut) break;
+        candidate *cb = c + n_cut;
+        int n = bucket_sorted(&bk, w, V, b, cb);
+        if (n < 0) { /* a huge bucket: every candidate before the cut, sorted, walked from r0 */
+            n = 0;
+            for (int i = 0; i < V; i++)
+                if (bucket_of(&bk, w[i]) < cut) cb[n++] = (candidate){w[i], i, exp((double)w[i] - bk.max)};
+            qsort(cb, (size_t)n, sizeof *cb, by_value_desc);
+            r = r0, b = cut;
+        }
+        for (int i = 0; i < n; i++) {
+            r -= cb[i].weight;
+            if (r < 0) return cb[i].id;
+        }
+        /* rounding left r (tiny, >= 0) past the bucket: the walk goes on */
+    }
+    for (int i = 0; i < keep; i++) {
+        r -= c[i].weight;
+        if (r < 0) return c[i].id;
+    }
+    return c[keep - 1].id; /* the last kept, as the candidate walk returns */
 }
 
 static int32_t sample_fast(laguna_sampler *s, const float *w) {
     int V = s->vocab, n = V;
     candidate *c = s->cand;
-    if (!(s->p.top_k > 0 && s->p.top_k < n) && !(s->p.top_p < 1) && !(s->p.min_p > 0)) return draw_unfiltered(s, w, V);
+    if (!(s->p.top_k > 0 && s->p.top_k < n) && !(s->p.min_p > 0)) {
+        if (!(s->p.top_p < 1)) return draw_unfiltered(s, w, V);
+        int32_t t = draw_top_p(s, w, V);
+        if (t >= 0) return t;
+    }
     if (s->p.top_k > 0 && s->p.top_k < n) {
         top_k_candidates(c, w, V, s->p.top_k);
         n = s->p.top_k;
