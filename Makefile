@@ -12,7 +12,9 @@ WARN    := -Wall -Wextra -Wno-unused-parameter
 DEPS_CFLAGS := $(shell pkg-config --cflags libcjson libpcre2-8 libutf8proc libmicrohttpd 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs libcjson libpcre2-8 libutf8proc libmicrohttpd 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -lmicrohttpd)
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fno-semantic-interposition -ffp-contract=fast -fopenmp-simd -pthread -Iinclude -Isrc $(DEPS_CFLAGS) $(CUDA_CFLAGS) -MMD -MP
-LDLIBS  = $(DEPS_LIBS) $(CUDA_LIBS) -lm -pthread
+# libmvec: glibc's vector math (the sampler's exp on x86-64, src/runtime/sampler.c)
+MVEC_LIBS := $(if $(filter x86_64,$(shell uname -m)),-lmvec)
+LDLIBS  = $(DEPS_LIBS) $(CUDA_LIBS) $(MVEC_LIBS) -lm -pthread
 # The laguna program alone also needs libedit (line editing in chat).
 CLI_LIBS := $(shell pkg-config --libs libedit 2>/dev/null || echo -ledit)
 

@@ -7,13 +7,15 @@
  * subtracting weights from a uniform r. The obvious way sorts the whole
  * vocabulary per token (sample_reference below, kept as the reference);
  * the fast way never does: top-k by one pass that turns away what cannot
- * be among the best, then partial selection; min-p by a threshold; top-p by
- * sorting only the group above a probability threshold that is lowered
- * until the group holds top_p of the mass; the draw by selection on
- * cumulative weight, or with no filter at all by buckets of values whose
- * masses are walked before one bucket is sorted. Both choose the same token for the same
- * random draw; only the order of floating-point sums differs, which can
- * matter only when r lands within rounding of a boundary. */
+ * be among the best, then partial selection; min-p by a threshold; top-p
+ * without top-k, and no filter at all, by buckets of values whose masses
+ * are walked before one bucket is sorted (top-p after top-k by sorting only
+ * the group above a probability threshold that is lowered until it holds
+ * top_p of the mass); the draw by selection on cumulative weight. Both
+ * choose the same token for the same random draw; only the order of
+ * floating-point sums differs, and the fast way's exp may be glibc's vector
+ * exp (within a few ulp of exp), which can matter only when r lands within
+ * rounding of a boundary. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,13 @@
 #include "core/error.h"
 #include "laguna.h"
 #include "runtime/sampler.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SAMPLER_VECTOR_EXP 1 /* glibc's libmvec (linked by the Makefile on x86-64) */
+#include <immintrin.h>
+#else
+#define SAMPLER_VECTOR_EXP 0
+#endif
 
 #define DRAW_BUCKETS 2048 /* draw_unfiltered */
 
@@ -162,6 +171,51 @@ static int32_t sample_reference(laguna_sampler *s, const float *w) {
 
 /* ---- the fast path ---------------------------------------------------------------- */
 
+/* exp over runs of doubles for the fast path's weights: glibc's vector exp
+ * (libmvec, 4 lanes, within 4 ulp of exp) where the CPU has AVX2 and FMA,
+ * exp otherwise. Either way a value's exp does not depend on where it sits
+ * in a run, so a weight computed twice is the same weight. */
+#define EXP_RUN 256 /* values a run (a multiple of 4) */
+
+#if SAMPLER_VECTOR_EXP
+__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x); /* libmvec's AVX2 exp */
+
+__attribute__((target("avx2,fma"))) static void exp_run_avx2(const double *x, double *y, int n) {
+    for (int i = 0; i < n; i += 4) _mm256_storeu_pd(y + i, _ZGVdN4v_exp(_mm256_loadu_pd(x + i)));
+}
+
+static bool exp_run_vector(void) {
+    static int on = -1;
+    if (on < 0) on = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return on;
+}
+#endif
+
+/* y[i] = exp(x[i]) for i < n (n <= EXP_RUN); x is padded to a multiple of 4 here. */
+static void exp_run(double *x, double *y, int n) {
+    int n4 = (n + 3) & ~3;
+    for (int i = n; i < n4; i++) x[i] = 0;
+#if SAMPLER_VECTOR_EXP
+    if (exp_run_vector()) {
+        exp_run_avx2(x, y, n4);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) y[i] = exp(x[i]);
+}
+
+/* c[i].weight = exp(c[i].value - max) for i < n. */
+static void candidate_weights(candidate *c, int n, float max) {
+    double x[EXP_RUN], y[EXP_RUN];
+    for (int i0 = 0; i0 < n; i0 += EXP_RUN) {
+        int m = n - i0 < EXP_RUN ? n - i0 : EXP_RUN;
+        for (int j = 0; j < m; j++) x[j] = (double)c[i0 + j].value - max;
+        exp_run(x, y, m);
+        for (int j = 0; j < m; j++) c[i0 + j].weight = y[j];
+    }
+}
+
+
 /* Whether a comes before b in sorted order. */
 static bool before(candidate a, candidate b) { return a.value > b.value || (a.value == b.value && a.id < b.id); }
 
@@ -298,10 +352,15 @@ static buckets fill_buckets(laguna_sampler *s, const float *w, int V) {
     }
     bk.scale = bk.max > min ? (float)(DRAW_BUCKETS - 1) / (bk.max - min) : 0.0f;
     memset(s->bucket_mass, 0, sizeof(double) * DRAW_BUCKETS);
-    for (int i = 0; i < V; i++) {
-        double e = exp((double)w[i] - bk.max);
-        bk.sum += e;
-        s->bucket_mass[bucket_of(&bk, w[i])] += e;
+    double x[EXP_RUN], e[EXP_RUN];
+    for (int i0 = 0; i0 < V; i0 += EXP_RUN) {
+        int m = V - i0 < EXP_RUN ? V - i0 : EXP_RUN;
+        for (int j = 0; j < m; j++) x[j] = (double)w[i0 + j] - bk.max;
+        exp_run(x, e, m);
+        for (int j = 0; j < m; j++) {
+            bk.sum += e[j];
+            s->bucket_mass[bucket_of(&bk, w[i0 + j])] += e[j];
+        }
     }
     return bk;
 }
@@ -313,8 +372,9 @@ static int bucket_sorted(const buckets *bk, const float *w, int V, int b, candid
     for (int i = 0; i < V; i++)
         if (bucket_of(bk, w[i]) == b) {
             if (n == DRAW_BUCKET_SORT_MAX) return -1;
-            c[n++] = (candidate){w[i], i, exp((double)w[i] - bk->max)};
+            c[n++] = (candidate){w[i], i, 0};
         }
+    candidate_weights(c, n, bk->max);
     qsort(c, (size_t)n, sizeof *c, by_value_desc);
     return n;
 }
@@ -332,7 +392,8 @@ static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
         r -= c[i].weight;
         if (r < 0) return c[i].id;
     }
-    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, exp((double)w[i] - bk.max)};
+    for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
+    candidate_weights(c, V, bk.max);
     return pick_by_weight(c, V, bk.max, r0);
 }
 
@@ -365,7 +426,8 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
         if (n < 0) { /* a huge bucket: every candidate before the cut, sorted, walked from r0 */
             n = 0;
             for (int i = 0; i < V; i++)
-                if (bucket_of(&bk, w[i]) < cut) cb[n++] = (candidate){w[i], i, exp((double)w[i] - bk.max)};
+                if (bucket_of(&bk, w[i]) < cut) cb[n++] = (candidate){w[i], i, 0};
+            candidate_weights(cb, n, bk.max);
             qsort(cb, (size_t)n, sizeof *cb, by_value_desc);
             r = r0, b = cut;
         }
@@ -399,7 +461,7 @@ static int32_t sample_fast(laguna_sampler *s, const float *w) {
     float max = c[0].value;
     for (int i = 1; i < n; i++)
         if (c[i].value > max) max = c[i].value;
-    for (int i = 0; i < n; i++) c[i].weight = exp((double)c[i].value - max); /* once per candidate */
+    candidate_weights(c, n, max); /* once per candidate */
     bool sorted = false; /* whether c[0, n) is in sorted order */
     if (s->p.top_p < 1) {
         double sum = 0;
