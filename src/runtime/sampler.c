@@ -73,6 +73,11 @@ static uint64_t next_u64(uint64_t s[4]) {
     return r;
 }
 
+/* A uniform draw in [0, total): the one random number a sampled token takes. */
+static double draw_below(laguna_sampler *s, double total) {
+    return (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+}
+
 laguna_sampler_params laguna_sampler_default_params(void) {
     return (laguna_sampler_params){.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 0, .repetition_penalty = 1, .seed = 0};
 }
@@ -161,7 +166,7 @@ static int32_t sample_reference(laguna_sampler *s, const float *w) {
     }
     double total = 0;
     for (int i = 0; i < n; i++) total += exp((double)c[i].value - max);
-    double r = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    double r = draw_below(s, total);
     for (int i = 0; i < n; i++) {
         r -= exp((double)c[i].value - max);
         if (r < 0) return c[i].id;
@@ -216,6 +221,16 @@ static void candidate_weights(candidate *c, int n, float max) {
 }
 
 
+/* The walk over c[0, n) in sorted order subtracting weights from *r: the
+ * index where it first goes below zero, or -1 (r left for what follows). */
+static int walk_sorted(const candidate *c, int n, double *r) {
+    for (int i = 0; i < n; i++) {
+        *r -= c[i].weight;
+        if (*r < 0) return i;
+    }
+    return -1;
+}
+
 /* Whether a comes before b in sorted order. */
 static bool before(candidate a, candidate b) { return a.value > b.value || (a.value == b.value && a.id < b.id); }
 
@@ -263,7 +278,7 @@ static void top_k_candidates(candidate *c, const float *w, int V, int k) {
     candidate bar = {0, 0, 0};
     for (int i = 0; i < V; i++) {
         float v = w[i];
-        if (barred && !(v > bar.value || (v == bar.value && i < bar.id))) continue;
+        if (barred && !(v > bar.value)) continue; /* an equal value comes after the bar: its id is higher */
         c[n++] = (candidate){v, i, 0};
         if (n == cap && i + 1 < V) {
             select_first(c, n, k);
@@ -312,11 +327,8 @@ static int32_t pick_by_weight(candidate *c, int n, float max, double r) {
         lo = p + 1;
     }
     qsort(c + lo, (size_t)(hi - lo), sizeof *c, by_value_desc);
-    for (int i = lo; i < hi; i++) {
-        r -= c[i].weight;
-        if (r < 0) return c[i].id;
-    }
-    return last.id;
+    int i = walk_sorted(c + lo, hi - lo, &r);
+    return i >= 0 ? c[lo + i].id : last.id;
 }
 
 /* ---- draws by value buckets (no top-k, no min-p) ------------------------------------
@@ -383,15 +395,12 @@ static int bucket_sorted(const buckets *bk, const float *w, int V, int b, candid
 static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
     buckets bk = fill_buckets(s, w, V);
     const double *mass = s->bucket_mass;
-    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * bk.sum, r = r0;
+    double r0 = draw_below(s, bk.sum), r = r0;
     int b = 0;
     while (b < DRAW_BUCKETS && r >= mass[b]) r -= mass[b++];
     candidate *c = s->cand;
-    int n = b < DRAW_BUCKETS ? bucket_sorted(&bk, w, V, b, c) : -1;
-    for (int i = 0; i < n; i++) {
-        r -= c[i].weight;
-        if (r < 0) return c[i].id;
-    }
+    int n = b < DRAW_BUCKETS ? bucket_sorted(&bk, w, V, b, c) : -1, i = walk_sorted(c, n, &r);
+    if (i >= 0) return c[i].id;
     for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
     candidate_weights(c, V, bk.max);
     return pick_by_weight(c, V, bk.max, r0);
@@ -417,7 +426,7 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
     double total = 0; /* the kept mass: whole buckets before the cut, then the cut's kept ones */
     for (int b = 0; b < cut; b++) total += mass[b];
     for (int i = 0; i < keep; i++) total += c[i].weight;
-    double r0 = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total, r = r0;
+    double r0 = draw_below(s, total), r = r0;
     for (int b = 0;; b++) { /* whole buckets before the cut; one that r falls in is sorted (after the cut's) */
         while (b < cut && r >= mass[b]) r -= mass[b++];
         if (b >= cut) break;
@@ -431,17 +440,12 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
             qsort(cb, (size_t)n, sizeof *cb, by_value_desc);
             r = r0, b = cut;
         }
-        for (int i = 0; i < n; i++) {
-            r -= cb[i].weight;
-            if (r < 0) return cb[i].id;
-        }
+        int i = walk_sorted(cb, n, &r);
+        if (i >= 0) return cb[i].id;
         /* rounding left r (tiny, >= 0) past the bucket: the walk goes on */
     }
-    for (int i = 0; i < keep; i++) {
-        r -= c[i].weight;
-        if (r < 0) return c[i].id;
-    }
-    return c[keep - 1].id; /* the last kept, as the candidate walk returns */
+    int i = walk_sorted(c, keep, &r);
+    return c[i >= 0 ? i : keep - 1].id; /* else the last kept, as the candidate walk returns */
 }
 
 static int32_t sample_fast(laguna_sampler *s, const float *w) {
@@ -505,13 +509,10 @@ static int32_t sample_fast(laguna_sampler *s, const float *w) {
     }
     double total = 0;
     for (int i = 0; i < n; i++) total += c[i].weight;
-    double r = (double)(next_u64(s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    double r = draw_below(s, total);
     if (!sorted) return pick_by_weight(c, n, max, r);
-    for (int i = 0; i < n; i++) {
-        r -= c[i].weight;
-        if (r < 0) return c[i].id;
-    }
-    return c[n - 1].id;
+    int i = walk_sorted(c, n, &r);
+    return c[i >= 0 ? i : n - 1].id;
 }
 
 int laguna_sampler_is_greedy(const laguna_sampler *s) {
