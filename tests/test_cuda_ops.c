@@ -552,6 +552,9 @@ static void test_matmul_batch_invariant(void) {
         {LG_DTYPE_BF16, 129, 264, {65, 129, 300, 0}},
         {LG_DTYPE_BF16, 200, 8, {66, 129, 0}},
         {LG_DTYPE_BF16, 16, 2056, {129, 0}},
+        /* one token, a slice longer than one batch of units: the ring
+         * kernel, 5 batches a warp through 3 slots, the last slice 4 */
+        {LG_DTYPE_BF16, 37, 8200, {17, 0}},
         {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
         /* one-token quantised products take 1, 2, 4 or 8 rows a warp by
          * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096);

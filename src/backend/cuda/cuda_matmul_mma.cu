@@ -289,17 +289,25 @@ __device__ __forceinline__ oneshot_block oneshot_block_of(const matmul_set &set,
     return b;
 }
 
+/* The lane's activations of token g at a unit's k (zeros past the tokens
+ * and past the slice). */
+__device__ __forceinline__ void oneshot_x(const oneshot_stream &st, const matmul_args &a, const float *x, int nt,
+                                          int step, float4 *xa, float4 *xb) {
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int k = st.k0 + 32 * step + 8 * q;
+    *xa = *xb = make_float4(0, 0, 0, 0);
+    if (g < nt && k < st.k1) {
+        const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
+        *xa = __ldg(xp), *xb = __ldg(xp + 1);
+    }
+}
+
 /* One unit (a 32-wide k step of a tile) of the warp's stream: the lane's
  * activations of token g at the unit's k, then the four mma. */
 __device__ __forceinline__ void oneshot_unit(float *acc, const oneshot_stream &st, const matmul_args &a, const float *x,
                                              int nt, int step, uint4 wa, uint4 wb) {
-    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    int k = st.k0 + 32 * step + 8 * q;
-    float4 xa = make_float4(0, 0, 0, 0), xb = xa;
-    if (g < nt && k < st.k1) {
-        const float4 *xp = (const float4 *)(x + (size_t)g * a.cols + k);
-        xa = __ldg(xp), xb = __ldg(xp + 1);
-    }
+    float4 xa, xb;
+    oneshot_x(st, a, x, nt, step, &xa, &xb);
     mma_step(acc, wa, wb, mma_split(xa, xb));
 }
 
@@ -379,13 +387,14 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
 #define STAGE_WARP_BYTES (ONESHOT_LOADS * STAGE_UNIT_BYTES)
 #define STAGE_SMEM (NARROW_WARPS * STAGE_WARP_BYTES)
 
-/* Issues the cp.async copies of a warp's units (rows past the matrix and k
- * past the slice are zero-filled, nothing outside the matrix is read). */
-__device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *wst, int lane) {
+/* Issues the cp.async copies of a warp's units base .. base + ONESHOT_LOADS
+ * - 1 (those in its stream; rows past the matrix and k past the slice are
+ * zero-filled, nothing outside the matrix is read) as one commit group. */
+__device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *wst, int lane, int base = 0) {
 #pragma unroll
     for (int u = 0; u < ONESHOT_LOADS; u++) {
-        if (u >= s.total) break;
-        int tile = u / s.steps, step = u - tile * s.steps;
+        if (base + u >= s.total) break;
+        int tile = (base + u) / s.steps, step = base + u - tile * s.steps;
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             int piece = lane + 32 * h, row = piece >> 2, c = piece & 3;
@@ -449,9 +458,104 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     }
 }
 
+/* The ring one-shot block (products whose warps take more than one batch of
+ * units: o_proj and a dense layer's down, K = 8192, so one tile a block):
+ * the same units, slices, mma order and slice sums as mma_oneshot_kernel,
+ * so the same bits. The register kernel has two batches of a warp in flight
+ * (16 KB) and, at one block an SM (its 128 blocks of 16 rows), took ~23 us
+ * for o_proj's 33.5 MB in a decode step, ~1.5 TB/s. Here a warp copies its
+ * batches with cp.async into a ring of RING_SLOTS slots of shared memory,
+ * all of them issued at once (before the programmatic-launch wait), a slot
+ * refilled as soon as it is multiplied, and the next batch's activations
+ * are loaded while the current one is multiplied. A warp's finished slice
+ * is parked at the start of its last batch's slot. */
+#define RING_SLOTS 3
+#define RING_WARP_BYTES (RING_SLOTS * STAGE_WARP_BYTES)
+#define RING_SMEM (NARROW_WARPS * RING_WARP_BYTES)
+
+/* Where slice sl of a product of K = cols parked its sums (its last batch's slot). */
+__device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl, int per_slice, int cols) {
+    int k0 = sl * per_slice * 32, steps = (min(cols, k0 + per_slice * 32) - k0 + 31) / 32;
+    int batches = (steps + ONESHOT_LOADS - 1) / ONESHOT_LOADS;
+    return (const float *)(ring + sl * RING_WARP_BYTES + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES);
+}
+
+template <bool EARLY>
+__global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
+    mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+    extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot][unit][16 rows][64 bytes] */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    const matmul_args &a = *blk.a;
+    oneshot_stream &st = blk.st;
+    int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
+    uint8_t *wst = ring + warp * RING_WARP_BYTES;
+    int batches = (st.total + ONESHOT_LOADS - 1) / ONESHOT_LOADS;
+    /* every slot's batch issued, one commit group each (empty past the stream) */
+    auto fill = [&]() {
+#pragma unroll
+        for (int s = 0; s < RING_SLOTS; s++) oneshot_stage(st, wst + s * STAGE_WARP_BYTES, lane, s * ONESHOT_LOADS);
+    };
+    bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
+    if (early) fill();
+    lg_cuda_kernel_begin();
+    int t_begin, t_count;
+    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) {
+        cp_async_wait_all(); /* no copy may land after the block is gone */
+        return;
+    }
+    if (!early) fill();
+    int nt = min(8, t_count);
+    const float *x = a.x + (size_t)t_begin * a.cols;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float4 xa[ONESHOT_LOADS], xb[ONESHOT_LOADS];
+#pragma unroll
+    for (int u = 0; u < ONESHOT_LOADS; u++) oneshot_x(st, a, x, nt, u, &xa[u], &xb[u]);
+    for (int b = 0; b < batches; b++) {
+        float4 na[ONESHOT_LOADS], nb[ONESHOT_LOADS]; /* the next batch's activations, in flight */
+#pragma unroll
+        for (int u = 0; u < ONESHOT_LOADS; u++) oneshot_x(st, a, x, nt, (b + 1) * ONESHOT_LOADS + u, &na[u], &nb[u]);
+        cp_async_wait<RING_SLOTS - 1>(); /* batch b's group is in: the groups after it are at most the others */
+        __syncwarp();
+        const uint8_t *slot = wst + b % RING_SLOTS * STAGE_WARP_BYTES;
+        int g = lane >> 2, q = lane & 3;
+#pragma unroll
+        for (int u = 0; u < ONESHOT_LOADS; u++) {
+            if (b * ONESHOT_LOADS + u >= st.total) break;
+            const uint8_t *unit = slot + u * STAGE_UNIT_BYTES;
+            uint4 wa = *(const uint4 *)(unit + g * 64 + q * 16), wb = *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
+            mma_step(acc, wa, wb, mma_split(xa[u], xb[u]));
+        }
+        __syncwarp(); /* the slot is read: refill it (an empty group past the stream) */
+        oneshot_stage(st, (uint8_t *)slot, lane, (b + RING_SLOTS) * ONESHOT_LOADS);
+#pragma unroll
+        for (int u = 0; u < ONESHOT_LOADS; u++) xa[u] = na[u], xb[u] = nb[u];
+    }
+    cp_async_wait_all();
+    if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES));
+    __syncthreads();
+    float *y = a.y + (size_t)t_begin * a.rows;
+    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
+        int tile = i / 128, e = i % 128;
+        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
+        float v = 0.0f;
+        for (int sl = 0; sl < n_slices; sl++) {
+            float pv = ring_parked(ring, sl, per_slice, a.cols)[e];
+            v = sl == 0 ? pv : v + pv;
+        }
+        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+    }
+}
+
 /* LAGUNA_CUDA_ONESHOT=0: one-token steps stream (launch_narrow) instead. */
 static bool oneshot_enabled(void) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT");
+    return on;
+}
+
+/* LAGUNA_CUDA_ONESHOT_RING=0: long-K products on the register kernel (measuring). */
+static bool ring_enabled(void) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_RING");
     return on;
 }
 
@@ -460,12 +564,13 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
      * (measured: 8 decodes faster than 1, 152 vs 149 tok/s) */
     static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 8;
     int most_tiles = 1;
-    bool long_k = false; /* a slice longer than one batch of loads */
+    bool long_k = false, all_long = true; /* a slice (every op's) longer than one batch of loads */
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++) {
         int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most), per_slice, n_slices;
         slicing(set->op[i].cols, &per_slice, &n_slices);
         long_k |= per_slice > ONESHOT_LOADS;
+        all_long &= per_slice > ONESHOT_LOADS;
         most_tiles = per_block > most_tiles ? per_block : most_tiles;
         set->first_block[i + 1] = set->first_block[i] + ((set->op[i].rows + 15) / 16 + per_block - 1) / per_block;
     }
@@ -480,6 +585,10 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
         auto kernel = early ? mma_oneshot_staged_kernel<true> : mma_oneshot_staged_kernel<false>;
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
         lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most);
+    } else if (staged && all_long && ring_enabled()) { /* one tile a block (oneshot_tiles) */
+        auto kernel = early ? mma_oneshot_ring_kernel<true> : mma_oneshot_ring_kernel<false>;
+        lg_cuda_allow_smem(kernel, RING_SMEM);
+        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, RING_SMEM, *set, most < 1 ? 1 : most);
     } else if (long_k && pipe)
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, true> : mma_oneshot_kernel<false, true>, grid,
                        NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
