@@ -1566,8 +1566,9 @@ static void test_moe_group(void) {
 static void test_route(void) {
     twin t;
     if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->route != NULL, "route")) return;
-    int cases[][4] = {{1, 256, 8, 2048}, {3, 256, 8, 64}, {8, 16, 4, 33}, {32, 64, 8, 16},
-                      {33, 64, 8, 16},   {300, 128, 8, 8}, {2, 600, 8, 16}}; /* n, E, K, hidden */
+    /* n, E, K, hidden; the fused kernel scores with the whole block up to 4096 n x E (32 x 256: its warps) */
+    int cases[][4] = {{1, 256, 8, 2048}, {3, 256, 8, 64}, {8, 16, 4, 33},    {32, 64, 8, 16},
+                      {32, 256, 8, 16},  {33, 64, 8, 16}, {300, 128, 8, 8}, {2, 600, 8, 16}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci][0], E = cases[ci][1], K = cases[ci][2], hidden = cases[ci][3];
         size_t pairs = (size_t)n * K, lb = sizeof(float) * (size_t)n * E, kb = sizeof(float) * pairs,

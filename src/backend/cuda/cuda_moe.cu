@@ -55,12 +55,23 @@ __device__ __forceinline__ uint32_t selection_key(float v) {
     return b & 0x80000000u ? ~b : b | 0x80000000u;
 }
 
-/* Token t's selection by the calling warp. */
+/* Expert e's score for token t (written over its logit) and its selection key. */
+__device__ __forceinline__ float expert_score(float *logits, int t, int e, int E, float softcap, const float *bias,
+                                              uint32_t *key) {
+    float x = logits[(size_t)t * E + e];
+    if (softcap > 0) x = softcap * tanhf(x / softcap);
+    float sc = 1.0f / (1.0f + expf(-x));
+    logits[(size_t)t * E + e] = sc;
+    *key = selection_key(sc + bias[e]);
+    return sc;
+}
+
+/* Token t's selection by the calling warp; the scores and keys computed here,
+ * or (pre_sc, pre_key: [tokens][E], shared memory) by the whole block before. */
 __device__ void route_token(float *logits, int32_t *ids, float *weights, int t, int E, int K, float softcap,
-                            const float *bias) {
+                            const float *bias, const float *pre_sc = NULL, const uint32_t *pre_key = NULL) {
     const unsigned all = 0xffffffffu;
     int lane = threadIdx.x & 31;
-    float *score = logits + (size_t)t * E;
     /* this lane's experts' scores and selection keys stay in registers for the rounds */
     float sc[ROUTER_WARP_MAX_EXPERTS / 32];
     uint32_t key[ROUTER_WARP_MAX_EXPERTS / 32];
@@ -71,11 +82,8 @@ __device__ void route_token(float *logits, int32_t *ids, float *weights, int t, 
             sc[i] = 0.0f, key[i] = 0u;
             continue;
         }
-        float x = score[e];
-        if (softcap > 0) x = softcap * tanhf(x / softcap);
-        sc[i] = 1.0f / (1.0f + expf(-x));
-        score[e] = sc[i];
-        key[i] = selection_key(sc[i] + bias[e]);
+        if (pre_sc) sc[i] = pre_sc[t * E + e], key[i] = pre_key[t * E + e];
+        else sc[i] = expert_score(logits, t, e, E, softcap, bias, &key[i]);
     }
     float sum = 0, my_score = 0;
     int my_id = 0; /* lane j < K keeps the id (and score) of round j */
@@ -149,6 +157,13 @@ struct group_args {
     const float *h;
     int top_k, hidden;
 };
+
+/* The grouping block's shared memory in ints: a counter per expert, and a
+ * token per pair when it gathers (the route kernel's scores follow). */
+__host__ __device__ __forceinline__ size_t group_ints(const group_args &g) {
+    return (size_t)g.E + (g.expert_in ? (size_t)g.pairs : 0);
+}
+#define ROUTE_SCORED_BY_BLOCK 4096 /* tokens x experts the route kernel scores with the whole block */
 
 /* The grouping, by the whole block. */
 __device__ void group_pairs(const group_args &g) {
@@ -227,8 +242,20 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(const group_args g
 __global__ void __launch_bounds__(GROUP_THREADS) route_group_kernel(float *logits, float *weights, float softcap,
                                                                     const float *bias, int n, const group_args g) {
     lg_cuda_kernel_begin();
+    /* few tokens: the scores by the whole block, one expert a thread, then a warp a token selects (the
+     * sigmoid of every expert was most of the selecting warp's serial instructions) */
+    extern __shared__ int32_t shared_ints[];
+    float *pre_sc = NULL;
+    uint32_t *pre_key = NULL;
+    if (n * g.E <= ROUTE_SCORED_BY_BLOCK) {
+        pre_sc = (float *)(shared_ints + group_ints(g));
+        pre_key = (uint32_t *)(pre_sc + n * g.E);
+        for (int i = threadIdx.x; i < n * g.E; i += blockDim.x)
+            pre_sc[i] = expert_score(logits, i / g.E, i % g.E, g.E, softcap, bias, &pre_key[i]);
+        __syncthreads();
+    }
     int t = threadIdx.x >> 5;
-    if (t < n) route_token(logits, (int32_t *)g.ids, weights, t, g.E, g.top_k, softcap, bias);
+    if (t < n) route_token(logits, (int32_t *)g.ids, weights, t, g.E, g.top_k, softcap, bias, pre_sc, pre_key);
     __syncthreads(); /* the ids, written by this block, are visible to it */
     group_pairs(g);
 }
@@ -251,11 +278,7 @@ static group_args grouping(lg_cuda_ctx *k, const lg_moe_plan *plan, float *exper
     return g;
 }
 
-/* The grouping block's shared memory: a counter per expert, and a token per
- * pair when it gathers. */
-static size_t group_smem(const group_args &g) {
-    return sizeof(int32_t) * ((size_t)g.E + (g.expert_in ? (size_t)g.pairs : 0));
-}
+static size_t group_smem(const group_args &g) { return sizeof(int32_t) * group_ints(g); }
 
 static void gather_rest(lg_cuda_ctx *k, const group_args &g, float *expert_in) {
     if (g.pairs > 0 && !g.expert_in)
@@ -281,8 +304,9 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
-    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g), logits, weights,
-                   a->softcap, a->bias, n, g);
+    size_t scored = (size_t)n * a->n_experts <= ROUTE_SCORED_BY_BLOCK ? 2 * sizeof(float) * n * a->n_experts : 0;
+    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g) + scored, logits, weights, a->softcap,
+                   a->bias, n, g);
     gather_rest(k, g, expert_in);
 }
 
