@@ -322,6 +322,25 @@ __device__ __forceinline__ void oneshot_park(float *acc, float *p) {
     }
 }
 
+/* A one-shot block's tiles summed over their slices in order (slice 0, then
+ * + slice 1, ...) and stored with the bias; parked(sl, tile) is where slice
+ * sl of the tile was parked ([16 rows][8 tokens]). */
+template <typename Parked>
+__device__ __forceinline__ void oneshot_store(const matmul_args &a, const oneshot_stream &st, int n_t, int n_slices,
+                                              int nt, int t_begin, Parked parked) {
+    float *y = a.y + (size_t)t_begin * a.rows;
+    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
+        int tile = i / 128, e = i % 128;
+        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
+        float v = 0.0f;
+        for (int sl = 0; sl < n_slices; sl++) {
+            float pv = parked(sl, tile)[e];
+            v = sl == 0 ? pv : v + pv;
+        }
+        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
+    }
+}
+
 /* EARLY: a plain product's first weights are loaded before waiting for the
  * previous kernel (weights never depend on it), so with programmatic
  * dependent launch the loads of blocks already resident overlap that
@@ -362,15 +381,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
             for (int u = 0; u < ONESHOT_LOADS; u++) wa[u] = na[u], wb[u] = nb[u];
     }
     __syncthreads();
-    float *y = a.y + (size_t)t_begin * a.rows;
-    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
-        int tile = i / 128, e = i % 128;
-        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
-        const float *p = part + (size_t)tile * MMA_MAX_SLICES * 128 + e;
-        float v = p[0];
-        for (int sl = 1; sl < n_slices; sl++) v += p[sl * 128];
-        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-    }
+    oneshot_store(a, st, n_t, n_slices, nt, t_begin,
+                  [&](int sl, int tile) { return part + (size_t)(tile * MMA_MAX_SLICES + sl) * 128; });
 }
 
 /* The staged one-shot block (products whose warps each take at most one
@@ -444,18 +456,10 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
         }
     }
     __syncthreads();
-    float *y = a.y + (size_t)t_begin * a.rows;
-    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
-        int tile = i / 128, e = i % 128;
-        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
-        float v = 0.0f;
-        for (int sl = 0; sl < n_slices; sl++) { /* slice sl's steps: its own k range */
-            int k0 = sl * per_slice * 32, steps = (min(a.cols, k0 + per_slice * 32) - k0 + 31) / 32;
-            float pv = ((const float *)(stage + sl * STAGE_WARP_BYTES + (tile * steps) * STAGE_UNIT_BYTES))[e];
-            v = sl == 0 ? pv : v + pv;
-        }
-        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-    }
+    oneshot_store(a, st, n_t, n_slices, nt, t_begin, [&](int sl, int tile) { /* slice sl's steps: its own k range */
+        int k0 = sl * per_slice * 32, steps = (min(a.cols, k0 + per_slice * 32) - k0 + 31) / 32;
+        return (const float *)(stage + sl * STAGE_WARP_BYTES + (tile * steps) * STAGE_UNIT_BYTES);
+    });
 }
 
 /* The ring one-shot block (products whose warps take more than one batch of
@@ -534,17 +538,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     cp_async_wait_all();
     if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES));
     __syncthreads();
-    float *y = a.y + (size_t)t_begin * a.rows;
-    for (int i = threadIdx.x; i < n_t * 128; i += blockDim.x) {
-        int tile = i / 128, e = i % 128;
-        int r = (st.tile0 + tile) * 16 + e / 8, t = e % 8;
-        float v = 0.0f;
-        for (int sl = 0; sl < n_slices; sl++) {
-            float pv = ring_parked(ring, sl, per_slice, a.cols)[e];
-            v = sl == 0 ? pv : v + pv;
-        }
-        if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
-    }
+    oneshot_store(a, st, n_t, n_slices, nt, t_begin,
+                  [&](int sl, int tile) { return ring_parked(ring, sl, per_slice, a.cols); });
 }
 
 /* LAGUNA_CUDA_ONESHOT=0: one-token steps stream (launch_narrow) instead. */
