@@ -165,6 +165,12 @@ __host__ __device__ __forceinline__ size_t group_ints(const group_args &g) {
 }
 #define ROUTE_SCORED_BY_BLOCK 4096 /* tokens x experts the route kernel scores with the whole block */
 
+/* Bytes of shared memory after the grouping's for the route kernel's scores
+ * and keys of n tokens over E experts; 0: each selecting warp scores its own. */
+__host__ __device__ __forceinline__ size_t route_scored_bytes(int n, int E) {
+    return (size_t)n * E <= ROUTE_SCORED_BY_BLOCK ? (sizeof(float) + sizeof(uint32_t)) * (size_t)n * E : 0;
+}
+
 /* The grouping, by the whole block. */
 __device__ void group_pairs(const group_args &g) {
     int32_t *off = g.off, *rows = g.rows, *pair_rows = g.pair_rows, *active = g.active;
@@ -247,7 +253,7 @@ __global__ void __launch_bounds__(GROUP_THREADS) route_group_kernel(float *logit
     extern __shared__ int32_t shared_ints[];
     float *pre_sc = NULL;
     uint32_t *pre_key = NULL;
-    if (n * g.E <= ROUTE_SCORED_BY_BLOCK) {
+    if (route_scored_bytes(n, g.E)) {
         pre_sc = (float *)(shared_ints + group_ints(g));
         pre_key = (uint32_t *)(pre_sc + n * g.E);
         for (int i = threadIdx.x; i < n * g.E; i += blockDim.x)
@@ -304,9 +310,8 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
-    size_t scored = (size_t)n * a->n_experts <= ROUTE_SCORED_BY_BLOCK ? 2 * sizeof(float) * n * a->n_experts : 0;
-    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g) + scored, logits, weights, a->softcap,
-                   a->bias, n, g);
+    lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g) + route_scored_bytes(n, a->n_experts), logits,
+                   weights, a->softcap, a->bias, n, g);
     gather_rest(k, g, expert_in);
 }
 
