@@ -525,8 +525,9 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
         size_t fit = CK_SCRATCH_BYTES / per_tile;
         per_launch = fit < 1 ? 1 : fit < (size_t)n_tiles ? (int)fit : n_tiles;
         ca.part = (float *)lg_cuda_scratch(k, per_tile * (size_t)per_launch);
-        ca.counters = chunk_counters(k, (size_t)per_launch * a->n_kv_heads);
-        if (!ca.part || !ca.counters) return; /* sync() reports the failed allocation */
+        /* the CUDA-core kernel's last block merges (the tensor-core one's records take a kernel) */
+        ca.counters = tensor_cores ? NULL : chunk_counters(k, (size_t)per_launch * a->n_kv_heads);
+        if (!ca.part || (!tensor_cores && !ca.counters)) return; /* sync() reports the failed allocation */
     }
     for (int t0 = 0; t0 < n_tiles; t0 += per_launch) {
         int n = n_tiles - t0 < per_launch ? n_tiles - t0 : per_launch;
@@ -534,6 +535,7 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
         dim3 grid(n, a->n_kv_heads, ca.split ? slots : 1);
         if (tensor_cores) {
             lg_cuda_attention_mma_launch(k, grid, ca, pairs);
+            if (ca.split) lg_cuda_attention_merge_launch(k, grid, ca);
             continue;
         }
         if (grouped) { /* a lone row's pairs are one group of query heads: at most 16 */

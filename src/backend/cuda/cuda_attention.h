@@ -20,7 +20,7 @@ struct chunk_args {
     const float *q, *fresh_k, *fresh_v;
     float *out;
     float *part;        /* split: [tile][KV head][chunk slot][pair slot][rec] */
-    unsigned *counters; /* split: [tile][KV head], zero between launches */
+    unsigned *counters; /* split, CUDA-core kernel: [tile][KV head], zero between launches */
     int split, chunk_slots, pair_slots, rec;
     int n_heads, n_kv_heads, head_dim, group;
     int window;
@@ -147,12 +147,15 @@ struct block_span {
     int lo0, c_first, c_last, c_begin, c_end, gs, g_first, g_last;
 };
 
-__device__ __forceinline__ bool block_chunks(const chunk_args &a, bool grouped, int pos0, int pos_end,
-                                             block_span *b) {
+__device__ __forceinline__ void chunk_span(const chunk_args &a, bool grouped, int pos0, int pos_end, block_span *b) {
     b->lo0 = row_lo(pos0, a.window);
     b->c_first = b->lo0 / CHUNK, b->c_last = pos_end / CHUNK, b->c_begin = b->c_first, b->c_end = b->c_last;
     b->gs = grouped ? group_size(b->c_first, b->c_last, a.groups) : 1;
     b->g_first = b->c_first / b->gs, b->g_last = b->c_last / b->gs;
+}
+__device__ __forceinline__ bool block_chunks(const chunk_args &a, bool grouped, int pos0, int pos_end,
+                                             block_span *b) {
+    chunk_span(a, grouped, pos0, pos_end, b);
     if (!a.split) return true;
     int g = b->g_first + (int)blockIdx.z;
     b->c_begin = max(g * b->gs, b->c_first), b->c_end = min(g * b->gs + b->gs - 1, b->c_last);
@@ -194,5 +197,7 @@ __device__ __forceinline__ bool last_to_finish(const chunk_args &a, int kvh, int
 bool lg_cuda_attention_mma_takes(int head_dim, bool lone_rows);
 int lg_cuda_attention_mma_rec(int head_dim);
 void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs);
+/* After a split launch of it over grid: its records merged into the outputs. */
+void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca);
 
 #endif

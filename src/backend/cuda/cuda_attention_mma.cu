@@ -18,8 +18,9 @@
  *   o   = sum_j p_j v_j       per dim, one mma chain over the two 16-key
  *                             halves, each (p_hi v_hi, p_lo v_hi, p_hi v_lo)
  * and chunks merge into (M, L, O) with merge_chunk, as in the CUDA-core
- * kernel. An element of an mma depends only on its own row of the first
- * operand and column of the second, so a pair's result is bitwise the same
+ * kernel (a split launch's records by attention_merge_kernel, below). An
+ * element of an mma depends only on its own row of the first operand and
+ * column of the second, so a pair's result is bitwise the same
  * whichever tile, warp row, launch mode or batch computes it. The hi * lo
  * step of a whole chunk is left out when every staged lo is zero (a bf16
  * pool): it would add exact zeros. */
@@ -28,7 +29,6 @@
 #include "backend/cuda/cuda_mma.h"
 
 #define TC_MAX_DIM 128
-#define TC_MERGE_AHEAD 4
 
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -86,6 +86,9 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     constexpr int D = NT * 8, RS = D + 8, KSTEPS = D / 16, THREADS = WARPS * 32, PAIRS = WARPS / WPM * 16;
     constexpr int SN = 4 / WPM, ON = NT / WPM; /* the warp's key tiles of the scores, dim tiles of the output */
     constexpr int SX = CHUNK + 1;                /* floats per pair in the exchange */
+    /* DIRECT (decode) blocks take a chunk or a few, so code unrolled for speed is mostly fetched,
+     * not run: the steps of d stay a loop there */
+    constexpr int KS_UNROLL = DIRECT ? 1 : KSTEPS;
     static_assert(WPM > 1 && WPM <= 4 && ON >= 2 && ON % 2 == 0, "a warp's share: whole key tiles, dim tile pairs");
     static_assert(CHUNK * (D / 4) % THREADS == 0, "a chunk's staging: the same loads for every thread");
     static_assert(!DIRECT || CHUNK * (D / 8) % THREADS == 0, "direct copies: the same for every thread");
@@ -109,7 +112,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     int pos0 = a.pos[r0], pos_end = pos0 + tile.y - 1;
     block_span span;
     bool work = block_chunks(a, GROUPED, pos0, pos_end, &span);
-    const int lo0 = span.lo0, c_first = span.c_first, c_last = span.c_last, c_begin = span.c_begin,
+    const int lo0 = span.lo0, c_first = span.c_first, c_begin = span.c_begin,
               c_end = span.c_end, gs = span.gs, g_first = span.g_first, g_last = span.g_last;
     bool direct = !a.split || g_first == g_last;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
@@ -190,18 +193,21 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
     }
     lg_cuda_kernel_begin();
     if (!work) return;
-    /* the tile's queries, split; pairs past P are zero */
+    /* the tile's queries, split; pairs past P are zero (16-byte loads when
+     * every row and piece is aligned) */
+    const bool q16 = hd4 && ((uintptr_t)a.q & 15) == 0;
     for (int i = tid; i < PAIRS * (D / 4); i += THREADS) {
         int pr = i / (D / 4), d = (i % (D / 4)) * 4;
-        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if (pr < P) {
-            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
-#pragma unroll
-            for (int e = 0; e < 4; e++) x[e] = d + e < hd ? src[d + e] : 0.0f;
+        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (pr < P && d < hd) {
+            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd + d;
+            if (q16) x = *(const float4 *)src;
+            else x = make_float4(src[0], d + 1 < hd ? src[1] : 0.0f, d + 2 < hd ? src[2] : 0.0f,
+                                 d + 3 < hd ? src[3] : 0.0f);
         }
         uint2 h, l;
         bool unused = false;
-        split4(make_float4(x[0], x[1], x[2], x[3]), &h, &l, &unused);
+        split4(x, &h, &l, &unused);
         *(uint2 *)(q_hi + pr * RS + d) = h;
         *(uint2 *)(q_lo + pr * RS + d) = l;
     }
@@ -263,8 +269,11 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
         *k_lo_any = *v_lo_any = c * CHUNK + CHUNK - 1 >= fresh_from;
         /* step rows in the chunk before too (not a lone row's case): its lo rows are read first */
         if (*k_lo_any && c > c_begin && c * CHUNK - 1 >= fresh_from) __syncthreads();
-#pragma unroll
-        for (int u = 0; u < PER; u++) {
+        /* a chunk wholly in the pool and in the row's range (most of them) has every row copied;
+         * the loop is kept rolled: run once a block, its unrolled code cost more to fetch */
+        bool copied = c * CHUNK >= lo0 && c * CHUNK + CHUNK - 1 < min(pos_end + 1, fresh_from);
+#pragma unroll 1
+        for (int u = 0; u < (copied ? 0 : PER); u++) {
             int i = tid + u * THREADS, j = i / (D / 4), d = (i % (D / 4)) * 4, p = c * CHUNK + j;
             bool in = in_chunk(c, p, d), pooled = in && p < fresh_from;
             uint2 kh = make_uint2(0u, 0u), kl = kh, vh = kh, vl = kh;
@@ -283,7 +292,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
         find_rows(c_begin);
         copy_chunk(c_begin);
     }
-    find_rows(c_begin + 1);
+    if (c_begin < c_end) find_rows(c_begin + 1);
     for (int c = c_begin; c <= c_end; c++) {
         bool k_lo_any = false, v_lo_any = false;
         if (DIRECT) take_direct(c, &k_lo_any, &v_lo_any);
@@ -299,7 +308,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
 #pragma unroll
             for (int t = 0; t < 3; t++) sa[i][t][0] = sa[i][t][1] = sa[i][t][2] = sa[i][t][3] = 0.0f;
         if (active) {
-#pragma unroll
+#pragma unroll KS_UNROLL
             for (int ks = 0; ks < KSTEPS; ks++) {
                 uint32_t ah[4], al[4];
                 const int qoff = (pa + (lane & 15)) * RS + ks * 16 + (lane >> 4) * 8;
@@ -456,44 +465,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                 for (int n = 0; n < GO; n++) Og[n][2 * h] = Og[n][2 * h + 1] = 0.0f;
             }
     }
-    if (!direct) {
-        /* the last block of this (tile, KV head) merges the chunks (groups) in order */
-        if (!last_to_finish(a, kvh, GROUPED ? g_last - g_first + 1 : c_last - c_first + 1) || !active) return;
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            if (prs[h] >= P) continue;
-            /* in chunk (group) order, as the loop mode merges; not grouped, every chunk of the
-             * pair's range has a record */
-            int c_hi = GROUPED ? g_last : pts[h] / CHUNK, slot0 = GROUPED ? g_first : c_first;
-            for (int cb = GROUPED ? g_first : row_lo(pts[h], a.window) / CHUNK; cb <= c_hi; cb += TC_MERGE_AHEAD) {
-                float mm[TC_MERGE_AHEAD], ll[TC_MERGE_AHEAD];
-                float2 ox[TC_MERGE_AHEAD][ON];
-#pragma unroll
-                for (int u = 0; u < TC_MERGE_AHEAD; u++) {
-                    int c = min(cb + u, c_hi);
-                    const float *rec = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots +
-                                                  (c - slot0)) * a.pair_slots + prs[h]) * a.rec;
-                    mm[u] = __ldcg(rec + D), ll[u] = __ldcg(rec + D + 1);
-#pragma unroll
-                    for (int n = 0; n < ON; n++)
-                        ox[u][n] = __ldcg((const float2 *)(rec + (part * ON + n) * 8 + 2 * qd));
-                }
-#pragma unroll
-                for (int u = 0; u < TC_MERGE_AHEAD; u++) {
-                    if (cb + u > c_hi) break;
-                    if (GROUPED && mm[u] == -INFINITY) continue;
-                    float o_w, n_w;
-                    merge_chunk(M[h], L[h], mm[u], ll[u], &o_w, &n_w);
-#pragma unroll
-                    for (int n = 0; n < ON; n++) {
-                        O[n][2 * h] = fmaf(O[n][2 * h], o_w, __fmul_rn(ox[u][n].x, n_w));
-                        O[n][2 * h + 1] = fmaf(O[n][2 * h + 1], o_w, __fmul_rn(ox[u][n].y, n_w));
-                    }
-                }
-            }
-        }
-    }
-    if (!active) return;
+    /* split: attention_merge_kernel, launched after this one, merges the records */
+    if (!direct || !active) return;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         int pr = prs[h];
@@ -507,6 +480,55 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                 if (d < hd) dst[d] = __fdiv_rn(O[n][2 * h + e], L[h]);
             }
     }
+}
+
+/* A split launch's records merged, one block a (tile, KV head, pair) and a
+ * thread a dim: the pair's records in order (grouped: every group's, those
+ * with m = -inf, no key of the pair in them, skipped; not grouped: the
+ * chunks of the pair's range), with merge_chunk and O = fmaf(O, ow, o * nw)
+ * as the loop mode folds them, so the same bits; then O / L. Every thread of
+ * a pair runs its (M, L). (Merged by the split launch's last block, one block
+ * working alone through its chain of loads and code run once, it took ~10 us
+ * of a decode step's ~17 us attention.) */
+#define MERGE_BATCH 16
+
+__global__ void attention_merge_kernel(const chunk_args a, int grouped) {
+    int4 tile = a.tiles[blockIdx.x]; /* uploads: read before the wait */
+    int kvh = blockIdx.y, pr = blockIdx.z, G = a.group, P = tile.y * G, hd = a.head_dim, d = threadIdx.x;
+    int pos0 = a.pos[tile.x], pt = pos0 + pr / G;
+    block_span span;
+    chunk_span(a, grouped, pos0, pos0 + tile.y - 1, &span);
+    int n_rec = grouped ? span.g_last - span.g_first + 1 : span.c_last - span.c_first + 1;
+    int s_lo = grouped ? 0 : row_lo(pt, a.window) / CHUNK - span.c_first;
+    int s_hi = grouped ? n_rec - 1 : pt / CHUNK - span.c_first;
+    lg_cuda_kernel_begin();
+    /* one chunk (group) only: the attention block wrote the outputs itself (direct) */
+    if (n_rec <= 1 || pr >= P || d >= hd) return;
+    const float *rec = a.part + ((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots * a.pair_slots + pr) * a.rec;
+    const size_t slot = (size_t)a.pair_slots * a.rec;
+    float M = -INFINITY, L = 0.0f, O = 0.0f;
+    for (int s0 = s_lo; s0 <= s_hi; s0 += MERGE_BATCH) {
+        float m[MERGE_BATCH], l[MERGE_BATCH], o[MERGE_BATCH];
+#pragma unroll
+        for (int u = 0; u < MERGE_BATCH; u++) {
+            const float *r = rec + (size_t)min(s0 + u, s_hi) * slot;
+            m[u] = __ldcg(r + a.rec - 4), l[u] = __ldcg(r + a.rec - 3), o[u] = __ldcg(r + d);
+        }
+#pragma unroll
+        for (int u = 0; u < MERGE_BATCH; u++) {
+            if (s0 + u > s_hi) break;
+            if (grouped && m[u] == -INFINITY) continue;
+            float ow, nw;
+            merge_chunk(M, L, m[u], l[u], &ow, &nw);
+            O = fmaf(O, ow, __fmul_rn(o[u], nw));
+        }
+    }
+    a.out[((size_t)(tile.x + pr / G) * a.n_heads + kvh * G + pr % G) * hd + d] = __fdiv_rn(O, L);
+}
+
+void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
+    dim3 g(grid.x, grid.y, (unsigned)ca.pair_slots);
+    lg_cuda_launch(k, attention_merge_kernel, g, (ca.head_dim + 31) / 32 * 32, 0, ca, ca.groups > 0 ? 1 : 0);
 }
 
 static int tiles_of(int head_dim) { return head_dim <= 32 ? 4 : head_dim <= 64 ? 8 : 16; }
