@@ -1068,6 +1068,7 @@ static lg_backend_ctx *ctx_with(twin *t, const char *name, const char *value) {
  * ahead, f16, Q8_0; windows; head_dim 160; 16 query heads per KV head); and a
  * row's bits the same split over its groups (few rows) and walked by one
  * block (many rows: LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN=1 makes one row do it),
+ * with 3 groups and with the default ones,
  * over float32 and bf16 pools (CUDA: a bf16 pool's rows copied straight into
  * the tensor-core kernel's stages). */
 static void test_attention_decode_groups(void) {
@@ -1101,22 +1102,31 @@ static void test_attention_decode_groups(void) {
     setenv("LAGUNA_CUDA_ATTN_GROUPS", "3", 1);
     lg_backend_ctx *walk = ctx_with(&t, "LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN", "1");
     unsetenv("LAGUNA_CUDA_ATTN_GROUPS");
+    /* the default groups (one chunk a group here): up to 63 records a row, past the
+     * merge kernel's batches of 16 */
+    lg_backend_ctx *split_default = ctx_with(&t, "LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN", NULL);
+    lg_backend_ctx *walk_default = ctx_with(&t, "LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN", "1");
     lg_backend_ctx *plain = t.c[DEV];
-    for (size_t si = 0; split && walk && si < sizeof shapes / sizeof shapes[0]; si++) {
+    for (size_t si = 0; split && walk && split_default && walk_default && si < sizeof shapes / sizeof shapes[0];
+         si++) {
         invariance_setup u;
         invariance_setup_new(&t, &u, shapes[si]);
         size_t bytes = sizeof(float) * (size_t)u.q_width;
         float *a = malloc(bytes), *b = malloc(bytes);
         int rows[] = {u.sh.n - 1, u.sh.n / 2, 33, 0};
         for (int k = 0; k < 4; k++) {
-            t.c[DEV] = split;
-            invariance_call(&t, &u, rows[k], 1, 0, a);
-            t.c[DEV] = walk;
-            invariance_call(&t, &u, rows[k], 1, 0, b);
-            t.c[DEV] = plain;
-            CHECKF(memcmp(a, b, bytes) == 0,
-                   "heads %d/%d hd %d window %d pool %s: row %d split over groups and walked differ", u.sh.n_heads,
-                   u.sh.n_kv, u.sh.hd, u.sh.window, lg_dtype_name(u.sh.pool), rows[k]);
+            lg_backend_ctx *pairs[2][2] = {{split, walk}, {split_default, walk_default}};
+            for (int p = 0; p < 2; p++) {
+                t.c[DEV] = pairs[p][0];
+                invariance_call(&t, &u, rows[k], 1, 0, a);
+                t.c[DEV] = pairs[p][1];
+                invariance_call(&t, &u, rows[k], 1, 0, b);
+                t.c[DEV] = plain;
+                CHECKF(memcmp(a, b, bytes) == 0,
+                       "heads %d/%d hd %d window %d pool %s: row %d split over %s groups and walked differ",
+                       u.sh.n_heads, u.sh.n_kv, u.sh.hd, u.sh.window, lg_dtype_name(u.sh.pool), rows[k],
+                       p ? "the default" : "3");
+            }
         }
         invariance_setup_free(&t, &u);
         free(a), free(b);
@@ -1124,6 +1134,8 @@ static void test_attention_decode_groups(void) {
     t.c[DEV] = plain;
     if (split) t.be[DEV]->ops->ctx_free(split);
     if (walk) t.be[DEV]->ops->ctx_free(walk);
+    if (split_default) t.be[DEV]->ops->ctx_free(split_default);
+    if (walk_default) t.be[DEV]->ops->ctx_free(walk_default);
     twin_close(&t);
 }
 
