@@ -525,7 +525,8 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
         size_t fit = CK_SCRATCH_BYTES / per_tile;
         per_launch = fit < 1 ? 1 : fit < (size_t)n_tiles ? (int)fit : n_tiles;
         ca.part = (float *)lg_cuda_scratch(k, per_tile * (size_t)per_launch);
-        /* the CUDA-core kernel's last block merges (the tensor-core one's records take a kernel) */
+        /* the CUDA-core kernel's last block merges its records (counters); the tensor-core kernel's are
+         * merged by attention_merge_kernel */
         ca.counters = tensor_cores ? NULL : chunk_counters(k, (size_t)per_launch * a->n_kv_heads);
         if (!ca.part || (!tensor_cores && !ca.counters)) return; /* sync() reports the failed allocation */
     }
