@@ -63,6 +63,13 @@ __device__ __forceinline__ void split4(float4 x, uint2 *hi, uint2 *lo, bool *any
     *any_lo |= (lo->x | lo->y) & 0x7fff7fffu;
 }
 
+/* Where a split launch keeps (tile blockIdx.x, KV head kvh)'s record of chunk
+ * (group) slot `slot` and pair `pair`: a.rec floats, the pair's dims, then
+ * its (m, l) at a.rec - 4. */
+__device__ __forceinline__ float *chunk_record(const chunk_args &a, int kvh, int slot, int pair) {
+    return a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + slot) * a.pair_slots + pair) * a.rec;
+}
+
 /* Grid as the CUDA-core kernel's. NT: 8-dim column tiles of the padded head
  * (head_dim rounded up to NT * 8, zeros past it). WARPS / WPM mma row tiles
  * of 16 pairs a block, WPM warps on each: a warp computes its share of the
@@ -397,8 +404,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
         if (!direct && !GROUPED)
 #pragma unroll
             for (int h = 0; h < 2; h++)
-                rec[h] = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + (c - c_first)) *
-                                       a.pair_slots + prs[h]) * a.rec;
+                rec[h] = chunk_record(a, kvh, c - c_first, prs[h]);
         /* outputs: 16 pairs x this warp's ON dim tiles, two at a time */
 #pragma unroll
         for (int i2 = 0; i2 < ON / 2; i2++) {
@@ -453,8 +459,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
                         O[n][2 * h + 1] = fmaf(O[n][2 * h + 1], o_w, __fmul_rn(Og[n][2 * h + 1], n_w));
                     }
                 } else if (!direct) { /* the group's record (m = -inf: no key of the pair in it) */
-                    float *r = a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + blockIdx.z) *
-                                             a.pair_slots + prs[h]) * a.rec;
+                    float *r = chunk_record(a, kvh, blockIdx.z, prs[h]);
 #pragma unroll
                     for (int n = 0; n < GO; n++)
                         *(float2 *)(r + (part * ON + n) * 8 + 2 * qd) = make_float2(Og[n][2 * h], Og[n][2 * h + 1]);
@@ -492,7 +497,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : 2) attention_mma_
  * of a decode step's ~17 us attention.) */
 #define MERGE_BATCH 16
 
-__global__ void attention_merge_kernel(const chunk_args a, int grouped) {
+__global__ void attention_merge_kernel(const chunk_args a) {
+    const bool grouped = a.groups > 0; /* lone rows: the GROUPED kernel (their pairs <= CK_MAX_GROUP = 16) */
     int4 tile = a.tiles[blockIdx.x]; /* uploads: read before the wait */
     int kvh = blockIdx.y, pr = blockIdx.z, G = a.group, P = tile.y * G, hd = a.head_dim, d = threadIdx.x;
     int pos0 = a.pos[tile.x], pt = pos0 + pr / G;
@@ -504,14 +510,12 @@ __global__ void attention_merge_kernel(const chunk_args a, int grouped) {
     lg_cuda_kernel_begin();
     /* one chunk (group) only: the attention block wrote the outputs itself (direct) */
     if (n_rec <= 1 || pr >= P || d >= hd) return;
-    const float *rec = a.part + ((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots * a.pair_slots + pr) * a.rec;
-    const size_t slot = (size_t)a.pair_slots * a.rec;
     float M = -INFINITY, L = 0.0f, O = 0.0f;
     for (int s0 = s_lo; s0 <= s_hi; s0 += MERGE_BATCH) {
         float m[MERGE_BATCH], l[MERGE_BATCH], o[MERGE_BATCH];
 #pragma unroll
         for (int u = 0; u < MERGE_BATCH; u++) {
-            const float *r = rec + (size_t)min(s0 + u, s_hi) * slot;
+            const float *r = chunk_record(a, kvh, min(s0 + u, s_hi), pr);
             m[u] = __ldcg(r + a.rec - 4), l[u] = __ldcg(r + a.rec - 3), o[u] = __ldcg(r + d);
         }
 #pragma unroll
@@ -528,7 +532,7 @@ __global__ void attention_merge_kernel(const chunk_args a, int grouped) {
 
 void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
     dim3 g(grid.x, grid.y, (unsigned)ca.pair_slots);
-    lg_cuda_launch(k, attention_merge_kernel, g, (ca.head_dim + 31) / 32 * 32, 0, ca, ca.groups > 0 ? 1 : 0);
+    lg_cuda_launch(k, attention_merge_kernel, g, (ca.head_dim + 31) / 32 * 32, 0, ca);
 }
 
 static int tiles_of(int head_dim) { return head_dim <= 32 ? 4 : head_dim <= 64 ? 8 : 16; }
