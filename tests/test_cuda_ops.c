@@ -536,7 +536,8 @@ static void test_matmul_mixed_call(void) {
  * 32- and 128-token blocks cut), K not a multiple of the 32-wide step (264:
  * slices of 2 steps, the last short; 8: one partial step) and long K (2056:
  * 8 slices of 9 steps, the last of 2); the last matrix is large enough
- * (2100 x 1290 tokens) for its dense 128 x 128 blocks. The single-token
+ * (2100 x 1290 tokens) for its dense 128 x 128 blocks; F32 and F16 over 256
+ * tokens and more take the float kernel of several rows a warp. The single-token
  * products read x where the batch keeps that token (row starts stay
  * 16-byte aligned where the batch's are). */
 static void test_matmul_batch_invariant(void) {
@@ -568,6 +569,11 @@ static void test_matmul_batch_invariant(void) {
         {LG_DTYPE_Q6_K, 7, 4352, {17, 0}},
         {LG_DTYPE_Q4_K, 45, 1024, {17, 0}},
         {LG_DTYPE_BF16, 2100, 264, {1290, 0}},
+        /* float matrices over 256 tokens and more: 4 rows a warp
+         * (matmul_float_rows_kernel), rows past a block's 32, a last token
+         * tile of 4 (300) or 1 (257) */
+        {LG_DTYPE_F32, 37, 1000, {300, 0}},
+        {LG_DTYPE_F16, 40, 264, {257, 0}},
     };
     for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {
         int rows = mats[m].rows, cols = mats[m].cols;

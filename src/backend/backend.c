@@ -27,6 +27,14 @@ laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **ou
     return *out ? LAGUNA_OK : lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory starting the %s backend", name ? name : "cpu");
 }
 
+laguna_status lg_backend_check_top_k(const lg_backend *be, int top_k, laguna_error *err) {
+    int most = be->ops->max_experts_per_token;
+    if (most && top_k > most)
+        return lg_fail(err, LAGUNA_ERR_UNSUPPORTED, "num_experts_per_tok is %d; the %s backend takes at most %d", top_k,
+                       be->ops->name, most);
+    return LAGUNA_OK;
+}
+
 void lg_backend_destroy(lg_backend *be) {
     if (be) be->ops->destroy(be);
 }

@@ -141,6 +141,7 @@ typedef struct {
 typedef struct {
     const char *name;
     bool host_memory; /* buffers are host memory the caller may read directly */
+    int max_experts_per_token; /* the most a token may choose (0: no limit) */
 
     void (*destroy)(lg_backend *be);
     /* Buffers hold zeroes until written. Large ones may be reserved lazily
@@ -261,6 +262,9 @@ void lg_backend_argmax_rows_by_parts(lg_backend_ctx *c, int32_t *host_out, const
                                      int n_rows, int n_cols, float *host_scratch);
 
 laguna_status lg_backend_create(const char *name, int n_threads, lg_backend **out, laguna_error *err);
+/* LAGUNA_ERR_UNSUPPORTED when a token's top_k experts are more than be's
+ * kernels take (lg_backend_ops.max_experts_per_token). */
+laguna_status lg_backend_check_top_k(const lg_backend *be, int top_k, laguna_error *err);
 void lg_backend_destroy(lg_backend *be);
 
 lg_backend *lg_cpu_backend_new(int n_threads);

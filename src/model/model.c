@@ -163,6 +163,7 @@ laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, co
     }
     laguna_status st =
         lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
+    if (!st) st = lg_backend_check_top_k(m->backend, cfg->n_experts_per_token, err);
     if (!st) st = check_device_room(m->backend, tensors, source, err);
     if (st) { /* the model does not own them yet */
         lg_config_free(cfg);

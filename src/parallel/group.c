@@ -117,6 +117,8 @@ static void make_backend(void *user, int r) {
     else
         snprintf(name, sizeof name, "cpu");
     g->codes[r] = lg_backend_create(name, g->threads_per_rank, &g->backends[r], &g->errs[r]);
+    if (!g->codes[r])
+        g->codes[r] = lg_backend_check_top_k(g->backends[r], g->full->cfg.n_experts_per_token, &g->errs[r]);
 }
 
 static void make_rank_model(void *user, int r) {

@@ -248,6 +248,79 @@ __global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const
     }
 }
 
+/* Many tokens, a float matrix on the vector path (F32, or F16 / BF16 off the
+ * tensor cores; a GGUF's router is F32): a warp takes FLOAT_ROWS rows x TOKENS
+ * tokens, so each chunk's loads feed FLOAT_ROWS times the multiply-adds of
+ * matmul_kernel's one row. Every output is the same chain as there (a lane's
+ * chunks c = lane, lane + 32, .. in order, each element in order, then
+ * warp_sum), so the same bits; only the loads are shared. */
+#define FLOAT_ROWS 4
+
+template <int DT>
+__device__ __forceinline__ void float_rows_dot(const uint8_t *const *rows, const float *x, int cols, int nt, int lane,
+                                               float (*acc)[TOKENS]) {
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    int chunks = cols / V;
+    for (int c = lane; c < chunks; c += 32) {
+        float wv[FLOAT_ROWS][V];
+#pragma unroll
+        for (int i = 0; i < FLOAT_ROWS; i++) chunk_floats<DT>(__ldg((const uint4 *)rows[i] + c), wv[i]);
+#pragma unroll
+        for (int t = 0; t < TOKENS; t++) {
+            if (t >= nt) break;
+            const float4 *xt = (const float4 *)(x + (size_t)t * cols + (size_t)c * V);
+#pragma unroll
+            for (int j4 = 0; j4 < V / 4; j4++) {
+                float4 xv = xt[j4];
+#pragma unroll
+                for (int i = 0; i < FLOAT_ROWS; i++) {
+                    acc[i][t] = fmaf(wv[i][4 * j4], xv.x, acc[i][t]);
+                    acc[i][t] = fmaf(wv[i][4 * j4 + 1], xv.y, acc[i][t]);
+                    acc[i][t] = fmaf(wv[i][4 * j4 + 2], xv.z, acc[i][t]);
+                    acc[i][t] = fmaf(wv[i][4 * j4 + 3], xv.w, acc[i][t]);
+                }
+            }
+        }
+    }
+}
+
+/* Plain products only; blockIdx.x: WARPS x FLOAT_ROWS rows of an op,
+ * blockIdx.y: token tiles (looping past the grid). */
+__global__ void __launch_bounds__(THREADS) matmul_float_rows_kernel(const __grid_constant__ matmul_set set) {
+    lg_cuda_kernel_begin();
+    int block_x, lane = threadIdx.x & 31;
+    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    int r0 = (block_x * WARPS + (int)(threadIdx.x >> 5)) * FLOAT_ROWS;
+    if (r0 >= a.rows) return;
+    const uint8_t *rows[FLOAT_ROWS]; /* rows past the matrix read its first row; their sums are dropped */
+#pragma unroll
+    for (int i = 0; i < FLOAT_ROWS; i++) rows[i] = a.w + (size_t)(r0 + i < a.rows ? r0 + i : 0) * a.row_bytes;
+    static_assert(FLOAT_ROWS * TOKENS == 32, "a lane stores one output");
+    int mine_row = r0 + lane / TOKENS, mine_tok = lane % TOKENS;
+    for (int t0 = blockIdx.y * TOKENS; t0 < a.n_tokens; t0 += gridDim.y * TOKENS) {
+        int nt = min(TOKENS, a.n_tokens - t0);
+        const float *x = a.x + (size_t)t0 * a.cols;
+        float acc[FLOAT_ROWS][TOKENS];
+#pragma unroll
+        for (int i = 0; i < FLOAT_ROWS; i++)
+#pragma unroll
+            for (int t = 0; t < TOKENS; t++) acc[i][t] = 0.0f;
+        if (a.dtype == LG_DTYPE_F32) float_rows_dot<LG_DTYPE_F32>(rows, x, a.cols, nt, lane, acc);
+        else if (a.dtype == LG_DTYPE_BF16) float_rows_dot<LG_DTYPE_BF16>(rows, x, a.cols, nt, lane, acc);
+        else float_rows_dot<LG_DTYPE_F16>(rows, x, a.cols, nt, lane, acc);
+        float mine = 0.0f;
+#pragma unroll
+        for (int i = 0; i < FLOAT_ROWS; i++)
+#pragma unroll
+            for (int t = 0; t < TOKENS; t++) {
+                float v = warp_sum(acc[i][t]);
+                if (lane == i * TOKENS + t) mine = v;
+            }
+        if (mine_row < a.rows && mine_tok < nt)
+            a.y[(size_t)(t0 + mine_tok) * a.rows + mine_row] = mine + (a.bias ? a.bias[mine_row] : 0.0f);
+    }
+}
+
 /* One token, the rows a warp takes staged in shared memory: the one-token
  * quantised products' fast path (quant_rows_1 stays for matrices it cannot
  * take). Why: quant_rows_1's R x QU unrolled unit dots are ~2k instructions
@@ -453,6 +526,22 @@ static void launch_tokens(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int block
     launch_tok<TOKENS>(k, matmul_kernel<TOKENS>, *s, dim3(s->first_block[s->n], blocks_y, blocks_z));
 }
 
+/* Whether a plain product of several tokens goes to matmul_float_rows_kernel:
+ * a float matrix on the vector path, with tokens enough for its fewer,
+ * fuller warps to fill the GPU (a decode batch keeps matmul_kernel). */
+#define FLOAT_ROWS_MIN_TOKENS 256
+static bool float_rows_path(const matmul_args &a) {
+    return a.vec && !quant_block_path(a) && a.n_tokens >= FLOAT_ROWS_MIN_TOKENS;
+}
+
+static void launch_float_rows(lg_cuda_ctx *k, matmul_set *s, int blocks_y) {
+    s->first_block[0] = 0;
+    for (int i = 0; i < s->n; i++)
+        s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + WARPS * FLOAT_ROWS - 1) / (WARPS * FLOAT_ROWS);
+    if (s->first_block[s->n] > 0 && blocks_y > 0)
+        lg_cuda_launch(k, matmul_float_rows_kernel, dim3(s->first_block[s->n], blocks_y, 1), THREADS, 0, *s);
+}
+
 /* A launch of one token a warp: rows_per_warp rows a warp (1 when 0). */
 static void launch_one_token(lg_cuda_ctx *k, void (*kernel)(matmul_set), matmul_set *s, int max_groups) {
     s->first_block[0] = 0;
@@ -471,8 +560,10 @@ static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
          * holding every token, nearly all its blocks would start only to
          * find no rows) */
         matmul_set part;
-        int most = set_pick_ops(s, false, &part);
+        int most = set_pick_ops_if(s, [](const matmul_args &a) { return !a.offsets && !float_rows_path(a); }, &part);
         if (part.n && most > 0) launch_tokens(k, &part, (most + TOKENS - 1) / TOKENS, 1);
+        most = set_pick_ops_if(s, [](const matmul_args &a) { return !a.offsets && float_rows_path(a); }, &part);
+        if (part.n && most > 0) launch_float_rows(k, &part, (most + TOKENS - 1) / TOKENS);
         most = set_pick_ops(s, true, &part);
         if (part.n && most > 0) launch_tokens(k, &part, set_grouped_tiles(part, most, TOKENS), p->max_groups);
         pending_begin(p);

@@ -6,143 +6,201 @@
  * expert for a grouped product: blockIdx.z) and walks K one 32-wide step
  * at a time through a ring of STAGES shared-memory stages filled by
  * cp.async: the step's BM x 32 bf16 weights and BN x 32 float
- * activations, zero-filled past the rows, the tokens and K. Each warp owns
- * RT 16-row x TT 8-token mma tiles: it reads its weight fragments with one
- * 16-byte load per lane per 8 rows (the k permutation of cuda_mma.h is a
- * lane's 8 consecutive k) and its tokens' activations as two float4 per
- * lane, which it splits into bf16 hi and lo in registers (the split is a
- * few ALU ops; converting once per block in shared memory would cost a
- * second shared-memory pass and a barrier, more than the WARPS_M-fold
- * repetition). After the last step of each slice the slice's sums are
- * added into the totals (which start at -0.0f, so the first addition is
- * exact: -0 + s = s for every s) and the chain restarts from zero.
+ * activations, zero-filled past the rows, the tokens and K.
  *
- * Shared-memory layout, conflict free for the 16-byte loads (a quarter
- * warp, lanes g = 2p, 2p + 1 and q = 0..3, reads together): a stage's
- * weights are BM rows of 64 bytes (rows g and g + 1 fill one 128-byte
- * line); its activations BN tokens of 128 bytes whose 16-byte chunk c sits
- * at c ^ (token & 1) (a lane reads chunks 2q and 2q + 1 of token g).
+ * The tokens are the mma's 16-row operand and the weight rows its 8-column
+ * one (mma_step_tokens): a lane's 16-byte load of a weight row is then its
+ * two operand registers as they are, where the other way round each mma
+ * first needed four register moves to pair rows g and g + 8 (they were ~40%
+ * of the kernel's instructions). The activations are split into bf16 hi
+ * and lo once per block, one step ahead of the mma (split_step), straight
+ * into the fragment order: a lane reads each of its operand quads with one
+ * 16-byte load, and no warp repeats another's split.
+ *
+ * Each warp owns NR 8-row x NT 16-token tiles. After the last step of each
+ * slice the slice's sums are added into the totals (which start at -0.0f,
+ * so the first addition is exact: -0 + s = s for every s) and the chain
+ * restarts from zero.
+ *
+ * Shared-memory layout, conflict free for the 16-byte accesses (a quarter
+ * warp, lanes g = 2p, 2p + 1 and q = 0..3, together): a stage's weights are
+ * BM rows of 64 bytes (rows g and g + 1 fill one 128-byte line); its
+ * activations BN tokens of 128 bytes whose 16-byte chunk c sits at
+ * c ^ (token & 1); a split step is, per 16-token tile, four quads (hi and lo
+ * of the step's first 16 k, then of its second) of 32 lanes x 16 bytes.
  *
  * Two shapes: dense products with enough tiles to fill the GPU take
  * 128 x 128 blocks of 8 warps (64 x 32 each); the rest, and grouped expert
  * products (tens of rows per expert in a prefill), 128 x 32 blocks of 4
  * warps (32 x 32 each), several blocks per SM for memory-level parallelism.
- * A warp skips the mma of tiles with no row or no token, so a block with
+ * A warp skips the mma of its 16-token tiles with no token, so a block with
  * few tokens spends little beyond its weight reads. Grouped blocks loop
  * over an expert's token tiles (the grid covers the typical expert), so
  * the grid is not sized for an expert holding every token. */
+#include <limits.h>
+
 #include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 
-
-template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES> struct gemm_shape {
+template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES> struct gemm_shape {
+    static_assert(STAGES >= 3, "a step is split while the next one lands");
     static constexpr int threads = 32 * WARPS_M * WARPS_N;
-    static constexpr int bm = 16 * RT * WARPS_M, bn = 8 * TT * WARPS_N;
+    static constexpr int bm = 8 * NR * WARPS_M, bn = 16 * NT * WARPS_N;
     static constexpr int w_bytes = bm * 64, x_bytes = bn * 128; /* one stage: W bf16, x float */
-    static constexpr int stage_bytes = w_bytes + x_bytes, smem = STAGES * stage_bytes;
+    static constexpr int stage_bytes = w_bytes + x_bytes;
+    static constexpr int split_bytes = bn * 128; /* one step's x as bf16 hi and lo */
+    static constexpr int smem = STAGES * stage_bytes + 2 * split_bytes;
+    static constexpr int w_loads = bm * 4 / threads, x_loads = bn * 8 / threads, split_units = bn * 4 / threads;
+    static_assert(bm * 4 % threads == 0 && bn * 8 % threads == 0 && bn * 4 % threads == 0, "whole rounds");
+    /* blocks an SM should hold (registers permitting): the narrow shape
+     * lives on several blocks' memory-level parallelism */
+    static constexpr int min_blocks = threads <= 128 ? 4 : 1;
 };
 
-/* Issues the copies of step `step` (k = 32 step ..) into its stage. */
-template <typename S, int STAGES>
-__device__ __forceinline__ void load_stage(uint8_t *smem, const matmul_args &a, const uint8_t *w,
-                                           int r0, const float *x, int nt, int step) {
-    uint8_t *ws = smem + (step % STAGES) * S::stage_bytes, *xs = ws + S::w_bytes;
-    int k = 32 * step;
-    static_assert(S::bm * 4 % S::threads == 0 && S::bn * 8 % S::threads == 0, "whole rounds");
+/* A thread's share of every step's copies, worked out once per token tile:
+ * where each 16-byte chunk starts at step 0 and the k it begins at (a chunk
+ * past the rows or the tokens gets a k no step reaches, so it is zero-filled). */
+template <typename S> struct stage_copies {
+    const uint8_t *w[S::w_loads];
+    const float *x[S::x_loads];
+    int w_k[S::w_loads], x_k[S::x_loads];
+};
+
+template <typename S>
+__device__ __forceinline__ void plan_copies(stage_copies<S> &c, const matmul_args &a, const uint8_t *w, int r0,
+                                            const float *x, int nt) {
 #pragma unroll
-    for (int u = 0; u < S::bm * 4 / S::threads; u++) {
-        int i = threadIdx.x + u * S::threads;
-        int row = i >> 2, c = i & 3, r = r0 + row, kk = k + 8 * c;
-        bool ok = r < a.rows && kk < a.cols;
-        const uint8_t *src = ok ? w + (size_t)r * a.row_bytes + (size_t)kk * 2 : w;
-        cp_async16_n(ws + row * 64 + c * 16, src, ok ? 16 : 0);
+    for (int u = 0; u < S::w_loads; u++) {
+        int i = threadIdx.x + u * S::threads, r = r0 + (i >> 2), k = 8 * (i & 3);
+        bool ok = r < a.rows;
+        c.w[u] = ok ? w + (size_t)r * a.row_bytes + (size_t)k * 2 : w;
+        c.w_k[u] = ok ? k : INT_MAX / 2;
     }
 #pragma unroll
-    for (int u = 0; u < S::bn * 8 / S::threads; u++) {
-        int i = threadIdx.x + u * S::threads;
-        int t = i >> 3, c = i & 7, kk = k + 4 * c;
-        bool ok = t < nt && kk < a.cols;
-        const float *src = ok ? x + (size_t)t * a.cols + kk : x;
-        cp_async16_n(xs + t * 128 + ((c ^ (t & 1)) * 16), src, ok ? 16 : 0);
+    for (int u = 0; u < S::x_loads; u++) {
+        int i = threadIdx.x + u * S::threads, t = i >> 3, k = 4 * (i & 7);
+        bool ok = t < nt;
+        c.x[u] = ok ? x + (size_t)t * a.cols + k : x;
+        c.x_k[u] = ok ? k : INT_MAX / 2;
     }
 }
 
-/* One step of a warp's tiles from a stage: row_tiles x tok_tiles of its
- * RT x TT (the rest have no rows or no tokens). */
-template <typename S, int WARPS_M, int RT, int TT>
-__device__ __forceinline__ void compute_stage(const uint8_t *ws, int warp_row, int warp_tok,
-                                              int row_tiles, int tok_tiles, float (*acc)[TT][4]) {
-    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const float4 *xs = (const float4 *)(ws + S::w_bytes);
-    uint4 wa[RT], wb[RT];
+/* Issues the copies of step `step` (k = 32 step ..) into its stage. */
+template <typename S, int STAGES>
+__device__ __forceinline__ void load_stage(uint8_t *smem, const stage_copies<S> &c, int cols, int step) {
+    uint8_t *ws = smem + (step % STAGES) * S::stage_bytes, *xs = ws + S::w_bytes;
+    int k = 32 * step;
 #pragma unroll
-    for (int i = 0; i < RT; i++) {
-        int row = warp_row + 16 * i + g;
-        wa[i] = *(const uint4 *)(ws + row * 64 + q * 16);
-        wb[i] = *(const uint4 *)(ws + (row + 8) * 64 + q * 16);
+    for (int u = 0; u < S::w_loads; u++) {
+        int i = threadIdx.x + u * S::threads;
+        bool ok = k + c.w_k[u] < cols;
+        cp_async16_n(ws + (i >> 2) * 64 + (i & 3) * 16, ok ? c.w[u] + (size_t)k * 2 : c.w[u], ok ? 16 : 0);
     }
 #pragma unroll
-    for (int j = 0; j < TT; j++) {
-        if (j >= tok_tiles) break;
-        int t = warp_tok + 8 * j + g; /* t & 1 == g & 1 */
-        mma_xfrag f =
-            mma_split(xs[t * 8 + ((2 * q) ^ (g & 1))], xs[t * 8 + ((2 * q + 1) ^ (g & 1))]);
+    for (int u = 0; u < S::x_loads; u++) {
+        int i = threadIdx.x + u * S::threads, t = i >> 3;
+        bool ok = k + c.x_k[u] < cols;
+        cp_async16_n(xs + t * 128 + (((i & 7) ^ (t & 1)) * 16), ok ? c.x[u] + k : c.x[u], ok ? 16 : 0);
+    }
+}
+
+/* Splits one step's activations (its stage's floats) into the mma operand
+ * quads of mma_step_tokens: for 16-token tile j, quad u (0 / 1: hi / lo of
+ * the step's first 16 k, 2 / 3: of its second 16), lane (g, q) finds its four
+ * registers at ((4 j + u) 32 + lane) 16 bytes: tokens g and g + 8 by k pair.
+ * A unit is one lane's k half of one tile: two float4 in, a hi and a lo
+ * quad out. */
+template <typename S> __device__ __forceinline__ void split_step(const uint8_t *xs, uint8_t *split) {
 #pragma unroll
-        for (int i = 0; i < RT; i++) {
-            if (i >= row_tiles) break;
-            mma_step(acc[i][j], wa[i], wb[i], f);
+    for (int v = 0; v < S::split_units; v++) {
+        int i = threadIdx.x + v * S::threads, lane = i & 31, h = (i >> 5) & 1, j = i >> 6;
+        int t = 16 * j + (lane >> 2), c = 2 * (lane & 3) + h, at = (c ^ (t & 1)) * 16; /* t + 8: same parity */
+        float4 xa = *(const float4 *)(xs + t * 128 + at), xb = *(const float4 *)(xs + (t + 8) * 128 + at);
+        uint4 hi, lo;
+        split_pair(xa.x, xa.y, &hi.x, &lo.x);
+        split_pair(xb.x, xb.y, &hi.y, &lo.y);
+        split_pair(xa.z, xa.w, &hi.z, &lo.z);
+        split_pair(xb.z, xb.w, &hi.w, &lo.w);
+        uint4 *q = (uint4 *)split + (4 * j + 2 * h) * 32 + lane;
+        q[0] = hi, q[32] = lo;
+    }
+}
+
+/* One step of a warp's tiles: NR 8-row tiles x its first tok_tiles
+ * 16-token tiles. */
+template <int NR, int NT>
+__device__ __forceinline__ void compute_step(const uint8_t *ws, const uint8_t *split, int warp_row, int warp_tile,
+                                             int tok_tiles, float (*acc)[NT][4]) {
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    uint4 w[NR];
+#pragma unroll
+    for (int i = 0; i < NR; i++) w[i] = *(const uint4 *)(ws + (warp_row + 8 * i + g) * 64 + q * 16);
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        if (j < tok_tiles) {
+            const uint4 *f = (const uint4 *)split + 4 * (warp_tile + j) * 32 + lane;
+            uint4 h0 = f[0], l0 = f[32], h1 = f[64], l1 = f[96];
+#pragma unroll
+            for (int i = 0; i < NR; i++) mma_step_tokens(acc[i][j], w[i], h0, l0, h1, l1);
         }
     }
 }
 
-template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES>
-__global__ void __launch_bounds__(32 * WARPS_M * WARPS_N)
+template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES>
+__global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>::min_blocks)
     gemm_kernel(const __grid_constant__ matmul_set set) {
-    using S = gemm_shape<WARPS_M, WARPS_N, RT, TT, STAGES>;
+    using S = gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>;
     lg_cuda_kernel_begin();
     extern __shared__ __align__(16) uint8_t smem[];
+    uint8_t *split = smem + STAGES * S::stage_bytes;
     int block_x, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
     const uint8_t *w;
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
     int warp = threadIdx.x >> 5, r0 = block_x * S::bm;
-    int warp_row = (warp % WARPS_M) * 16 * RT, warp_tok = (warp / WARPS_M) * 8 * TT;
-    int row_tiles = min(max((a.rows - r0 - warp_row + 15) / 16, 0), RT);
+    int warp_row = (warp % WARPS_M) * 8 * NR, warp_tile = (warp / WARPS_M) * NT;
     int steps = (a.cols + 31) / 32, per_slice, n_slices;
     slicing(a.cols, &per_slice, &n_slices);
     for (int t0 = blockIdx.y * S::bn; t0 < t_count; t0 += gridDim.y * S::bn) {
         int nt = min(S::bn, t_count - t0);
-        int tok_tiles = min(max((nt - warp_tok + 7) / 8, 0), TT);
+        int tok_tiles = min(max((nt - 16 * warp_tile + 15) / 16, 0), NT);
         const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
-        float acc[RT][TT][4], total[RT][TT][4];
+        stage_copies<S> copies;
+        plan_copies<S>(copies, a, w, r0, x, nt);
+        float acc[NR][NT][4], total[NR][NT][4];
 #pragma unroll
-        for (int i = 0; i < RT; i++)
+        for (int i = 0; i < NR; i++)
 #pragma unroll
-            for (int j = 0; j < TT; j++)
+            for (int j = 0; j < NT; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++)
                     acc[i][j][e] = 0.0f, total[i][j][e] = -0.0f;
         __syncthreads(); /* every warp is done with the previous tile's stages */
 #pragma unroll
         for (int s = 0; s < STAGES - 1; s++) {
-            if (s < steps) load_stage<S, STAGES>(smem, a, w, r0, x, nt, s);
+            if (s < steps) load_stage<S, STAGES>(smem, copies, a.cols, s);
             cp_async_commit();
         }
+        cp_async_wait<STAGES - 2>(); /* step 0 */
+        __syncthreads();
+        split_step<S>(smem + S::w_bytes, split);
         int in_slice = 0;
         for (int s = 0; s < steps; s++) {
-            cp_async_wait<STAGES - 2>(); /* step s has landed (this thread's copies) */
-            __syncthreads();             /* everyone's; and step s - 1's stage is free */
-            if (s + STAGES - 1 < steps)
-                load_stage<S, STAGES>(smem, a, w, r0, x, nt, s + STAGES - 1);
+            cp_async_wait<STAGES - 3>(); /* step s + 1 has landed (this thread's copies) */
+            __syncthreads(); /* everyone's; step s's split is written; step s - 1 is done with */
+            if (s + STAGES - 1 < steps) load_stage<S, STAGES>(smem, copies, a.cols, s + STAGES - 1);
             cp_async_commit();
-            compute_stage<S, WARPS_M, RT, TT>(smem + (s % STAGES) * S::stage_bytes, warp_row,
-                                              warp_tok, row_tiles, tok_tiles, acc);
+            if (s + 1 < steps)
+                split_step<S>(smem + ((s + 1) % STAGES) * S::stage_bytes + S::w_bytes,
+                              split + ((s + 1) & 1) * S::split_bytes);
+            compute_step<NR, NT>(smem + (s % STAGES) * S::stage_bytes, split + (s & 1) * S::split_bytes, warp_row,
+                                 warp_tile, tok_tiles, acc);
             if (++in_slice == per_slice || s == steps - 1) {
                 in_slice = 0;
 #pragma unroll
-                for (int i = 0; i < RT; i++)
+                for (int i = 0; i < NR; i++)
 #pragma unroll
-                    for (int j = 0; j < TT; j++)
+                    for (int j = 0; j < NT; j++)
 #pragma unroll
                         for (int e = 0; e < 4; e++)
                             total[i][j][e] += acc[i][j][e], acc[i][j][e] = 0.0f;
@@ -150,28 +208,28 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N)
         }
         float *y = a.y + (size_t)(t_begin + t0) * a.rows;
 #pragma unroll
-        for (int i = 0; i < RT; i++)
+        for (int i = 0; i < NR; i++)
 #pragma unroll
-            for (int j = 0; j < TT; j++)
-                if (i < row_tiles && j < tok_tiles)
-                    mma_store_tile(a, y, r0 + warp_row + 16 * i, warp_tok + 8 * j, nt, total[i][j]);
+            for (int j = 0; j < NT; j++)
+                if (j < tok_tiles)
+                    mma_store_token_tile(a, y, r0 + warp_row + 8 * i, 16 * (warp_tile + j), nt, total[i][j]);
     }
 }
 
 /* Dense: 128 x 128 blocks, 8 warps of 64 x 32. */
-#define DENSE_SHAPE 2, 4, 4, 4, 4
+#define DENSE_SHAPE 2, 4, 8, 2, 4
 /* Few tokens per block (grouped experts, small products): 128 x 32, 4
  * warps of 32 x 32. */
-#define NARROW_SHAPE 4, 1, 2, 4, 4
+#define NARROW_SHAPE 4, 1, 4, 2, 4
 
-template <int WARPS_M, int WARPS_N, int RT, int TT, int STAGES>
+template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES>
 static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks_z) {
-    using S = gemm_shape<WARPS_M, WARPS_N, RT, TT, STAGES>;
+    using S = gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>;
     s->first_block[0] = 0;
     for (int i = 0; i < s->n; i++)
         s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
     if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
-    void (*kernel)(matmul_set) = gemm_kernel<WARPS_M, WARPS_N, RT, TT, STAGES>;
+    void (*kernel)(matmul_set) = gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES>;
     lg_cuda_allow_smem(kernel, S::smem);
     lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads,
                    (size_t)S::smem, *s);

@@ -22,6 +22,11 @@
  * of x, so which other rows and tokens share the tile, and which kernel ran,
  * change nothing.
  *
+ * The tiled GEMM swaps the operands' roles (mma_step_tokens): tokens as the
+ * 16-row operand, weight rows as the 8-column one. An element still sums
+ * the same products in the same slots: the tests hold the two forms to the
+ * same bits (test_cuda_ops, test_matmul_batch_invariant).
+ *
  * The k order inside a 32-wide step is permuted the same way for W and x:
  * lane (g, q) = (lane / 4, lane % 4) holds 8 consecutive k, 8q .. 8q + 7, of
  * rows g and g + 8 and of token g; the fragments use them as k {2q, 2q + 1,
@@ -83,15 +88,29 @@ __device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, const mma
     mma_bf16(c, wa.z, wb.z, wa.w, wb.w, f.l[2], f.l[3]);
 }
 
-/* Stores tile c (rows r0 .. r0 + 15, tokens tok0 .. tok0 + 7 of y, which
- * starts at the tile's first token) as y[token][row] + bias, for rows below
- * a.rows and tokens below nt. */
-__device__ __forceinline__ void mma_store_tile(const matmul_args &a, float *y, int r0, int tok0,
-                                               int nt, const float *c) {
+/* The same step with the roles swapped (the tiled GEMM): 16 tokens as the
+ * first operand, 8 weight rows as the second. w is the lane's 8 weights of
+ * row g, as in mma_step; h0 / l0 (h1 / l1) the hi / lo halves of tokens g and
+ * g + 8 at the lane's first (second) 4 k, by k pair: {token g, token g + 8,
+ * token g, token g + 8}. The same products meet in the same mma slots in the
+ * same order as in mma_step, so an output element gets the same bits. c:
+ * tokens g, g, g + 8, g + 8 by rows 2q, 2q + 1, 2q, 2q + 1. */
+__device__ __forceinline__ void mma_step_tokens(float *c, uint4 w, uint4 h0, uint4 l0, uint4 h1, uint4 l1) {
+    mma_bf16(c, h0.x, h0.y, h0.z, h0.w, w.x, w.y);
+    mma_bf16(c, l0.x, l0.y, l0.z, l0.w, w.x, w.y);
+    mma_bf16(c, h1.x, h1.y, h1.z, h1.w, w.z, w.w);
+    mma_bf16(c, l1.x, l1.y, l1.z, l1.w, w.z, w.w);
+}
+
+/* Stores tile c of mma_step_tokens (tokens tok0 .. tok0 + 15 of y, which
+ * starts at the tile's first token, rows r0 .. r0 + 7) as y[token][row] +
+ * bias, for rows below a.rows and tokens below nt. */
+__device__ __forceinline__ void mma_store_token_tile(const matmul_args &a, float *y, int r0, int tok0, int nt,
+                                                     const float *c) {
     int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        int r = r0 + g + (i >= 2 ? 8 : 0), t = tok0 + 2 * q + (i & 1);
+        int r = r0 + 2 * q + (i & 1), t = tok0 + g + (i >= 2 ? 8 : 0);
         if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = c[i] + (a.bias ? a.bias[r] : 0.0f);
     }
 }

@@ -315,29 +315,38 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     gather_rest(k, g, expert_in);
 }
 
-/* One block per token: its pairs summed in ascending expert order (the
- * order the CPU's grouped loop adds them in; grouped rows ascend with the
- * expert, so sorting a token's pairs by grouped row gives it), then scaled,
- * then the shared expert added. Under expert parallelism only the pairs of
- * this device's experts (grouped rows [offsets[first], offsets[last])) count. */
+/* A block per token and 256 of its elements: the token's pairs summed in
+ * ascending expert order (the order the CPU's grouped loop adds them in;
+ * grouped rows ascend with the expert, so sorting a token's pairs by grouped
+ * row gives it), then scaled, then the shared expert added. Under expert
+ * parallelism only the pairs of this device's experts (grouped rows
+ * [offsets[first], offsets[last])) count. The first warp sorts the pairs
+ * once for the block (a lane's rank: the kept pairs with a lower row; rows
+ * are distinct), not every thread in local memory as before (most of the
+ * kernel's time over a prompt's tokens). */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
                                const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
                                int first, int last) {
+    __shared__ int32_t row[32];
+    __shared__ float wt[32];
+    __shared__ int kept;
     lg_cuda_kernel_begin();
     int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
-    int row[32], lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30, kept = 0;
-    float wt[32];
-    for (int k = 0; k < top_k; k++) {
-        int r = pair_rows[t * top_k + k];
-        if (r >= lo && r < hi) row[kept] = r, wt[kept++] = weights[t * top_k + k];
-    }
-    for (int a = 1; a < kept; a++) /* insertion sort by grouped row, weights along */
-        for (int b = a; b > 0 && row[b] < row[b - 1]; b--) {
-            int r = row[b];
-            float w = wt[b];
-            row[b] = row[b - 1], wt[b] = wt[b - 1];
-            row[b - 1] = r, wt[b - 1] = w;
+    if (threadIdx.x < 32) {
+        int lane = threadIdx.x, lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30;
+        int32_t r = 0;
+        float w = 0.0f;
+        if (lane < top_k) r = pair_rows[t * top_k + lane], w = weights[t * top_k + lane];
+        uint32_t in = __ballot_sync(0xffffffffu, lane < top_k && r >= lo && r < hi);
+        int rank = 0;
+        for (int j = 0; j < top_k; j++) {
+            int32_t rj = __shfl_sync(0xffffffffu, r, j);
+            rank += (int)((in >> j) & 1u) & (rj < r);
         }
+        if ((in >> lane) & 1u) row[rank] = r, wt[rank] = w;
+        if (lane == 0) kept = __popc(in);
+    }
+    __syncthreads();
     if (i >= hidden) return;
     float acc = 0;
     for (int k = 0; k < kept; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
