@@ -1524,14 +1524,15 @@ static bool plan_valid(const lg_moe_plan *p, int E, size_t pairs) {
  * is its own: offsets exactly the reference's, each expert's set of pairs
  * the reference's, pair_rows the inverse of rows, and each gathered row
  * bitwise its token's row. top_k 1..8, experts with no rows, every token on
- * one expert. */
+ * one expert; past 1024 pairs the rows are gathered by their own kernel
+ * (16-byte copies when hidden is a multiple of 4: the last case). */
 static void test_moe_group(void) {
     twin t;
     if (!twin_open(&t)) return;
     int cases[][5] = {{1, 1, 4, 4, 7},   {7, 2, 8, 5, 33},     {300, 4, 16, 11, 9},
                       {5, 3, 3, 3, 1},   {300, 8, 64, 64, 37}, {9, 8, 8, 8, 5},
                       {17, 5, 40, 7, 3}, {64, 6, 128, 20, 16}, {300, 1, 2, 1, 4099},
-                      {65, 7, 9, 9, 24}}; /* n, K, E, used, hidden */
+                      {65, 7, 9, 9, 24},   {200, 8, 32, 30, 64}}; /* n, K, E, used, hidden */
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci][0], K = cases[ci][1], E = cases[ci][2], hidden = cases[ci][4];
         int32_t *ids = op_random_ids(n, K, cases[ci][3]);

@@ -21,6 +21,11 @@ __device__ __forceinline__ void cp_async16_n(void *dst, const void *src, int src
                  : "memory");
 }
 
+/* cp_async16_n to a shared address (smem_addr) worked out beforehand. */
+__device__ __forceinline__ void cp_async16_n_shared(uint32_t dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
 /* 8 bytes (src 8-byte aligned), through L1. */
 __device__ __forceinline__ void cp_async8(void *dst, const void *src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");

@@ -52,55 +52,54 @@ template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES> struct gemm_shap
     static constexpr int smem = STAGES * stage_bytes + 2 * split_bytes;
     static constexpr int w_loads = bm * 4 / threads, x_loads = bn * 8 / threads, split_units = bn * 4 / threads;
     static_assert(bm * 4 % threads == 0 && bn * 8 % threads == 0 && bn * 4 % threads == 0, "whole rounds");
-    /* blocks an SM should hold (registers permitting): the narrow shape
-     * lives on several blocks' memory-level parallelism */
-    static constexpr int min_blocks = threads <= 128 ? 4 : 1;
+    /* blocks an SM should hold: the shapes of 8 tiles a warp (64 sums and
+     * 64 totals) fit 128 registers and live on several blocks' memory-level
+     * parallelism; the dense shape's 16 tiles take twice the registers */
+    static constexpr int min_blocks = NR * NT <= 8 ? 512 / threads : 1;
 };
 
-/* A thread's share of every step's copies, worked out once per token tile:
- * where each 16-byte chunk starts at step 0 and the k it begins at (a chunk
- * past the rows or the tokens gets a k no step reaches, so it is zero-filled). */
+/* A thread's share of every step's copies, worked out once per token tile
+ * (the loop then only advances pointers): where each 16-byte chunk comes
+ * from at the next step to issue, where it lands in stage 0 (a shared
+ * address) and the k it starts at within a step (a chunk past the rows or
+ * the tokens gets a k no step reaches: zero-filled, nothing read). Weight
+ * chunks first, then activation chunks. */
 template <typename S> struct stage_copies {
-    const uint8_t *w[S::w_loads];
-    const float *x[S::x_loads];
-    int w_k[S::w_loads], x_k[S::x_loads];
+    static constexpr int n = S::w_loads + S::x_loads;
+    const uint8_t *src[n];
+    uint32_t dst[n];
+    int k0[n];
 };
 
 template <typename S>
-__device__ __forceinline__ void plan_copies(stage_copies<S> &c, const matmul_args &a, const uint8_t *w, int r0,
-                                            const float *x, int nt) {
+__device__ __forceinline__ void plan_copies(stage_copies<S> &c, uint32_t stage0, const matmul_args &a,
+                                            const uint8_t *w, int r0, const float *x, int nt) {
 #pragma unroll
     for (int u = 0; u < S::w_loads; u++) {
         int i = threadIdx.x + u * S::threads, r = r0 + (i >> 2), k = 8 * (i & 3);
         bool ok = r < a.rows;
-        c.w[u] = ok ? w + (size_t)r * a.row_bytes + (size_t)k * 2 : w;
-        c.w_k[u] = ok ? k : INT_MAX / 2;
+        c.src[u] = ok ? w + (size_t)r * a.row_bytes + (size_t)k * 2 : w;
+        c.dst[u] = stage0 + (i >> 2) * 64 + (i & 3) * 16;
+        c.k0[u] = ok ? k : INT_MAX / 2;
     }
 #pragma unroll
     for (int u = 0; u < S::x_loads; u++) {
         int i = threadIdx.x + u * S::threads, t = i >> 3, k = 4 * (i & 7);
         bool ok = t < nt;
-        c.x[u] = ok ? x + (size_t)t * a.cols + k : x;
-        c.x_k[u] = ok ? k : INT_MAX / 2;
+        c.src[S::w_loads + u] = (const uint8_t *)(ok ? x + (size_t)t * a.cols + k : x);
+        c.dst[S::w_loads + u] = stage0 + S::w_bytes + t * 128 + (((i & 7) ^ (t & 1)) * 16);
+        c.k0[S::w_loads + u] = ok ? k : INT_MAX / 2;
     }
 }
 
-/* Issues the copies of step `step` (k = 32 step ..) into its stage. */
-template <typename S, int STAGES>
-__device__ __forceinline__ void load_stage(uint8_t *smem, const stage_copies<S> &c, int cols, int step) {
-    uint8_t *ws = smem + (step % STAGES) * S::stage_bytes, *xs = ws + S::w_bytes;
-    int k = 32 * step;
+/* Issues the copies of the step at k (32 wide) into the stage at byte
+ * offset slot, and moves the sources on to the next step. */
+template <typename S>
+__device__ __forceinline__ void load_stage(stage_copies<S> &c, uint32_t slot, int k, int cols) {
 #pragma unroll
-    for (int u = 0; u < S::w_loads; u++) {
-        int i = threadIdx.x + u * S::threads;
-        bool ok = k + c.w_k[u] < cols;
-        cp_async16_n(ws + (i >> 2) * 64 + (i & 3) * 16, ok ? c.w[u] + (size_t)k * 2 : c.w[u], ok ? 16 : 0);
-    }
-#pragma unroll
-    for (int u = 0; u < S::x_loads; u++) {
-        int i = threadIdx.x + u * S::threads, t = i >> 3;
-        bool ok = k + c.x_k[u] < cols;
-        cp_async16_n(xs + t * 128 + (((i & 7) ^ (t & 1)) * 16), ok ? c.x[u] + k : c.x[u], ok ? 16 : 0);
+    for (int u = 0; u < stage_copies<S>::n; u++) {
+        cp_async16_n_shared(c.dst[u] + slot, c.src[u], k + c.k0[u] < cols ? 16 : 0);
+        c.src[u] += u < S::w_loads ? 64 : 128; /* 32 bf16 or 32 floats */
     }
 }
 
@@ -108,21 +107,35 @@ __device__ __forceinline__ void load_stage(uint8_t *smem, const stage_copies<S> 
  * quads of mma_step_tokens: for 16-token tile j, quad u (0 / 1: hi / lo of
  * the step's first 16 k, 2 / 3: of its second 16), lane (g, q) finds its four
  * registers at ((4 j + u) 32 + lane) 16 bytes: tokens g and g + 8 by k pair.
- * A unit is one lane's k half of one tile: two float4 in, a hi and a lo
- * quad out. */
-template <typename S> __device__ __forceinline__ void split_step(const uint8_t *xs, uint8_t *split) {
+ * A unit is one lane's k half of one tile: two float4 in (token t at byte
+ * rd of the stage's activations, token t + 8 1 KiB on), a hi and a lo quad
+ * out (at byte wr of the split step and 512 on). */
+struct split_unit {
+    uint32_t rd, wr;
+};
+
+template <typename S> __device__ __forceinline__ void plan_split(split_unit *units) {
 #pragma unroll
     for (int v = 0; v < S::split_units; v++) {
         int i = threadIdx.x + v * S::threads, lane = i & 31, h = (i >> 5) & 1, j = i >> 6;
-        int t = 16 * j + (lane >> 2), c = 2 * (lane & 3) + h, at = (c ^ (t & 1)) * 16; /* t + 8: same parity */
-        float4 xa = *(const float4 *)(xs + t * 128 + at), xb = *(const float4 *)(xs + (t + 8) * 128 + at);
+        int t = 16 * j + (lane >> 2), c = 2 * (lane & 3) + h; /* t + 8: the same parity */
+        units[v].rd = t * 128 + (c ^ (t & 1)) * 16;
+        units[v].wr = ((4 * j + 2 * h) * 32 + lane) * 16;
+    }
+}
+
+template <typename S>
+__device__ __forceinline__ void split_step(const split_unit *units, const uint8_t *xs, uint8_t *split) {
+#pragma unroll
+    for (int v = 0; v < S::split_units; v++) {
+        float4 xa = *(const float4 *)(xs + units[v].rd), xb = *(const float4 *)(xs + units[v].rd + 1024);
         uint4 hi, lo;
         split_pair(xa.x, xa.y, &hi.x, &lo.x);
         split_pair(xb.x, xb.y, &hi.y, &lo.y);
         split_pair(xa.z, xa.w, &hi.z, &lo.z);
         split_pair(xb.z, xb.w, &hi.w, &lo.w);
-        uint4 *q = (uint4 *)split + (4 * j + 2 * h) * 32 + lane;
-        q[0] = hi, q[32] = lo;
+        *(uint4 *)(split + units[v].wr) = hi;
+        *(uint4 *)(split + units[v].wr + 512) = lo;
     }
 }
 
@@ -161,12 +174,14 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
     int warp_row = (warp % WARPS_M) * 8 * NR, warp_tile = (warp / WARPS_M) * NT;
     int steps = (a.cols + 31) / 32, per_slice, n_slices;
     slicing(a.cols, &per_slice, &n_slices);
+    split_unit units[S::split_units];
+    plan_split<S>(units);
     for (int t0 = blockIdx.y * S::bn; t0 < t_count; t0 += gridDim.y * S::bn) {
         int nt = min(S::bn, t_count - t0);
         int tok_tiles = min(max((nt - 16 * warp_tile + 15) / 16, 0), NT);
         const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
         stage_copies<S> copies;
-        plan_copies<S>(copies, a, w, r0, x, nt);
+        plan_copies<S>(copies, smem_addr(smem), a, w, r0, x, nt);
         float acc[NR][NT][4], total[NR][NT][4];
 #pragma unroll
         for (int i = 0; i < NR; i++)
@@ -176,25 +191,29 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
                 for (int e = 0; e < 4; e++)
                     acc[i][j][e] = 0.0f, total[i][j][e] = -0.0f;
         __syncthreads(); /* every warp is done with the previous tile's stages */
+        /* stage slots as byte offsets: step s's, the next split's, the next load's */
+        uint32_t slot = 0, split_slot = S::stage_bytes, load_slot = 0;
 #pragma unroll
         for (int s = 0; s < STAGES - 1; s++) {
-            if (s < steps) load_stage<S, STAGES>(smem, copies, a.cols, s);
+            if (s < steps) load_stage<S>(copies, load_slot, 32 * s, a.cols);
             cp_async_commit();
+            load_slot += S::stage_bytes;
         }
         cp_async_wait<STAGES - 2>(); /* step 0 */
         __syncthreads();
-        split_step<S>(smem + S::w_bytes, split);
+        split_step<S>(units, smem + S::w_bytes, split);
         int in_slice = 0;
         for (int s = 0; s < steps; s++) {
             cp_async_wait<STAGES - 3>(); /* step s + 1 has landed (this thread's copies) */
             __syncthreads(); /* everyone's; step s's split is written; step s - 1 is done with */
-            if (s + STAGES - 1 < steps) load_stage<S, STAGES>(smem, copies, a.cols, s + STAGES - 1);
+            if (s + STAGES - 1 < steps) load_stage<S>(copies, load_slot, 32 * (s + STAGES - 1), a.cols);
             cp_async_commit();
+            load_slot = load_slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : load_slot + S::stage_bytes;
             if (s + 1 < steps)
-                split_step<S>(smem + ((s + 1) % STAGES) * S::stage_bytes + S::w_bytes,
-                              split + ((s + 1) & 1) * S::split_bytes);
-            compute_step<NR, NT>(smem + (s % STAGES) * S::stage_bytes, split + (s & 1) * S::split_bytes, warp_row,
-                                 warp_tile, tok_tiles, acc);
+                split_step<S>(units, smem + split_slot + S::w_bytes, split + ((s + 1) & 1) * S::split_bytes);
+            split_slot = split_slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : split_slot + S::stage_bytes;
+            compute_step<NR, NT>(smem + slot, split + (s & 1) * S::split_bytes, warp_row, warp_tile, tok_tiles, acc);
+            slot = slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : slot + S::stage_bytes;
             if (++in_slice == per_slice || s == steps - 1) {
                 in_slice = 0;
 #pragma unroll
