@@ -838,8 +838,9 @@ static void test_attention_shapes(void) {
 /* Contexts past 256 positions (many chunks of 32 positions: 282 at 9000,
  * merged by the last block), windows of XS.2's 512 over longer contexts
  * with a window edge inside a page, the Q8_0 cache (head_dim a multiple of
- * its block), head_dim 160 (two groups of 128 dims per lane), and 17 query
- * heads per KV head (> 16: the one-pass kernel). */
+ * its block), head_dim 160 (two groups of 128 dims per lane), head_dim 96
+ * and 128 (prompt tiles of 128 pairs on tensor cores), and 17 query heads per
+ * KV head (> 16: the one-pass kernel). */
 static void test_attention_long_and_unsplit(void) {
     twin t;
     if (!twin_open(&t)) return;
@@ -894,6 +895,9 @@ static void test_attention_tiles(void) {
             {16, 1, 32, 16, 0, c, 2, {33, 7}, {21, 2}},       /* group 16: 4-row tiles */
             {6, 6, 32, 5, 9, c, 2, {100, 0}, {130, 3}},       /* group 1: 64-row tiles */
             {4, 2, 160, 5, 0, c, 1, {40}, {45}},              /* head_dim 160 */
+            /* head_dim 65-128 on tensor cores: prompt tiles of up to 128 pairs (16 warps) */
+            {16, 2, 128, 16, 0, c, 1, {20}, {150}},           /* group 8: 16-row tiles */
+            {12, 4, 96, 5, 37, c, 2, {0, 61}, {200, 1}},      /* group 3: 42-row tiles, sliding */
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             attention_case_laid(&t, &cases[i], true);

@@ -577,12 +577,16 @@ static bool lone_rows(const lg_attention_args *a, bool *lone) {
 }
 
 /* Tiles: runs of step rows of one sequence (same page table and fresh rows)
- * at consecutive positions, CK_MAX_PAIRS / group rows at most. Page tables
+ * at consecutive positions, CK_MAX_PAIRS (MMA_MAX_PAIRS) / group rows at most. Page tables
  * go up once per run of tiles with the same table. Single-row tiles (decode
  * rows) and longer ones launch apart, each as loop or split by its count. */
 static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
                               const lg_attention_args *a) {
-    int n = a->n_rows, G = a->n_heads / a->n_kv_heads, max_rows = CK_MAX_PAIRS / G;
+    int n = a->n_rows, G = a->n_heads / a->n_kv_heads;
+    /* prompt tiles on tensor cores with 16 dim tiles take 128 pairs (16 warps): a
+     * chunk's keys and values are staged and split once for twice the pairs */
+    int max_pairs = a->head_dim > 64 && lg_cuda_attention_mma_takes(a->head_dim, false) ? MMA_MAX_PAIRS : CK_MAX_PAIRS;
+    int max_rows = max_pairs / G;
     int4 *tiles = (int4 *)malloc(sizeof(int4) * (size_t)n * 2);
     int32_t *need = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     bool *lone = (bool *)malloc(sizeof(bool) * (size_t)n);

@@ -9,6 +9,7 @@
 
 #define CHUNK 32 /* keys per chunk */
 #define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
+#define MMA_MAX_PAIRS 128 /* of a prompt tile on tensor cores with head_dim > 64 */
 
 struct chunk_args {
     const uint8_t *pool;
