@@ -5,7 +5,7 @@
 # 'matmul_kernel<\(int\)1>') after SKIP launches of it, in a short XS.2-shaped
 # bench (BENCH: its arguments). Prints the stall reasons summed, the code size
 # and how much of it ran, the runs of executed code and the hottest instructions;
-# the whole listing stays in $OUT/sass.csv. Needs a built build/laguna.
+# the executed mix by opcode; the whole listing stays in $OUT/sass.csv. Needs a built build/laguna.
 # Usage: KERNEL='attention_mma' SKIP=9 [BENCH="--type q4_k_m --layers 4 ..."] bash tools/device/ncu_sass.sh
 set -uo pipefail
 KERNEL=${KERNEL:?KERNEL: a regex of the demangled kernel name} SKIP=${SKIP:-9}
@@ -31,6 +31,11 @@ per = collections.Counter({s: sum(num(r[col[s]]) for r in rows) for s in stalls}
 print("samples %d; by reason: %s" % (total, ", ".join("%s %.0f%%" % (k[6:], 100 * v / max(total, 1)) for k, v in per.most_common(6))))
 ran = [r for r in rows if num(r[X]) > 0]
 print("code %d instructions, %d of them executed" % (len(rows), len(ran)))
+ops, n_exec = collections.Counter(), sum(num(r[X]) for r in rows)
+for r in rows:
+    w = r[col["Source"]].split()
+    if w: ops[(w[1] if w[0].startswith("@") and len(w) > 1 else w[0]).split(".")[0]] += num(r[X])
+print("executed by opcode: " + ", ".join("%s %.1f%%" % (o, 100 * k / max(n_exec, 1)) for o, k in ops.most_common(12)))
 rows.sort(key=lambda r: int(r[col["Address"]], 16))
 base, runs, cur = int(rows[0][col["Address"]], 16), [], None
 for r in rows:
