@@ -1299,7 +1299,25 @@ static void test_fixtures_on_reference_backend(void) {
     }
 }
 
+/* A backend whose kernels take at most max_experts_per_token choices a
+ * token refuses a config past it with an error that names the key; 0 means
+ * no limit (the CPU backend). */
+static void test_backend_top_k_limit(void) {
+    lg_backend_ops ops = {.name = "limited", .max_experts_per_token = 32};
+    lg_backend limited = {.ops = &ops, .n_threads = 1};
+    laguna_error err = {0};
+    CHECK(lg_backend_check_top_k(&limited, 32, &err) == LAGUNA_OK);
+    CHECK(lg_backend_check_top_k(&limited, 33, &err) == LAGUNA_ERR_UNSUPPORTED);
+    CHECKF(strstr(err.message, "num_experts_per_tok is 33") && strstr(err.message, "limited") &&
+               strstr(err.message, "at most 32"),
+           "message: %s", err.message);
+    lg_backend *cpu = lg_cpu_backend_new(1);
+    CHECK(cpu && lg_backend_check_top_k(cpu, 1000, &err) == LAGUNA_OK);
+    lg_backend_destroy(cpu);
+}
+
 int main(void) {
+    RUN(test_backend_top_k_limit);
     RUN(test_embed);
     RUN(test_rmsnorm);
     RUN(test_rope);
