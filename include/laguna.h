@@ -137,7 +137,8 @@ typedef struct laguna_context laguna_context;
 typedef struct {
     int n_seq_max;     /* sequences held at once; 0 = 1 */
     int n_ctx;         /* most positions of one sequence; 0 = max_position_embeddings */
-    int n_batch;       /* most rows computed in one forward step; 0 = 2048 on a GPU, 512 on the CPU */
+    int n_batch;       /* most rows computed in one forward step; 0 = on a GPU 4096 (16 GiB free after
+                          the weights) or 2048, on the CPU 512 */
     laguna_kv_type kv_type;
     int n_rollback;    /* positions laguna_seq_truncate may take back beyond the window (see there) */
     size_t kv_bytes;   /* size of the KV pool; 0 = enough for n_seq_max sequences of n_ctx positions
@@ -222,7 +223,8 @@ typedef struct laguna_session laguna_session;
 
 typedef struct {
     int n_ctx;     /* maximum positions this session may hold; 0 = max_position_embeddings */
-    int n_batch;   /* most tokens computed in one step while prefilling; 0 = 2048 on a GPU, 512 on the CPU */
+    int n_batch;   /* most tokens computed in one step while prefilling; 0 = the context's default (4096 or
+                      2048 on a GPU, 512 on the CPU) */
     laguna_kv_type kv_type;
     int n_rollback; /* positions laguna_session_truncate may take back beyond
                        what the cache keeps anyway: sliding layers keep this
