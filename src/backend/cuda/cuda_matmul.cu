@@ -56,6 +56,16 @@ __device__ __forceinline__ void chunk_floats(uint4 raw, float *out) {
 
 #define UNROLL 8 /* 16-byte weight loads a lane has in flight */
 
+/* acc + w[0..3] . x, one fmaf at a time in element order: the chain every
+ * float product of a token and a row keeps (matmul_kernel and
+ * matmul_float_rows_kernel give the same bits through it). */
+__device__ __forceinline__ float fma4(const float *w, float4 x, float acc) {
+    acc = fmaf(w[0], x.x, acc);
+    acc = fmaf(w[1], x.y, acc);
+    acc = fmaf(w[2], x.z, acc);
+    return fmaf(w[3], x.w, acc);
+}
+
 /* acc[t] += chunk c of the row . the same elements of token t's x, element
  * by element in order (x rows are 16-byte aligned: see vector_width). */
 template <int DT, int TOK>
@@ -68,13 +78,7 @@ __device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, i
         if (t >= nt) break;
         const float4 *xt = (const float4 *)(x + (size_t)t * cols + (size_t)c * V);
 #pragma unroll
-        for (int j4 = 0; j4 < V / 4; j4++) {
-            float4 xv = xt[j4];
-            acc[t] = fmaf(wv[4 * j4], xv.x, acc[t]);
-            acc[t] = fmaf(wv[4 * j4 + 1], xv.y, acc[t]);
-            acc[t] = fmaf(wv[4 * j4 + 2], xv.z, acc[t]);
-            acc[t] = fmaf(wv[4 * j4 + 3], xv.w, acc[t]);
-        }
+        for (int j4 = 0; j4 < V / 4; j4++) acc[t] = fma4(wv + 4 * j4, xt[j4], acc[t]);
     }
 }
 
@@ -273,12 +277,7 @@ __device__ __forceinline__ void float_rows_dot(const uint8_t *const *rows, const
             for (int j4 = 0; j4 < V / 4; j4++) {
                 float4 xv = xt[j4];
 #pragma unroll
-                for (int i = 0; i < FLOAT_ROWS; i++) {
-                    acc[i][t] = fmaf(wv[i][4 * j4], xv.x, acc[i][t]);
-                    acc[i][t] = fmaf(wv[i][4 * j4 + 1], xv.y, acc[i][t]);
-                    acc[i][t] = fmaf(wv[i][4 * j4 + 2], xv.z, acc[i][t]);
-                    acc[i][t] = fmaf(wv[i][4 * j4 + 3], xv.w, acc[i][t]);
-                }
+                for (int i = 0; i < FLOAT_ROWS; i++) acc[i][t] = fma4(wv[i] + 4 * j4, xv, acc[i][t]);
             }
         }
     }
