@@ -583,9 +583,8 @@ static bool lone_rows(const lg_attention_args *a, bool *lone) {
 static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
                               const lg_attention_args *a) {
     int n = a->n_rows, G = a->n_heads / a->n_kv_heads;
-    /* prompt tiles on tensor cores with 16 dim tiles take 128 pairs (16 warps): a
-     * chunk's keys and values are staged and split once for twice the pairs */
-    int max_pairs = a->head_dim > 64 && lg_cuda_attention_mma_takes(a->head_dim, false) ? MMA_MAX_PAIRS : CK_MAX_PAIRS;
+    int max_pairs = lg_cuda_attention_mma_takes(a->head_dim, false) ? lg_cuda_attention_mma_max_pairs(a->head_dim)
+                                                                     : CK_MAX_PAIRS;
     int max_rows = max_pairs / G;
     int4 *tiles = (int4 *)malloc(sizeof(int4) * (size_t)n * 2);
     int32_t *need = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);

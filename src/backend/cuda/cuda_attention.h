@@ -9,7 +9,7 @@
 
 #define CHUNK 32 /* keys per chunk */
 #define CK_MAX_PAIRS 64 /* (row, query head) pairs of a tile */
-#define MMA_MAX_PAIRS 128 /* of a prompt tile on tensor cores with head_dim > 64 */
+#define MMA_MAX_PAIRS 128 /* of a prompt tile on tensor cores, 16 dim tiles (lg_cuda_attention_mma_max_pairs) */
 
 struct chunk_args {
     const uint8_t *pool;
@@ -197,6 +197,9 @@ __device__ __forceinline__ bool last_to_finish(const chunk_args &a, int kvh, int
  * tiles of at most `pairs` pairs (ca.groups set: lone rows, merged in groups). */
 bool lg_cuda_attention_mma_takes(int head_dim, bool lone_rows);
 int lg_cuda_attention_mma_rec(int head_dim);
+/* Most pairs of a prompt tile on tensor cores: MMA_MAX_PAIRS where the head
+ * takes 16 dim tiles (16 warps a block), else CK_MAX_PAIRS. */
+int lg_cuda_attention_mma_max_pairs(int head_dim);
 void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs);
 /* After a split launch of it over grid: its records merged into the outputs. */
 void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca);

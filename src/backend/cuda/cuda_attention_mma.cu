@@ -547,6 +547,10 @@ bool lg_cuda_attention_mma_takes(int head_dim, bool lone_rows) {
 
 int lg_cuda_attention_mma_rec(int head_dim) { return tiles_of(head_dim) * 8 + 4; }
 
+/* A chunk's keys and values are staged and split once a block: twice the
+ * pairs a block, half that work a pair. */
+int lg_cuda_attention_mma_max_pairs(int head_dim) { return tiles_of(head_dim) == 16 ? MMA_MAX_PAIRS : CK_MAX_PAIRS; }
+
 /* Tiles of one row (decode: at most 16 pairs) take 4 warps on one row tile
  * (2 on each of two for the smallest heads); longer tiles 8 warps, 2 on each
  * of 4 row tiles, or with 16 dim tiles and over 64 pairs (MMA_MAX_PAIRS) 16
@@ -575,8 +579,8 @@ static void launch_nt(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs
     if (pairs <= 16 && direct_staging(ca, NT * 8)) launch_shape<NT, 4, WPM, true, true>(k, grid, ca);
     else if (pairs <= 16 && ca.groups) launch_shape<NT, 4, WPM, true, false>(k, grid, ca);
     else if (pairs <= 16) launch_shape<NT, 4, WPM, false, false>(k, grid, ca);
-    else if constexpr (NT == 16) {
-        if (pairs > 64) launch_shape<NT, 16, 2, false, false>(k, grid, ca);
+    else if constexpr (NT == 16) { /* over CK_MAX_PAIRS: lg_cuda_attention_mma_max_pairs */
+        if (pairs > CK_MAX_PAIRS) launch_shape<NT, 16, 2, false, false>(k, grid, ca);
         else launch_shape<NT, 8, 2, false, false>(k, grid, ca);
     } else
         launch_shape<NT, 8, 2, false, false>(k, grid, ca);
