@@ -26,15 +26,17 @@ int lg_kv_dtype(laguna_kv_type kv) {
     return kv != LAGUNA_KV_AUTO && (unsigned)kv <= LAGUNA_KV_Q8_0 ? (int)dtypes[kv] : -1;
 }
 
-static bool model_on_gpu(const laguna_model *model) {
+/* The device backend the model (its first rank) runs on, or NULL on the CPU. */
+static lg_backend *gpu_backend(const laguna_model *model) {
     if (model && model->group) model = lg_group_rank(model->group, 0);
-    return model && model->backend && !model->backend->ops->host_memory;
+    return model && model->backend && !model->backend->ops->host_memory ? model->backend : NULL;
 }
 
+static bool model_on_gpu(const laguna_model *model) { return gpu_backend(model) != NULL; }
+
 static int default_batch(const laguna_model *model) {
-    if (!model_on_gpu(model)) return DEFAULT_BATCH;
-    if (model->group) model = lg_group_rank(model->group, 0);
-    lg_backend *be = model->backend;
+    lg_backend *be = gpu_backend(model);
+    if (!be) return DEFAULT_BATCH;
     bool roomy = be->ops->memory_free && be->ops->memory_free(be) >= ROOMY_FREE_BYTES;
     return roomy ? DEFAULT_BATCH_GPU_ROOMY : DEFAULT_BATCH_GPU;
 }

@@ -229,7 +229,7 @@ static lg_backend_ops make_ops(void) {
     lg_backend_ops o;
     memset(&o, 0, sizeof o);
     o.name = "cuda";
-    o.max_experts_per_token = 32; /* the router and combine kernels keep a token's choices a warp's lanes */
+    o.max_experts_per_token = LG_CUDA_MAX_TOP_K;
     o.host_memory = false;
     o.destroy = cuda_destroy;
     o.alloc = cuda_alloc;

@@ -202,6 +202,10 @@ __device__ __forceinline__ float lg_load(int dtype, const uint8_t *row, int64_t 
 /* Weight dtypes the kernels read: every dtype the model loader takes. */
 static inline bool lg_cuda_weight_dtype_ok(lg_dtype d) { return d != LG_DTYPE_I32 && d < LG_DTYPE_COUNT; }
 
+/* A token's chosen experts at most: one a lane of a warp (combine_kernel's
+ * ranking; lg_backend_ops.max_experts_per_token refuses larger configs). */
+#define LG_CUDA_MAX_TOP_K 32
+
 #define LG_CUDA_CTX(c) ((lg_cuda_ctx *)(c))
 
 /* cuda_matmul.cu */

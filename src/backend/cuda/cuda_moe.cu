@@ -334,8 +334,9 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
                                const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
                                int first, int last) {
-    __shared__ int32_t row[32];
-    __shared__ float wt[32];
+    static_assert(LG_CUDA_MAX_TOP_K <= 32, "a token's choices: a lane each");
+    __shared__ int32_t row[LG_CUDA_MAX_TOP_K];
+    __shared__ float wt[LG_CUDA_MAX_TOP_K];
     __shared__ int kept;
     lg_cuda_kernel_begin();
     int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
