@@ -191,13 +191,12 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
                 for (int e = 0; e < 4; e++)
                     acc[i][j][e] = 0.0f, total[i][j][e] = -0.0f;
         __syncthreads(); /* every warp is done with the previous tile's stages */
-        /* stage slots as byte offsets: step s's, the next split's, the next load's */
-        uint32_t slot = 0, split_slot = S::stage_bytes, load_slot = 0;
+        /* a step's stage as a byte offset */
+        auto slot = [](int step) { return (uint32_t)((unsigned)step % STAGES) * S::stage_bytes; };
 #pragma unroll
         for (int s = 0; s < STAGES - 1; s++) {
-            if (s < steps) load_stage<S>(copies, load_slot, 32 * s, a.cols);
+            if (s < steps) load_stage<S>(copies, slot(s), 32 * s, a.cols);
             cp_async_commit();
-            load_slot += S::stage_bytes;
         }
         cp_async_wait<STAGES - 2>(); /* step 0 */
         __syncthreads();
@@ -206,14 +205,11 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
         for (int s = 0; s < steps; s++) {
             cp_async_wait<STAGES - 3>(); /* step s + 1 has landed (this thread's copies) */
             __syncthreads(); /* everyone's; step s's split is written; step s - 1 is done with */
-            if (s + STAGES - 1 < steps) load_stage<S>(copies, load_slot, 32 * (s + STAGES - 1), a.cols);
+            if (s + STAGES - 1 < steps) load_stage<S>(copies, slot(s + STAGES - 1), 32 * (s + STAGES - 1), a.cols);
             cp_async_commit();
-            load_slot = load_slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : load_slot + S::stage_bytes;
             if (s + 1 < steps)
-                split_step<S>(units, smem + split_slot + S::w_bytes, split + ((s + 1) & 1) * S::split_bytes);
-            split_slot = split_slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : split_slot + S::stage_bytes;
-            compute_step<NR, NT>(smem + slot, split + (s & 1) * S::split_bytes, warp_row, warp_tile, tok_tiles, acc);
-            slot = slot + S::stage_bytes == STAGES * S::stage_bytes ? 0 : slot + S::stage_bytes;
+                split_step<S>(units, smem + slot(s + 1) + S::w_bytes, split + ((s + 1) & 1) * S::split_bytes);
+            compute_step<NR, NT>(smem + slot(s), split + (s & 1) * S::split_bytes, warp_row, warp_tile, tok_tiles, acc);
             if (++in_slice == per_slice || s == steps - 1) {
                 in_slice = 0;
 #pragma unroll
