@@ -1149,6 +1149,55 @@ static void test_attention_decode_groups(void) {
     twin_close(&t);
 }
 
+/* Prompt tiles over a bf16 pool (head_dim 72-128) take their own kernel
+ * (CUDA: cuda_attention_prompt.cu, the step's keys and values split once a
+ * launch, a warp's pairs' whole chunk in registers) that computes the
+ * general tensor-core kernel's chunks (LAGUNA_CUDA_ATTN_PROMPT=0): each
+ * row's output bitwise the same from both, looping (>= 256 blocks of
+ * (tile, KV head)) and split, whole prompts and prompts after pooled
+ * positions (chunks of pool and step rows together, behind rows of another
+ * sequence), XS.2's shapes (windowed and global) and head_dim 96 over
+ * 5-position pages; and a loop-sized prompt against the reference. */
+static void test_attention_prompt_kernel(void) {
+    twin t;
+    if (!twin_open(&t)) return;
+    attention_case_laid(&t, &(attention_spec){64, 8, 128, 16, 512, LG_DTYPE_BF16, 1, {40}, {600}}, true);
+    lg_backend_ctx *general = ctx_with(&t, "LAGUNA_CUDA_ATTN_PROMPT", "0"), *plain = t.c[DEV];
+    const invariance_shape shapes[] = {
+        {64, 8, 128, 16, 512, 1100, LG_DTYPE_BF16},
+        {48, 8, 128, 16, 0, 700, LG_DTYPE_BF16},
+        {12, 4, 96, 5, 37, 400, LG_DTYPE_BF16},
+    };
+    for (size_t si = 0; general && si < sizeof shapes / sizeof shapes[0]; si++) {
+        invariance_setup u;
+        invariance_setup_new(&t, &u, shapes[si]);
+        int n = u.sh.n;
+        size_t floats = (size_t)n * u.q_width;
+        float *a = malloc(sizeof(float) * floats), *b = malloc(sizeof(float) * floats);
+        const int calls[][3] = {/* first, count, other rows before */
+                                {0, n, 0}, {n / 3, n - n / 3, 2}, {n - 150, 150, 0}, {7, 30, 1}};
+        for (size_t ci = 0; ci < sizeof calls / sizeof calls[0]; ci++) {
+            int first = calls[ci][0], count = calls[ci][1];
+            t.c[DEV] = plain;
+            invariance_call(&t, &u, first, count, calls[ci][2], a);
+            t.c[DEV] = general;
+            invariance_call(&t, &u, first, count, calls[ci][2], b);
+            t.c[DEV] = plain;
+            int differ = 0;
+            for (int r = 0; r < count; r++)
+                differ += memcmp(a + (size_t)r * u.q_width, b + (size_t)r * u.q_width, sizeof(float) * u.q_width) != 0;
+            CHECKF(differ == 0, "heads %d/%d hd %d page %d window %d: %d of rows [%d, %d) differ between the prompt "
+                   "kernel and the general one", u.sh.n_heads, u.sh.n_kv, u.sh.hd, u.sh.page_size, u.sh.window,
+                   differ, first, first + count);
+        }
+        invariance_setup_free(&t, &u);
+        free(a), free(b);
+    }
+    t.c[DEV] = plain;
+    if (general) t.be[DEV]->ops->ctx_free(general);
+    twin_close(&t);
+}
+
 /* ---- output gate, silu_mul, add, gather_rows, buffers --------------------- */
 
 /* softplus in float32 (log1pf(expf), x past 20 as is) against double, then
@@ -2127,6 +2176,7 @@ int main(void) {
     RUN(test_attention_tiles);
     RUN(test_attention_batch_invariant);
     RUN(test_attention_decode_groups);
+    RUN(test_attention_prompt_kernel);
     RUN(test_output_gate);
     RUN(test_silu_mul);
     RUN(test_add);

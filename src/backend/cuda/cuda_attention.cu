@@ -481,6 +481,9 @@ void lg_cuda_attention_settings(lg_cuda_ctx *k) {
     k->attn_groups = g && atoi(g) > 0 ? atoi(g) : CK_GROUPS;
     k->attn_decode_loop_min = l && atoi(l) > 0 ? atoi(l) : CK_LOOP_MIN_DECODE;
     k->attn_early = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_EARLY");
+    k->attn_prompt = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_PROMPT");
+    const char *np = getenv("LAGUNA_CUDA_ATTN_PROMPT_NP");
+    k->attn_prompt_np = np ? atoi(np) : 4;
 }
 
 /* Zeroed counters (the split kernel leaves them zero), at least n. */
@@ -518,24 +521,35 @@ static void launch_chunked(lg_cuda_ctx *k, chunk_args ca, const lg_attention_arg
     ca.split = (long)n_tiles * a->n_kv_heads < loop_min_blocks && most_slots > 1 && slots <= 65535;
     const int4 *dev_tiles = (const int4 *)lg_cuda_upload(k, tiles, sizeof(int4) * (size_t)n_tiles);
     int per_launch = n_tiles;
+    /* the prompt kernel's split rows, then the split records, in one scratch */
+    bool prompt = tensor_cores && k->attn_prompt && lg_cuda_attention_prompt_takes(ca, pairs);
+    size_t split_bytes = prompt ? lg_cuda_attention_split_bytes(ca, a->n_rows) : 0, records = 0;
     if (ca.split) {
         ca.chunk_slots = slots, ca.pair_slots = pairs;
         ca.rec = tensor_cores ? lg_cuda_attention_mma_rec(a->head_dim) : ca.hdp + 4;
         size_t per_tile = sizeof(float) * (size_t)a->n_kv_heads * slots * pairs * ca.rec;
         size_t fit = CK_SCRATCH_BYTES / per_tile;
         per_launch = fit < 1 ? 1 : fit < (size_t)n_tiles ? (int)fit : n_tiles;
-        ca.part = (float *)lg_cuda_scratch(k, per_tile * (size_t)per_launch);
-        /* the CUDA-core kernel's last block merges its records (counters); the tensor-core kernel's are
-         * merged by attention_merge_kernel */
-        ca.counters = tensor_cores ? NULL : chunk_counters(k, (size_t)per_launch * a->n_kv_heads);
-        if (!ca.part || (!tensor_cores && !ca.counters)) return; /* sync() reports the failed allocation */
+        records = per_tile * (size_t)per_launch;
     }
+    if (split_bytes + records) {
+        uint8_t *scratch = (uint8_t *)lg_cuda_scratch(k, split_bytes + records);
+        if (!scratch) return; /* sync() reports the failed allocation */
+        ca.split_kv = prompt ? (uint16_t *)scratch : NULL;
+        ca.split_rows = prompt ? a->n_rows : 0;
+        ca.part = ca.split ? (float *)(scratch + split_bytes) : NULL;
+    }
+    /* the CUDA-core kernel's last block merges its records (counters); the tensor-core kernel's are merged by
+     * attention_merge_kernel */
+    if (ca.split && !tensor_cores && !(ca.counters = chunk_counters(k, (size_t)per_launch * a->n_kv_heads))) return;
+    if (prompt) lg_cuda_attention_split_fresh(k, ca);
     for (int t0 = 0; t0 < n_tiles; t0 += per_launch) {
         int n = n_tiles - t0 < per_launch ? n_tiles - t0 : per_launch;
         ca.tiles = dev_tiles + t0;
         dim3 grid(n, a->n_kv_heads, ca.split ? slots : 1);
         if (tensor_cores) {
-            lg_cuda_attention_mma_launch(k, grid, ca, pairs);
+            if (prompt) lg_cuda_attention_prompt_launch(k, grid, ca);
+            else lg_cuda_attention_mma_launch(k, grid, ca, pairs);
             if (ca.split) lg_cuda_attention_merge_launch(k, grid, ca);
             continue;
         }
@@ -574,6 +588,13 @@ static bool lone_rows(const lg_attention_args *a, bool *lone) {
         lone[rt[i].row] = (i == 0 || rt[i - 1].table != rt[i].table) && (i + 1 == n || rt[i + 1].table != rt[i].table);
     free(rt);
     return true;
+}
+
+/* Tiles with their chunk count in .w, most chunks first, then by first row. */
+static int by_chunks_descending(const void *x, const void *y) {
+    const int4 *a = (const int4 *)x, *b = (const int4 *)y;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    return a->x < b->x ? -1 : a->x > b->x;
 }
 
 /* Tiles: runs of step rows of one sequence (same page table and fresh rows)
@@ -655,7 +676,13 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
         if (tiles[t].y == 1 && lone[tiles[t].x]) sorted[n_single++] = tiles[t];
     int n_sorted = n_single;
     for (int t = 0; t < n_tiles; t++)
-        if (tiles[t].y > 1 || !lone[tiles[t].x]) sorted[n_sorted++] = tiles[t];
+        if (tiles[t].y > 1 || !lone[tiles[t].x]) sorted[n_sorted++] = make_int4(tiles[t].x, tiles[t].y, tiles[t].z,
+                                                                              tile_chunks(a, tiles[t]));
+    /* the others longest first: blocks start in grid order, so a causal prompt's last wave is not its longest
+     * tiles (each tile's pairs come out the same wherever it runs) */
+    static const bool longest_first = lg_cuda_switch_on("LAGUNA_CUDA_ATTN_LONGEST_FIRST"); /* 0: for measuring */
+    if (longest_first) qsort(sorted + n_single, (size_t)(n_tiles - n_single), sizeof(int4), by_chunks_descending);
+    for (int t = n_single; t < n_tiles; t++) sorted[t].w = 0;
     launch_chunked(k, ca, a, sorted, n_single, k->attn_decode_loop_min,
                    lg_cuda_attention_mma_takes(a->head_dim, true), true);
     launch_chunked(k, ca, a, sorted + n_single, n_tiles - n_single, CK_LOOP_MIN_TILES,

@@ -21,6 +21,8 @@ struct chunk_args {
     const float *q, *fresh_k, *fresh_v;
     float *out;
     float *part;        /* split: [tile][KV head][chunk slot][pair slot][rec] */
+    uint16_t *split_kv; /* the prompt kernel: the step's key and value rows as bf16 halves (cuda_attention_prompt.cu) */
+    int split_rows;
     unsigned *counters; /* split, CUDA-core kernel: [tile][KV head], zero between launches */
     int split, chunk_slots, pair_slots, rec;
     int n_heads, n_kv_heads, head_dim, group;
@@ -203,5 +205,14 @@ int lg_cuda_attention_mma_max_pairs(int head_dim);
 void lg_cuda_attention_mma_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, int pairs);
 /* After a split launch of it over grid: its records merged into the outputs. */
 void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca);
+
+/* Prompt tiles on the prompt kernel (cuda_attention_prompt.cu): whether it
+ * takes a launch of tiles of at most `pairs` pairs; the scratch bytes its
+ * split key and value rows take (lg_cuda_attention_split_fresh writes them
+ * at ca.split_kv); and its launch. */
+bool lg_cuda_attention_prompt_takes(const chunk_args &ca, int pairs);
+size_t lg_cuda_attention_split_bytes(const chunk_args &ca, int n_rows);
+void lg_cuda_attention_split_fresh(lg_cuda_ctx *k, const chunk_args &ca);
+void lg_cuda_attention_prompt_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca);
 
 #endif

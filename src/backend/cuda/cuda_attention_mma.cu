@@ -24,27 +24,9 @@
  * whichever tile, warp row, launch mode or batch computes it. The hi * lo
  * step of a whole chunk is left out when every staged lo is zero (a bf16
  * pool): it would add exact zeros. */
-#include "backend/cuda/cuda_async_copy.h"
-#include "backend/cuda/cuda_attention.h"
-#include "backend/cuda/cuda_mma.h"
+#include "backend/cuda/cuda_attention_tc.h"
 
 #define TC_MAX_DIM 128
-
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void ldsm_x2(uint32_t *r, const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t *r, const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
 
 /* Four elements copied raw into a 16-byte slot (8 bytes of it for 16-bit dtypes), as float32. */
 __device__ __forceinline__ float4 raw_float4(const float *slot, int dtype) {
@@ -53,21 +35,6 @@ __device__ __forceinline__ float4 raw_float4(const float *slot, int dtype) {
     if (dtype == LG_DTYPE_BF16) return bf16x4_float4(u);
     float2 a = __half22float2(*(const __half2 *)&u.x), b = __half22float2(*(const __half2 *)&u.y);
     return make_float4(a.x, a.y, b.x, b.y);
-}
-
-/* Four floats as bf16 hi and lo halves (two packed pairs each); *any_lo is
- * set when a lo is not zero. */
-__device__ __forceinline__ void split4(float4 x, uint2 *hi, uint2 *lo, bool *any_lo) {
-    split_pair(x.x, x.y, &hi->x, &lo->x);
-    split_pair(x.z, x.w, &hi->y, &lo->y);
-    *any_lo |= (lo->x | lo->y) & 0x7fff7fffu;
-}
-
-/* Where a split launch keeps (tile blockIdx.x, KV head kvh)'s record of chunk
- * (group) slot `slot` and pair `pair`: a.rec floats, the pair's dims, then
- * its (m, l) at a.rec - 4. */
-__device__ __forceinline__ float *chunk_record(const chunk_args &a, int kvh, int slot, int pair) {
-    return a.part + (((size_t)(blockIdx.x * a.n_kv_heads + kvh) * a.chunk_slots + slot) * a.pair_slots + pair) * a.rec;
 }
 
 /* Grid as the CUDA-core kernel's. NT: 8-dim column tiles of the padded head
@@ -200,24 +167,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
     }
     lg_cuda_kernel_begin();
     if (!work) return;
-    /* the tile's queries, split; pairs past P are zero (16-byte loads when
-     * every row and piece is aligned) */
-    const bool q16 = hd4 && ((uintptr_t)a.q & 15) == 0;
-    for (int i = tid; i < PAIRS * (D / 4); i += THREADS) {
-        int pr = i / (D / 4), d = (i % (D / 4)) * 4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (pr < P && d < hd) {
-            const float *src = a.q + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd + d;
-            if (q16) x = *(const float4 *)src;
-            else x = make_float4(src[0], d + 1 < hd ? src[1] : 0.0f, d + 2 < hd ? src[2] : 0.0f,
-                                 d + 3 < hd ? src[3] : 0.0f);
-        }
-        uint2 h, l;
-        bool unused = false;
-        split4(x, &h, &l, &unused);
-        *(uint2 *)(q_hi + pr * RS + d) = h;
-        *(uint2 *)(q_lo + pr * RS + d) = l;
-    }
+    stage_queries<PAIRS, D, RS>(a, q_hi, q_lo, r0, kvh, P);
     /* this lane's two pairs: rows g and g + 8 of the warp's mma tiles */
     int prs[2] = {pa + g, pa + g + 8}, pts[2];
 #pragma unroll
@@ -350,47 +300,10 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
 #pragma unroll
             for (int e = 0; e < 4; e++) s[n][e] = x[(g + (e >> 1) * 8) * SX + n * 8 + 2 * qd + (e & 1)];
         if (!active) continue;
-        /* softmax pieces of the lane's two pairs; key of s[n][2h + e]: c * CHUNK + 8n + 2qd + e */
         float mc[2], lc[2];
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int pr = prs[h], lo = row_lo(pts[h], a.window);
-            float m = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < 4; n++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    int p = c * CHUNK + 8 * n + 2 * qd + e;
-                    bool valid = pr < P && p >= lo && p <= pts[h];
-                    float x = valid ? __fmul_rn(s[n][2 * h + e], a.scale) : -INFINITY;
-                    s[n][2 * h + e] = x;
-                    m = fmaxf(m, x);
-                }
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-            float l = 0.0f;
-#pragma unroll
-            for (int n = 0; n < 4; n++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    float x = s[n][2 * h + e];
-                    float w = x == -INFINITY ? 0.0f : expf(__fsub_rn(x, m));
-                    s[n][2 * h + e] = w;
-                    l = __fadd_rn(l, w);
-                }
-            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 1));
-            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 2));
-            mc[h] = m, lc[h] = l;
-        }
-        /* p as the first operand: keys 16kk .. 16kk + 15 are column tiles 2kk and 2kk + 1 */
+        chunk_softmax(s, c, prs, pts, P, a.window, a.scale, mc, lc);
         uint32_t ph[2][4], pl[2][4];
-#pragma unroll
-        for (int kk = 0; kk < 2; kk++) {
-            split_pair(s[2 * kk][0], s[2 * kk][1], &ph[kk][0], &pl[kk][0]);
-            split_pair(s[2 * kk][2], s[2 * kk][3], &ph[kk][1], &pl[kk][1]);
-            split_pair(s[2 * kk + 1][0], s[2 * kk + 1][1], &ph[kk][2], &pl[kk][2]);
-            split_pair(s[2 * kk + 1][2], s[2 * kk + 1][3], &ph[kk][3], &pl[kk][3]);
-        }
+        split_probs(s, ph, pl);
         float ow[2], nw[2];
         bool take[2];
 #pragma unroll
@@ -409,24 +322,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
 #pragma unroll
         for (int i2 = 0; i2 < ON / 2; i2++) {
             int n2 = part * (ON / 2) + i2;
-            float o[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
-#pragma unroll
-            for (int kk = 0; kk < 2; kk++) {
-                uint32_t bh[4], bl[4];
-                const int voff = (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * RS + n2 * 16 + (lane >> 4) * 8;
-                ldsm_x4_trans(bh, v_hi + voff);
-#pragma unroll
-                for (int u = 0; u < 2; u++) {
-                    mma_bf16(o[u], ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], bh[2 * u], bh[2 * u + 1]);
-                    mma_bf16(o[u], pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], bh[2 * u], bh[2 * u + 1]);
-                }
-                if (v_lo_any) {
-                    ldsm_x4_trans(bl, v_lo + voff);
-#pragma unroll
-                    for (int u = 0; u < 2; u++)
-                        mma_bf16(o[u], ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], bl[2 * u], bl[2 * u + 1]);
-                }
-            }
+            float o[2][4];
+            chunk_outputs<RS, 1>(o, v_hi, v_lo, v_lo_any, n2, ph, pl);
 #pragma unroll
             for (int u = 0; u < 2; u++)
 #pragma unroll
@@ -434,8 +331,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
                     if (!take[h]) continue;
                     float *Ou = GROUPED ? Og[(2 * i2 + u) % GO] : O[2 * i2 + u];
                     if (GROUPED || direct) {
-                        Ou[2 * h] = fmaf(Ou[2 * h], ow[h], __fmul_rn(o[u][2 * h], nw[h]));
-                        Ou[2 * h + 1] = fmaf(Ou[2 * h + 1], ow[h], __fmul_rn(o[u][2 * h + 1], nw[h]));
+                        fold_outputs(Ou, o[u], h, ow[h], nw[h]);
                     } else {
                         *(float2 *)(rec[h] + (2 * n2 + u) * 8 + 2 * qd) = make_float2(o[u][2 * h], o[u][2 * h + 1]);
                     }
@@ -454,10 +350,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
                     float o_w, n_w;
                     merge_chunk(M[h], L[h], Mg[h], Lg[h], &o_w, &n_w);
 #pragma unroll
-                    for (int n = 0; n < GO; n++) {
-                        O[n][2 * h] = fmaf(O[n][2 * h], o_w, __fmul_rn(Og[n][2 * h], n_w));
-                        O[n][2 * h + 1] = fmaf(O[n][2 * h + 1], o_w, __fmul_rn(Og[n][2 * h + 1], n_w));
-                    }
+                    for (int n = 0; n < GO; n++) fold_outputs(O[n], Og[n], h, o_w, n_w);
                 } else if (!direct) { /* the group's record (m = -inf: no key of the pair in it) */
                     float *r = chunk_record(a, kvh, blockIdx.z, prs[h]);
 #pragma unroll
@@ -471,20 +364,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
             }
     }
     /* split: attention_merge_kernel, launched after this one, merges the records */
-    if (!direct || !active) return;
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        int pr = prs[h];
-        if (pr >= P) continue;
-        float *dst = a.out + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
-#pragma unroll
-        for (int n = 0; n < ON; n++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int d = (part * ON + n) * 8 + 2 * qd + e;
-                if (d < hd) dst[d] = __fdiv_rn(O[n][2 * h + e], L[h]);
-            }
-    }
+    if (direct && active) store_outputs<ON>(a, O, L, prs, P, r0, kvh, part * ON);
 }
 
 /* A split launch's records merged, one block a (tile, KV head, pair) and a

@@ -61,6 +61,8 @@ struct lg_cuda_ctx {
     int attn_groups;            /* a lone row's chunks merge in at most ~this many groups */
     int attn_decode_loop_min;   /* lone-row launches of fewer (row, KV head) blocks split */
     bool attn_early;            /* blocks fetch pool-only first chunks before the PDL wait */
+    bool attn_prompt;           /* prompt tiles over a bf16 pool on their own kernel (cuda_attention_prompt.cu) */
+    int attn_prompt_np;         /* its output dim tiles in flight, in pairs (measuring: LAGUNA_CUDA_ATTN_PROMPT_NP) */
 };
 
 /* cuda_tape.cu */
