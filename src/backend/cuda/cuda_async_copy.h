@@ -14,16 +14,15 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");
 }
 
-/* The first src_bytes (0..16) of the 16 at src, the rest of dst zeroed;
- * nothing past them is read. */
-__device__ __forceinline__ void cp_async16_n(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-
-/* cp_async16_n to a shared address (smem_addr) worked out beforehand. */
+/* The first src_bytes (0..16) of the 16 at src into the shared address dst
+ * (smem_addr), the rest of it zeroed; nothing past them is read. */
 __device__ __forceinline__ void cp_async16_n_shared(uint32_t dst, const void *src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
+/* cp_async16_n_shared to a generic pointer into shared memory. */
+__device__ __forceinline__ void cp_async16_n(void *dst, const void *src, int src_bytes) {
+    cp_async16_n_shared(smem_addr(dst), src, src_bytes);
 }
 
 /* 8 bytes (src 8-byte aligned), through L1. */

@@ -103,13 +103,12 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
     lg_cuda_kernel_begin();
     if (!work) return;
     stage_queries<PAIRS, D, RS>(a, q_hi, q_lo, r0, kvh, P);
-    if (!early) {
-        find_rows(c_begin);
-        copy_chunk(c_begin);
+    /* the first PROMPT_STAGES - 1 chunks in flight (the first may be already), the next one's rows found */
+    for (int c = c_begin + (early ? 1 : 0); c < c_begin + PROMPT_STAGES - 1; c++) {
+        find_rows(c);
+        copy_chunk(c);
     }
-    find_rows(c_begin + 1);
-    copy_chunk(c_begin + 1);
-    find_rows(c_begin + 2);
+    find_rows(c_begin + PROMPT_STAGES - 1);
     int prs[2] = {pa + g, pa + g + 8}, pts[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) pts[h] = pos0 + prs[h] / G;
