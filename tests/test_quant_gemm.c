@@ -126,6 +126,8 @@ static void test_lane_order(void) {
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 1) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q5_K, 1) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q8_0, 5) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q8_0, 1) == LG_Q8_Q8_0_LANE_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q8_0, 9) == LG_Q8_Q8_0_LANE_ORDER);
     if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
         test_skip("this CPU has no AVX512-VNNI");
         return;
@@ -148,6 +150,37 @@ static void test_lane_order(void) {
         bad += memcmp(l + n, e + n, 4 * (n / 256) + 2 * (n / 16)) != 0;
     }
     CHECKF(bad == 0, "%d pieces out of place", bad);
+    free(x), free(elem), free(lane);
+}
+
+/* The AVX-512 Q8_0 kernel's activation rows (Q8_0 lane order, quant_dot.h):
+ * each two blocks' 4-byte pieces alternating, a last odd block in place,
+ * every byte + 128; scales and 16-element sums unchanged. */
+static void test_q8_0_lane_order(void) {
+    if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
+        test_skip("this CPU has no AVX512-VNNI");
+        return;
+    }
+    const int rows = 3;
+    const int64_t n = 5 * 32; /* two pairs and an odd block */
+    size_t stride = lg_q8_row_bytes(n, 32);
+    float *x = activations(rows, n);
+    uint8_t *elem = q8_rows(x, rows, n, 32),
+            *lane = q8_rows_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q8_0, x, rows, n);
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *e = elem + r * stride, *l = lane + r * stride;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t at = i; /* where element i sits */
+            if (i < n / 64 * 64) {
+                int64_t pair = i / 64, blk = i / 32 % 2, g = i % 32 / 4;
+                at = 64 * pair + 8 * g + 4 * blk + i % 4;
+            }
+            bad += l[at] != (uint8_t)(e[i] ^ 0x80);
+        }
+        bad += memcmp(l + n, e + n, 4 * (n / 32) + 2 * (n / 16)) != 0;
+    }
+    CHECKF(bad == 0, "%d values out of place", bad);
     free(x), free(elem), free(lane);
 }
 
@@ -407,6 +440,7 @@ int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
     RUN(test_lane_order);
+    RUN(test_q8_0_lane_order);
     RUN(test_pair_order);
     RUN(test_reference_is_exact);
     RUN(test_kernels_match_reference);

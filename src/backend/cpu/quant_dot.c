@@ -126,6 +126,7 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     bool k_quant = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K) return LG_Q8_K4_LANE_ORDER;
+    if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
 }
@@ -160,6 +161,9 @@ void lg_q8_quantize_in(lg_q8_order order, lg_isa isa, lg_dtype weights, const fl
     if (order == LG_Q8_PAIR_ORDER)
         for (int r = 0; r < n_rows; r++)
             lg_q8_pair_order_avx2(out + (size_t)r * stride, n);
+    if (order == LG_Q8_Q8_0_LANE_ORDER)
+        for (int r = 0; r < n_rows; r++)
+            lg_q8_0_lane_order_avx512(out + (size_t)r * stride, n);
 }
 
 /* ---- the scalar reference product --------------------------------------------- */

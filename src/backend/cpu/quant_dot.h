@@ -76,9 +76,20 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
  *   (quant_gemm_avx2.c). With one token (decode) they read element order:
  *   the weights' pair blends, shared by the tokens of a batch, would be paid
  *   for that one token alone (docs/performance.md, "CPU one-token K-quant
- *   products").
- * Scales and 16-element sums stay in element order. */
-typedef enum { LG_Q8_ELEMENT_ORDER = 0, LG_Q8_K4_LANE_ORDER, LG_Q8_PAIR_ORDER } lg_q8_order;
+ *   products");
+ * - the AVX-512 Q8_0 kernel reads "Q8_0 lane order": each 64 elements (blocks
+ *   2p and 2p + 1 of 32) with 4-byte lane 2g holding elements 4g..4g+3 of
+ *   block 2p and lane 2g + 1 those of block 2p + 1, and every value stored
+ *   + 128 as an unsigned byte (a last odd block keeps element order, + 128);
+ *   quant_gemm_avx512.c says why.
+ * Scales and 16-element sums stay in element order (the sums of the signed
+ * values). */
+typedef enum {
+    LG_Q8_ELEMENT_ORDER = 0,
+    LG_Q8_K4_LANE_ORDER,
+    LG_Q8_PAIR_ORDER,
+    LG_Q8_Q8_0_LANE_ORDER
+} lg_q8_order;
 /* The order for a product of n_tokens activation rows. */
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens);
 /* lg_q8_quantize in the order lg_q8_order_for(isa, weights, n_rows) gives,
@@ -139,5 +150,7 @@ bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 /* Element order to pair order, the n int8 values of one q8 row in place. */
 void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
+/* Element order to Q8_0 lane order, the same (AVX-512 only). */
+void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
 #endif
