@@ -761,25 +761,20 @@ static void test_argmax_widths(void) {
     CHECKF(bad == 0, "%d rows differ from the plain scan", bad);
 }
 
-/* The AVX2 attention step for several heads at once (lg_attention_heads_fn)
- * against the one-head step run head by head, and its f16 twin against it
- * on f16 rows: bitwise the same scores,
- * outputs, running maxima and sums, for 1..9 and 16 heads (groups of 8, the
- * shared-load path from 4 heads, the per-head path below), chunks of 1..32
- * keys (tails of the 8- and 4-key passes), head_dim 64/128/256, starting
- * from an earlier chunk's state so that the rescaling is exercised. */
-static void test_attention_heads_avx2(void) {
-    if (!lg_qgemm_isa_available(LG_ISA_AVX2)) return;
-    const int dims[] = {64, 128, 256}, counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16},
-              keys[] = {1, 3, 8, 13, 32};
+/* test_attention_heads for one instruction set */
+static void attention_heads_case(lg_isa isa, const int dims[3], const int counts[9],
+                                 const int keys[5]) {
+    bool wide = isa == LG_ISA_AVX512_VNNI;
     for (int di = 0; di < 3; di++) {
         int hd = dims[di];
-        lg_attention_heads_fn heads = lg_attention_heads_avx2(hd);
-        lg_attention_chunk_fn one = lg_attention_chunk_avx2(hd);
-        CHECKF(heads && one, "head_dim %d: no AVX2 step", hd);
+        lg_attention_heads_fn heads =
+            wide ? lg_attention_heads_avx512(hd) : lg_attention_heads_avx2(hd);
+        lg_attention_chunk_fn one =
+            wide ? lg_attention_chunk_avx512(hd) : lg_attention_chunk_avx2(hd);
+        CHECKF(heads && one, "head_dim %d: no %s step", hd, lg_qgemm_isa_name(isa));
         if (!heads || !one) continue;
-        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++)
-            for (size_t ki = 0; ki < sizeof keys / sizeof keys[0]; ki++) {
+        for (size_t ci = 0; ci < 9; ci++)
+            for (size_t ki = 0; ki < 5; ki++) {
                 int nh = counts[ci], n = keys[ki], stride = 32;
                 float *q = op_frand_array((size_t)nh * hd, 2.0f);
                 float *kv = op_frand_array((size_t)2 * n * hd, 1.0f);
@@ -803,11 +798,12 @@ static void test_attention_heads_avx2(void) {
                             !memcmp(s[0], s[1], sizeof(float) * (size_t)nh * stride) &&
                             !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
                             !memcmp(sum[0], sum[1], sizeof(float) * nh);
-                CHECKF(same, "head_dim %d, %d heads, %d keys: not bitwise the one-head step", hd,
-                       nh, n);
+                CHECKF(same, "%s head_dim %d, %d heads, %d keys: not bitwise the one-head step",
+                       lg_qgemm_isa_name(isa), hd, nh, n);
                 /* the f16 twin on f16 rows against the float32 step on the same values */
-                lg_attention_heads_f16_fn heads16 = lg_attention_heads_f16_avx2(hd);
-                CHECKF(heads16 != NULL, "head_dim %d: no AVX2 f16 step", hd);
+                lg_attention_heads_f16_fn heads16 =
+                    wide ? lg_attention_heads_f16_avx512(hd) : lg_attention_heads_f16_avx2(hd);
+                CHECKF(heads16 != NULL, "head_dim %d: no %s f16 step", hd, lg_qgemm_isa_name(isa));
                 uint16_t *kv16 = malloc(sizeof(uint16_t) * 2 * n * hd);
                 const uint16_t *key16[32], *val16[32];
                 for (int i = 0; i < 2 * n * hd; i++)
@@ -822,14 +818,29 @@ static void test_attention_heads_avx2(void) {
                 same = !memcmp(out[0], out[1], sizeof(float) * (size_t)nh * hd) &&
                        !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
                        !memcmp(sum[0], sum[1], sizeof(float) * nh);
-                CHECKF(same, "head_dim %d, %d heads, %d keys: f16 step not bitwise the float32 one",
-                       hd, nh, n);
+                CHECKF(same, "%s head_dim %d, %d heads, %d keys: f16 step not bitwise the float32 one",
+                       lg_qgemm_isa_name(isa), hd, nh, n);
                 free(kv16);
                 free(q), free(kv);
                 for (int w = 0; w < 2; w++)
                     free(out[w]), free(s[w]);
             }
     }
+}
+
+/* The AVX2 and AVX-512 attention steps for several heads at once
+ * (lg_attention_heads_fn) against the one-head step of the same ISA run
+ * head by head, and their f16 twins against them on f16 rows: bitwise the
+ * same scores, outputs, running maxima and sums, for 1..9 and 16 heads
+ * (groups of 8, the shared-load path from 4 heads, the per-head path below),
+ * chunks of 1..32 keys (tails of the 8-, 4- and 2-key passes), head_dim
+ * 64/128/256, starting from an earlier chunk's state so that the rescaling
+ * is exercised. */
+static void test_attention_heads(void) {
+    const int dims[] = {64, 128, 256}, counts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16},
+              keys[] = {1, 3, 8, 13, 32};
+    for (lg_isa isa = LG_ISA_AVX2; isa < LG_ISA_COUNT; isa++)
+        if (lg_qgemm_isa_available(isa)) attention_heads_case(isa, dims, counts, keys);
 }
 
 /* Buffers start zeroed (small ones and the lazily mapped large ones), copy
@@ -1340,6 +1351,6 @@ int main(void) {
     RUN(test_fixtures_on_reference_backend);
     RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
     RUN(test_argmax_widths);
-    RUN(test_attention_heads_avx2);
+    RUN(test_attention_heads);
     return test_summary();
 }

@@ -254,10 +254,14 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
                               : isa == LG_ISA_AVX512_VNNI ? lg_attention_f16_avx512(a->head_dim)
                               : isa == LG_ISA_AVX2        ? lg_attention_f16_avx2(a->head_dim)
                                                           : NULL;
-    lg_attention_heads_fn heads = isa == LG_ISA_AVX2 ? lg_attention_heads_avx2(a->head_dim) : NULL;
-    lg_attention_heads_f16_fn heads_f16 = isa == LG_ISA_AVX2 && pool->dtype == LG_DTYPE_F16
-                                              ? lg_attention_heads_f16_avx2(a->head_dim)
-                                              : NULL;
+    lg_attention_heads_fn heads = isa == LG_ISA_AVX512_VNNI ? lg_attention_heads_avx512(a->head_dim)
+                                  : isa == LG_ISA_AVX2      ? lg_attention_heads_avx2(a->head_dim)
+                                                            : NULL;
+    lg_attention_heads_f16_fn heads_f16 =
+        pool->dtype != LG_DTYPE_F16 ? NULL
+        : isa == LG_ISA_AVX512_VNNI ? lg_attention_heads_f16_avx512(a->head_dim)
+        : isa == LG_ISA_AVX2        ? lg_attention_heads_f16_avx2(a->head_dim)
+                                    : NULL;
     attention_job j = {k,     pool,       out,    q,    a,     1.0f / sqrtf((float)a->head_dim),
                        group, task_heads, splits, fast, heads, heads_f16,
                        f16};

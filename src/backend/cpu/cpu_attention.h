@@ -26,6 +26,7 @@ typedef void (*lg_attention_heads_fn)(int nh, const float *q, const float *const
                                       const float *const *val, int n, float scale, float *s,
                                       int s_stride, float *out, float *run_max, float *run_sum);
 lg_attention_heads_fn lg_attention_heads_avx2(int head_dim);
+lg_attention_heads_fn lg_attention_heads_avx512(int head_dim);
 /* The same reading the keys and values straight from an f16 cache (rows of
  * head_dim f16), each converted as it is used: no converted copy of the
  * chunk to write and read back. The same bits (the conversion is exact). */
@@ -33,6 +34,7 @@ typedef void (*lg_attention_heads_f16_fn)(int nh, const float *q, const uint16_t
                                           const uint16_t *const *val, int n, float scale, float *s,
                                           int s_stride, float *out, float *run_max, float *run_sum);
 lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim);
+lg_attention_heads_f16_fn lg_attention_heads_f16_avx512(int head_dim);
 
 /* Converts one head's n = head_dim f16 values to float32, exactly (every f16
  * is a float); the AVX-512 one when head_dim is a multiple of 16, or NULL. */

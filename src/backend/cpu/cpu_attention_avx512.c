@@ -17,6 +17,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "backend/cpu/avx512_sums.h"
+
 /* exp(x) for x <= 0 (scores minus their maximum); below -87 it gives ~1e-38 */
 static ALWAYS_INLINE __m512 exp_neg(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
@@ -34,45 +36,65 @@ static ALWAYS_INLINE __m512 exp_neg(__m512 x) {
     return _mm512_scalef_ps(y, n);
 }
 
-static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
-                                const float *const *val, int n, float scale, float *s, float *out,
-                                float *run_max, float *run_sum) {
-    __m512 qv[16], o[16];
+/* Vector v (16 dims) of a key or value row: float32, or f16 (F16) converted
+ * on the way, which is exact, so the arithmetic after it is the same. */
+static ALWAYS_INLINE __m512 row_vec(const int F16, const void *row, int v) {
+    return F16 ? _mm512_cvtph_ps(
+                     _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + 16 * v)))
+               : _mm512_loadu_ps((const float *)row + 16 * v);
+}
+
+/* One head's scores of keys [0, n): s[i] = q . key[i] * scale, each key one
+ * multiply and a chain of multiply-adds over q's NV vectors, then
+ * _mm512_reduce_add_ps. KB keys side by side (the same instructions per key
+ * as one alone) keep the FMA unit busy where one chain waited on each
+ * multiply-add's latency. */
+static ALWAYS_INLINE void head_scores(const int F16, const int NV, const float *q,
+                                      const void *const *key, int n, float scale, float *s) {
+    __m512 qv[16];
     UNROLL
     for (int v = 0; v < NV; v++)
         qv[v] = _mm512_loadu_ps(q + 16 * v);
-    float m = *run_max;
-    /* Scores of KB keys side by side: each key's chain of multiply-adds and
-     * its horizontal sum are the same instructions as one key alone (so the
-     * bits do not change), but KB independent chains keep the FMA unit busy
-     * where a single chain waited on each multiply-add's latency. */
     const int KB = NV <= 8 ? 8 : 4;
     int i = 0;
     for (; i + KB <= n; i += KB) {
         __m512 acc[8];
         UNROLL
         for (int b = 0; b < KB; b++)
-            acc[b] = _mm512_mul_ps(qv[0], _mm512_loadu_ps(key[i + b]));
+            acc[b] = _mm512_mul_ps(qv[0], row_vec(F16, key[i + b], 0));
         UNROLL
         for (int v = 1; v < NV; v++) {
             UNROLL
             for (int b = 0; b < KB; b++)
-                acc[b] = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i + b] + 16 * v), acc[b]);
+                acc[b] = _mm512_fmadd_ps(qv[v], row_vec(F16, key[i + b], v), acc[b]);
         }
         UNROLL
         for (int b = 0; b < KB; b++)
             s[i + b] = _mm512_reduce_add_ps(acc[b]) * scale;
     }
     for (; i < n; i++) {
-        __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(key[i]));
+        __m512 acc = _mm512_mul_ps(qv[0], row_vec(F16, key[i], 0));
         UNROLL
         for (int v = 1; v < NV; v++)
-            acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(key[i] + 16 * v), acc);
+            acc = _mm512_fmadd_ps(qv[v], row_vec(F16, key[i], v), acc);
         s[i] = _mm512_reduce_add_ps(acc) * scale;
     }
-    for (i = 0; i < n; i++)
-        m = s[i] > m ? s[i] : m;
-    float keep = expf(*run_max - m); /* rescales what the earlier chunks summed */
+}
+
+/* The online softmax's step for one head's n scores in s: the running
+ * maximum and sum updated, s turned into the weights exp(s - max); returns
+ * the factor that rescales what the earlier chunks summed. */
+static ALWAYS_INLINE float softmax_step(float *s, int n, float *run_max, float *run_sum) {
+    /* the maximum 16 scores at a time; exact, so the order does not matter */
+    __m512 mx = _mm512_set1_ps(*run_max);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, s + i));
+    }
+    float m = _mm512_reduce_max_ps(mx);
+    /* exactly expf(0) = 1 when the maximum stayed, as it mostly does after
+     * the first chunks: the libm call is skipped, not the value changed */
+    float keep = m == *run_max ? 1.0f : expf(*run_max - m);
     __m512 sum = _mm512_setzero_ps(), mv = _mm512_set1_ps(m);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
@@ -83,19 +105,158 @@ static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const
     }
     *run_sum = *run_sum * keep + _mm512_reduce_add_ps(sum);
     *run_max = m;
-    __m512 kv = _mm512_set1_ps(keep);
+    return keep;
+}
+
+/* The scores of G heads (4..8) for NK (1, 2) keys: per (head, key) the
+ * chain of head_scores(), the heads' chains side by side, each key vector
+ * loaded (and converted) once for all G heads and each q vector once for the
+ * NK keys; the G sums of a key across lanes together (avx512_sums.h). */
+static ALWAYS_INLINE void key_scores(const int F16, const int G, const int NV, const int NK,
+                                     const float *q, const void *const *key, float scale,
+                                     float *s, int s_stride) {
+    const int hd = 16 * NV;
+    __m512 acc[2][8];
     UNROLL
-    for (int v = 0; v < NV; v++)
-        o[v] = _mm512_mul_ps(_mm512_loadu_ps(out + 16 * v), kv);
-    for (int i = 0; i < n; i++) {
-        __m512 w = _mm512_set1_ps(s[i]);
+    for (int v = 0; v < NV; v++) {
+        __m512 kv[2];
         UNROLL
-        for (int v = 0; v < NV; v++)
-            o[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(val[i] + 16 * v), o[v]);
+        for (int b = 0; b < NK; b++)
+            kv[b] = row_vec(F16, key[b], v);
+        UNROLL
+        for (int h = 0; h < G; h++) {
+            __m512 qv = _mm512_loadu_ps(q + h * hd + 16 * v);
+            UNROLL
+            for (int b = 0; b < NK; b++)
+                acc[b][h] = v == 0 ? _mm512_mul_ps(qv, kv[b]) : _mm512_fmadd_ps(qv, kv[b], acc[b][h]);
+        }
     }
     UNROLL
-    for (int v = 0; v < NV; v++)
-        _mm512_storeu_ps(out + 16 * v, o[v]);
+    for (int b = 0; b < NK; b++) {
+        float dot[8];
+        lg_avx512_sums8(acc[b], G, dot);
+        UNROLL
+        for (int h = 0; h < G; h++)
+            s[h * s_stride + b] = dot[h] * scale;
+    }
+}
+
+/* G (a constant, 1..8) query heads of NV vectors of 16 dims that read the
+ * same keys and values, against one chunk of n keys, with float32 or (F16)
+ * f16 rows. Per (head, key) the score is head_scores()'s chain; per (head,
+ * output vector) the output is rescaled by the head's keep (unless 1), then
+ * gets one multiply-add per position in order: every head's arithmetic is
+ * that of the head alone. From 4 heads on, each key and value vector is
+ * loaded (and converted) once for all G heads, whose chains run side by side
+ * (8 chains a key where one head had one), the G scores of a key summed
+ * across lanes together (avx512_sums.h), and the outputs go two vectors at a
+ * time (2G accumulators). */
+static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const float *q,
+                                const void *const *key, const void *const *val, int n, float scale,
+                                float *s, int s_stride, float *out, float *run_max,
+                                float *run_sum) {
+    const int hd = 16 * NV;
+    if (G < 4) {
+        for (int h = 0; h < G; h++)
+            head_scores(F16, NV, q + h * hd, key, n, scale, s + h * s_stride);
+    } else {
+        int i = 0;
+        for (; i + 2 <= n; i += 2) /* two keys a pass: each q vector loaded once for both */
+            key_scores(F16, G, NV, 2, q, key + i, scale, s + i, s_stride);
+        if (i < n) key_scores(F16, G, NV, 1, q, key + i, scale, s + i, s_stride);
+    }
+    float keep[8];
+    UNROLL
+    for (int h = 0; h < G; h++)
+        keep[h] = softmax_step(s + h * s_stride, n, &run_max[h], &run_sum[h]);
+    const int VB = G >= 4 ? 2 : (NV <= 8 ? NV : 8); /* output vectors per pass */
+    for (int v0 = 0; v0 < NV; v0 += VB) {
+        __m512 o[8][8];
+        UNROLL
+        for (int h = 0; h < G; h++) {
+            UNROLL
+            for (int v = 0; v < VB; v++) { /* times 1 leaves a float as it is */
+                __m512 prev = _mm512_loadu_ps(out + h * hd + 16 * (v0 + v));
+                o[h][v] = keep[h] == 1.0f ? prev : _mm512_mul_ps(prev, _mm512_set1_ps(keep[h]));
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            __m512 x[8];
+            UNROLL
+            for (int v = 0; v < VB; v++)
+                x[v] = row_vec(F16, val[j], v0 + v);
+            UNROLL
+            for (int h = 0; h < G; h++) {
+                __m512 w = _mm512_set1_ps(s[h * s_stride + j]);
+                UNROLL
+                for (int v = 0; v < VB; v++)
+                    o[h][v] = _mm512_fmadd_ps(w, x[v], o[h][v]);
+            }
+        }
+        UNROLL
+        for (int h = 0; h < G; h++) {
+            UNROLL
+            for (int v = 0; v < VB; v++)
+                _mm512_storeu_ps(out + h * hd + 16 * (v0 + v), o[h][v]);
+        }
+    }
+}
+
+/* One head (lg_attention_chunk_fn). */
+static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
+                                const float *const *val, int n, float scale, float *s, float *out,
+                                float *run_max, float *run_sum) {
+    heads(0, 1, NV, q, (const void *const *)key, (const void *const *)val, n, scale, s, 0, out,
+          run_max, run_sum);
+}
+
+/* Any number of heads, in groups of up to 8 (G a constant per group). */
+static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const float *q,
+                                      const void *const *k, const void *const *v, int n,
+                                      float scale, float *s, int s_stride, float *out,
+                                      float *run_max, float *run_sum) {
+    for (int h0 = 0; h0 < nh; h0 += 8) {
+        const float *qh = q + h0 * 16 * NV;
+        float *sh = s + h0 * s_stride, *oh = out + h0 * 16 * NV, *mh = run_max + h0,
+              *rh = run_sum + h0;
+        /* G must be a constant for heads(): one case per group size */
+#define HEADS_CASE(G)                                                                              \
+    case G: heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh); break;
+        switch (nh - h0 < 8 ? nh - h0 : 8) {
+            HEADS_CASE(1) HEADS_CASE(2) HEADS_CASE(3) HEADS_CASE(4)
+            HEADS_CASE(5) HEADS_CASE(6) HEADS_CASE(7) HEADS_CASE(8)
+#undef HEADS_CASE
+        }
+    }
+}
+
+/* lg_attention_heads_fn (float32 rows) and lg_attention_heads_f16_fn per head_dim */
+#define HEADS_ENTRY(NAME, F16, T, NV)                                                              \
+    static void NAME(int nh, const float *q, const T *const *key, const T *const *val, int n,      \
+                     float scale, float *s, int s_stride, float *out, float *run_max,              \
+                     float *run_sum) {                                                             \
+        head_groups(F16, NV, nh, q, (const void *const *)key, (const void *const *)val, n, scale,  \
+                    s, s_stride, out, run_max, run_sum);                                           \
+    }
+HEADS_ENTRY(heads_4, 0, float, 4)
+HEADS_ENTRY(heads_8, 0, float, 8)
+HEADS_ENTRY(heads_16, 0, float, 16)
+HEADS_ENTRY(heads_f16_4, 1, uint16_t, 4)
+HEADS_ENTRY(heads_f16_8, 1, uint16_t, 8)
+HEADS_ENTRY(heads_f16_16, 1, uint16_t, 16)
+
+lg_attention_heads_fn lg_attention_heads_avx512(int head_dim) {
+    return head_dim == 64    ? heads_4
+           : head_dim == 128 ? heads_8
+           : head_dim == 256 ? heads_16
+                             : NULL;
+}
+
+lg_attention_heads_f16_fn lg_attention_heads_f16_avx512(int head_dim) {
+    return head_dim == 64    ? heads_f16_4
+           : head_dim == 128 ? heads_f16_8
+           : head_dim == 256 ? heads_f16_16
+                             : NULL;
 }
 
 static void f16_row(const uint16_t *src, float *dst, int n) {
@@ -110,4 +271,12 @@ LG_ATTENTION_ISA_ENTRIES(avx512, 16)
 #endif
 #else /* not x86-64: never chosen */
 LG_ATTENTION_ISA_STUBS(avx512)
+lg_attention_heads_fn lg_attention_heads_avx512(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
+lg_attention_heads_f16_fn lg_attention_heads_f16_avx512(int head_dim) {
+    (void)head_dim;
+    return NULL;
+}
 #endif

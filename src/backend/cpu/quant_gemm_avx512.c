@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "backend/cpu/avx512_sums.h"
 #include "backend/cpu/quant_dot.h"
 #include "backend/cpu/quant_gemm_isa.h"
 #include "quant/quant.h"
@@ -57,44 +58,15 @@ static ALWAYS_INLINE void tokens(act *a, const uint8_t *x, size_t xs, int nt, in
     }
 }
 
-/* The sums of several tokens' accumulators at once, each with the pairing
- * of _mm512_reduce_add_ps (lane i + i+8, then + i+4, then + i+2, then the
- * last two: float addition is commutative, so the same bits) but sharing the
- * shuffles: 8 tokens in ~23 instructions rather than ~64, which matters for
- * short rows (an expert's down projection is two super-blocks). */
-static ALWAYS_INLINE __m512 halves(__m512 a, __m512 b) { /* [a_i + a_i+8 | b_i + b_i+8] */
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-}
-
+/* Each token's accumulator summed across its lanes (avx512_sums.h: the
+ * pairing of _mm512_reduce_add_ps with shared shuffles, which matters for
+ * short rows: an expert's down projection is two super-blocks). */
 static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) {
-    if (nt == 1) {
-        y[0] = _mm512_reduce_add_ps(acc[0]);
-        return;
-    }
-    __m512 v[TILE];
-    UNROLL
-    for (int t = 0; t < TILE; t++)
-        v[t] = t < nt ? acc[t] : _mm512_setzero_ps();
-    /* level 1: token pairs (0,1) (2,3) (4,5) (6,7), 8 lanes each */
-    __m512 p01 = halves(v[0], v[1]), p23 = halves(v[2], v[3]);
-    __m512 p45 = halves(v[4], v[5]), p67 = halves(v[6], v[7]);
-    /* level 2: 4 lanes per token: [0 | 1 | 2 | 3] and [4 | 5 | 6 | 7] */
-    __m512 q0 =
-        _mm512_add_ps(_mm512_shuffle_f32x4(p01, p23, 0x88), _mm512_shuffle_f32x4(p01, p23, 0xDD));
-    __m512 q1 =
-        _mm512_add_ps(_mm512_shuffle_f32x4(p45, p67, 0x88), _mm512_shuffle_f32x4(p45, p67, 0xDD));
-    /* level 3: lanes 0,1 + lanes 2,3 of each token: [t0 t0 t4 t4 | t1 t1 t5 t5 | ...] */
-    __m512d a = _mm512_castps_pd(q0), b = _mm512_castps_pd(q1);
-    __m512 r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-    /* level 4: the two left of each token, in lanes 0 (t0), 2 (t4), 4 (t1), 6 (t5), ... */
-    r = _mm512_add_ps(r, _mm512_permute_ps(r, 0xB1));
-    float out[16];
-    _mm512_storeu_ps(out, r);
-    static const int lane[TILE] = {0, 4, 8, 12, 2, 6, 10, 14};
+    float sum[TILE];
+    lg_avx512_sums8(acc, nt, sum);
     UNROLL
     for (int t = 0; t < nt; t++)
-        y[(size_t)t * ys] = out[lane[t]];
+        y[(size_t)t * ys] = sum[t];
 }
 
 /* ---- Q4_K and Q5_K ------------------------------------------------------------ */
