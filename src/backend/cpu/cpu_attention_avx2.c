@@ -171,62 +171,7 @@ static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const 
     }
 }
 
-/* One head (lg_attention_chunk_fn). */
-static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,
-                                const float *const *val, int n, float scale, float *s, float *out,
-                                float *run_max, float *run_sum) {
-    heads(0, 1, NV, q, (const void *const *)key, (const void *const *)val, n, scale, s, 0, out,
-          run_max, run_sum);
-}
-
-/* Any number of heads, in groups of up to 8 (G a constant per group). */
-static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const float *q,
-                                      const void *const *k, const void *const *v, int n,
-                                      float scale, float *s, int s_stride, float *out,
-                                      float *run_max, float *run_sum) {
-    for (int h0 = 0; h0 < nh; h0 += 8) {
-        const float *qh = q + h0 * 8 * NV;
-        float *sh = s + h0 * s_stride, *oh = out + h0 * 8 * NV, *mh = run_max + h0,
-              *rh = run_sum + h0;
-        /* G must be a constant for heads(): one case per group size */
-#define HEADS_CASE(G)                                                                              \
-    case G: heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh); break;
-        switch (nh - h0 < 8 ? nh - h0 : 8) {
-            HEADS_CASE(1) HEADS_CASE(2) HEADS_CASE(3) HEADS_CASE(4)
-            HEADS_CASE(5) HEADS_CASE(6) HEADS_CASE(7) HEADS_CASE(8)
-#undef HEADS_CASE
-        }
-    }
-}
-
-/* lg_attention_heads_fn (float32 rows) and lg_attention_heads_f16_fn per head_dim */
-#define HEADS_ENTRY(NAME, F16, T, NV)                                                              \
-    static void NAME(int nh, const float *q, const T *const *key, const T *const *val, int n,      \
-                     float scale, float *s, int s_stride, float *out, float *run_max,              \
-                     float *run_sum) {                                                             \
-        head_groups(F16, NV, nh, q, (const void *const *)key, (const void *const *)val, n, scale,  \
-                    s, s_stride, out, run_max, run_sum);                                           \
-    }
-HEADS_ENTRY(heads_8, 0, float, 8)
-HEADS_ENTRY(heads_16, 0, float, 16)
-HEADS_ENTRY(heads_32, 0, float, 32)
-HEADS_ENTRY(heads_f16_8, 1, uint16_t, 8)
-HEADS_ENTRY(heads_f16_16, 1, uint16_t, 16)
-HEADS_ENTRY(heads_f16_32, 1, uint16_t, 32)
-
-lg_attention_heads_fn lg_attention_heads_avx2(int head_dim) {
-    return head_dim == 64    ? heads_8
-           : head_dim == 128 ? heads_16
-           : head_dim == 256 ? heads_32
-                             : NULL;
-}
-
-lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim) {
-    return head_dim == 64    ? heads_f16_8
-           : head_dim == 128 ? heads_f16_16
-           : head_dim == 256 ? heads_f16_32
-                             : NULL;
-}
+LG_ATTENTION_HEADS_ENTRIES(avx2, 8)
 
 static void f16_row(const uint16_t *src, float *dst, int n) {
     for (int i = 0; i < n; i += 8)
@@ -240,12 +185,5 @@ LG_ATTENTION_ISA_ENTRIES(avx2, 8)
 #endif
 #else /* not x86-64: never chosen */
 LG_ATTENTION_ISA_STUBS(avx2)
-lg_attention_heads_fn lg_attention_heads_avx2(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
-lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim) {
-    (void)head_dim;
-    return NULL;
-}
+LG_ATTENTION_HEADS_STUBS(avx2)
 #endif

@@ -44,4 +44,73 @@
         return NULL;                                                                                            \
     }
 
+/* What a file that defines `static void heads(F16, G, NV, q, key, val, n,
+ * scale, s, s_stride, out, run_max, run_sum)` (G query heads, 1..8, of NV
+ * vectors of LANES floats, over float32 or (F16) f16 rows) builds on it: the
+ * one-head step `chunk` for LG_ATTENTION_ISA_ENTRIES, any number of heads in
+ * groups of up to 8 (G a constant per group), and lg_attention_heads_<isa>
+ * and lg_attention_heads_f16_<isa> for head_dim 64, 128 and 256. */
+#define LG_ATTENTION_HEADS_CASE(G)                                                                 \
+    case G:                                                                                        \
+        heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);                           \
+        break;
+#define LG_ATTENTION_HEADS_ENTRY(NAME, F16, T, NV)                                                 \
+    static void NAME(int nh, const float *q, const T *const *key, const T *const *val, int n,      \
+                     float scale, float *s, int s_stride, float *out, float *run_max,              \
+                     float *run_sum) {                                                             \
+        head_groups(F16, NV, nh, q, (const void *const *)key, (const void *const *)val, n, scale,  \
+                    s, s_stride, out, run_max, run_sum);                                           \
+    }
+#define LG_ATTENTION_HEADS_ENTRIES(isa, LANES)                                                     \
+    static ALWAYS_INLINE void chunk(const int NV, const float *q, const float *const *key,         \
+                                    const float *const *val, int n, float scale, float *s,         \
+                                    float *out, float *run_max, float *run_sum) {                  \
+        heads(0, 1, NV, q, (const void *const *)key, (const void *const *)val, n, scale, s, 0,     \
+              out, run_max, run_sum);                                                              \
+    }                                                                                              \
+    static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const float *q,     \
+                                          const void *const *k, const void *const *v, int n,       \
+                                          float scale, float *s, int s_stride, float *out,         \
+                                          float *run_max, float *run_sum) {                        \
+        for (int h0 = 0; h0 < nh; h0 += 8) {                                                       \
+            const float *qh = q + h0 * (LANES) * NV;                                               \
+            float *sh = s + h0 * s_stride, *oh = out + h0 * (LANES) * NV, *mh = run_max + h0,      \
+                  *rh = run_sum + h0;                                                              \
+            switch (nh - h0 < 8 ? nh - h0 : 8) {                                                   \
+                LG_ATTENTION_HEADS_CASE(1) LG_ATTENTION_HEADS_CASE(2) LG_ATTENTION_HEADS_CASE(3)   \
+                LG_ATTENTION_HEADS_CASE(4) LG_ATTENTION_HEADS_CASE(5) LG_ATTENTION_HEADS_CASE(6)   \
+                LG_ATTENTION_HEADS_CASE(7) LG_ATTENTION_HEADS_CASE(8)                              \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    LG_ATTENTION_HEADS_ENTRY(heads_64, 0, float, 64 / (LANES))                                     \
+    LG_ATTENTION_HEADS_ENTRY(heads_128, 0, float, 128 / (LANES))                                   \
+    LG_ATTENTION_HEADS_ENTRY(heads_256, 0, float, 256 / (LANES))                                   \
+    LG_ATTENTION_HEADS_ENTRY(heads_f16_64, 1, uint16_t, 64 / (LANES))                              \
+    LG_ATTENTION_HEADS_ENTRY(heads_f16_128, 1, uint16_t, 128 / (LANES))                            \
+    LG_ATTENTION_HEADS_ENTRY(heads_f16_256, 1, uint16_t, 256 / (LANES))                            \
+    lg_attention_heads_fn lg_attention_heads_##isa(int head_dim) {                                 \
+        return head_dim == 64    ? heads_64                                                        \
+               : head_dim == 128 ? heads_128                                                       \
+               : head_dim == 256 ? heads_256                                                       \
+                                 : NULL;                                                           \
+    }                                                                                              \
+    lg_attention_heads_f16_fn lg_attention_heads_f16_##isa(int head_dim) {                         \
+        return head_dim == 64    ? heads_f16_64                                                    \
+               : head_dim == 128 ? heads_f16_128                                                   \
+               : head_dim == 256 ? heads_f16_256                                                   \
+                                 : NULL;                                                           \
+    }
+
+/* Off x86-64 the ISA's many-head steps are never chosen. */
+#define LG_ATTENTION_HEADS_STUBS(isa)                                                              \
+    lg_attention_heads_fn lg_attention_heads_##isa(int head_dim) {                                 \
+        (void)head_dim;                                                                            \
+        return NULL;                                                                               \
+    }                                                                                              \
+    lg_attention_heads_f16_fn lg_attention_heads_f16_##isa(int head_dim) {                         \
+        (void)head_dim;                                                                            \
+        return NULL;                                                                               \
+    }
+
 #endif
