@@ -107,13 +107,16 @@ static void test_tokenizer_on_prompts(void) {
 
 /* Bounds for a trained model (rows are whole K-quant blocks here), measured
  * against the float reference on the golden prompts and the held-out sample.
- * q8_0's perplexity lands within 0.25% of the float model's on either side:
- * the same quantised bytes gave 5.6407 in the -march=native build and 5.6352
- * under make sanitize (no FMA outside the kernels) against 5.6484, so its
- * bound is 1.003, not tighter than what float rounding moves it by. */
+ * q8_0's perplexity lands within ~0.35% of the float model's on either side,
+ * and float rounding alone moves it that much: the same quantised bytes gave
+ * 5.6407 and 5.6501 in -march=native builds and 5.6352 under make sanitize
+ * (no FMA outside the kernels), and 5.6375 / 5.6314 once the AVX-512 Q8_0
+ * kernel added its lanes in another order (its mean KL fell from 1.10e-3 to
+ * 9.4e-4 meanwhile), against 5.6484. So its perplexity bound is q6_k's 1.005,
+ * not tighter than that noise; its KL bound (0.003) is the fidelity check. */
 static void test_quantized_bounds(void) {
     struct { const char *type; double min_top1, max_kl, max_ppl_ratio; } cases[] = {
-        {"q8_0", 0.95, 0.003, 1.003},
+        {"q8_0", 0.95, 0.003, 1.005},
         {"q6_k", 0.90, 0.015, 1.005},
         {"q5_k_m", 0.90, 0.03, 1.01},
         {"q4_k_m", 0.80, 0.05, 1.01},
