@@ -769,10 +769,8 @@ static void attention_heads_case(lg_isa isa, const int dims[3], const int counts
         int hd = dims[di];
         lg_attention_heads_fn heads =
             wide ? lg_attention_heads_avx512(hd) : lg_attention_heads_avx2(hd);
-        lg_attention_chunk_fn one =
-            wide ? lg_attention_chunk_avx512(hd) : lg_attention_chunk_avx2(hd);
-        CHECKF(heads && one, "head_dim %d: no %s step", hd, lg_qgemm_isa_name(isa));
-        if (!heads || !one) continue;
+        CHECKF(heads != NULL, "head_dim %d: no %s step", hd, lg_qgemm_isa_name(isa));
+        if (!heads) continue;
         for (size_t ci = 0; ci < 9; ci++)
             for (size_t ki = 0; ki < 5; ki++) {
                 int nh = counts[ci], n = keys[ki], stride = 32;
@@ -791,9 +789,9 @@ static void attention_heads_case(lg_isa isa, const int dims[3], const int counts
                     mx[0][h] = mx[1][h] = h % 2 ? -INFINITY : op_frand() * 3.0f,
                     sum[0][h] = sum[1][h] = h % 2 ? 0.0f : 1.0f + op_frand() * op_frand();
                 heads(nh, q, key, val, n, 0.125f, s[0], stride, out[0], mx[0], sum[0]);
-                for (int h = 0; h < nh; h++)
-                    one(q + (size_t)h * hd, key, val, n, 0.125f, s[1] + h * stride,
-                        out[1] + (size_t)h * hd, &mx[1][h], &sum[1][h]);
+                for (int h = 0; h < nh; h++) /* each head alone: the one-head path */
+                    heads(1, q + (size_t)h * hd, key, val, n, 0.125f, s[1] + h * stride, stride,
+                          out[1] + (size_t)h * hd, &mx[1][h], &sum[1][h]);
                 bool same = !memcmp(out[0], out[1], sizeof(float) * (size_t)nh * hd) &&
                             !memcmp(s[0], s[1], sizeof(float) * (size_t)nh * stride) &&
                             !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
@@ -829,8 +827,8 @@ static void attention_heads_case(lg_isa isa, const int dims[3], const int counts
 }
 
 /* The AVX2 and AVX-512 attention steps for several heads at once
- * (lg_attention_heads_fn) against the one-head step of the same ISA run
- * head by head, and their f16 twins against them on f16 rows: bitwise the
+ * (lg_attention_heads_fn) against the same step given one head at a time,
+ * and their f16 twins against them on f16 rows: bitwise the
  * same scores, outputs, running maxima and sums, for 1..9 and 16 heads
  * (groups of 8, the shared-load path from 4 heads, the per-head path below),
  * chunks of 1..32 keys (tails of the 8-, 4- and 2-key passes), head_dim

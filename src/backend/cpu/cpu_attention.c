@@ -33,8 +33,7 @@ typedef struct {
     int group;                   /* query heads per KV head */
     int task_heads;              /* of them per task */
     int splits;                  /* tasks per (row, KV head) */
-    lg_attention_chunk_fn fast;  /* the AVX-512 or AVX2 step, or NULL for chunk_c */
-    lg_attention_heads_fn heads; /* the AVX2 step for all the task's heads at once, or NULL */
+    lg_attention_heads_fn heads; /* the AVX-512 or AVX2 step for the task's heads, or NULL for chunk_c */
     lg_attention_heads_f16_fn heads_f16; /* the same reading an f16 pool directly, or NULL */
     lg_attention_f16_fn f16;             /* the AVX-512 or AVX2 f16 converter, or NULL */
 } attention_job;
@@ -118,7 +117,7 @@ static void prefetch_chunk(const lg_kv_pool_view *pool, const lg_attention_args 
     }
 }
 
-/* The plain C step (lg_attention_chunk_fn) for any head_dim. */
+/* The plain C step for one head, any head_dim (where no vector step serves). */
 static void chunk_c(const float *q, const float *const *key, const float *const *val, int n, int hd,
                     float scale, float *s, float *out, float *run_max, float *run_sum) {
     float m = *run_max;
@@ -215,10 +214,7 @@ static void attention_task(void *ctx, int task, int thread) {
             const float *q = j->q + ((size_t)r * a->n_heads + h0 + h) * hd;
             float *out = j->out + ((size_t)r * a->n_heads + h0 + h) * hd,
                   *s = score + (size_t)h * CHUNK;
-            if (j->fast)
-                j->fast(q, key, val, n, j->scale, s, out, &run_max[h], &run_sum[h]);
-            else
-                chunk_c(q, key, val, n, hd, j->scale, s, out, &run_max[h], &run_sum[h]);
+            chunk_c(q, key, val, n, hd, j->scale, s, out, &run_max[h], &run_sum[h]);
         }
     }
     for (int h = 0; h < nh; h++) {
@@ -247,9 +243,6 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
     int splits = (group + task_heads - 1) / task_heads;
     /* the ISA is decided once per process, so every row takes the same step */
     lg_isa isa = lg_qgemm_isa_best();
-    lg_attention_chunk_fn fast = isa == LG_ISA_AVX512_VNNI ? lg_attention_chunk_avx512(a->head_dim)
-                                 : isa == LG_ISA_AVX2      ? lg_attention_chunk_avx2(a->head_dim)
-                                                           : NULL;
     lg_attention_f16_fn f16 = pool->dtype != LG_DTYPE_F16 ? NULL
                               : isa == LG_ISA_AVX512_VNNI ? lg_attention_f16_avx512(a->head_dim)
                               : isa == LG_ISA_AVX2        ? lg_attention_f16_avx2(a->head_dim)
@@ -263,7 +256,7 @@ void lg_cpu_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out
         : isa == LG_ISA_AVX2        ? lg_attention_heads_f16_avx2(a->head_dim)
                                     : NULL;
     attention_job j = {k,     pool,       out,    q,    a,     1.0f / sqrtf((float)a->head_dim),
-                       group, task_heads, splits, fast, heads, heads_f16,
+                       group, task_heads, splits, heads, heads_f16,
                        f16};
     lg_threadpool_run(k->pool, a->n_rows * a->n_kv_heads * splits, attention_task, &j);
 }

@@ -1,27 +1,21 @@
-/* The inner step of the CPU attention (cpu_attention.c): one query head
- * against up to a chunk of keys and values, updating its online softmax
- * (running maximum and sum) and its unnormalised output. A plain C version
- * there, an AVX-512 one in cpu_attention_avx512.c and an AVX2 one in
- * cpu_attention_avx2.c, chosen once per process. */
+/* The inner step of the CPU attention (cpu_attention.c): the query heads
+ * that read one KV head against up to a chunk of keys and values, each
+ * updating its online softmax (running maximum and sum) and its
+ * unnormalised output. A plain C version for one head there, AVX-512 and AVX2
+ * ones for several heads in cpu_attention_avx512.c and cpu_attention_avx2.c,
+ * chosen once per process. */
 #ifndef LAGUNA_BACKEND_CPU_ATTENTION_H
 #define LAGUNA_BACKEND_CPU_ATTENTION_H
 
 #include <stdint.h>
 
-/* s: room for n scores; out: head_dim floats, the running output. */
-typedef void (*lg_attention_chunk_fn)(const float *q, const float *const *key,
-                                      const float *const *val, int n, float scale, float *s,
-                                      float *out, float *run_max, float *run_sum);
-
-/* The AVX-512 (AVX2) step for this head_dim (64, 128 or 256), or NULL. */
-lg_attention_chunk_fn lg_attention_chunk_avx512(int head_dim);
-lg_attention_chunk_fn lg_attention_chunk_avx2(int head_dim);
-
-/* The same step for nh query heads that read the same keys and values
- * (q and out: nh rows of head_dim floats; s: nh rows s_stride apart;
- * run_max, run_sum: nh each), every head's arithmetic that of the one-head
- * step: the heads share the loads of each key and value instead of reading
- * the chunk again per head. The AVX2 one for this head_dim, or NULL. */
+/* nh query heads that read the same keys and values (q and out: nh rows of
+ * head_dim floats, out the running output; s: nh rows of room for n scores,
+ * s_stride apart; run_max, run_sum: nh each). Every head's arithmetic is the
+ * same whatever nh and whichever heads share the call (so heads(1, ...) per
+ * head gives the same bits): the heads share the loads of each key and value
+ * instead of reading the chunk again per head. The AVX2 (AVX-512) one for
+ * this head_dim (64, 128 or 256), or NULL. */
 typedef void (*lg_attention_heads_fn)(int nh, const float *q, const float *const *key,
                                       const float *const *val, int n, float scale, float *s,
                                       int s_stride, float *out, float *run_max, float *run_sum);

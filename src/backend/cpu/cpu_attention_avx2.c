@@ -1,6 +1,6 @@
-/* One query head against one chunk of keys and values, with AVX2 and FMA:
- * the inner step of cpu_attention.c's online softmax (lg_attention_chunk_fn)
- * for CPUs without AVX-512, compiled for AVX2 whatever the build's -march
+/* The query heads of one KV head against one chunk of keys and values, with
+ * AVX2 and FMA: the inner step of cpu_attention.c's online softmax
+ * (lg_attention_heads_fn) for CPUs without AVX-512, compiled for AVX2 whatever the build's -march
  * and called only when the CPU has it. What the plain C step leaves slow
  * there is exp: one libm call per score. Here exp is the vector polynomial
  * of cpu_attention_avx512.c (Cephes' expf) on 8 lanes, scores are 8 keys

@@ -1,6 +1,6 @@
 /* The query heads of one KV head against one chunk of keys and values,
  * with AVX-512: the inner step of cpu_attention.c's online softmax
- * (lg_attention_heads_fn, and lg_attention_chunk_fn for one head), compiled
+ * (lg_attention_heads_fn), compiled
  * for AVX-512 whatever the build's -march and called only when the CPU has
  * it. The structure of the AVX2 step (cpu_attention_avx2.c) on 16 lanes:
  * each key and value vector loaded, and converted from an f16 cache, once for
