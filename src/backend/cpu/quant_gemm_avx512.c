@@ -556,7 +556,14 @@ static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows
  * four a lane). Per token and pair: one vpdpbusd, the conversion, d_w * d_x
  * and the multiply-add. A last odd block sits in the even lanes, the odd ones
  * zero (weights and activations), its scale in all of them. */
-static ALWAYS_INLINE __m512i q8_blocks_to_pair_lanes(void) { /* vpermt2d: lane 2g <- a[g], 2g + 1 <- b[g] */
+/* dword 2g <- g, 2g + 1 <- 8 + g: a pair of blocks from element order into
+ * pair lanes (vpermd on one vector holding both blocks) */
+static ALWAYS_INLINE __m512i q8_to_pair_lanes(void) {
+    return _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+}
+/* the same for the blocks in two vectors' low halves (vpermt2d: lane 2g <- a[g],
+ * 2g + 1 <- b[g]), which saves inserting the second block */
+static ALWAYS_INLINE __m512i q8_blocks_to_pair_lanes(void) {
     return _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 }
 
@@ -600,7 +607,7 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
                 dx = _mm512_castpd_ps(_mm512_set1_pd(d2));
             } else { /* the odd block, stored in element order */
                 xv = _mm512_maskz_permutexvar_epi32(
-                    0x5555, index,
+                    0x5555, q8_to_pair_lanes(),
                     _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(xb + t * xs))));
                 float d1;
                 memcpy(&d1, xdb + t * xs, sizeof d1);
@@ -611,11 +618,6 @@ static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t 
         }
     }
     store(acc, nt, y, ys);
-}
-
-/* dword 2g <- g, 2g + 1 <- 8 + g: a pair of blocks from element order into pair lanes */
-static ALWAYS_INLINE __m512i q8_to_pair_lanes(void) {
-    return _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
 }
 
 /* dot_q8_0 for one token against many rows, the same bits per row with less
