@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/quant_dot.h"
 #include "gguf/gguf_quantize.h"
 #include "harness.h"
 #include "io/tensor_source.h"
 #include "laguna.h"
 #include "model/model.h"
+#include "quant/quant.h"
 #include "testutil.h"
 
 static laguna_model *open_as(const char *path, laguna_load_mode mode) {
@@ -36,25 +38,43 @@ static float *logits_of(laguna_model *m) {
     return out;
 }
 
-static void check_same_weights(const char *path) {
+/* Returns the bytes the copy rearranged. */
+static uint64_t check_same_weights(const char *path) {
     laguna_model *a = open_as(path, LAGUNA_LOAD_MMAP), *b = open_as(path, LAGUNA_LOAD_COPY);
+    uint64_t rearranged = 0;
     if (!a || !b) goto done;
     const laguna_model_info *ia = laguna_model_get_info(a), *ib = laguna_model_get_info(b);
     CHECKF(ia->weights_load == LAGUNA_LOAD_MMAP && ib->weights_load == LAGUNA_LOAD_COPY,
            "%s: %d %d", path, ia->weights_load, ib->weights_load);
     CHECK(ia->weights_bytes > 0 && ia->weights_bytes == ib->weights_bytes);
     CHECK(ib->weights_huge_bytes <= ib->weights_bytes);
+    /* a copy's Q4_K matrices are rearranged for AVX-512 (quant.h), a mapping's never */
+    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES;
+    CHECK(ia->weights_rearranged_bytes == 0);
+    uint64_t q4_K_bytes = 0;
     size_t n = lg_tensor_source_count(a->tensors);
     CHECK(n > 0 && n == lg_tensor_source_count(b->tensors));
     for (size_t i = 0; i < n; i++) {
         const lg_tensor *ta = lg_tensor_source_at(a->tensors, i);
         const lg_tensor *tb = lg_tensor_source_find(b->tensors, ta->name);
-        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == ta->dtype, "%s: tensor %s", path,
-               ta->name);
-        if (tb && tb->n_bytes == ta->n_bytes)
-            CHECKF(tb->data != ta->data && !memcmp(ta->data, tb->data, ta->n_bytes),
-                   "%s: tensor %s differs", path, ta->name);
+        bool lanes = ta->dtype == LG_DTYPE_Q4_K && avx512 && strcmp(ta->name, "model.embed_tokens.weight");
+        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (lanes ? LG_DTYPE_Q4_K_LANES : ta->dtype),
+               "%s: tensor %s", path, ta->name);
+        if (!tb || tb->n_bytes != ta->n_bytes) continue;
+        uint8_t *back = malloc(tb->n_bytes);
+        memcpy(back, tb->data, tb->n_bytes);
+        if (lanes) {
+            q4_K_bytes += tb->n_bytes;
+            CHECKF(memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s not rearranged", path, ta->name);
+            lg_q4_K_from_lanes((lg_block_q4_K *)back, (int64_t)(tb->n_bytes / sizeof(lg_block_q4_K)));
+        }
+        CHECKF(tb->data != ta->data && !memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s differs",
+               path, ta->name);
+        free(back);
     }
+    CHECKF(ib->weights_rearranged_bytes == q4_K_bytes, "%s: %llu rearranged bytes, %llu of Q4_K", path,
+           (unsigned long long)ib->weights_rearranged_bytes, (unsigned long long)q4_K_bytes);
+    rearranged = ib->weights_rearranged_bytes;
     float *la = logits_of(a), *lb = logits_of(b);
     if (la && lb)
         CHECKF(!memcmp(la, lb, sizeof(float) * (size_t)ia->vocab_size), "%s: logits differ", path);
@@ -63,6 +83,7 @@ static void check_same_weights(const char *path) {
 done:
     laguna_model_free(a);
     laguna_model_free(b);
+    return rearranged;
 }
 
 static void test_safetensors_file(void) {
@@ -85,6 +106,24 @@ static void test_gguf(void) {
     tu_remove_dir(d);
 }
 
+/* Q4_K_M (the trained model: its 256-wide rows are whole Q4_K blocks): the
+ * copy's Q4_K rearranged on an AVX-512 CPU, the same logits to the bit. */
+static void test_gguf_q4_K_M(void) {
+    char *d = tu_temp_dir(), dst[512];
+    snprintf(dst, sizeof dst, "%s/laguna-tiny-q4_k_m.gguf", d);
+    lg_quantize_options opt = {.n_threads = 2};
+    laguna_error err = {0};
+    CHECK(lg_ftype_parse("q4_k_m", &opt.ftype) == 0);
+    CHECKF(lg_quantize_model("models/laguna-tiny", dst, &opt, NULL, &err) == LAGUNA_OK, "%s",
+           err.message);
+    uint64_t rearranged = check_same_weights(dst);
+    if (lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES)
+        CHECKF(rearranged > 1000000, "%llu bytes rearranged", (unsigned long long)rearranged);
+    else
+        CHECK(rearranged == 0);
+    tu_remove_dir(d);
+}
+
 /* AUTO copies small weights on any machine with 2 GiB to spare, and says so. */
 static void test_auto_reports_its_choice(void) {
     laguna_model *m = open_as("tests/fixtures/tiny-xs", LAGUNA_LOAD_AUTO);
@@ -101,6 +140,7 @@ int main(void) {
     RUN(test_safetensors_file);
     RUN(test_sharded_safetensors);
     RUN(test_gguf);
+    RUN(test_gguf_q4_K_M);
     RUN(test_auto_reports_its_choice);
     return test_summary();
 }

@@ -17,7 +17,8 @@
 #include "harness.h"
 #include "quant/quant.h"
 
-static const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
+static const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K,
+                                 LG_DTYPE_Q4_K_LANES};
 #define N_TYPES (int)(sizeof types / sizeof types[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -436,6 +437,71 @@ static void test_token_tiles(void) {
     }
 }
 
+/* Q4_K rearranged at load (LG_DTYPE_Q4_K_LANES, quant.h): the rearrangement
+ * undoes to the same bytes, moves every nibble (none stays where ggml put it
+ * in a block of distinct values), decodes to the same floats, and the AVX-512
+ * one at load equals the scalar one; every kernel gives bitwise the Q4_K
+ * product of the same weights, 1..13 rows, 1..17 tokens (decode, part and
+ * whole tiles), rows of 1, 2, 5, 9 and 32 super-blocks (the last two through
+ * the column blocks of the prompt tiles). */
+static void test_q4_K_lanes(void) {
+    const int64_t widths[] = {256, 512, 5 * 256, 9 * 256, 32 * 256};
+    const int token_counts[] = {1, 3, 8, 9, 17};
+    int bad_bytes = 0, bad_values = 0, bad_products = 0;
+    for (int k = 0; k < 5; k++) {
+        int64_t n = widths[k];
+        const int rows = 13;
+        size_t rb = lg_dtype_row_bytes(LG_DTYPE_Q4_K, n), bytes = rb * rows;
+        float *deq = malloc(sizeof(float) * (size_t)rows * (size_t)n);
+        float *deq_lanes = malloc(sizeof(float) * (size_t)rows * (size_t)n);
+        uint8_t *w = weights(LG_DTYPE_Q4_K, rows, n, deq);
+        uint8_t *lanes = malloc(bytes), *back = malloc(bytes);
+        memcpy(lanes, w, bytes);
+        lg_q4_K_to_lanes((lg_block_q4_K *)lanes, (int64_t)(bytes / sizeof(lg_block_q4_K)));
+        memcpy(back, lanes, bytes);
+        lg_q4_K_from_lanes((lg_block_q4_K *)back, (int64_t)(bytes / sizeof(lg_block_q4_K)));
+        bad_bytes += memcmp(back, w, bytes) != 0;
+        if (lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
+            memcpy(back, w, bytes);
+            lg_q4_K_to_lanes_avx512(back, (int64_t)(bytes / sizeof(lg_block_q4_K)));
+            bad_bytes += memcmp(back, lanes, bytes) != 0;
+        }
+        for (int r = 0; r < rows; r++)
+            lg_dtype_to_f32(LG_DTYPE_Q4_K_LANES, lanes + (size_t)r * rb, deq_lanes + (size_t)r * n,
+                            n);
+        bad_values += memcmp(deq, deq_lanes, sizeof(float) * (size_t)rows * (size_t)n) != 0;
+        float *x = activations(17, n);
+        for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
+            if (!lg_qgemm_isa_available(isa)) continue;
+            for (int T = 0; T < 5; T++)
+                for (int nr = 1; nr <= rows; nr += 4) {
+                    int tokens = token_counts[T];
+                    /* the Q4_K product by the same ISA (Q4_K_LANES runs the scalar
+                     * reference below AVX-512, which AVX2's Q4_K kernel does not equal) */
+                    lg_isa ref = isa == LG_ISA_AVX512_VNNI ? isa : LG_ISA_SCALAR;
+                    float *a = product(ref, LG_DTYPE_Q4_K, w, nr, x, tokens, n, NULL);
+                    float *b = product(isa, LG_DTYPE_Q4_K_LANES, lanes, nr, x, tokens, n, NULL);
+                    bad_products += memcmp(a, b, sizeof(float) * (size_t)nr * tokens) != 0;
+                    free(a), free(b);
+                }
+        }
+        free(x), free(w), free(lanes), free(back), free(deq), free(deq_lanes);
+    }
+    /* one block of 256 distinct (element mod 16) nibbles: every nibble moves */
+    lg_block_q4_K blk = {0}, moved;
+    for (int e = 0; e < 256; e++)
+        blk.qs[32 * (e / 64) + e % 32] |= (uint8_t)((e % 16) << (e % 64 < 32 ? 0 : 4));
+    moved = blk;
+    lg_q4_K_to_lanes(&moved, 1);
+    int same = 0;
+    for (int i = 0; i < 128; i++)
+        same += moved.qs[i] == blk.qs[i];
+    CHECKF(bad_bytes == 0, "%d rearranged rows differ (round trip or AVX-512 vs scalar)", bad_bytes);
+    CHECKF(bad_values == 0, "%d widths decode differently from Q4_K", bad_values);
+    CHECKF(bad_products == 0, "%d products differ from Q4_K's", bad_products);
+    CHECKF(same < 16, "%d of 128 bytes unmoved: the rearrangement looks like the identity", same);
+}
+
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
@@ -448,5 +514,6 @@ int main(void) {
     RUN(test_one_token_rows);
     RUN(test_one_token_element_order);
     RUN(test_token_tiles);
+    RUN(test_q4_K_lanes);
     return test_summary();
 }

@@ -75,6 +75,25 @@ lg_tensor_memory lg_tensor_source_memory(const lg_tensor_source *src) {
     return m;
 }
 
+bool lg_tensor_source_owns(const lg_tensor_source *src, const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p;
+    for (size_t i = 0; i < src->n_maps; i++) {
+        const mapping *m = &src->maps[i];
+        uintptr_t lo = (uintptr_t)m->addr;
+        if (m->copied && a >= lo && a - lo <= m->len && bytes <= m->len - (a - lo)) return true;
+    }
+    return false;
+}
+
+int lg_tensor_source_set_writable(lg_tensor_source *src, bool writable) {
+    int rc = 0;
+    for (size_t i = 0; i < src->n_maps; i++)
+        if (src->maps[i].copied &&
+            mprotect(src->maps[i].addr, src->maps[i].len, writable ? PROT_READ | PROT_WRITE : PROT_READ))
+            rc = -1;
+    return rc;
+}
+
 int lg_tensor_source_keep_block(lg_tensor_source *src, void *block) {
     if (grow((void **)&src->blocks, &src->cap_blocks, src->n_blocks + 1, sizeof(void *))) return -1;
     src->blocks[src->n_blocks++] = block;
@@ -118,6 +137,12 @@ const lg_tensor *lg_tensor_source_find(const lg_tensor_source *src, const char *
     if (src->n_slots == 0) return NULL;
     size_t slot = *find_slot(src, name);
     return slot ? &src->tensors[slot - 1] : NULL;
+}
+
+void lg_tensor_source_set_dtype(lg_tensor_source *src, const char *name, lg_dtype dtype) {
+    if (src->n_slots == 0) return;
+    size_t slot = *find_slot(src, name);
+    if (slot) src->tensors[slot - 1].dtype = dtype;
 }
 
 size_t lg_tensor_source_count(const lg_tensor_source *src) { return src->n; }

@@ -42,12 +42,21 @@ typedef struct {
     uint64_t mapped_bytes, copied_bytes, huge_bytes;
 } lg_tensor_memory;
 lg_tensor_memory lg_tensor_source_memory(const lg_tensor_source *src);
+/* Whether [p, p + bytes) lies in anonymous memory the source keeps (a copied
+ * file, generated weights): memory the model may rearrange in place. */
+bool lg_tensor_source_owns(const lg_tensor_source *src, const void *p, size_t bytes);
+/* Makes that memory writable (copies are read-only once read) or read-only
+ * again; 0, or -1 when the system refused. */
+int lg_tensor_source_set_writable(lg_tensor_source *src, bool writable);
 /* Keeps a heap block alive for the source's lifetime (freed on free). */
 int lg_tensor_source_keep_block(lg_tensor_source *src, void *block);
 
 /* Adds a tensor (the name is copied). Fails on a duplicate name. */
 laguna_status lg_tensor_source_add(lg_tensor_source *src, const lg_tensor *t, laguna_error *err);
 const lg_tensor *lg_tensor_source_find(const lg_tensor_source *src, const char *name);
+/* Records that a tensor's bytes now have another dtype (rearranged in place
+ * in memory the source owns). */
+void lg_tensor_source_set_dtype(lg_tensor_source *src, const char *name, lg_dtype dtype);
 size_t lg_tensor_source_count(const lg_tensor_source *src);
 const lg_tensor *lg_tensor_source_at(const lg_tensor_source *src, size_t i);
 

@@ -10,11 +10,12 @@
 #include "model/model_synth.h"
 
 typedef struct {
-    const lg_tensor_source *src;
+    lg_tensor_source *src;
     const char *source; /* folder or file, for messages */
     laguna_error *err;
     laguna_model *model;
     uint64_t bytes_total, bytes_done; /* for the progress callback */
+    bool may_rearrange; /* the backend rearranges weights and the source owns some memory */
 } binder;
 
 static void shape_str(char *buf, size_t n, const int64_t *shape, int nd) {
@@ -84,6 +85,22 @@ static laguna_status backend_runs(binder *b, const lg_tensor *t, const char *nam
     return LAGUNA_OK;
 }
 
+/* A matrix of memory the model owns, in the layout the backend's kernels
+ * read fastest (backend.h: rearrange_weights), recorded in the source so
+ * that the tensor is never rearranged twice. Not the token embeddings, whose
+ * rows the embedding lookup decodes (they may also be the tied lm_head). */
+static void rearrange(binder *b, const lg_tensor *t, lg_matrix *m, const char *name) {
+    lg_backend *be = b->model->backend;
+    if (!b->may_rearrange || !strcmp(name, "model.embed_tokens.weight")) return;
+    size_t bytes = (size_t)m->rows * m->row_bytes;
+    if (!lg_tensor_source_owns(b->src, m->data, bytes)) return;
+    lg_dtype layout = be->ops->rearrange_weights(be, m->dtype, (void *)m->data, bytes);
+    if (layout == m->dtype) return;
+    m->dtype = layout;
+    lg_tensor_source_set_dtype(b->src, t->name, layout);
+    b->model->info.weights_rearranged_bytes += bytes;
+}
+
 static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int64_t rows, int64_t cols) {
     laguna_status st = LAGUNA_OK;
     const lg_tensor *t = need(b, name, 2, rows, cols, &st);
@@ -95,6 +112,7 @@ static laguna_status bind_matrix(binder *b, lg_matrix *m, const char *name, int6
                        name, lg_dtype_name(t->dtype), (long long)cols);
     *m = (lg_matrix){.dtype = t->dtype, .rows = rows, .cols = cols, .row_bytes = rb,
                      .data = t->data ? adopt(b, t->data, (size_t)rows * rb, name, &st) : synthesize(b, t, rows, cols, rb, &st)};
+    if (!st) rearrange(b, t, m, name);
     return st;
 }
 
@@ -277,7 +295,10 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
     model->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg); /* the model owns the per-layer arrays now */
     model->tensors = tensors;
-    binder b = {tensors, source, err, model, 0, 0};
+    binder b = {tensors, source, err, model, 0, 0, false};
+    /* copies of files are read-only once read: writable while binding when
+     * the backend will rearrange some of them */
+    b.may_rearrange = model->backend->ops->rearrange_weights && lg_tensor_source_set_writable(tensors, true) == 0;
     for (size_t i = 0; i < lg_tensor_source_count(tensors); i++) b.bytes_total += lg_tensor_source_at(tensors, i)->n_bytes;
     const lg_config *c = &model->cfg;
     laguna_status st;
@@ -298,6 +319,7 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
             model->rope_inv_freq[k] = (const float *)adopt(&b, model->rope[k].inv_freq, bytes, "rope tables", &st);
             if (st) return st;
         }
+    if (b.may_rearrange) lg_tensor_source_set_writable(tensors, false);
     if (model->progress) model->progress(model->progress_user, 1.0);
     return LAGUNA_OK;
 }

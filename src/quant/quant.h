@@ -84,6 +84,16 @@ _Static_assert(sizeof(lg_block_q4_0) == 18, "block_q4_0 is 18 bytes in ggml");
 _Static_assert(sizeof(lg_block_q5_0) == 22, "block_q5_0 is 22 bytes in ggml");
 _Static_assert(sizeof(lg_block_q5_1) == 24, "block_q5_1 is 24 bytes in ggml");
 _Static_assert(sizeof(lg_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
+
+/* LG_DTYPE_Q4_K_LANES: a Q4_K block with d, dmin and scales as they are and
+ * its 256 nibbles in the AVX-512 kernel's lane order (the order its
+ * activations take, backend/cpu/quant_dot.h): byte 8p + i of qs holds, in its
+ * low nibble, element 32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + i and, in its high
+ * nibble, that element + 8; byte 64 + 8p + i the same elements + 16 and + 24.
+ * The kernel then needs one mask or shift per 64 weights, where ggml's order
+ * costs three shuffles more (docs/performance.md). In place, n blocks. */
+void lg_q4_K_to_lanes(lg_block_q4_K *blocks, int64_t n);
+void lg_q4_K_from_lanes(lg_block_q4_K *blocks, int64_t n);
 _Static_assert(sizeof(lg_block_q5_K) == 176, "block_q5_K is 176 bytes in ggml");
 _Static_assert(sizeof(lg_block_q6_K) == 210, "block_q6_K is 210 bytes in ggml");
 

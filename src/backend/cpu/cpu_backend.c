@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/quant_dot.h"
 #include "core/argmax.h"
 
 #define MATMUL_ROWS_PER_TASK 16 /* must cover cpu_matmul.c's ROWS_PER_TASK */
@@ -67,6 +68,32 @@ static const void *cpu_adopt_weights(lg_backend *be, const void *host, size_t by
     return host;
 }
 
+typedef struct {
+    uint8_t *blocks;
+    int64_t n_blocks;
+    int n_tasks;
+} lanes_job;
+
+static void lanes_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const lanes_job *j = ctx;
+    int64_t b0 = j->n_blocks * task / j->n_tasks, b1 = j->n_blocks * (task + 1) / j->n_tasks;
+    lg_q4_K_to_lanes_avx512(j->blocks + (size_t)b0 * lg_dtype_row_bytes(LG_DTYPE_Q4_K, 256),
+                            b1 - b0);
+}
+
+/* Q4_K into lane order when the AVX-512 kernels run (quant_dot.h): at
+ * memory speed over the threads, no memory of its own. */
+static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, size_t bytes) {
+    lg_dtype layout = lg_qgemm_layout_for(dtype);
+    if (layout != LG_DTYPE_Q4_K_LANES) return dtype;
+    size_t block = lg_dtype_row_bytes(LG_DTYPE_Q4_K, 256);
+    lanes_job j = {data, (int64_t)(bytes / block), 0};
+    j.n_tasks = (int)(bytes >> 20) + 1; /* ~1 MiB a task */
+    lg_threadpool_run(((lg_cpu_backend *)be)->pool, j.n_tasks, lanes_task, &j);
+    return layout;
+}
+
 static void cpu_ctx_free(lg_backend_ctx *c) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     if (!k) return;
@@ -125,6 +152,7 @@ static const lg_backend_ops cpu_ops = {
     .alloc = cpu_alloc,
     .free = cpu_free,
     .adopt_weights = cpu_adopt_weights,
+    .rearrange_weights = cpu_rearrange_weights,
     .ctx_new = cpu_ctx_new,
     .ctx_free = cpu_ctx_free,
     .to_host = cpu_copy,

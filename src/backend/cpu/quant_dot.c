@@ -74,6 +74,7 @@ int lg_q8_block(lg_dtype weights) {
     case LG_DTYPE_Q8_0:
         return 32;
     case LG_DTYPE_Q4_K:
+    case LG_DTYPE_Q4_K_LANES:
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q6_K:
         return 256;
@@ -125,7 +126,8 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     bool k_quant = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
-    if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q4_K) return LG_Q8_K4_LANE_ORDER;
+    if (isa == LG_ISA_AVX512_VNNI && (weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q4_K_LANES))
+        return LG_Q8_K4_LANE_ORDER;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
@@ -204,8 +206,14 @@ static int unpack_block(lg_dtype dtype, const uint8_t *row, int64_t b, int_block
     /* Q4_K and Q5_K: eight sub-blocks of 32 with a 6-bit scale and min */
     const uint8_t *scales, *qs, *qh = NULL;
     float d, dmin;
-    if (dtype == LG_DTYPE_Q4_K) {
+    lg_block_q4_K ggml; /* a Q4_K_LANES block put back into ggml's order */
+    if (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q4_K_LANES) {
         const lg_block_q4_K *w = (const lg_block_q4_K *)row + b;
+        if (dtype == LG_DTYPE_Q4_K_LANES) {
+            memcpy(&ggml, w, sizeof ggml);
+            lg_q4_K_from_lanes(&ggml, 1);
+            w = &ggml;
+        }
         d = lg_f16_to_f32(w->d), dmin = lg_f16_to_f32(w->dmin), scales = w->scales, qs = w->qs;
     } else {
         const lg_block_q5_K *w = (const lg_block_q5_K *)row + b;
@@ -267,6 +275,8 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
 #define TOKEN_CHUNK 8
 
 void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
+    /* Q4_K_LANES has AVX-512 kernels only (it is made for them) */
+    if (a->dtype == LG_DTYPE_Q4_K_LANES && isa != LG_ISA_AVX512_VNNI) isa = LG_ISA_SCALAR;
     /* one token (decode): all the rows in one call, the same bits as below */
     if (a->n_tokens == 1 &&
         ((isa == LG_ISA_AVX512_VNNI &&
@@ -300,6 +310,11 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
                     y[(size_t)t * a->y_stride] += a->bias[r];
         }
     }
+}
+
+lg_dtype lg_qgemm_layout_for(lg_dtype dtype) {
+    return dtype == LG_DTYPE_Q4_K && lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI ? LG_DTYPE_Q4_K_LANES
+                                                                              : dtype;
 }
 
 void lg_qgemm(const lg_qgemm_args *a) {

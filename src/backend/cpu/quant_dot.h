@@ -153,4 +153,12 @@ void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
 /* Element order to Q8_0 lane order, the same (AVX-512 only). */
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
+/* The layout the best ISA's kernels want for weights of this dtype, when it
+ * differs from the file's: LG_DTYPE_Q4_K_LANES for Q4_K with AVX-512
+ * (quant.h says what it is), else the dtype itself. */
+lg_dtype lg_qgemm_layout_for(lg_dtype dtype);
+/* Q4_K blocks (n of them, at any address) into LG_DTYPE_Q4_K_LANES in place:
+ * the same bytes as lg_q4_K_to_lanes, at memory speed (AVX-512 only). */
+void lg_q4_K_to_lanes_avx512(void *blocks, int64_t n);
+
 #endif
