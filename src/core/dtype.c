@@ -20,6 +20,24 @@ __attribute__((target("avx,f16c"))) static void f16_row_f16c(const uint16_t *s, 
     for (; i < n; i++) d[i] = lg_f16_to_f32(s[i]);
 }
 
+/* float32 to f16 rows, round to nearest even as lg_f32_to_f16, 8 at a time
+ * (writing a prompt's rows into an f16 KV cache went through the scalar
+ * conversion: 2% of a 40-layer XS.2 prefill). NaNs keep the scalar
+ * conversion's quiet NaN (the instruction would keep their payload bits). */
+__attribute__((target("avx,f16c"))) static void f16_from_f32_f16c(const float *s, uint16_t *d, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(s + i);
+        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        if (!_mm256_testz_ps(nan, nan)) {
+            for (int k = 0; k < 8; k++) d[i + k] = lg_f32_to_f16(s[i + k]);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    for (; i < n; i++) d[i] = lg_f32_to_f16(s[i]);
+}
+
 static bool have_f16c(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
@@ -142,6 +160,12 @@ int lg_dtype_from_f32(lg_dtype dtype, const float *src, void *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lg_f32_to_bf16(src[i]);
         return 0;
     case LG_DTYPE_F16:
+#ifdef LG_HAVE_F16C_PATH
+        if (have_f16c()) {
+            f16_from_f32_f16c(src, dst, n);
+            return 0;
+        }
+#endif
         for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lg_f32_to_f16(src[i]);
         return 0;
     default:
