@@ -812,7 +812,8 @@ static void attention_heads_case(lg_isa isa, const int dims[3], const int counts
                 memcpy(mx[1], mx[0], sizeof mx[0]), memcpy(sum[1], sum[0], sizeof sum[0]);
                 heads(nh, q, key, val, n, 0.125f, s[0], stride, out[0], mx[0], sum[0]);
                 if (heads16)
-                    heads16(nh, q, key16, val16, n, 0.125f, s[1], stride, out[1], mx[1], sum[1]);
+                    heads16(nh, q, key16, val16, n, 0.125f, s[1], stride, out[1], mx[1], sum[1],
+                            &(lg_attention_next){key16, val16, n});
                 same = !memcmp(out[0], out[1], sizeof(float) * (size_t)nh * hd) &&
                        !memcmp(mx[0], mx[1], sizeof(float) * nh) &&
                        !memcmp(sum[0], sum[1], sizeof(float) * nh);

@@ -183,7 +183,7 @@ static void attention_task(void *ctx, int task, int thread) {
     float *kbuf = j->k->scratch[thread], *vbuf = kbuf + (size_t)CHUNK * hd,
           *score = vbuf + (size_t)CHUNK * hd;
     const float *key[CHUNK], *val[CHUNK];
-    const uint16_t *key16[CHUNK], *val16[CHUNK];
+    const uint16_t *key16[CHUNK], *val16[CHUNK], *next_key16[CHUNK], *next_val16[CHUNK];
     float run_max[MAX_GROUP], run_sum[MAX_GROUP];
     for (int h = 0; h < nh; h++) {
         run_max[h] = -INFINITY, run_sum[h] = 0;
@@ -197,13 +197,24 @@ static void attention_task(void *ctx, int task, int thread) {
             chunk_rows_f16(j->pool, a, r, c0, n, kv, key16, val16);
         else
             fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
-        if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
         if (in_place) {
+            /* the next chunk's pool rows, asked for by the step as it goes
+             * (lg_attention_next); a chunk that ends in this step's own rows
+             * is asked for in one go */
+            int c1 = c0 + CHUNK, n1 = pos + 1 - c1 < CHUNK ? pos + 1 - c1 : CHUNK;
+            lg_attention_next next = {next_key16, next_val16, 0};
+            if (n1 > 0 && c1 + n1 <= a->fresh_from[r]) {
+                chunk_rows_f16(j->pool, a, r, c1, n1, kv, next_key16, next_val16);
+                next.n = n1;
+            } else if (n1 > 0) {
+                prefetch_chunk(j->pool, a, r, c1, pos, kv);
+            }
             size_t first = ((size_t)r * a->n_heads + h0) * hd;
             j->heads_f16(nh, j->q + first, key16, val16, n, j->scale, score, CHUNK, j->out + first,
-                         run_max, run_sum);
+                         run_max, run_sum, &next);
             continue;
         }
+        if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
         if (j->heads) {
             size_t first = ((size_t)r * a->n_heads + h0) * hd;
             j->heads(nh, j->q + first, key, val, n, j->scale, score, CHUNK, j->out + first, run_max,

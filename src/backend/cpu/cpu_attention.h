@@ -21,12 +21,26 @@ typedef void (*lg_attention_heads_fn)(int nh, const float *q, const float *const
                                       int s_stride, float *out, float *run_max, float *run_sum);
 lg_attention_heads_fn lg_attention_heads_avx2(int head_dim);
 lg_attention_heads_fn lg_attention_heads_avx512(int head_dim);
+/* The rows of the chunk after this one, which an f16 step asks the memory
+ * for as it goes: for each key it scores the next chunk's key row of that
+ * index, for each value it adds the value row. A decode step's cache comes
+ * from memory (the layers' KV pools together are far larger than the
+ * caches), and one burst of prefetches for a whole chunk before it mostly
+ * found the core's miss buffers full: spread out, the 40-layer XS.2's decode
+ * attention took ~20% less time (docs/performance.md). */
+typedef struct {
+    const uint16_t *const *key, *const *val;
+    int n; /* rows listed (0: none) */
+} lg_attention_next;
+
 /* The same reading the keys and values straight from an f16 cache (rows of
  * head_dim f16), each converted as it is used: no converted copy of the
- * chunk to write and read back. The same bits (the conversion is exact). */
+ * chunk to write and read back. The same bits (the conversion is exact).
+ * next: the following chunk's rows to ask for, or NULL. */
 typedef void (*lg_attention_heads_f16_fn)(int nh, const float *q, const uint16_t *const *key,
                                           const uint16_t *const *val, int n, float scale, float *s,
-                                          int s_stride, float *out, float *run_max, float *run_sum);
+                                          int s_stride, float *out, float *run_max, float *run_sum,
+                                          const lg_attention_next *next);
 lg_attention_heads_f16_fn lg_attention_heads_f16_avx2(int head_dim);
 lg_attention_heads_f16_fn lg_attention_heads_f16_avx512(int head_dim);
 

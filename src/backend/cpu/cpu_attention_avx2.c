@@ -127,13 +127,17 @@ static ALWAYS_INLINE float softmax_step(float *s, int n, float *run_max, float *
 static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const float *q,
                                 const void *const *key, const void *const *val, int n, float scale,
                                 float *s, int s_stride, float *out, float *run_max,
-                                float *run_sum) {
-    const int hd = 8 * NV;
+                                float *run_sum, const lg_attention_next *next) {
+    const int hd = 8 * NV, row_bytes = 2 * hd; /* of an f16 row */
+    const int nk = F16 && next ? next->n : 0;  /* the next chunk's rows to ask for */
     if (G < 4) {
+        for (int i = 0; i < nk; i++)
+            lg_ask_row(next->key, nk, i, row_bytes);
         for (int h = 0; h < G; h++)
             head_scores(F16, NV, q + h * hd, key, n, scale, s + h * s_stride);
     } else {
         for (int i = 0; i < n; i++) {
+            if (nk) lg_ask_row(next->key, nk, i, row_bytes);
             const void *k = key[i];
             __m256 acc[8], kv = row_vec(F16, k, 0);
             UNROLL
@@ -160,6 +164,7 @@ static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const 
         for (int h = 0; h < G; h++)
             o[h] = _mm256_mul_ps(_mm256_loadu_ps(out + h * hd + 8 * v), _mm256_set1_ps(keep[h]));
         for (int j = 0; j < n; j++) {
+            if (nk && v == 0) lg_ask_row(next->val, nk, j, row_bytes);
             __m256 x = row_vec(F16, val[j], v);
             UNROLL
             for (int h = 0; h < G; h++)

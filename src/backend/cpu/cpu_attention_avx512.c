@@ -156,16 +156,24 @@ static ALWAYS_INLINE void key_scores(const int F16, const int G, const int NV, c
 static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const float *q,
                                 const void *const *key, const void *const *val, int n, float scale,
                                 float *s, int s_stride, float *out, float *run_max,
-                                float *run_sum) {
-    const int hd = 16 * NV;
+                                float *run_sum, const lg_attention_next *next) {
+    const int hd = 16 * NV, row_bytes = 2 * hd; /* of an f16 row */
+    const int nk = F16 && next ? next->n : 0;   /* the next chunk's rows to ask for */
     if (G < 4) {
+        for (int i = 0; i < nk; i++)
+            lg_ask_row(next->key, nk, i, row_bytes);
         for (int h = 0; h < G; h++)
             head_scores(F16, NV, q + h * hd, key, n, scale, s + h * s_stride);
     } else {
         int i = 0;
-        for (; i + 2 <= n; i += 2) /* two keys a pass: each q vector loaded once for both */
+        for (; i + 2 <= n; i += 2) { /* two keys a pass: each q vector loaded once for both */
+            if (nk) lg_ask_row(next->key, nk, i, row_bytes), lg_ask_row(next->key, nk, i + 1, row_bytes);
             key_scores(F16, G, NV, 2, q, key + i, scale, s + i, s_stride);
-        if (i < n) key_scores(F16, G, NV, 1, q, key + i, scale, s + i, s_stride);
+        }
+        if (i < n) {
+            if (nk) lg_ask_row(next->key, nk, i, row_bytes);
+            key_scores(F16, G, NV, 1, q, key + i, scale, s + i, s_stride);
+        }
     }
     float keep[8];
     UNROLL
@@ -183,6 +191,7 @@ static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const 
             }
         }
         for (int j = 0; j < n; j++) {
+            if (nk && v0 == 0) lg_ask_row(next->val, nk, j, row_bytes);
             __m512 x[8];
             UNROLL
             for (int v = 0; v < VB; v++)

@@ -24,28 +24,43 @@
         return NULL;                                                                               \
     }
 
+/* The cache lines of row i of a next-chunk list (lg_attention_next), asked
+ * for when i is listed: what the f16 steps call per key and per value. */
+static ALWAYS_INLINE void lg_ask_row(const uint16_t *const *rows, int listed, int i, int bytes) {
+    if (i < listed)
+        for (int b = 0; b < bytes; b += 64)
+            __builtin_prefetch((const char *)rows[i] + b);
+}
+
 /* What a file that defines `static void heads(F16, G, NV, q, key, val, n,
- * scale, s, s_stride, out, run_max, run_sum)` (G query heads, 1..8, of NV
- * vectors of LANES floats, over float32 or (F16) f16 rows) builds on it: any
+ * scale, s, s_stride, out, run_max, run_sum, next)` (G query heads, 1..8, of NV
+ * vectors of LANES floats, over float32 or (F16) f16 rows; next as
+ * lg_attention_next, NULL for float rows) builds on it: any
  * number of heads in groups of up to 8 (G a constant per group), as
  * lg_attention_heads_<isa> and lg_attention_heads_f16_<isa> for head_dim 64,
  * 128 and 256. */
 #define LG_ATTENTION_HEADS_CASE(G)                                                                 \
     case G:                                                                                        \
-        heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh);                           \
+        heads(F16, G, NV, qh, k, v, n, scale, sh, s_stride, oh, mh, rh, h0 ? NULL : next);         \
         break;
 #define LG_ATTENTION_HEADS_ENTRY(NAME, F16, T, NV)                                                 \
     static void NAME(int nh, const float *q, const T *const *key, const T *const *val, int n,      \
                      float scale, float *s, int s_stride, float *out, float *run_max,              \
-                     float *run_sum) {                                                             \
+                     float *run_sum LG_ATTENTION_NEXT_PARAM_##F16) {                               \
         head_groups(F16, NV, nh, q, (const void *const *)key, (const void *const *)val, n, scale,  \
-                    s, s_stride, out, run_max, run_sum);                                           \
+                    s, s_stride, out, run_max, run_sum, LG_ATTENTION_NEXT_ARG_##F16);              \
     }
+/* the f16 entries take the next chunk's rows, the float ones do not */
+#define LG_ATTENTION_NEXT_PARAM_0
+#define LG_ATTENTION_NEXT_PARAM_1 , const lg_attention_next *next
+#define LG_ATTENTION_NEXT_ARG_0 NULL
+#define LG_ATTENTION_NEXT_ARG_1 next
 #define LG_ATTENTION_HEADS_ENTRIES(isa, LANES)                                                     \
     static ALWAYS_INLINE void head_groups(const int F16, const int NV, int nh, const float *q,     \
                                           const void *const *k, const void *const *v, int n,       \
                                           float scale, float *s, int s_stride, float *out,         \
-                                          float *run_max, float *run_sum) {                        \
+                                          float *run_max, float *run_sum,                          \
+                                          const lg_attention_next *next) {                         \
         for (int h0 = 0; h0 < nh; h0 += 8) {                                                       \
             const float *qh = q + h0 * (LANES) * NV;                                               \
             float *sh = s + h0 * s_stride, *oh = out + h0 * (LANES) * NV, *mh = run_max + h0,      \
