@@ -94,34 +94,57 @@ static void test_sharded_safetensors(void) {
     check_same_weights("tests/fixtures/tiny-m");
 }
 
-static void test_gguf(void) {
+/* check_same_weights on a GGUF of `src` quantised to `ftype` in a temporary
+ * folder; returns what it returns. */
+static uint64_t check_same_weights_gguf(const char *src, const char *ftype) {
     char *d = tu_temp_dir(), dst[512];
-    snprintf(dst, sizeof dst, "%s/tiny-xs-q8_0.gguf", d);
+    snprintf(dst, sizeof dst, "%s/model-%s.gguf", d, ftype);
     lg_quantize_options opt = {.n_threads = 2};
     laguna_error err = {0};
-    CHECK(lg_ftype_parse("q8_0", &opt.ftype) == 0);
-    CHECKF(lg_quantize_model("tests/fixtures/tiny-xs", dst, &opt, NULL, &err) == LAGUNA_OK, "%s",
-           err.message);
-    check_same_weights(dst);
+    uint64_t rearranged = 0;
+    CHECK(lg_ftype_parse(ftype, &opt.ftype) == 0);
+    bool made = lg_quantize_model(src, dst, &opt, NULL, &err) == LAGUNA_OK;
+    CHECKF(made, "%s", err.message);
+    if (made) rearranged = check_same_weights(dst);
     tu_remove_dir(d);
+    return rearranged;
+}
+
+static void test_gguf(void) {
+    check_same_weights_gguf("tests/fixtures/tiny-xs", "q8_0");
 }
 
 /* Q4_K_M (the trained model: its 256-wide rows are whole Q4_K blocks): the
  * copy's Q4_K rearranged on an AVX-512 CPU, the same logits to the bit. */
 static void test_gguf_q4_K_M(void) {
-    char *d = tu_temp_dir(), dst[512];
-    snprintf(dst, sizeof dst, "%s/laguna-tiny-q4_k_m.gguf", d);
-    lg_quantize_options opt = {.n_threads = 2};
-    laguna_error err = {0};
-    CHECK(lg_ftype_parse("q4_k_m", &opt.ftype) == 0);
-    CHECKF(lg_quantize_model("models/laguna-tiny", dst, &opt, NULL, &err) == LAGUNA_OK, "%s",
-           err.message);
-    uint64_t rearranged = check_same_weights(dst);
+    uint64_t rearranged = check_same_weights_gguf("models/laguna-tiny", "q4_k_m");
     if (lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES)
         CHECKF(rearranged > 1000000, "%llu bytes rearranged", (unsigned long long)rearranged);
     else
         CHECK(rearranged == 0);
-    tu_remove_dir(d);
+}
+
+/* The CPU backend's rearrange_weights: Q4_K into lanes where AVX-512 runs
+ * (the scalar rearrangement's bytes), anything else, a LANES matrix
+ * included, returned as it is and untouched (never rearranged twice). */
+static void test_rearrange_op(void) {
+    lg_backend *be = lg_cpu_backend_new(2);
+    enum { BLOCKS = 5000 }; /* 720 KB: several of the op's tasks */
+    size_t bytes = BLOCKS * sizeof(lg_block_q4_K);
+    uint8_t *w = malloc(bytes), *want = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = (uint8_t)(i * 2654435761u >> 13);
+    memcpy(want, w, bytes);
+    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES;
+    if (avx512) lg_q4_K_to_lanes((lg_block_q4_K *)want, BLOCKS);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, bytes) ==
+          (avx512 ? LG_DTYPE_Q4_K_LANES : LG_DTYPE_Q4_K));
+    CHECK(!memcmp(w, want, bytes));
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K_LANES, w, bytes) == LG_DTYPE_Q4_K_LANES);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q6_K, w, bytes) == LG_DTYPE_Q6_K);
+    CHECK(!memcmp(w, want, bytes));
+    free(w), free(want);
+    be->ops->destroy(be);
 }
 
 /* AUTO copies small weights on any machine with 2 GiB to spare, and says so. */
@@ -141,6 +164,7 @@ int main(void) {
     RUN(test_sharded_safetensors);
     RUN(test_gguf);
     RUN(test_gguf_q4_K_M);
+    RUN(test_rearrange_op);
     RUN(test_auto_reports_its_choice);
     return test_summary();
 }

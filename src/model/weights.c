@@ -86,9 +86,11 @@ static laguna_status backend_runs(binder *b, const lg_tensor *t, const char *nam
 }
 
 /* A matrix of memory the model owns, in the layout the backend's kernels
- * read fastest (backend.h: rearrange_weights), recorded in the source so
- * that the tensor is never rearranged twice. Not the token embeddings, whose
- * rows the embedding lookup decodes (they may also be the tied lm_head). */
+ * read fastest (backend.h: rearrange_weights). A file's tensor records its
+ * new dtype in the source, so that a second binding neither rearranges nor
+ * misreads it; a generated one has no bytes there (generated again, it is
+ * rearranged again). Not the token embeddings, whose rows the embedding
+ * lookup decodes (they may also be the tied lm_head). */
 static void rearrange(binder *b, const lg_tensor *t, lg_matrix *m, const char *name) {
     lg_backend *be = b->model->backend;
     if (!b->may_rearrange || !strcmp(name, "model.embed_tokens.weight")) return;
@@ -97,7 +99,7 @@ static void rearrange(binder *b, const lg_tensor *t, lg_matrix *m, const char *n
     lg_dtype layout = be->ops->rearrange_weights(be, m->dtype, (void *)m->data, bytes);
     if (layout == m->dtype) return;
     m->dtype = layout;
-    lg_tensor_source_set_dtype(b->src, t->name, layout);
+    if (t->data) lg_tensor_source_set_dtype(b->src, t->name, layout);
     b->model->info.weights_rearranged_bytes += bytes;
 }
 
