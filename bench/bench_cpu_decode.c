@@ -8,7 +8,12 @@
  *   - "cached": a 512 x 2048 matrix (an XS.2 expert's gate) read again and
  *     again: the kernel's arithmetic speed with no memory stall;
  * and, for reference, the machine's streaming read bandwidth with the same
- * threads. Prints GB/s of weight bytes (1e9 B/s), best of --reps.
+ * threads. Prints GB/s of weight bytes (1e9 B/s), best of --reps. Q4_K is
+ * timed as files have it and, where the kernels want another layout, as a
+ * copied file is rearranged at load (Q4_K (lanes) with AVX-512). Then one
+ * decode row's attention, ms a layer: over one layer's cache again and again
+ * (from the CPU's caches) and over 40 layers' caches in turn (from memory, as
+ * a decode step reads them).
  *
  * usage: bench_cpu_decode [--threads N] [--mib M] [--reps R] [--tokens T] [--cols C] [--dealt]
  * (--dealt: row blocks dealt out to the threads in turn, as before
