@@ -583,6 +583,10 @@ static void test_kv_write_and_attention(void) {
             {16, 2, 128, 16, 0, c, 2, {45, 3}, {1, 37}},
             {6, 2, 64, 5, 20, c, 1, {70}, {3}},
             {4, 2, 256, 16, 0, c, 1, {50}, {2}},
+            /* several whole chunks (32 positions) before the step's own rows: an f16 pool
+               is read in place, each chunk listing the next one's rows */
+            {16, 2, 128, 16, 0, c, 1, {100}, {1}},
+            {8, 2, 128, 5, 70, c, 2, {130, 64}, {1, 2}}, /* from a sliding window's start */
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             attention_case(&t, &cases[i]);

@@ -183,7 +183,10 @@ static void attention_task(void *ctx, int task, int thread) {
     float *kbuf = j->k->scratch[thread], *vbuf = kbuf + (size_t)CHUNK * hd,
           *score = vbuf + (size_t)CHUNK * hd;
     const float *key[CHUNK], *val[CHUNK];
-    const uint16_t *key16[CHUNK], *val16[CHUNK], *next_key16[CHUNK], *next_val16[CHUNK];
+    /* an f16 chunk's row pointers, and the next chunk's (listed for the step to
+     * ask for, then used as they are when that chunk comes): the two swap */
+    const uint16_t *rows16[2][2][CHUNK], **key16 = rows16[0][0], **val16 = rows16[0][1];
+    const uint16_t **next_key16 = rows16[1][0], **next_val16 = rows16[1][1];
     float run_max[MAX_GROUP], run_sum[MAX_GROUP];
     for (int h = 0; h < nh; h++) {
         run_max[h] = -INFINITY, run_sum[h] = 0;
@@ -193,11 +196,13 @@ static void attention_task(void *ctx, int task, int thread) {
         int n = pos + 1 - c0 < CHUNK ? pos + 1 - c0 : CHUNK;
         /* a chunk all in an f16 pool: read in place, no converted copy */
         bool in_place = j->heads_f16 && c0 + n <= a->fresh_from[r];
-        if (in_place)
-            chunk_rows_f16(j->pool, a, r, c0, n, kv, key16, val16);
-        else
-            fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
         if (in_place) {
+            if (c0 == lo) {
+                chunk_rows_f16(j->pool, a, r, c0, n, kv, key16, val16);
+            } else { /* in-place chunks come first: the one before listed these rows */
+                const uint16_t **k = key16, **v = val16;
+                key16 = next_key16, val16 = next_val16, next_key16 = k, next_val16 = v;
+            }
             /* the next chunk's pool rows, asked for by the step as it goes
              * (lg_attention_next); a chunk that ends in this step's own rows
              * is asked for in one go */
@@ -214,6 +219,7 @@ static void attention_task(void *ctx, int task, int thread) {
                          run_max, run_sum, &next);
             continue;
         }
+        fetch_chunk(j->pool, a, r, c0, n, kv, kbuf, vbuf, key, val, j->f16);
         if (c0 + CHUNK <= pos) prefetch_chunk(j->pool, a, r, c0 + CHUNK, pos, kv);
         if (j->heads) {
             size_t first = ((size_t)r * a->n_heads + h0) * hd;
