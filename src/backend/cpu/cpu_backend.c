@@ -94,8 +94,9 @@ static void lanes_task(void *ctx, int task, int thread) {
 /* Q4_K into lane order when the AVX-512 kernels run (quant_dot.h): at
  * memory speed over the threads, no memory of its own. */
 static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, size_t bytes) {
-    lg_dtype layout = lg_qgemm_layout_for(dtype); /* LANES stays LANES: never twice */
-    if (dtype != LG_DTYPE_Q4_K || layout != LG_DTYPE_Q4_K_LANES) return dtype;
+    lg_dtype layout = lg_qgemm_layout_for(dtype);
+    if (layout == dtype) return dtype; /* no other layout, or already in it: never twice */
+    /* layout_for has one rearrangement, Q4_K -> Q4_K_LANES */
     size_t block = lg_dtype_row_bytes(LG_DTYPE_Q4_K, 256);
     lanes_job j = {data, (int64_t)(bytes / block), 0};
     j.n_tasks = (int)(bytes >> 20) + 1; /* ~1 MiB a task */

@@ -437,15 +437,20 @@ static ALWAYS_INLINE void q4_sums_store(const q4_sums *s, int nt, float *y, size
     store(v, nt, y, ys);
 }
 
-/* One weight row against nt tokens. */
+/* One weight row against the nt tokens of a. */
+static ALWAYS_INLINE void row_q4(const uint8_t *row, bool lanes, const acts *a, int nt, int64_t n,
+                                 float *y, size_t ys) {
+    q4_sums s;
+    q4_sums_zero(&s, nt);
+    row_q4_part((const lg_block_q4_K *)row, lanes, a, nt, 0, n / 256, n / 256, &s);
+    q4_sums_store(&s, nt, y, ys);
+}
+
 static ALWAYS_INLINE void dot_q4(const uint8_t *row, bool lanes, const uint8_t *x, size_t xs, int nt,
                                  int64_t n, float *y, size_t ys) {
     acts a;
     acts_of(&a, x, xs, nt, n);
-    q4_sums s;
-    q4_sums_zero(&s, nt);
-    row_q4_part((const lg_block_q4_K *)row, lanes, &a, nt, 0, n / 256, n / 256, &s);
-    q4_sums_store(&s, nt, y, ys);
+    row_q4(row, lanes, &a, nt, n, y, ys);
 }
 
 /* Many rows against nt tokens, for rows wider than COL_BLOCK super-blocks
@@ -486,13 +491,8 @@ static ALWAYS_INLINE void rows1_q4(const uint8_t *w, bool lanes, size_t w_stride
                                    const uint8_t *x, int64_t n, float *y) {
     acts a;
     acts_of(&a, x, 0, 1, n);
-    for (int r = 0; r < n_rows; r++) {
-        q4_sums s;
-        q4_sums_zero(&s, 1);
-        row_q4_part((const lg_block_q4_K *)(w + (size_t)r * w_stride), lanes, &a, 1, 0, n / 256,
-                    n / 256, &s);
-        q4_sums_store(&s, 1, y + r, 1);
-    }
+    for (int r = 0; r < n_rows; r++)
+        row_q4(w + (size_t)r * w_stride, lanes, &a, 1, n, y + r, 1);
 }
 static void rows1_q4_K(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,
                        float *y) {
