@@ -202,12 +202,14 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
  * a task's rows are contiguous (and the next task of a lane follows them),
  * so this runs ahead of the stream by more than the hardware prefetchers do
  * and keeps loads in flight while the core computes. Past the end of a
- * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. 4 KB
- * streamed Q4_K/Q6_K/Q8_0 one-token products ~10% faster than 2 KB on the
- * 2-core EPYC VM (bench_cpu_decode, 2 threads): ~20 GB/s per core times a
- * DRAM latency of ~100-150 ns is more than 2 KB. */
+ * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. On the
+ * 2-core EPYC VM, 4 KB streamed ~10% faster than 2 KB (2026-12-02); on the
+ * Zen 5 VM of 2026-12-05, 16 KB decoded the 8-layer Q4_K_M and Q8_0 files
+ * 7-10% faster than 4 KB (8 KB in between, 32 KB no better; interleaved
+ * rounds, docs/performance.md): ~40 GB/s per core times a loaded DRAM
+ * latency of ~300-400 ns. */
 #ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 4096
+#define PREFETCH_AHEAD 16384
 #endif
 static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
     const char *p = (const char *)blk + PREFETCH_AHEAD;
