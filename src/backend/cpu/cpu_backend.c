@@ -202,5 +202,6 @@ lg_backend *lg_cpu_backend_new(int n_threads) {
         b->base.ops = &cpu_profiled_ops;
     }
     b->base.n_threads = lg_threadpool_size(b->pool);
+    lg_qgemm_set_prefetch_ahead(lg_qgemm_prefetch_for_threads(b->base.n_threads));
     return &b->base;
 }

@@ -161,4 +161,14 @@ lg_dtype lg_qgemm_layout_for(lg_dtype dtype);
  * the same bytes as lg_q4_K_to_lanes, at memory speed (AVX-512 only). */
 void lg_q4_K_to_lanes_avx512(void *blocks, int64_t n);
 
+/* How far ahead (bytes) the AVX-512 products ask for their weights: one
+ * value for the process, set by the CPU backend from its thread count
+ * (lg_qgemm_prefetch_for_threads); results never depend on it. */
+#define LG_QGEMM_PREFETCH_FEW_THREADS ((size_t)16 << 10)
+#define LG_QGEMM_PREFETCH_MANY_THREADS ((size_t)4 << 10)
+void lg_qgemm_set_prefetch_ahead(size_t bytes);
+static inline size_t lg_qgemm_prefetch_for_threads(int n_threads) {
+    return n_threads > 8 ? LG_QGEMM_PREFETCH_MANY_THREADS : LG_QGEMM_PREFETCH_FEW_THREADS;
+}
+
 #endif

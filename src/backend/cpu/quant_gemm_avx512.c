@@ -22,6 +22,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #endif
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -198,21 +199,28 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
  * memory at half the speed (two interleaved streams per core), so 1. */
 #define ROWS 1
 
-/* Asks for the weight bytes PREFETCH_AHEAD past the block being unpacked:
+/* Asks for the weight bytes prefetch_bytes past the block being unpacked:
  * a task's rows are contiguous (and the next task of a lane follows them),
  * so this runs ahead of the stream by more than the hardware prefetchers do
  * and keeps loads in flight while the core computes. Past the end of a
- * matrix it touches at most PREFETCH_AHEAD bytes of whatever follows. On the
- * 2-core EPYC VM, 4 KB streamed ~10% faster than 2 KB (2026-12-02); on the
- * Zen 5 VM of 2026-12-05, 16 KB decoded the 8-layer Q4_K_M and Q8_0 files
- * 7-10% faster than 4 KB (8 KB in between, 32 KB no better; interleaved
- * rounds, docs/performance.md): ~40 GB/s per core times a loaded DRAM
- * latency of ~300-400 ns. */
-#ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 16384
-#endif
+ * matrix it touches at most prefetch_bytes of whatever follows. How far to
+ * ask is a core's share of the memory bandwidth times the loaded DRAM
+ * latency, so it falls as more threads stream at once: the CPU backend sets
+ * it by its thread count (lg_qgemm_set_prefetch_ahead; docs/performance.md,
+ * "CPU: one-token products prefetch 16 KB ahead"). On the 2-core Zen 5 VM,
+ * 16 KB decoded 7-10% faster than 4 KB with 1 and 2 threads (4 KB had been
+ * 10% faster than 2 KB on the first EPYC VM); on the GPU machine's 16-core
+ * Xeon, 16 KB matched 4 KB at 4 and 8 threads and was 5% slower at 16. One
+ * value for the process (a hint: a context with another thread count
+ * changes it for all); read relaxed per block, one load from L1. */
+static _Atomic size_t prefetch_bytes = LG_QGEMM_PREFETCH_FEW_THREADS;
+
+void lg_qgemm_set_prefetch_ahead(size_t bytes) {
+    atomic_store_explicit(&prefetch_bytes, bytes, memory_order_relaxed);
+}
+
 static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
-    const char *p = (const char *)blk + PREFETCH_AHEAD;
+    const char *p = (const char *)blk + atomic_load_explicit(&prefetch_bytes, memory_order_relaxed);
     for (size_t o = 0; o < bytes; o += 64)
         _mm_prefetch(p + o, _MM_HINT_T0);
 }
@@ -890,6 +898,9 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
     return false;
 }
 #include "backend/cpu/quant_dot.h"
+void lg_qgemm_set_prefetch_ahead(size_t bytes) {
+    (void)bytes;
+}
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
     (void)q, (void)n;
 }
