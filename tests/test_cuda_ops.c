@@ -530,7 +530,8 @@ static void test_matmul_mixed_call(void) {
 
 /* Batch invariance: a token's product alone (a decode step, the narrow
  * kernel) is bitwise its row of the same product over a prefill's tokens
- * (the tiled GEMM above 64 tokens), for bf16 weights on the vector path and
+ * (the tiled GEMM above 64 tokens; 9-32 tokens of bf16 in the one-shot
+ * blocks, 3 and 4 groups of 8, the last of 1 at 17), for bf16 weights on the vector path and
  * the element path (1001 columns), and the quantised block path. The GEMM's edges: rows not a
  * multiple of its 128-row blocks or 16-row tiles, 65/129/300 tokens (its
  * 32- and 128-token blocks cut), K not a multiple of the 32-wide step (264:
@@ -546,16 +547,16 @@ static void test_matmul_batch_invariant(void) {
     struct {
         lg_dtype dt;
         int rows, cols;
-        int batches[5]; /* 0 ends */
+        int batches[5]; /* 0 ends (or the fifth) */
     } mats[] = {
-        {LG_DTYPE_BF16, 37, 1000, {17, 64, 65, 300, 0}},
+        {LG_DTYPE_BF16, 37, 1000, {17, 32, 64, 65, 300}},
         {LG_DTYPE_BF16, 19, 1001, {17, 64, 300, 0}},
         {LG_DTYPE_BF16, 129, 264, {65, 129, 300, 0}},
         {LG_DTYPE_BF16, 200, 8, {66, 129, 0}},
         {LG_DTYPE_BF16, 16, 2056, {129, 0}},
         /* one token, a slice longer than one batch of units: the ring
          * kernel, 5 batches a warp through 3 slots, the last slice 4 */
-        {LG_DTYPE_BF16, 37, 8200, {17, 0}},
+        {LG_DTYPE_BF16, 37, 8200, {17, 32, 0}},
         {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
         /* one-token quantised products take 1, 2, 4 or 8 rows a warp by
          * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096);

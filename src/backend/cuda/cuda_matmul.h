@@ -37,11 +37,15 @@ struct matmul_set {
 };
 
 /* The op a block of a set works on, and its block index within that op. */
-__device__ __forceinline__ int set_op_of_block(const matmul_set &set, int *block_x) {
+__device__ __forceinline__ int set_op_of(const matmul_set &set, int block, int *block_x) {
     int i = 0;
-    while (i + 1 < set.n && (int)blockIdx.x >= set.first_block[i + 1]) i++;
-    *block_x = blockIdx.x - set.first_block[i];
+    while (i + 1 < set.n && block >= set.first_block[i + 1]) i++;
+    *block_x = block - set.first_block[i];
     return i;
+}
+
+__device__ __forceinline__ int set_op_of_block(const matmul_set &set, int *block_x) {
+    return set_op_of(set, (int)blockIdx.x, block_x);
 }
 
 /* The matrix and token range [t_begin, t_begin + t_count) of a block's

@@ -272,10 +272,11 @@ struct oneshot_block {
     int n_t, per_slice, n_slices;
 };
 
-__device__ __forceinline__ oneshot_block oneshot_block_of(const matmul_set &set, int most_tiles, int warp) {
+__device__ __forceinline__ oneshot_block oneshot_block_of(const matmul_set &set, int most_tiles, int tok_groups,
+                                                          int warp) {
     oneshot_block b;
     int block_x;
-    b.a = &set.op[set_op_of_block(set, &block_x)];
+    b.a = &set.op[set_op_of(set, (int)blockIdx.x / tok_groups, &block_x)];
     const matmul_args &a = *b.a;
     slicing(a.cols, &b.per_slice, &b.n_slices);
     oneshot_stream &st = b.st;
@@ -341,16 +342,28 @@ __device__ __forceinline__ void oneshot_store(const matmul_args &a, const onesho
     }
 }
 
+/* A block's tokens when a plain product's tokens come in groups of 8
+ * (tok_groups > 1): blockIdx.x % tok_groups picks the group, so the blocks
+ * of one row range's groups are neighbours in the grid, run together, and
+ * their weights come from HBM once and from L2 for the others. False when
+ * the group holds no token. */
+__device__ __forceinline__ bool oneshot_token_group(int tok_groups, int *t_begin, int *t_count) {
+    int grp = (int)blockIdx.x % tok_groups;
+    *t_begin += 8 * grp;
+    *t_count -= 8 * grp;
+    return *t_count > 0;
+}
+
 /* EARLY: a plain product's first weights are loaded before waiting for the
  * previous kernel (weights never depend on it), so with programmatic
  * dependent launch the loads of blocks already resident overlap that
  * kernel's tail. A grouped product learns its expert only after the wait. */
 template <bool EARLY, bool PIPE>
 __global__ void __launch_bounds__(NARROW_WARPS * 32)
-    mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+    mma_oneshot_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
     extern __shared__ float part[]; /* [tile][slice][16 rows][8 tokens] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
     const matmul_args &a = *blk.a;
     oneshot_stream &st = blk.st;
     int n_t = blk.n_t, n_slices = blk.n_slices;
@@ -359,7 +372,9 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
     if (early) oneshot_load(st, 0, g, q, wa, wb);
     lg_cuda_kernel_begin();
     int t_begin, t_count;
-    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) return;
+    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
+        n_t <= 0)
+        return;
     int nt = min(8, t_count);
     const float *x = a.x + (size_t)t_begin * a.cols;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -421,10 +436,10 @@ __device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *
 
 template <bool EARLY>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
-    mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+    mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
     extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
     const matmul_args &a = *blk.a;
     oneshot_stream &st = blk.st;
     int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
@@ -433,7 +448,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     if (early) oneshot_stage(st, wst, lane);
     lg_cuda_kernel_begin();
     int t_begin, t_count;
-    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) {
+    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
+        n_t <= 0) {
         cp_async_wait_all(); /* no copy may land after the block is gone */
         return;
     }
@@ -486,10 +502,10 @@ __device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl,
 
 template <bool EARLY>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
-    mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
+    mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
     extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot][unit][16 rows][64 bytes] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    oneshot_block blk = oneshot_block_of(set, most_tiles, warp);
+    oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
     const matmul_args &a = *blk.a;
     oneshot_stream &st = blk.st;
     int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
@@ -504,7 +520,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     if (early) fill();
     lg_cuda_kernel_begin();
     int t_begin, t_count;
-    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || t_count <= 0 || n_t <= 0) {
+    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
+        n_t <= 0) {
         cp_async_wait_all(); /* no copy may land after the block is gone */
         return;
     }
@@ -554,7 +571,9 @@ static bool ring_enabled(void) {
     return on;
 }
 
-static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
+/* tok_groups > 1: a plain set's tokens in groups of 8, each group's blocks
+ * beside the other groups' of the same rows (oneshot_token_group). */
+static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups) {
     /* LAGUNA_CUDA_ONESHOT_TILES=N: up to N tiles a block when K is short
      * (measured: 8 decodes faster than 1, 152 vs 149 tok/s) */
     static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 8;
@@ -573,23 +592,47 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups) {
     static const bool early = lg_cuda_switch_on("LAGUNA_CUDA_EARLY");
     static const bool pipe = lg_cuda_switch_on("LAGUNA_CUDA_PIPE");
     size_t smem = sizeof(float) * MMA_MAX_SLICES * 128 * (size_t)most_tiles;
-    dim3 grid(set->first_block[set->n], 1, max_groups);
+    dim3 grid(set->first_block[set->n] * tok_groups, 1, max_groups);
     /* LAGUNA_CUDA_ONESHOT_STAGE=0: the register kernel for every product */
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
     if (staged && !long_k) { /* a warp's units fit one batch */
         auto kernel = early ? mma_oneshot_staged_kernel<true> : mma_oneshot_staged_kernel<false>;
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
-        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most);
+        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most, tok_groups);
     } else if (staged && all_long && ring_enabled()) { /* one tile a block (oneshot_tiles) */
         auto kernel = early ? mma_oneshot_ring_kernel<true> : mma_oneshot_ring_kernel<false>;
         lg_cuda_allow_smem(kernel, RING_SMEM);
-        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, RING_SMEM, *set, most < 1 ? 1 : most);
+        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, RING_SMEM, *set, most < 1 ? 1 : most, tok_groups);
     } else if (long_k && pipe)
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, true> : mma_oneshot_kernel<false, true>, grid,
-                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
+                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most, tok_groups);
     else
         lg_cuda_launch(k, early ? mma_oneshot_kernel<true, false> : mma_oneshot_kernel<false, false>, grid,
-                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most);
+                       NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most, tok_groups);
+}
+
+/* Plain products of 9 to 8 x LAGUNA_CUDA_TOKEN_GROUPS tokens (default 4:
+ * up to 32) take the one-shot blocks, a block per row range and group of 8
+ * tokens, instead of the narrow kernel's blocks of all tokens, which load
+ * every token's activations again for each 16-row tile (at 32 tokens, 4
+ * bytes of activations from L2 for each weight byte). The groups of a row
+ * range are neighbours in the grid, run together and share its weights
+ * through L2. The same units, slices and mma order per token: the same
+ * bits. Measured on the H200 (XS.2 bf16, batched decode after 1024, one
+ * run): 16 / 32 / 64 sequences 861 / 1224 / 1542 tok/s with the narrow
+ * kernel, 944 / 1235 / 1531 with up to 4 groups, 952 / 1241 / 1615 with 8.
+ * 8 is not the default yet: the batch-invariance test ran on the GPU with
+ * 4 (its 64-token case then took the narrow kernel).
+ * LAGUNA_CUDA_TOKEN_GROUPS=0: the narrow kernel (measuring). */
+static int oneshot_token_groups_most(void) {
+    static const int most = getenv("LAGUNA_CUDA_TOKEN_GROUPS") ? atoi(getenv("LAGUNA_CUDA_TOKEN_GROUPS")) : 4;
+    return most;
+}
+
+static bool set_all_plain(const matmul_set &set) {
+    for (int i = 0; i < set.n; i++)
+        if (set.op[i].offsets) return false;
+    return true;
 }
 
 /* Plain products, or grouped ones whose experts may each hold max_tokens. */
@@ -600,8 +643,11 @@ static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, in
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
+    int tok_groups = (max_tokens + 7) / 8;
     if (max_tokens <= 8 && oneshot_enabled()) {
-        launch_oneshot(k, set, max_groups);
+        launch_oneshot(k, set, max_groups, 1);
+    } else if (tok_groups <= oneshot_token_groups_most() && oneshot_enabled() && set_all_plain(*set)) {
+        launch_oneshot(k, set, max_groups, tok_groups);
     } else if (max_tokens <= 8) {
         launch_narrow<1, 8>(k, set, max_tokens, max_groups);
     } else if (max_tokens <= 16) {
