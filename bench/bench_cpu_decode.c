@@ -150,6 +150,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     lg_threadpool *pool = lg_threadpool_new(threads);
+    /* the prefetch distance the CPU backend picks for this many threads */
+    lg_qgemm_set_prefetch_ahead(lg_qgemm_prefetch_for_threads(threads));
     lg_bandwidth bw;
     laguna_error err = {0};
     if (lg_measure_read_bandwidth(threads, (size_t)mib << 20, reps, LG_READ_AUTO, &bw, &err) ==

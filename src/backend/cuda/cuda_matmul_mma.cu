@@ -643,10 +643,9 @@ static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, in
         lg_cuda_gemm_launch(k, set, max_tokens, max_groups);
         return;
     }
-    int tok_groups = (max_tokens + 7) / 8;
-    if (max_tokens <= 8 && oneshot_enabled()) {
-        launch_oneshot(k, set, max_groups, 1);
-    } else if (tok_groups <= oneshot_token_groups_most() && oneshot_enabled() && set_all_plain(*set)) {
+    int tok_groups = (max_tokens + 7) / 8; /* 1 up to 8 tokens */
+    if (oneshot_enabled() &&
+        (tok_groups == 1 || (tok_groups <= oneshot_token_groups_most() && set_all_plain(*set)))) {
         launch_oneshot(k, set, max_groups, tok_groups);
     } else if (max_tokens <= 8) {
         launch_narrow<1, 8>(k, set, max_tokens, max_groups);
