@@ -164,8 +164,9 @@ int main(int argc, char **argv) {
     printf("%-12s %12s %12s\n", "type", "stream GB/s", "cached GB/s");
 
     /* Q4_K as files have it, then as a copy is rearranged for these kernels
-     * (when they want another layout: Q4_K (lanes) for AVX-512) */
-    const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K), LG_DTYPE_Q5_K,
+     * (when they want another layout: 16-row groups for AVX-512; random bytes
+     * either way, so no need to move them) */
+    const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS_PER_TASK), LG_DTYPE_Q5_K,
                               LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
     float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
     for (int i = 0; i < COLS * tokens; i++)
@@ -175,7 +176,7 @@ int main(int argc, char **argv) {
         if (k == 1 && dt == LG_DTYPE_Q4_K) continue; /* no other layout here */
         int block = lg_q8_block(dt);
         size_t rb = lg_dtype_row_bytes(dt, COLS), xs = lg_q8_row_bytes(COLS, block);
-        int rows = (int)(((size_t)mib << 20) / rb);
+        int rows = (int)(((size_t)mib << 20) / rb) / ROWS_PER_TASK * ROWS_PER_TASK;
         size_t map_bytes;
         lg_page_source src;
         uint8_t *w = lg_huge_alloc(rb * (size_t)rows, false, &map_bytes, &src);

@@ -48,8 +48,9 @@ static uint64_t check_same_weights(const char *path) {
            "%s: %d %d", path, ia->weights_load, ib->weights_load);
     CHECK(ia->weights_bytes > 0 && ia->weights_bytes == ib->weights_bytes);
     CHECK(ib->weights_huge_bytes <= ib->weights_bytes);
-    /* a copy's Q4_K matrices are rearranged for AVX-512 (quant.h), a mapping's never */
-    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES;
+    /* a copy's Q4_K matrices (of rows in 16s) are regrouped for AVX-512
+     * (quant.h), a mapping's never */
+    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16;
     CHECK(ia->weights_rearranged_bytes == 0);
     uint64_t q4_K_bytes = 0;
     size_t n = lg_tensor_source_count(a->tensors);
@@ -57,16 +58,17 @@ static uint64_t check_same_weights(const char *path) {
     for (size_t i = 0; i < n; i++) {
         const lg_tensor *ta = lg_tensor_source_at(a->tensors, i);
         const lg_tensor *tb = lg_tensor_source_find(b->tensors, ta->name);
-        bool lanes = ta->dtype == LG_DTYPE_Q4_K && avx512 && strcmp(ta->name, "model.embed_tokens.weight");
-        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (lanes ? LG_DTYPE_Q4_K_LANES : ta->dtype),
+        bool grouped = ta->dtype == LG_DTYPE_Q4_K && avx512 && ta->n_dims == 2 && ta->shape[0] % 16 == 0 &&
+                       strcmp(ta->name, "model.embed_tokens.weight");
+        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (grouped ? LG_DTYPE_Q4_K_X16 : ta->dtype),
                "%s: tensor %s", path, ta->name);
         if (!tb || tb->n_bytes != ta->n_bytes) continue;
         uint8_t *back = malloc(tb->n_bytes);
         memcpy(back, tb->data, tb->n_bytes);
-        if (lanes) {
+        if (grouped) {
             q4_K_bytes += tb->n_bytes;
             CHECKF(memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s not rearranged", path, ta->name);
-            lg_q4_K_from_lanes((lg_block_q4_K *)back, (int64_t)(tb->n_bytes / sizeof(lg_block_q4_K)));
+            CHECK(lg_q4_K_from_x16(back, ta->shape[0], ta->shape[1]) == 0);
         }
         CHECKF(tb->data != ta->data && !memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s differs",
                path, ta->name);
@@ -118,30 +120,32 @@ static void test_gguf(void) {
  * copy's Q4_K rearranged on an AVX-512 CPU, the same logits to the bit. */
 static void test_gguf_q4_K_M(void) {
     uint64_t rearranged = check_same_weights_gguf("models/laguna-tiny", "q4_k_m");
-    if (lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES)
+    if (lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16)
         CHECKF(rearranged > 1000000, "%llu bytes rearranged", (unsigned long long)rearranged);
     else
         CHECK(rearranged == 0);
 }
 
-/* The CPU backend's rearrange_weights: Q4_K into lanes where AVX-512 runs
- * (the scalar rearrangement's bytes), anything else, a LANES matrix
- * included, returned as it is and untouched (never rearranged twice). */
+/* The CPU backend's rearrange_weights: Q4_K of rows in 16s into 16-row
+ * groups where AVX-512 runs (the scalar regrouping's bytes), anything else
+ * (other rows, other dtypes, a grouped matrix included) returned as it is
+ * and untouched (never rearranged twice). */
 static void test_rearrange_op(void) {
     lg_backend *be = lg_cpu_backend_new(2);
-    enum { BLOCKS = 5000 }; /* 720 KB: several of the op's tasks */
-    size_t bytes = BLOCKS * sizeof(lg_block_q4_K);
+    enum { ROWS = 320, COLS = 10 * 256 }; /* 460 KB: several of the op's tasks */
+    size_t bytes = ROWS * lg_dtype_row_bytes(LG_DTYPE_Q4_K, COLS);
     uint8_t *w = malloc(bytes), *want = malloc(bytes);
     for (size_t i = 0; i < bytes; i++)
         w[i] = (uint8_t)(i * 2654435761u >> 13);
     memcpy(want, w, bytes);
-    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K) == LG_DTYPE_Q4_K_LANES;
-    if (avx512) lg_q4_K_to_lanes((lg_block_q4_K *)want, BLOCKS);
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, bytes) ==
-          (avx512 ? LG_DTYPE_Q4_K_LANES : LG_DTYPE_Q4_K));
+    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS) == LG_DTYPE_Q4_K_X16;
+    if (avx512) CHECK(lg_q4_K_to_x16(want, ROWS, COLS) == 0);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, ROWS, COLS) ==
+          (avx512 ? LG_DTYPE_Q4_K_X16 : LG_DTYPE_Q4_K));
     CHECK(!memcmp(w, want, bytes));
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K_LANES, w, bytes) == LG_DTYPE_Q4_K_LANES);
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q6_K, w, bytes) == LG_DTYPE_Q6_K);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K_X16, w, ROWS, COLS) == LG_DTYPE_Q4_K_X16);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q6_K, w, ROWS, COLS) == LG_DTYPE_Q6_K);
+    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, ROWS - 1, COLS) == LG_DTYPE_Q4_K);
     CHECK(!memcmp(w, want, bytes));
     free(w), free(want);
     be->ops->destroy(be);

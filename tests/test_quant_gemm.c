@@ -17,8 +17,7 @@
 #include "harness.h"
 #include "quant/quant.h"
 
-static const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K,
-                                 LG_DTYPE_Q4_K_LANES};
+static const lg_dtype types[] = {LG_DTYPE_Q8_0, LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K};
 #define N_TYPES (int)(sizeof types / sizeof types[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -115,18 +114,20 @@ static void test_activation_rows(void) {
     }
 }
 
-/* The AVX-512 Q4_K kernel's activation rows (lane order, quant_dot.h): the
- * element-order bytes moved in 8-byte pieces, scales and 16-element sums
- * unchanged; every other (ISA, type) in element order. */
-static void test_lane_order(void) {
-    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 1) == LG_Q8_K4_LANE_ORDER);
-    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 5) == LG_Q8_K4_LANE_ORDER);
+/* The AVX-512 Q4_K kernels' activation rows (sums of 32, quant_dot.h): the
+ * element-order values and scales, and in the sums' place each 32
+ * elements' sum; every other (ISA, type) in its own order. */
+static void test_sums_of_32(void) {
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 1) == LG_Q8_SUMS_OF_32);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K_X16, 5) == LG_Q8_SUMS_OF_32);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K, 5) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 2) == LG_Q8_PAIR_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K_X16, 2) == LG_Q8_PAIR_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q6_K, 300) == LG_Q8_PAIR_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 1) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q5_K, 1) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q8_0, 5) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_SCALAR, LG_DTYPE_Q4_K_X16, 5) == LG_Q8_ELEMENT_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q8_0, 1) == LG_Q8_Q8_0_LANE_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q8_0, 9) == LG_Q8_Q8_0_LANE_ORDER);
     if (!lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
@@ -138,20 +139,22 @@ static void test_lane_order(void) {
     size_t stride = lg_q8_row_bytes(n, 256);
     float *x = activations(rows, n);
     uint8_t *elem = q8_rows(x, rows, n, 256),
-            *lane = q8_rows_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, x, rows, n);
-    static const int sub_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+            *sums = q8_rows_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, x, rows, n);
     int bad = 0;
     for (int r = 0; r < rows; r++) {
-        const uint8_t *e = elem + r * stride, *l = lane + r * stride;
-        for (int64_t b = 0; b < n / 256; b++)
-            for (int st = 0; st < 4; st++)
-                for (int p = 0; p < 8; p++)
-                    bad += memcmp(l + 256 * b + 64 * st + 8 * p,
-                                  e + 256 * b + 32 * sub_block[p] + 8 * st, 8) != 0;
-        bad += memcmp(l + n, e + n, 4 * (n / 256) + 2 * (n / 16)) != 0;
+        const uint8_t *e = elem + r * stride, *s32 = sums + r * stride;
+        bad += memcmp(e, s32, (size_t)n + 4 * (n / 256)) != 0;
+        const int8_t *q = (const int8_t *)e;
+        const int16_t *got = lg_q8_bsums(s32, n, 256);
+        for (int64_t g = 0; g < n / 32; g++) {
+            int want = 0;
+            for (int i = 0; i < 32; i++)
+                want += q[32 * g + i];
+            bad += got[g] != want;
+        }
     }
-    CHECKF(bad == 0, "%d pieces out of place", bad);
-    free(x), free(elem), free(lane);
+    CHECKF(bad == 0, "%d rows or sums wrong", bad);
+    free(x), free(elem), free(sums);
 }
 
 /* The AVX-512 Q8_0 kernel's activation rows (Q8_0 lane order, quant_dot.h):
@@ -437,75 +440,75 @@ static void test_token_tiles(void) {
     }
 }
 
-/* Q4_K rearranged at load (LG_DTYPE_Q4_K_LANES, quant.h): the rearrangement
- * undoes to the same bytes, moves every nibble (none stays where ggml put it
- * in a block of distinct values), decodes to the same floats, and the AVX-512
- * one at load equals the scalar one; every kernel gives bitwise the Q4_K
- * product of the same weights, 1..13 rows, 1..17 tokens (decode, part and
- * whole tiles), rows of 1, 2, 5, 9 and 32 super-blocks (the last two through
- * the column blocks of the prompt tiles). */
-static void test_q4_K_lanes(void) {
-    const int64_t widths[] = {256, 512, 5 * 256, 9 * 256, 32 * 256};
-    const int token_counts[] = {1, 3, 8, 9, 17};
-    int bad_bytes = 0, bad_values = 0, bad_products = 0;
-    for (int k = 0; k < 5; k++) {
+/* Q4_K regrouped at load (LG_DTYPE_Q4_K_X16, quant.h): dword k of row r's
+ * block b at 2304 b + 64 k + 4 r of its group; the regrouping undoes to the
+ * same bytes and moves nearly every dword; a row read back from a group is
+ * the row, and dequantises to the same floats; and every ISA's product of a
+ * grouped matrix is bitwise that of the same Q4_K rows (AVX-512: the
+ * grouped kernels against ggml's blocks gathered; below it, row by row),
+ * 16 and 48 rows, 1..17 tokens (part and whole passes of 8), rows of 1, 2, 9
+ * and 32 super-blocks, with a bias. */
+static void test_q4_K_x16(void) {
+    const int64_t widths[] = {256, 512, 9 * 256, 32 * 256};
+    const int token_counts[] = {1, 3, 8, 9, 17}, row_counts[] = {16, 48};
+    int bad_bytes = 0, bad_rows = 0, bad_products = 0, unmoved = 0, dwords = 0;
+    for (int k = 0; k < 4; k++) {
         int64_t n = widths[k];
-        const int rows = 13;
+        const int rows = 48;
         size_t rb = lg_dtype_row_bytes(LG_DTYPE_Q4_K, n), bytes = rb * rows;
-        float *deq = malloc(sizeof(float) * (size_t)rows * (size_t)n);
-        float *deq_lanes = malloc(sizeof(float) * (size_t)rows * (size_t)n);
-        uint8_t *w = weights(LG_DTYPE_Q4_K, rows, n, deq);
-        uint8_t *lanes = malloc(bytes), *back = malloc(bytes);
-        memcpy(lanes, w, bytes);
-        lg_q4_K_to_lanes((lg_block_q4_K *)lanes, (int64_t)(bytes / sizeof(lg_block_q4_K)));
-        memcpy(back, lanes, bytes);
-        lg_q4_K_from_lanes((lg_block_q4_K *)back, (int64_t)(bytes / sizeof(lg_block_q4_K)));
+        uint8_t *w = weights(LG_DTYPE_Q4_K, rows, n, NULL);
+        uint8_t *grouped = malloc(bytes), *back = malloc(bytes);
+        memcpy(grouped, w, bytes);
+        CHECK(lg_q4_K_to_x16(grouped, rows, n) == 0);
+        memcpy(back, grouped, bytes);
+        CHECK(lg_q4_K_from_x16(back, rows, n) == 0);
         bad_bytes += memcmp(back, w, bytes) != 0;
-        if (lg_qgemm_isa_available(LG_ISA_AVX512_VNNI)) {
-            memcpy(back, w, bytes);
-            lg_q4_K_to_lanes_avx512(back, (int64_t)(bytes / sizeof(lg_block_q4_K)));
-            bad_bytes += memcmp(back, lanes, bytes) != 0;
-        }
         for (int r = 0; r < rows; r++)
-            lg_dtype_to_f32(LG_DTYPE_Q4_K_LANES, lanes + (size_t)r * rb, deq_lanes + (size_t)r * n,
-                            n);
-        bad_values += memcmp(deq, deq_lanes, sizeof(float) * (size_t)rows * (size_t)n) != 0;
-        float *x = activations(17, n);
+            for (int64_t b = 0; b < n / 256; b++)
+                for (int d = 0; d < 36; d++) {
+                    const uint8_t *in_row = w + (size_t)r * rb + 144 * (size_t)b + 4 * d;
+                    const uint8_t *in_group = grouped + (size_t)(r / 16) * 16 * rb +
+                                              2304 * (size_t)b + 64 * d + 4 * (r % 16);
+                    bad_bytes += memcmp(in_row, in_group, 4) != 0;
+                }
+        for (size_t i = 0; i < bytes; i += 4, dwords++)
+            unmoved += !memcmp(grouped + i, w + i, 4);
+        lg_block_q4_K *row = malloc(rb);
+        float *f = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *group = grouped + (size_t)(r / 16) * 16 * rb;
+            lg_q4_K_x16_row(group, r % 16, n, row);
+            bad_rows += memcmp(row, w + (size_t)r * rb, rb) != 0;
+            lg_dequantize_row(LG_DTYPE_Q4_K, w + (size_t)r * rb, f, n);
+            lg_dequantize_x16_row(group, r % 16, g, n);
+            bad_rows += memcmp(f, g, sizeof(float) * (size_t)n) != 0;
+        }
+        free(row), free(f), free(g);
+        float *x = activations(17, n), *bias = activations(1, rows);
         for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
             if (!lg_qgemm_isa_available(isa)) continue;
             for (int T = 0; T < 5; T++)
-                for (int nr = 1; nr <= rows; nr += 4) {
-                    int tokens = token_counts[T];
-                    /* the Q4_K product by the same ISA (Q4_K_LANES runs the scalar
-                     * reference below AVX-512, which AVX2's Q4_K kernel does not equal) */
-                    lg_isa ref = isa == LG_ISA_AVX512_VNNI ? isa : LG_ISA_SCALAR;
-                    float *a = product(ref, LG_DTYPE_Q4_K, w, nr, x, tokens, n, NULL);
-                    float *b = product(isa, LG_DTYPE_Q4_K_LANES, lanes, nr, x, tokens, n, NULL);
+                for (int R = 0; R < 2; R++) {
+                    int tokens = token_counts[T], nr = row_counts[R];
+                    float *a = product(isa, LG_DTYPE_Q4_K, w, nr, x, tokens, n, bias);
+                    float *b = product(isa, LG_DTYPE_Q4_K_X16, grouped, nr, x, tokens, n, bias);
                     bad_products += memcmp(a, b, sizeof(float) * (size_t)nr * tokens) != 0;
                     free(a), free(b);
                 }
         }
-        free(x), free(w), free(lanes), free(back), free(deq), free(deq_lanes);
+        free(x), free(bias), free(w), free(grouped), free(back);
     }
-    /* one block of 256 distinct (element mod 16) nibbles: every nibble moves */
-    lg_block_q4_K blk = {0}, moved;
-    for (int e = 0; e < 256; e++)
-        blk.qs[32 * (e / 64) + e % 32] |= (uint8_t)((e % 16) << (e % 64 < 32 ? 0 : 4));
-    moved = blk;
-    lg_q4_K_to_lanes(&moved, 1);
-    int same = 0;
-    for (int i = 0; i < 128; i++)
-        same += moved.qs[i] == blk.qs[i];
-    CHECKF(bad_bytes == 0, "%d rearranged rows differ (round trip or AVX-512 vs scalar)", bad_bytes);
-    CHECKF(bad_values == 0, "%d widths decode differently from Q4_K", bad_values);
+    CHECKF(bad_bytes == 0, "%d regrouped dwords or round trips wrong", bad_bytes);
+    CHECKF(bad_rows == 0, "%d rows read back from groups differ", bad_rows);
     CHECKF(bad_products == 0, "%d products differ from Q4_K's", bad_products);
-    CHECKF(same < 16, "%d of 128 bytes unmoved: the rearrangement looks like the identity", same);
+    CHECKF(unmoved < dwords / 8, "%d of %d dwords unmoved: the regrouping looks like the identity",
+           unmoved, dwords);
 }
 
 int main(void) {
     printf("kernels: %s\n", lg_qgemm_isa_name(lg_qgemm_isa_best()));
     RUN(test_activation_rows);
-    RUN(test_lane_order);
+    RUN(test_sums_of_32);
     RUN(test_q8_0_lane_order);
     RUN(test_pair_order);
     RUN(test_reference_is_exact);
@@ -514,6 +517,6 @@ int main(void) {
     RUN(test_one_token_rows);
     RUN(test_one_token_element_order);
     RUN(test_token_tiles);
-    RUN(test_q4_K_lanes);
+    RUN(test_q4_K_x16);
     return test_summary();
 }

@@ -154,11 +154,12 @@ typedef struct {
     /* Whether matrices of this dtype can be multiplied (NULL = every dtype). */
     bool (*weights_ok)(lg_dtype dtype);
     /* Optional (NULL: matrices stay as the file has them). Rearranges the
-     * bytes of a matrix of dtype in place into the layout this backend's
-     * kernels read fastest and returns its dtype after; dtype itself when it
-     * leaves them. The model calls it only on memory it owns (weights copied
-     * from a file or generated), never on a mapped file. */
-    lg_dtype (*rearrange_weights)(lg_backend *be, lg_dtype dtype, void *data, size_t bytes);
+     * bytes of a matrix of dtype ([rows, cols], rows contiguous) in place into
+     * the layout this backend's kernels read fastest and returns its dtype
+     * after; dtype itself when it leaves them. The model calls it only on
+     * memory it owns (weights copied from a file or generated), never on a
+     * mapped file. */
+    lg_dtype (*rearrange_weights)(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols);
     /* Bytes of device memory free for weights (NULL: the host's, not checked here). */
     size_t (*memory_free)(lg_backend *be);
     /* Optional (NULL: the model generates such weights on the host and

@@ -57,7 +57,7 @@ const char *lg_dtype_name(lg_dtype dtype) {
     case LG_DTYPE_Q6_K: return "Q6_K";
     case LG_DTYPE_Q5_0: return "Q5_0";
     case LG_DTYPE_Q5_1: return "Q5_1";
-    case LG_DTYPE_Q4_K_LANES: return "Q4_K (lanes)";
+    case LG_DTYPE_Q4_K_X16: return "Q4_K (16-row groups)";
     default: return "?";
     }
 }

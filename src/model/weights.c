@@ -96,7 +96,7 @@ static void rearrange(binder *b, const lg_tensor *t, lg_matrix *m, const char *n
     if (!b->may_rearrange || !strcmp(name, "model.embed_tokens.weight")) return;
     size_t bytes = (size_t)m->rows * m->row_bytes;
     if (!lg_tensor_source_owns(b->src, m->data, bytes)) return;
-    lg_dtype layout = be->ops->rearrange_weights(be, m->dtype, (void *)m->data, bytes);
+    lg_dtype layout = be->ops->rearrange_weights(be, m->dtype, (void *)m->data, m->rows, m->cols);
     if (layout == m->dtype) return;
     m->dtype = layout;
     if (t->data) lg_tensor_source_set_dtype(b->src, t->name, layout);

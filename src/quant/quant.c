@@ -3,6 +3,7 @@
 #include "quant/quant.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 int lg_quant_block_elems(lg_dtype dtype) {
@@ -13,7 +14,7 @@ int lg_quant_block_elems(lg_dtype dtype) {
     case LG_DTYPE_Q5_1:
         return LG_QK;
     case LG_DTYPE_Q4_K:
-    case LG_DTYPE_Q4_K_LANES:
+    case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q6_K:
         return LG_QK_K;
@@ -33,7 +34,7 @@ int lg_quant_block_bytes(lg_dtype dtype) {
     case LG_DTYPE_Q5_1:
         return (int)sizeof(lg_block_q5_1);
     case LG_DTYPE_Q4_K:
-    case LG_DTYPE_Q4_K_LANES:
+    case LG_DTYPE_Q4_K_X16:
         return (int)sizeof(lg_block_q4_K);
     case LG_DTYPE_Q5_K:
         return (int)sizeof(lg_block_q5_K);
@@ -60,14 +61,6 @@ void lg_dequantize_row(lg_dtype dtype, const void *src, float *dst, int64_t n) {
         break;
     case LG_DTYPE_Q4_K:
         lg_dequantize_q4_K(src, dst, n);
-        break;
-    case LG_DTYPE_Q4_K_LANES:
-        for (int64_t b = 0; b < n / LG_QK_K; b++) {
-            lg_block_q4_K blk;
-            memcpy(&blk, (const lg_block_q4_K *)src + b, sizeof blk);
-            lg_q4_K_from_lanes(&blk, 1);
-            lg_dequantize_q4_K(&blk, dst + b * LG_QK_K, LG_QK_K);
-        }
         break;
     case LG_DTYPE_Q5_K:
         lg_dequantize_q5_K(src, dst, n);
@@ -98,10 +91,6 @@ void lg_quantize_row(lg_dtype dtype, const float *src, void *dst, int64_t n) {
     case LG_DTYPE_Q4_K:
         lg_quantize_q4_K(src, dst, n);
         break;
-    case LG_DTYPE_Q4_K_LANES:
-        lg_quantize_q4_K(src, dst, n);
-        lg_q4_K_to_lanes(dst, n / LG_QK_K);
-        break;
     case LG_DTYPE_Q5_K:
         lg_quantize_q5_K(src, dst, n);
         break;
@@ -128,38 +117,53 @@ float lg_quant_dot(lg_dtype dtype, const void *row, const float *x, int64_t n) {
     return sum;
 }
 
-/* ---- Q4_K in lane order ------------------------------------------------------- */
+/* ---- Q4_K in groups of 16 rows ------------------------------------------------- */
 
-/* Where element e of a Q4_K block is: qs byte 32 * (e / 64) + e % 32, the low
- * nibble for the first 32 of each 64, the high one for the second. */
-static int q4_K_byte(int e) { return 32 * (e / 64) + e % 32; }
-static int q4_K_shift(int e) { return e % 64 < 32 ? 0 : 4; }
+#define X16_DWORDS ((int)(sizeof(lg_block_q4_K) / 4))
 
-/* Where the lane order puts it (quant.h): element e = 32 * sub[p] + 8s + i
- * goes to byte 64 * (s / 2) + 8p + i, nibble s % 2. */
-static void lanes_place(int e, int *byte, int *shift) {
-    static const int piece_of_sub_block[8] = {0, 4, 1, 5, 2, 6, 3, 7}; /* inverse of {0,2,4,6,1,3,5,7} */
-    int p = piece_of_sub_block[e / 32], s = e % 32 / 8, i = e % 8;
-    *byte = 64 * (s / 2) + 8 * p + i;
-    *shift = 4 * (s % 2);
+void lg_q4_K_regroup(void *group, int64_t cols, bool to_x16, void *scratch) {
+    int64_t nb = cols / LG_QK_K;
+    size_t row_bytes = (size_t)nb * sizeof(lg_block_q4_K);
+    uint8_t *g = group, *copy = scratch;
+    memcpy(copy, g, LG_X16_ROWS * row_bytes);
+    for (int64_t b = 0; b < nb; b++)
+        for (int r = 0; r < LG_X16_ROWS; r++)
+            for (int k = 0; k < X16_DWORDS; k++) {
+                size_t in_row = (size_t)r * row_bytes + (size_t)b * sizeof(lg_block_q4_K) + 4 * (size_t)k;
+                size_t grouped = (size_t)b * LG_X16_ROWS * sizeof(lg_block_q4_K) + 64 * (size_t)k + 4 * (size_t)r;
+                memcpy(g + (to_x16 ? grouped : in_row), copy + (to_x16 ? in_row : grouped), 4);
+            }
 }
 
-static void move_nibbles(lg_block_q4_K *b, bool to_lanes) {
-    uint8_t out[LG_QK_K / 2] = {0};
-    for (int e = 0; e < LG_QK_K; e++) {
-        int lb, ls;
-        lanes_place(e, &lb, &ls);
-        int from = to_lanes ? q4_K_byte(e) : lb, from_shift = to_lanes ? q4_K_shift(e) : ls;
-        int to = to_lanes ? lb : q4_K_byte(e), to_shift = to_lanes ? ls : q4_K_shift(e);
-        out[to] |= (uint8_t)(((b->qs[from] >> from_shift) & 0xF) << to_shift);
+static int regroup_matrix(void *matrix, int64_t rows, int64_t cols, bool to_x16) {
+    size_t group_bytes = LG_X16_ROWS * (size_t)(cols / LG_QK_K) * sizeof(lg_block_q4_K);
+    void *scratch = malloc(group_bytes);
+    if (!scratch) return -1;
+    for (int64_t g = 0; g < rows / LG_X16_ROWS; g++)
+        lg_q4_K_regroup((uint8_t *)matrix + (size_t)g * group_bytes, cols, to_x16, scratch);
+    free(scratch);
+    return 0;
+}
+
+int lg_q4_K_to_x16(void *matrix, int64_t rows, int64_t cols) {
+    return regroup_matrix(matrix, rows, cols, true);
+}
+
+int lg_q4_K_from_x16(void *matrix, int64_t rows, int64_t cols) {
+    return regroup_matrix(matrix, rows, cols, false);
+}
+
+void lg_q4_K_x16_row(const void *group, int r, int64_t cols, lg_block_q4_K *out) {
+    for (int64_t b = 0; b < cols / LG_QK_K; b++)
+        for (int k = 0; k < X16_DWORDS; k++)
+            memcpy((uint8_t *)&out[b] + 4 * k,
+                   (const uint8_t *)group + (size_t)b * LG_X16_ROWS * sizeof(lg_block_q4_K) + 64 * (size_t)k + 4 * (size_t)r, 4);
+}
+
+void lg_dequantize_x16_row(const void *group, int r, float *dst, int64_t cols) {
+    for (int64_t b = 0; b < cols / LG_QK_K; b++) {
+        lg_block_q4_K blk;
+        lg_q4_K_x16_row((const uint8_t *)group + (size_t)b * LG_X16_ROWS * sizeof blk, r, LG_QK_K, &blk);
+        lg_dequantize_q4_K(&blk, dst + b * LG_QK_K, LG_QK_K);
     }
-    memcpy(b->qs, out, sizeof out);
-}
-
-void lg_q4_K_to_lanes(lg_block_q4_K *blocks, int64_t n) {
-    for (int64_t b = 0; b < n; b++) move_nibbles(&blocks[b], true);
-}
-
-void lg_q4_K_from_lanes(lg_block_q4_K *blocks, int64_t n) {
-    for (int64_t b = 0; b < n; b++) move_nibbles(&blocks[b], false);
 }

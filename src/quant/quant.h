@@ -15,6 +15,7 @@
 #ifndef LAGUNA_QUANT_QUANT_H
 #define LAGUNA_QUANT_QUANT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/dtype.h"
@@ -85,15 +86,25 @@ _Static_assert(sizeof(lg_block_q5_0) == 22, "block_q5_0 is 22 bytes in ggml");
 _Static_assert(sizeof(lg_block_q5_1) == 24, "block_q5_1 is 24 bytes in ggml");
 _Static_assert(sizeof(lg_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
 
-/* LG_DTYPE_Q4_K_LANES: a Q4_K block with d, dmin and scales as they are and
- * its 256 nibbles in the AVX-512 kernel's lane order (the order its
- * activations take, backend/cpu/quant_dot.h): byte 8p + i of qs holds, in its
- * low nibble, element 32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + i and, in its high
- * nibble, that element + 8; byte 64 + 8p + i the same elements + 16 and + 24.
- * The kernel then needs one mask or shift per 64 weights, where ggml's order
- * costs three shuffles more (docs/performance.md). In place, n blocks. */
-void lg_q4_K_to_lanes(lg_block_q4_K *blocks, int64_t n);
-void lg_q4_K_from_lanes(lg_block_q4_K *blocks, int64_t n);
+/* LG_DTYPE_Q4_K_X16: a Q4_K matrix whose rows go in groups of LG_X16_ROWS,
+ * each group in the bytes its rows had, super-block by super-block: the 16
+ * rows' blocks b (144 bytes, 36 dwords each) take 2304 bytes with dword k
+ * of row r's block at 64 k + 4 r, so that one 64-byte load gives the AVX-512
+ * kernel the same piece of 16 rows, one row per int32 lane
+ * (backend/cpu/quant_gemm_q4k_avx512.c). Made in memory the model owns,
+ * never in a file; a matrix of rows not a multiple of 16 stays Q4_K.
+ * In place over a whole matrix of `rows` (a multiple of 16) rows of `cols`
+ * elements; 0, or -1 (nothing changed) when out of memory for the copy of
+ * one group they go through. */
+#define LG_X16_ROWS 16
+int lg_q4_K_to_x16(void *matrix, int64_t rows, int64_t cols);
+int lg_q4_K_from_x16(void *matrix, int64_t rows, int64_t cols);
+/* One group (its first byte) either way, through scratch (a group's bytes). */
+void lg_q4_K_regroup(void *group, int64_t cols, bool to_x16, void *scratch);
+/* Row r (0..15) of a group (its first byte) as ggml's Q4_K: cols / 256 blocks. */
+void lg_q4_K_x16_row(const void *group, int r, int64_t cols, lg_block_q4_K *out);
+/* The same row dequantised (lg_dequantize_row cannot: it sees one row). */
+void lg_dequantize_x16_row(const void *group, int r, float *dst, int64_t cols);
 _Static_assert(sizeof(lg_block_q5_K) == 176, "block_q5_K is 176 bytes in ggml");
 _Static_assert(sizeof(lg_block_q6_K) == 210, "block_q6_K is 210 bytes in ggml");
 

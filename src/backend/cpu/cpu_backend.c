@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/quant_dot.h"
 #include "core/argmax.h"
+#include "quant/quant.h"
 
 #define MATMUL_ROWS_PER_TASK 16 /* must cover cpu_matmul.c's ROWS_PER_TASK */
 #define LAZY_BYTES (2u << 20)   /* buffers from this size are mapped, so untouched pages cost no memory */
@@ -78,29 +79,37 @@ static const void *cpu_adopt_weights(lg_backend *be, const void *host, size_t by
 }
 
 typedef struct {
-    uint8_t *blocks;
-    int64_t n_blocks;
+    uint8_t *data, *scratch; /* a group's bytes per task */
+    int64_t groups, cols;
+    size_t group_bytes;
     int n_tasks;
-} lanes_job;
+} regroup_job;
 
-static void lanes_task(void *ctx, int task, int thread) {
+static void regroup_task(void *ctx, int task, int thread) {
     (void)thread;
-    const lanes_job *j = ctx;
-    int64_t b0 = j->n_blocks * task / j->n_tasks, b1 = j->n_blocks * (task + 1) / j->n_tasks;
-    lg_q4_K_to_lanes_avx512(j->blocks + (size_t)b0 * lg_dtype_row_bytes(LG_DTYPE_Q4_K, 256),
-                            b1 - b0);
+    const regroup_job *j = ctx;
+    int64_t g0 = j->groups * task / j->n_tasks, g1 = j->groups * (task + 1) / j->n_tasks;
+    for (int64_t g = g0; g < g1; g++)
+        lg_q4_K_regroup(j->data + (size_t)g * j->group_bytes, j->cols, true,
+                        j->scratch + (size_t)task * j->group_bytes);
 }
 
-/* Q4_K into lane order when the AVX-512 kernels run (quant_dot.h): at
- * memory speed over the threads, no memory of its own. */
-static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, size_t bytes) {
-    lg_dtype layout = lg_qgemm_layout_for(dtype);
+/* Q4_K into 16-row groups when the AVX-512 kernels run (quant.h), over the
+ * threads at memory speed. Without memory for the tasks' copies of a group
+ * the matrix stays Q4_K (the kernels take either, with the same results). */
+static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols) {
+    lg_dtype layout = lg_qgemm_layout_for(dtype, rows);
     if (layout == dtype) return dtype; /* no other layout, or already in it: never twice */
-    /* layout_for has one rearrangement, Q4_K -> Q4_K_LANES */
-    size_t block = lg_dtype_row_bytes(LG_DTYPE_Q4_K, 256);
-    lanes_job j = {data, (int64_t)(bytes / block), 0};
-    j.n_tasks = (int)(bytes >> 20) + 1; /* ~1 MiB a task */
-    lg_threadpool_run(((lg_cpu_backend *)be)->pool, j.n_tasks, lanes_task, &j);
+    /* layout_for has one rearrangement, Q4_K -> Q4_K_X16 */
+    size_t group_bytes = LG_X16_ROWS * lg_dtype_row_bytes(LG_DTYPE_Q4_K, cols);
+    regroup_job j = {data, NULL, rows / LG_X16_ROWS, cols, group_bytes, 0};
+    j.n_tasks = (int)((size_t)j.groups * group_bytes >> 20) + 1; /* ~1 MiB a task */
+    int threads = lg_threadpool_size(((lg_cpu_backend *)be)->pool);
+    if (j.n_tasks > j.groups) j.n_tasks = (int)j.groups;
+    if (j.n_tasks > 4 * threads) j.n_tasks = 4 * threads;
+    if (!(j.scratch = malloc(group_bytes * (size_t)j.n_tasks))) return dtype;
+    lg_threadpool_run(((lg_cpu_backend *)be)->pool, j.n_tasks, regroup_task, &j);
+    free(j.scratch);
     return layout;
 }
 

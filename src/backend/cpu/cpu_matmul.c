@@ -21,6 +21,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/quant_dot.h"
+#include "quant/quant.h"
 
 #define ROWS_PER_TASK 16
 /* Quantised products take at least this many weight bytes per task: an
@@ -183,7 +184,13 @@ static void matmul_task(void *ctx, int task, int thread) {
         return;
     }
     float *buf = job->k->scratch[thread]; /* sized for ROWS_PER_TASK rows of the widest matrix */
-    for (int64_t r = r0; r < r1; r++) lg_dtype_to_f32(w->dtype, lg_matrix_row(w, r), buf + (size_t)(r - r0) * w->cols, w->cols);
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = buf + (size_t)(r - r0) * w->cols;
+        if (w->dtype == LG_DTYPE_Q4_K_X16) /* rows only in groups of 16 */
+            lg_dequantize_x16_row(lg_matrix_row(w, r / LG_X16_ROWS * LG_X16_ROWS), (int)(r % LG_X16_ROWS), row, w->cols);
+        else
+            lg_dtype_to_f32(w->dtype, lg_matrix_row(w, r), row, w->cols);
+    }
     block_product(j, (const uint8_t *)buf, (size_t)w->cols * sizeof(float), 0, r0, r1);
 }
 

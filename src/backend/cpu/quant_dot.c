@@ -74,7 +74,7 @@ int lg_q8_block(lg_dtype weights) {
     case LG_DTYPE_Q8_0:
         return 32;
     case LG_DTYPE_Q4_K:
-    case LG_DTYPE_Q4_K_LANES:
+    case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q6_K:
         return 256;
@@ -125,22 +125,19 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 }
 
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
-    bool k_quant = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
-    if (isa == LG_ISA_AVX512_VNNI && (weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q4_K_LANES))
-        return LG_Q8_K4_LANE_ORDER;
+    bool q4_K = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q4_K_X16;
+    bool k_quant = q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
+    if (isa == LG_ISA_AVX512_VNNI && q4_K) return LG_Q8_SUMS_OF_32;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
 }
 
-/* Element order to lane order (quant_dot.h), one 256-element block in place. */
-static void to_k4_lane_order(int8_t *q) {
-    static const int sub_block[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-    int8_t in[256];
-    memcpy(in, q, sizeof in);
-    for (int s = 0; s < 4; s++)
-        for (int p = 0; p < 8; p++)
-            memcpy(q + 64 * s + 8 * p, in + 32 * sub_block[p] + 8 * s, 8);
+/* The sums of 16 into sums of 32 (quant_dot.h), one q8 row in place. */
+static void to_sums_of_32(uint8_t *row, int64_t n, int block) {
+    int16_t *sum = (int16_t *)(row + n + 4 * (n / block));
+    for (int64_t g = 0; g < n / 32; g++)
+        sum[g] = (int16_t)(sum[2 * g] + sum[2 * g + 1]);
 }
 
 void lg_q8_quantize_for(lg_isa isa, lg_dtype weights, const float *x, int n_rows, int64_t n,
@@ -156,10 +153,9 @@ void lg_q8_quantize_in(lg_q8_order order, lg_isa isa, lg_dtype weights, const fl
     else
         lg_q8_quantize_reference(x, n_rows, n, block, out);
     size_t stride = lg_q8_row_bytes(n, block);
-    if (order == LG_Q8_K4_LANE_ORDER)
+    if (order == LG_Q8_SUMS_OF_32)
         for (int r = 0; r < n_rows; r++)
-            for (int64_t b = 0; b < n / 256; b++)
-                to_k4_lane_order((int8_t *)(out + (size_t)r * stride) + 256 * b);
+            to_sums_of_32(out + (size_t)r * stride, n, block);
     if (order == LG_Q8_PAIR_ORDER)
         for (int r = 0; r < n_rows; r++)
             lg_q8_pair_order_avx2(out + (size_t)r * stride, n);
@@ -206,14 +202,8 @@ static int unpack_block(lg_dtype dtype, const uint8_t *row, int64_t b, int_block
     /* Q4_K and Q5_K: eight sub-blocks of 32 with a 6-bit scale and min */
     const uint8_t *scales, *qs, *qh = NULL;
     float d, dmin;
-    lg_block_q4_K ggml; /* a Q4_K_LANES block put back into ggml's order */
-    if (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q4_K_LANES) {
+    if (dtype == LG_DTYPE_Q4_K) {
         const lg_block_q4_K *w = (const lg_block_q4_K *)row + b;
-        if (dtype == LG_DTYPE_Q4_K_LANES) {
-            memcpy(&ggml, w, sizeof ggml);
-            lg_q4_K_from_lanes(&ggml, 1);
-            w = &ggml;
-        }
         d = lg_f16_to_f32(w->d), dmin = lg_f16_to_f32(w->dmin), scales = w->scales, qs = w->qs;
     } else {
         const lg_block_q5_K *w = (const lg_block_q5_K *)row + b;
@@ -274,17 +264,54 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
  * rows stream past them. */
 #define TOKEN_CHUNK 8
 
+/* A grouped Q4_K matrix (LG_DTYPE_Q4_K_X16) by an ISA without its kernels:
+ * row by row, each put back into ggml's Q4_K first, so the same bits as the
+ * file's Q4_K through that ISA. */
+static void qgemm_x16_by_rows(lg_isa isa, const lg_qgemm_args *a) {
+    int64_t nb = a->n / 256;
+    lg_block_q4_K *row = malloc(sizeof *row * (size_t)nb);
+    if (!row) { /* a few KB; never expected to fail, and then no garbage either */
+        for (int t = 0; t < a->n_tokens; t++)
+            for (int r = 0; r < a->n_rows; r++) a->y[(size_t)t * a->y_stride + r] = NAN;
+        return;
+    }
+    for (int r = 0; r < a->n_rows; r++) {
+        const uint8_t *group = a->w + (size_t)(r / LG_X16_ROWS) * LG_X16_ROWS * a->w_stride;
+        lg_q4_K_x16_row(group, r % LG_X16_ROWS, a->n, row);
+        lg_qgemm_args one = *a;
+        one.dtype = LG_DTYPE_Q4_K, one.w = (const uint8_t *)row, one.n_rows = 1;
+        one.y = a->y + r, one.bias = a->bias ? a->bias + r : NULL;
+        lg_qgemm_isa(isa, &one);
+    }
+    free(row);
+}
+
+static void add_bias(const lg_qgemm_args *a) {
+    if (a->bias)
+        for (int t = 0; t < a->n_tokens; t++)
+            for (int r = 0; r < a->n_rows; r++) a->y[(size_t)t * a->y_stride + r] += a->bias[r];
+}
+
 void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
-    /* Q4_K_LANES has AVX-512 kernels only (it is made for them) */
-    if (a->dtype == LG_DTYPE_Q4_K_LANES && isa != LG_ISA_AVX512_VNNI) isa = LG_ISA_SCALAR;
+    bool q4_K = a->dtype == LG_DTYPE_Q4_K || a->dtype == LG_DTYPE_Q4_K_X16;
+    if (a->dtype == LG_DTYPE_Q4_K_X16 && isa != LG_ISA_AVX512_VNNI) {
+        qgemm_x16_by_rows(isa, a);
+        return;
+    }
+    /* AVX-512 Q4_K: sixteen rows at a time at every token count */
+    if (q4_K && isa == LG_ISA_AVX512_VNNI) {
+        lg_qgemm_q4_K_avx512(a->dtype == LG_DTYPE_Q4_K_X16, a->w, a->w_stride, a->n_rows, a->x,
+                             a->x_stride, a->n_tokens, a->n, a->y, a->y_stride);
+        add_bias(a);
+        return;
+    }
     /* one token (decode): all the rows in one call, the same bits as below */
     if (a->n_tokens == 1 &&
         ((isa == LG_ISA_AVX512_VNNI &&
           lg_qgemm_rows1_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)) ||
          (isa == LG_ISA_AVX2 &&
           lg_qgemm_rows1_avx2(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)))) {
-        if (a->bias)
-            for (int r = 0; r < a->n_rows; r++) a->y[r] += a->bias[r];
+        add_bias(a);
         return;
     }
     lg_qgemm_row_fn fn = isa == LG_ISA_AVX512_VNNI ? lg_qgemm_row_avx512
@@ -293,15 +320,6 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
     for (int t0 = 0; t0 < a->n_tokens; t0 += TOKEN_CHUNK) {
         int nt = a->n_tokens - t0 < TOKEN_CHUNK ? a->n_tokens - t0 : TOKEN_CHUNK;
         const uint8_t *x = a->x + (size_t)t0 * a->x_stride;
-        if (isa == LG_ISA_AVX512_VNNI &&
-            lg_qgemm_tile_avx512(a->dtype, a->w, a->w_stride, a->n_rows, x, a->x_stride, nt, a->n,
-                                 a->y + (size_t)t0 * a->y_stride, a->y_stride)) {
-            if (a->bias)
-                for (int t = 0; t < nt; t++)
-                    for (int r = 0; r < a->n_rows; r++)
-                        a->y[(size_t)(t0 + t) * a->y_stride + r] += a->bias[r];
-            continue;
-        }
         for (int r = 0; r < a->n_rows; r++) {
             float *y = a->y + (size_t)t0 * a->y_stride + r;
             fn(a->dtype, a->w + (size_t)r * a->w_stride, x, a->x_stride, nt, a->n, y, a->y_stride);
@@ -312,9 +330,11 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
     }
 }
 
-lg_dtype lg_qgemm_layout_for(lg_dtype dtype) {
-    return dtype == LG_DTYPE_Q4_K && lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI ? LG_DTYPE_Q4_K_LANES
-                                                                              : dtype;
+lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows) {
+    return dtype == LG_DTYPE_Q4_K && rows > 0 && rows % LG_X16_ROWS == 0 &&
+                   lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI
+               ? LG_DTYPE_Q4_K_X16
+               : dtype;
 }
 
 void lg_qgemm(const lg_qgemm_args *a) {

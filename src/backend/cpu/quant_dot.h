@@ -62,11 +62,6 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
 
 /* The order of a q8 row's int8 values that the kernels of one instruction
  * set read for one weight type. Element order except:
- * - the AVX-512 Q4_K kernel reads each 256-element block in "lane order":
- *   its 64-byte step s (0..3) holds, in 8-byte piece p, elements
- *   32 * {0, 2, 4, 6, 1, 3, 5, 7}[p] + 8 s .. + 7, so that every int32 lane of
- *   the kernel's vpdpbusd sums one 32-element sub-block over the four steps
- *   (quant_gemm_avx512.c says why);
  * - the AVX2 K-quant kernels read "pair order" in products of more than one
  *   token: each 64 elements (sub-blocks j and k = j + 1 of 32) as 32 bytes A
  *   then 32 bytes B, the 4-byte lane l (0..7) of A holding elements 4l, 4l+1
@@ -83,10 +78,12 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
  *   + 128 as an unsigned byte (a last odd block keeps element order, + 128);
  *   quant_gemm_avx512.c says why.
  * Scales and 16-element sums stay in element order (the sums of the signed
- * values). */
+ * values), except that "sums of 32" (the AVX-512 Q4_K kernels, element order
+ * otherwise) holds in the sums' place the n / 32 sums of each 32 elements,
+ * the sub-blocks of Q4_K (quant_gemm_q4k_avx512.c). */
 typedef enum {
     LG_Q8_ELEMENT_ORDER = 0,
-    LG_Q8_K4_LANE_ORDER,
+    LG_Q8_SUMS_OF_32,
     LG_Q8_PAIR_ORDER,
     LG_Q8_Q8_0_LANE_ORDER
 } lg_q8_order;
@@ -139,12 +136,11 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            int64_t n, float *y);
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          int64_t n, float *y);
-/* Up to 8 (the AVX-512 tile) tokens against n_rows weight rows (y[t *
- * y_stride + r], no bias), the same bits per (row, token) as
- * lg_qgemm_row_avx512; false for a case it does not take (nothing written):
- * it takes the rows too wide for a tile's activations to stay in the L1
- * cache, which it goes through in blocks of columns. */
-bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
+/* Q4_K (grouped: LG_DTYPE_Q4_K_X16, w a group's start and n_rows a multiple
+ * of 16; else ggml's Q4_K, any rows) against n_tokens tokens in sums-of-32
+ * order, y[t * y_stride + r], no bias: the AVX-512 Q4_K product at every
+ * token count, the same bits either way (quant_gemm_q4k_avx512.c). */
+void lg_qgemm_q4_K_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows,
                           const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
                           size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
@@ -153,13 +149,11 @@ void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
 /* Element order to Q8_0 lane order, the same (AVX-512 only). */
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
-/* The layout the best ISA's kernels want for weights of this dtype, when it
- * differs from the file's: LG_DTYPE_Q4_K_LANES for Q4_K with AVX-512
- * (quant.h says what it is), else the dtype itself. */
-lg_dtype lg_qgemm_layout_for(lg_dtype dtype);
-/* Q4_K blocks (n of them, at any address) into LG_DTYPE_Q4_K_LANES in place:
- * the same bytes as lg_q4_K_to_lanes, at memory speed (AVX-512 only). */
-void lg_q4_K_to_lanes_avx512(void *blocks, int64_t n);
+/* The layout the best ISA's kernels want for a matrix of this dtype and
+ * row count, when it differs from the file's: LG_DTYPE_Q4_K_X16 for Q4_K with
+ * AVX-512 and rows a multiple of 16 (quant.h says what it is), else the
+ * dtype itself. */
+lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows);
 
 /* How far ahead (bytes) the AVX-512 products ask for their weights: one
  * value for the process, set by the CPU backend from its thread count
@@ -167,6 +161,7 @@ void lg_q4_K_to_lanes_avx512(void *blocks, int64_t n);
 #define LG_QGEMM_PREFETCH_FEW_THREADS ((size_t)16 << 10)
 #define LG_QGEMM_PREFETCH_MANY_THREADS ((size_t)4 << 10)
 void lg_qgemm_set_prefetch_ahead(size_t bytes);
+size_t lg_qgemm_prefetch_distance(void);
 static inline size_t lg_qgemm_prefetch_for_threads(int n_threads) {
     return n_threads > 8 ? LG_QGEMM_PREFETCH_MANY_THREADS : LG_QGEMM_PREFETCH_FEW_THREADS;
 }

@@ -7,12 +7,13 @@
  * unsigned weights x 64 signed activations each, pairs into int16: at most
  * 2 * 63 * 127, exact) and four vpdpwssd that multiply each pair by its
  * sub-block's scale and add it to one int32 accumulator; then one float
- * multiply-add applies d_w * d_x and one more the mins (Q4_K, Q5_K) through
+ * multiply-add applies d_w * d_x and one more the mins (Q5_K) through
  * the activation's 16-element sums. (vpdpbusd then vpdpwssd needs a zeroed
  * register per step and measured slower.) The weight block is unpacked once per pass
  * for every token of the tile; each token has its own float accumulator and
  * the same instructions whatever the tile holds, so results do not depend on
- * the batch. Q8_0 works on pairs of 32-element blocks. */
+ * the batch. Q8_0 works on pairs of 32-element blocks. Q4_K has kernels of
+ * its own, sixteen rows at a time (quant_gemm_q4k_avx512.c). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(                                                                      \
@@ -219,6 +220,10 @@ void lg_qgemm_set_prefetch_ahead(size_t bytes) {
     atomic_store_explicit(&prefetch_bytes, bytes, memory_order_relaxed);
 }
 
+size_t lg_qgemm_prefetch_distance(void) {
+    return atomic_load_explicit(&prefetch_bytes, memory_order_relaxed);
+}
+
 static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
     const char *p = (const char *)blk + atomic_load_explicit(&prefetch_bytes, memory_order_relaxed);
     for (size_t o = 0; o < bytes; o += 64)
@@ -252,279 +257,6 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
     for (; r < n_rows; r++)
         dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r,
                1);
-}
-
-/* ---- Q4_K in lane order ---------------------------------------------------------- */
-
-/* Q4_K takes the activations in lane order (quant_dot.h) so that vpdpbusd
- * can sum whole sub-blocks in integers: the weight bytes are rearranged in
- * registers into four step vectors whose 8-byte piece p holds 8 nibbles of
- * sub-block {0, 2, 4, 6, 1, 3, 5, 7}[p], the same sub-block in every step.
- * Four vpdpbusd (64 unsigned 4-bit weights x 64 signed activations into 16
- * int32 lanes) then leave each lane the sum of 16 products of one sub-block,
- * at most 16 * 15 * 127 = 30480: an int16, so one vpdpwssd against (scale, 0)
- * pairs applies the eight 6-bit scales exactly; one float multiply by d and a
- * multiply-add by the token's d_x follow. Five integer multiplies per 256
- * weights and token where the element-order kernel (Q5_K's) needs eight.
- * The mins go to a second accumulator two super-blocks at a time (one
- * vpmaddwd of both blocks' 16-element sums by their mins, one multiply-add by
- * dmin * d_x per lane), which halves what they cost; the two accumulators
- * are subtracted lane by lane before the final sum.
- * Weights copied into memory at load are rearranged once into that order
- * (LG_DTYPE_Q4_K_LANES, quant.h): then a step is one mask or shift of the
- * loaded bytes instead of three shuffles and more masks a pair, and one
- * token reads them ~1.3x faster from the cache (bench_cpu_decode, 2048-wide
- * rows, one thread: 40 -> 52 GB/s); mapped files keep ggml's order. The
- * scales are decoded two super-blocks at a time (below: ~5% more). */
-
-/* The scales of a pair of super-blocks, b and b + 1 (the second all zero
- * when the row ends at b), decoded together: one 256-bit pass of
- * k4_scales_mins2 and of the shuffles after it serves both blocks. */
-typedef struct {
-    __m512i S[2];  /* per int32 lane: its sub-block's scale as int16, then 0 */
-    __m512 D[2];   /* d in every lane */
-    __m512i m16x2; /* the mins as int16 pairs: [m0 m0 m1 m1 ... of b | of b + 1] (element order) */
-    __m512 dmin2;  /* [dmin of b x 8 | of b + 1 x 8] */
-} scales_q4;
-
-static ALWAYS_INLINE void scales_q4_pair(const lg_block_q4_K *w, bool two, scales_q4 *s) {
-    __m128i h0 = _mm_loadu_si128((const __m128i *)&w[0]);
-    __m256i head2 = two ? _mm256_inserti128_si256(_mm256_castsi128_si256(h0),
-                                                  _mm_loadu_si128((const __m128i *)&w[1]), 1)
-                        : _mm256_zextsi128_si256(h0);
-    __m256i sm2 = k4_scales_mins2(head2);
-    /* lane l's scale: sub-block {0, 2, 4, 6, 1, 3, 5, 7}[l / 2] */
-    const __m256i s_at = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7));
-    __m256i s2 = _mm256_shuffle_epi8(sm2, s_at);
-    s->S[0] = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(s2));
-    s->S[1] = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(s2, 1));
-    /* the mins (bytes 8-15 of each half) as int16 pairs: each half twice,
-     * then bytes 8 + i/2 with zero high bytes */
-    const __m512i m_at = _mm512_broadcast_i64x4(
-        _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, 12, -1, 12, -1,
-                         13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1));
-    __m512i sm4 = _mm512_castsi256_si512(sm2);
-    s->m16x2 = _mm512_shuffle_epi8(_mm512_shuffle_i64x2(sm4, sm4, 0x50), m_at);
-    /* d, dmin of both (dwords 0 and 4) as [d0 dmin0 d1 dmin1] */
-    __m128 dd = _mm_cvtph_ps(_mm256_castsi256_si128(
-        _mm256_permutevar8x32_epi32(head2, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0))));
-    __m512 dd4 = _mm512_castps128_ps512(dd);
-    s->D[0] = _mm512_broadcastss_ps(dd);
-    s->D[1] = _mm512_permutexvar_ps(_mm512_set1_epi32(2), dd4);
-    s->dmin2 = _mm512_permutexvar_ps(
-        _mm512_inserti64x4(_mm512_set1_epi32(1), _mm256_set1_epi32(3), 1), dd4);
-}
-
-/* The four steps of ggml's Q4_K order: three shuffles and two masks a
- * step pair more than from lane order. */
-static ALWAYS_INLINE void steps_q4(const lg_block_q4_K *w, __m512i V[4]) {
-    const __m512i nib = _mm512_set1_epi8(0x0F);
-    /* qs byte 32g + i: low nibble element i of sub-block 2g, high of 2g + 1.
-     * a: 8-byte pieces 0 of groups 0-3, then pieces 1; b: pieces 2, then 3 */
-    const __m512i at_a = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
-    const __m512i at_b = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
-    __m512i z0 = _mm512_loadu_si512(w->qs), z1 = _mm512_loadu_si512(w->qs + 64);
-    __m512i a = _mm512_permutex2var_epi64(z0, at_a, z1);
-    __m512i b = _mm512_permutex2var_epi64(z0, at_b, z1);
-    __m512i alo = _mm512_and_si512(a, nib), ahi = _mm512_and_si512(_mm512_srli_epi16(a, 4), nib);
-    __m512i blo = _mm512_and_si512(b, nib), bhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
-    V[0] = _mm512_shuffle_i64x2(alo, ahi, 0x44);
-    V[1] = _mm512_shuffle_i64x2(alo, ahi, 0xEE);
-    V[2] = _mm512_shuffle_i64x2(blo, bhi, 0x44);
-    V[3] = _mm512_shuffle_i64x2(blo, bhi, 0xEE);
-}
-
-/* The same from LG_DTYPE_Q4_K_LANES (quant.h): steps 2h and 2h + 1 are the
- * low and high nibbles of bytes 64h .. 64h + 63. */
-static ALWAYS_INLINE void steps_q4_lanes(const lg_block_q4_K *w, __m512i V[4]) {
-    const __m512i nib = _mm512_set1_epi8(0x0F);
-    UNROLL
-    for (int h = 0; h < 2; h++) {
-        __m512i z = _mm512_loadu_si512(w->qs + 64 * h);
-        V[2 * h] = _mm512_and_si512(z, nib);
-        V[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(z, 4), nib);
-    }
-}
-
-/* lanes: the block is LG_DTYPE_Q4_K_LANES, else ggml's Q4_K */
-static ALWAYS_INLINE void steps_of(const lg_block_q4_K *w, bool lanes, __m512i V[4]) {
-    if (lanes)
-        steps_q4_lanes(w, V);
-    else
-        steps_q4(w, V);
-}
-
-/* The tokens of a pass: each token's q8 row, and where its scales and sums
- * start in it (the same for all: one register for each rather than three
- * pointers per token, which left too few registers for eight tokens). */
-typedef struct {
-    const uint8_t *row[TILE];
-    size_t d_at, bsum_at;
-} acts;
-
-static ALWAYS_INLINE void acts_of(acts *a, const uint8_t *x, size_t xs, int nt, int64_t n) {
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        a->row[t] = x + (size_t)t * xs;
-    a->d_at = (size_t)n, a->bsum_at = (size_t)n + 4 * (size_t)(n / 256);
-}
-
-/* super-block b of token row x, all but the mins */
-static ALWAYS_INLINE __m512 token_q4(const __m512i V[4], __m512i S, __m512 D, const uint8_t *x,
-                                     size_t d_at, int64_t b, __m512 acc) {
-    const uint8_t *xq = x + 256 * b;
-    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(xq));
-    p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(xq + 64));
-    p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(xq + 128));
-    p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(xq + 192));
-    __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), p, S);
-    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), D),
-                           _mm512_set1_ps(((const float *)(x + d_at))[b]), acc);
-}
-
-/* The mins of super-blocks b and b + 1 (two: false, only b) of token row x:
- * lanes 0-7 block b's eight sub-blocks, 8-15 block b + 1's. dmin2 holds
- * [dmin_b x 8 | dmin_b+1 x 8] (0 for a missing second block). */
-static ALWAYS_INLINE __m512 token_q4_mins(__m512i m16x2, __m512 dmin2, const uint8_t *x,
-                                          const acts *a, int64_t b, bool two, __m512 acc) {
-    const __m512i pair = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
-    const int16_t *bsum = (const int16_t *)(x + a->bsum_at) + 16 * b;
-    const float *d = (const float *)(x + a->d_at) + b;
-    __m512i bs = two ? _mm512_loadu_si512(bsum)
-                     : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)bsum));
-    __m512 dx = two ? _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_castsi128_ps(
-                                                      _mm_loadl_epi64((const __m128i *)d))))
-                    : _mm512_set1_ps(*d);
-    __m512i m = _mm512_madd_epi16(bs, m16x2);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin2, dx), acc);
-}
-
-/* What a pass has summed for one weight row: each token's accumulator and
- * its mins' (held in registers for a whole row, in memory between the
- * column blocks of rows_q4). */
-typedef struct {
-    __m512 acc[TILE], accm[TILE];
-} q4_sums;
-
-/* Super-blocks [b0, b1) of one weight row (b0 even) into s; nb is the row's
- * count (the last pair may be a single block). */
-static ALWAYS_INLINE void row_q4_part(const lg_block_q4_K *w, bool lanes, const acts *a, int nt,
-                                      int64_t b0, int64_t b1, int64_t nb, q4_sums *s) {
-    for (int64_t b = b0; b < b1; b += 2) {
-        bool two = b + 1 < nb;
-        prefetch_ahead(&w[b], two ? 2 * sizeof w[b] : sizeof w[b]);
-        scales_q4 sc;
-        scales_q4_pair(&w[b], two, &sc);
-        __m512i V[4];
-        steps_of(&w[b], lanes, V);
-        UNROLL
-        for (int t = 0; t < nt; t++)
-            s->acc[t] = token_q4(V, sc.S[0], sc.D[0], a->row[t], a->d_at, b, s->acc[t]);
-        if (two) {
-            steps_of(&w[b + 1], lanes, V);
-            UNROLL
-            for (int t = 0; t < nt; t++)
-                s->acc[t] = token_q4(V, sc.S[1], sc.D[1], a->row[t], a->d_at, b + 1, s->acc[t]);
-        }
-        UNROLL
-        for (int t = 0; t < nt; t++)
-            s->accm[t] = token_q4_mins(sc.m16x2, sc.dmin2, a->row[t], a, b, two, s->accm[t]);
-    }
-}
-
-static ALWAYS_INLINE void q4_sums_zero(q4_sums *s, int nt) {
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        s->acc[t] = _mm512_setzero_ps(), s->accm[t] = _mm512_setzero_ps();
-}
-
-static ALWAYS_INLINE void q4_sums_store(const q4_sums *s, int nt, float *y, size_t ys) {
-    __m512 v[TILE];
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        v[t] = _mm512_sub_ps(s->acc[t], s->accm[t]);
-    store(v, nt, y, ys);
-}
-
-/* One weight row against the nt tokens of a. */
-static ALWAYS_INLINE void row_q4(const uint8_t *row, bool lanes, const acts *a, int nt, int64_t n,
-                                 float *y, size_t ys) {
-    q4_sums s;
-    q4_sums_zero(&s, nt);
-    row_q4_part((const lg_block_q4_K *)row, lanes, a, nt, 0, n / 256, n / 256, &s);
-    q4_sums_store(&s, nt, y, ys);
-}
-
-static ALWAYS_INLINE void dot_q4(const uint8_t *row, bool lanes, const uint8_t *x, size_t xs, int nt,
-                                 int64_t n, float *y, size_t ys) {
-    acts a;
-    acts_of(&a, x, xs, nt, n);
-    row_q4(row, lanes, &a, nt, n, y, ys);
-}
-
-/* Many rows against nt tokens, for rows wider than COL_BLOCK super-blocks
- * (an o_proj's 8192 columns): eight tokens' activation rows of 8 KB no
- * longer fit the L1 cache beside the weights, so each group of ROW_GROUP
- * rows goes through the columns COL_BLOCK super-blocks at a time (2 KB of
- * every token's row), its sums kept in memory in between. Every sum takes
- * the same steps in the same order as in row_q4, so the same bits. */
-#define COL_BLOCK 8
-#define ROW_GROUP 8
-static ALWAYS_INLINE void rows_q4(const uint8_t *w, bool lanes, size_t w_stride, int n_rows,
-                                  const uint8_t *x, size_t xs, int nt, int64_t n, float *y,
-                                  size_t ys) {
-    acts a;
-    acts_of(&a, x, xs, nt, n);
-    int64_t nb = n / 256;
-    q4_sums sums[ROW_GROUP];
-    for (int r0 = 0; r0 < n_rows; r0 += ROW_GROUP) {
-        int nr = n_rows - r0 < ROW_GROUP ? n_rows - r0 : ROW_GROUP;
-        for (int i = 0; i < nr; i++)
-            q4_sums_zero(&sums[i], nt);
-        for (int64_t b0 = 0; b0 < nb; b0 += COL_BLOCK) {
-            int64_t b1 = b0 + COL_BLOCK < nb ? b0 + COL_BLOCK : nb;
-            for (int i = 0; i < nr; i++) {
-                q4_sums s = sums[i];
-                row_q4_part((const lg_block_q4_K *)(w + (size_t)(r0 + i) * w_stride), lanes, &a, nt,
-                            b0, b1, nb, &s);
-                sums[i] = s;
-            }
-        }
-        for (int i = 0; i < nr; i++)
-            q4_sums_store(&sums[i], nt, y + r0 + i, ys);
-    }
-}
-
-/* One token against many rows (rows1_k4 says why). */
-static ALWAYS_INLINE void rows1_q4(const uint8_t *w, bool lanes, size_t w_stride, int n_rows,
-                                   const uint8_t *x, int64_t n, float *y) {
-    acts a;
-    acts_of(&a, x, 0, 1, n);
-    for (int r = 0; r < n_rows; r++)
-        row_q4(w + (size_t)r * w_stride, lanes, &a, 1, n, y + r, 1);
-}
-static void rows1_q4_K(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n,
-                       float *y) {
-    rows1_q4(w, false, w_stride, n_rows, x, n, y);
-}
-static void rows1_q4_K_lanes(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                             int64_t n, float *y) {
-    rows1_q4(w, true, w_stride, n_rows, x, n, y);
-}
-
-/* LG_DTYPE_Q4_K_LANES from Q4_K in place (quant.h; the same bytes as
- * lg_q4_K_to_lanes): the kernel's steps packed two to a byte. */
-void lg_q4_K_to_lanes_avx512(void *p, int64_t n) {
-    lg_block_q4_K *blocks = p;
-    for (int64_t b = 0; b < n; b++) {
-        __m512i V[4];
-        steps_q4(&blocks[b], V);
-        UNROLL
-        for (int h = 0; h < 2; h++)
-            _mm512_storeu_si512(blocks[b].qs + 64 * h,
-                                _mm512_or_si512(V[2 * h], _mm512_slli_epi16(V[2 * h + 1], 4)));
-    }
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------- */
@@ -781,53 +513,11 @@ void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
 /* ---- one copy per token count --------------------------------------------------- */
 
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys, false)
-#define CALL_Q4_K(NT) dot_q4(row, false, x, xs, NT, n, y, ys)
-#define CALL_Q4_K_LANES(NT) dot_q4(row, true, x, xs, NT, n, y, ys)
 #define CALL_Q5_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
            true, x, xs, NT, n, y, ys)
 #define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
 PER_COUNT(row_q8_0, CALL_Q8_0)
-#define CALL_Q4_ROWS(NT) rows_q4(w, lanes, w_stride, n_rows, x, xs, NT, n, y, ys)
-static ALWAYS_INLINE void tile_q4(const uint8_t *w, bool lanes, size_t w_stride, int n_rows, const uint8_t *x, size_t xs,
-                      int nt, int64_t n, float *y, size_t ys) {
-    switch (nt) {
-    case 1:
-        CALL_Q4_ROWS(1);
-        break;
-    case 2:
-        CALL_Q4_ROWS(2);
-        break;
-    case 3:
-        CALL_Q4_ROWS(3);
-        break;
-    case 4:
-        CALL_Q4_ROWS(4);
-        break;
-    case 5:
-        CALL_Q4_ROWS(5);
-        break;
-    case 6:
-        CALL_Q4_ROWS(6);
-        break;
-    case 7:
-        CALL_Q4_ROWS(7);
-        break;
-    default:
-        CALL_Q4_ROWS(8);
-        break;
-    }
-}
-static void tile_q4_K(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, size_t xs,
-                      int nt, int64_t n, float *y, size_t ys) {
-    tile_q4(w, false, w_stride, n_rows, x, xs, nt, n, y, ys);
-}
-static void tile_q4_K_lanes(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                            size_t xs, int nt, int64_t n, float *y, size_t ys) {
-    tile_q4(w, true, w_stride, n_rows, x, xs, nt, n, y, ys);
-}
-PER_COUNT(row_q4_K, CALL_Q4_K)
-PER_COUNT(row_q4_K_lanes, CALL_Q4_K_LANES)
 PER_COUNT(row_q5_K, CALL_Q5_K)
 PER_COUNT(row_q6_K, CALL_Q6_K)
 
@@ -835,8 +525,6 @@ void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, s
                          int n_tokens, int64_t n, float *y, size_t y_stride) {
     void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
         dtype == LG_DTYPE_Q8_0   ? row_q8_0
-        : dtype == LG_DTYPE_Q4_K ? row_q4_K
-        : dtype == LG_DTYPE_Q4_K_LANES ? row_q4_K_lanes
         : dtype == LG_DTYPE_Q5_K ? row_q5_K
                                  : row_q6_K;
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
@@ -845,27 +533,9 @@ void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, s
     }
 }
 
-bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
-                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
-                          size_t y_stride) {
-    bool lanes = dtype == LG_DTYPE_Q4_K_LANES;
-    if ((dtype != LG_DTYPE_Q4_K && !lanes) || n / 256 <= COL_BLOCK || n_tokens < 1 ||
-        n_tokens > TILE)
-        return false;
-    (lanes ? tile_q4_K_lanes : tile_q4_K)(w, w_stride, n_rows, x, x_stride, n_tokens, n, y,
-                                          y_stride);
-    return true;
-}
-
 bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                            const uint8_t *x, int64_t n, float *y) {
     switch (dtype) {
-    case LG_DTYPE_Q4_K:
-        rows1_q4_K(w, w_stride, n_rows, x, n, y);
-        return true;
-    case LG_DTYPE_Q4_K_LANES:
-        rows1_q4_K_lanes(w, w_stride, n_rows, x, n, y);
-        return true;
     case LG_DTYPE_Q5_K:
         rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
                  offsetof(lg_block_q5_K, qh), true, x, n, y);
@@ -885,13 +555,6 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
 #pragma clang attribute pop
 #endif
 #else /* not x86-64: never chosen */
-bool lg_qgemm_tile_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
-                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
-                          size_t y_stride) {
-    (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)x_stride, (void)n_tokens,
-        (void)n, (void)y, (void)y_stride;
-    return false;
-}
 bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows,
                            const uint8_t *x, int64_t n, float *y) {
     (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)n, (void)y;
@@ -904,8 +567,8 @@ void lg_qgemm_set_prefetch_ahead(size_t bytes) {
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
     (void)q, (void)n;
 }
-void lg_q4_K_to_lanes_avx512(void *blocks, int64_t n) {
-    (void)blocks, (void)n;
+size_t lg_qgemm_prefetch_distance(void) {
+    return 0;
 }
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride) {
