@@ -35,9 +35,9 @@ static double gmacs(lg_isa isa, lg_dtype dt, int rows, int64_t cols, int tokens,
     for (int r = 0; r < rows; r++) {
         for (int64_t i = 0; i < cols; i++)
             src[i] = rnd();
-        lg_quantize_row(dt == LG_DTYPE_Q4_K_X16 ? LG_DTYPE_Q4_K : dt, src, w + (size_t)r * rb, cols);
+        lg_quantize_row(lg_x16_base(dt), src, w + (size_t)r * rb, cols);
     }
-    if (dt == LG_DTYPE_Q4_K_X16 && lg_q4_K_to_x16(w, rows, cols)) abort(); /* rows: multiples of 16 */
+    if (lg_x16_base(dt) != dt && lg_x16_group(w, lg_x16_base(dt), rows, cols)) abort(); /* rows: 16s */
     for (int64_t i = 0; i < cols * tokens; i++)
         src[i] = rnd();
     int block = lg_q8_block(dt);
@@ -83,10 +83,10 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1) reps = 1;
-    /* Q4_K as files have it, then as a copy is rearranged for these kernels
-     * (when they want another layout: 16-row groups for AVX-512) */
+    /* Q4_K and Q6_K as files have them, then as a copy is rearranged for
+     * these kernels (when they want another layout: 16-row groups for AVX-512) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16), LG_DTYPE_Q5_K,
-                              LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+                              LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, 16), LG_DTYPE_Q8_0};
     const int n_types = (int)(sizeof types / sizeof types[0]);
     const struct {
         int rows;
@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     printf("\n");
     for (int k = 0; k < n_types; k++)
         for (int s = 0; s < 3; s++) {
-            if (k == 1 && types[1] == LG_DTYPE_Q4_K) continue; /* no other layout here */
+            if (k > 0 && types[k] == types[k - 1]) continue; /* no other layout here */
             printf("%-6s %4dx%-7lld %12s", lg_dtype_name(types[k]), shapes[s].rows,
                    (long long)shapes[s].cols, shapes[s].what);
             for (int t = 0; t < 4; t++) {

@@ -48,34 +48,34 @@ static uint64_t check_same_weights(const char *path) {
            "%s: %d %d", path, ia->weights_load, ib->weights_load);
     CHECK(ia->weights_bytes > 0 && ia->weights_bytes == ib->weights_bytes);
     CHECK(ib->weights_huge_bytes <= ib->weights_bytes);
-    /* a copy's Q4_K matrices (of rows in 16s) are regrouped for AVX-512
+    /* a copy's Q4_K and Q6_K matrices (of rows in 16s) are regrouped for AVX-512
      * (quant.h), a mapping's never */
     bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16;
     CHECK(ia->weights_rearranged_bytes == 0);
-    uint64_t q4_K_bytes = 0;
+    uint64_t grouped_bytes = 0;
     size_t n = lg_tensor_source_count(a->tensors);
     CHECK(n > 0 && n == lg_tensor_source_count(b->tensors));
     for (size_t i = 0; i < n; i++) {
         const lg_tensor *ta = lg_tensor_source_at(a->tensors, i);
         const lg_tensor *tb = lg_tensor_source_find(b->tensors, ta->name);
-        bool grouped = ta->dtype == LG_DTYPE_Q4_K && avx512 && ta->n_dims == 2 && ta->shape[0] % 16 == 0 &&
-                       strcmp(ta->name, "model.embed_tokens.weight");
-        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (grouped ? LG_DTYPE_Q4_K_X16 : ta->dtype),
+        bool grouped = (ta->dtype == LG_DTYPE_Q4_K || ta->dtype == LG_DTYPE_Q6_K) && avx512 && ta->n_dims == 2 &&
+                       ta->shape[0] % 16 == 0 && strcmp(ta->name, "model.embed_tokens.weight");
+        CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (grouped ? lg_x16_of(ta->dtype) : ta->dtype),
                "%s: tensor %s", path, ta->name);
         if (!tb || tb->n_bytes != ta->n_bytes) continue;
         uint8_t *back = malloc(tb->n_bytes);
         memcpy(back, tb->data, tb->n_bytes);
         if (grouped) {
-            q4_K_bytes += tb->n_bytes;
+            grouped_bytes += tb->n_bytes;
             CHECKF(memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s not rearranged", path, ta->name);
-            CHECK(lg_q4_K_from_x16(back, ta->shape[0], ta->shape[1]) == 0);
+            CHECK(lg_x16_ungroup(back, ta->dtype, ta->shape[0], ta->shape[1]) == 0);
         }
         CHECKF(tb->data != ta->data && !memcmp(ta->data, back, ta->n_bytes), "%s: tensor %s differs",
                path, ta->name);
         free(back);
     }
-    CHECKF(ib->weights_rearranged_bytes == q4_K_bytes, "%s: %llu rearranged bytes, %llu of Q4_K", path,
-           (unsigned long long)ib->weights_rearranged_bytes, (unsigned long long)q4_K_bytes);
+    CHECKF(ib->weights_rearranged_bytes == grouped_bytes, "%s: %llu rearranged bytes, %llu of Q4_K and Q6_K",
+           path, (unsigned long long)ib->weights_rearranged_bytes, (unsigned long long)grouped_bytes);
     rearranged = ib->weights_rearranged_bytes;
     float *la = logits_of(a), *lb = logits_of(b);
     if (la && lb)
@@ -126,28 +126,31 @@ static void test_gguf_q4_K_M(void) {
         CHECK(rearranged == 0);
 }
 
-/* The CPU backend's rearrange_weights: Q4_K of rows in 16s into 16-row
- * groups where AVX-512 runs (the scalar regrouping's bytes), anything else
- * (other rows, other dtypes, a grouped matrix included) returned as it is
- * and untouched (never rearranged twice). */
+/* The CPU backend's rearrange_weights: Q4_K and Q6_K of rows in 16s into
+ * 16-row groups where AVX-512 runs (the scalar regrouping's bytes), anything
+ * else (other rows, other dtypes, a grouped matrix included) returned as it
+ * is and untouched (never rearranged twice). */
 static void test_rearrange_op(void) {
     lg_backend *be = lg_cpu_backend_new(2);
-    enum { ROWS = 320, COLS = 10 * 256 }; /* 460 KB: several of the op's tasks */
-    size_t bytes = ROWS * lg_dtype_row_bytes(LG_DTYPE_Q4_K, COLS);
-    uint8_t *w = malloc(bytes), *want = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++)
-        w[i] = (uint8_t)(i * 2654435761u >> 13);
-    memcpy(want, w, bytes);
-    bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS) == LG_DTYPE_Q4_K_X16;
-    if (avx512) CHECK(lg_q4_K_to_x16(want, ROWS, COLS) == 0);
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, ROWS, COLS) ==
-          (avx512 ? LG_DTYPE_Q4_K_X16 : LG_DTYPE_Q4_K));
-    CHECK(!memcmp(w, want, bytes));
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K_X16, w, ROWS, COLS) == LG_DTYPE_Q4_K_X16);
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q6_K, w, ROWS, COLS) == LG_DTYPE_Q6_K);
-    CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_K, w, ROWS - 1, COLS) == LG_DTYPE_Q4_K);
-    CHECK(!memcmp(w, want, bytes));
-    free(w), free(want);
+    enum { ROWS = 320, COLS = 10 * 256 }; /* 460-670 KB: several of the op's tasks */
+    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K};
+    for (int k = 0; k < 2; k++) {
+        lg_dtype base = bases[k], grouped = lg_x16_of(base);
+        size_t bytes = ROWS * lg_dtype_row_bytes(base, COLS);
+        uint8_t *w = malloc(bytes), *want = malloc(bytes);
+        for (size_t i = 0; i < bytes; i++)
+            w[i] = (uint8_t)(i * 2654435761u >> 13);
+        memcpy(want, w, bytes);
+        bool avx512 = lg_qgemm_layout_for(base, ROWS) == grouped;
+        if (avx512) CHECK(lg_x16_group(want, base, ROWS, COLS) == 0);
+        CHECK(be->ops->rearrange_weights(be, base, w, ROWS, COLS) == (avx512 ? grouped : base));
+        CHECK(!memcmp(w, want, bytes));
+        CHECK(be->ops->rearrange_weights(be, grouped, w, ROWS, COLS) == grouped);
+        CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q8_0, w, ROWS, COLS) == LG_DTYPE_Q8_0);
+        CHECK(be->ops->rearrange_weights(be, base, w, ROWS - 1, COLS) == base);
+        CHECK(!memcmp(w, want, bytes));
+        free(w), free(want);
+    }
     be->ops->destroy(be);
 }
 

@@ -440,69 +440,77 @@ static void test_token_tiles(void) {
     }
 }
 
-/* Q4_K regrouped at load (LG_DTYPE_Q4_K_X16, quant.h): dword k of row r's
- * block b at 2304 b + 64 k + 4 r of its group; the regrouping undoes to the
- * same bytes and moves nearly every dword; a row read back from a group is
- * the row, and dequantises to the same floats; and every ISA's product of a
- * grouped matrix is bitwise that of the same Q4_K rows (AVX-512: the
- * grouped kernels against ggml's blocks gathered; below it, row by row),
- * 16 and 48 rows, 1..17 tokens (part and whole passes of 8), rows of 1, 2, 9
- * and 32 super-blocks, with a bias. */
-static void test_q4_K_x16(void) {
+/* Q4_K and Q6_K regrouped at load (LG_DTYPE_Q4_K_X16, Q6_K_X16, quant.h):
+ * dword k of row r's block b at 16 B b + 64 k + 4 r of its group (B the
+ * block's bytes), the 2 bytes left of a Q6_K block at 16 B b + 64 * 52 + 2 r;
+ * the regrouping undoes to the same bytes and moves nearly every byte; a row
+ * read back from a group is the row, and dequantises to the same floats; and
+ * every ISA's product of a grouped matrix is bitwise that of the same rows
+ * in ggml's blocks (AVX-512: the grouped kernels against the blocks
+ * transposed on the fly; below it, row by row), 16 and 48 rows, 1..17
+ * tokens (part and whole passes of 8), rows of 1, 2, 9 and 32 super-blocks,
+ * with a bias. */
+static void test_x16(void) {
     const int64_t widths[] = {256, 512, 9 * 256, 32 * 256};
     const int token_counts[] = {1, 3, 8, 9, 17}, row_counts[] = {16, 48};
-    int bad_bytes = 0, bad_rows = 0, bad_products = 0, unmoved = 0, dwords = 0;
-    for (int k = 0; k < 4; k++) {
-        int64_t n = widths[k];
-        const int rows = 48;
-        size_t rb = lg_dtype_row_bytes(LG_DTYPE_Q4_K, n), bytes = rb * rows;
-        uint8_t *w = weights(LG_DTYPE_Q4_K, rows, n, NULL);
-        uint8_t *grouped = malloc(bytes), *back = malloc(bytes);
-        memcpy(grouped, w, bytes);
-        CHECK(lg_q4_K_to_x16(grouped, rows, n) == 0);
-        memcpy(back, grouped, bytes);
-        CHECK(lg_q4_K_from_x16(back, rows, n) == 0);
-        bad_bytes += memcmp(back, w, bytes) != 0;
-        for (int r = 0; r < rows; r++)
-            for (int64_t b = 0; b < n / 256; b++)
-                for (int d = 0; d < 36; d++) {
-                    const uint8_t *in_row = w + (size_t)r * rb + 144 * (size_t)b + 4 * d;
-                    const uint8_t *in_group = grouped + (size_t)(r / 16) * 16 * rb +
-                                              2304 * (size_t)b + 64 * d + 4 * (r % 16);
-                    bad_bytes += memcmp(in_row, in_group, 4) != 0;
-                }
-        for (size_t i = 0; i < bytes; i += 4, dwords++)
-            unmoved += !memcmp(grouped + i, w + i, 4);
-        lg_block_q4_K *row = malloc(rb);
-        float *f = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
-        for (int r = 0; r < rows; r++) {
-            const uint8_t *group = grouped + (size_t)(r / 16) * 16 * rb;
-            lg_q4_K_x16_row(group, r % 16, n, row);
-            bad_rows += memcmp(row, w + (size_t)r * rb, rb) != 0;
-            lg_dequantize_row(LG_DTYPE_Q4_K, w + (size_t)r * rb, f, n);
-            lg_dequantize_x16_row(group, r % 16, g, n);
-            bad_rows += memcmp(f, g, sizeof(float) * (size_t)n) != 0;
+    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K};
+    for (int q = 0; q < 2; q++) {
+        lg_dtype base = bases[q], dt = lg_x16_of(base);
+        size_t B = (size_t)lg_quant_block_bytes(base);
+        int bad_bytes = 0, bad_rows = 0, bad_products = 0, unmoved = 0, bytes_seen = 0;
+        for (int k = 0; k < 4; k++) {
+            int64_t n = widths[k];
+            const int rows = 48;
+            size_t rb = lg_dtype_row_bytes(base, n), bytes = rb * rows;
+            uint8_t *w = weights(base, rows, n, NULL);
+            uint8_t *grouped = malloc(bytes), *back = malloc(bytes);
+            memcpy(grouped, w, bytes);
+            CHECK(lg_x16_group(grouped, base, rows, n) == 0);
+            memcpy(back, grouped, bytes);
+            CHECK(lg_x16_ungroup(back, base, rows, n) == 0);
+            bad_bytes += memcmp(back, w, bytes) != 0;
+            for (int r = 0; r < rows; r++)
+                for (int64_t b = 0; b < n / 256; b++)
+                    for (size_t o = 0; o < B; o++) {
+                        size_t in_group = o < B / 4 * 4 ? 64 * (o / 4) + 4 * (size_t)(r % 16) + o % 4
+                                                        : 64 * (B / 4) + (B % 4) * (size_t)(r % 16) + o - B / 4 * 4;
+                        bad_bytes += w[(size_t)r * rb + B * (size_t)b + o] !=
+                                     grouped[(size_t)(r / 16) * 16 * rb + 16 * B * (size_t)b + in_group];
+                    }
+            for (size_t i = 0; i < bytes; i++, bytes_seen++)
+                unmoved += grouped[i] == w[i];
+            uint8_t *row = malloc(rb);
+            float *f = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *group = grouped + (size_t)(r / 16) * 16 * rb;
+                lg_x16_row(group, base, r % 16, n, row);
+                bad_rows += memcmp(row, w + (size_t)r * rb, rb) != 0;
+                lg_dequantize_row(base, w + (size_t)r * rb, f, n);
+                lg_x16_dequantize_row(group, base, r % 16, g, n);
+                bad_rows += memcmp(f, g, sizeof(float) * (size_t)n) != 0;
+            }
+            free(row), free(f), free(g);
+            float *x = activations(17, n), *bias = activations(1, rows);
+            for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
+                if (!lg_qgemm_isa_available(isa)) continue;
+                for (int T = 0; T < 5; T++)
+                    for (int R = 0; R < 2; R++) {
+                        int tokens = token_counts[T], nr = row_counts[R];
+                        float *a = product(isa, base, w, nr, x, tokens, n, bias);
+                        float *b = product(isa, dt, grouped, nr, x, tokens, n, bias);
+                        bad_products += memcmp(a, b, sizeof(float) * (size_t)nr * tokens) != 0;
+                        free(a), free(b);
+                    }
+            }
+            free(x), free(bias), free(w), free(grouped), free(back);
         }
-        free(row), free(f), free(g);
-        float *x = activations(17, n), *bias = activations(1, rows);
-        for (lg_isa isa = LG_ISA_SCALAR; isa < LG_ISA_COUNT; isa++) {
-            if (!lg_qgemm_isa_available(isa)) continue;
-            for (int T = 0; T < 5; T++)
-                for (int R = 0; R < 2; R++) {
-                    int tokens = token_counts[T], nr = row_counts[R];
-                    float *a = product(isa, LG_DTYPE_Q4_K, w, nr, x, tokens, n, bias);
-                    float *b = product(isa, LG_DTYPE_Q4_K_X16, grouped, nr, x, tokens, n, bias);
-                    bad_products += memcmp(a, b, sizeof(float) * (size_t)nr * tokens) != 0;
-                    free(a), free(b);
-                }
-        }
-        free(x), free(bias), free(w), free(grouped), free(back);
+        const char *name = lg_dtype_name(base);
+        CHECKF(bad_bytes == 0, "%s: %d regrouped bytes or round trips wrong", name, bad_bytes);
+        CHECKF(bad_rows == 0, "%s: %d rows read back from groups differ", name, bad_rows);
+        CHECKF(bad_products == 0, "%s: %d products differ from the ungrouped ones", name, bad_products);
+        CHECKF(unmoved < bytes_seen / 8, "%s: %d of %d bytes unmoved: the regrouping looks like the identity",
+               name, unmoved, bytes_seen);
     }
-    CHECKF(bad_bytes == 0, "%d regrouped dwords or round trips wrong", bad_bytes);
-    CHECKF(bad_rows == 0, "%d rows read back from groups differ", bad_rows);
-    CHECKF(bad_products == 0, "%d products differ from Q4_K's", bad_products);
-    CHECKF(unmoved < dwords / 8, "%d of %d dwords unmoved: the regrouping looks like the identity",
-           unmoved, dwords);
 }
 
 int main(void) {
@@ -517,6 +525,6 @@ int main(void) {
     RUN(test_one_token_rows);
     RUN(test_one_token_element_order);
     RUN(test_token_tiles);
-    RUN(test_q4_K_x16);
+    RUN(test_x16);
     return test_summary();
 }

@@ -3,6 +3,7 @@
 #include "quant/quant.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ int lg_quant_block_elems(lg_dtype dtype) {
     case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q6_K:
+    case LG_DTYPE_Q6_K_X16:
         return LG_QK_K;
     default:
         return 0;
@@ -39,6 +41,7 @@ int lg_quant_block_bytes(lg_dtype dtype) {
     case LG_DTYPE_Q5_K:
         return (int)sizeof(lg_block_q5_K);
     case LG_DTYPE_Q6_K:
+    case LG_DTYPE_Q6_K_X16:
         return (int)sizeof(lg_block_q6_K);
     default:
         return 0;
@@ -117,53 +120,77 @@ float lg_quant_dot(lg_dtype dtype, const void *row, const float *x, int64_t n) {
     return sum;
 }
 
-/* ---- Q4_K in groups of 16 rows ------------------------------------------------- */
+/* ---- K-quant matrices in groups of 16 rows ------------------------------------ */
 
-#define X16_DWORDS ((int)(sizeof(lg_block_q4_K) / 4))
-
-void lg_q4_K_regroup(void *group, int64_t cols, bool to_x16, void *scratch) {
-    int64_t nb = cols / LG_QK_K;
-    size_t row_bytes = (size_t)nb * sizeof(lg_block_q4_K);
-    uint8_t *g = group, *copy = scratch;
-    memcpy(copy, g, LG_X16_ROWS * row_bytes);
-    for (int64_t b = 0; b < nb; b++)
-        for (int r = 0; r < LG_X16_ROWS; r++)
-            for (int k = 0; k < X16_DWORDS; k++) {
-                size_t in_row = (size_t)r * row_bytes + (size_t)b * sizeof(lg_block_q4_K) + 4 * (size_t)k;
-                size_t grouped = (size_t)b * LG_X16_ROWS * sizeof(lg_block_q4_K) + 64 * (size_t)k + 4 * (size_t)r;
-                memcpy(g + (to_x16 ? grouped : in_row), copy + (to_x16 ? in_row : grouped), 4);
-            }
+lg_dtype lg_x16_of(lg_dtype base) {
+    return base == LG_DTYPE_Q4_K ? LG_DTYPE_Q4_K_X16 : base == LG_DTYPE_Q6_K ? LG_DTYPE_Q6_K_X16 : base;
 }
 
-static int regroup_matrix(void *matrix, int64_t rows, int64_t cols, bool to_x16) {
-    size_t group_bytes = LG_X16_ROWS * (size_t)(cols / LG_QK_K) * sizeof(lg_block_q4_K);
+lg_dtype lg_x16_base(lg_dtype dtype) {
+    return dtype == LG_DTYPE_Q4_K_X16 ? LG_DTYPE_Q4_K : dtype == LG_DTYPE_Q6_K_X16 ? LG_DTYPE_Q6_K : dtype;
+}
+
+/* Row r's blocks between a row of ggml's blocks and a group, from src to
+ * dst: row to group (to_group) or group to row. Dword k of block b at
+ * 16 block b + 64 k + 4 r, the block % 4 bytes left at 16 block b +
+ * 64 (block / 4) + (block % 4) r. */
+static void copy_row(uint8_t *dst, const uint8_t *src, size_t block, int64_t nb, int r, bool to_group) {
+    size_t dwords = block / 4, rest = block % 4;
+    for (int64_t b = 0; b < nb; b++) {
+        size_t row_at = (size_t)b * block, group_at = (size_t)b * LG_X16_ROWS * block;
+        for (size_t k = 0; k < dwords; k++) {
+            size_t g = group_at + 64 * k + 4 * (size_t)r, w = row_at + 4 * k;
+            memcpy(dst + (to_group ? g : w), src + (to_group ? w : g), 4);
+        }
+        size_t g = group_at + 64 * dwords + rest * (size_t)r, w = row_at + 4 * dwords;
+        for (size_t i = 0; i < rest; i++)
+            dst[(to_group ? g : w) + i] = src[(to_group ? w : g) + i];
+    }
+}
+
+void lg_x16_regroup(void *group, lg_dtype base, int64_t cols, bool to_x16, void *scratch) {
+    size_t block = (size_t)lg_quant_block_bytes(base);
+    int64_t nb = cols / lg_quant_block_elems(base);
+    size_t row_bytes = (size_t)nb * block;
+    memcpy(scratch, group, LG_X16_ROWS * row_bytes);
+    uint8_t *g = group;
+    const uint8_t *copy = scratch;
+    for (int r = 0; r < LG_X16_ROWS; r++) {
+        if (to_x16)
+            copy_row(g, copy + (size_t)r * row_bytes, block, nb, r, true);
+        else
+            copy_row(g + (size_t)r * row_bytes, copy, block, nb, r, false);
+    }
+}
+
+static int regroup_matrix(void *matrix, lg_dtype base, int64_t rows, int64_t cols, bool to_x16) {
+    size_t group_bytes = LG_X16_ROWS * lg_dtype_row_bytes(base, cols);
     void *scratch = malloc(group_bytes);
     if (!scratch) return -1;
     for (int64_t g = 0; g < rows / LG_X16_ROWS; g++)
-        lg_q4_K_regroup((uint8_t *)matrix + (size_t)g * group_bytes, cols, to_x16, scratch);
+        lg_x16_regroup((uint8_t *)matrix + (size_t)g * group_bytes, base, cols, to_x16, scratch);
     free(scratch);
     return 0;
 }
 
-int lg_q4_K_to_x16(void *matrix, int64_t rows, int64_t cols) {
-    return regroup_matrix(matrix, rows, cols, true);
+int lg_x16_group(void *matrix, lg_dtype base, int64_t rows, int64_t cols) {
+    return regroup_matrix(matrix, base, rows, cols, true);
 }
 
-int lg_q4_K_from_x16(void *matrix, int64_t rows, int64_t cols) {
-    return regroup_matrix(matrix, rows, cols, false);
+int lg_x16_ungroup(void *matrix, lg_dtype base, int64_t rows, int64_t cols) {
+    return regroup_matrix(matrix, base, rows, cols, false);
 }
 
-void lg_q4_K_x16_row(const void *group, int r, int64_t cols, lg_block_q4_K *out) {
-    for (int64_t b = 0; b < cols / LG_QK_K; b++)
-        for (int k = 0; k < X16_DWORDS; k++)
-            memcpy((uint8_t *)&out[b] + 4 * k,
-                   (const uint8_t *)group + (size_t)b * LG_X16_ROWS * sizeof(lg_block_q4_K) + 64 * (size_t)k + 4 * (size_t)r, 4);
+void lg_x16_row(const void *group, lg_dtype base, int r, int64_t cols, void *out) {
+    copy_row(out, group, (size_t)lg_quant_block_bytes(base), cols / lg_quant_block_elems(base), r, false);
 }
 
-void lg_dequantize_x16_row(const void *group, int r, float *dst, int64_t cols) {
-    for (int64_t b = 0; b < cols / LG_QK_K; b++) {
-        lg_block_q4_K blk;
-        lg_q4_K_x16_row((const uint8_t *)group + (size_t)b * LG_X16_ROWS * sizeof blk, r, LG_QK_K, &blk);
-        lg_dequantize_q4_K(&blk, dst + b * LG_QK_K, LG_QK_K);
+void lg_x16_dequantize_row(const void *group, lg_dtype base, int r, float *dst, int64_t cols) {
+    size_t block = (size_t)lg_quant_block_bytes(base);
+    int qk = lg_quant_block_elems(base);
+    uint8_t one[sizeof(lg_block_q6_K) > sizeof(lg_block_q4_K) ? sizeof(lg_block_q6_K) : sizeof(lg_block_q4_K)];
+    for (int64_t b = 0; b < cols / qk; b++) {
+        lg_x16_row((const uint8_t *)group + (size_t)b * LG_X16_ROWS * block, base, r, qk, one);
+        lg_dequantize_row(base, one, dst + b * qk, qk);
     }
 }

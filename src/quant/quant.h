@@ -86,25 +86,29 @@ _Static_assert(sizeof(lg_block_q5_0) == 22, "block_q5_0 is 22 bytes in ggml");
 _Static_assert(sizeof(lg_block_q5_1) == 24, "block_q5_1 is 24 bytes in ggml");
 _Static_assert(sizeof(lg_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
 
-/* LG_DTYPE_Q4_K_X16: a Q4_K matrix whose rows go in groups of LG_X16_ROWS,
- * each group in the bytes its rows had, super-block by super-block: the 16
- * rows' blocks b (144 bytes, 36 dwords each) take 2304 bytes with dword k
- * of row r's block at 64 k + 4 r, so that one 64-byte load gives the AVX-512
- * kernel the same piece of 16 rows, one row per int32 lane
- * (backend/cpu/quant_gemm_q4k_avx512.c). Made in memory the model owns,
- * never in a file; a matrix of rows not a multiple of 16 stays Q4_K.
- * In place over a whole matrix of `rows` (a multiple of 16) rows of `cols`
- * elements; 0, or -1 (nothing changed) when out of memory for the copy of
- * one group they go through. */
+/* LG_DTYPE_Q4_K_X16, LG_DTYPE_Q6_K_X16: a Q4_K or Q6_K matrix whose rows go
+ * in groups of LG_X16_ROWS, each group in the bytes its rows had, block by
+ * block: the 16 rows' blocks b (B bytes each: 144, 210) take 16 B bytes, with
+ * dword k (k < B / 4) of row r's block at 64 k + 4 r and the B % 4 bytes
+ * left of each (Q6_K's d) at 64 (B / 4) + (B % 4) r; so that one 64-byte load
+ * gives the AVX-512 kernels the same piece of 16 rows, one row per int32
+ * lane (backend/cpu/quant_gemm_x16_avx512.c). Made in memory the model owns,
+ * never in a file; a matrix of rows not a multiple of 16 keeps ggml's form. */
 #define LG_X16_ROWS 16
-int lg_q4_K_to_x16(void *matrix, int64_t rows, int64_t cols);
-int lg_q4_K_from_x16(void *matrix, int64_t rows, int64_t cols);
+/* The grouped dtype of a base type (Q4_K, Q6_K), and back; others map to themselves. */
+lg_dtype lg_x16_of(lg_dtype base);
+lg_dtype lg_x16_base(lg_dtype dtype);
+/* In place over a whole matrix of `rows` (a multiple of 16) rows of `cols`
+ * elements of the base type; 0, or -1 (nothing changed) when out of memory
+ * for the copy of one group they go through. */
+int lg_x16_group(void *matrix, lg_dtype base, int64_t rows, int64_t cols);
+int lg_x16_ungroup(void *matrix, lg_dtype base, int64_t rows, int64_t cols);
 /* One group (its first byte) either way, through scratch (a group's bytes). */
-void lg_q4_K_regroup(void *group, int64_t cols, bool to_x16, void *scratch);
-/* Row r (0..15) of a group (its first byte) as ggml's Q4_K: cols / 256 blocks. */
-void lg_q4_K_x16_row(const void *group, int r, int64_t cols, lg_block_q4_K *out);
-/* The same row dequantised (lg_dequantize_row cannot: it sees one row). */
-void lg_dequantize_x16_row(const void *group, int r, float *dst, int64_t cols);
+void lg_x16_regroup(void *group, lg_dtype base, int64_t cols, bool to_x16, void *scratch);
+/* Row r (0..15) of a group as the base type's blocks, and dequantised
+ * (lg_dequantize_row cannot: it sees one row). */
+void lg_x16_row(const void *group, lg_dtype base, int r, int64_t cols, void *out);
+void lg_x16_dequantize_row(const void *group, lg_dtype base, int r, float *dst, int64_t cols);
 _Static_assert(sizeof(lg_block_q5_K) == 176, "block_q5_K is 176 bytes in ggml");
 _Static_assert(sizeof(lg_block_q6_K) == 210, "block_q6_K is 210 bytes in ggml");
 

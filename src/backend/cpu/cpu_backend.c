@@ -80,6 +80,7 @@ static const void *cpu_adopt_weights(lg_backend *be, const void *host, size_t by
 
 typedef struct {
     uint8_t *data, *scratch; /* a group's bytes per task */
+    lg_dtype base;
     int64_t groups, cols;
     size_t group_bytes;
     int n_tasks;
@@ -90,19 +91,19 @@ static void regroup_task(void *ctx, int task, int thread) {
     const regroup_job *j = ctx;
     int64_t g0 = j->groups * task / j->n_tasks, g1 = j->groups * (task + 1) / j->n_tasks;
     for (int64_t g = g0; g < g1; g++)
-        lg_q4_K_regroup(j->data + (size_t)g * j->group_bytes, j->cols, true,
-                        j->scratch + (size_t)task * j->group_bytes);
+        lg_x16_regroup(j->data + (size_t)g * j->group_bytes, j->base, j->cols, true,
+                       j->scratch + (size_t)task * j->group_bytes);
 }
 
-/* Q4_K into 16-row groups when the AVX-512 kernels run (quant.h), over the
+/* Q4_K and Q6_K into 16-row groups when the AVX-512 kernels run (quant.h), over the
  * threads at memory speed. Without memory for the tasks' copies of a group
  * the matrix stays Q4_K (the kernels take either, with the same results). */
 static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols) {
     lg_dtype layout = lg_qgemm_layout_for(dtype, rows);
     if (layout == dtype) return dtype; /* no other layout, or already in it: never twice */
-    /* layout_for has one rearrangement, Q4_K -> Q4_K_X16 */
-    size_t group_bytes = LG_X16_ROWS * lg_dtype_row_bytes(LG_DTYPE_Q4_K, cols);
-    regroup_job j = {data, NULL, rows / LG_X16_ROWS, cols, group_bytes, 0};
+    /* layout_for's rearrangements: Q4_K, Q6_K -> their 16-row groups */
+    size_t group_bytes = LG_X16_ROWS * lg_dtype_row_bytes(dtype, cols);
+    regroup_job j = {data, NULL, dtype, rows / LG_X16_ROWS, cols, group_bytes, 0};
     j.n_tasks = (int)((size_t)j.groups * group_bytes >> 20) + 1; /* ~1 MiB a task */
     int threads = lg_threadpool_size(((lg_cpu_backend *)be)->pool);
     if (j.n_tasks > j.groups) j.n_tasks = (int)j.groups;

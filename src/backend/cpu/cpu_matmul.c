@@ -186,8 +186,9 @@ static void matmul_task(void *ctx, int task, int thread) {
     float *buf = job->k->scratch[thread]; /* sized for ROWS_PER_TASK rows of the widest matrix */
     for (int64_t r = r0; r < r1; r++) {
         float *row = buf + (size_t)(r - r0) * w->cols;
-        if (w->dtype == LG_DTYPE_Q4_K_X16) /* rows only in groups of 16 */
-            lg_dequantize_x16_row(lg_matrix_row(w, r / LG_X16_ROWS * LG_X16_ROWS), (int)(r % LG_X16_ROWS), row, w->cols);
+        if (lg_x16_base(w->dtype) != w->dtype) /* rows only in groups of 16 */
+            lg_x16_dequantize_row(lg_matrix_row(w, r / LG_X16_ROWS * LG_X16_ROWS), lg_x16_base(w->dtype),
+                                  (int)(r % LG_X16_ROWS), row, w->cols);
         else
             lg_dtype_to_f32(w->dtype, lg_matrix_row(w, r), row, w->cols);
     }

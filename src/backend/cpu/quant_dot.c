@@ -77,6 +77,7 @@ int lg_q8_block(lg_dtype weights) {
     case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
     case LG_DTYPE_Q6_K:
+    case LG_DTYPE_Q6_K_X16:
         return 256;
     default:
         return 0;
@@ -126,7 +127,7 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     bool q4_K = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q4_K_X16;
-    bool k_quant = q4_K || weights == LG_DTYPE_Q5_K || weights == LG_DTYPE_Q6_K;
+    bool k_quant = q4_K || weights == LG_DTYPE_Q5_K || lg_x16_base(weights) == LG_DTYPE_Q6_K;
     if (isa == LG_ISA_AVX512_VNNI && q4_K) return LG_Q8_SUMS_OF_32;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
@@ -264,12 +265,12 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
  * rows stream past them. */
 #define TOKEN_CHUNK 8
 
-/* A grouped Q4_K matrix (LG_DTYPE_Q4_K_X16) by an ISA without its kernels:
- * row by row, each put back into ggml's Q4_K first, so the same bits as the
- * file's Q4_K through that ISA. */
+/* A grouped matrix (LG_DTYPE_Q4_K_X16, Q6_K_X16) by an ISA without its
+ * kernels: row by row, each put back into ggml's blocks first, so the same
+ * bits as the file's matrix through that ISA. */
 static void qgemm_x16_by_rows(lg_isa isa, const lg_qgemm_args *a) {
-    int64_t nb = a->n / 256;
-    lg_block_q4_K *row = malloc(sizeof *row * (size_t)nb);
+    lg_dtype base = lg_x16_base(a->dtype);
+    uint8_t *row = malloc(lg_dtype_row_bytes(base, a->n));
     if (!row) { /* a few KB; never expected to fail, and then no garbage either */
         for (int t = 0; t < a->n_tokens; t++)
             for (int r = 0; r < a->n_rows; r++) a->y[(size_t)t * a->y_stride + r] = NAN;
@@ -277,9 +278,9 @@ static void qgemm_x16_by_rows(lg_isa isa, const lg_qgemm_args *a) {
     }
     for (int r = 0; r < a->n_rows; r++) {
         const uint8_t *group = a->w + (size_t)(r / LG_X16_ROWS) * LG_X16_ROWS * a->w_stride;
-        lg_q4_K_x16_row(group, r % LG_X16_ROWS, a->n, row);
+        lg_x16_row(group, base, r % LG_X16_ROWS, a->n, row);
         lg_qgemm_args one = *a;
-        one.dtype = LG_DTYPE_Q4_K, one.w = (const uint8_t *)row, one.n_rows = 1;
+        one.dtype = base, one.w = row, one.n_rows = 1;
         one.y = a->y + r, one.bias = a->bias ? a->bias + r : NULL;
         lg_qgemm_isa(isa, &one);
     }
@@ -293,15 +294,15 @@ static void add_bias(const lg_qgemm_args *a) {
 }
 
 void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
-    bool q4_K = a->dtype == LG_DTYPE_Q4_K || a->dtype == LG_DTYPE_Q4_K_X16;
-    if (a->dtype == LG_DTYPE_Q4_K_X16 && isa != LG_ISA_AVX512_VNNI) {
+    lg_dtype base = lg_x16_base(a->dtype);
+    if (base != a->dtype && isa != LG_ISA_AVX512_VNNI) {
         qgemm_x16_by_rows(isa, a);
         return;
     }
-    /* AVX-512 Q4_K: sixteen rows at a time at every token count */
-    if (q4_K && isa == LG_ISA_AVX512_VNNI) {
-        lg_qgemm_q4_K_avx512(a->dtype == LG_DTYPE_Q4_K_X16, a->w, a->w_stride, a->n_rows, a->x,
-                             a->x_stride, a->n_tokens, a->n, a->y, a->y_stride);
+    /* AVX-512 Q4_K and Q6_K: sixteen rows at a time at every token count */
+    if ((base == LG_DTYPE_Q4_K || base == LG_DTYPE_Q6_K) && isa == LG_ISA_AVX512_VNNI) {
+        lg_qgemm_x16_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens, a->n,
+                            a->y, a->y_stride);
         add_bias(a);
         return;
     }
@@ -331,9 +332,9 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
 }
 
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows) {
-    return dtype == LG_DTYPE_Q4_K && rows > 0 && rows % LG_X16_ROWS == 0 &&
+    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q6_K) && rows > 0 && rows % LG_X16_ROWS == 0 &&
                    lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI
-               ? LG_DTYPE_Q4_K_X16
+               ? lg_x16_of(dtype)
                : dtype;
 }
 

@@ -136,13 +136,14 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            int64_t n, float *y);
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          int64_t n, float *y);
-/* Q4_K (grouped: LG_DTYPE_Q4_K_X16, w a group's start and n_rows a multiple
- * of 16; else ggml's Q4_K, any rows) against n_tokens tokens in sums-of-32
- * order, y[t * y_stride + r], no bias: the AVX-512 Q4_K product at every
- * token count, the same bits either way (quant_gemm_q4k_avx512.c). */
-void lg_qgemm_q4_K_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows,
-                          const uint8_t *x, size_t x_stride, int n_tokens, int64_t n, float *y,
-                          size_t y_stride);
+/* Q4_K and Q6_K (dtype: as ggml stores them, any rows; or their 16-row
+ * groups, LG_DTYPE_Q4_K_X16 / Q6_K_X16, w a group's start and n_rows a
+ * multiple of 16) against n_tokens tokens (Q4_K: sums-of-32 order; Q6_K:
+ * element order), y[t * y_stride + r], no bias: the AVX-512 product of these
+ * types at every token count, the same bits grouped or not
+ * (quant_gemm_x16_avx512.c). */
+void lg_qgemm_x16_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                         size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 /* Element order to pair order, the n int8 values of one q8 row in place. */
 void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
@@ -150,9 +151,9 @@ void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
 /* The layout the best ISA's kernels want for a matrix of this dtype and
- * row count, when it differs from the file's: LG_DTYPE_Q4_K_X16 for Q4_K with
- * AVX-512 and rows a multiple of 16 (quant.h says what it is), else the
- * dtype itself. */
+ * row count, when it differs from the file's: the 16-row groups of Q4_K and
+ * Q6_K with AVX-512 and rows a multiple of 16 (quant.h says what they are),
+ * else the dtype itself. */
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows);
 
 /* How far ahead (bytes) the AVX-512 products ask for their weights: one

@@ -12,8 +12,8 @@
  * register per step and measured slower.) The weight block is unpacked once per pass
  * for every token of the tile; each token has its own float accumulator and
  * the same instructions whatever the tile holds, so results do not depend on
- * the batch. Q8_0 works on pairs of 32-element blocks. Q4_K has kernels of
- * its own, sixteen rows at a time (quant_gemm_q4k_avx512.c). */
+ * the batch. Q8_0 works on pairs of 32-element blocks. Q4_K and Q6_K have
+ * kernels of their own, sixteen rows at a time (quant_gemm_x16_avx512.c). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(                                                                      \
@@ -76,7 +76,7 @@ static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) 
 typedef struct { /* one K-quant super-block of one weight row, unpacked */
     __m512i W[4],
         S[4];    /* 64 weights each in element order; their sub-blocks' scales as int16 pairs */
-    __m256i m16; /* the mins, one per 16 elements (Q4_K, Q5_K) or the scales (Q6_K) */
+    __m256i m16; /* the mins, one per 16 elements */
     float d, dmin;
 } unpacked;
 
@@ -259,106 +259,6 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
                1);
 }
 
-/* ---- Q6_K ---------------------------------------------------------------------- */
-
-static ALWAYS_INLINE void q6_index(__m512i idx[4]) {
-    for (int c = 0; c < 4; c++) /* lane i: 16-element group 4c + i/4 */
-        idx[c] = _mm512_setr_epi32(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 1, 4 * c + 1, 4 * c + 1,
-                                   4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 3,
-                                   4 * c + 3, 4 * c + 3, 4 * c + 3);
-}
-
-static ALWAYS_INLINE void unpack_q6(const lg_block_q6_K *w, const __m512i idx[4], unpacked *u) {
-    const __m512i nib = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
-    const __m512i low16 = _mm512_set1_epi32(0xFFFF);
-    const __m512i cnt_lo = halves_epi16(0, 2), cnt_hi = halves_epi16(4, 6);
-    __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
-    /* the signed scales as int16 in both halves of each lane */
-    __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
-    __m512i scv = _mm512_or_si512(_mm512_and_si512(sc32, low16), _mm512_slli_epi32(sc32, 16));
-    u->m16 = _mm256_cvtepi8_epi16(sc8);
-    UNROLL
-    for (int c = 0; c < 4; c++)
-        u->S[c] = _mm512_permutexvar_epi32(idx[c], scv);
-    UNROLL
-    for (int h = 0; h < 2; h++) { /* 128-element halves */
-        __m512i l = _mm512_loadu_si512(w->ql + 64 * h);
-        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w->qh + 32 * h)));
-        __m512i lo = _mm512_and_si512(l, nib), hi = _mm512_and_si512(_mm512_srli_epi16(l, 4), nib);
-        __m512i hb_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_lo), three);
-        __m512i hb_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, cnt_hi), three);
-        u->W[2 * h] = _mm512_or_si512(lo, _mm512_slli_epi16(hb_lo, 4));
-        u->W[2 * h + 1] = _mm512_or_si512(hi, _mm512_slli_epi16(hb_hi, 4));
-    }
-    u->d = f16(w->d);
-}
-
-static ALWAYS_INLINE __m512 token_q6(const unpacked *u, const act *a, int64_t b, __m512 acc) {
-    const int8_t *xq = a->q + 256 * b;
-    __m512i isum = _mm512_setzero_si512();
-    UNROLL
-    for (int c = 0; c < 4; c++) {
-        __m512i p = _mm512_maddubs_epi16(u->W[c], _mm512_loadu_si512(xq + 64 * c));
-        isum = _mm512_dpwssd_epi32(isum, p, u->S[c]);
-    }
-    /* q is stored + 32: take 32 * sum_g sc_g * bsum_g off */
-    __m256i off =
-        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a->bsum + 16 * b)), u->m16);
-    isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(u->d * a->d[b]), acc);
-}
-
-static ALWAYS_INLINE void dot_q6_K(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys) {
-    __m512i idx[4];
-    q6_index(idx);
-    act a[TILE];
-    tokens(a, x, xs, nt, n, 256);
-    __m512 acc[TILE];
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm512_setzero_ps();
-    const lg_block_q6_K *w = (const lg_block_q6_K *)row;
-    for (int64_t b = 0; b < n / 256; b++) {
-        unpacked u;
-        unpack_q6(&w[b], idx, &u);
-        UNROLL
-        for (int t = 0; t < nt; t++)
-            acc[t] = token_q6(&u, &a[t], b, acc[t]);
-    }
-    store(acc, nt, y, ys);
-}
-
-/* rows1_k4 for Q6_K */
-static ALWAYS_INLINE void rows1_q6(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                                   int64_t n, float *y) {
-    __m512i idx[4];
-    q6_index(idx);
-    act a;
-    tokens(&a, x, 0, 1, n, 256);
-    int r = 0;
-    for (; r + ROWS <= n_rows; r += ROWS) {
-        __m512 acc[ROWS];
-        UNROLL
-        for (int i = 0; i < ROWS; i++)
-            acc[i] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < n / 256; b++) {
-            UNROLL
-            for (int i = 0; i < ROWS; i++) {
-                unpacked u;
-                const lg_block_q6_K *blk =
-                    (const lg_block_q6_K *)(w + (size_t)(r + i) * w_stride) + b;
-                prefetch_ahead(blk, sizeof *blk);
-                unpack_q6(blk, idx, &u);
-                acc[i] = token_q6(&u, &a, b, acc[i]);
-            }
-        }
-        store(acc, ROWS, y + r, 1);
-    }
-    for (; r < n_rows; r++)
-        dot_q6_K(w + (size_t)r * w_stride, x, 0, 1, n, y + r, 1);
-}
-
 /* ---- Q8_0 ---------------------------------------------------------------------- */
 
 /* Two 32-element blocks per vector in "pair lanes": int32 lane 2g holds
@@ -516,17 +416,14 @@ void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
 #define CALL_Q5_K(NT)                                                                              \
     dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
            true, x, xs, NT, n, y, ys)
-#define CALL_Q6_K(NT) dot_q6_K(row, x, xs, NT, n, y, ys)
 PER_COUNT(row_q8_0, CALL_Q8_0)
 PER_COUNT(row_q5_K, CALL_Q5_K)
-PER_COUNT(row_q6_K, CALL_Q6_K)
 
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride) {
     void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
         dtype == LG_DTYPE_Q8_0   ? row_q8_0
-        : dtype == LG_DTYPE_Q5_K ? row_q5_K
-                                 : row_q6_K;
+                                 : row_q5_K;
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
         fn(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
@@ -539,9 +436,6 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
     case LG_DTYPE_Q5_K:
         rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
                  offsetof(lg_block_q5_K, qh), true, x, n, y);
-        return true;
-    case LG_DTYPE_Q6_K:
-        rows1_q6(w, w_stride, n_rows, x, n, y);
         return true;
     case LG_DTYPE_Q8_0:
         rows1_q8_0(w, w_stride, n_rows, x, n, y);
