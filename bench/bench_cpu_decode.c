@@ -163,17 +163,17 @@ int main(int argc, char **argv) {
            dealt ? "dealt in turn" : "contiguous per thread");
     printf("%-12s %12s %12s\n", "type", "stream GB/s", "cached GB/s");
 
-    /* Q4_K as files have it, then as a copy is rearranged for these kernels
-     * (when they want another layout: 16-row groups for AVX-512; random bytes
-     * either way, so no need to move them) */
+    /* Q4_K and Q6_K as files have them, then as a copy is rearranged for
+     * these kernels (when they want another layout: 16-row groups for
+     * AVX-512; random bytes either way, so no need to move them) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS_PER_TASK), LG_DTYPE_Q5_K,
-                              LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+                              LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, ROWS_PER_TASK), LG_DTYPE_Q8_0};
     float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
     for (int i = 0; i < COLS * tokens; i++)
         xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         lg_dtype dt = types[k];
-        if (k == 1 && dt == LG_DTYPE_Q4_K) continue; /* no other layout here */
+        if (k > 0 && dt == types[k - 1]) continue; /* no other layout here */
         int block = lg_q8_block(dt);
         size_t rb = lg_dtype_row_bytes(dt, COLS), xs = lg_q8_row_bytes(COLS, block);
         int rows = (int)(((size_t)mib << 20) / rb) / ROWS_PER_TASK * ROWS_PER_TASK;

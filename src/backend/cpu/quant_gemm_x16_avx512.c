@@ -200,14 +200,14 @@ static ALWAYS_INLINE void prefetch(const uint8_t *p, size_t ahead, size_t bytes)
         _mm_prefetch((const char *)p + ahead + o, _MM_HINT_T0);
 }
 
-/* Dwords k0 .. k0 + 15 of 16 rows (row r's at row[r] + 4 k0) into
+/* Dwords k0 .. k0 + 15 of 16 rows (row r's at p + r * stride + 4 k0) into
  * out[k - k0] with row r in lane r: a 16 x 16 transpose in three rounds of
  * shuffles (dwords, then pairs within 128-bit lanes, then 128-bit lanes). */
-static ALWAYS_INLINE void transpose16(const uint8_t *const row[ROWS], int k0, __m512i out[16]) {
+static ALWAYS_INLINE void transpose16(const uint8_t *p, size_t stride, int k0, __m512i out[16]) {
     __m512i a[16], b[16];
     UNROLL
     for (int r = 0; r < 16; r += 2) {
-        __m512i x = _mm512_loadu_si512(row[r] + 4 * k0), y = _mm512_loadu_si512(row[r + 1] + 4 * k0);
+        __m512i x = _mm512_loadu_si512(p + r * stride + 4 * k0), y = _mm512_loadu_si512(p + (r + 1) * stride + 4 * k0);
         a[r] = _mm512_unpacklo_epi32(x, y);     /* per 128-bit lane L: x[4L] y[4L] x[4L+1] y[4L+1] */
         a[r + 1] = _mm512_unpackhi_epi32(x, y); /* x[4L+2] y[4L+2] x[4L+3] y[4L+3] */
     }
@@ -233,14 +233,15 @@ static ALWAYS_INLINE void transpose16(const uint8_t *const row[ROWS], int k0, __
 /* Four dwords (the last, 32-35) of 16 rows the same way: rows g, g + 4,
  * g + 8, g + 12 in the 128-bit lanes of z[g], then a 4 x 4 transpose within
  * each lane, which leaves dword j of rows 4L .. 4L + 3 in lane L: row order. */
-static ALWAYS_INLINE void transpose4(const uint8_t *const row[ROWS], int k0, __m512i out[4]) {
+static ALWAYS_INLINE void transpose4(const uint8_t *p, size_t stride, int k0, __m512i out[4]) {
     __m512i z[4], a[4];
     UNROLL
     for (int g = 0; g < 4; g++) { /* z[g], lane L: row g + 4L */
-        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(row[g] + 4 * k0)));
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[g + 4] + 4 * k0)), 1);
-        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[g + 8] + 4 * k0)), 2);
-        z[g] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(row[g + 12] + 4 * k0)), 3);
+        const uint8_t *q = p + g * stride + 4 * k0;
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 4 * stride)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 8 * stride)), 2);
+        z[g] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q + 12 * stride)), 3);
     }
     a[0] = _mm512_unpacklo_epi32(z[0], z[1]), a[1] = _mm512_unpackhi_epi32(z[0], z[1]);
     a[2] = _mm512_unpacklo_epi32(z[2], z[3]), a[3] = _mm512_unpackhi_epi32(z[2], z[3]);
@@ -252,26 +253,27 @@ static ALWAYS_INLINE void transpose4(const uint8_t *const row[ROWS], int k0, __m
         out[j] = d[j];
 }
 
-/* One super-block b of 16 rows in ggml's blocks (row[r]: row r's block b)
+/* One super-block of 16 rows in ggml's blocks (row r's at p + r * stride)
  * into the grouped form at v. */
-static ALWAYS_INLINE void transpose_block(const uint8_t *const row[ROWS], bool q6, uint8_t *v) {
+static ALWAYS_INLINE void transpose_block(const uint8_t *p, size_t stride, bool q6, uint8_t *v) {
     __m512i *d = (__m512i *)v;
-    transpose16(row, 0, d);
-    transpose16(row, 16, d + 16);
+    transpose16(p, stride, 0, d);
+    transpose16(p, stride, 16, d + 16);
     if (!q6) {
-        transpose4(row, 32, d + 32);
+        transpose4(p, stride, 32, d + 32);
         return;
     }
-    transpose16(row, 32, d + 32);
-    transpose4(row, 48, d + 48);
+    transpose16(p, stride, 32, d + 32);
+    transpose4(p, stride, 48, d + 48);
+    UNROLL
     for (int r = 0; r < ROWS; r++) /* d, the two bytes after the 52 dwords */
-        memcpy(v + 64 * 52 + 2 * r, row[r] + 4 * 52, 2);
+        memcpy(v + 64 * 52 + 2 * r, p + r * stride + 4 * 52, 2);
 }
 
 /* nt tokens against up to 16 rows starting at w, rows w_stride apart:
  * grouped (all 16 rows, w the group) or ggml's blocks, transposed into the
- * grouped form first (a missing row repeats row 0; its lane is never
- * stored). y[t * ys + r]. */
+ * grouped form first (a missing row's lane is zeros, never stored).
+ * y[t * ys + r]. */
 static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, bool q6, size_t w_stride, int rows,
                                      const acts *a, int nt, int64_t nb, size_t ahead, float *y,
                                      size_t ys) {
@@ -286,15 +288,22 @@ static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, bool q6, si
             v = w + (size_t)b * ROWS * BLOCK(q6);
             prefetch(v, ahead, ROWS * BLOCK(q6));
         } else {
-            const uint8_t *row[ROWS];
-            for (int r = 0; r < ROWS; r++) {
-                row[r] = w + (size_t)(r < rows ? r : 0) * w_stride + (size_t)b * BLOCK(q6);
-                /* sixteen streams at once are more than the hardware prefetchers
-                 * follow: that row's block two ahead (all its lines; first and
-                 * last byte alone, which misses a middle line, decoded 20% slower) */
-                prefetch(row[r], ROW_AHEAD(BLOCK(q6)), BLOCK(q6));
+            const uint8_t *p = w + (size_t)b * BLOCK(q6);
+            size_t stride = w_stride;
+            _Alignas(64) uint8_t pad[ROWS * sizeof(lg_block_q6_K)];
+            if (rows < ROWS) { /* the last rows of a matrix: their blocks, zeros below */
+                memset(pad, 0, sizeof pad);
+                for (int r = 0; r < rows; r++)
+                    memcpy(pad + (size_t)r * BLOCK(q6), p + (size_t)r * w_stride, BLOCK(q6));
+                p = pad, stride = BLOCK(q6);
             }
-            transpose_block(row, q6, buf);
+            /* sixteen streams at once are more than the hardware prefetchers
+             * follow, but the 16 rows are one stretch of memory: each step asks
+             * for its share of the next group's, so that group is in the cache
+             * when its turn comes (the rows of a task's next group, or past its
+             * end the next task's) */
+            prefetch(w + ROWS * w_stride, (size_t)b * ROWS * BLOCK(q6), ROWS * BLOCK(q6));
+            transpose_block(p, stride, q6, buf);
             v = buf;
         }
         if (q6)
