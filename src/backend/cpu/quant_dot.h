@@ -80,7 +80,7 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
  * Scales and 16-element sums stay in element order (the sums of the signed
  * values), except that "sums of 32" (the AVX-512 Q4_K kernels, element order
  * otherwise) holds in the sums' place the n / 32 sums of each 32 elements,
- * the sub-blocks of Q4_K (quant_gemm_q4k_avx512.c). */
+ * the sub-blocks of Q4_K (quant_gemm_x16_avx512.c). */
 typedef enum {
     LG_Q8_ELEMENT_ORDER = 0,
     LG_Q8_SUMS_OF_32,

@@ -15,13 +15,7 @@
  * the batch. Q8_0 works on pairs of 32-element blocks. Q4_K and Q6_K have
  * kernels of their own, sixteen rows at a time (quant_gemm_x16_avx512.c). */
 #if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(                                                                      \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))),        \
-    apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
-#endif
+#include "backend/cpu/avx512_vnni_target.h"
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <stddef.h>

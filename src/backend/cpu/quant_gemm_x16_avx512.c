@@ -38,13 +38,7 @@
  * docs/performance.md, "CPU: K-quants sixteen rows at a time", has the
  * measurements. */
 #if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(                                                                      \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))),        \
-    apply_to = function)
-#else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
-#endif
+#include "backend/cpu/avx512_vnni_target.h"
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
@@ -88,6 +82,30 @@ typedef struct {
     size_t d_at, sums_at;
 } acts;
 
+/* A sub-block's n 4-element dots of 16 rows (W) with one token (x4: its
+ * activations, 4 bytes a dword), scaled by the rows' scales S, added to isum. */
+static ALWAYS_INLINE __m512i scaled_dot(const __m512i *W, int n, const int32_t *x4, __m512i S, __m512i isum) {
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], _mm512_set1_epi32(x4[0]));
+    UNROLL
+    for (int i = 1; i < n; i++)
+        p = _mm512_dpbusd_epi32(p, W[i], _mm512_set1_epi32(x4[i]));
+    return _mm512_add_epi32(isum, _mm512_mullo_epi32(p, S));
+}
+
+/* The rows' int16 pairs (P) against one token's pairs of sums (n dwords). */
+static ALWAYS_INLINE __m512i pair_dot(const __m512i *P, int n, const int32_t *sums) {
+    __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), P[0], _mm512_set1_epi32(sums[0]));
+    UNROLL
+    for (int j = 1; j < n; j++)
+        acc = _mm512_dpwssd_epi32(acc, P[j], _mm512_set1_epi32(sums[j]));
+    return acc;
+}
+
+/* Token t's activation scale of super-block b, in every lane. */
+static ALWAYS_INLINE __m512 token_scale(const acts *a, int t, int64_t b) {
+    return _mm512_set1_ps(((const float *)(a->row[t] + a->d_at))[b]);
+}
+
 /* One Q4_K super-block b of 16 rows (v: its grouped bytes) against nt
  * tokens, added to acc[t]. */
 static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int64_t b, __m512 *acc) {
@@ -104,14 +122,8 @@ static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int6
         for (int i = 0; i < 8; i++)
             W[i] = _mm512_and_si512(_mm512_srli_epi16(dword(v, 4 + 8 * (s / 2) + i), 4 * (s & 1)), nib);
         UNROLL
-        for (int t = 0; t < nt; t++) {
-            const int32_t *x4 = (const int32_t *)(a->row[t] + 256 * b + 32 * s);
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], _mm512_set1_epi32(x4[0]));
-            UNROLL
-            for (int i = 1; i < 8; i++)
-                p = _mm512_dpbusd_epi32(p, W[i], _mm512_set1_epi32(x4[i]));
-            isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, S));
-        }
+        for (int t = 0; t < nt; t++)
+            isum[t] = scaled_dot(W, 8, (const int32_t *)(a->row[t] + 256 * b + 32 * s), S, isum[t]);
     }
     __m512i mins[4]; /* (m_2j, m_2j+1) as int16 pairs */
     UNROLL
@@ -121,12 +133,8 @@ static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int6
     __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dword(v, 0), 16)));
     UNROLL
     for (int t = 0; t < nt; t++) {
-        const int32_t *sums = (const int32_t *)(a->row[t] + a->sums_at) + 4 * b;
-        __m512i m = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins[0], _mm512_set1_epi32(sums[0]));
-        UNROLL
-        for (int j = 1; j < 4; j++)
-            m = _mm512_dpwssd_epi32(m, mins[j], _mm512_set1_epi32(sums[j]));
-        __m512 dx = _mm512_set1_ps(((const float *)(a->row[t] + a->d_at))[b]);
+        __m512i m = pair_dot(mins, 4, (const int32_t *)(a->row[t] + a->sums_at) + 4 * b);
+        __m512 dx = token_scale(a, t, b);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
         acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), acc[t]);
     }
@@ -165,14 +173,9 @@ static ALWAYS_INLINE void block_q6(const uint8_t *v, const acts *a, int nt, int6
                     W[i] = _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hi, bits45), low4, 0xEC);
                 }
                 UNROLL
-                for (int t = 0; t < nt; t++) {
-                    const int32_t *x4 = (const int32_t *)(a->row[t] + 256 * b + 128 * h + 32 * m + 16 * half);
-                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], _mm512_set1_epi32(x4[0]));
-                    UNROLL
-                    for (int i = 1; i < 4; i++)
-                        p = _mm512_dpbusd_epi32(p, W[i], _mm512_set1_epi32(x4[i]));
-                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(p, S));
-                }
+                for (int t = 0; t < nt; t++)
+                    isum[t] = scaled_dot(W, 4, (const int32_t *)(a->row[t] + 256 * b + 128 * h + 32 * m + 16 * half),
+                                         S, isum[t]);
             }
     __m512i pairs[8]; /* (scale_2j, scale_2j+1) as int16 pairs */
     UNROLL
@@ -182,13 +185,9 @@ static ALWAYS_INLINE void block_q6(const uint8_t *v, const acts *a, int nt, int6
     __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 64 * 52)));
     UNROLL
     for (int t = 0; t < nt; t++) {
-        const int32_t *sums = (const int32_t *)(a->row[t] + a->sums_at) + 8 * b;
-        __m512i o = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pairs[0], _mm512_set1_epi32(sums[0]));
-        UNROLL
-        for (int j = 1; j < 8; j++)
-            o = _mm512_dpwssd_epi32(o, pairs[j], _mm512_set1_epi32(sums[j]));
+        __m512i o = pair_dot(pairs, 8, (const int32_t *)(a->row[t] + a->sums_at) + 8 * b);
         __m512i total = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(o, 5));
-        __m512 dx = _mm512_set1_ps(((const float *)(a->row[t] + a->d_at))[b]);
+        __m512 dx = token_scale(a, t, b);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_mul_ps(d, dx), acc[t]);
     }
 }
