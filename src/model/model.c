@@ -101,11 +101,13 @@ static laguna_status check_device_room(lg_backend *be, const lg_tensor_source *t
                    need / 1073741824.0, be->ops->name, have / 1073741824.0);
 }
 
-static laguna_status open_one(const char *path, const laguna_model_options *options, laguna_model **out,
-                              laguna_error *err);
+static laguna_status open_one(const char *path, const laguna_model_options *options, bool file_layout,
+                              laguna_model **out, laguna_error *err);
 
 /* Several devices: the model is opened on the CPU (mapped, for GPUs: only
- * each rank's slices are copied, to its GPU) and split by parallel/group.c. */
+ * each rank's slices are copied, to its GPU) in the file's layout (the
+ * ranks' slices are views by rows and columns, which the CPU's 16-row groups
+ * are not) and split by parallel/group.c. */
 static laguna_status open_split(const char *path, const laguna_model_options *options, laguna_model **out,
                                 laguna_error *err) {
     if (options->device && strcmp(options->device, "cpu"))
@@ -115,7 +117,7 @@ static laguna_status open_split(const char *path, const laguna_model_options *op
     one.devices = NULL;
     one.device = "cpu";
     if (strncmp(options->devices, "cpu:", 4)) one.load_mode = LAGUNA_LOAD_MMAP;
-    laguna_status st = open_one(path, &one, out, err);
+    laguna_status st = open_one(path, &one, true, out, err);
     if (!st) st = lg_group_new(*out, options->devices, options->n_threads, &(*out)->group, err);
     if (st) {
         laguna_model_free(*out);
@@ -128,11 +130,11 @@ laguna_status laguna_model_open(const char *path, const laguna_model_options *op
                                 laguna_error *err) {
     *out = NULL;
     if (options && options->devices) return open_split(path, options, out, err);
-    return open_one(path, options, out, err);
+    return open_one(path, options, false, out, err);
 }
 
-static laguna_status open_one(const char *path, const laguna_model_options *options, laguna_model **out,
-                              laguna_error *err) {
+static laguna_status open_one(const char *path, const laguna_model_options *options, bool file_layout,
+                              laguna_model **out, laguna_error *err) {
     *out = NULL;
     if (!path) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no model folder or GGUF file given");
     lg_load_mode mode = options ? (lg_load_mode)options->load_mode : LG_LOAD_AUTO;
@@ -149,11 +151,12 @@ static laguna_status open_one(const char *path, const laguna_model_options *opti
         st = open_folder(path, mode, &cfg, &tensors, err);
     lg_map_file_set_progress(NULL, NULL);
     if (st) return st;
-    return lg_model_open_source(&cfg, tensors, path, 0, options, out, err);
+    return lg_model_open_source(&cfg, tensors, path, 0, file_layout, options, out, err);
 }
 
 laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
-                                   const laguna_model_options *options, laguna_model **out, laguna_error *err) {
+                                   bool file_layout, const laguna_model_options *options, laguna_model **out,
+                                   laguna_error *err) {
     *out = NULL;
     laguna_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -172,6 +175,7 @@ laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, co
         m->progress = options ? options->progress : NULL;
         m->progress_user = options ? options->progress_user : NULL;
         m->synth_seed = synth_seed;
+        m->file_layout = file_layout;
         st = lg_model_bind(m, cfg, tensors, source, err);
         lg_model_synth_finish(m);
     }

@@ -51,6 +51,7 @@ struct laguna_model {
     uint8_t *synth_chunk;        /* host huge-page chunk the small generated matrices share */
     size_t synth_chunk_used, synth_chunk_bytes;
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
+    bool file_layout; /* never rearranged for the backend (lg_model_open_source) */
     void *progress_user;
     laguna_model_info info;
     /* Several devices (src/parallel/). On one rank's view of the model, its
@@ -67,10 +68,13 @@ struct laguna_model {
 /* The end of laguna_model_open, for any config and tensor source: makes the
  * backend of options->device, checks that the weights fit a device's memory,
  * binds the tensors (`source` names them in messages) and fills the info.
- * Tensors without data are generated from synth_seed (model_synth.h). Takes
- * cfg's arrays and the source in every case (freed on failure). */
+ * Tensors without data are generated from synth_seed (model_synth.h).
+ * file_layout: keep the file's layout (no rearranging for the backend's
+ * kernels: a model that parallel/ will slice). Takes cfg's arrays and the
+ * source in every case (freed on failure). */
 laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, const char *source, uint64_t synth_seed,
-                                   const laguna_model_options *options, laguna_model **out, laguna_error *err);
+                                   bool file_layout, const laguna_model_options *options, laguna_model **out,
+                                   laguna_error *err);
 
 /* Binds every tensor the config calls for, checking names, shapes and dtypes.
  * On success the model owns cfg's arrays and the tensor source. */

@@ -70,7 +70,7 @@ laguna_status lg_model_open_synth(const char *preset, int layers, const char *ty
     }
     char name[96];
     snprintf(name, sizeof name, "synthetic %s", preset);
-    return lg_model_open_source(&cfg, src, name, seed, options, out, err);
+    return lg_model_open_source(&cfg, src, name, seed, false, options, out, err);
 }
 
 /* ---- values made on the host --------------------------------------------- */

@@ -300,7 +300,8 @@ laguna_status lg_model_bind(laguna_model *model, lg_config *cfg, lg_tensor_sourc
     binder b = {tensors, source, err, model, 0, 0, false};
     /* copies of files are read-only once read: writable while binding when
      * the backend will rearrange some of them */
-    b.may_rearrange = model->backend->ops->rearrange_weights && lg_tensor_source_set_writable(tensors, true) == 0;
+    b.may_rearrange = !model->file_layout && model->backend->ops->rearrange_weights &&
+                      lg_tensor_source_set_writable(tensors, true) == 0;
     for (size_t i = 0; i < lg_tensor_source_count(tensors); i++) b.bytes_total += lg_tensor_source_at(tensors, i)->n_bytes;
     const lg_config *c = &model->cfg;
     laguna_status st;
