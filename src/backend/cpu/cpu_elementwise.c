@@ -6,6 +6,14 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/quant_dot.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SILU_VECTOR_EXP 1 /* glibc's libmvec (linked by the Makefile on x86-64) */
+#include <immintrin.h>
+#else
+#define SILU_VECTOR_EXP 0
+#endif
 
 float lg_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -139,12 +147,51 @@ typedef struct {
     size_t n;
 } span_job;
 
+/* silu(gate) * up = gate / (1 + exp(-gate)) * up. Where the kernels run
+ * with AVX-512 or AVX2 the exp is glibc's vector expf (libmvec, within 4 ulp;
+ * scalar expf cost ~9 ns a value, 3-7% of a prefill), on every value: a last
+ * part-vector goes through a padded copy, so a value's result does not depend
+ * on where it sits (batch invariance). Scalar expf otherwise. */
+#if SILU_VECTOR_EXP
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512 x);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
+
+__attribute__((target("avx512f"))) static void silu16(float *out, const float *gate, const float *up) {
+    __m512 g = _mm512_loadu_ps(gate), e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(up)));
+}
+
+__attribute__((target("avx2,fma"))) static void silu8(float *out, const float *gate, const float *up) {
+    __m256 g = _mm256_loadu_ps(gate), e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), g));
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(up)));
+}
+#endif
+
+static void silu_run(float *out, const float *gate, const float *up, size_t n) {
+#if SILU_VECTOR_EXP
+    lg_isa isa = lg_qgemm_isa_best();
+    size_t w = isa == LG_ISA_AVX512_VNNI ? 16 : isa == LG_ISA_AVX2 ? 8 : 0;
+    if (w) {
+        void (*vec)(float *, const float *, const float *) = w == 16 ? silu16 : silu8;
+        size_t i = 0;
+        for (; i + w <= n; i += w) vec(out + i, gate + i, up + i);
+        if (i < n) { /* the last part-vector, padded */
+            float g[16] = {0}, u[16] = {0}, o[16];
+            memcpy(g, gate + i, sizeof(float) * (n - i));
+            memcpy(u, up + i, sizeof(float) * (n - i));
+            vec(o, g, u);
+            memcpy(out + i, o, sizeof(float) * (n - i));
+        }
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 static void silu_spans(void *ctx, int s0, int s1) {
     const span_job *j = ctx;
-    size_t i1 = (size_t)s1 * SPAN < j->n ? (size_t)s1 * SPAN : j->n;
-    float *out = j->out;
-    const float *gate = j->a, *up = j->b;
-    for (size_t i = (size_t)s0 * SPAN; i < i1; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    size_t i0 = (size_t)s0 * SPAN, i1 = (size_t)s1 * SPAN < j->n ? (size_t)s1 * SPAN : j->n;
+    silu_run(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
 }
 
 void lg_cpu_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
