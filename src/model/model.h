@@ -51,8 +51,8 @@ struct laguna_model {
     uint8_t *synth_chunk;        /* host huge-page chunk the small generated matrices share */
     size_t synth_chunk_used, synth_chunk_bytes;
     void (*progress)(void *user, double fraction); /* while binding (laguna_model_options) */
-    bool file_layout; /* never rearranged for the backend (lg_model_open_source) */
     void *progress_user;
+    bool file_layout; /* never rearranged for the backend (lg_model_open_source) */
     laguna_model_info info;
     /* Several devices (src/parallel/). On one rank's view of the model, its
      * matrices are the rank's slices and cfg's head counts and widths the

@@ -3,7 +3,6 @@
 #include "quant/quant.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -97,7 +97,8 @@ static void regroup_task(void *ctx, int task, int thread) {
 
 /* Q4_K and Q6_K into 16-row groups when the AVX-512 kernels run (quant.h), over the
  * threads at memory speed. Without memory for the tasks' copies of a group
- * the matrix stays Q4_K (the kernels take either, with the same results). */
+ * the matrix stays as the file has it (the kernels take either, with the
+ * same results). */
 static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols) {
     lg_dtype layout = lg_qgemm_layout_for(dtype, rows);
     if (layout == dtype) return dtype; /* no other layout, or already in it: never twice */

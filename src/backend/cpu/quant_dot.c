@@ -126,8 +126,9 @@ void lg_q8_quantize(const float *x, int n_rows, int64_t n, int block, uint8_t *o
 }
 
 lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
-    bool q4_K = weights == LG_DTYPE_Q4_K || weights == LG_DTYPE_Q4_K_X16;
-    bool k_quant = q4_K || weights == LG_DTYPE_Q5_K || lg_x16_base(weights) == LG_DTYPE_Q6_K;
+    lg_dtype base = lg_x16_base(weights); /* grouped layouts read as their file types do */
+    bool q4_K = base == LG_DTYPE_Q4_K;
+    bool k_quant = q4_K || base == LG_DTYPE_Q5_K || base == LG_DTYPE_Q6_K;
     if (isa == LG_ISA_AVX512_VNNI && q4_K) return LG_Q8_SUMS_OF_32;
     if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;

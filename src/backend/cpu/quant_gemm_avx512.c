@@ -65,9 +65,9 @@ static ALWAYS_INLINE void store(const __m512 *acc, int nt, float *y, size_t ys) 
         y[(size_t)t * ys] = sum[t];
 }
 
-/* ---- Q4_K and Q5_K ------------------------------------------------------------ */
+/* ---- Q5_K ---------------------------------------------------------------------- */
 
-typedef struct { /* one K-quant super-block of one weight row, unpacked */
+typedef struct { /* one Q5_K super-block of one weight row, unpacked */
     __m512i W[4],
         S[4];    /* 64 weights each in element order; their sub-blocks' scales as int16 pairs */
     __m256i m16; /* the mins, one per 16 elements */
@@ -75,7 +75,7 @@ typedef struct { /* one K-quant super-block of one weight row, unpacked */
 } unpacked;
 
 /* Byte shuffles (within 128-bit lanes) that spread the scales of
- * k4_scales_mins, broadcast to every lane, as unpack_k4's S[k] wants them:
+ * k4_scales_mins, broadcast to every lane, as unpack_q5's S[k] wants them:
  * sub-block 2k's scale in both int16 halves of dwords 0-7, 2k+1's in 8-15. */
 static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
     for (int k = 0; k < 4; k++)
@@ -91,30 +91,20 @@ static ALWAYS_INLINE void k4_index(__m512i idx[4]) {
  * s[j] & 63 and the min s[j+4] & 63; for j >= 4 the low four bits come from
  * s[j+4] (its low nibble for the scale, high for the min) and the top two
  * from bits 6-7 of s[j-4] (scale) or s[j] (min). */
-static ALWAYS_INLINE __m256i k4_scales_mins2(__m256i head2) { /* two blocks, one per 128 bits */
-    const __m256i low_at = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m256i top_at = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m256i low_mask = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
-    const __m256i high_nib = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
-    __m256i low = _mm256_and_si256(_mm256_shuffle_epi8(head2, low_at), low_mask);
-    __m256i nib =
-        _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi16(head2, 4), low_at), high_nib);
-    __m256i top =
-        _mm256_and_si256(_mm256_shuffle_epi8(head2, top_at), _mm256_set1_epi8((char)0xC0));
-    return _mm256_or_si256(_mm256_or_si256(low, nib), _mm256_srli_epi16(top, 2));
-}
 static ALWAYS_INLINE __m128i k4_scales_mins(__m128i head) {
-    return _mm256_castsi256_si128(k4_scales_mins2(_mm256_castsi128_si256(head)));
+    const __m128i low_at = _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i top_at = _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11);
+    const __m128i low_mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    const __m128i high_nib = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+    __m128i low = _mm_and_si128(_mm_shuffle_epi8(head, low_at), low_mask);
+    __m128i nib = _mm_and_si128(_mm_shuffle_epi8(_mm_srli_epi16(head, 4), low_at), high_nib);
+    __m128i top = _mm_and_si128(_mm_shuffle_epi8(head, top_at), _mm_set1_epi8((char)0xC0));
+    return _mm_or_si128(_mm_or_si128(low, nib), _mm_srli_epi16(top, 2));
 }
 
-static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t qh_offset,
-                                    bool five, const __m512i idx[4], unpacked *u) {
+static ALWAYS_INLINE void unpack_q5(const lg_block_q5_K *blk, const __m512i idx[4], unpacked *u) {
     const __m512i nib = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    const uint8_t *qs = blk + qs_offset;
+    const uint8_t *qs = blk->qs;
     __m128i head = _mm_loadu_si128((const __m128i *)blk);
     __m128i sm = k4_scales_mins(head);
     __m128 dd = _mm_cvtph_ps(head); /* d, dmin */
@@ -135,20 +125,18 @@ static ALWAYS_INLINE void unpack_k4(const uint8_t *blk, size_t qs_offset, size_t
         u->W[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);
         u->W[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE);
     }
-    if (five) {
-        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_offset)));
-        UNROLL
-        for (int k = 0; k < 4; k++) {
-            __m512i bit = _mm512_and_si512(
-                _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
-            u->W[k] = _mm512_or_si512(u->W[k], _mm512_slli_epi16(bit, 4));
-        }
+    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk->qh));
+    UNROLL
+    for (int k = 0; k < 4; k++) { /* the fifth bit */
+        __m512i bit = _mm512_and_si512(
+            _mm512_srlv_epi16(qh, halves_epi16((short)(2 * k), (short)(2 * k + 1))), one);
+        u->W[k] = _mm512_or_si512(u->W[k], _mm512_slli_epi16(bit, 4));
     }
     u->d = _mm_cvtss_f32(dd), u->dmin = _mm_cvtss_f32(_mm_shuffle_ps(dd, dd, 1));
 }
 
 /* super-block b of one token into its accumulator */
-static ALWAYS_INLINE __m512 token_k4(const unpacked *u, const act *a, int64_t b, __m512 acc) {
+static ALWAYS_INLINE __m512 token_q5(const unpacked *u, const act *a, int64_t b, __m512 acc) {
     const int8_t *xq = a->q + 256 * b;
     __m512i isum = _mm512_setzero_si512();
     UNROLL
@@ -164,9 +152,8 @@ static ALWAYS_INLINE __m512 token_k4(const unpacked *u, const act *a, int64_t b,
                             _mm512_set1_ps(u->dmin * dx), acc);
 }
 
-static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t qs_offset,
-                                 size_t qh_offset, bool five, const uint8_t *x, size_t xs, int nt,
-                                 int64_t n, float *y, size_t ys) {
+static ALWAYS_INLINE void dot_q5(const uint8_t *row, const uint8_t *x, size_t xs, int nt, int64_t n,
+                                 float *y, size_t ys) {
     __m512i idx[4];
     k4_index(idx);
     act a[TILE];
@@ -177,16 +164,16 @@ static ALWAYS_INLINE void dot_k4(const uint8_t *row, size_t block_bytes, size_t 
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
         unpacked u;
-        unpack_k4(row + b * block_bytes, qs_offset, qh_offset, five, idx, &u);
+        unpack_q5((const lg_block_q5_K *)row + b, idx, &u);
         UNROLL
         for (int t = 0; t < nt; t++)
-            acc[t] = token_k4(&u, &a[t], b, acc[t]);
+            acc[t] = token_q5(&u, &a[t], b, acc[t]);
     }
     store(acc, nt, y, ys);
 }
 
 /* One token against many rows: the same arithmetic per (row, token) as
- * dot_k4 (so the same bits), with the set-up (constants, activation
+ * dot_q5 (so the same bits), with the set-up (constants, activation
  * pointers) paid once for all rows rather than per row through the
  * per-token-count dispatch. For decode, where a row as short as an expert's
  * down projection (two super-blocks) was mostly set-up. ROWS rows per pass
@@ -223,9 +210,8 @@ static ALWAYS_INLINE void prefetch_ahead(const void *blk, size_t bytes) {
     for (size_t o = 0; o < bytes; o += 64)
         _mm_prefetch(p + o, _MM_HINT_T0);
 }
-static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows,
-                                   size_t block_bytes, size_t qs_offset, size_t qh_offset,
-                                   bool five, const uint8_t *x, int64_t n, float *y) {
+static ALWAYS_INLINE void rows1_q5(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                                   int64_t n, float *y) {
     __m512i idx[4];
     k4_index(idx);
     act a;
@@ -240,17 +226,16 @@ static ALWAYS_INLINE void rows1_k4(const uint8_t *w, size_t w_stride, int n_rows
             UNROLL
             for (int i = 0; i < ROWS; i++) {
                 unpacked u;
-                const uint8_t *blk = w + (size_t)(r + i) * w_stride + b * block_bytes;
-                prefetch_ahead(blk, block_bytes);
-                unpack_k4(blk, qs_offset, qh_offset, five, idx, &u);
-                acc[i] = token_k4(&u, &a, b, acc[i]);
+                const lg_block_q5_K *blk = (const lg_block_q5_K *)(w + (size_t)(r + i) * w_stride) + b;
+                prefetch_ahead(blk, sizeof *blk);
+                unpack_q5(blk, idx, &u);
+                acc[i] = token_q5(&u, &a, b, acc[i]);
             }
         }
         store(acc, ROWS, y + r, 1);
     }
     for (; r < n_rows; r++)
-        dot_k4(w + (size_t)r * w_stride, block_bytes, qs_offset, qh_offset, five, x, 0, 1, n, y + r,
-               1);
+        dot_q5(w + (size_t)r * w_stride, x, 0, 1, n, y + r, 1);
 }
 
 /* ---- Q8_0 ---------------------------------------------------------------------- */
@@ -407,17 +392,14 @@ void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
 /* ---- one copy per token count --------------------------------------------------- */
 
 #define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys, false)
-#define CALL_Q5_K(NT)                                                                              \
-    dot_k4(row, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs), offsetof(lg_block_q5_K, qh),   \
-           true, x, xs, NT, n, y, ys)
+#define CALL_Q5_K(NT) dot_q5(row, x, xs, NT, n, y, ys)
 PER_COUNT(row_q8_0, CALL_Q8_0)
 PER_COUNT(row_q5_K, CALL_Q5_K)
 
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride) {
     void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
-        dtype == LG_DTYPE_Q8_0   ? row_q8_0
-                                 : row_q5_K;
+        dtype == LG_DTYPE_Q8_0 ? row_q8_0 : row_q5_K;
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
         fn(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
@@ -428,8 +410,7 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
                            const uint8_t *x, int64_t n, float *y) {
     switch (dtype) {
     case LG_DTYPE_Q5_K:
-        rows1_k4(w, w_stride, n_rows, sizeof(lg_block_q5_K), offsetof(lg_block_q5_K, qs),
-                 offsetof(lg_block_q5_K, qh), true, x, n, y);
+        rows1_q5(w, w_stride, n_rows, x, n, y);
         return true;
     case LG_DTYPE_Q8_0:
         rows1_q8_0(w, w_stride, n_rows, x, n, y);
