@@ -333,6 +333,20 @@ static void test_bench_output(void) {
     expect("synth --preset synth-tiny --out /tmp/never --tokenizer models/laguna-tiny", 2, "--tokenizer goes with --type");
 }
 
+/* LAGUNA_CPU_PROFILE leaves the first step of each kind out (its first
+ * touches of the buffers are not what a step costs): generating 6 tokens
+ * from 3 is one prompt step (left out: no table) and 5 one-row steps (4). */
+static void test_cpu_profile_skips_first_steps(void) {
+    setenv("LAGUNA_CPU_PROFILE", "1", 1);
+    char *out = NULL;
+    int rc = tu_run_laguna("generate -m tests/fixtures/tiny-xs --tokens 1,2,3 -n 6 --ignore-eos --ids", &out);
+    unsetenv("LAGUNA_CPU_PROFILE");
+    CHECKF(rc == 0, "exit %d\n%s", rc, out ? out : "");
+    CHECKF(out && strstr(out, "laguna cpu profile: 4 steps of one row (after the first)"), "%s", out ? out : "");
+    CHECKF(out && !strstr(out, "steps of several rows"), "%s", out ? out : "");
+    free(out);
+}
+
 static void test_unknown_command(void) {
     expect("frobnicate", 2, "unknown command");
     expect("", 2, "usage");
@@ -350,6 +364,7 @@ int main(void) {
     RUN(test_one_convention);
     RUN(test_usage_errors);
     RUN(test_bench_output);
+    RUN(test_cpu_profile_skips_first_steps);
     RUN(test_unknown_command);
     return test_summary();
 }

@@ -6,7 +6,10 @@
  * when asked for it this way), as LAGUNA_CUDA_PROFILE does for the GPU.
  * Products are split into the lm_head (a single product of more than 32768
  * rows) and the rest, each with the weight bytes it read per second; "host"
- * is the time between ops (the caller's own work: sampling, bookkeeping). */
+ * is the time between ops (the caller's own work: sampling, bookkeeping).
+ * The first step of each kind is left out: it pays the first touches of the
+ * step's buffers (pages faulted in and zeroed), which made a short run's
+ * experts look twice as slow as they are (docs/performance.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -38,14 +41,15 @@ static const char *const op_names[P_COUNT] = {
 
 typedef struct {
     double s[P_COUNT], bytes[P_COUNT];
-    long calls[P_COUNT], steps;
+    long calls[P_COUNT], steps, skipped;
     double host_s; /* time outside ops */
 } table;
 
 /* Steps of one row (decode) and of several (prefill, batches) apart. */
 struct lg_cpu_profile {
     table t[2];
-    int many; /* the current step has several rows */
+    int many;     /* the current step has several rows */
+    int skipping; /* the current step is the first of its kind: not counted */
     double last_end;
 };
 
@@ -59,7 +63,7 @@ static double begin(lg_backend_ctx *c) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     double t = now_s();
     if (!k->profile) k->profile = calloc(1, sizeof *k->profile);
-    if (k->profile && k->profile->last_end > 0)
+    if (k->profile && k->profile->last_end > 0 && !k->profile->skipping)
         k->profile->t[k->profile->many].host_s += t - k->profile->last_end;
     return t;
 }
@@ -68,6 +72,7 @@ static void end(lg_backend_ctx *c, int op, double t0, double bytes) {
     lg_cpu_profile *p = ((lg_cpu_ctx *)c)->profile;
     if (!p) return;
     p->last_end = now_s();
+    if (p->skipping) return;
     table *t = &p->t[p->many];
     t->s[op] += p->last_end - t0;
     t->bytes[op] += bytes;
@@ -86,8 +91,8 @@ static void report(const table *p, const char *what) {
         double total = p->host_s;
         for (int i = 0; i < P_COUNT; i++)
             total += p->s[i];
-        fprintf(stderr, "laguna cpu profile: %ld steps of %s, %.3f ms per step\n", p->steps, what,
-                1e3 * total / p->steps);
+        fprintf(stderr, "laguna cpu profile: %ld steps of %s (after the first), %.3f ms per step\n",
+                p->steps, what, 1e3 * total / p->steps);
         for (int i = 0; i < P_COUNT; i++) {
             if (!p->calls[i]) continue;
             fprintf(stderr, "  %-12s %9.3f ms/step %6.1f%% %7.1f calls/step %9.2f us/call",
@@ -123,7 +128,14 @@ void lg_cpu_profile_report(lg_cpu_ctx *k) {
 static void p_embed(lg_backend_ctx *c, float *x, const lg_matrix *t, const int32_t *tok, int n) {
     double t0 = begin(c);
     lg_cpu_profile *p = ((lg_cpu_ctx *)c)->profile;
-    if (p) p->many = n > 1, p->t[p->many].steps++;
+    if (p) {
+        table *t = &p->t[p->many = n > 1];
+        p->skipping = t->skipped == 0;
+        if (p->skipping)
+            t->skipped++;
+        else
+            t->steps++;
+    }
     lg_cpu_embed(c, x, t, tok, n);
     end(c, P_EMBED, t0, 0);
 }
