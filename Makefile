@@ -6,6 +6,13 @@
 
 BUILD   ?= build
 CC      ?= cc
+# PORTABLE=1: a binary for any x86-64 (no -march=native). The kernels that
+# decide the speed (quantised and float products, attention, silu) are
+# compiled per instruction set and chosen at run time, so on the machine that
+# builds it it runs as fast as the native build (docs/performance.md).
+ifeq ($(PORTABLE),1)
+OPT     ?= -O2
+endif
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wno-unused-parameter

@@ -2,6 +2,7 @@
  *
  * For each quantised type, one activation row times a weight matrix of 2048
  * columns through the backend's int8 kernels (lg_qgemm, the ISA it picks),
+ * and for F32, BF16 and F16 through its float kernels (lg_fgemm_isa),
  * split over the thread pool in blocks of rows as a decode step does:
  *   - "stream": a matrix far larger than the caches (--mib, default 512 MiB,
  *     on 2 MiB pages), read once per repeat: what decode sees;
@@ -25,6 +26,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/float_gemm.h"
 #include "backend/cpu/quant_dot.h"
 #include "backend/cpu/threadpool.h"
 #include "core/dtype.h"
@@ -49,12 +51,19 @@ typedef struct {
     size_t x_stride;
     int tokens;
     float *y;
+    const float *xf; /* float types: the activations as floats */
 } job;
 
 static void task(void *ctx, int t, int thread) {
     (void)thread;
     const job *j = ctx;
     int r0 = t * ROWS_PER_TASK, n = j->rows - r0 < ROWS_PER_TASK ? j->rows - r0 : ROWS_PER_TASK;
+    if (j->xf) {
+        lg_fgemm_isa(lg_qgemm_isa_best(), &(lg_fgemm_args){j->dtype, j->w + (size_t)r0 * j->row_bytes, j->row_bytes,
+                                                           n, j->xf, (size_t)COLS, j->tokens, COLS, j->y + r0,
+                                                           (size_t)j->rows, NULL});
+        return;
+    }
     lg_qgemm(&(lg_qgemm_args){j->dtype, j->w + (size_t)r0 * j->row_bytes, j->row_bytes, n, j->x,
                               j->x_stride, j->tokens, COLS, j->y + r0, (size_t)j->rows, NULL});
 }
@@ -167,14 +176,17 @@ int main(int argc, char **argv) {
      * these kernels (when they want another layout: 16-row groups for
      * AVX-512; random bytes either way, so no need to move them) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS_PER_TASK), LG_DTYPE_Q5_K,
-                              LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, ROWS_PER_TASK), LG_DTYPE_Q8_0};
+                              LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, ROWS_PER_TASK), LG_DTYPE_Q8_0,
+                              LG_DTYPE_F32,  LG_DTYPE_BF16, LG_DTYPE_F16};
     float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
     for (int i = 0; i < COLS * tokens; i++)
         xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         lg_dtype dt = types[k];
         if (k > 0 && dt == types[k - 1]) continue; /* no other layout here */
-        int block = lg_q8_block(dt);
+        bool floats = lg_fgemm_serves(lg_qgemm_isa_best(), dt);
+        if (!floats && lg_q8_block(dt) == 0) continue; /* float types below AVX2 */
+        int block = floats ? 32 : lg_q8_block(dt);
         size_t rb = lg_dtype_row_bytes(dt, COLS), xs = lg_q8_row_bytes(COLS, block);
         int rows = (int)(((size_t)mib << 20) / rb) / ROWS_PER_TASK * ROWS_PER_TASK;
         size_t map_bytes;
@@ -191,10 +203,12 @@ int main(int argc, char **argv) {
         uint64_t s = 88172645463325252ull;
         for (size_t i = 0; i < rb * (size_t)rows; i += 8) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            if (floats) /* numbers of about 1e-3 to 1 in every 16-bit half (no NaN, no denormals) */
+                s = (s & 0x00FF00FF00FF00FFull) | 0x3A003A003A003A00ull;
             memcpy(w + i, &s, 8);
         }
-        lg_q8_quantize_for(lg_qgemm_isa_best(), dt, xf, tokens, COLS, x);
-        job j = {dt, w, rb, rows, x, xs, tokens, y};
+        lg_q8_quantize_for(lg_qgemm_isa_best(), floats ? LG_DTYPE_Q8_0 : dt, xf, tokens, COLS, x);
+        job j = {dt, w, rb, rows, x, xs, tokens, y, floats ? xf : NULL};
         double stream = 1e30, cached = 1e30;
         run(pool, &j, 1);
         for (int r = 0; r < reps; r++) {

@@ -1,10 +1,12 @@
 /* Matrix product y = x W^T for weights in any storage dtype.
  *
- * Work is split into blocks of output rows, one task each. F32 and BF16 rows
- * are read directly with the conversion fused into the dot product; other
- * dtypes (F16, quantised blocks) are converted a block of rows at a time into
- * the thread's scratch, so the conversion is paid once per row for all tokens
- * of the batch. Accumulation is float32 with several partial sums.
+ * Work is split into blocks of output rows, one task each. F32, BF16 and F16
+ * rows go to the float kernels of the CPU's instruction set (float_gemm.h).
+ * Without them (no AVX2) F32 and BF16 rows are read directly with the
+ * conversion fused into the compiler's loops below; other dtypes are
+ * converted a block of rows at a time into the thread's scratch, so the
+ * conversion is paid once per row for all tokens of the batch.
+ * Accumulation is float32 with several partial sums.
  *
  * Quantised weights of the types quant_dot.h handles take another path at
  * every batch size: the activation rows are quantised to 8 bits once per
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/float_gemm.h"
 #include "backend/cpu/quant_dot.h"
 #include "quant/quant.h"
 
@@ -177,6 +180,13 @@ static void matmul_task(void *ctx, int task, int thread) {
         lg_qgemm(&(lg_qgemm_args){w->dtype, lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0),
                                   job->act_q8[op], job->act_stride[op], j->n_tokens, w->cols,
                                   j->y + r0, (size_t)w->rows, j->bias ? j->bias + r0 : NULL});
+        return;
+    }
+    lg_isa isa = lg_qgemm_isa_best();
+    if (lg_fgemm_serves(isa, w->dtype)) {
+        lg_fgemm_isa(isa, &(lg_fgemm_args){w->dtype, lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0), j->x,
+                                          (size_t)w->cols, j->n_tokens, w->cols, j->y + r0, (size_t)w->rows,
+                                          j->bias ? j->bias + r0 : NULL});
         return;
     }
     if (w->dtype == LG_DTYPE_F32 || w->dtype == LG_DTYPE_BF16) {
