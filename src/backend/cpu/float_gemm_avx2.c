@@ -1,6 +1,6 @@
 /* The float products (float_gemm.h) with AVX2, FMA and F16C: 8 lanes, tiles
  * of 4 rows x 2 tokens (8 accumulators, 2 activation vectors and a weight
- * vector of the 16 registers). Compiled for AVX2 whatever the build's
+ * vector of the 16 registers), 8 rows for one token. Compiled for AVX2 whatever the build's
  * -march, called only when cpuid says the CPU has it. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
@@ -14,6 +14,7 @@
 typedef __m256 vec;
 #define LANES 8
 #define TILE_ROWS 4
+#define TILE_ROWS_ONE 8
 #define TILE_TOKENS 2
 #define FGEMM_ENTRY lg_fgemm_avx2
 

@@ -7,6 +7,8 @@
  *   vload_f32/bf16/f16(p)       LANES weights from p, as floats
  *   hsum(v)                     the lanes of v summed
  *   TILE_ROWS, TILE_TOKENS      the tile (registers: rows x tokens + tokens + 1)
+ *   TILE_ROWS_ONE               the tile's rows for one token: enough independent
+ *                               chains of multiply-adds to hide their latency
  *   FGEMM_ENTRY                 the name of the lg_fgemm_args entry point
  * Accumulation: one vector per (row, token) over the whole row, then hsum;
  * a last part-vector (n % LANES) from zero-padded copies. */
@@ -39,7 +41,7 @@ static ALWAYS_INLINE vec load_w(int kind, const uint8_t *row, int64_t k) {
 static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t ws, const float *x,
                                size_t xs, int64_t n, float *y, size_t ys, const float *bias,
                                size_t ahead) {
-    vec acc[TILE_ROWS][TILE_TOKENS];
+    vec acc[TILE_ROWS_ONE > TILE_ROWS ? TILE_ROWS_ONE : TILE_ROWS][TILE_TOKENS];
     UNROLL
     for (int r = 0; r < R; r++)
         UNROLL
@@ -63,7 +65,7 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
     }
     if (k < n) { /* the last part-vector, zeros after it */
         _Alignas(64) float xt[TILE_TOKENS][LANES];
-        _Alignas(64) uint8_t wt[TILE_ROWS][LANES * 4];
+        _Alignas(64) uint8_t wt[TILE_ROWS_ONE > TILE_ROWS ? TILE_ROWS_ONE : TILE_ROWS][LANES * 4];
         size_t tail = (size_t)(n - k);
         memset(xt, 0, sizeof xt);
         memset(wt, 0, sizeof wt);
@@ -87,14 +89,16 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
         y[(size_t)t * ys + r] = hsum(acc[r][t]) + (bias ? bias[r] : 0.0f);
 }
 
-/* Every row of the product against T tokens: tiles of TILE_ROWS rows, the
- * last rows one at a time (the same instructions per output). */
+/* Every row of the product against T tokens: tiles of TILE_ROWS rows
+ * (TILE_ROWS_ONE for one token), the last rows one at a time (the same
+ * instructions per output). */
 static ALWAYS_INLINE void rows_pass(int kind, int T, const lg_fgemm_args *a, int t0, size_t ahead) {
     const float *x = a->x + (size_t)t0 * a->x_stride;
     float *y = a->y + (size_t)t0 * a->y_stride;
+    const int rows = T == 1 ? TILE_ROWS_ONE : TILE_ROWS;
     int r = 0;
-    for (; r + TILE_ROWS <= a->n_rows; r += TILE_ROWS)
-        tile(kind, TILE_ROWS, T, a->w + (size_t)r * a->w_stride, a->w_stride, x, a->x_stride, a->n,
+    for (; r + rows <= a->n_rows; r += rows)
+        tile(kind, rows, T, a->w + (size_t)r * a->w_stride, a->w_stride, x, a->x_stride, a->n,
              y + r, a->y_stride, a->bias ? a->bias + r : NULL, ahead);
     for (; r < a->n_rows; r++)
         tile(kind, 1, T, a->w + (size_t)r * a->w_stride, a->w_stride, x, a->x_stride, a->n, y + r,
