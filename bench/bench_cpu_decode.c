@@ -177,7 +177,8 @@ int main(int argc, char **argv) {
      * AVX-512; random bytes either way, so no need to move them) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS_PER_TASK), LG_DTYPE_Q5_K,
                               LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, ROWS_PER_TASK), LG_DTYPE_Q8_0,
-                              LG_DTYPE_F32,  LG_DTYPE_BF16, LG_DTYPE_F16};
+                              lg_qgemm_layout_for(LG_DTYPE_Q8_0, ROWS_PER_TASK), LG_DTYPE_F32, LG_DTYPE_BF16,
+                              LG_DTYPE_F16};
     float *xf = malloc(sizeof(float) * COLS * (size_t)tokens);
     for (int i = 0; i < COLS * tokens; i++)
         xf[i] = (float)((i * 7919) % 211 - 105) / 37.0f;

@@ -75,7 +75,7 @@ static void print_weights_line(const laguna_model_info *info, laguna_load_mode a
         printf("memory-mapped%s", asked == LAGUNA_LOAD_AUTO ? " (too large to copy with headroom: --load copy forces it)"
                                                             : "");
     if (info->weights_rearranged_bytes)
-        printf(", %.2f GB of Q4_K and Q6_K regrouped for the AVX-512 kernels", info->weights_rearranged_bytes / 1e9);
+        printf(", %.2f GB regrouped for the AVX-512 kernels", info->weights_rearranged_bytes / 1e9);
 }
 
 static void usage(FILE *f) {

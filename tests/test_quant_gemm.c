@@ -440,26 +440,28 @@ static void test_token_tiles(void) {
     }
 }
 
-/* Q4_K and Q6_K regrouped at load (LG_DTYPE_Q4_K_X16, Q6_K_X16, quant.h):
- * dword k of row r's block b at 16 B b + 64 k + 4 r of its group (B the
- * block's bytes), the 2 bytes left of a Q6_K block at 16 B b + 64 * 52 + 2 r;
+/* Q4_K, Q6_K and Q8_0 regrouped at load (LG_DTYPE_Q4_K_X16, Q6_K_X16,
+ * Q8_0_X16, quant.h): dword k of row r's block b (from its lead: Q8_0's 2
+ * bytes of d) at 16 B b + 64 k + 4 r of its group (B the block's bytes), the
+ * 2 bytes left of a Q6_K or Q8_0 block at 16 B b + 64 D + 2 r (D dwords);
  * the regrouping undoes to the same bytes and moves nearly every byte; a row
  * read back from a group is the row, and dequantises to the same floats; and
  * every ISA's product of a grouped matrix is bitwise that of the same rows
  * in ggml's blocks (AVX-512: the grouped kernels against the blocks
  * transposed on the fly; below it, row by row), 16 and 48 rows, 1..17
- * tokens (part and whole passes of 8), rows of 1, 2, 9 and 32 super-blocks,
- * with a bias. */
+ * tokens (part and whole passes of 8), rows of 1, 2, 9 and 32 blocks
+ * (super-blocks; Q8_0: 1, 2, 9 and 64 blocks of 32), with a bias. */
 static void test_x16(void) {
-    const int64_t widths[] = {256, 512, 9 * 256, 32 * 256};
+    const int64_t blocks[] = {1, 2, 9, 32};
     const int token_counts[] = {1, 3, 8, 9, 17}, row_counts[] = {16, 48};
-    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K};
-    for (int q = 0; q < 2; q++) {
+    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+    for (int q = 0; q < 3; q++) {
         lg_dtype base = bases[q], dt = lg_x16_of(base);
-        size_t B = (size_t)lg_quant_block_bytes(base);
+        size_t B = (size_t)lg_quant_block_bytes(base), L = lg_x16_lead(base), D = (B - L) / 4;
+        int64_t qk = lg_quant_block_elems(base);
         int bad_bytes = 0, bad_rows = 0, bad_products = 0, unmoved = 0, bytes_seen = 0;
         for (int k = 0; k < 4; k++) {
-            int64_t n = widths[k];
+            int64_t n = blocks[k] * qk * (base == LG_DTYPE_Q8_0 && k == 3 ? 2 : 1);
             const int rows = 48;
             size_t rb = lg_dtype_row_bytes(base, n), bytes = rb * rows;
             uint8_t *w = weights(base, rows, n, NULL);
@@ -470,10 +472,12 @@ static void test_x16(void) {
             CHECK(lg_x16_ungroup(back, base, rows, n) == 0);
             bad_bytes += memcmp(back, w, bytes) != 0;
             for (int r = 0; r < rows; r++)
-                for (int64_t b = 0; b < n / 256; b++)
+                for (int64_t b = 0; b < n / qk; b++)
                     for (size_t o = 0; o < B; o++) {
-                        size_t in_group = o < B / 4 * 4 ? 64 * (o / 4) + 4 * (size_t)(r % 16) + o % 4
-                                                        : 64 * (B / 4) + (B % 4) * (size_t)(r % 16) + o - B / 4 * 4;
+                        bool in_dwords = o >= L && o < L + 4 * D;
+                        size_t left = o < L ? o : o - 4 * D; /* among the bytes left */
+                        size_t in_group = in_dwords ? 64 * ((o - L) / 4) + 4 * (size_t)(r % 16) + (o - L) % 4
+                                                    : 64 * D + (B - 4 * D) * (size_t)(r % 16) + left;
                         bad_bytes += w[(size_t)r * rb + B * (size_t)b + o] !=
                                      grouped[(size_t)(r / 16) * 16 * rb + 16 * B * (size_t)b + in_group];
                     }

@@ -9,6 +9,7 @@
 int lg_quant_block_elems(lg_dtype dtype) {
     switch (dtype) {
     case LG_DTYPE_Q8_0:
+    case LG_DTYPE_Q8_0_X16:
     case LG_DTYPE_Q4_0:
     case LG_DTYPE_Q5_0:
     case LG_DTYPE_Q5_1:
@@ -27,6 +28,7 @@ int lg_quant_block_elems(lg_dtype dtype) {
 int lg_quant_block_bytes(lg_dtype dtype) {
     switch (dtype) {
     case LG_DTYPE_Q8_0:
+    case LG_DTYPE_Q8_0_X16:
         return (int)sizeof(lg_block_q8_0);
     case LG_DTYPE_Q4_0:
         return (int)sizeof(lg_block_q4_0);
@@ -122,28 +124,46 @@ float lg_quant_dot(lg_dtype dtype, const void *row, const float *x, int64_t n) {
 /* ---- K-quant matrices in groups of 16 rows ------------------------------------ */
 
 lg_dtype lg_x16_of(lg_dtype base) {
-    return base == LG_DTYPE_Q4_K ? LG_DTYPE_Q4_K_X16 : base == LG_DTYPE_Q6_K ? LG_DTYPE_Q6_K_X16 : base;
+    switch (base) {
+    case LG_DTYPE_Q4_K: return LG_DTYPE_Q4_K_X16;
+    case LG_DTYPE_Q6_K: return LG_DTYPE_Q6_K_X16;
+    case LG_DTYPE_Q8_0: return LG_DTYPE_Q8_0_X16;
+    default: return base;
+    }
 }
 
 lg_dtype lg_x16_base(lg_dtype dtype) {
-    return dtype == LG_DTYPE_Q4_K_X16 ? LG_DTYPE_Q4_K : dtype == LG_DTYPE_Q6_K_X16 ? LG_DTYPE_Q6_K : dtype;
+    switch (dtype) {
+    case LG_DTYPE_Q4_K_X16: return LG_DTYPE_Q4_K;
+    case LG_DTYPE_Q6_K_X16: return LG_DTYPE_Q6_K;
+    case LG_DTYPE_Q8_0_X16: return LG_DTYPE_Q8_0;
+    default: return dtype;
+    }
+}
+
+size_t lg_x16_lead(lg_dtype base) {
+    return base == LG_DTYPE_Q8_0 ? 2 : 0;
 }
 
 /* Row r's blocks between a row of ggml's blocks and a group, from src to
- * dst: row to group (to_group) or group to row. Dword k of block b at
- * 16 block b + 64 k + 4 r, the block % 4 bytes left at 16 block b +
- * 64 (block / 4) + (block % 4) r. */
-static void copy_row(uint8_t *dst, const uint8_t *src, size_t block, int64_t nb, int r, bool to_group) {
-    size_t dwords = block / 4, rest = block % 4;
+ * dst: row to group (to_group) or group to row (quant.h has the layout). */
+static void copy_row(uint8_t *dst, const uint8_t *src, size_t block, size_t lead, int64_t nb, int r,
+                     bool to_group) {
+    size_t dwords = (block - lead) / 4, rest = block - 4 * dwords;
     for (int64_t b = 0; b < nb; b++) {
         size_t row_at = (size_t)b * block, group_at = (size_t)b * LG_X16_ROWS * block;
         for (size_t k = 0; k < dwords; k++) {
-            size_t g = group_at + 64 * k + 4 * (size_t)r, w = row_at + 4 * k;
+            size_t g = group_at + 64 * k + 4 * (size_t)r, w = row_at + lead + 4 * k;
             memcpy(dst + (to_group ? g : w), src + (to_group ? w : g), 4);
         }
-        size_t g = group_at + 64 * dwords + rest * (size_t)r, w = row_at + 4 * dwords;
-        for (size_t i = 0; i < rest; i++)
-            dst[(to_group ? g : w) + i] = src[(to_group ? w : g) + i];
+        size_t g = group_at + 64 * dwords + rest * (size_t)r;
+        for (size_t i = 0; i < rest; i++) { /* the lead bytes, then those after the dwords */
+            size_t w = row_at + (i < lead ? i : 4 * dwords + i);
+            if (to_group)
+                dst[g + i] = src[w];
+            else
+                dst[w] = src[g + i];
+        }
     }
 }
 
@@ -156,9 +176,9 @@ void lg_x16_regroup(void *group, lg_dtype base, int64_t cols, bool to_x16, void 
     const uint8_t *copy = scratch;
     for (int r = 0; r < LG_X16_ROWS; r++) {
         if (to_x16)
-            copy_row(g, copy + (size_t)r * row_bytes, block, nb, r, true);
+            copy_row(g, copy + (size_t)r * row_bytes, block, lg_x16_lead(base), nb, r, true);
         else
-            copy_row(g + (size_t)r * row_bytes, copy, block, nb, r, false);
+            copy_row(g + (size_t)r * row_bytes, copy, block, lg_x16_lead(base), nb, r, false);
     }
 }
 
@@ -181,7 +201,8 @@ int lg_x16_ungroup(void *matrix, lg_dtype base, int64_t rows, int64_t cols) {
 }
 
 void lg_x16_row(const void *group, lg_dtype base, int r, int64_t cols, void *out) {
-    copy_row(out, group, (size_t)lg_quant_block_bytes(base), cols / lg_quant_block_elems(base), r, false);
+    copy_row(out, group, (size_t)lg_quant_block_bytes(base), lg_x16_lead(base), cols / lg_quant_block_elems(base), r,
+             false);
 }
 
 void lg_x16_dequantize_row(const void *group, lg_dtype base, int r, float *dst, int64_t cols) {

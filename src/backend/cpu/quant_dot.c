@@ -72,6 +72,7 @@ lg_isa lg_qgemm_isa_best(void) {
 int lg_q8_block(lg_dtype weights) {
     switch (weights) {
     case LG_DTYPE_Q8_0:
+    case LG_DTYPE_Q8_0_X16:
         return 32;
     case LG_DTYPE_Q4_K:
     case LG_DTYPE_Q4_K_X16:
@@ -130,7 +131,7 @@ lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     bool q4_K = base == LG_DTYPE_Q4_K;
     bool k_quant = q4_K || base == LG_DTYPE_Q5_K || base == LG_DTYPE_Q6_K;
     if (isa == LG_ISA_AVX512_VNNI && q4_K) return LG_Q8_SUMS_OF_32;
-    if (isa == LG_ISA_AVX512_VNNI && weights == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
+    if (isa == LG_ISA_AVX512_VNNI && base == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
 }
@@ -266,7 +267,7 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
  * rows stream past them. */
 #define TOKEN_CHUNK 8
 
-/* A grouped matrix (LG_DTYPE_Q4_K_X16, Q6_K_X16) by an ISA without its
+/* A grouped matrix (LG_DTYPE_Q4_K_X16, Q6_K_X16, Q8_0_X16) by an ISA without its
  * kernels: row by row, each put back into ggml's blocks first, so the same
  * bits as the file's matrix through that ISA. */
 static void qgemm_x16_by_rows(lg_isa isa, const lg_qgemm_args *a) {
@@ -300,10 +301,16 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
         qgemm_x16_by_rows(isa, a);
         return;
     }
-    /* AVX-512 Q4_K and Q6_K: sixteen rows at a time at every token count */
+    /* AVX-512 Q4_K, Q6_K and Q8_0: sixteen rows at a time at every token count */
     if ((base == LG_DTYPE_Q4_K || base == LG_DTYPE_Q6_K) && isa == LG_ISA_AVX512_VNNI) {
         lg_qgemm_x16_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens, a->n,
                             a->y, a->y_stride);
+        add_bias(a);
+        return;
+    }
+    if (base == LG_DTYPE_Q8_0 && isa == LG_ISA_AVX512_VNNI) {
+        lg_qgemm_x16_q8_0_avx512(a->dtype != base, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens,
+                                 a->n, a->y, a->y_stride);
         add_bias(a);
         return;
     }
@@ -333,7 +340,8 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
 }
 
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows) {
-    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q6_K) && rows > 0 && rows % LG_X16_ROWS == 0 &&
+    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q6_K || dtype == LG_DTYPE_Q8_0) && rows > 0 &&
+                   rows % LG_X16_ROWS == 0 &&
                    lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI
                ? lg_x16_of(dtype)
                : dtype;

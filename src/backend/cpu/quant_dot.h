@@ -144,6 +144,10 @@ bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int 
  * (quant_gemm_x16_avx512.c). */
 void lg_qgemm_x16_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
+/* The same for Q8_0 (grouped: LG_DTYPE_Q8_0_X16; x in Q8_0 lane order):
+ * quant_gemm_x16_q8_0_avx512.c. */
+void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                              size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 /* Element order to pair order, the n int8 values of one q8 row in place. */
 void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
@@ -151,9 +155,9 @@ void lg_q8_pair_order_avx2(uint8_t *q, int64_t n);
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
 /* The layout the best ISA's kernels want for a matrix of this dtype and
- * row count, when it differs from the file's: the 16-row groups of Q4_K and
- * Q6_K with AVX-512 and rows a multiple of 16 (quant.h says what they are),
- * else the dtype itself. */
+ * row count, when it differs from the file's: the 16-row groups of Q4_K,
+ * Q6_K and Q8_0 with AVX-512 and rows a multiple of 16 (quant.h says what
+ * they are), else the dtype itself. */
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows);
 
 /* How far ahead (bytes) the AVX-512 products ask for their weights: one

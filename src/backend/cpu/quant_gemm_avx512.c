@@ -12,8 +12,9 @@
  * register per step and measured slower.) The weight block is unpacked once per pass
  * for every token of the tile; each token has its own float accumulator and
  * the same instructions whatever the tile holds, so results do not depend on
- * the batch. Q8_0 works on pairs of 32-element blocks. Q4_K and Q6_K have
- * kernels of their own, sixteen rows at a time (quant_gemm_x16_avx512.c). */
+ * the batch. This serves Q5_K; Q4_K, Q6_K and Q8_0 have kernels of their
+ * own, sixteen rows at a time (quant_gemm_x16_avx512.c,
+ * quant_gemm_x16_q8_0_avx512.c). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "backend/cpu/avx512_vnni_target.h"
 #include <immintrin.h>
@@ -240,142 +241,19 @@ static ALWAYS_INLINE void rows1_q5(const uint8_t *w, size_t w_stride, int n_rows
 
 /* ---- Q8_0 ---------------------------------------------------------------------- */
 
-/* Two 32-element blocks per vector in "pair lanes": int32 lane 2g holds
- * elements 4g..4g+3 of the pair's first block, lane 2g+1 the same of its
- * second, so that [d0 d1 d0 d1 ...] spreads both blocks' scales over the
- * lanes from one 8-byte broadcast (the activations' two scales lie side by
- * side) and no per-token shuffle is left. The weights go into that order by
- * one vpermt2d per pair and row, shared by the tile's tokens; the activations
- * are quantised in it (LG_Q8_Q8_0_LANE_ORDER), stored + 128 as unsigned bytes
- * so that vpdpbusd takes them as its unsigned operand and the weights, signed,
- * as they are. A lane then sums w * (x + 128) = w * x + 128 * w over its four
- * elements; it starts at -128 times its four weights' sum (one vpdpbusd per
- * pair and row), which leaves exactly sum w * x (|w * (x + 128)| <= 128 * 255,
- * four a lane). Per token and pair: one vpdpbusd, the conversion, d_w * d_x
- * and the multiply-add. A last odd block sits in the even lanes, the odd ones
- * zero (weights and activations), its scale in all of them. */
+/* The Q8_0 products are quant_gemm_x16_q8_0_avx512.c's, sixteen rows at a
+ * time. Their activations come in "Q8_0 lane order" (quant_dot.h): each
+ * pair of 32-element blocks with int32 lane 2g holding elements 4g..4g+3 of
+ * the first block and lane 2g + 1 those of the second, every value stored
+ * + 128 as an unsigned byte (vpdpbusd's unsigned operand); a last odd block
+ * stays in element order, + 128. */
 /* dword 2g <- g, 2g + 1 <- 8 + g: a pair of blocks from element order into
  * pair lanes (vpermd on one vector holding both blocks) */
 static ALWAYS_INLINE __m512i q8_to_pair_lanes(void) {
     return _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
 }
-/* the same for the blocks in two vectors' low halves (vpermt2d: lane 2g <- a[g],
- * 2g + 1 <- b[g]), which saves inserting the second block */
-static ALWAYS_INLINE __m512i q8_blocks_to_pair_lanes(void) {
-    return _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-}
 
-/* d of both blocks as [d0 d1 d0 d1 ...] floats (d1 = 0 without a second block) */
-static ALWAYS_INLINE __m512 q8_pair_scales(const lg_block_q8_0 *b, bool two) {
-    uint32_t h = b[0].d | (two ? (uint32_t)b[1].d << 16 : 0);
-    return _mm512_cvtph_ps(_mm256_set1_epi32((int)h));
-}
-
-static ALWAYS_INLINE void dot_q8_0(const uint8_t *row, const uint8_t *x, size_t xs, int nt,
-                                   int64_t n, float *y, size_t ys, bool prefetch) {
-    const __m512i index = q8_blocks_to_pair_lanes(), bias = _mm512_set1_epi8((char)0x80);
-    __m512 acc[TILE];
-    UNROLL
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm512_setzero_ps();
-    const lg_block_q8_0 *w = (const lg_block_q8_0 *)row;
-    int64_t nb = n / 32;
-    for (int64_t b = 0; b < nb; b += 2) {
-        bool two = b + 1 < nb;
-        if (prefetch) /* 68 bytes a pass: two lines keep every line asked for */
-            prefetch_ahead(&w[b], 2 * sizeof w[b]);
-        __m512i w0 = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs));
-        __m512i w1 = two ? _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)w[b + 1].qs))
-                         : _mm512_setzero_si512();
-        __m512i wq = _mm512_permutex2var_epi32(w0, index, w1);
-        __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                         _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wq));
-        __m512 dw = q8_pair_scales(&w[b], two);
-        /* token t's values and scales at xb, xdb + t * xs: one pointer each
-         * (eight of each would not fit the general registers) */
-        const uint8_t *xb = x + 32 * b, *xdb = x + n + 4 * b;
-        UNROLL
-        for (int t = 0; t < nt; t++) {
-            __m512i xv;
-            __m512 dx;
-            if (two) {
-                xv = _mm512_loadu_si512(xb + t * xs);
-                double d2; /* the two blocks' scales, side by side */
-                memcpy(&d2, xdb + t * xs, sizeof d2);
-                dx = _mm512_castpd_ps(_mm512_set1_pd(d2));
-            } else { /* the odd block, stored in element order */
-                xv = _mm512_maskz_permutexvar_epi32(
-                    0x5555, q8_to_pair_lanes(),
-                    _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(xb + t * xs))));
-                float d1;
-                memcpy(&d1, xdb + t * xs, sizeof d1);
-                dx = _mm512_set1_ps(d1);
-            }
-            __m512i p = _mm512_dpbusd_epi32(start, xv, wq);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx), acc[t]);
-        }
-    }
-    store(acc, nt, y, ys);
-}
-
-/* dot_q8_0 for one token against many rows, the same bits per row with less
- * work per pair of blocks: with one token the per-token steps that pair lanes
- * save are paid once per call (the activation scales spread over their
- * blocks' lanes, the sums of four activations), while the weights' shuffle
- * into pair lanes would be paid per row. So the rows stay in element order
- * (a block's lanes side by side) and the activations are put back into it,
- * signed; the weights go in as w + 128 (unsigned, one xor) against lanes
- * started at -128 times their four activations. A lane's integer sum, and
- * so every float step on it, is that of its pair lane in dot_q8_0; the
- * accumulator is moved into pair lanes once per row, before the sum across
- * lanes. Rows of an odd number of blocks or wider than Q8_PAIRS_MAX pairs take
- * dot_q8_0. */
-#define Q8_PAIRS_MAX 256
-static ALWAYS_INLINE void rows1_q8_0(const uint8_t *w, size_t w_stride, int n_rows,
-                                     const uint8_t *x, int64_t n, float *y) {
-    int64_t nb = n / 32, np = nb / 2;
-    if (nb % 2 || np > Q8_PAIRS_MAX) {
-        for (int r = 0; r < n_rows; r++)
-            dot_q8_0(w + (size_t)r * w_stride, x, 0, 1, n, y + r, 1, true);
-        return;
-    }
-    const __m512i to_pair = q8_to_pair_lanes();
-    const __m512i halves = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-    const float *xd = lg_q8_scales(x, n);
-    __m512i xs[Q8_PAIRS_MAX], start[Q8_PAIRS_MAX];
-    __m512 dx[Q8_PAIRS_MAX];
-    for (int64_t p = 0; p < np; p++) {
-        /* pair lanes back to element order: 2g -> g, 2g + 1 -> 8 + g */
-        __m512i v = _mm512_xor_si512(_mm512_loadu_si512(x + 64 * p), bias);
-        xs[p] = _mm512_permutexvar_epi32(
-            _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0), v);
-        start[p] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xs[p]));
-        dx[p] = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castsi128_ps(
-                                                  _mm_loadl_epi64((const __m128i *)(xd + 2 * p)))));
-    }
-    for (int r = 0; r < n_rows; r++) {
-        const lg_block_q8_0 *wr = (const lg_block_q8_0 *)(w + (size_t)r * w_stride);
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t p = 0; p < np; p++) {
-            const lg_block_q8_0 *b0 = &wr[2 * p], *b1 = &wr[2 * p + 1];
-            prefetch_ahead(b0, 2 * sizeof *b0);
-            __m512i wq = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b0->qs)),
-                _mm256_loadu_si256((const __m256i *)b1->qs), 1);
-            __m512i pv = _mm512_dpbusd_epi32(start[p], _mm512_xor_si512(wq, bias), xs[p]);
-            __m256i dh =
-                _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)b0->d)),
-                                        _mm_set1_epi16((short)b1->d), 1);
-            __m512 dw = _mm512_cvtph_ps(dh);
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pv), _mm512_mul_ps(dw, dx[p]), acc);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_permutexvar_ps(to_pair, acc));
-    }
-}
-
-/* The order the kernel above reads a q8 row's values in (quant_dot.h), in
+/* The order the Q8_0 kernels read a q8 row's values in (quant_dot.h), in
  * place: each whole pair of blocks into pair lanes, every byte + 128. */
 void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
     const __m512i index = q8_to_pair_lanes();
@@ -391,18 +269,15 @@ void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n) {
 
 /* ---- one copy per token count --------------------------------------------------- */
 
-#define CALL_Q8_0(NT) dot_q8_0(row, x, xs, NT, n, y, ys, false)
 #define CALL_Q5_K(NT) dot_q5(row, x, xs, NT, n, y, ys)
-PER_COUNT(row_q8_0, CALL_Q8_0)
 PER_COUNT(row_q5_K, CALL_Q5_K)
 
 void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                          int n_tokens, int64_t n, float *y, size_t y_stride) {
-    void (*fn)(const uint8_t *, const uint8_t *, size_t, int, int64_t, float *, size_t) =
-        dtype == LG_DTYPE_Q8_0 ? row_q8_0 : row_q5_K;
+    (void)dtype; /* Q5_K: the others have kernels of their own, 16 rows at a time */
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
-        fn(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
+        row_q5_K(row, x + (size_t)t0 * x_stride, x_stride, nt, n, y + (size_t)t0 * y_stride, y_stride);
     }
 }
 
@@ -411,9 +286,6 @@ bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, in
     switch (dtype) {
     case LG_DTYPE_Q5_K:
         rows1_q5(w, w_stride, n_rows, x, n, y);
-        return true;
-    case LG_DTYPE_Q8_0:
-        rows1_q8_0(w, w_stride, n_rows, x, n, y);
         return true;
     default:
         return false;

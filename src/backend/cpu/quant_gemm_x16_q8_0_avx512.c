@@ -1,0 +1,298 @@
+/* Q8_0 products with AVX-512 and VNNI, sixteen weight rows at a time, as
+ * quant_gemm_x16_avx512.c does for Q4_K and Q6_K: one int32 lane per row.
+ *
+ * Why: the per-row kernel paid, per token and pair of 32-element blocks,
+ * a conversion and two float operations on 16 lanes for 64 products, and
+ * ran prefill at about half the speed of the grouped Q4_K kernels.
+ * Here a block of 16 rows is 8 dwords of values (the grouped layout,
+ * quant.h: LG_DTYPE_Q8_0_X16; blocks as ggml stores them are transposed
+ * into it on the fly, so both give the same bits) and per token 8 vpdpbusd,
+ * each with one dword of the token's activations broadcast, give 16 rows'
+ * whole block sums in exact integers; one conversion and one multiply-add
+ * then apply d * d_x for all 16 rows.
+ *
+ * Signs: vpdpbusd multiplies unsigned by signed bytes. The activations come
+ * stored + 128 (Q8_0 lane order, quant_dot.h: pairs of blocks with lane 2g
+ * dword g of the first, 2g + 1 dword g of the second; a last odd block in
+ * element order) and the weights signed, so a lane's sum is sum (x + 128) w;
+ * it starts at -128 sum w (8 vpdpbusd of 0x80 bytes per block, shared by the
+ * pass's tokens), which leaves sum x w exactly (|(x + 128) w| <= 255 * 128,
+ * 32 a block). Every (row, token) takes the same instructions whatever the
+ * pass holds, so a token's result does not depend on its batch.
+ *
+ * One token against rows as ggml stores them (a mapped file's decode) has a
+ * path of its own: the transposes cost more than the products there (decode
+ * ran ~30% slower than the per-row kernel it replaced), so each row's block
+ * sums are made in place (rows r and r + 8 side by side, weights + 128
+ * against the token's signed values, -128 times its block sum added) and
+ * only the 16 sums are brought into row lanes, by a reduction tree. The
+ * integers are exact either way and the float steps are the same, so the
+ * bits are those of the grouped kernel. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "backend/cpu/avx512_vnni_target.h"
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend/cpu/quant_dot.h"
+#include "quant/quant.h"
+
+#define TILE 8 /* tokens per pass over a group's rows */
+#define ROWS LG_X16_ROWS
+#define BLOCK sizeof(lg_block_q8_0)
+#define GROUP_BLOCK (ROWS * BLOCK) /* a block of 16 rows: 8 dwords x 16, then the 16 d */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+_Static_assert(sizeof(lg_block_q8_0) == 34, "ggml's block");
+
+/* The tokens of a pass: each token's q8 row and its block scales. */
+typedef struct {
+    const uint8_t *row[TILE];
+    const float *d[TILE];
+} acts;
+
+/* One block b of 16 rows (v: its grouped bytes) against nt tokens, added to
+ * acc[t]; token t's 8 activation dwords of the block at a->row[t] + at,
+ * `step` dwords apart (2 in a pair of blocks, 1 in a last odd block). */
+static ALWAYS_INLINE void block_q8(const uint8_t *v, const acts *a, int nt, size_t at, int step, int64_t b,
+                                   __m512 *acc) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512i W[8], start = _mm512_setzero_si512();
+    UNROLL
+    for (int k = 0; k < 8; k++) {
+        W[k] = _mm512_loadu_si512(v + 64 * k);
+        start = _mm512_dpbusd_epi32(start, bias, W[k]);
+    }
+    start = _mm512_sub_epi32(_mm512_setzero_si512(), start); /* -128 sum w */
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 64 * 8)));
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        const int32_t *x4 = (const int32_t *)(a->row[t] + at);
+        __m512i p = start;
+        UNROLL
+        for (int k = 0; k < 8; k++)
+            p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(x4[step * k]), W[k]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(d, _mm512_set1_ps(a->d[t][b])), acc[t]);
+    }
+}
+
+/* Block b of 16 rows in ggml's blocks (row r's block at p + r * stride)
+ * into the grouped form at v: rows i and i + 8 side by side in a register,
+ * an 8 x 8 transpose of dwords in each half, then the halves' 128-bit
+ * lanes into row order; the 16 d by one gather. */
+static ALWAYS_INLINE void transpose_block(const uint8_t *p, size_t stride, __m512i rows_at, uint8_t *v) {
+    __m512i z[8], a[8], b[8];
+    UNROLL
+    for (int i = 0; i < 8; i++) /* z[i]: row i's 8 value dwords, then row i + 8's */
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + i * stride + 2))),
+                                  _mm256_loadu_si256((const __m256i *)(p + (i + 8) * stride + 2)), 1);
+    UNROLL
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);     /* lane L: z_i[4L] z_i+1[4L] z_i[4L+1] z_i+1[4L+1] */
+        a[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]); /* the same of 4L + 2, 4L + 3 */
+    }
+    UNROLL
+    for (int g = 0; g < 8; g += 4) { /* b[g + j], lane L: dword 4(L % 2) + j of rows g .. g + 3 (+ 8 for L >= 2) */
+        b[g] = _mm512_unpacklo_epi64(a[g], a[g + 2]);
+        b[g + 1] = _mm512_unpackhi_epi64(a[g], a[g + 2]);
+        b[g + 2] = _mm512_unpacklo_epi64(a[g + 1], a[g + 3]);
+        b[g + 3] = _mm512_unpackhi_epi64(a[g + 1], a[g + 3]);
+    }
+    /* dword j: lanes 0 and 2 of b[j] and b[4 + j] in the order rows 0-3, 4-7,
+     * 8-11, 12-15; dword 4 + j: their lanes 1 and 3 */
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    UNROLL
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_si512(v + 64 * j, _mm512_permutex2var_epi64(b[j], lo, b[4 + j]));
+        _mm512_storeu_si512(v + 64 * (4 + j), _mm512_permutex2var_epi64(b[j], hi, b[4 + j]));
+    }
+    __m512i d = _mm512_i32gather_epi32(rows_at, p, 1); /* each row's d and its first two values */
+    _mm256_storeu_si256((__m256i *)(v + 64 * 8), _mm512_cvtepi32_epi16(d));
+}
+
+/* nt tokens against up to 16 rows starting at w, rows w_stride apart:
+ * grouped (all 16 rows, w the group) or ggml's blocks, transposed first (a
+ * missing row's lane is zeros, never stored). y[t * ys + r]. */
+static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, size_t w_stride, int rows, const acts *a,
+                                     int nt, int64_t nb, size_t ahead, float *y, size_t ys) {
+    __m512 acc[TILE];
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    _Alignas(64) uint8_t pad[GROUP_BLOCK], buf[GROUP_BLOCK];
+    /* the last rows of a matrix (their blocks, zeros below), or rows too far
+     * apart for the gather's 32-bit offsets, go through a copy */
+    bool via_pad = rows < ROWS || w_stride > (size_t)INT32_MAX / ROWS;
+    size_t stride = via_pad ? BLOCK : w_stride;
+    __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32((int)stride));
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *v;
+        if (grouped) {
+            v = w + (size_t)b * GROUP_BLOCK;
+            for (size_t o = 0; o < GROUP_BLOCK; o += 64)
+                _mm_prefetch((const char *)v + ahead + o, _MM_HINT_T0);
+        } else {
+            const uint8_t *p = w + (size_t)b * BLOCK;
+            if (via_pad) {
+                memset(pad, 0, sizeof pad);
+                for (int r = 0; r < rows; r++)
+                    memcpy(pad + (size_t)r * BLOCK, p + (size_t)r * w_stride, BLOCK);
+                p = pad;
+            }
+            /* the 16 rows are one stretch of memory: each step asks for its
+             * share of the next group's (quant_gemm_x16_avx512.c says why) */
+            for (size_t o = 0; o < GROUP_BLOCK; o += 64)
+                _mm_prefetch((const char *)w + ROWS * w_stride + (size_t)b * GROUP_BLOCK + o, _MM_HINT_T0);
+            transpose_block(p, stride, rows_at, buf);
+            v = buf;
+        }
+        if (nb % 2 && b == nb - 1) /* a last odd block, in element order */
+            block_q8(v, a, nt, 32 * (size_t)b, 1, b, acc);
+        else /* a pair's first (even b) or second block: its dwords interleaved */
+            block_q8(v, a, nt, 64 * (size_t)(b / 2) + 4 * (size_t)(b % 2), 2, b, acc);
+    }
+    __mmask16 live = (__mmask16)((1u << rows) - 1);
+    UNROLL
+    for (int t = 0; t < nt; t++)
+        _mm512_mask_storeu_ps(y + (size_t)t * ys, live, acc[t]);
+}
+
+/* ---- one token, rows as ggml stores them ------------------------------------------ */
+
+#define ONE_TOKEN_MAX_N 16384 /* the token's values are rearranged on the stack */
+
+/* q[i]: 8 int32 partial sums of row i, then 8 of row i + 8; returns lane r =
+ * row r's total (pairs of vectors interleaved and added, three rounds, then
+ * the 128-bit lanes into row order). */
+static ALWAYS_INLINE __m512i row_sums(const __m512i q[8]) {
+    __m512i s1[4], s2[2];
+    UNROLL
+    for (int i = 0; i < 8; i += 2) /* lane L: rows i, i + 1, i, i + 1 (+ 8 in L >= 2) */
+        s1[i / 2] = _mm512_add_epi32(_mm512_unpacklo_epi32(q[i], q[i + 1]), _mm512_unpackhi_epi32(q[i], q[i + 1]));
+    UNROLL
+    for (int j = 0; j < 4; j += 2) /* lane L: rows 2j .. 2j + 3 (+ 8), over lane L's dwords */
+        s2[j / 2] = _mm512_add_epi32(_mm512_unpacklo_epi64(s1[j], s1[j + 1]), _mm512_unpackhi_epi64(s1[j], s1[j + 1]));
+    __m512i t = _mm512_add_epi32(_mm512_shuffle_i32x4(s2[0], s2[1], 0x88), _mm512_shuffle_i32x4(s2[0], s2[1], 0xDD));
+    return _mm512_shuffle_i32x4(t, t, 0xD8); /* rows 0-3, 8-11, 4-7, 12-15 -> in order */
+}
+
+/* The token (x: a q8 row in Q8_0 lane order) against n_rows rows in ggml's
+ * blocks: y[r]. xs, corr: room for n values and n / 32 sums. */
+static void one_token_rows(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n, float *y,
+                           int8_t *xs, int32_t *corr) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    const __m512i from_pairs = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) /* pair lanes back to element order, signed */
+        _mm512_storeu_si512(xs + 32 * b,
+                            _mm512_xor_si512(_mm512_permutexvar_epi32(from_pairs, _mm512_loadu_si512(x + 32 * b)), bias));
+    if (b < nb)
+        _mm256_storeu_si256((__m256i *)(xs + 32 * b), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * b)),
+                                                                       _mm256_set1_epi8((char)0x80)));
+    const int16_t *bsum = lg_q8_bsums(x, n, 32);
+    const float *dx = lg_q8_scales(x, n);
+    for (b = 0; b < nb; b++)
+        corr[b] = -128 * (bsum[2 * b] + bsum[2 * b + 1]);
+    _Alignas(64) uint8_t pad[GROUP_BLOCK];
+    for (int r0 = 0; r0 < n_rows; r0 += ROWS) {
+        int rows = n_rows - r0 < ROWS ? n_rows - r0 : ROWS;
+        const uint8_t *wr = w + (size_t)r0 * w_stride;
+        bool via_pad = rows < ROWS || w_stride > (size_t)INT32_MAX / ROWS;
+        size_t stride = via_pad ? BLOCK : w_stride;
+        __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32((int)stride));
+        __m512 acc = _mm512_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            const uint8_t *p = wr + (size_t)b * BLOCK;
+            if (via_pad) {
+                memset(pad, 0, sizeof pad);
+                for (int r = 0; r < rows; r++)
+                    memcpy(pad + (size_t)r * BLOCK, p + (size_t)r * w_stride, BLOCK);
+                p = pad;
+            }
+            /* the next group's share, as group_rows asks for it */
+            for (size_t o = 0; o < GROUP_BLOCK; o += 64)
+                _mm_prefetch((const char *)wr + ROWS * w_stride + (size_t)b * GROUP_BLOCK + o, _MM_HINT_T0);
+            __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(xs + 32 * b))), q[8];
+            UNROLL
+            for (int i = 0; i < 8; i++) {
+                __m512i z = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + i * stride + 2))),
+                    _mm256_loadu_si256((const __m256i *)(p + (i + 8) * stride + 2)), 1);
+                q[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(z, bias), xv);
+            }
+            __m512i sum = _mm512_add_epi32(row_sums(q), _mm512_set1_epi32(corr[b]));
+            __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rows_at, p, 1)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(dx[b])), acc);
+        }
+        _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << rows) - 1), acc);
+    }
+}
+
+static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, size_t w_stride, int n_rows, const uint8_t *x,
+                                   size_t xs, int nt, int64_t n, float *y, size_t ys) {
+    acts a;
+    UNROLL
+    for (int t = 0; t < nt; t++) {
+        a.row[t] = x + (size_t)t * xs;
+        a.d[t] = lg_q8_scales(a.row[t], n);
+    }
+    size_t ahead = lg_qgemm_prefetch_distance();
+    for (int r = 0; r < n_rows; r += ROWS)
+        group_rows(w + (size_t)r * w_stride, grouped, w_stride, n_rows - r < ROWS ? n_rows - r : ROWS, &a, nt,
+                   n / 32, ahead, y + r, ys);
+}
+
+/* One pass of nt (1..8) tokens, a copy of the loops per count and form. */
+#define CASE(NT)                                                                                   \
+    case NT:                                                                                       \
+        if (grouped)                                                                               \
+            rows_x16(w, true, w_stride, n_rows, x, xs, NT, n, y, ys);                              \
+        else                                                                                       \
+            rows_x16(w, false, w_stride, n_rows, x, xs, NT, n, y, ys);                             \
+        break;
+
+static void pass_x16(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, size_t xs,
+                     int nt, int64_t n, float *y, size_t ys) {
+    switch (nt) {
+        CASE(1)
+        CASE(2)
+        CASE(3)
+        CASE(4)
+        CASE(5)
+        CASE(6)
+        CASE(7)
+    default:
+        CASE(8)
+    }
+}
+
+void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                              size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
+    if (!grouped && n_tokens == 1 && n <= ONE_TOKEN_MAX_N) {
+        _Alignas(64) int8_t xs[ONE_TOKEN_MAX_N];
+        int32_t corr[ONE_TOKEN_MAX_N / 32];
+        one_token_rows(w, w_stride, n_rows, x, n, y, xs, corr);
+        return;
+    }
+    for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
+        int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
+        pass_x16(grouped, w, w_stride, n_rows, x + (size_t)t0 * x_stride, x_stride, nt, n,
+                 y + (size_t)t0 * y_stride, y_stride);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else /* not x86-64: never chosen */
+#include "backend/cpu/quant_dot.h"
+void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                              size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
+    (void)grouped, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)x_stride, (void)n_tokens, (void)n,
+        (void)y, (void)y_stride;
+}
+#endif
