@@ -15,6 +15,7 @@
 #ifndef LAGUNA_BACKEND_CPU_FLOAT_GEMM_TILES_H
 #define LAGUNA_BACKEND_CPU_FLOAT_GEMM_TILES_H
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "backend/cpu/float_gemm.h"
@@ -35,12 +36,14 @@ static ALWAYS_INLINE vec load_w(int kind, const uint8_t *row, int64_t k) {
 }
 
 /* R rows (w, ws bytes apart) times T tokens (x, xs floats apart):
- * y[t * ys + r]. ahead > 0: ask for the weights that far past each row's
- * place (the first pass over a matrix's rows, which streams them from
- * memory; later passes find them in the cache). */
+ * y[t * ys + r]. ask_next: on the first pass over a matrix's rows, which
+ * streams them from memory (later passes find them in the cache), each step
+ * asks for its share of the next R rows, so that they are in the cache when
+ * their turn comes (rows are one stretch of memory; asking for each row's
+ * own bytes further on touched rows already read). */
 static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t ws, const float *x,
                                size_t xs, int64_t n, float *y, size_t ys, const float *bias,
-                               size_t ahead) {
+                               bool ask_next) {
     vec acc[TILE_ROWS_ONE > TILE_ROWS ? TILE_ROWS_ONE : TILE_ROWS][TILE_TOKENS];
     UNROLL
     for (int r = 0; r < R; r++)
@@ -48,7 +51,12 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
     for (int t = 0; t < T; t++)
         acc[r][t] = vzero();
     int64_t whole = n - n % LANES, k = 0;
+    const size_t share = (size_t)R * LANES * kind_bytes(kind); /* bytes a step reads */
+    const uint8_t *next = w + (size_t)R * ws;
     for (; k < whole; k += LANES) {
+        if (ask_next)
+            for (size_t o = 0; o < share; o += 64)
+                __builtin_prefetch(next + (size_t)k / LANES * share + o);
         vec xv[TILE_TOKENS];
         UNROLL
         for (int t = 0; t < T; t++)
@@ -56,7 +64,6 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
         UNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *row = w + (size_t)r * ws;
-            if (ahead) __builtin_prefetch(row + (size_t)k * kind_bytes(kind) + ahead);
             vec wv = load_w(kind, row, k);
             UNROLL
             for (int t = 0; t < T; t++)
@@ -92,27 +99,27 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
 /* Every row of the product against T tokens: tiles of TILE_ROWS rows
  * (TILE_ROWS_ONE for one token), the last rows one at a time (the same
  * instructions per output). */
-static ALWAYS_INLINE void rows_pass(int kind, int T, const lg_fgemm_args *a, int t0, size_t ahead) {
+static ALWAYS_INLINE void rows_pass(int kind, int T, const lg_fgemm_args *a, int t0, bool ask_next) {
     const float *x = a->x + (size_t)t0 * a->x_stride;
     float *y = a->y + (size_t)t0 * a->y_stride;
     const int rows = T == 1 ? TILE_ROWS_ONE : TILE_ROWS;
     int r = 0;
     for (; r + rows <= a->n_rows; r += rows)
         tile(kind, rows, T, a->w + (size_t)r * a->w_stride, a->w_stride, x, a->x_stride, a->n,
-             y + r, a->y_stride, a->bias ? a->bias + r : NULL, ahead);
+             y + r, a->y_stride, a->bias ? a->bias + r : NULL, ask_next);
     for (; r < a->n_rows; r++)
         tile(kind, 1, T, a->w + (size_t)r * a->w_stride, a->w_stride, x, a->x_stride, a->n, y + r,
-             a->y_stride, a->bias ? a->bias + r : NULL, ahead);
+             a->y_stride, a->bias ? a->bias + r : NULL, ask_next);
 }
 
 #define FGEMM_KIND_CASE(T)                                                                         \
     case T:                                                                                        \
         if (kind == KIND_F32)                                                                      \
-            rows_pass(KIND_F32, T, a, t0, ahead);                                                  \
+            rows_pass(KIND_F32, T, a, t0, t0 == 0);                                                  \
         else if (kind == KIND_BF16)                                                                \
-            rows_pass(KIND_BF16, T, a, t0, ahead);                                                 \
+            rows_pass(KIND_BF16, T, a, t0, t0 == 0);                                                 \
         else                                                                                       \
-            rows_pass(KIND_F16, T, a, t0, ahead);                                                  \
+            rows_pass(KIND_F16, T, a, t0, t0 == 0);                                                  \
         break;
 
 /* Token tiles in order; within each, every row (the tile's activations stay
@@ -123,7 +130,6 @@ void FGEMM_ENTRY(const lg_fgemm_args *a) {
                                            : KIND_F16;
     for (int t0 = 0; t0 < a->n_tokens; t0 += TILE_TOKENS) {
         int nt = a->n_tokens - t0 < TILE_TOKENS ? a->n_tokens - t0 : TILE_TOKENS;
-        size_t ahead = t0 == 0 ? lg_qgemm_prefetch_distance() : 0;
         switch (nt) { FGEMM_TOKEN_CASES }
     }
 }
