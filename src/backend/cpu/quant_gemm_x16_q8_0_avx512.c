@@ -18,16 +18,10 @@
  * it starts at -128 sum w (8 vpdpbusd of 0x80 bytes per block, shared by the
  * pass's tokens), which leaves sum x w exactly (|(x + 128) w| <= 255 * 128,
  * 32 a block). Every (row, token) takes the same instructions whatever the
- * pass holds, so a token's result does not depend on its batch.
- *
- * One token against rows as ggml stores them (a mapped file's decode) has a
- * path of its own: the transposes cost more than the products there (decode
- * ran ~30% slower than the per-row kernel it replaced), so each row's block
- * sums are made in place (rows r and r + 8 side by side, weights + 128
- * against the token's signed values, -128 times its block sum added) and
- * only the 16 sums are brought into row lanes, by a reduction tree. The
- * integers are exact either way and the float steps are the same, so the
- * bits are those of the grouped kernel. */
+ * pass holds, so a token's result does not depend on its batch. (A mapped
+ * file's decode, through the transposes, runs 25-30% slower than the per-row
+ * kernel this replaced; making each row's block sums in place and only the
+ * sums into row lanes did not measurably help: docs/performance.md.) */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "backend/cpu/avx512_vnni_target.h"
 #include <immintrin.h>
@@ -160,78 +154,6 @@ static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, size_t w_st
         _mm512_mask_storeu_ps(y + (size_t)t * ys, live, acc[t]);
 }
 
-/* ---- one token, rows as ggml stores them ------------------------------------------ */
-
-#define ONE_TOKEN_MAX_N 16384 /* the token's values are rearranged on the stack */
-
-/* q[i]: 8 int32 partial sums of row i, then 8 of row i + 8; returns lane r =
- * row r's total (pairs of vectors interleaved and added, three rounds, then
- * the 128-bit lanes into row order). */
-static ALWAYS_INLINE __m512i row_sums(const __m512i q[8]) {
-    __m512i s1[4], s2[2];
-    UNROLL
-    for (int i = 0; i < 8; i += 2) /* lane L: rows i, i + 1, i, i + 1 (+ 8 in L >= 2) */
-        s1[i / 2] = _mm512_add_epi32(_mm512_unpacklo_epi32(q[i], q[i + 1]), _mm512_unpackhi_epi32(q[i], q[i + 1]));
-    UNROLL
-    for (int j = 0; j < 4; j += 2) /* lane L: rows 2j .. 2j + 3 (+ 8), over lane L's dwords */
-        s2[j / 2] = _mm512_add_epi32(_mm512_unpacklo_epi64(s1[j], s1[j + 1]), _mm512_unpackhi_epi64(s1[j], s1[j + 1]));
-    __m512i t = _mm512_add_epi32(_mm512_shuffle_i32x4(s2[0], s2[1], 0x88), _mm512_shuffle_i32x4(s2[0], s2[1], 0xDD));
-    return _mm512_shuffle_i32x4(t, t, 0xD8); /* rows 0-3, 8-11, 4-7, 12-15 -> in order */
-}
-
-/* The token (x: a q8 row in Q8_0 lane order) against n_rows rows in ggml's
- * blocks: y[r]. xs, corr: room for n values and n / 32 sums. */
-static void one_token_rows(const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x, int64_t n, float *y,
-                           int8_t *xs, int32_t *corr) {
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-    const __m512i from_pairs = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
-    int64_t nb = n / 32, b = 0;
-    for (; b + 2 <= nb; b += 2) /* pair lanes back to element order, signed */
-        _mm512_storeu_si512(xs + 32 * b,
-                            _mm512_xor_si512(_mm512_permutexvar_epi32(from_pairs, _mm512_loadu_si512(x + 32 * b)), bias));
-    if (b < nb)
-        _mm256_storeu_si256((__m256i *)(xs + 32 * b), _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * b)),
-                                                                       _mm256_set1_epi8((char)0x80)));
-    const int16_t *bsum = lg_q8_bsums(x, n, 32);
-    const float *dx = lg_q8_scales(x, n);
-    for (b = 0; b < nb; b++)
-        corr[b] = -128 * (bsum[2 * b] + bsum[2 * b + 1]);
-    _Alignas(64) uint8_t pad[GROUP_BLOCK];
-    for (int r0 = 0; r0 < n_rows; r0 += ROWS) {
-        int rows = n_rows - r0 < ROWS ? n_rows - r0 : ROWS;
-        const uint8_t *wr = w + (size_t)r0 * w_stride;
-        bool via_pad = rows < ROWS || w_stride > (size_t)INT32_MAX / ROWS;
-        size_t stride = via_pad ? BLOCK : w_stride;
-        __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32((int)stride));
-        __m512 acc = _mm512_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            const uint8_t *p = wr + (size_t)b * BLOCK;
-            if (via_pad) {
-                memset(pad, 0, sizeof pad);
-                for (int r = 0; r < rows; r++)
-                    memcpy(pad + (size_t)r * BLOCK, p + (size_t)r * w_stride, BLOCK);
-                p = pad;
-            }
-            /* the next group's share, as group_rows asks for it */
-            for (size_t o = 0; o < GROUP_BLOCK; o += 64)
-                _mm_prefetch((const char *)wr + ROWS * w_stride + (size_t)b * GROUP_BLOCK + o, _MM_HINT_T0);
-            __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(xs + 32 * b))), q[8];
-            UNROLL
-            for (int i = 0; i < 8; i++) {
-                __m512i z = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + i * stride + 2))),
-                    _mm256_loadu_si256((const __m256i *)(p + (i + 8) * stride + 2)), 1);
-                q[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(z, bias), xv);
-            }
-            __m512i sum = _mm512_add_epi32(row_sums(q), _mm512_set1_epi32(corr[b]));
-            __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rows_at, p, 1)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(dx[b])), acc);
-        }
-        _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << rows) - 1), acc);
-    }
-}
-
 static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, size_t w_stride, int n_rows, const uint8_t *x,
                                    size_t xs, int nt, int64_t n, float *y, size_t ys) {
     acts a;
@@ -272,12 +194,6 @@ static void pass_x16(bool grouped, const uint8_t *w, size_t w_stride, int n_rows
 
 void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                               size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
-    if (!grouped && n_tokens == 1 && n <= ONE_TOKEN_MAX_N) {
-        _Alignas(64) int8_t xs[ONE_TOKEN_MAX_N];
-        int32_t corr[ONE_TOKEN_MAX_N / 32];
-        one_token_rows(w, w_stride, n_rows, x, n, y, xs, corr);
-        return;
-    }
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
         pass_x16(grouped, w, w_stride, n_rows, x + (size_t)t0 * x_stride, x_stride, nt, n,
