@@ -11,11 +11,7 @@
 #include "backend/cpu/cpu_attention_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "backend/cpu/avx2_target.h"
 #include <immintrin.h>
 #include <math.h>
 

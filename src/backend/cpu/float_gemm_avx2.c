@@ -3,11 +3,7 @@
  * vector of the 16 registers), 8 rows for one token. Compiled for AVX2 whatever the build's
  * -march, called only when cpuid says the CPU has it. */
 #if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "backend/cpu/avx2_target.h"
 #include <immintrin.h>
 #include <stdint.h>
 

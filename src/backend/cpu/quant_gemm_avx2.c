@@ -24,11 +24,7 @@
  * integer is the same as in pair order, so are the bits (docs/performance.md,
  * "CPU one-token K-quant products: element order, prefetches spread"). */
 #if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "backend/cpu/avx2_target.h"
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>

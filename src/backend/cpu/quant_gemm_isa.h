@@ -37,4 +37,17 @@
         }                                                                                          \
     }
 
+/* switch (nt) { LG_COUNT_CASES_1_TO_8(CASE) }: CASE(1) .. CASE(7), and CASE(8)
+ * for any other count (8 or more: the callers' passes are at most 8). */
+#define LG_COUNT_CASES_1_TO_8(CASE)                                                                \
+    CASE(1)                                                                                        \
+    CASE(2)                                                                                        \
+    CASE(3)                                                                                        \
+    CASE(4)                                                                                        \
+    CASE(5)                                                                                        \
+    CASE(6)                                                                                        \
+    CASE(7)                                                                                        \
+    default:                                                                                       \
+        CASE(8)
+
 #endif

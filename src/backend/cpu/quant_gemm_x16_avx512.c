@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "backend/cpu/quant_dot.h"
+#include "backend/cpu/quant_gemm_isa.h"
 #include "quant/quant.h"
 
 #define TILE 8 /* tokens per pass over a group's rows */
@@ -345,15 +346,7 @@ static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, bool q6, size
 static void pass_x16(bool grouped, bool q6, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                      size_t xs, int nt, int64_t n, float *y, size_t ys) {
     switch (nt) {
-        CASE(1)
-        CASE(2)
-        CASE(3)
-        CASE(4)
-        CASE(5)
-        CASE(6)
-        CASE(7)
-    default:
-        CASE(8)
+        LG_COUNT_CASES_1_TO_8(CASE)
     }
 }
 
