@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Dev-only, through the device tool: issue 15's thread-scaling table on the
-# GPU machine's CPU. laguna.c beside llama.cpp on the same Q4_K_M file (XS.2
-# shapes, LAYERS layers, made there), one bench/llama_cpp_compare.sh call per
-# thread count. The machine has no network, so llama.cpp's source comes as a
+# GPU machine's CPU. laguna.c beside llama.cpp on the same file (XS.2 shapes,
+# LAYERS layers, TYPE as `laguna synth --type` takes it: q4_k_m by default,
+# q8_0, bf16; made there), one bench/llama_cpp_compare.sh call per thread
+# count. The machine has no network, so llama.cpp's source comes as a
 # tarball carried with the tree (LLAMA_SRC, an ignored path: carry it), e.g.
 # node-llama-cpp's bundled source without .git, models, docs and the GPU
 # backends; it is built in /tmp, never in the repository.
 set -uo pipefail
-LLAMA_SRC=${LLAMA_SRC:-.llama-src.tar.xz} LAYERS=${LAYERS:-4} THREADS=${THREADS:-"1 2 4 8 16"}
+LLAMA_SRC=${LLAMA_SRC:-.llama-src.tar.xz} LAYERS=${LAYERS:-4} THREADS=${THREADS:-"1 2 4 8 16"} TYPE=${TYPE:-q4_k_m}
 PROMPT=${PROMPT:-256} GEN=${GEN:-64} ROUNDS=${ROUNDS:-1} REPS=${REPS:-2}
 tools/device/build.sh build/laguna > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 bench/llama_cpp_compare.sh --build-only --scratch /tmp/llb --llama-src "$LLAMA_SRC" > "$OUT/llama-build.log" 2>&1 ||
     { tail -20 "$OUT/llama-build.log" /tmp/llb/build.log; exit 1; }
-M=/tmp/x${LAYERS}q4.gguf
-[ -f $M ] || build/laguna synth --preset xs2 --layers $LAYERS --type q4_k_m --tokenizer models/laguna-tiny --out $M \
+M=/tmp/x${LAYERS}$TYPE.gguf
+[ -f $M ] || build/laguna synth --preset xs2 --layers $LAYERS --type $TYPE --tokenizer models/laguna-tiny --out $M \
     > "$OUT/synth.log" 2>&1 || { tail -5 "$OUT/synth.log"; exit 1; }
 lscpu | grep -E "^Model name|^CPU\(s\)|^Thread|^Core|^Socket"
 # the flags that decide the quantised products' paths (llama.cpp's CPU backend uses AMX where it exists)
