@@ -176,6 +176,7 @@ int main(int argc, char **argv) {
      * these kernels (when they want another layout: 16-row groups for
      * AVX-512; random bytes either way, so no need to move them) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, ROWS_PER_TASK), LG_DTYPE_Q5_K,
+                              lg_qgemm_layout_for(LG_DTYPE_Q5_K, ROWS_PER_TASK),
                               LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, ROWS_PER_TASK), LG_DTYPE_Q8_0,
                               lg_qgemm_layout_for(LG_DTYPE_Q8_0, ROWS_PER_TASK), LG_DTYPE_F32, LG_DTYPE_BF16,
                               LG_DTYPE_F16};

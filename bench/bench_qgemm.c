@@ -83,9 +83,10 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1) reps = 1;
-    /* Q4_K and Q6_K as files have them, then as a copy is rearranged for
-     * these kernels (when they want another layout: 16-row groups for AVX-512) */
+    /* each type as files have it, then as a copy is rearranged for these
+     * kernels (when they want another layout: 16-row groups for AVX-512) */
     const lg_dtype types[] = {LG_DTYPE_Q4_K, lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16), LG_DTYPE_Q5_K,
+                              lg_qgemm_layout_for(LG_DTYPE_Q5_K, 16),
                               LG_DTYPE_Q6_K, lg_qgemm_layout_for(LG_DTYPE_Q6_K, 16), LG_DTYPE_Q8_0,
                               lg_qgemm_layout_for(LG_DTYPE_Q8_0, 16)};
     const int n_types = (int)(sizeof types / sizeof types[0]);

@@ -98,7 +98,7 @@ typedef struct {
     uint64_t weights_huge_bytes; /* of those, on 2 MiB pages when the model opened (0 if unknown;
                                     mapped pages only count once read) */
     /* Of the weights copied into memory, the bytes rearranged at load into the
-     * layout this CPU's kernels read fastest (Q4_K, Q6_K, Q8_0 in 16-row groups for
+     * layout this CPU's kernels read fastest (Q4_K, Q5_K, Q6_K, Q8_0 in 16-row groups for
      * AVX-512; 0 when mapped). */
     uint64_t weights_rearranged_bytes;
 } laguna_model_info;

@@ -48,7 +48,7 @@ static uint64_t check_same_weights(const char *path) {
            "%s: %d %d", path, ia->weights_load, ib->weights_load);
     CHECK(ia->weights_bytes > 0 && ia->weights_bytes == ib->weights_bytes);
     CHECK(ib->weights_huge_bytes <= ib->weights_bytes);
-    /* a copy's Q4_K, Q6_K and Q8_0 matrices (of rows in 16s) are regrouped for
+    /* a copy's Q4_K, Q5_K, Q6_K and Q8_0 matrices (of rows in 16s) are regrouped for
      * AVX-512 (quant.h), a mapping's never */
     bool avx512 = lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16;
     CHECK(ia->weights_rearranged_bytes == 0);
@@ -58,7 +58,8 @@ static uint64_t check_same_weights(const char *path) {
     for (size_t i = 0; i < n; i++) {
         const lg_tensor *ta = lg_tensor_source_at(a->tensors, i);
         const lg_tensor *tb = lg_tensor_source_find(b->tensors, ta->name);
-        bool grouped = (ta->dtype == LG_DTYPE_Q4_K || ta->dtype == LG_DTYPE_Q6_K || ta->dtype == LG_DTYPE_Q8_0) &&
+        bool grouped = (ta->dtype == LG_DTYPE_Q4_K || ta->dtype == LG_DTYPE_Q5_K || ta->dtype == LG_DTYPE_Q6_K ||
+                        ta->dtype == LG_DTYPE_Q8_0) &&
                        avx512 && ta->n_dims == 2 &&
                        ta->shape[0] % 16 == 0 && strcmp(ta->name, "model.embed_tokens.weight");
         CHECKF(tb && tb->n_bytes == ta->n_bytes && tb->dtype == (grouped ? lg_x16_of(ta->dtype) : ta->dtype),
@@ -75,7 +76,7 @@ static uint64_t check_same_weights(const char *path) {
                path, ta->name);
         free(back);
     }
-    CHECKF(ib->weights_rearranged_bytes == grouped_bytes, "%s: %llu rearranged bytes, %llu of Q4_K, Q6_K, Q8_0",
+    CHECKF(ib->weights_rearranged_bytes == grouped_bytes, "%s: %llu rearranged bytes, %llu of K-quants and Q8_0",
            path, (unsigned long long)ib->weights_rearranged_bytes, (unsigned long long)grouped_bytes);
     rearranged = ib->weights_rearranged_bytes;
     float *la = logits_of(a), *lb = logits_of(b);
@@ -117,25 +118,29 @@ static void test_gguf(void) {
     check_same_weights_gguf("tests/fixtures/tiny-xs", "q8_0");
 }
 
-/* Q4_K_M (the trained model: its 256-wide rows are whole Q4_K blocks): the
- * copy's Q4_K rearranged on an AVX-512 CPU, the same logits to the bit. */
+/* Q4_K_M and Q5_K_M (the trained model: its 256-wide rows are whole K-quant
+ * blocks): the copy's K-quants rearranged on an AVX-512 CPU, the same logits
+ * to the bit. */
 static void test_gguf_q4_K_M(void) {
-    uint64_t rearranged = check_same_weights_gguf("models/laguna-tiny", "q4_k_m");
-    if (lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16)
-        CHECKF(rearranged > 1000000, "%llu bytes rearranged", (unsigned long long)rearranged);
-    else
-        CHECK(rearranged == 0);
+    const char *types[] = {"q4_k_m", "q5_k_m"};
+    for (int i = 0; i < 2; i++) {
+        uint64_t rearranged = check_same_weights_gguf("models/laguna-tiny", types[i]);
+        if (lg_qgemm_layout_for(LG_DTYPE_Q4_K, 16) == LG_DTYPE_Q4_K_X16)
+            CHECKF(rearranged > 1000000, "%s: %llu bytes rearranged", types[i], (unsigned long long)rearranged);
+        else
+            CHECK(rearranged == 0);
+    }
 }
 
-/* The CPU backend's rearrange_weights: Q4_K, Q6_K and Q8_0 of rows in 16s into
+/* The CPU backend's rearrange_weights: Q4_K, Q5_K, Q6_K and Q8_0 of rows in 16s into
  * 16-row groups where AVX-512 runs (the scalar regrouping's bytes), anything
  * else (other rows, other dtypes, a grouped matrix included) returned as it
  * is and untouched (never rearranged twice). */
 static void test_rearrange_op(void) {
     lg_backend *be = lg_cpu_backend_new(2);
     enum { ROWS = 320, COLS = 10 * 256 }; /* 460-670 KB: several of the op's tasks */
-    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
-    for (int k = 0; k < 3; k++) {
+    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+    for (int k = 0; k < 4; k++) {
         lg_dtype base = bases[k], grouped = lg_x16_of(base);
         size_t bytes = ROWS * lg_dtype_row_bytes(base, COLS);
         uint8_t *w = malloc(bytes), *want = malloc(bytes);
@@ -148,7 +153,7 @@ static void test_rearrange_op(void) {
         CHECK(!memcmp(w, want, bytes));
         CHECK(be->ops->rearrange_weights(be, grouped, w, ROWS, COLS) == grouped);
         CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q4_0, w, ROWS / 2, COLS) == LG_DTYPE_Q4_0);
-        CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q5_K, w, ROWS / 2, COLS) == LG_DTYPE_Q5_K);
+        CHECK(be->ops->rearrange_weights(be, LG_DTYPE_Q5_0, w, ROWS / 2, COLS) == LG_DTYPE_Q5_0);
         CHECK(be->ops->rearrange_weights(be, base, w, ROWS - 1, COLS) == base);
         CHECK(!memcmp(w, want, bytes));
         free(w), free(want);

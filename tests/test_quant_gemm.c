@@ -121,6 +121,8 @@ static void test_sums_of_32(void) {
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K, 1) == LG_Q8_SUMS_OF_32);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q4_K_X16, 5) == LG_Q8_SUMS_OF_32);
     CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q6_K, 5) == LG_Q8_ELEMENT_ORDER);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q5_K, 1) == LG_Q8_SUMS_OF_32);
+    CHECK(lg_q8_order_for(LG_ISA_AVX512_VNNI, LG_DTYPE_Q5_K_X16, 9) == LG_Q8_SUMS_OF_32);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K, 2) == LG_Q8_PAIR_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q4_K_X16, 2) == LG_Q8_PAIR_ORDER);
     CHECK(lg_q8_order_for(LG_ISA_AVX2, LG_DTYPE_Q6_K, 300) == LG_Q8_PAIR_ORDER);
@@ -440,8 +442,8 @@ static void test_token_tiles(void) {
     }
 }
 
-/* Q4_K, Q6_K and Q8_0 regrouped at load (LG_DTYPE_Q4_K_X16, Q6_K_X16,
- * Q8_0_X16, quant.h): dword k of row r's block b (from its lead: Q8_0's 2
+/* Q4_K, Q5_K, Q6_K and Q8_0 regrouped at load (LG_DTYPE_Q4_K_X16, Q5_K_X16,
+ * Q6_K_X16, Q8_0_X16, quant.h): dword k of row r's block b (from its lead: Q8_0's 2
  * bytes of d) at 16 B b + 64 k + 4 r of its group (B the block's bytes), the
  * 2 bytes left of a Q6_K or Q8_0 block at 16 B b + 64 D + 2 r (D dwords);
  * the regrouping undoes to the same bytes and moves nearly every byte; a row
@@ -454,8 +456,8 @@ static void test_token_tiles(void) {
 static void test_x16(void) {
     const int64_t blocks[] = {1, 2, 9, 32};
     const int token_counts[] = {1, 3, 8, 9, 17}, row_counts[] = {16, 48};
-    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
-    for (int q = 0; q < 3; q++) {
+    const lg_dtype bases[] = {LG_DTYPE_Q4_K, LG_DTYPE_Q5_K, LG_DTYPE_Q6_K, LG_DTYPE_Q8_0};
+    for (int q = 0; q < 4; q++) {
         lg_dtype base = bases[q], dt = lg_x16_of(base);
         size_t B = (size_t)lg_quant_block_bytes(base), L = lg_x16_lead(base), D = (B - L) / 4;
         int64_t qk = lg_quant_block_elems(base);

@@ -60,6 +60,7 @@ const char *lg_dtype_name(lg_dtype dtype) {
     case LG_DTYPE_Q4_K_X16: return "Q4_K (16-row groups)";
     case LG_DTYPE_Q6_K_X16: return "Q6_K (16-row groups)";
     case LG_DTYPE_Q8_0_X16: return "Q8_0 (16-row groups)";
+    case LG_DTYPE_Q5_K_X16: return "Q5_K (16-row groups)";
     default: return "?";
     }
 }

@@ -23,13 +23,14 @@ typedef enum {
     LG_DTYPE_Q6_K, /* 256 elements: 6-bit values, int8 sub-block scales, f16 d */
     LG_DTYPE_Q5_0, /* 32 elements: ggml's fallback for Q4_K rows not a multiple of 256 */
     LG_DTYPE_Q5_1, /* 32 elements: ggml's fallback for Q5_K rows not a multiple of 256 */
-    /* Q4_K, Q6_K and Q8_0 matrices with rows in groups of 16, rearranged at
+    /* Q4_K, Q5_K, Q6_K and Q8_0 matrices with rows in groups of 16, rearranged at
      * load for the AVX-512 kernels (quant.h: lg_x16_group): never in a file,
      * made only in memory the model owns; rows only in groups (no per-row
      * access). */
     LG_DTYPE_Q4_K_X16,
     LG_DTYPE_Q6_K_X16,
     LG_DTYPE_Q8_0_X16,
+    LG_DTYPE_Q5_K_X16,
     LG_DTYPE_COUNT
 } lg_dtype;
 

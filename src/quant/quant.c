@@ -17,6 +17,7 @@ int lg_quant_block_elems(lg_dtype dtype) {
     case LG_DTYPE_Q4_K:
     case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
+    case LG_DTYPE_Q5_K_X16:
     case LG_DTYPE_Q6_K:
     case LG_DTYPE_Q6_K_X16:
         return LG_QK_K;
@@ -40,6 +41,7 @@ int lg_quant_block_bytes(lg_dtype dtype) {
     case LG_DTYPE_Q4_K_X16:
         return (int)sizeof(lg_block_q4_K);
     case LG_DTYPE_Q5_K:
+    case LG_DTYPE_Q5_K_X16:
         return (int)sizeof(lg_block_q5_K);
     case LG_DTYPE_Q6_K:
     case LG_DTYPE_Q6_K_X16:
@@ -126,6 +128,7 @@ float lg_quant_dot(lg_dtype dtype, const void *row, const float *x, int64_t n) {
 lg_dtype lg_x16_of(lg_dtype base) {
     switch (base) {
     case LG_DTYPE_Q4_K: return LG_DTYPE_Q4_K_X16;
+    case LG_DTYPE_Q5_K: return LG_DTYPE_Q5_K_X16;
     case LG_DTYPE_Q6_K: return LG_DTYPE_Q6_K_X16;
     case LG_DTYPE_Q8_0: return LG_DTYPE_Q8_0_X16;
     default: return base;
@@ -135,6 +138,7 @@ lg_dtype lg_x16_of(lg_dtype base) {
 lg_dtype lg_x16_base(lg_dtype dtype) {
     switch (dtype) {
     case LG_DTYPE_Q4_K_X16: return LG_DTYPE_Q4_K;
+    case LG_DTYPE_Q5_K_X16: return LG_DTYPE_Q5_K;
     case LG_DTYPE_Q6_K_X16: return LG_DTYPE_Q6_K;
     case LG_DTYPE_Q8_0_X16: return LG_DTYPE_Q8_0;
     default: return dtype;

@@ -86,10 +86,10 @@ _Static_assert(sizeof(lg_block_q5_0) == 22, "block_q5_0 is 22 bytes in ggml");
 _Static_assert(sizeof(lg_block_q5_1) == 24, "block_q5_1 is 24 bytes in ggml");
 _Static_assert(sizeof(lg_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
 
-/* LG_DTYPE_Q4_K_X16, Q6_K_X16, Q8_0_X16: a Q4_K, Q6_K or Q8_0 matrix whose
- * rows go in groups of LG_X16_ROWS, each group in the bytes its rows had,
- * block by block: the 16 rows' blocks b (B bytes each: 144, 210, 34) take
- * 16 B bytes. A block's bytes from `lead` on (0; Q8_0: 2, its d first, so
+/* LG_DTYPE_Q4_K_X16, Q5_K_X16, Q6_K_X16, Q8_0_X16: a Q4_K, Q5_K, Q6_K or
+ * Q8_0 matrix whose rows go in groups of LG_X16_ROWS, each group in the bytes
+ * its rows had, block by block: the 16 rows' blocks b (B bytes each: 144,
+ * 176, 210, 34) take 16 B bytes. A block's bytes from `lead` on (0; Q8_0: 2, its d first, so
  * that its values sit on dword boundaries) are D = (B - lead) / 4 dwords,
  * dword k of row r's block at 64 k + 4 r; the R = B - 4 D bytes left of each
  * (the lead, then any after the dwords: Q6_K's d, Q8_0's d) at 64 D + R r.
@@ -98,7 +98,7 @@ _Static_assert(sizeof(lg_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
  * quant_gemm_x16_q8_0_avx512.c). Made in memory the model owns, never in a
  * file; a matrix of rows not a multiple of 16 keeps ggml's form. */
 #define LG_X16_ROWS 16
-/* The grouped dtype of a base type (Q4_K, Q6_K, Q8_0), and back; others map to themselves. */
+/* The grouped dtype of a base type (Q4_K, Q5_K, Q6_K, Q8_0), and back; others map to themselves. */
 lg_dtype lg_x16_of(lg_dtype base);
 lg_dtype lg_x16_base(lg_dtype dtype);
 /* The bytes at a base type's block start that go after its dwords (above). */

@@ -95,14 +95,14 @@ static void regroup_task(void *ctx, int task, int thread) {
                        j->scratch + (size_t)task * j->group_bytes);
 }
 
-/* Q4_K, Q6_K and Q8_0 into 16-row groups when the AVX-512 kernels run (quant.h), over the
+/* Q4_K, Q5_K, Q6_K and Q8_0 into 16-row groups when the AVX-512 kernels run (quant.h), over the
  * threads at memory speed. Without memory for the tasks' copies of a group
  * the matrix stays as the file has it (the kernels take either, with the
  * same results). */
 static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols) {
     lg_dtype layout = lg_qgemm_layout_for(dtype, rows);
     if (layout == dtype) return dtype; /* no other layout, or already in it: never twice */
-    /* layout_for's rearrangements: Q4_K, Q6_K, Q8_0 -> their 16-row groups */
+    /* layout_for's rearrangements: Q4_K, Q5_K, Q6_K, Q8_0 -> their 16-row groups */
     size_t group_bytes = LG_X16_ROWS * lg_dtype_row_bytes(dtype, cols);
     regroup_job j = {data, NULL, dtype, rows / LG_X16_ROWS, cols, group_bytes, 0};
     j.n_tasks = (int)((size_t)j.groups * group_bytes >> 20) + 1; /* ~1 MiB a task */

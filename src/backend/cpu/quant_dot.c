@@ -77,6 +77,7 @@ int lg_q8_block(lg_dtype weights) {
     case LG_DTYPE_Q4_K:
     case LG_DTYPE_Q4_K_X16:
     case LG_DTYPE_Q5_K:
+    case LG_DTYPE_Q5_K_X16:
     case LG_DTYPE_Q6_K:
     case LG_DTYPE_Q6_K_X16:
         return 256;
@@ -130,7 +131,7 @@ lg_q8_order lg_q8_order_for(lg_isa isa, lg_dtype weights, int n_tokens) {
     lg_dtype base = lg_x16_base(weights); /* grouped layouts read as their file types do */
     bool q4_K = base == LG_DTYPE_Q4_K;
     bool k_quant = q4_K || base == LG_DTYPE_Q5_K || base == LG_DTYPE_Q6_K;
-    if (isa == LG_ISA_AVX512_VNNI && q4_K) return LG_Q8_SUMS_OF_32;
+    if (isa == LG_ISA_AVX512_VNNI && (q4_K || base == LG_DTYPE_Q5_K)) return LG_Q8_SUMS_OF_32;
     if (isa == LG_ISA_AVX512_VNNI && base == LG_DTYPE_Q8_0) return LG_Q8_Q8_0_LANE_ORDER;
     if (isa == LG_ISA_AVX2 && k_quant && n_tokens > 1) return LG_Q8_PAIR_ORDER;
     return LG_Q8_ELEMENT_ORDER;
@@ -301,8 +302,8 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
         qgemm_x16_by_rows(isa, a);
         return;
     }
-    /* AVX-512 Q4_K, Q6_K and Q8_0: sixteen rows at a time at every token count */
-    if ((base == LG_DTYPE_Q4_K || base == LG_DTYPE_Q6_K) && isa == LG_ISA_AVX512_VNNI) {
+    /* AVX-512 Q4_K, Q5_K, Q6_K and Q8_0: sixteen rows at a time at every token count */
+    if ((base == LG_DTYPE_Q4_K || base == LG_DTYPE_Q5_K || base == LG_DTYPE_Q6_K) && isa == LG_ISA_AVX512_VNNI) {
         lg_qgemm_x16_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens, a->n,
                             a->y, a->y_stride);
         add_bias(a);
@@ -315,17 +316,12 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
         return;
     }
     /* one token (decode): all the rows in one call, the same bits as below */
-    if (a->n_tokens == 1 &&
-        ((isa == LG_ISA_AVX512_VNNI &&
-          lg_qgemm_rows1_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)) ||
-         (isa == LG_ISA_AVX2 &&
-          lg_qgemm_rows1_avx2(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)))) {
+    if (a->n_tokens == 1 && isa == LG_ISA_AVX2 &&
+        lg_qgemm_rows1_avx2(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->n, a->y)) {
         add_bias(a);
         return;
     }
-    lg_qgemm_row_fn fn = isa == LG_ISA_AVX512_VNNI ? lg_qgemm_row_avx512
-                         : isa == LG_ISA_AVX2      ? lg_qgemm_row_avx2
-                                                   : qgemm_row_reference;
+    lg_qgemm_row_fn fn = isa == LG_ISA_AVX2 ? lg_qgemm_row_avx2 : qgemm_row_reference;
     for (int t0 = 0; t0 < a->n_tokens; t0 += TOKEN_CHUNK) {
         int nt = a->n_tokens - t0 < TOKEN_CHUNK ? a->n_tokens - t0 : TOKEN_CHUNK;
         const uint8_t *x = a->x + (size_t)t0 * a->x_stride;
@@ -340,7 +336,8 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
 }
 
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows) {
-    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q6_K || dtype == LG_DTYPE_Q8_0) && rows > 0 &&
+    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q5_K || dtype == LG_DTYPE_Q6_K || dtype == LG_DTYPE_Q8_0) &&
+                   rows > 0 &&
                    rows % LG_X16_ROWS == 0 &&
                    lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI
                ? lg_x16_of(dtype)

@@ -76,11 +76,11 @@ void lg_q8_quantize_reference(const float *x, int n_rows, int64_t n, int block, 
  *   2p and 2p + 1 of 32) with 4-byte lane 2g holding elements 4g..4g+3 of
  *   block 2p and lane 2g + 1 those of block 2p + 1, and every value stored
  *   + 128 as an unsigned byte (a last odd block keeps element order, + 128);
- *   quant_gemm_avx512.c says why.
+ *   quant_gemm_x16_q8_0_avx512.c says why.
  * Scales and 16-element sums stay in element order (the sums of the signed
- * values), except that "sums of 32" (the AVX-512 Q4_K kernels, element order
- * otherwise) holds in the sums' place the n / 32 sums of each 32 elements,
- * the sub-blocks of Q4_K (quant_gemm_x16_avx512.c). */
+ * values), except that "sums of 32" (the AVX-512 Q4_K and Q5_K kernels,
+ * element order otherwise) holds in the sums' place the n / 32 sums of each
+ * 32 elements, the sub-blocks of Q4_K and Q5_K (quant_gemm_x16_avx512.c). */
 typedef enum {
     LG_Q8_ELEMENT_ORDER = 0,
     LG_Q8_SUMS_OF_32,
@@ -120,27 +120,23 @@ void lg_qgemm(const lg_qgemm_args *a);
 /* The same with a given instruction set (lg_qgemm_isa_available(isa)). */
 void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a);
 
-/* The per-ISA kernels (quant_gemm_avx2.c, quant_gemm_avx512.c): every token of
- * one weight row; the caller adds the bias. */
+/* The AVX2 kernels (quant_gemm_avx2.c): every token of one weight row; the
+ * caller adds the bias. */
 typedef void (*lg_qgemm_row_fn)(lg_dtype dtype, const uint8_t *row, const uint8_t *x,
                                 size_t x_stride, int n_tokens, int64_t n, float *y,
                                 size_t y_stride);
 void lg_qgemm_row_avx2(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
                        int n_tokens, int64_t n, float *y, size_t y_stride);
-void lg_qgemm_row_avx512(lg_dtype dtype, const uint8_t *row, const uint8_t *x, size_t x_stride,
-                         int n_tokens, int64_t n, float *y, size_t y_stride);
 /* One token against n_rows weight rows (y[r], no bias), the same bits per
- * row as lg_qgemm_row_avx512 (avx2) with one token; false for a dtype it
- * does not take (then nothing is written). */
-bool lg_qgemm_rows1_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                           int64_t n, float *y);
+ * row as lg_qgemm_row_avx2 with one token; false for a dtype it does not
+ * take (then nothing is written). */
 bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          int64_t n, float *y);
-/* Q4_K and Q6_K (dtype: as ggml stores them, any rows; or their 16-row
- * groups, LG_DTYPE_Q4_K_X16 / Q6_K_X16, w a group's start and n_rows a
- * multiple of 16) against n_tokens tokens (Q4_K: sums-of-32 order; Q6_K:
- * element order), y[t * y_stride + r], no bias: the AVX-512 product of these
- * types at every token count, the same bits grouped or not
+/* Q4_K, Q5_K and Q6_K (dtype: as ggml stores them, any rows; or their
+ * 16-row groups, LG_DTYPE_Q4_K_X16 / Q5_K_X16 / Q6_K_X16, w a group's start
+ * and n_rows a multiple of 16) against n_tokens tokens (Q4_K, Q5_K:
+ * sums-of-32 order; Q6_K: element order), y[t * y_stride + r], no bias: the AVX-512 product of
+ * these types at every token count, the same bits grouped or not
  * (quant_gemm_x16_avx512.c). */
 void lg_qgemm_x16_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
@@ -156,7 +152,7 @@ void lg_q8_0_lane_order_avx512(uint8_t *q, int64_t n);
 
 /* The layout the best ISA's kernels want for a matrix of this dtype and
  * row count, when it differs from the file's: the 16-row groups of Q4_K,
- * Q6_K and Q8_0 with AVX-512 and rows a multiple of 16 (quant.h says what
+ * Q5_K, Q6_K and Q8_0 with AVX-512 and rows a multiple of 16 (quant.h says what
  * they are), else the dtype itself. */
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows);
 

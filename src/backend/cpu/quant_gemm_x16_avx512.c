@@ -1,9 +1,9 @@
-/* Q4_K and Q6_K products with AVX-512 and VNNI, sixteen weight rows at a
+/* Q4_K, Q5_K and Q6_K products with AVX-512 and VNNI, sixteen weight rows at a
  * time: one int32 lane per row rather than one per piece of a row.
  *
  * A zmm register holds the same 4-byte piece (dword k of the block) of 16
  * rows' super-blocks, which is the grouped dtypes' layout (quant.h:
- * LG_DTYPE_Q4_K_X16, LG_DTYPE_Q6_K_X16); blocks as ggml stores them are
+ * LG_DTYPE_Q4_K_X16, Q5_K_X16, Q6_K_X16); blocks as ggml stores them are
  * transposed into that form a super-block at a time (mapped files, rows not
  * a multiple of 16), so both run the same arithmetic and give the same bits.
  * One vpdpbusd per dword, with the token's four activation bytes broadcast
@@ -22,6 +22,11 @@
  * < 2^31. The mins take four vpdpwssd of the rows' (m_2j, m_2j+1) pairs by
  * the token's 32-element sums (quant_dot.h: sums of 32), then
  *   acc += float(isum) * (d * d_x);  acc -= float(msum) * (dmin * d_x).
+ *
+ * Q5_K (dwords 0-3 as Q4_K; 4-11: qh; 12-43: qs): as Q4_K with qs from dword
+ * 12 and a fifth bit on each value: bit s of the bytes of qh dword i (i < 8)
+ * for sub-block s, moved to bit 4 (values up to 31: 32 * 31 * 127 * 63 * 8
+ * < 2^31, exact).
  *
  * Q6_K (dwords 0-31: ql; 32-47: qh; 48-51: the int8 scales; d after). For
  * half h, quad c (0..7) and m (0..3), elements 128h + 32m + 4c .. + 3 are
@@ -54,8 +59,11 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 
-_Static_assert(sizeof(lg_block_q4_K) == 144 && sizeof(lg_block_q6_K) == 210, "ggml's blocks");
-#define BLOCK(q6) ((q6) ? sizeof(lg_block_q6_K) : sizeof(lg_block_q4_K))
+_Static_assert(sizeof(lg_block_q4_K) == 144 && sizeof(lg_block_q5_K) == 176 && sizeof(lg_block_q6_K) == 210,
+               "ggml's blocks");
+enum { K4, K5, K6 }; /* the weight type of a pass */
+#define BLOCK(kind) \
+    ((kind) == K6 ? sizeof(lg_block_q6_K) : (kind) == K5 ? sizeof(lg_block_q5_K) : sizeof(lg_block_q4_K))
 
 /* Dword k of the 16 rows of a grouped super-block v (at any address). */
 static ALWAYS_INLINE __m512i dword(const uint8_t *v, int k) {
@@ -107,10 +115,10 @@ static ALWAYS_INLINE __m512 token_scale(const acts *a, int t, int64_t b) {
     return _mm512_set1_ps(((const float *)(a->row[t] + a->d_at))[b]);
 }
 
-/* One Q4_K super-block b of 16 rows (v: its grouped bytes) against nt
- * tokens, added to acc[t]. */
-static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int64_t b, __m512 *acc) {
-    const __m512i nib = _mm512_set1_epi8(0x0F);
+/* One Q4_K (five: Q5_K) super-block b of 16 rows (v: its grouped bytes)
+ * against nt tokens, added to acc[t]. */
+static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int64_t b, bool five, __m512 *acc) {
+    const __m512i nib = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
     __m512i isum[TILE];
     UNROLL
     for (int t = 0; t < nt; t++)
@@ -120,8 +128,14 @@ static ALWAYS_INLINE void block_q4(const uint8_t *v, const acts *a, int nt, int6
         __m512i S = scale_of(v, s, false);
         __m512i W[8];
         UNROLL
-        for (int i = 0; i < 8; i++)
-            W[i] = _mm512_and_si512(_mm512_srli_epi16(dword(v, 4 + 8 * (s / 2) + i), 4 * (s & 1)), nib);
+        for (int i = 0; i < 8; i++) {
+            W[i] = _mm512_and_si512(_mm512_srli_epi16(dword(v, (five ? 12 : 4) + 8 * (s / 2) + i), 4 * (s & 1)), nib);
+            if (five) { /* bit s of qh dword i's bytes as each value's bit 4: (h & 0x10) | W */
+                __m512i h = dword(v, 4 + i);
+                h = s < 4 ? _mm512_slli_epi16(h, 4 - s) : s > 4 ? _mm512_srli_epi16(h, s - 4) : h;
+                W[i] = _mm512_ternarylogic_epi32(h, bit4, W[i], 0xEA);
+            }
+        }
         UNROLL
         for (int t = 0; t < nt; t++)
             isum[t] = scaled_dot(W, 8, (const int32_t *)(a->row[t] + 256 * b + 32 * s), S, isum[t]);
@@ -255,12 +269,16 @@ static ALWAYS_INLINE void transpose4(const uint8_t *p, size_t stride, int k0, __
 
 /* One super-block of 16 rows in ggml's blocks (row r's at p + r * stride)
  * into the grouped form at v. */
-static ALWAYS_INLINE void transpose_block(const uint8_t *p, size_t stride, bool q6, uint8_t *v) {
+static ALWAYS_INLINE void transpose_block(const uint8_t *p, size_t stride, int kind, uint8_t *v) {
     __m512i *d = (__m512i *)v;
     transpose16(p, stride, 0, d);
     transpose16(p, stride, 16, d + 16);
-    if (!q6) {
-        transpose4(p, stride, 32, d + 32);
+    if (kind != K6) {
+        transpose4(p, stride, 32, d + 32); /* Q4_K: 36 dwords */
+        if (kind == K5) {                  /* Q5_K: 44 */
+            transpose4(p, stride, 36, d + 36);
+            transpose4(p, stride, 40, d + 40);
+        }
         return;
     }
     transpose16(p, stride, 32, d + 32);
@@ -274,7 +292,7 @@ static ALWAYS_INLINE void transpose_block(const uint8_t *p, size_t stride, bool 
  * grouped (all 16 rows, w the group) or ggml's blocks, transposed into the
  * grouped form first (a missing row's lane is zeros, never stored).
  * y[t * ys + r]. */
-static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, bool q6, size_t w_stride, int rows,
+static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, int kind, size_t w_stride, int rows,
                                      const acts *a, int nt, int64_t nb, size_t ahead, float *y,
                                      size_t ys) {
     __m512 acc[TILE];
@@ -283,33 +301,33 @@ static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, bool q6, si
         acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *v;
-        _Alignas(64) uint8_t buf[ROWS * sizeof(lg_block_q6_K)];
+        _Alignas(64) uint8_t buf[ROWS * sizeof(lg_block_q6_K)]; /* the largest */
         if (grouped) {
-            v = w + (size_t)b * ROWS * BLOCK(q6);
-            prefetch(v, ahead, ROWS * BLOCK(q6));
+            v = w + (size_t)b * ROWS * BLOCK(kind);
+            prefetch(v, ahead, ROWS * BLOCK(kind));
         } else {
-            const uint8_t *p = w + (size_t)b * BLOCK(q6);
+            const uint8_t *p = w + (size_t)b * BLOCK(kind);
             size_t stride = w_stride;
             _Alignas(64) uint8_t pad[ROWS * sizeof(lg_block_q6_K)];
             if (rows < ROWS) { /* the last rows of a matrix: their blocks, zeros below */
                 memset(pad, 0, sizeof pad);
                 for (int r = 0; r < rows; r++)
-                    memcpy(pad + (size_t)r * BLOCK(q6), p + (size_t)r * w_stride, BLOCK(q6));
-                p = pad, stride = BLOCK(q6);
+                    memcpy(pad + (size_t)r * BLOCK(kind), p + (size_t)r * w_stride, BLOCK(kind));
+                p = pad, stride = BLOCK(kind);
             }
             /* sixteen streams at once are more than the hardware prefetchers
              * follow, but the 16 rows are one stretch of memory: each step asks
              * for its share of the next group's, so that group is in the cache
              * when its turn comes (the rows of a task's next group, or past its
              * end the next task's) */
-            prefetch(w + ROWS * w_stride, (size_t)b * ROWS * BLOCK(q6), ROWS * BLOCK(q6));
-            transpose_block(p, stride, q6, buf);
+            prefetch(w + ROWS * w_stride, (size_t)b * ROWS * BLOCK(kind), ROWS * BLOCK(kind));
+            transpose_block(p, stride, kind, buf);
             v = buf;
         }
-        if (q6)
+        if (kind == K6)
             block_q6(v, a, nt, b, acc);
         else
-            block_q4(v, a, nt, b, acc);
+            block_q4(v, a, nt, b, kind == K5, acc);
     }
     __mmask16 live = (__mmask16)((1u << rows) - 1);
     UNROLL
@@ -317,7 +335,7 @@ static ALWAYS_INLINE void group_rows(const uint8_t *w, bool grouped, bool q6, si
         _mm512_mask_storeu_ps(y + (size_t)t * ys, live, acc[t]);
 }
 
-static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, bool q6, size_t w_stride, int n_rows,
+static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, int kind, size_t w_stride, int n_rows,
                                    const uint8_t *x, size_t xs, int nt, int64_t n, float *y, size_t ys) {
     acts a;
     UNROLL
@@ -326,24 +344,23 @@ static ALWAYS_INLINE void rows_x16(const uint8_t *w, bool grouped, bool q6, size
     a.d_at = (size_t)n, a.sums_at = (size_t)n + 4 * (size_t)(n / 256);
     size_t ahead = lg_qgemm_prefetch_distance();
     for (int r = 0; r < n_rows; r += ROWS)
-        group_rows(w + (size_t)r * w_stride, grouped, q6, w_stride, n_rows - r < ROWS ? n_rows - r : ROWS, &a,
+        group_rows(w + (size_t)r * w_stride, grouped, kind, w_stride, n_rows - r < ROWS ? n_rows - r : ROWS, &a,
                    nt, n / 256, ahead, y + r, ys);
 }
 
 /* One pass of nt (1..8) tokens, a copy of the loops per count and form. */
+#define FORM(G, K, NT) rows_x16(w, G, K, w_stride, n_rows, x, xs, NT, n, y, ys)
+#define KINDS(G, NT)                                                                               \
+    (kind == K6 ? FORM(G, K6, NT) : kind == K5 ? FORM(G, K5, NT) : FORM(G, K4, NT))
 #define CASE(NT)                                                                                   \
     case NT:                                                                                       \
-        if (q6 && grouped)                                                                         \
-            rows_x16(w, true, true, w_stride, n_rows, x, xs, NT, n, y, ys);                        \
-        else if (q6)                                                                               \
-            rows_x16(w, false, true, w_stride, n_rows, x, xs, NT, n, y, ys);                       \
-        else if (grouped)                                                                          \
-            rows_x16(w, true, false, w_stride, n_rows, x, xs, NT, n, y, ys);                       \
+        if (grouped)                                                                               \
+            KINDS(true, NT);                                                                       \
         else                                                                                       \
-            rows_x16(w, false, false, w_stride, n_rows, x, xs, NT, n, y, ys);                      \
+            KINDS(false, NT);                                                                      \
         break;
 
-static void pass_x16(bool grouped, bool q6, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+static void pass_x16(bool grouped, int kind, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                      size_t xs, int nt, int64_t n, float *y, size_t ys) {
     switch (nt) {
         LG_COUNT_CASES_1_TO_8(CASE)
@@ -352,10 +369,12 @@ static void pass_x16(bool grouped, bool q6, const uint8_t *w, size_t w_stride, i
 
 void lg_qgemm_x16_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
-    bool grouped = lg_x16_base(dtype) != dtype, q6 = lg_x16_base(dtype) == LG_DTYPE_Q6_K;
+    lg_dtype base = lg_x16_base(dtype);
+    bool grouped = base != dtype;
+    int kind = base == LG_DTYPE_Q6_K ? K6 : base == LG_DTYPE_Q5_K ? K5 : K4;
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
-        pass_x16(grouped, q6, w, w_stride, n_rows, x + (size_t)t0 * x_stride, x_stride, nt, n,
+        pass_x16(grouped, kind, w, w_stride, n_rows, x + (size_t)t0 * x_stride, x_stride, nt, n,
                  y + (size_t)t0 * y_stride, y_stride);
     }
 }

@@ -1,5 +1,5 @@
 /* Q8_0 products with AVX-512 and VNNI, sixteen weight rows at a time, as
- * quant_gemm_x16_avx512.c does for Q4_K and Q6_K: one int32 lane per row.
+ * quant_gemm_x16_avx512.c does for Q4_K, Q5_K and Q6_K: one int32 lane per row.
  *
  * Why: the per-row kernel paid, per token and pair of 32-element blocks,
  * a conversion and two float operations on 16 lanes for 64 products, and
