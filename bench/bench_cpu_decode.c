@@ -209,7 +209,8 @@ int main(int argc, char **argv) {
                 s = (s & 0x00FF00FF00FF00FFull) | 0x3A003A003A003A00ull;
             memcpy(w + i, &s, 8);
         }
-        lg_q8_quantize_for(lg_qgemm_isa_best(), floats ? LG_DTYPE_Q8_0 : dt, xf, tokens, COLS, x);
+        if (!floats) /* the float kernels read xf itself */
+            lg_q8_quantize_for(lg_qgemm_isa_best(), dt, xf, tokens, COLS, x);
         job j = {dt, w, rb, rows, x, xs, tokens, y, floats ? xf : NULL};
         double stream = 1e30, cached = 1e30;
         run(pool, &j, 1);

@@ -1,7 +1,8 @@
 /* Quantised weights times 8-bit activations: the activation quantiser, the
  * scalar reference product (unpack a weight block to integers with
  * per-16-element scales and offsets, then one plain sum), and the run-time
- * choice of the vector kernels (quant_gemm_avx2.c, quant_gemm_avx512.c). See
+ * choice of the vector kernels (quant_gemm_avx2.c; with AVX-512 the
+ * sixteen-row ones, quant_gemm_x16_avx512.c and quant_gemm_x16_q8_0_avx512.c). See
  * quant_dot.h for the formats and why. */
 #include "backend/cpu/quant_dot.h"
 
@@ -268,7 +269,7 @@ static void qgemm_row_reference(lg_dtype dtype, const uint8_t *row, const uint8_
  * rows stream past them. */
 #define TOKEN_CHUNK 8
 
-/* A grouped matrix (LG_DTYPE_Q4_K_X16, Q6_K_X16, Q8_0_X16) by an ISA without its
+/* A grouped matrix (LG_DTYPE_Q4_K_X16, Q5_K_X16, Q6_K_X16, Q8_0_X16) by an ISA without its
  * kernels: row by row, each put back into ggml's blocks first, so the same
  * bits as the file's matrix through that ISA. */
 static void qgemm_x16_by_rows(lg_isa isa, const lg_qgemm_args *a) {
@@ -302,16 +303,11 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
         qgemm_x16_by_rows(isa, a);
         return;
     }
-    /* AVX-512 Q4_K, Q5_K, Q6_K and Q8_0: sixteen rows at a time at every token count */
-    if ((base == LG_DTYPE_Q4_K || base == LG_DTYPE_Q5_K || base == LG_DTYPE_Q6_K) && isa == LG_ISA_AVX512_VNNI) {
-        lg_qgemm_x16_avx512(a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens, a->n,
-                            a->y, a->y_stride);
-        add_bias(a);
-        return;
-    }
-    if (base == LG_DTYPE_Q8_0 && isa == LG_ISA_AVX512_VNNI) {
-        lg_qgemm_x16_q8_0_avx512(a->dtype != base, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens,
-                                 a->n, a->y, a->y_stride);
+    /* AVX-512: every type with a 16-row form (Q4_K, Q5_K, Q6_K, Q8_0), grouped
+     * or not, sixteen rows at a time at every token count */
+    if (isa == LG_ISA_AVX512_VNNI && lg_x16_of(base) != base) {
+        (base == LG_DTYPE_Q8_0 ? lg_qgemm_x16_q8_0_avx512 : lg_qgemm_x16_avx512)(
+            a->dtype, a->w, a->w_stride, a->n_rows, a->x, a->x_stride, a->n_tokens, a->n, a->y, a->y_stride);
         add_bias(a);
         return;
     }
@@ -336,12 +332,8 @@ void lg_qgemm_isa(lg_isa isa, const lg_qgemm_args *a) {
 }
 
 lg_dtype lg_qgemm_layout_for(lg_dtype dtype, int64_t rows) {
-    return (dtype == LG_DTYPE_Q4_K || dtype == LG_DTYPE_Q5_K || dtype == LG_DTYPE_Q6_K || dtype == LG_DTYPE_Q8_0) &&
-                   rows > 0 &&
-                   rows % LG_X16_ROWS == 0 &&
-                   lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI
-               ? lg_x16_of(dtype)
-               : dtype;
+    bool in_groups = rows > 0 && rows % LG_X16_ROWS == 0 && lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI;
+    return in_groups ? lg_x16_of(dtype) : dtype; /* a grouped dtype is its own: never twice */
 }
 
 void lg_qgemm(const lg_qgemm_args *a) {

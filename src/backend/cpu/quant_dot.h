@@ -140,9 +140,9 @@ bool lg_qgemm_rows1_avx2(lg_dtype dtype, const uint8_t *w, size_t w_stride, int 
  * (quant_gemm_x16_avx512.c). */
 void lg_qgemm_x16_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                          size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
-/* The same for Q8_0 (grouped: LG_DTYPE_Q8_0_X16; x in Q8_0 lane order):
+/* The same for Q8_0 (dtype Q8_0 or LG_DTYPE_Q8_0_X16; x in Q8_0 lane order):
  * quant_gemm_x16_q8_0_avx512.c. */
-void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+void lg_qgemm_x16_q8_0_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                               size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride);
 void lg_q8_quantize_avx2(const float *x, int n_rows, int64_t n, int block, uint8_t *out);
 /* Element order to pair order, the n int8 values of one q8 row in place. */

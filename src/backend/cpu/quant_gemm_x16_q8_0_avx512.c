@@ -185,8 +185,9 @@ static void pass_x16(bool grouped, const uint8_t *w, size_t w_stride, int n_rows
     }
 }
 
-void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+void lg_qgemm_x16_q8_0_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                               size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
+    bool grouped = dtype == LG_DTYPE_Q8_0_X16;
     for (int t0 = 0; t0 < n_tokens; t0 += TILE) {
         int nt = n_tokens - t0 < TILE ? n_tokens - t0 : TILE;
         pass_x16(grouped, w, w_stride, n_rows, x + (size_t)t0 * x_stride, x_stride, nt, n,
@@ -199,9 +200,9 @@ void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, i
 #endif
 #else /* not x86-64: never chosen */
 #include "backend/cpu/quant_dot.h"
-void lg_qgemm_x16_q8_0_avx512(bool grouped, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+void lg_qgemm_x16_q8_0_avx512(lg_dtype dtype, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                               size_t x_stride, int n_tokens, int64_t n, float *y, size_t y_stride) {
-    (void)grouped, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)x_stride, (void)n_tokens, (void)n,
+    (void)dtype, (void)w, (void)w_stride, (void)n_rows, (void)x, (void)x_stride, (void)n_tokens, (void)n,
         (void)y, (void)y_stride;
 }
 #endif
