@@ -10,18 +10,19 @@
 set -uo pipefail
 LLAMA_SRC=${LLAMA_SRC:-.llama-src.tar.xz} LAYERS=${LAYERS:-4} THREADS=${THREADS:-"1 2 4 8 16"} TYPE=${TYPE:-q4_k_m}
 PROMPT=${PROMPT:-256} GEN=${GEN:-64} ROUNDS=${ROUNDS:-1} REPS=${REPS:-2}
-tools/device/build.sh build/laguna > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+# CPU only, in a folder of its own (build/ may hold a carried CUDA build), for this CPU
+tools/device/build.sh NO_CUDA=1 BUILD=build-cpu build-cpu/laguna > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 bench/llama_cpp_compare.sh --build-only --scratch /tmp/llb --llama-src "$LLAMA_SRC" > "$OUT/llama-build.log" 2>&1 ||
     { tail -20 "$OUT/llama-build.log" /tmp/llb/build.log; exit 1; }
 M=/tmp/x${LAYERS}$TYPE.gguf
-[ -f $M ] || build/laguna synth --preset xs2 --layers $LAYERS --type $TYPE --tokenizer models/laguna-tiny --out $M \
+[ -f $M ] || build-cpu/laguna synth --preset xs2 --layers $LAYERS --type $TYPE --tokenizer models/laguna-tiny --out $M \
     > "$OUT/synth.log" 2>&1 || { tail -5 "$OUT/synth.log"; exit 1; }
 lscpu | grep -E "^Model name|^CPU\(s\)|^Thread|^Core|^Socket"
 # the flags that decide the quantised products' paths (llama.cpp's CPU backend uses AMX where it exists)
 echo "Flags: $(grep -o -w -E 'avx2|avx512f|avx512_vnni|avx512_bf16|amx_tile|amx_int8|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 for t in $THREADS; do
     echo "== $t threads"
-    bench/llama_cpp_compare.sh $M --scratch /tmp/llb --threads $t --prompt $PROMPT --gen $GEN --rounds $ROUNDS --reps $REPS \
+    bench/llama_cpp_compare.sh $M --scratch /tmp/llb --laguna "$PWD/build-cpu/laguna" --threads $t --prompt $PROMPT --gen $GEN --rounds $ROUNDS --reps $REPS \
         2>"$OUT/compare$t.err" | tail -5
 done
 exit 0

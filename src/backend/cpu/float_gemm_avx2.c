@@ -12,6 +12,7 @@ typedef __m256 vec;
 #define TILE_ROWS 4
 #define TILE_ROWS_ONE 8
 #define TILE_TOKENS 2
+#define VKEEP(v) __asm__("" : "+x"(v))
 #define FGEMM_ENTRY lg_fgemm_avx2
 
 static inline __attribute__((always_inline)) vec vzero(void) {

@@ -14,6 +14,7 @@ typedef __m512 vec;
 #define TILE_ROWS 4
 #define TILE_ROWS_ONE 8
 #define TILE_TOKENS 6
+#define VKEEP(v) __asm__("" : "+v"(v))
 #define FGEMM_ENTRY lg_fgemm_avx512
 
 static inline __attribute__((always_inline)) vec vzero(void) {

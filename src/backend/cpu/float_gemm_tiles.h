@@ -6,6 +6,7 @@
  *   vfmadd(a, b, c)             a * b + c
  *   vload_f32/bf16/f16(p)       LANES weights from p, as floats
  *   hsum(v)                     the lanes of v summed
+ *   VKEEP(v)                    v held in a register from here (see tile())
  *   TILE_ROWS, TILE_TOKENS      the tile (registers: rows x tokens + tokens + 1)
  *   TILE_ROWS_ONE               the tile's rows for one token: enough independent
  *                               chains of multiply-adds to hide their latency
@@ -59,8 +60,12 @@ static ALWAYS_INLINE void tile(int kind, int R, int T, const uint8_t *w, size_t 
                 __builtin_prefetch(next + (size_t)k / LANES * share + o);
         vec xv[TILE_TOKENS];
         UNROLL
-        for (int t = 0; t < T; t++)
+        for (int t = 0; t < T; t++) {
             xv[t] = vloadx(x + (size_t)t * xs + k);
+            /* otherwise the compiler folds the load into each of the row's
+             * multiply-adds: R times the loads, the step bound by them */
+            VKEEP(xv[t]);
+        }
         UNROLL
         for (int r = 0; r < R; r++) {
             const uint8_t *row = w + (size_t)r * ws;
