@@ -157,6 +157,14 @@ void run_options_note(const run_options *o) {
                 command_name);
 }
 
+void model_options_note(const laguna_model_options *o, const laguna_model *m) {
+    if (o->bf16_activations && !laguna_model_get_info(m)->bf16_activations)
+        fprintf(stderr,
+                "laguna %s: note: --bf16-activations not taken (it needs the CPU device and a CPU with "
+                "AVX-512 BF16); the activations stay float32\n",
+                command_name);
+}
+
 int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     const char *a = argv[*i], *v;
     int bad = 0, mode = 0;
@@ -177,6 +185,7 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 512, &o->model.n_threads);
     else if (!strcmp(a, "--device")) bad = !(o->model.device = arg_value(argc, argv, i));
     else if (!strcmp(a, "--devices")) bad = !(o->model.devices = arg_value(argc, argv, i));
+    else if (!strcmp(a, "--bf16-activations")) o->model.bf16_activations = 1;
     else if (!strcmp(a, "--load")) {
         bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
         o->model.load_mode = (laguna_load_mode)mode;

@@ -79,7 +79,7 @@ static void print_weights_line(const laguna_model_info *info, laguna_load_mode a
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T] [-b N]\n"
+    fprintf(f, "usage: laguna bench -m MODEL_DIR [--prompt N] [--gen N] [--reps R] [--batch B[,B...]] [--threads N] [--load auto|mmap|copy] [--kv-type T] [-b N] [--bf16-activations]\n"
                "       laguna bench --synth PRESET [--layers N] [--type T] [--seed S] [--device cuda] [same options]\n"
                "  prefill of N tokens (default 256), then N tokens decoded greedily and again sampled (default 32);\n"
                "  R timed runs after one untimed (default 3), each printed, and their median; the CPU's memory\n"
@@ -308,6 +308,8 @@ int cmd_bench(int argc, char **argv) {
     printf("model %s: %s, %d threads, KV cache %s; ", dir, on_cpu ? "cpu" : ro.model.device, n_threads,
            laguna_kv_type_name(ro.session.kv_type));
     print_weights_line(info, ro.model.load_mode);
+    if (info->bf16_activations) printf("; bf16 activations (--bf16-activations)");
+    model_options_note(&ro.model, m);
     printf("\nprompt %d tokens, %d decode steps; %d timed runs after one untimed (median, then every run)\n",
            n_prompt, n_gen, reps);
     if (bw.reps) print_bandwidth(&bw);

@@ -397,6 +397,7 @@ int cmd_chat(int argc, char **argv) {
         text_input_load_template(dir, &c.tmpl, &err) ||
         laguna_model_open(dir, &ro.model, &c.model, &err))
         goto fail;
+    model_options_note(&ro.model, c.model);
     const laguna_model_info *info = laguna_model_get_info(c.model);
     /* the template may rewrite the whole last reply: keep it within reach of
      * truncation when it fits the context (beyond that, feed_reuse re-feeds) */

@@ -134,6 +134,7 @@ int cmd_generate(int argc, char **argv) {
     int rc = 1;
     double t0 = now_s(), t_load, t_prompt, t_end;
     if (laguna_model_open(dir, &ro.model, &m, &err)) goto fail;
+    model_options_note(&ro.model, m);
     t_load = now_s();
     const laguna_model_info *info = laguna_model_get_info(m);
     if (laguna_session_create(m, &ro.session, &s, &err)) goto fail;

@@ -72,6 +72,7 @@ int cmd_perplexity(int argc, char **argv) {
         free(ids);
         return 1;
     }
+    model_options_note(&ro.model, m);
     lg_perplexity_result r;
     int rc = 0;
     if (lg_perplexity(m, ids, n, window, ro.session.kv_type, experts, &r, &err)) {

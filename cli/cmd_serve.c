@@ -35,7 +35,9 @@ static void usage(FILE *f) {
         "  --threads N        compute threads (default: all cores)\n"
         "  --device D         cpu (default) or cuda[:N]\n"
         "  --devices LIST     several GPUs, cuda:0,cuda:1,... (not yet run on real GPUs), or cpu:N\n"
-        "  --load auto|mmap|copy\n");
+        "  --load auto|mmap|copy\n"
+        "  --bf16-activations CPU, bf16 weights: activations rounded to bf16 for the CPU's bf16\n"
+        "                     dot products (AVX-512 BF16; ~1.4x faster prompts, logits within ~1e-2)\n");
 }
 
 /* Each connection is a descriptor: lifts the soft limit towards the hard one
@@ -100,6 +102,8 @@ int cmd_serve(int argc, char **argv) {
             bad = !(mo.devices = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
+        else if (!strcmp(a, "--bf16-activations"))
+            mo.bf16_activations = 1;
         else if (!strcmp(a, "--load")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
             mo.load_mode = (laguna_load_mode)mode;
@@ -148,6 +152,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "laguna serve: %s\n", err.message);
         goto done;
     }
+    model_options_note(&mo, model);
     fprintf(stderr, "laguna serve: %s on http://%s:%d (parallel %d, device %s)\n", so.model_name,
             so.host ? so.host : "127.0.0.1", lg_server_port(srv), so.n_parallel ? so.n_parallel : 4,
             mo.devices ? mo.devices : mo.device ? mo.device : "cpu");

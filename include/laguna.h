@@ -63,6 +63,15 @@ typedef struct {
      * threads on the CPU (for tests). Fails, naming the count, when the
      * model's heads, widths, experts or vocabulary do not divide. */
     const char *devices;
+    /* CPU, bf16 weights: round the activations to bf16 and multiply with the
+     * CPU's bf16 dot products (AVX-512 BF16), as llama.cpp does for bf16
+     * models: prompts run ~1.4-1.5x faster, and the logits move by ~1e-2
+     * relative instead of ~1e-6 (the fixtures' bound then is top-1 agreement
+     * >= 0.90 and mean KL <= 5e-3 against float32 transformers; see
+     * docs/performance.md). Not taken (laguna_model_info.bf16_activations
+     * says so) on other devices, with `devices`, or on CPUs without it;
+     * weights of other types are not affected. */
+    int bf16_activations;
 } laguna_model_options;
 
 /* Opens a Hugging Face Laguna checkpoint folder (config.json plus
@@ -101,6 +110,9 @@ typedef struct {
      * layout this CPU's kernels read fastest (Q4_K, Q5_K, Q6_K, Q8_0 in 16-row groups for
      * AVX-512; 0 when mapped). */
     uint64_t weights_rearranged_bytes;
+    /* Whether the bf16_activations option took effect (the device has the
+     * instructions); it applies to the model's bf16 weights. */
+    int bf16_activations;
 } laguna_model_info;
 
 const laguna_model_info *laguna_model_get_info(const laguna_model *model);

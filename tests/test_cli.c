@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "backend/cpu/bf16_dot.h"
 #include "harness.h"
 #include "laguna_tokenizer.h"
 #include "testutil.h"
@@ -23,6 +24,9 @@ static void test_verify_command(void) {
     expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load maybe", 2, "--load");
     expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load mmap", 0, "PASS");
     expect("verify tests/fixtures/tiny-xs tests/fixtures/tiny-xs/golden.safetensors --load auto", 0, "PASS");
+    /* --bf16-activations: the distribution bound where the CPU takes it, a note and the float bound elsewhere */
+    expect("verify tests/fixtures/tiny-xs/bf16 tests/fixtures/tiny-xs/golden.safetensors --bf16-activations", 0,
+           lg_bf16_dot_available() ? "PASS: bf16 activations tolerance" : "not taken");
     /* a GGUF under both load paths (bf16: exact to the float golden file) */
     char *d = tu_temp_dir(), cmd[1024];
     snprintf(cmd, sizeof cmd, "quantize tests/fixtures/tiny-xs %s/x.gguf --type bf16", d);

@@ -116,6 +116,7 @@ static laguna_status open_split(const char *path, const laguna_model_options *op
     laguna_model_options one = *options;
     one.devices = NULL;
     one.device = "cpu";
+    one.bf16_activations = 0; /* the ranks' backends run float activations */
     if (strncmp(options->devices, "cpu:", 4)) one.load_mode = LAGUNA_LOAD_MMAP;
     laguna_status st = open_one(path, &one, true, out, err);
     if (!st) st = lg_group_new(*out, options->devices, options->n_threads, &(*out)->group, err);
@@ -166,6 +167,8 @@ laguna_status lg_model_open_source(lg_config *cfg, lg_tensor_source *tensors, co
     }
     laguna_status st =
         lg_backend_create(options ? options->device : NULL, options ? options->n_threads : 0, &m->backend, err);
+    if (!st && options && options->bf16_activations && m->backend->ops->use_bf16_activations)
+        m->info.bf16_activations = m->backend->ops->use_bf16_activations(m->backend);
     if (!st) st = lg_backend_check_top_k(m->backend, cfg->n_experts_per_token, err);
     if (!st) st = check_device_room(m->backend, tensors, source, err);
     if (st) { /* the model does not own them yet */

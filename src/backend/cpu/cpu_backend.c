@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "backend/cpu/bf16_dot.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/quant_dot.h"
 #include "core/argmax.h"
@@ -115,6 +116,12 @@ static lg_dtype cpu_rearrange_weights(lg_backend *be, lg_dtype dtype, void *data
     return layout;
 }
 
+static bool cpu_use_bf16_activations(lg_backend *be) {
+    if (!lg_bf16_dot_available()) return false;
+    ((lg_cpu_backend *)be)->bf16_activations = true;
+    return true;
+}
+
 static void cpu_ctx_free(lg_backend_ctx *c) {
     lg_cpu_ctx *k = (lg_cpu_ctx *)c;
     if (!k) return;
@@ -133,6 +140,7 @@ static lg_backend_ctx *cpu_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     k->base.backend = be;
     k->pool = ((lg_cpu_backend *)be)->pool;
     k->n_threads = lg_threadpool_size(k->pool);
+    k->bf16_activations = ((lg_cpu_backend *)be)->bf16_activations;
     k->scratch_floats = lg_cpu_scratch_floats(sizes);
     k->scratch = calloc((size_t)k->n_threads, sizeof *k->scratch);
     k->ops = malloc(sizeof *k->ops * 2 * (size_t)(sizes->n_experts + 1));
@@ -174,6 +182,7 @@ static const lg_backend_ops cpu_ops = {
     .free = cpu_free,
     .adopt_weights = cpu_adopt_weights,
     .rearrange_weights = cpu_rearrange_weights,
+    .use_bf16_activations = cpu_use_bf16_activations,
     .ctx_new = cpu_ctx_new,
     .ctx_free = cpu_ctx_free,
     .to_host = cpu_copy,

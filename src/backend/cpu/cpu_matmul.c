@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/bf16_dot.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/float_gemm.h"
 #include "backend/cpu/quant_dot.h"
@@ -41,7 +42,9 @@ typedef struct {
     int n_ops;
     int first_task[MAX_OPS + 1]; /* op i owns tasks [first_task[i], first_task[i+1]) */
     int rows_per_task[MAX_OPS];  /* a multiple of ROWS_PER_TASK */
-    const uint8_t *act_q8[MAX_OPS]; /* op i's x as q8 rows (quant_dot.h), or NULL */
+    /* op i's x prepared for its kernels (q8 rows, quant_dot.h; bf16 rows for
+     * BF16 weights with bf16 activations, bf16_dot.h), or NULL */
+    const uint8_t *act_q8[MAX_OPS];
     size_t act_stride[MAX_OPS];
 } matmul_job;
 
@@ -176,6 +179,13 @@ static void matmul_task(void *ctx, int task, int thread) {
     int64_t r0 = (int64_t)(task - job->first_task[op]) * job->rows_per_task[op],
             r1 = r0 + job->rows_per_task[op];
     if (r1 > w->rows) r1 = w->rows;
+    if (job->act_q8[op] && w->dtype == LG_DTYPE_BF16) { /* bf16 activations */
+        lg_bf16_dot_gemm(&(lg_bf16_dot_args){lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0),
+                                             (const uint16_t *)job->act_q8[op], job->act_stride[op] / 2,
+                                             j->n_tokens, w->cols, j->y + r0, (size_t)w->rows,
+                                             j->bias ? j->bias + r0 : NULL});
+        return;
+    }
     if (job->act_q8[op]) {
         lg_qgemm(&(lg_qgemm_args){w->dtype, lg_matrix_row(w, r0), w->row_bytes, (int)(r1 - r0),
                                   job->act_q8[op], job->act_stride[op], j->n_tokens, w->cols,
@@ -214,6 +224,18 @@ static bool wants_q8_activations(const lg_matmul_op *op) {
     return op->n_tokens > 0 && block > 0 && op->w->cols % block == 0;
 }
 
+/* BF16 weights with bf16 activations (opt-in, bf16_dot.h). */
+static bool wants_bf16_activations(const lg_cpu_ctx *k, const lg_matmul_op *op) {
+    return k->bf16_activations && op->n_tokens > 0 && op->w->dtype == LG_DTYPE_BF16 && lg_bf16_dot_available();
+}
+
+/* Bytes of one of op's activation rows as its kernels want them, or 0 when
+ * they take the float rows. */
+static size_t prepared_row_bytes(const lg_cpu_ctx *k, const lg_matmul_op *op) {
+    if (wants_bf16_activations(k, op)) return lg_bf16_row_bytes(op->w->cols);
+    return wants_q8_activations(op) ? lg_q8_row_bytes(op->w->cols, lg_q8_block(op->w->dtype)) : 0;
+}
+
 /* The activation rows to quantise for one dispatch: segment i is op
  * seg_op[i]'s x, its rows numbered from first_row[i] in one count over all
  * segments, so that a single loop over the threads quantises them all (an
@@ -235,10 +257,24 @@ static void quantize_rows(void *ctx, int r0, int r1) {
         const lg_matmul_op *op = &q->job->ops[i];
         int a = r0 > q->first_row[s] ? r0 - q->first_row[s] : 0,
             b = (r1 < q->first_row[s + 1] ? r1 : q->first_row[s + 1]) - q->first_row[s];
+        if (op->w->dtype == LG_DTYPE_BF16) {
+            lg_bf16_round_rows(op->x + (size_t)a * op->w->cols, b - a, op->w->cols,
+                               (uint8_t *)q->job->act_q8[i] + (size_t)a * q->job->act_stride[i]);
+            continue;
+        }
         lg_q8_quantize_in(lg_q8_order_for(q->isa, op->w->dtype, op->n_tokens), q->isa, op->w->dtype,
                           op->x + (size_t)a * op->w->cols, b - a, op->w->cols,
                           (uint8_t *)q->job->act_q8[i] + (size_t)a * q->job->act_stride[i]);
     }
+}
+
+/* Whether ops p and i (both prepared) may share p's prepared rows. */
+static bool same_preparation(lg_isa isa, const lg_matmul_op *p, const lg_matmul_op *i) {
+    if (p->x != i->x || p->n_tokens != i->n_tokens || p->w->cols != i->w->cols) return false;
+    bool bf16 = i->w->dtype == LG_DTYPE_BF16;
+    if ((p->w->dtype == LG_DTYPE_BF16) != bf16) return false;
+    return bf16 || (lg_q8_block(p->w->dtype) == lg_q8_block(i->w->dtype) &&
+                    lg_q8_order_for(isa, p->w->dtype, i->n_tokens) == lg_q8_order_for(isa, i->w->dtype, i->n_tokens));
 }
 
 #define QUANTIZE_ALONE_VALUES ((size_t)64 << 10)
@@ -250,9 +286,7 @@ static void quantize_rows(void *ctx, int r0, int r1) {
 static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     size_t need = 0;
     for (int i = 0; i < job->n_ops; i++)
-        if (wants_q8_activations(&job->ops[i]))
-            need += (size_t)job->ops[i].n_tokens *
-                    lg_q8_row_bytes(job->ops[i].w->cols, lg_q8_block(job->ops[i].w->dtype));
+        need += (size_t)job->ops[i].n_tokens * prepared_row_bytes(k, &job->ops[i]);
     if (need == 0) return;
     if (need > k->act_q8_bytes) {
         free(k->act_q8);
@@ -265,15 +299,10 @@ static void quantize_activations(lg_cpu_ctx *k, matmul_job *job) {
     size_t values = 0;
     for (int i = 0; i < job->n_ops; i++) {
         const lg_matmul_op *op = &job->ops[i];
-        if (!wants_q8_activations(op)) continue;
-        int block = lg_q8_block(op->w->dtype);
-        size_t stride = lg_q8_row_bytes(op->w->cols, block);
+        size_t stride = prepared_row_bytes(k, op);
+        if (!stride) continue;
         for (int p = 0; p < i && !job->act_q8[i]; p++)
-            if (job->act_q8[p] && job->ops[p].x == op->x && job->ops[p].n_tokens == op->n_tokens &&
-                job->ops[p].w->cols == op->w->cols && lg_q8_block(job->ops[p].w->dtype) == block &&
-                lg_q8_order_for(q.isa, job->ops[p].w->dtype, op->n_tokens) ==
-                    lg_q8_order_for(q.isa, op->w->dtype, op->n_tokens))
-                job->act_q8[i] = job->act_q8[p];
+            if (job->act_q8[p] && same_preparation(q.isa, &job->ops[p], op)) job->act_q8[i] = job->act_q8[p];
         job->act_stride[i] = stride;
         if (job->act_q8[i]) continue;
         job->act_q8[i] = next;
