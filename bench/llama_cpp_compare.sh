@@ -22,6 +22,8 @@
 #   --kv-type T     KV cache type of both engines: f16 (default, llama.cpp's default) or q8_0
 #   --busy-core C   contention: while each engine runs, a CPU-bound loop pinned to core C
 #                   (taskset) competes with it, as another program on a desktop would
+#   --bf16-activations  laguna.c rounds activations to bf16 for bf16 weights, as llama.cpp
+#                   always does (laguna bench --bf16-activations): the same precision in both
 #   --build-only    fetch and build llama.cpp, then stop
 #   --llama-src S   build from this llama.cpp source (a folder, or a .tar.xz/.tar.gz of one)
 #                   instead of fetching the npm package (for machines with no network)
@@ -32,7 +34,7 @@ set -euo pipefail
 NODE_LLAMA_CPP_VERSION=3.22.1
 repo=$(cd "$(dirname "$0")/.." && pwd)
 threads=2 prompt=512 gen=64 rounds=3 reps=3 scratch=/tmp/llamacpp laguna=$repo/build/laguna load=auto kv=f16
-model="" build_only=0 busy="" llama_src=""
+model="" build_only=0 busy="" llama_src="" ours_extra=()
 
 die() { echo "llama_cpp_compare: $*" >&2; exit 1; }
 need_int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 wants a positive whole number (got '$2')"; }
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
         --busy-core) [ $# -ge 2 ] || die "$1 needs a value"; busy=$2; shift 2
             [[ $busy =~ ^[0-9]+$ ]] || die "--busy-core wants a core number (got '$busy')" ;;
         --build-only) build_only=1; shift ;;
+        --bf16-activations) ours_extra+=(--bf16-activations); shift ;;
         --llama-src) [ $# -ge 2 ] || die "$1 needs a value"; llama_src=$(realpath "$2") || die "$2: no such source"; shift 2
             [ -e "$llama_src" ] || die "$llama_src: no such source" ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -132,7 +135,7 @@ for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds: laguna.c" >&2
     busy_start
     "$laguna" bench -m "$model" --threads "$threads" --prompt "$prompt" --gen "$gen" --reps "$reps" --load "$load" \
-        --kv-type "$kv" \
+        --kv-type "$kv" "${ours_extra[@]}" \
         >"$logs/ours$r.txt" 2>"$logs/ours$r.err" || { cat "$logs/ours$r.err" >&2; die "laguna bench failed"; }
     busy_stop
     ours_pre+=" $(laguna_samples prefill "$logs/ours$r.txt")"
