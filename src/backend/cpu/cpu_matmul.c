@@ -15,7 +15,9 @@
  * chosen at run time). It beat the dequantise-then-4x4 float path at every
  * batch size measured, 1 to 128 tokens (docs/performance.md); the float path
  * stays for the other types and for when the activation buffer cannot be
- * allocated. Several
+ * allocated. With bf16 activations asked for (bf16_dot.h), BF16 weights take
+ * the same route: their activation rows rounded to bf16 once per product,
+ * the tasks run lg_bf16_dot_gemm. Several
  * independent products can share one dispatch (lg_matmul_many), which matters
  * when decoding: a token's projections and experts are many small products. */
 #include <stdlib.h>
