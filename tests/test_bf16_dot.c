@@ -14,15 +14,11 @@
 #include "backend/cpu/bf16_dot.h"
 #include "core/dtype.h"
 #include "harness.h"
+#include "testutil.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
 static float gauss(void) {
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        u[i] = ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    }
-    return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
+    return tu_gauss(&rng);
 }
 
 static bool skipped(void) {

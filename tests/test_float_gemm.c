@@ -12,18 +12,14 @@
 #include "backend/cpu/float_gemm.h"
 #include "core/dtype.h"
 #include "harness.h"
+#include "testutil.h"
 
 static const lg_dtype types[] = {LG_DTYPE_F32, LG_DTYPE_BF16, LG_DTYPE_F16};
 #define N_TYPES (int)(sizeof types / sizeof types[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float gauss(void) {
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        u[i] = ((rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    }
-    return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
+    return tu_gauss(&rng);
 }
 
 /* rows x n weights of type dt (deq: the floats they hold) */

@@ -1,6 +1,7 @@
 /* Test file helpers (see testutil.h). */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,4 +88,13 @@ int tu_run_laguna(const char *args, char **output) {
 const char *tu_test_device(void) {
     const char *d = getenv("LAGUNA_TEST_DEVICE");
     return d && *d ? d : NULL;
+}
+
+float tu_gauss(uint64_t *state) {
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        *state ^= *state << 13, *state ^= *state >> 7, *state ^= *state << 17;
+        u[i] = ((*state >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    }
+    return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
 }

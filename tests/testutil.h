@@ -1,9 +1,10 @@
 /* Helpers for tests that build files: temporary folders, file writes and
- * copies, and running the laguna program. */
+ * copies, and running the laguna program; a Gaussian random generator. */
 #ifndef LAGUNA_TESTS_TEST_UTIL_H
 #define LAGUNA_TESTS_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A new empty folder under /tmp (static buffer reused per call site is fine). */
 char *tu_temp_dir(void);
@@ -19,5 +20,8 @@ int tu_run_laguna(const char *args, char **output);
 /* The device the engine tests open models on: $LAGUNA_TEST_DEVICE (e.g.
  * "cuda" on the GPU machine), NULL (the CPU) when unset. */
 const char *tu_test_device(void);
+/* A standard normal sample (Box-Muller over xorshift64 uniforms); *state is
+ * the generator's, non-zero, so that each test keeps its own sequence. */
+float tu_gauss(uint64_t *state);
 
 #endif
