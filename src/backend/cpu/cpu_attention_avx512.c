@@ -128,6 +128,7 @@ static ALWAYS_INLINE void key_scores(const int F16, const int G, const int NV, c
         UNROLL
         for (int h = 0; h < G; h++) {
             __m512 qv = _mm512_loadu_ps(q + h * hd + 16 * v);
+            VKEEP(qv); /* loaded once for the NK keys, not folded into each multiply-add */
             UNROLL
             for (int b = 0; b < NK; b++)
                 acc[b][h] = v == 0 ? _mm512_mul_ps(qv, kv[b]) : _mm512_fmadd_ps(qv, kv[b], acc[b][h]);
@@ -194,8 +195,10 @@ static ALWAYS_INLINE void heads(const int F16, const int G, const int NV, const 
             if (nk && v0 == 0) lg_ask_row(next->val, nk, j, row_bytes);
             __m512 x[8];
             UNROLL
-            for (int v = 0; v < VB; v++)
+            for (int v = 0; v < VB; v++) {
                 x[v] = row_vec(F16, val[j], v0 + v);
+                VKEEP(x[v]); /* loaded once for the G heads, not folded into each multiply-add */
+            }
             UNROLL
             for (int h = 0; h < G; h++) {
                 __m512 w = _mm512_set1_ps(s[h * s_stride + j]);

@@ -10,6 +10,9 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
+/* v held in a register from here: the compiler otherwise folds a vector load
+ * used by several multiply-adds into each of them (float_gemm_tiles.h) */
+#define VKEEP(v) __asm__("" : "+v"(v))
 
 /* lg_attention_f16_<isa> (head_dim a multiple of LANES) for vectors of LANES floats. */
 #define LG_ATTENTION_ISA_ENTRIES(isa, LANES)                                                       \
