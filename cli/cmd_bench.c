@@ -65,6 +65,10 @@ static void print_bandwidth(const lg_bandwidth *bw) {
 
 /* "weights 3.90 GB copied into memory (100% on 2 MiB pages)": what the load did. */
 static void print_weights_line(const laguna_model_info *info, laguna_load_mode asked) {
+    if (info->weights_bytes == 0) { /* --synth on a GPU: made there, no host copy or file */
+        printf("weights made on the device");
+        return;
+    }
     printf("weights %.2f GB ", info->weights_bytes / 1e9);
     if (info->weights_load == LAGUNA_LOAD_COPY)
         printf("copied into memory (%.0f%% on 2 MiB pages)", info->weights_bytes
