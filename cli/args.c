@@ -165,6 +165,20 @@ void model_options_note(const laguna_model_options *o, const laguna_model *m) {
                 command_name);
 }
 
+int arg_model_option(int argc, char **argv, int *i, laguna_model_options *mo) {
+    const char *a = argv[*i], *v;
+    int bad = 0, mode = 0;
+    if (!strcmp(a, "--device")) bad = !(mo->device = arg_value(argc, argv, i));
+    else if (!strcmp(a, "--devices")) bad = !(mo->devices = arg_value(argc, argv, i));
+    else if (!strcmp(a, "--bf16-activations")) mo->bf16_activations = 1;
+    else if (!strcmp(a, "--load")) {
+        bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
+        mo->load_mode = (laguna_load_mode)mode;
+    } else
+        return 0;
+    return bad ? -1 : 1;
+}
+
 int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     const char *a = argv[*i], *v;
     int bad = 0, mode = 0;
@@ -183,13 +197,9 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 1, 65536, &o->session.n_batch);
     else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
         bad = !(v = arg_value(argc, argv, i)) || arg_int(a, v, 0, 512, &o->model.n_threads);
-    else if (!strcmp(a, "--device")) bad = !(o->model.device = arg_value(argc, argv, i));
-    else if (!strcmp(a, "--devices")) bad = !(o->model.devices = arg_value(argc, argv, i));
-    else if (!strcmp(a, "--bf16-activations")) o->model.bf16_activations = 1;
-    else if (!strcmp(a, "--load")) {
-        bad = !(v = arg_value(argc, argv, i)) || arg_load_mode(a, v, &mode);
-        o->model.load_mode = (laguna_load_mode)mode;
-    } else if (!strcmp(a, "--kv-type")) {
+    else if ((mode = arg_model_option(argc, argv, i, &o->model)))
+        bad = mode < 0;
+    else if (!strcmp(a, "--kv-type")) {
         if (!(bad = !(v = arg_value(argc, argv, i))) && (mode = laguna_kv_type_from_name(v)) < 0) {
             fprintf(stderr, "laguna %s: --kv-type must be auto, f32, f16, bf16 or q8_0 (got '%s')\n", command_name, v);
             bad = 1;

@@ -34,6 +34,11 @@ run_options run_options_default(void);
  * returns 1; returns 0 for any other argument and -1 (message printed) for a
  * bad value. */
 int arg_run_option(int argc, char **argv, int *i, run_options *o);
+/* The model options every command that opens a model takes the same way
+ * (--device, --devices, --load, --bf16-activations; --threads' bounds are
+ * each command's own): 1 if argv[*i] was one (*i advanced past its value),
+ * 0 if not, -1 if its value was bad (message printed). */
+int arg_model_option(int argc, char **argv, int *i, laguna_model_options *mo);
 /* After parsing: says on stderr when sampling filters were given that greedy
  * decoding (no --temp) ignores. */
 void run_options_note(const run_options *o);

@@ -96,18 +96,11 @@ int cmd_serve(int argc, char **argv) {
                   arg_int(a, v, 0, 1 << 20, &so.max_connections_per_ip);
         else if (!strcmp(a, "--timeout"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 86400, &so.timeout_s);
-        else if (!strcmp(a, "--device"))
-            bad = !(mo.device = arg_value(argc, argv, &i));
-        else if (!strcmp(a, "--devices"))
-            bad = !(mo.devices = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
-        else if (!strcmp(a, "--bf16-activations"))
-            mo.bf16_activations = 1;
-        else if (!strcmp(a, "--load")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_load_mode(a, v, &mode);
-            mo.load_mode = (laguna_load_mode)mode;
-        } else {
+        else if ((mode = arg_model_option(argc, argv, &i, &mo)))
+            bad = mode < 0;
+        else {
             fprintf(stderr, "laguna serve: unknown option '%s'\n", a);
             usage(stderr);
             return 2;

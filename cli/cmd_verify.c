@@ -26,6 +26,7 @@ int cmd_verify(int argc, char **argv) {
     float user_tol = -1, min_top1 = -1, max_kl = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
+        int shared;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -35,20 +36,12 @@ int cmd_verify(int argc, char **argv) {
             if (!(v = arg_value(argc, argv, &i)) || arg_float("--min-top1", v, 0, 1, &min_top1)) return 2;
         } else if (!strcmp(argv[i], "--max-kl")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_float("--max-kl", v, 0, 1e9, &max_kl)) return 2;
-        } else if (!strcmp(argv[i], "--load")) {
-            int mode = 0;
-            if (!(v = arg_value(argc, argv, &i)) || arg_load_mode("--load", v, &mode)) return 2;
-            mo.load_mode = (laguna_load_mode)mode;
+        } else if ((shared = arg_model_option(argc, argv, &i, &mo))) {
+            if (shared < 0) return 2;
         } else if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) {
             if (!(dir = arg_value(argc, argv, &i))) return 2;
         } else if (!strcmp(argv[i], "--threads") || !strcmp(argv[i], "-t")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_int("--threads", v, 0, 512, &mo.n_threads)) return 2;
-        } else if (!strcmp(argv[i], "--devices")) {
-            if (!(mo.devices = arg_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--bf16-activations")) {
-            mo.bf16_activations = 1;
-        } else if (!strcmp(argv[i], "--device")) {
-            if (!(mo.device = arg_value(argc, argv, &i))) return 2;
         } else if (argv[i][0] == '-') {
             return arg_usage_error("unknown option '%s'", argv[i]);
         } else if (!dir) {
