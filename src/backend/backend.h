@@ -161,7 +161,7 @@ typedef struct {
      * mapped file. */
     lg_dtype (*rearrange_weights)(lg_backend *be, lg_dtype dtype, void *data, int64_t rows, int64_t cols);
     /* Optional: BF16 weights against activations rounded to bf16 from now
-     * on (for contexts made after); returns whether this backend can. */
+     * on; returns whether this backend can. */
     bool (*use_bf16_activations)(lg_backend *be);
     /* Bytes of device memory free for weights (NULL: the host's, not checked here). */
     size_t (*memory_free)(lg_backend *be);

@@ -6,6 +6,10 @@
  * whatever the build's -march, called only when cpuid says the CPU has it. */
 #include "backend/cpu/bf16_dot.h"
 
+size_t lg_bf16_row_bytes(int64_t n) {
+    return ((size_t)n * 2 + 63) / 64 * 64;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma"))), \
@@ -39,10 +43,6 @@ bool lg_bf16_dot_available(void) {
     v = bf16 && lg_qgemm_isa_best() == LG_ISA_AVX512_VNNI; /* AVX-512 present, saved by the OS, not capped */
     cached = v;
     return v;
-}
-
-size_t lg_bf16_row_bytes(int64_t n) {
-    return ((size_t)n * 2 + 63) / 64 * 64;
 }
 
 void lg_bf16_round_rows(const float *x, int n_rows, int64_t n, uint8_t *out) {
@@ -145,9 +145,6 @@ void lg_bf16_dot_gemm(const lg_bf16_dot_args *a) {
 #else /* not x86-64: never available */
 bool lg_bf16_dot_available(void) {
     return false;
-}
-size_t lg_bf16_row_bytes(int64_t n) {
-    return ((size_t)n * 2 + 63) / 64 * 64;
 }
 void lg_bf16_round_rows(const float *x, int n_rows, int64_t n, uint8_t *out) {
     (void)x, (void)n_rows, (void)n, (void)out;

@@ -140,7 +140,6 @@ static lg_backend_ctx *cpu_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     k->base.backend = be;
     k->pool = ((lg_cpu_backend *)be)->pool;
     k->n_threads = lg_threadpool_size(k->pool);
-    k->bf16_activations = ((lg_cpu_backend *)be)->bf16_activations;
     k->scratch_floats = lg_cpu_scratch_floats(sizes);
     k->scratch = calloc((size_t)k->n_threads, sizeof *k->scratch);
     k->ops = malloc(sizeof *k->ops * 2 * (size_t)(sizes->n_experts + 1));

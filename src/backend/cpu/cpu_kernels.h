@@ -15,7 +15,9 @@
 typedef struct {
     lg_backend base;
     lg_threadpool *pool;
-    bool bf16_activations; /* BF16 weights against bf16-rounded activations (bf16_dot.h) */
+    /* BF16 weights against bf16-rounded activations (bf16_dot.h); set only
+     * where the CPU has them (cpu_use_bf16_activations) */
+    bool bf16_activations;
 } lg_cpu_backend;
 
 typedef struct {
@@ -26,7 +28,6 @@ typedef struct {
     size_t scratch_floats; /* size of each */
     void *act_q8;          /* activations quantised for one matmul_many (grown on demand) */
     size_t act_q8_bytes;
-    bool bf16_activations; /* the backend's, when the context was made */
     lg_matmul_op *ops;     /* room for the products of one MoE step: 2 * (n_experts + 1) */
     struct lg_cpu_profile *profile; /* LAGUNA_CPU_PROFILE=1 only (cpu_profile.c) */
 } lg_cpu_ctx;

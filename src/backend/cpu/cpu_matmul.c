@@ -226,9 +226,11 @@ static bool wants_q8_activations(const lg_matmul_op *op) {
     return op->n_tokens > 0 && block > 0 && op->w->cols % block == 0;
 }
 
-/* BF16 weights with bf16 activations (opt-in, bf16_dot.h). */
+/* BF16 weights with bf16 activations (opt-in, bf16_dot.h; the backend's
+ * flag is set only where the CPU has the instructions). */
 static bool wants_bf16_activations(const lg_cpu_ctx *k, const lg_matmul_op *op) {
-    return k->bf16_activations && op->n_tokens > 0 && op->w->dtype == LG_DTYPE_BF16 && lg_bf16_dot_available();
+    return ((const lg_cpu_backend *)k->base.backend)->bf16_activations && op->n_tokens > 0 &&
+           op->w->dtype == LG_DTYPE_BF16;
 }
 
 /* Bytes of one of op's activation rows as its kernels want them, or 0 when
