@@ -104,14 +104,14 @@ static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, i
     int V = laguna_model_get_info(m)->vocab_size;
     laguna_error err = {0};
     laguna_context *x = NULL;
-    if (laguna_context_create(m, &(laguna_context_options){.n_seq_max = B, .n_ctx = n_prompt + n_gen, .kv_type = kv}, &x,
-                              &err)) {
+    laguna_context_options co = {.n_seq_max = B, .n_ctx = n_prompt + n_gen, .kv_type = kv, .n_batch = B > 512 ? B : 0};
+    if (laguna_context_create(m, &co, &x, &err)) {
         fprintf(stderr, "laguna bench: %s\n", err.message);
         return -1;
     }
     laguna_batch_row *rows = malloc(sizeof *rows * (size_t)B * (size_t)n_prompt);
     int32_t *next = malloc(sizeof(int32_t) * (size_t)B * (size_t)n_prompt),
-            *last = malloc(sizeof(int32_t) * (size_t)B);
+            *last = malloc(sizeof(int32_t) * 2 * (size_t)B);
     int ok = rows && next && last;
     for (int r = -1; r < reps && ok; r++) { /* one untimed run first */
         for (int b = 0; b < B; b++) laguna_seq_remove(x, b);
@@ -127,12 +127,16 @@ static int batched_decode_tps(laguna_model *m, int B, int n_prompt, int n_gen, i
                                                NULL, next + done, &err);
         for (int b = 0; b < B; b++)
             last[b] = next[(size_t)(b + 1) * n_prompt - 1];
+        /* queued steps, each taking the step before's tokens where they are; a step
+         * is collected once the next is queued (its tokens alternate between two halves of last) */
         double t0 = now_s();
         for (int g = 0; g < n_gen && ok; g++) {
             for (int b = 0; b < B; b++)
-                rows[b] = (laguna_batch_row){last[b], n_prompt + g, b, LAGUNA_ROW_ARGMAX};
-            ok = !laguna_context_decode_argmax(x, rows, B, NULL, last, &err);
+                rows[b] = (laguna_batch_row){g ? LAGUNA_TOKEN_OF_ROW(b) : last[b], n_prompt + g, b, LAGUNA_ROW_ARGMAX};
+            ok = !laguna_context_decode_argmax_queued(x, rows, B, last + (size_t)(g % 2) * B, &err);
+            if (ok && g) ok = !laguna_context_wait(x, &err);
         }
+        if (ok) ok = !laguna_context_wait(x, &err);
         if (r >= 0) tps[r] = (double)B * n_gen / (now_s() - t0);
     }
     if (!ok) fprintf(stderr, "laguna bench: %s\n", err.message[0] ? err.message : "out of memory");
@@ -205,12 +209,12 @@ static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt,
     for (int r = -1; r < reps && !rc; r++) {
         laguna_session_reset(s);
         double t0 = now_s();
-        int32_t best = -1, next; /* greedy: only the chosen token leaves the device */
+        int32_t best = -1; /* greedy: only the chosen token leaves the device */
         rc |= laguna_session_feed_greedy(s, toks, (size_t)n_prompt, &best, &err) != LAGUNA_OK;
         double t1 = now_s();
-        for (int g = 0; g < n_gen && !rc; g++) {
-            rc |= laguna_session_feed_greedy(s, &best, 1, &next, &err) != LAGUNA_OK;
-            best = next;
+        for (int g = 0; g < n_gen && !rc; g++) { /* the device a step ahead of the host */
+            rc |= laguna_session_feed_next_greedy(s, best, &err) != LAGUNA_OK;
+            rc |= !rc && laguna_session_next_greedy(s, g + 1 < n_gen, &best, &err) != LAGUNA_OK;
         }
         double t2 = now_s();
         /* the same decode with the sampler in the loop (prompt kept: truncate back to it) */

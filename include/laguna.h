@@ -221,6 +221,30 @@ laguna_status laguna_context_decode_argmax(laguna_context *ctx, const laguna_bat
                                            int n_rows, float *logits, int32_t *argmax,
                                            laguna_error *err);
 
+/* Queued greedy decoding: the host makes a step while the device runs the
+ * one before. laguna_context_decode_argmax_queued is
+ * laguna_context_decode_argmax for at most n_batch rows that each want
+ * exactly LAGUNA_ROW_ARGMAX, except that it may return while the step is
+ * still running: argmax (which must stay valid) has the tokens once the
+ * laguna_context_wait that collects the step returns. A row's token may be
+ * LAGUNA_TOKEN_OF_ROW(j): the greedy token of row j of the step queued just
+ * before this one, which the device reads where it found it, so the step
+ * needs no word from the host. Rows are checked and their pages taken before
+ * anything runs; the sequences advance at once. At most two steps are
+ * outstanding (a third is refused until a wait); laguna_context_decode and
+ * laguna_context_decode_argmax first collect every outstanding step. A
+ * queued step's sequences keep one position more behind their sliding
+ * window, so laguna_seq_truncate can take a step back that the host queued
+ * before it knew it was not wanted (needs n_batch >= 2). Backends that
+ * compute as they are asked (the CPU) finish the step before returning. */
+#define LAGUNA_TOKEN_OF_ROW(j) (-2 - (j))
+laguna_status laguna_context_decode_argmax_queued(laguna_context *ctx, const laguna_batch_row *rows, int n_rows,
+                                                  int32_t *argmax, laguna_error *err);
+/* Waits for the oldest outstanding queued step, whose argmax then holds its
+ * tokens, and reports a device failure in it; LAGUNA_OK at once when no step
+ * is outstanding. */
+laguna_status laguna_context_wait(laguna_context *ctx, laguna_error *err);
+
 /* KV pool pages in use and in all, and the bytes of one page. */
 void laguna_context_kv_pages(const laguna_context *ctx, int *used, int *total, size_t *page_bytes);
 /* The KV pool bytes that n_seqs sequences of these options can hold at once
@@ -264,6 +288,22 @@ laguna_status laguna_session_feed(laguna_session *session, const int32_t *tokens
  * then returns NULL until the next laguna_session_feed. */
 laguna_status laguna_session_feed_greedy(laguna_session *session, const int32_t *tokens,
                                          size_t n_tokens, int32_t *next, laguna_error *err);
+
+/* Greedy decoding with the device a step ahead of the host (queued steps:
+ * laguna_context_decode_argmax_queued), for loops that feed each greedy token
+ * back. laguna_session_next_greedy gives, in *next, the greedy token after
+ * the last fed one (after laguna_session_feed_greedy or
+ * laguna_session_feed_next_greedy; waiting for it when it is still being
+ * found); with `ahead`, it first queues a step that feeds that very token,
+ * so the device runs it while the host looks at *next.
+ * laguna_session_feed_next_greedy(token) feeds that token without waiting
+ * for its successor: a step queued ahead is taken as fed, else one is queued
+ * now. Any other call on the session (and laguna_generate's end) first
+ * waits for what is queued and takes back a step queued ahead that was not
+ * fed, so the session then holds what it was fed. Tokens and logits are
+ * those of laguna_session_feed_greedy. */
+laguna_status laguna_session_next_greedy(laguna_session *session, int ahead, int32_t *next, laguna_error *err);
+laguna_status laguna_session_feed_next_greedy(laguna_session *session, int32_t token, laguna_error *err);
 
 /* Logits after the last fed token (vocab_size floats), or NULL before any
  * feed and after laguna_session_feed_greedy. */

@@ -451,7 +451,10 @@ static void test_argmax_rows_match_logits(void) {
     }
 }
 
-/* On a model split over devices the tokens come from the gathered logits. */
+static void check_queued_steps(laguna_model *m, const char *what);
+
+/* On a model split over devices the tokens come from the gathered logits;
+ * queued steps run at once there. */
 static void test_argmax_rows_split_model(void) {
     laguna_model *m = NULL;
     laguna_error err = {0};
@@ -460,6 +463,154 @@ static void test_argmax_rows_split_model(void) {
                              &err) == 0,
            "%s", err.message);
     if (m) check_argmax_rows(m, "tiny-xs on cpu:2");
+    if (m) check_queued_steps(m, "tiny-xs on cpu:2");
+    laguna_model_free(m);
+}
+
+/* ---- queued greedy steps (laguna_context_decode_argmax_queued) ------------ */
+
+/* Context b decodes the sequences greedily with queued steps whose tokens
+ * name the step before's rows (in an order that changes every step), two
+ * steps outstanding; context a the plain way. The tokens must be a's. Then
+ * a step queued ahead is taken back (laguna_seq_truncate over a sliding
+ * window whose older pages are gone) and both go on alike. */
+static void check_queued_steps(laguna_model *m, const char *what) {
+    enum { SEQS = 3, QSTEPS = 20 };
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_context_options o = {.n_seq_max = SEQS, .n_ctx = 96, .n_batch = 8, .kv_page_size = 4};
+    laguna_context *a = NULL, *b = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_context_create(m, &o, &a, &err) == 0 && laguna_context_create(m, &o, &b, &err) == 0, "%s",
+           err.message);
+    int32_t id[SEQS], pos[SEQS], ta[SEQS], out[2][SEQS], row_of[2][SEQS]; /* row_of[step % 2][seq] */
+    laguna_batch_row rows[SEQS];
+    for (int s = 0; a && b && s < SEQS; s++) {
+        CHECK(laguna_seq_add(a, &id[s], &err) == 0 && laguna_seq_add(b, &id[s], &err) == 0);
+        laguna_batch_row p[8];
+        pos[s] = 3 + 2 * s;
+        for (int i = 0; i < pos[s]; i++)
+            p[i] = (laguna_batch_row){prompt_token(s, i, V), i, id[s], i == pos[s] - 1 ? LAGUNA_ROW_ARGMAX : 0};
+        int32_t t[8];
+        CHECKF(laguna_context_decode_argmax(a, p, pos[s], NULL, t, &err) == 0, "%s", err.message);
+        CHECKF(laguna_context_decode_argmax(b, p, pos[s], NULL, t, &err) == 0, "%s", err.message);
+        ta[s] = out[1][s] = t[pos[s] - 1];
+    }
+    if (!a || !b) goto done;
+    int bad = 0;
+    for (int g = 0; g < QSTEPS; g++) {
+        for (int r = 0; r < SEQS; r++) { /* row r holds sequence (r + g) % SEQS */
+            int s = (r + g) % SEQS;
+            int32_t tok = g ? LAGUNA_TOKEN_OF_ROW(row_of[(g + 1) % 2][s]) : out[1][s];
+            rows[r] = (laguna_batch_row){tok, pos[s] + g, id[s], LAGUNA_ROW_ARGMAX};
+            row_of[g % 2][s] = r;
+        }
+        CHECKF(laguna_context_decode_argmax_queued(b, rows, SEQS, out[g % 2], &err) == 0, "%s step %d: %s", what, g,
+               err.message);
+        if (g == 1) { /* a third outstanding step is refused */
+            CHECK(laguna_context_decode_argmax_queued(b, rows, SEQS, out[0], &err) == LAGUNA_ERR_ARGUMENT);
+            CHECKF(strstr(err.message, "outstanding") != NULL, "%s", err.message);
+        }
+        if (g) CHECKF(laguna_context_wait(b, &err) == 0, "%s", err.message); /* step g - 1's tokens */
+        for (int s = 0; s < SEQS; s++)
+            rows[s] = (laguna_batch_row){ta[s], pos[s] + g, id[s], LAGUNA_ROW_ARGMAX};
+        int32_t t[SEQS];
+        CHECKF(laguna_context_decode_argmax(a, rows, SEQS, NULL, t, &err) == 0, "%s", err.message);
+        if (g) /* b's step g - 1 chose what a chose at g - 1, now fed at g */
+            for (int s = 0; s < SEQS; s++) bad += out[(g + 1) % 2][row_of[(g + 1) % 2][s]] != ta[s];
+        for (int s = 0; s < SEQS; s++) ta[s] = t[s];
+    }
+    CHECKF(laguna_context_wait(b, &err) == 0, "%s", err.message);
+    for (int s = 0; s < SEQS; s++) bad += out[(QSTEPS + 1) % 2][row_of[(QSTEPS + 1) % 2][s]] != ta[s];
+    CHECKF(bad == 0, "%s: %d queued tokens differ from the plain greedy ones", what, bad);
+    CHECK(laguna_context_wait(b, &err) == 0); /* none outstanding: at once */
+
+    /* one more queued step for sequence 0, not wanted: taken back past the window */
+    int n0 = pos[0] + QSTEPS;
+    rows[0] = (laguna_batch_row){LAGUNA_TOKEN_OF_ROW(row_of[(QSTEPS + 1) % 2][0]), n0, id[0], LAGUNA_ROW_ARGMAX};
+    CHECKF(laguna_context_decode_argmax_queued(b, rows, 1, out[0], &err) == 0, "%s", err.message);
+    CHECK(laguna_seq_length(b, id[0]) == n0 + 1);
+    CHECKF(laguna_seq_truncate(b, id[0], n0, &err) == 0, "%s: %s", what, err.message);
+    CHECKF(laguna_context_wait(b, &err) == 0, "%s", err.message);
+    /* both go on from the same token: the same logits */
+    laguna_batch_row r1 = {ta[0], n0, id[0], LAGUNA_ROW_LOGITS};
+    float *la = malloc(sizeof(float) * V), *lb = malloc(sizeof(float) * V);
+    CHECKF(laguna_context_decode_argmax(a, &r1, 1, la, NULL, &err) == 0, "%s", err.message);
+    CHECKF(laguna_context_decode_argmax(b, &r1, 1, lb, NULL, &err) == 0, "%s", err.message);
+    CHECKF(la && lb && !memcmp(la, lb, sizeof(float) * V), "%s: logits after the step taken back differ", what);
+    free(la), free(lb);
+
+    /* what a queued call must be given */
+    laguna_batch_row q = {LAGUNA_TOKEN_OF_ROW(0), n0 + 1, id[0], LAGUNA_ROW_ARGMAX};
+    CHECK(laguna_context_decode_argmax_queued(b, &q, 1, out[0], &err) == LAGUNA_ERR_ARGUMENT); /* after a plain call */
+    CHECKF(strstr(err.message, "LAGUNA_TOKEN_OF_ROW") != NULL, "%s", err.message);
+    q.token = ta[0];
+    q.logits = LAGUNA_ROW_LOGITS | LAGUNA_ROW_ARGMAX;
+    CHECK(laguna_context_decode_argmax_queued(b, &q, 1, out[0], &err) == LAGUNA_ERR_ARGUMENT);
+    q.logits = LAGUNA_ROW_ARGMAX;
+    CHECK(laguna_context_decode_argmax_queued(b, &q, 1, NULL, &err) == LAGUNA_ERR_ARGUMENT);
+    laguna_batch_row many[9];
+    for (int i = 0; i < 9; i++) many[i] = (laguna_batch_row){ta[0], n0 + 1 + i, id[0], LAGUNA_ROW_ARGMAX};
+    int32_t t9[9];
+    CHECK(laguna_context_decode_argmax_queued(b, many, 9, t9, &err) == LAGUNA_ERR_ARGUMENT); /* > n_batch */
+    CHECK(laguna_context_decode_argmax_queued(b, &q, 1, out[0], &err) == 0);
+    q = (laguna_batch_row){LAGUNA_TOKEN_OF_ROW(1), n0 + 2, id[0], LAGUNA_ROW_ARGMAX}; /* the step before had 1 row */
+    CHECK(laguna_context_decode_argmax_queued(b, &q, 1, out[1], &err) == LAGUNA_ERR_ARGUMENT);
+    CHECK(laguna_seq_length(b, id[0]) == n0 + 2); /* nothing of the refused call ran */
+    CHECK(laguna_context_wait(b, &err) == 0);
+    CHECK(out[0][0] >= 0 && out[0][0] < V);
+done:
+    laguna_context_free(a);
+    laguna_context_free(b);
+}
+
+static void test_queued_steps(void) {
+    const char *paths[] = {"tests/fixtures/tiny-xs", "tests/fixtures/tiny-m"};
+    for (int i = 0; i < 2; i++) {
+        laguna_model *m = open_model(paths[i], 2);
+        if (m) check_queued_steps(m, paths[i]);
+        laguna_model_free(m);
+    }
+}
+
+/* The session's greedy loop with the device a step ahead
+ * (laguna_session_next_greedy / laguna_session_feed_next_greedy) gives
+ * laguna_session_feed_greedy's tokens; stopping takes the step queued ahead
+ * back, so the session holds what was fed and goes on as the plain one. */
+static void test_session_greedy_ahead(void) {
+    laguna_model *m = open_model("tests/fixtures/tiny-xs", 2);
+    if (!m) return;
+    int V = laguna_model_get_info(m)->vocab_size;
+    laguna_session_options so = {.n_ctx = 64};
+    laguna_session *a = NULL, *b = NULL;
+    laguna_error err = {0};
+    CHECKF(laguna_session_create(m, &so, &a, &err) == 0 && laguna_session_create(m, &so, &b, &err) == 0, "%s",
+           err.message);
+    int32_t prompt[6], ga, gb;
+    for (int i = 0; i < 6; i++) prompt[i] = prompt_token(1, i, V);
+    if (!a || !b) goto done;
+    CHECK(laguna_session_feed_greedy(a, prompt, 6, &ga, &err) == 0 && laguna_session_feed_greedy(b, prompt, 6, &gb, &err) == 0);
+    int bad = 0;
+    for (int g = 0; g < 30; g++) {
+        CHECKF(laguna_session_next_greedy(b, 1, &gb, &err) == 0, "%s", err.message);
+        bad += gb != ga;
+        CHECK(laguna_session_position(b) == laguna_session_position(a));
+        if (g == 29) break; /* stop with a step queued ahead */
+        CHECKF(laguna_session_feed_next_greedy(b, gb, &err) == 0, "%s", err.message);
+        CHECK(laguna_session_feed_greedy(a, &ga, 1, &ga, &err) == 0);
+    }
+    CHECKF(bad == 0, "%d tokens differ from laguna_session_feed_greedy's", bad);
+    /* a feed of another token takes the step ahead back first (past the window of 8) */
+    int32_t other = (ga + 1) % V, na, nb;
+    CHECKF(laguna_session_feed_greedy(b, &other, 1, &nb, &err) == 0, "%s", err.message);
+    CHECK(laguna_session_feed_greedy(a, &other, 1, &na, &err) == 0);
+    CHECKF(na == nb, "after the step taken back: %d against %d", nb, na);
+    int n_a, n_b;
+    const int32_t *toks_a = laguna_session_tokens(a, &n_a), *toks_b = laguna_session_tokens(b, &n_b);
+    CHECK(n_a == n_b && !memcmp(toks_a, toks_b, sizeof(int32_t) * (size_t)n_a));
+    CHECK(laguna_session_feed_next_greedy(b, V, &err) == LAGUNA_ERR_ARGUMENT);
+done:
+    laguna_session_free(a);
+    laguna_session_free(b);
     laguna_model_free(m);
 }
 
@@ -508,6 +659,8 @@ int main(void) {
     RUN(test_bad_batches);
     RUN(test_argmax_rows_match_logits);
     RUN(test_argmax_rows_split_model);
+    RUN(test_queued_steps);
+    RUN(test_session_greedy_ahead);
     RUN(test_two_threads_two_contexts);
     return test_summary();
 }

@@ -243,6 +243,19 @@ typedef struct {
      * they are there when the op returns. */
     void (*argmax_rows)(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
                         int n_cols);
+    /* Optional, with argmax_rows (NULL: every step runs to its end before the
+     * next is made, and the context puts earlier steps' tokens in on the host):
+     * queued greedy steps, so the host makes a step while the device runs the
+     * one before. While queue_argmax(c, true) holds, argmax_rows starts the
+     * step and returns at once, its tokens reaching host_out only at the
+     * wait_step that collects the step; a step's embed reads a token -2 - j as
+     * row j (counted over the step's argmax_rows calls) of the step before's
+     * greedy tokens, where they are on the device. wait_step waits for the
+     * oldest step started in queue mode and not yet waited for, fills its
+     * host_out and reports what failed; LAGUNA_OK when there is none. At most
+     * two such steps are outstanding (the context's job). */
+    void (*queue_argmax)(lg_backend_ctx *c, bool on);
+    laguna_status (*wait_step)(lg_backend_ctx *c, laguna_error *err);
 } lg_backend_ops;
 
 struct lg_backend {

@@ -171,6 +171,7 @@ laguna_status laguna_context_create(laguna_model *model, const laguna_context_op
 
 void laguna_context_free(laguna_context *x) {
     if (!x) return;
+    free(x->queued_call);
     if (x->ranks) {
         lg_group_context_free(x);
         free(x);
@@ -305,15 +306,24 @@ void laguna_context_set_observer(laguna_context *x, const laguna_observer *obser
     if (observer) x->observer = *observer;
 }
 
-/* Checks every row; seq_rows[s] counts each sequence's rows. */
-static laguna_status check_rows(laguna_context *x, const laguna_batch_row *rows, int n, laguna_error *err) {
+/* Checks every row (a token may name one of the named_rows rows of the step
+ * before); seq_rows[s] counts each sequence's rows. */
+static laguna_status check_rows(laguna_context *x, const laguna_batch_row *rows, int n, int named_rows,
+                                laguna_error *err) {
     int V = x->model->cfg.vocab_size;
     memset(x->seq_rows, 0, sizeof(int32_t) * (size_t)x->n_seq_max);
     for (int i = 0; i < n; i++) {
         const laguna_batch_row *r = &rows[i];
         if (!valid_seq(x, r->seq)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: no sequence %d", i, r->seq);
-        if (r->token < 0 || r->token >= V)
-            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "token %d at index %d is outside the vocabulary [0, %d)", r->token, i, V);
+        bool named = r->token <= LAGUNA_TOKEN_OF_ROW(0) && r->token > LAGUNA_TOKEN_OF_ROW(named_rows);
+        if (!named && r->token < 0 && named_rows > 0)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                           "token %d at index %d is neither in the vocabulary [0, %d) nor LAGUNA_TOKEN_OF_ROW(j) for "
+                           "one of the %d rows of the step queued before",
+                           r->token, i, V, named_rows);
+        if (!named && (r->token < 0 || r->token >= V))
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "token %d at index %d is outside the vocabulary [0, %d)%s", r->token,
+                           i, V, r->token < 0 ? " (LAGUNA_TOKEN_OF_ROW names rows of a queued step only)" : "");
         int expect = x->seqs[r->seq].n_pos + x->seq_rows[r->seq];
         if (r->pos != expect)
             return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: sequence %d's next position is %d, not %d", i, r->seq, expect, r->pos);
@@ -379,11 +389,13 @@ static void run_steps(laguna_context *x, const lg_decode_call *call) {
             }
         }
         index_fresh_rows(x, rows, m);
+        /* a queued call's rows all want their token alone: the backend puts them straight in argmax */
+        int32_t *step_argmax = call->queued ? call->argmax + done : x->step_argmax;
         lg_step step = {m, x->tokens, x->pos, x->slots, x->tables, x->fresh_from, x->fresh_at,
                         x->fresh_rows, n_logits, x->logit_rows, logits, n_argmax, x->argmax_rows,
-                        x->step_argmax};
+                        step_argmax};
         lg_forward(x->model, x->bc, &x->act, &x->pool.view, &step, obs);
-        if (call->argmax) {
+        if (call->argmax && !call->queued) {
             int32_t *out = call->argmax + done;
             for (int i = 0; i < m; i++)
                 out[i] = -1;
@@ -421,7 +433,7 @@ laguna_status lg_context_decode_prepare(laguna_context *x, const lg_decode_call 
                                         laguna_error *err) {
     if (call->n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
     if (!call->rows) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "rows is NULL");
-    laguna_status st = check_rows(x, call->rows, call->n, err);
+    laguna_status st = check_rows(x, call->rows, call->n, call->named_rows, err);
     if (!st) st = check_wants(call, err);
     if (st) return st;
     const lg_config *c = &x->model->cfg;
@@ -435,10 +447,15 @@ laguna_status lg_context_decode_prepare(laguna_context *x, const lg_decode_call 
 laguna_status lg_context_decode_run(laguna_context *x, const lg_decode_call *call,
                                     laguna_error *err) {
     const lg_config *c = &x->model->cfg;
-    run_steps(x, call);
-    for (int s = 0; s < x->n_seq_max; s++)
-        if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], x->keep);
     const lg_backend_ops *ops = x->model->backend->ops;
+    bool queue = call->queued; /* queues_on_device() said so */
+    if (queue) ops->queue_argmax(x->bc, true);
+    run_steps(x, call);
+    if (queue) ops->queue_argmax(x->bc, false);
+    int keep = x->keep + call->keep_more;
+    for (int s = 0; s < x->n_seq_max; s++)
+        if (x->seq_rows[s]) lg_kv_seq_advance(&x->seqs[s], &x->pool, c, x->seqs[s].n_pos + x->seq_rows[s], keep);
+    if (queue) return LAGUNA_OK; /* laguna_context_wait reports the step */
     return ops->sync ? ops->sync(x->bc, err) : LAGUNA_OK;
 }
 
@@ -448,12 +465,120 @@ static laguna_status decode(laguna_context *x, const lg_decode_call *call, lagun
     return st ? st : lg_context_decode_run(x, call, err);
 }
 
+laguna_status laguna_context_wait(laguna_context *x, laguna_error *err) {
+    if (!x->n_queued) return LAGUNA_OK;
+    bool device = x->queued_device[x->queued_head];
+    x->queued_head ^= 1;
+    x->n_queued--;
+    /* a step that ran at once (no queue on the backend, several devices, watched) has its tokens */
+    return device ? x->model->backend->ops->wait_step(x->bc, err) : LAGUNA_OK;
+}
+
+/* The backend's outstanding steps collected (their tokens in their argmax),
+ * while they stay outstanding for the caller's waits. */
+static laguna_status collect_device_steps(laguna_context *x, laguna_error *err) {
+    laguna_status st = LAGUNA_OK;
+    for (int i = 0; i < x->n_queued; i++) {
+        int k = (x->queued_head + i) % 2;
+        if (!x->queued_device[k]) continue;
+        x->queued_device[k] = false;
+        laguna_status s = x->model->backend->ops->wait_step(x->bc, st ? NULL : err);
+        if (!st) st = s;
+    }
+    return st;
+}
+
+/* Every outstanding queued step collected (the first failure reported). */
+static laguna_status wait_all(laguna_context *x, laguna_error *err) {
+    laguna_status st = LAGUNA_OK;
+    while (x->n_queued) {
+        laguna_status s = laguna_context_wait(x, st ? NULL : err);
+        if (!st) st = s;
+    }
+    return st;
+}
+
+/* A plain (unqueued) decode call: queued steps first, and no queued step
+ * before the next for LAGUNA_TOKEN_OF_ROW to name. */
+static laguna_status decode_now(laguna_context *x, const lg_decode_call *call, laguna_error *err) {
+    laguna_status st = wait_all(x, err);
+    x->queued_rows = 0;
+    return st ? st : decode(x, call, err);
+}
+
 laguna_status laguna_context_decode(laguna_context *x, const laguna_batch_row *rows, int n, float *logits,
                                     laguna_error *err) {
-    return decode(x, &(lg_decode_call){rows, n, logits, NULL, false}, err);
+    return decode_now(x, &(lg_decode_call){rows, n, logits, NULL, false, 0, false, 0}, err);
 }
 
 laguna_status laguna_context_decode_argmax(laguna_context *x, const laguna_batch_row *rows, int n,
                                            float *logits, int32_t *argmax, laguna_error *err) {
-    return decode(x, &(lg_decode_call){rows, n, logits, argmax, true}, err);
+    return decode_now(x, &(lg_decode_call){rows, n, logits, argmax, true, 0, false, 0}, err);
+}
+
+/* The queued call's own checks (the rows' as a decode's follow). */
+static laguna_status check_queued(const laguna_context *x, const laguna_batch_row *rows, int n, const int32_t *argmax,
+                                  laguna_error *err) {
+    if (x->n_queued >= 2)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "two queued steps are outstanding: laguna_context_wait for one first");
+    if (n <= 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no rows to decode (empty batch)");
+    if (!rows || !argmax) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "%s is NULL", rows ? "argmax" : "rows");
+    if (n > x->n_batch)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "a queued step takes at most n_batch (%d) rows, not %d", x->n_batch, n);
+    for (int i = 0; i < n; i++)
+        if (rows[i].logits != LAGUNA_ROW_ARGMAX)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: a queued step's rows want LAGUNA_ROW_ARGMAX alone, not %d", i,
+                           rows[i].logits);
+    return LAGUNA_OK;
+}
+
+/* The step's rows with the tokens they name put in from the step before's
+ * argmax (which that step has filled); NULL when out of memory. */
+static const laguna_batch_row *named_tokens_put_in(laguna_context *x, const laguna_batch_row *rows, int n) {
+    if (!x->queued_call && !(x->queued_call = malloc(sizeof *x->queued_call * (size_t)x->n_batch))) return NULL;
+    for (int i = 0; i < n; i++) {
+        x->queued_call[i] = rows[i];
+        int j = LAGUNA_TOKEN_OF_ROW(0) - rows[i].token; /* the row named, when in range */
+        if (rows[i].token < 0 && j >= 0 && j < x->queued_rows) x->queued_call[i].token = x->queued_argmax[j];
+    }
+    return x->queued_call;
+}
+
+/* Whether the backend runs this context's queued steps while the host goes
+ * on; else a queued call runs at once, its named tokens put in on the host. */
+static bool queues_on_device(const laguna_context *x) {
+    static int allowed = -1; /* LAGUNA_QUEUED_STEPS=0: every step at once (measuring) */
+    if (allowed < 0) allowed = !(getenv("LAGUNA_QUEUED_STEPS") && getenv("LAGUNA_QUEUED_STEPS")[0] == '0');
+    const lg_backend_ops *ops = x->model->backend->ops;
+    return allowed && !x->ranks && !x->has_observer && ops->queue_argmax && ops->wait_step;
+}
+
+laguna_status laguna_context_decode_argmax_queued(laguna_context *x, const laguna_batch_row *rows, int n,
+                                                  int32_t *argmax, laguna_error *err) {
+    laguna_status st = check_queued(x, rows, n, argmax, err);
+    if (st) return st;
+    /* one position more behind the window, so the step can be taken back (a step of n_batch >= 2 rows fits
+     * in the page budget's slack) */
+    int keep_more = x->n_batch >= 2 ? 1 : 0;
+    lg_decode_call call = {rows, n, NULL, argmax, true, x->queued_rows, true, keep_more};
+    if (!queues_on_device(x)) { /* run now, the named tokens from the step before, which has run */
+        call.queued = false;
+        if ((st = collect_device_steps(x, err))) return st;
+        for (int i = 0; i < n; i++) /* checked as given: the rows' other checks follow */
+            if (rows[i].token < 0 && !(rows[i].token <= LAGUNA_TOKEN_OF_ROW(0) &&
+                                       rows[i].token > LAGUNA_TOKEN_OF_ROW(x->queued_rows)))
+                return lg_fail(err, LAGUNA_ERR_ARGUMENT,
+                               "token %d at index %d is not LAGUNA_TOKEN_OF_ROW(j) for one of the %d rows of the step "
+                               "queued before",
+                               rows[i].token, i, x->queued_rows);
+        if (!(call.rows = named_tokens_put_in(x, rows, n)))
+            return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for a queued step");
+        call.named_rows = 0;
+    }
+    if ((st = decode(x, &call, err))) return st;
+    x->queued_device[(x->queued_head + x->n_queued) % 2] = call.queued;
+    x->n_queued++;
+    x->queued_rows = n;
+    x->queued_argmax = argmax;
+    return LAGUNA_OK;
 }

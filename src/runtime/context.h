@@ -21,6 +21,14 @@ struct laguna_context {
     int32_t *page_marks; /* laguna_seqs_exclusive_pages' scratch, one per pool page (made on first use) */
     laguna_observer observer;
     bool has_observer;
+    /* queued greedy steps (laguna_context_decode_argmax_queued): outstanding
+     * ones; rows of the last step when it was queued (0: it was not), which
+     * LAGUNA_TOKEN_OF_ROW may name; its tokens, where the step ran at once */
+    int n_queued, queued_rows;
+    bool queued_device[2]; /* the outstanding steps, oldest at queued_head: whether the backend has it */
+    int queued_head;
+    const int32_t *queued_argmax;  /* that step's argmax (the caller's) */
+    laguna_batch_row *queued_call; /* [n_batch]: a queued call's rows with named tokens put in */
     /* A model on several devices: one context per rank, which hold the KV
      * cache and run the steps (src/parallel/group_context.c); the fields
      * above other than model, n_seq_max, n_ctx and n_batch are then unused. */
@@ -40,6 +48,10 @@ typedef struct {
     int32_t *argmax; /* [n] or NULL */
     bool flags; /* `logits` holds LAGUNA_ROW_* flags (laguna_context_decode_argmax); else nonzero =
                    logits */
+    int named_rows; /* rows of the step before that LAGUNA_TOKEN_OF_ROW may name (a queued call) */
+    bool queued;    /* the backend queues the step (queue_argmax): every row wants its token alone,
+                       which reaches argmax by laguna_context_wait */
+    int keep_more;  /* positions the sequences keep behind their window beyond the context's */
 } lg_decode_call;
 
 /* What row i of the call wants, as LAGUNA_ROW_* flags. */

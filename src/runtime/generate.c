@@ -3,8 +3,10 @@
  * eos, a stop string, the token budget, a full context or the caller cancels.
  * The text side (detokenizer + stop matcher) is a small "text stream" so the
  * loop itself reads as the list above. With a greedy sampler each feed asks
- * for the next token alone (laguna_session_feed_greedy): the logits stay on
- * the device and the sampler's argmax is taken there. */
+ * for the next token alone: the logits stay on the device and the sampler's
+ * argmax is taken there, and the step feeding a token is queued before the
+ * host looks at it (laguna_session_next_greedy), so the device works while
+ * the host detokenizes, matches stops and makes the next step. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -134,7 +136,8 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
     if (!r) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "result is NULL");
     *r = (laguna_generate_result){NULL, 0, false, LAGUNA_FINISH_LENGTH};
     if (!p) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "params is NULL");
-    laguna_status st = check_params(p, err);
+    laguna_status st = p->session ? lg_session_settle(p->session, err) : LAGUNA_OK;
+    if (!st) st = check_params(p, err);
     if (st || p->max_new_tokens == 0) return st;
 
     laguna_session *s = p->session;
@@ -160,7 +163,13 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
     for (;;) {
         /* the session holds the logits after its last token, or (greedy) the token they choose */
         const float *logits = laguna_session_logits(s);
-        int32_t t = logits ? laguna_sampler_sample(p->sampler, logits) : lg_session_greedy_token(s);
+        int32_t t;
+        if (logits) {
+            t = laguna_sampler_sample(p->sampler, logits);
+        } else { /* the step feeding t is queued before t is looked at, when a token may follow it */
+            bool more = p->max_new_tokens < 0 || (long long)r->n_tokens + 1 < (long long)p->max_new_tokens;
+            if ((st = laguna_session_next_greedy(s, more, &t, err))) goto done;
+        }
         laguna_sampler_accept(p->sampler, t);
         r->tokens[r->n_tokens++] = t;
         r->fed_last = false;
@@ -197,9 +206,7 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             r->finish = LAGUNA_FINISH_CONTEXT;
             break;
         }
-        int32_t next;
-        if ((st = greedy ? laguna_session_feed_greedy(s, &t, 1, &next, err)
-                         : laguna_session_feed(s, &t, 1, NULL, err)))
+        if ((st = greedy ? laguna_session_feed_next_greedy(s, t, err) : laguna_session_feed(s, &t, 1, NULL, err)))
             goto done;
         r->fed_last = true;
     }
@@ -209,5 +216,9 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         r->finish = LAGUNA_FINISH_STOP;
 done:
     text_stream_free(&ts);
+    { /* a step queued ahead of a token not fed is taken back */
+        laguna_status settled = lg_session_settle(s, st ? NULL : err);
+        if (!st) st = settled;
+    }
     return st;
 }

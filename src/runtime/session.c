@@ -18,7 +18,17 @@ struct laguna_session {
     bool has_logits;
     int32_t greedy; /* after laguna_session_feed_greedy: the greedy token after the last fed one;
                        else -1 */
+    /* queued greedy steps (laguna_session_next_greedy): the outstanding ones'
+     * tokens as they arrive; whether greedy is still one of them (the
+     * oldest's); whether the newest feeds greedy ahead of the caller, at
+     * position ahead_pos */
+    int32_t queued[2]; /* a ring: the oldest at queued_head */
+    int n_queued, queued_head;
+    bool pending, ahead;
+    int ahead_pos;
 };
+
+static laguna_status settle(laguna_session *s, laguna_error *err);
 
 laguna_status laguna_session_create(laguna_model *model, const laguna_session_options *options, laguna_session **out,
                                     laguna_error *err) {
@@ -59,6 +69,7 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
 
 void laguna_session_free(laguna_session *s) {
     if (!s) return;
+    settle(s, NULL);
     laguna_context_free(s->ctx);
     free(s->tokens);
     free(s->rows);
@@ -67,10 +78,96 @@ void laguna_session_free(laguna_session *s) {
     free(s);
 }
 
+/* ---- queued greedy steps ------------------------------------------------------ */
+
+/* The oldest outstanding step's token (into greedy when it is that one). */
+static laguna_status collect(laguna_session *s, laguna_error *err) {
+    laguna_status st = laguna_context_wait(s->ctx, err);
+    if (s->pending) s->greedy = st ? -1 : s->queued[s->queued_head];
+    s->pending = false;
+    s->queued_head ^= 1;
+    s->n_queued--;
+    return st;
+}
+
+/* Queues a step feeding token (a literal, or LAGUNA_TOKEN_OF_ROW(0)) at the
+ * sequence's next position. */
+static laguna_status queue_step(laguna_session *s, int32_t token, laguna_error *err) {
+    int pos = laguna_seq_length(s->ctx, s->seq);
+    laguna_batch_row row = {token, pos, s->seq, LAGUNA_ROW_ARGMAX};
+    laguna_status st =
+        laguna_context_decode_argmax_queued(s->ctx, &row, 1, &s->queued[(s->queued_head + s->n_queued) % 2], err);
+    if (!st) s->n_queued++;
+    return st;
+}
+
+/* Everything queued collected, and a step queued ahead and not fed taken
+ * back: the session holds what it was fed, greedy the token after it. */
+static laguna_status settle(laguna_session *s, laguna_error *err) {
+    laguna_status st = LAGUNA_OK;
+    while (s->n_queued) {
+        laguna_status c = collect(s, st ? NULL : err);
+        if (!st) st = c;
+    }
+    if (s->ahead) {
+        s->ahead = false;
+        laguna_status t = laguna_seq_truncate(s->ctx, s->seq, s->ahead_pos, st ? NULL : err);
+        if (!st) st = t;
+    }
+    return st;
+}
+
+laguna_status laguna_session_next_greedy(laguna_session *s, int ahead, int32_t *next, laguna_error *err) {
+    if (!next) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "next is NULL");
+    *next = -1;
+    if (s->greedy < 0 && !s->pending)
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no greedy token: feed with laguna_session_feed_greedy first");
+    laguna_status st;
+    int pos = laguna_seq_length(s->ctx, s->seq);
+    if (ahead && !s->ahead && pos < s->n_ctx) {
+        /* the token is the step before's greedy choice, on the device while pending */
+        if ((st = queue_step(s, s->pending ? LAGUNA_TOKEN_OF_ROW(0) : s->greedy, err))) return st;
+        s->ahead = true;
+        s->ahead_pos = pos;
+    }
+    if (s->pending && (st = collect(s, err))) return st;
+    *next = s->greedy;
+    return LAGUNA_OK;
+}
+
+laguna_status laguna_session_feed_next_greedy(laguna_session *s, int32_t token, laguna_error *err) {
+    laguna_status st;
+    if (s->ahead && !s->pending && token == s->greedy) { /* the step queued ahead fed it: take it as fed */
+        s->ahead = false;
+        s->tokens[s->ahead_pos] = token;
+    } else {
+        if ((st = settle(s, err))) return st;
+        const lg_config *c = &s->ctx->model->cfg;
+        if (token < 0 || token >= c->vocab_size)
+            return lg_fail(err, LAGUNA_ERR_ARGUMENT, "token %d is outside the vocabulary [0, %d)", token, c->vocab_size);
+        int pos = laguna_seq_length(s->ctx, s->seq);
+        if (pos >= s->n_ctx)
+            return lg_fail(err, LAGUNA_ERR_CONTEXT, "1 more token does not fit: %d of the context's %d positions are used",
+                           pos, s->n_ctx);
+        if ((st = queue_step(s, token, err))) return st;
+        s->tokens[pos] = token;
+    }
+    s->pending = true;
+    s->has_logits = false;
+    s->greedy = -1;
+    return LAGUNA_OK;
+}
+
+laguna_status lg_session_settle(laguna_session *s, laguna_error *err) { return settle(s, err); }
+
+/* ---- feeding ---------------------------------------------------------------- */
+
 /* Feeds tokens; the last one's logits are kept, or with next its greedy
  * token alone (found where the logits are: on the device for a GPU). */
 static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
                           float *all_logits, int32_t *next, laguna_error *err) {
+    laguna_status settled = settle(s, err);
+    if (settled) return settled;
     const lg_config *c = &s->ctx->model->cfg;
     int n_past = laguna_seq_length(s->ctx, s->seq);
     if (n_tokens == 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "no tokens to feed (empty prompt)");
@@ -124,7 +221,8 @@ int32_t lg_session_greedy_token(const laguna_session *s) {
 }
 
 const float *laguna_session_logits(const laguna_session *s) { return s->has_logits ? s->logits : NULL; }
-int laguna_session_position(const laguna_session *s) { return laguna_seq_length(s->ctx, s->seq); }
+/* (a step queued ahead and not yet fed does not count) */
+int laguna_session_position(const laguna_session *s) { return laguna_seq_length(s->ctx, s->seq) - (s->ahead ? 1 : 0); }
 int laguna_session_capacity(const laguna_session *s) { return s->n_ctx; }
 
 size_t laguna_session_kv_bytes(const laguna_session *s) {
@@ -140,6 +238,8 @@ const int32_t *laguna_session_tokens(const laguna_session *s, int *n) {
 }
 
 laguna_status laguna_session_truncate(laguna_session *s, int n_keep, laguna_error *err) {
+    laguna_status settled = settle(s, err);
+    if (settled) return settled;
     int n_past = laguna_session_position(s);
     laguna_status st = laguna_seq_truncate(s->ctx, s->seq, n_keep, err);
     if (!st && n_keep < n_past) { /* they belonged to a position now gone */
@@ -150,6 +250,7 @@ laguna_status laguna_session_truncate(laguna_session *s, int n_keep, laguna_erro
 }
 
 void laguna_session_reset(laguna_session *s) {
+    settle(s, NULL);
     laguna_seq_remove(s->ctx, s->seq);
     laguna_seq_add(s->ctx, &s->seq, NULL); /* the slot just freed: cannot fail */
     s->has_logits = false;

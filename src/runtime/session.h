@@ -10,4 +10,8 @@
  * that took positions back, or a reset. */
 int32_t lg_session_greedy_token(const laguna_session *s);
 
+/* Waits for the session's queued steps and takes back one queued ahead and
+ * not fed (laguna_session_next_greedy). */
+laguna_status lg_session_settle(laguna_session *s, laguna_error *err);
+
 #endif

@@ -68,20 +68,49 @@ __global__ void argmax_rows_kernel(int32_t *out, const float *logits, int n_cols
     if (lane == 0) out[blockIdx.x] = isnan(row[0]) || at == INT_MAX ? 0 : at;
 }
 
+/* Copies n ints (a step's tokens into a larger buffer). */
+__global__ void copy_tokens_kernel(int32_t *dst, const int32_t *src, int n) {
+    lg_cuda_kernel_begin();
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+}
+
+/* argmax_dev with room for rows [0, need): grown (the step's rows so far
+ * moved along, the old buffer freed behind the ops that still use it). */
+static bool argmax_room(lg_cuda_ctx *k, int need) {
+    if (need <= k->argmax_cap) return true;
+    int cap = need > 2 * k->argmax_cap ? need : 2 * k->argmax_cap;
+    cap = cap < 256 ? 256 : cap;
+    int32_t *p = NULL;
+    if (cudaMalloc(&p, sizeof(int32_t) * (size_t)cap) != cudaSuccess) return false; /* sync() reports it */
+    if (k->argmax_at > 0)
+        lg_cuda_launch(k, copy_tokens_kernel, dim3((unsigned)((k->argmax_at + 255) / 256)), dim3(256), 0, p,
+                       (const int32_t *)k->argmax_dev, k->argmax_at);
+    if (k->argmax_dev && lg_cuda_taping(k)) lg_cuda_tape_defer_free(k, k->argmax_dev);
+    else if (k->argmax_dev) cudaFreeAsync(k->argmax_dev, k->stream);
+    k->argmax_dev = p, k->argmax_cap = cap;
+    return true;
+}
+
+/* The tokens go to argmax_dev from row argmax_at of the step (where the next
+ * step's embed finds them), then to the host: now, or behind the step when
+ * it is queued (cuda_queue.cu). */
 void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,
                          int n_cols) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (n_rows <= 0) return;
-    int32_t *dev_out = (int32_t *)lg_cuda_scratch(k, sizeof(int32_t) * (size_t)n_rows);
-    if (!dev_out) { /* out of device memory: sync() reports it; the caller gets a valid token id
-                       meanwhile */
+    if (!argmax_room(k, k->argmax_at + n_rows)) { /* out of device memory: sync() reports it; the caller
+                                                     gets a valid token id meanwhile */
         memset(host_out, 0, sizeof(int32_t) * (size_t)n_rows);
         return;
     }
-    lg_cuda_launch(k, argmax_rows_kernel, dim3((unsigned)n_rows), dim3(ARGMAX_THREADS), 0, dev_out,
+    int at = k->argmax_at;
+    k->argmax_at += n_rows;
+    lg_cuda_launch(k, argmax_rows_kernel, dim3((unsigned)n_rows), dim3(ARGMAX_THREADS), 0, k->argmax_dev + at,
                    logits, n_cols);
-    lg_cuda_tape_flush(k); /* the host needs the results now: a recorded step is launched here */
-    cudaMemcpyAsync(host_out, dev_out, sizeof(int32_t) * (size_t)n_rows, cudaMemcpyDeviceToHost,
+    lg_cuda_tape_flush(k); /* the host needs the results: a recorded step is launched here */
+    if (lg_cuda_queue_tokens(k, host_out, at, n_rows)) return;
+    cudaMemcpyAsync(host_out, k->argmax_dev + at, sizeof(int32_t) * (size_t)n_rows, cudaMemcpyDeviceToHost,
                     k->stream);
     cudaStreamSynchronize(k->stream);
 }

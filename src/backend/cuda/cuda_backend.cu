@@ -69,6 +69,8 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     lg_cuda_tape_flush(k);
     if (k->stream) cudaStreamSynchronize(k->stream);
     lg_cuda_tape_free(k->tape);
+    lg_cuda_queue_free(k->queue);
+    if (k->argmax_dev) cudaFree(k->argmax_dev);
     lg_cuda_profile_report(k);
     if (k->stream) cudaStreamDestroy(k->stream);
     if (k->ring_dev) cudaFree(k->ring_dev);
@@ -85,7 +87,7 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     lg_cuda_ctx *k = (lg_cuda_ctx *)calloc(1, sizeof *k);
     if (!k) return NULL;
     k->base.backend = be;
-    k->ring_bytes = RING_BYTES;
+    k->ring_bytes = k->ring_limit = RING_BYTES;
     k->n_experts = sizes->n_experts;
     lg_cuda_attention_settings(k);
     if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
@@ -98,6 +100,10 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
         return NULL;
     }
     if (be->ops->step_begin && lg_cuda_switch_on("LAGUNA_CUDA_GRAPHS") && !(k->tape = lg_cuda_tape_new())) {
+        cuda_ctx_free(&k->base);
+        return NULL;
+    }
+    if (be->ops->wait_step && !(k->queue = lg_cuda_queue_new())) {
         cuda_ctx_free(&k->base);
         return NULL;
     }
@@ -163,20 +169,22 @@ static size_t upload_bytes(const lg_cuda_ctx *k, size_t n) {
 
 const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {
     size_t need = upload_bytes(k, n);
-    if (lg_cuda_taping(k) && k->ring_used + need > k->ring_bytes) lg_cuda_tape_flush(k); /* the rest goes direct */
+    if (lg_cuda_taping(k) && k->ring_used + need > k->ring_limit) lg_cuda_tape_flush(k); /* the rest goes direct */
     if (need > k->ring_bytes) { /* larger than the ring: a buffer of its own for the rest of the step */
         cudaStreamSynchronize(k->stream);
         cudaFreeHost(k->ring_host);
         cudaFree(k->ring_dev);
-        k->ring_bytes = need * 2;
+        k->ring_bytes = k->ring_limit = need * 2;
         k->ring_used = 0;
         if (cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
             cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess)
             return NULL; /* sync() reports the error */
     }
-    if (k->ring_used + need > k->ring_bytes) { /* wrap: earlier uploads must be consumed first */
+    if (k->ring_used + need > k->ring_limit) { /* wrap: earlier uploads must be consumed first (all of
+                                                 them: a queued step's half is then free too) */
         cudaStreamSynchronize(k->stream);
         k->ring_used = 0;
+        k->ring_limit = k->ring_bytes;
     }
     uint8_t *h = k->ring_host + k->ring_used, *d = k->ring_dev + k->ring_used;
     memcpy(h, host, n);
@@ -210,6 +218,7 @@ static laguna_status cuda_sync(lg_backend_ctx *c, laguna_error *err) {
     cudaError_t e = cudaStreamSynchronize(k->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
     k->ring_used = 0; /* the step is done: its uploads are consumed */
+    k->argmax_at = 0;
     if (k->profile) lg_cuda_profile_collect(k);
     if (e != cudaSuccess) return lg_fail(err, LAGUNA_ERR_NOMEM, "cuda: %s", cudaGetErrorString(e));
     return LAGUNA_OK;
@@ -263,6 +272,8 @@ static lg_backend_ops make_ops(void) {
     o.attention_inputs = lg_cuda_attention_inputs;
     o.route = lg_cuda_route;
     o.argmax_rows = lg_cuda_argmax_rows;
+    o.queue_argmax = lg_cuda_queue_argmax;
+    o.wait_step = lg_cuda_wait_step;
     return o;
 }
 
@@ -272,6 +283,7 @@ static lg_backend_ops make_profiled_ops(void) {
     lg_backend_ops o = make_ops();
     lg_cuda_profile_wrap(&o);
     o.step_begin = NULL; /* ops timed one by one, so not recorded as graphs */
+    o.queue_argmax = NULL, o.wait_step = NULL; /* nor queued */
     return o;
 }
 

@@ -11,11 +11,15 @@ static unsigned blocks_for(size_t n) { return (unsigned)((n + THREADS - 1) / THR
  * block looping over a row serialises its loads behind its stores. */
 static dim3 row_grid(int n_rows, int width) { return dim3((unsigned)n_rows, blocks_for((size_t)width)); }
 
-__global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, int dtype, const int32_t *tokens, int n,
-                             int width) {
+/* A token -2 - j is row j of the step before's greedy tokens (a queued
+ * step's, still on the device: backend.h, queue_argmax). */
+__global__ void embed_kernel(float *x, const uint8_t *table, size_t row_bytes, int dtype, const int32_t *tokens,
+                             const int32_t *previous, int n, int width) {
     lg_cuda_kernel_begin();
     int i = blockIdx.y * blockDim.x + threadIdx.x;
-    if (i < width) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, table + (size_t)tokens[blockIdx.x] * row_bytes, i);
+    int32_t t = tokens[blockIdx.x];
+    if (t < 0) t = previous[-2 - t];
+    if (i < width) x[(size_t)blockIdx.x * width + i] = lg_load(dtype, table + (size_t)t * row_bytes, i);
 }
 
 void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const int32_t *tokens, int n) {
@@ -23,7 +27,7 @@ void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const in
     if (n <= 0) return;
     const int32_t *dt = (const int32_t *)lg_cuda_upload(k, tokens, sizeof(int32_t) * (size_t)n);
     lg_cuda_launch(k, embed_kernel, row_grid(n, (int)table->cols), THREADS, 0, x, table->data, table->row_bytes,
-                   table->dtype, dt, n, (int)table->cols);
+                   table->dtype, dt, (const int32_t *)k->argmax_dev, n, (int)table->cols);
 }
 
 /* One block per row; the sum of squares in double, reduced in a fixed

@@ -40,12 +40,14 @@ struct lg_expert_table {
 
 struct lg_cuda_profile;
 struct lg_cuda_tape;
+struct lg_cuda_queue;
 
 struct lg_cuda_ctx {
     lg_backend_ctx base;
     cudaStream_t stream;
     uint8_t *ring_dev, *ring_host; /* host arrays of a step go up through here */
     size_t ring_bytes, ring_used;
+    size_t ring_limit;               /* uploads stay below: ring_bytes, or a queued step's half of the ring */
     lg_expert_table *tables;
     int n_tables, cap_tables;
     void *scratch;           /* an op's device work space (stream-ordered), grown on demand */
@@ -56,6 +58,13 @@ struct lg_cuda_ctx {
     int n_experts;
     lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
     lg_cuda_tape *tape;       /* decode steps as graphs (cuda_tape.cu); NULL = off */
+    /* greedy tokens (cuda_argmax.cu): a step's, on the device, [argmax_cap]
+     * (the next step's embed reads token -2 - j at j), rows written so far in
+     * the step; queued steps (cuda_queue.cu) */
+    int32_t *argmax_dev;
+    int argmax_cap, argmax_at;
+    bool queue_argmax;
+    lg_cuda_queue *queue;
     /* decode attention (cuda_attention.cu), read from the environment when
      * the context is made so that tests can set them per context */
     int attn_groups;            /* a lone row's chunks merge in at most ~this many groups */
@@ -74,6 +83,17 @@ void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op);
 void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p);
 void lg_cuda_tape_flush(lg_cuda_ctx *k);
 void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows);
+
+/* cuda_queue.cu: queued greedy steps (the queue_argmax and wait_step ops).
+ * step_begin's part (a queued step takes the next entry and its half of the
+ * upload ring); argmax_rows' part (the step's tokens copied behind it to
+ * host_out's entry, n rows from row at of argmax_dev). */
+lg_cuda_queue *lg_cuda_queue_new(void);
+void lg_cuda_queue_free(lg_cuda_queue *q);
+void lg_cuda_queue_step_begin(lg_cuda_ctx *k);
+bool lg_cuda_queue_tokens(lg_cuda_ctx *k, int32_t *host_out, int at, int n);
+void lg_cuda_queue_argmax(lg_backend_ctx *c, bool on);
+laguna_status lg_cuda_wait_step(lg_backend_ctx *c, laguna_error *err);
 
 /* Programmatic dependent launch (Hopper): every kernel is launched so that
  * the next one may be scheduled while it drains, which hides most of the
