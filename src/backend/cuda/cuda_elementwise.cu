@@ -133,14 +133,24 @@ void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int 
     if (n) lg_cuda_launch(LG_CUDA_CTX(c), gate_kernel, blocks_for(n), THREADS, 0, attn, gate, n, n_heads, head_dim, per_head);
 }
 
-__global__ void silu_mul_kernel(float *out, const float *gate, const float *up, size_t n) {
+/* Two ranges in one launch (a decode step's routed and shared experts: one
+ * launch fewer a layer); elements [0, n1) are the first's. */
+__global__ void silu_mul_kernel(float *o1, const float *g1, const float *u1, size_t n1, float *o2, const float *g2,
+                                const float *u2, size_t n2) {
     lg_cuda_kernel_begin();
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    if (i < n1) o1[i] = g1[i] / (1.0f + expf(-g1[i])) * u1[i];
+    else if ((i -= n1) < n2) o2[i] = g2[i] / (1.0f + expf(-g2[i])) * u2[i];
+}
+
+void lg_cuda_silu_mul_pair(lg_backend_ctx *c, float *o1, const float *g1, const float *u1, size_t n1, float *o2,
+                           const float *g2, const float *u2, size_t n2) {
+    if (n1 + n2)
+        lg_cuda_launch(LG_CUDA_CTX(c), silu_mul_kernel, blocks_for(n1 + n2), THREADS, 0, o1, g1, u1, n1, o2, g2, u2, n2);
 }
 
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n) {
-    if (n) lg_cuda_launch(LG_CUDA_CTX(c), silu_mul_kernel, blocks_for(n), THREADS, 0, out, gate, up, n);
+    lg_cuda_silu_mul_pair(c, out, gate, up, n, (float *)NULL, (const float *)NULL, (const float *)NULL, 0);
 }
 
 __global__ void add_kernel(float *x, const float *y, size_t n) {

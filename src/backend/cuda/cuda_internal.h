@@ -249,6 +249,9 @@ void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int h
 void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,
                          bool per_head);
 void lg_cuda_silu_mul(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
+/* silu_mul over two ranges in one launch (either may be empty). */
+void lg_cuda_silu_mul_pair(lg_backend_ctx *c, float *o1, const float *g1, const float *u1, size_t n1, float *o2,
+                           const float *g2, const float *u2, size_t n2);
 void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n);
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
 void lg_cuda_add_rmsnorm(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,

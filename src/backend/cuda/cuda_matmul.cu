@@ -699,9 +699,8 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     }
     if (a->shared) add_plain(k, &b, &shared_gate), add_plain(k, &b, &shared_up);
     set_launch(k, &b);
-    if (routed) lg_cuda_silu_mul(c, a->act_gate, a->act_gate, a->act_up, (size_t)pairs * I);
-    if (a->shared)
-        lg_cuda_silu_mul(c, a->shared_gate, a->shared_gate, a->shared_up, (size_t)a->n_tokens * a->shared->gate.rows);
+    lg_cuda_silu_mul_pair(c, a->act_gate, a->act_gate, a->act_up, routed ? (size_t)pairs * I : 0, a->shared_gate,
+                          a->shared_gate, a->shared_up, a->shared ? (size_t)a->n_tokens * a->shared->gate.rows : 0);
     if (routed) grouped(k, &b, table, experts, 2, a->act_gate, a->expert_out, a->n_tokens, off, act, E, pairs);
     if (a->shared) add_plain(k, &b, &shared_down);
     set_launch(k, &b);
