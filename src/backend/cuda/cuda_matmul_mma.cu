@@ -628,8 +628,8 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
                        NARROW_WARPS * 32, smem, *set, most < 1 ? 1 : most, tok_groups);
 }
 
-/* Plain products of 9 to 8 x LAGUNA_CUDA_TOKEN_GROUPS tokens (default 4:
- * up to 32) take the one-shot blocks, a block per row range and group of 8
+/* Plain products of 9 to 8 x LAGUNA_CUDA_TOKEN_GROUPS tokens (default 8:
+ * up to 64) take the one-shot blocks, a block per row range and group of 8
  * tokens, instead of the narrow kernel's blocks of all tokens, which load
  * every token's activations again for each 16-row tile (at 32 tokens, 4
  * bytes of activations from L2 for each weight byte). The groups of a row
@@ -637,12 +637,13 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
  * through L2. The same units, slices and mma order per token: the same
  * bits. Measured on the H200 (XS.2 bf16, batched decode after 1024, one
  * run): 16 / 32 / 64 sequences 861 / 1224 / 1542 tok/s with the narrow
- * kernel, 944 / 1235 / 1531 with up to 4 groups, 952 / 1241 / 1615 with 8.
- * 8 is not the default yet: the batch-invariance test ran on the GPU with
- * 4 (its 64-token case then took the narrow kernel).
+ * kernel, 944 / 1235 / 1531 with up to 4 groups, 952 / 1241 / 1615 with 8;
+ * on an H100 (2026-12-05, 2 rounds) 4 against 8 groups: 16 and 32 the same,
+ * 64 1472.7 / 1472.3 against 1533.2 / 1533.4. The CUDA tests (the
+ * batch-invariance cases up to 64 tokens) pass with 4 and with 8.
  * LAGUNA_CUDA_TOKEN_GROUPS=0: the narrow kernel (measuring). */
 static int oneshot_token_groups_most(void) {
-    static const int most = getenv("LAGUNA_CUDA_TOKEN_GROUPS") ? atoi(getenv("LAGUNA_CUDA_TOKEN_GROUPS")) : 4;
+    static const int most = getenv("LAGUNA_CUDA_TOKEN_GROUPS") ? atoi(getenv("LAGUNA_CUDA_TOKEN_GROUPS")) : 8;
     return most;
 }
 
