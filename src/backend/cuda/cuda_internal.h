@@ -48,6 +48,7 @@ struct lg_cuda_ctx {
     uint8_t *ring_dev, *ring_host; /* host arrays of a step go up through here */
     size_t ring_bytes, ring_used;
     size_t ring_limit;               /* uploads stay below: ring_bytes, or a queued step's half of the ring */
+    bool ring_spilled;               /* a step's uploads wrapped the ring (or grew it) since the last queued step began */
     lg_expert_table *tables;
     int n_tables, cap_tables;
     void *scratch;           /* an op's device work space (stream-ordered), grown on demand */

@@ -10,8 +10,10 @@
  * record their uploads in the two halves of the upload ring (entry i, half
  * i), so the host writing a step's uploads never overwrites those of the
  * step the device may still be reading; an entry is reused only after it
- * was waited for. A recorded step's graph knows its upload range, so a
- * batch size has two graphs, one a half. */
+ * was waited for. A step whose uploads outgrow its half waits for the
+ * stream and wraps to the ring's start (lg_cuda_upload), so the next queued
+ * step waits for the stream before it writes its half. A recorded step's
+ * graph knows its upload range, so a batch size has two graphs, one a half. */
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
@@ -92,6 +94,10 @@ void lg_cuda_queue_step_begin(lg_cuda_ctx *k) {
         return;
     }
     if (q->count == QUEUE_STEPS) collect(q); /* the context keeps to two; never wait on an entry's half */
+    if (k->ring_spilled) { /* a step that wrapped the ring may still read from this one's half */
+        cudaStreamSynchronize(k->stream);
+        k->ring_spilled = false;
+    }
     int i = (q->first + q->count) % QUEUE_STEPS;
     q->step[i].copies.clear();
     q->count++;
