@@ -15,7 +15,11 @@ extern "C" {
 #include "core/error.h"
 }
 
-#define RING_BYTES (8u << 20)
+/* The upload ring: a step of XS.2 uploads ~100 bytes a row a layer (~4 MB
+ * for a 4096-row prefill step of 40 layers), and an op's uploads must not
+ * straddle a wrap (see LAGUNA_CUDA_RING_BYTES below), so room for 8192-row
+ * steps and more */
+#define RING_BYTES (32u << 20)
 
 static void *cuda_alloc(lg_backend *be, size_t bytes) {
     void *p = NULL;
