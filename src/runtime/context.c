@@ -306,6 +306,13 @@ void laguna_context_set_observer(laguna_context *x, const laguna_observer *obser
     if (observer) x->observer = *observer;
 }
 
+/* The row of the step before that token names (LAGUNA_TOKEN_OF_ROW(j)), when
+ * it is one of its n_rows rows; else -1. */
+static int named_row(int32_t token, int n_rows) {
+    int j = LAGUNA_TOKEN_OF_ROW(0) - token;
+    return token < 0 && j >= 0 && j < n_rows ? j : -1;
+}
+
 /* Checks every row (a token may name one of the named_rows rows of the step
  * before); seq_rows[s] counts each sequence's rows. */
 static laguna_status check_rows(laguna_context *x, const laguna_batch_row *rows, int n, int named_rows,
@@ -315,7 +322,7 @@ static laguna_status check_rows(laguna_context *x, const laguna_batch_row *rows,
     for (int i = 0; i < n; i++) {
         const laguna_batch_row *r = &rows[i];
         if (!valid_seq(x, r->seq)) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "row %d: no sequence %d", i, r->seq);
-        bool named = r->token <= LAGUNA_TOKEN_OF_ROW(0) && r->token > LAGUNA_TOKEN_OF_ROW(named_rows);
+        bool named = named_row(r->token, named_rows) >= 0;
         if (!named && r->token < 0 && named_rows > 0)
             return lg_fail(err, LAGUNA_ERR_ARGUMENT,
                            "token %d at index %d is neither in the vocabulary [0, %d) nor LAGUNA_TOKEN_OF_ROW(j) for "
@@ -533,13 +540,14 @@ static laguna_status check_queued(const laguna_context *x, const laguna_batch_ro
 }
 
 /* The step's rows with the tokens they name put in from the step before's
- * argmax (which that step has filled); NULL when out of memory. */
+ * argmax (which that step has filled; a token naming no row stays, for the
+ * rows' checks to refuse); NULL when out of memory. */
 static const laguna_batch_row *named_tokens_put_in(laguna_context *x, const laguna_batch_row *rows, int n) {
     if (!x->queued_call && !(x->queued_call = malloc(sizeof *x->queued_call * (size_t)x->n_batch))) return NULL;
     for (int i = 0; i < n; i++) {
         x->queued_call[i] = rows[i];
-        int j = LAGUNA_TOKEN_OF_ROW(0) - rows[i].token; /* the row named, when in range */
-        if (rows[i].token < 0 && j >= 0 && j < x->queued_rows) x->queued_call[i].token = x->queued_argmax[j];
+        int j = named_row(rows[i].token, x->queued_rows);
+        if (j >= 0) x->queued_call[i].token = x->queued_argmax[j];
     }
     return x->queued_call;
 }
@@ -564,16 +572,8 @@ laguna_status laguna_context_decode_argmax_queued(laguna_context *x, const lagun
     if (!queues_on_device(x)) { /* run now, the named tokens from the step before, which has run */
         call.queued = false;
         if ((st = collect_device_steps(x, err))) return st;
-        for (int i = 0; i < n; i++) /* checked as given: the rows' other checks follow */
-            if (rows[i].token < 0 && !(rows[i].token <= LAGUNA_TOKEN_OF_ROW(0) &&
-                                       rows[i].token > LAGUNA_TOKEN_OF_ROW(x->queued_rows)))
-                return lg_fail(err, LAGUNA_ERR_ARGUMENT,
-                               "token %d at index %d is not LAGUNA_TOKEN_OF_ROW(j) for one of the %d rows of the step "
-                               "queued before",
-                               rows[i].token, i, x->queued_rows);
         if (!(call.rows = named_tokens_put_in(x, rows, n)))
             return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for a queued step");
-        call.named_rows = 0;
     }
     if ((st = decode(x, &call, err))) return st;
     x->queued_device[(x->queued_head + x->n_queued) % 2] = call.queued;

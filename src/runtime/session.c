@@ -19,11 +19,11 @@ struct laguna_session {
     int32_t greedy; /* after laguna_session_feed_greedy: the greedy token after the last fed one;
                        else -1 */
     /* queued greedy steps (laguna_session_next_greedy): the outstanding ones'
-     * tokens as they arrive; whether greedy is still one of them (the
-     * oldest's); whether the newest feeds greedy ahead of the caller, at
-     * position ahead_pos */
-    int32_t queued[2]; /* a ring: the oldest at queued_head */
-    int n_queued, queued_head;
+     * tokens as they arrive, a ring kept in step with the context's own (its
+     * n_queued steps from its queued_head); whether greedy is still one of
+     * them (the oldest's); whether the newest feeds greedy ahead of the
+     * caller, at position ahead_pos */
+    int32_t queued[2];
     bool pending, ahead;
     int ahead_pos;
 };
@@ -69,7 +69,7 @@ laguna_status laguna_session_create(laguna_model *model, const laguna_session_op
 
 void laguna_session_free(laguna_session *s) {
     if (!s) return;
-    settle(s, NULL);
+    if (s->ctx) settle(s, NULL); /* (none when its creation failed) */
     laguna_context_free(s->ctx);
     free(s->tokens);
     free(s->rows);
@@ -82,11 +82,10 @@ void laguna_session_free(laguna_session *s) {
 
 /* The oldest outstanding step's token (into greedy when it is that one). */
 static laguna_status collect(laguna_session *s, laguna_error *err) {
+    int oldest = s->ctx->queued_head;
     laguna_status st = laguna_context_wait(s->ctx, err);
-    if (s->pending) s->greedy = st ? -1 : s->queued[s->queued_head];
+    if (s->pending) s->greedy = st ? -1 : s->queued[oldest];
     s->pending = false;
-    s->queued_head ^= 1;
-    s->n_queued--;
     return st;
 }
 
@@ -95,17 +94,15 @@ static laguna_status collect(laguna_session *s, laguna_error *err) {
 static laguna_status queue_step(laguna_session *s, int32_t token, laguna_error *err) {
     int pos = laguna_seq_length(s->ctx, s->seq);
     laguna_batch_row row = {token, pos, s->seq, LAGUNA_ROW_ARGMAX};
-    laguna_status st =
-        laguna_context_decode_argmax_queued(s->ctx, &row, 1, &s->queued[(s->queued_head + s->n_queued) % 2], err);
-    if (!st) s->n_queued++;
-    return st;
+    int32_t *out = &s->queued[(s->ctx->queued_head + s->ctx->n_queued) % 2]; /* the context's next entry */
+    return laguna_context_decode_argmax_queued(s->ctx, &row, 1, out, err);
 }
 
 /* Everything queued collected, and a step queued ahead and not fed taken
  * back: the session holds what it was fed, greedy the token after it. */
 static laguna_status settle(laguna_session *s, laguna_error *err) {
     laguna_status st = LAGUNA_OK;
-    while (s->n_queued) {
+    while (s->ctx->n_queued) {
         laguna_status c = collect(s, st ? NULL : err);
         if (!st) st = c;
     }

@@ -93,8 +93,8 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     k->base.backend = be;
     /* LAGUNA_CUDA_RING_BYTES=N (tests): a smaller upload ring, so that steps wrap it. Known to fail
      * (2026-12-05, a 4 KB ring: 20 of the 68 CUDA tests): an op whose uploads straddle a wrap or a
-     * regrowth finds its first arrays overwritten or freed; the default 8 MB ring holds every step
-     * the tests and benchmarks make (see docs/performance.md, twenty-first pass) */
+     * regrowth finds its first arrays overwritten or freed; the default ring holds every step the
+     * tests and benchmarks make (see docs/performance.md, twenty-first pass) */
     const char *ring = getenv("LAGUNA_CUDA_RING_BYTES");
     k->ring_bytes = k->ring_limit = ring && atol(ring) >= 4096 ? (size_t)atol(ring) : RING_BYTES;
     k->n_experts = sizes->n_experts;
