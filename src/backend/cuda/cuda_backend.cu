@@ -16,9 +16,8 @@ extern "C" {
 }
 
 /* The upload ring: a step of XS.2 uploads ~100 bytes a row a layer (~4 MB
- * for a 4096-row prefill step of 40 layers), and an op's uploads must not
- * straddle a wrap (see LAGUNA_CUDA_RING_BYTES below), so room for 8192-row
- * steps and more */
+ * for a 4096-row prefill step of 40 layers); a step that outgrows it moves
+ * to a larger one (ring_grow), so this is only where it starts */
 #define RING_BYTES (32u << 20)
 
 static void *cuda_alloc(lg_backend *be, size_t bytes) {
@@ -79,6 +78,7 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     if (k->stream) cudaStreamDestroy(k->stream);
     if (k->ring_dev) cudaFree(k->ring_dev);
     if (k->ring_host) cudaFreeHost(k->ring_host);
+    lg_cuda_ring_release(k);
     if (k->scratch) cudaFree(k->scratch);
     if (k->attn_counters) cudaFree(k->attn_counters);
     if (k->moe_active) cudaFree(k->moe_active);
@@ -91,10 +91,7 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     lg_cuda_ctx *k = (lg_cuda_ctx *)calloc(1, sizeof *k);
     if (!k) return NULL;
     k->base.backend = be;
-    /* LAGUNA_CUDA_RING_BYTES=N (tests): a smaller upload ring, so that steps wrap it. Known to fail
-     * (2026-12-05, a 4 KB ring: 20 of the 68 CUDA tests): an op whose uploads straddle a wrap or a
-     * regrowth finds its first arrays overwritten or freed; the default ring holds every step the
-     * tests and benchmarks make (see docs/performance.md, twenty-first pass) */
+    /* LAGUNA_CUDA_RING_BYTES=N (tests): a small upload ring, so that steps outgrow it */
     const char *ring = getenv("LAGUNA_CUDA_RING_BYTES");
     k->ring_bytes = k->ring_limit = ring && atol(ring) >= 4096 ? (size_t)atol(ring) : RING_BYTES;
     k->n_experts = sizes->n_experts;
@@ -176,26 +173,45 @@ static size_t upload_bytes(const lg_cuda_ctx *k, size_t n) {
     return need;
 }
 
+/* The ring outgrown within a step: the rest of the step (and what follows)
+ * goes on in one at least twice as large. The old one may hold uploads not
+ * read yet (the op being issued may have put its first arrays there, a
+ * queued step its own), so it is kept until the stream is idle
+ * (lg_cuda_ring_release). Reusing it from its start, as a wrap did,
+ * overwrote the first arrays of an op whose later ones did not fit. */
+static bool ring_grow(lg_cuda_ctx *k, size_t need) {
+    lg_cuda_retired_ring *r = (lg_cuda_retired_ring *)malloc(sizeof *r);
+    if (!r) return false;
+    size_t bytes = 2 * (need > k->ring_bytes ? need : k->ring_bytes);
+    r->dev = k->ring_dev, r->host = k->ring_host, r->next = k->retired_rings;
+    k->retired_rings = r;
+    k->ring_dev = NULL, k->ring_host = NULL;
+    k->ring_bytes = k->ring_limit = k->ring_used = 0;
+    k->ring_spilled = true; /* this step may fill the new ring past its half: the next queued one waits */
+    if (cudaMalloc(&k->ring_dev, bytes) != cudaSuccess || cudaMallocHost(&k->ring_host, bytes) != cudaSuccess) {
+        if (k->ring_dev) cudaFree(k->ring_dev);
+        k->ring_dev = NULL, k->ring_host = NULL;
+        return false; /* sync() reports the error */
+    }
+    k->ring_bytes = k->ring_limit = bytes;
+    return true;
+}
+
+void lg_cuda_ring_release(lg_cuda_ctx *k) {
+    while (k->retired_rings) {
+        lg_cuda_retired_ring *r = k->retired_rings;
+        k->retired_rings = r->next;
+        cudaFree(r->dev);
+        cudaFreeHost(r->host);
+        free(r);
+    }
+}
+
 const void *lg_cuda_upload(lg_cuda_ctx *k, const void *host, size_t n) {
     size_t need = upload_bytes(k, n);
-    if (lg_cuda_taping(k) && k->ring_used + need > k->ring_limit) lg_cuda_tape_flush(k); /* the rest goes direct */
-    if (need > k->ring_bytes) { /* larger than the ring: a buffer of its own for the rest of the step */
-        cudaStreamSynchronize(k->stream);
-        cudaFreeHost(k->ring_host);
-        cudaFree(k->ring_dev);
-        k->ring_bytes = k->ring_limit = need * 2;
-        k->ring_spilled = true;
-        k->ring_used = 0;
-        if (cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
-            cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess)
-            return NULL; /* sync() reports the error */
-    }
-    if (k->ring_used + need > k->ring_limit) { /* wrap: earlier uploads must be consumed first (all of
-                                                 them: a queued step's half is then free too) */
-        cudaStreamSynchronize(k->stream);
-        k->ring_used = 0;
-        k->ring_limit = k->ring_bytes;
-        k->ring_spilled = true; /* this step may now use the other half: the next queued one waits for it */
+    if (k->ring_used + need > k->ring_limit) {
+        if (lg_cuda_taping(k)) lg_cuda_tape_flush(k); /* the recorded range is in this ring: the rest goes direct */
+        if (!ring_grow(k, need)) return NULL;
     }
     uint8_t *h = k->ring_host + k->ring_used, *d = k->ring_dev + k->ring_used;
     memcpy(h, host, n);
@@ -229,6 +245,7 @@ static laguna_status cuda_sync(lg_backend_ctx *c, laguna_error *err) {
     cudaError_t e = cudaStreamSynchronize(k->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
     k->ring_used = 0; /* the step is done: its uploads are consumed */
+    lg_cuda_ring_release(k);
     k->argmax_at = 0;
     if (k->profile) lg_cuda_profile_collect(k);
     if (e != cudaSuccess) return lg_fail(err, LAGUNA_ERR_NOMEM, "cuda: %s", cudaGetErrorString(e));

@@ -42,13 +42,20 @@ struct lg_cuda_profile;
 struct lg_cuda_tape;
 struct lg_cuda_queue;
 
+/* An upload ring outgrown, kept until the stream is idle. */
+struct lg_cuda_retired_ring {
+    uint8_t *dev, *host;
+    lg_cuda_retired_ring *next;
+};
+
 struct lg_cuda_ctx {
     lg_backend_ctx base;
     cudaStream_t stream;
     uint8_t *ring_dev, *ring_host; /* host arrays of a step go up through here */
     size_t ring_bytes, ring_used;
     size_t ring_limit;               /* uploads stay below: ring_bytes, or a queued step's half of the ring */
-    bool ring_spilled;               /* a step's uploads wrapped the ring (or grew it) since the last queued step began */
+    bool ring_spilled;               /* a step's uploads outgrew the ring since the last queued step began */
+    lg_cuda_retired_ring *retired_rings;
     lg_expert_table *tables;
     int n_tables, cap_tables;
     void *scratch;           /* an op's device work space (stream-ordered), grown on demand */
@@ -158,8 +165,11 @@ void lg_cuda_launch(lg_cuda_ctx *k, void (*kernel)(P...), dim3 grid, dim3 block,
 void *lg_cuda_scratch(lg_cuda_ctx *c, size_t bytes);
 
 /* Copies n bytes of host data to device memory valid for the rest of the
- * step (stream-ordered); when the ring is full it waits for the stream. */
+ * step (stream-ordered); when the ring is full the step goes on in a larger
+ * one (the old one is freed once the stream is idle). */
 const void *lg_cuda_upload(lg_cuda_ctx *c, const void *host, size_t n);
+/* Frees the rings uploads outgrew (the stream must be idle). */
+void lg_cuda_ring_release(lg_cuda_ctx *k);
 
 __device__ __forceinline__ float lg_half_at(const uint8_t *p) { return __half2float(*(const __half *)p); }
 

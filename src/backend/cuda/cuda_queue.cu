@@ -10,9 +10,9 @@
  * record their uploads in the two halves of the upload ring (entry i, half
  * i), so the host writing a step's uploads never overwrites those of the
  * step the device may still be reading; an entry is reused only after it
- * was waited for. A step whose uploads outgrow its half waits for the
- * stream and wraps to the ring's start (lg_cuda_upload), so the next queued
- * step waits for the stream before it writes its half. A recorded step's
+ * was waited for. A step whose uploads outgrow its half moves to a larger
+ * ring (lg_cuda_upload), which it may fill past its half, so the next
+ * queued step waits for the stream before it writes its own. A recorded step's
  * graph knows its upload range, so a batch size has two graphs, one a half. */
 #include <string.h>
 
@@ -94,8 +94,9 @@ void lg_cuda_queue_step_begin(lg_cuda_ctx *k) {
         return;
     }
     if (q->count == QUEUE_STEPS) collect(q); /* the context keeps to two; never wait on an entry's half */
-    if (k->ring_spilled) { /* a step that wrapped the ring may still read from this one's half */
+    if (k->ring_spilled) { /* a step that outgrew its half may still read from this one's */
         cudaStreamSynchronize(k->stream);
+        lg_cuda_ring_release(k);
         k->ring_spilled = false;
     }
     int i = (q->first + q->count) % QUEUE_STEPS;

@@ -150,6 +150,8 @@ void lg_cuda_tape_flush(lg_cuda_ctx *k) {
     t->record_s += flush_at - t->begun_at;
     t->steps++;
     if (!t->ops.empty()) {
+        lg_cuda_tape_hash(k, &k->ring_dev, sizeof k->ring_dev); /* a graph copies between these two */
+        lg_cuda_tape_hash(k, &k->ring_host, sizeof k->ring_host);
         lg_cuda_tape_hash(k, &t->ring_start, sizeof t->ring_start);
         lg_cuda_tape_hash(k, &k->ring_used, sizeof k->ring_used);
         graph_entry *g = NULL;
