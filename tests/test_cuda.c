@@ -73,6 +73,41 @@ static void test_fixtures_match_transformers_on_cuda(void) {
     if (!skip()) verify_on_cuda();
 }
 
+/* --bf16-activations on the GPU: taken (laguna_model_info says so), verify
+ * then holds the bf16 fixtures and the trained model to its bf16-activation
+ * bound (top-1 agreement >= 0.90, mean KL <= 5e-3 against transformers'
+ * float32: the CPU's bound for the same option, tests/test_quantized_models.c),
+ * and the logits did move past the float bound (the option took effect). */
+static void test_bf16_activations_on_cuda(void) {
+    if (skip()) return;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        if (!strstr(models[i][0], "bf16") && !strstr(models[i][0], "laguna-tiny")) continue;
+        laguna_model *m = NULL;
+        laguna_error err = {0};
+        CHECKF(laguna_model_open(models[i][0], &(laguna_model_options){.device = "cuda", .bf16_activations = 1}, &m,
+                                 &err) == 0,
+               "%s: %s", models[i][0], err.message);
+        if (!m) continue;
+        CHECK(laguna_model_get_info(m)->bf16_activations == 1);
+        lg_verify_tolerance tol = lg_verify_default_tolerance(m);
+        CHECKF(tol.distribution_only && tol.min_top1 == 0.90 && tol.max_mean_kl == 5e-3, "%s: tolerance %s",
+               models[i][0], tol.name);
+        lg_verify_result *r = NULL;
+        int n = 0;
+        lg_verify_summary sum = {0};
+        CHECKF(lg_verify_run(m, models[i][1], &r, &n, &err) == LAGUNA_OK, "%s", err.message);
+        lg_verify_summarize(r, n, &sum);
+        printf("  %-28s bf16 activations: logits %.2e top-1 %.3f KL %.2e\n", models[i][0], sum.max_logits_rel_err,
+               sum.top1_agreement, sum.mean_kl);
+        CHECKF(lg_verify_summary_passes(&sum, &tol), "%s: top-1 %.3f, KL %.2e", models[i][0], sum.top1_agreement,
+               sum.mean_kl);
+        CHECKF(sum.max_logits_rel_err > 1e-4, "%s: logits within %.2e: were the activations rounded?", models[i][0],
+               sum.max_logits_rel_err);
+        free(r);
+        laguna_model_free(m);
+    }
+}
+
 /* Logits of a prompt fed in chunks of `batch`, on one device and KV type. */
 static float *prompt_logits(const char *path, const char *device, laguna_kv_type kv, const int32_t *tok, int n, int batch) {
     laguna_model *m = NULL;
@@ -426,6 +461,7 @@ static void test_synth_too_large_for_cuda(void) {
 int main(void) {
     have_cuda();
     RUN(test_fixtures_match_transformers_on_cuda);
+    RUN(test_bf16_activations_on_cuda);
     RUN(test_kv_types_and_gguf_beside_cpu);
     RUN(test_synth_weights_every_dtype_on_cuda);
     RUN(test_quantised_products_beside_cpu);

@@ -59,11 +59,17 @@ static void twin_close(twin *t) {
 
 /* Both backends with a context each; false (the case skipped when there is
  * no device, failed otherwise) when they cannot be had. */
-static bool twin_open(twin *t) {
+static bool twin_open_as(twin *t, bool bf16_activations) {
     memset(t, 0, sizeof *t);
     laguna_error err = {0};
     if (lg_backend_create(device_name(), 1, &t->be[DEV], &err) != LAGUNA_OK) {
         test_skip("%s", err.message);
+        return false;
+    }
+    if (bf16_activations &&
+        !(t->be[DEV]->ops->use_bf16_activations && t->be[DEV]->ops->use_bf16_activations(t->be[DEV]))) {
+        test_skip("%s does not take bf16 activations", t->be[DEV]->ops->name);
+        twin_close(t);
         return false;
     }
     t->be[REF] = lg_reference_backend_new();
@@ -76,6 +82,8 @@ static bool twin_open(twin *t) {
     twin_close(t);
     return false;
 }
+
+static bool twin_open(twin *t) { return twin_open_as(t, false); }
 
 /* Whether the device's ops table has an optional op; the case skipped (and
  * t closed) when not. */
@@ -607,6 +615,70 @@ static void test_matmul_batch_invariant(void) {
         }
         drop(&t, DEV, dbias, sizeof(float) * rows);
         op_weight_free(&w.w), free(bias);
+    }
+    twin_close(&t);
+}
+
+/* The bf16_activations option: BF16 products on tensor cores take the
+ * activations rounded to bf16 (to nearest even) in every kernel, so
+ * - a token's product alone (one-shot blocks, the ring kernel for 8200
+ *   columns) is still bitwise its row of the same product over 9-64 tokens
+ *   (one-shot groups) and 65-1290 (the tiled GEMM, both shapes);
+ * - each output is the product of the rounded activations: within
+ *   QUANT_FLOAT_TOL of sum |w x| of the reference's product of x rounded on
+ *   the host (the bf16 products are exact; float32 sums as before);
+ * - the rounding really happened: against x itself, outputs fall outside
+ *   that bound (an activation moves by up to 2^-9 relative).
+ * Quantised and float16 weights are not affected. */
+static void test_matmul_bf16_activations(void) {
+    twin t;
+    if (!twin_open_as(&t, true)) return;
+    struct {
+        int rows, cols;
+        int batches[3]; /* 0 ends */
+    } mats[] = {{37, 1000, {17, 64, 300}}, {129, 264, {9, 65, 129}}, {16, 2056, {129, 0}},
+                {37, 8200, {17, 32, 0}},   {2100, 264, {1290, 0}}};
+    for (size_t m = 0; m < sizeof mats / sizeof mats[0]; m++) {
+        int rows = mats[m].rows, cols = mats[m].cols;
+        twin_weight w = twin_weight_new(&t, LG_DTYPE_BF16, rows, cols, 1.0f);
+        for (int bi = 0; bi < 3 && mats[m].batches[bi]; bi++) {
+            int n = mats[m].batches[bi];
+            size_t xn = (size_t)n * cols, xb = sizeof(float) * xn, yb = sizeof(float) * (size_t)n * rows;
+            float *x = op_frand_array(xn, 1.0f), *xr = malloc(xb);
+            for (size_t e = 0; e < xn; e++)
+                xr[e] = lg_bf16_to_f32(lg_f32_to_bf16(x[e]));
+            float *dx = put(&t, DEV, x, xb), *dy = put(&t, DEV, NULL, yb), *dy1 = put(&t, DEV, NULL, yb);
+            lg_matmul_op whole = {dy, dx, n, &w.m[DEV], NULL};
+            t.be[DEV]->ops->matmul_many(t.c[DEV], &whole, 1);
+            for (int i = 0; i < n; i++) {
+                lg_matmul_op one = {dy1 + (size_t)i * rows, dx + (size_t)i * cols, 1, &w.m[DEV], NULL};
+                t.be[DEV]->ops->matmul_many(t.c[DEV], &one, 1);
+            }
+            float *y = get(&t, DEV, dy, yb), *y1 = get(&t, DEV, dy1, yb);
+            settle(&t, DEV, "matmul_many, bf16 activations");
+            float *ref[2]; /* the reference's products of xr and of x */
+            for (int v = 0; v < 2; v++) {
+                float *rx = put(&t, REF, v ? x : xr, xb), *ry = put(&t, REF, NULL, yb);
+                lg_matmul_op op = {ry, rx, n, &w.m[REF], NULL};
+                t.be[REF]->ops->matmul_many(t.c[REF], &op, 1);
+                ref[v] = get(&t, REF, ry, yb);
+                drop(&t, REF, rx, xb), drop(&t, REF, ry, yb);
+            }
+            settle(&t, REF, "matmul_many");
+            int differ = 0;
+            for (int i = 0; i < n; i++)
+                differ += memcmp(y + (size_t)i * rows, y1 + (size_t)i * rows, sizeof(float) * rows) != 0;
+            CHECKF(differ == 0, "bf16 %dx%d, %d tokens: %d differ alone from in the batch", rows, cols, n, differ);
+            int bad = op_outside_q8_bound(y, ref[0], xr, w.w.deq, NULL, rows, cols, n, 0, QUANT_FLOAT_TOL);
+            CHECKF(bad == 0, "bf16 %dx%d, %d tokens: %d outputs outside 2e-5 of sum |w x| of the rounded x", rows,
+                   cols, n, bad);
+            int moved = op_outside_q8_bound(y, ref[1], x, w.w.deq, NULL, rows, cols, n, 0, QUANT_FLOAT_TOL);
+            CHECKF(moved > 0, "bf16 %dx%d, %d tokens: every output within the float bound: not rounded?", rows,
+                   cols, n);
+            drop(&t, DEV, dx, xb), drop(&t, DEV, dy, yb), drop(&t, DEV, dy1, yb);
+            free(x), free(xr), free(y), free(y1), free(ref[0]), free(ref[1]);
+        }
+        op_weight_free(&w.w);
     }
     twin_close(&t);
 }
@@ -2171,6 +2243,7 @@ int main(void) {
     RUN(test_matmul_every_dtype);
     RUN(test_matmul_mixed_call);
     RUN(test_matmul_batch_invariant);
+    RUN(test_matmul_bf16_activations);
     RUN(test_matmul_recorded_smem);
     RUN(test_attention_shapes);
     RUN(test_attention_long_and_unsplit);

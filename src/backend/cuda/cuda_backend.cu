@@ -262,6 +262,14 @@ static void cuda_destroy(lg_backend *be) {
     free(b);
 }
 
+/* The bf16_activations option: every BF16 product on tensor cores drops
+ * its activations' lo halves (cuda_mma.h), half the mma of a prompt's
+ * products. The mma unit takes bf16 on every GPU this backend runs on. */
+static bool cuda_use_bf16_activations(lg_backend *be) {
+    ((lg_cuda_backend *)be)->bf16_activations = true;
+    return true;
+}
+
 static lg_backend_ops make_ops(void) {
     lg_backend_ops o;
     memset(&o, 0, sizeof o);
@@ -276,6 +284,7 @@ static lg_backend_ops make_ops(void) {
     o.memory_free = cuda_memory_free;
     o.synth_weights = lg_cuda_synth_weights;
     o.copy_bandwidth_gbps = lg_cuda_copy_bandwidth_gbps;
+    o.use_bf16_activations = cuda_use_bf16_activations;
     o.ctx_new = cuda_ctx_new;
     o.ctx_free = cuda_ctx_free;
     o.to_host = cuda_to_host;

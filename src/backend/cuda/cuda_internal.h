@@ -28,6 +28,7 @@ struct lg_cuda_backend {
     int device;
     lg_weight_block *weights; /* uploads, freed with the backend */
     size_t weight_bytes;
+    bool bf16_activations; /* BF16 products on tensor cores take activations rounded to bf16 (the model option) */
 };
 
 /* Device copies of an expert list's matrices (built once per layer). */

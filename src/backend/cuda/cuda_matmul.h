@@ -25,6 +25,7 @@ struct matmul_args {
     int x_rows;                       /* rows of x the op may read (grouped: every pair) */
     const int8_t *xq;                 /* x quantised once for the whole op (quant block path, */
     const float *xd;                  /* several tokens a warp; NULL: each block quantises its own) */
+    int hi_only;                      /* BF16 on tensor cores: activations rounded to bf16 (cuda_mma.h) */
 };
 
 /* Up to SET_MAX products in one launch: op i owns blocks

@@ -124,7 +124,7 @@ template <typename S> __device__ __forceinline__ void plan_split(split_unit *uni
     }
 }
 
-template <typename S>
+template <typename S, bool LO>
 __device__ __forceinline__ void split_step(const split_unit *units, const uint8_t *xs, uint8_t *split) {
 #pragma unroll
     for (int v = 0; v < S::split_units; v++) {
@@ -135,13 +135,13 @@ __device__ __forceinline__ void split_step(const split_unit *units, const uint8_
         split_pair(xa.z, xa.w, &hi.z, &lo.z);
         split_pair(xb.z, xb.w, &hi.w, &lo.w);
         *(uint4 *)(split + units[v].wr) = hi;
-        *(uint4 *)(split + units[v].wr + 512) = lo;
+        if (LO) *(uint4 *)(split + units[v].wr + 512) = lo; /* else never read */
     }
 }
 
 /* One step of a warp's tiles: NR 8-row tiles x its first tok_tiles
  * 16-token tiles. */
-template <int NR, int NT>
+template <int NR, int NT, bool LO>
 __device__ __forceinline__ void compute_step(const uint8_t *ws, const uint8_t *split, int warp_row, int warp_tile,
                                              int tok_tiles, float (*acc)[NT][4]) {
     int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -152,14 +152,15 @@ __device__ __forceinline__ void compute_step(const uint8_t *ws, const uint8_t *s
     for (int j = 0; j < NT; j++) {
         if (j < tok_tiles) {
             const uint4 *f = (const uint4 *)split + 4 * (warp_tile + j) * 32 + lane;
-            uint4 h0 = f[0], l0 = f[32], h1 = f[64], l1 = f[96];
+            uint4 h0 = f[0], h1 = f[64], l0 = LO ? f[32] : h0, l1 = LO ? f[96] : h1;
 #pragma unroll
-            for (int i = 0; i < NR; i++) mma_step_tokens(acc[i][j], w[i], h0, l0, h1, l1);
+            for (int i = 0; i < NR; i++) mma_step_tokens<LO>(acc[i][j], w[i], h0, l0, h1, l1);
         }
     }
 }
 
-template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES>
+/* LO: the activations' lo halves too (false: hi_only, bf16 activations) */
+template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES, bool LO>
 __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>::min_blocks)
     gemm_kernel(const __grid_constant__ matmul_set set) {
     using S = gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>;
@@ -200,7 +201,7 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
         }
         cp_async_wait<STAGES - 2>(); /* step 0 */
         __syncthreads();
-        split_step<S>(units, smem + S::w_bytes, split);
+        split_step<S, LO>(units, smem + S::w_bytes, split);
         int in_slice = 0;
         for (int s = 0; s < steps; s++) {
             cp_async_wait<STAGES - 3>(); /* step s + 1 has landed (this thread's copies) */
@@ -208,8 +209,8 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
             if (s + STAGES - 1 < steps) load_stage<S>(copies, slot(s + STAGES - 1), 32 * (s + STAGES - 1), a.cols);
             cp_async_commit();
             if (s + 1 < steps)
-                split_step<S>(units, smem + slot(s + 1) + S::w_bytes, split + ((s + 1) & 1) * S::split_bytes);
-            compute_step<NR, NT>(smem + slot(s), split + (s & 1) * S::split_bytes, warp_row, warp_tile, tok_tiles, acc);
+                split_step<S, LO>(units, smem + slot(s + 1) + S::w_bytes, split + ((s + 1) & 1) * S::split_bytes);
+            compute_step<NR, NT, LO>(smem + slot(s), split + (s & 1) * S::split_bytes, warp_row, warp_tile, tok_tiles, acc);
             if (++in_slice == per_slice || s == steps - 1) {
                 in_slice = 0;
 #pragma unroll
@@ -244,7 +245,9 @@ static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks
     for (int i = 0; i < s->n; i++)
         s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
     if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
-    void (*kernel)(matmul_set) = gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES>;
+    bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
+    void (*kernel)(matmul_set) =
+        lo ? gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES, true> : gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES, false>;
     lg_cuda_allow_smem(kernel, S::smem);
     lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads,
                    (size_t)S::smem, *s);

@@ -106,7 +106,7 @@ __device__ __forceinline__ void narrow_tokens(const matmul_args &a, const uint8_
                     const float4 *xp = (const float4 *)(x + (size_t)tok * a.cols + k);
                     xa = __ldg(xp), xb = __ldg(xp + 1);
                 }
-                mma_step(acc[j], wa[u], wb[u], mma_split(xa, xb));
+                mma_step(acc[j], wa[u], wb[u], mma_split(xa, xb), !a.hi_only);
             }
             if (at.step == steps - 1) { /* this tile's slice is done: park it */
                 float *p = part + (size_t)(at.tile * MMA_MAX_SLICES + warp) * 16 * 8 * NT;
@@ -309,7 +309,7 @@ __device__ __forceinline__ void oneshot_unit(float *acc, const oneshot_stream &s
                                              int nt, int step, uint4 wa, uint4 wb) {
     float4 xa, xb;
     oneshot_x(st, a, x, nt, step, &xa, &xb);
-    mma_step(acc, wa, wb, mma_split(xa, xb));
+    mma_step(acc, wa, wb, mma_split(xa, xb), !a.hi_only);
 }
 
 /* A tile's finished slice (the warp's accumulators) to p[16 rows][8 tokens];
@@ -557,7 +557,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
             const uint8_t *unit = slot + u * STAGE_UNIT_BYTES;
             uint4 wa = from_regs ? ra[u] : *(const uint4 *)(unit + g * 64 + q * 16);
             uint4 wb = from_regs ? rb[u] : *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
-            mma_step(acc, wa, wb, mma_split(xa[u], xb[u]));
+            mma_step(acc, wa, wb, mma_split(xa[u], xb[u]), !a.hi_only);
         }
         __syncwarp(); /* the slot is read: refill it (an empty group past the stream, or with the last batch
                        * in registers: the waits count groups) */

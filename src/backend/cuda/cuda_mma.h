@@ -27,6 +27,10 @@
  * the same products in the same slots: the tests hold the two forms to the
  * same bits (test_cuda_ops, test_matmul_batch_invariant).
  *
+ * With bf16 activations (the bf16_activations model option: matmul_args'
+ * hi_only) every kernel drops the lo halves: a step is two mma, hi of the
+ * first half then hi of the second, so the kernels still agree bit for bit.
+ *
  * The k order inside a 32-wide step is permuted the same way for W and x:
  * lane (g, q) = (lane / 4, lane % 4) holds 8 consecutive k, 8q .. 8q + 7, of
  * rows g and g + 8 and of token g; the fragments use them as k {2q, 2q + 1,
@@ -81,11 +85,11 @@ __device__ __forceinline__ mma_xfrag mma_split(float4 xa, float4 xb) {
 
 /* One 32-wide k step of one 16-row x 8-token tile: wa/wb are the lane's 8
  * weights of rows g and g + 8, f its token's 8 activations at the same k. */
-__device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, const mma_xfrag &f) {
+__device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, const mma_xfrag &f, bool lo) {
     mma_bf16(c, wa.x, wb.x, wa.y, wb.y, f.h[0], f.h[1]);
-    mma_bf16(c, wa.x, wb.x, wa.y, wb.y, f.l[0], f.l[1]);
+    if (lo) mma_bf16(c, wa.x, wb.x, wa.y, wb.y, f.l[0], f.l[1]);
     mma_bf16(c, wa.z, wb.z, wa.w, wb.w, f.h[2], f.h[3]);
-    mma_bf16(c, wa.z, wb.z, wa.w, wb.w, f.l[2], f.l[3]);
+    if (lo) mma_bf16(c, wa.z, wb.z, wa.w, wb.w, f.l[2], f.l[3]);
 }
 
 /* The same step with the roles swapped (the tiled GEMM): 16 tokens as the
@@ -95,11 +99,12 @@ __device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, const mma
  * token g, token g + 8}. The same products meet in the same mma slots in the
  * same order as in mma_step, so an output element gets the same bits. c:
  * tokens g, g, g + 8, g + 8 by rows 2q, 2q + 1, 2q, 2q + 1. */
+template <bool LO>
 __device__ __forceinline__ void mma_step_tokens(float *c, uint4 w, uint4 h0, uint4 l0, uint4 h1, uint4 l1) {
     mma_bf16(c, h0.x, h0.y, h0.z, h0.w, w.x, w.y);
-    mma_bf16(c, l0.x, l0.y, l0.z, l0.w, w.x, w.y);
+    if (LO) mma_bf16(c, l0.x, l0.y, l0.z, l0.w, w.x, w.y);
     mma_bf16(c, h1.x, h1.y, h1.z, h1.w, w.z, w.w);
-    mma_bf16(c, l1.x, l1.y, l1.z, l1.w, w.z, w.w);
+    if (LO) mma_bf16(c, l1.x, l1.y, l1.z, l1.w, w.z, w.w);
 }
 
 /* Stores tile c of mma_step_tokens (tokens tok0 .. tok0 + 15 of y, which
