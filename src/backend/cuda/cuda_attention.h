@@ -32,6 +32,8 @@ struct chunk_args {
     int hdp;    /* head_dim rounded up to 4 */
     int stride; /* floats per staged row: >= hdp, a multiple of 4 with stride / 4 odd */
     float scale;
+    int hi_only; /* tensor-core kernels: q, the step's keys and values and the probabilities rounded to bf16
+                  * (the bf16_activations option: one mma chain where three were) */
 };
 
 __host__ __device__ __forceinline__ int row_lo(int pos, int window) {

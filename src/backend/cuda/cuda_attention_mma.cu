@@ -23,7 +23,9 @@
  * column of the second, so a pair's result is bitwise the same
  * whichever tile, warp row, launch mode or batch computes it. The hi * lo
  * step of a whole chunk is left out when every staged lo is zero (a bf16
- * pool): it would add exact zeros. */
+ * pool): it would add exact zeros. With a.hi_only (the bf16_activations
+ * option) every lo is taken as zero: one chain for the scores, q_hi k_hi,
+ * and one for the outputs, p_hi v_hi. */
 #include "backend/cuda/cuda_attention_tc.h"
 
 #define TC_MAX_DIM 128
@@ -217,13 +219,14 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
         }
         *k_lo_any = __syncthreads_or(*k_lo_any);
         *v_lo_any = __syncthreads_or(*v_lo_any); /* and the raw bytes are taken */
+        if (a.hi_only) *k_lo_any = *v_lo_any = false;
     };
     /* DIRECT: the chunk's stage, with the rows no copy brings written (the
      * step's own, split; outside the row's range, zeros); lo rows only in a
      * chunk that holds step rows */
     auto take_direct = [&](int c, bool *k_lo_any, bool *v_lo_any) {
         k_hi = stages + (c & 1) * 2 * CHUNK * RS, v_hi = k_hi + CHUNK * RS;
-        *k_lo_any = *v_lo_any = c * CHUNK + CHUNK - 1 >= fresh_from;
+        *k_lo_any = *v_lo_any = !a.hi_only && c * CHUNK + CHUNK - 1 >= fresh_from;
         /* step rows in the chunk before too (not a lone row's case): its lo rows are read first */
         if (*k_lo_any && c > c_begin && c * CHUNK - 1 >= fresh_from) __syncthreads();
         /* a chunk wholly in the pool and in the row's range (most of them) has every row copied;
@@ -270,14 +273,14 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
                 uint32_t ah[4], al[4];
                 const int qoff = (pa + (lane & 15)) * RS + ks * 16 + (lane >> 4) * 8;
                 ldsm_x4(ah, q_hi + qoff);
-                ldsm_x4(al, q_lo + qoff);
+                if (!a.hi_only) ldsm_x4(al, q_lo + qoff);
 #pragma unroll
                 for (int i = 0; i < SN; i++) {
                     uint32_t bh[2], bl[2];
                     const int koff = ((part * SN + i) * 8 + (lane & 7)) * RS + ks * 16 + ((lane >> 3) & 1) * 8;
                     ldsm_x2(bh, k_hi + koff);
                     mma_bf16(sa[i][0], ah[0], ah[1], ah[2], ah[3], bh[0], bh[1]);
-                    mma_bf16(sa[i][1], al[0], al[1], al[2], al[3], bh[0], bh[1]);
+                    if (!a.hi_only) mma_bf16(sa[i][1], al[0], al[1], al[2], al[3], bh[0], bh[1]);
                     if (k_lo_any) {
                         ldsm_x2(bl, k_lo + koff);
                         mma_bf16(sa[i][2], ah[0], ah[1], ah[2], ah[3], bl[0], bl[1]);
@@ -323,7 +326,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 3 : WARPS == 8 ? 2 : 
         for (int i2 = 0; i2 < ON / 2; i2++) {
             int n2 = part * (ON / 2) + i2;
             float o[2][4];
-            chunk_outputs<RS, 1>(o, v_hi, v_lo, v_lo_any, n2, ph, pl);
+            chunk_outputs<RS, 1>(o, v_hi, v_lo, v_lo_any, n2, ph, pl, !a.hi_only);
 #pragma unroll
             for (int u = 0; u < 2; u++)
 #pragma unroll

@@ -11,7 +11,9 @@
  *   exchange through shared memory and one barrier a chunk, where the
  *   general kernel's two warps a row tile exchange the scores and both run
  *   the softmax (four barriers a chunk).
- * Head sizes 72..128 in steps of 8 (16 dim tiles, rows in 16-byte pieces). */
+ * Head sizes 72..128 in steps of 8 (16 dim tiles, rows in 16-byte pieces).
+ * LO false (a.hi_only: the bf16_activations option): no lo halves staged
+ * or multiplied, as the general kernel takes them to be zero. */
 #include "backend/cuda/cuda_attention_tc.h"
 
 #define PROMPT_WARPS 8 /* 128 pairs: MMA_MAX_PAIRS */
@@ -29,9 +31,11 @@ __global__ void split_fresh_kernel(const chunk_args a) {
         uint2 h, l;
         bool unused = false;
         split4(*(const float4 *)(a.fresh_k + at + e), &h, &l, &unused);
-        *(uint2 *)(kv + at + e) = h, *(uint2 *)(kv + plane + at + e) = l;
+        *(uint2 *)(kv + at + e) = h;
+        if (!a.hi_only) *(uint2 *)(kv + plane + at + e) = l;
         split4(*(const float4 *)(a.fresh_v + at + e), &h, &l, &unused);
-        *(uint2 *)(kv + 2 * plane + at + e) = h, *(uint2 *)(kv + 3 * plane + at + e) = l;
+        *(uint2 *)(kv + 2 * plane + at + e) = h;
+        if (!a.hi_only) *(uint2 *)(kv + 3 * plane + at + e) = l;
     }
 }
 
@@ -39,7 +43,7 @@ __global__ void split_fresh_kernel(const chunk_args a) {
  * split one, as the general kernel. Shared memory, bf16 rows of D + 8
  * elements (ldmatrix rows on distinct banks): q hi/lo per pair, then
  * PROMPT_STAGES stages of k hi, k lo, v hi, v lo rows per key. */
-template <int WARPS, int NP>
+template <int WARPS, int NP, bool LO>
 __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_args a) {
     constexpr int D = 128, RS = D + 8, KSTEPS = D / 16, UNITS = D / 8, THREADS = WARPS * 32, PAIRS = WARPS * 16;
     constexpr int STAGE = 4 * CHUNK * RS, KEYS = CHUNK * UNITS / THREADS; /* a thread's (key, unit) copies */
@@ -83,13 +87,14 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
                 __nv_bfloat16 *hi = st + 2 * which * CHUNK * RS + j * RS + d, *lo = hi + CHUNK * RS;
                 if (kind[t] == 1 && d < hd) {
                     cp_async16(hi, pool_row(a, src[t], p, which) + ((size_t)kvh * hd + d) * 2);
-                    *(uint4 *)lo = make_uint4(0u, 0u, 0u, 0u);
+                    if (LO) *(uint4 *)lo = make_uint4(0u, 0u, 0u, 0u);
                 } else if (kind[t] == 2 && d < hd) {
                     const uint16_t *row = a.split_kv + 2 * which * plane + ((size_t)src[t] * a.n_kv_heads + kvh) * hd + d;
                     cp_async16(hi, row);
-                    cp_async16(lo, row + plane);
+                    if (LO) cp_async16(lo, row + plane);
                 } else {
-                    *(uint4 *)hi = *(uint4 *)lo = make_uint4(0u, 0u, 0u, 0u);
+                    *(uint4 *)hi = make_uint4(0u, 0u, 0u, 0u);
+                    if (LO) *(uint4 *)lo = make_uint4(0u, 0u, 0u, 0u);
                 }
             }
         }
@@ -124,7 +129,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
         const __nv_bfloat16 *k_hi = stages + c % PROMPT_STAGES * STAGE, *k_lo = k_hi + CHUNK * RS;
         const __nv_bfloat16 *v_hi = k_lo + CHUNK * RS, *v_lo = v_hi + CHUNK * RS;
         /* lo rows not all zero: the chunk holds step rows (inside the tile's keys, as fresh_from <= pos0) */
-        const bool lo_any = c * CHUNK + CHUNK - 1 >= fresh_from;
+        const bool lo_any = LO && c * CHUNK + CHUNK - 1 >= fresh_from;
         /* scores: 16 pairs x 32 keys, four 8-key tiles, three chains each (q_hi k_hi, q_lo k_hi, q_hi k_lo) */
         float sa[4][3][4];
 #pragma unroll
@@ -136,7 +141,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
             uint32_t ah[4], al[4];
             const int qoff = (pa + (lane & 15)) * RS + ks * 16 + (lane >> 4) * 8;
             ldsm_x4(ah, q_hi + qoff);
-            ldsm_x4(al, q_lo + qoff);
+            if (LO) ldsm_x4(al, q_lo + qoff);
 #pragma unroll
             for (int i = 0; i < 4; i += 2) { /* key tiles i and i + 1 in one load */
                 uint32_t bh[4], bl[4];
@@ -145,7 +150,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
 #pragma unroll
                 for (int u = 0; u < 2; u++) {
                     mma_bf16(sa[i + u][0], ah[0], ah[1], ah[2], ah[3], bh[2 * u], bh[2 * u + 1]);
-                    mma_bf16(sa[i + u][1], al[0], al[1], al[2], al[3], bh[2 * u], bh[2 * u + 1]);
+                    if (LO) mma_bf16(sa[i + u][1], al[0], al[1], al[2], al[3], bh[2 * u], bh[2 * u + 1]);
                 }
                 if (lo_any) {
                     ldsm_x4(bl, k_lo + koff);
@@ -178,7 +183,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
 #pragma unroll
         for (int n2 = 0; n2 < UNITS / 2; n2 += NP) {
             float o[2 * NP][4];
-            chunk_outputs<RS, NP>(o, v_hi, v_lo, lo_any, n2, ph, pl);
+            chunk_outputs<RS, NP>(o, v_hi, v_lo, lo_any, n2, ph, pl, LO);
 #pragma unroll
             for (int u = 0; u < 2 * NP; u++)
 #pragma unroll
@@ -218,10 +223,15 @@ void lg_cuda_attention_split_fresh(lg_cuda_ctx *k, const chunk_args &ca) {
     lg_cuda_launch(k, split_fresh_kernel, dim3((unsigned)ca.split_rows), 256, 0, ca);
 }
 
-template <int NP>
-static void launch_np(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, size_t smem) {
-    lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP>, smem);
-    lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP>, grid, PROMPT_WARPS * 32, smem, ca);
+template <int NP, bool LO>
+static void launch_np_lo(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, size_t smem) {
+    lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP, LO>, smem);
+    lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP, LO>, grid, PROMPT_WARPS * 32, smem, ca);
+}
+
+template <int NP> static void launch_np(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, size_t smem) {
+    if (ca.hi_only) launch_np_lo<NP, false>(k, grid, ca, smem);
+    else launch_np_lo<NP, true>(k, grid, ca, smem);
 }
 
 void lg_cuda_attention_prompt_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {

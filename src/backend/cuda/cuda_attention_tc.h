@@ -96,12 +96,12 @@ __device__ __forceinline__ void split_probs(const float (&s)[4][4], uint32_t (&p
 
 /* The chunk's outputs of the warp's 16 pairs in dim tiles 2 n2 .. 2 n2 +
  * 2 NP - 1 (o[i]: tile 2 n2 + i), from value rows of RS elements: per 16-key
- * half kk, p_hi v_hi, p_lo v_hi, then (v_lo_any) p_hi v_lo, one chain a
- * tile. NP > 1 gives the scheduler NP pairs of independent chains. */
+ * half kk, p_hi v_hi, (p_lo) p_lo v_hi, then (v_lo_any) p_hi v_lo, one chain
+ * a tile. NP > 1 gives the scheduler NP pairs of independent chains. */
 template <int RS, int NP>
 __device__ __forceinline__ void chunk_outputs(float (&o)[2 * NP][4], const __nv_bfloat16 *v_hi,
                                               const __nv_bfloat16 *v_lo, bool v_lo_any, int n2,
-                                              const uint32_t (&ph)[2][4], const uint32_t (&pl)[2][4]) {
+                                              const uint32_t (&ph)[2][4], const uint32_t (&pl)[2][4], bool p_lo) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int i = 0; i < 2 * NP; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
@@ -114,7 +114,9 @@ __device__ __forceinline__ void chunk_outputs(float (&o)[2 * NP][4], const __nv_
 #pragma unroll
         for (int i = 0; i < 2 * NP; i++) {
             mma_bf16(o[i], ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], bh[i / 2][2 * (i % 2)], bh[i / 2][2 * (i % 2) + 1]);
-            mma_bf16(o[i], pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], bh[i / 2][2 * (i % 2)], bh[i / 2][2 * (i % 2) + 1]);
+            if (p_lo)
+                mma_bf16(o[i], pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], bh[i / 2][2 * (i % 2)],
+                         bh[i / 2][2 * (i % 2) + 1]);
         }
         if (v_lo_any) {
 #pragma unroll
@@ -128,7 +130,8 @@ __device__ __forceinline__ void chunk_outputs(float (&o)[2 * NP][4], const __nv_
 
 /* The tile's queries (first step row r0, KV head kvh, P pairs), split into
  * rows of RS bf16 (zeros past P and past head_dim: D dims a row); 16-byte
- * loads when every row and piece is aligned. */
+ * loads when every row and piece is aligned. With a.hi_only the lo rows are
+ * not written (nor read). */
 template <int PAIRS, int D, int RS>
 __device__ __forceinline__ void stage_queries(const chunk_args &a, __nv_bfloat16 *q_hi, __nv_bfloat16 *q_lo, int r0,
                                               int kvh, int P) {
@@ -147,7 +150,7 @@ __device__ __forceinline__ void stage_queries(const chunk_args &a, __nv_bfloat16
         bool unused = false;
         split4(x, &h, &l, &unused);
         *(uint2 *)(q_hi + pr * RS + d) = h;
-        *(uint2 *)(q_lo + pr * RS + d) = l;
+        if (!a.hi_only) *(uint2 *)(q_lo + pr * RS + d) = l;
     }
 }
 
