@@ -45,6 +45,8 @@ def parse_args():
     p.add_argument("--reps", type=int, default=3, help="timed runs, median (default 3)")
     p.add_argument("--type", default=None, help="laguna.c weight type (--type of bench --synth); transformers is bf16")
     p.add_argument("--laguna", default="build/laguna", help="the laguna program (default build/laguna)")
+    p.add_argument("--bf16-activations", action="store_true",
+                   help="laguna.c with --bf16-activations (bf16 activations, as transformers' bf16 model)")
     p.add_argument("--device", default="cuda", help="laguna.c's --device (default cuda; cpu to try the script)")
     p.add_argument("--attn", default="eager", help="transformers attention implementations, comma-separated")
     p.add_argument("--experts", default="eager,grouped_mm", help="transformers experts implementations, comma-separated")
@@ -65,6 +67,8 @@ def laguna_commands(a):
         base += ["--layers", str(a.layers)]
     if a.type:
         base += ["--type", a.type]
+    if a.bf16_activations:
+        base += ["--bf16-activations"]
     prefill = base + ["--prompt", str(a.prefill), "--gen", "1"]
     decode = base + ["--prompt", str(a.prompt), "--gen", str(a.gen)]
     return prefill, decode
@@ -274,7 +278,7 @@ def main():
         if not a.skip_laguna:
             laguna["prefill"] = run_laguna(prefill_cmd).get("prefill")
             laguna.update({k: v for k, v in run_laguna(decode_cmd).items() if k != "prefill"})
-            label = f"laguna.c {a.device}, {a.type or 'bf16'}"
+            label = f"laguna.c {a.device}, {a.type or 'bf16'}" + (", bf16 activations" if a.bf16_activations else "")
             rows.append((label, laguna.get("prefill"), laguna.get("decode"), None))
         if not a.skip_transformers:
             run_transformers(a, cfg_dir, rows)

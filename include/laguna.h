@@ -63,14 +63,17 @@ typedef struct {
      * threads on the CPU (for tests). Fails, naming the count, when the
      * model's heads, widths, experts or vocabulary do not divide. */
     const char *devices;
-    /* CPU, bf16 weights: round the activations to bf16 and multiply with the
-     * CPU's bf16 dot products (AVX-512 BF16), as llama.cpp does for bf16
-     * models: prompts run ~1.4-1.5x faster, and the logits move by ~1e-2
-     * relative instead of ~1e-6 (the fixtures' bound then is top-1 agreement
-     * >= 0.90 and mean KL <= 5e-3 against float32 transformers; see
-     * docs/performance.md). Not taken (laguna_model_info.bf16_activations
-     * says so) on other devices, with `devices`, or on CPUs without it;
-     * weights of other types are not affected. */
+    /* bf16 weights: round the activations to bf16, as llama.cpp and
+     * transformers' bf16 models do. On the CPU the products then use its
+     * bf16 dot products (AVX-512 BF16): prompts ~1.4-1.5x faster. On a GPU
+     * ("cuda") the tensor-core products and attention (queries, the step's
+     * keys and values, the probabilities) take one bf16 mma where the
+     * float32 split takes two or three: prompts ~1.2x faster. The logits
+     * move by ~1e-2 relative instead of ~1e-6 (the fixtures' bound then is
+     * top-1 agreement >= 0.90 and mean KL <= 5e-3 against float32
+     * transformers; see docs/performance.md). Not taken
+     * (laguna_model_info.bf16_activations says so) with `devices` or on CPUs
+     * without AVX-512 BF16; weights of other types are not affected. */
     int bf16_activations;
 } laguna_model_options;
 

@@ -4,7 +4,8 @@
 #   tests        CUDA tests (fixtures, per-op, engine/generate/context on cuda)
 #   bench        full 40-layer XS.2 shapes, weights made on the GPU: bf16 (bf16
 #                and f32 KV) and Q4_K_M decode after 1024, prefill of 4096 and
-#                32768 (decode after it), batched decode at ctx 1024
+#                32768 (decode after it), batched decode at ctx 1024; bf16 again
+#                with --bf16-activations
 #   profile      per-op GPU times of decode steps (LAGUNA_CUDA_PROFILE=1)
 #   serve        the server's load test on the GPU (laguna-tiny)
 #   transformers bench/transformers_compare.py: both engines in one table
@@ -23,6 +24,10 @@ if has bench; then
         $B --prompt 4096 --gen 4 --reps 2 --probe-mib 0
         $B --prompt 32768 --gen 32 --reps 1 --probe-mib 0
         $B --prompt 1024 --gen 16 --reps 1 --batch 1,8,32,128 --probe-mib 0
+        # the bf16_activations option (products and attention on bf16 activations)
+        $B --prompt 1024 --gen 64 --reps 2 --probe-mib 0 --bf16-activations
+        $B --prompt 4096 --gen 4 --reps 2 --probe-mib 0 --bf16-activations
+        $B --prompt 32768 --gen 32 --reps 1 --probe-mib 0 --bf16-activations
     } > "$OUT/bench.txt" 2>&1
     grep -E "^model|^prefill|decode greedy|device copy|vs roofline|^[0-9]+ +[0-9.]+ " "$OUT/bench.txt"
 fi
@@ -33,8 +38,9 @@ if has serve; then
     timeout 120 build/bench/serve_load -m models/laguna-tiny --device cuda --requests 48 --max-tokens 64 2>&1 | tail -12
 fi
 if has transformers; then
-    # TF_PREFILL=1024 on an 80 GB GPU: transformers' 4096-token prefill does not fit beside the 67 GB of weights
-    timeout ${TF_TIMEOUT:-300} python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 8 --prefill ${TF_PREFILL:-4096} \
+    # TF_PREFILL=1024 on an 80 GB GPU: transformers' 4096-token prefill does not fit beside the 67 GB of weights;
+    # TF_LAGUNA=--bf16-activations: laguna.c at transformers' activation precision
+    timeout ${TF_TIMEOUT:-300} python3 bench/transformers_compare.py --preset xs2 --prompt 1024 --gen 8 --prefill ${TF_PREFILL:-4096} ${TF_LAGUNA:-} \
         --reps ${REPS:-1} > "$OUT/compare.txt" 2>&1
     tail -15 "$OUT/compare.txt"
 fi
