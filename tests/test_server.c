@@ -258,14 +258,21 @@ static void test_chat_stream_matches_whole(void) {
 typedef struct {
     int i;
     char *text;
+    bool greedy; /* temperature 0, max_tokens 9..33 by stream (jobs end at different steps) */
 } stream_arg;
 
 static void *stream_thread(void *arg) {
     stream_arg *a = arg;
     char req[256];
-    snprintf(req, sizeof req,
-             "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}",
-             a->i);
+    if (a->greedy)
+        snprintf(req, sizeof req,
+                 "{\"prompt\":\"def g%d(x):\\n    return x +\",\"max_tokens\":%d,\"temperature\":0,"
+                 "\"stream\":true}",
+                 a->i, 9 + 3 * (a->i % 9));
+    else
+        snprintf(req, sizeof req,
+                 "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}",
+                 a->i);
     http_reply r = http("POST", "/v1/completions", req);
     int done;
     a->text = r.status == 200 ? sse_text(r.body, "text", &done, NULL, 0, NULL) : NULL;
@@ -277,15 +284,15 @@ static void *stream_thread(void *arg) {
     return NULL;
 }
 
-static void test_concurrent_streams_match_alone(void) {
+static void concurrent_streams_match_alone(bool greedy) {
     stream_arg alone[N_STREAMS], together[N_STREAMS];
     for (int i = 0; i < N_STREAMS; i++) {
-        alone[i] = (stream_arg){i, NULL};
+        alone[i] = (stream_arg){i, NULL, greedy};
         stream_thread(&alone[i]);
     }
     pthread_t th[N_STREAMS];
     for (int i = 0; i < N_STREAMS; i++) {
-        together[i] = (stream_arg){i, NULL};
+        together[i] = (stream_arg){i, NULL, greedy};
         pthread_create(&th[i], NULL, stream_thread, &together[i]);
     }
     for (int i = 0; i < N_STREAMS; i++)
@@ -298,6 +305,14 @@ static void test_concurrent_streams_match_alone(void) {
         free(together[i].text);
     }
 }
+
+static void test_concurrent_streams_match_alone(void) { concurrent_streams_match_alone(false); }
+
+/* Greedy streams decode in queued steps (scheduler.c): each step is queued
+ * before the tokens of the one before are back, and a job ending on a token
+ * takes back the position its row in the next step was given. Ending at
+ * different steps while others go on, each text is still its text alone. */
+static void test_greedy_streams_match_alone(void) { concurrent_streams_match_alone(true); }
 
 /* ---- cancellation ---------------------------------------------------------------------- */
 
@@ -966,7 +981,7 @@ static void test_queue_counts_only_waiting(void) {
     }
     int port = lg_server_port(s);
     for (int round = 0; round < 5; round++) {
-        stream_arg args[2] = {{0, NULL}, {1, NULL}};
+        stream_arg args[2] = {{0, NULL, false}, {1, NULL, false}};
         pthread_t th[2];
         int saved = g_port;
         g_port = port; /* stream_thread talks to g_port; no other test runs meanwhile */
@@ -1126,6 +1141,7 @@ int main(void) {
     RUN(test_completion);
     RUN(test_chat_stream_matches_whole);
     RUN(test_concurrent_streams_match_alone);
+    RUN(test_greedy_streams_match_alone);
     RUN(test_disconnect_cancels);
     RUN(test_prefix_cache_turn2);
     RUN(test_bad_input);

@@ -46,6 +46,15 @@ struct lg_sched {
     int *row_of;      /* and that row's index in the batch */
     float *logits;    /* the rows wanting logits, in order */
     int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
+
+    /* queued steps (greedy rows only): the step the device may still run
+     * (ahead), row i for job ahead_job[i] (NULL: its job ended after the
+     * step was queued, the row is ignored); the other slot takes the next */
+    int ahead;                  /* slot of the outstanding step, -1: none */
+    int n_ahead;                /* its rows */
+    laguna_batch_row *q_rows[2];
+    lg_job **q_job[2];
+    int32_t *q_argmax[2];
 };
 
 double lg_now(void) {
@@ -390,7 +399,13 @@ static const char *job_take_token(lg_sched *s, lg_job *j, int32_t id) {
 
 /* ---- the loop --------------------------------------------------------------------- */
 
+static void drain(lg_sched *s);
+
 static void admit(lg_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    bool admits = s->queue_head && s->n_running < s->opt.n_parallel;
+    pthread_mutex_unlock(&s->mu);
+    if (admits) drain(s); /* a queued step holds the running jobs' rows only */
     pthread_mutex_lock(&s->mu);
     while (s->queue_head && s->n_running < s->opt.n_parallel) {
         lg_job *j = s->queue_head;
@@ -429,7 +444,133 @@ static int32_t row_wants(const lg_job *j) {
                                                                    : LAGUNA_ROW_LOGITS;
 }
 
+/* ---- queued steps ------------------------------------------------------------------ */
+
+/* Greedy decode rows need not wait for their tokens to come back: the step
+ * after is queued naming them (LAGUNA_TOKEN_OF_ROW), so the device runs it
+ * while the host turns the first step's tokens into events. A job that ends
+ * on a token of the step waited for had a row in the step queued after it:
+ * that position is taken back (laguna_seq_truncate) before the sequence goes
+ * to the prefix cache, and the row's token ignored. Anything else (a prompt
+ * to feed, a sampled or logprobs row, a job admitted or cancelled) first
+ * drains the queue, then runs a plain step. */
+
+/* Whether every running job decodes greedily with nothing more asked of its
+ * logits (the rows a queued step may hold). */
+static bool all_greedy_decoding(const lg_sched *s) {
+    if (s->n_running == 0) return false;
+    for (int i = 0; i < s->n_running; i++) {
+        const lg_job *j = s->running[i];
+        if (!j->decoding || row_wants(j) != LAGUNA_ROW_ARGMAX) return false;
+    }
+    return true;
+}
+
+static void end_all(lg_sched *s, const char *error) {
+    for (int i = 0; i < s->n_running; i++)
+        job_end(s, s->running[i], NULL, error);
+    s->n_running = 0;
+}
+
+static void unrun(lg_sched *s, const lg_job *j) {
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i] == j) s->running[i] = s->running[--s->n_running];
+}
+
+static void count_step(lg_sched *s, double seconds) {
+    pthread_mutex_lock(&s->mu);
+    s->stats.decode_seconds += seconds;
+    s->stats.steps++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Queues a step of the running jobs' rows into slot `slot`: their known next
+ * tokens (named: false), or the tokens of their rows in the step ahead. */
+static laguna_status queue_rows(lg_sched *s, int slot, bool named, laguna_error *err) {
+    int n = 0;
+    for (int i = 0; i < s->n_running; i++) {
+        lg_job *j = s->running[i];
+        int32_t token = j->next;
+        if (named) {
+            int r = 0;
+            while (r < s->n_ahead && s->q_job[s->ahead][r] != j) r++;
+            token = LAGUNA_TOKEN_OF_ROW(r);
+        }
+        s->q_rows[slot][n] = (laguna_batch_row){token, j->n_fed, j->seq, LAGUNA_ROW_ARGMAX};
+        s->q_job[slot][n++] = j;
+    }
+    laguna_status st = laguna_context_decode_argmax_queued(s->ctx, s->q_rows[slot], n, s->q_argmax[slot], err);
+    if (st) return st;
+    if (!named) /* the rows' tokens are in the sequences now */
+        for (int i = 0; i < n; i++) s->q_job[slot][i]->fed[s->q_job[slot][i]->n_fed++] = s->q_rows[slot][i].token;
+    return LAGUNA_OK;
+}
+
+/* Waits for the step ahead and hands each live row's token to its job. With
+ * `next` queued after it (a slot, else -1), a job that goes on feeds that
+ * token there; one that ends takes back the position its row in `next` was
+ * given. Returns false when the device failed (every job ended). */
+static bool collect_ahead(lg_sched *s, int next, int n_next) {
+    laguna_error err = {0};
+    double t0 = lg_now();
+    laguna_status st = laguna_context_wait(s->ctx, &err);
+    count_step(s, lg_now() - t0);
+    int slot = s->ahead, n = s->n_ahead;
+    s->ahead = -1, s->n_ahead = 0;
+    if (st) {
+        if (next >= 0) laguna_context_wait(s->ctx, NULL);
+        end_all(s, err.message);
+        return false;
+    }
+    for (int r = 0; r < n; r++) {
+        lg_job *j = s->q_job[slot][r];
+        if (!j) continue;
+        int32_t id = s->q_argmax[slot][r];
+        const char *finish = job_take_token(s, j, id);
+        if (!finish) {
+            if (next >= 0) j->fed[j->n_fed++] = id;
+            job_publish(j, NULL, NULL);
+            continue;
+        }
+        if (next >= 0) {
+            for (int i = 0; i < n_next; i++)
+                if (s->q_job[next][i] == j) s->q_job[next][i] = NULL;
+            laguna_seq_truncate(s->ctx, j->seq, j->n_fed, NULL); /* its row in `next`: kept by the queued step */
+        }
+        unrun(s, j);
+        job_end(s, j, finish, NULL);
+    }
+    return true;
+}
+
+/* Collects the step ahead, if any, with nothing queued after it. */
+static void drain(lg_sched *s) {
+    if (s->ahead >= 0) collect_ahead(s, -1, 0);
+}
+
+/* A step of greedy rows queued instead of run: the next one after the step
+ * ahead (then that one is collected), or the first. False when it could not
+ * be queued (the plain step then runs, after draining). */
+static bool queued_step(lg_sched *s) {
+    if (!all_greedy_decoding(s)) return false;
+    int slot = s->ahead >= 0 ? 1 - s->ahead : 0;
+    if (s->ahead >= 0) {
+        int live = 0; /* the same jobs as the step ahead (none admitted since: admit drains) */
+        for (int r = 0; r < s->n_ahead; r++) live += s->q_job[s->ahead][r] != NULL;
+        if (live != s->n_running || queue_rows(s, slot, true, NULL)) return false;
+        int n = s->n_running;
+        if (!collect_ahead(s, slot, n)) return true;
+        s->ahead = slot, s->n_ahead = n;
+        return true;
+    }
+    if (queue_rows(s, slot, false, NULL)) return false;
+    s->ahead = slot, s->n_ahead = s->n_running;
+    return true;
+}
+
 static void step(lg_sched *s) {
+    if (queued_step(s)) return;
+    drain(s);
     int n = 0, n_logits = 0;
     /* decode rows first, then prompt chunks within the budget */
     for (int i = 0; i < s->n_running; i++) {
@@ -462,9 +603,7 @@ static void step(lg_sched *s) {
     }
     double t1 = lg_now();
     if (st) {
-        for (int i = 0; i < s->n_running; i++)
-            job_end(s, s->running[i], NULL, err.message);
-        s->n_running = 0;
+        end_all(s, err.message);
         return;
     }
     /* advance positions */
@@ -491,17 +630,13 @@ static void step(lg_sched *s) {
         }
         const char *finish = job_take_token(s, j, id);
         if (finish) {
-            for (int i = 0; i < s->n_running; i++)
-                if (s->running[i] == j) s->running[i] = s->running[--s->n_running];
+            unrun(s, j);
             job_end(s, j, finish, NULL);
         } else {
             job_publish(j, NULL, NULL);
         }
     }
-    pthread_mutex_lock(&s->mu);
-    s->stats.decode_seconds += t1 - t0;
-    s->stats.steps++;
-    pthread_mutex_unlock(&s->mu);
+    count_step(s, t1 - t0);
 }
 
 static void publish_gauges(lg_sched *s) {
@@ -520,6 +655,11 @@ static void publish_gauges(lg_sched *s) {
 }
 
 static void drop_cancelled(lg_sched *s) {
+    for (int i = 0; i < s->n_running; i++)
+        if (atomic_load(&s->running[i]->cancelled)) {
+            drain(s);
+            break;
+        }
     for (int i = 0; i < s->n_running; i++) {
         lg_job *j = s->running[i];
         if (!atomic_load(&j->cancelled)) continue;
@@ -543,9 +683,9 @@ static void *sched_main(void *arg) {
         step(s);
         publish_gauges(s);
     }
-    for (int i = 0; i < s->n_running; i++)
-        job_end(s, s->running[i], NULL, "the server is shutting down");
-    s->n_running = 0;
+    if (s->ahead >= 0) laguna_context_wait(s->ctx, NULL);
+    s->ahead = -1;
+    end_all(s, "the server is shutting down");
     pthread_mutex_lock(&s->mu);
     lg_job *q = s->queue_head;
     s->queue_head = s->queue_tail = NULL;
@@ -609,11 +749,19 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
     s->row_of = calloc((size_t)s->opt.n_parallel, sizeof *s->row_of);
     s->argmax = calloc((size_t)n_rows, sizeof *s->argmax);
+    s->ahead = -1;
+    bool queue_ok = true;
+    for (int q = 0; q < 2; q++) {
+        s->q_rows[q] = calloc((size_t)s->opt.n_parallel, sizeof *s->q_rows[q]);
+        s->q_job[q] = calloc((size_t)s->opt.n_parallel, sizeof *s->q_job[q]);
+        s->q_argmax[q] = calloc((size_t)s->opt.n_parallel, sizeof *s->q_argmax[q]);
+        queue_ok = queue_ok && s->q_rows[q] && s->q_job[q] && s->q_argmax[q];
+    }
     s->logits = malloc((size_t)s->opt.n_parallel * (size_t)s->vocab * sizeof *s->logits);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->row_of ||
-        !s->argmax || !s->logits || laguna_context_create(model, &co, &s->ctx, err) ||
+        !s->argmax || !s->logits || !queue_ok || laguna_context_create(model, &co, &s->ctx, err) ||
         pthread_create(&s->thread, NULL, sched_main, s)) {
         if (err && !err->message[0])
             snprintf(err->message, sizeof err->message, "scheduler: out of memory");
@@ -659,6 +807,7 @@ void lg_sched_free(lg_sched *s) {
     free(s->row_of);
     free(s->argmax);
     free(s->logits);
+    for (int q = 0; q < 2; q++) free(s->q_rows[q]), free(s->q_job[q]), free(s->q_argmax[q]);
     free(s);
 }
 
