@@ -48,8 +48,9 @@ struct lg_sched {
     int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
 
     /* queued steps (greedy rows only): the step the device may still run
-     * (ahead), row i for job ahead_job[i] (NULL: its job ended after the
-     * step was queued, the row is ignored); the other slot takes the next */
+     * is slot `ahead`, its row i for job q_job[ahead][i] (NULL: the job ended
+     * after the step was queued, the row is ignored); the other slot takes
+     * the next step */
     int ahead;                  /* slot of the outstanding step, -1: none */
     int n_ahead;                /* its rows */
     laguna_batch_row *q_rows[2];
@@ -535,7 +536,12 @@ static bool collect_ahead(lg_sched *s, int next, int n_next) {
         if (next >= 0) {
             for (int i = 0; i < n_next; i++)
                 if (s->q_job[next][i] == j) s->q_job[next][i] = NULL;
-            laguna_seq_truncate(s->ctx, j->seq, j->n_fed, NULL); /* its row in `next`: kept by the queued step */
+            /* its row in `next` (a queued step keeps what this needs); should that ever fail, the
+             * sequence is not cached with a position its tokens do not say */
+            if (laguna_seq_truncate(s->ctx, j->seq, j->n_fed, NULL)) {
+                laguna_seq_remove(s->ctx, j->seq);
+                j->seq = -1;
+            }
         }
         unrun(s, j);
         job_end(s, j, finish, NULL);
