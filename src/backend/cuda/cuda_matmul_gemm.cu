@@ -15,7 +15,8 @@
  * of the kernel's instructions). The activations are split into bf16 hi
  * and lo once per block, one step ahead of the mma (split_step), straight
  * into the fragment order: a lane reads each of its operand quads with one
- * 16-byte load, and no warp repeats another's split.
+ * 16-byte load, and no warp repeats another's split. With bf16 activations
+ * (LO false: the ops' hi_only) only the hi quads are written and multiplied.
  *
  * Each warp owns NR 8-row x NT 16-token tiles. After the last step of each
  * slice the slice's sums are added into the totals (which start at -0.0f,

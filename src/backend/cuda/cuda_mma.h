@@ -84,7 +84,8 @@ __device__ __forceinline__ mma_xfrag mma_split(float4 xa, float4 xb) {
 }
 
 /* One 32-wide k step of one 16-row x 8-token tile: wa/wb are the lane's 8
- * weights of rows g and g + 8, f its token's 8 activations at the same k. */
+ * weights of rows g and g + 8, f its token's 8 activations at the same k;
+ * lo false (hi_only) leaves out the lo halves' two mma. */
 __device__ __forceinline__ void mma_step(float *c, uint4 wa, uint4 wb, const mma_xfrag &f, bool lo) {
     mma_bf16(c, wa.x, wb.x, wa.y, wb.y, f.h[0], f.h[1]);
     if (lo) mma_bf16(c, wa.x, wb.x, wa.y, wb.y, f.l[0], f.l[1]);
