@@ -123,6 +123,10 @@ bench: $(BENCH_BIN)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# serve_load opens models as the CLI does (cli/text_input.c: a folder or a GGUF file)
+$(BUILD)/bench/serve_load: $(BUILD)/bench/serve_load.o $(BUILD)/cli/text_input.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+
 test: all
 	BUILD=$(BUILD) tests/run.sh
 

@@ -10,7 +10,8 @@
  *
  *   make bench && build/bench/serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N]
  *       [--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] [--ctx-size N]
- */
+ * MODEL: a checkpoint folder or a GGUF file with its tokenizer (e.g. `laguna synth --preset xs2
+ * --layers 8 --type q4_k_m --tokenizer models/laguna-tiny-chat --out x8.gguf`: XS.2-sized layers). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include "laguna_tokenizer.h"
 #include "server/scheduler.h"
 #include "server/server.h"
+#include "../cli/text_input.h" /* a checkpoint folder or a GGUF file, as the CLI takes them */
 
 static int g_port;
 
@@ -259,7 +261,7 @@ int main(int argc, char **argv) {
     laguna_model *model = NULL;
     laguna_tokenizer *tok = NULL;
     laguna_chat_template *tmpl = NULL;
-    if (laguna_tokenizer_load(dir, &tok, &err) || laguna_chat_template_load(dir, &tmpl, &err) ||
+    if (text_input_load_tokenizer(dir, &tok, &err) || text_input_load_template(dir, &tmpl, &err) ||
         laguna_model_open(dir, &mo, &model, &err)) {
         fprintf(stderr, "serve_load: %s\n", err.message);
         return 1;
