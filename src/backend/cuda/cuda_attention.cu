@@ -669,7 +669,7 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     ca.hdp = (a->head_dim + 3) / 4 * 4;
     ca.stride = ca.hdp / 4 % 2 ? ca.hdp : ca.hdp + 4; /* float4 rows read by 8 lanes at once hit distinct banks */
     ca.scale = 1.0f / sqrtf((float)a->head_dim);
-    ca.hi_only = ((const lg_cuda_backend *)k->base.backend)->bf16_activations;
+    ca.hi_only = lg_cuda_bf16_activations(k);
     /* lone rows (their sequence's only row in the step: decode rows) first, then the others */
     int4 *sorted = tiles + n;
     int n_single = 0;

@@ -165,6 +165,12 @@ void lg_cuda_launch(lg_cuda_ctx *k, void (*kernel)(P...), dim3 grid, dim3 block,
  * undefined; the next op's call may reuse it). NULL when out of memory. */
 void *lg_cuda_scratch(lg_cuda_ctx *c, size_t bytes);
 
+/* Whether the model took the bf16_activations option (the tensor-core
+ * products and attention then drop the activations' lo halves). */
+static inline bool lg_cuda_bf16_activations(const lg_cuda_ctx *k) {
+    return ((const lg_cuda_backend *)k->base.backend)->bf16_activations;
+}
+
 /* Copies n bytes of host data to device memory valid for the rest of the
  * step (stream-ordered); when the ring is full the step goes on in a larger
  * one (the old one is freed once the stream is idle). */

@@ -598,8 +598,9 @@ static void set_add(lg_cuda_ctx *k, set_builder *b, const matmul_args &a, int n_
     bool mma = a.dtype == LG_DTYPE_BF16 && a.vec == 8 && lg_cuda_mma_enabled();
     pending_set *p = mma ? &b->mma : &b->cores;
     if (p->set.n == SET_MAX) mma ? launch_mma(k, p) : launch_cores(k, p);
-    p->set.op[p->set.n] = a;
-    p->set.op[p->set.n++].hi_only = mma && ((const lg_cuda_backend *)k->base.backend)->bf16_activations;
+    matmul_args op = a;
+    op.hi_only = mma && lg_cuda_bf16_activations(k);
+    p->set.op[p->set.n++] = op;
     if (a.n_tokens > p->max_tokens) p->max_tokens = a.n_tokens;
     if (n_groups > p->max_groups) p->max_groups = n_groups;
 }
