@@ -485,18 +485,16 @@ static void count_step(lg_sched *s, double seconds) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Queues a step of the running jobs' rows into slot `slot`: their known next
- * tokens (named: false), or the tokens of their rows in the step ahead. */
-static laguna_status queue_rows(lg_sched *s, int slot, bool named, laguna_error *err) {
-    int n = 0;
-    for (int i = 0; i < s->n_running; i++) {
-        lg_job *j = s->running[i];
-        int32_t token = j->next;
-        if (named) {
-            int r = 0;
-            while (r < s->n_ahead && s->q_job[s->ahead][r] != j) r++;
-            token = LAGUNA_TOKEN_OF_ROW(r);
-        }
+/* Queues a step into slot `slot`: with a step ahead, a row for each of its
+ * live rows' jobs naming that row's token; else the running jobs' known next
+ * tokens. */
+static laguna_status queue_rows(lg_sched *s, int slot, laguna_error *err) {
+    bool named = s->ahead >= 0;
+    int n = 0, from = named ? s->n_ahead : s->n_running;
+    for (int r = 0; r < from; r++) {
+        lg_job *j = named ? s->q_job[s->ahead][r] : s->running[r];
+        if (!j) continue;
+        int32_t token = named ? LAGUNA_TOKEN_OF_ROW(r) : j->next;
         s->q_rows[slot][n] = (laguna_batch_row){token, j->n_fed, j->seq, LAGUNA_ROW_ARGMAX};
         s->q_job[slot][n++] = j;
     }
@@ -563,13 +561,13 @@ static bool queued_step(lg_sched *s) {
     if (s->ahead >= 0) {
         int live = 0; /* the same jobs as the step ahead (none admitted since: admit drains) */
         for (int r = 0; r < s->n_ahead; r++) live += s->q_job[s->ahead][r] != NULL;
-        if (live != s->n_running || queue_rows(s, slot, true, NULL)) return false;
+        if (live != s->n_running || queue_rows(s, slot, NULL)) return false;
         int n = s->n_running;
         if (!collect_ahead(s, slot, n)) return true;
         s->ahead = slot, s->n_ahead = n;
         return true;
     }
-    if (queue_rows(s, slot, false, NULL)) return false;
+    if (queue_rows(s, slot, NULL)) return false;
     s->ahead = slot, s->n_ahead = s->n_running;
     return true;
 }
