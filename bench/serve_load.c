@@ -10,6 +10,9 @@
  *
  *   make bench && build/bench/serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N]
  *       [--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] [--ctx-size N]
+ *       [--temperature T]
+ * The completions are sampled at the server's default temperature (1) unless --temperature is
+ * given; --temperature 0 makes them greedy (the scheduler's queued steps need greedy rows).
  * MODEL: a checkpoint folder or a GGUF file with its tokenizer (e.g. `laguna synth --preset xs2
  * --layers 8 --type q4_k_m --tokenizer models/laguna-tiny-chat --out x8.gguf`: XS.2-sized layers). */
 #include <arpa/inet.h>
@@ -31,6 +34,7 @@
 #include "../cli/text_input.h" /* a checkpoint folder or a GGUF file, as the CLI takes them */
 
 static int g_port;
+static char g_sampling[48]; /* ",\"temperature\":T" when --temperature is given, else "" */
 
 /* Sends a request; seconds to the first generated text of the reply (ttft)
  * and to the end; -1 on failure. The reply (headers and body) in *reply. */
@@ -108,8 +112,8 @@ static void *work(void *arg) {
         char body[256];
         snprintf(body, sizeof body,
                  "{\"prompt\":\"def task_%d_%d(data):\\n    \",\"max_tokens\":%d,\"stream\":true,"
-                 "\"ignore_eos\":true}",
-                 w->id, i, w->max_tokens);
+                 "\"ignore_eos\":true%s}",
+                 w->id, i, w->max_tokens, g_sampling);
         double total;
         if (timed_request("/v1/completions", body, &w->ttft[i], &total, NULL)) w->failed++;
     }
@@ -204,7 +208,7 @@ static void agent_turn2(int n_conv, bool cache) {
 static int usage(void) {
     fprintf(stderr, "usage: serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N] "
                     "[--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] "
-                    "[--ctx-size N]\n");
+                    "[--ctx-size N] [--temperature T]\n");
     return 2;
 }
 
@@ -242,7 +246,13 @@ int main(int argc, char **argv) {
             bad = positive(a, v, &n_conv);
         else if (!strcmp(a, "--ctx-size"))
             bad = positive(a, v, &n_ctx);
-        else
+        else if (!strcmp(a, "--temperature")) {
+            char *end = NULL;
+            double t = v ? strtod(v, &end) : -1;
+            bad = !v || *end || !(t >= 0 && t <= 2);
+            if (bad) fprintf(stderr, "serve_load: --temperature needs a number from 0 to 2\n");
+            else snprintf(g_sampling, sizeof g_sampling, ",\"temperature\":%g", t);
+        } else
             return usage();
         if (bad) return usage();
         i++;
@@ -267,8 +277,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("laguna serve load test: %s on %s, %d streamed completions of %d tokens per level "
-           "(--parallel = the level), %d agent conversations; loopback\n\n",
-           dir, mo.device ? mo.device : "cpu", n_total, max_tokens, n_conv);
+           "(--parallel = the level, temperature %s), %d agent conversations; loopback\n\n",
+           dir, mo.device ? mo.device : "cpu", n_total, max_tokens,
+           g_sampling[0] ? strchr(g_sampling, ':') + 1 : "1 (the server's default: sampled)", n_conv);
     printf("| what (turn 2: cached/prompt tokens) | reqs | err | req/s | TTFT p50 ms | TTFT p99 "
            "ms | tok/s |\n");
     printf("|---|---|---|---|---|---|---|\n");

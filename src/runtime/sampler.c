@@ -7,7 +7,8 @@
  * subtracting weights from a uniform r. The obvious way sorts the whole
  * vocabulary per token (sample_reference below, kept as the reference);
  * the fast way never does: top-k by one pass that turns away what cannot
- * be among the best, then partial selection; min-p by a threshold; top-p
+ * be among the best, then partial selection; min-p by a threshold (alone,
+ * only ids whose logit can reach it become candidates); top-p
  * without top-k, and no filter at all, by buckets of values whose masses
  * are walked before one bucket is sorted (top-p after top-k by sorting only
  * the group above a probability threshold that is lowered until it holds
@@ -17,6 +18,7 @@
  * exp (within a few ulp of exp), which can matter only when r lands within
  * rounding of a boundary. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +34,8 @@
 #define SAMPLER_VECTOR_EXP 0
 #endif
 
-#define DRAW_BUCKETS 2048 /* draw_unfiltered */
+#define DRAW_BUCKETS 2048 /* draw_unfiltered (ids kept as uint16_t) */
+#define MASS_LANES 8 /* fill_buckets adds id i's weight to lane i % MASS_LANES */
 
 typedef struct {
     float value;
@@ -48,6 +51,8 @@ struct laguna_sampler {
     float *work;
     candidate *cand;
     double *bucket_mass; /* [DRAW_BUCKETS] (draw_unfiltered) */
+    double *lane_mass; /* [MASS_LANES][DRAW_BUCKETS]: fill_buckets' partial masses */
+    uint16_t *bucket_id; /* [vocab]: each id's bucket, from fill_buckets */
     bool reference; /* sort the whole vocabulary (lg_sampler_use_reference) */
 };
 
@@ -100,7 +105,9 @@ laguna_status laguna_sampler_create(const laguna_sampler_params *p, int vocab, l
     s->work = malloc(sizeof(float) * (size_t)vocab);
     s->cand = malloc(sizeof(candidate) * (size_t)vocab);
     s->bucket_mass = malloc(sizeof(double) * DRAW_BUCKETS);
-    if (!s->seen || !s->work || !s->cand || !s->bucket_mass) {
+    s->lane_mass = malloc(sizeof(double) * MASS_LANES * DRAW_BUCKETS);
+    s->bucket_id = malloc(sizeof(uint16_t) * (size_t)vocab);
+    if (!s->seen || !s->work || !s->cand || !s->bucket_mass || !s->lane_mass || !s->bucket_id) {
         laguna_sampler_free(s);
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     }
@@ -116,6 +123,8 @@ void laguna_sampler_free(laguna_sampler *s) {
     free(s->work);
     free(s->cand);
     free(s->bucket_mass);
+    free(s->lane_mass);
+    free(s->bucket_id);
     free(s);
 }
 
@@ -177,32 +186,47 @@ static int32_t sample_reference(laguna_sampler *s, const float *w) {
 /* ---- the fast path ---------------------------------------------------------------- */
 
 /* exp over runs of doubles for the fast path's weights: glibc's vector exp
- * (libmvec, 4 lanes, within 4 ulp of exp) where the CPU has AVX2 and FMA,
- * exp otherwise. Either way a value's exp does not depend on where it sits
- * in a run, so a weight computed twice is the same weight. */
-#define EXP_RUN 256 /* values a run (a multiple of 4) */
+ * (libmvec, within 4 ulp of exp), 8 lanes where the CPU has AVX-512, 4
+ * where it has AVX2 and FMA, exp otherwise. Either way a value's exp does
+ * not depend on where it sits in a run, so a weight computed twice is the
+ * same weight. */
+#define EXP_RUN 256 /* values a run (a multiple of 8) */
 
 #if SAMPLER_VECTOR_EXP
 __attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x); /* libmvec's AVX2 exp */
+__attribute__((target("avx512f"))) __m512d _ZGVeN8v_exp(__m512d x); /* libmvec's AVX-512 exp */
 
 __attribute__((target("avx2,fma"))) static void exp_run_avx2(const double *x, double *y, int n) {
     for (int i = 0; i < n; i += 4) _mm256_storeu_pd(y + i, _ZGVdN4v_exp(_mm256_loadu_pd(x + i)));
 }
 
-static bool exp_run_vector(void) {
-    static int on = -1;
-    if (on < 0) on = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return on;
+__attribute__((target("avx512f"))) static void exp_run_avx512(const double *x, double *y, int n) {
+    for (int i = 0; i < n; i += 8) _mm512_storeu_pd(y + i, _ZGVeN8v_exp(_mm512_loadu_pd(x + i)));
+}
+
+/* 8 (AVX-512), 4 (AVX2 and FMA) or 1: the lanes of the exp this CPU runs. */
+static int exp_lanes(void) {
+    static int lanes = 0;
+    if (!lanes)
+        lanes = __builtin_cpu_supports("avx512f")                                      ? 8
+                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 4
+                                                                                   : 1;
+    return lanes;
 }
 #endif
 
-/* y[i] = exp(x[i]) for i < n (n <= EXP_RUN); x is padded to a multiple of 4 here. */
+/* y[i] = exp(x[i]) for i < n (n <= EXP_RUN); x is padded to a multiple of 8 here. */
 static void exp_run(double *x, double *y, int n) {
-    int n4 = (n + 3) & ~3;
-    for (int i = n; i < n4; i++) x[i] = 0;
+    int n8 = (n + 7) & ~7;
+    for (int i = n; i < n8; i++) x[i] = 0;
 #if SAMPLER_VECTOR_EXP
-    if (exp_run_vector()) {
-        exp_run_avx2(x, y, n4);
+    int lanes = exp_lanes();
+    if (lanes == 8) {
+        exp_run_avx512(x, y, n8);
+        return;
+    }
+    if (lanes == 4) {
+        exp_run_avx2(x, y, n8);
         return;
     }
 #endif
@@ -345,47 +369,78 @@ static int32_t pick_by_weight(candidate *c, int n, float max, double r) {
 
 typedef struct {
     float max, scale;
-    double sum; /* every weight, in id order */
+    double sum; /* every weight: the buckets' masses summed in bucket order */
 } buckets;
 
-static int bucket_of(const buckets *bk, float v) {
-    float d = (bk->max - v) * bk->scale;
-    if (!(d >= 0)) return 0; /* NaN too */
-    return d >= DRAW_BUCKETS - 1 ? DRAW_BUCKETS - 1 : (int)d;
+/* The bucket of value v: its distance below the max in slices, clamped to
+ * [0, DRAW_BUCKETS) (a NaN to 0); monotone in v, branch-free so that
+ * fill_buckets' loop over a run vectorises. */
+static inline int bucket_of(float max, float scale, float v) {
+    float d = (max - v) * scale;
+    d = d >= 0 ? d : 0;
+    d = d < DRAW_BUCKETS - 1 ? d : DRAW_BUCKETS - 1;
+    return (int)d;
 }
 
-/* The weights exp(w - max) summed into s->bucket_mass. */
+/* The weights exp(w - max) summed into s->bucket_mass, each id's bucket into
+ * s->bucket_id. Id i's weight goes to lane i % MASS_LANES of the partial
+ * masses, so consecutive ids of one bucket do not wait on each other's add;
+ * the lanes are then summed in a fixed order. */
 static buckets fill_buckets(laguna_sampler *s, const float *w, int V) {
-    buckets bk = {w[0], 0, 0};
-    float min = w[0];
+    float max = w[0], min = w[0];
+#pragma omp simd reduction(max : max) reduction(min : min)
     for (int i = 1; i < V; i++) {
-        bk.max = w[i] > bk.max ? w[i] : bk.max;
+        max = w[i] > max ? w[i] : max;
         min = w[i] < min ? w[i] : min;
     }
-    bk.scale = bk.max > min ? (float)(DRAW_BUCKETS - 1) / (bk.max - min) : 0.0f;
-    memset(s->bucket_mass, 0, sizeof(double) * DRAW_BUCKETS);
+    buckets bk = {max, max > min ? (float)(DRAW_BUCKETS - 1) / (max - min) : 0.0f, 0};
+    double *lane = s->lane_mass;
+    uint16_t *ids = s->bucket_id;
+    memset(lane, 0, sizeof(double) * MASS_LANES * DRAW_BUCKETS);
     double x[EXP_RUN], e[EXP_RUN];
     for (int i0 = 0; i0 < V; i0 += EXP_RUN) {
         int m = V - i0 < EXP_RUN ? V - i0 : EXP_RUN;
-        for (int j = 0; j < m; j++) x[j] = (double)w[i0 + j] - bk.max;
-        exp_run(x, e, m);
+#pragma omp simd
         for (int j = 0; j < m; j++) {
-            bk.sum += e[j];
-            s->bucket_mass[bucket_of(&bk, w[i0 + j])] += e[j];
+            x[j] = (double)w[i0 + j] - max;
+            ids[i0 + j] = (uint16_t)bucket_of(max, bk.scale, w[i0 + j]);
         }
+        exp_run(x, e, m);
+        const uint16_t *id = ids + i0;
+        int j = 0;
+        for (; j + MASS_LANES <= m; j += MASS_LANES)
+#pragma GCC unroll 8
+            for (int l = 0; l < MASS_LANES; l++) lane[l * DRAW_BUCKETS + id[j + l]] += e[j + l];
+        for (; j < m; j++) lane[(j % MASS_LANES) * DRAW_BUCKETS + id[j]] += e[j];
+    }
+    for (int b = 0; b < DRAW_BUCKETS; b++) {
+        double m = lane[b];
+        for (int l = 1; l < MASS_LANES; l++) m += lane[l * DRAW_BUCKETS + b];
+        s->bucket_mass[b] = m;
+        bk.sum += m;
     }
     return bk;
 }
 
 /* Bucket b's candidates into c, in sorted order; -1 when there are more
- * than DRAW_BUCKET_SORT_MAX. */
-static int bucket_sorted(const buckets *bk, const float *w, int V, int b, candidate *c) {
+ * than DRAW_BUCKET_SORT_MAX. Runs of ids with none in b are skipped by one
+ * vector compare. */
+static int bucket_sorted(const laguna_sampler *s, const buckets *bk, const float *w, int V, int b,
+                         candidate *c) {
+    enum { RUN = 64 };
+    const uint16_t *ids = s->bucket_id;
     int n = 0;
-    for (int i = 0; i < V; i++)
-        if (bucket_of(bk, w[i]) == b) {
-            if (n == DRAW_BUCKET_SORT_MAX) return -1;
-            c[n++] = (candidate){w[i], i, 0};
-        }
+    for (int i0 = 0; i0 < V; i0 += RUN) {
+        int m = V - i0 < RUN ? V - i0 : RUN, any = 0;
+#pragma omp simd reduction(| : any)
+        for (int j = 0; j < m; j++) any |= ids[i0 + j] == b;
+        if (!any) continue;
+        for (int i = i0; i < i0 + m; i++)
+            if (ids[i] == b) {
+                if (n == DRAW_BUCKET_SORT_MAX) return -1;
+                c[n++] = (candidate){w[i], i, 0};
+            }
+    }
     candidate_weights(c, n, bk->max);
     qsort(c, (size_t)n, sizeof *c, by_value_desc);
     return n;
@@ -399,7 +454,7 @@ static int32_t draw_unfiltered(laguna_sampler *s, const float *w, int V) {
     int b = 0;
     while (b < DRAW_BUCKETS && r >= mass[b]) r -= mass[b++];
     candidate *c = s->cand;
-    int n = b < DRAW_BUCKETS ? bucket_sorted(&bk, w, V, b, c) : -1, i = walk_sorted(c, n, &r);
+    int n = b < DRAW_BUCKETS ? bucket_sorted(s, &bk, w, V, b, c) : -1, i = walk_sorted(c, n, &r);
     if (i >= 0) return c[i].id;
     for (int i = 0; i < V; i++) c[i] = (candidate){w[i], i, 0};
     candidate_weights(c, V, bk.max);
@@ -417,7 +472,7 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
     int cut = 0;
     while (cut < DRAW_BUCKETS - 1 && acc + mass[cut] / bk.sum < s->p.top_p) acc += mass[cut++] / bk.sum;
     candidate *c = s->cand; /* c[0, n_cut): the cut bucket, sorted; the first keep of them are kept */
-    int n_cut = bucket_sorted(&bk, w, V, cut, c), keep = -1;
+    int n_cut = bucket_sorted(s, &bk, w, V, cut, c), keep = -1;
     for (int i = 0; i < n_cut && keep < 0; i++) {
         acc += c[i].weight / bk.sum;
         if (acc >= s->p.top_p) keep = i + 1;
@@ -431,11 +486,11 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
         while (b < cut && r >= mass[b]) r -= mass[b++];
         if (b >= cut) break;
         candidate *cb = c + n_cut;
-        int n = bucket_sorted(&bk, w, V, b, cb);
+        int n = bucket_sorted(s, &bk, w, V, b, cb);
         if (n < 0) { /* a huge bucket: every candidate before the cut, sorted, walked from r0 */
             n = 0;
             for (int i = 0; i < V; i++)
-                if (bucket_of(&bk, w[i]) < cut) cb[n++] = (candidate){w[i], i, 0};
+                if (s->bucket_id[i] < cut) cb[n++] = (candidate){w[i], i, 0};
             candidate_weights(cb, n, bk.max);
             qsort(cb, (size_t)n, sizeof *cb, by_value_desc);
             r = r0, b = cut;
@@ -448,9 +503,32 @@ static int32_t draw_top_p(laguna_sampler *s, const float *w, int V) {
     return c[i >= 0 ? i : keep - 1].id; /* else the last kept, as the candidate walk returns */
 }
 
+/* Min-p alone (no top-k, no top-p): only ids whose weight can reach min_p
+ * become candidates. A weight exp(v - max) >= min_p needs v >= max +
+ * log(min_p); the bar sits 1e-3 below that, far outside exp's few ulp, so
+ * no id that the candidate path keeps is turned away. Then the candidate
+ * path's own steps: exact weights, the min_p cut, the draw. */
+static int32_t draw_min_p(laguna_sampler *s, const float *w, int V) {
+    float max = w[0];
+#pragma omp simd reduction(max : max)
+    for (int i = 1; i < V; i++) max = w[i] > max ? w[i] : max;
+    const double bar = (double)max + log(s->p.min_p) - 1e-3;
+    candidate *c = s->cand;
+    int n = 0;
+    for (int i = 0; i < V; i++)
+        if ((double)w[i] >= bar) c[n++] = (candidate){w[i], i, 0};
+    if (n == 0) return lg_argmax_f32(w, V); /* only where the logits hold NaN */
+    candidate_weights(c, n, max);
+    double total = 0;
+    n = gather_above(c, 0, n, max, s->p.min_p, &total); /* the best has weight 1 >= min_p */
+    return pick_by_weight(c, n, max, draw_below(s, total));
+}
+
 static int32_t sample_fast(laguna_sampler *s, const float *w) {
     int V = s->vocab, n = V;
     candidate *c = s->cand;
+    if (!(s->p.top_k > 0 && s->p.top_k < n) && s->p.min_p > 0 && !(s->p.top_p < 1))
+        return draw_min_p(s, w, V);
     if (!(s->p.top_k > 0 && s->p.top_k < n) && !(s->p.min_p > 0)) {
         if (!(s->p.top_p < 1)) return draw_unfiltered(s, w, V);
         int32_t t = draw_top_p(s, w, V);
@@ -523,10 +601,12 @@ int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
     int V = s->vocab;
     float *w = s->work;
     memcpy(w, logits, sizeof(float) * (size_t)V);
-    if (s->p.repetition_penalty != 1) /* as transformers: divide positive logits, multiply negative */
+    const float penalty = s->p.repetition_penalty, temperature = s->p.temperature; /* locals: w cannot alias them */
+    if (penalty != 1) /* as transformers: divide positive logits, multiply negative */
         for (int i = 0; i < V; i++)
-            if (s->seen[i]) w[i] = w[i] > 0 ? w[i] / s->p.repetition_penalty : w[i] * s->p.repetition_penalty;
-    if (s->p.temperature == 0) return lg_argmax_f32(w, V);
-    for (int i = 0; i < V; i++) w[i] /= s->p.temperature;
+            if (s->seen[i]) w[i] = w[i] > 0 ? w[i] / penalty : w[i] * penalty;
+    if (temperature == 0) return lg_argmax_f32(w, V);
+#pragma omp simd
+    for (int i = 0; i < V; i++) w[i] /= temperature;
     return s->reference ? sample_reference(s, w) : sample_fast(s, w);
 }
