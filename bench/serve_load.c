@@ -10,7 +10,7 @@
  *
  *   make bench && build/bench/serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N]
  *       [--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] [--ctx-size N]
- *       [--temperature T]
+ *       [--temperature T] [--sample-threads N]
  * The completions are sampled at the server's default temperature (1) unless --temperature is
  * given; --temperature 0 makes them greedy (the scheduler's queued steps need greedy rows).
  * MODEL: a checkpoint folder or a GGUF file with its tokenizer (e.g. `laguna synth --preset xs2
@@ -208,7 +208,7 @@ static void agent_turn2(int n_conv, bool cache) {
 static int usage(void) {
     fprintf(stderr, "usage: serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N] "
                     "[--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] "
-                    "[--ctx-size N] [--temperature T]\n");
+                    "[--ctx-size N] [--temperature T] [--sample-threads N]\n");
     return 2;
 }
 
@@ -225,7 +225,7 @@ static int positive(const char *opt, const char *v, int *out) {
 
 int main(int argc, char **argv) {
     const char *dir = "models/laguna-tiny", *conc_list = "1,4,16";
-    int n_total = 32, max_tokens = 64, n_conv = 5, n_ctx = 2048;
+    int n_total = 32, max_tokens = 64, n_conv = 5, n_ctx = 2048, sample_threads = 0;
     laguna_model_options mo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -246,6 +246,8 @@ int main(int argc, char **argv) {
             bad = positive(a, v, &n_conv);
         else if (!strcmp(a, "--ctx-size"))
             bad = positive(a, v, &n_ctx);
+        else if (!strcmp(a, "--sample-threads"))
+            bad = positive(a, v, &sample_threads);
         else if (!strcmp(a, "--temperature")) {
             char *end = NULL;
             double t = v ? strtod(v, &end) : -1;
@@ -266,6 +268,7 @@ int main(int argc, char **argv) {
         p = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return usage();
     }
+    if (!sample_threads) sample_threads = lg_server_default_sample_threads(mo.device, mo.devices);
     signal(SIGPIPE, SIG_IGN);
     laguna_error err = {0};
     laguna_model *model = NULL;
@@ -277,9 +280,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("laguna serve load test: %s on %s, %d streamed completions of %d tokens per level "
-           "(--parallel = the level, temperature %s), %d agent conversations; loopback\n\n",
+           "(--parallel = the level, temperature %s, %d sampling threads), %d agent conversations; "
+           "loopback\n\n",
            dir, mo.device ? mo.device : "cpu", n_total, max_tokens,
-           g_sampling[0] ? strchr(g_sampling, ':') + 1 : "1 (the server's default: sampled)", n_conv);
+           g_sampling[0] ? strchr(g_sampling, ':') + 1 : "1 (the server's default: sampled)",
+           sample_threads, n_conv);
     printf("| what (turn 2: cached/prompt tokens) | reqs | err | req/s | TTFT p50 ms | TTFT p99 "
            "ms | tok/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
@@ -290,7 +295,8 @@ int main(int argc, char **argv) {
         lg_server_options so = {.n_parallel = agent ? 4 : levels[l],
                                 .max_queue = 1024,
                                 .n_ctx = n_ctx,
-                                .cache_bytes = agent && !cache ? -1 : 0};
+                                .cache_bytes = agent && !cache ? -1 : 0,
+                                .sample_threads = sample_threads};
         if (lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
             fprintf(stderr, "serve_load: %s\n", err.message);
             rc = 1;

@@ -33,6 +33,8 @@ static void usage(FILE *f) {
         "  --timeout S        close a connection idle for S seconds (default 60)\n"
         "  --name NAME        model id reported by /v1/models (default: the model folder's name)\n"
         "  --threads N        compute threads (default: all cores)\n"
+        "  --sample-threads N host threads drawing a step's sampled rows (default: up to 8\n"
+        "                     with a GPU, 1 on CPUs)\n"
         "  --device D         cpu (default) or cuda[:N]\n"
         "  --devices LIST     several GPUs, cuda:0,cuda:1,... (not yet run on real GPUs), or cpu:N\n"
         "  --load auto|mmap|copy\n"
@@ -98,6 +100,8 @@ int cmd_serve(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 86400, &so.timeout_s);
         else if (!strcmp(a, "--threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
+        else if (!strcmp(a, "--sample-threads"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 256, &so.sample_threads);
         else if ((mode = arg_model_option(argc, argv, &i, &mo)))
             bad = mode < 0;
         else {
@@ -111,6 +115,7 @@ int cmd_serve(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!so.sample_threads) so.sample_threads = lg_server_default_sample_threads(mo.device, mo.devices);
     if (cache != -2) so.cache_seqs = cache == 0 ? -1 : cache;
     if (cache_mb >= 0) so.cache_bytes = cache_mb == 0 ? -1 : (int64_t)cache_mb << 20;
     raise_fd_limit(so.max_connections ? so.max_connections : 512);

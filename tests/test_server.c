@@ -269,13 +269,18 @@ static void *stream_thread(void *arg) {
                  "{\"prompt\":\"def g%d(x):\\n    return x +\",\"max_tokens\":%d,\"temperature\":0,"
                  "\"stream\":true}",
                  a->i, 9 + 3 * (a->i % 9));
-    else
+    else /* odd streams also ask for logprobs, drawn beside the token */
         snprintf(req, sizeof req,
-                 "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true}",
-                 a->i);
+                 "{\"prompt\":\"def f%d(x):\\n    return x *\",\"max_tokens\":32,\"stream\":true%s}",
+                 a->i, a->i % 2 ? ",\"logprobs\":2" : "");
     http_reply r = http("POST", "/v1/completions", req);
     int done;
     a->text = r.status == 200 ? sse_text(r.body, "text", &done, NULL, 0, NULL) : NULL;
+    bool want_lp = !a->greedy && a->i % 2;
+    if (a->text && want_lp != (strstr(r.body, "\"top_logprobs\"") != NULL)) {
+        free(a->text); /* logprobs where asked, and only there */
+        a->text = NULL;
+    }
     if (a->text && !done) {
         free(a->text);
         a->text = NULL;
@@ -306,6 +311,10 @@ static void concurrent_streams_match_alone(bool greedy) {
     }
 }
 
+/* Sampled streams (temperature 1, seed 0, half with logprobs): alone, each
+ * step has one row to draw; together, the server's sampling threads
+ * (sample_threads 4) draw the rows of a step at once, each job with its own
+ * sampler. The texts are the same. */
 static void test_concurrent_streams_match_alone(void) { concurrent_streams_match_alone(false); }
 
 /* Greedy streams decode in queued steps (scheduler.c): each step is queued
@@ -1128,7 +1137,8 @@ int main(void) {
                             .model_name = "laguna-tiny",
                             .n_parallel = 16,
                             .n_ctx = 512,
-                            .max_body_bytes = 64 * 1024};
+                            .max_body_bytes = 64 * 1024,
+                            .sample_threads = 4};
     if (served_model_open(&g_sm, MODEL, NULL, &so, &err)) {
         printf("FAIL setup: %s\n", err.message);
         served_model_close(&g_sm);

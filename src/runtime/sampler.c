@@ -18,6 +18,7 @@
  * exp (within a few ulp of exp), which can matter only when r lands within
  * rounding of a boundary. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,14 +205,18 @@ __attribute__((target("avx512f"))) static void exp_run_avx512(const double *x, d
     for (int i = 0; i < n; i += 8) _mm512_storeu_pd(y + i, _ZGVeN8v_exp(_mm512_loadu_pd(x + i)));
 }
 
-/* 8 (AVX-512), 4 (AVX2 and FMA) or 1: the lanes of the exp this CPU runs. */
+/* 8 (AVX-512), 4 (AVX2 and FMA) or 1: the lanes of the exp this CPU runs.
+ * Atomic: samplers of different requests draw on several threads at once. */
 static int exp_lanes(void) {
-    static int lanes = 0;
-    if (!lanes)
-        lanes = __builtin_cpu_supports("avx512f")                                      ? 8
-                : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 4
-                                                                                   : 1;
-    return lanes;
+    static _Atomic int lanes = 0;
+    int n = atomic_load_explicit(&lanes, memory_order_relaxed);
+    if (!n) {
+        n = __builtin_cpu_supports("avx512f")                                      ? 8
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 4
+                                                                               : 1;
+        atomic_store_explicit(&lanes, n, memory_order_relaxed);
+    }
+    return n;
 }
 #endif
 

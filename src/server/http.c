@@ -433,6 +433,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start and stop ----------------------------------------------------------------------------
  */
 
+int lg_server_default_sample_threads(const char *device, const char *devices) {
+    bool gpu = (device && !strncmp(device, "cuda", 4)) || (devices && strstr(devices, "cuda"));
+    if (!gpu) return 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
+}
+
 int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
                     const laguna_chat_template *tmpl, const lg_server_options *opt, lg_server **out,
                     laguna_error *err) {
@@ -460,7 +467,8 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
                            .n_ctx = opt->n_ctx,
                            .max_queue = opt->max_queue,
                            .cache_bytes = opt->cache_bytes,
-                           .cache_seqs = opt->cache_seqs};
+                           .cache_seqs = opt->cache_seqs,
+                           .sample_threads = opt->sample_threads};
     if (lg_sched_create(model, tok, &so, &srv->sched, err)) {
         free(srv);
         return -1;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/cpu/threadpool.h"
+
 typedef struct {
     int seq;
     int32_t *tokens;
@@ -46,6 +48,13 @@ struct lg_sched {
     int *row_of;      /* and that row's index in the batch */
     float *logits;    /* the rows wanting logits, in order */
     int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
+    /* the token of each row in row_job: drawn from its logits (draw_row[k]),
+     * or the device's argmax where draw_row[k] is NULL; with its logprob
+     * where the job asks. draw_pool (sample_threads > 1) draws several rows at once. */
+    const float **draw_row;
+    int32_t *drawn;
+    lg_token_logprob *drawn_lp;
+    lg_threadpool *draw_pool;
 
     /* queued steps (greedy rows only): the step the device may still run
      * is slot `ahead`, its row i for job q_job[ahead][i] (NULL: the job ended
@@ -572,6 +581,26 @@ static bool queued_step(lg_sched *s) {
     return true;
 }
 
+/* Whether row k of the step (row_job[k]) reports its token's logprob. */
+static bool wants_logprob(const lg_sched *s, int k) {
+    const lg_job *j = s->row_job[k];
+    return s->draw_row[k] && j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, s->drawn[k]));
+}
+
+/* Row k's token (and logprob): a task of draw_pool, or called in turn. Each
+ * job has its own sampler, so rows of different jobs draw at once. */
+static void draw_task(void *ctx, int k, int thread) {
+    lg_sched *s = ctx;
+    const float *row = s->draw_row[k];
+    if (!row) {
+        s->drawn[k] = s->argmax[s->row_of[k]];
+        return;
+    }
+    lg_job *j = s->row_job[k];
+    s->drawn[k] = laguna_sampler_sample(j->sampler, row);
+    if (wants_logprob(s, k)) token_logprob(row, s->vocab, s->drawn[k], j->logprobs, &s->drawn_lp[k]);
+}
+
 static void step(lg_sched *s) {
     if (queued_step(s)) return;
     drain(s);
@@ -619,19 +648,20 @@ static void step(lg_sched *s) {
             break;
         }
     }
-    for (int k = 0, with_logits = 0; k < n_logits; k++) {
+    int with_logits = 0;
+    for (int k = 0; k < n_logits; k++)
+        s->draw_row[k] = s->rows[s->row_of[k]].logits == LAGUNA_ROW_LOGITS
+                             ? s->logits + (size_t)with_logits++ * s->vocab
+                             : NULL;
+    if (s->draw_pool && with_logits > 1)
+        lg_threadpool_run(s->draw_pool, n_logits, draw_task, s);
+    else
+        for (int k = 0; k < n_logits; k++) draw_task(s, k, 0);
+    for (int k = 0; k < n_logits; k++) {
         lg_job *j = s->row_job[k];
         j->decoding = true;
-        int r = s->row_of[k];
-        const float *row = s->rows[r].logits == LAGUNA_ROW_LOGITS
-                               ? s->logits + (size_t)with_logits++ * s->vocab
-                               : NULL;
-        int32_t id = row ? laguna_sampler_sample(j->sampler, row) : s->argmax[r];
-        if (row && j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, id))) {
-            lg_token_logprob lp;
-            token_logprob(row, s->vocab, id, j->logprobs, &lp);
-            lg_logprobs_add(&j->pending_lps, &lp);
-        }
+        int32_t id = s->drawn[k];
+        if (wants_logprob(s, k)) lg_logprobs_add(&j->pending_lps, &s->drawn_lp[k]);
         const char *finish = job_take_token(s, j, id);
         if (finish) {
             unrun(s, j);
@@ -753,6 +783,14 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
     s->row_of = calloc((size_t)s->opt.n_parallel, sizeof *s->row_of);
     s->argmax = calloc((size_t)n_rows, sizeof *s->argmax);
+    s->draw_row = calloc((size_t)s->opt.n_parallel, sizeof *s->draw_row);
+    s->drawn = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn);
+    s->drawn_lp = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn_lp);
+    bool draw_ok = s->draw_row && s->drawn && s->drawn_lp;
+    if (s->opt.sample_threads > 1 && s->opt.n_parallel > 1) {
+        int n = s->opt.sample_threads < s->opt.n_parallel ? s->opt.sample_threads : s->opt.n_parallel;
+        draw_ok = draw_ok && (s->draw_pool = lg_threadpool_new(n)) != NULL;
+    }
     s->ahead = -1;
     bool queue_ok = true;
     for (int q = 0; q < 2; q++) {
@@ -765,7 +803,7 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (!s->running || !s->cache || !s->cache_ids || !s->rows || !s->row_job || !s->row_of ||
-        !s->argmax || !s->logits || !queue_ok || laguna_context_create(model, &co, &s->ctx, err) ||
+        !s->argmax || !s->logits || !queue_ok || !draw_ok || laguna_context_create(model, &co, &s->ctx, err) ||
         pthread_create(&s->thread, NULL, sched_main, s)) {
         if (err && !err->message[0])
             snprintf(err->message, sizeof err->message, "scheduler: out of memory");
@@ -811,6 +849,10 @@ void lg_sched_free(lg_sched *s) {
     free(s->row_of);
     free(s->argmax);
     free(s->logits);
+    free(s->draw_row);
+    free(s->drawn);
+    free(s->drawn_lp);
+    lg_threadpool_free(s->draw_pool);
     for (int q = 0; q < 2; q++) free(s->q_rows[q]), free(s->q_job[q]), free(s->q_argmax[q]);
     free(s);
 }

@@ -124,6 +124,8 @@ typedef struct {
     int n_rollback;      /* positions a cached sequence may be cut back by; default 256 */
     int kv_pages;        /* pages in the KV pool; 0 = n_parallel full sequences plus the cache
                             budget (fewer: tests of eviction under page pressure) */
+    int sample_threads;  /* host threads drawing a step's sampled rows; 0 or 1 = the scheduler's
+                            own, one row after another */
 } lg_sched_options;
 
 typedef struct {

@@ -32,9 +32,15 @@ typedef struct {
     int max_connections;        /* open connections at once (one thread each); 0 = 512 */
     int max_connections_per_ip; /* from one address; 0 = no limit */
     int timeout_s;              /* a connection idle this long is closed; 0 = 60 */
+    int sample_threads;         /* host threads drawing a step's sampled rows; 0 = 1 */
 } lg_server_options;
 
 typedef struct lg_server lg_server;
+
+/* sample_threads for a model on `device` / `devices` (laguna_model_options'
+ * fields): on a GPU the host's cores are free while a step runs, so up to 8
+ * of them draw sampled rows; on CPUs 1, the compute threads have the cores. */
+int lg_server_default_sample_threads(const char *device, const char *devices);
 
 int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
                     const laguna_chat_template *tmpl, const lg_server_options *opt, lg_server **out,
