@@ -58,6 +58,7 @@ typedef struct {
     int n_calls;
     char ids[4][64], names[4][64], args[4][512];
     int cached;    /* usage: prompt tokens served from the prefix cache (-1 absent) */
+    int generated; /* usage: completion (output) tokens, whole replies only (-1 absent) */
     cJSON *blocks; /* /v1/messages: the content blocks to send back */
 } turn;
 
@@ -70,6 +71,7 @@ static void turn_free(turn *t) {
 static char *post_turn(const char *path, cJSON *req, turn *t) {
     memset(t, 0, sizeof *t);
     t->cached = -1;
+    t->generated = -1;
     char *json = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     http_reply r = http_request(g_port, "POST", path, "Authorization: Bearer " KEY, json);
@@ -86,7 +88,7 @@ static char *post_turn(const char *path, cJSON *req, turn *t) {
 static void openai_turn(const cJSON *request, bool stream, turn *t) {
     cJSON *req = cJSON_Duplicate(request, 1);
     cJSON_AddStringToObject(req, "model", "laguna-tiny-chat");
-    cJSON_AddNumberToObject(req, "max_tokens", 160);
+    if (!cJSON_GetObjectItem(req, "max_tokens")) cJSON_AddNumberToObject(req, "max_tokens", 160);
     cJSON_AddNumberToObject(req, "temperature", 0);
     if (stream) {
         cJSON_AddTrueToObject(req, "stream");
@@ -113,6 +115,8 @@ static void openai_turn(const cJSON *request, bool stream, turn *t) {
             cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens_details"),
             "cached_tokens");
         if (cJSON_IsNumber(ct)) t->cached = ct->valueint;
+        cJSON *gen = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens");
+        if (cJSON_IsNumber(gen)) t->generated = gen->valueint;
         cJSON_Delete(j);
     } else {
         bool done;
@@ -398,6 +402,35 @@ done:
     cJSON_Delete(oa);
 }
 
+/* A max_tokens that cuts the tool call short: finish_reason "length" (stop_reason "max_tokens"),
+ * as OpenAI's and Anthropic's servers say, not "tool_calls" (tool_use) with the arguments seen so
+ * far, which an agent would run. The whole call's own length still ends in "tool_calls". */
+static void test_cut_tool_call_is_length(void) {
+    cJSON *oa = case_request("weather_call");
+    turn whole;
+    openai_turn(oa, false, &whole);
+    int n = whole.generated;
+    CHECKF(!strcmp(whole.stop, "tool_calls") && n > 6, "the whole call: %s after %d tokens",
+           whole.stop, n);
+    turn_free(&whole);
+    for (int api = 0; api < 2 && n > 6; api++)
+        for (int cut = 0; cut < 2; cut++)
+            for (int s = 0; s < 2; s++) {
+                cJSON *req = api ? to_anthropic(oa) : cJSON_Duplicate(oa, 1);
+                cJSON_DeleteItemFromObject(req, "max_tokens");
+                cJSON_AddNumberToObject(req, "max_tokens", cut ? n - 4 : n);
+                turn t;
+                (api ? anthropic_turn : openai_turn)(req, s == 1, &t);
+                const char *want = cut ? (api ? "max_tokens" : "length")
+                                       : (api ? "tool_use" : "tool_calls");
+                CHECKF(!strcmp(t.stop, want), "api %d stream=%d max_tokens %d: %s, not %s", api, s,
+                       cut ? n - 4 : n, t.stop, want);
+                turn_free(&t);
+                cJSON_Delete(req);
+            }
+    cJSON_Delete(oa);
+}
+
 static void test_openai_agent_round_trip(void) {
     round_trip(false, "weather_call", "Lisbon");
 }
@@ -466,6 +499,7 @@ int main(void) {
     RUN(test_openai_thinking_round_trip);
     RUN(test_anthropic_thinking_round_trip);
     RUN(test_reasoning_split);
+    RUN(test_cut_tool_call_is_length);
     served_model_close(&sm);
     cJSON_Delete(g_cases);
     return test_summary();

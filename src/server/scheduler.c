@@ -402,7 +402,9 @@ static const char *job_take_token(lg_sched *s, lg_job *j, int32_t id) {
     bool calls = j->parser && lg_chat_parser_n_calls(j->parser) > 0;
     if (stopped) return "stop";
     if (eos) return calls ? "tool_calls" : "stop";
-    if (j->n_completion >= j->max_tokens) return calls ? "tool_calls" : "length";
+    /* cut by max_tokens: "length" even with a call open or made (OpenAI's servers say so), so no
+     * client runs a call whose arguments were cut short */
+    if (j->n_completion >= j->max_tokens) return "length";
     j->next = id;
     return NULL;
 }
