@@ -38,9 +38,8 @@
  * few tokens spends little beyond its weight reads. Grouped blocks loop
  * over an expert's token tiles (the grid covers the typical expert), so
  * the grid is not sized for an expert holding every token. */
-#include <limits.h>
-
 #include "backend/cuda/cuda_async_copy.h"
+#include "backend/cuda/cuda_gemm_stage.h"
 #include "backend/cuda/cuda_mma.h"
 
 template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES> struct gemm_shape {
@@ -58,51 +57,6 @@ template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES> struct gemm_shap
      * parallelism; the dense shape's 16 tiles take twice the registers */
     static constexpr int min_blocks = NR * NT <= 8 ? 512 / threads : 1;
 };
-
-/* A thread's share of every step's copies, worked out once per token tile
- * (the loop then only advances pointers): where each 16-byte chunk comes
- * from at the next step to issue, where it lands in stage 0 (a shared
- * address) and the k it starts at within a step (a chunk past the rows or
- * the tokens gets a k no step reaches: zero-filled, nothing read). Weight
- * chunks first, then activation chunks. */
-template <typename S> struct stage_copies {
-    static constexpr int n = S::w_loads + S::x_loads;
-    const uint8_t *src[n];
-    uint32_t dst[n];
-    int k0[n];
-};
-
-template <typename S>
-__device__ __forceinline__ void plan_copies(stage_copies<S> &c, uint32_t stage0, const matmul_args &a,
-                                            const uint8_t *w, int r0, const float *x, int nt) {
-#pragma unroll
-    for (int u = 0; u < S::w_loads; u++) {
-        int i = threadIdx.x + u * S::threads, r = r0 + (i >> 2), k = 8 * (i & 3);
-        bool ok = r < a.rows;
-        c.src[u] = ok ? w + (size_t)r * a.row_bytes + (size_t)k * 2 : w;
-        c.dst[u] = stage0 + (i >> 2) * 64 + (i & 3) * 16;
-        c.k0[u] = ok ? k : INT_MAX / 2;
-    }
-#pragma unroll
-    for (int u = 0; u < S::x_loads; u++) {
-        int i = threadIdx.x + u * S::threads, t = i >> 3, k = 4 * (i & 7);
-        bool ok = t < nt;
-        c.src[S::w_loads + u] = (const uint8_t *)(ok ? x + (size_t)t * a.cols + k : x);
-        c.dst[S::w_loads + u] = stage0 + S::w_bytes + t * 128 + (((i & 7) ^ (t & 1)) * 16);
-        c.k0[S::w_loads + u] = ok ? k : INT_MAX / 2;
-    }
-}
-
-/* Issues the copies of the step at k (32 wide) into the stage at byte
- * offset slot, and moves the sources on to the next step. */
-template <typename S>
-__device__ __forceinline__ void load_stage(stage_copies<S> &c, uint32_t slot, int k, int cols) {
-#pragma unroll
-    for (int u = 0; u < stage_copies<S>::n; u++) {
-        cp_async16_n_shared(c.dst[u] + slot, c.src[u], k + c.k0[u] < cols ? 16 : 0);
-        c.src[u] += u < S::w_loads ? 64 : 128; /* 32 bf16 or 32 floats */
-    }
-}
 
 /* Splits one step's activations (its stage's floats) into the mma operand
  * quads of mma_step_tokens: for 16-token tile j, quad u (0 / 1: hi / lo of
@@ -265,7 +219,7 @@ static int blocks_x(const matmul_set &s, int bm) {
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     using D = gemm_shape<DENSE_SHAPE>;
     using N = gemm_shape<NARROW_SHAPE>;
-    (void)max_tokens;
+    if (lg_cuda_wgmma_launch(k, set, max_tokens, max_groups)) return;
     matmul_set part;
     /* plain products: dense blocks when they make at least a wave */
     int most = set_pick_ops(*set, false, &part);

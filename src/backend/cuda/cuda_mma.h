@@ -128,4 +128,9 @@ int lg_cuda_sm_count(void);
  * filled in there. */
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
 
+/* The same products on Hopper's wgmma (cuda_matmul_wgmma.cu); false, with
+ * nothing launched, unless LAGUNA_CUDA_WGMMA=1 on a compute capability 9.0
+ * device (not yet run on a GPU). */
+bool lg_cuda_wgmma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
+
 #endif

@@ -1,0 +1,212 @@
+/* The BF16 products of many tokens on Hopper's warpgroup instructions
+ * (wgmma, sm_90a): the tiled GEMM of cuda_matmul_gemm.cu with each warp's
+ * mma.sync chains replaced by one warpgroup's wgmma, meant to compute the
+ * same bits (cuda_mma.h: the slice contract).
+ *
+ * NOT YET RUN ON A GPU: written and compiled (ptxas, sm_90a) while no GPU
+ * was at hand, so it is off unless LAGUNA_CUDA_WGMMA=1 (and only on a
+ * compute capability 9.0 device). With it set, test_cuda_ops' product cases
+ * (a token alone bitwise its row of up to 1290-token products, grouped
+ * experts, both activation modes) and `laguna verify --device cuda` are its
+ * tests. Whether wgmma's k16 sums equal mma.sync's bit for bit is one of
+ * the things they will tell.
+ *
+ * Roles are those of the decode kernel's mma_step (cuda_mma.h): the weight
+ * rows are the 64-row operand A, taken into registers exactly as a lane of
+ * mma_step takes them (16 bytes of rows g and g + 8 at k 8q .. 8q + 7, the
+ * first half's four registers then the second's); the tokens are the
+ * N-column operand B, in shared memory. Each step's activations are split
+ * into bf16 hi and lo (as split_pair) straight into B's layout: for each of
+ * the step's two k16 halves u and each part (hi, lo), a K-major tile of
+ * core matrices (8 tokens x 8 k slots, 128 bytes), slot 2p + i of the
+ * first core matrix holding k 8p + 4u + i and slot 8 + 2p + i k 8p + 4u + 2
+ * + i: the k that mma_step's fragments put in those slots. Per step the
+ * instructions go hi, lo of the first half, then hi, lo of the second, into
+ * accumulators that start each slice at zero; at a slice's end they are
+ * added into the totals (which start at -0.0f), as in every other kernel.
+ *
+ * A block is two warpgroups, 128 weight rows x BN tokens; stages come in
+ * through the same cp.async ring as the tiled GEMM's (cuda_gemm_stage.h).
+ * The split steps go round a ring of three buffers: the one written during
+ * step s was last read by step s - 2's instructions, which both warpgroups
+ * waited for before the barrier that opens step s. */
+#include <stdlib.h>
+
+#include "backend/cuda/cuda_async_copy.h"
+#include "backend/cuda/cuda_gemm_stage.h"
+#include "backend/cuda/cuda_mma.h"
+#include "backend/cuda/cuda_wgmma.h"
+
+template <int BN, int STAGES> struct wgmma_shape {
+    static_assert(STAGES >= 3, "a step is split while the next one lands");
+    static constexpr int warpgroups = 2, threads = 128 * warpgroups;
+    static constexpr int bm = 64 * warpgroups, bn = BN;
+    static constexpr int w_bytes = bm * 64, x_bytes = bn * 128; /* one stage: W bf16, x float */
+    static constexpr int stage_bytes = w_bytes + x_bytes;
+    static constexpr int tile_bytes = bn * 32;         /* one instruction's B: 16 k slots x BN tokens, bf16 */
+    static constexpr int split_bytes = 4 * tile_bytes; /* a step: (first, second half) x (hi, lo) */
+    static constexpr int splits = 3;
+    static constexpr int smem = STAGES * stage_bytes + splits * split_bytes;
+    static constexpr int w_loads = bm * 4 / threads, x_loads = bn * 8 / threads;
+    static constexpr int split_units = bn * 8 / threads; /* a step's 16-byte activation chunks a thread splits */
+    static_assert(bm * 4 % threads == 0 && bn * 8 % threads == 0, "whole rounds");
+};
+
+/* B's core matrices: the next along K 128 bytes on, the next 8 tokens 256. */
+#define WGMMA_LBO 128
+#define WGMMA_SBO 256
+
+/* Splits one step's activations (the stage's floats) into the four B
+ * tiles. Unit i is token t = i / 8's chunk c = i % 8 (k 4c .. 4c + 3, so p
+ * = c / 2, u = c % 2): its first pair goes to slot pair p of the core
+ * matrix of k slots 0-7, its second to that of slots 8-15; eight lanes
+ * read one token's 128 bytes. */
+template <typename S, bool LO>
+__device__ __forceinline__ void wgmma_split_step(const uint8_t *xs, uint8_t *split) {
+#pragma unroll
+    for (int v = 0; v < S::split_units; v++) {
+        int i = threadIdx.x + v * S::threads, t = i >> 3, c = i & 7, p = c >> 1, u = c & 1;
+        float4 x = *(const float4 *)(xs + t * 128 + ((c ^ (t & 1)) * 16));
+        uint32_t h0, l0, h1, l1;
+        split_pair(x.x, x.y, &h0, &l0);
+        split_pair(x.z, x.w, &h1, &l1);
+        uint8_t *row = split + (2 * u) * S::tile_bytes + (t >> 3) * WGMMA_SBO + (t & 7) * 16 + 4 * p;
+        *(uint32_t *)row = h0;
+        *(uint32_t *)(row + WGMMA_LBO) = h1;
+        if (LO) {
+            *(uint32_t *)(row + S::tile_bytes) = l0;
+            *(uint32_t *)(row + S::tile_bytes + WGMMA_LBO) = l1;
+        }
+    }
+}
+
+/* One 32-wide step of a warpgroup's 64 rows x BN tokens: wa / wb the lane's
+ * 8 weights of rows g and g + 8 (as mma_step's), split the step's B tiles. */
+template <int BN, bool LO>
+__device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint32_t split) {
+    constexpr int T = BN * 32;
+    wgmma_fence();
+    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(split, WGMMA_LBO, WGMMA_SBO));
+    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(split + T, WGMMA_LBO, WGMMA_SBO));
+    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(split + 2 * T, WGMMA_LBO, WGMMA_SBO));
+    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(split + 3 * T, WGMMA_LBO, WGMMA_SBO));
+    wgmma_commit();
+}
+
+/* Keeps the compiler from moving reads or writes of the accumulators
+ * across the wgmma waits (the instructions own them in between). */
+template <int N> __device__ __forceinline__ void wgmma_hold(float *d) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+template <int BN, int STAGES, bool LO>
+__global__ void __launch_bounds__(256, 1) wgmma_gemm_kernel(const __grid_constant__ matmul_set set) {
+    using S = wgmma_shape<BN, STAGES>;
+    constexpr int ND = BN / 2; /* accumulators a thread holds */
+    lg_cuda_kernel_begin();
+    extern __shared__ __align__(128) uint8_t smem[];
+    uint8_t *split = smem + STAGES * S::stage_bytes;
+    int block_x, t_begin, t_count;
+    const matmul_args &a = set.op[set_op_of_block(set, &block_x)];
+    const uint8_t *w;
+    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int row_base = 64 * (threadIdx.x >> 7) + 16 * ((threadIdx.x >> 5) & 3); /* the warp's 16 rows in the block */
+    int r0 = block_x * S::bm;
+    int steps = (a.cols + 31) / 32, per_slice, n_slices;
+    slicing(a.cols, &per_slice, &n_slices);
+    uint32_t split0 = smem_addr(split);
+    auto slot = [](int step) { return (uint32_t)((unsigned)step % STAGES) * S::stage_bytes; };
+    for (int t0 = blockIdx.y * BN; t0 < t_count; t0 += gridDim.y * BN) {
+        int nt = min(BN, t_count - t0);
+        const float *x = a.x + (size_t)(t_begin + t0) * a.cols;
+        stage_copies<S> copies;
+        plan_copies<S>(copies, smem_addr(smem), a, w, r0, x, nt);
+        float acc[ND], total[ND];
+#pragma unroll
+        for (int e = 0; e < ND; e++) acc[e] = 0.0f, total[e] = -0.0f;
+        __syncthreads(); /* the previous tile's stages and splits are done with */
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; s++) {
+            if (s < steps) load_stage<S>(copies, slot(s), 32 * s, a.cols);
+            cp_async_commit();
+        }
+        cp_async_wait<STAGES - 2>(); /* step 0 */
+        __syncthreads();
+        wgmma_split_step<S, LO>(smem + S::w_bytes, split);
+        wgmma_fence_smem();
+        /* slice by slice: the steps' loop touches the accumulators only
+         * through the instructions (a branch writing them would make ptxas
+         * wait for the instructions in flight at every step) */
+        for (int s = 0; s < steps;) {
+            for (int end = min(s + per_slice, steps); s < end; s++) {
+                cp_async_wait<STAGES - 3>(); /* step s + 1 has landed (this thread's copies) */
+                __syncthreads(); /* everyone's; step s's split is written and fenced; step s - 2's wgmma are done */
+                if (s + STAGES - 1 < steps)
+                    load_stage<S>(copies, slot(s + STAGES - 1), 32 * (s + STAGES - 1), a.cols);
+                cp_async_commit();
+                const uint8_t *ws = smem + slot(s);
+                uint4 wa = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
+                uint4 wb = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
+                wgmma_step<BN, LO>(acc, wa, wb, split0 + (s % S::splits) * S::split_bytes);
+                if (s + 1 < steps) {
+                    wgmma_split_step<S, LO>(smem + slot(s + 1) + S::w_bytes,
+                                            split + ((s + 1) % S::splits) * S::split_bytes);
+                    wgmma_fence_smem();
+                }
+                wgmma_wait<1>(); /* step s - 1's instructions */
+            }
+            wgmma_wait<0>();
+            wgmma_hold<ND>(acc);
+#pragma unroll
+            for (int e = 0; e < ND; e++) total[e] += acc[e], acc[e] = 0.0f;
+        }
+        float *y = a.y + (size_t)(t_begin + t0) * a.rows;
+#pragma unroll
+        for (int e = 0; e < ND; e++) {
+            int r = r0 + row_base + g + 8 * ((e >> 1) & 1), t = 8 * (e >> 2) + 2 * q + (e & 1);
+            if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = total[e] + (a.bias ? a.bias[r] : 0.0f);
+        }
+    }
+}
+
+#define WGMMA_STAGES 4
+
+template <int BN> static void launch_wgmma_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks_z) {
+    using S = wgmma_shape<BN, WGMMA_STAGES>;
+    s->first_block[0] = 0;
+    for (int i = 0; i < s->n; i++)
+        s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
+    if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
+    bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
+    void (*kernel)(matmul_set) =
+        lo ? wgmma_gemm_kernel<BN, WGMMA_STAGES, true> : wgmma_gemm_kernel<BN, WGMMA_STAGES, false>;
+    lg_cuda_allow_smem(kernel, S::smem);
+    lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads, (size_t)S::smem, *s);
+}
+
+/* On only with LAGUNA_CUDA_WGMMA=1 and a compute capability 9.0 device (the
+ * kernels are built for sm_90a alone). */
+static bool wgmma_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("LAGUNA_CUDA_WGMMA");
+        int dev = 0, major = 0, minor = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+        return e && atoi(e) == 1 && major == 9 && minor == 0;
+    }();
+    return on;
+}
+
+bool lg_cuda_wgmma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
+    if (!wgmma_enabled()) return false;
+    (void)max_tokens;
+    matmul_set part;
+    int most = set_pick_ops(*set, false, &part); /* plain products: 128 tokens a block */
+    if (part.n && most > 0) launch_wgmma_shape<128>(k, &part, (most + 127) / 128, 1);
+    most = set_pick_ops(*set, true, &part); /* grouped: 64 (tens to a few hundred rows an expert) */
+    if (part.n && most > 0) launch_wgmma_shape<64>(k, &part, set_grouped_tiles(part, most, 64), max_groups);
+    return true;
+}
