@@ -395,6 +395,75 @@ static void test_prefix_cache_turn2(void) {
     free(reply);
 }
 
+/* ---- the Responses API ------------------------------------------------------------------------ */
+
+static const char *str_or_empty(const cJSON *o, const char *name) {
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, name));
+    return v ? v : "";
+}
+
+/* The output_text of a response (its message items' parts joined); NULL when there is none. */
+static char *response_text(const char *body) {
+    cJSON *j = cJSON_Parse(body), *it, *part;
+    lg_sbuf b = {0};
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "output")) {
+        if (strcmp(str_or_empty(it, "type"), "message")) continue;
+        cJSON_ArrayForEach(part, cJSON_GetObjectItem(it, "content"))
+            lg_sbuf_str(&b, str_or_empty(part, "text"));
+    }
+    cJSON_Delete(j);
+    char *out = b.p ? strdup(b.p) : NULL;
+    lg_sbuf_free(&b);
+    return out;
+}
+
+/* /v1/responses renders the same conversation as /v1/chat/completions: greedy, the same text
+ * and prompt tokens; whole or streamed (the final response event), the same response. */
+static void test_responses_match_chat(void) {
+    http_reply c = http("POST", "/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"def add(a, b):\"}],"
+                        "\"max_tokens\":12,\"temperature\":0}");
+    http_reply r = http("POST", "/v1/responses",
+                        "{\"input\":\"def add(a, b):\",\"max_output_tokens\":12,\"temperature\":0}");
+    http_reply st = http("POST", "/v1/responses",
+                         "{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\","
+                         "\"text\":\"def add(a, b):\"}]}],\"max_output_tokens\":12,\"temperature\":0,"
+                         "\"stream\":true}");
+    char *chat = c.status == 200 ? reply_text(c.body, "content") : NULL;
+    char *whole = r.status == 200 ? response_text(r.body) : NULL;
+    CHECKF(chat && whole && !strcmp(chat, whole), "chat '%s', responses '%s'", chat ? chat : "",
+           whole ? whole : r.body ? r.body : "");
+    CHECK(r.body && strstr(r.body, "\"status\":\"incomplete\"") &&
+          strstr(r.body, "\"reason\":\"max_output_tokens\""));
+    cJSON *rj = cJSON_Parse(r.body ? r.body : "");
+    cJSON *ru = cJSON_GetObjectItem(rj, "usage");
+    CHECKF(cJSON_GetNumberValue(cJSON_GetObjectItem(ru, "input_tokens")) ==
+                   usage_field(c.body, "prompt_tokens", NULL) &&
+               cJSON_GetNumberValue(cJSON_GetObjectItem(ru, "output_tokens")) == 12,
+           "usage %s", r.body ? r.body : "");
+    /* the stream's last event carries the same response, ids and times aside */
+    const char *last = st.body ? strstr(st.body, "event: response.incomplete") : NULL;
+    const char *data = last ? strstr(last, "data: ") : NULL;
+    cJSON *ev = data ? cJSON_Parse(data + 6) : NULL, *sr = cJSON_GetObjectItem(ev, "response");
+    char *streamed = NULL;
+    if (sr) {
+        char *txt = cJSON_PrintUnformatted(sr);
+        streamed = response_text(txt);
+        free(txt);
+    }
+    CHECKF(st.status == 200 && streamed && whole && !strcmp(streamed, whole),
+           "streamed '%s', whole '%s'", streamed ? streamed : "", whole ? whole : "");
+    CHECK(st.body && !strstr(st.body, "[DONE]"));
+    cJSON_Delete(ev);
+    cJSON_Delete(rj);
+    free(streamed);
+    free(chat);
+    free(whole);
+    free(c.body);
+    free(r.body);
+    free(st.body);
+}
+
 /* ---- bad input ------------------------------------------------------------------------------ */
 
 static void expect_status(const char *path, const char *key, const char *body, int status,
@@ -428,6 +497,33 @@ static void test_bad_input(void) {
     expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 400,
                   NULL);
     expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":42}]}", 400, NULL);
+    /* the Responses API: OpenAI's error shape, the offending field named */
+    const char *resp = "/v1/responses";
+    expect_status(resp, KEY, "{}", 400, "input");
+    expect_status(resp, KEY, "{\"input\":42}", 400, "input");
+    expect_status(resp, KEY, "{\"input\":[]}", 400, "input");
+    expect_status(resp, KEY, "{\"input\":[{\"type\":\"item_reference\",\"id\":\"x\"}]}", 400,
+                  "item_reference");
+    expect_status(resp, KEY, "{\"input\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", 400,
+                  "wizard");
+    expect_status(resp, KEY,
+                  "{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\"}]}]}",
+                  400, "text parts");
+    expect_status(resp, KEY, "{\"input\":[{\"type\":\"function_call\",\"name\":\"f\"}]}", 400,
+                  "call_id");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}", 400,
+                  "whole conversation");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}",
+                  400, "json_schema");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"max_output_tokens\":0}", 400,
+                  "max_output_tokens");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"reasoning\":{\"effort\":\"huge\"}}", 400,
+                  "effort");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"tool_choice\":{\"type\":\"web\"}}", 400,
+                  "tool_choice");
+    expect_status(resp, KEY, "{\"input\":\"hi\",\"tools\":[{\"type\":\"function\"}]}", 400,
+                  "name");
+    expect_status(resp, NULL, "{\"input\":\"hi\"}", 401, NULL);
     expect_status("/v1/completions", KEY, "{\"prompt\":[1,2,999999999]}", 400, "prompt");
     expect_status("/v1/completions", KEY, "{\"prompt\":true}", 400, "prompt");
     /* a prompt longer than the context (512 in this server) */
@@ -1154,6 +1250,7 @@ int main(void) {
     RUN(test_greedy_streams_match_alone);
     RUN(test_disconnect_cancels);
     RUN(test_prefix_cache_turn2);
+    RUN(test_responses_match_chat);
     RUN(test_bad_input);
     RUN(test_completion_logprobs);
     RUN(test_chat_logprobs);

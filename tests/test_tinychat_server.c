@@ -319,6 +319,140 @@ static cJSON *anthropic_next(const cJSON *request, const turn *t, const char *co
     return next;
 }
 
+/* ---- OpenAI Responses -------------------------------------------------------------------- */
+
+/* A case's chat request in the Responses API's shape: messages as input items, the tools
+ * flattened, thinking as reasoning.effort. */
+static cJSON *to_responses(const cJSON *request) {
+    cJSON *out = cJSON_CreateObject(), *tools = cJSON_AddArrayToObject(out, "tools"), *t;
+    cJSON_AddStringToObject(out, "model", "laguna-tiny-chat");
+    cJSON_AddNumberToObject(out, "max_output_tokens", 160);
+    cJSON_AddNumberToObject(out, "temperature", 0);
+    cJSON_AddItemToObject(out, "input",
+                          cJSON_Duplicate(cJSON_GetObjectItem(request, "messages"), 1));
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(request, "tools")) {
+        cJSON *f = cJSON_GetObjectItem(t, "function"), *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "type", "function");
+        cJSON_AddStringToObject(a, "name", str(f, "name"));
+        cJSON_AddStringToObject(a, "description", str(f, "description"));
+        cJSON_AddItemToObject(a, "parameters",
+                              cJSON_Duplicate(cJSON_GetObjectItem(f, "parameters"), 1));
+        cJSON_AddItemToArray(tools, a);
+    }
+    cJSON *think = cJSON_GetObjectItem(cJSON_GetObjectItem(request, "chat_template_kwargs"),
+                                       "enable_thinking");
+    if (cJSON_IsBool(think))
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(out, "reasoning"), "effort",
+                                cJSON_IsTrue(think) ? "medium" : "none");
+    return out;
+}
+
+/* A response's output items into the turn (text, reasoning, calls), its status as the stop. */
+static void responses_fill(turn *t, const cJSON *response) {
+    cJSON *it;
+    snprintf(t->stop, sizeof t->stop, "%s", str(response, "status"));
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(response, "output")) {
+        const char *type = str(it, "type");
+        cJSON *part;
+        if (!strcmp(type, "message") || !strcmp(type, "reasoning"))
+            cJSON_ArrayForEach(part, cJSON_GetObjectItem(it, "content"))
+                cat(!strcmp(type, "message") ? t->content : t->reasoning, sizeof t->content,
+                    str(part, "text"));
+        if (!strcmp(type, "function_call") && t->n_calls < 4) {
+            snprintf(t->ids[t->n_calls], 64, "%s", str(it, "call_id"));
+            snprintf(t->names[t->n_calls], 64, "%s", str(it, "name"));
+            snprintf(t->args[t->n_calls++], 512, "%s", str(it, "arguments"));
+        }
+    }
+    cJSON *u = cJSON_GetObjectItem(response, "usage");
+    cJSON *ct = cJSON_GetObjectItem(cJSON_GetObjectItem(u, "input_tokens_details"), "cached_tokens");
+    if (cJSON_IsNumber(ct)) t->cached = ct->valueint;
+    cJSON *gen = cJSON_GetObjectItem(u, "output_tokens");
+    if (cJSON_IsNumber(gen)) t->generated = gen->valueint;
+    t->blocks = cJSON_Duplicate(cJSON_GetObjectItem(response, "output"), 1);
+}
+
+/* A streamed response: sequence numbers 0, 1, 2, ...; the deltas of each output item joined
+ * equal to the text or arguments its .done events and the final response give; the stream ends
+ * with response.completed (or .incomplete). The turn is filled from the final response. */
+static void responses_stream(const char *body, turn *t) {
+    bool done;
+    cJSON *events = sse_payloads(body, &done), *ev, *final = NULL;
+    char joined[8][2048] = {{0}};
+    int seq = 0;
+    cJSON_ArrayForEach(ev, events) {
+        const char *type = str(ev, "type");
+        cJSON *sn = cJSON_GetObjectItem(ev, "sequence_number");
+        CHECKF(cJSON_IsNumber(sn) && sn->valueint == seq, "event %d (%s): sequence_number %d", seq,
+               type, cJSON_IsNumber(sn) ? sn->valueint : -1);
+        seq++;
+        cJSON *oi = cJSON_GetObjectItem(ev, "output_index");
+        int k = cJSON_IsNumber(oi) ? oi->valueint : -1;
+        if (strstr(type, ".delta") && k >= 0 && k < 8)
+            cat(joined[k], sizeof joined[k], str(ev, "delta"));
+        if ((!strcmp(type, "response.output_text.done") ||
+             !strcmp(type, "response.reasoning_text.done")) && k >= 0 && k < 8)
+            CHECKF(!strcmp(joined[k], str(ev, "text")), "item %d: deltas '%s', done '%s'", k,
+                   joined[k], str(ev, "text"));
+        if (!strcmp(type, "response.function_call_arguments.done") && k >= 0 && k < 8)
+            CHECKF(!strcmp(joined[k], str(ev, "arguments")), "call %d: deltas '%s', done '%s'", k,
+                   joined[k], str(ev, "arguments"));
+        if (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete"))
+            final = cJSON_GetObjectItem(ev, "response");
+    }
+    const char *last = str(cJSON_GetArrayItem(events, cJSON_GetArraySize(events) - 1), "type");
+    CHECKF(final && (!strcmp(last, "response.completed") || !strcmp(last, "response.incomplete")),
+           "the stream ended with '%s'", last);
+    CHECKF(!done, "a Responses stream sent [DONE]");
+    if (final) {
+        int k = 0;
+        cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItem(final, "output")) {
+            const char *type = str(it, "type");
+            const char *text = !strcmp(type, "function_call")
+                                   ? str(it, "arguments")
+                                   : str(cJSON_GetArrayItem(cJSON_GetObjectItem(it, "content"), 0),
+                                         "text");
+            CHECKF(k >= 8 || !strcmp(joined[k], text), "final item %d '%s', streamed '%s'", k,
+                   text, k < 8 ? joined[k] : "");
+            k++;
+        }
+        responses_fill(t, final);
+    }
+    cJSON_Delete(events);
+}
+
+static void responses_turn(const cJSON *request, bool stream, turn *t) {
+    cJSON *req = cJSON_Duplicate(request, 1);
+    if (stream) cJSON_AddTrueToObject(req, "stream");
+    char *body = post_turn("/v1/responses", req, t);
+    if (!body) return;
+    if (stream) {
+        responses_stream(body, t);
+    } else {
+        cJSON *j = cJSON_Parse(body);
+        CHECKF(j && !strcmp(str(j, "object"), "response"), "not a response: %.200s", body);
+        responses_fill(t, j);
+        cJSON_Delete(j);
+    }
+    free(body);
+}
+
+/* The next request as Codex-style agents send it: the whole conversation again, the previous
+ * output items as they came (reasoning and function calls), then a function_call_output each. */
+static cJSON *responses_next(const cJSON *request, const turn *t, const char *const *results) {
+    cJSON *next = cJSON_Duplicate(request, 1), *input = cJSON_GetObjectItem(next, "input"), *it;
+    cJSON_ArrayForEach(it, t->blocks) cJSON_AddItemToArray(input, cJSON_Duplicate(it, 1));
+    for (int k = 0; k < t->n_calls; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "function_call_output");
+        cJSON_AddStringToObject(o, "call_id", t->ids[k]);
+        cJSON_AddStringToObject(o, "output", results[k]);
+        cJSON_AddItemToArray(input, o);
+    }
+    return next;
+}
+
 /* ---- the round trips --------------------------------------------------------------------- */
 
 static void same_turn(const char *what, const turn *a, const turn *b) {
@@ -340,11 +474,20 @@ static void same_turn(const char *what, const turn *a, const turn *b) {
 
 /* Turn 1 of case weather_call (or think_weather_call): one get_weather call for the case's city.
  * Turn 2, after the result: an answer that uses it. Both, streamed and not, on one API. */
-static void round_trip(bool anthropic, const char *case_name, const char *city) {
-    const char *tool_stop = anthropic ? "tool_use" : "tool_calls";
-    const char *end_stop = anthropic ? "end_turn" : "stop";
+typedef enum { API_OPENAI, API_ANTHROPIC, API_RESPONSES } api_kind;
+
+static void round_trip(api_kind api, const char *case_name, const char *city) {
+    static void (*const turn_of[])(const cJSON *, bool, turn *) = {openai_turn, anthropic_turn,
+                                                                   responses_turn};
+    static cJSON *(*const next_of[])(const cJSON *, const turn *, const char *const *) = {
+        openai_next, anthropic_next, responses_next};
+    static const char *const tool_stops[] = {"tool_calls", "tool_use", "completed"};
+    static const char *const end_stops[] = {"stop", "end_turn", "completed"};
+    const char *tool_stop = tool_stops[api], *end_stop = end_stops[api];
     cJSON *oa = case_request(case_name);
-    cJSON *req = anthropic ? to_anthropic(oa) : cJSON_Duplicate(oa, 1);
+    cJSON *req = api == API_ANTHROPIC   ? to_anthropic(oa)
+                 : api == API_RESPONSES ? to_responses(oa)
+                                        : cJSON_Duplicate(oa, 1);
     bool think = cJSON_IsTrue(
         cJSON_GetObjectItem(cJSON_GetObjectItem(oa, "chat_template_kwargs"), "enable_thinking"));
     turn t1[2], t2[2];
@@ -357,7 +500,7 @@ static void round_trip(bool anthropic, const char *case_name, const char *city) 
     cJSON *next = NULL;
     for (int s = 0; s < 2; s++) {
         turn *t = &t1[s];
-        (anthropic ? anthropic_turn : openai_turn)(req, s == 1, t);
+        turn_of[api](req, s == 1, t);
         CHECKF(!strcmp(t->stop, tool_stop) && t->n_calls == 1 &&
                    !strcmp(t->names[0], "get_weather"),
                "%s stream=%d: stop %s, %d calls, '%s' / '%s'", case_name, s, t->stop, t->n_calls,
@@ -374,10 +517,10 @@ static void round_trip(bool anthropic, const char *case_name, const char *city) 
     }
     same_turn(case_name, &t1[1], &t1[0]);
     if (t1[0].n_calls != 1) goto done;
-    next = anthropic ? anthropic_next(req, &t1[0], results) : openai_next(req, &t1[0], results);
+    next = next_of[api](req, &t1[0], results);
     for (int s = 0; s < 2; s++) {
         turn *t = &t2[s];
-        (anthropic ? anthropic_turn : openai_turn)(next, s == 1, t);
+        turn_of[api](next, s == 1, t);
         CHECKF(!strcmp(t->stop, end_stop) && t->n_calls == 0, "%s turn 2 stream=%d: %s, %d calls",
                case_name, s, t->stop, t->n_calls);
         CHECKF(strstr(t->content, city) && strstr(t->content, "17") &&
@@ -402,9 +545,10 @@ done:
     cJSON_Delete(oa);
 }
 
-/* A max_tokens that cuts the tool call short: finish_reason "length" (stop_reason "max_tokens"),
- * as OpenAI's and Anthropic's servers say, not "tool_calls" (tool_use) with the arguments seen so
- * far, which an agent would run. The whole call's own length still ends in "tool_calls". */
+/* A max_tokens that cuts the tool call short: finish_reason "length" (stop_reason "max_tokens";
+ * a Responses status "incomplete", its last item too), as OpenAI's and Anthropic's servers say,
+ * not "tool_calls" (tool_use) with the arguments seen so far, which an agent would run. The
+ * whole call's own length still ends in "tool_calls". */
 static void test_cut_tool_call_is_length(void) {
     cJSON *oa = case_request("weather_call");
     turn whole;
@@ -413,18 +557,25 @@ static void test_cut_tool_call_is_length(void) {
     CHECKF(!strcmp(whole.stop, "tool_calls") && n > 6, "the whole call: %s after %d tokens",
            whole.stop, n);
     turn_free(&whole);
-    for (int api = 0; api < 2 && n > 6; api++)
+    static const char *const cut_stops[] = {"length", "max_tokens", "incomplete"};
+    static const char *const call_stops[] = {"tool_calls", "tool_use", "completed"};
+    for (int api = 0; api < 3 && n > 6; api++)
         for (int cut = 0; cut < 2; cut++)
             for (int s = 0; s < 2; s++) {
-                cJSON *req = api ? to_anthropic(oa) : cJSON_Duplicate(oa, 1);
-                cJSON_DeleteItemFromObject(req, "max_tokens");
-                cJSON_AddNumberToObject(req, "max_tokens", cut ? n - 4 : n);
+                cJSON *req = api == 1 ? to_anthropic(oa) : api == 2 ? to_responses(oa) : cJSON_Duplicate(oa, 1);
+                const char *field = api == 2 ? "max_output_tokens" : "max_tokens";
+                cJSON_DeleteItemFromObject(req, field);
+                cJSON_AddNumberToObject(req, field, cut ? n - 4 : n);
                 turn t;
-                (api ? anthropic_turn : openai_turn)(req, s == 1, &t);
-                const char *want = cut ? (api ? "max_tokens" : "length")
-                                       : (api ? "tool_use" : "tool_calls");
+                (api == 1 ? anthropic_turn : api == 2 ? responses_turn : openai_turn)(req, s == 1, &t);
+                const char *want = cut ? cut_stops[api] : call_stops[api];
                 CHECKF(!strcmp(t.stop, want), "api %d stream=%d max_tokens %d: %s, not %s", api, s,
                        cut ? n - 4 : n, t.stop, want);
+                if (api == 2 && cut) {
+                    cJSON *last = cJSON_GetArrayItem(t.blocks, cJSON_GetArraySize(t.blocks) - 1);
+                    CHECKF(!strcmp(str(last, "status"), "incomplete"), "stream=%d: last item %s", s,
+                           str(last, "status"));
+                }
                 turn_free(&t);
                 cJSON_Delete(req);
             }
@@ -432,16 +583,22 @@ static void test_cut_tool_call_is_length(void) {
 }
 
 static void test_openai_agent_round_trip(void) {
-    round_trip(false, "weather_call", "Lisbon");
+    round_trip(API_OPENAI, "weather_call", "Lisbon");
 }
 static void test_anthropic_agent_round_trip(void) {
-    round_trip(true, "weather_call", "Lisbon");
+    round_trip(API_ANTHROPIC, "weather_call", "Lisbon");
+}
+static void test_responses_agent_round_trip(void) {
+    round_trip(API_RESPONSES, "weather_call", "Lisbon");
 }
 static void test_openai_thinking_round_trip(void) {
-    round_trip(false, "think_weather_call", "Berlin");
+    round_trip(API_OPENAI, "think_weather_call", "Berlin");
 }
 static void test_anthropic_thinking_round_trip(void) {
-    round_trip(true, "think_weather_call", "Berlin");
+    round_trip(API_ANTHROPIC, "think_weather_call", "Berlin");
+}
+static void test_responses_thinking_round_trip(void) {
+    round_trip(API_RESPONSES, "think_weather_call", "Berlin");
 }
 
 /* Thinking on, no tools: the reasoning apart from the answer, on both APIs, streamed and not. */
@@ -498,6 +655,8 @@ int main(void) {
     RUN(test_anthropic_agent_round_trip);
     RUN(test_openai_thinking_round_trip);
     RUN(test_anthropic_thinking_round_trip);
+    RUN(test_responses_agent_round_trip);
+    RUN(test_responses_thinking_round_trip);
     RUN(test_reasoning_split);
     RUN(test_cut_tool_call_is_length);
     served_model_close(&sm);

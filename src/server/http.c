@@ -92,6 +92,7 @@ typedef struct {
     size_t sent;
     bool started, finished;
     lg_anthropic_stream anthropic;
+    lg_responses_stream responses;
 } stream_state;
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -124,6 +125,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         pthread_mutex_unlock(&j->mu);
         if (st->info.api == LG_API_MESSAGES)
             lg_anthropic_stream_events(&st->out, &st->anthropic, &st->info, j, evs.items, evs.n);
+        else if (st->info.api == LG_API_RESPONSES)
+            lg_responses_stream_events(&st->out, &st->responses, &st->info, j, evs.items, evs.n);
         else
             lg_openai_stream_events(&st->out, &st->info, evs.items, evs.n, &lps, !st->started);
         st->started = true;
@@ -132,6 +135,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (done) {
             if (st->info.api == LG_API_MESSAGES)
                 lg_anthropic_stream_end(&st->out, &st->anthropic, &st->info, j);
+            else if (st->info.api == LG_API_RESPONSES)
+                lg_responses_stream_end(&st->out, &st->responses, &st->info, j);
             else
                 lg_openai_stream_end(&st->out, &st->info, j);
             st->finished = true;
@@ -150,6 +155,7 @@ static void stream_free(void *cls) {
     atomic_store(&st->job->cancelled, 1); /* a no-op when it already finished */
     lg_job_release(st->job);
     lg_sbuf_free(&st->out);
+    lg_responses_stream_free(&st->responses);
     free(st);
 }
 
@@ -182,10 +188,14 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
                                    const lg_reply_info *info) {
     int fd = conn_fd(c);
     lg_turn turn = {0};
+    lg_responses_stream items = {0}; /* the Responses API's output items */
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        for (size_t i = 0; i < j->events.n; i++)
-            lg_turn_add(&turn, &j->events.items[i]);
+        if (info->api == LG_API_RESPONSES)
+            lg_responses_stream_events(NULL, &items, info, j, j->events.items, j->events.n);
+        else
+            for (size_t i = 0; i < j->events.n; i++)
+                lg_turn_add(&turn, &j->events.items[i]);
         lg_events_clear(&j->events);
         if (lg_logprobs_move(&turn.lps, &j->lps)) turn.failed = true;
         if (j->done) break;
@@ -199,6 +209,7 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
             atomic_store(&j->cancelled, 1);
             lg_job_release(j);
             lg_turn_free(&turn);
+            lg_responses_stream_free(&items);
             return MHD_NO; /* closes the connection */
         }
     }
@@ -210,9 +221,12 @@ static enum MHD_Result reply_whole(lg_server *srv, struct MHD_Connection *c, lg_
         rc = fail_as(srv, c, info->api, 500, "server_error", "out of memory");
     else if (info->api == LG_API_MESSAGES)
         rc = send_json(srv, c, 200, lg_anthropic_response(info, &turn, j));
+    else if (info->api == LG_API_RESPONSES)
+        rc = send_json(srv, c, 200, lg_responses_response(info, &items, j));
     else
         rc = send_json(srv, c, 200, lg_openai_response(info, &turn, j));
     lg_turn_free(&turn);
+    lg_responses_stream_free(&items);
     lg_job_release(j);
     return rc;
 }
@@ -223,9 +237,10 @@ static enum MHD_Result generate(lg_server *srv, struct MHD_Connection *c, const 
     if (!job) return fail_as(srv, c, api, 500, "server_error", "out of memory");
     lg_reply_info info = {0};
     lg_req_error e = {0};
-    int rc = api == LG_API_CHAT       ? lg_parse_chat(srv, body, job, &info, &e)
-             : api == LG_API_MESSAGES ? lg_parse_messages(srv, body, false, job, &info, &e)
-                                      : lg_parse_completion(srv, body, job, &info, &e);
+    int rc = api == LG_API_CHAT        ? lg_parse_chat(srv, body, job, &info, &e)
+             : api == LG_API_MESSAGES  ? lg_parse_messages(srv, body, false, job, &info, &e)
+             : api == LG_API_RESPONSES ? lg_parse_responses(srv, body, job, &info, &e)
+                                       : lg_parse_completion(srv, body, job, &info, &e);
     if (rc) {
         lg_job_release(job);
         return send_error(srv, c, api, &e);
@@ -368,6 +383,7 @@ static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const cha
                 : !strcmp(url, "/detokenize")               ? 4
                 : !strcmp(url, "/v1/messages")              ? 5
                 : !strcmp(url, "/v1/messages/count_tokens") ? 6
+                : !strcmp(url, "/v1/responses")             ? 7
                                                             : 0;
     if (!which) return fail_as(srv, c, api, 404, "not_found_error", "no such endpoint");
     if (!post)
@@ -392,6 +408,8 @@ static enum MHD_Result route(lg_server *srv, struct MHD_Connection *c, const cha
         rc = detokenize(srv, c, body);
     else if (which == 5)
         rc = generate(srv, c, body, LG_API_MESSAGES);
+    else if (which == 7)
+        rc = generate(srv, c, body, LG_API_RESPONSES);
     else
         rc = count_tokens(srv, c, body);
     cJSON_Delete(body);

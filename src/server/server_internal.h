@@ -43,8 +43,9 @@ typedef struct {
 int lg_req_fail(lg_req_error *e, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* LG_API_MESSAGES: Anthropic's Messages API, rendered as a chat request. */
-typedef enum { LG_API_CHAT = 0, LG_API_COMPLETION, LG_API_MESSAGES } lg_api;
+/* LG_API_MESSAGES: Anthropic's Messages API, LG_API_RESPONSES: OpenAI's
+ * Responses API, each rendered as a chat request. */
+typedef enum { LG_API_CHAT = 0, LG_API_COMPLETION, LG_API_MESSAGES, LG_API_RESPONSES } lg_api;
 
 /* What a reply needs besides the job's output. */
 typedef struct {
@@ -55,6 +56,7 @@ typedef struct {
     long created;
     const char *model;           /* the server's model name */
     const laguna_tokenizer *tok; /* for the text of tokens in logprobs */
+    int max_output_tokens;       /* Responses: the request's, 0 when it gave none */
 } lg_reply_info;
 
 /* request.c: a request body into a ready-to-submit job. 0, or -1 with *e. */
@@ -69,6 +71,12 @@ int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply
  * parsed as one. 0, or -1 with *e. */
 int lg_parse_messages(lg_server *srv, const cJSON *body, bool count_only, lg_job *job,
                       lg_reply_info *info, lg_req_error *e);
+
+/* responses_request.c: an OpenAI Responses body (POST /v1/responses)
+ * converted to the chat request the template takes, then parsed as one. 0,
+ * or -1 with *e. */
+int lg_parse_responses(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
+                       lg_req_error *e);
 
 /* The whole output of a turn, gathered from events (non-streaming replies). */
 typedef struct {
@@ -113,6 +121,30 @@ void lg_anthropic_stream_events(lg_sbuf *out, lg_anthropic_stream *st, const lg_
 /* Closes the open block, then message_delta and message_stop (or an error event). */
 void lg_anthropic_stream_end(lg_sbuf *out, lg_anthropic_stream *st, const lg_reply_info *info,
                              const lg_job *job);
+
+/* responses_writer.c: a turn's output items as they are made, streamed
+ * (out not NULL: the events are written to it) or gathered for the whole
+ * response (out NULL). Starts zeroed; freed with lg_responses_stream_free. */
+typedef struct {
+    int seq;        /* the next event's sequence_number */
+    bool started;   /* response.created sent */
+    int open_kind;  /* -1: no item open, else the lg_event_kind of the open item */
+    int open_tool;  /* tool_index of an open function_call item */
+    int n_items;    /* items started: the next one's output_index */
+    lg_sbuf text;   /* the open item's text or arguments so far */
+    char name[128]; /* the open function_call's name */
+    cJSON *items;   /* the closed items, in order */
+    bool failed;    /* out of memory */
+} lg_responses_stream;
+void lg_responses_stream_events(lg_sbuf *out, lg_responses_stream *st, const lg_reply_info *info,
+                                const lg_job *job, const lg_event *ev, size_t n);
+/* Closes the open item, then response.completed, .incomplete or .failed. */
+void lg_responses_stream_end(lg_sbuf *out, lg_responses_stream *st, const lg_reply_info *info,
+                             const lg_job *job);
+/* The final response of a turn whose events all went through st (out NULL);
+ * NULL when out of memory. */
+char *lg_responses_response(const lg_reply_info *info, lg_responses_stream *st, const lg_job *job);
+void lg_responses_stream_free(lg_responses_stream *st);
 
 /* GET /metrics */
 void lg_metrics_text(lg_sbuf *out, lg_server *srv);

@@ -172,10 +172,16 @@ static void fuzz_reply(lg_server *srv, lg_job *job, const lg_reply_info *info, c
         cJSON_Delete(a);
     }
     lg_logprobs_move(&turn.lps, &lps);
-    if (info->api == LG_API_MESSAGES)
+    if (info->api == LG_API_MESSAGES) {
         fuzz_check_json(lg_anthropic_response(info, &turn, job));
-    else
+    } else if (info->api == LG_API_RESPONSES) {
+        lg_responses_stream items = {0};
+        lg_responses_stream_events(NULL, &items, info, job, out.items, out.n);
+        fuzz_check_json(lg_responses_response(info, &items, job));
+        lg_responses_stream_free(&items);
+    } else {
         fuzz_check_json(lg_openai_response(info, &turn, job));
+    }
     lg_turn_free(&turn);
 
     /* streamed, in two deliveries */
@@ -187,6 +193,12 @@ static void fuzz_reply(lg_server *srv, lg_job *job, const lg_reply_info *info, c
         lg_anthropic_stream_events(&sse, &st, info, job, out.items, half);
         lg_anthropic_stream_events(&sse, &st, info, job, rest, out.n - half);
         lg_anthropic_stream_end(&sse, &st, info, job);
+    } else if (info->api == LG_API_RESPONSES) {
+        lg_responses_stream st = {0};
+        lg_responses_stream_events(&sse, &st, info, job, out.items, half);
+        lg_responses_stream_events(&sse, &st, info, job, rest, out.n - half);
+        lg_responses_stream_end(&sse, &st, info, job);
+        lg_responses_stream_free(&st);
     } else {
         lg_openai_stream_events(&sse, info, out.items, half, NULL, true);
         lg_openai_stream_events(&sse, info, rest, out.n - half, NULL, false);

@@ -205,4 +205,83 @@ await run("anthropic_reasoning_split", async () => {
   check(blocks(off, "thinking").length === 0 && textOf(off).length >= 3, JSON.stringify(off.content));
 });
 
+// ---- OpenAI: responses (Codex-style agents) ------------------------------------------------
+
+function toResponses(req) {
+  const out = { model, max_output_tokens: 160, temperature: 0, input: req.messages };
+  if (req.tools)
+    out.tools = req.tools.map((t) => ({ type: "function", name: t.function.name,
+      description: t.function.description, parameters: t.function.parameters }));
+  if (req.chat_template_kwargs?.enable_thinking) out.reasoning = { effort: "medium" };
+  return out;
+}
+
+// One turn, whole, or streamed through the SDK's stream helper (which assembles the output
+// items from the events); the raw event types are checked on the way.
+async function responsesTurn(body, stream) {
+  if (!stream) return await openai.responses.create(body);
+  const s = openai.responses.stream(body);
+  const types = [];
+  s.on("event", (ev) => types.push(ev.type));
+  const r = await s.finalResponse();
+  check(types[0] === "response.created" && types[types.length - 1] === "response.completed",
+    `events ${types.join(",")}`);
+  return r;
+}
+
+const itemsOf = (r, type) => r.output.filter((it) => it.type === type);
+// the answer's text from the message items (the SDK's output_text is not set on every path)
+const answerOf = (r) => itemsOf(r, "message").map((it) => it.content.map((c) => c.text ?? "").join("")).join("");
+const reasoningOf = (r) => itemsOf(r, "reasoning").map((it) => (it.content ?? []).map((c) => c.text).join("")).join("");
+
+function sameResponses(a, b, what) {
+  const shape = (r) => JSON.stringify([r.status, r.output.map((it) => it.type === "function_call"
+    ? [it.type, it.name, JSON.parse(it.arguments)] : [it.type, (it.content ?? []).map((c) => [c.type, c.text])])]);
+  check(shape(a) === shape(b), `${what}: streamed ${shape(a)} vs whole ${shape(b)}`);
+}
+
+async function responsesRoundTrip(caseName, city, think) {
+  const body = toResponses(request(caseName));
+  const turns = [];
+  for (const stream of [false, true]) {
+    const r = await responsesTurn(body, stream);
+    const calls = itemsOf(r, "function_call");
+    check(r.status === "completed" && calls.length === 1 && calls[0].name === "get_weather" &&
+      calls[0].call_id && JSON.stringify(JSON.parse(calls[0].arguments)) === JSON.stringify({ city }),
+      `stream=${stream}: ${JSON.stringify(r.output)}`);
+    check(clean(answerOf(r)) && clean(reasoningOf(r)), JSON.stringify(r.output));
+    check(think === (reasoningOf(r).length > 0), `reasoning items: ${JSON.stringify(r.output)}`);
+    turns.push(r);
+  }
+  sameResponses(turns[1], turns[0], "turn 1");
+  // Codex sends back the whole conversation: the output items as they came, then the results
+  const call = itemsOf(turns[1], "function_call")[0];
+  const next = { ...body, input: [...body.input, ...turns[1].output,
+    { type: "function_call_output", call_id: call.call_id, output: weather(city) }] };
+  const finals = [];
+  for (const stream of [false, true]) {
+    const r = await responsesTurn(next, stream);
+    check(r.status === "completed" && itemsOf(r, "function_call").length === 0, `turn 2: ${JSON.stringify(r.output)}`);
+    check(answerUses(answerOf(r), city) && clean(reasoningOf(r)), `turn 2: ${JSON.stringify(r.output)}`);
+    check(think === (reasoningOf(r).length > 0), `turn 2 reasoning: ${JSON.stringify(r.output)}`);
+    if (!think) check(r.usage.input_tokens_details?.cached_tokens > 0, `turn 2 usage ${JSON.stringify(r.usage)}`);
+    finals.push(r);
+  }
+  sameResponses(finals[1], finals[0], "turn 2");
+}
+
+await run("responses_agent_round_trip", () => responsesRoundTrip("weather_call", "Lisbon", false));
+await run("responses_agent_round_trip_thinking", () => responsesRoundTrip("think_weather_call", "Berlin", true));
+
+await run("responses_errors", async () => {
+  let status = 0;
+  try {
+    await openai.responses.create({ model, input: "hi", previous_response_id: "resp_1" });
+  } catch (e) {
+    status = e.status;
+    check(/whole conversation/.test(e.message), e.message);
+  }
+  check(status === 400, `status ${status}`);
+});
+
 process.exit(failed ? 1 : 0);
