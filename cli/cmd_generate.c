@@ -25,6 +25,8 @@ static void usage(FILE *f) {
                RUN_OPTIONS_USAGE
                "  --ignore-eos           keep going after an end-of-sequence token\n"
                "  --stop S               stop before the text S (repeatable)\n"
+               "  --draft-lookup K       greedy only: draft up to K tokens a step from earlier text\n"
+               "                         (prompt lookup) and check them in one step; same tokens, fewer steps\n"
                "  --ids                  print token ids instead of text\n"
                "  --stats                print timings and the seed to stderr\n");
 }
@@ -38,7 +40,7 @@ static int emit_stdout(void *user, const char *text, size_t len) {
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *tokens_text = NULL, *prompt = NULL, *prompt_file = NULL;
-    int n_gen = 64, ignore_eos = 0, stats = 0, print_ids = 0, n_stops = 0;
+    int n_gen = 64, ignore_eos = 0, stats = 0, print_ids = 0, n_stops = 0, draft = 0;
     const char *stops[16];
     run_options ro = run_options_default();
     for (int i = 1; i < argc; i++) {
@@ -66,6 +68,8 @@ int cmd_generate(int argc, char **argv) {
             bad = !(prompt = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             bad = !(prompt_file = arg_value(argc, argv, &i));
+        } else if (!strcmp(a, "--draft-lookup")) {
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &draft);
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &n_gen);
         } else if (a[0] != '-' && !dir) {
@@ -137,6 +141,7 @@ int cmd_generate(int argc, char **argv) {
     model_options_note(&ro.model, m);
     t_load = now_s();
     const laguna_model_info *info = laguna_model_get_info(m);
+    if (ro.session.n_rollback < draft) ro.session.n_rollback = draft; /* rejected drafts are taken back */
     if (laguna_session_create(m, &ro.session, &s, &err)) goto fail;
     if (laguna_sampler_create(&ro.sampler, info->vocab_size, &smp, &err)) goto fail;
     if (n_gen >= 0 && n_ids + (size_t)n_gen > (size_t)laguna_session_capacity(s)) {
@@ -155,7 +160,8 @@ int cmd_generate(int argc, char **argv) {
                                  .max_new_tokens = n_gen,
                                  .ignore_eos = ignore_eos,
                                  .skip_special = true,
-                                 .emit = emit_stdout};
+                                 .emit = emit_stdout,
+                                 .draft_lookup = draft};
     if (print_ids && n_stops) {
         fprintf(stderr, "laguna generate: --stop works on text, not with --ids\n");
         rc = 2;
@@ -171,6 +177,10 @@ int cmd_generate(int argc, char **argv) {
                 (unsigned long long)ro.sampler.seed, t_load - t0,
                 laguna_model_get_info(m)->weights_load == LAGUNA_LOAD_COPY ? "copied to RAM" : "memory-mapped", n_ids, t_prompt - t_load, n_ids / (t_prompt - t_load), produced, t_end - t_prompt,
                 produced / (t_end - t_prompt), laguna_finish_reason_name(gen.finish));
+    if (stats && draft)
+        fprintf(stderr, "drafts: %d tokens drafted, %d accepted (%.0f%%)%s\n", gen.n_drafted, gen.n_accepted,
+                gen.n_drafted ? 100.0 * gen.n_accepted / gen.n_drafted : 0.0,
+                laguna_sampler_is_greedy(smp) ? "" : " (sampled: drafts are for greedy decoding only)");
     rc = 0;
     goto done;
 fail:

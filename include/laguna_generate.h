@@ -129,6 +129,16 @@ typedef struct {
      * generated <think> / </think> switches between the two callbacks. Its
      * return value cancels as emit's does. */
     laguna_emit_fn emit_reasoning;
+    /* Speculative decoding without a draft model, greedy samplers only (else
+     * ignored): after each token up to this many more are drafted from the
+     * most recent earlier occurrence of the text's last tokens (prompt
+     * lookup) and checked in one step; the longest run the model agrees with
+     * is kept, with the model's own token after it. The tokens are exactly
+     * those of plain greedy decoding (the forward pass is batch invariant);
+     * fewer steps when the text repeats itself (code, edits, JSON). 0: off.
+     * The session's n_rollback must be at least this (rejected drafts are
+     * taken back with laguna_session_truncate). */
+    int draft_lookup;
 } laguna_generate_params;
 
 typedef struct {
@@ -136,6 +146,8 @@ typedef struct {
     int n_tokens;
     bool fed_last; /* whether the last sampled token went into the session; the others did */
     laguna_finish_reason finish;
+    int n_drafted;  /* draft_lookup: tokens drafted and checked */
+    int n_accepted; /* of those, the ones the model agreed with */
 } laguna_generate_result;
 
 /* Samples from the session's logits, streams the text through emit and feeds

@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "laguna.h"
+#include "runtime/draft_lookup.h"
 #include "laguna_generate.h"
 #include "laguna_tokenizer.h"
 #include "testutil.h"
@@ -102,7 +103,7 @@ static int collect(void *user, const char *text, size_t len) {
 static laguna_status generate(const int32_t *prompt, size_t n_prompt, int n_ctx,
                               laguna_generate_params p, laguna_generate_result *r, sink *k,
                               laguna_session **out_s) {
-    laguna_session *s = new_session(n_ctx, 0);
+    laguna_session *s = new_session(n_ctx, p.draft_lookup); /* drafts are taken back */
     laguna_sampler *smp = greedy();
     laguna_error err = {0};
     laguna_status st = LAGUNA_ERR_ARGUMENT;
@@ -494,6 +495,97 @@ static void test_feed_reuse_falls_back_when_rollback_is_refused(void) {
 
 /* ---- bad arguments --------------------------------------------------------------- */
 
+/* ---- drafts (draft_lookup) ------------------------------------------------------------------ */
+
+static void test_draft_lookup_finds_the_latest_repeat(void) {
+    const int32_t hist[] = {1, 2, 3, 4, 1, 2, 9, 1, 2};
+    int32_t out[16];
+    /* the text ends 1 2 3: 1 2 3 occurs at the start, 4 1 2 and the text's own 3 followed it */
+    int m = lg_draft_lookup(hist, 6, 3, 4, out);
+    CHECKF(m == 4 && out[0] == 4 && out[1] == 1 && out[2] == 2 && out[3] == 3, "%d: %d %d %d %d", m,
+           out[0], out[1], out[2], out[3]);
+    /* ... 9 1 2 then 9: the tail 2 9 was seen once, followed by 1 2 and the 9 itself */
+    m = lg_draft_lookup(hist, 9, 9, 8, out);
+    CHECKF(m == 3 && out[0] == 1 && out[1] == 2 && out[2] == 9, "%d", m);
+    /* the most recent occurrence wins: 1 2 was followed by 3, later by 9 */
+    m = lg_draft_lookup(hist, 8, 2, 1, out);
+    CHECKF(m == 1 && out[0] == 9, "%d: %d", m, out[0]);
+    CHECK(lg_draft_lookup(hist, 3, 7, 8, out) == 0); /* no repeat */
+    CHECK(lg_draft_lookup(hist, 0, 7, 8, out) == 0); /* a single token: too short to look up */
+}
+
+/* With drafts checked in one step, greedy generation gives exactly the tokens, text, finish
+ * and session of plain greedy generation (the forward pass is batch invariant), for every draft
+ * length, ending on eos, a stop string, the token budget and a full context. The repetitive
+ * prompts make the drafts accepted often, so the check is not vacuous. */
+static void test_draft_lookup_same_tokens(void) {
+    const char *fib = "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n\n\n"
+                      "def fib2(n):\n    if n < 2:";
+    /* new text, and text the drafts repeat (a stop inside an accepted run: the run's rest is
+     * taken back) */
+    const char *stops[2][1] = {{"fibonacci(n)"}, {"return n"}};
+    struct {
+        const char *text; /* NULL: 10 random ids in a 16-position context */
+        int max_new, n_ctx;
+        bool ignore_eos;
+        int stop; /* 0: none, else stops[stop - 1] */
+    } cases[] = {{fib, 120, 512, true, 0},
+                 {fib, 200, 512, false, 1},
+                 {fib, 200, 512, false, 2},
+                 {EOS_PROMPT, 40, 256, false, 0},
+                 {NULL, -1, 16, true, 0}};
+    const int ks[] = {1, 3, 8, 16};
+    int accepted = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = 10;
+        int32_t rnd[10], *prompt = rnd, *enc = NULL;
+        if (cases[c].text)
+            prompt = enc = encode(cases[c].text, &n);
+        else
+            random_ids(rnd, 10, 11);
+        if (!prompt) return;
+        laguna_generate_params p = {.tokenizer = tokenizer,
+                                    .max_new_tokens = cases[c].max_new,
+                                    .ignore_eos = cases[c].ignore_eos,
+                                    .skip_special = true,
+                                    .stops = cases[c].stop ? stops[cases[c].stop - 1] : NULL,
+                                    .n_stops = cases[c].stop ? 1 : 0};
+        sink plain_text = {0};
+        laguna_generate_result plain = {0};
+        laguna_session *ps = NULL;
+        generate(prompt, n, cases[c].n_ctx, p, &plain, &plain_text, &ps);
+        for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+            sink text = {0};
+            laguna_generate_result r = {0};
+            laguna_session *s = NULL;
+            p.draft_lookup = ks[i];
+            generate(prompt, n, cases[c].n_ctx, p, &r, &text, &s);
+            CHECKF(r.n_tokens == plain.n_tokens && r.finish == plain.finish &&
+                       !memcmp(r.tokens, plain.tokens, sizeof(int32_t) * (size_t)r.n_tokens),
+                   "case %zu k %d: %d tokens (%s) vs %d (%s)", c, ks[i], r.n_tokens,
+                   laguna_finish_reason_name(r.finish), plain.n_tokens,
+                   laguna_finish_reason_name(plain.finish));
+            CHECKF(text.len == plain_text.len && !memcmp(text.text, plain_text.text, text.len),
+                   "case %zu k %d: text differs", c, ks[i]);
+            /* the session holds the prompt and every token but the last, or the last too */
+            int held = 0;
+            const int32_t *s_held = s ? laguna_session_tokens(s, &held) : NULL;
+            int want = (int)n + r.n_tokens - (r.fed_last ? 0 : 1);
+            CHECKF(s_held && held == want && !memcmp(s_held, prompt, sizeof(int32_t) * n) &&
+                       !memcmp(s_held + n, r.tokens, sizeof(int32_t) * (size_t)(want - (int)n)),
+                   "case %zu k %d: the session holds %d positions, not %d", c, ks[i], held, want);
+            CHECKF(r.n_accepted <= r.n_drafted, "case %zu k %d", c, ks[i]);
+            accepted += r.n_accepted;
+            laguna_session_free(s);
+            laguna_generate_result_free(&r);
+        }
+        laguna_session_free(ps);
+        laguna_generate_result_free(&plain);
+        laguna_tokenizer_free_ids(enc);
+    }
+    CHECKF(accepted > 100, "only %d drafted tokens accepted over all cases", accepted);
+}
+
 static void test_bad_arguments(void) {
     laguna_session *s = new_session(32, 0);
     laguna_sampler *smp = greedy();
@@ -691,6 +783,8 @@ int main(void) {
     RUN(test_session_tokens_follow_feed_truncate_reset);
     RUN(test_feed_reuse_keeps_the_common_prefix);
     RUN(test_feed_reuse_falls_back_when_rollback_is_refused);
+    RUN(test_draft_lookup_finds_the_latest_repeat);
+    RUN(test_draft_lookup_same_tokens);
     RUN(test_bad_arguments);
     RUN(test_think_open_at_end);
     RUN(test_reasoning_split_follows_the_tags);

@@ -12,7 +12,10 @@
 
 #include "core/error.h"
 #include "laguna_generate.h"
+#include "runtime/draft_lookup.h"
 #include "runtime/session.h"
+
+#define DRAFT_MOST 16 /* draft_lookup is capped here */
 
 const char *laguna_finish_reason_name(laguna_finish_reason reason) {
     switch (reason) {
@@ -106,6 +109,54 @@ static bool think_split_is_tag(const think_split *ts, int32_t t) {
     return ts->on && (t == ts->think.open_id || t == ts->think.close_id);
 }
 
+/* ---- drafts (draft_lookup) ---------------------------------------------------- */
+
+/* Tokens that a checked draft gave, to be taken in turn before the session's
+ * own: queue[0 .. n_fed) the accepted drafts (already in the session), then
+ * the model's token after them (not yet fed). */
+typedef struct {
+    int k;     /* the most tokens drafted a step (0: off) */
+    int start; /* the session's position when generation began */
+    int32_t queue[DRAFT_MOST + 1];
+    int head, n, n_fed;
+} draft_state;
+
+/* After t (sampled, not fed, and not ending generation): drafts up to k
+ * tokens by prompt lookup and feeds t with them in one step, every row asking
+ * for its greedy successor. The drafts up to the first one the model
+ * disagrees with are kept (the rest taken back), and they and the model's
+ * token after them are queued. *drafted: 0 when there was no draft (t not fed). */
+static laguna_status draft_and_check(draft_state *d, const laguna_generate_params *p,
+                                     laguna_generate_result *r, int32_t t, int *drafted,
+                                     laguna_error *err) {
+    laguna_session *s = p->session;
+    int n_hist, pos = laguna_session_position(s);
+    const int32_t *hist = laguna_session_tokens(s, &n_hist);
+    int k = d->k;
+    /* room: drafts past the token budget or the context would be wasted */
+    if (p->max_new_tokens >= 0 && k > p->max_new_tokens - r->n_tokens - 1)
+        k = p->max_new_tokens - r->n_tokens - 1;
+    if (k > laguna_session_capacity(s) - pos - 1) k = laguna_session_capacity(s) - pos - 1;
+    int32_t rows[DRAFT_MOST + 1], next[DRAFT_MOST + 1];
+    int m = k > 0 ? lg_draft_lookup(hist, n_hist, t, k, rows + 1) : 0;
+    *drafted = m;
+    if (m == 0) return LAGUNA_OK;
+    rows[0] = t;
+    laguna_status st = lg_session_feed_argmax_all(s, rows, (size_t)m + 1, next, err);
+    if (st) return st;
+    int j = 0;
+    while (j < m && rows[1 + j] == next[j])
+        j++;
+    r->n_drafted += m;
+    r->n_accepted += j;
+    if (j < m && (st = laguna_session_truncate(s, pos + 1 + j, err))) return st;
+    for (int i = 0; i < j; i++)
+        d->queue[i] = rows[1 + i];
+    d->queue[j] = next[j];
+    d->head = 0, d->n = j + 1, d->n_fed = j;
+    return LAGUNA_OK;
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 static bool is_eos(const laguna_model_info *info, int32_t t) {
@@ -134,7 +185,7 @@ static laguna_status check_params(const laguna_generate_params *p, laguna_error 
 laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_result *r,
                               laguna_error *err) {
     if (!r) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "result is NULL");
-    *r = (laguna_generate_result){NULL, 0, false, LAGUNA_FINISH_LENGTH};
+    *r = (laguna_generate_result){NULL, 0, false, LAGUNA_FINISH_LENGTH, 0, 0};
     if (!p) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "params is NULL");
     laguna_status st = p->session ? lg_session_settle(p->session, err) : LAGUNA_OK;
     if (!st) st = check_params(p, err);
@@ -160,19 +211,27 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
 
     think_split split = think_split_start(p);
     bool greedy = laguna_sampler_is_greedy(p->sampler);
+    draft_state draft = {.k = greedy ? (p->draft_lookup < DRAFT_MOST ? p->draft_lookup : DRAFT_MOST) : 0,
+                         .start = laguna_session_position(s)};
     for (;;) {
-        /* the session holds the logits after its last token, or (greedy) the token they choose */
+        /* the session holds the logits after its last token, or (greedy) the token they choose;
+         * with drafts, tokens a checked draft gave come first */
         const float *logits = laguna_session_logits(s);
         int32_t t;
-        if (logits) {
+        bool t_fed = false;
+        if (draft.head < draft.n) {
+            t_fed = draft.head < draft.n_fed;
+            t = draft.queue[draft.head++];
+        } else if (logits) {
             t = laguna_sampler_sample(p->sampler, logits);
         } else { /* the step feeding t is queued before t is looked at, when a token may follow it */
-            bool more = p->max_new_tokens < 0 || (long long)r->n_tokens + 1 < (long long)p->max_new_tokens;
+            bool more = !draft.k && (p->max_new_tokens < 0 ||
+                                     (long long)r->n_tokens + 1 < (long long)p->max_new_tokens);
             if ((st = laguna_session_next_greedy(s, more, &t, err))) goto done;
         }
         laguna_sampler_accept(p->sampler, t);
         r->tokens[r->n_tokens++] = t;
-        r->fed_last = false;
+        r->fed_last = t_fed;
         if (!p->ignore_eos && is_eos(info, t)) {
             r->finish = LAGUNA_FINISH_EOS;
             break;
@@ -206,7 +265,11 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             r->finish = LAGUNA_FINISH_CONTEXT;
             break;
         }
-        if ((st = greedy ? laguna_session_feed_next_greedy(s, t, err) : laguna_session_feed(s, &t, 1, NULL, err)))
+        if (t_fed) continue; /* a drafted token the check accepted: already in the session */
+        int drafted = 0;
+        if (draft.k && (st = draft_and_check(&draft, p, r, t, &drafted, err))) goto done;
+        if (!drafted && (st = greedy ? laguna_session_feed_next_greedy(s, t, err)
+                                     : laguna_session_feed(s, &t, 1, NULL, err)))
             goto done;
         r->fed_last = true;
     }
@@ -220,5 +283,9 @@ done:
         laguna_status settled = lg_session_settle(s, st ? NULL : err);
         if (!st) st = settled;
     }
+    /* drafts checked past the token that ended it are taken back */
+    int keep = draft.start + r->n_tokens - (r->fed_last ? 0 : 1);
+    if (!st && draft.k && r->n_tokens && laguna_session_position(s) > keep)
+        st = laguna_session_truncate(s, keep, err);
     return st;
 }

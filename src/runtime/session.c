@@ -160,9 +160,10 @@ laguna_status lg_session_settle(laguna_session *s, laguna_error *err) { return s
 /* ---- feeding ---------------------------------------------------------------- */
 
 /* Feeds tokens; the last one's logits are kept, or with next its greedy
- * token alone (found where the logits are: on the device for a GPU). */
+ * token alone (found where the logits are: on the device for a GPU); with
+ * all_argmax every token's greedy successor, next being the last of them. */
 static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
-                          float *all_logits, int32_t *next, laguna_error *err) {
+                          float *all_logits, int32_t *all_argmax, int32_t *next, laguna_error *err) {
     laguna_status settled = settle(s, err);
     if (settled) return settled;
     const lg_config *c = &s->ctx->model->cfg;
@@ -182,8 +183,9 @@ static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tok
         bool last = done + (size_t)n == n_tokens;
         int32_t last_wants = next ? LAGUNA_ROW_ARGMAX : LAGUNA_ROW_LOGITS;
         for (int i = 0; i < n; i++) {
-            int32_t wants =
-                (all_logits ? LAGUNA_ROW_LOGITS : 0) | (last && i == n - 1 ? last_wants : 0);
+            int32_t wants = (all_logits ? LAGUNA_ROW_LOGITS : 0) |
+                            (all_argmax ? LAGUNA_ROW_ARGMAX : 0) |
+                            (last && i == n - 1 ? last_wants : 0);
             s->rows[i] = (laguna_batch_row){tokens[done + i], n_past + i, s->seq, wants};
         }
         float *dst = all_logits ? all_logits + done * V : last && !next ? s->logits : NULL;
@@ -193,6 +195,7 @@ static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tok
         memcpy(s->tokens + n_past, tokens + done, sizeof(int32_t) * (size_t)n);
         if (last && all_logits && !next)
             memcpy(s->logits, dst + (size_t)(n - 1) * V, sizeof(float) * V);
+        if (all_argmax) memcpy(all_argmax + done, s->row_argmax, sizeof(int32_t) * (size_t)n);
         if (last && next) *next = s->row_argmax[n - 1];
         n_past += n;
         done += (size_t)n;
@@ -204,13 +207,20 @@ static laguna_status feed(laguna_session *s, const int32_t *tokens, size_t n_tok
 
 laguna_status laguna_session_feed(laguna_session *s, const int32_t *tokens, size_t n_tokens,
                                   float *all_logits, laguna_error *err) {
-    return feed(s, tokens, n_tokens, all_logits, NULL, err);
+    return feed(s, tokens, n_tokens, all_logits, NULL, NULL, err);
 }
 
 laguna_status laguna_session_feed_greedy(laguna_session *s, const int32_t *tokens, size_t n_tokens,
                                          int32_t *next, laguna_error *err) {
     if (!next) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "next is NULL");
-    return feed(s, tokens, n_tokens, NULL, next, err);
+    return feed(s, tokens, n_tokens, NULL, NULL, next, err);
+}
+
+laguna_status lg_session_feed_argmax_all(laguna_session *s, const int32_t *tokens, size_t n_tokens,
+                                         int32_t *next, laguna_error *err) {
+    if (!next) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "next is NULL");
+    int32_t last;
+    return feed(s, tokens, n_tokens, NULL, next, &last, err);
 }
 
 int32_t lg_session_greedy_token(const laguna_session *s) {
