@@ -10,7 +10,7 @@
  *
  *   make bench && build/bench/serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N]
  *       [--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] [--ctx-size N]
- *       [--temperature T] [--sample-threads N]
+ *       [--temperature T] [--sample-threads N] [--draft-lookup K]
  * The completions are sampled at the server's default temperature (1) unless --temperature is
  * given; --temperature 0 makes them greedy (the scheduler's queued steps need greedy rows).
  * MODEL: a checkpoint folder or a GGUF file with its tokenizer (e.g. `laguna synth --preset xs2
@@ -208,7 +208,7 @@ static void agent_turn2(int n_conv, bool cache) {
 static int usage(void) {
     fprintf(stderr, "usage: serve_load [-m MODEL] [--device cpu|cuda[:N]] [--threads N] "
                     "[--requests N] [--max-tokens N] [--concurrency 1,4,16] [--conversations N] "
-                    "[--ctx-size N] [--temperature T] [--sample-threads N]\n");
+                    "[--ctx-size N] [--temperature T] [--sample-threads N] [--draft-lookup K]\n");
     return 2;
 }
 
@@ -225,7 +225,7 @@ static int positive(const char *opt, const char *v, int *out) {
 
 int main(int argc, char **argv) {
     const char *dir = "models/laguna-tiny", *conc_list = "1,4,16";
-    int n_total = 32, max_tokens = 64, n_conv = 5, n_ctx = 2048, sample_threads = 0;
+    int n_total = 32, max_tokens = 64, n_conv = 5, n_ctx = 2048, sample_threads = 0, draft = 0;
     laguna_model_options mo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -248,6 +248,8 @@ int main(int argc, char **argv) {
             bad = positive(a, v, &n_ctx);
         else if (!strcmp(a, "--sample-threads"))
             bad = positive(a, v, &sample_threads);
+        else if (!strcmp(a, "--draft-lookup"))
+            bad = positive(a, v, &draft);
         else if (!strcmp(a, "--temperature")) {
             char *end = NULL;
             double t = v ? strtod(v, &end) : -1;
@@ -280,11 +282,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("laguna serve load test: %s on %s, %d streamed completions of %d tokens per level "
-           "(--parallel = the level, temperature %s, %d sampling threads), %d agent conversations; "
-           "loopback\n\n",
+           "(--parallel = the level, temperature %s, %d sampling threads, drafts %d), %d agent "
+           "conversations; loopback\n\n",
            dir, mo.device ? mo.device : "cpu", n_total, max_tokens,
            g_sampling[0] ? strchr(g_sampling, ':') + 1 : "1 (the server's default: sampled)",
-           sample_threads, n_conv);
+           sample_threads, draft, n_conv);
     printf("| what (turn 2: cached/prompt tokens) | reqs | err | req/s | TTFT p50 ms | TTFT p99 "
            "ms | tok/s |\n");
     printf("|---|---|---|---|---|---|---|\n");
@@ -296,7 +298,8 @@ int main(int argc, char **argv) {
                                 .max_queue = 1024,
                                 .n_ctx = n_ctx,
                                 .cache_bytes = agent && !cache ? -1 : 0,
-                                .sample_threads = sample_threads};
+                                .sample_threads = sample_threads,
+                                .draft_lookup = draft};
         if (lg_server_start(model, tok, tmpl, &so, &srv, &err)) {
             fprintf(stderr, "serve_load: %s\n", err.message);
             rc = 1;

@@ -35,6 +35,9 @@ static void usage(FILE *f) {
         "  --threads N        compute threads (default: all cores)\n"
         "  --sample-threads N host threads drawing a step's sampled rows (default: up to 8\n"
         "                     with a GPU, 1 on CPUs)\n"
+        "  --draft-lookup K   greedy requests: up to K tokens a step drafted from earlier text\n"
+        "                     (prompt lookup) and checked in the same step; the same tokens in\n"
+        "                     fewer steps when the text repeats itself (default 0: off)\n"
         "  --device D         cpu (default) or cuda[:N]\n"
         "  --devices LIST     several GPUs, cuda:0,cuda:1,... (not yet run on real GPUs), or cpu:N\n"
         "  --load auto|mmap|copy\n"
@@ -102,6 +105,8 @@ int cmd_serve(int argc, char **argv) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 4096, &mo.n_threads);
         else if (!strcmp(a, "--sample-threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 256, &so.sample_threads);
+        else if (!strcmp(a, "--draft-lookup"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &so.draft_lookup);
         else if ((mode = arg_model_option(argc, argv, &i, &mo)))
             bad = mode < 0;
         else {

@@ -395,6 +395,83 @@ static void test_prefix_cache_turn2(void) {
     free(reply);
 }
 
+/* ---- drafts (draft_lookup) ----------------------------------------------------------------- */
+
+typedef struct {
+    int port, i;
+    char *text;
+} draft_req;
+
+/* Greedy completion i (of a few prompts that repeat themselves, some ending on a stop string
+ * inside repeated text) on the server at port; its text, or NULL. */
+static void *draft_request(void *arg) {
+    draft_req *d = arg;
+    static const char *const prompts[] = {
+        "def fib(n):\\n    if n < 2:\\n        return n\\n    return fib(n - 1) + fib(n - 2)\\n\\n\\ndef "
+        "fib2(n):\\n    if n < 2:",
+        "def g(x):\\n    return x + 1\\n\\n\\ndef h(x):\\n    return x +",
+        "class A:\\n    def __init__(self):\\n        self.a = 1\\n\\n\\nclass B:\\n"};
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0,\"stream\":%s%s}",
+             prompts[d->i % 3], 20 + 17 * (d->i % 5), d->i % 2 ? "true" : "false",
+             d->i % 4 == 3 ? ",\"stop\":[\"return n\",\"self.b\"]" : "");
+    http_reply r = http_key(d->port, "POST", "/v1/completions", KEY, req);
+    int done = 1;
+    d->text = r.status != 200   ? NULL
+              : d->i % 2 ? sse_text(r.body, "text", &done, NULL, 0, NULL)
+                              : reply_text(r.body, "text");
+    if (d->text && !done) {
+        free(d->text);
+        d->text = NULL;
+    }
+    free(r.body);
+    return NULL;
+}
+
+/* A server drafting up to 4 tokens a step for greedy requests gives each request the text the
+ * plain server gives, alone and 12 at once (drafts in the same step as other requests' rows),
+ * and its drafts are often accepted; the sequences it leaves serve the prefix cache as well. */
+static void test_drafts_same_text(void) {
+    lg_server *ds = NULL;
+    laguna_error err = {0};
+    lg_server_options so = {.port = 0, .api_key = KEY, .n_parallel = 12, .n_ctx = 512, .draft_lookup = 4};
+    if (served_model_start(&g_sm, &so, &ds, &err)) {
+        CHECKF(0, "%s", err.message);
+        return;
+    }
+    enum { N = 12 };
+    draft_req plain[N], alone[N], together[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        plain[i] = (draft_req){g_port, i, NULL};
+        alone[i] = (draft_req){lg_server_port(ds), i, NULL};
+        draft_request(&plain[i]);
+        draft_request(&alone[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        together[i] = (draft_req){lg_server_port(ds), i, NULL};
+        pthread_create(&th[i], NULL, draft_request, &together[i]);
+    }
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        CHECKF(plain[i].text && alone[i].text && together[i].text &&
+                   !strcmp(plain[i].text, alone[i].text) && !strcmp(plain[i].text, together[i].text),
+               "request %d: plain '%s', drafted alone '%s', together '%s'", i,
+               plain[i].text ? plain[i].text : "(none)", alone[i].text ? alone[i].text : "(none)",
+               together[i].text ? together[i].text : "(none)");
+        free(plain[i].text);
+        free(alone[i].text);
+        free(together[i].text);
+    }
+    http_reply m = http_key(lg_server_port(ds), "GET", "/metrics", KEY, NULL);
+    const char *a = m.body ? strstr(m.body, "\nlaguna_draft_accepted_tokens_total ") : NULL;
+    double accepted = a ? atof(a + strlen("\nlaguna_draft_accepted_tokens_total ")) : -1;
+    CHECKF(accepted > 50, "drafted tokens accepted: %g", accepted);
+    free(m.body);
+    lg_server_stop(ds);
+}
+
 /* ---- the Responses API ------------------------------------------------------------------------ */
 
 static const char *str_or_empty(const cJSON *o, const char *name) {
@@ -1250,6 +1327,7 @@ int main(void) {
     RUN(test_greedy_streams_match_alone);
     RUN(test_disconnect_cancels);
     RUN(test_prefix_cache_turn2);
+    RUN(test_drafts_same_text);
     RUN(test_responses_match_chat);
     RUN(test_bad_input);
     RUN(test_completion_logprobs);

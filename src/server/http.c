@@ -486,7 +486,8 @@ int lg_server_start(laguna_model *model, const laguna_tokenizer *tok,
                            .max_queue = opt->max_queue,
                            .cache_bytes = opt->cache_bytes,
                            .cache_seqs = opt->cache_seqs,
-                           .sample_threads = opt->sample_threads};
+                           .sample_threads = opt->sample_threads,
+                           .draft_lookup = opt->draft_lookup};
     if (lg_sched_create(model, tok, &so, &srv->sched, err)) {
         free(srv);
         return -1;

@@ -386,6 +386,10 @@ void lg_metrics_text(lg_sbuf *out, lg_server *srv) {
            st.decode_seconds);
     METRIC("steps_total", "counter", "Batched forward steps.", "%llu",
            (unsigned long long)st.steps);
+    METRIC("draft_tokens_total", "counter", "Tokens drafted by prompt lookup (--draft-lookup).",
+           "%llu", (unsigned long long)st.drafted);
+    METRIC("draft_accepted_tokens_total", "counter", "Drafted tokens the model agreed with.",
+           "%llu", (unsigned long long)st.draft_accepted);
     METRIC("generation_tokens_per_second", "gauge", "Tokens generated per second of forward steps.",
            "%.3f", st.decode_seconds > 0 ? (double)st.completion_tokens / st.decode_seconds : 0.0);
 #undef METRIC

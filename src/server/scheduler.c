@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "backend/cpu/threadpool.h"
+#include "runtime/draft_lookup.h"
 
 typedef struct {
     int seq;
@@ -48,6 +49,7 @@ struct lg_sched {
     int *row_of;      /* and that row's index in the batch */
     float *logits;    /* the rows wanting logits, in order */
     int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
+    int *n_drafted;   /* [n_parallel]: draft rows after row row_of[k] (draft_lookup) */
     /* the token of each row in row_job: drawn from its logits (draw_row[k]),
      * or the device's argmax where draw_row[k] is NULL; with its logprob
      * where the job asks. draw_pool (sample_threads > 1) draws several rows at once. */
@@ -567,7 +569,7 @@ static void drain(lg_sched *s) {
  * ahead (then that one is collected), or the first. False when it could not
  * be queued (the plain step then runs, after draining). */
 static bool queued_step(lg_sched *s) {
-    if (!all_greedy_decoding(s)) return false;
+    if (s->opt.draft_lookup > 0 || !all_greedy_decoding(s)) return false;
     int slot = s->ahead >= 0 ? 1 - s->ahead : 0;
     if (s->ahead >= 0) {
         int live = 0; /* the same jobs as the step ahead (none admitted since: admit drains) */
@@ -603,6 +605,57 @@ static void draw_task(void *ctx, int k, int thread) {
     if (wants_logprob(s, k)) token_logprob(row, s->vocab, s->drawn[k], j->logprobs, &s->drawn_lp[k]);
 }
 
+/* ---- drafts (draft_lookup) -------------------------------------------------------- */
+
+/* Rows drafting j's next tokens after its row (j->next at j->n_fed), when
+ * it decodes greedily: up to draft_lookup tokens by prompt lookup, within
+ * its token budget and the context; each row asks for its greedy
+ * successor. Returns how many (0: none). */
+static int draft_rows(lg_sched *s, const lg_job *j, laguna_batch_row *out) {
+    int k = s->opt.draft_lookup;
+    if (k <= 0 || row_wants(j) != LAGUNA_ROW_ARGMAX) return 0;
+    if (k > j->max_tokens - j->n_completion - 1) k = j->max_tokens - j->n_completion - 1;
+    if (k > s->n_ctx - j->n_fed - 1) k = s->n_ctx - j->n_fed - 1;
+    int32_t draft[16];
+    int m = k > 0 ? lg_draft_lookup(j->fed, j->n_fed, j->next, k, draft) : 0;
+    for (int i = 0; i < m; i++)
+        out[i] = (laguna_batch_row){draft[i], j->n_fed + 1 + i, j->seq, LAGUNA_ROW_ARGMAX};
+    return m;
+}
+
+/* j's step had m draft rows after its row r (all of them now in j->fed and
+ * its sequence): keeps the run the model agreed with and takes back the
+ * rest, then takes the kept drafts as tokens in turn and the model's token
+ * after them. A token that ends the job is not kept in the sequence (as a
+ * finishing token is never fed). Returns the finish reason, or NULL with
+ * j->next set. */
+static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
+    int acc = 0;
+    while (acc < m && s->rows[r + 1 + acc].token == s->argmax[r + acc])
+        acc++;
+    pthread_mutex_lock(&s->mu);
+    s->stats.drafted += (uint64_t)m;
+    s->stats.draft_accepted += (uint64_t)acc;
+    pthread_mutex_unlock(&s->mu);
+    int base = j->n_fed - m; /* the position after j's row */
+    for (int i = 0; i <= acc; i++) {
+        int keep = base + (i < acc ? i : acc);
+        const char *finish = job_take_token(s, j, i < acc ? s->rows[r + 1 + i].token : s->argmax[r + acc]);
+        if (!finish && i < acc) continue;
+        /* the sequence ends after the drafts taken before this token (or all kept ones) */
+        if (finish) keep = base + i;
+        if (j->n_fed > keep) {
+            if (laguna_seq_truncate(s->ctx, j->seq, keep, NULL)) { /* n_rollback covers the drafts */
+                laguna_seq_remove(s->ctx, j->seq);
+                j->seq = -1;
+            }
+            j->n_fed = keep;
+        }
+        return finish;
+    }
+    return NULL; /* not reached */
+}
+
 static void step(lg_sched *s) {
     if (queued_step(s)) return;
     drain(s);
@@ -612,8 +665,9 @@ static void step(lg_sched *s) {
         lg_job *j = s->running[i];
         if (!j->decoding) continue;
         s->row_of[n_logits] = n;
-        s->row_job[n_logits++] = j;
+        s->row_job[n_logits] = j;
         s->rows[n++] = (laguna_batch_row){j->next, j->n_fed, j->seq, row_wants(j)};
+        n += s->n_drafted[n_logits++] = draft_rows(s, j, s->rows + n);
     }
     int budget = s->opt.prefill_budget;
     for (int i = 0; i < s->n_running && budget > 0; i++) {
@@ -625,7 +679,8 @@ static void step(lg_sched *s) {
         for (int p = start; p < end; p++)
             s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq,
                                               p == j->n_prompt - 1 ? row_wants(j) : 0};
-        if (end == j->n_prompt) s->row_of[n_logits] = n - 1, s->row_job[n_logits++] = j;
+        if (end == j->n_prompt)
+            s->row_of[n_logits] = n - 1, s->n_drafted[n_logits] = 0, s->row_job[n_logits++] = j;
         budget -= end - start;
     }
     if (n == 0) return;
@@ -664,7 +719,8 @@ static void step(lg_sched *s) {
         j->decoding = true;
         int32_t id = s->drawn[k];
         if (wants_logprob(s, k)) lg_logprobs_add(&j->pending_lps, &s->drawn_lp[k]);
-        const char *finish = job_take_token(s, j, id);
+        const char *finish = s->n_drafted[k] ? take_drafts(s, j, s->row_of[k], s->n_drafted[k])
+                                             : job_take_token(s, j, id);
         if (finish) {
             unrun(s, j);
             job_end(s, j, finish, NULL);
@@ -758,7 +814,11 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->n_eos = info->n_eos_token_ids;
     bool cache_on = s->opt.cache_seqs > 0 && s->opt.cache_bytes >= 0;
     int n_cache = cache_on ? s->opt.cache_seqs : 0;
-    int n_rows = s->opt.n_parallel + s->opt.prefill_budget;
+    if (s->opt.draft_lookup < 0) s->opt.draft_lookup = 0;
+    if (s->opt.draft_lookup > 16) s->opt.draft_lookup = 16;
+    if (s->opt.n_rollback < s->opt.draft_lookup) s->opt.n_rollback = s->opt.draft_lookup;
+    /* a decode row each (and its drafts), and the prompt chunks */
+    int n_rows = s->opt.n_parallel * (1 + s->opt.draft_lookup) + s->opt.prefill_budget;
     laguna_context_options co = {.n_seq_max = s->opt.n_parallel + n_cache,
                                  .n_ctx = s->n_ctx,
                                  .n_batch = n_rows,
@@ -785,10 +845,11 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->row_job = calloc((size_t)s->opt.n_parallel, sizeof *s->row_job);
     s->row_of = calloc((size_t)s->opt.n_parallel, sizeof *s->row_of);
     s->argmax = calloc((size_t)n_rows, sizeof *s->argmax);
+    s->n_drafted = calloc((size_t)s->opt.n_parallel, sizeof *s->n_drafted);
     s->draw_row = calloc((size_t)s->opt.n_parallel, sizeof *s->draw_row);
     s->drawn = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn);
     s->drawn_lp = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn_lp);
-    bool draw_ok = s->draw_row && s->drawn && s->drawn_lp;
+    bool draw_ok = s->draw_row && s->drawn && s->drawn_lp && s->n_drafted;
     if (s->opt.sample_threads > 1 && s->opt.n_parallel > 1) {
         int n = s->opt.sample_threads < s->opt.n_parallel ? s->opt.sample_threads : s->opt.n_parallel;
         draw_ok = draw_ok && (s->draw_pool = lg_threadpool_new(n)) != NULL;
@@ -850,6 +911,7 @@ void lg_sched_free(lg_sched *s) {
     free(s->row_job);
     free(s->row_of);
     free(s->argmax);
+    free(s->n_drafted);
     free(s->logits);
     free(s->draw_row);
     free(s->drawn);

@@ -126,6 +126,9 @@ typedef struct {
                             budget (fewer: tests of eviction under page pressure) */
     int sample_threads;  /* host threads drawing a step's sampled rows; 0 or 1 = the scheduler's
                             own, one row after another */
+    int draft_lookup;    /* greedy rows: up to this many tokens drafted by prompt lookup and
+                            checked in the same step (runtime/draft_lookup.h); 0 = off. Steps
+                            are then never queued ahead. */
 } lg_sched_options;
 
 typedef struct {
@@ -139,6 +142,7 @@ typedef struct {
     uint64_t ttft_count;
     double decode_seconds; /* time spent in steps */
     uint64_t steps;
+    uint64_t drafted, draft_accepted; /* draft_lookup: tokens drafted, and kept */
 } lg_sched_stats;
 
 int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_sched_options *opt,

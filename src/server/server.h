@@ -33,6 +33,7 @@ typedef struct {
     int max_connections_per_ip; /* from one address; 0 = no limit */
     int timeout_s;              /* a connection idle this long is closed; 0 = 60 */
     int sample_threads;         /* host threads drawing a step's sampled rows; 0 = 1 */
+    int draft_lookup;           /* greedy requests: tokens drafted by prompt lookup a step; 0 = off */
 } lg_server_options;
 
 typedef struct lg_server lg_server;
