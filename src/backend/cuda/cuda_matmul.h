@@ -65,6 +65,14 @@ __device__ __forceinline__ bool set_block_rows(const matmul_args &a, const uint8
     return true;
 }
 
+/* Numbers the blocks of a launch whose blocks take bm rows of a product
+ * along x: fills first_block, returns the blocks in all. */
+static inline int set_number_blocks(matmul_set *s, int bm) {
+    s->first_block[0] = 0;
+    for (int i = 0; i < s->n; i++) s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + bm - 1) / bm;
+    return s->first_block[s->n];
+}
+
 /* Takes the ops of set that keep(op) says into out, bytes as they are (a
  * recorded step hashes them). Returns the most tokens of one. */
 template <typename F> static inline int set_pick_ops_if(const matmul_set &set, F keep, matmul_set *out) {

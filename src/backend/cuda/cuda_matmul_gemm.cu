@@ -196,10 +196,7 @@ __global__ void __launch_bounds__(32 * WARPS_M * WARPS_N, gemm_shape<WARPS_M, WA
 template <int WARPS_M, int WARPS_N, int NR, int NT, int STAGES>
 static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks_z) {
     using S = gemm_shape<WARPS_M, WARPS_N, NR, NT, STAGES>;
-    s->first_block[0] = 0;
-    for (int i = 0; i < s->n; i++)
-        s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
-    if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
+    if (set_number_blocks(s, S::bm) == 0 || blocks_y <= 0) return;
     bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
     void (*kernel)(matmul_set) =
         lo ? gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES, true> : gemm_kernel<WARPS_M, WARPS_N, NR, NT, STAGES, false>;

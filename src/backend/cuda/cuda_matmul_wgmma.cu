@@ -175,10 +175,7 @@ __global__ void __launch_bounds__(256, 1) wgmma_gemm_kernel(const __grid_constan
 
 template <int BN> static void launch_wgmma_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks_z) {
     using S = wgmma_shape<BN, WGMMA_STAGES>;
-    s->first_block[0] = 0;
-    for (int i = 0; i < s->n; i++)
-        s->first_block[i + 1] = s->first_block[i] + (s->op[i].rows + S::bm - 1) / S::bm;
-    if (s->first_block[s->n] == 0 || blocks_y <= 0) return;
+    if (set_number_blocks(s, S::bm) == 0 || blocks_y <= 0) return;
     bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
     void (*kernel)(matmul_set) =
         lo ? wgmma_gemm_kernel<BN, WGMMA_STAGES, true> : wgmma_gemm_kernel<BN, WGMMA_STAGES, false>;
