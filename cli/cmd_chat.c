@@ -37,6 +37,8 @@ static void usage(FILE *f) {
             "                         context is full)\n"
             "  --ignore-eos           keep going after an end-of-sequence token\n" RUN_OPTIONS_USAGE
             "  --no-reuse             re-read the whole conversation every turn (for comparison)\n"
+            "  --draft-lookup K       greedy replies: draft up to K tokens a step from the conversation\n"
+            "                         (prompt lookup) and check them in one step; the same replies\n"
             "  --stats                per turn: tokens, prompt and reply speed (tok/s), on stderr\n"
             "In the chat, /help lists its commands. Ctrl-C stops a reply; Ctrl-C on an empty\n"
             "line or Ctrl-D leaves.\n",
@@ -98,7 +100,7 @@ typedef struct {
     laguna_chat_template *tmpl;
     cJSON *messages;
     const char *system_text;
-    int max_new, think, reuse, stats, ignore_eos;
+    int max_new, think, reuse, stats, ignore_eos, draft;
 } chat_state;
 
 static char *render(chat_state *c, laguna_error *err) {
@@ -232,7 +234,8 @@ static int turn(chat_state *c, const char *user_text) {
                                  .skip_special = true,
                                  .emit = emit_answer,
                                  .emit_reasoning = emit_reasoning,
-                                 .user = &r};
+                                 .user = &r,
+                                 .draft_lookup = c->draft};
     laguna_generate_result gr;
     st = laguna_generate(&gp, &gr, &err);
     double t2 = now_s();
@@ -256,6 +259,8 @@ static int turn(chat_state *c, const char *user_text) {
             "reply %d tokens in %.3f s (%.1f tok/s), %s]\n",
             n, reused, fed, t1 - t0, fed / (t1 - t0 > 0 ? t1 - t0 : 1e-9), gr.n_tokens, t2 - t1,
             gr.n_tokens / (t2 - t1 > 0 ? t2 - t1 : 1e-9), laguna_finish_reason_name(gr.finish));
+        if (c->draft)
+            fprintf(stderr, "[drafts: %d tokens drafted, %d accepted]\n", gr.n_drafted, gr.n_accepted);
     }
     laguna_generate_result_free(&gr);
     free(r.answer.buf);
@@ -378,6 +383,8 @@ int cmd_chat(int argc, char **argv) {
             c.reuse = 0;
         else if (!strcmp(a, "--stats"))
             c.stats = 1;
+        else if (!strcmp(a, "--draft-lookup"))
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &c.draft);
         else if (!strcmp(a, "--ignore-eos"))
             c.ignore_eos = 1;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
@@ -403,6 +410,7 @@ int cmd_chat(int argc, char **argv) {
      * truncation when it fits the context (beyond that, feed_reuse re-feeds) */
     int n_ctx = ro.session.n_ctx ? ro.session.n_ctx : info->max_position_embeddings;
     int rollback = (c.max_new > 0 ? c.max_new : DEFAULT_MAX_NEW) + ROLLBACK_SLACK;
+    if (rollback < c.draft) rollback = c.draft; /* rejected drafts are taken back */
     ro.session.n_rollback = rollback < n_ctx ? rollback : n_ctx;
     if (laguna_session_create(c.model, &ro.session, &c.session, &err) ||
         laguna_sampler_create(&ro.sampler, info->vocab_size, &c.sampler, &err))

@@ -128,6 +128,34 @@ static void test_chat_reuses_cache(void) {
     expect("chat", 2, "--help");
 }
 
+/* Greedy chat replies with prompt-lookup drafts are the replies without them, turn after turn
+ * (the session is taken back to what plain decoding leaves), and the drafts were checked. */
+static void test_chat_drafts_same_transcript(void) {
+    if (access("models/laguna-tiny-chat/config.json", R_OK)) {
+        test_skip("models/laguna-tiny-chat is absent");
+        return;
+    }
+    const char *script =
+        "printf 'What is the capital of France?\\nAnd of Italy?\\nRepeat your first answer.\\n' | ";
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char cmd[1024], buf[3][8192];
+    const char *args[3] = {"", "--draft-lookup 4", "--draft-lookup 4 --stats"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "%s%s/laguna chat -m models/laguna-tiny-chat --temp 0 -n 64 %s %s",
+                 script, build, args[k], k == 2 ? "2>&1 >/dev/null" : "2>/dev/null");
+        FILE *p = popen(cmd, "r");
+        size_t n = p ? fread(buf[k], 1, sizeof buf[k] - 1, p) : 0;
+        buf[k][n] = 0;
+        CHECK(p && pclose(p) == 0);
+    }
+    CHECKF(strlen(buf[0]) > 20 && !strcmp(buf[0], buf[1]), "transcripts differ:\n%s\n---\n%s",
+           buf[0], buf[1]);
+    int drafted = 0, accepted = 0, d, a;
+    for (const char *at = buf[2]; (at = strstr(at, "[drafts: ")); at++)
+        if (sscanf(at, "[drafts: %d tokens drafted, %d accepted]", &d, &a) == 2) drafted += d, accepted += a;
+    CHECKF(drafted > 0 && accepted > 0 && accepted <= drafted, "stats: %s", buf[2]);
+}
+
 /* Runs `laguna chat ARGS` on the lines of `input` (printf format); stdout and stderr together. */
 static char *chat_output(const char *input, const char *args, int want_rc) {
     char cmd[2048];
@@ -362,6 +390,7 @@ int main(void) {
     RUN(test_generate_command);
     RUN(test_generate_text_matches_ids);
     RUN(test_chat_reuses_cache);
+    RUN(test_chat_drafts_same_transcript);
     RUN(test_chat_small_context);
     RUN(test_info_and_synth);
     RUN(test_serve_options);
