@@ -6,7 +6,11 @@
  * for the next token alone: the logits stay on the device and the sampler's
  * argmax is taken there, and the step feeding a token is queued before the
  * host looks at it (laguna_session_next_greedy), so the device works while
- * the host detokenizes, matches stops and makes the next step. */
+ * the host detokenizes, matches stops and makes the next step. With
+ * draft_lookup (greedy) a token is instead fed together with the tokens
+ * prompt lookup drafts after it (draft_and_check), the accepted ones are
+ * taken from a queue before the session is asked again, and steps are not
+ * queued ahead. */
 #include <stdio.h>
 #include <stdlib.h>
 
