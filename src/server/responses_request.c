@@ -127,6 +127,8 @@ static int message_item(cJSON *msgs, const cJSON *it, int i, pending_reasoning *
         attach_reasoning(m, r);
     } else {
         new_message(msgs, !strcmp(role, "developer") ? "system" : role, text.p);
+        lg_sbuf_free(&r->text); /* reasoning not followed by its answer belongs to no message */
+        r->text = (lg_sbuf){0};
     }
     lg_sbuf_free(&text);
     return 0;

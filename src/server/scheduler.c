@@ -623,12 +623,16 @@ static int draft_rows(lg_sched *s, const lg_job *j, laguna_batch_row *out) {
     return m;
 }
 
+/* take_drafts' answer when the drafts could not be taken back (n_rollback
+ * covers them, so it should not happen): the job ends with an error. */
+static const char DRAFTS_STUCK[] = "drafted tokens could not be taken back";
+
 /* j's step had m draft rows after its row r (all of them now in j->fed and
  * its sequence): keeps the run the model agreed with and takes back the
  * rest, then takes the kept drafts as tokens in turn and the model's token
  * after them. A token that ends the job is not kept in the sequence (as a
- * finishing token is never fed). Returns the finish reason, or NULL with
- * j->next set. */
+ * finishing token is never fed). Returns the finish reason, DRAFTS_STUCK, or
+ * NULL with j->next set. */
 static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
     int acc = 0;
     while (acc < m && s->rows[r + 1 + acc].token == s->argmax[r + acc])
@@ -645,9 +649,10 @@ static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
         /* the sequence ends after the drafts taken before this token (or all kept ones) */
         if (finish) keep = base + i;
         if (j->n_fed > keep) {
-            if (laguna_seq_truncate(s->ctx, j->seq, keep, NULL)) { /* n_rollback covers the drafts */
+            if (laguna_seq_truncate(s->ctx, j->seq, keep, NULL)) {
                 laguna_seq_remove(s->ctx, j->seq);
                 j->seq = -1;
+                return DRAFTS_STUCK;
             }
             j->n_fed = keep;
         }
@@ -723,7 +728,7 @@ static void step(lg_sched *s) {
                                              : job_take_token(s, j, id);
         if (finish) {
             unrun(s, j);
-            job_end(s, j, finish, NULL);
+            job_end(s, j, finish == DRAFTS_STUCK ? NULL : finish, finish == DRAFTS_STUCK ? finish : NULL);
         } else {
             job_publish(j, NULL, NULL);
         }
