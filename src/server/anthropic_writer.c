@@ -14,12 +14,6 @@
 
 #include "server/server_internal.h"
 
-static char *print_and_free(cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
-}
-
 static const char *error_type(int status) {
     switch (status) {
     case 401:
@@ -46,7 +40,7 @@ char *lg_anthropic_error_json(const lg_req_error *e) {
     err = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(err, "type", error_type(e->status));
     cJSON_AddStringToObject(err, "message", e->message);
-    return print_and_free(o);
+    return lg_json_print_free(o);
 }
 
 static const char *stop_reason(const lg_job *job) {
@@ -121,13 +115,13 @@ char *lg_anthropic_response(const lg_reply_info *info, const lg_turn *t, const l
     }
     add_stop(o, job);
     cJSON_AddItemToObject(o, "usage", usage_json(job, true));
-    return print_and_free(o);
+    return lg_json_print_free(o);
 }
 
 /* ---- streaming -------------------------------------------------------------------- */
 
 static void event(lg_sbuf *out, const char *name, cJSON *data) {
-    char *s = print_and_free(data);
+    char *s = lg_json_print_free(data);
     if (!s) {
         out->failed = true;
         return;

@@ -1,6 +1,7 @@
 /* lg_sbuf: see buf.h. */
 #include "server/buf.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,4 +54,10 @@ void lg_sbuf_printf(lg_sbuf *b, const char *fmt, ...) {
 void lg_sbuf_free(lg_sbuf *b) {
     free(b->p);
     *b = (lg_sbuf){0};
+}
+
+char *lg_json_print_free(cJSON *o) {
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
 }

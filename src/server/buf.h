@@ -18,4 +18,9 @@ void lg_sbuf_str(lg_sbuf *b, const char *s);
 void lg_sbuf_printf(lg_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lg_sbuf_free(lg_sbuf *b);
 
+/* A cJSON tree as compact JSON text (malloc'd; NULL when out of memory),
+ * the tree freed either way: how every reply body and event is made. */
+struct cJSON;
+char *lg_json_print_free(struct cJSON *o);
+
 #endif

@@ -269,9 +269,7 @@ static enum MHD_Result count_tokens(lg_server *srv, struct MHD_Connection *c, co
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "input_tokens", job->n_prompt);
     lg_job_release(job);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return send_json(srv, c, 200, s);
+    return send_json(srv, c, 200, lg_json_print_free(o));
 }
 
 static enum MHD_Result models(lg_server *srv, struct MHD_Connection *c) {
@@ -283,9 +281,7 @@ static enum MHD_Result models(lg_server *srv, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(m, "created", 0);
     cJSON_AddStringToObject(m, "owned_by", "laguna.c");
     cJSON_AddNumberToObject(m, "context_length", srv->n_ctx);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return send_json(srv, c, 200, s);
+    return send_json(srv, c, 200, lg_json_print_free(o));
 }
 
 static enum MHD_Result tokenize(lg_server *srv, struct MHD_Connection *c, const cJSON *body) {
@@ -307,9 +303,7 @@ static enum MHD_Result tokenize(lg_server *srv, struct MHD_Connection *c, const 
         cJSON_AddItemToArray(arr, cJSON_CreateNumber(ids[i]));
     cJSON_AddNumberToObject(o, "count", (double)n);
     laguna_tokenizer_free_ids(ids);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return send_json(srv, c, 200, s);
+    return send_json(srv, c, 200, lg_json_print_free(o));
 }
 
 static enum MHD_Result detokenize(lg_server *srv, struct MHD_Connection *c, const cJSON *body) {
@@ -339,9 +333,7 @@ static enum MHD_Result detokenize(lg_server *srv, struct MHD_Connection *c, cons
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "content", text);
     laguna_tokenizer_free_text(text);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return send_json(srv, c, 200, s);
+    return send_json(srv, c, 200, lg_json_print_free(o));
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */

@@ -50,12 +50,6 @@ void lg_turn_free(lg_turn *t) {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static char *print_and_free(cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
-}
-
 /* ---- logprobs ------------------------------------------------------------------ */
 
 /* A token's text: its bytes, with any byte that is not part of valid UTF-8 (a token can
@@ -185,7 +179,7 @@ char *lg_openai_error_json(const lg_req_error *e) {
     else
         cJSON_AddNullToObject(err, "param");
     cJSON_AddNullToObject(err, "code");
-    return print_and_free(o);
+    return lg_json_print_free(o);
 }
 
 /* ---- non-streaming ------------------------------------------------------------ */
@@ -227,13 +221,13 @@ char *lg_openai_response(const lg_reply_info *info, const lg_turn *t, const lg_j
         cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", job->finish_reason ? job->finish_reason : "stop");
     cJSON_AddItemToObject(o, "usage", usage_json(job));
-    return print_and_free(o);
+    return lg_json_print_free(o);
 }
 
 /* ---- streaming -------------------------------------------------------------------- */
 
 static void sse(lg_sbuf *out, cJSON *chunk) {
-    char *s = print_and_free(chunk);
+    char *s = lg_json_print_free(chunk);
     if (!s) {
         out->failed = true;
         return;

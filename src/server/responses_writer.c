@@ -20,12 +20,6 @@
 
 #include "server/server_internal.h"
 
-static char *print_and_free(cJSON *o) {
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return s;
-}
-
 static void item_id(char *out, size_t n, const char *prefix, const lg_reply_info *info, int index) {
     snprintf(out, n, "%s_%s_%d", prefix, info->id, index);
 }
@@ -37,7 +31,7 @@ static void event(lg_sbuf *out, lg_responses_stream *st, const char *type, cJSON
     }
     cJSON_AddStringToObject(data, "type", type);
     cJSON_AddNumberToObject(data, "sequence_number", st->seq++);
-    char *s = print_and_free(data);
+    char *s = lg_json_print_free(data);
     if (!s) {
         out->failed = true;
         return;
@@ -299,7 +293,7 @@ char *lg_responses_response(const lg_reply_info *info, lg_responses_stream *st,
                             const lg_job *job) {
     lg_responses_stream_end(NULL, st, info, job);
     if (st->failed) return NULL;
-    return print_and_free(response_object(st, info, job, true));
+    return lg_json_print_free(response_object(st, info, job, true));
 }
 
 void lg_responses_stream_free(lg_responses_stream *st) {
