@@ -37,31 +37,41 @@ static cJSON *new_message(cJSON *msgs, const char *role, const char *content) {
     return m;
 }
 
-/* The text of a message's content or a call's output: a string, or parts
- * of the text types (input_text, output_text, text; also summary_text and
- * reasoning_text in reasoning items) joined as they are. */
-static int parts_text(const cJSON *c, const char *what, lg_sbuf *out, lg_req_error *e) {
+/* Appends the text of field `field` (c) of input item `item` to *out: a
+ * message's content, a call's output, a reasoning item's summary or
+ * content; a string, or parts of the text types (input_text, output_text,
+ * text; also summary_text and reasoning_text in reasoning items) joined as
+ * they are. On an error *out is freed (and empty) and e says why. */
+static int parts_text(const cJSON *c, int item, const char *field, lg_sbuf *out, lg_req_error *e) {
+    int rc = 0, i = 0;
+    const cJSON *p;
     if (cJSON_IsString(c)) {
         lg_sbuf_str(out, c->valuestring);
-        return 0;
+    } else if (!cJSON_IsArray(c)) {
+        rc = lg_req_fail(e, 400, "input", "input[%d].%s must be a string or an array of text parts",
+                         item, field);
+    } else {
+        cJSON_ArrayForEach(p, c) {
+            const char *type = str_field(p, "type"), *text = str_field(p, "text");
+            bool texty = type && (!strcmp(type, "input_text") || !strcmp(type, "output_text") ||
+                                  !strcmp(type, "text") || !strcmp(type, "summary_text") ||
+                                  !strcmp(type, "reasoning_text"));
+            if (!texty || !text) {
+                rc = lg_req_fail(e, 400, "input",
+                                 "input[%d].%s[%d]: only text parts are supported (got '%.40s')",
+                                 item, field, i, type ? type : "no type");
+                break;
+            }
+            lg_sbuf_str(out, text);
+            i++;
+        }
     }
-    if (!cJSON_IsArray(c))
-        return lg_req_fail(e, 400, "input", "%s must be a string or an array of text parts", what);
-    const cJSON *p;
-    int i = 0;
-    cJSON_ArrayForEach(p, c) {
-        const char *type = str_field(p, "type"), *text = str_field(p, "text");
-        bool texty = type && (!strcmp(type, "input_text") || !strcmp(type, "output_text") ||
-                              !strcmp(type, "text") || !strcmp(type, "summary_text") ||
-                              !strcmp(type, "reasoning_text"));
-        if (!texty || !text)
-            return lg_req_fail(e, 400, "input",
-                               "%s[%d]: only text parts are supported (got '%.40s')", what, i,
-                               type ? type : "no type");
-        lg_sbuf_str(out, text);
-        i++;
+    if (!rc && out->failed) rc = lg_req_fail(e, 500, NULL, "out of memory");
+    if (rc) {
+        lg_sbuf_free(out);
+        *out = (lg_sbuf){0};
     }
-    return 0;
+    return rc;
 }
 
 /* The assistant message a function_call or reasoning item belongs to: the
@@ -98,17 +108,8 @@ static int message_item(cJSON *msgs, const cJSON *it, int i, pending_reasoning *
         return lg_req_fail(e, 400, "input",
                            "input[%d]: unknown role '%.40s' (user, system, developer or assistant)",
                            i, role);
-    char what[48];
-    snprintf(what, sizeof what, "input[%d].content", i);
     lg_sbuf text = {0};
-    if (parts_text(content, what, &text, e)) {
-        lg_sbuf_free(&text);
-        return -1;
-    }
-    if (text.failed) {
-        lg_sbuf_free(&text);
-        return lg_req_fail(e, 500, NULL, "out of memory");
-    }
+    if (parts_text(content, i, "content", &text, e)) return -1;
     if (!strcmp(role, "assistant")) {
         cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
         const char *last_role = last ? str_field(last, "role") : NULL;
@@ -163,29 +164,21 @@ static int function_output_item(cJSON *msgs, const cJSON *it, int i, lg_req_erro
         return lg_req_fail(e, 400, "input",
                            "input[%d]: a function_call_output needs a string call_id and an output",
                            i);
-    char what[48];
-    snprintf(what, sizeof what, "input[%d].output", i);
     lg_sbuf text = {0};
-    if (parts_text(output, what, &text, e)) {
-        lg_sbuf_free(&text);
-        return -1;
-    }
+    if (parts_text(output, i, "output", &text, e)) return -1;
     cJSON *m = new_message(msgs, "tool", text.p);
     cJSON_AddStringToObject(m, "tool_call_id", call_id);
-    bool failed = text.failed;
     lg_sbuf_free(&text);
-    return failed ? lg_req_fail(e, 500, NULL, "out of memory") : 0;
+    return 0;
 }
 
 static int reasoning_item(const cJSON *it, int i, pending_reasoning *r, lg_req_error *e) {
-    char what[48];
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
     const cJSON *summary = cJSON_GetObjectItemCaseSensitive(it, "summary");
     /* the full reasoning where the client kept it, else its summary */
     const cJSON *use = content && cJSON_GetArraySize(content) > 0 ? content : summary;
-    snprintf(what, sizeof what, "input[%d].%s", i, use == content ? "content" : "summary");
     if (!use || cJSON_IsNull(use)) return 0;
-    return parts_text(use, what, &r->text, e);
+    return parts_text(use, i, use == content ? "content" : "summary", &r->text, e);
 }
 
 static int convert_input(const cJSON *body, cJSON *req, lg_req_error *e) {
