@@ -532,14 +532,13 @@ static int32_t draw_min_p(laguna_sampler *s, const float *w, int V) {
 static int32_t sample_fast(laguna_sampler *s, const float *w) {
     int V = s->vocab, n = V;
     candidate *c = s->cand;
-    if (!(s->p.top_k > 0 && s->p.top_k < n) && s->p.min_p > 0 && !(s->p.top_p < 1))
-        return draw_min_p(s, w, V);
-    if (!(s->p.top_k > 0 && s->p.top_k < n) && !(s->p.min_p > 0)) {
-        if (!(s->p.top_p < 1)) return draw_unfiltered(s, w, V);
+    bool top_k = s->p.top_k > 0 && s->p.top_k < n, top_p = s->p.top_p < 1, min_p = s->p.min_p > 0;
+    if (!top_k && !top_p) return min_p ? draw_min_p(s, w, V) : draw_unfiltered(s, w, V);
+    if (!top_k && !min_p) {
         int32_t t = draw_top_p(s, w, V);
         if (t >= 0) return t;
     }
-    if (s->p.top_k > 0 && s->p.top_k < n) {
+    if (top_k) {
         top_k_candidates(c, w, V, s->p.top_k);
         n = s->p.top_k;
     } else {
@@ -550,7 +549,7 @@ static int32_t sample_fast(laguna_sampler *s, const float *w) {
         if (c[i].value > max) max = c[i].value;
     candidate_weights(c, n, max); /* once per candidate */
     bool sorted = false; /* whether c[0, n) is in sorted order */
-    if (s->p.top_p < 1) {
+    if (top_p) {
         double sum = 0;
         for (int i = 0; i < n; i++) sum += c[i].weight;
         /* the group of weights >= floor is a prefix of the sorted order: lower
@@ -580,7 +579,7 @@ static int32_t sample_fast(laguna_sampler *s, const float *w) {
         n = keep < 0 ? n : keep;
         sorted = true;
     }
-    if (s->p.min_p > 0) {
+    if (min_p) {
         if (sorted) {
             int keep = 1;
             while (keep < n && c[keep].weight >= s->p.min_p) keep++;
