@@ -498,6 +498,19 @@ static void count_step(lg_sched *s, double seconds) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Keeps the first n_keep positions of j's sequence (j->n_fed = n_keep):
+ * taking back rows of a step that the job will not use. Should the
+ * sequence refuse (it should not: a queued step and the drafts stay within
+ * n_rollback), it is removed rather than cached with positions its tokens
+ * do not say, and false is returned. */
+static bool take_back(lg_sched *s, lg_job *j, int n_keep) {
+    j->n_fed = n_keep;
+    if (!laguna_seq_truncate(s->ctx, j->seq, n_keep, NULL)) return true;
+    laguna_seq_remove(s->ctx, j->seq);
+    j->seq = -1;
+    return false;
+}
+
 /* Queues a step into slot `slot`: with a step ahead, a row for each of its
  * live rows' jobs naming that row's token; else the running jobs' known next
  * tokens. */
@@ -547,12 +560,7 @@ static bool collect_ahead(lg_sched *s, int next, int n_next) {
         if (next >= 0) {
             for (int i = 0; i < n_next; i++)
                 if (s->q_job[next][i] == j) s->q_job[next][i] = NULL;
-            /* its row in `next` (a queued step keeps what this needs); should that ever fail, the
-             * sequence is not cached with a position its tokens do not say */
-            if (laguna_seq_truncate(s->ctx, j->seq, j->n_fed, NULL)) {
-                laguna_seq_remove(s->ctx, j->seq);
-                j->seq = -1;
-            }
+            take_back(s, j, j->n_fed); /* its row in `next` */
         }
         unrun(s, j);
         job_end(s, j, finish, NULL);
@@ -641,24 +649,14 @@ static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
     s->stats.drafted += (uint64_t)m;
     s->stats.draft_accepted += (uint64_t)acc;
     pthread_mutex_unlock(&s->mu);
-    int base = j->n_fed - m; /* the position after j's row */
-    for (int i = 0; i <= acc; i++) {
-        int keep = base + (i < acc ? i : acc);
-        const char *finish = job_take_token(s, j, i < acc ? s->rows[r + 1 + i].token : s->argmax[r + acc]);
-        if (!finish && i < acc) continue;
-        /* the sequence ends after the drafts taken before this token (or all kept ones) */
-        if (finish) keep = base + i;
-        if (j->n_fed > keep) {
-            if (laguna_seq_truncate(s->ctx, j->seq, keep, NULL)) {
-                laguna_seq_remove(s->ctx, j->seq);
-                j->seq = -1;
-                return DRAFTS_STUCK;
-            }
-            j->n_fed = keep;
-        }
-        return finish;
-    }
-    return NULL; /* not reached */
+    int base = j->n_fed - m, i = 0; /* base: the position after j's row (draft 0's) */
+    const char *finish = NULL;
+    while (i < acc && !(finish = job_take_token(s, j, s->rows[r + 1 + i].token)))
+        i++;
+    /* the sequence keeps the drafts taken before the one that ended the job, or all kept ones */
+    if (!finish) finish = job_take_token(s, j, s->argmax[r + acc]);
+    if (j->n_fed > base + i && !take_back(s, j, base + i)) return DRAFTS_STUCK;
+    return finish;
 }
 
 static void step(lg_sched *s) {
