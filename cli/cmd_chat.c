@@ -384,7 +384,7 @@ int cmd_chat(int argc, char **argv) {
         else if (!strcmp(a, "--stats"))
             c.stats = 1;
         else if (!strcmp(a, "--draft-lookup"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &c.draft);
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, LAGUNA_DRAFT_LOOKUP_MAX, &c.draft);
         else if (!strcmp(a, "--ignore-eos"))
             c.ignore_eos = 1;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))

@@ -69,7 +69,7 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             bad = !(prompt_file = arg_value(argc, argv, &i));
         } else if (!strcmp(a, "--draft-lookup")) {
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &draft);
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, LAGUNA_DRAFT_LOOKUP_MAX, &draft);
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &n_gen);
         } else if (a[0] != '-' && !dir) {

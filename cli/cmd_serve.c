@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "laguna_chat.h"
+#include "laguna_generate.h"
 #include "laguna_tokenizer.h"
 #include "server/server.h"
 #include "text_input.h"
@@ -106,7 +107,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--sample-threads"))
             bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 1, 256, &so.sample_threads);
         else if (!strcmp(a, "--draft-lookup"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, 16, &so.draft_lookup);
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, LAGUNA_DRAFT_LOOKUP_MAX, &so.draft_lookup);
         else if ((mode = arg_model_option(argc, argv, &i, &mo)))
             bad = mode < 0;
         else {

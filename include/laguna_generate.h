@@ -111,6 +111,10 @@ const char *laguna_finish_reason_name(laguna_finish_reason reason);
  * sets a flag the callback reads gives Ctrl-C). */
 typedef int (*laguna_emit_fn)(void *user, const char *text, size_t len);
 
+/* The most tokens laguna_generate_params.draft_lookup (and the server's
+ * --draft-lookup) drafts a step. */
+#define LAGUNA_DRAFT_LOOKUP_MAX 16
+
 typedef struct {
     laguna_session *session;           /* holds the prompt; its logits give the first token */
     laguna_sampler *sampler;           /* each sampled token is accepted into it */
@@ -137,7 +141,8 @@ typedef struct {
      * those of plain greedy decoding (the forward pass is batch invariant);
      * fewer steps when the text repeats itself (code, edits, JSON). 0: off.
      * The session's n_rollback must be at least this (rejected drafts are
-     * taken back with laguna_session_truncate). */
+     * taken back with laguna_session_truncate). Capped at
+     * LAGUNA_DRAFT_LOOKUP_MAX. */
     int draft_lookup;
 } laguna_generate_params;
 

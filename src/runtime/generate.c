@@ -19,8 +19,6 @@
 #include "runtime/draft_lookup.h"
 #include "runtime/session.h"
 
-#define DRAFT_MOST 16 /* draft_lookup is capped here */
-
 const char *laguna_finish_reason_name(laguna_finish_reason reason) {
     switch (reason) {
     case LAGUNA_FINISH_EOS:
@@ -121,7 +119,7 @@ static bool think_split_is_tag(const think_split *ts, int32_t t) {
 typedef struct {
     int k;     /* the most tokens drafted a step (0: off) */
     int start; /* the session's position when generation began */
-    int32_t queue[DRAFT_MOST + 1];
+    int32_t queue[LAGUNA_DRAFT_LOOKUP_MAX + 1];
     int head, n, n_fed;
 } draft_state;
 
@@ -141,7 +139,7 @@ static laguna_status draft_and_check(draft_state *d, const laguna_generate_param
     if (p->max_new_tokens >= 0 && k > p->max_new_tokens - r->n_tokens - 1)
         k = p->max_new_tokens - r->n_tokens - 1;
     if (k > laguna_session_capacity(s) - pos - 1) k = laguna_session_capacity(s) - pos - 1;
-    int32_t rows[DRAFT_MOST + 1], next[DRAFT_MOST + 1];
+    int32_t rows[LAGUNA_DRAFT_LOOKUP_MAX + 1], next[LAGUNA_DRAFT_LOOKUP_MAX + 1];
     int m = k > 0 ? lg_draft_lookup(hist, n_hist, t, k, rows + 1) : 0;
     *drafted = m;
     if (m == 0) return LAGUNA_OK;
@@ -215,7 +213,8 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
 
     think_split split = think_split_start(p);
     bool greedy = laguna_sampler_is_greedy(p->sampler);
-    draft_state draft = {.k = greedy ? (p->draft_lookup < DRAFT_MOST ? p->draft_lookup : DRAFT_MOST) : 0,
+    int most = p->draft_lookup < LAGUNA_DRAFT_LOOKUP_MAX ? p->draft_lookup : LAGUNA_DRAFT_LOOKUP_MAX;
+    draft_state draft = {.k = greedy ? most : 0,
                          .start = laguna_session_position(s)};
     for (;;) {
         /* the session holds the logits after its last token, or (greedy) the token they choose;

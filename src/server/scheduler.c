@@ -624,7 +624,7 @@ static int draft_rows(lg_sched *s, const lg_job *j, laguna_batch_row *out) {
     if (k <= 0 || row_wants(j) != LAGUNA_ROW_ARGMAX) return 0;
     if (k > j->max_tokens - j->n_completion - 1) k = j->max_tokens - j->n_completion - 1;
     if (k > s->n_ctx - j->n_fed - 1) k = s->n_ctx - j->n_fed - 1;
-    int32_t draft[16];
+    int32_t draft[LAGUNA_DRAFT_LOOKUP_MAX];
     int m = k > 0 ? lg_draft_lookup(j->fed, j->n_fed, j->next, k, draft) : 0;
     for (int i = 0; i < m; i++)
         out[i] = (laguna_batch_row){draft[i], j->n_fed + 1 + i, j->seq, LAGUNA_ROW_ARGMAX};
@@ -818,7 +818,7 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     bool cache_on = s->opt.cache_seqs > 0 && s->opt.cache_bytes >= 0;
     int n_cache = cache_on ? s->opt.cache_seqs : 0;
     if (s->opt.draft_lookup < 0) s->opt.draft_lookup = 0;
-    if (s->opt.draft_lookup > 16) s->opt.draft_lookup = 16;
+    if (s->opt.draft_lookup > LAGUNA_DRAFT_LOOKUP_MAX) s->opt.draft_lookup = LAGUNA_DRAFT_LOOKUP_MAX;
     if (s->opt.n_rollback < s->opt.draft_lookup) s->opt.n_rollback = s->opt.draft_lookup;
     /* a decode row each (and its drafts), and the prompt chunks */
     int n_rows = s->opt.n_parallel * (1 + s->opt.draft_lookup) + s->opt.prefill_budget;
