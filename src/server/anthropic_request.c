@@ -143,14 +143,9 @@ static int assistant_message(cJSON *msgs, const cJSON *content, int index, lg_re
                                    index, k);
             }
             if (!calls) calls = cJSON_AddArrayToObject(m, "tool_calls");
-            cJSON *tc = cJSON_CreateObject(), *f;
-            cJSON_AddStringToObject(tc, "id", id);
-            cJSON_AddStringToObject(tc, "type", "function");
-            f = cJSON_AddObjectToObject(tc, "function");
-            cJSON_AddStringToObject(f, "name", name);
-            cJSON_AddItemToObject(f, "arguments",
-                                  input ? cJSON_Duplicate(input, 1) : cJSON_CreateObject());
-            cJSON_AddItemToArray(calls, tc);
+            cJSON_AddItemToArray(calls, lg_chat_tool_call(id, name,
+                                                          input ? cJSON_Duplicate(input, 1)
+                                                                : cJSON_CreateObject()));
         } else {
             lg_sbuf_free(&text);
             lg_sbuf_free(&thinking);
@@ -230,14 +225,7 @@ static int convert_tools(const cJSON *body, cJSON *req, lg_req_error *e) {
                                "tools.%d: needs a string name, an optional string description "
                                "and an object input_schema",
                                i);
-        cJSON *ft = cJSON_CreateObject(), *f;
-        cJSON_AddStringToObject(ft, "type", "function");
-        f = cJSON_AddObjectToObject(ft, "function");
-        cJSON_AddStringToObject(f, "name", name);
-        if (desc) cJSON_AddStringToObject(f, "description", desc->valuestring);
-        cJSON_AddItemToObject(f, "parameters",
-                              schema ? cJSON_Duplicate(schema, 1) : cJSON_CreateObject());
-        cJSON_AddItemToArray(out, ft);
+        cJSON_AddItemToArray(out, lg_chat_tool(name, desc ? desc->valuestring : NULL, schema));
         i++;
     }
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
@@ -250,10 +238,7 @@ static int convert_tools(const cJSON *body, cJSON *req, lg_req_error *e) {
     } else if (!strcmp(type, "any")) {
         cJSON_AddStringToObject(req, "tool_choice", "required");
     } else if (!strcmp(type, "tool") && str_field(tc, "name")) {
-        cJSON *o = cJSON_AddObjectToObject(req, "tool_choice");
-        cJSON_AddStringToObject(o, "type", "function");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "function"), "name",
-                                str_field(tc, "name"));
+        lg_chat_tool_choice_named(req, str_field(tc, "name"));
     } else {
         return lg_req_fail(e, 400, "tool_choice",
                            "tool_choice: type must be auto, any, none, or tool with a name");

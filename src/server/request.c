@@ -180,6 +180,33 @@ static int flatten_content(cJSON *msg, int index, lg_req_error *e) {
     return 0;
 }
 
+cJSON *lg_chat_tool(const char *name, const char *description, const cJSON *parameters) {
+    cJSON *t = cJSON_CreateObject(), *f;
+    cJSON_AddStringToObject(t, "type", "function");
+    f = cJSON_AddObjectToObject(t, "function");
+    cJSON_AddStringToObject(f, "name", name);
+    if (description) cJSON_AddStringToObject(f, "description", description);
+    cJSON_AddItemToObject(f, "parameters",
+                          parameters ? cJSON_Duplicate(parameters, 1) : cJSON_CreateObject());
+    return t;
+}
+
+cJSON *lg_chat_tool_call(const char *id, const char *name, cJSON *arguments) {
+    cJSON *c = cJSON_CreateObject(), *f;
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "type", "function");
+    f = cJSON_AddObjectToObject(c, "function");
+    cJSON_AddStringToObject(f, "name", name);
+    cJSON_AddItemToObject(f, "arguments", arguments);
+    return c;
+}
+
+void lg_chat_tool_choice_named(cJSON *req, const char *name) {
+    cJSON *o = cJSON_AddObjectToObject(req, "tool_choice");
+    cJSON_AddStringToObject(o, "type", "function");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "function"), "name", name);
+}
+
 int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
                   lg_req_error *e) {
     info->api = LG_API_CHAT;

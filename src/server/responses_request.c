@@ -147,13 +147,7 @@ static int function_call_item(cJSON *msgs, const cJSON *it, int i, pending_reaso
     attach_reasoning(m, r);
     cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
     if (!calls) calls = cJSON_AddArrayToObject(m, "tool_calls");
-    cJSON *tc = cJSON_CreateObject(), *f;
-    cJSON_AddStringToObject(tc, "id", call_id);
-    cJSON_AddStringToObject(tc, "type", "function");
-    f = cJSON_AddObjectToObject(tc, "function");
-    cJSON_AddStringToObject(f, "name", name);
-    cJSON_AddStringToObject(f, "arguments", args);
-    cJSON_AddItemToArray(calls, tc);
+    cJSON_AddItemToArray(calls, lg_chat_tool_call(call_id, name, cJSON_CreateString(args)));
     return 0;
 }
 
@@ -244,15 +238,8 @@ static int convert_tools(const cJSON *body, cJSON *req, lg_req_error *e) {
                                    "tools[%d]: a function needs a string name, an optional string "
                                    "description and an object parameters",
                                    i);
-            cJSON *ft = cJSON_CreateObject(), *f;
-            cJSON_AddStringToObject(ft, "type", "function");
-            f = cJSON_AddObjectToObject(ft, "function");
-            cJSON_AddStringToObject(f, "name", name);
-            if (cJSON_IsString(desc)) cJSON_AddStringToObject(f, "description", desc->valuestring);
-            cJSON_AddItemToObject(f, "parameters", cJSON_IsObject(params)
-                                                       ? cJSON_Duplicate(params, 1)
-                                                       : cJSON_CreateObject());
-            cJSON_AddItemToArray(out, ft);
+            cJSON_AddItemToArray(out, lg_chat_tool(name, cJSON_IsString(desc) ? desc->valuestring : NULL,
+                                                   cJSON_IsObject(params) ? params : NULL));
             i++;
         }
     }
@@ -265,9 +252,7 @@ static int convert_tools(const cJSON *body, cJSON *req, lg_req_error *e) {
     }
     const char *type = str_field(tc, "type"), *name = str_field(tc, "name");
     if (type && !strcmp(type, "function") && name) {
-        cJSON *o = cJSON_AddObjectToObject(req, "tool_choice");
-        cJSON_AddStringToObject(o, "type", "function");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "function"), "name", name);
+        lg_chat_tool_choice_named(req, name);
         return 0;
     }
     return lg_req_fail(e, 400, "tool_choice",

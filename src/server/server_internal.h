@@ -65,6 +65,16 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
 int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
                         lg_req_error *e);
 
+/* request.c: pieces of the chat request that the other APIs' requests are
+ * converted to. A function tool {type: function, function: {name,
+ * description (when not NULL), parameters (a copy; NULL: {})}}; an
+ * assistant's tool call {id, type: function, function: {name, arguments}}
+ * (arguments, a string or an object, is taken over); tool_choice naming one
+ * function, set on req. */
+cJSON *lg_chat_tool(const char *name, const char *description, const cJSON *parameters);
+cJSON *lg_chat_tool_call(const char *id, const char *name, cJSON *arguments);
+void lg_chat_tool_choice_named(cJSON *req, const char *name);
+
 /* anthropic_request.c: an Anthropic Messages body (POST /v1/messages, or
  * /v1/messages/count_tokens when count_only: max_tokens is then not asked
  * for) converted to the OpenAI-style chat request the template takes, then
