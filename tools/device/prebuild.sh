@@ -11,21 +11,23 @@
 # runs (tools/device/decode_ab.sh, variant BIN=build/laguna-base).
 # BASE_BIN=<file>: that binary as build/laguna-base instead (one built
 # earlier, e.g. before the working tree's changes).
+# EXTRA="bench/serve_load ...": more targets (under build/) to build and pack.
 set -euo pipefail
 . tools/device/cuda_tests.sh
 tests=${CUDA_TESTS//build\//build-dev/}
-make -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" all $tests
 extra=
+for t in ${EXTRA:-}; do extra="$extra build-dev/$t"; done
+make -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" all $tests $extra
 if [ -n "${BASE:-}" ]; then
     sha=$(git rev-parse --short "$BASE")
     wt=/tmp/laguna-base-$sha
     [ -d "$wt" ] || git worktree add --detach "$wt" "$sha"
     make -C "$wt" -j"$(nproc)" BUILD=build-dev OPT="-O2 -march=x86-64-v3" build-dev/laguna
     cp "$wt/build-dev/laguna" build-dev/laguna-base
-    extra=build-dev/laguna-base
+    extra="$extra build-dev/laguna-base"
 elif [ -n "${BASE_BIN:-}" ]; then
     cp "$BASE_BIN" build-dev/laguna-base
-    extra=build-dev/laguna-base
+    extra="$extra build-dev/laguna-base"
 fi
 tar cf - build-dev/laguna $extra $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
 ls -la .devbins.tar.xz
