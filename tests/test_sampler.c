@@ -209,6 +209,62 @@ static void test_fast_path_matches_reference(void) {
     CHECKF(mismatches == 0, "%d of %d draws differ", mismatches, draws);
 }
 
+/* Sampling within a set of allowed ids (structured output) draws what the
+ * reference draws from logits where every other id is -infinity. */
+static void test_allowed_matches_masked_reference(void) {
+    const int sizes[] = {7, 1000, 100352};
+    const double density[] = {0.005, 0.3, 0.97};
+    const struct {
+        float temp;
+        int top_k;
+        float top_p, min_p, rep;
+    } params[] = {{0, 0, 1, 0, 1}, {1, 0, 1, 0, 1}, {0.7f, 40, 1, 0, 1}, {0.8f, 0, 0.95f, 0, 1.2f}, {1, 0, 1, 0.05f, 1}};
+    uint64_t rng = 7;
+    int draws = 0, mismatches = 0, outside = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        int n = sizes[si];
+        float *x = malloc(sizeof(float) * (size_t)n), *masked = malloc(sizeof(float) * (size_t)n);
+        uint64_t *allowed = calloc((size_t)(n + 63) / 64, sizeof *allowed);
+        for (size_t pi = 0; pi < sizeof params / sizeof *params; pi++) {
+            laguna_sampler_params p = laguna_sampler_default_params();
+            p.temperature = params[pi].temp, p.top_k = params[pi].top_k, p.top_p = params[pi].top_p;
+            p.min_p = params[pi].min_p, p.repetition_penalty = params[pi].rep, p.seed = 77 + pi;
+            laguna_sampler *fast = NULL, *ref = NULL;
+            if (laguna_sampler_create(&p, n, &fast, NULL) || laguna_sampler_create(&p, n, &ref, NULL)) {
+                CHECK(0);
+                break;
+            }
+            lg_sampler_use_reference(ref, true);
+            for (int r = 0; r < 12; r++) {
+                random_logits(x, n, r % 4, &rng);
+                memset(allowed, 0, sizeof *allowed * (size_t)((n + 63) / 64));
+                double d = density[r % 3];
+                for (int i = 0; i < n; i++) {
+                    bool on = (double)lcg(&rng) / 9007199254740992.0 < d || i == n / 2; /* at least one */
+                    if (on) allowed[i >> 6] |= 1ull << (i & 63);
+                    masked[i] = on ? x[i] : -INFINITY;
+                }
+                int32_t a = lg_sampler_sample_allowed(fast, x, allowed), b = laguna_sampler_sample(ref, masked);
+                draws++;
+                outside += a < 0 || !((allowed[a >> 6] >> (a & 63)) & 1);
+                if (a != b) {
+                    mismatches++;
+                    CHECKF(0, "vocab %d params %zu rep %d: allowed %d, reference %d", n, pi, r, a, b);
+                }
+                laguna_sampler_accept(fast, a);
+                laguna_sampler_accept(ref, b);
+            }
+            memset(allowed, 0, sizeof *allowed * (size_t)((n + 63) / 64));
+            CHECK(lg_sampler_sample_allowed(fast, x, allowed) == -1); /* nothing allowed */
+            laguna_sampler_free(fast);
+            laguna_sampler_free(ref);
+        }
+        free(x), free(masked), free(allowed);
+    }
+    CHECK(outside == 0);
+    CHECKF(mismatches == 0, "%d of %d draws differ", mismatches, draws);
+}
+
 int main(void) {
     RUN(test_greedy_and_ties);
     RUN(test_greedy_is_plain_argmax);
@@ -218,5 +274,6 @@ int main(void) {
     RUN(test_repetition_penalty);
     RUN(test_bad_parameters);
     RUN(test_fast_path_matches_reference);
+    RUN(test_allowed_matches_masked_reference);
     return test_summary();
 }

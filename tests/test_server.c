@@ -16,6 +16,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "grammar/json_schema.h"
+#include "grammar/matcher.h"
 #include "harness.h"
 #include "served_model.h"
 #include "server/chat_parser.h"
@@ -541,6 +543,132 @@ static void test_responses_match_chat(void) {
     free(st.body);
 }
 
+/* ---- structured output (response_format) ------------------------------------------------------ */
+
+#define PERSON_SCHEMA                                                                                       \
+    "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"                  \
+    "\"age\":{\"type\":\"integer\"},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\",\"c\"]},"  \
+    "\"maxItems\":3},\"note\":{\"type\":[\"string\",\"null\"],\"maxLength\":8}},"                          \
+    "\"required\":[\"name\",\"age\",\"tags\"]}"
+
+/* Whether text is one JSON value valid under PERSON_SCHEMA (checked here by hand). */
+static bool is_person(const char *text) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(text, &end, true);
+    bool ok = cJSON_IsObject(j);
+    int n = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        n++;
+        if (!strcmp(it->string, "name")) ok &= cJSON_IsString(it);
+        else if (!strcmp(it->string, "age")) ok &= cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble);
+        else if (!strcmp(it->string, "tags")) {
+            ok &= cJSON_IsArray(it) && cJSON_GetArraySize(it) <= 3;
+            cJSON *t;
+            cJSON_ArrayForEach(t, it) ok &= cJSON_IsString(t) && strlen(t->valuestring) == 1 && strchr("abc", t->valuestring[0]);
+        } else if (!strcmp(it->string, "note")) ok &= cJSON_IsNull(it) || cJSON_IsString(it);
+        else ok = false;
+    }
+    ok &= cJSON_GetObjectItem(j, "name") && cJSON_GetObjectItem(j, "age") && cJSON_GetObjectItem(j, "tags");
+    cJSON_Delete(j);
+    return ok && n >= 3;
+}
+
+typedef struct {
+    int seed;
+    char *text;
+    char finish[32];
+} person_req;
+
+static void *person_request(void *arg) {
+    person_req *p = arg;
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Describe someone.\"}],\"max_tokens\":400,"
+             "\"temperature\":1,\"seed\":%d,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+             "{\"name\":\"person\",\"strict\":true,\"schema\":" PERSON_SCHEMA "}}}",
+             p->seed);
+    http_reply r = http("POST", "/v1/chat/completions", body);
+    p->text = r.status == 200 ? reply_text(r.body, "content") : NULL;
+    cJSON *j = cJSON_Parse(r.body ? r.body : "");
+    const char *f = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "finish_reason"));
+    snprintf(p->finish, sizeof p->finish, "%s", f ? f : "");
+    cJSON_Delete(j);
+    free(r.body);
+    return NULL;
+}
+
+/* Sampled answers (temperature 1) of this random-weight model follow the
+ * schema, alone and eight at once; the same seed gives the same text both
+ * ways, so constraints of rows drawn together do not mix. */
+static void test_structured_output_schema(void) {
+    enum { N = 8 };
+    person_req alone[N], together[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        alone[i] = (person_req){.seed = 100 + i};
+        person_request(&alone[i]);
+        together[i] = (person_req){.seed = 100 + i};
+    }
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, person_request, &together[i]);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        CHECKF(alone[i].text && is_person(alone[i].text) && !strcmp(alone[i].finish, "stop"),
+               "seed %d: '%s' (%s)", alone[i].seed, alone[i].text ? alone[i].text : "(none)", alone[i].finish);
+        CHECKF(together[i].text && alone[i].text && !strcmp(together[i].text, alone[i].text),
+               "seed %d together: '%s'", together[i].seed, together[i].text ? together[i].text : "(none)");
+        free(alone[i].text);
+        free(together[i].text);
+    }
+}
+
+/* Whether text starts a JSON object (the server's own grammar and matcher;
+ * the complete texts above are checked by cJSON and by hand). */
+static bool json_object_prefix(const char *text) {
+    lg_grammar g;
+    lg_matcher *m = NULL;
+    if (lg_json_schema_grammar(NULL, &g, NULL)) return false;
+    bool ok = !lg_matcher_new(&g, &m, NULL);
+    int st = ok ? lg_matcher_start(m) : -1;
+    for (const char *p = text; *p && st >= 0; p++) st = lg_matcher_step(m, st, (uint8_t)*p);
+    lg_matcher_free(m);
+    lg_grammar_free(&g);
+    return ok && st >= 0 && text[0];
+}
+
+/* json_object (greedy, streamed and whole alike), and the Responses API's text.format. */
+static void test_structured_output_object_and_responses(void) {
+    const char *req = "{\"messages\":[{\"role\":\"user\",\"content\":\"JSON please\"}],\"max_tokens\":120,"
+                      "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}%s}";
+    char body[512];
+    snprintf(body, sizeof body, req, "");
+    http_reply r = http("POST", "/v1/chat/completions", body);
+    char *whole = r.status == 200 ? reply_text(r.body, "content") : NULL;
+    /* greedy, this small model may repeat keys until max_tokens: then the text is a prefix of an object */
+    const char *end = NULL;
+    cJSON *j = whole ? cJSON_ParseWithOpts(whole, &end, true) : NULL;
+    bool cut = r.body && strstr(r.body, "\"finish_reason\":\"length\"");
+    CHECKF(whole && (cut ? json_object_prefix(whole) : cJSON_IsObject(j)), "json_object: %s", r.body ? r.body : "");
+    cJSON_Delete(j);
+    snprintf(body, sizeof body, req, ",\"stream\":true");
+    http_reply st = http("POST", "/v1/chat/completions", body);
+    int done = 0;
+    char *streamed = sse_text(st.body ? st.body : "", "content", &done, NULL, 0, NULL);
+    CHECKF(whole && done && !strcmp(streamed, whole), "streamed '%s', whole '%s'", streamed, whole ? whole : "");
+    free(streamed);
+    free(whole);
+    free(r.body);
+    free(st.body);
+    http_reply rr = http("POST", "/v1/responses",
+                         "{\"input\":\"Describe someone.\",\"max_output_tokens\":400,\"temperature\":1,\"seed\":7,"
+                         "\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"person\",\"strict\":true,"
+                         "\"schema\":" PERSON_SCHEMA "}}}");
+    char *text = rr.status == 200 ? response_text(rr.body) : NULL;
+    CHECKF(text && is_person(text), "responses: %s", rr.body ? rr.body : "");
+    free(text);
+    free(rr.body);
+}
+
 /* ---- bad input ------------------------------------------------------------------------------ */
 
 static void expect_status(const char *path, const char *key, const char *body, int status,
@@ -574,6 +702,20 @@ static void test_bad_input(void) {
     expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":2}", 400,
                   NULL);
     expect_status(chat, KEY, "{\"messages\":[{\"role\":\"user\",\"content\":42}]}", 400, NULL);
+    /* structured output: the schema's problem named, with where it is */
+#define RF(x) "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"response_format\":" x "}"
+    expect_status(chat, KEY, RF("\"json\""), 400, "response_format");
+    expect_status(chat, KEY, RF("{\"type\":\"yaml\"}"), 400, "yaml");
+    expect_status(chat, KEY, RF("{\"type\":\"json_schema\"}"), 400, "json_schema");
+    expect_status(chat, KEY, RF("{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"object\","
+                                "\"properties\":{\"a\":{\"if\":{}}}}}}"),
+                  400, "/properties/a");
+    expect_status(chat, KEY, RF("{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"$ref\":\"#/nowhere\"}}}"),
+                  400, "nowhere");
+    expect_status(chat, KEY, RF("{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"$defs\":{\"a\":{\"anyOf\":"
+                                "[{\"$ref\":\"#/$defs/a\"}]}},\"$ref\":\"#/$defs/a\"}}}"),
+                  400, "recursion");
+#undef RF
     /* the Responses API: OpenAI's error shape, the offending field named */
     const char *resp = "/v1/responses";
     expect_status(resp, KEY, "{}", 400, "input");
@@ -1329,6 +1471,8 @@ int main(void) {
     RUN(test_prefix_cache_turn2);
     RUN(test_drafts_same_text);
     RUN(test_responses_match_chat);
+    RUN(test_structured_output_schema);
+    RUN(test_structured_output_object_and_responses);
     RUN(test_bad_input);
     RUN(test_completion_logprobs);
     RUN(test_chat_logprobs);

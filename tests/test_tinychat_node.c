@@ -17,7 +17,7 @@ static void test_node_tinychat(void) {
         return;
     }
     node_run r = {.model_dir = MODEL, .model_name = "laguna-tiny-chat", .script = "tests/node/tinychat_test.mjs", .api_key = "sk-node-tinychat",
-                  .n_ctx = 2048, .min_pass = 9};
+                  .n_ctx = 2048, .min_pass = 11};
     run_node_script(&r);
 }
 

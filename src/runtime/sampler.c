@@ -54,6 +54,7 @@ struct laguna_sampler {
     double *bucket_mass; /* [DRAW_BUCKETS] (draw_unfiltered) */
     double *lane_mass; /* [MASS_LANES][DRAW_BUCKETS]: fill_buckets' partial masses */
     uint16_t *bucket_id; /* [vocab]: each id's bucket, from fill_buckets */
+    int32_t *allowed_id; /* [vocab], made on first use: lg_sampler_sample_allowed's ids */
     bool reference; /* sort the whole vocabulary (lg_sampler_use_reference) */
 };
 
@@ -126,6 +127,7 @@ void laguna_sampler_free(laguna_sampler *s) {
     free(s->bucket_mass);
     free(s->lane_mass);
     free(s->bucket_id);
+    free(s->allowed_id);
     free(s);
 }
 
@@ -140,9 +142,7 @@ static int by_value_desc(const void *a, const void *b) {
 }
 
 /* The reference: sort all candidates, then cut prefixes and walk them. */
-static int32_t sample_reference(laguna_sampler *s, const float *w) {
-    int V = s->vocab;
-
+static int32_t sample_reference(laguna_sampler *s, const float *w, int V) {
     /* candidates: all ids, or the top_k best; sorted by logit descending */
     int n = V;
     candidate *c = s->cand;
@@ -529,8 +529,8 @@ static int32_t draw_min_p(laguna_sampler *s, const float *w, int V) {
     return pick_by_weight(c, n, max, draw_below(s, total));
 }
 
-static int32_t sample_fast(laguna_sampler *s, const float *w) {
-    int V = s->vocab, n = V;
+static int32_t sample_fast(laguna_sampler *s, const float *w, int V) {
+    int n = V;
     candidate *c = s->cand;
     bool top_k = s->p.top_k > 0 && s->p.top_k < n, top_p = s->p.top_p < 1, min_p = s->p.min_p > 0;
     if (!top_k && !top_p) return min_p ? draw_min_p(s, w, V) : draw_unfiltered(s, w, V);
@@ -612,5 +612,29 @@ int32_t laguna_sampler_sample(laguna_sampler *s, const float *logits) {
     if (temperature == 0) return lg_argmax_f32(w, V);
 #pragma omp simd
     for (int i = 0; i < V; i++) w[i] /= temperature;
-    return s->reference ? sample_reference(s, w) : sample_fast(s, w);
+    return s->reference ? sample_reference(s, w, V) : sample_fast(s, w, V);
+}
+
+int32_t lg_sampler_sample_allowed(laguna_sampler *s, const float *logits, const uint64_t *allowed) {
+    if (!allowed) return laguna_sampler_sample(s, logits);
+    if (!s->allowed_id && !(s->allowed_id = malloc(sizeof *s->allowed_id * (size_t)s->vocab))) return -1;
+    /* the allowed ids' logits side by side, in id order (so ties still go to the lowest id) */
+    int V = s->vocab, n = 0;
+    float *w = s->work;
+    int32_t *ids = s->allowed_id;
+    for (int i0 = 0; i0 < V; i0 += 64) {
+        for (uint64_t bits = allowed[i0 >> 6]; bits; bits &= bits - 1) {
+            int id = i0 + __builtin_ctzll(bits);
+            if (id >= V) break;
+            w[n] = logits[id], ids[n++] = id;
+        }
+    }
+    if (n == 0) return -1;
+    const float penalty = s->p.repetition_penalty, temperature = s->p.temperature;
+    if (penalty != 1)
+        for (int i = 0; i < n; i++)
+            if (s->seen[ids[i]]) w[i] = w[i] > 0 ? w[i] / penalty : w[i] * penalty;
+    if (temperature == 0) return ids[lg_argmax_f32(w, n)];
+    for (int i = 0; i < n; i++) w[i] /= temperature;
+    return ids[s->reference ? sample_reference(s, w, n) : sample_fast(s, w, n)];
 }

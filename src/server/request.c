@@ -212,7 +212,7 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
     info->api = LG_API_CHAT;
     if (!cJSON_IsObject(body))
         return lg_req_fail(e, 400, NULL, "the request body must be a JSON object");
-    if (parse_common(srv, body, job, info, e)) return -1;
+    if (parse_common(srv, body, job, info, e) || lg_parse_response_format(body, job, e)) return -1;
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!messages) return lg_req_fail(e, 400, "messages", "'messages' is required");
     if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)

@@ -15,9 +15,9 @@
  * `tool_choice`, `max_output_tokens`, `temperature`, `top_p`, `stream` and
  * `chat_template_kwargs` carry over; `reasoning.effort` "none" or "minimal"
  * turns the template's thinking off, any other effort on (absent: the
- * template's default). Nothing is stored, so `previous_response_id` is a 400
- * that says to send the whole conversation; structured output
- * (`text.format` json_schema / json_object) is a 400 too. */
+ * template's default); `text.format` json_object and json_schema become the
+ * chat request's response_format (structured output). Nothing is stored, so `previous_response_id` is a 400
+ * that says to send the whole conversation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,7 +260,8 @@ static int convert_tools(const cJSON *body, cJSON *req, lg_req_error *e) {
                        "\"name\": ...}");
 }
 
-/* reasoning.effort into the template's enable_thinking; text.format text only. */
+/* reasoning.effort into the template's enable_thinking; text.format into
+ * the chat API's response_format. */
 static int convert_options(const cJSON *body, cJSON *req, lg_req_error *e) {
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(body, "previous_response_id");
     if (prev && !cJSON_IsNull(prev))
@@ -272,10 +273,20 @@ static int convert_options(const cJSON *body, cJSON *req, lg_req_error *e) {
     const char *ftype = format ? str_field(format, "type") : NULL;
     if (text && !cJSON_IsNull(text) && !cJSON_IsObject(text))
         return lg_req_fail(e, 400, "text", "'text' must be an object");
-    if (format && !cJSON_IsNull(format) && (!ftype || strcmp(ftype, "text")))
-        return lg_req_fail(e, 400, "text.format",
-                           "only text output is supported ('text.format' type '%.40s')",
-                           ftype ? ftype : "none");
+    if (format && !cJSON_IsNull(format) && !ftype)
+        return lg_req_fail(e, 400, "text.format", "'text.format' must be an object with a string 'type'");
+    if (ftype && !strcmp(ftype, "json_object")) {
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(req, "response_format"), "type", "json_object");
+    } else if (ftype && !strcmp(ftype, "json_schema")) { /* the chat API's shape: the schema one level down */
+        cJSON *rf = cJSON_AddObjectToObject(req, "response_format"), *js;
+        cJSON_AddStringToObject(rf, "type", "json_schema");
+        js = cJSON_AddObjectToObject(rf, "json_schema");
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(format, "schema");
+        if (schema) cJSON_AddItemToObject(js, "schema", cJSON_Duplicate(schema, 1));
+    } else if (ftype && strcmp(ftype, "text")) {
+        return lg_req_fail(e, 400, "text.format", "'text.format' type must be text, json_object or json_schema (got '%.40s')",
+                           ftype);
+    }
     const cJSON *kw = cJSON_GetObjectItemCaseSensitive(body, "chat_template_kwargs");
     if (kw && !cJSON_IsNull(kw)) cJSON_AddItemToObject(req, "chat_template_kwargs", cJSON_Duplicate(kw, 1));
     const cJSON *reasoning = cJSON_GetObjectItemCaseSensitive(body, "reasoning");

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/threadpool.h"
 #include "runtime/draft_lookup.h"
+#include "runtime/sampler.h"
 
 typedef struct {
     int seq;
@@ -26,6 +27,7 @@ struct lg_sched {
     int n_ctx, vocab;
     const int32_t *eos;
     int n_eos;
+    lg_token_bytes *token_bytes; /* the vocabulary's bytes, made for the first structured output */
 
     pthread_t thread;
     pthread_mutex_t mu; /* queue, stop flag, stats */
@@ -101,6 +103,9 @@ void lg_job_release(lg_job *j) {
         free(j->stops[i]);
     free(j->stops);
     cJSON_Delete(j->tools);
+    lg_grammar_free(j->grammar);
+    free(j->grammar);
+    lg_output_constraint_free(j->constraint);
     lg_events_free(&j->events);
     lg_events_free(&j->pending);
     lg_logprobs_free(&j->lps);
@@ -284,6 +289,19 @@ static int seq_for_job(lg_sched *s, lg_job *j, laguna_error *err) {
 
 /* ---- one job's life in the scheduler ---------------------------------------------- */
 
+/* Structured output: the job's grammar into its constraint; the
+ * vocabulary's bytes are worked out for the first such job. */
+static int constraint_start(lg_sched *s, lg_job *j, laguna_error *err) {
+    if (!s->token_bytes && lg_token_bytes_new(s->tok, s->vocab, &s->token_bytes, err)) return -1;
+    laguna_think_tokens think;
+    lg_output_constraint_opts o = {s->eos, s->n_eos, -1, j->in_reasoning};
+    if (!laguna_think_tokens_find(s->tok, &think, NULL)) o.think_close = think.close_id;
+    laguna_status st = lg_output_constraint_new(j->grammar, s->token_bytes, &o, &j->constraint, err);
+    free(j->grammar); /* its contents are the constraint's (or freed) */
+    j->grammar = NULL;
+    return st ? -1 : 0;
+}
+
 static int job_start(lg_sched *s, lg_job *j, laguna_error *err) {
     j->fed_cap = j->n_prompt + j->max_tokens + 1;
     j->fed = malloc((size_t)j->fed_cap * sizeof *j->fed);
@@ -295,6 +313,7 @@ static int job_start(lg_sched *s, lg_job *j, laguna_error *err) {
     if (!j->chat && laguna_detokenizer_new(s->tok, true, &j->detok, err)) return -1;
     if (laguna_stop_matcher_new((const char *const *)j->stops, (size_t)j->n_stops, &j->stop, err))
         return -1;
+    if (j->grammar && constraint_start(s, j, err)) return -1;
     int reused = seq_for_job(s, j, err);
     if (reused < 0) return -1;
     memcpy(j->fed, j->prompt, (size_t)reused * sizeof *j->fed);
@@ -454,8 +473,8 @@ static void admit(lg_sched *s) {
  * alone when the job samples exactly greedily and wants nothing more of the
  * logits (the argmax is then taken on the device), else the logits. */
 static int32_t row_wants(const lg_job *j) {
-    return laguna_sampler_is_greedy(j->sampler) && j->logprobs < 0 ? LAGUNA_ROW_ARGMAX
-                                                                   : LAGUNA_ROW_LOGITS;
+    return laguna_sampler_is_greedy(j->sampler) && j->logprobs < 0 && !j->constraint ? LAGUNA_ROW_ARGMAX
+                                                                                     : LAGUNA_ROW_LOGITS;
 }
 
 /* ---- queued steps ------------------------------------------------------------------ */
@@ -596,7 +615,7 @@ static bool queued_step(lg_sched *s) {
 /* Whether row k of the step (row_job[k]) reports its token's logprob. */
 static bool wants_logprob(const lg_sched *s, int k) {
     const lg_job *j = s->row_job[k];
-    return s->draw_row[k] && j->logprobs >= 0 && (j->ignore_eos || !is_eos(s, s->drawn[k]));
+    return s->draw_row[k] && j->logprobs >= 0 && s->drawn[k] >= 0 && (j->ignore_eos || !is_eos(s, s->drawn[k]));
 }
 
 /* Row k's token (and logprob): a task of draw_pool, or called in turn. Each
@@ -609,7 +628,13 @@ static void draw_task(void *ctx, int k, int thread) {
         return;
     }
     lg_job *j = s->row_job[k];
-    s->drawn[k] = laguna_sampler_sample(j->sampler, row);
+    const uint64_t *allowed = NULL; /* structured output: the tokens that continue the answer */
+    if (j->constraint && lg_output_constraint_allowed(j->constraint, &allowed, &j->draw_error)) {
+        s->drawn[k] = -1;
+        return;
+    }
+    s->drawn[k] = lg_sampler_sample_allowed(j->sampler, row, allowed);
+    if (s->drawn[k] < 0) snprintf(j->draw_error.message, sizeof j->draw_error.message, "no token could be chosen");
     if (wants_logprob(s, k)) token_logprob(row, s->vocab, s->drawn[k], j->logprobs, &s->drawn_lp[k]);
 }
 
@@ -721,6 +746,11 @@ static void step(lg_sched *s) {
         lg_job *j = s->row_job[k];
         j->decoding = true;
         int32_t id = s->drawn[k];
+        if (id < 0 || (j->constraint && lg_output_constraint_take(j->constraint, id, &j->draw_error))) {
+            unrun(s, j);
+            job_end(s, j, NULL, j->draw_error.message);
+            continue;
+        }
         if (wants_logprob(s, k)) lg_logprobs_add(&j->pending_lps, &s->drawn_lp[k]);
         const char *finish = s->n_drafted[k] ? take_drafts(s, j, s->row_of[k], s->n_drafted[k])
                                              : job_take_token(s, j, id);
@@ -920,6 +950,7 @@ void lg_sched_free(lg_sched *s) {
     free(s->drawn);
     free(s->drawn_lp);
     lg_threadpool_free(s->draw_pool);
+    lg_token_bytes_free(s->token_bytes);
     for (int q = 0; q < 2; q++) free(s->q_rows[q]), free(s->q_job[q]), free(s->q_argmax[q]);
     free(s);
 }

@@ -33,6 +33,8 @@
 
 #include "laguna.h"
 #include "laguna_generate.h"
+#include "grammar/grammar.h"
+#include "grammar/output_constraint.h"
 #include "laguna_tokenizer.h"
 #include "server/chat_parser.h"
 
@@ -74,6 +76,7 @@ typedef struct lg_job {
     bool in_reasoning;   /* the prompt ends inside <think> */
     int logprobs;        /* -1: off; else alternatives per token (0..LG_MAX_TOP_LOGPROBS) */
     struct cJSON *tools; /* owned, may be NULL: the request's tools */
+    lg_grammar *grammar; /* owned, may be NULL: structured output's grammar (response_format) */
 
     /* ---- shared, under mu ---- */
     pthread_mutex_t mu;
@@ -102,6 +105,8 @@ typedef struct lg_job {
     lg_chat_parser *parser;
     laguna_detokenizer *detok; /* completions (no parser) */
     laguna_stop_matcher *stop;
+    lg_output_constraint *constraint; /* made from grammar at the start */
+    laguna_error draw_error;          /* why a token could not be chosen (structured output) */
     lg_event_list pending; /* events of this step, moved to events under mu */
     lg_logprob_list pending_lps;
     struct lg_job *next_in_queue;

@@ -65,6 +65,10 @@ int lg_parse_chat(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info 
 int lg_parse_completion(lg_server *srv, const cJSON *body, lg_job *job, lg_reply_info *info,
                         lg_req_error *e);
 
+/* response_format.c: the body's response_format (structured output) into
+ * job->grammar (left NULL for text). 0, or -1 with *e. */
+int lg_parse_response_format(const cJSON *body, lg_job *job, lg_req_error *e);
+
 /* request.c: pieces of the chat request that the other APIs' requests are
  * converted to. A function tool {type: function, function: {name,
  * description (when not NULL), parameters (a copy; NULL: {})}}; an

@@ -284,4 +284,33 @@ await run("responses_errors", async () => {
   check(status === 400, `status ${status}`);
 });
 
+// ---- structured output (response_format / text.format) -------------------------------------------
+
+// The answer is JSON valid under the schema, thinking off and on (the reasoning stays free);
+// maxLength and the closed property list bound it, so greedy decoding must end it.
+const WEATHER = { type: "object", additionalProperties: false, required: ["city", "temperature", "sunny"],
+  properties: { city: { type: "string", maxLength: 20 }, temperature: { type: "integer" }, sunny: { type: "boolean" } } };
+const isWeather = (text) => {
+  const v = JSON.parse(text);
+  return typeof v.city === "string" && v.city.length <= 20 && Number.isInteger(v.temperature) &&
+    typeof v.sunny === "boolean" && Object.keys(v).join() === "city,temperature,sunny";
+};
+await run("openai_structured_output", async () => {
+  for (const think of [false, true]) {
+    const r = await openai.chat.completions.create({ model, max_tokens: 400, temperature: 0,
+      messages: [{ role: "user", content: "What is the weather in Lisbon? Answer as JSON." }],
+      chat_template_kwargs: { enable_thinking: think },
+      response_format: { type: "json_schema", json_schema: { name: "weather", strict: true, schema: WEATHER } } });
+    const m = r.choices[0].message;
+    check(r.choices[0].finish_reason === "stop" && isWeather(m.content), JSON.stringify(r.choices[0]));
+    check(think === !!m.reasoning_content && clean(m.reasoning_content), `reasoning ${JSON.stringify(m)}`);
+  }
+});
+await run("responses_structured_output", async () => {
+  const r = await openai.responses.create({ model, input: "What is the weather in Lisbon? Answer as JSON.",
+    max_output_tokens: 400, temperature: 0, reasoning: { effort: "none" },
+    text: { format: { type: "json_schema", name: "weather", strict: true, schema: WEATHER } } });
+  check(r.status === "completed" && isWeather(r.output_text), JSON.stringify(r.output));
+});
+
 process.exit(failed ? 1 : 0);
