@@ -14,10 +14,16 @@ struct lg_token_bytes {
     uint8_t *bytes;
     size_t *at;   /* id's bytes: bytes[at[id] .. at[id] + len[id]) */
     int32_t *len; /* -1: no text */
+    uint8_t *plain; /* all of id's bytes are plain string characters (plain_byte) */
     int32_t *sorted; /* the ids with text, by their bytes */
     uint16_t *lcp;   /* bytes sorted[i] shares with sorted[i - 1] (0 for the first) */
     int n_sorted, max_len;
 };
+
+/* Printable ASCII but '"' and '\\': what a JSON string holds as itself. Inside
+ * an unbounded string every such byte leads back to the same state, so a
+ * token made only of them needs no walk there. */
+static bool plain_byte(uint8_t b) { return b >= 0x20 && b < 0x80 && b != '"' && b != '\\'; }
 
 static int cmp_ids(const void *a, const void *b, void *ctx) {
     const lg_token_bytes *t = ctx;
@@ -52,7 +58,8 @@ static lg_token_bytes *alloc_tokens(int n_vocab) {
     t->len = malloc(sizeof *t->len * (size_t)(n_vocab ? n_vocab : 1));
     t->sorted = malloc(sizeof *t->sorted * (size_t)(n_vocab ? n_vocab : 1));
     t->lcp = malloc(sizeof *t->lcp * (size_t)(n_vocab ? n_vocab : 1));
-    if (!t->at || !t->len || !t->sorted || !t->lcp) {
+    t->plain = calloc((size_t)(n_vocab ? n_vocab : 1), 1);
+    if (!t->at || !t->len || !t->sorted || !t->lcp || !t->plain) {
         lg_token_bytes_free(t);
         return NULL;
     }
@@ -66,6 +73,9 @@ static void keep_token(lg_token_bytes *t, const lg_buf *all, size_t start, int32
     if (len == 0 || len > LG_TOKEN_BYTES_MAX) return; /* nothing to match, or not a real token */
     t->at[id] = start, t->len[id] = (int32_t)len;
     t->sorted[t->n_sorted++] = id;
+    bool plain = true;
+    for (size_t i = 0; i < len && plain; i++) plain = plain_byte((uint8_t)all->data[start + i]);
+    t->plain[id] = plain;
     if ((int)len > t->max_len) t->max_len = (int)len;
 }
 
@@ -131,6 +141,7 @@ void lg_token_bytes_free(lg_token_bytes *t) {
     free(t->len);
     free(t->sorted);
     free(t->lcp);
+    free(t->plain);
     free(t);
 }
 
@@ -142,15 +153,29 @@ int lg_token_bytes_of(const lg_token_bytes *t, int32_t id, const uint8_t **bytes
     return t->len[id];
 }
 
+/* Whether every plain byte leads from s back to s (inside an unbounded string). */
+static bool loops_on_plain(lg_matcher *m, int s) {
+    for (int b = 0x20; b < 0x80; b++)
+        if (plain_byte((uint8_t)b) && lg_matcher_step(m, s, (uint8_t)b) != s) return false;
+    return true;
+}
+
 int lg_token_mask(const lg_token_bytes *t, lg_matcher *m, int s, uint64_t *allowed) {
     memset(allowed, 0, sizeof *allowed * (size_t)((t->n_vocab + 63) / 64));
     int *st = malloc(sizeof *st * (size_t)(t->max_len + 1));
     if (!st) return LG_MATCHER_ERROR;
+    bool loops = loops_on_plain(m, s);
     st[0] = s;
     int valid = 0, n_allowed = 0; /* st[0 .. valid]: states after the last walked token's prefixes */
     const int32_t *table = lg_matcher_table(m);
     for (int i = 0; i < t->n_sorted; i++) {
         int32_t id = t->sorted[i];
+        if (loops && t->plain[id]) { /* no walk: it ends where it started */
+            allowed[id >> 6] |= 1ull << (id & 63);
+            n_allowed++;
+            valid = 0;
+            continue;
+        }
         const uint8_t *b = t->bytes + t->at[id];
         int n = t->len[id], k = t->lcp[i] < valid ? t->lcp[i] : valid, cur = st[k];
         for (; k < n; k++) {

@@ -216,11 +216,10 @@ static int blocks_x(const matmul_set &s, int bm) {
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     using D = gemm_shape<DENSE_SHAPE>;
     using N = gemm_shape<NARROW_SHAPE>;
-    if (lg_cuda_wgmma_launch(k, set, max_tokens, max_groups)) return;
     matmul_set part;
-    /* plain products: dense blocks when they make at least a wave */
+    /* plain products: wgmma or dense blocks when they make at least a wave */
     int most = set_pick_ops(*set, false, &part);
-    if (part.n && most > 0) {
+    if (part.n && most > 0 && !lg_cuda_wgmma_plain(k, &part, most)) {
         int dense_blocks = blocks_x(part, D::bm) * ((most + D::bn - 1) / D::bn);
         if (dense_blocks >= lg_cuda_sm_count())
             launch_shape<DENSE_SHAPE>(k, &part, (most + D::bn - 1) / D::bn, 1);
@@ -229,7 +228,7 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
     }
     /* grouped products: the grid covers 1.5x the typical expert's rows */
     most = set_pick_ops(*set, true, &part);
-    if (part.n && most > 0) {
+    if (part.n && most > 0 && !lg_cuda_wgmma_grouped(k, &part, most, max_groups)) {
         launch_shape<NARROW_SHAPE>(k, &part, set_grouped_tiles(part, most, N::bn), max_groups);
     }
 }

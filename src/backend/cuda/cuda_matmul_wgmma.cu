@@ -3,13 +3,14 @@
  * mma.sync chains replaced by one warpgroup's wgmma, meant to compute the
  * same bits (cuda_mma.h: the slice contract).
  *
- * NOT YET RUN ON A GPU: written and compiled (ptxas, sm_90a) while no GPU
- * was at hand, so it is off unless LAGUNA_CUDA_WGMMA=1 (and only on a
- * compute capability 9.0 device). With it set, test_cuda_ops' product cases
- * (a token alone bitwise its row of up to 1290-token products, grouped
- * experts, both activation modes) and `laguna verify --device cuda` are its
- * tests. Whether wgmma's k16 sums equal mma.sync's bit for bit is one of
- * the things they will tell.
+ * On by default on compute capability 9.0 (LAGUNA_CUDA_WGMMA=0: the
+ * mma.sync GEMM), for plain products that make at least a wave of blocks
+ * and grouped products whose largest expert fills a 64-token tile; the rest
+ * keep the mma.sync GEMM's narrow shape. It computes the same bits as
+ * mma.sync: test_cuda_ops' product cases (a token alone bitwise its row of
+ * up to 1290-token products, grouped experts, both activation modes) pass
+ * with it, as do the CUDA tests and `laguna verify --device cuda`
+ * (docs/performance.md, twenty-fourth pass).
  *
  * Roles are those of the decode kernel's mma_step (cuda_mma.h): the weight
  * rows are the 64-row operand A, taken into registers exactly as a lane of
@@ -183,27 +184,37 @@ template <int BN> static void launch_wgmma_shape(lg_cuda_ctx *k, matmul_set *s, 
     lg_cuda_launch(k, kernel, dim3(s->first_block[s->n], blocks_y, blocks_z), S::threads, (size_t)S::smem, *s);
 }
 
-/* On only with LAGUNA_CUDA_WGMMA=1 and a compute capability 9.0 device (the
- * kernels are built for sm_90a alone). */
+/* On for compute capability 9.0 devices (the kernels are built for sm_90a
+ * alone) unless LAGUNA_CUDA_WGMMA=0. */
 static bool wgmma_enabled(void) {
     static const bool on = [] {
-        const char *e = getenv("LAGUNA_CUDA_WGMMA");
         int dev = 0, major = 0, minor = 0;
         cudaGetDevice(&dev);
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-        return e && atoi(e) == 1 && major == 9 && minor == 0;
+        return lg_cuda_switch_on("LAGUNA_CUDA_WGMMA") && major == 9 && minor == 0;
     }();
     return on;
 }
 
-bool lg_cuda_wgmma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
+bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
+    using S = wgmma_shape<128, WGMMA_STAGES>;
     if (!wgmma_enabled()) return false;
-    (void)max_tokens;
-    matmul_set part;
-    int most = set_pick_ops(*set, false, &part); /* plain products: 128 tokens a block */
-    if (part.n && most > 0) launch_wgmma_shape<128>(k, &part, (most + 127) / 128, 1);
-    most = set_pick_ops(*set, true, &part); /* grouped: 64 (tens to a few hundred rows an expert) */
-    if (part.n && most > 0) launch_wgmma_shape<64>(k, &part, set_grouped_tiles(part, most, 64), max_groups);
+    int row_blocks = 0;
+    for (int i = 0; i < part->n; i++) row_blocks += (part->op[i].rows + S::bm - 1) / S::bm;
+    int blocks_y = (most + S::bn - 1) / S::bn;
+    if (row_blocks * blocks_y < lg_cuda_sm_count()) return false; /* less than a wave: the narrow GEMM */
+    launch_wgmma_shape<128>(k, part, blocks_y, 1);
+    return true;
+}
+
+bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups) {
+    static const int bn = [] {
+        const char *e = getenv("LAGUNA_CUDA_WGMMA_GROUPED_BN"); /* 64 (default) or 128: measuring */
+        return e && atoi(e) == 128 ? 128 : 64;
+    }();
+    if (!wgmma_enabled() || most < 64) return false; /* no expert fills a tile: the narrow GEMM */
+    if (bn == 128) launch_wgmma_shape<128>(k, part, set_grouped_tiles(*part, most, 128), max_groups);
+    else launch_wgmma_shape<64>(k, part, set_grouped_tiles(*part, most, 64), max_groups);
     return true;
 }

@@ -128,9 +128,12 @@ int lg_cuda_sm_count(void);
  * filled in there. */
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
 
-/* The same products on Hopper's wgmma (cuda_matmul_wgmma.cu); false, with
- * nothing launched, unless LAGUNA_CUDA_WGMMA=1 on a compute capability 9.0
- * device (not yet run on a GPU). */
-bool lg_cuda_wgmma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
+/* The same products on Hopper's wgmma (cuda_matmul_wgmma.cu), for the plain
+ * or the grouped products of a set (as set_pick_ops parts them; most: the
+ * most tokens of one); false, with nothing launched, where they do not pay
+ * (too few blocks, experts too small), on other devices and with
+ * LAGUNA_CUDA_WGMMA=0. */
+bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most);
+bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups);
 
 #endif
