@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/file_util.h"
 #include "laguna.h"
 
 /* The running command's name for messages ("generate"); set once by main. */
@@ -208,4 +209,26 @@ int arg_run_option(int argc, char **argv, int *i, run_options *o) {
     } else
         return 0;
     return bad ? -1 : 1;
+}
+
+int arg_json_schema_option(int argc, char **argv, int *i, char **schema) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--json")) {
+        free(*schema);
+        *schema = strdup("{\"type\":\"object\"}");
+        return *schema ? 1 : -1;
+    }
+    if (strcmp(a, "--json-schema")) return 0;
+    const char *path = arg_value(argc, argv, i);
+    if (!path) return -1;
+    char *text = NULL;
+    size_t len = 0;
+    laguna_error err = {0};
+    if (lg_read_file(path, (size_t)16 << 20, &text, &len, &err)) {
+        fprintf(stderr, "laguna %s: --json-schema: %s\n", arg_command(), err.message);
+        return -1;
+    }
+    free(*schema);
+    *schema = text;
+    return 1;
 }

@@ -45,6 +45,14 @@ void run_options_note(const run_options *o);
 /* After the model opened: a note on stderr when an option asked for could
  * not be taken (--bf16-activations off the CPU or without AVX-512 BF16). */
 void model_options_note(const laguna_model_options *o, const laguna_model *m);
+/* Structured output: --json (any JSON object) or --json-schema FILE (a JSON
+ * Schema read from FILE): 1 if argv[*i] was one (*schema, freed first: the
+ * schema's text, heap), 0 if not, -1 (message printed) if bad. */
+int arg_json_schema_option(int argc, char **argv, int *i, char **schema);
+#define JSON_SCHEMA_USAGE                                                                        \
+    "  --json                 answer with a JSON object (structured output)\n"                     \
+    "  --json-schema FILE     answer with JSON valid under the JSON Schema in FILE (reasoning\n"   \
+    "                         stays free; sampled from the logits, so no --draft-lookup)\n"
 /* The usage lines for those options. */
 #define RUN_OPTIONS_USAGE                                                                        \
     "  --temp T               sampling temperature (default 0: greedy, and then the filters\n"        \

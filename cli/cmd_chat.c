@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "  --no-reuse             re-read the whole conversation every turn (for comparison)\n"
             "  --draft-lookup K       greedy replies: draft up to K tokens a step from the conversation\n"
             "                         (prompt lookup) and check them in one step; the same replies\n"
+            JSON_SCHEMA_USAGE
             "  --stats                per turn: tokens, prompt and reply speed (tok/s), on stderr\n"
             "In the chat, /help lists its commands. Ctrl-C stops a reply; Ctrl-C on an empty\n"
             "line or Ctrl-D leaves.\n",
@@ -100,6 +101,7 @@ typedef struct {
     laguna_chat_template *tmpl;
     cJSON *messages;
     const char *system_text;
+    char *schema; /* --json, --json-schema: every reply follows it */
     int max_new, think, reuse, stats, ignore_eos, draft;
 } chat_state;
 
@@ -235,7 +237,8 @@ static int turn(chat_state *c, const char *user_text) {
                                  .emit = emit_answer,
                                  .emit_reasoning = emit_reasoning,
                                  .user = &r,
-                                 .draft_lookup = c->draft};
+                                 .draft_lookup = c->draft,
+                                 .json_schema = c->schema};
     laguna_generate_result gr;
     st = laguna_generate(&gp, &gr, &err);
     double t2 = now_s();
@@ -361,35 +364,45 @@ static int chat_loop(chat_state *c) {
     return rc;
 }
 
+static int chat(int argc, char **argv, chat_state *cs);
+
 int cmd_chat(int argc, char **argv) {
+    chat_state c = {.max_new = DEFAULT_MAX_NEW, .reuse = 1};
+    int rc = chat(argc, argv, &c);
+    free(c.schema); /* whichever way chat returned */
+    return rc;
+}
+
+static int chat(int argc, char **argv, chat_state *c) {
     const char *dir = NULL;
     run_options ro = run_options_default();
-    chat_state c = {.max_new = DEFAULT_MAX_NEW, .reuse = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro);
+        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro), json = 0;
         if (!shared && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             usage(stdout);
             return 0;
         } else if (shared)
             bad = shared < 0;
+        else if ((json = arg_json_schema_option(argc, argv, &i, &c->schema)))
+            bad = json < 0;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             bad = !(dir = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--system"))
-            bad = !(c.system_text = arg_value(argc, argv, &i));
+            bad = !(c->system_text = arg_value(argc, argv, &i));
         else if (!strcmp(a, "--think"))
-            c.think = 1;
+            c->think = 1;
         else if (!strcmp(a, "--no-reuse"))
-            c.reuse = 0;
+            c->reuse = 0;
         else if (!strcmp(a, "--stats"))
-            c.stats = 1;
+            c->stats = 1;
         else if (!strcmp(a, "--draft-lookup"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, LAGUNA_DRAFT_LOOKUP_MAX, &c.draft);
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, 0, LAGUNA_DRAFT_LOOKUP_MAX, &c->draft);
         else if (!strcmp(a, "--ignore-eos"))
-            c.ignore_eos = 1;
+            c->ignore_eos = 1;
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
-            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &c.max_new) ||
-                  (c.max_new == 0 && arg_usage_error("-n must be -1 or a positive count"));
+            bad = !(v = arg_value(argc, argv, &i)) || arg_int(a, v, -1, 1 << 30, &c->max_new) ||
+                  (c->max_new == 0 && arg_usage_error("-n must be -1 or a positive count"));
         else if (a[0] != '-' && !dir)
             dir = a;
         else
@@ -400,33 +413,33 @@ int cmd_chat(int argc, char **argv) {
     run_options_note(&ro);
     laguna_error err = {0};
     int rc = 1;
-    if (text_input_load_tokenizer(dir, &c.tok, &err) ||
-        text_input_load_template(dir, &c.tmpl, &err) ||
-        laguna_model_open(dir, &ro.model, &c.model, &err))
+    if (text_input_load_tokenizer(dir, &c->tok, &err) ||
+        text_input_load_template(dir, &c->tmpl, &err) ||
+        laguna_model_open(dir, &ro.model, &c->model, &err))
         goto fail;
-    model_options_note(&ro.model, c.model);
-    const laguna_model_info *info = laguna_model_get_info(c.model);
+    model_options_note(&ro.model, c->model);
+    const laguna_model_info *info = laguna_model_get_info(c->model);
     /* the template may rewrite the whole last reply: keep it within reach of
      * truncation when it fits the context (beyond that, feed_reuse re-feeds) */
     int n_ctx = ro.session.n_ctx ? ro.session.n_ctx : info->max_position_embeddings;
-    int rollback = (c.max_new > 0 ? c.max_new : DEFAULT_MAX_NEW) + ROLLBACK_SLACK;
-    if (rollback < c.draft) rollback = c.draft; /* rejected drafts are taken back */
+    int rollback = (c->max_new > 0 ? c->max_new : DEFAULT_MAX_NEW) + ROLLBACK_SLACK;
+    if (rollback < c->draft) rollback = c->draft; /* rejected drafts are taken back */
     ro.session.n_rollback = rollback < n_ctx ? rollback : n_ctx;
-    if (laguna_session_create(c.model, &ro.session, &c.session, &err) ||
-        laguna_sampler_create(&ro.sampler, info->vocab_size, &c.sampler, &err))
+    if (laguna_session_create(c->model, &ro.session, &c->session, &err) ||
+        laguna_sampler_create(&ro.sampler, info->vocab_size, &c->sampler, &err))
         goto fail;
-    if (c.stats) fprintf(stderr, "[seed %llu]\n", (unsigned long long)ro.sampler.seed);
-    reset_messages(&c);
-    rc = chat_loop(&c);
+    if (c->stats) fprintf(stderr, "[seed %llu]\n", (unsigned long long)ro.sampler.seed);
+    reset_messages(c);
+    rc = chat_loop(c);
     goto done;
 fail:
     fprintf(stderr, "laguna chat: %s\n", err.message);
 done:
-    cJSON_Delete(c.messages);
-    laguna_sampler_free(c.sampler);
-    laguna_session_free(c.session);
-    laguna_model_free(c.model);
-    laguna_chat_template_free(c.tmpl);
-    laguna_tokenizer_free(c.tok);
+    cJSON_Delete(c->messages);
+    laguna_sampler_free(c->sampler);
+    laguna_session_free(c->session);
+    laguna_model_free(c->model);
+    laguna_chat_template_free(c->tmpl);
+    laguna_tokenizer_free(c->tok);
     return rc;
 }

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
                "  --stop S               stop before the text S (repeatable)\n"
                "  --draft-lookup K       greedy only: draft up to K tokens a step from earlier text\n"
                "                         (prompt lookup) and check them in one step; same tokens, fewer steps\n"
+               JSON_SCHEMA_USAGE
                "  --ids                  print token ids instead of text\n"
                "  --stats                print timings and the seed to stderr\n");
 }
@@ -38,16 +39,27 @@ static int emit_stdout(void *user, const char *text, size_t len) {
     return 0;
 }
 
+static int generate(int argc, char **argv, char **schema);
+
 int cmd_generate(int argc, char **argv) {
+    char *schema = NULL; /* --json, --json-schema: freed here, whichever way generate returns */
+    int rc = generate(argc, argv, &schema);
+    free(schema);
+    return rc;
+}
+
+static int generate(int argc, char **argv, char **schema) {
     const char *dir = NULL, *tokens_text = NULL, *prompt = NULL, *prompt_file = NULL;
     int n_gen = 64, ignore_eos = 0, stats = 0, print_ids = 0, n_stops = 0, draft = 0;
     const char *stops[16];
     run_options ro = run_options_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro);
+        int bad = 0, shared = arg_run_option(argc, argv, &i, &ro), json = 0;
         if (shared) {
             bad = shared < 0;
+        } else if ((json = arg_json_schema_option(argc, argv, &i, schema))) {
+            bad = json < 0;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -161,7 +173,8 @@ int cmd_generate(int argc, char **argv) {
                                  .ignore_eos = ignore_eos,
                                  .skip_special = true,
                                  .emit = emit_stdout,
-                                 .draft_lookup = draft};
+                                 .draft_lookup = draft,
+                                 .json_schema = *schema};
     if (print_ids && n_stops) {
         fprintf(stderr, "laguna generate: --stop works on text, not with --ids\n");
         rc = 2;

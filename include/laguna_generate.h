@@ -144,6 +144,15 @@ typedef struct {
      * taken back with laguna_session_truncate). Capped at
      * LAGUNA_DRAFT_LOOKUP_MAX. */
     int draft_lookup;
+    /* Structured output: when non-NULL, a JSON Schema (its JSON text; {"type":
+     * "object"} for any object) the answer must follow. Each token is drawn
+     * among those that continue a valid JSON text (needs a tokenizer; the
+     * session must hold logits, and draft_lookup is not used), end of text
+     * only once the value is whole; reasoning stays free until </think> when
+     * generation starts inside <think>. A schema it cannot follow is
+     * LAGUNA_ERR_ARGUMENT with the keyword and its place (the keywords
+     * enforced: src/grammar/json_schema.h). */
+    const char *json_schema;
 } laguna_generate_params;
 
 typedef struct {

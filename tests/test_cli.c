@@ -1,5 +1,6 @@
 /* The laguna program as a user runs it: good commands succeed with the
  * expected output, wrong input gives a message and a non-zero exit. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -155,6 +156,45 @@ static void test_chat_drafts_same_transcript(void) {
     for (const char *at = buf[2]; (at = strstr(at, "[drafts: ")); at++)
         if (sscanf(at, "[drafts: %d tokens drafted, %d accepted]", &d, &a) == 2) drafted += d, accepted += a;
     CHECKF(drafted > 0 && accepted > 0 && accepted <= drafted, "stats: %s", buf[2]);
+}
+
+/* --json-schema / --json on generate and chat: the answer is JSON under the schema; a schema it
+ * cannot follow, a missing file and --json-schema with drafts are clear errors. */
+static void test_json_schema_options(void) {
+    char *dir = tu_temp_dir();
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"},\"ok\":{\"type\":\"boolean\"}},"
+                         "\"required\":[\"n\",\"ok\"]}";
+    tu_write_file(dir, "s.json", schema, strlen(schema));
+    tu_write_file(dir, "bad.json", "{\"if\":{}}", 9);
+    char args[512], *out = NULL;
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p 'x = ' -n 200 --temp 1 -s 4 --json-schema %s/s.json", dir);
+    CHECK(tu_run_laguna(args, &out) == 0);
+    const char *end = NULL;
+    cJSON *j = out ? cJSON_ParseWithOpts(out, &end, false) : NULL;
+    CHECKF(cJSON_IsNumber(cJSON_GetObjectItem(j, "n")) && cJSON_IsBool(cJSON_GetObjectItem(j, "ok")) &&
+               cJSON_GetArraySize(j) == 2,
+           "%s", out ? out : "");
+    cJSON_Delete(j);
+    free(out);
+    expect("generate -m models/laguna-tiny -p 'x' -n 40 --json", 0, "{");
+    snprintf(args, sizeof args, "generate -m models/laguna-tiny -p 'x' --json-schema %s/bad.json", dir);
+    expect(args, 1, "'if'");
+    expect("generate -m models/laguna-tiny -p 'x' --json-schema /nonexistent/s.json", 2, "--json-schema");
+    expect("generate -m models/laguna-tiny -p 'x' --json --draft-lookup 4", 1, "draft_lookup");
+    if (!access("models/laguna-tiny-chat/config.json", R_OK)) {
+        snprintf(args, sizeof args, "printf 'Count to three.\\n' | %s/laguna chat -m models/laguna-tiny-chat -n 200 "
+                 "--json-schema %s/s.json 2>/dev/null", getenv("BUILD") ? getenv("BUILD") : "build", dir);
+        FILE *p = popen(args, "r");
+        char buf[4096] = "";
+        size_t n = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+        buf[n] = 0;
+        CHECK(p && pclose(p) == 0);
+        const char *brace = strchr(buf, '{');
+        cJSON *c = brace ? cJSON_ParseWithOpts(brace, &end, false) : NULL;
+        CHECKF(cJSON_IsNumber(cJSON_GetObjectItem(c, "n")) && cJSON_IsBool(cJSON_GetObjectItem(c, "ok")), "%s", buf);
+        cJSON_Delete(c);
+    }
+    tu_remove_dir(dir);
 }
 
 /* Runs `laguna chat ARGS` on the lines of `input` (printf format); stdout and stderr together. */
@@ -392,6 +432,7 @@ int main(void) {
     RUN(test_generate_text_matches_ids);
     RUN(test_chat_reuses_cache);
     RUN(test_chat_drafts_same_transcript);
+    RUN(test_json_schema_options);
     RUN(test_chat_small_context);
     RUN(test_info_and_synth);
     RUN(test_serve_options);

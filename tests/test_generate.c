@@ -8,6 +8,7 @@
  * tokenizer's one-shot decode, never from the loop under test. */
 #include <math.h>
 #include <stdio.h>
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -586,6 +587,90 @@ static void test_draft_lookup_same_tokens(void) {
     CHECKF(accepted > 100, "only %d drafted tokens accepted over all cases", accepted);
 }
 
+/* ---- structured output (json_schema) ------------------------------------------------------ */
+
+#define ITEM_SCHEMA                                                                                    \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"name\":{\"type\":\"string\","     \
+    "\"maxLength\":10},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"maxItems\":2}},"     \
+    "\"required\":[\"id\",\"name\",\"tags\"]}"
+
+/* Sampled at temperature 1 (five seeds) the text is JSON the schema allows, ended by eos; the
+ * same seed without a schema gives other text (so the constraint did something). */
+static void test_json_schema_output(void) {
+    size_t n = 0;
+    int32_t *prompt = encode("def parse(item):", &n);
+    if (!prompt) return;
+    int vocab = laguna_model_get_info(model)->vocab_size, differs = 0;
+    for (int seed = 1; seed <= 5; seed++) {
+        laguna_sampler_params sp = laguna_sampler_default_params();
+        sp.temperature = 1;
+        sp.seed = (uint64_t)seed;
+        sink k[2];
+        memset(k, 0, sizeof k);
+        for (int constrained = 0; constrained < 2; constrained++) {
+            laguna_session *s = new_session(512, 0);
+            laguna_sampler *smp = NULL;
+            CHECK(laguna_sampler_create(&sp, vocab, &smp, NULL) == LAGUNA_OK);
+            if (!s || !smp) return;
+            feed(s, prompt, n);
+            laguna_generate_params p = {.session = s, .sampler = smp, .tokenizer = tokenizer, .max_new_tokens = 300,
+                                        .skip_special = true, .emit = collect, .user = &k[constrained],
+                                        .json_schema = constrained ? ITEM_SCHEMA : NULL};
+            laguna_generate_result r = {0};
+            laguna_error err = {0};
+            CHECKF(laguna_generate(&p, &r, &err) == LAGUNA_OK, "%s", err.message);
+            if (constrained) {
+                const char *end = NULL;
+                cJSON *j = cJSON_ParseWithOpts(k[1].text, &end, true);
+                cJSON *id = cJSON_GetObjectItem(j, "id"), *name = cJSON_GetObjectItem(j, "name"),
+                      *tags = cJSON_GetObjectItem(j, "tags");
+                CHECKF(r.finish == LAGUNA_FINISH_EOS && cJSON_IsNumber(id) && cJSON_IsString(name) &&
+                           strlen(name->valuestring) <= 10 && cJSON_IsArray(tags) && cJSON_GetArraySize(tags) <= 2 &&
+                           cJSON_GetArraySize(j) == 3,
+                       "seed %d (%s): '%s'", seed, laguna_finish_reason_name(r.finish), k[1].text);
+                cJSON_Delete(j);
+            }
+            laguna_generate_result_free(&r);
+            laguna_sampler_free(smp);
+            laguna_session_free(s);
+        }
+        differs += strcmp(k[0].text, k[1].text) != 0;
+    }
+    CHECK(differs == 5);
+    laguna_tokenizer_free_ids(prompt);
+}
+
+/* Schemas it cannot follow and the combinations it does not take fail before anything runs. */
+static void test_json_schema_errors(void) {
+    laguna_session *s = new_session(128, 4);
+    laguna_sampler *smp = greedy();
+    if (!s || !smp) return;
+    int32_t ids[4];
+    random_ids(ids, 4, 9);
+    feed(s, ids, 4);
+    const struct {
+        const char *schema;
+        bool tokenizer;
+        int draft;
+        const char *why;
+    } cases[] = {{"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{}}}}", true, 0, "'not'"},
+                 {"{\"type\":", true, 0, "not valid JSON"},
+                 {"{\"type\":\"object\"}", false, 0, "tokenizer"},
+                 {"{\"type\":\"object\"}", true, 4, "draft_lookup"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        laguna_generate_params p = {.session = s, .sampler = smp, .tokenizer = cases[i].tokenizer ? tokenizer : NULL,
+                                    .max_new_tokens = 4, .draft_lookup = cases[i].draft, .json_schema = cases[i].schema};
+        laguna_generate_result r = {0};
+        laguna_error err = {0};
+        CHECKF(laguna_generate(&p, &r, &err) == LAGUNA_ERR_ARGUMENT && strstr(err.message, cases[i].why) &&
+                   r.n_tokens == 0,
+               "case %zu: %s", i, err.message);
+        laguna_generate_result_free(&r);
+    }
+    laguna_sampler_free(smp);
+    laguna_session_free(s);
+}
+
 static void test_bad_arguments(void) {
     laguna_session *s = new_session(32, 0);
     laguna_sampler *smp = greedy();
@@ -785,6 +870,8 @@ int main(void) {
     RUN(test_feed_reuse_falls_back_when_rollback_is_refused);
     RUN(test_draft_lookup_finds_the_latest_repeat);
     RUN(test_draft_lookup_same_tokens);
+    RUN(test_json_schema_output);
+    RUN(test_json_schema_errors);
     RUN(test_bad_arguments);
     RUN(test_think_open_at_end);
     RUN(test_reasoning_split_follows_the_tags);

@@ -18,7 +18,7 @@
 #define MAX_PROPERTIES 1024
 #define MAX_REFS 256
 #define MAX_BOUND 1024 /* minItems / minLength above this are refused; maxima above it not enforced */
-#define INDENT_MAX 40
+#define INDENT_MAX 32
 
 typedef struct {
     lg_grammar_builder *b;

@@ -13,7 +13,7 @@
  * what is valid in ways it cannot follow (not, if/then/else,
  * patternProperties, dependentSchemas, contains, ...) are refused with an
  * error naming the keyword and where it is. Whitespace between tokens is
- * bounded (a space, or a newline and up to 40 spaces or tabs), so a model
+ * bounded (a space, or a newline and up to 32 spaces or tabs), so a model
  * cannot loop on it; integers have at most 16 digits, fractions 16,
  * exponents 3. */
 #ifndef LAGUNA_GRAMMAR_JSON_SCHEMA_H

@@ -10,13 +10,18 @@
  * draft_lookup (greedy) a token is instead fed together with the tokens
  * prompt lookup drafts after it (draft_and_check), the accepted ones are
  * taken from a queue before the session is asked again, and steps are not
- * queued ahead. */
+ * queued ahead. With json_schema each token is drawn among those the
+ * schema's grammar allows (grammar/output_constraint.h), from the logits. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "grammar/json_schema.h"
+#include "grammar/output_constraint.h"
 #include "laguna_generate.h"
 #include "runtime/draft_lookup.h"
+#include "runtime/sampler.h"
 #include "runtime/session.h"
 
 const char *laguna_finish_reason_name(laguna_finish_reason reason) {
@@ -159,6 +164,58 @@ static laguna_status draft_and_check(draft_state *d, const laguna_generate_param
     return LAGUNA_OK;
 }
 
+/* ---- structured output (json_schema) ---------------------------------------------- */
+
+typedef struct {
+    lg_token_bytes *vocab;
+    lg_output_constraint *c; /* NULL: no json_schema */
+} structured;
+
+static void structured_free(structured *so) {
+    lg_output_constraint_free(so->c);
+    lg_token_bytes_free(so->vocab);
+}
+
+static laguna_status structured_start(const laguna_generate_params *p, const laguna_model_info *info,
+                                      structured *so, laguna_error *err) {
+    *so = (structured){0};
+    if (!p->json_schema) return LAGUNA_OK;
+    if (!p->tokenizer) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output works on text: it needs a tokenizer");
+    if (p->draft_lookup) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "json_schema and draft_lookup do not go together");
+    if (!laguna_session_logits(p->session))
+        return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output draws from the logits: feed the prompt with them");
+    cJSON *schema = cJSON_Parse(p->json_schema);
+    if (!schema) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "json_schema is not valid JSON");
+    lg_grammar g;
+    laguna_status st = lg_json_schema_grammar(schema, &g, err);
+    cJSON_Delete(schema);
+    if (st) return lg_fail_prefix(err, "json_schema: ");
+    if ((st = lg_token_bytes_new(p->tokenizer, info->vocab_size, &so->vocab, err))) {
+        lg_grammar_free(&g);
+        return st;
+    }
+    lg_output_constraint_opts o = {info->eos_token_ids, info->n_eos_token_ids, -1, false};
+    laguna_think_tokens think;
+    if (laguna_think_tokens_find(p->tokenizer, &think, NULL) == LAGUNA_OK) {
+        int n;
+        const int32_t *held = laguna_session_tokens(p->session, &n);
+        o.think_close = think.close_id;
+        o.in_reasoning = laguna_think_open_at_end(&think, held, (size_t)n);
+    }
+    return lg_output_constraint_new(&g, so->vocab, &o, &so->c, err);
+}
+
+/* The next token from logits, among those the constraint allows (if any). */
+static laguna_status structured_sample(structured *so, laguna_sampler *sampler, const float *logits, int32_t *t,
+                                       laguna_error *err) {
+    const uint64_t *allowed = NULL;
+    laguna_status st = so->c ? lg_output_constraint_allowed(so->c, &allowed, err) : LAGUNA_OK;
+    if (st) return st;
+    *t = lg_sampler_sample_allowed(sampler, logits, allowed);
+    if (*t < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: no token could be drawn");
+    return so->c ? lg_output_constraint_take(so->c, *t, err) : LAGUNA_OK;
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 static bool is_eos(const laguna_model_info *info, int32_t t) {
@@ -205,6 +262,7 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory for %zu generated tokens", max_tokens);
 
     text_stream ts = {0};
+    structured so = {0};
     if (p->tokenizer &&
         (st = laguna_detokenizer_new(p->tokenizer, p->skip_special, &ts.detok, err)))
         goto done;
@@ -212,7 +270,8 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         goto done;
 
     think_split split = think_split_start(p);
-    bool greedy = laguna_sampler_is_greedy(p->sampler);
+    if ((st = structured_start(p, info, &so, err))) goto done;
+    bool greedy = laguna_sampler_is_greedy(p->sampler) && !so.c; /* constrained: always from the logits */
     int most = p->draft_lookup < LAGUNA_DRAFT_LOOKUP_MAX ? p->draft_lookup : LAGUNA_DRAFT_LOOKUP_MAX;
     draft_state draft = {.k = greedy ? most : 0,
                          .start = laguna_session_position(s)};
@@ -226,7 +285,7 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
             t_fed = draft.head < draft.n_fed;
             t = draft.queue[draft.head++];
         } else if (logits) {
-            t = laguna_sampler_sample(p->sampler, logits);
+            if ((st = structured_sample(&so, p->sampler, logits, &t, err))) goto done;
         } else { /* the step feeding t is queued before t is looked at, when a token may follow it */
             bool more = !draft.k && (p->max_new_tokens < 0 ||
                                      (long long)r->n_tokens + 1 < (long long)p->max_new_tokens);
@@ -282,6 +341,7 @@ laguna_status laguna_generate(const laguna_generate_params *p, laguna_generate_r
         r->finish = LAGUNA_FINISH_STOP;
 done:
     text_stream_free(&ts);
+    structured_free(&so);
     { /* a step queued ahead of a token not fed is taken back */
         laguna_status settled = lg_session_settle(s, st ? NULL : err);
         if (!st) st = settled;
