@@ -79,6 +79,19 @@ static void keep_token(lg_token_bytes *t, const lg_buf *all, size_t start, int32
     if ((int)len > t->max_len) t->max_len = (int)len;
 }
 
+/* Takes all's bytes into t and sorts it into *out; frees both on failure. */
+static laguna_status finish_tokens(lg_token_bytes *t, lg_buf *all, lg_token_bytes **out, laguna_error *err) {
+    if (!t || all->oom) {
+        lg_buf_free(all);
+        lg_token_bytes_free(t);
+        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
+    }
+    t->bytes = (uint8_t *)all->data;
+    sort_tokens(t);
+    *out = t;
+    return LAGUNA_OK;
+}
+
 laguna_status lg_token_bytes_new(const laguna_tokenizer *tok, int n_vocab, lg_token_bytes **out,
                                  laguna_error *err) {
     lg_token_bytes *t = alloc_tokens(n_vocab);
@@ -103,15 +116,7 @@ laguna_status lg_token_bytes_new(const laguna_tokenizer *tok, int n_vocab, lg_to
         if (all.oom) break;
         keep_token(t, &all, start, id);
     }
-    if (all.oom) {
-        lg_buf_free(&all);
-        lg_token_bytes_free(t);
-        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    }
-    t->bytes = (uint8_t *)all.data;
-    sort_tokens(t);
-    *out = t;
-    return LAGUNA_OK;
+    return finish_tokens(t, &all, out, err);
 }
 
 laguna_status lg_token_bytes_from_list(const char *const *bytes, const int *len, int n_vocab, lg_token_bytes **out,
@@ -123,15 +128,7 @@ laguna_status lg_token_bytes_from_list(const char *const *bytes, const int *len,
         if (bytes[id] && len[id] > 0) lg_buf_append(&all, bytes[id], (size_t)len[id]);
         keep_token(t, &all, start, id);
     }
-    if (!t || all.oom) {
-        lg_buf_free(&all);
-        lg_token_bytes_free(t);
-        return lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
-    }
-    t->bytes = (uint8_t *)all.data;
-    sort_tokens(t);
-    *out = t;
-    return LAGUNA_OK;
+    return finish_tokens(t, &all, out, err);
 }
 
 void lg_token_bytes_free(lg_token_bytes *t) {
