@@ -152,7 +152,7 @@ tsan:
 # tests/fuzz/corpus/NAME); FUZZ=name runs one. `make fuzz-replay` builds the
 # same harnesses with the default compiler under ASan+UBSan (build-san/,
 # shared with `make sanitize`) and runs the committed corpus and the
-# regression inputs once each: deterministic, for CI.
+# regression inputs (where a harness has any) once each: deterministic, for CI.
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ       ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_SECONDS ?= 300
@@ -187,7 +187,9 @@ fuzz-replay:
 	    $(FUZZ:%=build-san/fuzz-replay/%)
 	@for t in $(FUZZ); do \
 	    printf "replay %-22s " $$t; \
-	    build-san/fuzz-replay/$$t tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	    inputs=tests/fuzz/corpus/$$t; \
+	    [ -d tests/fuzz/regressions/$$t ] && inputs="$$inputs tests/fuzz/regressions/$$t"; \
+	    build-san/fuzz-replay/$$t $$inputs \
 	        >build-san/fuzz-replay/$$t.log 2>&1 || { echo; tail -40 build-san/fuzz-replay/$$t.log; exit 1; }; \
 	    tail -1 build-san/fuzz-replay/$$t.log; \
 	done
