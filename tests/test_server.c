@@ -636,6 +636,53 @@ static bool json_object_prefix(const char *text) {
     return ok && st >= 0 && text[0];
 }
 
+/* Tokens the grammar forces (the rest of a key, fixed punctuation) go in with the job's row, not a
+ * step each: greedy answers are the same with LAGUNA_JUMP_FORWARD=0, in fewer steps. */
+static void test_structured_output_jump_forward(void) {
+    const char *schema = "{\"type\":\"object\",\"properties\":{\"identifier\":{\"type\":\"integer\"},"
+                         "\"description\":{\"type\":\"string\",\"maxLength\":6},\"is_available\":{\"type\":\"boolean\"}},"
+                         "\"required\":[\"identifier\",\"description\",\"is_available\"]}";
+    char *text[2][3] = {{0}};
+    double steps[2] = {0};
+    for (int off = 0; off < 2; off++) {
+        if (off) setenv("LAGUNA_JUMP_FORWARD", "0", 1);
+        lg_server *srv = NULL;
+        laguna_error err = {0};
+        lg_server_options so = {.port = 0, .api_key = KEY, .n_parallel = 2, .n_ctx = 512};
+        laguna_status st = served_model_start(&g_sm, &so, &srv, &err);
+        unsetenv("LAGUNA_JUMP_FORWARD");
+        if (st) {
+            CHECKF(0, "%s", err.message);
+            return;
+        }
+        for (int i = 0; i < 3; i++) {
+            char body[1024];
+            snprintf(body, sizeof body,
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Item %d as JSON\"}],\"max_tokens\":200,"
+                     "\"temperature\":0,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":%s}}}",
+                     i, schema);
+            http_reply r = http_key(lg_server_port(srv), "POST", "/v1/chat/completions", KEY, body);
+            text[off][i] = r.status == 200 ? reply_text(r.body, "content") : NULL;
+            free(r.body);
+        }
+        http_reply m = http_key(lg_server_port(srv), "GET", "/metrics", KEY, NULL);
+        const char *at = m.body ? strstr(m.body, "\nlaguna_steps_total ") : NULL;
+        steps[off] = at ? atof(at + strlen("\nlaguna_steps_total ")) : -1;
+        free(m.body);
+        lg_server_stop(srv);
+    }
+    for (int i = 0; i < 3; i++) {
+        const char *end = NULL;
+        cJSON *j = text[0][i] ? cJSON_ParseWithOpts(text[0][i], &end, true) : NULL;
+        CHECKF(cJSON_IsBool(cJSON_GetObjectItem(j, "is_available")), "%s", text[0][i] ? text[0][i] : "(none)");
+        CHECKF(text[0][i] && text[1][i] && !strcmp(text[0][i], text[1][i]), "jump forward '%s', without '%s'",
+               text[0][i] ? text[0][i] : "", text[1][i] ? text[1][i] : "");
+        cJSON_Delete(j);
+        free(text[0][i]), free(text[1][i]);
+    }
+    CHECKF(steps[0] > 0 && steps[0] < steps[1], "steps with jump forward %g, without %g", steps[0], steps[1]);
+}
+
 /* json_object (greedy, streamed and whole alike), and the Responses API's text.format. */
 static void test_structured_output_object_and_responses(void) {
     const char *req = "{\"messages\":[{\"role\":\"user\",\"content\":\"JSON please\"}],\"max_tokens\":120,"
@@ -1473,6 +1520,7 @@ int main(void) {
     RUN(test_responses_match_chat);
     RUN(test_structured_output_schema);
     RUN(test_structured_output_object_and_responses);
+    RUN(test_structured_output_jump_forward);
     RUN(test_bad_input);
     RUN(test_completion_logprobs);
     RUN(test_chat_logprobs);

@@ -25,6 +25,7 @@ struct lg_output_constraint {
     size_t words;                   /* of a mask */
     uint64_t *mask[MASKS_KEPT];     /* masks of recent states, end of text included */
     int mask_state[MASKS_KEPT];     /* -1: empty */
+    int mask_count[MASKS_KEPT];     /* tokens it allows, end of text included */
     int mask_next;                  /* the slot replaced next */
 };
 
@@ -75,27 +76,52 @@ bool lg_output_constraint_complete(const lg_output_constraint *c) {
     return !c->reasoning && lg_matcher_accepting(c->m, c->state);
 }
 
+/* The kept mask of the current state, or -1. */
+static int find_mask(const lg_output_constraint *c) {
+    for (int i = 0; i < MASKS_KEPT; i++)
+        if (c->mask_state[i] == c->state) return i;
+    return -1;
+}
+
 laguna_status lg_output_constraint_allowed(lg_output_constraint *c, const uint64_t **allowed, laguna_error *err) {
     *allowed = NULL;
     if (c->reasoning) return LAGUNA_OK;
-    for (int i = 0; i < MASKS_KEPT; i++)
-        if (c->mask_state[i] == c->state) {
-            *allowed = c->mask[i];
-            return LAGUNA_OK;
-        }
-    int slot = c->mask_next;
+    int slot = find_mask(c);
+    if (slot >= 0) {
+        *allowed = c->mask[slot];
+        return LAGUNA_OK;
+    }
+    slot = c->mask_next;
     c->mask_next = (slot + 1) % MASKS_KEPT;
     uint64_t *mask = c->mask[slot];
     int n = lg_token_mask(c->vocab, c->m, c->state, mask);
     if (n == LG_MATCHER_ERROR) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: %s", lg_matcher_error(c->m));
     bool whole = lg_matcher_accepting(c->m, c->state); /* end of text too (a number may also go on) */
     for (int i = 0; whole && i < c->n_eos; i++)
-        if (c->eos[i] >= 0 && (size_t)c->eos[i] < 64 * c->words) mask[c->eos[i] >> 6] |= 1ull << (c->eos[i] & 63);
+        if (c->eos[i] >= 0 && (size_t)c->eos[i] < 64 * c->words && !((mask[c->eos[i] >> 6] >> (c->eos[i] & 63)) & 1)) {
+            mask[c->eos[i] >> 6] |= 1ull << (c->eos[i] & 63);
+            n++;
+        }
     if (!whole && n == 0)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: no token of the vocabulary continues the answer");
-    c->mask_state[slot] = c->state;
+    c->mask_state[slot] = c->state, c->mask_count[slot] = n;
     *allowed = mask;
     return LAGUNA_OK;
+}
+
+bool lg_output_constraint_forced(lg_output_constraint *c, int32_t *id) {
+    const uint64_t *allowed;
+    if (c->reasoning || lg_output_constraint_allowed(c, &allowed, NULL) || !allowed) return false;
+    int slot = find_mask(c);
+    if (slot < 0 || c->mask_count[slot] != 1) return false;
+    for (size_t w = 0; w < c->words; w++)
+        if (allowed[w]) {
+            *id = (int32_t)(64 * w + (size_t)__builtin_ctzll(allowed[w]));
+            for (int i = 0; i < c->n_eos; i++)
+                if (*id == c->eos[i]) return false; /* the end is drawn, never forced */
+            return true;
+        }
+    return false;
 }
 
 laguna_status lg_output_constraint_take(lg_output_constraint *c, int32_t id, laguna_error *err) {

@@ -32,6 +32,10 @@ void lg_output_constraint_free(lg_output_constraint *c);
  * call), or *allowed NULL when anything goes (reasoning). Fails when the
  * matcher does (a limit) or when no token can continue the answer. */
 laguna_status lg_output_constraint_allowed(lg_output_constraint *c, const uint64_t **allowed, laguna_error *err);
+/* Whether exactly one token may come next, and it is not end of text (a
+ * key's remaining bytes, punctuation the schema fixes): *id, which a caller
+ * may feed without drawing it ("jump forward"), after taking it. */
+bool lg_output_constraint_forced(lg_output_constraint *c, int32_t *id);
 /* Takes the token chosen next. Fails when the grammar refuses it. */
 laguna_status lg_output_constraint_take(lg_output_constraint *c, int32_t id, laguna_error *err);
 /* Whether the answer is a whole text of the grammar. */

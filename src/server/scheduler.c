@@ -52,6 +52,8 @@ struct lg_sched {
     float *logits;    /* the rows wanting logits, in order */
     int32_t *argmax;  /* [rows]: greedy tokens of the rows asking only for theirs */
     int *n_drafted;   /* [n_parallel]: draft rows after row row_of[k] (draft_lookup) */
+    int *n_forced;    /* [n_parallel]: forced rows ending at row row_of[k] (structured output) */
+    bool jump_forward; /* forced rows on (LAGUNA_JUMP_FORWARD=0: off, for measuring) */
     /* the token of each row in row_job: drawn from its logits (draw_row[k]),
      * or the device's argmax where draw_row[k] is NULL; with its logprob
      * where the job asks. draw_pool (sample_threads > 1) draws several rows at once. */
@@ -656,15 +658,16 @@ static int draft_rows(lg_sched *s, const lg_job *j, laguna_batch_row *out) {
     return m;
 }
 
-/* take_drafts' answer when the drafts could not be taken back (n_rollback
- * covers them, so it should not happen): the job ends with an error. */
-static const char DRAFTS_STUCK[] = "drafted tokens could not be taken back";
+/* take_drafts' and take_forced's answer when tokens fed ahead could not be
+ * taken back (n_rollback covers them, so it should not happen): the job
+ * ends with an error. */
+static const char TAKE_BACK_STUCK[] = "tokens fed ahead could not be taken back";
 
 /* j's step had m draft rows after its row r (all of them now in j->fed and
  * its sequence): keeps the run the model agreed with and takes back the
  * rest, then takes the kept drafts as tokens in turn and the model's token
  * after them. A token that ends the job is not kept in the sequence (as a
- * finishing token is never fed). Returns the finish reason, DRAFTS_STUCK, or
+ * finishing token is never fed). Returns the finish reason, TAKE_BACK_STUCK, or
  * NULL with j->next set. */
 static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
     int acc = 0;
@@ -680,8 +683,45 @@ static const char *take_drafts(lg_sched *s, lg_job *j, int r, int m) {
         i++;
     /* the sequence keeps the drafts taken before the one that ended the job, or all kept ones */
     if (!finish) finish = job_take_token(s, j, s->argmax[r + acc]);
-    if (j->n_fed > base + i && !take_back(s, j, base + i)) return DRAFTS_STUCK;
+    if (j->n_fed > base + i && !take_back(s, j, base + i)) return TAKE_BACK_STUCK;
     return finish;
+}
+
+/* ---- forced tokens (structured output) ------------------------------------------------ */
+
+#define FORCED_MAX 16 /* forced tokens fed after a job's row in one step */
+
+/* Rows after j's row (j->next at j->n_fed) for the tokens its grammar then
+ * allows alone (the rest of a key, fixed punctuation): fed in the same step
+ * instead of one step each ("jump forward"), each taken into the constraint
+ * now; within room, the job's token budget and the context; not for jobs
+ * that want logprobs (a forced token has none). Returns how many. */
+static int forced_rows(lg_sched *s, lg_job *j, laguna_batch_row *out, int room) {
+    if (!s->jump_forward || !j->constraint || j->logprobs >= 0) return 0;
+    int k = room < FORCED_MAX ? room : FORCED_MAX;
+    if (k > j->max_tokens - j->n_completion - 1) k = j->max_tokens - j->n_completion - 1;
+    if (k > s->n_ctx - j->n_fed - 1) k = s->n_ctx - j->n_fed - 1;
+    int m = 0;
+    int32_t f;
+    while (m < k && lg_output_constraint_forced(j->constraint, &f) && !lg_output_constraint_take(j->constraint, f, NULL)) {
+        out[m] = (laguna_batch_row){f, j->n_fed + 1 + m, j->seq, 0};
+        m++;
+    }
+    return m;
+}
+
+/* j's step fed m forced tokens after its row, ending at row r (all of them
+ * now in j->fed and its sequence): takes them as tokens in turn; one that
+ * ends the job is not kept in the sequence, nor those after it. Returns the
+ * finish reason, TAKE_BACK_STUCK, or NULL (the token drawn after them comes
+ * next). */
+static const char *take_forced(lg_sched *s, lg_job *j, int r, int m) {
+    int base = j->n_fed - m; /* the first forced token's position */
+    for (int i = 0; i < m; i++) {
+        const char *finish = job_take_token(s, j, s->rows[r - m + 1 + i].token);
+        if (finish) return take_back(s, j, base + i) ? finish : TAKE_BACK_STUCK;
+    }
+    return NULL;
 }
 
 static void step(lg_sched *s) {
@@ -689,15 +729,23 @@ static void step(lg_sched *s) {
     drain(s);
     int n = 0, n_logits = 0;
     /* decode rows first, then prompt chunks within the budget */
+    int budget = s->opt.prefill_budget, forced_room = budget / 2; /* forced rows take from the prompts' budget */
     for (int i = 0; i < s->n_running; i++) {
         lg_job *j = s->running[i];
         if (!j->decoding) continue;
         s->row_of[n_logits] = n;
         s->row_job[n_logits] = j;
         s->rows[n++] = (laguna_batch_row){j->next, j->n_fed, j->seq, row_wants(j)};
+        int m = s->n_forced[n_logits] = forced_rows(s, j, s->rows + n, forced_room);
+        if (m) { /* the logits that choose the next token are the last forced row's */
+            s->rows[n - 1].logits = 0;
+            n += m;
+            s->rows[n - 1].logits = LAGUNA_ROW_LOGITS;
+            s->row_of[n_logits] = n - 1;
+            forced_room -= m, budget -= m;
+        }
         n += s->n_drafted[n_logits++] = draft_rows(s, j, s->rows + n);
     }
-    int budget = s->opt.prefill_budget;
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         lg_job *j = s->running[i];
         if (j->decoding) continue;
@@ -708,7 +756,7 @@ static void step(lg_sched *s) {
             s->rows[n++] = (laguna_batch_row){j->prompt[p], p, j->seq,
                                               p == j->n_prompt - 1 ? row_wants(j) : 0};
         if (end == j->n_prompt)
-            s->row_of[n_logits] = n - 1, s->n_drafted[n_logits] = 0, s->row_job[n_logits++] = j;
+            s->row_of[n_logits] = n - 1, s->n_drafted[n_logits] = s->n_forced[n_logits] = 0, s->row_job[n_logits++] = j;
         budget -= end - start;
     }
     if (n == 0) return;
@@ -752,11 +800,12 @@ static void step(lg_sched *s) {
             continue;
         }
         if (wants_logprob(s, k)) lg_logprobs_add(&j->pending_lps, &s->drawn_lp[k]);
-        const char *finish = s->n_drafted[k] ? take_drafts(s, j, s->row_of[k], s->n_drafted[k])
-                                             : job_take_token(s, j, id);
+        const char *finish = s->n_forced[k] ? take_forced(s, j, s->row_of[k], s->n_forced[k]) : NULL;
+        if (!finish)
+            finish = s->n_drafted[k] ? take_drafts(s, j, s->row_of[k], s->n_drafted[k]) : job_take_token(s, j, id);
         if (finish) {
             unrun(s, j);
-            job_end(s, j, finish == DRAFTS_STUCK ? NULL : finish, finish == DRAFTS_STUCK ? finish : NULL);
+            job_end(s, j, finish == TAKE_BACK_STUCK ? NULL : finish, finish == TAKE_BACK_STUCK ? finish : NULL);
         } else {
             job_publish(j, NULL, NULL);
         }
@@ -879,10 +928,12 @@ int lg_sched_create(laguna_model *model, const laguna_tokenizer *tok, const lg_s
     s->row_of = calloc((size_t)s->opt.n_parallel, sizeof *s->row_of);
     s->argmax = calloc((size_t)n_rows, sizeof *s->argmax);
     s->n_drafted = calloc((size_t)s->opt.n_parallel, sizeof *s->n_drafted);
+    s->n_forced = calloc((size_t)s->opt.n_parallel, sizeof *s->n_forced);
+    s->jump_forward = !(getenv("LAGUNA_JUMP_FORWARD") && getenv("LAGUNA_JUMP_FORWARD")[0] == '0');
     s->draw_row = calloc((size_t)s->opt.n_parallel, sizeof *s->draw_row);
     s->drawn = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn);
     s->drawn_lp = calloc((size_t)s->opt.n_parallel, sizeof *s->drawn_lp);
-    bool draw_ok = s->draw_row && s->drawn && s->drawn_lp && s->n_drafted;
+    bool draw_ok = s->draw_row && s->drawn && s->drawn_lp && s->n_drafted && s->n_forced;
     if (s->opt.sample_threads > 1 && s->opt.n_parallel > 1) {
         int n = s->opt.sample_threads < s->opt.n_parallel ? s->opt.sample_threads : s->opt.n_parallel;
         draw_ok = draw_ok && (s->draw_pool = lg_threadpool_new(n)) != NULL;
@@ -945,6 +996,7 @@ void lg_sched_free(lg_sched *s) {
     free(s->row_of);
     free(s->argmax);
     free(s->n_drafted);
+    free(s->n_forced);
     free(s->logits);
     free(s->draw_row);
     free(s->drawn);
