@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Dev-only, through the device tool: the first runs of the wgmma GEMM
-# (src/backend/cuda/cuda_matmul_wgmma.cu, on with LAGUNA_CUDA_WGMMA=1; written
-# without a GPU). The per-op tests with it (the products' and experts'
-# batch-invariance cases hold it bit for bit to the decode kernels, the rest to
-# the reference), `laguna verify --device cuda` on the fixtures with it, then a
-# 4096-token prefill timed with it and without, alternated, in both activation
-# modes. TESTS_ONLY=1 stops after the checks.
+# Dev-only, through the device tool: the wgmma GEMM's checks
+# (src/backend/cuda/cuda_matmul_wgmma.cu, on by default on compute capability
+# 9.0 since the twenty-fourth pass; LAGUNA_CUDA_WGMMA=0 is the mma.sync GEMM).
+# The per-op tests with it (the products' and experts' batch-invariance cases
+# hold it bit for bit to the decode kernels, the rest to the reference),
+# `laguna verify --device cuda` on the fixtures with it, then a 4096-token
+# prefill timed with it and without, alternated, in both activation modes.
+# TESTS_ONLY=1 stops after the checks.
 set -uo pipefail
 . tools/device/cuda_tests.sh
 cuda_build bench
