@@ -93,6 +93,24 @@ static int ws(ctx *c) {
     return c->ws = r;
 }
 
+/* Appends ws "," ws to q: what goes between two items or members. */
+static void comma(ctx *c, lg_gb_seq *q) {
+    lg_gb_ref(q, ws(c));
+    lg_gb_byte(c->b, q, ',');
+    lg_gb_ref(q, ws(c));
+}
+
+/* The rule ws "," ws item: one more item after the first. */
+static int comma_then(ctx *c, int item) {
+    int r = lg_gb_rule(c->b);
+    lg_gb_seq q = {0};
+    comma(c, &q);
+    lg_gb_ref(&q, item);
+    lg_gb_add(c->b, r, &q);
+    lg_gb_seq_free(&q);
+    return r;
+}
+
 /* One character of a JSON string: printable ASCII but '"' and '\', a whole
  * UTF-8 sequence, or an escape. */
 static int string_char(ctx *c) {
@@ -200,12 +218,7 @@ static int list_rule(ctx *c, char open, int item, char close, int lo, int hi) {
         lg_gb_add(b, r, &s);
     }
     if (hi != 0) {
-        int next = lg_gb_rule(b);
-        lg_gb_ref(&s, ws(c));
-        lg_gb_byte(b, &s, ',');
-        lg_gb_ref(&s, ws(c));
-        lg_gb_ref(&s, item);
-        lg_gb_add(b, next, &s);
+        int next = comma_then(c, item);
         int more = lo > 0 ? lo - 1 : 0;
         int tail = hi < 0 ? lg_gb_repeat_any(b, next, more) : lg_gb_repeat(b, next, more, hi - 1);
         lg_gb_byte(b, &s, (uint8_t)open);
@@ -303,6 +316,19 @@ static int key_rule(ctx *c, const char *name) {
     return r;
 }
 
+/* A minimum and a maximum count (minItems / maxItems, minLength /
+ * maxLength): *lo (0 when absent), *hi (-1: none, also past MAX_BOUND,
+ * which is not enforced); false (refused) when bad or above MAX_BOUND. */
+static bool bounds(ctx *c, const cJSON *s, const char *min_key, const char *max_key, int *lo, int *hi) {
+    bool ok = true;
+    *lo = count_keyword(c, s, min_key, 0, &ok), *hi = count_keyword(c, s, max_key, -1, &ok);
+    if (!ok) return false;
+    if (*lo > MAX_BOUND) return refuse(c, "%s above %d is not supported", min_key, MAX_BOUND), false;
+    if (*hi > MAX_BOUND) *hi = -1;
+    if (*hi >= 0 && *hi < *lo) return refuse(c, "%s is below %s", max_key, min_key), false;
+    return true;
+}
+
 static bool in_required(const cJSON *required, const char *name) {
     const cJSON *r;
     cJSON_ArrayForEach(r, required) if (cJSON_IsString(r) && !strcmp(r->valuestring, name)) return true;
@@ -362,18 +388,15 @@ static int object_rule(ctx *c, const cJSON *s) {
     lg_gb_seq q = {0};
     for (int i = m; i >= 0 && !c->failed; i--) {
         after[i][0] = lg_gb_rule(b), after[i][1] = lg_gb_rule(b);
+        int member = i == m ? extra_member : member_rule(c, key[i], value[i]); /* one rule for both f */
         for (int f = 0; f < 2; f++) {
             int rule = after[i][f];
             if (i == m) {
                 lg_gb_add(b, rule, &q); /* nothing more */
                 if (extra_member < 0) continue;
             }
-            if (!f) {
-                lg_gb_ref(&q, ws(c));
-                lg_gb_byte(b, &q, ',');
-                lg_gb_ref(&q, ws(c));
-            }
-            lg_gb_ref(&q, i == m ? extra_member : member_rule(c, key[i], value[i]));
+            if (!f) comma(c, &q);
+            lg_gb_ref(&q, member);
             lg_gb_ref(&q, after[i == m ? m : i + 1][0]);
             lg_gb_add(b, rule, &q);
             if (i < m && !needed[i]) {
@@ -402,12 +425,8 @@ static int object_rule(ctx *c, const cJSON *s) {
 static int array_rule(ctx *c, const cJSON *s) {
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(s, "items");
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(s, "prefixItems");
-    bool ok = true;
-    int lo = count_keyword(c, s, "minItems", 0, &ok), hi = count_keyword(c, s, "maxItems", -1, &ok);
-    if (!ok) return -1;
-    if (lo > MAX_BOUND) return refuse(c, "minItems above %d is not supported", MAX_BOUND);
-    if (hi > MAX_BOUND) hi = -1;
-    if (hi >= 0 && hi < lo) return refuse(c, "maxItems is below minItems");
+    int lo, hi;
+    if (!bounds(c, s, "minItems", "maxItems", &lo, &hi)) return -1;
     if (items && !cJSON_IsBool(items) && !cJSON_IsObject(items))
         return refuse(c, "'items' must be a schema (an array of schemas is 'prefixItems')");
     if (prefix && (!cJSON_IsArray(prefix) || !cJSON_GetArraySize(prefix)))
@@ -425,25 +444,11 @@ static int array_rule(ctx *c, const cJSON *s) {
     cJSON_ArrayForEach(p, prefix) {
         char idx[16];
         snprintf(idx, sizeof idx, "%d", k);
-        if (k++) {
-            lg_gb_ref(&q, ws(c));
-            lg_gb_byte(b, &q, ',');
-            lg_gb_ref(&q, ws(c));
-        }
+        if (k++) comma(c, &q);
         lg_gb_ref(&q, sub_rule(c, idx, p));
     }
     c->path[at] = 0;
-    if (items && item >= 0) {
-        int next = lg_gb_rule(b);
-        lg_gb_seq t = {0};
-        lg_gb_ref(&t, ws(c));
-        lg_gb_byte(b, &t, ',');
-        lg_gb_ref(&t, ws(c));
-        lg_gb_ref(&t, item);
-        lg_gb_add(b, next, &t);
-        lg_gb_seq_free(&t);
-        lg_gb_ref(&q, lg_gb_repeat_any(b, next, 0));
-    }
+    if (items && item >= 0) lg_gb_ref(&q, lg_gb_repeat_any(b, comma_then(c, item), 0));
     lg_gb_ref(&q, ws(c));
     lg_gb_byte(b, &q, ']');
     lg_gb_add(b, r, &q);
@@ -453,13 +458,8 @@ static int array_rule(ctx *c, const cJSON *s) {
 
 static int typed_rule(ctx *c, const cJSON *s, const char *type) {
     if (!strcmp(type, "string")) {
-        bool ok = true;
-        int lo = count_keyword(c, s, "minLength", 0, &ok), hi = count_keyword(c, s, "maxLength", -1, &ok);
-        if (!ok) return -1;
-        if (lo > MAX_BOUND) return refuse(c, "minLength above %d is not supported", MAX_BOUND);
-        if (hi > MAX_BOUND) hi = -1;
-        if (hi >= 0 && hi < lo) return refuse(c, "maxLength is below minLength");
-        return string_rule(c, lo, hi);
+        int lo, hi;
+        return bounds(c, s, "minLength", "maxLength", &lo, &hi) ? string_rule(c, lo, hi) : -1;
     }
     if (!strcmp(type, "number")) return number_rule(c, false);
     if (!strcmp(type, "integer")) return number_rule(c, true);

@@ -76,24 +76,19 @@ bool lg_output_constraint_complete(const lg_output_constraint *c) {
     return !c->reasoning && lg_matcher_accepting(c->m, c->state);
 }
 
-/* The kept mask of the current state, or -1. */
-static int find_mask(const lg_output_constraint *c) {
-    for (int i = 0; i < MASKS_KEPT; i++)
-        if (c->mask_state[i] == c->state) return i;
-    return -1;
+static bool is_eos(const lg_output_constraint *c, int32_t id) {
+    for (int i = 0; i < c->n_eos; i++)
+        if (id == c->eos[i]) return true;
+    return false;
 }
 
-laguna_status lg_output_constraint_allowed(lg_output_constraint *c, const uint64_t **allowed, laguna_error *err) {
-    *allowed = NULL;
-    if (c->reasoning) return LAGUNA_OK;
-    int slot = find_mask(c);
-    if (slot >= 0) {
-        *allowed = c->mask[slot];
-        return LAGUNA_OK;
-    }
-    slot = c->mask_next;
-    c->mask_next = (slot + 1) % MASKS_KEPT;
-    uint64_t *mask = c->mask[slot];
+/* *slot: where the current state's mask is kept, worked out when it is not. */
+static laguna_status current_mask(lg_output_constraint *c, int *slot, laguna_error *err) {
+    for (int i = 0; i < MASKS_KEPT; i++)
+        if (c->mask_state[i] == c->state) return *slot = i, LAGUNA_OK;
+    int k = c->mask_next;
+    c->mask_next = (k + 1) % MASKS_KEPT;
+    uint64_t *mask = c->mask[k];
     int n = lg_token_mask(c->vocab, c->m, c->state, mask);
     if (n == LG_MATCHER_ERROR) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: %s", lg_matcher_error(c->m));
     bool whole = lg_matcher_accepting(c->m, c->state); /* end of text too (a number may also go on) */
@@ -104,22 +99,28 @@ laguna_status lg_output_constraint_allowed(lg_output_constraint *c, const uint64
         }
     if (!whole && n == 0)
         return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: no token of the vocabulary continues the answer");
-    c->mask_state[slot] = c->state, c->mask_count[slot] = n;
-    *allowed = mask;
+    c->mask_state[k] = c->state, c->mask_count[k] = n;
+    *slot = k;
     return LAGUNA_OK;
 }
 
+laguna_status lg_output_constraint_allowed(lg_output_constraint *c, const uint64_t **allowed, laguna_error *err) {
+    *allowed = NULL;
+    int slot;
+    if (c->reasoning) return LAGUNA_OK;
+    laguna_status st = current_mask(c, &slot, err);
+    if (!st) *allowed = c->mask[slot];
+    return st;
+}
+
 bool lg_output_constraint_forced(lg_output_constraint *c, int32_t *id) {
-    const uint64_t *allowed;
-    if (c->reasoning || lg_output_constraint_allowed(c, &allowed, NULL) || !allowed) return false;
-    int slot = find_mask(c);
-    if (slot < 0 || c->mask_count[slot] != 1) return false;
+    int slot;
+    if (c->reasoning || current_mask(c, &slot, NULL) || c->mask_count[slot] != 1) return false;
+    const uint64_t *mask = c->mask[slot];
     for (size_t w = 0; w < c->words; w++)
-        if (allowed[w]) {
-            *id = (int32_t)(64 * w + (size_t)__builtin_ctzll(allowed[w]));
-            for (int i = 0; i < c->n_eos; i++)
-                if (*id == c->eos[i]) return false; /* the end is drawn, never forced */
-            return true;
+        if (mask[w]) {
+            *id = (int32_t)(64 * w + (size_t)__builtin_ctzll(mask[w]));
+            return !is_eos(c, *id); /* the end is drawn, never forced */
         }
     return false;
 }
@@ -129,8 +130,7 @@ laguna_status lg_output_constraint_take(lg_output_constraint *c, int32_t id, lag
         if (id == c->think_close) c->reasoning = false;
         return LAGUNA_OK;
     }
-    for (int i = 0; i < c->n_eos; i++)
-        if (id == c->eos[i]) return LAGUNA_OK; /* the end: nothing to match */
+    if (is_eos(c, id)) return LAGUNA_OK; /* the end: nothing to match */
     int s = lg_token_advance(c->vocab, c->m, c->state, id);
     if (s == LG_MATCHER_ERROR) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: %s", lg_matcher_error(c->m));
     if (s < 0) return lg_fail(err, LAGUNA_ERR_ARGUMENT, "structured output: token %d does not continue the answer", id);

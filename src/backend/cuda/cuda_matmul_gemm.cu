@@ -205,14 +205,6 @@ static void launch_shape(lg_cuda_ctx *k, matmul_set *s, int blocks_y, int blocks
                    (size_t)S::smem, *s);
 }
 
-/* Rows of one block of a shape along x over a set's products. */
-static int blocks_x(const matmul_set &s, int bm) {
-    int n = 0;
-    for (int i = 0; i < s.n; i++)
-        n += (s.op[i].rows + bm - 1) / bm;
-    return n;
-}
-
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     using D = gemm_shape<DENSE_SHAPE>;
     using N = gemm_shape<NARROW_SHAPE>;
@@ -220,7 +212,7 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
     /* plain products: wgmma or dense blocks when they make at least a wave */
     int most = set_pick_ops(*set, false, &part);
     if (part.n && most > 0 && !lg_cuda_wgmma_plain(k, &part, most)) {
-        int dense_blocks = blocks_x(part, D::bm) * ((most + D::bn - 1) / D::bn);
+        int dense_blocks = set_number_blocks(&part, D::bm) * ((most + D::bn - 1) / D::bn);
         if (dense_blocks >= lg_cuda_sm_count())
             launch_shape<DENSE_SHAPE>(k, &part, (most + D::bn - 1) / D::bn, 1);
         else

@@ -200,10 +200,8 @@ static bool wgmma_enabled(void) {
 bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
     using S = wgmma_shape<128, WGMMA_STAGES>;
     if (!wgmma_enabled()) return false;
-    int row_blocks = 0;
-    for (int i = 0; i < part->n; i++) row_blocks += (part->op[i].rows + S::bm - 1) / S::bm;
     int blocks_y = (most + S::bn - 1) / S::bn;
-    if (row_blocks * blocks_y < lg_cuda_sm_count()) return false; /* less than a wave: the narrow GEMM */
+    if (set_number_blocks(part, S::bm) * blocks_y < lg_cuda_sm_count()) return false; /* less than a wave: the narrow GEMM */
     launch_wgmma_shape<128>(k, part, blocks_y, 1);
     return true;
 }
