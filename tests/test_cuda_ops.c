@@ -1389,6 +1389,35 @@ static void test_add(void) {
     twin_close(&t);
 }
 
+/* prefetch_weights is a hint: matrices at any address and of any size (none
+ * a multiple of 16 bytes, one empty, one beyond what L2 holds, one that is
+ * NULL) leave the stream working, the op after them exact. */
+static void test_prefetch_weights(void) {
+    twin t;
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->prefetch_weights != NULL, "prefetch_weights")) return;
+    size_t big = (size_t)160 << 20;
+    uint8_t *weights = put(&t, DEV, NULL, big);
+    lg_matrix m[6] = {
+        {LG_DTYPE_BF16, 1, 2, 5, weights + 1},       {LG_DTYPE_BF16, 3, 2049, 4099, weights + 7},
+        {LG_DTYPE_BF16, 0, 8, 16, weights + 15},     {LG_DTYPE_BF16, 40000, 2048, 4097, weights + 3},
+        {LG_DTYPE_BF16, 2, 8, 16, NULL},             {LG_DTYPE_BF16, 7, 3, 6, weights + big - 42},
+    };
+    const lg_matrix *all[6] = {&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]};
+    for (int n = 1; n <= 6; n++) t.be[DEV]->ops->prefetch_weights(t.c[DEV], all + 6 - n, n);
+    size_t n = 1001, bytes = sizeof(float) * n;
+    float *x = op_frand_array(n, 1.0f), *y = op_frand_array(n, 1.0f), *want = malloc(bytes);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] + y[i];
+    float *dx = put(&t, DEV, x, bytes), *dy = put(&t, DEV, y, bytes);
+    t.be[DEV]->ops->prefetch_weights(t.c[DEV], all + 3, 1);
+    t.be[DEV]->ops->add(t.c[DEV], dx, dy, n);
+    float *got = get(&t, DEV, dx, bytes);
+    settle(&t, DEV, "prefetch_weights");
+    CHECK(memcmp(got, want, bytes) == 0);
+    free(got), free(x), free(y), free(want);
+    drop(&t, DEV, dx, bytes), drop(&t, DEV, dy, bytes), drop(&t, DEV, weights, big);
+    twin_close(&t);
+}
+
 /* Rows copied exactly, repeats and any order allowed. */
 static void test_gather_rows(void) {
     twin t;
@@ -2299,6 +2328,7 @@ int main(void) {
     RUN(test_silu_mul);
     RUN(test_add);
     RUN(test_gather_rows);
+    RUN(test_prefetch_weights);
     RUN(test_buffers);
     RUN(test_router);
     RUN(test_moe_group);

@@ -235,6 +235,13 @@ typedef struct {
     void (*route)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 
+    /* Optional (NULL: nothing), a hint: the n matrices' weights are read
+     * soon, by a later op of this step. A device with a cache in front of its
+     * memory may start bringing them in now, while the ops before them (a few
+     * rows' attention, norms, routing: latency, not bandwidth) leave the
+     * memory idle. Results never depend on it. */
+    void (*prefetch_weights)(lg_backend_ctx *c, const lg_matrix *const *m, int n);
+
     /* Optional (NULL: the forward pass copies the rows to the host and takes
      * lg_argmax_f32 there, lg_backend_argmax_rows_by_parts): host_out[r] =
      * the greedy choice over row r of logits [n_rows][n_cols], exactly

@@ -159,6 +159,10 @@ static void sum_over_ranks(const laguna_model *m, lg_backend_ctx *bc, float *x, 
     if (m->comm) lg_comm_all_reduce(m->comm, bc, x, (size_t)n_rows * m->cfg.hidden_size);
 }
 
+static void prefetch_weights(lg_backend_ctx *bc, const lg_matrix *const *m, int n) {
+    if (OP(bc)->prefetch_weights) OP(bc)->prefetch_weights(bc, m, n);
+}
+
 /* ---- attention -------------------------------------------------------------- */
 
 static void attention_inputs(lg_backend_ctx *bc, const lg_attention_inputs_args *a) {
@@ -191,6 +195,10 @@ static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activa
                                    rope->n_rot, m->rope_inv_freq[L->attention_kind], rope->attention_scale, s->pos,
                                    pool, {s->slots + (size_t)li * n, n}};
     attention_inputs(bc, &in);
+    /* o_proj's weights head for the device's cache while attention (latency
+     * at few rows, not bandwidth) leaves the memory idle */
+    const lg_matrix *o_weights = &L->o_proj;
+    prefetch_weights(bc, &o_weights, 1);
     lg_attention_args at = {n, s->pos, s->tables + (size_t)li * n, s->fresh_from, s->fresh_at, s->fresh_rows, a->k, a->v,
                             nh, nkv, hd, L->attention_kind == LG_ATTN_SLIDING ? c->sliding_window : 0};
     OP(bc)->attention(bc, pool, a->attn, a->q, &at);
@@ -219,6 +227,14 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     const lg_layer *L = &m->layers[li];
     int E = c->n_experts, K = c->n_experts_per_token, H = c->hidden_size;
 
+    /* the router's and the shared expert's weights, while the norm and the
+     * routing run (the routed experts are known only after it) */
+    const lg_matrix *soon[4] = {&L->router};
+    int n_soon = 1;
+    if (L->has_shared_expert)
+        soon[n_soon++] = &L->shared_expert.gate, soon[n_soon++] = &L->shared_expert.up,
+        soon[n_soon++] = &L->shared_expert.down;
+    prefetch_weights(bc, soon, n_soon);
     lg_matmul_op router = {a->router_logits, a->h, n, &L->router, NULL};
     OP(bc)->matmul_many(bc, &router, 1);
     lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
@@ -307,6 +323,11 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
         sum_over_ranks(m, bc, a->mlp, n);
+        if (li + 1 < c->n_layers) { /* the next layer's first products, while the norm runs */
+            const lg_layer *N = &m->layers[li + 1];
+            const lg_matrix *next[4] = {&N->q_proj, &N->k_proj, &N->v_proj, &N->g_proj};
+            prefetch_weights(bc, next, N->gate_mode != LG_GATE_NONE ? 4 : 3);
+        }
         const float *next_norm = li + 1 < c->n_layers ? m->layers[li + 1].input_norm : m->final_norm;
         add_rmsnorm(bc, a->x, a->mlp, a->h, next_norm, n, H, eps);
         observe_hidden(bc, a, obs, li + 1, a->x, n, H);

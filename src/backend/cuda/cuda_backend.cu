@@ -72,6 +72,7 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     lg_cuda_tape_flush(k);
     if (k->stream) cudaStreamSynchronize(k->stream);
     lg_cuda_tape_free(k->tape);
+    lg_cuda_prefetcher_free(k);
     lg_cuda_queue_free(k->queue);
     if (k->argmax_dev) cudaFree(k->argmax_dev);
     lg_cuda_profile_report(k);
@@ -308,6 +309,7 @@ static lg_backend_ops make_ops(void) {
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
     o.attention_inputs = lg_cuda_attention_inputs;
     o.route = lg_cuda_route;
+    o.prefetch_weights = lg_cuda_prefetch_weights;
     o.argmax_rows = lg_cuda_argmax_rows;
     o.queue_argmax = lg_cuda_queue_argmax;
     o.wait_step = lg_cuda_wait_step;

@@ -41,6 +41,7 @@ struct lg_expert_table {
 
 struct lg_cuda_profile;
 struct lg_cuda_tape;
+struct lg_cuda_prefetcher;
 struct lg_cuda_queue;
 
 /* An upload ring outgrown, kept until the stream is idle. */
@@ -67,6 +68,7 @@ struct lg_cuda_ctx {
     int n_experts;
     lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
     lg_cuda_tape *tape;       /* decode steps as graphs (cuda_tape.cu); NULL = off */
+    lg_cuda_prefetcher *prefetcher; /* prefetch_weights' side stream (cuda_prefetch.cu), made on first use */
     /* greedy tokens (cuda_argmax.cu): a step's, on the device, [argmax_cap]
      * (the next step's embed reads token -2 - j at j), rows written so far in
      * the step; queued steps (cuda_queue.cu) */
@@ -90,6 +92,8 @@ bool lg_cuda_taping(const lg_cuda_ctx *k);
 void lg_cuda_tape_hash(lg_cuda_ctx *k, const void *bytes, size_t n);
 void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op);
 void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p);
+/* The step being recorded forked work onto the prefetch side stream. */
+void lg_cuda_tape_forked(lg_cuda_ctx *k);
 void lg_cuda_tape_flush(lg_cuda_ctx *k);
 void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows);
 
@@ -288,6 +292,12 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden);
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
+
+/* cuda_prefetch.cu; a recorded step that forked prefetches onto the side
+ * stream joins it at its end (lg_cuda_prefetch_join: s waits for them) */
+void lg_cuda_prefetch_weights(lg_backend_ctx *c, const lg_matrix *const *m, int n);
+void lg_cuda_prefetch_join(lg_cuda_ctx *k, cudaStream_t s);
+void lg_cuda_prefetcher_free(lg_cuda_ctx *k);
 
 /* cuda_argmax.cu */
 void lg_cuda_argmax_rows(lg_backend_ctx *c, int32_t *host_out, const float *logits, int n_rows,

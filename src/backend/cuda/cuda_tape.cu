@@ -44,6 +44,7 @@ struct lg_cuda_tape {
     size_t ring_start; /* the step's uploads: ring [ring_start, ring_used) */
     std::vector<std::function<void(cudaStream_t)>> ops;
     std::vector<void *> deferred_free;
+    bool forked; /* ops fork onto the prefetch side stream: the step ends by joining it */
     graph_entry graphs[GRAPHS];
     uint64_t clock;
     long replays, captures, direct;
@@ -100,6 +101,8 @@ void lg_cuda_tape_add(lg_cuda_ctx *k, std::function<void(cudaStream_t)> op) { k-
 
 void lg_cuda_tape_defer_free(lg_cuda_ctx *k, void *p) { k->tape->deferred_free.push_back(p); }
 
+void lg_cuda_tape_forked(lg_cuda_ctx *k) { k->tape->forked = true; }
+
 void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     k->argmax_at = 0;
@@ -118,6 +121,7 @@ static void issue(lg_cuda_ctx *k, cudaStream_t s) {
     size_t n = k->ring_used - t->ring_start;
     if (n) cudaMemcpyAsync(k->ring_dev + t->ring_start, k->ring_host + t->ring_start, n, cudaMemcpyHostToDevice, s);
     for (auto &op : t->ops) op(s);
+    if (t->forked) lg_cuda_prefetch_join(k, s); /* a capture must end with every forked stream joined */
 }
 
 static graph_entry *capture(lg_cuda_ctx *k) {
@@ -176,6 +180,7 @@ void lg_cuda_tape_flush(lg_cuda_ctx *k) {
             for (int i = 0; i < (replays > 1 ? replays : 1); i++) cudaGraphLaunch(g->exec, k->stream);
         }
         t->ops.clear();
+        t->forked = false;
     }
     for (void *p : t->deferred_free) cudaFreeAsync(p, k->stream);
     t->deferred_free.clear();
