@@ -229,12 +229,8 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 
     /* the router's and the shared expert's weights, while the norm and the
      * routing run (the routed experts are known only after it) */
-    const lg_matrix *soon[4] = {&L->router};
-    int n_soon = 1;
-    if (L->has_shared_expert)
-        soon[n_soon++] = &L->shared_expert.gate, soon[n_soon++] = &L->shared_expert.up,
-        soon[n_soon++] = &L->shared_expert.down;
-    prefetch_weights(bc, soon, n_soon);
+    const lg_matrix *soon[4] = {&L->router, &L->shared_expert.gate, &L->shared_expert.up, &L->shared_expert.down};
+    prefetch_weights(bc, soon, L->has_shared_expert ? 4 : 1);
     lg_matmul_op router = {a->router_logits, a->h, n, &L->router, NULL};
     OP(bc)->matmul_many(bc, &router, 1);
     lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
@@ -323,13 +319,12 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
         sum_over_ranks(m, bc, a->mlp, n);
-        if (li + 1 < c->n_layers) { /* the next layer's first products, while the norm runs */
-            const lg_layer *N = &m->layers[li + 1];
+        const lg_layer *N = li + 1 < c->n_layers ? &m->layers[li + 1] : NULL;
+        if (N) { /* the next layer's first products, while the norm runs */
             const lg_matrix *next[4] = {&N->q_proj, &N->k_proj, &N->v_proj, &N->g_proj};
             prefetch_weights(bc, next, N->gate_mode != LG_GATE_NONE ? 4 : 3);
         }
-        const float *next_norm = li + 1 < c->n_layers ? m->layers[li + 1].input_norm : m->final_norm;
-        add_rmsnorm(bc, a->x, a->mlp, a->h, next_norm, n, H, eps);
+        add_rmsnorm(bc, a->x, a->mlp, a->h, N ? N->input_norm : m->final_norm, n, H, eps);
         observe_hidden(bc, a, obs, li + 1, a->x, n, H);
     }
     observe_hidden(bc, a, obs, c->n_layers + 1, a->h, n, H);

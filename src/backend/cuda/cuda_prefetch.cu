@@ -53,18 +53,13 @@ __global__ void prefetch_l2_kernel(const __grid_constant__ prefetch_ranges r) {
 
 /* This device's L2 in bytes (0 when unknown or before Hopper: no bulk prefetch). */
 static size_t l2_bytes(void) {
-    static size_t bytes[64];
-    static bool known[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-    if (!known[dev]) {
-        int l2 = 0, major = 0;
-        cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev);
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-        bytes[dev] = major >= 9 && l2 > 0 ? (size_t)l2 : 0;
-        known[dev] = true;
+    int dev = 0, l2 = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
     }
-    return bytes[dev];
+    return major >= 9 && l2 > 0 ? (size_t)l2 : 0;
 }
 
 struct lg_cuda_prefetcher {
