@@ -640,7 +640,10 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
  * kernel, 944 / 1235 / 1531 with up to 4 groups, 952 / 1241 / 1615 with 8;
  * on an H100 (2026-12-05, 2 rounds) 4 against 8 groups: 16 and 32 the same,
  * 64 1472.7 / 1472.3 against 1533.2 / 1533.4. The CUDA tests (the
- * batch-invariance cases up to 64 tokens) pass with 4 and with 8.
+ * batch-invariance cases up to 64 tokens) pass with 4 and with 8. Since
+ * 2026-12-06 most plain products of 17 to 64 tokens take the sliced blocks
+ * instead (cuda_matmul_sliced.cu: each block one slice of K for all the
+ * tokens); these keep 9 to 16 tokens and lm_head.
  * LAGUNA_CUDA_TOKEN_GROUPS=0: the narrow kernel (measuring). */
 static int oneshot_token_groups_most(void) {
     static const int most = getenv("LAGUNA_CUDA_TOKEN_GROUPS") ? atoi(getenv("LAGUNA_CUDA_TOKEN_GROUPS")) : 8;
@@ -662,6 +665,10 @@ static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, in
         return;
     }
     int tok_groups = (max_tokens + 7) / 8; /* 1 up to 8 tokens */
+    if (lg_cuda_sliced_takes(*set, max_tokens)) {
+        lg_cuda_sliced_launch(k, set, max_tokens);
+        return;
+    }
     if (oneshot_enabled() &&
         (tok_groups == 1 || (tok_groups <= oneshot_token_groups_most() && set_all_plain(*set)))) {
         launch_oneshot(k, set, max_groups, tok_groups);

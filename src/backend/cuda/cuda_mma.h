@@ -124,6 +124,12 @@ __device__ __forceinline__ void mma_store_token_tile(const matmul_args &a, float
 /* Streaming multiprocessors of the current device (cuda_matmul_mma.cu). */
 int lg_cuda_sm_count(void);
 
+/* Plain products of 17 to 64 tokens with K's slices in blocks of their own
+ * (cuda_matmul_sliced.cu): whether they take a set, and the launch
+ * (first_block is filled in there). */
+bool lg_cuda_sliced_takes(const matmul_set &set, int max_tokens);
+void lg_cuda_sliced_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens);
+
 /* The tiled GEMM for many tokens (cuda_matmul_gemm.cu); first_block is
  * filled in there. */
 void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups);
