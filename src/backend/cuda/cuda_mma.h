@@ -1,7 +1,8 @@
 /* The arithmetic every BF16 tensor-core product kernel shares, and with it
  * the contract that makes them batch invariant and equal to each other bit
- * for bit (cuda_matmul_mma.cu: the narrow split-K kernel for decoding;
- * cuda_matmul_gemm.cu: the tiled GEMM for prefill).
+ * for bit (cuda_matmul_mma.cu: the split-K kernels for decoding;
+ * cuda_matmul_sliced.cu: a slice a block for 17-64 tokens;
+ * cuda_matmul_gemm.cu and cuda_matmul_wgmma.cu: the tiled GEMM for prefill).
  *
  * y[t][r] = sum_k W[r][k] x[t][k] with mma.sync m16n8k16: W as the 16-row
  * operand, 8 tokens as the other, float32 accumulators. The activations are
