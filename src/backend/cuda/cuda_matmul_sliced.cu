@@ -69,8 +69,8 @@ __device__ __forceinline__ sliced_block sliced_block_of(const matmul_set &set) {
     return b;
 }
 
-/* The lane's weights of its tile at step `step` of the slice (rows g and
- * g + 8, k 8q .. 8q + 7 of the step; zeros past the rows and past K). */
+/* The lane's weights at k .. k + 7 of rows r and r + 8 (r: its tile's row
+ * g; k: 8q into a step); zeros past the rows and from k1 on. */
 __device__ __forceinline__ void sliced_weights(const matmul_args &a, int r, int k, int k1, uint4 *wa, uint4 *wb) {
     *wa = *wb = make_uint4(0, 0, 0, 0);
     if (k >= k1) return;
