@@ -628,8 +628,18 @@ static bool ring_enabled(void) {
     return on;
 }
 
+/* Whether a warp's slice of a product of K = cols takes more than one batch
+ * of loads (the ring kernel's products; the staged ones take one). */
+static bool slice_over_one_batch(int cols) {
+    int per_slice, n_slices;
+    slicing(cols, &per_slice, &n_slices);
+    return per_slice > ONESHOT_LOADS;
+}
+
 /* tok_groups > 1: a plain set's tokens in groups of 8, each group's blocks
- * beside the other groups' of the same rows (oneshot_token_group). */
+ * beside the other groups' of the same rows (oneshot_token_group). loop:
+ * every expert's tokens in its blocks, 8 at a time (grouped_oneshot: no
+ * slice over one batch). */
 static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups, bool loop = false) {
     /* LAGUNA_CUDA_ONESHOT_TILES=N: up to N tiles a block when K is short
      * (measured: 8 decodes faster than 1, 152 vs 149 tok/s) */
@@ -638,10 +648,9 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     bool long_k = false, all_long = true; /* a slice (every op's) longer than one batch of loads */
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++) {
-        int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most), per_slice, n_slices;
-        slicing(set->op[i].cols, &per_slice, &n_slices);
-        long_k |= per_slice > ONESHOT_LOADS;
-        all_long &= per_slice > ONESHOT_LOADS;
+        int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most);
+        long_k |= slice_over_one_batch(set->op[i].cols);
+        all_long &= slice_over_one_batch(set->op[i].cols);
         most_tiles = per_block > most_tiles ? per_block : most_tiles;
         set->first_block[i + 1] = set->first_block[i] + ((set->op[i].rows + 15) / 16 + per_block - 1) / per_block;
     }
@@ -652,7 +661,8 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     dim3 grid(set->first_block[set->n] * tok_groups, 1, max_groups);
     /* LAGUNA_CUDA_ONESHOT_STAGE=0: the register kernel for every product */
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
-    if (staged && !long_k && loop) { /* every token of an expert, 8 at a time */
+    if (loop) { /* every token of an expert, 8 at a time (whatever LAGUNA_CUDA_ONESHOT_STAGE says: the
+                 * other kernels take 8 tokens a block) */
         lg_cuda_allow_smem(mma_oneshot_staged_loop_kernel, STAGE_SMEM + smem);
         lg_cuda_launch(k, mma_oneshot_staged_loop_kernel, grid, NARROW_WARPS * 32, STAGE_SMEM + smem, *set,
                        most < 1 ? 1 : most);
@@ -749,18 +759,15 @@ static bool grouped_stream(int max_tokens) {
 /* LAGUNA_CUDA_GROUPED_ONESHOT=1 (written without a GPU, off until
  * measured): a batched step's grouped products on the staged one-shot
  * blocks, a block looping over its expert's tokens 8 at a time with its
- * weights staged once (192 KB an SM in flight against the narrow blocks'
- * 64 KB: at 32 sequences those ran at ~80% of the copy rate, 17 of ~28 ms a
- * step on the H100). Products whose slices take more than one batch of
- * loads (K over 2048) stay on the narrow blocks. */
+ * weights staged once (two blocks an SM, 128 KB in flight against the
+ * narrow blocks' 64 KB: at 32 sequences those ran at ~80% of the copy rate,
+ * 17 of ~28 ms a step on the H100). Products whose slices take more than
+ * one batch of loads (K over 2048) stay on the narrow blocks. */
 static bool grouped_oneshot(const matmul_set &part) {
     static const bool on = getenv("LAGUNA_CUDA_GROUPED_ONESHOT") && atoi(getenv("LAGUNA_CUDA_GROUPED_ONESHOT"));
     if (!on || !oneshot_enabled()) return false;
-    for (int i = 0; i < part.n; i++) {
-        int per_slice, n_slices;
-        slicing(part.op[i].cols, &per_slice, &n_slices);
-        if (per_slice > ONESHOT_LOADS) return false;
-    }
+    for (int i = 0; i < part.n; i++)
+        if (slice_over_one_batch(part.op[i].cols)) return false;
     return true;
 }
 

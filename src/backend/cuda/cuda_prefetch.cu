@@ -114,10 +114,15 @@ void lg_cuda_prefetch_weights(lg_backend_ctx *c, const lg_matrix *const *m, int 
     static const double max_mib =
         getenv("LAGUNA_CUDA_PREFETCH_MAX_MIB") ? atof(getenv("LAGUNA_CUDA_PREFETCH_MAX_MIB")) : 1e30;
     static const int chunk_env = getenv("LAGUNA_CUDA_PREFETCH_CHUNK") ? atoi(getenv("LAGUNA_CUDA_PREFETCH_CHUNK")) : 0;
+    if (!on) return;
+    if (max_mib < 1e30) { /* the measuring bound: calls asking for more are skipped */
+        size_t asked = 0;
+        for (int i = 0; i < n; i++) asked += m[i]->row_bytes * (size_t)m[i]->rows;
+        if ((double)asked > max_mib * 1048576.0) return;
+    }
     uint32_t chunk = chunk_env >= 16 ? (uint32_t)chunk_env & ~15u : PREFETCH_CHUNK;
-    size_t budget = (size_t)(PREFETCH_L2_SHARE * (double)l2_bytes()), asked = 0;
-    for (int i = 0; i < n; i++) asked += m[i]->row_bytes * (size_t)m[i]->rows;
-    if (!on || budget == 0 || (double)asked > max_mib * 1048576.0) return;
+    size_t budget = (size_t)(PREFETCH_L2_SHARE * (double)l2_bytes());
+    if (budget == 0) return;
     prefetch_ranges r = ranges_of(m, n, budget, chunk);
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (r.n == 0 || !prefetcher_ready(k)) return;
