@@ -434,25 +434,6 @@ __device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *
     cp_async_commit();
 }
 
-/* A staged warp's units multiplied with the activations of token g, each
- * tile's finished slice parked at park_at(tile). */
-template <typename ParkAt>
-__device__ __forceinline__ void staged_units(float *acc, const oneshot_stream &st, const matmul_args &a, const float *x,
-                                             int nt, const uint8_t *wst, int g, int q, ParkAt park_at) {
-#pragma unroll
-    for (int u = 0; u < ONESHOT_LOADS; u++) {
-        if (u >= st.total) break;
-        int tile = u / st.steps, step = u - tile * st.steps;
-        const uint8_t *unit = wst + u * STAGE_UNIT_BYTES;
-        uint4 wa = *(const uint4 *)(unit + g * 64 + q * 16), wb = *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
-        oneshot_unit(acc, st, a, x, nt, step, wa, wb);
-        if (step == st.steps - 1) { /* this tile's slice is done: park it */
-            __syncwarp();
-            oneshot_park(acc, park_at(tile));
-        }
-    }
-}
-
 template <bool EARLY>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
@@ -478,47 +459,23 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     cp_async_wait_all();
     __syncwarp();
-    staged_units(acc, st, a, x, nt, wst, g, q, [&](int tile) { /* over the tile's first unit */
-        return (float *)(wst + (tile * st.steps) * STAGE_UNIT_BYTES);
-    });
+#pragma unroll
+    for (int u = 0; u < ONESHOT_LOADS; u++) {
+        if (u >= st.total) break;
+        int tile = u / st.steps, step = u - tile * st.steps;
+        const uint8_t *unit = wst + u * STAGE_UNIT_BYTES;
+        uint4 wa = *(const uint4 *)(unit + g * 64 + q * 16), wb = *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
+        oneshot_unit(acc, st, a, x, nt, step, wa, wb);
+        if (step == st.steps - 1) { /* this tile's slice is done: park it over the tile's first unit */
+            __syncwarp();
+            oneshot_park(acc, (float *)(wst + (tile * st.steps) * STAGE_UNIT_BYTES));
+        }
+    }
     __syncthreads();
     oneshot_store(a, st, n_t, n_slices, nt, t_begin, [&](int sl, int tile) { /* slice sl's steps: its own k range */
         int k0 = sl * per_slice * 32, steps = (min(a.cols, k0 + per_slice * 32) - k0 + 31) / 32;
         return (const float *)(stage + sl * STAGE_WARP_BYTES + (tile * steps) * STAGE_UNIT_BYTES);
     });
-}
-
-/* Grouped products of a batched step (LAGUNA_CUDA_GROUPED_ONESHOT=1, not
- * measured yet): the staged block over all of its expert's tokens, 8 at a
- * time, the weights staged once; its slices are parked after the stage
- * ([tile][slice][16 rows][8 tokens]) so that the weights stay for the next
- * group. The same units and order as mma_oneshot_staged_kernel. */
-__global__ void __launch_bounds__(NARROW_WARPS * 32, 2)
-    mma_oneshot_staged_loop_kernel(const __grid_constant__ matmul_set set, int most_tiles) {
-    extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes], then the parked sums */
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    oneshot_block blk = oneshot_block_of(set, most_tiles, 1, warp);
-    const matmul_args &a = *blk.a;
-    oneshot_stream &st = blk.st;
-    uint8_t *wst = stage + warp * STAGE_WARP_BYTES;
-    float *parked = (float *)(stage + STAGE_SMEM);
-    lg_cuda_kernel_begin();
-    int t_begin, t_count;
-    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || blk.n_t <= 0) return;
-    if (st.total > 0) oneshot_stage(st, wst, lane);
-    cp_async_wait_all();
-    __syncwarp();
-    for (int t0 = 0; t0 < t_count; t0 += 8) {
-        int nt = min(8, t_count - t0);
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        staged_units(acc, st, a, a.x + (size_t)(t_begin + t0) * a.cols, nt, wst, lane >> 2, lane & 3,
-                     [&](int tile) { return parked + (size_t)(tile * MMA_MAX_SLICES + warp) * 128; });
-        __syncthreads();
-        oneshot_store(a, st, blk.n_t, blk.n_slices, nt, t_begin + t0, [&](int sl, int tile) {
-            return (const float *)(parked + (size_t)(tile * MMA_MAX_SLICES + sl) * 128);
-        });
-        __syncthreads(); /* the sums are stored before the next group parks its own */
-    }
 }
 
 /* The ring one-shot block (products whose warps take more than one batch of
@@ -637,10 +594,8 @@ static bool slice_over_one_batch(int cols) {
 }
 
 /* tok_groups > 1: a plain set's tokens in groups of 8, each group's blocks
- * beside the other groups' of the same rows (oneshot_token_group). loop:
- * every expert's tokens in its blocks, 8 at a time (grouped_oneshot: no
- * slice over one batch). */
-static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups, bool loop = false) {
+ * beside the other groups' of the same rows (oneshot_token_group). */
+static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups) {
     /* LAGUNA_CUDA_ONESHOT_TILES=N: up to N tiles a block when K is short
      * (measured: 8 decodes faster than 1, 152 vs 149 tok/s) */
     static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 8;
@@ -661,12 +616,7 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     dim3 grid(set->first_block[set->n] * tok_groups, 1, max_groups);
     /* LAGUNA_CUDA_ONESHOT_STAGE=0: the register kernel for every product */
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
-    if (loop) { /* every token of an expert, 8 at a time (whatever LAGUNA_CUDA_ONESHOT_STAGE says: the
-                 * other kernels take 8 tokens a block) */
-        lg_cuda_allow_smem(mma_oneshot_staged_loop_kernel, STAGE_SMEM + smem);
-        lg_cuda_launch(k, mma_oneshot_staged_loop_kernel, grid, NARROW_WARPS * 32, STAGE_SMEM + smem, *set,
-                       most < 1 ? 1 : most);
-    } else if (staged && !long_k) { /* a warp's units fit one batch */
+    if (staged && !long_k) { /* a warp's units fit one batch */
         auto kernel = early ? mma_oneshot_staged_kernel<true> : mma_oneshot_staged_kernel<false>;
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
         lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most, tok_groups);
@@ -750,25 +700,14 @@ static void launch_by_tokens(lg_cuda_ctx *k, matmul_set *set, int max_tokens, in
  * Measured on the H200 (XS.2, bf16, after 1024): 16 / 32 / 64 sequences
  * 705 / 1038 / 1288 tok/s against 522 / 876 / 591; with 8 loads a lane (177
  * registers, one block an SM) 603 / 848 / 1097.
+ * The staged one-shot blocks looping over an expert's tokens 8 at a time
+ * with its weights staged once (two blocks an SM, 128 KB in flight) were
+ * slower on the H100: 16 / 32 / 64 sequences 814 / 1054 / 1469 against 872
+ * / 1188 / 1606 (2026-12-06; removed).
  * LAGUNA_CUDA_GROUPED_STREAM=0 (measuring): as plain products. */
 static bool grouped_stream(int max_tokens) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_GROUPED_STREAM");
     return on && max_tokens > 8 && max_tokens <= 8 * NARROW_MAX_TILES;
-}
-
-/* LAGUNA_CUDA_GROUPED_ONESHOT=1 (written without a GPU, off until
- * measured): a batched step's grouped products on the staged one-shot
- * blocks, a block looping over its expert's tokens 8 at a time with its
- * weights staged once (two blocks an SM, 128 KB in flight against the
- * narrow blocks' 64 KB: at 32 sequences those ran at ~80% of the copy rate,
- * 17 of ~28 ms a step on the H100). Products whose slices take more than
- * one batch of loads (K over 2048) stay on the narrow blocks. */
-static bool grouped_oneshot(const matmul_set &part) {
-    static const bool on = getenv("LAGUNA_CUDA_GROUPED_ONESHOT") && atoi(getenv("LAGUNA_CUDA_GROUPED_ONESHOT"));
-    if (!on || !oneshot_enabled()) return false;
-    for (int i = 0; i < part.n; i++)
-        if (slice_over_one_batch(part.op[i].cols)) return false;
-    return true;
 }
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
@@ -781,6 +720,5 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
     int most = set_pick_ops(*set, false, &part);
     if (part.n && most > 0) launch_by_tokens(k, &part, most, 1);
     most = set_pick_ops(*set, true, &part);
-    if (part.n && most > 0 && grouped_oneshot(part)) launch_oneshot(k, &part, max_groups, 1, true);
-    else if (part.n && most > 0) launch_narrow<1, 4>(k, &part, 8 * set_grouped_tiles(part, most, 8), max_groups);
+    if (part.n && most > 0) launch_narrow<1, 4>(k, &part, 8 * set_grouped_tiles(part, most, 8), max_groups);
 }
