@@ -2221,6 +2221,76 @@ static void test_add_rmsnorm(void) {
     twin_close(&t);
 }
 
+/* moe_combine_add_rmsnorm on the device against the device's own
+ * moe_combine then add_rmsnorm: out, x and h bitwise (the fused kernel is
+ * meant to give the same bits, so the greedy tokens and batch invariance
+ * hold whichever runs), and against the reference's parts as test_moe_combine
+ * and test_add_rmsnorm hold them. Rows up to 4096 take the fused kernel, 4099
+ * the parts; top_k up to 16 (the kernel loads 8 pairs at a time); expert
+ * ranges as under expert parallelism. */
+static void test_combine_add_rmsnorm(void) {
+    twin t;
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->moe_combine_add_rmsnorm != NULL, "moe_combine_add_rmsnorm"))
+        return;
+    struct {
+        int n, K, E, used, hidden;
+        float scale;
+        bool shared;
+        int first, last;
+    } cases[] = {{1, 8, 256, 256, 2048, 2.5f, true, 0, 0}, {1, 1, 4, 4, 7, 1.0f, false, 0, 0},
+                 {7, 2, 8, 5, 33, 2.5f, true, 0, 0},       {32, 8, 64, 40, 2048, 2.5f, true, 0, 0},
+                 {300, 4, 16, 11, 300, 1.0f, false, 0, 0}, {5, 6, 9, 9, 4096, 1.5f, true, 0, 0},
+                 {3, 6, 9, 9, 4099, 1.0f, true, 0, 0},     {9, 4, 16, 16, 1000, 2.5f, true, 4, 12},
+                 {4, 10, 32, 32, 3072, 2.5f, true, 0, 0},  {2, 16, 64, 64, 1024, 1.0f, false, 8, 40}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].hidden;
+        size_t pairs = (size_t)n * K, ob = sizeof(float) * (size_t)n * H;
+        int32_t *ids = op_random_ids(n, K, cases[ci].used);
+        float *h0 = op_frand_array((size_t)n * H, 1.0f), *grouped = malloc(sizeof(float) * pairs * H);
+        lg_moe_plan plan = {malloc(sizeof(int32_t) * (E + 1)), malloc(sizeof(int32_t) * pairs),
+                            malloc(sizeof(int32_t) * pairs), 0, 0};
+        t.be[REF]->ops->moe_group(t.c[REF], &plan, grouped, h0, ids, n, K, E, H);
+        float *eo = op_frand_array(pairs * H, 1.0f), *wts = op_frand_array(pairs, 1.0f);
+        float *shared = op_frand_array((size_t)n * H, 1.0f), *x = op_frand_array((size_t)n * H, 2.0f);
+        float *norm = op_frand_array((size_t)H, 2.0f);
+        float *got[3][3]; /* [fused on the device, parts on the device, parts on the reference][out, x, h] */
+        for (int run = 0; run < 3; run++) {
+            int b = run < 2 ? DEV : REF;
+            lg_moe_plan dp = {put(&t, b, plan.offsets, sizeof(int32_t) * (E + 1)),
+                              put(&t, b, plan.rows, sizeof(int32_t) * pairs),
+                              put(&t, b, plan.pair_rows, sizeof(int32_t) * pairs), cases[ci].first, cases[ci].last};
+            lg_combine_norm_args a = {put(&t, b, NULL, ob), &dp, put(&t, b, eo, sizeof(float) * pairs * H),
+                                      put(&t, b, wts, sizeof(float) * pairs),
+                                      cases[ci].shared ? put(&t, b, shared, ob) : NULL, n, K, H, cases[ci].scale,
+                                      put(&t, b, x, ob), put(&t, b, NULL, ob), put(&t, b, norm, sizeof(float) * H),
+                                      1e-6f};
+            if (run == 0) t.be[b]->ops->moe_combine_add_rmsnorm(t.c[b], &a);
+            else lg_backend_moe_combine_add_rmsnorm_by_parts(t.c[b], &a);
+            got[run][0] = get(&t, b, a.out, ob), got[run][1] = get(&t, b, a.x, ob), got[run][2] = get(&t, b, a.h, ob);
+            settle(&t, b, run == 0 ? "moe_combine_add_rmsnorm" : "moe_combine and add_rmsnorm");
+            drop(&t, b, dp.offsets, sizeof(int32_t) * (E + 1)), drop(&t, b, dp.rows, sizeof(int32_t) * pairs);
+            drop(&t, b, dp.pair_rows, sizeof(int32_t) * pairs), drop(&t, b, a.out, ob);
+            drop(&t, b, a.expert_out, sizeof(float) * pairs * H);
+            drop(&t, b, a.weights, sizeof(float) * pairs);
+            if (a.shared) drop(&t, b, a.shared, ob);
+            drop(&t, b, a.x, ob), drop(&t, b, a.h, ob), drop(&t, b, a.norm, sizeof(float) * H);
+        }
+        static const char *const what[3] = {"out", "x", "h"};
+        for (int v = 0; v < 3; v++) {
+            CHECKF(memcmp(got[0][v], got[1][v], ob) == 0, "case %zu (%d tokens, top %d, hidden %d): %s fused differs",
+                   ci, n, K, H, what[v]);
+            double e = op_rel(got[0][v], got[2][v], (size_t)n * H);
+            CHECKF(e < 1e-6, "case %zu (%d tokens, top %d, hidden %d): %s rel %.3e to the reference", ci, n, K, H,
+                   what[v], e);
+        }
+        for (int run = 0; run < 3; run++)
+            for (int v = 0; v < 3; v++) free(got[run][v]);
+        free(ids), free(h0), free(grouped), free(plan.offsets), free(plan.rows), free(plan.pair_rows);
+        free(eo), free(wts), free(shared), free(x), free(norm);
+    }
+    twin_close(&t);
+}
+
 /* attention_inputs against the reference's rmsnorm, rope and kv_write in
  * turn, on a pool of every cache dtype with page sizes 16 and 5 and rows
  * written to shuffled slots: q and k 4e-6 norm-wise per head kind (the norm's
@@ -2340,6 +2410,7 @@ int main(void) {
     RUN(test_moe_combine);
     RUN(test_moe_batch_invariant);
     RUN(test_add_rmsnorm);
+    RUN(test_combine_add_rmsnorm);
     RUN(test_attention_inputs);
     RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
     return test_summary();

@@ -55,6 +55,13 @@ void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_
     o->kv_write(c, a->pool, &a->write, a->k, a->v);
 }
 
+void lg_backend_moe_combine_add_rmsnorm_by_parts(lg_backend_ctx *c, const lg_combine_norm_args *a) {
+    const lg_backend_ops *o = c->backend->ops;
+    o->moe_combine(c, a->out, a->plan, a->expert_out, a->weights, a->shared, a->n, a->top_k, a->hidden, a->scale);
+    if (o->add_rmsnorm) o->add_rmsnorm(c, a->x, a->out, a->h, a->norm, a->n, a->hidden, a->eps);
+    else lg_backend_add_rmsnorm_by_parts(c, a->x, a->out, a->h, a->norm, a->n, a->hidden, a->eps);
+}
+
 void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,
                                int n, const lg_moe_plan *plan, float *expert_in, const float *h, int hidden) {
     const lg_backend_ops *o = c->backend->ops;

@@ -115,6 +115,19 @@ static inline void lg_moe_plan_experts(const lg_moe_plan *p, int n_experts, int 
     *end = all ? n_experts : p->expert_end;
 }
 
+/* The experts' weighted combine (moe_combine's arguments), then the
+ * residual add and the next norm: x += out, h = rmsnorm(x) with norm. */
+typedef struct {
+    float *out;
+    const lg_moe_plan *plan;
+    const float *expert_out, *weights, *shared; /* shared: NULL when the layer has none */
+    int n, top_k, hidden;
+    float scale;
+    float *x, *h;
+    const float *norm;
+    float eps;
+} lg_combine_norm_args;
+
 /* The experts of one sparse layer over a grouped batch, and its shared
  * expert over the token rows. */
 typedef struct {
@@ -231,6 +244,8 @@ typedef struct {
                         float eps);
     /* rmsnorm of every q and k head, rope of both, kv_write (see the args). */
     void (*attention_inputs)(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+    /* moe_combine into out, then x += out and h = rmsnorm(x) (add_rmsnorm). */
+    void (*moe_combine_add_rmsnorm)(lg_backend_ctx *c, const lg_combine_norm_args *a);
     /* router, then moe_group over its ids (same arguments as those two). */
     void (*route)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
@@ -283,6 +298,7 @@ struct lg_backend_ctx {
 void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
                                      int n, float eps);
 void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+void lg_backend_moe_combine_add_rmsnorm_by_parts(lg_backend_ctx *c, const lg_combine_norm_args *a);
 void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,
                                int n, const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
 /* argmax_rows without the op: to_host into host_scratch ([n_rows][n_cols]

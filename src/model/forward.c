@@ -163,6 +163,12 @@ static void prefetch_weights(lg_backend_ctx *bc, const lg_matrix *const *m, int 
     if (OP(bc)->prefetch_weights) OP(bc)->prefetch_weights(bc, m, n);
 }
 
+/* x += y, then h = rmsnorm(x) with w */
+static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, const float *w, int n, int H, float eps) {
+    if (OP(bc)->add_rmsnorm) OP(bc)->add_rmsnorm(bc, x, y, h, w, n, H, eps);
+    else lg_backend_add_rmsnorm_by_parts(bc, x, y, h, w, n, H, eps);
+}
+
 /* ---- attention -------------------------------------------------------------- */
 
 static void attention_inputs(lg_backend_ctx *bc, const lg_attention_inputs_args *a) {
@@ -220,7 +226,9 @@ static void dense_mlp(lg_backend_ctx *bc, lg_activations *a, const lg_mlp_weight
     OP(bc)->matmul_many(bc, &down, 1);
 }
 
-/* mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h) */
+/* The routing and every expert's output over h, for
+ * mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h)
+ * (summed by combine_add_rmsnorm). */
 static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, int li, int n,
                        const laguna_observer *observer) {
     const lg_config *c = &m->cfg;
@@ -246,16 +254,28 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     lg_moe_args ma = {&a->plan, n, E, K, L->experts, a->expert_in, a->act_gate, a->act_up, a->expert_out,
                       L->has_shared_expert ? &L->shared_expert : NULL, a->h, a->shared_gate, a->shared_up, a->shared_out};
     OP(bc)->moe_experts(bc, &ma);
-    OP(bc)->moe_combine(bc, a->mlp, &a->plan, a->expert_out, a->route_weight,
-                        L->has_shared_expert ? a->shared_out : NULL, n, K, H, (float)c->routed_scaling_factor);
+}
+
+/* mlp = the experts' weighted sum (sparse_mlp's formula), then x +=
+ * mlp, h = norm(x) with w: in one op where the backend has it and no other
+ * rank's share must be added between. */
+static void combine_add_rmsnorm(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, int li, int n,
+                                const float *w) {
+    const lg_config *c = &m->cfg;
+    const lg_layer *L = &m->layers[li];
+    lg_combine_norm_args ca = {a->mlp, &a->plan, a->expert_out, a->route_weight,
+                               L->has_shared_expert ? a->shared_out : NULL, n, c->n_experts_per_token, c->hidden_size,
+                               (float)c->routed_scaling_factor, a->x, a->h, w, (float)c->rms_norm_eps};
+    if (!m->comm && OP(bc)->moe_combine_add_rmsnorm) {
+        OP(bc)->moe_combine_add_rmsnorm(bc, &ca);
+        return;
+    }
+    OP(bc)->moe_combine(bc, ca.out, ca.plan, ca.expert_out, ca.weights, ca.shared, n, ca.top_k, ca.hidden, ca.scale);
+    sum_over_ranks(m, bc, a->mlp, n);
+    add_rmsnorm(bc, a->x, a->mlp, a->h, w, n, ca.hidden, ca.eps);
 }
 
 /* ---- the whole model ---------------------------------------------------------- */
-
-static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, const float *w, int n, int H, float eps) {
-    if (OP(bc)->add_rmsnorm) OP(bc)->add_rmsnorm(bc, x, y, h, w, n, H, eps);
-    else lg_backend_add_rmsnorm_by_parts(bc, x, y, h, w, n, H, eps);
-}
 
 /* lm_head on n (<= a->n_logit_rows) of the step's rows into dst. */
 static void head_of_rows(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, const int32_t *rows, int n,
@@ -318,13 +338,18 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
         add_rmsnorm(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, eps);
         if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
         else sparse_mlp(m, bc, a, li, n, obs);
-        sum_over_ranks(m, bc, a->mlp, n);
         const lg_layer *N = li + 1 < c->n_layers ? &m->layers[li + 1] : NULL;
-        if (N) { /* the next layer's first products, while the norm runs */
+        if (N) { /* the next layer's first products, while the combine and the norm run */
             const lg_matrix *next[4] = {&N->q_proj, &N->k_proj, &N->v_proj, &N->g_proj};
             prefetch_weights(bc, next, N->gate_mode != LG_GATE_NONE ? 4 : 3);
         }
-        add_rmsnorm(bc, a->x, a->mlp, a->h, N ? N->input_norm : m->final_norm, n, H, eps);
+        const float *norm = N ? N->input_norm : m->final_norm;
+        if (L->mlp_kind == LG_MLP_SPARSE) {
+            combine_add_rmsnorm(m, bc, a, li, n, norm);
+        } else {
+            sum_over_ranks(m, bc, a->mlp, n);
+            add_rmsnorm(bc, a->x, a->mlp, a->h, norm, n, H, eps);
+        }
         observe_hidden(bc, a, obs, li + 1, a->x, n, H);
     }
     observe_hidden(bc, a, obs, c->n_layers + 1, a->h, n, H);

@@ -307,6 +307,7 @@ static lg_backend_ops make_ops(void) {
     o.add = lg_cuda_add;
     o.gather_rows = lg_cuda_gather_rows;
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
+    o.moe_combine_add_rmsnorm = lg_cuda_moe_combine_add_rmsnorm;
     o.attention_inputs = lg_cuda_attention_inputs;
     o.route = lg_cuda_route;
     o.prefetch_weights = lg_cuda_prefetch_weights;

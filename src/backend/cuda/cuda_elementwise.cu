@@ -2,6 +2,7 @@
  * RMSNorm, RoPE, the output gate, SiLU, residual adds, row gathers. Each
  * row is computed the same way whatever else is in the step. */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_norm.h"
 
 #define THREADS 256
 
@@ -31,31 +32,26 @@ void lg_cuda_embed(lg_backend_ctx *c, float *x, const lg_matrix *table, const in
 }
 
 /* One block per row; the sum of squares in double, reduced in a fixed
- * order (lanes by butterfly, then warps in order). A thread loads all its
- * elements (and their weights) before storing any (y may be x). With ADD,
- * x += add first (written back) and the norm is of the sum: the residual
- * add and the next norm in one launch. */
-#define NORM_PER_THREAD 16
-
+ * order (cuda_norm.h). A thread loads all its elements (and their weights)
+ * before storing any (y may be x). With ADD, x += add first (written back)
+ * and the norm is of the sum: the residual add and the next norm in one
+ * launch. */
 template <bool ADD>
 __global__ void rmsnorm_kernel(float *y, float *x, const float *add, const float *w, int n, float eps) {
-    __shared__ double warp_sum[THREADS / 32];
     float *xr = x + (size_t)blockIdx.x * n;
     const float *ar = ADD ? add + (size_t)blockIdx.x * n : NULL;
     float *yr = y + (size_t)blockIdx.x * n;
     float xv[NORM_PER_THREAD], wv[NORM_PER_THREAD];
     double ss = 0;
-#pragma unroll
-    for (int u = 0; u < NORM_PER_THREAD; u++) /* the norm's weights: before the wait (no kernel writes them) */
-        wv[u] = threadIdx.x + u * THREADS < n ? w[threadIdx.x + u * THREADS] : 0.0f;
+    norm_weights(wv, w, n);
     lg_cuda_kernel_begin();
 #pragma unroll
     for (int u = 0; u < NORM_PER_THREAD; u++) {
-        int i = threadIdx.x + u * THREADS;
+        int i = threadIdx.x + u * NORM_THREADS;
         xv[u] = i < n ? xr[i] : 0.0f;
         if (ADD && i < n) xv[u] += ar[i];
     }
-    for (int i = threadIdx.x + NORM_PER_THREAD * THREADS; i < n; i += THREADS) {
+    for (int i = threadIdx.x + NORM_PER_THREAD * NORM_THREADS; i < n; i += NORM_THREADS) {
         float v = xr[i];
         if (ADD) xr[i] = v = v + ar[i];
         ss += (double)v * v;
@@ -63,31 +59,26 @@ __global__ void rmsnorm_kernel(float *y, float *x, const float *add, const float
 #pragma unroll
     for (int u = 0; u < NORM_PER_THREAD; u++) {
         ss += (double)xv[u] * xv[u];
-        if (ADD && threadIdx.x + u * THREADS < n) xr[threadIdx.x + u * THREADS] = xv[u];
+        if (ADD && threadIdx.x + u * NORM_THREADS < n) xr[threadIdx.x + u * NORM_THREADS] = xv[u];
     }
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    double total = 0;
-    for (int wi = 0; wi < THREADS / 32; wi++) total += warp_sum[wi];
-    float inv = (float)(1.0 / sqrt(total / n + eps));
-    for (int i = threadIdx.x + NORM_PER_THREAD * THREADS; i < n; i += THREADS) yr[i] = xr[i] * inv * w[i];
+    float inv = norm_inverse(norm_block_sum(ss), n, eps);
+    for (int i = threadIdx.x + NORM_PER_THREAD * NORM_THREADS; i < n; i += NORM_THREADS) yr[i] = xr[i] * inv * w[i];
 #pragma unroll
     for (int u = 0; u < NORM_PER_THREAD; u++) {
-        int i = threadIdx.x + u * THREADS;
+        int i = threadIdx.x + u * NORM_THREADS;
         if (i < n) yr[i] = xv[u] * inv * wv[u];
     }
 }
 
 void lg_cuda_rmsnorm(lg_backend_ctx *c, float *y, const float *x, const float *w, int n_rows, int n, float eps) {
     if (n_rows > 0)
-        lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel<false>, n_rows, THREADS, 0, y, (float *)x, (const float *)NULL, w,
+        lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel<false>, n_rows, NORM_THREADS, 0, y, (float *)x, (const float *)NULL, w,
                        n, eps);
 }
 
 void lg_cuda_add_rmsnorm(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,
                          float eps) {
-    if (n_rows > 0) lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel<true>, n_rows, THREADS, 0, h, x, y, w, n, eps);
+    if (n_rows > 0) lg_cuda_launch(LG_CUDA_CTX(c), rmsnorm_kernel<true>, n_rows, NORM_THREADS, 0, h, x, y, w, n, eps);
 }
 
 /* Grid (row, group of heads); one thread per (head, rotated pair). */

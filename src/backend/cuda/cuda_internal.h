@@ -292,6 +292,7 @@ void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert
                        const int32_t *ids, int n, int top_k, int n_experts, int hidden);
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale);
+void lg_cuda_moe_combine_add_rmsnorm(lg_backend_ctx *c, const lg_combine_norm_args *a);
 
 /* cuda_prefetch.cu; a recorded step that forked prefetches onto the side
  * stream joins it at its end (lg_cuda_prefetch_join: s waits for them) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_norm.h"
 
 /* One thread per token: the same sequential selection as the CPU. */
 __global__ void router_kernel(float *logits, int32_t *ids, float *weights, int n, int E, int K, float softcap,
@@ -322,52 +323,163 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     gather_rest(k, g, expert_in);
 }
 
+/* Token t's kept pairs for the combine: the grouped rows of its choices
+ * (under expert parallelism only those of this device's experts, grouped
+ * rows [offsets[first], offsets[last])) and their weights, sorted by row,
+ * which is ascending expert order (the order the CPU's grouped loop adds
+ * them in). The first warp sorts them once for the block (a lane's rank: the
+ * kept pairs with a lower row; rows are distinct), not every thread in
+ * local memory (most of the kernel's time over a prompt's tokens once). The
+ * caller syncs the block before reading them. */
+struct token_pairs {
+    int32_t row[LG_CUDA_MAX_TOP_K];
+    float wt[LG_CUDA_MAX_TOP_K];
+    int kept;
+};
+
+__device__ __forceinline__ void sort_token_pairs(token_pairs *p, int t, const int32_t *pair_rows, const float *weights,
+                                                 int top_k, const int32_t *offsets, int first, int last) {
+    static_assert(LG_CUDA_MAX_TOP_K <= 32, "a token's choices: a lane each");
+    if (threadIdx.x >= 32) return;
+    int lane = threadIdx.x, lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30;
+    int32_t r = 0;
+    float w = 0.0f;
+    if (lane < top_k) r = pair_rows[t * top_k + lane], w = weights[t * top_k + lane];
+    uint32_t in = __ballot_sync(0xffffffffu, lane < top_k && r >= lo && r < hi);
+    int rank = 0;
+    for (int j = 0; j < top_k; j++) {
+        int32_t rj = __shfl_sync(0xffffffffu, r, j);
+        rank += (int)((in >> j) & 1u) & (rj < r);
+    }
+    if ((in >> lane) & 1u) p->row[rank] = r, p->wt[rank] = w;
+    if (lane == 0) p->kept = __popc(in);
+}
+
+/* A pair's term added to a combined element, and the sum scaled with the
+ * shared expert's element added: explicit roundings, so every kernel that
+ * combines gives the same bits whatever the compiler contracts. */
+__device__ __forceinline__ float combine_term(float acc, float wt, float v) { return __fmaf_rn(wt, v, acc); }
+__device__ __forceinline__ float combine_finish(float acc, float scale, bool has_shared, float shared) {
+    acc = __fmul_rn(acc, scale);
+    return has_shared ? __fadd_rn(acc, shared) : acc;
+}
+
 /* A block per token and 256 of its elements: the token's pairs summed in
- * ascending expert order (the order the CPU's grouped loop adds them in;
- * grouped rows ascend with the expert, so sorting a token's pairs by grouped
- * row gives it), then scaled, then the shared expert added. Under expert
- * parallelism only the pairs of this device's experts (grouped rows
- * [offsets[first], offsets[last])) count. The first warp sorts the pairs
- * once for the block (a lane's rank: the kept pairs with a lower row; rows
- * are distinct), not every thread in local memory as before (most of the
- * kernel's time over a prompt's tokens). */
+ * ascending expert order, then scaled, then the shared expert added. */
 __global__ void combine_kernel(float *out, const int32_t *pair_rows, const float *expert_out, const float *weights,
                                const float *shared, int top_k, int hidden, float scale, const int32_t *offsets,
                                int first, int last) {
-    static_assert(LG_CUDA_MAX_TOP_K <= 32, "a token's choices: a lane each");
-    __shared__ int32_t row[LG_CUDA_MAX_TOP_K];
-    __shared__ float wt[LG_CUDA_MAX_TOP_K];
-    __shared__ int kept;
+    __shared__ token_pairs p;
     lg_cuda_kernel_begin();
     int t = blockIdx.x, i = blockIdx.y * blockDim.x + threadIdx.x;
-    if (threadIdx.x < 32) {
-        int lane = threadIdx.x, lo = offsets ? offsets[first] : 0, hi = offsets ? offsets[last] : 1 << 30;
-        int32_t r = 0;
-        float w = 0.0f;
-        if (lane < top_k) r = pair_rows[t * top_k + lane], w = weights[t * top_k + lane];
-        uint32_t in = __ballot_sync(0xffffffffu, lane < top_k && r >= lo && r < hi);
-        int rank = 0;
-        for (int j = 0; j < top_k; j++) {
-            int32_t rj = __shfl_sync(0xffffffffu, r, j);
-            rank += (int)((in >> j) & 1u) & (rj < r);
-        }
-        if ((in >> lane) & 1u) row[rank] = r, wt[rank] = w;
-        if (lane == 0) kept = __popc(in);
-    }
+    sort_token_pairs(&p, t, pair_rows, weights, top_k, offsets, first, last);
     __syncthreads();
     if (i >= hidden) return;
     float acc = 0;
-    for (int k = 0; k < kept; k++) acc += wt[k] * expert_out[(size_t)row[k] * hidden + i];
-    acc *= scale;
-    if (shared) acc += shared[(size_t)t * hidden + i];
-    out[(size_t)t * hidden + i] = acc;
+    for (int k = 0; k < p.kept; k++) acc = combine_term(acc, p.wt[k], expert_out[(size_t)p.row[k] * hidden + i]);
+    size_t at = (size_t)t * hidden + i;
+    out[at] = combine_finish(acc, scale, shared != NULL, shared ? shared[at] : 0.0f);
+}
+
+/* combine_kernel, then the residual add and the next norm over the token's
+ * row (rmsnorm_kernel<true>: x += out, h = rmsnorm(x) with w), a block per
+ * token of NORM_THREADS, PT elements a thread (rows up to NORM_THREADS *
+ * PT): the same values and the same reduction order as the two kernels
+ * (the elements past PT that rmsnorm_kernel holds are zeroes, which add
+ * nothing to its sum), one launch fewer. One block does what combine_kernel
+ * spread over a row's blocks, so its loads are issued COMBINE_BATCH pairs at
+ * a time, with the shared expert's and x's elements: a pair at a time, the
+ * kernel took ~20 us of a decode step (eight round trips while the next
+ * product's weights stream), against ~11 for the two kernels. */
+#define COMBINE_BATCH 8
+
+template <int PT>
+__global__ void __launch_bounds__(NORM_THREADS)
+    combine_norm_kernel(float *out, float *x, float *h, const float *norm, const int32_t *pair_rows,
+                        const float *expert_out, const float *weights, const float *shared, int top_k, int H,
+                        float scale, float eps, const int32_t *offsets, int first, int last) {
+    __shared__ token_pairs p;
+    int t = blockIdx.x;
+    float wv[PT], acc[PT], xv[PT], sv[PT];
+    norm_weights<PT>(wv, norm, H);
+    lg_cuda_kernel_begin();
+    sort_token_pairs(&p, t, pair_rows, weights, top_k, offsets, first, last);
+    float *xr = x + (size_t)t * H, *hr = h + (size_t)t * H, *outr = out + (size_t)t * H;
+    const float *sr = shared ? shared + (size_t)t * H : NULL;
+#pragma unroll
+    for (int u = 0; u < PT; u++) {
+        int i = threadIdx.x + u * NORM_THREADS;
+        acc[u] = 0.0f;
+        xv[u] = i < H ? xr[i] : 0.0f;
+        sv[u] = sr && i < H ? sr[i] : 0.0f;
+    }
+    __syncthreads();
+    for (int k0 = 0; k0 < p.kept; k0 += COMBINE_BATCH) {
+        float v[COMBINE_BATCH][PT];
+#pragma unroll
+        for (int kk = 0; kk < COMBINE_BATCH; kk++) {
+            const float *src = expert_out + (size_t)p.row[k0 + kk < p.kept ? k0 + kk : k0] * H;
+#pragma unroll
+            for (int u = 0; u < PT; u++) {
+                int i = threadIdx.x + u * NORM_THREADS;
+                v[kk][u] = k0 + kk < p.kept && i < H ? src[i] : 0.0f;
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < COMBINE_BATCH; kk++) {
+            if (k0 + kk >= p.kept) break;
+#pragma unroll
+            for (int u = 0; u < PT; u++) acc[u] = combine_term(acc[u], p.wt[k0 + kk], v[kk][u]);
+        }
+    }
+    double ss = 0;
+#pragma unroll
+    for (int u = 0; u < PT; u++) {
+        int i = threadIdx.x + u * NORM_THREADS;
+        if (i >= H) break;
+        float y = combine_finish(acc[u], scale, sr != NULL, sv[u]);
+        outr[i] = y;
+        xv[u] += y;
+        xr[i] = xv[u];
+        ss += (double)xv[u] * xv[u];
+    }
+    float inv = norm_inverse(norm_block_sum(ss), H, eps);
+#pragma unroll
+    for (int u = 0; u < PT; u++) {
+        int i = threadIdx.x + u * NORM_THREADS;
+        if (i < H) hr[i] = xv[u] * inv * wv[u];
+    }
+}
+
+/* The pairs the combine adds: all, or this device's experts' (offsets). */
+static const int32_t *combine_offsets(const lg_moe_plan *plan) {
+    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
+    return all ? NULL : plan->offsets;
 }
 
 void lg_cuda_moe_combine(lg_backend_ctx *c, float *out, const lg_moe_plan *plan, const float *expert_out,
                          const float *weights, const float *shared, int n, int top_k, int hidden, float scale) {
-    bool all = plan->expert_begin == 0 && plan->expert_end == 0;
     if (n > 0)
         lg_cuda_launch(LG_CUDA_CTX(c), combine_kernel, dim3(n, (hidden + 255) / 256), 256, 0, out, plan->pair_rows,
-                       expert_out, weights, shared, top_k, hidden, scale, all ? (const int32_t *)NULL : plan->offsets,
-                       plan->expert_begin, plan->expert_end);
+                       expert_out, weights, shared, top_k, hidden, scale, combine_offsets(plan), plan->expert_begin,
+                       plan->expert_end);
+}
+
+/* LAGUNA_CUDA_COMBINE_NORM=0: the combine and the norm in launches of their own (measuring). */
+void lg_cuda_moe_combine_add_rmsnorm(lg_backend_ctx *c, const lg_combine_norm_args *a) {
+    static const bool fused = lg_cuda_switch_on("LAGUNA_CUDA_COMBINE_NORM");
+    if (!fused || a->hidden > NORM_THREADS * NORM_PER_THREAD) { /* not through the ops table: a profile's
+                                                                 * timings would nest */
+        lg_cuda_moe_combine(c, a->out, a->plan, a->expert_out, a->weights, a->shared, a->n, a->top_k, a->hidden,
+                            a->scale);
+        lg_cuda_add_rmsnorm(c, a->x, a->out, a->h, a->norm, a->n, a->hidden, a->eps);
+        return;
+    }
+    if (a->n > 0)
+        lg_cuda_launch(LG_CUDA_CTX(c),
+                       a->hidden <= NORM_THREADS * NORM_PER_THREAD / 2 ? combine_norm_kernel<NORM_PER_THREAD / 2>
+                                                                       : combine_norm_kernel<NORM_PER_THREAD>,
+                       a->n, NORM_THREADS, 0, a->out, a->x, a->h, a->norm, a->plan->pair_rows, a->expert_out,
+                       a->weights, a->shared, a->top_k, a->hidden, a->scale, a->eps, combine_offsets(a->plan),
+                       a->plan->expert_begin, a->plan->expert_end);
 }

@@ -18,8 +18,9 @@
  * What one call asks for is capped at PREFETCH_L2_SHARE of L2: more would
  * evict its own start before the product reads it.
  * LAGUNA_CUDA_PREFETCH=0 turns it off; LAGUNA_CUDA_PREFETCH_CHUNK=N asks
- * for N bytes a thread, LAGUNA_CUDA_PREFETCH_MAX_MIB=N skips calls asking
- * for more than N MiB (measuring). */
+ * for N bytes a thread, LAGUNA_CUDA_PREFETCH_THREADS=N launches blocks of N
+ * threads (the blocks' SMs issue the bulk prefetches), LAGUNA_CUDA_PREFETCH_MAX_MIB=N
+ * skips calls asking for more than N MiB (measuring). */
 #include <stdlib.h>
 
 #include "backend/cuda/cuda_internal.h"
@@ -84,11 +85,11 @@ static bool prefetcher_ready(lg_cuda_ctx *k) {
 }
 
 /* The side stream waits for what s has queued so far, then prefetches. */
-static void fork_prefetch(lg_cuda_ctx *k, cudaStream_t s, const prefetch_ranges &r, unsigned blocks) {
+static void fork_prefetch(lg_cuda_ctx *k, cudaStream_t s, const prefetch_ranges &r, unsigned blocks, unsigned threads) {
     lg_cuda_prefetcher *p = k->prefetcher;
     cudaEventRecord(p->fork, s);
     cudaStreamWaitEvent(p->side, p->fork, 0);
-    prefetch_l2_kernel<<<blocks, PREFETCH_THREADS, 0, p->side>>>(r);
+    prefetch_l2_kernel<<<blocks, threads, 0, p->side>>>(r);
 }
 
 /* The ranges to ask for: each matrix's 16-byte aligned bytes, within the budget. */
@@ -126,13 +127,16 @@ void lg_cuda_prefetch_weights(lg_backend_ctx *c, const lg_matrix *const *m, int 
     prefetch_ranges r = ranges_of(m, n, budget, chunk);
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (r.n == 0 || !prefetcher_ready(k)) return;
-    unsigned blocks = (unsigned)((r.first_chunk[r.n] + PREFETCH_THREADS - 1) / PREFETCH_THREADS);
+    static const int threads_env =
+        getenv("LAGUNA_CUDA_PREFETCH_THREADS") ? atoi(getenv("LAGUNA_CUDA_PREFETCH_THREADS")) : 0;
+    unsigned threads = threads_env > 0 && threads_env <= 1024 ? (unsigned)threads_env : PREFETCH_THREADS;
+    unsigned blocks = (unsigned)((r.first_chunk[r.n] + threads - 1) / threads);
     if (!lg_cuda_taping(k)) { /* no join needed: nothing waits for a hint */
-        fork_prefetch(k, k->stream, r, blocks);
+        fork_prefetch(k, k->stream, r, blocks, threads);
         return;
     }
     lg_cuda_tape_hash(k, &r, sizeof r);
-    lg_cuda_tape_add(k, [=](cudaStream_t s) { fork_prefetch(k, s, r, blocks); });
+    lg_cuda_tape_add(k, [=](cudaStream_t s) { fork_prefetch(k, s, r, blocks, threads); });
     lg_cuda_tape_forked(k);
 }
 

@@ -14,12 +14,12 @@
 
 enum {
     P_EMBED, P_RMSNORM, P_ROPE, P_MATMUL, P_KV_WRITE, P_ATTENTION, P_GATE, P_SILU, P_ROUTER, P_GROUP, P_EXPERTS,
-    P_COMBINE, P_ADD, P_GATHER, P_ADD_NORM, P_ATTN_INPUTS, P_ROUTE, P_COUNT
+    P_COMBINE, P_ADD, P_GATHER, P_ADD_NORM, P_ATTN_INPUTS, P_ROUTE, P_COMBINE_NORM, P_COUNT
 };
 static const char *const op_names[P_COUNT] = {"embed", "rmsnorm", "rope", "matmul_many", "kv_write", "attention",
                                               "output_gate", "silu_mul", "router", "moe_group", "moe_experts",
                                               "moe_combine", "add", "gather_rows", "add_rmsnorm", "attn_inputs",
-                                              "route"};
+                                              "route", "combine_norm"};
 
 struct lg_cuda_profile {
     cudaEvent_t *events; /* pairs: begin, end */
@@ -118,6 +118,7 @@ extern "C++" void lg_cuda_profile_wrap(lg_backend_ops *o) {
     o->gather_rows = timed<lg_cuda_gather_rows, P_GATHER>;
     o->add_rmsnorm = timed<lg_cuda_add_rmsnorm, P_ADD_NORM>;
     o->attention_inputs = timed<lg_cuda_attention_inputs, P_ATTN_INPUTS>;
+    o->moe_combine_add_rmsnorm = timed<lg_cuda_moe_combine_add_rmsnorm, P_COMBINE_NORM>;
     o->route = NULL; /* its fallback calls the (timed) router and moe_group: timings would nest */
 }
 
@@ -158,5 +159,6 @@ extern "C++" void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list) {
     SKIP(add_rmsnorm, lg_cuda_add_rmsnorm, P_ADD_NORM);
     SKIP(attention_inputs, lg_cuda_attention_inputs, P_ATTN_INPUTS);
     SKIP(route, lg_cuda_route, P_ROUTE);
+    SKIP(moe_combine_add_rmsnorm, lg_cuda_moe_combine_add_rmsnorm, P_COMBINE_NORM);
 }
 #undef SKIP
