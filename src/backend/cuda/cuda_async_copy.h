@@ -25,6 +25,26 @@ __device__ __forceinline__ void cp_async16_n(void *dst, const void *src, int src
     cp_async16_n_shared(smem_addr(dst), src, src_bytes);
 }
 
+/* cp_async16_n with L2 fetching PF bytes (64, 128 or 256; 0: the default)
+ * around each miss from memory: for copies that stream a row in 64-byte
+ * pieces, one step at a time. */
+template <int PF> __device__ __forceinline__ void cp_async16_n_prefetch(void *dst, const void *src, int src_bytes) {
+    if constexpr (PF == 256)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                     "r"(src_bytes)
+                     : "memory");
+    else if constexpr (PF == 128)
+        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                     "r"(src_bytes)
+                     : "memory");
+    else if constexpr (PF == 64)
+        asm volatile("cp.async.cg.shared.global.L2::64B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                     "r"(src_bytes)
+                     : "memory");
+    else
+        cp_async16_n(dst, src, src_bytes);
+}
+
 /* 8 bytes (src 8-byte aligned), through L1. */
 __device__ __forceinline__ void cp_async8(void *dst, const void *src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");

@@ -417,6 +417,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32)
 /* Issues the cp.async copies of a warp's units base .. base + ONESHOT_LOADS
  * - 1 (those in its stream; rows past the matrix and k past the slice are
  * zero-filled, nothing outside the matrix is read) as one commit group. */
+template <int PF = 0>
 __device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *wst, int lane, int base = 0) {
 #pragma unroll
     for (int u = 0; u < ONESHOT_LOADS; u++) {
@@ -428,13 +429,13 @@ __device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *
             int r = (s.tile0 + tile) * 16 + row, k = s.k0 + 32 * step + 8 * c;
             bool in = r < s.rows && k < s.k1;
             const uint8_t *src = in ? s.w + (size_t)r * s.row_bytes + (size_t)k * 2 : s.w;
-            cp_async16_n(wst + u * STAGE_UNIT_BYTES + piece * 16, src, in ? 16 : 0);
+            cp_async16_n_prefetch<PF>(wst + u * STAGE_UNIT_BYTES + piece * 16, src, in ? 16 : 0);
         }
     }
     cp_async_commit();
 }
 
-template <bool EARLY>
+template <bool EARLY, int PF>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
     extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes] */
@@ -445,7 +446,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
     uint8_t *wst = stage + warp * STAGE_WARP_BYTES;
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
-    if (early) oneshot_stage(st, wst, lane);
+    if (early) oneshot_stage<PF>(st, wst, lane);
     lg_cuda_kernel_begin();
     int t_begin, t_count;
     if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
@@ -453,7 +454,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
         cp_async_wait_all(); /* no copy may land after the block is gone */
         return;
     }
-    if (!early && st.total > 0) oneshot_stage(st, wst, lane);
+    if (!early && st.total > 0) oneshot_stage<PF>(st, wst, lane);
     int nt = min(8, t_count);
     const float *x = a.x + (size_t)t_begin * a.cols;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -502,7 +503,7 @@ __device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl,
     return (const float *)(ring + sl * RING_WARP_BYTES + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES);
 }
 
-template <bool EARLY>
+template <bool EARLY, int PF>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups, int regs_last) {
     extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot][unit][16 rows][64 bytes] */
@@ -521,7 +522,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     /* every slot's batch issued, one commit group each (empty past the stream) */
     auto fill = [&]() {
 #pragma unroll
-        for (int s = 0; s < RING_SLOTS; s++) oneshot_stage(st, wst + s * STAGE_WARP_BYTES, lane, s * ONESHOT_LOADS);
+        for (int s = 0; s < RING_SLOTS; s++)
+            oneshot_stage<PF>(st, wst + s * STAGE_WARP_BYTES, lane, s * ONESHOT_LOADS);
         if (in_regs) oneshot_load(st, RING_SLOTS * ONESHOT_LOADS, lane >> 2, lane & 3, ra, rb);
     };
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
@@ -562,7 +564,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
         __syncwarp(); /* the slot is read: refill it (an empty group past the stream, or with the last batch
                        * in registers: the waits count groups) */
         if (in_regs) cp_async_commit();
-        else oneshot_stage(st, (uint8_t *)slot, lane, (b + RING_SLOTS) * ONESHOT_LOADS);
+        else oneshot_stage<PF>(st, (uint8_t *)slot, lane, (b + RING_SLOTS) * ONESHOT_LOADS);
 #pragma unroll
         for (int u = 0; u < ONESHOT_LOADS; u++) xa[u] = na[u], xb[u] = nb[u];
     }
@@ -593,6 +595,26 @@ static bool slice_over_one_batch(int cols) {
     return per_slice > ONESHOT_LOADS;
 }
 
+/* The staged and ring blocks' weight copies ask L2 to fetch 128 bytes
+ * around each miss (a warp copies 16 rows 64 bytes at a time, its next step
+ * the next 64 of each). H100, XS.2 bf16 decode after 1024, three rounds
+ * alternated: 214.87 / 214.57 / 214.68 tok/s against 211.50 / 211.60 /
+ * 211.42 without (+1.5%), 256 bytes 212.00 / 212.82; 8 sequences 719.4
+ * against 702.1, 32 unchanged (other kernels). Isolated under ncu, q/k/v/g
+ * 27.8 -> 27.0 us and o_proj's ring 26.9 -> 25.9 with 256.
+ * LAGUNA_CUDA_L2_PREFETCH=0|64|256: none or another size (measuring). */
+static int l2_prefetch_bytes(void) {
+    static const int b = getenv("LAGUNA_CUDA_L2_PREFETCH") ? atoi(getenv("LAGUNA_CUDA_L2_PREFETCH")) : 128;
+    return b == 64 || b == 128 || b == 256 ? b : 0;
+}
+
+/* kernel<EARLY, PF> for the switches' values. */
+#define PICK_PF(kernel, early, pf)                                                                        \
+    ((pf) == 256   ? ((early) ? kernel<true, 256> : kernel<false, 256>)                                 \
+     : (pf) == 128 ? ((early) ? kernel<true, 128> : kernel<false, 128>)                                 \
+     : (pf) == 64  ? ((early) ? kernel<true, 64> : kernel<false, 64>)                                   \
+                   : ((early) ? kernel<true, 0> : kernel<false, 0>))
+
 /* tok_groups > 1: a plain set's tokens in groups of 8, each group's blocks
  * beside the other groups' of the same rows (oneshot_token_group). */
 static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups) {
@@ -617,13 +639,13 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     /* LAGUNA_CUDA_ONESHOT_STAGE=0: the register kernel for every product */
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
     if (staged && !long_k) { /* a warp's units fit one batch */
-        auto kernel = early ? mma_oneshot_staged_kernel<true> : mma_oneshot_staged_kernel<false>;
+        auto kernel = PICK_PF(mma_oneshot_staged_kernel, early, l2_prefetch_bytes());
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
         lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most, tok_groups);
     } else if (staged && all_long && ring_enabled()) { /* one tile a block (oneshot_tiles) */
         /* LAGUNA_CUDA_RING_REGS=0: a last batch waits for a slot too (measuring) */
         static const int regs_last = lg_cuda_switch_on("LAGUNA_CUDA_RING_REGS");
-        auto kernel = early ? mma_oneshot_ring_kernel<true> : mma_oneshot_ring_kernel<false>;
+        auto kernel = PICK_PF(mma_oneshot_ring_kernel, early, l2_prefetch_bytes());
         lg_cuda_allow_smem(kernel, RING_SMEM);
         lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, RING_SMEM, *set, most < 1 ? 1 : most, tok_groups,
                        regs_last);
