@@ -567,6 +567,10 @@ static void test_matmul_batch_invariant(void) {
         /* one token, a slice longer than one batch of units: the ring
          * kernel, 5 batches a warp through 3 slots, the last slice 4 */
         {LG_DTYPE_BF16, 37, 8200, {17, 32, 0}},
+        /* whole steps of 16-byte aligned rows, which LAGUNA_CUDA_RING_BULK=1
+         * sends to the bulk-copy ring: 4 batches (the last in registers), 5 */
+        {LG_DTYPE_BF16, 37, 8192, {17, 32, 0}},
+        {LG_DTYPE_BF16, 37, 10240, {17, 0}},
         /* 17 to 64 tokens: K's slices in blocks of their own (cuda_matmul_sliced.cu),
          * three row ranges, 3 and 5 token groups, two chunks a slice; 9 in one-shot blocks */
         {LG_DTYPE_BF16, 300, 2048, {9, 24, 40, 0}},
