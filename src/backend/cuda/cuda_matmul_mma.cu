@@ -491,39 +491,80 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
  * are loaded while the current one is multiplied; a warp with exactly one
  * batch more than the slots (K = 8192) holds that batch in registers, so
  * all four are in flight from the start (H100: decode +1.7%). A warp's
- * finished slice is parked at the start of its last batch's slot. */
+ * finished slice is parked at the start of its last batch's slot.
+ *
+ * BULK (LAGUNA_CUDA_RING_BULK=1; written without a GPU, off until
+ * measured): alone under ncu this kernel moved o_proj's 32 MB at 1.19 TB/s,
+ * the staged blocks a prompt's products at 2.85: one block an SM whose
+ * eight warps ask for their rows 64 bytes a lane. With BULK a batch's 16
+ * rows of a warp's slice are 16 bulk copies of up to 512 bytes (lanes
+ * 0-15), each row at a padded stride in the slot (BULK_ROW_STRIDE: the rows
+ * of a fragment read fall in distinct banks), their arrival counted on the
+ * slot's mbarrier. Only where K is a multiple of 32 and rows 16-byte aligned
+ * (a bulk copy has no zero fill: the rows past the matrix are left as they
+ * are, and only their own outputs, never stored, see them). */
 #define RING_SLOTS 3
-#define RING_WARP_BYTES (RING_SLOTS * STAGE_WARP_BYTES)
-#define RING_SMEM (NARROW_WARPS * RING_WARP_BYTES)
+#define RING_SMEM (NARROW_WARPS * RING_SLOTS * STAGE_WARP_BYTES)
+#define BULK_ROW_STRIDE (ONESHOT_LOADS * 64 + 16)
+#define BULK_SLOT_BYTES (16 * BULK_ROW_STRIDE)
+#define BULK_SMEM (NARROW_WARPS * RING_SLOTS * (BULK_SLOT_BYTES + (int)sizeof(uint64_t)))
 
-/* Where slice sl of a product of K = cols parked its sums (its last batch's slot). */
+/* Where slice sl of a product of K = cols parked its sums (its last batch's
+ * slot, slots of SLOT bytes). */
+template <int SLOT>
 __device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl, int per_slice, int cols) {
     int k0 = sl * per_slice * 32, steps = (min(cols, k0 + per_slice * 32) - k0 + 31) / 32;
     int batches = (steps + ONESHOT_LOADS - 1) / ONESHOT_LOADS;
-    return (const float *)(ring + sl * RING_WARP_BYTES + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES);
+    return (const float *)(ring + (sl * RING_SLOTS + (batches - 1) % RING_SLOTS) * SLOT);
 }
 
-template <bool EARLY, int PF>
+template <bool EARLY, int PF, bool BULK = false>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups, int regs_last) {
-    extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot][unit][16 rows][64 bytes] */
+    constexpr int SLOT = BULK ? BULK_SLOT_BYTES : STAGE_WARP_BYTES;
+    extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot] (BULK: [16 rows][stride]), then BULK's barriers */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
     const matmul_args &a = *blk.a;
     oneshot_stream &st = blk.st;
     int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
-    uint8_t *wst = ring + warp * RING_WARP_BYTES;
+    uint8_t *wst = ring + warp * RING_SLOTS * SLOT;
+    uint64_t *bar = (uint64_t *)(ring + NARROW_WARPS * RING_SLOTS * SLOT) + warp * RING_SLOTS;
     int batches = (st.total + ONESHOT_LOADS - 1) / ONESHOT_LOADS;
     /* regs_last: a warp with one batch more than the slots (K = 8192: 4 over 3) holds that last batch in
      * registers, loaded with the others, so all its batches are in flight at once instead of the last one
      * waiting for the first slot to free (a whole second round trip) */
     bool in_regs = regs_last && batches == RING_SLOTS + 1;
     uint4 ra[ONESHOT_LOADS], rb[ONESHOT_LOADS];
-    /* every slot's batch issued, one commit group each (empty past the stream) */
+    if (BULK) {
+        if (lane == 0)
+            for (int s = 0; s < RING_SLOTS; s++) mbarrier_init(&bar[s], 1);
+        mbarrier_init_fence();
+        __syncwarp();
+    }
+    /* batch b into its slot, by the whole warp: a commit group (empty past the stream), or with BULK the
+     * expected bytes, then a bulk copy a row of the matrix */
+    auto issue = [&](int b) {
+        uint8_t *slot = wst + b % RING_SLOTS * SLOT;
+        if constexpr (BULK) {
+            int rows = min(16, st.rows - st.tile0 * 16);
+            uint32_t bytes = 64u * (uint32_t)min(ONESHOT_LOADS, st.total - b * ONESHOT_LOADS);
+            if (lane == 0) mbarrier_expect_bytes(&bar[b % RING_SLOTS], bytes * (uint32_t)rows);
+            __syncwarp();
+            if (lane < rows)
+                bulk_copy_to_shared(slot + lane * BULK_ROW_STRIDE,
+                                    st.w + (size_t)(st.tile0 * 16 + lane) * st.row_bytes +
+                                        (size_t)(st.k0 + 32 * ONESHOT_LOADS * b) * 2,
+                                    bytes, &bar[b % RING_SLOTS]);
+        } else {
+            oneshot_stage<PF>(st, slot, lane, b * ONESHOT_LOADS);
+        }
+    };
+    int first = BULK ? min(batches, RING_SLOTS) : RING_SLOTS; /* the slots' first fills */
     auto fill = [&]() {
 #pragma unroll
         for (int s = 0; s < RING_SLOTS; s++)
-            oneshot_stage<PF>(st, wst + s * STAGE_WARP_BYTES, lane, s * ONESHOT_LOADS);
+            if (s < first) issue(s);
         if (in_regs) oneshot_load(st, RING_SLOTS * ONESHOT_LOADS, lane >> 2, lane & 3, ra, rb);
     };
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
@@ -531,11 +572,13 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     lg_cuda_kernel_begin();
     int t_begin, t_count;
     if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
-        n_t <= 0) {
-        cp_async_wait_all(); /* no copy may land after the block is gone */
+        n_t <= 0) { /* no copy may land after the block is gone */
+        if (!BULK) cp_async_wait_all();
+        else if (early)
+            for (int s = 0; s < first; s++) mbarrier_wait(&bar[s], 0);
         return;
     }
-    if (!early) fill();
+    if (!early && (!BULK || st.total > 0)) fill();
     int nt = min(8, t_count);
     const float *x = a.x + (size_t)t_begin * a.cols;
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -548,141 +591,46 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
         for (int u = 0; u < ONESHOT_LOADS; u++) oneshot_x(st, a, x, nt, (b + 1) * ONESHOT_LOADS + u, &na[u], &nb[u]);
         bool from_regs = in_regs && b == RING_SLOTS;
         if (!from_regs) {
-            cp_async_wait<RING_SLOTS - 1>(); /* batch b's group is in: the groups after it are at most the others */
-            __syncwarp();
+            if constexpr (BULK) {
+                mbarrier_wait(&bar[b % RING_SLOTS], (uint32_t)(b / RING_SLOTS) & 1u);
+            } else {
+                cp_async_wait<RING_SLOTS - 1>(); /* batch b's group is in: the groups after it are at most the others */
+                __syncwarp();
+            }
         }
-        const uint8_t *slot = wst + b % RING_SLOTS * STAGE_WARP_BYTES;
+        const uint8_t *slot = wst + b % RING_SLOTS * SLOT;
         int g = lane >> 2, q = lane & 3;
 #pragma unroll
         for (int u = 0; u < ONESHOT_LOADS; u++) {
             if (b * ONESHOT_LOADS + u >= st.total) break;
-            const uint8_t *unit = slot + u * STAGE_UNIT_BYTES;
-            uint4 wa = from_regs ? ra[u] : *(const uint4 *)(unit + g * 64 + q * 16);
-            uint4 wb = from_regs ? rb[u] : *(const uint4 *)(unit + (g + 8) * 64 + q * 16);
+            /* rows g and g + 8 of unit u: [unit][16 rows][64 bytes], or with BULK [16 rows][stride] */
+            const uint8_t *ga = BULK ? slot + g * BULK_ROW_STRIDE + u * 64 : slot + u * STAGE_UNIT_BYTES + g * 64;
+            const uint8_t *gb = BULK ? ga + 8 * BULK_ROW_STRIDE : ga + 8 * 64;
+            uint4 wa = from_regs ? ra[u] : *(const uint4 *)(ga + q * 16);
+            uint4 wb = from_regs ? rb[u] : *(const uint4 *)(gb + q * 16);
             mma_step(acc, wa, wb, mma_split(xa[u], xb[u]), !a.hi_only);
         }
-        __syncwarp(); /* the slot is read: refill it (an empty group past the stream, or with the last batch
-                       * in registers: the waits count groups) */
-        if (in_regs) cp_async_commit();
-        else oneshot_stage<PF>(st, (uint8_t *)slot, lane, (b + RING_SLOTS) * ONESHOT_LOADS);
-#pragma unroll
-        for (int u = 0; u < ONESHOT_LOADS; u++) xa[u] = na[u], xb[u] = nb[u];
-    }
-    cp_async_wait_all();
-    if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * STAGE_WARP_BYTES));
-    __syncthreads();
-    oneshot_store(a, st, n_t, n_slices, nt, t_begin,
-                  [&](int sl, int tile) { return ring_parked(ring, sl, per_slice, a.cols); });
-}
-
-/* The ring block with its weights brought by Hopper's bulk copies
- * (LAGUNA_CUDA_RING_BULK=1; written without a GPU, off until measured).
- * Alone under ncu the ring kernel moved o_proj's 32 MB at 1.19 TB/s, the
- * staged blocks a prompt's products at 2.85: one block an SM whose eight
- * warps ask for their rows 64 bytes a lane. Here a batch's 16 rows of a
- * warp's slice are 16 bulk copies of up to 512 bytes (lanes 0-15), each
- * row at a padded stride in the slot (BULK_ROW_STRIDE: the rows of a
- * fragment read fall in distinct banks), their arrival counted on the
- * slot's mbarrier. The same units, slices, mma order and slice sums as the
- * ring kernel, so the same bits. Products of one tile a block (the ring's)
- * with K a multiple of 32 and 16-byte aligned rows (a copy has no zero
- * fill: the rows past the matrix are left as they are, and only their own
- * outputs, never stored, see them). */
-#define BULK_ROW_BYTES (ONESHOT_LOADS * 64)
-#define BULK_ROW_STRIDE (BULK_ROW_BYTES + 16)
-#define BULK_SLOT_BYTES (16 * BULK_ROW_STRIDE)
-#define BULK_WARP_BYTES (RING_SLOTS * BULK_SLOT_BYTES)
-#define BULK_SMEM (NARROW_WARPS * BULK_WARP_BYTES + NARROW_WARPS * RING_SLOTS * (int)sizeof(uint64_t))
-
-/* Where slice sl parked its sums (the start of its last batch's slot). */
-__device__ __forceinline__ const float *bulk_parked(const uint8_t *ring, int sl, int per_slice, int cols) {
-    int k0 = sl * per_slice * 32, steps = (min(cols, k0 + per_slice * 32) - k0 + 31) / 32;
-    int batches = (steps + ONESHOT_LOADS - 1) / ONESHOT_LOADS;
-    return (const float *)(ring + sl * BULK_WARP_BYTES + (batches - 1) % RING_SLOTS * BULK_SLOT_BYTES);
-}
-
-template <bool EARLY>
-__global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
-    mma_oneshot_ring_bulk_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups,
-                                 int regs_last) {
-    extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot][16 rows][BULK_ROW_STRIDE], then the barriers */
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
-    const matmul_args &a = *blk.a;
-    oneshot_stream &st = blk.st;
-    int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
-    uint8_t *wst = ring + warp * BULK_WARP_BYTES;
-    uint64_t *bar = (uint64_t *)(ring + NARROW_WARPS * BULK_WARP_BYTES) + warp * RING_SLOTS;
-    int batches = (st.total + ONESHOT_LOADS - 1) / ONESHOT_LOADS; /* one tile: a unit is a step */
-    bool in_regs = regs_last && batches == RING_SLOTS + 1;        /* as the ring kernel */
-    uint4 ra[ONESHOT_LOADS], rb[ONESHOT_LOADS];
-    if (lane == 0)
-        for (int s = 0; s < RING_SLOTS; s++) mbarrier_init(&bar[s], 1);
-    mbarrier_init_fence();
-    __syncwarp();
-    /* batch b into slot b % RING_SLOTS, by the whole warp: the expected bytes, then a copy a row in the matrix */
-    auto issue = [&](int b) {
-        int s = b % RING_SLOTS, rows = min(16, st.rows - st.tile0 * 16);
-        uint32_t bytes = 64u * (uint32_t)min(ONESHOT_LOADS, st.total - b * ONESHOT_LOADS);
-        if (lane == 0) mbarrier_expect_bytes(&bar[s], bytes * (uint32_t)rows);
-        __syncwarp();
-        if (lane < rows) {
-            const uint8_t *src = st.w + (size_t)(st.tile0 * 16 + lane) * st.row_bytes +
-                                 (size_t)(st.k0 + 32 * ONESHOT_LOADS * b) * 2;
-            bulk_copy_to_shared(wst + s * BULK_SLOT_BYTES + lane * BULK_ROW_STRIDE, src, bytes, &bar[s]);
-        }
-    };
-    int first_batches = min(batches, RING_SLOTS); /* the slots' first fills */
-    auto fill = [&]() {
-        for (int b = 0; b < first_batches; b++) issue(b);
-        if (in_regs) oneshot_load(st, RING_SLOTS * ONESHOT_LOADS, lane >> 2, lane & 3, ra, rb);
-    };
-    bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
-    if (early) fill();
-    lg_cuda_kernel_begin();
-    int t_begin, t_count;
-    if (!set_block_rows(a, &st.w, &t_begin, &t_count) || !oneshot_token_group(tok_groups, &t_begin, &t_count) ||
-        n_t <= 0) {
-        if (early) /* no copy may land after the block is gone */
-            for (int b = 0; b < first_batches; b++) mbarrier_wait(&bar[b], 0);
-        return;
-    }
-    if (!early && st.total > 0) fill();
-    int nt = min(8, t_count), g = lane >> 2, q = lane & 3;
-    const float *x = a.x + (size_t)t_begin * a.cols;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    float4 xa[ONESHOT_LOADS], xb[ONESHOT_LOADS];
-#pragma unroll
-    for (int u = 0; u < ONESHOT_LOADS; u++) oneshot_x(st, a, x, nt, u, &xa[u], &xb[u]);
-    for (int b = 0; b < batches; b++) {
-        float4 na[ONESHOT_LOADS], nb[ONESHOT_LOADS]; /* the next batch's activations, in flight */
-#pragma unroll
-        for (int u = 0; u < ONESHOT_LOADS; u++) oneshot_x(st, a, x, nt, (b + 1) * ONESHOT_LOADS + u, &na[u], &nb[u]);
-        bool from_regs = in_regs && b == RING_SLOTS;
-        const uint8_t *slot = wst + b % RING_SLOTS * BULK_SLOT_BYTES;
-        if (!from_regs) mbarrier_wait(&bar[b % RING_SLOTS], (uint32_t)(b / RING_SLOTS) & 1u);
-#pragma unroll
-        for (int u = 0; u < ONESHOT_LOADS; u++) {
-            if (b * ONESHOT_LOADS + u >= st.total) break;
-            uint4 wa = from_regs ? ra[u] : *(const uint4 *)(slot + g * BULK_ROW_STRIDE + u * 64 + q * 16);
-            uint4 wb = from_regs ? rb[u] : *(const uint4 *)(slot + (g + 8) * BULK_ROW_STRIDE + u * 64 + q * 16);
-            mma_step(acc, wa, wb, mma_split(xa[u], xb[u]), !a.hi_only);
-        }
-        int next = b + RING_SLOTS; /* the slot's next batch, unless that one is in registers */
-        if (!from_regs && next < batches && !(in_regs && next == RING_SLOTS)) {
-            fence_proxy_async_shared(); /* this lane's reads of the slot before the copies that refill it */
-            __syncwarp();
-            issue(next);
+        if constexpr (BULK) { /* the slot's next batch, unless none or it is the one in registers */
+            int next = b + RING_SLOTS;
+            if (!from_regs && next < batches && !(in_regs && next == RING_SLOTS)) {
+                fence_proxy_async_shared(); /* this lane's reads of the slot before the copies that refill it */
+                __syncwarp();
+                issue(next);
+            }
+        } else {
+            __syncwarp(); /* the slot is read: refill it (an empty group past the stream, or with the last batch
+                           * in registers: the waits count groups) */
+            if (in_regs) cp_async_commit();
+            else issue(b + RING_SLOTS);
         }
 #pragma unroll
         for (int u = 0; u < ONESHOT_LOADS; u++) xa[u] = na[u], xb[u] = nb[u];
     }
-    /* every batch's copies were waited for: the last batch's slot takes the sums */
-    __syncwarp();
-    if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * BULK_SLOT_BYTES));
+    if (!BULK) cp_async_wait_all(); /* with BULK every batch's copies were waited for */
+    if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * SLOT));
     __syncthreads();
     oneshot_store(a, st, n_t, n_slices, nt, t_begin,
-                  [&](int sl, int tile) { return bulk_parked(ring, sl, per_slice, a.cols); });
+                  [&](int sl, int tile) { return ring_parked<SLOT>(ring, sl, per_slice, a.cols); });
 }
 
 /* LAGUNA_CUDA_ONESHOT=0: one-token steps stream (launch_narrow) instead. */
@@ -725,9 +673,9 @@ static int l2_prefetch_bytes(void) {
      : (pf) == 64  ? ((early) ? kernel<true, 64> : kernel<false, 64>)                                   \
                    : ((early) ? kernel<true, 0> : kernel<false, 0>))
 
-/* LAGUNA_CUDA_RING_BULK=1 (not measured yet): the ring's products on
- * mma_oneshot_ring_bulk_kernel where every op's rows are whole steps of
- * 16-byte aligned bytes. */
+/* LAGUNA_CUDA_RING_BULK=1 (not measured yet): the ring's products with
+ * bulk copies (mma_oneshot_ring_kernel<..., BULK>) where every op's rows
+ * are whole steps of 16-byte aligned bytes. */
 static bool ring_bulk_takes(const matmul_set &set) {
     static const bool on = getenv("LAGUNA_CUDA_RING_BULK") && atoi(getenv("LAGUNA_CUDA_RING_BULK"));
     if (!on) return false;
@@ -769,7 +717,7 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
         /* LAGUNA_CUDA_RING_REGS=0: a last batch waits for a slot too (measuring) */
         static const int regs_last = lg_cuda_switch_on("LAGUNA_CUDA_RING_REGS");
         if (ring_bulk_takes(*set)) {
-            auto kernel = early ? mma_oneshot_ring_bulk_kernel<true> : mma_oneshot_ring_bulk_kernel<false>;
+            auto kernel = early ? mma_oneshot_ring_kernel<true, 0, true> : mma_oneshot_ring_kernel<false, 0, true>;
             lg_cuda_allow_smem(kernel, BULK_SMEM);
             lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, BULK_SMEM, *set, most < 1 ? 1 : most, tok_groups,
                            regs_last);
