@@ -257,8 +257,8 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
 }
 
 /* mlp = the experts' weighted sum (sparse_mlp's formula), then x +=
- * mlp, h = norm(x) with w: in one op where the backend has it and no other
- * rank's share must be added between. */
+ * mlp, h = norm(x) with w: the fused op or its parts, except across ranks,
+ * whose shares of mlp are added between. */
 static void combine_add_rmsnorm(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, int li, int n,
                                 const float *w) {
     const lg_config *c = &m->cfg;
@@ -266,8 +266,9 @@ static void combine_add_rmsnorm(const laguna_model *m, lg_backend_ctx *bc, lg_ac
     lg_combine_norm_args ca = {a->mlp, &a->plan, a->expert_out, a->route_weight,
                                L->has_shared_expert ? a->shared_out : NULL, n, c->n_experts_per_token, c->hidden_size,
                                (float)c->routed_scaling_factor, a->x, a->h, w, (float)c->rms_norm_eps};
-    if (!m->comm && OP(bc)->moe_combine_add_rmsnorm) {
-        OP(bc)->moe_combine_add_rmsnorm(bc, &ca);
+    if (!m->comm) {
+        if (OP(bc)->moe_combine_add_rmsnorm) OP(bc)->moe_combine_add_rmsnorm(bc, &ca);
+        else lg_backend_moe_combine_add_rmsnorm_by_parts(bc, &ca);
         return;
     }
     OP(bc)->moe_combine(bc, ca.out, ca.plan, ca.expert_out, ca.weights, ca.shared, n, ca.top_k, ca.hidden, ca.scale);
