@@ -437,14 +437,14 @@ __device__ __forceinline__ void oneshot_stage(const oneshot_stream &s, uint8_t *
 
 template <bool EARLY, int PF>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
-    mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups) {
-    extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes] */
+    mma_oneshot_staged_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups, int warp_bytes) {
+    extern __shared__ __align__(16) uint8_t stage[]; /* [warp][unit][16 rows][64 bytes], warp_bytes a warp */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     oneshot_block blk = oneshot_block_of(set, most_tiles, tok_groups, warp);
     const matmul_args &a = *blk.a;
     oneshot_stream &st = blk.st;
     int n_t = blk.n_t, per_slice = blk.per_slice, n_slices = blk.n_slices;
-    uint8_t *wst = stage + warp * STAGE_WARP_BYTES;
+    uint8_t *wst = stage + warp * warp_bytes;
     bool early = EARLY && !a.offsets && blockIdx.z == 0 && st.total > 0;
     if (early) oneshot_stage<PF>(st, wst, lane);
     lg_cuda_kernel_begin();
@@ -475,7 +475,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
     __syncthreads();
     oneshot_store(a, st, n_t, n_slices, nt, t_begin, [&](int sl, int tile) { /* slice sl's steps: its own k range */
         int k0 = sl * per_slice * 32, steps = (min(a.cols, k0 + per_slice * 32) - k0 + 31) / 32;
-        return (const float *)(stage + sl * STAGE_WARP_BYTES + (tile * steps) * STAGE_UNIT_BYTES);
+        return (const float *)(stage + sl * warp_bytes + (tile * steps) * STAGE_UNIT_BYTES);
     });
 }
 
@@ -493,19 +493,21 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 3)
  * all four are in flight from the start (H100: decode +1.7%). A warp's
  * finished slice is parked at the start of its last batch's slot.
  *
- * BULK (LAGUNA_CUDA_RING_BULK=1; written without a GPU, off until
- * measured): alone under ncu this kernel moved o_proj's 32 MB at 1.19 TB/s,
- * the staged blocks a prompt's products at 2.85: one block an SM whose
- * eight warps ask for their rows 64 bytes a lane. With BULK a batch's 16
- * rows of a warp's slice are 16 bulk copies of up to 512 bytes (lanes
- * 0-15), each row at a padded stride in the slot (BULK_ROW_STRIDE: the rows
- * of a fragment read fall in distinct banks), their arrival counted on the
- * slot's mbarrier. Only where K is a multiple of 32 and rows 16-byte aligned
- * (a bulk copy has no zero fill: the rows past the matrix are left as they
- * are, and only their own outputs, never stored, see them). */
+ * BULK (the default where rows allow: ring_bulk): with cp.async alone
+ * under ncu this kernel moved o_proj's 32 MB at 1.19-1.29 TB/s, one block
+ * an SM whose eight warps ask for their rows 64 bytes a lane. With BULK a
+ * batch's 16 rows of a warp's slice are 16 bulk copies of up to 512 bytes
+ * (lanes 0-15; 1.48 TB/s), each row at a stride of 64 bytes past a multiple
+ * of 128 (BULK_ROW_STRIDE: the two rows a quarter warp's fragment reads
+ * touch fall in distinct banks), their arrival counted on the slot's
+ * mbarrier. Only where K is a multiple of 32 and rows 16-byte aligned (a
+ * bulk copy has no zero fill: the rows past the matrix are left as they
+ * are, and only their own outputs, never stored, see them). The same bulk
+ * copies in the staged blocks (a row a copy, one barrier a warp) lost: 219.5
+ * against 226.4 tok/s, 8 sequences 697 against 728. */
 #define RING_SLOTS 3
 #define RING_SMEM (NARROW_WARPS * RING_SLOTS * STAGE_WARP_BYTES)
-#define BULK_ROW_STRIDE (ONESHOT_LOADS * 64 + 16)
+#define BULK_ROW_STRIDE (ONESHOT_LOADS * 64 + 64)
 #define BULK_SLOT_BYTES (16 * BULK_ROW_STRIDE)
 #define BULK_SMEM (NARROW_WARPS * RING_SLOTS * (BULK_SLOT_BYTES + (int)sizeof(uint64_t)))
 
@@ -521,6 +523,7 @@ __device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl,
 template <bool EARLY, int PF, bool BULK = false>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups, int regs_last) {
+    constexpr int STRIDE = BULK_ROW_STRIDE;
     constexpr int SLOT = BULK ? BULK_SLOT_BYTES : STAGE_WARP_BYTES;
     extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot] (BULK: [16 rows][stride]), then BULK's barriers */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -552,7 +555,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
             if (lane == 0) mbarrier_expect_bytes(&bar[b % RING_SLOTS], bytes * (uint32_t)rows);
             __syncwarp();
             if (lane < rows)
-                bulk_copy_to_shared(slot + lane * BULK_ROW_STRIDE,
+                bulk_copy_to_shared(slot + lane * STRIDE,
                                     st.w + (size_t)(st.tile0 * 16 + lane) * st.row_bytes +
                                         (size_t)(st.k0 + 32 * ONESHOT_LOADS * b) * 2,
                                     bytes, &bar[b % RING_SLOTS]);
@@ -604,8 +607,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
         for (int u = 0; u < ONESHOT_LOADS; u++) {
             if (b * ONESHOT_LOADS + u >= st.total) break;
             /* rows g and g + 8 of unit u: [unit][16 rows][64 bytes], or with BULK [16 rows][stride] */
-            const uint8_t *ga = BULK ? slot + g * BULK_ROW_STRIDE + u * 64 : slot + u * STAGE_UNIT_BYTES + g * 64;
-            const uint8_t *gb = BULK ? ga + 8 * BULK_ROW_STRIDE : ga + 8 * 64;
+            const uint8_t *ga = BULK ? slot + g * STRIDE + u * 64 : slot + u * STAGE_UNIT_BYTES + g * 64;
+            const uint8_t *gb = BULK ? ga + 8 * STRIDE : ga + 8 * 64;
             uint4 wa = from_regs ? ra[u] : *(const uint4 *)(ga + q * 16);
             uint4 wb = from_regs ? rb[u] : *(const uint4 *)(gb + q * 16);
             mma_step(acc, wa, wb, mma_split(xa[u], xb[u]), !a.hi_only);
@@ -673,12 +676,9 @@ static int l2_prefetch_bytes(void) {
      : (pf) == 64  ? ((early) ? kernel<true, 64> : kernel<false, 64>)                                   \
                    : ((early) ? kernel<true, 0> : kernel<false, 0>))
 
-/* LAGUNA_CUDA_RING_BULK=1 (not measured yet): the ring's products with
- * bulk copies (mma_oneshot_ring_kernel<..., BULK>) where every op's rows
- * are whole steps of 16-byte aligned bytes. */
-static bool ring_bulk_takes(const matmul_set &set) {
-    static const bool on = getenv("LAGUNA_CUDA_RING_BULK") && atoi(getenv("LAGUNA_CUDA_RING_BULK"));
-    if (!on) return false;
+/* Whether every op's rows are whole steps of 16-byte aligned bytes (what
+ * the bulk copies need). */
+static bool set_bulk_copyable(const matmul_set &set) {
     for (int i = 0; i < set.n; i++) {
         const matmul_args &a = set.op[i];
         if (a.cols % 32 || a.row_bytes % 16 || !a.aligned16) return false;
@@ -686,12 +686,30 @@ static bool ring_bulk_takes(const matmul_set &set) {
     return true;
 }
 
+/* The ring's products with bulk copies (mma_oneshot_ring_kernel<..., BULK>)
+ * where the rows allow them. H100, XS.2 bf16 decode after 1024, two rounds
+ * alternated: 225.67 / 226.35 tok/s against 218.67 / 219.79 with cp.async
+ * (+3.1%); alone under ncu o_proj 21.6 against 24.7 us. Rows padded by 16
+ * bytes instead of 64 (two-way bank conflicts in some fragment reads) gave
+ * the same (226.39 / 225.83 against 226.20 / 227.00).
+ * LAGUNA_CUDA_RING_BULK=0: cp.async (measuring). */
+static bool ring_bulk(const matmul_set &set) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_RING_BULK");
+    return on && set_bulk_copyable(set);
+}
+
 /* tok_groups > 1: a plain set's tokens in groups of 8, each group's blocks
  * beside the other groups' of the same rows (oneshot_token_group). */
 static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int tok_groups) {
     /* LAGUNA_CUDA_ONESHOT_TILES=N: up to N tiles a block when K is short
-     * (measured: 8 decodes faster than 1, 152 vs 149 tok/s) */
-    static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 8;
+     * (measured: 8 decodes faster than 1, 152 vs 149 tok/s, when every
+     * block had 64 KB of shared memory). A staged block now asks only for
+     * its warps' units, so XS.2's experts' down products (K = 512, 2 steps
+     * a slice) at 2 tiles take 32 KB and 4 blocks an SM instead of 3 of 64
+     * KB, ~2.2 blocks an SM over 288: H100, bf16 decode after 1024, two
+     * rounds alternated, 229.23 / 228.65 tok/s against 226.30 / 227.00 at 8
+     * (4 for K = 512) and 227.91 / 227.80 at 1; 8 sequences the same. */
+    static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 2;
     int most_tiles = 1;
     bool long_k = false, all_long = true; /* a slice (every op's) longer than one batch of loads */
     set->first_block[0] = 0;
@@ -711,12 +729,20 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
     if (staged && !long_k) { /* a warp's units fit one batch */
         auto kernel = PICK_PF(mma_oneshot_staged_kernel, early, l2_prefetch_bytes());
+        /* a warp's units: its slice's steps times the block's tiles, at most ONESHOT_LOADS */
+        int units = 1;
+        for (int i = 0; i < set->n; i++) {
+            int per_slice, n_slices;
+            slicing(set->op[i].cols, &per_slice, &n_slices);
+            units = max(units, min(ONESHOT_LOADS, per_slice * oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most)));
+        }
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
-        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, STAGE_SMEM, *set, most < 1 ? 1 : most, tok_groups);
+        lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, NARROW_WARPS * units * STAGE_UNIT_BYTES, *set,
+                       most < 1 ? 1 : most, tok_groups, units * STAGE_UNIT_BYTES);
     } else if (staged && all_long && ring_enabled()) { /* one tile a block (oneshot_tiles) */
         /* LAGUNA_CUDA_RING_REGS=0: a last batch waits for a slot too (measuring) */
         static const int regs_last = lg_cuda_switch_on("LAGUNA_CUDA_RING_REGS");
-        if (ring_bulk_takes(*set)) {
+        if (ring_bulk(*set)) {
             auto kernel = early ? mma_oneshot_ring_kernel<true, 0, true> : mma_oneshot_ring_kernel<false, 0, true>;
             lg_cuda_allow_smem(kernel, BULK_SMEM);
             lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, BULK_SMEM, *set, most < 1 ? 1 : most, tok_groups,
