@@ -567,10 +567,14 @@ static void test_matmul_batch_invariant(void) {
         /* one token, a slice longer than one batch of units: the ring
          * kernel, 5 batches a warp through 3 slots, the last slice 4 */
         {LG_DTYPE_BF16, 37, 8200, {17, 32, 0}},
-        /* whole steps of 16-byte aligned rows, which LAGUNA_CUDA_RING_BULK=1
-         * sends to the bulk-copy ring: 4 batches (the last in registers), 5 */
+        /* whole steps of 16-byte aligned rows, which take the bulk-copy ring:
+         * 4 batches (the last in registers), 5 */
         {LG_DTYPE_BF16, 37, 8192, {17, 32, 0}},
         {LG_DTYPE_BF16, 37, 10240, {17, 0}},
+        /* staged blocks of 4 tiles of 2 steps (the second block a tile of
+         * 6 rows) and of 8 tiles of one step (the second block 2 rows) */
+        {LG_DTYPE_BF16, 70, 512, {17, 0}},
+        {LG_DTYPE_BF16, 130, 96, {17, 0}},
         /* 17 to 64 tokens: K's slices in blocks of their own (cuda_matmul_sliced.cu),
          * three row ranges, 3 and 5 token groups, two chunks a slice; 9 in one-shot blocks */
         {LG_DTYPE_BF16, 300, 2048, {9, 24, 40, 0}},
@@ -1785,14 +1789,20 @@ static void test_moe_group(void) {
 /* The fused route op (router + moe_group in one launch for few tokens) on
  * the device against the device's own two ops: the same scores, ids and
  * weights bit for bit, the same offsets, and a valid grouping whose rows
- * hold their tokens' hidden rows. Token counts on both sides of the fused
- * path's limit (32), and expert counts past the warp router's (512). */
+ * hold their tokens' hidden rows; for one token (grouped without atomics,
+ * group_one_token) the same rows and pair rows too, also where the plan
+ * keeps a range of experts (expert parallelism). Token counts on both sides
+ * of the fused path's limit (32), and expert counts past the warp router's
+ * (512). */
 static void test_route(void) {
     twin t;
     if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->route != NULL, "route")) return;
-    /* n, E, K, hidden; the fused kernel scores with the whole block up to 4096 n x E (32 x 256: its warps) */
-    int cases[][4] = {{1, 256, 8, 2048}, {3, 256, 8, 64}, {8, 16, 4, 33},    {32, 64, 8, 16},
-                      {32, 256, 8, 16},  {33, 64, 8, 16}, {300, 128, 8, 8}, {2, 600, 8, 16}};
+    /* n, E, K, hidden, the plan's experts [first, last) (0, 0: all); the fused kernel scores with the whole
+     * block up to 4096 n x E (32 x 256: its warps) */
+    int cases[][6] = {{1, 256, 8, 2048, 0, 0}, {3, 256, 8, 64, 0, 0},   {8, 16, 4, 33, 0, 0},
+                      {32, 64, 8, 16, 0, 0},   {32, 256, 8, 16, 0, 0},  {33, 64, 8, 16, 0, 0},
+                      {300, 128, 8, 8, 0, 0},  {2, 600, 8, 16, 0, 0},   {1, 16, 4, 33, 0, 0},
+                      {1, 256, 8, 2048, 64, 192}, {1, 64, 16, 16, 8, 40}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int n = cases[ci][0], E = cases[ci][1], K = cases[ci][2], hidden = cases[ci][3];
         size_t pairs = (size_t)n * K, lb = sizeof(float) * (size_t)n * E, kb = sizeof(float) * pairs,
@@ -1807,7 +1817,7 @@ static void test_route(void) {
         for (int fused = 0; fused < 2; fused++) {
             float *dl = put(&t, DEV, logits, lb), *dw = put(&t, DEV, NULL, kb), *din = put(&t, DEV, NULL, eb);
             int32_t *di = put(&t, DEV, NULL, ib);
-            plan[fused] = plan_alloc(&t, DEV, E, pairs, 0, 0);
+            plan[fused] = plan_alloc(&t, DEV, E, pairs, cases[ci][4], cases[ci][5]);
             if (fused) t.be[DEV]->ops->route(t.c[DEV], &a, dl, di, dw, n, &plan[fused].dev, din, dh, hidden);
             else lg_backend_route_by_parts(t.c[DEV], &a, dl, di, dw, n, &plan[fused].dev, din, dh, hidden);
             scores[fused] = get(&t, DEV, dl, lb), weights[fused] = get(&t, DEV, dw, kb);
@@ -1829,6 +1839,9 @@ static void test_route(void) {
             bad_rows += memcmp(gathered[1] + p * hidden, h + (size_t)(d->rows[p] / K) * hidden,
                                sizeof(float) * hidden) != 0;
         CHECKF(bad_rows == 0, "case %zu: %d gathered rows wrong", ci, bad_rows);
+        if (n == 1)
+            CHECKF(memcmp(d->rows, plan[0].host.rows, ib) == 0 && memcmp(d->pair_rows, plan[0].host.pair_rows, ib) == 0,
+                   "case %zu: one token's fused rows differ", ci);
         for (int f = 0; f < 2; f++) {
             plan_free(&t, DEV, &plan[f]);
             free(scores[f]), free(weights[f]), free(ids[f]), free(gathered[f]);
@@ -2295,6 +2308,65 @@ static void test_combine_add_rmsnorm(void) {
     twin_close(&t);
 }
 
+/* add_rmsnorm_matmul (the residual add, the next norm and the router's
+ * product of one token in one launch where the product would take the
+ * float path) against the device's own two ops: x, h and the product
+ * bitwise; against the reference's parts within 1e-6 (x, h) and 1e-5 (the
+ * product, float32 sums in another order). Routers of XS.2's shape in F32
+ * (fused) and BF16 (tensor cores: the parts), F16; fewer chunks a lane than
+ * a batch of loads (64 and 40 columns); rows 4096 (fused) and 4099, 7
+ * columns (no vector path) and three tokens (the parts); cases in a row, so
+ * a counter left non-zero would lose the next case's x. */
+static void test_add_rmsnorm_matmul(void) {
+    twin t;
+    if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->add_rmsnorm_matmul != NULL, "add_rmsnorm_matmul")) return;
+    struct {
+        lg_dtype dt;
+        int rows, hidden, n;
+        bool bias;
+    } cases[] = {{LG_DTYPE_F32, 256, 2048, 1, false}, {LG_DTYPE_BF16, 256, 2048, 1, false},
+                 {LG_DTYPE_F16, 37, 1000, 1, true},   {LG_DTYPE_F32, 8, 64, 1, false},
+                 {LG_DTYPE_F16, 40, 40, 1, true},     {LG_DTYPE_F32, 300, 4096, 1, true},
+                 {LG_DTYPE_F32, 19, 4099, 1, false},  {LG_DTYPE_F32, 19, 7, 1, false},
+                 {LG_DTYPE_F32, 256, 2048, 3, true},  {LG_DTYPE_F32, 256, 2048, 1, false}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int n = cases[ci].n, H = cases[ci].hidden, R = cases[ci].rows;
+        size_t xb = sizeof(float) * (size_t)n * H, ob = sizeof(float) * (size_t)n * R;
+        twin_weight w = twin_weight_new(&t, cases[ci].dt, R, H, 1.0f);
+        float *x = op_frand_array((size_t)n * H, 2.0f), *y = op_frand_array((size_t)n * H, 1.0f);
+        float *norm = op_frand_array((size_t)H, 2.0f), *bias = op_frand_array((size_t)R, 0.5f);
+        float *got[3][3]; /* [fused on the device, parts on the device, parts on the reference][x, h, out] */
+        for (int run = 0; run < 3; run++) {
+            int b = run < 2 ? DEV : REF;
+            float *dx = put(&t, b, x, xb), *dy = put(&t, b, y, xb), *dh = put(&t, b, NULL, xb);
+            float *dn = put(&t, b, norm, sizeof(float) * H), *dout = put(&t, b, NULL, ob);
+            float *dbias = cases[ci].bias ? put(&t, b, bias, sizeof(float) * R) : NULL;
+            lg_matmul_op op = {dout, dh, n, &w.m[b], dbias};
+            if (run == 0) t.be[b]->ops->add_rmsnorm_matmul(t.c[b], dx, dy, dh, dn, n, H, 1e-6f, &op);
+            else lg_backend_add_rmsnorm_matmul_by_parts(t.c[b], dx, dy, dh, dn, n, H, 1e-6f, &op);
+            got[run][0] = get(&t, b, dx, xb), got[run][1] = get(&t, b, dh, xb), got[run][2] = get(&t, b, dout, ob);
+            settle(&t, b, run == 0 ? "add_rmsnorm_matmul" : "add_rmsnorm and matmul_many");
+            drop(&t, b, dx, xb), drop(&t, b, dy, xb), drop(&t, b, dh, xb), drop(&t, b, dn, sizeof(float) * H);
+            drop(&t, b, dout, ob), drop(&t, b, dbias, sizeof(float) * R);
+        }
+        static const char *const what[3] = {"x", "h", "out"};
+        for (int v = 0; v < 3; v++) {
+            size_t count = (size_t)n * (v == 2 ? R : H);
+            CHECKF(memcmp(got[0][v], got[1][v], sizeof(float) * count) == 0,
+                   "case %zu (%s %dx%d, %d tokens): %s fused differs", ci, lg_dtype_name(cases[ci].dt), R, H, n,
+                   what[v]);
+            double e = op_rel(got[0][v], got[2][v], count);
+            CHECKF(e < (v == 2 ? 1e-5 : 1e-6), "case %zu (%s %dx%d, %d tokens): %s rel %.3e to the reference", ci,
+                   lg_dtype_name(cases[ci].dt), R, H, n, what[v], e);
+        }
+        for (int run = 0; run < 3; run++)
+            for (int v = 0; v < 3; v++) free(got[run][v]);
+        free(x), free(y), free(norm), free(bias);
+        op_weight_free(&w.w);
+    }
+    twin_close(&t);
+}
+
 /* attention_inputs against the reference's rmsnorm, rope and kv_write in
  * turn, on a pool of every cache dtype with page sizes 16 and 5 and rows
  * written to shuffled slots: q and k 4e-6 norm-wise per head kind (the norm's
@@ -2415,6 +2487,7 @@ int main(void) {
     RUN(test_moe_batch_invariant);
     RUN(test_add_rmsnorm);
     RUN(test_combine_add_rmsnorm);
+    RUN(test_add_rmsnorm_matmul);
     RUN(test_attention_inputs);
     RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
     return test_summary();

@@ -46,6 +46,14 @@ void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y
     o->rmsnorm(c, h, x, w, n_rows, n, eps);
 }
 
+void lg_backend_add_rmsnorm_matmul_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w,
+                                            int n_rows, int n, float eps, const lg_matmul_op *op) {
+    const lg_backend_ops *o = c->backend->ops;
+    if (o->add_rmsnorm) o->add_rmsnorm(c, x, y, h, w, n_rows, n, eps);
+    else lg_backend_add_rmsnorm_by_parts(c, x, y, h, w, n_rows, n, eps);
+    o->matmul_many(c, op, 1);
+}
+
 void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a) {
     const lg_backend_ops *o = c->backend->ops;
     o->rmsnorm(c, a->q, a->q, a->q_norm, a->n_rows * a->n_heads, a->head_dim, a->eps);

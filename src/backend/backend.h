@@ -242,6 +242,10 @@ typedef struct {
      * x += y, then h = rmsnorm(x) with w, over n_rows rows of n (add, rmsnorm). */
     void (*add_rmsnorm)(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,
                         float eps);
+    /* add_rmsnorm, then the product op, whose x is h and n_tokens n_rows
+     * (matmul_many of it alone): a decode step's router after the residual. */
+    void (*add_rmsnorm_matmul)(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
+                               int n, float eps, const lg_matmul_op *op);
     /* rmsnorm of every q and k head, rope of both, kv_write (see the args). */
     void (*attention_inputs)(lg_backend_ctx *c, const lg_attention_inputs_args *a);
     /* moe_combine into out, then x += out and h = rmsnorm(x) (add_rmsnorm). */
@@ -297,6 +301,8 @@ struct lg_backend_ctx {
  * them, and what the fused ops are tested against. */
 void lg_backend_add_rmsnorm_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
                                      int n, float eps);
+void lg_backend_add_rmsnorm_matmul_by_parts(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w,
+                                            int n_rows, int n, float eps, const lg_matmul_op *op);
 void lg_backend_attention_inputs_by_parts(lg_backend_ctx *c, const lg_attention_inputs_args *a);
 void lg_backend_moe_combine_add_rmsnorm_by_parts(lg_backend_ctx *c, const lg_combine_norm_args *a);
 void lg_backend_route_by_parts(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights,

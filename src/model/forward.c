@@ -169,6 +169,13 @@ static void add_rmsnorm(lg_backend_ctx *bc, float *x, const float *y, float *h, 
     else lg_backend_add_rmsnorm_by_parts(bc, x, y, h, w, n, H, eps);
 }
 
+/* add_rmsnorm, then the product op of h */
+static void add_rmsnorm_matmul(lg_backend_ctx *bc, float *x, const float *y, float *h, const float *w, int n, int H,
+                               float eps, const lg_matmul_op *op) {
+    if (OP(bc)->add_rmsnorm_matmul) OP(bc)->add_rmsnorm_matmul(bc, x, y, h, w, n, H, eps, op);
+    else lg_backend_add_rmsnorm_matmul_by_parts(bc, x, y, h, w, n, H, eps, op);
+}
+
 /* ---- attention -------------------------------------------------------------- */
 
 static void attention_inputs(lg_backend_ctx *bc, const lg_attention_inputs_args *a) {
@@ -226,7 +233,8 @@ static void dense_mlp(lg_backend_ctx *bc, lg_activations *a, const lg_mlp_weight
     OP(bc)->matmul_many(bc, &down, 1);
 }
 
-/* The routing and every expert's output over h, for
+/* x += the attention's output and h = its norm, then the routing and every
+ * expert's output over h, for
  * mlp = routed_scaling_factor * sum_k weight_k expert_k(h) + shared_expert(h)
  * (summed by combine_add_rmsnorm). */
 static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, int li, int n,
@@ -240,7 +248,7 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     const lg_matrix *soon[4] = {&L->router, &L->shared_expert.gate, &L->shared_expert.up, &L->shared_expert.down};
     prefetch_weights(bc, soon, L->has_shared_expert ? 4 : 1);
     lg_matmul_op router = {a->router_logits, a->h, n, &L->router, NULL};
-    OP(bc)->matmul_many(bc, &router, 1);
+    add_rmsnorm_matmul(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, (float)c->rms_norm_eps, &router);
     lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
     if (OP(bc)->route) OP(bc)->route(bc, &ra, a->router_logits, a->route_expert, a->route_weight, n, &a->plan,
                                      a->expert_in, a->h, H);
@@ -336,9 +344,12 @@ void lg_forward(const laguna_model *m, lg_backend_ctx *bc, lg_activations *a, co
     for (int li = 0; li < c->n_layers; li++) {
         const lg_layer *L = &m->layers[li];
         attention_block(m, bc, a, pool, s, li);
-        add_rmsnorm(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, eps);
-        if (L->mlp_kind == LG_MLP_DENSE) dense_mlp(bc, a, &L->dense, n);
-        else sparse_mlp(m, bc, a, li, n, obs);
+        if (L->mlp_kind == LG_MLP_DENSE) {
+            add_rmsnorm(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, eps);
+            dense_mlp(bc, a, &L->dense, n);
+        } else {
+            sparse_mlp(m, bc, a, li, n, obs);
+        }
         const lg_layer *N = li + 1 < c->n_layers ? &m->layers[li + 1] : NULL;
         if (N) { /* the next layer's first products, while the combine and the norm run */
             const lg_matrix *next[4] = {&N->q_proj, &N->k_proj, &N->v_proj, &N->g_proj};

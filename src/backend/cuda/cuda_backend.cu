@@ -83,6 +83,7 @@ static void cuda_ctx_free(lg_backend_ctx *c) {
     if (k->scratch) cudaFree(k->scratch);
     if (k->attn_counters) cudaFree(k->attn_counters);
     if (k->moe_active) cudaFree(k->moe_active);
+    if (k->norm_counter) cudaFree(k->norm_counter);
     for (int i = 0; i < k->n_tables; i++) cudaFree((void *)k->tables[i].dev);
     free(k->tables);
     free(k);
@@ -100,6 +101,8 @@ static lg_backend_ctx *cuda_ctx_new(lg_backend *be, const lg_ctx_sizes *sizes) {
     if (cudaSetDevice(((lg_cuda_backend *)be)->device) != cudaSuccess ||
         cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking) != cudaSuccess ||
         cudaMalloc(&k->moe_active, sizeof(int32_t) * (size_t)(k->n_experts + 1)) != cudaSuccess ||
+        cudaMalloc(&k->norm_counter, sizeof(unsigned)) != cudaSuccess ||
+        cudaMemset(k->norm_counter, 0, sizeof(unsigned)) != cudaSuccess ||
         cudaMalloc(&k->ring_dev, k->ring_bytes) != cudaSuccess ||
         cudaMallocHost(&k->ring_host, k->ring_bytes) != cudaSuccess) {
         cudaGetLastError();
@@ -308,6 +311,7 @@ static lg_backend_ops make_ops(void) {
     o.gather_rows = lg_cuda_gather_rows;
     o.add_rmsnorm = lg_cuda_add_rmsnorm;
     o.moe_combine_add_rmsnorm = lg_cuda_moe_combine_add_rmsnorm;
+    o.add_rmsnorm_matmul = lg_cuda_add_rmsnorm_matmul;
     o.attention_inputs = lg_cuda_attention_inputs;
     o.route = lg_cuda_route;
     o.prefetch_weights = lg_cuda_prefetch_weights;

@@ -65,6 +65,7 @@ struct lg_cuda_ctx {
     unsigned *attn_counters; /* the split attention kernel's, zero between launches */
     size_t attn_counters_n;
     int32_t *moe_active;     /* [n_experts + 1]: count, then the experts with rows (moe_group -> moe_experts) */
+    unsigned *norm_counter;  /* add_rmsnorm_matmul_kernel's blocks that have read x; zero between launches */
     int n_experts;
     lg_cuda_profile *profile; /* LAGUNA_CUDA_PROFILE=1 only */
     lg_cuda_tape *tape;       /* decode steps as graphs (cuda_tape.cu); NULL = off */
@@ -278,6 +279,8 @@ void lg_cuda_add(lg_backend_ctx *c, float *x, const float *y, size_t n);
 void lg_cuda_gather_rows(lg_backend_ctx *c, float *dst, const float *src, const int32_t *rows, int n, int width);
 void lg_cuda_add_rmsnorm(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows, int n,
                          float eps);
+void lg_cuda_add_rmsnorm_matmul(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
+                                int n, float eps, const lg_matmul_op *op);
 /* cuda_attention_inputs.cu */
 void lg_cuda_attention_inputs(lg_backend_ctx *c, const lg_attention_inputs_args *a);
 /* cuda_synth.cu */

@@ -28,6 +28,7 @@
  * return at once, so the host never needs the routing. */
 #include "backend/cuda/cuda_matmul.h"
 #include "backend/cuda/cuda_async_copy.h"
+#include "backend/cuda/cuda_norm.h"
 #include "backend/cuda/cuda_quant_dot.h"
 
 #define WARPS 8    /* rows per block */
@@ -250,6 +251,89 @@ __global__ void __launch_bounds__(THREADS, TOK == 1 ? 2 : 0) matmul_kernel(const
             a.y[(tok + lane) * a.rows + r] = v + (a.bias ? a.bias[r] : 0.0f);
         }
     }
+}
+
+/* The residual add, the next norm and a float product of one token in one
+ * launch (a decode step's router after the attention): x += y, h =
+ * rmsnorm(x) w, out = M h. Every block (THREADS = NORM_THREADS threads, a
+ * row of M a warp) norms the row itself from x and y (16 KB from L2)
+ * instead of waiting for a norm kernel to finish, its warps' first weights
+ * loaded before the programmatic-launch wait; block 0 writes h, and the
+ * last block to have read x (counter, left at zero) writes x back. The norm
+ * is rmsnorm_kernel<true>'s chain (cuda_norm.h) and each output
+ * matmul_kernel<1>'s (row_dot's chunks in order, then warp_sum): the same
+ * bits as the two launches. Rows of n <= NORM_PER_THREAD * NORM_THREADS. */
+#define NORM_MATMUL_MAX (NORM_PER_THREAD * NORM_THREADS)
+
+template <int DT>
+__global__ void __launch_bounds__(THREADS) add_rmsnorm_matmul_kernel(float *x, const float *y, float *h,
+                                                                     const float *nw, int n, float eps,
+                                                                     const __grid_constant__ matmul_args a,
+                                                                     unsigned *counter) {
+    static_assert(THREADS == NORM_THREADS, "a block norms the row as rmsnorm_kernel's does");
+    constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
+    __shared__ __align__(16) float hs[NORM_MATMUL_MAX];
+    __shared__ bool last;
+    int lane = threadIdx.x & 31, r = blockIdx.x * WARPS + (threadIdx.x >> 5);
+    bool has_row = r < a.rows;
+    const uint4 *w = (const uint4 *)(a.w + (size_t)(has_row ? r : 0) * a.row_bytes);
+    int chunks = a.cols / V;
+    uint4 first[UNROLL]; /* the lane's first chunks (lane + 32 u), loaded before the wait */
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++)
+        if (has_row && lane + 32 * u < chunks) first[u] = __ldg(w + lane + 32 * u);
+    float xv[NORM_PER_THREAD], wv[NORM_PER_THREAD];
+    norm_weights(wv, nw, n);
+    lg_cuda_kernel_begin();
+    double ss = 0;
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) {
+        int i = threadIdx.x + u * NORM_THREADS;
+        xv[u] = i < n ? x[i] : 0.0f;
+        if (i < n) xv[u] += y[i];
+    }
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) ss += (double)xv[u] * xv[u];
+    float inv = norm_inverse(norm_block_sum(ss), n, eps);
+#pragma unroll
+    for (int u = 0; u < NORM_PER_THREAD; u++) {
+        int i = threadIdx.x + u * NORM_THREADS;
+        if (i >= n) continue;
+        hs[i] = xv[u] * inv * wv[u];
+        if (blockIdx.x == 0) h[i] = hs[i];
+    }
+    /* every thread of the block has its x (the norm's sum needed them all) */
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (last) {
+#pragma unroll
+        for (int u = 0; u < NORM_PER_THREAD; u++)
+            if (threadIdx.x + u * NORM_THREADS < n) x[threadIdx.x + u * NORM_THREADS] = xv[u];
+        if (threadIdx.x == 0) *counter = 0u;
+    }
+    if (!has_row) return;
+    /* row_dot's chain with its first loads made early: batches of UNROLL chunks while whole, then one at a time */
+    float acc[1] = {0.0f};
+    int c = lane;
+    if (c + 32 * (UNROLL - 1) < chunks) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) fma_chunk<DT, 1>(first[u], hs, a.cols, c + 32 * u, 1, acc);
+        c += 32 * UNROLL;
+        for (; c + 32 * (UNROLL - 1) < chunks; c += 32 * UNROLL) {
+            uint4 raw[UNROLL];
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) raw[u] = __ldg(w + c + 32 * u);
+#pragma unroll
+            for (int u = 0; u < UNROLL; u++) fma_chunk<DT, 1>(raw[u], hs, a.cols, c + 32 * u, 1, acc);
+        }
+        for (; c < chunks; c += 32) fma_chunk<DT, 1>(__ldg(w + c), hs, a.cols, c, 1, acc);
+    } else { /* fewer than UNROLL chunks a lane: all of them loaded early */
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++)
+            if (c + 32 * u < chunks) fma_chunk<DT, 1>(first[u], hs, a.cols, c + 32 * u, 1, acc);
+    }
+    float v = warp_sum(acc[0]);
+    if (lane == 0) a.y[r] = v + (a.bias ? a.bias[r] : 0.0f);
 }
 
 /* Many tokens, a float matrix on the vector path (F32, or F16 / BF16 off the
@@ -625,6 +709,36 @@ void lg_cuda_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops) 
     set_begin(&b);
     for (int i = 0; i < n_ops; i++) add_plain(LG_CUDA_CTX(c), &b, &ops[i]);
     set_launch(LG_CUDA_CTX(c), &b);
+}
+
+/* add_rmsnorm then the product op (op->x is h): add_rmsnorm_matmul_kernel
+ * for one token where the product alone would take matmul_kernel<1>'s
+ * float path (not the tensor cores, not quantised), else the two ops.
+ * LAGUNA_CUDA_NORM_MATMUL=0: the two ops (measuring). */
+void lg_cuda_add_rmsnorm_matmul(lg_backend_ctx *c, float *x, const float *y, float *h, const float *w, int n_rows,
+                                int n, float eps, const lg_matmul_op *op) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_NORM_MATMUL");
+    lg_cuda_ctx *k = LG_CUDA_CTX(c);
+    const lg_matrix *m = op->w;
+    int vec = op->n_tokens == 1 ? vector_width(m->dtype, m->cols, m->row_bytes, m->data, op->x) : 0;
+    bool mma = m->dtype == LG_DTYPE_BF16 && vec == 8 && lg_cuda_mma_enabled();
+    bool fits = on && n_rows == 1 && op->x == h && n == (int)m->cols && n <= NORM_MATMUL_MAX && k->norm_counter;
+    if (!fits || !vec || mma || lg_quant_unit_align(m->dtype)) {
+        lg_cuda_add_rmsnorm(c, x, y, h, w, n_rows, n, eps);
+        lg_cuda_matmul_many(c, op, 1);
+        return;
+    }
+    matmul_args a = plain_args(m, op->x, op->y, 1, op->bias, vec);
+    unsigned blocks = (unsigned)((m->rows + WARPS - 1) / WARPS);
+    if (m->dtype == LG_DTYPE_F32)
+        lg_cuda_launch(k, add_rmsnorm_matmul_kernel<LG_DTYPE_F32>, blocks, THREADS, 0, x, y, h, w, n, eps, a,
+                       k->norm_counter);
+    else if (m->dtype == LG_DTYPE_BF16)
+        lg_cuda_launch(k, add_rmsnorm_matmul_kernel<LG_DTYPE_BF16>, blocks, THREADS, 0, x, y, h, w, n, eps, a,
+                       k->norm_counter);
+    else
+        lg_cuda_launch(k, add_rmsnorm_matmul_kernel<LG_DTYPE_F16>, blocks, THREADS, 0, x, y, h, w, n, eps, a,
+                       k->norm_counter);
 }
 
 /* The device table of an expert list's gate, up and down pointers, made on

@@ -70,7 +70,8 @@ __device__ __forceinline__ float expert_score(float *logits, int t, int e, int E
 /* Token t's selection by the calling warp; the scores and keys computed here,
  * or (pre_sc, pre_key: [tokens][E], shared memory) by the whole block before. */
 __device__ void route_token(float *logits, int32_t *ids, float *weights, int t, int E, int K, float softcap,
-                            const float *bias, const float *pre_sc = NULL, const uint32_t *pre_key = NULL) {
+                            const float *bias, const float *pre_sc = NULL, const uint32_t *pre_key = NULL,
+                            int32_t *ids_shared = NULL) {
     const unsigned all = 0xffffffffu;
     int lane = threadIdx.x & 31;
     /* this lane's experts' scores and selection keys stay in registers for the rounds */
@@ -119,6 +120,7 @@ __device__ void route_token(float *logits, int32_t *ids, float *weights, int t, 
     if (lane < K) {
         ids[(size_t)t * K + lane] = my_id;
         weights[(size_t)t * K + lane] = my_score / sum;
+        if (ids_shared) ids_shared[lane] = my_id;
     }
 }
 
@@ -239,6 +241,54 @@ __device__ void group_pairs(const group_args &g) {
     }
 }
 
+/* group_pairs for one token (a decode step of one sequence), its ids in
+ * shared memory: its top_k experts are distinct, so an expert has at most
+ * one row and a pair's row is the number of chosen experts below its own.
+ * The same plan (offsets, rows, pair rows, active list) and gathered rows as
+ * group_pairs, without its histogram, scan, atomics and their barriers. */
+__device__ void group_one_token(const group_args &g, const int32_t *ids) {
+    int K = g.pairs;
+    for (int e = threadIdx.x; e <= g.E; e += blockDim.x) {
+        int below = 0, below_here = 0, here = 0;
+        bool chosen = false;
+        for (int j = 0; j < K; j++) {
+            bool in = ids[j] >= g.first && ids[j] < g.last; /* this device's experts */
+            below += ids[j] < e, chosen |= ids[j] == e;
+            below_here += in && ids[j] < e, here += in;
+        }
+        g.off[e] = below;
+        if (chosen && e >= g.first && e < g.last) g.active[1 + below_here] = e - g.first;
+        if (e == g.E) g.active[0] = here;
+    }
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        int r = 0;
+        for (int j = 0; j < K; j++) r += ids[j] < ids[i];
+        g.rows[r] = i;
+        g.pair_rows[i] = r;
+    }
+    if (!g.expert_in) return;
+    /* every pair's row is the token's row of h */
+    const float *__restrict__ src = g.h;
+    float *__restrict__ dst = g.expert_in;
+    bool vec = (g.hidden & 3) == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)dst & 15) == 0;
+    int width = vec ? g.hidden / 4 : g.hidden;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        if (vec) {
+            float4 v = __ldg((const float4 *)src + i);
+            for (int r = 0; r < K; r++) ((float4 *)dst)[(size_t)r * width + i] = v;
+        } else {
+            float v = __ldg(src + i);
+            for (int r = 0; r < K; r++) dst[(size_t)r * width + i] = v;
+        }
+    }
+}
+
+/* LAGUNA_CUDA_ROUTE_ONE=0: one token's pairs grouped by group_pairs too (measuring). */
+static bool route_one_enabled(void) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_ROUTE_ONE");
+    return on;
+}
+
 __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(const group_args g) {
     lg_cuda_kernel_begin();
     group_pairs(g);
@@ -247,7 +297,8 @@ __global__ void __launch_bounds__(GROUP_THREADS) group_kernel(const group_args g
 /* router_warp_kernel and group_kernel in one launch, for few tokens (a
  * decode step): warp t selects token t's experts, then the block groups. */
 __global__ void __launch_bounds__(GROUP_THREADS) route_group_kernel(float *logits, float *weights, float softcap,
-                                                                    const float *bias, int n, const group_args g) {
+                                                                    const float *bias, int n, const group_args g,
+                                                                    bool one) {
     lg_cuda_kernel_begin();
     /* few tokens: the scores by the whole block, one expert a thread, then a warp a token selects (the
      * sigmoid of every expert was most of the selecting warp's serial instructions) */
@@ -261,10 +312,17 @@ __global__ void __launch_bounds__(GROUP_THREADS) route_group_kernel(float *logit
             pre_sc[i] = expert_score(logits, i / g.E, i % g.E, g.E, softcap, bias, &pre_key[i]);
         __syncthreads();
     }
+    __shared__ int32_t one_ids[32]; /* one: the token's ids, for group_one_token */
     int t = threadIdx.x >> 5;
-    if (t < n) route_token(logits, (int32_t *)g.ids, weights, t, g.E, g.top_k, softcap, bias, pre_sc, pre_key);
+    if (t < n)
+        route_token(logits, (int32_t *)g.ids, weights, t, g.E, g.top_k, softcap, bias, pre_sc, pre_key,
+                    one ? one_ids : NULL);
     __syncthreads(); /* the ids, written by this block, are visible to it */
-    group_pairs(g);
+    bool every_id = true; /* (route_token leaves -1 only with fewer experts than top_k) */
+    if (one)
+        for (int j = 0; j < g.pairs; j++) every_id &= one_ids[j] >= 0;
+    if (one && every_id) group_one_token(g, one_ids);
+    else group_pairs(g);
 }
 
 /* A block per pair: its token's row of h copied, 16 bytes a thread when
@@ -318,8 +376,9 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
+    bool one = n == 1 && a->top_k <= 32 && route_one_enabled();
     lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g) + route_scored_bytes(n, a->n_experts), logits,
-                   weights, a->softcap, a->bias, n, g);
+                   weights, a->softcap, a->bias, n, g, one);
     gather_rest(k, g, expert_in);
 }
 
