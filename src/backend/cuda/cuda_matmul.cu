@@ -722,7 +722,8 @@ void lg_cuda_add_rmsnorm_matmul(lg_backend_ctx *c, float *x, const float *y, flo
     const lg_matrix *m = op->w;
     int vec = op->n_tokens == 1 ? vector_width(m->dtype, m->cols, m->row_bytes, m->data, op->x) : 0;
     bool mma = m->dtype == LG_DTYPE_BF16 && vec == 8 && lg_cuda_mma_enabled();
-    bool fits = on && n_rows == 1 && op->x == h && n == (int)m->cols && n <= NORM_MATMUL_MAX && k->norm_counter;
+    bool fits = on && n_rows == 1 && op->x == h && n == (int)m->cols && n <= NORM_MATMUL_MAX && m->rows > 0 &&
+                k->norm_counter;
     if (!fits || !vec || mma || lg_quant_unit_align(m->dtype)) {
         lg_cuda_add_rmsnorm(c, x, y, h, w, n_rows, n, eps);
         lg_cuda_matmul_many(c, op, 1);
