@@ -83,14 +83,13 @@ __device__ __forceinline__ void fma_chunk(uint4 raw, const float *x, int cols, i
     }
 }
 
-/* A lane's chunks c = lane, lane + 32, ... in ascending order, UNROLL
- * loads issued before their arithmetic (the order of additions is the
- * same as one chunk at a time). */
+/* A lane's chunks c, c + 32, ... in ascending order, UNROLL loads issued
+ * before their arithmetic (the order of additions is the same as one chunk
+ * at a time). */
 template <int DT, int TOK>
-__device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int cols, int nt, int lane, float *acc) {
+__device__ __forceinline__ void row_dot_from(const uint4 *w, const float *x, int cols, int nt, int c, float *acc) {
     constexpr int V = DT == LG_DTYPE_F32 ? 4 : 8;
-    const uint4 *w = (const uint4 *)row;
-    int chunks = cols / V, c = lane;
+    int chunks = cols / V;
     for (; c + 32 * (UNROLL - 1) < chunks; c += 32 * UNROLL) {
         uint4 raw[UNROLL];
 #pragma unroll
@@ -99,6 +98,12 @@ __device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int 
         for (int u = 0; u < UNROLL; u++) fma_chunk<DT, TOK>(raw[u], x, cols, c + 32 * u, nt, acc);
     }
     for (; c < chunks; c += 32) fma_chunk<DT, TOK>(__ldg(w + c), x, cols, c, nt, acc);
+}
+
+/* The lane's chunks of a row from c = lane. */
+template <int DT, int TOK>
+__device__ __forceinline__ void row_dot(const uint8_t *row, const float *x, int cols, int nt, int lane, float *acc) {
+    row_dot_from<DT, TOK>((const uint4 *)row, x, cols, nt, lane, acc);
 }
 
 /* The sum of v over the warp's lanes, in a fixed butterfly. */
@@ -312,26 +317,14 @@ __global__ void __launch_bounds__(THREADS) add_rmsnorm_matmul_kernel(float *x, c
         if (threadIdx.x == 0) *counter = 0u;
     }
     if (!has_row) return;
-    /* row_dot's chain with its first loads made early: batches of UNROLL chunks while whole, then one at a time */
+    /* row_dot's chain, its first batch from the loads made early: whole, then row_dot's from the next; or
+     * fewer than UNROLL chunks a lane, all of them loaded early */
     float acc[1] = {0.0f};
-    int c = lane;
-    if (c + 32 * (UNROLL - 1) < chunks) {
+    bool whole = lane + 32 * (UNROLL - 1) < chunks;
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++) fma_chunk<DT, 1>(first[u], hs, a.cols, c + 32 * u, 1, acc);
-        c += 32 * UNROLL;
-        for (; c + 32 * (UNROLL - 1) < chunks; c += 32 * UNROLL) {
-            uint4 raw[UNROLL];
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++) raw[u] = __ldg(w + c + 32 * u);
-#pragma unroll
-            for (int u = 0; u < UNROLL; u++) fma_chunk<DT, 1>(raw[u], hs, a.cols, c + 32 * u, 1, acc);
-        }
-        for (; c < chunks; c += 32) fma_chunk<DT, 1>(__ldg(w + c), hs, a.cols, c, 1, acc);
-    } else { /* fewer than UNROLL chunks a lane: all of them loaded early */
-#pragma unroll
-        for (int u = 0; u < UNROLL; u++)
-            if (c + 32 * u < chunks) fma_chunk<DT, 1>(first[u], hs, a.cols, c + 32 * u, 1, acc);
-    }
+    for (int u = 0; u < UNROLL; u++)
+        if (lane + 32 * u < chunks) fma_chunk<DT, 1>(first[u], hs, a.cols, lane + 32 * u, 1, acc);
+    if (whole) row_dot_from<DT, 1>(w, hs, a.cols, 1, lane + 32 * UNROLL, acc);
     float v = warp_sum(acc[0]);
     if (lane == 0) a.y[r] = v + (a.bias ? a.bias[r] : 0.0f);
 }

@@ -711,10 +711,13 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
      * (4 for K = 512) and 227.91 / 227.80 at 1; 8 sequences the same. */
     static const int most = getenv("LAGUNA_CUDA_ONESHOT_TILES") ? atoi(getenv("LAGUNA_CUDA_ONESHOT_TILES")) : 2;
     int most_tiles = 1;
+    int units = 1; /* a staged warp's units: its slice's steps times the block's tiles, at most ONESHOT_LOADS */
     bool long_k = false, all_long = true; /* a slice (every op's) longer than one batch of loads */
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++) {
-        int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most);
+        int per_block = oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most), per_slice, n_slices;
+        slicing(set->op[i].cols, &per_slice, &n_slices);
+        units = max(units, min(ONESHOT_LOADS, per_slice * per_block));
         long_k |= slice_over_one_batch(set->op[i].cols);
         all_long &= slice_over_one_batch(set->op[i].cols);
         most_tiles = per_block > most_tiles ? per_block : most_tiles;
@@ -729,13 +732,6 @@ static void launch_oneshot(lg_cuda_ctx *k, matmul_set *set, int max_groups, int 
     static const bool staged = lg_cuda_switch_on("LAGUNA_CUDA_ONESHOT_STAGE");
     if (staged && !long_k) { /* a warp's units fit one batch */
         auto kernel = PICK_PF(mma_oneshot_staged_kernel, early, l2_prefetch_bytes());
-        /* a warp's units: its slice's steps times the block's tiles, at most ONESHOT_LOADS */
-        int units = 1;
-        for (int i = 0; i < set->n; i++) {
-            int per_slice, n_slices;
-            slicing(set->op[i].cols, &per_slice, &n_slices);
-            units = max(units, min(ONESHOT_LOADS, per_slice * oneshot_tiles(set->op[i].cols, most < 1 ? 1 : most)));
-        }
         lg_cuda_allow_smem(kernel, STAGE_SMEM);
         lg_cuda_launch(k, kernel, grid, NARROW_WARPS * 32, NARROW_WARPS * units * STAGE_UNIT_BYTES, *set,
                        most < 1 ? 1 : most, tok_groups, units * STAGE_UNIT_BYTES);
