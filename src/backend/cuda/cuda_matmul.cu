@@ -718,8 +718,7 @@ void lg_cuda_add_rmsnorm_matmul(lg_backend_ctx *c, float *x, const float *y, flo
     bool fits = on && n_rows == 1 && op->x == h && n == (int)m->cols && n <= NORM_MATMUL_MAX && m->rows > 0 &&
                 k->norm_counter;
     if (!fits || !vec || mma || lg_quant_unit_align(m->dtype)) {
-        lg_cuda_add_rmsnorm(c, x, y, h, w, n_rows, n, eps);
-        lg_cuda_matmul_many(c, op, 1);
+        lg_backend_add_rmsnorm_matmul_by_parts(c, x, y, h, w, n_rows, n, eps, op);
         return;
     }
     matmul_args a = plain_args(m, op->x, op->y, 1, op->bias, vec);
