@@ -630,6 +630,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
         for (int u = 0; u < ONESHOT_LOADS; u++) xa[u] = na[u], xb[u] = nb[u];
     }
     if (!BULK) cp_async_wait_all(); /* with BULK every batch's copies were waited for */
+    __syncwarp(); /* every lane's reads of the last slot before any lane parks its sums over them */
     if (batches > 0) oneshot_park(acc, (float *)(wst + (batches - 1) % RING_SLOTS * SLOT));
     __syncthreads();
     oneshot_store(a, st, n_t, n_slices, nt, t_begin,
