@@ -130,11 +130,14 @@ int main() {
         };
         timeit("ldg x4/SM", bytes, [&]() { ldg_kernel<<<sms * 4, 256>>>((const uint4 *)region(), bytes / 16, out); });
         timeit("ldg x8/SM", bytes, [&]() { ldg_kernel<<<sms * 8, 256>>>((const uint4 *)region(), bytes / 16, out); });
-        timeit("bulk 512 1/SM", bytes, [&]() { bulk_kernel<512><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
-        timeit("bulk 2048 1/SM", bytes, [&]() { bulk_kernel<2048><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
-        timeit("bulk 8192 1/SM", bytes, [&]() { bulk_kernel<8192><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
-        timeit("bulk 512 128 blocks", bytes, [&]() { bulk_kernel<512><<<128, WARPS * 32, smem>>>(region(), bytes, out); });
-        timeit("cp.async16 1/SM", bytes, [&]() { cpasync_kernel<<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
+        /* the ring kernels read whole slots, the same number a block: the bytes they really read */
+        size_t ring_sm = bytes / ((size_t)sms * SLOT) * sms * SLOT, ring_128 = bytes / (128 * SLOT) * 128 * SLOT;
+        timeit("bulk 512 1/SM", ring_sm, [&]() { bulk_kernel<512><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
+        timeit("bulk 2048 1/SM", ring_sm, [&]() { bulk_kernel<2048><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
+        timeit("bulk 8192 1/SM", ring_sm, [&]() { bulk_kernel<8192><<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
+        timeit("bulk 512 128 blocks", ring_128,
+               [&]() { bulk_kernel<512><<<128, WARPS * 32, smem>>>(region(), bytes, out); });
+        timeit("cp.async16 1/SM", ring_sm, [&]() { cpasync_kernel<<<sms, WARPS * 32, smem>>>(region(), bytes, out); });
     }
     return 0;
 }
