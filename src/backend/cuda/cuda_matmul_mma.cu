@@ -523,7 +523,6 @@ __device__ __forceinline__ const float *ring_parked(const uint8_t *ring, int sl,
 template <bool EARLY, int PF, bool BULK = false>
 __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
     mma_oneshot_ring_kernel(const __grid_constant__ matmul_set set, int most_tiles, int tok_groups, int regs_last) {
-    constexpr int STRIDE = BULK_ROW_STRIDE;
     constexpr int SLOT = BULK ? BULK_SLOT_BYTES : STAGE_WARP_BYTES;
     extern __shared__ __align__(16) uint8_t ring[]; /* [warp][slot] (BULK: [16 rows][stride]), then BULK's barriers */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -555,7 +554,7 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
             if (lane == 0) mbarrier_expect_bytes(&bar[b % RING_SLOTS], bytes * (uint32_t)rows);
             __syncwarp();
             if (lane < rows)
-                bulk_copy_to_shared(slot + lane * STRIDE,
+                bulk_copy_to_shared(slot + lane * BULK_ROW_STRIDE,
                                     st.w + (size_t)(st.tile0 * 16 + lane) * st.row_bytes +
                                         (size_t)(st.k0 + 32 * ONESHOT_LOADS * b) * 2,
                                     bytes, &bar[b % RING_SLOTS]);
@@ -607,8 +606,8 @@ __global__ void __launch_bounds__(NARROW_WARPS * 32, 1)
         for (int u = 0; u < ONESHOT_LOADS; u++) {
             if (b * ONESHOT_LOADS + u >= st.total) break;
             /* rows g and g + 8 of unit u: [unit][16 rows][64 bytes], or with BULK [16 rows][stride] */
-            const uint8_t *ga = BULK ? slot + g * STRIDE + u * 64 : slot + u * STAGE_UNIT_BYTES + g * 64;
-            const uint8_t *gb = BULK ? ga + 8 * STRIDE : ga + 8 * 64;
+            const uint8_t *ga = BULK ? slot + g * BULK_ROW_STRIDE + u * 64 : slot + u * STAGE_UNIT_BYTES + g * 64;
+            const uint8_t *gb = BULK ? ga + 8 * BULK_ROW_STRIDE : ga + 8 * 64;
             uint4 wa = from_regs ? ra[u] : *(const uint4 *)(ga + q * 16);
             uint4 wb = from_regs ? rb[u] : *(const uint4 *)(gb + q * 16);
             mma_step(acc, wa, wb, mma_split(xa[u], xb[u]), !a.hi_only);

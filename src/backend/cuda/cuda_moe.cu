@@ -376,7 +376,7 @@ void lg_cuda_route(lg_backend_ctx *c, const lg_router_args *a, float *logits, in
     }
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     group_args g = grouping(k, plan, expert_in, h, ids, n, a->top_k, a->n_experts, hidden);
-    bool one = n == 1 && a->top_k <= 32 && route_one_enabled();
+    bool one = n == 1 && route_one_enabled(); /* (few: top_k <= 32, one_ids' size) */
     lg_cuda_launch(k, route_group_kernel, 1, GROUP_THREADS, group_smem(g) + route_scored_bytes(n, a->n_experts), logits,
                    weights, a->softcap, a->bias, n, g, one);
     gather_rest(k, g, expert_in);
