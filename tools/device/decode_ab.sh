@@ -8,8 +8,11 @@
 # e.g. "--batch 32"; ROUNDS: the variants that many times, interleaved); then decode at LAYERS_SCAN
 # depths with the defaults; LONG=1: decode after 32768; Q4=1: Q4_K_M
 # decode; then NCU=1: every kernel of a 4-layer run under
-# Nsight Compute (tools/device/ncu_decode.sh).
+# Nsight Compute (tools/device/ncu_decode.sh). Everything printed is also
+# written, line by line, to $OUT/ab.txt, which comes back even when the call
+# runs past its limit (a pipe after this script loses what it held).
 set -uo pipefail
+exec > >(tee -a "${OUT:-/tmp}/ab.txt") 2>&1
 VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16} EXTRA=${EXTRA:-} ROUNDS=${ROUNDS:-1}
 . tools/device/cuda_tests.sh
 cuda_build bench
@@ -22,13 +25,13 @@ for round in $(seq "$ROUNDS"); do
             echo "== $v"
             B=${B/build\/laguna/${BIN:-build/laguna}}
             timeout 120 $B --type $TYPE --prompt $PROMPT --gen ${GEN:-64} --reps $REPS $EXTRA 2>&1 |
-                grep -E "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
+                grep --line-buffered -E "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
         )
     done
 done
 for l in ${LAYERS_SCAN:-}; do
     echo "== layers $l"
-    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep -E "decode greedy"
+    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep --line-buffered -E "decode greedy"
 done
 if [ "${LONG:-0}" = 1 ]; then
     echo "== decode after 32768"
