@@ -13,6 +13,7 @@
 # runs past its limit (a pipe after this script loses what it held).
 set -uo pipefail
 exec > >(tee -a "${OUT:-/tmp}/ab.txt") 2>&1
+keep() { grep --line-buffered -E "$1"; } # the lines wanted, each passed on as it comes
 VARIANTS=${VARIANTS:-"-"} PROMPT=${PROMPT:-1024} REPS=${REPS:-3} TYPE=${TYPE:-bf16} EXTRA=${EXTRA:-} ROUNDS=${ROUNDS:-1}
 . tools/device/cuda_tests.sh
 cuda_build bench
@@ -25,21 +26,21 @@ for round in $(seq "$ROUNDS"); do
             echo "== $v"
             B=${B/build\/laguna/${BIN:-build/laguna}}
             timeout 120 $B --type $TYPE --prompt $PROMPT --gen ${GEN:-64} --reps $REPS $EXTRA 2>&1 |
-                grep --line-buffered -E "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
+                keep "decode greedy|^prefill|^ *[0-9]+ +[0-9.]+ "
         )
     done
 done
 for l in ${LAYERS_SCAN:-}; do
     echo "== layers $l"
-    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | grep --line-buffered -E "decode greedy"
+    timeout 90 $B --type $TYPE --layers $l --prompt $PROMPT --gen 64 --reps $REPS 2>&1 | keep "decode greedy"
 done
 if [ "${LONG:-0}" = 1 ]; then
     echo "== decode after 32768"
-    timeout 150 $B --prompt 32768 --gen 32 --reps 1 2>&1 | grep -E "decode greedy|^prefill"
+    timeout 150 $B --prompt 32768 --gen 32 --reps 1 2>&1 | keep "decode greedy|^prefill"
 fi
 if [ "${Q4:-0}" = 1 ]; then
     echo "== q4_k_m"
-    timeout 120 $B --type q4_k_m --prompt 1024 --gen 64 --reps 2 2>&1 | grep -E "decode greedy|^prefill"
+    timeout 120 $B --type q4_k_m --prompt 1024 --gen 64 --reps 2 2>&1 | keep "decode greedy|^prefill"
 fi
 [ "${NCU:-0}" = 1 ] && LAYERS=4 PROMPT=64 GEN=4 bash tools/device/ncu_decode.sh > "$OUT/ncu.txt" 2>&1 && head -60 "$OUT/ncu.txt"
 exit 0
