@@ -576,8 +576,11 @@ static void test_matmul_batch_invariant(void) {
         {LG_DTYPE_BF16, 70, 512, {17, 0}},
         {LG_DTYPE_BF16, 130, 96, {17, 0}},
         /* 17 to 64 tokens: K's slices in blocks of their own (cuda_matmul_sliced.cu),
-         * three row ranges, 3 and 5 token groups, two chunks a slice; 9 in one-shot blocks */
+         * three row ranges, 3 and 5 token groups, 8 steps a slice through rings of 4;
+         * 9 in one-shot blocks; a ragged last step (1032) and K below the sliced
+         * blocks' least (1000, 1001: one-shot blocks) */
         {LG_DTYPE_BF16, 300, 2048, {9, 24, 40, 0}},
+        {LG_DTYPE_BF16, 37, 1032, {24, 40, 0}},
         {LG_DTYPE_Q4_K, 37, 768, {17, 64, 300, 0}},
         /* one-token quantised products take 1, 2, 4 or 8 rows a warp by
          * row length (lg_quant_rows_per_warp): 8 (512), 2 (2048), 1 (4096);

@@ -10,48 +10,49 @@
  * 32 sequences: q/k/v/g read 276 MB from L2 for 42.5 MB of weights, 61 us
  * (~0.7 TB/s); o_proj 177 MB for 33 MB, 60 us.
  *
- * Here a block takes ONE slice of K (slicing(), cuda_mma.h) of R row tiles
- * for all the tokens: its warps share the slice's activations, staged in
- * shared memory a chunk of SLICED_CHUNK steps at a time (double-buffered),
- * and each warp streams its tile's weights for the slice through registers
- * (the next chunk's step loaded as soon as this chunk's is taken), with the
- * accumulators of every token group of its tile. The 8 blocks of a row
- * range (one a slice) form a thread block cluster: each parks its slice's
- * sums in its own shared memory, and after the cluster's barrier each adds
- * an eighth of the range's outputs over the 8 blocks' shared memory, slice
- * by slice left to right, then the bias. (A first form parked the sums in
- * global scratch for the range's last block to add, as an atomic counter
- * told: that block's serial tail and the sums' round trips through L2,
- * ~100 MB for lm_head's 32 rows, left q/k/v/g at 57 us and made lm_head 2.6x
- * slower.) ncu, same H100 and batch: q/k/v/g 46.8 us (129 MB from L2),
- * o_proj 39 us. The same units, the same mma chain per slice and the same
- * slice sums in the same order as every other product kernel: the same
- * bits (test_matmul_batch_invariant). */
+ * Here a block takes ONE slice of K (slicing(), cuda_mma.h) of 8 row tiles
+ * (128 rows) for all the tokens: its warps share the slice's activations,
+ * staged in shared memory a chunk of CH steps (32 k each) at a time, and
+ * each warp takes its own tiles (8 / W of them), with the accumulators of
+ * every token group of its tiles. A warp copies its weights with cp.async
+ * into a ring of RING steps of shared memory: the first RING are issued
+ * before the programmatic-launch wait (weights never depend on the kernel
+ * before) and a slot is refilled as soon as its lanes have read it. The
+ * activations' chunks ride the same copy groups: thread i's group s holds
+ * its pieces of warp i / 32's step s and, when s starts a chunk, of that
+ * chunk, so one cp.async count covers both (the first RING / CH chunks,
+ * which depend on the previous kernel, are one group after the wait), and
+ * RING / CH + 1 chunk buffers keep a chunk from being overwritten before
+ * every warp has passed the barrier that opens the next.
+ *
+ * The 8 blocks of a row range (one a slice) form a thread block cluster:
+ * each parks its slice's sums in its own shared memory, and after the
+ * cluster's barrier each adds an eighth of the range's outputs over the 8
+ * blocks' shared memory, slice by slice left to right, then the bias. (A
+ * first form parked the sums in global scratch for the range's last block
+ * to add, as an atomic counter told: that block's serial tail and the sums'
+ * round trips through L2, ~100 MB for lm_head's 32 rows, left q/k/v/g at 57
+ * us and made lm_head 2.6x slower.)
+ *
+ * The weights first streamed through registers (a lane 4 steps of its
+ * tile's, two warps a tile for o_proj's few row ranges, which read its
+ * tiles twice): ncu at 32 sequences, H100, q/k/v/g 47.4 us (~0.95 TB/s),
+ * o_proj 56.8 us, long-scoreboard stalls 30%. The ring against it (H100,
+ * XS.2 after 1024, both with SLICED_MIN_COLS): 32 / 64 sequences 1160.7 /
+ * 1606.1 against 1157.2-1160.8 / 1588.7-1595.1 tok/s.
+ *
+ * The same units, the same mma chain per slice and the same slice sums in
+ * the same order as every other product kernel: the same bits
+ * (test_matmul_batch_invariant). */
 #include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 
 #include <cooperative_groups.h>
 
-#define SLICED_WARPS 8
+#define SLICED_WARPS 8 /* row tiles a block (128 rows) */
 #define SLICED_CLUSTER MMA_MAX_SLICES /* blocks of a row range: one a slice (fewer slices: idle ones) */
 #define SLICED_XPAD 4 /* floats after a token's staged chunk: rows 4 banks apart */
-
-/* A block's activations are staged SLICED_CHUNK steps (32 k each) at a
- * time; a lane has that many steps of its tile's weights in flight (two
- * blocks an SM at most 128 registers; 8 steps and one block an SM decoded
- * 10% slower on the H100). */
-#define SLICED_CHUNK 4
-#define SLICED_XS (SLICED_CHUNK * 32 + SLICED_XPAD) /* floats a token's staged chunk takes */
-
-/* Shared memory of a block: two chunks of 8 NT tokens' activations (at
- * the end the slice's sums, R x 16 rows x 8 NT tokens, fewer floats). */
-template <int NT> static constexpr size_t sliced_smem() {
-    static_assert(2 * SLICED_XS >= 8 * 16, "the sums fit where the activations were");
-    return sizeof(float) * 2 * (size_t)(8 * NT) * SLICED_XS;
-}
-
-/* Row tiles a block takes. */
-__host__ __device__ __forceinline__ int sliced_tiles(int wpt) { return SLICED_WARPS / wpt; }
+#define SLICED_UNIT 1024 /* bytes of a tile's step: 16 rows x 32 k of bf16 */
 
 /* A block's op, row range and slice (the blocks of a range are a cluster,
  * its rank the slice). */
@@ -69,89 +70,54 @@ __device__ __forceinline__ sliced_block sliced_block_of(const matmul_set &set) {
     return b;
 }
 
-/* The lane's weights at k .. k + 7 of rows r and r + 8 (r: its tile's row
- * g; k: 8q into a step); zeros past the rows and from k1 on. */
-__device__ __forceinline__ void sliced_weights(const matmul_args &a, int r, int k, int k1, uint4 *wa, uint4 *wb) {
-    *wa = *wb = make_uint4(0, 0, 0, 0);
-    if (k >= k1) return;
-    const uint8_t *row = a.w + (size_t)r * a.row_bytes + (size_t)k * 2;
-    if (r < a.rows) *wa = __ldg((const uint4 *)row);
-    if (r + 8 < a.rows) *wb = __ldg((const uint4 *)(row + 8 * a.row_bytes));
-}
-
-/* A chunk's activations (k from kc, SLICED_CHUNK steps, up to k1) of the
- * tokens below nt into xs[token][k - kc] as one cp.async group; zeros past
- * the tokens and past k1. */
-template <int NT>
+/* A chunk's activations (k from kc, CH steps, up to k1) of the tokens below
+ * nt into xs[token][k - kc] (uncommitted cp.async copies); zeros past the
+ * tokens and past k1. */
+template <int NT, int CH>
 __device__ __forceinline__ void sliced_stage_x(const matmul_args &a, int nt, int kc, int k1, float *xs) {
-    constexpr int PIECES = SLICED_CHUNK * 32 / 4; /* 16-byte pieces a token */
+    constexpr int PIECES = CH * 32 / 4, XS = CH * 32 + SLICED_XPAD; /* 16-byte pieces a token; floats a token */
     for (int i = threadIdx.x; i < 8 * NT * PIECES; i += blockDim.x) {
         int t = i / PIECES, p = i % PIECES, k = kc + 4 * p;
         bool in = t < nt && k < k1;
         const float *src = in ? a.x + (size_t)t * a.cols + k : a.x;
-        cp_async16_n(xs + t * SLICED_XS + 4 * p, src, in ? 16 : 0);
+        cp_async16_n(xs + t * XS + 4 * p, src, in ? 16 : 0);
     }
-    cp_async_commit();
 }
 
-template <int NT>
-__global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(SLICED_WARPS * 32, 2)
-    mma_sliced_kernel(const __grid_constant__ matmul_set set, int wpt) {
-    constexpr int CH = SLICED_CHUNK, XS = SLICED_XS, T = 8 * NT;
-    extern __shared__ __align__(16) float xbuf[]; /* [2][T tokens][XS]; at the end the slice's sums [R * 16][T] */
+/* One step (k from k, 32 wide, up to k1) of rows r0 .. r0 + 15 into unit
+ * (16 rows x 64 bytes; lane (g, q) later reads rows g and g + 8 at byte
+ * 16 q: eight lanes a contiguous 128 bytes), by the calling warp as
+ * uncommitted cp.async copies; zeros past the rows and k1. */
+__device__ __forceinline__ void sliced_stage_w(const matmul_args &a, int r0, int k, int k1, uint8_t *unit) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        int piece = lane + 32 * h, r = r0 + (piece >> 2), kk = k + 8 * (piece & 3);
+        bool in = r < a.rows && kk < k1;
+        const uint8_t *src = in ? a.w + (size_t)r * a.row_bytes + (size_t)kk * 2 : a.w;
+        cp_async16_n(unit + piece * 16, src, in ? 16 : 0);
+    }
+}
+
+/* Parks a warp's sums of token group j of one row tile (tile: its index in
+ * the block) at part[row in block][token] (T tokens a row). */
+template <int NT> __device__ __forceinline__ void sliced_park(float *part, int tile, int j, const float *acc) {
+    constexpr int T = 8 * NT;
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+#pragma unroll
+    for (int e = 0; e < 4; e++) part[(tile * 16 + g + (e >= 2 ? 8 : 0)) * T + 8 * j + 2 * q + (e & 1)] = acc[e];
+}
+
+/* The end of a sliced block, once its slice's sums of its tiles are parked
+ * (sliced_park): after the cluster's barrier, this block's eighth of the
+ * range's outputs added over the 8 blocks' parked sums, slices left to
+ * right, then the bias. */
+template <int NT> __device__ __forceinline__ void sliced_sum_slices(const sliced_block &b, float *part, int nt) {
+    constexpr int T = 8 * NT, R = SLICED_WARPS;
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    sliced_block b = sliced_block_of(set);
     const matmul_args &a = *b.a;
-    int R = sliced_tiles(wpt), tile = b.range * R + warp / wpt, jg = warp % wpt;
-    int r = tile * 16 + g;
-    bool active = b.slice < b.n_slices; /* a K of fewer slices leaves the last blocks idle */
-    int k0 = b.slice * b.per_slice * 32, k1 = active ? min(a.cols, k0 + b.per_slice * 32) : k0;
-    int steps = (k1 - k0 + 31) / 32, chunks = (steps + CH - 1) / CH;
-    /* the first chunk's weights before the wait: they never depend on the previous kernel */
-    uint4 wa[CH], wb[CH];
-#pragma unroll
-    for (int u = 0; u < CH; u++) sliced_weights(a, r, k0 + 32 * u + 8 * q, u < steps ? k1 : 0, &wa[u], &wb[u]);
-    lg_cuda_kernel_begin();
-    int nt = min(a.n_tokens, T);
-    float acc[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    if (chunks > 0) sliced_stage_x<NT>(a, nt, k0, k1, xbuf);
-    for (int c = 0; c < chunks; c++) {
-        float *xs = xbuf + (c & 1) * T * XS;
-        if (c + 1 < chunks) sliced_stage_x<NT>(a, nt, k0 + (c + 1) * CH * 32, k1, xbuf + ((c + 1) & 1) * T * XS);
-        if (c + 1 < chunks) cp_async_wait<1>();
-        else cp_async_wait_all();
-        __syncthreads(); /* chunk c's activations are in */
-#pragma unroll
-        for (int u = 0; u < CH; u++) {
-            int step = c * CH + u;
-            if (step >= steps) break;
-            uint4 ua = wa[u], ub = wb[u];
-            int next = step + CH; /* this register's step in the next chunk, in flight while this one is used */
-            sliced_weights(a, r, k0 + 32 * next + 8 * q, next < steps ? k1 : 0, &wa[u], &wb[u]);
-#pragma unroll
-            for (int j = 0; j < NT; j++) {
-                if (j % wpt != jg || 8 * j >= nt) continue;
-                const float *xp = xs + (8 * j + g) * XS + 32 * u + 8 * q;
-                mma_step(acc[j], ua, ub, mma_split(*(const float4 *)xp, *(const float4 *)(xp + 4)), !a.hi_only);
-            }
-        }
-        __syncthreads(); /* chunk c's buffer is read before chunk c + 2 is staged into it (or the sums) */
-    }
-    /* this slice's sums of the block's rows, part[row in block][token] */
-    float *part = xbuf;
-#pragma unroll
-    for (int j = 0; j < NT; j++) {
-        if (j % wpt != jg) continue;
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-            part[((warp / wpt) * 16 + g + (e >= 2 ? 8 : 0)) * T + 8 * j + 2 * q + (e & 1)] = acc[j][e];
-    }
     cluster.sync(); /* every slice's sums are parked */
-    /* this block's eighth of the range's outputs, its slices added left to right */
     int outputs = R * 16 * nt, share = (outputs + SLICED_CLUSTER - 1) / SLICED_CLUSTER;
     int end = min(outputs, (b.slice + 1) * share);
     for (int i = b.slice * share + (int)threadIdx.x; i < end; i += blockDim.x) {
@@ -167,40 +133,129 @@ __global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(SLICED_
     cluster.sync(); /* no block leaves while another reads its shared memory */
 }
 
+/* A block's shape: 8 NT tokens, rings of RING steps, activations in chunks
+ * of CH steps, W warps. */
+template <int NT, int RING, int CH, int W> struct sliced_shape {
+    static_assert(RING % CH == 0, "a chunk's activations ride with one step's weights");
+    static constexpr int T = 8 * NT, XS = CH * 32 + SLICED_XPAD, XB = RING / CH + 1; /* chunk buffers */
+    static constexpr int TPW = SLICED_WARPS / W;                                       /* a warp's row tiles */
+    static constexpr size_t x_floats = (size_t)XB * T * XS;
+    static_assert(x_floats >= (size_t)SLICED_WARPS * 16 * T, "the sums fit where the activations were");
+    static constexpr size_t smem = sizeof(float) * x_floats + (size_t)SLICED_WARPS * RING * SLICED_UNIT;
+};
+
+template <int NT, int RING, int CH, int W>
+__global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(W * 32, 16 / W)
+    mma_sliced_kernel(const __grid_constant__ matmul_set set) {
+    using S = sliced_shape<NT, RING, CH, W>;
+    constexpr int T = S::T, XS = S::XS, XB = S::XB, TPW = S::TPW, UNIT = SLICED_UNIT;
+    extern __shared__ __align__(16) float xbuf[]; /* [XB][T][XS] activations, then [warp][RING][TPW][UNIT bytes] */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    uint8_t *ring = (uint8_t *)(xbuf + S::x_floats) + (size_t)warp * RING * TPW * UNIT;
+    sliced_block b = sliced_block_of(set);
+    const matmul_args &a = *b.a;
+    int r0 = (b.range * SLICED_WARPS + warp * TPW) * 16; /* the warp's first row */
+    bool active = b.slice < b.n_slices;
+    int k0 = b.slice * b.per_slice * 32, k1 = active ? min(a.cols, k0 + b.per_slice * 32) : k0;
+    int steps = (k1 - k0 + 31) / 32;
+    /* weights never depend on the previous kernel: the first RING steps before the wait */
+    for (int t = 0; t < RING; t++) {
+        if (t < steps)
+#pragma unroll
+            for (int i = 0; i < TPW; i++) sliced_stage_w(a, r0 + 16 * i, k0 + 32 * t, k1, ring + (t * TPW + i) * UNIT);
+        cp_async_commit();
+    }
+    lg_cuda_kernel_begin();
+    int nt = min(a.n_tokens, T);
+    for (int c = 0; c < RING / CH; c++)
+        if (c * CH < steps) sliced_stage_x<NT, CH>(a, nt, k0 + c * CH * 32, k1, xbuf + (size_t)c * T * XS);
+    cp_async_commit();
+    float acc[TPW][NT][4];
+#pragma unroll
+    for (int i = 0; i < TPW; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+    for (int s = 0; s < steps; s++) {
+        if (s == 0) cp_async_wait_all(); /* the first steps and chunks */
+        else cp_async_wait<RING - 1>();  /* group s: step s (and chunk s / CH when s starts one) */
+        if (s % CH == 0) __syncthreads(); /* the chunk is in for every warp; the chunk XB - 1 back is read */
+        else __syncwarp();
+        uint8_t *slot = ring + (s % RING) * TPW * UNIT;
+        uint4 ua[TPW], ub[TPW];
+#pragma unroll
+        for (int i = 0; i < TPW; i++) {
+            ua[i] = *(const uint4 *)(slot + i * UNIT + g * 64 + q * 16);
+            ub[i] = *(const uint4 *)(slot + i * UNIT + (g + 8) * 64 + q * 16);
+        }
+        __syncwarp(); /* every lane has read the step before its slot is refilled */
+        int t = s + RING;
+        if (t < steps) {
+#pragma unroll
+            for (int i = 0; i < TPW; i++) sliced_stage_w(a, r0 + 16 * i, k0 + 32 * t, k1, slot + i * UNIT);
+            if (t % CH == 0)
+                sliced_stage_x<NT, CH>(a, nt, k0 + t * 32, k1, xbuf + (size_t)((t / CH) % XB) * T * XS);
+        }
+        cp_async_commit();
+        const float *xs = xbuf + (size_t)((s / CH) % XB) * T * XS;
+        int u = s % CH;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            if (8 * j >= nt) continue;
+            const float *xp = xs + (8 * j + g) * XS + 32 * u + 8 * q;
+            mma_xfrag f = mma_split(*(const float4 *)xp, *(const float4 *)(xp + 4));
+#pragma unroll
+            for (int i = 0; i < TPW; i++) mma_step(acc[i][j], ua[i], ub[i], f, !a.hi_only);
+        }
+    }
+    cp_async_wait_all();
+    __syncthreads(); /* every warp is done with the activations before the sums go there */
+#pragma unroll
+    for (int i = 0; i < TPW; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) sliced_park<NT>(xbuf, warp * TPW + i, j, acc[i][j]);
+    sliced_sum_slices<NT>(b, xbuf, nt);
+}
+
 /* Which plain products of 9 to 64 tokens take these blocks: 17 tokens and
- * more, matrices of at most SLICED_MAX_ROWS rows. A lane holds 4 steps of
- * weights, 64 KB in flight an SM against the one-shot blocks' 192 KB, which
- * those make up for where their L2 traffic is not the limit: at 16 tokens
- * (2 groups; H100, XS.2 after 1024, 872 against 859 tok/s here) and for
- * lm_head's 100352 rows (147 us against 366 at 32 tokens). Measured there
- * with every such product here: 32 / 64 sequences 1148 -> 1197 / 1520 ->
- * 1622 tok/s. LAGUNA_CUDA_SLICED=0: never (measuring). */
+ * more, matrices of at most SLICED_MAX_ROWS rows and at least
+ * SLICED_MIN_COLS columns. The one-shot blocks make up for their traffic at
+ * 16 tokens (2 groups; H100, XS.2 after 1024, 872 against 859 tok/s here),
+ * for lm_head's 100352 rows (147 us against 366 at 32 tokens) and for short
+ * K: the shared expert's down (K = 512, 2 steps a slice) took 13.3 us for 2
+ * MB here at 32 tokens under ncu, all latency; with it on the one-shot
+ * blocks 32 / 64 sequences 1157.2-1160.8 / 1588.7-1595.1 against
+ * 1149.9-1153.6 / 1572.7-1578.3 tok/s (with the registers' form, header). Measured
+ * with every such product on the one-shot blocks: 32 / 64 sequences 1148 ->
+ * 1197 / 1520 -> 1622 tok/s here. LAGUNA_CUDA_SLICED=0: never (measuring). */
 #define SLICED_MIN_TOKENS 17
 #define SLICED_MAX_ROWS 16384
+#define SLICED_MIN_COLS 1024
 bool lg_cuda_sliced_takes(const matmul_set &set, int max_tokens) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_SLICED");
     if (!on || max_tokens < SLICED_MIN_TOKENS || max_tokens > 8 * SLICED_CLUSTER) return false;
     for (int i = 0; i < set.n; i++)
-        if (set.op[i].offsets || set.op[i].rows > SLICED_MAX_ROWS) return false;
+        if (set.op[i].offsets || set.op[i].rows > SLICED_MAX_ROWS || set.op[i].cols < SLICED_MIN_COLS) return false;
     return true;
 }
 
-template <int NT> static void launch_nt(lg_cuda_ctx *k, matmul_set *set) {
-    /* two warps a tile (half the rows a block) when one would leave fewer
-     * than two blocks an SM (o_proj: 2048 rows) */
-    long ranges8 = 0;
-    for (int i = 0; i < set->n; i++) ranges8 += ((set->op[i].rows + 15) / 16 + 7) / 8;
-    int wpt = ranges8 * SLICED_CLUSTER < 2L * lg_cuda_sm_count() ? 2 : 1, R = sliced_tiles(wpt);
+template <int NT, int RING, int CH, int W> static void launch_shape(lg_cuda_ctx *k, matmul_set *set) {
+    constexpr size_t smem = sliced_shape<NT, RING, CH, W>::smem;
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
-        set->first_block[i + 1] = set->first_block[i] + ((set->op[i].rows + 15) / 16 + R - 1) / R * SLICED_CLUSTER;
+        set->first_block[i + 1] =
+            set->first_block[i] + ((set->op[i].rows + 15) / 16 + SLICED_WARPS - 1) / SLICED_WARPS * SLICED_CLUSTER;
     if (set->first_block[set->n] == 0) return;
-    lg_cuda_allow_smem(mma_sliced_kernel<NT>, sliced_smem<NT>());
-    lg_cuda_launch(k, mma_sliced_kernel<NT>, dim3(set->first_block[set->n]), SLICED_WARPS * 32, sliced_smem<NT>(),
-                   *set, wpt);
+    lg_cuda_allow_smem(mma_sliced_kernel<NT, RING, CH, W>, smem);
+    lg_cuda_launch(k, mma_sliced_kernel<NT, RING, CH, W>, dim3(set->first_block[set->n]), W * 32, smem, *set);
 }
 
+/* Rings of 4 steps, chunks of 2, 8 warps: 58 KB of shared memory at 17-32
+ * tokens (three blocks an SM), 84 KB at 33-64 (two). Measured beside it (H100, XS.2 after 1024, 32 /
+ * 64 sequences): rings of 8 (128 KB of weights in flight an SM) 1150.6 /
+ * 1606.0, rings of 16 in chunks of 4 (a block an SM) 1088.9 / 1581.4
+ * (without SLICED_MIN_COLS), 4 warps of two tiles each (an activation's
+ * split serves both) 1158.2 / 1607.3, this 1160.7 / 1606.1. */
 void lg_cuda_sliced_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens) {
-    if (max_tokens <= 32) launch_nt<4>(k, set);
-    else launch_nt<8>(k, set);
+    if (max_tokens <= 32) launch_shape<4, 4, 2, 8>(k, set);
+    else launch_shape<8, 4, 2, 8>(k, set);
 }
