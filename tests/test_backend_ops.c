@@ -22,6 +22,7 @@
 #include "harness.h"
 #include "laguna.h"
 #include "op_inputs.h"
+#include "paged_layout.h"
 #include "quant/quant.h"
 #include "verify/verify.h"
 
@@ -397,158 +398,57 @@ static void test_quantized_matmul(void) {
 
 /* ---- kv_write and attention over a paged pool ----------------------------- */
 
-typedef struct {
-    int n_heads, n_kv, hd, page_size, window;
-    lg_dtype cache;
-    int n_seq;
-    int past[3], fresh[3]; /* per sequence: positions already in the pool, positions of this step */
-} attention_spec;
-
-/* Sequences of the step are laid out in a shared pool, each over its own
- * shuffled pages. Past positions are written with kv_write (the pool bytes
- * must be the rows converted, at the slot the test computes, identical on
- * both backends); the slots of this step's positions get different rows
- * (garbage), so reading them from the pool instead of the step's float rows
- * shows. Pages wholly before every window of their sequence point at a page
- * of NaN, so reading outside the window shows too. Rows of the sequences
- * are interleaved. Tolerance: float32 scores and softmax against double,
+/* The step as tests/paged_layout.h lays it out. kv_write: the pool bytes
+ * must be the rows converted, at the slot the layout computed, identical on
+ * both backends. Attention: float32 scores and softmax against double,
  * 1e-5 norm-wise (the old test's bound). */
 static void attention_case(twin *t, const attention_spec *sp) {
-    int width = sp->n_kv * sp->hd, ps = sp->page_size, q_width = sp->n_heads * sp->hd;
-    size_t row_bytes = lg_dtype_row_bytes(sp->cache, width),
-           page_bytes = 2 * (size_t)ps * row_bytes;
-    int len[3], n_lp[3], total_pages = 1; /* page 0: the NaN page */
-    for (int s = 0; s < sp->n_seq; s++) {
-        len[s] = sp->past[s] + sp->fresh[s];
-        n_lp[s] = (len[s] + ps - 1) / ps;
-        total_pages += n_lp[s];
-    }
-    total_pages += 2; /* unused pages */
-    int *perm = malloc(sizeof(int) * total_pages), next = 0;
-    for (int i = 0; i < total_pages - 1; i++)
-        perm[i] = i + 1;
-    for (int i = total_pages - 2; i > 0; i--) {
-        int j = op_irand(i + 1), tmp = perm[i];
-        perm[i] = perm[j], perm[j] = tmp;
-    }
-    int32_t *table[3], *att_table[3];
-    float *kf[3], *vf[3];
-    for (int s = 0; s < sp->n_seq; s++) {
-        table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
-        att_table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
-        int lo = sp->window > 0 ? sp->past[s] - sp->window + 1
-                                : 0; /* lowest position any row of s sees */
-        for (int p = 0; p < n_lp[s]; p++) {
-            table[s][p] = perm[next++];
-            att_table[s][p] = (p + 1) * ps - 1 < lo ? 0 : table[s][p];
-        }
-        kf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
-        vf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
-    }
-
-    /* the writes: past rows of all sequences interleaved, then garbage rows into this step's slots
-     */
-    int n_write = 0;
-    for (int s = 0; s < sp->n_seq; s++)
-        n_write += len[s];
-    int32_t *slots = malloc(sizeof(int32_t) * (n_write + 1));
-    float *wk = malloc(sizeof(float) * (size_t)(n_write + 1) * width),
-          *wv = malloc(sizeof(float) * (size_t)(n_write + 1) * width);
-    int w = 0;
-    for (int p = 0; w < n_write; p++)
-        for (int s = 0; s < sp->n_seq; s++) {
-            if (p >= len[s]) continue;
-            slots[w] = table[s][p / ps] * ps + p % ps;
-            bool past = p < sp->past[s];
-            for (int e = 0; e < width; e++) {
-                wk[(size_t)w * width + e] = past ? kf[s][(size_t)p * width + e] : 3 * op_frand();
-                wv[(size_t)w * width + e] = past ? vf[s][(size_t)p * width + e] : 3 * op_frand();
-            }
-            w++;
-        }
-
-    /* the step's rows, interleaved; per sequence its rows in position order */
-    int n_rows = 0, max_fresh = 0, at = 0;
-    for (int s = 0; s < sp->n_seq; s++)
-        n_rows += sp->fresh[s], max_fresh = sp->fresh[s] > max_fresh ? sp->fresh[s] : max_fresh;
-    int32_t *pos = malloc(sizeof(int32_t) * (n_rows + 1)),
-            *from = malloc(sizeof(int32_t) * (n_rows + 1));
-    int32_t *fat = malloc(sizeof(int32_t) * (n_rows + 1)),
-            *frows = malloc(sizeof(int32_t) * (n_rows + 1));
-    const int32_t **tabs = malloc(sizeof(int32_t *) * (n_rows + 1));
-    float *fk = malloc(sizeof(float) * (size_t)(n_rows + 1) * width),
-          *fv = malloc(sizeof(float) * (size_t)(n_rows + 1) * width);
-    int seq_at[3];
-    for (int s = 0; s < sp->n_seq; s++)
-        seq_at[s] = at, at += sp->fresh[s];
-    int r = 0;
-    for (int i = 0; i < max_fresh; i++)
-        for (int s = 0; s < sp->n_seq; s++) {
-            if (i >= sp->fresh[s]) continue;
-            int p = sp->past[s] + i;
-            pos[r] = p, from[r] = sp->past[s], fat[r] = seq_at[s], tabs[r] = att_table[s];
-            frows[seq_at[s] + i] = r;
-            memcpy(fk + (size_t)r * width, kf[s] + (size_t)p * width, sizeof(float) * width);
-            memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
-            r++;
-        }
-    float *q = op_frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
-
-    size_t pool_bytes = (size_t)total_pages * page_bytes,
-           fbytes = sizeof(float) * (size_t)(n_rows + 1) * width;
-    size_t out_bytes = sizeof(float) * (size_t)(n_rows + 1) * q_width;
+    paged_layout l;
+    paged_layout_make(&l, sp, false);
+    int width = l.width, ps = sp->page_size;
+    size_t wbytes = sizeof(float) * (size_t)(l.n_write + 1) * width,
+           fbytes = sizeof(float) * (size_t)(l.n_rows + 1) * width,
+           out_bytes = sizeof(float) * (size_t)(l.n_rows + 1) * l.q_width;
     uint8_t *pool_host[2];
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        uint8_t *base = put(t->be[b], NULL, pool_bytes);
-        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, sp->cache};
-        float *dk = put(t->be[b], wk, sizeof(float) * (size_t)(n_write + 1) * width);
-        float *dv = put(t->be[b], wv, sizeof(float) * (size_t)(n_write + 1) * width);
-        t->be[b]->ops->kv_write(t->c[b], &view, &(lg_kv_write_args){slots, n_write}, dk, dv);
-        pool_host[b] = get(t->c[b], base, pool_bytes);
-        memset(base, 0xff, page_bytes); /* page 0: NaN in every cache dtype */
-        float *dfk = put(t->be[b], fk, fbytes), *dfv = put(t->be[b], fv, fbytes),
-              *dq = put(t->be[b], q, out_bytes);
-        float *dout = put(t->be[b], NULL, out_bytes);
-        lg_attention_args a = {n_rows, pos, tabs,        from,     fat,    frows,
-                               dfk,    dfv, sp->n_heads, sp->n_kv, sp->hd, sp->window};
+        uint8_t *base = put(t->be[b], NULL, l.pool_bytes);
+        lg_kv_pool_view view = {base, ps, width, l.row_bytes, l.page_bytes, sp->cache};
+        float *dk = put(t->be[b], l.wk, wbytes), *dv = put(t->be[b], l.wv, wbytes);
+        t->be[b]->ops->kv_write(t->c[b], &view, &(lg_kv_write_args){l.slots, l.n_write}, dk, dv);
+        pool_host[b] = get(t->c[b], base, l.pool_bytes);
+        memset(base, 0xff, l.page_bytes); /* page 0: NaN in every cache dtype */
+        float *dfk = put(t->be[b], l.fk, fbytes), *dfv = put(t->be[b], l.fv, fbytes),
+              *dq = put(t->be[b], l.q, out_bytes), *dout = put(t->be[b], NULL, out_bytes);
+        lg_attention_args a = {l.n_rows, l.pos, l.tables, l.from,   l.fresh_at, l.fresh_rows,
+                               dfk,      dfv,   sp->n_heads, sp->n_kv, sp->hd,     sp->window};
         t->be[b]->ops->attention(t->c[b], &view, dout, dq, &a);
         out[b] = get(t->c[b], dout, out_bytes);
-        drop(t->be[b], base, pool_bytes),
-            drop(t->be[b], dk, sizeof(float) * (size_t)(n_write + 1) * width);
-        drop(t->be[b], dv, sizeof(float) * (size_t)(n_write + 1) * width),
-            drop(t->be[b], dfk, fbytes);
-        drop(t->be[b], dfv, fbytes), drop(t->be[b], dq, out_bytes), drop(t->be[b], dout, out_bytes);
+        drop(t->be[b], base, l.pool_bytes), drop(t->be[b], dk, wbytes), drop(t->be[b], dv, wbytes);
+        drop(t->be[b], dfk, fbytes), drop(t->be[b], dfv, fbytes), drop(t->be[b], dq, out_bytes);
+        drop(t->be[b], dout, out_bytes);
     }
     char what[160];
-    snprintf(what, sizeof what,
-             "heads %d/%d hd %d page %d window %d cache %s seqs %d (%d+%d, %d+%d, %d+%d)",
-             sp->n_heads, sp->n_kv, sp->hd, ps, sp->window, lg_dtype_name(sp->cache), sp->n_seq,
-             sp->past[0], sp->fresh[0], sp->past[1], sp->fresh[1], sp->past[2], sp->fresh[2]);
+    attention_spec_describe(sp, what, sizeof what);
 
-    /* kv_write: identical pools, and each row converted at the slot computed here */
-    CHECKF(memcmp(pool_host[CPU], pool_host[REF], pool_bytes) == 0,
-           "%s: pools differ after kv_write", what);
-    uint8_t *conv = malloc(row_bytes);
+    /* kv_write: identical pools, and each row converted at the slot computed there */
+    CHECKF(memcmp(pool_host[CPU], pool_host[REF], l.pool_bytes) == 0, "%s: pools differ after kv_write", what);
+    uint8_t *conv = malloc(l.row_bytes);
     int misplaced = 0;
-    for (int i = 0; i < n_write; i++) {
-        size_t page = (size_t)slots[i] / ps, off = (size_t)slots[i] % ps;
-        const uint8_t *kdst = pool_host[CPU] + page * page_bytes + off * row_bytes;
-        lg_dtype_from_f32(sp->cache, wk + (size_t)i * width, conv, width);
-        misplaced += memcmp(kdst, conv, row_bytes) != 0;
-        lg_dtype_from_f32(sp->cache, wv + (size_t)i * width, conv, width);
-        misplaced += memcmp(kdst + (size_t)ps * row_bytes, conv, row_bytes) != 0;
+    for (int i = 0; i < l.n_write; i++) {
+        size_t page = (size_t)l.slots[i] / ps, off = (size_t)l.slots[i] % ps;
+        const uint8_t *kdst = pool_host[CPU] + page * l.page_bytes + off * l.row_bytes;
+        lg_dtype_from_f32(sp->cache, l.wk + (size_t)i * width, conv, width);
+        misplaced += memcmp(kdst, conv, l.row_bytes) != 0;
+        lg_dtype_from_f32(sp->cache, l.wv + (size_t)i * width, conv, width);
+        misplaced += memcmp(kdst + (size_t)ps * l.row_bytes, conv, l.row_bytes) != 0;
     }
     CHECKF(misplaced == 0, "%s: %d rows not where kv_write should put them", what, misplaced);
-    double e = op_rel(out[CPU], out[REF], (size_t)n_rows * q_width);
+    double e = op_rel(out[CPU], out[REF], (size_t)l.n_rows * l.q_width);
     CHECKF(e < 1e-5, "%s: rel %.3e", what, e);
 
     free(conv), free(pool_host[0]), free(pool_host[1]), free(out[0]), free(out[1]);
-    for (int s = 0; s < sp->n_seq; s++)
-        free(table[s]), free(att_table[s]), free(kf[s]), free(vf[s]);
-    free(perm), free(slots), free(wk), free(wv), free(pos), free(from), free(fat), free(frows),
-        free(tabs), free(fk);
-    free(fv), free(q);
+    paged_layout_free(&l);
 }
 
 static void test_kv_write_and_attention(void) {

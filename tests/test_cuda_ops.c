@@ -28,6 +28,7 @@
 #include "model/config.h"
 #include "model/rope.h"
 #include "op_inputs.h"
+#include "paged_layout.h"
 #include "synth/presets.h"
 #include "testutil.h"
 
@@ -752,19 +753,8 @@ static void test_matmul_recorded_smem(void) {
 
 /* ---- kv_write and attention over a paged pool ----------------------------- */
 
-typedef struct {
-    int n_heads, n_kv, hd, page_size, window;
-    lg_dtype cache;
-    int n_seq;
-    int past[3], fresh[3]; /* per sequence: positions already in the pool, positions of this step */
-} attention_spec;
-
-/* As tests/test_backend_ops.c lays it out: sequences over their own
- * shuffled pages of one pool; past positions written with kv_write, this
- * step's slots given garbage rows (reading them from the pool instead of
- * the step's float rows shows), pages wholly before every window pointing
- * at a page of NaN (reading outside the window shows), rows of the
- * sequences interleaved.
+/* The step as tests/paged_layout.h lays it out (as tests/test_backend_ops.c
+ * runs it).
  * kv_write: the pools bitwise equal (the GPU converts with the same
  * arithmetic: bf16/f16 round to nearest even, Q8_0 amax / 127 and roundf).
  * attention: float32 scores, exponentials and an online softmax merged
@@ -772,124 +762,42 @@ typedef struct {
  * 1e-2 with bf16 activations (queries, the step's keys and values, and the
  * probabilities rounded to bf16 on tensor cores: 2^-9 relative each). */
 static void attention_case_laid(twin *t, const attention_spec *sp, bool by_sequence) {
-    int width = sp->n_kv * sp->hd, ps = sp->page_size, q_width = sp->n_heads * sp->hd;
-    size_t row_bytes = lg_dtype_row_bytes(sp->cache, width),
-           page_bytes = 2 * (size_t)ps * row_bytes;
-    int len[3], n_lp[3], total_pages = 1; /* page 0: the NaN page */
-    for (int s = 0; s < sp->n_seq; s++) {
-        len[s] = sp->past[s] + sp->fresh[s];
-        n_lp[s] = (len[s] + ps - 1) / ps;
-        total_pages += n_lp[s];
-    }
-    total_pages += 2; /* unused pages */
-    int *perm = malloc(sizeof(int) * total_pages), next = 0;
-    for (int i = 0; i < total_pages - 1; i++)
-        perm[i] = i + 1;
-    for (int i = total_pages - 2; i > 0; i--) {
-        int j = op_irand(i + 1), tmp = perm[i];
-        perm[i] = perm[j], perm[j] = tmp;
-    }
-    int32_t *table[3], *att_table[3];
-    float *kf[3], *vf[3];
-    for (int s = 0; s < sp->n_seq; s++) {
-        table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
-        att_table[s] = malloc(sizeof(int32_t) * (n_lp[s] + 1));
-        int lo = sp->window > 0 ? sp->past[s] - sp->window + 1 : 0; /* lowest position seen */
-        for (int p = 0; p < n_lp[s]; p++) {
-            table[s][p] = perm[next++];
-            att_table[s][p] = (p + 1) * ps - 1 < lo ? 0 : table[s][p];
-        }
-        kf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
-        vf[s] = op_frand_array((size_t)len[s] * width, 1.0f);
-    }
-    /* the writes: past rows of all sequences interleaved, garbage into this step's slots */
-    int n_write = 0;
-    for (int s = 0; s < sp->n_seq; s++)
-        n_write += len[s];
-    int32_t *slots = malloc(sizeof(int32_t) * (n_write + 1));
-    float *wk = malloc(sizeof(float) * (size_t)(n_write + 1) * width),
-          *wv = malloc(sizeof(float) * (size_t)(n_write + 1) * width);
-    int w = 0;
-    for (int p = 0; w < n_write; p++)
-        for (int s = 0; s < sp->n_seq; s++) {
-            if (p >= len[s]) continue;
-            slots[w] = table[s][p / ps] * ps + p % ps;
-            bool past = p < sp->past[s];
-            for (int e = 0; e < width; e++) {
-                wk[(size_t)w * width + e] = past ? kf[s][(size_t)p * width + e] : 3 * op_frand();
-                wv[(size_t)w * width + e] = past ? vf[s][(size_t)p * width + e] : 3 * op_frand();
-            }
-            w++;
-        }
-    /* the step's rows, interleaved; per sequence its rows in position order */
-    int n_rows = 0, max_fresh = 0, at = 0;
-    for (int s = 0; s < sp->n_seq; s++)
-        n_rows += sp->fresh[s], max_fresh = sp->fresh[s] > max_fresh ? sp->fresh[s] : max_fresh;
-    int32_t *pos = malloc(sizeof(int32_t) * (n_rows + 1)),
-            *from = malloc(sizeof(int32_t) * (n_rows + 1));
-    int32_t *fat = malloc(sizeof(int32_t) * (n_rows + 1)),
-            *frows = malloc(sizeof(int32_t) * (n_rows + 1));
-    const int32_t **tabs = malloc(sizeof(int32_t *) * (n_rows + 1));
-    float *fk = malloc(sizeof(float) * (size_t)(n_rows + 1) * width),
-          *fv = malloc(sizeof(float) * (size_t)(n_rows + 1) * width);
-    int seq_at[3];
-    for (int s = 0; s < sp->n_seq; s++)
-        seq_at[s] = at, at += sp->fresh[s];
-    int r = 0;
-    for (int k = 0; k < max_fresh * sp->n_seq; k++) {
-        int s = by_sequence ? k / max_fresh : k % sp->n_seq,
-            i = by_sequence ? k % max_fresh : k / sp->n_seq;
-        if (i >= sp->fresh[s]) continue;
-        int p = sp->past[s] + i;
-        pos[r] = p, from[r] = sp->past[s], fat[r] = seq_at[s], tabs[r] = att_table[s];
-        frows[seq_at[s] + i] = r;
-        memcpy(fk + (size_t)r * width, kf[s] + (size_t)p * width, sizeof(float) * width);
-        memcpy(fv + (size_t)r * width, vf[s] + (size_t)p * width, sizeof(float) * width);
-        r++;
-    }
-    float *q = op_frand_array((size_t)(n_rows + 1) * q_width, 3.0f);
-    uint8_t *nan_page = malloc(page_bytes);
-    memset(nan_page, 0xff, page_bytes); /* NaN in every cache dtype */
-
-    size_t pool_bytes = (size_t)total_pages * page_bytes,
-           wbytes = sizeof(float) * (size_t)(n_write + 1) * width,
-           fbytes = sizeof(float) * (size_t)(n_rows + 1) * width,
-           out_bytes = sizeof(float) * (size_t)(n_rows + 1) * q_width;
+    paged_layout l;
+    paged_layout_make(&l, sp, by_sequence);
+    int width = l.width, ps = sp->page_size;
+    uint8_t *nan_page = malloc(l.page_bytes);
+    memset(nan_page, 0xff, l.page_bytes); /* NaN in every cache dtype */
+    size_t wbytes = sizeof(float) * (size_t)(l.n_write + 1) * width,
+           fbytes = sizeof(float) * (size_t)(l.n_rows + 1) * width,
+           out_bytes = sizeof(float) * (size_t)(l.n_rows + 1) * l.q_width;
     uint8_t *pool_host[2];
     float *out[2];
     for (int b = 0; b < 2; b++) {
-        uint8_t *base = put(t, b, NULL, pool_bytes);
-        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, sp->cache};
-        float *dk = put(t, b, wk, wbytes), *dv = put(t, b, wv, wbytes);
-        t->be[b]->ops->kv_write(t->c[b], &view, &(lg_kv_write_args){slots, n_write}, dk, dv);
-        pool_host[b] = get(t, b, base, pool_bytes);
-        write_bytes(t, b, base, nan_page, page_bytes);
-        float *dfk = put(t, b, fk, fbytes), *dfv = put(t, b, fv, fbytes),
-              *dq = put(t, b, q, out_bytes), *dout = put(t, b, NULL, out_bytes);
-        lg_attention_args a = {n_rows, pos, tabs,        from,     fat,    frows,
-                               dfk,    dfv, sp->n_heads, sp->n_kv, sp->hd, sp->window};
+        uint8_t *base = put(t, b, NULL, l.pool_bytes);
+        lg_kv_pool_view view = {base, ps, width, l.row_bytes, l.page_bytes, sp->cache};
+        float *dk = put(t, b, l.wk, wbytes), *dv = put(t, b, l.wv, wbytes);
+        t->be[b]->ops->kv_write(t->c[b], &view, &(lg_kv_write_args){l.slots, l.n_write}, dk, dv);
+        pool_host[b] = get(t, b, base, l.pool_bytes);
+        write_bytes(t, b, base, nan_page, l.page_bytes);
+        float *dfk = put(t, b, l.fk, fbytes), *dfv = put(t, b, l.fv, fbytes), *dq = put(t, b, l.q, out_bytes),
+              *dout = put(t, b, NULL, out_bytes);
+        lg_attention_args a = {l.n_rows, l.pos, l.tables, l.from,   l.fresh_at, l.fresh_rows,
+                               dfk,      dfv,   sp->n_heads, sp->n_kv, sp->hd,     sp->window};
         t->be[b]->ops->attention(t->c[b], &view, dout, dq, &a);
         out[b] = get(t, b, dout, out_bytes);
         settle(t, b, "kv_write and attention");
-        drop(t, b, base, pool_bytes), drop(t, b, dk, wbytes), drop(t, b, dv, wbytes);
+        drop(t, b, base, l.pool_bytes), drop(t, b, dk, wbytes), drop(t, b, dv, wbytes);
         drop(t, b, dfk, fbytes), drop(t, b, dfv, fbytes), drop(t, b, dq, out_bytes);
         drop(t, b, dout, out_bytes);
     }
     char what[160];
-    snprintf(what, sizeof what,
-             "heads %d/%d hd %d page %d window %d cache %s seqs %d (%d+%d, %d+%d, %d+%d)",
-             sp->n_heads, sp->n_kv, sp->hd, ps, sp->window, lg_dtype_name(sp->cache), sp->n_seq,
-             sp->past[0], sp->fresh[0], sp->past[1], sp->fresh[1], sp->past[2], sp->fresh[2]);
-    CHECKF(memcmp(pool_host[DEV], pool_host[REF], pool_bytes) == 0,
-           "%s: pools differ after kv_write", what);
-    double e = op_rel(out[DEV], out[REF], (size_t)n_rows * q_width), tol = t->bf16_activations ? 1e-2 : 1e-5;
+    attention_spec_describe(sp, what, sizeof what);
+    CHECKF(memcmp(pool_host[DEV], pool_host[REF], l.pool_bytes) == 0, "%s: pools differ after kv_write", what);
+    double e = op_rel(out[DEV], out[REF], (size_t)l.n_rows * l.q_width), tol = t->bf16_activations ? 1e-2 : 1e-5;
     CHECKF(e < tol, "%s: rel %.3e", what, e);
 
     free(pool_host[0]), free(pool_host[1]), free(out[0]), free(out[1]), free(nan_page);
-    for (int s = 0; s < sp->n_seq; s++)
-        free(table[s]), free(att_table[s]), free(kf[s]), free(vf[s]);
-    free(perm), free(slots), free(wk), free(wv), free(pos), free(from), free(fat), free(frows);
-    free(tabs), free(fk), free(fv), free(q);
+    paged_layout_free(&l);
 }
 
 /* The step's rows interleaved across sequences. */
