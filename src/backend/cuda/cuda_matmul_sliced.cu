@@ -12,18 +12,19 @@
  *
  * Here a block takes ONE slice of K (slicing(), cuda_mma.h) of 8 row tiles
  * (128 rows) for all the tokens: its warps share the slice's activations,
- * staged in shared memory a chunk of CH steps (32 k each) at a time, and
- * each warp takes its own tiles (8 / W of them), with the accumulators of
- * every token group of its tiles. A warp copies its weights with cp.async
- * into a ring of RING steps of shared memory: the first RING are issued
- * before the programmatic-launch wait (weights never depend on the kernel
- * before) and a slot is refilled as soon as its lanes have read it. The
- * activations' chunks ride the same copy groups: thread i's group s holds
- * its pieces of warp i / 32's step s and, when s starts a chunk, of that
- * chunk, so one cp.async count covers both (the first RING / CH chunks,
+ * staged in shared memory a chunk of SLICED_CHUNK steps (32 k each) at a
+ * time, and each warp takes one tile, with the accumulators of every token
+ * group. A warp copies its weights with cp.async into a ring of SLICED_RING
+ * steps of shared memory: the first SLICED_RING are issued before the
+ * programmatic-launch wait (weights never depend on the kernel before) and
+ * a slot is refilled as soon as its lanes have read it. The activations'
+ * chunks ride the same copy groups: thread i's group s holds its pieces of
+ * warp i / 32's step s and, when s starts a chunk, of that chunk, so one
+ * cp.async count covers both (the first SLICED_RING / SLICED_CHUNK chunks,
  * which depend on the previous kernel, are one group after the wait), and
- * RING / CH + 1 chunk buffers keep a chunk from being overwritten before
- * every warp has passed the barrier that opens the next.
+ * one chunk buffer more than the ring holds chunks keeps a chunk from being
+ * overwritten before every warp has passed the barrier that opens the
+ * next.
  *
  * The 8 blocks of a row range (one a slice) form a thread block cluster:
  * each parks its slice's sums in its own shared memory, and after the
@@ -49,10 +50,21 @@
 
 #include <cooperative_groups.h>
 
-#define SLICED_WARPS 8 /* row tiles a block (128 rows) */
+#define SLICED_WARPS 8 /* a row tile each: 128 rows a block */
 #define SLICED_CLUSTER MMA_MAX_SLICES /* blocks of a row range: one a slice (fewer slices: idle ones) */
 #define SLICED_XPAD 4 /* floats after a token's staged chunk: rows 4 banks apart */
 #define SLICED_UNIT 1024 /* bytes of a tile's step: 16 rows x 32 k of bf16 */
+
+/* A warp's ring of weights and the activations' chunks, in steps: 58 KB of
+ * shared memory a block at 17-32 tokens (three blocks an SM), 84 KB at
+ * 33-64 (two). Measured beside it (H100, XS.2 after 1024, 32 / 64
+ * sequences): rings of 8 (128 KB of weights in flight an SM) 1150.6 /
+ * 1606.0, rings of 16 in chunks of 4 (a block an SM) 1088.9 / 1581.4
+ * (without SLICED_MIN_COLS), 4 warps of two tiles each (an activation's
+ * split serves both) 1158.2 / 1607.3, this 1160.7 / 1606.1. */
+#define SLICED_RING 4
+#define SLICED_CHUNK 2
+static_assert(SLICED_RING % SLICED_CHUNK == 0, "a chunk's activations ride with one step's weights");
 
 /* A block's op, row range and slice (the blocks of a range are a cluster,
  * its rank the slice). */
@@ -70,12 +82,22 @@ __device__ __forceinline__ sliced_block sliced_block_of(const matmul_set &set) {
     return b;
 }
 
-/* A chunk's activations (k from kc, CH steps, up to k1) of the tokens below
- * nt into xs[token][k - kc] (uncommitted cp.async copies); zeros past the
- * tokens and past k1. */
-template <int NT, int CH>
+/* A block's shared memory for 8 NT tokens: XB chunk buffers of T tokens'
+ * activations, XS floats a token (at the end the slice's sums, 128 rows x
+ * T tokens), then each warp's ring. */
+template <int NT> struct sliced_shape {
+    static constexpr int T = 8 * NT, XS = SLICED_CHUNK * 32 + SLICED_XPAD, XB = SLICED_RING / SLICED_CHUNK + 1;
+    static constexpr size_t x_floats = (size_t)XB * T * XS;
+    static_assert(x_floats >= (size_t)SLICED_WARPS * 16 * T, "the sums fit where the activations were");
+    static constexpr size_t smem = sizeof(float) * x_floats + (size_t)SLICED_WARPS * SLICED_RING * SLICED_UNIT;
+};
+
+/* A chunk's activations (k from kc, SLICED_CHUNK steps, up to k1) of the
+ * tokens below nt into xs[token][k - kc] (uncommitted cp.async copies);
+ * zeros past the tokens and past k1. */
+template <int NT>
 __device__ __forceinline__ void sliced_stage_x(const matmul_args &a, int nt, int kc, int k1, float *xs) {
-    constexpr int PIECES = CH * 32 / 4, XS = CH * 32 + SLICED_XPAD; /* 16-byte pieces a token; floats a token */
+    constexpr int PIECES = SLICED_CHUNK * 32 / 4, XS = sliced_shape<NT>::XS; /* 16-byte pieces a token */
     for (int i = threadIdx.x; i < 8 * NT * PIECES; i += blockDim.x) {
         int t = i / PIECES, p = i % PIECES, k = kc + 4 * p;
         bool in = t < nt && k < k1;
@@ -133,67 +155,45 @@ template <int NT> __device__ __forceinline__ void sliced_sum_slices(const sliced
     cluster.sync(); /* no block leaves while another reads its shared memory */
 }
 
-/* A block's shape: 8 NT tokens, rings of RING steps, activations in chunks
- * of CH steps, W warps. */
-template <int NT, int RING, int CH, int W> struct sliced_shape {
-    static_assert(RING % CH == 0, "a chunk's activations ride with one step's weights");
-    static constexpr int T = 8 * NT, XS = CH * 32 + SLICED_XPAD, XB = RING / CH + 1; /* chunk buffers */
-    static constexpr int TPW = SLICED_WARPS / W;                                       /* a warp's row tiles */
-    static constexpr size_t x_floats = (size_t)XB * T * XS;
-    static_assert(x_floats >= (size_t)SLICED_WARPS * 16 * T, "the sums fit where the activations were");
-    static constexpr size_t smem = sizeof(float) * x_floats + (size_t)SLICED_WARPS * RING * SLICED_UNIT;
-};
-
-template <int NT, int RING, int CH, int W>
-__global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(W * 32, 16 / W)
+template <int NT>
+__global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(SLICED_WARPS * 32, 2)
     mma_sliced_kernel(const __grid_constant__ matmul_set set) {
-    using S = sliced_shape<NT, RING, CH, W>;
-    constexpr int T = S::T, XS = S::XS, XB = S::XB, TPW = S::TPW, UNIT = SLICED_UNIT;
-    extern __shared__ __align__(16) float xbuf[]; /* [XB][T][XS] activations, then [warp][RING][TPW][UNIT bytes] */
+    using S = sliced_shape<NT>;
+    constexpr int T = S::T, XS = S::XS, XB = S::XB, RING = SLICED_RING, CH = SLICED_CHUNK, UNIT = SLICED_UNIT;
+    extern __shared__ __align__(16) float xbuf[]; /* [XB][T][XS] activations, then [warp][RING][UNIT bytes] */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    uint8_t *ring = (uint8_t *)(xbuf + S::x_floats) + (size_t)warp * RING * TPW * UNIT;
+    uint8_t *ring = (uint8_t *)(xbuf + S::x_floats) + (size_t)warp * RING * UNIT;
     sliced_block b = sliced_block_of(set);
     const matmul_args &a = *b.a;
-    int r0 = (b.range * SLICED_WARPS + warp * TPW) * 16; /* the warp's first row */
+    int r0 = (b.range * SLICED_WARPS + warp) * 16; /* the warp's tile */
     bool active = b.slice < b.n_slices;
     int k0 = b.slice * b.per_slice * 32, k1 = active ? min(a.cols, k0 + b.per_slice * 32) : k0;
     int steps = (k1 - k0 + 31) / 32;
     /* weights never depend on the previous kernel: the first RING steps before the wait */
     for (int t = 0; t < RING; t++) {
-        if (t < steps)
-#pragma unroll
-            for (int i = 0; i < TPW; i++) sliced_stage_w(a, r0 + 16 * i, k0 + 32 * t, k1, ring + (t * TPW + i) * UNIT);
+        if (t < steps) sliced_stage_w(a, r0, k0 + 32 * t, k1, ring + t * UNIT);
         cp_async_commit();
     }
     lg_cuda_kernel_begin();
     int nt = min(a.n_tokens, T);
     for (int c = 0; c < RING / CH; c++)
-        if (c * CH < steps) sliced_stage_x<NT, CH>(a, nt, k0 + c * CH * 32, k1, xbuf + (size_t)c * T * XS);
+        if (c * CH < steps) sliced_stage_x<NT>(a, nt, k0 + c * CH * 32, k1, xbuf + (size_t)c * T * XS);
     cp_async_commit();
-    float acc[TPW][NT][4];
+    float acc[NT][4];
 #pragma unroll
-    for (int i = 0; i < TPW; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     for (int s = 0; s < steps; s++) {
         if (s == 0) cp_async_wait_all(); /* the first steps and chunks */
         else cp_async_wait<RING - 1>();  /* group s: step s (and chunk s / CH when s starts one) */
         if (s % CH == 0) __syncthreads(); /* the chunk is in for every warp; the chunk XB - 1 back is read */
         else __syncwarp();
-        uint8_t *slot = ring + (s % RING) * TPW * UNIT;
-        uint4 ua[TPW], ub[TPW];
-#pragma unroll
-        for (int i = 0; i < TPW; i++) {
-            ua[i] = *(const uint4 *)(slot + i * UNIT + g * 64 + q * 16);
-            ub[i] = *(const uint4 *)(slot + i * UNIT + (g + 8) * 64 + q * 16);
-        }
+        uint8_t *slot = ring + (s % RING) * UNIT;
+        uint4 ua = *(const uint4 *)(slot + g * 64 + q * 16), ub = *(const uint4 *)(slot + (g + 8) * 64 + q * 16);
         __syncwarp(); /* every lane has read the step before its slot is refilled */
         int t = s + RING;
         if (t < steps) {
-#pragma unroll
-            for (int i = 0; i < TPW; i++) sliced_stage_w(a, r0 + 16 * i, k0 + 32 * t, k1, slot + i * UNIT);
-            if (t % CH == 0)
-                sliced_stage_x<NT, CH>(a, nt, k0 + t * 32, k1, xbuf + (size_t)((t / CH) % XB) * T * XS);
+            sliced_stage_w(a, r0, k0 + 32 * t, k1, slot);
+            if (t % CH == 0) sliced_stage_x<NT>(a, nt, k0 + t * 32, k1, xbuf + (size_t)((t / CH) % XB) * T * XS);
         }
         cp_async_commit();
         const float *xs = xbuf + (size_t)((s / CH) % XB) * T * XS;
@@ -202,17 +202,13 @@ __global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(W * 32,
         for (int j = 0; j < NT; j++) {
             if (8 * j >= nt) continue;
             const float *xp = xs + (8 * j + g) * XS + 32 * u + 8 * q;
-            mma_xfrag f = mma_split(*(const float4 *)xp, *(const float4 *)(xp + 4));
-#pragma unroll
-            for (int i = 0; i < TPW; i++) mma_step(acc[i][j], ua[i], ub[i], f, !a.hi_only);
+            mma_step(acc[j], ua, ub, mma_split(*(const float4 *)xp, *(const float4 *)(xp + 4)), !a.hi_only);
         }
     }
     cp_async_wait_all();
     __syncthreads(); /* every warp is done with the activations before the sums go there */
 #pragma unroll
-    for (int i = 0; i < TPW; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++) sliced_park<NT>(xbuf, warp * TPW + i, j, acc[i][j]);
+    for (int j = 0; j < NT; j++) sliced_park<NT>(xbuf, warp, j, acc[j]);
     sliced_sum_slices<NT>(b, xbuf, nt);
 }
 
@@ -224,7 +220,7 @@ __global__ void __cluster_dims__(SLICED_CLUSTER, 1, 1) __launch_bounds__(W * 32,
  * K: the shared expert's down (K = 512, 2 steps a slice) took 13.3 us for 2
  * MB here at 32 tokens under ncu, all latency; with it on the one-shot
  * blocks 32 / 64 sequences 1157.2-1160.8 / 1588.7-1595.1 against
- * 1149.9-1153.6 / 1572.7-1578.3 tok/s (with the registers' form, header). Measured
+ * 1149.9-1153.6 / 1572.7-1578.3 tok/s (the register form of the header comment). Measured
  * with every such product on the one-shot blocks: 32 / 64 sequences 1148 ->
  * 1197 / 1520 -> 1622 tok/s here. LAGUNA_CUDA_SLICED=0: never (measuring). */
 #define SLICED_MIN_TOKENS 17
@@ -238,24 +234,18 @@ bool lg_cuda_sliced_takes(const matmul_set &set, int max_tokens) {
     return true;
 }
 
-template <int NT, int RING, int CH, int W> static void launch_shape(lg_cuda_ctx *k, matmul_set *set) {
-    constexpr size_t smem = sliced_shape<NT, RING, CH, W>::smem;
+template <int NT> static void launch_nt(lg_cuda_ctx *k, matmul_set *set) {
+    constexpr size_t smem = sliced_shape<NT>::smem;
     set->first_block[0] = 0;
     for (int i = 0; i < set->n; i++)
         set->first_block[i + 1] =
             set->first_block[i] + ((set->op[i].rows + 15) / 16 + SLICED_WARPS - 1) / SLICED_WARPS * SLICED_CLUSTER;
     if (set->first_block[set->n] == 0) return;
-    lg_cuda_allow_smem(mma_sliced_kernel<NT, RING, CH, W>, smem);
-    lg_cuda_launch(k, mma_sliced_kernel<NT, RING, CH, W>, dim3(set->first_block[set->n]), W * 32, smem, *set);
+    lg_cuda_allow_smem(mma_sliced_kernel<NT>, smem);
+    lg_cuda_launch(k, mma_sliced_kernel<NT>, dim3(set->first_block[set->n]), SLICED_WARPS * 32, smem, *set);
 }
 
-/* Rings of 4 steps, chunks of 2, 8 warps: 58 KB of shared memory at 17-32
- * tokens (three blocks an SM), 84 KB at 33-64 (two). Measured beside it (H100, XS.2 after 1024, 32 /
- * 64 sequences): rings of 8 (128 KB of weights in flight an SM) 1150.6 /
- * 1606.0, rings of 16 in chunks of 4 (a block an SM) 1088.9 / 1581.4
- * (without SLICED_MIN_COLS), 4 warps of two tiles each (an activation's
- * split serves both) 1158.2 / 1607.3, this 1160.7 / 1606.1. */
 void lg_cuda_sliced_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens) {
-    if (max_tokens <= 32) launch_shape<4, 4, 2, 8>(k, set);
-    else launch_shape<8, 4, 2, 8>(k, set);
+    if (max_tokens <= 32) launch_nt<4>(k, set);
+    else launch_nt<8>(k, set);
 }
