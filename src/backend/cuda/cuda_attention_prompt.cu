@@ -41,15 +41,20 @@ __global__ void split_fresh_kernel(const chunk_args a) {
 
 /* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
  * split one, as the general kernel. Shared memory, bf16 rows of D + 8
- * elements (ldmatrix rows on distinct banks): q hi/lo per pair, then
- * PROMPT_STAGES stages of k hi, k lo, v hi, v lo rows per key. */
-template <int WARPS, int NP, bool LO>
-__global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_args a) {
+ * elements (ldmatrix rows on distinct banks): q hi (and with LO q lo) per
+ * pair, then PROMPT_STAGES stages of k hi, (k lo,) v hi, (v lo) rows per
+ * key: prompt_smem_bytes. BLOCKS: blocks an SM the registers are held to
+ * (two fit only without lo halves: 104 KB of shared memory a block). */
+template <int WARPS, int NP, bool LO, int BLOCKS>
+__global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(chunk_args a) {
     constexpr int D = 128, RS = D + 8, KSTEPS = D / 16, UNITS = D / 8, THREADS = WARPS * 32, PAIRS = WARPS * 16;
-    constexpr int STAGE = 4 * CHUNK * RS, KEYS = CHUNK * UNITS / THREADS; /* a thread's (key, unit) copies */
+    constexpr int PLANES = LO ? 2 : 1; /* hi, lo */
+    constexpr int STAGE = 2 * PLANES * CHUNK * RS, KEYS = CHUNK * UNITS / THREADS; /* a thread's (key, unit) copies */
     static_assert(CHUNK * UNITS % THREADS == 0, "a chunk's copies: the same number for every thread");
     extern __shared__ uint4 pr_smem4[];
-    __nv_bfloat16 *q_hi = (__nv_bfloat16 *)pr_smem4, *q_lo = q_hi + PAIRS * RS, *stages = q_lo + PAIRS * RS;
+    /* without LO, q_lo is never written nor read (stage_queries: a.hi_only) */
+    __nv_bfloat16 *q_hi = (__nv_bfloat16 *)pr_smem4, *q_lo = q_hi + (PLANES - 1) * PAIRS * RS;
+    __nv_bfloat16 *stages = q_hi + PLANES * PAIRS * RS;
     /* tiles, positions and page tables come with the step's uploads, and the
      * pool's rows before the step from earlier steps */
     int4 tile = a.tiles[blockIdx.x];
@@ -84,7 +89,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
             int i = tid + t * THREADS, j = i / UNITS, d = i % UNITS * 8, p = c * CHUNK + j;
 #pragma unroll
             for (int which = 0; which < 2; which++) {
-                __nv_bfloat16 *hi = st + 2 * which * CHUNK * RS + j * RS + d, *lo = hi + CHUNK * RS;
+                __nv_bfloat16 *hi = st + which * PLANES * CHUNK * RS + j * RS + d, *lo = hi + CHUNK * RS;
                 if (kind[t] == 1 && d < hd) {
                     cp_async16(hi, pool_row(a, src[t], p, which) + ((size_t)kvh * hd + d) * 2);
                     if (LO) *(uint4 *)lo = make_uint4(0u, 0u, 0u, 0u);
@@ -120,17 +125,11 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
     float M[2] = {-INFINITY, -INFINITY}, L[2] = {0.0f, 0.0f}, O[UNITS][4];
 #pragma unroll
     for (int n = 0; n < UNITS; n++) O[n][0] = O[n][1] = O[n][2] = O[n][3] = 0.0f;
-    for (int c = c_begin; c <= c_end; c++) {
-        cp_async_wait<PROMPT_STAGES - 2>();
-        __syncthreads(); /* chunk c is in; chunk c - 1's stage is read */
-        copy_chunk(c + PROMPT_STAGES - 1);
-        find_rows(c + PROMPT_STAGES);
-        if (!active) continue;
-        const __nv_bfloat16 *k_hi = stages + c % PROMPT_STAGES * STAGE, *k_lo = k_hi + CHUNK * RS;
-        const __nv_bfloat16 *v_hi = k_lo + CHUNK * RS, *v_lo = v_hi + CHUNK * RS;
+    /* chunk cc's scores: 16 pairs x 32 keys, four 8-key tiles, three chains each (q_hi k_hi, q_lo k_hi, q_hi k_lo) */
+    auto chunk_scores = [&](int cc, float (&s)[4][4]) {
+        const __nv_bfloat16 *k_hi = stages + cc % PROMPT_STAGES * STAGE, *k_lo = k_hi + CHUNK * RS;
         /* lo rows not all zero: the chunk holds step rows (inside the tile's keys, as fresh_from <= pos0) */
-        const bool lo_any = LO && c * CHUNK + CHUNK - 1 >= fresh_from;
-        /* scores: 16 pairs x 32 keys, four 8-key tiles, three chains each (q_hi k_hi, q_lo k_hi, q_hi k_lo) */
+        const bool lo_any = LO && cc * CHUNK + CHUNK - 1 >= fresh_from;
         float sa[4][3][4];
 #pragma unroll
         for (int i = 0; i < 4; i++)
@@ -160,13 +159,21 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
                 }
             }
         }
-        float s[4][4];
+        /* without LO the other two chains are zeros: (x + 0) + 0 is x + 0 (-0 becomes +0 once) */
 #pragma unroll
         for (int n = 0; n < 4; n++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[n][e] = __fadd_rn(__fadd_rn(sa[n][0][e], sa[n][1][e]), sa[n][2][e]);
+            for (int e = 0; e < 4; e++)
+                s[n][e] = LO ? __fadd_rn(__fadd_rn(sa[n][0][e], sa[n][1][e]), sa[n][2][e])
+                             : __fadd_rn(sa[n][0][e], 0.0f);
+    };
+    /* chunk cc taken: its softmax, its merge into (M, L, O) or its record, its outputs from its values */
+    auto chunk_take = [&](int cc, float (&s)[4][4]) {
+        const __nv_bfloat16 *v_hi = stages + cc % PROMPT_STAGES * STAGE + PLANES * CHUNK * RS;
+        const __nv_bfloat16 *v_lo = v_hi + CHUNK * RS; /* LO only */
+        const bool lo_any = LO && cc * CHUNK + CHUNK - 1 >= fresh_from;
         float mc[2], lc[2];
-        chunk_softmax(s, c, prs, pts, P, a.window, a.scale, mc, lc);
+        chunk_softmax(s, cc, prs, pts, P, a.window, a.scale, mc, lc);
         uint32_t ph[2][4], pl[2][4];
         split_probs(s, ph, pl);
         float ow[2], nw[2];
@@ -177,7 +184,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
             take[h] = prs[h] < P && mc[h] != -INFINITY; /* some key of the pair in the chunk */
             ow[h] = 1.0f, nw[h] = 0.0f;
             if (take[h] && direct) merge_chunk(M[h], L[h], mc[h], lc[h], &ow[h], &nw[h]);
-            if (!direct) rec[h] = chunk_record(a, kvh, c - c_first, prs[h]);
+            if (!direct) rec[h] = chunk_record(a, kvh, cc - c_first, prs[h]);
         }
         /* outputs: 16 pairs x 16 dim tiles, 2 NP at a time */
 #pragma unroll
@@ -197,6 +204,16 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attention_prompt_kernel(chunk_a
 #pragma unroll
             for (int h = 0; h < 2; h++)
                 if (take[h]) rec[h][D] = mc[h], rec[h][D + 1] = lc[h];
+    };
+    for (int c = c_begin; c <= c_end; c++) {
+        cp_async_wait<PROMPT_STAGES - 2>();
+        __syncthreads(); /* chunk c is in; chunk c - 1's stage is read */
+        copy_chunk(c + PROMPT_STAGES - 1);
+        find_rows(c + PROMPT_STAGES);
+        if (!active) continue;
+        float s[4][4];
+        chunk_scores(c, s);
+        chunk_take(c, s);
     }
     cp_async_wait<0>(); /* no copy outlives the block */
     /* split: attention_merge_kernel, launched after this one, merges the records */
@@ -223,21 +240,28 @@ void lg_cuda_attention_split_fresh(lg_cuda_ctx *k, const chunk_args &ca) {
     lg_cuda_launch(k, split_fresh_kernel, dim3((unsigned)ca.split_rows), 256, 0, ca);
 }
 
-template <int NP, bool LO>
-static void launch_np_lo(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, size_t smem) {
-    lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP, LO>, smem);
-    lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP, LO>, grid, PROMPT_WARPS * 32, smem, ca);
-}
-
-template <int NP> static void launch_np(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca, size_t smem) {
-    if (ca.hi_only) launch_np_lo<NP, false>(k, grid, ca, smem);
-    else launch_np_lo<NP, true>(k, grid, ca, smem);
-}
-
-void lg_cuda_attention_prompt_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
+/* attention_prompt_kernel's shared memory: q and its stages of k and v, in
+ * planes (hi; hi and lo with lo halves). */
+static size_t prompt_smem_bytes(bool lo) {
     constexpr int PAIRS = PROMPT_WARPS * 16, RS = 128 + 8;
-    size_t smem = sizeof(__nv_bfloat16) * (size_t)RS * (2 * PAIRS + PROMPT_STAGES * 4 * CHUNK);
-    if (k->attn_prompt_np == 2) launch_np<2>(k, grid, ca, smem);
-    else if (k->attn_prompt_np == 4) launch_np<4>(k, grid, ca, smem);
-    else launch_np<1>(k, grid, ca, smem);
+    size_t planes = lo ? 2 : 1;
+    return sizeof(__nv_bfloat16) * (size_t)RS * planes * (PAIRS + PROMPT_STAGES * 2 * CHUNK);
+}
+
+template <int NP, bool LO, int BLOCKS> static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
+    size_t smem = prompt_smem_bytes(LO);
+    lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, smem);
+    lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, grid, PROMPT_WARPS * 32, smem, ca);
+}
+
+/* Without lo halves (a.hi_only) two blocks an SM, registers held to 128 (one
+ * output dim tile pair in flight: 16 bytes spilled): the H100's prefill of
+ * 4096 on 8 XS.2 layers 94.9k tok/s against 88.7k at one block an SM. With
+ * them one block, LAGUNA_CUDA_ATTN_PROMPT_NP (measuring) dim tile pairs in
+ * flight, 4 unless set. */
+void lg_cuda_attention_prompt_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
+    if (ca.hi_only) launch_shape<1, false, 2>(k, grid, ca);
+    else if (k->attn_prompt_np == 2) launch_shape<2, true, 1>(k, grid, ca);
+    else if (k->attn_prompt_np == 4) launch_shape<4, true, 1>(k, grid, ca);
+    else launch_shape<1, true, 1>(k, grid, ca);
 }

@@ -46,33 +46,50 @@ __device__ __forceinline__ float *chunk_record(const chunk_args &a, int kvh, int
  * c * CHUNK + 8n + 2qd + e) become exp(s * scale - m), zero where the key is
  * masked; mc[h] / lc[h]: the pair's chunk max m (-inf when no key is
  * valid) and sum l, each lane's 8 keys in order, then the quad's 4 lanes
- * pairwise. */
+ * pairwise. A pair whose window holds the whole chunk (most chunks of a
+ * prompt) skips the per-key mask; a masked key is -inf, and exp(-inf - m)
+ * is the same +0 the mask would give, so the exponent needs no test but
+ * for a pair with no valid key in its quad (m = -inf: there every key is
+ * -inf and exp(-inf - 0) = +0). */
 __device__ __forceinline__ void chunk_softmax(float (&s)[4][4], int c, const int (&prs)[2], const int (&pts)[2],
                                               int P, int window, float scale, float (&mc)[2], float (&lc)[2]) {
     int qd = threadIdx.x & 3;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        int pr = prs[h], lo = row_lo(pts[h], window);
+        int pr = prs[h], lo = row_lo(pts[h], window), k0 = c * CHUNK;
+        bool whole = pr < P && k0 >= lo && k0 + CHUNK - 1 <= pts[h];
         float m = -INFINITY;
+        if (whole) {
 #pragma unroll
-        for (int n = 0; n < 4; n++)
+            for (int n = 0; n < 4; n++)
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                int p = c * CHUNK + 8 * n + 2 * qd + e;
-                bool valid = pr < P && p >= lo && p <= pts[h];
-                float x = valid ? __fmul_rn(s[n][2 * h + e], scale) : -INFINITY;
-                s[n][2 * h + e] = x;
-                m = fmaxf(m, x);
-            }
+                for (int e = 0; e < 2; e++) {
+                    float x = __fmul_rn(s[n][2 * h + e], scale);
+                    s[n][2 * h + e] = x;
+                    m = fmaxf(m, x);
+                }
+        } else {
+            /* key k0 + 2qd + o (o = 8n + e) is valid when lo <= it <= pts[h] */
+            int from = lo - k0 - 2 * qd, to = pts[h] - k0 - 2 * qd;
+#pragma unroll
+            for (int n = 0; n < 4; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    bool valid = pr < P && 8 * n + e >= from && 8 * n + e <= to;
+                    float x = valid ? __fmul_rn(s[n][2 * h + e], scale) : -INFINITY;
+                    s[n][2 * h + e] = x;
+                    m = fmaxf(m, x);
+                }
+        }
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        const float base = m == -INFINITY ? 0.0f : m;
         float l = 0.0f;
 #pragma unroll
         for (int n = 0; n < 4; n++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                float x = s[n][2 * h + e];
-                float w = x == -INFINITY ? 0.0f : expf(__fsub_rn(x, m));
+                float w = expf(__fsub_rn(s[n][2 * h + e], base));
                 s[n][2 * h + e] = w;
                 l = __fadd_rn(l, w);
             }
