@@ -125,11 +125,17 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
     float M[2] = {-INFINITY, -INFINITY}, L[2] = {0.0f, 0.0f}, O[UNITS][4];
 #pragma unroll
     for (int n = 0; n < UNITS; n++) O[n][0] = O[n][1] = O[n][2] = O[n][3] = 0.0f;
-    /* chunk cc's scores: 16 pairs x 32 keys, four 8-key tiles, three chains each (q_hi k_hi, q_lo k_hi, q_hi k_lo) */
-    auto chunk_scores = [&](int cc, float (&s)[4][4]) {
-        const __nv_bfloat16 *k_hi = stages + cc % PROMPT_STAGES * STAGE, *k_lo = k_hi + CHUNK * RS;
+    for (int c = c_begin; c <= c_end; c++) {
+        cp_async_wait<PROMPT_STAGES - 2>();
+        __syncthreads(); /* chunk c is in; chunk c - 1's stage is read */
+        copy_chunk(c + PROMPT_STAGES - 1);
+        find_rows(c + PROMPT_STAGES);
+        if (!active) continue;
+        const __nv_bfloat16 *k_hi = stages + c % PROMPT_STAGES * STAGE, *k_lo = k_hi + CHUNK * RS;
+        const __nv_bfloat16 *v_hi = k_hi + PLANES * CHUNK * RS, *v_lo = v_hi + CHUNK * RS; /* lo: LO only */
         /* lo rows not all zero: the chunk holds step rows (inside the tile's keys, as fresh_from <= pos0) */
-        const bool lo_any = LO && cc * CHUNK + CHUNK - 1 >= fresh_from;
+        const bool lo_any = LO && c * CHUNK + CHUNK - 1 >= fresh_from;
+        /* scores: 16 pairs x 32 keys, four 8-key tiles, three chains each (q_hi k_hi, q_lo k_hi, q_hi k_lo) */
         float sa[4][3][4];
 #pragma unroll
         for (int i = 0; i < 4; i++)
@@ -160,20 +166,15 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
             }
         }
         /* without LO the other two chains are zeros: (x + 0) + 0 is x + 0 (-0 becomes +0 once) */
+        float s[4][4];
 #pragma unroll
         for (int n = 0; n < 4; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 s[n][e] = LO ? __fadd_rn(__fadd_rn(sa[n][0][e], sa[n][1][e]), sa[n][2][e])
                              : __fadd_rn(sa[n][0][e], 0.0f);
-    };
-    /* chunk cc taken: its softmax, its merge into (M, L, O) or its record, its outputs from its values */
-    auto chunk_take = [&](int cc, float (&s)[4][4]) {
-        const __nv_bfloat16 *v_hi = stages + cc % PROMPT_STAGES * STAGE + PLANES * CHUNK * RS;
-        const __nv_bfloat16 *v_lo = v_hi + CHUNK * RS; /* LO only */
-        const bool lo_any = LO && cc * CHUNK + CHUNK - 1 >= fresh_from;
         float mc[2], lc[2];
-        chunk_softmax(s, cc, prs, pts, P, a.window, a.scale, mc, lc);
+        chunk_softmax(s, c, prs, pts, P, a.window, a.scale, mc, lc);
         uint32_t ph[2][4], pl[2][4];
         split_probs(s, ph, pl);
         float ow[2], nw[2];
@@ -184,7 +185,7 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
             take[h] = prs[h] < P && mc[h] != -INFINITY; /* some key of the pair in the chunk */
             ow[h] = 1.0f, nw[h] = 0.0f;
             if (take[h] && direct) merge_chunk(M[h], L[h], mc[h], lc[h], &ow[h], &nw[h]);
-            if (!direct) rec[h] = chunk_record(a, kvh, cc - c_first, prs[h]);
+            if (!direct) rec[h] = chunk_record(a, kvh, c - c_first, prs[h]);
         }
         /* outputs: 16 pairs x 16 dim tiles, 2 NP at a time */
 #pragma unroll
@@ -204,16 +205,6 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
 #pragma unroll
             for (int h = 0; h < 2; h++)
                 if (take[h]) rec[h][D] = mc[h], rec[h][D + 1] = lc[h];
-    };
-    for (int c = c_begin; c <= c_end; c++) {
-        cp_async_wait<PROMPT_STAGES - 2>();
-        __syncthreads(); /* chunk c is in; chunk c - 1's stage is read */
-        copy_chunk(c + PROMPT_STAGES - 1);
-        find_rows(c + PROMPT_STAGES);
-        if (!active) continue;
-        float s[4][4];
-        chunk_scores(c, s);
-        chunk_take(c, s);
     }
     cp_async_wait<0>(); /* no copy outlives the block */
     /* split: attention_merge_kernel, launched after this one, merges the records */
