@@ -39,17 +39,28 @@ __global__ void split_fresh_kernel(const chunk_args a) {
     }
 }
 
+/* The kernel's shared memory, bf16 rows of D + 8 elements (ldmatrix rows on
+ * distinct banks): q hi (and with LO q lo) per pair, then PROMPT_STAGES
+ * stages of k hi, (k lo,) v hi, (v lo) rows per key. */
+template <int WARPS, bool LO> struct prompt_layout {
+    static constexpr int D = 128, RS = D + 8, PAIRS = WARPS * 16;
+    static constexpr int PLANES = LO ? 2 : 1; /* hi, lo */
+    static constexpr int STAGE = 2 * PLANES * CHUNK * RS;
+    static constexpr size_t bytes =
+        sizeof(__nv_bfloat16) * ((size_t)PLANES * PAIRS * RS + (size_t)PROMPT_STAGES * STAGE);
+};
+
 /* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
- * split one, as the general kernel. Shared memory, bf16 rows of D + 8
- * elements (ldmatrix rows on distinct banks): q hi (and with LO q lo) per
- * pair, then PROMPT_STAGES stages of k hi, (k lo,) v hi, (v lo) rows per
- * key: prompt_smem_bytes. BLOCKS: blocks an SM the registers are held to
- * (two fit only without lo halves: 104 KB of shared memory a block). */
+ * split one, as the general kernel; shared memory as prompt_layout.
+ * BLOCKS: blocks an SM the registers are held to (two fit only without lo
+ * halves: 104 KB of shared memory a block). */
 template <int WARPS, int NP, bool LO, int BLOCKS>
 __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(chunk_args a) {
-    constexpr int D = 128, RS = D + 8, KSTEPS = D / 16, UNITS = D / 8, THREADS = WARPS * 32, PAIRS = WARPS * 16;
-    constexpr int PLANES = LO ? 2 : 1; /* hi, lo */
-    constexpr int STAGE = 2 * PLANES * CHUNK * RS, KEYS = CHUNK * UNITS / THREADS; /* a thread's (key, unit) copies */
+    using layout = prompt_layout<WARPS, LO>;
+    constexpr int D = layout::D, RS = layout::RS, PAIRS = layout::PAIRS;
+    constexpr int PLANES = layout::PLANES, STAGE = layout::STAGE;
+    constexpr int KSTEPS = D / 16, UNITS = D / 8, THREADS = WARPS * 32;
+    constexpr int KEYS = CHUNK * UNITS / THREADS; /* a thread's (key, unit) copies */
     static_assert(CHUNK * UNITS % THREADS == 0, "a chunk's copies: the same number for every thread");
     extern __shared__ uint4 pr_smem4[];
     /* without LO, q_lo is never written nor read (stage_queries: a.hi_only) */
@@ -231,16 +242,8 @@ void lg_cuda_attention_split_fresh(lg_cuda_ctx *k, const chunk_args &ca) {
     lg_cuda_launch(k, split_fresh_kernel, dim3((unsigned)ca.split_rows), 256, 0, ca);
 }
 
-/* attention_prompt_kernel's shared memory: q and its stages of k and v, in
- * planes (hi; hi and lo with lo halves). */
-static size_t prompt_smem_bytes(bool lo) {
-    constexpr int PAIRS = PROMPT_WARPS * 16, RS = 128 + 8;
-    size_t planes = lo ? 2 : 1;
-    return sizeof(__nv_bfloat16) * (size_t)RS * planes * (PAIRS + PROMPT_STAGES * 2 * CHUNK);
-}
-
 template <int NP, bool LO, int BLOCKS> static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
-    size_t smem = prompt_smem_bytes(LO);
+    size_t smem = prompt_layout<PROMPT_WARPS, LO>::bytes;
     lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, smem);
     lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, grid, PROMPT_WARPS * 32, smem, ca);
 }
