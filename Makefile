@@ -46,8 +46,9 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=c
 NVCCFLAGS ?= -O2 -std=c++20 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wno-unused-parameter
 LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu src/parallel/*.cu))
 # Hopper's warpgroup products (wgmma) exist only for the arch-specific sm_90a
-# target: the one file that uses them is built for it alone.
+# target: the files that use them are built for it alone.
 $(BUILD)/src/backend/cuda/cuda_matmul_wgmma.o: CUDA_ARCH := -gencode arch=compute_90a,code=sm_90a
+$(BUILD)/src/backend/cuda/cuda_matmul_wgmma_packed.o: CUDA_ARCH := -gencode arch=compute_90a,code=sm_90a
 CUDA_CFLAGS := -DLAGUNA_CUDA
 # Several GPUs (src/parallel/comm_nccl.cu) when the toolkit has nccl.h; libnccl
 # itself is opened at run time, so nothing more is linked.

@@ -552,6 +552,29 @@ static void test_matmul_mixed_call(void) {
  * tokens and more take the float kernel of several rows a warp. The single-token
  * products read x where the batch keeps that token (row starts stay
  * 16-byte aligned where the batch's are). */
+/* The product of w over n random tokens in one call and token by token:
+ * how many tokens' outputs differ by a bit. */
+static int matmul_alone_vs_batch(twin *t, const twin_weight *w, int n, const float *dbias) {
+    int rows = (int)w->m[DEV].rows, cols = (int)w->m[DEV].cols;
+    size_t xb = sizeof(float) * (size_t)n * cols, yb = sizeof(float) * (size_t)n * rows;
+    float *x = op_frand_array((size_t)n * cols, 1.0f);
+    float *dx = put(t, DEV, x, xb), *dy = put(t, DEV, NULL, yb), *dy1 = put(t, DEV, NULL, yb);
+    lg_matmul_op whole = {dy, dx, n, &w->m[DEV], dbias};
+    t->be[DEV]->ops->matmul_many(t->c[DEV], &whole, 1);
+    for (int i = 0; i < n; i++) {
+        lg_matmul_op one = {dy1 + (size_t)i * rows, dx + (size_t)i * cols, 1, &w->m[DEV], dbias};
+        t->be[DEV]->ops->matmul_many(t->c[DEV], &one, 1);
+    }
+    float *y = get(t, DEV, dy, yb), *y1 = get(t, DEV, dy1, yb);
+    settle(t, DEV, "matmul_many");
+    int differ = 0;
+    for (int i = 0; i < n && y && y1; i++)
+        differ += memcmp(y + (size_t)i * rows, y1 + (size_t)i * rows, sizeof(float) * rows) != 0;
+    drop(t, DEV, dx, xb), drop(t, DEV, dy, yb), drop(t, DEV, dy1, yb);
+    free(x), free(y), free(y1);
+    return differ;
+}
+
 static void test_matmul_batch_invariant(void) {
     twin t;
     if (!twin_open(&t)) return;
@@ -608,27 +631,9 @@ static void test_matmul_batch_invariant(void) {
               *dbias = put(&t, DEV, bias, sizeof(float) * rows);
         for (int bi = 0; bi < 5 && mats[m].batches[bi]; bi++) {
             int n = mats[m].batches[bi];
-            size_t xb = sizeof(float) * (size_t)n * cols, yb = sizeof(float) * (size_t)n * rows;
-            float *x = op_frand_array((size_t)n * cols, 1.0f);
-            float *dx = put(&t, DEV, x, xb), *dy = put(&t, DEV, NULL, yb),
-                  *dy1 = put(&t, DEV, NULL, yb);
-            lg_matmul_op whole = {dy, dx, n, &w.m[DEV], bi % 2 ? NULL : dbias};
-            t.be[DEV]->ops->matmul_many(t.c[DEV], &whole, 1);
-            for (int i = 0; i < n; i++) {
-                lg_matmul_op one = {dy1 + (size_t)i * rows, dx + (size_t)i * cols, 1, &w.m[DEV],
-                                    whole.bias};
-                t.be[DEV]->ops->matmul_many(t.c[DEV], &one, 1);
-            }
-            float *y = get(&t, DEV, dy, yb), *y1 = get(&t, DEV, dy1, yb);
-            settle(&t, DEV, "matmul_many");
-            int differ = 0;
-            for (int i = 0; i < n; i++)
-                differ +=
-                    memcmp(y + (size_t)i * rows, y1 + (size_t)i * rows, sizeof(float) * rows) != 0;
+            int differ = matmul_alone_vs_batch(&t, &w, n, bi % 2 ? NULL : dbias);
             CHECKF(differ == 0, "%s %dx%d: %d of %d tokens differ alone from in the batch",
                    lg_dtype_name(mats[m].dt), rows, cols, differ, n);
-            drop(&t, DEV, dx, xb), drop(&t, DEV, dy, yb), drop(&t, DEV, dy1, yb);
-            free(x), free(y), free(y1);
         }
         drop(&t, DEV, dbias, sizeof(float) * rows);
         op_weight_free(&w.w), free(bias);
@@ -2023,6 +2028,65 @@ static void test_moe_combine(void) {
     twin_close(&t);
 }
 
+/* The routed experts (moe_group, moe_experts, moe_combine) over n random
+ * tokens, each choosing K of E experts among the first `used`, in one call
+ * and token by token: how many tokens' outputs (each expert's rows, the
+ * shared expert's, the combined) differ by a bit. */
+static int moe_alone_vs_batch(twin *t, const twin_experts *x, int E, int H, int K, int used, int n) {
+    size_t pairs = (size_t)n * K, hb = sizeof(float) * (size_t)n * H;
+    int32_t *ids = op_random_ids(n, K, used);
+    float *h = op_frand_array((size_t)n * H, 1.0f), *wts = op_frand_array(pairs, 1.0f);
+    int32_t *dids = put(t, DEV, ids, sizeof(int32_t) * pairs);
+    float *dh = put(t, DEV, h, hb), *dw = put(t, DEV, wts, sizeof(float) * pairs);
+    float *dout = put(t, DEV, NULL, hb), *dout1 = put(t, DEV, NULL, sizeof(float) * H);
+    /* the batch */
+    twin_plan plan = plan_alloc(t, DEV, E, pairs, 0, 0);
+    moe_buffers mb = moe_buffers_new(t, DEV, x, &plan.dev, n, K, NULL, dh);
+    t->be[DEV]->ops->moe_group(t->c[DEV], &plan.dev, (float *)mb.a.expert_in, dh, dids, n, K,
+                              E, H);
+    t->be[DEV]->ops->moe_experts(t->c[DEV], &mb.a);
+    t->be[DEV]->ops->moe_combine(t->c[DEV], dout, &plan.dev, mb.a.expert_out, dw,
+                                mb.a.shared_out, n, K, H, 2.5f);
+    plan_fetch(t, DEV, &plan);
+    float *eout = get(t, DEV, mb.a.expert_out, mb.in_b),
+          *sout = get(t, DEV, mb.a.shared_out, mb.h_b), *out = get(t, DEV, dout, hb);
+    /* each token alone */
+    twin_plan plan1 = plan_alloc(t, DEV, E, (size_t)K, 0, 0);
+    int differ = 0;
+    for (int tk = 0; tk < n; tk++) {
+        moe_buffers m1 =
+            moe_buffers_new(t, DEV, x, &plan1.dev, 1, K, NULL, dh + (size_t)tk * H);
+        t->be[DEV]->ops->moe_group(t->c[DEV], &plan1.dev, (float *)m1.a.expert_in, m1.a.h,
+                                  dids + (size_t)tk * K, 1, K, E, H);
+        t->be[DEV]->ops->moe_experts(t->c[DEV], &m1.a);
+        t->be[DEV]->ops->moe_combine(t->c[DEV], dout1, &plan1.dev, m1.a.expert_out,
+                                    dw + (size_t)tk * K, m1.a.shared_out, 1, K, H, 2.5f);
+        int32_t *pr1 = get(t, DEV, plan1.dev.pair_rows, sizeof(int32_t) * K);
+        float *eout1 = get(t, DEV, m1.a.expert_out, m1.in_b),
+              *sout1 = get(t, DEV, m1.a.shared_out, m1.h_b),
+              *out1 = get(t, DEV, dout1, sizeof(float) * H);
+        bool same = memcmp(sout1, sout + (size_t)tk * H, sizeof(float) * H) == 0 &&
+                    memcmp(out1, out + (size_t)tk * H, sizeof(float) * H) == 0;
+        for (int k = 0; k < K; k++) {
+            int32_t r1 = pr1[k], r = plan.host.pair_rows[(size_t)tk * K + k];
+            same = same && r1 >= 0 && r1 < K && r >= 0 && (size_t)r < pairs &&
+                   memcmp(eout1 + (size_t)r1 * H, eout + (size_t)r * H,
+                          sizeof(float) * H) == 0;
+        }
+        differ += !same;
+        free(pr1), free(eout1), free(sout1), free(out1);
+        moe_buffers_free(t, DEV, &m1, true, false);
+    }
+    settle(t, DEV, "moe_group, moe_experts and moe_combine");
+    moe_buffers_free(t, DEV, &mb, true, false);
+    plan_free(t, DEV, &plan), plan_free(t, DEV, &plan1);
+    drop(t, DEV, dids, sizeof(int32_t) * pairs), drop(t, DEV, dh, hb);
+    drop(t, DEV, dw, sizeof(float) * pairs), drop(t, DEV, dout, hb);
+    drop(t, DEV, dout1, sizeof(float) * H);
+    free(ids), free(h), free(wts), free(eout), free(sout), free(out);
+    return differ;
+}
+
 /* Batch invariance of the sparse block: a token's expert outputs, shared
  * expert output and combined row, grouped and run alone (a decode step),
  * are bitwise the same as inside batches of 17, 64 and 300 tokens where its
@@ -2048,65 +2112,41 @@ static void test_moe_batch_invariant(void) {
         twin_experts x = experts_new(&t, mats[m].dt, E, H, mats[m].I, mats[m].I_shared);
         for (int bi = 0; bi < 3; bi++) {
             int n = batches[bi];
-            size_t pairs = (size_t)n * K, hb = sizeof(float) * (size_t)n * H;
-            int32_t *ids = op_random_ids(n, K, mats[m].used);
-            float *h = op_frand_array((size_t)n * H, 1.0f), *wts = op_frand_array(pairs, 1.0f);
-            int32_t *dids = put(&t, DEV, ids, sizeof(int32_t) * pairs);
-            float *dh = put(&t, DEV, h, hb), *dw = put(&t, DEV, wts, sizeof(float) * pairs);
-            float *dout = put(&t, DEV, NULL, hb), *dout1 = put(&t, DEV, NULL, sizeof(float) * H);
-            /* the batch */
-            twin_plan plan = plan_alloc(&t, DEV, E, pairs, 0, 0);
-            moe_buffers mb = moe_buffers_new(&t, DEV, &x, &plan.dev, n, K, NULL, dh);
-            t.be[DEV]->ops->moe_group(t.c[DEV], &plan.dev, (float *)mb.a.expert_in, dh, dids, n, K,
-                                      E, H);
-            t.be[DEV]->ops->moe_experts(t.c[DEV], &mb.a);
-            t.be[DEV]->ops->moe_combine(t.c[DEV], dout, &plan.dev, mb.a.expert_out, dw,
-                                        mb.a.shared_out, n, K, H, 2.5f);
-            plan_fetch(&t, DEV, &plan);
-            float *eout = get(&t, DEV, mb.a.expert_out, mb.in_b),
-                  *sout = get(&t, DEV, mb.a.shared_out, mb.h_b), *out = get(&t, DEV, dout, hb);
-            /* each token alone */
-            twin_plan plan1 = plan_alloc(&t, DEV, E, (size_t)K, 0, 0);
-            int differ = 0;
-            for (int tk = 0; tk < n; tk++) {
-                moe_buffers m1 =
-                    moe_buffers_new(&t, DEV, &x, &plan1.dev, 1, K, NULL, dh + (size_t)tk * H);
-                t.be[DEV]->ops->moe_group(t.c[DEV], &plan1.dev, (float *)m1.a.expert_in, m1.a.h,
-                                          dids + (size_t)tk * K, 1, K, E, H);
-                t.be[DEV]->ops->moe_experts(t.c[DEV], &m1.a);
-                t.be[DEV]->ops->moe_combine(t.c[DEV], dout1, &plan1.dev, m1.a.expert_out,
-                                            dw + (size_t)tk * K, m1.a.shared_out, 1, K, H, 2.5f);
-                int32_t *pr1 = get(&t, DEV, plan1.dev.pair_rows, sizeof(int32_t) * K);
-                float *eout1 = get(&t, DEV, m1.a.expert_out, m1.in_b),
-                      *sout1 = get(&t, DEV, m1.a.shared_out, m1.h_b),
-                      *out1 = get(&t, DEV, dout1, sizeof(float) * H);
-                bool same = memcmp(sout1, sout + (size_t)tk * H, sizeof(float) * H) == 0 &&
-                            memcmp(out1, out + (size_t)tk * H, sizeof(float) * H) == 0;
-                for (int k = 0; k < K; k++) {
-                    int32_t r1 = pr1[k], r = plan.host.pair_rows[(size_t)tk * K + k];
-                    same = same && r1 >= 0 && r1 < K && r >= 0 && (size_t)r < pairs &&
-                           memcmp(eout1 + (size_t)r1 * H, eout + (size_t)r * H,
-                                  sizeof(float) * H) == 0;
-                }
-                differ += !same;
-                free(pr1), free(eout1), free(sout1), free(out1);
-                moe_buffers_free(&t, DEV, &m1, true, false);
-            }
-            settle(&t, DEV, "moe_group, moe_experts and moe_combine");
+            int differ = moe_alone_vs_batch(&t, &x, E, H, K, mats[m].used, n);
             CHECKF(differ == 0, "%s: %d of %d tokens differ alone from in the batch",
                    lg_dtype_name(mats[m].dt), differ, n);
-            moe_buffers_free(&t, DEV, &mb, true, false);
-            plan_free(&t, DEV, &plan), plan_free(&t, DEV, &plan1);
-            drop(&t, DEV, dids, sizeof(int32_t) * pairs), drop(&t, DEV, dh, hb);
-            drop(&t, DEV, dw, sizeof(float) * pairs), drop(&t, DEV, dout, hb);
-            drop(&t, DEV, dout1, sizeof(float) * H);
-            free(ids), free(h), free(wts), free(eout), free(sout), free(out);
         }
         experts_free(&x);
     }
     twin_close(&t);
 }
 
+
+/* The wgmma GEMMs' stage rings and slices (cuda_matmul_wgmma.cu,
+ * cuda_matmul_wgmma_packed.cu): K = 520 is 17 steps, so the rings wrap, the
+ * packed GEMM's last two-step stage holds one step and its 3-step slices
+ * end in the middle of a stage. A plain 2100 x 520 over 1290 tokens (17
+ * row blocks x 11 token tiles: more than a wave, the last tile of 10
+ * tokens) and 3 of 16 experts of hidden 520 (intermediate 264: 9 steps)
+ * over 300 tokens (~200 rows an expert: several token tiles), in both
+ * activation modes: each token alone is bitwise its row of the batch. */
+static void test_wgmma_ring(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        twin t;
+        if (!twin_open_as(&t, bf16 == 1)) continue;
+        const char *mode = bf16 ? "bf16 activations" : "float activations";
+        twin_weight w = twin_weight_new(&t, LG_DTYPE_BF16, 2100, 520, 1.0f);
+        int differ = matmul_alone_vs_batch(&t, &w, 1290, NULL);
+        CHECKF(differ == 0, "%s, 2100x520: %d of 1290 tokens differ alone from in the batch", mode, differ);
+        op_weight_free(&w.w);
+        twin_experts x = experts_new(&t, LG_DTYPE_BF16, 16, 520, 264, 0);
+        differ = moe_alone_vs_batch(&t, &x, 16, 520, 2, 3, 300);
+        CHECKF(differ == 0, "%s, experts of hidden 520: %d of 300 tokens differ alone from in the batch", mode,
+               differ);
+        experts_free(&x);
+        twin_close(&t);
+    }
+}
 
 /* ---- fused ops: add_rmsnorm, attention_inputs ---------------------------- */
 
@@ -2400,6 +2440,7 @@ int main(void) {
     RUN(test_combine_add_rmsnorm);
     RUN(test_add_rmsnorm_matmul);
     RUN(test_attention_inputs);
-    RUN(test_argmax_rows); /* last: the cases above keep the random inputs they always had */
+    RUN(test_argmax_rows); /* the cases above keep the random inputs they always had */
+    RUN(test_wgmma_ring);
     return test_summary();
 }

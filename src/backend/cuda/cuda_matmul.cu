@@ -563,18 +563,12 @@ template <int TOK> static void launch_tok(lg_cuda_ctx *k, void (*kernel)(matmul_
  * op's rows / WARPS blocks would). Without room an op's blocks quantise
  * their own, which gives the same bytes. */
 static void quantise_activations(lg_cuda_ctx *k, matmul_set *s) {
-    int owner[SET_MAX], which[SET_MAX], n_x = 0; /* owner: the first op of each distinct x */
+    int owner[SET_MAX], which[SET_MAX]; /* owner: the first op of each distinct x */
+    int n_x = set_distinct_x(*s, [](const matmul_args &a) { return quant_block_path(a) && a.x_rows > 0; }, which, owner);
     size_t at[SET_MAX], need = 0;
-    for (int i = 0; i < s->n; i++) {
-        const matmul_args &a = s->op[i];
-        which[i] = -1;
-        if (!quant_block_path(a) || a.x_rows <= 0) continue;
-        for (int j = 0; j < n_x && which[i] < 0; j++)
-            if (s->op[owner[j]].x == a.x && s->op[owner[j]].cols == a.cols && s->op[owner[j]].x_rows == a.x_rows)
-                which[i] = j;
-        if (which[i] >= 0) continue;
-        owner[n_x] = i, at[n_x] = need, which[i] = n_x++;
-        need += (lg_qx_bytes(a.x_rows, a.cols) + 15) / 16 * 16;
+    for (int j = 0; j < n_x; j++) {
+        at[j] = need;
+        need += (lg_qx_bytes(s->op[owner[j]].x_rows, s->op[owner[j]].cols) + 15) / 16 * 16;
     }
     uint8_t *base = n_x ? (uint8_t *)lg_cuda_scratch(k, need) : NULL;
     if (!base) return;

@@ -26,6 +26,7 @@ struct matmul_args {
     const int8_t *xq;                 /* x quantised once for the whole op (quant block path, */
     const float *xd;                  /* several tokens a warp; NULL: each block quantises its own) */
     int hi_only;                      /* BF16 on tensor cores: activations rounded to bf16 (cuda_mma.h) */
+    const uint8_t *xp;                /* x packed once for the whole op (cuda_matmul_wgmma_packed.cu) */
 };
 
 /* Up to SET_MAX products in one launch: op i owns blocks
@@ -84,6 +85,24 @@ template <typename F> static inline int set_pick_ops_if(const matmul_set &set, F
         most = set.op[i].n_tokens > most ? set.op[i].n_tokens : most;
     }
     return most;
+}
+
+/* Numbers the distinct activation matrices (x, cols, x_rows) of the ops of
+ * s that takes(op) accepts: which[i] is op i's among them (-1: not taken),
+ * owner[j] the first op with matrix j. Returns how many there are. */
+template <typename F> static inline int set_distinct_x(const matmul_set &s, F takes, int *which, int *owner) {
+    int n_x = 0;
+    for (int i = 0; i < s.n; i++) {
+        const matmul_args &a = s.op[i];
+        which[i] = -1;
+        if (!takes(a)) continue;
+        for (int j = 0; j < n_x && which[i] < 0; j++) {
+            const matmul_args &o = s.op[owner[j]];
+            if (o.x == a.x && o.cols == a.cols && o.x_rows == a.x_rows) which[i] = j;
+        }
+        if (which[i] < 0) owner[n_x] = i, which[i] = n_x++;
+    }
+    return n_x;
 }
 
 /* Takes the ops of set that are grouped (or not) into out. */

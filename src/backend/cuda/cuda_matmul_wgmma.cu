@@ -37,6 +37,7 @@
 #include "backend/cuda/cuda_gemm_stage.h"
 #include "backend/cuda/cuda_mma.h"
 #include "backend/cuda/cuda_wgmma.h"
+#include "backend/cuda/cuda_wgmma_tile.h"
 
 template <int BN, int STAGES> struct wgmma_shape {
     static_assert(STAGES >= 3, "a step is split while the next one lands");
@@ -52,10 +53,6 @@ template <int BN, int STAGES> struct wgmma_shape {
     static constexpr int split_units = bn * 8 / threads; /* a step's 16-byte activation chunks a thread splits */
     static_assert(bm * 4 % threads == 0 && bn * 8 % threads == 0, "whole rounds");
 };
-
-/* B's core matrices: the next along K 128 bytes on, the next 8 tokens 256. */
-#define WGMMA_LBO 128
-#define WGMMA_SBO 256
 
 /* Splits one step's activations (the stage's floats) into the four B
  * tiles. Unit i is token t = i / 8's chunk c = i % 8 (k 4c .. 4c + 3, so p
@@ -79,26 +76,6 @@ __device__ __forceinline__ void wgmma_split_step(const uint8_t *xs, uint8_t *spl
             *(uint32_t *)(row + S::tile_bytes + WGMMA_LBO) = l1;
         }
     }
-}
-
-/* One 32-wide step of a warpgroup's 64 rows x BN tokens: wa / wb the lane's
- * 8 weights of rows g and g + 8 (as mma_step's), split the step's B tiles. */
-template <int BN, bool LO>
-__device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint32_t split) {
-    constexpr int T = BN * 32;
-    wgmma_fence();
-    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(split, WGMMA_LBO, WGMMA_SBO));
-    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(split + T, WGMMA_LBO, WGMMA_SBO));
-    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(split + 2 * T, WGMMA_LBO, WGMMA_SBO));
-    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(split + 3 * T, WGMMA_LBO, WGMMA_SBO));
-    wgmma_commit();
-}
-
-/* Keeps the compiler from moving reads or writes of the accumulators
- * across the wgmma waits (the instructions own them in between). */
-template <int N> __device__ __forceinline__ void wgmma_hold(float *d) {
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 template <int BN, int STAGES, bool LO>
@@ -147,28 +124,23 @@ __global__ void __launch_bounds__(256, 1) wgmma_gemm_kernel(const __grid_constan
                 if (s + STAGES - 1 < steps)
                     load_stage<S>(copies, slot(s + STAGES - 1), 32 * (s + STAGES - 1), a.cols);
                 cp_async_commit();
+                /* wgmma reads A's registers while it runs: step s - 1's
+                 * must be done before wa and wb are loaded again (PTX ISA:
+                 * writing them earlier is undefined) */
+                wgmma_wait<0>();
                 const uint8_t *ws = smem + slot(s);
                 uint4 wa = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
                 uint4 wb = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
-                wgmma_step<BN, LO>(acc, wa, wb, split0 + (s % S::splits) * S::split_bytes);
+                wgmma_step<BN, LO>(acc, wa, wb, split0 + (s % S::splits) * S::split_bytes, 2 * S::tile_bytes);
                 if (s + 1 < steps) {
                     wgmma_split_step<S, LO>(smem + slot(s + 1) + S::w_bytes,
                                             split + ((s + 1) % S::splits) * S::split_bytes);
                     wgmma_fence_smem();
                 }
-                wgmma_wait<1>(); /* step s - 1's instructions */
             }
-            wgmma_wait<0>();
-            wgmma_hold<ND>(acc);
-#pragma unroll
-            for (int e = 0; e < ND; e++) total[e] += acc[e], acc[e] = 0.0f;
+            wgmma_end_slice<ND>(acc, total);
         }
-        float *y = a.y + (size_t)(t_begin + t0) * a.rows;
-#pragma unroll
-        for (int e = 0; e < ND; e++) {
-            int r = r0 + row_base + g + 8 * ((e >> 1) & 1), t = 8 * (e >> 2) + 2 * q + (e & 1);
-            if (r < a.rows && t < nt) y[(size_t)t * a.rows + r] = total[e] + (a.bias ? a.bias[r] : 0.0f);
-        }
+        wgmma_store_tile<ND>(a, a.y + (size_t)(t_begin + t0) * a.rows, r0 + row_base, nt, total);
     }
 }
 
@@ -202,6 +174,7 @@ bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
     if (!wgmma_enabled()) return false;
     int blocks_y = (most + S::bn - 1) / S::bn;
     if (set_number_blocks(part, S::bm) * blocks_y < lg_cuda_sm_count()) return false; /* less than a wave: the narrow GEMM */
+    if (lg_cuda_packed_enabled() && lg_cuda_packed_plain(k, part, most)) return true;
     launch_wgmma_shape<128>(k, part, blocks_y, 1);
     return true;
 }
@@ -212,6 +185,7 @@ bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_g
         return e && atoi(e) == 128 ? 128 : 64;
     }();
     if (!wgmma_enabled() || most < 64) return false; /* no expert fills a tile: the narrow GEMM */
+    if (lg_cuda_packed_enabled() && lg_cuda_packed_grouped(k, part, most, max_groups, bn)) return true;
     if (bn == 128) launch_wgmma_shape<128>(k, part, set_grouped_tiles(*part, most, 128), max_groups);
     else launch_wgmma_shape<64>(k, part, set_grouped_tiles(*part, most, 64), max_groups);
     return true;

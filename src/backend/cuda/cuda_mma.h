@@ -143,4 +143,13 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
 bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most);
 bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups);
 
+/* The wgmma products with the activations packed once a launch
+ * (cuda_matmul_wgmma_packed.cu), which cuda_matmul_wgmma.cu hands its
+ * products to when lg_cuda_packed_enabled() says; false, with nothing
+ * launched, without scratch space for the packed activations. bn: the
+ * grouped products' token tile, 64 or 128. */
+bool lg_cuda_packed_enabled(void);
+bool lg_cuda_packed_plain(lg_cuda_ctx *k, matmul_set *part, int most);
+bool lg_cuda_packed_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups, int bn);
+
 #endif

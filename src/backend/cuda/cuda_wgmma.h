@@ -11,7 +11,7 @@
  * covers their group; shared memory written by ordinary stores must be
  * fenced to the async proxy (wgmma_fence_smem) before a barrier that orders
  * it before the issue. Only compiled for sm_90a (the Makefile builds the
- * one file that includes this for it). */
+ * files that include this for it). */
 #ifndef LAGUNA_BACKEND_CUDA_WGMMA_H
 #define LAGUNA_BACKEND_CUDA_WGMMA_H
 

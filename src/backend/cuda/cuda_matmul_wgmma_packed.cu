@@ -1,0 +1,270 @@
+/* The BF16 products of many tokens on wgmma with the activations packed
+ * once a launch (sm_90a): the products of cuda_matmul_wgmma.cu, the same
+ * bits (cuda_mma.h: the slice contract), without splitting floats inside
+ * the GEMM's loop.
+ *
+ * Why: that GEMM copies each 32-wide step's activations as floats (twice
+ * the bytes of bf16) and splits them into bf16 between a barrier and the
+ * next step's instructions; under ncu its 4096-token products ran at
+ * ~150-215 TFLOPS with under half an eligible warp a scheduler. Here
+ * pack_activations_kernel splits each distinct activation matrix of a
+ * launch once (hi, and lo unless hi_only), straight into the order the
+ * instructions read, and the GEMM's loop only copies and multiplies.
+ *
+ * The packed layout: for each group of 8 rows of x and each 32-wide step
+ * s, a run of parts x 512 bytes: part p (0 hi, 1 lo) at 512 p, in it the
+ * step's four 16-byte chunks (u, c), 128 (2u + c) on, of each of the 8
+ * rows, 16 (row % 8) on. Chunk (u, c) of a row holds 4 pairs, pair i at
+ * byte 4i being k = 32 s + 8 i + 4 u + 2 c and the next: the k that
+ * mma_step's fragments put in slots 2i, 2i + 1 (c = 0) and 8 + 2i, 9 + 2i
+ * (c = 1) of k16 half u. So 128 bytes are one core matrix of 8 tokens, as
+ * B's descriptor takes them (cuda_wgmma_tile.h: WGMMA_LBO, WGMMA_SBO); k
+ * past the columns is zero.
+ *
+ * The GEMM: a block is two warpgroups, 128 weight rows (64 each, as A from
+ * registers, loaded as mma_step's lanes load them) x BN tokens (B, shared
+ * memory). A stage is two steps (weights, then the step's B tiles of half
+ * u and part p at (u parts + p) x BN x 32 bytes), copied by cp.async into
+ * a ring of about 192 KB; stage st + STAGES - 2 is copied while st is
+ * multiplied. Token tiles run along the grid's x, the ops' row blocks
+ * along y (the blocks running together share a few row blocks' weights),
+ * listed experts along z. */
+#include <limits.h>
+#include <stdlib.h>
+
+#include "backend/cuda/cuda_async_copy.h"
+#include "backend/cuda/cuda_mma.h"
+#include "backend/cuda/cuda_wgmma.h"
+#include "backend/cuda/cuda_wgmma_tile.h"
+
+/* Bytes of one 32-wide step of one group of 8 packed rows. */
+__host__ __device__ static constexpr int packed_run(bool lo) { return lo ? 1024 : 512; }
+
+/* Bytes of the packed form of rows x cols. */
+static size_t packed_bytes(int rows, int cols, bool lo) {
+    return (size_t)((rows + 7) / 8) * (size_t)((cols + 31) / 32) * packed_run(lo);
+}
+
+/* A warp packs one step of one group of 8 rows: lane (row r = lane / 4,
+ * i = lane % 4) reads the row's k 32 s + 8 i .. + 7 and writes pair i of
+ * each chunk; the warp's writes of a chunk make one 128-byte run. */
+template <bool LO>
+__global__ void __launch_bounds__(256) pack_activations_kernel(const float *x, int rows, int cols, uint8_t *xp) {
+    lg_cuda_kernel_begin();
+    int steps = (cols + 31) / 32, lane = threadIdx.x & 31;
+    long item = (long)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (item >= (long)((rows + 7) / 8) * steps) return;
+    int group = (int)(item / steps), s = (int)(item % steps);
+    int row = 8 * group + (lane >> 2), k = 32 * s + 8 * (lane & 3);
+    float v[8];
+    const float *src = x + (size_t)row * cols + k;
+    if (row < rows && k + 8 <= cols) {
+        float4 a = *(const float4 *)src, b = *(const float4 *)(src + 4);
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = row < rows && k + e < cols ? src[e] : 0.0f;
+    }
+    uint8_t *run = xp + (size_t)item * packed_run(LO) + 16 * (lane >> 2) + 4 * (lane & 3);
+#pragma unroll
+    for (int uc = 0; uc < 4; uc++) { /* chunk (u, c) = (uc / 2, uc % 2) takes k 4u + 2c, + 1 */
+        uint32_t hi, lo;
+        split_pair(v[2 * uc], v[2 * uc + 1], &hi, &lo);
+        *(uint32_t *)(run + 128 * uc) = hi;
+        if (LO) *(uint32_t *)(run + 512 + 128 * uc) = lo;
+    }
+}
+
+#define PACKED_SMEM (192 * 1024)
+
+template <int BN, bool LO> struct packed_shape {
+    static constexpr int parts = LO ? 2 : 1, run = packed_run(LO);
+    static constexpr int threads = 256, bm = 128, bn = BN;
+    static constexpr int w_step = bm * 64;                /* a step's weights: 128 rows of 32 bf16 */
+    static constexpr int tile_bytes = bn * 32;            /* one instruction's B: 16 k slots x BN tokens */
+    static constexpr int half_bytes = parts * tile_bytes; /* half u's tiles start u half_bytes on */
+    static constexpr int step_bytes = w_step + 2 * half_bytes, stage_bytes = 2 * step_bytes;
+    static constexpr int stages = PACKED_SMEM / stage_bytes, smem = stages * stage_bytes;
+    static constexpr int w_loads = 2 * bm * 4 / threads, x_loads = 2 * parts * 4 * bn / threads;
+    static_assert(stages >= 3, "a stage is copied while the one before it is multiplied");
+    static_assert(2 * bm * 4 % threads == 0 && 2 * parts * 4 * bn % threads == 0, "whole rounds");
+};
+
+/* A thread's share of every stage's 16-byte copies, worked out once a
+ * token tile. Copy v of a thread is copy 0 moved on by 32 weight rows, or
+ * by 32 / parts tokens (4 / parts groups of 8): so a source at the next
+ * stage to copy, a shared address in stage 0 and a count of the copies
+ * that fall within the rows (w_n) or the tokens (x_n); w_k, the chunk's k
+ * within a stage, and x_j, its step, decide the rest (past K, past the
+ * steps: zero-filled, nothing read). */
+template <typename S> struct packed_copies {
+    static constexpr int x_tokens = 32 / S::parts; /* tokens between a thread's activation copies */
+    const uint8_t *w, *x;
+    size_t w_stride, x_stride;
+    uint32_t w_dst, x_dst;
+    int w_k, x_j, w_n, x_n;
+};
+
+template <typename S>
+__device__ __forceinline__ void packed_plan(packed_copies<S> &c, uint32_t stage0, const matmul_args &a,
+                                            const uint8_t *w, int r0, int row0, int nt, int steps) {
+    using C = packed_copies<S>;
+    int row = threadIdx.x >> 3, cc = threadIdx.x & 7; /* cc: step cc / 4, lane q = cc % 4 */
+    c.w_n = max(0, (a.rows - r0 - row + 31) / 32);
+    c.w = w + (size_t)(c.w_n ? r0 + row : 0) * a.row_bytes + 16 * cc; /* a source read or not, within the matrix */
+    c.w_stride = 32 * a.row_bytes;
+    c.w_dst = stage0 + (cc >> 2) * S::step_bytes + row * 64 + (cc & 3) * 16;
+    c.w_k = 8 * cc;
+    /* thread order: row in group, chunk, part, step, group: 8 lanes copy
+     * one 128-byte run of the packed form */
+    int tr = threadIdx.x & 7, uc = (threadIdx.x >> 3) & 3, rest = threadIdx.x >> 5;
+    int p = rest % S::parts, j = (rest / S::parts) & 1, grp = (rest / S::parts) >> 1;
+    int t = 8 * grp + tr;
+    c.x_n = max(0, (nt - t + C::x_tokens - 1) / C::x_tokens);
+    int r = row0 + (c.x_n ? t : 0);
+    c.x = a.xp + ((size_t)(r >> 3) * steps + j) * S::run + 512 * p + 128 * uc + 16 * (r & 7);
+    c.x_stride = (size_t)(C::x_tokens / 8) * steps * S::run;
+    c.x_dst = stage0 + j * S::step_bytes + S::w_step + (uc >> 1) * S::half_bytes + p * S::tile_bytes +
+              grp * WGMMA_SBO + (uc & 1) * WGMMA_LBO + tr * 16;
+    c.x_j = j;
+}
+
+/* Issues stage st's copies into the stage at byte offset slot, and moves
+ * the sources on to stage st + 1. */
+template <typename S>
+__device__ __forceinline__ void packed_load(packed_copies<S> &c, uint32_t slot, int st, int cols, int steps) {
+    using C = packed_copies<S>;
+    bool w_in = 64 * st + c.w_k < cols, x_in = 2 * st + c.x_j < steps;
+#pragma unroll
+    for (int v = 0; v < S::w_loads; v++) {
+        bool ok = w_in && v < c.w_n;
+        cp_async16_n_shared(c.w_dst + slot + v * 32 * 64, ok ? c.w + v * c.w_stride : c.w, ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int v = 0; v < S::x_loads; v++) {
+        bool ok = x_in && v < c.x_n;
+        cp_async16_n_shared(c.x_dst + slot + v * (C::x_tokens / 8) * WGMMA_SBO, ok ? c.x + v * c.x_stride : c.x,
+                            ok ? 16 : 0);
+    }
+    c.w += 128;
+    c.x += 2 * S::run;
+}
+
+template <int BN, bool LO>
+__global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_constant__ matmul_set set) {
+    using S = packed_shape<BN, LO>;
+    constexpr int ND = BN / 2, STAGES = S::stages; /* ND: accumulators a thread holds */
+    lg_cuda_kernel_begin();
+    extern __shared__ __align__(128) uint8_t smem[];
+    int block_row, t_begin, t_count;
+    const matmul_args &a = set.op[set_op_of(set, (int)blockIdx.y, &block_row)];
+    const uint8_t *w;
+    if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int row_base = 64 * (threadIdx.x >> 7) + 16 * ((threadIdx.x >> 5) & 3); /* the warp's 16 rows in the block */
+    int r0 = block_row * S::bm;
+    int steps = (a.cols + 31) / 32, n_stages = (steps + 1) / 2, per_slice, n_slices;
+    slicing(a.cols, &per_slice, &n_slices);
+    uint32_t smem0 = smem_addr(smem);
+    auto slot = [](int st) { return (uint32_t)((unsigned)st % STAGES) * S::stage_bytes; };
+    for (int t0 = blockIdx.x * BN; t0 < t_count; t0 += gridDim.x * BN) {
+        int nt = min(BN, t_count - t0);
+        packed_copies<S> copies;
+        packed_plan<S>(copies, smem0, a, w, r0, t_begin + t0, nt, steps);
+        float acc[ND], total[ND];
+#pragma unroll
+        for (int e = 0; e < ND; e++) acc[e] = 0.0f, total[e] = -0.0f;
+        __syncthreads(); /* the previous tile's stages are done with */
+#pragma unroll
+        for (int st = 0; st < STAGES - 2; st++) {
+            if (st < n_stages) packed_load<S>(copies, slot(st), st, a.cols, steps);
+            cp_async_commit();
+        }
+        for (int st = 0; st < n_stages; st++) {
+            cp_async_wait<STAGES - 3>(); /* stage st has landed (this thread's copies), */
+            wgmma_fence_smem();          /* seen by wgmma's reads (the async proxy) */
+            /* everyone's; and every warpgroup has waited for its
+             * instructions of stage st - 2 (below, in stage st - 1), so
+             * their slot takes stage st + STAGES - 2 */
+            __syncthreads();
+            if (st + STAGES - 2 < n_stages) packed_load<S>(copies, slot(st + STAGES - 2), st + STAGES - 2, a.cols, steps);
+            cp_async_commit();
+            /* wgmma reads A's registers while it runs: the last stage's
+             * instructions must be done before registers are loaded again
+             * (PTX ISA: writing them earlier is undefined) */
+            wgmma_wait<0>();
+            const uint8_t *ws = smem + slot(st);
+            uint32_t b = smem0 + slot(st) + S::w_step;
+            uint4 wa0 = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
+            uint4 wb0 = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
+            uint4 wa1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g) * 64 + q * 16);
+            uint4 wb1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g + 8) * 64 + q * 16);
+            int s = 2 * st;
+            if (s > 0 && s % per_slice == 0) wgmma_end_slice<ND>(acc, total);
+            wgmma_step<BN, LO>(acc, wa0, wb0, b, S::half_bytes);
+            if (s + 1 < steps) {
+                if ((s + 1) % per_slice == 0) wgmma_end_slice<ND>(acc, total);
+                wgmma_step<BN, LO>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
+            }
+        }
+        wgmma_end_slice<ND>(acc, total);
+        wgmma_store_tile<ND>(a, a.y + (size_t)(t_begin + t0) * a.rows, r0 + row_base, nt, total);
+    }
+}
+
+/* Packs, once for the launch, each distinct activation matrix of the ops
+ * of s into the scratch space and points the ops' xp at it. False, with
+ * nothing launched, without room. */
+static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
+    int which[SET_MAX], owner[SET_MAX];
+    int n_x = set_distinct_x(*s, [](const matmul_args &a) { return a.x_rows > 0; }, which, owner);
+    size_t at[SET_MAX], need = 0;
+    for (int j = 0; j < n_x; j++) {
+        at[j] = need;
+        need += (packed_bytes(s->op[owner[j]].x_rows, s->op[owner[j]].cols, lo) + 255) / 256 * 256;
+    }
+    uint8_t *base = n_x ? (uint8_t *)lg_cuda_scratch(k, need) : NULL;
+    if (!base) return false;
+    for (int j = 0; j < n_x; j++) {
+        const matmul_args &a = s->op[owner[j]];
+        long warps = (long)((a.x_rows + 7) / 8) * ((a.cols + 31) / 32);
+        dim3 grid((unsigned)((warps + 7) / 8));
+        if (lo) lg_cuda_launch(k, pack_activations_kernel<true>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
+        else lg_cuda_launch(k, pack_activations_kernel<false>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
+    }
+    for (int i = 0; i < s->n; i++) s->op[i].xp = which[i] >= 0 ? base + at[which[i]] : NULL;
+    return true;
+}
+
+template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int tiles, int blocks_z) {
+    bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
+    for (int i = 0; i < s->n; i++)
+        if (s->op[i].x_rows <= 0) return false;
+    if (set_number_blocks(s, 128) == 0 || tiles <= 0) return true; /* nothing to do */
+    if (!pack_set(k, s, lo)) return false;
+    void (*kernel)(matmul_set) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
+    size_t smem = lo ? packed_shape<BN, true>::smem : packed_shape<BN, false>::smem;
+    lg_cuda_allow_smem(kernel, smem);
+    lg_cuda_launch(k, kernel, dim3((unsigned)tiles, s->first_block[s->n], blocks_z), 256, smem, *s);
+    return true;
+}
+
+/* Off unless LAGUNA_CUDA_WGMMA_PACKED=1: written and built without a GPU
+ * (docs/performance.md, thirty-fourth pass), on once it has passed the CUDA
+ * tests on one. */
+bool lg_cuda_packed_enabled(void) {
+    static const bool on = [] {
+        const char *e = getenv("LAGUNA_CUDA_WGMMA_PACKED");
+        return e && e[0] == '1';
+    }();
+    return on;
+}
+
+bool lg_cuda_packed_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
+    return launch_packed<128>(k, part, (most + 127) / 128, 1);
+}
+
+bool lg_cuda_packed_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups, int bn) {
+    if (bn == 128) return launch_packed<128>(k, part, set_grouped_tiles(*part, most, 128), max_groups);
+    return launch_packed<64>(k, part, set_grouped_tiles(*part, most, 64), max_groups);
+}
