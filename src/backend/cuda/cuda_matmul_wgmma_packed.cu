@@ -213,11 +213,11 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
 }
 
 /* Packs, once for the launch, each distinct activation matrix of the ops
- * of s into the scratch space and points the ops' xp at it. False, with
- * nothing launched, without room. */
+ * of s (every op has x_rows: launch_packed) into the scratch space and
+ * points the ops' xp at it. False, with nothing launched, without room. */
 static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
     int which[SET_MAX], owner[SET_MAX];
-    int n_x = set_distinct_x(*s, [](const matmul_args &a) { return a.x_rows > 0; }, which, owner);
+    int n_x = set_distinct_x(*s, [](const matmul_args &) { return true; }, which, owner);
     size_t at[SET_MAX], need = 0;
     for (int j = 0; j < n_x; j++) {
         at[j] = need;
@@ -232,7 +232,7 @@ static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
         if (lo) lg_cuda_launch(k, pack_activations_kernel<true>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
         else lg_cuda_launch(k, pack_activations_kernel<false>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
     }
-    for (int i = 0; i < s->n; i++) s->op[i].xp = which[i] >= 0 ? base + at[which[i]] : NULL;
+    for (int i = 0; i < s->n; i++) s->op[i].xp = base + at[which[i]];
     return true;
 }
 
