@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(256, 1) wgmma_gemm_kernel(const __grid_constan
                 const uint8_t *ws = smem + slot(s);
                 uint4 wa = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
                 uint4 wb = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
-                wgmma_step<BN, BN, LO>(acc, wa, wb, split0 + (s % S::splits) * S::split_bytes, 2 * S::tile_bytes);
+                wgmma_step<BN, LO>(acc, wa, wb, split0 + (s % S::splits) * S::split_bytes, 2 * S::tile_bytes);
                 if (s + 1 < steps) {
                     wgmma_split_step<S, LO>(smem + slot(s + 1) + S::w_bytes,
                                             split + ((s + 1) % S::splits) * S::split_bytes);

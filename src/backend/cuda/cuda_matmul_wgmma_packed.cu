@@ -150,22 +150,7 @@ __device__ __forceinline__ void packed_load(packed_copies<S> &c, uint32_t slot, 
     c.x += 2 * S::run;
 }
 
-/* A step of the tile's instructions: BN tokens wide, or 64 for a tile
- * of at most 64 tokens when NARROW (the grouped experts' last tiles: the
- * same accumulators and bits, half the instructions' work). */
-template <int BN, bool LO, bool NARROW>
-__device__ __forceinline__ void packed_step(float *acc, uint4 wa, uint4 wb, uint32_t b, bool narrow) {
-    using S = packed_shape<BN, LO>;
-    if constexpr (NARROW && BN > 64) {
-        if (narrow) {
-            wgmma_step<64, BN, LO>(acc, wa, wb, b, S::half_bytes);
-            return;
-        }
-    }
-    wgmma_step<BN, BN, LO>(acc, wa, wb, b, S::half_bytes);
-}
-
-template <int BN, bool LO, bool NARROW>
+template <int BN, bool LO>
 __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_constant__ matmul_set set) {
     using S = packed_shape<BN, LO>;
     constexpr int ND = BN / 2, STAGES = S::stages; /* ND: accumulators a thread holds */
@@ -184,7 +169,6 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
     auto slot = [](int st) { return (uint32_t)((unsigned)st % STAGES) * S::stage_bytes; };
     for (int t0 = blockIdx.x * BN; t0 < t_count; t0 += gridDim.x * BN) {
         int nt = min(BN, t_count - t0);
-        bool narrow = nt <= 64;
         packed_copies<S> copies;
         packed_plan<S>(copies, smem0, a, w, r0, t_begin + t0, nt, steps);
         float acc[ND], total[ND];
@@ -217,10 +201,10 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
             uint4 wb1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g + 8) * 64 + q * 16);
             int s = 2 * st;
             if (s > 0 && s % per_slice == 0) wgmma_end_slice<ND>(acc, total);
-            packed_step<BN, LO, NARROW>(acc, wa0, wb0, b, narrow);
+            wgmma_step<BN, LO>(acc, wa0, wb0, b, S::half_bytes);
             if (s + 1 < steps) {
                 if ((s + 1) % per_slice == 0) wgmma_end_slice<ND>(acc, total);
-                packed_step<BN, LO, NARROW>(acc, wa1, wb1, b + S::step_bytes, narrow);
+                wgmma_step<BN, LO>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
             }
         }
         wgmma_end_slice<ND>(acc, total);
@@ -252,14 +236,13 @@ static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
     return true;
 }
 
-template <int BN, bool NARROW = false>
-static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int tiles, int blocks_z) {
+template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int tiles, int blocks_z) {
     bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
     for (int i = 0; i < s->n; i++)
         if (s->op[i].x_rows <= 0) return false;
     if (set_number_blocks(s, 128) == 0 || tiles <= 0) return true; /* nothing to do */
     if (!pack_set(k, s, lo)) return false;
-    void (*kernel)(matmul_set) = lo ? wgmma_packed_kernel<BN, true, NARROW> : wgmma_packed_kernel<BN, false, NARROW>;
+    void (*kernel)(matmul_set) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
     size_t smem = lo ? packed_shape<BN, true>::smem : packed_shape<BN, false>::smem;
     lg_cuda_allow_smem(kernel, smem);
     lg_cuda_launch(k, kernel, dim3((unsigned)tiles, s->first_block[s->n], blocks_z), 256, smem, *s);
@@ -281,12 +264,7 @@ bool lg_cuda_packed_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
     return launch_packed<128>(k, part, (most + 127) / 128, 1);
 }
 
-/* The grouped products' 128-token tiles take 64-wide instructions when they
- * hold at most 64 tokens (LAGUNA_CUDA_WGMMA_NARROW=0: not, for measuring). */
 bool lg_cuda_packed_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups, int bn) {
-    static const bool narrow = lg_cuda_switch_on("LAGUNA_CUDA_WGMMA_NARROW");
-    int tiles = set_grouped_tiles(*part, most, bn);
-    if (bn == 128 && narrow) return launch_packed<128, true>(k, part, tiles, max_groups);
-    if (bn == 128) return launch_packed<128>(k, part, tiles, max_groups);
-    return launch_packed<64>(k, part, tiles, max_groups);
+    if (bn == 128) return launch_packed<128>(k, part, set_grouped_tiles(*part, most, 128), max_groups);
+    return launch_packed<64>(k, part, set_grouped_tiles(*part, most, 64), max_groups);
 }
