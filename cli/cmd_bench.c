@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "bench_experts.h"
 #include "bench_synth.h"
 #include "clock.h"
 #include "commands.h"
@@ -91,6 +92,7 @@ static void usage(FILE *f) {
                "  --probe-mib M   the bandwidth probe's buffer in MiB (default: 4096, or a quarter of the\n"
                "                  available memory if less; 0 = no probe)\n"
                "  --batch 1,4,16  B sequences (distinct prompts of --prompt tokens) decoded together: aggregate decode tok/s\n"
+               "  --expert-spread after the runs, how the prompt's tokens spread over the routed experts\n"
                BENCH_SYNTH_USAGE);
 }
 
@@ -189,13 +191,20 @@ static int parse_batches(const char *v, int *out) {
     return n;
 }
 
+/* The single-sequence prompt: n distinct-looking ids (NULL without memory). */
+static int32_t *prompt_tokens(int n, int vocab) {
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
+    for (int i = 0; toks && i < n; i++) toks[i] = (int32_t)((i * 7919 + 13) % vocab);
+    return toks;
+}
+
 /* Prefill, greedy decode and sampled decode of one sequence, reps times
  * after one untimed run (which also pages in memory-mapped weights). */
 static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt, int n_gen, int reps, double *pre,
                            double *dec, double *dec_sampled, const laguna_sampler_params *sampled) {
     const laguna_model_info *info = laguna_model_get_info(m);
     laguna_error err = {0};
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_prompt);
+    int32_t *toks = prompt_tokens(n_prompt, info->vocab_size);
     laguna_sampler *smp = NULL;
     laguna_session *s = NULL;
     int rc = 0;
@@ -203,7 +212,6 @@ static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt,
         fprintf(stderr, "laguna bench: out of memory\n");
         return 1;
     }
-    for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);
     laguna_session_options so = {.n_ctx = n_prompt + n_gen, .n_batch = ro->session.n_batch, .kv_type = ro->session.kv_type, .n_rollback = n_gen + 1};
     if (laguna_session_create(m, &so, &s, &err)) rc = 1;
     for (int r = -1; r < reps && !rc; r++) {
@@ -262,6 +270,7 @@ static void print_sampling(int vocab, const laguna_sampler_params *sampled) {
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
     int n_prompt = 256, n_gen = 32, reps = 3, batches[16], n_batches = 0, probe_mib = -1;
+    bool spread = false;
     run_options ro = run_options_default(); /* --threads, --load, --kv-type */
     bench_synth synth = {0};                /* --synth, --layers, --type, --seed */
     for (int i = 1; i < argc; i++) {
@@ -272,6 +281,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--gen")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--gen", v, 1, 1 << 20, &n_gen);
         else if (!strcmp(argv[i], "--reps")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--reps", v, 1, 16, &reps);
         else if (!strcmp(argv[i], "--probe-mib")) bad = !(v = arg_value(argc, argv, &i)) || arg_int("--probe-mib", v, 0, 1 << 20, &probe_mib);
+        else if (!strcmp(argv[i], "--expert-spread")) spread = true;
         else if (!strcmp(argv[i], "--batch")) {
             bad = !(v = arg_value(argc, argv, &i)) || (n_batches = parse_batches(v, batches)) < 1;
             if (bad && v) fprintf(stderr, "laguna bench: --batch wants sizes like 1,4,16 (each 1 to 1024)\n");
@@ -369,6 +379,12 @@ int cmd_bench(int argc, char **argv) {
                    bw.best_gbps * 1e9 / bytes, d / (bw.best_gbps * 1e9 / bytes));
         else if (!on_cpu)
             bench_print_device_roofline(m, bytes, d);
+    }
+    if (!rc && spread) {
+        laguna_session_options so = {.n_ctx = n_prompt, .n_batch = ro.session.n_batch, .kv_type = ro.session.kv_type};
+        int32_t *toks = prompt_tokens(n_prompt, info->vocab_size);
+        rc = toks ? bench_print_expert_spread(m, &so, toks, n_prompt) : (fprintf(stderr, "laguna bench: out of memory\n"), 1);
+        free(toks);
     }
     laguna_model_free(m);
     return rc;

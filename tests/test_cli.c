@@ -400,6 +400,12 @@ static void test_bench_output(void) {
         CHECKF(samples_on_line(out, "memory read bandwidth") == 5, "%s", out);
     }
     free(out);
+    /* one token picks top_k = 4 distinct experts of 16 in each sparse layer
+     * (1-4; layer 0 is dense): 4 hit, the busiest with 1 token where the
+     * even share is 4 / 16 */
+    expect("bench -m tests/fixtures/tiny-xs --prompt 1 --gen 1 --reps 1 --probe-mib 0 --expert-spread", 0,
+           "experts hit by the prompt                  4.0 of 16 a layer (fewest 4, layer 1; most 4, layer 1); "
+           "busiest expert 4.0x its even share");
     expect("bench -m tests/fixtures/tiny-xs --prompt 8 --gen 2 --reps 1 --probe-mib 0 --load mmap", 0, "memory-mapped");
     expect("bench -m tests/fixtures/tiny-xs --load sometimes", 2, "is not auto, mmap or copy");
     expect("bench -m tests/fixtures/tiny-xs --probe-mib -5", 2, "--probe-mib");
