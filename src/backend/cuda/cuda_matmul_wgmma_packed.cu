@@ -250,7 +250,7 @@ template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int t
 }
 
 /* On unless LAGUNA_CUDA_WGMMA_PACKED=0 (the GEMM before, for measuring): on
- * an H100, prefill of 4096 tokens with bf16 activations +9-10% over it
+ * an H100, prefill of 4096 tokens with bf16 activations +13-15% over it
  * (docs/performance.md, thirty-fifth pass). */
 bool lg_cuda_packed_enabled(void) {
     static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_WGMMA_PACKED");
