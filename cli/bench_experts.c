@@ -2,64 +2,29 @@
 #include "bench_experts.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-typedef struct {
-    int n_experts;
-    int *count;      /* tokens an expert got in the layer being counted */
-    int layers;      /* sparse layers seen */
-    double hit_sum;  /* experts with at least one token, summed over layers */
-    int hit_min, hit_max, min_layer, max_layer;
-    double busiest_sum; /* the busiest expert's tokens over the even share, summed */
-    int failed;
-} spread;
-
-static void on_experts(void *user, int layer, const int32_t *ids, int n_tokens, int top_k) {
-    spread *s = user;
-    memset(s->count, 0, sizeof(int) * (size_t)s->n_experts);
-    for (long i = 0; i < (long)n_tokens * top_k; i++) {
-        if (ids[i] < 0 || ids[i] >= s->n_experts) {
-            s->failed = 1; /* not an expert id: the engine's bug, not the prompt's */
-            return;
-        }
-        s->count[ids[i]]++;
+int bench_print_expert_spread(const laguna_model *m, const lg_expert_load *counts) {
+    const lg_config *c = &m->cfg;
+    if (counts->bad) {
+        fprintf(stderr, "laguna bench: --expert-spread: %lld expert ids out of range\n", (long long)counts->bad);
+        return 1;
     }
-    int hit = 0, busiest = 0;
-    for (int e = 0; e < s->n_experts; e++) {
-        hit += s->count[e] > 0;
-        busiest = s->count[e] > busiest ? s->count[e] : busiest;
+    int layers = 0, hit_min = 0, hit_max = 0, min_layer = 0, max_layer = 0;
+    double hit_sum = 0, busiest_sum = 0; /* the busiest expert's tokens over the even share, summed */
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->mlp_kind[l] != LG_MLP_SPARSE) continue;
+        lg_layer_load ll = lg_expert_load_layer(counts->load + (size_t)l * c->n_experts, c->n_experts);
+        int hit = c->n_experts - ll.unused;
+        if (!layers || hit < hit_min) hit_min = hit, min_layer = l;
+        if (!layers || hit > hit_max) hit_max = hit, max_layer = l;
+        layers++;
+        hit_sum += hit;
+        busiest_sum += ll.sum ? ll.max / ((double)ll.sum / c->n_experts) : 0;
     }
-    if (!s->layers || hit < s->hit_min) s->hit_min = hit, s->min_layer = layer;
-    if (!s->layers || hit > s->hit_max) s->hit_max = hit, s->max_layer = layer;
-    s->layers++;
-    s->hit_sum += hit;
-    s->busiest_sum += busiest / ((double)n_tokens * top_k / s->n_experts);
-}
-
-int bench_print_expert_spread(laguna_model *m, const laguna_session_options *so, const int32_t *toks, int n) {
-    const laguna_model_info *info = laguna_model_get_info(m);
-    spread s = {.n_experts = info->n_experts};
-    laguna_error err = {0};
-    laguna_session *session = NULL;
-    if (info->n_experts <= 0) {
-        printf("%-36s no routed experts\n", "experts hit by the prompt");
-        return 0;
-    }
-    s.count = malloc(sizeof(int) * (size_t)info->n_experts);
-    int rc = !s.count || laguna_session_create(m, so, &session, &err) != LAGUNA_OK;
-    if (!rc) {
-        laguna_observer obs = {NULL, on_experts, &s};
-        laguna_session_set_observer(session, &obs);
-        rc = laguna_session_feed(session, toks, (size_t)n, NULL, &err) != LAGUNA_OK;
-    }
-    if (rc) fprintf(stderr, "laguna bench: --expert-spread: %s\n", err.message[0] ? err.message : "out of memory");
-    else if (s.failed) fprintf(stderr, "laguna bench: --expert-spread: an expert id out of range\n"), rc = 1;
-    else if (s.layers)
+    if (!layers) printf("%-36s no routed experts\n", "experts hit by the prompt");
+    else
         printf("%-36s %9.1f of %d a layer (fewest %d, layer %d; most %d, layer %d); busiest expert %.1fx its even share\n",
-               "experts hit by the prompt", s.hit_sum / s.layers, s.n_experts, s.hit_min, s.min_layer, s.hit_max,
-               s.max_layer, s.busiest_sum / s.layers);
-    laguna_session_free(session);
-    free(s.count);
-    return rc;
+               "experts hit by the prompt", hit_sum / layers, c->n_experts, hit_min, min_layer, hit_max, max_layer,
+               busiest_sum / layers);
+    return 0;
 }

@@ -6,12 +6,12 @@
 #ifndef LAGUNA_CLI_BENCH_EXPERTS_H
 #define LAGUNA_CLI_BENCH_EXPERTS_H
 
-#include <stdint.h>
+#include "model/model.h"
+#include "verify/expert_load.h"
 
-#include "laguna.h"
-
-/* Feeds toks[0..n) once more in a session of its own with an observer on the
- * chosen experts and prints the line; non-zero (message printed) on failure. */
-int bench_print_expert_spread(laguna_model *m, const laguna_session_options *so, const int32_t *toks, int n);
+/* Prints the line from the counts of one feed of the prompt (the bench's
+ * untimed prefill); non-zero (message printed) if the engine chose an id
+ * that is no expert. */
+int bench_print_expert_spread(const laguna_model *m, const lg_expert_load *counts);
 
 #endif

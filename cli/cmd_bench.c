@@ -191,20 +191,15 @@ static int parse_batches(const char *v, int *out) {
     return n;
 }
 
-/* The single-sequence prompt: n distinct-looking ids (NULL without memory). */
-static int32_t *prompt_tokens(int n, int vocab) {
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
-    for (int i = 0; toks && i < n; i++) toks[i] = (int32_t)((i * 7919 + 13) % vocab);
-    return toks;
-}
-
 /* Prefill, greedy decode and sampled decode of one sequence, reps times
- * after one untimed run (which also pages in memory-mapped weights). */
+ * after one untimed run (which also pages in memory-mapped weights, and
+ * counts the prompt's expert choices into spread unless NULL). */
 static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt, int n_gen, int reps, double *pre,
-                           double *dec, double *dec_sampled, const laguna_sampler_params *sampled) {
+                           double *dec, double *dec_sampled, const laguna_sampler_params *sampled,
+                           lg_expert_load *spread) {
     const laguna_model_info *info = laguna_model_get_info(m);
     laguna_error err = {0};
-    int32_t *toks = prompt_tokens(n_prompt, info->vocab_size);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_prompt);
     laguna_sampler *smp = NULL;
     laguna_session *s = NULL;
     int rc = 0;
@@ -212,13 +207,17 @@ static int single_sequence(laguna_model *m, const run_options *ro, int n_prompt,
         fprintf(stderr, "laguna bench: out of memory\n");
         return 1;
     }
+    for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % info->vocab_size);
     laguna_session_options so = {.n_ctx = n_prompt + n_gen, .n_batch = ro->session.n_batch, .kv_type = ro->session.kv_type, .n_rollback = n_gen + 1};
     if (laguna_session_create(m, &so, &s, &err)) rc = 1;
     for (int r = -1; r < reps && !rc; r++) {
         laguna_session_reset(s);
         double t0 = now_s();
         int32_t best = -1; /* greedy: only the chosen token leaves the device */
+        laguna_observer obs = spread ? lg_expert_load_observer(spread) : (laguna_observer){0};
+        if (r < 0 && spread) laguna_session_set_observer(s, &obs);
         rc |= laguna_session_feed_greedy(s, toks, (size_t)n_prompt, &best, &err) != LAGUNA_OK;
+        if (r < 0 && spread) laguna_session_set_observer(s, NULL);
         double t1 = now_s();
         for (int g = 0; g < n_gen && !rc; g++) { /* the device a step ahead of the host */
             rc |= laguna_session_feed_next_greedy(s, best, &err) != LAGUNA_OK;
@@ -353,7 +352,13 @@ int cmd_bench(int argc, char **argv) {
     /* llama.cpp's default sampling chain, for the sampled-decoding line */
     laguna_sampler_params sampled = laguna_sampler_default_params();
     sampled.temperature = 0.8f, sampled.top_k = 40, sampled.top_p = 0.95f, sampled.min_p = 0.05f, sampled.seed = 1;
-    rc = single_sequence(m, &ro, n_prompt, n_gen, reps, pre, dec, dec_sampled, &sampled);
+    lg_expert_load counts = {0};
+    if (spread && !lg_expert_load_init(&counts, info->n_layers, info->n_experts > 0 ? info->n_experts : 1)) {
+        fprintf(stderr, "laguna bench: out of memory\n");
+        laguna_model_free(m);
+        return 1;
+    }
+    rc = single_sequence(m, &ro, n_prompt, n_gen, reps, pre, dec, dec_sampled, &sampled, spread ? &counts : NULL);
     if (!rc) {
         double d = median(dec, reps), ds = median(dec_sampled, reps);
         double bytes = (double)lg_model_decode_bytes(m);
@@ -380,12 +385,8 @@ int cmd_bench(int argc, char **argv) {
         else if (!on_cpu)
             bench_print_device_roofline(m, bytes, d);
     }
-    if (!rc && spread) {
-        laguna_session_options so = {.n_ctx = n_prompt, .n_batch = ro.session.n_batch, .kv_type = ro.session.kv_type};
-        int32_t *toks = prompt_tokens(n_prompt, info->vocab_size);
-        rc = toks ? bench_print_expert_spread(m, &so, toks, n_prompt) : (fprintf(stderr, "laguna bench: out of memory\n"), 1);
-        free(toks);
-    }
+    if (!rc && spread) rc = bench_print_expert_spread(m, &counts);
+    free(counts.load);
     laguna_model_free(m);
     return rc;
 }

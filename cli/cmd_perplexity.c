@@ -11,6 +11,7 @@
 #include "io/file_util.h"
 #include "model/model.h"
 #include "text_input.h"
+#include "verify/expert_load.h"
 #include "verify/perplexity.h"
 
 static void usage(FILE *f) {
@@ -84,16 +85,10 @@ int cmd_perplexity(int argc, char **argv) {
         const lg_config *c = &m->cfg;
         for (int l = 0; experts && r.expert_load && l < c->n_layers; l++) {
             if (c->mlp_kind[l] != LG_MLP_SPARSE) continue;
-            int64_t max = 0, sum = 0, unused = 0;
-            for (int e = 0; e < c->n_experts; e++) {
-                int64_t v = r.expert_load[(size_t)l * c->n_experts + e];
-                sum += v;
-                max = v > max ? v : max;
-                unused += v == 0;
-            }
-            double mean = (double)sum / c->n_experts;
-            printf("layer %3d expert load: max %lld, mean %.1f, max/mean %.2f, unused experts %lld of %d\n", l, (long long)max,
-                   mean, mean > 0 ? max / mean : 0, (long long)unused, c->n_experts);
+            lg_layer_load ll = lg_expert_load_layer(r.expert_load + (size_t)l * c->n_experts, c->n_experts);
+            double mean = (double)ll.sum / c->n_experts;
+            printf("layer %3d expert load: max %lld, mean %.1f, max/mean %.2f, unused experts %lld of %d\n", l, (long long)ll.max,
+                   mean, mean > 0 ? ll.max / mean : 0, (long long)ll.unused, c->n_experts);
         }
         free(r.expert_load);
     }

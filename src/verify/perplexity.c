@@ -8,16 +8,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
-
-typedef struct {
-    int64_t *load;
-    int n_experts;
-} load_counter;
-
-static void count_experts(void *user, int layer, const int32_t *ids, int n, int k) {
-    load_counter *c = user;
-    for (int i = 0; i < n * k; i++) c->load[(size_t)layer * c->n_experts + ids[i]]++;
-}
+#include "verify/expert_load.h"
 
 laguna_status lg_perplexity(laguna_model *m, const int32_t *tokens, size_t n_tokens, int window, laguna_kv_type kv_type,
                             bool want_load, lg_perplexity_result *r, laguna_error *err) {
@@ -31,10 +22,10 @@ laguna_status lg_perplexity(laguna_model *m, const int32_t *tokens, size_t n_tok
     laguna_status st = laguna_session_create(m, &(laguna_session_options){.n_ctx = window, .n_batch = batch, .kv_type = kv_type}, &s, err);
     if (st) return st;
     float *logits = malloc(sizeof(float) * (size_t)batch * V);
-    load_counter counter = {NULL, c->n_experts};
-    if (want_load && c->n_experts > 0) {
-        counter.load = calloc((size_t)c->n_layers * c->n_experts, sizeof(int64_t));
-        if (counter.load) laguna_session_set_observer(s, &(laguna_observer){NULL, count_experts, &counter});
+    lg_expert_load counter = {0};
+    if (want_load && c->n_experts > 0 && lg_expert_load_init(&counter, c->n_layers, c->n_experts)) {
+        laguna_observer obs = lg_expert_load_observer(&counter);
+        laguna_session_set_observer(s, &obs);
     }
     if (!logits || (want_load && c->n_experts > 0 && !counter.load)) st = lg_fail(err, LAGUNA_ERR_NOMEM, "out of memory");
     for (size_t w0 = 0; w0 + 1 < n_tokens && !st; w0 += (size_t)window) {
