@@ -49,7 +49,6 @@ LIB_OBJ  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu src/pa
 # target: the files that use them are built for it alone.
 $(BUILD)/src/backend/cuda/cuda_matmul_wgmma.o: CUDA_ARCH := -gencode arch=compute_90a,code=sm_90a
 $(BUILD)/src/backend/cuda/cuda_matmul_wgmma_packed.o: CUDA_ARCH := -gencode arch=compute_90a,code=sm_90a
-$(BUILD)/src/backend/cuda/cuda_matmul_wgmma_paired.o: CUDA_ARCH := -gencode arch=compute_90a,code=sm_90a
 CUDA_CFLAGS := -DLAGUNA_CUDA
 # Several GPUs (src/parallel/comm_nccl.cu) when the toolkit has nccl.h; libnccl
 # itself is opened at run time, so nothing more is linked.

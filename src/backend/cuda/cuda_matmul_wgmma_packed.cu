@@ -35,8 +35,10 @@
 #include "backend/cuda/cuda_async_copy.h"
 #include "backend/cuda/cuda_mma.h"
 #include "backend/cuda/cuda_wgmma.h"
-#include "backend/cuda/cuda_wgmma_packed.h"
 #include "backend/cuda/cuda_wgmma_tile.h"
+
+/* Bytes of one 32-wide step of one group of 8 packed rows. */
+__host__ __device__ static constexpr int packed_run(bool lo) { return lo ? 1024 : 512; }
 
 /* Bytes of the packed form of rows x cols. */
 static size_t packed_bytes(int rows, int cols, bool lo) {
@@ -72,6 +74,8 @@ __global__ void __launch_bounds__(256) pack_activations_kernel(const float *x, i
         if (LO) *(uint32_t *)(run + 512 + 128 * uc) = lo;
     }
 }
+
+#define PACKED_SMEM (192 * 1024)
 
 template <int BN, bool LO> struct packed_shape {
     static constexpr int parts = LO ? 2 : 1, run = packed_run(LO);
@@ -208,8 +212,10 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
     }
 }
 
-/* (every op has x_rows: launch_packed) */
-bool lg_cuda_pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
+/* Packs, once for the launch, each distinct activation matrix of the ops
+ * of s (every op has x_rows: launch_packed) into the scratch space and
+ * points the ops' xp at it. False, with nothing launched, without room. */
+static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
     int which[SET_MAX], owner[SET_MAX];
     int n_x = set_distinct_x(*s, [](const matmul_args &) { return true; }, which, owner);
     size_t at[SET_MAX], need = 0;
@@ -235,11 +241,7 @@ template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int t
     for (int i = 0; i < s->n; i++)
         if (s->op[i].x_rows <= 0) return false;
     if (set_number_blocks(s, 128) == 0 || tiles <= 0) return true; /* nothing to do */
-    if (!lg_cuda_pack_set(k, s, lo)) return false;
-    if (lg_cuda_paired_enabled()) {
-        lg_cuda_paired_launch(k, s, BN, lo, tiles, blocks_z);
-        return true;
-    }
+    if (!pack_set(k, s, lo)) return false;
     void (*kernel)(matmul_set) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
     size_t smem = lo ? packed_shape<BN, true>::smem : packed_shape<BN, false>::smem;
     lg_cuda_allow_smem(kernel, smem);
