@@ -1248,7 +1248,8 @@ static void test_attention_prompt_kernel(void) {
 static void test_output_gate(void) {
     twin t;
     if (!twin_open(&t)) return;
-    int shapes[][3] = {{1, 5, 13}, {7, 3, 16}, {300, 1, 9}, {11, 9, 1}, {300, 48, 128}};
+    /* rows of whole float4s or not; per head, heads of whole float4s or not ({5, 4, 3}) */
+    int shapes[][3] = {{1, 5, 13}, {7, 3, 16}, {300, 1, 9}, {11, 9, 1}, {300, 48, 128}, {5, 4, 3}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int per_head = 0; per_head < 2; per_head++) {
             int rows = shapes[s][0], heads = shapes[s][1], hd = shapes[s][2];
@@ -1274,8 +1275,8 @@ static void test_output_gate(void) {
 static void test_silu_mul(void) {
     twin t;
     if (!twin_open(&t)) return;
-    size_t sizes[] = {1, 7, 1001, (1u << 20) + 3};
-    for (int si = 0; si < 4; si++)
+    size_t sizes[] = {1, 7, 1001, (1u << 20) + 3, 1u << 20}; /* the last in 16-byte pieces */
+    for (int si = 0; si < 5; si++)
         for (int in_place = 0; in_place < 2; in_place++) {
             size_t n = sizes[si], bytes = sizeof(float) * n;
             float *g = op_frand_array(n, 30.0f), *u = op_frand_array(n, 2.0f), *out[2];
@@ -2392,6 +2393,54 @@ static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, l
     free(pos), free(slots), free(perm), free(inv), free(q), free(k), free(v), free(qw), free(kw);
 }
 
+/* A row's inputs have the same bits whichever kernel prepares them: the
+ * first 40 rows of a 300-row call (a prompt's kernel) against the same rows
+ * in a call of their own (a decode step's), q, k and the pool bitwise. */
+static void inputs_kernels_agree(twin *t, lg_dtype cache) {
+    int rows = 300, few = 40, nh = 48, nkv = 8, hd = 128, n_rot = 64, ps = 16, width = nkv * hd;
+    size_t row_bytes = lg_dtype_row_bytes(cache, width), page_bytes = 2 * (size_t)ps * row_bytes;
+    size_t pool_bytes = (size_t)((rows + ps - 1) / ps) * page_bytes;
+    int32_t *pos = malloc(sizeof(int32_t) * rows), *slots = malloc(sizeof(int32_t) * rows);
+    for (int r = 0; r < rows; r++) pos[r] = op_irand(50000), slots[r] = r;
+    float inv[32];
+    for (int i = 0; i < n_rot / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / n_rot);
+    size_t qn = (size_t)rows * nh * hd, kn = (size_t)rows * width;
+    float *q = op_frand_array(qn, 2.0f), *k = op_frand_array(kn, 2.0f), *v = op_frand_array(kn, 2.0f);
+    float *qw = op_frand_array((size_t)hd, 2.0f), *kw = op_frand_array((size_t)hd, 2.0f);
+    float *hq[2], *hk[2];
+    uint8_t *hpool[2];
+    for (int pass = 0; pass < 2; pass++) { /* all rows, then the first few alone */
+        int n = pass ? few : rows;
+        float *dq = put(t, DEV, q, sizeof(float) * qn), *dk = put(t, DEV, k, sizeof(float) * kn);
+        float *dv = put(t, DEV, v, sizeof(float) * kn);
+        float *dqw = put(t, DEV, qw, sizeof(float) * hd), *dkw = put(t, DEV, kw, sizeof(float) * hd);
+        float *dinv = put(t, DEV, inv, sizeof(float) * (size_t)(n_rot / 2));
+        uint8_t *base = put(t, DEV, NULL, pool_bytes);
+        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, cache};
+        lg_attention_inputs_args a = {dq, dk, dv, n, nh, nkv, hd, dqw, dkw, 1e-6f, n_rot, dinv, 1.0f, pos,
+                                      &view, {slots, n}};
+        t->be[DEV]->ops->attention_inputs(t->c[DEV], &a);
+        hq[pass] = get(t, DEV, dq, sizeof(float) * qn), hk[pass] = get(t, DEV, dk, sizeof(float) * kn);
+        hpool[pass] = get(t, DEV, base, pool_bytes);
+        settle(t, DEV, "attention_inputs");
+        drop(t, DEV, dq, sizeof(float) * qn), drop(t, DEV, dk, sizeof(float) * kn), drop(t, DEV, dv, sizeof(float) * kn);
+        drop(t, DEV, dqw, sizeof(float) * hd), drop(t, DEV, dkw, sizeof(float) * hd), drop(t, DEV, base, pool_bytes);
+        drop(t, DEV, dinv, sizeof(float) * (size_t)(n_rot / 2));
+    }
+    int q_differ = memcmp(hq[0], hq[1], sizeof(float) * (size_t)few * nh * hd) != 0;
+    int k_differ = memcmp(hk[0], hk[1], sizeof(float) * (size_t)few * width) != 0;
+    int pool_differ = 0; /* the pages the few rows fill, keys and values */
+    for (int r = 0; r < few; r++)
+        for (int kind = 0; kind < 2; kind++) {
+            size_t at = (size_t)(r / ps) * page_bytes + (size_t)kind * ps * row_bytes + (size_t)(r % ps) * row_bytes;
+            pool_differ += memcmp(hpool[0] + at, hpool[1] + at, row_bytes) != 0;
+        }
+    CHECKF(!q_differ && !k_differ && !pool_differ, "cache %s: rows alone differ from the same rows among 300 (q %d, k %d, "
+           "pool rows %d)", lg_dtype_name(cache), q_differ, k_differ, pool_differ);
+    for (int pass = 0; pass < 2; pass++) free(hq[pass]), free(hk[pass]), free(hpool[pass]);
+    free(pos), free(slots), free(q), free(k), free(v), free(qw), free(kw);
+}
+
 static void test_attention_inputs(void) {
     twin t;
     if (!twin_open(&t) || !twin_has(&t, t.be[DEV]->ops->attention_inputs != NULL, "attention_inputs")) return;
@@ -2403,6 +2452,7 @@ static void test_attention_inputs(void) {
         inputs_case(&t, 9, 4, 2, 48, 48, caches[c], 5);       /* Q8_0 blocks across heads: the unfused write */
         if (caches[c] != LG_DTYPE_Q8_0)                        /* (rows of 99 values: no Q8_0 cache) */
             inputs_case(&t, 3, 3, 3, 33, 10, caches[c], 16);  /* head_dim not a multiple of 32 */
+        inputs_kernels_agree(&t, caches[c]);
     }
     twin_close(&t);
 }

@@ -75,6 +75,7 @@ struct lg_cuda_ctx {
      * the step; queued steps (cuda_queue.cu) */
     int32_t *argmax_dev;
     int argmax_cap, argmax_at;
+    int step_rows; /* the rows of the step begun last (step_begin) */
     bool queue_argmax;
     lg_cuda_queue *queue;
     /* decode attention (cuda_attention.cu), read from the environment when

@@ -106,6 +106,7 @@ void lg_cuda_tape_forked(lg_cuda_ctx *k) { k->tape->forked = true; }
 void lg_cuda_step_begin(lg_backend_ctx *c, int n_rows) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     k->argmax_at = 0;
+    k->step_rows = n_rows;
     lg_cuda_queue_step_begin(k); /* a queued step's upload range first: the tape starts there */
     lg_cuda_tape *t = k->tape;
     if (!t || t->on || n_rows > TAPE_MAX_ROWS) return;
