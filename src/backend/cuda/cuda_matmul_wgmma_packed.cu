@@ -257,8 +257,16 @@ bool lg_cuda_packed_enabled(void) {
     return on;
 }
 
+/* Plain products in tiles of 192 tokens: each weight tile read 1.5x fewer
+ * times from L2 than with 128, where these products ran bound by L2 (ncu,
+ * H100, 4096 tokens: ~5.4-6.1 TB/s of L2 traffic at any size); q/k/v/g 585
+ * -> 500 us, o_proj 405 -> 363, prefill of 4096 +2.7% with bf16
+ * activations (docs/performance.md, thirty-sixth pass). 252 registers, no
+ * spills. LAGUNA_CUDA_WGMMA_PLAIN_BN=128: the tiles before (measuring). */
 bool lg_cuda_packed_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
-    return launch_packed<128>(k, part, (most + 127) / 128, 1);
+    static const bool narrow = getenv("LAGUNA_CUDA_WGMMA_PLAIN_BN") && atoi(getenv("LAGUNA_CUDA_WGMMA_PLAIN_BN")) == 128;
+    if (narrow) return launch_packed<128>(k, part, (most + 127) / 128, 1);
+    return launch_packed<192>(k, part, (most + 191) / 192, 1);
 }
 
 bool lg_cuda_packed_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups, int bn) {
