@@ -2319,6 +2319,70 @@ static void test_add_rmsnorm_matmul(void) {
     twin_close(&t);
 }
 
+/* The inputs of an attention_inputs case: random q, k, v rows and norm
+ * weights, positions, the rows' pool slots, the rotation's frequencies. */
+typedef struct {
+    int rows, nh, nkv, hd, n_rot, ps, width;
+    lg_dtype cache;
+    size_t row_bytes, page_bytes, pool_bytes, qn, kn;
+    int32_t *pos, *slots;
+    float *inv, *q, *k, *v, *qw, *kw;
+} inputs_data;
+
+/* slots: the rows' slots in order, or shuffled over the pool and two pages
+ * more; positions up to 100000. */
+static inputs_data inputs_data_new(int rows, int nh, int nkv, int hd, int n_rot, lg_dtype cache, int ps,
+                                   bool shuffled) {
+    inputs_data d = {.rows = rows, .nh = nh, .nkv = nkv, .hd = hd, .n_rot = n_rot, .ps = ps, .width = nkv * hd,
+                     .cache = cache};
+    d.row_bytes = lg_dtype_row_bytes(cache, d.width), d.page_bytes = 2 * (size_t)ps * d.row_bytes;
+    int pages = (rows + ps - 1) / ps + (shuffled ? 2 : 0);
+    d.pool_bytes = (size_t)pages * d.page_bytes;
+    d.pos = malloc(sizeof(int32_t) * rows), d.slots = malloc(sizeof(int32_t) * rows);
+    int *perm = malloc(sizeof(int) * (size_t)pages * ps);
+    for (int i = 0; i < pages * ps; i++) perm[i] = i;
+    for (int i = pages * ps - 1; shuffled && i > 0; i--) {
+        int j = op_irand(i + 1), tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    for (int r = 0; r < rows; r++) d.pos[r] = r == 0 ? 0 : op_irand(r % 2 ? 100 : 100000), d.slots[r] = perm[r];
+    free(perm);
+    d.inv = malloc(sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
+    for (int i = 0; i < n_rot / 2; i++) d.inv[i] = powf(10000.0f, -2.0f * i / n_rot);
+    d.qn = (size_t)rows * nh * hd, d.kn = (size_t)rows * d.width;
+    d.q = op_frand_array(d.qn, 2.0f), d.k = op_frand_array(d.kn, 2.0f), d.v = op_frand_array(d.kn, 2.0f);
+    d.qw = op_frand_array((size_t)hd, 2.0f), d.kw = op_frand_array((size_t)hd, 2.0f);
+    return d;
+}
+
+static void inputs_data_free(inputs_data *d) {
+    free(d->pos), free(d->slots), free(d->inv), free(d->q), free(d->k), free(d->v), free(d->qw), free(d->kw);
+}
+
+/* The first n rows of d through backend b's attention_inputs (by_parts: the
+ * generic sequence of ops instead), into a fresh pool; q, k and the pool
+ * read back into *q, *k, *pool (the caller frees them). */
+static void inputs_run(twin *t, int b, const inputs_data *d, int n, bool by_parts, float **q, float **k,
+                       uint8_t **pool) {
+    size_t inv_bytes = sizeof(float) * (size_t)(d->n_rot / 2 > 0 ? d->n_rot / 2 : 1);
+    float *dq = put(t, b, d->q, sizeof(float) * d->qn), *dk = put(t, b, d->k, sizeof(float) * d->kn);
+    float *dv = put(t, b, d->v, sizeof(float) * d->kn);
+    float *dqw = put(t, b, d->qw, sizeof(float) * d->hd), *dkw = put(t, b, d->kw, sizeof(float) * d->hd);
+    float *dinv = put(t, b, d->inv, inv_bytes);
+    uint8_t *base = put(t, b, NULL, d->pool_bytes);
+    lg_kv_pool_view view = {base, d->ps, d->width, d->row_bytes, d->page_bytes, d->cache};
+    lg_attention_inputs_args a = {dq, dk, dv, n, d->nh, d->nkv, d->hd, dqw, dkw, 1e-6f, d->n_rot, dinv, 1.1f, d->pos,
+                                  &view, {d->slots, n}};
+    if (by_parts) lg_backend_attention_inputs_by_parts(t->c[b], &a);
+    else t->be[b]->ops->attention_inputs(t->c[b], &a);
+    *q = get(t, b, dq, sizeof(float) * d->qn), *k = get(t, b, dk, sizeof(float) * d->kn);
+    *pool = get(t, b, base, d->pool_bytes);
+    settle(t, b, "attention_inputs");
+    drop(t, b, dq, sizeof(float) * d->qn), drop(t, b, dk, sizeof(float) * d->kn), drop(t, b, dv, sizeof(float) * d->kn);
+    drop(t, b, dqw, sizeof(float) * d->hd), drop(t, b, dkw, sizeof(float) * d->hd), drop(t, b, base, d->pool_bytes);
+    drop(t, b, dinv, inv_bytes);
+}
+
 /* attention_inputs against the reference's rmsnorm, rope and kv_write in
  * turn, on a pool of every cache dtype with page sizes 16 and 5 and rows
  * written to shuffled slots: q and k 4e-6 norm-wise per head kind (the norm's
@@ -2327,57 +2391,23 @@ static void test_add_rmsnorm_matmul(void) {
  * decoded, within one rounding step of the cache dtype of each other (the
  * keys may differ in their last bits before they are rounded). */
 static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, lg_dtype cache, int ps) {
-    int width = nkv * hd;
-    size_t row_bytes = lg_dtype_row_bytes(cache, width), page_bytes = 2 * (size_t)ps * row_bytes;
-    int pages = (rows + ps - 1) / ps + 2;
-    size_t pool_bytes = (size_t)pages * page_bytes;
-    int32_t *pos = malloc(sizeof(int32_t) * rows), *slots = malloc(sizeof(int32_t) * rows);
-    int *perm = malloc(sizeof(int) * (size_t)pages * ps);
-    for (int i = 0; i < pages * ps; i++) perm[i] = i;
-    for (int i = pages * ps - 1; i > 0; i--) {
-        int j = op_irand(i + 1), tmp = perm[i];
-        perm[i] = perm[j], perm[j] = tmp;
-    }
-    for (int r = 0; r < rows; r++) pos[r] = r == 0 ? 0 : op_irand(r % 2 ? 100 : 100000), slots[r] = perm[r];
-    float *inv = malloc(sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
-    for (int i = 0; i < n_rot / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / n_rot);
-    size_t qn = (size_t)rows * nh * hd, kn = (size_t)rows * width;
-    float *q = op_frand_array(qn, 2.0f), *k = op_frand_array(kn, 2.0f), *v = op_frand_array(kn, 2.0f);
-    float *qw = op_frand_array((size_t)hd, 2.0f), *kw = op_frand_array((size_t)hd, 2.0f);
+    inputs_data d = inputs_data_new(rows, nh, nkv, hd, n_rot, cache, ps, true);
+    int width = d.width;
+    size_t row_bytes = d.row_bytes, page_bytes = d.page_bytes;
     float *hq[2], *hk[2];
     uint8_t *hpool[2];
-    for (int b = 0; b < 2; b++) {
-        float *dq = put(t, b, q, sizeof(float) * qn), *dk = put(t, b, k, sizeof(float) * kn);
-        float *dv = put(t, b, v, sizeof(float) * kn);
-        float *dqw = put(t, b, qw, sizeof(float) * hd), *dkw = put(t, b, kw, sizeof(float) * hd);
-        float *dinv = put(t, b, inv, sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
-        uint8_t *base = put(t, b, NULL, pool_bytes);
-        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, cache};
-        lg_attention_inputs_args a = {dq, dk, dv, rows, nh, nkv, hd, dqw, dkw, 1e-6f, n_rot, dinv, 1.1f, pos,
-                                      &view, {slots, rows}};
-        if (b == DEV) {
-            t->be[b]->ops->attention_inputs(t->c[b], &a);
-        } else {
-            lg_backend_attention_inputs_by_parts(t->c[b], &a);
-        }
-        hq[b] = get(t, b, dq, sizeof(float) * qn), hk[b] = get(t, b, dk, sizeof(float) * kn);
-        hpool[b] = get(t, b, base, pool_bytes);
-        settle(t, b, "attention_inputs");
-        drop(t, b, dq, sizeof(float) * qn), drop(t, b, dk, sizeof(float) * kn), drop(t, b, dv, sizeof(float) * kn);
-        drop(t, b, dqw, sizeof(float) * hd), drop(t, b, dkw, sizeof(float) * hd), drop(t, b, base, pool_bytes);
-        drop(t, b, dinv, sizeof(float) * (size_t)(n_rot / 2 > 0 ? n_rot / 2 : 1));
-    }
+    for (int b = 0; b < 2; b++) inputs_run(t, b, &d, rows, b != DEV, &hq[b], &hk[b], &hpool[b]);
     char what[120];
     snprintf(what, sizeof what, "%d rows, heads %d/%d, hd %d, n_rot %d, cache %s, page %d", rows, nh, nkv, hd, n_rot,
              lg_dtype_name(cache), ps);
-    double eq = op_rel(hq[DEV], hq[REF], qn), ek = op_rel(hk[DEV], hk[REF], kn);
+    double eq = op_rel(hq[DEV], hq[REF], d.qn), ek = op_rel(hk[DEV], hk[REF], d.kn);
     CHECKF(eq < 4e-6 && ek < 4e-6, "%s: q rel %.3e, k rel %.3e", what, eq, ek);
     /* the pool, row by row of the written slots */
     float step = cache == LG_DTYPE_F32 ? 0 : cache == LG_DTYPE_F16 ? 1.0f / 1024 : cache == LG_DTYPE_BF16 ? 1.0f / 128 : 0;
     float *kd[2] = {malloc(sizeof(float) * width), malloc(sizeof(float) * width)};
     int v_differ = 0, k_far = 0;
     for (int r = 0; r < rows; r++) {
-        size_t at = (size_t)(slots[r] / ps) * page_bytes + (size_t)(slots[r] % ps) * row_bytes;
+        size_t at = (size_t)(d.slots[r] / ps) * page_bytes + (size_t)(d.slots[r] % ps) * row_bytes;
         v_differ += memcmp(hpool[DEV] + at + (size_t)ps * row_bytes, hpool[REF] + at + (size_t)ps * row_bytes, row_bytes) != 0;
         for (int b = 0; b < 2; b++) lg_dtype_to_f32(cache, hpool[b] + at, kd[b], width);
         float amax = 0;
@@ -2390,55 +2420,31 @@ static void inputs_case(twin *t, int rows, int nh, int nkv, int hd, int n_rot, l
     CHECKF(v_differ == 0, "%s: %d value rows differ in the pool", what, v_differ);
     CHECKF(k_far == 0, "%s: %d key values beyond a rounding step", what, k_far);
     for (int b = 0; b < 2; b++) free(hq[b]), free(hk[b]), free(hpool[b]), free(kd[b]);
-    free(pos), free(slots), free(perm), free(inv), free(q), free(k), free(v), free(qw), free(kw);
+    inputs_data_free(&d);
 }
 
 /* A row's inputs have the same bits whichever kernel prepares them: the
  * first 40 rows of a 300-row call (a prompt's kernel) against the same rows
  * in a call of their own (a decode step's), q, k and the pool bitwise. */
 static void inputs_kernels_agree(twin *t, lg_dtype cache) {
-    int rows = 300, few = 40, nh = 48, nkv = 8, hd = 128, n_rot = 64, ps = 16, width = nkv * hd;
-    size_t row_bytes = lg_dtype_row_bytes(cache, width), page_bytes = 2 * (size_t)ps * row_bytes;
-    size_t pool_bytes = (size_t)((rows + ps - 1) / ps) * page_bytes;
-    int32_t *pos = malloc(sizeof(int32_t) * rows), *slots = malloc(sizeof(int32_t) * rows);
-    for (int r = 0; r < rows; r++) pos[r] = op_irand(50000), slots[r] = r;
-    float inv[32];
-    for (int i = 0; i < n_rot / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / n_rot);
-    size_t qn = (size_t)rows * nh * hd, kn = (size_t)rows * width;
-    float *q = op_frand_array(qn, 2.0f), *k = op_frand_array(kn, 2.0f), *v = op_frand_array(kn, 2.0f);
-    float *qw = op_frand_array((size_t)hd, 2.0f), *kw = op_frand_array((size_t)hd, 2.0f);
+    int rows = 300, few = 40;
+    inputs_data d = inputs_data_new(rows, 48, 8, 128, 64, cache, 16, false);
     float *hq[2], *hk[2];
     uint8_t *hpool[2];
-    for (int pass = 0; pass < 2; pass++) { /* all rows, then the first few alone */
-        int n = pass ? few : rows;
-        float *dq = put(t, DEV, q, sizeof(float) * qn), *dk = put(t, DEV, k, sizeof(float) * kn);
-        float *dv = put(t, DEV, v, sizeof(float) * kn);
-        float *dqw = put(t, DEV, qw, sizeof(float) * hd), *dkw = put(t, DEV, kw, sizeof(float) * hd);
-        float *dinv = put(t, DEV, inv, sizeof(float) * (size_t)(n_rot / 2));
-        uint8_t *base = put(t, DEV, NULL, pool_bytes);
-        lg_kv_pool_view view = {base, ps, width, row_bytes, page_bytes, cache};
-        lg_attention_inputs_args a = {dq, dk, dv, n, nh, nkv, hd, dqw, dkw, 1e-6f, n_rot, dinv, 1.0f, pos,
-                                      &view, {slots, n}};
-        t->be[DEV]->ops->attention_inputs(t->c[DEV], &a);
-        hq[pass] = get(t, DEV, dq, sizeof(float) * qn), hk[pass] = get(t, DEV, dk, sizeof(float) * kn);
-        hpool[pass] = get(t, DEV, base, pool_bytes);
-        settle(t, DEV, "attention_inputs");
-        drop(t, DEV, dq, sizeof(float) * qn), drop(t, DEV, dk, sizeof(float) * kn), drop(t, DEV, dv, sizeof(float) * kn);
-        drop(t, DEV, dqw, sizeof(float) * hd), drop(t, DEV, dkw, sizeof(float) * hd), drop(t, DEV, base, pool_bytes);
-        drop(t, DEV, dinv, sizeof(float) * (size_t)(n_rot / 2));
-    }
-    int q_differ = memcmp(hq[0], hq[1], sizeof(float) * (size_t)few * nh * hd) != 0;
-    int k_differ = memcmp(hk[0], hk[1], sizeof(float) * (size_t)few * width) != 0;
+    for (int pass = 0; pass < 2; pass++) /* all rows, then the first few alone */
+        inputs_run(t, DEV, &d, pass ? few : rows, false, &hq[pass], &hk[pass], &hpool[pass]);
+    int q_differ = memcmp(hq[0], hq[1], sizeof(float) * (size_t)few * d.nh * d.hd) != 0;
+    int k_differ = memcmp(hk[0], hk[1], sizeof(float) * (size_t)few * d.width) != 0;
     int pool_differ = 0; /* the pages the few rows fill, keys and values */
     for (int r = 0; r < few; r++)
         for (int kind = 0; kind < 2; kind++) {
-            size_t at = (size_t)(r / ps) * page_bytes + (size_t)kind * ps * row_bytes + (size_t)(r % ps) * row_bytes;
-            pool_differ += memcmp(hpool[0] + at, hpool[1] + at, row_bytes) != 0;
+            size_t at = (size_t)(r / d.ps) * d.page_bytes + ((size_t)kind * d.ps + (size_t)(r % d.ps)) * d.row_bytes;
+            pool_differ += memcmp(hpool[0] + at, hpool[1] + at, d.row_bytes) != 0;
         }
     CHECKF(!q_differ && !k_differ && !pool_differ, "cache %s: rows alone differ from the same rows among 300 (q %d, k %d, "
            "pool rows %d)", lg_dtype_name(cache), q_differ, k_differ, pool_differ);
     for (int pass = 0; pass < 2; pass++) free(hq[pass]), free(hk[pass]), free(hpool[pass]);
-    free(pos), free(slots), free(q), free(k), free(v), free(qw), free(kw);
+    inputs_data_free(&d);
 }
 
 static void test_attention_inputs(void) {
