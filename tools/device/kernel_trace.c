@@ -3,7 +3,7 @@
  * Nsight Systems cannot import its own traces. Writes every kernel (graph
  * nodes one by one), memcpy and memset as "start_ns,end_ns,name" lines to
  * $KERNEL_TRACE_OUT (default kernel_trace.csv). Built and used by
- * tools/device/nsys_decode.sh; never part of the engine. */
+ * tools/device/kernel_trace.sh; never part of the engine. */
 #include <cupti.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,15 +11,11 @@
 # Usage: TYPE=bf16 PROMPT=1024 [LAYERS=40] [STEPS=8] [EXTRA=...] [BIN=...] bash tools/device/trace_decode.sh
 set -uo pipefail
 TYPE=${TYPE:-bf16} PROMPT=${PROMPT:-1024} LAYERS=${LAYERS:-40} STEPS=${STEPS:-8}
-CU=/usr/local/cuda/targets/x86_64-linux
-[ -f /tmp/kernel_trace.so ] || gcc -std=c11 -O2 -shared -fPIC -I$CU/include tools/device/kernel_trace.c \
-    -L$CU/lib -lcupti -Wl,-rpath,$CU/lib -o /tmp/kernel_trace.so || exit 1
+. tools/device/kernel_trace.sh
 trace=/tmp/kernel-trace-$$.csv
-CUDA_INJECTION64_PATH=/tmp/kernel_trace.so KERNEL_TRACE_OUT=$trace \
-    ${BIN:-build/laguna} bench --device cuda --synth xs2 --type "$TYPE" --layers "$LAYERS" --prompt "$PROMPT" \
-    --gen $((STEPS + 4)) --reps 1 --probe-mib 0 ${EXTRA:-} > "$OUT/trace.log" 2>&1 || { tail -20 "$OUT/trace.log"; exit 1; }
+traced_bench $trace "$OUT/trace.log" --type "$TYPE" --layers "$LAYERS" --prompt "$PROMPT" --gen $((STEPS + 4)) \
+    --reps 1 --probe-mib 0 ${EXTRA:-} || exit 1
 grep -E "decode greedy" "$OUT/trace.log"
-c++filt < $trace > $trace.d && mv $trace.d $trace
 python3 - $trace "$STEPS" <<'PY'
 import csv, sys, statistics, collections
 steps_wanted = int(sys.argv[2])

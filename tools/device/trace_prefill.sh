@@ -9,15 +9,11 @@
 # Usage: PROMPT=4096 [LAYERS=40] [EXTRA=--bf16-activations] [BIN=...] bash tools/device/trace_prefill.sh
 set -uo pipefail
 PROMPT=${PROMPT:-4096} LAYERS=${LAYERS:-40}
-CU=/usr/local/cuda/targets/x86_64-linux
-[ -f /tmp/kernel_trace.so ] || gcc -std=c11 -O2 -shared -fPIC -I$CU/include tools/device/kernel_trace.c \
-    -L$CU/lib -lcupti -Wl,-rpath,$CU/lib -o /tmp/kernel_trace.so || exit 1
+. tools/device/kernel_trace.sh
 trace=/tmp/prefill-trace-$$.csv
-CUDA_INJECTION64_PATH=/tmp/kernel_trace.so KERNEL_TRACE_OUT=$trace \
-    ${BIN:-build/laguna} bench --device cuda --synth xs2 --layers "$LAYERS" --prompt "$PROMPT" \
-    --gen 1 --reps 1 --probe-mib 0 ${EXTRA:-} > "$OUT/trace_prefill.log" 2>&1 || { tail -20 "$OUT/trace_prefill.log"; exit 1; }
+traced_bench $trace "$OUT/trace_prefill.log" --layers "$LAYERS" --prompt "$PROMPT" --gen 1 --reps 1 --probe-mib 0 \
+    ${EXTRA:-} || exit 1
 grep -E "^prefill" "$OUT/trace_prefill.log"
-c++filt < $trace > $trace.d && mv $trace.d $trace
 python3 - $trace "$LAYERS" <<'PY'
 import csv, sys, collections
 layers = int(sys.argv[2])
