@@ -57,6 +57,32 @@ __device__ __forceinline__ void store_kv(uint8_t *row, int dtype, int e, float x
     }
 }
 
+/* Head slot `slot` of row r: which kind it is and its floats. */
+struct inputs_head_ref {
+    bool is_q, is_k;
+    int kv; /* the key or value head */
+    float *src;
+};
+
+__device__ __forceinline__ inputs_head_ref inputs_head_of(const inputs_args &a, int r, int slot) {
+    inputs_head_ref h;
+    h.is_q = slot < a.n_heads, h.is_k = !h.is_q && slot < a.n_heads + a.n_kv_heads;
+    h.kv = h.is_q ? 0 : h.is_k ? slot - a.n_heads : slot - a.n_heads - a.n_kv_heads;
+    h.src = h.is_q ? a.q + ((size_t)r * a.n_heads + slot) * a.head_dim
+                   : (h.is_k ? a.k : (float *)a.v) + ((size_t)r * a.n_kv_heads + h.kv) * a.head_dim;
+    return h;
+}
+
+/* The pool row a key or value slot of row r is written to (NULL: a query
+ * slot, or no pool to write); looked up once the head is prepared, so the
+ * address is not held across the norm. */
+__device__ __forceinline__ uint8_t *inputs_pool_row(const inputs_args &a, int r, const inputs_head_ref &h) {
+    if (h.is_q || !a.pool) return NULL;
+    int slot_r = a.slots[r];
+    return a.pool + (size_t)(slot_r / a.page_size) * a.page_bytes + (size_t)(slot_r % a.page_size) * a.row_bytes +
+           (size_t)(h.is_k ? 0 : 1) * a.page_size * a.row_bytes;
+}
+
 /* Element lo (first) or hi of a rotated pair, its roundings written out so
  * that both kernels give the same bits whatever the compiler would fuse. */
 __device__ __forceinline__ float rotated(bool first, float lo, float hi, float co, float si) {
@@ -81,12 +107,10 @@ __device__ __forceinline__ void inputs_factors(const inputs_args &a, int r, floa
 template <int CH>
 __device__ void inputs_head(const inputs_args &a, int r, int slot, float *normed, float *co, float *si, bool factors) {
     int lane = threadIdx.x & 31, hd = a.head_dim;
-    bool is_q = slot < a.n_heads, is_k = !is_q && slot < a.n_heads + a.n_kv_heads;
-    int kv = is_q ? 0 : is_k ? slot - a.n_heads : slot - a.n_heads - a.n_kv_heads;
-    float *src = is_q ? a.q + ((size_t)r * a.n_heads + slot) * hd
-                      : (is_k ? a.k : (float *)a.v) + ((size_t)r * a.n_kv_heads + kv) * hd;
-    bool normed_head = is_q || is_k;
-    const float *w = is_q ? a.q_norm : a.k_norm;
+    inputs_head_ref h = inputs_head_of(a, r, slot);
+    float *src = h.src;
+    bool normed_head = h.is_q || h.is_k;
+    const float *w = h.is_q ? a.q_norm : a.k_norm;
     float xv[CH], wv[CH];
 #pragma unroll
     for (int j = 0; j < CH; j++) {
@@ -109,12 +133,7 @@ __device__ void inputs_head(const inputs_args &a, int r, int slot, float *normed
         }
     }
     __syncwarp(); /* normed, and the factors */
-    uint8_t *row = NULL;
-    if (!is_q && a.pool) {
-        int slot_r = a.slots[r];
-        row = a.pool + (size_t)(slot_r / a.page_size) * a.page_bytes + (size_t)(slot_r % a.page_size) * a.row_bytes +
-              (size_t)(is_k ? 0 : 1) * a.page_size * a.row_bytes;
-    }
+    uint8_t *row = inputs_pool_row(a, r, h);
 #pragma unroll
     for (int j = 0; j < CH; j++) { /* every lane runs every chunk: a Q8_0 block's scale takes the warp */
         int e = 32 * j + lane;
@@ -131,8 +150,8 @@ __device__ void inputs_head(const inputs_args &a, int r, int slot, float *normed
         }
         if (!row) continue;
         /* this head's values start at element kv * hd of the row (a whole Q8_0 block when hd % 32 == 0) */
-        if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(kv * hd / 32) * 34, a.dtype, e, x);
-        else if (in) store_kv(row, a.dtype, kv * hd + e, x);
+        if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(h.kv * hd / 32) * 34, a.dtype, e, x);
+        else if (in) store_kv(row, a.dtype, h.kv * hd + e, x);
     }
     __syncwarp(); /* normed is the warp's next slot's */
 }
@@ -160,15 +179,13 @@ __global__ void inputs_per_head_kernel(inputs_args a) {
     __shared__ double squares[MAX_HEAD_DIM];
     __shared__ float normed[MAX_HEAD_DIM];
     __shared__ float inv_rms;
-    int r = blockIdx.x, slot = blockIdx.y, e = threadIdx.x, hd = a.head_dim;
-    bool is_q = slot < a.n_heads, is_k = !is_q && slot < a.n_heads + a.n_kv_heads;
-    int kv = is_q ? 0 : is_k ? slot - a.n_heads : slot - a.n_heads - a.n_kv_heads;
-    float *src = is_q ? a.q + ((size_t)r * a.n_heads + slot) * hd
-                      : (is_k ? a.k : (float *)a.v) + ((size_t)r * a.n_kv_heads + kv) * hd;
+    int r = blockIdx.x, e = threadIdx.x, hd = a.head_dim;
+    inputs_head_ref h = inputs_head_of(a, r, blockIdx.y);
+    float *src = h.src;
     bool in = e < hd;
     float x = in ? src[e] : 0.0f;
-    if (is_q || is_k) {
-        const float *w = is_q ? a.q_norm : a.k_norm;
+    if (h.is_q || h.is_k) {
+        const float *w = h.is_q ? a.q_norm : a.k_norm;
         float wx = in ? w[e] : 0.0f;
         int half = a.n_rot / 2, i = e < half ? e : e - half;
         float co = 0.0f, si = 0.0f;
@@ -194,13 +211,11 @@ __global__ void inputs_per_head_kernel(inputs_args a) {
         }
         if (in) src[e] = x;
     }
-    if (is_q || !a.pool) return;
-    int slot_r = a.slots[r];
-    uint8_t *row = a.pool + (size_t)(slot_r / a.page_size) * a.page_bytes + (size_t)(slot_r % a.page_size) * a.row_bytes +
-                   (size_t)(is_k ? 0 : 1) * a.page_size * a.row_bytes;
+    uint8_t *row = inputs_pool_row(a, r, h);
+    if (!row) return;
     /* this head's values start at element kv * hd of the row (a whole Q8_0 block when hd % 32 == 0) */
-    if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(kv * hd / 32) * 34, a.dtype, e, x);
-    else if (in) store_kv(row, a.dtype, kv * hd + e, x);
+    if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(h.kv * hd / 32) * 34, a.dtype, e, x);
+    else if (in) store_kv(row, a.dtype, h.kv * hd + e, x);
 }
 
 void lg_cuda_attention_inputs(lg_backend_ctx *c, const lg_attention_inputs_args *a) {
