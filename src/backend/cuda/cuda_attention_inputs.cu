@@ -83,6 +83,15 @@ __device__ __forceinline__ uint8_t *inputs_pool_row(const inputs_args &a, int r,
            (size_t)(h.is_k ? 0 : 1) * a.page_size * a.row_bytes;
 }
 
+/* Element e of key or value head kv into its pool row: the head's values
+ * start at element kv * head_dim (a whole Q8_0 block when head_dim % 32 ==
+ * 0). Every lane of the warp calls it for a Q8_0 row (the block's scale
+ * takes the warp), whether e is in the head (in) or not. */
+__device__ __forceinline__ void store_head_kv(const inputs_args &a, uint8_t *row, int kv, int e, bool in, float x) {
+    if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(kv * a.head_dim / 32) * 34, a.dtype, e, x);
+    else if (in) store_kv(row, a.dtype, kv * a.head_dim + e, x);
+}
+
 /* Element lo (first) or hi of a rotated pair, its roundings written out so
  * that both kernels give the same bits whatever the compiler would fuse. */
 __device__ __forceinline__ float rotated(bool first, float lo, float hi, float co, float si) {
@@ -149,9 +158,7 @@ __device__ void inputs_head(const inputs_args &a, int r, int slot, float *normed
             if (in) src[e] = x;
         }
         if (!row) continue;
-        /* this head's values start at element kv * hd of the row (a whole Q8_0 block when hd % 32 == 0) */
-        if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(h.kv * hd / 32) * 34, a.dtype, e, x);
-        else if (in) store_kv(row, a.dtype, h.kv * hd + e, x);
+        store_head_kv(a, row, h.kv, e, in, x);
     }
     __syncwarp(); /* normed is the warp's next slot's */
 }
@@ -213,9 +220,7 @@ __global__ void inputs_per_head_kernel(inputs_args a) {
     }
     uint8_t *row = inputs_pool_row(a, r, h);
     if (!row) return;
-    /* this head's values start at element kv * hd of the row (a whole Q8_0 block when hd % 32 == 0) */
-    if (a.dtype == LG_DTYPE_Q8_0) store_kv(row + (size_t)(h.kv * hd / 32) * 34, a.dtype, e, x);
-    else if (in) store_kv(row, a.dtype, h.kv * hd + e, x);
+    store_head_kv(a, row, h.kv, e, in, x);
 }
 
 void lg_cuda_attention_inputs(lg_backend_ctx *c, const lg_attention_inputs_args *a) {
