@@ -2129,8 +2129,9 @@ static void test_moe_batch_invariant(void) {
  * end in the middle of a stage. A plain 2100 x 520 over 1290 tokens (17
  * row blocks x 11 token tiles: more than a wave, the last tile of 10
  * tokens) and 3 of 16 experts of hidden 520 (intermediate 264: 9 steps)
- * over 300 tokens (~200 rows an expert: several token tiles), in both
- * activation modes: each token alone is bitwise its row of the batch. */
+ * over 300 tokens (~200 rows an expert: several token tiles), and 4 of 7
+ * (~171 rows: last tiles of under 64 tokens, on 64-wide instructions), in
+ * both activation modes: each token alone is bitwise its row of the batch. */
 static void test_wgmma_ring(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         twin t;
@@ -2144,6 +2145,9 @@ static void test_wgmma_ring(void) {
         differ = moe_alone_vs_batch(&t, &x, 16, 520, 2, 3, 300);
         CHECKF(differ == 0, "%s, experts of hidden 520: %d of 300 tokens differ alone from in the batch", mode,
                differ);
+        differ = moe_alone_vs_batch(&t, &x, 16, 520, 4, 7, 300);
+        CHECKF(differ == 0, "%s, experts of hidden 520, top 4 of 7: %d of 300 tokens differ alone from in the batch",
+               mode, differ);
         experts_free(&x);
         twin_close(&t);
     }

@@ -150,65 +150,84 @@ __device__ __forceinline__ void packed_load(packed_copies<S> &c, uint32_t slot, 
     c.x += 2 * S::run;
 }
 
+/* One token tile of nt tokens from row0 of the op: its stages copied and
+ * multiplied on instructions IN tokens wide, the tile's BN or 64 when a
+ * 128-token tile holds no more (an expert's last rows often do): half the
+ * instructions' work, and each token's sums the same at either width (the
+ * narrow accumulators are the wide ones' first half, cuda_wgmma.h). y is
+ * the tile's first token's output row. */
+template <typename S, bool LO, int IN>
+__device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t *w, uint8_t *smem, uint32_t smem0,
+                                            int r0, int row0, int nt, float *y, int steps, int per_slice) {
+    constexpr int ND = IN / 2, STAGES = S::stages; /* ND: accumulators a thread holds */
+    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    int row_base = 64 * (threadIdx.x >> 7) + 16 * ((threadIdx.x >> 5) & 3); /* the warp's 16 rows in the block */
+    int n_stages = (steps + 1) / 2;
+    auto slot = [](int st) { return (uint32_t)((unsigned)st % STAGES) * S::stage_bytes; };
+    packed_copies<S> copies;
+    packed_plan<S>(copies, smem0, a, w, r0, row0, nt, steps);
+    float acc[ND], total[ND];
+#pragma unroll
+    for (int e = 0; e < ND; e++) acc[e] = 0.0f, total[e] = -0.0f;
+    __syncthreads(); /* the previous tile's stages are done with */
+#pragma unroll
+    for (int st = 0; st < STAGES - 2; st++) {
+        if (st < n_stages) packed_load<S>(copies, slot(st), st, a.cols, steps);
+        cp_async_commit();
+    }
+    for (int st = 0; st < n_stages; st++) {
+        cp_async_wait<STAGES - 3>(); /* stage st has landed (this thread's copies), */
+        wgmma_fence_smem();          /* seen by wgmma's reads (the async proxy) */
+        /* everyone's; and every warpgroup has waited for its
+         * instructions of stage st - 2 (below, in stage st - 1), so
+         * their slot takes stage st + STAGES - 2 */
+        __syncthreads();
+        if (st + STAGES - 2 < n_stages) packed_load<S>(copies, slot(st + STAGES - 2), st + STAGES - 2, a.cols, steps);
+        cp_async_commit();
+        /* wgmma reads A's registers while it runs: the last stage's
+         * instructions must be done before registers are loaded again
+         * (PTX ISA: writing them earlier is undefined) */
+        wgmma_wait<0>();
+        const uint8_t *ws = smem + slot(st);
+        uint32_t b = smem0 + slot(st) + S::w_step;
+        uint4 wa0 = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
+        uint4 wb0 = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
+        uint4 wa1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g) * 64 + q * 16);
+        uint4 wb1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g + 8) * 64 + q * 16);
+        int s = 2 * st;
+        if (s > 0 && s % per_slice == 0) wgmma_end_slice<ND>(acc, total);
+        wgmma_step<IN, LO, S::bn>(acc, wa0, wb0, b, S::half_bytes);
+        if (s + 1 < steps) {
+            if ((s + 1) % per_slice == 0) wgmma_end_slice<ND>(acc, total);
+            wgmma_step<IN, LO, S::bn>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
+        }
+    }
+    wgmma_end_slice<ND>(acc, total);
+    wgmma_store_tile<ND>(a, y, r0 + row_base, nt, total);
+}
+
+/* half: 128-token tiles of at most 64 tokens on 64-wide instructions (the
+ * 192-token tiles keep one width: both in one kernel spill). */
 template <int BN, bool LO>
-__global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_constant__ matmul_set set) {
+__global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_constant__ matmul_set set, bool half) {
     using S = packed_shape<BN, LO>;
-    constexpr int ND = BN / 2, STAGES = S::stages; /* ND: accumulators a thread holds */
     lg_cuda_kernel_begin();
     extern __shared__ __align__(128) uint8_t smem[];
     int block_row, t_begin, t_count;
     const matmul_args &a = set.op[set_op_of(set, (int)blockIdx.y, &block_row)];
     const uint8_t *w;
     if (!set_block_rows(a, &w, &t_begin, &t_count)) return;
-    int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    int row_base = 64 * (threadIdx.x >> 7) + 16 * ((threadIdx.x >> 5) & 3); /* the warp's 16 rows in the block */
     int r0 = block_row * S::bm;
-    int steps = (a.cols + 31) / 32, n_stages = (steps + 1) / 2, per_slice, n_slices;
+    int steps = (a.cols + 31) / 32, per_slice, n_slices;
     slicing(a.cols, &per_slice, &n_slices);
     uint32_t smem0 = smem_addr(smem);
-    auto slot = [](int st) { return (uint32_t)((unsigned)st % STAGES) * S::stage_bytes; };
     for (int t0 = blockIdx.x * BN; t0 < t_count; t0 += gridDim.x * BN) {
         int nt = min(BN, t_count - t0);
-        packed_copies<S> copies;
-        packed_plan<S>(copies, smem0, a, w, r0, t_begin + t0, nt, steps);
-        float acc[ND], total[ND];
-#pragma unroll
-        for (int e = 0; e < ND; e++) acc[e] = 0.0f, total[e] = -0.0f;
-        __syncthreads(); /* the previous tile's stages are done with */
-#pragma unroll
-        for (int st = 0; st < STAGES - 2; st++) {
-            if (st < n_stages) packed_load<S>(copies, slot(st), st, a.cols, steps);
-            cp_async_commit();
-        }
-        for (int st = 0; st < n_stages; st++) {
-            cp_async_wait<STAGES - 3>(); /* stage st has landed (this thread's copies), */
-            wgmma_fence_smem();          /* seen by wgmma's reads (the async proxy) */
-            /* everyone's; and every warpgroup has waited for its
-             * instructions of stage st - 2 (below, in stage st - 1), so
-             * their slot takes stage st + STAGES - 2 */
-            __syncthreads();
-            if (st + STAGES - 2 < n_stages) packed_load<S>(copies, slot(st + STAGES - 2), st + STAGES - 2, a.cols, steps);
-            cp_async_commit();
-            /* wgmma reads A's registers while it runs: the last stage's
-             * instructions must be done before registers are loaded again
-             * (PTX ISA: writing them earlier is undefined) */
-            wgmma_wait<0>();
-            const uint8_t *ws = smem + slot(st);
-            uint32_t b = smem0 + slot(st) + S::w_step;
-            uint4 wa0 = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
-            uint4 wb0 = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
-            uint4 wa1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g) * 64 + q * 16);
-            uint4 wb1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g + 8) * 64 + q * 16);
-            int s = 2 * st;
-            if (s > 0 && s % per_slice == 0) wgmma_end_slice<ND>(acc, total);
-            wgmma_step<BN, LO>(acc, wa0, wb0, b, S::half_bytes);
-            if (s + 1 < steps) {
-                if ((s + 1) % per_slice == 0) wgmma_end_slice<ND>(acc, total);
-                wgmma_step<BN, LO>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
-            }
-        }
-        wgmma_end_slice<ND>(acc, total);
-        wgmma_store_tile<ND>(a, a.y + (size_t)(t_begin + t0) * a.rows, r0 + row_base, nt, total);
+        float *y = a.y + (size_t)(t_begin + t0) * a.rows;
+        if (BN == 128 && half && nt <= 64)
+            packed_tile<S, LO, 64>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
+        else
+            packed_tile<S, LO, BN>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
     }
 }
 
@@ -242,10 +261,12 @@ template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int t
         if (s->op[i].x_rows <= 0) return false;
     if (set_number_blocks(s, 128) == 0 || tiles <= 0) return true; /* nothing to do */
     if (!pack_set(k, s, lo)) return false;
-    void (*kernel)(matmul_set) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
+    void (*kernel)(matmul_set, bool) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
     size_t smem = lo ? packed_shape<BN, true>::smem : packed_shape<BN, false>::smem;
+    /* LAGUNA_CUDA_WGMMA_HALF_TILES=0: short tiles at full width (measuring) */
+    static const bool half = lg_cuda_switch_on("LAGUNA_CUDA_WGMMA_HALF_TILES");
     lg_cuda_allow_smem(kernel, smem);
-    lg_cuda_launch(k, kernel, dim3((unsigned)tiles, s->first_block[s->n], blocks_z), 256, smem, *s);
+    lg_cuda_launch(k, kernel, dim3((unsigned)tiles, s->first_block[s->n], blocks_z), 256, smem, *s, half);
     return true;
 }
 

@@ -15,11 +15,12 @@
 
 /* One step: wa / wb the lane's 8 weights of rows g and g + 8 (as
  * mma_step's), b the shared address of the step's first B tile (half 0,
- * hi), its lo tile BN * 32 bytes on, half 1's tiles half_bytes on. The
- * instructions go hi, lo of the first half, then hi, lo of the second. */
-template <int BN, bool LO>
+ * hi), its lo tile TILE * 32 bytes on, half 1's tiles half_bytes on; the
+ * instructions take the first BN tokens of the tile's TILE. They go hi,
+ * lo of the first half, then hi, lo of the second. */
+template <int BN, bool LO, int TILE = BN>
 __device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint32_t b, uint32_t half_bytes) {
-    constexpr uint32_t T = BN * 32;
+    constexpr uint32_t T = TILE * 32;
     wgmma_fence();
     wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(b, WGMMA_LBO, WGMMA_SBO));
     if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(b + T, WGMMA_LBO, WGMMA_SBO));
