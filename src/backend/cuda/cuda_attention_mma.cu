@@ -12,7 +12,8 @@
  *   s_j = (q . k_j) * scale   per key j, three mma chains over the steps
  *                             of d, q_hi k_hi, q_lo k_hi and q_hi k_lo, added
  *                             in that order
- *   m   = max_j s_j;  p_j = exp(s_j - m)
+ *   m   = max_j s_j;  p_j = exp(s_j - m)   (chunk_exp: 2^x on the
+ *                             special-function unit, ~2^-22 relative)
  *   l   = sum of p_j          each lane's 8 keys in order, then the 4 lanes
  *                             of the pair's quad, pairwise
  *   o   = sum_j p_j v_j       per dim, one mma chain over the two 16-key
