@@ -51,10 +51,12 @@ template <int WARPS, bool LO> struct prompt_layout {
 };
 
 /* Grid (tile, KV head) in a loop launch, (tile, KV head, chunk slot) in a
- * split one, as the general kernel; shared memory as prompt_layout.
- * BLOCKS: blocks an SM the registers are held to (two fit only without lo
- * halves: 104 KB of shared memory a block). */
-template <int WARPS, int NP, bool LO, int BLOCKS>
+ * split one (SPLIT: a.split), as the general kernel; shared memory as
+ * prompt_layout. BLOCKS: blocks an SM the registers are held to (two fit
+ * only without lo halves: 104 KB of shared memory a block). A loop launch's
+ * kernel has no records' code: ncu found their stores issued, predicated
+ * off, beside every output mma. */
+template <int WARPS, int NP, bool LO, int BLOCKS, bool SPLIT>
 __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(chunk_args a) {
     using layout = prompt_layout<WARPS, LO>;
     constexpr int D = layout::D, RS = layout::RS, PAIRS = layout::PAIRS;
@@ -74,7 +76,7 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
     block_span span;
     bool work = block_chunks(a, false, pos0, pos_end, &span);
     const int lo0 = span.lo0, c_first = span.c_first, c_begin = span.c_begin, c_end = span.c_end;
-    bool direct = !a.split || span.g_first == span.g_last;
+    bool direct = !SPLIT || span.g_first == span.g_last;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3, pa = warp * 16;
     bool active = pa < P;
     const int fresh_from = work ? a.fresh_from[r0] : 0, fresh_at = work ? a.fresh_at[r0] : 0;
@@ -176,14 +178,18 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
                 }
             }
         }
-        /* without LO the other two chains are zeros: (x + 0) + 0 is x + 0 (-0 becomes +0 once) */
+        /* Without LO the other two chains are zeros, which the general
+         * kernel adds: (x + 0) + 0 is x but for -0, which it makes +0.
+         * Left out here: a zero score's sign changes no weight (x - m and
+         * m - M are +-0 or the same nonzero value, and 2^+-0 is 1), so no
+         * output bit either. */
         float s[4][4];
 #pragma unroll
         for (int n = 0; n < 4; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 s[n][e] = LO ? __fadd_rn(__fadd_rn(sa[n][0][e], sa[n][1][e]), sa[n][2][e])
-                             : __fadd_rn(sa[n][0][e], 0.0f);
+                             : sa[n][0][e];
         float mc[2], lc[2];
         chunk_softmax(s, c, prs, pts, P, a.window, a.scale, mc, lc);
         uint32_t ph[2][4], pl[2][4];
@@ -207,9 +213,9 @@ __global__ void __launch_bounds__(WARPS * 32, BLOCKS) attention_prompt_kernel(ch
             for (int u = 0; u < 2 * NP; u++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    if (!take[h]) continue;
-                    if (direct) fold_outputs(O[2 * n2 + u], o[u], h, ow[h], nw[h]);
-                    else *(float2 *)(rec[h] + (2 * n2 + u) * 8 + 2 * qd) = make_float2(o[u][2 * h], o[u][2 * h + 1]);
+                    if (direct) fold_outputs_if(O[2 * n2 + u], o[u], h, ow[h], nw[h], take[h]);
+                    else if (take[h])
+                        *(float2 *)(rec[h] + (2 * n2 + u) * 8 + 2 * qd) = make_float2(o[u][2 * h], o[u][2 * h + 1]);
                 }
         }
         if (!direct && qd == 0)
@@ -244,8 +250,10 @@ void lg_cuda_attention_split_fresh(lg_cuda_ctx *k, const chunk_args &ca) {
 
 template <int NP, bool LO, int BLOCKS> static void launch_shape(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {
     size_t smem = prompt_layout<PROMPT_WARPS, LO>::bytes;
-    lg_cuda_allow_smem(attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, smem);
-    lg_cuda_launch(k, attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS>, grid, PROMPT_WARPS * 32, smem, ca);
+    void (*kernel)(chunk_args) = ca.split ? attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS, true>
+                                          : attention_prompt_kernel<PROMPT_WARPS, NP, LO, BLOCKS, false>;
+    lg_cuda_allow_smem(kernel, smem);
+    lg_cuda_launch(k, kernel, grid, PROMPT_WARPS * 32, smem, ca);
 }
 
 /* Without lo halves (a.hi_only) two blocks an SM, registers held to 128 (one
