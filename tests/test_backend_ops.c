@@ -1000,7 +1000,8 @@ static void moe_experts_case(twin *t, lg_dtype dt, int n, int K, int E, int used
                          put(t->be[b], h, hb),
                          put(t->be[b], NULL, sib),
                          put(t->be[b], NULL, sib),
-                         put(t->be[b], NULL, hb)};
+                         put(t->be[b], NULL, hb),
+                         false};
         t->be[b]->ops->moe_experts(t->c[b], &a);
         act_gate[b] = get(t->c[b], a.act_gate, ib), act_up[b] = get(t->c[b], a.act_up, ib);
         eout[b] = get(t->c[b], a.expert_out, inb), sout[b] = get(t->c[b], a.shared_out, hb);

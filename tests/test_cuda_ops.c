@@ -1835,7 +1835,8 @@ static moe_buffers moe_buffers_new(twin *t, int b, const twin_experts *x, const 
                         h ? h : put(t, b, NULL, m.h_b),
                         put(t, b, NULL, m.sact_b),
                         put(t, b, NULL, m.sact_b),
-                        put(t, b, NULL, m.h_b)};
+                        put(t, b, NULL, m.h_b),
+                        false};
     return m;
 }
 
@@ -2120,6 +2121,99 @@ static void test_moe_batch_invariant(void) {
         experts_free(&x);
     }
     twin_close(&t);
+}
+
+/* One moe_experts call on the device over n tokens of h: its rows gathered
+ * by moe_group (pending false) or read by the experts through the plan
+ * (moe_group given no expert_in, expert_in_pending). The plan and every
+ * output fetched into out (freed by moe_run_free). */
+typedef struct {
+    twin_plan plan;
+    float *in, *gate, *up, *eout, *sout;
+} moe_run;
+
+static moe_run moe_run_dev(twin *t, const twin_experts *x, const int32_t *dids, float *dh, int n, int K, int E,
+                           bool pending) {
+    moe_run r = {.plan = plan_alloc(t, DEV, E, (size_t)n * K, 0, 0)};
+    moe_buffers m = moe_buffers_new(t, DEV, x, &r.plan.dev, n, K, NULL, dh);
+    m.a.expert_in_pending = pending;
+    t->be[DEV]->ops->moe_group(t->c[DEV], &r.plan.dev, pending ? NULL : (float *)m.a.expert_in, dh, dids, n, K, E,
+                               x->H);
+    t->be[DEV]->ops->moe_experts(t->c[DEV], &m.a);
+    plan_fetch(t, DEV, &r.plan);
+    r.in = get(t, DEV, m.a.expert_in, m.in_b);
+    r.gate = get(t, DEV, m.a.act_gate, m.act_b), r.up = get(t, DEV, m.a.act_up, m.act_b);
+    r.eout = get(t, DEV, m.a.expert_out, m.in_b), r.sout = get(t, DEV, m.a.shared_out, m.h_b);
+    settle(t, DEV, pending ? "moe_experts reading h through the plan" : "moe_group and moe_experts");
+    moe_buffers_free(t, DEV, &m, true, false);
+    return r;
+}
+
+static void moe_run_free(twin *t, moe_run *r) {
+    plan_free(t, DEV, &r->plan);
+    free(r->in), free(r->gate), free(r->up), free(r->eout), free(r->sout);
+}
+
+/* The experts reading their pairs' rows of h through the plan give the bits
+ * they give from the rows moe_group gathers: each pair's gate, up and
+ * output rows (found through each run's own grouping) and the shared
+ * expert's, where the packed GEMM's packing reads the rows from h (300 and
+ * 520 tokens of bf16 experts, with and without bf16 activations) and where
+ * the products gather them first (40 tokens; Q4_K experts). moe_reads_h
+ * says yes for prompt-sized steps only; where it does, bf16 experts' rows
+ * are packed from h (expert_in left zero), so the map itself is what is
+ * tested. */
+static void test_moe_rows_through_plan(void) {
+    /* on for this binary (off by default until measured; the backend reads
+     * it once, at the first moe_reads_h, which no test before this makes) */
+    setenv("LAGUNA_CUDA_MOE_READS_H", "1", 1);
+    struct {
+        lg_dtype dt;
+        int n, K, E, used, H, I, I_shared;
+    } cases[] = {{LG_DTYPE_BF16, 300, 4, 9, 6, 136, 264, 48},
+                 {LG_DTYPE_BF16, 520, 8, 16, 12, 264, 136, 0},
+                 {LG_DTYPE_BF16, 40, 4, 8, 8, 136, 40, 24},
+                 {LG_DTYPE_Q4_K, 100, 3, 8, 6, 256, 256, 256}};
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        twin t;
+        if (!twin_open_as(&t, bf16 == 1)) continue;
+        if (!twin_has(&t, t.be[DEV]->ops->moe_reads_h != NULL, "moe_reads_h")) continue;
+        CHECK(!t.be[DEV]->ops->moe_reads_h(t.c[DEV], 1, 8) && !t.be[DEV]->ops->moe_reads_h(t.c[DEV], 32, 8));
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            fresh_dev_ctx(&t);
+            int n = cases[ci].n, K = cases[ci].K, E = cases[ci].E, H = cases[ci].H, I = cases[ci].I;
+            twin_experts x = experts_new(&t, cases[ci].dt, E, H, I, cases[ci].I_shared);
+            size_t pairs = (size_t)n * K;
+            int32_t *ids = op_random_ids(n, K, cases[ci].used);
+            float *h = op_frand_array((size_t)n * H, 1.0f);
+            int32_t *dids = put(&t, DEV, ids, sizeof(int32_t) * pairs);
+            float *dh = put(&t, DEV, h, sizeof(float) * (size_t)n * H);
+            moe_run g = moe_run_dev(&t, &x, dids, dh, n, K, E, false), p = moe_run_dev(&t, &x, dids, dh, n, K, E, true);
+            int differ = 0;
+            for (size_t i = 0; i < pairs; i++) {
+                size_t rg = (size_t)g.plan.host.pair_rows[i], rp = (size_t)p.plan.host.pair_rows[i];
+                bool same = rg < pairs && rp < pairs &&
+                            !memcmp(g.gate + rg * I, p.gate + rp * I, sizeof(float) * I) &&
+                            !memcmp(g.up + rg * I, p.up + rp * I, sizeof(float) * I) &&
+                            !memcmp(g.eout + rg * H, p.eout + rp * H, sizeof(float) * H);
+                differ += !same;
+            }
+            if (cases[ci].I_shared) differ += memcmp(g.sout, p.sout, sizeof(float) * (size_t)n * H) != 0;
+            if (cases[ci].dt == LG_DTYPE_BF16 && t.be[DEV]->ops->moe_reads_h(t.c[DEV], n, K)) {
+                size_t written = 0;
+                for (size_t e = 0; e < pairs * H; e++) written += p.in[e] != 0.0f;
+                CHECKF(written == 0, "%d tokens: the rows were gathered (%zu values), not read through the plan", n,
+                       written);
+            }
+            CHECKF(differ == 0, "%s, %s %d tokens top %d of %d experts: %d pairs differ read through the plan",
+                   bf16 ? "bf16 activations" : "float activations", lg_dtype_name(cases[ci].dt), n, K, E, differ);
+            moe_run_free(&t, &g), moe_run_free(&t, &p);
+            drop(&t, DEV, dids, sizeof(int32_t) * pairs), drop(&t, DEV, dh, sizeof(float) * (size_t)n * H);
+            free(ids), free(h);
+            experts_free(&x);
+        }
+        twin_close(&t);
+    }
 }
 
 
@@ -2496,6 +2590,7 @@ int main(void) {
     RUN(test_moe_experts);
     RUN(test_moe_combine);
     RUN(test_moe_batch_invariant);
+    RUN(test_moe_rows_through_plan);
     RUN(test_add_rmsnorm);
     RUN(test_combine_add_rmsnorm);
     RUN(test_add_rmsnorm_matmul);

@@ -141,6 +141,10 @@ typedef struct {
     const float *h;                     /* [n_tokens] x hidden */
     float *shared_gate, *shared_up;     /* work, [n_tokens] x shared intermediate */
     float *shared_out;                  /* [n_tokens] x hidden */
+    /* expert_in was not filled (route / moe_group were given NULL, where
+     * moe_reads_h said so): moe_experts reads each pair's row of h through
+     * plan->rows itself, expert_in being room it may gather them into */
+    bool expert_in_pending;
 } lg_moe_args;
 
 /* What a context's scratch must hold. */
@@ -223,7 +227,8 @@ typedef struct {
     void (*silu_mul)(lg_backend_ctx *c, float *out, const float *gate, const float *up, size_t n);
     /* logits [n][n_experts] in, overwritten by scores; ids and weights [n][top_k] out. */
     void (*router)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n);
-    /* Fills the plan from ids [n][top_k] and gathers each pair's token row of h into expert_in. */
+    /* Fills the plan from ids [n][top_k] and gathers each pair's token row of
+     * h into expert_in (NULL: not, for a moe_experts with expert_in_pending). */
     void (*moe_group)(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h, const int32_t *ids,
                       int n, int top_k, int n_experts, int hidden);
     /* Every expert on its grouped rows, and the shared expert on every token. */
@@ -253,6 +258,11 @@ typedef struct {
     /* router, then moe_group over its ids (same arguments as those two). */
     void (*route)(lg_backend_ctx *c, const lg_router_args *a, float *logits, int32_t *ids, float *weights, int n,
                   const lg_moe_plan *plan, float *expert_in, const float *h, int hidden);
+    /* Whether moe_experts over n tokens, top_k pairs each, had best read the
+     * pairs' rows of h through the plan itself (expert_in_pending) rather
+     * than from expert_in as moe_group gathers it: route / moe_group are then
+     * given no expert_in, and h must not change before moe_experts. */
+    bool (*moe_reads_h)(lg_backend_ctx *c, int n, int top_k);
 
     /* Optional (NULL: nothing), a hint: the n matrices' weights are read
      * soon, by a later op of this step. A device with a cache in front of its

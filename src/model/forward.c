@@ -250,17 +250,20 @@ static void sparse_mlp(const laguna_model *m, lg_backend_ctx *bc, lg_activations
     lg_matmul_op router = {a->router_logits, a->h, n, &L->router, NULL};
     add_rmsnorm_matmul(bc, a->x, a->proj, a->h, L->post_attention_norm, n, H, (float)c->rms_norm_eps, &router);
     lg_router_args ra = {E, K, (float)c->router_logit_softcapping, L->expert_bias};
+    bool pending = OP(bc)->moe_reads_h && OP(bc)->moe_reads_h(bc, n, K); /* the experts read h's rows themselves */
+    float *expert_in = pending ? NULL : a->expert_in;
     if (OP(bc)->route) OP(bc)->route(bc, &ra, a->router_logits, a->route_expert, a->route_weight, n, &a->plan,
-                                     a->expert_in, a->h, H);
+                                     expert_in, a->h, H);
     else lg_backend_route_by_parts(bc, &ra, a->router_logits, a->route_expert, a->route_weight, n, &a->plan,
-                                   a->expert_in, a->h, H);
+                                   expert_in, a->h, H);
     if (observer && observer->on_experts) {
         const int32_t *ids = on_host(bc, a, a->route_expert, sizeof(int32_t) * (size_t)n * K);
         if (ids) observer->on_experts(observer->user, li, ids, n, K);
     }
     a->plan.expert_begin = L->expert_begin, a->plan.expert_end = L->expert_end;
     lg_moe_args ma = {&a->plan, n, E, K, L->experts, a->expert_in, a->act_gate, a->act_up, a->expert_out,
-                      L->has_shared_expert ? &L->shared_expert : NULL, a->h, a->shared_gate, a->shared_up, a->shared_out};
+                      L->has_shared_expert ? &L->shared_expert : NULL, a->h, a->shared_gate, a->shared_up, a->shared_out,
+                      pending};
     OP(bc)->moe_experts(bc, &ma);
 }
 

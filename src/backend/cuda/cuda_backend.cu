@@ -306,6 +306,7 @@ static lg_backend_ops make_ops(void) {
     o.router = lg_cuda_router;
     o.moe_group = lg_cuda_moe_group;
     o.moe_experts = lg_cuda_moe_experts;
+    o.moe_reads_h = lg_cuda_moe_reads_h;
     o.moe_combine = lg_cuda_moe_combine;
     o.add = lg_cuda_add;
     o.gather_rows = lg_cuda_gather_rows;

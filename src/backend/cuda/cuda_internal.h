@@ -257,6 +257,7 @@ static inline bool lg_cuda_weight_dtype_ok(lg_dtype d) { return d != LG_DTYPE_I3
 /* cuda_matmul.cu */
 void lg_cuda_matmul_many(lg_backend_ctx *c, const lg_matmul_op *ops, int n_ops);
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a);
+bool lg_cuda_moe_reads_h(lg_backend_ctx *c, int n, int top_k);
 /* cuda_attention.cu */
 void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                        const lg_attention_args *a);

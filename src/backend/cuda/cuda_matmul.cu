@@ -624,6 +624,7 @@ static void launch_one_token(lg_cuda_ctx *k, void (*kernel)(matmul_set), matmul_
 
 static void launch_cores(lg_cuda_ctx *k, pending_set *p) {
     matmul_set &s = p->set;
+    lg_cuda_set_settle(k, &s);
     if (p->max_tokens > 1) {
         /* plain products over all their token tiles; grouped ones apart,
          * their grid sized for the typical expert (sized for an expert
@@ -763,7 +764,7 @@ static const lg_expert_table *expert_table(lg_cuda_ctx *k, const lg_swiglu_weigh
  * one of them aligned (the table knows their addresses' common alignment). */
 static void grouped(lg_cuda_ctx *k, set_builder *b, const lg_expert_table *table, const lg_swiglu_weights *experts,
                     int which, const float *x, float *y, int max_rows, const int32_t *offsets, const int32_t *active,
-                    int n_experts, int n_pairs) {
+                    int n_experts, int n_pairs, const lg_moe_args *pending = NULL) {
     const lg_matrix *m = which == 0 ? &experts[0].gate : which == 1 ? &experts[0].up : &experts[0].down;
     int vec = vector_width(m->dtype, m->cols, m->row_bytes, m->data, x);
     uintptr_t bits = table->address_bits[which];
@@ -774,7 +775,21 @@ static void grouped(lg_cuda_ctx *k, set_builder *b, const lg_expert_table *table
     a.x_rows = n_pairs;
     int listed = n_pairs < n_experts ? n_pairs : n_experts;
     a.typical_rows = listed > 0 ? (n_pairs + listed - 1) / listed : 1;
+    if (pending) /* x's rows are still h's: x_map, packed from h or gathered */
+        a.x_from = pending->h, a.x_map = pending->plan->rows, a.x_map_div = pending->top_k;
     set_add(k, b, a, listed); /* at most that many experts have rows */
+}
+
+/* A prompt's experts' packing reads their pairs' rows of h through the
+ * plan's rows, so moe_group gathers nothing: ~270 MB of gathered float rows
+ * a layer at 4096 tokens of XS.2 neither written nor read (h itself, 32
+ * MB, is read from L2 as often as it is chosen). Written without a GPU
+ * left to run it: off unless LAGUNA_CUDA_MOE_READS_H=1 until its tests
+ * (test_moe_rows_through_plan) and a prefill A/B have run. */
+bool lg_cuda_moe_reads_h(lg_backend_ctx *c, int n, int top_k) {
+    (void)c, (void)top_k;
+    static const bool on = getenv("LAGUNA_CUDA_MOE_READS_H") && atoi(getenv("LAGUNA_CUDA_MOE_READS_H")) == 1;
+    return on && lg_cuda_grouped_packed(n);
 }
 
 void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
@@ -797,8 +812,9 @@ void lg_cuda_moe_experts(lg_backend_ctx *c, const lg_moe_args *a) {
     lg_matmul_op shared_up = {a->shared_up, a->h, a->n_tokens, a->shared ? &a->shared->up : NULL, NULL};
     lg_matmul_op shared_down = {a->shared_out, a->shared_gate, a->n_tokens, a->shared ? &a->shared->down : NULL, NULL};
     if (routed) {
-        grouped(k, &b, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs);
-        grouped(k, &b, table, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs);
+        const lg_moe_args *pending = a->expert_in_pending ? a : NULL;
+        grouped(k, &b, table, experts, 0, a->expert_in, a->act_gate, a->n_tokens, off, act, E, pairs, pending);
+        grouped(k, &b, table, experts, 1, a->expert_in, a->act_up, a->n_tokens, off, act, E, pairs, pending);
     }
     if (a->shared) add_plain(k, &b, &shared_gate), add_plain(k, &b, &shared_up);
     set_launch(k, &b);

@@ -27,6 +27,13 @@ struct matmul_args {
     const float *xd;                  /* several tokens a warp; NULL: each block quantises its own) */
     int hi_only;                      /* BF16 on tensor cores: activations rounded to bf16 (cuda_mma.h) */
     const uint8_t *xp;                /* x packed once for the whole op (cuda_matmul_wgmma_packed.cu) */
+    /* grouped, the pairs' rows not yet gathered into x (lg_moe_args'
+     * expert_in_pending): x's row r is row x_map[r] / x_map_div of x_from.
+     * The packed GEMM's packing reads them there; every other path gathers
+     * them into x first (lg_cuda_set_settle). */
+    const float *x_from;
+    const int32_t *x_map;
+    int x_map_div;
 };
 
 /* Up to SET_MAX products in one launch: op i owns blocks
@@ -128,5 +135,15 @@ void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max
 
 /* Whether BF16 products go to the tensor-core kernel (LAGUNA_CUDA_MMA=0: no). */
 bool lg_cuda_mma_enabled(void);
+
+/* Makes the x of the ops of s what they multiply: gathers mapped rows
+ * (matmul_args.x_map). Every product path but the packed GEMM, which packs
+ * them from where they are, calls it first. */
+void lg_cuda_set_settle(lg_cuda_ctx *k, matmul_set *s);
+
+/* Whether grouped products of n_tokens tokens an expert at most go to the
+ * packed GEMM, which packs mapped rows from where they are
+ * (cuda_matmul_wgmma.cu). */
+bool lg_cuda_grouped_packed(int n_tokens);
 
 #endif

@@ -221,6 +221,7 @@ void lg_cuda_gemm_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int ma
     /* grouped products: the grid covers 1.5x the typical expert's rows */
     most = set_pick_ops(*set, true, &part);
     if (part.n && most > 0 && !lg_cuda_wgmma_grouped(k, &part, most, max_groups)) {
+        lg_cuda_set_settle(k, &part);
         launch_shape<NARROW_SHAPE>(k, &part, set_grouped_tiles(part, most, N::bn), max_groups);
     }
 }

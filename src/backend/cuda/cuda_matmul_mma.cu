@@ -834,6 +834,7 @@ static bool grouped_stream(int max_tokens) {
 
 void lg_cuda_mma_launch(lg_cuda_ctx *k, matmul_set *set, int max_tokens, int max_groups) {
     if (set->n == 0 || max_tokens <= 0) return;
+    if (max_tokens <= 8 * NARROW_MAX_TILES) lg_cuda_set_settle(k, set); /* (more: lg_cuda_gemm_launch's paths) */
     if (!grouped_stream(max_tokens)) {
         launch_by_tokens(k, set, max_tokens, max_groups);
         return;

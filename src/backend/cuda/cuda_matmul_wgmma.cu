@@ -179,6 +179,11 @@ bool lg_cuda_wgmma_plain(lg_cuda_ctx *k, matmul_set *part, int most) {
     return true;
 }
 
+/* (lg_cuda_mma_launch sends more than 64 tokens to the tiled GEMMs.) */
+bool lg_cuda_grouped_packed(int n_tokens) {
+    return n_tokens > 64 && wgmma_enabled() && lg_cuda_packed_enabled() && lg_cuda_mma_enabled();
+}
+
 bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_groups) {
     /* LAGUNA_CUDA_WGMMA_GROUPED_BN=64 or 128, for measuring; by default 128
      * for the packed GEMM (+3-6% prefill over 64 on an H100, thirty-fifth
@@ -190,6 +195,7 @@ bool lg_cuda_wgmma_grouped(lg_cuda_ctx *k, matmul_set *part, int most, int max_g
     }();
     if (!wgmma_enabled() || most < 64) return false; /* no expert fills a tile: the narrow GEMM */
     if (lg_cuda_packed_enabled() && lg_cuda_packed_grouped(k, part, most, max_groups, bn)) return true;
+    lg_cuda_set_settle(k, part);
     if (bn == 128) launch_wgmma_shape<128>(k, part, set_grouped_tiles(*part, most, 128), max_groups);
     else launch_wgmma_shape<64>(k, part, set_grouped_tiles(*part, most, 64), max_groups);
     return true;

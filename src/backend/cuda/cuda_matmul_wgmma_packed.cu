@@ -47,9 +47,12 @@ static size_t packed_bytes(int rows, int cols, bool lo) {
 
 /* A warp packs one step of one group of 8 rows: lane (row r = lane / 4,
  * i = lane % 4) reads the row's k 32 s + 8 i .. + 7 and writes pair i of
- * each chunk; the warp's writes of a chunk make one 128-byte run. */
+ * each chunk; the warp's writes of a chunk make one 128-byte run. Row r is
+ * x's row r, or with a map (an op's x_map) its row map[r] / div: the
+ * experts' pairs packed straight from h, never gathered. */
 template <bool LO>
-__global__ void __launch_bounds__(256) pack_activations_kernel(const float *x, int rows, int cols, uint8_t *xp) {
+__global__ void __launch_bounds__(256) pack_activations_kernel(const float *x, const int32_t *map, int div, int rows,
+                                                               int cols, uint8_t *xp) {
     lg_cuda_kernel_begin();
     int steps = (cols + 31) / 32, lane = threadIdx.x & 31;
     long item = (long)blockIdx.x * 8 + (threadIdx.x >> 5);
@@ -57,7 +60,8 @@ __global__ void __launch_bounds__(256) pack_activations_kernel(const float *x, i
     int group = (int)(item / steps), s = (int)(item % steps);
     int row = 8 * group + (lane >> 2), k = 32 * s + 8 * (lane & 3);
     float v[8];
-    const float *src = x + (size_t)row * cols + k;
+    int from = map && row < rows ? map[row] / div : row;
+    const float *src = x + (size_t)from * cols + k;
     if (row < rows && k + 8 <= cols) {
         float4 a = *(const float4 *)src, b = *(const float4 *)(src + 4);
         v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
@@ -232,8 +236,9 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
 }
 
 /* Packs, once for the launch, each distinct activation matrix of the ops
- * of s (every op has x_rows: launch_packed) into the scratch space and
- * points the ops' xp at it. False, with nothing launched, without room. */
+ * of s (every op has x_rows: launch_packed; a mapped op's rows read from
+ * x_from) into the scratch space and points the ops' xp at it. False, with
+ * nothing launched, without room. */
 static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
     int which[SET_MAX], owner[SET_MAX];
     int n_x = set_distinct_x(*s, [](const matmul_args &) { return true; }, which, owner);
@@ -248,8 +253,13 @@ static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
         const matmul_args &a = s->op[owner[j]];
         long warps = (long)((a.x_rows + 7) / 8) * ((a.cols + 31) / 32);
         dim3 grid((unsigned)((warps + 7) / 8));
-        if (lo) lg_cuda_launch(k, pack_activations_kernel<true>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
-        else lg_cuda_launch(k, pack_activations_kernel<false>, grid, 256, 0, a.x, a.x_rows, a.cols, base + at[j]);
+        const float *x = a.x_map ? a.x_from : a.x;
+        if (lo)
+            lg_cuda_launch(k, pack_activations_kernel<true>, grid, 256, 0, x, a.x_map, a.x_map_div, a.x_rows, a.cols,
+                           base + at[j]);
+        else
+            lg_cuda_launch(k, pack_activations_kernel<false>, grid, 256, 0, x, a.x_map, a.x_map_div, a.x_rows, a.cols,
+                           base + at[j]);
     }
     for (int i = 0; i < s->n; i++) s->op[i].xp = base + at[which[i]];
     return true;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_matmul.h"
 #include "backend/cuda/cuda_norm.h"
 
 /* One thread per token: the same sequential selection as the CPU. */
@@ -354,8 +355,25 @@ static group_args grouping(lg_cuda_ctx *k, const lg_moe_plan *plan, float *exper
 static size_t group_smem(const group_args &g) { return sizeof(int32_t) * group_ints(g); }
 
 static void gather_rest(lg_cuda_ctx *k, const group_args &g, float *expert_in) {
-    if (g.pairs > 0 && !g.expert_in)
+    if (g.pairs > 0 && !g.expert_in && expert_in)
         lg_cuda_launch(k, gather_pairs_kernel, dim3(g.pairs), 256, 0, expert_in, g.h, g.rows, g.top_k, g.hidden);
+}
+
+/* Gathers into x the rows of the ops of s that read them through a map,
+ * each distinct x once, clearing the maps from the ops: for every product
+ * path but the packed GEMM, which packs the rows from where they are. */
+void lg_cuda_set_settle(lg_cuda_ctx *k, matmul_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        const matmul_args a = s->op[i];
+        if (a.x_map && a.x_rows > 0)
+            lg_cuda_launch(k, gather_pairs_kernel, dim3((unsigned)a.x_rows), 256, 0, (float *)a.x, a.x_from, a.x_map,
+                           a.x_map_div, a.cols);
+        for (int j = i; j < s->n && a.x_map; j++)
+            if (s->op[j].x == a.x) {
+                matmul_args &o = s->op[j];
+                o.x_from = NULL, o.x_map = NULL, o.x_map_div = 0;
+            }
+    }
 }
 
 void lg_cuda_moe_group(lg_backend_ctx *c, const lg_moe_plan *plan, float *expert_in, const float *h,
