@@ -192,12 +192,13 @@ __device__ __forceinline__ void fold_outputs(float *O, const float *o, int h, fl
 }
 
 /* fold_outputs where take (the pair has a key in the chunk), O as it was
- * otherwise: the same bits, by selects instead of a branch a fold (on an
- * H100 the prompt kernel ran alike either way). */
+ * otherwise: fold_outputs' bits, kept by selects instead of a branch a fold
+ * (on an H100 the prompt kernel ran alike either way). */
 __device__ __forceinline__ void fold_outputs_if(float *O, const float *o, int h, float ow, float nw, bool take) {
-    float x = fmaf(O[2 * h], ow, __fmul_rn(o[2 * h], nw)), y = fmaf(O[2 * h + 1], ow, __fmul_rn(o[2 * h + 1], nw));
-    O[2 * h] = take ? x : O[2 * h];
-    O[2 * h + 1] = take ? y : O[2 * h + 1];
+    float folded[4] = {O[0], O[1], O[2], O[3]};
+    fold_outputs(folded, o, h, ow, nw);
+    O[2 * h] = take ? folded[2 * h] : O[2 * h];
+    O[2 * h + 1] = take ? folded[2 * h + 1] : O[2 * h + 1];
 }
 
 /* The lane's two pairs' results O / L, dim tiles n0 .. n0 + ON - 1 of
