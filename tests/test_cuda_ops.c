@@ -2164,9 +2164,6 @@ static void moe_run_free(twin *t, moe_run *r) {
  * are packed from h (expert_in left zero), so the map itself is what is
  * tested. */
 static void test_moe_rows_through_plan(void) {
-    /* on for this binary (off by default until measured; the backend reads
-     * it once, at the first moe_reads_h, which no test before this makes) */
-    setenv("LAGUNA_CUDA_MOE_READS_H", "1", 1);
     struct {
         lg_dtype dt;
         int n, K, E, used, H, I, I_shared;
