@@ -758,6 +758,32 @@ static void test_matmul_recorded_smem(void) {
 
 /* ---- kv_write and attention over a paged pool ----------------------------- */
 
+/* attention_gated on the device against its attention (plain, already
+ * computed) then output_gate, with gates per head and per element: bitwise,
+ * on every kernel path the attention cases reach (the fused op writes O / L
+ * times the same softplus). Gates span softplus's cut at 20. Returns the
+ * rows that differ. */
+static int gated_vs_parts(twin *t, const lg_kv_pool_view *view, const float *dq, const lg_attention_args *a,
+                          const float *plain) {
+    int rows = a->n_rows, width = a->n_heads * a->head_dim, differ = 0;
+    size_t n = (size_t)rows * width;
+    for (int per_head = 0; per_head < 2; per_head++) {
+        size_t ng = per_head ? (size_t)rows * a->n_heads : n;
+        float *gate = op_frand_array(ng, 25.0f);
+        float *dg = put(t, DEV, gate, sizeof(float) * ng), *da = put(t, DEV, plain, sizeof(float) * n),
+              *dout = put(t, DEV, NULL, sizeof(float) * n);
+        t->be[DEV]->ops->output_gate(t->c[DEV], da, dg, rows, a->n_heads, a->head_dim, per_head);
+        t->be[DEV]->ops->attention_gated(t->c[DEV], view, dout, dq, a, dg, per_head);
+        float *parts = get(t, DEV, da, sizeof(float) * n), *fused = get(t, DEV, dout, sizeof(float) * n);
+        settle(t, DEV, "attention_gated");
+        for (int r = 0; r < rows; r++)
+            differ += memcmp(parts + (size_t)r * width, fused + (size_t)r * width, sizeof(float) * width) != 0;
+        drop(t, DEV, dg, sizeof(float) * ng), drop(t, DEV, da, sizeof(float) * n), drop(t, DEV, dout, sizeof(float) * n);
+        free(gate), free(parts), free(fused);
+    }
+    return differ;
+}
+
 /* The step as tests/paged_layout.h lays it out (as tests/test_backend_ops.c
  * runs it).
  * kv_write: the pools bitwise equal (the GPU converts with the same
@@ -765,7 +791,8 @@ static void test_matmul_recorded_smem(void) {
  * attention: float32 scores, exponentials and an online softmax merged
  * across warps and chunks against the reference's double, 1e-5 norm-wise;
  * 1e-2 with bf16 activations (queries, the step's keys and values, and the
- * probabilities rounded to bf16 on tensor cores: 2^-9 relative each). */
+ * probabilities rounded to bf16 on tensor cores: 2^-9 relative each).
+ * And the device's attention_gated against its parts (gated_vs_parts). */
 static void attention_case_laid(twin *t, const attention_spec *sp, bool by_sequence) {
     paged_layout l;
     paged_layout_make(&l, sp, by_sequence);
@@ -777,6 +804,7 @@ static void attention_case_laid(twin *t, const attention_spec *sp, bool by_seque
            out_bytes = sizeof(float) * (size_t)(l.n_rows + 1) * l.q_width;
     uint8_t *pool_host[2];
     float *out[2];
+    int gated_differ = 0;
     for (int b = 0; b < 2; b++) {
         uint8_t *base = put(t, b, NULL, l.pool_bytes);
         lg_kv_pool_view view = {base, ps, width, l.row_bytes, l.page_bytes, sp->cache};
@@ -791,6 +819,7 @@ static void attention_case_laid(twin *t, const attention_spec *sp, bool by_seque
         t->be[b]->ops->attention(t->c[b], &view, dout, dq, &a);
         out[b] = get(t, b, dout, out_bytes);
         settle(t, b, "kv_write and attention");
+        if (b == DEV && t->be[b]->ops->attention_gated) gated_differ = gated_vs_parts(t, &view, dq, &a, out[b]);
         drop(t, b, base, l.pool_bytes), drop(t, b, dk, wbytes), drop(t, b, dv, wbytes);
         drop(t, b, dfk, fbytes), drop(t, b, dfv, fbytes), drop(t, b, dq, out_bytes);
         drop(t, b, dout, out_bytes);
@@ -800,6 +829,7 @@ static void attention_case_laid(twin *t, const attention_spec *sp, bool by_seque
     CHECKF(memcmp(pool_host[DEV], pool_host[REF], l.pool_bytes) == 0, "%s: pools differ after kv_write", what);
     double e = op_rel(out[DEV], out[REF], (size_t)l.n_rows * l.q_width), tol = t->bf16_activations ? 1e-2 : 1e-5;
     CHECKF(e < tol, "%s: rel %.3e", what, e);
+    CHECKF(gated_differ == 0, "%s: %d rows differ gated in the attention from gated after it", what, gated_differ);
 
     free(pool_host[0]), free(pool_host[1]), free(out[0]), free(out[1]), free(nan_page);
     paged_layout_free(&l);

@@ -253,6 +253,10 @@ typedef struct {
                                int n, float eps, const lg_matmul_op *op);
     /* rmsnorm of every q and k head, rope of both, kv_write (see the args). */
     void (*attention_inputs)(lg_backend_ctx *c, const lg_attention_inputs_args *a);
+    /* attention, then output_gate over its output with gate (same arguments
+     * as those two): the output written once, gated. */
+    void (*attention_gated)(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                            const lg_attention_args *a, const float *gate, bool per_head);
     /* moe_combine into out, then x += out and h = rmsnorm(x) (add_rmsnorm). */
     void (*moe_combine_add_rmsnorm)(lg_backend_ctx *c, const lg_combine_norm_args *a);
     /* router, then moe_group over its ids (same arguments as those two). */

@@ -214,9 +214,13 @@ static void attention_block(const laguna_model *m, lg_backend_ctx *bc, lg_activa
     prefetch_weights(bc, &o_weights, 1);
     lg_attention_args at = {n, s->pos, s->tables + (size_t)li * n, s->fresh_from, s->fresh_at, s->fresh_rows, a->k, a->v,
                             nh, nkv, hd, L->attention_kind == LG_ATTN_SLIDING ? c->sliding_window : 0};
-    OP(bc)->attention(bc, pool, a->attn, a->q, &at);
-
-    if (gated) OP(bc)->output_gate(bc, a->attn, a->gate, n, nh, hd, L->gate_mode == LG_GATE_PER_HEAD);
+    bool per_head = L->gate_mode == LG_GATE_PER_HEAD;
+    if (gated && OP(bc)->attention_gated) {
+        OP(bc)->attention_gated(bc, pool, a->attn, a->q, &at, a->gate, per_head);
+    } else {
+        OP(bc)->attention(bc, pool, a->attn, a->q, &at);
+        if (gated) OP(bc)->output_gate(bc, a->attn, a->gate, n, nh, hd, per_head);
+    }
     lg_matmul_op o = {a->proj, a->attn, n, &L->o_proj, L->o_bias};
     OP(bc)->matmul_many(bc, &o, 1);
     sum_over_ranks(m, bc, a->proj, n);

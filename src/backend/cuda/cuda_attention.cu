@@ -74,6 +74,8 @@ struct attn_args {
     float *out;
     int n_heads, n_kv_heads, head_dim, window;
     float scale;
+    const float *gate; /* as chunk_args' */
+    int gate_per_head;
 };
 
 /* Where head kv of the key (which 0) or value (1) row of position p starts,
@@ -136,13 +138,14 @@ __global__ void __launch_bounds__(THREADS) attention_kernel(attn_args a) {
     for (int w = 0; w < WARPS; w++) gm = fmaxf(gm, part_m[w]);
     float gl = 0.0f;
     for (int w = 0; w < WARPS; w++) gl += part_m[w] == -INFINITY ? 0.0f : part_l[w] * expf(part_m[w] - gm);
+    const head_gate g = head_gate_of(a.gate, a.gate_per_head, hd, (size_t)r * a.n_heads + h);
     for (int i = 0; i < PER_LANE; i++) {
         int e = lane + 32 * i;
         if (e >= hd) continue;
         float o = 0.0f;
         for (int w = 0; w < WARPS; w++)
             if (part_m[w] != -INFINITY) o += part_acc[w][e] * expf(part_m[w] - gm);
-        a.out[((size_t)r * a.n_heads + h) * hd + e] = o / gl;
+        a.out[((size_t)r * a.n_heads + h) * hd + e] = gated(g, e, o / gl);
     }
 }
 
@@ -438,11 +441,13 @@ __global__ void __launch_bounds__(CK_THREADS, PT * DG >= 16 ? 1 : 2) attention_c
     for (int i = 0; i < PT; i++) {
         int pr = pa + i;
         if (pr >= P) continue;
-        float *dst = a.out + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+        size_t rh = (size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G;
+        float *dst = a.out + rh * hd;
+        const head_gate g = head_gate_of(a.gate, a.gate_per_head, hd, rh);
 #pragma unroll
         for (int e = 0; e < 4 * DG; e++) {
             int d = 4 * lane + 128 * (e / 4) + e % 4;
-            if (d < hd) dst[d] = __fdiv_rn(O[i][e], L[i]);
+            if (d < hd) dst[d] = gated(g, d, __fdiv_rn(O[i][e], L[i]));
         }
     }
 }
@@ -602,7 +607,7 @@ static int by_chunks_descending(const void *x, const void *y) {
  * go up once per run of tiles with the same table. Single-row tiles (decode
  * rows) and longer ones launch apart, each as loop or split by its count. */
 static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
-                              const lg_attention_args *a) {
+                              const lg_attention_args *a, const float *gate, bool per_head) {
     int n = a->n_rows, G = a->n_heads / a->n_kv_heads;
     int max_pairs = lg_cuda_attention_mma_takes(a->head_dim, false) ? lg_cuda_attention_mma_max_pairs(a->head_dim)
                                                                      : CK_MAX_PAIRS;
@@ -661,6 +666,8 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
     ca.fresh_k = a->fresh_k;
     ca.fresh_v = a->fresh_v;
     ca.out = out;
+    ca.gate = gate;
+    ca.gate_per_head = per_head;
     ca.n_heads = a->n_heads;
     ca.n_kv_heads = a->n_kv_heads;
     ca.head_dim = a->head_dim;
@@ -693,7 +700,7 @@ static void attention_chunked(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float
 
 /* The one-pass kernel's launch: each row's page table uploaded in full. */
 static void attention_one_pass(lg_cuda_ctx *k, const lg_kv_pool_view *pool, float *out, const float *q,
-                               const lg_attention_args *a) {
+                               const lg_attention_args *a, const float *gate, bool per_head) {
     int n = a->n_rows;
     int32_t *table_at = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
     size_t total = 0;
@@ -727,6 +734,8 @@ static void attention_one_pass(lg_cuda_ctx *k, const lg_kv_pool_view *pool, floa
     g.fresh_k = a->fresh_k;
     g.fresh_v = a->fresh_v;
     g.out = out;
+    g.gate = gate;
+    g.gate_per_head = per_head;
     g.n_heads = a->n_heads;
     g.n_kv_heads = a->n_kv_heads;
     g.head_dim = a->head_dim;
@@ -737,12 +746,17 @@ static void attention_one_pass(lg_cuda_ctx *k, const lg_kv_pool_view *pool, floa
     lg_cuda_launch(k, attention_kernel, dim3(n, a->n_heads), THREADS, 0, g);
 }
 
-void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
-                       const lg_attention_args *a) {
+void lg_cuda_attention_gated(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                             const lg_attention_args *a, const float *gate, bool per_head) {
     lg_cuda_ctx *k = LG_CUDA_CTX(c);
     if (a->n_rows <= 0) return;
-    if (chunked_supported(a)) attention_chunked(k, pool, out, q, a);
-    else attention_one_pass(k, pool, out, q, a);
+    if (chunked_supported(a)) attention_chunked(k, pool, out, q, a, gate, per_head);
+    else attention_one_pass(k, pool, out, q, a, gate, per_head);
+}
+
+void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                       const lg_attention_args *a) {
+    lg_cuda_attention_gated(c, pool, out, q, a, NULL, false);
 }
 
 /* Grid (row, keys or values, slice): each thread converts one element (or

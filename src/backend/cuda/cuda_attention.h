@@ -34,7 +34,32 @@ struct chunk_args {
     float scale;
     int hi_only; /* tensor-core kernels: q, the step's keys and values and the probabilities rounded to bf16
                   * (the bf16_activations option: one mma chain where three were) */
+    const float *gate; /* the layer's output gate, applied as the outputs are written (attention_gated); NULL: none */
+    int gate_per_head;
 };
+
+/* The output gate of one output head (rh = row * n_heads + head), as
+ * attention_gated applies it while writing O / L: the value times softplus
+ * of the head's gate value (per head) or of the element's, the multiply
+ * output_gate's kernel does afterwards, so the same bits (and a prompt's
+ * attention output is written once instead of written, read and written
+ * again). */
+struct head_gate {
+    const float *elems; /* per element: the head's gate values */
+    float factor;       /* per head: softplus of its value */
+    bool on;
+};
+
+__device__ __forceinline__ head_gate head_gate_of(const float *gate, int per_head, int head_dim, size_t rh) {
+    head_gate g = {NULL, 1.0f, gate != NULL};
+    if (gate && per_head) g.factor = lg_softplus(gate[rh]);
+    else if (gate) g.elems = gate + rh * head_dim;
+    return g;
+}
+
+__device__ __forceinline__ float gated(const head_gate &g, int d, float v) {
+    return g.on ? __fmul_rn(v, g.elems ? lg_softplus(g.elems[d]) : g.factor) : v;
+}
 
 __host__ __device__ __forceinline__ int row_lo(int pos, int window) {
     return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;

@@ -411,7 +411,8 @@ __global__ void attention_merge_kernel(const chunk_args a) {
             O = fmaf(O, ow, __fmul_rn(o[u], nw));
         }
     }
-    a.out[((size_t)(tile.x + pr / G) * a.n_heads + kvh * G + pr % G) * hd + d] = __fdiv_rn(O, L);
+    size_t rh = (size_t)(tile.x + pr / G) * a.n_heads + kvh * G + pr % G;
+    a.out[rh * hd + d] = gated(head_gate_of(a.gate, a.gate_per_head, hd, rh), d, __fdiv_rn(O, L));
 }
 
 void lg_cuda_attention_merge_launch(lg_cuda_ctx *k, dim3 grid, const chunk_args &ca) {

@@ -202,7 +202,7 @@ __device__ __forceinline__ void fold_outputs_if(float *O, const float *o, int h,
 }
 
 /* The lane's two pairs' results O / L, dim tiles n0 .. n0 + ON - 1 of
- * O[ON][4], into a.out. */
+ * O[ON][4], into a.out (gated when a.gate is set). */
 template <int ON>
 __device__ __forceinline__ void store_outputs(const chunk_args &a, const float (&O)[ON][4], const float (&L)[2],
                                               const int (&prs)[2], int P, int r0, int kvh, int n0) {
@@ -211,13 +211,15 @@ __device__ __forceinline__ void store_outputs(const chunk_args &a, const float (
     for (int h = 0; h < 2; h++) {
         int pr = prs[h];
         if (pr >= P) continue;
-        float *dst = a.out + ((size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G) * hd;
+        size_t rh = (size_t)(r0 + pr / G) * a.n_heads + kvh * G + pr % G;
+        float *dst = a.out + rh * hd;
+        const head_gate g = head_gate_of(a.gate, a.gate_per_head, hd, rh);
 #pragma unroll
         for (int n = 0; n < ON; n++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int d = (n0 + n) * 8 + 2 * qd + e;
-                if (d < hd) dst[d] = __fdiv_rn(O[n][2 * h + e], L[h]);
+                if (d < hd) dst[d] = gated(g, d, __fdiv_rn(O[n][2 * h + e], L[h]));
             }
     }
 }

@@ -314,6 +314,7 @@ static lg_backend_ops make_ops(void) {
     o.moe_combine_add_rmsnorm = lg_cuda_moe_combine_add_rmsnorm;
     o.add_rmsnorm_matmul = lg_cuda_add_rmsnorm_matmul;
     o.attention_inputs = lg_cuda_attention_inputs;
+    o.attention_gated = lg_cuda_attention_gated;
     o.route = lg_cuda_route;
     o.prefetch_weights = lg_cuda_prefetch_weights;
     o.argmax_rows = lg_cuda_argmax_rows;

@@ -107,8 +107,6 @@ void lg_cuda_rope(lg_backend_ctx *c, float *rows, int n_rows, int n_heads, int h
                    n_rot, inv_freq, scale, dp);
 }
 
-__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-
 /* Grid (row, run of 4 THREADS elements): 4 neighbours a thread, one 16-byte
  * access when the row allows, the gate's index without 64-bit division (the
  * first form divided a flat index per element: 307 us a layer for a
@@ -123,18 +121,18 @@ __global__ void gate_kernel(float *attn, const float *gate, int width, int n_hea
     if (n == 4 && width % 4 == 0 && ((uintptr_t)attn & 15) == 0) {
         float4 v = *(float4 *)a;
         if (per_head && head_dim % 4 == 0) {
-            float s = softplus(g[j / head_dim]);
+            float s = lg_softplus(g[j / head_dim]);
             v.x *= s, v.y *= s, v.z *= s, v.w *= s;
         } else {
-            v.x *= softplus(per_head ? g[j / head_dim] : g[0]);
-            v.y *= softplus(per_head ? g[(j + 1) / head_dim] : g[1]);
-            v.z *= softplus(per_head ? g[(j + 2) / head_dim] : g[2]);
-            v.w *= softplus(per_head ? g[(j + 3) / head_dim] : g[3]);
+            v.x *= lg_softplus(per_head ? g[j / head_dim] : g[0]);
+            v.y *= lg_softplus(per_head ? g[(j + 1) / head_dim] : g[1]);
+            v.z *= lg_softplus(per_head ? g[(j + 2) / head_dim] : g[2]);
+            v.w *= lg_softplus(per_head ? g[(j + 3) / head_dim] : g[3]);
         }
         *(float4 *)a = v;
         return;
     }
-    for (int e = 0; e < n; e++) a[e] *= softplus(per_head ? g[(j + e) / head_dim] : g[e]);
+    for (int e = 0; e < n; e++) a[e] *= lg_softplus(per_head ? g[(j + e) / head_dim] : g[e]);
 }
 
 void lg_cuda_output_gate(lg_backend_ctx *c, float *attn, const float *gate, int n_rows, int n_heads, int head_dim,

@@ -184,6 +184,9 @@ const void *lg_cuda_upload(lg_cuda_ctx *c, const void *host, size_t n);
 /* Frees the rings uploads outgrew (the stream must be idle). */
 void lg_cuda_ring_release(lg_cuda_ctx *k);
 
+/* The output gate's softplus (output_gate, and attention_gated as it writes). */
+__device__ __forceinline__ float lg_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
 __device__ __forceinline__ float lg_half_at(const uint8_t *p) { return __half2float(*(const __half *)p); }
 
 /* 6-bit scale and min j of a Q4_K/Q5_K super-block (ggml's packing). */
@@ -261,6 +264,8 @@ bool lg_cuda_moe_reads_h(lg_backend_ctx *c, int n, int top_k);
 /* cuda_attention.cu */
 void lg_cuda_attention(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
                        const lg_attention_args *a);
+void lg_cuda_attention_gated(lg_backend_ctx *c, const lg_kv_pool_view *pool, float *out, const float *q,
+                             const lg_attention_args *a, const float *gate, bool per_head);
 void lg_cuda_kv_write(lg_backend_ctx *c, const lg_kv_pool_view *pool, const lg_kv_write_args *a, const float *k,
                       const float *v);
 /* Reads LAGUNA_CUDA_ATTN_GROUPS (default 128) and LAGUNA_CUDA_ATTN_DECODE_LOOP_MIN

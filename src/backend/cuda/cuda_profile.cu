@@ -118,6 +118,7 @@ extern "C++" void lg_cuda_profile_wrap(lg_backend_ops *o) {
     o->gather_rows = timed<lg_cuda_gather_rows, P_GATHER>;
     o->add_rmsnorm = timed<lg_cuda_add_rmsnorm, P_ADD_NORM>;
     o->attention_inputs = timed<lg_cuda_attention_inputs, P_ATTN_INPUTS>;
+    o->attention_gated = timed<lg_cuda_attention_gated, P_ATTENTION>; /* "attention": the gate is in it */
     o->moe_combine_add_rmsnorm = timed<lg_cuda_moe_combine_add_rmsnorm, P_COMBINE_NORM>;
     o->route = NULL; /* its fallback calls the (timed) router and moe_group: timings would nest */
 }
@@ -148,6 +149,7 @@ extern "C++" void lg_cuda_skip_wrap(lg_backend_ops *o, const char *list) {
     SKIP(matmul_many, lg_cuda_matmul_many, P_MATMUL);
     SKIP(kv_write, lg_cuda_kv_write, P_KV_WRITE);
     SKIP(attention, lg_cuda_attention, P_ATTENTION);
+    SKIP(attention_gated, lg_cuda_attention_gated, P_ATTENTION);
     SKIP(output_gate, lg_cuda_output_gate, P_GATE);
     SKIP(silu_mul, lg_cuda_silu_mul, P_SILU);
     SKIP(router, lg_cuda_router, P_ROUTER);
