@@ -12,6 +12,7 @@
 # BASE_BIN=<file>: that binary as build/laguna-base instead (one built
 # earlier, e.g. before the working tree's changes).
 # EXTRA="bench/serve_load ...": more targets (under build/) to build and pack.
+# STRIP=0: keep the debug sections (stripped by default, to fit the carry).
 set -euo pipefail
 . tools/device/cuda_tests.sh
 tests=${CUDA_TESTS//build\//build-dev/}
@@ -29,5 +30,12 @@ elif [ -n "${BASE_BIN:-}" ]; then
     cp "$BASE_BIN" build-dev/laguna-base
     extra="$extra build-dev/laguna-base"
 fi
-tar cf - build-dev/laguna $extra $tests | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
+# the binaries without their debug sections (STRIP=0: with them, for line
+# numbers in compute-sanitizer's reports): the carry and the tree must fit
+# the device tool's 64 MiB
+stage=$(mktemp -d)
+tar cf - build-dev/laguna $extra $tests | tar xf - -C "$stage"
+[ "${STRIP:-1}" = 0 ] || strip --strip-debug "$stage"/build-dev/laguna "$stage"/build-dev/tests/* $(for t in $extra; do echo "$stage/$t"; done)
+(cd "$stage" && tar cf - build-dev) | xz -T1 --lzma2=preset=6,dict=128MiB > .devbins.tar.xz
+rm -rf "$stage"
 ls -la .devbins.tar.xz
