@@ -159,8 +159,23 @@ __device__ __forceinline__ void packed_load(packed_copies<S> &c, uint32_t slot, 
  * 128-token tile holds no more (an expert's last rows often do): half the
  * instructions' work, and each token's sums the same at either width (the
  * narrow accumulators are the wide ones' first half, cuda_wgmma.h). y is
- * the tile's first token's output row. */
-template <typename S, bool LO, int IN>
+ * the tile's first token's output row.
+ *
+ * OVERLAP: a step's instructions wait only for the step before the last
+ * (wgmma_wait<1>), so the tensor cores have a step queued while the
+ * warpgroup passes the barrier, issues copies and loads the next weights;
+ * without it each stage waits for everything before loading (the drain
+ * this removes). The same instructions go into the same accumulators in
+ * the same order, so the bits are the same. The weights' registers are
+ * safe to load again: wa0 / wb0 (step 2 st) were last read by step 2 st - 2
+ * and wa1 / wb1 by step 2 st - 1, both done after the wait before their
+ * loads; and a ring slot is copied into only after every warpgroup's
+ * wait<1> of the barrier's stage, which covers its stage st - 2. Only for
+ * slices of an even number of steps (overlap_takes): a slice's end inside
+ * a stage has ptxas serialise every wgmma of the kernel (C7513). With an
+ * odd number of steps the last stage's second step multiplies the zeros
+ * its copies filled in, which adds exact zeros to the last slice. */
+template <typename S, bool LO, int IN, bool OVERLAP>
 __device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t *w, uint8_t *smem, uint32_t smem0,
                                             int r0, int row0, int nt, float *y, int steps, int per_slice) {
     constexpr int ND = IN / 2, STAGES = S::stages; /* ND: accumulators a thread holds */
@@ -182,26 +197,30 @@ __device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t 
     for (int st = 0; st < n_stages; st++) {
         cp_async_wait<STAGES - 3>(); /* stage st has landed (this thread's copies), */
         wgmma_fence_smem();          /* seen by wgmma's reads (the async proxy) */
-        /* everyone's; and every warpgroup has waited for its
-         * instructions of stage st - 2 (below, in stage st - 1), so
-         * their slot takes stage st + STAGES - 2 */
+        if constexpr (OVERLAP) wgmma_wait<1>(); /* steps up to 2 st - 2 done */
+        /* everyone's; and every warpgroup is done with stage st - 2
+         * (above, or below in stage st - 1), so its slot takes stage
+         * st + STAGES - 2 */
         __syncthreads();
         if (st + STAGES - 2 < n_stages) packed_load<S>(copies, slot(st + STAGES - 2), st + STAGES - 2, a.cols, steps);
         cp_async_commit();
-        /* wgmma reads A's registers while it runs: the last stage's
-         * instructions must be done before registers are loaded again
-         * (PTX ISA: writing them earlier is undefined) */
-        wgmma_wait<0>();
+        /* wgmma reads A's registers while it runs: the step that last read
+         * them must be done before they are loaded again (PTX ISA: writing
+         * them earlier is undefined) */
+        if constexpr (!OVERLAP) wgmma_wait<0>();
         const uint8_t *ws = smem + slot(st);
         uint32_t b = smem0 + slot(st) + S::w_step;
-        uint4 wa0 = *(const uint4 *)(ws + (row_base + g) * 64 + q * 16);
-        uint4 wb0 = *(const uint4 *)(ws + (row_base + g + 8) * 64 + q * 16);
-        uint4 wa1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g) * 64 + q * 16);
-        uint4 wb1 = *(const uint4 *)(ws + S::step_bytes + (row_base + g + 8) * 64 + q * 16);
+        const uint8_t *wr0 = ws + (row_base + g) * 64 + q * 16, *wr1 = wr0 + 8 * 64;
+        uint4 wa0 = *(const uint4 *)wr0, wb0 = *(const uint4 *)wr1, wa1, wb1;
+        if constexpr (!OVERLAP) wa1 = *(const uint4 *)(wr0 + S::step_bytes), wb1 = *(const uint4 *)(wr1 + S::step_bytes);
         int s = 2 * st;
         if (s > 0 && s % per_slice == 0) wgmma_end_slice<ND>(acc, total);
         wgmma_step<IN, LO, S::bn>(acc, wa0, wb0, b, S::half_bytes);
-        if (s + 1 < steps) {
+        if constexpr (OVERLAP) { /* slices of whole stages: no slice ends here */
+            wgmma_wait<1>(); /* step 2 st - 1, the last to read wa1 / wb1, is done */
+            wa1 = *(const uint4 *)(wr0 + S::step_bytes), wb1 = *(const uint4 *)(wr1 + S::step_bytes);
+            wgmma_step<IN, LO, S::bn>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
+        } else if (s + 1 < steps) {
             if ((s + 1) % per_slice == 0) wgmma_end_slice<ND>(acc, total);
             wgmma_step<IN, LO, S::bn>(acc, wa1, wb1, b + S::step_bytes, S::half_bytes);
         }
@@ -211,8 +230,9 @@ __device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t 
 }
 
 /* half: 128-token tiles of at most 64 tokens on 64-wide instructions (the
- * 192-token tiles keep one width: both in one kernel spill). */
-template <int BN, bool LO>
+ * 192-token tiles keep one width: both in one kernel spill). OVERLAP: see
+ * packed_tile. */
+template <int BN, bool LO, bool OVERLAP>
 __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_constant__ matmul_set set, bool half) {
     using S = packed_shape<BN, LO>;
     lg_cuda_kernel_begin();
@@ -229,9 +249,9 @@ __global__ void __launch_bounds__(256, 1) wgmma_packed_kernel(const __grid_const
         int nt = min(BN, t_count - t0);
         float *y = a.y + (size_t)(t_begin + t0) * a.rows;
         if (BN == 128 && half && nt <= 64)
-            packed_tile<S, LO, 64>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
+            packed_tile<S, LO, 64, OVERLAP>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
         else
-            packed_tile<S, LO, BN>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
+            packed_tile<S, LO, BN, OVERLAP>(a, w, smem, smem0, r0, t_begin + t0, nt, y, steps, per_slice);
     }
 }
 
@@ -265,13 +285,27 @@ static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo) {
     return true;
 }
 
+/* Whether a launch runs packed_tile's OVERLAP form: its slices are whole
+ * stages. LAGUNA_CUDA_WGMMA_OVERLAP=0: never (measuring). */
+static bool overlap_takes(const matmul_set &s) {
+    static const bool on = lg_cuda_switch_on("LAGUNA_CUDA_WGMMA_OVERLAP");
+    for (int i = 0; i < s.n && on; i++) {
+        int per_slice, n_slices;
+        slicing(s.op[i].cols, &per_slice, &n_slices);
+        if (per_slice % 2) return false;
+    }
+    return on;
+}
+
 template <int BN> static bool launch_packed(lg_cuda_ctx *k, matmul_set *s, int tiles, int blocks_z) {
     bool lo = !s->op[0].hi_only; /* one setting for the whole backend */
     for (int i = 0; i < s->n; i++)
         if (s->op[i].x_rows <= 0) return false;
     if (set_number_blocks(s, 128) == 0 || tiles <= 0) return true; /* nothing to do */
     if (!pack_set(k, s, lo)) return false;
-    void (*kernel)(matmul_set, bool) = lo ? wgmma_packed_kernel<BN, true> : wgmma_packed_kernel<BN, false>;
+    bool overlap = overlap_takes(*s);
+    void (*kernel)(matmul_set, bool) = lo ? (overlap ? wgmma_packed_kernel<BN, true, true> : wgmma_packed_kernel<BN, true, false>)
+                                          : (overlap ? wgmma_packed_kernel<BN, false, true> : wgmma_packed_kernel<BN, false, false>);
     size_t smem = lo ? packed_shape<BN, true>::smem : packed_shape<BN, false>::smem;
     /* LAGUNA_CUDA_WGMMA_HALF_TILES=0: short tiles at full width (measuring) */
     static const bool half = lg_cuda_switch_on("LAGUNA_CUDA_WGMMA_HALF_TILES");
