@@ -147,7 +147,11 @@ void lg_cuda_router(lg_backend_ctx *c, const lg_router_args *a, float *logits, i
  * and combine_kernel adds a token's pairs in expert order. Also lists the
  * experts that have rows (active[0] = how many, then the ids ascending), so
  * the expert products launch blocks for those only (under expert
- * parallelism, those of this device's range, counted from its first). */
+ * parallelism, those of this device's range, counted from its first).
+ * For a prompt's pairs (busiest_first) the list goes by rows, most first
+ * (ties by id): a grouped launch's blocks start in the list's order
+ * (blockIdx.z) and an expert's blocks loop over its token tiles, so the
+ * busiest expert listed late would run on alone at the launch's end. */
 #define GROUP_THREADS 1024
 #define GROUP_GATHER_MAX (64 << 10) /* values the grouping block gathers itself (a decode step's) */
 #define GROUP_GATHER_PAIRS 1024    /* and pairs (their tokens sit in shared memory) */
@@ -160,6 +164,7 @@ struct group_args {
     float *expert_in; /* NULL: gathered by gather_pairs_kernel */
     const float *h;
     int top_k, hidden;
+    bool busiest_first; /* the active list by rows, most first */
 };
 
 /* The grouping block's shared memory in ints: a counter per expert, and a
@@ -213,6 +218,17 @@ __device__ void group_pairs(const group_args &g) {
         rows[r] = i;
         pair_rows[i] = r;
         if (expert_in) token[r] = i / top_k;
+    }
+    if (g.busiest_first) {
+        __syncthreads(); /* every row taken: next[e] = off[e + 1] */
+        for (int e = threadIdx.x; e < E; e += blockDim.x) next[e] -= off[e];
+        __syncthreads();
+        for (int e = first + threadIdx.x; e < last; e += blockDim.x) {
+            int c = next[e], rank = 0;
+            if (c == 0) continue;
+            for (int o = first; o < last; o++) rank += next[o] > c || (next[o] == c && o < e);
+            active[1 + rank] = e - first;
+        }
     }
     if (!expert_in) return;
     /* few pairs (decoding): their rows gathered here rather than in a launch of
@@ -349,6 +365,9 @@ static group_args grouping(lg_cuda_ctx *k, const lg_moe_plan *plan, float *exper
     g.off = plan->offsets, g.rows = plan->rows, g.pair_rows = plan->pair_rows, g.active = k->moe_active;
     g.ids = ids, g.E = n_experts, g.h = h, g.top_k = top_k, g.hidden = hidden;
     g.expert_in = (size_t)g.pairs * hidden <= GROUP_GATHER_MAX && g.pairs <= GROUP_GATHER_PAIRS ? expert_in : NULL;
+    /* LAGUNA_CUDA_MOE_BUSIEST_FIRST=0: the list by id (measuring) */
+    static const bool busiest_first = lg_cuda_switch_on("LAGUNA_CUDA_MOE_BUSIEST_FIRST");
+    g.busiest_first = busiest_first && g.pairs > GROUP_GATHER_PAIRS;
     return g;
 }
 
