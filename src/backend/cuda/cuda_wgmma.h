@@ -26,6 +26,17 @@ __device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr, uint32_t lbo,
            (uint64_t)((sbo & 0x3FFFF) >> 4) << 32; /* base offset 0, swizzle mode 0: none */
 }
 
+/* A descriptor of a K-major operand in the 128-byte swizzle: each row (a
+ * token) 128 bytes of K, its 16-byte chunk c stored at chunk c ^ (row % 8);
+ * 8 rows an atom of 1024 bytes (1024-byte aligned), the next 8 rows sbo
+ * bytes on. An instruction's k16 is 32 bytes of the rows: its start is the
+ * atom's address plus 32 bytes for each k16 before it (the hardware swizzles
+ * the address it forms, so the rows' chunk order holds). */
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t smem_addr, uint32_t sbo) {
+    return (uint64_t)((smem_addr & 0x3FFFF) >> 4) | (uint64_t)1 << 16 /* lbo: unused */ |
+           (uint64_t)((sbo & 0x3FFFF) >> 4) << 32 | (uint64_t)1 << 62; /* base offset 0, swizzle mode 1: 128 bytes */
+}
+
 /* Orders this thread's register writes (A, D) before the next wgmma issue. */
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 

@@ -29,6 +29,21 @@ __device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint3
     wgmma_commit();
 }
 
+/* wgmma_step on B tiles in the 128-byte swizzle (wgmma_desc_sw128): b the
+ * shared address of the step's hi tile at the step's first k16 (the tile's
+ * start plus 64 bytes for the stage's second step), its lo tile lo_bytes
+ * on, each 8 tokens 1024 bytes on; the same instructions in the same order
+ * as wgmma_step. */
+template <int BN, bool LO>
+__device__ __forceinline__ void wgmma_step_sw128(float *acc, uint4 wa, uint4 wb, uint32_t b, uint32_t lo_bytes) {
+    wgmma_fence();
+    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc_sw128(b, 1024));
+    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc_sw128(b + lo_bytes, 1024));
+    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc_sw128(b + 32, 1024));
+    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc_sw128(b + lo_bytes + 32, 1024));
+    wgmma_commit();
+}
+
 /* Keeps the compiler from moving reads or writes of the accumulators
  * across the wgmma waits (the instructions own them in between). */
 template <int N> __device__ __forceinline__ void wgmma_hold(float *d) {
