@@ -133,8 +133,11 @@ template <int BN, bool LO> struct packed_shape {
     static constexpr int stages = PACKED_SMEM / stage_bytes, smem = stages * stage_bytes;
     /* MAPPED: a stage is the two steps' weights, then each part's tile of
      * BN rows of 128 bytes (the same bytes); the row table after the ring,
-     * the whole 1024-byte aligned (extra) */
+     * the whole 1024-byte aligned (extra). w1: the stage's second step's
+     * weights; b0: its first B tile */
     static constexpr int rows_tile = bn * 128, rows_extra = 1024 + bn * 4;
+    template <bool MAPPED> static constexpr int w1 = MAPPED ? w_step : step_bytes;
+    template <bool MAPPED> static constexpr int b0 = MAPPED ? 2 * w_step : w_step;
     static constexpr int w_loads = 2 * bm * 4 / threads, x_loads = 2 * parts * 4 * bn / threads;
     static_assert(stages >= 3, "a stage is copied while the one before it is multiplied");
     static_assert(2 * bm * 4 % threads == 0 && 2 * parts * 4 * bn % threads == 0, "whole rounds");
@@ -169,7 +172,7 @@ __device__ __forceinline__ void packed_plan(packed_copies<S> &c, uint32_t stage0
     c.w_n = max(0, (a.rows - r0 - row + 31) / 32);
     c.w = w + (size_t)(c.w_n ? r0 + row : 0) * a.row_bytes + 16 * cc; /* a source read or not, within the matrix */
     c.w_stride = 32 * a.row_bytes;
-    c.w_dst = stage0 + (cc >> 2) * (MAPPED ? S::w_step : S::step_bytes) + row * 64 + (cc & 3) * 16;
+    c.w_dst = stage0 + (cc >> 2) * S::template w1<MAPPED> + row * 64 + (cc & 3) * 16;
     c.w_k = 8 * cc;
     if constexpr (MAPPED) {
         int pc = threadIdx.x & 7, rest = threadIdx.x >> 3, p = rest % S::parts, t = rest / S::parts;
@@ -177,7 +180,7 @@ __device__ __forceinline__ void packed_plan(packed_copies<S> &c, uint32_t stage0
         c.x = a.xp + (size_t)p * steps * 64 + pc * 16;
         c.x_stride = packed_row_bytes(a.cols, S::parts == 2);
         c.x_rows = rows_table, c.x_t = t;
-        c.x_dst = stage0 + 2 * S::w_step + p * S::rows_tile + t * 128 + ((pc ^ (t & 7)) << 4);
+        c.x_dst = stage0 + S::template b0<MAPPED> + p * S::rows_tile + t * 128 + ((pc ^ (t & 7)) << 4);
         c.x_j = pc >> 2;
         return;
     }
@@ -250,7 +253,7 @@ __device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t 
     int row_base = 64 * (threadIdx.x >> 7) + 16 * ((threadIdx.x >> 5) & 3); /* the warp's 16 rows in the block */
     int n_stages = (steps + 1) / 2;
     auto slot = [](int st) { return (uint32_t)((unsigned)st % STAGES) * S::stage_bytes; };
-    constexpr int W1 = MAPPED ? S::w_step : S::step_bytes; /* the stage's second step's weights */
+    constexpr int W1 = S::template w1<MAPPED>;
     int *rows_table = (int *)(smem + S::smem);                /* MAPPED: the tile's tokens' packed rows */
     packed_copies<S> copies;
     packed_plan<S, MAPPED>(copies, smem0, a, w, r0, row0, nt, steps, rows_table);
@@ -288,7 +291,7 @@ __device__ __forceinline__ void packed_tile(const matmul_args &a, const uint8_t 
          * them earlier is undefined) */
         if constexpr (!OVERLAP) wgmma_wait<0>();
         const uint8_t *ws = smem + slot(st);
-        uint32_t b = smem0 + slot(st) + (MAPPED ? 2 : 1) * S::w_step;
+        uint32_t b = smem0 + slot(st) + S::template b0<MAPPED>;
         const uint8_t *wr0 = ws + (row_base + g) * 64 + q * 16, *wr1 = wr0 + 8 * 64;
         uint4 wa0 = *(const uint4 *)wr0, wb0 = *(const uint4 *)wr1, wa1, wb1;
         if constexpr (!OVERLAP) wa1 = *(const uint4 *)(wr0 + W1), wb1 = *(const uint4 *)(wr1 + W1);
@@ -365,8 +368,8 @@ static bool pack_set(lg_cuda_ctx *k, matmul_set *s, bool lo, bool rows) {
         dim3 grid((unsigned)((warps + 7) / 8));
         const float *x = a.x_map ? a.x_from : a.x;
         if (rows)
-            lg_cuda_launch(k, lo ? pack_rows_kernel<true> : pack_rows_kernel<false>, grid, 256, 0, a.x, a.x_rows,
-                           a.cols, base + at[j]);
+            lg_cuda_launch(k, lo ? pack_rows_kernel<true> : pack_rows_kernel<false>, grid, 256, 0, x, a.x_rows, a.cols,
+                           base + at[j]);
         else if (lo)
             lg_cuda_launch(k, pack_activations_kernel<true>, grid, 256, 0, x, a.x_map, a.x_map_div, a.x_rows, a.cols,
                            base + at[j]);

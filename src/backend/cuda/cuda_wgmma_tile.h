@@ -13,35 +13,39 @@
 #define WGMMA_LBO 128
 #define WGMMA_SBO 256
 
-/* One step: wa / wb the lane's 8 weights of rows g and g + 8 (as
- * mma_step's), b the shared address of the step's first B tile (half 0,
- * hi), its lo tile TILE * 32 bytes on, half 1's tiles half_bytes on; the
- * instructions take the first BN tokens of the tile's TILE. They go hi,
- * lo of the first half, then hi, lo of the second. */
-template <int BN, bool LO, int TILE = BN>
-__device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint32_t b, uint32_t half_bytes) {
-    constexpr uint32_t T = TILE * 32;
+/* One step's instructions in the contract's order: wa / wb the lane's 8
+ * weights of rows g and g + 8 (as mma_step's), desc(u, lo) the descriptor
+ * of the B tile of k16 half u, hi or lo part; they go hi, lo of the first
+ * half, then hi, lo of the second. */
+template <int BN, bool LO, typename Desc>
+__device__ __forceinline__ void wgmma_step_tiles(float *acc, uint4 wa, uint4 wb, Desc desc) {
     wgmma_fence();
-    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(b, WGMMA_LBO, WGMMA_SBO));
-    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc(b + T, WGMMA_LBO, WGMMA_SBO));
-    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(b + half_bytes, WGMMA_LBO, WGMMA_SBO));
-    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc(b + half_bytes + T, WGMMA_LBO, WGMMA_SBO));
+    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, desc(0, false));
+    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, desc(0, true));
+    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, desc(1, false));
+    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, desc(1, true));
     wgmma_commit();
 }
 
-/* wgmma_step on B tiles in the 128-byte swizzle (wgmma_desc_sw128): b the
+/* One step on core-matrix tiles: b the shared address of the step's first
+ * B tile (half 0, hi), its lo tile TILE * 32 bytes on, half 1's tiles
+ * half_bytes on; the instructions take the first BN tokens of the tile's
+ * TILE. */
+template <int BN, bool LO, int TILE = BN>
+__device__ __forceinline__ void wgmma_step(float *acc, uint4 wa, uint4 wb, uint32_t b, uint32_t half_bytes) {
+    wgmma_step_tiles<BN, LO>(acc, wa, wb, [=](int u, bool lo) {
+        return wgmma_desc(b + u * half_bytes + (lo ? TILE * 32 : 0), WGMMA_LBO, WGMMA_SBO);
+    });
+}
+
+/* One step on B tiles in the 128-byte swizzle (wgmma_desc_sw128): b the
  * shared address of the step's hi tile at the step's first k16 (the tile's
  * start plus 64 bytes for the stage's second step), its lo tile lo_bytes
- * on, each 8 tokens 1024 bytes on; the same instructions in the same order
- * as wgmma_step. */
+ * on, each 8 tokens 1024 bytes on, half 1 32 bytes along the rows. */
 template <int BN, bool LO>
 __device__ __forceinline__ void wgmma_step_sw128(float *acc, uint4 wa, uint4 wb, uint32_t b, uint32_t lo_bytes) {
-    wgmma_fence();
-    wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc_sw128(b, 1024));
-    if (LO) wgmma_bf16<BN>(acc, wa.x, wb.x, wa.y, wb.y, wgmma_desc_sw128(b + lo_bytes, 1024));
-    wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc_sw128(b + 32, 1024));
-    if (LO) wgmma_bf16<BN>(acc, wa.z, wb.z, wa.w, wb.w, wgmma_desc_sw128(b + lo_bytes + 32, 1024));
-    wgmma_commit();
+    wgmma_step_tiles<BN, LO>(acc, wa, wb,
+                             [=](int u, bool lo) { return wgmma_desc_sw128(b + 32 * u + (lo ? lo_bytes : 0), 1024); });
 }
 
 /* Keeps the compiler from moving reads or writes of the accumulators
